@@ -1,0 +1,52 @@
+// Alignment between the reconstruction (top principal) subspace and a supervised task,
+// from streaming statistics: MATH.md §2 (the paper's Eq. 7 and Section 6.8).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "recalign/core/xt.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign {
+
+enum class alignment_measure : std::uint8_t {
+    paper = 1,  // Σ_{i<=k} a_iᵀ Syy a_i / λ_i / ‖Syy‖_F²  (the paper's alignment_sweep)
+    rank = 2,   // same numerator, normalised to reach 1 at the last available direction
+    fit = 3,    // Σ_{i<=k} ‖a_i‖² / λ_i / tr(Syy): share of ‖Y‖² a linear probe on U_k explains
+};
+const char* measure_name(alignment_measure m);
+// Parses "paper", "rank" or "fit"; throws std::invalid_argument naming the bad value.
+alignment_measure parse_measure(const std::string& s);
+
+struct alignment_options {
+    alignment_measure measure = alignment_measure::paper;
+    centering center = centering::uncentered;  // the paper's code uses uncentered X
+    // Directions with λ_i <= rel_tol · λ_1 carry no reliable signal (rounding of the
+    // eigensolver is ~1e-16 λ_1): they contribute 0 and are counted in `skipped`.
+    double rel_tol = 1e-12;
+};
+
+struct alignment_result {
+    alignment_measure measure = alignment_measure::paper;
+    centering center = centering::uncentered;
+    std::string method;    // route of the spectrum
+    std::uint64_t n = 0;
+    std::size_t dim = 0;
+    std::size_t classes = 0;
+    vector_t eigenvalues;    // descending, as used
+    vector_t contributions;  // per direction, before normalising (0 where skipped)
+    vector_t curve;          // element k-1 = alignment at k, for k = 1 .. max_k
+    double normaliser = 0.0;
+    std::size_t skipped = 0;  // directions under the tolerance
+    std::size_t max_k = 0;    // directions available: dim (exact) or the sketch's rank
+};
+
+// All k in one sweep from one spectrum and the cross statistics of the same centering.
+alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, const alignment_options& options);
+
+// Convenience: exact spectrum of the accumulator's Sxx with options.center, then the sweep.
+alignment_result alignment_curve(const moment_accumulator& m, const alignment_options& options);
+
+}  // namespace recalign

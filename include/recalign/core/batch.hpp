@@ -1,0 +1,84 @@
+// Non-owning views of a minibatch (rows = samples) and of its targets, so that one
+// update() serves uint8 / float32 / float64 input from C++, NumPy or a file reader
+// without a copy on the caller's side.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "recalign/core/xt.hpp"
+
+namespace recalign {
+
+enum class dtype : std::uint8_t { u8 = 1, f32 = 2, f64 = 3 };
+
+const char* dtype_name(dtype t);
+std::size_t dtype_size(dtype t);
+
+// A row-major (rows x cols) block of samples, contiguous.
+struct batch_view {
+    const void* data = nullptr;
+    dtype type = dtype::f64;
+    std::size_t rows = 0;
+    std::size_t cols = 0;
+
+    batch_view() = default;
+    batch_view(const double* p, std::size_t r, std::size_t c) : data(p), type(dtype::f64), rows(r), cols(c) {}
+    batch_view(const float* p, std::size_t r, std::size_t c) : data(p), type(dtype::f32), rows(r), cols(c) {}
+    batch_view(const std::uint8_t* p, std::size_t r, std::size_t c) : data(p), type(dtype::u8), rows(r), cols(c) {}
+    template <class T>
+    batch_view(const xt::xtensor<T, 2>& m) : batch_view(m.data(), m.shape(0), m.shape(1)) {}
+};
+
+enum class label_type : std::uint8_t { u8 = 1, i32 = 2, i64 = 3 };
+
+// Targets of a batch: either integer class ids (one-hot implied) or dense target rows.
+struct target_view {
+    enum class kind : std::uint8_t { none, class_ids, dense };
+    kind form = kind::none;
+    const void* data = nullptr;
+    label_type labels = label_type::i64;  // for class_ids
+    batch_view dense;                       // for dense rows
+    std::size_t rows = 0;
+
+    static target_view none() { return {}; }
+    static target_view class_ids(const std::uint8_t* p, std::size_t n) { return ids(p, label_type::u8, n); }
+    static target_view class_ids(const std::int32_t* p, std::size_t n) { return ids(p, label_type::i32, n); }
+    static target_view class_ids(const std::int64_t* p, std::size_t n) { return ids(p, label_type::i64, n); }
+    static target_view dense_rows(const batch_view& b) {
+        target_view t;
+        t.form = kind::dense;
+        t.dense = b;
+        t.rows = b.rows;
+        return t;
+    }
+
+private:
+    static target_view ids(const void* p, label_type lt, std::size_t n) {
+        target_view t;
+        t.form = kind::class_ids;
+        t.data = p;
+        t.labels = lt;
+        t.rows = n;
+        return t;
+    }
+};
+
+// Converts a batch to a contiguous double buffer (rows x expected_cols), checking the
+// width and that every value is finite. Throws input_error naming the row (counted from
+// first_row, so a caller streaming a file can report the row in the file) and the column.
+// `out` must hold rows * expected_cols doubles; nothing else is touched.
+void to_double_checked(const batch_view& b, std::size_t expected_cols, double* out,
+                       std::uint64_t first_row = 0);
+
+// Same for single precision (the opt-in float32 kernel path).
+void to_float_checked(const batch_view& b, std::size_t expected_cols, float* out,
+                      std::uint64_t first_row = 0);
+
+// Expands targets to dense (rows x classes) doubles: one-hot for class ids (checked to lie
+// in [0, classes)), copied and checked finite for dense rows.
+void targets_to_double_checked(const target_view& t, std::size_t rows, std::size_t classes,
+                               double* out, std::uint64_t first_row = 0);
+
+}  // namespace recalign

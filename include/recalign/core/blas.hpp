@@ -1,0 +1,49 @@
+// Thin, checked wrappers over the BLAS / LAPACK calls the library makes, on contiguous
+// row-major buffers. Dimensions are size_t at the call site and checked to fit BLAS's int
+// here, once; every LAPACK `info` is checked (negative: a bug, thrown as numerical_error;
+// positive: a numerical outcome, returned to the caller to report).
+#pragma once
+
+#include <cstddef>
+
+namespace recalign::blas {
+
+// C (n x n, upper triangle) = alpha * Aᵀ A + beta * C, A is (k x n) row-major.
+void syrk_tn(std::size_t n, std::size_t k, double alpha, const double* a, double beta, double* c);
+void syrk_tn(std::size_t n, std::size_t k, float alpha, const float* a, float beta, float* c);
+
+// C (m x n) = alpha * Aᵀ B + beta * C, A is (k x m), B is (k x n), all row-major.
+void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
+             const double* b, double beta, double* c);
+// C (m x n) = alpha * A B + beta * C, A is (m x k), B is (k x n).
+void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
+             const double* b, double beta, double* c);
+// C (m x n) = alpha * A Bᵀ + beta * C, A is (m x k), B is (n x k).
+void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
+             const double* b, double beta, double* c);
+
+// A (n x n, upper triangle) += alpha x xᵀ.
+void syr_upper(std::size_t n, double alpha, const double* x, double* a);
+// A (m x n) += alpha x yᵀ.
+void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a);
+
+// Copies the upper triangle of a row-major n x n matrix onto its lower triangle.
+void symmetrize_from_upper(std::size_t n, double* a);
+
+// Symmetric eigendecomposition (divide and conquer, dsyevd) of the upper triangle of the
+// row-major n x n matrix `a`. On return `w` holds the eigenvalues in ascending order and
+// row i of `a` the i-th eigenvector. Returns LAPACK's info (> 0: did not converge).
+int syevd_rows(std::size_t n, double* a, double* w);
+
+// Cholesky factor of the upper triangle (row-major): on success a = Rᵀ R with R upper.
+// Returns LAPACK's info (> 0: not positive definite at that order).
+int potrf_upper(std::size_t n, double* a);
+
+// Thin SVD of a row-major (m x n) matrix, m >= n: a = U diag(s) Vᵀ. `u` is (m x n),
+// `vt` is (n x n). Returns LAPACK's info.
+int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt);
+
+// Checks that a dimension fits BLAS's int; throws std::invalid_argument naming `what`.
+int to_blas_int(std::size_t v, const char* what);
+
+}  // namespace recalign::blas

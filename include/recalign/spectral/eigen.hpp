@@ -1,0 +1,52 @@
+// Symmetric and whitened generalized eigenproblems (MATH.md §3), explained variance.
+// Solvers report numerical outcomes (non-convergence, dropped directions) in their result;
+// bad arguments throw.
+#pragma once
+
+#include <cstddef>
+
+#include "recalign/core/xt.hpp"
+
+namespace recalign {
+
+struct eigen_result {
+    vector_t values;   // descending
+    matrix_t vectors;  // n x n, column i is the eigenvector of values(i); sign: largest entry > 0
+    int info = 0;      // LAPACK dsyevd info: 0 = converged
+    bool converged() const noexcept { return info == 0; }
+};
+
+// Eigendecomposition of a symmetric matrix (its upper triangle is read).
+eigen_result sym_eigen(const matrix_t& a);
+
+struct generalized_options {
+    // Directions of B with eigenvalue <= rel_tol * (largest eigenvalue of B) are null
+    // directions: dropped from the whitening and counted in the result.
+    double rel_tol = 1e-12;
+    std::size_t top = 0;  // keep only the top this-many eigenpairs (0 = all)
+};
+
+struct generalized_result {
+    vector_t values;   // descending eigenvalues of A v = μ B v on range(B)
+    matrix_t vectors;  // n x r, B-orthonormal (VᵀBV = I), sign as in sym_eigen
+    std::size_t rank_b = 0;   // directions of B kept by the whitening
+    std::size_t dropped = 0;  // null directions of B dropped
+    int info = 0;             // first non-zero LAPACK info of the two eigensolves
+    bool converged() const noexcept { return info == 0; }
+};
+
+// Top generalized eigenvectors of (A, B), B symmetric positive semi-definite, by whitening
+// with B = P D Pᵀ: H = D^{-1/2} Pᵀ A P D^{-1/2}, V = P D^{-1/2} · eigvecs(H).
+generalized_result generalized_eigen(const matrix_t& a, const matrix_t& b, const generalized_options& options = {});
+
+// Cumulative explained fractions: element k-1 = Σ_{i<k} values(i) / total.
+vector_t explained_fractions(const vector_t& values, double total);
+
+// Smallest k with Σ_{i<k} values(i) >= fraction * total (MATH.md §5); values.size() if never.
+std::size_t k_for_fraction(const vector_t& values, double total, double fraction);
+
+// Makes each column's largest-magnitude entry positive: a deterministic sign, so that bases
+// from different routes and runs can be compared column by column.
+void fix_signs(matrix_t& columns);
+
+}  // namespace recalign

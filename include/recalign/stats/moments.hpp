@@ -1,0 +1,146 @@
+// Exact streaming first and second moments of inputs x (dimension D) and, optionally,
+// targets y (dimension C): n, means, centered scatters Mxx, Mxy, Myy (MATH.md §1).
+//
+// update() does one SYRK (plus GEMMs for targets) per batch on the batch-centered rows and
+// folds the batch in with Chan's rule; merge() is the same rule between two states; the
+// uncentered sums (Sxx = Mxx + n μμᵀ, ...) are derived on request. Raw-moment subtraction
+// (Σxxᵀ − nμμᵀ) is never used: it cancels catastrophically on image data.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <vector>
+
+#include "recalign/core/batch.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/io/checkpoint.hpp"
+
+namespace recalign {
+
+enum class centering : std::uint8_t { centered = 1, uncentered = 2 };
+const char* centering_name(centering c);
+
+enum class target_mode : std::uint8_t {
+    none = 0,       // inputs only
+    class_ids = 1,  // integer labels in [0, classes), one-hot implied
+    dense = 2,      // dense target rows of width `classes`
+};
+
+struct moment_options {
+    std::size_t dim = 0;
+    target_mode targets = target_mode::none;
+    std::size_t classes = 0;  // C: number of classes, or width of dense targets
+    // Opt-in: for float32 input compute the in-batch scatter with SSYRK (single precision)
+    // and fold it into the double-precision state. About 2x faster; see BENCHMARKS.md for
+    // its measured error. Not part of the configuration: states with and without it merge.
+    bool float32_kernels = false;
+};
+
+// Cross statistics of the targets, as an analysis needs them (centered or not).
+struct cross_moments {
+    centering center = centering::uncentered;
+    std::uint64_t n = 0;
+    matrix_t sxy;  // D x C
+    matrix_t syy;  // C x C
+};
+
+class moment_accumulator {
+public:
+    static constexpr checkpoint::state_kind kind = checkpoint::state_kind::moments;
+
+    explicit moment_accumulator(const moment_options& options);
+
+    // Adds a batch (rows = samples). With targets configured, every batch must carry them.
+    // `first_row` only labels error messages (e.g. the batch's position in a file).
+    // Strong guarantee: if the batch is rejected (width, NaN/Inf, label range, row count),
+    // std::invalid_argument is thrown and the state is exactly as before.
+    void update(const batch_view& x, std::uint64_t first_row = 0);
+    void update(const batch_view& x, const target_view& y, std::uint64_t first_row = 0);
+
+    // Chan's parallel rule. Merging an empty state is a no-op; incompatible states
+    // (dimension, target mode, classes) throw std::invalid_argument before any change.
+    void merge(const moment_accumulator& other);
+
+    void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
+    static moment_accumulator load(std::istream& is) { return checkpoint::load_state<moment_accumulator>(is); }
+
+    std::uint64_t n() const noexcept { return n_; }
+    std::size_t dim() const noexcept { return options_.dim; }
+    std::size_t classes() const noexcept { return options_.classes; }
+    std::uint64_t aux_dim() const noexcept { return options_.classes; }
+    bool empty() const noexcept { return n_ == 0; }
+    bool has_targets() const noexcept { return options_.targets != target_mode::none; }
+    const moment_options& options() const noexcept { return options_; }
+    std::uint64_t config_hash() const;
+
+    const vector_t& mean_x() const noexcept { return mean_x_; }
+    const vector_t& mean_y() const noexcept { return mean_y_; }
+    // Full symmetric D x D second moment, centered (Mxx) or uncentered (Sxx = XXᵀ).
+    matrix_t sxx(centering c) const;
+    // D x C and C x C cross statistics; throws std::logic_error without targets.
+    matrix_t sxy(centering c) const;
+    matrix_t syy(centering c) const;
+    cross_moments cross(centering c) const;
+    // tr(Sxx) (total variance times n when centered), without forming the matrix.
+    double trace_xx(centering c) const;
+
+    // Raw state (upper triangle of Mxx is authoritative), for tests and serialization.
+    const matrix_t& scatter_upper() const noexcept { return mxx_; }
+
+    template <class Archive>
+    void save_payload(Archive& ar) const {
+        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint8_t>(options_.targets),
+           static_cast<std::uint64_t>(options_.classes), static_cast<std::uint8_t>(options_.float32_kernels), n_);
+        checkpoint::save_tensor(ar, mean_x_);
+        checkpoint::save_tensor(ar, mxx_);
+        if (has_targets()) {
+            checkpoint::save_tensor(ar, mean_y_);
+            checkpoint::save_tensor(ar, mxy_);
+            checkpoint::save_tensor(ar, myy_);
+        }
+    }
+
+    template <class Archive>
+    static moment_accumulator load_payload(Archive& ar, checkpoint::budget& b) {
+        std::uint64_t dim = 0, classes = 0, n = 0;
+        std::uint8_t mode = 0, f32 = 0;
+        checkpoint::load_scalar(ar, dim, b);
+        checkpoint::load_scalar(ar, mode, b);
+        checkpoint::load_scalar(ar, classes, b);
+        checkpoint::load_scalar(ar, f32, b);
+        checkpoint::load_scalar(ar, n, b);
+        moment_accumulator m(validated_options(dim, mode, classes, f32, b));
+        m.n_ = n;
+        checkpoint::load_tensor(ar, m.mean_x_, b);
+        checkpoint::load_tensor(ar, m.mxx_, b);
+        if (m.has_targets()) {
+            checkpoint::load_tensor(ar, m.mean_y_, b);
+            checkpoint::load_tensor(ar, m.mxy_, b);
+            checkpoint::load_tensor(ar, m.myy_, b);
+        }
+        m.check_shapes();
+        return m;
+    }
+
+private:
+    // Checks a loaded configuration and that the payload can hold its arrays, before the
+    // constructor allocates them.
+    static moment_options validated_options(std::uint64_t dim, std::uint8_t mode, std::uint64_t classes,
+                                            std::uint8_t f32, const checkpoint::budget& b);
+    void check_shapes() const;
+    void fold_in(std::uint64_t nb, const double* mean_b, const double* mean_yb);
+
+    moment_options options_;
+    std::uint64_t n_ = 0;
+    vector_t mean_x_;
+    matrix_t mxx_;  // centered scatter, upper triangle
+    vector_t mean_y_;
+    matrix_t mxy_;  // D x C
+    matrix_t myy_;  // C x C, upper triangle
+    // Per-batch scratch, never serialized (a resumed run re-creates it).
+    std::vector<double> xb_, yb_, delta_;
+    std::vector<float> xf_, sf_;
+};
+
+}  // namespace recalign

@@ -1,0 +1,101 @@
+#include "recalign/align/alignment.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "recalign/core/blas.hpp"
+
+namespace recalign {
+
+const char* measure_name(alignment_measure m) {
+    switch (m) {
+        case alignment_measure::paper: return "paper";
+        case alignment_measure::rank: return "rank";
+        case alignment_measure::fit: return "fit";
+    }
+    return "unknown";
+}
+
+alignment_measure parse_measure(const std::string& s) {
+    if (s == "paper") return alignment_measure::paper;
+    if (s == "rank") return alignment_measure::rank;
+    if (s == "fit") return alignment_measure::fit;
+    throw std::invalid_argument("unknown alignment measure '" + s + "' (expected paper, rank or fit)");
+}
+
+alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, const alignment_options& options) {
+    const std::size_t d = s.dim, k = s.rank();
+    if (cross.sxy.shape(0) != d)
+        throw std::invalid_argument("alignment_curve: Sxy has " + std::to_string(cross.sxy.shape(0)) +
+                                    " rows but the spectrum has dimension " + std::to_string(d));
+    if (cross.center != s.center)
+        throw std::invalid_argument(std::string("alignment_curve: spectrum is ") + centering_name(s.center) +
+                                    " but the cross moments are " + centering_name(cross.center));
+    if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("alignment_curve: rel_tol must be >= 0");
+    const std::size_t c = cross.sxy.shape(1);
+    alignment_result r;
+    r.measure = options.measure;
+    r.center = s.center;
+    r.method = s.method;
+    r.n = s.n;
+    r.dim = d;
+    r.classes = c;
+    r.max_k = k;
+    r.eigenvalues = s.eigenvalues;
+    r.contributions = xt::zeros<double>({k});
+    r.curve = xt::zeros<double>({k});
+    if (k == 0) return r;
+
+    // a_i = Sxyᵀ u_i for all i at once: A = Uᵀ Sxy (k x C).  MATH.md §2.
+    matrix_t a = xt::zeros<double>({k, c});
+    blas::gemm_tn(k, c, d, 1.0, s.basis.data(), cross.sxy.data(), 0.0, a.data());
+    matrix_t as = xt::zeros<double>({k, c});
+    if (options.measure != alignment_measure::fit)
+        blas::gemm_nn(k, c, c, 1.0, a.data(), cross.syy.data(), 0.0, as.data());
+
+    const double cut = options.rel_tol * std::max(s.eigenvalues(0), 0.0);
+    for (std::size_t i = 0; i < k; ++i) {
+        const double lam = s.eigenvalues(i);
+        if (!(lam > cut)) {
+            ++r.skipped;
+            continue;
+        }
+        double q = 0.0;
+        for (std::size_t j = 0; j < c; ++j)
+            q += a(i, j) * (options.measure == alignment_measure::fit ? a(i, j) : as(i, j));
+        r.contributions(i) = q / lam;
+    }
+    switch (options.measure) {
+        case alignment_measure::paper: {
+            double f2 = 0.0;  // ‖Syy‖_F²
+            for (double v : cross.syy) f2 += v * v;
+            r.normaliser = f2;
+            break;
+        }
+        case alignment_measure::fit: {
+            double t = 0.0;
+            for (std::size_t j = 0; j < c; ++j) t += cross.syy(j, j);
+            r.normaliser = t;
+            break;
+        }
+        case alignment_measure::rank: {
+            double t = 0.0;
+            for (double v : r.contributions) t += v;
+            r.normaliser = t;
+            break;
+        }
+    }
+    double acc = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {
+        acc += r.contributions(i);
+        r.curve(i) = r.normaliser > 0 ? acc / r.normaliser : 0.0;
+    }
+    return r;
+}
+
+alignment_result alignment_curve(const moment_accumulator& m, const alignment_options& options) {
+    if (!m.has_targets()) throw std::invalid_argument("alignment_curve: the accumulator holds no targets");
+    return alignment_curve(exact_spectrum(m, options.center), m.cross(options.center), options);
+}
+
+}  // namespace recalign

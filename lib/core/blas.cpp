@@ -1,0 +1,108 @@
+#include "recalign/core/blas.hpp"
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <climits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "recalign/core/errors.hpp"
+
+namespace recalign::blas {
+
+int to_blas_int(std::size_t v, const char* what) {
+    if (v > static_cast<std::size_t>(INT_MAX)) {
+        throw std::invalid_argument(std::string(what) + " = " + std::to_string(v) +
+                                    " exceeds the BLAS index limit " + std::to_string(INT_MAX));
+    }
+    return static_cast<int>(v);
+}
+
+namespace {
+void check_info(int info, const char* routine) {
+    if (info < 0) {
+        throw numerical_error(std::string(routine) + " rejected argument " + std::to_string(-info));
+    }
+}
+}  // namespace
+
+void syrk_tn(std::size_t n, std::size_t k, double alpha, const double* a, double beta, double* c) {
+    const int ni = to_blas_int(n, "dimension"), ki = to_blas_int(k, "rows");
+    if (ni == 0) return;
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, ni, ki, alpha, a, ni, beta, c, ni);
+}
+
+void syrk_tn(std::size_t n, std::size_t k, float alpha, const float* a, float beta, float* c) {
+    const int ni = to_blas_int(n, "dimension"), ki = to_blas_int(k, "rows");
+    if (ni == 0) return;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, ni, ki, alpha, a, ni, beta, c, ni);
+}
+
+void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
+             double beta, double* c) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni, ki, alpha, a, mi, b, ni, beta, c, ni);
+}
+
+void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
+             double beta, double* c) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, ki, b, ni, beta, c, ni);
+}
+
+void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
+             double beta, double* c) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, ni, ki, alpha, a, ki, b, ki, beta, c, ni);
+}
+
+void syr_upper(std::size_t n, double alpha, const double* x, double* a) {
+    const int ni = to_blas_int(n, "dimension");
+    if (ni == 0) return;
+    cblas_dsyr(CblasRowMajor, CblasUpper, ni, alpha, x, 1, a, ni);
+}
+
+void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return;
+    cblas_dger(CblasRowMajor, mi, ni, alpha, x, 1, y, 1, a, ni);
+}
+
+void symmetrize_from_upper(std::size_t n, double* a) {
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = i + 1; j < n; ++j) a[j * n + i] = a[i * n + j];
+}
+
+int syevd_rows(std::size_t n, double* a, double* w) {
+    const int ni = to_blas_int(n, "dimension");
+    if (ni == 0) return 0;
+    // Row-major upper is column-major lower: calling the column-major routine on the
+    // same buffer avoids LAPACKE's transposed copies, and its column-major eigenvector
+    // columns are our rows.
+    const int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', ni, a, ni, w);
+    check_info(info, "dsyevd");
+    return info;
+}
+
+int potrf_upper(std::size_t n, double* a) {
+    const int ni = to_blas_int(n, "dimension");
+    if (ni == 0) return 0;
+    const int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', ni, a, ni);
+    check_info(info, "dpotrf");
+    return info;
+}
+
+int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return 0;
+    const int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', mi, ni, a, ni, s, u, ni, vt, ni);
+    check_info(info, "dgesdd");
+    return info;
+}
+
+}  // namespace recalign::blas

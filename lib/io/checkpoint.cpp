@@ -1,0 +1,199 @@
+#include "recalign/io/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include "recalign/core/hash.hpp"
+
+namespace recalign::checkpoint {
+
+namespace {
+constexpr char magic[8] = {'R', 'E', 'C', 'A', 'L', 'I', 'G', 'N'};
+constexpr std::uint32_t endian_tag = 0x01020304u;
+constexpr std::uint32_t scalar_f64 = 8;  // IEEE-754 binary64
+
+template <class T>
+void put(unsigned char* p, T v) { std::memcpy(p, &v, sizeof v); }
+template <class T>
+T get(const unsigned char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+}  // namespace
+
+const char* kind_name(state_kind k) {
+    switch (k) {
+        case state_kind::moments: return "moment_accumulator";
+        case state_kind::frequent_directions: return "frequent_directions";
+        case state_kind::nystrom: return "nystrom_sketch";
+        case state_kind::tracker: return "alignment_tracker";
+        case state_kind::noise: return "noise_accumulator";
+        case state_kind::cli_run: return "cli_run";
+    }
+    return "unknown";
+}
+
+void budget::take(std::uint64_t bytes, const char* what) {
+    if (bytes > left) {
+        throw std::length_error(std::string(what) + " needs " + std::to_string(bytes) + " bytes but only " +
+                                std::to_string(left) + " remain in the payload");
+    }
+    left -= bytes;
+}
+
+void write_framed(std::ostream& os, const header& h, const std::string& payload) {
+    unsigned char b[header_bytes] = {};
+    std::memcpy(b, magic, 8);
+    put<std::uint32_t>(b + 8, format_version);
+    put<std::uint32_t>(b + 12, endian_tag);
+    put<std::uint32_t>(b + 16, static_cast<std::uint32_t>(h.kind));
+    put<std::uint32_t>(b + 20, scalar_f64);
+    put<std::uint64_t>(b + 24, h.dim);
+    put<std::uint64_t>(b + 32, h.aux);
+    put<std::uint64_t>(b + 40, h.config_hash);
+    put<std::uint64_t>(b + 48, payload.size());
+    put<std::uint32_t>(b + 56, crc32(payload.data(), payload.size()));
+    put<std::uint32_t>(b + 60, crc32(b, 60));
+    os.write(reinterpret_cast<const char*>(b), header_bytes);
+    os.write(payload.data(), static_cast<std::streamsize>(payload.size()));
+    if (!os) throw std::runtime_error("writing the checkpoint stream failed");
+}
+
+header read_header(std::istream& is, const std::string& source) {
+    unsigned char b[header_bytes];
+    is.read(reinterpret_cast<char*>(b), header_bytes);
+    const auto got = static_cast<std::uint64_t>(is.gcount());
+    if (got < header_bytes) {
+        throw file_error(source, got, "truncated checkpoint: the header needs 64 bytes, the file has " +
+                                          std::to_string(got));
+    }
+    if (std::memcmp(b, magic, 8) != 0) throw file_error(source, 0, "not a recalign checkpoint (bad magic)");
+    if (get<std::uint32_t>(b + 60) != crc32(b, 60)) throw file_error(source, 60, "header checksum mismatch (corrupt header)");
+    const auto version = get<std::uint32_t>(b + 8);
+    if (version != format_version) {
+        throw file_error(source, 8, "checkpoint format version " + std::to_string(version) +
+                                        " is not supported (this build reads version " +
+                                        std::to_string(format_version) + ")");
+    }
+    if (get<std::uint32_t>(b + 12) != endian_tag) {
+        throw file_error(source, 12, "checkpoint was written on a machine of the other byte order");
+    }
+    if (get<std::uint32_t>(b + 20) != scalar_f64) throw file_error(source, 20, "unsupported scalar type");
+    header h;
+    h.kind = static_cast<state_kind>(get<std::uint32_t>(b + 16));
+    h.version = version;
+    h.dim = get<std::uint64_t>(b + 24);
+    h.aux = get<std::uint64_t>(b + 32);
+    h.config_hash = get<std::uint64_t>(b + 40);
+    h.payload_bytes = get<std::uint64_t>(b + 48);
+    h.payload_crc = get<std::uint32_t>(b + 56);
+    if (h.dim > max_dim) throw file_error(source, 24, "absurd dimension " + std::to_string(h.dim));
+    if (h.aux > max_dim) throw file_error(source, 32, "absurd auxiliary dimension " + std::to_string(h.aux));
+    if (h.payload_bytes > max_payload_bytes) {
+        throw file_error(source, 48, "absurd payload size " + std::to_string(h.payload_bytes) + " bytes");
+    }
+    return h;
+}
+
+framed read_framed(std::istream& is, state_kind expected, const std::string& source) {
+    framed f;
+    f.h = read_header(is, source);
+    if (f.h.kind != expected) {
+        throw file_error(source, 16, std::string("checkpoint holds a ") + kind_name(f.h.kind) + ", expected a " +
+                                         kind_name(expected));
+    }
+    // Read in bounded chunks: memory grows only with bytes that really arrive.
+    constexpr std::size_t chunk = 1 << 20;
+    std::uint64_t have = 0;
+    while (have < f.h.payload_bytes) {
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, f.h.payload_bytes - have));
+        f.payload.resize(static_cast<std::size_t>(have) + want);
+        is.read(&f.payload[static_cast<std::size_t>(have)], static_cast<std::streamsize>(want));
+        have += static_cast<std::uint64_t>(is.gcount());
+        if (static_cast<std::size_t>(is.gcount()) < want) {
+            throw file_error(source, header_bytes + have,
+                             "truncated checkpoint: payload of " + std::to_string(f.h.payload_bytes) +
+                                 " bytes announced, file ends after " + std::to_string(have));
+        }
+    }
+    if (crc32(f.payload.data(), f.payload.size()) != f.h.payload_crc) {
+        throw file_error(source, header_bytes, "payload checksum mismatch (corrupt checkpoint)");
+    }
+    return f;
+}
+
+void throw_payload_error(const std::string& source, const header& h, const std::string& what) {
+    (void)h;
+    throw file_error(source, header_bytes, "invalid checkpoint payload: " + what);
+}
+
+namespace {
+[[noreturn]] void sys_fail(const std::string& what, const std::string& path) {
+    throw std::system_error(errno, std::generic_category(), what + " " + path);
+}
+std::string dir_of(const std::string& path) {
+    const auto slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    std::string tmp = path + ".tmp.XXXXXX";
+    std::vector<char> name(tmp.begin(), tmp.end());
+    name.push_back('\0');
+    const int fd = ::mkstemp(name.data());
+    if (fd < 0) sys_fail("cannot create a temporary file beside", path);
+    tmp.assign(name.data());
+    auto fail = [&](const char* what) {
+        const int saved = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        errno = saved;
+        sys_fail(what, tmp);
+    };
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            fail("cannot write");
+        }
+        done += static_cast<std::size_t>(w);
+    }
+    // A failed fsync is final for this checkpoint: the kernel may have dropped the dirty
+    // pages, so retrying would report success for data that is not on disk.
+    if (::fsync(fd) != 0) fail("fsync failed for");
+    if (::fchmod(fd, 0644) != 0) fail("cannot set permissions of");
+    if (::close(fd) != 0) {
+        const int saved = errno;
+        ::unlink(tmp.c_str());
+        errno = saved;
+        sys_fail("close failed for", tmp);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int saved = errno;
+        ::unlink(tmp.c_str());
+        errno = saved;
+        sys_fail("cannot rename the temporary file onto", path);
+    }
+    const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) sys_fail("cannot open the directory of", path);
+    if (::fsync(dfd) != 0) {
+        const int saved = errno;
+        ::close(dfd);
+        errno = saved;
+        sys_fail("fsync of the directory failed for", path);
+    }
+    ::close(dfd);
+}
+
+}  // namespace recalign::checkpoint
