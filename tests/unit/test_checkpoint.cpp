@@ -1,0 +1,200 @@
+#include <catch2/catch.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <system_error>
+
+#include <recalign/core/hash.hpp>
+#include <recalign/io/checkpoint.hpp>
+#include <recalign/stats/moments.hpp>
+
+#include "helpers.hpp"
+
+using namespace recalign;
+
+#ifndef RECALIGN_TEST_DATA
+#error "RECALIGN_TEST_DATA must name tests/data"
+#endif
+
+namespace {
+
+moment_accumulator sample_state(std::size_t n = 300, std::size_t d = 6, std::size_t classes = 3) {
+    const auto x = testing::random_rows(n, d, 101);
+    const auto y = testing::random_labels(n, classes, 102);
+    moment_accumulator m({d, target_mode::class_ids, classes});
+    for (std::size_t r = 0; r < n; r += 64) {
+        const std::size_t b = std::min<std::size_t>(64, n - r);
+        m.update(batch_view(x.data() + r * d, b, d), target_view::class_ids(y.data() + r, b));
+    }
+    return m;
+}
+
+std::string temp_dir() {
+    char tmpl[] = "/tmp/recalign-test-XXXXXX";
+    const char* d = ::mkdtemp(tmpl);
+    REQUIRE(d != nullptr);
+    return d;
+}
+
+std::string read_all(const std::string& path) {
+    std::ifstream is(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(is), {});
+}
+
+}  // namespace
+
+TEST_CASE("save then load round-trips bit for bit, and continuing matches not stopping", "[checkpoint]") {
+    const moment_accumulator m = sample_state();
+    const std::string bytes = testing::saved(m);
+    const moment_accumulator back = testing::loaded<moment_accumulator>(bytes);
+    CHECK(testing::saved(back) == bytes);
+    CHECK(back.n() == m.n());
+    CHECK(testing::bit_equal(back.scatter_upper(), m.scatter_upper()));
+    CHECK(testing::bit_equal(back.sxy(centering::uncentered), m.sxy(centering::uncentered)));
+
+    const auto x = testing::random_rows(50, 6, 103);
+    const auto y = testing::random_labels(50, 3, 104);
+    moment_accumulator a = m, b = back;
+    a.update(batch_view(x.data(), 50, 6), target_view::class_ids(y.data(), 50));
+    b.update(batch_view(x.data(), 50, 6), target_view::class_ids(y.data(), 50));
+    CHECK(testing::saved(a) == testing::saved(b));
+}
+
+TEST_CASE("every truncation of a checkpoint throws a file_error", "[checkpoint]") {
+    const std::string bytes = testing::saved(sample_state(40, 3, 2));
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+        INFO("truncated to " << len << " of " << bytes.size() << " bytes");
+        CHECK_THROWS_AS(testing::loaded<moment_accumulator>(bytes.substr(0, len)), file_error);
+    }
+}
+
+TEST_CASE("every single-byte change of a checkpoint is detected", "[checkpoint]") {
+    const std::string bytes = testing::saved(sample_state(40, 3, 2));
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        for (unsigned char flip : {0x01, 0x80, 0xff}) {
+            std::string bad = bytes;
+            bad[i] = static_cast<char>(static_cast<unsigned char>(bad[i]) ^ flip);
+            INFO("byte " << i << " xor " << int(flip));
+            CHECK_THROWS_AS(testing::loaded<moment_accumulator>(bad), file_error);
+        }
+    }
+}
+
+namespace {
+// A header that passes every header check (valid CRC) but announces an absurd state.
+std::string crafted(std::uint64_t dim, std::uint64_t payload_bytes, const std::string& payload) {
+    checkpoint::header h;
+    h.kind = checkpoint::state_kind::moments;
+    h.dim = dim;
+    std::ostringstream os(std::ios::binary);
+    checkpoint::write_framed(os, h, payload);
+    std::string s = os.str();
+    // Re-stamp the payload size and fix the header checksum.
+    std::memcpy(&s[48], &payload_bytes, 8);
+    const std::uint32_t crc = recalign::crc32(s.data(), 60);
+    std::memcpy(&s[60], &crc, 4);
+    return s;
+}
+
+long peak_rss_kb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+}  // namespace
+
+TEST_CASE("absurd checkpoints are refused before any large allocation", "[checkpoint][limits]") {
+    const long before = peak_rss_kb();
+    // 2^20 dimensions = 2^40 matrix elements, with a tiny payload.
+    CHECK_THROWS_AS(testing::loaded<moment_accumulator>(crafted(1ULL << 20, 16, std::string(16, '\0'))), file_error);
+    // A payload size of 2^39 bytes on a file of a few bytes: truncation, without reserving 2^39.
+    CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(crafted(4, 1ULL << 39, "abc")), Catch::Contains("truncated"));
+    // Over the 1 TiB limit and a dimension beyond BLAS's index range.
+    CHECK_THROWS_AS(testing::loaded<moment_accumulator>(crafted(4, 1ULL << 50, "")), file_error);
+    CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(crafted(1ULL << 40, 0, "")), Catch::Contains("absurd"));
+    // A self-consistent payload (valid checksum) that announces 2^20 dimensions.
+    {
+        std::ostringstream payload(std::ios::binary);
+        {
+            cereal::PortableBinaryOutputArchive ar(payload);
+            ar(std::uint64_t(1) << 20, std::uint8_t(0), std::uint64_t(0), std::uint8_t(0), std::uint64_t(5));
+        }
+        checkpoint::header h;
+        h.kind = checkpoint::state_kind::moments;
+        h.dim = 1ULL << 20;
+        std::ostringstream os(std::ios::binary);
+        checkpoint::write_framed(os, h, payload.str());
+        CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(os.str()), Catch::Contains("cannot fit"));
+    }
+    CHECK(peak_rss_kb() - before < 50 * 1024);
+}
+
+TEST_CASE("loading the wrong kind of state or a non-checkpoint is a clear error", "[checkpoint]") {
+    std::string bytes = testing::saved(sample_state(20, 3, 2));
+    std::string other = bytes;
+    const std::uint32_t kind = static_cast<std::uint32_t>(checkpoint::state_kind::nystrom);
+    std::memcpy(&other[16], &kind, 4);
+    const std::uint32_t crc = recalign::crc32(other.data(), 60);
+    std::memcpy(&other[60], &crc, 4);
+    CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(other), Catch::Contains("nystrom_sketch"));
+    CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(std::string(100, 'x')), Catch::Contains("magic"));
+    std::string newer = bytes;
+    const std::uint32_t v = 99;
+    std::memcpy(&newer[8], &v, 4);
+    const std::uint32_t crc2 = recalign::crc32(newer.data(), 60);
+    std::memcpy(&newer[60], &crc2, 4);
+    CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(newer), Catch::Contains("version 99"));
+}
+
+TEST_CASE("atomic file writes replace the old file and leave no temporary behind", "[checkpoint][files]") {
+    const std::string dir = temp_dir();
+    const std::string path = dir + "/state.ckpt";
+    const moment_accumulator a = sample_state(30, 3, 2), b = sample_state(60, 3, 2);
+    checkpoint::save_file(path, a);
+    CHECK(checkpoint::load_file<moment_accumulator>(path).n() == 30);
+    checkpoint::save_file(path, b);
+    CHECK(checkpoint::load_file<moment_accumulator>(path).n() == 60);
+    CHECK(read_all(path) == testing::saved(b));
+    // Only the checkpoint is in the directory.
+    int entries = 0;
+    for (const char* name : {"state.ckpt"}) entries += std::ifstream(dir + "/" + name).good();
+    CHECK(entries == 1);
+    CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 1").c_str()) == 0);
+    // A write that cannot happen throws and leaves the old file intact.
+    CHECK_THROWS_AS(checkpoint::save_file(dir + "/missing/dir/state.ckpt", a), std::system_error);
+    CHECK(read_all(path) == testing::saved(b));
+    // Errors loading a file name the file.
+    std::ofstream(dir + "/bad.ckpt", std::ios::binary) << "RECALIGN";
+    CHECK_THROWS_WITH(checkpoint::load_file<moment_accumulator>(dir + "/bad.ckpt"), Catch::Contains(dir + "/bad.ckpt"));
+    CHECK_THROWS_AS(checkpoint::load_file<moment_accumulator>(dir + "/nope.ckpt"), file_error);
+    std::system(("rm -rf " + dir).c_str());
+}
+
+// The golden checkpoint pins the format: if this fails, the on-disk format changed, so bump
+// checkpoint::format_version deliberately (and regenerate with make_golden below).
+namespace {
+moment_accumulator golden_state() {
+    moment_accumulator m({3, target_mode::class_ids, 2});
+    const double x[] = {1, 2, 3, 4, 5, 6.5, -1, 0.25, 8, 2, 2, 2};
+    const std::int64_t y[] = {0, 1, 1, 0};
+    m.update(batch_view(x, 3, 3), target_view::class_ids(y, 3));
+    m.update(batch_view(x + 9, 1, 3), target_view::class_ids(y + 3, 1));
+    return m;
+}
+}  // namespace
+
+TEST_CASE("the committed golden checkpoint loads and equals a recomputation", "[checkpoint][golden]") {
+    const std::string path = std::string(RECALIGN_TEST_DATA) + "/golden_moments_v1.ckpt";
+    if (std::getenv("RECALIGN_WRITE_GOLDEN")) checkpoint::save_file(path, golden_state());
+    const moment_accumulator g = checkpoint::load_file<moment_accumulator>(path);
+    const moment_accumulator fresh = golden_state();
+    CHECK(g.n() == 4);
+    CHECK(g.dim() == 3);
+    CHECK(g.classes() == 2);
+    CHECK(read_all(path) == testing::saved(fresh));
+    CHECK(testing::bit_equal(g.sxx(centering::uncentered), fresh.sxx(centering::uncentered)));
+}

@@ -1,0 +1,128 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include <recalign/spectral/eigen.hpp>
+#include <recalign/spectral/spectrum.hpp>
+
+#include "helpers.hpp"
+
+using namespace recalign;
+
+namespace {
+matrix_t random_spd(std::size_t n, std::uint64_t seed, std::size_t rank = 0) {
+    const std::size_t k = rank ? rank : n + 3;
+    const auto g = testing::random_rows(k, n, seed, 0.0);
+    matrix_t a = xt::zeros<double>({n, n});
+    for (std::size_t r = 0; r < k; ++r)
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < n; ++j) a(i, j) += g[r * n + i] * g[r * n + j];
+    return a;
+}
+double max_abs(const matrix_t& m) {
+    double v = 0;
+    for (double x : m) v = std::max(v, std::abs(x));
+    return v;
+}
+}  // namespace
+
+TEST_CASE("sym_eigen: descending, orthonormal, small residual, deterministic signs", "[eigen]") {
+    const matrix_t a = random_spd(30, 1);
+    const eigen_result e = sym_eigen(a);
+    REQUIRE(e.converged());
+    for (std::size_t i = 1; i < 30; ++i) CHECK(e.values(i - 1) >= e.values(i));
+    const matrix_t v = e.vectors;
+    matrix_t vtv = xt::zeros<double>({30, 30}), res = xt::zeros<double>({30, 30});
+    for (std::size_t i = 0; i < 30; ++i)
+        for (std::size_t j = 0; j < 30; ++j) {
+            double s = 0, r = 0;
+            for (std::size_t k = 0; k < 30; ++k) {
+                s += v(k, i) * v(k, j);
+                r += a(i, k) * v(k, j);
+            }
+            vtv(i, j) = s - (i == j ? 1.0 : 0.0);
+            res(i, j) = r - v(i, j) * e.values(j);
+        }
+    CHECK(max_abs(vtv) < 1e-13);
+    CHECK(max_abs(res) < 1e-12 * e.values(0));
+    for (std::size_t j = 0; j < 30; ++j) {
+        std::size_t arg = 0;
+        for (std::size_t i = 1; i < 30; ++i)
+            if (std::abs(v(i, j)) > std::abs(v(arg, j))) arg = i;
+        CHECK(v(arg, j) > 0);
+    }
+    CHECK_THROWS_AS(sym_eigen(xt::zeros<double>({3, 4})), std::invalid_argument);
+}
+
+TEST_CASE("generalized_eigen solves A v = mu B v with B-orthonormal vectors, dropping null directions of B", "[eigen]") {
+    const std::size_t n = 20;
+    const matrix_t a = random_spd(n, 2);
+    for (std::size_t rank : {0, 12}) {
+        const matrix_t b = random_spd(n, 3, rank);
+        const generalized_result g = generalized_eigen(a, b, {});
+        REQUIRE(g.converged());
+        const std::size_t r = rank ? rank : n;
+        CHECK(g.rank_b == r);
+        CHECK(g.dropped == n - r);
+        REQUIRE(g.vectors.shape(1) == r);
+        // VᵀBV = I and Vᵀ A V = diag(mu)
+        for (std::size_t i = 0; i < r; ++i)
+            for (std::size_t j = 0; j < r; ++j) {
+                double vbv = 0, vav = 0;
+                for (std::size_t p = 0; p < n; ++p)
+                    for (std::size_t q = 0; q < n; ++q) {
+                        vbv += g.vectors(p, i) * b(p, q) * g.vectors(q, j);
+                        vav += g.vectors(p, i) * a(p, q) * g.vectors(q, j);
+                    }
+                CHECK(std::abs(vbv - (i == j ? 1.0 : 0.0)) < 1e-9);
+                CHECK(std::abs(vav - (i == j ? g.values(i) : 0.0)) < 1e-8 * g.values(0));
+            }
+        if (rank == 0) {
+            // Full-rank B: A v = mu B v.
+            for (std::size_t j = 0; j < r; ++j)
+                for (std::size_t p = 0; p < n; ++p) {
+                    double av = 0, bv = 0;
+                    for (std::size_t q = 0; q < n; ++q) {
+                        av += a(p, q) * g.vectors(q, j);
+                        bv += b(p, q) * g.vectors(q, j);
+                    }
+                    CHECK(std::abs(av - g.values(j) * bv) < 1e-8 * std::max(1.0, std::abs(av)));
+                }
+        }
+    }
+    generalized_options top3;
+    top3.top = 3;
+    CHECK(generalized_eigen(a, random_spd(n, 4), top3).vectors.shape(1) == 3);
+}
+
+TEST_CASE("explained fractions and the k that reaches a variance fraction", "[eigen]") {
+    const vector_t v = {5.0, 3.0, 1.5, 0.5};
+    const vector_t f = explained_fractions(v, 10.0);
+    CHECK(f(0) == Approx(0.5));
+    CHECK(f(3) == Approx(1.0));
+    CHECK(k_for_fraction(v, 10.0, 0.0) == 0);
+    CHECK(k_for_fraction(v, 10.0, 0.5) == 1);
+    CHECK(k_for_fraction(v, 10.0, 0.51) == 2);
+    CHECK(k_for_fraction(v, 10.0, 0.95) == 3);
+    CHECK(k_for_fraction(v, 10.0, 0.96) == 4);
+    CHECK(k_for_fraction(v, 10.0, 1.0) == 4);
+    CHECK_THROWS_AS(k_for_fraction(v, 10.0, 1.5), std::invalid_argument);
+}
+
+TEST_CASE("exact_spectrum of the accumulator reproduces its covariance", "[eigen][spectrum]") {
+    const std::size_t n = 400, d = 8;
+    const auto x = testing::random_rows(n, d, 5);
+    moment_accumulator m({d});
+    m.update(batch_view(x.data(), n, d));
+    for (centering c : {centering::centered, centering::uncentered}) {
+        const spectrum s = exact_spectrum(m, c);
+        const matrix_t sxx = m.sxx(c);
+        matrix_t rebuilt = xt::zeros<double>({d, d});
+        for (std::size_t k = 0; k < d; ++k)
+            for (std::size_t i = 0; i < d; ++i)
+                for (std::size_t j = 0; j < d; ++j) rebuilt(i, j) += s.eigenvalues(k) * s.basis(i, k) * s.basis(j, k);
+        CHECK(testing::rel_diff(rebuilt, sxx) < 1e-13);
+        CHECK(s.explained(d - 1) == Approx(1.0).epsilon(1e-12));
+        CHECK(s.rank() == d);
+    }
+}
