@@ -8,6 +8,8 @@
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/io/datasets.hpp"
 #include "recalign/io/idx.hpp"
+#include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/nystrom_sketch.hpp"
 #include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/stats/moments.hpp"

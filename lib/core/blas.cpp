@@ -40,6 +40,18 @@ void syrk_tn(std::size_t n, std::size_t k, float alpha, const float* a, float be
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, ni, ki, alpha, a, ni, beta, c, ni);
 }
 
+void syrk_nt(std::size_t m, std::size_t k, double alpha, const double* a, double beta, double* c) {
+    const int mi = to_blas_int(m, "rows"), ki = to_blas_int(k, "columns");
+    if (mi == 0) return;
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, mi, ki, alpha, a, ki > 0 ? ki : 1, beta, c, mi);
+}
+
+void trsm_right_upper(std::size_t m, std::size_t n, const double* r, double* b) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return;
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, mi, ni, 1.0, r, ni, b, ni);
+}
+
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
              double beta, double* c) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");

@@ -12,6 +12,10 @@ namespace recalign::blas {
 void syrk_tn(std::size_t n, std::size_t k, double alpha, const double* a, double beta, double* c);
 void syrk_tn(std::size_t n, std::size_t k, float alpha, const float* a, float beta, float* c);
 
+// C (m x m, upper triangle) = alpha * A Aᵀ + beta * C, A is (m x k) row-major (the Gram
+// matrix of the rows of A: what Frequent Directions factorises).
+void syrk_nt(std::size_t m, std::size_t k, double alpha, const double* a, double beta, double* c);
+
 // C (m x n) = alpha * Aᵀ B + beta * C, A is (k x m), B is (k x n), all row-major.
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
              const double* b, double beta, double* c);
@@ -42,6 +46,10 @@ int potrf_upper(std::size_t n, double* a);
 // Thin SVD of a row-major (m x n) matrix, m >= n: a = U diag(s) Vᵀ. `u` is (m x n),
 // `vt` is (n x n). Returns LAPACK's info.
 int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt);
+
+// B (m x n) = B R⁻¹ in place, R (n x n) upper triangular row-major, non-unit diagonal
+// (the solve E = Y R⁻¹ of the stable Nyström reconstruction).
+void trsm_right_upper(std::size_t m, std::size_t n, const double* r, double* b);
 
 // Checks that a dimension fits BLAS's int; throws std::invalid_argument naming `what`.
 int to_blas_int(std::size_t v, const char* what);

@@ -1,0 +1,149 @@
+// Frequent Directions sketch of the second-moment matrix (MATH.md §6; Liberty 2013,
+// Ghashami, Liberty, Phillips, Woodruff 2016): an ℓ x D matrix B with
+//
+//     0 ⪯ C − BᵀB   and   ‖C − BᵀB‖₂ ≤ Δ ≤ Σ_{i>k} λ_i(C) / (ℓ + 1 − k)   for every k ≤ ℓ,
+//
+// where C is the centered scatter M (or, for `centering::uncentered`, S = M + n μμᵀ) and Δ is
+// the shrinkage accumulated so far, reported by shrinkage() and in every result.
+//
+// Rows go into a 2ℓ-row buffer; when it is full, one eigendecomposition of the small
+// 2ℓ x 2ℓ Gram matrix B Bᵀ shrinks it back to at most ℓ rows (subtracting the (ℓ+1)-th
+// squared singular value from all of them), so the cost is one O(ℓ² D) factorisation per
+// ℓ new rows, never one per row. Rows are centered per batch and folded in with Chan's
+// rule as one extra row √(n_a n_b / n) δᵀ (MATH.md §1): the sketch approximates the
+// centered scatter; the uncentered one is the sketch plus the exact row √n μᵀ, added when
+// a result is formed. n, μ and the trace are kept exactly.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "recalign/core/batch.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/io/checkpoint.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign {
+
+struct frequent_directions_options {
+    std::size_t dim = 0;  // D
+    std::size_t ell = 0;  // ℓ: rows kept after a shrink (memory: a 2ℓ x D buffer)
+    centering center = centering::centered;
+};
+
+class frequent_directions {
+public:
+    static constexpr checkpoint::state_kind kind = checkpoint::state_kind::frequent_directions;
+
+    explicit frequent_directions(const frequent_directions_options& options);
+
+    // Adds a batch (rows = samples). Strong guarantee for bad input: a batch of the wrong
+    // width or holding NaN/Inf throws std::invalid_argument and leaves the state as it was.
+    // (A LAPACK failure inside a shrink, which would be a bug, throws numerical_error.)
+    void update(const batch_view& x, std::uint64_t first_row = 0);
+
+    // Stack and shrink: the merged Δ is Δ_a + Δ_b + the new shrinkage, so the guarantee
+    // carries over. Merging an empty state is a no-op; a different dimension, ℓ or centering
+    // throws std::invalid_argument naming both values, before anything changes.
+    void merge(const frequent_directions& other);
+
+    void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
+    static frequent_directions load(std::istream& is) { return checkpoint::load_state<frequent_directions>(is); }
+
+    std::uint64_t n() const noexcept { return n_; }
+    std::size_t dim() const noexcept { return options_.dim; }
+    std::uint64_t aux_dim() const noexcept { return options_.ell; }
+    bool empty() const noexcept { return n_ == 0; }
+    const frequent_directions_options& options() const noexcept { return options_; }
+    std::uint64_t config_hash() const;
+
+    // Δ: the accumulated shrinkage, ‖C − BᵀB‖₂ ≤ Δ.
+    double shrinkage() const noexcept { return delta_; }
+    // Number of shrinks (factorisations) so far, merges included.
+    std::uint64_t shrinks() const noexcept { return shrinks_; }
+    const vector_t& mean() const noexcept { return mean_; }
+    // Exact trace of C (the chosen centering), without the sketch's error.
+    double trace() const;
+    // Rows currently held (at most 2ℓ − 1 between updates).
+    std::size_t rows() const noexcept { return rows_; }
+    // The sketch B (rows() x D) of the *centered* scatter: BᵀB ≈ M.
+    matrix_t sketch() const;
+
+    template <class Archive>
+    void save_payload(Archive& ar) const {
+        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.ell),
+           static_cast<std::uint8_t>(options_.center), n_, shrinks_, trace_, delta_);
+        checkpoint::save_tensor(ar, mean_);
+        ar(static_cast<std::uint64_t>(rows_));
+        ar(cereal::binary_data(buffer_.data(), rows_ * options_.dim * sizeof(double)));
+    }
+
+    template <class Archive>
+    static frequent_directions load_payload(Archive& ar, checkpoint::budget& b) {
+        std::uint64_t dim = 0, ell = 0, n = 0, shrinks = 0, rows = 0;
+        std::uint8_t center = 0;
+        double trace = 0.0, delta = 0.0;
+        checkpoint::load_scalar(ar, dim, b);
+        checkpoint::load_scalar(ar, ell, b);
+        checkpoint::load_scalar(ar, center, b);
+        checkpoint::load_scalar(ar, n, b);
+        checkpoint::load_scalar(ar, shrinks, b);
+        checkpoint::load_scalar(ar, trace, b);
+        checkpoint::load_scalar(ar, delta, b);
+        frequent_directions fd(validated_options(dim, ell, center, b));
+        fd.n_ = n;
+        fd.shrinks_ = shrinks;
+        fd.trace_ = trace;
+        fd.delta_ = delta;
+        checkpoint::load_tensor(ar, fd.mean_, b);
+        checkpoint::load_scalar(ar, rows, b);
+        // Only the rows in use are stored; the 2ℓ-row buffer is re-grown by the next update.
+        if (rows >= 2 * ell) throw std::length_error("sketch holds " + std::to_string(rows) + " rows, more than 2ℓ - 1");
+        if (rows != 0 && dim > (b.left / 8) / rows) throw std::length_error("sketch rows exceed the payload");
+        b.take(rows * dim * 8, "sketch rows");
+        fd.buffer_.resize(static_cast<std::size_t>(rows * dim));
+        ar(cereal::binary_data(fd.buffer_.data(), fd.buffer_.size() * sizeof(double)));
+        fd.rows_ = static_cast<std::size_t>(rows);
+        fd.check_loaded();
+        return fd;
+    }
+
+private:
+    static frequent_directions_options validated_options(std::uint64_t dim, std::uint64_t ell, std::uint8_t center,
+                                                         const checkpoint::budget& b);
+    void check_loaded() const;
+    // Grows the buffer (and the shrink scratch) to full size; called before any change.
+    void reserve_buffer();
+    // Appends `count` rows, shrinking whenever the buffer fills. Needs reserve_buffer().
+    void append_rows(const double* src, std::size_t count);
+    void shrink();
+
+    frequent_directions_options options_;
+    std::uint64_t n_ = 0;
+    std::uint64_t shrinks_ = 0;
+    double trace_ = 0.0;  // trace of the centered scatter M
+    double delta_ = 0.0;  // Δ
+    vector_t mean_;
+    std::vector<double> buffer_;  // up to 2ℓ rows of D, row-major; rows_ in use
+    std::size_t rows_ = 0;
+    // Scratch, never serialized.
+    std::vector<double> xb_, gram_, eig_, transform_, shrunk_, chan_;
+};
+
+struct frequent_directions_spectrum_options {
+    std::size_t rank = 0;     // eigenpairs to return (0 = ℓ); fewer if the sketch has fewer
+    // Directions with λ <= rel_tol · λ_1 are numerically undetermined and not returned.
+    double rel_tol = 1e-12;
+};
+
+// Top eigenpairs of BᵀB (plus √n μᵀ for the uncentered route), from a thin SVD of the
+// sketch: method "frequent_directions", `total` = the exact trace, error_bound = Δ
+// (‖C − BᵀB‖₂ ≤ Δ for the whole sketch, and 0 ≤ λ_i(C) − λ_i ≤ Δ for every returned λ_i).
+spectrum frequent_directions_spectrum(const frequent_directions& fd,
+                                      const frequent_directions_spectrum_options& options = {});
+
+}  // namespace recalign

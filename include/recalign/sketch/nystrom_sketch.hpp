@@ -1,0 +1,156 @@
+// Nyström / range sketch of the second-moment matrix (MATH.md §6; Halko, Martinsson, Tropp
+// 2011; Tropp, Yurtsever, Udell, Cevher 2017), single- or multi-pass.
+//
+// Pass 0 accumulates Y = M Ω for a Gaussian test matrix Ω (D x s, s = k + p) drawn from the
+// counter-based generator keyed by (seed, row): Ω is regenerated on construction and load,
+// never stored. Per batch Y += X_bᵀ (X_b Ω) on the batch-centered rows, plus Chan's term
+// (n_a n_b / n) δ (δᵀ Ω) (MATH.md §1), so Y is exactly linear in the data and merge = sum.
+// The uncentered route adds n μ (μᵀ Ω) when a result is formed.
+//
+// Multi-pass: after a full read of the data, next_pass() replaces Ω by Q, the orthonormal
+// basis of the stable Nyström reconstruction of this pass (span of C Ω), and starts a new
+// accumulation Y = C Q: one power (subspace) iteration per extra read of the data source.
+// Q is stored in checkpoints (it depends on the data); Ω and the probes never are.
+//
+// A-posteriori error: `probes` further Gaussian columns G (an independent stream of the
+// same seed) are accumulated alongside, Z = C G, in every pass. For the rank-r
+// reconstruction Ĉ, E‖(C − Ĉ) g‖² = ‖C − Ĉ‖_F² for standard Gaussian g independent of Ĉ,
+// so sqrt(mean_j ‖Z_j − Ĉ g_j‖²) estimates ‖C − Ĉ‖_F (an upper bound of ‖C − Ĉ‖₂) —
+// Tropp et al. 2017, §6 / Halko et al. 2011, §4.3.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "recalign/core/batch.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/io/checkpoint.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign {
+
+struct nystrom_options {
+    std::size_t dim = 0;            // D
+    std::size_t rank = 0;           // k: eigenpairs a result returns
+    std::size_t oversampling = 10;  // p: the sketch has s = k + p columns (s <= D)
+    std::size_t probes = 10;        // Gaussian probes of the error estimate (0 = none)
+    std::uint64_t seed = 0;
+    centering center = centering::centered;
+};
+
+class nystrom_sketch {
+public:
+    static constexpr checkpoint::state_kind kind = checkpoint::state_kind::nystrom;
+
+    explicit nystrom_sketch(const nystrom_options& options);
+
+    // Adds a batch to the current pass. Strong guarantee: a batch of the wrong width or
+    // holding NaN/Inf throws std::invalid_argument and leaves the state as it was.
+    void update(const batch_view& x, std::uint64_t first_row = 0);
+
+    // Sum of two sketches of the same configuration, pass and (after pass 0) power-iteration
+    // basis; anything else throws std::invalid_argument naming both values, before any change.
+    // Merging an empty state (no data in its current pass) is a no-op.
+    void merge(const nystrom_sketch& other);
+
+    // Ends the current pass (which must have seen data: std::logic_error otherwise) and
+    // starts the next with Q = the orthonormal basis of this pass's reconstruction.
+    // Strong guarantee: if the reconstruction fails, numerical_error and nothing changes.
+    void next_pass();
+
+    void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
+    static nystrom_sketch load(std::istream& is) { return checkpoint::load_state<nystrom_sketch>(is); }
+
+    // Samples seen in the current pass.
+    std::uint64_t n() const noexcept { return n_; }
+    std::size_t dim() const noexcept { return options_.dim; }
+    std::uint64_t aux_dim() const noexcept { return options_.rank + options_.oversampling; }
+    bool empty() const noexcept { return n_ == 0; }
+    const nystrom_options& options() const noexcept { return options_; }
+    std::uint64_t config_hash() const;
+
+    // 0 for the first read of the data, 1 after one next_pass(), ...
+    std::uint32_t pass() const noexcept { return pass_; }
+    std::size_t width() const noexcept { return options_.rank + options_.oversampling; }
+    const vector_t& mean() const noexcept { return mean_; }
+    // Exact trace of C (the chosen centering) over the current pass.
+    double trace() const;
+    // The current test matrix [Ω or Q | G] (D x (s + probes)) and M times it, accumulated.
+    const matrix_t& test_matrix() const noexcept { return test_; }
+    const matrix_t& centered_range() const noexcept { return y_; }
+    // C [Ω or Q | G] for the chosen centering (adds n μ (μᵀ [Ω|G]) when uncentered).
+    matrix_t range() const;
+
+    template <class Archive>
+    void save_payload(Archive& ar) const {
+        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.rank),
+           static_cast<std::uint64_t>(options_.oversampling), static_cast<std::uint64_t>(options_.probes),
+           options_.seed, static_cast<std::uint8_t>(options_.center), pass_, n_, trace_);
+        checkpoint::save_tensor(ar, mean_);
+        checkpoint::save_tensor(ar, y_);
+        if (pass_ > 0) checkpoint::save_tensor(ar, q_);
+    }
+
+    template <class Archive>
+    static nystrom_sketch load_payload(Archive& ar, checkpoint::budget& b) {
+        std::uint64_t dim = 0, rank = 0, over = 0, probes = 0, seed = 0, n = 0;
+        std::uint8_t center = 0;
+        std::uint32_t pass = 0;
+        double trace = 0.0;
+        checkpoint::load_scalar(ar, dim, b);
+        checkpoint::load_scalar(ar, rank, b);
+        checkpoint::load_scalar(ar, over, b);
+        checkpoint::load_scalar(ar, probes, b);
+        checkpoint::load_scalar(ar, seed, b);
+        checkpoint::load_scalar(ar, center, b);
+        checkpoint::load_scalar(ar, pass, b);
+        checkpoint::load_scalar(ar, n, b);
+        checkpoint::load_scalar(ar, trace, b);
+        nystrom_sketch s(validated_options(dim, rank, over, probes, seed, center, pass, b));
+        s.pass_ = pass;
+        s.n_ = n;
+        s.trace_ = trace;
+        checkpoint::load_tensor(ar, s.mean_, b);
+        checkpoint::load_tensor(ar, s.y_, b);
+        if (pass > 0) checkpoint::load_tensor(ar, s.q_, b);
+        s.check_loaded();
+        if (pass > 0) s.build_test_matrix();
+        return s;
+    }
+
+private:
+    static nystrom_options validated_options(std::uint64_t dim, std::uint64_t rank, std::uint64_t over,
+                                             std::uint64_t probes, std::uint64_t seed, std::uint8_t center,
+                                             std::uint32_t pass, const checkpoint::budget& b);
+    void check_loaded() const;
+    // test_ = [Ω | G] in pass 0, [Q | G] afterwards.
+    void build_test_matrix();
+
+    nystrom_options options_;
+    std::uint32_t pass_ = 0;
+    std::uint64_t n_ = 0;
+    double trace_ = 0.0;  // trace of the centered scatter M, current pass
+    vector_t mean_;
+    matrix_t y_;     // D x (s + probes): M [Ω or Q | G]
+    matrix_t q_;     // D x s, the power-iteration basis (pass > 0 only)
+    matrix_t test_;  // D x (s + probes), regenerated / rebuilt, never serialized
+    // Scratch, never serialized.
+    std::vector<double> xb_, zb_, chan_;
+};
+
+struct nystrom_spectrum_options {
+    std::size_t rank = 0;  // eigenpairs to return (0 = the sketch's k; at most s = k + p)
+};
+
+// Stable PSD Nyström reconstruction (Tropp, Yurtsever, Udell, Cevher 2017, Alg. 3) of the
+// current pass: shift ν = √D ε ‖Y‖_F, Cholesky of Ωᵀ(Y + νΩ), SVD of (Y + νΩ) R⁻¹, λ = σ² − ν.
+// method "nystrom"; total = exact trace; error_estimate = the probes' estimate of
+// ‖C − Ĉ_r‖_F for the returned rank-r Ĉ_r = U_r Λ_r U_rᵀ (NaN without probes).
+// Throws std::logic_error if the current pass has seen no data.
+spectrum nystrom_spectrum(const nystrom_sketch& sketch, const nystrom_spectrum_options& options = {});
+
+}  // namespace recalign

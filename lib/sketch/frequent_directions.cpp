@@ -1,0 +1,278 @@
+#include "recalign/sketch/frequent_directions.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "recalign/core/blas.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/hash.hpp"
+#include "recalign/spectral/eigen.hpp"
+
+namespace recalign {
+
+namespace {
+void check_options(const frequent_directions_options& o) {
+    if (o.dim == 0) throw std::invalid_argument("frequent_directions: dimension must be at least 1");
+    if (o.ell == 0) throw std::invalid_argument("frequent_directions: ell (sketch rows) must be at least 1");
+    blas::to_blas_int(o.dim, "dimension");
+    if (o.ell > static_cast<std::size_t>(INT32_MAX) / 2)
+        throw std::invalid_argument("frequent_directions: ell = " + std::to_string(o.ell) +
+                                    " makes a 2ell-row buffer beyond the BLAS index limit");
+    if (o.center != centering::centered && o.center != centering::uncentered)
+        throw std::invalid_argument("frequent_directions: unknown centering");
+}
+}  // namespace
+
+frequent_directions::frequent_directions(const frequent_directions_options& options) : options_(options) {
+    check_options(options_);
+    mean_ = xt::zeros<double>({options_.dim});
+}
+
+std::uint64_t frequent_directions::config_hash() const {
+    return fnv1a()
+        .add(std::string_view("frequent_directions"))
+        .add(static_cast<std::uint64_t>(options_.dim))
+        .add(static_cast<std::uint64_t>(options_.ell))
+        .add(static_cast<std::uint64_t>(options_.center))
+        .value();
+}
+
+double frequent_directions::trace() const {
+    double t = trace_;
+    if (options_.center == centering::uncentered) {
+        double m2 = 0.0;
+        for (double v : mean_) m2 += v * v;
+        t += static_cast<double>(n_) * m2;
+    }
+    return t;
+}
+
+matrix_t frequent_directions::sketch() const {
+    matrix_t b = xt::zeros<double>({rows_, options_.dim});
+    std::copy(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(rows_ * options_.dim), b.data());
+    return b;
+}
+
+void frequent_directions::reserve_buffer() {
+    const std::size_t cap = 2 * options_.ell, d = options_.dim;
+    if (buffer_.size() < cap * d) buffer_.resize(cap * d);
+    gram_.resize(cap * cap);
+    eig_.resize(cap);
+    transform_.resize(options_.ell * cap);
+    shrunk_.resize(options_.ell * d);
+}
+
+void frequent_directions::append_rows(const double* src, std::size_t count) {
+    const std::size_t cap = 2 * options_.ell, d = options_.dim;
+    while (count > 0) {
+        const std::size_t take = std::min(count, cap - rows_);
+        std::memcpy(buffer_.data() + rows_ * d, src, take * d * sizeof(double));
+        rows_ += take;
+        src += take * d;
+        count -= take;
+        if (rows_ == cap) shrink();
+    }
+}
+
+// One FD shrink of the full 2ℓ-row buffer through the eigendecomposition of its Gram
+// matrix B Bᵀ = V Λ Vᵀ: the new rows are diag(√((λ_i − δ)/λ_i)) V_ℓᵀ B for the ℓ largest
+// λ_i, δ = λ_{ℓ+1}. Then BᵀB − B'ᵀB' = Bᵀ V diag(min(δ/λ_i, 1)) Vᵀ B is PSD with norm ≤ δ
+// (plus O(ε λ_1) rounding), which is what Δ accumulates.
+void frequent_directions::shrink() {
+    const std::size_t m = rows_, d = options_.dim, ell = options_.ell;
+    blas::syrk_nt(m, d, 1.0, buffer_.data(), 0.0, gram_.data());
+    const int info = blas::syevd_rows(m, gram_.data(), eig_.data());
+    if (info != 0)
+        throw numerical_error("frequent_directions: dsyevd did not converge on the " + std::to_string(m) + " x " +
+                              std::to_string(m) + " Gram matrix (info " + std::to_string(info) + ")");
+    // eig_ ascending; row i of gram_ is the eigenvector of eig_[i].
+    const double delta = m > ell ? std::max(eig_[m - 1 - ell], 0.0) : 0.0;
+    std::size_t kept = 0;
+    for (std::size_t j = 0; j < ell && j < m; ++j) {
+        const std::size_t src = m - 1 - j;
+        const double lam = eig_[src];
+        if (!(lam > delta)) break;
+        const double c = std::sqrt((lam - delta) / lam);
+        for (std::size_t i = 0; i < m; ++i) transform_[j * m + i] = c * gram_[src * m + i];
+        ++kept;
+    }
+    blas::gemm_nn(kept, d, m, 1.0, transform_.data(), buffer_.data(), 0.0, shrunk_.data());
+    std::memcpy(buffer_.data(), shrunk_.data(), kept * d * sizeof(double));
+    rows_ = kept;
+    delta_ += delta;
+    ++shrinks_;
+}
+
+void frequent_directions::update(const batch_view& x, std::uint64_t first_row) {
+    const std::size_t d = options_.dim, rows = x.rows;
+    // --- validation, conversion and allocation: the state does not change here ---
+    blas::to_blas_int(rows, "batch rows");
+    xb_.resize(rows * d);
+    to_double_checked(x, d, xb_.data(), first_row);
+    if (rows == 0) return;
+    reserve_buffer();
+    chan_.resize(2 * d);
+    double* mean_b = chan_.data();
+    double* row = chan_.data() + d;
+    std::fill(mean_b, mean_b + d, 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < d; ++c) mean_b[c] += xb_[r * d + c];
+    const double inv = 1.0 / static_cast<double>(rows);
+    for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
+    double trace_b = 0.0;
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < d; ++c) {
+            const double v = xb_[r * d + c] - mean_b[c];
+            xb_[r * d + c] = v;
+            trace_b += v * v;
+        }
+    // Chan's rule (MATH.md §1, §6): the cross term (n_a n_b / n) δδᵀ is the row √(n_a n_b / n) δᵀ.
+    const std::uint64_t na = n_, n = na + rows;
+    const double w = static_cast<double>(na) * static_cast<double>(rows) / static_cast<double>(n);
+    const double sw = std::sqrt(w);
+    double d2 = 0.0;
+    for (std::size_t c = 0; c < d; ++c) {
+        const double delta = mean_b[c] - mean_(c);
+        row[c] = sw * delta;
+        d2 += delta * delta;
+    }
+
+    // --- the state changes from here on ---
+    append_rows(xb_.data(), rows);
+    if (na > 0) append_rows(row, 1);
+    const double f = static_cast<double>(rows) / static_cast<double>(n);
+    for (std::size_t c = 0; c < d; ++c) mean_(c) += (mean_b[c] - mean_(c)) * f;
+    trace_ += trace_b + w * d2;
+    n_ = n;
+}
+
+void frequent_directions::merge(const frequent_directions& other) {
+    if (other.options_.dim != options_.dim)
+        throw std::invalid_argument("cannot merge frequent_directions sketches of dimension " +
+                                    std::to_string(options_.dim) + " and " + std::to_string(other.options_.dim));
+    if (other.options_.ell != options_.ell)
+        throw std::invalid_argument("cannot merge frequent_directions sketches of ell " + std::to_string(options_.ell) +
+                                    " and " + std::to_string(other.options_.ell));
+    if (other.options_.center != options_.center)
+        throw std::invalid_argument(std::string("cannot merge a ") + centering_name(options_.center) +
+                                    " frequent_directions sketch with a " + centering_name(other.options_.center) +
+                                    " one");
+    if (other.n_ == 0) return;
+    const std::size_t d = options_.dim;
+    // Copy what we read from `other` first: it may be *this.
+    std::vector<double> incoming(other.buffer_.begin(),
+                                 other.buffer_.begin() + static_cast<std::ptrdiff_t>(other.rows_ * d));
+    const std::size_t in_rows = other.rows_;
+    const std::uint64_t nb = other.n_, na = n_, n = na + nb;
+    const double w = static_cast<double>(na) * static_cast<double>(nb) / static_cast<double>(n);
+    const double sw = std::sqrt(w);
+    std::vector<double> row(d), mean_b(other.mean_.begin(), other.mean_.end());
+    double d2 = 0.0;
+    for (std::size_t c = 0; c < d; ++c) {
+        const double delta = mean_b[c] - mean_(c);
+        row[c] = sw * delta;
+        d2 += delta * delta;
+    }
+    const double other_trace = other.trace_, other_delta = other.delta_;
+    const std::uint64_t other_shrinks = other.shrinks_;
+    reserve_buffer();
+
+    append_rows(incoming.data(), in_rows);
+    if (na > 0) append_rows(row.data(), 1);
+    const double f = static_cast<double>(nb) / static_cast<double>(n);
+    for (std::size_t c = 0; c < d; ++c) mean_(c) += (mean_b[c] - mean_(c)) * f;
+    trace_ += other_trace + w * d2;
+    delta_ += other_delta;
+    shrinks_ += other_shrinks;
+    n_ = n;
+}
+
+frequent_directions_options frequent_directions::validated_options(std::uint64_t dim, std::uint64_t ell,
+                                                                   std::uint8_t center,
+                                                                   const checkpoint::budget& b) {
+    if (dim == 0 || dim > checkpoint::max_dim) throw std::length_error("dimension " + std::to_string(dim) + " out of range");
+    if (ell == 0 || ell > checkpoint::max_dim / 2) throw std::length_error("ell " + std::to_string(ell) + " out of range");
+    if (center != 1 && center != 2) throw std::length_error("unknown centering " + std::to_string(center));
+    // The constructor allocates the mean (D doubles): the payload must still hold it.
+    if (dim > b.left / 8) throw std::length_error("a " + std::to_string(dim) + "-dimensional state cannot fit in the payload");
+    frequent_directions_options o;
+    o.dim = static_cast<std::size_t>(dim);
+    o.ell = static_cast<std::size_t>(ell);
+    o.center = static_cast<centering>(center);
+    check_options(o);
+    return o;
+}
+
+void frequent_directions::check_loaded() const {
+    if (mean_.dimension() != 1 || mean_.shape(0) != options_.dim) throw std::length_error("mean has the wrong shape");
+    if (!(delta_ >= 0.0) || !std::isfinite(delta_)) throw std::length_error("shrinkage is negative or not finite");
+    if (!(trace_ >= 0.0) || !std::isfinite(trace_)) throw std::length_error("trace is negative or not finite");
+    if (n_ == 0 && rows_ != 0) throw std::length_error("an empty sketch holds rows");
+}
+
+spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequent_directions_spectrum_options& options) {
+    if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("frequent_directions_spectrum: rel_tol must be >= 0");
+    const std::size_t d = fd.dim();
+    const bool uncentered = fd.options().center == centering::uncentered;
+    spectrum s;
+    s.method = "frequent_directions";
+    s.center = fd.options().center;
+    s.n = fd.n();
+    s.dim = d;
+    s.total = fd.trace();
+    s.error_bound = fd.shrinkage();
+    // Rows of the matrix whose Gram approximates C: the sketch, plus √n μᵀ for S = M + n μμᵀ.
+    matrix_t b = fd.sketch();
+    std::size_t m = b.shape(0);
+    if (uncentered && fd.n() > 0) {
+        matrix_t bb = xt::zeros<double>({m + 1, d});
+        std::copy(b.begin(), b.end(), bb.begin());
+        const double sn = std::sqrt(static_cast<double>(fd.n()));
+        for (std::size_t c = 0; c < d; ++c) bb(m, c) = sn * fd.mean()(c);
+        b = std::move(bb);
+        ++m;
+    }
+    vector_t values;
+    matrix_t vectors;  // d x r, columns
+    if (m == 0) {
+        values = xt::zeros<double>({std::size_t(0)});
+        vectors = xt::zeros<double>({d, std::size_t(0)});
+    } else if (m <= d) {
+        // Thin SVD of Bᵀ (d x m): its left singular vectors are orthonormal to rounding,
+        // which the Gram route would not give for the small directions.
+        matrix_t bt = xt::zeros<double>({d, m});
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t c = 0; c < d; ++c) bt(c, i) = b(i, c);
+        vector_t sv = xt::zeros<double>({m});
+        matrix_t u = xt::zeros<double>({d, m});
+        matrix_t vt = xt::zeros<double>({m, m});
+        s.info = blas::gesdd_thin(d, m, bt.data(), sv.data(), u.data(), vt.data());
+        values = sv * sv;
+        vectors = std::move(u);
+    } else {
+        matrix_t g = xt::zeros<double>({d, d});
+        blas::syrk_tn(d, m, 1.0, b.data(), 0.0, g.data());
+        eigen_result e = sym_eigen(g);
+        s.info = e.info;
+        values = std::move(e.values);
+        vectors = std::move(e.vectors);
+    }
+    const std::size_t want = options.rank == 0 ? fd.options().ell : options.rank;
+    std::size_t r = 0;
+    const double cut = values.size() > 0 ? options.rel_tol * std::max(values(0), 0.0) : 0.0;
+    while (r < values.size() && r < want && values(r) > cut) ++r;
+    if (s.info != 0) r = 0;
+    s.eigenvalues = xt::zeros<double>({r});
+    s.basis = xt::zeros<double>({d, r});
+    for (std::size_t j = 0; j < r; ++j) s.eigenvalues(j) = values(j);
+    for (std::size_t i = 0; i < d; ++i)
+        for (std::size_t j = 0; j < r; ++j) s.basis(i, j) = vectors(i, j);
+    fix_signs(s.basis);
+    s.explained = explained_fractions(s.eigenvalues, s.total);
+    return s;
+}
+
+}  // namespace recalign
