@@ -1,0 +1,300 @@
+// Frequent Directions: the deterministic guarantee against the exact scatter on data with a
+// known spectrum, merge of shards, bit-identical resume, strong guarantee, truncations.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <recalign/align/alignment.hpp>
+#include <recalign/core/errors.hpp>
+#include <recalign/sketch/frequent_directions.hpp>
+
+#include "sketch_helpers.hpp"
+
+using namespace recalign;
+using namespace sketch_testing;
+
+namespace {
+constexpr std::size_t D = 2000, N = 4000;
+
+struct data_set {
+    std::vector<double> x;
+    exact_reference centered;
+    mutable exact_reference uncentered_;  // computed on first use (one eigendecomposition)
+    const exact_reference& uncentered() const {
+        if (uncentered_.c.size() == 0) uncentered_ = exact(x, N, D, centering::uncentered);
+        return uncentered_;
+    }
+};
+
+const data_set& data(decay kind) {
+    static data_set sets[2];
+    data_set& s = sets[kind == decay::power_law ? 0 : 1];
+    if (s.x.empty()) {
+        s.x = synthetic(kind, N, D, kind == decay::power_law ? 11 : 12);
+        s.centered = exact(s.x, N, D, centering::centered);
+    }
+    return s;
+}
+
+frequent_directions make(std::size_t d, std::size_t ell, centering c = centering::centered) {
+    frequent_directions_options o;
+    o.dim = d;
+    o.ell = ell;
+    o.center = c;
+    return frequent_directions(o);
+}
+
+// ‖C − BᵀB‖₂ and the smallest eigenvalue of C − BᵀB (should be >= 0 up to rounding), with
+// B the sketch plus, for the uncentered route, the row √n μᵀ.
+struct sketch_error {
+    double norm, min_eig;
+};
+sketch_error error_of(const frequent_directions& fd, const exact_reference& ref) {
+    matrix_t b = fd.sketch();
+    std::size_t m = b.shape(0);
+    if (fd.options().center == centering::uncentered) {
+        matrix_t bb = xt::zeros<double>({m + 1, D});
+        std::copy(b.begin(), b.end(), bb.begin());
+        for (std::size_t c = 0; c < D; ++c) bb(m, c) = std::sqrt(static_cast<double>(fd.n())) * fd.mean()(c);
+        b = bb;
+        ++m;
+    }
+    matrix_t diff = ref.c;
+    blas::gemm_tn(D, D, m, -1.0, b.data(), b.data(), 1.0, diff.data());
+    const vector_t ev = eigenvalues(diff);
+    return {std::max(std::abs(ev(0)), std::abs(ev(D - 1))), ev(D - 1)};
+}
+}  // namespace
+
+TEST_CASE("FD: ‖C − BᵀB‖₂ <= Δ <= tail / (ℓ + 1 − k), on power-law and exponential spectra", "[sketch][fd]") {
+    const std::size_t ell = 40;
+    for (decay kind : {decay::power_law, decay::exponential}) {
+        for (centering c : {centering::centered, centering::uncentered}) {
+            const data_set& s = data(kind);
+            // The uncentered check once (power law): each costs a 2000 x 2000 eigendecomposition.
+            if (kind == decay::exponential && c == centering::uncentered) continue;
+            const exact_reference& ref = c == centering::centered ? s.centered : s.uncentered();
+            INFO((kind == decay::power_law ? "power law" : "exponential") << ", " << centering_name(c));
+            frequent_directions fd = make(D, ell, c);
+            feed(fd, s.x, D, 0, N, 250);
+            const double lam1 = ref.spec.eigenvalues(0), delta = fd.shrinkage();
+            const double tol = 1e-10 * lam1;
+            REQUIRE(delta > 0.0);
+            const sketch_error e = error_of(fd, ref);
+            CHECK(e.norm <= delta + tol);
+            CHECK(e.min_eig >= -tol);  // FD never overestimates: C − BᵀB ⪰ 0
+            for (std::size_t k = 0; k <= ell; ++k) CHECK(delta <= ref.tail_sum(k) / static_cast<double>(ell + 1 - k) + tol);
+
+            const spectrum sp = frequent_directions_spectrum(fd);
+            CHECK(sp.method == "frequent_directions");
+            CHECK(sp.center == c);
+            CHECK(sp.n == N);
+            CHECK(sp.rank() == ell);
+            CHECK(sp.error_bound == delta);
+            CHECK(std::isnan(sp.error_estimate));
+            CHECK(sp.total == Approx(ref.spec.total).epsilon(1e-12));
+            CHECK(orthonormality_defect(sp.basis) < 1e-12);
+            for (std::size_t i = 0; i < sp.rank(); ++i) {
+                const double gap = ref.spec.eigenvalues(i) - sp.eigenvalues(i);
+                CHECK(gap >= -tol);
+                CHECK(gap <= delta + tol);
+                CHECK(sp.explained(i) == Approx(sp.eigenvalues(i) / sp.total + (i ? sp.explained(i - 1) : 0.0)));
+            }
+            // The captured variance of the sketch's top basis: within kΔ of the best (for any
+            // unit v, vᵀCv >= vᵀBᵀBv, and Σ_{i<=k} λ_i(BᵀB) >= Σ_{i<=k} λ_i(C) − kΔ).
+            for (std::size_t k : {1, 5, 20}) {
+                const double cap = captured(ref.c, sp.basis, k);
+                CHECK(ref.top_sum(k) - cap <= static_cast<double>(k) * delta + tol);
+            }
+        }
+    }
+}
+
+TEST_CASE("FD: one factorisation per ℓ new rows, never per row", "[sketch][fd]") {
+    const data_set& s = data(decay::power_law);
+    const std::size_t ell = 25, n = 1000;
+    frequent_directions fd = make(D, ell);
+    feed(fd, s.x, D, 0, n, 1);  // one row per batch: each batch also adds a Chan row
+    // 2n − 1 rows arrived; each shrink consumes at least ℓ of them.
+    CHECK(fd.shrinks() <= (2 * n) / ell + 1);
+    CHECK(fd.shrinks() >= (2 * n - 1) / (2 * ell));
+    CHECK(fd.rows() < 2 * ell);
+}
+
+TEST_CASE("FD: merging shards satisfies the bound and agrees with one stream within it", "[sketch][fd]") {
+    const data_set& s = data(decay::power_law);
+    const std::size_t ell = 40;
+    frequent_directions one = make(D, ell);
+    feed(one, s.x, D, 0, N, 500);
+    // Uneven shards, different batch sizes.
+    const std::size_t cuts[] = {0, 700, 2600, N};
+    const std::size_t batches[] = {100, 333, 1000};
+    frequent_directions merged = make(D, ell);
+    for (int i = 0; i < 3; ++i) {
+        frequent_directions shard = make(D, ell);
+        feed(shard, s.x, D, cuts[i], cuts[i + 1], batches[i]);
+        merged.merge(shard);
+    }
+    CHECK(merged.n() == N);
+    CHECK(merged.trace() == Approx(one.trace()).epsilon(1e-12));
+    for (std::size_t c = 0; c < D; ++c) CHECK(merged.mean()(c) == Approx(one.mean()(c)).epsilon(1e-12).margin(1e-13));
+    const double lam1 = s.centered.spec.eigenvalues(0), tol = 1e-10 * lam1;
+    const sketch_error e = error_of(merged, s.centered);
+    CHECK(e.norm <= merged.shrinkage() + tol);
+    CHECK(e.min_eig >= -tol);
+    const spectrum a = frequent_directions_spectrum(one), b = frequent_directions_spectrum(merged);
+    for (std::size_t i = 0; i < std::min(a.rank(), b.rank()); ++i)
+        CHECK(std::abs(a.eigenvalues(i) - b.eigenvalues(i)) <= std::max(one.shrinkage(), merged.shrinkage()) + tol);
+    // Merging into an empty sketch and merging an empty one.
+    frequent_directions empty = make(D, ell);
+    const std::string before = saved(merged);
+    merged.merge(empty);
+    CHECK(saved(merged) == before);
+    empty.merge(one);
+    CHECK(saved(empty) == saved(one));
+}
+
+TEST_CASE("FD: merging a sketch with itself doubles C", "[sketch][fd]") {
+    const data_set& s = data(decay::exponential);
+    frequent_directions fd = make(D, 30);
+    feed(fd, s.x, D, 0, 1000, 250);
+    const double t = fd.trace();
+    fd.merge(fd);
+    CHECK(fd.n() == 2000);
+    CHECK(fd.trace() == Approx(2 * t).epsilon(1e-12));
+}
+
+TEST_CASE("FD: save/load mid-stream then continuing is bit-identical to not stopping", "[sketch][fd]") {
+    const data_set& s = data(decay::power_law);
+    for (centering c : {centering::centered, centering::uncentered}) {
+        frequent_directions straight = make(D, 40, c);
+        feed(straight, s.x, D, 0, N, 300);
+        frequent_directions first = make(D, 40, c);
+        feed(first, s.x, D, 0, 2100, 300);  // stops mid-stream with a partly filled buffer
+        frequent_directions resumed = loaded<frequent_directions>(saved(first));
+        CHECK(saved(resumed) == saved(first));
+        feed(resumed, s.x, D, 2100, N, 300);
+        CHECK(saved(resumed) == saved(straight));
+        const spectrum a = frequent_directions_spectrum(straight), b = frequent_directions_spectrum(resumed);
+        CHECK(std::memcmp(a.eigenvalues.data(), b.eigenvalues.data(), a.rank() * sizeof(double)) == 0);
+        CHECK(std::memcmp(a.basis.data(), b.basis.data(), a.basis.size() * sizeof(double)) == 0);
+    }
+}
+
+TEST_CASE("FD: deterministic", "[sketch][fd]") {
+    const data_set& s = data(decay::exponential);
+    frequent_directions a = make(D, 20), b = make(D, 20);
+    feed(a, s.x, D, 0, 1500, 128);
+    feed(b, s.x, D, 0, 1500, 128);
+    CHECK(saved(a) == saved(b));
+}
+
+TEST_CASE("FD: bad batches leave the state exactly as it was", "[sketch][fd]") {
+    const std::size_t d = 30, ell = 4;
+    const std::vector<double> x = synthetic(decay::power_law, 200, d, 3);
+    frequent_directions fd = make(d, ell);
+    feed(fd, x, d, 0, 7, 7);  // 7 rows in a 8-row buffer: the next batch would shrink
+    const std::string before = saved(fd);
+    std::vector<double> bad(x.begin(), x.begin() + 20 * d);
+    bad[13 * d + 5] = std::numeric_limits<double>::quiet_NaN();
+    CHECK_THROWS_AS(fd.update(batch_view(bad.data(), 20, d)), std::invalid_argument);
+    CHECK(saved(fd) == before);
+    bad[13 * d + 5] = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_AS(fd.update(batch_view(bad.data(), 20, d)), std::invalid_argument);
+    CHECK(saved(fd) == before);
+    CHECK_THROWS_AS(fd.update(batch_view(x.data(), 10, d - 1)), std::invalid_argument);
+    CHECK(saved(fd) == before);
+    std::vector<float> badf(20 * d, 1.0f);
+    badf[19 * d] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_AS(fd.update(batch_view(badf.data(), 20, d)), std::invalid_argument);
+    CHECK(saved(fd) == before);
+    // The state still works and equals a sketch that never saw the bad batches.
+    frequent_directions clean = make(d, ell);
+    feed(clean, x, d, 0, 7, 7);
+    feed(fd, x, d, 7, 200, 20);
+    feed(clean, x, d, 7, 200, 20);
+    CHECK(saved(fd) == saved(clean));
+}
+
+TEST_CASE("FD: incompatible merges throw naming both values, before any change", "[sketch][fd]") {
+    const std::vector<double> x = synthetic(decay::power_law, 50, 20, 5);
+    frequent_directions a = make(20, 5);
+    feed(a, x, 20, 0, 50, 10);
+    const std::string before = saved(a);
+    frequent_directions other_dim = make(21, 5), other_ell = make(20, 6), other_c = make(20, 5, centering::uncentered);
+    std::vector<double> x21(50 * 21, 1.0);
+    other_dim.update(batch_view(x21.data(), 50, 21));
+    feed(other_ell, x, 20, 0, 50, 10);
+    feed(other_c, x, 20, 0, 50, 10);
+    CHECK_THROWS_WITH(a.merge(other_dim), Catch::Contains("20") && Catch::Contains("21"));
+    CHECK_THROWS_WITH(a.merge(other_ell), Catch::Contains("5") && Catch::Contains("6"));
+    CHECK_THROWS_WITH(a.merge(other_c), Catch::Contains("centered") && Catch::Contains("uncentered"));
+    CHECK_THROWS_AS(a.merge(other_ell), std::invalid_argument);
+    CHECK(saved(a) == before);
+    CHECK_THROWS_AS(make(0, 3), std::invalid_argument);
+    CHECK_THROWS_AS(make(3, 0), std::invalid_argument);
+}
+
+TEST_CASE("FD: every truncation and every byte flip of a saved sketch throws", "[sketch][fd]") {
+    const std::size_t d = 12;
+    const std::vector<double> x = synthetic(decay::exponential, 40, d, 9);
+    frequent_directions fd = make(d, 3);
+    feed(fd, x, d, 0, 40, 9);
+    REQUIRE(fd.rows() > 0);
+    const std::string bytes = saved(fd);
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+        INFO("truncated to " << len << " of " << bytes.size() << " bytes");
+        CHECK_THROWS(loaded<frequent_directions>(bytes.substr(0, len)));
+    }
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        std::string flipped = bytes;
+        flipped[i] = static_cast<char>(flipped[i] ^ 0x10);
+        INFO("byte " << i << " flipped");
+        CHECK_THROWS(loaded<frequent_directions>(flipped));
+    }
+    // An empty sketch round-trips too.
+    frequent_directions empty = make(d, 3);
+    CHECK(saved(loaded<frequent_directions>(saved(empty))) == saved(empty));
+}
+
+TEST_CASE("FD: alignment_curve works on the sketch spectrum up to its rank", "[sketch][fd]") {
+    // Exponential decay: the sketch's eigenvalues (which enter the curve as 1/λ_i) are within
+    // Δ ≪ λ_20 of the exact ones, so the curves must agree up to the sketch's rank.
+    const data_set& s = data(decay::exponential);
+    moment_options mo;
+    mo.dim = D;
+    mo.targets = target_mode::dense;
+    mo.classes = 2;
+    moment_accumulator m(mo);
+    std::vector<double> y(N * 2);
+    for (std::size_t r = 0; r < N; ++r) {
+        y[r * 2] = s.x[r * D] + s.x[r * D + 1];
+        y[r * 2 + 1] = s.x[r * D + 7] - s.x[r * D + 100] + s.x[r * D + 1500];
+    }
+    for (std::size_t r = 0; r < N; r += 1000)
+        m.update(batch_view(s.x.data() + r * D, 1000, D), target_view::dense_rows(batch_view(y.data() + r * 2, 1000, 2)));
+    frequent_directions fd = make(D, 150);
+    feed(fd, s.x, D, 0, N, 1000);
+    const spectrum sp = frequent_directions_spectrum(fd, {20, 1e-12});
+    REQUIRE(fd.shrinkage() < 0.05 * s.centered.spec.eigenvalues(19));
+    for (alignment_measure measure : {alignment_measure::fit, alignment_measure::paper}) {
+        alignment_options ao;
+        ao.center = centering::centered;
+        ao.measure = measure;
+        const alignment_result sk = alignment_curve(sp, m.cross(centering::centered), ao);
+        const alignment_result ex = alignment_curve(s.centered.spec, m.cross(centering::centered), ao);
+        REQUIRE(sk.max_k == 20);
+        REQUIRE(sk.curve.size() == 20);
+        CHECK(sk.method == "frequent_directions");
+        CHECK(ex.curve(19) > 0.01);  // the targets do live in the top directions
+        for (std::size_t k = 0; k < 20; ++k) {
+            INFO("k = " << k + 1);
+            CHECK(std::isfinite(sk.curve(k)));
+            CHECK(sk.curve(k) == Approx(ex.curve(k)).epsilon(0.05).margin(1e-3));
+        }
+    }
+}
