@@ -1,0 +1,79 @@
+#include "recalign/io/raw.hpp"
+
+#include <stdexcept>
+
+#include "posix_file.hpp"
+#include "recalign/core/errors.hpp"
+
+namespace recalign::io {
+
+dtype parse_raw_dtype(const std::string& s) {
+    if (s == "u8" || s == "uint8") return dtype::u8;
+    if (s == "f4" || s == "float32") return dtype::f32;
+    if (s == "f8" || s == "float64") return dtype::f64;
+    throw std::invalid_argument("unknown raw dtype '" + s + "' (expected u8, f4 or f8)");
+}
+
+raw_reader::raw_reader(const std::string& path, std::uint64_t rows, std::uint64_t cols, dtype type)
+    : path_(path), rows_(rows), cols_(cols), type_(type) {
+    if (cols == 0 || cols > (std::uint64_t(1) << 31))
+        throw std::invalid_argument("raw row width " + std::to_string(cols) + " is out of range (1 .. 2^31)");
+    std::uint64_t size = 0;
+    fd_ = detail::open_read(path, size);
+    const std::uint64_t row_bytes = cols * dtype_size(type);
+    if (rows_ == 0) rows_ = size / row_bytes;  // N = 0: as many rows as the file holds
+    if (rows_ > (std::uint64_t(1) << 62) / row_bytes || rows_ * row_bytes != size) {
+        detail::close_fd(fd_);
+        const std::uint64_t need = rows_ > (std::uint64_t(1) << 62) / row_bytes ? 0 : rows_ * row_bytes;
+        throw file_error(path, std::min(size, need),
+                         "raw file has " + std::to_string(size) + " bytes but the shape " + std::to_string(rows) + "," +
+                             std::to_string(cols) + " of " + dtype_name(type) + " needs " +
+                             (need ? std::to_string(need) : std::string("an absurd number of")) + " bytes" +
+                             (size % row_bytes ? " (not a whole number of rows)" : ""));
+    }
+}
+
+raw_reader::~raw_reader() { detail::close_fd(fd_); }
+raw_reader::raw_reader(raw_reader&& o) noexcept
+    : fd_(o.fd_), path_(std::move(o.path_)), rows_(o.rows_), cols_(o.cols_), type_(o.type_), position_(o.position_) {
+    o.fd_ = -1;
+}
+raw_reader& raw_reader::operator=(raw_reader&& o) noexcept {
+    if (this != &o) {
+        detail::close_fd(fd_);
+        fd_ = o.fd_;
+        o.fd_ = -1;
+        path_ = std::move(o.path_);
+        rows_ = o.rows_;
+        cols_ = o.cols_;
+        type_ = o.type_;
+        position_ = o.position_;
+    }
+    return *this;
+}
+
+void raw_reader::skip(std::uint64_t count) {
+    if (count > rows_ - position_)
+        throw std::invalid_argument("cannot skip " + std::to_string(count) + " rows of " + path_ + ": only " +
+                                    std::to_string(rows_ - position_) + " remain");
+    position_ += count;
+}
+
+std::size_t raw_reader::read(std::size_t max_rows, row_block& out) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(rows_ - position_, max_rows));
+    const std::size_t es = dtype_size(type_);
+    out.type = type_;
+    out.rows = n;
+    out.cols = cols();
+    out.bytes.resize(n * cols() * es);
+    if (n == 0) return 0;
+    detail::pread_exact(fd_, out.bytes.data(), out.bytes.size(), position_ * cols_ * es, path_);
+    if (detail::host_big_endian() && es > 1) {
+        for (std::size_t i = 0; i < out.bytes.size(); i += es)
+            for (std::size_t a = 0, b = es - 1; a < b; ++a, --b) std::swap(out.bytes[i + a], out.bytes[i + b]);
+    }
+    position_ += n;
+    return n;
+}
+
+}  // namespace recalign::io

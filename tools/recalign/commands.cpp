@@ -1,0 +1,795 @@
+#include "commands.hpp"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <thread>
+
+#include "engine.hpp"
+#include "output.hpp"
+#include "recalign/align/alignment.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/io/checkpoint.hpp"
+#include "recalign/io/datasets.hpp"
+#include "recalign/io/raw.hpp"
+#include "recalign/io/source.hpp"
+#include "recalign/spectral/eigen.hpp"
+#include "run_state.hpp"
+
+namespace recalign::cli {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_signal(int) { g_interrupted = 1; }
+
+// Thrown after an interrupted run saved its checkpoint: exit status 130.
+struct interrupted {};
+
+// ---- option registration -----------------------------------------------------------
+
+void add_data_options(CLI::App* s, data_args& d) {
+    const char* g = "DATA (default: the Fashion-MNIST training set)";
+    s->add_option("--images", d.images, "Images (samples) file: IDX (.gz or plain), .npy or raw")->group(g);
+    s->add_option("--labels", d.labels, "Integer class labels, one per row: IDX or .npy")->group(g);
+    s->add_option("--classes", d.classes, "Number of classes C (default: largest label + 1, from one pass over the labels)")
+        ->group(g);
+    s->add_option("--format", d.format, "Images format")->check(CLI::IsMember({"auto", "idx", "npy", "raw"}))
+        ->capture_default_str()->group(g);
+    s->add_option("--raw-shape", d.raw_shape, "Raw files: N,D (N = 0: as many rows as the file holds)")->group(g);
+    s->add_option("--raw-dtype", d.raw_dtype, "Raw files: element type")->check(CLI::IsMember({"u8", "f4", "f8"}))
+        ->capture_default_str()->group(g);
+    s->add_option("--scale", d.scale,
+                  "Multiply every value by S (a number or a fraction such as 1/255); default 1/255 for the "
+                  "default data set, 1 otherwise")->group(g);
+    s->add_option("--batch", d.batch, "Rows per minibatch")->capture_default_str()->check(CLI::PositiveNumber)->group(g);
+    s->add_option("--skip", d.skip, "Start at this row of the file")->capture_default_str()->group(g);
+    s->add_option("--limit", d.limit, "Read at most this many rows (0 = to the end)")->capture_default_str()->group(g);
+}
+
+void add_method_options(CLI::App* s, run_args& r) {
+    s->add_option("--method", r.method, "Route to the spectrum: exact moments, Frequent Directions or Nyström sketch")
+        ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
+    s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)");
+    s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations)")->capture_default_str();
+    s->add_option("--seed", r.seed, "Seed of the randomized sketches")->capture_default_str();
+}
+
+void add_run_options(CLI::App* s, run_args& r, bool default_centered) {
+    auto* c = s->add_flag("--center", r.center,
+                          std::string("Analyse the centered covariance") + (default_centered ? " (default)" : ""));
+    auto* nc = s->add_flag("--no-center", r.no_center,
+                           std::string("Analyse the uncentered second moment XXᵀ") + (default_centered ? "" : " (default)"));
+    c->excludes(nc);
+    add_method_options(s, r);
+    auto* ck = s->add_option("--checkpoint", r.checkpoint, "Write the whole state to FILE (atomically) at the end, "
+                                                           "every --checkpoint-every samples and on SIGINT/SIGTERM");
+    s->add_option("--checkpoint-every", r.checkpoint_every, "Samples between checkpoints (0 = only at the end)")
+        ->needs(ck);
+    s->add_flag("--resume", r.resume, "Continue from --checkpoint FILE if it exists (refuses a different input "
+                                      "or configuration)")->needs(ck);
+    auto* from = s->add_option("--from", r.from, "Analyse the state in a checkpoint (e.g. the output of merge) "
+                                                 "instead of reading data");
+    from->excludes(ck);
+    s->add_flag("--quiet,-q", r.quiet, "No progress line or notes on stderr");
+    s->add_flag("--json", r.json, "Print one JSON document on stdout");
+}
+
+// ---- data and accumulation -----------------------------------------------------------
+
+double parse_scale(const std::string& s) {
+    auto num = [&](const std::string& t) {
+        std::size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(t, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != t.size() || t.empty()) throw std::invalid_argument("--scale: '" + s + "' is not a number or fraction");
+        return v;
+    };
+    const auto slash = s.find('/');
+    if (slash == std::string::npos) return num(s);
+    return num(s.substr(0, slash)) / num(s.substr(slash + 1));
+}
+
+std::pair<std::uint64_t, std::uint64_t> parse_pair(const std::string& s, const char* what) {
+    const auto comma = s.find(',');
+    try {
+        if (comma != std::string::npos) {
+            std::size_t a = 0, b = 0;
+            const std::string l = s.substr(0, comma), r = s.substr(comma + 1);
+            const unsigned long long x = std::stoull(l, &a), y = std::stoull(r, &b);
+            if (a == l.size() && b == r.size() && l[0] != '-' && r[0] != '-') return {x, y};
+        }
+    } catch (const std::exception&) {
+    }
+    throw std::invalid_argument(std::string(what) + ": expected two non-negative integers 'N,D', got '" + s + "'");
+}
+
+struct resolved_data {
+    io::source_options options;
+    bool default_data = false;
+};
+
+resolved_data resolve_data(const data_args& d, bool want_labels) {
+    resolved_data r;
+    io::source_options& o = r.options;
+    if (d.images.empty()) {
+        if (!d.labels.empty()) throw std::invalid_argument("--labels needs --images");
+        if (!d.raw_shape.empty() || d.format != "auto") throw std::invalid_argument("--format/--raw-shape need --images");
+        const io::fashion_mnist_files f = io::fashion_mnist();
+        o.images = f.train_images;
+        if (want_labels) o.labels = f.train_labels;
+        r.default_data = true;
+    } else {
+        o.images = d.images;
+        o.labels = d.labels;
+    }
+    o.format = io::parse_format(d.format);
+    if (!d.raw_shape.empty()) {
+        const auto [n, dd] = parse_pair(d.raw_shape, "--raw-shape");
+        if (dd == 0) throw std::invalid_argument("--raw-shape: D must be at least 1");
+        o.raw_rows = n;
+        o.raw_cols = dd;
+        if (o.format == io::data_format::auto_detect) o.format = io::data_format::raw;
+    } else if (o.format == io::data_format::raw) {
+        throw std::invalid_argument("--format raw needs --raw-shape N,D");
+    }
+    o.raw_type = io::parse_raw_dtype(d.raw_dtype);
+    o.scale = d.scale.empty() ? (r.default_data ? 1.0 / 255.0 : 1.0) : parse_scale(d.scale);
+    o.batch = d.batch;
+    o.skip = d.skip;
+    o.limit = d.limit;
+    return r;
+}
+
+run_config make_config(const run_args& r, std::uint64_t dim, std::uint64_t classes, double scale, centering c) {
+    run_config cfg;
+    cfg.method = r.method;
+    cfg.dim = dim;
+    cfg.classes = classes;
+    cfg.scale = scale;
+    if (r.method != "exact") {
+        cfg.rank = r.rank;
+        cfg.passes = r.passes;
+        cfg.seed = r.seed;
+        cfg.center = static_cast<std::uint8_t>(c);
+    }
+    if (!method_available(r.method))
+        throw std::invalid_argument("--method " + r.method + " is not available in this build yet (use --method exact)");
+    return cfg;
+}
+
+struct run_result {
+    run_state state;  // configuration and segments (accumulator bytes not kept)
+    engine eng;
+};
+
+bool file_exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
+
+void save_checkpoint(const std::string& path, run_state& st, const engine& eng) {
+    st.n = eng.n();
+    st.accumulator = eng.save();
+    std::ostringstream os(std::ios::binary);
+    st.save(os);
+    st.accumulator.clear();
+    try {
+        checkpoint::write_file_atomic(path, os.str());
+    } catch (const std::system_error& e) {
+        throw user_error(std::string("cannot write the checkpoint: ") + e.what());
+    }
+}
+
+std::string row_range(const input_segment& s) {
+    return "rows " + std::to_string(s.first_row) + ".." + std::to_string(s.first_row + s.rows_total);
+}
+
+// Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
+void check_resumable(const std::string& path, const run_state& st, const run_config& cfg, const input_segment& now) {
+    auto refuse = [&](const std::string& why) {
+        throw std::invalid_argument("--resume: checkpoint " + path + " belongs to a different run: " + why);
+    };
+    if (st.segments.size() != 1)
+        refuse("it is a merge of " + std::to_string(st.segments.size()) + " runs (analyse it with --from)");
+    if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
+    const input_segment& s = st.segments[0];
+    if (const std::string d = s.images.difference(now.images); !d.empty()) refuse("images: " + d);
+    if (const std::string d = s.labels.difference(now.labels); !d.empty()) refuse("labels: " + d);
+    if (s.format != now.format) refuse("the images format was " + s.format + ", now " + now.format);
+    if (s.first_row != now.first_row || s.rows_total != now.rows_total)
+        refuse("it covers " + row_range(s) + " (--skip/--limit), this run " + row_range(now));
+    if (s.batch != now.batch)
+        refuse("--batch was " + std::to_string(s.batch) + ", now " + std::to_string(now.batch) +
+               " (the batch boundaries must stay the same)");
+}
+
+run_result accumulate(const std::string& command, const data_args& d, const run_args& r, bool want_labels,
+                      centering c) {
+    if (!r.from.empty()) {
+        run_state st = load_run_state(r.from);
+        engine eng(st.config);
+        eng.load(st.accumulator, r.from);
+        st.accumulator.clear();
+        if (!st.complete() && !r.quiet)
+            std::fprintf(stderr, "recalign: note: %s is a partial run (%llu samples)\n", r.from.c_str(),
+                         (unsigned long long)eng.n());
+        return {std::move(st), std::move(eng)};
+    }
+    const resolved_data rd = resolve_data(d, want_labels);
+    io::data_source src(rd.options);
+    std::uint64_t classes = 0;
+    if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
+    run_config cfg = make_config(r, src.dim(), classes, rd.options.scale, c);
+
+    run_state st;
+    st.command = command;
+    st.config = cfg;
+    input_segment seg;
+    seg.images = src.images_fingerprint();
+    seg.labels = src.labels_fingerprint();
+    seg.format = io::format_name(src.format());
+    seg.first_row = rd.options.skip;
+    seg.rows_total = src.total();
+    seg.batch = rd.options.batch;
+    engine eng(cfg);
+
+    const bool ckpt = !r.checkpoint.empty();
+    if (ckpt && file_exists(r.checkpoint)) {
+        if (!r.resume)
+            throw user_error("checkpoint " + r.checkpoint + " exists: pass --resume to continue it, or remove it");
+        run_state old = load_run_state(r.checkpoint);
+        check_resumable(r.checkpoint, old, cfg, seg);
+        eng.load(old.accumulator, r.checkpoint);
+        seg.rows_done = old.segments[0].rows_done;
+        seg.pass = old.segments[0].pass;
+        src.seek(seg.rows_done);
+        if (!r.quiet)
+            std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu\n", r.checkpoint.c_str(),
+                         (unsigned long long)seg.rows_done, (unsigned long long)seg.rows_total);
+    }
+    st.segments.push_back(seg);
+
+    if (ckpt) {
+        std::signal(SIGINT, on_signal);
+        std::signal(SIGTERM, on_signal);
+    }
+    long delay_ms = 0;  // test hook: slows a run down so that a test can kill it mid-way
+    if (const char* e = std::getenv("RECALIGN_TEST_BATCH_DELAY_MS")) delay_ms = std::atol(e);
+
+    progress bar(!r.quiet && ::isatty(2), src.total(), src.position());
+    io::source_batch b;
+    std::uint64_t last_ckpt = src.position();
+    while (src.next(b)) {
+        try {
+            eng.update(b);
+        } catch (const std::invalid_argument& e) {
+            bar.finish();
+            throw input_error(rd.options.images + (src.has_labels() ? " / " + rd.options.labels : std::string()) +
+                              ": " + e.what());
+        }
+        st.segments[0].rows_done = src.position();
+        bar.update(src.position());
+        if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+        if (ckpt && r.checkpoint_every && src.position() - last_ckpt >= r.checkpoint_every) {
+            save_checkpoint(r.checkpoint, st, eng);
+            last_ckpt = src.position();
+        }
+        if (g_interrupted) {
+            bar.finish();
+            if (ckpt) {
+                save_checkpoint(r.checkpoint, st, eng);
+                std::fprintf(stderr, "recalign: interrupted at row %llu; checkpoint %s written, continue with --resume\n",
+                             (unsigned long long)(st.segments[0].first_row + src.position()), r.checkpoint.c_str());
+            }
+            throw interrupted{};
+        }
+    }
+    bar.finish();
+    if (ckpt) save_checkpoint(r.checkpoint, st, eng);
+    if (ckpt) {
+        std::signal(SIGINT, SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+    }
+    return {std::move(st), std::move(eng)};
+}
+
+centering pick_centering(const run_args& r, bool default_centered) {
+    if (r.center) return centering::centered;
+    if (r.no_center) return centering::uncentered;
+    return default_centered ? centering::centered : centering::uncentered;
+}
+
+json input_json(const run_state& st) {
+    json a = json::array();
+    for (const input_segment& s : st.segments) {
+        json o;
+        o["images"] = s.images.path;
+        o["labels"] = s.labels.empty() ? json(nullptr) : json(s.labels.path);
+        o["format"] = s.format;
+        o["first_row"] = s.first_row;
+        o["rows"] = s.rows_done;
+        a.push_back(o);
+    }
+    return a;
+}
+
+std::vector<double> to_vec(const vector_t& v) { return std::vector<double>(v.begin(), v.end()); }
+
+std::string out_path(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+
+void write_spectrum_files(const std::string& dir, const spectrum& s, bool quiet) {
+    write_csv(out_path(dir, "spectrum.csv"), {"eigenvalue", "explained"}, {to_vec(s.eigenvalues), to_vec(s.explained)});
+    chart c;
+    c.csv = out_path(dir, "spectrum.csv");
+    c.png = out_path(dir, "spectrum.png");
+    c.title = std::string("Spectrum (") + centering_name(s.center) + ", " + s.method + ")";
+    c.xlabel = "k";
+    c.ylabel = "eigenvalue";
+    c.log_y = true;
+    c.series = {"eigenvalue"};
+    draw_chart(c, quiet);
+    chart e = c;
+    e.png = out_path(dir, "explained.png");
+    e.title = "Cumulative explained fraction";
+    e.ylabel = "explained fraction";
+    e.log_y = false;
+    e.first_column = 3;
+    e.series = {"explained"};
+    e.extra = {"set yrange [0:1.05]"};
+    draw_chart(e, quiet);
+}
+
+// ---- commands ------------------------------------------------------------------------
+
+int cmd_align(command_set& c) {
+    const run_args& r = c.run_align;
+    const centering cen = pick_centering(r, false);
+    alignment_options opt;
+    opt.measure = parse_measure(r.measure);
+    opt.center = cen;
+    run_result res = accumulate("align", c.data_align, r, true, cen);
+    if (res.state.config.classes == 0)
+        throw std::invalid_argument("align needs labels: pass --labels (or a checkpoint made with labels)");
+    const alignment_result a = alignment_curve(res.eng.moments(), opt);
+    if (r.json) {
+        json j;
+        j["n"] = a.n;
+        j["d"] = a.dim;
+        j["classes"] = a.classes;
+        j["measure"] = measure_name(a.measure);
+        j["centered"] = a.center == centering::centered;
+        j["method"] = a.method;
+        j["eigenvalues"] = to_vec(a.eigenvalues);
+        j["alignment"] = to_vec(a.curve);
+        j["contributions"] = to_vec(a.contributions);
+        j["normaliser"] = a.normaliser;
+        j["skipped"] = a.skipped;
+        j["max_k"] = a.max_k;
+        j["scale"] = res.state.config.scale;
+        j["input"] = input_json(res.state);
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("n = %llu samples, D = %zu, C = %zu classes; method %s, %s, measure %s\n",
+                    (unsigned long long)a.n, a.dim, a.classes, a.method.c_str(), centering_name(a.center),
+                    measure_name(a.measure));
+        std::printf("%6s  %12s  %14s\n", "k", "alignment", "eigenvalue/n");
+        std::vector<std::size_t> ks;
+        for (std::size_t k = 1; k <= a.max_k; k *= 2) ks.push_back(k);
+        if (ks.empty() || ks.back() != a.max_k) ks.push_back(a.max_k);
+        for (std::size_t k : ks)
+            std::printf("%6zu  %12.6f  %14.6g\n", k, a.curve(k - 1), a.eigenvalues(k - 1) / static_cast<double>(a.n));
+        std::printf("(%zu directions under the eigenvalue tolerance skipped)\n", a.skipped);
+    }
+    if (!r.out.empty()) {
+        make_dirs(r.out);
+        write_csv(out_path(r.out, "alignment.csv"), {"alignment", "eigenvalue"}, {to_vec(a.curve), to_vec(a.eigenvalues)});
+        chart ch;
+        ch.csv = out_path(r.out, "alignment.csv");
+        ch.png = out_path(r.out, "alignment.png");
+        ch.title = std::string("Alignment of the top-k subspace with the labels (") + measure_name(a.measure) + ", " +
+                   centering_name(a.center) + ")";
+        ch.xlabel = "k (top principal directions)";
+        ch.ylabel = "alignment";
+        ch.log_x = true;
+        ch.series = {"alignment"};
+        draw_chart(ch, r.quiet);
+        write_spectrum_files(r.out, exact_spectrum(res.eng.moments(), cen), r.quiet);
+    }
+    return 0;
+}
+
+int cmd_spectrum(command_set& c) {
+    const run_args& r = c.run_spectrum;
+    const centering cen = pick_centering(r, true);
+    run_result res = accumulate("spectrum", c.data_spectrum, r, false, cen);
+    const spectrum s = res.eng.get_spectrum(cen);
+    if (r.json) {
+        json j;
+        j["n"] = s.n;
+        j["d"] = s.dim;
+        j["centered"] = s.center == centering::centered;
+        j["method"] = s.method;
+        j["eigenvalues"] = to_vec(s.eigenvalues);
+        j["explained"] = to_vec(s.explained);
+        j["total"] = s.total;
+        j["error_bound"] = std::isnan(s.error_bound) ? json(nullptr) : json(s.error_bound);
+        j["error_estimate"] = std::isnan(s.error_estimate) ? json(nullptr) : json(s.error_estimate);
+        j["scale"] = res.state.config.scale;
+        j["input"] = input_json(res.state);
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("n = %llu samples, D = %zu; method %s, %s\n", (unsigned long long)s.n, s.dim, s.method.c_str(),
+                    centering_name(s.center));
+        std::printf("total second moment per sample: %.6g\n", s.total / static_cast<double>(std::max<std::uint64_t>(s.n, 1)));
+        std::printf("%6s  %14s  %10s\n", "k", "eigenvalue/n", "explained");
+        for (std::size_t k = 1; k <= std::min<std::size_t>(s.rank(), 10); ++k)
+            std::printf("%6zu  %14.6g  %10.6f\n", k, s.eigenvalues(k - 1) / static_cast<double>(s.n), s.explained(k - 1));
+        for (double f : {0.5, 0.75, 0.9, 0.95, 0.99}) {
+            const std::size_t k = k_for_fraction(s.eigenvalues, s.total, f);
+            if (k < s.rank()) std::printf("%4.0f%% of the total in the top %zu directions\n", f * 100, k);
+        }
+    }
+    if (!r.out.empty()) {
+        make_dirs(r.out);
+        write_spectrum_files(r.out, s, r.quiet);
+    }
+    return 0;
+}
+
+std::vector<std::size_t> parse_shape(const std::string& s) {
+    std::vector<std::size_t> out;
+    std::stringstream ss(s);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+        std::size_t used = 0;
+        unsigned long v = 0;
+        try {
+            v = std::stoul(part, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != part.size() || part.empty() || v == 0 || part[0] == '-')
+            throw std::invalid_argument("--image-shape: expected H,W,C of positive integers, got '" + s + "'");
+        out.push_back(v);
+    }
+    if (out.size() == 2) out.push_back(1);
+    if (out.size() != 3) throw std::invalid_argument("--image-shape: expected H,W,C (or H,W), got '" + s + "'");
+    return out;
+}
+
+// One image (D values, layout hwc or chw) stretched to [0, 255] by its own minimum and maximum, as HWC bytes.
+std::vector<unsigned char> to_pixels(const std::vector<double>& v, std::size_t h, std::size_t w, std::size_t ch,
+                                     bool chw) {
+    double lo = v[0], hi = v[0];
+    for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+    const double span = hi > lo ? hi - lo : 1.0;
+    std::vector<unsigned char> out(h * w * ch);
+    for (std::size_t y = 0; y < h; ++y)
+        for (std::size_t x = 0; x < w; ++x)
+            for (std::size_t k = 0; k < ch; ++k) {
+                const double val = chw ? v[(k * h + y) * w + x] : v[(y * w + x) * ch + k];
+                out[(y * w + x) * ch + k] = static_cast<unsigned char>(std::lround(255.0 * (val - lo) / span));
+            }
+    return out;
+}
+
+int cmd_project(command_set& c) {
+    const run_args& r = c.run_project;
+    const project_args& p = c.project_opts;
+    const centering cen = pick_centering(r, true);
+    const std::vector<std::size_t> shape = parse_shape(p.image_shape);
+    if (shape[2] != 1 && shape[2] != 3) throw std::invalid_argument("--image-shape: C must be 1 (gray) or 3 (RGB)");
+    if (!(p.variance >= 0 && p.variance <= 1)) throw std::invalid_argument("--variance must lie in [0, 1]");
+    if (p.count == 0) throw std::invalid_argument("--count must be at least 1");
+    run_result res = accumulate("project", c.data_project, r, false, cen);
+    const std::size_t d = res.state.config.dim;
+    if (shape[0] * shape[1] * shape[2] != d)
+        throw std::invalid_argument("--image-shape " + p.image_shape + " has " + std::to_string(shape[0] * shape[1] * shape[2]) +
+                                    " values but the rows have " + std::to_string(d));
+    const spectrum s = res.eng.get_spectrum(cen);
+    const std::size_t k = k_for_fraction(s.eigenvalues, s.total, p.variance);
+    // The originals: the first --count rows of the range (re-read; the statistics are done).
+    const resolved_data rd = resolve_data(c.data_project, false);
+    io::data_source src(rd.options);
+    io::source_batch b;
+    src.next(b, p.count);
+    const std::size_t count = b.rows;
+    // MATH.md §5: projections act on centered rows; the mean is added back for display.
+    vector_t mean = xt::zeros<double>({d});
+    if (cen == centering::centered) mean = res.eng.moments().mean_x();
+    const bool want_top = p.keep != "bottom", want_bottom = p.keep != "top";
+    image_grid g;
+    g.cols = count;
+    g.rows = 1 + want_top + want_bottom;
+    g.height = shape[0];
+    g.width = shape[1];
+    g.channels = shape[2];
+    g.zoom = p.zoom;
+    g.cells.resize(g.rows * g.cols);
+    std::vector<double> xc(d), top(d), bottom(d), coef(k);
+    for (std::size_t i = 0; i < count; ++i) {
+        for (std::size_t j = 0; j < d; ++j) xc[j] = b.x[i * d + j] - mean(j);
+        std::fill(coef.begin(), coef.end(), 0.0);
+        for (std::size_t j = 0; j < d; ++j)
+            for (std::size_t t = 0; t < k; ++t) coef[t] += s.basis(j, t) * xc[j];
+        for (std::size_t j = 0; j < d; ++j) {
+            double acc = 0;
+            for (std::size_t t = 0; t < k; ++t) acc += s.basis(j, t) * coef[t];
+            top[j] = acc + mean(j);
+            bottom[j] = xc[j] - acc + mean(j);
+        }
+        std::vector<double> orig(b.x.begin() + static_cast<std::ptrdiff_t>(i * d),
+                                 b.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
+        const bool chw = p.layout == "chw";
+        std::size_t row = 0;
+        g.cells[row++ * count + i] = to_pixels(orig, shape[0], shape[1], shape[2], chw);
+        if (want_top) g.cells[row++ * count + i] = to_pixels(top, shape[0], shape[1], shape[2], chw);
+        if (want_bottom) g.cells[row++ * count + i] = to_pixels(bottom, shape[0], shape[1], shape[2], chw);
+    }
+    write_png(p.out, g);
+    if (r.json) {
+        json j;
+        j["n"] = s.n;
+        j["d"] = d;
+        j["centered"] = cen == centering::centered;
+        j["method"] = s.method;
+        j["variance"] = p.variance;
+        j["k"] = k;
+        j["explained"] = k ? s.explained(k - 1) : 0.0;
+        j["images"] = count;
+        j["rows"] = want_bottom && want_top ? json::array({"original", "top", "bottom"})
+                    : want_top              ? json::array({"original", "top"})
+                                            : json::array({"original", "bottom"});
+        j["png"] = p.out;
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("top subspace: k = %zu of %zu directions explain %.4f of the %s total (asked %.4f)\n", k, d,
+                    k ? s.explained(k - 1) : 0.0, centering_name(cen), p.variance);
+        std::printf("wrote %s: %zu images; rows: originals%s%s\n", p.out.c_str(), count, want_top ? ", top" : "",
+                    want_bottom ? ", bottom" : "");
+    }
+    return 0;
+}
+
+bool segments_overlap(const input_segment& a, const input_segment& b) {
+    if (a.images.path != b.images.path || a.images.content_hash != b.images.content_hash) return false;
+    const std::uint64_t a0 = a.first_row, a1 = a.first_row + a.rows_done;
+    const std::uint64_t b0 = b.first_row, b1 = b.first_row + b.rows_done;
+    return a0 < b1 && b0 < a1;
+}
+
+int cmd_merge(command_set& c) {
+    if (c.merge_inputs.size() < 2) throw std::invalid_argument("merge needs at least two checkpoints");
+    // Plain accumulator checkpoints (library level) merge too: all inputs must be of one kind.
+    std::vector<checkpoint::header> headers;
+    for (const std::string& f : c.merge_inputs) {
+        std::ifstream is(f, std::ios::binary);
+        if (!is) throw file_error(f, 0, "cannot open checkpoint for reading");
+        headers.push_back(checkpoint::read_header(is, f));
+    }
+    for (std::size_t i = 1; i < headers.size(); ++i)
+        if (headers[i].kind != headers[0].kind)
+            throw std::invalid_argument("cannot merge " + c.merge_inputs[0] + " (" + checkpoint::kind_name(headers[0].kind) +
+                                        ") with " + c.merge_inputs[i] + " (" + checkpoint::kind_name(headers[i].kind) + ")");
+    if (headers[0].kind == checkpoint::state_kind::moments) {
+        moment_accumulator acc = checkpoint::load_file<moment_accumulator>(c.merge_inputs[0]);
+        for (std::size_t i = 1; i < c.merge_inputs.size(); ++i) {
+            try {
+                acc.merge(checkpoint::load_file<moment_accumulator>(c.merge_inputs[i]));
+            } catch (const std::invalid_argument& e) {
+                throw std::invalid_argument("cannot merge " + c.merge_inputs[i] + ": " + e.what());
+            }
+        }
+        checkpoint::save_file(c.merge_output, acc);
+        std::printf("merged %zu moment checkpoints: n = %llu -> %s\n", c.merge_inputs.size(), (unsigned long long)acc.n(),
+                    c.merge_output.c_str());
+        return 0;
+    }
+    if (headers[0].kind != checkpoint::state_kind::cli_run)
+        throw std::invalid_argument(std::string("merge reads recalign run checkpoints or moment checkpoints, not ") +
+                                    checkpoint::kind_name(headers[0].kind));
+    run_state out = load_run_state(c.merge_inputs[0]);
+    engine eng(out.config);
+    eng.load(out.accumulator, c.merge_inputs[0]);
+    for (std::size_t i = 1; i < c.merge_inputs.size(); ++i) {
+        const std::string& f = c.merge_inputs[i];
+        run_state st = load_run_state(f);
+        if (const std::string d = out.config.difference(st.config); !d.empty())
+            throw std::invalid_argument("cannot merge " + f + " into " + c.merge_inputs[0] + ": " + d);
+        for (const input_segment& a : out.segments)
+            for (const input_segment& b : st.segments)
+                if (segments_overlap(a, b))
+                    throw std::invalid_argument("cannot merge " + f + ": its rows " + std::to_string(b.first_row) + ".." +
+                                                std::to_string(b.first_row + b.rows_done) + " of " + b.images.path +
+                                                " overlap rows " + std::to_string(a.first_row) + ".." +
+                                                std::to_string(a.first_row + a.rows_done) +
+                                                " already in the merge (they would be counted twice)");
+        engine other(st.config);
+        other.load(st.accumulator, f);
+        eng.merge(other);
+        out.segments.insert(out.segments.end(), st.segments.begin(), st.segments.end());
+    }
+    out.command = "merge";
+    save_checkpoint(c.merge_output, out, eng);
+    std::printf("merged %zu checkpoints: n = %llu samples from %zu segments -> %s\n", c.merge_inputs.size(),
+                (unsigned long long)eng.n(), out.segments.size(), c.merge_output.c_str());
+    return 0;
+}
+
+std::string hex(std::uint64_t v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
+    return b;
+}
+
+int cmd_info(command_set& c) {
+    const std::string& f = c.info_file;
+    checkpoint::header h;
+    std::uint64_t file_size = 0;
+    {
+        std::ifstream is(f, std::ios::binary);
+        if (!is) throw file_error(f, 0, "cannot open checkpoint for reading");
+        h = checkpoint::read_header(is, f);
+        is.seekg(0, std::ios::end);
+        file_size = static_cast<std::uint64_t>(is.tellg());
+    }
+    json j;
+    j["file"] = f;
+    j["kind"] = checkpoint::kind_name(h.kind);
+    j["format_version"] = h.version;
+    j["dim"] = h.dim;
+    j["aux"] = h.aux;
+    j["config_hash"] = hex(h.config_hash);
+    j["payload_bytes"] = h.payload_bytes;
+    j["file_bytes"] = file_size;
+    if (h.kind == checkpoint::state_kind::cli_run) {
+        const run_state st = load_run_state(f);
+        j["command"] = st.command;
+        j["method"] = st.config.method;
+        j["classes"] = st.config.classes;
+        j["scale"] = st.config.scale;
+        if (st.config.method != "exact") {
+            j["rank"] = st.config.rank;
+            j["passes"] = st.config.passes;
+            j["seed"] = st.config.seed;
+        }
+        j["n"] = st.n;
+        j["complete"] = st.complete();
+        json segs = json::array();
+        for (const input_segment& s : st.segments) {
+            json o;
+            o["images"] = s.images.path;
+            o["images_bytes"] = s.images.size;
+            o["images_hash"] = hex(s.images.content_hash);
+            o["labels"] = s.labels.empty() ? json(nullptr) : json(s.labels.path);
+            o["format"] = s.format;
+            o["first_row"] = s.first_row;
+            o["rows_total"] = s.rows_total;
+            o["rows_done"] = s.rows_done;
+            o["batch"] = s.batch;
+            segs.push_back(o);
+        }
+        j["segments"] = segs;
+    } else if (h.kind == checkpoint::state_kind::moments) {
+        const moment_accumulator m = checkpoint::load_file<moment_accumulator>(f);
+        j["n"] = m.n();
+        j["classes"] = m.classes();
+    }
+    if (c.info_json) {
+        std::printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    std::printf("%s: recalign checkpoint, format version %u, %llu bytes\n", f.c_str(), h.version,
+                (unsigned long long)file_size);
+    std::printf("  kind          %s\n  dimension     %llu\n  aux           %llu\n  config hash   %s\n  payload       %llu bytes\n",
+                checkpoint::kind_name(h.kind), (unsigned long long)h.dim, (unsigned long long)h.aux,
+                hex(h.config_hash).c_str(), (unsigned long long)h.payload_bytes);
+    if (j.contains("n")) std::printf("  samples       %llu\n", (unsigned long long)j["n"].get<std::uint64_t>());
+    if (h.kind == checkpoint::state_kind::cli_run) {
+        std::printf("  command       %s\n  method        %s\n  classes       %llu\n  scale         %.17g\n  complete      %s\n",
+                    j["command"].get<std::string>().c_str(), j["method"].get<std::string>().c_str(),
+                    (unsigned long long)j["classes"].get<std::uint64_t>(), j["scale"].get<double>(),
+                    j["complete"].get<bool>() ? "yes" : "no");
+        for (const auto& s : j["segments"]) {
+            std::printf("  input         %s rows %llu..%llu (%llu of %llu read, batch %llu, %s)\n",
+                        s["images"].get<std::string>().c_str(), (unsigned long long)s["first_row"].get<std::uint64_t>(),
+                        (unsigned long long)(s["first_row"].get<std::uint64_t>() + s["rows_total"].get<std::uint64_t>()),
+                        (unsigned long long)s["rows_done"].get<std::uint64_t>(),
+                        (unsigned long long)s["rows_total"].get<std::uint64_t>(),
+                        (unsigned long long)s["batch"].get<std::uint64_t>(), s["format"].get<std::string>().c_str());
+            if (!s["labels"].is_null()) std::printf("  labels        %s\n", s["labels"].get<std::string>().c_str());
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+void register_commands(CLI::App& app, command_set& c) {
+    c.align = app.add_subcommand("align", "Alignment curve of the top-k principal subspace with the labels (paper's Eq. 7); "
+                                          "uncentered by default");
+    add_data_options(c.align, c.data_align);
+    add_run_options(c.align, c.run_align, false);
+    c.align->add_option("--measure", c.run_align.measure, "paper: Eq. 7; rank: normalised to reach 1; fit: share of "
+                                                          "|Y|² a linear probe explains")
+        ->check(CLI::IsMember({"paper", "rank", "fit"}))->capture_default_str();
+    c.align->add_option("--out", c.run_align.out, "Directory for CSV files and PNG charts");
+
+    c.spectrum = app.add_subcommand("spectrum", "Eigenvalues and explained fractions of the (centered by default) "
+                                                "second-moment matrix");
+    add_data_options(c.spectrum, c.data_spectrum);
+    add_run_options(c.spectrum, c.run_spectrum, true);
+    c.spectrum->add_option("--out", c.run_spectrum.out, "Directory for CSV files and PNG charts");
+
+    c.project = app.add_subcommand("project", "PNG grid of images and their projections on the top subspace "
+                                              "(explaining --variance of the total) and its complement (paper's Fig. 9)");
+    add_data_options(c.project, c.data_project);
+    add_run_options(c.project, c.run_project, true);
+    c.project->add_option("--keep", c.project_opts.keep, "Projection rows to draw under the originals")
+        ->check(CLI::IsMember({"top", "bottom", "both"}))->capture_default_str();
+    c.project->add_option("--variance", c.project_opts.variance, "Fraction F of the total the top subspace explains")
+        ->capture_default_str();
+    c.project->add_option("--image-shape", c.project_opts.image_shape, "H,W,C (C = 1 gray or 3 RGB)")->required();
+    c.project->add_option("--layout", c.project_opts.layout, "Order of the values in a row")
+        ->check(CLI::IsMember({"hwc", "chw"}))->capture_default_str();
+    c.project->add_option("--out", c.project_opts.out, "Output PNG file")->required();
+    c.project->add_option("--count", c.project_opts.count, "Images (columns) in the grid")->capture_default_str();
+    c.project->add_option("--zoom", c.project_opts.zoom, "Pixel magnification")->capture_default_str()
+        ->check(CLI::Range(1, 16));
+
+    c.merge = app.add_subcommand("merge", "Merge checkpoints of runs over disjoint data into one");
+    c.merge->add_option("checkpoints", c.merge_inputs, "Checkpoints to merge")->required();
+    c.merge->add_option("-o,--output", c.merge_output, "Merged checkpoint")->required();
+
+    c.info = app.add_subcommand("info", "Print a checkpoint's header and summary");
+    c.info->add_option("checkpoint", c.info_file, "Checkpoint file")->required();
+    c.info->add_flag("--json", c.info_json, "Print one JSON document");
+}
+
+int run_selected(command_set& c) {
+    auto fail = [](int code, const std::string& what) {
+        std::string msg = what;
+        for (char& ch : msg)
+            if (ch == '\n') ch = ' ';
+        std::fflush(stdout);
+        std::fprintf(stderr, "recalign: %s%s\n", code == 1 ? "internal error: " : "", msg.c_str());
+        return code;
+    };
+    try {
+        if (c.align->parsed()) return cmd_align(c);
+        if (c.spectrum->parsed()) return cmd_spectrum(c);
+        if (c.project->parsed()) return cmd_project(c);
+        if (c.merge->parsed()) return cmd_merge(c);
+        if (c.info->parsed()) return cmd_info(c);
+        return fail(2, "no command given (see --help)");
+    } catch (const interrupted&) {
+        return 130;
+    } catch (const file_error& e) {
+        return fail(2, e.what());
+    } catch (const user_error& e) {
+        return fail(2, e.what());
+    } catch (const std::invalid_argument& e) {
+        return fail(2, e.what());
+    } catch (const std::system_error& e) {
+        return fail(2, e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(1, "out of memory");
+    } catch (const std::exception& e) {
+        return fail(1, e.what());
+    }
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,54 @@
+// The commands of the recalign tool: their options (registered on a CLI11 app) and bodies.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace recalign::cli {
+
+// DATA options shared by every data-reading command.
+struct data_args {
+    std::string images, labels, format = "auto", raw_shape, raw_dtype = "u8", scale;
+    std::size_t classes = 0;
+    std::size_t batch = 1000;
+    std::uint64_t skip = 0, limit = 0;
+};
+
+// Accumulation, checkpoint and output options.
+struct run_args {
+    std::string method = "exact";
+    std::size_t rank = 0, passes = 1;
+    std::uint64_t seed = 0;
+    std::string checkpoint, from;
+    std::uint64_t checkpoint_every = 0;
+    bool resume = false, quiet = false, json = false;
+    std::string out;
+    bool center = false, no_center = false;
+    std::string measure = "paper";
+};
+
+struct project_args {
+    std::string keep = "both", image_shape, layout = "hwc", out;
+    double variance = 0.9;
+    std::size_t count = 8, zoom = 2;
+};
+
+struct command_set {
+    CLI::App *align = nullptr, *spectrum = nullptr, *project = nullptr, *merge = nullptr, *info = nullptr;
+    data_args data_align, data_spectrum, data_project;
+    run_args run_align, run_spectrum, run_project;
+    project_args project_opts;
+    std::vector<std::string> merge_inputs;
+    std::string merge_output;
+    std::string info_file;
+    bool info_json = false;
+};
+
+void register_commands(CLI::App& app, command_set& c);
+// Runs the parsed command; returns the exit status (errors are reported here).
+int run_selected(command_set& c);
+
+}  // namespace recalign::cli

@@ -1,0 +1,140 @@
+// The CLI's checkpoint: one accumulator (saved in its own framed format, nested as a
+// string) plus what a resumed run must check and where it must continue: the run's
+// configuration, and for each input segment the fingerprints of its files, its row range
+// and how many of its rows are already in the state. A run has one segment; `merge`
+// concatenates segments (and refuses overlapping rows of the same file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recalign/core/hash.hpp"
+#include "recalign/io/checkpoint.hpp"
+#include "recalign/io/source.hpp"
+
+namespace recalign::cli {
+
+// Everything that decides the accumulated numbers (two runs may be merged only if equal).
+struct run_config {
+    std::string method = "exact";  // exact | fd | nystrom
+    std::uint64_t dim = 0;
+    std::uint64_t classes = 0;     // 0: no labels
+    double scale = 1.0;
+    std::uint64_t rank = 0, passes = 1, seed = 0;  // sketches only
+    std::uint8_t center = 0;       // sketches only (centering), 0 for exact (both available)
+
+    std::uint64_t hash() const;
+    // Empty string when equal, else "<option> was X in the checkpoint, Y now".
+    std::string difference(const run_config& o) const;
+};
+
+struct input_segment {
+    io::file_fingerprint images, labels;
+    std::string format;          // resolved images format
+    std::uint64_t first_row = 0; // --skip
+    std::uint64_t rows_total = 0;
+    std::uint64_t rows_done = 0; // rows of the range already in the state
+    std::uint64_t batch = 0;     // minibatch size (resume must keep the batch boundaries)
+    std::uint64_t pass = 0;      // multi-pass sketches: the pass rows_done belongs to
+};
+
+class run_state {
+public:
+    static constexpr checkpoint::state_kind kind = checkpoint::state_kind::cli_run;
+
+    std::string command;     // the command that wrote it (informational)
+    run_config config;
+    std::vector<input_segment> segments;
+    std::string accumulator; // the accumulator's own framed checkpoint bytes
+    std::uint64_t n = 0;     // samples in the accumulator (for `info`)
+
+    std::uint64_t dim() const noexcept { return config.dim; }
+    std::uint64_t aux_dim() const noexcept { return config.classes; }
+    std::uint64_t config_hash() const { return config.hash(); }
+    bool complete() const;   // every segment fully read (and every pass done)
+
+    void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
+    static run_state load(std::istream& is, const std::string& source) {
+        return checkpoint::load_state<run_state>(is, source);
+    }
+
+    template <class Archive>
+    void save_payload(Archive& ar) const {
+        save_string(ar, command);
+        save_string(ar, config.method);
+        ar(config.dim, config.classes, config.scale, config.rank, config.passes, config.seed, config.center, n);
+        ar(static_cast<std::uint64_t>(segments.size()));
+        for (const input_segment& s : segments) {
+            save_fingerprint(ar, s.images);
+            save_fingerprint(ar, s.labels);
+            save_string(ar, s.format);
+            ar(s.first_row, s.rows_total, s.rows_done, s.batch, s.pass);
+        }
+        save_string(ar, accumulator);
+    }
+
+    template <class Archive>
+    static run_state load_payload(Archive& ar, checkpoint::budget& b) {
+        run_state r;
+        load_string(ar, r.command, b);
+        load_string(ar, r.config.method, b);
+        checkpoint::load_scalar(ar, r.config.dim, b);
+        checkpoint::load_scalar(ar, r.config.classes, b);
+        checkpoint::load_scalar(ar, r.config.scale, b);
+        checkpoint::load_scalar(ar, r.config.rank, b);
+        checkpoint::load_scalar(ar, r.config.passes, b);
+        checkpoint::load_scalar(ar, r.config.seed, b);
+        checkpoint::load_scalar(ar, r.config.center, b);
+        checkpoint::load_scalar(ar, r.n, b);
+        std::uint64_t count = 0;
+        checkpoint::load_scalar(ar, count, b);
+        // Every segment takes at least 8 uint64 + 4 string lengths: refuse counts the payload cannot hold.
+        if (count > b.left / 96) throw std::length_error("segment count " + std::to_string(count) + " exceeds the payload");
+        r.segments.resize(static_cast<std::size_t>(count));
+        for (input_segment& s : r.segments) {
+            load_fingerprint(ar, s.images, b);
+            load_fingerprint(ar, s.labels, b);
+            load_string(ar, s.format, b);
+            checkpoint::load_scalar(ar, s.first_row, b);
+            checkpoint::load_scalar(ar, s.rows_total, b);
+            checkpoint::load_scalar(ar, s.rows_done, b);
+            checkpoint::load_scalar(ar, s.batch, b);
+            checkpoint::load_scalar(ar, s.pass, b);
+            if (s.rows_done > s.rows_total) throw std::length_error("segment has more rows done than it holds");
+        }
+        load_string(ar, r.accumulator, b);
+        return r;
+    }
+
+private:
+    template <class Archive>
+    static void save_string(Archive& ar, const std::string& s) {
+        ar(static_cast<std::uint64_t>(s.size()));
+        ar(cereal::binary_data(s.data(), s.size()));
+    }
+    template <class Archive>
+    static void load_string(Archive& ar, std::string& s, checkpoint::budget& b) {
+        std::uint64_t len = 0;
+        checkpoint::load_scalar(ar, len, b);
+        b.take(len, "string");
+        s.resize(static_cast<std::size_t>(len));
+        ar(cereal::binary_data(s.data(), s.size()));
+    }
+    template <class Archive>
+    static void save_fingerprint(Archive& ar, const io::file_fingerprint& f) {
+        save_string(ar, f.path);
+        ar(f.size, f.mtime_ns, f.content_hash);
+    }
+    template <class Archive>
+    static void load_fingerprint(Archive& ar, io::file_fingerprint& f, checkpoint::budget& b) {
+        load_string(ar, f.path, b);
+        checkpoint::load_scalar(ar, f.size, b);
+        checkpoint::load_scalar(ar, f.mtime_ns, b);
+        checkpoint::load_scalar(ar, f.content_hash, b);
+    }
+};
+
+run_state load_run_state(const std::string& path);
+
+}  // namespace recalign::cli
