@@ -141,6 +141,20 @@ inline double sin2_max_angle(const matrix_t& u, const matrix_t& v, std::size_t k
     return std::max(0.0, 1.0 - e.values(k - 1));  // smallest cos²
 }
 
+// Σ sin² of the principal angles between span(U[:, :k]) and span(V[:, :k]) (orthonormal
+// columns): k − ‖U_kᵀ V_k‖_F², the squared chordal subspace distance.
+inline double sin2_sum(const matrix_t& u, const matrix_t& v, std::size_t k) {
+    const std::size_t d = u.shape(0);
+    double f = 0.0;
+    for (std::size_t a = 0; a < k; ++a)
+        for (std::size_t b = 0; b < k; ++b) {
+            double dot = 0.0;
+            for (std::size_t i = 0; i < d; ++i) dot += u(i, a) * v(i, b);
+            f += dot * dot;
+        }
+    return static_cast<double>(k) - f;
+}
+
 // max |VᵀV − I|.
 inline double orthonormality_defect(const matrix_t& v) {
     const std::size_t d = v.shape(0), k = v.shape(1);
