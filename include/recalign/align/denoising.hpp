@@ -1,0 +1,74 @@
+// Denoising alignment (the paper's Theorem 3 and Eq. 9, MATH.md §4) and the label-free
+// noise-impact diagnostic (Corollary 3.1, MATH.md §4).
+//
+// V* = top generalized eigenvectors of (Bs Bsᵀ, G), by whitening with G; its alignment for
+// every K is fit(V*_K) of MATH.md §2 measured on the *clean* statistics (nested-basis
+// Cholesky: all K in one sweep). The relative difference to the clean curve is the
+// quantity of the paper's Figure 7.
+#pragma once
+
+#include <cstdint>
+
+#include "recalign/align/alignment.hpp"
+#include "recalign/align/noise.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign {
+
+struct denoising_subspace_result {
+    vector_t eigenvalues;   // descending generalized eigenvalues of (Bs Bsᵀ, G) on range(G)
+    matrix_t basis;         // D x r, G-orthonormal columns, sign as in sym_eigen
+    std::size_t rank_g = 0;   // directions of G kept by the whitening
+    std::size_t dropped = 0;  // null directions of G
+    std::size_t informative = 0;  // eigenvalues > rel_tol · largest: beyond, V* is arbitrary
+    int info = 0;
+};
+
+// V* of Theorem 3. H = D_G^{-1/2} P_Gᵀ Bs Bsᵀ P_G D_G^{-1/2} is factorised as F Fᵀ with
+// F = D_G^{-1/2} P_Gᵀ Bs, by an SVD of F (its singular values are accurate where the
+// eigenvalues of F Fᵀ would have squared the rounding).
+denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol = 1e-12);
+
+struct denoising_options {
+    alignment_measure measure = alignment_measure::paper;
+    centering center = centering::uncentered;  // of the clean statistics (and of the noisy ones)
+    double rel_tol = 1e-12;
+};
+
+struct denoising_result {
+    alignment_measure measure = alignment_measure::paper;
+    centering center = centering::uncentered;
+    std::uint64_t n = 0;
+    std::size_t dim = 0, classes = 0;
+    denoising_subspace_result subspace;
+    vector_t curve;                // alignment of span(V*_K) on the clean statistics, K = 1 .. max_k
+    vector_t clean_curve;          // alignment of span(U_K) (alignment_curve), K = 1 .. max_k
+    vector_t relative_difference;  // (curve − clean_curve) / clean_curve; NaN where clean_curve = 0
+    double normaliser = 0.0;       // the clean curve's (so both curves share one scale)
+    std::size_t skipped = 0;       // directions of V* adding nothing in the Sxx metric
+    std::size_t max_k = 0;         // min(informative directions of V*, clean curve length)
+};
+
+// `noisy` must be of the same data (n) and centering as the clean accumulator's statistics.
+denoising_result denoising_alignment(const moment_accumulator& clean, const noise_moments& noisy,
+                                     const denoising_options& options = {});
+
+struct noise_impact_options {
+    centering center = centering::uncentered;
+    double rel_tol = 1e-12;
+};
+
+struct noise_impact_result {
+    vector_t distance;    // element K-1: Σ sin² of the principal angles between span(V*_K) and span(U_K)
+    vector_t normalised;  // distance / K, in [0, 1]
+    std::size_t max_k = 0;  // K up to the informative directions of both V* and U
+    int info = 0;
+};
+
+// Label-free: needs only the clean second moment and the noise expectations. Zero for every
+// K means the noise model can never change any supervised task (Corollary 3.1).
+noise_impact_result noise_impact(const moment_accumulator& clean, const noise_moments& noisy,
+                                 const noise_impact_options& options = {});
+
+}  // namespace recalign

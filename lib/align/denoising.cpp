@@ -1,0 +1,141 @@
+#include "recalign/align/denoising.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "nested.hpp"
+#include "recalign/core/blas.hpp"
+#include "recalign/spectral/eigen.hpp"
+
+namespace recalign {
+
+namespace {
+void check_noisy(const noise_moments& noisy, std::size_t d, const char* who) {
+    if (noisy.bs.shape(0) != d || noisy.bs.shape(1) != d || noisy.g.shape(0) != d || noisy.g.shape(1) != d)
+        throw std::invalid_argument(std::string(who) + ": the noise moments are not " + std::to_string(d) + " x " +
+                                    std::to_string(d));
+}
+}  // namespace
+
+denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol) {
+    const std::size_t d = noisy.g.shape(0);
+    check_noisy(noisy, d, "denoising_subspace");
+    if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
+    denoising_subspace_result out;
+    // G = P D Pᵀ, whitening W = P_r D_r^{-1/2} (Theorem 3; MATH.md §4).
+    const eigen_result eg = sym_eigen(noisy.g);
+    out.info = eg.info;
+    const double cut = d > 0 ? rel_tol * std::max(eg.values(0), 0.0) : 0.0;
+    std::size_t r = 0;
+    while (r < d && eg.values(r) > cut) ++r;
+    out.rank_g = r;
+    out.dropped = d - r;
+    out.eigenvalues = xt::zeros<double>({r});
+    out.basis = xt::zeros<double>({d, r});
+    if (r == 0) return out;
+    matrix_t w = xt::zeros<double>({d, r});
+    for (std::size_t j = 0; j < r; ++j) {
+        const double s = 1.0 / std::sqrt(eg.values(j));
+        for (std::size_t i = 0; i < d; ++i) w(i, j) = eg.vectors(i, j) * s;
+    }
+    // Fᵀ = Bsᵀ W (D x r); H = F Fᵀ, so the eigenvectors of H are the right singular vectors of Fᵀ.
+    matrix_t ft = xt::zeros<double>({d, r});
+    blas::gemm_tn(d, r, d, 1.0, noisy.bs.data(), w.data(), 0.0, ft.data());
+    vector_t s = xt::zeros<double>({r});
+    matrix_t u = xt::zeros<double>({d, r});
+    matrix_t vt = xt::zeros<double>({r, r});
+    const int info = blas::gesdd_thin(d, r, ft.data(), s.data(), u.data(), vt.data());
+    if (out.info == 0) out.info = info;
+    for (std::size_t j = 0; j < r; ++j) out.eigenvalues(j) = s(j) * s(j);
+    blas::gemm_nt(d, r, r, 1.0, w.data(), vt.data(), 0.0, out.basis.data());
+    fix_signs(out.basis);
+    const double top = out.eigenvalues(0);
+    while (out.informative < r && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
+    return out;
+}
+
+denoising_result denoising_alignment(const moment_accumulator& clean, const noise_moments& noisy,
+                                     const denoising_options& options) {
+    if (!clean.has_targets()) throw std::invalid_argument("denoising_alignment: the clean accumulator holds no targets");
+    const std::size_t d = clean.dim();
+    check_noisy(noisy, d, "denoising_alignment");
+    if (noisy.n != clean.n())
+        throw std::invalid_argument("denoising_alignment: the noise moments cover " + std::to_string(noisy.n) +
+                                    " samples, the clean statistics " + std::to_string(clean.n()));
+    denoising_result res;
+    res.measure = options.measure;
+    res.center = options.center;
+    res.n = clean.n();
+    res.dim = d;
+    res.classes = clean.classes();
+
+    alignment_options ao;
+    ao.measure = options.measure;
+    ao.center = options.center;
+    ao.rel_tol = options.rel_tol;
+    const alignment_result clean_curve = alignment_curve(clean, ao);
+    res.normaliser = clean_curve.normaliser;
+    res.subspace = denoising_subspace(noisy, options.rel_tol);
+    res.max_k = std::min(res.subspace.informative, clean_curve.max_k);
+    const std::size_t k = res.max_k;
+
+    // Eq. (9): the supervised fit of span(V*_K) on the clean statistics, all K at once.
+    const matrix_t sxx = clean.sxx(options.center);
+    const cross_moments cross = clean.cross(options.center);
+    matrix_t vk = xt::view(res.subspace.basis, xt::all(), xt::range(0, k));
+    const detail::nested_basis nb = detail::nested_orthonormalize(vk, sxx, options.rel_tol);
+    res.skipped = nb.n_skipped;
+    const vector_t contrib = detail::fit_contributions(nb.columns, cross, options.measure);
+    res.curve = xt::zeros<double>({k});
+    res.clean_curve = xt::zeros<double>({k});
+    res.relative_difference = xt::zeros<double>({k});
+    double acc = 0.0;
+    for (std::size_t i = 0; i < k; ++i) {
+        acc += contrib(i);
+        res.curve(i) = res.normaliser > 0 ? acc / res.normaliser : 0.0;
+        res.clean_curve(i) = clean_curve.curve(i);
+        res.relative_difference(i) = res.clean_curve(i) != 0.0 ? (res.curve(i) - res.clean_curve(i)) / res.clean_curve(i)
+                                                               : std::numeric_limits<double>::quiet_NaN();
+    }
+    return res;
+}
+
+noise_impact_result noise_impact(const moment_accumulator& clean, const noise_moments& noisy,
+                                 const noise_impact_options& options) {
+    const std::size_t d = clean.dim();
+    check_noisy(noisy, d, "noise_impact");
+    noise_impact_result res;
+    const denoising_subspace_result sub = denoising_subspace(noisy, options.rel_tol);
+    const eigen_result eu = sym_eigen(clean.sxx(options.center));
+    res.info = sub.info != 0 ? sub.info : eu.info;
+    std::size_t rank_u = 0;
+    const double cut = d > 0 ? options.rel_tol * std::max(eu.values(0), 0.0) : 0.0;
+    while (rank_u < d && eu.values(rank_u) > cut) ++rank_u;
+    const std::size_t k = std::min(sub.informative, rank_u);
+    res.max_k = k;
+    res.distance = xt::zeros<double>({k});
+    res.normalised = xt::zeros<double>({k});
+    if (k == 0) return res;
+    // Euclidean-orthonormal nested basis Q of V*; with the complete eigenbasis U of Sxx,
+    // Σ sin² θ(span Q_K, span U_K) = ‖U_{>K}ᵀ Q_K‖_F²: a sum of small squares, no cancellation
+    // against K (so it resolves distances far below the rounding of K itself).
+    matrix_t vk = xt::view(sub.basis, xt::all(), xt::range(0, k));
+    const detail::nested_basis q = detail::nested_orthonormalize(vk, matrix_t(), options.rel_tol);
+    matrix_t c = xt::zeros<double>({d, k});  // c(i, j) = u_iᵀ q_j
+    blas::gemm_tn(d, k, d, 1.0, eu.vectors.data(), q.columns.data(), 0.0, c.data());
+    // T(K) = Σ_{j<K} Σ_{i>=K} c_ij² (0-based); T(K) = T(K-1) − Σ_{j<K-1} c_{K-1,j}² + Σ_{i>=K} c_{i,K-1}².
+    double t = 0.0;
+    for (std::size_t kk = 1; kk <= k; ++kk) {
+        const std::size_t row = kk - 1;
+        for (std::size_t j = 0; j + 1 < kk; ++j) t -= c(row, j) * c(row, j);
+        for (std::size_t i = kk; i < d; ++i) t += c(i, kk - 1) * c(i, kk - 1);
+        res.distance(kk - 1) = t;
+        res.normalised(kk - 1) = t / static_cast<double>(kk);
+    }
+    return res;
+}
+
+}  // namespace recalign

@@ -1,0 +1,85 @@
+#include "nested.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "recalign/core/blas.hpp"
+
+namespace recalign::detail {
+
+nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol) {
+    const std::size_t d = v.shape(0), k = v.shape(1);
+    // Gram = Vᵀ M V (k x k).
+    matrix_t gram = xt::zeros<double>({k, k});
+    if (metric.size() == 0) {
+        blas::gemm_tn(k, k, d, 1.0, v.data(), v.data(), 0.0, gram.data());
+    } else {
+        matrix_t mv = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, d, 1.0, metric.data(), v.data(), 0.0, mv.data());
+        blas::gemm_tn(k, k, d, 1.0, v.data(), mv.data(), 0.0, gram.data());
+    }
+    double top = 0.0;
+    for (std::size_t i = 0; i < k; ++i) top = std::max(top, gram(i, i));
+    // Cholesky Gram = Rᵀ R (upper R, row-major), dropping dependent columns: a dropped column
+    // gets R_jj = 1 and a zero row and column, so the triangular solve below leaves the other
+    // columns exactly as the Cholesky factor of the kept ones gives them; it is zeroed after.
+    nested_basis out;
+    out.skipped.assign(k, 0);
+    matrix_t r = xt::zeros<double>({k, k});
+    for (std::size_t j = 0; j < k; ++j) {
+        double s = gram(j, j);
+        for (std::size_t i = 0; i < j; ++i) s -= r(i, j) * r(i, j);
+        if (!(s > rel_tol * gram(j, j)) || !(gram(j, j) > rel_tol * top)) {
+            out.skipped[j] = 1;
+            ++out.n_skipped;
+            r(j, j) = 1.0;
+            continue;
+        }
+        const double rjj = std::sqrt(s);
+        r(j, j) = rjj;
+        for (std::size_t c = j + 1; c < k; ++c) {
+            double t = gram(j, c);
+            for (std::size_t i = 0; i < j; ++i) t -= r(i, j) * r(i, c);
+            r(j, c) = t / rjj;
+        }
+    }
+    out.columns = v;
+    blas::trsm_right_upper(d, k, r.data(), out.columns.data());
+    for (std::size_t j = 0; j < k; ++j)
+        if (out.skipped[j])
+            for (std::size_t i = 0; i < d; ++i) out.columns(i, j) = 0.0;
+    return out;
+}
+
+vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, alignment_measure m) {
+    const std::size_t d = vt.shape(0), k = vt.shape(1), c = cross.sxy.shape(1);
+    matrix_t a = xt::zeros<double>({k, c});
+    blas::gemm_tn(k, c, d, 1.0, vt.data(), cross.sxy.data(), 0.0, a.data());
+    matrix_t as = a;
+    if (m != alignment_measure::fit) blas::gemm_nn(k, c, c, 1.0, a.data(), cross.syy.data(), 0.0, as.data());
+    vector_t out = xt::zeros<double>({k});
+    for (std::size_t i = 0; i < k; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < c; ++j) s += a(i, j) * as(i, j);
+        out(i) = s;
+    }
+    return out;
+}
+
+double measure_normaliser(const cross_moments& cross, alignment_measure m, const vector_t& complete) {
+    double t = 0.0;
+    switch (m) {
+        case alignment_measure::paper:
+            for (double v : cross.syy) t += v * v;
+            break;
+        case alignment_measure::fit:
+            for (std::size_t j = 0; j < cross.syy.shape(0); ++j) t += cross.syy(j, j);
+            break;
+        case alignment_measure::rank:
+            for (double v : complete) t += v;
+            break;
+    }
+    return t;
+}
+
+}  // namespace recalign::detail

@@ -1,0 +1,33 @@
+// Internal helpers of the align/ analyses: the nested-basis trick of MATH.md §2 ("General
+// representation") shared by the trade-off, the denoising alignment and the noise-impact
+// diagnostic. Not installed.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "recalign/align/alignment.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign::detail {
+
+// Ṽ = V R⁻¹ with Vᵀ M V = Rᵀ R (M = `metric`, or the identity when it is empty): columns
+// nested (span(ṽ_1..k) = span(v_1..k)) and M-orthonormal. A column whose M-norm, after removing
+// its projection on the earlier columns, is below rel_tol of its own M-norm (or whose M-norm is
+// below rel_tol of the largest) adds nothing new: it is set to zero and flagged.
+struct nested_basis {
+    matrix_t columns;            // D x k
+    std::vector<char> skipped;   // per column
+    std::size_t n_skipped = 0;
+};
+nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol);
+
+// c_k = ṽ_kᵀ Sxy W Sxyᵀ ṽ_k for an Sxx-orthonormal nested basis Ṽ: W = Syy for the paper and
+// rank measures, W = I for fit. Σ_{i<=k} c_i is fit(V_k) of MATH.md §2.
+vector_t fit_contributions(const matrix_t& vtilde, const cross_moments& cross, alignment_measure m);
+
+// Normaliser of a measure with the contributions of a complete basis (rank measure).
+double measure_normaliser(const cross_moments& cross, alignment_measure m, const vector_t& complete_contributions);
+
+}  // namespace recalign::detail

@@ -1,0 +1,94 @@
+#include "recalign/align/tradeoff.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "recalign/core/blas.hpp"
+#include "recalign/spectral/eigen.hpp"
+
+namespace recalign {
+
+tradeoff_result tradeoff(const moment_accumulator& m, const tradeoff_options& options) {
+    if (!m.has_targets()) throw std::invalid_argument("tradeoff: the accumulator holds no targets");
+    const std::size_t d = m.dim(), c = m.classes();
+    if (options.k == 0 || options.k > d)
+        throw std::invalid_argument("tradeoff: K = " + std::to_string(options.k) + " must be in [1, " +
+                                    std::to_string(d) + "]");
+    if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("tradeoff: rel_tol must be >= 0");
+    for (double l : options.lambdas)
+        if (!(l >= 0.0) || !std::isfinite(l))
+            throw std::invalid_argument("tradeoff: lambda = " + std::to_string(l) + " must be finite and >= 0");
+
+    const matrix_t sxx = m.sxx(options.center);
+    const matrix_t sxy = m.sxy(options.center);
+    const matrix_t syy = m.syy(options.center);
+    tradeoff_result res;
+    res.center = options.center;
+    res.n = m.n();
+    res.dim = d;
+    res.classes = c;
+
+    // Sxx = P D Pᵀ once; MATH.md §3: F = D^{-1/2} Pᵀ Sxy, H(λ) = F Fᵀ + λ D.
+    const eigen_result e = sym_eigen(sxx);
+    res.info = e.info;
+    const double cut = options.rel_tol * std::max(e.values(0), 0.0);
+    std::size_t r = 0;
+    while (r < d && e.values(r) > cut) ++r;
+    res.rank_xx = r;
+    res.dropped = d - r;
+    const std::size_t k = std::min(options.k, r);
+    res.k = k;
+    matrix_t wht = xt::zeros<double>({d, r});  // P_r D_r^{-1/2}
+    for (std::size_t j = 0; j < r; ++j) {
+        const double s = 1.0 / std::sqrt(e.values(j));
+        for (std::size_t i = 0; i < d; ++i) wht(i, j) = e.vectors(i, j) * s;
+    }
+    matrix_t f = xt::zeros<double>({r, c});
+    blas::gemm_tn(r, c, d, 1.0, wht.data(), sxy.data(), 0.0, f.data());
+    matrix_t ffT = xt::zeros<double>({r, r});
+    blas::gemm_nt(r, r, c, 1.0, f.data(), f.data(), 0.0, ffT.data());
+    // Z* V*ᵀ reconstructs from D^{1/2} Pᵀ: Vᵀ Sxx = Qᵀ D^{1/2} P_rᵀ.
+    matrix_t half = xt::zeros<double>({r, d});  // D_r^{1/2} P_rᵀ
+    for (std::size_t j = 0; j < r; ++j) {
+        const double s = std::sqrt(e.values(j));
+        for (std::size_t i = 0; i < d; ++i) half(j, i) = e.vectors(i, j) * s;
+    }
+    double tr_yy = 0.0, tr_xx = 0.0;
+    for (std::size_t j = 0; j < c; ++j) tr_yy += syy(j, j);
+    for (std::size_t i = 0; i < d; ++i) tr_xx += sxx(i, i);
+
+    for (double lambda : options.lambdas) {
+        tradeoff_point p;
+        p.lambda = lambda;
+        matrix_t h = ffT;
+        for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * e.values(j);
+        const eigen_result eh = sym_eigen(h);
+        p.info = eh.info;
+        matrix_t q = xt::zeros<double>({r, k});
+        p.eigenvalues = xt::zeros<double>({k});
+        for (std::size_t j = 0; j < k; ++j) {
+            p.eigenvalues(j) = eh.values(j);
+            for (std::size_t i = 0; i < r; ++i) q(i, j) = eh.vectors(i, j);
+        }
+        p.v = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, r, 1.0, wht.data(), q.data(), 0.0, p.v.data());
+        // M = V*ᵀ Sxx V* = Qᵀ Q = I (whitening), so W* = V*ᵀ Sxy = Qᵀ F and Z* = V*ᵀ Sxx = Qᵀ D^{1/2} Pᵀ:
+        // Eqs. (5), (6) without an inverse.
+        p.w = xt::zeros<double>({k, c});
+        blas::gemm_tn(k, c, r, 1.0, q.data(), f.data(), 0.0, p.w.data());
+        p.z = xt::zeros<double>({k, d});
+        blas::gemm_tn(k, d, r, 1.0, q.data(), half.data(), 0.0, p.z.data());
+        double fit_y = 0.0, fit_x = 0.0;
+        for (double v : p.w) fit_y += v * v;
+        for (double v : p.z) fit_x += v * v;
+        p.supervised_loss = tr_yy - fit_y;
+        p.reconstruction_loss = tr_xx - fit_x;
+        p.loss = p.supervised_loss + lambda * p.reconstruction_loss;
+        res.points.push_back(std::move(p));
+    }
+    return res;
+}
+
+}  // namespace recalign
