@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "recalign/core/errors.hpp"
 
@@ -64,7 +66,61 @@ void to_checked(const batch_view& b, std::size_t expected_cols, Out* out, std::u
     }
 }
 
+template <class In, class Out>
+void shift_rows(const In* in, std::size_t rows, std::size_t cols, const double* shift, Out* out, std::size_t stride,
+                double* sums) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const In* row = in + r * cols;
+        Out* o = out + r * stride;
+        for (std::size_t c = 0; c < cols; ++c) {
+            const double v = static_cast<double>(row[c]) - shift[c];
+            o[c] = static_cast<Out>(v);
+            sums[c] += v;
+        }
+    }
+}
+
+template <class In>
+void locate_non_finite(const In* in, std::size_t rows, std::size_t cols, const double* shift, std::uint64_t first_row) {
+    for (std::size_t i = 0; i < rows * cols; ++i)
+        if (!std::isfinite(static_cast<double>(in[i]))) not_finite(first_row + i / cols, i % cols, static_cast<double>(in[i]));
+    for (std::size_t c = 0; c < cols; ++c)
+        if (!std::isfinite(shift[c])) throw input_error("column " + std::to_string(c) + ": shift is not finite");
+    throw input_error("column sums overflow: values too large (magnitude near the double range)");
+}
+
+template <class Out>
+void shifted(const batch_view& b, std::size_t expected_cols, const double* shift, Out* out, std::size_t stride,
+             double* sums, std::uint64_t first_row) {
+    check_shape(b, expected_cols);
+    if (stride < expected_cols) throw std::invalid_argument("output stride smaller than the row width");
+    const std::size_t cols = b.cols;
+    std::vector<double> local(cols, 0.0);
+    auto run = [&](const auto* in) {
+        shift_rows(in, b.rows, cols, shift, out, stride, local.data());
+        for (std::size_t c = 0; c < cols; ++c)
+            if (!std::isfinite(local[c])) locate_non_finite(in, b.rows, cols, shift, first_row);
+    };
+    switch (b.type) {
+        case dtype::u8: run(static_cast<const std::uint8_t*>(b.data)); break;
+        case dtype::f32: run(static_cast<const float*>(b.data)); break;
+        case dtype::f64: run(static_cast<const double*>(b.data)); break;
+        default: throw input_error("batch has an unknown element type");
+    }
+    for (std::size_t c = 0; c < cols; ++c) sums[c] += local[c];
+}
+
 }  // namespace
+
+void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const double* shift, double* out,
+                        std::size_t out_stride, double* column_sums, std::uint64_t first_row) {
+    shifted(b, expected_cols, shift, out, out_stride, column_sums, first_row);
+}
+
+void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const double* shift, float* out,
+                        std::size_t out_stride, double* column_sums, std::uint64_t first_row) {
+    shifted(b, expected_cols, shift, out, out_stride, column_sums, first_row);
+}
 
 void to_double_checked(const batch_view& b, std::size_t expected_cols, double* out, std::uint64_t first_row) {
     to_checked(b, expected_cols, out, first_row);

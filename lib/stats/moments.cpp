@@ -33,33 +33,14 @@ void check_options(const moment_options& o) {
     if (o.targets != target_mode::none) blas::to_blas_int(o.classes, "classes");
 }
 
-// Mean of the rows of a (rows x cols) buffer, then subtracts it from every row.
-template <class T>
-void center_rows(T* data, std::size_t rows, std::size_t cols, double* mean) {
-    std::fill(mean, mean + cols, 0.0);
-    for (std::size_t r = 0; r < rows; ++r) {
-        const T* row = data + r * cols;
-        for (std::size_t c = 0; c < cols; ++c) mean[c] += static_cast<double>(row[c]);
-    }
-    const double inv = 1.0 / static_cast<double>(rows);
-    for (std::size_t c = 0; c < cols; ++c) mean[c] *= inv;
-    for (std::size_t r = 0; r < rows; ++r) {
-        T* row = data + r * cols;
-        for (std::size_t c = 0; c < cols; ++c) row[c] = static_cast<T>(static_cast<double>(row[c]) - mean[c]);
-    }
-}
 }  // namespace
 
 moment_accumulator::moment_accumulator(const moment_options& options) : options_(options) {
     check_options(options_);
-    const std::size_t d = options_.dim, c = options_.classes;
-    mean_x_ = xt::zeros<double>({d});
-    mxx_ = xt::zeros<double>({d, d});
-    if (has_targets()) {
-        mean_y_ = xt::zeros<double>({c});
-        mxy_ = xt::zeros<double>({d, c});
-        myy_ = xt::zeros<double>({c, c});
-    }
+    const std::size_t p = joint_dim();
+    blas::to_blas_int(p, "dimension + classes");
+    mean_z_ = xt::zeros<double>({p});
+    mzz_ = xt::zeros<double>({p, p});
 }
 
 std::uint64_t moment_accumulator::config_hash() const {
@@ -76,7 +57,7 @@ void moment_accumulator::update(const batch_view& x, std::uint64_t first_row) {
 }
 
 void moment_accumulator::update(const batch_view& x, const target_view& y, std::uint64_t first_row) {
-    const std::size_t d = options_.dim, c = options_.classes, rows = x.rows;
+    const std::size_t d = options_.dim, c = options_.classes, p = joint_dim(), rows = x.rows;
     // --- validation and conversion into scratch: nothing of the state changes here ---
     if (has_targets() && y.form == target_view::kind::none)
         throw input_error("this accumulator collects targets (" + std::string(mode_name(options_.targets)) +
@@ -89,73 +70,64 @@ void moment_accumulator::update(const batch_view& x, const target_view& y, std::
         throw input_error("this accumulator takes dense target rows, got class ids");
     blas::to_blas_int(rows, "batch rows");
     const bool single = options_.float32_kernels && x.type == dtype::f32;
-    std::vector<double> mean_b(d);
-    if (single) {
-        xf_.resize(rows * d);
-        to_float_checked(x, d, xf_.data(), first_row);
-    } else {
-        xb_.resize(rows * d);
-        to_double_checked(x, d, xb_.data(), first_row);
-    }
-    std::vector<double> mean_yb;
     if (has_targets()) {
         yb_.resize(rows * c);
         targets_to_double_checked(y, rows, c, yb_.data(), first_row);
-        mean_yb.resize(c);
+    }
+    // Shift every row of z = [x | y] by the best mean estimate at hand: the running mean,
+    // or for the first batch its own first row. The scatter about a shift near the mean,
+    // corrected below by a rank-one term, is exact to rounding (no raw-moment cancellation),
+    // and it costs one fused pass (convert + shift + finiteness + column sums).
+    std::vector<double> shift(p), sum(p, 0.0);
+    if (n_ > 0) {
+        std::copy(mean_z_.begin(), mean_z_.end(), shift.begin());
+    } else if (rows > 0 && x.cols == d) {
+        batch_view first = x;
+        first.rows = 1;
+        to_double_checked(first, d, shift.data(), first_row);
+        std::copy(yb_.begin(), yb_.begin() + static_cast<std::ptrdiff_t>(c), shift.begin() + static_cast<std::ptrdiff_t>(d));
+    }
+    auto lay_out = [&](auto* z) {
+        to_shifted_checked(x, d, shift.data(), z, p, sum.data(), first_row);
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t j = 0; j < c; ++j) {
+                const double v = yb_[r * c + j] - shift[d + j];
+                z[r * p + d + j] = static_cast<std::remove_pointer_t<decltype(z)>>(v);
+                sum[d + j] += v;
+            }
+    };
+    if (single) {
+        zf_.resize(rows * p);
+        lay_out(zf_.data());
+    } else {
+        zb_.resize(rows * p);
+        lay_out(zb_.data());
     }
     if (rows == 0) return;
     if (single) {
-        center_rows(xf_.data(), rows, d, mean_b.data());
-        sf_.resize(d * d);
-        blas::syrk_tn(d, rows, 1.0f, xf_.data(), 0.0f, sf_.data());
-    } else {
-        center_rows(xb_.data(), rows, d, mean_b.data());
+        sf_.resize(p * p);
+        blas::syrk_tn(p, rows, 1.0f, zf_.data(), 0.0f, sf_.data());
     }
-    if (has_targets()) center_rows(yb_.data(), rows, c, mean_yb.data());
 
     // --- the state changes from here on; nothing below can fail ---
     if (single) {
-        for (std::size_t i = 0; i < d; ++i)
-            for (std::size_t j = i; j < d; ++j) mxx_(i, j) += static_cast<double>(sf_[i * d + j]);
+        for (std::size_t i = 0; i < p; ++i)
+            for (std::size_t j = i; j < p; ++j) mzz_(i, j) += static_cast<double>(sf_[i * p + j]);
     } else {
-        blas::syrk_tn(d, rows, 1.0, xb_.data(), 1.0, mxx_.data());
+        blas::syrk_tn(p, rows, 1.0, zb_.data(), 1.0, mzz_.data());
     }
-    if (has_targets()) {
-        // The batch's own cross scatter needs the centered inputs in double; the float32
-        // path widens them once here (O(bD), against the O(bD²) scatter).
-        if (single) {
-            xb_.resize(rows * d);
-            std::copy(xf_.begin(), xf_.end(), xb_.begin());
-        }
-        blas::gemm_tn(d, c, rows, 1.0, xb_.data(), yb_.data(), 1.0, mxy_.data());
-        blas::syrk_tn(c, rows, 1.0, yb_.data(), 1.0, myy_.data());
-    }
-    fold_in(rows, mean_b.data(), has_targets() ? mean_yb.data() : nullptr);
-}
-
-// Chan's correction for a block of nb samples with means (mean_b, mean_yb) whose centered
-// scatters were already added: MATH.md §1.
-void moment_accumulator::fold_in(std::uint64_t nb, const double* mean_b, const double* mean_yb) {
-    const std::size_t d = options_.dim, c = options_.classes;
-    const std::uint64_t na = n_, n = na + nb;
-    const double w = static_cast<double>(na) * static_cast<double>(nb) / static_cast<double>(n);
-    const double f = static_cast<double>(nb) / static_cast<double>(n);
-    delta_.resize(d + c);
-    double* dx = delta_.data();
-    double* dy = delta_.data() + d;
-    for (std::size_t i = 0; i < d; ++i) dx[i] = mean_b[i] - mean_x_(i);
-    if (has_targets())
-        for (std::size_t i = 0; i < c; ++i) dy[i] = mean_yb[i] - mean_y_(i);
-    if (na > 0) {
-        blas::syr_upper(d, w, dx, mxx_.data());
-        if (has_targets()) {
-            blas::ger(d, c, w, dx, dy, mxy_.data());
-            blas::syr_upper(c, w, dy, myy_.data());
-        }
-    }
-    for (std::size_t i = 0; i < d; ++i) mean_x_(i) += dx[i] * f;
-    if (has_targets())
-        for (std::size_t i = 0; i < c; ++i) mean_y_(i) += dy[i] * f;
+    // Scatter about the shift -> about the batch mean (subtract b m mᵀ, m = mean_b − shift),
+    // then Chan's term w δδᵀ (MATH.md §1), w = n_a b / n, δ = mean_b − mean_a. Whenever
+    // n_a > 0 the shift *is* mean_a, so δ = m and both rank-one terms are one update with
+    // coefficient w − b (= −b²/n); when n_a = 0, w = 0. One pass over the P x P state.
+    const std::uint64_t na = n_, n = na + rows;
+    const double b = static_cast<double>(rows);
+    const double w = static_cast<double>(na) * b / static_cast<double>(n);
+    const double f = b / static_cast<double>(n);
+    std::vector<double> m(p);
+    for (std::size_t i = 0; i < p; ++i) m[i] = sum[i] / b;
+    blas::syr_upper(p, w - b, m.data(), mzz_.data());
+    for (std::size_t i = 0; i < p; ++i) mean_z_(i) += ((shift[i] - mean_z_(i)) + m[i]) * f;
     n_ = n;
 }
 
@@ -169,51 +141,61 @@ void moment_accumulator::merge(const moment_accumulator& other) {
                                     " and '" + mode_name(other.options_.targets) + "' x " +
                                     std::to_string(other.options_.classes));
     if (other.n_ == 0) return;
-    // Copy what we read from `other` first: it may be *this.
-    const vector_t mean_b = other.mean_x_;
-    const vector_t mean_yb = other.mean_y_;
-    const std::uint64_t nb = other.n_;
-    mxx_ += other.mxx_;
-    if (has_targets()) {
-        mxy_ += other.mxy_;
-        myy_ += other.myy_;
-    }
-    fold_in(nb, mean_b.data(), has_targets() ? mean_yb.data() : nullptr);
+    // Chan's rule (MATH.md §1). Copy what we read from `other` first: it may be *this.
+    const std::size_t p = joint_dim();
+    const vector_t mean_b = other.mean_z_;
+    const std::uint64_t na = n_, nb = other.n_, n = na + nb;
+    const double w = static_cast<double>(na) * static_cast<double>(nb) / static_cast<double>(n);
+    const double f = static_cast<double>(nb) / static_cast<double>(n);
+    std::vector<double> delta(p);
+    for (std::size_t i = 0; i < p; ++i) delta[i] = mean_b(i) - mean_z_(i);
+    mzz_ += other.mzz_;
+    if (na > 0) blas::syr_upper(p, w, delta.data(), mzz_.data());
+    for (std::size_t i = 0; i < p; ++i) mean_z_(i) += delta[i] * f;
+    n_ = n;
 }
 
-matrix_t moment_accumulator::sxx(centering c) const {
-    matrix_t s = mxx_;
-    const std::size_t d = options_.dim;
-    if (c == centering::uncentered) blas::syr_upper(d, static_cast<double>(n_), mean_x_.data(), s.data());
-    blas::symmetrize_from_upper(d, s.data());
+vector_t moment_accumulator::mean_x() const { return xt::view(mean_z_, xt::range(0, options_.dim)); }
+
+vector_t moment_accumulator::mean_y() const {
+    if (!has_targets()) throw std::logic_error("mean_y: this accumulator was configured without targets");
+    return xt::view(mean_z_, xt::range(options_.dim, joint_dim()));
+}
+
+matrix_t moment_accumulator::block(std::size_t r0, std::size_t rows, std::size_t c0, std::size_t cols,
+                                   centering c) const {
+    matrix_t s = xt::zeros<double>({rows, cols});
+    const double nn = static_cast<double>(n_);
+    const bool diagonal = r0 == c0;
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = diagonal ? i : 0; j < cols; ++j) {
+            double v = mzz_(r0 + i, c0 + j);
+            if (c == centering::uncentered) v += nn * mean_z_(r0 + i) * mean_z_(c0 + j);
+            s(i, j) = v;
+        }
+    if (diagonal) blas::symmetrize_from_upper(rows, s.data());
     return s;
 }
+
+matrix_t moment_accumulator::sxx(centering c) const { return block(0, options_.dim, 0, options_.dim, c); }
 
 matrix_t moment_accumulator::sxy(centering c) const {
     if (!has_targets()) throw std::logic_error("sxy: this accumulator was configured without targets");
-    matrix_t s = mxy_;
-    if (c == centering::uncentered)
-        blas::ger(options_.dim, options_.classes, static_cast<double>(n_), mean_x_.data(), mean_y_.data(), s.data());
-    return s;
+    return block(0, options_.dim, options_.dim, options_.classes, c);
 }
 
 matrix_t moment_accumulator::syy(centering c) const {
     if (!has_targets()) throw std::logic_error("syy: this accumulator was configured without targets");
-    matrix_t s = myy_;
-    if (c == centering::uncentered) blas::syr_upper(options_.classes, static_cast<double>(n_), mean_y_.data(), s.data());
-    blas::symmetrize_from_upper(options_.classes, s.data());
-    return s;
+    return block(options_.dim, options_.classes, options_.dim, options_.classes, c);
 }
 
 cross_moments moment_accumulator::cross(centering c) const { return {c, n_, sxy(c), syy(c)}; }
 
 double moment_accumulator::trace_xx(centering c) const {
     double t = 0.0;
-    for (std::size_t i = 0; i < options_.dim; ++i) t += mxx_(i, i);
-    if (c == centering::uncentered) {
-        double m2 = 0.0;
-        for (std::size_t i = 0; i < options_.dim; ++i) m2 += mean_x_(i) * mean_x_(i);
-        t += static_cast<double>(n_) * m2;
+    for (std::size_t i = 0; i < options_.dim; ++i) {
+        t += mzz_(i, i);
+        if (c == centering::uncentered) t += static_cast<double>(n_) * mean_z_(i) * mean_z_(i);
     }
     return t;
 }
@@ -226,10 +208,9 @@ moment_options moment_accumulator::validated_options(std::uint64_t dim, std::uin
     if (f32 > 1) throw std::length_error("bad float32 flag");
     // The arrays the constructor allocates must fit in what the payload still holds.
     const std::uint64_t words = b.left / 8;
-    if (dim > words / dim) throw std::length_error("a " + std::to_string(dim) + "-dimensional state cannot fit in the payload");
-    const std::uint64_t need = dim * dim + dim + (mode ? classes * classes + dim * classes + classes : 0);
-    if ((mode && (classes > words / classes || classes > words / dim)) || need > words)
-        throw std::length_error("the payload is too small for the state its configuration announces");
+    const std::uint64_t p = dim + classes;  // both <= 2^31: no overflow
+    if (p > words / p || p * p + p > words)
+        throw std::length_error("a " + std::to_string(p) + "-dimensional joint state cannot fit in the payload");
     moment_options o;
     o.dim = static_cast<std::size_t>(dim);
     o.targets = static_cast<target_mode>(mode);
@@ -240,15 +221,9 @@ moment_options moment_accumulator::validated_options(std::uint64_t dim, std::uin
 }
 
 void moment_accumulator::check_shapes() const {
-    const std::size_t d = options_.dim, c = options_.classes;
-    auto bad = [](const char* what) { throw std::length_error(std::string(what) + " has the wrong shape"); };
-    if (mean_x_.shape(0) != d) bad("mean_x");
-    if (mxx_.shape(0) != d || mxx_.shape(1) != d) bad("Mxx");
-    if (has_targets()) {
-        if (mean_y_.shape(0) != c) bad("mean_y");
-        if (mxy_.shape(0) != d || mxy_.shape(1) != c) bad("Mxy");
-        if (myy_.shape(0) != c || myy_.shape(1) != c) bad("Myy");
-    }
+    const std::size_t p = joint_dim();
+    if (mean_z_.shape(0) != p) throw std::length_error("mean has the wrong shape");
+    if (mzz_.shape(0) != p || mzz_.shape(1) != p) throw std::length_error("scatter has the wrong shape");
 }
 
 }  // namespace recalign

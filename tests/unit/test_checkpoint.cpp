@@ -195,6 +195,11 @@ TEST_CASE("the committed golden checkpoint loads and equals a recomputation", "[
     CHECK(g.n() == 4);
     CHECK(g.dim() == 3);
     CHECK(g.classes() == 2);
-    CHECK(read_all(path) == testing::saved(fresh));
-    CHECK(testing::bit_equal(g.sxx(centering::uncentered), fresh.sxx(centering::uncentered)));
+    // Re-saving what was loaded reproduces the committed bytes: the format is unchanged.
+    CHECK(testing::saved(g) == read_all(path));
+    // And the statistics are those of the data (to rounding: the arithmetic may improve
+    // between versions without the format changing).
+    CHECK(testing::rel_diff(g.sxx(centering::uncentered), fresh.sxx(centering::uncentered)) < 1e-14);
+    CHECK(testing::rel_diff(g.sxx(centering::centered), fresh.sxx(centering::centered)) < 1e-14);
+    CHECK(testing::rel_diff(g.sxy(centering::centered), fresh.sxy(centering::centered)) < 1e-14);
 }

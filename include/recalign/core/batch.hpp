@@ -76,6 +76,17 @@ void to_double_checked(const batch_view& b, std::size_t expected_cols, double* o
 void to_float_checked(const batch_view& b, std::size_t expected_cols, float* out,
                       std::uint64_t first_row = 0);
 
+// One fused pass for the accumulators' hot path: out = row - shift (shift: one value per
+// column, e.g. the running mean), column_sums += Σ_rows out; checks the width and that every
+// value is finite (a non-finite value makes its column sum non-finite, so the check costs
+// nothing until it fires; then the offending row and column are located and named).
+// Row r of the output starts at out + r * out_stride (out_stride >= expected_cols), so a
+// caller can lay further columns (e.g. targets) beside the inputs.
+void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const double* shift, double* out,
+                        std::size_t out_stride, double* column_sums, std::uint64_t first_row = 0);
+void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const double* shift, float* out,
+                        std::size_t out_stride, double* column_sums, std::uint64_t first_row = 0);
+
 // Expands targets to dense (rows x classes) doubles: one-hot for class ids (checked to lie
 // in [0, classes)), copied and checked finite for dense rows.
 void targets_to_double_checked(const target_view& t, std::size_t rows, std::size_t classes,

@@ -1,10 +1,12 @@
 // Exact streaming first and second moments of inputs x (dimension D) and, optionally,
 // targets y (dimension C): n, means, centered scatters Mxx, Mxy, Myy (MATH.md §1).
 //
-// update() does one SYRK (plus GEMMs for targets) per batch on the batch-centered rows and
-// folds the batch in with Chan's rule; merge() is the same rule between two states; the
-// uncentered sums (Sxx = Mxx + n μμᵀ, ...) are derived on request. Raw-moment subtraction
-// (Σxxᵀ − nμμᵀ) is never used: it cancels catastrophically on image data.
+// The state is the joint scatter of z = [x; y] (P = D + C): Mxx, Mxy and Myy are its blocks,
+// so that one SYRK over the batch laid out as [x | y] rows computes all three (the targets
+// ride along in the SYRK at (P² − D²)/D² extra work, instead of a memory-bound GEMM pass
+// over the batch). update() folds the batch in with Chan's rule; merge() is the same rule
+// between two states; the uncentered sums (Sxx = Mxx + n μμᵀ, ...) are derived on request.
+// Raw-moment subtraction (Σxxᵀ − nμμᵀ) is never used: it cancels catastrophically on image data.
 #pragma once
 
 #include <cstdint>
@@ -74,8 +76,8 @@ public:
     const moment_options& options() const noexcept { return options_; }
     std::uint64_t config_hash() const;
 
-    const vector_t& mean_x() const noexcept { return mean_x_; }
-    const vector_t& mean_y() const noexcept { return mean_y_; }
+    vector_t mean_x() const;
+    vector_t mean_y() const;
     // Full symmetric D x D second moment, centered (Mxx) or uncentered (Sxx = XXᵀ).
     matrix_t sxx(centering c) const;
     // D x C and C x C cross statistics; throws std::logic_error without targets.
@@ -85,20 +87,16 @@ public:
     // tr(Sxx) (total variance times n when centered), without forming the matrix.
     double trace_xx(centering c) const;
 
-    // Raw state (upper triangle of Mxx is authoritative), for tests and serialization.
-    const matrix_t& scatter_upper() const noexcept { return mxx_; }
+    // Raw state: the joint (P x P) centered scatter of z = [x; y], upper triangle
+    // authoritative, for tests and serialization.
+    const matrix_t& scatter_upper() const noexcept { return mzz_; }
 
     template <class Archive>
     void save_payload(Archive& ar) const {
         ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint8_t>(options_.targets),
            static_cast<std::uint64_t>(options_.classes), static_cast<std::uint8_t>(options_.float32_kernels), n_);
-        checkpoint::save_tensor(ar, mean_x_);
-        checkpoint::save_tensor(ar, mxx_);
-        if (has_targets()) {
-            checkpoint::save_tensor(ar, mean_y_);
-            checkpoint::save_tensor(ar, mxy_);
-            checkpoint::save_tensor(ar, myy_);
-        }
+        checkpoint::save_tensor(ar, mean_z_);
+        checkpoint::save_tensor(ar, mzz_);
     }
 
     template <class Archive>
@@ -112,13 +110,8 @@ public:
         checkpoint::load_scalar(ar, n, b);
         moment_accumulator m(validated_options(dim, mode, classes, f32, b));
         m.n_ = n;
-        checkpoint::load_tensor(ar, m.mean_x_, b);
-        checkpoint::load_tensor(ar, m.mxx_, b);
-        if (m.has_targets()) {
-            checkpoint::load_tensor(ar, m.mean_y_, b);
-            checkpoint::load_tensor(ar, m.mxy_, b);
-            checkpoint::load_tensor(ar, m.myy_, b);
-        }
+        checkpoint::load_tensor(ar, m.mean_z_, b);
+        checkpoint::load_tensor(ar, m.mzz_, b);
         m.check_shapes();
         return m;
     }
@@ -129,18 +122,18 @@ private:
     static moment_options validated_options(std::uint64_t dim, std::uint8_t mode, std::uint64_t classes,
                                             std::uint8_t f32, const checkpoint::budget& b);
     void check_shapes() const;
-    void fold_in(std::uint64_t nb, const double* mean_b, const double* mean_yb);
+    std::size_t joint_dim() const noexcept { return options_.dim + options_.classes; }
+    // Upper-triangle block (rows r0.., cols c0..) of the joint scatter, plus n·a bᵀ when
+    // uncentered, as a dense matrix (symmetrised when it is a diagonal block).
+    matrix_t block(std::size_t r0, std::size_t rows, std::size_t c0, std::size_t cols, centering c) const;
 
     moment_options options_;
     std::uint64_t n_ = 0;
-    vector_t mean_x_;
-    matrix_t mxx_;  // centered scatter, upper triangle
-    vector_t mean_y_;
-    matrix_t mxy_;  // D x C
-    matrix_t myy_;  // C x C, upper triangle
+    vector_t mean_z_;  // [mean_x; mean_y]
+    matrix_t mzz_;     // centered joint scatter of [x; y], upper triangle
     // Per-batch scratch, never serialized (a resumed run re-creates it).
-    std::vector<double> xb_, yb_, delta_;
-    std::vector<float> xf_, sf_;
+    std::vector<double> zb_, yb_;
+    std::vector<float> zf_, sf_;
 };
 
 }  // namespace recalign
