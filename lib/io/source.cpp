@@ -204,7 +204,10 @@ void data_source::open_at(std::uint64_t position) {
         labels_ = open_reader(options_.labels, labels_format_, options_);
     }
     const std::uint64_t first = options_.skip + position;
-    if (first > images_->rows()) throw std::invalid_argument("position beyond the end of " + options_.images);
+    if (first > images_->rows())
+        throw std::invalid_argument((position == 0 ? "--skip " + std::to_string(options_.skip) + " is beyond the "
+                                                   : "row " + std::to_string(first) + " is beyond the ") +
+                                    std::to_string(images_->rows()) + " rows of " + options_.images);
     images_->skip(first);
     if (labels_) {
         if (first > labels_->rows()) throw std::invalid_argument("position beyond the end of " + options_.labels);

@@ -53,7 +53,7 @@ void add_data_options(CLI::App* s, data_args& d) {
     s->add_option("--scale", d.scale,
                   "Multiply every value by S (a number or a fraction such as 1/255); default 1/255 for the "
                   "default data set, 1 otherwise")->group(g);
-    s->add_option("--batch", d.batch, "Rows per minibatch")->capture_default_str()->check(CLI::PositiveNumber)->group(g);
+    s->add_option("--batch", d.batch, "Rows per minibatch")->capture_default_str()->check(CLI::Range(1, 1 << 30))->group(g);
     s->add_option("--skip", d.skip, "Start at this row of the file")->capture_default_str()->group(g);
     s->add_option("--limit", d.limit, "Read at most this many rows (0 = to the end)")->capture_default_str()->group(g);
 }
@@ -439,7 +439,7 @@ int cmd_spectrum(command_set& c) {
             std::printf("%6zu  %14.6g  %10.6f\n", k, s.eigenvalues(k - 1) / static_cast<double>(s.n), s.explained(k - 1));
         for (double f : {0.5, 0.75, 0.9, 0.95, 0.99}) {
             const std::size_t k = k_for_fraction(s.eigenvalues, s.total, f);
-            if (k < s.rank()) std::printf("%4.0f%% of the total in the top %zu directions\n", f * 100, k);
+            if (k < s.rank() && s.total > 0) std::printf("%4.0f%% of the total in the top %zu directions\n", f * 100, k);
         }
     }
     if (!r.out.empty()) {

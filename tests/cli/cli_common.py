@@ -1,0 +1,154 @@
+"""Helpers of the end-to-end tests of the recalign CLI: run the tool, write IDX / .npy /
+raw files, and an independent NumPy computation of the quantities the tool reports
+(written from MATH.md, not from the library)."""
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+RECALIGN = None
+FAILURES = []
+
+
+def init():
+    global RECALIGN
+    if len(sys.argv) < 2:
+        sys.exit("usage: test.py path/to/recalign")
+    RECALIGN = os.path.abspath(sys.argv[1])
+    return tempfile.mkdtemp(prefix="recalign-cli-")
+
+
+def run(args, env=None, check_rc=None, measure_rss=False):
+    """Runs recalign; returns (rc, stdout, stderr[, max_rss_kb])."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.Popen([RECALIGN] + [str(a) for a in args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=e)
+    out, err = p.communicate()
+    # wait4 is not available after communicate reaped the child; use the resource totals
+    if check_rc is not None and p.returncode != check_rc:
+        fail(f"recalign {' '.join(map(str, args))}: exit {p.returncode}, expected {check_rc}\n"
+             f"stderr: {err.decode(errors='replace')}")
+    return p.returncode, out.decode(), err.decode()
+
+
+def run_rss(args):
+    """Runs recalign and returns (rc, stdout, stderr, max RSS in KiB of that process)."""
+    p = subprocess.Popen([RECALIGN] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # The outputs are small: read them, then reap the child with wait4 for its own rusage.
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return p.returncode, out.decode(), err.decode(), usage.ru_maxrss
+
+
+def run_json(args, env=None):
+    rc, out, err = run(list(args) + ["--json", "--quiet"], env=env)
+    if rc != 0:
+        fail(f"recalign {' '.join(map(str, args))}: exit {rc}: {err}")
+        return None
+    return json.loads(out)
+
+
+def fail(msg):
+    FAILURES.append(msg)
+    print("FAIL:", msg, file=sys.stderr)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    return cond
+
+
+def close(a, b, rtol, msg, atol=0.0):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        return fail(f"{msg}: shapes {a.shape} vs {b.shape}")
+    err = np.max(np.abs(a - b) / (np.abs(b) * rtol + atol + 1e-300)) if a.size else 0.0
+    if not err <= 1.0:
+        fail(f"{msg}: relative difference too large (max |a-b| = {np.max(np.abs(a - b)):.3e})")
+
+
+def finish(name):
+    if FAILURES:
+        print(f"{name}: {len(FAILURES)} failure(s)", file=sys.stderr)
+        sys.exit(1)
+    print(f"{name}: all checks passed")
+    sys.exit(0)
+
+
+def one_line_error(rc, err, expect_in, what):
+    """A user error: exit 2, exactly one line on stderr, mentioning expect_in."""
+    check(rc == 2, f"{what}: exit {rc}, expected 2 (stderr: {err!r})")
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(len(lines) == 1, f"{what}: expected one line on stderr, got {lines!r}")
+    for s in expect_in:
+        check(s in err, f"{what}: stderr {err!r} does not mention {s!r}")
+
+
+# ---- writers -----------------------------------------------------------------------
+
+IDX_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
+
+
+def write_idx(path, arr, gz=False):
+    arr = np.asarray(arr)
+    code = IDX_CODES[arr.dtype.type]
+    head = struct.pack(">BBBB", 0, 0, code, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    data = head + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    if gz:
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def write_npy(path, arr, version=(1, 0), fortran=False):
+    arr = np.asfortranarray(arr) if fortran else np.ascontiguousarray(arr)
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, arr, version=version, allow_pickle=False)
+
+
+# ---- oracle (MATH.md §1-2, computed directly on the data) -------------------------
+
+def spectrum_oracle(x, centered):
+    x = np.asarray(x, dtype=np.float64)
+    if centered:
+        x = x - x.mean(axis=0)
+    s = x.T @ x
+    w = np.linalg.eigvalsh(s)[::-1]
+    return w, np.cumsum(w) / np.trace(s)
+
+
+def alignment_oracle(x, labels, classes, centered=False, measure="paper", rel_tol=1e-12):
+    """The paper's alignment_sweep written through the SVD of X (D x N), MATH.md §2."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.eye(classes)[labels].astype(np.float64)  # N x C
+    if centered:
+        x = x - x.mean(axis=0)
+        y = y - y.mean(axis=0)
+    u, s, vt = np.linalg.svd(x.T, full_matrices=False)  # X = U S Vᵀ, X is D x N
+    lam = s ** 2
+    keep = lam > rel_tol * lam[0]
+    yv = y.T @ vt.T            # C x r: Y v_i
+    if measure == "fit":
+        contrib = np.sum(yv ** 2, axis=0)
+        norm = np.trace(y.T @ y)
+    else:
+        syy = y.T @ y
+        contrib = np.einsum("ci,cd,di->i", yv, syy, yv)   # ‖Yᵀ Y v_i‖² = (Y v_i)ᵀ Syy (Y v_i)
+        norm = np.sum(syy ** 2)
+    contrib = np.where(keep, contrib, 0.0)
+    if measure == "rank":
+        norm = np.sum(contrib)
+    return lam, np.cumsum(contrib) / norm

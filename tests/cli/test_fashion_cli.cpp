@@ -1,0 +1,80 @@
+// `recalign align --json` on a Fashion-MNIST subset equals, bit for bit, the library's own
+// numbers computed here directly (idx_reader -> moment_accumulator -> alignment_curve), for
+// several batch sizes on the CLI side... and the same batch boundaries on both sides.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <recalign/recalign.hpp>
+
+using namespace recalign;
+
+namespace {
+std::string run(const std::string& cmd) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    REQUIRE(p != nullptr);
+    char buf[65536];
+    std::size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
+    const int rc = ::pclose(p);
+    REQUIRE(rc == 0);
+    return out;
+}
+
+bool exists(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+}  // namespace
+
+TEST_CASE("align JSON on 3000 Fashion-MNIST images equals the library's numbers") {
+    const io::fashion_mnist_files files = io::fashion_mnist();
+    if (!exists(files.train_images) || !exists(files.train_labels)) {
+        WARN("Fashion-MNIST not installed; skipped");
+        return;
+    }
+    const std::size_t n = 3000, batch = 250;
+    io::idx_reader images(files.train_images), labels(files.train_labels);
+    const std::size_t d = images.cols();
+    moment_accumulator acc({d, target_mode::class_ids, 10});
+    io::row_block block;
+    std::vector<std::int64_t> y;
+    std::vector<double> scaled;
+    std::size_t done = 0;
+    while (done < n && images.read(std::min(batch, n - done), block) > 0) {
+        labels.read_labels(block.rows, y);
+        scaled.resize(block.rows * d);
+        for (std::size_t i = 0; i < scaled.size(); ++i) scaled[i] = static_cast<double>(block.bytes[i]) * (1.0 / 255.0);
+        acc.update(batch_view(scaled.data(), block.rows, d), target_view::class_ids(y.data(), y.size()), done);
+        done += block.rows;
+    }
+    for (const char* measure : {"paper", "fit"})
+        for (bool centered : {false, true}) {
+            alignment_options opt;
+            opt.measure = parse_measure(measure);
+            opt.center = centered ? centering::centered : centering::uncentered;
+            const alignment_result a = alignment_curve(acc, opt);
+            const std::string cmd = std::string(RECALIGN_CLI) + " align --limit 3000 --batch 250 --json --quiet --measure " +
+                                    measure + (centered ? " --center" : "");
+            const nlohmann::json j = nlohmann::json::parse(run(cmd));
+            INFO(cmd);
+            CHECK(j["n"].get<std::uint64_t>() == n);
+            CHECK(j["d"].get<std::size_t>() == d);
+            CHECK(j["classes"].get<std::size_t>() == 10);
+            CHECK(j["centered"].get<bool>() == centered);
+            const std::vector<double> ev = j["eigenvalues"].get<std::vector<double>>();
+            const std::vector<double> al = j["alignment"].get<std::vector<double>>();
+            REQUIRE(ev.size() == a.eigenvalues.size());
+            REQUIRE(al.size() == a.curve.size());
+            std::size_t differ = 0;
+            for (std::size_t k = 0; k < ev.size(); ++k) differ += ev[k] != a.eigenvalues(k) || al[k] != a.curve(k);
+            CHECK(differ == 0);
+        }
+}

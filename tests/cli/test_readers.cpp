@@ -1,0 +1,260 @@
+// Unit tests of the .npy and raw readers and of data_source: values in every byte order and
+// memory order, header validation (every truncation of a file is a file_error, never a
+// crash or another exception), skip/limit/seek, fingerprints and label scanning.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <recalign/core/errors.hpp>
+#include <recalign/io/npy.hpp>
+#include <recalign/io/raw.hpp>
+#include <recalign/io/source.hpp>
+
+using namespace recalign;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+    static const std::string dir = [] {
+        char t[] = "/tmp/recalign-readers-XXXXXX";
+        return std::string(::mkdtemp(t));
+    }();
+    return dir + "/" + name;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+    std::ofstream os(path, std::ios::binary);
+    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A .npy file written by hand (independently of NumPy): header dict padded to 64 bytes.
+std::string npy_bytes(const std::string& descr, bool fortran, const std::string& shape, const std::string& data,
+                      int version = 1) {
+    std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
+                       ", 'shape': " + shape + ", }";
+    const std::size_t prefix = version == 1 ? 10 : 12;
+    while ((prefix + dict.size() + 1) % 64) dict += ' ';
+    dict += '\n';
+    std::string out = "\x93NUMPY";
+    out += static_cast<char>(version);
+    out += '\0';
+    const std::uint32_t len = static_cast<std::uint32_t>(dict.size());
+    out += static_cast<char>(len & 0xff);
+    out += static_cast<char>((len >> 8) & 0xff);
+    if (version > 1) {
+        out += static_cast<char>((len >> 16) & 0xff);
+        out += static_cast<char>((len >> 24) & 0xff);
+    }
+    return out + dict + data;
+}
+
+template <class T>
+std::string encode(const std::vector<T>& v, bool big_endian) {
+    std::string out;
+    for (T x : v) {
+        char b[sizeof(T)];
+        std::memcpy(b, &x, sizeof(T));
+        if (big_endian) std::reverse(b, b + sizeof(T));
+        out.append(b, sizeof(T));
+    }
+    return out;
+}
+
+std::vector<double> read_all(io::npy_reader& r, std::size_t block) {
+    std::vector<double> out;
+    io::row_block b;
+    while (r.read(block, b) > 0) {
+        for (std::size_t i = 0; i < b.rows * b.cols; ++i) {
+            if (b.type == dtype::u8) out.push_back(b.bytes[i]);
+            else if (b.type == dtype::f32) out.push_back(reinterpret_cast<const float*>(b.bytes.data())[i]);
+            else out.push_back(reinterpret_cast<const double*>(b.bytes.data())[i]);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("npy: values in both byte orders, versions 1-3") {
+    const std::vector<std::int16_t> v = {1, -2, 300, -32768, 32767, 0};  // 3 x 2
+    for (int version : {1, 2, 3})
+        for (bool be : {false, true}) {
+            const std::string p = temp_path("i2.npy");
+            write_bytes(p, npy_bytes(be ? ">i2" : "<i2", false, "(3, 2)", encode(v, be), version));
+            io::npy_reader r(p);
+            CHECK(r.rows() == 3);
+            CHECK(r.cols() == 2);
+            CHECK(r.delivery_type() == dtype::f64);
+            const std::vector<double> got = read_all(r, 2);
+            REQUIRE(got.size() == 6);
+            for (std::size_t i = 0; i < 6; ++i) CHECK(got[i] == v[i]);
+        }
+}
+
+TEST_CASE("npy: float16 and uint64 conversions") {
+    // 1.0, -2.5, 65504 (largest half), 2^-24 (smallest subnormal)
+    const std::vector<std::uint16_t> h = {0x3C00, 0xC100, 0x7BFF, 0x0001};
+    const std::string p = temp_path("f2.npy");
+    write_bytes(p, npy_bytes("<f2", false, "(4,)", encode(h, false)));
+    io::npy_reader r(p);
+    const std::vector<double> got = read_all(r, 10);
+    REQUIRE(got.size() == 4);
+    CHECK(got[0] == 1.0);
+    CHECK(got[1] == -2.5);
+    CHECK(got[2] == 65504.0);
+    CHECK(got[3] == std::ldexp(1.0, -24));
+    const std::vector<std::uint64_t> u = {0, 1ULL << 40, 7};
+    write_bytes(p, npy_bytes(">u8", false, "(3,)", encode(u, true)));
+    io::npy_reader r2(p);
+    const std::vector<double> g2 = read_all(r2, 10);
+    CHECK(g2 == std::vector<double>{0.0, std::ldexp(1.0, 40), 7.0});
+}
+
+TEST_CASE("npy: Fortran order gives the same rows as C order, in any block size") {
+    // logical array (4, 2, 3), value = 100 i + 10 j + k
+    std::vector<double> c_order, f_order(24);
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 2; ++j)
+            for (int k = 0; k < 3; ++k) c_order.push_back(100 * i + 10 * j + k);
+    for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 2; ++j)
+            for (int k = 0; k < 3; ++k) f_order[static_cast<std::size_t>(i + 4 * (j + 2 * k))] = 100 * i + 10 * j + k;
+    const std::string p = temp_path("f.npy");
+    write_bytes(p, npy_bytes(">f8", true, "(4, 2, 3)", encode(f_order, true)));
+    for (std::size_t block : {1, 3, 4, 100}) {
+        io::npy_reader r(p);
+        CHECK(r.cols() == 6);
+        CHECK(read_all(r, block) == c_order);
+    }
+    io::npy_reader r(p);
+    r.skip(2);
+    io::row_block b;
+    REQUIRE(r.read(1, b) == 1);
+    const auto* d = reinterpret_cast<const double*>(b.bytes.data());
+    CHECK(std::vector<double>(d, d + 6) == std::vector<double>(c_order.begin() + 12, c_order.begin() + 18));
+}
+
+TEST_CASE("npy: uint8 and native float32 are delivered without widening") {
+    const std::string p = temp_path("u1.npy");
+    write_bytes(p, npy_bytes("|u1", false, "(2, 2)", std::string("\x01\x02\x03\xff", 4)));
+    io::npy_reader r(p);
+    CHECK(r.delivery_type() == dtype::u8);
+    CHECK(read_all(r, 5) == std::vector<double>{1, 2, 3, 255});
+    write_bytes(p, npy_bytes("<f4", false, "(1, 2)", encode(std::vector<float>{0.5f, -1.25f}, false)));
+    io::npy_reader r2(p);
+    CHECK(r2.delivery_type() == dtype::f32);
+    CHECK(read_all(r2, 5) == std::vector<double>{0.5, -1.25});
+}
+
+TEST_CASE("npy: every truncation is a file_error naming the file") {
+    const std::string full = npy_bytes("<f8", false, "(3, 2)", encode(std::vector<double>{1, 2, 3, 4, 5, 6}, false));
+    const std::string p = temp_path("t.npy");
+    for (std::size_t len = 0; len < full.size(); ++len) {
+        write_bytes(p, full.substr(0, len));
+        INFO("length " << len);
+        try {
+            io::npy_reader r(p);
+            FAIL("a truncated file was accepted");
+        } catch (const file_error& e) {
+            CHECK(e.file() == p);
+            CHECK(e.offset() <= full.size());
+        }
+    }
+}
+
+TEST_CASE("npy: malformed headers are refused before allocation") {
+    const std::string p = temp_path("bad.npy");
+    auto refused = [&](const std::string& bytes, const std::string& needle) {
+        write_bytes(p, bytes);
+        try {
+            io::npy_reader r(p);
+            FAIL("accepted: " << needle);
+        } catch (const file_error& e) {
+            INFO(e.what());
+            CHECK(std::string(e.what()).find(needle) != std::string::npos);
+        }
+    };
+    refused(npy_bytes("<f8", false, "(1000000000000000, 1000000000)", std::string(64, '\0')), "overflow");
+    refused(npy_bytes("<f8", false, "(100000000, 784)", std::string(64, '\0')), "truncated");
+    refused(npy_bytes("<c8", false, "(2,)", std::string(16, '\0')), "unsupported");
+    refused(npy_bytes("<f8", false, "()", std::string(8, '\0')), "0-d");
+    refused(std::string("\x93NUMPY\x01\x00\x10\x00{'descr': '<f8'}", 26), "fortran_order");
+    refused(std::string("\x93NUMPY\x04\x00\x10\x00", 10) + std::string(16, ' '), "version");
+    refused(std::string("PK\x03\x04") + std::string(60, '\0'), "magic");
+    refused(std::string("\x93NUMPY\x02\x00\xff\xff\xff\x7f", 12) + "{}", "header length");
+}
+
+TEST_CASE("raw: shape checked against the file size; rows inferred with N = 0") {
+    const std::string p = temp_path("x.raw");
+    write_bytes(p, encode(std::vector<float>{1, 2, 3, 4, 5, 6}, false));
+    io::raw_reader r(p, 0, 3, dtype::f32);
+    CHECK(r.rows() == 2);
+    io::row_block b;
+    REQUIRE(r.read(10, b) == 2);
+    CHECK(reinterpret_cast<const float*>(b.bytes.data())[5] == 6.0f);
+    CHECK_THROWS_AS(io::raw_reader(p, 3, 3, dtype::f32), file_error);
+    CHECK_THROWS_AS(io::raw_reader(p, 0, 4, dtype::f32), file_error);
+    CHECK_THROWS_AS(io::raw_reader(p, 0, 0, dtype::f32), std::invalid_argument);
+    CHECK(io::parse_raw_dtype("f8") == dtype::f64);
+    CHECK_THROWS_AS(io::parse_raw_dtype("f16"), std::invalid_argument);
+}
+
+TEST_CASE("data_source: range, batches, seek, scale, labels and fingerprints") {
+    std::vector<double> x(50 * 4);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i);
+    std::vector<std::int32_t> y(50);
+    for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::int32_t>(i % 6);
+    const std::string xp = temp_path("src_x.npy"), yp = temp_path("src_y.npy");
+    write_bytes(xp, npy_bytes("<f8", false, "(50, 4)", encode(x, false)));
+    write_bytes(yp, npy_bytes(">i4", false, "(50,)", encode(y, true)));
+    io::source_options o;
+    o.images = xp;
+    o.labels = yp;
+    o.skip = 5;
+    o.limit = 20;
+    o.batch = 7;
+    o.scale = 0.5;
+    io::data_source s(o);
+    CHECK(s.format() == io::data_format::npy);
+    CHECK(s.dim() == 4);
+    CHECK(s.total() == 20);
+    CHECK(s.scan_classes() == 6);
+    io::source_batch b;
+    std::vector<std::size_t> sizes;
+    std::vector<double> seen;
+    while (s.next(b)) {
+        sizes.push_back(b.rows);
+        CHECK(b.labels.size() == b.rows);
+        CHECK(b.labels[0] == static_cast<std::int64_t>(b.first_row % 6));
+        seen.insert(seen.end(), b.x.begin(), b.x.begin() + static_cast<std::ptrdiff_t>(b.rows * 4));
+    }
+    CHECK(sizes == std::vector<std::size_t>{7, 7, 6});
+    REQUIRE(seen.size() == 80);
+    CHECK(seen[0] == 0.5 * 20);  // row 5, column 0, scaled
+    CHECK(s.position() == 20);
+    s.seek(14);
+    REQUIRE(s.next(b));
+    CHECK(b.first_row == 19);
+    CHECK(b.rows == 6);
+    CHECK(b.x[0] == seen[14 * 4]);
+
+    const io::file_fingerprint f1 = io::fingerprint_file(xp);
+    CHECK(f1.difference(io::fingerprint_file(xp)).empty());
+    x[199] = -1;  // last value changes: the tail block is hashed
+    write_bytes(xp, npy_bytes("<f8", false, "(50, 4)", encode(x, false)));
+    CHECK_FALSE(f1.difference(io::fingerprint_file(xp)).empty());
+
+    o.limit = 100;
+    CHECK_THROWS_AS(io::data_source(o), std::invalid_argument);
+    o.limit = 0;
+    o.skip = 51;
+    CHECK_THROWS_AS(io::data_source(o), std::invalid_argument);
+    CHECK(io::detect_format(xp) == io::data_format::npy);
+    CHECK_THROWS_AS(io::detect_format(temp_path("x.raw")), file_error);
+}
