@@ -8,7 +8,7 @@ packages=(
   # build
   build-essential meson ninja-build pkg-config cmake
   libxtensor-dev libxtensor-blas-dev libopenblas-dev liblapacke-dev libcereal-dev
-  zlib1g-dev libcli11-dev nlohmann-json3-dev
+  zlib1g-dev libcli11-dev nlohmann-json3-dev libpng-dev
   # tests and oracles
   catch2 python3 python3-numpy python3-sklearn python3-pytest
   # charts
