@@ -66,6 +66,20 @@ void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const do
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, ki, b, ni, beta, c, ni);
 }
 
+void gemm_tn(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, const float* b, float beta,
+             float* c) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni, ki, alpha, a, mi, b, ni, beta, c, ni);
+}
+
+void gemm_nn(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, const float* b, float beta,
+             float* c) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, ki, b, ni, beta, c, ni);
+}
+
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
              double beta, double* c) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");

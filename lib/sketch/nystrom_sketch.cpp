@@ -110,6 +110,8 @@ void nystrom_sketch::build_test_matrix() {
         const rng::stream pr(options_.seed, probe_stream, i);
         for (std::size_t j = 0; j < t; ++j) row[s + j] = pr.normal(j);
     }
+    test_f_.clear();
+    if (options_.float32_kernels) test_f_.assign(test_.begin(), test_.end());
 }
 
 std::uint64_t nystrom_sketch::config_hash() const {
@@ -148,29 +150,51 @@ matrix_t nystrom_sketch::range() const {
 
 void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     const std::size_t d = options_.dim, rows = x.rows, w = y_.shape(1);
+    const bool single = options_.float32_kernels && x.type == dtype::f32;
     // --- validation, conversion and every allocation: the state does not change here ---
     blas::to_blas_int(rows, "batch rows");
-    xb_.resize(rows * d);
-    to_double_checked(x, d, xb_.data(), first_row);
+    if (single) {
+        xf_.resize(rows * d);
+        to_float_checked(x, d, xf_.data(), first_row);
+    } else {
+        xb_.resize(rows * d);
+        to_double_checked(x, d, xb_.data(), first_row);
+    }
     if (rows == 0) return;
-    zb_.resize(rows * w);
     chan_.resize(2 * d + w);
     double* mean_b = chan_.data();
     double* delta = chan_.data() + d;
     double* dt = chan_.data() + 2 * d;
     std::fill(mean_b, mean_b + d, 0.0);
-    for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < d; ++c) mean_b[c] += xb_[r * d + c];
-    const double inv = 1.0 / static_cast<double>(rows);
-    for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
     double trace_b = 0.0;
-    for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < d; ++c) {
-            const double v = xb_[r * d + c] - mean_b[c];
-            xb_[r * d + c] = v;
-            trace_b += v * v;
-        }
-    blas::gemm_nn(rows, w, d, 1.0, xb_.data(), test_.data(), 0.0, zb_.data());  // X_b T
+    const double inv = 1.0 / static_cast<double>(rows);
+    if (single) {
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < d; ++c) mean_b[c] += static_cast<double>(xf_[r * d + c]);
+        for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < d; ++c) {
+                const double v = static_cast<double>(xf_[r * d + c]) - mean_b[c];
+                xf_[r * d + c] = static_cast<float>(v);
+                trace_b += v * v;
+            }
+        zf_.resize(rows * w);
+        yf_.resize(d * w);
+        blas::gemm_nn(rows, w, d, 1.0f, xf_.data(), test_f_.data(), 0.0f, zf_.data());  // X_b T
+        blas::gemm_tn(d, w, rows, 1.0f, xf_.data(), zf_.data(), 0.0f, yf_.data());       // X_bᵀ (X_b T)
+    } else {
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < d; ++c) mean_b[c] += xb_[r * d + c];
+        for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t c = 0; c < d; ++c) {
+                const double v = xb_[r * d + c] - mean_b[c];
+                xb_[r * d + c] = v;
+                trace_b += v * v;
+            }
+        zb_.resize(rows * w);
+        blas::gemm_nn(rows, w, d, 1.0, xb_.data(), test_.data(), 0.0, zb_.data());  // X_b T
+    }
     const std::uint64_t na = n_, n = na + rows;
     const double cw = static_cast<double>(na) * static_cast<double>(rows) / static_cast<double>(n);
     double d2 = 0.0;
@@ -181,7 +205,12 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     if (na > 0) blas::gemm_tn(1, w, d, 1.0, delta, test_.data(), 0.0, dt);  // δᵀ T
 
     // --- the state changes from here on; nothing below can fail ---
-    blas::gemm_tn(d, w, rows, 1.0, xb_.data(), zb_.data(), 1.0, y_.data());  // Y += X_bᵀ (X_b T)
+    if (single) {
+        double* y = y_.data();
+        for (std::size_t i = 0; i < d * w; ++i) y[i] += static_cast<double>(yf_[i]);
+    } else {
+        blas::gemm_tn(d, w, rows, 1.0, xb_.data(), zb_.data(), 1.0, y_.data());  // Y += X_bᵀ (X_b T)
+    }
     if (na > 0) blas::ger(d, w, cw, delta, dt, y_.data());  // Chan: (n_a n_b / n) δ (δᵀ T)
     const double f = static_cast<double>(rows) / static_cast<double>(n);
     for (std::size_t c = 0; c < d; ++c) mean_(c) += delta[c] * f;
@@ -245,12 +274,13 @@ void nystrom_sketch::next_pass() {
 }
 
 nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64_t rank, std::uint64_t over,
-                                                  std::uint64_t probes, std::uint64_t seed, std::uint8_t center,
+                                                  std::uint64_t probes, std::uint64_t seed, std::uint8_t center, std::uint8_t f32,
                                                   std::uint32_t pass, const checkpoint::budget& b) {
     if (dim == 0 || dim > checkpoint::max_dim) throw std::length_error("dimension " + std::to_string(dim) + " out of range");
     if (rank == 0 || rank > dim || over > dim - rank) throw std::length_error("rank + oversampling out of range");
     if (probes > dim) throw std::length_error("probes out of range");
     if (center != 1 && center != 2) throw std::length_error("unknown centering " + std::to_string(center));
+    if (f32 > 1) throw std::length_error("bad float32 flag");
     // The constructor allocates D x (s + probes) twice and the mean; the payload must hold
     // the state's own copy of Y, the mean and (after pass 0) Q before anything is allocated.
     const std::uint64_t words = b.left / 8, w = rank + over + probes;
@@ -264,6 +294,7 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     o.probes = static_cast<std::size_t>(probes);
     o.seed = seed;
     o.center = static_cast<centering>(center);
+    o.float32_kernels = f32 != 0;
     check_options(o);
     return o;
 }

@@ -322,3 +322,33 @@ TEST_CASE("Nyström: every truncation and every byte flip of a saved sketch thro
         CHECK(saved(loaded<nystrom_sketch>(bytes)) == bytes);
     }
 }
+
+TEST_CASE("Nyström: the opt-in float32 kernels agree with the double path to single precision", "[sketch][nystrom]") {
+    const data_set& s = data(decay::power_law);
+    const std::size_t n = 2000;
+    std::vector<float> xf(s.x.begin(), s.x.begin() + static_cast<std::ptrdiff_t>(n * D));
+    nystrom_options o = opts(D, 10, 5, 3);
+    nystrom_sketch dbl(o);
+    o.float32_kernels = true;
+    nystrom_sketch sgl(o);
+    for (std::size_t r = 0; r < n; r += 500) {
+        dbl.update(batch_view(xf.data() + r * D, 500, D), r);
+        sgl.update(batch_view(xf.data() + r * D, 500, D), r);
+    }
+    CHECK(rel_diff(sgl.centered_range(), dbl.centered_range()) < 1e-4);
+    CHECK(sgl.trace() == Approx(dbl.trace()).epsilon(1e-12));
+    const spectrum a = nystrom_spectrum(dbl), b = nystrom_spectrum(sgl);
+    for (std::size_t i = 0; i < a.rank(); ++i) CHECK(b.eigenvalues(i) == Approx(a.eigenvalues(i)).epsilon(1e-4));
+    // Not part of the configuration: the two merge, and the flag survives save/load.
+    nystrom_sketch both = dbl;
+    both.merge(sgl);
+    CHECK(both.n() == 2 * n);
+    nystrom_sketch back = loaded<nystrom_sketch>(saved(sgl));
+    CHECK(back.options().float32_kernels);
+    CHECK(saved(back) == saved(sgl));
+    // Its strong guarantee holds too.
+    xf[777] = std::numeric_limits<float>::quiet_NaN();
+    const std::string before = saved(sgl);
+    CHECK_THROWS_AS(sgl.update(batch_view(xf.data(), 500, D)), std::invalid_argument);
+    CHECK(saved(sgl) == before);
+}

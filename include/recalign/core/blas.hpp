@@ -22,6 +22,11 @@ void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const do
 // C (m x n) = alpha * A B + beta * C, A is (m x k), B is (k x n).
 void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
              const double* b, double beta, double* c);
+// Single-precision versions (the opt-in float32 kernel paths).
+void gemm_tn(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+             const float* b, float beta, float* c);
+void gemm_nn(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+             const float* b, float beta, float* c);
 // C (m x n) = alpha * A Bᵀ + beta * C, A is (m x k), B is (n x k).
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
              const double* b, double beta, double* c);
