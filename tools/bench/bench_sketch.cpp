@@ -1,0 +1,296 @@
+// Benchmark of the streaming sketches (Frequent Directions, Nyström) against scikit-learn's
+// IncrementalPCA and randomized_svd (tools/bench/bench_sketch_peers.py), on one synthetic
+// power-law stream shared through a raw float32 file, so every method reads the same bytes.
+//
+//   bench_sketch generate --dim D --rows N [--seed S] [--alpha A] --out FILE
+//       Writes N x D float32 rows, generated deterministically chunk by chunk (never N x D in
+//       memory): x = Householder⁴ · (√λ_j z_j)_j + offset, λ_j = j^-alpha, z standard normal
+//       from the counter-based Philox generator keyed by (seed, row).
+//   bench_sketch run --data FILE --dim D --rows N --method fd|nystrom|exact [--batch B]
+//                    [--rank K] [--ell L] [--oversampling P] [--passes Q] [--probes T]
+//                    [--seed S] [--float32 0|1] [--basis-out FILE]
+//       Streams the file (Q reads for Nyström), prints one JSON line: wall seconds, peak RSS,
+//       checkpoint bytes, top eigenvalues' sum, error information; writes the D x K basis
+//       (float64, row-major) for `eval`.
+//   bench_sketch eval --data FILE --dim D --rows N --rank K BASIS...
+//       Captured variance tr(V_Kᵀ M V_K) of each basis on the centered data (two reads).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <recalign/core/blas.hpp>
+#include <recalign/core/rng.hpp>
+#include <recalign/recalign.hpp>
+
+using namespace recalign;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+long peak_rss_kb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+struct args {
+    std::string mode;
+    std::map<std::string, std::string> named;
+    std::vector<std::string> positional;
+    std::string get(const std::string& k, const std::string& def = "") const {
+        auto it = named.find(k);
+        if (it != named.end()) return it->second;
+        if (def.empty()) throw std::invalid_argument("missing --" + k);
+        return def;
+    }
+    std::size_t num(const std::string& k, const std::string& def = "") const { return std::stoull(get(k, def)); }
+};
+
+args parse(int argc, char** argv) {
+    if (argc < 2) throw std::invalid_argument("usage: bench_sketch generate|run|eval [--options]");
+    args a;
+    a.mode = argv[1];
+    for (int i = 2; i < argc; ++i) {
+        std::string s = argv[i];
+        if (s.rfind("--", 0) == 0) {
+            if (i + 1 >= argc) throw std::invalid_argument("missing value after " + s);
+            a.named[s.substr(2)] = argv[++i];
+        } else {
+            a.positional.push_back(s);
+        }
+    }
+    return a;
+}
+
+// --- data ------------------------------------------------------------------------------
+
+// Two standard normals from one Philox block (Box-Muller on two 53-bit uniforms).
+void normal_pair(std::uint64_t seed, std::uint64_t row, std::uint32_t pair, double& a, double& b) {
+    const rng::block r = rng::philox(seed, pair, static_cast<std::uint32_t>(row), static_cast<std::uint32_t>(row >> 32), 0x5ca1ab1e);
+    const double u1 = 1.0 - static_cast<double>(((static_cast<std::uint64_t>(r[0]) << 32) | r[1]) >> 11) * 0x1.0p-53;
+    const double u2 = static_cast<double>(((static_cast<std::uint64_t>(r[2]) << 32) | r[3]) >> 11) * 0x1.0p-53;
+    const double rad = std::sqrt(-2.0 * std::log(u1)), ang = 6.283185307179586 * u2;
+    a = rad * std::cos(ang);
+    b = rad * std::sin(ang);
+}
+
+int generate(const args& a) {
+    const std::size_t d = a.num("dim"), n = a.num("rows");
+    const std::uint64_t seed = a.num("seed", "1");
+    const double alpha = std::stod(a.get("alpha", "1.0"));
+    const std::string out = a.get("out");
+    std::vector<double> sd(d), offset(d);
+    for (std::size_t j = 0; j < d; ++j) {
+        sd[j] = std::pow(static_cast<double>(j + 1), -alpha / 2.0);
+        offset[j] = 0.5 + 0.25 * std::sin(static_cast<double>(j));
+    }
+    // Four Householder reflections: the eigenbasis is not the coordinate basis.
+    std::vector<std::vector<double>> house(4, std::vector<double>(d));
+    for (std::size_t h = 0; h < 4; ++h) {
+        double nv = 0.0;
+        for (std::size_t j = 0; j + 1 < d; j += 2) normal_pair(seed ^ 0xabcdefULL, h, static_cast<std::uint32_t>(j / 2), house[h][j], house[h][j + 1]);
+        for (double v : house[h]) nv += v * v;
+        for (double& v : house[h]) v /= std::sqrt(nv);
+    }
+    std::FILE* f = std::fopen(out.c_str(), "wb");
+    if (!f) throw std::runtime_error("cannot open " + out);
+    const std::size_t chunk = 1000;
+    std::vector<double> x(chunk * d);
+    std::vector<float> xf(chunk * d);
+    for (std::size_t r0 = 0; r0 < n; r0 += chunk) {
+        const std::size_t rows = std::min(chunk, n - r0);
+        for (std::size_t r = 0; r < rows; ++r) {
+            double* row = x.data() + r * d;
+            for (std::size_t j = 0; j < d; j += 2) {
+                double z0, z1;
+                normal_pair(seed, r0 + r, static_cast<std::uint32_t>(j / 2), z0, z1);
+                row[j] = sd[j] * z0;
+                if (j + 1 < d) row[j + 1] = sd[j + 1] * z1;
+            }
+            for (const auto& v : house) {
+                double dot = 0.0;
+                for (std::size_t j = 0; j < d; ++j) dot += row[j] * v[j];
+                for (std::size_t j = 0; j < d; ++j) row[j] -= 2.0 * dot * v[j];
+            }
+            for (std::size_t j = 0; j < d; ++j) xf[r * d + j] = static_cast<float>(row[j] + offset[j]);
+        }
+        if (std::fwrite(xf.data(), sizeof(float), rows * d, f) != rows * d) throw std::runtime_error("write failed");
+    }
+    if (std::fclose(f) != 0) throw std::runtime_error("close failed");
+    std::printf("{\"generated\": \"%s\", \"rows\": %zu, \"dim\": %zu, \"alpha\": %g, \"seed\": %llu}\n", out.c_str(), n, d,
+                alpha, static_cast<unsigned long long>(seed));
+    return 0;
+}
+
+// Reads the float32 file in batches; calls fn(batch_view, first_row).
+template <class Fn>
+void stream_file(const std::string& path, std::size_t d, std::size_t n, std::size_t batch, Fn fn) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw std::runtime_error("cannot open " + path);
+    std::vector<float> buf(batch * d);
+    for (std::size_t r0 = 0; r0 < n; r0 += batch) {
+        const std::size_t rows = std::min(batch, n - r0);
+        if (std::fread(buf.data(), sizeof(float), rows * d, f) != rows * d) {
+            std::fclose(f);
+            throw std::runtime_error(path + ": short read at row " + std::to_string(r0));
+        }
+        fn(batch_view(buf.data(), rows, d), r0);
+    }
+    std::fclose(f);
+}
+
+template <class T>
+std::size_t state_bytes(const T& obj) {
+    std::ostringstream os(std::ios::binary);
+    obj.save(os);
+    return os.str().size();
+}
+
+void write_basis(const std::string& path, const matrix_t& basis) {
+    if (path.empty()) return;
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) throw std::runtime_error("cannot open " + path);
+    std::fwrite(basis.data(), sizeof(double), basis.size(), f);
+    std::fclose(f);
+}
+
+int run(const args& a) {
+    const std::string data = a.get("data"), method = a.get("method");
+    const std::size_t d = a.num("dim"), n = a.num("rows"), batch = a.num("batch", "1000"), k = a.num("rank", "100");
+    const auto t0 = clock_type::now();
+    const double cpu0 = cpu_seconds();
+    spectrum sp;
+    std::size_t bytes = 0;
+    std::string extra;
+    if (method == "fd") {
+        frequent_directions_options o;
+        o.dim = d;
+        o.ell = a.num("ell", std::to_string(2 * k));
+        frequent_directions fd(o);
+        stream_file(data, d, n, batch, [&](const batch_view& b, std::size_t r) { fd.update(b, r); });
+        sp = frequent_directions_spectrum(fd, {k, 1e-12});
+        bytes = state_bytes(fd);
+        extra = ", \"ell\": " + std::to_string(o.ell) + ", \"shrinks\": " + std::to_string(fd.shrinks());
+    } else if (method == "nystrom") {
+        nystrom_options o;
+        o.dim = d;
+        o.rank = k;
+        o.oversampling = a.num("oversampling", "20");
+        o.probes = a.num("probes", "10");
+        o.seed = a.num("seed", "7");
+        o.float32_kernels = a.get("float32", "0") == "1";
+        const std::size_t passes = a.num("passes", "1");
+        nystrom_sketch ny(o);
+        for (std::size_t p = 0; p < passes; ++p) {
+            if (p > 0) ny.next_pass();
+            stream_file(data, d, n, batch, [&](const batch_view& b, std::size_t r) { ny.update(b, r); });
+        }
+        sp = nystrom_spectrum(ny);
+        bytes = state_bytes(ny);
+        extra = ", \"oversampling\": " + std::to_string(o.oversampling) + ", \"passes\": " + std::to_string(passes) +
+                ", \"probes\": " + std::to_string(o.probes) +
+                ", \"float32_kernels\": " + (o.float32_kernels ? "true" : "false");
+    } else if (method == "exact") {
+        moment_options o;
+        o.dim = d;
+        o.float32_kernels = a.get("float32", "0") == "1";
+        moment_accumulator m(o);
+        stream_file(data, d, n, batch, [&](const batch_view& b, std::size_t r) { m.update(b, r); });
+        sp = exact_spectrum(m, centering::centered);
+        bytes = state_bytes(m);
+        matrix_t top = xt::zeros<double>({d, k});
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = 0; j < k; ++j) top(i, j) = sp.basis(i, j);
+        sp.basis = top;
+        vector_t ev = xt::zeros<double>({k});
+        for (std::size_t j = 0; j < k; ++j) ev(j) = sp.eigenvalues(j);
+        sp.eigenvalues = ev;
+    } else {
+        throw std::invalid_argument("unknown method " + method);
+    }
+    const double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const double cpu = cpu_seconds() - cpu0;
+    double top = 0.0;
+    for (std::size_t j = 0; j < std::min(k, sp.rank()); ++j) top += sp.eigenvalues(j);
+    write_basis(a.get("basis-out", " ") == " " ? "" : a.get("basis-out"), sp.basis);
+    std::printf("{\"method\": \"%s\", \"dim\": %zu, \"rows\": %zu, \"rank\": %zu, \"seconds\": %.3f, \"cpu_seconds\": %.3f, \"peak_rss_mb\": %.1f, "
+                "\"state_bytes\": %zu, \"top_eigenvalue_sum\": %.10g, \"total\": %.10g, \"error_bound\": %.6g, "
+                "\"error_estimate\": %.6g, \"info\": %d%s}\n",
+                method.c_str(), d, n, sp.rank(), secs, cpu, static_cast<double>(peak_rss_kb()) / 1024.0, bytes, top, sp.total,
+                sp.error_bound, sp.error_estimate, sp.info, extra.c_str());
+    return 0;
+}
+
+int eval(const args& a) {
+    const std::string data = a.get("data");
+    const std::size_t d = a.num("dim"), n = a.num("rows"), k = a.num("rank", "100");
+    std::vector<matrix_t> bases;
+    for (const std::string& p : a.positional) {
+        matrix_t v = xt::zeros<double>({d, k});
+        std::FILE* f = std::fopen(p.c_str(), "rb");
+        if (!f) throw std::runtime_error("cannot open " + p);
+        const std::size_t got = std::fread(v.data(), sizeof(double), d * k, f);
+        std::fclose(f);
+        if (got != d * k) throw std::runtime_error(p + ": expected a " + std::to_string(d) + " x " + std::to_string(k) + " float64 basis");
+        bases.push_back(std::move(v));
+    }
+    // Read 1: the mean; read 2: Σ ‖V_kᵀ (x − μ)‖² per basis (MATH.md §5: projections of centered x).
+    std::vector<double> mean(d, 0.0);
+    stream_file(data, d, n, 1000, [&](const batch_view& b, std::size_t) {
+        const float* x = static_cast<const float*>(b.data);
+        for (std::size_t r = 0; r < b.rows; ++r)
+            for (std::size_t j = 0; j < d; ++j) mean[j] += x[r * d + j];
+    });
+    for (double& m : mean) m /= static_cast<double>(n);
+    std::vector<double> cap(bases.size(), 0.0), total(1, 0.0);
+    std::vector<double> xc(1000 * d), p(1000 * k);
+    stream_file(data, d, n, 1000, [&](const batch_view& b, std::size_t) {
+        const float* x = static_cast<const float*>(b.data);
+        for (std::size_t r = 0; r < b.rows; ++r)
+            for (std::size_t j = 0; j < d; ++j) {
+                xc[r * d + j] = static_cast<double>(x[r * d + j]) - mean[j];
+                total[0] += xc[r * d + j] * xc[r * d + j];
+            }
+        for (std::size_t i = 0; i < bases.size(); ++i) {
+            blas::gemm_nn(b.rows, k, d, 1.0, xc.data(), bases[i].data(), 0.0, p.data());
+            for (std::size_t t = 0; t < b.rows * k; ++t) cap[i] += p[t] * p[t];
+        }
+    });
+    std::printf("{\"total\": %.12g, \"captured\": {", total[0]);
+    for (std::size_t i = 0; i < bases.size(); ++i)
+        std::printf("%s\"%s\": %.12g", i ? ", " : "", a.positional[i].c_str(), cap[i]);
+    std::printf("}}\n");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        const args a = parse(argc, argv);
+        if (a.mode == "generate") return generate(a);
+        if (a.mode == "run") return run(a);
+        if (a.mode == "eval") return eval(a);
+        throw std::invalid_argument("unknown mode " + a.mode);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_sketch: %s\n", e.what());
+        return 1;
+    }
+}
