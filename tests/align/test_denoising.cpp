@@ -1,1 +1,168 @@
+// Theorem 3 / Eq. 9 and Corollary 3.1 (MATH.md §4) on Fashion-MNIST subsets (14 x 14).
 #include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <recalign/align/denoising.hpp>
+
+#include "../unit/helpers.hpp"
+#include "fashion.hpp"
+
+using namespace recalign;
+
+namespace {
+moment_accumulator accumulate(const std::vector<double>& x, const std::vector<std::int64_t>& y, std::size_t n,
+                              std::size_t d) {
+    moment_accumulator acc({d, target_mode::class_ids, 10});
+    for (std::size_t r0 = 0; r0 < n; r0 += 250) {
+        const std::size_t b = std::min<std::size_t>(250, n - r0);
+        acc.update(batch_view(x.data() + r0 * d, b, d), target_view::class_ids(y.data() + r0, b));
+    }
+    return acc;
+}
+const image_shape fashion14{14, 14, 1, image_layout::hwc};
+}  // namespace
+
+TEST_CASE("Gaussian noise: denoising subspace = PCA subspace for every K and sigma", "[align][denoising]") {
+    const testing::fashion_subset f = testing::load_fashion(1500, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    for (centering c : {centering::uncentered, centering::centered}) {
+        for (double sigma : {0.01, 0.1, 1.0, 10.0}) {
+            CAPTURE(centering_name(c), sigma);
+            noise_spec s;
+            s.family = noise_family::gaussian;
+            s.sigma = sigma;
+            const noise_moments nm = closed_form_noise(s, acc.sxx(c), acc.n());
+            noise_impact_options io;
+            io.center = c;
+            const noise_impact_result imp = noise_impact(acc, nm, io);
+            CHECK(imp.max_k >= 190);
+            double worst = 0.0;
+            for (std::size_t k = 0; k < imp.max_k; ++k) worst = std::max(worst, std::abs(imp.distance(k)));
+            CAPTURE(worst);
+            CHECK(worst < 1e-8);
+            denoising_options dopt;
+            dopt.center = c;
+            const denoising_result d = denoising_alignment(acc, nm, dopt);
+            double rel = 0.0;
+            for (std::size_t k = 0; k < d.max_k; ++k) rel = std::max(rel, std::abs(d.relative_difference(k)));
+            CAPTURE(rel);
+            CHECK(rel < 1e-8);
+        }
+    }
+}
+
+TEST_CASE("masking moves the subspace (label-free diagnostic > 0), dropout -> 0 does not", "[align][denoising]") {
+    const testing::fashion_subset f = testing::load_fashion(1500, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    const matrix_t sxx = acc.sxx(centering::uncentered);
+    for (const char* text : {"mask:patch=2x2,ratio=0.5,scheme=fixed", "mask:patch=4x4,ratio=0.75,scheme=bernoulli",
+                             "dropout:ratio=0.5"}) {
+        CAPTURE(text);
+        const noise_moments nm = closed_form_noise(parse_noise_spec(text), sxx, acc.n(), fashion14);
+        const noise_impact_result imp = noise_impact(acc, nm);
+        CHECK(xt::amax(imp.normalised)() > 1e-3);
+        for (std::size_t k = 0; k < imp.max_k; ++k) {
+            CHECK(imp.distance(k) >= -1e-12);
+            CHECK(imp.normalised(k) <= 1.0 + 1e-12);
+        }
+    }
+    const noise_moments tiny = closed_form_noise(parse_noise_spec("dropout:ratio=1e-9"), sxx, acc.n());
+    const denoising_result d = denoising_alignment(acc, tiny);
+    for (std::size_t k = 0; k < 60; ++k) CHECK(std::abs(d.relative_difference(k)) < 1e-5);
+}
+
+TEST_CASE("denoising curve = least-squares fit of Y on V*_K x, directly on the rows", "[align][denoising]") {
+    const testing::fashion_subset f = testing::load_fashion(800, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    const noise_moments nm = closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.6,scheme=bernoulli"),
+                                               acc.sxx(centering::uncentered), acc.n(), fashion14);
+    denoising_options o;
+    o.measure = alignment_measure::fit;
+    const denoising_result d = denoising_alignment(acc, nm, o);
+    REQUIRE(d.max_k >= 20);
+    for (std::size_t k : {1, 3, 8, 20}) {
+        CAPTURE(k);
+        // z = V*_Kᵀ x; solve the normal equations (Z Zᵀ) B = Z Yᵀ in long double; fit = ‖Y‖² − residual.
+        std::vector<long double> zz(k * k, 0.0L), zy(k * 10, 0.0L);
+        std::vector<long double> z(k);
+        for (std::size_t r = 0; r < f.n; ++r) {
+            for (std::size_t j = 0; j < k; ++j) {
+                z[j] = 0.0L;
+                for (std::size_t i = 0; i < f.dim; ++i) z[j] += d.subspace.basis(i, j) * f.row(r)[i];
+            }
+            for (std::size_t a = 0; a < k; ++a) {
+                for (std::size_t b = 0; b < k; ++b) zz[a * k + b] += z[a] * z[b];
+                zy[a * 10 + static_cast<std::size_t>(f.y[r])] += z[a];
+            }
+        }
+        // Gauss-Jordan: B = (ZZᵀ)⁻¹ ZYᵀ.
+        std::vector<long double> bmat = zy;
+        for (std::size_t p = 0; p < k; ++p) {
+            const long double piv = zz[p * k + p];
+            for (std::size_t j = 0; j < k; ++j) zz[p * k + j] /= piv;
+            for (std::size_t j = 0; j < 10; ++j) bmat[p * 10 + j] /= piv;
+            for (std::size_t r = 0; r < k; ++r)
+                if (r != p) {
+                    const long double m = zz[r * k + p];
+                    for (std::size_t j = 0; j < k; ++j) zz[r * k + j] -= m * zz[p * k + j];
+                    for (std::size_t j = 0; j < 10; ++j) bmat[r * 10 + j] -= m * bmat[p * 10 + j];
+                }
+        }
+        long double fit = 0.0L;  // ‖Ŷ‖² = tr(Bᵀ Z Yᵀ)
+        for (std::size_t a = 0; a < k; ++a)
+            for (std::size_t j = 0; j < 10; ++j) fit += bmat[a * 10 + j] * zy[a * 10 + j];
+        const double want = static_cast<double>(fit / static_cast<long double>(f.n));  // tr(Syy) = n for one-hot
+        CHECK(d.curve(k - 1) == Approx(want).epsilon(1e-8));
+    }
+    // A complete basis fits what U does: the curves meet at full rank.
+    CHECK(d.curve(d.max_k - 1) == Approx(d.clean_curve(d.max_k - 1)).epsilon(1e-8));
+}
+
+TEST_CASE("HWC and CHW layouts give the same denoising alignment after the permutation", "[align][denoising]") {
+    // Three channels built from Fashion-MNIST (the image, its square, its horizontal mirror).
+    const testing::fashion_subset f = testing::load_fashion(600, true);
+    const std::size_t h = 14, w = 14, c = 3, d = h * w * c;
+    std::vector<double> hwc(f.n * d), chw(f.n * d);
+    for (std::size_t r = 0; r < f.n; ++r)
+        for (std::size_t y = 0; y < h; ++y)
+            for (std::size_t x = 0; x < w; ++x) {
+                const double v[3] = {f.row(r)[y * w + x], f.row(r)[y * w + x] * f.row(r)[y * w + x],
+                                     f.row(r)[y * w + (w - 1 - x)]};
+                for (std::size_t ch = 0; ch < c; ++ch) {
+                    hwc[r * d + (y * w + x) * c + ch] = v[ch];
+                    chw[r * d + (ch * h + y) * w + x] = v[ch];
+                }
+            }
+    const moment_accumulator a = accumulate(hwc, f.y, f.n, d), b = accumulate(chw, f.y, f.n, d);
+    const noise_spec s = parse_noise_spec("mask:patch=4x4,ratio=0.5,scheme=fixed");
+    const denoising_result ra = denoising_alignment(
+        a, closed_form_noise(s, a.sxx(centering::uncentered), a.n(), {h, w, c, image_layout::hwc}));
+    const denoising_result rb = denoising_alignment(
+        b, closed_form_noise(s, b.sxx(centering::uncentered), b.n(), {h, w, c, image_layout::chw}));
+    REQUIRE(ra.max_k == rb.max_k);
+    double worst = 0.0;
+    for (std::size_t k = 0; k < std::min<std::size_t>(ra.max_k, 400); ++k)
+        worst = std::max(worst, std::abs(ra.curve(k) - rb.curve(k)));
+    CAPTURE(worst);
+    CHECK(worst < 1e-8);
+    // The layout matters: reading the CHW data as HWC is a different mask (a check that the
+    // test can fail).
+    const denoising_result wrong = denoising_alignment(
+        b, closed_form_noise(s, b.sxx(centering::uncentered), b.n(), {h, w, c, image_layout::hwc}));
+    double diff = 0.0;
+    for (std::size_t k = 0; k < 100; ++k) diff = std::max(diff, std::abs(wrong.curve(k) - rb.curve(k)));
+    CHECK(diff > 1e-4);
+}
+
+TEST_CASE("denoising_alignment: mismatched inputs throw", "[align][denoising]") {
+    const testing::fashion_subset f = testing::load_fashion(100, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    noise_moments nm = closed_form_noise(parse_noise_spec("dropout:ratio=0.2"), acc.sxx(centering::uncentered), acc.n());
+    nm.n += 1;
+    CHECK_THROWS_AS(denoising_alignment(acc, nm), std::invalid_argument);
+    noise_moments small{acc.n(), xt::zeros<double>({3, 3}), xt::zeros<double>({3, 3})};
+    CHECK_THROWS_AS(denoising_alignment(acc, small), std::invalid_argument);
+    CHECK_THROWS_AS(noise_impact(acc, small), std::invalid_argument);
+}

@@ -1,1 +1,151 @@
+// alignment_tracker: one stream = merged shards; checkpoint/resume bit-identical; a bad batch
+// leaves the whole state intact; reports carry the change since the previous report.
 #include <catch2/catch.hpp>
+
+#include <cmath>
+#include <sstream>
+#include <vector>
+
+#include <recalign/align/tracker.hpp>
+
+#include "../unit/helpers.hpp"
+#include "fashion.hpp"
+
+using namespace recalign;
+
+namespace {
+tracker_options options_for(std::size_t dim) {
+    tracker_options o;
+    o.dim = dim;
+    o.classes = 10;
+    o.shape = {14, 14, 1, image_layout::hwc};
+    o.noises = {parse_noise_spec("gaussian:sigma=0.1"), parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed"),
+                parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=bernoulli,draws=4,seed=9")};
+    return o;
+}
+
+void feed(alignment_tracker& t, const testing::fashion_subset& f, std::size_t from, std::size_t to, std::size_t batch) {
+    for (std::size_t r0 = from; r0 < to; r0 += batch) {
+        const std::size_t b = std::min(batch, to - r0);
+        t.update(batch_view(f.row(r0), b, f.dim), target_view::class_ids(f.y.data() + r0, b), r0);
+    }
+}
+
+double max_abs_diff(const vector_t& a, const vector_t& b) {
+    REQUIRE(a.size() == b.size());
+    double m = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a(i) - b(i)));
+    return m;
+}
+}  // namespace
+
+TEST_CASE("tracker: merge of shards equals one stream", "[align][tracker]") {
+    const testing::fashion_subset f = testing::load_fashion(900, true);
+    alignment_tracker one(options_for(f.dim)), a(options_for(f.dim)), b(options_for(f.dim)), c(options_for(f.dim));
+    feed(one, f, 0, 900, 100);
+    feed(a, f, 0, 300, 64);
+    feed(b, f, 300, 700, 128);
+    feed(c, f, 700, 900, 50);
+    a.merge(b);
+    a.merge(c);
+    CHECK(a.n() == 900);
+    const tracker_report r1 = one.report(), r2 = a.report();
+    CHECK(max_abs_diff(r1.clean.curve, r2.clean.curve) < 1e-10);
+    REQUIRE(r1.noises.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        CAPTURE(r1.noises[i].spec);
+        CHECK(r1.noises[i].monte_carlo == (i == 2));
+        CHECK(max_abs_diff(r1.noises[i].denoising.curve, r2.noises[i].denoising.curve) < 1e-8);
+        CHECK(max_abs_diff(r1.noises[i].impact.distance, r2.noises[i].impact.distance) < 1e-6);
+    }
+    // Monte-Carlo standard error is reported and the MC masking moves the subspace too.
+    CHECK(r1.noises[2].g_stderr_fro > 0);
+    CHECK(xt::amax(r1.noises[2].impact.normalised)() > 1e-3);
+    CHECK(xt::amax(xt::abs(r1.noises[0].impact.distance))() < 1e-8);  // Gaussian: no impact
+    // Incompatible trackers refuse to merge, naming the noise lists.
+    tracker_options other = options_for(f.dim);
+    other.noises.pop_back();
+    alignment_tracker d(other);
+    feed(d, f, 0, 100, 100);
+    const std::string before = testing::saved(one);
+    CHECK_THROWS_WITH(one.merge(d), Catch::Contains("draws=4"));
+    CHECK(testing::saved(one) == before);
+}
+
+TEST_CASE("tracker: checkpoint and resume are bit-identical; reports carry the change", "[align][tracker]") {
+    const testing::fashion_subset f = testing::load_fashion(600, true);
+    alignment_tracker straight(options_for(f.dim)), first(options_for(f.dim));
+    feed(straight, f, 0, 300, 100);
+    const tracker_report early = straight.report();
+    CHECK(std::isnan(early.clean_change));
+    feed(straight, f, 300, 600, 100);
+
+    feed(first, f, 0, 300, 100);
+    const tracker_report early2 = first.report();
+    CHECK(max_abs_diff(early.clean.curve, early2.clean.curve) == 0.0);
+    const std::string bytes = testing::saved(first);
+    alignment_tracker resumed = testing::loaded<alignment_tracker>(bytes);
+    CHECK(testing::saved(resumed) == bytes);
+    feed(resumed, f, 300, 600, 100);
+    CHECK(testing::saved(resumed) == testing::saved(straight));
+    const tracker_report late = straight.report(), late2 = resumed.report();
+    CHECK(late.reports == 1);
+    CHECK(late2.reports == 1);
+    CHECK(late.clean_change == late2.clean_change);
+    CHECK(late.clean_change > 0);
+    CHECK(late.clean_change == Approx(max_abs_diff(late.clean.curve, early.clean.curve)));
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK(late.noises[i].change == late2.noises[i].change);
+        CHECK(late.noises[i].change > 0);
+        CHECK(max_abs_diff(late.noises[i].denoising.curve, late2.noises[i].denoising.curve) == 0.0);
+    }
+    // Truncated or corrupted checkpoints throw, never crash.
+    for (std::size_t cut : {std::size_t(0), std::size_t(63), std::size_t(100), bytes.size() / 3, bytes.size() - 1}) {
+        std::istringstream is(bytes.substr(0, cut), std::ios::binary);
+        CHECK_THROWS(alignment_tracker::load(is));
+    }
+    std::string flipped = bytes;
+    flipped[bytes.size() / 2] ^= 0x10;
+    std::istringstream is(flipped, std::ios::binary);
+    CHECK_THROWS(alignment_tracker::load(is));
+}
+
+TEST_CASE("tracker: a bad batch leaves the state intact", "[align][tracker]") {
+    const testing::fashion_subset f = testing::load_fashion(200, true);
+    alignment_tracker t(options_for(f.dim));
+    feed(t, f, 0, 100, 50);
+    const std::string before = testing::saved(t);
+    std::vector<double> x(f.row(100), f.row(110));
+    std::vector<std::int64_t> y(f.y.begin() + 100, f.y.begin() + 110);
+    x[3 * f.dim + 7] = std::nan("");
+    CHECK_THROWS_AS(t.update(batch_view(x.data(), 10, f.dim), target_view::class_ids(y.data(), 10)),
+                    std::invalid_argument);
+    CHECK(testing::saved(t) == before);
+    x[3 * f.dim + 7] = 0.5;
+    y[4] = 10;  // label out of range
+    CHECK_THROWS_AS(t.update(batch_view(x.data(), 10, f.dim), target_view::class_ids(y.data(), 10)),
+                    std::invalid_argument);
+    CHECK(testing::saved(t) == before);
+    y[4] = 1;
+    CHECK_THROWS_AS(t.update(batch_view(x.data(), 10, f.dim - 1), target_view::class_ids(y.data(), 10)),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(t.update(batch_view(x.data(), 10, f.dim), target_view::class_ids(y.data(), 9)),
+                    std::invalid_argument);
+    CHECK(testing::saved(t) == before);
+    t.update(batch_view(x.data(), 10, f.dim), target_view::class_ids(y.data(), 10));
+    CHECK(t.n() == 110);
+}
+
+TEST_CASE("tracker: configuration errors", "[align][tracker]") {
+    tracker_options o = options_for(196);
+    o.shape = {};
+    CHECK_THROWS_AS(alignment_tracker(o), std::invalid_argument);  // mask without a shape
+    o = options_for(196);
+    o.center = centering::centered;
+    CHECK_THROWS_AS(alignment_tracker(o), std::invalid_argument);  // Monte Carlo needs uncentered
+    o = options_for(100);
+    CHECK_THROWS_AS(alignment_tracker(o), std::invalid_argument);  // shape vs dim
+    o = options_for(196);
+    o.noises = {parse_noise_spec("mask:patch=14x14,ratio=0.5,scheme=fixed")};  // keeps floor(1 * 0.5) = 0
+    CHECK_THROWS_AS(alignment_tracker(o), std::invalid_argument);
+}
