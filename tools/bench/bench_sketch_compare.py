@@ -58,10 +58,10 @@ def main():
         ("frequent_directions l=2k", "fd", [a.bench, "run", "--method", "fd", "--ell", str(2 * k)] + common),
         ("nystrom 1 pass p=20 f32", "ny1", [a.bench, "run", "--method", "nystrom", "--passes", "1",
                                            "--oversampling", "20", "--float32", "1"] + common),
-        ("nystrom 2 passes p=20 f32", "ny2", [a.bench, "run", "--method", "nystrom", "--passes", "2",
-                                             "--oversampling", "20", "--float32", "1"] + common),
-        ("nystrom 3 passes p=20 f32", "ny3", [a.bench, "run", "--method", "nystrom", "--passes", "3",
-                                             "--oversampling", "20", "--float32", "1"] + common),
+        ("nystrom 2 passes p=100 f32", "ny2", [a.bench, "run", "--method", "nystrom", "--passes", "2",
+                                              "--oversampling", "100", "--float32", "1"] + common),
+        ("nystrom 3 passes p=50 f32", "ny3", [a.bench, "run", "--method", "nystrom", "--passes", "3",
+                                             "--oversampling", "50", "--float32", "1"] + common),
     ]
     refs = []
     for r in a.reference.split(","):
@@ -69,8 +69,9 @@ def main():
             refs.append(("reference: exact moments + eigendecomposition", "exact",
                          [a.bench, "run", "--method", "exact"] + common))
         elif r == "nystrom":
-            refs.append(("reference: nystrom p=2k, 4 passes, double", "nyref",
-                         [a.bench, "run", "--method", "nystrom", "--passes", "4", "--oversampling", str(2 * k)] + common))
+            refs.append(("reference: nystrom p=2k, 4 passes, f32 kernels", "nyref",
+                         [a.bench, "run", "--method", "nystrom", "--passes", "4", "--oversampling", str(2 * k),
+                          "--float32", "1"] + common))
     results = {}
     for label, key, cmd in methods + refs:
         if key in skip:
