@@ -10,13 +10,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <system_error>
 #include <thread>
 
+#include "dist_hook.hpp"
 #include "engine.hpp"
 #include "output.hpp"
 #include "recalign/align/alignment.hpp"
+#include "recalign/align/denoising.hpp"
+#include "recalign/align/noise.hpp"
+#include "recalign/align/tradeoff.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/io/datasets.hpp"
@@ -216,8 +221,9 @@ void check_resumable(const std::string& path, const run_state& st, const run_con
                " (the batch boundaries must stay the same)");
 }
 
-run_result accumulate(const std::string& command, const data_args& d, const run_args& r, bool want_labels,
+run_result accumulate(const std::string& command, const data_args& d, const run_args& r_all, bool want_labels,
                       centering c) {
+    const run_args r = dist_hook::per_rank(r_all);  // under mpirun: FILE.rank<r> checkpoints
     if (!r.from.empty()) {
         run_state st = load_run_state(r.from);
         engine eng(st.config);
@@ -228,7 +234,7 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
                          (unsigned long long)eng.n());
         return {std::move(st), std::move(eng)};
     }
-    const resolved_data rd = resolve_data(d, want_labels);
+    const resolved_data rd = dist_hook::shard(resolve_data(d, want_labels));  // under mpirun: this rank's batches
     io::data_source src(rd.options);
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
@@ -245,6 +251,7 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
     seg.rows_total = src.total();
     seg.batch = rd.options.batch;
     engine eng(cfg);
+    dist_hook::check_agreement(command, cfg, seg);
 
     const bool ckpt = !r.checkpoint.empty();
     if (ckpt && file_exists(r.checkpoint)) {
@@ -303,6 +310,7 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
         std::signal(SIGINT, SIG_DFL);
         std::signal(SIGTERM, SIG_DFL);
     }
+    dist_hook::reduce(st, eng);  // under mpirun: merge into rank 0; the other ranks stop here
     return {std::move(st), std::move(eng)};
 }
 
@@ -716,6 +724,273 @@ int cmd_info(command_set& c) {
     return 0;
 }
 
+std::vector<double> parse_list(const std::string& s, const char* what) {
+    std::vector<double> out;
+    std::stringstream ss(s);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+        std::size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(part, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != part.size() || part.empty())
+            throw std::invalid_argument(std::string(what) + ": '" + part + "' is not a number (in '" + s + "')");
+        out.push_back(v);
+    }
+    if (out.empty()) throw std::invalid_argument(std::string(what) + ": empty list");
+    return out;
+}
+
+int cmd_tradeoff(command_set& c) {
+    const run_args& r = c.run_tradeoff;
+    const centering cen = pick_centering(r, false);
+    tradeoff_options opt;
+    opt.lambdas = parse_list(c.tradeoff_opts.lambdas, "--lambda");
+    opt.k = c.tradeoff_opts.k;
+    opt.center = cen;
+    run_result res = accumulate("tradeoff", c.data_tradeoff, r, true, cen);
+    if (res.state.config.classes == 0)
+        throw std::invalid_argument("tradeoff needs labels: pass --labels (or a checkpoint made with labels)");
+    if (opt.k == 0 || opt.k > res.state.config.dim)
+        throw std::invalid_argument("--k must lie in [1, " + std::to_string(res.state.config.dim) + "]");
+    const tradeoff_result t = tradeoff(res.eng.moments(), opt);
+    if (r.json) {
+        json a = json::array();
+        for (const tradeoff_point& p : t.points) {
+            json o;
+            o["lambda"] = p.lambda;
+            o["supervised_loss"] = p.supervised_loss;
+            o["reconstruction_loss"] = p.reconstruction_loss;
+            o["loss"] = p.loss;
+            o["k"] = t.k;
+            o["centered"] = t.center == centering::centered;
+            o["n"] = t.n;
+            a.push_back(o);
+        }
+        std::printf("%s\n", a.dump().c_str());
+    } else {
+        std::printf("n = %llu samples, D = %zu, C = %zu classes, K = %zu (%zu null directions of Sxx dropped); %s\n",
+                    (unsigned long long)t.n, t.dim, t.classes, t.k, t.dropped, centering_name(t.center));
+        std::printf("losses per sample at the optimum of |WᵀVᵀX - Y|² + λ|ZᵀVᵀX - X|² (Theorem 1):\n");
+        std::printf("%12s  %16s  %20s\n", "lambda", "supervised/n", "reconstruction/n");
+        const double n = static_cast<double>(std::max<std::uint64_t>(t.n, 1));
+        for (const tradeoff_point& p : t.points)
+            std::printf("%12.6g  %16.8g  %20.8g\n", p.lambda, p.supervised_loss / n, p.reconstruction_loss / n);
+    }
+    if (!r.out.empty()) {
+        make_dirs(r.out);
+        std::vector<double> l, s, rl;
+        for (const tradeoff_point& p : t.points) l.push_back(p.lambda), s.push_back(p.supervised_loss), rl.push_back(p.reconstruction_loss);
+        write_csv(out_path(r.out, "tradeoff.csv"), {"lambda", "supervised_loss", "reconstruction_loss"}, {l, s, rl}, "");
+        chart ch;
+        ch.csv = out_path(r.out, "tradeoff.csv");
+        ch.png = out_path(r.out, "tradeoff.png");
+        ch.title = "Theorem 1: losses at the optimum, K = " + std::to_string(t.k);
+        ch.xlabel = "lambda";
+        ch.ylabel = "loss";
+        ch.series = {"supervised", "reconstruction"};
+        bool positive = !l.empty();
+        for (double v : l) positive = positive && v > 0;
+        ch.log_x = positive;
+        ch.log_y = true;
+        draw_chart(ch, r.quiet);
+    }
+    return 0;
+}
+
+std::vector<std::size_t> default_k_list(std::size_t max_k) {
+    std::vector<std::size_t> ks;
+    for (std::size_t k : {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000})
+        if (k <= max_k) ks.push_back(k);
+    if (max_k && (ks.empty() || ks.back() != max_k)) ks.push_back(max_k);
+    return ks;
+}
+
+int cmd_denoise(command_set& c) {
+    const run_args& r = c.run_denoise;
+    const denoise_args& o = c.denoise_opts;
+    const centering cen = pick_centering(r, false);
+    const std::vector<std::size_t> shape_v = parse_shape(o.image_shape);
+    image_shape shape;
+    shape.height = shape_v[0];
+    shape.width = shape_v[1];
+    shape.channels = shape_v[2];
+    shape.layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
+    std::vector<noise_spec> specs;
+    for (const std::string& text : o.noises) {
+        noise_spec s;
+        try {
+            s = parse_noise_spec(text);
+            if (o.monte_carlo) {
+                s.draws = o.monte_carlo;
+                if (!s.seed) s.seed = r.seed;
+            }
+            validate(s);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("--noise " + text + ": " + e.what());
+        }
+        specs.push_back(s);
+    }
+    bool monte_carlo = false;
+    for (const noise_spec& s : specs) monte_carlo = monte_carlo || s.draws > 0;
+    if (monte_carlo && cen == centering::centered)
+        throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
+    run_result res = accumulate("denoise", c.data_denoise, r, true, cen);
+    if (res.state.config.classes == 0)
+        throw std::invalid_argument("denoise needs labels: pass --labels (or a checkpoint made with labels)");
+    const std::size_t d = res.state.config.dim;
+    if (shape.dim() != d)
+        throw std::invalid_argument("--image-shape " + o.image_shape + " has " + std::to_string(shape.dim()) +
+                                    " values but the rows have " + std::to_string(d));
+    const moment_accumulator& m = res.eng.moments();
+
+    // Noise expectations: closed forms from the clean second moment; Monte Carlo needs one
+    // more pass over the data (MATH.md §4), which is not checkpointed.
+    std::vector<noise_moments> noisy(specs.size());
+    std::vector<double> mc_error(specs.size(), std::numeric_limits<double>::quiet_NaN());
+    const matrix_t sxx = m.sxx(cen);
+    std::vector<std::size_t> mc_index;
+    std::vector<monte_carlo_noise> mc;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        if (specs[i].draws == 0) {
+            noisy[i] = closed_form_noise(specs[i], sxx, m.n(), shape);
+        } else {
+            monte_carlo_options mo;
+            mo.dim = d;
+            mo.draws = specs[i].draws;
+            mo.replicates = specs[i].draws % 2 == 0 ? 2 : 1;
+            mo.seed = specs[i].seed;
+            mo.name = to_string(specs[i]);
+            mc.emplace_back(mo, make_corrupter(specs[i], shape));
+            mc_index.push_back(i);
+        }
+    }
+    if (!mc.empty()) {
+        if (!r.from.empty()) throw std::invalid_argument("--monte-carlo needs the data: it cannot run --from a checkpoint");
+        const resolved_data rd = resolve_data(c.data_denoise, true);
+        io::data_source src(rd.options);
+        progress bar(!r.quiet && ::isatty(2), src.total(), 0);
+        io::source_batch b;
+        while (src.next(b)) {
+            for (monte_carlo_noise& acc : mc) acc.update(b.view(), b.first_row);
+            bar.update(src.position());
+        }
+        bar.finish();
+        for (std::size_t j = 0; j < mc.size(); ++j) {
+            monte_carlo_estimate e = mc[j].estimate();
+            mc_error[mc_index[j]] = e.g_stderr_fro;
+            noisy[mc_index[j]] = std::move(e.moments);
+        }
+    }
+
+    denoising_options dopt;
+    dopt.measure = parse_measure(r.measure);
+    dopt.center = cen;
+    noise_impact_options iopt;
+    iopt.center = cen;
+    std::vector<denoising_result> results;
+    std::vector<noise_impact_result> impacts;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        results.push_back(denoising_alignment(m, noisy[i], dopt));
+        impacts.push_back(noise_impact(m, noisy[i], iopt));
+    }
+    alignment_options aopt;
+    aopt.measure = dopt.measure;
+    aopt.center = cen;
+    const alignment_result clean = alignment_curve(m, aopt);
+
+    std::vector<std::size_t> ks;
+    if (!o.k_list.empty()) {
+        for (double v : parse_list(o.k_list, "--k-list")) {
+            if (!(v >= 1) || v != std::floor(v) || v > static_cast<double>(d))
+                throw std::invalid_argument("--k-list: " + std::to_string(v) + " is not an integer in [1, " +
+                                            std::to_string(d) + "]");
+            ks.push_back(static_cast<std::size_t>(v));
+        }
+    } else {
+        ks = default_k_list(clean.max_k);
+    }
+    if (r.json) {
+        json j;
+        j["n"] = m.n();
+        j["d"] = d;
+        j["classes"] = m.classes();
+        j["measure"] = measure_name(dopt.measure);
+        j["centered"] = cen == centering::centered;
+        j["method"] = "exact";
+        j["clean"] = to_vec(clean.curve);
+        json a = json::array();
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            json e;
+            e["spec"] = to_string(specs[i]);
+            e["alignment"] = to_vec(results[i].curve);
+            e["relative"] = to_vec(results[i].relative_difference);
+            e["impact"] = to_vec(impacts[i].distance);
+            e["impact_normalised"] = to_vec(impacts[i].normalised);
+            e["monte_carlo"] = specs[i].draws > 0;
+            e["g_stderr_fro"] = std::isnan(mc_error[i]) ? json(nullptr) : json(mc_error[i]);
+            a.push_back(e);
+        }
+        j["noises"] = a;
+        j["input"] = input_json(res.state);
+        std::string text = j.dump(-1, ' ', false, json::error_handler_t::replace);
+        std::printf("%s\n", text.c_str());
+    } else {
+        std::printf("n = %llu samples, D = %zu, C = %zu classes; %s, measure %s\n", (unsigned long long)m.n(), d,
+                    m.classes(), centering_name(cen), measure_name(dopt.measure));
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            std::printf("\nnoise %s%s\n", to_string(specs[i]).c_str(),
+                        specs[i].draws ? " (Monte Carlo)" : " (closed form)");
+            std::printf("%6s  %12s  %12s  %12s  %14s\n", "k", "clean", "denoising", "relative", "impact (sin²)");
+            for (std::size_t k : ks) {
+                auto at = [&](const vector_t& v) { return k <= v.size() ? v(k - 1) : std::numeric_limits<double>::quiet_NaN(); };
+                std::printf("%6zu  %12.6f  %12.6f  %12.4g  %14.4g\n", k, at(clean.curve), at(results[i].curve),
+                            at(results[i].relative_difference), at(impacts[i].distance));
+            }
+        }
+    }
+    if (!r.out.empty()) {
+        make_dirs(r.out);
+        std::size_t rows = clean.curve.size();
+        for (const denoising_result& x : results) rows = std::min<std::size_t>(rows, x.curve.size());
+        auto head = [rows](const vector_t& v) {
+            std::vector<double> out(rows, std::numeric_limits<double>::quiet_NaN());
+            for (std::size_t i = 0; i < rows && i < v.size(); ++i) out[i] = v(i);
+            return out;
+        };
+        std::vector<std::string> names{"clean"}, rel_names, titles;
+        std::vector<std::vector<double>> cols{head(clean.curve)}, rel_cols;
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            const std::string tag = "noise" + std::to_string(i + 1);
+            names.push_back(tag + "_alignment");
+            cols.push_back(head(results[i].curve));
+            names.push_back(tag + "_relative");
+            cols.push_back(head(results[i].relative_difference));
+            names.push_back(tag + "_impact");
+            cols.push_back(head(impacts[i].distance));
+            rel_names.push_back(tag);
+            rel_cols.push_back(head(results[i].relative_difference));
+            titles.push_back(to_string(specs[i]));
+        }
+        write_csv(out_path(r.out, "denoise.csv"), names, cols);
+        write_csv(out_path(r.out, "relative.csv"), rel_names, rel_cols);
+        chart ch;
+        ch.csv = out_path(r.out, "relative.csv");
+        ch.png = out_path(r.out, "relative.png");
+        ch.title = "Relative alignment difference, denoising vs clean (paper's Figure 7)";
+        ch.xlabel = "k";
+        ch.ylabel = "(denoising - clean) / clean";
+        ch.log_x = true;
+        ch.series = titles;
+        ch.extra = {"set arrow from graph 0, first 0 to graph 1, first 0 nohead dt 2"};
+        draw_chart(ch, r.quiet);
+    }
+    return 0;
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app, command_set& c) {
@@ -750,6 +1025,32 @@ void register_commands(CLI::App& app, command_set& c) {
     c.project->add_option("--zoom", c.project_opts.zoom, "Pixel magnification")->capture_default_str()
         ->check(CLI::Range(1, 16));
 
+    c.tradeoff = app.add_subcommand("tradeoff", "Supervised and reconstruction losses at the optimum of the "
+                                                "Theorem 1 trade-off, for each lambda; uncentered by default");
+    add_data_options(c.tradeoff, c.data_tradeoff);
+    add_run_options(c.tradeoff, c.run_tradeoff, false);
+    c.tradeoff->add_option("--lambda", c.tradeoff_opts.lambdas, "Comma-separated lambdas L1,L2,... (>= 0)")->required();
+    c.tradeoff->add_option("--k", c.tradeoff_opts.k, "Latent dimension K")->required();
+    c.tradeoff->add_option("--out", c.run_tradeoff.out, "Directory for the CSV file and PNG chart");
+
+    c.denoise = app.add_subcommand("denoise", "Alignment of the optimal denoising representation (Theorem 3) against "
+                                              "the clean curve, and the label-free noise impact; uncentered by default");
+    add_data_options(c.denoise, c.data_denoise);
+    add_run_options(c.denoise, c.run_denoise, false);
+    c.denoise->add_option("--measure", c.run_denoise.measure, "Alignment measure (as for align)")
+        ->check(CLI::IsMember({"paper", "rank", "fit"}))->capture_default_str();
+    c.denoise->add_option("--image-shape", c.denoise_opts.image_shape, "H,W,C of the images (C = channels)")->required();
+    c.denoise->add_option("--layout", c.denoise_opts.layout, "Order of the values in a row")
+        ->check(CLI::IsMember({"hwc", "chw"}))->capture_default_str();
+    c.denoise->add_option("--noise", c.denoise_opts.noises,
+                          "Noise model, repeatable: gaussian:sigma=S | dropout:ratio=P | "
+                          "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]")->required();
+    c.denoise->add_option("--monte-carlo", c.denoise_opts.monte_carlo,
+                          "Estimate the noise expectations with S corruptions per sample (one more pass over the "
+                          "data) instead of the closed forms");
+    c.denoise->add_option("--k-list", c.denoise_opts.k_list, "Comma-separated k at which the text table reports");
+    c.denoise->add_option("--out", c.run_denoise.out, "Directory for CSV files and the Figure 7 chart");
+
     c.merge = app.add_subcommand("merge", "Merge checkpoints of runs over disjoint data into one");
     c.merge->add_option("checkpoints", c.merge_inputs, "Checkpoints to merge")->required();
     c.merge->add_option("-o,--output", c.merge_output, "Merged checkpoint")->required();
@@ -774,9 +1075,13 @@ int run_selected(command_set& c) {
         if (c.project->parsed()) return cmd_project(c);
         if (c.merge->parsed()) return cmd_merge(c);
         if (c.info->parsed()) return cmd_info(c);
+        if (c.tradeoff->parsed()) return cmd_tradeoff(c);
+        if (c.denoise->parsed()) return cmd_denoise(c);
         return fail(2, "no command given (see --help)");
     } catch (const interrupted&) {
         return 130;
+    } catch (const dist_hook::not_root&) {
+        return 0;
     } catch (const file_error& e) {
         return fail(2, e.what());
     } catch (const user_error& e) {

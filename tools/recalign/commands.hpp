@@ -36,10 +36,24 @@ struct project_args {
     std::size_t count = 8, zoom = 2;
 };
 
+struct tradeoff_args {
+    std::string lambdas;
+    std::size_t k = 0;
+};
+
+struct denoise_args {
+    std::string image_shape, layout = "hwc", k_list;
+    std::vector<std::string> noises;
+    std::size_t monte_carlo = 0;
+};
+
 struct command_set {
     CLI::App *align = nullptr, *spectrum = nullptr, *project = nullptr, *merge = nullptr, *info = nullptr;
-    data_args data_align, data_spectrum, data_project;
-    run_args run_align, run_spectrum, run_project;
+    CLI::App *tradeoff = nullptr, *denoise = nullptr;
+    data_args data_align, data_spectrum, data_project, data_tradeoff, data_denoise;
+    run_args run_align, run_spectrum, run_project, run_tradeoff, run_denoise;
+    tradeoff_args tradeoff_opts;
+    denoise_args denoise_opts;
     project_args project_opts;
     std::vector<std::string> merge_inputs;
     std::string merge_output;

@@ -23,12 +23,14 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "dist_hook.hpp"
 #include "recalign/core/errors.hpp"
 
 using namespace recalign;
 using namespace recalign::cli;
 
 int main(int argc, char** argv) {
+    dist_hook::session mpi(argc, argv);  // MPI, when started by mpirun (dist_hook.hpp)
     CLI::App app{"recalign: how the reconstruction (top principal) subspace of a data set aligns with a "
                  "supervised task, computed in one streaming pass over data larger than memory."};
     app.require_subcommand(1);
@@ -52,5 +54,5 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "recalign: %s (see --help)\n", msg.c_str());
         return 2;
     }
-    return run_selected(commands);
+    return mpi.finish(run_selected(commands));
 }
