@@ -1,0 +1,65 @@
+"""recalign: how the reconstruction (top principal) subspace aligns with a supervised task,
+measured on data larger than memory, one minibatch at a time.
+
+The accumulators (MomentAccumulator, FrequentDirections, NystromSketch, MonteCarloNoise,
+AlignmentTracker) share one verb set: ``update(batch, ...)`` (the GIL is released),
+``merge(other)``, ``to_bytes()``/``from_bytes()``, ``save(path)``/``load(path)`` (atomic
+checkpoint files) and pickling through the same checkpoint bytes, so states travel
+through multiprocessing, Dask or Ray and merge on the other side.
+
+Batches are rows = samples. NumPy float32/float64/uint8 C-contiguous arrays and CPU torch
+tensors are read in place; anything else is converted once. Image batches (N, H, W) or
+(N, C, H, W) are flattened to (N, H*W*C) without a copy.
+
+Errors:
+  * ValueError -- a bad argument or a bad batch (wrong width, NaN/Inf, a label out of range,
+    values that cannot convert); the message names the row, and the object is unchanged.
+  * recalign.FileError (a subclass of OSError) -- a truncated, corrupt or foreign
+    checkpoint file or byte string; the message names the file (``<bytes>`` or ``<pickle>``
+    for in-memory states) and the byte offset, also in ``.file`` and ``.offset``.
+  * OSError -- a checkpoint could not be written (the previous file is intact).
+
+Data-loader hooks (pure Python, see recalign.hooks): ``track`` drives a tracker over any
+iterable of (images, labels) with periodic atomic checkpoints; ``ProjectionTransform`` is a
+picklable top/bottom-subspace projection for torch DataLoader transforms.
+"""
+from ._recalign import (  # noqa: F401
+    __version__,
+    AlignmentResult,
+    AlignmentTracker,
+    CrossMoments,
+    DenoisingResult,
+    DenoisingSubspace,
+    FileError,
+    FrequentDirections,
+    MomentAccumulator,
+    MonteCarloNoise,
+    NoiseImpact,
+    NoiseMoments,
+    NoiseSpec,
+    NystromSketch,
+    Spectrum,
+    SubspaceProjector,
+    TrackerNoiseReport,
+    TrackerReport,
+    TradeoffPoint,
+    TradeoffResult,
+    alignment_curve,
+    closed_form_noise,
+    denoising_alignment,
+    denoising_subspace,
+    exact_spectrum,
+    noise_impact,
+    sym_eigen,
+    tradeoff,
+)
+from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
+
+__all__ = [
+    "AlignmentResult", "AlignmentTracker", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
+    "FileError", "FrequentDirections", "MomentAccumulator", "MonteCarloNoise", "NoiseImpact",
+    "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum",
+    "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
+    "alignment_curve", "closed_form_noise", "denoising_alignment", "denoising_subspace",
+    "exact_spectrum", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",
+]

@@ -1,0 +1,271 @@
+# Type stubs of the extension module recalign._recalign (editor completion, type checkers).
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+ArrayLike = Any  # NumPy array (float32/float64/uint8 read in place), CPU torch tensor, nested lists
+Shape = Union[Tuple[int, int], Tuple[int, int, int], None]
+
+class FileError(OSError):
+    file: str
+    offset: int
+
+class _State:
+    @property
+    def n(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def empty(self) -> bool: ...
+    def __len__(self) -> int: ...
+    def to_bytes(self) -> bytes: ...
+    def save(self, path: str) -> None: ...
+    def copy(self) -> Any: ...
+
+class CrossMoments:
+    center: str
+    n: int
+    sxy: npt.NDArray[np.float64]
+    syy: npt.NDArray[np.float64]
+
+class MomentAccumulator(_State):
+    def __init__(self, dim: int, classes: int = 0, targets: Optional[str] = None, float32_kernels: bool = False) -> None: ...
+    def update(self, x: ArrayLike, y: Optional[ArrayLike] = None, first_row: int = 0) -> None: ...
+    def merge(self, other: "MomentAccumulator") -> None: ...
+    @property
+    def classes(self) -> int: ...
+    @property
+    def targets(self) -> str: ...
+    @property
+    def has_targets(self) -> bool: ...
+    def mean_x(self) -> npt.NDArray[np.float64]: ...
+    def mean_y(self) -> npt.NDArray[np.float64]: ...
+    def sxx(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
+    def sxy(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
+    def syy(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
+    def cross(self, center: str = "uncentered") -> CrossMoments: ...
+    def trace_xx(self, center: str = "centered") -> float: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> "MomentAccumulator": ...
+    @staticmethod
+    def load(path: str) -> "MomentAccumulator": ...
+    def copy(self) -> "MomentAccumulator": ...
+
+class Spectrum:
+    method: str
+    center: str
+    n: int
+    dim: int
+    eigenvalues: npt.NDArray[np.float64]
+    basis: npt.NDArray[np.float64]
+    total: float
+    explained: npt.NDArray[np.float64]
+    error_bound: float
+    error_estimate: float
+    info: int
+    rank: int
+    def k_for_fraction(self, fraction: float) -> int: ...
+
+def exact_spectrum(moments: MomentAccumulator, center: str = "centered") -> Spectrum: ...
+def sym_eigen(a: ArrayLike) -> Tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]: ...
+
+class SubspaceProjector:
+    part: str
+    fraction: float
+    explained: float
+    k: int
+    dim: int
+    basis: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    def __init__(self, spectrum: Spectrum, mean: Optional[ArrayLike] = None, fraction: float = 0.75, part: str = "top") -> None: ...
+    def project(self, x: ArrayLike) -> npt.NDArray[np.float64]: ...
+
+class FrequentDirections(_State):
+    def __init__(self, dim: int, ell: int, center: str = "centered") -> None: ...
+    def update(self, x: ArrayLike, first_row: int = 0) -> None: ...
+    def merge(self, other: "FrequentDirections") -> None: ...
+    ell: int
+    shrinkage: float
+    shrinks: int
+    rows: int
+    def mean(self) -> npt.NDArray[np.float64]: ...
+    def trace(self) -> float: ...
+    def sketch(self) -> npt.NDArray[np.float64]: ...
+    def spectrum(self, rank: int = 0, rel_tol: float = 1e-12) -> Spectrum: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> "FrequentDirections": ...
+    @staticmethod
+    def load(path: str) -> "FrequentDirections": ...
+    def copy(self) -> "FrequentDirections": ...
+
+class NystromSketch(_State):
+    def __init__(self, dim: int, rank: int, oversampling: int = 10, probes: int = 10, seed: int = 0, center: str = "centered") -> None: ...
+    def update(self, x: ArrayLike, first_row: int = 0) -> None: ...
+    def merge(self, other: "NystromSketch") -> None: ...
+    def next_pass(self) -> None: ...
+    pass_index: int
+    rank: int
+    width: int
+    def mean(self) -> npt.NDArray[np.float64]: ...
+    def trace(self) -> float: ...
+    def range(self) -> npt.NDArray[np.float64]: ...
+    def spectrum(self, rank: int = 0) -> Spectrum: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> "NystromSketch": ...
+    @staticmethod
+    def load(path: str) -> "NystromSketch": ...
+    def copy(self) -> "NystromSketch": ...
+
+class AlignmentResult:
+    measure: str
+    center: str
+    method: str
+    n: int
+    dim: int
+    classes: int
+    eigenvalues: npt.NDArray[np.float64]
+    contributions: npt.NDArray[np.float64]
+    curve: npt.NDArray[np.float64]
+    normaliser: float
+    skipped: int
+    max_k: int
+
+def alignment_curve(moments_or_spectrum: Union[MomentAccumulator, Spectrum], *args: Any, measure: str = "paper",
+                    center: str = "uncentered", rel_tol: float = 1e-12, **kwargs: Any) -> AlignmentResult: ...
+
+class TradeoffPoint:
+    lambda_: float
+    v: npt.NDArray[np.float64]
+    w: npt.NDArray[np.float64]
+    z: npt.NDArray[np.float64]
+    eigenvalues: npt.NDArray[np.float64]
+    supervised_loss: float
+    reconstruction_loss: float
+    loss: float
+    info: int
+
+class TradeoffResult:
+    center: str
+    n: int
+    dim: int
+    classes: int
+    k: int
+    rank_xx: int
+    dropped: int
+    info: int
+    points: List[TradeoffPoint]
+
+def tradeoff(moments: MomentAccumulator, lambdas: Sequence[float], k: int, center: str = "uncentered",
+             rel_tol: float = 1e-12) -> TradeoffResult: ...
+
+class NoiseSpec:
+    def __init__(self, text: str) -> None: ...
+    @staticmethod
+    def parse(text: str) -> "NoiseSpec": ...
+    family: str
+    sigma: float
+    ratio: float
+    patch: Tuple[int, int]
+    scheme: str
+    shape: Shape
+    layout: str
+    draws: int
+    seed: int
+
+class NoiseMoments:
+    def __init__(self, n: int, bs: ArrayLike, g: ArrayLike) -> None: ...
+    n: int
+    bs: npt.NDArray[np.float64]
+    g: npt.NDArray[np.float64]
+
+def closed_form_noise(spec: Union[str, NoiseSpec], moments: MomentAccumulator, center: str = "uncentered",
+                      shape: Shape = None, layout: str = "hwc") -> NoiseMoments: ...
+
+class MonteCarloNoise:
+    def __init__(self, dim: int, spec: Union[str, NoiseSpec], shape: Shape = None, layout: str = "hwc",
+                 replicates: int = 2) -> None: ...
+    def update(self, x: ArrayLike, first_row: Optional[int] = None) -> None: ...
+    def merge(self, other: "MonteCarloNoise") -> None: ...
+    def estimate(self) -> dict: ...
+    spec: NoiseSpec
+    n: int
+    dim: int
+    empty: bool
+    batches: int
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes, spec: Union[str, NoiseSpec], shape: Shape = None, layout: str = "hwc") -> "MonteCarloNoise": ...
+    def copy(self) -> "MonteCarloNoise": ...
+
+class DenoisingSubspace:
+    eigenvalues: npt.NDArray[np.float64]
+    basis: npt.NDArray[np.float64]
+    rank_g: int
+    dropped: int
+    informative: int
+    info: int
+
+def denoising_subspace(noisy: NoiseMoments, rel_tol: float = 1e-12) -> DenoisingSubspace: ...
+
+class DenoisingResult:
+    measure: str
+    center: str
+    n: int
+    dim: int
+    classes: int
+    subspace: DenoisingSubspace
+    curve: npt.NDArray[np.float64]
+    clean_curve: npt.NDArray[np.float64]
+    relative_difference: npt.NDArray[np.float64]
+    normaliser: float
+    skipped: int
+    max_k: int
+
+def denoising_alignment(clean: MomentAccumulator, noisy: NoiseMoments, measure: str = "paper",
+                        center: str = "uncentered", rel_tol: float = 1e-12) -> DenoisingResult: ...
+
+class NoiseImpact:
+    distance: npt.NDArray[np.float64]
+    normalised: npt.NDArray[np.float64]
+    max_k: int
+    info: int
+
+def noise_impact(clean: MomentAccumulator, noisy: NoiseMoments, center: str = "uncentered",
+                 rel_tol: float = 1e-12) -> NoiseImpact: ...
+
+class TrackerNoiseReport:
+    spec: str
+    monte_carlo: bool
+    denoising: DenoisingResult
+    impact: NoiseImpact
+    bs_stderr_fro: float
+    g_stderr_fro: float
+    change: float
+
+class TrackerReport:
+    n: int
+    reports: int
+    clean: AlignmentResult
+    clean_change: float
+    noises: List[TrackerNoiseReport]
+
+class AlignmentTracker(_State):
+    def __init__(self, dim: int, classes: int, shape: Shape = None, layout: str = "hwc",
+                 noises: Iterable[Union[str, NoiseSpec]] = ..., measure: str = "paper", center: str = "uncentered",
+                 replicates: int = 2, rel_tol: float = 1e-12) -> None: ...
+    def update(self, images: ArrayLike, labels: ArrayLike, first_row: Optional[int] = None) -> None: ...
+    def merge(self, other: "AlignmentTracker") -> None: ...
+    def report(self) -> TrackerReport: ...
+    def noise_expectations(self, i: int) -> NoiseMoments: ...
+    @property
+    def moments(self) -> MomentAccumulator: ...
+    classes: int
+    noises: List[str]
+    @staticmethod
+    def from_bytes(data: bytes) -> "AlignmentTracker": ...
+    @staticmethod
+    def load(path: str) -> "AlignmentTracker": ...
+    def copy(self) -> "AlignmentTracker": ...

@@ -1,0 +1,421 @@
+// Analyses (alignment curves, trade-off, denoising alignment, noise impact), noise models
+// and the alignment tracker.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "recalign/align/alignment.hpp"
+#include "recalign/align/denoising.hpp"
+#include "recalign/align/noise.hpp"
+#include "recalign/align/tracker.hpp"
+#include "recalign/align/tradeoff.hpp"
+
+namespace recalign::python {
+
+namespace {
+
+using moments_g = guarded<moment_accumulator>;
+
+image_shape make_shape(const py::object& shape, const std::string& layout) {
+    image_shape s;
+    if (layout == "hwc") s.layout = image_layout::hwc;
+    else if (layout == "chw") s.layout = image_layout::chw;
+    else throw std::invalid_argument("layout must be 'hwc' or 'chw', got '" + layout + "'");
+    if (shape.is_none()) return s;
+    std::vector<std::size_t> v = shape.cast<std::vector<std::size_t>>();
+    if (v.size() != 2 && v.size() != 3) throw std::invalid_argument("shape must be (height, width) or (height, width, channels)");
+    s.height = v[0];
+    s.width = v[1];
+    s.channels = v.size() == 3 ? v[2] : 1;
+    return s;
+}
+py::object shape_tuple(const image_shape& s) {
+    if (s.empty()) return py::none();
+    return py::make_tuple(s.height, s.width, s.channels);
+}
+
+noise_spec spec_of(py::handle h) {
+    if (py::isinstance<py::str>(h)) return parse_noise_spec(h.cast<std::string>());
+    return h.cast<noise_spec>();
+}
+
+alignment_options align_options(const std::string& measure, const std::string& center, double rel_tol) {
+    alignment_options o;
+    o.measure = parse_measure(measure);
+    o.center = parse_centering(center);
+    o.rel_tol = rel_tol;
+    return o;
+}
+
+// Monte-Carlo noise of a built-in family: the corruption is rebuilt from the spec on load
+// and unpickling, so the whole object travels through pickle.
+struct mc_state {
+    noise_spec spec;
+    image_shape shape;
+    monte_carlo_noise noise;
+    mc_state(const noise_spec& s, const image_shape& sh, monte_carlo_noise&& n)
+        : spec(s), shape(sh), noise(std::move(n)) { noise.set_corrupter(make_corrupter(spec, shape)); }
+    mc_state(const mc_state& o) : mc_state(o.spec, o.shape, monte_carlo_noise(o.noise)) {}
+    void merge(const mc_state& o) { noise.merge(o.noise); }
+};
+using mc_g = guarded<mc_state>;
+
+monte_carlo_options mc_options(std::size_t dim, const noise_spec& s, std::size_t replicates) {
+    monte_carlo_options o;
+    o.dim = dim;
+    o.draws = s.draws;
+    o.replicates = replicates;
+    o.seed = s.seed;
+    o.name = to_string(s);
+    return o;
+}
+
+std::string mc_bytes(const mc_g& g) {
+    return locked(g, [](const mc_state& m) {
+        std::ostringstream os(std::ios::binary);
+        m.noise.save(os);
+        return os.str();
+    });
+}
+
+std::unique_ptr<mc_g> mc_from_bytes(const std::string& bytes, const noise_spec& spec, const image_shape& shape,
+                                    const char* source) {
+    py::gil_scoped_release nogil;
+    std::istringstream is(bytes, std::ios::binary);
+    monte_carlo_noise n = monte_carlo_noise::load(is);
+    (void)source;
+    if (n.options().name != to_string(spec))
+        throw std::invalid_argument("Monte-Carlo state is of noise '" + n.options().name + "', not '" + to_string(spec) + "'");
+    return std::make_unique<mc_g>(mc_state(spec, shape, std::move(n)));
+}
+
+using tracker_g = guarded<alignment_tracker>;
+
+}  // namespace
+
+void bind_align(py::module_& m) {
+    // ---- alignment curves -------------------------------------------------------------
+    py::class_<alignment_result>(m, "AlignmentResult", "An alignment curve: curve[k-1] = alignment of the top-k subspace.")
+        .def_property_readonly("measure", [](const alignment_result& r) { return measure_name(r.measure); })
+        .def_property_readonly("center", [](const alignment_result& r) { return centering_name(r.center); })
+        .def_readonly("method", &alignment_result::method)
+        .def_readonly("n", &alignment_result::n)
+        .def_readonly("dim", &alignment_result::dim)
+        .def_readonly("classes", &alignment_result::classes)
+        .def_property_readonly("eigenvalues", [](const alignment_result& r) { return to_numpy(r.eigenvalues); })
+        .def_property_readonly("contributions", [](const alignment_result& r) { return to_numpy(r.contributions); })
+        .def_property_readonly("curve", [](const alignment_result& r) { return to_numpy(r.curve); })
+        .def_readonly("normaliser", &alignment_result::normaliser)
+        .def_readonly("skipped", &alignment_result::skipped)
+        .def_readonly("max_k", &alignment_result::max_k)
+        .def("__repr__", [](const alignment_result& r) {
+            return std::string("AlignmentResult(measure='") + measure_name(r.measure) + "', center='" +
+                   centering_name(r.center) + "', method='" + r.method + "', n=" + std::to_string(r.n) +
+                   ", max_k=" + std::to_string(r.max_k) + ", skipped=" + std::to_string(r.skipped) + ")";
+        });
+
+    m.def("alignment_curve",
+          [](const moments_g& g, const std::string& measure, const std::string& center, double rel_tol) {
+              const alignment_options o = align_options(measure, center, rel_tol);
+              return locked(g, [&](const moment_accumulator& a) { return alignment_curve(a, o); });
+          },
+          py::arg("moments"), py::arg("measure") = "paper", py::arg("center") = "uncentered", py::arg("rel_tol") = 1e-12,
+          R"doc(Alignment curve for every k (MATH.md §2) from an accumulator with class ids or dense targets.
+measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'. center: 'uncentered' (the paper) or 'centered'.)doc");
+    m.def("alignment_curve",
+          [](const spectrum& s, const cross_moments& cross, const std::string& measure, double rel_tol) {
+              const alignment_options o = align_options(measure, centering_name(s.center), rel_tol);
+              py::gil_scoped_release nogil;
+              return alignment_curve(s, cross, o);
+          },
+          py::arg("spectrum"), py::arg("cross"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
+          "Alignment curve from any spectrum (exact or a sketch's) and the cross moments of the same centering\n"
+          "(MomentAccumulator.cross(center)).");
+
+    // ---- trade-off (Theorem 1) --------------------------------------------------------
+    py::class_<tradeoff_point>(m, "TradeoffPoint", "The optimum of the Theorem 1 loss for one λ.")
+        .def_readonly("lambda_", &tradeoff_point::lambda)
+        .def_property_readonly("v", [](const tradeoff_point& p) { return to_numpy(p.v); }, "D x K encoder V*.")
+        .def_property_readonly("w", [](const tradeoff_point& p) { return to_numpy(p.w); }, "K x C predictor head W*.")
+        .def_property_readonly("z", [](const tradeoff_point& p) { return to_numpy(p.z); }, "K x D decoder Z*.")
+        .def_property_readonly("eigenvalues", [](const tradeoff_point& p) { return to_numpy(p.eigenvalues); })
+        .def_readonly("supervised_loss", &tradeoff_point::supervised_loss)
+        .def_readonly("reconstruction_loss", &tradeoff_point::reconstruction_loss)
+        .def_readonly("loss", &tradeoff_point::loss)
+        .def_readonly("info", &tradeoff_point::info)
+        .def("__repr__", [](const tradeoff_point& p) {
+            return "TradeoffPoint(lambda=" + std::to_string(p.lambda) + ", supervised_loss=" + std::to_string(p.supervised_loss) +
+                   ", reconstruction_loss=" + std::to_string(p.reconstruction_loss) + ")";
+        });
+    py::class_<tradeoff_result>(m, "TradeoffResult")
+        .def_property_readonly("center", [](const tradeoff_result& r) { return centering_name(r.center); })
+        .def_readonly("n", &tradeoff_result::n)
+        .def_readonly("dim", &tradeoff_result::dim)
+        .def_readonly("classes", &tradeoff_result::classes)
+        .def_readonly("k", &tradeoff_result::k)
+        .def_readonly("rank_xx", &tradeoff_result::rank_xx)
+        .def_readonly("dropped", &tradeoff_result::dropped)
+        .def_readonly("info", &tradeoff_result::info)
+        .def_readonly("points", &tradeoff_result::points);
+    m.def("tradeoff",
+          [](const moments_g& g, std::vector<double> lambdas, std::size_t k, const std::string& center, double rel_tol) {
+              tradeoff_options o;
+              o.lambdas = std::move(lambdas);
+              o.k = k;
+              o.center = parse_centering(center);
+              o.rel_tol = rel_tol;
+              return locked(g, [&](const moment_accumulator& a) { return tradeoff(a, o); });
+          },
+          py::arg("moments"), py::arg("lambdas"), py::arg("k"), py::arg("center") = "uncentered", py::arg("rel_tol") = 1e-12,
+          "Closed-form optimum of ‖WᵀVᵀX − Y‖² + λ‖ZᵀVᵀX − X‖² for every λ (the paper's Theorem 1).");
+
+    // ---- noise models -----------------------------------------------------------------
+    py::class_<noise_spec>(m, "NoiseSpec", R"doc(
+A noise model: 'gaussian:sigma=0.1', 'dropout:ratio=0.3',
+'mask:patch=2x2,ratio=0.5,scheme=fixed[,shape=28x28x1,layout=hwc][,draws=64,seed=7]'.
+draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimate.)doc")
+        .def(py::init([](const std::string& text) { return parse_noise_spec(text); }), py::arg("text"))
+        .def_static("parse", &parse_noise_spec, py::arg("text"))
+        .def_property_readonly("family", [](const noise_spec& s) { return noise_family_name(s.family); })
+        .def_readonly("sigma", &noise_spec::sigma)
+        .def_readonly("ratio", &noise_spec::ratio)
+        .def_property_readonly("patch", [](const noise_spec& s) { return py::make_tuple(s.patch_h, s.patch_w); })
+        .def_property_readonly("scheme", [](const noise_spec& s) { return mask_scheme_name(s.scheme); })
+        .def_property_readonly("shape", [](const noise_spec& s) { return shape_tuple(s.shape); })
+        .def_property_readonly("layout", [](const noise_spec& s) { return image_layout_name(s.shape.layout); })
+        .def_readonly("draws", &noise_spec::draws)
+        .def_readonly("seed", &noise_spec::seed)
+        .def("__str__", [](const noise_spec& s) { return to_string(s); })
+        .def("__repr__", [](const noise_spec& s) { return "NoiseSpec('" + to_string(s) + "')"; })
+        .def("__eq__", [](const noise_spec& a, const noise_spec& b) { return to_string(a) == to_string(b); })
+        .def("__hash__", [](const noise_spec& s) { return py::hash(py::str(to_string(s))); })
+        .def(py::pickle([](const noise_spec& s) { return py::make_tuple(to_string(s)); },
+                        [](const py::tuple& t) { return parse_noise_spec(t[0].cast<std::string>()); }));
+    py::implicitly_convertible<py::str, noise_spec>();
+
+    py::class_<noise_moments>(m, "NoiseMoments", "Bs = Σ E[x'] xᵀ and G = Σ E[x' x'ᵀ] (D x D, sums over the samples).")
+        .def(py::init([](std::uint64_t n, py::handle bs, py::handle g) {
+                 noise_moments r;
+                 r.n = n;
+                 r.bs = to_matrix(bs, "bs");
+                 r.g = to_matrix(g, "g");
+                 return r;
+             }),
+             py::arg("n"), py::arg("bs"), py::arg("g"))
+        .def_readonly("n", &noise_moments::n)
+        .def_property_readonly("bs", [](const noise_moments& r) { return to_numpy(r.bs); })
+        .def_property_readonly("g", [](const noise_moments& r) { return to_numpy(r.g); });
+
+    m.def("closed_form_noise",
+          [](const noise_spec& s, const moments_g& g, const std::string& center, py::object shape, const std::string& layout) {
+              const image_shape sh = make_shape(shape, layout);
+              const centering c = parse_centering(center);
+              return locked(g, [&](const moment_accumulator& a) { return closed_form_noise(s, a.sxx(c), a.n(), sh); });
+          },
+          py::arg("spec"), py::arg("moments"), py::arg("center") = "uncentered", py::arg("shape") = py::none(),
+          py::arg("layout") = "hwc", "Closed-form noise expectations (MATH.md §4) from the accumulator's Sxx.");
+
+    py::class_<mc_g> mc(m, "MonteCarloNoise", R"doc(
+Monte-Carlo estimate of a built-in noise model's expectations (Bs, G) with replicate standard
+errors. The noise of a sample depends only on (seed, its global row, draw): pass first_row
+when shards of one stream are merged. Picklable (the spec travels with the state).)doc");
+    mc.def(py::init([](std::size_t dim, const noise_spec& spec, py::object shape, const std::string& layout,
+                       std::size_t replicates) {
+               noise_spec s = spec;
+               if (s.draws == 0) throw std::invalid_argument("MonteCarloNoise: the spec needs draws > 0 (e.g. '...,draws=16')");
+               validate(s);
+               const image_shape sh = make_shape(shape, layout);
+               return std::make_unique<mc_g>(mc_state(s, sh, monte_carlo_noise(mc_options(dim, s, replicates), {})));
+           }),
+           py::arg("dim"), py::arg("spec"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+           py::arg("replicates") = 2)
+        .def("update",
+             [](mc_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
+                 held_batch b = as_batch(x, "batch", first_row.value_or(0));
+                 locked_mut(g, [&](mc_state& s) {
+                     if (first_row) s.noise.update(b.view, *first_row);
+                     else s.noise.update(b.view);
+                 });
+             },
+             py::arg("x"), py::arg("first_row") = py::none(), "Corrupt the batch `draws` times and accumulate; releases the GIL.")
+        .def("merge", &merge_guarded<mc_state>, py::arg("other"))
+        .def("estimate",
+             [](const mc_g& g) {
+                 monte_carlo_estimate e = locked(g, [](const mc_state& s) { return s.noise.estimate(); });
+                 py::dict d;
+                 d["moments"] = e.moments;
+                 d["bs_stderr"] = to_numpy(e.bs_stderr);
+                 d["g_stderr"] = to_numpy(e.g_stderr);
+                 d["bs_stderr_fro"] = e.bs_stderr_fro;
+                 d["g_stderr_fro"] = e.g_stderr_fro;
+                 return d;
+             },
+             "dict: moments (NoiseMoments), bs_stderr, g_stderr, bs_stderr_fro, g_stderr_fro.")
+        .def_property_readonly("spec", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.spec; }); })
+        .def_property_readonly("n", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.n(); }); })
+        .def_property_readonly("dim", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.dim(); }); })
+        .def_property_readonly("empty", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.empty(); }); })
+        .def_property_readonly("batches", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.batches(); }); })
+        .def("to_bytes", [](const mc_g& g) { return py::bytes(mc_bytes(g)); })
+        .def_static("from_bytes",
+                    [](const py::bytes& b, const noise_spec& spec, py::object shape, const std::string& layout) {
+                        return mc_from_bytes(std::string(b), spec, make_shape(shape, layout), "<bytes>");
+                    },
+                    py::arg("data"), py::arg("spec"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+                    "The corruption is code, not state: give the same spec (and image shape) again.")
+        .def("copy", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return std::make_unique<mc_g>(mc_state(s)); }); })
+        .def(py::pickle(
+            [](const mc_g& g) {
+                auto [spec, shape] = locked(g, [](const mc_state& s) { return std::make_pair(s.spec, s.shape); });
+                return py::make_tuple(py::bytes(mc_bytes(g)), to_string(spec), shape.height, shape.width, shape.channels,
+                                      image_layout_name(shape.layout));
+            },
+            [](const py::tuple& t) {
+                if (t.size() != 6) throw std::invalid_argument("bad MonteCarloNoise pickle state");
+                image_shape sh;
+                sh.height = t[2].cast<std::size_t>();
+                sh.width = t[3].cast<std::size_t>();
+                sh.channels = t[4].cast<std::size_t>();
+                sh.layout = t[5].cast<std::string>() == "chw" ? image_layout::chw : image_layout::hwc;
+                return mc_from_bytes(t[0].cast<std::string>(), parse_noise_spec(t[1].cast<std::string>()), sh, "<pickle>");
+            }));
+
+    // ---- denoising (Theorem 3) and noise impact ------------------------------------------
+    py::class_<denoising_subspace_result>(m, "DenoisingSubspace", "V* of Theorem 3: top generalized eigenvectors of (Bs Bsᵀ, G).")
+        .def_property_readonly("eigenvalues", [](const denoising_subspace_result& r) { return to_numpy(r.eigenvalues); })
+        .def_property_readonly("basis", [](const denoising_subspace_result& r) { return to_numpy(r.basis); })
+        .def_readonly("rank_g", &denoising_subspace_result::rank_g)
+        .def_readonly("dropped", &denoising_subspace_result::dropped)
+        .def_readonly("informative", &denoising_subspace_result::informative)
+        .def_readonly("info", &denoising_subspace_result::info);
+    m.def("denoising_subspace",
+          [](const noise_moments& noisy, double rel_tol) {
+              py::gil_scoped_release nogil;
+              return denoising_subspace(noisy, rel_tol);
+          },
+          py::arg("noisy"), py::arg("rel_tol") = 1e-12);
+
+    py::class_<denoising_result>(m, "DenoisingResult", "Denoising alignment (Theorem 3, Eq. 9) against the clean curve.")
+        .def_property_readonly("measure", [](const denoising_result& r) { return measure_name(r.measure); })
+        .def_property_readonly("center", [](const denoising_result& r) { return centering_name(r.center); })
+        .def_readonly("n", &denoising_result::n)
+        .def_readonly("dim", &denoising_result::dim)
+        .def_readonly("classes", &denoising_result::classes)
+        .def_readonly("subspace", &denoising_result::subspace)
+        .def_property_readonly("curve", [](const denoising_result& r) { return to_numpy(r.curve); })
+        .def_property_readonly("clean_curve", [](const denoising_result& r) { return to_numpy(r.clean_curve); })
+        .def_property_readonly("relative_difference", [](const denoising_result& r) { return to_numpy(r.relative_difference); })
+        .def_readonly("normaliser", &denoising_result::normaliser)
+        .def_readonly("skipped", &denoising_result::skipped)
+        .def_readonly("max_k", &denoising_result::max_k);
+    m.def("denoising_alignment",
+          [](const moments_g& g, const noise_moments& noisy, const std::string& measure, const std::string& center,
+             double rel_tol) {
+              denoising_options o;
+              o.measure = parse_measure(measure);
+              o.center = parse_centering(center);
+              o.rel_tol = rel_tol;
+              return locked(g, [&](const moment_accumulator& a) { return denoising_alignment(a, noisy, o); });
+          },
+          py::arg("clean"), py::arg("noisy"), py::arg("measure") = "paper", py::arg("center") = "uncentered",
+          py::arg("rel_tol") = 1e-12);
+
+    py::class_<noise_impact_result>(m, "NoiseImpact", "Label-free diagnostic (Corollary 3.1): Σ sin² of principal angles between span(V*_K) and span(U_K).")
+        .def_property_readonly("distance", [](const noise_impact_result& r) { return to_numpy(r.distance); })
+        .def_property_readonly("normalised", [](const noise_impact_result& r) { return to_numpy(r.normalised); })
+        .def_readonly("max_k", &noise_impact_result::max_k)
+        .def_readonly("info", &noise_impact_result::info);
+    m.def("noise_impact",
+          [](const moments_g& g, const noise_moments& noisy, const std::string& center, double rel_tol) {
+              noise_impact_options o;
+              o.center = parse_centering(center);
+              o.rel_tol = rel_tol;
+              return locked(g, [&](const moment_accumulator& a) { return noise_impact(a, noisy, o); });
+          },
+          py::arg("clean"), py::arg("noisy"), py::arg("center") = "uncentered", py::arg("rel_tol") = 1e-12);
+
+    // ---- tracker -------------------------------------------------------------------------
+    py::class_<tracker_noise_report>(m, "TrackerNoiseReport")
+        .def_readonly("spec", &tracker_noise_report::spec)
+        .def_readonly("monte_carlo", &tracker_noise_report::monte_carlo)
+        .def_readonly("denoising", &tracker_noise_report::denoising)
+        .def_readonly("impact", &tracker_noise_report::impact)
+        .def_readonly("bs_stderr_fro", &tracker_noise_report::bs_stderr_fro)
+        .def_readonly("g_stderr_fro", &tracker_noise_report::g_stderr_fro)
+        .def_readonly("change", &tracker_noise_report::change);
+    py::class_<tracker_report>(m, "TrackerReport")
+        .def_readonly("n", &tracker_report::n)
+        .def_readonly("reports", &tracker_report::reports)
+        .def_readonly("clean", &tracker_report::clean)
+        .def_readonly("clean_change", &tracker_report::clean_change)
+        .def_readonly("noises", &tracker_report::noises);
+
+    py::class_<tracker_g> tr(m, "AlignmentTracker", R"doc(
+Feeds minibatches of (images, class labels) into the clean moments and any number of noise
+models (closed form, or Monte Carlo when a spec has draws), and reports the clean alignment,
+denoising alignment and noise impact curves with their change since the previous report.
+
+    t = AlignmentTracker(784, 10, shape=(28, 28), noises=['mask:patch=4x4,ratio=0.5,scheme=fixed'])
+    t.update(images, labels)      # GIL released; first_row defaults to n (global row index)
+    r = t.report(); r.clean.curve; r.noises[0].denoising.curve
+    pickle.dumps(t); t.merge(other); t.save(path))doc");
+    tr.def(py::init([](std::size_t dim, std::size_t classes, py::object shape, const std::string& layout, py::list noises,
+                       const std::string& measure, const std::string& center, std::size_t replicates, double rel_tol) {
+               tracker_options o;
+               o.dim = dim;
+               o.classes = classes;
+               o.shape = make_shape(shape, layout);
+               for (py::handle h : noises) o.noises.push_back(spec_of(h));
+               o.measure = parse_measure(measure);
+               o.center = parse_centering(center);
+               o.replicates = replicates;
+               o.rel_tol = rel_tol;
+               return std::make_unique<tracker_g>(alignment_tracker(o));
+           }),
+           py::arg("dim"), py::arg("classes"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+           py::arg("noises") = py::list(), py::arg("measure") = "paper", py::arg("center") = "uncentered",
+           py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12)
+        .def("update",
+             [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::uint64_t> first_row) {
+                 const std::uint64_t first = first_row ? *first_row : locked(g, [](const alignment_tracker& t) { return t.n(); });
+                 held_batch b = as_batch(images, "images", first);
+                 held_labels l = as_labels(labels, first);
+                 locked_mut(g, [&](alignment_tracker& t) { t.update(b.view, l.view, first); });
+             },
+             py::arg("images"), py::arg("labels"), py::arg("first_row") = py::none(),
+             "Add a batch of images (rows = samples) and class ids. first_row (default: n) is the global row index\n"
+             "of the batch's first row (Monte-Carlo noise is keyed by it). Releases the GIL; strong guarantee.")
+        .def("merge", &merge_guarded<alignment_tracker>, py::arg("other"))
+        .def("report", [](tracker_g& g) { return locked_mut(g, [](alignment_tracker& t) { return t.report(); }); },
+             "Current curves; remembers them for the next report's change (this is part of the state).")
+        .def("noise_expectations",
+             [](const tracker_g& g, std::size_t i) {
+                 return locked(g, [&](const alignment_tracker& t) {
+                     if (i >= t.options().noises.size())
+                         throw std::out_of_range("noise index " + std::to_string(i) + " out of range");
+                     return t.noise_expectations(i);
+                 });
+             },
+             py::arg("i"))
+        .def_property_readonly("moments",
+                               [](const tracker_g& g) {
+                                   return locked(g, [](const alignment_tracker& t) { return std::make_unique<moments_g>(moment_accumulator(t.moments())); });
+                               },
+                               "A copy of the clean moments (MomentAccumulator).")
+        .def_property_readonly("classes", [](const tracker_g& g) { return locked(g, [](const alignment_tracker& t) { return t.options().classes; }); })
+        .def_property_readonly("noises", [](const tracker_g& g) {
+            std::vector<std::string> v;
+            for (const noise_spec& s : locked(g, [](const alignment_tracker& t) { return t.options().noises; })) v.push_back(to_string(s));
+            return v;
+        })
+        .def("__repr__", [](const tracker_g& g) {
+            return locked(g, [](const alignment_tracker& t) {
+                return "AlignmentTracker(dim=" + std::to_string(t.dim()) + ", classes=" + std::to_string(t.options().classes) +
+                       ", noises=" + std::to_string(t.options().noises.size()) + ", n=" + std::to_string(t.n()) + ")";
+            });
+        });
+    add_state_methods<alignment_tracker>(tr, "AlignmentTracker");
+}
+
+}  // namespace recalign::python

@@ -1,0 +1,105 @@
+// Frequent Directions and Nyström sketches (O(D · rank) memory top subspaces).
+#include <string>
+
+#include "common.hpp"
+#include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/nystrom_sketch.hpp"
+
+namespace recalign::python {
+
+namespace {
+template <class T>
+void update_sketch(guarded<T>& g, py::handle x, std::uint64_t first_row) {
+    held_batch b = as_batch(x, "batch", first_row);
+    locked_mut(g, [&](T& s) { s.update(b.view, first_row); });
+}
+}  // namespace
+
+void bind_sketch(py::module_& m) {
+    using fd_g = guarded<frequent_directions>;
+    py::class_<fd_g> fd(m, "FrequentDirections", R"doc(
+Frequent Directions sketch of the (centered or uncentered) second moment: an ell x D matrix B
+with 0 <= C − BᵀB and ‖C − BᵀB‖₂ <= shrinkage <= tail / (ell + 1 − k). Memory: 2·ell x D.
+Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, pickle.)doc");
+    fd.def(py::init([](std::size_t dim, std::size_t ell, const std::string& center) {
+               frequent_directions_options o;
+               o.dim = dim;
+               o.ell = ell;
+               o.center = parse_centering(center);
+               return std::make_unique<fd_g>(frequent_directions(o));
+           }),
+           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered")
+        .def("update", &update_sketch<frequent_directions>, py::arg("x"), py::arg("first_row") = 0,
+             "Add a batch; releases the GIL; a rejected batch changes nothing.")
+        .def("merge", &merge_guarded<frequent_directions>, py::arg("other"))
+        .def_property_readonly("ell", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.options().ell; }); })
+        .def_property_readonly("shrinkage", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.shrinkage(); }); },
+                               "Δ: ‖C − BᵀB‖₂ <= Δ.")
+        .def_property_readonly("shrinks", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.shrinks(); }); })
+        .def_property_readonly("rows", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.rows(); }); })
+        .def("mean", [](const fd_g& g) { return to_numpy(locked(g, [](const frequent_directions& s) { return vector_t(s.mean()); })); })
+        .def("trace", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.trace(); }); })
+        .def("sketch", [](const fd_g& g) { return to_numpy(locked(g, [](const frequent_directions& s) { return s.sketch(); })); },
+             "B (rows x D) of the centered scatter: BᵀB ≈ M.")
+        .def("spectrum", [](const fd_g& g, std::size_t rank, double rel_tol) {
+                 frequent_directions_spectrum_options o;
+                 o.rank = rank;
+                 o.rel_tol = rel_tol;
+                 return locked(g, [&](const frequent_directions& s) { return frequent_directions_spectrum(s, o); });
+             },
+             py::arg("rank") = 0, py::arg("rel_tol") = 1e-12, "Top eigenpairs (error_bound = shrinkage).")
+        .def("__repr__", [](const fd_g& g) {
+            return locked(g, [](const frequent_directions& s) {
+                return "FrequentDirections(dim=" + std::to_string(s.dim()) + ", ell=" + std::to_string(s.options().ell) +
+                       ", center='" + centering_name(s.options().center) + "', n=" + std::to_string(s.n()) + ")";
+            });
+        });
+    add_state_methods<frequent_directions>(fd, "FrequentDirections");
+
+    using ny_g = guarded<nystrom_sketch>;
+    py::class_<ny_g> ny(m, "NystromSketch", R"doc(
+Randomized range / Nyström sketch of the second moment (single- or multi-pass): Y = C [Ω | G]
+with a counter-based Gaussian Ω of width rank + oversampling (regenerated from `seed`,
+never stored) and `probes` extra columns for an a-posteriori error estimate. next_pass()
+starts a power iteration over another read of the data. Same verbs as MomentAccumulator.)doc");
+    ny.def(py::init([](std::size_t dim, std::size_t rank, std::size_t oversampling, std::size_t probes, std::uint64_t seed,
+                       const std::string& center) {
+               nystrom_options o;
+               o.dim = dim;
+               o.rank = rank;
+               o.oversampling = oversampling;
+               o.probes = probes;
+               o.seed = seed;
+               o.center = parse_centering(center);
+               return std::make_unique<ny_g>(nystrom_sketch(o));
+           }),
+           py::arg("dim"), py::arg("rank"), py::arg("oversampling") = 10, py::arg("probes") = 10, py::arg("seed") = 0,
+           py::arg("center") = "centered")
+        .def("update", &update_sketch<nystrom_sketch>, py::arg("x"), py::arg("first_row") = 0,
+             "Add a batch to the current pass; releases the GIL; a rejected batch changes nothing.")
+        .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"))
+        .def("next_pass", [](ny_g& g) { locked_mut(g, [](nystrom_sketch& s) { s.next_pass(); }); },
+             "End the current pass and start a power iteration (read the data again).")
+        .def_property_readonly("pass_index", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.pass(); }); })
+        .def_property_readonly("rank", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.options().rank; }); })
+        .def_property_readonly("width", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.width(); }); })
+        .def("mean", [](const ny_g& g) { return to_numpy(locked(g, [](const nystrom_sketch& s) { return vector_t(s.mean()); })); })
+        .def("trace", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.trace(); }); })
+        .def("range", [](const ny_g& g) { return to_numpy(locked(g, [](const nystrom_sketch& s) { return s.range(); })); },
+             "C [Ω or Q | G] for the chosen centering.")
+        .def("spectrum", [](const ny_g& g, std::size_t rank) {
+                 nystrom_spectrum_options o;
+                 o.rank = rank;
+                 return locked(g, [&](const nystrom_sketch& s) { return nystrom_spectrum(s, o); });
+             },
+             py::arg("rank") = 0, "Stable PSD Nyström reconstruction's eigenpairs (error_estimate from the probes).")
+        .def("__repr__", [](const ny_g& g) {
+            return locked(g, [](const nystrom_sketch& s) {
+                return "NystromSketch(dim=" + std::to_string(s.dim()) + ", rank=" + std::to_string(s.options().rank) +
+                       ", pass=" + std::to_string(s.pass()) + ", n=" + std::to_string(s.n()) + ")";
+            });
+        });
+    add_state_methods<nystrom_sketch>(ny, "NystromSketch");
+}
+
+}  // namespace recalign::python

@@ -1,0 +1,205 @@
+// MomentAccumulator, spectra and the top/bottom subspace projector.
+#include <optional>
+#include <string>
+
+#include "common.hpp"
+#include "recalign/spectral/eigen.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "recalign/spectral/subspace.hpp"
+
+namespace recalign::python {
+
+namespace {
+
+target_mode parse_targets(const std::string& s) {
+    if (s == "none") return target_mode::none;
+    if (s == "class_ids" || s == "labels") return target_mode::class_ids;
+    if (s == "dense") return target_mode::dense;
+    throw std::invalid_argument("targets must be 'none', 'class_ids' or 'dense', got '" + s + "'");
+}
+const char* targets_name(target_mode t) {
+    return t == target_mode::none ? "none" : t == target_mode::class_ids ? "class_ids" : "dense";
+}
+
+using moments_g = guarded<moment_accumulator>;
+
+void update_moments(moments_g& g, py::handle x, py::handle y, std::uint64_t first_row) {
+    held_batch b = as_batch(x, "batch", first_row);
+    if (y.is_none()) {
+        locked_mut(g, [&](moment_accumulator& m) { m.update(b.view, first_row); });
+        return;
+    }
+    const target_mode mode = locked(g, [](const moment_accumulator& m) { return m.options().targets; });
+    if (mode == target_mode::dense) {
+        held_batch t = as_batch(y, "targets", first_row);
+        locked_mut(g, [&](moment_accumulator& m) { m.update(b.view, target_view::dense_rows(t.view), first_row); });
+    } else {
+        held_labels l = as_labels(y, first_row);
+        locked_mut(g, [&](moment_accumulator& m) { m.update(b.view, l.view, first_row); });
+    }
+}
+
+}  // namespace
+
+void bind_stats(py::module_& m) {
+    py::class_<cross_moments>(m, "CrossMoments", "Cross statistics of the targets (Sxy: D x C, Syy: C x C).")
+        .def_property_readonly("center", [](const cross_moments& c) { return centering_name(c.center); })
+        .def_readonly("n", &cross_moments::n)
+        .def_property_readonly("sxy", [](const cross_moments& c) { return to_numpy(c.sxy); })
+        .def_property_readonly("syy", [](const cross_moments& c) { return to_numpy(c.syy); });
+
+    py::class_<moments_g> cls(m, "MomentAccumulator", R"doc(
+Exact streaming first and second moments of inputs x (dimension D) and optionally targets
+(class ids, one-hot implied, or dense rows of width `classes`): n, means, centered scatters
+Mxx, Mxy, Myy, merged with Chan's rule (MATH.md §1).
+
+    acc = MomentAccumulator(784, classes=10)          # class ids
+    acc.update(images, labels)                         # per minibatch; GIL released
+    acc.merge(other); acc.to_bytes(); pickle.dumps(acc)
+
+Batches: NumPy float32/float64/uint8 C-contiguous arrays (or CPU torch tensors) are read
+in place; anything else is converted once. Rows = shape[0], the other dimensions are
+flattened. A bad batch (wrong width, NaN/Inf, label out of range, non-numeric) raises
+ValueError naming the row and leaves the state unchanged.)doc");
+    cls.def(py::init([](std::size_t dim, std::size_t classes, std::optional<std::string> targets, bool float32_kernels) {
+                moment_options o;
+                o.dim = dim;
+                o.classes = classes;
+                o.targets = targets ? parse_targets(*targets) : (classes > 0 ? target_mode::class_ids : target_mode::none);
+                o.float32_kernels = float32_kernels;
+                return std::make_unique<moments_g>(moment_accumulator(o));
+            }),
+            py::arg("dim"), py::arg("classes") = 0, py::arg("targets") = py::none(), py::arg("float32_kernels") = false,
+            "dim: D. classes: C (0 = no targets). targets: 'class_ids' (default when classes > 0), 'dense' or 'none'.\n"
+            "float32_kernels: opt-in single-precision in-batch scatter for float32 input (about 2x faster).")
+        .def("update", &update_moments, py::arg("x"), py::arg("y") = py::none(), py::arg("first_row") = 0,
+             "Add a batch (rows = samples) and, if configured, its targets. first_row only labels error messages.\n"
+             "Releases the GIL during the computation. Strong guarantee: a rejected batch changes nothing.")
+        .def("merge", &merge_guarded<moment_accumulator>, py::arg("other"),
+             "Chan's parallel rule. Incompatible states raise ValueError before any change.")
+        .def_property_readonly("classes", [](const moments_g& g) { return locked(g, [](const moment_accumulator& a) { return a.classes(); }); })
+        .def_property_readonly("targets", [](const moments_g& g) { return std::string(targets_name(locked(g, [](const moment_accumulator& a) { return a.options().targets; }))); })
+        .def_property_readonly("has_targets", [](const moments_g& g) { return locked(g, [](const moment_accumulator& a) { return a.has_targets(); }); })
+        .def("mean_x", [](const moments_g& g) { return to_numpy(locked(g, [](const moment_accumulator& a) { return a.mean_x(); })); })
+        .def("mean_y", [](const moments_g& g) { return to_numpy(locked(g, [](const moment_accumulator& a) { return a.mean_y(); })); })
+        .def("sxx", [](const moments_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.sxx(ce); }));
+             }, py::arg("center") = "centered", "D x D second moment: centered scatter Mxx or uncentered Sxx = X Xᵀ.")
+        .def("sxy", [](const moments_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.sxy(ce); }));
+             }, py::arg("center") = "centered")
+        .def("syy", [](const moments_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.syy(ce); }));
+             }, py::arg("center") = "centered")
+        .def("cross", [](const moments_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return locked(g, [&](const moment_accumulator& a) { return a.cross(ce); });
+             }, py::arg("center") = "uncentered")
+        .def("trace_xx", [](const moments_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return locked(g, [&](const moment_accumulator& a) { return a.trace_xx(ce); });
+             }, py::arg("center") = "centered")
+        .def("__repr__", [](const moments_g& g) {
+            return locked(g, [](const moment_accumulator& a) {
+                return "MomentAccumulator(dim=" + std::to_string(a.dim()) + ", classes=" + std::to_string(a.classes()) +
+                       ", targets='" + targets_name(a.options().targets) + "', n=" + std::to_string(a.n()) + ")";
+            });
+        });
+    add_state_methods<moment_accumulator>(cls, "MomentAccumulator");
+
+    py::class_<spectrum>(m, "Spectrum", "Eigenvalues (descending) and orthonormal basis (dim x k) of a second moment, from any route.")
+        .def_readonly("method", &spectrum::method)
+        .def_property_readonly("center", [](const spectrum& s) { return centering_name(s.center); })
+        .def_readonly("n", &spectrum::n)
+        .def_readonly("dim", &spectrum::dim)
+        .def_property_readonly("eigenvalues", [](const spectrum& s) { return to_numpy(s.eigenvalues); })
+        .def_property_readonly("basis", [](const spectrum& s) { return to_numpy(s.basis); })
+        .def_readonly("total", &spectrum::total)
+        .def_property_readonly("explained", [](const spectrum& s) { return to_numpy(s.explained); },
+                               "Cumulative eigenvalues / total.")
+        .def_readonly("error_bound", &spectrum::error_bound)
+        .def_readonly("error_estimate", &spectrum::error_estimate)
+        .def_readonly("info", &spectrum::info)
+        .def_property_readonly("rank", &spectrum::rank)
+        .def("k_for_fraction", [](const spectrum& s, double f) { return k_for_fraction(s.eigenvalues, s.total, f); },
+             py::arg("fraction"), "Smallest k whose eigenvalues explain at least `fraction` of the total.")
+        .def("__repr__", [](const spectrum& s) {
+            return "Spectrum(method='" + s.method + "', center='" + centering_name(s.center) + "', n=" + std::to_string(s.n) +
+                   ", dim=" + std::to_string(s.dim) + ", rank=" + std::to_string(s.rank()) + ")";
+        });
+
+    m.def("exact_spectrum", [](const moments_g& g, const std::string& c) {
+              const centering ce = parse_centering(c);
+              return locked(g, [&](const moment_accumulator& a) { return exact_spectrum(a, ce); });
+          },
+          py::arg("moments"), py::arg("center") = "centered", "Full eigendecomposition of the accumulator's Sxx.");
+
+    m.def("sym_eigen", [](py::handle a) {
+              matrix_t mat = to_matrix(a, "matrix");
+              eigen_result r = [&] { py::gil_scoped_release nogil; return sym_eigen(mat); }();
+              return py::make_tuple(to_numpy(r.values), to_numpy(r.vectors), r.info);
+          },
+          py::arg("a"), "(values descending, vectors as columns, LAPACK info) of a symmetric matrix (upper triangle read).");
+
+    py::class_<subspace_projector>(m, "SubspaceProjector", R"doc(
+Projection of rows onto the top principal subspace span(U_k) or its orthogonal complement
+(the paper's Figures 1, 4, 9): top: U Uᵀ(x − μ) + μ; bottom: (x − μ) − U Uᵀ(x − μ) + μ,
+with k the smallest dimension explaining `fraction` of the variance. Picklable.)doc")
+        .def(py::init([](const spectrum& s, py::object mean, double fraction, const std::string& part) {
+                 projector_options o;
+                 o.fraction = fraction;
+                 o.part = parse_subspace_part(part);
+                 vector_t mu = mean.is_none() ? vector_t{} : to_vector(mean, "mean");
+                 return subspace_projector::from_spectrum(s, mu, o);
+             }),
+             py::arg("spectrum"), py::arg("mean") = py::none(), py::arg("fraction") = 0.75, py::arg("part") = "top",
+             "mean: the data mean for a centered spectrum, None for an uncentered one.")
+        .def_property_readonly("part", [](const subspace_projector& p) { return subspace_part_name(p.part); })
+        .def_readonly("fraction", &subspace_projector::fraction)
+        .def_readonly("explained", &subspace_projector::explained)
+        .def_readonly("k", &subspace_projector::k)
+        .def_readonly("dim", &subspace_projector::dim)
+        .def_property_readonly("basis", [](const subspace_projector& p) { return to_numpy(p.basis); })
+        .def_property_readonly("mean", [](const subspace_projector& p) { return to_numpy(p.mean); })
+        .def("project", [](const subspace_projector& p, py::handle x) {
+                 held_batch b = as_batch(x, "batch", 0);
+                 py::array_t<double> out({static_cast<py::ssize_t>(b.view.rows), static_cast<py::ssize_t>(p.dim)});
+                 double* dst = out.mutable_data();
+                 {
+                     py::gil_scoped_release nogil;
+                     p.project(b.view, dst);
+                 }
+                 return out;
+             },
+             py::arg("x"), "Projected rows (rows x dim, float64). Releases the GIL.")
+        .def(py::pickle(
+            [](const subspace_projector& p) {
+                return py::make_tuple(static_cast<int>(p.part), p.fraction, p.explained, p.k, p.dim, to_numpy(p.basis),
+                                      to_numpy(p.mean));
+            },
+            [](const py::tuple& t) {
+                if (t.size() != 7) throw std::invalid_argument("bad SubspaceProjector pickle state");
+                subspace_projector p;
+                const int part = t[0].cast<int>();
+                if (part != 1 && part != 2) throw std::invalid_argument("bad SubspaceProjector pickle state");
+                p.part = static_cast<subspace_part>(part);
+                p.fraction = t[1].cast<double>();
+                p.explained = t[2].cast<double>();
+                p.k = t[3].cast<std::size_t>();
+                p.dim = t[4].cast<std::size_t>();
+                p.basis = to_matrix(t[5], "basis");
+                p.mean = to_vector(t[6], "mean");
+                if (p.basis.shape(0) != p.dim || p.basis.shape(1) != p.k || (p.mean.size() != 0 && p.mean.size() != p.dim))
+                    throw std::invalid_argument("bad SubspaceProjector pickle state: shapes");
+                return p;
+            }))
+        .def("__repr__", [](const subspace_projector& p) {
+            return std::string("SubspaceProjector(part='") + subspace_part_name(p.part) + "', k=" + std::to_string(p.k) +
+                   ", dim=" + std::to_string(p.dim) + ", explained=" + std::to_string(p.explained) + ")";
+        });
+}
+
+}  // namespace recalign::python

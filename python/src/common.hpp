@@ -1,0 +1,160 @@
+// Shared pieces of the bindings: NumPy / torch input without copies, xtensor results out as
+// NumPy arrays, and the lock every bound object carries (update() runs without the GIL, so
+// two Python threads could otherwise reach the same C++ object at once).
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "recalign/core/batch.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/io/checkpoint.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace py = pybind11;
+
+namespace recalign::python {
+
+// A batch view into a NumPy buffer that `keep` holds alive: the caller's array when it is
+// already float32/float64/uint8, C-contiguous and native-endian (no copy), otherwise the one
+// converted copy. Rows = shape[0], columns = the product of the other dimensions, so image
+// batches (N, H, W) or (N, C, H, W) need no reshape.
+struct held_batch {
+    py::array keep;
+    batch_view view;
+};
+// Throws py::value_error (nothing has been touched yet) for arrays that cannot be used:
+// fewer than 2 dimensions, complex values, or elements that do not convert to float64 (the
+// first such row, counted from first_row, is named).
+held_batch as_batch(py::handle obj, const char* what, std::uint64_t first_row);
+
+// Class ids, one per row: uint8/int32/int64 used in place; other integer types converted to int64.
+struct held_labels {
+    py::array keep;
+    target_view view;
+};
+held_labels as_labels(py::handle obj, std::uint64_t first_row);
+
+// Results out: always a fresh NumPy array (the C++ result is a temporary).
+py::array_t<double> to_numpy(const vector_t& v);
+py::array_t<double> to_numpy(const matrix_t& m);
+vector_t to_vector(py::handle obj, const char* what);
+matrix_t to_matrix(py::handle obj, const char* what);
+
+centering parse_centering(const std::string& s);
+
+// The lock of a bound object. Every method takes it with the GIL released, so a thread
+// holding the lock never waits for the GIL while another waits for the lock with the GIL.
+template <class T>
+struct guarded {
+    T obj;
+    mutable std::mutex mu;
+    explicit guarded(T&& o) : obj(std::move(o)) {}
+};
+
+template <class T, class F>
+auto locked(const guarded<T>& g, F&& f) {
+    py::gil_scoped_release nogil;
+    std::lock_guard<std::mutex> lock(g.mu);
+    return f(g.obj);
+}
+template <class T, class F>
+auto locked_mut(guarded<T>& g, F&& f) {
+    py::gil_scoped_release nogil;
+    std::lock_guard<std::mutex> lock(g.mu);
+    return f(g.obj);
+}
+
+// Checkpoint bytes: the same framing as files (io/checkpoint.hpp).
+template <class T>
+py::bytes state_bytes(const guarded<T>& g) {
+    std::string s = locked(g, [](const T& o) {
+        std::ostringstream os(std::ios::binary);
+        o.save(os);
+        return os.str();
+    });
+    return py::bytes(s);
+}
+
+template <class T>
+std::unique_ptr<guarded<T>> from_state_bytes(const py::bytes& b, const char* source = "<bytes>") {
+    std::string s = b;  // one copy: the stream needs its own buffer
+    py::gil_scoped_release nogil;
+    std::istringstream is(s, std::ios::binary);
+    return std::make_unique<guarded<T>>(checkpoint::load_state<T>(is, source));
+}
+
+// The verbs every accumulator shares in Python: to_bytes/from_bytes, save/load (atomic
+// files), pickle through the checkpoint bytes, n/dim/empty, copy.
+template <class T, class Cls>
+void add_state_methods(Cls& cls, const char* name) {
+    using G = guarded<T>;
+    cls.def("to_bytes", &state_bytes<T>,
+            "The state as checkpoint bytes (64-byte validated header + payload), as save() writes them.")
+        .def_static("from_bytes", [](const py::bytes& b) { return from_state_bytes<T>(b); }, py::arg("data"),
+                    (std::string("Rebuild a ") + name +
+                     " from to_bytes() output. Corrupt or truncated bytes raise recalign.FileError.")
+                        .c_str())
+        .def("save",
+             [](const G& g, const std::string& path) {
+                 locked(g, [&](const T& o) { checkpoint::save_file(path, o); });
+             },
+             py::arg("path"),
+             "Atomic checkpoint: written to a temporary file in the same directory, fsynced, renamed.")
+        .def_static("load",
+                    [](const std::string& path) {
+                        py::gil_scoped_release nogil;
+                        return std::make_unique<G>(checkpoint::load_file<T>(path));
+                    },
+                    py::arg("path"), "Load a checkpoint file written by save(); errors name the file and byte offset.")
+        .def_property_readonly("n", [](const G& g) { return locked(g, [](const T& o) { return std::uint64_t(o.n()); }); },
+                               "Samples seen.")
+        .def_property_readonly("dim", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.dim()); }); },
+                               "Dimension D of a row.")
+        .def_property_readonly("empty", [](const G& g) { return locked(g, [](const T& o) { return o.empty(); }); })
+        .def("__len__", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.n()); }); })
+        .def("copy", [](const G& g) { return locked(g, [](const T& o) { return std::make_unique<G>(T(o)); }); },
+             "An independent copy of the state.")
+        .def("__copy__", [](const G& g) { return locked(g, [](const T& o) { return std::make_unique<G>(T(o)); }); })
+        .def("__deepcopy__",
+             [](const G& g, py::handle) { return locked(g, [](const T& o) { return std::make_unique<G>(T(o)); }); },
+             py::arg("memo"))
+        .def(py::pickle([](const G& g) { return py::make_tuple(state_bytes<T>(g)); },
+                        [](const py::tuple& t) {
+                            if (t.size() != 1) throw std::invalid_argument("bad pickle state");
+                            return from_state_bytes<T>(t[0].cast<py::bytes>(), "<pickle>");
+                        }));
+}
+
+void bind_stats(py::module_& m);
+void bind_sketch(py::module_& m);
+void bind_align(py::module_& m);
+
+}  // namespace recalign::python
+
+namespace recalign::python {
+
+// a.merge(b) under both locks (std::scoped_lock orders them, so a.merge(b) and b.merge(a)
+// in two threads cannot deadlock); merging an object with itself merges a copy.
+template <class T>
+void merge_guarded(guarded<T>& a, const guarded<T>& b) {
+    py::gil_scoped_release nogil;
+    if (&a == &b) {
+        std::lock_guard<std::mutex> lock(a.mu);
+        const T copy(a.obj);
+        a.obj.merge(copy);
+    } else {
+        std::scoped_lock lock(a.mu, b.mu);
+        a.obj.merge(b.obj);
+    }
+}
+
+}  // namespace recalign::python
