@@ -13,6 +13,8 @@ packages=(
   catch2 python3 python3-numpy python3-sklearn python3-pytest
   # charts
   gnuplot-nox
+  # distributed runs (meson option mpi)
+  libopenmpi-dev openmpi-bin
   # python bindings
   python3-dev pybind11-dev
   # default data set

@@ -1,6 +1,7 @@
 #include "recalign/stats/moments.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -153,6 +154,35 @@ void moment_accumulator::merge(const moment_accumulator& other) {
     if (na > 0) blas::syr_upper(p, w, delta.data(), mzz_.data());
     for (std::size_t i = 0; i < p; ++i) mean_z_(i) += delta[i] * f;
     n_ = n;
+}
+
+moment_accumulator moment_accumulator::from_parts(const moment_options& options, std::uint64_t n, vector_t mean_z,
+                                                  matrix_t scatter_upper) {
+    moment_accumulator m(options);
+    const std::size_t p = m.joint_dim();
+    if (mean_z.dimension() != 1 || mean_z.shape(0) != p)
+        throw std::invalid_argument("moment_accumulator::from_parts: mean of length " + std::to_string(mean_z.size()) +
+                                    ", expected D + C = " + std::to_string(p));
+    if (scatter_upper.shape(0) != p || scatter_upper.shape(1) != p)
+        throw std::invalid_argument("moment_accumulator::from_parts: scatter of shape " +
+                                    std::to_string(scatter_upper.shape(0)) + " x " +
+                                    std::to_string(scatter_upper.shape(1)) + ", expected " + std::to_string(p) +
+                                    " x " + std::to_string(p));
+    bool nonzero = false;
+    for (std::size_t i = 0; i < p; ++i) {
+        if (!std::isfinite(mean_z(i))) throw std::invalid_argument("moment_accumulator::from_parts: non-finite mean");
+        nonzero = nonzero || mean_z(i) != 0.0;
+        for (std::size_t j = i; j < p; ++j) {
+            if (!std::isfinite(scatter_upper(i, j)))
+                throw std::invalid_argument("moment_accumulator::from_parts: non-finite scatter");
+            nonzero = nonzero || scatter_upper(i, j) != 0.0;
+        }
+    }
+    if (n == 0 && nonzero) throw std::invalid_argument("moment_accumulator::from_parts: an empty state must be all zeros");
+    m.n_ = n;
+    m.mean_z_ = std::move(mean_z);
+    m.mzz_ = std::move(scatter_upper);
+    return m;
 }
 
 vector_t moment_accumulator::mean_x() const { return xt::view(mean_z_, xt::range(0, options_.dim)); }

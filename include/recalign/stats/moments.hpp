@@ -64,6 +64,13 @@ public:
     // (dimension, target mode, classes) throw std::invalid_argument before any change.
     void merge(const moment_accumulator& other);
 
+    // A state from its parts: n, the joint mean [mean_x; mean_y] (length P = D + C) and the
+    // joint centered scatter (P x P, upper triangle authoritative), for reductions that compute
+    // them elsewhere (dist/mpi.hpp: MATH.md §1 as a two-stage sum). Throws
+    // std::invalid_argument for wrong shapes or non-finite values.
+    static moment_accumulator from_parts(const moment_options& options, std::uint64_t n, vector_t mean_z,
+                                         matrix_t scatter_upper);
+
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
     static moment_accumulator load(std::istream& is) { return checkpoint::load_state<moment_accumulator>(is); }
 
