@@ -1,0 +1,175 @@
+"""AlignmentTracker: its curves equal the standalone analyses; a pickled mid-run state
+continued in another process ends bit-identical to an uninterrupted run; track() with
+periodic atomic checkpoints resumes bit-identically after a crash."""
+import multiprocessing
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import recalign
+from conftest import batches
+import _workers
+
+N = 1200
+SIZE = 100
+NOISES = ["gaussian:sigma=0.2", "mask:patch=4x4,ratio=0.5,scheme=fixed", "dropout:ratio=0.3,draws=4,seed=11"]
+
+
+def make_tracker():
+    return recalign.AlignmentTracker(196, 10, shape=(14, 14), noises=NOISES)
+
+
+def run(tracker, x, y, lo=0, hi=None, report_at=()):
+    hi = len(x) if hi is None else hi
+    for a in range(lo, hi, SIZE):
+        tracker.update(x[a:a + SIZE], y[a:a + SIZE])
+        if a in report_at:
+            tracker.report()
+    return tracker
+
+
+@pytest.fixture(scope="module")
+def data(fashion):
+    # 2x2 average pooling to 14 x 14 keeps the suite fast (every report solves 196 x 196
+    # eigenproblems per noise instead of 784 x 784 ones)
+    images, labels = fashion
+    pooled = images[:N].reshape(N, 14, 2, 14, 2).mean(axis=(2, 4)) / 255.0
+    return pooled.reshape(N, 196).astype(np.float32), labels[:N]
+
+
+def test_tracker_curves_equal_the_analyses(data):
+    x, y = data
+    t = run(make_tracker(), x, y)
+    r = t.report()
+    assert r.n == N and r.reports == 0 and np.isnan(r.clean_change)
+    acc = t.moments
+    assert acc.n == N
+    want = recalign.alignment_curve(acc, measure="paper", center="uncentered")
+    assert np.array_equal(r.clean.curve, want.curve)
+    assert [n.spec for n in r.noises] == t.noises and len(r.noises) == 3
+    for i, spec in enumerate(NOISES[:2]):
+        noisy = recalign.closed_form_noise(spec, acc, shape=(14, 14))
+        d = recalign.denoising_alignment(acc, noisy)
+        np.testing.assert_array_equal(r.noises[i].denoising.curve, d.curve)
+    assert r.noises[2].monte_carlo and r.noises[2].g_stderr_fro > 0
+    assert np.max(np.abs(r.noises[0].impact.normalised[:50])) < 1e-6  # Gaussian: no impact
+    assert np.max(r.noises[1].impact.normalised[:50]) > 1e-3
+    r2 = t.report()
+    assert r2.reports == 1 and r2.clean_change == 0.0
+
+
+def test_pickled_mid_run_state_continues_bit_identically_in_another_process(data):
+    x, y = data
+    whole = run(make_tracker(), x, y, report_at=(500,))
+    whole.report()
+    half = run(make_tracker(), x, y, 0, 600, report_at=(500,))
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        pid, back = pool.apply(_workers.continue_tracker, (pickle.dumps(half), x[600:], y[600:], SIZE))
+    assert pid != os.getpid()
+    resumed = pickle.loads(back)
+    assert resumed.n == N
+    assert resumed.to_bytes() == whole.to_bytes()
+
+
+def test_track_checkpoints_and_resumes_after_a_crash(data, tmp_path):
+    x, y = data
+    ckpt = str(tmp_path / "run.ckpt")
+    pairs = [(x[a:a + SIZE], y[a:a + SIZE]) for a in range(0, N, SIZE)]
+    whole = recalign.track(pairs, make_tracker())
+
+    class Crash(Exception):
+        pass
+
+    def crashing():
+        for i, p in enumerate(pairs):
+            if i == 7:
+                raise Crash()
+            yield p
+
+    with pytest.raises(Crash):
+        recalign.track(crashing(), make_tracker(), checkpoint=ckpt, every=3)
+    # the last checkpoint is the one after batch 6 (every 3 batches)
+    assert recalign.AlignmentTracker.load(ckpt).n == 6 * SIZE
+    resumed = recalign.track(pairs, make_tracker(), checkpoint=ckpt, every=3, resume=True)
+    assert resumed.to_bytes() == whole.to_bytes()
+    assert recalign.AlignmentTracker.load(ckpt).to_bytes() == whole.to_bytes()
+    # a resume over differently cut batches is refused
+    odd = [(x[a:a + 250], y[a:a + 250]) for a in range(0, N, 250)]
+    recalign.track(pairs[:4], make_tracker(), checkpoint=ckpt)
+    with pytest.raises(ValueError, match="row 400"):
+        recalign.track(odd, make_tracker(), checkpoint=ckpt, resume=True)
+    seen = []
+    recalign.track(pairs[:4], make_tracker(), report_every=2, on_report=lambda r, k: seen.append((r.n, k)))
+    assert seen == [(200, 2), (400, 4)]
+
+
+def test_tracker_bad_batches_name_global_rows_and_change_nothing(data):
+    x, y = data
+    t = run(make_tracker(), x, y, 0, 300)
+    before = t.to_bytes()
+    bad = x[300:400].copy()
+    bad[9, 100] = np.nan
+    with pytest.raises(ValueError, match=r"row 309\b"):
+        t.update(bad, y[300:400])  # first_row defaults to n = 300
+    labels = y[300:400].astype(np.int32)
+    labels[2] = 12
+    with pytest.raises(ValueError, match=r"row 302\b"):
+        t.update(x[300:400], labels)
+    with pytest.raises(ValueError):
+        t.update(x[300:400, :150], y[300:400])
+    assert t.to_bytes() == before
+    other = recalign.AlignmentTracker(196, 10, shape=(14, 14), noises=NOISES[:2])
+    with pytest.raises(ValueError):
+        t.merge(other)
+    assert t.to_bytes() == before
+
+
+def test_update_reads_native_arrays_without_a_copy(data):
+    import tracemalloc
+    x = np.random.default_rng(0).random((4000, 784))  # 25 MB of float64
+    y = np.zeros(4000, dtype=np.int64)
+    acc = recalign.MomentAccumulator(784, classes=10)
+    acc.update(x[:10], y[:10])  # scratch buffers grow on the first batch
+    tracemalloc.start()
+    acc.update(x, y)
+    _, native_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tracemalloc.start()
+    acc.update(np.asfortranarray(x), y)
+    _, converted_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert native_peak < x.nbytes / 20, native_peak
+    assert converted_peak >= x.nbytes, converted_peak  # the conversion really is one copy
+
+
+def test_update_releases_the_gil_and_serialises_threads():
+    import threading
+    rng = np.random.default_rng(1)
+    x = rng.random((20000, 784))
+    y = rng.integers(0, 10, 20000)
+    acc = recalign.MomentAccumulator(784, classes=10)
+    done = threading.Event()
+
+    def work():
+        acc.update(x, y)
+        done.set()
+
+    th = threading.Thread(target=work)
+    th.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1  # runs only while the update has let go of the GIL
+    th.join()
+    assert ticks > 1000, ticks
+    # two threads on one object: the lock serialises them, nothing is lost
+    acc2 = recalign.MomentAccumulator(784, classes=10)
+    threads = [threading.Thread(target=acc2.update, args=(x[i::4], y[i::4])) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert acc2.n == 20000
+    assert np.max(np.abs(acc2.sxx("centered") - acc.sxx("centered"))) <= 1e-11 * np.max(np.abs(acc.sxx("centered")))
