@@ -16,7 +16,7 @@ packages=(
   # distributed runs (meson option mpi)
   libopenmpi-dev openmpi-bin
   # python bindings
-  python3-dev pybind11-dev
+  python3-dev pybind11-dev python3-torch
   # default data set
   dataset-fashion-mnist
 )
