@@ -150,20 +150,26 @@ def test_update_releases_the_gil_and_serialises_threads():
     rng = np.random.default_rng(1)
     x = rng.random((20000, 784))
     y = rng.integers(0, 10, 20000)
+    import time
     acc = recalign.MomentAccumulator(784, classes=10)
     done = threading.Event()
+    took = []
 
     def work():
+        t0 = time.perf_counter()
         acc.update(x, y)
+        took.append(time.perf_counter() - t0)
         done.set()
 
     th = threading.Thread(target=work)
+    last, gap = time.perf_counter(), 0.0
     th.start()
-    ticks = 0
     while not done.is_set():
-        ticks += 1  # runs only while the update has let go of the GIL
+        now = time.perf_counter()
+        gap, last = max(gap, now - last), now
     th.join()
-    assert ticks > 1000, ticks
+    # holding the GIL the whole update would stall this loop for all of it
+    assert took[0] > 0.05 and gap < 0.5 * took[0], (gap, took)
     # two threads on one object: the lock serialises them, nothing is lost
     acc2 = recalign.MomentAccumulator(784, classes=10)
     threads = [threading.Thread(target=acc2.update, args=(x[i::4], y[i::4])) for i in range(4)]
