@@ -156,6 +156,14 @@ void stream_file(const std::string& path, std::size_t d, std::size_t n, std::siz
     std::fclose(f);
 }
 
+// JSON has no NaN: a route without an error bound / estimate prints null.
+std::string json_number(double v) {
+    if (!std::isfinite(v)) return "null";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return buf;
+}
+
 template <class T>
 std::size_t state_bytes(const T& obj) {
     std::ostringstream os(std::ios::binary);
@@ -231,10 +239,10 @@ int run(const args& a) {
     for (std::size_t j = 0; j < std::min(k, sp.rank()); ++j) top += sp.eigenvalues(j);
     write_basis(a.get("basis-out", " ") == " " ? "" : a.get("basis-out"), sp.basis);
     std::printf("{\"method\": \"%s\", \"dim\": %zu, \"rows\": %zu, \"rank\": %zu, \"seconds\": %.3f, \"cpu_seconds\": %.3f, \"peak_rss_mb\": %.1f, "
-                "\"state_bytes\": %zu, \"top_eigenvalue_sum\": %.10g, \"total\": %.10g, \"error_bound\": %.6g, "
-                "\"error_estimate\": %.6g, \"info\": %d%s}\n",
+                "\"state_bytes\": %zu, \"top_eigenvalue_sum\": %.10g, \"total\": %.10g, \"error_bound\": %s, "
+                "\"error_estimate\": %s, \"info\": %d%s}\n",
                 method.c_str(), d, n, sp.rank(), secs, cpu, static_cast<double>(peak_rss_kb()) / 1024.0, bytes, top, sp.total,
-                sp.error_bound, sp.error_estimate, sp.info, extra.c_str());
+                json_number(sp.error_bound).c_str(), json_number(sp.error_estimate).c_str(), sp.info, extra.c_str());
     return 0;
 }
 

@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--reference", default="exact", help="comma list of exact, nystrom")
     ap.add_argument("--ipca-fit-rows", type=int, default=0)
     ap.add_argument("--skip", default="")
+    ap.add_argument("--reuse", action="store_true", help="reuse results of earlier runs kept in --workdir")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
     d, n, k = a.dim, a.rows, a.rank
@@ -77,7 +78,16 @@ def main():
         if key in skip:
             continue
         basis = os.path.join(a.workdir, f"basis_{key}_d{d}.f64")
-        results[key] = (label, run(cmd + ["--basis-out", basis]), basis)
+        cached = os.path.join(a.workdir, f"result_{key}_d{d}.json")
+        if a.reuse and os.path.exists(cached) and os.path.exists(basis):
+            with open(cached) as f:
+                r = json.load(f)
+            print(f"(reusing {cached})", file=sys.stderr)
+        else:
+            r = run(cmd + ["--basis-out", basis])
+            with open(cached, "w") as f:
+                json.dump(r, f)
+        results[key] = (label, r, basis)
     ev = run([a.bench, "eval", "--data", data, "--dim", str(d), "--rows", str(n), "--rank", str(k)] +
              [b for (_, _, b) in results.values()])
     cap = {key: ev["captured"][b] for key, (_, _, b) in results.items()}
