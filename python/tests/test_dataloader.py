@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 import recalign
-from conftest import torch_or_skip
-
-torch = torch_or_skip()
+torch = pytest.importorskip("torch", reason="torch is not importable: install Debian's python3-torch")
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 N = 2000
