@@ -28,6 +28,7 @@
 #include "recalign/io/raw.hpp"
 #include "recalign/io/source.hpp"
 #include "recalign/spectral/eigen.hpp"
+#include "recalign/spectral/subspace.hpp"
 #include "run_state.hpp"
 
 namespace recalign::cli {
@@ -173,6 +174,8 @@ run_config make_config(const run_args& r, std::uint64_t dim, std::uint64_t class
         cfg.seed = r.seed;
         cfg.center = static_cast<std::uint8_t>(c);
     }
+    if (r.method == "exact" && (r.rank != 0 || r.passes != 1))
+        throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
     if (!method_available(r.method))
         throw std::invalid_argument("--method " + r.method + " is not available in this build yet (use --method exact)");
     return cfg;
@@ -276,19 +279,21 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
     long delay_ms = 0;  // test hook: slows a run down so that a test can kill it mid-way
     if (const char* e = std::getenv("RECALIGN_TEST_BATCH_DELAY_MS")) delay_ms = std::atol(e);
 
-    progress bar(!r.quiet && ::isatty(2), src.total(), src.position());
+    const std::uint64_t passes = cfg.passes;
+    progress bar(!r.quiet && ::isatty(2), src.total() * passes, st.segments[0].pass * src.total() + src.position());
     io::source_batch b;
     std::uint64_t last_ckpt = src.position();
+    for (;;) {
     while (src.next(b)) {
         try {
-            eng.update(b);
+            eng.update(b, st.segments[0].pass);
         } catch (const std::invalid_argument& e) {
             bar.finish();
             throw input_error(rd.options.images + (src.has_labels() ? " / " + rd.options.labels : std::string()) +
                               ": " + e.what());
         }
         st.segments[0].rows_done = src.position();
-        bar.update(src.position());
+        bar.update(st.segments[0].pass * src.total() + src.position());
         if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
         if (ckpt && r.checkpoint_every && src.position() - last_ckpt >= r.checkpoint_every) {
             save_checkpoint(r.checkpoint, st, eng);
@@ -303,6 +308,15 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
             }
             throw interrupted{};
         }
+    }
+    // Multi-pass sketches (Nyström power iterations): each pass is one more read of the range.
+    if (st.segments[0].pass + 1 >= passes) break;
+    eng.next_pass();
+    st.segments[0].pass += 1;
+    st.segments[0].rows_done = 0;
+    src.seek(0);
+    last_ckpt = 0;
+    if (ckpt && r.checkpoint_every) save_checkpoint(r.checkpoint, st, eng);
     }
     bar.finish();
     if (ckpt) save_checkpoint(r.checkpoint, st, eng);
@@ -371,7 +385,8 @@ int cmd_align(command_set& c) {
     run_result res = accumulate("align", c.data_align, r, true, cen);
     if (res.state.config.classes == 0)
         throw std::invalid_argument("align needs labels: pass --labels (or a checkpoint made with labels)");
-    const alignment_result a = alignment_curve(res.eng.moments(), opt);
+    const alignment_result a = res.eng.exact() ? alignment_curve(res.eng.moments(), opt)
+                                               : alignment_curve(res.eng.get_spectrum(cen), res.eng.cross(cen), opt);
     if (r.json) {
         json j;
         j["n"] = a.n;
@@ -379,7 +394,7 @@ int cmd_align(command_set& c) {
         j["classes"] = a.classes;
         j["measure"] = measure_name(a.measure);
         j["centered"] = a.center == centering::centered;
-        j["method"] = a.method;
+        j["method"] = res.state.config.method;
         j["eigenvalues"] = to_vec(a.eigenvalues);
         j["alignment"] = to_vec(a.curve);
         j["contributions"] = to_vec(a.contributions);
@@ -414,7 +429,7 @@ int cmd_align(command_set& c) {
         ch.log_x = true;
         ch.series = {"alignment"};
         draw_chart(ch, r.quiet);
-        write_spectrum_files(r.out, exact_spectrum(res.eng.moments(), cen), r.quiet);
+        write_spectrum_files(r.out, res.eng.get_spectrum(cen), r.quiet);
     }
     return 0;
 }
@@ -429,7 +444,7 @@ int cmd_spectrum(command_set& c) {
         j["n"] = s.n;
         j["d"] = s.dim;
         j["centered"] = s.center == centering::centered;
-        j["method"] = s.method;
+        j["method"] = res.state.config.method;
         j["eigenvalues"] = to_vec(s.eigenvalues);
         j["explained"] = to_vec(s.explained);
         j["total"] = s.total;
@@ -508,17 +523,25 @@ int cmd_project(command_set& c) {
         throw std::invalid_argument("--image-shape " + p.image_shape + " has " + std::to_string(shape[0] * shape[1] * shape[2]) +
                                     " values but the rows have " + std::to_string(d));
     const spectrum s = res.eng.get_spectrum(cen);
-    const std::size_t k = k_for_fraction(s.eigenvalues, s.total, p.variance);
+    // MATH.md §5: the projector centers the rows and adds the mean back for display.
+    projector_options po;
+    po.fraction = p.variance;
+    po.part = subspace_part::top;
+    const vector_t no_mean;
+    const vector_t mean = cen == centering::centered ? res.eng.mean() : no_mean;
+    const subspace_projector top_proj = subspace_projector::from_spectrum(s, mean, po);
+    po.part = subspace_part::bottom;
+    const subspace_projector bottom_proj = subspace_projector::from_spectrum(s, mean, po);
+    const std::size_t k = top_proj.k;
     // The originals: the first --count rows of the range (re-read; the statistics are done).
     const resolved_data rd = resolve_data(c.data_project, false);
     io::data_source src(rd.options);
     io::source_batch b;
     src.next(b, p.count);
     const std::size_t count = b.rows;
-    // MATH.md §5: projections act on centered rows; the mean is added back for display.
-    vector_t mean = xt::zeros<double>({d});
-    if (cen == centering::centered) mean = res.eng.moments().mean_x();
     const bool want_top = p.keep != "bottom", want_bottom = p.keep != "top";
+    const matrix_t top = top_proj.project(b.view());
+    const matrix_t bottom = bottom_proj.project(b.view());
     image_grid g;
     g.cols = count;
     g.rows = 1 + want_top + want_bottom;
@@ -527,25 +550,13 @@ int cmd_project(command_set& c) {
     g.channels = shape[2];
     g.zoom = p.zoom;
     g.cells.resize(g.rows * g.cols);
-    std::vector<double> xc(d), top(d), bottom(d), coef(k);
+    const bool chw = p.layout == "chw";
     for (std::size_t i = 0; i < count; ++i) {
-        for (std::size_t j = 0; j < d; ++j) xc[j] = b.x[i * d + j] - mean(j);
-        std::fill(coef.begin(), coef.end(), 0.0);
-        for (std::size_t j = 0; j < d; ++j)
-            for (std::size_t t = 0; t < k; ++t) coef[t] += s.basis(j, t) * xc[j];
-        for (std::size_t j = 0; j < d; ++j) {
-            double acc = 0;
-            for (std::size_t t = 0; t < k; ++t) acc += s.basis(j, t) * coef[t];
-            top[j] = acc + mean(j);
-            bottom[j] = xc[j] - acc + mean(j);
-        }
-        std::vector<double> orig(b.x.begin() + static_cast<std::ptrdiff_t>(i * d),
-                                 b.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * d));
-        const bool chw = p.layout == "chw";
+        auto row_of = [&](const double* q) { return std::vector<double>(q + i * d, q + (i + 1) * d); };
         std::size_t row = 0;
-        g.cells[row++ * count + i] = to_pixels(orig, shape[0], shape[1], shape[2], chw);
-        if (want_top) g.cells[row++ * count + i] = to_pixels(top, shape[0], shape[1], shape[2], chw);
-        if (want_bottom) g.cells[row++ * count + i] = to_pixels(bottom, shape[0], shape[1], shape[2], chw);
+        g.cells[row++ * count + i] = to_pixels(row_of(b.x.data()), shape[0], shape[1], shape[2], chw);
+        if (want_top) g.cells[row++ * count + i] = to_pixels(row_of(top.data()), shape[0], shape[1], shape[2], chw);
+        if (want_bottom) g.cells[row++ * count + i] = to_pixels(row_of(bottom.data()), shape[0], shape[1], shape[2], chw);
     }
     write_png(p.out, g);
     if (r.json) {
@@ -553,10 +564,10 @@ int cmd_project(command_set& c) {
         j["n"] = s.n;
         j["d"] = d;
         j["centered"] = cen == centering::centered;
-        j["method"] = s.method;
+        j["method"] = res.state.config.method;
         j["variance"] = p.variance;
         j["k"] = k;
-        j["explained"] = k ? s.explained(k - 1) : 0.0;
+        j["explained"] = top_proj.explained;
         j["images"] = count;
         j["rows"] = want_bottom && want_top ? json::array({"original", "top", "bottom"})
                     : want_top              ? json::array({"original", "top"})
@@ -565,7 +576,7 @@ int cmd_project(command_set& c) {
         std::printf("%s\n", j.dump().c_str());
     } else {
         std::printf("top subspace: k = %zu of %zu directions explain %.4f of the %s total (asked %.4f)\n", k, d,
-                    k ? s.explained(k - 1) : 0.0, centering_name(cen), p.variance);
+                    top_proj.explained, centering_name(cen), p.variance);
         std::printf("wrote %s: %zu images; rows: originals%s%s\n", p.out.c_str(), count, want_top ? ", top" : "",
                     want_bottom ? ", bottom" : "");
     }
@@ -688,6 +699,7 @@ int cmd_info(command_set& c) {
             o["rows_total"] = s.rows_total;
             o["rows_done"] = s.rows_done;
             o["batch"] = s.batch;
+            o["pass"] = s.pass;
             segs.push_back(o);
         }
         j["segments"] = segs;
@@ -712,11 +724,12 @@ int cmd_info(command_set& c) {
                     (unsigned long long)j["classes"].get<std::uint64_t>(), j["scale"].get<double>(),
                     j["complete"].get<bool>() ? "yes" : "no");
         for (const auto& s : j["segments"]) {
-            std::printf("  input         %s rows %llu..%llu (%llu of %llu read, batch %llu, %s)\n",
+            std::printf("  input         %s rows %llu..%llu (%llu of %llu read in pass %llu, batch %llu, %s)\n",
                         s["images"].get<std::string>().c_str(), (unsigned long long)s["first_row"].get<std::uint64_t>(),
                         (unsigned long long)(s["first_row"].get<std::uint64_t>() + s["rows_total"].get<std::uint64_t>()),
                         (unsigned long long)s["rows_done"].get<std::uint64_t>(),
                         (unsigned long long)s["rows_total"].get<std::uint64_t>(),
+                        (unsigned long long)s["pass"].get<std::uint64_t>() + 1,
                         (unsigned long long)s["batch"].get<std::uint64_t>(), s["format"].get<std::string>().c_str());
             if (!s["labels"].is_null()) std::printf("  labels        %s\n", s["labels"].get<std::string>().c_str());
         }
