@@ -41,6 +41,7 @@ alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, 
     r.dim = d;
     r.classes = c;
     r.max_k = k;
+    r.complete = k == d;
     r.eigenvalues = s.eigenvalues;
     r.contributions = xt::zeros<double>({k});
     r.curve = xt::zeros<double>({k});

@@ -32,6 +32,8 @@ TEST_CASE("alignment curve from a truncated or sketched spectrum", "[align][curv
             const alignment_result full = alignment_curve(exact, cross, o), part = alignment_curve(top, cross, o);
             CHECK(full.max_k == f.dim);
             CHECK(part.max_k == 20);
+            CHECK(!part.complete);
+            CHECK(full.complete);
             CHECK(part.method == "truncated");
             REQUIRE(part.curve.size() == 20);
             for (std::size_t k = 0; k < 20; ++k) CHECK(part.curve(k) == Approx(full.curve(k)).epsilon(1e-12));

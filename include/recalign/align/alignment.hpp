@@ -41,6 +41,10 @@ struct alignment_result {
     double normaliser = 0.0;
     std::size_t skipped = 0;  // directions under the tolerance
     std::size_t max_k = 0;    // directions available: dim (exact) or the sketch's rank
+    // false when the spectrum holds only its top max_k < dim directions (a sketch): the curve
+    // stops at max_k, and the `rank` measure is then normalised by what those directions hold
+    // (it reaches 1 at max_k, not at the rank of X); `paper` and `fit` are exact prefixes.
+    bool complete = true;
 };
 
 // All k in one sweep from one spectrum and the cross statistics of the same centering.
