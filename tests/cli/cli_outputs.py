@@ -132,6 +132,41 @@ if rc == 0:
     orig = Xc[0].reshape(3, 4, 4).transpose(1, 2, 0)
     c.check(np.array_equal(img[2:6, 2:6, :].astype(int), stretch(orig)), "rgb chw original pixels")
 
+# --- progress line: on stderr only when it is a terminal, and not with --quiet
+import pty
+import subprocess
+
+
+def stderr_on_tty(extra):
+    master, slave = pty.openpty()
+    p = subprocess.Popen([c.RECALIGN, "spectrum"] + data + ["--batch", "10", "--json"] + extra,
+                         stdout=subprocess.PIPE, stderr=slave, env=dict(os.environ, RECALIGN_TEST_BATCH_DELAY_MS="2"))
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            b = os.read(master, 4096)
+        except OSError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    out, _ = p.communicate()
+    os.close(master)
+    return p.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+
+
+rc, so, tty_err = stderr_on_tty([])
+c.check(rc == 0 and "samples/s" in tty_err and "ETA" in tty_err and f"/{N} samples" in tty_err,
+        f"no progress line on a terminal: {tty_err!r}")
+c.check(so.startswith("{") and "samples/s" not in so, "progress leaked into stdout")
+rc, so, tty_err = stderr_on_tty(["--quiet"])
+c.check(rc == 0 and tty_err == "", f"--quiet on a terminal printed {tty_err!r}")
+rc, so, err = c.run(["spectrum"] + data + ["--batch", "10"], env={"RECALIGN_TEST_BATCH_DELAY_MS": "2"})
+c.check(rc == 0 and err == "", f"progress printed to a non-terminal stderr: {err!r}")
+rc, so, err = c.run(["spectrum"] + data + ["--checkpoint", "/nonexistent/dir/x.ckpt"])
+c.one_line_error(rc, err, ["/nonexistent/dir"], "checkpoint in a missing directory")
+
 # --- the default data set (Fashion-MNIST) when installed
 fm = os.environ.get("RECALIGN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
 ti, tl = os.path.join(fm, "train-images-idx3-ubyte.gz"), os.path.join(fm, "train-labels-idx1-ubyte.gz")

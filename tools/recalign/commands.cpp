@@ -257,6 +257,13 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
     dist_hook::check_agreement(command, cfg, seg);
 
     const bool ckpt = !r.checkpoint.empty();
+    if (ckpt) {
+        // Fail now, not after hours of reading, if the checkpoint can never be written.
+        const auto slash = r.checkpoint.find_last_of('/');
+        const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : r.checkpoint.substr(0, slash));
+        if (::access(dir.c_str(), W_OK | X_OK) != 0)
+            throw user_error("--checkpoint " + r.checkpoint + ": directory " + dir + " is not writable or does not exist");
+    }
     if (ckpt && file_exists(r.checkpoint)) {
         if (!r.resume)
             throw user_error("checkpoint " + r.checkpoint + " exists: pass --resume to continue it, or remove it");
