@@ -5,7 +5,7 @@ DataLoader transform (the paper's Figure 1): keep only the directions explaining
 each, and compare test accuracy.
 
     PYTHONPATH=build-py/python /usr/bin/python3 examples/python/filter_training_set.py \
-        [--fraction 0.9] [--train 20000] [--epochs 3]
+        [--fraction 0.75] [--train 20000] [--epochs 3]
 
 The moments come from one streamed pass; the transform is picklable, so it runs inside
 the DataLoader's worker processes.
@@ -46,7 +46,7 @@ def train_and_test(transform, args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--fraction", type=float, default=0.9)
+    ap.add_argument("--fraction", type=float, default=0.75)
     ap.add_argument("--train", type=int, default=20000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)

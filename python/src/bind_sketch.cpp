@@ -63,7 +63,7 @@ with a counter-based Gaussian Ω of width rank + oversampling (regenerated from 
 never stored) and `probes` extra columns for an a-posteriori error estimate. next_pass()
 starts a power iteration over another read of the data. Same verbs as MomentAccumulator.)doc");
     ny.def(py::init([](std::size_t dim, std::size_t rank, std::size_t oversampling, std::size_t probes, std::uint64_t seed,
-                       const std::string& center) {
+                       const std::string& center, bool float32_kernels) {
                nystrom_options o;
                o.dim = dim;
                o.rank = rank;
@@ -71,10 +71,12 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
                o.probes = probes;
                o.seed = seed;
                o.center = parse_centering(center);
+               o.float32_kernels = float32_kernels;
                return std::make_unique<ny_g>(nystrom_sketch(o));
            }),
            py::arg("dim"), py::arg("rank"), py::arg("oversampling") = 10, py::arg("probes") = 10, py::arg("seed") = 0,
-           py::arg("center") = "centered")
+           py::arg("center") = "centered", py::arg("float32_kernels") = false,
+           "float32_kernels: opt-in SGEMM products for float32 input (about 2x faster; merges with sketches without it).")
         .def("update", &update_sketch<nystrom_sketch>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch to the current pass; releases the GIL; a rejected batch changes nothing.")
         .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"))

@@ -160,6 +160,16 @@ def test_sketches_against_exact_spectrum(subset):
     t = ny.spectrum()
     assert t.method == "nystrom" and ny.pass_index == 1
     np.testing.assert_allclose(t.eigenvalues[:5], exact.eigenvalues[:5], rtol=1e-3)
+    # the float32 kernels: same sketch to single-precision rounding, and they merge
+    n32 = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5, float32_kernels=True)
+    n64 = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5)
+    x32 = x.astype(np.float32)
+    n32.update(x32[:700])
+    n64.update(x32[:700])
+    r32, r64 = n32.range(), n64.range()
+    assert np.max(np.abs(r32 - r64)) < 1e-4 * np.max(np.abs(r64))
+    n32.merge(n64)
+    assert n32.n == 1400
     bad = x[:10].copy()
     bad[4, 4] = np.nan
     before = fd.to_bytes()
