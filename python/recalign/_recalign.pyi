@@ -1,5 +1,5 @@
 # Type stubs of the extension module recalign._recalign (editor completion, type checkers).
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -186,19 +186,23 @@ def closed_form_noise(spec: Union[str, NoiseSpec], moments: MomentAccumulator, c
                       shape: Shape = None, layout: str = "hwc") -> NoiseMoments: ...
 
 class MonteCarloNoise:
-    def __init__(self, dim: int, spec: Union[str, NoiseSpec], shape: Shape = None, layout: str = "hwc",
+    def __init__(self, dim: int, spec: Union[str, NoiseSpec, None] = None, *,
+                 corrupt: Optional[Callable[[npt.NDArray[np.float64], Dict[str, int]], ArrayLike]] = None,
+                 draws: int = 16, seed: int = 0, name: str = "", shape: Shape = None, layout: str = "hwc",
                  replicates: int = 2) -> None: ...
     def update(self, x: ArrayLike, first_row: Optional[int] = None) -> None: ...
     def merge(self, other: "MonteCarloNoise") -> None: ...
-    def estimate(self) -> dict: ...
-    spec: NoiseSpec
+    def estimate(self) -> Dict[str, Any]: ...
+    spec: Optional[NoiseSpec]
+    name: str
     n: int
     dim: int
     empty: bool
     batches: int
     def to_bytes(self) -> bytes: ...
     @staticmethod
-    def from_bytes(data: bytes, spec: Union[str, NoiseSpec], shape: Shape = None, layout: str = "hwc") -> "MonteCarloNoise": ...
+    def from_bytes(data: bytes, spec: Union[str, NoiseSpec, None] = None, *, corrupt: Optional[Callable[..., Any]] = None,
+                   shape: Shape = None, layout: str = "hwc") -> "MonteCarloNoise": ...
     def copy(self) -> "MonteCarloNoise": ...
 
 class DenoisingSubspace:

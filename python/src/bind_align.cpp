@@ -1,6 +1,8 @@
 // Analyses (alignment curves, trade-off, denoising alignment, noise impact), noise models
 // and the alignment tracker.
+#include <cstring>
 #include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -48,27 +50,72 @@ alignment_options align_options(const std::string& measure, const std::string& c
     return o;
 }
 
-// Monte-Carlo noise of a built-in family: the corruption is rebuilt from the spec on load
-// and unpickling, so the whole object travels through pickle.
+// A Python corruption function, callable without the GIL held by the caller: the object
+// lives behind a shared_ptr whose deleter takes the GIL, so C++ may copy and destroy the
+// corrupt_fn (and the state holding it) with the GIL released.
+corrupt_fn python_corrupter(py::object fn, const std::string& name) {
+    std::shared_ptr<py::object> f(new py::object(std::move(fn)), [](py::object* o) {
+        py::gil_scoped_acquire gil;
+        delete o;
+    });
+    return [f, name](const matrix_t& clean, matrix_t& out, const noise_key& key) {
+        py::gil_scoped_acquire gil;
+        try {
+            py::array_t<double> c({static_cast<py::ssize_t>(clean.shape(0)), static_cast<py::ssize_t>(clean.shape(1))});
+            if (clean.size()) std::memcpy(c.mutable_data(), clean.data(), clean.size() * sizeof(double));
+            py::dict k;
+            k["seed"] = key.seed;
+            k["batch"] = key.batch;
+            k["draw"] = key.draw;
+            k["first_row"] = key.first_row;
+            py::object r = (*f)(c, k);
+            auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(r);
+            if (!a) throw std::invalid_argument("the corruption returned something that is not a float array");
+            if (a.ndim() != 2 || static_cast<std::size_t>(a.shape(0)) != out.shape(0) ||
+                static_cast<std::size_t>(a.shape(1)) != out.shape(1))
+                throw std::invalid_argument("the corruption returned an array of the wrong shape");
+            if (out.size()) std::memcpy(out.data(), a.data(), out.size() * sizeof(double));
+        } catch (py::error_already_set& e) {
+            // Raised in Python: reported as ValueError with its text (the state is unchanged).
+            throw std::invalid_argument("monte_carlo_noise '" + name + "': the corruption function raised: " + e.what());
+        }
+    };
+}
+
+// Monte-Carlo noise of a built-in family (its corruption is rebuilt from the spec on load
+// and unpickling) or of a Python function (pickled by reference with the state).
 struct mc_state {
-    noise_spec spec;
+    std::optional<noise_spec> spec;
     image_shape shape;
+    std::shared_ptr<py::object> python;  // the Python corruption, if any (deleted with the GIL)
     monte_carlo_noise noise;
-    mc_state(const noise_spec& s, const image_shape& sh, monte_carlo_noise&& n)
-        : spec(s), shape(sh), noise(std::move(n)) { noise.set_corrupter(make_corrupter(spec, shape)); }
-    mc_state(const mc_state& o) : mc_state(o.spec, o.shape, monte_carlo_noise(o.noise)) {}
+    mc_state(std::optional<noise_spec> s, const image_shape& sh, std::shared_ptr<py::object> fn, monte_carlo_noise&& n)
+        : spec(std::move(s)), shape(sh), python(std::move(fn)), noise(std::move(n)) {}
+    mc_state(const mc_state& o) = default;
     void merge(const mc_state& o) { noise.merge(o.noise); }
 };
 using mc_g = guarded<mc_state>;
 
-monte_carlo_options mc_options(std::size_t dim, const noise_spec& s, std::size_t replicates) {
-    monte_carlo_options o;
-    o.dim = dim;
-    o.draws = s.draws;
-    o.replicates = replicates;
-    o.seed = s.seed;
-    o.name = to_string(s);
-    return o;
+std::shared_ptr<py::object> shared_callable(py::object fn) {
+    return std::shared_ptr<py::object>(new py::object(std::move(fn)), [](py::object* o) {
+        py::gil_scoped_acquire gil;
+        delete o;
+    });
+}
+
+std::unique_ptr<mc_g> make_mc(monte_carlo_noise&& n, std::optional<noise_spec> spec, const image_shape& shape,
+                              py::object corrupt) {
+    std::shared_ptr<py::object> fn;
+    if (spec) {
+        if (n.options().name != to_string(*spec))
+            throw std::invalid_argument("Monte-Carlo state is of noise '" + n.options().name + "', not '" + to_string(*spec) + "'");
+        n.set_corrupter(make_corrupter(*spec, shape));
+    } else if (!corrupt.is_none()) {
+        if (!PyCallable_Check(corrupt.ptr())) throw std::invalid_argument("corrupt must be callable");
+        n.set_corrupter(python_corrupter(corrupt, n.options().name));
+        fn = shared_callable(corrupt);
+    }
+    return std::make_unique<mc_g>(mc_state(std::move(spec), shape, std::move(fn), std::move(n)));
 }
 
 std::string mc_bytes(const mc_g& g) {
@@ -79,15 +126,14 @@ std::string mc_bytes(const mc_g& g) {
     });
 }
 
-std::unique_ptr<mc_g> mc_from_bytes(const std::string& bytes, const noise_spec& spec, const image_shape& shape,
-                                    const char* source) {
-    py::gil_scoped_release nogil;
-    std::istringstream is(bytes, std::ios::binary);
-    monte_carlo_noise n = monte_carlo_noise::load(is);
-    (void)source;
-    if (n.options().name != to_string(spec))
-        throw std::invalid_argument("Monte-Carlo state is of noise '" + n.options().name + "', not '" + to_string(spec) + "'");
-    return std::make_unique<mc_g>(mc_state(spec, shape, std::move(n)));
+std::unique_ptr<mc_g> mc_from_bytes(const std::string& bytes, std::optional<noise_spec> spec, const image_shape& shape,
+                                    py::object corrupt, const char* source) {
+    monte_carlo_noise n = [&] {
+        py::gil_scoped_release nogil;
+        std::istringstream is(bytes, std::ios::binary);
+        return checkpoint::load_state<monte_carlo_noise>(is, source);
+    }();
+    return make_mc(std::move(n), std::move(spec), shape, std::move(corrupt));
 }
 
 using tracker_g = guarded<alignment_tracker>;
@@ -220,16 +266,38 @@ draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimat
 Monte-Carlo estimate of a built-in noise model's expectations (Bs, G) with replicate standard
 errors. The noise of a sample depends only on (seed, its global row, draw): pass first_row
 when shards of one stream are merged. Picklable (the spec travels with the state).)doc");
-    mc.def(py::init([](std::size_t dim, const noise_spec& spec, py::object shape, const std::string& layout,
+    mc.def(py::init([](std::size_t dim, std::optional<noise_spec> spec, py::object corrupt, std::size_t draws,
+                       std::uint64_t seed, std::string name, py::object shape, const std::string& layout,
                        std::size_t replicates) {
-               noise_spec s = spec;
-               if (s.draws == 0) throw std::invalid_argument("MonteCarloNoise: the spec needs draws > 0 (e.g. '...,draws=16')");
-               validate(s);
                const image_shape sh = make_shape(shape, layout);
-               return std::make_unique<mc_g>(mc_state(s, sh, monte_carlo_noise(mc_options(dim, s, replicates), {})));
+               monte_carlo_options o;
+               o.dim = dim;
+               o.replicates = replicates;
+               if (spec) {
+                   if (!corrupt.is_none()) throw std::invalid_argument("MonteCarloNoise: give a spec or corrupt, not both");
+                   if (spec->draws == 0)
+                       throw std::invalid_argument("MonteCarloNoise: the spec needs draws > 0 (e.g. '...,draws=16')");
+                   validate(*spec);
+                   o.draws = spec->draws;
+                   o.seed = spec->seed;
+                   o.name = to_string(*spec);
+               } else {
+                   if (corrupt.is_none()) throw std::invalid_argument("MonteCarloNoise: give a noise spec or a corrupt function");
+                   if (name.empty()) throw std::invalid_argument("MonteCarloNoise: a corrupt function needs a name (it identifies the model)");
+                   o.draws = draws;
+                   o.seed = seed;
+                   o.name = name;
+               }
+               return make_mc(monte_carlo_noise(o, {}), spec, sh, corrupt);
            }),
-           py::arg("dim"), py::arg("spec"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
-           py::arg("replicates") = 2)
+           py::arg("dim"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
+           py::arg("draws") = 16, py::arg("seed") = 0, py::arg("name") = "", py::arg("shape") = py::none(),
+           py::arg("layout") = "hwc", py::arg("replicates") = 2,
+           R"doc(Either a built-in spec with draws ('dropout:ratio=0.3,draws=16,seed=1'), or any corruption written in
+Python: corrupt(clean, key) -> corrupted, where clean is a (rows x dim) float64 array and key a dict
+(seed, batch, draw, first_row) from which all randomness must be derived (so a resumed run draws the
+same noise), with draws, seed and a name identifying the model (part of the configuration: states
+merge only with the same name). The function is pickled with the state (by reference).)doc")
         .def("update",
              [](mc_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
                  held_batch b = as_batch(x, "batch", first_row.value_or(0));
@@ -252,33 +320,41 @@ when shards of one stream are merged. Picklable (the spec travels with the state
                  return d;
              },
              "dict: moments (NoiseMoments), bs_stderr, g_stderr, bs_stderr_fro, g_stderr_fro.")
-        .def_property_readonly("spec", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.spec; }); })
+        .def_property_readonly("spec", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.spec; }); },
+                               "The NoiseSpec, or None for a Python corruption.")
+        .def_property_readonly("name", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.options().name; }); })
         .def_property_readonly("n", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.n(); }); })
         .def_property_readonly("dim", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.dim(); }); })
         .def_property_readonly("empty", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.empty(); }); })
         .def_property_readonly("batches", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.batches(); }); })
         .def("to_bytes", [](const mc_g& g) { return py::bytes(mc_bytes(g)); })
         .def_static("from_bytes",
-                    [](const py::bytes& b, const noise_spec& spec, py::object shape, const std::string& layout) {
-                        return mc_from_bytes(std::string(b), spec, make_shape(shape, layout), "<bytes>");
+                    [](const py::bytes& b, std::optional<noise_spec> spec, py::object corrupt, py::object shape,
+                       const std::string& layout) {
+                        return mc_from_bytes(std::string(b), std::move(spec), make_shape(shape, layout), corrupt, "<bytes>");
                     },
-                    py::arg("data"), py::arg("spec"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
-                    "The corruption is code, not state: give the same spec (and image shape) again.")
+                    py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
+                    py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+                    "The corruption is code, not state: give the same spec (and image shape) or corrupt function again.\n"
+                    "Without either, the state can merge and estimate, and update() raises.")
         .def("copy", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return std::make_unique<mc_g>(mc_state(s)); }); })
         .def(py::pickle(
             [](const mc_g& g) {
-                auto [spec, shape] = locked(g, [](const mc_state& s) { return std::make_pair(s.spec, s.shape); });
-                return py::make_tuple(py::bytes(mc_bytes(g)), to_string(spec), shape.height, shape.width, shape.channels,
-                                      image_layout_name(shape.layout));
+                auto [spec, shape, fn] = locked(g, [](const mc_state& s) { return std::make_tuple(s.spec, s.shape, s.python); });
+                return py::make_tuple(py::bytes(mc_bytes(g)), spec ? py::object(py::str(to_string(*spec))) : py::none(),
+                                      shape.height, shape.width, shape.channels, image_layout_name(shape.layout),
+                                      fn ? *fn : py::none());
             },
             [](const py::tuple& t) {
-                if (t.size() != 6) throw std::invalid_argument("bad MonteCarloNoise pickle state");
+                if (t.size() != 7) throw std::invalid_argument("bad MonteCarloNoise pickle state");
                 image_shape sh;
                 sh.height = t[2].cast<std::size_t>();
                 sh.width = t[3].cast<std::size_t>();
                 sh.channels = t[4].cast<std::size_t>();
                 sh.layout = t[5].cast<std::string>() == "chw" ? image_layout::chw : image_layout::hwc;
-                return mc_from_bytes(t[0].cast<std::string>(), parse_noise_spec(t[1].cast<std::string>()), sh, "<pickle>");
+                std::optional<noise_spec> spec;
+                if (!t[1].is_none()) spec = parse_noise_spec(t[1].cast<std::string>());
+                return mc_from_bytes(t[0].cast<std::string>(), std::move(spec), sh, t[6], "<pickle>");
             }));
 
     // ---- denoising (Theorem 3) and noise impact ------------------------------------------

@@ -202,3 +202,49 @@ def test_subspace_projection_and_transform(subset):
     np.testing.assert_allclose(out.reshape(-1), bottom.project(xs[3:4]).reshape(-1), atol=1e-6)
     with pytest.raises(ValueError):
         t(np.zeros(783))
+
+
+def test_monte_carlo_noise_with_a_python_corruption(subset):
+    import _workers
+    x, _, _ = subset
+    x = x[:, ::4].copy()  # 196 columns keep it quick
+    make = lambda: recalign.MonteCarloNoise(196, corrupt=_workers.python_dropout, draws=6, seed=9, name="py-dropout")
+    whole = make()
+    for lo, hi in batches(x[:600], 100):
+        whole.update(x[lo:hi])
+    assert whole.spec is None and whole.name == "py-dropout" and whole.n == 600
+    half = make()
+    for lo, hi in batches(x[:300], 100):
+        half.update(x[lo:hi])
+    resumed = pickle.loads(pickle.dumps(half))  # the function travels by reference
+    for lo, hi in batches(x[300:600], 100):
+        resumed.update(x[300 + lo:300 + hi])
+    assert resumed.to_bytes() == whole.to_bytes()
+    # agrees with the closed form of the same model within a few standard errors
+    acc = recalign.MomentAccumulator(196)
+    acc.update(x[:600])
+    cf = recalign.closed_form_noise("dropout:ratio=0.25", acc)
+    est = whole.estimate()
+    assert np.linalg.norm(est["moments"].g - cf.g) < 6 * est["g_stderr_fro"]
+    assert np.linalg.norm(est["moments"].bs - cf.bs) < 6 * est["bs_stderr_fro"]
+    # a corruption that raises: ValueError with its message, state unchanged
+    bad = recalign.MonteCarloNoise(196, corrupt=_workers.failing_corruption, draws=2, name="flaky")
+    bad.update(x[:200])
+    before = bad.to_bytes()
+    with pytest.raises(ValueError, match="sensor offline"):
+        bad.update(x[200:300])
+    assert bad.to_bytes() == before
+    wrong = recalign.MonteCarloNoise(196, corrupt=lambda c, k: c[:, :10], draws=2, name="wrong")
+    with pytest.raises(ValueError, match="shape"):
+        wrong.update(x[:10])
+    assert wrong.n == 0
+    # a state without its function merges but cannot update
+    bare = recalign.MonteCarloNoise.from_bytes(whole.to_bytes())
+    with pytest.raises(RuntimeError, match="corruption"):
+        bare.update(x[:10])
+    other = make()
+    other.update(x[600:700], first_row=600)
+    bare.merge(other)
+    assert bare.n == 700
+    with pytest.raises(ValueError):
+        bare.merge(recalign.MonteCarloNoise(196, corrupt=_workers.python_dropout, draws=6, seed=9, name="other"))
