@@ -18,6 +18,16 @@ void check_noisy(const noise_moments& noisy, std::size_t d, const char* who) {
         throw std::invalid_argument(std::string(who) + ": the noise moments are not " + std::to_string(d) + " x " +
                                     std::to_string(d));
 }
+// The shared spectrum must be the complete, exact one of this state's Sxx.
+void check_clean_spectrum(const spectrum& s, const moment_accumulator& clean, centering c, const char* who) {
+    if (s.dim != clean.dim() || s.rank() != clean.dim() || s.center != c || s.n != clean.n() ||
+        s.basis.shape(0) != clean.dim() || s.basis.shape(1) != clean.dim())
+        throw std::invalid_argument(std::string(who) + ": clean_spectrum must be the exact, complete spectrum (" +
+                                    std::to_string(clean.dim()) + " directions, " + centering_name(c) + ", n = " +
+                                    std::to_string(clean.n()) + ") of the clean statistics; got " + s.method + " with " +
+                                    std::to_string(s.rank()) + " directions, " + centering_name(s.center) +
+                                    ", n = " + std::to_string(s.n));
+}
 }  // namespace
 
 denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol) {
@@ -76,7 +86,10 @@ denoising_result denoising_alignment(const moment_accumulator& clean, const nois
     ao.measure = options.measure;
     ao.center = options.center;
     ao.rel_tol = options.rel_tol;
-    const alignment_result clean_curve = alignment_curve(clean, ao);
+    const spectrum own = options.clean_spectrum ? spectrum() : exact_spectrum(clean, options.center);
+    const spectrum& sp = options.clean_spectrum ? *options.clean_spectrum : own;
+    check_clean_spectrum(sp, clean, options.center, "denoising_alignment");
+    const alignment_result clean_curve = alignment_curve(sp, clean.cross(options.center), ao);
     res.normaliser = clean_curve.normaliser;
     res.subspace = denoising_subspace(noisy, options.rel_tol);
     res.max_k = std::min(res.subspace.informative, clean_curve.max_k);
@@ -109,11 +122,13 @@ noise_impact_result noise_impact(const moment_accumulator& clean, const noise_mo
     check_noisy(noisy, d, "noise_impact");
     noise_impact_result res;
     const denoising_subspace_result sub = denoising_subspace(noisy, options.rel_tol);
-    const eigen_result eu = sym_eigen(clean.sxx(options.center));
+    const spectrum own = options.clean_spectrum ? spectrum() : exact_spectrum(clean, options.center);
+    const spectrum& eu = options.clean_spectrum ? *options.clean_spectrum : own;
+    check_clean_spectrum(eu, clean, options.center, "noise_impact");
     res.info = sub.info != 0 ? sub.info : eu.info;
     std::size_t rank_u = 0;
-    const double cut = d > 0 ? options.rel_tol * std::max(eu.values(0), 0.0) : 0.0;
-    while (rank_u < d && eu.values(rank_u) > cut) ++rank_u;
+    const double cut = d > 0 ? options.rel_tol * std::max(eu.eigenvalues(0), 0.0) : 0.0;
+    while (rank_u < d && eu.eigenvalues(rank_u) > cut) ++rank_u;
     const std::size_t k = std::min(sub.informative, rank_u);
     res.max_k = k;
     res.distance = xt::zeros<double>({k});
@@ -125,7 +140,7 @@ noise_impact_result noise_impact(const moment_accumulator& clean, const noise_mo
     matrix_t vk = xt::view(sub.basis, xt::all(), xt::range(0, k));
     const detail::nested_basis q = detail::nested_orthonormalize(vk, matrix_t(), options.rel_tol);
     matrix_t c = xt::zeros<double>({d, k});  // c(i, j) = u_iᵀ q_j
-    blas::gemm_tn(d, k, d, 1.0, eu.vectors.data(), q.columns.data(), 0.0, c.data());
+    blas::gemm_tn(d, k, d, 1.0, eu.basis.data(), q.columns.data(), 0.0, c.data());
     // T(K) = Σ_{j<K} Σ_{i>=K} c_ij² (0-based); T(K) = T(K-1) − Σ_{j<K-1} c_{K-1,j}² + Σ_{i>=K} c_{i,K-1}².
     double t = 0.0;
     for (std::size_t kk = 1; kk <= k; ++kk) {

@@ -166,7 +166,9 @@ tracker_report alignment_tracker::report() {
     ao.measure = options_.measure;
     ao.center = options_.center;
     ao.rel_tol = options_.rel_tol;
-    r.clean = alignment_curve(moments_, ao);
+    // One eigendecomposition of the clean Sxx serves the clean curve and every noise model.
+    const spectrum clean_spectrum = exact_spectrum(moments_, options_.center);
+    r.clean = alignment_curve(clean_spectrum, moments_.cross(options_.center), ao);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     r.clean_change = has_previous_ ? max_change(r.clean.curve, previous_clean_) : nan;
     for (std::size_t i = 0; i < options_.noises.size(); ++i) {
@@ -186,10 +188,12 @@ tracker_report alignment_tracker::report() {
         dopt.measure = options_.measure;
         dopt.center = options_.center;
         dopt.rel_tol = options_.rel_tol;
+        dopt.clean_spectrum = &clean_spectrum;
         nr.denoising = denoising_alignment(moments_, nm, dopt);
         noise_impact_options iopt;
         iopt.center = options_.center;
         iopt.rel_tol = options_.rel_tol;
+        iopt.clean_spectrum = &clean_spectrum;
         nr.impact = noise_impact(moments_, nm, iopt);
         nr.change = has_previous_ ? max_change(nr.denoising.curve, previous_noise_[i]) : nan;
         r.noises.push_back(std::move(nr));

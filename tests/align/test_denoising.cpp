@@ -166,3 +166,27 @@ TEST_CASE("denoising_alignment: mismatched inputs throw", "[align][denoising]") 
     CHECK_THROWS_AS(denoising_alignment(acc, small), std::invalid_argument);
     CHECK_THROWS_AS(noise_impact(acc, small), std::invalid_argument);
 }
+
+TEST_CASE("a shared clean spectrum gives the same results; a wrong one is refused", "[align][denoising]") {
+    const testing::fashion_subset f = testing::load_fashion(300, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    const noise_moments nm = closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.4,scheme=fixed"),
+                                               acc.sxx(centering::uncentered), acc.n(), fashion14);
+    const spectrum sp = exact_spectrum(acc, centering::uncentered);
+    denoising_options shared;
+    shared.clean_spectrum = &sp;
+    const denoising_result a = denoising_alignment(acc, nm), b = denoising_alignment(acc, nm, shared);
+    CHECK(testing::bit_equal(a.curve, b.curve));
+    CHECK(testing::bit_equal(a.clean_curve, b.clean_curve));
+    noise_impact_options io;
+    io.clean_spectrum = &sp;
+    CHECK(testing::bit_equal(noise_impact(acc, nm).distance, noise_impact(acc, nm, io).distance));
+    const spectrum centered = exact_spectrum(acc, centering::centered);
+    shared.clean_spectrum = &centered;
+    CHECK_THROWS_WITH(denoising_alignment(acc, nm, shared), Catch::Contains("clean_spectrum"));
+    spectrum truncated = sp;
+    truncated.eigenvalues = xt::view(sp.eigenvalues, xt::range(0, 10));
+    truncated.basis = xt::view(sp.basis, xt::all(), xt::range(0, 10));
+    io.clean_spectrum = &truncated;
+    CHECK_THROWS_AS(noise_impact(acc, nm, io), std::invalid_argument);
+}

@@ -12,6 +12,7 @@
 #include "recalign/align/alignment.hpp"
 #include "recalign/align/noise.hpp"
 #include "recalign/core/xt.hpp"
+#include "recalign/spectral/spectrum.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace recalign {
@@ -34,6 +35,9 @@ struct denoising_options {
     alignment_measure measure = alignment_measure::paper;
     centering center = centering::uncentered;  // of the clean statistics (and of the noisy ones)
     double rel_tol = 1e-12;
+    // Optional, non-owning: the exact spectrum of the clean Sxx with `center` (exact_spectrum),
+    // so that several analyses of one state share one eigendecomposition. Null: computed here.
+    const spectrum* clean_spectrum = nullptr;
 };
 
 struct denoising_result {
@@ -57,6 +61,7 @@ denoising_result denoising_alignment(const moment_accumulator& clean, const nois
 struct noise_impact_options {
     centering center = centering::uncentered;
     double rel_tol = 1e-12;
+    const spectrum* clean_spectrum = nullptr;  // as in denoising_options
 };
 
 struct noise_impact_result {
