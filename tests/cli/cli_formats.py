@@ -2,6 +2,7 @@
 independent NumPy computation: .npy versions 1-3, both byte orders, C and Fortran order,
 bool/int/uint/float16/32/64; IDX u8/i8/i16/i32/f32/f64 plain and gzip; raw u8/f4/f8; labels
 from IDX and .npy; --skip/--limit/--scale/--batch."""
+import json
 import os
 
 import numpy as np
@@ -119,5 +120,41 @@ j = c.run_json(["spectrum", "--images", xp, "--batch", "7"])
 j2 = c.run_json(["spectrum", "--images", xp, "--batch", "300"])
 if j and j2:
     c.close(j["eigenvalues"], j2["eigenvalues"], 1e-10, "batch 7 vs 300", atol=atol)
+
+# every command on one file of each format (IDX .gz, raw f4, Fortran-order big-endian .npy)
+Xi = X.reshape(N, 3, 4)
+fi = os.path.join(tmp, "all.idx.gz")
+c.write_idx(fi, Xi.astype(np.uint8), gz=True)
+fr = os.path.join(tmp, "all.raw")
+X.astype("<f4").tofile(fr)
+fn = os.path.join(tmp, "all.npy")
+c.write_npy(fn, X.astype(">f8"), fortran=True)
+yl = label_files[0]
+ref_align = c.alignment_oracle(X, Y, C)[1]
+for name, args in [("idx.gz", ["--images", fi]), ("raw", ["--images", fr, "--raw-shape", f"{N},{D}", "--raw-dtype", "f4"]),
+                   ("npy F >f8", ["--images", fn])]:
+    d = args + ["--labels", yl, "--batch", "64"]
+    j = c.run_json(["align"] + d)
+    if j:
+        c.close(j["alignment"], ref_align, 1e-8, f"align on {name}", atol=1e-10)
+    t = c.run_json(["tradeoff"] + d + ["--lambda", "0.5,2", "--k", 2])
+    c.check(t is not None and len(t) == 2, f"tradeoff on {name}")
+    n = c.run_json(["denoise"] + d + ["--image-shape", "3,4,1", "--noise", "mask:patch=1x2,ratio=0.5"])
+    c.check(n is not None and len(n["noises"]) == 1, f"denoise on {name}")
+    png = os.path.join(tmp, "grid.png")
+    rc, out, err = c.run(["project"] + d + ["--image-shape", "3,4,1", "--count", 4, "--out", png, "--quiet"])
+    c.check(rc == 0 and open(png, "rb").read(4) == b"\x89PNG", f"project on {name}: {err}")
+    ck = [os.path.join(tmp, f"part{i}.ckpt") for i in range(2)]
+    for i, rng_args in enumerate([["--limit", 120], ["--skip", 120]]):
+        if os.path.exists(ck[i]):
+            os.remove(ck[i])
+        c.run(["spectrum"] + d + rng_args + ["--checkpoint", ck[i], "--quiet"], check_rc=0)
+    merged = os.path.join(tmp, "merged.ckpt")
+    c.run(["merge", ck[0], ck[1], "-o", merged], check_rc=0)
+    rc, out, err = c.run(["info", merged, "--json"])
+    c.check(rc == 0 and json.loads(out)["n"] == N, f"merge/info on {name}")
+    s = c.run_json(["spectrum", "--from", merged])
+    if s:
+        c.close(s["eigenvalues"], lam_c, 1e-9, f"merged spectrum on {name}", atol=atol)
 
 c.finish("cli_formats")

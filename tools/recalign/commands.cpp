@@ -228,6 +228,9 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
                       centering c) {
     const run_args r = dist_hook::per_rank(r_all);  // under mpirun: FILE.rank<r> checkpoints
     if (!r.from.empty()) {
+        if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty())
+            throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
+                                        "(--images, --labels, --scale, --skip, --limit) do not apply");
         run_state st = load_run_state(r.from);
         engine eng(st.config);
         eng.load(st.accumulator, r.from);
