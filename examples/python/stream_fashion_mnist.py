@@ -47,7 +47,10 @@ def main():
                              resume=args.resume, report_every=40, on_report=progress)
     elapsed = time.perf_counter() - t0
     r = tracker.report()
-    print(f"{r.n} images in {elapsed:.1f} s ({r.n / elapsed:.0f} images/s)")
+    if args.resume:
+        print(f"{r.n} images in all, this run took {elapsed:.1f} s (resumed from {args.checkpoint})")
+    else:
+        print(f"{r.n} images in {elapsed:.1f} s ({r.n / elapsed:.0f} images/s)")
     c = r.clean
     print(f"clean alignment ({c.measure}, {c.center}): " +
           ", ".join(f"k={k}: {c.curve[k - 1]:.4f}" for k in (1, 10, 50, 100, 300)))

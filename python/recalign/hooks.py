@@ -49,7 +49,9 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
         straddling the checkpoint raises ValueError (the batching changed).
     report_every / on_report: call on_report(tracker.report(), batches_done) every
         `report_every` batches (trackers only); report() is part of the state, so it is
-        checkpointed with it.
+        checkpointed with it. Batches are counted from the start of the iterable, skipped
+        ones included, so a resumed run reports and checkpoints after the same batches as
+        an uninterrupted one and ends with the same bytes.
 
     Returns the tracker that holds the result (the loaded one when resuming).
     """
@@ -59,11 +61,12 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         tracker = type(tracker).load(os.fspath(checkpoint))
         skip = int(tracker.n)
-    done = 0
-    seen_rows = 0
+    index = 0  # batches so far, skipped ones included: reports and checkpoints fall on the
+    seen_rows = 0  # same batches in a resumed run as in an uninterrupted one
     for item in batches:
         images, labels, first_row = _split(item)
         rows = _rows(images)
+        index += 1
         if seen_rows < skip:
             if seen_rows + rows > skip:
                 raise ValueError(f"track: the checkpoint ends at row {skip}, inside a batch of rows "
@@ -76,10 +79,9 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
         else:
             tracker.update(images, labels, **kwargs)
         seen_rows += rows
-        done += 1
-        if report_every and on_report is not None and done % report_every == 0:
-            on_report(tracker.report(), done)
-        if checkpoint is not None and every and done % every == 0:
+        if report_every and on_report is not None and index % report_every == 0:
+            on_report(tracker.report(), index)
+        if checkpoint is not None and every and index % every == 0:
             tracker.save(os.fspath(checkpoint))
     if seen_rows < skip:
         raise ValueError(f"track: the checkpoint has {skip} rows but the batches hold only {seen_rows}")

@@ -208,3 +208,21 @@ def test_torch_tensors_are_read_in_place(fashion):
     d = recalign.MomentAccumulator(784, classes=10)
     d.update((images[:100] / 255.0).astype(np.float32), labels[:100])
     assert c.to_bytes() == d.to_bytes()
+
+
+def test_torch_tensors_are_not_copied():
+    import tracemalloc
+    torch = pytest.importorskip("torch", reason="torch is not importable: install Debian's python3-torch")
+    t = torch.rand(3000, 784, dtype=torch.float64)
+    acc = recalign.MomentAccumulator(784)
+    acc.update(t[:10])
+    tracemalloc.start()
+    acc.update(t)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < t.numel() * 8 / 20, peak
+    tracemalloc.start()
+    acc.update(t.t().contiguous().t())  # a column-major view: converted once, by NumPy
+    _, converted = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert converted >= t.numel() * 8, converted

@@ -78,7 +78,9 @@ def test_track_checkpoints_and_resumes_after_a_crash(data, tmp_path):
     x, y = data
     ckpt = str(tmp_path / "run.ckpt")
     pairs = [(x[a:a + SIZE], y[a:a + SIZE]) for a in range(0, N, SIZE)]
-    whole = recalign.track(pairs, make_tracker())
+    noop = lambda report, batches: None
+    # reports are part of the state: the resumed run must report after the same batches
+    whole = recalign.track(pairs, make_tracker(), report_every=4, on_report=noop)
 
     class Crash(Exception):
         pass
@@ -90,10 +92,11 @@ def test_track_checkpoints_and_resumes_after_a_crash(data, tmp_path):
             yield p
 
     with pytest.raises(Crash):
-        recalign.track(crashing(), make_tracker(), checkpoint=ckpt, every=3)
+        recalign.track(crashing(), make_tracker(), checkpoint=ckpt, every=3, report_every=4, on_report=noop)
     # the last checkpoint is the one after batch 6 (every 3 batches)
     assert recalign.AlignmentTracker.load(ckpt).n == 6 * SIZE
-    resumed = recalign.track(pairs, make_tracker(), checkpoint=ckpt, every=3, resume=True)
+    resumed = recalign.track(pairs, make_tracker(), checkpoint=ckpt, every=3, resume=True, report_every=4,
+                             on_report=noop)
     assert resumed.to_bytes() == whole.to_bytes()
     assert recalign.AlignmentTracker.load(ckpt).to_bytes() == whole.to_bytes()
     # a resume over differently cut batches is refused
