@@ -1,9 +1,11 @@
 #include "recalign/dist/mpi.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include "recalign/core/hash.hpp"
@@ -145,6 +147,20 @@ const char* target_mode_text(target_mode m) {
     return "unknown";
 }
 
+// Ranks reach a reduction at different times (uneven shards, a busy node). MPI implementations
+// busy-poll inside blocking calls, so a rank that finished early would burn a core the others
+// need; wait in a non-blocking barrier with short sleeps instead.
+void sleepy_barrier(MPI_Comm comm) {
+    MPI_Request request;
+    check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier");
+    int done = 0;
+    for (;;) {
+        check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
 }  // namespace
 
 int rank_of(MPI_Comm comm) {
@@ -170,6 +186,7 @@ void require_agreement(MPI_Comm comm, const std::vector<config_field>& fields, c
         mine.push_back('\0');
     }
     if (mine.size() > (1u << 30)) throw std::invalid_argument("require_agreement: configuration text too long");
+    sleepy_barrier(comm);
     const int size = size_of(comm);
     const int len = static_cast<int>(mine.size());
     std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
