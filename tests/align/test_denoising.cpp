@@ -190,3 +190,27 @@ TEST_CASE("a shared clean spectrum gives the same results; a wrong one is refuse
     io.clean_spectrum = &truncated;
     CHECK_THROWS_AS(noise_impact(acc, nm, io), std::invalid_argument);
 }
+
+TEST_CASE("denoising alignment from Monte-Carlo expectations approaches the closed form", "[align][denoising]") {
+    const testing::fashion_subset f = testing::load_fashion(600, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    const noise_spec s = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed");
+    const denoising_result exact =
+        denoising_alignment(acc, closed_form_noise(s, acc.sxx(centering::uncentered), acc.n(), fashion14));
+    double err_few = 0.0, err_many = 0.0;
+    for (std::size_t draws : {2, 64}) {
+        monte_carlo_options o;
+        o.dim = f.dim;
+        o.draws = draws;
+        o.name = to_string(s);
+        monte_carlo_noise mc(o, make_corrupter(s, fashion14));
+        for (std::size_t r0 = 0; r0 < f.n; r0 += 200) mc.update(batch_view(f.row(r0), 200, f.dim), r0);
+        const denoising_result d = denoising_alignment(acc, mc.estimate().moments);
+        double err = 0.0;
+        for (std::size_t k = 0; k < 50; ++k) err = std::max(err, std::abs(d.curve(k) - exact.curve(k)));
+        (draws == 2 ? err_few : err_many) = err;
+    }
+    CAPTURE(err_few, err_many);
+    CHECK(err_many < 0.01);
+    CHECK(err_many < err_few);
+}
