@@ -527,6 +527,9 @@ int cmd_project(command_set& c) {
     if (shape[2] != 1 && shape[2] != 3) throw std::invalid_argument("--image-shape: C must be 1 (gray) or 3 (RGB)");
     if (!(p.variance >= 0 && p.variance <= 1)) throw std::invalid_argument("--variance must lie in [0, 1]");
     if (p.count == 0) throw std::invalid_argument("--count must be at least 1");
+    if (!r.from.empty())
+        throw std::invalid_argument("project draws images from the data: it cannot run --from a checkpoint "
+                                    "(use --checkpoint/--resume with the same DATA instead)");
     run_result res = accumulate("project", c.data_project, r, false, cen);
     const std::size_t d = res.state.config.dim;
     if (shape[0] * shape[1] * shape[2] != d)
