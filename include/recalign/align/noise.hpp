@@ -138,6 +138,7 @@ struct monte_carlo_estimate {
     double g_stderr_fro = 0.0;
 };
 
+// Sums are uncentered (x' and x as given): centered analyses use the closed forms.
 class monte_carlo_noise {
 public:
     static constexpr checkpoint::state_kind kind = checkpoint::state_kind::noise;

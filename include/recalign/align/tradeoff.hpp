@@ -27,7 +27,10 @@ struct tradeoff_options {
 
 struct tradeoff_point {
     double lambda = 0.0;
-    matrix_t v;            // D x K' encoder V*, Sxx-orthonormal (V*ᵀ Sxx V* = I)
+    // D x K' encoder V*, Sxx-orthonormal (V*ᵀ Sxx V* = I). At λ = 0 only the first
+    // min(K, C) columns are determined (the rest span null directions of Sxy Sxyᵀ, eigenvalue
+    // 0): any completion gives the same losses.
+    matrix_t v;
     matrix_t w;            // K' x C predictor head W*
     matrix_t z;            // K' x D decoder Z*
     vector_t eigenvalues;  // the top-K' generalized eigenvalues of (Sxy Sxyᵀ + λ Sxx², Sxx)
