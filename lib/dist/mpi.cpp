@@ -431,15 +431,14 @@ std::optional<moment_accumulator> reduce(const moment_accumulator& local, MPI_Co
             return std::nullopt;
         }
     }
-    // Root: unpack (mirroring the lower triangle) and assemble.
-    matrix_t scatter = matrix_t::from_shape({p, p});
+    // Root: unpack the upper triangle row by row; the lower one stays zero, as in every
+    // accumulator's own state (its updates and merges only ever write the upper triangle).
+    matrix_t scatter = xt::zeros<double>({p, p});
     std::size_t k = 0;
-    for (std::size_t i = 0; i < p; ++i)
-        for (std::size_t j = i; j < p; ++j) {
-            scatter(i, j) = packed[k];
-            scatter(j, i) = packed[k];
-            ++k;
-        }
+    for (std::size_t i = 0; i < p; ++i) {
+        double* row = &scatter(i, 0);
+        for (std::size_t j = i; j < p; ++j) row[j] = packed[k++];
+    }
     std::vector<double>().swap(packed);
     vector_t mean_z = vector_t::from_shape({p});
     std::copy(mean.begin(), mean.end(), mean_z.begin());

@@ -11,7 +11,7 @@ rounds=${2:-3}
 shift $(( $# >= 2 ? 2 : 1 ))
 extra=("$@")
 exe=$build/tools/recalign/recalign
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 one=() two=() cpu1=() cpu2=()
