@@ -18,6 +18,10 @@ Errors:
     checkpoint file or byte string; the message names the file (``<bytes>`` or ``<pickle>``
     for in-memory states) and the byte offset, also in ``.file`` and ``.offset``.
   * OSError -- a checkpoint could not be written (the previous file is intact).
+  * RuntimeError -- a call the object's configuration does not allow (sxy() without
+    targets, update() on a MonteCarloNoise loaded without its corruption) or a LAPACK
+    routine rejecting its arguments (a bug). Numerical outcomes (non-convergence, skipped
+    directions) are not errors: they are reported in the results (info, skipped, dropped).
 
 Data-loader hooks (pure Python, see recalign.hooks): ``track`` drives a tracker over any
 iterable of (images, labels) with periodic atomic checkpoints; ``ProjectionTransform`` is a

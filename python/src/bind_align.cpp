@@ -454,10 +454,15 @@ denoising alignment and noise impact curves with their change since the previous
            py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12)
         .def("update",
              [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::uint64_t> first_row) {
+                 // Rows in conversion errors count from n (read again under the lock for the update
+                 // itself, so a concurrent update cannot make the Monte-Carlo keys stale).
                  const std::uint64_t first = first_row ? *first_row : locked(g, [](const alignment_tracker& t) { return t.n(); });
                  held_batch b = as_batch(images, "images", first);
                  held_labels l = as_labels(labels, first);
-                 locked_mut(g, [&](alignment_tracker& t) { t.update(b.view, l.view, first); });
+                 locked_mut(g, [&](alignment_tracker& t) {
+                     if (first_row) t.update(b.view, l.view, *first_row);
+                     else t.update(b.view, l.view);
+                 });
              },
              py::arg("images"), py::arg("labels"), py::arg("first_row") = py::none(),
              "Add a batch of images (rows = samples) and class ids. first_row (default: n) is the global row index\n"
