@@ -4,6 +4,7 @@ raw files, and an independent NumPy computation of the quantities the tool repor
 import gzip
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,14 +14,17 @@ import numpy as np
 
 RECALIGN = None
 FAILURES = []
+TMP = None
 
 
 def init():
     global RECALIGN
     if len(sys.argv) < 2:
         sys.exit("usage: test.py path/to/recalign")
+    global TMP
     RECALIGN = os.path.abspath(sys.argv[1])
-    return tempfile.mkdtemp(prefix="recalign-cli-")
+    TMP = tempfile.mkdtemp(prefix="recalign-cli-")
+    return TMP
 
 
 def run(args, env=None, check_rc=None, measure_rss=False):
@@ -80,8 +84,10 @@ def close(a, b, rtol, msg, atol=0.0):
 
 def finish(name):
     if FAILURES:
+        print(f"{name}: files kept in {TMP}", file=sys.stderr)
         print(f"{name}: {len(FAILURES)} failure(s)", file=sys.stderr)
         sys.exit(1)
+    shutil.rmtree(TMP, ignore_errors=True)
     print(f"{name}: all checks passed")
     sys.exit(0)
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -54,6 +55,27 @@ TEST_CASE("align JSON on 3000 Fashion-MNIST images equals the library's numbers"
         for (std::size_t i = 0; i < scaled.size(); ++i) scaled[i] = static_cast<double>(block.bytes[i]) * (1.0 / 255.0);
         acc.update(batch_view(scaled.data(), block.rows, d), target_view::class_ids(y.data(), y.size()), done);
         done += block.rows;
+    }
+    // A library-level moment checkpoint analysed by the CLI (--from) gives the same numbers,
+    // and merge accepts such checkpoints too.
+    char dir[] = "/tmp/recalign-fashion-cli-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string ck = std::string(dir) + "/moments.ckpt", twice = std::string(dir) + "/twice.ckpt";
+    checkpoint::save_file(ck, acc);
+    {
+        const alignment_result a = alignment_curve(acc, alignment_options{});
+        const nlohmann::json j = nlohmann::json::parse(run(std::string(RECALIGN_CLI) + " align --json --from " + ck));
+        CHECK(j["n"].get<std::uint64_t>() == n);
+        CHECK(j["alignment"].get<std::vector<double>>() == std::vector<double>(a.curve.begin(), a.curve.end()));
+        run(std::string(RECALIGN_CLI) + " merge " + ck + " " + ck + " -o " + twice + " > /dev/null");
+        const nlohmann::json m = nlohmann::json::parse(run(std::string(RECALIGN_CLI) + " spectrum --json --from " + twice));
+        const spectrum s = exact_spectrum(acc, centering::centered);
+        CHECK(m["n"].get<std::uint64_t>() == 2 * n);
+        const std::vector<double> ev = m["eigenvalues"].get<std::vector<double>>();
+        for (std::size_t k = 0; k < 10; ++k) CHECK(ev[k] == Approx(2 * s.eigenvalues(k)).epsilon(1e-10));
+        ::unlink(ck.c_str());
+        ::unlink(twice.c_str());
+        ::rmdir(dir);
     }
     for (const char* measure : {"paper", "fit"})
         for (bool centered : {false, true}) {

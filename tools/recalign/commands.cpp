@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <system_error>
@@ -231,6 +232,27 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
         if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty())
             throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
                                         "(--images, --labels, --scale, --skip, --limit) do not apply");
+        checkpoint::header h;
+        {
+            std::ifstream is(r.from, std::ios::binary);
+            if (!is) throw file_error(r.from, 0, "cannot open checkpoint for reading");
+            h = checkpoint::read_header(is, r.from);
+        }
+        if (h.kind == checkpoint::state_kind::moments) {
+            // A library-level moment checkpoint (e.g. saved from C++ or Python): analyse it as is.
+            std::ifstream is(r.from, std::ios::binary);
+            const std::string bytes((std::istreambuf_iterator<char>(is)), std::istreambuf_iterator<char>());
+            const moment_accumulator m = checkpoint::load_file<moment_accumulator>(r.from);
+            run_state st;
+            st.command = "moments";
+            st.config.dim = m.dim();
+            st.config.classes = m.has_targets() ? m.classes() : 0;
+            if (m.has_targets() && m.options().targets != target_mode::class_ids)
+                throw std::invalid_argument(r.from + ": the CLI analyses class-id targets only");
+            engine eng(st.config);
+            eng.load(bytes, r.from);
+            return {std::move(st), std::move(eng)};
+        }
         run_state st = load_run_state(r.from);
         engine eng(st.config);
         eng.load(st.accumulator, r.from);
