@@ -436,7 +436,7 @@ denoising alignment and noise impact curves with their change since the previous
     t.update(images, labels)      # GIL released; first_row defaults to n (global row index)
     r = t.report(); r.clean.curve; r.noises[0].denoising.curve
     pickle.dumps(t); t.merge(other); t.save(path))doc");
-    tr.def(py::init([](std::size_t dim, std::size_t classes, py::object shape, const std::string& layout, py::list noises,
+    tr.def(py::init([](std::size_t dim, std::size_t classes, py::object shape, const std::string& layout, py::iterable noises,
                        const std::string& measure, const std::string& center, std::size_t replicates, double rel_tol) {
                tracker_options o;
                o.dim = dim;
@@ -450,7 +450,7 @@ denoising alignment and noise impact curves with their change since the previous
                return std::make_unique<tracker_g>(alignment_tracker(o));
            }),
            py::arg("dim"), py::arg("classes"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
-           py::arg("noises") = py::list(), py::arg("measure") = "paper", py::arg("center") = "uncentered",
+           py::arg("noises") = py::tuple(), py::arg("measure") = "paper", py::arg("center") = "uncentered",
            py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12)
         .def("update",
              [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::uint64_t> first_row) {
