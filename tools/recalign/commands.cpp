@@ -264,6 +264,9 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
     }
     const resolved_data rd = dist_hook::shard(resolve_data(d, want_labels));  // under mpirun: this rank's batches
     io::data_source src(rd.options);
+    if (src.total() == 0)
+        throw std::invalid_argument(rd.options.images + ": no rows to read (the file has " +
+                                    std::to_string(src.file_rows()) + ", --skip " + std::to_string(rd.options.skip) + ")");
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
     run_config cfg = make_config(r, src.dim(), classes, rd.options.scale, c);
@@ -443,7 +446,7 @@ int cmd_align(command_set& c) {
         std::printf("%6s  %12s  %14s\n", "k", "alignment", "eigenvalue/n");
         std::vector<std::size_t> ks;
         for (std::size_t k = 1; k <= a.max_k; k *= 2) ks.push_back(k);
-        if (ks.empty() || ks.back() != a.max_k) ks.push_back(a.max_k);
+        if (a.max_k && (ks.empty() || ks.back() != a.max_k)) ks.push_back(a.max_k);
         for (std::size_t k : ks)
             std::printf("%6zu  %12.6f  %14.6g\n", k, a.curve(k - 1), a.eigenvalues(k - 1) / static_cast<double>(a.n));
         std::printf("(%zu directions under the eigenvalue tolerance skipped)\n", a.skipped);
