@@ -350,11 +350,30 @@ TEST_CASE("disagreement: every rank refuses with the same message naming ranks a
     CHECK(same_on_all_ranks(message));
     // Generic fields (the CLI's fingerprints go through the same check).
     std::vector<dist::config_field> fields = {{"images", me == 0 ? "a.npy" : "b.npy"}, {"batch", "100"}};
+    std::string others = size > 2 ? "s 1" : " 1";
+    for (int r = 2; r < size; ++r) others += ", " + std::to_string(r);
     CHECK_THROWS_WITH(dist::require_agreement(MPI_COMM_WORLD, fields, "run"),
-                      Catch::Equals(std::string("run: ranks disagree on images ('a.npy' on rank 0; 'b.npy' on rank") +
-                                    (size > 2 ? "s 1, 2)" : " 1)")));
+                      Catch::Equals("run: ranks disagree on images ('a.npy' on rank 0; 'b.npy' on rank" + others + ")"));
     fields[0].value = "same";
     CHECK_NOTHROW(dist::require_agreement(MPI_COMM_WORLD, fields, "run"));
+}
+
+TEST_CASE("tree_reduce_bytes: the merge order is the fixed binary tree, for any root", "[dist][tree]") {
+    const int me = world_rank(), size = world_size();
+    // Merging "(a b)" records the order; the expected string is the tree built in one process.
+    auto merge = [](const std::string& lower, const std::string& upper) { return "(" + lower + " " + upper + ")"; };
+    for (int root = 0; root < size; ++root) {
+        std::vector<std::string> expect;
+        for (int v = 0; v < size; ++v) expect.push_back(std::to_string((v + root) % size));
+        for (int step = 1; step < size; step <<= 1)
+            for (int v = 0; v + step < size; v += 2 * step) expect[v] = merge(expect[v], expect[v + step]);
+        const std::optional<std::string> got = dist::tree_reduce_bytes(MPI_COMM_WORLD, std::to_string(me), merge, root);
+        CAPTURE(root);
+        CHECK(got.has_value() == (me == root));
+        if (got) CHECK(*got == expect[0]);
+        // And the broadcast of the result reaches every rank unchanged.
+        CHECK(dist::broadcast_bytes(MPI_COMM_WORLD, got ? *got : std::string(), root) == expect[0]);
+    }
 }
 
 int main(int argc, char** argv) {
