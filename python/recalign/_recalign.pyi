@@ -133,6 +133,7 @@ class AlignmentResult:
     normaliser: float
     skipped: int
     max_k: int
+    complete: bool
 
 def alignment_curve(moments_or_spectrum: Union[MomentAccumulator, Spectrum], *args: Any, measure: str = "paper",
                     center: str = "uncentered", rel_tol: float = 1e-12, **kwargs: Any) -> AlignmentResult: ...

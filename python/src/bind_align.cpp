@@ -155,6 +155,8 @@ void bind_align(py::module_& m) {
         .def_readonly("normaliser", &alignment_result::normaliser)
         .def_readonly("skipped", &alignment_result::skipped)
         .def_readonly("max_k", &alignment_result::max_k)
+        .def_readonly("complete", &alignment_result::complete,
+                      "False when the curve comes from a truncated (sketch) spectrum.")
         .def("__repr__", [](const alignment_result& r) {
             return std::string("AlignmentResult(measure='") + measure_name(r.measure) + "', center='" +
                    centering_name(r.center) + "', method='" + r.method + "', n=" + std::to_string(r.n) +

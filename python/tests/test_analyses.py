@@ -178,7 +178,8 @@ def test_sketches_against_exact_spectrum(subset):
     assert fd.to_bytes() == before
     # alignment on a sketch's spectrum, up to its rank
     r = recalign.alignment_curve(s, acc.cross("centered"), measure="fit")
-    assert r.method == "frequent_directions" and r.max_k <= 40
+    assert r.method == "frequent_directions" and r.max_k <= 40 and not r.complete
+    assert recalign.alignment_curve(acc, measure="fit").complete
 
 
 def test_subspace_projection_and_transform(subset):
