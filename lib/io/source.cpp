@@ -108,9 +108,28 @@ struct data_source::reader {
 
 namespace {
 
+// Deflate cannot compress better than about 1032:1 (RFC 1951: a 258-byte match costs at
+// least 2 bits), so a .gz IDX whose header announces more data than that is truncated or
+// corrupt: refused here, before a block is ever allocated for it (the plain-file case is
+// checked against the file size by idx_reader itself).
+constexpr std::uint64_t max_deflate_ratio = 1032;
+
 struct idx_impl final : data_source::reader {
     idx_reader r;
-    explicit idx_impl(const std::string& p) : r(p) {}
+    explicit idx_impl(const std::string& p) : r(p) {
+        if (!r.compressed()) return;
+        std::uint64_t size = 0;
+        int fd = detail::open_read(p, size);
+        detail::close_fd(fd);
+        const idx_header& h = r.header();
+        const long double need = static_cast<long double>(h.header_bytes()) +
+                                 static_cast<long double>(h.rows()) * static_cast<long double>(h.row_size()) *
+                                     static_cast<long double>(idx_type_size(h.type));
+        if (need > static_cast<long double>(size) * max_deflate_ratio + 1024)
+            throw file_error(p, 4, "IDX header announces " + std::to_string(static_cast<unsigned long long>(need)) +
+                                       " uncompressed bytes, more than a gzip file of " + std::to_string(size) +
+                                       " bytes can hold (truncated or corrupt)");
+    }
     std::uint64_t rows() const override { return r.rows(); }
     std::size_t cols() const override { return r.cols(); }
     std::string type_name() const override { return idx_type_name(r.header().type); }

@@ -2,6 +2,7 @@
 exit with status 2 and one line on stderr naming the file and the byte offset or row, and
 without a large allocation (max RSS of the process is measured with wait4). Also --help on
 every command, and bounded memory on an input much larger than the batch."""
+import gzip
 import os
 import struct
 
@@ -89,9 +90,14 @@ p = os.path.join(tmp, "type.idx")
 open(p, "wb").write(b"\0\0\x07\x02" + idx[4:])
 expect_error(["spectrum", "--images", p, "--format", "idx"], [p, "byte offset 2"], "IDX unknown type")
 p = os.path.join(tmp, "trunc.idx.gz")
-import gzip
 open(p, "wb").write(gzip.compress(idx)[:-30])
 expect_error(["spectrum", "--images", p], [p, "byte offset"], "IDX .gz truncated")
+p = os.path.join(tmp, "absurd.idx.gz")
+open(p, "wb").write(gzip.compress(struct.pack(">BBBBII", 0, 0, 0x08, 2, 5, 1 << 30) + b"\0" * 1000))
+expect_error(["spectrum", "--images", p], [p, "byte offset", "gzip"], "IDX .gz announcing 5 GiB")
+p = os.path.join(tmp, "wide.npy")
+npy_with_header(p, "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 200000), }", data=b"\1" * 200000)
+expect_error(["spectrum", "--images", p], ["--method exact", "GiB", "--method fd"], "D too large for the exact route")
 p = os.path.join(tmp, "unknown.bin")
 open(p, "wb").write(b"hello world, not a data file")
 expect_error(["spectrum", "--images", p], [p, "byte offset 0", "--format raw"], "unknown format")

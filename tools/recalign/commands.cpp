@@ -177,6 +177,18 @@ run_config make_config(const run_args& r, std::uint64_t dim, std::uint64_t class
     }
     if (r.method == "exact" && (r.rank != 0 || r.passes != 1))
         throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
+    if (r.method == "exact") {
+        // The exact route holds D x D moments and, for the analysis, about two more D x D
+        // matrices: refuse up front, with the way out, when that cannot fit in this machine.
+        const long double need = 3.0L * 8.0L * static_cast<long double>(dim) * static_cast<long double>(dim);
+        const long double phys = static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) *
+                                 static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
+        if (phys > 0 && need > phys)
+            throw std::invalid_argument("--method exact needs about " + std::to_string(static_cast<unsigned long long>(need / (1ULL << 30))) +
+                                        " GiB for D = " + std::to_string(dim) + " (this machine has " +
+                                        std::to_string(static_cast<unsigned long long>(phys / (1ULL << 30))) +
+                                        " GiB): use --method fd or --method nystrom with --rank K");
+    }
     if (!method_available(r.method))
         throw std::invalid_argument("--method " + r.method + " is not available in this build yet (use --method exact)");
     return cfg;
