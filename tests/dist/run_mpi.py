@@ -256,14 +256,20 @@ def cli(mpirun, exe):
         strip = lambda d: {k: v for k, v in d.items() if k != "input"}
         check(strip(ds) == strip(dr), "resumed run's result is bit-identical to the uninterrupted run")
 
+        # Fewer batches than ranks: refused alike on every rank (no rank left without rows).
+        p = run(mpi_cmd(mpirun, 3, [exe, "spectrum", "--limit", "200", "--batch", "100", "--quiet"]))
+        msg = [l for l in p.stderr.splitlines() if l.startswith("recalign:")]
+        check(p.returncode == 2 and len(msg) == 3 and len(set(msg)) == 1 and "only 2 batch(es)" in msg[0],
+              f"3 ranks, 2 batches: refused on every rank with one message (rc {p.returncode}, {msg[:1]})")
+
         # Ranks disagreeing on their input are refused, on every rank, naming ranks and values.
         rng = np.random.default_rng(7)
         a, b = os.path.join(tmp, "a.npy"), os.path.join(tmp, "b.npy")
         np.save(a, rng.standard_normal((400, 10)))
         np.save(b, rng.standard_normal((400, 12)))
         cmd = [mpirun, "--oversubscribe", "--allow-run-as-root", "--bind-to", "none",
-               "-n", "1", exe, "spectrum", "--images", a, "--quiet", ":",
-               "-n", "1", exe, "spectrum", "--images", b, "--quiet"]
+               "-n", "1", exe, "spectrum", "--images", a, "--batch", "100", "--quiet", ":",
+               "-n", "1", exe, "spectrum", "--images", b, "--batch", "100", "--quiet"]
         p = run(cmd)
         check(p.returncode != 0, f"disagreeing ranks: the job fails (rc {p.returncode})")
         check(p.stdout.strip() == "", "disagreeing ranks: nothing printed on stdout")

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #ifdef RECALIGN_HAVE_MPI
@@ -87,20 +88,21 @@ io::source_options shard_options(const io::source_options& whole) {
     const io::data_source probe(whole);
     const std::uint64_t rows = probe.total(), batch = whole.batch ? whole.batch : 1;
     const std::uint64_t batches = (rows + batch - 1) / batch;
+    // An empty whole range is the CLI's own error to report; fewer batches than ranks would
+    // leave a rank with nothing to read (every rank computes this alike and refuses alike).
+    if (rows == 0) return whole;
+    if (batches < static_cast<std::uint64_t>(g_size))
+        throw std::invalid_argument("mpirun -n " + std::to_string(g_size) + ": the " + std::to_string(rows) +
+                                    " rows make only " + std::to_string(batches) + " batch(es) of --batch " +
+                                    std::to_string(batch) + ", fewer than the ranks; use a smaller --batch or fewer ranks");
     const auto r = static_cast<std::uint64_t>(g_rank), R = static_cast<std::uint64_t>(g_size);
     const std::uint64_t lo = std::min(rows, batches * r / R * batch), hi = std::min(rows, batches * (r + 1) / R * batch);
     g_whole_first_row = whole.skip;
     g_whole_rows = rows;
     g_sharded = true;
     io::source_options mine = whole;
-    if (hi > lo) {
-        mine.skip = whole.skip + lo;
-        mine.limit = hi - lo;
-    } else {
-        // More ranks than batches: an empty range (skip to the end of the file, nothing left).
-        mine.skip = probe.file_rows();
-        mine.limit = 0;
-    }
+    mine.skip = whole.skip + lo;
+    mine.limit = hi - lo;  // >= 1 batch: batches >= ranks
     return mine;
 }
 
