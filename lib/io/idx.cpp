@@ -136,6 +136,22 @@ void idx_reader::read_exact(void* dst, std::size_t bytes) {
     offset_ += bytes;
 }
 
+// A compressed file's header can announce any size, so a block's buffer grows only with
+// the bytes that really arrive (chunks of at most max(8 MiB, what was read so far)): a
+// 40-byte .gz claiming 2^40 values fails at its end of file without a large allocation.
+void idx_reader::read_growing(std::vector<unsigned char>& buf, std::size_t bytes) {
+    constexpr std::size_t chunk = std::size_t(8) << 20;
+    std::size_t done = 0;
+    buf.resize(std::min(bytes, chunk));
+    while (done < bytes) {
+        const std::size_t step = std::min(bytes - done, std::max(chunk, done));
+        if (buf.size() < done + step) buf.resize(done + step);
+        read_exact(buf.data() + done, step);
+        done += step;
+    }
+    buf.resize(bytes);
+}
+
 void idx_reader::skip(std::uint64_t count) {
     if (count > rows() - position_)
         throw std::invalid_argument("cannot skip " + std::to_string(count) + " rows of " + path_ + ": only " +
@@ -184,11 +200,9 @@ std::size_t idx_reader::read(std::size_t max_rows, row_block& out) {
     }
     const std::size_t values = n * cols;
     if (header_.type == idx_type::u8) {
-        out.bytes.resize(values);
-        read_exact(out.bytes.data(), values);
+        read_growing(out.bytes, values);
     } else {
-        raw_.resize(values * es);
-        read_exact(raw_.data(), raw_.size());
+        read_growing(raw_, values * es);
         if (out.type == dtype::f32) {
             out.bytes.resize(values * 4);
             auto* dst = reinterpret_cast<float*>(out.bytes.data());
@@ -212,8 +226,7 @@ std::size_t idx_reader::read_labels(std::size_t max_rows, std::vector<std::int64
     const std::uint64_t left = rows() - position_;
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, max_rows));
     const std::size_t es = idx_type_size(header_.type);
-    raw_.resize(n * es);
-    if (n) read_exact(raw_.data(), raw_.size());
+    read_growing(raw_, n * es);
     out.resize(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::int64_t>(value_at(header_.type, &raw_[i * es]));
     position_ += n;

@@ -59,6 +59,7 @@ public:
 
 private:
     void read_exact(void* dst, std::size_t bytes);
+    void read_growing(std::vector<unsigned char>& buf, std::size_t bytes);
     struct gz;
     std::unique_ptr<gz> file_;
     std::string path_;
