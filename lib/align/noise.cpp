@@ -76,7 +76,15 @@ std::vector<std::size_t> parse_dims(const std::string& text, const std::string& 
     return out;
 }
 
+// Shortest decimal that reads back as the same double (0.1 prints as 0.1, not
+// 0.10000000000000001), so specs in reports and JSON look as the user wrote them.
 std::string format_double(double v) {
+    for (int precision = 1; precision <= 17; ++precision) {
+        std::ostringstream os;
+        os.precision(precision);
+        os << v;
+        if (std::strtod(os.str().c_str(), nullptr) == v) return os.str();
+    }
     std::ostringstream os;
     os.precision(17);
     os << v;
