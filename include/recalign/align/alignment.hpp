@@ -48,6 +48,10 @@ struct alignment_result {
 };
 
 // All k in one sweep from one spectrum and the cross statistics of the same centering.
+// Each term divides by the spectrum's λ_i. A Frequent Directions spectrum underestimates
+// every λ_i by up to its error_bound Δ, so its curve can overshoot the exact one where
+// Δ is not small against λ_k (seen: 1.14 against an exact 0.99 with Δ ≈ λ_k); check
+// s.error_bound against the eigenvalues of the directions you read off.
 alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, const alignment_options& options);
 
 // Convenience: exact spectrum of the accumulator's Sxx with options.center, then the sweep.
