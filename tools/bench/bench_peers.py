@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+"""Issue 9: recalign against its peers and the hardware ceiling, and its scaling.
+
+One command (after `ninja -C build`), from the repository root:
+
+    /usr/bin/python3 tools/bench/bench_peers.py [--reps 5] [--tmp /tmp/recalign_bench]
+
+Every side runs in its own child process (this script re-invoked with --side ..., or the
+recalign CLI); wall time is measured around the child, peak RSS from os.wait4 (the child's
+own ru_maxrss). Sides of one comparison alternate, medians of --reps runs, ratios printed.
+
+1. `recalign align --json --quiet` (full Fashion-MNIST, from the .gz files) against
+   NumPy in memory (gzip + frombuffer, X/255 float64, one-hot Y, X^T X, eigh, the moment
+   form of MATH.md section 2), against the bare ceiling (np.dot(X.T, X) + eigh on X already in
+   memory; its compute time is reported separately from loading) and against the paper's
+   Section 6.8 `alignment_sweep` at growing n (as written, with multi_dot, and evaluated
+   left to right, which forms the N x N matrix Y^T Y: stopped where 8 N^2 bytes exceed
+   --nn-budget-gb).
+2. Scaling in n (recalign spectrum on a synthetic raw u8 file, D = 784, 6,000 / 60,000 /
+   600,000 rows, generated in chunks and deleted afterwards) and in D (raw f4, D in
+   {256, 1024, 2048}, fixed n) against the n D^2 (update) and D^3 (eigendecomposition) models.
+3. Checkpoint write (align --checkpoint F minus plain align) vs `cp` of the same bytes, and
+   checkpoint read (`recalign info F`) vs `cat F > /dev/null`; and, in process, the Python
+   module's MomentAccumulator.save / .load (from build/python) vs shutil.copyfile / reading
+   the bytes.
+"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.join(ROOT, "build", "tools", "recalign", "recalign")
+IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+LABELS = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
+PY = sys.executable
+ME = os.path.abspath(__file__)
+
+
+# ---------------------------------------------------------------- child sides
+def load_fashion(n=0):
+    with gzip.open(IMAGES, "rb") as f:
+        raw = f.read()
+    x = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 784)
+    with gzip.open(LABELS, "rb") as f:
+        lab = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+    if n:
+        x, lab = x[:n], lab[:n]
+    X = x.astype(np.float64) / 255.0
+    Y = np.zeros((X.shape[0], 10))
+    Y[np.arange(X.shape[0]), lab] = 1.0
+    return X, Y
+
+
+def moment_curve(X, Y):
+    sxx = np.dot(X.T, X)
+    sxy = X.T @ Y
+    syy = Y.T @ Y
+    lam, U = np.linalg.eigh(sxx)
+    lam, U = lam[::-1], U[:, ::-1]
+    A = U.T @ sxy                         # rows a_i^T
+    keep = lam > 1e-12 * lam[0]          # the CLI's default tolerance is checked below
+    contrib = np.where(keep, np.einsum("ic,cd,id->i", A, syy, A) / np.where(keep, lam, 1), 0)
+    return lam, np.cumsum(contrib) / np.sum(syy * syy)
+
+
+def side_numpy(a):
+    t0 = time.perf_counter()
+    X, Y = load_fashion()
+    t1 = time.perf_counter()
+    lam, curve = moment_curve(X, Y)
+    t2 = time.perf_counter()
+    np.save(a.out, np.vstack([lam, curve]))
+    return {"load_s": t1 - t0, "compute_s": t2 - t1}
+
+
+def side_ceiling(a):
+    X, _ = load_fashion()
+    t0 = time.perf_counter()
+    s = np.dot(X.T, X)
+    t1 = time.perf_counter()
+    np.linalg.eigh(s)
+    t2 = time.perf_counter()
+    return {"syrk_s": t1 - t0, "eigh_s": t2 - t1, "compute_s": t2 - t0}
+
+
+def side_paper(a):
+    X, Y = load_fashion(a.n)
+    Xc, Yc = X.T.copy(), Y.T.copy()       # paper layout: D x N, C x N
+    del X, Y
+    t0 = time.perf_counter()
+    U, S, Vh = np.linalg.svd(Xc, full_matrices=False)
+    denom = np.square(np.linalg.norm(Yc @ Yc.T))
+    if a.order == "multidot":            # as written in Section 6.8 (multi_dot picks the order)
+        numer = np.linalg.multi_dot([Yc.T, Yc, Vh.T])
+    else:                                # left to right: Y^T Y is N x N
+        numer = (Yc.T @ Yc) @ Vh.T
+    curve = np.cumsum(np.linalg.norm(numer, axis=0) ** 2) / denom
+    t1 = time.perf_counter()
+    np.save(a.out, curve)
+    return {"compute_s": t1 - t0}
+
+
+def side_gen(a):
+    """Write a synthetic raw file in chunks: u8 (clipped Fashion-like noise) or f4."""
+    rng = np.random.default_rng(a.seed)
+    chunk = 20000
+    with open(a.out, "wb") as f:
+        for r0 in range(0, a.n, chunk):
+            r = min(chunk, a.n - r0)
+            if a.dtype == "u8":
+                z = rng.integers(0, 256, size=(r, a.d), dtype=np.uint8)
+            else:
+                scale = (np.arange(1, a.d + 1, dtype=np.float32)) ** -0.5
+                z = (rng.standard_normal((r, a.d), dtype=np.float32) * scale)
+            z.tofile(f)
+    return {}
+
+
+# ---------------------------------------------------------------- parent
+def run(cmd, stdout=subprocess.DEVNULL):
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    out = p.stdout.read() if stdout == subprocess.PIPE else b""
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError(f"{cmd} failed: {err.decode()[-2000:]}")
+    return wall, ru.ru_maxrss / 1024.0, out
+
+
+def py_side(side, **kw):
+    cmd = [PY, ME, "--side", side]
+    for k, v in kw.items():
+        cmd += [f"--{k}", str(v)]
+    wall, rss, out = run(cmd, stdout=subprocess.PIPE)
+    info = json.loads(out.decode().strip().splitlines()[-1])
+    return wall, rss, info
+
+
+def med(v):
+    return statistics.median(v)
+
+
+def machine(label):
+    with open("/proc/loadavg") as f:
+        la = f.read().split()[:3]
+    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC] load average {label}: {' '.join(la)}", flush=True)
+
+
+def describe():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    print(f"machine: nproc {os.cpu_count()}, memory {mem:.1f} GiB, CPU {cpu}; numpy {np.__version__}")
+    print("command: /usr/bin/python3 tools/bench/bench_peers.py " + " ".join(sys.argv[1:]))
+
+
+def part1(a):
+    print("\n== 1. align on full Fashion-MNIST (n = 60000, D = 784) vs NumPy, ceiling, paper ==", flush=True)
+    tmp = a.tmp
+    acmd = [CLI, "align", "--json", "--quiet"]
+    r = {"recalign": [], "numpy": [], "ceiling": []}
+    extra = {"numpy": [], "ceiling": []}
+    for i in range(a.reps):
+        w, rss, out = run(acmd, stdout=subprocess.PIPE)
+        r["recalign"].append((w, rss))
+        if i == 0:
+            ours = json.loads(out)
+        w, rss, info = py_side("numpy", out=os.path.join(tmp, "np_curve.npy"))
+        r["numpy"].append((w, rss)); extra["numpy"].append(info)
+        w, rss, info = py_side("ceiling")
+        r["ceiling"].append((w, rss)); extra["ceiling"].append(info)
+    ref = np.load(os.path.join(tmp, "np_curve.npy"))
+    ev, cv = np.array(ours["eigenvalues"]), np.array(ours["alignment"])
+    print(f"agreement recalign vs NumPy: max |curve diff| {np.max(np.abs(cv - ref[1])):.2e}, "
+          f"max rel eigenvalue diff (top 100) {np.max(np.abs(ev[:100] - ref[0][:100]) / ref[0][:100]):.2e}, "
+          f"curve end {cv[-1]:.6f}, skipped {ours['skipped']}")
+    tw = {k: med([x[0] for x in v]) for k, v in r.items()}
+    tr = {k: max(x[1] for x in v) for k, v in r.items()}
+    nc = med([e["compute_s"] for e in extra["numpy"]]); nl = med([e["load_s"] for e in extra["numpy"]])
+    cs = med([e["syrk_s"] for e in extra["ceiling"]]); ce = med([e["eigh_s"] for e in extra["ceiling"]])
+    print(f"medians of {a.reps} alternating runs, wall of each child process (startup + reading the .gz included):")
+    print(f"  {'side':<44}{'wall s':>9}{'peak RSS MB':>13}")
+    print(f"  {'recalign align --json --quiet':<44}{tw['recalign']:>9.3f}{tr['recalign']:>13.1f}")
+    print(f"  {'NumPy in memory (load + XtX + eigh + curve)':<44}{tw['numpy']:>9.3f}{tr['numpy']:>13.1f}"
+          f"   (inside: load {nl:.3f} s, compute {nc:.3f} s)")
+    print(f"  {'ceiling process (load + np.dot(X.T,X) + eigh)':<44}{tw['ceiling']:>9.3f}{tr['ceiling']:>13.1f}"
+          f"   (inside: dot {cs:.3f} s, eigh {ce:.3f} s)")
+    print(f"  ratio NumPy wall / recalign wall: {tw['numpy'] / tw['recalign']:.2f}x; RSS {tr['numpy'] / tr['recalign']:.1f}x")
+    print(f"  ratio recalign wall / bare SYRK+eigh compute ({cs + ce:.3f} s, X already in memory): "
+          f"{tw['recalign'] / (cs + ce):.2f}  (goal <= 2)")
+    print(f"  ratio recalign wall / NumPy in-memory compute ({nc:.3f} s): {tw['recalign'] / nc:.2f}")
+    print(f"  recalign peak RSS {tr['recalign']:.1f} MB (goal < 100 MB)", flush=True)
+
+    print(f"\n-- paper's Section 6.8 alignment_sweep (svd of the D x N matrix); one run per n; "
+          f"left-to-right Y^T Y stops where 8 N^2 > {a.nn_budget_gb} GB --")
+    print(f"  {'n':>6}{'order':>14}{'wall s':>9}{'compute s':>11}{'RSS MB':>9}{'|diff| vs recalign --limit n':>30}")
+    budget = a.nn_budget_gb * 1e9
+    for n in [2000, 5000, 10000, 20000, 60000]:
+        for order in ["multidot", "lefttoright"]:
+            if order == "lefttoright" and 8.0 * n * n > budget:
+                print(f"  {n:>6}{order:>14}   not run: Y^T Y alone is 8 N^2 = {8.0 * n * n / 1e9:.1f} GB > {a.nn_budget_gb} GB budget"
+                      f" (machine has {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9:.0f} GB)")
+                continue
+            if order == "lefttoright" and n > a.nn_max_n:
+                print(f"  {n:>6}{order:>14}   not run: N^2 D = {n * n * 784 * 2 / 1e12:.1f} Tflop for (Y^T Y) Vh^T, over the time budget (--nn-max-n {a.nn_max_n})")
+                continue
+            pc = os.path.join(tmp, "paper.npy")
+            w, rss, info = py_side("paper", n=n, order=order, out=pc)
+            _, _, out = run([CLI, "align", "--json", "--quiet", "--limit", str(n)], stdout=subprocess.PIPE)
+            ours_n = np.array(json.loads(out)["alignment"])
+            p = np.load(pc)
+            m = min(len(p), len(ours_n))
+            print(f"  {n:>6}{order:>14}{w:>9.2f}{info['compute_s']:>11.2f}{rss:>9.0f}{np.max(np.abs(p[:m] - ours_n[:m])):>30.2e}", flush=True)
+    return tw
+
+
+def part2(a):
+    print("\n== 2. scaling: recalign spectrum --json --quiet on synthetic raw data ==", flush=True)
+    tmp = a.tmp
+    big = os.path.join(tmp, "u8_600k.raw")
+    w, _, _ = py_side("gen", n=600000, d=784, dtype="u8", out=big)
+    print(f"generated {big}: 600000 x 784 u8, {os.path.getsize(big) / 1e6:.0f} MB in {w:.1f} s")
+    ns = [6000, 60000, 600000]
+    res = {n: [] for n in ns}
+    for i in range(a.reps):
+        for n in ns:
+            if n == 600000 and i >= a.big_reps:
+                continue
+            res[n].append(run([CLI, "spectrum", "--json", "--quiet", "--images", big, "--format", "raw",
+                               "--raw-shape", "0,784", "--raw-dtype", "u8", "--limit", str(n)])[:2])
+    os.remove(big)
+    print(f"  n growing x10 (D = 784, u8; medians of {a.reps} runs, {a.big_reps} at 600000):")
+    print(f"  {'n':>8}{'wall s':>9}{'us/sample':>11}{'min us/sample':>15}{'peak RSS MB':>13}")
+    for n in ns:
+        w = med([x[0] for x in res[n]]); rss = max(x[1] for x in res[n])
+        wm = min(x[0] for x in res[n])
+        print(f"  {n:>8}{w:>9.3f}{w / n * 1e6:>11.2f}{wm / n * 1e6:>15.2f}{rss:>13.1f}")
+    w6, w60, w600 = (med([x[0] for x in res[n]]) for n in ns)
+    print(f"  per-sample time ratio 600000/60000: {(w600 / 600000) / (w60 / 60000):.2f} (flat = 1), "
+          f"60000/6000: {(w60 / 60000) / (w6 / 6000):.2f} (fixed costs: startup, eigh)", flush=True)
+
+    n = a.d_rows
+    ds = [256, 1024, 2048]
+    files = {}
+    for d in ds:
+        files[d] = os.path.join(tmp, f"f4_{d}.raw")
+        py_side("gen", n=n, d=d, dtype="f4", out=files[d])
+    rd = {d: [] for d in ds}
+    eig = {d: [] for d in ds}
+    for i in range(a.reps):
+        for d in ds:
+            rd[d].append(run([CLI, "spectrum", "--json", "--quiet", "--images", files[d], "--format", "raw",
+                              "--raw-shape", f"0,{d}", "--raw-dtype", "f4"])[:2])
+    for d in ds:
+        os.remove(files[d])
+    print(f"  D growing (n = {n}, raw f4; medians of {a.reps} runs); models relative to D = 256:")
+    print(f"  {'D':>6}{'wall s':>9}{'us/sample':>11}{'RSS MB':>9}{'t/t256':>9}{'(D/256)^2':>11}{'(D/256)^3':>11}")
+    t0 = med([x[0] for x in rd[256]])
+    for d in ds:
+        w = med([x[0] for x in rd[d]]); rss = max(x[1] for x in rd[d])
+        print(f"  {d:>6}{w:>9.3f}{w / n * 1e6:>11.2f}{rss:>9.1f}{w / t0:>9.2f}{(d / 256) ** 2:>11.0f}{(d / 256) ** 3:>11.0f}")
+    sys.stdout.flush()
+
+
+def part3(a):
+    print("\n== 3. checkpoint write and read (full Fashion-MNIST align state) ==", flush=True)
+    ck = os.path.join(a.tmp, "ck.bin"); cp = os.path.join(a.tmp, "ck_copy.bin")
+    plain, withck, copy, info, cat = [], [], [], [], []
+    base = [CLI, "align", "--json", "--quiet"]
+    for i in range(a.reps):
+        plain.append(run(base)[0])
+        if os.path.exists(ck):
+            os.remove(ck)
+        withck.append(run(base + ["--checkpoint", ck])[0])
+        copy.append(run(["cp", ck, cp])[0])
+        info.append(run([CLI, "info", ck])[0])
+        cat.append(run(["cat", ck])[0])
+        os.remove(cp)
+    size = os.path.getsize(ck)
+    wp, wc, wcp, wi, wcat = med(plain), med(withck), med(copy), med(info), med(cat)
+    write = wc - wp
+    print(f"  checkpoint {size} bytes; medians of {a.reps} alternating runs (page cache warm; all include process start)")
+    print(f"  align {wp:.3f} s, align --checkpoint {wc:.3f} s: write cost {write * 1e3:.1f} ms "
+          f"({size / max(write, 1e-9) / 1e6:.0f} MB/s, noisy: difference of two medians)")
+    print(f"  cp of the same bytes: {wcp * 1e3:.1f} ms ({size / wcp / 1e6:.0f} MB/s incl. process start); "
+          f"ratio write cost / cp: {write / wcp:.2f}")
+    print(f"  read: recalign info {wi * 1e3:.1f} ms ({size / wi / 1e6:.0f} MB/s), cat > /dev/null {wcat * 1e3:.1f} ms; "
+          f"ratio info / cat: {wi / wcat:.2f}")
+    os.remove(ck)
+
+    sys.path.insert(0, os.path.join(ROOT, "build", "python"))
+    import recalign
+    acc = recalign.MomentAccumulator(784, 10)
+    rng = np.random.default_rng(0)
+    acc.update(rng.random((2000, 784)), rng.integers(0, 10, 2000).astype(np.int64))
+    f1 = os.path.join(a.tmp, "acc.bin"); f2 = os.path.join(a.tmp, "acc_copy.bin")
+    sv, cf, ld, rb = [], [], [], []
+    for i in range(max(a.reps, 7)):
+        t0 = time.perf_counter(); acc.save(f1); t1 = time.perf_counter()
+        shutil.copyfile(f1, f2); t2 = time.perf_counter()
+        recalign.MomentAccumulator.load(f1); t3 = time.perf_counter()
+        with open(f1, "rb") as f:
+            f.read()
+        t4 = time.perf_counter()
+        sv.append(t1 - t0); cf.append(t2 - t1); ld.append(t3 - t2); rb.append(t4 - t3)
+        os.remove(f2)
+    size = os.path.getsize(f1)
+    os.remove(f1)
+    msv, mcf, mld, mrb = med(sv), med(cf), med(ld), med(rb)
+    print(f"  Python module, in process (PYTHONPATH=build/python), MomentAccumulator(784, 10) state of {size} bytes, "
+          f"medians of {len(sv)} alternating runs:")
+    print(f"  save {msv * 1e3:.2f} ms ({size / msv / 1e6:.0f} MB/s) vs shutil.copyfile {mcf * 1e3:.2f} ms "
+          f"({size / mcf / 1e6:.0f} MB/s): ratio save/copy {msv / mcf:.2f}")
+    print(f"  load {mld * 1e3:.2f} ms ({size / mld / 1e6:.0f} MB/s) vs reading the bytes {mrb * 1e3:.2f} ms "
+          f"({size / mrb / 1e6:.0f} MB/s): ratio load/read {mld / mrb:.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--side", default="")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--n", type=int, default=0)
+    ap.add_argument("--d", type=int, default=784)
+    ap.add_argument("--dtype", default="u8")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--order", default="multidot")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--big-reps", type=int, default=3)
+    ap.add_argument("--d-rows", type=int, default=20000)
+    ap.add_argument("--nn-budget-gb", type=float, default=8.0)
+    ap.add_argument("--nn-max-n", type=int, default=20000)
+    ap.add_argument("--parts", default="123")
+    ap.add_argument("--tmp", default="/tmp/recalign_bench")
+    a = ap.parse_args()
+    if a.side:
+        info = {"numpy": side_numpy, "ceiling": side_ceiling, "paper": side_paper, "gen": side_gen}[a.side](a)
+        print(json.dumps(info))
+        return
+    os.makedirs(a.tmp, exist_ok=True)
+    describe()
+    machine("before")
+    if "1" in a.parts:
+        part1(a)
+    if "2" in a.parts:
+        part2(a)
+    if "3" in a.parts:
+        part3(a)
+    machine("after")
+
+
+if __name__ == "__main__":
+    main()
