@@ -40,7 +40,11 @@ double parse_double(const std::string& text, const std::string& key, const std::
     char* end = nullptr;
     errno = 0;
     const double d = std::strtod(v.c_str(), &end);
-    if (end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(d))
+    // ERANGE also flags a result that underflowed to a subnormal: that value is exact enough
+    // and to_string prints it (e.g. "5e-324"), so only an underflow to zero is refused here;
+    // overflow is the non-finite case (fuzzing found "sigma=0x1p-1074": accepted, but its
+    // canonical text "sigma=5e-324" was refused; tests/fuzz/corpus/noise_spec/regression).
+    if (end != v.c_str() + v.size() || (errno == ERANGE && d == 0.0) || !std::isfinite(d))
         bad_spec(text, "'" + key + "=" + v + "' is not a finite number");
     return d;
 }

@@ -141,6 +141,23 @@ public:
             ar(cereal::binary_data(&text[0], text.size()));
             o.noises.push_back(parse_noise_spec(text));
         }
+        {
+            // The constructor below allocates the clean moment state ((D+C)^2 + D+C doubles) and
+            // 2 x replicates D x D matrices per Monte-Carlo noise, all of which the payload must
+            // still hold: refuse before allocating (fuzzing found a payload asking for 8 TB;
+            // tests/fuzz/corpus/checkpoint/regression).
+            const std::uint64_t words = b.left / 8;
+            const std::uint64_t p = dim + classes;  // both <= 2^31: no overflow
+            if (p > words / p || p * p + p > words) throw std::length_error("tracker state cannot fit in the payload");
+            std::uint64_t need = p * p + p;          // <= words
+            for (const noise_spec& s : o.noises) {
+                if (s.draws == 0) continue;
+                const std::uint64_t per = 2 * dim * dim;  // dim < p, so dim * dim <= words < 2^61
+                if (reps != 0 && per > (words - need) / reps)
+                    throw std::length_error("tracker Monte-Carlo state cannot fit in the payload");
+                need += per * reps;
+            }
+        }
         alignment_tracker t(o);
         t.moments_ = moment_accumulator::load_payload(ar, b);
         for (auto& mc : t.mc_)

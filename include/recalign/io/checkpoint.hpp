@@ -90,11 +90,16 @@ template <class Archive, std::size_t N>
 void load_tensor(Archive& ar, xt::xtensor<double, N>& t, budget& b) {
     std::array<std::size_t, N> shape{};
     std::uint64_t count = 1;
+    // Product of the non-zero extents: bounded too, since xtensor computes strides from them
+    // even when another extent is 0 (fuzzing found shape {0, 2^63}: signed overflow in
+    // xt::compute_strides; tests/fuzz/corpus/checkpoint/regression).
+    std::uint64_t nonzero = 1;
     for (std::size_t i = 0; i < N; ++i) {
         std::uint64_t s = 0;
         ar(s);
         b.take(8, "array shape");
-        if (s != 0 && count > (max_payload_bytes / 8) / s) throw std::length_error("array shape overflows");
+        if (s != 0 && nonzero > (max_payload_bytes / 8) / s) throw std::length_error("array shape overflows");
+        if (s != 0) nonzero *= s;
         count *= s;
         shape[i] = static_cast<std::size_t>(s);
     }
