@@ -41,13 +41,7 @@ std::uint64_t frequent_directions::config_hash() const {
 }
 
 double frequent_directions::trace() const {
-    double t = trace_;
-    if (options_.center == centering::uncentered) {
-        double m2 = 0.0;
-        for (double v : mean_) m2 += v * v;
-        t += static_cast<double>(n_) * m2;
-    }
-    return t;
+    return trace_in(options_.center, trace_, n_, mean_);
 }
 
 matrix_t frequent_directions::sketch() const {

@@ -127,13 +127,7 @@ std::uint64_t nystrom_sketch::config_hash() const {
 }
 
 double nystrom_sketch::trace() const {
-    double t = trace_;
-    if (options_.center == centering::uncentered) {
-        double m2 = 0.0;
-        for (double v : mean_) m2 += v * v;
-        t += static_cast<double>(n_) * m2;
-    }
-    return t;
+    return trace_in(options_.center, trace_, n_, mean_);
 }
 
 matrix_t nystrom_sketch::range() const {
