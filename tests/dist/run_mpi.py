@@ -256,11 +256,12 @@ def cli(mpirun, exe):
         strip = lambda d: {k: v for k, v in d.items() if k != "input"}
         check(strip(ds) == strip(dr), "resumed run's result is bit-identical to the uninterrupted run")
 
-        # Fewer batches than ranks: refused alike on every rank (no rank left without rows).
+        # Fewer batches than ranks: refused alike on every rank (no rank left without rows),
+        # printed once (by rank 0), every rank exiting 2 without an abort.
         p = run(mpi_cmd(mpirun, 3, [exe, "spectrum", "--limit", "200", "--batch", "100", "--quiet"]))
         msg = [l for l in p.stderr.splitlines() if l.startswith("recalign:")]
-        check(p.returncode == 2 and len(msg) == 3 and len(set(msg)) == 1 and "only 2 batch(es)" in msg[0],
-              f"3 ranks, 2 batches: refused on every rank with one message (rc {p.returncode}, {msg[:1]})")
+        check(p.returncode == 2 and len(msg) == 1 and "only 2 batch(es)" in msg[0],
+              f"3 ranks, 2 batches: refused with one message (rc {p.returncode}, {msg})")
 
         # Ranks disagreeing on their input are refused, on every rank, naming ranks and values.
         rng = np.random.default_rng(7)
@@ -275,7 +276,7 @@ def cli(mpirun, exe):
         check(p.stdout.strip() == "", "disagreeing ranks: nothing printed on stdout")
         msg = [l for l in p.stderr.splitlines() if l.startswith("recalign:")]
         print("  ", msg[:2])
-        check(len(msg) == 2 and msg[0] == msg[1], "disagreeing ranks: both ranks give the same one-line refusal")
+        check(p.returncode == 2 and len(msg) == 1, f"disagreeing ranks: one one-line refusal, exit 2 (rc {p.returncode})")
         check(bool(msg) and "ranks disagree on" in msg[0] and "dimension ('10' on rank 0; '12' on rank 1)" in msg[0]
               and "a.npy" in msg[0] and "b.npy" in msg[0],
               "disagreeing ranks: the refusal names dimension, files and ranks")

@@ -1145,6 +1145,9 @@ int run_selected(command_set& c) {
         return 130;
     } catch (const dist_hook::not_root&) {
         return 0;
+    } catch (const dist_hook::collective_refusal& e) {
+        dist_hook::refused_alike();
+        return dist_hook::rank() == 0 ? fail(2, e.what()) : 2;
     } catch (const file_error& e) {
         return fail(2, e.what());
     } catch (const user_error& e) {

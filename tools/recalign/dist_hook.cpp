@@ -24,6 +24,7 @@ std::string g_command_line;
 // The whole range before sharding (set by shard_options), for rank 0's merged segment.
 std::uint64_t g_whole_first_row = 0, g_whole_rows = 0;
 bool g_sharded = false;
+bool g_refused_alike = false;
 
 bool started_by_mpirun() {
     for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
@@ -57,9 +58,10 @@ session::session(int& argc, char**& argv) {
 int session::finish(int status) {
     if (!g_active || finished_) return status;
     finished_ = true;
-    // A failed rank may leave the others blocked in a reduction: end the job. (A refusal
-    // fails on every rank at once; aborting is harmless then too.)
-    if (status != 0 && g_size > 1) {
+    // A failed rank may leave the others blocked in a reduction: end the job. A refusal every
+    // rank reached alike needs no abort: each rank is here, and aborting would race the
+    // ranks' exits against one another.
+    if (status != 0 && g_size > 1 && !g_refused_alike) {
         std::fflush(stdout);
         std::fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, status);
@@ -70,6 +72,7 @@ int session::finish(int status) {
 
 session::~session() { finish(0); }
 
+void refused_alike() { g_refused_alike = true; }
 bool active() { return g_active; }
 int rank() { return g_rank; }
 int size() { return g_size; }
@@ -92,7 +95,7 @@ io::source_options shard_options(const io::source_options& whole) {
     // leave a rank with nothing to read (every rank computes this alike and refuses alike).
     if (rows == 0) return whole;
     if (batches < static_cast<std::uint64_t>(g_size))
-        throw std::invalid_argument("mpirun -n " + std::to_string(g_size) + ": the " + std::to_string(rows) +
+        throw collective_refusal("mpirun -n " + std::to_string(g_size) + ": the " + std::to_string(rows) +
                                     " rows make only " + std::to_string(batches) + " batch(es) of --batch " +
                                     std::to_string(batch) + ", fewer than the ranks; use a smaller --batch or fewer ranks");
     const auto r = static_cast<std::uint64_t>(g_rank), R = static_cast<std::uint64_t>(g_size);
@@ -123,7 +126,11 @@ void check_agreement(const std::string& command, const run_config& c, const inpu
         {"batch", std::to_string(s.batch)},
         {"whole range", "rows " + std::to_string(g_whole_first_row) + " + " + std::to_string(g_whole_rows)},
     };
-    dist::require_agreement(MPI_COMM_WORLD, fields, "mpirun: the ranks' runs differ");
+    try {
+        dist::require_agreement(MPI_COMM_WORLD, fields, "mpirun: the ranks' runs differ");
+    } catch (const dist::rank_disagreement& e) {
+        throw collective_refusal(e.what());  // every rank compared the same gathered text
+    }
 }
 
 void reduce(run_state& st, engine& eng) {
@@ -164,6 +171,7 @@ void reduce(run_state& st, engine& eng) {
 session::session(int&, char**&) {}
 int session::finish(int status) { return status; }
 session::~session() = default;
+void refused_alike() {}
 bool active() { return false; }
 int rank() { return 0; }
 int size() { return 1; }

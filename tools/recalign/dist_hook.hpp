@@ -8,6 +8,7 @@
 // here is a no-op and the CLI runs as a single process.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 
 #include "commands.hpp"
@@ -20,6 +21,15 @@ namespace recalign::cli::dist_hook {
 // Thrown on ranks other than 0 once their share is merged (or when there is nothing to
 // share, e.g. --from): run_selected turns it into exit status 0 with no output.
 struct not_root {};
+
+// A refusal every rank reaches alike, at the same point (a collective check, or arithmetic
+// every rank does on the same numbers). Rank 0 alone prints it; every rank exits 2 and the
+// job ends through MPI_Finalize, not MPI_Abort (no rank is left waiting for another).
+struct collective_refusal : std::invalid_argument {
+    using std::invalid_argument::invalid_argument;
+};
+// Called on every rank that caught a collective_refusal, before finish().
+void refused_alike();
 
 // Initialises MPI when this build has it and the process was started by mpirun; finish()
 // finalises it, or, when this rank failed and others may be waiting for it in a reduction,
