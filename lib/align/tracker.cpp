@@ -112,7 +112,7 @@ void alignment_tracker::update(const batch_view& images, const target_view& labe
         throw input_error("alignment_tracker: labels must be integer class ids");
     if (labels.rows != images.rows)
         throw input_error("alignment_tracker: " + std::to_string(images.rows) + " images but " +
-                          std::to_string(labels.rows) + " labels");
+                          std::to_string(labels.rows) + " labels in the batch at row " + std::to_string(first_row));
     {
         std::vector<double> x(images.rows * options_.dim), y(images.rows * options_.classes);
         to_double_checked(images, options_.dim, x.data(), first_row);

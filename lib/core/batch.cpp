@@ -30,10 +30,11 @@ std::size_t dtype_size(dtype t) {
 
 namespace {
 
-void check_shape(const batch_view& b, std::size_t expected_cols) {
+// Names where the batch starts (first_row), as every other refusal of a batch names its row.
+void check_shape(const batch_view& b, std::size_t expected_cols, std::uint64_t first_row) {
     if (b.cols != expected_cols) {
-        throw input_error("batch has " + std::to_string(b.cols) + " columns, expected " +
-                          std::to_string(expected_cols) + " (the accumulator's dimension)");
+        throw input_error("batch at row " + std::to_string(first_row) + " has " + std::to_string(b.cols) +
+                          " columns, expected " + std::to_string(expected_cols) + " (the accumulator's dimension)");
     }
     if (b.rows > 0 && b.data == nullptr) throw input_error("batch data pointer is null");
 }
@@ -56,7 +57,7 @@ void convert(const In* in, std::size_t n, std::size_t cols, Out* out, std::uint6
 
 template <class Out>
 void to_checked(const batch_view& b, std::size_t expected_cols, Out* out, std::uint64_t first_row) {
-    check_shape(b, expected_cols);
+    check_shape(b, expected_cols, first_row);
     const std::size_t n = b.rows * b.cols;
     switch (b.type) {
         case dtype::u8: convert(static_cast<const std::uint8_t*>(b.data), n, b.cols, out, first_row); break;
@@ -92,7 +93,7 @@ void locate_non_finite(const In* in, std::size_t rows, std::size_t cols, const d
 template <class Out>
 void shifted(const batch_view& b, std::size_t expected_cols, const double* shift, Out* out, std::size_t stride,
              double* sums, std::uint64_t first_row) {
-    check_shape(b, expected_cols);
+    check_shape(b, expected_cols, first_row);
     if (stride < expected_cols) throw std::invalid_argument("output stride smaller than the row width");
     const std::size_t cols = b.cols;
     std::vector<double> local(cols, 0.0);
@@ -151,8 +152,8 @@ void targets_to_double_checked(const target_view& t, std::size_t rows, std::size
                                std::uint64_t first_row) {
     if (t.form == target_view::kind::none) throw input_error("this accumulator needs targets with every batch");
     if (t.rows != rows) {
-        throw input_error("targets have " + std::to_string(t.rows) + " rows but the batch has " +
-                          std::to_string(rows));
+        throw input_error("targets have " + std::to_string(t.rows) + " rows but the batch at row " +
+                          std::to_string(first_row) + " has " + std::to_string(rows));
     }
     if (t.form == target_view::kind::dense) {
         if (t.dense.cols != classes) {
