@@ -70,6 +70,12 @@ held_batch as_batch(py::handle obj, const char* what, std::uint64_t first_row) {
                               std::to_string(a.ndim()) + " dimension(s); for one sample use x.reshape(1, -1)");
     const char k = kind_of(a);
     if (k == 'c') throw py::value_error(std::string(what) + ": complex values cannot be used");
+    // Strings, dates, durations and raw records are not samples, even where NumPy would cast
+    // them ("1.5" -> 1.5, a datetime -> its tick count): refused like the CLI refuses such a
+    // .npy dtype. Object arrays are converted element by element (the failing row is named).
+    if (k == 'U' || k == 'S' || k == 'M' || k == 'm' || k == 'V')
+        throw py::value_error(std::string(what) + ": dtype " + std::string(py::str(a.attr("dtype"))) +
+                              " is not numeric (expected float, integer or bool values)");
     const bool direct = native_c_contiguous(a) &&
                         (a.dtype().is(py::dtype::of<double>()) || a.dtype().is(py::dtype::of<float>()) ||
                          a.dtype().is(py::dtype::of<std::uint8_t>()) || a.dtype().equal(py::dtype::of<double>()) ||
