@@ -302,7 +302,10 @@ same noise), with draws, seed and a name identifying the model (part of the conf
 merge only with the same name). The function is pickled with the state (by reference).)doc")
         .def("update",
              [](mc_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
-                 held_batch b = as_batch(x, "batch", first_row.value_or(0));
+                 // Rows in conversion errors count from n, as the C++ update's own errors do.
+                 const std::uint64_t first =
+                     first_row ? *first_row : locked(g, [](const mc_state& s) { return s.noise.n(); });
+                 held_batch b = as_batch(x, "batch", first);
                  locked_mut(g, [&](mc_state& s) {
                      if (first_row) s.noise.update(b.view, *first_row);
                      else s.noise.update(b.view);
