@@ -22,6 +22,7 @@
 #include "recalign/align/alignment.hpp"
 #include "recalign/align/denoising.hpp"
 #include "recalign/align/noise.hpp"
+#include "recalign/align/tracker.hpp"
 #include "recalign/align/tradeoff.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/io/checkpoint.hpp"
@@ -704,6 +705,21 @@ std::string hex(std::uint64_t v) {
     return b;
 }
 
+// Samples in a library-level checkpoint of a kind the CLI does not analyse, loading it in full:
+// `info` on a truncated or corrupt checkpoint is an error (exit 2) whatever the kind, not a
+// header printed as if the rest were sound.
+std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind kind) {
+    switch (kind) {
+        case checkpoint::state_kind::frequent_directions: return checkpoint::load_file<frequent_directions>(f).n();
+        case checkpoint::state_kind::nystrom: return checkpoint::load_file<nystrom_sketch>(f).n();
+        case checkpoint::state_kind::tracker: return checkpoint::load_file<alignment_tracker>(f).n();
+        case checkpoint::state_kind::noise: return checkpoint::load_file<monte_carlo_noise>(f).n();
+        default: break;
+    }
+    throw file_error(f, 16, "unknown checkpoint kind " + std::to_string(static_cast<std::uint32_t>(kind)) +
+                                " (written by a newer recalign?)");
+}
+
 int cmd_info(command_set& c) {
     const std::string& f = c.info_file;
     checkpoint::header h;
@@ -757,6 +773,8 @@ int cmd_info(command_set& c) {
         const moment_accumulator m = checkpoint::load_file<moment_accumulator>(f);
         j["n"] = m.n();
         j["classes"] = m.classes();
+    } else {
+        j["n"] = library_state_samples(f, h.kind);
     }
     if (c.info_json) {
         std::printf("%s\n", j.dump().c_str());
