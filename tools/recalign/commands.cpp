@@ -677,7 +677,7 @@ int cmd_merge(command_set& c) {
     for (std::size_t i = 1; i < c.merge_inputs.size(); ++i) {
         const std::string& f = c.merge_inputs[i];
         run_state st = load_run_state(f);
-        if (const std::string d = out.config.difference(st.config); !d.empty())
+        if (const std::string d = out.config.difference(st.config, c.merge_inputs[0], f); !d.empty())
             throw std::invalid_argument("cannot merge " + f + " into " + c.merge_inputs[0] + ": " + d);
         for (const input_segment& a : out.segments)
             for (const input_segment& b : st.segments)

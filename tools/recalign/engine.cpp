@@ -145,7 +145,7 @@ void engine::update(const io::source_batch& b, std::uint64_t pass) {
 }
 
 void engine::merge(const engine& other) {
-    if (const std::string d = config_.difference(other.config_); !d.empty())
+    if (const std::string d = config_.difference(other.config_, "this state", "the other"); !d.empty())
         throw std::invalid_argument("cannot merge: " + d);
     if (moments_) moments_->merge(*other.moments_);
     if (fd_) fd_->merge(*other.fd_);

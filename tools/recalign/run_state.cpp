@@ -28,9 +28,9 @@ std::string num(double v) {
 }
 }  // namespace
 
-std::string run_config::difference(const run_config& o) const {
-    auto diff = [](const std::string& what, const std::string& a, const std::string& b) {
-        return what + " was " + a + " in the checkpoint but is " + b + " now";
+std::string run_config::difference(const run_config& o, const std::string& mine, const std::string& theirs) const {
+    auto diff = [&](const std::string& what, const std::string& a, const std::string& b) {
+        return what + " is " + a + " in " + mine + " but " + b + " in " + theirs;
     };
     if (method != o.method) return diff("--method", method, o.method);
     if (dim != o.dim) return diff("the row width D", std::to_string(dim), std::to_string(o.dim));

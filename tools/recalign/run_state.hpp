@@ -25,8 +25,10 @@ struct run_config {
     std::uint8_t center = 0;       // sketches only (centering), 0 for exact (both available)
 
     std::uint64_t hash() const;
-    // Empty string when equal, else "<option> was X in the checkpoint, Y now".
-    std::string difference(const run_config& o) const;
+    // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares
+    // the checkpoint with this run; a merge names its two files).
+    std::string difference(const run_config& o, const std::string& mine = "the checkpoint",
+                           const std::string& theirs = "this run") const;
 };
 
 struct input_segment {
