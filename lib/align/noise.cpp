@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <numeric>
 #include <sstream>
@@ -222,8 +223,11 @@ patch_map make_patch_map(const image_shape& shape, std::size_t ph, std::size_t p
     const std::size_t h = shape.height, w = shape.width, c = shape.channels;
     const std::size_t across = (w + pw - 1) / pw, down = (h + ph - 1) / ph;
     patch_map m;
-    m.patches = across * down;
-    m.patch_of.resize(h * w * c);
+    const std::size_t values = checked_elements<std::uint32_t>({h, w, c}, "patch map H x W x C");
+    m.patches = across * down;  // <= H·W, bounded just above
+    if (m.patches > std::numeric_limits<std::uint32_t>::max())
+        throw std::invalid_argument("patch masking: " + std::to_string(m.patches) + " patches do not fit a 32-bit patch id");
+    m.patch_of.resize(values);
     for (std::size_t y = 0; y < h; ++y)
         for (std::size_t x = 0; x < w; ++x) {
             const auto id = static_cast<std::uint32_t>((y / ph) * across + x / pw);
@@ -370,6 +374,7 @@ namespace {
 void check_mc_options(const monte_carlo_options& o) {
     if (o.dim == 0) throw std::invalid_argument("monte_carlo_noise: dimension must be at least 1");
     blas::to_blas_int(o.dim, "dimension");
+    checked_elements<double>({o.dim, o.dim}, "monte_carlo_noise: D x D sums");
     if (o.draws == 0) throw std::invalid_argument("monte_carlo_noise: draws must be at least 1");
     if (o.replicates < 2 || o.draws % o.replicates != 0)
         throw std::invalid_argument("monte_carlo_noise: replicates = " + std::to_string(o.replicates) +
@@ -404,6 +409,7 @@ void monte_carlo_noise::update(const batch_view& x, std::uint64_t first_row) {
     if (!corrupt_) throw std::logic_error("monte_carlo_noise: no corruption function (give it to load or set_corrupter)");
     const std::size_t d = options_.dim, rows = x.rows, S = options_.draws, R = options_.replicates;
     blas::to_blas_int(rows, "batch rows");
+    checked_elements<double>({rows, d}, "monte_carlo_noise: batch rows x D");
     matrix_t clean = matrix_t::from_shape({rows, d});
     to_double_checked(x, d, clean.data(), first_row);
     if (rows == 0) return;
@@ -510,7 +516,7 @@ monte_carlo_options monte_carlo_noise::validated_options(std::uint64_t dim, std:
     if (reps < 2 || reps > (1u << 20) || draws == 0 || draws > (1ULL << 32) || draws % reps != 0)
         throw std::length_error("bad draws / replicates " + std::to_string(draws) + " / " + std::to_string(reps));
     const std::uint64_t words = b.left / 8;
-    if (dim > words / dim || 2 * reps > words / (dim * dim))
+    if (checked_product({2, reps, dim, dim}, "Monte-Carlo checkpoint: 2 x replicates x D x D") > words)
         throw std::length_error("the payload is too small for the state its configuration announces");
     monte_carlo_options o;
     o.dim = static_cast<std::size_t>(dim);

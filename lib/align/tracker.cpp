@@ -114,7 +114,8 @@ void alignment_tracker::update(const batch_view& images, const target_view& labe
         throw input_error("alignment_tracker: " + std::to_string(images.rows) + " images but " +
                           std::to_string(labels.rows) + " labels in the batch at row " + std::to_string(first_row));
     {
-        std::vector<double> x(images.rows * options_.dim), y(images.rows * options_.classes);
+        std::vector<double> x(checked_elements<double>({images.rows, options_.dim}, "alignment_tracker: batch rows x D")),
+            y(checked_elements<double>({images.rows, options_.classes}, "alignment_tracker: batch rows x classes"));
         to_double_checked(images, options_.dim, x.data(), first_row);
         targets_to_double_checked(labels, images.rows, options_.classes, y.data(), first_row);
     }

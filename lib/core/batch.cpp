@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 
 namespace recalign {
@@ -58,7 +59,7 @@ void convert(const In* in, std::size_t n, std::size_t cols, Out* out, std::uint6
 template <class Out>
 void to_checked(const batch_view& b, std::size_t expected_cols, Out* out, std::uint64_t first_row) {
     check_shape(b, expected_cols, first_row);
-    const std::size_t n = b.rows * b.cols;
+    const std::size_t n = checked_elements<double>({b.rows, b.cols}, "batch rows x columns");
     switch (b.type) {
         case dtype::u8: convert(static_cast<const std::uint8_t*>(b.data), n, b.cols, out, first_row); break;
         case dtype::f32: convert(static_cast<const float*>(b.data), n, b.cols, out, first_row); break;
@@ -95,6 +96,8 @@ void shifted(const batch_view& b, std::size_t expected_cols, const double* shift
              double* sums, std::uint64_t first_row) {
     check_shape(b, expected_cols, first_row);
     if (stride < expected_cols) throw std::invalid_argument("output stride smaller than the row width");
+    checked_elements<double>({b.rows, b.cols}, "batch rows x columns");
+    checked_elements<double>({b.rows, stride}, "batch rows x output stride");
     const std::size_t cols = b.cols;
     std::vector<double> local(cols, 0.0);
     auto run = [&](const auto* in) {
@@ -135,7 +138,7 @@ namespace {
 
 template <class L>
 void one_hot(const L* ids, std::size_t rows, std::size_t classes, double* out, std::uint64_t first_row) {
-    std::memset(out, 0, rows * classes * sizeof(double));
+    std::memset(out, 0, checked_bytes<double>(checked_mul(rows, classes, "labels x classes"), "one-hot targets"));
     for (std::size_t r = 0; r < rows; ++r) {
         const long long id = static_cast<long long>(ids[r]);
         if (id < 0 || static_cast<unsigned long long>(id) >= classes) {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 
 namespace recalign::io {
@@ -42,9 +43,7 @@ std::size_t idx_type_size(idx_type t) {
 }
 
 std::uint64_t idx_header::row_size() const {
-    std::uint64_t s = 1;
-    for (std::size_t i = 1; i < dims.size(); ++i) s *= dims[i];
-    return s;
+    return dims.size() < 2 ? 1 : checked_product(dims.begin() + 1, dims.end(), "IDX row size");
 }
 
 batch_view row_block::view() const {
@@ -81,19 +80,23 @@ idx_reader::idx_reader(const std::string& path) : file_(std::make_unique<gz>()),
     const unsigned ndims = magic[3];
     if (ndims < 1 || ndims > 8) throw file_error(path, 3, "IDX file claims " + std::to_string(ndims) + " dimensions");
     header_.type = static_cast<idx_type>(magic[2]);
-    std::uint64_t elements = 1;
     for (unsigned i = 0; i < ndims; ++i) {
         unsigned char b[4];
         read_exact(b, 4);
-        const std::uint64_t d = be32(b);
-        header_.dims.push_back(d);
-        if (d != 0 && elements > (std::uint64_t(1) << 62) / d)
-            throw file_error(path, 4 + 4 * i, "IDX dimensions overflow");
-        elements *= d;
+        header_.dims.push_back(be32(b));
+    }
+    // Every later offset and buffer size is a part of these (checked) totals.
+    std::uint64_t need = 0;
+    try {
+        const std::uint64_t elements = checked_product(header_.dims.begin(), header_.dims.end(), "IDX element count");
+        checked_bytes<double>(elements, "IDX values as float64");  // bounds every conversion buffer
+        need = checked_add(header_.header_bytes(), checked_mul(elements, idx_type_size(header_.type), "IDX data bytes"),
+                           "IDX file size");
+    } catch (const size_overflow& e) {
+        throw file_error(path, 4, std::string("IDX dimensions overflow: ") + e.what());
     }
     if (header_.row_size() > (std::uint64_t(1) << 31))
         throw file_error(path, 8, "IDX rows of " + std::to_string(header_.row_size()) + " values are too wide");
-    const std::uint64_t need = header_.header_bytes() + elements * idx_type_size(header_.type);
     if (!compressed_) {
         struct stat st{};
         if (::stat(path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) < need) {
@@ -156,7 +159,7 @@ void idx_reader::skip(std::uint64_t count) {
     if (count > rows() - position_)
         throw std::invalid_argument("cannot skip " + std::to_string(count) + " rows of " + path_ + ": only " +
                                     std::to_string(rows() - position_) + " remain");
-    const std::uint64_t bytes = count * header_.row_size() * idx_type_size(header_.type);
+    const std::uint64_t bytes = checked_product({count, header_.row_size(), idx_type_size(header_.type)}, "IDX skip bytes");
     if (bytes == 0) return;
     if (gzseek(file_->f, static_cast<z_off_t>(offset_ + bytes), SEEK_SET) < 0)
         throw file_error(path_, offset_, "seek failed (file shorter than its header says?)");
@@ -198,11 +201,11 @@ std::size_t idx_reader::read(std::size_t max_rows, row_block& out) {
         out.bytes.clear();
         return 0;
     }
-    const std::size_t values = n * cols;
+    const std::size_t values = checked_mul(n, cols, "IDX block values");  // within the header's checked total
     if (header_.type == idx_type::u8) {
         read_growing(out.bytes, values);
     } else {
-        read_growing(raw_, values * es);
+        read_growing(raw_, checked_mul(values, es, "IDX block bytes"));
         if (out.type == dtype::f32) {
             out.bytes.resize(values * 4);
             auto* dst = reinterpret_cast<float*>(out.bytes.data());
@@ -226,7 +229,7 @@ std::size_t idx_reader::read_labels(std::size_t max_rows, std::vector<std::int64
     const std::uint64_t left = rows() - position_;
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, max_rows));
     const std::size_t es = idx_type_size(header_.type);
-    read_growing(raw_, n * es);
+    read_growing(raw_, checked_mul(n, es, "IDX label bytes"));
     out.resize(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<std::int64_t>(value_at(header_.type, &raw_[i * es]));
     position_ += n;

@@ -5,14 +5,13 @@
 #include <stdexcept>
 
 #include "posix_file.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 
 namespace recalign::io {
 
 std::uint64_t npy_header::row_size() const {
-    std::uint64_t s = 1;
-    for (std::size_t i = 1; i < shape.size(); ++i) s *= shape[i];
-    return s;
+    return shape.size() < 2 ? 1 : checked_product(shape.begin() + 1, shape.end(), ".npy row size");
 }
 
 namespace {
@@ -187,18 +186,21 @@ npy_header read_npy_header(int fd, std::uint64_t file_size, const std::string& p
     h.data_offset = prefix + len;
 
     if (h.shape.empty()) throw file_error(path, prefix, "a 0-d .npy array holds no rows");
-    std::uint64_t elements = 1;
-    for (std::uint64_t d : h.shape) {
-        if (d != 0 && elements > ((std::uint64_t(1) << 62) / h.item_size) / d)
-            throw file_error(path, prefix, "absurd .npy shape: the element count overflows");
-        elements *= d;
+    // Every later offset and buffer size is a part of these (checked) totals.
+    std::uint64_t elements = 0, data_bytes = 0, need = 0;
+    try {
+        elements = checked_product(h.shape.begin(), h.shape.end(), "the .npy shape's element count");
+        checked_bytes<double>(elements, "the .npy shape as float64 values");  // bounds every conversion buffer
+        data_bytes = checked_mul(elements, h.item_size, "the .npy data bytes");
+        need = checked_add(h.data_offset, data_bytes, "the .npy file size");
+    } catch (const size_overflow& e) {
+        throw file_error(path, prefix, std::string("absurd .npy shape: ") + e.what());
     }
     if (h.row_size() > (std::uint64_t(1) << 31))
         throw file_error(path, prefix, ".npy rows of " + std::to_string(h.row_size()) + " values are too wide");
-    const std::uint64_t need = h.data_offset + elements * h.item_size;
     if (need > file_size)
         throw file_error(path, file_size, "truncated .npy file: the header announces " +
-                                              std::to_string(elements * h.item_size) + " data bytes ending at byte " +
+                                              std::to_string(data_bytes) + " data bytes ending at byte " +
                                               std::to_string(need) + " but the file has " + std::to_string(file_size));
     return h;
 }
@@ -246,7 +248,7 @@ void npy_reader::skip(std::uint64_t count) {
 
 void npy_reader::read_rows_raw(std::size_t n, std::vector<unsigned char>& dst) {
     const std::size_t cols = this->cols(), es = header_.item_size;
-    dst.resize(n * cols * es);
+    dst.resize(checked_product({n, cols, es}, ".npy block bytes"));  // within the header's checked total
     if (dst.empty()) return;
     if (!header_.fortran_order || header_.shape.size() == 1) {
         detail::pread_exact(fd_, dst.data(), dst.size(), header_.data_offset + position_ * cols * es, path_);
@@ -283,12 +285,12 @@ std::size_t npy_reader::read(std::size_t max_rows, row_block& out) {
         out.bytes.clear();
         return 0;
     }
-    const std::size_t values = n * cols;
+    const std::size_t values = checked_mul(n, cols, ".npy block values");
     if (out.type == dtype::u8 || out.type == dtype::f32) {
         read_rows_raw(n, out.bytes);
     } else {
         read_rows_raw(n, raw_);
-        out.bytes.resize(values * sizeof(double));
+        out.bytes.resize(checked_bytes<double>(values, ".npy block as float64"));
         detail::convert_to_double(raw_.data(), values, header_.kind, header_.item_size, header_.big_endian,
                                   reinterpret_cast<double*>(out.bytes.data()));
     }

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "posix_file.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 
 namespace recalign::io {
@@ -17,18 +18,25 @@ dtype parse_raw_dtype(const std::string& s) {
 raw_reader::raw_reader(const std::string& path, std::uint64_t rows, std::uint64_t cols, dtype type)
     : path_(path), rows_(rows), cols_(cols), type_(type) {
     if (cols == 0 || cols > (std::uint64_t(1) << 31))
-        throw std::invalid_argument("raw row width " + std::to_string(cols) + " is out of range (1 .. 2^31)");
+        throw std::invalid_argument(path + ": raw row width " + std::to_string(cols) + " is out of range (1 .. 2^31)");
     std::uint64_t size = 0;
     fd_ = detail::open_read(path, size);
-    const std::uint64_t row_bytes = cols * dtype_size(type);
+    const std::uint64_t row_bytes = cols * dtype_size(type);  // <= 2^31 x 8
     if (rows_ == 0) rows_ = size / row_bytes;  // N = 0: as many rows as the file holds
-    if (rows_ > (std::uint64_t(1) << 62) / row_bytes || rows_ * row_bytes != size) {
+    std::uint64_t need = 0;
+    std::string overflow;
+    try {
+        checked_bytes<double>(checked_mul(rows_, cols, "raw N x D"), "raw values as float64");
+        need = checked_mul(rows_, row_bytes, "raw N x D bytes");
+    } catch (const size_overflow& e) {
+        overflow = e.what();
+    }
+    if (!overflow.empty() || need != size) {
         detail::close_fd(fd_);
-        const std::uint64_t need = rows_ > (std::uint64_t(1) << 62) / row_bytes ? 0 : rows_ * row_bytes;
         throw file_error(path, std::min(size, need),
                          "raw file has " + std::to_string(size) + " bytes but the shape " + std::to_string(rows) + "," +
                              std::to_string(cols) + " of " + dtype_name(type) + " needs " +
-                             (need ? std::to_string(need) : std::string("an absurd number of")) + " bytes" +
+                             (overflow.empty() ? std::to_string(need) + " bytes" : "more than can be addressed (" + overflow + ")") +
                              (size % row_bytes ? " (not a whole number of rows)" : ""));
     }
 }
@@ -65,9 +73,10 @@ std::size_t raw_reader::read(std::size_t max_rows, row_block& out) {
     out.type = type_;
     out.rows = n;
     out.cols = cols();
-    out.bytes.resize(n * cols() * es);
+    out.bytes.resize(checked_product({n, cols_, es}, "raw block bytes"));  // within the checked N x D
     if (n == 0) return 0;
-    detail::pread_exact(fd_, out.bytes.data(), out.bytes.size(), position_ * cols_ * es, path_);
+    detail::pread_exact(fd_, out.bytes.data(), out.bytes.size(), checked_product({position_, cols_, es}, "raw offset"),
+                        path_);
     if (detail::host_big_endian() && es > 1) {
         for (std::size_t i = 0; i < out.bytes.size(); i += es)
             for (std::size_t a = 0, b = es - 1; a < b; ++a, --b) std::swap(out.bytes[i + a], out.bytes[i + b]);

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "posix_file.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "recalign/io/idx.hpp"
@@ -253,7 +254,7 @@ bool data_source::next(source_batch& out, std::size_t max_rows) {
     const std::size_t got = images_->read(want, block);
     if (got != want) throw file_error(options_.images, 0, "fewer rows than the header announces");
     out.rows = got;
-    const std::size_t values = got * cols_;
+    const std::size_t values = checked_elements<double>({got, cols_}, "batch rows x D");
     out.x.resize(values);
     const double s = options_.scale;
     switch (block.type) {

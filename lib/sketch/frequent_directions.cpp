@@ -7,6 +7,7 @@
 #include <string>
 
 #include "recalign/core/blas.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "recalign/spectral/eigen.hpp"
@@ -23,6 +24,9 @@ void check_options(const frequent_directions_options& o) {
                                     " makes a 2ell-row buffer beyond the BLAS index limit");
     if (o.center != centering::centered && o.center != centering::uncentered)
         throw std::invalid_argument("frequent_directions: unknown centering");
+    // The 2ell x D buffer (and the ell x D shrink target, the 2ell x 2ell Gram matrix) are
+    // sized from these products: every later offset into them is below this bound.
+    checked_elements<double>({2 * o.ell, o.dim}, "frequent_directions: 2ell x D buffer");
 }
 }  // namespace
 
@@ -104,7 +108,7 @@ void frequent_directions::update(const batch_view& x, std::uint64_t first_row) {
     const std::size_t d = options_.dim, rows = x.rows;
     // --- validation, conversion and allocation: the state does not change here ---
     blas::to_blas_int(rows, "batch rows");
-    xb_.resize(rows * d);
+    xb_.resize(checked_elements<double>({rows, d}, "frequent_directions: batch rows x D"));
     to_double_checked(x, d, xb_.data(), first_row);
     if (rows == 0) return;
     reserve_buffer();

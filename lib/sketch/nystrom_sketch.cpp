@@ -10,6 +10,7 @@
 #include <string>
 
 #include "recalign/core/blas.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "recalign/core/rng.hpp"
@@ -34,6 +35,9 @@ void check_options(const nystrom_options& o) {
                                     std::to_string(o.dim));
     if (o.center != centering::centered && o.center != centering::uncentered)
         throw std::invalid_argument("nystrom_sketch: unknown centering");
+    // Y and the test matrix are D x (k + p + probes): every later offset into them is below this.
+    checked_elements<double>({o.dim, checked_add(o.rank + o.oversampling, o.probes, "nystrom_sketch: sketch width")},
+                             "nystrom_sketch: D x (k + p + probes) range");
 }
 
 std::uint64_t hash_of(const matrix_t& m) { return fnv1a().add_bytes(m.data(), m.size() * sizeof(double)).value(); }
@@ -147,6 +151,7 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     const bool single = options_.float32_kernels && x.type == dtype::f32;
     // --- validation, conversion and every allocation: the state does not change here ---
     blas::to_blas_int(rows, "batch rows");
+    checked_elements<double>({rows, std::max(d, w)}, "nystrom_sketch: batch rows x D");
     if (single) {
         xf_.resize(rows * d);
         to_float_checked(x, d, xf_.data(), first_row);
@@ -277,10 +282,9 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     if (f32 > 1) throw std::length_error("bad float32 flag");
     // The constructor allocates D x (s + probes) twice and the mean; the payload must hold
     // the state's own copy of Y, the mean and (after pass 0) Q before anything is allocated.
-    const std::uint64_t words = b.left / 8, w = rank + over + probes;
-    if (dim > words / (w + 1)) throw std::length_error("the payload is too small for the state its configuration announces");
-    if (pass > 0 && dim > words / (w + 1 + rank + over))
-        throw std::length_error("the payload is too small for the state its configuration announces");
+    const std::uint64_t words = b.left / 8, w = rank + over + probes;  // each <= dim <= 2^31
+    const std::uint64_t need = checked_mul(dim, pass > 0 ? w + 1 + rank + over : w + 1, "nystrom checkpoint: state size");
+    if (need > words) throw std::length_error("the payload is too small for the state its configuration announces");
     nystrom_options o;
     o.dim = static_cast<std::size_t>(dim);
     o.rank = static_cast<std::size_t>(rank);

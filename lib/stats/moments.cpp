@@ -6,6 +6,7 @@
 #include <string>
 
 #include "recalign/core/blas.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 
@@ -47,6 +48,7 @@ moment_accumulator::moment_accumulator(const moment_options& options) : options_
     check_options(options_);
     const std::size_t p = joint_dim();
     blas::to_blas_int(p, "dimension + classes");
+    checked_elements<double>({p, p}, "moment_accumulator: (D + C) x (D + C) state");
     mean_z_ = xt::zeros<double>({p});
     mzz_ = xt::zeros<double>({p, p});
 }
@@ -78,8 +80,9 @@ void moment_accumulator::update(const batch_view& x, const target_view& y, std::
         throw input_error("this accumulator takes dense target rows, got class ids");
     blas::to_blas_int(rows, "batch rows");
     const bool single = options_.float32_kernels && x.type == dtype::f32;
+    const std::size_t joint_values = checked_elements<double>({rows, p}, "moment_accumulator: batch rows x (D + C)");
     if (has_targets()) {
-        yb_.resize(rows * c);
+        yb_.resize(checked_mul(rows, c, "moment_accumulator: batch rows x classes"));
         targets_to_double_checked(y, rows, c, yb_.data(), first_row);
     }
     // Shift every row of z = [x | y] by the best mean estimate at hand: the running mean,
@@ -105,15 +108,15 @@ void moment_accumulator::update(const batch_view& x, const target_view& y, std::
             }
     };
     if (single) {
-        zf_.resize(rows * p);
+        zf_.resize(joint_values);
         lay_out(zf_.data());
     } else {
-        zb_.resize(rows * p);
+        zb_.resize(joint_values);
         lay_out(zb_.data());
     }
     if (rows == 0) return;
     if (single) {
-        sf_.resize(p * p);
+        sf_.resize(checked_mul(p, p, "moment_accumulator: (D + C)^2"));
         blas::syrk_tn(p, rows, 1.0f, zf_.data(), 0.0f, sf_.data());
     }
 
@@ -245,8 +248,8 @@ moment_options moment_accumulator::validated_options(std::uint64_t dim, std::uin
     if (f32 > 1) throw std::length_error("bad float32 flag");
     // The arrays the constructor allocates must fit in what the payload still holds.
     const std::uint64_t words = b.left / 8;
-    const std::uint64_t p = dim + classes;  // both <= 2^31: no overflow
-    if (p > words / p || p * p + p > words)
+    const std::uint64_t p = checked_add(dim, classes, "moment checkpoint: dimension + classes");
+    if (checked_add(checked_mul(p, p, "moment checkpoint: (D + C)^2"), p, "moment checkpoint: state size") > words)
         throw std::length_error("a " + std::to_string(p) + "-dimensional joint state cannot fit in the payload");
     moment_options o;
     o.dim = static_cast<std::size_t>(dim);

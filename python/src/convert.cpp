@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "recalign/core/checked.hpp"
 
 namespace recalign::python {
 
@@ -89,8 +90,7 @@ held_batch as_batch(py::handle obj, const char* what, std::uint64_t first_row) {
             conversion_failure(a, what, target, first_row, e.what());
         }
     }
-    std::size_t cols = 1;
-    for (py::ssize_t i = 1; i < a.ndim(); ++i) cols *= static_cast<std::size_t>(a.shape(i));
+    const std::size_t cols = checked_product(a.shape() + 1, a.shape() + a.ndim(), "array row size");
     const std::size_t rows = static_cast<std::size_t>(a.shape(0));
     held_batch h{a, {}};
     if (a.dtype().equal(py::dtype::of<double>()))

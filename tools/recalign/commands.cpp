@@ -24,6 +24,7 @@
 #include "recalign/align/noise.hpp"
 #include "recalign/align/tracker.hpp"
 #include "recalign/align/tradeoff.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/io/datasets.hpp"
@@ -164,7 +165,8 @@ resolved_data resolve_data(const data_args& d, bool want_labels) {
     return r;
 }
 
-run_config make_config(const run_args& r, std::uint64_t dim, std::uint64_t classes, double scale, centering c) {
+run_config make_config(const run_args& r, const std::string& images, std::uint64_t dim, std::uint64_t classes,
+                       double scale, centering c) {
     run_config cfg;
     cfg.method = r.method;
     cfg.dim = dim;
@@ -181,12 +183,13 @@ run_config make_config(const run_args& r, std::uint64_t dim, std::uint64_t class
     if (r.method == "exact") {
         // The exact route holds D x D moments and, for the analysis, about two more D x D
         // matrices: refuse up front, with the way out, when that cannot fit in this machine.
-        const long double need = 3.0L * 8.0L * static_cast<long double>(dim) * static_cast<long double>(dim);
+        const long double need = 3.0L * 8.0L * static_cast<long double>(dim) * static_cast<long double>(dim);  // no wrap
         const long double phys = static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) *
                                  static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
         if (phys > 0 && need > phys)
-            throw std::invalid_argument("--method exact needs about " + std::to_string(static_cast<unsigned long long>(need / (1ULL << 30))) +
-                                        " GiB for D = " + std::to_string(dim) + " (this machine has " +
+            throw std::invalid_argument(images + ": --method exact needs about " +
+                                        std::to_string(static_cast<unsigned long long>(need / (1ULL << 30))) +
+                                        " GiB for its rows of D = " + std::to_string(dim) + " values (this machine has " +
                                         std::to_string(static_cast<unsigned long long>(phys / (1ULL << 30))) +
                                         " GiB): use --method fd or --method nystrom with --rank K");
     }
@@ -282,7 +285,7 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
                                     std::to_string(src.file_rows()) + ", --skip " + std::to_string(rd.options.skip) + ")");
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
-    run_config cfg = make_config(r, src.dim(), classes, rd.options.scale, c);
+    run_config cfg = make_config(r, rd.options.images, src.dim(), classes, rd.options.scale, c);
 
     run_state st;
     st.command = command;
@@ -538,6 +541,9 @@ std::vector<std::size_t> parse_shape(const std::string& s) {
     }
     if (out.size() == 2) out.push_back(1);
     if (out.size() != 3) throw std::invalid_argument("--image-shape: expected H,W,C (or H,W), got '" + s + "'");
+    // Refused here, not compared after wrapping: H·W·C ≡ D (mod 2^64) would pass the check
+    // against the rows' width and then index far outside every image.
+    checked_product(out.begin(), out.end(), "--image-shape H x W x C");
     return out;
 }
 
@@ -570,8 +576,9 @@ int cmd_project(command_set& c) {
                                     "(use --checkpoint/--resume with the same DATA instead)");
     run_result res = accumulate("project", c.data_project, r, false, cen);
     const std::size_t d = res.state.config.dim;
-    if (shape[0] * shape[1] * shape[2] != d)
-        throw std::invalid_argument("--image-shape " + p.image_shape + " has " + std::to_string(shape[0] * shape[1] * shape[2]) +
+    const std::size_t shape_values = checked_product(shape.begin(), shape.end(), "--image-shape H x W x C");
+    if (shape_values != d)
+        throw std::invalid_argument("--image-shape " + p.image_shape + " has " + std::to_string(shape_values) +
                                     " values but the rows have " + std::to_string(d));
     const spectrum s = res.eng.get_spectrum(cen);
     // MATH.md §5: the projector centers the rows and adds the mean back for display.
@@ -731,6 +738,12 @@ int cmd_info(command_set& c) {
         is.seekg(0, std::ios::end);
         file_size = static_cast<std::uint64_t>(is.tellg());
     }
+    // A header may claim up to checkpoint::max_payload_bytes: a file that does not hold
+    // them is truncated or corrupt, said here rather than printed as if it were whole.
+    if (file_size - checkpoint::header_bytes < h.payload_bytes)
+        throw file_error(f, file_size, "truncated checkpoint: the header announces a payload of " +
+                                           std::to_string(h.payload_bytes) + " bytes, the file has " +
+                                           std::to_string(file_size - checkpoint::header_bytes) + " after the header");
     json j;
     j["file"] = f;
     j["kind"] = checkpoint::kind_name(h.kind);

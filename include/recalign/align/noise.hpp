@@ -18,6 +18,7 @@
 #include <cereal/types/string.hpp>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/rng.hpp"
 #include "recalign/core/xt.hpp"
 #include "recalign/io/checkpoint.hpp"
@@ -44,7 +45,9 @@ const char* image_layout_name(image_layout l);
 struct image_shape {
     std::size_t height = 0, width = 0, channels = 1;
     image_layout layout = image_layout::hwc;
-    std::size_t dim() const noexcept { return height * width * channels; }
+    // H·W·C, checked: a shape read from a checkpoint or a spec may claim extents whose
+    // product wraps to the data's D (throws size_overflow instead).
+    std::size_t dim() const { return checked_product({height, width, channels}, "image shape H x W x C"); }
     bool empty() const noexcept { return height == 0 || width == 0 || channels == 0; }
 };
 

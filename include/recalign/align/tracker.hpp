@@ -17,6 +17,7 @@
 #include "recalign/align/denoising.hpp"
 #include "recalign/align/noise.hpp"
 #include "recalign/core/batch.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/stats/moments.hpp"
 
@@ -147,15 +148,15 @@ public:
             // still hold: refuse before allocating (fuzzing found a payload asking for 8 TB;
             // tests/fuzz/corpus/checkpoint/regression).
             const std::uint64_t words = b.left / 8;
-            const std::uint64_t p = dim + classes;  // both <= 2^31: no overflow
-            if (p > words / p || p * p + p > words) throw std::length_error("tracker state cannot fit in the payload");
-            std::uint64_t need = p * p + p;          // <= words
+            const std::uint64_t p = checked_add(dim, classes, "tracker checkpoint: D + C");
+            std::uint64_t need = checked_add(checked_mul(p, p, "tracker checkpoint: (D + C)^2"), p,
+                                             "tracker checkpoint: moment state");
+            if (need > words) throw std::length_error("tracker state cannot fit in the payload");
             for (const noise_spec& s : o.noises) {
                 if (s.draws == 0) continue;
-                const std::uint64_t per = 2 * dim * dim;  // dim < p, so dim * dim <= words < 2^61
-                if (reps != 0 && per > (words - need) / reps)
-                    throw std::length_error("tracker Monte-Carlo state cannot fit in the payload");
-                need += per * reps;
+                need = checked_add(need, checked_product({2, reps, dim, dim}, "tracker checkpoint: Monte-Carlo sums"),
+                                   "tracker checkpoint: state size");
+                if (need > words) throw std::length_error("tracker Monte-Carlo state cannot fit in the payload");
             }
         }
         alignment_tracker t(o);

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <string>
 
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/xt.hpp"
 
@@ -98,9 +99,9 @@ void load_tensor(Archive& ar, xt::xtensor<double, N>& t, budget& b) {
         std::uint64_t s = 0;
         ar(s);
         b.take(8, "array shape");
-        if (s != 0 && nonzero > (max_payload_bytes / 8) / s) throw std::length_error("array shape overflows");
-        if (s != 0) nonzero *= s;
-        count *= s;
+        if (s != 0) nonzero = checked_mul(nonzero, s, "checkpoint array shape");
+        if (nonzero > max_payload_bytes / 8) throw std::length_error("array shape overflows");
+        count *= s;  // <= nonzero
         shape[i] = static_cast<std::size_t>(s);
     }
     b.take(count * 8, "array data");
