@@ -3,7 +3,7 @@
 
 One command (after `ninja -C build`), from the repository root:
 
-    /usr/bin/python3 tools/bench/bench_peers.py [--reps 5] [--tmp /tmp/recalign_bench]
+    /usr/bin/python3 tools/bench/bench_peers.py [--reps 5] [--parts 123|p] [--cli PATH] [--tmp /tmp/recalign_bench]
 
 Every side runs in its own child process (this script re-invoked with --side ..., or the
 recalign CLI); wall time is measured around the child, peak RSS from os.wait4 (the child's
@@ -15,7 +15,9 @@ own ru_maxrss). Sides of one comparison alternate, medians of --reps runs, ratio
    memory; its compute time is reported separately from loading) and against the paper's
    Section 6.8 `alignment_sweep` at growing n (as written, with multi_dot, and evaluated
    left to right, which forms the N x N matrix Y^T Y: stopped where 8 N^2 bytes exceed
-   --nn-budget-gb).
+   --nn-budget-gb), each n alternating with `recalign align --limit n`, medians of
+   --paper-reps runs (--paper-big-reps at n = 60000). `--parts p` runs only this sweep;
+   `--cli` picks the recalign binary (e.g. build-bench/tools/recalign/recalign).
 2. Scaling in n (recalign spectrum on a synthetic raw u8 file, D = 784, 6,000 / 60,000 /
    600,000 rows, generated in chunks and deleted afterwards) and in D (raw f4, D in
    {256, 1024, 2048}, fixed n) against the n D^2 (update) and D^3 (eigendecomposition) models.
@@ -206,27 +208,63 @@ def part1(a):
     print(f"  ratio recalign wall / NumPy in-memory compute ({nc:.3f} s): {tw['recalign'] / nc:.2f}")
     print(f"  recalign peak RSS {tr['recalign']:.1f} MB (goal < 100 MB)", flush=True)
 
-    print(f"\n-- paper's Section 6.8 alignment_sweep (svd of the D x N matrix); one run per n; "
-          f"left-to-right Y^T Y stops where 8 N^2 > {a.nn_budget_gb} GB --")
-    print(f"  {'n':>6}{'order':>14}{'wall s':>9}{'compute s':>11}{'RSS MB':>9}{'|diff| vs recalign --limit n':>30}")
-    budget = a.nn_budget_gb * 1e9
-    for n in [2000, 5000, 10000, 20000, 60000]:
-        for order in ["multidot", "lefttoright"]:
-            if order == "lefttoright" and 8.0 * n * n > budget:
-                print(f"  {n:>6}{order:>14}   not run: Y^T Y alone is 8 N^2 = {8.0 * n * n / 1e9:.1f} GB > {a.nn_budget_gb} GB budget"
-                      f" (machine has {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9:.0f} GB)")
-                continue
-            if order == "lefttoright" and n > a.nn_max_n:
-                print(f"  {n:>6}{order:>14}   not run: N^2 D = {n * n * 784 * 2 / 1e12:.1f} Tflop for (Y^T Y) Vh^T, over the time budget (--nn-max-n {a.nn_max_n})")
-                continue
-            pc = os.path.join(tmp, "paper.npy")
-            w, rss, info = py_side("paper", n=n, order=order, out=pc)
-            _, _, out = run([CLI, "align", "--json", "--quiet", "--limit", str(n)], stdout=subprocess.PIPE)
-            ours_n = np.array(json.loads(out)["alignment"])
-            p = np.load(pc)
-            m = min(len(p), len(ours_n))
-            print(f"  {n:>6}{order:>14}{w:>9.2f}{info['compute_s']:>11.2f}{rss:>9.0f}{np.max(np.abs(p[:m] - ours_n[:m])):>30.2e}", flush=True)
     return tw
+
+
+def paper(a):
+    """The paper's Section 6.8 procedure against `recalign align --limit n` at the same n: per n,
+    --paper-reps repetitions (--paper-big-reps at n = 60000), each running recalign, multi_dot and
+    left to right once, in that order (sides alternate, so load drifts hit all of them)."""
+    tmp = a.tmp
+    budget = a.nn_budget_gb * 1e9
+    ns = [int(v) for v in a.paper_ns.split(",")]
+    print(f"\n-- paper's Section 6.8 alignment_sweep (svd of the D x N matrix) vs recalign align --limit n; "
+          f"per n, {a.paper_reps} alternating repetitions ({a.paper_big_reps} at n >= 60000) of recalign, multidot, "
+          f"lefttoright; left-to-right Y^T Y stops where 8 N^2 > {a.nn_budget_gb} GB --", flush=True)
+    print(f"  {'n':>6}{'side':>14}{'runs':>5}{'wall s med':>11}{'(min-max)':>16}{'compute s':>11}{'RSS MB':>8}"
+          f"{'/recalign':>10}{'|diff| vs recalign':>20}")
+    for n in ns:
+        sides = ["recalign", "multidot", "lefttoright"]
+        skipped = {}
+        if 8.0 * n * n > budget:
+            skipped["lefttoright"] = (f"not run: Y^T Y alone is 8 N^2 = {8.0 * n * n / 1e9:.1f} GB > {a.nn_budget_gb} GB budget"
+                                      f" (machine has {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1e9:.0f} GB)")
+        elif n > a.nn_max_n:
+            skipped["lefttoright"] = (f"not run: N^2 D = {n * n * 784 * 2 / 1e12:.1f} Tflop for (Y^T Y) Vh^T, over the time "
+                                      f"budget (--nn-max-n {a.nn_max_n})")
+        reps = a.paper_big_reps if n >= 60000 else a.paper_reps
+        res = {s_: [] for s_ in sides}
+        diff = {}
+        ours_n = None
+        for i in range(reps):
+            for side in sides:
+                if side in skipped:
+                    continue
+                if side == "recalign":
+                    w, rss, out = run([CLI, "align", "--json", "--quiet", "--limit", str(n)], stdout=subprocess.PIPE)
+                    res[side].append((w, rss, float("nan")))
+                    if ours_n is None:
+                        ours_n = np.array(json.loads(out)["alignment"])
+                    continue
+                pc = os.path.join(tmp, "paper.npy")
+                w, rss, info = py_side("paper", n=n, order=side, out=pc)
+                res[side].append((w, rss, info["compute_s"]))
+                if side not in diff:
+                    p = np.load(pc)
+                    m = min(len(p), len(ours_n))
+                    diff[side] = np.max(np.abs(p[:m] - ours_n[:m]))
+        rw = med([x[0] for x in res["recalign"]])
+        for side in sides:
+            if side in skipped:
+                print(f"  {n:>6}{side:>14}   {skipped[side]}", flush=True)
+                continue
+            v = res[side]
+            w = med([x[0] for x in v])
+            rng_ = f"({min(x[0] for x in v):.2f}-{max(x[0] for x in v):.2f})"
+            comp = f"{med([x[2] for x in v]):.2f}" if side != "recalign" else "-"
+            dd = f"{diff[side]:.2e}" if side in diff else "-"
+            print(f"  {n:>6}{side:>14}{len(v):>5}{w:>11.2f}{rng_:>16}{comp:>11}{max(x[1] for x in v):>8.0f}"
+                  f"{w / rw:>9.1f}x{dd:>20}", flush=True)
 
 
 def part2(a):
@@ -331,6 +369,7 @@ def part3(a):
 
 
 def main():
+    global CLI
     ap = argparse.ArgumentParser()
     ap.add_argument("--side", default="")
     ap.add_argument("--out", default="")
@@ -344,9 +383,14 @@ def main():
     ap.add_argument("--d-rows", type=int, default=20000)
     ap.add_argument("--nn-budget-gb", type=float, default=8.0)
     ap.add_argument("--nn-max-n", type=int, default=20000)
-    ap.add_argument("--parts", default="123")
+    ap.add_argument("--parts", default="123", help="1 = align vs NumPy/ceiling + paper, p = paper only, 2, 3")
+    ap.add_argument("--paper-ns", default="2000,5000,10000,20000,60000")
+    ap.add_argument("--paper-reps", type=int, default=5)
+    ap.add_argument("--paper-big-reps", type=int, default=5, help="repetitions at n >= 60000")
+    ap.add_argument("--cli", default=CLI, help="recalign CLI (default build/tools/recalign/recalign)")
     ap.add_argument("--tmp", default="/tmp/recalign_bench")
     a = ap.parse_args()
+    CLI = os.path.abspath(a.cli)
     if a.side:
         info = {"numpy": side_numpy, "ceiling": side_ceiling, "paper": side_paper, "gen": side_gen}[a.side](a)
         print(json.dumps(info))
@@ -356,6 +400,8 @@ def main():
     machine("before")
     if "1" in a.parts:
         part1(a)
+    if "1" in a.parts or "p" in a.parts:
+        paper(a)
     if "2" in a.parts:
         part2(a)
     if "3" in a.parts:
