@@ -74,15 +74,12 @@ std::string recv_bytes(MPI_Comm comm, int src) {
 
 template <class T>
 std::string to_bytes(const T& t) {
-    std::ostringstream os(std::ios::binary);
-    t.save(os);
-    return os.str();
+    return checkpoint::to_bytes(t);
 }
 
 template <class T>
 T from_bytes(const std::string& b) {
-    std::istringstream is(b, std::ios::binary);
-    return T::load(is);
+    return checkpoint::from_bytes<T>(b, "a rank's state");
 }
 
 std::string hex(std::uint64_t v) {

@@ -48,8 +48,9 @@ void budget::take(std::uint64_t bytes, const char* what) {
     left -= bytes;
 }
 
-void write_framed(std::ostream& os, const header& h, const std::string& payload) {
-    unsigned char b[header_bytes] = {};
+namespace {
+void fill_header(unsigned char* b, const header& h, const char* payload, std::uint64_t payload_bytes) {
+    std::memset(b, 0, header_bytes);
     std::memcpy(b, magic, 8);
     put<std::uint32_t>(b + 8, format_version);
     put<std::uint32_t>(b + 12, endian_tag);
@@ -58,18 +59,13 @@ void write_framed(std::ostream& os, const header& h, const std::string& payload)
     put<std::uint64_t>(b + 24, h.dim);
     put<std::uint64_t>(b + 32, h.aux);
     put<std::uint64_t>(b + 40, h.config_hash);
-    put<std::uint64_t>(b + 48, payload.size());
-    put<std::uint32_t>(b + 56, crc32(payload.data(), payload.size()));
+    put<std::uint64_t>(b + 48, payload_bytes);
+    put<std::uint32_t>(b + 56, crc32(payload, static_cast<std::size_t>(payload_bytes)));
     put<std::uint32_t>(b + 60, crc32(b, 60));
-    os.write(reinterpret_cast<const char*>(b), header_bytes);
-    os.write(payload.data(), static_cast<std::streamsize>(payload.size()));
-    if (!os) throw std::runtime_error("writing the checkpoint stream failed");
 }
 
-header read_header(std::istream& is, const std::string& source) {
-    unsigned char b[header_bytes];
-    is.read(reinterpret_cast<char*>(b), header_bytes);
-    const auto got = static_cast<std::uint64_t>(is.gcount());
+// Validates the 64 header bytes `b` (of which `got` arrived).
+header parse_header(const unsigned char* b, std::uint64_t got, const std::string& source) {
     if (got < header_bytes) {
         throw file_error(source, got, "truncated checkpoint: the header needs 64 bytes, the file has " +
                                           std::to_string(got));
@@ -102,14 +98,75 @@ header read_header(std::istream& is, const std::string& source) {
     return h;
 }
 
+void check_kind(const header& h, state_kind expected, const std::string& source) {
+    if (h.kind != expected) {
+        throw file_error(source, 16, std::string("checkpoint holds a ") + kind_name(h.kind) + ", expected a " +
+                                         kind_name(expected));
+    }
+}
+
+void check_payload_crc(const header& h, const char* payload, const std::string& source) {
+    if (crc32(payload, static_cast<std::size_t>(h.payload_bytes)) != h.payload_crc) {
+        throw file_error(source, header_bytes, "payload checksum mismatch (corrupt checkpoint)");
+    }
+}
+}  // namespace
+
+void write_framed(std::ostream& os, const header& h, const std::string& payload) {
+    unsigned char b[header_bytes];
+    fill_header(b, h, payload.data(), payload.size());
+    os.write(reinterpret_cast<const char*>(b), header_bytes);
+    os.write(payload.data(), static_cast<std::streamsize>(payload.size()));
+    if (!os) throw std::runtime_error("writing the checkpoint stream failed");
+}
+
+void seal_framed(std::string& bytes, header h) {
+    if (bytes.size() < header_bytes) throw std::logic_error("seal_framed: no room for the header");
+    auto* b = reinterpret_cast<unsigned char*>(&bytes[0]);
+    fill_header(b, h, bytes.data() + header_bytes, bytes.size() - header_bytes);
+}
+
+header read_header(std::istream& is, const std::string& source) {
+    unsigned char b[header_bytes];
+    is.read(reinterpret_cast<char*>(b), header_bytes);
+    return parse_header(b, static_cast<std::uint64_t>(is.gcount()), source);
+}
+
+header check_framed(std::string_view bytes, state_kind expected, const std::string& source) {
+    const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+    const header h = parse_header(b, std::min<std::uint64_t>(bytes.size(), header_bytes), source);
+    check_kind(h, expected, source);
+    const std::uint64_t have = bytes.size() - header_bytes;
+    if (have < h.payload_bytes) {
+        throw file_error(source, bytes.size(),
+                         "truncated checkpoint: payload of " + std::to_string(h.payload_bytes) +
+                             " bytes announced, the data ends after " + std::to_string(have));
+    }
+    if (have > h.payload_bytes) {
+        throw file_error(source, header_bytes + h.payload_bytes,
+                         std::to_string(have - h.payload_bytes) + " stray bytes after the checkpoint's payload");
+    }
+    check_payload_crc(h, bytes.data() + header_bytes, source);
+    return h;
+}
+
 framed read_framed(std::istream& is, state_kind expected, const std::string& source) {
     framed f;
     f.h = read_header(is, source);
-    if (f.h.kind != expected) {
-        throw file_error(source, 16, std::string("checkpoint holds a ") + kind_name(f.h.kind) + ", expected a " +
-                                         kind_name(expected));
+    check_kind(f.h, expected, source);
+    // Read in bounded chunks: memory grows only with bytes that really arrive. When the
+    // stream can tell how much it holds, reserve that much (never more than claimed) once,
+    // instead of growing the buffer chunk by chunk.
+    const std::istream::pos_type here = is.tellg();
+    if (here != std::istream::pos_type(-1)) {
+        is.seekg(0, std::ios::end);
+        const std::istream::pos_type end = is.tellg();
+        is.clear();  // the header was read, so the stream was good before probing its end
+        is.seekg(here);
+        if (end != std::istream::pos_type(-1) && end >= here)
+            f.payload.reserve(static_cast<std::size_t>(
+                std::min<std::uint64_t>(f.h.payload_bytes, static_cast<std::uint64_t>(end - here))));
     }
-    // Read in bounded chunks: memory grows only with bytes that really arrive.
     constexpr std::size_t chunk = 1 << 20;
     std::uint64_t have = 0;
     while (have < f.h.payload_bytes) {
@@ -123,9 +180,7 @@ framed read_framed(std::istream& is, state_kind expected, const std::string& sou
                                  " bytes announced, file ends after " + std::to_string(have));
         }
     }
-    if (crc32(f.payload.data(), f.payload.size()) != f.h.payload_crc) {
-        throw file_error(source, header_bytes, "payload checksum mismatch (corrupt checkpoint)");
-    }
+    check_payload_crc(f.h, f.payload.data(), source);
     return f;
 }
 

@@ -119,19 +119,14 @@ std::unique_ptr<mc_g> make_mc(monte_carlo_noise&& n, std::optional<noise_spec> s
 }
 
 std::string mc_bytes(const mc_g& g) {
-    return locked(g, [](const mc_state& m) {
-        std::ostringstream os(std::ios::binary);
-        m.noise.save(os);
-        return os.str();
-    });
+    return locked(g, [](const mc_state& m) { return checkpoint::to_bytes(m.noise); });
 }
 
 std::unique_ptr<mc_g> mc_from_bytes(const std::string& bytes, std::optional<noise_spec> spec, const image_shape& shape,
                                     py::object corrupt, const char* source) {
     monte_carlo_noise n = [&] {
         py::gil_scoped_release nogil;
-        std::istringstream is(bytes, std::ios::binary);
-        return checkpoint::load_state<monte_carlo_noise>(is, source);
+        return checkpoint::from_bytes<monte_carlo_noise>(bytes, source);
     }();
     return make_mc(std::move(n), std::move(spec), shape, std::move(corrupt));
 }

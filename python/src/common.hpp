@@ -76,20 +76,15 @@ auto locked_mut(guarded<T>& g, F&& f) {
 // Checkpoint bytes: the same framing as files (io/checkpoint.hpp).
 template <class T>
 py::bytes state_bytes(const guarded<T>& g) {
-    std::string s = locked(g, [](const T& o) {
-        std::ostringstream os(std::ios::binary);
-        o.save(os);
-        return os.str();
-    });
+    const std::string s = locked(g, [](const T& o) { return checkpoint::to_bytes(o); });
     return py::bytes(s);
 }
 
 template <class T>
 std::unique_ptr<guarded<T>> from_state_bytes(const py::bytes& b, const char* source = "<bytes>") {
-    std::string s = b;  // one copy: the stream needs its own buffer
+    const std::string_view view = b;  // no copy: b (immutable) outlives the call
     py::gil_scoped_release nogil;
-    std::istringstream is(s, std::ios::binary);
-    return std::make_unique<guarded<T>>(checkpoint::load_state<T>(is, source));
+    return std::make_unique<guarded<T>>(checkpoint::from_bytes<T>(view, source));
 }
 
 // The verbs every accumulator shares in Python: to_bytes/from_bytes, save/load (atomic

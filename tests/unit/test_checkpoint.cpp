@@ -107,6 +107,33 @@ long peak_rss_kb() {
 }
 }  // namespace
 
+TEST_CASE("to_bytes / from_bytes are the stream form's bytes, refused alike when damaged", "[checkpoint]") {
+    const moment_accumulator m = sample_state(40, 3, 2);
+    const std::string bytes = checkpoint::to_bytes(m);
+    CHECK(bytes == testing::saved(m));  // one framing, whichever route wrote it
+    CHECK(bytes.capacity() == bytes.size());  // reserved exactly: no regrowth while serializing
+    const moment_accumulator back = checkpoint::from_bytes<moment_accumulator>(bytes);
+    CHECK(checkpoint::to_bytes(back) == bytes);
+    for (std::size_t len = 0; len < bytes.size(); ++len) {
+        INFO("truncated to " << len << " of " << bytes.size() << " bytes");
+        CHECK_THROWS_AS(checkpoint::from_bytes<moment_accumulator>(std::string_view(bytes).substr(0, len)), file_error);
+    }
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        std::string bad = bytes;
+        bad[i] = static_cast<char>(static_cast<unsigned char>(bad[i]) ^ 0x80);
+        INFO("byte " << i);
+        CHECK_THROWS_AS(checkpoint::from_bytes<moment_accumulator>(bad), file_error);
+    }
+    // A stream may carry more after a state; a byte range must be exactly one state.
+    try {
+        checkpoint::from_bytes<moment_accumulator>(bytes + "xy", "blob");
+        FAIL("stray bytes accepted");
+    } catch (const file_error& e) {
+        CHECK(e.offset() == bytes.size());
+        CHECK(std::string(e.what()).find("2 stray bytes") != std::string::npos);
+    }
+}
+
 TEST_CASE("absurd checkpoints are refused before any large allocation", "[checkpoint][limits]") {
     const long before = peak_rss_kb();
     // 2^20 dimensions = 2^40 matrix elements, with a tiny payload.

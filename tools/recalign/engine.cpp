@@ -158,16 +158,10 @@ void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const 
 }  // namespace
 
 std::string engine::save() const {
-    std::ostringstream os(std::ios::binary);
-    if (moments_) {
-        moments_->save(os);
-        return os.str();
-    }
-    if (fd_) fd_->save(os);
-    if (nystrom_) nystrom_->save(os);
+    if (moments_) return checkpoint::to_bytes(*moments_);
     // Sketch runs: [u64 length][framed sketch][class statistics (if labels)]
     std::string out;
-    const std::string sketch = os.str();
+    const std::string sketch = fd_ ? checkpoint::to_bytes(*fd_) : checkpoint::to_bytes(*nystrom_);
     put_u64(out, sketch.size());
     out += sketch;
     if (classes_) out += classes_->save();
@@ -177,8 +171,7 @@ std::string engine::save() const {
 void engine::load(const std::string& bytes, const std::string& source) {
     const std::string what = source + " (nested accumulator)";
     if (moments_) {
-        std::istringstream is(bytes, std::ios::binary);
-        moment_accumulator m = checkpoint::load_state<moment_accumulator>(is, what);
+        moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, what);
         if (m.dim() != config_.dim || m.classes() != config_.classes)
             throw file_error(source, checkpoint::header_bytes, "nested accumulator disagrees with the run configuration");
         moments_.emplace(std::move(m));
@@ -188,15 +181,15 @@ void engine::load(const std::string& bytes, const std::string& source) {
     if (bytes.size() < 8) throw file_error(source, checkpoint::header_bytes, "sketch state missing");
     std::memcpy(&len, bytes.data(), 8);
     if (len > bytes.size() - 8) throw file_error(source, checkpoint::header_bytes, "sketch state truncated");
-    std::istringstream is(bytes.substr(8, static_cast<std::size_t>(len)), std::ios::binary);
+    const std::string_view sketch = std::string_view(bytes).substr(8, static_cast<std::size_t>(len));
     if (fd_) {
-        frequent_directions f = checkpoint::load_state<frequent_directions>(is, what);
+        frequent_directions f = checkpoint::from_bytes<frequent_directions>(sketch, what);
         if (f.dim() != config_.dim || f.options().ell != fd_->options().ell || f.options().center != fd_->options().center)
             throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");
         fd_.emplace(std::move(f));
     }
     if (nystrom_) {
-        nystrom_sketch s = checkpoint::load_state<nystrom_sketch>(is, what);
+        nystrom_sketch s = checkpoint::from_bytes<nystrom_sketch>(sketch, what);
         if (s.dim() != config_.dim || s.options().rank != nystrom_->options().rank || s.options().seed != config_.seed ||
             s.options().center != nystrom_->options().center)
             throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");

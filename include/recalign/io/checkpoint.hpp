@@ -20,7 +20,10 @@
 #include <istream>
 #include <ostream>
 #include <sstream>
+#include <stdexcept>
+#include <streambuf>
 #include <string>
+#include <string_view>
 
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
@@ -64,6 +67,9 @@ struct budget {
 
 // Writes header + payload.
 void write_framed(std::ostream& os, const header& h, const std::string& payload);
+// Fills the first header_bytes of `bytes` (reserved by the caller) from h and the payload
+// that follows them: payload size and CRC-32 are computed here.
+void seal_framed(std::string& bytes, header h);
 // Reads and validates a header, then the payload (in chunks: a truncated stream fails
 // before the claimed size is ever allocated), then checks the payload checksum.
 // `source` names the stream in error messages.
@@ -74,6 +80,54 @@ struct framed {
 framed read_framed(std::istream& is, state_kind expected, const std::string& source);
 // Reads only the header (for `recalign info`).
 header read_header(std::istream& is, const std::string& source);
+// Validates the header at the start of `bytes` and the payload after it (size, kind, CRC)
+// without copying; returns the header. The payload is bytes[header_bytes, header_bytes +
+// payload_bytes), and nothing may follow it.
+header check_framed(std::string_view bytes, state_kind expected, const std::string& source);
+
+namespace detail {
+// Counts what is written and keeps nothing: the exact payload size before serializing it.
+class counting_buf : public std::streambuf {
+public:
+    std::uint64_t count = 0;
+
+protected:
+    std::streamsize xsputn(const char*, std::streamsize n) override {
+        count += static_cast<std::uint64_t>(n);
+        return n;
+    }
+    int_type overflow(int_type c) override {
+        if (!traits_type::eq_int_type(c, traits_type::eof())) ++count;
+        return traits_type::not_eof(c);
+    }
+};
+// Appends to a string (whose capacity the caller reserved: no reallocation, no copy).
+class appending_buf : public std::streambuf {
+public:
+    explicit appending_buf(std::string& s) : s_(s) {}
+
+protected:
+    std::streamsize xsputn(const char* p, std::streamsize n) override {
+        s_.append(p, static_cast<std::size_t>(n));
+        return n;
+    }
+    int_type overflow(int_type c) override {
+        if (!traits_type::eq_int_type(c, traits_type::eof())) s_.push_back(traits_type::to_char_type(c));
+        return traits_type::not_eof(c);
+    }
+
+private:
+    std::string& s_;
+};
+// Reads bytes held elsewhere, without copying them.
+class view_buf : public std::streambuf {
+public:
+    view_buf(const char* p, std::size_t n) {
+        char* b = const_cast<char*>(p);  // get area only: never written through
+        setg(b, b, b + n);
+    }
+};
+}  // namespace detail
 
 // Atomic write of a whole file. Any failure (open, write, fsync, rename) throws
 // std::system_error naming the path; the previous file at `path` is then untouched.
@@ -116,52 +170,89 @@ void load_scalar(Archive& ar, V& v, budget& b) {
 }
 
 // --- the one save/load mechanism ----------------------------------------------------
+//
+// to_bytes / from_bytes are the mechanism; the stream and file forms are thin wrappers.
+// The payload is serialized twice: once into a counter, once into a string reserved to the
+// exact framed size. Growing a buffer instead cost more than the serialization itself
+// (reallocations, copies and fresh-page faults: 21 ms against 1 ms for a 5 MB state).
 
 template <class T>
-void save_state(std::ostream& os, const T& obj) {
-    std::ostringstream buf(std::ios::binary);
+std::string to_bytes(const T& obj) {
+    detail::counting_buf counter;
     {
-        cereal::PortableBinaryOutputArchive ar(buf);
+        std::ostream os(&counter);
+        cereal::PortableBinaryOutputArchive ar(os);
         obj.save_payload(ar);
     }
+    std::string bytes;
+    bytes.reserve(header_bytes + static_cast<std::size_t>(counter.count));
+    bytes.resize(header_bytes);
+    {
+        detail::appending_buf app(bytes);
+        std::ostream os(&app);
+        cereal::PortableBinaryOutputArchive ar(os);
+        obj.save_payload(ar);
+        if (!os) throw std::runtime_error("serializing the checkpoint payload failed");
+    }
+    if (bytes.size() != header_bytes + counter.count)
+        throw std::logic_error("checkpoint payload changed size between its two serializations");
     header h;
     h.kind = T::kind;
     h.dim = obj.dim();
     h.aux = obj.aux_dim();
     h.config_hash = obj.config_hash();
-    write_framed(os, h, buf.str());
+    seal_framed(bytes, h);
+    return bytes;
 }
 
 [[noreturn]] void throw_payload_error(const std::string& source, const header& h, const std::string& what);
 
+// Parses a validated payload (header checked, CRC matched) held in memory.
 template <class T>
-T load_state(std::istream& is, const std::string& source = "<stream>") {
-    framed f = read_framed(is, T::kind, source);
-    std::istringstream in(f.payload, std::ios::binary);
+T parse_payload(const header& h, const char* payload, std::size_t size, const std::string& source) {
+    detail::view_buf view(payload, size);
+    std::istream in(&view);
     try {
         cereal::PortableBinaryInputArchive ar(in);
-        budget b{f.payload.size()};
+        budget b{size};
         b.take(1, "byte-order tag");
         T obj = T::load_payload(ar, b);
-        if (obj.dim() != f.h.dim || obj.aux_dim() != f.h.aux)
-            throw_payload_error(source, f.h, "payload dimensions disagree with the header");
-        if (obj.config_hash() != f.h.config_hash)
-            throw_payload_error(source, f.h, "payload configuration disagrees with the header's hash");
-        if (b.left != 0) throw_payload_error(source, f.h, std::to_string(b.left) + " unread bytes after the state");
+        if (obj.dim() != h.dim || obj.aux_dim() != h.aux)
+            throw_payload_error(source, h, "payload dimensions disagree with the header");
+        if (obj.config_hash() != h.config_hash)
+            throw_payload_error(source, h, "payload configuration disagrees with the header's hash");
+        if (b.left != 0) throw_payload_error(source, h, std::to_string(b.left) + " unread bytes after the state");
         return obj;
     } catch (const file_error&) {
         throw;
     } catch (const std::exception& e) {
-        throw_payload_error(source, f.h, e.what());
+        throw_payload_error(source, h, e.what());
     }
+}
+
+template <class T>
+T from_bytes(std::string_view bytes, const std::string& source = "<bytes>") {
+    const header h = check_framed(bytes, T::kind, source);
+    return parse_payload<T>(h, bytes.data() + header_bytes, static_cast<std::size_t>(h.payload_bytes), source);
+}
+
+template <class T>
+void save_state(std::ostream& os, const T& obj) {
+    const std::string bytes = to_bytes(obj);
+    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!os) throw std::runtime_error("writing the checkpoint stream failed");
+}
+
+template <class T>
+T load_state(std::istream& is, const std::string& source = "<stream>") {
+    const framed f = read_framed(is, T::kind, source);
+    return parse_payload<T>(f.h, f.payload.data(), f.payload.size(), source);
 }
 
 // File convenience: atomic save, load naming the file in every error.
 template <class T>
 void save_file(const std::string& path, const T& obj) {
-    std::ostringstream os(std::ios::binary);
-    obj.save(os);
-    write_file_atomic(path, os.str());
+    write_file_atomic(path, to_bytes(obj));
 }
 
 template <class T>
