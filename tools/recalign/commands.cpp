@@ -208,11 +208,10 @@ bool file_exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; 
 void save_checkpoint(const std::string& path, run_state& st, const engine& eng) {
     st.n = eng.n();
     st.accumulator = eng.save();
-    std::ostringstream os(std::ios::binary);
-    st.save(os);
+    const std::string bytes = checkpoint::to_bytes(st);
     st.accumulator.clear();
     try {
-        checkpoint::write_file_atomic(path, os.str());
+        checkpoint::write_file_atomic(path, bytes);
     } catch (const std::system_error& e) {
         throw user_error(std::string("cannot write the checkpoint: ") + e.what());
     }
