@@ -10,7 +10,7 @@ packages=(
   libxtensor-dev libxtensor-blas-dev libopenblas-dev liblapacke-dev libcereal-dev
   zlib1g-dev libcli11-dev nlohmann-json3-dev libpng-dev
   # tests and oracles
-  catch2 python3 python3-numpy python3-sklearn python3-pytest
+  catch2 python3 python3-numpy python3-sklearn python3-pytest time
   # charts
   gnuplot-nox
   # distributed runs (meson option mpi)
