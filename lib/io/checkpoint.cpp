@@ -1,9 +1,11 @@
 #include "recalign/io/checkpoint.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -200,6 +202,29 @@ std::string dir_of(const std::string& path) {
     return path.substr(0, slash);
 }
 }  // namespace
+
+std::size_t remove_stale_temporaries(const std::string& path) {
+    const std::string dir = dir_of(path);
+    const auto slash = path.find_last_of('/');
+    const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return 0;  // nothing to clean where nothing can be listed; writing will say why
+    std::vector<std::string> stale;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        // mkstemp's six characters: letters and digits
+        if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+        bool ok = true;
+        for (std::size_t i = prefix.size(); i < name.size(); ++i)
+            ok = ok && std::isalnum(static_cast<unsigned char>(name[i]));
+        if (ok) stale.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+    std::size_t removed = 0;
+    for (const std::string& f : stale)
+        if (::unlink(f.c_str()) == 0) ++removed;
+    return removed;
+}
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
     std::string tmp = path + ".tmp.XXXXXX";

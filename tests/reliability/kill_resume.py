@@ -123,7 +123,7 @@ def attempt(ck, how, prev_rows):
             random_kills += 1
         new = after - before
         c.check(len(new) <= 1, f"{ck}: one kill left {len(new)} temporary files: {sorted(new)}")
-        c.check(before <= after, f"{ck}: temporary files vanished: {sorted(before - after)}")
+        # (files from before may be gone: a restarted run removes what killed writes left)
         if not os.path.exists(ck):
             counts["before_first"] += 1
             c.check(not existed, f"{ck}: the checkpoint disappeared")
@@ -146,7 +146,10 @@ def attempt(ck, how, prev_rows):
         c.check(f"resuming {ck} at row {prev_rows} of {N}" in err,
                 f"{ck}: the resumed run did not say 'resuming ... at row {prev_rows}': {err!r}")
     c.check(out == reference, f"{ck}: output after kills and --resume differs from the uninterrupted run")
-    c.check(after == before, f"{ck}: a completed run left temporary files: {sorted(after - before)}")
+    c.check(not after, f"{ck}: a completed run left temporary files: {sorted(after)}")
+    if before:  # what earlier killed writes left is removed when the run starts, and said
+        c.check(f"removed {len(before)} temporary file(s) of an interrupted checkpoint write" in err,
+                f"{ck}: {len(before)} stale temporary files were not reported removed: {err!r}")
     j = info(ck)
     c.check(j is not None and j["complete"] and j["n"] == N, f"{ck}: final checkpoint {j}")
     for t in after:  # what a killed write leaves: a prefix of a checkpoint, never read again
@@ -200,8 +203,7 @@ for k, v in counts.items():
     c.check(v > 0, f"no kill landed {k.replace('_', ' ')} (classes: {counts})")
 left = sum(len(glob.glob(os.path.join(tmp, ch, "run.ckpt.tmp.*"))) for ch in os.listdir(tmp)
            if os.path.isdir(os.path.join(tmp, ch)))
-c.check(left == counts["mid_write"] and left <= kills,
-        f"{left} temporary files left by {kills} kills, {counts['mid_write']} of them during a write")
+c.check(left == 0, f"{left} temporary files left after every chain completed ({counts['mid_write']} kills during a write)")
 print(f"kill_resume: {kills} kills ({random_kills} at random moments) in {n_chain} chains, classes {counts}, "
-      f"{left} temporary files left by interrupted writes, {time.monotonic() - t_start:.1f} s")
+      f"the temporary files of interrupted writes removed by the runs after them, {time.monotonic() - t_start:.1f} s")
 c.finish("kill_resume")

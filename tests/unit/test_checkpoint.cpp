@@ -214,6 +214,29 @@ moment_accumulator golden_state() {
 }
 }  // namespace
 
+TEST_CASE("remove_stale_temporaries removes what killed writes of that file left, and nothing else", "[checkpoint][files]") {
+    const std::string dir = temp_dir();
+    const std::string path = dir + "/state.ckpt";
+    checkpoint::save_file(path, sample_state(30, 3, 2));
+    const std::string keep = read_all(path);
+    auto touch = [&](const std::string& name) { std::ofstream(dir + "/" + name, std::ios::binary) << "partial"; };
+    touch("state.ckpt.tmp.a1B2c3");   // left by killed writes: removed
+    touch("state.ckpt.tmp.ZZZZZZ");
+    touch("state.ckpt.tmp.abc");      // not mkstemp's six characters: kept
+    touch("state.ckpt.tmp.ab-d_f");   // not letters and digits: kept
+    touch("other.ckpt.tmp.a1B2c3");   // another file's: kept
+    touch("state.ckpt.rank1.tmp.a1B2c3");  // another rank's: kept
+    CHECK(checkpoint::remove_stale_temporaries(path) == 2);
+    CHECK(read_all(path) == keep);
+    for (const char* name : {"state.ckpt.tmp.abc", "state.ckpt.tmp.ab-d_f", "other.ckpt.tmp.a1B2c3",
+                             "state.ckpt.rank1.tmp.a1B2c3"})
+        CHECK(std::ifstream(dir + "/" + name).good());
+    CHECK_FALSE(std::ifstream(dir + "/state.ckpt.tmp.a1B2c3").good());
+    CHECK(checkpoint::remove_stale_temporaries(path) == 0);
+    CHECK(checkpoint::remove_stale_temporaries(dir + "/missing/state.ckpt") == 0);
+    std::system(("rm -rf " + dir).c_str());
+}
+
 TEST_CASE("the committed golden checkpoint loads and equals a recomputation", "[checkpoint][golden]") {
     const std::string path = std::string(RECALIGN_TEST_DATA) + "/golden_moments_v1.ckpt";
     if (std::getenv("RECALIGN_WRITE_GOLDEN")) checkpoint::save_file(path, golden_state());

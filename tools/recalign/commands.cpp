@@ -321,6 +321,14 @@ run_result accumulate(const std::string& command, const data_args& d, const run_
                          (unsigned long long)seg.rows_done, (unsigned long long)seg.rows_total);
     }
     st.segments.push_back(seg);
+    if (ckpt) {
+        // A write killed mid-way leaves its temporary file (a prefix of a checkpoint, never
+        // read): without this, every such kill of a days-long run would leave one forever.
+        const std::size_t stale = checkpoint::remove_stale_temporaries(r.checkpoint);
+        if (stale && !r.quiet)
+            std::fprintf(stderr, "recalign: removed %zu temporary file(s) of an interrupted checkpoint write beside %s\n",
+                         stale, r.checkpoint.c_str());
+    }
 
     if (ckpt) {
         std::signal(SIGINT, on_signal);

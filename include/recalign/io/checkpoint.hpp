@@ -132,6 +132,10 @@ public:
 // Atomic write of a whole file. Any failure (open, write, fsync, rename) throws
 // std::system_error naming the path; the previous file at `path` is then untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// Removes the temporary files a killed write_file_atomic(path, ...) left beside `path`
+// (named path + ".tmp." + 6 characters; never read again) and returns how many. Call it
+// before the first write of a run, never while another process may be writing `path`.
+std::size_t remove_stale_temporaries(const std::string& path);
 
 // --- serialization helpers for payloads ---------------------------------------------
 
