@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.path.join(ROOT, "build", "tools", "recalign", "recalign")
 IMAGES = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 LABELS = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
@@ -315,57 +316,111 @@ def part2(a):
     sys.stdout.flush()
 
 
+def durable_copy(src, dst):
+    """What a crash-safe save must do with the bytes: temporary file, fsync, rename, fsync
+    of the directory (the same steps as checkpoint::write_file_atomic)."""
+    tmp = dst + ".tmp"
+    with open(src, "rb") as f:
+        data = f.read()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, dst)
+    dfd = os.open(os.path.dirname(dst) or ".", os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+# durable_copy as a stand-alone script (no NumPy import: its start is measured and subtracted)
+DURABLE_COPY = """import os, sys
+src, dst = sys.argv[1], sys.argv[2]
+tmp = dst + ".tmp"
+data = open(src, "rb").read()
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, data); os.fsync(fd); os.close(fd)
+os.replace(tmp, dst)
+dfd = os.open(os.path.dirname(dst) or ".", os.O_RDONLY); os.fsync(dfd); os.close(dfd)
+"""
+
+
 def part3(a):
     print("\n== 3. checkpoint write and read (full Fashion-MNIST align state) ==", flush=True)
-    ck = os.path.join(a.tmp, "ck.bin"); cp = os.path.join(a.tmp, "ck_copy.bin")
-    plain, withck, copy, info, cat = [], [], [], [], []
-    base = [CLI, "align", "--json", "--quiet"]
-    for i in range(a.reps):
-        plain.append(run(base)[0])
-        if os.path.exists(ck):
-            os.remove(ck)
-        withck.append(run(base + ["--checkpoint", ck])[0])
-        copy.append(run(["cp", ck, cp])[0])
-        info.append(run([CLI, "info", ck])[0])
-        cat.append(run(["cat", ck])[0])
-        os.remove(cp)
+    ck = os.path.join(a.tmp, "ck.bin"); out = os.path.join(a.tmp, "ck_out.bin"); cp = os.path.join(a.tmp, "ck_copy.bin")
+    ck2 = os.path.join(a.tmp, "ck2.bin")
+    for f in (ck, ck2):
+        if os.path.exists(f):
+            os.remove(f)
+    # two halves of the training set: merge reads both and writes their merged state
+    run([CLI, "align", "--json", "--quiet", "--limit", "30000", "--checkpoint", ck])
+    run([CLI, "align", "--json", "--quiet", "--skip", "30000", "--checkpoint", ck2])
     size = os.path.getsize(ck)
-    wp, wc, wcp, wi, wcat = med(plain), med(withck), med(copy), med(info), med(cat)
-    write = wc - wp
-    print(f"  checkpoint {size} bytes; medians of {a.reps} alternating runs (page cache warm; all include process start)")
-    print(f"  align {wp:.3f} s, align --checkpoint {wc:.3f} s: write cost {write * 1e3:.1f} ms "
-          f"({size / max(write, 1e-9) / 1e6:.0f} MB/s, noisy: difference of two medians)")
-    print(f"  cp of the same bytes: {wcp * 1e3:.1f} ms ({size / wcp / 1e6:.0f} MB/s incl. process start); "
-          f"ratio write cost / cp: {write / wcp:.2f}")
-    print(f"  read: recalign info {wi * 1e3:.1f} ms ({size / wi / 1e6:.0f} MB/s), cat > /dev/null {wcat * 1e3:.1f} ms; "
-          f"ratio info / cat: {wi / wcat:.2f}")
-    os.remove(ck)
+    merge, copy, dcopy, info, cat = [], [], [], [], []
+    for i in range(a.reps):
+        for f in (out, cp):
+            if os.path.exists(f):
+                os.remove(f)
+        # merge of one file: read, validate, load, save atomically and durably
+        merge.append(run([CLI, "merge", ck, ck2, "-o", out])[0])
+        copy.append(run(["cp", ck, cp])[0])
+        os.remove(cp)
+        dcopy.append(run([sys.executable, "-c", DURABLE_COPY, ck, cp])[0])
+        info.append(run([CLI, "info", ck])[0])
+        cat.append(run(["cat", ck, ck2])[0])
+    py0 = med([run([sys.executable, "-c", "import os, sys"])[0] for _ in range(a.reps)])
+    cli0 = med([run([CLI, "--help"])[0] for _ in range(a.reps)])
+    wm, wcp, wdc, wi, wcat = med(merge), med(copy), med(dcopy) - py0, med(info), med(cat)
+    print(f"  checkpoint {size} bytes; medians of {a.reps} alternating runs, each a process (start included), page cache warm")
+    print(f"  recalign merge A B -o C (read and validate both, load, merge, atomic durable save): {wm * 1e3:.1f} ms")
+    print(f"  cp A B: {wcp * 1e3:.1f} ms;  durable copy (temp, fsync, rename, fsync dir; python start of "
+          f"{py0 * 1e3:.1f} ms subtracted): {wdc * 1e3:.1f} ms")
+    print(f"  ratio merge / (cat A B + cp): {wm / (wcat + wcp):.2f};  merge / (cat A B + durable copy): {wm / (wcat + wdc):.2f}")
+    print(f"  recalign's own process start (recalign --help): {cli0 * 1e3:.1f} ms; without it merge takes "
+          f"{(wm - cli0) * 1e3:.1f} ms and info {(wi - cli0) * 1e3:.1f} ms")
+    print(f"  read: recalign info A (loads and validates the whole state) {wi * 1e3:.1f} ms, cat A B > /dev/null "
+          f"{wcat * 1e3:.1f} ms; ratio info / (cat / 2): {wi / (wcat / 2):.2f}")
+    for f in (ck, ck2, out, cp):
+        if os.path.exists(f):
+            os.remove(f)
 
     sys.path.insert(0, os.path.join(ROOT, "build", "python"))
     import recalign
     acc = recalign.MomentAccumulator(784, 10)
     rng = np.random.default_rng(0)
     acc.update(rng.random((2000, 784)), rng.integers(0, 10, 2000).astype(np.int64))
-    f1 = os.path.join(a.tmp, "acc.bin"); f2 = os.path.join(a.tmp, "acc_copy.bin")
-    sv, cf, ld, rb = [], [], [], []
+    f1 = os.path.join(a.tmp, "acc.bin"); f2 = os.path.join(a.tmp, "acc_copy.bin"); f3 = os.path.join(a.tmp, "acc_d.bin")
+    t = {k: [] for k in ("save", "copyfile", "durable", "load", "read", "to_bytes", "from_bytes", "bytes_copy")}
     for i in range(max(a.reps, 7)):
         t0 = time.perf_counter(); acc.save(f1); t1 = time.perf_counter()
         shutil.copyfile(f1, f2); t2 = time.perf_counter()
-        recalign.MomentAccumulator.load(f1); t3 = time.perf_counter()
+        durable_copy(f1, f3); t3 = time.perf_counter()
+        recalign.MomentAccumulator.load(f1); t4 = time.perf_counter()
         with open(f1, "rb") as f:
-            f.read()
-        t4 = time.perf_counter()
-        sv.append(t1 - t0); cf.append(t2 - t1); ld.append(t3 - t2); rb.append(t4 - t3)
-        os.remove(f2)
+            data = f.read()
+        t5 = time.perf_counter()
+        b = acc.to_bytes(); t6 = time.perf_counter()
+        recalign.MomentAccumulator.from_bytes(b); t7 = time.perf_counter()
+        bytearray(b); t8 = time.perf_counter()
+        for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7)):
+            t[k].append(v)
+        os.remove(f2); os.remove(f3)
     size = os.path.getsize(f1)
     os.remove(f1)
-    msv, mcf, mld, mrb = med(sv), med(cf), med(ld), med(rb)
+    m = {k: med(v) for k, v in t.items()}
     print(f"  Python module, in process (PYTHONPATH=build/python), MomentAccumulator(784, 10) state of {size} bytes, "
-          f"medians of {len(sv)} alternating runs:")
-    print(f"  save {msv * 1e3:.2f} ms ({size / msv / 1e6:.0f} MB/s) vs shutil.copyfile {mcf * 1e3:.2f} ms "
-          f"({size / mcf / 1e6:.0f} MB/s): ratio save/copy {msv / mcf:.2f}")
-    print(f"  load {mld * 1e3:.2f} ms ({size / mld / 1e6:.0f} MB/s) vs reading the bytes {mrb * 1e3:.2f} ms "
-          f"({size / mrb / 1e6:.0f} MB/s): ratio load/read {mld / mrb:.2f}")
+          f"medians of {len(t['save'])} alternating runs:")
+    print(f"  save {m['save'] * 1e3:.2f} ms ({size / m['save'] / 1e6:.0f} MB/s) vs shutil.copyfile {m['copyfile'] * 1e3:.2f} ms "
+          f"(ratio {m['save'] / m['copyfile']:.2f}) vs a durable copy {m['durable'] * 1e3:.2f} ms "
+          f"(ratio {m['save'] / m['durable']:.2f})")
+    print(f"  load {m['load'] * 1e3:.2f} ms ({size / m['load'] / 1e6:.0f} MB/s) vs reading the bytes {m['read'] * 1e3:.2f} ms "
+          f"(ratio {m['load'] / m['read']:.2f})")
+    print(f"  to_bytes {m['to_bytes'] * 1e3:.2f} ms, from_bytes {m['from_bytes'] * 1e3:.2f} ms vs copying the bytes "
+          f"{m['bytes_copy'] * 1e3:.2f} ms (ratios {m['to_bytes'] / m['bytes_copy']:.2f}, "
+          f"{m['from_bytes'] / m['bytes_copy']:.2f})")
 
 
 def main():
