@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 
 namespace recalign::cli {
@@ -78,8 +79,13 @@ std::string class_sums::save() const {
 }
 
 class_sums class_sums::load(const std::string& bytes, std::size_t dim, std::size_t classes, const std::string& source) {
+    // dim and classes come from the checkpoint's run state: a wrapped 8·D·C could match a
+    // short byte string. Checked (size_overflow is an invalid_argument: a user error).
+    const std::uint64_t need = checked_bytes<double>(
+        checked_mul(checked_add(dim, 1, "class statistics"), classes, "class statistics: (D + 1) x C"),
+        "class statistics");
     class_sums s(dim, classes);
-    if (bytes.size() != 8 * classes + 8 * dim * classes)
+    if (bytes.size() != need)
         throw file_error(source, checkpoint::header_bytes, "class statistics of the wrong size in the checkpoint");
     std::memcpy(s.count_.data(), bytes.data(), 8 * classes);
     std::memcpy(s.mean_.data(), bytes.data() + 8 * classes, 8 * dim * classes);
@@ -122,7 +128,10 @@ engine::engine(const run_config& config) : config_(config) {
     } else {
         throw std::invalid_argument("unknown --method " + config.method);
     }
-    if (config.classes) classes_.emplace(dim, static_cast<std::size_t>(config.classes));
+    if (config.classes) {
+        checked_elements<double>({dim, config.classes}, "class means D x C");  // before class_sums allocates
+        classes_.emplace(dim, static_cast<std::size_t>(config.classes));
+    }
 }
 
 void engine::update(const io::source_batch& b, std::uint64_t pass) {
