@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <string>
+#include <vector>
 
 namespace recalign_fuzz {
 
@@ -36,6 +38,37 @@ inline void write_file(const std::string& path, const std::uint8_t* data, std::s
         done += static_cast<std::size_t>(n);
     }
     ::close(fd);
+}
+
+// Drives a row reader (io::idx_reader, io::npy_reader) over the file as a data source would:
+// rows in blocks of 64 after skipping one, then the file as labels; at most max_rows rows
+// each. Any std::exception is an expected rejection.
+template <class Reader, class Block>
+void drive_reader(const std::string& path, std::uint64_t max_rows) {
+    try {
+        Reader r(path);
+        Block block;
+        std::uint64_t total = 0;
+        if (r.rows() > 2) r.skip(1);
+        while (total < max_rows) {
+            const std::size_t n = r.read(64, block);
+            if (n == 0) break;
+            total += n;
+            (void)block.view();
+        }
+    } catch (const std::exception&) {
+    }
+    try {
+        Reader r(path);
+        std::vector<std::int64_t> labels;
+        std::uint64_t total = 0;
+        while (total < max_rows) {
+            const std::size_t n = r.read_labels(100, labels);
+            if (n == 0) break;
+            total += n;
+        }
+    } catch (const std::exception&) {
+    }
 }
 
 }  // namespace recalign_fuzz

@@ -40,29 +40,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } else {
         recalign_fuzz::write_file(path, data + 1, size - 1);
     }
-    try {
-        recalign::io::idx_reader r(path);
-        recalign::io::row_block block;
-        std::uint64_t total = 0;
-        if (r.rows() > 2) r.skip(1);
-        while (total < max_rows_total) {
-            const std::size_t n = r.read(64, block);
-            if (n == 0) break;
-            total += n;
-            (void)block.view();
-        }
-    } catch (const std::exception&) {
-    }
-    try {
-        recalign::io::idx_reader r(path);
-        std::vector<std::int64_t> labels;
-        std::uint64_t total = 0;
-        while (total < max_rows_total) {
-            const std::size_t n = r.read_labels(100, labels);
-            if (n == 0) break;
-            total += n;
-        }
-    } catch (const std::exception&) {
-    }
+    recalign_fuzz::drive_reader<recalign::io::idx_reader, recalign::io::row_block>(path, max_rows_total);
     return 0;
 }
