@@ -22,7 +22,8 @@
 #include <recalign/align/tracker.hpp>
 #include <recalign/core/errors.hpp>
 #include <recalign/core/hash.hpp>
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/core/serial.hpp>
+#include <recalign/io/files.hpp>
 #include <recalign/io/npy.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>

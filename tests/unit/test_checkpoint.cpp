@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <cereal/archives/portable_binary.hpp>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,7 +10,8 @@
 #include <system_error>
 
 #include <recalign/core/hash.hpp>
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/core/serial.hpp>
+#include <recalign/io/files.hpp>
 #include <recalign/stats/moments.hpp>
 
 #include "helpers.hpp"
