@@ -112,7 +112,7 @@ std::vector<double> poisoned(std::size_t first, std::size_t count, std::size_t r
 
 // Rewrites a header field and recomputes the header CRC-32 (bytes 0..59, stored at 60),
 // as a newer build, another kind or another configuration would have written it
-// (64-byte layout: lib/io/checkpoint.cpp).
+// (64-byte layout: lib/core/serial.cpp).
 template <class V>
 std::string with_header_field(std::string bytes, std::size_t offset, V value) {
     std::memcpy(&bytes[offset], &value, sizeof value);
