@@ -19,11 +19,15 @@ const char* route_name(route r);
 // Parses "exact", "fd" or "nystrom"; throws std::invalid_argument naming the bad value.
 route parse_route(const std::string& s);
 
-// Outcome of an eigensolver (LAPACK's info > 0). A negative info is a bug and throws
+// Outcome of a decomposition (LAPACK's info > 0). A negative info is a bug and throws
 // (core/blas.hpp); it never reaches a result.
-enum class solver_status : std::uint8_t { converged = 0, not_converged = 1 };
+enum class solver_status : std::uint8_t {
+    converged = 0,
+    not_converged = 1,  // an eigen- or singular-value solver did not converge
+    breakdown = 2,      // a Cholesky factorisation met a non-positive pivot (e.g. Nyström's core)
+};
 const char* solver_status_name(solver_status s);
-// From LAPACK's info (>= 0): 0 converged, > 0 not converged.
+// From an eigen/SVD solver's LAPACK info (>= 0): 0 converged, > 0 not converged.
 solver_status solver_status_of(int info) noexcept;
 // The first status that is not `converged`, else `converged`: for results of several solves.
 solver_status worst(solver_status a, solver_status b) noexcept;

@@ -63,6 +63,13 @@ struct statistics {
     const cross_moments& targets(const std::string& who) const;
 };
 
+// Assembles statistics from their parts (what finish() does for each route), checking that
+// they describe one state: the same dimension, centering and sample count. For callers that
+// hold a spectrum and cross statistics of their own (e.g. a reduction across processes).
+// Throws std::invalid_argument naming the disagreement.
+statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_moments> cross,
+                           std::optional<matrix_t> second_moment = std::nullopt);
+
 // Exact route: the full D x D second moment in centering c, its complete eigendecomposition,
 // the mean and (when the accumulator holds targets) the cross statistics.
 statistics finish(const moment_accumulator& m, centering c);
