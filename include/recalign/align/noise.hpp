@@ -18,8 +18,8 @@
 #include "recalign/core/batch.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/rng.hpp"
-#include "recalign/core/xt.hpp"
 #include "recalign/core/serial.hpp"
+#include "recalign/core/xt.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace recalign {

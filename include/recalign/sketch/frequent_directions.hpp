@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
-#include "recalign/core/xt.hpp"
 #include "recalign/core/serial.hpp"
+#include "recalign/core/xt.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/stats/moments.hpp"
 

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
-#include "recalign/core/xt.hpp"
 #include "recalign/core/serial.hpp"
+#include "recalign/core/xt.hpp"
 
 namespace recalign {
 
