@@ -20,4 +20,5 @@
 #include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/spectral/subspace.hpp"
+#include "recalign/stats/class_moments.hpp"
 #include "recalign/stats/moments.hpp"

@@ -1,10 +1,10 @@
 """recalign: how the reconstruction (top principal) subspace aligns with a supervised task,
 measured on data larger than memory, one minibatch at a time.
 
-The accumulators (MomentAccumulator, FrequentDirections, NystromSketch, MonteCarloNoise,
-AlignmentTracker) share one verb set: ``update(batch, ...)`` (the GIL is released),
-``merge(other)``, ``to_bytes()``/``from_bytes()``, ``save(path)``/``load(path)`` (atomic
-checkpoint files) and pickling through the same checkpoint bytes, so states travel
+The accumulators (MomentAccumulator, ClassMoments, FrequentDirections, NystromSketch,
+MonteCarloNoise, AlignmentTracker) share one verb set: ``update(batch, ...)`` (the GIL is
+released), ``merge(other)``, ``to_bytes()``/``from_bytes()``, ``save(path)``/``load(path)``
+(atomic checkpoint files) and pickling through the same checkpoint bytes, so states travel
 through multiprocessing, Dask or Ray and merge on the other side.
 
 Batches are rows = samples. NumPy float32/float64/uint8 C-contiguous arrays and CPU torch
@@ -31,6 +31,7 @@ from ._recalign import (  # noqa: F401
     __version__,
     AlignmentResult,
     AlignmentTracker,
+    ClassMoments,
     CrossMoments,
     DenoisingResult,
     DenoisingSubspace,
@@ -60,7 +61,7 @@ from ._recalign import (  # noqa: F401
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 
 __all__ = [
-    "AlignmentResult", "AlignmentTracker", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
+    "AlignmentResult", "AlignmentTracker", "ClassMoments", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
     "FileError", "FrequentDirections", "MomentAccumulator", "MonteCarloNoise", "NoiseImpact",
     "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum",
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",

@@ -34,6 +34,7 @@ PYBIND11_MODULE(_recalign, m) {
     });
 
     recalign::python::bind_stats(m);
+    recalign::python::bind_class_moments(m);
     recalign::python::bind_sketch(m);
     recalign::python::bind_align(m);
 }
