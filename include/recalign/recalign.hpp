@@ -12,6 +12,7 @@
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/io/datasets.hpp"
 #include "recalign/io/idx.hpp"
+#include "recalign/io/lock.hpp"
 #include "recalign/io/npy.hpp"
 #include "recalign/io/raw.hpp"
 #include "recalign/io/source.hpp"

@@ -18,6 +18,9 @@ Errors:
     checkpoint file or byte string; the message names the file (``<bytes>`` or ``<pickle>``
     for in-memory states) and the byte offset, also in ``.file`` and ``.offset``.
   * OSError -- a checkpoint could not be written (the previous file is intact).
+  * recalign.LockError (a BlockingIOError) -- another run holds the checkpoint's lock
+    (CheckpointLock, taken by ``track(..., checkpoint=...)``); the message names its pid,
+    also in ``.pid``.
   * RuntimeError -- a call the object's configuration does not allow (sxy() without
     targets, update() on a MonteCarloNoise loaded without its corruption) or a LAPACK
     routine rejecting its arguments (a bug). Numerical outcomes (non-convergence, skipped
@@ -31,12 +34,14 @@ from ._recalign import (  # noqa: F401
     __version__,
     AlignmentResult,
     AlignmentTracker,
+    CheckpointLock,
     ClassMoments,
     CrossMoments,
     DenoisingResult,
     DenoisingSubspace,
     FileError,
     FrequentDirections,
+    LockError,
     MomentAccumulator,
     MonteCarloNoise,
     NoiseImpact,
@@ -61,8 +66,8 @@ from ._recalign import (  # noqa: F401
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 
 __all__ = [
-    "AlignmentResult", "AlignmentTracker", "ClassMoments", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
-    "FileError", "FrequentDirections", "MomentAccumulator", "MonteCarloNoise", "NoiseImpact",
+    "AlignmentResult", "AlignmentTracker", "CheckpointLock", "ClassMoments", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
+    "FileError", "FrequentDirections", "LockError", "MomentAccumulator", "MonteCarloNoise", "NoiseImpact",
     "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum",
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
     "alignment_curve", "closed_form_noise", "denoising_alignment", "denoising_subspace",

@@ -1,4 +1,5 @@
 # Type stubs of the extension module recalign._recalign (editor completion, type checkers).
+import os
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -12,6 +13,22 @@ Shape = Union[Tuple[int, int], Tuple[int, int, int], None]
 class FileError(OSError):
     file: str
     offset: int
+
+class LockError(BlockingIOError):
+    file: str
+    pid: int
+
+class CheckpointLock:
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    def release(self) -> None: ...
+    @property
+    def held(self) -> bool: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def lock_path(self) -> str: ...
+    def __enter__(self) -> "CheckpointLock": ...
+    def __exit__(self, *args: Any) -> None: ...
 
 class _State:
     @property

@@ -4,7 +4,9 @@
 // Errors: std::invalid_argument (bad arguments, bad batches: the object is unchanged) →
 // ValueError with the C++ message (which names the row); recalign::file_error (unreadable,
 // truncated or corrupt checkpoint bytes or files) → recalign.FileError, a subclass of OSError
-// with .file and .offset; std::system_error (a write failed) → OSError with errno.
+// with .file and .offset; std::system_error (a write failed) → OSError with errno;
+// io::lock_error (another run holds a checkpoint's lock) → recalign.LockError, a
+// BlockingIOError with .file and .pid (bind_lock.cpp).
 #include <system_error>
 
 #include "common.hpp"
@@ -37,4 +39,5 @@ PYBIND11_MODULE(_recalign, m) {
     recalign::python::bind_class_moments(m);
     recalign::python::bind_sketch(m);
     recalign::python::bind_align(m);
+    recalign::python::bind_lock(m);
 }
