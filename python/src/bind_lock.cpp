@@ -19,10 +19,7 @@ void bind_lock(py::module_& m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const io::lock_error& e) {
-            py::object exc = py::reinterpret_borrow<py::object>(lock_error_type.ptr())(py::str(e.what()));
-            exc.attr("file") = py::str(e.checkpoint());
-            exc.attr("pid") = py::int_(e.holder_pid());
-            PyErr_SetObject(lock_error_type.ptr(), exc.ptr());
+            set_error(lock_error_type, e.what(), {{"file", py::str(e.checkpoint())}, {"pid", py::int_(e.holder_pid())}});
         }
     });
 

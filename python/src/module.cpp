@@ -25,10 +25,8 @@ PYBIND11_MODULE(_recalign, m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const recalign::file_error& e) {
-            py::object exc = py::reinterpret_borrow<py::object>(file_error_type.ptr())(py::str(e.what()));
-            exc.attr("file") = py::str(e.file());  // not .filename: OSError would reformat str()
-            exc.attr("offset") = py::int_(e.offset());
-            PyErr_SetObject(file_error_type.ptr(), exc.ptr());
+            // .file, not .filename: OSError would reformat str()
+            recalign::python::set_error(file_error_type, e.what(), {{"file", py::str(e.file())}, {"offset", py::int_(e.offset())}});
         } catch (const std::system_error& e) {
             py::object exc = py::reinterpret_borrow<py::object>(PyExc_OSError)(e.code().value(), py::str(e.what()));
             PyErr_SetObject(PyExc_OSError, exc.ptr());

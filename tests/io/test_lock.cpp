@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,19 @@ int in_child(F&& f) {
     return WEXITSTATUS(status);
 }
 
+// In a forked child, tries to take the lock: 0 when refused naming `holder`, 1 when it was
+// taken, 2 when refused naming another pid.
+int child_attempt(const std::string& checkpoint, pid_t holder) {
+    return in_child([&] {
+        try {
+            checkpoint_lock other(checkpoint);
+        } catch (const lock_error& e) {
+            return e.holder_pid() == holder ? 0 : 2;
+        }
+        return 1;
+    });
+}
+
 }  // namespace
 
 TEST_CASE("a second process is refused naming the holder's pid; after SIGKILL the lock is free", "[lock]") {
@@ -119,14 +133,7 @@ TEST_CASE("a second process is refused naming the holder's pid; after SIGKILL th
         CHECK(mine.lock_path() == ck + ".lock");
         CHECK(read_all(ck + ".lock") == std::to_string(::getpid()) + "\n");
         // While we hold it, another process is refused naming us.
-        CHECK(in_child([&] {
-                  try {
-                      checkpoint_lock other(ck);
-                  } catch (const lock_error& e) {
-                      return e.holder_pid() == ::getppid() ? 0 : 2;
-                  }
-                  return 1;
-              }) == 0);
+        CHECK(child_attempt(ck, ::getpid()) == 0);
     }
     CHECK_FALSE(exists(ck + ".lock"));  // released: the sidecar is gone
 }
@@ -187,14 +194,52 @@ TEST_CASE("a forked child's copy of a held lock does not release the parent's", 
           }) == 0);
     CHECK(held.held());
     CHECK(exists(ck + ".lock"));
-    CHECK(in_child([&] {
-              try {
-                  checkpoint_lock other(ck);
-              } catch (const lock_error&) {
-                  return 0;
-              }
-              return 1;
-          }) == 0);
+    CHECK(child_attempt(ck, ::getpid()) == 0);
+}
+
+TEST_CASE("a holder caught before its pid write is waited for; one that never writes is still refused", "[lock]") {
+    // A child flocks the sidecar as checkpoint_lock does but writes its pid only after
+    // 100 ms; the sidecar meanwhile holds a dead run's pid. The taker must not name the dead
+    // pid while a live one is coming, and must refuse either way.
+    temp_dir dir;
+    const std::string ck = dir.path + "/slow.ckpt", side = ck + ".lock";
+    for (const bool writes : {true, false}) {
+        INFO((writes ? "the holder writes its pid late" : "the holder never writes its pid"));
+        std::ofstream(side) << "2147483646\n";  // above pid_max: no process has it
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            const int fd = ::open(side.c_str(), O_RDWR);
+            const bool ok = fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+            (void)!::write(fds[1], ok ? "y" : "n", 1);
+            if (writes) {
+                ::usleep(100 * 1000);
+                const std::string pid = std::to_string(::getpid()) + "\n";
+                (void)!::ftruncate(fd, 0);
+                (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+            }
+            for (;;) ::pause();
+        }
+        char ok = 0;
+        REQUIRE(::read(fds[0], &ok, 1) == 1);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        REQUIRE(ok == 'y');
+        try {
+            checkpoint_lock mine(ck);
+            FAIL_CHECK("locked while the child holds the flock");
+        } catch (const lock_error& e) {
+            if (writes) {
+                CHECK(e.holder_pid() == child);
+            } else {
+                CHECK(e.holder_pid() == 2147483646);  // all it could read, after ~0.5 s of looking
+            }
+        }
+        kill_and_reap(child);
+        ::unlink(side.c_str());
+    }
 }
 
 TEST_CASE("processes racing to take and release one lock never hold it at once", "[lock][race]") {
