@@ -43,9 +43,9 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     tracker: an AlignmentTracker, MomentAccumulator, FrequentDirections, NystromSketch...
     checkpoint: a path; the state is saved there atomically (temp file, fsync, rename) every
         `every` batches and once at the end, so a crash leaves the previous checkpoint.
-        The run holds the checkpoint's advisory lock (recalign.CheckpointLock, the sidecar
-        PATH.lock) from before it resumes until it returns or raises, as the CLI's driver
-        does: a second run on the same checkpoint, in this or another process, raises
+        The run holds the checkpoint's advisory lock (recalign.CheckpointLock: C++
+        io/lock.hpp, the sidecar PATH.lock) from before it resumes until it returns or
+        raises: a second run on the same checkpoint, in this or another process, raises
         recalign.LockError naming the first's pid before touching anything.
     resume: if True and `checkpoint` exists, the state is loaded from it (replacing
         `tracker`, whose type it must have) and the rows it has already seen are skipped,
