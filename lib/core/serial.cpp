@@ -33,6 +33,7 @@ std::string kind_name(state_kind k) {
         case state_kind::nystrom: return "nystrom_sketch";
         case state_kind::tracker: return "alignment_tracker";
         case state_kind::noise: return "noise_accumulator";
+        case state_kind::class_moments: return "class_moments";
         case state_kind::patch_blocks: return "patch_blocks";
     }
     // Another program's state (the CLI's run state) or a newer library's: the header

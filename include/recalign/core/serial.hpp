@@ -53,6 +53,7 @@ enum class state_kind : std::uint32_t {
     noise = 5,
     // 6 is the recalign CLI's run state (tools/recalign/run_state.hpp): its checkpoints
     // exist on disk, so a library kind must never take that value.
+    class_moments = 7,
     patch_blocks = 8,
 };
 // The library's name of a kind ("moment_accumulator", ...); for a value the library does
