@@ -164,6 +164,45 @@ cross_moments restricted_moments::cross(centering c) const {
     return labels_->cross(c);
 }
 
+restricted_statistics restricted_moments::finish(centering c) const {
+    restricted_statistics s;
+    s.center = c;
+    s.n = n_;
+    s.basis = options_.basis;
+    s.vsv = vsv(c);
+    s.sv = sv(c);
+    if (labels_) s.cross = labels_->cross(c);
+    return s;
+}
+
+restricted_statistics restricted_statistics::rotated(const matrix_t& w) const {
+    const std::size_t d = dim(), k = this->k(), k2 = w.shape(1);
+    if (w.shape(0) != k)
+        throw std::invalid_argument("restricted_statistics::rotated: W has " + std::to_string(w.shape(0)) +
+                                    " rows, the basis " + std::to_string(k) + " columns");
+    restricted_statistics out;
+    out.center = center;
+    out.n = n;
+    out.basis = xt::zeros<double>({d, k2});
+    blas::gemm_nn(d, k2, k, 1.0, basis.data(), w.data(), 0.0, out.basis.data());
+    out.sv = xt::zeros<double>({d, k2});
+    blas::gemm_nn(d, k2, k, 1.0, sv.data(), w.data(), 0.0, out.sv.data());
+    matrix_t gw = xt::zeros<double>({k, k2});
+    blas::gemm_nn(k, k2, k, 1.0, vsv.data(), w.data(), 0.0, gw.data());
+    out.vsv = xt::zeros<double>({k2, k2});
+    blas::gemm_tn(k2, k2, k, 1.0, w.data(), gw.data(), 0.0, out.vsv.data());
+    for (std::size_t i = 0; i < k2; ++i)
+        for (std::size_t j = i + 1; j < k2; ++j) out.vsv(i, j) = out.vsv(j, i) = 0.5 * (out.vsv(i, j) + out.vsv(j, i));
+    if (cross) {
+        cross_moments c = *cross;
+        const std::size_t nc = c.sxy.shape(1);
+        c.sxy = xt::zeros<double>({k2, nc});
+        blas::gemm_tn(k2, nc, k, 1.0, w.data(), cross->sxy.data(), 0.0, c.sxy.data());
+        out.cross = std::move(c);
+    }
+    return out;
+}
+
 void restricted_moments::check_loaded() const {
     const std::size_t d = dim(), k = this->k();
     if (mean_.shape(0) != d || mzz_.shape(0) != k || mzz_.shape(1) != k || mxz_.shape(0) != d || mxz_.shape(1) != k)

@@ -26,6 +26,21 @@
 
 namespace recalign {
 
+// What the verification pass knows about the representation V, finished (the analogue of
+// spectral/statistics.hpp for a fixed basis): every analysis of V reads only this.
+struct restricted_statistics {
+    centering center = centering::uncentered;
+    std::uint64_t n = 0;
+    matrix_t basis;  // V: D x K
+    matrix_t vsv;    // Vᵀ Sxx V: K x K
+    matrix_t sv;     // Sxx V: D x K
+    std::optional<cross_moments> cross;  // sxy = Vᵀ Sxy (K x C), syy = Syy
+    std::size_t dim() const noexcept { return basis.shape(0); }
+    std::size_t k() const noexcept { return basis.shape(1); }
+    // The statistics of V W (W: K x K'), exactly, without reading the data again.
+    restricted_statistics rotated(const matrix_t& w) const;
+};
+
 struct restricted_moments_options {
     matrix_t basis;           // V: D x K, any full-column-rank basis (finite)
     std::size_t classes = 0;  // C: class ids with every batch (0: no labels)
@@ -66,6 +81,7 @@ public:
     // Vᵀ Sxy (K x C) and Syy (C x C); throws std::logic_error without labels.
     cross_moments cross(centering c) const;
     bool has_labels() const noexcept { return labels_.has_value(); }
+    restricted_statistics finish(centering c) const;
 
     template <class Archive>
     void save_payload(Archive& ar) const;
