@@ -55,6 +55,7 @@ enum class state_kind : std::uint32_t {
     // exist on disk, so a library kind must never take that value.
     class_moments = 7,
     patch_blocks = 8,
+    restricted_moments = 9,
 };
 // The library's name of a kind ("moment_accumulator", ...); for a value the library does
 // not list, "state of kind N".
