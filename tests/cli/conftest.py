@@ -10,12 +10,13 @@
   dataset-fashion-mnist, or the directory in RECALIGN_FASHION_MNIST, which the binary
   honours too); the test is skipped when they are missing.
 
-A module whose every test was skipped (its data set missing) exits 77, meson's SKIP, instead
-of pytest's 0: a missing data set must not read as a pass. Tests needing a data set live in
-modules of their own (test_default_data.py), so that the skip shows in meson's summary.
+A missing data set must not read as a pass: a module exits 77 (meson's SKIP) instead of
+pytest's 0 when nothing failed and either every test skipped or one skipped because
+`fashion_mnist` found no data. Tests needing a data set live in a module of their own
+(test_default_data.py), so that the others still report their passes.
 
 Run one module by hand:
-    RECALIGN_CLI=build/tools/recalign/recalign PYTHONPATH=tests/cli \\
+    RECALIGN_CLI=build/tools/recalign/recalign PYTHONPATH=tests/cli:tests \\
         /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cli/test_formats.py
 """
 import os
@@ -23,9 +24,7 @@ import os
 import pytest
 
 import cli_common
-
-MESON_SKIP = 77
-FASHION_MNIST = os.environ.get("RECALIGN_FASHION_MNIST") or "/usr/share/datasets/fashion-mnist"
+from data_sets import MESON_SKIP, fashion_mnist_missing, fashion_mnist_train
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,15 +44,14 @@ def tmp(tmp_path_factory, request):
 @pytest.fixture(scope="session")
 def fashion_mnist():
     """(train images, train labels) paths; skips when either file is missing."""
-    files = tuple(os.path.join(FASHION_MNIST, f) for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"))
-    missing = [f for f in files if not os.path.exists(f)]
-    if missing:
-        pytest.skip(f"data set missing: {', '.join(missing)} (Debian package dataset-fashion-mnist, "
-                    "or RECALIGN_FASHION_MNIST=DIR)")
-    return files
+    reason = fashion_mnist_missing()
+    if reason:
+        _outcomes["data set missing"] = True
+        pytest.skip(reason)
+    return fashion_mnist_train()
 
 
-_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
+_outcomes = {"passed": 0, "failed": 0, "skipped": 0, "data set missing": False}
 
 
 def pytest_runtest_logreport(report):
@@ -62,5 +60,6 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if exitstatus == pytest.ExitCode.OK and _outcomes["skipped"] and not _outcomes["passed"] and not _outcomes["failed"]:
+    all_skipped = _outcomes["skipped"] and not _outcomes["passed"] and not _outcomes["failed"]
+    if exitstatus == pytest.ExitCode.OK and (all_skipped or _outcomes["data set missing"]):
         session.exitstatus = MESON_SKIP
