@@ -607,6 +607,8 @@ int cmd_project(command_set& c) {
     const bool want_top = p.keep != "bottom", want_bottom = p.keep != "top";
     const matrix_t top = top_proj.project(b.view());
     const matrix_t bottom = bottom_proj.project(b.view());
+    std::vector<double> originals(count * d);  // the rows as the statistics saw them (scaled)
+    to_double_checked(b.view(), d, originals.data(), b.first_row);
     image_grid g;
     g.cols = count;
     g.rows = 1 + want_top + want_bottom;
@@ -619,7 +621,7 @@ int cmd_project(command_set& c) {
     for (std::size_t i = 0; i < count; ++i) {
         auto row_of = [&](const double* q) { return std::vector<double>(q + i * d, q + (i + 1) * d); };
         std::size_t row = 0;
-        g.cells[row++ * count + i] = to_pixels(row_of(b.x.data()), shape[0], shape[1], shape[2], chw);
+        g.cells[row++ * count + i] = to_pixels(row_of(originals.data()), shape[0], shape[1], shape[2], chw);
         if (want_top) g.cells[row++ * count + i] = to_pixels(row_of(top.data()), shape[0], shape[1], shape[2], chw);
         if (want_bottom) g.cells[row++ * count + i] = to_pixels(row_of(bottom.data()), shape[0], shape[1], shape[2], chw);
     }

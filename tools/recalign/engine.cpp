@@ -16,7 +16,11 @@ bool method_available(const std::string& method) { return method == "exact" || m
 class_sums::class_sums(std::size_t dim, std::size_t classes)
     : dim_(dim), classes_(classes), count_(classes, 0), mean_(dim * classes, 0.0) {}
 
-void class_sums::update(const double* x, const std::int64_t* labels, std::size_t rows) {
+void class_sums::update(const batch_view& batch, const std::int64_t* labels, std::uint64_t first_row) {
+    const std::size_t rows = batch.rows;
+    x_.resize(checked_elements<double>({rows, dim_}, "batch rows x D"));
+    to_double_checked(batch, dim_, x_.data(), first_row);
+    const double* x = x_.data();
     sum_.assign(dim_ * classes_, 0.0);
     batch_count_.assign(classes_, 0);
     for (std::size_t r = 0; r < rows; ++r) {
@@ -150,7 +154,7 @@ void engine::update(const io::source_batch& b, std::uint64_t pass) {
     }
     if (fd_) fd_->update(b.view(), b.first_row);
     if (nystrom_) nystrom_->update(b.view(), b.first_row);
-    if (classes_ && pass == 0) classes_->update(b.x.data(), b.labels.data(), b.rows);
+    if (classes_ && pass == 0) classes_->update(b.view(), b.labels.data(), b.first_row);
 }
 
 void engine::merge(const engine& other) {
