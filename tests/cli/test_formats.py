@@ -223,3 +223,45 @@ def test_every_command_merge_info_from(tmp, all_formats, name):
     assert rc == 0 and json.loads(out)["n"] == N, f"merge/info on {name}"
     s = c.run_json(["spectrum", "--from", merged])
     c.assert_close(s["eigenvalues"], lam_c, 1e-9, f"merged spectrum on {name}", atol=atol)
+
+
+# --precision: the float32 kernels of the exact route and of Nyström, for float32 input
+@pytest.fixture(scope="module")
+def f32_rows(tmp):
+    """Gaussian float32 rows (not small integers, so single precision rounds) as <f4 and as u1."""
+    g = np.random.default_rng(12)
+    x = (g.normal(size=(2000, 16)) * np.linspace(1, 4, 16) + 3).astype("<f4")
+    p4, p1 = os.path.join(tmp, "gauss_f4.npy"), os.path.join(tmp, "gauss_u1.npy")
+    c.write_npy(p4, x)
+    c.write_npy(p1, np.clip(x * 20, 0, 255).astype(np.uint8))
+    return p4, p1
+
+
+PRECISION_METHODS = {"exact": [], "nystrom": ["--method", "nystrom", "--rank", 4, "--seed", 2],
+                     "fd": ["--method", "fd", "--rank", 4]}
+
+
+@pytest.mark.parametrize("method", ["exact", "nystrom"])
+def test_f32_kernels_on_float32_input(f32_rows, method):
+    args = ["spectrum", "--images", f32_rows[0], "--batch", "500"] + PRECISION_METHODS[method]
+    f64 = c.run_json(args + ["--precision", "f64"])
+    f32 = c.run_json(args + ["--precision", "f32-kernels"])
+    assert c.run_json(args)["eigenvalues"] == f64["eigenvalues"], "the default is not --precision f64"
+    assert f32["eigenvalues"] != f64["eigenvalues"], f"{method}: --precision f32-kernels took the double path"
+    c.assert_close(f32["eigenvalues"], f64["eigenvalues"], 1e-5, f"{method}: f32 kernels vs double",
+                   atol=1e-6 * f64["eigenvalues"][0])
+
+
+@pytest.mark.parametrize("method", ["exact", "nystrom", "fd"])
+def test_f32_kernels_leave_other_input_in_double(f32_rows, method):
+    """uint8 input (and --method fd on any input) has no single-precision path: same bits."""
+    for images in ([f32_rows[1]] if method != "fd" else list(f32_rows)):
+        args = ["spectrum", "--images", images, "--batch", "500"] + PRECISION_METHODS[method]
+        f64 = c.run_json(args + ["--precision", "f64"])
+        f32 = c.run_json(args + ["--precision", "f32-kernels"])
+        assert f32["eigenvalues"] == f64["eigenvalues"], f"{method} on {os.path.basename(images)}"
+
+
+def test_precision_refuses_other_values(f32_rows):
+    rc, out, err = c.run(["spectrum", "--images", f32_rows[0], "--precision", "f16"])
+    c.assert_one_line_error(rc, err, ["--precision"], "--precision f16")

@@ -73,6 +73,14 @@ void add_method_options(CLI::App* s, run_args& r) {
     s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)");
     s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations)")->capture_default_str();
     s->add_option("--seed", r.seed, "Seed of the randomized sketches")->capture_default_str();
+    s->add_option("--precision", r.precision,
+                  "Per-batch arithmetic for float32 input (.npy <f4, IDX f32, raw f4): f64 converts it to double; "
+                  "f32-kernels computes each batch's scatter (exact route, SSYRK) and products (nystrom, SGEMM) in "
+                  "single precision and accumulates across batches in double: about 1.3-2x faster, relative error "
+                  "about 7e-8 in the second moment and 1e-10 to 3e-9 in the eigenvalues on Fashion-MNIST "
+                  "(BENCHMARKS.md). Other input types and --method fd always use double. Not part of the run's "
+                  "configuration: such states merge with f64 ones, and --resume keeps the checkpoint's precision")
+        ->check(CLI::IsMember({"f64", "f32-kernels"}))->capture_default_str();
 }
 
 void add_run_options(CLI::App* s, run_args& r, bool default_centered) {
@@ -172,6 +180,7 @@ run_config make_config(const run_args& r, const std::string& images, std::uint64
     cfg.dim = dim;
     cfg.classes = classes;
     cfg.scale = scale;
+    cfg.float32_kernels = r.precision == "f32-kernels";
     if (r.method != "exact") {
         cfg.rank = r.rank;
         cfg.passes = r.passes;

@@ -105,6 +105,7 @@ engine::engine(const run_config& config) : config_(config) {
         o.dim = dim;
         o.targets = config.classes ? target_mode::class_ids : target_mode::none;
         o.classes = static_cast<std::size_t>(config.classes);
+        o.float32_kernels = config.float32_kernels;
         moments_.emplace(o);
         return;
     }
@@ -128,6 +129,7 @@ engine::engine(const run_config& config) : config_(config) {
         o.probes = std::min<std::size_t>(10, dim);
         o.seed = config.seed;
         o.center = c;
+        o.float32_kernels = config.float32_kernels;
         nystrom_.emplace(o);
     } else {
         throw std::invalid_argument("unknown --method " + config.method);
