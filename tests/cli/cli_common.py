@@ -143,9 +143,19 @@ def write_idx(path, arr, gz=False):
 
 
 def write_npy(path, arr, version=(1, 0), fortran=False):
+    """Writes arr as a .npy file; returns the path."""
     arr = np.asfortranarray(arr) if fortran else np.ascontiguousarray(arr)
     with open(path, "wb") as f:
         np.lib.format.write_array(f, arr, version=version, allow_pickle=False)
+    return path
+
+
+def write_data(tmp, x, y, *options):
+    """x as tmp/x.npy and y (labels) as tmp/y.npy; the DATA options that read them, then `options`."""
+    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+    write_npy(xp, x)
+    write_npy(yp, y)
+    return ["--images", xp, "--labels", yp] + [str(o) for o in options]
 
 
 def npy_with_header(path, header, data=b"", version=1):

@@ -26,10 +26,7 @@ LAMBDAS = [0, 0.01, 1, 100, 1e6]
 
 @pytest.fixture(scope="module")
 def data(tmp):
-    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-    c.write_npy(xp, X)
-    c.write_npy(yp, Y.astype("<i8"))
-    return ["--images", xp, "--labels", yp, "--batch", "256"]
+    return c.write_data(tmp, X, Y.astype("<i8"), "--batch", "256")
 
 
 def tradeoff_numpy(lam, K):

@@ -38,23 +38,17 @@ def write(path):
 
 @pytest.fixture(scope="module")
 def good(path):
-    p = path("good.npy")
-    c.write_npy(p, X)
-    return p
+    return c.write_npy(path("good.npy"), X)
 
 
 @pytest.fixture(scope="module")
 def labels(path):
-    p = path("labels.npy")
-    c.write_npy(p, Y.astype("<i8"))
-    return p
+    return c.write_npy(path("labels.npy"), Y.astype("<i8"))
 
 
 @pytest.fixture(scope="module")
 def wide(path):
-    p = path("wide.npy")
-    c.write_npy(p, WIDE)
-    return p
+    return c.write_npy(path("wide.npy"), WIDE)
 
 
 @pytest.fixture(scope="module")

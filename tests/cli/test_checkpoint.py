@@ -23,10 +23,7 @@ X[np.arange(N), Y % D] += 2.0  # labels carry signal
 
 @pytest.fixture(scope="module")
 def data(tmp):
-    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-    c.write_npy(xp, X)
-    c.write_npy(yp, Y.astype("<i4"))
-    return ["--images", xp, "--labels", yp, "--batch", "100"]
+    return c.write_data(tmp, X, Y.astype("<i4"), "--batch", "100")
 
 
 def align_json(data, extra):

@@ -20,16 +20,12 @@ RSS_LIMIT_KB = 150 * 1024  # a rejected absurd header must not allocate: far bel
 
 @pytest.fixture(scope="module")
 def good(tmp):
-    p = os.path.join(tmp, "good.npy")
-    c.write_npy(p, X)
-    return p
+    return c.write_npy(os.path.join(tmp, "good.npy"), X)
 
 
 @pytest.fixture(scope="module")
 def labels(tmp):
-    p = os.path.join(tmp, "labels.npy")
-    c.write_npy(p, Y.astype("<i8"))
-    return p
+    return c.write_npy(os.path.join(tmp, "labels.npy"), Y.astype("<i8"))
 
 
 @pytest.fixture(scope="module")

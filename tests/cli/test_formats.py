@@ -35,9 +35,7 @@ def check_spectrum(args, what, x=X, centered=True):
 @pytest.fixture(scope="module")
 def xp(tmp):
     """X as a little-endian float64 .npy (version 1, C order)."""
-    p = os.path.join(tmp, "x_f8.npy")
-    c.write_npy(p, X.astype("<f8"))
-    return p
+    return c.write_npy(os.path.join(tmp, "x_f8.npy"), X.astype("<f8"))
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,7 @@ count, gap = 5, 2
 
 @pytest.fixture(scope="module")
 def data(tmp):
-    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-    c.write_npy(xp, X.astype("<f4"))
-    c.write_npy(yp, Y.astype("<u1"))
-    return ["--images", xp, "--labels", yp]
+    return c.write_data(tmp, X.astype("<f4"), Y.astype("<u1"))
 
 
 def read_csv(path):

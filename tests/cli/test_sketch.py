@@ -24,10 +24,7 @@ X[np.arange(N), Y] += 0.5
 
 @pytest.fixture(scope="module")
 def data(tmp):
-    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
-    c.write_npy(xp, X)
-    c.write_npy(yp, Y.astype("<i4"))
-    return ["--images", xp, "--labels", yp, "--batch", "250"]
+    return c.write_data(tmp, X, Y.astype("<i4"), "--batch", "250")
 
 
 @pytest.mark.parametrize("method,rank", [("fd", D // 2), ("nystrom", D)], ids=["fd", "nystrom"])
