@@ -26,13 +26,18 @@
 #include <recalign/io/npy.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
+#include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
 #include "helpers.hpp"
+#include "refusals.hpp"
 
 using namespace recalign;
 using Catch::Contains;
 using Catch::StartsWith;
+using testing::message_of;
+using testing::names_all;
+using testing::refused_then_continues;
 
 namespace {
 
@@ -55,46 +60,13 @@ target_view labels_of(const std::vector<std::int64_t>& y, std::size_t first, std
     return target_view::class_ids(y.data() + first, count);
 }
 
-// Runs f, which must throw E; returns its message (an empty string and a failed check otherwise).
-template <class E, class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    FAIL_CHECK("no exception was thrown");
-    return {};
-}
-
-void names_all(const std::string& msg, const std::vector<std::string>& parts) {
-    INFO("message: " << msg);
-    for (const std::string& p : parts) CHECK_THAT(msg, Contains(p));
-}
-
-// The core property. make() builds the state from scratch (the first half of the data);
-// bad(state) must throw E naming `parts`; afterwards the saved bytes are identical, and
-// good(state) (the second half) ends bit-identical to a fresh make() + good() that never
-// saw the bad input.
-template <class E, class T>
-void refused_then_continues(const std::function<T()>& make, const std::function<void(T&)>& bad,
-                            const std::function<void(T&)>& good, const std::vector<std::string>& parts) {
-    T state = make();
-    const std::string before = testing::saved(state);
-    names_all(message_of<E>([&] { bad(state); }), parts);
-    CHECK(testing::saved(state) == before);
-    good(state);
-    T reference = make();
-    good(reference);
-    CHECK(testing::saved(state) == testing::saved(reference));
-}
-
 // Batches of rows [lo, hi) in the file's order (with their labels for the states that take them).
 template <class T>
 void feed(T& s, std::size_t lo, std::size_t hi) {
     for (std::size_t r = lo; r < hi; r += B) {
         const std::size_t b = std::min(B, hi - r);
-        if constexpr (std::is_same_v<T, moment_accumulator> || std::is_same_v<T, alignment_tracker>)
+        if constexpr (std::is_same_v<T, moment_accumulator> || std::is_same_v<T, alignment_tracker> ||
+                      std::is_same_v<T, class_moments>)
             s.update(rows_of(data_x(), r, b), labels_of(data_y(), r, b), r);
         else
             s.update(rows_of(data_x(), r, b), r);
@@ -143,6 +115,11 @@ monte_carlo_options mc_opts() {
 
 moment_accumulator moments_half() {
     moment_accumulator m({D, target_mode::class_ids, C});
+    feed(m, 0, N / 2);
+    return m;
+}
+class_moments class_moments_half() {
+    class_moments m({D, C});
     feed(m, 0, N / 2);
     return m;
 }
@@ -520,6 +497,7 @@ TEST_CASE("checkpoint load: every bad framing of every kind is a file_error at t
         };
     };
     SECTION("moment_accumulator") { every_bad_framing_is_a_file_error(moments_half(), via_stream(moment_accumulator({1}))); }
+    SECTION("class_moments") { every_bad_framing_is_a_file_error(class_moments_half(), via_stream(class_moments({1, 1}))); }
     SECTION("frequent_directions") {
         every_bad_framing_is_a_file_error(fd_half(), via_stream(frequent_directions({1, 1, centering::centered})));
     }

@@ -11,10 +11,13 @@
 #include <vector>
 
 #include <recalign/align/noise.hpp>
+#include <recalign/align/patch_blocks.hpp>
+#include <recalign/align/restricted_moments.hpp>
 #include <recalign/core/batch.hpp>
 #include <recalign/core/errors.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
+#include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
 #include "helpers.hpp"
@@ -126,6 +129,36 @@ TEST_CASE("scale in the view = pre-scaled f64 rows, bit for bit: Monte-Carlo noi
     const corrupt_fn fn = make_corrupter(spec);
     every_type_and_scale([&] { return monte_carlo_noise(o, fn); },
                          [](monte_carlo_noise& m, const batch_view& b, std::size_t r0) { m.update(b, r0); });
+}
+
+TEST_CASE("scale in the view = pre-scaled f64 rows, bit for bit: class moments", "[batch][scale]") {
+    const typed_rows t = make_rows();
+    every_type_and_scale([] { return class_moments({D, CLASSES}); },
+                         [&](class_moments& m, const batch_view& b, std::size_t r0) {
+                             m.update(b, target_view::class_ids(t.labels.data() + r0, BATCH), r0);
+                         });
+}
+
+TEST_CASE("scale in the view = pre-scaled f64 rows, bit for bit: patch blocks", "[batch][scale]") {
+    patch_blocks_options o;
+    o.shape = {3, 4, 1};  // D = 12
+    o.patch_h = 2;
+    o.patch_w = 2;
+    every_type_and_scale([&] { return patch_blocks(o); },
+                         [](patch_blocks& p, const batch_view& b, std::size_t r0) { p.update(b, r0); });
+}
+
+TEST_CASE("scale in the view = pre-scaled f64 rows, bit for bit: restricted moments (with class ids)",
+          "[batch][scale]") {
+    const typed_rows t = make_rows();
+    restricted_moments_options o;
+    o.basis = xt::zeros<double>({D, std::size_t(3)});
+    for (std::size_t i = 0; i < D; ++i) o.basis(i, i % 3) = 1.0 + 0.1 * static_cast<double>(i);
+    o.classes = CLASSES;
+    every_type_and_scale([&] { return restricted_moments(o); },
+                         [&](restricted_moments& m, const batch_view& b, std::size_t r0) {
+                             m.update(b, target_view::class_ids(t.labels.data() + r0, BATCH), r0);
+                         });
 }
 
 TEST_CASE("the conversion helpers apply the scale once, and check the scaled values", "[batch][scale]") {

@@ -424,7 +424,7 @@ void write_spectrum_files(const std::string& dir, const spectrum& s, bool quiet)
     chart c;
     c.csv = out_path(dir, "spectrum.csv");
     c.png = out_path(dir, "spectrum.png");
-    c.title = std::string("Spectrum (") + centering_name(s.center) + ", " + s.method + ")";
+    c.title = std::string("Spectrum (") + centering_name(s.center) + ", " + route_name(s.method) + ")";
     c.xlabel = "k";
     c.ylabel = "eigenvalue";
     c.log_y = true;
@@ -448,12 +448,11 @@ int cmd_align(command_set& c) {
     const centering cen = pick_centering(r, false);
     alignment_options opt;
     opt.measure = parse_measure(r.measure);
-    opt.center = cen;
     run_result res = accumulate("align", c.data_align, r, true, cen);
     if (res.state.config.classes == 0)
         throw std::invalid_argument("align needs labels: pass --labels (or a checkpoint made with labels)");
-    const alignment_result a = res.eng.exact() ? alignment_curve(res.eng.moments(), opt)
-                                               : alignment_curve(res.eng.get_spectrum(cen), res.eng.cross(cen), opt);
+    const statistics stats = res.eng.finish(cen);
+    const alignment_result a = alignment_curve(stats, opt);
     if (r.json) {
         json j;
         j["n"] = a.n;
@@ -473,7 +472,7 @@ int cmd_align(command_set& c) {
         std::printf("%s\n", j.dump().c_str());
     } else {
         std::printf("n = %llu samples, D = %zu, C = %zu classes; method %s, %s, measure %s\n",
-                    (unsigned long long)a.n, a.dim, a.classes, a.method.c_str(), centering_name(a.center),
+                    (unsigned long long)a.n, a.dim, a.classes, route_name(a.method), centering_name(a.center),
                     measure_name(a.measure));
         std::printf("%6s  %12s  %14s\n", "k", "alignment", "eigenvalue/n");
         std::vector<std::size_t> ks;
@@ -496,7 +495,7 @@ int cmd_align(command_set& c) {
         ch.log_x = true;
         ch.series = {"alignment"};
         draw_chart(ch, r.quiet);
-        write_spectrum_files(r.out, res.eng.get_spectrum(cen), r.quiet);
+        write_spectrum_files(r.out, stats.spec, r.quiet);
     }
     return 0;
 }
@@ -521,7 +520,7 @@ int cmd_spectrum(command_set& c) {
         j["input"] = input_json(res.state);
         std::printf("%s\n", j.dump().c_str());
     } else {
-        std::printf("n = %llu samples, D = %zu; method %s, %s\n", (unsigned long long)s.n, s.dim, s.method.c_str(),
+        std::printf("n = %llu samples, D = %zu; method %s, %s\n", (unsigned long long)s.n, s.dim, route_name(s.method),
                     centering_name(s.center));
         std::printf("total second moment per sample: %.6g\n", s.total / static_cast<double>(std::max<std::uint64_t>(s.n, 1)));
         std::printf("%6s  %14s  %10s\n", "k", "eigenvalue/n", "explained");
@@ -862,13 +861,13 @@ int cmd_tradeoff(command_set& c) {
     tradeoff_options opt;
     opt.lambdas = parse_list(c.tradeoff_opts.lambdas, "--lambda");
     opt.k = c.tradeoff_opts.k;
-    opt.center = cen;
     run_result res = accumulate("tradeoff", c.data_tradeoff, r, true, cen);
     if (res.state.config.classes == 0)
         throw std::invalid_argument("tradeoff needs labels: pass --labels (or a checkpoint made with labels)");
     if (opt.k == 0 || opt.k > res.state.config.dim)
         throw std::invalid_argument("--k must lie in [1, " + std::to_string(res.state.config.dim) + "]");
-    const tradeoff_result t = tradeoff(res.eng.moments(), opt);
+    res.eng.moments();  // refuses a sketch run (the trade-off needs the complete spectrum)
+    const tradeoff_result t = tradeoff(res.eng.finish(cen), opt);
     if (r.json) {
         json a = json::array();
         for (const tradeoff_point& p : t.points) {
@@ -958,12 +957,13 @@ int cmd_denoise(command_set& c) {
         throw std::invalid_argument("--image-shape " + o.image_shape + " has " + std::to_string(shape.dim()) +
                                     " values but the rows have " + std::to_string(d));
     const moment_accumulator& m = res.eng.moments();
+    const statistics clean_stats = res.eng.finish(cen);  // one eigendecomposition for every noise
 
     // Noise expectations: closed forms from the clean second moment; Monte Carlo needs one
     // more pass over the data (MATH.md §4), which is not checkpointed.
     std::vector<noise_moments> noisy(specs.size());
     std::vector<double> mc_error(specs.size(), std::numeric_limits<double>::quiet_NaN());
-    const matrix_t sxx = m.sxx(cen);
+    const matrix_t& sxx = *clean_stats.second_moment;
     std::vector<std::size_t> mc_index;
     std::vector<monte_carlo_noise> mc;
     for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -1000,19 +1000,16 @@ int cmd_denoise(command_set& c) {
 
     denoising_options dopt;
     dopt.measure = parse_measure(r.measure);
-    dopt.center = cen;
     noise_impact_options iopt;
-    iopt.center = cen;
     std::vector<denoising_result> results;
     std::vector<noise_impact_result> impacts;
     for (std::size_t i = 0; i < specs.size(); ++i) {
-        results.push_back(denoising_alignment(m, noisy[i], dopt));
-        impacts.push_back(noise_impact(m, noisy[i], iopt));
+        results.push_back(denoising_alignment(clean_stats, noisy[i], dopt));
+        impacts.push_back(noise_impact(clean_stats, noisy[i], iopt));
     }
     alignment_options aopt;
     aopt.measure = dopt.measure;
-    aopt.center = cen;
-    const alignment_result clean = alignment_curve(m, aopt);
+    const alignment_result clean = alignment_curve(clean_stats, aopt);
 
     std::vector<std::size_t> ks;
     if (!o.k_list.empty()) {

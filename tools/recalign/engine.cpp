@@ -254,6 +254,13 @@ cross_moments engine::cross(centering c) const {
     return classes_->cross(c);
 }
 
+statistics engine::finish(centering c) const {
+    if (moments_) return recalign::finish(*moments_, c);
+    std::optional<cross_moments> labels;
+    if (classes_) labels = classes_->cross(c);
+    return make_statistics(get_spectrum(c), mean(), std::move(labels));
+}
+
 vector_t engine::mean() const {
     if (moments_) return moments_->mean_x();
     if (fd_) return fd_->mean();

@@ -17,7 +17,7 @@
 #include "recalign/io/source.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
-#include "recalign/spectral/spectrum.hpp"
+#include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/moments.hpp"
 #include "run_state.hpp"
 
@@ -67,6 +67,8 @@ public:
     // fixed when it is built: asking for the other one throws std::invalid_argument).
     spectrum get_spectrum(centering c) const;
     cross_moments cross(centering c) const;
+    // The finished statistics every analysis reads (one eigendecomposition for the exact route).
+    statistics finish(centering c) const;
     // Mean of the rows (for centered projections).
     vector_t mean() const;
     // The exact accumulator (throws std::invalid_argument for a sketch run).
