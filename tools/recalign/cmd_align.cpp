@@ -1,0 +1,48 @@
+// align: the alignment curve of the top-k principal subspace with the labels (Eq. 7).
+#include <cstdio>
+
+#include "commands.hpp"
+#include "paths.hpp"
+#include "render.hpp"
+#include "route_state.hpp"
+#include "validate.hpp"
+
+namespace recalign::cli {
+
+void print_stdout(const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+}
+
+namespace {
+
+align_result compute(const prepared_run& p, alignment_options opt, const mpi_context& mpi) {
+    route_state state(p.config());
+    align_result r;
+    r.run = stream(state, p, mpi);
+    const run_statistics s = finish_statistics(state, p.center);
+    if (!s.cross) throw std::invalid_argument("align needs labels: pass --labels (or a checkpoint made with labels)");
+    r.curve = alignment_curve(s.spec, *s.cross, opt);
+    r.spec = s.spec;
+    return r;
+}
+
+}  // namespace
+
+int cmd_align(const align_options& o, const mpi_context& mpi) {
+    alignment_options opt;
+    opt.measure = parse_measure(o.measure);
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    run_needs needs;
+    needs.command = "align";
+    needs.labels = true;
+    const prepared_run p = prepare_run(o.data, o.run, needs);
+    opt.center = p.center;
+    const align_result r = compute(p, opt, mpi);
+    render_options ro{o.run.json, o.run.quiet, o.run.out};
+    if (!ro.out.empty()) write_files(r, ro);
+    print_stdout(ro.json ? render_json(r) : render_text(r));
+    return 0;
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,279 @@
+#include "route_state.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "mpi_context.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/io/checkpoint.hpp"
+
+namespace recalign::cli {
+
+// ---- class_sums ------------------------------------------------------------------------
+
+class_sums::class_sums(std::size_t dim, std::size_t classes)
+    : dim_(dim), classes_(classes), count_(classes, 0), mean_(dim * classes, 0.0) {}
+
+void class_sums::update(const double* x, const std::int64_t* labels, std::size_t rows) {
+    sum_.assign(dim_ * classes_, 0.0);
+    batch_count_.assign(classes_, 0);
+    for (std::size_t r = 0; r < rows; ++r) {
+        const auto c = static_cast<std::size_t>(labels[r]);
+        double* s = &sum_[c * dim_];
+        for (std::size_t j = 0; j < dim_; ++j) s[j] += x[r * dim_ + j];
+        ++batch_count_[c];
+    }
+    for (std::size_t c = 0; c < classes_; ++c) {
+        const std::uint64_t nb = batch_count_[c];
+        if (!nb) continue;
+        count_[c] += nb;
+        const double w = static_cast<double>(nb) / static_cast<double>(count_[c]);
+        double* m = &mean_[c * dim_];
+        const double* s = &sum_[c * dim_];
+        for (std::size_t j = 0; j < dim_; ++j) m[j] += w * (s[j] / static_cast<double>(nb) - m[j]);
+    }
+}
+
+void class_sums::merge(const class_sums& o) {
+    for (std::size_t c = 0; c < classes_; ++c) {
+        if (!o.count_[c]) continue;
+        const std::uint64_t n = count_[c] + o.count_[c];
+        const double w = static_cast<double>(o.count_[c]) / static_cast<double>(n);
+        for (std::size_t j = 0; j < dim_; ++j) mean_[c * dim_ + j] += w * (o.mean_[c * dim_ + j] - mean_[c * dim_ + j]);
+        count_[c] = n;
+    }
+}
+
+cross_moments class_sums::cross(centering cen) const {
+    cross_moments out;
+    out.center = cen;
+    std::uint64_t n = 0;
+    for (std::uint64_t k : count_) n += k;
+    out.n = n;
+    out.sxy = xt::zeros<double>({dim_, classes_});
+    out.syy = xt::zeros<double>({classes_, classes_});
+    std::vector<double> mu(dim_, 0.0);
+    if (cen == centering::centered && n) {
+        for (std::size_t c = 0; c < classes_; ++c)
+            for (std::size_t j = 0; j < dim_; ++j)
+                mu[j] += static_cast<double>(count_[c]) / static_cast<double>(n) * mean_[c * dim_ + j];
+    }
+    for (std::size_t c = 0; c < classes_; ++c) {
+        const double nc = static_cast<double>(count_[c]);
+        for (std::size_t j = 0; j < dim_; ++j) out.sxy(j, c) = nc * (mean_[c * dim_ + j] - mu[j]);
+        out.syy(c, c) = nc;
+        if (cen == centering::centered && n)
+            for (std::size_t e = 0; e < classes_; ++e)
+                out.syy(c, e) -= nc * static_cast<double>(count_[e]) / static_cast<double>(n);
+    }
+    return out;
+}
+
+std::string class_sums::save() const {
+    std::string out(sizeof(std::uint64_t) * count_.size() + sizeof(double) * mean_.size(), '\0');
+    std::memcpy(out.data(), count_.data(), sizeof(std::uint64_t) * count_.size());
+    std::memcpy(out.data() + sizeof(std::uint64_t) * count_.size(), mean_.data(), sizeof(double) * mean_.size());
+    return out;
+}
+
+class_sums class_sums::load(const std::string& bytes, std::size_t dim, std::size_t classes, const std::string& source) {
+    // dim and classes come from the checkpoint's run state: a wrapped 8·D·C could match a
+    // short byte string. Checked (size_overflow is an invalid_argument: a user error).
+    const std::uint64_t need = checked_bytes<double>(
+        checked_mul(checked_add(dim, 1, "class statistics"), classes, "class statistics: (D + 1) x C"),
+        "class statistics");
+    class_sums s(dim, classes);
+    if (bytes.size() != need)
+        throw file_error(source, checkpoint::header_bytes, "class statistics of the wrong size in the checkpoint");
+    std::memcpy(s.count_.data(), bytes.data(), 8 * classes);
+    std::memcpy(s.mean_.data(), bytes.data() + 8 * classes, 8 * dim * classes);
+    return s;
+}
+
+// ---- route_state -----------------------------------------------------------------------
+
+namespace {
+
+template <class... F>
+struct overloaded : F... {
+    using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
+using route_variant = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
+
+route_variant make_route(const run_config& config) {
+    const auto dim = static_cast<std::size_t>(config.dim);
+    const centering c = static_cast<centering>(config.center);
+    if (config.method == "exact") {
+        moment_options o;
+        o.dim = dim;
+        o.targets = config.classes ? target_mode::class_ids : target_mode::none;
+        o.classes = static_cast<std::size_t>(config.classes);
+        return moment_accumulator(o);
+    }
+    if (config.method == "fd") {
+        frequent_directions_options o;
+        o.dim = dim;
+        o.ell = static_cast<std::size_t>(std::min<std::uint64_t>(2 * config.rank, config.dim));
+        o.center = c;
+        return frequent_directions(o);
+    }
+    nystrom_options o;
+    o.dim = dim;
+    o.rank = static_cast<std::size_t>(config.rank);
+    o.oversampling = std::min<std::size_t>(10, dim - o.rank);
+    o.probes = std::min<std::size_t>(10, dim);
+    o.seed = config.seed;
+    o.center = c;
+    return nystrom_sketch(o);
+}
+
+void check_labels(const io::source_batch& b, std::uint64_t classes) {
+    for (std::size_t r = 0; r < b.rows; ++r)
+        if (b.labels[r] < 0 || static_cast<std::uint64_t>(b.labels[r]) >= classes)
+            throw std::invalid_argument("row " + std::to_string(b.first_row + r) + ": label " +
+                                        std::to_string(b.labels[r]) + " is out of range [0, " + std::to_string(classes) +
+                                        ")");
+}
+
+// A nested sketch must be of this run's configuration (its own header says which kind).
+template <class Sketch>
+Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::string& source) {
+    Sketch s = checkpoint::from_bytes<Sketch>(bytes, source + " (nested accumulator)");
+    if (s.config_hash() != fresh.config_hash())
+        throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");
+    return s;
+}
+
+}  // namespace
+
+route_state::route_state(const run_config& config) : config_(config), main_(make_route(config)) {
+    if (config.method != "exact" && config.classes) {
+        checked_elements<double>({config.dim, config.classes}, "class means D x C");  // before class_sums allocates
+        classes_.emplace(static_cast<std::size_t>(config.dim), static_cast<std::size_t>(config.classes));
+    }
+}
+
+void route_state::update(const io::source_batch& b, std::uint64_t pass) {
+    // Labels are checked before any accumulator changes (strong guarantee for the pair).
+    if (classes_ && pass == 0) check_labels(b, config_.classes);
+    std::visit(overloaded{[&](moment_accumulator& m) {
+                              if (config_.classes) m.update(b.view(), b.targets(), b.first_row);
+                              else m.update(b.view(), b.first_row);
+                          },
+                          [&](auto& sketch) { sketch.update(b.view(), b.first_row); }},
+               main_);
+    if (classes_ && pass == 0) classes_->update(b.x.data(), b.labels.data(), b.rows);
+}
+
+void route_state::next_pass() {
+    if (auto* s = std::get_if<nystrom_sketch>(&main_)) s->next_pass();
+}
+
+std::uint64_t route_state::n() const {
+    return std::visit([](const auto& a) { return a.n(); }, main_);
+}
+
+void route_state::merge(const stream_state& o) {
+    const auto* other_ptr = dynamic_cast<const route_state*>(&o);
+    if (!other_ptr) throw std::invalid_argument("cannot merge: the states are of different commands");
+    const route_state& other = *other_ptr;
+    if (const std::string d = config_.difference(other.config_, "this state", "the other"); !d.empty())
+        throw std::invalid_argument("cannot merge: " + d);
+    std::visit([&](auto& a) { a.merge(std::get<std::decay_t<decltype(a)>>(other.main_)); }, main_);
+    if (classes_) classes_->merge(*other.classes_);
+}
+
+namespace {
+void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+}  // namespace
+
+std::string route_state::save() const {
+    // Exact: the framed moment accumulator. Sketches: [u64 length][framed sketch][class statistics].
+    if (const auto* m = std::get_if<moment_accumulator>(&main_)) return checkpoint::to_bytes(*m);
+    const std::string sketch = std::visit([](const auto& a) { return checkpoint::to_bytes(a); }, main_);
+    std::string out;
+    put_u64(out, sketch.size());
+    out += sketch;
+    if (classes_) out += classes_->save();
+    return out;
+}
+
+void route_state::load(const std::string& bytes, const std::string& source) {
+    if (std::holds_alternative<moment_accumulator>(main_)) {
+        moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
+        if (m.dim() != config_.dim || m.classes() != config_.classes)
+            throw file_error(source, checkpoint::header_bytes, "nested accumulator disagrees with the run configuration");
+        main_ = std::move(m);
+        return;
+    }
+    std::uint64_t len = 0;
+    if (bytes.size() < 8) throw file_error(source, checkpoint::header_bytes, "sketch state missing");
+    std::memcpy(&len, bytes.data(), 8);
+    if (len > bytes.size() - 8) throw file_error(source, checkpoint::header_bytes, "sketch state truncated");
+    const std::string_view nested = std::string_view(bytes).substr(8, static_cast<std::size_t>(len));
+    route_variant loaded = std::visit([&](const auto& fresh) -> route_variant { return load_sketch(nested, fresh, source); },
+                                      main_);
+    const std::string rest = bytes.substr(8 + static_cast<std::size_t>(len));
+    std::optional<class_sums> classes;
+    if (classes_) classes.emplace(class_sums::load(rest, static_cast<std::size_t>(config_.dim),
+                                                   static_cast<std::size_t>(config_.classes), source));
+    else if (!rest.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
+    main_ = std::move(loaded);
+    classes_ = std::move(classes);
+}
+
+void route_state::reduce(const mpi_context& mpi) {
+    if (!mpi.active()) return;
+    if (const auto* m = std::get_if<moment_accumulator>(&main_)) {
+        // The exact moments take the two-stage Chan merge (dist/mpi.hpp).
+        if (std::optional<moment_accumulator> r = mpi.reduce(*m)) main_ = std::move(*r);
+        return;
+    }
+    const run_config cfg = config_;
+    std::optional<std::string> bytes = mpi.reduce_bytes(save(), [&](const std::string& lower, const std::string& upper) {
+        route_state a(cfg), b(cfg);
+        a.load(lower, "rank state");
+        b.load(upper, "rank state");
+        a.merge(b);
+        return a.save();
+    });
+    if (bytes) load(*bytes, "the ranks' merged state");
+}
+
+run_statistics finish_statistics(const route_state& s, centering c) {
+    run_statistics out;
+    out.method = s.config_.method;
+    out.center = c;
+    const auto built = static_cast<centering>(s.config_.center);
+    if (s.config_.method != "exact" && built != c)
+        throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
+                                    " second moment, not the " + centering_name(c) + " one (choose --center or " +
+                                    "--no-center when it is built)");
+    std::visit(overloaded{[&](const moment_accumulator& m) {
+                              out.spec = exact_spectrum(m, c);
+                              out.mean = m.mean_x();
+                              if (m.has_targets()) out.cross = m.cross(c);
+                              out.moments = &m;
+                          },
+                          [&](const frequent_directions& fd) {
+                              frequent_directions_spectrum_options o;
+                              o.rank = static_cast<std::size_t>(s.config_.rank);
+                              out.spec = frequent_directions_spectrum(fd, o);
+                              out.mean = fd.mean();
+                          },
+                          [&](const nystrom_sketch& ny) {
+                              nystrom_spectrum_options o;
+                              o.rank = static_cast<std::size_t>(s.config_.rank);
+                              out.spec = nystrom_spectrum(ny, o);
+                              out.mean = ny.mean();
+                          }},
+               s.main_);
+    if (s.classes_) out.cross = s.classes_->cross(c);
+    return out;
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,82 @@
+// The accumulator behind align, spectrum, project and tradeoff, chosen by --method: the
+// exact moment accumulator, a Frequent Directions sketch or a Nyström sketch, plus the class
+// statistics when labels are read. One std::variant instead of three optionals: each
+// operation is one visit, and `finish_statistics` is the one place that turns the state
+// into the finished statistics the analyses read.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "recalign/stats/moments.hpp"
+#include "run_state.hpp"
+#include "stream_state.hpp"
+
+namespace recalign::cli {
+
+// Per-class counts and means of the rows (MATH.md §1 for one-hot targets):
+// uncentered Sxy[:, c] = n_c μ_c, Syy = diag(n_c); centered Sxy[:, c] = n_c (μ_c − μ),
+// Syy = diag(n_c) − n nᵀ / N. Means are folded in per batch (Chan's rule per class).
+class class_sums {
+public:
+    class_sums(std::size_t dim, std::size_t classes);
+    // Labels must already be range-checked.
+    void update(const double* x, const std::int64_t* labels, std::size_t rows);
+    void merge(const class_sums& other);
+    cross_moments cross(centering c) const;
+    std::string save() const;
+    static class_sums load(const std::string& bytes, std::size_t dim, std::size_t classes, const std::string& source);
+
+private:
+    std::size_t dim_, classes_;
+    std::vector<std::uint64_t> count_;
+    std::vector<double> mean_;  // classes x dim
+    std::vector<double> sum_;   // scratch
+    std::vector<std::uint64_t> batch_count_;
+};
+
+// What the analyses of one run read (the route's spectrum, cross statistics, mean), produced
+// once per run by finish_statistics.
+struct run_statistics {
+    std::string method;
+    centering center = centering::uncentered;
+    spectrum spec;
+    vector_t mean;                                 // rows' mean (projections)
+    std::optional<cross_moments> cross;            // with labels
+    const moment_accumulator* moments = nullptr;   // exact route (tradeoff), owned by the state
+};
+
+class route_state final : public stream_state {
+public:
+    explicit route_state(const run_config& config);
+
+    std::uint64_t passes() const override { return config_.passes; }
+    void update(const io::source_batch& b, std::uint64_t pass) override;
+    void next_pass() override;
+    std::uint64_t n() const override;
+    std::string save() const override;
+    void load(const std::string& bytes, const std::string& source) override;
+    void reduce(const mpi_context& mpi) override;
+
+    void merge(const stream_state& other) override;
+    const run_config& config() const noexcept { return config_; }
+
+private:
+    friend run_statistics finish_statistics(const route_state& s, centering c);
+    using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
+    run_config config_;
+    sketch main_;
+    std::optional<class_sums> classes_;  // sketch routes with labels
+};
+
+// The spectrum (exact, or the sketch's top --rank in the centering it was built with: the
+// other one throws std::invalid_argument), the mean and the cross statistics.
+run_statistics finish_statistics(const route_state& s, centering c);
+
+}  // namespace recalign::cli
