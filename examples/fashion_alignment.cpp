@@ -48,8 +48,7 @@ int main(int argc, char** argv) try {
 
     alignment_options opt;
     opt.measure = alignment_measure::paper;
-    opt.center = centering::uncentered;
-    const alignment_result a = alignment_curve(acc, opt);
+    const alignment_result a = alignment_curve(finish(acc, centering::uncentered), opt);
     std::printf("\nAlignment of the top-k principal subspace with the labels (paper's Eq. 7, uncentered):\n");
     std::printf("  %5s  %12s  %12s\n", "k", "alignment", "eigenvalue/n");
     for (std::size_t k : {1, 2, 5, 10, 20, 50, 100, 200, 392, 784}) {

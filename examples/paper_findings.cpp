@@ -61,18 +61,20 @@ int main(int argc, char** argv) try {
         acc.update(batch_view(x.data(), block.rows, d), target_view::class_ids(y.data(), y.size()));
     }
     const image_shape shape{side, side, 1, image_layout::hwc};
-    const matrix_t sxx = acc.sxx(centering::uncentered);
+    // One Sxx and one eigendecomposition serve every figure below.
+    const statistics clean = finish(acc, centering::uncentered);
+    const matrix_t& sxx = *clean.second_moment;
     std::printf("Fashion-MNIST: n = %llu images of %zux%zu (D = %zu), uncentered statistics as in the paper's code\n\n",
                 static_cast<unsigned long long>(acc.n()), side, side, d);
 
     // --- Figure 2 -------------------------------------------------------------------------
     alignment_options ao;
     ao.measure = alignment_measure::paper;
-    const alignment_result paper = alignment_curve(acc, ao);
+    const alignment_result paper = alignment_curve(clean, ao);
     ao.measure = alignment_measure::rank;
-    const alignment_result rank = alignment_curve(acc, ao);
+    const alignment_result rank = alignment_curve(clean, ao);
     ao.measure = alignment_measure::fit;
-    const alignment_result fit = alignment_curve(acc, ao);
+    const alignment_result fit = alignment_curve(clean, ao);
     FILE* f2 = open_csv(out, "figure2_alignment.csv");
     std::fprintf(f2, "k,k_over_d,paper,rank,fit\n");
     for (std::size_t k = 1; k <= paper.max_k; ++k)
@@ -107,15 +109,15 @@ int main(int argc, char** argv) try {
                 s.scheme = scheme;
                 s.ratio = 0.1 * step;
                 const noise_moments nm = closed_form_noise(s, sxx, acc.n(), shape);
-                const denoising_result r = denoising_alignment(acc, nm);
+                const denoising_result r = denoising_alignment(clean, nm);
                 for (std::size_t k = 1; k <= r.max_k; ++k)
                     std::fprintf(f7, "%zux%zu,%s,%.1f,%zu,%.10g,%.10g,%.10g\n", patch, patch, mask_scheme_name(scheme),
                                  s.ratio, k, r.clean_curve(k - 1), r.curve(k - 1), r.relative_difference(k - 1));
                 std::printf("  %zux%-3zu %-9s %5.1f", patch, patch, mask_scheme_name(scheme), s.ratio);
                 for (std::size_t k : report_k) std::printf("  %+8.4f", k <= r.max_k ? r.relative_difference(k - 1) : NAN);
                 if (step == 5 || step == 9) {
-                    // The label-free diagnostic, for a few settings (one more eigendecomposition).
-                    const noise_impact_result imp = noise_impact(acc, nm);
+                    // The label-free diagnostic, for a few settings (one more decomposition of G).
+                    const noise_impact_result imp = noise_impact(clean, nm);
                     for (std::size_t k = 1; k <= imp.max_k; ++k)
                         std::fprintf(fi, "%s,%zu,%.10g\n", to_string(s).c_str(), k, imp.distance(k - 1));
                     std::printf("  %10.4f", imp.distance(report_k[1] - 1));
@@ -137,8 +139,8 @@ int main(int argc, char** argv) try {
         s.family = noise_family::gaussian;
         s.sigma = sigma;
         const noise_moments nm = closed_form_noise(s, sxx, acc.n());
-        const denoising_result r = denoising_alignment(acc, nm);
-        const noise_impact_result imp = noise_impact(acc, nm);
+        const denoising_result r = denoising_alignment(clean, nm);
+        const noise_impact_result imp = noise_impact(clean, nm);
         double rel = 0.0, dist = 0.0;
         for (std::size_t k = 0; k < r.max_k; ++k) rel = std::max(rel, std::abs(r.relative_difference(k)));
         for (std::size_t k = 0; k < imp.max_k; ++k) dist = std::max(dist, std::abs(imp.distance(k)));

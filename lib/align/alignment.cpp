@@ -23,14 +23,10 @@ alignment_measure parse_measure(const std::string& s) {
     throw std::invalid_argument("unknown alignment measure '" + s + "' (expected paper, rank or fit)");
 }
 
-alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, const alignment_options& options) {
+alignment_result alignment_curve(const statistics& stats, const alignment_options& options) {
+    const cross_moments& cross = stats.targets("alignment_curve");
+    const spectrum& s = stats.spec;  // make_statistics checked that the two agree
     const std::size_t d = s.dim, k = s.rank();
-    if (cross.sxy.shape(0) != d)
-        throw std::invalid_argument("alignment_curve: Sxy has " + std::to_string(cross.sxy.shape(0)) +
-                                    " rows but the spectrum has dimension " + std::to_string(d));
-    if (cross.center != s.center)
-        throw std::invalid_argument(std::string("alignment_curve: spectrum is ") + centering_name(s.center) +
-                                    " but the cross moments are " + centering_name(cross.center));
     if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("alignment_curve: rel_tol must be >= 0");
     const std::size_t c = cross.sxy.shape(1);
     alignment_result r;
@@ -92,11 +88,6 @@ alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, 
         r.curve(i) = r.normaliser > 0 ? acc / r.normaliser : 0.0;
     }
     return r;
-}
-
-alignment_result alignment_curve(const moment_accumulator& m, const alignment_options& options) {
-    if (!m.has_targets()) throw std::invalid_argument("alignment_curve: the accumulator holds no targets");
-    return alignment_curve(exact_spectrum(m, options.center), m.cross(options.center), options);
 }
 
 }  // namespace recalign

@@ -18,16 +18,6 @@ void check_noisy(const noise_moments& noisy, std::size_t d, const char* who) {
         throw std::invalid_argument(std::string(who) + ": the noise moments are not " + std::to_string(d) + " x " +
                                     std::to_string(d));
 }
-// The shared spectrum must be the complete, exact one of this state's Sxx.
-void check_clean_spectrum(const spectrum& s, const moment_accumulator& clean, centering c, const char* who) {
-    if (s.dim != clean.dim() || s.rank() != clean.dim() || s.center != c || s.n != clean.n() ||
-        s.basis.shape(0) != clean.dim() || s.basis.shape(1) != clean.dim())
-        throw std::invalid_argument(std::string(who) + ": clean_spectrum must be the exact, complete spectrum (" +
-                                    std::to_string(clean.dim()) + " directions, " + centering_name(c) + ", n = " +
-                                    std::to_string(clean.n()) + ") of the clean statistics; got " + s.method + " with " +
-                                    std::to_string(s.rank()) + " directions, " + centering_name(s.center) +
-                                    ", n = " + std::to_string(s.n));
-}
 }  // namespace
 
 denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol) {
@@ -37,7 +27,7 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
     denoising_subspace_result out;
     // G = P D Pᵀ, whitening W = P_r D_r^{-1/2} (Theorem 3; MATH.md §4).
     const eigen_result eg = sym_eigen(noisy.g);
-    out.info = eg.info;
+    out.status = solver_status_of(eg.info);
     const double cut = d > 0 ? rel_tol * std::max(eg.values(0), 0.0) : 0.0;
     std::size_t r = 0;
     while (r < d && eg.values(r) > cut) ++r;
@@ -57,8 +47,7 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
     vector_t s = xt::zeros<double>({r});
     matrix_t u = xt::zeros<double>({d, r});
     matrix_t vt = xt::zeros<double>({r, r});
-    const int info = blas::gesdd_thin(d, r, ft.data(), s.data(), u.data(), vt.data());
-    if (out.info == 0) out.info = info;
+    out.status = worst(out.status, solver_status_of(blas::gesdd_thin(d, r, ft.data(), s.data(), u.data(), vt.data())));
     for (std::size_t j = 0; j < r; ++j) out.eigenvalues(j) = s(j) * s(j);
     blas::gemm_nt(d, r, r, 1.0, w.data(), vt.data(), 0.0, out.basis.data());
     fix_signs(out.basis);
@@ -67,37 +56,52 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
     return out;
 }
 
-denoising_result denoising_alignment(const moment_accumulator& clean, const noise_moments& noisy,
+namespace {
+void check_same_data(const statistics& clean, const noise_moments& noisy, const char* who) {
+    check_noisy(noisy, clean.dim, who);
+    if (noisy.n != clean.n)
+        throw std::invalid_argument(std::string(who) + ": the noise moments cover " + std::to_string(noisy.n) +
+                                    " samples, the clean statistics " + std::to_string(clean.n));
+}
+
+// Why the denoising curve ends where it does (the curve is only defined where V* is).
+std::string stop_reason(const denoising_result& r, std::size_t clean_k) {
+    if (r.max_k < clean_k)
+        return "V* is determined only for its " + std::to_string(r.subspace.informative) +
+               " generalized eigenvalues above rel_tol times the largest (" + std::to_string(r.subspace.dropped) +
+               " null directions of G; beyond, any completion is optimal): the curve stops at K = " +
+               std::to_string(r.max_k) + " of " + std::to_string(clean_k);
+    return "";
+}
+
+}  // namespace
+
+denoising_result denoising_alignment(const statistics& clean, const noise_moments& noisy,
                                      const denoising_options& options) {
-    if (!clean.has_targets()) throw std::invalid_argument("denoising_alignment: the clean accumulator holds no targets");
-    const std::size_t d = clean.dim();
-    check_noisy(noisy, d, "denoising_alignment");
-    if (noisy.n != clean.n())
-        throw std::invalid_argument("denoising_alignment: the noise moments cover " + std::to_string(noisy.n) +
-                                    " samples, the clean statistics " + std::to_string(clean.n()));
+    const char* who = "denoising_alignment";
+    const cross_moments& cross = clean.targets(who);
+    clean.require(statistic::full_spectrum, who);
+    const matrix_t& sxx = clean.sxx(who);
+    const std::size_t d = clean.dim;
+    check_same_data(clean, noisy, who);
     denoising_result res;
     res.measure = options.measure;
-    res.center = options.center;
-    res.n = clean.n();
+    res.center = clean.center;
+    res.n = clean.n;
     res.dim = d;
     res.classes = clean.classes();
 
     alignment_options ao;
     ao.measure = options.measure;
-    ao.center = options.center;
     ao.rel_tol = options.rel_tol;
-    const spectrum own = options.clean_spectrum ? spectrum() : exact_spectrum(clean, options.center);
-    const spectrum& sp = options.clean_spectrum ? *options.clean_spectrum : own;
-    check_clean_spectrum(sp, clean, options.center, "denoising_alignment");
-    const alignment_result clean_curve = alignment_curve(sp, clean.cross(options.center), ao);
+    const alignment_result clean_curve = alignment_curve(clean, ao);
     res.normaliser = clean_curve.normaliser;
     res.subspace = denoising_subspace(noisy, options.rel_tol);
     res.max_k = std::min(res.subspace.informative, clean_curve.max_k);
+    res.stop_reason = stop_reason(res, clean_curve.max_k);
     const std::size_t k = res.max_k;
 
     // Eq. (9): the supervised fit of span(V*_K) on the clean statistics, all K at once.
-    const matrix_t sxx = clean.sxx(options.center);
-    const cross_moments cross = clean.cross(options.center);
     matrix_t vk = xt::view(res.subspace.basis, xt::all(), xt::range(0, k));
     const detail::nested_basis nb = detail::nested_orthonormalize(vk, sxx, options.rel_tol);
     res.skipped = nb.n_skipped;
@@ -116,16 +120,16 @@ denoising_result denoising_alignment(const moment_accumulator& clean, const nois
     return res;
 }
 
-noise_impact_result noise_impact(const moment_accumulator& clean, const noise_moments& noisy,
+noise_impact_result noise_impact(const statistics& clean, const noise_moments& noisy,
                                  const noise_impact_options& options) {
-    const std::size_t d = clean.dim();
-    check_noisy(noisy, d, "noise_impact");
+    const char* who = "noise_impact";
+    clean.require(statistic::full_spectrum, who);
+    const std::size_t d = clean.dim;
+    check_same_data(clean, noisy, who);
     noise_impact_result res;
     const denoising_subspace_result sub = denoising_subspace(noisy, options.rel_tol);
-    const spectrum own = options.clean_spectrum ? spectrum() : exact_spectrum(clean, options.center);
-    const spectrum& eu = options.clean_spectrum ? *options.clean_spectrum : own;
-    check_clean_spectrum(eu, clean, options.center, "noise_impact");
-    res.info = sub.info != 0 ? sub.info : eu.info;
+    const spectrum& eu = clean.spec;
+    res.status = worst(sub.status, eu.status);
     std::size_t rank_u = 0;
     const double cut = d > 0 ? options.rel_tol * std::max(eu.eigenvalues(0), 0.0) : 0.0;
     while (rank_u < d && eu.eigenvalues(rank_u) > cut) ++rank_u;

@@ -165,11 +165,10 @@ tracker_report alignment_tracker::report() {
     r.reports = reports_;
     alignment_options ao;
     ao.measure = options_.measure;
-    ao.center = options_.center;
     ao.rel_tol = options_.rel_tol;
-    // One eigendecomposition of the clean Sxx serves the clean curve and every noise model.
-    const spectrum clean_spectrum = exact_spectrum(moments_, options_.center);
-    r.clean = alignment_curve(clean_spectrum, moments_.cross(options_.center), ao);
+    // One Sxx and one eigendecomposition of it serve the clean curve and every noise model.
+    const statistics clean = finish(moments_, options_.center);
+    r.clean = alignment_curve(clean, ao);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     r.clean_change = has_previous_ ? max_change(r.clean.curve, previous_clean_) : nan;
     for (std::size_t i = 0; i < options_.noises.size(); ++i) {
@@ -183,19 +182,15 @@ tracker_report alignment_tracker::report() {
             nr.bs_stderr_fro = e.bs_stderr_fro;
             nr.g_stderr_fro = e.g_stderr_fro;
         } else {
-            nm = closed_form_noise(options_.noises[i], moments_.sxx(options_.center), moments_.n(), options_.shape);
+            nm = closed_form_noise(options_.noises[i], *clean.second_moment, clean.n, options_.shape);
         }
         denoising_options dopt;
         dopt.measure = options_.measure;
-        dopt.center = options_.center;
         dopt.rel_tol = options_.rel_tol;
-        dopt.clean_spectrum = &clean_spectrum;
-        nr.denoising = denoising_alignment(moments_, nm, dopt);
+        nr.denoising = denoising_alignment(clean, nm, dopt);
         noise_impact_options iopt;
-        iopt.center = options_.center;
         iopt.rel_tol = options_.rel_tol;
-        iopt.clean_spectrum = &clean_spectrum;
-        nr.impact = noise_impact(moments_, nm, iopt);
+        nr.impact = noise_impact(clean, nm, iopt);
         nr.change = has_previous_ ? max_change(nr.denoising.curve, previous_noise_[i]) : nan;
         r.noises.push_back(std::move(nr));
     }

@@ -10,9 +10,10 @@
 
 namespace recalign {
 
-tradeoff_result tradeoff(const moment_accumulator& m, const tradeoff_options& options) {
-    if (!m.has_targets()) throw std::invalid_argument("tradeoff: the accumulator holds no targets");
-    const std::size_t d = m.dim(), c = m.classes();
+tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& options) {
+    const cross_moments& cross = stats.targets("tradeoff");
+    stats.require(statistic::full_spectrum, "tradeoff");
+    const std::size_t d = stats.dim, c = stats.classes();
     if (options.k == 0 || options.k > d)
         throw std::invalid_argument("tradeoff: K = " + std::to_string(options.k) + " must be in [1, " +
                                     std::to_string(d) + "]");
@@ -21,29 +22,29 @@ tradeoff_result tradeoff(const moment_accumulator& m, const tradeoff_options& op
         if (!(l >= 0.0) || !std::isfinite(l))
             throw std::invalid_argument("tradeoff: lambda = " + std::to_string(l) + " must be finite and >= 0");
 
-    const matrix_t sxx = m.sxx(options.center);
-    const matrix_t sxy = m.sxy(options.center);
-    const matrix_t syy = m.syy(options.center);
+    const matrix_t& sxy = cross.sxy;
+    const matrix_t& syy = cross.syy;
     tradeoff_result res;
-    res.center = options.center;
-    res.n = m.n();
+    res.center = stats.center;
+    res.n = stats.n;
     res.dim = d;
     res.classes = c;
 
-    // Sxx = P D Pᵀ once; MATH.md §3: F = D^{-1/2} Pᵀ Sxy, H(λ) = F Fᵀ + λ D.
-    const eigen_result e = sym_eigen(sxx);
-    res.info = e.info;
-    const double cut = options.rel_tol * std::max(e.values(0), 0.0);
+    // Sxx = P D Pᵀ, the statistics' own; MATH.md §3: F = D^{-1/2} Pᵀ Sxy, H(λ) = F Fᵀ + λ D.
+    const vector_t& values = stats.spec.eigenvalues;
+    const matrix_t& vectors = stats.spec.basis;
+    res.status = stats.spec.status;
+    const double cut = options.rel_tol * std::max(values(0), 0.0);
     std::size_t r = 0;
-    while (r < d && e.values(r) > cut) ++r;
+    while (r < d && values(r) > cut) ++r;
     res.rank_xx = r;
     res.dropped = d - r;
     const std::size_t k = std::min(options.k, r);
     res.k = k;
     matrix_t wht = xt::zeros<double>({d, r});  // P_r D_r^{-1/2}
     for (std::size_t j = 0; j < r; ++j) {
-        const double s = 1.0 / std::sqrt(e.values(j));
-        for (std::size_t i = 0; i < d; ++i) wht(i, j) = e.vectors(i, j) * s;
+        const double s = 1.0 / std::sqrt(values(j));
+        for (std::size_t i = 0; i < d; ++i) wht(i, j) = vectors(i, j) * s;
     }
     matrix_t f = xt::zeros<double>({r, c});
     blas::gemm_tn(r, c, d, 1.0, wht.data(), sxy.data(), 0.0, f.data());
@@ -52,20 +53,20 @@ tradeoff_result tradeoff(const moment_accumulator& m, const tradeoff_options& op
     // Z* V*ᵀ reconstructs from D^{1/2} Pᵀ: Vᵀ Sxx = Qᵀ D^{1/2} P_rᵀ.
     matrix_t half = xt::zeros<double>({r, d});  // D_r^{1/2} P_rᵀ
     for (std::size_t j = 0; j < r; ++j) {
-        const double s = std::sqrt(e.values(j));
-        for (std::size_t i = 0; i < d; ++i) half(j, i) = e.vectors(i, j) * s;
+        const double s = std::sqrt(values(j));
+        for (std::size_t i = 0; i < d; ++i) half(j, i) = vectors(i, j) * s;
     }
-    double tr_yy = 0.0, tr_xx = 0.0;
+    double tr_yy = 0.0;
     for (std::size_t j = 0; j < c; ++j) tr_yy += syy(j, j);
-    for (std::size_t i = 0; i < d; ++i) tr_xx += sxx(i, i);
+    const double tr_xx = stats.spec.total;  // tr(Sxx), tracked exactly by the accumulator
 
     for (double lambda : options.lambdas) {
         tradeoff_point p;
         p.lambda = lambda;
         matrix_t h = ffT;
-        for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * e.values(j);
+        for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * values(j);
         const eigen_result eh = sym_eigen(h);
-        p.info = eh.info;
+        p.status = solver_status_of(eh.info);
         matrix_t q = xt::zeros<double>({r, k});
         p.eigenvalues = xt::zeros<double>({k});
         for (std::size_t j = 0; j < k; ++j) {

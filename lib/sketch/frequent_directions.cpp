@@ -216,7 +216,7 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
     const std::size_t d = fd.dim();
     const bool uncentered = fd.options().center == centering::uncentered;
     spectrum s;
-    s.method = "frequent_directions";
+    s.method = route::frequent_directions;
     s.center = fd.options().center;
     s.n = fd.n();
     s.dim = d;
@@ -247,14 +247,14 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
         vector_t sv = xt::zeros<double>({m});
         matrix_t u = xt::zeros<double>({d, m});
         matrix_t vt = xt::zeros<double>({m, m});
-        s.info = blas::gesdd_thin(d, m, bt.data(), sv.data(), u.data(), vt.data());
+        s.status = solver_status_of(blas::gesdd_thin(d, m, bt.data(), sv.data(), u.data(), vt.data()));
         values = sv * sv;
         vectors = std::move(u);
     } else {
         matrix_t g = xt::zeros<double>({d, d});
         blas::syrk_tn(d, m, 1.0, b.data(), 0.0, g.data());
         eigen_result e = sym_eigen(g);
-        s.info = e.info;
+        s.status = solver_status_of(e.info);
         values = std::move(e.values);
         vectors = std::move(e.vectors);
     }
@@ -262,7 +262,7 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
     std::size_t r = 0;
     const double cut = values.size() > 0 ? options.rel_tol * std::max(values(0), 0.0) : 0.0;
     while (r < values.size() && r < want && values(r) > cut) ++r;
-    if (s.info != 0) r = 0;
+    if (s.status != solver_status::converged) r = 0;
     s.eigenvalues = xt::zeros<double>({r});
     s.basis = xt::zeros<double>({d, r});
     for (std::size_t j = 0; j < r; ++j) s.eigenvalues(j) = values(j);

@@ -56,6 +56,7 @@ struct reconstruction {
     vector_t lambda;  // s, >= 0
     double nu = 0.0;
     int info = 0;  // first failing LAPACK info (0 = fine)
+    solver_status status = solver_status::converged;  // what that info means
 };
 
 // Tropp, Yurtsever, Udell, Cevher 2017, Algorithm 3 (stable Nyström for a PSD matrix from
@@ -80,12 +81,16 @@ reconstruction reconstruct(const matrix_t& y, const matrix_t& omega) {
         if (r.info == 0) break;
         r.nu *= 100.0;
     }
-    if (r.info != 0) return r;
+    if (r.info != 0) {
+        r.status = solver_status::breakdown;
+        return r;
+    }
     blas::trsm_right_upper(d, s, b.data(), yn.data());  // E = (Y + νΩ) R⁻¹
     vector_t sv = xt::zeros<double>({s});
     r.u = xt::zeros<double>({d, s});
     matrix_t vt = xt::zeros<double>({s, s});
     r.info = blas::gesdd_thin(d, s, yn.data(), sv.data(), r.u.data(), vt.data());
+    r.status = solver_status_of(r.info);
     r.lambda = xt::zeros<double>({s});
     for (std::size_t i = 0; i < s; ++i) r.lambda(i) = zero ? 0.0 : std::max(sv(i) * sv(i) - r.nu, 0.0);
     return r;
@@ -317,13 +322,13 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
     const matrix_t y = sk.range();
     reconstruction r = reconstruct(columns(y, 0, s), columns(sk.test_matrix(), 0, s));
     spectrum out;
-    out.method = "nystrom";
+    out.method = route::nystrom;
     out.center = sk.options().center;
     out.n = sk.n();
     out.dim = d;
     out.total = sk.trace();
-    out.info = r.info;
-    const std::size_t k = r.info == 0 ? want : 0;
+    out.status = r.status;
+    const std::size_t k = r.status == solver_status::converged ? want : 0;
     out.eigenvalues = xt::zeros<double>({k});
     out.basis = xt::zeros<double>({d, k});
     for (std::size_t j = 0; j < k; ++j) out.eigenvalues(j) = r.lambda(j);
@@ -331,7 +336,7 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
         for (std::size_t j = 0; j < k; ++j) out.basis(i, j) = r.u(i, j);
     fix_signs(out.basis);
     out.explained = explained_fractions(out.eigenvalues, out.total);
-    if (t > 0 && r.info == 0) {
+    if (t > 0 && r.status == solver_status::converged) {
         // Residual of the probes: C G − U_k Λ_k (U_kᵀ G).
         const matrix_t g = columns(sk.test_matrix(), s, t);
         matrix_t res = columns(y, s, t);

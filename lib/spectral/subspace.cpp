@@ -42,13 +42,17 @@ subspace_projector subspace_projector::from_spectrum(const spectrum& s, const ve
     // k_for_fraction returns the rank when the fraction is never reached: exact when the
     // spectrum is complete, a silent truncation for a sketch — refuse that.
     if (s.total > 0 && acc < options.fraction * s.total && s.rank() < s.dim)
-        throw std::invalid_argument("subspace_projector: the " + s.method + " spectrum's " + std::to_string(s.rank()) +
+        throw std::invalid_argument(std::string("subspace_projector: the ") + route_name(s.method) + " spectrum's " + std::to_string(s.rank()) +
                                     " directions explain " + std::to_string(p.explained) + " of the variance, less than " +
                                     std::to_string(options.fraction) + "; use a larger sketch");
     p.k = k;
     p.basis = xt::view(s.basis, xt::all(), xt::range(0, k));
     p.mean = s.center == centering::centered ? mean : vector_t(xt::zeros<double>({s.dim}));
     return p;
+}
+
+subspace_projector subspace_projector::from_statistics(const statistics& s, const projector_options& options) {
+    return from_spectrum(s.spec, s.center == centering::centered ? s.mean : vector_t(), options);
 }
 
 matrix_t subspace_projector::project(const batch_view& x) const {

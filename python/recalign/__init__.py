@@ -43,6 +43,7 @@ from ._recalign import (  # noqa: F401
     NoiseSpec,
     NystromSketch,
     Spectrum,
+    Statistics,
     SubspaceProjector,
     TrackerNoiseReport,
     TrackerReport,
@@ -53,6 +54,7 @@ from ._recalign import (  # noqa: F401
     denoising_alignment,
     denoising_subspace,
     exact_spectrum,
+    make_statistics,
     noise_impact,
     sym_eigen,
     tradeoff,
@@ -62,8 +64,8 @@ from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 __all__ = [
     "AlignmentResult", "AlignmentTracker", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
     "FileError", "FrequentDirections", "MomentAccumulator", "MonteCarloNoise", "NoiseImpact",
-    "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum",
+    "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum", "Statistics",
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
     "alignment_curve", "closed_form_noise", "denoising_alignment", "denoising_subspace",
-    "exact_spectrum", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",
+    "exact_spectrum", "make_statistics", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",
 ]

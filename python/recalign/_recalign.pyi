@@ -1,5 +1,5 @@
 # Type stubs of the extension module recalign._recalign (editor completion, type checkers).
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,7 @@ class MomentAccumulator(_State):
     def syy(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
     def cross(self, center: str = "uncentered") -> CrossMoments: ...
     def trace_xx(self, center: str = "centered") -> float: ...
+    def finish(self, center: Literal["uncentered", "centered"] = "uncentered") -> "Statistics": ...
     @staticmethod
     def from_bytes(data: bytes) -> "MomentAccumulator": ...
     @staticmethod
@@ -55,7 +56,7 @@ class MomentAccumulator(_State):
     def copy(self) -> "MomentAccumulator": ...
 
 class Spectrum:
-    method: str
+    method: Literal["exact", "fd", "nystrom"]
     center: str
     n: int
     dim: int
@@ -65,9 +66,25 @@ class Spectrum:
     explained: npt.NDArray[np.float64]
     error_bound: float
     error_estimate: float
-    info: int
+    status: Literal["converged", "not_converged", "breakdown"]
     rank: int
+    complete: bool
     def k_for_fraction(self, fraction: float) -> int: ...
+
+class Statistics:
+    method: Literal["exact", "fd", "nystrom"]
+    center: Literal["uncentered", "centered"]
+    n: int
+    dim: int
+    classes: int
+    spectrum: Spectrum
+    mean: npt.NDArray[np.float64]
+    second_moment: Optional[npt.NDArray[np.float64]]
+    cross: Optional[CrossMoments]
+    def provides(self, what: Literal["full_spectrum", "second_moment", "targets"]) -> bool: ...
+
+def make_statistics(spectrum: Spectrum, mean: ArrayLike, cross: Optional[CrossMoments] = None,
+                    second_moment: Optional[ArrayLike] = None) -> Statistics: ...
 
 def exact_spectrum(moments: MomentAccumulator, center: str = "centered") -> Spectrum: ...
 def sym_eigen(a: ArrayLike) -> Tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]: ...
@@ -81,6 +98,8 @@ class SubspaceProjector:
     basis: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
     def __init__(self, spectrum: Spectrum, mean: Optional[ArrayLike] = None, fraction: float = 0.75, part: str = "top") -> None: ...
+    @staticmethod
+    def from_statistics(statistics: Statistics, fraction: float = 0.75, part: str = "top") -> "SubspaceProjector": ...
     def project(self, x: ArrayLike) -> npt.NDArray[np.float64]: ...
 
 class FrequentDirections(_State):
@@ -123,7 +142,7 @@ class NystromSketch(_State):
 class AlignmentResult:
     measure: str
     center: str
-    method: str
+    method: Literal["exact", "fd", "nystrom"]
     n: int
     dim: int
     classes: int
@@ -135,8 +154,8 @@ class AlignmentResult:
     max_k: int
     complete: bool
 
-def alignment_curve(moments_or_spectrum: Union[MomentAccumulator, Spectrum], *args: Any, measure: str = "paper",
-                    center: str = "uncentered", rel_tol: float = 1e-12, **kwargs: Any) -> AlignmentResult: ...
+def alignment_curve(statistics: Statistics, measure: Literal["paper", "rank", "fit"] = "paper",
+                    rel_tol: float = 1e-12) -> AlignmentResult: ...
 
 class TradeoffPoint:
     lambda_: float
@@ -147,7 +166,7 @@ class TradeoffPoint:
     supervised_loss: float
     reconstruction_loss: float
     loss: float
-    info: int
+    status: str
 
 class TradeoffResult:
     center: str
@@ -157,11 +176,10 @@ class TradeoffResult:
     k: int
     rank_xx: int
     dropped: int
-    info: int
+    status: str
     points: List[TradeoffPoint]
 
-def tradeoff(moments: MomentAccumulator, lambdas: Sequence[float], k: int, center: str = "uncentered",
-             rel_tol: float = 1e-12) -> TradeoffResult: ...
+def tradeoff(statistics: Statistics, lambdas: Sequence[float], k: int, rel_tol: float = 1e-12) -> TradeoffResult: ...
 
 class NoiseSpec:
     def __init__(self, text: str) -> None: ...
@@ -212,7 +230,7 @@ class DenoisingSubspace:
     rank_g: int
     dropped: int
     informative: int
-    info: int
+    status: str
 
 def denoising_subspace(noisy: NoiseMoments, rel_tol: float = 1e-12) -> DenoisingSubspace: ...
 
@@ -229,18 +247,18 @@ class DenoisingResult:
     normaliser: float
     skipped: int
     max_k: int
+    stop_reason: str
 
-def denoising_alignment(clean: MomentAccumulator, noisy: NoiseMoments, measure: str = "paper",
-                        center: str = "uncentered", rel_tol: float = 1e-12) -> DenoisingResult: ...
+def denoising_alignment(clean: Statistics, noisy: NoiseMoments, measure: Literal["paper", "rank", "fit"] = "paper",
+                        rel_tol: float = 1e-12) -> DenoisingResult: ...
 
 class NoiseImpact:
     distance: npt.NDArray[np.float64]
     normalised: npt.NDArray[np.float64]
     max_k: int
-    info: int
+    status: str
 
-def noise_impact(clean: MomentAccumulator, noisy: NoiseMoments, center: str = "uncentered",
-                 rel_tol: float = 1e-12) -> NoiseImpact: ...
+def noise_impact(clean: Statistics, noisy: NoiseMoments, rel_tol: float = 1e-12) -> NoiseImpact: ...
 
 class TrackerNoiseReport:
     spec: str

@@ -133,9 +133,12 @@ class ProjectionTransform:
     @classmethod
     def from_moments(cls, moments, fraction=0.75, part="top", center="centered", clip=None):
         """Projection from the exact spectrum of a MomentAccumulator's second moment."""
-        spec = _recalign.exact_spectrum(moments, center)
-        mean = moments.mean_x() if center == "centered" else None
-        return cls(_recalign.SubspaceProjector(spec, mean, fraction, part), clip=clip)
+        return cls.from_statistics(moments.finish(center), fraction, part, clip=clip)
+
+    @classmethod
+    def from_statistics(cls, statistics, fraction=0.75, part="top", clip=None):
+        """Projection from finished statistics of any route (acc.finish(center), sketch.finish())."""
+        return cls(_recalign.SubspaceProjector.from_statistics(statistics, fraction, part), clip=clip)
 
     @classmethod
     def from_spectrum(cls, spectrum, mean=None, fraction=0.75, part="top", clip=None):

@@ -42,10 +42,9 @@ noise_spec spec_of(py::handle h) {
     return h.cast<noise_spec>();
 }
 
-alignment_options align_options(const std::string& measure, const std::string& center, double rel_tol) {
+alignment_options align_options(const std::string& measure, double rel_tol) {
     alignment_options o;
     o.measure = parse_measure(measure);
-    o.center = parse_centering(center);
     o.rel_tol = rel_tol;
     return o;
 }
@@ -140,7 +139,7 @@ void bind_align(py::module_& m) {
     py::class_<alignment_result>(m, "AlignmentResult", "An alignment curve: curve[k-1] = alignment of the top-k subspace.")
         .def_property_readonly("measure", [](const alignment_result& r) { return measure_name(r.measure); })
         .def_property_readonly("center", [](const alignment_result& r) { return centering_name(r.center); })
-        .def_readonly("method", &alignment_result::method)
+        .def_property_readonly("method", [](const alignment_result& r) { return route_name(r.method); })
         .def_readonly("n", &alignment_result::n)
         .def_readonly("dim", &alignment_result::dim)
         .def_readonly("classes", &alignment_result::classes)
@@ -154,27 +153,20 @@ void bind_align(py::module_& m) {
                       "False when the curve comes from a truncated (sketch) spectrum.")
         .def("__repr__", [](const alignment_result& r) {
             return std::string("AlignmentResult(measure='") + measure_name(r.measure) + "', center='" +
-                   centering_name(r.center) + "', method='" + r.method + "', n=" + std::to_string(r.n) +
+                   centering_name(r.center) + "', method='" + route_name(r.method) + "', n=" + std::to_string(r.n) +
                    ", max_k=" + std::to_string(r.max_k) + ", skipped=" + std::to_string(r.skipped) + ")";
         });
 
     m.def("alignment_curve",
-          [](const moments_g& g, const std::string& measure, const std::string& center, double rel_tol) {
-              const alignment_options o = align_options(measure, center, rel_tol);
-              return locked(g, [&](const moment_accumulator& a) { return alignment_curve(a, o); });
-          },
-          py::arg("moments"), py::arg("measure") = "paper", py::arg("center") = "uncentered", py::arg("rel_tol") = 1e-12,
-          R"doc(Alignment curve for every k (MATH.md §2) from an accumulator with class ids or dense targets.
-measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'. center: 'uncentered' (the paper) or 'centered'.)doc");
-    m.def("alignment_curve",
-          [](const spectrum& s, const cross_moments& cross, const std::string& measure, double rel_tol) {
-              const alignment_options o = align_options(measure, centering_name(s.center), rel_tol);
+          [](const statistics& s, const std::string& measure, double rel_tol) {
+              const alignment_options o = align_options(measure, rel_tol);
               py::gil_scoped_release nogil;
-              return alignment_curve(s, cross, o);
+              return alignment_curve(s, o);
           },
-          py::arg("spectrum"), py::arg("cross"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
-          "Alignment curve from any spectrum (exact or a sketch's) and the cross moments of the same centering\n"
-          "(MomentAccumulator.cross(center)).");
+          py::arg("statistics"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
+          R"doc(Alignment curve for every k (MATH.md §2) from finished statistics with labels
+(MomentAccumulator.finish(center), or a sketch's finish(labels): up to the sketch's rank).
+measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'.)doc");
 
     // ---- trade-off (Theorem 1) --------------------------------------------------------
     py::class_<tradeoff_point>(m, "TradeoffPoint", "The optimum of the Theorem 1 loss for one λ.")
@@ -186,7 +178,7 @@ measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'. center: 'un
         .def_readonly("supervised_loss", &tradeoff_point::supervised_loss)
         .def_readonly("reconstruction_loss", &tradeoff_point::reconstruction_loss)
         .def_readonly("loss", &tradeoff_point::loss)
-        .def_readonly("info", &tradeoff_point::info)
+        .def_property_readonly("status", [](const tradeoff_point& p) { return solver_status_name(p.status); })
         .def("__repr__", [](const tradeoff_point& p) {
             return "TradeoffPoint(lambda=" + std::to_string(p.lambda) + ", supervised_loss=" + std::to_string(p.supervised_loss) +
                    ", reconstruction_loss=" + std::to_string(p.reconstruction_loss) + ")";
@@ -199,18 +191,18 @@ measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'. center: 'un
         .def_readonly("k", &tradeoff_result::k)
         .def_readonly("rank_xx", &tradeoff_result::rank_xx)
         .def_readonly("dropped", &tradeoff_result::dropped)
-        .def_readonly("info", &tradeoff_result::info)
+        .def_property_readonly("status", [](const tradeoff_result& r) { return solver_status_name(r.status); })
         .def_readonly("points", &tradeoff_result::points);
     m.def("tradeoff",
-          [](const moments_g& g, std::vector<double> lambdas, std::size_t k, const std::string& center, double rel_tol) {
+          [](const statistics& s, std::vector<double> lambdas, std::size_t k, double rel_tol) {
               tradeoff_options o;
               o.lambdas = std::move(lambdas);
               o.k = k;
-              o.center = parse_centering(center);
               o.rel_tol = rel_tol;
-              return locked(g, [&](const moment_accumulator& a) { return tradeoff(a, o); });
+              py::gil_scoped_release nogil;
+              return tradeoff(s, o);
           },
-          py::arg("moments"), py::arg("lambdas"), py::arg("k"), py::arg("center") = "uncentered", py::arg("rel_tol") = 1e-12,
+          py::arg("statistics"), py::arg("lambdas"), py::arg("k"), py::arg("rel_tol") = 1e-12,
           "Closed-form optimum of ‖WᵀVᵀX − Y‖² + λ‖ZᵀVᵀX − X‖² for every λ (the paper's Theorem 1).");
 
     // ---- noise models -----------------------------------------------------------------
@@ -364,7 +356,7 @@ merge only with the same name). The function is pickled with the state (by refer
         .def_readonly("rank_g", &denoising_subspace_result::rank_g)
         .def_readonly("dropped", &denoising_subspace_result::dropped)
         .def_readonly("informative", &denoising_subspace_result::informative)
-        .def_readonly("info", &denoising_subspace_result::info);
+        .def_property_readonly("status", [](const denoising_subspace_result& r) { return solver_status_name(r.status); });
     m.def("denoising_subspace",
           [](const noise_moments& noisy, double rel_tol) {
               py::gil_scoped_release nogil;
@@ -384,32 +376,35 @@ merge only with the same name). The function is pickled with the state (by refer
         .def_property_readonly("relative_difference", [](const denoising_result& r) { return to_numpy(r.relative_difference); })
         .def_readonly("normaliser", &denoising_result::normaliser)
         .def_readonly("skipped", &denoising_result::skipped)
-        .def_readonly("max_k", &denoising_result::max_k);
+        .def_readonly("max_k", &denoising_result::max_k)
+        .def_readonly("stop_reason", &denoising_result::stop_reason,
+                      "Why the curve ends before the clean one ('' when it does not).");
     m.def("denoising_alignment",
-          [](const moments_g& g, const noise_moments& noisy, const std::string& measure, const std::string& center,
-             double rel_tol) {
+          [](const statistics& clean, const noise_moments& noisy, const std::string& measure, double rel_tol) {
               denoising_options o;
               o.measure = parse_measure(measure);
-              o.center = parse_centering(center);
               o.rel_tol = rel_tol;
-              return locked(g, [&](const moment_accumulator& a) { return denoising_alignment(a, noisy, o); });
+              py::gil_scoped_release nogil;
+              return denoising_alignment(clean, noisy, o);
           },
-          py::arg("clean"), py::arg("noisy"), py::arg("measure") = "paper", py::arg("center") = "uncentered",
-          py::arg("rel_tol") = 1e-12);
+          py::arg("clean"), py::arg("noisy"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
+          "Alignment of the optimal denoising encoder V* (Theorem 3, Eq. 9) on the clean statistics\n"
+          "(MomentAccumulator.finish: exact route), against the clean curve.");
 
     py::class_<noise_impact_result>(m, "NoiseImpact", "Label-free diagnostic (Corollary 3.1): Σ sin² of principal angles between span(V*_K) and span(U_K).")
         .def_property_readonly("distance", [](const noise_impact_result& r) { return to_numpy(r.distance); })
         .def_property_readonly("normalised", [](const noise_impact_result& r) { return to_numpy(r.normalised); })
         .def_readonly("max_k", &noise_impact_result::max_k)
-        .def_readonly("info", &noise_impact_result::info);
+        .def_property_readonly("status", [](const noise_impact_result& r) { return solver_status_name(r.status); });
     m.def("noise_impact",
-          [](const moments_g& g, const noise_moments& noisy, const std::string& center, double rel_tol) {
+          [](const statistics& clean, const noise_moments& noisy, double rel_tol) {
               noise_impact_options o;
-              o.center = parse_centering(center);
               o.rel_tol = rel_tol;
-              return locked(g, [&](const moment_accumulator& a) { return noise_impact(a, noisy, o); });
+              py::gil_scoped_release nogil;
+              return noise_impact(clean, noisy, o);
           },
-          py::arg("clean"), py::arg("noisy"), py::arg("center") = "uncentered", py::arg("rel_tol") = 1e-12);
+          py::arg("clean"), py::arg("noisy"), py::arg("rel_tol") = 1e-12,
+          "Label-free diagnostic (Corollary 3.1) from finished statistics with the complete spectrum.");
 
     // ---- tracker -------------------------------------------------------------------------
     py::class_<tracker_noise_report>(m, "TrackerNoiseReport")

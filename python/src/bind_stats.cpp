@@ -5,6 +5,7 @@
 #include "common.hpp"
 #include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/spectrum.hpp"
+#include "recalign/spectral/statistics.hpp"
 #include "recalign/spectral/subspace.hpp"
 
 namespace recalign::python {
@@ -37,6 +38,13 @@ void update_moments(moments_g& g, py::handle x, py::handle y, std::uint64_t firs
         held_labels l = as_labels(y, first_row);
         locked_mut(g, [&](moment_accumulator& m) { m.update(b.view, l.view, first_row); });
     }
+}
+
+statistic parse_statistic(const std::string& s) {
+    if (s == "full_spectrum") return statistic::full_spectrum;
+    if (s == "second_moment") return statistic::second_moment;
+    if (s == "targets") return statistic::targets;
+    throw std::invalid_argument("unknown statistic '" + s + "' (expected full_spectrum, second_moment or targets)");
 }
 
 }  // namespace
@@ -111,7 +119,8 @@ ValueError naming the row and leaves the state unchanged.)doc");
     add_state_methods<moment_accumulator>(cls, "MomentAccumulator");
 
     py::class_<spectrum>(m, "Spectrum", "Eigenvalues (descending) and orthonormal basis (dim x k) of a second moment, from any route.")
-        .def_readonly("method", &spectrum::method)
+        .def_property_readonly("method", [](const spectrum& s) { return route_name(s.method); },
+                               "Route: 'exact', 'fd' (Frequent Directions) or 'nystrom'.")
         .def_property_readonly("center", [](const spectrum& s) { return centering_name(s.center); })
         .def_readonly("n", &spectrum::n)
         .def_readonly("dim", &spectrum::dim)
@@ -122,14 +131,66 @@ ValueError naming the row and leaves the state unchanged.)doc");
                                "Cumulative eigenvalues / total.")
         .def_readonly("error_bound", &spectrum::error_bound)
         .def_readonly("error_estimate", &spectrum::error_estimate)
-        .def_readonly("info", &spectrum::info)
+        .def_property_readonly("status", [](const spectrum& s) { return solver_status_name(s.status); },
+                               "'converged', 'not_converged' or 'breakdown' (the decomposition's outcome).")
         .def_property_readonly("rank", &spectrum::rank)
+        .def_property_readonly("complete", &spectrum::complete, "True when all D eigenpairs are here (exact route).")
         .def("k_for_fraction", [](const spectrum& s, double f) { return k_for_fraction(s.eigenvalues, s.total, f); },
              py::arg("fraction"), "Smallest k whose eigenvalues explain at least `fraction` of the total.")
         .def("__repr__", [](const spectrum& s) {
-            return "Spectrum(method='" + s.method + "', center='" + centering_name(s.center) + "', n=" + std::to_string(s.n) +
+            return std::string("Spectrum(method='") + route_name(s.method) + "', center='" + centering_name(s.center) + "', n=" + std::to_string(s.n) +
                    ", dim=" + std::to_string(s.dim) + ", rank=" + std::to_string(s.rank()) + ")";
         });
+
+    py::class_<statistics>(m, "Statistics", R"doc(
+Finished statistics of one state, whatever the route: the spectrum (all D eigenpairs on the
+exact route, the top k of a sketch with its error information), the mean of the rows, the
+D x D second moment (exact route only) and the label statistics (when labels were read).
+The analyses (alignment_curve, tradeoff, denoising_alignment, noise_impact,
+SubspaceProjector.from_statistics) read only this; make it once with acc.finish(center)
+(MomentAccumulator) or sketch.finish(labels) and pass it to every analysis: they share one
+eigendecomposition.)doc")
+        .def_property_readonly("method", [](const statistics& s) { return route_name(s.method); })
+        .def_property_readonly("center", [](const statistics& s) { return centering_name(s.center); })
+        .def_readonly("n", &statistics::n)
+        .def_readonly("dim", &statistics::dim)
+        .def_property_readonly("classes", &statistics::classes)
+        .def_readonly("spectrum", &statistics::spec, "The Spectrum.")
+        .def_property_readonly("mean", [](const statistics& s) { return to_numpy(s.mean); }, "Mean of the rows (D,).")
+        .def_property_readonly("second_moment",
+                               [](const statistics& s) -> py::object {
+                                   if (!s.second_moment) return py::none();
+                                   return to_numpy(*s.second_moment);
+                               },
+                               "Sxx (D x D) in this centering, or None (sketch routes).")
+        .def_property_readonly("cross",
+                               [](const statistics& s) -> py::object {
+                                   if (!s.cross) return py::none();
+                                   return py::cast(*s.cross);
+                               },
+                               "CrossMoments (Sxy, Syy), or None without labels.")
+        .def("provides", [](const statistics& s, const std::string& what) { return s.provides(parse_statistic(what)); },
+             py::arg("what"), "'full_spectrum', 'second_moment' or 'targets'.")
+        .def("__repr__", [](const statistics& s) {
+            return std::string("Statistics(method='") + route_name(s.method) + "', center='" + centering_name(s.center) +
+                   "', n=" + std::to_string(s.n) + ", dim=" + std::to_string(s.dim) + ", classes=" +
+                   std::to_string(s.classes()) + ", rank=" + std::to_string(s.spec.rank()) + ")";
+        });
+    m.def("make_statistics",
+          [](const spectrum& s, py::object mean, std::optional<cross_moments> cross, py::object second_moment) {
+              std::optional<matrix_t> sxx;
+              if (!second_moment.is_none()) sxx = to_matrix(second_moment, "second_moment");
+              return make_statistics(s, to_vector(mean, "mean"), std::move(cross), std::move(sxx));
+          },
+          py::arg("spectrum"), py::arg("mean"), py::arg("cross") = py::none(), py::arg("second_moment") = py::none(),
+          "Statistics from their parts (checked to describe one state: dimension, centering, n).");
+    cls.def("finish", [](const moments_g& g, const std::string& c) {
+                const centering ce = parse_centering(c);
+                return locked(g, [&](const moment_accumulator& a) { return finish(a, ce); });
+            },
+            py::arg("center") = "uncentered",
+            "Finished statistics in this centering: Sxx, its complete eigendecomposition, the mean and (with\n"
+            "targets) Sxy, Syy. 'uncentered' is the paper's alignment code; 'centered' is PCA.");
 
     m.def("exact_spectrum", [](const moments_g& g, const std::string& c) {
               const centering ce = parse_centering(c);
@@ -157,6 +218,15 @@ with k the smallest dimension explaining `fraction` of the variance. Picklable.)
              }),
              py::arg("spectrum"), py::arg("mean") = py::none(), py::arg("fraction") = 0.75, py::arg("part") = "top",
              "mean: the data mean for a centered spectrum, None for an uncentered one.")
+        .def_static("from_statistics",
+                    [](const statistics& s, double fraction, const std::string& part) {
+                        projector_options o;
+                        o.fraction = fraction;
+                        o.part = parse_subspace_part(part);
+                        return subspace_projector::from_statistics(s, o);
+                    },
+                    py::arg("statistics"), py::arg("fraction") = 0.75, py::arg("part") = "top",
+                    "The projector of finished statistics (their spectrum; their mean when centered).")
         .def_property_readonly("part", [](const subspace_projector& p) { return subspace_part_name(p.part); })
         .def_readonly("fraction", &subspace_projector::fraction)
         .def_readonly("explained", &subspace_projector::explained)

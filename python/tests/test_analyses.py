@@ -43,26 +43,32 @@ def test_alignment_curve_equals_paper_procedure(subset, center):
     rank = int(np.sum(lam > 1e-12 * lam[0]))
     fit = np.cumsum(np.linalg.norm(Y @ Vh.T, axis=0) ** 2) / np.linalg.norm(Y) ** 2
     for measure, want in (("paper", paper), ("fit", fit), ("rank", paper / paper[rank - 1])):
-        r = recalign.alignment_curve(acc, measure=measure, center=center)
+        r = recalign.alignment_curve(acc.finish(center), measure=measure)
         assert r.measure == measure and r.center == center and r.n == N and r.dim == 784 and r.classes == 10
         assert r.curve.shape == (784,) and r.skipped == 784 - rank
         err = np.max(np.abs(r.curve[:rank] - want[:rank]) / np.abs(want[:rank]))
         assert err < 1e-9, (measure, err)
         assert np.max(np.abs(r.eigenvalues[:rank] - lam[:rank])) / lam[0] < 1e-12
-    # the same from an explicit spectrum and cross moments
+    # the same from statistics assembled from an explicit spectrum and cross moments
+    stats = acc.finish(center)
+    assert stats.method == "exact" and stats.center == center and stats.provides("full_spectrum")
     spec = recalign.exact_spectrum(acc, center)
-    r2 = recalign.alignment_curve(spec, acc.cross(center), measure="paper")
-    assert np.array_equal(r2.curve, recalign.alignment_curve(acc, measure="paper", center=center).curve)
+    parts = recalign.make_statistics(spec, acc.mean_x(), acc.cross(center))
+    assert not parts.provides("second_moment") and parts.second_moment is None
+    r2 = recalign.alignment_curve(parts, measure="paper")
+    assert np.array_equal(r2.curve, recalign.alignment_curve(stats, measure="paper").curve)
     with pytest.raises(ValueError, match="centered"):
-        recalign.alignment_curve(spec, acc.cross("centered" if center == "uncentered" else "uncentered"))
+        recalign.make_statistics(spec, acc.mean_x(), acc.cross("centered" if center == "uncentered" else "uncentered"))
     with pytest.raises(ValueError, match="nonsense"):
-        recalign.alignment_curve(acc, measure="nonsense")
+        recalign.alignment_curve(stats, measure="nonsense")
+    with pytest.raises(TypeError):
+        recalign.alignment_curve(acc)  # analyses read finished statistics, not an accumulator
 
 
 def test_tradeoff_losses_match_the_data(subset):
     x, labels, acc = subset
     X, Y = x.T, np.eye(10)[labels].T  # the paper's uncentered D x N, C x N
-    res = recalign.tradeoff(acc, [0.0, 0.1, 10.0], k=5)
+    res = recalign.tradeoff(acc.finish(), [0.0, 0.1, 10.0], k=5)
     assert res.k == 5 and len(res.points) == 3
     for p in res.points:
         V, W, Z = p.v, p.w, p.z
@@ -78,7 +84,7 @@ def test_tradeoff_losses_match_the_data(subset):
     assert res.points[0].supervised_loss <= res.points[2].supervised_loss
     assert res.points[0].reconstruction_loss >= res.points[2].reconstruction_loss
     with pytest.raises(ValueError):
-        recalign.tradeoff(acc, [-1.0], k=5)
+        recalign.tradeoff(acc.finish(), [-1.0], k=5)
 
 
 def test_noise_expectations_denoising_and_impact(subset):
@@ -94,17 +100,18 @@ def test_noise_expectations_denoising_and_impact(subset):
     np.testing.assert_allclose(drop.g, want_g, atol=1e-10 * np.abs(sxx).max())
 
     # Gaussian noise keeps the principal directions: V* = U, no change of alignment or impact
-    d = recalign.denoising_alignment(acc, g)
+    clean = acc.finish()
+    d = recalign.denoising_alignment(clean, g)
     k = min(50, d.max_k)
     np.testing.assert_allclose(d.curve[:k], d.clean_curve[:k], rtol=1e-7)
-    imp = recalign.noise_impact(acc, g)
+    imp = recalign.noise_impact(clean, g)
     assert np.max(imp.normalised[:k]) < 1e-6
     # masking large patches does move the subspace
     mask = recalign.closed_form_noise("mask:patch=7x7,ratio=0.5,scheme=fixed", acc, shape=(28, 28))
-    imp_mask = recalign.noise_impact(acc, mask)
+    imp_mask = recalign.noise_impact(clean, mask)
     assert np.max(imp_mask.normalised[:k]) > 1e-3
     sub = recalign.denoising_subspace(mask)
-    assert sub.basis.shape[0] == 784 and sub.info == 0
+    assert sub.basis.shape[0] == 784 and sub.status == "converged"
     # V* is G-orthonormal
     vg = sub.basis[:, :20]
     np.testing.assert_allclose(vg.T @ mask.g @ vg, np.eye(20), atol=1e-8)
@@ -147,7 +154,7 @@ def test_sketches_against_exact_spectrum(subset):
         ny.update(x[lo:hi])
     fd = pickle.loads(pickle.dumps(fd))
     s = fd.spectrum()
-    assert s.method == "frequent_directions" and s.rank <= 40
+    assert s.method == "fd" and s.rank <= 40
     k = 10
     gap = exact.eigenvalues[:k] - s.eigenvalues[:k]
     assert np.all(gap >= -1e-8 * exact.eigenvalues[0]) and np.all(gap <= s.error_bound * (1 + 1e-9))
@@ -177,9 +184,9 @@ def test_sketches_against_exact_spectrum(subset):
         fd.update(bad)
     assert fd.to_bytes() == before
     # alignment on a sketch's spectrum, up to its rank
-    r = recalign.alignment_curve(s, acc.cross("centered"), measure="fit")
-    assert r.method == "frequent_directions" and r.max_k <= 40 and not r.complete
-    assert recalign.alignment_curve(acc, measure="fit").complete
+    r = recalign.alignment_curve(recalign.make_statistics(s, fd.mean(), acc.cross("centered")), measure="fit")
+    assert r.method == "fd" and r.max_k <= 40 and not r.complete
+    assert recalign.alignment_curve(acc.finish("centered"), measure="fit").complete
 
 
 def test_subspace_projection_and_transform(subset):

@@ -46,12 +46,13 @@ def test_tracker_curves_equal_the_analyses(data):
     assert r.n == N and r.reports == 0 and np.isnan(r.clean_change)
     acc = t.moments
     assert acc.n == N
-    want = recalign.alignment_curve(acc, measure="paper", center="uncentered")
+    clean = acc.finish("uncentered")
+    want = recalign.alignment_curve(clean, measure="paper")
     assert np.array_equal(r.clean.curve, want.curve)
     assert [n.spec for n in r.noises] == t.noises and len(r.noises) == 3
     for i, spec in enumerate(NOISES[:2]):
         noisy = recalign.closed_form_noise(spec, acc, shape=(14, 14))
-        d = recalign.denoising_alignment(acc, noisy)
+        d = recalign.denoising_alignment(clean, noisy)
         np.testing.assert_array_equal(r.noises[i].denoising.curve, d.curve)
     assert r.noises[2].monte_carlo and r.noises[2].g_stderr_fro > 0
     assert np.max(np.abs(r.noises[0].impact.normalised[:50])) < 1e-6  # Gaussian: no impact

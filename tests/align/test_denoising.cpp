@@ -34,17 +34,14 @@ TEST_CASE("Gaussian noise: denoising subspace = PCA subspace for every K and sig
             s.family = noise_family::gaussian;
             s.sigma = sigma;
             const noise_moments nm = closed_form_noise(s, acc.sxx(c), acc.n());
-            noise_impact_options io;
-            io.center = c;
-            const noise_impact_result imp = noise_impact(acc, nm, io);
+            const statistics clean = finish(acc, c);
+            const noise_impact_result imp = noise_impact(clean, nm);
             CHECK(imp.max_k >= 190);
             double worst = 0.0;
             for (std::size_t k = 0; k < imp.max_k; ++k) worst = std::max(worst, std::abs(imp.distance(k)));
             CAPTURE(worst);
             CHECK(worst < 1e-8);
-            denoising_options dopt;
-            dopt.center = c;
-            const denoising_result d = denoising_alignment(acc, nm, dopt);
+            const denoising_result d = denoising_alignment(clean, nm);
             double rel = 0.0;
             for (std::size_t k = 0; k < d.max_k; ++k) rel = std::max(rel, std::abs(d.relative_difference(k)));
             CAPTURE(rel);
@@ -57,11 +54,12 @@ TEST_CASE("masking moves the subspace (label-free diagnostic > 0), dropout -> 0 
     const testing::fashion_subset f = testing::load_fashion(1500, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const matrix_t sxx = acc.sxx(centering::uncentered);
+    const statistics clean = finish(acc, centering::uncentered);
     for (const char* text : {"mask:patch=2x2,ratio=0.5,scheme=fixed", "mask:patch=4x4,ratio=0.75,scheme=bernoulli",
                              "dropout:ratio=0.5"}) {
         CAPTURE(text);
         const noise_moments nm = closed_form_noise(parse_noise_spec(text), sxx, acc.n(), fashion14);
-        const noise_impact_result imp = noise_impact(acc, nm);
+        const noise_impact_result imp = noise_impact(clean, nm);
         CHECK(xt::amax(imp.normalised)() > 1e-3);
         for (std::size_t k = 0; k < imp.max_k; ++k) {
             CHECK(imp.distance(k) >= -1e-12);
@@ -69,7 +67,7 @@ TEST_CASE("masking moves the subspace (label-free diagnostic > 0), dropout -> 0 
         }
     }
     const noise_moments tiny = closed_form_noise(parse_noise_spec("dropout:ratio=1e-9"), sxx, acc.n());
-    const denoising_result d = denoising_alignment(acc, tiny);
+    const denoising_result d = denoising_alignment(clean, tiny);
     for (std::size_t k = 0; k < 60; ++k) CHECK(std::abs(d.relative_difference(k)) < 1e-5);
 }
 
@@ -80,7 +78,7 @@ TEST_CASE("denoising curve = least-squares fit of Y on V*_K x, directly on the r
                                                acc.sxx(centering::uncentered), acc.n(), fashion14);
     denoising_options o;
     o.measure = alignment_measure::fit;
-    const denoising_result d = denoising_alignment(acc, nm, o);
+    const denoising_result d = denoising_alignment(finish(acc, centering::uncentered), nm, o);
     REQUIRE(d.max_k >= 20);
     for (std::size_t k : {1, 3, 8, 20}) {
         CAPTURE(k);
@@ -137,10 +135,11 @@ TEST_CASE("HWC and CHW layouts give the same denoising alignment after the permu
             }
     const moment_accumulator a = accumulate(hwc, f.y, f.n, d), b = accumulate(chw, f.y, f.n, d);
     const noise_spec s = parse_noise_spec("mask:patch=4x4,ratio=0.5,scheme=fixed");
+    const statistics sa = finish(a, centering::uncentered), sb = finish(b, centering::uncentered);
     const denoising_result ra = denoising_alignment(
-        a, closed_form_noise(s, a.sxx(centering::uncentered), a.n(), {h, w, c, image_layout::hwc}));
+        sa, closed_form_noise(s, a.sxx(centering::uncentered), a.n(), {h, w, c, image_layout::hwc}));
     const denoising_result rb = denoising_alignment(
-        b, closed_form_noise(s, b.sxx(centering::uncentered), b.n(), {h, w, c, image_layout::chw}));
+        sb, closed_form_noise(s, b.sxx(centering::uncentered), b.n(), {h, w, c, image_layout::chw}));
     REQUIRE(ra.max_k == rb.max_k);
     double worst = 0.0;
     for (std::size_t k = 0; k < std::min<std::size_t>(ra.max_k, 400); ++k)
@@ -150,7 +149,7 @@ TEST_CASE("HWC and CHW layouts give the same denoising alignment after the permu
     // The layout matters: reading the CHW data as HWC is a different mask (a check that the
     // test can fail).
     const denoising_result wrong = denoising_alignment(
-        b, closed_form_noise(s, b.sxx(centering::uncentered), b.n(), {h, w, c, image_layout::hwc}));
+        sb, closed_form_noise(s, b.sxx(centering::uncentered), b.n(), {h, w, c, image_layout::hwc}));
     double diff = 0.0;
     for (std::size_t k = 0; k < 100; ++k) diff = std::max(diff, std::abs(wrong.curve(k) - rb.curve(k)));
     CHECK(diff > 1e-4);
@@ -161,42 +160,52 @@ TEST_CASE("denoising_alignment: mismatched inputs throw", "[align][denoising]") 
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     noise_moments nm = closed_form_noise(parse_noise_spec("dropout:ratio=0.2"), acc.sxx(centering::uncentered), acc.n());
     nm.n += 1;
-    CHECK_THROWS_AS(denoising_alignment(acc, nm), std::invalid_argument);
+    const statistics clean = finish(acc, centering::uncentered);
+    CHECK_THROWS_AS(denoising_alignment(clean, nm), std::invalid_argument);
     noise_moments small{acc.n(), xt::zeros<double>({3, 3}), xt::zeros<double>({3, 3})};
-    CHECK_THROWS_AS(denoising_alignment(acc, small), std::invalid_argument);
-    CHECK_THROWS_AS(noise_impact(acc, small), std::invalid_argument);
+    CHECK_THROWS_AS(denoising_alignment(clean, small), std::invalid_argument);
+    CHECK_THROWS_AS(noise_impact(clean, small), std::invalid_argument);
 }
 
-TEST_CASE("a shared clean spectrum gives the same results; a wrong one is refused", "[align][denoising]") {
+TEST_CASE("one finish serves every noise; statistics that lack what an analysis needs are refused",
+          "[align][denoising]") {
     const testing::fashion_subset f = testing::load_fashion(300, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const noise_moments nm = closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.4,scheme=fixed"),
                                                acc.sxx(centering::uncentered), acc.n(), fashion14);
-    const spectrum sp = exact_spectrum(acc, centering::uncentered);
-    denoising_options shared;
-    shared.clean_spectrum = &sp;
-    const denoising_result a = denoising_alignment(acc, nm), b = denoising_alignment(acc, nm, shared);
+    const statistics shared = finish(acc, centering::uncentered);
+    const denoising_result a = denoising_alignment(finish(acc, centering::uncentered), nm),
+                           b = denoising_alignment(shared, nm);
     CHECK(testing::bit_equal(a.curve, b.curve));
     CHECK(testing::bit_equal(a.clean_curve, b.clean_curve));
-    noise_impact_options io;
-    io.clean_spectrum = &sp;
-    CHECK(testing::bit_equal(noise_impact(acc, nm).distance, noise_impact(acc, nm, io).distance));
-    const spectrum centered = exact_spectrum(acc, centering::centered);
-    shared.clean_spectrum = &centered;
-    CHECK_THROWS_WITH(denoising_alignment(acc, nm, shared), Catch::Contains("clean_spectrum"));
-    spectrum truncated = sp;
-    truncated.eigenvalues = xt::view(sp.eigenvalues, xt::range(0, 10));
-    truncated.basis = xt::view(sp.basis, xt::all(), xt::range(0, 10));
-    io.clean_spectrum = &truncated;
-    CHECK_THROWS_AS(noise_impact(acc, nm, io), std::invalid_argument);
+    CHECK(testing::bit_equal(noise_impact(finish(acc, centering::uncentered), nm).distance,
+                             noise_impact(shared, nm).distance));
+    // What a sketch hands over: a top-10 spectrum, no D x D second moment.
+    spectrum top = shared.spec;
+    top.eigenvalues = xt::view(shared.spec.eigenvalues, xt::range(0, 10));
+    top.basis = xt::view(shared.spec.basis, xt::all(), xt::range(0, 10));
+    const statistics truncated = make_statistics(top, shared.mean, shared.cross);
+    CHECK_THROWS_WITH(denoising_alignment(truncated, nm), Catch::Contains("complete spectrum"));
+    CHECK_THROWS_WITH(noise_impact(truncated, nm), Catch::Contains("complete spectrum"));
+    // Complete spectrum but no second moment (e.g. assembled by hand): denoising needs Sxx.
+    const statistics no_sxx = make_statistics(shared.spec, shared.mean, shared.cross);
+    CHECK_THROWS_WITH(denoising_alignment(no_sxx, nm), Catch::Contains("second moment"));
+    // No labels: the label-free diagnostic still works, the alignment does not.
+    const statistics unlabelled = make_statistics(shared.spec, shared.mean, std::nullopt, shared.second_moment);
+    CHECK_THROWS_WITH(denoising_alignment(unlabelled, nm), Catch::Contains("label statistics"));
+    CHECK(testing::bit_equal(noise_impact(unlabelled, nm).distance, noise_impact(shared, nm).distance));
+    // Parts of different centerings or sample counts do not make one state.
+    const statistics centered = finish(acc, centering::centered);
+    CHECK_THROWS_WITH(make_statistics(shared.spec, shared.mean, centered.cross), Catch::Contains("centered"));
 }
 
 TEST_CASE("denoising alignment from Monte-Carlo expectations approaches the closed form", "[align][denoising]") {
     const testing::fashion_subset f = testing::load_fashion(600, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const noise_spec s = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed");
+    const statistics clean = finish(acc, centering::uncentered);
     const denoising_result exact =
-        denoising_alignment(acc, closed_form_noise(s, acc.sxx(centering::uncentered), acc.n(), fashion14));
+        denoising_alignment(clean, closed_form_noise(s, acc.sxx(centering::uncentered), acc.n(), fashion14));
     double err_few = 0.0, err_many = 0.0;
     for (std::size_t draws : {2, 64}) {
         monte_carlo_options o;
@@ -205,7 +214,7 @@ TEST_CASE("denoising alignment from Monte-Carlo expectations approaches the clos
         o.name = to_string(s);
         monte_carlo_noise mc(o, make_corrupter(s, fashion14));
         for (std::size_t r0 = 0; r0 < f.n; r0 += 200) mc.update(batch_view(f.row(r0), 200, f.dim), r0);
-        const denoising_result d = denoising_alignment(acc, mc.estimate().moments);
+        const denoising_result d = denoising_alignment(clean, mc.estimate().moments);
         double err = 0.0;
         for (std::size_t k = 0; k < 50; ++k) err = std::max(err, std::abs(d.curve(k) - exact.curve(k)));
         (draws == 2 ? err_few : err_many) = err;

@@ -101,7 +101,7 @@ TEST_CASE("tradeoff: losses at the optimum equal direct evaluation on the rows",
     tradeoff_options o;
     o.lambdas = {0.0, 0.1, 1.0, 10.0};
     o.k = 4;
-    const tradeoff_result r = tradeoff(s.acc, o);
+    const tradeoff_result r = tradeoff(finish(s.acc, centering::uncentered), o);
     REQUIRE(r.points.size() == 4);
     REQUIRE(r.k == 4);
     REQUIRE(r.dropped == 0);
@@ -138,7 +138,7 @@ TEST_CASE("tradeoff: lambda -> 0 is OLS, lambda -> infinity is the PCA projector
     tradeoff_options o;
     o.lambdas = {0.0, 1e9};
     o.k = 4;  // K >= C
-    const tradeoff_result r = tradeoff(s.acc, o);
+    const tradeoff_result r = tradeoff(finish(s.acc, centering::uncentered), o);
     // OLS: V* W* (D x C) = Sxx⁻¹ Sxy  (W*ᵀ V*ᵀ = Y Xᵀ (X Xᵀ)⁻¹).
     matrix_t vw = xt::zeros<double>({s.d, s.c});
     blas::gemm_nn(s.d, s.c, o.k, 1.0, r.points[0].v.data(), r.points[0].w.data(), 0.0, vw.data());
@@ -159,13 +159,13 @@ TEST_CASE("tradeoff: bad arguments throw", "[align][tradeoff]") {
     tradeoff_options o;
     o.lambdas = {1.0};
     o.k = 0;
-    CHECK_THROWS_AS(tradeoff(s.acc, o), std::invalid_argument);
+    CHECK_THROWS_AS(tradeoff(finish(s.acc, centering::uncentered), o), std::invalid_argument);
     o.k = 7;
-    CHECK_THROWS_AS(tradeoff(s.acc, o), std::invalid_argument);
+    CHECK_THROWS_AS(tradeoff(finish(s.acc, centering::uncentered), o), std::invalid_argument);
     o.k = 2;
     o.lambdas = {-1.0};
-    CHECK_THROWS_AS(tradeoff(s.acc, o), std::invalid_argument);
+    CHECK_THROWS_AS(tradeoff(finish(s.acc, centering::uncentered), o), std::invalid_argument);
     moment_accumulator no_targets({6});
     o.lambdas = {1.0};
-    CHECK_THROWS_AS(tradeoff(no_targets, o), std::invalid_argument);
+    CHECK_THROWS_WITH(tradeoff(finish(no_targets, centering::uncentered), o), Catch::Contains("label statistics"));
 }

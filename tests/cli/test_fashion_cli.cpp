@@ -63,7 +63,7 @@ TEST_CASE("align JSON on 3000 Fashion-MNIST images equals the library's numbers"
     const std::string ck = std::string(dir) + "/moments.ckpt", twice = std::string(dir) + "/twice.ckpt";
     checkpoint::save_file(ck, acc);
     {
-        const alignment_result a = alignment_curve(acc, alignment_options{});
+        const alignment_result a = alignment_curve(finish(acc, centering::uncentered), alignment_options{});
         const nlohmann::json j = nlohmann::json::parse(run(std::string(RECALIGN_CLI) + " align --json --from " + ck));
         CHECK(j["n"].get<std::uint64_t>() == n);
         CHECK(j["alignment"].get<std::vector<double>>() == std::vector<double>(a.curve.begin(), a.curve.end()));
@@ -81,8 +81,8 @@ TEST_CASE("align JSON on 3000 Fashion-MNIST images equals the library's numbers"
         for (bool centered : {false, true}) {
             alignment_options opt;
             opt.measure = parse_measure(measure);
-            opt.center = centered ? centering::centered : centering::uncentered;
-            const alignment_result a = alignment_curve(acc, opt);
+            const alignment_result a =
+                alignment_curve(finish(acc, centered ? centering::centered : centering::uncentered), opt);
             const std::string cmd = std::string(RECALIGN_CLI) + " align --limit 3000 --batch 250 --json --quiet --measure " +
                                     measure + (centered ? " --center" : "");
             const nlohmann::json j = nlohmann::json::parse(run(cmd));

@@ -51,7 +51,7 @@ int main(int argc, char** argv) try {
         tradeoff_options o;
         o.k = std::strtoul(argv[3], nullptr, 10);
         for (int i = 4; i < argc; ++i) o.lambdas.push_back(std::strtod(argv[i], nullptr));
-        const tradeoff_result r = tradeoff(acc, o);
+        const tradeoff_result r = tradeoff(finish(acc, centering::uncentered), o);
         std::printf("\"k\": %zu, \"dropped\": %zu, \"points\": [\n", r.k, r.dropped);
         for (std::size_t i = 0; i < r.points.size(); ++i) {
             const tradeoff_point& p = r.points[i];
@@ -70,11 +70,12 @@ int main(int argc, char** argv) try {
     if (mode != "denoising") throw std::invalid_argument("unknown mode " + mode);
     const image_shape shape{14, 14, 1, image_layout::hwc};
     std::printf("\"results\": [\n");
+    const statistics clean = finish(acc, centering::uncentered);
     for (int i = 3; i < argc; ++i) {
         const noise_spec s = parse_noise_spec(argv[i]);
-        const noise_moments nm = closed_form_noise(s, acc.sxx(centering::uncentered), acc.n(), shape);
-        const denoising_result d = denoising_alignment(acc, nm);
-        const noise_impact_result imp = noise_impact(acc, nm);
+        const noise_moments nm = closed_form_noise(s, *clean.second_moment, clean.n, shape);
+        const denoising_result d = denoising_alignment(clean, nm);
+        const noise_impact_result imp = noise_impact(clean, nm);
         std::printf("%s{\"spec\": \"%s\", \"max_k\": %zu, \"skipped\": %zu, \"impact_max_k\": %zu, ", i > 3 ? ",\n" : "",
                     argv[i], d.max_k, d.skipped, imp.max_k);
         print_vector("curve", d.curve);

@@ -37,8 +37,7 @@ int main(int argc, char** argv) {
         for (alignment_measure m : {alignment_measure::paper, alignment_measure::rank, alignment_measure::fit}) {
             alignment_options o;
             o.measure = m;
-            o.center = c;
-            const alignment_result r = alignment_curve(acc, o);
+            const alignment_result r = alignment_curve(finish(acc, c), o);
             std::printf("%s{\"measure\": \"%s\", \"centering\": \"%s\", \"skipped\": %zu, \"eigenvalues\": [",
                         first ? "" : ",\n", measure_name(m), centering_name(c), r.skipped);
             first = false;

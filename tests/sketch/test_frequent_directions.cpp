@@ -91,7 +91,7 @@ TEST_CASE("FD: ‖C − BᵀB‖₂ <= Δ <= tail / (ℓ + 1 − k), on power-la
             for (std::size_t k = 0; k <= ell; ++k) CHECK(delta <= ref.tail_sum(k) / static_cast<double>(ell + 1 - k) + tol);
 
             const spectrum sp = frequent_directions_spectrum(fd);
-            CHECK(sp.method == "frequent_directions");
+            CHECK(sp.method == route::frequent_directions);
             CHECK(sp.center == c);
             CHECK(sp.n == N);
             CHECK(sp.rank() == ell);
@@ -284,13 +284,13 @@ TEST_CASE("FD: alignment_curve works on the sketch spectrum up to its rank", "[s
     REQUIRE(fd.shrinkage() < 0.05 * s.centered.spec.eigenvalues(19));
     for (alignment_measure measure : {alignment_measure::fit, alignment_measure::paper}) {
         alignment_options ao;
-        ao.center = centering::centered;
         ao.measure = measure;
-        const alignment_result sk = alignment_curve(sp, m.cross(centering::centered), ao);
-        const alignment_result ex = alignment_curve(s.centered.spec, m.cross(centering::centered), ao);
+        const cross_moments cross = m.cross(centering::centered);
+        const alignment_result sk = alignment_curve(make_statistics(sp, fd.mean(), cross), ao);
+        const alignment_result ex = alignment_curve(make_statistics(s.centered.spec, m.mean_x(), cross), ao);
         REQUIRE(sk.max_k == 20);
         REQUIRE(sk.curve.size() == 20);
-        CHECK(sk.method == "frequent_directions");
+        CHECK(sk.method == route::frequent_directions);
         CHECK(ex.curve(19) > 0.01);  // the targets do live in the top directions
         for (std::size_t k = 0; k < 20; ++k) {
             INFO("k = " << k + 1);

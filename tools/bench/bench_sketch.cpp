@@ -242,7 +242,7 @@ int run(const args& a) {
                 "\"state_bytes\": %zu, \"top_eigenvalue_sum\": %.10g, \"total\": %.10g, \"error_bound\": %s, "
                 "\"error_estimate\": %s, \"info\": %d%s}\n",
                 method.c_str(), d, n, sp.rank(), secs, cpu, static_cast<double>(peak_rss_kb()) / 1024.0, bytes, top, sp.total,
-                json_number(sp.error_bound).c_str(), json_number(sp.error_estimate).c_str(), sp.info, extra.c_str());
+                json_number(sp.error_bound).c_str(), json_number(sp.error_estimate).c_str(), static_cast<int>(sp.status), extra.c_str());
     return 0;
 }
 

@@ -20,9 +20,8 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     route_state state(p.config());
     align_result r;
     r.run = stream(state, p, mpi);
-    const run_statistics s = finish_statistics(state, p.center);
-    if (!s.cross) throw std::invalid_argument("align needs labels: pass --labels (or a checkpoint made with labels)");
-    r.curve = alignment_curve(s.spec, *s.cross, opt);
+    const statistics s = finish_statistics(state, p.center);
+    r.curve = alignment_curve(s, opt);
     r.spec = s.spec;
     return r;
 }
@@ -36,8 +35,8 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     run_needs needs;
     needs.command = "align";
     needs.labels = true;
+    needs.analysis = analysis::alignment;
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    opt.center = p.center;
     const align_result r = compute(p, opt, mpi);
     render_options ro{o.run.json, o.run.quiet, o.run.out};
     if (!ro.out.empty()) write_files(r, ro);

@@ -72,14 +72,12 @@ std::size_t replicate_groups(const std::vector<noise_spec>& specs) {
 }
 
 denoise_plan plan(const denoise_cli_options& o) {
-    if (o.run.method != "exact")
-        throw std::invalid_argument("denoise needs the exact D x D statistics (MATH.md §4 whitens with all of G): "
-                                    "--method " + o.run.method + " cannot serve it; use --method exact");
     if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
     denoise_plan p;
     run_needs needs;
     needs.command = "denoise";
     needs.labels = true;
+    needs.analysis = analysis::denoising;
     p.run = prepare_run(o.data, o.run, needs);
     if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
         throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +

@@ -33,6 +33,7 @@ project_plan plan(const project_options& o) {
     needs.command = "project";
     needs.default_centered = true;
     needs.from_allowed = false;
+    needs.analysis = analysis::projection;
     p.run = prepare_run(o.data, o.run, needs);
     const std::size_t values = checked_product(p.shape.begin(), p.shape.end(), "--image-shape H x W x C");
     if (values != p.run.dim())
@@ -104,15 +105,14 @@ project_result compute(const project_plan& p, const project_options& o, const mp
     route_state state(p.run.config());
     project_result r;
     r.run = stream(state, p.run, mpi);
-    const run_statistics s = finish_statistics(state, p.run.center);
+    const statistics s = finish_statistics(state, p.run.center);
     // MATH.md §5: the projector centers the rows and adds the mean back for display.
     projector_options po;
     po.fraction = o.variance;
     po.part = subspace_part::top;
-    const vector_t mean = p.run.center == centering::centered ? s.mean : vector_t();
-    const subspace_projector top = subspace_projector::from_spectrum(s.spec, mean, po);
+    const subspace_projector top = subspace_projector::from_statistics(s, po);
     po.part = subspace_part::bottom;
-    const subspace_projector bottom = subspace_projector::from_spectrum(s.spec, mean, po);
+    const subspace_projector bottom = subspace_projector::from_statistics(s, po);
     r.grid = draw(p, top, bottom, o);
     r.n = s.spec.n;
     r.dim = p.run.dim();

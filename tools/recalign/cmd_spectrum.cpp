@@ -12,6 +12,7 @@ int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
     run_needs needs;
     needs.command = "spectrum";
     needs.default_centered = true;
+    needs.analysis = analysis::spectrum;
     const prepared_run p = prepare_run(o.data, o.run, needs);
     route_state state(p.config());
     spectrum_result r;

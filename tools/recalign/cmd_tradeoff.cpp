@@ -15,24 +15,20 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     for (double l : opt.lambdas)
         if (!(l >= 0) || !std::isfinite(l))
             throw std::invalid_argument("--lambda: " + std::to_string(l) + " is not a finite number >= 0");
-    if (o.run.method != "exact")
-        throw std::invalid_argument("tradeoff needs the exact D x D statistics (MATH.md §3 whitens with all of Sxx): "
-                                    "--method " + o.run.method + " cannot serve it; use --method exact");
     if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
     run_needs needs;
     needs.command = "tradeoff";
     needs.labels = true;
+    needs.analysis = analysis::tradeoff;
     const prepared_run p = prepare_run(o.data, o.run, needs);
     if (o.k == 0 || o.k > p.dim())
         throw std::invalid_argument("--k must lie in [1, " + std::to_string(p.dim()) + "] (D = " +
                                     std::to_string(p.dim()) + "), got " + std::to_string(o.k));
     opt.k = o.k;
-    opt.center = p.center;
     route_state state(p.config());
     tradeoff_cli_result r;
     r.run = stream(state, p, mpi);
-    const run_statistics s = finish_statistics(state, p.center);
-    r.t = tradeoff(*s.moments, opt);
+    r.t = tradeoff(finish_statistics(state, p.center), opt);
     const render_options ro{o.run.json, o.run.quiet, o.run.out};
     if (!ro.out.empty()) write_files(r, ro);
     print_stdout(ro.json ? render_json(r) : render_text(r));

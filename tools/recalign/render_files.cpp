@@ -18,7 +18,7 @@ void write_spectrum_files(const std::string& dir, const spectrum& s, bool quiet)
     chart c;
     c.csv = out_path(dir, "spectrum.csv");
     c.png = out_path(dir, "spectrum.png");
-    c.title = std::string("Spectrum (") + centering_name(s.center) + ", " + s.method + ")";
+    c.title = std::string("Spectrum (") + centering_name(s.center) + ", " + route_name(s.method) + ")";
     c.xlabel = "k";
     c.ylabel = "eigenvalue";
     c.log_y = true;

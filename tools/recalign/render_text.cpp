@@ -40,7 +40,7 @@ std::string render_text(const align_result& r) {
     const alignment_result& a = r.curve;
     std::string s;
     appendf(s, "n = %llu samples, D = %zu, C = %zu classes; method %s, %s, measure %s\n", (unsigned long long)a.n, a.dim,
-            a.classes, a.method.c_str(), centering_name(a.center), measure_name(a.measure));
+            a.classes, route_name(a.method), centering_name(a.center), measure_name(a.measure));
     appendf(s, "%6s  %12s  %14s\n", "k", "alignment", "eigenvalue/n");
     std::vector<std::size_t> ks;
     for (std::size_t k = 1; k <= a.max_k; k *= 2) ks.push_back(k);
@@ -54,7 +54,7 @@ std::string render_text(const align_result& r) {
 std::string render_text(const spectrum_result& r) {
     const spectrum& sp = r.spec;
     std::string s;
-    appendf(s, "n = %llu samples, D = %zu; method %s, %s\n", (unsigned long long)sp.n, sp.dim, sp.method.c_str(),
+    appendf(s, "n = %llu samples, D = %zu; method %s, %s\n", (unsigned long long)sp.n, sp.dim, route_name(sp.method),
             centering_name(sp.center));
     appendf(s, "total second moment per sample: %.6g\n", sp.total / static_cast<double>(std::max<std::uint64_t>(sp.n, 1)));
     appendf(s, "%6s  %14s  %10s\n", "k", "eigenvalue/n", "explained");

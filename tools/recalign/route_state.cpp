@@ -244,36 +244,26 @@ void route_state::reduce(const mpi_context& mpi) {
     if (bytes) load(*bytes, "the ranks' merged state");
 }
 
-run_statistics finish_statistics(const route_state& s, centering c) {
-    run_statistics out;
-    out.method = s.config_.method;
-    out.center = c;
+statistics finish_statistics(const route_state& s, centering c) {
     const auto built = static_cast<centering>(s.config_.center);
     if (s.config_.method != "exact" && built != c)
         throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
                                     " second moment, not the " + centering_name(c) + " one (choose --center or " +
                                     "--no-center when it is built)");
-    std::visit(overloaded{[&](const moment_accumulator& m) {
-                              out.spec = exact_spectrum(m, c);
-                              out.mean = m.mean_x();
-                              if (m.has_targets()) out.cross = m.cross(c);
-                              out.moments = &m;
-                          },
-                          [&](const frequent_directions& fd) {
-                              frequent_directions_spectrum_options o;
-                              o.rank = static_cast<std::size_t>(s.config_.rank);
-                              out.spec = frequent_directions_spectrum(fd, o);
-                              out.mean = fd.mean();
-                          },
-                          [&](const nystrom_sketch& ny) {
-                              nystrom_spectrum_options o;
-                              o.rank = static_cast<std::size_t>(s.config_.rank);
-                              out.spec = nystrom_spectrum(ny, o);
-                              out.mean = ny.mean();
-                          }},
-               s.main_);
-    if (s.classes_) out.cross = s.classes_->cross(c);
-    return out;
+    std::optional<cross_moments> labels;
+    if (s.classes_) labels = s.classes_->cross(c);
+    return std::visit(overloaded{[&](const moment_accumulator& m) { return finish(m, c); },
+                                 [&](const frequent_directions& fd) {
+                                     frequent_directions_spectrum_options o;
+                                     o.rank = static_cast<std::size_t>(s.config_.rank);
+                                     return make_statistics(frequent_directions_spectrum(fd, o), fd.mean(), labels);
+                                 },
+                                 [&](const nystrom_sketch& ny) {
+                                     nystrom_spectrum_options o;
+                                     o.rank = static_cast<std::size_t>(s.config_.rank);
+                                     return make_statistics(nystrom_spectrum(ny, o), ny.mean(), labels);
+                                 }},
+                      s.main_);
 }
 
 }  // namespace recalign::cli

@@ -13,7 +13,7 @@
 
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
-#include "recalign/spectral/spectrum.hpp"
+#include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/moments.hpp"
 #include "run_state.hpp"
 #include "stream_state.hpp"
@@ -41,17 +41,6 @@ private:
     std::vector<std::uint64_t> batch_count_;
 };
 
-// What the analyses of one run read (the route's spectrum, cross statistics, mean), produced
-// once per run by finish_statistics.
-struct run_statistics {
-    std::string method;
-    centering center = centering::uncentered;
-    spectrum spec;
-    vector_t mean;                                 // rows' mean (projections)
-    std::optional<cross_moments> cross;            // with labels
-    const moment_accumulator* moments = nullptr;   // exact route (tradeoff), owned by the state
-};
-
 class route_state final : public stream_state {
 public:
     explicit route_state(const run_config& config);
@@ -68,15 +57,16 @@ public:
     const run_config& config() const noexcept { return config_; }
 
 private:
-    friend run_statistics finish_statistics(const route_state& s, centering c);
+    friend statistics finish_statistics(const route_state& s, centering c);
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
     run_config config_;
     sketch main_;
     std::optional<class_sums> classes_;  // sketch routes with labels
 };
 
-// The spectrum (exact, or the sketch's top --rank in the centering it was built with: the
-// other one throws std::invalid_argument), the mean and the cross statistics.
-run_statistics finish_statistics(const route_state& s, centering c);
+// The finished statistics every analysis reads: exact (one eigendecomposition), or the
+// sketch's top --rank in the centering it was built with (the other one throws
+// std::invalid_argument), with the cross statistics when labels were read.
+statistics finish_statistics(const route_state& s, centering c);
 
 }  // namespace recalign::cli

@@ -97,6 +97,7 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
     if (needs.labels && p.from->config.classes == 0)
         throw std::invalid_argument(std::string(needs.command) + " needs labels: the checkpoint " + r.from +
                                     " was made without them");
+    check_route(parse_route(p.from->config.method), needs.analysis, p.from->config.classes != 0);
 }
 
 // Rows of the range [skip, skip + limit), from the headers. A --limit beyond the end of the
@@ -177,6 +178,8 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
         prepare_from(p, d, r, needs);
         return p;
     }
+    // What the route cannot serve is known from the options alone (statistics.hpp).
+    check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
     io::source_options o = resolve_data(d, needs.labels);
     require_input_file(o.images);
     if (!o.labels.empty()) require_input_file(o.labels);

@@ -10,6 +10,7 @@
 
 #include "driver.hpp"
 #include "options.hpp"
+#include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/moments.hpp"
 #include "run_state.hpp"
 
@@ -20,6 +21,7 @@ struct run_needs {
     bool labels = false;            // the analysis needs labels
     bool default_centered = false;  // PCA commands
     bool from_allowed = true;       // project re-reads images: no --from
+    recalign::analysis analysis = recalign::analysis::spectrum;  // for check_route
 };
 
 // A data-reading command's run, resolved and checked.

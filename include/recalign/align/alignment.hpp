@@ -6,8 +6,7 @@
 #include <string>
 
 #include "recalign/core/xt.hpp"
-#include "recalign/spectral/spectrum.hpp"
-#include "recalign/stats/moments.hpp"
+#include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
 
@@ -22,7 +21,6 @@ alignment_measure parse_measure(const std::string& s);
 
 struct alignment_options {
     alignment_measure measure = alignment_measure::paper;
-    centering center = centering::uncentered;  // the paper's code uses uncentered X
     // Directions with λ_i <= rel_tol · λ_1 carry no reliable signal (rounding of the
     // eigensolver is ~1e-16 λ_1): they contribute 0 and are counted in `skipped`.
     double rel_tol = 1e-12;
@@ -30,8 +28,8 @@ struct alignment_options {
 
 struct alignment_result {
     alignment_measure measure = alignment_measure::paper;
-    centering center = centering::uncentered;
-    std::string method;    // route of the spectrum
+    centering center = centering::uncentered;  // the statistics'
+    route method = route::exact;  // route of the spectrum
     std::uint64_t n = 0;
     std::size_t dim = 0;
     std::size_t classes = 0;
@@ -47,14 +45,11 @@ struct alignment_result {
     bool complete = true;
 };
 
-// All k in one sweep from one spectrum and the cross statistics of the same centering.
-// Each term divides by the spectrum's λ_i. A Frequent Directions spectrum underestimates
-// every λ_i by up to its error_bound Δ, so its curve can overshoot the exact one where
-// Δ is not small against λ_k (seen: 1.14 against an exact 0.99 with Δ ≈ λ_k); check
-// s.error_bound against the eigenvalues of the directions you read off.
-alignment_result alignment_curve(const spectrum& s, const cross_moments& cross, const alignment_options& options);
-
-// Convenience: exact spectrum of the accumulator's Sxx with options.center, then the sweep.
-alignment_result alignment_curve(const moment_accumulator& m, const alignment_options& options);
+// All k in one sweep from finished statistics holding targets (any route: up to the rank of
+// its spectrum; the centering is the statistics'). Each term divides by the spectrum's λ_i.
+// A Frequent Directions spectrum underestimates every λ_i by up to its error_bound Δ, so its
+// curve can overshoot the exact one where Δ is not small against λ_k (seen: 1.14 against an
+// exact 0.99 with Δ ≈ λ_k); check s.spec.error_bound against the eigenvalues you read off.
+alignment_result alignment_curve(const statistics& s, const alignment_options& options);
 
 }  // namespace recalign

@@ -8,12 +8,12 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "recalign/align/alignment.hpp"
 #include "recalign/align/noise.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/spectral/spectrum.hpp"
-#include "recalign/stats/moments.hpp"
+#include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
 
@@ -23,7 +23,7 @@ struct denoising_subspace_result {
     std::size_t rank_g = 0;   // directions of G kept by the whitening
     std::size_t dropped = 0;  // null directions of G
     std::size_t informative = 0;  // eigenvalues > rel_tol · largest: beyond, V* is arbitrary
-    int info = 0;
+    solver_status status = solver_status::converged;  // of the eigendecomposition of G and the SVD
 };
 
 // V* of Theorem 3. H = D_G^{-1/2} P_Gᵀ Bs Bsᵀ P_G D_G^{-1/2} is factorised as F Fᵀ with
@@ -33,11 +33,7 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
 
 struct denoising_options {
     alignment_measure measure = alignment_measure::paper;
-    centering center = centering::uncentered;  // of the clean statistics (and of the noisy ones)
     double rel_tol = 1e-12;
-    // Optional, non-owning: the exact spectrum of the clean Sxx with `center` (exact_spectrum),
-    // so that several analyses of one state share one eigendecomposition. Null: computed here.
-    const spectrum* clean_spectrum = nullptr;
 };
 
 struct denoising_result {
@@ -51,29 +47,33 @@ struct denoising_result {
     vector_t relative_difference;  // (curve − clean_curve) / clean_curve; NaN where clean_curve = 0
     double normaliser = 0.0;       // the clean curve's (so both curves share one scale)
     std::size_t skipped = 0;       // directions of V* adding nothing in the Sxx metric
-    std::size_t max_k = 0;         // min(informative directions of V*, clean curve length)
+    // K up to min(informative directions of V*, clean curve length): beyond, V* is not
+    // determined (e.g. Gaussian noise on an Sxx of rank r < D leaves D − r null directions of
+    // G); `stop_reason` says which limit ended the curve.
+    std::size_t max_k = 0;
+    std::string stop_reason;
 };
 
-// `noisy` must be of the same data (n) and centering as the clean accumulator's statistics.
-denoising_result denoising_alignment(const moment_accumulator& clean, const noise_moments& noisy,
+// `clean`: finished exact statistics with targets (their one eigendecomposition is shared by
+// every noise); `noisy` must be of the same data (n) and centering.
+denoising_result denoising_alignment(const statistics& clean, const noise_moments& noisy,
                                      const denoising_options& options = {});
 
 struct noise_impact_options {
-    centering center = centering::uncentered;
     double rel_tol = 1e-12;
-    const spectrum* clean_spectrum = nullptr;  // as in denoising_options
 };
 
 struct noise_impact_result {
     vector_t distance;    // element K-1: Σ sin² of the principal angles between span(V*_K) and span(U_K)
     vector_t normalised;  // distance / K, in [0, 1]
     std::size_t max_k = 0;  // K up to the informative directions of both V* and U
-    int info = 0;
+    solver_status status = solver_status::converged;
 };
 
 // Label-free: needs only the clean second moment and the noise expectations. Zero for every
 // K means the noise model can never change any supervised task (Corollary 3.1).
-noise_impact_result noise_impact(const moment_accumulator& clean, const noise_moments& noisy,
+// `clean`: finished statistics with the complete spectrum (the exact route).
+noise_impact_result noise_impact(const statistics& clean, const noise_moments& noisy,
                                  const noise_impact_options& options = {});
 
 }  // namespace recalign

@@ -4,22 +4,21 @@
 //
 // solved in closed form from moments only: V* = top-K generalized eigenvectors of
 // (Sxy Sxyᵀ + λ Sxx², Sxx) by whitening with Sxx, W* = M⁻¹ V*ᵀ Sxy, Z* = M⁻¹ V*ᵀ Sxx with
-// M = V*ᵀ Sxx V*, and both losses at the optimum. One eigendecomposition of Sxx serves
-// every λ.
+// M = V*ᵀ Sxx V*, and both losses at the optimum. The one eigendecomposition of Sxx in the
+// finished statistics serves every λ (and every other analysis of the same state).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "recalign/core/xt.hpp"
-#include "recalign/stats/moments.hpp"
+#include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
 
 struct tradeoff_options {
     std::vector<double> lambdas;               // each >= 0 and finite
-    std::size_t k = 1;                         // K: latent dimension
-    centering center = centering::uncentered;  // the paper's X is not centered
+    std::size_t k = 1;  // K: latent dimension
     // Directions of Sxx with eigenvalue <= rel_tol · largest are null: dropped from the
     // whitening (the loss cannot see them) and counted in the result.
     double rel_tol = 1e-12;
@@ -37,7 +36,7 @@ struct tradeoff_point {
     double supervised_loss = 0.0;      // ‖W*ᵀ V*ᵀ X − Y‖² = tr(Syy) − tr(Sxyᵀ V M⁻¹ Vᵀ Sxy)
     double reconstruction_loss = 0.0;  // ‖Z*ᵀ V*ᵀ X − X‖² = tr(Sxx) − tr(Sxx V M⁻¹ Vᵀ Sxx)
     double loss = 0.0;                 // supervised + λ · reconstruction
-    int info = 0;                      // LAPACK outcome of this λ's eigensolve
+    solver_status status = solver_status::converged;  // of this λ's eigensolve
 };
 
 struct tradeoff_result {
@@ -47,12 +46,13 @@ struct tradeoff_result {
     std::size_t k = 0;         // K' = min(K, rank of Sxx): the columns actually returned
     std::size_t rank_xx = 0;   // directions of Sxx kept by the whitening
     std::size_t dropped = 0;   // null directions of Sxx
-    int info = 0;              // LAPACK outcome of the eigendecomposition of Sxx
+    solver_status status = solver_status::converged;  // of the eigendecomposition of Sxx
     std::vector<tradeoff_point> points;  // one per λ, in the order given
 };
 
-// From an accumulator holding targets. Throws std::invalid_argument for K = 0, K > D, a
-// negative or non-finite λ, or an accumulator without targets.
-tradeoff_result tradeoff(const moment_accumulator& m, const tradeoff_options& options);
+// From finished statistics with targets and the complete spectrum (the exact route; the
+// centering is the statistics'). Throws std::invalid_argument for K = 0, K > D, a negative or
+// non-finite λ, or statistics that lack what it needs (statistics::require).
+tradeoff_result tradeoff(const statistics& s, const tradeoff_options& options);
 
 }  // namespace recalign

@@ -12,8 +12,28 @@
 
 namespace recalign {
 
+// The route to the spectrum. One spelling everywhere (library, CLI --method, JSON, Python):
+// "exact", "fd", "nystrom".
+enum class route : std::uint8_t { exact = 1, frequent_directions = 2, nystrom = 3 };
+const char* route_name(route r);
+// Parses "exact", "fd" or "nystrom"; throws std::invalid_argument naming the bad value.
+route parse_route(const std::string& s);
+
+// Outcome of a decomposition (LAPACK's info > 0). A negative info is a bug and throws
+// (core/blas.hpp); it never reaches a result.
+enum class solver_status : std::uint8_t {
+    converged = 0,
+    not_converged = 1,  // an eigen- or singular-value solver did not converge
+    breakdown = 2,      // a Cholesky factorisation met a non-positive pivot (e.g. Nyström's core)
+};
+const char* solver_status_name(solver_status s);
+// From an eigen/SVD solver's LAPACK info (>= 0): 0 converged, > 0 not converged.
+solver_status solver_status_of(int info) noexcept;
+// The first status that is not `converged`, else `converged`: for results of several solves.
+solver_status worst(solver_status a, solver_status b) noexcept;
+
 struct spectrum {
-    std::string method = "exact";  // "exact", "frequent_directions", "nystrom"
+    route method = route::exact;
     centering center = centering::centered;
     std::uint64_t n = 0;
     std::size_t dim = 0;
@@ -25,11 +45,14 @@ struct spectrum {
     // a-posteriori estimate of ‖C − Ĉ‖. NaN where the route is exact.
     double error_bound = std::numeric_limits<double>::quiet_NaN();
     double error_estimate = std::numeric_limits<double>::quiet_NaN();
-    int info = 0;  // LAPACK outcome of the decomposition (0 = converged)
+    solver_status status = solver_status::converged;  // of the decomposition
     std::size_t rank() const noexcept { return eigenvalues.size(); }
+    // True when every eigenpair of the D x D matrix is here (the exact route).
+    bool complete() const noexcept { return eigenvalues.size() == dim; }
 };
 
-// Full eigendecomposition of the accumulator's Sxx (centered or not).
+// Full eigendecomposition of the accumulator's Sxx (centered or not). Prefer finish()
+// (spectral/statistics.hpp), which keeps Sxx and the cross statistics beside it.
 spectrum exact_spectrum(const moment_accumulator& m, centering c);
 
 }  // namespace recalign

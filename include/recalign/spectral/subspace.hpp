@@ -14,7 +14,7 @@
 
 #include "recalign/core/batch.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/spectral/spectrum.hpp"
+#include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
 
@@ -42,6 +42,8 @@ struct subspace_projector {
     // they do (the bottom subspace is still exact: it needs only U_k). `mean` is the data
     // mean for a centered spectrum and must be empty for an uncentered one.
     static subspace_projector from_spectrum(const spectrum& s, const vector_t& mean, const projector_options& options);
+    // The same from finished statistics (their spectrum, and their mean when centered).
+    static subspace_projector from_statistics(const statistics& s, const projector_options& options);
 
     // Projects the rows of a batch (rows x dim; any dtype, checked finite) and returns them
     // as doubles, rows x dim.

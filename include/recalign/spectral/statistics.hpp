@@ -1,0 +1,87 @@
+// Finished statistics: the one value every route (exact moments, Frequent Directions,
+// Nyström) produces at the end of a run, and the only thing the analyses read
+// (alignment_curve, tradeoff, denoising_alignment, noise_impact, subspace projections).
+// Accumulators only accumulate; `finish` turns one into statistics once, so that several
+// analyses of one state share one eigendecomposition and never ask which route made it.
+//
+// What a route cannot provide is known before any data is read: `check_route` refuses an
+// analysis whose needs the route cannot meet, with the way out, so that a CLI or a Python
+// estimator says so up front instead of after hours of reading (issue 12).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "recalign/core/xt.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign {
+
+class class_moments;        // stats/class_moments.hpp
+class frequent_directions;  // sketch/frequent_directions.hpp
+class nystrom_sketch;       // sketch/nystrom_sketch.hpp
+
+// What an analysis may need beyond the top eigenpairs that every route gives.
+enum class statistic : std::uint8_t {
+    full_spectrum = 1,  // all D eigenpairs of Sxx (exact route)
+    second_moment = 2,  // the D x D matrix Sxx itself (exact route)
+    targets = 3,        // Sxy and Syy (any route that read labels)
+};
+const char* statistic_name(statistic s);
+
+// The analyses, for check_route.
+enum class analysis : std::uint8_t { spectrum = 1, alignment = 2, projection = 3, tradeoff = 4, denoising = 5, noise_impact = 6 };
+const char* analysis_name(analysis a);
+
+// Whether a route can provide a statistic at all (targets: when labels are read).
+bool route_provides(route r, statistic s, bool labels);
+// Throws std::invalid_argument when route `r` (with or without labels) cannot serve analysis
+// `a`, saying what the analysis needs and the way out. Call it before reading any data.
+void check_route(route r, analysis a, bool labels);
+
+struct statistics {
+    route method = route::exact;
+    centering center = centering::uncentered;
+    std::uint64_t n = 0;
+    std::size_t dim = 0;
+    // Exact route: all D eigenpairs; a sketch: its top k, with its error information.
+    spectrum spec;
+    // Mean of the rows (length D), exact on every route.
+    vector_t mean;
+    // Sxx (D x D, symmetric, in `center`): exact route only.
+    std::optional<matrix_t> second_moment;
+    // Sxy (D x C) and Syy (C x C) in `center`: when labels (or dense targets) were accumulated.
+    std::optional<cross_moments> cross;
+
+    std::size_t classes() const noexcept { return cross ? cross->sxy.shape(1) : 0; }
+    bool provides(statistic s) const noexcept;
+    // Throws std::invalid_argument "<who> needs <statistic> ..." when this value lacks it.
+    void require(statistic s, const std::string& who) const;
+    const matrix_t& sxx(const std::string& who) const;
+    const cross_moments& targets(const std::string& who) const;
+};
+
+// Assembles statistics from their parts (what finish() does for each route), checking that
+// they describe one state: the same dimension, centering and sample count. For callers that
+// hold a spectrum and cross statistics of their own (e.g. a reduction across processes).
+// Throws std::invalid_argument naming the disagreement.
+statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_moments> cross,
+                           std::optional<matrix_t> second_moment = std::nullopt);
+
+// Exact route: the full D x D second moment in centering c, its complete eigendecomposition,
+// the mean and (when the accumulator holds targets) the cross statistics.
+statistics finish(const moment_accumulator& m, centering c);
+
+struct sketch_finish_options {
+    std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
+};
+// Sketch routes: the sketch's top eigenpairs (in the centering it was built with) with its
+// error bound or estimate; Sxy and Syy from `labels` (per-class means, exact for one-hot
+// targets) when given. Throws std::invalid_argument when `labels` is of another dimension or
+// sample count than the sketch.
+statistics finish(const frequent_directions& fd, const class_moments* labels, const sketch_finish_options& options = {});
+statistics finish(const nystrom_sketch& sketch, const class_moments* labels, const sketch_finish_options& options = {});
+
+}  // namespace recalign

@@ -1,0 +1,152 @@
+#include "recalign/spectral/statistics.hpp"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "recalign/spectral/eigen.hpp"
+
+namespace recalign {
+
+const char* statistic_name(statistic s) {
+    switch (s) {
+        case statistic::full_spectrum: return "the complete spectrum of Sxx (all D eigenpairs)";
+        case statistic::second_moment: return "the D x D second moment Sxx";
+        case statistic::targets: return "the label statistics Sxy and Syy";
+    }
+    return "unknown statistic";
+}
+
+const char* analysis_name(analysis a) {
+    switch (a) {
+        case analysis::spectrum: return "spectrum";
+        case analysis::alignment: return "alignment";
+        case analysis::projection: return "projection";
+        case analysis::tradeoff: return "tradeoff";
+        case analysis::denoising: return "denoising";
+        case analysis::noise_impact: return "noise impact";
+    }
+    return "unknown analysis";
+}
+
+bool route_provides(route r, statistic s, bool labels) {
+    switch (s) {
+        case statistic::targets: return labels;
+        case statistic::full_spectrum:
+        case statistic::second_moment: return r == route::exact;
+    }
+    return false;
+}
+
+namespace {
+// What each analysis reads beyond the top eigenpairs (MATH.md §2–§5). The trade-off whitens
+// with every eigenpair of Sxx (§3); denoising needs G and Bs, functions of the whole Sxx (§4),
+// and measures V* with the complete clean spectrum; the noise impact compares V* with U_K
+// for every K (§4). Alignment, spectrum and projections work on any top-k spectrum.
+std::vector<statistic> needs(analysis a) {
+    switch (a) {
+        case analysis::spectrum:
+        case analysis::projection: return {};
+        case analysis::alignment: return {statistic::targets};
+        case analysis::tradeoff: return {statistic::targets, statistic::full_spectrum};
+        case analysis::denoising: return {statistic::targets, statistic::full_spectrum, statistic::second_moment};
+        case analysis::noise_impact: return {statistic::full_spectrum, statistic::second_moment};
+    }
+    return {};
+}
+
+std::string way_out(statistic s) {
+    return s == statistic::targets ? "accumulate the labels (--labels)"
+                                   : "only the exact route (D x D moments, --method exact) provides it; a sketch holds "
+                                     "its top eigenpairs only";
+}
+}  // namespace
+
+void check_route(route r, analysis a, bool labels) {
+    for (statistic s : needs(a))
+        if (!route_provides(r, s, labels))
+            throw std::invalid_argument(std::string(analysis_name(a)) + " needs " + statistic_name(s) + ", which " +
+                                        (s == statistic::targets ? std::string("a run without labels")
+                                                                 : std::string("the ") + route_name(r) + " route") +
+                                        " does not provide: " + way_out(s));
+}
+
+bool statistics::provides(statistic s) const noexcept {
+    switch (s) {
+        case statistic::full_spectrum: return spec.complete();
+        case statistic::second_moment: return second_moment.has_value();
+        case statistic::targets: return cross.has_value();
+    }
+    return false;
+}
+
+void statistics::require(statistic s, const std::string& who) const {
+    if (!provides(s))
+        throw std::invalid_argument(who + " needs " + statistic_name(s) + ", which these statistics (" +
+                                    route_name(method) + " route, " + std::to_string(spec.rank()) + " of " +
+                                    std::to_string(dim) + " eigenpairs) do not hold: " + way_out(s));
+}
+
+const matrix_t& statistics::sxx(const std::string& who) const {
+    require(statistic::second_moment, who);
+    return *second_moment;
+}
+
+const cross_moments& statistics::targets(const std::string& who) const {
+    require(statistic::targets, who);
+    return *cross;
+}
+
+statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_moments> cross,
+                           std::optional<matrix_t> second_moment) {
+    const std::size_t d = spec.dim;
+    auto refuse = [](const std::string& why) { throw std::invalid_argument("make_statistics: " + why); };
+    if (spec.basis.shape(0) != d || spec.basis.shape(1) != spec.rank())
+        refuse("the spectrum's basis is not " + std::to_string(d) + " x " + std::to_string(spec.rank()));
+    if (mean.size() != d) refuse("the mean has " + std::to_string(mean.size()) + " entries, not D = " + std::to_string(d));
+    if (cross) {
+        if (cross->center != spec.center)
+            refuse(std::string("the spectrum is ") + centering_name(spec.center) + " but the cross statistics are " +
+                   centering_name(cross->center));
+        if (cross->n != spec.n)
+            refuse("the cross statistics cover " + std::to_string(cross->n) + " samples, the spectrum " +
+                   std::to_string(spec.n));
+        const std::size_t c = cross->sxy.shape(1);
+        if (cross->sxy.shape(0) != d || cross->syy.shape(0) != c || cross->syy.shape(1) != c)
+            refuse("Sxy must be D x C and Syy C x C with D = " + std::to_string(d));
+    }
+    if (second_moment && (second_moment->shape(0) != d || second_moment->shape(1) != d))
+        refuse("the second moment is not " + std::to_string(d) + " x " + std::to_string(d));
+    statistics s;
+    s.method = spec.method;
+    s.center = spec.center;
+    s.n = spec.n;
+    s.dim = d;
+    s.spec = std::move(spec);
+    s.mean = std::move(mean);
+    s.cross = std::move(cross);
+    s.second_moment = std::move(second_moment);
+    return s;
+}
+
+statistics finish(const moment_accumulator& m, centering c) {
+    // One eigendecomposition of one copy of Sxx, kept beside it: every analysis of this state
+    // reads these two matrices, none recomputes them.
+    spectrum s;
+    s.method = route::exact;
+    s.center = c;
+    s.n = m.n();
+    s.dim = m.dim();
+    matrix_t sxx = m.sxx(c);
+    eigen_result e = sym_eigen(sxx);
+    s.status = solver_status_of(e.info);
+    s.eigenvalues = std::move(e.values);
+    s.basis = std::move(e.vectors);
+    s.total = m.trace_xx(c);
+    s.explained = explained_fractions(s.eigenvalues, s.total);
+    std::optional<cross_moments> cross;
+    if (m.has_targets()) cross = m.cross(c);
+    return make_statistics(std::move(s), m.mean_x(), std::move(cross), std::move(sxx));
+}
+
+}  // namespace recalign

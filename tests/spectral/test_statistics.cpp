@@ -1,0 +1,130 @@
+// Finished statistics (spectral/statistics.hpp): what each route provides, refusals before
+// any data is read, and that finish() is exactly the pieces the analyses used to compute
+// one by one.
+#include <catch2/catch.hpp>
+
+#include <stdexcept>
+
+#include <recalign/align/alignment.hpp>
+#include <recalign/align/tradeoff.hpp>
+#include <recalign/spectral/statistics.hpp>
+
+#include "../unit/helpers.hpp"
+
+using namespace recalign;
+
+namespace {
+moment_accumulator labelled(std::size_t n, std::size_t d, std::size_t c) {
+    const std::vector<double> x = testing::random_rows(n, d, 17);
+    const std::vector<std::int64_t> y = testing::random_labels(n, c, 18);
+    moment_accumulator acc({d, target_mode::class_ids, c});
+    for (std::size_t r0 = 0; r0 < n; r0 += 64) {
+        const std::size_t b = std::min<std::size_t>(64, n - r0);
+        acc.update(batch_view(x.data() + r0 * d, b, d), target_view::class_ids(y.data() + r0, b));
+    }
+    return acc;
+}
+}  // namespace
+
+TEST_CASE("route names: one spelling, parsed back", "[spectral][statistics]") {
+    for (route r : {route::exact, route::frequent_directions, route::nystrom}) CHECK(parse_route(route_name(r)) == r);
+    CHECK(std::string(route_name(route::frequent_directions)) == "fd");
+    CHECK_THROWS_WITH(parse_route("frequent_directions"), Catch::Contains("frequent_directions") &&
+                                                              Catch::Contains("exact, fd or nystrom"));
+    CHECK(solver_status_of(0) == solver_status::converged);
+    CHECK(solver_status_of(3) == solver_status::not_converged);
+    CHECK(worst(solver_status::converged, solver_status::breakdown) == solver_status::breakdown);
+    CHECK(worst(solver_status::not_converged, solver_status::breakdown) == solver_status::not_converged);
+}
+
+TEST_CASE("check_route: what each route can serve, known before any data", "[spectral][statistics]") {
+    for (analysis a : {analysis::spectrum, analysis::alignment, analysis::projection, analysis::tradeoff,
+                       analysis::denoising, analysis::noise_impact})
+        CHECK_NOTHROW(check_route(route::exact, a, true));
+    for (route r : {route::frequent_directions, route::nystrom}) {
+        CAPTURE(route_name(r));
+        CHECK_NOTHROW(check_route(r, analysis::alignment, true));
+        CHECK_NOTHROW(check_route(r, analysis::spectrum, false));
+        CHECK_NOTHROW(check_route(r, analysis::projection, false));
+        CHECK_THROWS_WITH(check_route(r, analysis::tradeoff, true),
+                          Catch::Contains("tradeoff") && Catch::Contains("complete spectrum") &&
+                              Catch::Contains(route_name(r)) && Catch::Contains("--method exact"));
+        CHECK_THROWS_WITH(check_route(r, analysis::denoising, true), Catch::Contains("denoising"));
+        CHECK_THROWS_WITH(check_route(r, analysis::noise_impact, false), Catch::Contains("noise impact"));
+    }
+    // Labels: the alignment, the trade-off and denoising need them; the label-free ones do not.
+    CHECK_THROWS_WITH(check_route(route::exact, analysis::alignment, false),
+                      Catch::Contains("label statistics") && Catch::Contains("--labels"));
+    CHECK_THROWS_AS(check_route(route::exact, analysis::tradeoff, false), std::invalid_argument);
+    CHECK_NOTHROW(check_route(route::exact, analysis::noise_impact, false));
+    CHECK(route_provides(route::nystrom, statistic::targets, true));
+    CHECK(!route_provides(route::nystrom, statistic::second_moment, true));
+}
+
+TEST_CASE("finish(moments): Sxx, its complete spectrum, the mean and the cross statistics of one state",
+          "[spectral][statistics]") {
+    const moment_accumulator acc = labelled(300, 12, 3);
+    for (centering c : {centering::uncentered, centering::centered}) {
+        CAPTURE(centering_name(c));
+        const statistics s = finish(acc, c);
+        CHECK(s.method == route::exact);
+        CHECK(s.center == c);
+        CHECK(s.n == 300);
+        CHECK(s.dim == 12);
+        CHECK(s.classes() == 3);
+        CHECK(s.provides(statistic::full_spectrum));
+        CHECK(s.provides(statistic::second_moment));
+        CHECK(s.provides(statistic::targets));
+        CHECK(testing::bit_equal(*s.second_moment, acc.sxx(c)));
+        CHECK(testing::bit_equal(s.mean, acc.mean_x()));
+        CHECK(testing::bit_equal(s.cross->sxy, acc.sxy(c)));
+        CHECK(testing::bit_equal(s.cross->syy, acc.syy(c)));
+        // The spectrum is exact_spectrum's, bit for bit, and decomposes the Sxx it carries.
+        const spectrum e = exact_spectrum(acc, c);
+        CHECK(testing::bit_equal(s.spec.eigenvalues, e.eigenvalues));
+        CHECK(testing::bit_equal(s.spec.basis, e.basis));
+        CHECK(s.spec.status == solver_status::converged);
+        matrix_t back = xt::zeros<double>({12, 12});
+        for (std::size_t i = 0; i < 12; ++i)
+            for (std::size_t j = 0; j < 12; ++j)
+                for (std::size_t k = 0; k < 12; ++k)
+                    back(i, j) += s.spec.basis(i, k) * s.spec.eigenvalues(k) * s.spec.basis(j, k);
+        CHECK(testing::rel_diff(back, *s.second_moment) < 1e-12);
+    }
+    // Without targets: everything but the cross statistics; the analyses that need labels refuse.
+    moment_accumulator unlabelled({12});
+    const std::vector<double> x = testing::random_rows(50, 12, 3);
+    unlabelled.update(batch_view(x.data(), 50, 12));
+    const statistics s = finish(unlabelled, centering::centered);
+    CHECK(!s.provides(statistic::targets));
+    CHECK(s.classes() == 0);
+    CHECK_THROWS_WITH(alignment_curve(s, alignment_options{}),
+                      Catch::Contains("alignment_curve") && Catch::Contains("label statistics"));
+}
+
+TEST_CASE("make_statistics refuses parts of different states", "[spectral][statistics]") {
+    const moment_accumulator acc = labelled(200, 8, 2);
+    const statistics s = finish(acc, centering::uncentered);
+    const statistics centered = finish(acc, centering::centered);
+    CHECK_NOTHROW(make_statistics(s.spec, s.mean, s.cross, s.second_moment));
+    CHECK_THROWS_WITH(make_statistics(s.spec, s.mean, centered.cross), Catch::Contains("centered"));
+    CHECK_THROWS_WITH(make_statistics(s.spec, vector_t(xt::zeros<double>({7})), s.cross), Catch::Contains("mean"));
+    cross_moments more = *s.cross;
+    more.n += 1;
+    CHECK_THROWS_WITH(make_statistics(s.spec, s.mean, more), Catch::Contains("samples"));
+    CHECK_THROWS_WITH(make_statistics(s.spec, s.mean, s.cross, matrix_t(xt::zeros<double>({8, 7}))),
+                      Catch::Contains("second moment"));
+    // A top-3 spectrum (what a sketch hands over): alignment up to 3, the trade-off refuses.
+    spectrum top = s.spec;
+    top.eigenvalues = xt::view(s.spec.eigenvalues, xt::range(0, 3));
+    top.basis = xt::view(s.spec.basis, xt::all(), xt::range(0, 3));
+    top.method = route::nystrom;
+    const statistics sketch = make_statistics(top, s.mean, s.cross);
+    CHECK(sketch.method == route::nystrom);
+    CHECK(alignment_curve(sketch, alignment_options{}).max_k == 3);
+    tradeoff_options o;
+    o.lambdas = {1.0};
+    o.k = 2;
+    CHECK_THROWS_WITH(tradeoff(sketch, o), Catch::Contains("tradeoff") && Catch::Contains("nystrom route, 3 of 8"));
+    CHECK_NOTHROW(tradeoff(s, o));
+}
