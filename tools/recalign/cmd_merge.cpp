@@ -28,7 +28,10 @@ checkpoint::header read_header_of(const std::string& f) {
 
 // The state a run checkpoint holds: denoise's tracker, or a route's accumulator.
 std::unique_ptr<stream_state> load_state(const run_state& st, const std::string& source) {
-    if (st.config.method == "exact" && st.accumulator.size() >= checkpoint::header_bytes) {
+    // denoise's tracker is framed on its own (route states start with a length, or the magic
+    // of an older exact checkpoint's joint scatter).
+    if (st.config.method == "exact" && st.accumulator.size() >= checkpoint::header_bytes &&
+        st.accumulator.compare(0, 8, "RECALIGN") == 0) {
         std::istringstream is(st.accumulator.substr(0, checkpoint::header_bytes));
         const checkpoint::header h = checkpoint::read_header(is, source + " (nested accumulator)");
         if (h.kind == checkpoint::state_kind::tracker)

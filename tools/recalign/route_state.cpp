@@ -108,10 +108,9 @@ route_variant make_route(const run_config& config) {
     const auto dim = static_cast<std::size_t>(config.dim);
     const centering c = static_cast<centering>(config.center);
     if (config.method == "exact") {
+        // Labels go to the class statistics (D x C), not into a (D + C)² joint scatter.
         moment_options o;
         o.dim = dim;
-        o.targets = config.classes ? target_mode::class_ids : target_mode::none;
-        o.classes = static_cast<std::size_t>(config.classes);
         return moment_accumulator(o);
     }
     if (config.method == "fd") {
@@ -151,7 +150,7 @@ Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::strin
 }  // namespace
 
 route_state::route_state(const run_config& config) : config_(config), main_(make_route(config)) {
-    if (config.method != "exact" && config.classes) {
+    if (config.classes) {
         checked_elements<double>({config.dim, config.classes}, "class means D x C");  // before class_sums allocates
         classes_.emplace(static_cast<std::size_t>(config.dim), static_cast<std::size_t>(config.classes));
     }
@@ -161,7 +160,8 @@ void route_state::update(const io::source_batch& b, std::uint64_t pass) {
     // Labels are checked before any accumulator changes (strong guarantee for the pair).
     if (classes_ && pass == 0) check_labels(b, config_.classes);
     std::visit(overloaded{[&](moment_accumulator& m) {
-                              if (config_.classes) m.update(b.view(), b.targets(), b.first_row);
+                              // A joint scatter of an older checkpoint holds its own targets.
+                              if (m.has_targets()) m.update(b.view(), b.targets(), b.first_row);
                               else m.update(b.view(), b.first_row);
                           },
                           [&](auto& sketch) { sketch.update(b.view(), b.first_row); }},
@@ -184,6 +184,9 @@ void route_state::merge(const stream_state& o) {
     if (const std::string d = config_.difference(other.config_, "this state", "the other"); !d.empty())
         throw std::invalid_argument("cannot merge: " + d);
     std::visit([&](auto& a) { a.merge(std::get<std::decay_t<decltype(a)>>(other.main_)); }, main_);
+    if (classes_.has_value() != other.classes_.has_value())
+        throw std::invalid_argument("cannot merge: one state holds the labels in a joint (D + C)² scatter (a checkpoint "
+                                    "of an older recalign), the other as class statistics");
     if (classes_) classes_->merge(*other.classes_);
 }
 
@@ -191,9 +194,11 @@ namespace {
 void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
 }  // namespace
 
+// [u64 length][framed accumulator][class statistics, with labels]. An exact state loaded from
+// a checkpoint of an older recalign (a framed joint scatter with the targets inside, starting
+// with the checkpoint magic) keeps that layout.
 std::string route_state::save() const {
-    // Exact: the framed moment accumulator. Sketches: [u64 length][framed sketch][class statistics].
-    if (const auto* m = std::get_if<moment_accumulator>(&main_)) return checkpoint::to_bytes(*m);
+    if (const auto* m = std::get_if<moment_accumulator>(&main_); m && !classes_) return checkpoint::to_bytes(*m);
     const std::string sketch = std::visit([](const auto& a) { return checkpoint::to_bytes(a); }, main_);
     std::string out;
     put_u64(out, sketch.size());
@@ -203,11 +208,12 @@ std::string route_state::save() const {
 }
 
 void route_state::load(const std::string& bytes, const std::string& source) {
-    if (std::holds_alternative<moment_accumulator>(main_)) {
+    if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
         moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
         if (m.dim() != config_.dim || m.classes() != config_.classes)
             throw file_error(source, checkpoint::header_bytes, "nested accumulator disagrees with the run configuration");
         main_ = std::move(m);
+        classes_.reset();  // none, or inside the joint scatter
         return;
     }
     std::uint64_t len = 0;
@@ -229,8 +235,19 @@ void route_state::load(const std::string& bytes, const std::string& source) {
 void route_state::reduce(const mpi_context& mpi) {
     if (!mpi.active()) return;
     if (const auto* m = std::get_if<moment_accumulator>(&main_)) {
-        // The exact moments take the two-stage Chan merge (dist/mpi.hpp).
-        if (std::optional<moment_accumulator> r = mpi.reduce(*m)) main_ = std::move(*r);
+        // The exact moments take the two-stage Chan merge (dist/mpi.hpp), then the class
+        // statistics their own tree (both collective, in this order on every rank).
+        std::optional<moment_accumulator> r = mpi.reduce(*m);
+        std::optional<std::string> labels;
+        const auto dim = static_cast<std::size_t>(config_.dim), classes = static_cast<std::size_t>(config_.classes);
+        if (classes_)
+            labels = mpi.reduce_bytes(classes_->save(), [&](const std::string& lower, const std::string& upper) {
+                class_sums a = class_sums::load(lower, dim, classes, "rank state");
+                a.merge(class_sums::load(upper, dim, classes, "rank state"));
+                return a.save();
+            });
+        if (r) main_ = std::move(*r);
+        if (labels) classes_.emplace(class_sums::load(*labels, dim, classes, "the ranks' merged state"));
         return;
     }
     const run_config cfg = config_;
@@ -252,7 +269,12 @@ statistics finish_statistics(const route_state& s, centering c) {
                                     "--no-center when it is built)");
     std::optional<cross_moments> labels;
     if (s.classes_) labels = s.classes_->cross(c);
-    return std::visit(overloaded{[&](const moment_accumulator& m) { return finish(m, c); },
+    return std::visit(overloaded{[&](const moment_accumulator& m) {
+                                     if (!labels) return finish(m, c);
+                                     statistics s = finish(m, c);
+                                     return make_statistics(std::move(s.spec), std::move(s.mean), std::move(labels),
+                                                            std::move(s.second_moment));
+                                 },
                                  [&](const frequent_directions& fd) {
                                      frequent_directions_spectrum_options o;
                                      o.rank = static_cast<std::size_t>(s.config_.rank);

@@ -1,6 +1,7 @@
 // The accumulator behind align, spectrum, project and tradeoff, chosen by --method: the
 // exact moment accumulator, a Frequent Directions sketch or a Nyström sketch, plus the class
-// statistics when labels are read. One std::variant instead of three optionals: each
+// statistics when labels are read (every route: Sxy is D x C and Syy the class counts, so
+// class ids never cost a (D + C)² joint scatter). One std::variant instead of three optionals: each
 // operation is one visit, and `finish_statistics` is the one place that turns the state
 // into the finished statistics the analyses read.
 #pragma once
@@ -61,7 +62,7 @@ private:
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
     run_config config_;
     sketch main_;
-    std::optional<class_sums> classes_;  // sketch routes with labels
+    std::optional<class_sums> classes_;  // with labels (absent in an older exact checkpoint's joint scatter)
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the

@@ -148,9 +148,9 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
 void require_memory(const run_config& c, std::uint64_t extra, const std::string& what) {
     // long double: no wrap. Exact: the moments and, for the analysis, about two more D x D
     // matrices; sketches: a few ell x D blocks. With labels: per-class means D x C and the
-    // cross statistics (Sxy D x C, Syy C x C).
+    // cross statistics (Sxy D x C, Syy C x C in the finished statistics).
     const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
-    long double words = c.method == "exact" ? (d + k) * (d + k) + 2.0L * d * d
+    long double words = c.method == "exact" ? 3.0L * d * d
                                             : 3.0L * 2.0L * static_cast<long double>(c.rank) * d;
     if (c.classes) words += 2.0L * (d + 1.0L) * k + k * k;
     const long double need = 8.0L * words + static_cast<long double>(extra);
