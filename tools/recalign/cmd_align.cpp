@@ -1,6 +1,4 @@
 // align: the alignment curve of the top-k principal subspace with the labels (Eq. 7).
-#include <cstdio>
-
 #include "commands.hpp"
 #include "paths.hpp"
 #include "render.hpp"
@@ -8,11 +6,6 @@
 #include "validate.hpp"
 
 namespace recalign::cli {
-
-void print_stdout(const std::string& text) {
-    std::fputs(text.c_str(), stdout);
-    std::fflush(stdout);
-}
 
 namespace {
 
@@ -38,9 +31,7 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     needs.analysis = analysis::alignment;
     const prepared_run p = prepare_run(o.data, o.run, needs);
     const align_result r = compute(p, opt, mpi);
-    render_options ro{o.run.json, o.run.quiet, o.run.out};
-    if (!ro.out.empty()) write_files(r, ro);
-    print_stdout(ro.json ? render_json(r) : render_text(r));
+    emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }
 

@@ -122,9 +122,7 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     r.center = p.tracker.center;
     r.measure = p.tracker.measure;
     r.ks = p.ks.empty() ? default_k_list(r.report.clean.max_k) : p.ks;
-    const render_options ro{o.run.json, o.run.quiet, o.run.out};
-    if (!ro.out.empty()) write_files(r, ro);
-    print_stdout(ro.json ? render_json(r) : render_text(r));
+    emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }
 

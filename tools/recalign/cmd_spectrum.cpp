@@ -18,9 +18,7 @@ int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
     spectrum_result r;
     r.run = stream(state, p, mpi);
     r.spec = finish_statistics(state, p.center).spec;
-    const render_options ro{o.run.json, o.run.quiet, o.run.out};
-    if (!ro.out.empty()) write_files(r, ro);
-    print_stdout(ro.json ? render_json(r) : render_text(r));
+    emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }
 

@@ -29,9 +29,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     tradeoff_cli_result r;
     r.run = stream(state, p, mpi);
     r.t = tradeoff(finish_statistics(state, p.center), opt);
-    const render_options ro{o.run.json, o.run.quiet, o.run.out};
-    if (!ro.out.empty()) write_files(r, ro);
-    print_stdout(ro.json ? render_json(r) : render_text(r));
+    emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }
 

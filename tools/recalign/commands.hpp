@@ -16,7 +16,4 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi);
 int cmd_merge(const merge_options& o);
 int cmd_info(const info_options& o);
 
-// Prints a rendered document on stdout (the last step of a successful command).
-void print_stdout(const std::string& text);
-
 }  // namespace recalign::cli

@@ -32,6 +32,16 @@ void write_files(const spectrum_result& r, const render_options& o);
 void write_files(const tradeoff_cli_result& r, const render_options& o);
 void write_files(const denoise_result& r, const render_options& o);
 
+// Prints a rendered document on stdout (the last step of a successful command).
+void print_stdout(const std::string& text);
+
+// Files first (atomically), then the document on stdout: a run that fails writing prints nothing.
+template <class Result>
+void emit(const Result& r, const render_options& o) {
+    if (!o.out.empty()) write_files(r, o);
+    print_stdout(o.json ? render_json(r) : render_text(r));
+}
+
 // The PNG grid of `project` (render_png.cpp), written atomically.
 void write_png(const std::string& path, const image_grid& g);
 // Largest width or height this PNG writer accepts (libpng's default user limit).

@@ -36,6 +36,11 @@ std::string at(const vector_t& v, std::size_t k, const char* fmt) {
 
 }  // namespace
 
+void print_stdout(const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+}
+
 std::string render_text(const align_result& r) {
     const alignment_result& a = r.curve;
     std::string s;

@@ -18,19 +18,38 @@ namespace recalign::cli {
 
 namespace {
 
-std::pair<std::uint64_t, std::uint64_t> parse_pair(const std::string& s, const char* what) {
-    const auto comma = s.find(',');
+// The whole of `t` as a number (no trailing characters); false otherwise.
+bool whole_double(const std::string& t, double& v) {
+    std::size_t used = 0;
     try {
-        if (comma != std::string::npos) {
-            std::size_t a = 0, b = 0;
-            const std::string l = s.substr(0, comma), r = s.substr(comma + 1);
-            const unsigned long long x = std::stoull(l, &a), y = std::stoull(r, &b);
-            if (a == l.size() && b == r.size() && l[0] != '-' && r[0] != '-') return {x, y};
-        }
+        v = std::stod(t, &used);
     } catch (const std::exception&) {
+        return false;
     }
-    throw std::invalid_argument(std::string(what) + ": expected two non-negative integers 'N,D', got '" + s + "'");
+    return !t.empty() && used == t.size();
 }
+
+// The whole of `t` as a non-negative integer ("-1" is not one, although stoull wraps it).
+bool whole_unsigned(const std::string& t, unsigned long long& v) {
+    std::size_t used = 0;
+    try {
+        v = std::stoull(t, &used);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return !t.empty() && t[0] != '-' && used == t.size();
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> parts;
+    std::stringstream ss(s);
+    std::string part;
+    while (std::getline(ss, part, ',')) parts.push_back(part);
+    return parts;
+}
+
+
+
 
 std::string gib(long double bytes) {
     std::ostringstream os;
@@ -129,7 +148,10 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
     }
     o.format = io::parse_format(d.format);
     if (!d.raw_shape.empty()) {
-        const auto [n, dd] = parse_pair(d.raw_shape, "--raw-shape");
+        const std::vector<std::string> nd = split_commas(d.raw_shape);
+        unsigned long long n = 0, dd = 0;
+        if (nd.size() != 2 || d.raw_shape.back() == ',' || !whole_unsigned(nd[0], n) || !whole_unsigned(nd[1], dd))
+            throw std::invalid_argument("--raw-shape: expected two non-negative integers 'N,D', got '" + d.raw_shape + "'");
         if (dd == 0) throw std::invalid_argument("--raw-shape: D must be at least 1");
         o.raw_rows = n;
         o.raw_cols = dd;
@@ -197,14 +219,8 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
 
 double parse_scale(const std::string& s) {
     auto num = [&](const std::string& t) {
-        std::size_t used = 0;
         double v = 0;
-        try {
-            v = std::stod(t, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used != t.size() || t.empty()) throw std::invalid_argument("--scale: '" + s + "' is not a number or fraction");
+        if (!whole_double(t, v)) throw std::invalid_argument("--scale: '" + s + "' is not a number or fraction");
         return v;
     };
     const auto slash = s.find('/');
@@ -214,17 +230,9 @@ double parse_scale(const std::string& s) {
 
 std::vector<double> parse_list(const std::string& s, const char* what) {
     std::vector<double> out;
-    std::stringstream ss(s);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-        std::size_t used = 0;
+    for (const std::string& part : split_commas(s)) {
         double v = 0;
-        try {
-            v = std::stod(part, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used != part.size() || part.empty())
+        if (!whole_double(part, v))
             throw std::invalid_argument(std::string(what) + ": '" + part + "' is not a number (in '" + s + "')");
         out.push_back(v);
     }
@@ -234,17 +242,9 @@ std::vector<double> parse_list(const std::string& s, const char* what) {
 
 std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k) {
     std::vector<std::size_t> out;
-    std::stringstream ss(s);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-        std::size_t used = 0;
+    for (const std::string& part : split_commas(s)) {
         unsigned long long v = 0;
-        try {
-            v = std::stoull(part, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used != part.size() || part.empty() || part[0] == '-' || v < 1 || v > max_k)
+        if (!whole_unsigned(part, v) || v < 1 || v > max_k)
             throw std::invalid_argument(std::string(what) + ": '" + part + "' is not an integer in [1, " +
                                         std::to_string(max_k) + "] (D = " + std::to_string(max_k) + ")");
         out.push_back(static_cast<std::size_t>(v));
@@ -255,19 +255,11 @@ std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, st
 
 std::vector<std::size_t> parse_shape(const std::string& s) {
     std::vector<std::size_t> out;
-    std::stringstream ss(s);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-        std::size_t used = 0;
-        unsigned long v = 0;
-        try {
-            v = std::stoul(part, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used != part.size() || part.empty() || v == 0 || part[0] == '-')
+    for (const std::string& part : split_commas(s)) {
+        unsigned long long v = 0;
+        if (!whole_unsigned(part, v) || v == 0)
             throw std::invalid_argument("--image-shape: expected H,W,C of positive integers, got '" + s + "'");
-        out.push_back(v);
+        out.push_back(static_cast<std::size_t>(v));
     }
     if (out.size() == 2) out.push_back(1);
     if (out.size() != 3) throw std::invalid_argument("--image-shape: expected H,W,C (or H,W), got '" + s + "'");
