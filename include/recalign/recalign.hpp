@@ -12,6 +12,7 @@
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/io/datasets.hpp"
 #include "recalign/io/idx.hpp"
+#include "recalign/io/lock.hpp"
 #include "recalign/io/npy.hpp"
 #include "recalign/io/raw.hpp"
 #include "recalign/io/source.hpp"
@@ -20,4 +21,5 @@
 #include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/spectral/subspace.hpp"
+#include "recalign/stats/class_moments.hpp"
 #include "recalign/stats/moments.hpp"

@@ -79,11 +79,23 @@ std::string stop_reason(const denoising_result& r, std::size_t clean_k) {
 denoising_result denoising_alignment(const statistics& clean, const noise_moments& noisy,
                                      const denoising_options& options) {
     const char* who = "denoising_alignment";
+    clean.targets(who);
+    clean.require(statistic::full_spectrum, who);
+    clean.sxx(who);
+    check_same_data(clean, noisy, who);
+    return denoising_alignment(clean, denoising_subspace(noisy, options.rel_tol), options);
+}
+
+denoising_result denoising_alignment(const statistics& clean, denoising_subspace_result subspace,
+                                     const denoising_options& options) {
+    const char* who = "denoising_alignment";
     const cross_moments& cross = clean.targets(who);
     clean.require(statistic::full_spectrum, who);
     const matrix_t& sxx = clean.sxx(who);
     const std::size_t d = clean.dim;
-    check_same_data(clean, noisy, who);
+    if (subspace.basis.shape(0) != d)
+        throw std::invalid_argument(std::string(who) + ": the subspace has " + std::to_string(subspace.basis.shape(0)) +
+                                    " rows, the statistics D = " + std::to_string(d));
     denoising_result res;
     res.measure = options.measure;
     res.center = clean.center;
@@ -96,7 +108,7 @@ denoising_result denoising_alignment(const statistics& clean, const noise_moment
     ao.rel_tol = options.rel_tol;
     const alignment_result clean_curve = alignment_curve(clean, ao);
     res.normaliser = clean_curve.normaliser;
-    res.subspace = denoising_subspace(noisy, options.rel_tol);
+    res.subspace = std::move(subspace);
     res.max_k = std::min(res.subspace.informative, clean_curve.max_k);
     res.stop_reason = stop_reason(res, clean_curve.max_k);
     const std::size_t k = res.max_k;

@@ -136,16 +136,36 @@ void to_float_checked(const batch_view& b, std::size_t expected_cols, float* out
 
 namespace {
 
-template <class L>
-void one_hot(const L* ids, std::size_t rows, std::size_t classes, double* out, std::uint64_t first_row) {
-    std::memset(out, 0, checked_bytes<double>(checked_mul(rows, classes, "labels x classes"), "one-hot targets"));
+// Calls each(r, id) for every row's class id, after checking it lies in [0, classes); the
+// refusal names the row counted from first_row. One check for every consumer of class ids.
+template <class L, class F>
+void for_each_id_checked(const L* ids, std::size_t rows, std::size_t classes, std::uint64_t first_row, F&& each) {
     for (std::size_t r = 0; r < rows; ++r) {
         const long long id = static_cast<long long>(ids[r]);
         if (id < 0 || static_cast<unsigned long long>(id) >= classes) {
             throw input_error("row " + std::to_string(first_row + r) + ": label " + std::to_string(id) +
                               " is out of range [0, " + std::to_string(classes) + ")");
         }
-        out[r * classes + static_cast<std::size_t>(id)] = 1.0;
+        each(r, static_cast<std::size_t>(id));
+    }
+}
+
+template <class F>
+void each_class_id(const target_view& t, std::size_t rows, std::size_t classes, std::uint64_t first_row, F&& each) {
+    if (rows > 0 && t.data == nullptr) throw input_error("label data pointer is null");
+    switch (t.labels) {
+        case label_type::u8: for_each_id_checked(static_cast<const std::uint8_t*>(t.data), rows, classes, first_row, each); break;
+        case label_type::i32: for_each_id_checked(static_cast<const std::int32_t*>(t.data), rows, classes, first_row, each); break;
+        case label_type::i64: for_each_id_checked(static_cast<const std::int64_t*>(t.data), rows, classes, first_row, each); break;
+        default: throw input_error("labels have an unknown integer type");
+    }
+}
+
+void check_target_rows(const target_view& t, std::size_t rows, std::uint64_t first_row) {
+    if (t.form == target_view::kind::none) throw input_error("this accumulator needs targets with every batch");
+    if (t.rows != rows) {
+        throw input_error("targets have " + std::to_string(t.rows) + " rows but the batch at row " +
+                          std::to_string(first_row) + " has " + std::to_string(rows));
     }
 }
 
@@ -153,11 +173,7 @@ void one_hot(const L* ids, std::size_t rows, std::size_t classes, double* out, s
 
 void targets_to_double_checked(const target_view& t, std::size_t rows, std::size_t classes, double* out,
                                std::uint64_t first_row) {
-    if (t.form == target_view::kind::none) throw input_error("this accumulator needs targets with every batch");
-    if (t.rows != rows) {
-        throw input_error("targets have " + std::to_string(t.rows) + " rows but the batch at row " +
-                          std::to_string(first_row) + " has " + std::to_string(rows));
-    }
+    check_target_rows(t, rows, first_row);
     if (t.form == target_view::kind::dense) {
         if (t.dense.cols != classes) {
             throw input_error("target rows have " + std::to_string(t.dense.cols) + " columns, expected " +
@@ -166,13 +182,16 @@ void targets_to_double_checked(const target_view& t, std::size_t rows, std::size
         to_double_checked(t.dense, classes, out, first_row);
         return;
     }
-    if (rows > 0 && t.data == nullptr) throw input_error("label data pointer is null");
-    switch (t.labels) {
-        case label_type::u8: one_hot(static_cast<const std::uint8_t*>(t.data), rows, classes, out, first_row); break;
-        case label_type::i32: one_hot(static_cast<const std::int32_t*>(t.data), rows, classes, out, first_row); break;
-        case label_type::i64: one_hot(static_cast<const std::int64_t*>(t.data), rows, classes, out, first_row); break;
-        default: throw input_error("labels have an unknown integer type");
-    }
+    std::memset(out, 0, checked_bytes<double>(checked_mul(rows, classes, "labels x classes"), "one-hot targets"));
+    each_class_id(t, rows, classes, first_row, [&](std::size_t r, std::size_t id) { out[r * classes + id] = 1.0; });
+}
+
+void class_indices_checked(const target_view& t, std::size_t rows, std::size_t classes, std::size_t* out,
+                           std::uint64_t first_row) {
+    check_target_rows(t, rows, first_row);
+    if (t.form != target_view::kind::class_ids)
+        throw input_error("this accumulator takes integer class ids as targets, got dense rows");
+    each_class_id(t, rows, classes, first_row, [&](std::size_t r, std::size_t id) { out[r] = id; });
 }
 
 }  // namespace recalign

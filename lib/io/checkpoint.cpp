@@ -38,6 +38,8 @@ const char* kind_name(state_kind k) {
         case state_kind::tracker: return "alignment_tracker";
         case state_kind::noise: return "noise_accumulator";
         case state_kind::cli_run: return "cli_run";
+        case state_kind::class_moments: return "class_moments";
+        case state_kind::patch_blocks: return "patch_blocks";
     }
     return "unknown";
 }

@@ -1,10 +1,10 @@
 """recalign: how the reconstruction (top principal) subspace aligns with a supervised task,
 measured on data larger than memory, one minibatch at a time.
 
-The accumulators (MomentAccumulator, FrequentDirections, NystromSketch, MonteCarloNoise,
-AlignmentTracker) share one verb set: ``update(batch, ...)`` (the GIL is released),
-``merge(other)``, ``to_bytes()``/``from_bytes()``, ``save(path)``/``load(path)`` (atomic
-checkpoint files) and pickling through the same checkpoint bytes, so states travel
+The accumulators (MomentAccumulator, ClassMoments, FrequentDirections, NystromSketch,
+MonteCarloNoise, AlignmentTracker) share one verb set: ``update(batch, ...)`` (the GIL is
+released), ``merge(other)``, ``to_bytes()``/``from_bytes()``, ``save(path)``/``load(path)``
+(atomic checkpoint files) and pickling through the same checkpoint bytes, so states travel
 through multiprocessing, Dask or Ray and merge on the other side.
 
 Batches are rows = samples. NumPy float32/float64/uint8 C-contiguous arrays and CPU torch
@@ -18,6 +18,9 @@ Errors:
     checkpoint file or byte string; the message names the file (``<bytes>`` or ``<pickle>``
     for in-memory states) and the byte offset, also in ``.file`` and ``.offset``.
   * OSError -- a checkpoint could not be written (the previous file is intact).
+  * recalign.LockError (a BlockingIOError) -- another run holds the checkpoint's lock
+    (CheckpointLock, taken by ``track(..., checkpoint=...)``); the message names its pid,
+    also in ``.pid``.
   * RuntimeError -- a call the object's configuration does not allow (sxy() without
     targets, update() on a MonteCarloNoise loaded without its corruption) or a LAPACK
     routine rejecting its arguments (a bug). Numerical outcomes (non-convergence, skipped
@@ -31,11 +34,14 @@ from ._recalign import (  # noqa: F401
     __version__,
     AlignmentResult,
     AlignmentTracker,
+    CheckpointLock,
+    ClassMoments,
     CrossMoments,
     DenoisingResult,
     DenoisingSubspace,
     FileError,
     FrequentDirections,
+    LockError,
     MomentAccumulator,
     MonteCarloNoise,
     NoiseImpact,
@@ -62,9 +68,9 @@ from ._recalign import (  # noqa: F401
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 
 __all__ = [
-    "AlignmentResult", "AlignmentTracker", "CrossMoments", "DenoisingResult", "DenoisingSubspace",
-    "FileError", "FrequentDirections", "MomentAccumulator", "MonteCarloNoise", "NoiseImpact",
-    "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum", "Statistics",
+    "AlignmentResult", "AlignmentTracker", "CheckpointLock", "ClassMoments", "CrossMoments", "DenoisingResult",
+    "DenoisingSubspace", "FileError", "FrequentDirections", "LockError", "MomentAccumulator", "MonteCarloNoise",
+    "NoiseImpact", "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum", "Statistics",
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
     "alignment_curve", "closed_form_noise", "denoising_alignment", "denoising_subspace",
     "exact_spectrum", "make_statistics", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",

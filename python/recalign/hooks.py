@@ -43,6 +43,10 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     tracker: an AlignmentTracker, MomentAccumulator, FrequentDirections, NystromSketch...
     checkpoint: a path; the state is saved there atomically (temp file, fsync, rename) every
         `every` batches and once at the end, so a crash leaves the previous checkpoint.
+        The run holds the checkpoint's advisory lock (recalign.CheckpointLock: C++
+        io/lock.hpp, the sidecar PATH.lock) from before it resumes until it returns or
+        raises: a second run on the same checkpoint, in this or another process, raises
+        recalign.LockError naming the first's pid before touching anything.
     resume: if True and `checkpoint` exists, the state is loaded from it (replacing
         `tracker`, whose type it must have) and the rows it has already seen are skipped,
         so the iterable must yield the same batches in the same order as before. A batch
@@ -57,6 +61,14 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     """
     if every is not None and every < 0:
         raise ValueError(f"track: every must be >= 0, got {every}")
+    if checkpoint is None:
+        return _track(batches, tracker, None, every, resume, report_every, on_report)
+    # Taken before the resume reads the checkpoint, so two runs never both continue one file.
+    with _recalign.CheckpointLock(os.fspath(checkpoint)):
+        return _track(batches, tracker, checkpoint, every, resume, report_every, on_report)
+
+
+def _track(batches, tracker, checkpoint, every, resume, report_every, on_report):
     skip = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         tracker = type(tracker).load(os.fspath(checkpoint))

@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -50,6 +51,16 @@ vector_t to_vector(py::handle obj, const char* what);
 matrix_t to_matrix(py::handle obj, const char* what);
 
 centering parse_centering(const std::string& s);
+
+// Sets the Python error type(message) with extra attributes: how C++ errors that carry more
+// than a message (file_error: .file, .offset; io::lock_error: .file, .pid) reach Python, from
+// an exception translator.
+inline void set_error(py::handle type, const std::string& message,
+                      std::initializer_list<std::pair<const char*, py::object>> attributes) {
+    py::object exc = py::reinterpret_borrow<py::object>(type)(py::str(message));
+    for (const auto& [name, value] : attributes) exc.attr(name) = value;
+    PyErr_SetObject(type.ptr(), exc.ptr());
+}
 
 // The lock of a bound object. Every method takes it with the GIL released, so a thread
 // holding the lock never waits for the GIL while another waits for the lock with the GIL.
@@ -130,6 +141,8 @@ void add_state_methods(Cls& cls, const char* name) {
 }
 
 void bind_stats(py::module_& m);
+void bind_class_moments(py::module_& m);
+void bind_lock(py::module_& m);
 void bind_sketch(py::module_& m);
 void bind_align(py::module_& m);
 

@@ -4,7 +4,9 @@
 // Errors: std::invalid_argument (bad arguments, bad batches: the object is unchanged) →
 // ValueError with the C++ message (which names the row); recalign::file_error (unreadable,
 // truncated or corrupt checkpoint bytes or files) → recalign.FileError, a subclass of OSError
-// with .file and .offset; std::system_error (a write failed) → OSError with errno.
+// with .file and .offset; std::system_error (a write failed) → OSError with errno;
+// io::lock_error (another run holds a checkpoint's lock) → recalign.LockError, a
+// BlockingIOError with .file and .pid (bind_lock.cpp).
 #include <system_error>
 
 #include "common.hpp"
@@ -23,10 +25,8 @@ PYBIND11_MODULE(_recalign, m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const recalign::file_error& e) {
-            py::object exc = py::reinterpret_borrow<py::object>(file_error_type.ptr())(py::str(e.what()));
-            exc.attr("file") = py::str(e.file());  // not .filename: OSError would reformat str()
-            exc.attr("offset") = py::int_(e.offset());
-            PyErr_SetObject(file_error_type.ptr(), exc.ptr());
+            // .file, not .filename: OSError would reformat str()
+            recalign::python::set_error(file_error_type, e.what(), {{"file", py::str(e.file())}, {"offset", py::int_(e.offset())}});
         } catch (const std::system_error& e) {
             py::object exc = py::reinterpret_borrow<py::object>(PyExc_OSError)(e.code().value(), py::str(e.what()));
             PyErr_SetObject(PyExc_OSError, exc.ptr());
@@ -34,6 +34,8 @@ PYBIND11_MODULE(_recalign, m) {
     });
 
     recalign::python::bind_stats(m);
+    recalign::python::bind_class_moments(m);
     recalign::python::bind_sketch(m);
     recalign::python::bind_align(m);
+    recalign::python::bind_lock(m);
 }

@@ -1,6 +1,7 @@
-// libFuzzer harness: the checkpoint loader (checkpoint::load_state) of the four accumulator
-// kinds. The first input byte selects the kind (bits 0-1: moment_accumulator,
-// frequent_directions, nystrom_sketch, alignment_tracker) and the mode (bit 4):
+// libFuzzer harness: the checkpoint loader (checkpoint::load_state) of five accumulator
+// kinds. The first input byte selects the kind (bits 0-2, taken modulo 5: moment_accumulator,
+// frequent_directions, nystrom_sketch, alignment_tracker, class_moments; seeds written when
+// only bits 0-1 chose one mean what they meant then) and the mode (bit 4):
 //   raw      the rest is the checkpoint as is (header and payload CRCs must match, so
 //            most mutations stop at the checksums: this covers the framing);
 //   reframed the harness rewrites the rest's kind, payload size and both CRCs so that the
@@ -17,6 +18,7 @@
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/stats/class_moments.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace ckpt = recalign::checkpoint;
@@ -40,9 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const unsigned selector = data[0];
     std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-    static constexpr ckpt::state_kind kinds[4] = {ckpt::state_kind::moments, ckpt::state_kind::frequent_directions,
-                                                  ckpt::state_kind::nystrom, ckpt::state_kind::tracker};
-    const ckpt::state_kind kind = kinds[selector & 3];
+    static constexpr ckpt::state_kind kinds[5] = {ckpt::state_kind::moments, ckpt::state_kind::frequent_directions,
+                                                  ckpt::state_kind::nystrom, ckpt::state_kind::tracker,
+                                                  ckpt::state_kind::class_moments};
+    const ckpt::state_kind kind = kinds[(selector & 7) % 5];
     if ((selector & 0x10) && bytes.size() >= ckpt::header_bytes) {
         put32(bytes, 16, static_cast<std::uint32_t>(kind));
         put64(bytes, 48, bytes.size() - ckpt::header_bytes);
@@ -53,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case ckpt::state_kind::moments: load<recalign::moment_accumulator>(bytes); break;
         case ckpt::state_kind::frequent_directions: load<recalign::frequent_directions>(bytes); break;
         case ckpt::state_kind::nystrom: load<recalign::nystrom_sketch>(bytes); break;
+        case ckpt::state_kind::class_moments: load<recalign::class_moments>(bytes); break;
         default: load<recalign::alignment_tracker>(bytes); break;
     }
     return 0;

@@ -22,6 +22,7 @@
 #include "recalign/align/tracker.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/stats/class_moments.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace fs = std::filesystem;
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
     save("idx", "zero_rows", std::string(1, '\0') + idx(0x08, {0, 28, 28}, ""));
     save("idx", "absurd_dims", std::string(1, '\1') + idx(0x08, {0xffffffffu, 0xffffffffu, 2}, bytes_of(8)));
 
-    // --- checkpoints (mode byte: bits 0-1 kind, bit 4 reframed) ------------------------
+    // --- checkpoints (mode byte: bits 0-2 kind, bit 4 reframed) ------------------------
     {
         moment_options o;
         o.dim = 4;
@@ -218,6 +219,14 @@ int main(int argc, char** argv) {
         } catch (const std::exception& e) {
             std::cerr << "no Monte-Carlo tracker seed: " << e.what() << "\n";
         }
+    }
+
+    {
+        class_moments cm({4, 3});
+        const auto x = data(5, 4);
+        const std::int64_t y[5] = {2, 0, 2, 2, 0};  // class 1 unseen: a zero row of means
+        cm.update(batch_view(x.data(), 5, 4), target_view::class_ids(y, 5));
+        checkpoint_seeds("class_moments", 4, state(cm));
     }
 
     // --- noise specs ------------------------------------------------------------------

@@ -29,10 +29,14 @@
 #include <recalign/stats/moments.hpp>
 
 #include "helpers.hpp"
+#include "refusals.hpp"
 
 using namespace recalign;
 using Catch::Contains;
 using Catch::StartsWith;
+using testing::message_of;
+using testing::names_all;
+using testing::refused_then_continues;
 
 namespace {
 
@@ -53,40 +57,6 @@ batch_view rows_of(const std::vector<double>& x, std::size_t first, std::size_t 
 }
 target_view labels_of(const std::vector<std::int64_t>& y, std::size_t first, std::size_t count) {
     return target_view::class_ids(y.data() + first, count);
-}
-
-// Runs f, which must throw E; returns its message (an empty string and a failed check otherwise).
-template <class E, class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    }
-    FAIL_CHECK("no exception was thrown");
-    return {};
-}
-
-void names_all(const std::string& msg, const std::vector<std::string>& parts) {
-    INFO("message: " << msg);
-    for (const std::string& p : parts) CHECK_THAT(msg, Contains(p));
-}
-
-// The core property. make() builds the state from scratch (the first half of the data);
-// bad(state) must throw E naming `parts`; afterwards the saved bytes are identical, and
-// good(state) (the second half) ends bit-identical to a fresh make() + good() that never
-// saw the bad input.
-template <class E, class T>
-void refused_then_continues(const std::function<T()>& make, const std::function<void(T&)>& bad,
-                            const std::function<void(T&)>& good, const std::vector<std::string>& parts) {
-    T state = make();
-    const std::string before = testing::saved(state);
-    names_all(message_of<E>([&] { bad(state); }), parts);
-    CHECK(testing::saved(state) == before);
-    good(state);
-    T reference = make();
-    good(reference);
-    CHECK(testing::saved(state) == testing::saved(reference));
 }
 
 // Batches of rows [lo, hi) in the file's order (with their labels for the states that take them).

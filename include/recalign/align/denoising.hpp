@@ -58,6 +58,10 @@ struct denoising_result {
 // every noise); `noisy` must be of the same data (n) and centering.
 denoising_result denoising_alignment(const statistics& clean, const noise_moments& noisy,
                                      const denoising_options& options = {});
+// The same for a denoising subspace found elsewhere (e.g. from a sketch and exact patch
+// blocks, align/sketch_denoising.hpp): its alignment, measured on the clean statistics.
+denoising_result denoising_alignment(const statistics& clean, denoising_subspace_result subspace,
+                                     const denoising_options& options = {});
 
 struct noise_impact_options {
     double rel_tol = 1e-12;

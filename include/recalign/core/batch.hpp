@@ -92,4 +92,10 @@ void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const do
 void targets_to_double_checked(const target_view& t, std::size_t rows, std::size_t classes,
                                double* out, std::uint64_t first_row = 0);
 
+// Class ids as indices into [0, classes), one per row: refuses targets that are not class
+// ids, a label count other than `rows` and a label out of range, naming the row (counted from
+// first_row). `out` must hold `rows` indices; nothing else is touched.
+void class_indices_checked(const target_view& t, std::size_t rows, std::size_t classes, std::size_t* out,
+                           std::uint64_t first_row = 0);
+
 }  // namespace recalign

@@ -38,6 +38,8 @@ enum class state_kind : std::uint32_t {
     tracker = 4,
     noise = 5,
     cli_run = 6,
+    class_moments = 7,
+    patch_blocks = 8,
 };
 const char* kind_name(state_kind k);
 

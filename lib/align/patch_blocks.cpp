@@ -1,0 +1,149 @@
+#include "recalign/align/patch_blocks.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "recalign/core/blas.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/hash.hpp"
+
+namespace recalign {
+
+namespace {
+std::string geometry(const patch_blocks_options& o) {
+    return std::to_string(o.shape.height) + "x" + std::to_string(o.shape.width) + "x" +
+           std::to_string(o.shape.channels) + " " + image_layout_name(o.shape.layout) + ", patch " +
+           std::to_string(o.patch_h) + "x" + std::to_string(o.patch_w);
+}
+}  // namespace
+
+patch_blocks::patch_blocks(const patch_blocks_options& options) : options_(options) {
+    // make_patch_map checks the shape, the patch and the D-sized map (MATH.md §4 layouts).
+    const patch_map map = make_patch_map(options.shape, options.patch_h, options.patch_w);
+    dim_ = map.patch_of.size();
+    blas::to_blas_int(dim_, "dimension");
+    index_.assign(map.patches, {});
+    for (std::size_t i = 0; i < dim_; ++i) index_[map.patch_of[i]].push_back(i);
+    offset_.resize(index_.size());
+    std::size_t total = 0;
+    for (std::size_t b = 0; b < index_.size(); ++b) {
+        offset_[b] = total;
+        const std::size_t s = index_[b].size();
+        total = checked_add(total, checked_mul(s, s, "patch block |I_b|^2"), "patch blocks: sum of |I_b|^2");
+    }
+    checked_elements<double>({total}, "patch blocks: the blocks' doubles");
+    mean_ = xt::zeros<double>({dim_});
+    scatter_.assign(total, 0.0);
+}
+
+std::uint64_t patch_blocks::config_hash() const {
+    return fnv1a()
+        .add(std::string_view("patch_blocks"))
+        .add(static_cast<std::uint64_t>(options_.shape.height))
+        .add(static_cast<std::uint64_t>(options_.shape.width))
+        .add(static_cast<std::uint64_t>(options_.shape.channels))
+        .add(static_cast<std::uint64_t>(options_.shape.layout))
+        .add(static_cast<std::uint64_t>(options_.patch_h))
+        .add(static_cast<std::uint64_t>(options_.patch_w))
+        .value();
+}
+
+void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
+    const std::size_t d = dim_, rows = x.rows;
+    blas::to_blas_int(rows, "batch rows");
+    // Validation and conversion into scratch first (strong guarantee), shifted by the running
+    // mean (or the batch's first row): the same exact scheme as moment_accumulator::update.
+    std::vector<double> shift(d, 0.0), sum(d, 0.0);
+    if (n_ > 0) {
+        std::copy(mean_.begin(), mean_.end(), shift.begin());
+    } else if (rows > 0 && x.cols == d) {
+        batch_view first = x;
+        first.rows = 1;
+        to_double_checked(first, d, shift.data(), first_row);
+    }
+    shifted_.resize(checked_elements<double>({rows, d}, "patch_blocks: batch rows x D"));
+    to_shifted_checked(x, d, shift.data(), shifted_.data(), d, sum.data(), first_row);
+    if (rows == 0) return;
+
+    std::size_t widest = 0;
+    for (const auto& idx : index_) widest = std::max(widest, idx.size());
+    gathered_.resize(checked_mul(rows, widest, "patch_blocks: batch rows x patch values"));
+    std::vector<double> m(d), mb(widest);
+
+    // --- the state changes from here on; nothing below can fail ---
+    const std::uint64_t na = n_, n = na + rows;
+    const double b = static_cast<double>(rows);
+    const double w = static_cast<double>(na) * b / static_cast<double>(n);
+    for (std::size_t i = 0; i < d; ++i) m[i] = sum[i] / b;
+    for (std::size_t blk = 0; blk < index_.size(); ++blk) {
+        const std::vector<std::size_t>& idx = index_[blk];
+        const std::size_t s = idx.size();
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t j = 0; j < s; ++j) gathered_[r * s + j] = shifted_[r * d + idx[j]];
+        double* block = scatter_.data() + offset_[blk];
+        blas::syrk_tn(s, rows, 1.0, gathered_.data(), 1.0, block);
+        // About the shift -> about the batch mean, then Chan's term (MATH.md §1): as in
+        // moment_accumulator, one rank-one update with coefficient w − b.
+        for (std::size_t j = 0; j < s; ++j) mb[j] = m[idx[j]];
+        blas::syr_upper(s, w - b, mb.data(), block);
+    }
+    const double f = b / static_cast<double>(n);
+    for (std::size_t i = 0; i < d; ++i) mean_(i) += ((shift[i] - mean_(i)) + m[i]) * f;
+    n_ = n;
+}
+
+void patch_blocks::merge(const patch_blocks& other) {
+    const patch_blocks_options &a = options_, &o = other.options_;
+    if (a.shape.height != o.shape.height || a.shape.width != o.shape.width || a.shape.channels != o.shape.channels ||
+        a.shape.layout != o.shape.layout || a.patch_h != o.patch_h || a.patch_w != o.patch_w)
+        throw std::invalid_argument("cannot merge patch blocks of " + geometry(a) + " and " + geometry(o));
+    if (other.n_ == 0) return;
+    // Copy what we read from `other` first: it may be *this.
+    const vector_t mean_b = other.mean_;
+    const std::vector<double> scatter_b = other.scatter_;
+    const std::uint64_t na = n_, nb = other.n_, n = na + nb;
+    const double w = static_cast<double>(na) * static_cast<double>(nb) / static_cast<double>(n);
+    const double f = static_cast<double>(nb) / static_cast<double>(n);
+    std::vector<double> delta(dim_), db;
+    for (std::size_t i = 0; i < dim_; ++i) delta[i] = mean_b(i) - mean_(i);
+    for (std::size_t i = 0; i < scatter_.size(); ++i) scatter_[i] += scatter_b[i];
+    if (na > 0)
+        for (std::size_t blk = 0; blk < index_.size(); ++blk) {
+            const std::vector<std::size_t>& idx = index_[blk];
+            db.resize(idx.size());
+            for (std::size_t j = 0; j < idx.size(); ++j) db[j] = delta[idx[j]];
+            blas::syr_upper(idx.size(), w, db.data(), scatter_.data() + offset_[blk]);
+        }
+    for (std::size_t i = 0; i < dim_; ++i) mean_(i) += delta[i] * f;
+    n_ = n;
+}
+
+matrix_t patch_blocks::block(std::size_t b, centering c) const {
+    const std::vector<std::size_t>& idx = index_.at(b);
+    const std::size_t s = idx.size();
+    const double* src = scatter_.data() + offset_[b];
+    matrix_t out = xt::zeros<double>({s, s});
+    const double nn = c == centering::uncentered ? static_cast<double>(n_) : 0.0;
+    for (std::size_t i = 0; i < s; ++i)
+        for (std::size_t j = i; j < s; ++j) {
+            const double v = src[i * s + j] + nn * mean_(idx[i]) * mean_(idx[j]);
+            out(i, j) = v;
+            out(j, i) = v;
+        }
+    return out;
+}
+
+void patch_blocks::check_loaded() const {
+    if (mean_.dimension() != 1 || mean_.shape(0) != dim_) throw std::length_error("patch blocks: mean has the wrong shape");
+    for (double v : mean_)
+        if (!std::isfinite(v)) throw std::length_error("patch blocks: non-finite mean");
+    for (double v : scatter_)
+        if (!std::isfinite(v)) throw std::length_error("patch blocks: non-finite scatter");
+    if (n_ == 0)
+        for (double v : scatter_)
+            if (v != 0.0) throw std::length_error("patch blocks: an empty state holds a scatter");
+}
+
+}  // namespace recalign

@@ -1,0 +1,201 @@
+#include "recalign/stats/class_moments.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/hash.hpp"
+
+namespace recalign {
+
+namespace {
+
+// Rows converted to double at a time: the batch is never widened as a whole (a 60,000-image
+// uint8 batch would be 376 MB as doubles), only a block of at most this many values (256 KiB),
+// or a single row when D is larger.
+constexpr std::size_t block_values = 32768;
+
+void check_options(const class_moments_options& o) {
+    if (o.dim == 0) throw std::invalid_argument("class_moments: dimension must be at least 1");
+    if (o.classes == 0) throw std::invalid_argument("class_moments: classes must be at least 1");
+    // A state a checkpoint header could not describe is refused here, not when it is saved.
+    if (o.dim > checkpoint::max_dim || o.classes > checkpoint::max_dim)
+        throw size_overflow("class_moments: dimension " + std::to_string(o.dim) + " or classes " +
+                            std::to_string(o.classes) + " above 2^31");
+    checked_elements<double>({o.classes, o.dim}, "class_moments: classes x dimension");
+}
+
+}  // namespace
+
+class_moments::class_moments(const class_moments_options& options) : options_(options) {
+    check_options(options_);
+    counts_.assign(options_.classes, 0);
+    means_ = xt::zeros<double>({options_.classes, options_.dim});
+}
+
+std::uint64_t class_moments::config_hash() const {
+    return fnv1a()
+        .add(std::string_view("class_moments"))
+        .add(static_cast<std::uint64_t>(options_.dim))
+        .add(static_cast<std::uint64_t>(options_.classes))
+        .value();
+}
+
+void class_moments::update(const batch_view& x, const target_view& labels, std::uint64_t first_row) {
+    const std::size_t d = options_.dim, classes = options_.classes, rows = x.rows;
+    // --- validation into scratch: nothing of the state changes here ---
+    batch_view shape_only = x;  // width and dtype, checked first and also for an empty batch
+    shape_only.rows = 0;
+    to_double_checked(shape_only, d, nullptr, first_row);
+    checked_product({rows, d}, "class_moments: batch rows x dimension");
+    labels_.resize(rows);
+    class_indices_checked(labels, rows, classes, labels_.data(), first_row);
+    batch_counts_.assign(classes, 0);
+    for (std::size_t r = 0; r < rows; ++r) ++batch_counts_[labels_[r]];
+    // Deviations from the class's current mean, summed per class: Chan's rule with the
+    // running mean as the shift (MATH.md §1), so no raw sum of large values is formed.
+    sums_.assign(means_.size(), 0.0);
+    const std::size_t block_rows = std::max<std::size_t>(1, block_values / d);
+    rows_.resize(std::min(rows, block_rows) * d);
+    for (std::size_t r0 = 0; r0 < rows; r0 += block_rows) {
+        batch_view block = x;
+        block.rows = std::min(block_rows, rows - r0);
+        block.data = static_cast<const unsigned char*>(x.data) + r0 * d * dtype_size(x.type);
+        to_double_checked(block, d, rows_.data(), first_row + r0);  // width, dtype, NaN/Inf
+        for (std::size_t r = 0; r < block.rows; ++r) {
+            const std::size_t c = labels_[r0 + r];
+            const double* row = rows_.data() + r * d;
+            const double* mu = means_.data() + c * d;
+            double* s = sums_.data() + c * d;
+            for (std::size_t j = 0; j < d; ++j) s[j] += row[j] - mu[j];
+        }
+    }
+    for (std::size_t c = 0; c < classes; ++c) {
+        if (batch_counts_[c] == 0) continue;
+        const double* s = sums_.data() + c * d;
+        for (std::size_t j = 0; j < d; ++j)
+            if (!std::isfinite(s[j]))
+                throw input_error("class " + std::to_string(c) + ", column " + std::to_string(j) +
+                                  ": the sum of the batch at row " + std::to_string(first_row) +
+                                  " overflows (values near the double range)");
+    }
+
+    // --- the state changes from here on; nothing below can fail ---
+    // μ_c ← μ_c + Σ_rows (x − μ_c) / (n_c + b_c): the new mean, exactly (MATH.md §1).
+    for (std::size_t c = 0; c < classes; ++c) {
+        const std::uint64_t b = batch_counts_[c];
+        if (b == 0) continue;
+        counts_[c] += b;
+        const double inv = 1.0 / static_cast<double>(counts_[c]);
+        double* mu = means_.data() + c * d;
+        const double* s = sums_.data() + c * d;
+        for (std::size_t j = 0; j < d; ++j) mu[j] += s[j] * inv;
+    }
+    n_ += rows;
+}
+
+void class_moments::merge(const class_moments& other) {
+    if (other.options_.dim != options_.dim)
+        throw std::invalid_argument("cannot merge class moments of dimension " + std::to_string(options_.dim) + " and " +
+                                    std::to_string(other.options_.dim));
+    if (other.options_.classes != options_.classes)
+        throw std::invalid_argument("cannot merge class moments of " + std::to_string(options_.classes) + " and " +
+                                    std::to_string(other.options_.classes) + " classes");
+    if (other.n_ == 0) return;
+    checked_add(n_, other.n_, "class_moments: merged sample count");  // before any change
+    // Chan's rule per class (MATH.md §1): μ_c ← μ_c + (n_c^b / n_c) (μ_c^b − μ_c). Each element
+    // of `other` is read before the same element of *this is written, so other may be *this.
+    const std::size_t d = options_.dim;
+    for (std::size_t c = 0; c < options_.classes; ++c) {
+        const std::uint64_t nb = other.counts_[c];
+        if (nb == 0) continue;
+        const std::uint64_t n = counts_[c] + nb;
+        const double f = static_cast<double>(nb) / static_cast<double>(n);
+        double* mu = means_.data() + c * d;
+        const double* mb = other.means_.data() + c * d;
+        for (std::size_t j = 0; j < d; ++j) mu[j] += f * (mb[j] - mu[j]);
+        counts_[c] = n;
+    }
+    n_ += other.n_;
+}
+
+void class_moments::save(std::ostream& os) const { checkpoint::save_state(os, *this); }
+
+class_moments class_moments::load(std::istream& is) { return checkpoint::load_state<class_moments>(is); }
+
+vector_t class_moments::mean() const {
+    vector_t mu = xt::zeros<double>({options_.dim});
+    if (n_ == 0) return mu;
+    const std::size_t d = options_.dim;
+    for (std::size_t c = 0; c < options_.classes; ++c) {
+        if (counts_[c] == 0) continue;
+        const double w = static_cast<double>(counts_[c]) / static_cast<double>(n_);
+        const double* mc = means_.data() + c * d;
+        for (std::size_t j = 0; j < d; ++j) mu(j) += w * mc[j];
+    }
+    return mu;
+}
+
+cross_moments class_moments::cross(centering cen) const {
+    // MATH.md §1 with y = e_label: Sxy[:, c] = n_c (μ_c − shift), shift = μ (centered) or 0;
+    // Syy = diag(n_c), minus n nᵀ / N when centered.
+    const std::size_t d = options_.dim, classes = options_.classes;
+    const bool centered = cen == centering::centered;
+    cross_moments out;
+    out.center = cen;
+    out.n = n_;
+    out.sxy = xt::zeros<double>({d, classes});
+    out.syy = xt::zeros<double>({classes, classes});
+    const vector_t mu = centered ? mean() : vector_t(xt::zeros<double>({d}));
+    const double nn = static_cast<double>(n_);
+    for (std::size_t c = 0; c < classes; ++c) {
+        const double nc = static_cast<double>(counts_[c]);
+        if (counts_[c] != 0) {  // an unseen class has no rows: its column stays zero
+            const double* mc = means_.data() + c * d;
+            for (std::size_t j = 0; j < d; ++j) out.sxy(j, c) = nc * (mc[j] - mu(j));
+        }
+        out.syy(c, c) = nc;
+        if (centered && n_ != 0)
+            for (std::size_t e = 0; e < classes; ++e) out.syy(c, e) -= nc * static_cast<double>(counts_[e]) / nn;
+    }
+    return out;
+}
+
+class_moments_options class_moments::validated_options(std::uint64_t dim, std::uint64_t classes,
+                                                       const checkpoint::budget& b) {
+    if (dim == 0 || dim > checkpoint::max_dim) throw std::length_error("dimension " + std::to_string(dim) + " out of range");
+    if (classes == 0 || classes > checkpoint::max_dim)
+        throw std::length_error("classes " + std::to_string(classes) + " out of range");
+    // Counts (C words) and means (C x D words) must fit in what the payload still holds,
+    // before the constructor allocates them.
+    const std::uint64_t words = b.left / 8;
+    if (checked_mul(checked_add(dim, 1, "class checkpoint: D + 1"), classes, "class checkpoint: (D + 1) x C") > words)
+        throw std::length_error("class statistics of " + std::to_string(classes) + " x " + std::to_string(dim) +
+                                " cannot fit in the payload");
+    class_moments_options o;
+    o.dim = static_cast<std::size_t>(dim);
+    o.classes = static_cast<std::size_t>(classes);
+    return o;
+}
+
+void class_moments::check_loaded() {
+    const std::size_t d = options_.dim, classes = options_.classes;
+    if (counts_.size() != classes) throw std::length_error("class counts have the wrong length");
+    if (means_.shape(0) != classes || means_.shape(1) != d) throw std::length_error("class means have the wrong shape");
+    std::uint64_t n = 0;
+    for (std::size_t c = 0; c < classes; ++c) {
+        n = checked_add(n, counts_[c], "class checkpoint: total count");
+        const double* mc = means_.data() + c * d;
+        for (std::size_t j = 0; j < d; ++j) {
+            if (!std::isfinite(mc[j])) throw std::length_error("class " + std::to_string(c) + " has a non-finite mean");
+            if (counts_[c] == 0 && mc[j] != 0.0)
+                throw std::length_error("class " + std::to_string(c) + " has no rows but a non-zero mean");
+        }
+    }
+    n_ = n;
+}
+
+}  // namespace recalign

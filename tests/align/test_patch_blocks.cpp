@@ -1,0 +1,124 @@
+// Exact per-patch blocks of Sxx (MATH.md §7): equal to the blocks of the full second moment,
+// for both layouts and partial edge patches; merge, checkpoints and bad batches like every
+// accumulator.
+#include <catch2/catch.hpp>
+
+#include <recalign/align/patch_blocks.hpp>
+#include <recalign/core/errors.hpp>
+
+#include "../unit/helpers.hpp"
+
+using namespace recalign;
+
+namespace {
+struct geometry {
+    image_shape shape;
+    std::size_t ph, pw;
+};
+// 10 x 14 images (so 4 x 4 patches leave partial edge patches in both directions).
+const geometry cases[] = {
+    {{10, 14, 3, image_layout::hwc}, 4, 4},
+    {{10, 14, 3, image_layout::chw}, 4, 4},
+    {{10, 14, 1, image_layout::hwc}, 1, 1},   // dropout: 1x1 patches
+    {{10, 14, 2, image_layout::chw}, 3, 5},
+    {{10, 14, 3, image_layout::hwc}, 10, 14},  // one patch: the whole Sxx
+};
+
+patch_blocks make(const geometry& g) {
+    patch_blocks_options o;
+    o.shape = g.shape;
+    o.patch_h = g.ph;
+    o.patch_w = g.pw;
+    return patch_blocks(o);
+}
+}  // namespace
+
+TEST_CASE("patch blocks equal the blocks of the exact second moment", "[align][patch_blocks]") {
+    for (const geometry& g : cases) {
+        const std::size_t d = g.shape.dim(), n = 257;
+        CAPTURE(d, g.ph, g.pw, image_layout_name(g.shape.layout));
+        const std::vector<double> x = testing::random_rows(n, d, 5, 40.0);  // a large mean: centering matters
+        patch_blocks pb = make(g);
+        moment_accumulator acc({d});
+        for (std::size_t r0 = 0; r0 < n; r0 += 50) {
+            const std::size_t b = std::min<std::size_t>(50, n - r0);
+            pb.update(batch_view(x.data() + r0 * d, b, d), r0);
+            acc.update(batch_view(x.data() + r0 * d, b, d));
+        }
+        CHECK(pb.n() == n);
+        CHECK(testing::rel_diff(pb.mean(), acc.mean_x()) < 1e-14);
+        const patch_map map = make_patch_map(g.shape, g.ph, g.pw);
+        CHECK(pb.blocks() == map.patches);
+        std::size_t covered = 0, values = 0;
+        for (centering c : {centering::centered, centering::uncentered}) {
+            const matrix_t sxx = acc.sxx(c);
+            for (std::size_t b = 0; b < pb.blocks(); ++b) {
+                const std::vector<std::size_t>& idx = pb.indices(b);
+                if (c == centering::centered) {
+                    covered += idx.size();
+                    values += idx.size() * idx.size();
+                }
+                for (std::size_t i : idx) CHECK(map.patch_of[i] == b);
+                const matrix_t blk = pb.block(b, c);
+                matrix_t want = xt::zeros<double>({idx.size(), idx.size()});
+                for (std::size_t i = 0; i < idx.size(); ++i)
+                    for (std::size_t j = 0; j < idx.size(); ++j) want(i, j) = sxx(idx[i], idx[j]);
+                CHECK(testing::rel_diff(blk, want) < 1e-12);
+            }
+        }
+        CHECK(covered == d);
+        CHECK(values == pb.values());
+    }
+}
+
+TEST_CASE("patch blocks: merge, empty, checkpoints, refusals", "[align][patch_blocks]") {
+    const geometry g = cases[0];
+    const std::size_t d = g.shape.dim(), n = 300;
+    const std::vector<double> x = testing::random_rows(n, d, 9);
+    patch_blocks one = make(g), a = make(g), b = make(g);
+    one.update(batch_view(x.data(), n, d));
+    a.update(batch_view(x.data(), 120, d));
+    b.update(batch_view(x.data() + 120 * d, n - 120, d), 120);
+    patch_blocks merged = a;
+    merged.merge(b);
+    CHECK(merged.n() == n);
+    for (std::size_t k = 0; k < merged.blocks(); ++k)
+        CHECK(testing::rel_diff(merged.block(k, centering::centered), one.block(k, centering::centered)) < 1e-12);
+    // Merging an empty state changes nothing; merging into an empty one copies.
+    const std::string before = testing::saved(merged);
+    merged.merge(make(g));
+    CHECK(testing::saved(merged) == before);
+    patch_blocks empty = make(g);
+    empty.merge(a);
+    CHECK(testing::saved(empty) == testing::saved(a));
+    // Checkpoints round-trip bit for bit, and every truncation is refused.
+    const patch_blocks back = testing::loaded<patch_blocks>(before);
+    CHECK(testing::saved(back) == before);
+    for (std::size_t cut : {std::size_t(0), std::size_t(10), std::size_t(63), std::size_t(64), std::size_t(100),
+                            before.size() / 2, before.size() - 1})
+        CHECK_THROWS_AS(testing::loaded<patch_blocks>(before.substr(0, cut)), file_error);
+    // Another geometry or patch size: refused naming both, before any change.
+    geometry other = g;
+    other.pw = 2;
+    CHECK_THROWS_WITH(merged.merge(make(other)), Catch::Contains("patch 4x4") && Catch::Contains("patch 4x2"));
+    CHECK(testing::saved(merged) == before);
+    // A bad batch (a NaN at row 7, a wrong width): refused naming the row; the state is as before
+    // and continues exactly like one that never saw it.
+    std::vector<double> bad(x.begin(), x.begin() + 20 * d);
+    bad[7 * d + 3] = std::nan("");
+    patch_blocks clean = a;
+    CHECK_THROWS_WITH(a.update(batch_view(bad.data(), 20, d), 500), Catch::Contains("row 507"));
+    CHECK_THROWS_AS(a.update(batch_view(x.data(), 10, d - 1)), std::invalid_argument);
+    CHECK(testing::saved(a) == testing::saved(clean));
+    a.update(batch_view(x.data() + 120 * d, 30, d));
+    clean.update(batch_view(x.data() + 120 * d, 30, d));
+    CHECK(testing::saved(a) == testing::saved(clean));
+    // Geometry that cannot hold a patch.
+    patch_blocks_options o;
+    o.shape = {4, 4, 1, image_layout::hwc};
+    o.patch_h = 5;
+    o.patch_w = 1;
+    CHECK_THROWS_AS(patch_blocks(o), std::invalid_argument);
+    o.shape = {};
+    CHECK_THROWS_AS(patch_blocks(o), std::invalid_argument);
+}
