@@ -254,3 +254,23 @@ def test_messages(exe, data, tmp_path):
     line = refused(run(exe, ["spectrum", "--images", images, "--checkpoint", ck, "--resume", "--quiet"]),
                    "spectrum reads no labels", "--from")
     assert "number of classes" not in line
+
+
+def test_second_run_on_one_checkpoint_is_refused(exe, data, tmp_path):
+    """The driver holds an advisory lock on its checkpoint: a second run is refused, naming the
+    first's pid, and the first finishes undisturbed."""
+    images, labels, _, _ = data
+    ck = str(tmp_path / "locked.ckpt")
+    args = ["align", "--images", images, "--labels", labels, "--batch", 10, "--quiet", "--checkpoint", ck,
+            "--checkpoint-every", 10]
+    first = subprocess.Popen([exe] + [str(a) for a in args + ["--test-batch-delay-ms", 30]],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(ck):
+        time.sleep(0.01)
+    second = run(exe, args + ["--resume"])
+    line = refused(second, ck, str(first.pid))
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert out.startswith(f"n = {N} samples")
+    assert "in use" in line or "lock" in line

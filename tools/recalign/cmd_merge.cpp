@@ -10,6 +10,7 @@
 #include "paths.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/io/checkpoint.hpp"
+#include "recalign/io/lock.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
 #include "run_state.hpp"
@@ -118,6 +119,7 @@ merge_result merge_runs(const merge_options& o) {
 int cmd_merge(const merge_options& o) {
     if (o.inputs.size() < 2) throw std::invalid_argument("merge needs at least two checkpoints");
     require_writable_parent("-o", o.output);
+    const io::checkpoint_lock lock(o.output);  // no run may be writing the output meanwhile
     const bool replaces = file_exists(o.output);
     std::vector<checkpoint::header> headers;
     for (const std::string& f : o.inputs) headers.push_back(read_header_of(f));

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <csignal>
 #include <cstdio>
 #include <system_error>
@@ -13,6 +14,7 @@
 #include "progress.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/io/checkpoint.hpp"
+#include "recalign/io/lock.hpp"
 
 namespace recalign::cli {
 
@@ -140,8 +142,9 @@ private:
     // of this run; removes the temporaries a killed write left.
     void open_checkpoint() {
         require_writable_parent("--checkpoint", path_);
-        // Issue 12: hold io::checkpoint_lock on path_ here (one writer per checkpoint, the
-        // second refused naming the first's pid) once include/recalign/io/lock.hpp is in main.
+        // One writer per checkpoint: a second run is refused, naming the first's pid. Held
+        // until this run object ends, after its last save.
+        lock_.emplace(path_);
         if (file_exists(path_)) {
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
             run_state old = load_run_state(path_);
@@ -220,6 +223,7 @@ private:
     shard shard_;
     io::data_source src_;
     std::string path_;
+    std::optional<io::checkpoint_lock> lock_;
     run_state st_;
 };
 

@@ -17,6 +17,7 @@
 #include "mpi_context.hpp"
 #include "options.hpp"
 #include "recalign/core/errors.hpp"
+#include "recalign/io/lock.hpp"
 
 using namespace recalign;
 using namespace recalign::cli;
@@ -54,6 +55,8 @@ int run_command(const command_line& c, mpi_context& mpi) {
     } catch (const collective_refusal& e) {
         mpi.refused_alike();
         return mpi.rank() == 0 ? fail(2, e.what()) : 2;
+    } catch (const io::lock_error& e) {
+        return fail(2, e.what());  // another run holds the checkpoint
     } catch (const file_error& e) {
         return fail(2, e.what());
     } catch (const user_error& e) {

@@ -10,87 +10,6 @@
 
 namespace recalign::cli {
 
-// ---- class_sums ------------------------------------------------------------------------
-
-class_sums::class_sums(std::size_t dim, std::size_t classes)
-    : dim_(dim), classes_(classes), count_(classes, 0), mean_(dim * classes, 0.0) {}
-
-void class_sums::update(const double* x, const std::int64_t* labels, std::size_t rows) {
-    sum_.assign(dim_ * classes_, 0.0);
-    batch_count_.assign(classes_, 0);
-    for (std::size_t r = 0; r < rows; ++r) {
-        const auto c = static_cast<std::size_t>(labels[r]);
-        double* s = &sum_[c * dim_];
-        for (std::size_t j = 0; j < dim_; ++j) s[j] += x[r * dim_ + j];
-        ++batch_count_[c];
-    }
-    for (std::size_t c = 0; c < classes_; ++c) {
-        const std::uint64_t nb = batch_count_[c];
-        if (!nb) continue;
-        count_[c] += nb;
-        const double w = static_cast<double>(nb) / static_cast<double>(count_[c]);
-        double* m = &mean_[c * dim_];
-        const double* s = &sum_[c * dim_];
-        for (std::size_t j = 0; j < dim_; ++j) m[j] += w * (s[j] / static_cast<double>(nb) - m[j]);
-    }
-}
-
-void class_sums::merge(const class_sums& o) {
-    for (std::size_t c = 0; c < classes_; ++c) {
-        if (!o.count_[c]) continue;
-        const std::uint64_t n = count_[c] + o.count_[c];
-        const double w = static_cast<double>(o.count_[c]) / static_cast<double>(n);
-        for (std::size_t j = 0; j < dim_; ++j) mean_[c * dim_ + j] += w * (o.mean_[c * dim_ + j] - mean_[c * dim_ + j]);
-        count_[c] = n;
-    }
-}
-
-cross_moments class_sums::cross(centering cen) const {
-    cross_moments out;
-    out.center = cen;
-    std::uint64_t n = 0;
-    for (std::uint64_t k : count_) n += k;
-    out.n = n;
-    out.sxy = xt::zeros<double>({dim_, classes_});
-    out.syy = xt::zeros<double>({classes_, classes_});
-    std::vector<double> mu(dim_, 0.0);
-    if (cen == centering::centered && n) {
-        for (std::size_t c = 0; c < classes_; ++c)
-            for (std::size_t j = 0; j < dim_; ++j)
-                mu[j] += static_cast<double>(count_[c]) / static_cast<double>(n) * mean_[c * dim_ + j];
-    }
-    for (std::size_t c = 0; c < classes_; ++c) {
-        const double nc = static_cast<double>(count_[c]);
-        for (std::size_t j = 0; j < dim_; ++j) out.sxy(j, c) = nc * (mean_[c * dim_ + j] - mu[j]);
-        out.syy(c, c) = nc;
-        if (cen == centering::centered && n)
-            for (std::size_t e = 0; e < classes_; ++e)
-                out.syy(c, e) -= nc * static_cast<double>(count_[e]) / static_cast<double>(n);
-    }
-    return out;
-}
-
-std::string class_sums::save() const {
-    std::string out(sizeof(std::uint64_t) * count_.size() + sizeof(double) * mean_.size(), '\0');
-    std::memcpy(out.data(), count_.data(), sizeof(std::uint64_t) * count_.size());
-    std::memcpy(out.data() + sizeof(std::uint64_t) * count_.size(), mean_.data(), sizeof(double) * mean_.size());
-    return out;
-}
-
-class_sums class_sums::load(const std::string& bytes, std::size_t dim, std::size_t classes, const std::string& source) {
-    // dim and classes come from the checkpoint's run state: a wrapped 8·D·C could match a
-    // short byte string. Checked (size_overflow is an invalid_argument: a user error).
-    const std::uint64_t need = checked_bytes<double>(
-        checked_mul(checked_add(dim, 1, "class statistics"), classes, "class statistics: (D + 1) x C"),
-        "class statistics");
-    class_sums s(dim, classes);
-    if (bytes.size() != need)
-        throw file_error(source, checkpoint::header_bytes, "class statistics of the wrong size in the checkpoint");
-    std::memcpy(s.count_.data(), bytes.data(), 8 * classes);
-    std::memcpy(s.mean_.data(), bytes.data() + 8 * classes, 8 * dim * classes);
-    return s;
-}
-
 // ---- route_state -----------------------------------------------------------------------
 
 namespace {
@@ -130,14 +49,6 @@ route_variant make_route(const run_config& config) {
     return nystrom_sketch(o);
 }
 
-void check_labels(const io::source_batch& b, std::uint64_t classes) {
-    for (std::size_t r = 0; r < b.rows; ++r)
-        if (b.labels[r] < 0 || static_cast<std::uint64_t>(b.labels[r]) >= classes)
-            throw std::invalid_argument("row " + std::to_string(b.first_row + r) + ": label " +
-                                        std::to_string(b.labels[r]) + " is out of range [0, " + std::to_string(classes) +
-                                        ")");
-}
-
 // A nested sketch must be of this run's configuration (its own header says which kind).
 template <class Sketch>
 Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::string& source) {
@@ -147,18 +58,29 @@ Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::strin
     return s;
 }
 
+// The class statistics after the nested sketch, of this run's D and C.
+class_moments load_classes(std::string_view bytes, const class_moments& fresh, const std::string& source) {
+    if (bytes.substr(0, 8) != "RECALIGN")
+        throw file_error(source, checkpoint::header_bytes,
+                         "class statistics in the layout of an older recalign (before class_moments): this "
+                         "checkpoint cannot be continued or analysed by this version; run it again");
+    class_moments c = checkpoint::from_bytes<class_moments>(bytes, source + " (class statistics)");
+    if (c.config_hash() != fresh.config_hash())
+        throw file_error(source, checkpoint::header_bytes, "nested class statistics disagree with the run configuration");
+    return c;
+}
+
 }  // namespace
 
 route_state::route_state(const run_config& config) : config_(config), main_(make_route(config)) {
-    if (config.classes) {
-        checked_elements<double>({config.dim, config.classes}, "class means D x C");  // before class_sums allocates
-        classes_.emplace(static_cast<std::size_t>(config.dim), static_cast<std::size_t>(config.classes));
-    }
+    if (config.classes)
+        classes_.emplace(class_moments_options{static_cast<std::size_t>(config.dim), static_cast<std::size_t>(config.classes)});
 }
 
 void route_state::update(const io::source_batch& b, std::uint64_t pass) {
-    // Labels are checked before any accumulator changes (strong guarantee for the pair).
-    if (classes_ && pass == 0) check_labels(b, config_.classes);
+    // The class statistics first: their update validates the rows and the labels and changes
+    // nothing on a refusal, so the pair keeps the strong guarantee.
+    if (classes_ && pass == 0) classes_->update(b.view(), b.targets(), b.first_row);
     std::visit(overloaded{[&](moment_accumulator& m) {
                               // A joint scatter of an older checkpoint holds its own targets.
                               if (m.has_targets()) m.update(b.view(), b.targets(), b.first_row);
@@ -166,7 +88,6 @@ void route_state::update(const io::source_batch& b, std::uint64_t pass) {
                           },
                           [&](auto& sketch) { sketch.update(b.view(), b.first_row); }},
                main_);
-    if (classes_ && pass == 0) classes_->update(b.x.data(), b.labels.data(), b.rows);
 }
 
 void route_state::next_pass() {
@@ -203,7 +124,7 @@ std::string route_state::save() const {
     std::string out;
     put_u64(out, sketch.size());
     out += sketch;
-    if (classes_) out += classes_->save();
+    if (classes_) out += checkpoint::to_bytes(*classes_);
     return out;
 }
 
@@ -224,9 +145,8 @@ void route_state::load(const std::string& bytes, const std::string& source) {
     route_variant loaded = std::visit([&](const auto& fresh) -> route_variant { return load_sketch(nested, fresh, source); },
                                       main_);
     const std::string rest = bytes.substr(8 + static_cast<std::size_t>(len));
-    std::optional<class_sums> classes;
-    if (classes_) classes.emplace(class_sums::load(rest, static_cast<std::size_t>(config_.dim),
-                                                   static_cast<std::size_t>(config_.classes), source));
+    std::optional<class_moments> classes;
+    if (classes_) classes.emplace(load_classes(rest, *classes_, source));
     else if (!rest.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
     main_ = std::move(loaded);
     classes_ = std::move(classes);
@@ -239,15 +159,14 @@ void route_state::reduce(const mpi_context& mpi) {
         // statistics their own tree (both collective, in this order on every rank).
         std::optional<moment_accumulator> r = mpi.reduce(*m);
         std::optional<std::string> labels;
-        const auto dim = static_cast<std::size_t>(config_.dim), classes = static_cast<std::size_t>(config_.classes);
         if (classes_)
-            labels = mpi.reduce_bytes(classes_->save(), [&](const std::string& lower, const std::string& upper) {
-                class_sums a = class_sums::load(lower, dim, classes, "rank state");
-                a.merge(class_sums::load(upper, dim, classes, "rank state"));
-                return a.save();
+            labels = mpi.reduce_bytes(checkpoint::to_bytes(*classes_), [&](const std::string& lower, const std::string& upper) {
+                class_moments a = load_classes(lower, *classes_, "rank state");
+                a.merge(load_classes(upper, *classes_, "rank state"));
+                return checkpoint::to_bytes(a);
             });
         if (r) main_ = std::move(*r);
-        if (labels) classes_.emplace(class_sums::load(*labels, dim, classes, "the ranks' merged state"));
+        if (labels) classes_.emplace(load_classes(*labels, *classes_, "the ranks' merged state"));
         return;
     }
     const run_config cfg = config_;

@@ -14,33 +14,13 @@
 
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/stats/class_moments.hpp"
 #include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/moments.hpp"
 #include "run_state.hpp"
 #include "stream_state.hpp"
 
 namespace recalign::cli {
-
-// Per-class counts and means of the rows (MATH.md §1 for one-hot targets):
-// uncentered Sxy[:, c] = n_c μ_c, Syy = diag(n_c); centered Sxy[:, c] = n_c (μ_c − μ),
-// Syy = diag(n_c) − n nᵀ / N. Means are folded in per batch (Chan's rule per class).
-class class_sums {
-public:
-    class_sums(std::size_t dim, std::size_t classes);
-    // Labels must already be range-checked.
-    void update(const double* x, const std::int64_t* labels, std::size_t rows);
-    void merge(const class_sums& other);
-    cross_moments cross(centering c) const;
-    std::string save() const;
-    static class_sums load(const std::string& bytes, std::size_t dim, std::size_t classes, const std::string& source);
-
-private:
-    std::size_t dim_, classes_;
-    std::vector<std::uint64_t> count_;
-    std::vector<double> mean_;  // classes x dim
-    std::vector<double> sum_;   // scratch
-    std::vector<std::uint64_t> batch_count_;
-};
 
 class route_state final : public stream_state {
 public:
@@ -62,7 +42,7 @@ private:
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
     run_config config_;
     sketch main_;
-    std::optional<class_sums> classes_;  // with labels (absent in an older exact checkpoint's joint scatter)
+    std::optional<class_moments> classes_;  // with labels (absent in an older exact checkpoint's joint scatter)
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the
