@@ -5,9 +5,11 @@
 #include "commands.hpp"
 #include "paths.hpp"
 #include "recalign/core/errors.hpp"
+#include "recalign/align/patch_blocks.hpp"
 #include "recalign/io/checkpoint.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/stats/class_moments.hpp"
 #include "render.hpp"
 #include "run_state.hpp"
 
@@ -22,6 +24,8 @@ std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind
         case checkpoint::state_kind::nystrom: return checkpoint::load_file<nystrom_sketch>(f).n();
         case checkpoint::state_kind::tracker: return checkpoint::load_file<alignment_tracker>(f).n();
         case checkpoint::state_kind::noise: return checkpoint::load_file<monte_carlo_noise>(f).n();
+        case checkpoint::state_kind::class_moments: return checkpoint::load_file<class_moments>(f).n();
+        case checkpoint::state_kind::patch_blocks: return checkpoint::load_file<patch_blocks>(f).n();
         default: break;
     }
     throw file_error(f, 16, "unknown checkpoint kind " + std::to_string(static_cast<std::uint32_t>(kind)) +
@@ -79,7 +83,7 @@ info_result inspect(const std::string& f) {
     r.aux = h.aux;
     r.config_hash = h.config_hash;
     r.payload_bytes = h.payload_bytes;
-    if (h.kind == checkpoint::state_kind::cli_run) {
+    if (h.kind == run_state::kind) {
         fill_run(r, load_run_state(f));
     } else if (h.kind == checkpoint::state_kind::moments) {
         const moment_accumulator m = checkpoint::load_file<moment_accumulator>(f);

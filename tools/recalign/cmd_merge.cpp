@@ -127,7 +127,7 @@ int cmd_merge(const merge_options& o) {
         if (headers[i].kind != headers[0].kind)
             throw std::invalid_argument("cannot merge " + o.inputs[0] + " (" + checkpoint::kind_name(headers[0].kind) +
                                         ") with " + o.inputs[i] + " (" + checkpoint::kind_name(headers[i].kind) + ")");
-    if (headers[0].kind != checkpoint::state_kind::moments && headers[0].kind != checkpoint::state_kind::cli_run)
+    if (headers[0].kind != checkpoint::state_kind::moments && headers[0].kind != run_state::kind)
         throw std::invalid_argument(std::string("merge reads recalign run checkpoints or moment checkpoints, not ") +
                                     checkpoint::kind_name(headers[0].kind));
     merge_result r = headers[0].kind == checkpoint::state_kind::moments ? merge_moments(o) : merge_runs(o);
