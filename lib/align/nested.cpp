@@ -7,25 +7,17 @@
 
 namespace recalign::detail {
 
-nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol) {
-    const std::size_t d = v.shape(0), k = v.shape(1);
-    // Gram = Vᵀ M V (k x k).
-    matrix_t gram = xt::zeros<double>({k, k});
-    if (metric.size() == 0) {
-        blas::gemm_tn(k, k, d, 1.0, v.data(), v.data(), 0.0, gram.data());
-    } else {
-        matrix_t mv = xt::zeros<double>({d, k});
-        blas::gemm_nn(d, k, d, 1.0, metric.data(), v.data(), 0.0, mv.data());
-        blas::gemm_tn(k, k, d, 1.0, v.data(), mv.data(), 0.0, gram.data());
-    }
+nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) {
+    const std::size_t k = gram.shape(0);
     double top = 0.0;
     for (std::size_t i = 0; i < k; ++i) top = std::max(top, gram(i, i));
     // Cholesky Gram = Rᵀ R (upper R, row-major), dropping dependent columns: a dropped column
     // gets R_jj = 1 and a zero row and column, so the triangular solve below leaves the other
     // columns exactly as the Cholesky factor of the kept ones gives them; it is zeroed after.
-    nested_basis out;
+    nested_factor out;
     out.skipped.assign(k, 0);
-    matrix_t r = xt::zeros<double>({k, k});
+    out.r = xt::zeros<double>({k, k});
+    matrix_t& r = out.r;
     for (std::size_t j = 0; j < k; ++j) {
         double s = gram(j, j);
         for (std::size_t i = 0; i < j; ++i) s -= r(i, j) * r(i, j);
@@ -43,12 +35,47 @@ nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, do
             r(j, c) = t / rjj;
         }
     }
+    return out;
+}
+
+nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol) {
+    const std::size_t d = v.shape(0), k = v.shape(1);
+    // Gram = Vᵀ M V (k x k).
+    matrix_t gram = xt::zeros<double>({k, k});
+    if (metric.size() == 0) {
+        blas::gemm_tn(k, k, d, 1.0, v.data(), v.data(), 0.0, gram.data());
+    } else {
+        matrix_t mv = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, d, 1.0, metric.data(), v.data(), 0.0, mv.data());
+        blas::gemm_tn(k, k, d, 1.0, v.data(), mv.data(), 0.0, gram.data());
+    }
+    const nested_factor f = nested_cholesky(gram, rel_tol);
+    nested_basis out;
+    out.skipped = f.skipped;
+    out.n_skipped = f.n_skipped;
     out.columns = v;
-    blas::trsm_right_upper(d, k, r.data(), out.columns.data());
+    blas::trsm_right_upper(d, k, f.r.data(), out.columns.data());
     for (std::size_t j = 0; j < k; ++j)
         if (out.skipped[j])
             for (std::size_t i = 0; i < d; ++i) out.columns(i, j) = 0.0;
     return out;
+}
+
+vector_t restricted_fit_contributions(const matrix_t& gram, const cross_moments& vcross, alignment_measure m,
+                                      double rel_tol, std::size_t& skipped) {
+    const std::size_t k = gram.shape(0), c = vcross.sxy.shape(1);
+    const nested_factor f = nested_cholesky(gram, rel_tol);
+    skipped = f.n_skipped;
+    // ṽ_jᵀ Sxy = row j of R⁻ᵀ (Vᵀ Sxy): solve (Vᵀ Sxy)ᵀ R⁻¹ (C x K) in place.
+    matrix_t at = xt::transpose(vcross.sxy);
+    blas::trsm_right_upper(c, k, f.r.data(), at.data());
+    cross_moments projected = vcross;
+    projected.sxy = xt::transpose(at);
+    for (std::size_t j = 0; j < k; ++j)
+        if (f.skipped[j])
+            for (std::size_t i = 0; i < c; ++i) projected.sxy(j, i) = 0.0;
+    // fit_contributions with the identity as Ṽ: c_j = ã_j W ã_jᵀ.
+    return fit_contributions(xt::eye<double>(k), projected, m);
 }
 
 vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, alignment_measure m) {

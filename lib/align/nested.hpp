@@ -23,6 +23,19 @@ struct nested_basis {
 };
 nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol);
 
+// The factor behind it: Gram = Rᵀ R with dependent columns flagged (R_jj = 1, zero row/column).
+struct nested_factor {
+    matrix_t r;                  // k x k, upper triangular
+    std::vector<char> skipped;   // per column
+    std::size_t n_skipped = 0;
+};
+nested_factor nested_cholesky(const matrix_t& gram, double rel_tol);
+
+// fit_contributions of the nested basis of V from the restricted statistics alone: Gram = Vᵀ Sxx V
+// and vcross.sxy = Vᵀ Sxy (K x C), vcross.syy = Syy (MATH.md §7, the verification pass).
+vector_t restricted_fit_contributions(const matrix_t& gram, const cross_moments& vcross, alignment_measure m,
+                                      double rel_tol, std::size_t& skipped);
+
 // c_k = ṽ_kᵀ Sxy W Sxyᵀ ṽ_k for an Sxx-orthonormal nested basis Ṽ: W = Syy for the paper and
 // rank measures, W = I for fit. Σ_{i<=k} c_i is fit(V_k) of MATH.md §2.
 vector_t fit_contributions(const matrix_t& vtilde, const cross_moments& cross, alignment_measure m);

@@ -135,6 +135,44 @@ matrix_t patch_blocks::block(std::size_t b, centering c) const {
     return out;
 }
 
+keep_probabilities patch_blocks::coefficients(const noise_spec& noise) const {
+    auto refuse = [](const std::string& why) { throw std::invalid_argument("patch blocks: " + why); };
+    if (noise.family == noise_family::gaussian) refuse("Gaussian noise needs no patch blocks");
+    if (noise.draws > 0) refuse("a Monte-Carlo noise has no closed form: sketch the corrupted samples instead");
+    const std::size_t ph = noise.family == noise_family::dropout ? 1 : noise.patch_h;
+    const std::size_t pw = noise.family == noise_family::dropout ? 1 : noise.patch_w;
+    if (options_.patch_h != ph || options_.patch_w != pw)
+        refuse("these are of patch " + std::to_string(options_.patch_h) + "x" + std::to_string(options_.patch_w) +
+               ", the noise's " + std::to_string(ph) + "x" + std::to_string(pw));
+    if (!noise.shape.empty()) {
+        const image_shape &a = noise.shape, &b = options_.shape;
+        if (a.height != b.height || a.width != b.width || a.channels != b.channels || a.layout != b.layout)
+            refuse("the noise's image shape differs from the blocks' (" + geometry(options_) + ")");
+    }
+    return mask_keep_probabilities(noise, blocks());
+}
+
+matrix_t patch_blocks::restrict_to(const matrix_t& v, centering c) const {
+    if (v.shape(0) != dim_)
+        throw std::invalid_argument("patch blocks: a basis of " + std::to_string(v.shape(0)) + " rows for D = " +
+                                    std::to_string(dim_));
+    const std::size_t k = v.shape(1);
+    matrix_t out = xt::zeros<double>({k, k});
+    for (std::size_t b = 0; b < index_.size(); ++b) {
+        const std::vector<std::size_t>& idx = index_[b];
+        const std::size_t s = idx.size();
+        matrix_t vb = xt::zeros<double>({s, k}), bv = xt::zeros<double>({s, k});
+        for (std::size_t i = 0; i < s; ++i)
+            for (std::size_t j = 0; j < k; ++j) vb(i, j) = v(idx[i], j);
+        const matrix_t blk = block(b, c);
+        blas::gemm_nn(s, k, s, 1.0, blk.data(), vb.data(), 0.0, bv.data());
+        blas::gemm_tn(k, k, s, 1.0, vb.data(), bv.data(), 1.0, out.data());
+    }
+    for (std::size_t i = 0; i < k; ++i)
+        for (std::size_t j = i + 1; j < k; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
+    return out;
+}
+
 void patch_blocks::check_loaded() const {
     if (mean_.dimension() != 1 || mean_.shape(0) != dim_) throw std::length_error("patch blocks: mean has the wrong shape");
     for (double v : mean_)

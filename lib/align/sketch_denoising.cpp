@@ -46,20 +46,10 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
     if (noise.family == noise_family::gaussian) return gaussian(s, noise.sigma, options.rel_tol);
     const std::size_t d = s.dim, r = s.rank();
     if (!blocks) refuse("patch masking needs the exact patch blocks of the data (MATH.md §7)");
-    const std::size_t ph = noise.family == noise_family::dropout ? 1 : noise.patch_h;
-    const std::size_t pw = noise.family == noise_family::dropout ? 1 : noise.patch_w;
     if (blocks->dim() != d) refuse("the patch blocks have D = " + std::to_string(blocks->dim()) + ", the sketch " + std::to_string(d));
     if (blocks->n() != s.n)
         refuse("the patch blocks cover " + std::to_string(blocks->n()) + " samples, the sketch " + std::to_string(s.n));
-    if (blocks->options().patch_h != ph || blocks->options().patch_w != pw)
-        refuse("the patch blocks are of patch " + std::to_string(blocks->options().patch_h) + "x" +
-               std::to_string(blocks->options().patch_w) + ", the noise's " + std::to_string(ph) + "x" + std::to_string(pw));
-    if (!noise.shape.empty()) {
-        const image_shape &a = noise.shape, &b = blocks->options().shape;
-        if (a.height != b.height || a.width != b.width || a.channels != b.channels || a.layout != b.layout)
-            refuse("the noise's image shape differs from the patch blocks'");
-    }
-    const keep_probabilities keep = mask_keep_probabilities(noise, blocks->blocks());
+    const keep_probabilities keep = blocks->coefficients(noise);
     const double q = keep.q, c1 = keep.k_diff, csame = keep.k_same;  // c1 + c2 = P(keep both, same patch)
 
     denoising_subspace_result out;

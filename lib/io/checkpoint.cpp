@@ -40,6 +40,7 @@ const char* kind_name(state_kind k) {
         case state_kind::cli_run: return "cli_run";
         case state_kind::class_moments: return "class_moments";
         case state_kind::patch_blocks: return "patch_blocks";
+        case state_kind::restricted_moments: return "restricted_moments";
     }
     return "unknown";
 }

@@ -4,7 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/nystrom_sketch.hpp"
 #include "recalign/spectral/eigen.hpp"
+#include "recalign/stats/class_moments.hpp"
 
 namespace recalign {
 
@@ -147,6 +150,35 @@ statistics finish(const moment_accumulator& m, centering c) {
     std::optional<cross_moments> cross;
     if (m.has_targets()) cross = m.cross(c);
     return make_statistics(std::move(s), m.mean_x(), std::move(cross), std::move(sxx));
+}
+
+namespace {
+// A sketch's spectrum and mean with the label statistics of the same rows, when given.
+statistics from_sketch(spectrum spec, vector_t mean, const class_moments* labels) {
+    std::optional<cross_moments> cross;
+    if (labels) {
+        if (labels->dim() != spec.dim)
+            throw std::invalid_argument("finish: the label statistics have D = " + std::to_string(labels->dim()) +
+                                        ", the sketch " + std::to_string(spec.dim));
+        if (labels->n() != spec.n)
+            throw std::invalid_argument("finish: the label statistics cover " + std::to_string(labels->n()) +
+                                        " samples, the sketch " + std::to_string(spec.n));
+        cross = labels->cross(spec.center);
+    }
+    return make_statistics(std::move(spec), std::move(mean), std::move(cross));
+}
+}  // namespace
+
+statistics finish(const frequent_directions& fd, const class_moments* labels, const sketch_finish_options& options) {
+    frequent_directions_spectrum_options o;
+    o.rank = options.rank;
+    return from_sketch(frequent_directions_spectrum(fd, o), fd.mean(), labels);
+}
+
+statistics finish(const nystrom_sketch& sketch, const class_moments* labels, const sketch_finish_options& options) {
+    nystrom_spectrum_options o;
+    o.rank = options.rank;
+    return from_sketch(nystrom_spectrum(sketch, o), sketch.mean(), labels);
 }
 
 }  // namespace recalign

@@ -4,6 +4,8 @@
 #include "common.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/spectral/statistics.hpp"
+#include "recalign/stats/class_moments.hpp"
 
 namespace recalign::python {
 
@@ -13,6 +15,23 @@ void update_sketch(guarded<T>& g, py::handle x, std::uint64_t first_row) {
     held_batch b = as_batch(x, "batch", first_row);
     locked_mut(g, [&](T& s) { s.update(b.view, first_row); });
 }
+
+// Finished statistics of a sketch, with the label statistics of the same rows when given.
+// The labels are copied under their own lock first: two locks are never held at once.
+template <class T>
+statistics finish_sketch(const guarded<T>& g, const guarded<class_moments>* labels, std::size_t rank) {
+    sketch_finish_options o;
+    o.rank = rank;
+    if (!labels) return locked(g, [&](const T& s) { return finish(s, nullptr, o); });
+    const class_moments cm = locked(*labels, [](const class_moments& c) { return c; });
+    return locked(g, [&](const T& s) { return finish(s, &cm, o); });
+}
+
+constexpr const char* finish_doc =
+    "Finished statistics (recalign.Statistics): the sketch's top `rank` eigenpairs (0: its own k) in the\n"
+    "centering it was built with, its error information, its mean, and Sxy/Syy from `labels` (a\n"
+    "ClassMoments fed the same rows) when given. The alignment curve then runs up to the sketch's rank;\n"
+    "the trade-off and denoising need the exact route.";
 }  // namespace
 
 void bind_sketch(py::module_& m) {
@@ -48,6 +67,8 @@ Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, 
                  return locked(g, [&](const frequent_directions& s) { return frequent_directions_spectrum(s, o); });
              },
              py::arg("rank") = 0, py::arg("rel_tol") = 1e-12, "Top eigenpairs (error_bound = shrinkage).")
+        .def("finish", &finish_sketch<frequent_directions>, py::arg("labels") = py::none(), py::arg("rank") = 0,
+             finish_doc)
         .def("__repr__", [](const fd_g& g) {
             return locked(g, [](const frequent_directions& s) {
                 return "FrequentDirections(dim=" + std::to_string(s.dim()) + ", ell=" + std::to_string(s.options().ell) +
@@ -95,6 +116,7 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
                  return locked(g, [&](const nystrom_sketch& s) { return nystrom_spectrum(s, o); });
              },
              py::arg("rank") = 0, "Stable PSD Nyström reconstruction's eigenpairs (error_estimate from the probes).")
+        .def("finish", &finish_sketch<nystrom_sketch>, py::arg("labels") = py::none(), py::arg("rank") = 0, finish_doc)
         .def("__repr__", [](const ny_g& g) {
             return locked(g, [](const nystrom_sketch& s) {
                 return "NystromSketch(dim=" + std::to_string(s.dim()) + ", rank=" + std::to_string(s.options().rank) +

@@ -145,7 +145,7 @@ def test_monte_carlo_noise_shards_and_pickle(subset):
 
 
 def test_sketches_against_exact_spectrum(subset):
-    x, _, acc = subset
+    x, y, acc = subset
     exact = recalign.exact_spectrum(acc, "centered")
     fd = recalign.FrequentDirections(784, 40)
     ny = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5)
@@ -186,6 +186,15 @@ def test_sketches_against_exact_spectrum(subset):
     # alignment on a sketch's spectrum, up to its rank
     r = recalign.alignment_curve(recalign.make_statistics(s, fd.mean(), acc.cross("centered")), measure="fit")
     assert r.method == "fd" and r.max_k <= 40 and not r.complete
+    # the same through finish(labels): the sketch's eigenpairs, the labels' exact Sxy, Syy
+    labels = recalign.ClassMoments(784, 10)
+    for lo in range(0, len(x), 500):
+        labels.update(x[lo:lo + 500], y[lo:lo + 500])
+    st = fd.finish(labels)
+    assert st.method == "fd" and not st.provides("full_spectrum") and st.provides("targets")
+    np.testing.assert_allclose(recalign.alignment_curve(st, measure="fit").curve[:5], r.curve[:5], rtol=1e-10)
+    with pytest.raises(ValueError, match="complete spectrum"):
+        recalign.tradeoff(st, [1.0], k=2)
     assert recalign.alignment_curve(acc.finish("centered"), measure="fit").complete
 
 

@@ -7,7 +7,10 @@
 
 #include <recalign/align/alignment.hpp>
 #include <recalign/align/tradeoff.hpp>
+#include <recalign/sketch/frequent_directions.hpp>
+#include <recalign/sketch/nystrom_sketch.hpp>
 #include <recalign/spectral/statistics.hpp>
+#include <recalign/stats/class_moments.hpp>
 
 #include "../unit/helpers.hpp"
 
@@ -127,4 +130,55 @@ TEST_CASE("make_statistics refuses parts of different states", "[spectral][stati
     o.k = 2;
     CHECK_THROWS_WITH(tradeoff(sketch, o), Catch::Contains("tradeoff") && Catch::Contains("nystrom route, 3 of 8"));
     CHECK_NOTHROW(tradeoff(s, o));
+}
+
+TEST_CASE("finish(sketch, labels): the sketch's top eigenpairs with exact label statistics", "[spectral][statistics]") {
+    const std::size_t n = 400, d = 20, c = 3;
+    const std::vector<double> x = testing::random_rows(n, d, 31);
+    const std::vector<std::int64_t> y = testing::random_labels(n, c, 32);
+    moment_accumulator acc({d, target_mode::class_ids, c});
+    class_moments labels({d, c});
+    frequent_directions_options fo;
+    fo.dim = d;
+    fo.ell = 10;
+    fo.center = centering::centered;
+    frequent_directions fd(fo);
+    nystrom_options no;
+    no.dim = d;
+    no.rank = 5;
+    no.oversampling = 5;
+    no.center = centering::uncentered;
+    nystrom_sketch ny(no);
+    for (std::size_t r0 = 0; r0 < n; r0 += 100) {
+        const batch_view b(x.data() + r0 * d, 100, d);
+        const target_view t = target_view::class_ids(y.data() + r0, 100);
+        acc.update(b, t);
+        labels.update(b, t, r0);
+        fd.update(b, r0);
+        ny.update(b, r0);
+    }
+    const statistics sf = finish(fd, &labels, {4});
+    CHECK(sf.method == route::frequent_directions);
+    CHECK(sf.center == centering::centered);
+    CHECK(sf.spec.rank() == 4);
+    CHECK(!sf.provides(statistic::full_spectrum));
+    CHECK(!sf.provides(statistic::second_moment));
+    CHECK(testing::rel_diff(sf.cross->sxy, acc.sxy(centering::centered)) < 1e-12);
+    CHECK(testing::rel_diff(sf.cross->syy, acc.syy(centering::centered)) < 1e-12);
+    CHECK(testing::rel_diff(sf.mean, acc.mean_x()) < 1e-14);
+    const statistics sn = finish(ny, &labels);
+    CHECK(sn.method == route::nystrom);
+    CHECK(sn.center == centering::uncentered);
+    CHECK(sn.spec.rank() == 5);
+    CHECK(testing::rel_diff(sn.cross->sxy, acc.sxy(centering::uncentered)) < 1e-12);
+    CHECK(alignment_curve(sn, alignment_options{}).max_k == 5);
+    // Without labels: a spectrum for spectrum/projection; the alignment refuses.
+    const statistics bare = finish(fd, nullptr);
+    CHECK(!bare.provides(statistic::targets));
+    // Labels of other rows (a different count) or another width are not this sketch's.
+    class_moments fewer({d, c});
+    fewer.update(batch_view(x.data(), 50, d), target_view::class_ids(y.data(), 50));
+    CHECK_THROWS_WITH(finish(fd, &fewer), Catch::Contains("50 samples"));
+    class_moments narrow({d - 1, c});
+    CHECK_THROWS_WITH(finish(ny, &narrow), Catch::Contains("D = 19"));
 }

@@ -26,6 +26,7 @@
 #include <recalign/io/npy.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
+#include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
 #include "helpers.hpp"
@@ -64,7 +65,8 @@ template <class T>
 void feed(T& s, std::size_t lo, std::size_t hi) {
     for (std::size_t r = lo; r < hi; r += B) {
         const std::size_t b = std::min(B, hi - r);
-        if constexpr (std::is_same_v<T, moment_accumulator> || std::is_same_v<T, alignment_tracker>)
+        if constexpr (std::is_same_v<T, moment_accumulator> || std::is_same_v<T, alignment_tracker> ||
+                      std::is_same_v<T, class_moments>)
             s.update(rows_of(data_x(), r, b), labels_of(data_y(), r, b), r);
         else
             s.update(rows_of(data_x(), r, b), r);
@@ -113,6 +115,11 @@ monte_carlo_options mc_opts() {
 
 moment_accumulator moments_half() {
     moment_accumulator m({D, target_mode::class_ids, C});
+    feed(m, 0, N / 2);
+    return m;
+}
+class_moments class_moments_half() {
+    class_moments m({D, C});
     feed(m, 0, N / 2);
     return m;
 }
@@ -490,6 +497,7 @@ TEST_CASE("checkpoint load: every bad framing of every kind is a file_error at t
         };
     };
     SECTION("moment_accumulator") { every_bad_framing_is_a_file_error(moments_half(), via_stream(moment_accumulator({1}))); }
+    SECTION("class_moments") { every_bad_framing_is_a_file_error(class_moments_half(), via_stream(class_moments({1, 1}))); }
     SECTION("frequent_directions") {
         every_bad_framing_is_a_file_error(fd_half(), via_stream(frequent_directions({1, 1, centering::centered})));
     }

@@ -58,6 +58,12 @@ public:
     // Sxx[I_b, I_b] (|I_b| x |I_b|, symmetric) in centering c.
     matrix_t block(std::size_t b, centering c) const;
     vector_t mean() const { return mean_; }
+    // q = P(keep), k_diff = c1, k_same = c1 + c2 of a mask or dropout noise on these blocks
+    // (MATH.md §7). Throws std::invalid_argument naming the disagreement when the noise is not a
+    // closed-form mask of this patch size and geometry (dropout: 1x1 patches).
+    keep_probabilities coefficients(const noise_spec& noise) const;
+    // Σ_b V_bᵀ Bd_b V_b = Vᵀ Bd V (K x K) for a D x K basis, in centering c.
+    matrix_t restrict_to(const matrix_t& v, centering c) const;
     // Doubles the blocks hold: Σ_b |I_b|².
     std::size_t values() const noexcept { return scatter_.size(); }
 

@@ -40,6 +40,7 @@ enum class state_kind : std::uint32_t {
     cli_run = 6,
     class_moments = 7,
     patch_blocks = 8,
+    restricted_moments = 9,
 };
 const char* kind_name(state_kind k);
 

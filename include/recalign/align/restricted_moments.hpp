@@ -1,0 +1,105 @@
+// The verification pass of MATH.md §7: given a basis V (D x K) found from a sketch, one more
+// pass over the data accumulates, exactly,
+//
+//     Vᵀ Sxx V = Σ z zᵀ (K x K),   Sxx V = Σ x zᵀ (D x K),   Vᵀ Sxy, Syy (per-class means of z),
+//
+// with z = Vᵀ x, so that every number reported about the representation V is exact for V
+// (Rayleigh–Ritz refinement on span V, the nested fit of its alignment, its trade-off
+// losses), however approximate the sketch that found V. Memory O(D·K + K·C).
+//
+// An accumulator like every other (update, merge, checkpoints, strong guarantee): n, the mean
+// of x, and the centered scatters M V and Vᵀ M V, folded in with the moment accumulator's
+// exact shift-and-Chan scheme (MATH.md §1); V is part of the configuration.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <optional>
+#include <ostream>
+#include <vector>
+
+#include "recalign/core/batch.hpp"
+#include "recalign/core/xt.hpp"
+#include "recalign/io/checkpoint.hpp"
+#include "recalign/stats/class_moments.hpp"
+#include "recalign/stats/moments.hpp"
+
+namespace recalign {
+
+// What the verification pass knows about the representation V, finished (the analogue of
+// spectral/statistics.hpp for a fixed basis): every analysis of V reads only this.
+struct restricted_statistics {
+    centering center = centering::uncentered;
+    std::uint64_t n = 0;
+    matrix_t basis;  // V: D x K
+    matrix_t vsv;    // Vᵀ Sxx V: K x K
+    matrix_t sv;     // Sxx V: D x K
+    std::optional<cross_moments> cross;  // sxy = Vᵀ Sxy (K x C), syy = Syy
+    std::size_t dim() const noexcept { return basis.shape(0); }
+    std::size_t k() const noexcept { return basis.shape(1); }
+    // The statistics of V W (W: K x K'), exactly, without reading the data again.
+    restricted_statistics rotated(const matrix_t& w) const;
+};
+
+struct restricted_moments_options {
+    matrix_t basis;           // V: D x K, any full-column-rank basis (finite)
+    std::size_t classes = 0;  // C: class ids with every batch (0: no labels)
+};
+
+class restricted_moments {
+public:
+    static constexpr checkpoint::state_kind kind = checkpoint::state_kind::restricted_moments;
+
+    // Throws std::invalid_argument for an empty or non-finite basis or sizes that overflow.
+    explicit restricted_moments(restricted_moments_options options);
+
+    // Adds a batch (rows = samples of D values, any dtype) and, when configured, its class ids.
+    // Strong guarantee: a bad batch (width, NaN/Inf, label range, missing labels) throws
+    // naming the row (first_row + r) and changes nothing.
+    void update(const batch_view& x, std::uint64_t first_row = 0);
+    void update(const batch_view& x, const target_view& labels, std::uint64_t first_row = 0);
+    // Chan's rule. Merging an empty state is a no-op; another basis (compared bit for bit) or
+    // class count throws std::invalid_argument, before any change.
+    void merge(const restricted_moments& other);
+
+    void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
+    static restricted_moments load(std::istream& is) { return checkpoint::load_state<restricted_moments>(is); }
+
+    std::uint64_t n() const noexcept { return n_; }
+    std::size_t dim() const noexcept { return options_.basis.shape(0); }
+    std::size_t k() const noexcept { return options_.basis.shape(1); }
+    std::uint64_t aux_dim() const noexcept { return k(); }
+    bool empty() const noexcept { return n_ == 0; }
+    const restricted_moments_options& options() const noexcept { return options_; }
+    std::uint64_t config_hash() const;
+
+    const matrix_t& basis() const noexcept { return options_.basis; }
+    vector_t mean() const { return mean_; }
+    // Vᵀ Sxx V (K x K, symmetric) and Sxx V (D x K) in centering c.
+    matrix_t vsv(centering c) const;
+    matrix_t sv(centering c) const;
+    // Vᵀ Sxy (K x C) and Syy (C x C); throws std::logic_error without labels.
+    cross_moments cross(centering c) const;
+    bool has_labels() const noexcept { return labels_.has_value(); }
+    restricted_statistics finish(centering c) const;
+
+    template <class Archive>
+    void save_payload(Archive& ar) const;
+    template <class Archive>
+    static restricted_moments load_payload(Archive& ar, checkpoint::budget& b);
+
+private:
+    void commit(const double* m, std::size_t rows, const double* shift, const double* mz);
+    void check_loaded() const;
+
+    restricted_moments_options options_;
+    std::uint64_t n_ = 0;
+    vector_t mean_;   // D
+    matrix_t mzz_;    // K x K: Vᵀ M V, upper triangle authoritative
+    matrix_t mxz_;    // D x K: M V
+    std::optional<class_moments> labels_;  // per-class means of z (K x C)
+    // Scratch, never serialized.
+    std::vector<double> xs_, zs_;
+};
+
+}  // namespace recalign

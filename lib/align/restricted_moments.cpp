@@ -1,0 +1,218 @@
+#include "recalign/align/restricted_moments.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "recalign/core/blas.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/hash.hpp"
+
+namespace recalign {
+
+namespace {
+// μz = Vᵀ μ (K).
+vector_t project_mean(const matrix_t& v, const vector_t& mean) {
+    const std::size_t d = v.shape(0), k = v.shape(1);
+    vector_t out = xt::zeros<double>({k});
+    blas::gemm_tn(k, 1, d, 1.0, v.data(), mean.data(), 0.0, out.data());
+    return out;
+}
+}  // namespace
+
+restricted_moments::restricted_moments(restricted_moments_options options) : options_(std::move(options)) {
+    const matrix_t& v = options_.basis;
+    const std::size_t d = v.shape(0), k = v.shape(1);
+    if (d == 0 || k == 0) throw std::invalid_argument("restricted_moments: the basis must be D x K with D, K >= 1");
+    blas::to_blas_int(d, "dimension");
+    blas::to_blas_int(k, "basis columns");
+    for (double x : v)
+        if (!std::isfinite(x)) throw std::invalid_argument("restricted_moments: the basis holds a non-finite value");
+    checked_elements<double>({d, k}, "restricted_moments: D x K state");
+    mean_ = xt::zeros<double>({d});
+    mzz_ = xt::zeros<double>({k, k});
+    mxz_ = xt::zeros<double>({d, k});
+    if (options_.classes) labels_.emplace(class_moments_options{k, options_.classes});
+}
+
+std::uint64_t restricted_moments::config_hash() const {
+    const matrix_t& v = options_.basis;
+    return fnv1a()
+        .add(std::string_view("restricted_moments"))
+        .add(static_cast<std::uint64_t>(v.shape(0)))
+        .add(static_cast<std::uint64_t>(v.shape(1)))
+        .add(static_cast<std::uint64_t>(options_.classes))
+        .add(std::string_view(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double)))
+        .value();
+}
+
+void restricted_moments::update(const batch_view& x, std::uint64_t first_row) {
+    update(x, target_view::none(), first_row);
+}
+
+void restricted_moments::update(const batch_view& x, const target_view& labels, std::uint64_t first_row) {
+    const std::size_t d = dim(), k = this->k(), rows = x.rows;
+    if (labels_ && labels.form == target_view::kind::none)
+        throw input_error("this accumulator collects class ids: every batch needs them");
+    if (!labels_ && labels.form != target_view::kind::none)
+        throw input_error("labels given to an accumulator configured without classes");
+    blas::to_blas_int(rows, "batch rows");
+    // Validation and conversion into scratch (strong guarantee): x − shift with the running
+    // mean as the shift (or the batch's first row), as moment_accumulator::update does.
+    std::vector<double> shift(d, 0.0), sum(d, 0.0);
+    if (n_ > 0) {
+        std::copy(mean_.begin(), mean_.end(), shift.begin());
+    } else if (rows > 0 && x.cols == d) {
+        batch_view first = x;
+        first.rows = 1;
+        to_double_checked(first, d, shift.data(), first_row);
+    }
+    xs_.resize(checked_elements<double>({rows, d}, "restricted_moments: batch rows x D"));
+    to_shifted_checked(x, d, shift.data(), xs_.data(), d, sum.data(), first_row);
+    if (rows == 0) return;
+    zs_.resize(checked_mul(rows, k, "restricted_moments: batch rows x K"));
+    blas::gemm_nn(rows, k, d, 1.0, xs_.data(), options_.basis.data(), 0.0, zs_.data());  // z̃ = (x − shift) V
+    std::vector<double> mz(k, 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < k; ++j) mz[j] += zs_[r * k + j];
+    if (labels_) {
+        // The class means are of z = Vᵀ x itself: z̃ + Vᵀ shift. class_moments validates the
+        // labels and changes nothing when it refuses them.
+        vector_t shift_v = xt::zeros<double>({d});
+        std::copy(shift.begin(), shift.end(), shift_v.begin());
+        const vector_t vshift = project_mean(options_.basis, shift_v);
+        std::vector<double> z(zs_);
+        for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t j = 0; j < k; ++j) z[r * k + j] += vshift(j);
+        labels_->update(batch_view(z.data(), rows, k), labels, first_row);
+    }
+    commit(sum.data(), rows, shift.data(), mz.data());
+}
+
+// The state changes here and nothing can fail: scatters about the shift, then to the batch mean
+// and Chan's term in one rank-one update of coefficient w − b (MATH.md §1; see moments.cpp).
+void restricted_moments::commit(const double* sum, std::size_t rows, const double* shift, const double* sz) {
+    const std::size_t d = dim(), k = this->k();
+    blas::syrk_tn(k, rows, 1.0, zs_.data(), 1.0, mzz_.data());
+    blas::gemm_tn(d, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data());
+    const std::uint64_t na = n_, n = na + rows;
+    const double b = static_cast<double>(rows);
+    const double w = static_cast<double>(na) * b / static_cast<double>(n);
+    const double f = b / static_cast<double>(n);
+    std::vector<double> mx(d), mz(k);
+    for (std::size_t i = 0; i < d; ++i) mx[i] = sum[i] / b;
+    for (std::size_t j = 0; j < k; ++j) mz[j] = sz[j] / b;
+    blas::syr_upper(k, w - b, mz.data(), mzz_.data());
+    blas::ger(d, k, w - b, mx.data(), mz.data(), mxz_.data());
+    for (std::size_t i = 0; i < d; ++i) mean_(i) += ((shift[i] - mean_(i)) + mx[i]) * f;
+    n_ = n;
+}
+
+void restricted_moments::merge(const restricted_moments& other) {
+    const matrix_t &a = options_.basis, &o = other.options_.basis;
+    if (a.shape() != o.shape() || std::memcmp(a.data(), o.data(), a.size() * sizeof(double)) != 0)
+        throw std::invalid_argument("cannot merge restricted moments of different bases (" + std::to_string(a.shape(0)) +
+                                    " x " + std::to_string(a.shape(1)) + " and " + std::to_string(o.shape(0)) + " x " +
+                                    std::to_string(o.shape(1)) + (a.shape() == o.shape() ? ", other values" : "") + ")");
+    if (options_.classes != other.options_.classes)
+        throw std::invalid_argument("cannot merge restricted moments with " + std::to_string(options_.classes) + " and " +
+                                    std::to_string(other.options_.classes) + " classes");
+    if (other.n_ == 0) return;
+    const std::size_t d = dim(), k = this->k();
+    // Copy what we read from `other` first: it may be *this.
+    const restricted_moments b = other;
+    if (labels_) labels_->merge(*b.labels_);  // same classes and K: cannot throw
+    const std::uint64_t na = n_, nb = b.n_, n = na + nb;
+    const double w = static_cast<double>(na) * static_cast<double>(nb) / static_cast<double>(n);
+    const double f = static_cast<double>(nb) / static_cast<double>(n);
+    vector_t delta = b.mean_ - mean_;
+    const vector_t dz = project_mean(options_.basis, delta);
+    mzz_ += b.mzz_;
+    mxz_ += b.mxz_;
+    if (na > 0) {
+        blas::syr_upper(k, w, dz.data(), mzz_.data());
+        blas::ger(d, k, w, delta.data(), dz.data(), mxz_.data());
+    }
+    mean_ += delta * f;
+    n_ = n;
+}
+
+matrix_t restricted_moments::vsv(centering c) const {
+    const std::size_t k = this->k();
+    const vector_t mz = project_mean(options_.basis, mean_);
+    const double nn = c == centering::uncentered ? static_cast<double>(n_) : 0.0;
+    matrix_t out = xt::zeros<double>({k, k});
+    for (std::size_t i = 0; i < k; ++i)
+        for (std::size_t j = i; j < k; ++j) out(i, j) = out(j, i) = mzz_(i, j) + nn * mz(i) * mz(j);
+    return out;
+}
+
+matrix_t restricted_moments::sv(centering c) const {
+    matrix_t out = mxz_;
+    if (c == centering::uncentered) {
+        const vector_t mz = project_mean(options_.basis, mean_);
+        blas::ger(dim(), k(), static_cast<double>(n_), mean_.data(), mz.data(), out.data());
+    }
+    return out;
+}
+
+cross_moments restricted_moments::cross(centering c) const {
+    if (!labels_) throw std::logic_error("restricted_moments::cross: configured without classes");
+    return labels_->cross(c);
+}
+
+restricted_statistics restricted_moments::finish(centering c) const {
+    restricted_statistics s;
+    s.center = c;
+    s.n = n_;
+    s.basis = options_.basis;
+    s.vsv = vsv(c);
+    s.sv = sv(c);
+    if (labels_) s.cross = labels_->cross(c);
+    return s;
+}
+
+restricted_statistics restricted_statistics::rotated(const matrix_t& w) const {
+    const std::size_t d = dim(), k = this->k(), k2 = w.shape(1);
+    if (w.shape(0) != k)
+        throw std::invalid_argument("restricted_statistics::rotated: W has " + std::to_string(w.shape(0)) +
+                                    " rows, the basis " + std::to_string(k) + " columns");
+    restricted_statistics out;
+    out.center = center;
+    out.n = n;
+    out.basis = xt::zeros<double>({d, k2});
+    blas::gemm_nn(d, k2, k, 1.0, basis.data(), w.data(), 0.0, out.basis.data());
+    out.sv = xt::zeros<double>({d, k2});
+    blas::gemm_nn(d, k2, k, 1.0, sv.data(), w.data(), 0.0, out.sv.data());
+    matrix_t gw = xt::zeros<double>({k, k2});
+    blas::gemm_nn(k, k2, k, 1.0, vsv.data(), w.data(), 0.0, gw.data());
+    out.vsv = xt::zeros<double>({k2, k2});
+    blas::gemm_tn(k2, k2, k, 1.0, w.data(), gw.data(), 0.0, out.vsv.data());
+    for (std::size_t i = 0; i < k2; ++i)
+        for (std::size_t j = i + 1; j < k2; ++j) out.vsv(i, j) = out.vsv(j, i) = 0.5 * (out.vsv(i, j) + out.vsv(j, i));
+    if (cross) {
+        cross_moments c = *cross;
+        const std::size_t nc = c.sxy.shape(1);
+        c.sxy = xt::zeros<double>({k2, nc});
+        blas::gemm_tn(k2, nc, k, 1.0, w.data(), cross->sxy.data(), 0.0, c.sxy.data());
+        out.cross = std::move(c);
+    }
+    return out;
+}
+
+void restricted_moments::check_loaded() const {
+    const std::size_t d = dim(), k = this->k();
+    if (mean_.shape(0) != d || mzz_.shape(0) != k || mzz_.shape(1) != k || mxz_.shape(0) != d || mxz_.shape(1) != k)
+        throw std::length_error("restricted moments: arrays of the wrong shape");
+    for (const auto* t : {&mzz_, &mxz_})
+        for (double v : *t)
+            if (!std::isfinite(v)) throw std::length_error("restricted moments: non-finite scatter");
+    for (double v : mean_)
+        if (!std::isfinite(v)) throw std::length_error("restricted moments: non-finite mean");
+    if (labels_ && labels_->n() != n_) throw std::length_error("restricted moments: label counts disagree with n");
+}
+
+}  // namespace recalign

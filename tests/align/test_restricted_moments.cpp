@@ -1,0 +1,112 @@
+// The verification pass's accumulator (MATH.md §7): Vᵀ Sxx V, Sxx V and Vᵀ Sxy of a fixed
+// basis, equal to the same products of the full moments; merge, checkpoints and bad batches
+// like every accumulator.
+#include <catch2/catch.hpp>
+
+#include <recalign/align/restricted_moments.hpp>
+#include <recalign/core/blas.hpp>
+#include <recalign/core/errors.hpp>
+
+#include "../unit/helpers.hpp"
+
+using namespace recalign;
+
+namespace {
+constexpr std::size_t D = 30, K = 7, C = 4, N = 410;
+
+matrix_t random_basis(std::uint64_t seed) {
+    const std::vector<double> v = testing::random_rows(D, K, seed, 0.0);
+    matrix_t b = xt::zeros<double>({D, K});
+    std::copy(v.begin(), v.end(), b.begin());
+    return b;
+}
+
+restricted_moments make(const matrix_t& v, std::size_t classes = C) {
+    restricted_moments_options o;
+    o.basis = v;
+    o.classes = classes;
+    return restricted_moments(o);
+}
+
+void feed(restricted_moments& r, const std::vector<double>& x, const std::vector<std::int64_t>& y, std::size_t from,
+          std::size_t to, std::size_t batch) {
+    for (std::size_t r0 = from; r0 < to; r0 += batch) {
+        const std::size_t b = std::min(batch, to - r0);
+        r.update(batch_view(x.data() + r0 * D, b, D), target_view::class_ids(y.data() + r0, b), r0);
+    }
+}
+}  // namespace
+
+TEST_CASE("restricted moments equal the products of the full moments", "[align][restricted]") {
+    const std::vector<double> x = testing::random_rows(N, D, 3, 25.0);
+    const std::vector<std::int64_t> y = testing::random_labels(N, C, 4);
+    const matrix_t v = random_basis(8);
+    restricted_moments r = make(v);
+    feed(r, x, y, 0, N, 64);
+    moment_accumulator acc({D, target_mode::class_ids, C});
+    acc.update(batch_view(x.data(), N, D), target_view::class_ids(y.data(), N));
+    CHECK(r.n() == N);
+    for (centering c : {centering::centered, centering::uncentered}) {
+        CAPTURE(centering_name(c));
+        const matrix_t sxx = acc.sxx(c), sxy = acc.sxy(c);
+        matrix_t sv = xt::zeros<double>({D, K}), vsv = xt::zeros<double>({K, K}), vsy = xt::zeros<double>({K, C});
+        blas::gemm_nn(D, K, D, 1.0, sxx.data(), v.data(), 0.0, sv.data());
+        blas::gemm_tn(K, K, D, 1.0, v.data(), sv.data(), 0.0, vsv.data());
+        blas::gemm_tn(K, C, D, 1.0, v.data(), sxy.data(), 0.0, vsy.data());
+        CHECK(testing::rel_diff(r.sv(c), sv) < 1e-12);
+        CHECK(testing::rel_diff(r.vsv(c), vsv) < 1e-12);
+        const cross_moments cr = r.cross(c);
+        CHECK(testing::rel_diff(cr.sxy, vsy) < 1e-12);
+        CHECK(testing::rel_diff(cr.syy, acc.syy(c)) < 1e-12);
+    }
+    CHECK(testing::rel_diff(r.mean(), acc.mean_x()) < 1e-14);
+}
+
+TEST_CASE("restricted moments: merge, checkpoints, refusals, strong guarantee", "[align][restricted]") {
+    const std::vector<double> x = testing::random_rows(N, D, 13);
+    const std::vector<std::int64_t> y = testing::random_labels(N, C, 14);
+    const matrix_t v = random_basis(21);
+    restricted_moments one = make(v), a = make(v), b = make(v);
+    feed(one, x, y, 0, N, 100);
+    feed(a, x, y, 0, 150, 50);
+    feed(b, x, y, 150, N, 70);
+    restricted_moments merged = a;
+    merged.merge(b);
+    CHECK(merged.n() == N);
+    CHECK(testing::rel_diff(merged.sv(centering::centered), one.sv(centering::centered)) < 1e-12);
+    CHECK(testing::rel_diff(merged.vsv(centering::uncentered), one.vsv(centering::uncentered)) < 1e-12);
+    CHECK(testing::rel_diff(merged.cross(centering::centered).sxy, one.cross(centering::centered).sxy) < 1e-12);
+    const std::string bytes = testing::saved(merged);
+    CHECK(testing::saved(testing::loaded<restricted_moments>(bytes)) == bytes);
+    for (std::size_t cut : {std::size_t(0), std::size_t(64), std::size_t(80), bytes.size() / 3, bytes.size() - 1})
+        CHECK_THROWS_AS(testing::loaded<restricted_moments>(bytes.substr(0, cut)), file_error);
+    merged.merge(make(v));  // empty: no-op
+    CHECK(testing::saved(merged) == bytes);
+    matrix_t w = v;
+    w(3, 2) = std::nextafter(w(3, 2), 1e9);
+    CHECK_THROWS_WITH(merged.merge(make(w)), Catch::Contains("different bases"));
+    CHECK_THROWS_WITH(merged.merge(make(v, C + 1)), Catch::Contains("classes"));
+    CHECK(testing::saved(merged) == bytes);
+    // Bad batches: a NaN, a label out of range, missing labels; nothing changes, and the state
+    // continues bit-identically to one that never saw them.
+    restricted_moments clean = a;
+    std::vector<double> bad(x.begin(), x.begin() + 10 * D);
+    bad[6 * D + 1] = std::nan("");
+    std::vector<std::int64_t> yb(y.begin(), y.begin() + 10);
+    CHECK_THROWS_WITH(a.update(batch_view(bad.data(), 10, D), target_view::class_ids(yb.data(), 10), 1000),
+                      Catch::Contains("row 1006"));
+    yb[3] = C;
+    CHECK_THROWS_WITH(a.update(batch_view(x.data(), 10, D), target_view::class_ids(yb.data(), 10), 2000),
+                      Catch::Contains("row 2003"));
+    CHECK_THROWS_AS(a.update(batch_view(x.data(), 10, D)), std::invalid_argument);
+    CHECK(testing::saved(a) == testing::saved(clean));
+    feed(a, x, y, 150, 200, 50);
+    feed(clean, x, y, 150, 200, 50);
+    CHECK(testing::saved(a) == testing::saved(clean));
+    // Bases that cannot be one.
+    restricted_moments_options o;
+    CHECK_THROWS_AS(restricted_moments(o), std::invalid_argument);
+    o.basis = v;
+    o.basis(0, 0) = std::nan("");
+    CHECK_THROWS_AS(restricted_moments(o), std::invalid_argument);
+}

@@ -1,0 +1,144 @@
+// The verification pass (MATH.md §7): numbers about a representation V computed from the
+// restricted moments alone equal the same numbers computed with the full D x D statistics.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include <recalign/align/sketch_denoising.hpp>
+#include <recalign/align/verification.hpp>
+#include <recalign/sketch/frequent_directions.hpp>
+#include <recalign/stats/class_moments.hpp>
+
+#include "../unit/helpers.hpp"
+#include "fashion.hpp"
+
+using namespace recalign;
+
+namespace {
+struct data {
+    testing::fashion_subset f;
+    moment_accumulator acc;
+    patch_blocks blocks;
+};
+
+data prepare(std::size_t n) {
+    testing::fashion_subset f = testing::load_fashion(n, true);
+    moment_accumulator acc({f.dim, target_mode::class_ids, 10});
+    patch_blocks_options po;
+    po.shape = {14, 14, 1, image_layout::hwc};
+    po.patch_h = po.patch_w = 2;
+    patch_blocks blocks(po);
+    acc.update(batch_view(f.row(0), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));
+    blocks.update(batch_view(f.row(0), f.n, f.dim));
+    return {std::move(f), std::move(acc), std::move(blocks)};
+}
+
+// The verification pass over the same rows, in batches.
+restricted_statistics verify(const data& d, const matrix_t& v, centering c) {
+    restricted_moments_options o;
+    o.basis = v;
+    o.classes = 10;
+    restricted_moments r(o);
+    for (std::size_t r0 = 0; r0 < d.f.n; r0 += 300) {
+        const std::size_t b = std::min<std::size_t>(300, d.f.n - r0);
+        r.update(batch_view(d.f.row(r0), b, d.f.dim), target_view::class_ids(d.f.y.data() + r0, b), r0);
+    }
+    return r.finish(c);
+}
+
+matrix_t columns(const matrix_t& m, std::size_t k) { return xt::view(m, xt::all(), xt::range(0, k)); }
+
+double max_abs_diff(const vector_t& a, const vector_t& b, std::size_t k) {
+    double w = 0.0;
+    for (std::size_t i = 0; i < k; ++i) w = std::max(w, std::abs(a(i) - b(i)));
+    return w;
+}
+
+// The alignment of span(V_k) computed with the full statistics (MATH.md §2 through Sxx itself).
+vector_t full_alignment(const statistics& clean, const matrix_t& v) {
+    denoising_subspace_result s;
+    s.basis = v;
+    s.informative = v.shape(1);
+    return denoising_alignment(clean, s).curve;
+}
+}  // namespace
+
+TEST_CASE("basis_alignment of the exact eigenvectors is the exact curve", "[align][verification]") {
+    const data d = prepare(1500);
+    for (centering c : {centering::uncentered, centering::centered}) {
+        const statistics clean = finish(d.acc, c);
+        const std::size_t k = 60;
+        const restricted_statistics r = verify(d, columns(clean.spec.basis, k), c);
+        for (alignment_measure m : {alignment_measure::paper, alignment_measure::fit}) {
+            alignment_options o;
+            o.measure = m;
+            const alignment_result b = basis_alignment(r, o), e = alignment_curve(clean, o);
+            REQUIRE(b.max_k == k);
+            CHECK(!b.complete);
+            CHECK(b.normaliser == Approx(e.normaliser).epsilon(1e-12));
+            CHECK(max_abs_diff(b.curve, e.curve, k) < 1e-10);
+            for (std::size_t i = 0; i < 20; ++i) CHECK(b.eigenvalues(i) == Approx(e.eigenvalues(i)).epsilon(1e-10));
+        }
+    }
+}
+
+TEST_CASE("basis_alignment of a sketch's subspace: exact for that subspace, whatever its eigenvalues",
+          "[align][verification]") {
+    const data d = prepare(2000);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    frequent_directions_options fo;
+    fo.dim = d.f.dim;
+    fo.ell = 24;
+    fo.center = centering::uncentered;
+    frequent_directions fd(fo);
+    class_moments labels({d.f.dim, 10});
+    for (std::size_t r0 = 0; r0 < d.f.n; r0 += 250) {
+        fd.update(batch_view(d.f.row(r0), 250, d.f.dim), r0);
+        labels.update(batch_view(d.f.row(r0), 250, d.f.dim), target_view::class_ids(d.f.y.data() + r0, 250), r0);
+    }
+    const statistics sk = finish(fd, &labels, {20});
+    const std::size_t k = sk.spec.rank();
+    REQUIRE(k == 20);
+    const alignment_result verified = basis_alignment(verify(d, sk.spec.basis, centering::uncentered));
+    const vector_t want = full_alignment(clean, sk.spec.basis);
+    CHECK(max_abs_diff(verified.curve, want, k) < 1e-10);
+    // The curve read off the sketch's own (biased low) eigenvalues is not that number: it is
+    // what the verification pass exists to replace.
+    const alignment_result from_eigenvalues = alignment_curve(sk, alignment_options{});
+    CHECK(max_abs_diff(from_eigenvalues.curve, verified.curve, k) > 1e-4);
+    // Rayleigh quotients are exact: never below the sketch's eigenvalue (FD underestimates).
+    for (std::size_t i = 0; i < k; ++i) CHECK(verified.eigenvalues(i) >= sk.spec.eigenvalues(i) * (1 - 1e-12));
+}
+
+TEST_CASE("ritz_denoising on span V: exact restricted problem, exact numbers for the result", "[align][verification]") {
+    const data d = prepare(2000);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    const noise_spec mask = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed");
+    const noise_moments nm = closed_form_noise(mask, *clean.second_moment, clean.n, d.blocks.options().shape);
+    const denoising_result exact = denoising_alignment(clean, nm);
+    const std::size_t k = 40;
+    // span V = span of the exact V*_1..K: Ritz recovers V* itself, and its numbers.
+    const ritz_denoising_result on_exact =
+        ritz_denoising(verify(d, columns(exact.subspace.basis, k), centering::uncentered), mask, &d.blocks);
+    REQUIRE(on_exact.subspace.informative == k);
+    for (std::size_t i = 0; i < k; ++i)
+        CHECK(on_exact.subspace.eigenvalues(i) == Approx(exact.subspace.eigenvalues(i)).epsilon(1e-8));
+    CHECK(max_abs_diff(basis_alignment(on_exact.refined).curve, exact.curve, k) < 1e-9);
+    // From a truncated sketch: whatever span V is, the numbers reported for V W are exact.
+    spectrum top = clean.spec;
+    top.eigenvalues = xt::view(clean.spec.eigenvalues, xt::range(0, 64));
+    top.basis = columns(clean.spec.basis, 64);
+    const denoising_subspace_result sketched = sketched_denoising_subspace(top, mask, &d.blocks);
+    const ritz_denoising_result refined =
+        ritz_denoising(verify(d, columns(sketched.basis, k), centering::uncentered), mask, &d.blocks);
+    CHECK(max_abs_diff(basis_alignment(refined.refined).curve, full_alignment(clean, refined.subspace.basis), k) < 1e-9);
+    // Gaussian noise on the exact top eigenvectors: μ_i = λ_i² / (λ_i + nσ²), no blocks needed.
+    const noise_spec gauss = parse_noise_spec("gaussian:sigma=0.2");
+    const ritz_denoising_result g = ritz_denoising(verify(d, columns(clean.spec.basis, 30), centering::uncentered), gauss, nullptr);
+    const double shift = static_cast<double>(clean.n) * 0.04;
+    for (std::size_t i = 0; i < 30; ++i) {
+        const double lam = clean.spec.eigenvalues(i);
+        CHECK(g.subspace.eigenvalues(i) == Approx(lam * lam / (lam + shift)).epsilon(1e-9));
+    }
+    CHECK_THROWS_WITH(ritz_denoising(on_exact.refined, mask, nullptr), Catch::Contains("patch blocks"));
+}
