@@ -186,24 +186,16 @@ statistics finish_statistics(const route_state& s, centering c) {
         throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
                                     " second moment, not the " + centering_name(c) + " one (choose --center or " +
                                     "--no-center when it is built)");
-    std::optional<cross_moments> labels;
-    if (s.classes_) labels = s.classes_->cross(c);
+    const class_moments* labels = s.classes_ ? &*s.classes_ : nullptr;
+    sketch_finish_options o;
+    o.rank = static_cast<std::size_t>(s.config_.rank);
     return std::visit(overloaded{[&](const moment_accumulator& m) {
-                                     if (!labels) return finish(m, c);
-                                     statistics s = finish(m, c);
-                                     return make_statistics(std::move(s.spec), std::move(s.mean), std::move(labels),
-                                                            std::move(s.second_moment));
+                                     statistics st = finish(m, c);
+                                     if (!labels) return st;
+                                     return make_statistics(std::move(st.spec), std::move(st.mean), labels->cross(c),
+                                                            std::move(st.second_moment));
                                  },
-                                 [&](const frequent_directions& fd) {
-                                     frequent_directions_spectrum_options o;
-                                     o.rank = static_cast<std::size_t>(s.config_.rank);
-                                     return make_statistics(frequent_directions_spectrum(fd, o), fd.mean(), labels);
-                                 },
-                                 [&](const nystrom_sketch& ny) {
-                                     nystrom_spectrum_options o;
-                                     o.rank = static_cast<std::size_t>(s.config_.rank);
-                                     return make_statistics(nystrom_spectrum(ny, o), ny.mean(), labels);
-                                 }},
+                                 [&](const auto& sketch) { return finish(sketch, labels, o); }},
                       s.main_);
 }
 
