@@ -6,7 +6,9 @@
 #include "paths.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/align/patch_blocks.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/align/restricted_moments.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
 #include "recalign/stats/class_moments.hpp"
@@ -26,6 +28,7 @@ std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind
         case checkpoint::state_kind::noise: return checkpoint::load_file<monte_carlo_noise>(f).n();
         case checkpoint::state_kind::class_moments: return checkpoint::load_file<class_moments>(f).n();
         case checkpoint::state_kind::patch_blocks: return checkpoint::load_file<patch_blocks>(f).n();
+        case checkpoint::state_kind::restricted_moments: return checkpoint::load_file<restricted_moments>(f).n();
         default: break;
     }
     throw file_error(f, 16, "unknown checkpoint kind " + std::to_string(static_cast<std::uint32_t>(kind)) +
@@ -77,7 +80,7 @@ info_result inspect(const std::string& f) {
                                               std::to_string(h.payload_bytes) + " bytes, the file has " +
                                               std::to_string(r.file_bytes - checkpoint::header_bytes) + " after the header");
     r.file = f;
-    r.kind = checkpoint::kind_name(h.kind);
+    r.kind = checkpoint_kind_name(h.kind);
     r.version = h.version;
     r.dim = h.dim;
     r.aux = h.aux;

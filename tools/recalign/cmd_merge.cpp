@@ -9,7 +9,8 @@
 #include "driver.hpp"
 #include "paths.hpp"
 #include "recalign/core/errors.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
 #include "recalign/io/lock.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
@@ -125,11 +126,11 @@ int cmd_merge(const merge_options& o) {
     for (const std::string& f : o.inputs) headers.push_back(read_header_of(f));
     for (std::size_t i = 1; i < headers.size(); ++i)
         if (headers[i].kind != headers[0].kind)
-            throw std::invalid_argument("cannot merge " + o.inputs[0] + " (" + checkpoint::kind_name(headers[0].kind) +
-                                        ") with " + o.inputs[i] + " (" + checkpoint::kind_name(headers[i].kind) + ")");
+            throw std::invalid_argument("cannot merge " + o.inputs[0] + " (" + checkpoint_kind_name(headers[0].kind) +
+                                        ") with " + o.inputs[i] + " (" + checkpoint_kind_name(headers[i].kind) + ")");
     if (headers[0].kind != checkpoint::state_kind::moments && headers[0].kind != run_state::kind)
         throw std::invalid_argument(std::string("merge reads recalign run checkpoints or moment checkpoints, not ") +
-                                    checkpoint::kind_name(headers[0].kind));
+                                    checkpoint_kind_name(headers[0].kind));
     merge_result r = headers[0].kind == checkpoint::state_kind::moments ? merge_moments(o) : merge_runs(o);
     if (replaces) r.notes.push_back("replaced the existing " + o.output);
     for (const std::string& n : r.notes) std::fprintf(stderr, "recalign: note: %s\n", n.c_str());

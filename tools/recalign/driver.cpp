@@ -13,7 +13,8 @@
 #include "paths.hpp"
 #include "progress.hpp"
 #include "recalign/core/errors.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
 #include "recalign/io/lock.hpp"
 
 namespace recalign::cli {

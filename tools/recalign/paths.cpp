@@ -9,7 +9,8 @@
 
 #include "options.hpp"
 #include "recalign/core/errors.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
 
 namespace recalign::cli {
 

@@ -6,7 +6,7 @@
 #include "mpi_context.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
 
 namespace recalign::cli {
 
