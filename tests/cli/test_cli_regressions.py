@@ -5,7 +5,8 @@ comes before any data is read: the images file then holds a NaN in its first row
 refusal that read data would name that row instead of the option.
 
 Run by hand:
-    RECALIGN_CLI=build/tools/recalign/recalign /usr/bin/python3 -m pytest -q tests/cli/test_cli_regressions.py
+    RECALIGN_CLI=build/tools/recalign/recalign PYTHONPATH=tests/cli:tests \\
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cli/test_cli_regressions.py
 """
 import json
 import os
@@ -23,11 +24,8 @@ C = 3
 
 
 @pytest.fixture(scope="session")
-def exe():
-    path = os.environ.get("RECALIGN_CLI")
-    if not path or not os.access(path, os.X_OK):
-        pytest.fail(f"RECALIGN_CLI={path!r} is not an executable recalign binary", pytrace=False)
-    return os.path.abspath(path)
+def exe(recalign):
+    return recalign  # conftest.py: the binary from RECALIGN_CLI
 
 
 def run(exe, args, **kw):

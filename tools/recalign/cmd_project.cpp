@@ -83,6 +83,8 @@ image_grid draw(const project_plan& p, const subspace_projector& top, const subs
     io::source_batch b;
     src.next(b, p.count);
     const matrix_t up = top.project(b.view()), down = bottom.project(b.view());
+    std::vector<double> originals(b.rows * b.cols);  // the rows as the statistics saw them (scaled)
+    to_double_checked(b.view(), b.cols, originals.data(), b.first_row);
     image_grid g;
     g.cols = b.rows;
     g.rows = 1 + p.top + p.bottom;
@@ -94,7 +96,7 @@ image_grid draw(const project_plan& p, const subspace_projector& top, const subs
     const std::size_t d = b.cols;
     for (std::size_t i = 0; i < g.cols; ++i) {
         std::size_t row = 0;
-        g.cells[row++ * g.cols + i] = to_pixels(b.x.data() + i * d, p.shape, p.chw);
+        g.cells[row++ * g.cols + i] = to_pixels(originals.data() + i * d, p.shape, p.chw);
         if (p.top) g.cells[row++ * g.cols + i] = to_pixels(up.data() + i * d, p.shape, p.chw);
         if (p.bottom) g.cells[row++ * g.cols + i] = to_pixels(down.data() + i * d, p.shape, p.chw);
     }

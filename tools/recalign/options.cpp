@@ -42,6 +42,14 @@ void add_method_options(CLI::App* s, run_options& r) {
         ->check(non_negative);
     s->add_option("--seed", r.seed, "Seed of the randomized sketches and Monte-Carlo noises")->capture_default_str()
         ->check(non_negative);
+    s->add_option("--precision", r.precision,
+                  "Per-batch arithmetic for float32 input (.npy <f4, IDX f32, raw f4): f64 converts it to double; "
+                  "f32-kernels computes each batch's scatter (exact route, SSYRK) and products (nystrom, SGEMM) in "
+                  "single precision and accumulates across batches in double: about 1.3-2x faster, relative error "
+                  "about 7e-8 in the second moment and 1e-10 to 3e-9 in the eigenvalues on Fashion-MNIST "
+                  "(BENCHMARKS.md). Other input types and --method fd always use double. Not part of the run's "
+                  "configuration: such states merge with f64 ones, and --resume keeps the checkpoint's precision")
+        ->check(CLI::IsMember({"f64", "f32-kernels"}))->capture_default_str();
 }
 
 void add_run_options(CLI::App* s, run_options& r, bool default_centered, const char* centering_targets) {

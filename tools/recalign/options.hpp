@@ -29,6 +29,7 @@ struct data_options {
 // Route, checkpoint and output options shared by the analysing commands.
 struct run_options {
     std::string method = "exact";
+    std::string precision = "f64";  // --precision: f64 | f32-kernels
     std::size_t rank = 0, passes = 1;
     std::uint64_t seed = 0;
     std::string checkpoint, from;

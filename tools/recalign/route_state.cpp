@@ -30,6 +30,7 @@ route_variant make_route(const run_config& config) {
         // Labels go to the class statistics (D x C), not into a (D + C)² joint scatter.
         moment_options o;
         o.dim = dim;
+        o.float32_kernels = config.float32_kernels;
         return moment_accumulator(o);
     }
     if (config.method == "fd") {
@@ -46,6 +47,7 @@ route_variant make_route(const run_config& config) {
     o.probes = std::min<std::size_t>(10, dim);
     o.seed = config.seed;
     o.center = c;
+    o.float32_kernels = config.float32_kernels;
     return nystrom_sketch(o);
 }
 

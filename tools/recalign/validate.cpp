@@ -65,6 +65,7 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     cfg.dim = dim;
     cfg.classes = classes;
     cfg.scale = scale;
+    cfg.float32_kernels = r.precision == "f32-kernels";
     if (r.method == "exact") {
         if (r.rank != 0 || r.passes != 1) throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
         return cfg;
