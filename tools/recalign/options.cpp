@@ -75,6 +75,13 @@ void add_run_options(CLI::App* s, run_options& r, bool default_centered, const c
     s->add_option("--test-batch-delay-ms", r.test_batch_delay_ms)->group("")->check(CLI::Range(0, 60000));
 }
 
+// --image-shape H,W,C and --layout hwc|chw (project, denoise).
+void add_image_options(CLI::App* s, std::string& shape, std::string& layout, const char* shape_help) {
+    s->add_option("--image-shape", shape, shape_help)->required();
+    s->add_option("--layout", layout, "Order of the values in a row")->check(CLI::IsMember({"hwc", "chw"}))
+        ->capture_default_str();
+}
+
 const char* measure_help = "paper: Eq. 7; rank: normalised to reach 1; fit: share of |Y|² a linear probe explains";
 
 void add_align(CLI::App& app, command_line& c) {
@@ -106,9 +113,7 @@ void add_project(CLI::App& app, command_line& c) {
         ->check(CLI::IsMember({"top", "bottom", "both"}))->capture_default_str();
     c.project->add_option("--variance", o.variance, "Fraction F of the total the top subspace explains")
         ->capture_default_str();
-    c.project->add_option("--image-shape", o.image_shape, "H,W,C (C = 1 gray or 3 RGB)")->required();
-    c.project->add_option("--layout", o.layout, "Order of the values in a row")
-        ->check(CLI::IsMember({"hwc", "chw"}))->capture_default_str();
+    add_image_options(c.project, o.image_shape, o.layout, "H,W,C (C = 1 gray or 3 RGB)");
     c.project->add_option("--out", o.run.out, "Output PNG file (written atomically)")->required();
     c.project->add_option("--count", o.count, "Images (columns) in the grid (at most the rows read)")
         ->capture_default_str()->check(non_negative);
@@ -134,9 +139,7 @@ void add_denoise(CLI::App& app, command_line& c) {
     add_run_options(c.denoise, o.run, false, " (the one-hot targets are centered too)");
     c.denoise->add_option("--measure", o.measure, "Alignment measure (as for align)")
         ->check(CLI::IsMember({"paper", "rank", "fit"}))->capture_default_str();
-    c.denoise->add_option("--image-shape", o.image_shape, "H,W,C of the images (C = channels)")->required();
-    c.denoise->add_option("--layout", o.layout, "Order of the values in a row")
-        ->check(CLI::IsMember({"hwc", "chw"}))->capture_default_str();
+    add_image_options(c.denoise, o.image_shape, o.layout, "H,W,C of the images (C = channels)");
     c.denoise->add_option("--noise", o.noises,
                           "Noise model, repeatable: gaussian:sigma=S | dropout:ratio=P | "
                           "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]")->required();
