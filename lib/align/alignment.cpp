@@ -46,9 +46,7 @@ alignment_result alignment_curve(const statistics& stats, const alignment_option
     // a_i = Sxyᵀ u_i for all i at once: A = Uᵀ Sxy (k x C).  MATH.md §2.
     matrix_t a = xt::zeros<double>({k, c});
     blas::gemm_tn(k, c, d, 1.0, s.basis.data(), cross.sxy.data(), 0.0, a.data());
-    matrix_t as = xt::zeros<double>({k, c});
-    if (options.measure != alignment_measure::fit)
-        blas::gemm_nn(k, c, c, 1.0, a.data(), cross.syy.data(), 0.0, as.data());
+    const matrix_t as = options.measure != alignment_measure::fit ? cross.times_syy(a) : matrix_t(xt::zeros<double>({k, c}));
 
     const double cut = options.rel_tol * std::max(s.eigenvalues(0), 0.0);
     for (std::size_t i = 0; i < k; ++i) {
@@ -64,15 +62,11 @@ alignment_result alignment_curve(const statistics& stats, const alignment_option
     }
     switch (options.measure) {
         case alignment_measure::paper: {
-            double f2 = 0.0;  // ‖Syy‖_F²
-            for (double v : cross.syy) f2 += v * v;
-            r.normaliser = f2;
+            r.normaliser = cross.syy_frobenius2();
             break;
         }
         case alignment_measure::fit: {
-            double t = 0.0;
-            for (std::size_t j = 0; j < c; ++j) t += cross.syy(j, j);
-            r.normaliser = t;
+            r.normaliser = cross.syy_trace();
             break;
         }
         case alignment_measure::rank: {

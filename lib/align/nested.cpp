@@ -82,8 +82,7 @@ vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, align
     const std::size_t d = vt.shape(0), k = vt.shape(1), c = cross.sxy.shape(1);
     matrix_t a = xt::zeros<double>({k, c});
     blas::gemm_tn(k, c, d, 1.0, vt.data(), cross.sxy.data(), 0.0, a.data());
-    matrix_t as = a;
-    if (m != alignment_measure::fit) blas::gemm_nn(k, c, c, 1.0, a.data(), cross.syy.data(), 0.0, as.data());
+    const matrix_t as = m != alignment_measure::fit ? cross.times_syy(a) : a;
     vector_t out = xt::zeros<double>({k});
     for (std::size_t i = 0; i < k; ++i) {
         double s = 0.0;
@@ -96,12 +95,8 @@ vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, align
 double measure_normaliser(const cross_moments& cross, alignment_measure m, const vector_t& complete) {
     double t = 0.0;
     switch (m) {
-        case alignment_measure::paper:
-            for (double v : cross.syy) t += v * v;
-            break;
-        case alignment_measure::fit:
-            for (std::size_t j = 0; j < cross.syy.shape(0); ++j) t += cross.syy(j, j);
-            break;
+        case alignment_measure::paper: t = cross.syy_frobenius2(); break;
+        case alignment_measure::fit: t = cross.syy_trace(); break;
         case alignment_measure::rank:
             for (double v : complete) t += v;
             break;

@@ -23,7 +23,6 @@ tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& option
             throw std::invalid_argument("tradeoff: lambda = " + std::to_string(l) + " must be finite and >= 0");
 
     const matrix_t& sxy = cross.sxy;
-    const matrix_t& syy = cross.syy;
     tradeoff_result res;
     res.center = stats.center;
     res.n = stats.n;
@@ -56,8 +55,7 @@ tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& option
         const double s = std::sqrt(values(j));
         for (std::size_t i = 0; i < d; ++i) half(j, i) = vectors(i, j) * s;
     }
-    double tr_yy = 0.0;
-    for (std::size_t j = 0; j < c; ++j) tr_yy += syy(j, j);
+    const double tr_yy = cross.syy_trace();
     const double tr_xx = stats.spec.total;  // tr(Sxx), tracked exactly by the accumulator
 
     for (double lambda : options.lambdas) {

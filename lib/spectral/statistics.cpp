@@ -115,8 +115,10 @@ statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_mom
             refuse("the cross statistics cover " + std::to_string(cross->n) + " samples, the spectrum " +
                    std::to_string(spec.n));
         const std::size_t c = cross->sxy.shape(1);
-        if (cross->sxy.shape(0) != d || cross->syy.shape(0) != c || cross->syy.shape(1) != c)
-            refuse("Sxy must be D x C and Syy C x C with D = " + std::to_string(d));
+        const bool syy_ok = cross->one_hot() ? cross->class_counts.size() == c
+                                             : cross->syy.shape(0) == c && cross->syy.shape(1) == c;
+        if (cross->sxy.shape(0) != d || !syy_ok)
+            refuse("Sxy must be D x C and Syy C x C (or C class counts) with D = " + std::to_string(d));
     }
     if (second_moment && (second_moment->shape(0) != d || second_moment->shape(1) != d))
         refuse("the second moment is not " + std::to_string(d) + " x " + std::to_string(d));

@@ -141,14 +141,14 @@ vector_t class_moments::mean() const {
 
 cross_moments class_moments::cross(centering cen) const {
     // MATH.md §1 with y = e_label: Sxy[:, c] = n_c (μ_c − shift), shift = μ (centered) or 0;
-    // Syy = diag(n_c), minus n nᵀ / N when centered.
+    // Syy = diag(n_c), minus n nᵀ / N when centered: kept as the counts (cross_moments).
     const std::size_t d = options_.dim, classes = options_.classes;
     const bool centered = cen == centering::centered;
     cross_moments out;
     out.center = cen;
     out.n = n_;
     out.sxy = xt::zeros<double>({d, classes});
-    out.syy = xt::zeros<double>({classes, classes});
+    out.class_counts = xt::zeros<double>({classes});
     const vector_t mu = centered ? mean() : vector_t(xt::zeros<double>({d}));
     const double nn = static_cast<double>(n_);
     for (std::size_t c = 0; c < classes; ++c) {
@@ -157,9 +157,7 @@ cross_moments class_moments::cross(centering cen) const {
             const double* mc = means_.data() + c * d;
             for (std::size_t j = 0; j < d; ++j) out.sxy(j, c) = nc * (mc[j] - mu(j));
         }
-        out.syy(c, c) = nc;
-        if (centered && n_ != 0)
-            for (std::size_t e = 0; e < classes; ++e) out.syy(c, e) -= nc * static_cast<double>(counts_[e]) / nn;
+        out.class_counts(c) = nc;
     }
     return out;
 }

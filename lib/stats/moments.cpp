@@ -223,7 +223,73 @@ matrix_t moment_accumulator::syy(centering c) const {
     return block(options_.dim, options_.classes, options_.dim, options_.classes, c);
 }
 
-cross_moments moment_accumulator::cross(centering c) const { return {c, n_, sxy(c), syy(c)}; }
+cross_moments moment_accumulator::cross(centering c) const {
+    cross_moments out;
+    out.center = c;
+    out.n = n_;
+    out.sxy = sxy(c);
+    out.syy = syy(c);
+    return out;
+}
+
+matrix_t cross_moments::times_syy(const matrix_t& a) const {
+    const std::size_t rows = a.shape(0), c = classes();
+    if (a.shape(1) != c) throw std::invalid_argument("cross_moments::times_syy: A has " + std::to_string(a.shape(1)) +
+                                                     " columns, Syy is " + std::to_string(c) + " x " + std::to_string(c));
+    matrix_t out = xt::zeros<double>({rows, c});
+    if (!one_hot()) {
+        blas::gemm_nn(rows, c, c, 1.0, a.data(), syy.data(), 0.0, out.data());
+        return out;
+    }
+    // A diag(n) − (A n) nᵀ / N when centered.
+    const bool centered = center == centering::centered && n > 0;
+    const double nn = static_cast<double>(n);
+    for (std::size_t i = 0; i < rows; ++i) {
+        double an = 0.0;
+        if (centered)
+            for (std::size_t j = 0; j < c; ++j) an += a(i, j) * class_counts(j);
+        for (std::size_t j = 0; j < c; ++j)
+            out(i, j) = a(i, j) * class_counts(j) - (centered ? an * class_counts(j) / nn : 0.0);
+    }
+    return out;
+}
+
+double cross_moments::syy_trace() const {
+    double t = 0.0;
+    if (!one_hot()) {
+        for (std::size_t j = 0; j < syy.shape(0); ++j) t += syy(j, j);
+        return t;
+    }
+    const bool centered = center == centering::centered && n > 0;
+    for (std::size_t j = 0; j < class_counts.size(); ++j)
+        t += class_counts(j) - (centered ? class_counts(j) * class_counts(j) / static_cast<double>(n) : 0.0);
+    return t;
+}
+
+double cross_moments::syy_frobenius2() const {
+    if (!one_hot()) {
+        double t = 0.0;
+        for (double v : syy) t += v * v;
+        return t;
+    }
+    // Σ (n_c δ_ce − n_c n_e / N)² = S2 − 2 S3 / N + S2² / N² with S_p = Σ n_c^p (centered);
+    // S2 uncentered. Long double: the terms cancel when one class dominates.
+    long double s2 = 0, s3 = 0;
+    for (double v : class_counts) {
+        const long double x = v;
+        s2 += x * x;
+        s3 += x * x * x;
+    }
+    if (center != centering::centered || n == 0) return static_cast<double>(s2);
+    const long double nn = static_cast<long double>(n);
+    return static_cast<double>(s2 - 2 * s3 / nn + s2 * s2 / (nn * nn));
+}
+
+matrix_t cross_moments::syy_dense() const {
+    if (!one_hot()) return syy;
+    const std::size_t c = class_counts.size();
+    return times_syy(xt::eye<double>(c));
+}
 
 double moment_accumulator::trace_xx(centering c) const {
     double t = 0.0;

@@ -54,7 +54,12 @@ void bind_stats(py::module_& m) {
         .def_property_readonly("center", [](const cross_moments& c) { return centering_name(c.center); })
         .def_readonly("n", &cross_moments::n)
         .def_property_readonly("sxy", [](const cross_moments& c) { return to_numpy(c.sxy); })
-        .def_property_readonly("syy", [](const cross_moments& c) { return to_numpy(c.syy); });
+        .def_property_readonly("syy", [](const cross_moments& c) { return to_numpy(c.syy_dense()); },
+                               "Syy (C x C), formed on request (class ids keep only the counts).")
+        .def_property_readonly("class_counts", [](const cross_moments& c) -> py::object {
+                                   if (!c.one_hot()) return py::none();
+                                   return to_numpy(c.class_counts);
+                               }, "n_c for class ids (Syy = diag(n_c), minus n nᵀ/N when centered), else None.");
 
     py::class_<moments_g> cls(m, "MomentAccumulator", R"doc(
 Exact streaming first and second moments of inputs x (dimension D) and optionally targets

@@ -35,6 +35,7 @@ def test_cross_equals_moment_accumulator_on_fashion(fashion):
             assert a.center == center and a.n == b.n == len(x)
             assert rel(a.sxy, b.sxy) < 1e-12
             assert rel(a.syy, b.syy) < 1e-12
+            assert a.class_counts is not None and b.class_counts is None  # counts kept, not C x C
         assert rel(cm.mean, acc.mean_x()) < 1e-12
         xd = x.astype(np.float64)
         counts = np.bincount(labels, minlength=10)

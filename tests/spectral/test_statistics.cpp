@@ -81,7 +81,7 @@ TEST_CASE("finish(moments): Sxx, its complete spectrum, the mean and the cross s
         CHECK(testing::bit_equal(*s.second_moment, acc.sxx(c)));
         CHECK(testing::bit_equal(s.mean, acc.mean_x()));
         CHECK(testing::bit_equal(s.cross->sxy, acc.sxy(c)));
-        CHECK(testing::bit_equal(s.cross->syy, acc.syy(c)));
+        CHECK(testing::bit_equal(s.cross->syy_dense(), acc.syy(c)));
         // The spectrum is exact_spectrum's, bit for bit, and decomposes the Sxx it carries.
         const spectrum e = exact_spectrum(acc, c);
         CHECK(testing::bit_equal(s.spec.eigenvalues, e.eigenvalues));
@@ -164,7 +164,8 @@ TEST_CASE("finish(sketch, labels): the sketch's top eigenpairs with exact label 
     CHECK(!sf.provides(statistic::full_spectrum));
     CHECK(!sf.provides(statistic::second_moment));
     CHECK(testing::rel_diff(sf.cross->sxy, acc.sxy(centering::centered)) < 1e-12);
-    CHECK(testing::rel_diff(sf.cross->syy, acc.syy(centering::centered)) < 1e-12);
+    CHECK(testing::rel_diff(sf.cross->syy_dense(), acc.syy(centering::centered)) < 1e-12);
+    CHECK(sf.cross->one_hot());
     CHECK(testing::rel_diff(sf.mean, acc.mean_x()) < 1e-14);
     const statistics sn = finish(ny, &labels);
     CHECK(sn.method == route::nystrom);

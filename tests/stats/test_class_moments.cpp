@@ -54,9 +54,9 @@ void same_cross(const class_moments& cm, const moment_accumulator& ma, double to
         CHECK(a.center == c);
         CHECK(a.n == b.n);
         REQUIRE(a.sxy.shape() == b.sxy.shape());
-        REQUIRE(a.syy.shape() == b.syy.shape());
+        REQUIRE(a.syy_dense().shape() == b.syy_dense().shape());
         CHECK(testing::rel_diff(a.sxy, b.sxy) < tol);
-        CHECK(testing::rel_diff(a.syy, b.syy) < tol);
+        CHECK(testing::rel_diff(a.syy_dense(), b.syy_dense()) < tol);
     }
     CHECK(testing::rel_diff(cm.mean(), ma.mean_x()) < tol);
 }
@@ -449,4 +449,39 @@ TEST_CASE("class_moments: bad construction arguments throw std::invalid_argument
     CHECK(ok.aux_dim() == 1);
     CHECK(ok.options().classes == 1);
     CHECK(ok.config_hash() != class_moments({2, 2}).config_hash());
+}
+
+TEST_CASE("class_moments: Syy kept as the class counts, read through cross_moments", "[stats][class_moments]") {
+    // 5 classes, one never seen, one dominant (the centered ‖Syy‖_F² cancels most there).
+    const std::size_t d = 4, c = 5, n = 1000;
+    const std::vector<double> x = testing::random_rows(n, d, 77);
+    std::vector<std::int64_t> y(n);
+    for (std::size_t r = 0; r < n; ++r) y[r] = r % 50 == 0 ? 1 : (r % 97 == 0 ? 3 : 0);
+    class_moments cm({d, c});
+    cm.update(batch_view(x.data(), n, d), target_view::class_ids(y.data(), n));
+    for (centering cen : {centering::uncentered, centering::centered}) {
+        CAPTURE(centering_name(cen));
+        const cross_moments cr = cm.cross(cen);
+        REQUIRE(cr.one_hot());
+        CHECK(cr.syy.size() == 0);
+        // The dense Syy, written out from its definition.
+        matrix_t dense = xt::zeros<double>({c, c});
+        for (std::size_t i = 0; i < c; ++i) {
+            dense(i, i) = cr.class_counts(i);
+            if (cen == centering::centered)
+                for (std::size_t j = 0; j < c; ++j) dense(i, j) -= cr.class_counts(i) * cr.class_counts(j) / double(n);
+        }
+        CHECK(testing::rel_diff(cr.syy_dense(), dense) < 1e-15);
+        double tr = 0.0, f2 = 0.0;
+        for (std::size_t i = 0; i < c; ++i) tr += dense(i, i);
+        for (double v : dense) f2 += v * v;
+        CHECK(cr.syy_trace() == Approx(tr).epsilon(1e-14));
+        CHECK(cr.syy_frobenius2() == Approx(f2).epsilon(1e-12));
+        const matrix_t a = {{1.0, -2.0, 0.5, 3.0, 7.0}, {0.0, 1.0, 1.0, -1.0, 2.0}};
+        matrix_t want = xt::zeros<double>({std::size_t(2), c});
+        for (std::size_t i = 0; i < 2; ++i)
+            for (std::size_t j = 0; j < c; ++j)
+                for (std::size_t k = 0; k < c; ++k) want(i, j) += a(i, k) * dense(k, j);
+        CHECK(testing::rel_diff(cr.times_syy(a), want) < 1e-14);
+    }
 }

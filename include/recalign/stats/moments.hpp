@@ -44,11 +44,23 @@ struct moment_options {
 };
 
 // Cross statistics of the targets, as an analysis needs them (centered or not).
+// Syy is stored as what it is: dense (C x C) for dense targets, or for one-hot class ids only
+// the class counts n_c, with Syy = diag(n_c), minus n nᵀ / N when centered (MATH.md §1) — so
+// that C = 20,000 classes cost C numbers, not C² (issue 12). Read Syy through the methods.
 struct cross_moments {
     centering center = centering::uncentered;
     std::uint64_t n = 0;
-    matrix_t sxy;  // D x C
-    matrix_t syy;  // C x C
+    matrix_t sxy;          // D x C
+    matrix_t syy;          // C x C for dense targets; empty when class_counts describes Syy
+    vector_t class_counts; // n_c for class ids (then syy is empty)
+
+    std::size_t classes() const noexcept { return sxy.shape(1); }
+    bool one_hot() const noexcept { return syy.size() == 0 && class_counts.size() != 0; }
+    // A Syy for A (rows x C, row-major), without forming Syy.
+    matrix_t times_syy(const matrix_t& a) const;
+    double syy_trace() const;
+    double syy_frobenius2() const;  // ‖Syy‖_F²
+    matrix_t syy_dense() const;     // C x C (for small C: tests, Python)
 };
 
 class moment_accumulator {
