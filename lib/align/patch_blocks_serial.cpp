@@ -1,7 +1,7 @@
 // The checkpoint payload of patch_blocks, out of the public header (cereal stays here).
-#include <cereal/archives/portable_binary.hpp>
-
 #include "recalign/align/patch_blocks.hpp"
+
+#include "../core/payload.hpp"
 #include "recalign/core/checked.hpp"
 
 namespace recalign {
@@ -63,7 +63,8 @@ patch_blocks patch_blocks::load_payload(Archive& ar, checkpoint::budget& b) {
     return p;
 }
 
-template void patch_blocks::save_payload(cereal::PortableBinaryOutputArchive&) const;
-template patch_blocks patch_blocks::load_payload(cereal::PortableBinaryInputArchive&, checkpoint::budget&);
+// The archives the framing uses (recalign/core/serial.hpp), and no other.
+template void patch_blocks::save_payload(checkpoint::output_archive&) const;
+template patch_blocks patch_blocks::load_payload(checkpoint::input_archive&, checkpoint::budget&);
 
 }  // namespace recalign

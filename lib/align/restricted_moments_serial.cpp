@@ -1,7 +1,7 @@
 // The checkpoint payload of restricted_moments, out of the public header (cereal stays here).
-#include <cereal/archives/portable_binary.hpp>
-
 #include "recalign/align/restricted_moments.hpp"
+
+#include "../core/payload.hpp"
 #include "recalign/core/checked.hpp"
 
 namespace recalign {
@@ -52,7 +52,8 @@ restricted_moments restricted_moments::load_payload(Archive& ar, checkpoint::bud
     return m;
 }
 
-template void restricted_moments::save_payload(cereal::PortableBinaryOutputArchive&) const;
-template restricted_moments restricted_moments::load_payload(cereal::PortableBinaryInputArchive&, checkpoint::budget&);
+// The archives the framing uses (recalign/core/serial.hpp), and no other.
+template void restricted_moments::save_payload(checkpoint::output_archive&) const;
+template restricted_moments restricted_moments::load_payload(checkpoint::input_archive&, checkpoint::budget&);
 
 }  // namespace recalign

@@ -1,8 +1,8 @@
-// class_moments checkpoint payload (the framing is io/checkpoint.hpp's), kept out of the
-// public header and instantiated for the archives the framing uses.
-#include <cereal/archives/portable_binary.hpp>
-
+// class_moments checkpoint payload (the framing is recalign/core/serial.hpp's), kept out of
+// the public header and instantiated for the archives the framing uses.
 #include "recalign/stats/class_moments.hpp"
+
+#include "../core/payload.hpp"
 
 namespace recalign {
 
@@ -27,7 +27,7 @@ class_moments class_moments::load_payload(Archive& ar, checkpoint::budget& b) {
     return m;
 }
 
-template void class_moments::save_payload(cereal::PortableBinaryOutputArchive&) const;
-template class_moments class_moments::load_payload(cereal::PortableBinaryInputArchive&, checkpoint::budget&);
+template void class_moments::save_payload(checkpoint::output_archive&) const;
+template class_moments class_moments::load_payload(checkpoint::input_archive&, checkpoint::budget&);
 
 }  // namespace recalign

@@ -16,8 +16,9 @@
 #include <utility>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/io/files.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace py = pybind11;
@@ -84,7 +85,7 @@ auto locked_mut(guarded<T>& g, F&& f) {
     return f(g.obj);
 }
 
-// Checkpoint bytes: the same framing as files (io/checkpoint.hpp).
+// Checkpoint bytes: the same framing as files (core/serial.hpp).
 template <class T>
 py::bytes state_bytes(const guarded<T>& g) {
     const std::string s = locked(g, [](const T& o) { return checkpoint::to_bytes(o); });

@@ -213,7 +213,7 @@ def test_a_bad_first_batch_leaves_an_empty_state_empty():
 
 def with_field(blob, offset, fmt, value):
     """A header field rewritten and the header CRC-32 (bytes 0..59, stored at 60) recomputed,
-    as a newer build, another kind or another configuration would write it (lib/io/checkpoint.cpp)."""
+    as a newer build, another kind or another configuration would write it (lib/core/serial.cpp)."""
     b = bytearray(blob)
     struct.pack_into(fmt, b, offset, value)
     struct.pack_into("<I", b, 60, zlib.crc32(bytes(b[:60])))

@@ -49,7 +49,7 @@ def refused(args, expect_in, what, untouched=()):
     return err
 
 
-# ---- checkpoint crafting: the 64-byte header of lib/io/checkpoint.cpp ----------------------
+# ---- checkpoint crafting: the 64-byte header of lib/core/serial.cpp -----------------------
 # magic[0:8] version u32[8] endian u32[12] kind u32[16] scalar u32[20] dim u64[24] aux u64[32]
 # config_hash u64[40] payload_bytes u64[48] payload_crc u32[56] header_crc u32[60] = crc32([0:60])
 

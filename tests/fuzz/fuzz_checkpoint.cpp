@@ -15,7 +15,7 @@
 
 #include "recalign/align/tracker.hpp"
 #include "recalign/core/hash.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
 #include "recalign/stats/class_moments.hpp"

@@ -35,7 +35,7 @@ pids=()
 for s in $sources; do
     o="$out/obj/$(echo "$s" | tr / _).o"
     objs+=("$o")
-    if [ ! -f "$o" ] || [ "$root/$s" -nt "$o" ] || [ -n "$(find "$root/include" -newer "$o" -name '*.hpp' -print -quit)" ]; then
+    if [ ! -f "$o" ] || [ "$root/$s" -nt "$o" ] || [ -n "$(find "$root/include" "$root/lib" -newer "$o" -name '*.hpp' -print -quit)" ]; then
         nice -n "$nice_level" "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$root/$s" -o "$o" &
         pids+=($!)
         if [ ${#pids[@]} -ge "$jobs" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi

@@ -116,7 +116,7 @@ def idx(name, type_code, dims, gz=False):
 
 
 def checkpoint(name, kind, dim, payload_bytes, payload=b""):
-    """A 64-byte recalign checkpoint header with valid checksums (lib/io/checkpoint.cpp)."""
+    """A 64-byte recalign checkpoint header with valid checksums (lib/core/serial.cpp)."""
     h = bytearray(64)
     h[0:8] = b"RECALIGN"
     struct.pack_into("<IIII", h, 8, 1, 0x01020304, kind, 8)

@@ -4,6 +4,7 @@
 // These tests also run in the sanitized suite (tests/SANITIZERS.md), where UBSan would stop
 // on a signed overflow and ASan on the out-of-bounds access a wrapped size leads to.
 #include <catch2/catch.hpp>
+#include <cereal/archives/portable_binary.hpp>
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -25,7 +26,8 @@
 #include <recalign/core/batch.hpp>
 #include <recalign/core/checked.hpp>
 #include <recalign/core/hash.hpp>
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/core/serial.hpp>
+#include <recalign/io/files.hpp>
 #include <recalign/io/idx.hpp>
 #include <recalign/io/npy.hpp>
 #include <recalign/io/raw.hpp>

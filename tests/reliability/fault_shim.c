@@ -1,5 +1,5 @@
 /* LD_PRELOAD shim that injects I/O failures into the calls write_file_atomic makes
- * (lib/io/checkpoint.cpp), to prove what happens to a checkpoint when the disk fails.
+ * (lib/io/files.cpp), to prove what happens to a checkpoint when the disk fails.
  *
  * It interposes write, fsync, fdatasync, close and rename (dlsym(RTLD_NEXT) for the real
  * ones). Only calls on a *matching* path are counted, logged or failed: the path of an fd

@@ -19,7 +19,7 @@
 #include <system_error>
 #include <vector>
 
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/io/files.hpp>
 #include <recalign/stats/moments.hpp>
 
 using namespace recalign;

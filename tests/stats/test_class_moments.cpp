@@ -17,7 +17,7 @@
 #include <recalign/core/checked.hpp>
 #include <recalign/core/errors.hpp>
 #include <recalign/core/hash.hpp>
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/core/serial.hpp>
 #include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 

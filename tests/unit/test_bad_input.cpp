@@ -22,7 +22,8 @@
 #include <recalign/align/tracker.hpp>
 #include <recalign/core/errors.hpp>
 #include <recalign/core/hash.hpp>
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/core/serial.hpp>
+#include <recalign/io/files.hpp>
 #include <recalign/io/npy.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
@@ -83,7 +84,7 @@ std::vector<double> poisoned(std::size_t first, std::size_t count, std::size_t r
 
 // Rewrites a header field and recomputes the header CRC-32 (bytes 0..59, stored at 60),
 // as a newer build, another kind or another configuration would have written it
-// (64-byte layout: lib/io/checkpoint.cpp).
+// (64-byte layout: lib/core/serial.cpp).
 template <class V>
 std::string with_header_field(std::string bytes, std::size_t offset, V value) {
     std::memcpy(&bytes[offset], &value, sizeof value);

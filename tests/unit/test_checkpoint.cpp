@@ -1,15 +1,23 @@
 #include <catch2/catch.hpp>
+#include <cereal/archives/portable_binary.hpp>
 
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <system_error>
+#include <vector>
 
+#include <recalign/align/tracker.hpp>
 #include <recalign/core/hash.hpp>
-#include <recalign/io/checkpoint.hpp>
+#include <recalign/core/serial.hpp>
+#include <recalign/io/files.hpp>
+#include <recalign/sketch/frequent_directions.hpp>
+#include <recalign/sketch/nystrom_sketch.hpp>
+#include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
 #include "helpers.hpp"
@@ -18,6 +26,9 @@ using namespace recalign;
 
 #ifndef RECALIGN_TEST_DATA
 #error "RECALIGN_TEST_DATA must name tests/data"
+#endif
+#ifndef RECALIGN_CHECKPOINT_SEEDS
+#error "RECALIGN_CHECKPOINT_SEEDS must name tests/fuzz/corpus/checkpoint"
 #endif
 
 namespace {
@@ -160,6 +171,82 @@ TEST_CASE("absurd checkpoints are refused before any large allocation", "[checkp
     CHECK(peak_rss_kb() - before < 50 * 1024);
 }
 
+namespace {
+// A program's own state framed by the library's mechanism (as the CLI frames its run state):
+// a kind value the library does not list, named by kind_label, payload code inline.
+struct program_state {
+    static constexpr checkpoint::state_kind kind{200};
+    static constexpr const char* kind_label = "program_state";
+    std::uint64_t rows = 0;
+    std::string name;
+
+    std::uint64_t dim() const { return rows; }
+    std::uint64_t aux_dim() const { return name.size(); }
+    std::uint64_t config_hash() const { return recalign::fnv1a().add(std::string_view(name)).value(); }
+
+    template <class Archive>
+    void save_payload(Archive& ar) const {
+        ar(rows, static_cast<std::uint64_t>(name.size()));
+        ar(cereal::binary_data(name.data(), name.size()));
+    }
+    template <class Archive>
+    static program_state load_payload(Archive& ar, checkpoint::budget& b) {
+        program_state s;
+        std::uint64_t len = 0;
+        checkpoint::load_scalar(ar, s.rows, b);
+        checkpoint::load_scalar(ar, len, b);
+        b.take(len, "name");
+        s.name.resize(static_cast<std::size_t>(len));
+        ar(cereal::binary_data(&s.name[0], s.name.size()));
+        return s;
+    }
+};
+}  // namespace
+
+TEST_CASE("a kind the library does not list frames like a library kind, and refusals name it", "[checkpoint]") {
+    program_state p;
+    p.rows = 12345;
+    p.name = "shard 3 of 7";
+    const std::string bytes = checkpoint::to_bytes(p);
+    std::uint32_t stored = 0;
+    std::memcpy(&stored, &bytes[16], 4);
+    CHECK(stored == 200);
+    const program_state back = checkpoint::from_bytes<program_state>(bytes);
+    CHECK(back.rows == p.rows);
+    CHECK(back.name == p.name);
+    CHECK(checkpoint::to_bytes(back) == bytes);
+    // The library has no name for it; the program's own refusals do.
+    CHECK(checkpoint::kind_name(program_state::kind) == "state of kind 200");
+    CHECK_THROWS_WITH(checkpoint::from_bytes<moment_accumulator>(bytes),
+                      Catch::Contains("byte offset 16") && Catch::Contains("holds a state of kind 200") &&
+                          Catch::Contains("expected a moment_accumulator"));
+    const std::string moments = checkpoint::to_bytes(sample_state(20, 3, 2));
+    std::istringstream is(moments, std::ios::binary);
+    CHECK_THROWS_WITH(checkpoint::load_state<program_state>(is),
+                      Catch::Contains("holds a moment_accumulator, expected a program_state"));
+    // Its payload gets the same checks as a library state's: budget, header agreement.
+    std::string claimed = bytes;
+    const std::uint64_t other_dim = 54321;
+    std::memcpy(&claimed[24], &other_dim, 8);
+    const std::uint32_t crc = recalign::crc32(claimed.data(), 60);
+    std::memcpy(&claimed[60], &crc, 4);
+    CHECK_THROWS_WITH(checkpoint::from_bytes<program_state>(claimed),
+                      Catch::Contains("byte offset 64") && Catch::Contains("dimensions disagree"));
+    // A name longer than the payload holds is refused by the budget, before it is allocated.
+    std::ostringstream payload(std::ios::binary);
+    {
+        cereal::PortableBinaryOutputArchive ar(payload);
+        ar(std::uint64_t(1), std::uint64_t(1) << 40);
+    }
+    checkpoint::header h;
+    h.kind = program_state::kind;
+    h.dim = 1;
+    std::ostringstream framed(std::ios::binary);
+    checkpoint::write_framed(framed, h, payload.str());
+    CHECK_THROWS_WITH(checkpoint::from_bytes<program_state>(framed.str()),
+                      Catch::Contains("byte offset 64") && Catch::Contains("name needs 1099511627776 bytes"));
+}
+
 TEST_CASE("loading the wrong kind of state or a non-checkpoint is a clear error", "[checkpoint]") {
     std::string bytes = testing::saved(sample_state(20, 3, 2));
     std::string other = bytes;
@@ -252,4 +339,41 @@ TEST_CASE("the committed golden checkpoint loads and equals a recomputation", "[
     CHECK(testing::rel_diff(g.sxx(centering::uncentered), fresh.sxx(centering::uncentered)) < 1e-14);
     CHECK(testing::rel_diff(g.sxx(centering::centered), fresh.sxx(centering::centered)) < 1e-14);
     CHECK(testing::rel_diff(g.sxy(centering::centered), fresh.sxy(centering::centered)) < 1e-14);
+}
+
+namespace {
+template <class T>
+std::string resaved(const std::string& bytes) {
+    return checkpoint::to_bytes(checkpoint::from_bytes<T>(bytes));
+}
+}  // namespace
+
+// The golden file pins the moments' format; the fuzz seeds (tests/fuzz/make_seeds.cpp: a
+// mode byte, then a checkpoint as the library wrote it) pin every other kind's: loading one
+// and saving it again gives the committed bytes back.
+TEST_CASE("every committed seed checkpoint re-serializes to its own bytes", "[checkpoint][golden]") {
+    const std::string dir = RECALIGN_CHECKPOINT_SEEDS;
+    std::vector<std::uint32_t> kinds;
+    for (const char* name : {"moments_labels", "moments_empty", "frequent_directions", "nystrom", "tracker_closed_form",
+                             "tracker_monte_carlo", "class_moments"}) {
+        INFO("seed " << name);
+        const std::string file = read_all(dir + "/" + name + ".raw");
+        REQUIRE(file.size() > 1 + checkpoint::header_bytes);
+        const std::string bytes = file.substr(1);
+        std::uint32_t kind = 0;
+        std::memcpy(&kind, &bytes[16], 4);
+        switch (static_cast<checkpoint::state_kind>(kind)) {
+            case checkpoint::state_kind::moments: CHECK(resaved<moment_accumulator>(bytes) == bytes); break;
+            case checkpoint::state_kind::frequent_directions: CHECK(resaved<frequent_directions>(bytes) == bytes); break;
+            case checkpoint::state_kind::nystrom: CHECK(resaved<nystrom_sketch>(bytes) == bytes); break;
+            case checkpoint::state_kind::tracker: CHECK(resaved<alignment_tracker>(bytes) == bytes); break;
+            case checkpoint::state_kind::class_moments: CHECK(resaved<class_moments>(bytes) == bytes); break;
+            default: FAIL("seed of kind " << kind);
+        }
+        kinds.push_back(kind);
+    }
+    // The Monte-Carlo tracker seed nests a noise state: every kind with a payload but the
+    // patch blocks (no seed yet) is covered.
+    std::sort(kinds.begin(), kinds.end());
+    CHECK(std::unique(kinds.begin(), kinds.end()) - kinds.begin() == 5);
 }

@@ -26,8 +26,8 @@
 #include "recalign/align/tradeoff.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/io/datasets.hpp"
+#include "recalign/io/files.hpp"
 #include "recalign/io/raw.hpp"
 #include "recalign/io/source.hpp"
 #include "recalign/spectral/eigen.hpp"
@@ -665,8 +665,8 @@ int cmd_merge(command_set& c) {
     }
     for (std::size_t i = 1; i < headers.size(); ++i)
         if (headers[i].kind != headers[0].kind)
-            throw std::invalid_argument("cannot merge " + c.merge_inputs[0] + " (" + checkpoint::kind_name(headers[0].kind) +
-                                        ") with " + c.merge_inputs[i] + " (" + checkpoint::kind_name(headers[i].kind) + ")");
+            throw std::invalid_argument("cannot merge " + c.merge_inputs[0] + " (" + checkpoint_kind_name(headers[0].kind) +
+                                        ") with " + c.merge_inputs[i] + " (" + checkpoint_kind_name(headers[i].kind) + ")");
     if (headers[0].kind == checkpoint::state_kind::moments) {
         moment_accumulator acc = checkpoint::load_file<moment_accumulator>(c.merge_inputs[0]);
         for (std::size_t i = 1; i < c.merge_inputs.size(); ++i) {
@@ -681,9 +681,9 @@ int cmd_merge(command_set& c) {
                     c.merge_output.c_str());
         return 0;
     }
-    if (headers[0].kind != checkpoint::state_kind::cli_run)
+    if (headers[0].kind != run_state::kind)
         throw std::invalid_argument(std::string("merge reads recalign run checkpoints or moment checkpoints, not ") +
-                                    checkpoint::kind_name(headers[0].kind));
+                                    checkpoint_kind_name(headers[0].kind));
     run_state out = load_run_state(c.merge_inputs[0]);
     engine eng(out.config);
     eng.load(out.accumulator, c.merge_inputs[0]);
@@ -752,14 +752,14 @@ int cmd_info(command_set& c) {
                                            std::to_string(file_size - checkpoint::header_bytes) + " after the header");
     json j;
     j["file"] = f;
-    j["kind"] = checkpoint::kind_name(h.kind);
+    j["kind"] = checkpoint_kind_name(h.kind);
     j["format_version"] = h.version;
     j["dim"] = h.dim;
     j["aux"] = h.aux;
     j["config_hash"] = hex(h.config_hash);
     j["payload_bytes"] = h.payload_bytes;
     j["file_bytes"] = file_size;
-    if (h.kind == checkpoint::state_kind::cli_run) {
+    if (h.kind == run_state::kind) {
         const run_state st = load_run_state(f);
         j["command"] = st.command;
         j["method"] = st.config.method;
@@ -802,10 +802,10 @@ int cmd_info(command_set& c) {
     std::printf("%s: recalign checkpoint, format version %u, %llu bytes\n", f.c_str(), h.version,
                 (unsigned long long)file_size);
     std::printf("  kind          %s\n  dimension     %llu\n  aux           %llu\n  config hash   %s\n  payload       %llu bytes\n",
-                checkpoint::kind_name(h.kind), (unsigned long long)h.dim, (unsigned long long)h.aux,
+                checkpoint_kind_name(h.kind).c_str(), (unsigned long long)h.dim, (unsigned long long)h.aux,
                 hex(h.config_hash).c_str(), (unsigned long long)h.payload_bytes);
     if (j.contains("n")) std::printf("  samples       %llu\n", (unsigned long long)j["n"].get<std::uint64_t>());
-    if (h.kind == checkpoint::state_kind::cli_run) {
+    if (h.kind == run_state::kind) {
         std::printf("  command       %s\n  method        %s\n  classes       %llu\n  scale         %.17g\n  complete      %s\n",
                     j["command"].get<std::string>().c_str(), j["method"].get<std::string>().c_str(),
                     (unsigned long long)j["classes"].get<std::uint64_t>(), j["scale"].get<double>(),

@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "recalign/core/errors.hpp"
+
 namespace recalign::cli {
 
 std::uint64_t run_config::hash() const {

@@ -5,12 +5,14 @@
 // concatenates segments (and refuses overlapping rows of the same file).
 #pragma once
 
+#include <cereal/archives/portable_binary.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "recalign/core/hash.hpp"
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/io/source.hpp"
 
 namespace recalign::cli {
@@ -43,7 +45,10 @@ struct input_segment {
 
 class run_state {
 public:
-    static constexpr checkpoint::state_kind kind = checkpoint::state_kind::cli_run;
+    // The CLI's own kind, a value the library does not list (6: run checkpoints written
+    // before the library stopped listing it still load).
+    static constexpr checkpoint::state_kind kind{6};
+    static constexpr const char* kind_label = "cli_run";
 
     std::string command;     // the command that wrote it (informational)
     run_config config;
@@ -138,5 +143,10 @@ private:
 };
 
 run_state load_run_state(const std::string& path);
+
+// A checkpoint's kind as `info` and `merge` name it: the library's name, or the run state's.
+inline std::string checkpoint_kind_name(checkpoint::state_kind k) {
+    return k == run_state::kind ? run_state::kind_label : checkpoint::kind_name(k);
+}
 
 }  // namespace recalign::cli

@@ -15,13 +15,11 @@
 #include <string>
 #include <vector>
 
-#include <cereal/types/string.hpp>
-
 #include "recalign/core/batch.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/rng.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace recalign {
@@ -176,36 +174,11 @@ public:
 
     monte_carlo_estimate estimate() const;
 
+    // The checkpoint payload (recalign/core/serial.hpp), defined in lib/align/noise_serial.cpp.
     template <class Archive>
-    void save_payload(Archive& ar) const {
-        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.draws),
-           static_cast<std::uint64_t>(options_.replicates), options_.seed, options_.name, n_, batches_);
-        for (const matrix_t& m : bs_) checkpoint::save_tensor(ar, m);
-        for (const matrix_t& m : g_) checkpoint::save_tensor(ar, m);
-    }
-
+    void save_payload(Archive& ar) const;
     template <class Archive>
-    static monte_carlo_noise load_payload(Archive& ar, checkpoint::budget& b) {
-        std::uint64_t dim = 0, draws = 0, reps = 0, seed = 0, n = 0, batches = 0, name_len = 0;
-        checkpoint::load_scalar(ar, dim, b);
-        checkpoint::load_scalar(ar, draws, b);
-        checkpoint::load_scalar(ar, reps, b);
-        checkpoint::load_scalar(ar, seed, b);
-        // cereal writes a string as its 64-bit length then the bytes: check before reading.
-        checkpoint::load_scalar(ar, name_len, b);
-        b.take(name_len, "noise name");
-        std::string name(static_cast<std::size_t>(name_len), '\0');
-        ar(cereal::binary_data(&name[0], name.size()));
-        checkpoint::load_scalar(ar, n, b);
-        checkpoint::load_scalar(ar, batches, b);
-        monte_carlo_noise m(validated_options(dim, draws, reps, seed, std::move(name), b), {});
-        m.n_ = n;
-        m.batches_ = batches;
-        for (matrix_t& t : m.bs_) checkpoint::load_tensor(ar, t, b);
-        for (matrix_t& t : m.g_) checkpoint::load_tensor(ar, t, b);
-        m.check_shapes();
-        return m;
-    }
+    static monte_carlo_noise load_payload(Archive& ar, checkpoint::budget& b);
 
 private:
     static monte_carlo_options validated_options(std::uint64_t dim, std::uint64_t draws, std::uint64_t reps,

@@ -16,8 +16,8 @@
 
 #include "recalign/align/noise.hpp"
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace recalign {

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/stats/class_moments.hpp"
 #include "recalign/stats/moments.hpp"
 

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/stats/moments.hpp"
 
@@ -73,44 +73,11 @@ public:
     // The sketch B (rows() x D) of the *centered* scatter: BᵀB ≈ M.
     matrix_t sketch() const;
 
+    // The checkpoint payload (recalign/core/serial.hpp), defined in lib/sketch/frequent_directions_serial.cpp.
     template <class Archive>
-    void save_payload(Archive& ar) const {
-        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.ell),
-           static_cast<std::uint8_t>(options_.center), n_, shrinks_, trace_, delta_);
-        checkpoint::save_tensor(ar, mean_);
-        ar(static_cast<std::uint64_t>(rows_));
-        ar(cereal::binary_data(buffer_.data(), rows_ * options_.dim * sizeof(double)));
-    }
-
+    void save_payload(Archive& ar) const;
     template <class Archive>
-    static frequent_directions load_payload(Archive& ar, checkpoint::budget& b) {
-        std::uint64_t dim = 0, ell = 0, n = 0, shrinks = 0, rows = 0;
-        std::uint8_t center = 0;
-        double trace = 0.0, delta = 0.0;
-        checkpoint::load_scalar(ar, dim, b);
-        checkpoint::load_scalar(ar, ell, b);
-        checkpoint::load_scalar(ar, center, b);
-        checkpoint::load_scalar(ar, n, b);
-        checkpoint::load_scalar(ar, shrinks, b);
-        checkpoint::load_scalar(ar, trace, b);
-        checkpoint::load_scalar(ar, delta, b);
-        frequent_directions fd(validated_options(dim, ell, center, b));
-        fd.n_ = n;
-        fd.shrinks_ = shrinks;
-        fd.trace_ = trace;
-        fd.delta_ = delta;
-        checkpoint::load_tensor(ar, fd.mean_, b);
-        checkpoint::load_scalar(ar, rows, b);
-        // Only the rows in use are stored; the 2ℓ-row buffer is re-grown by the next update.
-        if (rows >= 2 * ell) throw std::length_error("sketch holds " + std::to_string(rows) + " rows, more than 2ℓ - 1");
-        if (rows != 0 && dim > (b.left / 8) / rows) throw std::length_error("sketch rows exceed the payload");
-        b.take(rows * dim * 8, "sketch rows");
-        fd.buffer_.resize(static_cast<std::size_t>(rows * dim));
-        ar(cereal::binary_data(fd.buffer_.data(), fd.buffer_.size() * sizeof(double)));
-        fd.rows_ = static_cast<std::size_t>(rows);
-        fd.check_loaded();
-        return fd;
-    }
+    static frequent_directions load_payload(Archive& ar, checkpoint::budget& b);
 
 private:
     static frequent_directions_options validated_options(std::uint64_t dim, std::uint64_t ell, std::uint8_t center,

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/stats/moments.hpp"
 
@@ -89,44 +89,11 @@ public:
     // C [Ω or Q | G] for the chosen centering (adds n μ (μᵀ [Ω|G]) when uncentered).
     matrix_t range() const;
 
+    // The checkpoint payload (recalign/core/serial.hpp), defined in lib/sketch/nystrom_sketch_serial.cpp.
     template <class Archive>
-    void save_payload(Archive& ar) const {
-        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.rank),
-           static_cast<std::uint64_t>(options_.oversampling), static_cast<std::uint64_t>(options_.probes),
-           options_.seed, static_cast<std::uint8_t>(options_.center),
-           static_cast<std::uint8_t>(options_.float32_kernels), pass_, n_, trace_);
-        checkpoint::save_tensor(ar, mean_);
-        checkpoint::save_tensor(ar, y_);
-        if (pass_ > 0) checkpoint::save_tensor(ar, q_);
-    }
-
+    void save_payload(Archive& ar) const;
     template <class Archive>
-    static nystrom_sketch load_payload(Archive& ar, checkpoint::budget& b) {
-        std::uint64_t dim = 0, rank = 0, over = 0, probes = 0, seed = 0, n = 0;
-        std::uint8_t center = 0, f32 = 0;
-        std::uint32_t pass = 0;
-        double trace = 0.0;
-        checkpoint::load_scalar(ar, dim, b);
-        checkpoint::load_scalar(ar, rank, b);
-        checkpoint::load_scalar(ar, over, b);
-        checkpoint::load_scalar(ar, probes, b);
-        checkpoint::load_scalar(ar, seed, b);
-        checkpoint::load_scalar(ar, center, b);
-        checkpoint::load_scalar(ar, f32, b);
-        checkpoint::load_scalar(ar, pass, b);
-        checkpoint::load_scalar(ar, n, b);
-        checkpoint::load_scalar(ar, trace, b);
-        nystrom_sketch s(validated_options(dim, rank, over, probes, seed, center, f32, pass, b));
-        s.pass_ = pass;
-        s.n_ = n;
-        s.trace_ = trace;
-        checkpoint::load_tensor(ar, s.mean_, b);
-        checkpoint::load_tensor(ar, s.y_, b);
-        if (pass > 0) checkpoint::load_tensor(ar, s.q_, b);
-        s.check_loaded();
-        if (pass > 0) s.build_test_matrix();
-        return s;
-    }
+    static nystrom_sketch load_payload(Archive& ar, checkpoint::budget& b);
 
 private:
     static nystrom_options validated_options(std::uint64_t dim, std::uint64_t rank, std::uint64_t over,

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace recalign {
@@ -65,7 +65,7 @@ public:
     // Sxy (D x C) and Syy (C x C) of the one-hot targets, as moment_accumulator::cross gives them.
     cross_moments cross(centering c) const;
 
-    // Checkpoint payload (io/checkpoint.hpp). Defined in lib/stats/class_moments_serial.cpp
+    // Checkpoint payload (recalign/core/serial.hpp). Defined in lib/stats/class_moments_serial.cpp
     // and instantiated there for the archives the framing uses.
     template <class Archive>
     void save_payload(Archive& ar) const;

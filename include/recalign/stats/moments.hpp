@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
-#include "recalign/io/checkpoint.hpp"
 
 namespace recalign {
 
@@ -102,30 +102,11 @@ public:
     // authoritative, for tests and serialization.
     const matrix_t& scatter_upper() const noexcept { return mzz_; }
 
+    // The checkpoint payload (recalign/core/serial.hpp), defined in lib/stats/moments_serial.cpp.
     template <class Archive>
-    void save_payload(Archive& ar) const {
-        ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint8_t>(options_.targets),
-           static_cast<std::uint64_t>(options_.classes), static_cast<std::uint8_t>(options_.float32_kernels), n_);
-        checkpoint::save_tensor(ar, mean_z_);
-        checkpoint::save_tensor(ar, mzz_);
-    }
-
+    void save_payload(Archive& ar) const;
     template <class Archive>
-    static moment_accumulator load_payload(Archive& ar, checkpoint::budget& b) {
-        std::uint64_t dim = 0, classes = 0, n = 0;
-        std::uint8_t mode = 0, f32 = 0;
-        checkpoint::load_scalar(ar, dim, b);
-        checkpoint::load_scalar(ar, mode, b);
-        checkpoint::load_scalar(ar, classes, b);
-        checkpoint::load_scalar(ar, f32, b);
-        checkpoint::load_scalar(ar, n, b);
-        moment_accumulator m(validated_options(dim, mode, classes, f32, b));
-        m.n_ = n;
-        checkpoint::load_tensor(ar, m.mean_z_, b);
-        checkpoint::load_tensor(ar, m.mzz_, b);
-        m.check_shapes();
-        return m;
-    }
+    static moment_accumulator load_payload(Archive& ar, checkpoint::budget& b);
 
 private:
     // Checks a loaded configuration and that the payload can hold its arrays, before the

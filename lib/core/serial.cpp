@@ -1,16 +1,12 @@
-#include "recalign/io/checkpoint.hpp"
+#include "recalign/core/serial.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <cereal/archives/portable_binary.hpp>
 
-#include <cctype>
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
-#include <system_error>
-#include <vector>
+#include <streambuf>
 
+#include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 
 namespace recalign::checkpoint {
@@ -30,19 +26,20 @@ T get(const unsigned char* p) {
 }
 }  // namespace
 
-const char* kind_name(state_kind k) {
+std::string kind_name(state_kind k) {
     switch (k) {
         case state_kind::moments: return "moment_accumulator";
         case state_kind::frequent_directions: return "frequent_directions";
         case state_kind::nystrom: return "nystrom_sketch";
         case state_kind::tracker: return "alignment_tracker";
         case state_kind::noise: return "noise_accumulator";
-        case state_kind::cli_run: return "cli_run";
         case state_kind::class_moments: return "class_moments";
         case state_kind::patch_blocks: return "patch_blocks";
         case state_kind::restricted_moments: return "restricted_moments";
     }
-    return "unknown";
+    // Another program's state (the CLI's run state) or a newer library's: the header
+    // stores any u32, so say which.
+    return "state of kind " + std::to_string(static_cast<std::uint32_t>(k));
 }
 
 void budget::take(std::uint64_t bytes, const char* what) {
@@ -103,11 +100,9 @@ header parse_header(const unsigned char* b, std::uint64_t got, const std::string
     return h;
 }
 
-void check_kind(const header& h, state_kind expected, const std::string& source) {
-    if (h.kind != expected) {
-        throw file_error(source, 16, std::string("checkpoint holds a ") + kind_name(h.kind) + ", expected a " +
-                                         kind_name(expected));
-    }
+void check_kind(const header& h, state_kind expected, const std::string& expected_name, const std::string& source) {
+    if (h.kind != expected)
+        throw file_error(source, 16, "checkpoint holds a " + kind_name(h.kind) + ", expected a " + expected_name);
 }
 
 void check_payload_crc(const header& h, const char* payload, const std::string& source) {
@@ -125,22 +120,17 @@ void write_framed(std::ostream& os, const header& h, const std::string& payload)
     if (!os) throw std::runtime_error("writing the checkpoint stream failed");
 }
 
-void seal_framed(std::string& bytes, header h) {
-    if (bytes.size() < header_bytes) throw std::logic_error("seal_framed: no room for the header");
-    auto* b = reinterpret_cast<unsigned char*>(&bytes[0]);
-    fill_header(b, h, bytes.data() + header_bytes, bytes.size() - header_bytes);
-}
-
 header read_header(std::istream& is, const std::string& source) {
     unsigned char b[header_bytes];
     is.read(reinterpret_cast<char*>(b), header_bytes);
     return parse_header(b, static_cast<std::uint64_t>(is.gcount()), source);
 }
 
-header check_framed(std::string_view bytes, state_kind expected, const std::string& source) {
+header check_framed(std::string_view bytes, state_kind expected, const std::string& expected_name,
+                    const std::string& source) {
     const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
     const header h = parse_header(b, std::min<std::uint64_t>(bytes.size(), header_bytes), source);
-    check_kind(h, expected, source);
+    check_kind(h, expected, expected_name, source);
     const std::uint64_t have = bytes.size() - header_bytes;
     if (have < h.payload_bytes) {
         throw file_error(source, bytes.size(),
@@ -155,10 +145,10 @@ header check_framed(std::string_view bytes, state_kind expected, const std::stri
     return h;
 }
 
-framed read_framed(std::istream& is, state_kind expected, const std::string& source) {
+framed read_framed(std::istream& is, state_kind expected, const std::string& expected_name, const std::string& source) {
     framed f;
     f.h = read_header(is, source);
-    check_kind(f.h, expected, source);
+    check_kind(f.h, expected, expected_name, source);
     // Read in bounded chunks: memory grows only with bytes that really arrive. When the
     // stream can tell how much it holds, reserve that much (never more than claimed) once,
     // instead of growing the buffer chunk by chunk.
@@ -189,94 +179,104 @@ framed read_framed(std::istream& is, state_kind expected, const std::string& sou
     return f;
 }
 
-void throw_payload_error(const std::string& source, const header& h, const std::string& what) {
-    (void)h;
+namespace {
+[[noreturn]] void throw_payload_error(const std::string& source, const std::string& what) {
     throw file_error(source, header_bytes, "invalid checkpoint payload: " + what);
 }
 
-namespace {
-[[noreturn]] void sys_fail(const std::string& what, const std::string& path) {
-    throw std::system_error(errno, std::generic_category(), what + " " + path);
-}
-std::string dir_of(const std::string& path) {
-    const auto slash = path.find_last_of('/');
-    if (slash == std::string::npos) return ".";
-    if (slash == 0) return "/";
-    return path.substr(0, slash);
-}
+// Counts what is written and keeps nothing: the exact payload size before serializing it.
+class counting_buf : public std::streambuf {
+public:
+    std::uint64_t count = 0;
+
+protected:
+    std::streamsize xsputn(const char*, std::streamsize n) override {
+        count += static_cast<std::uint64_t>(n);
+        return n;
+    }
+    int_type overflow(int_type c) override {
+        if (!traits_type::eq_int_type(c, traits_type::eof())) ++count;
+        return traits_type::not_eof(c);
+    }
+};
+// Appends to a string (whose capacity the caller reserved: no reallocation, no copy).
+class appending_buf : public std::streambuf {
+public:
+    explicit appending_buf(std::string& s) : s_(s) {}
+
+protected:
+    std::streamsize xsputn(const char* p, std::streamsize n) override {
+        s_.append(p, static_cast<std::size_t>(n));
+        return n;
+    }
+    int_type overflow(int_type c) override {
+        if (!traits_type::eq_int_type(c, traits_type::eof())) s_.push_back(traits_type::to_char_type(c));
+        return traits_type::not_eof(c);
+    }
+
+private:
+    std::string& s_;
+};
+// Reads bytes held elsewhere, without copying them.
+class view_buf : public std::streambuf {
+public:
+    view_buf(const char* p, std::size_t n) {
+        char* b = const_cast<char*>(p);  // get area only: never written through
+        setg(b, b, b + n);
+    }
+};
 }  // namespace
 
-std::size_t remove_stale_temporaries(const std::string& path) {
-    const std::string dir = dir_of(path);
-    const auto slash = path.find_last_of('/');
-    const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return 0;  // nothing to clean where nothing can be listed; writing will say why
-    std::vector<std::string> stale;
-    while (const dirent* e = ::readdir(d)) {
-        const std::string name = e->d_name;
-        // mkstemp's six characters: letters and digits
-        if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
-        bool ok = true;
-        for (std::size_t i = prefix.size(); i < name.size(); ++i)
-            ok = ok && std::isalnum(static_cast<unsigned char>(name[i]));
-        if (ok) stale.push_back(dir + "/" + name);
+namespace detail {
+
+// The payload is serialized twice: once into a counter, once into a string reserved to the
+// exact framed size. Growing a buffer instead cost more than the serialization itself
+// (reallocations, copies and fresh-page faults: 21 ms against 1 ms for a 5 MB state).
+std::string frame(const void* state, save_fn save, header h) {
+    counting_buf counter;
+    {
+        std::ostream os(&counter);
+        output_archive ar(os);
+        save(state, ar);
     }
-    ::closedir(d);
-    std::size_t removed = 0;
-    for (const std::string& f : stale)
-        if (::unlink(f.c_str()) == 0) ++removed;
-    return removed;
+    std::string bytes;
+    bytes.reserve(header_bytes + static_cast<std::size_t>(counter.count));
+    bytes.resize(header_bytes);
+    {
+        appending_buf app(bytes);
+        std::ostream os(&app);
+        output_archive ar(os);
+        save(state, ar);
+        if (!os) throw std::runtime_error("serializing the checkpoint payload failed");
+    }
+    if (bytes.size() != header_bytes + counter.count)
+        throw std::logic_error("checkpoint payload changed size between its two serializations");
+    fill_header(reinterpret_cast<unsigned char*>(&bytes[0]), h, bytes.data() + header_bytes,
+                bytes.size() - header_bytes);
+    return bytes;
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-    std::string tmp = path + ".tmp.XXXXXX";
-    std::vector<char> name(tmp.begin(), tmp.end());
-    name.push_back('\0');
-    const int fd = ::mkstemp(name.data());
-    if (fd < 0) sys_fail("cannot create a temporary file beside", path);
-    tmp.assign(name.data());
-    auto fail = [&](const char* what) {
-        const int saved = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        errno = saved;
-        sys_fail(what, tmp);
-    };
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            fail("cannot write");
-        }
-        done += static_cast<std::size_t>(w);
+void parse(const header& h, const char* payload, std::size_t size, const std::string& source, void* out,
+           load_fn load) {
+    view_buf view(payload, size);
+    std::istream in(&view);
+    try {
+        input_archive ar(in);
+        budget b{size};
+        b.take(1, "byte-order tag");
+        const state_facts got = load(out, ar, b);
+        if (got.dim != h.dim || got.aux != h.aux)
+            throw_payload_error(source, "payload dimensions disagree with the header");
+        if (got.config_hash != h.config_hash)
+            throw_payload_error(source, "payload configuration disagrees with the header's hash");
+        if (b.left != 0) throw_payload_error(source, std::to_string(b.left) + " unread bytes after the state");
+    } catch (const file_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw_payload_error(source, e.what());
     }
-    // A failed fsync is final for this checkpoint: the kernel may have dropped the dirty
-    // pages, so retrying would report success for data that is not on disk.
-    if (::fsync(fd) != 0) fail("fsync failed for");
-    if (::fchmod(fd, 0644) != 0) fail("cannot set permissions of");
-    if (::close(fd) != 0) {
-        const int saved = errno;
-        ::unlink(tmp.c_str());
-        errno = saved;
-        sys_fail("close failed for", tmp);
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        const int saved = errno;
-        ::unlink(tmp.c_str());
-        errno = saved;
-        sys_fail("cannot rename the temporary file onto", path);
-    }
-    const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) sys_fail("cannot open the directory of", path);
-    if (::fsync(dfd) != 0) {
-        const int saved = errno;
-        ::close(dfd);
-        errno = saved;
-        sys_fail("fsync of the directory failed for", path);
-    }
-    ::close(dfd);
 }
+
+}  // namespace detail
 
 }  // namespace recalign::checkpoint

@@ -1,0 +1,36 @@
+// Checkpoint files: a state framed by recalign/core/serial.hpp, written atomically (temp
+// file in the same directory, fsync, rename, fsync of the directory), so that a crash at
+// any moment leaves either the old or the new checkpoint.
+#pragma once
+
+#include <cstddef>
+#include <fstream>
+#include <string>
+
+#include "recalign/core/errors.hpp"
+#include "recalign/core/serial.hpp"
+
+namespace recalign::checkpoint {
+
+// Atomic write of a whole file. Any failure (open, write, fsync, rename) throws
+// std::system_error naming the path; the previous file at `path` is then untouched.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+// Removes the temporary files a killed write_file_atomic(path, ...) left beside `path`
+// (named path + ".tmp." + 6 characters; never read again) and returns how many. Call it
+// before the first write of a run, never while another process may be writing `path`.
+std::size_t remove_stale_temporaries(const std::string& path);
+
+// Atomic save, and load naming the file in every error.
+template <class T>
+void save_file(const std::string& path, const T& obj) {
+    write_file_atomic(path, to_bytes(obj));
+}
+
+template <class T>
+T load_file(const std::string& path) {
+    std::ifstream is(path, std::ios::binary);
+    if (!is) throw file_error(path, 0, "cannot open checkpoint for reading");
+    return load_state<T>(is, path);
+}
+
+}  // namespace recalign::checkpoint

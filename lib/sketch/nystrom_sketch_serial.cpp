@@ -1,0 +1,50 @@
+#include "recalign/sketch/nystrom_sketch.hpp"
+
+#include "../core/payload.hpp"
+
+namespace recalign {
+
+template <class Archive>
+void nystrom_sketch::save_payload(Archive& ar) const {
+    ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.rank),
+       static_cast<std::uint64_t>(options_.oversampling), static_cast<std::uint64_t>(options_.probes),
+       options_.seed, static_cast<std::uint8_t>(options_.center),
+       static_cast<std::uint8_t>(options_.float32_kernels), pass_, n_, trace_);
+    checkpoint::save_tensor(ar, mean_);
+    checkpoint::save_tensor(ar, y_);
+    if (pass_ > 0) checkpoint::save_tensor(ar, q_);
+}
+
+template <class Archive>
+nystrom_sketch nystrom_sketch::load_payload(Archive& ar, checkpoint::budget& b) {
+    std::uint64_t dim = 0, rank = 0, over = 0, probes = 0, seed = 0, n = 0;
+    std::uint8_t center = 0, f32 = 0;
+    std::uint32_t pass = 0;
+    double trace = 0.0;
+    checkpoint::load_scalar(ar, dim, b);
+    checkpoint::load_scalar(ar, rank, b);
+    checkpoint::load_scalar(ar, over, b);
+    checkpoint::load_scalar(ar, probes, b);
+    checkpoint::load_scalar(ar, seed, b);
+    checkpoint::load_scalar(ar, center, b);
+    checkpoint::load_scalar(ar, f32, b);
+    checkpoint::load_scalar(ar, pass, b);
+    checkpoint::load_scalar(ar, n, b);
+    checkpoint::load_scalar(ar, trace, b);
+    nystrom_sketch s(validated_options(dim, rank, over, probes, seed, center, f32, pass, b));
+    s.pass_ = pass;
+    s.n_ = n;
+    s.trace_ = trace;
+    checkpoint::load_tensor(ar, s.mean_, b);
+    checkpoint::load_tensor(ar, s.y_, b);
+    if (pass > 0) checkpoint::load_tensor(ar, s.q_, b);
+    s.check_loaded();
+    if (pass > 0) s.build_test_matrix();
+    return s;
+}
+
+// The archives the framing uses (recalign/core/serial.hpp), and no other.
+template void nystrom_sketch::save_payload(checkpoint::output_archive&) const;
+template nystrom_sketch nystrom_sketch::load_payload(checkpoint::input_archive&, checkpoint::budget&);
+
+}  // namespace recalign
