@@ -6,6 +6,7 @@
 # imports from outside the source tree and computes what NumPy computes; then
 # `pip install --no-build-isolation SOURCE` (the other documented command) installs too.
 # meson-python's build directory is BUILD_DIR/wheel-build, kept between runs (incremental).
+# Nothing is installed outside BUILD_DIR/install-venv.
 # Usage: python_wheel.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 build=$(realpath "$1")
@@ -15,8 +16,11 @@ unset LD_LIBRARY_PATH PYTHONPATH
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-/usr/bin/python3 -m venv --system-site-packages "$tmp/venv"
-pip=("$tmp/venv/bin/python" -m pip --disable-pip-version-check --no-input)
+# The venv stays at one path (BUILD_DIR/install-venv, emptied first): meson-python records
+# the interpreter in wheel-build and reconfigures incrementally only while it is the same.
+venv=$build/install-venv
+/usr/bin/python3 -m venv --clear --system-site-packages "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
 cfg=(--no-build-isolation --no-deps --no-index
      --config-settings=builddir="$build/wheel-build" --config-settings=compile-args=-j2)
 cd "$tmp"
@@ -38,7 +42,7 @@ PY
   || { cat "$tmp/install.log"; fail "pip install of the wheel failed"; }
 
 check() {  # imports from the venv (cwd: a temporary directory), computes, compares with NumPy
-  "$tmp/venv/bin/python" - "$tmp/venv" <<'PY'
+  "$venv/bin/python" - "$venv" <<'PY'
 import os, pickle, sys
 import numpy as np
 import recalign
