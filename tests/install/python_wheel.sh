@@ -23,6 +23,10 @@ venv=$build/install-venv
 pip=("$venv/bin/python" -m pip --disable-pip-version-check --no-input)
 cfg=(--no-build-isolation --no-deps --no-index
      --config-settings=builddir="$build/wheel-build" --config-settings=compile-args=-j2)
+# meson-python 0.12 passes --reconfigure whenever its native file (written into the source
+# tree) names the same interpreter as last time, which fails on a build directory that does
+# not exist yet (build/ wiped, a first run): without the file it runs a plain setup.
+if [ ! -e "$build/wheel-build/meson-private/coredata.dat" ]; then rm -f "$src/.mesonpy-native-file.ini"; fi
 cd "$tmp"
 
 "${pip[@]}" wheel "${cfg[@]}" -w "$tmp/wheels" "$src" >"$tmp/wheel.log" 2>&1 \
