@@ -42,6 +42,14 @@ for f in ('__init__.py', 'hooks.py', '_recalign.pyi', 'py.typed'):
 bad = has(r'librecalign|\.pc$|\.hpp$|/scripts/|mesonpy\.libs')
 assert not bad, bad
 PY
+# The library is inside the extension, with its symbols local (nothing to resolve elsewhere).
+mkdir "$tmp/unpacked" && (cd "$tmp/unpacked" && /usr/bin/python3 -m zipfile -e "$wheel" .)
+ext=$(ls "$tmp"/unpacked/recalign/_recalign*.so)
+dynamic=$(readelf -d "$ext"); exported=$(nm -D --defined-only "$ext"); all=$(nm -C "$ext")
+! grep -q 'NEEDED.*librecalign' <<<"$dynamic" || fail "the wheel's extension needs a librecalign.so"
+! grep -q 'recalign..moment_accumulator' <<<"$exported" || fail "the wheel's extension exports recalign's symbols"
+grep -q 'recalign::moment_accumulator::update' <<<"$all" || fail "librecalign is not linked into the extension"
+
 "${pip[@]}" install --no-deps --no-index "$wheel" >"$tmp/install.log" 2>&1 \
   || { cat "$tmp/install.log"; fail "pip install of the wheel failed"; }
 
