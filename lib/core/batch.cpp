@@ -38,6 +38,7 @@ void check_shape(const batch_view& b, std::size_t expected_cols, std::uint64_t f
                           " columns, expected " + std::to_string(expected_cols) + " (the accumulator's dimension)");
     }
     if (b.rows > 0 && b.data == nullptr) throw input_error("batch data pointer is null");
+    if (!std::isfinite(b.scale)) throw input_error("batch scale " + std::to_string(b.scale) + " is not finite");
 }
 
 [[noreturn]] void not_finite(std::uint64_t row, std::size_t col, double v) {
@@ -45,14 +46,17 @@ void check_shape(const batch_view& b, std::size_t expected_cols, std::uint64_t f
                       std::to_string(v) + " is not finite (NaN or Inf)");
 }
 
+// The scale is applied in double after the conversion (x_double * scale): what a reader
+// that scaled its rows itself used to hand over, bit for bit. A scaled integer can overflow
+// only for |scale| near the double range, so every value is checked when the scale is not 1.
 template <class In, class Out>
-void convert(const In* in, std::size_t n, std::size_t cols, Out* out, std::uint64_t first_row) {
+void convert(const In* in, std::size_t n, std::size_t cols, double scale, Out* out, std::uint64_t first_row) {
     for (std::size_t i = 0; i < n; ++i) {
-        const double v = static_cast<double>(in[i]);
-        if constexpr (!std::is_integral_v<In>) {
+        const double v = static_cast<double>(in[i]) * scale;
+        if (!std::is_integral_v<In> || scale != 1.0) {
             if (!std::isfinite(v)) not_finite(first_row + i / cols, i % cols, v);
         }
-        out[i] = static_cast<Out>(in[i]);
+        out[i] = static_cast<Out>(v);
     }
 }
 
@@ -61,21 +65,21 @@ void to_checked(const batch_view& b, std::size_t expected_cols, Out* out, std::u
     check_shape(b, expected_cols, first_row);
     const std::size_t n = checked_elements<double>({b.rows, b.cols}, "batch rows x columns");
     switch (b.type) {
-        case dtype::u8: convert(static_cast<const std::uint8_t*>(b.data), n, b.cols, out, first_row); break;
-        case dtype::f32: convert(static_cast<const float*>(b.data), n, b.cols, out, first_row); break;
-        case dtype::f64: convert(static_cast<const double*>(b.data), n, b.cols, out, first_row); break;
+        case dtype::u8: convert(static_cast<const std::uint8_t*>(b.data), n, b.cols, b.scale, out, first_row); break;
+        case dtype::f32: convert(static_cast<const float*>(b.data), n, b.cols, b.scale, out, first_row); break;
+        case dtype::f64: convert(static_cast<const double*>(b.data), n, b.cols, b.scale, out, first_row); break;
         default: throw input_error("batch has an unknown element type");
     }
 }
 
 template <class In, class Out>
-void shift_rows(const In* in, std::size_t rows, std::size_t cols, const double* shift, Out* out, std::size_t stride,
-                double* sums) {
+void shift_rows(const In* in, std::size_t rows, std::size_t cols, double scale, const double* shift, Out* out,
+                std::size_t stride, double* sums) {
     for (std::size_t r = 0; r < rows; ++r) {
         const In* row = in + r * cols;
         Out* o = out + r * stride;
         for (std::size_t c = 0; c < cols; ++c) {
-            const double v = static_cast<double>(row[c]) - shift[c];
+            const double v = static_cast<double>(row[c]) * scale - shift[c];
             o[c] = static_cast<Out>(v);
             sums[c] += v;
         }
@@ -83,9 +87,12 @@ void shift_rows(const In* in, std::size_t rows, std::size_t cols, const double* 
 }
 
 template <class In>
-void locate_non_finite(const In* in, std::size_t rows, std::size_t cols, const double* shift, std::uint64_t first_row) {
-    for (std::size_t i = 0; i < rows * cols; ++i)
-        if (!std::isfinite(static_cast<double>(in[i]))) not_finite(first_row + i / cols, i % cols, static_cast<double>(in[i]));
+void locate_non_finite(const In* in, std::size_t rows, std::size_t cols, double scale, const double* shift,
+                       std::uint64_t first_row) {
+    for (std::size_t i = 0; i < rows * cols; ++i) {
+        const double v = static_cast<double>(in[i]) * scale;
+        if (!std::isfinite(v)) not_finite(first_row + i / cols, i % cols, v);
+    }
     for (std::size_t c = 0; c < cols; ++c)
         if (!std::isfinite(shift[c])) throw input_error("column " + std::to_string(c) + ": shift is not finite");
     throw input_error("column sums overflow: values too large (magnitude near the double range)");
@@ -101,9 +108,9 @@ void shifted(const batch_view& b, std::size_t expected_cols, const double* shift
     const std::size_t cols = b.cols;
     std::vector<double> local(cols, 0.0);
     auto run = [&](const auto* in) {
-        shift_rows(in, b.rows, cols, shift, out, stride, local.data());
+        shift_rows(in, b.rows, cols, b.scale, shift, out, stride, local.data());
         for (std::size_t c = 0; c < cols; ++c)
-            if (!std::isfinite(local[c])) locate_non_finite(in, b.rows, cols, shift, first_row);
+            if (!std::isfinite(local[c])) locate_non_finite(in, b.rows, cols, b.scale, shift, first_row);
     };
     switch (b.type) {
         case dtype::u8: run(static_cast<const std::uint8_t*>(b.data)); break;

@@ -306,10 +306,11 @@ std::size_t npy_reader::read_labels(std::size_t max_rows, std::vector<std::int64
     const std::uint64_t left = rows() - position_;
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, max_rows));
     read_rows_raw(n, raw_);
-    std::vector<double> tmp(n);
-    detail::convert_to_double(raw_.data(), n, header_.kind, header_.item_size, header_.big_endian, tmp.data());
+    label_values_.resize(n);
+    detail::convert_to_double(raw_.data(), n, header_.kind, header_.item_size, header_.big_endian, label_values_.data());
     out.resize(n);
-    for (std::size_t i = 0; i < n; ++i) out[i] = tmp[i] >= 9.2e18 ? -1 : static_cast<std::int64_t>(tmp[i]);
+    for (std::size_t i = 0; i < n; ++i)
+        out[i] = label_values_[i] >= 9.2e18 ? -1 : static_cast<std::int64_t>(label_values_[i]);
     position_ += n;
     return n;
 }

@@ -10,7 +10,6 @@
 #include <stdexcept>
 
 #include "posix_file.hpp"
-#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "recalign/io/idx.hpp"
@@ -249,31 +248,12 @@ bool data_source::next(source_batch& out, std::size_t max_rows) {
     out.rows = 0;
     out.cols = cols_;
     out.first_row = options_.skip + position_;
+    out.scale = options_.scale;
     if (want == 0) return false;
-    row_block block;
-    const std::size_t got = images_->read(want, block);
+    // The readers resize out.block.bytes: no allocation once it has held a full batch.
+    const std::size_t got = images_->read(want, out.block);
     if (got != want) throw file_error(options_.images, 0, "fewer rows than the header announces");
     out.rows = got;
-    const std::size_t values = checked_elements<double>({got, cols_}, "batch rows x D");
-    out.x.resize(values);
-    const double s = options_.scale;
-    switch (block.type) {
-        case dtype::u8: {
-            const unsigned char* p = block.bytes.data();
-            for (std::size_t i = 0; i < values; ++i) out.x[i] = static_cast<double>(p[i]) * s;
-            break;
-        }
-        case dtype::f32: {
-            const auto* p = reinterpret_cast<const float*>(block.bytes.data());
-            for (std::size_t i = 0; i < values; ++i) out.x[i] = static_cast<double>(p[i]) * s;
-            break;
-        }
-        case dtype::f64: {
-            const auto* p = reinterpret_cast<const double*>(block.bytes.data());
-            for (std::size_t i = 0; i < values; ++i) out.x[i] = p[i] * s;
-            break;
-        }
-    }
     if (labels_) {
         if (labels_->read_labels(got, out.labels) != got)
             throw file_error(options_.labels, 0, "fewer labels than the header announces");

@@ -9,11 +9,13 @@
 #include <recalign/sketch/frequent_directions.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
 
 TEST_CASE("alignment curve from a truncated or sketched spectrum", "[align][curve]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(1000, true);
     moment_accumulator acc({f.dim, target_mode::class_ids, 10});
     acc.update(batch_view(f.x.data(), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));

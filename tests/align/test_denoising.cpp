@@ -7,6 +7,7 @@
 #include <recalign/align/denoising.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
@@ -25,6 +26,7 @@ const image_shape fashion14{14, 14, 1, image_layout::hwc};
 }  // namespace
 
 TEST_CASE("Gaussian noise: denoising subspace = PCA subspace for every K and sigma", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(1500, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     for (centering c : {centering::uncentered, centering::centered}) {
@@ -51,6 +53,7 @@ TEST_CASE("Gaussian noise: denoising subspace = PCA subspace for every K and sig
 }
 
 TEST_CASE("masking moves the subspace (label-free diagnostic > 0), dropout -> 0 does not", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(1500, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const matrix_t sxx = acc.sxx(centering::uncentered);
@@ -72,6 +75,7 @@ TEST_CASE("masking moves the subspace (label-free diagnostic > 0), dropout -> 0 
 }
 
 TEST_CASE("denoising curve = least-squares fit of Y on V*_K x, directly on the rows", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(800, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const noise_moments nm = closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.6,scheme=bernoulli"),
@@ -120,6 +124,7 @@ TEST_CASE("denoising curve = least-squares fit of Y on V*_K x, directly on the r
 
 TEST_CASE("HWC and CHW layouts give the same denoising alignment after the permutation", "[align][denoising]") {
     // Three channels built from Fashion-MNIST (the image, its square, its horizontal mirror).
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(600, true);
     const std::size_t h = 14, w = 14, c = 3, d = h * w * c;
     std::vector<double> hwc(f.n * d), chw(f.n * d);
@@ -156,6 +161,7 @@ TEST_CASE("HWC and CHW layouts give the same denoising alignment after the permu
 }
 
 TEST_CASE("denoising_alignment: mismatched inputs throw", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(100, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     noise_moments nm = closed_form_noise(parse_noise_spec("dropout:ratio=0.2"), acc.sxx(centering::uncentered), acc.n());
@@ -169,6 +175,7 @@ TEST_CASE("denoising_alignment: mismatched inputs throw", "[align][denoising]") 
 
 TEST_CASE("one finish serves every noise; statistics that lack what an analysis needs are refused",
           "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(300, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const noise_moments nm = closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.4,scheme=fixed"),
@@ -200,6 +207,7 @@ TEST_CASE("one finish serves every noise; statistics that lack what an analysis 
 }
 
 TEST_CASE("denoising alignment from Monte-Carlo expectations approaches the closed form", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(600, true);
     const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
     const noise_spec s = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed");

@@ -10,6 +10,7 @@
 #include <recalign/align/noise.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
@@ -179,6 +180,7 @@ matrix_t clean_sxx(const testing::fashion_subset& f) {
 }  // namespace
 
 TEST_CASE("Monte Carlo agrees with the closed forms within 4 standard errors", "[align][noise]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(600, true);
     const image_shape shape{14, 14, 1, image_layout::hwc};
     const matrix_t sxx = clean_sxx(f);
@@ -203,6 +205,7 @@ TEST_CASE("Monte Carlo agrees with the closed forms within 4 standard errors", "
 }
 
 TEST_CASE("Monte Carlo: error falls like 1/sqrt(S)", "[align][noise]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(300, true);
     const image_shape shape{14, 14, 1, image_layout::hwc};
     const noise_spec s = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed");
@@ -218,6 +221,7 @@ TEST_CASE("Monte Carlo: error falls like 1/sqrt(S)", "[align][noise]") {
 }
 
 TEST_CASE("Monte Carlo accumulator: merge of shards, save/load, resume, strong guarantee", "[align][noise]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(200, true);
     const image_shape shape{14, 14, 1, image_layout::hwc};
     const noise_spec s = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=bernoulli");

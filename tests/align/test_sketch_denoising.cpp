@@ -10,6 +10,7 @@
 #include <recalign/core/blas.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
@@ -51,6 +52,7 @@ double max_abs_diff(const vector_t& a, const vector_t& b, std::size_t k) {
 }  // namespace
 
 TEST_CASE("sketched denoising subspace with the complete spectrum equals the closed form", "[align][sketch_denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     for (const char* text : {"mask:patch=2x2,ratio=0.5,scheme=bernoulli", "mask:patch=2x2,ratio=0.75,scheme=fixed",
                              "dropout:ratio=0.3"}) {
         CAPTURE(text);
@@ -81,6 +83,7 @@ TEST_CASE("sketched denoising subspace with the complete spectrum equals the clo
 }
 
 TEST_CASE("sketched denoising subspace from a truncated spectrum: the method's own error", "[align][sketch_denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const prepared p = prepare(3000, 2);
     const statistics clean = finish(p.acc, centering::uncentered);
     for (const char* text : {"mask:patch=2x2,ratio=0.25", "mask:patch=2x2,ratio=0.75,scheme=fixed"}) {
@@ -102,6 +105,7 @@ TEST_CASE("sketched denoising subspace from a truncated spectrum: the method's o
 }
 
 TEST_CASE("sketched denoising: Gaussian keeps the sketch's subspace; mismatches refused", "[align][sketch_denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const prepared p = prepare(600, 2);
     const statistics clean = finish(p.acc, centering::uncentered);
     const spectrum sk = top(clean.spec, 40);

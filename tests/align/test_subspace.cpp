@@ -8,11 +8,13 @@
 #include <recalign/spectral/subspace.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
 
 TEST_CASE("subspace projector: k for a fraction, top + bottom = identity, orthogonality", "[align][subspace]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(800, true);
     moment_accumulator acc({f.dim});
     acc.update(batch_view(f.x.data(), f.n, f.dim));
@@ -65,6 +67,7 @@ TEST_CASE("subspace projector: k for a fraction, top + bottom = identity, orthog
 }
 
 TEST_CASE("subspace projector from a sketch: works up to what the sketch explains", "[align][subspace]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(800, true);
     frequent_directions fd({f.dim, 40, centering::centered});
     fd.update(batch_view(f.x.data(), f.n, f.dim));

@@ -9,6 +9,7 @@
 #include <recalign/align/tracker.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
@@ -40,6 +41,7 @@ double max_abs_diff(const vector_t& a, const vector_t& b) {
 }  // namespace
 
 TEST_CASE("tracker: merge of shards equals one stream", "[align][tracker]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(900, true);
     alignment_tracker one(options_for(f.dim)), a(options_for(f.dim)), b(options_for(f.dim)), c(options_for(f.dim));
     feed(one, f, 0, 900, 100);
@@ -73,6 +75,7 @@ TEST_CASE("tracker: merge of shards equals one stream", "[align][tracker]") {
 }
 
 TEST_CASE("tracker: checkpoint and resume are bit-identical; reports carry the change", "[align][tracker]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(600, true);
     alignment_tracker straight(options_for(f.dim)), first(options_for(f.dim));
     feed(straight, f, 0, 300, 100);
@@ -111,6 +114,7 @@ TEST_CASE("tracker: checkpoint and resume are bit-identical; reports carry the c
 }
 
 TEST_CASE("tracker: a bad batch leaves the state intact", "[align][tracker]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(200, true);
     alignment_tracker t(options_for(f.dim));
     feed(t, f, 0, 100, 50);

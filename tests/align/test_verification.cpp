@@ -10,6 +10,7 @@
 #include <recalign/stats/class_moments.hpp>
 
 #include "../unit/helpers.hpp"
+#include "../data_sets.hpp"
 #include "fashion.hpp"
 
 using namespace recalign;
@@ -64,6 +65,7 @@ vector_t full_alignment(const statistics& clean, const matrix_t& v) {
 }  // namespace
 
 TEST_CASE("basis_alignment of the exact eigenvectors is the exact curve", "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(1500);
     for (centering c : {centering::uncentered, centering::centered}) {
         const statistics clean = finish(d.acc, c);
@@ -84,6 +86,7 @@ TEST_CASE("basis_alignment of the exact eigenvectors is the exact curve", "[alig
 
 TEST_CASE("basis_alignment of a sketch's subspace: exact for that subspace, whatever its eigenvalues",
           "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(2000);
     const statistics clean = finish(d.acc, centering::uncentered);
     frequent_directions_options fo;
@@ -111,6 +114,7 @@ TEST_CASE("basis_alignment of a sketch's subspace: exact for that subspace, what
 }
 
 TEST_CASE("ritz_denoising on span V: exact restricted problem, exact numbers for the result", "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(2000);
     const statistics clean = finish(d.acc, centering::uncentered);
     const noise_spec mask = parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed");

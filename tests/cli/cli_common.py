@@ -1,6 +1,11 @@
 """Helpers of the end-to-end tests of the recalign CLI: run the tool, write IDX / .npy /
 raw files, and an independent NumPy computation of the quantities the tool reports
-(written from MATH.md, not from the library)."""
+(written from MATH.md, not from the library).
+
+The pytest modules (tests/cli/test_*.py) use the functions that raise AssertionError
+(`run_json`, `assert_close`, `assert_refused`, `run(..., check_rc=...)`); conftest.py sets
+RECALIGN. The scripts of tests/reliability still use the older FAILURES list (`init`,
+`check`, `fail`, `one_line_error`, `finish`)."""
 import gzip
 import json
 import os
@@ -12,34 +17,19 @@ import tempfile
 
 import numpy as np
 
-RECALIGN = None
-FAILURES = []
-TMP = None
+RECALIGN = None  # absolute path of the recalign binary
 
 
-def init():
-    global RECALIGN
-    if len(sys.argv) < 2:
-        sys.exit("usage: test.py path/to/recalign")
-    global TMP
-    RECALIGN = os.path.abspath(sys.argv[1])
-    TMP = tempfile.mkdtemp(prefix="recalign-cli-")
-    return TMP
-
-
-def run(args, env=None, check_rc=None, measure_rss=False):
-    """Runs recalign; returns (rc, stdout, stderr[, max_rss_kb])."""
+def run(args, env=None, check_rc=None):
+    """Runs recalign; returns (rc, stdout, stderr). With check_rc, asserts the exit status."""
     e = dict(os.environ)
     if env:
         e.update(env)
-    p = subprocess.Popen([RECALIGN] + [str(a) for a in args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=e)
-    out, err = p.communicate()
-    # wait4 is not available after communicate reaped the child; use the resource totals
-    if check_rc is not None and p.returncode != check_rc:
-        fail(f"recalign {' '.join(map(str, args))}: exit {p.returncode}, expected {check_rc}\n"
-             f"stderr: {err.decode(errors='replace')}")
-    return p.returncode, out.decode(), err.decode()
+    p = subprocess.run([RECALIGN] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+    out, err = p.stdout.decode(), p.stderr.decode(errors="replace")
+    assert check_rc is None or p.returncode == check_rc, \
+        f"recalign {' '.join(map(str, args))}: exit {p.returncode}, expected {check_rc}\nstderr: {err}"
+    return p.returncode, out, err
 
 
 def run_rss(args):
@@ -54,11 +44,58 @@ def run_rss(args):
 
 
 def run_json(args, env=None):
-    rc, out, err = run(list(args) + ["--json", "--quiet"], env=env)
-    if rc != 0:
-        fail(f"recalign {' '.join(map(str, args))}: exit {rc}: {err}")
-        return None
-    return json.loads(out)
+    """`recalign ARGS --json --quiet`, asserting exit 0; the parsed document."""
+    return json.loads(run(list(args) + ["--json", "--quiet"], env=env, check_rc=0)[1])
+
+
+def close_error(a, b, rtol, msg, atol=0.0):
+    """None when a and b agree elementwise to rtol * |b| + atol, else what differs."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        return f"{msg}: shapes {a.shape} vs {b.shape}"
+    err = np.max(np.abs(a - b) / (np.abs(b) * rtol + atol + 1e-300)) if a.size else 0.0
+    if not err <= 1.0:
+        return f"{msg}: relative difference too large (max |a-b| = {np.max(np.abs(a - b)):.3e})"
+    return None
+
+
+def assert_close(a, b, rtol, msg, atol=0.0):
+    problem = close_error(a, b, rtol, msg, atol)
+    assert problem is None, problem
+
+
+def one_line_problems(rc, err, expect_in, what):
+    """A user error: exit 2, exactly one line on stderr, mentioning expect_in. Returns the
+    list of what is not so (empty when all holds)."""
+    problems = []
+    if rc != 2:
+        problems.append(f"{what}: exit {rc}, expected 2 (stderr: {err!r})")
+    lines = [l for l in err.splitlines() if l.strip()]
+    if len(lines) != 1:
+        problems.append(f"{what}: expected one line on stderr, got {lines!r}")
+    problems += [f"{what}: stderr {err!r} does not mention {s!r}" for s in expect_in if s not in err]
+    return problems
+
+
+def assert_one_line_error(rc, err, expect_in, what):
+    problems = one_line_problems(rc, err, expect_in, what)
+    assert not problems, "\n".join(problems)
+
+
+# ---- the FAILURES list of the tests/reliability scripts ------------------------------
+
+FAILURES = []
+TMP = None
+
+
+def init():
+    global RECALIGN, TMP
+    if len(sys.argv) < 2:
+        sys.exit("usage: test.py path/to/recalign")
+    RECALIGN = os.path.abspath(sys.argv[1])
+    TMP = tempfile.mkdtemp(prefix="recalign-cli-")
+    return TMP
 
 
 def fail(msg):
@@ -72,14 +109,9 @@ def check(cond, msg):
     return cond
 
 
-def close(a, b, rtol, msg, atol=0.0):
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        return fail(f"{msg}: shapes {a.shape} vs {b.shape}")
-    err = np.max(np.abs(a - b) / (np.abs(b) * rtol + atol + 1e-300)) if a.size else 0.0
-    if not err <= 1.0:
-        fail(f"{msg}: relative difference too large (max |a-b| = {np.max(np.abs(a - b)):.3e})")
+def one_line_error(rc, err, expect_in, what):
+    for problem in one_line_problems(rc, err, expect_in, what):
+        fail(problem)
 
 
 def finish(name):
@@ -90,15 +122,6 @@ def finish(name):
     shutil.rmtree(TMP, ignore_errors=True)
     print(f"{name}: all checks passed")
     sys.exit(0)
-
-
-def one_line_error(rc, err, expect_in, what):
-    """A user error: exit 2, exactly one line on stderr, mentioning expect_in."""
-    check(rc == 2, f"{what}: exit {rc}, expected 2 (stderr: {err!r})")
-    lines = [l for l in err.splitlines() if l.strip()]
-    check(len(lines) == 1, f"{what}: expected one line on stderr, got {lines!r}")
-    for s in expect_in:
-        check(s in err, f"{what}: stderr {err!r} does not mention {s!r}")
 
 
 # ---- writers -----------------------------------------------------------------------
@@ -120,9 +143,29 @@ def write_idx(path, arr, gz=False):
 
 
 def write_npy(path, arr, version=(1, 0), fortran=False):
+    """Writes arr as a .npy file; returns the path."""
     arr = np.asfortranarray(arr) if fortran else np.ascontiguousarray(arr)
     with open(path, "wb") as f:
         np.lib.format.write_array(f, arr, version=version, allow_pickle=False)
+    return path
+
+
+def write_data(tmp, x, y, *options):
+    """x as tmp/x.npy and y (labels) as tmp/y.npy; the DATA options that read them, then `options`."""
+    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npy")
+    write_npy(xp, x)
+    write_npy(yp, y)
+    return ["--images", xp, "--labels", yp] + [str(o) for o in options]
+
+
+def npy_with_header(path, header, data=b"", version=1):
+    """A .npy file with the header text given verbatim (padded as NumPy pads it)."""
+    h = header.encode("latin1")
+    h = h + b" " * (64 - (10 + len(h) + 1) % 64) + b"\n"
+    pre = b"\x93NUMPY" + bytes([version, 0]) + (struct.pack("<H", len(h)) if version == 1 else struct.pack("<I", len(h)))
+    with open(path, "wb") as f:
+        f.write(pre + h + data)
+    return path
 
 
 # ---- oracle (MATH.md §1-2, computed directly on the data) -------------------------

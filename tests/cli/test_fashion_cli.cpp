@@ -3,7 +3,6 @@
 // several batch sizes on the CLI side... and the same batch boundaries on both sides.
 #include <catch2/catch.hpp>
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -13,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <recalign/recalign.hpp>
+
+#include "../data_sets.hpp"
 
 using namespace recalign;
 
@@ -28,19 +29,11 @@ std::string run(const std::string& cmd) {
     REQUIRE(rc == 0);
     return out;
 }
-
-bool exists(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-}
 }  // namespace
 
 TEST_CASE("align JSON on 3000 Fashion-MNIST images equals the library's numbers") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const io::fashion_mnist_files files = io::fashion_mnist();
-    if (!exists(files.train_images) || !exists(files.train_labels)) {
-        WARN("Fashion-MNIST not installed; skipped");
-        return;
-    }
     const std::size_t n = 3000, batch = 250;
     io::idx_reader images(files.train_images), labels(files.train_labels);
     const std::size_t d = images.cols();

@@ -228,11 +228,20 @@ TEST_CASE("data_source: range, batches, seek, scale, labels and fingerprints") {
     io::source_batch b;
     std::vector<std::size_t> sizes;
     std::vector<double> seen;
+    auto scaled_rows = [](const io::source_batch& batch) {  // what an accumulator reads
+        std::vector<double> x(batch.rows * batch.cols);
+        to_double_checked(batch.view(), batch.cols, x.data(), batch.first_row);
+        return x;
+    };
     while (s.next(b)) {
         sizes.push_back(b.rows);
         CHECK(b.labels.size() == b.rows);
         CHECK(b.labels[0] == static_cast<std::int64_t>(b.first_row % 6));
-        seen.insert(seen.end(), b.x.begin(), b.x.begin() + static_cast<std::ptrdiff_t>(b.rows * 4));
+        CHECK(b.type() == dtype::f64);
+        CHECK(reinterpret_cast<const double*>(b.block.bytes.data())[0] == static_cast<double>(b.first_row * 4));  // unscaled
+        CHECK(b.view().scale == 0.5);  // the scale travels with the view
+        const std::vector<double> x = scaled_rows(b);
+        seen.insert(seen.end(), x.begin(), x.end());
     }
     CHECK(sizes == std::vector<std::size_t>{7, 7, 6});
     REQUIRE(seen.size() == 80);
@@ -242,7 +251,7 @@ TEST_CASE("data_source: range, batches, seek, scale, labels and fingerprints") {
     REQUIRE(s.next(b));
     CHECK(b.first_row == 19);
     CHECK(b.rows == 6);
-    CHECK(b.x[0] == seen[14 * 4]);
+    CHECK(scaled_rows(b)[0] == seen[14 * 4]);
 
     const io::file_fingerprint f1 = io::fingerprint_file(xp);
     CHECK(f1.difference(io::fingerprint_file(xp)).empty());
@@ -257,4 +266,61 @@ TEST_CASE("data_source: range, batches, seek, scale, labels and fingerprints") {
     CHECK_THROWS_AS(io::data_source(o), std::invalid_argument);
     CHECK(io::detect_format(xp) == io::data_format::npy);
     CHECK_THROWS_AS(io::detect_format(temp_path("x.raw")), file_error);
+}
+
+TEST_CASE("data_source: u8 and f32 rows arrive in their own type, other types as f64, in reused buffers") {
+    std::vector<std::uint8_t> u8(40 * 3);
+    for (std::size_t i = 0; i < u8.size(); ++i) u8[i] = static_cast<std::uint8_t>(i * 7 % 256);
+    std::vector<float> f32(u8.begin(), u8.end());
+    std::vector<std::int16_t> i16(u8.begin(), u8.end());
+    std::string le_f4, be_f4;
+    for (float v : f32) le_f4 += encode(std::vector<float>{v}, false), be_f4 += encode(std::vector<float>{v}, true);
+    struct file_case {
+        std::string name, bytes;
+        io::data_format format;
+        dtype raw_type;
+        dtype delivered;
+    };
+    const std::string u8_bytes(u8.begin(), u8.end());
+    const std::vector<file_case> cases = {
+        {"own_u8.npy", npy_bytes("|u1", false, "(40, 3)", u8_bytes), io::data_format::npy, dtype::u8, dtype::u8},
+        {"own_f4.npy", npy_bytes("<f4", false, "(40, 3)", le_f4), io::data_format::npy, dtype::u8, dtype::f32},
+        {"own_u8.raw", u8_bytes, io::data_format::raw, dtype::u8, dtype::u8},
+        {"own_f4.raw", le_f4, io::data_format::raw, dtype::f32, dtype::f32},
+        {"be_f4.npy", npy_bytes(">f4", false, "(40, 3)", be_f4), io::data_format::npy, dtype::u8, dtype::f64},
+        {"le_i2.npy", npy_bytes("<i2", false, "(40, 3)", encode(i16, false)), io::data_format::npy, dtype::u8,
+         dtype::f64},
+    };
+    for (const file_case& c : cases) {
+        CAPTURE(c.name);
+        const std::string p = temp_path(c.name);
+        write_bytes(p, c.bytes);
+        io::source_options o;
+        o.images = p;
+        o.format = c.format;
+        o.raw_cols = c.format == io::data_format::raw ? 3 : 0;
+        o.raw_type = c.raw_type;
+        o.batch = 8;
+        o.scale = 1.0 / 255.0;
+        io::data_source s(o);
+        io::source_batch b;
+        REQUIRE(s.next(b));
+        const unsigned char* buffer = b.block.bytes.data();
+        const std::size_t capacity = b.block.bytes.capacity();
+        std::size_t batches = 1;
+        std::vector<double> x(8 * 3);
+        for (;;) {
+            CHECK(b.type() == c.delivered);
+            CHECK(b.view().type == c.delivered);
+            to_double_checked(b.view(), 3, x.data(), b.first_row);
+            for (std::size_t i = 0; i < b.rows * 3; ++i)
+                CHECK(x[i] == static_cast<double>(u8[b.first_row * 3 + i]) * (1.0 / 255.0));
+            if (!s.next(b)) break;
+            ++batches;
+            // Same-sized batches land in the same buffer: no allocation per batch.
+            CHECK(b.block.bytes.data() == buffer);
+            CHECK(b.block.bytes.capacity() == capacity);
+        }
+        CHECK(batches == 5);
+    }
 }

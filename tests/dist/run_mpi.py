@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from data_sets import fashion_mnist_or_skip
+
 FAILURES = []
 
 
@@ -69,6 +71,7 @@ def run(cmd, timeout=180, env=None):
 # ---- library ----------------------------------------------------------------------------
 
 def library(mpirun, exe):
+    fashion_mnist_or_skip("run_mpi library")  # most of test_mpi.cpp's cases reduce Fashion-MNIST states
     with tempfile.TemporaryDirectory() as tmp:
         for ranks in (1, 2, 3):
             dumps = []
@@ -202,6 +205,7 @@ def find_rank_pid(root_pid, rank):
 
 
 def cli(mpirun, exe):
+    fashion_mnist_or_skip("run_mpi cli")  # the runs below read the default data set
     env1 = mpi_env()
     base = ["--limit", "3000", "--batch", "250", "--json", "--quiet"]  # 12 batches: shards of 12/6/4
     # (name, argv, rank counts, rank counts run twice): align everywhere; the other commands

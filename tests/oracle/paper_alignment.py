@@ -15,18 +15,19 @@ rank of X (MATH.md §2). Usage: paper_alignment.py DUMP_ALIGNMENT_EXE N
 """
 import gzip
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 
+from data_sets import fashion_mnist_or_skip
+
 
 def fashion_mnist(n):
-    root = os.environ.get("RECALIGN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
-    with gzip.open(os.path.join(root, "train-images-idx3-ubyte.gz")) as f:
+    images_file, labels_file = fashion_mnist_or_skip("paper_alignment")
+    with gzip.open(images_file) as f:
         images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)[:n]
-    with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz")) as f:
+    with gzip.open(labels_file) as f:
         labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)[:n]
     return images.astype(np.float64) / 255.0, labels
 

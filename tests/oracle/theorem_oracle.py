@@ -27,12 +27,14 @@ import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402
 import scipy.optimize  # noqa: E402
 
+from data_sets import fashion_mnist_or_skip  # noqa: E402
+
 
 def fashion14(n):
-    root = os.environ.get("RECALIGN_FASHION_MNIST", "/usr/share/datasets/fashion-mnist")
-    with gzip.open(os.path.join(root, "train-images-idx3-ubyte.gz")) as f:
+    images_file, labels_file = fashion_mnist_or_skip(f"theorem_oracle {sys.argv[1]}")
+    with gzip.open(images_file) as f:
         images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)[:n]
-    with gzip.open(os.path.join(root, "train-labels-idx1-ubyte.gz")) as f:
+    with gzip.open(labels_file) as f:
         labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)[:n]
     x = images.astype(np.float64).reshape(n, 14, 2, 14, 2).sum(axis=(2, 4)) / (4.0 * 255.0)
     return x.reshape(n, 196), labels

@@ -20,14 +20,15 @@ import subprocess
 import sys
 
 import cli_common as c
+from data_sets import fashion_mnist_or_skip
 
 if len(sys.argv) < 3:
     sys.exit(__doc__)
 SHIM = os.path.abspath(sys.argv.pop(2))
+FASHION_IMAGES, FASHION_LABELS = fashion_mnist_or_skip("checkpoint_faults")
 tmp = c.init()
 N, BATCH, EVERY = 2000, 100, 400  # checkpoints at rows 400, 800, 1200, 1600, 2000, then the final one
-FASHION = "/usr/share/datasets/fashion-mnist"
-data = ["--images", f"{FASHION}/train-images-idx3-ubyte.gz", "--labels", f"{FASHION}/train-labels-idx1-ubyte.gz",
+data = ["--images", FASHION_IMAGES, "--labels", FASHION_LABELS,
         "--scale", "1/255", "--limit", str(N), "--batch", str(BATCH)]
 # One BLAS thread: fast on a busy machine, and the same bits in every run (kill_resume.py).
 env = dict(os.environ, OPENBLAS_NUM_THREADS="1")

@@ -22,14 +22,15 @@ import sys
 import time
 
 import cli_common as c
+from data_sets import fashion_mnist_or_skip
 
 SEED = int(os.environ.get("RECALIGN_KILL_SEED", "20261127"))
 MIN_KILLS = 20
 N, BATCH, EVERY = 4000, 20, 200  # 200 batches, 20 checkpoints of ~5 MB (D = 784)
-FASHION = "/usr/share/datasets/fashion-mnist"
 
+FASHION_IMAGES, FASHION_LABELS = fashion_mnist_or_skip("kill_resume")
 tmp = c.init()
-data = ["--images", f"{FASHION}/train-images-idx3-ubyte.gz", "--labels", f"{FASHION}/train-labels-idx1-ubyte.gz",
+data = ["--images", FASHION_IMAGES, "--labels", FASHION_LABELS,
         "--scale", "1/255", "--limit", str(N), "--batch", str(BATCH)]
 # One BLAS thread: on a busy 2-core machine OpenBLAS's spinning worker threads stretch a
 # 1.5 s run to 20 s. Bits depend on the thread count, so every run here uses the same one.

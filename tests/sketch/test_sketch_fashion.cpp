@@ -14,6 +14,7 @@
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
 
+#include "../data_sets.hpp"
 #include "sketch_helpers.hpp"
 
 using namespace recalign;
@@ -71,6 +72,7 @@ exact_reference reference(const moment_accumulator& m, centering c) {
 }  // namespace
 
 TEST_CASE("Fashion-MNIST: FD within its bound, Nyström 2-pass clearly better than 1-pass", "[sketch][fashion]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const fashion& f = images();
     const std::size_t d = f.d, k = 20;
     const moment_accumulator m = exact_moments();
@@ -124,6 +126,7 @@ TEST_CASE("Fashion-MNIST: FD within its bound, Nyström 2-pass clearly better th
 
 TEST_CASE("Fashion-MNIST: alignment_curve on sketch spectra matches the exact curve up to the sketch's rank",
           "[sketch][fashion]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const fashion& f = images();
     const std::size_t d = f.d, k = 15;
     const moment_accumulator m = exact_moments();

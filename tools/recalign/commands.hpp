@@ -20,6 +20,7 @@ struct data_args {
 // Accumulation, checkpoint and output options.
 struct run_args {
     std::string method = "exact";
+    std::string precision = "f64";  // --precision: f64 | f32-kernels
     std::size_t rank = 0, passes = 1;
     std::uint64_t seed = 0;
     std::string checkpoint, from;

@@ -16,7 +16,11 @@ bool method_available(const std::string& method) { return method == "exact" || m
 class_sums::class_sums(std::size_t dim, std::size_t classes)
     : dim_(dim), classes_(classes), count_(classes, 0), mean_(dim * classes, 0.0) {}
 
-void class_sums::update(const double* x, const std::int64_t* labels, std::size_t rows) {
+void class_sums::update(const batch_view& batch, const std::int64_t* labels, std::uint64_t first_row) {
+    const std::size_t rows = batch.rows;
+    x_.resize(checked_elements<double>({rows, dim_}, "batch rows x D"));
+    to_double_checked(batch, dim_, x_.data(), first_row);
+    const double* x = x_.data();
     sum_.assign(dim_ * classes_, 0.0);
     batch_count_.assign(classes_, 0);
     for (std::size_t r = 0; r < rows; ++r) {
@@ -101,6 +105,7 @@ engine::engine(const run_config& config) : config_(config) {
         o.dim = dim;
         o.targets = config.classes ? target_mode::class_ids : target_mode::none;
         o.classes = static_cast<std::size_t>(config.classes);
+        o.float32_kernels = config.float32_kernels;
         moments_.emplace(o);
         return;
     }
@@ -124,6 +129,7 @@ engine::engine(const run_config& config) : config_(config) {
         o.probes = std::min<std::size_t>(10, dim);
         o.seed = config.seed;
         o.center = c;
+        o.float32_kernels = config.float32_kernels;
         nystrom_.emplace(o);
     } else {
         throw std::invalid_argument("unknown --method " + config.method);
@@ -150,7 +156,7 @@ void engine::update(const io::source_batch& b, std::uint64_t pass) {
     }
     if (fd_) fd_->update(b.view(), b.first_row);
     if (nystrom_) nystrom_->update(b.view(), b.first_row);
-    if (classes_ && pass == 0) classes_->update(b.x.data(), b.labels.data(), b.rows);
+    if (classes_ && pass == 0) classes_->update(b.view(), b.labels.data(), b.first_row);
 }
 
 void engine::merge(const engine& other) {

@@ -31,8 +31,9 @@ bool method_available(const std::string& method);
 class class_sums {
 public:
     class_sums(std::size_t dim, std::size_t classes);
-    // Labels must already be range-checked (the sketch's update validates the rows).
-    void update(const double* x, const std::int64_t* labels, std::size_t rows);
+    // Labels must already be range-checked (the sketch's update validates the rows). The rows
+    // are read in their own type, times x.scale (to_double_checked).
+    void update(const batch_view& x, const std::int64_t* labels, std::uint64_t first_row);
     void merge(const class_sums& other);
     cross_moments cross(centering c) const;
     std::string save() const;
@@ -42,7 +43,7 @@ private:
     std::size_t dim_, classes_;
     std::vector<std::uint64_t> count_;
     std::vector<double> mean_;  // classes x dim
-    std::vector<double> sum_;   // scratch
+    std::vector<double> x_, sum_;  // scratch: the batch as scaled doubles, per-class sums
     std::vector<std::uint64_t> batch_count_;
 };
 

@@ -25,6 +25,9 @@ struct run_config {
     double scale = 1.0;
     std::uint64_t rank = 0, passes = 1, seed = 0;  // sketches only
     std::uint8_t center = 0;       // sketches only (centering), 0 for exact (both available)
+    // --precision f32-kernels: how a batch is computed, not what is accumulated (as in the
+    // library, states with and without it merge), so neither saved, hashed nor compared.
+    bool float32_kernels = false;
 
     std::uint64_t hash() const;
     // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares

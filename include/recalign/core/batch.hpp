@@ -16,12 +16,16 @@ enum class dtype : std::uint8_t { u8 = 1, f32 = 2, f64 = 3 };
 const char* dtype_name(dtype t);
 std::size_t dtype_size(dtype t);
 
-// A row-major (rows x cols) block of samples, contiguous.
+// A row-major (rows x cols) block of samples, contiguous. `scale` multiplies every value
+// (e.g. 1/255 for pixels stored as uint8): the conversion helpers below apply it, in double
+// after converting the stored value (x_double * scale), so a reader hands its rows over in
+// their own type and every accumulator sees the scaled values exactly once.
 struct batch_view {
     const void* data = nullptr;
     dtype type = dtype::f64;
     std::size_t rows = 0;
     std::size_t cols = 0;
+    double scale = 1.0;
 
     batch_view() = default;
     batch_view(const double* p, std::size_t r, std::size_t c) : data(p), type(dtype::f64), rows(r), cols(c) {}
@@ -65,8 +69,8 @@ private:
     }
 };
 
-// Converts a batch to a contiguous double buffer (rows x expected_cols), checking the
-// width and that every value is finite. Throws input_error naming the row (counted from
+// Converts a batch to a contiguous double buffer (rows x expected_cols), times its scale,
+// checking the width and that every (scaled) value is finite. Throws input_error naming the row (counted from
 // first_row, so a caller streaming a file can report the row in the file) and the column.
 // `out` must hold rows * expected_cols doubles; nothing else is touched.
 void to_double_checked(const batch_view& b, std::size_t expected_cols, double* out,
@@ -76,7 +80,7 @@ void to_double_checked(const batch_view& b, std::size_t expected_cols, double* o
 void to_float_checked(const batch_view& b, std::size_t expected_cols, float* out,
                       std::uint64_t first_row = 0);
 
-// One fused pass for the accumulators' hot path: out = row - shift (shift: one value per
+// One fused pass for the accumulators' hot path: out = row * scale - shift (shift: one value per
 // column, e.g. the running mean), column_sums += Σ_rows out; checks the width and that every
 // value is finite (a non-finite value makes its column sum non-finite, so the check costs
 // nothing until it fires; then the offending row and column are located and named).

@@ -63,6 +63,7 @@ private:
     npy_header header_;
     std::uint64_t position_ = 0;
     std::vector<unsigned char> raw_, gather_;
+    std::vector<double> label_values_;  // read_labels' conversion buffer, reused across calls
 };
 
 }  // namespace recalign::io

@@ -1,5 +1,5 @@
 // A data source: the images of one file (IDX plain/.gz, .npy, or raw binary) with optional
-// labels (IDX or .npy), delivered in minibatches of scaled doubles, over a row range
+// labels (IDX or .npy), delivered in minibatches in their own type, over a row range
 // [skip, skip + limit). It remembers how many rows of the range it has delivered
 // (position), can seek back to any position (so a resumed run sees the same batch
 // boundaries as an uninterrupted one) and fingerprints its files (so a resumed run can
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "recalign/core/batch.hpp"
+#include "recalign/io/idx.hpp"
 
 namespace recalign::io {
 
@@ -31,7 +32,7 @@ struct source_options {
     std::uint64_t raw_rows = 0;  // raw files: N (0 = as many whole rows as the file holds) ...
     std::uint64_t raw_cols = 0;  // ... and D (required for raw)
     dtype raw_type = dtype::u8;
-    double scale = 1.0;          // every value is multiplied by this
+    double scale = 1.0;          // every value is multiplied by this (by the accumulators: batch_view::scale)
     std::size_t batch = 1000;    // rows per minibatch
     std::uint64_t skip = 0;      // first row of the range
     std::uint64_t limit = 0;     // rows in the range (0 = to the end of the file)
@@ -53,13 +54,26 @@ struct file_fingerprint {
 };
 file_fingerprint fingerprint_file(const std::string& path);
 
+// One minibatch. The rows stay in the type the reader delivers: u8, f32 or f64 as stored
+// (native-endian .npy and raw; IDX u8 and f32); every other stored type (i8/i16/i32/i64,
+// u16/u32/u64, float16, bool, big-endian .npy) is converted once, by the reader, to f64:
+// exact for every integer below 2^53, where f32 would round above 2^24, and the same numbers
+// as before this batch kept its own type. The scale is not applied here: view() carries it
+// (batch_view::scale) to the accumulators. Keep one source_batch for a whole pass: next()
+// reuses its buffers, so a pass allocates nothing per batch once the first one is read.
 struct source_batch {
-    std::vector<double> x;               // rows x cols, row-major, scaled
+    row_block block;                     // rows x cols, row-major, in block.type
     std::vector<std::int64_t> labels;    // rows entries, or empty without labels
     std::size_t rows = 0;
     std::size_t cols = 0;
     std::uint64_t first_row = 0;         // index of the first row in the images file
-    batch_view view() const { return batch_view(x.data(), rows, cols); }
+    double scale = 1.0;                  // source_options::scale
+    dtype type() const noexcept { return block.type; }
+    batch_view view() const {
+        batch_view v = block.view();
+        v.scale = scale;
+        return v;
+    }
     target_view targets() const { return target_view::class_ids(labels.data(), labels.size()); }
 };
 

@@ -1,0 +1,44 @@
+"""The default data set (Fashion-MNIST, Debian package dataset-fashion-mnist): align on a
+small subset matches the NumPy oracle, spectrum reads no labels, the text output works.
+Every test needs the data set: without it this module skips (exit 77, conftest.py)."""
+import gzip
+
+import numpy as np
+import pytest
+
+import cli_common as c
+
+n = 1500
+
+
+@pytest.fixture(scope="module")
+def subset(fashion_mnist):
+    """The first n training images (pixels / 255) and labels, read with gzip and NumPy."""
+    ti, tl = fashion_mnist
+    with gzip.open(ti) as f:
+        f.read(16)
+        x = np.frombuffer(f.read(n * 784), dtype=np.uint8).reshape(n, 784) * (1.0 / 255.0)
+    with gzip.open(tl) as f:
+        f.read(8)
+        y = np.frombuffer(f.read(n), dtype=np.uint8).astype(np.int64)
+    return x, y
+
+
+def test_align_matches_the_oracle(subset):
+    x, y = subset
+    j = c.run_json(["align", "--limit", n])
+    lam, curve = c.alignment_oracle(x, y, 10)
+    assert j["n"] == n and j["d"] == 784 and j["classes"] == 10 and j["centered"] is False, "default data fields"
+    assert abs(j["scale"] - 1 / 255) < 1e-18, f"default scale {j['scale']}"
+    c.assert_close(j["eigenvalues"][:len(lam)], lam, 1e-8, "Fashion-MNIST eigenvalues", atol=1e-9 * lam[0])
+    c.assert_close(j["alignment"], curve, 1e-7, "Fashion-MNIST alignment curve", atol=1e-9)
+
+
+def test_spectrum_is_centered_without_labels(fashion_mnist):
+    s = c.run_json(["spectrum", "--limit", n])
+    assert s["centered"] is True and s["input"][0]["labels"] is None, "spectrum default: centered, no labels"
+
+
+def test_align_text_output(fashion_mnist):
+    rc, so, err = c.run(["align", "--limit", 500])
+    assert rc == 0 and "alignment" in so and "784" in so, f"align text output: {rc} {so}"

@@ -1,0 +1,241 @@
+"""User errors: truncated files, wrong magic, absurd dimensions, bad values and bad options
+exit with status 2 and one line on stderr naming the file and the byte offset or row, and
+without a large allocation (max RSS of the process is measured with wait4). Also --help on
+every command, and bounded memory on an input much larger than the batch."""
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import cli_common as c
+
+rng = np.random.default_rng(1)
+N, D = 200, 10
+X = rng.normal(size=(N, D))
+Y = rng.integers(0, 3, size=N)
+RSS_LIMIT_KB = 150 * 1024  # a rejected absurd header must not allocate: far below the claims
+
+
+@pytest.fixture(scope="module")
+def good(tmp):
+    return c.write_npy(os.path.join(tmp, "good.npy"), X)
+
+
+@pytest.fixture(scope="module")
+def labels(tmp):
+    return c.write_npy(os.path.join(tmp, "labels.npy"), Y.astype("<i8"))
+
+
+@pytest.fixture(scope="module")
+def idx_bytes(tmp):
+    xi = os.path.join(tmp, "x.idx")
+    c.write_idx(xi, (np.abs(X) * 10).astype(np.uint8))
+    return open(xi, "rb").read()
+
+
+def expect_error(args, expect_in, what, rss=True):
+    rc, out, err, kb = c.run_rss(args)
+    c.assert_one_line_error(rc, err, expect_in, what)
+    if rss:
+        assert kb < RSS_LIMIT_KB, f"{what}: max RSS {kb} KiB"
+
+
+def write(path, blob):
+    with open(path, "wb") as f:
+        f.write(blob)
+    return path
+
+
+# --- .npy: each case writes its file from the bytes of good.npy, then names the expected
+# parts of the one stderr line (the file itself is always named)
+NPY_CASES = {
+    "npy wrong magic": (lambda raw: b"\x93NUMPX" + raw[6:], ["--format", "npy"], ["byte offset 0", "magic"]),
+    "npy truncated data": (lambda raw: raw[:-37], [], ["byte offset", "truncated"]),
+    "npy truncated header": (lambda raw: raw[:40], [], ["byte offset", "truncated"]),
+    "npy 5 bytes": (lambda raw: raw[:5], ["--format", "npy"], ["byte offset"]),
+    "npy absurd header length": (lambda raw: b"\x93NUMPY\x02\x00" + struct.pack("<I", 0xFFFFFFF0) + b"{}", [],
+                                 ["byte offset 8", "header length"]),
+    "npy version 7": (lambda raw: b"\x93NUMPY\x07\x00" + raw[8:], [], ["byte offset 6", "version"]),
+}
+
+
+@pytest.mark.parametrize("what", list(NPY_CASES))
+def test_npy_bytes(tmp, good, what):
+    make, extra, parts = NPY_CASES[what]
+    p = write(os.path.join(tmp, what.replace(" ", "_") + ".npy"), make(open(good, "rb").read()))
+    expect_error(["spectrum", "--images", p] + extra, [p] + parts, what)
+
+
+NPY_HEADERS = {
+    "npy absurd shape (overflow)": ("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000, 1000000), }",
+                                    b"\0" * 800, ["byte offset"]),
+    "npy header claims 25 TB": ("{'descr': '<f8', 'fortran_order': False, 'shape': (4000000000, 784), }",
+                                b"\0" * 800, ["byte offset", "truncated"]),
+    "npy complex dtype": ("{'descr': '<c16', 'fortran_order': False, 'shape': (2, 2), }", b"\0" * 64, ["c16"]),
+    "npy structured dtype": ("{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (2,), }", b"\0" * 16,
+                             ["structured"]),
+    "npy malformed header": ("{'descr': '<f8', 'fortran_order': Maybe, 'shape': (2, 2), }", b"\0" * 32,
+                             ["byte offset", "fortran_order"]),
+}
+
+
+@pytest.mark.parametrize("what", list(NPY_HEADERS))
+def test_npy_header(tmp, what):
+    header, data, parts = NPY_HEADERS[what]
+    p = c.npy_with_header(os.path.join(tmp, what.split()[1] + ".npy"), header, data=data)
+    expect_error(["spectrum", "--images", p], [p] + parts, what)
+
+
+# --- IDX
+IDX_CASES = {
+    "IDX truncated": ("trunc.idx", lambda idx: idx[:-10], [], ["byte offset"]),
+    "IDX absurd dims": ("absurd.idx", lambda idx: struct.pack(">BBBBIII", 0, 0, 0x0E, 3, 0xFFFFFFFF, 0xFFFF, 0xFFFF)
+                        + b"\0" * 100, [], ["byte offset"]),
+    "IDX unknown type": ("type.idx", lambda idx: b"\0\0\x07\x02" + idx[4:], ["--format", "idx"], ["byte offset 2"]),
+    "IDX .gz truncated": ("trunc.idx.gz", lambda idx: gzip.compress(idx)[:-30], [], ["byte offset"]),
+    "IDX .gz announcing 5 GiB": ("absurd.idx.gz", lambda idx: gzip.compress(
+        struct.pack(">BBBBII", 0, 0, 0x08, 2, 5, 1 << 30) + b"\0" * 1000), [], ["byte offset", "gzip"]),
+}
+
+
+@pytest.mark.parametrize("what", list(IDX_CASES))
+def test_idx(tmp, idx_bytes, what):
+    name, make, extra, parts = IDX_CASES[what]
+    p = write(os.path.join(tmp, name), make(idx_bytes))
+    expect_error(["spectrum", "--images", p] + extra, [p] + parts, what)
+
+
+def test_too_wide_for_the_exact_route(tmp):
+    p = c.npy_with_header(os.path.join(tmp, "wide.npy"),
+                          "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 200000), }", data=b"\1" * 200000)
+    expect_error(["spectrum", "--images", p], ["--method exact", "GiB", "--method fd"], "D too large for the exact route")
+
+
+def test_unknown_format(tmp):
+    p = write(os.path.join(tmp, "unknown.bin"), b"hello world, not a data file")
+    expect_error(["spectrum", "--images", p], [p, "byte offset 0", "--format raw"], "unknown format")
+
+
+# --- raw
+@pytest.mark.parametrize("shape,parts,what", [
+    ("201,10", ["bytes"], "raw too short"),
+    ("0,7", ["whole number of rows"], "raw width not dividing"),
+    ("4611686018427387904,1000", [], "raw absurd rows"),
+], ids=["short", "width", "absurd"])
+def test_raw(tmp, shape, parts, what):
+    p = os.path.join(tmp, "x.raw")
+    X.astype("<f8").tofile(p)
+    expect_error(["spectrum", "--images", p, "--raw-shape", shape, "--raw-dtype", "f8"], [p] + parts, what)
+
+
+# --- values and labels: the row is named
+def test_nan_row(tmp):
+    bad = X.copy()
+    bad[137, 4] = np.nan
+    p = os.path.join(tmp, "nan.npy")
+    c.write_npy(p, bad)
+    expect_error(["spectrum", "--images", p, "--batch", "50"], [p, "row 137"], "NaN in row 137")
+
+
+def test_label_out_of_range(good, labels):
+    expect_error(["align", "--images", good, "--labels", labels, "--classes", "2"], ["row", labels], "label out of range")
+
+
+LABEL_FILES = {
+    "negative label": ("neg.npy", lambda: np.where(np.arange(N) == 42, -1, Y).astype("<i4"), ["row 42"]),
+    "label count mismatch": ("short_labels.npy", lambda: Y[:150].astype("<i4"), ["150", "200"]),
+    "float labels": ("float_labels.npy", lambda: Y.astype("<f4"), ["integer"]),
+}
+
+
+@pytest.mark.parametrize("what", list(LABEL_FILES))
+def test_bad_labels(tmp, good, what):
+    name, make, parts = LABEL_FILES[what]
+    p = os.path.join(tmp, name)
+    c.write_npy(p, make())
+    expect_error(["align", "--images", good, "--labels", p], [p] + parts, what)
+
+
+# --- options
+OPTION_CASES = {
+    "skip beyond the end": (["spectrum", "--skip", "500"], ["--skip"]),
+    "limit beyond the end": (["spectrum", "--limit", "500"], ["--limit"]),
+    "batch 0": (["spectrum", "--batch", "0"], ["--batch"]),
+    "unknown option": (["spectrum", "--bogus"], ["--bogus"]),
+    "bad measure": (["align", "--measure", "best"], ["--measure"]),
+    "align without labels": (["align"], ["labels"]),
+    "bad scale": (["spectrum", "--scale", "abc"], ["--scale"]),
+    "bad raw shape": (["spectrum", "--raw-shape", "1,x"], ["--raw-shape"]),
+    "unwritable --out": (["spectrum", "--out", "/proc/forbidden/dir"], ["/proc/forbidden"]),
+}
+
+
+@pytest.mark.parametrize("what", list(OPTION_CASES))
+def test_bad_option(good, what):
+    args, parts = OPTION_CASES[what]
+    expect_error(args[:1] + ["--images", good] + args[1:], parts, what)
+
+
+def test_missing_file(tmp):
+    expect_error(["spectrum", "--images", os.path.join(tmp, "missing.npy")], ["missing.npy", "cannot open"],
+                 "missing file")
+
+
+def test_project_shape_mismatch(tmp, good):
+    expect_error(["project", "--images", good, "--image-shape", "3,3,1", "--out", os.path.join(tmp, "p.png")],
+                 ["--image-shape", "10"], "project shape mismatch")
+
+
+def test_info_on_a_non_checkpoint(good):
+    expect_error(["info", good], [good, "magic"], "info on a non-checkpoint")
+
+
+def test_no_command():
+    rc, out, err = c.run([])
+    assert rc == 2 and err.strip(), f"no command: exit {rc}"
+
+
+# --- corrupt checkpoints
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tmp, good):
+    ck = os.path.join(tmp, "run.ckpt")
+    c.run(["spectrum", "--images", good, "--checkpoint", ck, "--quiet"], check_rc=0)
+    return open(ck, "rb").read()
+
+
+@pytest.mark.parametrize("command", [["info"], ["spectrum", "--from"]], ids=["info", "from"])
+def test_truncated_checkpoint(tmp, checkpoint_bytes, command):
+    p = write(os.path.join(tmp, "trunc.ckpt"), checkpoint_bytes[:len(checkpoint_bytes) // 2])
+    expect_error(command + [p], [p, "truncated"], f"truncated checkpoint via {command}")
+
+
+def test_flipped_checkpoint_byte(tmp, checkpoint_bytes):
+    blob = checkpoint_bytes
+    p = write(os.path.join(tmp, "flip.ckpt"), blob[:200] + bytes([blob[200] ^ 0x40]) + blob[201:])
+    expect_error(["spectrum", "--from", p], [p, "checksum"], "flipped byte in checkpoint")
+
+
+# --- --help everywhere
+@pytest.mark.parametrize("cmd", [[], ["align"], ["spectrum"], ["project"], ["merge"], ["info"]],
+                         ids=["top", "align", "spectrum", "project", "merge", "info"])
+def test_help(cmd):
+    rc, out, err = c.run(cmd + ["--help"])
+    assert rc == 0 and "--help" in out and ("Usage" in out or "usage" in out.lower()), f"{cmd} --help: exit {rc}"
+
+
+# --- bounded memory on an input far larger than a batch: 256 MiB of float32 or of uint8
+# (sparse files); the rows reach the accumulator in their own type, scaled there
+@pytest.mark.parametrize("descr,cols", [("<f4", 64), ("|u1", 256)], ids=["f4", "u1"])
+def test_bounded_memory_on_a_large_file(tmp, descr, cols):
+    big = os.path.join(tmp, f"big_{descr[1:]}.npy")
+    rows = 1 << 20
+    with open(big, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": (rows, cols)})
+        f.truncate(f.tell() + rows * cols * np.dtype(descr).itemsize)
+    rc, out, err, kb = c.run_rss(["spectrum", "--images", big, "--batch", "4096", "--scale", "1/255", "--json",
+                                  "--quiet"])
+    assert rc == 0, f"big file: exit {rc} {err}"
+    assert kb < 64 * 1024, f"big file (256 MiB of {descr}): max RSS {kb} KiB, expected < 64 MiB"
+    print(f"256 MiB input of {descr}: max RSS {kb / 1024:.1f} MiB")

@@ -1,0 +1,124 @@
+"""--method fd / nystrom end to end: a sketch whose size covers the whole dimension is exact,
+so align (both centerings; label statistics from per-class means) and spectrum must equal
+the exact route; a small sketch respects its guarantees (FD: 0 <= λ - λ_fd <= Δ); Nyström's
+extra passes and the checkpoint: SIGKILL in the second pass then --resume is byte-identical;
+merge of sketch checkpoints of two halves matches one pass; exact-only analyses refuse."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import cli_common as c
+
+rng = np.random.default_rng(8)
+N, D, C = 6000, 24, 5
+Y = rng.integers(0, C, size=N)
+scales = 1.0 / (1 + np.arange(D)) ** 1.5
+X = rng.normal(size=(N, D)) * scales * 4 + rng.random(size=D)
+X[np.arange(N), Y] += 0.5
+
+
+@pytest.fixture(scope="module")
+def data(tmp):
+    return c.write_data(tmp, X, Y.astype("<i4"), "--batch", "250")
+
+
+@pytest.mark.parametrize("method,rank", [("fd", D // 2), ("nystrom", D)], ids=["fd", "nystrom"])
+@pytest.mark.parametrize("centered", [False, True], ids=["uncentered", "centered"])
+def test_full_size_sketch_is_exact(data, centered, method, rank):
+    flag = ["--center"] if centered else []
+    exact = c.run_json(["align"] + data + flag)
+    j = c.run_json(["align"] + data + flag + ["--method", method, "--rank", rank, "--seed", 4])
+    what = f"align {method} full-size ({'centered' if centered else 'uncentered'})"
+    assert j["method"] == method, f"{what}: method field {j['method']}"
+    m = min(len(j["alignment"]), len(exact["alignment"]))
+    assert m >= D // 2, f"{what}: curve of {m} points"
+    c.assert_close(j["eigenvalues"][:m], exact["eigenvalues"][:m], 1e-7, f"{what}: eigenvalues",
+                   atol=1e-9 * exact["eigenvalues"][0])
+    c.assert_close(j["alignment"][:m], exact["alignment"][:m], 1e-6, f"{what}: alignment", atol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def exact_spectrum(data):
+    return c.run_json(["spectrum"] + data)
+
+
+def test_small_fd_within_its_bound(data, exact_spectrum):
+    """A small FD sketch: every returned eigenvalue within [λ - Δ, λ]."""
+    ex = exact_spectrum
+    fd = c.run_json(["spectrum"] + data + ["--method", "fd", "--rank", 4])
+    delta = fd["error_bound"]
+    assert delta is not None and delta >= 0, "FD reports its bound"
+    for i, v in enumerate(fd["eigenvalues"]):
+        assert -1e-9 * ex["eigenvalues"][0] <= ex["eigenvalues"][i] - v <= delta * (1 + 1e-9) + 1e-9, \
+            f"FD eigenvalue {i}: exact {ex['eigenvalues'][i]} sketch {v} bound {delta}"
+
+
+def test_nystrom_passes_improve(data, exact_spectrum):
+    ex = exact_spectrum
+    ny1 = c.run_json(["spectrum"] + data + ["--method", "nystrom", "--rank", 4, "--seed", 1])
+    ny3 = c.run_json(["spectrum"] + data + ["--method", "nystrom", "--rank", 4, "--seed", 1, "--passes", 3])
+    e1 = abs(sum(ex["eigenvalues"][:4]) - sum(ny1["eigenvalues"]))
+    e3 = abs(sum(ex["eigenvalues"][:4]) - sum(ny3["eigenvalues"]))
+    assert e3 <= e1 + 1e-9 * ex["eigenvalues"][0], f"3 passes ({e3}) not better than 1 ({e1})"
+    c.assert_close(ny3["eigenvalues"], ex["eigenvalues"][:4], 1e-3, "Nyström 3 passes vs exact")
+
+
+def test_nystrom_sigkill_in_the_second_pass_then_resume(tmp, data):
+    args = ["align"] + data + ["--method", "nystrom", "--rank", 6, "--passes", 2, "--seed", 9, "--json", "--quiet"]
+    rc, reference, err = c.run(args)
+    assert rc == 0, f"nystrom 2 passes: {err}"
+    ck = os.path.join(tmp, "ny.ckpt")
+    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, RECALIGN_TEST_BATCH_DELAY_MS="5"))
+    try:
+        deadline, killed_in = time.time() + 30, None
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(ck):
+                rc2, out, _ = c.run(["info", ck, "--json"])
+                if rc2 == 0:
+                    seg = json.loads(out)["segments"][0]
+                    if seg["pass"] == 1 and seg["rows_done"] >= 1000:
+                        p.send_signal(signal.SIGKILL)
+                        killed_in = seg
+                        break
+            time.sleep(0.01)
+    finally:
+        if p.poll() is None and killed_in is None:
+            p.kill()
+        p.communicate()
+    assert killed_in is not None, "never saw a checkpoint in the second pass"
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    assert rc == 0 and out == reference, f"nystrom resume in pass 2: exit {rc}, identical={out == reference} {err}"
+
+
+@pytest.mark.parametrize("method", ["fd", "nystrom"])
+def test_merge_of_halves(tmp, data, method):
+    """Merge of sketch checkpoints over two halves matches one pass."""
+    a, b, m = (os.path.join(tmp, f"{method}_{n}.ckpt") for n in "abm")
+    common = ["--method", method, "--rank", 6, "--seed", 2, "--quiet"]
+    c.run(["align"] + data + common + ["--limit", N // 2, "--checkpoint", a], check_rc=0)
+    c.run(["align"] + data + common + ["--skip", N // 2, "--checkpoint", b], check_rc=0)
+    c.run(["merge", a, b, "-o", m], check_rc=0)
+    merged = c.run_json(["align", "--from", m])
+    whole = c.run_json(["align"] + data + common)
+    assert merged["n"] == N, f"{method} merge n"
+    c.assert_close(merged["eigenvalues"], whole["eigenvalues"], 1e-2 if method == "fd" else 1e-8,
+                   f"{method}: merged halves vs one pass, eigenvalues")
+    c.assert_close(merged["alignment"][:3], whole["alignment"][:3], 1e-2 if method == "fd" else 1e-7,
+                   f"{method}: merged halves vs one pass, alignment")
+
+
+@pytest.mark.parametrize("extra,mentions,what", [
+    (["tradeoff", "--method", "fd", "--rank", 4, "--lambda", 1, "--k", 2], ["--method exact"], "tradeoff with a sketch"),
+    (["align", "--method", "fd"], ["--rank"], "fd without --rank"),
+    (["align", "--rank", 3], ["--rank"], "--rank with exact"),
+], ids=["tradeoff", "fd-without-rank", "rank-with-exact"])
+def test_refusals(data, extra, mentions, what):
+    rc, out, err = c.run(extra[:1] + data + extra[1:])
+    c.assert_one_line_error(rc, err, mentions, what)
