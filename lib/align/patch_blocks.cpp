@@ -55,14 +55,8 @@ void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
     blas::to_blas_int(rows, "batch rows");
     // Validation and conversion into scratch first (strong guarantee), shifted by the running
     // mean (or the batch's first row): the same exact scheme as moment_accumulator::update.
-    std::vector<double> shift(d, 0.0), sum(d, 0.0);
-    if (n_ > 0) {
-        std::copy(mean_.begin(), mean_.end(), shift.begin());
-    } else if (rows > 0 && x.cols == d) {
-        batch_view first = x;
-        first.rows = 1;
-        to_double_checked(first, d, shift.data(), first_row);
-    }
+    const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
+    std::vector<double> sum(d, 0.0);
     shifted_.resize(checked_elements<double>({rows, d}, "patch_blocks: batch rows x D"));
     to_shifted_checked(x, d, shift.data(), shifted_.data(), d, sum.data(), first_row);
     if (rows == 0) return;

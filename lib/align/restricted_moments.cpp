@@ -62,14 +62,8 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     blas::to_blas_int(rows, "batch rows");
     // Validation and conversion into scratch (strong guarantee): x − shift with the running
     // mean as the shift (or the batch's first row), as moment_accumulator::update does.
-    std::vector<double> shift(d, 0.0), sum(d, 0.0);
-    if (n_ > 0) {
-        std::copy(mean_.begin(), mean_.end(), shift.begin());
-    } else if (rows > 0 && x.cols == d) {
-        batch_view first = x;
-        first.rows = 1;
-        to_double_checked(first, d, shift.data(), first_row);
-    }
+    const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
+    std::vector<double> sum(d, 0.0);
     xs_.resize(checked_elements<double>({rows, d}, "restricted_moments: batch rows x D"));
     to_shifted_checked(x, d, shift.data(), xs_.data(), d, sum.data(), first_row);
     if (rows == 0) return;

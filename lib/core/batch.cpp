@@ -201,4 +201,17 @@ void class_indices_checked(const target_view& t, std::size_t rows, std::size_t c
     each_class_id(t, rows, classes, first_row, [&](std::size_t r, std::size_t id) { out[r] = id; });
 }
 
+std::vector<double> scatter_shift(const batch_view& b, std::size_t expected_cols, std::size_t width,
+                                  const double* running_mean, bool seen, std::uint64_t first_row) {
+    std::vector<double> shift(width, 0.0);
+    if (seen) {
+        std::copy(running_mean, running_mean + width, shift.begin());
+    } else if (b.rows > 0 && b.cols == expected_cols) {
+        batch_view first = b;
+        first.rows = 1;
+        to_double_checked(first, expected_cols, shift.data(), first_row);
+    }
+    return shift;
+}
+
 }  // namespace recalign

@@ -89,15 +89,9 @@ void moment_accumulator::update(const batch_view& x, const target_view& y, std::
     // or for the first batch its own first row. The scatter about a shift near the mean,
     // corrected below by a rank-one term, is exact to rounding (no raw-moment cancellation),
     // and it costs one fused pass (convert + shift + finiteness + column sums).
-    std::vector<double> shift(p), sum(p, 0.0);
-    if (n_ > 0) {
-        std::copy(mean_z_.begin(), mean_z_.end(), shift.begin());
-    } else if (rows > 0 && x.cols == d) {
-        batch_view first = x;
-        first.rows = 1;
-        to_double_checked(first, d, shift.data(), first_row);
+    std::vector<double> shift = scatter_shift(x, d, p, mean_z_.data(), n_ > 0, first_row), sum(p, 0.0);
+    if (n_ == 0 && rows > 0 && x.cols == d)
         std::copy(yb_.begin(), yb_.begin() + static_cast<std::ptrdiff_t>(c), shift.begin() + static_cast<std::ptrdiff_t>(d));
-    }
     auto lay_out = [&](auto* z) {
         to_shifted_checked(x, d, shift.data(), z, p, sum.data(), first_row);
         for (std::size_t r = 0; r < rows; ++r)

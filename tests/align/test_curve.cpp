@@ -8,9 +8,9 @@
 #include <recalign/spectral/statistics.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 #include "../data_sets.hpp"
-#include "fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

@@ -6,9 +6,9 @@
 
 #include <recalign/align/denoising.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 #include "../data_sets.hpp"
-#include "fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

@@ -9,9 +9,9 @@
 
 #include <recalign/align/noise.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 #include "../data_sets.hpp"
-#include "fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

@@ -6,7 +6,7 @@
 #include <recalign/align/patch_blocks.hpp>
 #include <recalign/core/errors.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

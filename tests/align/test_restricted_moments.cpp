@@ -7,7 +7,7 @@
 #include <recalign/core/blas.hpp>
 #include <recalign/core/errors.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

@@ -9,9 +9,9 @@
 #include <recalign/align/sketch_denoising.hpp>
 #include <recalign/core/blas.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 #include "../data_sets.hpp"
-#include "fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

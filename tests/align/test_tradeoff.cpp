@@ -8,7 +8,7 @@
 #include <recalign/core/blas.hpp>
 #include <recalign/spectral/eigen.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

@@ -54,9 +54,8 @@ class slow_run:
 
     def __init__(self, data, ck):
         self.p = subprocess.Popen([c.RECALIGN, "align"] + data + ["--checkpoint", ck, "--checkpoint-every", "500",
-                                                                  "--json", "--quiet"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=dict(os.environ, RECALIGN_TEST_BATCH_DELAY_MS="4"))
+                                                                  "--json", "--quiet", "--test-batch-delay-ms", "4"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def __enter__(self):
         return self.p

@@ -165,8 +165,8 @@ def test_project_rgb_chw_bottom(tmp):
 # --- progress line: on stderr only when it is a terminal, and not with --quiet
 def stderr_on_tty(data, extra):
     master, slave = pty.openpty()
-    p = subprocess.Popen([c.RECALIGN, "spectrum"] + data + ["--batch", "10", "--json"] + extra,
-                         stdout=subprocess.PIPE, stderr=slave, env=dict(os.environ, RECALIGN_TEST_BATCH_DELAY_MS="2"))
+    p = subprocess.Popen([c.RECALIGN, "spectrum"] + data + ["--batch", "10", "--json", "--test-batch-delay-ms", "2"] + extra,
+                         stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     chunks = []
     while True:
@@ -195,7 +195,7 @@ def test_quiet_on_a_terminal(data):
 
 
 def test_no_progress_when_stderr_is_not_a_terminal(data):
-    rc, so, err = c.run(["spectrum"] + data + ["--batch", "10"], env={"RECALIGN_TEST_BATCH_DELAY_MS": "2"})
+    rc, so, err = c.run(["spectrum"] + data + ["--batch", "10", "--test-batch-delay-ms", "2"])
     assert rc == 0 and err == "", f"progress printed to a non-terminal stderr: {err!r}"
 
 

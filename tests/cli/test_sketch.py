@@ -73,9 +73,9 @@ def test_nystrom_sigkill_in_the_second_pass_then_resume(tmp, data):
     rc, reference, err = c.run(args)
     assert rc == 0, f"nystrom 2 passes: {err}"
     ck = os.path.join(tmp, "ny.ckpt")
-    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=dict(os.environ, RECALIGN_TEST_BATCH_DELAY_MS="5"))
+    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500",
+                                                                   "--test-batch-delay-ms", "5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline, killed_in = time.time() + 30, None
         while time.time() < deadline and p.poll() is None:

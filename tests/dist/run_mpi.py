@@ -239,10 +239,9 @@ def cli(mpirun, exe):
         argv = [exe, "align", "--limit", "3000", "--batch", "100", "--json", "--quiet",
                 "--checkpoint", ck, "--checkpoint-every", "100"]
         straight = run(mpi_cmd(mpirun, 2, [a if a != ck else os.path.join(tmp, "straight.ckpt") for a in argv]))
-        env = mpi_env()
-        env["RECALIGN_TEST_BATCH_DELAY_MS"] = "100"
-        proc = subprocess.Popen(mpi_cmd(mpirun, 2, argv, ["RECALIGN_TEST_BATCH_DELAY_MS"]),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # The CLI's hidden test option (a delay after every batch) keeps the ranks mid-run.
+        proc = subprocess.Popen(mpi_cmd(mpirun, 2, argv + ["--test-batch-delay-ms", "100"]),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
         deadline, victim = time.time() + 60, None
         while time.time() < deadline and not (os.path.exists(ck + ".rank1") and os.path.exists(ck + ".rank0")):
             time.sleep(0.05)

@@ -21,7 +21,7 @@
 #include <recalign/core/hash.hpp>
 #include <recalign/dist/mpi.hpp>
 
-#include "../align/fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

@@ -12,7 +12,7 @@
 #include <recalign/align/denoising.hpp>
 #include <recalign/align/tradeoff.hpp>
 
-#include "../align/fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

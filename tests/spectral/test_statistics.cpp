@@ -12,7 +12,7 @@
 #include <recalign/spectral/statistics.hpp>
 #include <recalign/stats/class_moments.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

@@ -21,8 +21,8 @@
 #include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
-#include "../unit/helpers.hpp"
-#include "../unit/refusals.hpp"
+#include "../common/helpers.hpp"
+#include "../common/refusals.hpp"
 
 using namespace recalign;
 using Catch::Contains;

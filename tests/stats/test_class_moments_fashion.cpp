@@ -18,8 +18,8 @@
 #include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
-#include "../align/fashion.hpp"
-#include "../unit/helpers.hpp"
+#include "../common/fashion.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "recalign/core/xt.hpp"
 
@@ -90,6 +91,15 @@ void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const do
                         std::size_t out_stride, double* column_sums, std::uint64_t first_row = 0);
 void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const double* shift, float* out,
                         std::size_t out_stride, double* column_sums, std::uint64_t first_row = 0);
+
+// The shift of an exact streaming scatter (MATH.md §1): the state's running mean (its first
+// `width` values) once it has seen rows, else the batch's own first row, converted and checked
+// (zeros when the batch is empty or of the wrong width: its conversion refuses it next).
+// Returns `width` >= expected_cols values; columns past expected_cols (e.g. targets) are left
+// to the caller. Scattering about a shift near the mean, then correcting by a rank-one term,
+// is exact to rounding where raw moments would cancel.
+std::vector<double> scatter_shift(const batch_view& b, std::size_t expected_cols, std::size_t width,
+                                  const double* running_mean, bool seen, std::uint64_t first_row = 0);
 
 // Expands targets to dense (rows x classes) doubles: one-hot for class ids (checked to lie
 // in [0, classes)), copied and checked finite for dense rows.

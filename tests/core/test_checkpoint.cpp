@@ -20,7 +20,7 @@
 #include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
-#include "helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

@@ -5,7 +5,7 @@
 #include <recalign/spectral/eigen.hpp>
 #include <recalign/spectral/spectrum.hpp>
 
-#include "helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

@@ -30,8 +30,8 @@
 #include <recalign/stats/class_moments.hpp>
 #include <recalign/stats/moments.hpp>
 
-#include "helpers.hpp"
-#include "refusals.hpp"
+#include "../common/helpers.hpp"
+#include "../common/refusals.hpp"
 
 using namespace recalign;
 using Catch::Contains;

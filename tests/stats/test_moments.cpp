@@ -5,7 +5,7 @@
 
 #include <recalign/stats/moments.hpp>
 
-#include "helpers.hpp"
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 

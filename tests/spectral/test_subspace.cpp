@@ -7,9 +7,9 @@
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/spectral/subspace.hpp>
 
-#include "../unit/helpers.hpp"
+#include "../common/helpers.hpp"
 #include "../data_sets.hpp"
-#include "fashion.hpp"
+#include "../common/fashion.hpp"
 
 using namespace recalign;
 

@@ -1,0 +1,274 @@
+"""Regression tests of issue 12's bug list, found by trying the CLI as a new user would: each
+case runs the tool on small synthetic .npy files and checks the exit status, that a refusal
+is one line on stderr with nothing on stdout, and (where the bug was a late refusal) that it
+comes before any data is read: the images file then holds a NaN in its first row, so a
+refusal that read data would name that row instead of the option.
+
+Run by hand:
+    RECALIGN_CLI=build/tools/recalign/recalign PYTHONPATH=tests/cli:tests \\
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/cli/test_cli_regressions.py
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+H, W = 4, 3
+D = H * W
+N = 240
+C = 3
+
+
+@pytest.fixture(scope="session")
+def exe(recalign):
+    return recalign  # conftest.py: the binary from RECALIGN_CLI
+
+
+def run(exe, args, **kw):
+    return subprocess.run([exe] + [str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+def refused(p, *words):
+    """Exit 2, nothing on stdout, one line on stderr mentioning every word."""
+    assert p.returncode == 2, f"exit {p.returncode}: {p.stderr}"
+    assert p.stdout == "", f"stdout not empty on a refusal: {p.stdout[:200]!r}"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("recalign: "), p.stderr
+    for w in words:
+        assert str(w) in lines[0], f"{w!r} not in {lines[0]!r}"
+    assert "not finite" not in lines[0], f"the refusal read the data: {lines[0]}"
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """(images, labels, poisoned images, tmp dir): clean data with two always-zero pixels (so
+    that Sxx has rank D - 2), and a copy whose first row holds a NaN."""
+    tmp = str(tmp_path_factory.mktemp("regressions"))
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, C, N)
+    x = rng.normal(size=(N, D)) + 0.7 * np.eye(C, D)[y] @ rng.normal(size=(D, D))
+    x[:, [0, 5]] = 0.0
+    images, labels, poisoned = (os.path.join(tmp, n) for n in ("x.npy", "y.npy", "poisoned.npy"))
+    np.save(images, x)
+    np.save(labels, y.astype(np.int64))
+    bad = x.copy()
+    bad[0, 1] = np.nan
+    np.save(poisoned, bad)
+    return images, labels, poisoned, tmp
+
+
+def test_monte_carlo_odd_draws(exe, data):
+    images, labels, _, _ = data
+    base = ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1",
+            "--noise", "mask:patch=2x2,ratio=0.5", "--json", "--quiet"]
+    for s in (3, 5):
+        p = run(exe, base + ["--monte-carlo", s])
+        assert p.returncode == 0, p.stderr
+        e = json.loads(p.stdout)["noises"][0]
+        assert e["monte_carlo"] and e["g_stderr_fro"] > 0
+    _, _, poisoned, _ = data
+    p = run(exe, ["denoise", "--images", poisoned, "--labels", labels, "--image-shape", f"{H},{W},1",
+                  "--noise", "mask:patch=2x2,ratio=0.5", "--monte-carlo", 1])
+    line = refused(p, "--monte-carlo", "at least 2")
+    assert "replicates" not in line  # no internal vocabulary
+
+
+def test_monte_carlo_pass_resumes(exe, data):
+    """The Monte-Carlo expectations are drawn in the checkpointed pass: interrupted and resumed,
+    the result equals the uninterrupted run's."""
+    images, labels, _, tmp = data
+    args = ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1",
+            "--noise", "mask:patch=2x2,ratio=0.5", "--monte-carlo", 4, "--seed", 5, "--batch", 10, "--json", "--quiet"]
+    reference = run(exe, args)
+    assert reference.returncode == 0, reference.stderr
+    ck = os.path.join(tmp, "mc.ckpt")
+    p = subprocess.Popen([exe] + [str(a) for a in args + ["--checkpoint", ck, "--checkpoint-every", 10,
+                                                           "--test-batch-delay-ms", 20]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(ck):
+        time.sleep(0.01)
+    time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert out == ""
+    info = json.loads(run(exe, ["info", ck, "--json"]).stdout)
+    assert 0 < info["segments"][0]["rows_done"] < N
+    resumed = run(exe, args + ["--checkpoint", ck, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == reference.stdout
+
+
+def test_project_impossible_png_refused_up_front(exe, data, tmp_path):
+    images, _, _, _ = data
+    many = tmp_path / "many.npy"  # 25000 rows: a grid of them all at zoom 16 is 1.25 million pixels wide
+    x = np.ones((25000, D))
+    x[0, 0] = np.nan
+    np.save(many, x)
+    out = tmp_path / "grid.png"
+    out.write_bytes(b"previous")
+    p = run(exe, ["project", "--images", many, "--image-shape", f"{H},{W},1", "--count", 100000, "--zoom", 16,
+                  "--out", out])
+    refused(p, "--count", "PNG", "1000000")
+    assert out.read_bytes() == b"previous"
+    # --count larger than the rows read: the grid holds the rows there are.
+    p = run(exe, ["project", "--images", images, "--image-shape", f"{H},{W},1", "--count", 100000, "--out", out,
+                  "--json", "--quiet"])
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["images"] == N
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f], "a temporary file was left"
+
+
+def test_class_count_beyond_memory_refused_up_front(exe, data, tmp_path):
+    images, labels, poisoned, _ = data
+    p = run(exe, ["align", "--images", poisoned, "--labels", labels, "--classes", 200000])
+    refused(p, "GiB", "C = 200000")
+    stray = tmp_path / "stray.npy"
+    y = np.load(labels)
+    y[7] = 300000
+    np.save(stray, y)
+    p = run(exe, ["align", "--images", poisoned, "--labels", stray])
+    refused(p, "GiB", "C = 300001")
+
+
+@pytest.mark.parametrize("case", [
+    ("missing --labels, align", ["align"], ["--labels"]),
+    ("missing --labels, tradeoff", ["tradeoff", "--lambda", "1", "--k", 2], ["--labels"]),
+    ("missing --labels, denoise", ["denoise", "--image-shape", f"{H},{W},1", "--noise", "gaussian:sigma=1"], ["--labels"]),
+    ("--image-shape vs D", ["denoise", "LABELS", "--image-shape", "5,5,1", "--noise", "gaussian:sigma=1"],
+     ["--image-shape", "25", str(D)]),
+    ("project --image-shape vs D", ["project", "--image-shape", "5,5,1", "--out", "OUT/p.png"], ["--image-shape", "25"]),
+    ("--k > D", ["tradeoff", "LABELS", "--lambda", "1", "--k", D + 1], ["--k", str(D)]),
+    ("--k-list > D", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--noise", "gaussian:sigma=1",
+                      "--k-list", f"1,{D + 1}"], ["--k-list", str(D + 1)]),
+    ("tradeoff --method fd", ["tradeoff", "LABELS", "--lambda", "1", "--k", 2, "--method", "fd", "--rank", 2],
+     ["tradeoff", "fd"]),
+    ("denoise --method nystrom", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--noise", "gaussian:sigma=1",
+                                  "--method", "nystrom", "--rank", 2], ["nystrom"]),
+    ("mask patch larger than the image", ["denoise", "LABELS", "--image-shape", f"{H},{W},1",
+                                          "--noise", "mask:patch=5x5,ratio=0.5"], ["--noise", "5x5"]),
+    ("unwritable --out", ["align", "LABELS", "--out", "OUT/file/sub"], ["--out", "file/sub", "cannot be created"]),
+], ids=lambda c: c[0])
+def test_user_errors_before_reading(exe, data, tmp_path, case):
+    _, labels, poisoned, _ = data
+    _, args, words = case
+    args = [a for a in args]
+    if "LABELS" in args:
+        args[args.index("LABELS"):args.index("LABELS") + 1] = ["--labels", labels]
+    (tmp_path / "file").write_text("a regular file")
+    args = [str(tmp_path / a[4:]) if isinstance(a, str) and a.startswith("OUT/") else a for a in args]
+    p = run(exe, args[:1] + ["--images", poisoned] + args[1:])
+    refused(p, *words)
+
+
+def test_out_file_with_json_prints_nothing(exe, data, tmp_path):
+    images, labels, _, _ = data
+    f = tmp_path / "regular"
+    f.write_text("keep")
+    p = run(exe, ["align", "--images", images, "--labels", labels, "--out", f, "--json"])
+    refused(p, "--out", "not a directory")
+    assert f.read_text() == "keep"
+
+
+def test_gaussian_denoise_curve_shorter_than_clean_is_explained(exe, data, tmp_path):
+    images, labels, _, _ = data
+    base = ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1",
+            "--noise", "gaussian:sigma=0.1", "--noise", "mask:patch=2x2,ratio=0.5", "--quiet"]
+    j = json.loads(run(exe, base + ["--json"]).stdout)
+    g = j["noises"][0]
+    assert len(j["clean"]) == D
+    assert len(g["alignment"]) == g["max_k"] < D  # Sxx has rank D - 2: V* has D - 2 informative directions
+    assert g["informative"] == g["max_k"]
+    text = run(exe, base + ["--k-list", f"1,{D}"])
+    assert text.returncode == 0, text.stderr
+    assert "nan" not in text.stdout
+    assert f"stops at k = {g['max_k']}" in text.stdout and "informative" in text.stdout
+    out = tmp_path / "den"
+    assert run(exe, base + ["--out", out]).returncode == 0
+    rows = (out / "denoise.csv").read_text().splitlines()
+    assert len(rows) == 1 + D  # the clean curve and the mask's go on past the Gaussian's end
+    header = rows[0].split(",")
+    last = dict(zip(header, rows[-1].split(",")))
+    assert last["noise1_alignment"] == "" and last["clean"] != ""
+
+
+def test_limit_beyond_the_file_is_refused_as_help_says(exe, data):
+    images, _, _, _ = data
+    p = run(exe, ["spectrum", "--images", images, "--limit", N + 1])
+    refused(p, "--limit", str(N + 1), str(N))
+    h = run(exe, ["spectrum", "--help"]).stdout
+    assert "refused" in h[h.index("--limit"):]
+    assert "at most" not in h[h.index("--limit"):h.index("--limit") + 200]
+
+
+def test_merge_says_what_it_replaces_and_accepts(exe, data, tmp_path):
+    images, labels, _, _ = data
+    a, b, m = (str(tmp_path / n) for n in ("a.ckpt", "b.ckpt", "m.ckpt"))
+    common = ["align", "--images", images, "--labels", labels, "--quiet", "--batch", 20]
+    assert run(exe, common + ["--limit", N // 2, "--checkpoint", a]).returncode == 0
+    # b: interrupted after its first checkpoint (a partial run)
+    p = subprocess.Popen([exe] + [str(x) for x in common + ["--skip", N // 2, "--checkpoint", b,
+                                                             "--checkpoint-every", 20, "--test-batch-delay-ms", 50]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(b):
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)
+    assert p.returncode == 130
+    first = run(exe, ["merge", a, b, "-o", m])
+    assert first.returncode == 0, first.stderr
+    assert "interrupted run" in first.stderr and b in first.stderr
+    assert "replaced" not in first.stderr
+    again = run(exe, ["merge", a, b, "-o", m])
+    assert again.returncode == 0 and f"replaced the existing {m}" in again.stderr
+
+
+def test_messages(exe, data, tmp_path):
+    images, labels, _, _ = data
+    line = refused(run(exe, ["spectrum", "--images", images, "--limit", "-5"]), "--limit", "-5")
+    assert "18446744073709551611" not in line
+    line = refused(run(exe, ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1",
+                             "--noise", "gaussian:sigma=1", "--k-list", "0"]), "--k-list", "'0'")
+    assert "0.000000" not in line
+    refused(run(exe, ["info", str(tmp_path)]), str(tmp_path), "directory")
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    refused(run(exe, ["spectrum", "--images", empty]), str(empty), "empty")
+    refused(run(exe, ["info", empty]), str(empty), "empty")
+    for cmd in ("merge", "info"):
+        h = run(exe, [cmd, "--help"])
+        assert h.returncode == 0 and "DATA defaults" not in h.stdout, h.stdout
+    assert "DATA defaults" in run(exe, ["align", "--help"]).stdout
+    ck = str(tmp_path / "align.ckpt")
+    assert run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", ck, "--quiet"]).returncode == 0
+    line = refused(run(exe, ["spectrum", "--images", images, "--checkpoint", ck, "--resume", "--quiet"]),
+                   "spectrum reads no labels", "--from")
+    assert "number of classes" not in line
+
+
+def test_second_run_on_one_checkpoint_is_refused(exe, data, tmp_path):
+    """The driver holds an advisory lock on its checkpoint: a second run is refused, naming the
+    first's pid, and the first finishes undisturbed."""
+    images, labels, _, _ = data
+    ck = str(tmp_path / "locked.ckpt")
+    args = ["align", "--images", images, "--labels", labels, "--batch", 10, "--quiet", "--checkpoint", ck,
+            "--checkpoint-every", 10]
+    first = subprocess.Popen([exe] + [str(a) for a in args + ["--test-batch-delay-ms", 30]],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(ck):
+        time.sleep(0.01)
+    second = run(exe, args + ["--resume"])
+    line = refused(second, ck, str(first.pid))
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert out.startswith(f"n = {N} samples")
+    assert "in use" in line or "lock" in line

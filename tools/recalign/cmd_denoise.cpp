@@ -1,0 +1,129 @@
+// denoise: alignment of the optimal denoising representation (Theorem 3) against the clean
+// curve, and the label-free noise impact, through the alignment tracker: the noise
+// expectations (closed form or Monte Carlo) are accumulated in the same pass as the clean
+// statistics, and one eigendecomposition of the clean statistics serves every noise.
+#include <numeric>
+
+#include "commands.hpp"
+#include "paths.hpp"
+#include "render.hpp"
+#include "tracker_state.hpp"
+#include "validate.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+struct denoise_plan {
+    prepared_run run;
+    tracker_options tracker;
+    std::vector<std::size_t> ks;  // empty: the default list
+};
+
+image_shape parse_image(const denoise_cli_options& o, std::size_t dim) {
+    const std::vector<std::size_t> v = parse_shape(o.image_shape);
+    image_shape shape;
+    shape.height = v[0];
+    shape.width = v[1];
+    shape.channels = v[2];
+    shape.layout = o.layout == "chw" ? image_layout::chw : image_layout::hwc;
+    if (shape.dim() != dim)
+        throw std::invalid_argument("--image-shape " + o.image_shape + " has " + std::to_string(shape.dim()) +
+                                    " values but the rows have " + std::to_string(dim));
+    return shape;
+}
+
+std::vector<noise_spec> parse_noises(const denoise_cli_options& o, const image_shape& shape) {
+    std::vector<noise_spec> specs;
+    for (const std::string& text : o.noises) {
+        noise_spec s;
+        try {
+            s = parse_noise_spec(text);
+            if (o.monte_carlo) {
+                s.draws = o.monte_carlo;
+                if (!s.seed) s.seed = o.run.seed;
+            }
+            validate(s);
+            if (s.family == noise_family::mask) make_patch_map(s.shape.empty() ? shape : s.shape, s.patch_h, s.patch_w);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("--noise " + text + ": " + e.what());
+        }
+        specs.push_back(s);
+    }
+    return specs;
+}
+
+// The Monte-Carlo standard error compares replicate groups of draws: at least 2 groups, all
+// of one size. The smallest group count >= 2 dividing every noise's draws.
+std::size_t replicate_groups(const std::vector<noise_spec>& specs) {
+    std::size_t g = 0;
+    std::string first;
+    for (const noise_spec& s : specs)
+        if (s.draws) {
+            g = std::gcd(g, s.draws);
+            if (first.empty()) first = to_string(s);
+        }
+    if (g == 0) return 2;  // no Monte-Carlo noise: unused
+    for (std::size_t r = 2; r <= g; ++r)
+        if (g % r == 0) return r;
+    throw std::invalid_argument("--monte-carlo / draws: the Monte-Carlo standard error needs at least 2 corruptions per "
+                                "sample, in groups of one size (" + first + " draws " + std::to_string(g) +
+                                (specs.size() > 1 ? " in common with the other noises)" : ")"));
+}
+
+denoise_plan plan(const denoise_cli_options& o) {
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    denoise_plan p;
+    run_needs needs;
+    needs.command = "denoise";
+    needs.labels = true;
+    needs.analysis = analysis::denoising;
+    p.run = prepare_run(o.data, o.run, needs);
+    if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
+        throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +
+                                    " was written by " + p.run.from->command + ")");
+    tracker_options& t = p.tracker;
+    t.dim = p.run.dim();
+    t.classes = static_cast<std::size_t>(p.run.config().classes);
+    t.shape = parse_image(o, t.dim);
+    t.noises = parse_noises(o, t.shape);
+    t.measure = parse_measure(o.measure);
+    t.center = p.run.center;
+    t.replicates = replicate_groups(t.noises);
+    std::uint64_t extra = 0;  // per noise: its two D x D expectations; Monte Carlo: the replicate sums
+    for (const noise_spec& s : t.noises) extra += 16ULL * t.dim * t.dim * (1 + (s.draws ? t.replicates : 0));
+    bool monte_carlo = false;
+    for (const noise_spec& s : t.noises) monte_carlo = monte_carlo || s.draws > 0;
+    if (t.center == centering::centered && monte_carlo)
+        throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
+    require_memory(p.run.config(), extra, "denoise");
+    if (!o.k_list.empty()) p.ks = parse_k_list(o.k_list, "--k-list", t.dim);
+    return p;
+}
+
+std::vector<std::size_t> default_k_list(std::size_t max_k) {
+    std::vector<std::size_t> ks;
+    for (std::size_t k : {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000})
+        if (k <= max_k) ks.push_back(k);
+    if (max_k && (ks.empty() || ks.back() != max_k)) ks.push_back(max_k);
+    return ks;
+}
+
+}  // namespace
+
+int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
+    const denoise_plan p = plan(o);
+    tracker_state state(p.tracker);  // validates every noise against the image: before any data
+    denoise_result r;
+    r.run = stream(state, p.run, mpi);
+    r.report = state.tracker().report();
+    r.dim = p.tracker.dim;
+    r.classes = p.tracker.classes;
+    r.center = p.tracker.center;
+    r.measure = p.tracker.measure;
+    r.ks = p.ks.empty() ? default_k_list(r.report.clean.max_k) : p.ks;
+    emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
+    return 0;
+}
+
+}  // namespace recalign::cli

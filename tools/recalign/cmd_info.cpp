@@ -1,0 +1,110 @@
+// info: a checkpoint's header and summary, after loading it in full (a truncated or corrupt
+// checkpoint is an error whatever its kind, not a header printed as if the rest were sound).
+#include <fstream>
+
+#include "commands.hpp"
+#include "paths.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/align/patch_blocks.hpp"
+#include "recalign/align/restricted_moments.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
+#include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/stats/class_moments.hpp"
+#include "render.hpp"
+#include "run_state.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+// Samples in a library-level checkpoint of a kind the CLI does not analyse.
+std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind kind) {
+    switch (kind) {
+        case checkpoint::state_kind::frequent_directions: return checkpoint::load_file<frequent_directions>(f).n();
+        case checkpoint::state_kind::nystrom: return checkpoint::load_file<nystrom_sketch>(f).n();
+        case checkpoint::state_kind::tracker: return checkpoint::load_file<alignment_tracker>(f).n();
+        case checkpoint::state_kind::noise: return checkpoint::load_file<monte_carlo_noise>(f).n();
+        case checkpoint::state_kind::class_moments: return checkpoint::load_file<class_moments>(f).n();
+        case checkpoint::state_kind::patch_blocks: return checkpoint::load_file<patch_blocks>(f).n();
+        case checkpoint::state_kind::restricted_moments: return checkpoint::load_file<restricted_moments>(f).n();
+        default: break;
+    }
+    throw file_error(f, 16, "unknown checkpoint kind " + std::to_string(static_cast<std::uint32_t>(kind)) +
+                                " (written by a newer recalign?)");
+}
+
+void fill_run(info_result& r, const run_state& st) {
+    r.run = true;
+    r.command = st.command;
+    r.method = st.config.method;
+    r.classes = st.config.classes;
+    r.scale = st.config.scale;
+    r.rank = st.config.rank;
+    r.passes = st.config.passes;
+    r.seed = st.config.seed;
+    r.n = st.n;
+    r.complete = st.complete();
+    for (const input_segment& s : st.segments) {
+        info_segment g;
+        g.images = s.images.path;
+        g.images_bytes = s.images.size;
+        g.images_hash = s.images.content_hash;
+        g.labels = s.labels.empty() ? std::string() : s.labels.path;
+        g.format = s.format;
+        g.first_row = s.first_row;
+        g.rows_total = s.rows_total;
+        g.rows_done = s.rows_done;
+        g.batch = s.batch;
+        g.pass = s.pass;
+        r.segments.push_back(g);
+    }
+}
+
+info_result inspect(const std::string& f) {
+    require_input_file(f);
+    checkpoint::header h;
+    info_result r;
+    {
+        std::ifstream is(f, std::ios::binary);
+        if (!is) throw file_error(f, 0, "cannot open checkpoint for reading");
+        h = checkpoint::read_header(is, f);
+        is.seekg(0, std::ios::end);
+        r.file_bytes = static_cast<std::uint64_t>(is.tellg());
+    }
+    // A header may claim up to checkpoint::max_payload_bytes: a file that does not hold
+    // them is truncated or corrupt, said here rather than printed as if it were whole.
+    if (r.file_bytes - checkpoint::header_bytes < h.payload_bytes)
+        throw file_error(f, r.file_bytes, "truncated checkpoint: the header announces a payload of " +
+                                              std::to_string(h.payload_bytes) + " bytes, the file has " +
+                                              std::to_string(r.file_bytes - checkpoint::header_bytes) + " after the header");
+    r.file = f;
+    r.kind = checkpoint_kind_name(h.kind);
+    r.version = h.version;
+    r.dim = h.dim;
+    r.aux = h.aux;
+    r.config_hash = h.config_hash;
+    r.payload_bytes = h.payload_bytes;
+    if (h.kind == run_state::kind) {
+        fill_run(r, load_run_state(f));
+    } else if (h.kind == checkpoint::state_kind::moments) {
+        const moment_accumulator m = checkpoint::load_file<moment_accumulator>(f);
+        r.n = m.n();
+        r.classes = m.classes();
+        r.has_classes = true;
+    } else {
+        r.n = library_state_samples(f, h.kind);
+    }
+    return r;
+}
+
+}  // namespace
+
+int cmd_info(const info_options& o) {
+    const info_result r = inspect(o.file);
+    print_stdout(o.json ? render_json(r) : render_text(r));
+    return 0;
+}
+
+}  // namespace recalign::cli

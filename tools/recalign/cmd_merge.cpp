@@ -1,0 +1,141 @@
+// merge: combines checkpoints of runs over disjoint data into one (run checkpoints of any
+// command, or library moment checkpoints).
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "commands.hpp"
+#include "driver.hpp"
+#include "paths.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
+#include "recalign/io/lock.hpp"
+#include "render.hpp"
+#include "route_state.hpp"
+#include "run_state.hpp"
+#include "tracker_state.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+checkpoint::header read_header_of(const std::string& f) {
+    require_input_file(f);
+    std::ifstream is(f, std::ios::binary);
+    if (!is) throw file_error(f, 0, "cannot open checkpoint for reading");
+    return checkpoint::read_header(is, f);
+}
+
+// The state a run checkpoint holds: denoise's tracker, or a route's accumulator.
+std::unique_ptr<stream_state> load_state(const run_state& st, const std::string& source) {
+    // denoise's tracker is framed on its own (route states start with a length, or the magic
+    // of an older exact checkpoint's joint scatter).
+    if (st.config.method == "exact" && st.accumulator.size() >= checkpoint::header_bytes &&
+        st.accumulator.compare(0, 8, "RECALIGN") == 0) {
+        std::istringstream is(st.accumulator.substr(0, checkpoint::header_bytes));
+        const checkpoint::header h = checkpoint::read_header(is, source + " (nested accumulator)");
+        if (h.kind == checkpoint::state_kind::tracker)
+            return std::make_unique<tracker_state>(
+                checkpoint::from_bytes<alignment_tracker>(st.accumulator, source + " (nested accumulator)"));
+    }
+    auto s = std::make_unique<route_state>(st.config);
+    s->load(st.accumulator, source);
+    return s;
+}
+
+bool segments_overlap(const input_segment& a, const input_segment& b) {
+    if (a.images.path != b.images.path || a.images.content_hash != b.images.content_hash) return false;
+    const std::uint64_t a0 = a.first_row, a1 = a.first_row + a.rows_done;
+    const std::uint64_t b0 = b.first_row, b1 = b.first_row + b.rows_done;
+    return a0 < b1 && b0 < a1;
+}
+
+merge_result merge_moments(const merge_options& o) {
+    moment_accumulator acc = checkpoint::load_file<moment_accumulator>(o.inputs[0]);
+    for (std::size_t i = 1; i < o.inputs.size(); ++i) {
+        try {
+            acc.merge(checkpoint::load_file<moment_accumulator>(o.inputs[i]));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("cannot merge " + o.inputs[i] + ": " + e.what());
+        }
+    }
+    write_output_file(o.output, checkpoint::to_bytes(acc));
+    merge_result r;
+    r.inputs = o.inputs.size();
+    r.n = acc.n();
+    r.moments = true;
+    r.output = o.output;
+    return r;
+}
+
+// An interrupted run's checkpoint holds only the rows it read: merged silently, the result
+// would look complete. Said in a note.
+run_state load_input(const std::string& f, merge_result& r) {
+    run_state st = load_run_state(f);
+    if (st.complete()) return st;
+    std::uint64_t done = 0, total = 0;
+    for (const input_segment& s : st.segments) done += s.rows_done, total += s.rows_total;
+    r.notes.push_back(f + " is a checkpoint of an interrupted run: " + std::to_string(done) + " of its " +
+                      std::to_string(total) + " rows are in the merge (finish it with --resume first to have them all)");
+    return st;
+}
+
+merge_result merge_runs(const merge_options& o) {
+    merge_result r;
+    run_state out = load_input(o.inputs[0], r);
+    std::unique_ptr<stream_state> acc = load_state(out, o.inputs[0]);
+    for (std::size_t i = 1; i < o.inputs.size(); ++i) {
+        const std::string& f = o.inputs[i];
+        run_state st = load_input(f, r);
+        if (const std::string d = out.config.difference(st.config, o.inputs[0], f); !d.empty())
+            throw std::invalid_argument("cannot merge " + f + " into " + o.inputs[0] + ": " + d);
+        for (const input_segment& a : out.segments)
+            for (const input_segment& b : st.segments)
+                if (segments_overlap(a, b))
+                    throw std::invalid_argument("cannot merge " + f + ": its rows " + std::to_string(b.first_row) + ".." +
+                                                std::to_string(b.first_row + b.rows_done) + " of " + b.images.path +
+                                                " overlap rows " + std::to_string(a.first_row) + ".." +
+                                                std::to_string(a.first_row + a.rows_done) +
+                                                " already in the merge (they would be counted twice)");
+        try {
+            acc->merge(*load_state(st, f));
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("cannot merge " + f + " into " + o.inputs[0] + ": " + e.what());
+        }
+        out.segments.insert(out.segments.end(), st.segments.begin(), st.segments.end());
+    }
+    out.command = "merge";
+    save_checkpoint(o.output, out, *acc);
+    r.inputs = o.inputs.size();
+    r.n = acc->n();
+    r.segments = out.segments.size();
+    r.output = o.output;
+    return r;
+}
+
+}  // namespace
+
+int cmd_merge(const merge_options& o) {
+    if (o.inputs.size() < 2) throw std::invalid_argument("merge needs at least two checkpoints");
+    require_writable_parent("-o", o.output);
+    const io::checkpoint_lock lock(o.output);  // no run may be writing the output meanwhile
+    const bool replaces = file_exists(o.output);
+    std::vector<checkpoint::header> headers;
+    for (const std::string& f : o.inputs) headers.push_back(read_header_of(f));
+    for (std::size_t i = 1; i < headers.size(); ++i)
+        if (headers[i].kind != headers[0].kind)
+            throw std::invalid_argument("cannot merge " + o.inputs[0] + " (" + checkpoint_kind_name(headers[0].kind) +
+                                        ") with " + o.inputs[i] + " (" + checkpoint_kind_name(headers[i].kind) + ")");
+    if (headers[0].kind != checkpoint::state_kind::moments && headers[0].kind != run_state::kind)
+        throw std::invalid_argument(std::string("merge reads recalign run checkpoints or moment checkpoints, not ") +
+                                    checkpoint_kind_name(headers[0].kind));
+    merge_result r = headers[0].kind == checkpoint::state_kind::moments ? merge_moments(o) : merge_runs(o);
+    if (replaces) r.notes.push_back("replaced the existing " + o.output);
+    for (const std::string& n : r.notes) std::fprintf(stderr, "recalign: note: %s\n", n.c_str());
+    print_stdout(render_text(r));
+    return 0;
+}
+
+}  // namespace recalign::cli

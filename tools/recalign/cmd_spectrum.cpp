@@ -1,0 +1,25 @@
+// spectrum: eigenvalues and explained fractions of the second moment (centered by default).
+#include "commands.hpp"
+#include "paths.hpp"
+#include "render.hpp"
+#include "route_state.hpp"
+#include "validate.hpp"
+
+namespace recalign::cli {
+
+int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    run_needs needs;
+    needs.command = "spectrum";
+    needs.default_centered = true;
+    needs.analysis = analysis::spectrum;
+    const prepared_run p = prepare_run(o.data, o.run, needs);
+    route_state state(p.config());
+    spectrum_result r;
+    r.run = stream(state, p, mpi);
+    r.spec = finish_statistics(state, p.center).spec;
+    emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
+    return 0;
+}
+
+}  // namespace recalign::cli

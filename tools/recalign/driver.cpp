@@ -1,0 +1,260 @@
+#include "driver.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <optional>
+#include <csignal>
+#include <cstdio>
+#include <system_error>
+#include <thread>
+
+#include "options.hpp"
+#include "paths.hpp"
+#include "progress.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
+#include "recalign/io/lock.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+// A signal handler can only set a flag of this type.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_signal(int) { g_interrupted = 1; }
+
+// SIGINT/SIGTERM set the flag while a checkpointed run streams (restored on scope exit).
+class signal_scope {
+public:
+    explicit signal_scope(bool on) : on_(on) {
+        if (!on_) return;
+        std::signal(SIGINT, on_signal);
+        std::signal(SIGTERM, on_signal);
+    }
+    signal_scope(const signal_scope&) = delete;
+    signal_scope& operator=(const signal_scope&) = delete;
+    ~signal_scope() {
+        if (!on_) return;
+        std::signal(SIGINT, SIG_DFL);
+        std::signal(SIGTERM, SIG_DFL);
+    }
+
+private:
+    bool on_;
+};
+
+std::string row_range(const input_segment& s) {
+    return "rows " + std::to_string(s.first_row) + ".." + std::to_string(s.first_row + s.rows_total);
+}
+
+// Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
+void check_resumable(const std::string& path, const run_state& st, const std::string& command, const run_config& cfg,
+                     const input_segment& now) {
+    auto refuse = [&](const std::string& why) {
+        throw std::invalid_argument("--resume: checkpoint " + path + " belongs to a different run: " + why);
+    };
+    if (st.config.classes && !cfg.classes && now.labels.empty())
+        refuse("it was written by " + st.command + " with labels (" + std::to_string(st.config.classes) + " classes), and " +
+               command + " reads no labels; analyse it with " + command + " --from " + path);
+    if (st.segments.size() != 1)
+        refuse("it is a merge of " + std::to_string(st.segments.size()) + " runs (analyse it with --from)");
+    if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
+    const input_segment& s = st.segments[0];
+    if (const std::string d = s.images.difference(now.images); !d.empty()) refuse("images: " + d);
+    if (const std::string d = s.labels.difference(now.labels); !d.empty()) refuse("labels: " + d);
+    if (s.format != now.format) refuse("the images format was " + s.format + ", now " + now.format);
+    if (s.first_row != now.first_row || s.rows_total != now.rows_total)
+        refuse("it covers " + row_range(s) + " (--skip/--limit), this run " + row_range(now));
+    if (s.batch != now.batch)
+        refuse("--batch was " + std::to_string(s.batch) + ", now " + std::to_string(now.batch) +
+               " (the batch boundaries must stay the same)");
+}
+
+std::string fingerprint_text(const io::file_fingerprint& f) {
+    if (f.empty()) return "(none)";
+    return f.path + " size " + std::to_string(f.size) + " mtime_ns " + std::to_string(f.mtime_ns) + " hash " +
+           std::to_string(f.content_hash);
+}
+
+std::string number(double v) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+}
+
+// Collective: every rank must run the same thing on the same files.
+void require_agreement(const mpi_context& mpi, const std::string& command, const run_config& c, const input_segment& s,
+                       const shard& sh) {
+    mpi.require_agreement({
+        {"command", command},
+        {"method", c.method},
+        {"dimension", std::to_string(c.dim)},
+        {"classes", std::to_string(c.classes)},
+        {"scale", number(c.scale)},
+        {"rank/passes/seed/centering", std::to_string(c.rank) + "/" + std::to_string(c.passes) + "/" +
+                                           std::to_string(c.seed) + "/" + std::to_string(c.center)},
+        {"images", fingerprint_text(s.images)},
+        {"labels", fingerprint_text(s.labels)},
+        {"format", s.format},
+        {"batch", std::to_string(s.batch)},
+        {"whole range", "rows " + std::to_string(sh.whole_first_row) + " + " + std::to_string(sh.whole_rows)},
+    });
+}
+
+// One run of the driver: the source of this rank's share, the run state and the checkpoint.
+class run {
+public:
+    run(stream_state& state, const drive_input& in, const drive_options& o, const mpi_context& mpi)
+        : state_(state), o_(o), mpi_(mpi), shard_(mpi.share(in.source, in.rows)), src_(shard_.options),
+          path_(mpi.rank_file(o.checkpoint)) {
+        st_.command = o.command;
+        st_.config = in.config;
+        input_segment seg;
+        seg.images = src_.images_fingerprint();
+        seg.labels = src_.labels_fingerprint();
+        seg.format = io::format_name(src_.format());
+        seg.first_row = shard_.options.skip;
+        seg.rows_total = src_.total();
+        seg.batch = shard_.options.batch;
+        require_agreement(mpi, o.command, in.config, seg, shard_);
+        st_.segments.push_back(seg);
+    }
+
+    run_state go() {
+        if (!path_.empty()) open_checkpoint();
+        stream();
+        if (!path_.empty()) save_checkpoint(path_, st_, state_);
+        state_.reduce(mpi_);
+        input_segment& s = st_.segments[0];
+        const std::uint64_t done = mpi_.sum(s.rows_done);
+        if (mpi_.rank() != 0) throw not_root{};
+        // Rank 0 describes the whole range once the ranks' states are merged.
+        s.first_row = shard_.whole_first_row;
+        s.rows_total = shard_.whole_rows;
+        s.rows_done = done;
+        st_.n = state_.n();
+        return std::move(st_);
+    }
+
+private:
+    // Refuses a checkpoint that can never be written or belongs to another run; resumes one
+    // of this run; removes the temporaries a killed write left.
+    void open_checkpoint() {
+        require_writable_parent("--checkpoint", path_);
+        // One writer per checkpoint: a second run is refused, naming the first's pid. Held
+        // until this run object ends, after its last save.
+        lock_.emplace(path_);
+        if (file_exists(path_)) {
+            if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
+            run_state old = load_run_state(path_);
+            check_resumable(path_, old, o_.command, st_.config, st_.segments[0]);
+            state_.load(old.accumulator, path_);
+            st_.segments[0].rows_done = old.segments[0].rows_done;
+            st_.segments[0].pass = old.segments[0].pass;
+            if (!o_.quiet)
+                std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu\n", path_.c_str(),
+                             (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total);
+        }
+        // A write killed mid-way leaves its temporary file (a prefix of a checkpoint, never
+        // read): without this, every such kill of a days-long run would leave one forever.
+        const std::size_t stale = checkpoint::remove_stale_temporaries(path_);
+        if (stale && !o_.quiet)
+            std::fprintf(stderr, "recalign: removed %zu temporary file(s) of an interrupted checkpoint write beside %s\n",
+                         stale, path_.c_str());
+    }
+
+    void stream() {
+        input_segment& seg = st_.segments[0];
+        src_.seek(seg.rows_done);
+        const signal_scope signals(!path_.empty());
+        const std::uint64_t passes = state_.passes(), total = src_.total();
+        progress bar(!o_.quiet && ::isatty(2), total * passes, seg.pass * total + src_.position());
+        for (;;) {
+            stream_pass(bar);
+            if (seg.pass + 1 >= passes) break;
+            // Multi-pass states: each pass is one more read of the range.
+            state_.next_pass();
+            seg.pass += 1;
+            seg.rows_done = 0;
+            src_.seek(0);
+            if (!path_.empty() && o_.checkpoint_every) save_checkpoint(path_, st_, state_);
+        }
+        bar.finish();
+    }
+
+    void stream_pass(progress& bar) {
+        input_segment& seg = st_.segments[0];
+        io::source_batch b;
+        std::uint64_t last_ckpt = src_.position();
+        while (src_.next(b)) {
+            try {
+                state_.update(b, seg.pass);
+            } catch (const std::invalid_argument& e) {
+                bar.finish();
+                const io::source_options& so = shard_.options;
+                throw input_error(so.images + (src_.has_labels() ? " / " + so.labels : std::string()) + ": " + e.what());
+            }
+            seg.rows_done = src_.position();
+            bar.update(seg.pass * src_.total() + src_.position());
+            if (o_.hooks.batch_delay_ms)
+                std::this_thread::sleep_for(std::chrono::milliseconds(o_.hooks.batch_delay_ms));
+            if (!path_.empty() && o_.checkpoint_every && src_.position() - last_ckpt >= o_.checkpoint_every) {
+                save_checkpoint(path_, st_, state_);
+                last_ckpt = src_.position();
+            }
+            if (g_interrupted) interrupt(bar);
+        }
+    }
+
+    [[noreturn]] void interrupt(progress& bar) {
+        bar.finish();
+        if (!path_.empty()) {
+            save_checkpoint(path_, st_, state_);
+            std::fprintf(stderr, "recalign: interrupted at row %llu; checkpoint %s written, continue with --resume\n",
+                         (unsigned long long)(st_.segments[0].first_row + src_.position()), path_.c_str());
+        }
+        throw interrupted{};
+    }
+
+    stream_state& state_;
+    const drive_options& o_;
+    const mpi_context& mpi_;
+    shard shard_;
+    io::data_source src_;
+    std::string path_;
+    std::optional<io::checkpoint_lock> lock_;
+    run_state st_;
+};
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, run_state& st, const stream_state& state) {
+    st.n = state.n();
+    st.accumulator = state.save();
+    const std::string bytes = checkpoint::to_bytes(st);
+    st.accumulator.clear();
+    try {
+        checkpoint::write_file_atomic(path, bytes);
+    } catch (const std::system_error& e) {
+        throw user_error(std::string("cannot write the checkpoint: ") + e.what());
+    }
+}
+
+run_state drive(stream_state& state, const drive_input& input, const drive_options& options, const mpi_context& mpi) {
+    run r(state, input, options, mpi);
+    return r.go();
+}
+
+run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi) {
+    if (mpi.rank() != 0) throw not_root{};  // nothing to share: rank 0 analyses the checkpoint
+    state.load(from.accumulator, path);
+    from.accumulator.clear();
+    if (!from.complete() && !quiet)
+        std::fprintf(stderr, "recalign: note: %s is a partial run (%llu samples)\n", path.c_str(),
+                     (unsigned long long)state.n());
+    return from;
+}
+
+}  // namespace recalign::cli

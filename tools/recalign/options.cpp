@@ -1,0 +1,172 @@
+// Registration of every command's options on the CLI11 app: names, help texts, defaults and
+// the checks CLI11 can make on one value (ranges, choices). Checks that relate options to
+// one another or to a file's header are in validate.cpp.
+#include "options.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+const char* data_footer =
+    "DATA defaults to the Fashion-MNIST training set (60000 images with labels, pixels scaled by 1/255).";
+
+// Unsigned options: CLI11 would read "-5" as 2^64 - 5; refuse it as what was typed.
+const CLI::Validator non_negative = CLI::NonNegativeNumber;
+
+void add_data_options(CLI::App* s, data_options& d) {
+    const char* g = "DATA (default: the Fashion-MNIST training set)";
+    s->add_option("--images", d.images, "Images (samples) file: IDX (.gz or plain), .npy or raw")->group(g);
+    s->add_option("--labels", d.labels, "Integer class labels, one per row: IDX or .npy")->group(g);
+    s->add_option("--classes", d.classes, "Number of classes C (default: largest label + 1, from one pass over the labels)")
+        ->check(non_negative)->group(g);
+    s->add_option("--format", d.format, "Images format")->check(CLI::IsMember({"auto", "idx", "npy", "raw"}))
+        ->capture_default_str()->group(g);
+    s->add_option("--raw-shape", d.raw_shape, "Raw files: N,D (N = 0: as many rows as the file holds)")->group(g);
+    s->add_option("--raw-dtype", d.raw_dtype, "Raw files: element type")->check(CLI::IsMember({"u8", "f4", "f8"}))
+        ->capture_default_str()->group(g);
+    s->add_option("--scale", d.scale,
+                  "Multiply every value by S (a number or a fraction such as 1/255); default 1/255 for the "
+                  "default data set, 1 otherwise")->group(g);
+    s->add_option("--batch", d.batch, "Rows per minibatch")->capture_default_str()->check(CLI::Range(1, 1 << 30))->group(g);
+    s->add_option("--skip", d.skip, "Start at this row of the file")->capture_default_str()->check(non_negative)->group(g);
+    s->add_option("--limit", d.limit, "Read this many rows (0 = to the end of the file; more rows than the file holds after --skip is refused)")
+        ->capture_default_str()->check(non_negative)->group(g);
+    s->footer(data_footer);
+}
+
+void add_method_options(CLI::App* s, run_options& r) {
+    s->add_option("--method", r.method, "Route to the spectrum: exact moments, Frequent Directions or Nyström sketch")
+        ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
+    s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)")->check(non_negative);
+    s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations)")->capture_default_str()
+        ->check(non_negative);
+    s->add_option("--seed", r.seed, "Seed of the randomized sketches and Monte-Carlo noises")->capture_default_str()
+        ->check(non_negative);
+    s->add_option("--precision", r.precision,
+                  "Per-batch arithmetic for float32 input (.npy <f4, IDX f32, raw f4): f64 converts it to double; "
+                  "f32-kernels computes each batch's scatter (exact route, SSYRK) and products (nystrom, SGEMM) in "
+                  "single precision and accumulates across batches in double: about 1.3-2x faster, relative error "
+                  "about 7e-8 in the second moment and 1e-10 to 3e-9 in the eigenvalues on Fashion-MNIST "
+                  "(BENCHMARKS.md). Other input types and --method fd always use double. Not part of the run's "
+                  "configuration: such states merge with f64 ones, and --resume keeps the checkpoint's precision")
+        ->check(CLI::IsMember({"f64", "f32-kernels"}))->capture_default_str();
+}
+
+void add_run_options(CLI::App* s, run_options& r, bool default_centered, const char* centering_targets) {
+    auto* c = s->add_flag("--center", r.center,
+                          std::string("Analyse the centered covariance") + centering_targets +
+                              (default_centered ? " (default)" : ""));
+    auto* nc = s->add_flag("--no-center", r.no_center,
+                           std::string("Analyse the uncentered second moment XXᵀ") + (default_centered ? "" : " (default)"));
+    c->excludes(nc);
+    add_method_options(s, r);
+    auto* ck = s->add_option("--checkpoint", r.checkpoint, "Write the whole state to FILE (atomically) at the end, "
+                                                           "every --checkpoint-every samples and on SIGINT/SIGTERM");
+    s->add_option("--checkpoint-every", r.checkpoint_every, "Samples between checkpoints (0 = only at the end)")
+        ->needs(ck)->check(non_negative);
+    s->add_flag("--resume", r.resume, "Continue from --checkpoint FILE if it exists (refuses a different input "
+                                      "or configuration)")->needs(ck);
+    auto* from = s->add_option("--from", r.from, "Analyse the state in a checkpoint (e.g. the output of merge) "
+                                                 "instead of reading data");
+    from->excludes(ck);
+    s->add_flag("--quiet,-q", r.quiet, "No progress line or notes on stderr");
+    s->add_flag("--json", r.json, "Print one JSON document on stdout");
+    // Hidden (no group): tests slow a run down to interrupt it mid-way.
+    s->add_option("--test-batch-delay-ms", r.test_batch_delay_ms)->group("")->check(CLI::Range(0, 60000));
+}
+
+// --image-shape H,W,C and --layout hwc|chw (project, denoise).
+void add_image_options(CLI::App* s, std::string& shape, std::string& layout, const char* shape_help) {
+    s->add_option("--image-shape", shape, shape_help)->required();
+    s->add_option("--layout", layout, "Order of the values in a row")->check(CLI::IsMember({"hwc", "chw"}))
+        ->capture_default_str();
+}
+
+const char* measure_help = "paper: Eq. 7; rank: normalised to reach 1; fit: share of |Y|² a linear probe explains";
+
+void add_align(CLI::App& app, command_line& c) {
+    c.align = app.add_subcommand("align", "Alignment curve of the top-k principal subspace with the labels (paper's Eq. 7); "
+                                          "uncentered by default");
+    align_options& o = c.align_opts;
+    add_data_options(c.align, o.data);
+    add_run_options(c.align, o.run, false, " (the one-hot targets are centered too)");
+    c.align->add_option("--measure", o.measure, measure_help)->check(CLI::IsMember({"paper", "rank", "fit"}))
+        ->capture_default_str();
+    c.align->add_option("--out", o.run.out, "Directory for CSV files and PNG charts");
+}
+
+void add_spectrum(CLI::App& app, command_line& c) {
+    c.spectrum = app.add_subcommand("spectrum", "Eigenvalues and explained fractions of the (centered by default) "
+                                                "second-moment matrix; reads no labels");
+    add_data_options(c.spectrum, c.spectrum_opts.data);
+    add_run_options(c.spectrum, c.spectrum_opts.run, true, "");
+    c.spectrum->add_option("--out", c.spectrum_opts.run.out, "Directory for CSV files and PNG charts");
+}
+
+void add_project(CLI::App& app, command_line& c) {
+    c.project = app.add_subcommand("project", "PNG grid of images and their projections on the top subspace "
+                                              "(explaining --variance of the total) and its complement (paper's Fig. 9)");
+    project_options& o = c.project_opts;
+    add_data_options(c.project, o.data);
+    add_run_options(c.project, o.run, true, "");
+    c.project->add_option("--keep", o.keep, "Projection rows to draw under the originals")
+        ->check(CLI::IsMember({"top", "bottom", "both"}))->capture_default_str();
+    c.project->add_option("--variance", o.variance, "Fraction F of the total the top subspace explains")
+        ->capture_default_str();
+    add_image_options(c.project, o.image_shape, o.layout, "H,W,C (C = 1 gray or 3 RGB)");
+    c.project->add_option("--out", o.run.out, "Output PNG file (written atomically)")->required();
+    c.project->add_option("--count", o.count, "Images (columns) in the grid (at most the rows read)")
+        ->capture_default_str()->check(non_negative);
+    c.project->add_option("--zoom", o.zoom, "Pixel magnification")->capture_default_str()->check(CLI::Range(1, 16));
+}
+
+void add_tradeoff(CLI::App& app, command_line& c) {
+    c.tradeoff = app.add_subcommand("tradeoff", "Supervised and reconstruction losses at the optimum of the "
+                                                "Theorem 1 trade-off, for each lambda; uncentered by default");
+    tradeoff_cli_options& o = c.tradeoff_opts;
+    add_data_options(c.tradeoff, o.data);
+    add_run_options(c.tradeoff, o.run, false, " (the one-hot targets are centered too)");
+    c.tradeoff->add_option("--lambda", o.lambdas, "Comma-separated lambdas L1,L2,... (>= 0)")->required();
+    c.tradeoff->add_option("--k", o.k, "Latent dimension K (1 <= K <= D)")->required()->check(non_negative);
+    c.tradeoff->add_option("--out", o.run.out, "Directory for the CSV file and PNG chart");
+}
+
+void add_denoise(CLI::App& app, command_line& c) {
+    c.denoise = app.add_subcommand("denoise", "Alignment of the optimal denoising representation (Theorem 3) against "
+                                              "the clean curve, and the label-free noise impact; uncentered by default");
+    denoise_cli_options& o = c.denoise_opts;
+    add_data_options(c.denoise, o.data);
+    add_run_options(c.denoise, o.run, false, " (the one-hot targets are centered too)");
+    c.denoise->add_option("--measure", o.measure, "Alignment measure (as for align)")
+        ->check(CLI::IsMember({"paper", "rank", "fit"}))->capture_default_str();
+    add_image_options(c.denoise, o.image_shape, o.layout, "H,W,C of the images (C = channels)");
+    c.denoise->add_option("--noise", o.noises,
+                          "Noise model, repeatable: gaussian:sigma=S | dropout:ratio=P | "
+                          "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]")->required();
+    c.denoise->add_option("--monte-carlo", o.monte_carlo,
+                          "Estimate the noise expectations with S >= 2 corruptions per sample, drawn in the same "
+                          "pass as the clean statistics (checkpointed with them), instead of the closed forms")
+        ->check(non_negative);
+    c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
+    c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");
+}
+
+}  // namespace
+
+void register_commands(CLI::App& app, command_line& c) {
+    add_align(app, c);
+    add_spectrum(app, c);
+    add_project(app, c);
+    add_tradeoff(app, c);
+    add_denoise(app, c);
+    c.merge = app.add_subcommand("merge", "Merge checkpoints of runs over disjoint data into one");
+    c.merge->add_option("checkpoints", c.merge_opts.inputs, "Checkpoints to merge")->required();
+    c.merge->add_option("-o,--output", c.merge_opts.output, "Merged checkpoint (written atomically; an existing file is replaced, with a note on stderr)")->required();
+    c.merge->footer("");
+    c.info = app.add_subcommand("info", "Print a checkpoint's header and summary");
+    c.info->add_option("checkpoint", c.info_opts.file, "Checkpoint file")->required();
+    c.info->add_flag("--json", c.info_opts.json, "Print one JSON document");
+    c.info->footer("");
+}
+
+}  // namespace recalign::cli

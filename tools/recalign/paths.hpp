@@ -1,0 +1,33 @@
+// Checks on the paths a command reads and writes, made before any data is read, and the
+// atomic writing of every output file (temporary file in the same directory, fsync, rename,
+// fsync of the directory: a failed or interrupted run never leaves a truncated output).
+#pragma once
+
+#include <string>
+
+namespace recalign::cli {
+
+bool file_exists(const std::string& path);
+
+// An input file must exist, be a regular file (not a directory) and not be empty:
+// file_error naming it at byte offset 0 otherwise.
+void require_input_file(const std::string& path);
+
+// FILE can be written atomically: its directory exists and is writable, FILE is not a
+// directory. user_error naming `option` otherwise.
+void require_writable_parent(const char* option, const std::string& path);
+
+// DIR is a writable directory or can be created (its nearest existing ancestor is a
+// writable directory). user_error naming `option` otherwise.
+void require_output_dir(const char* option, const std::string& dir);
+
+// Creates a directory and its parents; user_error naming it.
+void make_dirs(const std::string& dir);
+
+// Writes `bytes` to `path` atomically; a failure is a user_error naming the path.
+void write_output_file(const std::string& path, const std::string& bytes);
+
+// dir + "/" + name.
+std::string out_path(const std::string& dir, const std::string& name);
+
+}  // namespace recalign::cli

@@ -1,0 +1,187 @@
+// JSON renderers: one document per command (field names are part of the CLI's interface,
+// README "JSON").
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "render.hpp"
+
+namespace recalign::cli {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::vector<double> to_vec(const vector_t& v) { return std::vector<double>(v.begin(), v.end()); }
+json number_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+json input_json(const run_state& st) {
+    json a = json::array();
+    for (const input_segment& s : st.segments) {
+        json o;
+        o["images"] = s.images.path;
+        o["labels"] = s.labels.empty() ? json(nullptr) : json(s.labels.path);
+        o["format"] = s.format;
+        o["first_row"] = s.first_row;
+        o["rows"] = s.rows_done;
+        a.push_back(o);
+    }
+    return a;
+}
+
+std::string hex(std::uint64_t v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
+    return b;
+}
+
+// NaN becomes null (nlohmann would write null anyway; replace guards invalid UTF-8 in paths).
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
+
+}  // namespace
+
+std::string render_json(const align_result& r) {
+    const alignment_result& a = r.curve;
+    json j;
+    j["n"] = a.n;
+    j["d"] = a.dim;
+    j["classes"] = a.classes;
+    j["measure"] = measure_name(a.measure);
+    j["centered"] = a.center == centering::centered;
+    j["method"] = r.run.config.method;
+    j["eigenvalues"] = to_vec(a.eigenvalues);
+    j["alignment"] = to_vec(a.curve);
+    j["contributions"] = to_vec(a.contributions);
+    j["normaliser"] = a.normaliser;
+    j["skipped"] = a.skipped;
+    j["max_k"] = a.max_k;
+    j["scale"] = r.run.config.scale;
+    j["input"] = input_json(r.run);
+    return dump(j);
+}
+
+std::string render_json(const spectrum_result& r) {
+    const spectrum& s = r.spec;
+    json j;
+    j["n"] = s.n;
+    j["d"] = s.dim;
+    j["centered"] = s.center == centering::centered;
+    j["method"] = r.run.config.method;
+    j["eigenvalues"] = to_vec(s.eigenvalues);
+    j["explained"] = to_vec(s.explained);
+    j["total"] = s.total;
+    j["error_bound"] = number_or_null(s.error_bound);
+    j["error_estimate"] = number_or_null(s.error_estimate);
+    j["scale"] = r.run.config.scale;
+    j["input"] = input_json(r.run);
+    return dump(j);
+}
+
+std::string render_json(const project_result& r) {
+    json j;
+    j["n"] = r.n;
+    j["d"] = r.dim;
+    j["centered"] = r.center == centering::centered;
+    j["method"] = r.run.config.method;
+    j["variance"] = r.variance;
+    j["k"] = r.k;
+    j["explained"] = r.explained;
+    j["images"] = r.images;
+    j["rows"] = r.rows;
+    j["png"] = r.png;
+    return dump(j);
+}
+
+std::string render_json(const tradeoff_cli_result& r) {
+    const tradeoff_result& t = r.t;
+    json a = json::array();
+    for (const tradeoff_point& p : t.points) {
+        json o;
+        o["lambda"] = p.lambda;
+        o["supervised_loss"] = p.supervised_loss;
+        o["reconstruction_loss"] = p.reconstruction_loss;
+        o["loss"] = p.loss;
+        o["k"] = t.k;
+        o["centered"] = t.center == centering::centered;
+        o["n"] = t.n;
+        a.push_back(o);
+    }
+    return dump(a);
+}
+
+std::string render_json(const denoise_result& r) {
+    const tracker_report& rep = r.report;
+    json j;
+    j["n"] = rep.n;
+    j["d"] = r.dim;
+    j["classes"] = r.classes;
+    j["measure"] = measure_name(r.measure);
+    j["centered"] = r.center == centering::centered;
+    j["method"] = r.run.config.method;
+    j["clean"] = to_vec(rep.clean.curve);
+    json a = json::array();
+    for (const tracker_noise_report& nr : rep.noises) {
+        json e;
+        e["spec"] = nr.spec;
+        e["alignment"] = to_vec(nr.denoising.curve);
+        e["relative"] = to_vec(nr.denoising.relative_difference);
+        e["impact"] = to_vec(nr.impact.distance);
+        e["impact_normalised"] = to_vec(nr.impact.normalised);
+        // The curve stops at max_k: V* has `informative` directions, beyond which it is arbitrary.
+        e["max_k"] = nr.denoising.max_k;
+        e["informative"] = nr.denoising.subspace.informative;
+        e["monte_carlo"] = nr.monte_carlo;
+        e["g_stderr_fro"] = nr.monte_carlo ? json(nr.g_stderr_fro) : json(nullptr);
+        a.push_back(e);
+    }
+    j["noises"] = a;
+    j["input"] = input_json(r.run);
+    return dump(j);
+}
+
+std::string render_json(const info_result& r) {
+    json j;
+    j["file"] = r.file;
+    j["kind"] = r.kind;
+    j["format_version"] = r.version;
+    j["dim"] = r.dim;
+    j["aux"] = r.aux;
+    j["config_hash"] = hex(r.config_hash);
+    j["payload_bytes"] = r.payload_bytes;
+    j["file_bytes"] = r.file_bytes;
+    if (r.run) {
+        j["command"] = r.command;
+        j["method"] = r.method;
+        j["classes"] = r.classes;
+        j["scale"] = r.scale;
+        if (r.method != "exact") {
+            j["rank"] = r.rank;
+            j["passes"] = r.passes;
+            j["seed"] = r.seed;
+        }
+    }
+    j["n"] = r.n;
+    if (r.has_classes && !r.run) j["classes"] = r.classes;
+    if (!r.run) return dump(j);
+    j["complete"] = r.complete;
+    json segs = json::array();
+    for (const info_segment& s : r.segments) {
+        json o;
+        o["images"] = s.images;
+        o["images_bytes"] = s.images_bytes;
+        o["images_hash"] = hex(s.images_hash);
+        o["labels"] = s.labels.empty() ? json(nullptr) : json(s.labels);
+        o["format"] = s.format;
+        o["first_row"] = s.first_row;
+        o["rows_total"] = s.rows_total;
+        o["rows_done"] = s.rows_done;
+        o["batch"] = s.batch;
+        o["pass"] = s.pass;
+        segs.push_back(o);
+    }
+    j["segments"] = segs;
+    return dump(j);
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,150 @@
+// Text renderers: the tables a user reads on a terminal.
+#include <cstdarg>
+#include <cstdio>
+#include <limits>
+
+#include "render.hpp"
+#include "recalign/spectral/eigen.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+void appendf(std::string& out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void appendf(std::string& out, const char* fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0) out.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+}
+
+std::string hex(std::uint64_t v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
+    return b;
+}
+
+// The value at k, or "-" past the end of a curve.
+std::string at(const vector_t& v, std::size_t k, const char* fmt) {
+    if (k > v.size()) return "-";
+    char b[64];
+    std::snprintf(b, sizeof b, fmt, v(k - 1));
+    return b;
+}
+
+}  // namespace
+
+void print_stdout(const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+}
+
+std::string render_text(const align_result& r) {
+    const alignment_result& a = r.curve;
+    std::string s;
+    appendf(s, "n = %llu samples, D = %zu, C = %zu classes; method %s, %s, measure %s\n", (unsigned long long)a.n, a.dim,
+            a.classes, route_name(a.method), centering_name(a.center), measure_name(a.measure));
+    appendf(s, "%6s  %12s  %14s\n", "k", "alignment", "eigenvalue/n");
+    std::vector<std::size_t> ks;
+    for (std::size_t k = 1; k <= a.max_k; k *= 2) ks.push_back(k);
+    if (a.max_k && (ks.empty() || ks.back() != a.max_k)) ks.push_back(a.max_k);
+    for (std::size_t k : ks)
+        appendf(s, "%6zu  %12.6f  %14.6g\n", k, a.curve(k - 1), a.eigenvalues(k - 1) / static_cast<double>(a.n));
+    appendf(s, "(%zu directions under the eigenvalue tolerance skipped)\n", a.skipped);
+    return s;
+}
+
+std::string render_text(const spectrum_result& r) {
+    const spectrum& sp = r.spec;
+    std::string s;
+    appendf(s, "n = %llu samples, D = %zu; method %s, %s\n", (unsigned long long)sp.n, sp.dim, route_name(sp.method),
+            centering_name(sp.center));
+    appendf(s, "total second moment per sample: %.6g\n", sp.total / static_cast<double>(std::max<std::uint64_t>(sp.n, 1)));
+    appendf(s, "%6s  %14s  %10s\n", "k", "eigenvalue/n", "explained");
+    for (std::size_t k = 1; k <= std::min<std::size_t>(sp.rank(), 10); ++k)
+        appendf(s, "%6zu  %14.6g  %10.6f\n", k, sp.eigenvalues(k - 1) / static_cast<double>(sp.n), sp.explained(k - 1));
+    for (double f : {0.5, 0.75, 0.9, 0.95, 0.99}) {
+        const std::size_t k = k_for_fraction(sp.eigenvalues, sp.total, f);
+        if (k < sp.rank() && sp.total > 0) appendf(s, "%4.0f%% of the total in the top %zu directions\n", f * 100, k);
+    }
+    return s;
+}
+
+std::string render_text(const project_result& r) {
+    std::string s;
+    appendf(s, "top subspace: k = %zu of %zu directions explain %.4f of the %s total (asked %.4f)\n", r.k, r.dim,
+            r.explained, centering_name(r.center), r.variance);
+    std::string rows = "originals";
+    for (std::size_t i = 1; i < r.rows.size(); ++i) rows += ", " + r.rows[i];
+    appendf(s, "wrote %s: %zu images; rows: %s\n", r.png.c_str(), r.images, rows.c_str());
+    return s;
+}
+
+std::string render_text(const tradeoff_cli_result& r) {
+    const tradeoff_result& t = r.t;
+    std::string s;
+    appendf(s, "n = %llu samples, D = %zu, C = %zu classes, K = %zu (%zu null directions of Sxx dropped); %s\n",
+            (unsigned long long)t.n, t.dim, t.classes, t.k, t.dropped, centering_name(t.center));
+    appendf(s, "losses per sample at the optimum of |WᵀVᵀX - Y|² + λ|ZᵀVᵀX - X|² (Theorem 1):\n");
+    appendf(s, "%12s  %16s  %20s\n", "lambda", "supervised/n", "reconstruction/n");
+    const double n = static_cast<double>(std::max<std::uint64_t>(t.n, 1));
+    for (const tradeoff_point& p : t.points)
+        appendf(s, "%12.6g  %16.8g  %20.8g\n", p.lambda, p.supervised_loss / n, p.reconstruction_loss / n);
+    return s;
+}
+
+std::string render_text(const denoise_result& r) {
+    const tracker_report& rep = r.report;
+    std::string s;
+    appendf(s, "n = %llu samples, D = %zu, C = %zu classes; %s, measure %s\n", (unsigned long long)rep.n, r.dim,
+            r.classes, centering_name(r.center), measure_name(r.measure));
+    for (const tracker_noise_report& nr : rep.noises) {
+        appendf(s, "\nnoise %s%s\n", nr.spec.c_str(), nr.monte_carlo ? " (Monte Carlo)" : " (closed form)");
+        appendf(s, "%6s  %12s  %12s  %12s  %14s\n", "k", "clean", "denoising", "relative", "impact (sin²)");
+        for (std::size_t k : r.ks)
+            appendf(s, "%6zu  %12s  %12s  %12s  %14s\n", k, at(rep.clean.curve, k, "%.6f").c_str(),
+                    at(nr.denoising.curve, k, "%.6f").c_str(), at(nr.denoising.relative_difference, k, "%.4g").c_str(),
+                    at(nr.impact.distance, k, "%.4g").c_str());
+        const std::size_t len = nr.denoising.curve.size();
+        if (len < rep.clean.curve.size())
+            appendf(s, "(the denoising curve stops at k = %zu: the optimal denoising encoder V* has %zu informative "
+                       "directions, beyond which it is arbitrary; '-' marks k past it)\n",
+                    len, nr.denoising.subspace.informative);
+    }
+    return s;
+}
+
+std::string render_text(const merge_result& r) {
+    std::string s;
+    if (r.moments)
+        appendf(s, "merged %zu moment checkpoints: n = %llu -> %s\n", r.inputs, (unsigned long long)r.n, r.output.c_str());
+    else
+        appendf(s, "merged %zu checkpoints: n = %llu samples from %zu segments -> %s\n", r.inputs, (unsigned long long)r.n,
+                r.segments, r.output.c_str());
+    return s;
+}
+
+std::string render_text(const info_result& r) {
+    std::string s;
+    appendf(s, "%s: recalign checkpoint, format version %u, %llu bytes\n", r.file.c_str(), r.version,
+            (unsigned long long)r.file_bytes);
+    appendf(s, "  kind          %s\n  dimension     %llu\n  aux           %llu\n  config hash   %s\n  payload       %llu bytes\n",
+            r.kind.c_str(), (unsigned long long)r.dim, (unsigned long long)r.aux, hex(r.config_hash).c_str(),
+            (unsigned long long)r.payload_bytes);
+    appendf(s, "  samples       %llu\n", (unsigned long long)r.n);
+    if (!r.run) return s;
+    appendf(s, "  command       %s\n  method        %s\n  classes       %llu\n  scale         %.17g\n  complete      %s\n",
+            r.command.c_str(), r.method.c_str(), (unsigned long long)r.classes, r.scale, r.complete ? "yes" : "no");
+    for (const info_segment& g : r.segments) {
+        appendf(s, "  input         %s rows %llu..%llu (%llu of %llu read in pass %llu, batch %llu, %s)\n", g.images.c_str(),
+                (unsigned long long)g.first_row, (unsigned long long)(g.first_row + g.rows_total),
+                (unsigned long long)g.rows_done, (unsigned long long)g.rows_total, (unsigned long long)g.pass + 1,
+                (unsigned long long)g.batch, g.format.c_str());
+        if (!g.labels.empty()) appendf(s, "  labels        %s\n", g.labels.c_str());
+    }
+    return s;
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,96 @@
+// What each command computes, as plain structs: the commands (cmd_*.cpp) fill them, the
+// renderers (render_*.cpp) turn them into text, JSON, CSV files, charts and PNG grids.
+// Nothing here prints or writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recalign/align/alignment.hpp"
+#include "recalign/align/noise.hpp"
+#include "recalign/align/tracker.hpp"
+#include "recalign/align/tradeoff.hpp"
+#include "recalign/spectral/spectrum.hpp"
+#include "run_state.hpp"
+
+namespace recalign::cli {
+
+// Where and how a command's result goes.
+struct render_options {
+    bool json = false, quiet = false;
+    std::string out;  // directory for CSV and charts (empty: none)
+};
+
+struct align_result {
+    run_state run;
+    alignment_result curve;
+    spectrum spec;
+};
+
+struct spectrum_result {
+    run_state run;
+    spectrum spec;
+};
+
+// An 8-bit image grid: rows x cols images, each height x width x channels (1 or 3) in
+// [0, 255], HWC, with `gap` white pixels around each image, magnified by `zoom`.
+struct image_grid {
+    std::size_t rows = 0, cols = 0, height = 0, width = 0, channels = 1, zoom = 1, gap = 2;
+    std::vector<std::vector<unsigned char>> cells;  // rows * cols images, row-major
+    std::size_t pixel_width() const { return cols * width * zoom + (cols + 1) * gap; }
+    std::size_t pixel_height() const { return rows * height * zoom + (rows + 1) * gap; }
+};
+
+struct project_result {
+    run_state run;
+    std::uint64_t n = 0;
+    std::size_t dim = 0, k = 0, images = 0;
+    centering center = centering::centered;
+    double variance = 0.0, explained = 0.0;
+    std::vector<std::string> rows;  // "original", "top", "bottom"
+    std::string png;
+    image_grid grid;
+};
+
+struct tradeoff_cli_result {
+    run_state run;
+    tradeoff_result t;
+};
+
+struct denoise_result {
+    run_state run;
+    std::size_t dim = 0, classes = 0;
+    centering center = centering::uncentered;
+    alignment_measure measure = alignment_measure::paper;
+    tracker_report report;
+    std::vector<std::size_t> ks;  // rows of the text table
+};
+
+struct merge_result {
+    std::size_t inputs = 0, segments = 0;
+    std::uint64_t n = 0;
+    bool moments = false;  // library moment checkpoints (else run checkpoints)
+    std::string output;
+    std::vector<std::string> notes;  // partial inputs, a replaced output (stderr)
+};
+
+struct info_segment {
+    std::string images, labels, format;
+    std::uint64_t images_bytes = 0, images_hash = 0, first_row = 0, rows_total = 0, rows_done = 0, batch = 0, pass = 0;
+};
+
+struct info_result {
+    std::string file, kind;
+    std::uint32_t version = 0;
+    std::uint64_t dim = 0, aux = 0, config_hash = 0, payload_bytes = 0, file_bytes = 0, n = 0;
+    bool run = false;  // a CLI run checkpoint: the fields below are set
+    std::string command, method;
+    std::uint64_t classes = 0, rank = 0, passes = 0, seed = 0;
+    bool has_classes = false;  // moment checkpoints report their classes too
+    double scale = 1.0;
+    bool complete = true;
+    std::vector<info_segment> segments;
+};
+
+}  // namespace recalign::cli

@@ -1,0 +1,204 @@
+#include "route_state.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "mpi_context.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/serial.hpp"
+
+namespace recalign::cli {
+
+// ---- route_state -----------------------------------------------------------------------
+
+namespace {
+
+template <class... F>
+struct overloaded : F... {
+    using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
+
+using route_variant = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
+
+route_variant make_route(const run_config& config) {
+    const auto dim = static_cast<std::size_t>(config.dim);
+    const centering c = static_cast<centering>(config.center);
+    if (config.method == "exact") {
+        // Labels go to the class statistics (D x C), not into a (D + C)² joint scatter.
+        moment_options o;
+        o.dim = dim;
+        o.float32_kernels = config.float32_kernels;
+        return moment_accumulator(o);
+    }
+    if (config.method == "fd") {
+        frequent_directions_options o;
+        o.dim = dim;
+        o.ell = static_cast<std::size_t>(std::min<std::uint64_t>(2 * config.rank, config.dim));
+        o.center = c;
+        return frequent_directions(o);
+    }
+    nystrom_options o;
+    o.dim = dim;
+    o.rank = static_cast<std::size_t>(config.rank);
+    o.oversampling = std::min<std::size_t>(10, dim - o.rank);
+    o.probes = std::min<std::size_t>(10, dim);
+    o.seed = config.seed;
+    o.center = c;
+    o.float32_kernels = config.float32_kernels;
+    return nystrom_sketch(o);
+}
+
+// A nested sketch must be of this run's configuration (its own header says which kind).
+template <class Sketch>
+Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::string& source) {
+    Sketch s = checkpoint::from_bytes<Sketch>(bytes, source + " (nested accumulator)");
+    if (s.config_hash() != fresh.config_hash())
+        throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");
+    return s;
+}
+
+// The class statistics after the nested sketch, of this run's D and C.
+class_moments load_classes(std::string_view bytes, const class_moments& fresh, const std::string& source) {
+    if (bytes.substr(0, 8) != "RECALIGN")
+        throw file_error(source, checkpoint::header_bytes,
+                         "class statistics in the layout of an older recalign (before class_moments): this "
+                         "checkpoint cannot be continued or analysed by this version; run it again");
+    class_moments c = checkpoint::from_bytes<class_moments>(bytes, source + " (class statistics)");
+    if (c.config_hash() != fresh.config_hash())
+        throw file_error(source, checkpoint::header_bytes, "nested class statistics disagree with the run configuration");
+    return c;
+}
+
+}  // namespace
+
+route_state::route_state(const run_config& config) : config_(config), main_(make_route(config)) {
+    if (config.classes)
+        classes_.emplace(class_moments_options{static_cast<std::size_t>(config.dim), static_cast<std::size_t>(config.classes)});
+}
+
+void route_state::update(const io::source_batch& b, std::uint64_t pass) {
+    // The class statistics first: their update validates the rows and the labels and changes
+    // nothing on a refusal, so the pair keeps the strong guarantee.
+    if (classes_ && pass == 0) classes_->update(b.view(), b.targets(), b.first_row);
+    std::visit(overloaded{[&](moment_accumulator& m) {
+                              // A joint scatter of an older checkpoint holds its own targets.
+                              if (m.has_targets()) m.update(b.view(), b.targets(), b.first_row);
+                              else m.update(b.view(), b.first_row);
+                          },
+                          [&](auto& sketch) { sketch.update(b.view(), b.first_row); }},
+               main_);
+}
+
+void route_state::next_pass() {
+    if (auto* s = std::get_if<nystrom_sketch>(&main_)) s->next_pass();
+}
+
+std::uint64_t route_state::n() const {
+    return std::visit([](const auto& a) { return a.n(); }, main_);
+}
+
+void route_state::merge(const stream_state& o) {
+    const auto* other_ptr = dynamic_cast<const route_state*>(&o);
+    if (!other_ptr) throw std::invalid_argument("cannot merge: the states are of different commands");
+    const route_state& other = *other_ptr;
+    if (const std::string d = config_.difference(other.config_, "this state", "the other"); !d.empty())
+        throw std::invalid_argument("cannot merge: " + d);
+    std::visit([&](auto& a) { a.merge(std::get<std::decay_t<decltype(a)>>(other.main_)); }, main_);
+    if (classes_.has_value() != other.classes_.has_value())
+        throw std::invalid_argument("cannot merge: one state holds the labels in a joint (D + C)² scatter (a checkpoint "
+                                    "of an older recalign), the other as class statistics");
+    if (classes_) classes_->merge(*other.classes_);
+}
+
+namespace {
+void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+}  // namespace
+
+// [u64 length][framed accumulator][class statistics, with labels]. An exact state loaded from
+// a checkpoint of an older recalign (a framed joint scatter with the targets inside, starting
+// with the checkpoint magic) keeps that layout.
+std::string route_state::save() const {
+    if (const auto* m = std::get_if<moment_accumulator>(&main_); m && !classes_) return checkpoint::to_bytes(*m);
+    const std::string sketch = std::visit([](const auto& a) { return checkpoint::to_bytes(a); }, main_);
+    std::string out;
+    put_u64(out, sketch.size());
+    out += sketch;
+    if (classes_) out += checkpoint::to_bytes(*classes_);
+    return out;
+}
+
+void route_state::load(const std::string& bytes, const std::string& source) {
+    if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
+        moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
+        if (m.dim() != config_.dim || m.classes() != config_.classes)
+            throw file_error(source, checkpoint::header_bytes, "nested accumulator disagrees with the run configuration");
+        main_ = std::move(m);
+        classes_.reset();  // none, or inside the joint scatter
+        return;
+    }
+    std::uint64_t len = 0;
+    if (bytes.size() < 8) throw file_error(source, checkpoint::header_bytes, "sketch state missing");
+    std::memcpy(&len, bytes.data(), 8);
+    if (len > bytes.size() - 8) throw file_error(source, checkpoint::header_bytes, "sketch state truncated");
+    const std::string_view nested = std::string_view(bytes).substr(8, static_cast<std::size_t>(len));
+    route_variant loaded = std::visit([&](const auto& fresh) -> route_variant { return load_sketch(nested, fresh, source); },
+                                      main_);
+    const std::string rest = bytes.substr(8 + static_cast<std::size_t>(len));
+    std::optional<class_moments> classes;
+    if (classes_) classes.emplace(load_classes(rest, *classes_, source));
+    else if (!rest.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
+    main_ = std::move(loaded);
+    classes_ = std::move(classes);
+}
+
+void route_state::reduce(const mpi_context& mpi) {
+    if (!mpi.active()) return;
+    if (const auto* m = std::get_if<moment_accumulator>(&main_)) {
+        // The exact moments take the two-stage Chan merge (dist/mpi.hpp), then the class
+        // statistics their own tree (both collective, in this order on every rank).
+        std::optional<moment_accumulator> r = mpi.reduce(*m);
+        std::optional<std::string> labels;
+        if (classes_)
+            labels = mpi.reduce_bytes(checkpoint::to_bytes(*classes_), [&](const std::string& lower, const std::string& upper) {
+                class_moments a = load_classes(lower, *classes_, "rank state");
+                a.merge(load_classes(upper, *classes_, "rank state"));
+                return checkpoint::to_bytes(a);
+            });
+        if (r) main_ = std::move(*r);
+        if (labels) classes_.emplace(load_classes(*labels, *classes_, "the ranks' merged state"));
+        return;
+    }
+    const run_config cfg = config_;
+    std::optional<std::string> bytes = mpi.reduce_bytes(save(), [&](const std::string& lower, const std::string& upper) {
+        route_state a(cfg), b(cfg);
+        a.load(lower, "rank state");
+        b.load(upper, "rank state");
+        a.merge(b);
+        return a.save();
+    });
+    if (bytes) load(*bytes, "the ranks' merged state");
+}
+
+statistics finish_statistics(const route_state& s, centering c) {
+    const auto built = static_cast<centering>(s.config_.center);
+    if (s.config_.method != "exact" && built != c)
+        throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
+                                    " second moment, not the " + centering_name(c) + " one (choose --center or " +
+                                    "--no-center when it is built)");
+    const class_moments* labels = s.classes_ ? &*s.classes_ : nullptr;
+    sketch_finish_options o;
+    o.rank = static_cast<std::size_t>(s.config_.rank);
+    return std::visit(overloaded{[&](const moment_accumulator& m) {
+                                     statistics st = finish(m, c);
+                                     if (!labels) return st;
+                                     return make_statistics(std::move(st.spec), std::move(st.mean), labels->cross(c),
+                                                            std::move(st.second_moment));
+                                 },
+                                 [&](const auto& sketch) { return finish(sketch, labels, o); }},
+                      s.main_);
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,53 @@
+// The accumulator behind align, spectrum, project and tradeoff, chosen by --method: the
+// exact moment accumulator, a Frequent Directions sketch or a Nyström sketch, plus the class
+// statistics when labels are read (every route: Sxy is D x C and Syy the class counts, so
+// class ids never cost a (D + C)² joint scatter). One std::variant instead of three optionals: each
+// operation is one visit, and `finish_statistics` is the one place that turns the state
+// into the finished statistics the analyses read.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/nystrom_sketch.hpp"
+#include "recalign/stats/class_moments.hpp"
+#include "recalign/spectral/statistics.hpp"
+#include "recalign/stats/moments.hpp"
+#include "run_state.hpp"
+#include "stream_state.hpp"
+
+namespace recalign::cli {
+
+class route_state final : public stream_state {
+public:
+    explicit route_state(const run_config& config);
+
+    std::uint64_t passes() const override { return config_.passes; }
+    void update(const io::source_batch& b, std::uint64_t pass) override;
+    void next_pass() override;
+    std::uint64_t n() const override;
+    std::string save() const override;
+    void load(const std::string& bytes, const std::string& source) override;
+    void reduce(const mpi_context& mpi) override;
+
+    void merge(const stream_state& other) override;
+    const run_config& config() const noexcept { return config_; }
+
+private:
+    friend statistics finish_statistics(const route_state& s, centering c);
+    using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
+    run_config config_;
+    sketch main_;
+    std::optional<class_moments> classes_;  // with labels (absent in an older exact checkpoint's joint scatter)
+};
+
+// The finished statistics every analysis reads: exact (one eigendecomposition), or the
+// sketch's top --rank in the centering it was built with (the other one throws
+// std::invalid_argument), with the cross statistics when labels were read.
+statistics finish_statistics(const route_state& s, centering c);
+
+}  // namespace recalign::cli

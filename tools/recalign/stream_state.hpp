@@ -1,0 +1,39 @@
+// What the streaming driver feeds: one interface over any accumulator or set of
+// accumulators (a route's accumulator with its class statistics, the denoising tracker with
+// its Monte-Carlo noises), so that resume, checkpoints, signals, passes and MPI are written
+// once, in driver.cpp, for every command and every pass.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "recalign/io/source.hpp"
+
+namespace recalign::cli {
+
+class mpi_context;
+
+class stream_state {
+public:
+    virtual ~stream_state() = default;
+    // Passes over the row range this state needs (Nyström power iterations: Q).
+    virtual std::uint64_t passes() const { return 1; }
+    // Adds one batch of pass `pass`; a bad batch throws std::invalid_argument naming the row
+    // and leaves the state as it was (strong guarantee).
+    virtual void update(const io::source_batch& b, std::uint64_t pass) = 0;
+    // Ends pass `pass` - 1 and starts the next one.
+    virtual void next_pass() {}
+    virtual std::uint64_t n() const = 0;
+    // The nested checkpoint bytes; load refuses a state of another configuration (file_error
+    // naming `source`).
+    virtual std::string save() const = 0;
+    virtual void load(const std::string& bytes, const std::string& source) = 0;
+    // Collective under mpirun: merges every rank's state into rank 0's (the other ranks'
+    // states are left unspecified).
+    virtual void reduce(const mpi_context& mpi) = 0;
+    // Merges a state of the same type and configuration (merge); std::invalid_argument naming
+    // what differs, before any change.
+    virtual void merge(const stream_state& other) = 0;
+};
+
+}  // namespace recalign::cli

@@ -1,0 +1,280 @@
+#include "validate.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "paths.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/core/serial.hpp"
+#include "recalign/io/files.hpp"
+#include "recalign/io/datasets.hpp"
+#include "recalign/io/raw.hpp"
+#include "recalign/io/source.hpp"
+
+namespace recalign::cli {
+
+namespace {
+
+// The whole of `t` as a number (no trailing characters); false otherwise.
+bool whole_double(const std::string& t, double& v) {
+    std::size_t used = 0;
+    try {
+        v = std::stod(t, &used);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return !t.empty() && used == t.size();
+}
+
+// The whole of `t` as a non-negative integer ("-1" is not one, although stoull wraps it).
+bool whole_unsigned(const std::string& t, unsigned long long& v) {
+    std::size_t used = 0;
+    try {
+        v = std::stoull(t, &used);
+    } catch (const std::exception&) {
+        return false;
+    }
+    return !t.empty() && t[0] != '-' && used == t.size();
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> parts;
+    std::stringstream ss(s);
+    std::string part;
+    while (std::getline(ss, part, ',')) parts.push_back(part);
+    return parts;
+}
+
+
+
+
+std::string gib(long double bytes) {
+    std::ostringstream os;
+    os.precision(bytes < 10.0L * (1ULL << 30) ? 2 : 0);
+    os << std::fixed << static_cast<double>(bytes / (1ULL << 30)) << " GiB";
+    return os.str();
+}
+
+run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t classes, double scale, centering c) {
+    run_config cfg;
+    cfg.method = r.method;
+    cfg.dim = dim;
+    cfg.classes = classes;
+    cfg.scale = scale;
+    cfg.float32_kernels = r.precision == "f32-kernels";
+    if (r.method == "exact") {
+        if (r.rank != 0 || r.passes != 1) throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
+        return cfg;
+    }
+    if (r.rank == 0 || r.rank > dim)
+        throw std::invalid_argument("--method " + r.method + " needs --rank K with 1 <= K <= D = " + std::to_string(dim));
+    if (r.method == "fd" && r.passes != 1) throw std::invalid_argument("--passes applies to --method nystrom only");
+    if (r.passes < 1 || r.passes > 100) throw std::invalid_argument("--passes must lie in [1, 100]");
+    cfg.rank = r.rank;
+    cfg.passes = r.passes;
+    cfg.seed = r.seed;
+    cfg.center = static_cast<std::uint8_t>(c);
+    return cfg;
+}
+
+// --from: a run checkpoint, or a library-level moment checkpoint analysed as is.
+run_state load_from(const std::string& path) {
+    require_input_file(path);
+    checkpoint::header h;
+    {
+        std::ifstream is(path, std::ios::binary);
+        if (!is) throw file_error(path, 0, "cannot open checkpoint for reading");
+        h = checkpoint::read_header(is, path);
+    }
+    // Any kind but a library moment state is read as a run state (another kind is refused
+    // at its header's kind field, byte offset 16).
+    if (h.kind != checkpoint::state_kind::moments) return load_run_state(path);
+    const moment_accumulator m = checkpoint::load_file<moment_accumulator>(path);
+    if (m.has_targets() && m.options().targets != target_mode::class_ids)
+        throw std::invalid_argument(path + ": the CLI analyses class-id targets only");
+    run_state st;
+    st.command = "moments";
+    st.config.dim = m.dim();
+    st.config.classes = m.has_targets() ? m.classes() : 0;
+    st.accumulator = checkpoint::to_bytes(m);
+    input_segment whole;  // a library state: complete as far as the CLI can tell
+    st.segments.push_back(whole);
+    return st;
+}
+
+void prepare_from(prepared_run& p, const data_options& d, const run_options& r, const run_needs& needs) {
+    if (!needs.from_allowed)
+        throw std::invalid_argument(std::string(needs.command) + " draws images from the data: it cannot run --from a "
+                                    "checkpoint (use --checkpoint/--resume with the same DATA instead)");
+    if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty())
+        throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
+                                    "(--images, --labels, --scale, --skip, --limit) do not apply");
+    p.from = load_from(r.from);
+    p.from_path = r.from;
+    if (needs.labels && p.from->config.classes == 0)
+        throw std::invalid_argument(std::string(needs.command) + " needs labels: the checkpoint " + r.from +
+                                    " was made without them");
+    check_route(parse_route(p.from->config.method), needs.analysis, p.from->config.classes != 0);
+}
+
+// Rows of the range [skip, skip + limit), from the headers. A --limit beyond the end of the
+// file is refused by the source (it names the rows there are): a range is read whole or not
+// at all, so that runs over parts of one file can be merged without a silent gap.
+std::uint64_t range_rows(const io::data_source& src) {
+    if (src.total() == 0)
+        throw std::invalid_argument(src.options().images + ": no rows to read (the file has " +
+                                    std::to_string(src.file_rows()) + ", --skip " + std::to_string(src.options().skip) +
+                                    ")");
+    return src.total();
+}
+
+}  // namespace
+
+io::source_options resolve_data(const data_options& d, bool want_labels) {
+    io::source_options o;
+    bool default_data = false;
+    if (d.images.empty()) {
+        if (!d.labels.empty()) throw std::invalid_argument("--labels needs --images");
+        if (!d.raw_shape.empty() || d.format != "auto") throw std::invalid_argument("--format/--raw-shape need --images");
+        const io::fashion_mnist_files f = io::fashion_mnist();
+        o.images = f.train_images;
+        if (want_labels) o.labels = f.train_labels;
+        default_data = true;
+    } else {
+        o.images = d.images;
+        o.labels = d.labels;
+    }
+    o.format = io::parse_format(d.format);
+    if (!d.raw_shape.empty()) {
+        const std::vector<std::string> nd = split_commas(d.raw_shape);
+        unsigned long long n = 0, dd = 0;
+        if (nd.size() != 2 || d.raw_shape.back() == ',' || !whole_unsigned(nd[0], n) || !whole_unsigned(nd[1], dd))
+            throw std::invalid_argument("--raw-shape: expected two non-negative integers 'N,D', got '" + d.raw_shape + "'");
+        if (dd == 0) throw std::invalid_argument("--raw-shape: D must be at least 1");
+        o.raw_rows = n;
+        o.raw_cols = dd;
+        if (o.format == io::data_format::auto_detect) o.format = io::data_format::raw;
+    } else if (o.format == io::data_format::raw) {
+        throw std::invalid_argument("--format raw needs --raw-shape N,D");
+    }
+    o.raw_type = io::parse_raw_dtype(d.raw_dtype);
+    o.scale = d.scale.empty() ? (default_data ? 1.0 / 255.0 : 1.0) : parse_scale(d.scale);
+    o.batch = d.batch;
+    o.skip = d.skip;
+    o.limit = d.limit;
+    return o;
+}
+
+void require_memory(const run_config& c, std::uint64_t extra, const std::string& what) {
+    // long double: no wrap. Exact: the moments and, for the analysis, about two more D x D
+    // matrices; sketches: a few ell x D blocks. With labels: per-class means D x C and the
+    // cross statistics (Sxy D x C, Syy C x C in the finished statistics).
+    const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
+    long double words = c.method == "exact" ? 3.0L * d * d
+                                            : 3.0L * 2.0L * static_cast<long double>(c.rank) * d;
+    if (c.classes) words += 2.0L * (d + 1.0L) * k + k * k;
+    const long double need = 8.0L * words + static_cast<long double>(extra);
+    const long double phys =
+        static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
+    if (phys <= 0 || need <= phys) return;
+    std::string way_out = c.method == "exact" ? ": use --method fd or --method nystrom with --rank K" : ": use a smaller --rank";
+    if (c.classes && k * k + 2.0L * (d + 1.0L) * k > d * d)
+        way_out = " (C = " + std::to_string(c.classes) + " classes; is --classes or a label wrong?)";
+    throw user_error(what + ": --method " + c.method + " needs about " + gib(need) + " for D = " +
+                     std::to_string(c.dim) + (c.classes ? " and C = " + std::to_string(c.classes) : std::string()) +
+                     " (this machine has " + gib(phys) + ")" + way_out);
+}
+
+prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs) {
+    prepared_run p;
+    p.center = pick_centering(r, needs.default_centered);
+    p.drive.command = needs.command;
+    p.drive.checkpoint = r.checkpoint;
+    p.drive.checkpoint_every = r.checkpoint_every;
+    p.drive.resume = r.resume;
+    p.drive.quiet = r.quiet;
+    p.drive.hooks.batch_delay_ms = r.test_batch_delay_ms;
+    if (!r.from.empty()) {
+        prepare_from(p, d, r, needs);
+        return p;
+    }
+    // What the route cannot serve is known from the options alone (statistics.hpp).
+    check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
+    io::source_options o = resolve_data(d, needs.labels);
+    require_input_file(o.images);
+    if (!o.labels.empty()) require_input_file(o.labels);
+    const io::data_source src(o);  // headers only: D, the row range, the labels' row count
+    p.input.rows = range_rows(src);
+    std::uint64_t classes = 0;
+    if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
+    p.input.config = make_config(r, src.dim(), classes, o.scale, p.center);
+    p.input.source = o;
+    require_memory(p.input.config, 0, o.images);
+    if (needs.labels && o.labels.empty())
+        throw std::invalid_argument(std::string(needs.command) + " needs labels: pass --labels FILE with --images");
+    return p;
+}
+
+double parse_scale(const std::string& s) {
+    auto num = [&](const std::string& t) {
+        double v = 0;
+        if (!whole_double(t, v)) throw std::invalid_argument("--scale: '" + s + "' is not a number or fraction");
+        return v;
+    };
+    const auto slash = s.find('/');
+    if (slash == std::string::npos) return num(s);
+    return num(s.substr(0, slash)) / num(s.substr(slash + 1));
+}
+
+std::vector<double> parse_list(const std::string& s, const char* what) {
+    std::vector<double> out;
+    for (const std::string& part : split_commas(s)) {
+        double v = 0;
+        if (!whole_double(part, v))
+            throw std::invalid_argument(std::string(what) + ": '" + part + "' is not a number (in '" + s + "')");
+        out.push_back(v);
+    }
+    if (out.empty()) throw std::invalid_argument(std::string(what) + ": empty list");
+    return out;
+}
+
+std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k) {
+    std::vector<std::size_t> out;
+    for (const std::string& part : split_commas(s)) {
+        unsigned long long v = 0;
+        if (!whole_unsigned(part, v) || v < 1 || v > max_k)
+            throw std::invalid_argument(std::string(what) + ": '" + part + "' is not an integer in [1, " +
+                                        std::to_string(max_k) + "] (D = " + std::to_string(max_k) + ")");
+        out.push_back(static_cast<std::size_t>(v));
+    }
+    if (out.empty()) throw std::invalid_argument(std::string(what) + ": empty list");
+    return out;
+}
+
+std::vector<std::size_t> parse_shape(const std::string& s) {
+    std::vector<std::size_t> out;
+    for (const std::string& part : split_commas(s)) {
+        unsigned long long v = 0;
+        if (!whole_unsigned(part, v) || v == 0)
+            throw std::invalid_argument("--image-shape: expected H,W,C of positive integers, got '" + s + "'");
+        out.push_back(static_cast<std::size_t>(v));
+    }
+    if (out.size() == 2) out.push_back(1);
+    if (out.size() != 3) throw std::invalid_argument("--image-shape: expected H,W,C (or H,W), got '" + s + "'");
+    // Refused here, not compared after wrapping: H·W·C ≡ D (mod 2^64) would pass the check
+    // against the rows' width and then index far outside every image.
+    checked_product(out.begin(), out.end(), "--image-shape H x W x C");
+    return out;
+}
+
+centering pick_centering(const run_options& r, bool default_centered) {
+    if (r.center) return centering::centered;
+    if (r.no_center) return centering::uncentered;
+    return default_centered ? centering::centered : centering::uncentered;
+}
+
+}  // namespace recalign::cli

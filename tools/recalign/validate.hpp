@@ -1,0 +1,63 @@
+// Checks that need no data: a data-reading command resolves its input (files, format, row
+// range, D from the images header, C from --classes or the labels), its route and the
+// memory it will need, and refuses what cannot work before the first byte of data is read.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "driver.hpp"
+#include "options.hpp"
+#include "recalign/spectral/statistics.hpp"
+#include "recalign/stats/moments.hpp"
+#include "run_state.hpp"
+
+namespace recalign::cli {
+
+struct run_needs {
+    const char* command = "";
+    bool labels = false;            // the analysis needs labels
+    bool default_centered = false;  // PCA commands
+    bool from_allowed = true;       // project re-reads images: no --from
+    recalign::analysis analysis = recalign::analysis::spectrum;  // for check_route
+};
+
+// A data-reading command's run, resolved and checked.
+struct prepared_run {
+    centering center = centering::uncentered;
+    drive_input input;              // reading data
+    drive_options drive;
+    std::optional<run_state> from;  // --from: the checkpoint's state (accumulator bytes included)
+    std::string from_path;
+
+    const run_config& config() const { return from ? from->config : input.config; }
+    std::size_t dim() const { return static_cast<std::size_t>(config().dim); }
+};
+
+prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs);
+
+// Streams the prepared run through `state` (drive), or loads its --from checkpoint (drive_from).
+inline run_state stream(stream_state& state, const prepared_run& p, const mpi_context& mpi) {
+    return p.from ? drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi) : drive(state, p.input, p.drive, mpi);
+}
+
+// Bytes a run of `config` holds at its largest (accumulation, then the finished statistics
+// and the analyses), plus `extra`; user_error with the size and the way out when it exceeds
+// this machine's physical memory.
+void require_memory(const run_config& config, std::uint64_t extra, const std::string& what);
+
+// The source options DATA resolves to (the default data set without --images).
+io::source_options resolve_data(const data_options& d, bool want_labels);
+
+// Parsers of option values; each throws std::invalid_argument naming the option.
+double parse_scale(const std::string& s);
+std::vector<double> parse_list(const std::string& s, const char* what);
+// "H,W,C" or "H,W" (C = 1), positive integers whose product fits.
+std::vector<std::size_t> parse_shape(const std::string& s);
+// A comma-separated list of integers k in [1, max_k].
+std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k);
+centering pick_centering(const run_options& r, bool default_centered);
+
+}  // namespace recalign::cli
