@@ -17,6 +17,8 @@ packages=(
   libopenmpi-dev openmpi-bin
   # python bindings
   python3-dev pybind11-dev python3-torch
+  # packaging: pip install / pip wheel from pyproject.toml, offline (suite install)
+  python3-mesonpy python3-venv python3-pip
   # default data set
   dataset-fashion-mnist
 )
