@@ -23,6 +23,8 @@
 #include <recalign/spectral/spectrum.hpp>
 #include <recalign/stats/moments.hpp>
 
+#include "../common/helpers.hpp"
+
 namespace sketch_testing {
 
 using recalign::matrix_t;
@@ -204,17 +206,8 @@ inline double frobenius_error(const exact_reference& ref, const matrix_t& u, con
     return std::sqrt(std::max(ref.frobenius2 - 2.0 * cross + own, 0.0));
 }
 
-template <class T>
-std::string saved(const T& obj) {
-    std::ostringstream os(std::ios::binary);
-    obj.save(os);
-    return os.str();
-}
-
-template <class T>
-T loaded(const std::string& bytes) {
-    std::istringstream is(bytes, std::ios::binary);
-    return T::load(is);
-}
+// The checkpoint round trip of every accumulator's tests (tests/common/helpers.hpp).
+using testing::loaded;
+using testing::saved;
 
 }  // namespace sketch_testing
