@@ -115,6 +115,21 @@ int syevd_rows(std::size_t n, double* a, double* w) {
     return info;
 }
 
+int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z) {
+    const int ni = to_blas_int(n, "dimension"), ki = to_blas_int(k, "eigenpairs");
+    if (ni == 0 || ki == 0) return 0;
+    if (ki > ni) throw std::invalid_argument("syevr_top_rows: k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
+    // As syevd_rows: row-major upper read as column-major lower; column-major eigenvector
+    // columns (ldz = n) are rows of z.
+    int found = 0;
+    std::vector<int> support(2 * k);
+    const int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'L', ni, a, ni, 0.0, 0.0, ni - ki + 1, ni, 0.0, &found, w,
+                                    z, ni, support.data());
+    check_info(info, "dsyevr");
+    if (info == 0 && found != ki) return 1;  // fewer pairs than asked: report as not converged
+    return info;
+}
+
 int potrf_upper(std::size_t n, double* a) {
     const int ni = to_blas_int(n, "dimension");
     if (ni == 0) return 0;

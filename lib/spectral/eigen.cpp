@@ -47,6 +47,30 @@ eigen_result sym_eigen(const matrix_t& a) {
     return r;
 }
 
+eigen_result sym_eigen_top(const matrix_t& a, std::size_t k) {
+    if (a.shape(0) != a.shape(1))
+        throw std::invalid_argument("sym_eigen_top: matrix is " + std::to_string(a.shape(0)) + " x " +
+                                    std::to_string(a.shape(1)) + ", not square");
+    const std::size_t n = a.shape(0);
+    if (k > n) throw std::invalid_argument("sym_eigen_top: k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
+    if (k == n) return sym_eigen(a);
+    matrix_t work = a;
+    vector_t w = xt::zeros<double>({k});
+    matrix_t z = xt::zeros<double>({k, n});
+    eigen_result r;
+    r.info = blas::syevr_top_rows(n, k, work.data(), w.data(), z.data());
+    // Ascending eigenvalues, eigenvector i in row i of z: reverse to descending columns.
+    r.values = xt::zeros<double>({k});
+    r.vectors = xt::zeros<double>({n, k});
+    for (std::size_t j = 0; j < k; ++j) {
+        const std::size_t src = k - 1 - j;
+        r.values(j) = w(src);
+        for (std::size_t i = 0; i < n; ++i) r.vectors(i, j) = z(src, i);
+    }
+    fix_signs(r.vectors);
+    return r;
+}
+
 generalized_result generalized_eigen(const matrix_t& a, const matrix_t& b, const generalized_options& options) {
     const std::size_t n = b.shape(0);
     if (b.shape(1) != n || a.shape(0) != n || a.shape(1) != n)

@@ -134,7 +134,11 @@ statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_mom
     return s;
 }
 
-statistics finish(const moment_accumulator& m, centering c) {
+statistics finish(const moment_accumulator& m, centering c) { return finish(m, c, 0); }
+
+statistics finish(const moment_accumulator& m, centering c, std::size_t top) {
+    if (top > m.dim())
+        throw std::invalid_argument("finish: " + std::to_string(top) + " eigenpairs asked of D = " + std::to_string(m.dim()));
     // One eigendecomposition of one copy of Sxx, kept beside it: every analysis of this state
     // reads these two matrices, none recomputes them.
     spectrum s;
@@ -143,7 +147,7 @@ statistics finish(const moment_accumulator& m, centering c) {
     s.n = m.n();
     s.dim = m.dim();
     matrix_t sxx = m.sxx(c);
-    eigen_result e = sym_eigen(sxx);
+    eigen_result e = top == 0 || top == m.dim() ? sym_eigen(sxx) : sym_eigen_top(sxx, top);
     s.status = solver_status_of(e.info);
     s.eigenvalues = std::move(e.values);
     s.basis = std::move(e.vectors);

@@ -189,13 +189,15 @@ eigendecomposition.)doc")
           },
           py::arg("spectrum"), py::arg("mean"), py::arg("cross") = py::none(), py::arg("second_moment") = py::none(),
           "Statistics from their parts (checked to describe one state: dimension, centering, n).");
-    cls.def("finish", [](const moments_g& g, const std::string& c) {
+    cls.def("finish", [](const moments_g& g, const std::string& c, std::size_t top) {
                 const centering ce = parse_centering(c);
-                return locked(g, [&](const moment_accumulator& a) { return finish(a, ce); });
+                return locked(g, [&](const moment_accumulator& a) { return finish(a, ce, top); });
             },
-            py::arg("center") = "uncentered",
+            py::arg("center") = "uncentered", py::arg("top") = 0,
             "Finished statistics in this centering: Sxx, its complete eigendecomposition, the mean and (with\n"
-            "targets) Sxy, Syy. 'uncentered' is the paper's alignment code; 'centered' is PCA.");
+            "targets) Sxy, Syy. 'uncentered' is the paper's alignment code; 'centered' is PCA. top = k > 0 keeps\n"
+            "only the top k eigenpairs (LAPACK dsyevr subset, much cheaper at large D); the analyses that need the\n"
+            "complete spectrum (tradeoff, denoising, noise impact) then refuse.");
 
     m.def("exact_spectrum", [](const moments_g& g, const std::string& c) {
               const centering ce = parse_centering(c);

@@ -63,6 +63,10 @@ def test_alignment_curve_equals_paper_procedure(subset, center):
         recalign.alignment_curve(stats, measure="nonsense")
     with pytest.raises(TypeError):
         recalign.alignment_curve(acc)  # analyses read finished statistics, not an accumulator
+    top = acc.finish(center, top=5)  # the subset solver: the top 5 eigenpairs only
+    assert top.spectrum.rank == 5 and not top.provides("full_spectrum")
+    np.testing.assert_allclose(top.spectrum.eigenvalues, stats.spectrum.eigenvalues[:5], rtol=1e-12)
+    np.testing.assert_allclose(recalign.alignment_curve(top).curve, recalign.alignment_curve(stats).curve[:5], rtol=1e-10)
 
 
 def test_tradeoff_losses_match_the_data(subset):

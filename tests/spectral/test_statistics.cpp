@@ -183,3 +183,32 @@ TEST_CASE("finish(sketch, labels): the sketch's top eigenpairs with exact label 
     class_moments narrow({d - 1, c});
     CHECK_THROWS_WITH(finish(ny, &narrow), Catch::Contains("D = 19"));
 }
+
+TEST_CASE("finish(moments, centering, top): the top eigenpairs only, through the subset solver", "[spectral][statistics]") {
+    const moment_accumulator acc = labelled(500, 40, 4);
+    for (centering c : {centering::uncentered, centering::centered}) {
+        CAPTURE(centering_name(c));
+        const statistics all = finish(acc, c), top = finish(acc, c, 7);
+        REQUIRE(top.spec.rank() == 7);
+        CHECK(!top.provides(statistic::full_spectrum));
+        CHECK(top.provides(statistic::second_moment));
+        CHECK(top.spec.status == solver_status::converged);
+        for (std::size_t j = 0; j < 7; ++j) {
+            CHECK(top.spec.eigenvalues(j) == Approx(all.spec.eigenvalues(j)).epsilon(1e-12));
+            double dot = 0.0;  // the same direction (signs are fixed alike by fix_signs)
+            for (std::size_t i = 0; i < 40; ++i) dot += top.spec.basis(i, j) * all.spec.basis(i, j);
+            CHECK(dot == Approx(1.0).epsilon(1e-10));
+        }
+        // The alignment up to 7 is the prefix of the complete one; the trade-off refuses.
+        const alignment_result a = alignment_curve(top, alignment_options{}), b = alignment_curve(all, alignment_options{});
+        REQUIRE(a.max_k == 7);
+        for (std::size_t j = 0; j < 7; ++j) CHECK(a.curve(j) == Approx(b.curve(j)).epsilon(1e-10));
+        tradeoff_options o;
+        o.lambdas = {1.0};
+        o.k = 2;
+        CHECK_THROWS_WITH(tradeoff(top, o), Catch::Contains("7 of 40"));
+    }
+    CHECK(testing::bit_equal(finish(acc, centering::centered, 40).spec.eigenvalues,
+                             finish(acc, centering::centered).spec.eigenvalues));  // top = D is the full solver
+    CHECK_THROWS_AS(finish(acc, centering::centered, 41), std::invalid_argument);
+}

@@ -44,6 +44,12 @@ void symmetrize_from_upper(std::size_t n, double* a);
 // row i of `a` the i-th eigenvector. Returns LAPACK's info (> 0: did not converge).
 int syevd_rows(std::size_t n, double* a, double* w);
 
+// The top k eigenpairs only (dsyevr, MRRR, eigenvalues il = n-k+1 .. n) of the upper triangle
+// of the row-major n x n matrix `a` (destroyed). On return `w` holds the k eigenvalues in
+// ascending order and row i of `z` (k x n) the i-th eigenvector. O(n² k) after the
+// tridiagonal reduction instead of the full back-transformation. Returns LAPACK's info.
+int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z);
+
 // Cholesky factor of the upper triangle (row-major): on success a = Rᵀ R with R upper.
 // Returns LAPACK's info (> 0: not positive definite at that order).
 int potrf_upper(std::size_t n, double* a);

@@ -18,6 +18,9 @@ struct eigen_result {
 
 // Eigendecomposition of a symmetric matrix (its upper triangle is read).
 eigen_result sym_eigen(const matrix_t& a);
+// Only its top k eigenpairs (values descending, vectors n x k), when k < n is all that is
+// needed: the full back-transformation of the other n - k vectors is never done.
+eigen_result sym_eigen_top(const matrix_t& a, std::size_t k);
 
 struct generalized_options {
     // Directions of B with eigenvalue <= rel_tol * (largest eigenvalue of B) are null

@@ -73,6 +73,9 @@ statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_mom
 // Exact route: the full D x D second moment in centering c, its complete eigendecomposition,
 // the mean and (when the accumulator holds targets) the cross statistics.
 statistics finish(const moment_accumulator& m, centering c);
+// The same with only the top `top` eigenpairs of Sxx (0 or D: all), through dsyevr's subset
+// instead of a full decomposition; the analyses that need the complete spectrum then refuse.
+statistics finish(const moment_accumulator& m, centering c, std::size_t top);
 
 struct sketch_finish_options {
     std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
