@@ -26,49 +26,50 @@ void fix_signs(matrix_t& v) {
     }
 }
 
-eigen_result sym_eigen(const matrix_t& a) {
+namespace {
+void require_square(const matrix_t& a, const char* who) {
     if (a.shape(0) != a.shape(1))
-        throw std::invalid_argument("sym_eigen: matrix is " + std::to_string(a.shape(0)) + " x " +
+        throw std::invalid_argument(std::string(who) + ": matrix is " + std::to_string(a.shape(0)) + " x " +
                                     std::to_string(a.shape(1)) + ", not square");
-    const std::size_t n = a.shape(0);
-    matrix_t work = a;
-    vector_t w = xt::zeros<double>({n});
+}
+
+// LAPACK's k eigenpairs in ascending order, eigenvector i in row i of `rows` (k x n): as
+// descending eigenvalues with vectors as columns, signs fixed.
+eigen_result descending(int info, const vector_t& w, const matrix_t& rows) {
+    const std::size_t k = w.size(), n = rows.shape(1);
     eigen_result r;
-    r.info = blas::syevd_rows(n, work.data(), w.data());
-    // dsyevd returns ascending order with eigenvector i in row i of `work`.
-    r.values = xt::zeros<double>({n});
-    r.vectors = xt::zeros<double>({n, n});
-    for (std::size_t k = 0; k < n; ++k) {
-        const std::size_t src = n - 1 - k;
-        r.values(k) = w(src);
-        for (std::size_t i = 0; i < n; ++i) r.vectors(i, k) = work(src, i);
+    r.info = info;
+    r.values = xt::zeros<double>({k});
+    r.vectors = xt::zeros<double>({n, k});
+    for (std::size_t j = 0; j < k; ++j) {
+        const std::size_t src = k - 1 - j;
+        r.values(j) = w(src);
+        for (std::size_t i = 0; i < n; ++i) r.vectors(i, j) = rows(src, i);
     }
     fix_signs(r.vectors);
     return r;
 }
+}  // namespace
+
+eigen_result sym_eigen(const matrix_t& a) {
+    require_square(a, "sym_eigen");
+    const std::size_t n = a.shape(0);
+    matrix_t work = a;
+    vector_t w = xt::zeros<double>({n});
+    const int info = blas::syevd_rows(n, work.data(), w.data());
+    return descending(info, w, work);
+}
 
 eigen_result sym_eigen_top(const matrix_t& a, std::size_t k) {
-    if (a.shape(0) != a.shape(1))
-        throw std::invalid_argument("sym_eigen_top: matrix is " + std::to_string(a.shape(0)) + " x " +
-                                    std::to_string(a.shape(1)) + ", not square");
+    require_square(a, "sym_eigen_top");
     const std::size_t n = a.shape(0);
     if (k > n) throw std::invalid_argument("sym_eigen_top: k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
     if (k == n) return sym_eigen(a);
     matrix_t work = a;
     vector_t w = xt::zeros<double>({k});
     matrix_t z = xt::zeros<double>({k, n});
-    eigen_result r;
-    r.info = blas::syevr_top_rows(n, k, work.data(), w.data(), z.data());
-    // Ascending eigenvalues, eigenvector i in row i of z: reverse to descending columns.
-    r.values = xt::zeros<double>({k});
-    r.vectors = xt::zeros<double>({n, k});
-    for (std::size_t j = 0; j < k; ++j) {
-        const std::size_t src = k - 1 - j;
-        r.values(j) = w(src);
-        for (std::size_t i = 0; i < n; ++i) r.vectors(i, j) = z(src, i);
-    }
-    fix_signs(r.vectors);
-    return r;
+    const int info = blas::syevr_top_rows(n, k, work.data(), w.data(), z.data());
+    return descending(info, w, z);
 }
 
 generalized_result generalized_eigen(const matrix_t& a, const matrix_t& b, const generalized_options& options) {
