@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <lapacke.h>
 
+#include <algorithm>
 #include <climits>
 #include <stdexcept>
 #include <string>
@@ -121,11 +122,15 @@ int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z
     if (ki > ni) throw std::invalid_argument("syevr_top_rows: k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
     // As syevd_rows: row-major upper read as column-major lower; column-major eigenvector
     // columns (ldz = n) are rows of z.
+    // dsyevr's W has dimension N even for a subset (it is workspace too): a k-long w would
+    // be written past its end; the first k of `all` are the selected eigenvalues.
     int found = 0;
     std::vector<int> support(2 * k);
-    const int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'L', ni, a, ni, 0.0, 0.0, ni - ki + 1, ni, 0.0, &found, w,
-                                    z, ni, support.data());
+    std::vector<double> all(n);
+    const int info = LAPACKE_dsyevr(LAPACK_COL_MAJOR, 'V', 'I', 'L', ni, a, ni, 0.0, 0.0, ni - ki + 1, ni, 0.0, &found,
+                                    all.data(), z, ni, support.data());
     check_info(info, "dsyevr");
+    std::copy(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), w);
     if (info == 0 && found != ki) return 1;  // fewer pairs than asked: report as not converged
     return info;
 }
