@@ -1,7 +1,9 @@
 #include "recalign/spectral/spectrum.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
+#include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
@@ -37,5 +39,15 @@ solver_status solver_status_of(int info) noexcept {
 solver_status worst(solver_status a, solver_status b) noexcept { return a != solver_status::converged ? a : b; }
 
 spectrum exact_spectrum(const moment_accumulator& m, centering c) { return finish(m, c).spec; }
+
+void clip_negative_eigenvalues(spectrum& s) {
+    for (std::size_t i = 0; i < s.eigenvalues.size(); ++i)
+        if (s.eigenvalues(i) < 0.0) {
+            s.most_negative = std::min(s.most_negative, s.eigenvalues(i));
+            s.eigenvalues(i) = 0.0;
+            ++s.clipped;
+        }
+    if (s.clipped) s.explained = explained_fractions(s.eigenvalues, s.total);
+}
 
 }  // namespace recalign

@@ -153,6 +153,7 @@ statistics finish(const moment_accumulator& m, centering c, std::size_t top) {
     s.basis = std::move(e.vectors);
     s.total = m.trace_xx(c);
     s.explained = explained_fractions(s.eigenvalues, s.total);
+    clip_negative_eigenvalues(s);
     std::optional<cross_moments> cross;
     if (m.has_targets()) cross = m.cross(c);
     return make_statistics(std::move(s), m.mean_x(), std::move(cross), std::move(sxx));
@@ -161,6 +162,7 @@ statistics finish(const moment_accumulator& m, centering c, std::size_t top) {
 namespace {
 // A sketch's spectrum and mean with the label statistics of the same rows, when given.
 statistics from_sketch(spectrum spec, vector_t mean, const class_moments* labels) {
+    clip_negative_eigenvalues(spec);
     std::optional<cross_moments> cross;
     if (labels) {
         if (labels->dim() != spec.dim)

@@ -300,6 +300,15 @@ double moment_accumulator::trace_xx(centering c) const {
     return t;
 }
 
+vector_t moment_accumulator::diag_xx(centering c) const {
+    vector_t d = xt::zeros<double>({options_.dim});
+    for (std::size_t i = 0; i < options_.dim; ++i) {
+        d(i) = mzz_(i, i);
+        if (c == centering::uncentered) d(i) += static_cast<double>(n_) * mean_z_(i) * mean_z_(i);
+    }
+    return d;
+}
+
 moment_options moment_accumulator::validated_options(std::uint64_t dim, std::uint8_t mode, std::uint64_t classes,
                                                      std::uint8_t f32, const checkpoint::budget& b) {
     if (dim == 0 || dim > checkpoint::max_dim) throw std::length_error("dimension " + std::to_string(dim) + " out of range");

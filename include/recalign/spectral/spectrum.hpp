@@ -46,6 +46,11 @@ struct spectrum {
     double error_bound = std::numeric_limits<double>::quiet_NaN();
     double error_estimate = std::numeric_limits<double>::quiet_NaN();
     solver_status status = solver_status::converged;  // of the decomposition
+    // A second moment is positive semi-definite: negative eigenvalues are rounding. finish()
+    // (every route) sets them to 0 and records how many it clipped and the most negative
+    // value it saw (0 when none), so a user can tell a rounding zero from a clipped one.
+    std::size_t clipped = 0;
+    double most_negative = 0.0;
     std::size_t rank() const noexcept { return eigenvalues.size(); }
     // True when every eigenpair of the D x D matrix is here (the exact route).
     bool complete() const noexcept { return eigenvalues.size() == dim; }
@@ -54,5 +59,9 @@ struct spectrum {
 // Full eigendecomposition of the accumulator's Sxx (centered or not). Prefer finish()
 // (spectral/statistics.hpp), which keeps Sxx and the cross statistics beside it.
 spectrum exact_spectrum(const moment_accumulator& m, centering c);
+
+// Sets the negative eigenvalues of s to 0, recording them in s.clipped and s.most_negative,
+// and recomputes s.explained. The basis is unchanged (the eigenvectors are still exact).
+void clip_negative_eigenvalues(spectrum& s);
 
 }  // namespace recalign

@@ -109,6 +109,8 @@ public:
     cross_moments cross(centering c) const;
     // tr(Sxx) (total variance times n when centered), without forming the matrix.
     double trace_xx(centering c) const;
+    // diag(Sxx) (per-feature variance times n when centered), without forming the matrix.
+    vector_t diag_xx(centering c) const;
 
     // Raw state: the joint (P x P) centered scatter of z = [x; y], upper triangle
     // authoritative, for tests and serialization.
