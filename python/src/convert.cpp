@@ -13,6 +13,8 @@ py::module_ numpy() { return py::module_::import("numpy"); }
 
 // CPU torch tensors (and anything else with .detach().numpy()) become NumPy views: detach()
 // and numpy() never copy a CPU tensor; a tensor on another device is copied to the CPU once.
+// bfloat16 (which NumPy has no dtype for) is converted once to float32, which holds every
+// bfloat16 value exactly.
 py::object unwrap_tensor(py::handle obj) {
     py::handle type = reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr()));
     const std::string module = py::str(type.attr("__module__"));
@@ -20,6 +22,7 @@ py::object unwrap_tensor(py::handle obj) {
     py::object t = py::reinterpret_borrow<py::object>(obj);
     if (py::hasattr(t, "detach")) t = t.attr("detach")();
     if (py::hasattr(t, "device") && std::string(py::str(t.attr("device").attr("type"))) != "cpu") t = t.attr("cpu")();
+    if (py::hasattr(t, "dtype") && std::string(py::str(t.attr("dtype"))) == "torch.bfloat16") t = t.attr("float")();
     try {
         return t.attr("numpy")();
     } catch (py::error_already_set& e) {
@@ -45,7 +48,23 @@ py::object unwrap_tensor(py::handle obj) {
     throw py::value_error(std::string(what) + ": cannot convert " + dtype + " values to " + target + ": " + why);
 }
 
+// Objects that are not arrays of samples of any kind: TypeError naming the type (NumPy
+// would make a 0-d array of None or of a string, or an object array of a sparse matrix).
+void refuse_non_array(py::handle obj, const char* what) {
+    py::handle type = reinterpret_cast<PyObject*>(Py_TYPE(obj.ptr()));
+    const std::string module = py::str(type.attr("__module__"));
+    const std::string name = module == "builtins" ? std::string(py::str(type.attr("__qualname__")))
+                                                  : module + "." + std::string(py::str(type.attr("__qualname__")));
+    if (obj.is_none() || py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) || py::isinstance<py::dict>(obj) ||
+        PySet_Check(obj.ptr()) || PyByteArray_Check(obj.ptr()))
+        throw py::type_error(std::string(what) + ": expected an array (NumPy array, torch tensor or nested sequence), got " + name);
+    if (module.rfind("scipy.sparse", 0) == 0)
+        throw py::type_error(std::string(what) + ": sparse matrices are not read (got " + name +
+                             "); pass each batch densified, e.g. x.toarray()");
+}
+
 py::array as_array(py::handle obj, const char* what) {
+    refuse_non_array(obj, what);
     py::object o = unwrap_tensor(obj);
     if (py::isinstance<py::array>(o)) return o.cast<py::array>();
     try {
@@ -82,8 +101,9 @@ held_batch as_batch(py::handle obj, const char* what, std::uint64_t first_row) {
                          a.dtype().is(py::dtype::of<std::uint8_t>()) || a.dtype().equal(py::dtype::of<double>()) ||
                          a.dtype().equal(py::dtype::of<float>()) || a.dtype().equal(py::dtype::of<std::uint8_t>()));
     if (!direct) {
-        // Converted once, to float64 (or kept float32 when only the layout was wrong).
-        const char* target = (k == 'f' && a.itemsize() == 4) ? "float32" : (k == 'u' && a.itemsize() == 1) ? "uint8" : "float64";
+        // Converted once, to float64 (float32 for float32 in the wrong layout and for float16,
+        // whose values float32 holds exactly).
+        const char* target = (k == 'f' && a.itemsize() <= 4) ? "float32" : (k == 'u' && a.itemsize() == 1) ? "uint8" : "float64";
         try {
             a = numpy().attr("ascontiguousarray")(a, py::arg("dtype") = target).cast<py::array>();
         } catch (py::error_already_set& e) {
