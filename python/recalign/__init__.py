@@ -8,10 +8,13 @@ released), ``merge(other)``, ``to_bytes()``/``from_bytes()``, ``save(path)``/``l
 through multiprocessing, Dask or Ray and merge on the other side.
 
 Batches are rows = samples. NumPy float32/float64/uint8 C-contiguous arrays and CPU torch
-tensors are read in place; anything else is converted once. Image batches (N, H, W) or
+tensors are read in place; anything else is converted once (float16 and bfloat16 to float32,
+which holds their values exactly). Image batches (N, H, W) or
 (N, C, H, W) are flattened to (N, H*W*C) without a copy.
 
 Errors:
+  * TypeError -- something that is not an array at all given as a batch or labels (None, a
+    str or bytes, a dict, a scipy.sparse matrix); the message names its type.
   * ValueError -- a bad argument or a bad batch (wrong width, NaN/Inf, a label out of range,
     values that cannot convert); the message names the row, and the object is unchanged.
   * recalign.FileError (a subclass of OSError) -- a truncated, corrupt or foreign
@@ -29,6 +32,10 @@ Errors:
 Data-loader hooks (pure Python, see recalign.hooks): ``track`` drives a tracker over any
 iterable of (images, labels) with periodic atomic checkpoints; ``ProjectionTransform`` is a
 picklable top/bottom-subspace projection for torch DataLoader transforms.
+
+scikit-learn estimators (recalign.sklearn, imported on demand): StreamingPCA (IncrementalPCA's
+interface and attributes on the exact or sketched streaming second moment) and
+AlignmentCurve (fit(X, y) -> curve_).
 """
 from ._recalign import (  # noqa: F401
     __version__,

@@ -9,6 +9,13 @@ __version__: str
 
 ArrayLike = Any  # NumPy array (float32/float64/uint8 read in place), CPU torch tensor, nested lists
 Shape = Union[Tuple[int, int], Tuple[int, int, int], None]
+Center = Literal["centered", "uncentered"]
+Measure = Literal["paper", "rank", "fit"]
+Method = Literal["exact", "fd", "nystrom"]
+Status = Literal["converged", "not_converged", "breakdown"]
+Part = Literal["top", "bottom"]
+Layout = Literal["hwc", "chw"]
+Targets = Literal["none", "class_ids", "labels", "dense"]
 
 class FileError(OSError):
     file: str
@@ -43,28 +50,29 @@ class _State:
     def copy(self) -> Any: ...
 
 class CrossMoments:
-    center: str
+    center: Center
     n: int
     sxy: npt.NDArray[np.float64]
     syy: npt.NDArray[np.float64]
 
 class MomentAccumulator(_State):
-    def __init__(self, dim: int, classes: int = 0, targets: Optional[str] = None, float32_kernels: bool = False) -> None: ...
+    def __init__(self, dim: int, classes: int = 0, targets: Optional[Targets] = None, float32_kernels: bool = False) -> None: ...
     def update(self, x: ArrayLike, y: Optional[ArrayLike] = None, first_row: int = 0) -> None: ...
     def merge(self, other: "MomentAccumulator") -> None: ...
     @property
     def classes(self) -> int: ...
     @property
-    def targets(self) -> str: ...
+    def targets(self) -> Targets: ...
     @property
     def has_targets(self) -> bool: ...
     def mean_x(self) -> npt.NDArray[np.float64]: ...
     def mean_y(self) -> npt.NDArray[np.float64]: ...
-    def sxx(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
-    def sxy(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
-    def syy(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
-    def cross(self, center: str = "uncentered") -> CrossMoments: ...
-    def trace_xx(self, center: str = "centered") -> float: ...
+    def sxx(self, center: Center = "centered") -> npt.NDArray[np.float64]: ...
+    def sxy(self, center: Center = "centered") -> npt.NDArray[np.float64]: ...
+    def syy(self, center: Center = "centered") -> npt.NDArray[np.float64]: ...
+    def cross(self, center: Center = "uncentered") -> CrossMoments: ...
+    def trace_xx(self, center: Center = "centered") -> float: ...
+    def diag_xx(self, center: Center = "centered") -> npt.NDArray[np.float64]: ...
     def finish(self, center: Literal["uncentered", "centered"] = "uncentered", top: int = 0) -> "Statistics": ...
     @staticmethod
     def from_bytes(data: bytes) -> "MomentAccumulator": ...
@@ -84,7 +92,7 @@ class ClassMoments(_State):
     def means(self) -> npt.NDArray[np.float64]: ...
     @property
     def mean(self) -> npt.NDArray[np.float64]: ...
-    def cross(self, center: str = "uncentered") -> CrossMoments: ...
+    def cross(self, center: Center = "uncentered") -> CrossMoments: ...
     @staticmethod
     def from_bytes(data: bytes) -> "ClassMoments": ...
     @staticmethod
@@ -93,7 +101,7 @@ class ClassMoments(_State):
 
 class Spectrum:
     method: Literal["exact", "fd", "nystrom"]
-    center: str
+    center: Center
     n: int
     dim: int
     eigenvalues: npt.NDArray[np.float64]
@@ -122,24 +130,24 @@ class Statistics:
 def make_statistics(spectrum: Spectrum, mean: ArrayLike, cross: Optional[CrossMoments] = None,
                     second_moment: Optional[ArrayLike] = None) -> Statistics: ...
 
-def exact_spectrum(moments: MomentAccumulator, center: str = "centered") -> Spectrum: ...
+def exact_spectrum(moments: MomentAccumulator, center: Center = "centered") -> Spectrum: ...
 def sym_eigen(a: ArrayLike) -> Tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]: ...
 
 class SubspaceProjector:
-    part: str
+    part: Part
     fraction: float
     explained: float
     k: int
     dim: int
     basis: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
-    def __init__(self, spectrum: Spectrum, mean: Optional[ArrayLike] = None, fraction: float = 0.75, part: str = "top") -> None: ...
+    def __init__(self, spectrum: Spectrum, mean: Optional[ArrayLike] = None, fraction: float = 0.75, part: Part = "top") -> None: ...
     @staticmethod
-    def from_statistics(statistics: Statistics, fraction: float = 0.75, part: str = "top") -> "SubspaceProjector": ...
+    def from_statistics(statistics: Statistics, fraction: float = 0.75, part: Part = "top") -> "SubspaceProjector": ...
     def project(self, x: ArrayLike) -> npt.NDArray[np.float64]: ...
 
 class FrequentDirections(_State):
-    def __init__(self, dim: int, ell: int, center: str = "centered") -> None: ...
+    def __init__(self, dim: int, ell: int, center: Center = "centered") -> None: ...
     def update(self, x: ArrayLike, first_row: int = 0) -> None: ...
     def merge(self, other: "FrequentDirections") -> None: ...
     ell: int
@@ -158,7 +166,7 @@ class FrequentDirections(_State):
     def copy(self) -> "FrequentDirections": ...
 
 class NystromSketch(_State):
-    def __init__(self, dim: int, rank: int, oversampling: int = 10, probes: int = 10, seed: int = 0, center: str = "centered",
+    def __init__(self, dim: int, rank: int, oversampling: int = 10, probes: int = 10, seed: int = 0, center: Center = "centered",
                  float32_kernels: bool = False) -> None: ...
     def update(self, x: ArrayLike, first_row: int = 0) -> None: ...
     def merge(self, other: "NystromSketch") -> None: ...
@@ -178,8 +186,8 @@ class NystromSketch(_State):
     def copy(self) -> "NystromSketch": ...
 
 class AlignmentResult:
-    measure: str
-    center: str
+    measure: Measure
+    center: Center
     method: Literal["exact", "fd", "nystrom"]
     n: int
     dim: int
@@ -204,17 +212,17 @@ class TradeoffPoint:
     supervised_loss: float
     reconstruction_loss: float
     loss: float
-    status: str
+    status: Status
 
 class TradeoffResult:
-    center: str
+    center: Center
     n: int
     dim: int
     classes: int
     k: int
     rank_xx: int
     dropped: int
-    status: str
+    status: Status
     points: List[TradeoffPoint]
 
 def tradeoff(statistics: Statistics, lambdas: Sequence[float], k: int, rel_tol: float = 1e-12) -> TradeoffResult: ...
@@ -229,7 +237,7 @@ class NoiseSpec:
     patch: Tuple[int, int]
     scheme: str
     shape: Shape
-    layout: str
+    layout: Layout
     draws: int
     seed: int
 
@@ -239,13 +247,13 @@ class NoiseMoments:
     bs: npt.NDArray[np.float64]
     g: npt.NDArray[np.float64]
 
-def closed_form_noise(spec: Union[str, NoiseSpec], moments: MomentAccumulator, center: str = "uncentered",
-                      shape: Shape = None, layout: str = "hwc") -> NoiseMoments: ...
+def closed_form_noise(spec: Union[str, NoiseSpec], moments: MomentAccumulator, center: Center = "uncentered",
+                      shape: Shape = None, layout: Layout = "hwc") -> NoiseMoments: ...
 
 class MonteCarloNoise:
     def __init__(self, dim: int, spec: Union[str, NoiseSpec, None] = None, *,
                  corrupt: Optional[Callable[[npt.NDArray[np.float64], Dict[str, int]], ArrayLike]] = None,
-                 draws: int = 16, seed: int = 0, name: str = "", shape: Shape = None, layout: str = "hwc",
+                 draws: int = 16, seed: int = 0, name: str = "", shape: Shape = None, layout: Layout = "hwc",
                  replicates: int = 2) -> None: ...
     def update(self, x: ArrayLike, first_row: Optional[int] = None) -> None: ...
     def merge(self, other: "MonteCarloNoise") -> None: ...
@@ -259,7 +267,7 @@ class MonteCarloNoise:
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes, spec: Union[str, NoiseSpec, None] = None, *, corrupt: Optional[Callable[..., Any]] = None,
-                   shape: Shape = None, layout: str = "hwc") -> "MonteCarloNoise": ...
+                   shape: Shape = None, layout: Layout = "hwc") -> "MonteCarloNoise": ...
     def copy(self) -> "MonteCarloNoise": ...
 
 class DenoisingSubspace:
@@ -268,13 +276,13 @@ class DenoisingSubspace:
     rank_g: int
     dropped: int
     informative: int
-    status: str
+    status: Status
 
 def denoising_subspace(noisy: NoiseMoments, rel_tol: float = 1e-12) -> DenoisingSubspace: ...
 
 class DenoisingResult:
-    measure: str
-    center: str
+    measure: Measure
+    center: Center
     n: int
     dim: int
     classes: int
@@ -294,7 +302,7 @@ class NoiseImpact:
     distance: npt.NDArray[np.float64]
     normalised: npt.NDArray[np.float64]
     max_k: int
-    status: str
+    status: Status
 
 def noise_impact(clean: Statistics, noisy: NoiseMoments, rel_tol: float = 1e-12) -> NoiseImpact: ...
 
@@ -315,8 +323,8 @@ class TrackerReport:
     noises: List[TrackerNoiseReport]
 
 class AlignmentTracker(_State):
-    def __init__(self, dim: int, classes: int, shape: Shape = None, layout: str = "hwc",
-                 noises: Iterable[Union[str, NoiseSpec]] = ..., measure: str = "paper", center: str = "uncentered",
+    def __init__(self, dim: int, classes: int, shape: Shape = None, layout: Layout = "hwc",
+                 noises: Iterable[Union[str, NoiseSpec]] = ..., measure: Measure = "paper", center: Center = "uncentered",
                  replicates: int = 2, rel_tol: float = 1e-12) -> None: ...
     def update(self, images: ArrayLike, labels: ArrayLike, first_row: Optional[int] = None) -> None: ...
     def merge(self, other: "AlignmentTracker") -> None: ...

@@ -111,6 +111,12 @@ ValueError naming the row and leaves the state unchanged.)doc");
                  const centering ce = parse_centering(c);
                  return locked(g, [&](const moment_accumulator& a) { return a.cross(ce); });
              }, py::arg("center") = "uncentered")
+        .def("diag_xx", [](const moments_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.diag_xx(ce); }));
+             }, py::arg("center") = "centered",
+             "diag(Sxx) (D,) without forming the D x D matrix: centered, n times the per-feature variance\n"
+             "(divide by n for sklearn's var_, by n - 1 for the unbiased one); uncentered, the sums of squares.")
         .def("trace_xx", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return locked(g, [&](const moment_accumulator& a) { return a.trace_xx(ce); });
@@ -138,6 +144,10 @@ ValueError naming the row and leaves the state unchanged.)doc");
         .def_readonly("error_estimate", &spectrum::error_estimate)
         .def_property_readonly("status", [](const spectrum& s) { return solver_status_name(s.status); },
                                "'converged', 'not_converged' or 'breakdown' (the decomposition's outcome).")
+        .def_readonly("clipped", &spectrum::clipped,
+                      "How many negative eigenvalues (rounding: a second moment is PSD) finish() set to 0.")
+        .def_readonly("most_negative", &spectrum::most_negative,
+                      "The most negative eigenvalue finish() clipped (0.0 when none): the rounding's size.")
         .def_property_readonly("rank", &spectrum::rank)
         .def_property_readonly("complete", &spectrum::complete, "True when all D eigenpairs are here (exact route).")
         .def("k_for_fraction", [](const spectrum& s, double f) { return k_for_fraction(s.eigenvalues, s.total, f); },

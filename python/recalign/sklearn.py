@@ -1,0 +1,415 @@
+"""scikit-learn estimators on recalign's streaming states.
+
+StreamingPCA -- PCA with IncrementalPCA's interface (fit, partial_fit, transform,
+    inverse_transform, the same fitted attributes with the same definitions), computed from
+    the exact streaming second moment (method="exact", D x D memory) or a sketch of it
+    (method="fd": Frequent Directions, method="nystrom": a randomized Nyström sketch; O(D x
+    sketch_size) memory).
+AlignmentCurve -- fit(X, y) with class labels y: the alignment of the top-k principal
+    subspace with the labels for every k (curve_), the paper's measure.
+
+Definitions (the same as sklearn.decomposition.PCA / IncrementalPCA), with n = n_samples_seen_
+and S = sum_i (x_i - mean)(x_i - mean)^T the centered scatter:
+  components_[j]             the j-th eigenvector of S (unit norm), descending eigenvalues
+  singular_values_[j]        sqrt(lambda_j(S)), the singular values of the centered data
+  explained_variance_[j]     lambda_j(S) / (n - 1)            (sample variance, ddof = 1)
+  explained_variance_ratio_  lambda_j(S) / trace(S)           (trace kept exactly, every route)
+  noise_variance_            (trace(S) - sum of the kept lambda_j) / (n - 1) / (min(n, D) - k),
+                             0 when k = min(n, D) (PCA's mean of the discarded variances)
+  mean_, var_                per-feature mean and variance (ddof = 0, as IncrementalPCA)
+Sign convention (also IncrementalPCA's, svd_flip(u_based_decision=False)): in each
+component the entry of largest absolute value is positive.
+
+What is exact: on method="exact" every attribute is the eigendecomposition of the exactly
+accumulated scatter (Chan's merge, double precision), independent of the batching up to
+rounding. The covariance route squares the condition number: a component whose eigenvalue
+lies below 1e-8 of the largest keeps only about eps * lambda_1 / lambda_j of relative
+precision in its singular value (none at all beyond 1e16). Such components are counted in
+imprecise_components_ and a PrecisionWarning is issued; a whitened transform divides by their
+square-rooted eigenvalues, so their scores are not to be trusted. The sketch routes' spectra
+are approximations with the error information of spectrum_ (error_bound for fd, a-posteriori
+error_estimate for nystrom).
+"""
+import numbers
+import warnings
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.validation import check_is_fitted
+
+from . import _recalign
+
+__all__ = ["StreamingPCA", "AlignmentCurve", "PrecisionWarning"]
+
+_METHODS = ("exact", "fd", "nystrom")
+# lambda_1 / lambda_j beyond which a component's singular value (sqrt of an eigenvalue of
+# the scatter) has relative error above ~ eps * 1e8 = 2e-8.
+_CONDITION_LIMIT = 1e8
+
+
+class PrecisionWarning(UserWarning):
+    """The covariance route cannot meet double precision for some components (their
+    eigenvalue is below 1e-8 of the largest); see StreamingPCA.imprecise_components_."""
+
+
+class _Diagonal:
+    """Per-feature count, mean and centered sum of squares (Chan's merge), O(D): var_ for
+    the sketch routes, which do not keep the diagonal of the second moment."""
+
+    def __init__(self, dim):
+        self.n, self.mean, self.m2 = 0, np.zeros(dim), np.zeros(dim)
+
+    def update(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        nb = x.shape[0]
+        if nb == 0:
+            return
+        mb = x.mean(axis=0)
+        m2b = ((x - mb) ** 2).sum(axis=0)
+        n = self.n + nb
+        delta = mb - self.mean
+        self.m2 += m2b + delta ** 2 * (self.n * nb / n)
+        self.mean += delta * (nb / n)
+        self.n = n
+
+
+def _check_method(method, who):
+    if not isinstance(method, str) or method not in _METHODS:
+        raise ValueError(f"{who}: method must be one of {_METHODS}, got {method!r}")
+
+
+def _seed(random_state):
+    if isinstance(random_state, numbers.Integral) and random_state >= 0:
+        return int(random_state)
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Principal component analysis from a streaming second moment, with the interface and
+    the attribute definitions of sklearn.decomposition.IncrementalPCA.
+
+    Parameters
+    ----------
+    n_components : int or None
+        k, the number of components kept. None: min(n_samples_seen_, n_features).
+        May change between partial_fit calls on method="exact" (the whole second moment is
+        kept); the sketch routes need k <= sketch_size.
+    method : {"exact", "fd", "nystrom"}
+        "exact": the D x D scatter (memory 8 D^2 bytes), exact up to rounding. "fd":
+        Frequent Directions (sketch_size rows, guaranteed spectral-norm error bound).
+        "nystrom": randomized Nyström sketch of rank sketch_size (a-posteriori estimate).
+    whiten : bool
+        transform() divides the scores by sqrt(explained_variance_) (unit sample variance);
+        components with zero variance score 0.
+    batch_size : int or None
+        Rows per update in fit() (memory only: the result does not depend on it beyond
+        rounding). None: max(5 * n_features, 256).
+    sketch_size : int or None
+        fd: the sketch's rows ell (default min(n_features, 2 k + 10)); nystrom: its rank
+        (default k). Required for the sketch routes when n_components is None.
+    oversampling : int
+        nystrom only: extra random columns of the range sketch (capped at n_features - rank;
+        the sketch's a-posteriori error estimate uses min(10, n_features) more).
+    passes : int
+        nystrom only: passes over the data in fit() (power iterations); partial_fit makes one.
+    random_state : int, RandomState or None
+        nystrom only: the seed of the counter-based Gaussian test matrix.
+
+    Attributes
+    ----------
+    components_ : (k, n_features) ndarray      explained_variance_ : (k,) ndarray
+    explained_variance_ratio_ : (k,) ndarray   singular_values_ : (k,) ndarray
+    mean_ : (n_features,) ndarray              var_ : (n_features,) ndarray
+    noise_variance_ : float                    n_components_ : int
+    n_samples_seen_ : int                      n_features_in_ : int
+    batch_size_ : int                          spectrum_ : recalign.Spectrum (negative
+        eigenvalues from rounding are clipped to 0 and counted in spectrum_.clipped)
+    imprecise_components_ : int
+        Kept components with lambda_j < 1e-8 lambda_1 (see the module's help): a
+        PrecisionWarning is issued when it is > 0.
+    state_ : the recalign state (MomentAccumulator, FrequentDirections or NystromSketch),
+        mergeable and checkpointable with the states of other processes.
+    """
+
+    def __init__(self, n_components=None, *, method="exact", whiten=False, batch_size=None, sketch_size=None,
+                 oversampling=10, passes=1, random_state=0):
+        self.n_components = n_components
+        self.method = method
+        self.whiten = whiten
+        self.batch_size = batch_size
+        self.sketch_size = sketch_size
+        self.oversampling = oversampling
+        self.passes = passes
+        self.random_state = random_state
+
+    # ---- fitting ------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Fit on X (n_samples, n_features), read in batches of batch_size_ rows; sparse X is
+        densified one batch at a time. y is ignored. Returns self."""
+        _check_method(self.method, "StreamingPCA")
+        X = self._validate_data(X, accept_sparse=["csr", "csc", "lil"], dtype=[np.float64, np.float32, np.uint8],
+                                reset=True)
+        n_samples, n_features = X.shape
+        self._reset()
+        self.batch_size_ = int(self.batch_size) if self.batch_size is not None else max(5 * n_features, 256)
+        if self.batch_size_ < 1:
+            raise ValueError(f"StreamingPCA: batch_size must be >= 1, got {self.batch_size}")
+        passes = self.passes if self.method == "nystrom" else 1
+        if not isinstance(passes, numbers.Integral) or passes < 1:
+            raise ValueError(f"StreamingPCA: passes must be an integer >= 1, got {self.passes!r}")
+        for p in range(passes):
+            if p > 0:
+                self.state_.next_pass()
+                self._diag = _Diagonal(n_features)
+            for batch in gen_batches(n_samples, self.batch_size_):
+                x = X[batch]
+                self._update(x.toarray() if sparse.issparse(x) else x, batch.start)
+        return self
+
+    def partial_fit(self, X, y=None, check_input=True):
+        """Add the rows of X (n_samples, n_features) to the state; the attributes describe
+        every row seen so far. y is ignored. Returns self."""
+        _check_method(self.method, "StreamingPCA")
+        first = not hasattr(self, "state_")
+        if sparse.issparse(X):
+            raise TypeError("StreamingPCA.partial_fit does not support sparse input. Either convert data to dense "
+                            "or use StreamingPCA.fit to do so in batches.")
+        if check_input:
+            X = self._validate_data(X, dtype=[np.float64, np.float32, np.uint8], reset=first)
+        if first:
+            self._reset()
+            self.batch_size_ = X.shape[0]
+        self._update(X, 0 if first else int(self.state_.n))
+        return self
+
+    def _reset(self):
+        for name in ("state_", "_diag", "_fitted"):
+            self.__dict__.pop(name, None)
+
+    def _k_requested(self, n_features):
+        k = self.n_components
+        if k is None:
+            return None
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= n_features:
+            raise ValueError(f"n_components={k} invalid for n_features={n_features}: StreamingPCA keeps between 1 "
+                             f"and n_features components")
+        return int(k)
+
+    def _new_state(self, dim):
+        k = self._k_requested(dim)
+        if self.method == "exact":
+            return _recalign.MomentAccumulator(dim)
+        size = self.sketch_size
+        if size is None and k is None:
+            raise ValueError(f"StreamingPCA: method={self.method!r} needs n_components or sketch_size")
+        if self.method == "fd":
+            return _recalign.FrequentDirections(dim, int(size) if size is not None else min(dim, 2 * k + 10))
+        rank = int(size) if size is not None else k
+        return _recalign.NystromSketch(dim, rank, oversampling=max(0, min(int(self.oversampling), dim - rank)),
+                                       probes=min(10, dim), seed=_seed(self.random_state))
+
+    def _update(self, x, first_row):
+        if not hasattr(self, "state_"):
+            self.state_ = self._new_state(x.shape[1])
+            if self.method != "exact":
+                self._diag = _Diagonal(x.shape[1])
+        self._k_requested(x.shape[1])  # refused before the state changes
+        self.state_.update(x, first_row=first_row)
+        if self.method != "exact":
+            self._diag.update(x)
+        # Filled on first access (_results): an update costs no eigendecomposition, and
+        # reading an attribute changes no entry of __dict__.
+        self._fitted = {}
+        self.n_samples_seen_ = int(self.state_.n)
+
+    # ---- the fitted attributes: computed on first access after an update -----------------
+
+    def _results(self):
+        check_is_fitted(self, "state_")
+        fitted = self._fitted
+        if fitted:
+            return fitted
+        state, n, dim = self.state_, int(self.state_.n), int(self.state_.dim)
+        k = self._k_requested(dim)
+        if k is None:
+            k = min(n, dim)
+            if self.method != "exact":
+                k = min(k, int(self.sketch_size))
+        if self.method == "exact":
+            stats = state.finish("centered", top=k)
+            var = state.diag_xx("centered") / n
+        else:
+            stats = state.finish(rank=k)
+            var = self._diag.m2 / self._diag.n
+        spec = stats.spectrum
+        if spec.rank < k:
+            raise ValueError(f"StreamingPCA: n_components={k} exceeds the {spec.rank} eigenpairs of the "
+                             f"{self.method} sketch (sketch_size)")
+        lam = np.maximum(spec.eigenvalues[:k], 0.0)
+        total = spec.total
+        dof = max(n - 1, 1)
+        rest = min(n, dim) - k
+        noise = max(total - lam.sum(), 0.0) / dof / rest if rest > 0 else 0.0
+        imprecise = int(np.count_nonzero(lam * _CONDITION_LIMIT < lam[0])) if k else 0
+        fitted.update({
+            "components_": np.ascontiguousarray(spec.basis[:, :k].T),
+            "explained_variance_": lam / dof,
+            "explained_variance_ratio_": lam / total if total > 0 else np.zeros(k),
+            "singular_values_": np.sqrt(lam),
+            "mean_": stats.mean,
+            "var_": var,
+            "noise_variance_": float(noise),
+            "n_components_": k,
+            "spectrum_": spec,
+            "imprecise_components_": imprecise,
+        })
+        if imprecise:
+            warnings.warn(f"StreamingPCA: {imprecise} of {k} components have an eigenvalue below 1e-8 of the "
+                          f"largest; the covariance route leaves their singular values (and whitened scores) "
+                          f"with relative error ~ eps * lambda_1 / lambda_j or worse", PrecisionWarning, stacklevel=3)
+        return fitted
+
+    def _attribute(name):  # noqa: N805 - builds the class's properties
+        def get(self):
+            if "state_" not in self.__dict__:
+                raise AttributeError(f"{type(self).__name__} has no attribute {name!r} before fit")
+            return self._results()[name]
+        return property(get, doc=f"{name} (computed from the state on first access after an update).")
+
+    components_ = _attribute("components_")
+    explained_variance_ = _attribute("explained_variance_")
+    explained_variance_ratio_ = _attribute("explained_variance_ratio_")
+    singular_values_ = _attribute("singular_values_")
+    mean_ = _attribute("mean_")
+    var_ = _attribute("var_")
+    noise_variance_ = _attribute("noise_variance_")
+    n_components_ = _attribute("n_components_")
+    spectrum_ = _attribute("spectrum_")
+    imprecise_components_ = _attribute("imprecise_components_")
+    del _attribute
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    # ---- transforms -----------------------------------------------------------------------
+
+    def _scale(self):
+        ev = self.explained_variance_
+        with np.errstate(divide="ignore"):
+            return np.where(ev > 0, 1.0 / np.sqrt(np.where(ev > 0, ev, 1.0)), 0.0)
+
+    def transform(self, X):
+        """Scores (n_samples, n_components_): (X - mean_) @ components_.T, divided by
+        sqrt(explained_variance_) when whiten."""
+        check_is_fitted(self, "state_")
+        X = self._validate_data(X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False)
+        c = self.components_
+        y = X @ c.T - (self.mean_ @ c.T)[None, :]
+        y = np.asarray(y)
+        if self.whiten:
+            y *= self._scale()
+        return y
+
+    def inverse_transform(self, X):
+        """Rows back in feature space (n_samples, n_features): X @ components_ + mean_ (scores
+        multiplied by sqrt(explained_variance_) first when whiten). Exact only for the part
+        of the rows in the span of the components."""
+        check_is_fitted(self, "state_")
+        X = np.asarray(X, dtype=np.float64)
+        c = self.components_
+        if self.whiten:
+            c = np.sqrt(self.explained_variance_)[:, None] * c
+        return X @ c + self.mean_
+
+    def get_covariance(self):
+        """Model covariance (n_features, n_features): components_.T diag(explained_variance_ -
+        noise_variance_) components_ + noise_variance_ I (PCA's probabilistic model)."""
+        c, ev, noise = self.components_, self.explained_variance_, self.noise_variance_
+        cov = (c.T * np.maximum(ev - noise, 0.0)) @ c
+        cov.flat[:: len(cov) + 1] += noise
+        return cov
+
+    def get_precision(self):
+        """Inverse of get_covariance()."""
+        return np.linalg.inv(self.get_covariance())
+
+    def _more_tags(self):
+        return {"preserves_dtype": [np.float64]}
+
+
+class AlignmentCurve(BaseEstimator):
+    """How the top-k principal subspace aligns with class labels, for every k (the paper's
+    alignment curve), from one streaming pass.
+
+    Parameters
+    ----------
+    center : {"uncentered", "centered"}
+        "uncentered" is the paper's code; "centered" is PCA's subspace.
+    measure : {"paper", "rank", "fit"}
+        The alignment measure (MATH.md §2); "paper" is Eq. 7.
+    batch_size : int or None
+        Rows per update in fit() (memory only). None: max(5 * n_features, 256).
+
+    Attributes
+    ----------
+    classes_ : (C,) ndarray, the distinct labels (label i is class index i)
+    curve_ : (max_k,) ndarray, curve_[k-1] = alignment of the top-k subspace
+    contributions_ : per-direction contributions; eigenvalues_ : descending eigenvalues
+    max_k_, skipped_, normaliser_, complete_ : as recalign.AlignmentResult's max_k, skipped
+        (directions left out as numerically null), normaliser and complete
+    state_ : the recalign.MomentAccumulator (exact, D + C wide scatter)
+    n_samples_seen_, n_features_in_
+    """
+
+    def __init__(self, *, center="uncentered", measure="paper", batch_size=None):
+        self.center = center
+        self.measure = measure
+        self.batch_size = batch_size
+
+    def fit(self, X, y):
+        """Fit on X (n_samples, n_features) with labels y (n_samples,). Returns self."""
+        X, y = self._validate_data(X, y, dtype=[np.float64, np.float32, np.uint8], reset=True)
+        self.__dict__.pop("state_", None)
+        self.classes_ = np.unique(y)
+        self.batch_size_ = int(self.batch_size) if self.batch_size is not None else max(5 * X.shape[1], 256)
+        codes = np.searchsorted(self.classes_, y)
+        for batch in gen_batches(X.shape[0], self.batch_size_):
+            self._update(X[batch], codes[batch], batch.start)
+        return self._finish()
+
+    def partial_fit(self, X, y, classes=None):
+        """Add rows X with labels y; `classes` (all the labels that will ever occur) is
+        required on the first call, as for sklearn's partial_fit classifiers. Returns self."""
+        first = not hasattr(self, "state_")
+        X, y = self._validate_data(X, y, dtype=[np.float64, np.float32, np.uint8], reset=first)
+        if first:
+            if classes is None:
+                raise ValueError("AlignmentCurve.partial_fit: classes must be given on the first call")
+            self.classes_ = np.unique(classes)
+        codes = np.searchsorted(self.classes_, y)
+        unknown = (codes >= len(self.classes_)) | (self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y)
+        if unknown.any():
+            raise ValueError(f"AlignmentCurve.partial_fit: label {y[np.argmax(unknown)]!r} is not in classes_")
+        self._update(X, codes, int(self.state_.n) if not first else 0)
+        return self._finish()
+
+    def _update(self, x, codes, first_row):
+        if not hasattr(self, "state_"):
+            self.state_ = _recalign.MomentAccumulator(x.shape[1], classes=len(self.classes_))
+        self.state_.update(x, codes, first_row=first_row)
+
+    def _finish(self):
+        r = _recalign.alignment_curve(self.state_.finish(self.center), self.measure)
+        self.curve_ = r.curve
+        self.contributions_ = r.contributions
+        self.eigenvalues_ = r.eigenvalues
+        self.max_k_, self.skipped_, self.normaliser_, self.complete_ = r.max_k, r.skipped, r.normaliser, r.complete
+        self.n_samples_seen_ = int(self.state_.n)
+        return self
+
+    def _more_tags(self):
+        return {"requires_y": True}

@@ -1,0 +1,144 @@
+"""recalign.sklearn against scikit-learn: its estimator checks (check_estimator, every check,
+none skipped), its PCA / IncrementalPCA attributes on Fashion-MNIST, and the paper's
+alignment sweep (NumPy transcription) for AlignmentCurve. The ported IncrementalPCA suite is
+test_sklearn_ipca.py."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA, IncrementalPCA
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import recalign
+from recalign.sklearn import AlignmentCurve, PrecisionWarning, StreamingPCA
+from test_analyses import alignment_sweep
+
+ESTIMATORS = [StreamingPCA(), StreamingPCA(whiten=True), StreamingPCA(n_components=1, method="fd"),
+              StreamingPCA(n_components=1, method="nystrom"), AlignmentCurve()]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_check_estimator(estimator, check):
+    # The checks feed tiny or rank-deficient data on purpose: their trailing components are
+    # flagged (PrecisionWarning), which is right and not what the checks are about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        check(estimator)
+
+
+@pytest.fixture(scope="module")
+def pixels(fashion):
+    images, labels = fashion
+    return images[:2000] / 255.0, labels[:2000]
+
+
+def test_exact_matches_incremental_pca(pixels):
+    # One batch: IncrementalPCA is then an exact SVD with the same sign convention
+    # (svd_flip(u_based_decision=False): largest entry of each component positive).
+    x, _ = pixels
+    k = 20
+    ref = IncrementalPCA(n_components=k, batch_size=len(x)).fit(x)
+    pca = PCA(n_components=k, svd_solver="full").fit(x)
+    got = StreamingPCA(k, batch_size=300).fit(x)
+    assert got.n_samples_seen_ == len(x) and got.n_components_ == k and got.imprecise_components_ == 0
+    np.testing.assert_allclose(got.components_, ref.components_, atol=1e-9)
+    for name in ("explained_variance_", "explained_variance_ratio_", "singular_values_", "mean_", "var_"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-10, atol=1e-13, err_msg=name)
+    assert got.noise_variance_ == pytest.approx(pca.noise_variance_, rel=1e-9)
+    np.testing.assert_allclose(got.transform(x[:50]), ref.transform(x[:50]), atol=1e-9)
+    np.testing.assert_allclose(got.inverse_transform(got.transform(x[:50])), ref.inverse_transform(ref.transform(x[:50])),
+                               atol=1e-9)
+    # uint8 read in place gives the same state as its float64 copy (up to the 1/255 scale)
+    raw = StreamingPCA(k).fit((x * 255).round().astype(np.uint8))
+    np.testing.assert_allclose(raw.explained_variance_, got.explained_variance_ * 255**2, rtol=1e-10)
+    # pickled mid-stream and continued
+    half = pickle.loads(pickle.dumps(StreamingPCA(k).partial_fit(x[:1000])))
+    half.partial_fit(x[1000:])
+    np.testing.assert_allclose(half.components_, got.components_, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["fd", "nystrom"])
+def test_sketch_routes(pixels, method):
+    x, _ = pixels
+    k = 10
+    ref = PCA(n_components=k, svd_solver="full").fit(x)
+    kwargs = {"sketch_size": 60} if method == "fd" else {"oversampling": 20, "passes": 2}
+    got = StreamingPCA(k, method=method, batch_size=256, **kwargs).fit(x)
+    spec = got.spectrum_
+    assert spec.method == method and got.n_samples_seen_ == len(x)
+    # exact per route: mean, per-feature variance (O(D) Chan merge), the trace in the ratio
+    np.testing.assert_allclose(got.mean_, x.mean(axis=0), atol=1e-12)
+    np.testing.assert_allclose(got.var_, x.var(axis=0), rtol=1e-10, atol=1e-13)
+    assert spec.total == pytest.approx(np.sum(x.var(axis=0)) * len(x), rel=1e-10)
+    # the eigenvalues within the route's own error information
+    lam = ref.singular_values_ ** 2
+    bound = spec.error_bound if method == "fd" else 10 * spec.error_estimate
+    assert np.all(np.abs(got.singular_values_ ** 2 - lam) <= bound + 1e-9 * lam[0])
+    assert np.all(got.singular_values_ ** 2 <= lam * (1 + 1e-12))  # both routes underestimate
+    # the top components agree (up to sign, fixed by the same convention)
+    assert np.abs(np.sum(got.components_[:3] * ref.components_[:3], axis=1)).min() > 0.99
+
+
+def test_negative_eigenvalues_clipped_and_flagged():
+    # 6 rows in 12 dimensions: the centered scatter has rank 5, its 7 zero eigenvalues come
+    # out of LAPACK as +-1e-14-sized rounding of either sign (all 35 of five seeds >= 0 has
+    # probability 2^-35).
+    clipped = 0
+    for seed in range(5):
+        rng = np.random.RandomState(seed)
+        x = rng.randn(6, 12) @ rng.randn(12, 12)
+        acc = recalign.MomentAccumulator(12)
+        acc.update(x)
+        for top in (0, 8):
+            spec = acc.finish("centered", top=top).spectrum
+            raw = np.linalg.eigvalsh(acc.sxx("centered"))[::-1][:spec.rank]
+            assert np.all(spec.eigenvalues >= 0.0)
+            assert spec.clipped <= np.count_nonzero(spec.eigenvalues == 0.0) and spec.clipped <= 7
+            assert spec.most_negative <= 0.0 and abs(spec.most_negative) < 1e-12 * spec.eigenvalues[0]
+            assert (spec.clipped == 0) == (spec.most_negative == 0.0)
+            np.testing.assert_allclose(spec.eigenvalues, np.maximum(raw, 0.0), atol=1e-12 * raw[0])
+            np.testing.assert_allclose(spec.explained, np.cumsum(spec.eigenvalues) / spec.total, rtol=1e-12)
+            clipped += spec.clipped
+    assert clipped > 0
+    # the diagonal without the D x D matrix
+    np.testing.assert_allclose(acc.diag_xx("centered"), x.var(axis=0) * 6, rtol=1e-12)
+    np.testing.assert_allclose(acc.diag_xx("uncentered"), (x * x).sum(axis=0), rtol=1e-12)
+    # an estimator on such data flags its null components
+    with pytest.warns(PrecisionWarning):
+        assert StreamingPCA().fit(x).imprecise_components_ == 1  # min(n, D) = 6 kept, rank 5
+
+
+@pytest.mark.parametrize("center", ["uncentered", "centered"])
+def test_alignment_curve_is_the_papers(pixels, center):
+    x, labels = pixels
+    x, labels = x[:600], labels[:600]
+    names = np.array(["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"])
+    est = AlignmentCurve(center=center, batch_size=128).fit(x, names[labels])
+    assert list(est.classes_) == sorted(names) and est.n_samples_seen_ == 600
+    codes = np.searchsorted(np.sort(names), names[labels])
+    X, Y = x.T, np.eye(10)[codes].T
+    if center == "centered":
+        X, Y = X - X.mean(axis=1, keepdims=True), Y - Y.mean(axis=1, keepdims=True)
+    paper, S, _ = alignment_sweep(X, Y)
+    rank = int(np.sum(S ** 2 > 1e-12 * S[0] ** 2))
+    assert est.skipped_ == 784 - rank
+    np.testing.assert_allclose(est.curve_[:rank], paper[:rank], rtol=1e-9)
+    # partial_fit over two halves: the same curve
+    part = AlignmentCurve(center=center).partial_fit(x[:300], names[labels[:300]], classes=names)
+    part.partial_fit(x[300:], names[labels[300:]])
+    np.testing.assert_allclose(part.curve_[:rank], est.curve_[:rank], rtol=1e-10)
+    with pytest.raises(ValueError, match="not in classes_"):
+        part.partial_fit(x[:5], np.array(["hat"] * 5))
+
+
+def test_refusals():
+    x = np.random.RandomState(0).randn(30, 5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        StreamingPCA(method="svd").fit(x)
+    with pytest.raises(ValueError, match="needs n_components or sketch_size"):
+        StreamingPCA(method="fd").fit(x)
+    with pytest.raises(ValueError, match="n_components=6 invalid for n_features=5"):
+        StreamingPCA(6).fit(x)
+    with pytest.raises(ValueError, match="classes must be given"):
+        AlignmentCurve().partial_fit(x, np.zeros(30, dtype=int))
