@@ -5,26 +5,41 @@ subspace projection for DataLoader transforms; sharding helpers for DataLoader w
 Pure Python on top of the extension; torch is optional (imported only when used).
 """
 import functools
+import hashlib
 import os
+import tempfile
 
 import numpy as np
 
 from . import _recalign
 
-__all__ = ["track", "merge_all", "ProjectionTransform", "worker_shard", "ShardedUpdates"]
+__all__ = ["track", "merge_all", "ProjectionTransform", "ResumableSampler", "worker_shard", "ShardedUpdates"]
 
 
-def _split(item):
-    """(images, labels[, first_row]) or images alone."""
-    if isinstance(item, (tuple, list)):
-        if len(item) == 2:
-            return item[0], item[1], None
-        if len(item) == 3:
-            return item[0], item[1], item[2]
-        if len(item) == 1:
-            return item[0], None, None
-        raise ValueError(f"track: a batch must be (images, labels) or (images, labels, first_row), got {len(item)} items")
-    return item, None, None
+def _split(item, index):
+    """(images, labels, first_row) of one batch, by position: item[0] images, item[1] labels,
+    item[index] the row index when index is given; other elements are ignored. A bare
+    array or tensor is images alone."""
+    if not isinstance(item, (tuple, list)):
+        return item, None, None
+    if len(item) == 0:
+        raise ValueError("track: an empty batch tuple")
+    if index is not None and index >= len(item):
+        raise ValueError(f"track: index={index} but a batch has {len(item)} elements")
+    labels = item[1] if len(item) > 1 and index != 1 else None
+    return item[0], labels, None if index is None else _first_row(item[index])
+
+
+def _first_row(idx):
+    """The first global row of a batch from its index element: an int, or one index per
+    row that must be consecutive (first_row names a contiguous block of rows)."""
+    a = np.asarray(idx.numpy() if type(idx).__module__.startswith("torch") else idx).reshape(-1)
+    if a.size == 0 or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"track: the index element must hold integer row numbers, got {a.dtype} of size {a.size}")
+    if a.size > 1 and not np.array_equal(a, a[0] + np.arange(a.size)):
+        raise ValueError(f"track: the row indices of a batch are not consecutive (from {int(a[0])}): a shuffled "
+                         "order has no first_row; drop index= or read the rows in order")
+    return int(a[0])
 
 
 def _rows(x):
@@ -34,12 +49,16 @@ def _rows(x):
     return int(shape[0])
 
 
-def track(batches, tracker, checkpoint=None, every=100, resume=False, report_every=0, on_report=None):
+def track(batches, tracker, checkpoint=None, every=100, resume=False, report_every=0, on_report=None, index=None):
     """Feed every (images, labels) batch of `batches` into `tracker` and return the tracker.
 
-    batches: any iterable of (images, labels) or (images, labels, first_row) -- e.g. a
-        torch DataLoader (CPU tensors are read in place) -- or of bare image batches for
-        accumulators without labels (MomentAccumulator without targets, the sketches).
+    batches: any iterable of tuples (images, labels, ...) read by position -- e.g. a torch
+        DataLoader (CPU tensors are read in place); elements after the labels are ignored
+        -- or of bare image batches for accumulators without labels (MomentAccumulator
+        without targets, the sketches).
+    index: the position of a row-index element (e.g. index=2 for a dataset yielding
+        (img, label, idx)): an int first row, or one index per row, which must be
+        consecutive; it becomes the batch's first_row (error messages, Monte-Carlo draws).
     tracker: an AlignmentTracker, MomentAccumulator, FrequentDirections, NystromSketch...
     checkpoint: a path; the state is saved there atomically (temp file, fsync, rename) every
         `every` batches and once at the end, so a crash leaves the previous checkpoint.
@@ -50,7 +69,14 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     resume: if True and `checkpoint` exists, the state is loaded from it (replacing
         `tracker`, whose type it must have) and the rows it has already seen are skipped,
         so the iterable must yield the same batches in the same order as before. A batch
-        straddling the checkpoint raises ValueError (the batching changed).
+        straddling the checkpoint raises ValueError (the batching changed). For a torch
+        DataLoader the order is checked before anything is read: a shuffling sampler
+        without a seeded generator is refused (ValueError: its order cannot be replayed);
+        a seeded one (DataLoader(generator=torch.Generator().manual_seed(S)), or
+        sampler=ResumableSampler(...)) has its state at the start of the pass recorded
+        beside the checkpoint (PATH.order, written atomically) and a resume whose sampler
+        is not in that state (another seed, a generator already used for a pass) is
+        refused. Other iterables are trusted to repeat their order.
     report_every / on_report: call on_report(tracker.report(), batches_done) every
         `report_every` batches (trackers only); report() is part of the state, so it is
         checkpointed with it. Batches are counted from the start of the iterable, skipped
@@ -61,22 +87,37 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     """
     if every is not None and every < 0:
         raise ValueError(f"track: every must be >= 0, got {every}")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 1):
+        raise ValueError(f"track: index must be a tuple position >= 1 (e.g. 2), got {index!r}")
+    kind, order = _order_of(batches)
+    if resume and kind == "unseeded":
+        raise ValueError("track: resume=True over a DataLoader that shuffles without a seeded generator: a resumed "
+                         "run would read the rows in another order (some counted twice, some never). Pass "
+                         "generator=torch.Generator().manual_seed(SEED) to the DataLoader or "
+                         "sampler=recalign.hooks.ResumableSampler(dataset, seed=SEED)")
     if checkpoint is None:
-        return _track(batches, tracker, None, every, resume, report_every, on_report)
+        return _track(batches, tracker, None, every, resume, report_every, on_report, index, order)
     # Taken before the resume reads the checkpoint, so two runs never both continue one file.
     with _recalign.CheckpointLock(os.fspath(checkpoint)):
-        return _track(batches, tracker, checkpoint, every, resume, report_every, on_report)
+        return _track(batches, tracker, checkpoint, every, resume, report_every, on_report, index, order)
 
 
-def _track(batches, tracker, checkpoint, every, resume, report_every, on_report):
+def _track(batches, tracker, checkpoint, every, resume, report_every, on_report, row_index, order):
     skip = 0
-    if resume and checkpoint is not None and os.path.exists(checkpoint):
-        tracker = type(tracker).load(os.fspath(checkpoint))
-        skip = int(tracker.n)
+    if checkpoint is not None:
+        order_file = os.fspath(checkpoint) + ".order"
+        if resume and os.path.exists(checkpoint):
+            _check_order(order_file, order)
+            tracker = type(tracker).load(os.fspath(checkpoint))
+            skip = int(tracker.n)
+        elif order is not None:
+            _write_atomic(order_file, order)
+        elif os.path.exists(order_file):
+            os.remove(order_file)  # a fresh run in a fixed order: no stale record
     index = 0  # batches so far, skipped ones included: reports and checkpoints fall on the
     seen_rows = 0  # same batches in a resumed run as in an uninterrupted one
     for item in batches:
-        images, labels, first_row = _split(item)
+        images, labels, first_row = _split(item, row_index)
         rows = _rows(images)
         index += 1
         if seen_rows < skip:
@@ -100,6 +141,98 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report)
     if checkpoint is not None:
         tracker.save(os.fspath(checkpoint))
     return tracker
+
+
+def _order_of(batches):
+    """How a torch DataLoader orders its rows: ("fixed", None) sequential; ("seeded", record)
+    where record names the sampler's state at the start of the pass; ("unseeded", None) a
+    shuffling sampler without a generator; ("unknown", None) anything else."""
+    sampler = getattr(batches, "sampler", None)
+    batch_sampler = getattr(batches, "batch_sampler", None)
+    inner = getattr(batch_sampler, "sampler", None) or sampler
+    if inner is None or not hasattr(batches, "dataset"):
+        return "unknown", None
+    if isinstance(inner, ResumableSampler):
+        return "seeded", inner.record()
+    name = type(inner).__name__
+    if name == "SequentialSampler":
+        return "fixed", None
+    if hasattr(inner, "generator"):  # RandomSampler, SubsetRandomSampler, WeightedRandomSampler
+        if inner.generator is None:
+            return "unseeded", None
+        digest = hashlib.sha256(inner.generator.get_state().numpy().tobytes()).hexdigest()
+        return "seeded", f"{name} generator state sha256 {digest}"
+    if all(hasattr(inner, a) for a in ("seed", "epoch", "shuffle")):  # DistributedSampler
+        return "seeded", f"{name}(seed={inner.seed}, epoch={inner.epoch}, shuffle={inner.shuffle})"
+    return "unknown", None
+
+
+def _check_order(path, order):
+    if order is None:
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            recorded = f.read()
+    except FileNotFoundError:
+        recorded = None
+    if recorded != order:
+        raise ValueError(f"track: cannot resume: the checkpoint's run read its rows in the order of "
+                         f"{recorded or 'an unrecorded sampler'} ({path}), this loader's sampler is {order}: "
+                         "another seed, or a generator already used for an earlier pass; resuming would count "
+                         "rows twice or never. Recreate the generator with the first run's seed")
+
+
+def _write_atomic(path, text):
+    """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _permutation(count, seed, epoch, shuffle):
+    """The row order of a pass: a pure function of (count, seed, epoch)."""
+    if not shuffle:
+        return np.arange(count)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(count)
+
+
+class ResumableSampler:
+    """A DataLoader sampler whose order is a pure function of (len(data), seed, epoch):
+    np.random.default_rng([seed, epoch]).permutation(len(data)), or 0..n-1 when shuffle is
+    False. track(..., resume=True) records it beside the checkpoint and a resumed run with the
+    same seed and epoch replays the same order, so the rows already counted are skipped
+    exactly. Call set_epoch(e) before each pass for a new order per epoch.
+
+        loader = DataLoader(ds, batch_size=128, sampler=ResumableSampler(ds, seed=7))
+    """
+
+    def __init__(self, data, seed, shuffle=True, epoch=0):
+        self.count = data if isinstance(data, int) else len(data)
+        self.seed, self.shuffle, self.epoch = int(seed), bool(shuffle), int(epoch)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def record(self):
+        return f"ResumableSampler(count={self.count}, seed={self.seed}, epoch={self.epoch}, shuffle={self.shuffle})"
+
+    def __iter__(self):
+        return iter(_permutation(self.count, self.seed, self.epoch, self.shuffle).tolist())
+
+    def __len__(self):
+        return self.count
+
+    def __repr__(self):
+        return self.record()
 
 
 def merge_all(states):
