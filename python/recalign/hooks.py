@@ -260,8 +260,12 @@ class ProjectionTransform:
     """Top / bottom principal-subspace projection as a callable transform (the paper's
     Figure 1: train on images filtered to one part of the spectrum).
 
-    Works on one sample (any shape holding `dim` values, e.g. (1, 28, 28)) or a batch (first
-    dimension = samples); returns the same type (torch tensor or NumPy array) and shape.
+    shape: the shape of one sample (e.g. (1, 28, 28)), whose values must number `dim`. With
+    it, an input is one sample (exactly that shape) or a batch (N, *shape); without it, one
+    sample is anything holding exactly `dim` values and a batch must be 2-D (N, dim).
+    Anything else is refused (ValueError): a (3, 28, 28) tensor given to a 784-wide
+    transform is not read as 3 samples. Returns the same type (torch tensor or NumPy
+    array) and shape as the input.
     Floating inputs keep their dtype; integer inputs (uint8 pixels) become float32.
     Picklable, so it works in DataLoader workers (num_workers > 0).
 
@@ -269,26 +273,32 @@ class ProjectionTransform:
         dataset = MyDataset(transform=t)
     """
 
-    def __init__(self, projector, clip=None):
+    def __init__(self, projector, clip=None, shape=None):
         if not isinstance(projector, _recalign.SubspaceProjector):
-            raise TypeError("ProjectionTransform needs a recalign.SubspaceProjector")
+            raise TypeError(f"ProjectionTransform needs a recalign.SubspaceProjector, got {type(projector).__name__}")
+        if shape is not None:
+            shape = tuple(int(s) for s in shape)
+            if int(np.prod(shape)) != projector.dim:
+                raise ValueError(f"ProjectionTransform: a sample of shape {shape} holds {int(np.prod(shape))} values, "
+                                 f"the projection {projector.dim}")
         self.projector = projector
         self.clip = clip
+        self.shape = shape
 
     @classmethod
-    def from_moments(cls, moments, fraction=0.75, part="top", center="centered", clip=None):
+    def from_moments(cls, moments, fraction=0.75, part="top", center="centered", clip=None, shape=None):
         """Projection from the exact spectrum of a MomentAccumulator's second moment."""
-        return cls.from_statistics(moments.finish(center), fraction, part, clip=clip)
+        return cls.from_statistics(moments.finish(center), fraction, part, clip=clip, shape=shape)
 
     @classmethod
-    def from_statistics(cls, statistics, fraction=0.75, part="top", clip=None):
+    def from_statistics(cls, statistics, fraction=0.75, part="top", clip=None, shape=None):
         """Projection from finished statistics of any route (acc.finish(center), sketch.finish())."""
-        return cls(_recalign.SubspaceProjector.from_statistics(statistics, fraction, part), clip=clip)
+        return cls(_recalign.SubspaceProjector.from_statistics(statistics, fraction, part), clip=clip, shape=shape)
 
     @classmethod
-    def from_spectrum(cls, spectrum, mean=None, fraction=0.75, part="top", clip=None):
+    def from_spectrum(cls, spectrum, mean=None, fraction=0.75, part="top", clip=None, shape=None):
         """Projection from any spectrum (exact, FrequentDirections.spectrum(), NystromSketch.spectrum())."""
-        return cls(_recalign.SubspaceProjector(spectrum, mean, fraction, part), clip=clip)
+        return cls(_recalign.SubspaceProjector(spectrum, mean, fraction, part), clip=clip, shape=shape)
 
     @property
     def k(self):
@@ -307,13 +317,22 @@ class ProjectionTransform:
         shape = tuple(x.shape)
         dim = self.projector.dim
         size = int(np.prod(shape)) if shape else 1
-        if size == dim:
+        if self.shape is not None:
+            if shape == self.shape:
+                rows = 1
+            elif shape[1:] == self.shape:
+                rows = shape[0]
+            else:
+                raise ValueError(f"ProjectionTransform: input of shape {shape} is neither one sample of shape "
+                                 f"{self.shape} nor a batch (N, *{self.shape})")
+        elif size == dim:
             rows = 1
-        elif shape and size == shape[0] * dim:
+        elif len(shape) == 2 and shape[1] == dim:
             rows = shape[0]
         else:
-            raise ValueError(f"ProjectionTransform: input of shape {shape} holds neither one sample "
-                             f"nor a batch of samples of {dim} values")
+            raise ValueError(f"ProjectionTransform: input of shape {shape} is neither one sample of {dim} values nor "
+                             f"a (N, {dim}) batch; to read image batches give the sample shape, e.g. "
+                             f"ProjectionTransform(..., shape=(1, 28, 28)) for (N, 1, 28, 28)")
         flat = x.reshape(rows, dim)
         out = self.projector.project(flat)
         if self.clip is not None:
@@ -325,7 +344,7 @@ class ProjectionTransform:
         return out.reshape(shape).astype(dtype, copy=False)
 
     def __repr__(self):
-        return f"ProjectionTransform({self.projector!r}, clip={self.clip!r})"
+        return f"ProjectionTransform({self.projector!r}, clip={self.clip!r}, shape={self.shape!r})"
 
 
 def worker_shard(count):
@@ -348,22 +367,48 @@ def _sharded_updates_class():
         raise ImportError("ShardedUpdates needs torch (Debian: python3-torch)")
 
     class _ShardedUpdates(torch.utils.data.IterableDataset):
-        def __init__(self, images, labels, make_state, batch_size):
+        def __init__(self, data, labels, make_state, batch_size, shuffle, seed, epoch):
             super().__init__()
-            self.images, self.labels = images, labels
+            self.data, self.labels = data, labels
             self.make_state, self.batch_size = make_state, batch_size
+            self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
 
         def __iter__(self):
-            batches = (len(self.images) + self.batch_size - 1) // self.batch_size
-            b0, b1 = worker_shard(batches)
             state = self.make_state()
-            for b in range(b0, b1):
-                lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, len(self.images))
-                if self.labels is None:
-                    state.update(self.images[lo:hi], first_row=lo)
+            for first_row, images, labels in self._batches():
+                if labels is None:
+                    state.update(images, first_row=first_row)
                 else:
-                    state.update(self.images[lo:hi], self.labels[lo:hi], first_row=lo)
+                    state.update(images, labels, first_row=first_row)
             yield state  # pickled through the worker queue by the state's checkpoint bytes
+
+        def _batches(self):
+            """(first_row, images, labels) of this worker's batches."""
+            bs, data = self.batch_size, self.data
+            if isinstance(data, torch.utils.data.IterableDataset):
+                # Every worker reads the whole stream and keeps every num_workers-th batch.
+                info = torch.utils.data.get_worker_info()
+                workers, me = (1, 0) if info is None else (info.num_workers, info.id)
+                items, b = [], 0
+                for item in data:
+                    items.append(item)
+                    if len(items) == bs:
+                        if b % workers == me:
+                            yield (b * bs,) + _collate(items)
+                        items, b = [], b + 1
+                if items and b % workers == me:
+                    yield (b * bs,) + _collate(items)
+                return
+            order = _permutation(len(data), self.seed, self.epoch, self.shuffle)
+            b0, b1 = worker_shard((len(order) + bs - 1) // bs)
+            for b in range(b0, b1):
+                rows = order[b * bs:(b + 1) * bs]
+                if self.labels is not None or hasattr(data, "shape"):  # arrays
+                    if not self.shuffle:
+                        rows = slice(b * bs, b * bs + len(rows))
+                    yield b * bs, data[rows], None if self.labels is None else self.labels[rows]
+                else:
+                    yield (b * bs,) + _collate([data[int(i)] for i in rows])
 
     # Found again by pickle (spawn start method) through the module __getattr__ below.
     _ShardedUpdates.__module__ = __name__
@@ -377,10 +422,43 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def ShardedUpdates(images, labels, make_state, batch_size=256):
+def _collate(items):
+    """(images, labels) of a list of dataset items read by position: (x, label, ...) or x."""
+    def stack(values):
+        if type(values[0]).__module__.startswith("torch"):
+            return _torch().stack(values)
+        return np.stack([np.asarray(v) for v in values])
+    if isinstance(items[0], (tuple, list)):
+        return stack([it[0] for it in items]), (stack([it[1] for it in items]) if len(items[0]) > 1 else None)
+    return stack(items), None
+
+
+def ShardedUpdates(data, labels=None, make_state=None, batch_size=256, *, shuffle=False, seed=0, epoch=0):
     """A torch IterableDataset whose every DataLoader worker builds one state with
     `make_state()` (a picklable callable, e.g. functools.partial(AlignmentTracker, 784, 10)),
-    feeds it its contiguous share of the batches of (images, labels) with their global
-    first_row, and yields it once. Merge what DataLoader(..., batch_size=None,
-    num_workers=N) yields with merge_all()."""
-    return _sharded_updates_class()(images, labels, make_state, batch_size)
+    feeds it its share of the batches with their global first_row, and yields it once.
+    Merge what DataLoader(..., batch_size=None, num_workers=N) yields with merge_all().
+
+    data: arrays (images, with `labels` beside them or None), a map-style Dataset of
+        (x, label, ...) items or bare x (read by position, labels=None), or an
+        IterableDataset (every worker reads the whole stream and keeps every num_workers-th
+        batch: it must not shard itself).
+    batch_size: rows per update. shuffle: map-style data and arrays are read in the order
+        np.random.default_rng([seed, epoch]).permutation(len(data)) (ResumableSampler's),
+        cut into contiguous shares per worker; rows are numbered (first_row) by their
+        position in that order. An IterableDataset cannot be shuffled here (ValueError).
+    """
+    if make_state is None or not callable(make_state):
+        raise TypeError(f"ShardedUpdates: make_state must be a callable returning a state, got {type(make_state).__name__}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"ShardedUpdates: batch_size must be an integer >= 1, got {batch_size!r}")
+    torch = _torch()
+    if torch is not None and isinstance(data, torch.utils.data.IterableDataset):
+        if shuffle:
+            raise ValueError("ShardedUpdates: an IterableDataset has no positions to shuffle; shuffle inside it "
+                             "(with a seed) or use a map-style Dataset")
+        if labels is not None:
+            raise ValueError("ShardedUpdates: labels come from the dataset's items; pass labels=None")
+    elif not hasattr(data, "shape") and labels is not None:
+        raise ValueError("ShardedUpdates: labels come from the dataset's items; pass labels=None")
+    return _sharded_updates_class()(data, labels, make_state, batch_size, bool(shuffle), int(seed), int(epoch))

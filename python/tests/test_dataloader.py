@@ -116,6 +116,11 @@ def test_projection_transform_in_dataloader_workers(data):
     U = transform.projector.basis
     resid = (got.reshape(300, 196) - acc.mean_x()) @ U
     assert np.max(np.abs(resid)) < 1e-4
-    # a batch transform on a torch tensor keeps type and shape
-    batch = transform(torch.from_numpy(x[:8]).reshape(8, 1, 14, 14))
+    # a batch transform on a torch tensor keeps type and shape; image batches need the sample
+    # shape (a (8, 1, 14, 14) batch could be one 8-channel image)
+    with pytest.raises(ValueError, match="shape="):
+        transform(torch.from_numpy(x[:8]).reshape(8, 1, 14, 14))
+    shaped = recalign.ProjectionTransform(transform.projector, shape=(1, 14, 14))
+    batch = shaped(torch.from_numpy(x[:8]).reshape(8, 1, 14, 14))
     assert isinstance(batch, torch.Tensor) and tuple(batch.shape) == (8, 1, 14, 14)
+    np.testing.assert_array_equal(batch.reshape(8, 196).numpy(), transform(torch.from_numpy(x[:8])).numpy())
