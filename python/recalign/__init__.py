@@ -73,6 +73,9 @@ from ._recalign import (  # noqa: F401
     tradeoff,
 )
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
+from . import _recalign, _signatures
+
+_signatures.install(vars(_recalign))  # inspect.signature(recalign.MomentAccumulator) works
 
 __all__ = [
     "AlignmentResult", "AlignmentTracker", "CheckpointLock", "ClassMoments", "CrossMoments", "DenoisingResult",

@@ -220,9 +220,11 @@ class ResumableSampler:
         self.seed, self.shuffle, self.epoch = int(seed), bool(shuffle), int(epoch)
 
     def set_epoch(self, epoch):
+        """Use the order of pass `epoch` (call before iterating)."""
         self.epoch = int(epoch)
 
     def record(self):
+        """The text track() keeps beside a checkpoint: equal records, equal orders."""
         return f"ResumableSampler(count={self.count}, seed={self.seed}, epoch={self.epoch}, shuffle={self.shuffle})"
 
     def __iter__(self):
@@ -302,10 +304,12 @@ class ProjectionTransform:
 
     @property
     def k(self):
+        """Dimension of the top subspace (SubspaceProjector.k)."""
         return self.projector.k
 
     @property
     def part(self):
+        """'top' or 'bottom' (SubspaceProjector.part)."""
         return self.projector.part
 
     def __call__(self, x):

@@ -137,18 +137,18 @@ using tracker_g = guarded<alignment_tracker>;
 void bind_align(py::module_& m) {
     // ---- alignment curves -------------------------------------------------------------
     py::class_<alignment_result>(m, "AlignmentResult", "An alignment curve: curve[k-1] = alignment of the top-k subspace.")
-        .def_property_readonly("measure", [](const alignment_result& r) { return measure_name(r.measure); })
-        .def_property_readonly("center", [](const alignment_result& r) { return centering_name(r.center); })
-        .def_property_readonly("method", [](const alignment_result& r) { return route_name(r.method); })
-        .def_readonly("n", &alignment_result::n)
-        .def_readonly("dim", &alignment_result::dim)
-        .def_readonly("classes", &alignment_result::classes)
-        .def_property_readonly("eigenvalues", [](const alignment_result& r) { return to_numpy(r.eigenvalues); })
-        .def_property_readonly("contributions", [](const alignment_result& r) { return to_numpy(r.contributions); })
-        .def_property_readonly("curve", [](const alignment_result& r) { return to_numpy(r.curve); })
-        .def_readonly("normaliser", &alignment_result::normaliser)
-        .def_readonly("skipped", &alignment_result::skipped)
-        .def_readonly("max_k", &alignment_result::max_k)
+        .def_property_readonly("measure", [](const alignment_result& r) { return measure_name(r.measure); }, "'paper' (Eq. 7), 'rank' or 'fit' (MATH.md §2).")
+        .def_property_readonly("center", [](const alignment_result& r) { return centering_name(r.center); }, "'uncentered' or 'centered': the statistics' centering.")
+        .def_property_readonly("method", [](const alignment_result& r) { return route_name(r.method); }, "Route of the spectrum: 'exact', 'fd' or 'nystrom'.")
+        .def_readonly("n", &alignment_result::n, "Samples the statistics describe.")
+        .def_readonly("dim", &alignment_result::dim, "D, the row width.")
+        .def_readonly("classes", &alignment_result::classes, "C, the number of classes (target columns).")
+        .def_property_readonly("eigenvalues", [](const alignment_result& r) { return to_numpy(r.eigenvalues); }, "Eigenvalues of Sxx used (descending, length max_k; scatter units: sums over samples, not divided by n).")
+        .def_property_readonly("contributions", [](const alignment_result& r) { return to_numpy(r.contributions); }, "Per-direction contribution before normalising (length max_k; 0 where skipped).")
+        .def_property_readonly("curve", [](const alignment_result& r) { return to_numpy(r.curve); }, "curve[k-1] = alignment of the top-k subspace, k = 1..max_k (cumulative contributions / normaliser).")
+        .def_readonly("normaliser", &alignment_result::normaliser, "The denominator of the curve (for 'paper': ‖Syy‖_F², the paper's ‖Y Yᵀ‖²).")
+        .def_readonly("skipped", &alignment_result::skipped, "Directions under rel_tol · largest eigenvalue: numerically null, contribute 0.")
+        .def_readonly("max_k", &alignment_result::max_k, "Directions available: D on the exact route, the sketch's rank otherwise.")
         .def_readonly("complete", &alignment_result::complete,
                       "False when the curve comes from a truncated (sketch) spectrum.")
         .def("__repr__", [](const alignment_result& r) {
@@ -170,29 +170,29 @@ measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'.)doc");
 
     // ---- trade-off (Theorem 1) --------------------------------------------------------
     py::class_<tradeoff_point>(m, "TradeoffPoint", "The optimum of the Theorem 1 loss for one λ.")
-        .def_readonly("lambda_", &tradeoff_point::lambda)
+        .def_readonly("lambda_", &tradeoff_point::lambda, "λ, the weight of the reconstruction loss.")
         .def_property_readonly("v", [](const tradeoff_point& p) { return to_numpy(p.v); }, "D x K encoder V*.")
         .def_property_readonly("w", [](const tradeoff_point& p) { return to_numpy(p.w); }, "K x C predictor head W*.")
         .def_property_readonly("z", [](const tradeoff_point& p) { return to_numpy(p.z); }, "K x D decoder Z*.")
-        .def_property_readonly("eigenvalues", [](const tradeoff_point& p) { return to_numpy(p.eigenvalues); })
-        .def_readonly("supervised_loss", &tradeoff_point::supervised_loss)
-        .def_readonly("reconstruction_loss", &tradeoff_point::reconstruction_loss)
-        .def_readonly("loss", &tradeoff_point::loss)
-        .def_property_readonly("status", [](const tradeoff_point& p) { return solver_status_name(p.status); })
+        .def_property_readonly("eigenvalues", [](const tradeoff_point& p) { return to_numpy(p.eigenvalues); }, "Top-K' generalized eigenvalues of (Sxy Sxyᵀ + λ Sxx², Sxx), descending.")
+        .def_readonly("supervised_loss", &tradeoff_point::supervised_loss, "‖W*ᵀV*ᵀX − Y‖² (a sum over samples), exact from the moments.")
+        .def_readonly("reconstruction_loss", &tradeoff_point::reconstruction_loss, "‖Z*ᵀV*ᵀX − X‖² (a sum over samples), exact from the moments.")
+        .def_readonly("loss", &tradeoff_point::loss, "supervised_loss + λ · reconstruction_loss.")
+        .def_property_readonly("status", [](const tradeoff_point& p) { return solver_status_name(p.status); }, "This λ's eigensolve: 'converged', 'not_converged' or 'breakdown'.")
         .def("__repr__", [](const tradeoff_point& p) {
             return "TradeoffPoint(lambda=" + std::to_string(p.lambda) + ", supervised_loss=" + std::to_string(p.supervised_loss) +
                    ", reconstruction_loss=" + std::to_string(p.reconstruction_loss) + ")";
         });
-    py::class_<tradeoff_result>(m, "TradeoffResult")
-        .def_property_readonly("center", [](const tradeoff_result& r) { return centering_name(r.center); })
-        .def_readonly("n", &tradeoff_result::n)
-        .def_readonly("dim", &tradeoff_result::dim)
-        .def_readonly("classes", &tradeoff_result::classes)
-        .def_readonly("k", &tradeoff_result::k)
-        .def_readonly("rank_xx", &tradeoff_result::rank_xx)
-        .def_readonly("dropped", &tradeoff_result::dropped)
-        .def_property_readonly("status", [](const tradeoff_result& r) { return solver_status_name(r.status); })
-        .def_readonly("points", &tradeoff_result::points);
+    py::class_<tradeoff_result>(m, "TradeoffResult", "The Theorem 1 optimum for every λ given to tradeoff(): shared dimensions and one TradeoffPoint per λ.")
+        .def_property_readonly("center", [](const tradeoff_result& r) { return centering_name(r.center); }, "'uncentered' or 'centered': the statistics' centering.")
+        .def_readonly("n", &tradeoff_result::n, "Samples the statistics describe.")
+        .def_readonly("dim", &tradeoff_result::dim, "D, the row width.")
+        .def_readonly("classes", &tradeoff_result::classes, "C, the number of classes.")
+        .def_readonly("k", &tradeoff_result::k, "K' = min(K, rank of Sxx): the columns actually returned.")
+        .def_readonly("rank_xx", &tradeoff_result::rank_xx, "Directions of Sxx kept by the whitening (eigenvalue > rel_tol · largest).")
+        .def_readonly("dropped", &tradeoff_result::dropped, "Null directions of Sxx left out (D − rank_xx).")
+        .def_property_readonly("status", [](const tradeoff_result& r) { return solver_status_name(r.status); }, "The eigendecomposition of Sxx: 'converged', 'not_converged' or 'breakdown'.")
+        .def_readonly("points", &tradeoff_result::points, "One TradeoffPoint per λ, in the order given.");
     m.def("tradeoff",
           [](const statistics& s, std::vector<double> lambdas, std::size_t k, double rel_tol) {
               tradeoff_options o;
@@ -210,17 +210,17 @@ measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'.)doc");
 A noise model: 'gaussian:sigma=0.1', 'dropout:ratio=0.3',
 'mask:patch=2x2,ratio=0.5,scheme=fixed[,shape=28x28x1,layout=hwc][,draws=64,seed=7]'.
 draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimate.)doc")
-        .def(py::init([](const std::string& text) { return parse_noise_spec(text); }), py::arg("text"))
+        .def(py::init([](const std::string& text) { return parse_noise_spec(text); }), py::arg("text"), "Parse a spec text; errors name the bad field.")
         .def_static("parse", &parse_noise_spec, py::arg("text"))
-        .def_property_readonly("family", [](const noise_spec& s) { return noise_family_name(s.family); })
-        .def_readonly("sigma", &noise_spec::sigma)
-        .def_readonly("ratio", &noise_spec::ratio)
-        .def_property_readonly("patch", [](const noise_spec& s) { return py::make_tuple(s.patch_h, s.patch_w); })
-        .def_property_readonly("scheme", [](const noise_spec& s) { return mask_scheme_name(s.scheme); })
-        .def_property_readonly("shape", [](const noise_spec& s) { return shape_tuple(s.shape); })
-        .def_property_readonly("layout", [](const noise_spec& s) { return image_layout_name(s.shape.layout); })
-        .def_readonly("draws", &noise_spec::draws)
-        .def_readonly("seed", &noise_spec::seed)
+        .def_property_readonly("family", [](const noise_spec& s) { return noise_family_name(s.family); }, "'gaussian', 'dropout' or 'mask'.")
+        .def_readonly("sigma", &noise_spec::sigma, "Gaussian: the standard deviation (in the data's units).")
+        .def_readonly("ratio", &noise_spec::ratio, "Dropout / mask: the probability of dropping a coordinate / a patch.")
+        .def_property_readonly("patch", [](const noise_spec& s) { return py::make_tuple(s.patch_h, s.patch_w); }, "Mask: (height, width) of a patch in pixels.")
+        .def_property_readonly("scheme", [](const noise_spec& s) { return mask_scheme_name(s.scheme); }, "Mask: how patches are drawn ('bernoulli' or 'fixed').")
+        .def_property_readonly("shape", [](const noise_spec& s) { return shape_tuple(s.shape); }, "Mask: the image shape (H, W, C) given in the spec, or None (taken from the context).")
+        .def_property_readonly("layout", [](const noise_spec& s) { return image_layout_name(s.shape.layout); }, "Mask: 'hwc' or 'chw', the order of the flattened pixels.")
+        .def_readonly("draws", &noise_spec::draws, "0: closed form; > 0: Monte-Carlo draws per sample.")
+        .def_readonly("seed", &noise_spec::seed, "Monte-Carlo seed (noise depends only on seed, global row and draw).")
         .def("__str__", [](const noise_spec& s) { return to_string(s); })
         .def("__repr__", [](const noise_spec& s) { return "NoiseSpec('" + to_string(s) + "')"; })
         .def("__eq__", [](const noise_spec& a, const noise_spec& b) { return to_string(a) == to_string(b); })
@@ -237,10 +237,10 @@ draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimat
                  r.g = to_matrix(g, "g");
                  return r;
              }),
-             py::arg("n"), py::arg("bs"), py::arg("g"))
-        .def_readonly("n", &noise_moments::n)
-        .def_property_readonly("bs", [](const noise_moments& r) { return to_numpy(r.bs); })
-        .def_property_readonly("g", [](const noise_moments& r) { return to_numpy(r.g); });
+             py::arg("n"), py::arg("bs"), py::arg("g"), "From sums over n samples: bs = Σ E[x′] xᵀ and g = Σ E[x′ x′ᵀ] (D x D each).")
+        .def_readonly("n", &noise_moments::n, "Samples summed over.")
+        .def_property_readonly("bs", [](const noise_moments& r) { return to_numpy(r.bs); }, "Bs = Σ E[x′] xᵀ (D x D, a sum over samples).")
+        .def_property_readonly("g", [](const noise_moments& r) { return to_numpy(r.g); }, "G = Σ E[x′ x′ᵀ] (D x D, a sum over samples).");
 
     m.def("closed_form_noise",
           [](const noise_spec& s, const moments_g& g, const std::string& center, py::object shape, const std::string& layout) {
@@ -299,7 +299,7 @@ merge only with the same name). The function is pickled with the state (by refer
                  });
              },
              py::arg("x"), py::arg("first_row") = py::none(), "Corrupt the batch `draws` times and accumulate; releases the GIL.")
-        .def("merge", &merge_guarded<mc_state>, py::arg("other"))
+        .def("merge", &merge_guarded<mc_state>, py::arg("other"), "Add another estimate of the same model (name, draws, seed, replicates) over other rows; strong guarantee.")
         .def("estimate",
              [](const mc_g& g) {
                  monte_carlo_estimate e = locked(g, [](const mc_state& s) { return s.noise.estimate(); });
@@ -314,12 +314,12 @@ merge only with the same name). The function is pickled with the state (by refer
              "dict: moments (NoiseMoments), bs_stderr, g_stderr, bs_stderr_fro, g_stderr_fro.")
         .def_property_readonly("spec", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.spec; }); },
                                "The NoiseSpec, or None for a Python corruption.")
-        .def_property_readonly("name", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.options().name; }); })
-        .def_property_readonly("n", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.n(); }); })
-        .def_property_readonly("dim", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.dim(); }); })
-        .def_property_readonly("empty", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.empty(); }); })
-        .def_property_readonly("batches", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.batches(); }); })
-        .def("to_bytes", [](const mc_g& g) { return py::bytes(mc_bytes(g)); })
+        .def_property_readonly("name", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.options().name; }); }, "The model's name (the spec's canonical text, or the name given with corrupt).")
+        .def_property_readonly("n", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.n(); }); }, "Samples seen.")
+        .def_property_readonly("dim", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.dim(); }); }, "D, the row width.")
+        .def_property_readonly("empty", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.empty(); }); }, "True before the first sample.")
+        .def_property_readonly("batches", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.batches(); }); }, "Batches seen (the Python corruption's key counts them).")
+        .def("to_bytes", [](const mc_g& g) { return py::bytes(mc_bytes(g)); }, "The state as checkpoint bytes (the corruption itself is not included: give it again to from_bytes).")
         .def_static("from_bytes",
                     [](const py::bytes& b, std::optional<noise_spec> spec, py::object corrupt, py::object shape,
                        const std::string& layout) {
@@ -329,7 +329,7 @@ merge only with the same name). The function is pickled with the state (by refer
                     py::arg("shape") = py::none(), py::arg("layout") = "hwc",
                     "The corruption is code, not state: give the same spec (and image shape) or corrupt function again.\n"
                     "Without either, the state can merge and estimate, and update() raises.")
-        .def("copy", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return std::make_unique<mc_g>(mc_state(s)); }); })
+        .def("copy", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return std::make_unique<mc_g>(mc_state(s)); }); }, "An independent copy of the state.")
         .def(py::pickle(
             [](const mc_g& g) {
                 auto [spec, shape, fn] = locked(g, [](const mc_state& s) { return std::make_tuple(s.spec, s.shape, s.python); });
@@ -351,32 +351,32 @@ merge only with the same name). The function is pickled with the state (by refer
 
     // ---- denoising (Theorem 3) and noise impact ------------------------------------------
     py::class_<denoising_subspace_result>(m, "DenoisingSubspace", "V* of Theorem 3: top generalized eigenvectors of (Bs Bsᵀ, G).")
-        .def_property_readonly("eigenvalues", [](const denoising_subspace_result& r) { return to_numpy(r.eigenvalues); })
-        .def_property_readonly("basis", [](const denoising_subspace_result& r) { return to_numpy(r.basis); })
-        .def_readonly("rank_g", &denoising_subspace_result::rank_g)
-        .def_readonly("dropped", &denoising_subspace_result::dropped)
-        .def_readonly("informative", &denoising_subspace_result::informative)
-        .def_property_readonly("status", [](const denoising_subspace_result& r) { return solver_status_name(r.status); });
+        .def_property_readonly("eigenvalues", [](const denoising_subspace_result& r) { return to_numpy(r.eigenvalues); }, "Generalized eigenvalues of (Bs Bsᵀ, G) on range(G), descending.")
+        .def_property_readonly("basis", [](const denoising_subspace_result& r) { return to_numpy(r.basis); }, "V* (D x r), G-orthonormal columns; sign: largest entry of each column positive.")
+        .def_readonly("rank_g", &denoising_subspace_result::rank_g, "Directions of G kept by the whitening (eigenvalue > rel_tol · largest).")
+        .def_readonly("dropped", &denoising_subspace_result::dropped, "Null directions of G left out (D − rank_g).")
+        .def_readonly("informative", &denoising_subspace_result::informative, "Eigenvalues > rel_tol · largest: beyond them V* is arbitrary.")
+        .def_property_readonly("status", [](const denoising_subspace_result& r) { return solver_status_name(r.status); }, "The eigendecomposition of G and the SVD: 'converged', 'not_converged' or 'breakdown'.");
     m.def("denoising_subspace",
           [](const noise_moments& noisy, double rel_tol) {
               py::gil_scoped_release nogil;
               return denoising_subspace(noisy, rel_tol);
           },
-          py::arg("noisy"), py::arg("rel_tol") = 1e-12);
+          py::arg("noisy"), py::arg("rel_tol") = 1e-12, "V* of Theorem 3 from noise expectations (NoiseMoments: closed_form_noise or MonteCarloNoise.estimate):\nthe top generalized eigenvectors of (Bs Bsᵀ, G); directions of G under rel_tol · largest are dropped.");
 
     py::class_<denoising_result>(m, "DenoisingResult", "Denoising alignment (Theorem 3, Eq. 9) against the clean curve.")
-        .def_property_readonly("measure", [](const denoising_result& r) { return measure_name(r.measure); })
-        .def_property_readonly("center", [](const denoising_result& r) { return centering_name(r.center); })
-        .def_readonly("n", &denoising_result::n)
-        .def_readonly("dim", &denoising_result::dim)
-        .def_readonly("classes", &denoising_result::classes)
-        .def_readonly("subspace", &denoising_result::subspace)
-        .def_property_readonly("curve", [](const denoising_result& r) { return to_numpy(r.curve); })
-        .def_property_readonly("clean_curve", [](const denoising_result& r) { return to_numpy(r.clean_curve); })
-        .def_property_readonly("relative_difference", [](const denoising_result& r) { return to_numpy(r.relative_difference); })
-        .def_readonly("normaliser", &denoising_result::normaliser)
-        .def_readonly("skipped", &denoising_result::skipped)
-        .def_readonly("max_k", &denoising_result::max_k)
+        .def_property_readonly("measure", [](const denoising_result& r) { return measure_name(r.measure); }, "'paper', 'rank' or 'fit' (MATH.md §2).")
+        .def_property_readonly("center", [](const denoising_result& r) { return centering_name(r.center); }, "'uncentered' or 'centered': the statistics' centering.")
+        .def_readonly("n", &denoising_result::n, "Samples the clean statistics describe.")
+        .def_readonly("dim", &denoising_result::dim, "D, the row width.")
+        .def_readonly("classes", &denoising_result::classes, "C, the number of classes.")
+        .def_readonly("subspace", &denoising_result::subspace, "The DenoisingSubspace V* the curve is computed for.")
+        .def_property_readonly("curve", [](const denoising_result& r) { return to_numpy(r.curve); }, "Alignment of span(V*_K) on the clean statistics, K = 1..max_k.")
+        .def_property_readonly("clean_curve", [](const denoising_result& r) { return to_numpy(r.clean_curve); }, "Alignment of span(U_K) (alignment_curve), K = 1..max_k, same normaliser.")
+        .def_property_readonly("relative_difference", [](const denoising_result& r) { return to_numpy(r.relative_difference); }, "(curve − clean_curve) / clean_curve; NaN where clean_curve = 0.")
+        .def_readonly("normaliser", &denoising_result::normaliser, "The clean curve's normaliser (both curves share one scale).")
+        .def_readonly("skipped", &denoising_result::skipped, "Directions of V* adding nothing in the Sxx metric.")
+        .def_readonly("max_k", &denoising_result::max_k, "Last K: min(informative directions of V*, clean curve length); see stop_reason.")
         .def_readonly("stop_reason", &denoising_result::stop_reason,
                       "Why the curve ends before the clean one ('' when it does not).");
     m.def("denoising_alignment",
@@ -392,10 +392,10 @@ merge only with the same name). The function is pickled with the state (by refer
           "(MomentAccumulator.finish: exact route), against the clean curve.");
 
     py::class_<noise_impact_result>(m, "NoiseImpact", "Label-free diagnostic (Corollary 3.1): Σ sin² of principal angles between span(V*_K) and span(U_K).")
-        .def_property_readonly("distance", [](const noise_impact_result& r) { return to_numpy(r.distance); })
-        .def_property_readonly("normalised", [](const noise_impact_result& r) { return to_numpy(r.normalised); })
-        .def_readonly("max_k", &noise_impact_result::max_k)
-        .def_property_readonly("status", [](const noise_impact_result& r) { return solver_status_name(r.status); });
+        .def_property_readonly("distance", [](const noise_impact_result& r) { return to_numpy(r.distance); }, "distance[K-1] = Σ sin² of the principal angles between span(V*_K) and span(U_K).")
+        .def_property_readonly("normalised", [](const noise_impact_result& r) { return to_numpy(r.normalised); }, "distance / K, in [0, 1].")
+        .def_readonly("max_k", &noise_impact_result::max_k, "K up to the informative directions of both V* and U.")
+        .def_property_readonly("status", [](const noise_impact_result& r) { return solver_status_name(r.status); }, "The decompositions' outcome: 'converged', 'not_converged' or 'breakdown'.");
     m.def("noise_impact",
           [](const statistics& clean, const noise_moments& noisy, double rel_tol) {
               noise_impact_options o;
@@ -407,20 +407,20 @@ merge only with the same name). The function is pickled with the state (by refer
           "Label-free diagnostic (Corollary 3.1) from finished statistics with the complete spectrum.");
 
     // ---- tracker -------------------------------------------------------------------------
-    py::class_<tracker_noise_report>(m, "TrackerNoiseReport")
-        .def_readonly("spec", &tracker_noise_report::spec)
-        .def_readonly("monte_carlo", &tracker_noise_report::monte_carlo)
-        .def_readonly("denoising", &tracker_noise_report::denoising)
-        .def_readonly("impact", &tracker_noise_report::impact)
-        .def_readonly("bs_stderr_fro", &tracker_noise_report::bs_stderr_fro)
-        .def_readonly("g_stderr_fro", &tracker_noise_report::g_stderr_fro)
-        .def_readonly("change", &tracker_noise_report::change);
-    py::class_<tracker_report>(m, "TrackerReport")
-        .def_readonly("n", &tracker_report::n)
-        .def_readonly("reports", &tracker_report::reports)
-        .def_readonly("clean", &tracker_report::clean)
-        .def_readonly("clean_change", &tracker_report::clean_change)
-        .def_readonly("noises", &tracker_report::noises);
+    py::class_<tracker_noise_report>(m, "TrackerNoiseReport", "One noise model's part of a TrackerReport: its denoising curve and impact.")
+        .def_readonly("spec", &tracker_noise_report::spec, "Canonical text of the noise spec.")
+        .def_readonly("monte_carlo", &tracker_noise_report::monte_carlo, "True for a Monte-Carlo estimate (draws > 0), False for the closed form.")
+        .def_readonly("denoising", &tracker_noise_report::denoising, "The DenoisingResult of this noise on the current clean statistics.")
+        .def_readonly("impact", &tracker_noise_report::impact, "The NoiseImpact (label-free) of this noise.")
+        .def_readonly("bs_stderr_fro", &tracker_noise_report::bs_stderr_fro, "Monte Carlo: Frobenius norm of Bs's replicate standard error (0 for closed forms): an estimate's error.")
+        .def_readonly("g_stderr_fro", &tracker_noise_report::g_stderr_fro, "Monte Carlo: Frobenius norm of G's replicate standard error (0 for closed forms).")
+        .def_readonly("change", &tracker_noise_report::change, "max |Δ denoising curve| since the previous report (NaN at the first).");
+    py::class_<tracker_report>(m, "TrackerReport", "AlignmentTracker.report(): the clean curve and one TrackerNoiseReport per noise, at n samples.")
+        .def_readonly("n", &tracker_report::n, "Samples seen.")
+        .def_readonly("reports", &tracker_report::reports, "How many reports came before this one.")
+        .def_readonly("clean", &tracker_report::clean, "The clean AlignmentResult.")
+        .def_readonly("clean_change", &tracker_report::clean_change, "max |Δ clean curve| since the previous report (NaN at the first).")
+        .def_readonly("noises", &tracker_report::noises, "One TrackerNoiseReport per configured noise, in order.");
 
     py::class_<tracker_g> tr(m, "AlignmentTracker", R"doc(
 Feeds minibatches of (images, class labels) into the clean moments and any number of noise
@@ -446,7 +446,7 @@ denoising alignment and noise impact curves with their change since the previous
            }),
            py::arg("dim"), py::arg("classes"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
            py::arg("noises") = py::tuple(), py::arg("measure") = "paper", py::arg("center") = "uncentered",
-           py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12)
+           py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12, "dim: D. classes: C (labels in [0, C)). shape/layout: the image shape (H, W[, C]) and pixel order, needed by\nmask noises. noises: specs (text or NoiseSpec) tracked beside the clean curve. measure: 'paper', 'rank'\nor 'fit'. center: 'uncentered' (the paper's code) or 'centered'. replicates: Monte-Carlo replicate count\n(standard errors). rel_tol: directions under rel_tol · largest eigenvalue are numerically null.")
         .def("update",
              [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::uint64_t> first_row) {
                  // Rows in conversion errors count from n (read again under the lock for the update
@@ -462,7 +462,7 @@ denoising alignment and noise impact curves with their change since the previous
              py::arg("images"), py::arg("labels"), py::arg("first_row") = py::none(),
              "Add a batch of images (rows = samples) and class ids. first_row (default: n) is the global row index\n"
              "of the batch's first row (Monte-Carlo noise is keyed by it). Releases the GIL; strong guarantee.")
-        .def("merge", &merge_guarded<alignment_tracker>, py::arg("other"))
+        .def("merge", &merge_guarded<alignment_tracker>, py::arg("other"), "Add another tracker of the same configuration over other rows (Chan's rule); strong guarantee.")
         .def("report", [](tracker_g& g) { return locked_mut(g, [](alignment_tracker& t) { return t.report(); }); },
              "Current curves; remembers them for the next report's change (this is part of the state).")
         .def("noise_expectations",
@@ -473,18 +473,18 @@ denoising alignment and noise impact curves with their change since the previous
                      return t.noise_expectations(i);
                  });
              },
-             py::arg("i"))
+             py::arg("i"), "NoiseMoments (Bs, G sums) of the i-th configured noise: closed form, or the Monte-Carlo estimate.")
         .def_property_readonly("moments",
                                [](const tracker_g& g) {
                                    return locked(g, [](const alignment_tracker& t) { return std::make_unique<moments_g>(moment_accumulator(t.moments())); });
                                },
                                "A copy of the clean moments (MomentAccumulator).")
-        .def_property_readonly("classes", [](const tracker_g& g) { return locked(g, [](const alignment_tracker& t) { return t.options().classes; }); })
+        .def_property_readonly("classes", [](const tracker_g& g) { return locked(g, [](const alignment_tracker& t) { return t.options().classes; }); }, "C, the number of classes.")
         .def_property_readonly("noises", [](const tracker_g& g) {
             std::vector<std::string> v;
             for (const noise_spec& s : locked(g, [](const alignment_tracker& t) { return t.options().noises; })) v.push_back(to_string(s));
             return v;
-        })
+        }, "The configured noise specs (canonical text), in report order.")
         .def("__repr__", [](const tracker_g& g) {
             return locked(g, [](const alignment_tracker& t) {
                 return "AlignmentTracker(dim=" + std::to_string(t.dim()) + ", classes=" + std::to_string(t.options().classes) +

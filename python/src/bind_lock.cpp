@@ -42,7 +42,7 @@ recalign.hooks.track(..., checkpoint=PATH) holds it for the whole run.)doc")
              }),
              py::arg("path"), "Take the lock of checkpoint `path` (str or os.PathLike).")
         .def("release", &io::checkpoint_lock::release, "Let go (removes the sidecar). Idempotent.")
-        .def_property_readonly("held", &io::checkpoint_lock::held)
+        .def_property_readonly("held", &io::checkpoint_lock::held, "True while this object holds the lock.")
         .def_property_readonly("path", &io::checkpoint_lock::checkpoint, "The checkpoint path.")
         .def_property_readonly("lock_path", &io::checkpoint_lock::lock_path, "The sidecar holding the lock (PATH.lock).")
         .def("__enter__", [](io::checkpoint_lock& l) -> io::checkpoint_lock& { return l; },

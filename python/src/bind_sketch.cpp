@@ -47,17 +47,17 @@ Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, 
                o.center = parse_centering(center);
                return std::make_unique<fd_g>(frequent_directions(o));
            }),
-           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered")
+           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered", "dim: D. ell: rows of the sketch (memory 2 · ell · D doubles; the error bound falls as 1/(ell + 1 − k)).\ncenter: 'centered' (PCA) or 'uncentered'.")
         .def("update", &update_sketch<frequent_directions>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch; releases the GIL; a rejected batch changes nothing.")
-        .def("merge", &merge_guarded<frequent_directions>, py::arg("other"))
-        .def_property_readonly("ell", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.options().ell; }); })
+        .def("merge", &merge_guarded<frequent_directions>, py::arg("other"), "Merge a sketch of the same dim, ell and centering over other rows (the bounds add); strong guarantee.")
+        .def_property_readonly("ell", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.options().ell; }); }, "Rows of the sketch.")
         .def_property_readonly("shrinkage", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.shrinkage(); }); },
                                "Δ: ‖C − BᵀB‖₂ <= Δ.")
-        .def_property_readonly("shrinks", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.shrinks(); }); })
-        .def_property_readonly("rows", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.rows(); }); })
-        .def("mean", [](const fd_g& g) { return to_numpy(locked(g, [](const frequent_directions& s) { return vector_t(s.mean()); })); })
-        .def("trace", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.trace(); }); })
+        .def_property_readonly("shrinks", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.shrinks(); }); }, "How many shrink steps have run.")
+        .def_property_readonly("rows", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.rows(); }); }, "Rows of the sketch in use now (<= 2 ell).")
+        .def("mean", [](const fd_g& g) { return to_numpy(locked(g, [](const frequent_directions& s) { return vector_t(s.mean()); })); }, "Mean of the rows (D,), exact.")
+        .def("trace", [](const fd_g& g) { return locked(g, [](const frequent_directions& s) { return s.trace(); }); }, "Trace of the second moment in the sketch's centering, exact (no sketching error).")
         .def("sketch", [](const fd_g& g) { return to_numpy(locked(g, [](const frequent_directions& s) { return s.sketch(); })); },
              "B (rows x D) of the centered scatter: BᵀB ≈ M.")
         .def("spectrum", [](const fd_g& g, std::size_t rank, double rel_tol) {
@@ -100,14 +100,14 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
            "float32_kernels: opt-in SGEMM products for float32 input (about 2x faster; merges with sketches without it).")
         .def("update", &update_sketch<nystrom_sketch>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch to the current pass; releases the GIL; a rejected batch changes nothing.")
-        .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"))
+        .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"), "Merge a sketch of the same configuration and pass over other rows; strong guarantee.")
         .def("next_pass", [](ny_g& g) { locked_mut(g, [](nystrom_sketch& s) { s.next_pass(); }); },
              "End the current pass and start a power iteration (read the data again).")
-        .def_property_readonly("pass_index", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.pass(); }); })
-        .def_property_readonly("rank", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.options().rank; }); })
-        .def_property_readonly("width", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.width(); }); })
-        .def("mean", [](const ny_g& g) { return to_numpy(locked(g, [](const nystrom_sketch& s) { return vector_t(s.mean()); })); })
-        .def("trace", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.trace(); }); })
+        .def_property_readonly("pass_index", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.pass(); }); }, "The current pass (0 = the first read of the data).")
+        .def_property_readonly("rank", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.options().rank; }); }, "Target rank k.")
+        .def_property_readonly("width", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.width(); }); }, "Columns of the range sketch: rank + oversampling + probes.")
+        .def("mean", [](const ny_g& g) { return to_numpy(locked(g, [](const nystrom_sketch& s) { return vector_t(s.mean()); })); }, "Mean of the rows (D,) over the current pass, exact.")
+        .def("trace", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.trace(); }); }, "Trace of the second moment in the sketch's centering over the current pass, exact.")
         .def("range", [](const ny_g& g) { return to_numpy(locked(g, [](const nystrom_sketch& s) { return s.range(); })); },
              "C [Ω or Q | G] for the chosen centering.")
         .def("spectrum", [](const ny_g& g, std::size_t rank) {

@@ -51,9 +51,9 @@ statistic parse_statistic(const std::string& s) {
 
 void bind_stats(py::module_& m) {
     py::class_<cross_moments>(m, "CrossMoments", "Cross statistics of the targets (Sxy: D x C, Syy: C x C).")
-        .def_property_readonly("center", [](const cross_moments& c) { return centering_name(c.center); })
-        .def_readonly("n", &cross_moments::n)
-        .def_property_readonly("sxy", [](const cross_moments& c) { return to_numpy(c.sxy); })
+        .def_property_readonly("center", [](const cross_moments& c) { return centering_name(c.center); }, "'uncentered' or 'centered'.")
+        .def_readonly("n", &cross_moments::n, "Samples summed over.")
+        .def_property_readonly("sxy", [](const cross_moments& c) { return to_numpy(c.sxy); }, "Sxy = Σ x yᵀ (D x C; centered: Σ (x − x̄)(y − ȳ)ᵀ), a sum over samples.")
         .def_property_readonly("syy", [](const cross_moments& c) { return to_numpy(c.syy_dense()); },
                                "Syy (C x C), formed on request (class ids keep only the counts).")
         .def_property_readonly("class_counts", [](const cross_moments& c) -> py::object {
@@ -90,11 +90,11 @@ ValueError naming the row and leaves the state unchanged.)doc");
              "Releases the GIL during the computation. Strong guarantee: a rejected batch changes nothing.")
         .def("merge", &merge_guarded<moment_accumulator>, py::arg("other"),
              "Chan's parallel rule. Incompatible states raise ValueError before any change.")
-        .def_property_readonly("classes", [](const moments_g& g) { return locked(g, [](const moment_accumulator& a) { return a.classes(); }); })
-        .def_property_readonly("targets", [](const moments_g& g) { return std::string(targets_name(locked(g, [](const moment_accumulator& a) { return a.options().targets; }))); })
-        .def_property_readonly("has_targets", [](const moments_g& g) { return locked(g, [](const moment_accumulator& a) { return a.has_targets(); }); })
-        .def("mean_x", [](const moments_g& g) { return to_numpy(locked(g, [](const moment_accumulator& a) { return a.mean_x(); })); })
-        .def("mean_y", [](const moments_g& g) { return to_numpy(locked(g, [](const moment_accumulator& a) { return a.mean_y(); })); })
+        .def_property_readonly("classes", [](const moments_g& g) { return locked(g, [](const moment_accumulator& a) { return a.classes(); }); }, "C (0 without targets).")
+        .def_property_readonly("targets", [](const moments_g& g) { return std::string(targets_name(locked(g, [](const moment_accumulator& a) { return a.options().targets; }))); }, "'none', 'class_ids' or 'dense'.")
+        .def_property_readonly("has_targets", [](const moments_g& g) { return locked(g, [](const moment_accumulator& a) { return a.has_targets(); }); }, "True when targets are accumulated (classes > 0).")
+        .def("mean_x", [](const moments_g& g) { return to_numpy(locked(g, [](const moment_accumulator& a) { return a.mean_x(); })); }, "Mean of the rows x (D,), exact (Chan's update in double precision); zeros when empty.")
+        .def("mean_y", [](const moments_g& g) { return to_numpy(locked(g, [](const moment_accumulator& a) { return a.mean_y(); })); }, "Mean of the targets (C,): class frequencies for class ids.")
         .def("sxx", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.sxx(ce); }));
@@ -102,15 +102,15 @@ ValueError naming the row and leaves the state unchanged.)doc");
         .def("sxy", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.sxy(ce); }));
-             }, py::arg("center") = "centered")
+             }, py::arg("center") = "centered", "D x C cross moment Σ x yᵀ (centered: Σ (x − x̄)(y − ȳ)ᵀ), a sum over samples.")
         .def("syy", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.syy(ce); }));
-             }, py::arg("center") = "centered")
+             }, py::arg("center") = "centered", "C x C target moment Σ y yᵀ (centered: Σ (y − ȳ)(y − ȳ)ᵀ), a sum over samples.")
         .def("cross", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return locked(g, [&](const moment_accumulator& a) { return a.cross(ce); });
-             }, py::arg("center") = "uncentered")
+             }, py::arg("center") = "uncentered", "CrossMoments (Sxy, Syy) in this centering.")
         .def("diag_xx", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return to_numpy(locked(g, [&](const moment_accumulator& a) { return a.diag_xx(ce); }));
@@ -120,7 +120,7 @@ ValueError naming the row and leaves the state unchanged.)doc");
         .def("trace_xx", [](const moments_g& g, const std::string& c) {
                  const centering ce = parse_centering(c);
                  return locked(g, [&](const moment_accumulator& a) { return a.trace_xx(ce); });
-             }, py::arg("center") = "centered")
+             }, py::arg("center") = "centered", "tr(Sxx) without forming the matrix: n times the total variance when centered.")
         .def("__repr__", [](const moments_g& g) {
             return locked(g, [](const moment_accumulator& a) {
                 return "MomentAccumulator(dim=" + std::to_string(a.dim()) + ", classes=" + std::to_string(a.classes()) +
@@ -132,23 +132,23 @@ ValueError naming the row and leaves the state unchanged.)doc");
     py::class_<spectrum>(m, "Spectrum", "Eigenvalues (descending) and orthonormal basis (dim x k) of a second moment, from any route.")
         .def_property_readonly("method", [](const spectrum& s) { return route_name(s.method); },
                                "Route: 'exact', 'fd' (Frequent Directions) or 'nystrom'.")
-        .def_property_readonly("center", [](const spectrum& s) { return centering_name(s.center); })
-        .def_readonly("n", &spectrum::n)
-        .def_readonly("dim", &spectrum::dim)
-        .def_property_readonly("eigenvalues", [](const spectrum& s) { return to_numpy(s.eigenvalues); })
-        .def_property_readonly("basis", [](const spectrum& s) { return to_numpy(s.basis); })
-        .def_readonly("total", &spectrum::total)
+        .def_property_readonly("center", [](const spectrum& s) { return centering_name(s.center); }, "'uncentered' or 'centered': the second moment's centering.")
+        .def_readonly("n", &spectrum::n, "Samples the second moment sums over.")
+        .def_readonly("dim", &spectrum::dim, "D, the row width.")
+        .def_property_readonly("eigenvalues", [](const spectrum& s) { return to_numpy(s.eigenvalues); }, "Eigenvalues (descending, length rank) of the scatter (sums over samples: divide by n, or n − 1, for variances); negative rounding clipped to 0 (see clipped).")
+        .def_property_readonly("basis", [](const spectrum& s) { return to_numpy(s.basis); }, "Eigenvectors as columns (D x rank), orthonormal; sign: the largest entry of each column is positive.")
+        .def_readonly("total", &spectrum::total, "Trace of the second moment, tracked exactly by every route (the denominator of explained).")
         .def_property_readonly("explained", [](const spectrum& s) { return to_numpy(s.explained); },
                                "Cumulative eigenvalues / total.")
-        .def_readonly("error_bound", &spectrum::error_bound)
-        .def_readonly("error_estimate", &spectrum::error_estimate)
+        .def_readonly("error_bound", &spectrum::error_bound, "FD: guaranteed bound on ‖C − Ĉ‖₂ (the shrinkage); NaN on other routes.")
+        .def_readonly("error_estimate", &spectrum::error_estimate, "Nyström: a-posteriori estimate of ‖C − Ĉ‖ from the probes (an estimate, not a bound); NaN on other routes.")
         .def_property_readonly("status", [](const spectrum& s) { return solver_status_name(s.status); },
                                "'converged', 'not_converged' or 'breakdown' (the decomposition's outcome).")
         .def_readonly("clipped", &spectrum::clipped,
                       "How many negative eigenvalues (rounding: a second moment is PSD) finish() set to 0.")
         .def_readonly("most_negative", &spectrum::most_negative,
                       "The most negative eigenvalue finish() clipped (0.0 when none): the rounding's size.")
-        .def_property_readonly("rank", &spectrum::rank)
+        .def_property_readonly("rank", &spectrum::rank, "Eigenpairs held: D (exact, complete), the requested top k, or the sketch's rank.")
         .def_property_readonly("complete", &spectrum::complete, "True when all D eigenpairs are here (exact route).")
         .def("k_for_fraction", [](const spectrum& s, double f) { return k_for_fraction(s.eigenvalues, s.total, f); },
              py::arg("fraction"), "Smallest k whose eigenvalues explain at least `fraction` of the total.")
@@ -165,11 +165,11 @@ The analyses (alignment_curve, tradeoff, denoising_alignment, noise_impact,
 SubspaceProjector.from_statistics) read only this; make it once with acc.finish(center)
 (MomentAccumulator) or sketch.finish(labels) and pass it to every analysis: they share one
 eigendecomposition.)doc")
-        .def_property_readonly("method", [](const statistics& s) { return route_name(s.method); })
-        .def_property_readonly("center", [](const statistics& s) { return centering_name(s.center); })
-        .def_readonly("n", &statistics::n)
-        .def_readonly("dim", &statistics::dim)
-        .def_property_readonly("classes", &statistics::classes)
+        .def_property_readonly("method", [](const statistics& s) { return route_name(s.method); }, "Route: 'exact', 'fd' or 'nystrom'.")
+        .def_property_readonly("center", [](const statistics& s) { return centering_name(s.center); }, "'uncentered' or 'centered'.")
+        .def_readonly("n", &statistics::n, "Samples the statistics describe.")
+        .def_readonly("dim", &statistics::dim, "D, the row width.")
+        .def_property_readonly("classes", &statistics::classes, "C (0 without labels).")
         .def_readonly("spectrum", &statistics::spec, "The Spectrum.")
         .def_property_readonly("mean", [](const statistics& s) { return to_numpy(s.mean); }, "Mean of the rows (D,).")
         .def_property_readonly("second_moment",
@@ -244,13 +244,13 @@ with k the smallest dimension explaining `fraction` of the variance. Picklable.)
                     },
                     py::arg("statistics"), py::arg("fraction") = 0.75, py::arg("part") = "top",
                     "The projector of finished statistics (their spectrum; their mean when centered).")
-        .def_property_readonly("part", [](const subspace_projector& p) { return subspace_part_name(p.part); })
-        .def_readonly("fraction", &subspace_projector::fraction)
-        .def_readonly("explained", &subspace_projector::explained)
-        .def_readonly("k", &subspace_projector::k)
-        .def_readonly("dim", &subspace_projector::dim)
-        .def_property_readonly("basis", [](const subspace_projector& p) { return to_numpy(p.basis); })
-        .def_property_readonly("mean", [](const subspace_projector& p) { return to_numpy(p.mean); })
+        .def_property_readonly("part", [](const subspace_projector& p) { return subspace_part_name(p.part); }, "'top' (span(U_k)) or 'bottom' (its orthogonal complement).")
+        .def_readonly("fraction", &subspace_projector::fraction, "The fraction of the total variance k was chosen to explain.")
+        .def_readonly("explained", &subspace_projector::explained, "The fraction the top k directions actually explain (>= fraction).")
+        .def_readonly("k", &subspace_projector::k, "Dimension of the top subspace.")
+        .def_readonly("dim", &subspace_projector::dim, "D, the row width.")
+        .def_property_readonly("basis", [](const subspace_projector& p) { return to_numpy(p.basis); }, "U_k (D x k), orthonormal columns.")
+        .def_property_readonly("mean", [](const subspace_projector& p) { return to_numpy(p.mean); }, "μ subtracted before and added after projecting (D,; zeros for an uncentered spectrum).")
         .def("project", [](const subspace_projector& p, py::handle x) {
                  held_batch b = as_batch(x, "batch", 0);
                  py::array_t<double> out({static_cast<py::ssize_t>(b.view.rows), static_cast<py::ssize_t>(p.dim)});

@@ -126,7 +126,7 @@ void add_state_methods(Cls& cls, const char* name) {
                                "Samples seen.")
         .def_property_readonly("dim", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.dim()); }); },
                                "Dimension D of a row.")
-        .def_property_readonly("empty", [](const G& g) { return locked(g, [](const T& o) { return o.empty(); }); })
+        .def_property_readonly("empty", [](const G& g) { return locked(g, [](const T& o) { return o.empty(); }); }, "True before the first sample.")
         .def("__len__", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.n()); }); })
         .def("copy", [](const G& g) { return locked(g, [](const T& o) { return std::make_unique<G>(T(o)); }); },
              "An independent copy of the state.")

@@ -1,0 +1,81 @@
+"""Python conventions (issue 16 item 6): every public class, function, method and property
+has a docstring beyond pybind11's signature line; inspect.signature works on every public
+constructor; the stubs use Literal types for the string options."""
+import ast
+import inspect
+import os
+
+import pytest
+
+import recalign
+import recalign.hooks
+import recalign.sklearn
+
+MODULES = [(recalign, recalign.__all__), (recalign.hooks, recalign.hooks.__all__),
+           (recalign.sklearn, recalign.sklearn.__all__)]
+
+
+def prose(doc):
+    """The docstring without pybind11's generated signature lines."""
+    lines = [ln.strip() for ln in (doc or "").splitlines() if ln.strip()]
+    return " ".join(ln for ln in lines if ln != "Overloaded function." and
+                    not (ln.split("(")[0].lstrip("0123456789. ").isidentifier() and "->" in ln))
+
+
+def public():
+    for mod, names in MODULES:
+        for name in names:
+            yield name, getattr(mod, name)
+
+
+def test_everything_public_is_documented():
+    missing = []
+    for name, obj in public():
+        if not prose(obj.__doc__):
+            missing.append(name)
+        if not inspect.isclass(obj):
+            continue
+        extension = obj.__module__ == "recalign._recalign"
+        for attr, val in vars(obj).items():
+            # Python classes document their constructor's parameters in the class docstring
+            if (attr.startswith("_") and attr != "__init__") or (attr == "__init__" and not extension):
+                continue
+            if not prose(getattr(val, "__doc__", None)):
+                missing.append(f"{name}.{attr}")
+    assert not missing, missing
+
+
+def test_constructor_signatures():
+    for name, obj in public():
+        if not inspect.isclass(obj) or issubclass(obj, BaseException):
+            continue
+        init = vars(obj).get("__init__")
+        if init is None or "Initialize self" in (init.__doc__ or ""):
+            continue  # results: made by the library, not constructed from Python
+        sig = inspect.signature(obj)
+        assert "self" not in sig.parameters, name
+    sig = inspect.signature(recalign.MomentAccumulator)
+    assert list(sig.parameters) == ["dim", "classes", "targets", "float32_kernels"]
+    assert sig.parameters["classes"].default == 0 and sig.parameters["targets"].default is None
+    mc = inspect.signature(recalign.MonteCarloNoise).parameters
+    assert mc["draws"].kind is inspect.Parameter.KEYWORD_ONLY and mc["draws"].default == 16
+    assert list(inspect.signature(recalign.sklearn.StreamingPCA).parameters)[:3] == ["n_components", "method", "whiten"]
+
+
+def test_stubs_use_literal_types():
+    stubs = os.path.join(os.path.dirname(recalign.__file__), "_recalign.pyi")
+    tree = ast.parse(open(stubs, encoding="utf-8").read())
+    plain = []
+    for node in ast.walk(tree):
+        args = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args.args + node.args.kwonlyargs
+        for a in args:
+            if a.arg in ("center", "measure", "part", "layout", "targets") and ast.unparse(a.annotation) == "str":
+                plain.append(f"{node.name}({a.arg})")
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if node.target.id in ("center", "measure", "part", "layout", "status", "method") and \
+                    ast.unparse(node.annotation) == "str":
+                plain.append(node.target.id)
+    assert not plain, plain
+    assert "Center = Literal[" in open(stubs, encoding="utf-8").read()
