@@ -291,6 +291,13 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     imprecise_components_ = _attribute("imprecise_components_")
     del _attribute
 
+    def __getstate__(self):
+        # The attributes are recomputed from state_ after unpickling (a Spectrum does not pickle).
+        state = dict(super().__getstate__())
+        if "_fitted" in state:
+            state["_fitted"] = {}
+        return state
+
     @property
     def _n_features_out(self):
         return self.n_components_

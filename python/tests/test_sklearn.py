@@ -56,6 +56,9 @@ def test_exact_matches_incremental_pca(pixels):
     half = pickle.loads(pickle.dumps(StreamingPCA(k).partial_fit(x[:1000])))
     half.partial_fit(x[1000:])
     np.testing.assert_allclose(half.components_, got.components_, atol=1e-9)
+    again = pickle.loads(pickle.dumps(half))  # after the attributes were computed
+    np.testing.assert_array_equal(again.components_, half.components_)
+    assert again.spectrum_.n == len(x)
 
 
 @pytest.mark.parametrize("method", ["fd", "nystrom"])
