@@ -149,7 +149,9 @@ def _order_of(batches):
     shuffling sampler without a generator; ("unknown", None) anything else."""
     sampler = getattr(batches, "sampler", None)
     batch_sampler = getattr(batches, "batch_sampler", None)
-    inner = getattr(batch_sampler, "sampler", None) or sampler
+    inner = getattr(batch_sampler, "sampler", None)
+    if inner is None:
+        inner = sampler
     if inner is None or not hasattr(batches, "dataset"):
         return "unknown", None
     if isinstance(inner, ResumableSampler):
