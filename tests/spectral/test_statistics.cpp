@@ -3,12 +3,15 @@
 // one by one.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include <recalign/align/alignment.hpp>
 #include <recalign/align/tradeoff.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
+#include <recalign/spectral/eigen.hpp>
 #include <recalign/spectral/statistics.hpp>
 #include <recalign/stats/class_moments.hpp>
 
@@ -211,4 +214,49 @@ TEST_CASE("finish(moments, centering, top): the top eigenpairs only, through the
     CHECK(testing::bit_equal(finish(acc, centering::centered, 40).spec.eigenvalues,
                              finish(acc, centering::centered).spec.eigenvalues));  // top = D is the full solver
     CHECK_THROWS_AS(finish(acc, centering::centered, 41), std::invalid_argument);
+}
+
+TEST_CASE("finish clips the negative eigenvalues of a rank-deficient second moment and counts them",
+          "[spectral][statistics]") {
+    // 6 rows in 12 dimensions: the centered Sxx has rank 5; LAPACK returns its 7 zero
+    // eigenvalues as rounding of either sign (all 35 of five seeds >= 0: probability 2^-35).
+    std::size_t clipped = 0;
+    for (std::uint64_t seed = 0; seed < 5; ++seed) {
+        const std::vector<double> x = testing::random_rows(6, 12, 40 + seed);
+        moment_accumulator acc({12, target_mode::none, 0});
+        acc.update(batch_view(x.data(), 6, 12));
+        const eigen_result raw = sym_eigen(acc.sxx(centering::centered));  // LAPACK, unclipped
+        for (std::size_t top : {std::size_t(0), std::size_t(9)}) {
+            const spectrum s = finish(acc, centering::centered, top).spec;
+            std::size_t negative = 0;
+            double most = 0.0;
+            for (std::size_t j = 0; j < s.rank(); ++j) {
+                CHECK(s.eigenvalues(j) >= 0.0);
+                CHECK(std::abs(s.eigenvalues(j) - std::max(raw.values(j), 0.0)) <= 1e-12 * raw.values(0));
+                if (top == 0 && raw.values(j) < 0.0) ++negative, most = std::min(most, raw.values(j));
+            }
+            if (top == 0) {
+                CHECK(s.clipped == negative);  // the same solver on the same matrix
+                CHECK(s.most_negative == most);
+            }
+            CHECK(s.most_negative <= 0.0);
+            CHECK(-s.most_negative <= 1e-12 * s.eigenvalues(0));
+            if (top == 0) CHECK(s.explained(11) == Approx(1.0).epsilon(1e-12));  // recomputed after clipping
+            clipped += s.clipped;
+        }
+        // diag(Sxx) without the matrix: the sums over the rows, directly.
+        for (centering c : {centering::centered, centering::uncentered}) {
+            const vector_t d = acc.diag_xx(c);
+            for (std::size_t i = 0; i < 12; ++i) {
+                double mean = 0.0, sum = 0.0;
+                for (std::size_t r = 0; r < 6; ++r) mean += x[r * 12 + i] / 6.0;
+                for (std::size_t r = 0; r < 6; ++r) {
+                    const double v = x[r * 12 + i] - (c == centering::centered ? mean : 0.0);
+                    sum += v * v;
+                }
+                CHECK(d(i) == Approx(sum).epsilon(1e-12));
+            }
+        }
+    }
+    CHECK(clipped > 0);
 }
