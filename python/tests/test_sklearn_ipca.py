@@ -20,6 +20,10 @@ behaviour instead (nothing is dropped silently):
     imprecise_components_; the test compares the others at sklearn's precision, and the
     inverse transform (exact for every component: V^T V = I) in full.
   * test_incremental_pca_feature_names_out: the prefix is the class name, "streamingpca".
+Two tests only gain a line: test_n_samples_equal_n_components reads components_ inside the
+no-RuntimeWarning block (StreamingPCA computes its attributes on first access, not in
+partial_fit), and test_explained_variances silences the PrecisionWarning of its trailing
+components (its assertions are unchanged).
 """
 import warnings
 
