@@ -5,8 +5,6 @@ import ast
 import inspect
 import os
 
-import pytest
-
 import recalign
 import recalign.hooks
 import recalign.sklearn

@@ -67,8 +67,9 @@ def test_seeded_generator_resumes_exactly(tmp_path):
     resumed = run(DataLoader(Rows(), batch_size=B, shuffle=True, generator=torch.Generator().manual_seed(5)), ckpt,
                   resume=True)
     assert resumed.n == N and resumed.to_bytes() == whole.to_bytes()
-    x, y = Rows().x, Rows().y
-    np.testing.assert_allclose(resumed.mean_x(), x.mean(axis=0), rtol=1e-13)
+    rows = Rows()
+    np.testing.assert_allclose(resumed.mean_x(), rows.x.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(resumed.mean_y(), np.bincount(rows.y, minlength=C) / N, rtol=1e-13)
     # another seed, or the same generator object already used for a pass: refused, unread
     for g in (torch.Generator().manual_seed(6), None):
         ckpt2 = tmp_path / "again.ckpt"
