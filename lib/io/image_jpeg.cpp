@@ -70,8 +70,8 @@ bool read_header(jpeg_decompress_struct& cinfo, jpeg_error_state& err, const std
 
 bool read_pixels(jpeg_decompress_struct& cinfo, jpeg_error_state& err, std::uint8_t* pixels) {
     if (setjmp(err.jump)) return false;
+    err.reading_pixels = true;  // a progressive file is read whole by jpeg_start_decompress
     jpeg_start_decompress(&cinfo);
-    err.reading_pixels = true;
     const std::size_t stride = std::size_t{cinfo.output_width} * static_cast<std::size_t>(cinfo.output_components);
     while (cinfo.output_scanline < cinfo.output_height) {
         JSAMPROW row = pixels + std::size_t{cinfo.output_scanline} * stride;

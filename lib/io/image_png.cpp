@@ -58,7 +58,11 @@ struct png_header {
 
 bool read_header(png_structp png, png_infop info, png_header& h) {
     if (setjmp(png_jmpbuf(png))) return false;
+    // PIL checks the CRC of every chunk before the image data (ancillary ones too) and none
+    // of the image data's (PngImagePlugin skips IDAT CRCs): the same here.
+    png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(png, info);
+    png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
     png_get_IHDR(png, info, &h.width, &h.height, &h.bit_depth, &h.color_type, &h.interlace, nullptr, nullptr);
     if (h.color_type == PNG_COLOR_TYPE_PALETTE) png_get_PLTE(png, info, &h.palette, &h.palette_size);
     if (h.bit_depth < 8) png_set_packing(png);

@@ -217,3 +217,75 @@ def test_geometry_equals_torchvision(resize, crop):
             expected = torchvision_pixels(data, channels, resize, crop, layout)
             assert got.shape == expected.shape, (h, w, resize, crop)
             np.testing.assert_array_equal(got, expected, err_msg=f"{h}x{w} Resize({resize}) CenterCrop({crop}) C={channels}")
+
+
+# --- bad input: the same verdict as PIL, and a FileError naming the file ----------------------
+
+def pil_reads(data):
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.convert("RGB")
+        return True
+    except Exception:  # PIL raises OSError, SyntaxError, ValueError... for broken files
+        return False
+
+
+def last_idat_end(png):
+    """Offset just past the last IDAT chunk (its CRC included)."""
+    pos, end = 8, 0
+    while pos + 8 <= len(png):
+        n = struct.unpack(">I", png[pos:pos + 4])[0]
+        if png[pos + 4:pos + 8] == b"IDAT":
+            end = pos + 12 + n
+        pos += 12 + n
+    return end
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "progressive", "cmyk", "png", "png-interlaced"])
+def test_truncated_files_refused_where_pil_refuses(kind):
+    """Every cut of a file: recalign refuses it exactly when PIL does (a FileError naming the
+    file), and reads PIL's pixels when both read it. One stated exception: PIL decodes a PNG
+    cut inside the last few bytes of its image data (zlib's Adler-32 and the chunk CRC, after
+    the last row) because it stops once it has every row; libpng reads that chunk whole and
+    recalign refuses the file. The test bounds that window to the last 16 bytes of the last IDAT."""
+    rng = np.random.default_rng(7)
+    data = {"jpeg": lambda: jpeg_bytes("RGB", 40, 56, dict(quality=90), rng),
+            "progressive": lambda: jpeg_bytes("RGB", 40, 56, dict(quality=90, progressive=True), rng),
+            "cmyk": lambda: jpeg_bytes("CMYK", 33, 20, dict(quality=90), rng),
+            "png": lambda: pil_png("RGB", 40, 56),
+            "png-interlaced": lambda: png_case(8, 6, 30, 21, True, rng)}[kind]()
+    window = range(last_idat_end(data) - 16, last_idat_end(data)) if kind.startswith("png") else range(0)
+    cuts = sorted(set(range(0, len(data), 5)) | set(range(max(0, len(data) - 40), len(data))))
+    for cut in cuts:
+        part = data[:cut]
+        pil_ok = pil_reads(part)
+        try:
+            got = ours(part, 3, name=f"cut-{cut}.img")
+        except recalign.FileError as e:
+            assert f"cut-{cut}.img" in str(e) and e.file == f"cut-{cut}.img"
+            assert not pil_ok or cut in window, f"{kind} cut at {cut} of {len(data)}: PIL reads it, recalign refuses: {e}"
+            continue
+        assert pil_ok, f"{kind} cut at {cut} of {len(data)}: PIL refuses it, recalign reads it"
+        np.testing.assert_array_equal(got, pil_pixels(part, 3))
+
+
+def test_not_images_named():
+    im = Image.fromarray(field(9, 7, 3))
+    for fmt, word in [("BMP", "BMP"), ("GIF", "GIF"), ("TIFF", "TIFF"), ("PPM", "PNM"), ("WEBP", "WebP")]:
+        buf = io.BytesIO()
+        try:
+            im.save(buf, fmt)
+        except (KeyError, OSError):  # a PIL built without that codec
+            continue
+        with pytest.raises(recalign.FileError, match=f"x.{fmt.lower()}.*{word}.*only JPEG and PNG"):
+            recalign.decode_image(buf.getvalue(), name=f"x.{fmt.lower()}")
+    with pytest.raises(recalign.FileError, match="empty.img: byte offset 0: empty file"):
+        recalign.decode_image(b"", name="empty.img")
+    with pytest.raises(recalign.FileError, match="noise.img.*not a JPEG or PNG"):
+        recalign.decode_image(bytes(RNG.integers(0, 256, 300).astype(np.uint8)), name="noise.img")
+    # A valid header claiming more pixels than PIL's decompression-bomb limit: refused from the header.
+    big = write_png(np.zeros((1, 1, 1), dtype=np.uint8), 8, 0)
+    big = big[:16] + struct.pack(">II", 20000, 20000) + big[24:]
+    big = big[:29] + struct.pack(">I", zlib.crc32(big[12:29]) & 0xFFFFFFFF) + big[33:]
+    with pytest.raises(recalign.FileError, match="big.png.*20000x20000 pixels refused.*decompression-bomb"):
+        recalign.decode_image(big, name="big.png")
