@@ -19,6 +19,7 @@ namespace recalign::io {
 namespace {
 
 constexpr int precision_bits = 32 - 8 - 2;  // Resample.c's PRECISION_BITS
+constexpr std::int32_t half = 1 << (precision_bits - 1);  // its rounding term
 
 double bilinear(double x) {
     if (x < 0.0) x = -x;
@@ -135,19 +136,33 @@ void transform_image(const image& in, const image_geometry& g, image& scratch, s
                 const std::int32_t* k = a.weights.data() + xx * a.taps;
                 const std::uint8_t* s = src + static_cast<std::size_t>(a.first[xx]) * c;
                 const int n = a.count[xx];
-                for (std::size_t ch = 0; ch < c; ++ch) {
-                    std::int32_t acc = 1 << (precision_bits - 1);
-                    for (int t = 0; t < n; ++t) acc += s[static_cast<std::size_t>(t) * c + ch] * k[t];
-                    dst[xo * c + ch] = clip8(acc);
+                if (c == 3) {  // Pillow's 3-band loop: one accumulator per channel
+                    std::int32_t r = half, g = half, b = half;
+                    for (int t = 0; t < n; ++t, s += 3) {
+                        r += s[0] * k[t];
+                        g += s[1] * k[t];
+                        b += s[2] * k[t];
+                    }
+                    dst[3 * xo] = clip8(r);
+                    dst[3 * xo + 1] = clip8(g);
+                    dst[3 * xo + 2] = clip8(b);
+                } else {
+                    std::int32_t v = half;
+                    for (int t = 0; t < n; ++t) v += s[t] * k[t];
+                    dst[xo] = clip8(v);
                 }
             }
         }
         mid = scratch.pixels.data();
     }
 
-    // Vertical pass (or a copy) into the output, in its layout.
-    thread_local std::vector<std::uint8_t> row;  // one output row, HWC
-    row.resize(mid_stride);
+    // Vertical pass (or a copy) into the output, in its layout. The taps run outermost so
+    // that the sums over a row vectorise; integer sums do not depend on their order.
+    thread_local std::vector<std::int32_t> sums;  // one output row's accumulators
+    thread_local std::vector<std::uint8_t> row;   // one output row, HWC
+    const std::size_t row_values = kept_w * c;
+    sums.resize(row_values);
+    row.resize(row_values);
     for (std::size_t r = r0; r < r1; ++r) {
         const std::size_t y = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(r) + top);
         const std::uint8_t* line;
@@ -156,11 +171,14 @@ void transform_image(const image& in, const image_geometry& g, image& scratch, s
             const std::int32_t* k = a.weights.data() + y * a.taps;
             const std::uint8_t* src = mid + (static_cast<std::size_t>(a.first[y]) - in_first) * mid_stride;
             const int n = a.count[y];
-            for (std::size_t j = 0; j < kept_w * c; ++j) {
-                std::int32_t acc = 1 << (precision_bits - 1);
-                for (int t = 0; t < n; ++t) acc += src[static_cast<std::size_t>(t) * mid_stride + j] * k[t];
-                row[j] = clip8(acc);
+            std::int32_t* acc = sums.data();
+            std::fill(acc, acc + row_values, half);
+            for (int t = 0; t < n; ++t) {
+                const std::uint8_t* s = src + static_cast<std::size_t>(t) * mid_stride;
+                const std::int32_t w = k[t];
+                for (std::size_t j = 0; j < row_values; ++j) acc[j] += s[j] * w;
             }
+            for (std::size_t j = 0; j < row_values; ++j) row[j] = clip8(acc[j]);
             line = row.data();
         } else {
             line = mid + (y - in_first) * mid_stride;
