@@ -63,7 +63,11 @@ struct image {
 // 32-bit integers and clips to 255 when converting. Gray from colour: PIL's
 // L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16; colour from gray: replicated.
 // Anything else (other formats, 12-bit JPEG, corrupt or truncated data — where PIL says
-// "image file is truncated" — oversized headers) throws file_error naming `name`.
+// "image file is truncated" — oversized headers) throws file_error naming `name`. One known
+// difference: a PNG cut inside the last bytes of its image data (zlib's checksum, the chunk
+// CRC), after every row, is refused; PIL reads it (libpng reads that chunk whole).
+// libjpeg and libpng allocate their own working memory per image (bounded by its size);
+// recalign's buffers (out.pixels, a per-thread row buffer for PNG) are reused.
 // Strong guarantee does not hold for `out` (its pixels may be overwritten on error).
 void decode_image(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name);
 
