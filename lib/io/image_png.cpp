@@ -7,6 +7,8 @@
 //   RGB, RGBA, LA 16   high byte of each sample ("RGB;16B", "RGBA;16B", "LA;16B")
 //   palette            the PLTE entry (indices past it read black, as PIL's padded palette)
 //   alpha, tRNS        dropped, no compositing; gAMA, cHRM, iCCP, sRGB ignored
+// and read as far as PIL reads: chunk CRCs checked before the image data, not in it, and a
+// failure after the last row (zlib's checksum, data past it) ignored.
 //
 // libpng reports errors through a callback that must not return; it longjmps back to
 // read_header() or read_rows(), whose frames hold no C++ object with a destructor.
@@ -165,6 +167,13 @@ std::vector<png_bytep>& thread_rows() {
 
 }  // namespace
 
+// After a failure: whether libpng had already delivered every row (it failed finishing the
+// image data: zlib's checksum, data past the rows). PIL stops once it has every row and reads
+// such a file, so it is read here too. libpng counts rows (and passes) up before finishing.
+bool rows_complete(png_structp png, bool interlaced, std::size_t height) {
+    return interlaced ? png_get_current_pass_number(png) >= 7 : png_get_current_row_number(png) >= height;
+}
+
 void decode_png(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name) {
     png_reader r(data, size);
     png_header h;
@@ -183,16 +192,16 @@ void decode_png(const std::uint8_t* data, std::size_t size, int channels, image&
     out.channels = static_cast<std::size_t>(channels);
     out.pixels.resize(out.height * out.width * out.channels);  // sizes checked: no wrap
     const std::size_t out_stride = out.width * out.channels;
+    auto fail = [&] { throw file_error(name, r.src.pos, std::string("corrupt PNG: ") + r.src.message); };
     if (interlaced) {
-        if (!read_rows(r.png, true, rows.data(), h.height))
-            throw file_error(name, r.src.pos, std::string("corrupt PNG: ") + r.src.message);
+        if (!read_rows(r.png, true, rows.data(), h.height) && !rows_complete(r.png, true, h.height)) fail();
         for (std::size_t y = 0; y < h.height; ++y)
             convert_row(h, rows[y], h.width, channels, out.pixels.data() + y * out_stride);
     } else {
         // Row by row through one raw row: libpng reads, then this row is converted.
         for (std::size_t y = 0; y < h.height; ++y) {
-            if (!read_rows(r.png, false, rows.data() + y, 1))
-                throw file_error(name, r.src.pos, std::string("corrupt PNG: ") + r.src.message);
+            if (!read_rows(r.png, false, rows.data() + y, 1) && !(y + 1 == h.height && rows_complete(r.png, false, h.height)))
+                fail();
             convert_row(h, raw.data(), h.width, channels, out.pixels.data() + y * out_stride);
         }
     }

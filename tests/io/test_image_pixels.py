@@ -245,9 +245,9 @@ def last_idat_end(png):
 def test_truncated_files_refused_where_pil_refuses(kind):
     """Every cut of a file: recalign refuses it exactly when PIL does (a FileError naming the
     file), and reads PIL's pixels when both read it. One stated exception: PIL decodes a PNG
-    cut inside the last few bytes of its image data (zlib's Adler-32 and the chunk CRC, after
-    the last row) because it stops once it has every row; libpng reads that chunk whole and
-    recalign refuses the file. The test bounds that window to the last 16 bytes of the last IDAT."""
+    cut inside the last few bytes of its zlib stream (the Adler-32 after the last row) because
+    it stops once it has every row; libpng reads the image data in pieces and recalign refuses
+    the file. The test bounds that window to the last 16 bytes of the last IDAT chunk."""
     rng = np.random.default_rng(7)
     data = {"jpeg": lambda: jpeg_bytes("RGB", 40, 56, dict(quality=90), rng),
             "progressive": lambda: jpeg_bytes("RGB", 40, 56, dict(quality=90, progressive=True), rng),
@@ -289,3 +289,45 @@ def test_not_images_named():
     big = big[:29] + struct.pack(">I", zlib.crc32(big[12:29]) & 0xFFFFFFFF) + big[33:]
     with pytest.raises(recalign.FileError, match="big.png.*20000x20000 pixels refused.*decompression-bomb"):
         recalign.decode_image(big, name="big.png")
+
+
+def idat_length_fields(png):
+    """Offsets of the bytes of every IDAT chunk's length field."""
+    out, pos = set(), 8
+    while pos + 8 <= len(png):
+        n = struct.unpack(">I", png[pos:pos + 4])[0]
+        if png[pos + 4:pos + 8] == b"IDAT":
+            out |= set(range(pos, pos + 4))
+        pos += 12 + n
+    return out
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "progressive", "png", "png-interlaced"])
+def test_corrupted_bytes_same_verdict_and_pixels_as_pil(kind):
+    """Single bytes overwritten at random: where PIL reads the file recalign reads the same
+    pixels (libjpeg's tolerated glitches included), and where PIL refuses so does recalign.
+    Stated exception (PNG only, see test_truncated_files_refused_where_pil_refuses): PIL reads,
+    recalign refuses, when the corrupted byte makes the last IDAT claim more bytes than the
+    file has, or sits in the final bytes of the image data."""
+    rng = np.random.default_rng(11)
+    data = {"jpeg": lambda: jpeg_bytes("RGB", 40, 48, dict(quality=90), rng),
+            "progressive": lambda: jpeg_bytes("RGB", 40, 48, dict(quality=90, progressive=True), rng),
+            "png": lambda: pil_png("RGB", 30, 20),
+            "png-interlaced": lambda: png_case(8, 2, 20, 30, True, rng)}[kind]()
+    allowed = set()
+    if kind.startswith("png"):
+        allowed = idat_length_fields(data) | set(range(last_idat_end(data) - 16, last_idat_end(data)))
+    for _ in range(150):
+        corrupt = bytearray(data)
+        at = int(rng.integers(len(corrupt)))
+        corrupt[at] = int(rng.integers(256))
+        corrupt = bytes(corrupt)
+        pil_ok = pil_reads(corrupt)
+        try:
+            got = ours(corrupt, 3, name="corrupt.img")
+        except recalign.FileError as e:
+            assert "corrupt.img" in str(e)
+            assert not pil_ok or at in allowed, f"{kind}: byte {at} changed: PIL reads it, recalign refuses: {e}"
+            continue
+        assert pil_ok, f"{kind}: byte {at} changed: PIL refuses it, recalign reads it"
+        np.testing.assert_array_equal(got, pil_pixels(corrupt, 3), err_msg=f"{kind}: byte {at} changed")

@@ -64,8 +64,10 @@ struct image {
 // L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16; colour from gray: replicated.
 // Anything else (other formats, 12-bit JPEG, corrupt or truncated data — where PIL says
 // "image file is truncated" — oversized headers) throws file_error naming `name`. One known
-// difference: a PNG cut inside the last bytes of its image data (zlib's checksum, the chunk
-// CRC), after every row, is refused; PIL reads it (libpng reads that chunk whole).
+// difference: PIL stops reading a PNG once it has every row, libpng reads the image data in
+// pieces of up to 8 KB: a PNG cut inside the last bytes of its image data (zlib's checksum),
+// or whose last IDAT length claims more bytes than the file holds, is refused here and read
+// by PIL. (A bad checksum or CRC after the last row is accepted, as PIL does.)
 // libjpeg and libpng allocate their own working memory per image (bounded by its size);
 // recalign's buffers (out.pixels, a per-thread row buffer for PNG) are reused.
 // Strong guarantee does not hold for `out` (its pixels may be overwritten on error).
