@@ -131,8 +131,10 @@ std::vector<std::uint8_t> pixels(std::size_t h, std::size_t w, std::size_t c) {
     return p;
 }
 
-// JPEG through libjpeg's compressor: colour space, progressive, 4:4:4 or 4:2:0.
-std::string jpeg(std::size_t h, std::size_t w, J_COLOR_SPACE space, int components, bool progressive, bool full_chroma) {
+// JPEG through libjpeg's compressor: colour space, progressive, 4:4:4 or 4:2:0, the colour
+// space stored in the file (YCCK), arithmetic coding.
+std::string jpeg(std::size_t h, std::size_t w, J_COLOR_SPACE space, int components, bool progressive, bool full_chroma,
+                 J_COLOR_SPACE stored = JCS_UNKNOWN, bool arithmetic = false) {
     jpeg_compress_struct c;
     jpeg_error_mgr err;
     c.err = jpeg_std_error(&err);
@@ -146,6 +148,8 @@ std::string jpeg(std::size_t h, std::size_t w, J_COLOR_SPACE space, int componen
     c.in_color_space = space;
     jpeg_set_defaults(&c);
     jpeg_set_quality(&c, 85, TRUE);
+    if (stored != JCS_UNKNOWN) jpeg_set_colorspace(&c, stored);  // e.g. CMYK stored as YCCK
+    c.arith_code = arithmetic ? TRUE : FALSE;
     if (progressive) jpeg_simple_progression(&c);
     if (full_chroma) c.comp_info[0].h_samp_factor = c.comp_info[0].v_samp_factor = 1;
     jpeg_start_compress(&c, TRUE);
@@ -244,6 +248,9 @@ int main(int argc, char** argv) {
     save("image", "jpeg_cmyk", rgb_pad + jpeg(11, 6, JCS_CMYK, 4, false, false));
     save("image", "jpeg_progressive_gray_out", gray_resize + jpeg(16, 16, JCS_RGB, 3, true, false));
     save("image", "jpeg_truncated", rgb_crop + baseline.substr(0, baseline.size() / 2));
+    save("image", "jpeg_ycck", rgb_crop + jpeg(10, 14, JCS_CMYK, 4, false, false, JCS_YCCK));
+    save("image", "jpeg_arithmetic", rgb_chw + jpeg(12, 9, JCS_RGB, 3, false, false, JCS_UNKNOWN, true));
+    save("image", "jpeg_arithmetic_progressive", gray_resize + jpeg(9, 12, JCS_RGB, 3, true, false, JCS_UNKNOWN, true));
     save("image", "png_rgb", rgb_crop + png(12, 10, PNG_COLOR_TYPE_RGB, 8, false));
     save("image", "png_rgba16_interlaced", rgb_chw + png(9, 11, PNG_COLOR_TYPE_RGB_ALPHA, 16, true));
     save("image", "png_gray16", gray_resize + png(7, 5, PNG_COLOR_TYPE_GRAY, 16, false));

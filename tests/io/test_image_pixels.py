@@ -331,3 +331,27 @@ def test_corrupted_bytes_same_verdict_and_pixels_as_pil(kind):
             continue
         assert pil_ok, f"{kind}: byte {at} changed: PIL refuses it, recalign reads it"
         np.testing.assert_array_equal(got, pil_pixels(corrupt, 3), err_msg=f"{kind}: byte {at} changed")
+
+
+def test_fuzz_seeds_equal_pil():
+    """The fuzz harness's seeds (tests/fuzz/corpus/image, written by libjpeg's and libpng's own
+    encoders: YCCK and arithmetic-coded JPEGs, which PIL cannot write, among them; byte 0 is
+    the harness's mode byte): the same verdict and pixels as PIL. png_truncated is cut inside
+    its zlib checksum, the stated exception (PIL reads it, recalign refuses)."""
+    import os
+    corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus", "image")
+    names = sorted(os.listdir(corpus))
+    assert any(n.startswith("jpeg_ycck") for n in names) and any(n.startswith("jpeg_arithmetic") for n in names)
+    for name in names:
+        with open(os.path.join(corpus, name), "rb") as f:
+            data = f.read()[1:]
+        pil_ok = pil_reads(data)
+        try:
+            got = ours(data, 3, name=name)
+        except recalign.FileError as e:
+            assert name in str(e)
+            assert not pil_ok or name == "png_truncated", f"{name}: PIL reads it, recalign refuses: {e}"
+            continue
+        assert pil_ok, f"{name}: PIL refuses it, recalign reads it"
+        np.testing.assert_array_equal(got, pil_pixels(data, 3), err_msg=name)
+        np.testing.assert_array_equal(ours(data, 1), pil_pixels(data, 1), err_msg=name)

@@ -8,6 +8,10 @@
 // non-image bytes throw recalign::file_error naming the file. Header sizes are checked before
 // anything is allocated: a side above max_image_side or more than max_image_pixels pixels
 // is refused.
+//
+// Thread safety: the functions keep no shared state (the working buffers are per thread or
+// in the caller's objects), so threads may decode and transform concurrently, each with its
+// own `image` objects.
 #pragma once
 
 #include <cstddef>
