@@ -77,7 +77,9 @@ struct image {
 // Strong guarantee does not hold for `out` (its pixels may be overwritten on error).
 void decode_image(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name);
 
-// Output height and width for an input of h x w after the geometry's resize then crop.
+// Output height and width for an input of h x w after the geometry's resize then crop. Without
+// a crop the result can be large: Resize(S) of a 1 x N image is S x S*N, as in torchvision;
+// a caller sizing buffers from it checks the product (core/checked.hpp) before allocating.
 std::pair<std::size_t, std::size_t> output_size(std::size_t h, std::size_t w, const image_geometry& g);
 
 // Resize + crop + layout of `in` (whose channels must equal g.channels) into out, which must
