@@ -26,19 +26,22 @@ double bilinear(double x) {
     return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-// Resample.c's precompute_coeffs + normalize_coeffs_8bpc for box (0, in), filter support 1.
-void build_axis(resize_axis& a, std::size_t in, std::size_t out) {
-    if (a.in == in && a.out == out && !a.first.empty()) return;
+// Resample.c's precompute_coeffs + normalize_coeffs_8bpc for box (0, in), filter support 1,
+// for the outputs [lo, hi) only (each output's coefficients depend on its index alone), so
+// the tables are bounded by what the crop keeps.
+void build_axis(resize_axis& a, std::size_t in, std::size_t out, std::size_t lo, std::size_t hi) {
+    if (a.in == in && a.out == out && a.lo == lo && a.hi == hi && !a.first.empty()) return;
     const double scale = static_cast<double>(in) / static_cast<double>(out);
     const double filterscale = scale < 1.0 ? 1.0 : scale;
     const double support = 1.0 * filterscale;
     const auto taps = static_cast<std::size_t>(std::ceil(support)) * 2 + 1;
-    a.first.assign(out, 0);
-    a.count.assign(out, 0);
-    a.weights.assign(checked_mul(out, taps, "resize coefficients"), 0);
+    a.first.assign(hi - lo, 0);
+    a.count.assign(hi - lo, 0);
+    a.weights.assign(checked_mul(hi - lo, taps, "resize coefficients"), 0);
     std::vector<double> k(taps);
     const double ss = 1.0 / filterscale;
-    for (std::size_t xx = 0; xx < out; ++xx) {
+    for (std::size_t xx = lo; xx < hi; ++xx) {
+        const std::size_t i = xx - lo;
         const double center = 0.0 + (static_cast<double>(xx) + 0.5) * scale;
         int xmin = static_cast<int>(center - support + 0.5);
         if (xmin < 0) xmin = 0;
@@ -53,15 +56,17 @@ void build_axis(resize_axis& a, std::size_t in, std::size_t out) {
         }
         for (int x = 0; x < xmax; ++x) {
             if (ww != 0.0) k[static_cast<std::size_t>(x)] /= ww;
-            a.weights[xx * taps + static_cast<std::size_t>(x)] =
+            a.weights[i * taps + static_cast<std::size_t>(x)] =
                 static_cast<std::int32_t>(0.5 + k[static_cast<std::size_t>(x)] * (1 << precision_bits));  // weights >= 0
         }
-        a.first[xx] = xmin;
-        a.count[xx] = xmax;
+        a.first[i] = xmin;
+        a.count[i] = xmax;
     }
     a.in = in;
     a.out = out;
     a.taps = taps;
+    a.lo = lo;
+    a.hi = hi;
 }
 
 inline std::uint8_t clip8(std::int32_t v) {
@@ -114,11 +119,12 @@ void transform_image(const image& in, const image_geometry& g, image& scratch, s
     const std::size_t kept_w = x1 - x0;
 
     const bool need_h = rw != in.width, need_v = rh != in.height;
-    if (need_h) build_axis(scratch.cols, in.width, rw);
-    if (need_v) build_axis(scratch.rows, in.height, rh);
-    // Input rows the kept output rows read.
-    const std::size_t in_first = need_v ? static_cast<std::size_t>(scratch.rows.first[y_first]) : y_first;
-    const std::size_t in_last = need_v ? static_cast<std::size_t>(scratch.rows.first[y_last - 1] + scratch.rows.count[y_last - 1])
+    if (need_h) build_axis(scratch.cols, in.width, rw, col_first, col_first + kept_w);
+    if (need_v) build_axis(scratch.rows, in.height, rh, y_first, y_last);
+    // Input rows the kept output rows read (the tables are indexed from y_first, col_first).
+    const std::size_t n_rows = y_last - y_first;
+    const std::size_t in_first = need_v ? static_cast<std::size_t>(scratch.rows.first[0]) : y_first;
+    const std::size_t in_last = need_v ? static_cast<std::size_t>(scratch.rows.first[n_rows - 1] + scratch.rows.count[n_rows - 1])
                                        : y_last;
 
     // Horizontal pass into scratch (rows in_first..in_last, kept columns only), or the input itself.
@@ -132,10 +138,9 @@ void transform_image(const image& in, const image_geometry& g, image& scratch, s
             const std::uint8_t* src = in.pixels.data() + y * in.width * c;
             std::uint8_t* dst = scratch.pixels.data() + (y - in_first) * mid_stride;
             for (std::size_t xo = 0; xo < kept_w; ++xo) {
-                const std::size_t xx = col_first + xo;
-                const std::int32_t* k = a.weights.data() + xx * a.taps;
-                const std::uint8_t* s = src + static_cast<std::size_t>(a.first[xx]) * c;
-                const int n = a.count[xx];
+                const std::int32_t* k = a.weights.data() + xo * a.taps;
+                const std::uint8_t* s = src + static_cast<std::size_t>(a.first[xo]) * c;
+                const int n = a.count[xo];
                 if (c == 3) {  // Pillow's 3-band loop: one accumulator per channel
                     std::int32_t r = half, g = half, b = half;
                     for (int t = 0; t < n; ++t, s += 3) {
@@ -168,9 +173,10 @@ void transform_image(const image& in, const image_geometry& g, image& scratch, s
         const std::uint8_t* line;
         if (need_v) {
             const resize_axis& a = scratch.rows;
-            const std::int32_t* k = a.weights.data() + y * a.taps;
-            const std::uint8_t* src = mid + (static_cast<std::size_t>(a.first[y]) - in_first) * mid_stride;
-            const int n = a.count[y];
+            const std::size_t i = y - y_first;
+            const std::int32_t* k = a.weights.data() + i * a.taps;
+            const std::uint8_t* src = mid + (static_cast<std::size_t>(a.first[i]) - in_first) * mid_stride;
+            const int n = a.count[i];
             std::int32_t* acc = sums.data();
             std::fill(acc, acc + row_values, half);
             for (int t = 0; t < n; ++t) {

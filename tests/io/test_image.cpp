@@ -203,3 +203,22 @@ TEST_CASE("buffers are reused: the same sizes again allocate nothing", "[image]"
     g.channels = 1;
     CHECK_THROWS_AS(io::transform_image(im, g, scratch, out.data(), 12 * 12), std::invalid_argument);
 }
+
+TEST_CASE("the coefficient tables cover only what the crop keeps: a thin image upscaled stays small", "[image]") {
+    const std::string png = png_bytes(1, 4000, 1, ramp(4000));
+    const io::image in = decode(png, 1);
+    io::image scratch;
+    io::image_geometry g;
+    g.channels = 1;
+    g.resize = 1000;  // 1 x 4000 -> 1000 x 4,000,000 before the crop
+    g.crop_h = g.crop_w = 8;
+    std::vector<std::uint8_t> out(64);
+    io::transform_image(in, g, scratch, out.data(), out.size());
+    CHECK(scratch.cols.first.size() == 8);
+    CHECK(scratch.rows.first.size() == 8);
+    CHECK(scratch.cols.weights.size() == 8 * scratch.cols.taps);
+    // Upscaling one row: every output row of the kept window equals the first.
+    for (std::size_t y = 1; y < 8; ++y)
+        CHECK(std::vector<std::uint8_t>(out.begin() + static_cast<long>(8 * y), out.begin() + static_cast<long>(8 * y + 8)) ==
+              std::vector<std::uint8_t>(out.begin(), out.begin() + 8));
+}

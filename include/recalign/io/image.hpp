@@ -43,10 +43,12 @@ struct image_geometry {
 };
 
 // Fixed-point coefficients of one axis of Pillow's bilinear resample (Resample.c), in -> out
-// pixels: output i reads `count[i]` inputs from `first[i]` with weights[i * taps ...].
+// pixels, for the outputs [lo, hi) a crop keeps: output lo + i reads `count[i]` inputs from
+// `first[i]` with weights[i * taps ...].
 struct resize_axis {
     std::size_t in = 0, out = 0, taps = 0;
     std::vector<std::int32_t> first, count, weights;
+    std::size_t lo = 0, hi = 0;
 };
 
 // Decoded pixels: u8, HWC, `channels` (1 or 3) already converted as PIL converts.
