@@ -9,6 +9,8 @@ packages=(
   build-essential meson ninja-build pkg-config cmake
   libxtensor-dev libxtensor-blas-dev libopenblas-dev liblapacke-dev libcereal-dev
   zlib1g-dev libcli11-dev nlohmann-json3-dev libpng-dev
+  # image decoding (libjpeg API of libjpeg-turbo, as PIL uses it); PIL and torchvision are the tests' oracles
+  libjpeg62-turbo-dev python3-pil python3-torchvision
   # tests and oracles
   catch2 python3 python3-numpy python3-sklearn python3-pytest time
   # charts

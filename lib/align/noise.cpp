@@ -26,7 +26,6 @@ const char* noise_family_name(noise_family f) {
 }
 
 const char* mask_scheme_name(mask_scheme s) { return s == mask_scheme::fixed_count ? "fixed" : "bernoulli"; }
-const char* image_layout_name(image_layout l) { return l == image_layout::chw ? "chw" : "hwc"; }
 
 // --- the spec parser ---------------------------------------------------------------------
 

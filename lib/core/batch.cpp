@@ -20,6 +20,8 @@ const char* dtype_name(dtype t) {
     return "unknown";
 }
 
+const char* image_layout_name(image_layout l) { return l == image_layout::chw ? "chw" : "hwc"; }
+
 std::size_t dtype_size(dtype t) {
     switch (t) {
         case dtype::u8: return 1;

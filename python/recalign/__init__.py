@@ -64,6 +64,7 @@ from ._recalign import (  # noqa: F401
     TradeoffResult,
     alignment_curve,
     closed_form_noise,
+    decode_image,
     denoising_alignment,
     denoising_subspace,
     exact_spectrum,
@@ -82,6 +83,6 @@ __all__ = [
     "DenoisingSubspace", "FileError", "FrequentDirections", "LockError", "MomentAccumulator", "MonteCarloNoise",
     "NoiseImpact", "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum", "Statistics",
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
-    "alignment_curve", "closed_form_noise", "denoising_alignment", "denoising_subspace",
+    "alignment_curve", "closed_form_noise", "decode_image", "denoising_alignment", "denoising_subspace",
     "exact_spectrum", "make_statistics", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",
 ]

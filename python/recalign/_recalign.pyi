@@ -339,3 +339,12 @@ class AlignmentTracker(_State):
     @staticmethod
     def load(path: str) -> "AlignmentTracker": ...
     def copy(self) -> "AlignmentTracker": ...
+
+def decode_image(
+    data: bytes,
+    channels: Literal[1, 3] = 3,
+    resize: int = 0,
+    crop: Tuple[int, int] = (0, 0),
+    layout: Literal["hwc", "chw"] = "hwc",
+    name: str = "<bytes>",
+) -> npt.NDArray[np.uint8]: ...

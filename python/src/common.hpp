@@ -144,6 +144,7 @@ void add_state_methods(Cls& cls, const char* name) {
 void bind_stats(py::module_& m);
 void bind_class_moments(py::module_& m);
 void bind_lock(py::module_& m);
+void bind_image(py::module_& m);
 void bind_sketch(py::module_& m);
 void bind_align(py::module_& m);
 

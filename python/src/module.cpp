@@ -38,4 +38,5 @@ PYBIND11_MODULE(_recalign, m) {
     recalign::python::bind_sketch(m);
     recalign::python::bind_align(m);
     recalign::python::bind_lock(m);
+    recalign::python::bind_image(m);
 }

@@ -6,7 +6,13 @@
 //
 // (the regression/ folders are not touched). Inputs of the idx and checkpoint harnesses
 // start with the harness's mode byte (see fuzz_idx.cpp, fuzz_checkpoint.cpp).
+#include <png.h>
 #include <zlib.h>
+
+#include <cstddef>
+#include <cstdio>  // before jpeglib.h, which needs size_t and FILE
+#include <cstdlib>
+#include <jpeglib.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -117,6 +123,76 @@ void checkpoint_seeds(const std::string& name, unsigned kind, const std::string&
     save("checkpoint", name + ".raw", std::string(1, static_cast<char>(kind)) + bytes);
     save("checkpoint", name + ".reframed", std::string(1, static_cast<char>(0x10 | kind)) + bytes);
 }
+
+// A small smooth image (channels interleaved) so that the codecs' seeds have real content.
+std::vector<std::uint8_t> pixels(std::size_t h, std::size_t w, std::size_t c) {
+    std::vector<std::uint8_t> p(h * w * c);
+    for (std::size_t i = 0; i < p.size(); ++i) p[i] = static_cast<std::uint8_t>((i * 13 + (i / (w * c)) * 29) & 0xff);
+    return p;
+}
+
+// JPEG through libjpeg's compressor: colour space, progressive, 4:4:4 or 4:2:0, the colour
+// space stored in the file (YCCK), arithmetic coding.
+std::string jpeg(std::size_t h, std::size_t w, J_COLOR_SPACE space, int components, bool progressive, bool full_chroma,
+                 J_COLOR_SPACE stored = JCS_UNKNOWN, bool arithmetic = false) {
+    jpeg_compress_struct c;
+    jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    unsigned char* buf = nullptr;
+    unsigned long size = 0;
+    jpeg_mem_dest(&c, &buf, &size);
+    c.image_width = static_cast<JDIMENSION>(w);
+    c.image_height = static_cast<JDIMENSION>(h);
+    c.input_components = components;
+    c.in_color_space = space;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 85, TRUE);
+    if (stored != JCS_UNKNOWN) jpeg_set_colorspace(&c, stored);  // e.g. CMYK stored as YCCK
+    c.arith_code = arithmetic ? TRUE : FALSE;
+    if (progressive) jpeg_simple_progression(&c);
+    if (full_chroma) c.comp_info[0].h_samp_factor = c.comp_info[0].v_samp_factor = 1;
+    jpeg_start_compress(&c, TRUE);
+    const auto p = pixels(h, w, static_cast<std::size_t>(components));
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = const_cast<JSAMPROW>(p.data() + c.next_scanline * w * static_cast<std::size_t>(components));
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    std::string out(reinterpret_cast<char*>(buf), size);
+    jpeg_destroy_compress(&c);
+    std::free(buf);
+    return out;
+}
+
+// PNG through libpng's writer: any colour type and bit depth, Adam7 or not, a palette with tRNS.
+std::string png(std::size_t h, std::size_t w, int color_type, int bit_depth, bool interlaced) {
+    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+    png_infop info = png_create_info_struct(p);
+    std::string out;
+    png_set_write_fn(p, &out, [](png_structp q, png_bytep d, png_size_t n) {
+        static_cast<std::string*>(png_get_io_ptr(q))->append(reinterpret_cast<char*>(d), n);
+    }, nullptr);
+    png_set_IHDR(p, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), bit_depth, color_type,
+                 interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_color pal[5] = {{0, 0, 0}, {255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {9, 99, 199}};
+        png_set_PLTE(p, info, pal, 5);
+        png_byte alpha[2] = {0, 128};
+        png_set_tRNS(p, info, alpha, 2, nullptr);
+    }
+    png_write_info(p, info);
+    const std::size_t row_bytes = png_get_rowbytes(p, info);
+    std::vector<std::uint8_t> rows(h * row_bytes);
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::uint8_t>((i * 7) % (color_type == PNG_COLOR_TYPE_PALETTE ? 5 : 256));
+    if (color_type == PNG_COLOR_TYPE_PALETTE && bit_depth < 8) std::fill(rows.begin(), rows.end(), 0x12);
+    std::vector<png_bytep> ptrs(h);
+    for (std::size_t y = 0; y < h; ++y) ptrs[y] = rows.data() + y * row_bytes;
+    png_write_image(p, ptrs.data());
+    png_write_end(p, nullptr);
+    png_destroy_write_struct(&p, &info);
+    return out;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,6 +238,30 @@ int main(int argc, char** argv) {
     save("idx", "truncated.gz", std::string(1, '\0') + gzip(images).substr(0, 30));
     save("idx", "zero_rows", std::string(1, '\0') + idx(0x08, {0, 28, 28}, ""));
     save("idx", "absurd_dims", std::string(1, '\1') + idx(0x08, {0xffffffffu, 0xffffffffu, 2}, bytes_of(8)));
+
+    // --- images (mode byte: bit 0 channels 3, bits 1-3 geometry, bit 4 chw; fuzz_image.cpp) ---
+    const std::string rgb_crop(1, '\x07'), gray_resize(1, '\x02'), rgb_chw(1, '\x17'), rgb_pad(1, '\x09');
+    const std::string baseline = jpeg(20, 30, JCS_RGB, 3, false, false);
+    save("image", "jpeg_420", rgb_crop + baseline);
+    save("image", "jpeg_444_progressive", rgb_chw + jpeg(17, 9, JCS_RGB, 3, true, true));
+    save("image", "jpeg_gray", gray_resize + jpeg(8, 13, JCS_GRAYSCALE, 1, false, false));
+    save("image", "jpeg_cmyk", rgb_pad + jpeg(11, 6, JCS_CMYK, 4, false, false));
+    save("image", "jpeg_progressive_gray_out", gray_resize + jpeg(16, 16, JCS_RGB, 3, true, false));
+    save("image", "jpeg_truncated", rgb_crop + baseline.substr(0, baseline.size() / 2));
+    save("image", "jpeg_ycck", rgb_crop + jpeg(10, 14, JCS_CMYK, 4, false, false, JCS_YCCK));
+    save("image", "jpeg_arithmetic", rgb_chw + jpeg(12, 9, JCS_RGB, 3, false, false, JCS_UNKNOWN, true));
+    save("image", "jpeg_arithmetic_progressive", gray_resize + jpeg(9, 12, JCS_RGB, 3, true, false, JCS_UNKNOWN, true));
+    save("image", "png_rgb", rgb_crop + png(12, 10, PNG_COLOR_TYPE_RGB, 8, false));
+    save("image", "png_rgba16_interlaced", rgb_chw + png(9, 11, PNG_COLOR_TYPE_RGB_ALPHA, 16, true));
+    save("image", "png_gray16", gray_resize + png(7, 5, PNG_COLOR_TYPE_GRAY, 16, false));
+    save("image", "png_gray2_interlaced", rgb_pad + png(10, 3, PNG_COLOR_TYPE_GRAY, 2, true));
+    save("image", "png_gray_alpha", rgb_crop + png(6, 6, PNG_COLOR_TYPE_GRAY_ALPHA, 8, false));
+    save("image", "png_palette4_trns", rgb_crop + png(5, 9, PNG_COLOR_TYPE_PALETTE, 4, false));
+    save("image", "png_palette8_interlaced", gray_resize + png(13, 4, PNG_COLOR_TYPE_PALETTE, 8, true));
+    const std::string rgb_png = png(12, 10, PNG_COLOR_TYPE_RGB, 8, false);
+    save("image", "png_truncated", rgb_crop + rgb_png.substr(0, rgb_png.size() - 20));
+    save("image", "bmp_header", rgb_crop + "BM" + bytes_of(60));
+    save("image", "empty", rgb_crop);
 
     // --- checkpoints (mode byte: bits 0-2 kind, bit 4 reframed) ------------------------
     {

@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 seconds=${1:-240}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(npy idx checkpoint noise_spec)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(npy idx checkpoint noise_spec image)
 out=${OUT:-$root/build-fuzz-clang}
 jobs=${JOBS:-2}
 cxx=${CXX:-clang++-14}
@@ -26,7 +26,7 @@ mkdir -p "$out/obj"
 
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -I"$root/include" -I"$root/lib" $(pkg-config --cflags xtensor openblas 2>/dev/null || true))
-libs=($(pkg-config --libs openblas lapacke zlib) -lpthread)
+libs=($(pkg-config --libs openblas lapacke zlib libjpeg libpng) -lpthread)
 
 # The library (minus the MPI part), compiled once with the sanitizers, no fuzzer main.
 sources=$(cd "$root" && find lib -name '*.cpp' -not -path 'lib/dist/*' | sort)

@@ -33,11 +33,9 @@ enum class mask_scheme : std::uint8_t {
     bernoulli = 1,    // each patch dropped independently with probability `ratio`
     fixed_count = 2,  // MAE: exactly m = ⌊P (1 − ratio)⌋ of the P patches kept, uniformly
 };
-enum class image_layout : std::uint8_t { hwc = 1, chw = 2 };
 
 const char* noise_family_name(noise_family f);
 const char* mask_scheme_name(mask_scheme s);
-const char* image_layout_name(image_layout l);
 
 // Shape of the images a flat row of D = H·W·C values holds, and in which order.
 struct image_shape {

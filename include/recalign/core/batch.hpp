@@ -17,6 +17,11 @@ enum class dtype : std::uint8_t { u8 = 1, f32 = 2, f64 = 3 };
 const char* dtype_name(dtype t);
 std::size_t dtype_size(dtype t);
 
+// Order of an image's values in a flat row: hwc = pixel-major (PIL / NumPy), chw = one plane
+// per channel (torch's ToTensor). Shared by the noise models' image shapes and the image readers.
+enum class image_layout : std::uint8_t { hwc = 1, chw = 2 };
+const char* image_layout_name(image_layout l);
+
 // A row-major (rows x cols) block of samples, contiguous. `scale` multiplies every value
 // (e.g. 1/255 for pixels stored as uint8): the conversion helpers below apply it, in double
 // after converting the stored value (x_double * scale), so a reader hands its rows over in
