@@ -214,8 +214,8 @@ TEST_CASE("data_source: range, batches, seek, scale, labels and fingerprints") {
     write_bytes(xp, npy_bytes("<f8", false, "(50, 4)", encode(x, false)));
     write_bytes(yp, npy_bytes(">i4", false, "(50,)", encode(y, true)));
     io::source_options o;
-    o.images = xp;
-    o.labels = yp;
+    o.images = {xp};
+    o.labels = {yp};
     o.skip = 5;
     o.limit = 20;
     o.batch = 7;
@@ -296,7 +296,7 @@ TEST_CASE("data_source: u8 and f32 rows arrive in their own type, other types as
         const std::string p = temp_path(c.name);
         write_bytes(p, c.bytes);
         io::source_options o;
-        o.images = p;
+        o.images = {p};
         o.format = c.format;
         o.raw_cols = c.format == io::data_format::raw ? 3 : 0;
         o.raw_type = c.raw_type;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <csignal>
 #include <cstdio>
@@ -49,6 +50,38 @@ std::string row_range(const input_segment& s) {
     return "rows " + std::to_string(s.first_row) + ".." + std::to_string(s.first_row + s.rows_total);
 }
 
+// What changed between the files a checkpoint was made from and those there are now:
+// empty when nothing did, else counts and the first of each kind, in the stream's order.
+std::string files_difference(const std::vector<io::file_entry>& before, const std::vector<io::file_entry>& now) {
+    std::map<std::string, const io::file_entry*> old_by_path, new_by_path;
+    for (const io::file_entry& f : before) old_by_path.emplace(f.path, &f);
+    for (const io::file_entry& f : now) new_by_path.emplace(f.path, &f);
+    std::size_t added = 0, removed = 0, changed = 0;
+    std::string first_added, first_removed, first_changed;
+    for (const io::file_entry& f : now) {
+        const auto it = old_by_path.find(f.path);
+        if (it == old_by_path.end()) {
+            if (!added++) first_added = f.path;
+        } else if (!(*it->second == f) && !changed++) {
+            first_changed = f.path + (it->second->size != f.size ? " (" + std::to_string(it->second->size) + " bytes, now " +
+                                                                       std::to_string(f.size) + ")"
+                                                                 : " (modification time)");
+        }
+    }
+    for (const io::file_entry& f : before)
+        if (!new_by_path.count(f.path) && !removed++) first_removed = f.path;
+    std::string out;
+    auto part = [&](std::size_t n, const char* what, const std::string& first) {
+        if (!n) return;
+        out += (out.empty() ? "" : "; ") + std::to_string(n) + " file(s) " + what + ", the first " + first;
+    };
+    part(added, "added", first_added);
+    part(removed, "removed", first_removed);
+    part(changed, "changed", first_changed);
+    if (out.empty() && before != now) out = "the files are the same but in another order";
+    return out;
+}
+
 // Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
 void check_resumable(const std::string& path, const run_state& st, const std::string& command, const run_config& cfg,
                      const input_segment& now) {
@@ -62,6 +95,10 @@ void check_resumable(const std::string& path, const run_state& st, const std::st
         refuse("it is a merge of " + std::to_string(st.segments.size()) + " runs (analyse it with --from)");
     if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
     const input_segment& s = st.segments[0];
+    if (!s.files.empty() || !now.files.empty())
+        if (const std::string d = files_difference(s.files, now.files); !d.empty()) refuse("images: " + d);
+    if (s.decoding != now.decoding)
+        refuse("the images were decoded with '" + s.decoding + "', now '" + now.decoding + "'");
     if (const std::string d = s.images.difference(now.images); !d.empty()) refuse("images: " + d);
     if (const std::string d = s.labels.difference(now.labels); !d.empty()) refuse("labels: " + d);
     if (s.format != now.format) refuse("the images format was " + s.format + ", now " + now.format);
@@ -70,6 +107,20 @@ void check_resumable(const std::string& path, const run_state& st, const std::st
     if (s.batch != now.batch)
         refuse("--batch was " + std::to_string(s.batch) + ", now " + std::to_string(now.batch) +
                " (the batch boundaries must stay the same)");
+}
+
+// The options that turn image files or CIFAR records into rows (a resume must keep them).
+std::string decoding_text(const io::data_source& src) {
+    const io::data_format f = src.format();
+    if (!io::is_image_format(f) && !io::is_cifar_format(f)) return {};
+    const io::source_options& o = src.options();
+    const io::image_geometry& g = o.geometry;
+    std::string s = "channels=" + std::to_string(g.channels) + " resize=" + std::to_string(g.resize) + " crop=" +
+                    std::to_string(g.crop_h) + "," + std::to_string(g.crop_w) + " layout=" + image_layout_name(g.layout);
+    if (f == io::data_format::cifar100)
+        s += std::string(" label-kind=") + (o.label_kind == io::cifar_label::fine ? "fine" : "coarse");
+    if (io::is_image_format(f) && o.skip_unreadable) s += " skip-unreadable";
+    return s;
 }
 
 std::string fingerprint_text(const io::file_fingerprint& f) {
@@ -118,6 +169,9 @@ public:
         seg.first_row = shard_.options.skip;
         seg.rows_total = src_.total();
         seg.batch = shard_.options.batch;
+        seg.files = src_.files();
+        seg.decoding = decoding_text(src_);
+        seg.class_names = src_.class_names();
         require_agreement(mpi, o.command, in.config, seg, shard_);
         st_.segments.push_back(seg);
     }
@@ -135,6 +189,9 @@ public:
         s.rows_total = shard_.whole_rows;
         s.rows_done = done;
         st_.n = state_.n();
+        if (!s.skipped.empty() && !o_.quiet)
+            std::fprintf(stderr, "recalign: left out %zu unreadable file(s) (--skip-unreadable), the first %s\n",
+                         s.skipped.size(), s.skipped.front().path.c_str());
         return std::move(st_);
     }
 
@@ -153,6 +210,7 @@ private:
             state_.load(old.accumulator, path_);
             st_.segments[0].rows_done = old.segments[0].rows_done;
             st_.segments[0].pass = old.segments[0].pass;
+            st_.segments[0].skipped = old.segments[0].skipped;
             if (!o_.quiet)
                 std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu\n", path_.c_str(),
                              (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total);
@@ -190,12 +248,15 @@ private:
         std::uint64_t last_ckpt = src_.position();
         while (src_.next(b)) {
             try {
-                state_.update(b, seg.pass);
+                if (b.rows) state_.update(b, seg.pass);
             } catch (const std::invalid_argument& e) {
                 bar.finish();
                 const io::source_options& so = shard_.options;
-                throw input_error(so.images + (src_.has_labels() ? " / " + so.labels : std::string()) + ": " + e.what());
+                throw input_error(so.describe() + (so.labels.empty() ? std::string() : " / " + so.labels.front()) + ": " +
+                                  e.what());
             }
+            // Skipped files are listed once, in the pass that reads them first.
+            if (seg.pass == 0) seg.skipped.insert(seg.skipped.end(), b.skipped.begin(), b.skipped.end());
             seg.rows_done = src_.position();
             bar.update(seg.pass * src_.total() + src_.position());
             if (o_.hooks.batch_delay_ms)
