@@ -168,6 +168,9 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
 }
 
 image_list read_image_list(const std::string& list_file, const std::string& root) {
+    struct stat ls {};
+    if (stat_dir(list_file, ls))
+        throw file_error(list_file, 0, "is a directory, not a list file (an image folder is --format folder)");
     std::ifstream is(list_file, std::ios::binary);
     if (!is) throw file_error(list_file, 0, std::string("cannot open: ") + std::strerror(errno));
     std::ostringstream text;

@@ -270,6 +270,8 @@ def test_folder_refusals(tmp):
     second = next(p for p, _ in samples if Image.open(p).size != Image.open(samples[0][0]).size)
     refused(["spectrum", "--images", sizes], [second, "--resize"], "images of different sizes")
     refused(["spectrum", "--images", sizes, "--threads", 2, "--crop", "0,3"], ["--crop"], "one-sided crop")
+    refused(["spectrum", "--images", sizes, "--format", "list"], [sizes, "directory"], "a folder read as a list")
+    assert c.run_json(["spectrum", "--images", sizes, "--crop", "5"])["d"] == 75  # S = S,S
     idx = os.path.join(tmp, "x.idx")
     c.write_idx(idx, np.zeros((3, 4), np.uint8))
     refused(["spectrum", "--images", idx, "--resize", 8], ["--resize", "idx"], "geometry of an IDX file")

@@ -36,7 +36,7 @@ void add_data_options(CLI::App* s, data_options& d, bool layout = true) {
         ->check(CLI::IsMember({1, 3}))->capture_default_str()->group(im);
     s->add_option("--resize", d.resize, "Shorter side to S pixels (torchvision Resize(S): bilinear with antialiasing)")
         ->check(CLI::Range(1, 1 << 16))->group(im);
-    s->add_option("--crop", d.crop, "Centre crop H,W (torchvision CenterCrop((H, W)); pads with 0 when larger); "
+    s->add_option("--crop", d.crop, "Centre crop H,W, or S for S,S (torchvision CenterCrop((H, W)); pads with 0 when larger); "
                                     "without --resize/--crop every image must have the first one's size")->group(im);
     if (layout)
         s->add_option("--layout", d.layout, "Order of the values in a row: hwc (pixel-major, as PIL/NumPy) or chw "

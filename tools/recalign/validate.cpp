@@ -195,11 +195,12 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
     o.geometry.channels = d.channels;
     o.geometry.resize = d.resize;
     if (!d.crop.empty()) {
-        const std::vector<std::string> hw = split_commas(d.crop);
+        std::vector<std::string> hw = split_commas(d.crop);
+        if (hw.size() == 1 && d.crop.find(',') == std::string::npos) hw.push_back(hw[0]);  // S: S,S (CenterCrop(S))
         unsigned long long h = 0, w = 0;
         if (hw.size() != 2 || d.crop.back() == ',' || !whole_unsigned(hw[0], h) || !whole_unsigned(hw[1], w) || !h || !w ||
             h > (1u << 16) || w > (1u << 16))
-            throw std::invalid_argument("--crop: expected H,W of positive integers up to 65536, got '" + d.crop + "'");
+            throw std::invalid_argument("--crop: expected H,W (or S for S,S) of positive integers up to 65536, got '" + d.crop + "'");
         o.geometry.crop_h = h;
         o.geometry.crop_w = w;
     }
