@@ -245,6 +245,29 @@ def test_skip_unreadable_lists_and_leaves_them_out(broken, tmp):
     c.assert_close(j["alignment"], g["alignment"], 1e-9, "alignment without the unreadable files", atol=1e-12)
 
 
+def test_stopped_run_resumes_with_skip_unreadable(broken, tmp):
+    """A checkpointed run stopped by an unreadable file keeps its last checkpoint (exit 2,
+    the file untouched) and continues past the file with --skip-unreadable added, to the
+    output of a run that skipped from the start; dropping the flag again is refused."""
+    root, all_samples, good, bad = broken
+    first = next(i for i, s in enumerate(all_samples) if s in bad)
+    assert first >= 2, "the broken tree must have a checkpoint before its first unreadable file"
+    ck = os.path.join(tmp, "stopped.ckpt")
+    args = ["align", "--images", root, "--batch", 1, "--json", "--quiet", "--checkpoint", ck]
+    rc, _, err = c.run(args + ["--checkpoint-every", 1])
+    assert not c.one_line_problems(rc, err, [all_samples[first][0], f"sample {first}"], "stopped run")
+    before = open(ck, "rb").read()
+    assert json.loads(c.run(["info", ck, "--json"], check_rc=0)[1])["segments"][0]["rows_done"] == first
+    rc, _, err = c.run(args + ["--resume"])
+    assert rc == 2 and open(ck, "rb").read() == before
+    out = c.run(args + ["--resume", "--skip-unreadable"], check_rc=0)[1]
+    reference = c.run(["align", "--images", root, "--batch", 1, "--json", "--quiet", "--skip-unreadable"],
+                      check_rc=0)[1]
+    assert out == reference
+    rc, _, err = c.run(args + ["--resume"])
+    assert not c.one_line_problems(rc, err, ["--skip-unreadable"], "skip flag dropped on resume")
+
+
 def test_folder_refusals(tmp):
     def refused(args, expect, what):
         rc, _, err = c.run(list(args) + ["--quiet"])

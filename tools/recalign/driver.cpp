@@ -84,7 +84,7 @@ std::string files_difference(const std::vector<io::file_entry>& before, const st
 
 // Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
 void check_resumable(const std::string& path, const run_state& st, const std::string& command, const run_config& cfg,
-                     const input_segment& now) {
+                     const input_segment& now, bool skipping) {
     auto refuse = [&](const std::string& why) {
         throw std::invalid_argument("--resume: checkpoint " + path + " belongs to a different run: " + why);
     };
@@ -99,6 +99,11 @@ void check_resumable(const std::string& path, const run_state& st, const std::st
         if (const std::string d = files_difference(s.files, now.files); !d.empty()) refuse("images: " + d);
     if (s.decoding != now.decoding)
         refuse("the images were decoded with '" + s.decoding + "', now '" + now.decoding + "'");
+    // --skip-unreadable may be added on resume (a run stopped by an unreadable file then
+    // continues past it: no file was skipped before), not dropped once files were skipped.
+    if (!s.skipped.empty() && !skipping)
+        refuse("it left out " + std::to_string(s.skipped.size()) + " unreadable file(s) (the first " +
+               s.skipped.front().path + "): resume with --skip-unreadable");
     if (const std::string d = s.images.difference(now.images); !d.empty()) refuse("images: " + d);
     if (const std::string d = s.labels.difference(now.labels); !d.empty()) refuse("labels: " + d);
     if (s.format != now.format) refuse("the images format was " + s.format + ", now " + now.format);
@@ -119,7 +124,6 @@ std::string decoding_text(const io::data_source& src) {
                     std::to_string(g.crop_h) + "," + std::to_string(g.crop_w) + " layout=" + image_layout_name(g.layout);
     if (f == io::data_format::cifar100)
         s += std::string(" label-kind=") + (o.label_kind == io::cifar_label::fine ? "fine" : "coarse");
-    if (io::is_image_format(f) && o.skip_unreadable) s += " skip-unreadable";
     return s;
 }
 
@@ -206,7 +210,7 @@ private:
         if (file_exists(path_)) {
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
             run_state old = load_run_state(path_);
-            check_resumable(path_, old, o_.command, st_.config, st_.segments[0]);
+            check_resumable(path_, old, o_.command, st_.config, st_.segments[0], src_.options().skip_unreadable);
             state_.load(old.accumulator, path_);
             st_.segments[0].rows_done = old.segments[0].rows_done;
             st_.segments[0].pass = old.segments[0].pass;

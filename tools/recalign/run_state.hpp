@@ -49,7 +49,7 @@ struct input_segment {
     // by file (a resume names what changed), the decoding options that make the rows (a
     // resume must keep them), the class names and the files --skip-unreadable left out.
     std::vector<io::file_entry> files;
-    std::string decoding;
+    std::string decoding;        // e.g. "channels=3 resize=64 crop=64,64 layout=hwc"
     std::vector<std::string> class_names;
     std::vector<io::skipped_file> skipped;
 };
