@@ -3,13 +3,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <map>
 #include <optional>
 #include <csignal>
 #include <cstdio>
 #include <system_error>
 #include <thread>
 
+#include "input_files.hpp"
 #include "options.hpp"
 #include "paths.hpp"
 #include "progress.hpp"
@@ -50,38 +50,6 @@ std::string row_range(const input_segment& s) {
     return "rows " + std::to_string(s.first_row) + ".." + std::to_string(s.first_row + s.rows_total);
 }
 
-// What changed between the files a checkpoint was made from and those there are now:
-// empty when nothing did, else counts and the first of each kind, in the stream's order.
-std::string files_difference(const std::vector<io::file_entry>& before, const std::vector<io::file_entry>& now) {
-    std::map<std::string, const io::file_entry*> old_by_path, new_by_path;
-    for (const io::file_entry& f : before) old_by_path.emplace(f.path, &f);
-    for (const io::file_entry& f : now) new_by_path.emplace(f.path, &f);
-    std::size_t added = 0, removed = 0, changed = 0;
-    std::string first_added, first_removed, first_changed;
-    for (const io::file_entry& f : now) {
-        const auto it = old_by_path.find(f.path);
-        if (it == old_by_path.end()) {
-            if (!added++) first_added = f.path;
-        } else if (!(*it->second == f) && !changed++) {
-            first_changed = f.path + (it->second->size != f.size ? " (" + std::to_string(it->second->size) + " bytes, now " +
-                                                                       std::to_string(f.size) + ")"
-                                                                 : " (modification time)");
-        }
-    }
-    for (const io::file_entry& f : before)
-        if (!new_by_path.count(f.path) && !removed++) first_removed = f.path;
-    std::string out;
-    auto part = [&](std::size_t n, const char* what, const std::string& first) {
-        if (!n) return;
-        out += (out.empty() ? "" : "; ") + std::to_string(n) + " file(s) " + what + ", the first " + first;
-    };
-    part(added, "added", first_added);
-    part(removed, "removed", first_removed);
-    part(changed, "changed", first_changed);
-    if (out.empty() && before != now) out = "the files are the same but in another order";
-    return out;
-}
-
 // Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
 void check_resumable(const std::string& path, const run_state& st, const std::string& command, const run_config& cfg,
                      const input_segment& now, bool skipping) {
@@ -112,19 +80,6 @@ void check_resumable(const std::string& path, const run_state& st, const std::st
     if (s.batch != now.batch)
         refuse("--batch was " + std::to_string(s.batch) + ", now " + std::to_string(now.batch) +
                " (the batch boundaries must stay the same)");
-}
-
-// The options that turn image files or CIFAR records into rows (a resume must keep them).
-std::string decoding_text(const io::data_source& src) {
-    const io::data_format f = src.format();
-    if (!io::is_image_format(f) && !io::is_cifar_format(f)) return {};
-    const io::source_options& o = src.options();
-    const io::image_geometry& g = o.geometry;
-    std::string s = "channels=" + std::to_string(g.channels) + " resize=" + std::to_string(g.resize) + " crop=" +
-                    std::to_string(g.crop_h) + "," + std::to_string(g.crop_w) + " layout=" + image_layout_name(g.layout);
-    if (f == io::data_format::cifar100)
-        s += std::string(" label-kind=") + (o.label_kind == io::cifar_label::fine ? "fine" : "coarse");
-    return s;
 }
 
 std::string fingerprint_text(const io::file_fingerprint& f) {
@@ -186,6 +141,7 @@ public:
         if (!path_.empty()) save_checkpoint(path_, st_, state_);
         state_.reduce(mpi_);
         input_segment& s = st_.segments[0];
+        gather_skipped(mpi_, s.skipped);
         const std::uint64_t done = mpi_.sum(s.rows_done);
         if (mpi_.rank() != 0) throw not_root{};
         // Rank 0 describes the whole range once the ranks' states are merged.

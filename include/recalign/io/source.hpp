@@ -137,7 +137,10 @@ public:
     std::uint64_t total() const noexcept { return total_; }        // rows in the range
     std::uint64_t position() const noexcept { return position_; }  // rows of the range delivered
 
-    // Next minibatch of up to options().batch rows (or max_rows when non-zero); false at the end.
+    // Next minibatch of up to options().batch samples (or max_rows when non-zero); false at the
+    // end. Positions count samples: with skip_unreadable, the rows delivered can be fewer
+    // (even 0), out.skipped naming the others. An unreadable image without skip_unreadable
+    // throws input_error naming the file and the sample index (the source stays usable).
     bool next(source_batch& out, std::size_t max_rows = 0);
     // Continues from `position` rows into the range (0 = the start, as for another pass).
     void seek(std::uint64_t position);
