@@ -8,11 +8,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
+#include <algorithm>
 
+#include "image_stream.hpp"
 #include "posix_file.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "recalign/io/idx.hpp"
+#include "recalign/io/image_list.hpp"
 #include "recalign/io/npy.hpp"
 #include "recalign/io/raw.hpp"
 
@@ -24,6 +29,10 @@ const char* format_name(data_format f) {
         case data_format::idx: return "idx";
         case data_format::npy: return "npy";
         case data_format::raw: return "raw";
+        case data_format::folder: return "folder";
+        case data_format::list: return "list";
+        case data_format::cifar10: return "cifar10";
+        case data_format::cifar100: return "cifar100";
     }
     return "unknown";
 }
@@ -33,10 +42,25 @@ data_format parse_format(const std::string& s) {
     if (s == "idx") return data_format::idx;
     if (s == "npy") return data_format::npy;
     if (s == "raw") return data_format::raw;
-    throw std::invalid_argument("unknown format '" + s + "' (expected auto, idx, npy or raw)");
+    if (s == "folder") return data_format::folder;
+    if (s == "list") return data_format::list;
+    if (s == "cifar10") return data_format::cifar10;
+    if (s == "cifar100") return data_format::cifar100;
+    throw std::invalid_argument("unknown format '" + s + "' (expected auto, idx, npy, raw, folder, list, cifar10 or cifar100)");
+}
+
+bool is_image_format(data_format f) noexcept { return f == data_format::folder || f == data_format::list; }
+bool is_cifar_format(data_format f) noexcept { return f == data_format::cifar10 || f == data_format::cifar100; }
+
+std::string source_options::describe() const {
+    std::string s;
+    for (const std::string& p : images) s += (s.empty() ? "" : " + ") + p;
+    return s;
 }
 
 data_format detect_format(const std::string& path) {
+    struct stat ds {};
+    if (::stat(path.c_str(), &ds) == 0 && S_ISDIR(ds.st_mode)) return data_format::folder;
     std::uint64_t size = 0;
     int fd = detail::open_read(path, size);
     unsigned char b[6] = {};
@@ -53,8 +77,13 @@ data_format detect_format(const std::string& path) {
     if (n >= 4 && b[0] == 0 && b[1] == 0 &&
         (b[2] == 0x08 || b[2] == 0x09 || b[2] == 0x0B || b[2] == 0x0C || b[2] == 0x0D || b[2] == 0x0E))
         return data_format::idx;
-    throw file_error(path, 0, "cannot tell the format: neither IDX, gzip nor .npy magic "
-                              "(for headerless data pass --format raw --raw-shape N,D --raw-dtype T)");
+    try {
+        return detect_cifar(size, path) == cifar_kind::cifar10 ? data_format::cifar10 : data_format::cifar100;
+    } catch (const file_error&) {
+    }
+    throw file_error(path, 0, "cannot tell the format: neither IDX, gzip nor .npy magic, nor whole CIFAR records "
+                              "(for headerless data pass --format raw --raw-shape N,D --raw-dtype T; for a list "
+                              "file --format list or --root DIR)");
 }
 
 std::string file_fingerprint::difference(const file_fingerprint& o) const {
@@ -104,6 +133,8 @@ struct data_source::reader {
     virtual void skip(std::uint64_t n) = 0;
     virtual std::size_t read(std::size_t n, row_block& out) = 0;
     virtual std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) = 0;
+    // CIFAR: the labels of the rows the last read() delivered (no second reader).
+    virtual const std::vector<std::int64_t>* carried_labels() const { return nullptr; }
 };
 
 namespace {
@@ -162,6 +193,65 @@ struct raw_impl final : data_source::reader {
     }
 };
 
+// CIFAR records -> rows in the geometry asked (io/cifar.hpp), labels carried along.
+struct cifar_impl final : data_source::reader {
+    std::string path;
+    cifar_kind kind;
+    cifar_label label;
+    image_geometry g;
+    std::size_t out_h = 0, out_w = 0, cols_ = 0;
+    int fd = -1;
+    std::uint64_t size = 0, rows_ = 0, position = 0;
+    std::vector<std::uint8_t> records;
+    image decoded, scratch;
+    std::vector<std::int64_t> labels;
+
+    cifar_impl(const std::string& p, cifar_kind k, cifar_label l, const image_geometry& geometry)
+        : path(p), kind(k), label(l), g(geometry) {
+        fd = detail::open_read(p, size);
+        const std::size_t rec = cifar_record_size(k);
+        if (size == 0 || size % rec != 0) {
+            detail::close_fd(fd);
+            throw file_error(p, size - size % rec,
+                             std::to_string(size) + " bytes are not a whole number of " +
+                                 (k == cifar_kind::cifar10 ? "CIFAR-10 (3073-byte)" : "CIFAR-100 (3074-byte)") +
+                                 " records (record " + std::to_string(size / rec) + " is cut short; wrong --format?)");
+        }
+        rows_ = size / rec;
+        const auto hw = output_size(cifar_side, cifar_side, g);
+        out_h = hw.first;
+        out_w = hw.second;
+        cols_ = checked_product({out_h, out_w, static_cast<std::size_t>(g.channels)}, "CIFAR row size");
+    }
+    ~cifar_impl() override { detail::close_fd(fd); }
+    std::uint64_t rows() const override { return rows_; }
+    std::size_t cols() const override { return cols_; }
+    std::string type_name() const override { return "u8"; }
+    void skip(std::uint64_t n) override { position += n; }
+    std::size_t read(std::size_t n, row_block& out) override {
+        n = static_cast<std::size_t>(std::min<std::uint64_t>(rows_ - position, n));
+        const std::size_t rec = cifar_record_size(kind);
+        records.resize(checked_product({n, rec}, "CIFAR block bytes"));
+        const std::uint64_t offset = position * rec;
+        detail::pread_exact(fd, records.data(), records.size(), offset, path);
+        out.type = dtype::u8;
+        out.rows = n;
+        out.cols = cols_;
+        out.bytes.resize(checked_product({n, cols_}, "CIFAR block bytes"));
+        labels.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            labels[i] = decode_cifar_record(records.data() + i * rec, kind, label, g.channels, decoded, path, offset + i * rec);
+            transform_image(decoded, g, scratch, out.bytes.data() + i * cols_, cols_);
+        }
+        position += n;
+        return n;
+    }
+    std::size_t read_labels(std::size_t, std::vector<std::int64_t>&) override {
+        throw std::logic_error("CIFAR labels travel with the records");
+    }
+    const std::vector<std::int64_t>* carried_labels() const override { return &labels; }
+};
+
 std::unique_ptr<data_source::reader> open_reader(const std::string& path, data_format f, const source_options& o) {
     switch (f) {
         case data_format::idx: return std::make_unique<idx_impl>(path);
@@ -169,68 +259,268 @@ std::unique_ptr<data_source::reader> open_reader(const std::string& path, data_f
         case data_format::raw:
             if (o.raw_cols == 0) throw std::invalid_argument("a raw file needs --raw-shape N,D (D was not given)");
             return std::make_unique<raw_impl>(path, o.raw_rows, o.raw_cols, o.raw_type);
-        case data_format::auto_detect: break;
+        case data_format::cifar10:
+        case data_format::cifar100:
+            return std::make_unique<cifar_impl>(path, f == data_format::cifar10 ? cifar_kind::cifar10 : cifar_kind::cifar100,
+                                                o.label_kind, o.geometry);
+        case data_format::auto_detect:
+        case data_format::folder:
+        case data_format::list: break;
     }
     throw std::logic_error("open_reader: unresolved format");
 }
 
+std::int64_t mtime_ns_of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return 0;
+    return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+// Several files as one: the combined fingerprint of data_source::images_fingerprint.
+file_fingerprint combine(const std::string& name, const std::vector<file_entry>& files,
+                         const std::vector<std::string>& class_names, const std::vector<std::uint64_t>& hashes) {
+    file_fingerprint f;
+    f.path = name;
+    fnv1a h;
+    h.add(static_cast<std::uint64_t>(files.size()));
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        f.size += files[i].size;
+        f.mtime_ns = std::max(f.mtime_ns, files[i].mtime_ns);
+        h.add(std::string_view(files[i].path)).add(files[i].size).add(static_cast<std::uint64_t>(files[i].mtime_ns));
+        if (i < hashes.size()) h.add(hashes[i]);
+    }
+    for (const std::string& c : class_names) h.add(std::string_view(c));
+    f.content_hash = h.value();
+    return f;
+}
+
 }  // namespace
+
+// Files of one array format read one after the other; rows are numbered across them.
+struct data_source::chain {
+    std::vector<std::unique_ptr<reader>> parts;
+    std::vector<std::string> paths;
+    std::uint64_t rows = 0;
+    std::size_t cur = 0;
+    row_block more;
+    std::vector<std::int64_t> more_labels;
+
+    chain(const std::vector<std::string>& files, data_format f, const source_options& o) {
+        for (const std::string& p : files) {
+            parts.push_back(open_reader(p, f, o));
+            paths.push_back(p);
+            if (parts.back()->cols() != parts.front()->cols())
+                throw file_error(p, 0, "rows of " + std::to_string(parts.back()->cols()) + " values, but " + files.front() +
+                                           " has rows of " + std::to_string(parts.front()->cols()));
+            if (parts.back()->type_name() != parts.front()->type_name())
+                throw file_error(p, 0, "element type " + parts.back()->type_name() + ", but " + files.front() + " holds " +
+                                           parts.front()->type_name());
+            rows += parts.back()->rows();
+        }
+    }
+    std::size_t cols() const { return parts.front()->cols(); }
+    // Positions every part: the one holding `row` at it, the later ones at their start.
+    void seek(std::uint64_t row, std::vector<std::unique_ptr<reader>> fresh) {
+        parts = std::move(fresh);
+        cur = 0;
+        for (; cur < parts.size() && row >= parts[cur]->rows(); ++cur) row -= parts[cur]->rows();
+        if (cur < parts.size()) parts[cur]->skip(row);
+    }
+    const std::string& current_path() const { return paths[std::min(cur, paths.size() - 1)]; }
+    // Up to n rows (fewer only at the very end) into out, crossing files; labels carried by
+    // the records (CIFAR) into labels.
+    std::size_t read(std::size_t n, row_block& out, std::vector<std::int64_t>* labels) {
+        std::size_t got = 0;
+        out.rows = 0;
+        if (labels) labels->clear();
+        while (got < n && cur < parts.size()) {
+            row_block& dst = got == 0 ? out : more;
+            const std::size_t r = parts[cur]->read(n - got, dst);
+            if (labels && parts[cur]->carried_labels()) {
+                const std::vector<std::int64_t>& c = *parts[cur]->carried_labels();
+                labels->insert(labels->end(), c.begin(), c.begin() + static_cast<std::ptrdiff_t>(r));
+            }
+            if (got != 0 && r) {
+                out.bytes.insert(out.bytes.end(), more.bytes.begin(), more.bytes.end());
+                out.rows += r;
+            }
+            got += r;
+            if (r < n - got + r) ++cur;  // this file is done
+        }
+        out.rows = got;
+        return got;
+    }
+    std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) {
+        std::size_t got = 0;
+        out.clear();
+        while (got < n && cur < parts.size()) {
+            const std::size_t r = parts[cur]->read_labels(n - got, more_labels);
+            out.insert(out.end(), more_labels.begin(), more_labels.begin() + static_cast<std::ptrdiff_t>(r));
+            got += r;
+            if (got < n) ++cur;
+        }
+        return got;
+    }
+};
 
 data_source::data_source(const source_options& options) : options_(options) {
     if (options_.images.empty()) throw std::invalid_argument("no images file given");
     if (options_.batch == 0) throw std::invalid_argument("--batch must be at least 1");
     if (!(options_.scale == options_.scale) || options_.scale == 0 || std::abs(options_.scale) > 1e300)
         throw std::invalid_argument("--scale must be a finite non-zero number");
+    options_.geometry.validate();
     format_ = options_.format;
     if (format_ == data_format::auto_detect)
-        format_ = options_.raw_cols ? data_format::raw : detect_format(options_.images);
-    if (has_labels()) {
-        labels_format_ = detect_format(options_.labels);
+        format_ = options_.raw_cols ? data_format::raw
+                  : !options_.root.empty() ? data_format::list
+                                           : detect_format(options_.images.front());
+    for (const std::string& p : options_.images) {
+        const data_format f = options_.format == data_format::auto_detect && !options_.raw_cols && options_.root.empty()
+                                  ? detect_format(p) : format_;
+        if (f != format_)
+            throw file_error(p, 0, std::string("is ") + format_name(f) + " but " + options_.images.front() + " is " +
+                                       format_name(format_) + " (several --images are read as one stream of one format)");
     }
-    open_at(0);
-    cols_ = images_->cols();
-    file_rows_ = images_->rows();
-    if (cols_ == 0) throw file_error(options_.images, 0, "rows of zero values: nothing to analyse");
+    if (!options_.labels.empty()) {
+        if (is_image_format(format_) || is_cifar_format(format_))
+            throw std::invalid_argument(std::string("--format ") + format_name(format_) + " carries its labels: --labels does not apply");
+        if (options_.labels.size() != options_.images.size())
+            throw std::invalid_argument("--labels given " + std::to_string(options_.labels.size()) + " times for " +
+                                        std::to_string(options_.images.size()) + " --images (one labels file per images file)");
+        labels_format_ = detect_format(options_.labels.front());
+        if (labels_format_ != data_format::idx && labels_format_ != data_format::npy)
+            throw file_error(options_.labels.front(), 0, "labels must be IDX or .npy");
+    }
+    open_images();
+    if (cols_ == 0) throw file_error(options_.images.front(), 0, "rows of zero values: nothing to analyse");
     if (options_.skip > file_rows_)
         throw std::invalid_argument("--skip " + std::to_string(options_.skip) + " is beyond the " +
-                                    std::to_string(file_rows_) + " rows of " + options_.images);
+                                    std::to_string(file_rows_) + " rows of " + options_.describe());
     total_ = file_rows_ - options_.skip;
     if (options_.limit) {
         if (options_.limit > total_)
             throw std::invalid_argument("--limit " + std::to_string(options_.limit) + " asks for more rows than the " +
-                                        std::to_string(total_) + " of " + options_.images + " after --skip " +
+                                        std::to_string(total_) + " of " + options_.describe() + " after --skip " +
                                         std::to_string(options_.skip));
         total_ = options_.limit;
     }
-    if (labels_ && labels_->rows() != file_rows_)
-        throw file_error(options_.labels, 0, "has " + std::to_string(labels_->rows()) + " labels but " + options_.images +
-                                                 " has " + std::to_string(file_rows_) + " rows");
+    if (labels_ && labels_->rows != file_rows_)
+        throw file_error(options_.labels.front(), 0, "has " + std::to_string(labels_->rows) + " labels but " +
+                                                         options_.describe() + " has " + std::to_string(file_rows_) + " rows");
     if (labels_ && labels_->cols() != 1)
-        throw file_error(options_.labels, 0, "labels must be one integer per row (this file has rows of " +
-                                                 std::to_string(labels_->cols()) + " values)");
+        throw file_error(options_.labels.front(), 0, "labels must be one integer per row (this file has rows of " +
+                                                         std::to_string(labels_->cols()) + " values)");    open_at(0);
+}
+
+// Opens what the format needs and finds D before any data row is read: from the headers,
+// the CIFAR record and the geometry, or the first (readable) image and the geometry.
+void data_source::open_images() {
+    if (!is_image_format(format_)) {
+        images_ = std::make_unique<chain>(options_.images, format_, options_);
+        if (!options_.labels.empty()) labels_ = std::make_unique<chain>(options_.labels, labels_format_, options_);
+        cols_ = images_->cols();
+        file_rows_ = images_->rows;
+        if (is_cifar_format(format_)) {
+            const std::string& first = options_.images.front();
+            const auto slash = first.rfind('/');
+            class_names_ = cifar_class_names(slash == std::string::npos ? "." : first.substr(0, slash),
+                                             format_ == data_format::cifar10 ? cifar_kind::cifar10 : cifar_kind::cifar100,
+                                             options_.label_kind);
+        }
+        return;
+    }
+    auto all = std::make_shared<image_list>();
+    for (const std::string& p : options_.images) {
+        image_list one = format_ == data_format::folder ? scan_image_folder(p) : read_image_list(p, options_.root);
+        if (format_ == data_format::folder && &p != &options_.images.front() && one.class_names != all->class_names)
+            throw file_error(p, 0, "its class folders differ from those of " + options_.images.front() +
+                                       " (several folders are read as one stream of the same classes)");
+        if (format_ == data_format::list && &p != &options_.images.front() &&
+            one.class_names.empty() != all->class_names.empty())
+            throw file_error(p, 0, "its labels are " + std::string(one.class_names.empty() ? "class ids" : "class names") +
+                                       ", those of " + options_.images.front() + " are not");
+        if (format_ == data_format::list && !one.class_names.empty() && &p != &options_.images.front()) {
+            // Renumber over the union of the names, in sorted order.
+            std::vector<std::string> names = all->class_names;
+            names.insert(names.end(), one.class_names.begin(), one.class_names.end());
+            std::sort(names.begin(), names.end());
+            names.erase(std::unique(names.begin(), names.end()), names.end());
+            auto id = [&](const std::string& n) {
+                return static_cast<std::int64_t>(std::lower_bound(names.begin(), names.end(), n) - names.begin());
+            };
+            for (image_sample& s : all->samples) s.label = id(all->class_names[static_cast<std::size_t>(s.label)]);
+            for (image_sample& s : one.samples) s.label = id(one.class_names[static_cast<std::size_t>(s.label)]);
+            all->class_names = names;
+        } else if (&p == &options_.images.front()) {
+            all->class_names = one.class_names;
+        }
+        all->samples.insert(all->samples.end(), std::make_move_iterator(one.samples.begin()),
+                            std::make_move_iterator(one.samples.end()));
+    }
+    class_names_ = all->class_names;
+    file_rows_ = all->samples.size();
+    const image_geometry& g = options_.geometry;
+    std::pair<std::size_t, std::size_t> hw{g.crop_h, g.crop_w};
+    if (!g.crop_h) {
+        // The first image that decodes sets the size (skipped ones are skipped again, in
+        // their turn, when the stream reaches them).
+        image first, scratch_img;
+        std::vector<std::uint8_t> bytes;
+        for (std::size_t i = 0;; ++i) {
+            if (i == all->samples.size())
+                throw file_error(options_.describe(), 0, "no image decodes (every file was unreadable)");
+            const image_sample& s = all->samples[i];
+            try {
+                std::uint64_t size = 0;
+                int fd = detail::open_read(s.path, size);
+                try {
+                    if (size > (std::uint64_t(1) << 31)) throw file_error(s.path, 0, "larger than 2 GiB: not an image file");
+                    bytes.resize(static_cast<std::size_t>(size));
+                    detail::pread_exact(fd, bytes.data(), bytes.size(), 0, s.path);
+                } catch (...) {
+                    detail::close_fd(fd);
+                    throw;
+                }
+                detail::close_fd(fd);
+                decode_image(bytes.data(), bytes.size(), g.channels, first, s.path);
+                hw = output_size(first.height, first.width, g);
+                break;
+            } catch (const std::exception& e) {
+                if (!options_.skip_unreadable)
+                    throw input_error("sample " + std::to_string(i) + ": " + e.what() +
+                                      " (--skip-unreadable skips such files)");
+            }
+        }
+    }
+    list_ = all;
+    std::size_t threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
+    decoder_ = std::make_unique<detail::image_stream>(list_, g, hw.first, hw.second, threads, options_.skip_unreadable);
+    cols_ = decoder_->cols();
 }
 
 data_source::~data_source() = default;
 data_source::data_source(data_source&&) noexcept = default;
 data_source& data_source::operator=(data_source&&) noexcept = default;
 
-std::string data_source::type_name() const { return images_->type_name(); }
+std::string data_source::type_name() const {
+    return images_ ? images_->parts.front()->type_name() : std::string("u8");
+}
 
 void data_source::open_at(std::uint64_t position) {
-    images_ = open_reader(options_.images, format_, options_);
-    if (has_labels()) {
-        if (labels_format_ == data_format::raw) throw std::invalid_argument("labels must be IDX or .npy");
-        labels_ = open_reader(options_.labels, labels_format_, options_);
-    }
     const std::uint64_t first = options_.skip + position;
-    if (first > images_->rows())
+    if (first > file_rows_)
         throw std::invalid_argument((position == 0 ? "--skip " + std::to_string(options_.skip) + " is beyond the "
                                                    : "row " + std::to_string(first) + " is beyond the ") +
-                                    std::to_string(images_->rows()) + " rows of " + options_.images);
-    images_->skip(first);
+                                    std::to_string(file_rows_) + " rows of " + options_.describe());
+    if (images_) {
+        std::vector<std::unique_ptr<reader>> fresh;
+        for (const std::string& p : options_.images) fresh.push_back(open_reader(p, format_, options_));
+        images_->seek(first, std::move(fresh));
+    }
     if (labels_) {
-        if (first > labels_->rows()) throw std::invalid_argument("position beyond the end of " + options_.labels);
-        labels_->skip(first);
+        std::vector<std::unique_ptr<reader>> fresh;
+        for (const std::string& p : options_.labels) fresh.push_back(open_reader(p, labels_format_, options_));
+        labels_->seek(first, std::move(fresh));
     }
     position_ = position;
 }
@@ -243,21 +533,30 @@ void data_source::seek(std::uint64_t position) {
 }
 
 bool data_source::next(source_batch& out, std::size_t max_rows) {
-    const std::size_t want = static_cast<std::size_t>(
-        std::min<std::uint64_t>(total_ - position_, max_rows ? max_rows : options_.batch));
+    const std::size_t per = max_rows ? max_rows : options_.batch;
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(total_ - position_, per));
     out.rows = 0;
     out.cols = cols_;
     out.first_row = options_.skip + position_;
     out.scale = options_.scale;
+    out.skipped.clear();
     if (want == 0) return false;
+    if (decoder_) {
+        const std::uint64_t after = position_ + want;
+        const std::size_t ahead = static_cast<std::size_t>(std::min<std::uint64_t>(total_ - after, per));
+        decoder_->read(options_.skip + position_, want, ahead, out);
+        position_ += want;
+        return true;
+    }
     // The readers resize out.block.bytes: no allocation once it has held a full batch.
-    const std::size_t got = images_->read(want, out.block);
-    if (got != want) throw file_error(options_.images, 0, "fewer rows than the header announces");
+    const bool carried = is_cifar_format(format_);
+    const std::size_t got = images_->read(want, out.block, carried ? &out.labels : nullptr);
+    if (got != want) throw file_error(images_->current_path(), 0, "fewer rows than the header announces");
     out.rows = got;
     if (labels_) {
         if (labels_->read_labels(got, out.labels) != got)
-            throw file_error(options_.labels, 0, "fewer labels than the header announces");
-    } else {
+            throw file_error(labels_->current_path(), 0, "fewer labels than the header announces");
+    } else if (!carried) {
         out.labels.clear();
     }
     position_ += got;
@@ -266,26 +565,82 @@ bool data_source::next(source_batch& out, std::size_t max_rows) {
 
 std::size_t data_source::scan_classes() const {
     if (!has_labels()) throw std::logic_error("scan_classes: no labels");
-    auto r = open_reader(options_.labels, labels_format_, options_);
+    if (is_cifar_format(format_))
+        return cifar_classes(format_ == data_format::cifar10 ? cifar_kind::cifar10 : cifar_kind::cifar100, options_.label_kind);
+    if (list_) {
+        if (!class_names_.empty()) return class_names_.size();
+        std::int64_t top = -1;
+        for (const image_sample& s : list_->samples) top = std::max(top, s.label);
+        if (top >= (std::int64_t(1) << 20))
+            throw input_error(options_.describe() + ": largest label " + std::to_string(top) +
+                              " implies more than 2^20 classes; pass --classes if this is intended");
+        return static_cast<std::size_t>(top + 1);
+    }
     std::int64_t top = -1;
     std::vector<std::int64_t> y;
-    std::uint64_t row = 0, left = r->rows();
-    while (left > 0) {
-        const std::size_t got = r->read_labels(static_cast<std::size_t>(std::min<std::uint64_t>(left, 1 << 16)), y);
-        if (got == 0) break;
-        for (std::size_t i = 0; i < got; ++i) {
-            if (y[i] < 0)
-                throw input_error(options_.labels + ": row " + std::to_string(row + i) + ": negative label " +
-                                  std::to_string(y[i]));
-            if (y[i] > top) top = y[i];
+    for (const std::string& path : options_.labels) {
+        auto r = open_reader(path, labels_format_, options_);
+        std::uint64_t row = 0, left = r->rows();
+        while (left > 0) {
+            const std::size_t got = r->read_labels(static_cast<std::size_t>(std::min<std::uint64_t>(left, 1 << 16)), y);
+            if (got == 0) break;
+            for (std::size_t i = 0; i < got; ++i) {
+                if (y[i] < 0)
+                    throw input_error(path + ": row " + std::to_string(row + i) + ": negative label " + std::to_string(y[i]));
+                if (y[i] > top) top = y[i];
+            }
+            row += got;
+            left -= got;
         }
-        row += got;
-        left -= got;
     }
     if (top >= (std::int64_t(1) << 20))
-        throw input_error(options_.labels + ": largest label " + std::to_string(top) +
+        throw input_error(options_.labels.front() + ": largest label " + std::to_string(top) +
                           " implies more than 2^20 classes; pass --classes if this is intended");
     return static_cast<std::size_t>(top + 1);
+}
+
+std::vector<file_entry> data_source::files() const {
+    std::vector<file_entry> out;
+    if (list_) {
+        if (format_ == data_format::list)
+            for (const std::string& p : options_.images) {
+                std::uint64_t size = 0;
+                int fd = detail::open_read(p, size);
+                detail::close_fd(fd);
+                out.push_back({p, size, mtime_ns_of(p)});
+            }
+        for (const image_sample& s : list_->samples) out.push_back({s.path, s.size, s.mtime_ns});
+        return out;
+    }
+    if (options_.images.size() == 1) return out;
+    for (const std::string& p : options_.images) {
+        const file_fingerprint f = fingerprint_file(p);
+        out.push_back({f.path, f.size, f.mtime_ns});
+    }
+    return out;
+}
+
+file_fingerprint data_source::images_fingerprint() const {
+    if (!list_ && options_.images.size() == 1) return fingerprint_file(options_.images.front());
+    std::vector<std::uint64_t> hashes;
+    if (!list_)
+        for (const std::string& p : options_.images) hashes.push_back(fingerprint_file(p).content_hash);
+    return combine(options_.describe(), files(), class_names_, hashes);
+}
+
+file_fingerprint data_source::labels_fingerprint() const {
+    if (options_.labels.empty()) return {};
+    if (options_.labels.size() == 1) return fingerprint_file(options_.labels.front());
+    std::vector<file_entry> files;
+    std::vector<std::uint64_t> hashes;
+    std::string name;
+    for (const std::string& p : options_.labels) {
+        const file_fingerprint f = fingerprint_file(p);
+        files.push_back({f.path, f.size, f.mtime_ns});
+        hashes.push_back(f.content_hash);
+        name += (name.empty() ? "" : " + ") + p;
+    }
+    return combine(name, files, {}, hashes);
 }
 
 }  // namespace recalign::io

@@ -74,13 +74,14 @@ from ._recalign import (  # noqa: F401
     tradeoff,
 )
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
+from .readers import Cifar, DataSource, ImageFolder, ImageList  # noqa: F401
 from . import _recalign, _signatures
 
 _signatures.install(vars(_recalign))  # inspect.signature(recalign.MomentAccumulator) works
 
 __all__ = [
-    "AlignmentResult", "AlignmentTracker", "CheckpointLock", "ClassMoments", "CrossMoments", "DenoisingResult",
-    "DenoisingSubspace", "FileError", "FrequentDirections", "LockError", "MomentAccumulator", "MonteCarloNoise",
+    "AlignmentResult", "AlignmentTracker", "CheckpointLock", "Cifar", "ClassMoments", "CrossMoments", "DenoisingResult",
+    "DataSource", "DenoisingSubspace", "FileError", "FrequentDirections", "ImageFolder", "ImageList", "LockError", "MomentAccumulator", "MonteCarloNoise",
     "NoiseImpact", "NoiseMoments", "NoiseSpec", "NystromSketch", "ProjectionTransform", "Spectrum", "Statistics",
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
     "alignment_curve", "closed_form_noise", "decode_image", "denoising_alignment", "denoising_subspace",

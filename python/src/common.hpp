@@ -145,6 +145,7 @@ void bind_stats(py::module_& m);
 void bind_class_moments(py::module_& m);
 void bind_lock(py::module_& m);
 void bind_image(py::module_& m);
+void bind_readers(py::module_& m);
 void bind_sketch(py::module_& m);
 void bind_align(py::module_& m);
 

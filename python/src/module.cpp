@@ -39,4 +39,5 @@ PYBIND11_MODULE(_recalign, m) {
     recalign::python::bind_align(m);
     recalign::python::bind_lock(m);
     recalign::python::bind_image(m);
+    recalign::python::bind_readers(m);
 }

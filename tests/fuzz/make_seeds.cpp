@@ -329,6 +329,29 @@ int main(int argc, char** argv) {
         checkpoint_seeds("class_moments", 4, state(cm));
     }
 
+    // --- CIFAR records (mode byte first: see fuzz_cifar.cpp) ---------------------------
+    {
+        auto record = [](bool hundred, int coarse, int fine) {
+            std::string r(1, static_cast<char>(coarse));
+            if (hundred) r += static_cast<char>(fine);
+            return r + bytes_of(3072);
+        };
+        save("cifar", "cifar10_two", std::string(1, '\0') + record(false, 3, 0) + record(false, 9, 0));
+        save("cifar", "cifar10_gray_chw_crop", std::string(1, '\x1c') + record(false, 1, 0));
+        save("cifar", "cifar100_coarse_resize", std::string(1, '\x23') + record(true, 19, 99) + record(true, 0, 5));
+        save("cifar", "cifar100_fine_pad", std::string(1, '\x31') + record(true, 4, 42));
+        save("cifar", "cifar10_bad_label", std::string(1, '\0') + record(false, 10, 0));
+        save("cifar", "cifar10_cut", std::string(1, '\0') + record(false, 2, 0).substr(0, 3000));
+    }
+
+    // --- list files (fuzz_list.cpp: the text as is) ------------------------------------
+    save("list", "ids", "a/0.png 0\nb/1.jpg 1\n\n# comment\nc/2.png 2\n");
+    save("list", "names_tabs", "val_0.JPEG\tn03444034\t0\t32\t44\t62\nval_1.JPEG\tn04067472\t52\t55\t57\t59\r\n");
+    save("list", "mixed", "a.png 1\nb.png cat\n");
+    save("list", "one_field", "a.png\n");
+    save("list", "huge_label", "a.png 99999999999999999999\n");
+    save("list", "spaces_in_tab_path", "my dir/a b.png\tdog\n");
+
     // --- noise specs ------------------------------------------------------------------
     const char* specs[] = {
         "gaussian:sigma=0.1",

@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 seconds=${1:-240}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(npy idx checkpoint noise_spec image)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(npy idx checkpoint noise_spec image cifar list)
 out=${OUT:-$root/build-fuzz-clang}
 jobs=${JOBS:-2}
 cxx=${CXX:-clang++-14}

@@ -214,8 +214,8 @@ TEST_CASE("data_source: range, batches, seek, scale, labels and fingerprints") {
     write_bytes(xp, npy_bytes("<f8", false, "(50, 4)", encode(x, false)));
     write_bytes(yp, npy_bytes(">i4", false, "(50,)", encode(y, true)));
     io::source_options o;
-    o.images = xp;
-    o.labels = yp;
+    o.images = {xp};
+    o.labels = {yp};
     o.skip = 5;
     o.limit = 20;
     o.batch = 7;
@@ -296,7 +296,7 @@ TEST_CASE("data_source: u8 and f32 rows arrive in their own type, other types as
         const std::string p = temp_path(c.name);
         write_bytes(p, c.bytes);
         io::source_options o;
-        o.images = p;
+        o.images = {p};
         o.format = c.format;
         o.raw_cols = c.format == io::data_format::raw ? 3 : 0;
         o.raw_type = c.raw_type;
@@ -323,4 +323,121 @@ TEST_CASE("data_source: u8 and f32 rows arrive in their own type, other types as
         }
         CHECK(batches == 5);
     }
+}
+
+TEST_CASE("data_source: several files are one stream, batches and seeks crossing their boundaries") {
+    // Three .npy files of 5, 3 and 7 rows (D = 2): row r holds (r, -r) of the whole stream,
+    // labels r % 4 in three label files.
+    const std::vector<std::size_t> sizes{5, 3, 7};
+    io::source_options o;
+    std::size_t start = 0;
+    for (std::size_t f = 0; f < sizes.size(); ++f) {
+        std::vector<double> x;
+        std::vector<std::int64_t> y;
+        for (std::size_t r = start; r < start + sizes[f]; ++r) {
+            x.push_back(static_cast<double>(r));
+            x.push_back(-static_cast<double>(r));
+            y.push_back(static_cast<std::int64_t>(r % 4));
+        }
+        const std::string xp = temp_path("multi_x" + std::to_string(f) + ".npy");
+        const std::string yp = temp_path("multi_y" + std::to_string(f) + ".npy");
+        write_bytes(xp, npy_bytes("<f8", false, "(" + std::to_string(sizes[f]) + ", 2)", encode(x, false)));
+        write_bytes(yp, npy_bytes("<i8", false, "(" + std::to_string(sizes[f]) + ",)", encode(y, false)));
+        o.images.push_back(xp);
+        o.labels.push_back(yp);
+        start += sizes[f];
+    }
+    o.skip = 2;
+    o.limit = 11;
+    o.batch = 4;
+    io::data_source s(o);
+    CHECK(s.file_rows() == 15);
+    CHECK(s.total() == 11);
+    CHECK(s.scan_classes() == 4);
+    auto check_stream = [&](std::uint64_t from) {
+        io::source_batch b;
+        std::uint64_t row = 2 + from;
+        while (s.next(b)) {
+            CHECK(b.first_row == row);
+            for (std::size_t i = 0; i < b.rows; ++i, ++row) {
+                const double* v = reinterpret_cast<const double*>(b.block.bytes.data()) + 2 * i;
+                CHECK(v[0] == static_cast<double>(row));
+                CHECK(v[1] == -static_cast<double>(row));
+                CHECK(b.labels[i] == static_cast<std::int64_t>(row % 4));
+            }
+        }
+        CHECK(row == 13);
+    };
+    check_stream(0);
+    for (std::uint64_t at : {0u, 3u, 6u, 10u, 11u}) {
+        s.seek(at);
+        check_stream(at);
+    }
+    // The fingerprint covers every file; files() lists them.
+    CHECK(s.files().size() == 3);
+    CHECK(s.images_fingerprint().size == s.files()[0].size + s.files()[1].size + s.files()[2].size);
+    // A file of another width, and a missing labels file, are refused naming the file.
+    const std::string wide = temp_path("multi_wide.npy");
+    write_bytes(wide, npy_bytes("<f8", false, "(1, 3)", encode(std::vector<double>{1, 2, 3}, false)));
+    io::source_options bad = o;
+    bad.images[1] = wide;
+    REQUIRE_THROWS_AS(io::data_source(bad), file_error);
+    try {
+        io::data_source{bad};
+    } catch (const file_error& e) {
+        CHECK(e.file() == wide);
+    }
+    bad = o;
+    bad.labels.pop_back();
+    CHECK_THROWS_AS(io::data_source(bad), std::invalid_argument);
+}
+
+TEST_CASE("data_source: CIFAR records detected by their size, labels carried, layouts") {
+    const std::string p10 = temp_path("data_batch_1.bin"), p100 = temp_path("train.bin");
+    std::string r10, r100;
+    for (int i = 0; i < 3; ++i) {
+        r10 += static_cast<char>(i + 7);
+        r100 += static_cast<char>(i);
+        r100 += static_cast<char>(90 + i);
+        std::string px(3072, '\0');
+        for (std::size_t k = 0; k < px.size(); ++k) px[k] = static_cast<char>((k * 7 + static_cast<std::size_t>(i)) & 0xff);
+        r10 += px;
+        r100 += px;
+    }
+    write_bytes(p10, r10);
+    write_bytes(p100, r100);
+    CHECK(io::detect_format(p10) == io::data_format::cifar10);
+    CHECK(io::detect_format(p100) == io::data_format::cifar100);
+    io::source_options o;
+    o.images = {p10, p10};
+    o.batch = 4;
+    o.geometry.layout = image_layout::chw;
+    io::data_source s(o);
+    CHECK(s.dim() == 3072);
+    CHECK(s.scan_classes() == 10);
+    io::source_batch b;
+    REQUIRE(s.next(b));
+    REQUIRE(b.rows == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+        CHECK(b.labels[i] == static_cast<std::int64_t>(i % 3 + 7));
+        // chw: the stored planes as they are.
+        CHECK(std::memcmp(b.block.bytes.data() + i * 3072, r10.data() + (i % 3) * 3073 + 1, 3072) == 0);
+    }
+    o.images = {p100};
+    o.geometry.layout = image_layout::hwc;
+    o.label_kind = io::cifar_label::coarse;
+    io::data_source c(o);
+    CHECK(c.scan_classes() == 20);
+    REQUIRE(c.next(b));
+    CHECK(b.labels == std::vector<std::int64_t>{0, 1, 2});
+    // hwc: pixel (0, 1) of record 2 is (R, G, B) at plane offsets 1, 1025, 2049.
+    const char* rec = r100.data() + 2 * 3074 + 2;
+    CHECK(b.block.bytes[2 * 3072 + 3] == static_cast<unsigned char>(rec[1]));
+    CHECK(b.block.bytes[2 * 3072 + 4] == static_cast<unsigned char>(rec[1025]));
+    CHECK(b.block.bytes[2 * 3072 + 5] == static_cast<unsigned char>(rec[2049]));
+    // A file cut short is refused naming it.
+    write_bytes(p10, r10.substr(0, 3073 + 100));
+    o.images = {p10};
+    o.format = io::data_format::cifar10;
+    CHECK_THROWS_AS(io::data_source(o), file_error);
 }

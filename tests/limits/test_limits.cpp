@@ -256,7 +256,7 @@ TEST_CASE("file headers claiming 2^40 elements or more are refused before alloca
         refused_naming(wide, [&] { io::npy_reader r(wide); }, "too wide");
         // Through a data source too (what the CLI opens).
         io::source_options so;
-        so.images = square;
+        so.images = {square};
         refused_naming(square, [&] { io::data_source s(so); }, "truncated");
     }
     SECTION("IDX") {
@@ -280,7 +280,7 @@ TEST_CASE("file headers claiming 2^40 elements or more are refused before alloca
             REQUIRE(gzclose(f) == Z_OK);
         }
         io::source_options so;
-        so.images = gz;
+        so.images = {gz};
         refused_naming(gz, [&] { io::data_source s(so); }, "gzip");
     }
     SECTION("raw") {

@@ -78,7 +78,9 @@ denoise_plan plan(const denoise_cli_options& o) {
     needs.command = "denoise";
     needs.labels = true;
     needs.analysis = analysis::denoising;
-    p.run = prepare_run(o.data, o.run, needs);
+    data_options data = o.data;
+    data.layout = o.layout;  // --layout orders decoded images too
+    p.run = prepare_run(data, o.run, needs);
     if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
         throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +
                                     " was written by " + p.run.from->command + ")");

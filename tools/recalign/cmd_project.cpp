@@ -34,7 +34,9 @@ project_plan plan(const project_options& o) {
     needs.default_centered = true;
     needs.from_allowed = false;
     needs.analysis = analysis::projection;
-    p.run = prepare_run(o.data, o.run, needs);
+    data_options data = o.data;
+    data.layout = o.layout;  // --layout orders decoded images too
+    p.run = prepare_run(data, o.run, needs);
     const std::size_t values = checked_product(p.shape.begin(), p.shape.end(), "--image-shape H x W x C");
     if (values != p.run.dim())
         throw std::invalid_argument("--image-shape " + o.image_shape + " has " + std::to_string(values) +

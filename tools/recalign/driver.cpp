@@ -9,6 +9,7 @@
 #include <system_error>
 #include <thread>
 
+#include "input_files.hpp"
 #include "options.hpp"
 #include "paths.hpp"
 #include "progress.hpp"
@@ -51,7 +52,7 @@ std::string row_range(const input_segment& s) {
 
 // Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
 void check_resumable(const std::string& path, const run_state& st, const std::string& command, const run_config& cfg,
-                     const input_segment& now) {
+                     const input_segment& now, bool skipping) {
     auto refuse = [&](const std::string& why) {
         throw std::invalid_argument("--resume: checkpoint " + path + " belongs to a different run: " + why);
     };
@@ -62,6 +63,15 @@ void check_resumable(const std::string& path, const run_state& st, const std::st
         refuse("it is a merge of " + std::to_string(st.segments.size()) + " runs (analyse it with --from)");
     if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
     const input_segment& s = st.segments[0];
+    if (!s.files.empty() || !now.files.empty())
+        if (const std::string d = files_difference(s.files, now.files); !d.empty()) refuse("images: " + d);
+    if (s.decoding != now.decoding)
+        refuse("the images were decoded with '" + s.decoding + "', now '" + now.decoding + "'");
+    // --skip-unreadable may be added on resume (a run stopped by an unreadable file then
+    // continues past it: no file was skipped before), not dropped once files were skipped.
+    if (!s.skipped.empty() && !skipping)
+        refuse("it left out " + std::to_string(s.skipped.size()) + " unreadable file(s) (the first " +
+               s.skipped.front().path + "): resume with --skip-unreadable");
     if (const std::string d = s.images.difference(now.images); !d.empty()) refuse("images: " + d);
     if (const std::string d = s.labels.difference(now.labels); !d.empty()) refuse("labels: " + d);
     if (s.format != now.format) refuse("the images format was " + s.format + ", now " + now.format);
@@ -118,6 +128,9 @@ public:
         seg.first_row = shard_.options.skip;
         seg.rows_total = src_.total();
         seg.batch = shard_.options.batch;
+        seg.files = src_.files();
+        seg.decoding = decoding_text(src_);
+        seg.class_names = src_.class_names();
         require_agreement(mpi, o.command, in.config, seg, shard_);
         st_.segments.push_back(seg);
     }
@@ -128,6 +141,7 @@ public:
         if (!path_.empty()) save_checkpoint(path_, st_, state_);
         state_.reduce(mpi_);
         input_segment& s = st_.segments[0];
+        gather_skipped(mpi_, s.skipped);
         const std::uint64_t done = mpi_.sum(s.rows_done);
         if (mpi_.rank() != 0) throw not_root{};
         // Rank 0 describes the whole range once the ranks' states are merged.
@@ -135,6 +149,9 @@ public:
         s.rows_total = shard_.whole_rows;
         s.rows_done = done;
         st_.n = state_.n();
+        if (!s.skipped.empty() && !o_.quiet)
+            std::fprintf(stderr, "recalign: left out %zu unreadable file(s) (--skip-unreadable), the first %s\n",
+                         s.skipped.size(), s.skipped.front().path.c_str());
         return std::move(st_);
     }
 
@@ -149,10 +166,11 @@ private:
         if (file_exists(path_)) {
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
             run_state old = load_run_state(path_);
-            check_resumable(path_, old, o_.command, st_.config, st_.segments[0]);
+            check_resumable(path_, old, o_.command, st_.config, st_.segments[0], src_.options().skip_unreadable);
             state_.load(old.accumulator, path_);
             st_.segments[0].rows_done = old.segments[0].rows_done;
             st_.segments[0].pass = old.segments[0].pass;
+            st_.segments[0].skipped = old.segments[0].skipped;
             if (!o_.quiet)
                 std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu\n", path_.c_str(),
                              (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total);
@@ -190,12 +208,15 @@ private:
         std::uint64_t last_ckpt = src_.position();
         while (src_.next(b)) {
             try {
-                state_.update(b, seg.pass);
+                if (b.rows) state_.update(b, seg.pass);
             } catch (const std::invalid_argument& e) {
                 bar.finish();
                 const io::source_options& so = shard_.options;
-                throw input_error(so.images + (src_.has_labels() ? " / " + so.labels : std::string()) + ": " + e.what());
+                throw input_error(so.describe() + (so.labels.empty() ? std::string() : " / " + so.labels.front()) + ": " +
+                                  e.what());
             }
+            // Skipped files are listed once, in the pass that reads them first.
+            if (seg.pass == 0) seg.skipped.insert(seg.skipped.end(), b.skipped.begin(), b.skipped.end());
             seg.rows_done = src_.position();
             bar.update(seg.pass * src_.total() + src_.position());
             if (o_.hooks.batch_delay_ms)

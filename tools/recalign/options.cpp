@@ -13,14 +13,43 @@ const char* data_footer =
 // Unsigned options: CLI11 would read "-5" as 2^64 - 5; refuse it as what was typed.
 const CLI::Validator non_negative = CLI::NonNegativeNumber;
 
-void add_data_options(CLI::App* s, data_options& d) {
+// --layout is the data's own option, except for project and denoise, whose --layout (the
+// order of the values in a row) also orders the decoded images (their commands copy it).
+void add_data_options(CLI::App* s, data_options& d, bool layout = true) {
     const char* g = "DATA (default: the Fashion-MNIST training set)";
-    s->add_option("--images", d.images, "Images (samples) file: IDX (.gz or plain), .npy or raw")->group(g);
-    s->add_option("--labels", d.labels, "Integer class labels, one per row: IDX or .npy")->group(g);
+    s->add_option("--images", d.images,
+                  "Images (samples): an IDX (.gz or plain), .npy or raw file, a CIFAR-10/100 binary batch, an image "
+                  "folder ROOT/<class>/.../<image> (JPEG, PNG) or a list file of 'relative/path label' lines; repeat "
+                  "to read several as one stream")->group(g);
+    s->add_option("--labels", d.labels, "Integer class labels, one per row: IDX or .npy (one per --images; "
+                                        "folders, lists and CIFAR carry their labels)")->group(g);
     s->add_option("--classes", d.classes, "Number of classes C (default: largest label + 1, from one pass over the labels)")
         ->check(non_negative)->group(g);
-    s->add_option("--format", d.format, "Images format")->check(CLI::IsMember({"auto", "idx", "npy", "raw"}))
+    s->add_option("--format", d.format, "Images format (auto: a directory is a folder, --root means a list, CIFAR "
+                                        "is told by its record size where only one kind fits)")
+        ->check(CLI::IsMember({"auto", "idx", "npy", "raw", "folder", "list", "cifar10", "cifar100"}))
         ->capture_default_str()->group(g);
+    const char* im = "IMAGES (folder, list, cifar10, cifar100)";
+    s->add_option("--root", d.root, "List files: the directory their paths are relative to (default: the list "
+                                    "file's own directory); implies --format list")->group(im);
+    s->add_option("--channels", d.channels, "1: gray as PIL's convert(\"L\"); 3: RGB as convert(\"RGB\")")
+        ->check(CLI::IsMember({1, 3}))->capture_default_str()->group(im);
+    s->add_option("--resize", d.resize, "Shorter side to S pixels (torchvision Resize(S): bilinear with antialiasing)")
+        ->check(CLI::Range(1, 1 << 16))->group(im);
+    s->add_option("--crop", d.crop, "Centre crop H,W, or S for S,S (torchvision CenterCrop((H, W)); pads with 0 when larger); "
+                                    "without --resize/--crop every image must have the first one's size")->group(im);
+    if (layout)
+        s->add_option("--layout", d.layout, "Order of the values in a row: hwc (pixel-major, as PIL/NumPy) or chw "
+                                            "(channel planes, as torch's ToTensor)")
+            ->check(CLI::IsMember({"hwc", "chw"}))->capture_default_str()->group(im);
+    s->add_option("--label-kind", d.label_kind, "CIFAR-100 labels: fine (100 classes, default) or coarse (20)")
+        ->check(CLI::IsMember({"fine", "coarse"}))->group(im);
+    s->add_option("--threads", d.threads, "Decoding threads (default: the number of cores); results are the same "
+                                          "for any number")->check(CLI::Range(1, 1024))->group(im);
+    s->add_flag("--skip-unreadable", d.skip_unreadable, "Leave out image files that do not decode (corrupt, "
+                                                        "truncated, not an image), count and list them in the output "
+                                                        "(skipped_files), instead of stopping with exit status 2")
+        ->group(im);
     s->add_option("--raw-shape", d.raw_shape, "Raw files: N,D (N = 0: as many rows as the file holds)")->group(g);
     s->add_option("--raw-dtype", d.raw_dtype, "Raw files: element type")->check(CLI::IsMember({"u8", "f4", "f8"}))
         ->capture_default_str()->group(g);
@@ -107,7 +136,7 @@ void add_project(CLI::App& app, command_line& c) {
     c.project = app.add_subcommand("project", "PNG grid of images and their projections on the top subspace "
                                               "(explaining --variance of the total) and its complement (paper's Fig. 9)");
     project_options& o = c.project_opts;
-    add_data_options(c.project, o.data);
+    add_data_options(c.project, o.data, false);
     add_run_options(c.project, o.run, true, "");
     c.project->add_option("--keep", o.keep, "Projection rows to draw under the originals")
         ->check(CLI::IsMember({"top", "bottom", "both"}))->capture_default_str();
@@ -135,7 +164,7 @@ void add_denoise(CLI::App& app, command_line& c) {
     c.denoise = app.add_subcommand("denoise", "Alignment of the optimal denoising representation (Theorem 3) against "
                                               "the clean curve, and the label-free noise impact; uncentered by default");
     denoise_cli_options& o = c.denoise_opts;
-    add_data_options(c.denoise, o.data);
+    add_data_options(c.denoise, o.data, false);
     add_run_options(c.denoise, o.run, false, " (the one-hot targets are centered too)");
     c.denoise->add_option("--measure", o.measure, "Alignment measure (as for align)")
         ->check(CLI::IsMember({"paper", "rank", "fit"}))->capture_default_str();

@@ -20,7 +20,15 @@ struct user_error : std::runtime_error {
 
 // DATA options shared by every data-reading command.
 struct data_options {
-    std::string images, labels, format = "auto", raw_shape, raw_dtype = "u8", scale;
+    std::vector<std::string> images, labels;  // repeatable: read as one stream
+    std::string format = "auto", raw_shape, raw_dtype = "u8", scale;
+    // Image folders, lists and CIFAR (io/image.hpp geometry): --root, --channels, --resize,
+    // --crop, --layout (project and denoise: their own --layout), --label-kind, --threads,
+    // --skip-unreadable.
+    std::string root, crop, layout = "hwc", label_kind;
+    int channels = 3;
+    std::size_t resize = 0, threads = 0;
+    bool skip_unreadable = false;
     std::size_t classes = 0;
     std::size_t batch = 1000;
     std::uint64_t skip = 0, limit = 0;

@@ -25,6 +25,15 @@ json input_json(const run_state& st) {
         o["format"] = s.format;
         o["first_row"] = s.first_row;
         o["rows"] = s.rows_done;
+        if (!s.class_names.empty()) o["class_names"] = s.class_names;
+        if (!s.decoding.empty()) o["decoding"] = s.decoding;
+        // Image formats: always present (an empty list says that nothing was skipped).
+        if (!s.decoding.empty() && s.format != "cifar10" && s.format != "cifar100") {
+            json skipped = json::array();
+            for (const io::skipped_file& f : s.skipped)
+                skipped.push_back({{"index", f.index}, {"path", f.path}, {"reason", f.reason}});
+            o["skipped_files"] = skipped;
+        }
         a.push_back(o);
     }
     return a;

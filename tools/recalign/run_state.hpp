@@ -44,6 +44,14 @@ struct input_segment {
     std::uint64_t rows_done = 0; // rows of the range already in the state
     std::uint64_t batch = 0;     // minibatch size (resume must keep the batch boundaries)
     std::uint64_t pass = 0;      // multi-pass sketches: the pass rows_done belongs to
+    // Image folders, lists, CIFAR and several files (saved after the accumulator, so that
+    // checkpoints written before these fields still load): what the fingerprint covers, file
+    // by file (a resume names what changed), the decoding options that make the rows (a
+    // resume must keep them), the class names and the files --skip-unreadable left out.
+    std::vector<io::file_entry> files;
+    std::string decoding;        // e.g. "channels=3 resize=64 crop=64,64 layout=hwc"
+    std::vector<std::string> class_names;
+    std::vector<io::skipped_file> skipped;
 };
 
 class run_state {
@@ -82,6 +90,23 @@ public:
             ar(s.first_row, s.rows_total, s.rows_done, s.batch, s.pass);
         }
         save_string(ar, accumulator);
+        ar(std::uint64_t{1});  // version of the trailing section
+        for (const input_segment& s : segments) {
+            ar(static_cast<std::uint64_t>(s.files.size()));
+            for (const io::file_entry& f : s.files) {
+                save_string(ar, f.path);
+                ar(f.size, f.mtime_ns);
+            }
+            save_string(ar, s.decoding);
+            ar(static_cast<std::uint64_t>(s.class_names.size()));
+            for (const std::string& c : s.class_names) save_string(ar, c);
+            ar(static_cast<std::uint64_t>(s.skipped.size()));
+            for (const io::skipped_file& f : s.skipped) {
+                ar(f.index);
+                save_string(ar, f.path);
+                save_string(ar, f.reason);
+            }
+        }
     }
 
     template <class Archive>
@@ -114,6 +139,34 @@ public:
             if (s.rows_done > s.rows_total) throw std::length_error("segment has more rows done than it holds");
         }
         load_string(ar, r.accumulator, b);
+        if (b.left == 0) return r;  // written before the trailing section
+        std::uint64_t version = 0;
+        checkpoint::load_scalar(ar, version, b);
+        if (version != 1) throw std::length_error("unknown trailing section version " + std::to_string(version));
+        for (input_segment& s : r.segments) {
+            std::uint64_t n = 0;
+            checkpoint::load_scalar(ar, n, b);
+            if (n > b.left / 24) throw std::length_error("file count exceeds the payload");
+            s.files.resize(static_cast<std::size_t>(n));
+            for (io::file_entry& f : s.files) {
+                load_string(ar, f.path, b);
+                checkpoint::load_scalar(ar, f.size, b);
+                checkpoint::load_scalar(ar, f.mtime_ns, b);
+            }
+            load_string(ar, s.decoding, b);
+            checkpoint::load_scalar(ar, n, b);
+            if (n > b.left / 8) throw std::length_error("class name count exceeds the payload");
+            s.class_names.resize(static_cast<std::size_t>(n));
+            for (std::string& c : s.class_names) load_string(ar, c, b);
+            checkpoint::load_scalar(ar, n, b);
+            if (n > b.left / 24) throw std::length_error("skipped file count exceeds the payload");
+            s.skipped.resize(static_cast<std::size_t>(n));
+            for (io::skipped_file& f : s.skipped) {
+                checkpoint::load_scalar(ar, f.index, b);
+                load_string(ar, f.path, b);
+                load_string(ar, f.reason, b);
+            }
+        }
         return r;
     }
 

@@ -1,5 +1,6 @@
 #include "validate.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -110,7 +111,7 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
     if (!needs.from_allowed)
         throw std::invalid_argument(std::string(needs.command) + " draws images from the data: it cannot run --from a "
                                     "checkpoint (use --checkpoint/--resume with the same DATA instead)");
-    if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty())
+    if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty() || !d.root.empty())
         throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
                                     "(--images, --labels, --scale, --skip, --limit) do not apply");
     p.from = load_from(r.from);
@@ -126,10 +127,35 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
 // at all, so that runs over parts of one file can be merged without a silent gap.
 std::uint64_t range_rows(const io::data_source& src) {
     if (src.total() == 0)
-        throw std::invalid_argument(src.options().images + ": no rows to read (the file has " +
+        throw std::invalid_argument(src.options().describe() + ": no rows to read (the file has " +
                                     std::to_string(src.file_rows()) + ", --skip " + std::to_string(src.options().skip) +
                                     ")");
     return src.total();
+}
+
+bool is_directory(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The image options apply to the formats that make rows from images; elsewhere they would
+// be silently ignored, so they are refused.
+void check_image_options(const data_options& d, io::data_format f) {
+    const bool images = io::is_image_format(f), cifar = io::is_cifar_format(f);
+    auto refuse = [&](const char* option, const char* formats) {
+        throw std::invalid_argument(std::string(option) + " applies to --format " + formats + ", not to the " +
+                                    io::format_name(f) + " input " + (d.images.empty() ? "" : d.images.front()));
+    };
+    if (!images && !cifar) {
+        if (d.channels != 3) refuse("--channels", "folder, list, cifar10 or cifar100");
+        if (d.resize) refuse("--resize", "folder, list, cifar10 or cifar100");
+        if (!d.crop.empty()) refuse("--crop", "folder, list, cifar10 or cifar100");
+    }
+    if (!images) {
+        if (d.skip_unreadable) refuse("--skip-unreadable", "folder or list");
+        if (d.threads) refuse("--threads", "folder or list");
+    }
+    if (!d.label_kind.empty() && f != io::data_format::cifar100) refuse("--label-kind", "cifar100");
 }
 
 }  // namespace
@@ -139,10 +165,11 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
     bool default_data = false;
     if (d.images.empty()) {
         if (!d.labels.empty()) throw std::invalid_argument("--labels needs --images");
-        if (!d.raw_shape.empty() || d.format != "auto") throw std::invalid_argument("--format/--raw-shape need --images");
+        if (!d.raw_shape.empty() || d.format != "auto" || !d.root.empty())
+            throw std::invalid_argument("--format/--raw-shape/--root need --images");
         const io::fashion_mnist_files f = io::fashion_mnist();
-        o.images = f.train_images;
-        if (want_labels) o.labels = f.train_labels;
+        o.images = {f.train_images};
+        if (want_labels) o.labels = {f.train_labels};
         default_data = true;
     } else {
         o.images = d.images;
@@ -162,6 +189,26 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
         throw std::invalid_argument("--format raw needs --raw-shape N,D");
     }
     o.raw_type = io::parse_raw_dtype(d.raw_dtype);
+    o.root = d.root;
+    if (!d.root.empty() && o.format != io::data_format::auto_detect && o.format != io::data_format::list)
+        throw std::invalid_argument("--root applies to --format list");
+    o.geometry.channels = d.channels;
+    o.geometry.resize = d.resize;
+    if (!d.crop.empty()) {
+        std::vector<std::string> hw = split_commas(d.crop);
+        if (hw.size() == 1 && d.crop.find(',') == std::string::npos) hw.push_back(hw[0]);  // S: S,S (CenterCrop(S))
+        unsigned long long h = 0, w = 0;
+        if (hw.size() != 2 || d.crop.back() == ',' || !whole_unsigned(hw[0], h) || !whole_unsigned(hw[1], w) || !h || !w ||
+            h > (1u << 16) || w > (1u << 16))
+            throw std::invalid_argument("--crop: expected H,W (or S for S,S) of positive integers up to 65536, got '" + d.crop + "'");
+        o.geometry.crop_h = h;
+        o.geometry.crop_w = w;
+    }
+    o.geometry.layout = d.layout == "chw" ? image_layout::chw : image_layout::hwc;
+    o.geometry.validate();
+    if (d.label_kind == "coarse") o.label_kind = io::cifar_label::coarse;
+    o.threads = d.threads;
+    o.skip_unreadable = d.skip_unreadable;
     o.scale = d.scale.empty() ? (default_data ? 1.0 / 255.0 : 1.0) : parse_scale(d.scale);
     o.batch = d.batch;
     o.skip = d.skip;
@@ -205,16 +252,20 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     // What the route cannot serve is known from the options alone (statistics.hpp).
     check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
     io::source_options o = resolve_data(d, needs.labels);
-    require_input_file(o.images);
-    if (!o.labels.empty()) require_input_file(o.labels);
-    const io::data_source src(o);  // headers only: D, the row range, the labels' row count
+    for (const std::string& f : o.images)
+        if (!is_directory(f)) require_input_file(f);
+    for (const std::string& f : o.labels) require_input_file(f);
+    // Headers only (and, for image files without --crop, the first image): D, the row
+    // range, the labels' row count.
+    const io::data_source src(o);
+    check_image_options(d, src.format());
     p.input.rows = range_rows(src);
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
     p.input.config = make_config(r, src.dim(), classes, o.scale, p.center);
     p.input.source = o;
-    require_memory(p.input.config, 0, o.images);
-    if (needs.labels && o.labels.empty())
+    require_memory(p.input.config, 0, o.describe());
+    if (needs.labels && !src.has_labels())
         throw std::invalid_argument(std::string(needs.command) + " needs labels: pass --labels FILE with --images");
     return p;
 }
