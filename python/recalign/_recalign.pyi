@@ -65,7 +65,7 @@ class MomentAccumulator(_State):
     def syy(self, center: str = "centered") -> npt.NDArray[np.float64]: ...
     def cross(self, center: str = "uncentered") -> CrossMoments: ...
     def trace_xx(self, center: str = "centered") -> float: ...
-    def finish(self, center: Literal["uncentered", "centered"] = "uncentered", top: int = 0) -> "Statistics": ...
+    def finish(self, center: Literal["uncentered", "centered", "inputs"] = "uncentered", top: int = 0) -> "Statistics": ...
     @staticmethod
     def from_bytes(data: bytes) -> "MomentAccumulator": ...
     @staticmethod
@@ -192,7 +192,7 @@ class AlignmentResult:
     max_k: int
     complete: bool
 
-def alignment_curve(statistics: Statistics, measure: Literal["paper", "rank", "fit"] = "paper",
+def alignment_curve(statistics: Statistics, measure: Literal["paper", "rank", "fit", "published"] = "paper",
                     rel_tol: float = 1e-12) -> AlignmentResult: ...
 
 class TradeoffPoint:
@@ -287,7 +287,7 @@ class DenoisingResult:
     max_k: int
     stop_reason: str
 
-def denoising_alignment(clean: Statistics, noisy: NoiseMoments, measure: Literal["paper", "rank", "fit"] = "paper",
+def denoising_alignment(clean: Statistics, noisy: NoiseMoments, measure: Literal["paper", "rank", "fit", "published"] = "paper",
                         rel_tol: float = 1e-12) -> DenoisingResult: ...
 
 class NoiseImpact:

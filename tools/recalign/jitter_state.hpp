@@ -1,0 +1,39 @@
+// --jitter S --seed N: adds S · N(0, 1) to every value of every row (after --scale) before the
+// wrapped state sees it — the authors' "small amount of noise to avoid degenerate issues"
+// (MATH.md §8). The noise of value j of file row r is the j-th normal of the counter-based
+// stream (seed, tag, r) (core/rng.hpp), so a resumed, merged or MPI-sharded run adds exactly
+// the numbers an uninterrupted one does. Its checkpoint bytes carry (S, seed) in front of the
+// wrapped state's, and a checkpoint of another jitter is refused.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "stream_state.hpp"
+
+namespace recalign::cli {
+
+class jitter_state final : public stream_state {
+public:
+    jitter_state(stream_state& inner, double sigma, std::uint64_t seed) : inner_(inner), sigma_(sigma), seed_(seed) {}
+
+    std::uint64_t passes() const override { return inner_.passes(); }
+    void update(const io::source_batch& b, std::uint64_t pass) override;
+    void next_pass() override { inner_.next_pass(); }
+    std::uint64_t n() const override { return inner_.n(); }
+    std::string save() const override;
+    void load(const std::string& bytes, const std::string& source) override;
+    void reduce(const mpi_context& mpi) override { inner_.reduce(mpi); }
+    void merge(const stream_state& other) override;
+
+private:
+    stream_state& inner_;
+    double sigma_;
+    std::uint64_t seed_;
+};
+
+// The wrapped state itself when sigma is 0, else a jitter_state around it (kept in `holder`).
+stream_state& with_jitter(stream_state& inner, double sigma, std::uint64_t seed, std::unique_ptr<jitter_state>& holder);
+
+}  // namespace recalign::cli
