@@ -109,9 +109,9 @@ statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_mom
         refuse("the spectrum's basis is not " + std::to_string(d) + " x " + std::to_string(spec.rank()));
     if (mean.size() != d) refuse("the mean has " + std::to_string(mean.size()) + " entries, not D = " + std::to_string(d));
     if (cross) {
-        // Targets may stay raw under centered inputs (with_raw_targets), not the other way.
-        const bool raw_targets = spec.center == centering::centered && cross->center == centering::uncentered;
-        if (cross->center != spec.center && !raw_targets)
+        // (Raw targets under centered inputs come only from with_raw_targets, which knows that
+        // its Sxy is the centered one; here an uncentered Sxy could not be told from it.)
+        if (cross->center != spec.center)
             refuse(std::string("the spectrum is ") + centering_name(spec.center) + " but the cross statistics are " +
                    centering_name(cross->center));
         if (cross->n != spec.n)

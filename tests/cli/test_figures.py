@@ -5,7 +5,7 @@ chart non-blank with no console message, and a run killed mid-way then resumed w
 byte-identical CSV files.
 
 Console messages: chromium is started with --enable-logging=stderr --v=0, which prints every
-console message of the page as a `CONSOLE(` line on stderr (no DevTools protocol needed); the
+console message of the page as an `INFO:CONSOLE` line on stderr (no DevTools protocol needed); the
 report has no script, so any such line is an error. A control page that logs an error checks
 that this detection works. Chart positions come from a copy of the report with a script that
 writes each chart's bounding box into the DOM (--dump-dom); the screenshot is of the report
@@ -90,7 +90,7 @@ def chromium(args, timeout=120):
 
 
 def console_lines(stderr):
-    return [l for l in stderr.splitlines() if ":CONSOLE(" in l]
+    return [l for l in stderr.splitlines() if ":CONSOLE" in l]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh installs it)")
@@ -163,7 +163,21 @@ def test_killed_and_resumed_run_writes_identical_csv(data, figures, tmp):
 def test_refusals_before_reading(data, tmp):
     out = os.path.join(tmp, "never")
     for extra, what in [(["--ratios", "0,1.2"], "--ratios"), (["--patches", "15"], "--patches"),
-                        (["--tradeoff-k", "999"], "--tradeoff-k"), (["--noise", "gaussian:sigma=-1"], "--noise")]:
+                        (["--tradeoff-k", "999"], "--tradeoff-k"), (["--noise", "gaussian:sigma=-1"], "--noise"),
+                        (["--overlay", "other=" + data[1]], "--overlay"), (["--overlay", "nameless"], "--overlay")]:
         rc, stdout, err = c.run(["figures"] + data + ["--out", out] + extra)
         assert rc == 2 and what in err and stdout == "", f"{extra}: exit {rc}, {err!r}"
     assert not os.path.exists(os.path.join(out, "report.html"))
+
+
+def test_overlay_draws_another_runs_curve(data, figures, tmp):
+    """Figure 2 overlays the curve of another run (the paper overlays its data sets)."""
+    ref, _ = figures
+    out = os.path.join(tmp, "fig_overlay")
+    other = os.path.join(ref, "fig2_alignment.csv")
+    rc, _, err = c.run(["figures"] + data + ["--patches", "7", "--ratios", "0.5", "--lambda", "1", "--limit", "1000",
+                                             "--out", out, "--quiet", "--overlay", "first run=" + other])
+    assert rc == 0, err
+    for chart in ["fig2_alignment", "fig2_percent"]:
+        gp = open(os.path.join(out, chart + ".gp")).read()
+        assert other in gp and "'first run'" in gp, f"{chart}.gp does not draw the overlay"

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 
 #include "commands.hpp"
 #include "figures.hpp"
@@ -30,7 +31,24 @@ struct figures_plan {
     tradeoff_options tradeoff;
     alignment_measure measure = alignment_measure::published;
     std::size_t count = 0;
+    std::vector<std::pair<std::string, std::string>> overlays;
 };
+
+// --overlay NAME=FILE: FILE must be a fig2_alignment.csv of figures (checked before any data).
+std::pair<std::string, std::string> parse_overlay(const std::string& text) {
+    const auto eq = text.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+        throw std::invalid_argument("--overlay: expected NAME=FILE, got '" + text + "'");
+    const std::string path = text.substr(eq + 1);
+    require_input_file(path);
+    std::ifstream is(path);
+    std::string header, first;
+    std::getline(is, header);
+    std::getline(is, first);
+    if (header != "k,k_percent_of_d,alignment" || first.empty())
+        throw std::invalid_argument(path + ": byte offset 0: not a fig2_alignment.csv of recalign figures (--overlay)");
+    return {text.substr(0, eq), path};
+}
 
 image_shape parse_image(const figures_cli_options& o, std::size_t dim) {
     if (o.image_shape.empty() && !o.data.images.empty())
@@ -94,6 +112,7 @@ figures_plan plan(const figures_cli_options& o) {
             throw std::invalid_argument("--noise " + text + ": " + e.what());
         }
     }
+    for (const std::string& text : o.overlays) p.overlays.push_back(parse_overlay(text));
     p.tradeoff.lambdas = parse_list(o.lambdas, "--lambda");
     for (double l : p.tradeoff.lambdas)
         if (!(l >= 0) || !std::isfinite(l))
@@ -164,6 +183,7 @@ figures_result compute(const figures_plan& p, const figures_cli_options& o, cons
     r.seed = p.run.jitter_seed;
     r.scheme = o.scheme;
     r.patches = p.patches;
+    r.overlays = p.overlays;
     r.ratios = p.ratios;
     alignment_options ao;
     ao.measure = p.measure;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "recalign/align/alignment.hpp"
@@ -46,6 +47,7 @@ struct figures_result {
     std::vector<double> ratios;
     std::vector<figure7_cell> grid;  // patches x ratios, patch-major
     std::vector<impact_entry> extra_impacts;
+    std::vector<std::pair<std::string, std::string>> overlays;  // (name, fig2_alignment.csv) of other runs
     tradeoff_result tradeoff;
     // Figure 9 (empty grid with --from: the images are not at hand).
     image_grid projections;

@@ -86,6 +86,7 @@ struct figures_cli_options {
     std::string lambdas = "0,0.0001,0.001,0.01,0.1,1,10,100";
     std::size_t tradeoff_k = 0;  // 0: C
     std::vector<std::string> noises;  // extra noises for the noise-impact diagnostic
+    std::vector<std::string> overlays;  // NAME=FILE: Figure 2 curves of other figures runs
     double variance = 0.9;
     std::size_t count = 8;
     std::string command_text;  // the command line as typed (set by main, for the report)

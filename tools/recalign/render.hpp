@@ -67,6 +67,8 @@ struct chart {
     bool log_x = false, log_y = false;
     std::vector<std::string> extra;   // extra gnuplot commands (e.g. a zero line)
     std::vector<std::string> colors;  // line colours per series (gnuplot rgb strings), default gnuplot's
+    // When not empty: series i is read from series_csv[i], columns x_column:first_column (overlays).
+    std::vector<std::string> series_csv;
 };
 // Draws the chart with gnuplot (pngcairo, else png) into a temporary file renamed over
 // c.png. Returns false and prints one line on stderr when gnuplot is missing or fails: a

@@ -78,7 +78,9 @@ std::string gnuplot_script(const chart& c, int terminal, const std::string& outp
     gp << "plot ";
     const std::size_t n = c.series.empty() ? 1 : c.series.size();
     for (std::size_t i = 0; i < n; ++i) {
-        gp << (i ? ", " : "") << gp_quote(c.csv) << " using " << c.x_column << ":" << (c.first_column + i)
+        const bool own = i < c.series_csv.size();
+        gp << (i ? ", " : "") << gp_quote(own ? c.series_csv[i] : c.csv) << " using " << c.x_column << ":"
+           << (own ? c.first_column : c.first_column + i)
            << (c.points ? " with linespoints pt 7 lw 2" : " with lines lw 2");
         if (i < c.colors.size()) gp << " lc rgb " << gp_quote(c.colors[i]);
         if (!c.series.empty()) gp << " title " << gp_quote(c.series[i]) << " noenhanced";

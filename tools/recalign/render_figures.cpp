@@ -47,13 +47,20 @@ void write_figure2(const figures_result& r, const std::string& dir, bool quiet, 
     c.ylabel = scale;
     c.first_column = 3;
     c.series = {r.data_name};
-    c.extra = {"set xrange [1:" + std::to_string(std::min<std::size_t>(256, r.dim)) + "]"};
+    c.series_csv = {out_path(dir, "fig2_alignment.csv")};
+    for (const auto& [name, path] : r.overlays) {
+        c.series.push_back(name);
+        c.series_csv.push_back(path);
+    }
+    c.extra = {"set xrange [1:" + std::to_string(std::min<std::size_t>(256, r.dim)) + "]", "set key bottom right"};
+    if (r.measure == alignment_measure::published) c.extra.push_back("set yrange [0:100]");
     draw(c, dir, "fig2_alignment", quiet, charts);
     chart p = c;
     p.title = "Figure 2: alignment against K as % of the input dimension";
     p.xlabel = "latent dimension (% of input dimension)";
     p.x_column = 2;
-    p.extra = {"set xrange [0:100]"};
+    p.extra = c.extra;
+    p.extra[0] = "set xrange [0:100]";
     p.png.clear();
     // The same CSV drawn against its second column.
     p.csv = out_path(dir, "fig2_alignment.csv");
