@@ -181,3 +181,21 @@ def test_overlay_draws_another_runs_curve(data, figures, tmp):
     for chart in ["fig2_alignment", "fig2_percent"]:
         gp = open(os.path.join(out, chart + ".gp")).read()
         assert other in gp and "'first run'" in gp, f"{chart}.gp does not draw the overlay"
+
+
+def test_jitter_adds_the_stated_noise_per_row(tmp):
+    """--jitter S on constant rows: the centered second moment is that of S·N(0,1) noise, drawn
+    per (seed, row): the same seed gives the same noise in any batching (equal up to the rounding
+    of another summation order), another seed other noise. (A resumed run keeps its batching and
+    is bit-identical: test_killed_and_resumed_run_writes_identical_csv.)"""
+    sub = os.path.join(tmp, "jitter")
+    os.makedirs(sub, exist_ok=True)
+    n, d = 4000, 4
+    files = c.write_data(sub, np.zeros((n, d)), np.arange(n) % 2)
+    def run(*extra):
+        return c.run_json(["align"] + files + ["--center", "both", "--jitter", "0.1"] + list(extra))
+    a = run("--seed", "5")
+    lam = np.array(a["eigenvalues"]) / n
+    assert np.all(np.abs(lam - 0.01) < 0.0015), f"jitter variance per direction {lam}, expected 0.01"
+    c.assert_close(run("--seed", "5", "--batch", "7")["eigenvalues"], a["eigenvalues"], 1e-12, "batch 7 vs 1000")
+    assert run("--seed", "6")["eigenvalues"] != a["eigenvalues"]

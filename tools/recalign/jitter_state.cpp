@@ -13,10 +13,14 @@ namespace recalign::cli {
 namespace {
 // Stream tag of the jitter (the Monte-Carlo noises use others): keeps its numbers independent.
 constexpr std::uint64_t jitter_tag = 0x6a6974746572ULL;  // "jitter"
-constexpr std::size_t header_bytes = 16;
+constexpr char magic[] = "RCJITTER";  // 8 bytes, then sigma and seed
+constexpr std::size_t header_bytes = 24;
+
+bool has_header(const std::string& bytes) { return bytes.size() >= header_bytes && bytes.compare(0, 8, magic) == 0; }
 }  // namespace
 
 void jitter_state::update(const io::source_batch& b, std::uint64_t pass) {
+    if (sigma_ == 0.0) return inner_.update(b, pass);
     io::source_batch j;
     j.rows = b.rows;
     j.cols = b.cols;
@@ -37,23 +41,26 @@ void jitter_state::update(const io::source_batch& b, std::uint64_t pass) {
 }
 
 std::string jitter_state::save() const {
+    if (sigma_ == 0.0) return inner_.save();  // no jitter: the checkpoint bytes of every other run
     std::string out(header_bytes, '\0');
-    std::memcpy(&out[0], &sigma_, 8);
-    std::memcpy(&out[8], &seed_, 8);
+    std::memcpy(&out[0], magic, 8);
+    std::memcpy(&out[8], &sigma_, 8);
+    std::memcpy(&out[16], &seed_, 8);
     return out + inner_.save();
 }
 
 void jitter_state::load(const std::string& bytes, const std::string& source) {
-    if (bytes.size() < header_bytes) throw file_error(source, 0, "truncated jitter header");
     double sigma = 0;
     std::uint64_t seed = 0;
-    std::memcpy(&sigma, bytes.data(), 8);
-    std::memcpy(&seed, bytes.data() + 8, 8);
-    if (!(sigma == sigma_) || seed != seed_)
+    if (has_header(bytes)) {
+        std::memcpy(&sigma, bytes.data() + 8, 8);
+        std::memcpy(&seed, bytes.data() + 16, 8);
+    }
+    if (!(sigma == sigma_) || (sigma_ != 0.0 && seed != seed_))
         throw std::invalid_argument("checkpoint " + source + " belongs to a different run: --jitter/--seed were " +
                                     std::to_string(sigma) + "/" + std::to_string(seed) + ", now " +
                                     std::to_string(sigma_) + "/" + std::to_string(seed_));
-    inner_.load(bytes.substr(header_bytes), source);
+    inner_.load(without_jitter_header(bytes), source);
 }
 
 void jitter_state::merge(const stream_state& o) {
@@ -64,8 +71,11 @@ void jitter_state::merge(const stream_state& o) {
     inner_.merge(other->inner_);
 }
 
+std::string without_jitter_header(const std::string& bytes) {
+    return has_header(bytes) ? bytes.substr(header_bytes) : bytes;
+}
+
 stream_state& with_jitter(stream_state& inner, double sigma, std::uint64_t seed, std::unique_ptr<jitter_state>& holder) {
-    if (sigma == 0.0) return inner;
     holder = std::make_unique<jitter_state>(inner, sigma, seed);
     return *holder;
 }

@@ -2,8 +2,8 @@
 // wrapped state sees it — the authors' "small amount of noise to avoid degenerate issues"
 // (MATH.md §8). The noise of value j of file row r is the j-th normal of the counter-based
 // stream (seed, tag, r) (core/rng.hpp), so a resumed, merged or MPI-sharded run adds exactly
-// the numbers an uninterrupted one does. Its checkpoint bytes carry (S, seed) in front of the
-// wrapped state's, and a checkpoint of another jitter is refused.
+// the numbers an uninterrupted one does. Its checkpoint bytes carry a tagged (S, seed) in front of
+// the wrapped state's: --resume refuses a checkpoint of another jitter (or of none).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,12 @@ private:
     std::uint64_t seed_;
 };
 
-// The wrapped state itself when sigma is 0, else a jitter_state around it (kept in `holder`).
+// A state's checkpoint bytes without the jitter header, when they carry one: what the jitter
+// added is in the accumulated numbers, so --from and merge analyse such a state as any other.
+std::string without_jitter_header(const std::string& bytes);
+
+// A jitter_state around `inner` (kept in `holder`). With sigma 0 it passes batches and bytes
+// through unchanged, and only refuses to resume a jittered checkpoint without the jitter.
 stream_state& with_jitter(stream_state& inner, double sigma, std::uint64_t seed, std::unique_ptr<jitter_state>& holder);
 
 }  // namespace recalign::cli

@@ -197,6 +197,9 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     p.jitter = r.jitter;
     p.jitter_seed = r.seed;
     if (!(r.jitter >= 0.0 && r.jitter < 1e300)) throw std::invalid_argument("--jitter must be a finite number >= 0");
+    if (r.jitter > 0.0 && !r.from.empty())
+        throw std::invalid_argument("--jitter applies to data as it is read; --from " + r.from +
+                                    " analyses a state as it was accumulated");
     p.drive.command = needs.command;
     p.drive.checkpoint = r.checkpoint;
     p.drive.checkpoint_every = r.checkpoint_every;

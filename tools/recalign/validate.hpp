@@ -45,11 +45,12 @@ struct prepared_run {
 prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs);
 
 // Streams the prepared run through `state` (drive), or loads its --from checkpoint (drive_from).
-// With --jitter the state is fed through a jitter_state (jitter_state.hpp).
+// Data runs go through a jitter_state (jitter_state.hpp: --jitter, and --resume of a jittered
+// checkpoint only with the same jitter); --from analyses the accumulated state as it is.
 inline run_state stream(stream_state& state, const prepared_run& p, const mpi_context& mpi) {
+    if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi);
     std::unique_ptr<jitter_state> holder;
-    stream_state& s = with_jitter(state, p.jitter, p.jitter_seed, holder);
-    return p.from ? drive_from(s, *p.from, p.from_path, p.drive.quiet, mpi) : drive(s, p.input, p.drive, mpi);
+    return drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
 }
 
 // The run's finishing choices on finished statistics: raw targets, global standardisation.
