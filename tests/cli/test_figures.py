@@ -175,9 +175,13 @@ def test_overlay_draws_another_runs_curve(data, figures, tmp):
     ref, _ = figures
     out = os.path.join(tmp, "fig_overlay")
     other = os.path.join(ref, "fig2_alignment.csv")
-    rc, _, err = c.run(["figures"] + data + ["--patches", "7", "--ratios", "0.5", "--lambda", "1", "--limit", "1000",
-                                             "--out", out, "--quiet", "--overlay", "first run=" + other])
+    rc, stdout, err = c.run(["figures"] + data + ["--patches", "7", "--ratios", "0.5", "--lambda", "1", "--limit",
+                                                  "1000", "--out", out, "--quiet", "--json", "--overlay",
+                                                  "first run=" + other])
     assert rc == 0, err
+    j = json.loads(stdout)
+    assert j["n"] == 1000 and j["d"] == 196 and j["masks"] == 1 and j["center"] == "inputs"
+    assert j["report"] == os.path.join(out, "report.html") and "fig7_patch7" in j["charts"]
     for chart in ["fig2_alignment", "fig2_percent"]:
         gp = open(os.path.join(out, chart + ".gp")).read()
         assert other in gp and "'first run'" in gp, f"{chart}.gp does not draw the overlay"

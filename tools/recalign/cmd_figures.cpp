@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "commands.hpp"
 #include "figures.hpp"
 #include "paths.hpp"
@@ -220,11 +222,27 @@ int cmd_figures(const figures_cli_options& o, const mpi_context& mpi) {
     make_dirs(o.run.out);
     const std::vector<std::string> charts = write_figure_files(r, o.run.out, o.run.quiet);
     write_report(r, o.run.out, charts);
-    std::string text = "figures: n = " + std::to_string(r.run.n) + ", D = " + std::to_string(r.dim) + ", C = " +
-                       std::to_string(r.classes) + ", " + std::to_string(r.grid.size()) + " masks, measure " +
-                       measure_name(r.measure) + "; analyses " + std::to_string(r.seconds_analysis) + " s\n";
-    for (const std::string& c : charts) text += out_path(o.run.out, c) + ".{csv,png,svg}\n";
-    text += out_path(o.run.out, "report.html") + "\n";
+    std::string text;
+    if (o.run.json) {
+        nlohmann::json j;
+        j["n"] = r.run.n;
+        j["d"] = r.dim;
+        j["classes"] = r.classes;
+        j["measure"] = measure_name(r.measure);
+        j["center"] = r.centering;
+        j["sigma"] = r.sigma;
+        j["masks"] = r.grid.size();
+        j["charts"] = charts;
+        j["report"] = out_path(o.run.out, "report.html");
+        j["seconds_analysis"] = r.seconds_analysis;
+        text = j.dump(2) + "\n";
+    } else {
+        text = "figures: n = " + std::to_string(r.run.n) + ", D = " + std::to_string(r.dim) + ", C = " +
+               std::to_string(r.classes) + ", " + std::to_string(r.grid.size()) + " masks, measure " +
+               measure_name(r.measure) + "; analyses " + std::to_string(r.seconds_analysis) + " s\n";
+        for (const std::string& c : charts) text += out_path(o.run.out, c) + ".{csv,png,svg}\n";
+        text += out_path(o.run.out, "report.html") + "\n";
+    }
     print_stdout(text);
     return 0;
 }
