@@ -13,6 +13,8 @@ packages=(
   libjpeg62-turbo-dev python3-pil python3-torchvision
   # tests and oracles
   catch2 python3 python3-numpy python3-sklearn python3-pytest time
+  # the figures report checked in a real browser, its vector files parsed (tests/cli/test_figures.py)
+  chromium python3-pil libxml2-utils
   # charts
   gnuplot-nox
   # distributed runs (meson option mpi)

@@ -12,6 +12,7 @@ const char* measure_name(alignment_measure m) {
         case alignment_measure::paper: return "paper";
         case alignment_measure::rank: return "rank";
         case alignment_measure::fit: return "fit";
+        case alignment_measure::published: return "published";
     }
     return "unknown";
 }
@@ -20,7 +21,13 @@ alignment_measure parse_measure(const std::string& s) {
     if (s == "paper") return alignment_measure::paper;
     if (s == "rank") return alignment_measure::rank;
     if (s == "fit") return alignment_measure::fit;
-    throw std::invalid_argument("unknown alignment measure '" + s + "' (expected paper, rank or fit)");
+    if (s == "published") return alignment_measure::published;
+    throw std::invalid_argument("unknown alignment measure '" + s + "' (expected paper, rank, fit or published)");
+}
+
+double measure_value(alignment_measure m, double fraction) {
+    // MATH.md §8: 100·√(Σ_{j<=K} ‖Y Yᵀ q_j‖² / Σ_j ‖Y Yᵀ q_j‖²).
+    return m == alignment_measure::published ? 100.0 * std::sqrt(std::max(fraction, 0.0)) : fraction;
 }
 
 alignment_result alignment_curve(const statistics& stats, const alignment_options& options) {
@@ -69,7 +76,8 @@ alignment_result alignment_curve(const statistics& stats, const alignment_option
             r.normaliser = cross.syy_trace();
             break;
         }
-        case alignment_measure::rank: {
+        case alignment_measure::rank:
+        case alignment_measure::published: {
             double t = 0.0;
             for (double v : r.contributions) t += v;
             r.normaliser = t;
@@ -79,7 +87,7 @@ alignment_result alignment_curve(const statistics& stats, const alignment_option
     double acc = 0.0;
     for (std::size_t i = 0; i < k; ++i) {
         acc += r.contributions(i);
-        r.curve(i) = r.normaliser > 0 ? acc / r.normaliser : 0.0;
+        r.curve(i) = measure_value(options.measure, r.normaliser > 0 ? acc / r.normaliser : 0.0);
     }
     return r;
 }

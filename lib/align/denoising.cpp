@@ -124,7 +124,7 @@ denoising_result denoising_alignment(const statistics& clean, denoising_subspace
     double acc = 0.0;
     for (std::size_t i = 0; i < k; ++i) {
         acc += contrib(i);
-        res.curve(i) = res.normaliser > 0 ? acc / res.normaliser : 0.0;
+        res.curve(i) = measure_value(options.measure, res.normaliser > 0 ? acc / res.normaliser : 0.0);
         res.clean_curve(i) = clean_curve.curve(i);
         res.relative_difference(i) = res.clean_curve(i) != 0.0 ? (res.curve(i) - res.clean_curve(i)) / res.clean_curve(i)
                                                                : std::numeric_limits<double>::quiet_NaN();
@@ -136,10 +136,19 @@ noise_impact_result noise_impact(const statistics& clean, const noise_moments& n
                                  const noise_impact_options& options) {
     const char* who = "noise_impact";
     clean.require(statistic::full_spectrum, who);
-    const std::size_t d = clean.dim;
     check_same_data(clean, noisy, who);
+    return noise_impact(clean, denoising_subspace(noisy, options.rel_tol), options);
+}
+
+noise_impact_result noise_impact(const statistics& clean, const denoising_subspace_result& sub,
+                                 const noise_impact_options& options) {
+    const char* who = "noise_impact";
+    clean.require(statistic::full_spectrum, who);
+    const std::size_t d = clean.dim;
+    if (sub.basis.shape(0) != d)
+        throw std::invalid_argument(std::string(who) + ": the subspace has " + std::to_string(sub.basis.shape(0)) +
+                                    " rows, the statistics D = " + std::to_string(d));
     noise_impact_result res;
-    const denoising_subspace_result sub = denoising_subspace(noisy, options.rel_tol);
     const spectrum& eu = clean.spec;
     res.status = worst(sub.status, eu.status);
     std::size_t rank_u = 0;

@@ -98,6 +98,7 @@ double measure_normaliser(const cross_moments& cross, alignment_measure m, const
         case alignment_measure::paper: t = cross.syy_frobenius2(); break;
         case alignment_measure::fit: t = cross.syy_trace(); break;
         case alignment_measure::rank:
+        case alignment_measure::published:
             for (double v : complete) t += v;
             break;
     }

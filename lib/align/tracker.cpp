@@ -19,6 +19,8 @@ moment_options clean_options(const tracker_options& o) {
         throw std::invalid_argument("alignment_tracker: image shape " + std::to_string(o.shape.height) + "x" +
                                     std::to_string(o.shape.width) + "x" + std::to_string(o.shape.channels) +
                                     " does not have " + std::to_string(o.dim) + " values");
+    if (o.raw_targets && o.center != centering::centered)
+        throw std::invalid_argument("alignment_tracker: raw_targets needs centering::centered inputs");
     moment_options m;
     m.dim = o.dim;
     m.targets = target_mode::class_ids;
@@ -97,6 +99,7 @@ std::uint64_t alignment_tracker::config_hash() const {
         .add(static_cast<std::uint64_t>(options_.center))
         .add(static_cast<std::uint64_t>(options_.replicates))
         .add(options_.rel_tol);
+    if (options_.raw_targets) h.add(std::string_view("raw_targets"));  // absent: the hash of earlier versions
     for (const noise_spec& s : options_.noises) h.add(std::string_view(to_string(s)));
     return h.value();
 }
@@ -167,7 +170,7 @@ tracker_report alignment_tracker::report() {
     ao.measure = options_.measure;
     ao.rel_tol = options_.rel_tol;
     // One Sxx and one eigendecomposition of it serve the clean curve and every noise model.
-    const statistics clean = finish(moments_, options_.center);
+    const statistics clean = finish(moments_, options_.center, options_.raw_targets ? centering::uncentered : options_.center);
     r.clean = alignment_curve(clean, ao);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     r.clean_change = has_previous_ ? max_change(r.clean.curve, previous_clean_) : nan;

@@ -9,7 +9,8 @@ void alignment_tracker::save_payload(Archive& ar) const {
     ar(static_cast<std::uint64_t>(options_.dim), static_cast<std::uint64_t>(options_.classes),
        static_cast<std::uint64_t>(options_.shape.height), static_cast<std::uint64_t>(options_.shape.width),
        static_cast<std::uint64_t>(options_.shape.channels), static_cast<std::uint8_t>(options_.shape.layout),
-       static_cast<std::uint8_t>(options_.measure), static_cast<std::uint8_t>(options_.center),
+       static_cast<std::uint8_t>(options_.measure), // centered inputs with raw targets: 3
+       static_cast<std::uint8_t>(options_.raw_targets ? 3 : static_cast<int>(options_.center)),
        static_cast<std::uint64_t>(options_.replicates), options_.rel_tol,
        static_cast<std::uint64_t>(options_.noises.size()));
     for (const noise_spec& s : options_.noises) ar(to_string(s));
@@ -39,14 +40,15 @@ alignment_tracker alignment_tracker::load_payload(Archive& ar, checkpoint::budge
     checkpoint::load_scalar(ar, count, b);
     if (dim == 0 || dim > checkpoint::max_dim || classes == 0 || classes > checkpoint::max_dim ||
         h > checkpoint::max_dim || w > checkpoint::max_dim || c > checkpoint::max_dim || layout < 1 || layout > 2 ||
-        measure < 1 || measure > 3 || center < 1 || center > 2 || reps > (1u << 20) || count > b.left / 8)
+        measure < 1 || measure > 4 || center < 1 || center > 3 || reps > (1u << 20) || count > b.left / 8)
         throw std::length_error("tracker configuration out of range");
     o.dim = static_cast<std::size_t>(dim);
     o.classes = static_cast<std::size_t>(classes);
     o.shape = {static_cast<std::size_t>(h), static_cast<std::size_t>(w), static_cast<std::size_t>(c),
                static_cast<image_layout>(layout)};
     o.measure = static_cast<alignment_measure>(measure);
-    o.center = static_cast<centering>(center);
+    o.raw_targets = center == 3;
+    o.center = center == 3 ? centering::centered : static_cast<centering>(center);
     o.replicates = static_cast<std::size_t>(reps);
     for (std::uint64_t i = 0; i < count; ++i) {
         std::uint64_t len = 0;

@@ -36,7 +36,7 @@ alignment_result basis_alignment(const restricted_statistics& s, const alignment
     double acc = 0.0;
     for (std::size_t j = 0; j < k; ++j) {
         acc += r.contributions(j);
-        r.curve(j) = r.normaliser > 0 ? acc / r.normaliser : 0.0;
+        r.curve(j) = measure_value(options.measure, r.normaliser > 0 ? acc / r.normaliser : 0.0);
     }
     return r;
 }

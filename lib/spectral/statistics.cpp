@@ -1,5 +1,6 @@
 #include "recalign/spectral/statistics.hpp"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -108,6 +109,8 @@ statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_mom
         refuse("the spectrum's basis is not " + std::to_string(d) + " x " + std::to_string(spec.rank()));
     if (mean.size() != d) refuse("the mean has " + std::to_string(mean.size()) + " entries, not D = " + std::to_string(d));
     if (cross) {
+        // (Raw targets under centered inputs come only from with_raw_targets, which knows that
+        // its Sxy is the centered one; here an uncentered Sxy could not be told from it.)
         if (cross->center != spec.center)
             refuse(std::string("the spectrum is ") + centering_name(spec.center) + " but the cross statistics are " +
                    centering_name(cross->center));
@@ -157,6 +160,49 @@ statistics finish(const moment_accumulator& m, centering c, std::size_t top) {
     std::optional<cross_moments> cross;
     if (m.has_targets()) cross = m.cross(c);
     return make_statistics(std::move(s), m.mean_x(), std::move(cross), std::move(sxx));
+}
+
+statistics finish(const moment_accumulator& m, centering inputs, centering targets) {
+    if (inputs == targets) return finish(m, inputs);
+    if (inputs == centering::uncentered)
+        throw std::invalid_argument("finish: centering the targets but not the inputs is not supported");
+    return with_raw_targets(finish(m, centering::centered), m.has_targets() ? m.syy(centering::uncentered) : matrix_t());
+}
+
+statistics with_raw_targets(statistics s, const matrix_t& raw_syy) {
+    if (s.center != centering::centered)
+        throw std::invalid_argument("with_raw_targets: the statistics are not centered");
+    if (!s.cross || s.cross->center == centering::uncentered) return s;
+    cross_moments& c = *s.cross;
+    if (!c.one_hot()) {
+        if (raw_syy.shape(0) != c.classes() || raw_syy.shape(1) != c.classes())
+            throw std::invalid_argument("with_raw_targets: dense targets need their raw C x C Syy");
+        c.syy = raw_syy;
+    }
+    c.center = centering::uncentered;  // Syy = diag(n_c) for one-hot targets (MATH.md §1)
+    return s;
+}
+
+double global_std(const statistics& s) {
+    double tr = s.spec.total;  // trace in s.center, exact on every route
+    if (s.center == centering::uncentered)
+        for (double m : s.mean) tr -= static_cast<double>(s.n) * m * m;
+    const double values = static_cast<double>(s.n) * static_cast<double>(s.dim);
+    return values > 0 && tr > 0 ? std::sqrt(tr / values) : 0.0;
+}
+
+statistics standardize_global(statistics s) {
+    const double sigma = global_std(s);
+    if (!(sigma > 0)) throw std::invalid_argument("standardize_global: the inputs have no variance");
+    const double a = 1.0 / sigma, a2 = a * a;
+    s.spec.eigenvalues *= a2;
+    s.spec.total *= a2;
+    s.spec.error_bound *= a2;
+    s.spec.error_estimate *= a2;
+    s.mean *= a;
+    if (s.second_moment) *s.second_moment *= a2;
+    if (s.cross) s.cross->sxy *= a;
+    return s;
 }
 
 namespace {

@@ -96,7 +96,7 @@ class MomentAccumulator(_State):
     def cross(self, center: Center = "uncentered") -> CrossMoments: ...
     def trace_xx(self, center: Center = "centered") -> float: ...
     def diag_xx(self, center: Center = "centered") -> npt.NDArray[np.float64]: ...
-    def finish(self, center: Literal["uncentered", "centered"] = "uncentered", top: int = 0) -> "Statistics": ...
+    def finish(self, center: Literal["uncentered", "centered", "inputs"] = "uncentered", top: int = 0) -> "Statistics": ...
     @staticmethod
     def from_bytes(data: bytes) -> "MomentAccumulator": ...
     @staticmethod
@@ -223,7 +223,7 @@ class AlignmentResult:
     max_k: int
     complete: bool
 
-def alignment_curve(statistics: Statistics, measure: Literal["paper", "rank", "fit"] = "paper",
+def alignment_curve(statistics: Statistics, measure: Literal["paper", "rank", "fit", "published"] = "paper",
                     rel_tol: float = 1e-12) -> AlignmentResult: ...
 
 class TradeoffPoint:
@@ -318,7 +318,7 @@ class DenoisingResult:
     max_k: int
     stop_reason: str
 
-def denoising_alignment(clean: Statistics, noisy: NoiseMoments, measure: Literal["paper", "rank", "fit"] = "paper",
+def denoising_alignment(clean: Statistics, noisy: NoiseMoments, measure: Literal["paper", "rank", "fit", "published"] = "paper",
                         rel_tol: float = 1e-12) -> DenoisingResult: ...
 
 class NoiseImpact:

@@ -166,7 +166,8 @@ void bind_align(py::module_& m) {
           py::arg("statistics"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
           R"doc(Alignment curve for every k (MATH.md §2) from finished statistics with labels
 (MomentAccumulator.finish(center), or a sketch's finish(labels): up to the sketch's rank).
-measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank' or 'fit'.)doc");
+measure: 'paper' (the paper's Eq. 7 / Section 6.8), 'rank', 'fit' or 'published' (the authors' code:
+100·sqrt of the rank measure, on 0-100; use finish('inputs') for their centering).)doc");
 
     // ---- trade-off (Theorem 1) --------------------------------------------------------
     py::class_<tradeoff_point>(m, "TradeoffPoint", "The optimum of the Theorem 1 loss for one λ.")
@@ -439,7 +440,8 @@ denoising alignment and noise impact curves with their change since the previous
                o.shape = make_shape(shape, layout);
                for (py::handle h : noises) o.noises.push_back(spec_of(h));
                o.measure = parse_measure(measure);
-               o.center = parse_centering(center);
+               o.raw_targets = center == "inputs";  // MATH.md §8: inputs centered, targets raw
+               o.center = o.raw_targets ? centering::centered : parse_centering(center);
                o.replicates = replicates;
                o.rel_tol = rel_tol;
                return std::make_unique<tracker_g>(alignment_tracker(o));

@@ -200,12 +200,18 @@ eigendecomposition.)doc")
           py::arg("spectrum"), py::arg("mean"), py::arg("cross") = py::none(), py::arg("second_moment") = py::none(),
           "Statistics from their parts (checked to describe one state: dimension, centering, n).");
     cls.def("finish", [](const moments_g& g, const std::string& c, std::size_t top) {
+                if (c == "inputs")  // MATH.md §8: inputs centered, targets raw
+                    return locked(g, [&](const moment_accumulator& a) {
+                        if (top) throw std::invalid_argument("finish: center='inputs' takes the complete spectrum (top = 0)");
+                        return finish(a, centering::centered, centering::uncentered);
+                    });
                 const centering ce = parse_centering(c);
                 return locked(g, [&](const moment_accumulator& a) { return finish(a, ce, top); });
             },
             py::arg("center") = "uncentered", py::arg("top") = 0,
             "Finished statistics in this centering: Sxx, its complete eigendecomposition, the mean and (with\n"
-            "targets) Sxy, Syy. 'uncentered' is the paper's alignment code; 'centered' is PCA. top = k > 0 keeps\n"
+            "targets) Sxy, Syy. 'uncentered' is the paper's alignment code; 'centered' is PCA; 'inputs' centers\n"
+            "the inputs and leaves the targets raw (the authors' published code, measure='published'). top = k > 0 keeps\n"
             "only the top k eigenpairs (LAPACK dsyevr subset, much cheaper at large D); the analyses that need the\n"
             "complete spectrum (tradeoff, denoising, noise impact) then refuse.");
 

@@ -13,7 +13,7 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     route_state state(p.config());
     align_result r;
     r.run = stream(state, p, mpi);
-    const statistics s = finish_statistics(state, p.center);
+    const statistics s = finish_choices(finish_statistics(state, p.center), p);
     r.curve = alignment_curve(s, opt);
     r.spec = s.spec;
     return r;
@@ -29,6 +29,7 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     needs.command = "align";
     needs.labels = true;
     needs.analysis = analysis::alignment;
+    needs.default_raw_targets = opt.measure == alignment_measure::published;
     const prepared_run p = prepare_run(o.data, o.run, needs);
     const align_result r = compute(p, opt, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});

@@ -80,6 +80,7 @@ denoise_plan plan(const denoise_cli_options& o) {
     needs.analysis = analysis::denoising;
     data_options data = o.data;
     data.layout = o.layout;  // --layout orders decoded images too
+    needs.default_raw_targets = o.measure == "published";
     p.run = prepare_run(data, o.run, needs);
     if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
         throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +
@@ -91,6 +92,14 @@ denoise_plan plan(const denoise_cli_options& o) {
     t.noises = parse_noises(o, t.shape);
     t.measure = parse_measure(o.measure);
     t.center = p.run.center;
+    t.raw_targets = p.run.raw_targets;
+    // The masks' curves are invariant to one global scale; Gaussian sigma is not (it is in the
+    // units of the data): refused rather than silently measured in the wrong units.
+    for (const noise_spec& s : t.noises)
+        if (p.run.standardize && s.family == noise_family::gaussian)
+            throw std::invalid_argument("denoise --standardize global with --noise " + to_string(s) +
+                                        ": sigma is in the units of the data; give it in those units without "
+                                        "--standardize");
     t.replicates = replicate_groups(t.noises);
     std::uint64_t extra = 0;  // per noise: its two D x D expectations; Monte Carlo: the replicate sums
     for (const noise_spec& s : t.noises) extra += 16ULL * t.dim * t.dim * (1 + (s.draws ? t.replicates : 0));

@@ -62,22 +62,6 @@ project_plan plan(const project_options& o) {
     return p;
 }
 
-// One image (D values, layout hwc or chw) stretched to [0, 255] by its own minimum and maximum, as HWC bytes.
-std::vector<unsigned char> to_pixels(const double* v, const std::vector<std::size_t>& shape, bool chw) {
-    const std::size_t h = shape[0], w = shape[1], ch = shape[2], d = h * w * ch;
-    double lo = v[0], hi = v[0];
-    for (std::size_t i = 0; i < d; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
-    const double span = hi > lo ? hi - lo : 1.0;
-    std::vector<unsigned char> out(d);
-    for (std::size_t y = 0; y < h; ++y)
-        for (std::size_t x = 0; x < w; ++x)
-            for (std::size_t k = 0; k < ch; ++k) {
-                const double val = chw ? v[(k * h + y) * w + x] : v[(y * w + x) * ch + k];
-                out[(y * w + x) * ch + k] = static_cast<unsigned char>(std::lround(255.0 * (val - lo) / span));
-            }
-    return out;
-}
-
 // The originals are the first images of the range, read again once the statistics are done.
 image_grid draw(const project_plan& p, const subspace_projector& top, const subspace_projector& bottom,
                 const project_options& o) {
@@ -98,9 +82,9 @@ image_grid draw(const project_plan& p, const subspace_projector& top, const subs
     const std::size_t d = b.cols;
     for (std::size_t i = 0; i < g.cols; ++i) {
         std::size_t row = 0;
-        g.cells[row++ * g.cols + i] = to_pixels(originals.data() + i * d, p.shape, p.chw);
-        if (p.top) g.cells[row++ * g.cols + i] = to_pixels(up.data() + i * d, p.shape, p.chw);
-        if (p.bottom) g.cells[row++ * g.cols + i] = to_pixels(down.data() + i * d, p.shape, p.chw);
+        g.cells[row++ * g.cols + i] = image_pixels(originals.data() + i * d, p.shape, p.chw);
+        if (p.top) g.cells[row++ * g.cols + i] = image_pixels(up.data() + i * d, p.shape, p.chw);
+        if (p.bottom) g.cells[row++ * g.cols + i] = image_pixels(down.data() + i * d, p.shape, p.chw);
     }
     return g;
 }

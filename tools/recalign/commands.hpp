@@ -13,6 +13,7 @@ int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi);
 int cmd_project(const project_options& o, const mpi_context& mpi);
 int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi);
 int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi);
+int cmd_figures(const figures_cli_options& o, const mpi_context& mpi);
 int cmd_merge(const merge_options& o);
 int cmd_info(const info_options& o);
 

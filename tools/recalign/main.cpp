@@ -39,6 +39,7 @@ int dispatch(const command_line& c, const mpi_context& mpi) {
     if (c.project->parsed()) return cmd_project(c.project_opts, mpi);
     if (c.tradeoff->parsed()) return cmd_tradeoff(c.tradeoff_opts, mpi);
     if (c.denoise->parsed()) return cmd_denoise(c.denoise_opts, mpi);
+    if (c.figures->parsed()) return cmd_figures(c.figures_opts, mpi);
     if (c.merge->parsed()) return cmd_merge(c.merge_opts);
     if (c.info->parsed()) return cmd_info(c.info_opts);
     return fail(2, "no command given (see --help)");
@@ -98,5 +99,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "recalign: %s (see --help)\n", msg.c_str());
         return 2;
     }
+    for (int i = 0; i < argc; ++i) commands.figures_opts.command_text += (i ? " " : "") + std::string(argv[i]);
     return mpi.finish(run_command(commands, mpi));
 }

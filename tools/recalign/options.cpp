@@ -82,11 +82,14 @@ void add_method_options(CLI::App* s, run_options& r) {
 }
 
 void add_run_options(CLI::App* s, run_options& r, bool default_centered, const char* centering_targets) {
-    auto* c = s->add_flag("--center", r.center,
-                          std::string("Analyse the centered covariance") + centering_targets +
-                              (default_centered ? " (default)" : ""));
+    auto* c = s->add_option("--center", r.center,
+                            std::string("Centering: 'both' (bare --center) the covariance") + centering_targets +
+                                "; 'inputs' the inputs only, targets raw (the authors' published code); 'none' "
+                                "the uncentered second moment XXᵀ. Default: " +
+                                (default_centered ? "both" : "none (inputs with --measure published)"))
+                  ->expected(0, 1)->default_str("both")->check(CLI::IsMember({"inputs", "both", "none"}));
     auto* nc = s->add_flag("--no-center", r.no_center,
-                           std::string("Analyse the uncentered second moment XXᵀ") + (default_centered ? "" : " (default)"));
+                           std::string("Same as --center none") + (default_centered ? "" : " (default)"));
     c->excludes(nc);
     add_method_options(s, r);
     auto* ck = s->add_option("--checkpoint", r.checkpoint, "Write the whole state to FILE (atomically) at the end, "
@@ -111,7 +114,21 @@ void add_image_options(CLI::App* s, std::string& shape, std::string& layout, con
         ->capture_default_str();
 }
 
-const char* measure_help = "paper: Eq. 7; rank: normalised to reach 1; fit: share of |Y|² a linear probe explains";
+const char* measure_help = "paper: Eq. 7; rank: normalised to reach 1; fit: share of |Y|² a linear probe explains; "
+                           "published: the authors' code, 100·sqrt(rank) on a 0-100 scale (inputs centered, targets raw)";
+
+// The authors' preprocessing (MATH.md §8): jitter, then global standardisation.
+void add_preprocess_options(CLI::App* s, run_options& r) {
+    const char* g = "PREPROCESSING (the authors' published pipeline)";
+    s->add_option("--standardize", r.standardize,
+                  "global: divide every value by the standard deviation of all centered values (exact, applied to "
+                  "the finished statistics; alignment curves and masks are invariant to it)")
+        ->check(CLI::IsMember({"none", "global"}))->capture_default_str()->group(g);
+    s->add_option("--jitter", r.jitter,
+                  "Add S x N(0,1) to every value (after --scale), drawn per row from (--seed, row): resumed, merged "
+                  "and MPI runs add the same numbers. The authors add 0.001 x std(X)")
+        ->check(CLI::NonNegativeNumber)->group(g);
+}
 
 void add_align(CLI::App& app, command_line& c) {
     c.align = app.add_subcommand("align", "Alignment curve of the top-k principal subspace with the labels (paper's Eq. 7); "
@@ -119,9 +136,10 @@ void add_align(CLI::App& app, command_line& c) {
     align_options& o = c.align_opts;
     add_data_options(c.align, o.data);
     add_run_options(c.align, o.run, false, " (the one-hot targets are centered too)");
-    c.align->add_option("--measure", o.measure, measure_help)->check(CLI::IsMember({"paper", "rank", "fit"}))
+    c.align->add_option("--measure", o.measure, measure_help)->check(CLI::IsMember({"paper", "rank", "fit", "published"}))
         ->capture_default_str();
     c.align->add_option("--out", o.run.out, "Directory for CSV files and PNG charts");
+    add_preprocess_options(c.align, o.run);
 }
 
 void add_spectrum(CLI::App& app, command_line& c) {
@@ -158,6 +176,7 @@ void add_tradeoff(CLI::App& app, command_line& c) {
     c.tradeoff->add_option("--lambda", o.lambdas, "Comma-separated lambdas L1,L2,... (>= 0)")->required();
     c.tradeoff->add_option("--k", o.k, "Latent dimension K (1 <= K <= D)")->required()->check(non_negative);
     c.tradeoff->add_option("--out", o.run.out, "Directory for the CSV file and PNG chart");
+    add_preprocess_options(c.tradeoff, o.run);
 }
 
 void add_denoise(CLI::App& app, command_line& c) {
@@ -167,7 +186,7 @@ void add_denoise(CLI::App& app, command_line& c) {
     add_data_options(c.denoise, o.data, false);
     add_run_options(c.denoise, o.run, false, " (the one-hot targets are centered too)");
     c.denoise->add_option("--measure", o.measure, "Alignment measure (as for align)")
-        ->check(CLI::IsMember({"paper", "rank", "fit"}))->capture_default_str();
+        ->check(CLI::IsMember({"paper", "rank", "fit", "published"}))->capture_default_str();
     add_image_options(c.denoise, o.image_shape, o.layout, "H,W,C of the images (C = channels)");
     c.denoise->add_option("--noise", o.noises,
                           "Noise model, repeatable: gaussian:sigma=S | dropout:ratio=P | "
@@ -178,6 +197,39 @@ void add_denoise(CLI::App& app, command_line& c) {
         ->check(non_negative);
     c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
     c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");
+    add_preprocess_options(c.denoise, o.run);
+}
+
+void add_figures(CLI::App& app, command_line& c) {
+    c.figures = app.add_subcommand("figures", "The paper's figures in one pass over the data, with the authors' numbers: "
+                                              "Figure 2, Figure 7's grid, the lambda trade-off, the noise impact, "
+                                              "Figure 9; CSV, PNG and SVG files and one report.html in --out DIR");
+    figures_cli_options& o = c.figures_opts;
+    add_data_options(c.figures, o.data, false);
+    add_run_options(c.figures, o.run, false, " (the one-hot targets are centered too)");
+    o.run.standardize = "global";  // the authors' pipeline (captured as the default by --help)
+    add_preprocess_options(c.figures, o.run);
+    c.figures->add_option("--out", o.run.out, "Directory for the CSV, PNG and SVG files and report.html")->required();
+    c.figures->add_option("--measure", o.measure, measure_help)
+        ->check(CLI::IsMember({"paper", "rank", "fit", "published"}))->capture_default_str();
+    c.figures->add_option("--image-shape", o.image_shape, "H,W,C of the images (default 28,28,1 for the default data)");
+    c.figures->add_option("--layout", o.layout, "Order of the values in a row")->check(CLI::IsMember({"hwc", "chw"}))
+        ->capture_default_str();
+    c.figures->add_option("--patches", o.patches, "Figure 7: square patch sizes P (P x P), comma-separated")
+        ->capture_default_str();
+    c.figures->add_option("--ratios", o.ratios, "Figure 7: drop ratios in [0, 1), comma-separated (default: the "
+                                                "authors' linspace(0, 0.99, 10))");
+    c.figures->add_option("--scheme", o.scheme, "Figure 7: mask scheme")->check(CLI::IsMember({"bernoulli", "fixed"}))
+        ->capture_default_str();
+    c.figures->add_option("--lambda", o.lambdas, "Trade-off: comma-separated lambdas >= 0")->capture_default_str();
+    c.figures->add_option("--tradeoff-k", o.tradeoff_k, "Trade-off: latent dimension K (default: the classes C)")
+        ->check(non_negative);
+    c.figures->add_option("--noise", o.noises, "Noise-impact diagnostic: more noises (closed forms) beside the grid's");
+    c.figures->add_option("--overlay", o.overlays, "Figure 2: also draw NAME=FILE, the fig2_alignment.csv of another "
+                                                   "figures run (another data set), as the paper overlays them");
+    c.figures->add_option("--variance", o.variance, "Figure 9: fraction of the variance the top subspace explains")
+        ->capture_default_str();
+    c.figures->add_option("--count", o.count, "Figure 9: images shown")->capture_default_str()->check(CLI::Range(1, 64));
 }
 
 }  // namespace
@@ -188,6 +240,7 @@ void register_commands(CLI::App& app, command_line& c) {
     add_project(app, c);
     add_tradeoff(app, c);
     add_denoise(app, c);
+    add_figures(app, c);
     c.merge = app.add_subcommand("merge", "Merge checkpoints of runs over disjoint data into one");
     c.merge->add_option("checkpoints", c.merge_opts.inputs, "Checkpoints to merge")->required();
     c.merge->add_option("-o,--output", c.merge_opts.output, "Merged checkpoint (written atomically; an existing file is replaced, with a note on stderr)")->required();

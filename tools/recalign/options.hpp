@@ -44,7 +44,10 @@ struct run_options {
     std::uint64_t checkpoint_every = 0;
     bool resume = false, quiet = false, json = false;
     std::string out;  // a directory (project: the PNG file)
-    bool center = false, no_center = false;
+    bool no_center = false;
+    std::string center;       // --center [inputs|both|none]: empty when not given; bare --center = both
+    std::string standardize = "none";  // --standardize none|global (MATH.md §8)
+    double jitter = 0.0;      // --jitter S: S · N(0, 1) added to every value, keyed by (--seed, row)
     unsigned test_batch_delay_ms = 0;  // hidden --test-batch-delay-ms: lets tests kill a run mid-way
 };
 
@@ -82,6 +85,21 @@ struct denoise_cli_options {
     std::size_t monte_carlo = 0;
 };
 
+// figures: the paper's figures in one pass (cmd_figures.cpp).
+struct figures_cli_options {
+    data_options data;
+    run_options run;
+    std::string measure = "published", image_shape, layout = "hwc";
+    std::string patches = "1,2,4", ratios, scheme = "bernoulli";  // ratios empty: linspace(0, 0.99, 10)
+    std::string lambdas = "0,0.0001,0.001,0.01,0.1,1,10,100";
+    std::size_t tradeoff_k = 0;  // 0: C
+    std::vector<std::string> noises;  // extra noises for the noise-impact diagnostic
+    std::vector<std::string> overlays;  // NAME=FILE: Figure 2 curves of other figures runs
+    double variance = 0.9;
+    std::size_t count = 8;
+    std::string command_text;  // the command line as typed (set by main, for the report)
+};
+
 struct merge_options {
     std::vector<std::string> inputs;
     std::string output;
@@ -95,7 +113,8 @@ struct info_options {
 // The parsed command line: which command, and its options.
 struct command_line {
     CLI::App *align = nullptr, *spectrum = nullptr, *project = nullptr, *tradeoff = nullptr, *denoise = nullptr;
-    CLI::App *merge = nullptr, *info = nullptr;
+    CLI::App *merge = nullptr, *info = nullptr, *figures = nullptr;
+    figures_cli_options figures_opts;
     align_options align_opts;
     spectrum_options spectrum_opts;
     project_options project_opts;

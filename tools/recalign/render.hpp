@@ -44,6 +44,9 @@ void emit(const Result& r, const render_options& o) {
 
 // The PNG grid of `project` (render_png.cpp), written atomically.
 void write_png(const std::string& path, const image_grid& g);
+// One image (D values, H,W,C `shape`, layout hwc or chw) stretched to [0, 255] by its own
+// minimum and maximum, as HWC bytes (a cell of image_grid).
+std::vector<unsigned char> image_pixels(const double* v, const std::vector<std::size_t>& shape, bool chw);
 // Largest width or height this PNG writer accepts (libpng's default user limit).
 constexpr std::size_t max_png_side = 1000000;
 
@@ -55,11 +58,17 @@ std::string csv_text(const std::vector<std::string>& names, const std::vector<st
 struct chart {
     std::string csv;   // data file (first column x, others y)
     std::string png;   // output
+    std::string svg;   // also this vector version (gnuplot's svg terminal) when not empty
     std::string title, xlabel, ylabel;
     std::vector<std::string> series;  // titles of the y columns first_column, first_column + 1, ...
     std::size_t first_column = 2;
+    std::size_t x_column = 1;
+    bool points = false;              // linespoints instead of lines
     bool log_x = false, log_y = false;
     std::vector<std::string> extra;   // extra gnuplot commands (e.g. a zero line)
+    std::vector<std::string> colors;  // line colours per series (gnuplot rgb strings), default gnuplot's
+    // When not empty: series i is read from series_csv[i], columns x_column:first_column (overlays).
+    std::vector<std::string> series_csv;
 };
 // Draws the chart with gnuplot (pngcairo, else png) into a temporary file renamed over
 // c.png. Returns false and prints one line on stderr when gnuplot is missing or fails: a

@@ -59,9 +59,12 @@ int gnuplot_terminal(bool quiet) {
     return terminal;
 }
 
+// terminal 3: svg (the vector version of a chart).
 std::string gnuplot_script(const chart& c, int terminal, const std::string& output) {
     std::ostringstream gp;
-    gp << "set terminal " << (terminal == 1 ? "pngcairo size 900,600" : "png size 900,600") << "\n"
+    gp << "set terminal "
+       << (terminal == 3 ? "svg size 900,600 font 'sans,14'" : terminal == 1 ? "pngcairo size 900,600" : "png size 900,600")
+       << "\n"
        << "set output " << gp_quote(output) << "\n"
        << "set datafile separator ','\n"
        << "set key autotitle columnhead\n"
@@ -75,7 +78,11 @@ std::string gnuplot_script(const chart& c, int terminal, const std::string& outp
     gp << "plot ";
     const std::size_t n = c.series.empty() ? 1 : c.series.size();
     for (std::size_t i = 0; i < n; ++i) {
-        gp << (i ? ", " : "") << gp_quote(c.csv) << " using 1:" << (c.first_column + i) << " with lines lw 2";
+        const bool own = i < c.series_csv.size();
+        gp << (i ? ", " : "") << gp_quote(own ? c.series_csv[i] : c.csv) << " using " << c.x_column << ":"
+           << (own ? c.first_column : c.first_column + i)
+           << (c.points ? " with linespoints pt 7 lw 2" : " with lines lw 2");
+        if (i < c.colors.size()) gp << " lc rgb " << gp_quote(c.colors[i]);
         if (!c.series.empty()) gp << " title " << gp_quote(c.series[i]) << " noenhanced";
     }
     gp << "\n";
@@ -84,9 +91,25 @@ std::string gnuplot_script(const chart& c, int terminal, const std::string& outp
 
 }  // namespace
 
+namespace {
+// Draws `c` with `terminal` into a temporary file renamed over `output`.
+bool draw_into(const chart& c, int terminal, const std::string& output, bool quiet, const std::string& script) {
+    const std::string tmp = output + ".tmp";
+    write_output_file(tmp + ".gp", gnuplot_script(c, terminal, tmp));
+    const bool ok = run_quiet("gnuplot " + shell_quote(tmp + ".gp")) == 0 && std::rename(tmp.c_str(), output.c_str()) == 0;
+    std::remove((tmp + ".gp").c_str());
+    if (!ok) {
+        std::remove(tmp.c_str());
+        if (!quiet) std::fprintf(stderr, "recalign: gnuplot failed on %s; chart %s skipped\n", script.c_str(), output.c_str());
+    }
+    return ok;
+}
+}  // namespace
+
 bool draw_chart(const chart& c, bool quiet) {
     const int terminal = gnuplot_terminal(quiet);
     if (terminal == 0) return false;
+    if (!c.svg.empty() && !draw_into(c, 3, c.svg, quiet, c.svg)) return false;
     const std::string base = c.png.substr(0, c.png.size() - (c.png.size() > 4 ? 4 : 0));
     const std::string script = base + ".gp";
     // The script names the final PNG (a user re-runs it as is); this run draws into a

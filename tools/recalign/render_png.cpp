@@ -2,6 +2,7 @@
 // existing file is replaced whole or left as it was, never truncated).
 #include <png.h>
 
+#include <cmath>
 #include <csetjmp>
 #include <stdexcept>
 
@@ -57,6 +58,23 @@ bool encode(const image_grid& g, const std::vector<unsigned char>& img, std::str
 }
 
 }  // namespace
+
+// One image (D values, layout hwc or chw) stretched to [0, 255] by its own minimum and maximum, as HWC bytes.
+std::vector<unsigned char> image_pixels(const double* v, const std::vector<std::size_t>& shape, bool chw) {
+    const std::size_t h = shape[0], w = shape[1], ch = shape[2], d = h * w * ch;
+    double lo = v[0], hi = v[0];
+    for (std::size_t i = 0; i < d; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+    const double span = hi > lo ? hi - lo : 1.0;
+    std::vector<unsigned char> out(d);
+    for (std::size_t y = 0; y < h; ++y)
+        for (std::size_t x = 0; x < w; ++x)
+            for (std::size_t k = 0; k < ch; ++k) {
+                const double val = chw ? v[(k * h + y) * w + x] : v[(y * w + x) * ch + k];
+                out[(y * w + x) * ch + k] = static_cast<unsigned char>(std::lround(255.0 * (val - lo) / span));
+            }
+    return out;
+}
+
 
 void write_png(const std::string& path, const image_grid& g) {
     if (g.channels != 1 && g.channels != 3) throw std::invalid_argument("PNG grids need 1 or 3 channels");

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "jitter_state.hpp"
 #include "mpi_context.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
@@ -130,7 +131,8 @@ std::string route_state::save() const {
     return out;
 }
 
-void route_state::load(const std::string& bytes, const std::string& source) {
+void route_state::load(const std::string& tagged, const std::string& source) {
+    const std::string bytes = without_jitter_header(tagged);  // --from / merge of a jittered run
     if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
         moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
         if (m.dim() != config_.dim || m.classes() != config_.classes)

@@ -1,5 +1,6 @@
 #include "tracker_state.hpp"
 
+#include "jitter_state.hpp"
 #include "mpi_context.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
@@ -23,7 +24,8 @@ void tracker_state::update(const io::source_batch& b, std::uint64_t) {
 std::string tracker_state::save() const { return checkpoint::to_bytes(tracker_); }
 
 void tracker_state::load(const std::string& bytes, const std::string& source) {
-    alignment_tracker t = checkpoint::from_bytes<alignment_tracker>(bytes, source + " (nested accumulator)");
+    alignment_tracker t =
+        checkpoint::from_bytes<alignment_tracker>(without_jitter_header(bytes), source + " (nested accumulator)");
     if (t.config_hash() != tracker_.config_hash())
         throw std::invalid_argument("checkpoint " + source + " belongs to a different run: its noise models are " +
                                     noise_list(t.options()) + ", this run's " + noise_list(tracker_.options()));

@@ -238,7 +238,15 @@ void require_memory(const run_config& c, std::uint64_t extra, const std::string&
 
 prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs) {
     prepared_run p;
-    p.center = pick_centering(r, needs.default_centered);
+    p.raw_targets = pick_raw_targets(r, needs.default_raw_targets);
+    p.center = p.raw_targets ? centering::centered : pick_centering(r, needs.default_centered);
+    p.standardize = r.standardize == "global";
+    p.jitter = r.jitter;
+    p.jitter_seed = r.seed;
+    if (!(r.jitter >= 0.0 && r.jitter < 1e300)) throw std::invalid_argument("--jitter must be a finite number >= 0");
+    if (r.jitter > 0.0 && !r.from.empty())
+        throw std::invalid_argument("--jitter applies to data as it is read; --from " + r.from +
+                                    " analyses a state as it was accumulated");
     p.drive.command = needs.command;
     p.drive.checkpoint = r.checkpoint;
     p.drive.checkpoint_every = r.checkpoint_every;
@@ -322,9 +330,19 @@ std::vector<std::size_t> parse_shape(const std::string& s) {
     return out;
 }
 
+bool pick_raw_targets(const run_options& r, bool by_default) {
+    return r.center == "inputs" || (by_default && r.center.empty() && !r.no_center);
+}
+
+statistics finish_choices(statistics s, const prepared_run& p) {
+    if (p.raw_targets) s = with_raw_targets(std::move(s));  // one-hot class ids: their counts give raw Syy
+    if (p.standardize) s = standardize_global(std::move(s));
+    return s;
+}
+
 centering pick_centering(const run_options& r, bool default_centered) {
-    if (r.center) return centering::centered;
-    if (r.no_center) return centering::uncentered;
+    if (r.center == "both" || r.center == "inputs") return centering::centered;
+    if (r.center == "none" || r.no_center) return centering::uncentered;
     return default_centered ? centering::centered : centering::uncentered;
 }
 

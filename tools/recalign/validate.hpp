@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "driver.hpp"
+#include "jitter_state.hpp"
 #include "options.hpp"
 #include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/moments.hpp"
@@ -20,6 +21,7 @@ struct run_needs {
     const char* command = "";
     bool labels = false;            // the analysis needs labels
     bool default_centered = false;  // PCA commands
+    bool default_raw_targets = false;  // --measure published: inputs centered, targets raw by default
     bool from_allowed = true;       // project re-reads images: no --from
     recalign::analysis analysis = recalign::analysis::spectrum;  // for check_route
 };
@@ -27,6 +29,10 @@ struct run_needs {
 // A data-reading command's run, resolved and checked.
 struct prepared_run {
     centering center = centering::uncentered;
+    bool raw_targets = false;   // --center inputs: the targets stay raw (MATH.md §8)
+    bool standardize = false;   // --standardize global, applied to the finished statistics
+    double jitter = 0.0;        // --jitter S, keyed by (jitter_seed, row)
+    std::uint64_t jitter_seed = 0;
     drive_input input;              // reading data
     drive_options drive;
     std::optional<run_state> from;  // --from: the checkpoint's state (accumulator bytes included)
@@ -39,9 +45,16 @@ struct prepared_run {
 prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs);
 
 // Streams the prepared run through `state` (drive), or loads its --from checkpoint (drive_from).
+// Data runs go through a jitter_state (jitter_state.hpp: --jitter, and --resume of a jittered
+// checkpoint only with the same jitter); --from analyses the accumulated state as it is.
 inline run_state stream(stream_state& state, const prepared_run& p, const mpi_context& mpi) {
-    return p.from ? drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi) : drive(state, p.input, p.drive, mpi);
+    if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi);
+    std::unique_ptr<jitter_state> holder;
+    return drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
 }
+
+// The run's finishing choices on finished statistics: raw targets, global standardisation.
+statistics finish_choices(statistics s, const prepared_run& p);
 
 // Bytes a run of `config` holds at its largest (accumulation, then the finished statistics
 // and the analyses), plus `extra`; user_error with the size and the way out when it exceeds
@@ -59,5 +72,7 @@ std::vector<std::size_t> parse_shape(const std::string& s);
 // A comma-separated list of integers k in [1, max_k].
 std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k);
 centering pick_centering(const run_options& r, bool default_centered);
+// --center inputs, or no --center when `by_default` (--measure published).
+bool pick_raw_targets(const run_options& r, bool by_default);
 
 }  // namespace recalign::cli

@@ -14,10 +14,17 @@ enum class alignment_measure : std::uint8_t {
     paper = 1,  // Σ_{i<=k} a_iᵀ Syy a_i / λ_i / ‖Syy‖_F²  (the paper's alignment_sweep)
     rank = 2,   // same numerator, normalised to reach 1 at the last available direction
     fit = 3,    // Σ_{i<=k} ‖a_i‖² / λ_i / tr(Syy): share of ‖Y‖² a linear probe on U_k explains
+    // The authors' published code (MATH.md §8): the rank measure on the 0-100 square-root
+    // scale, 100·√(rank fraction). Their pipeline centers the inputs and leaves the targets raw
+    // (finish(m, centering::centered, centering::uncentered)).
+    published = 4,
 };
 const char* measure_name(alignment_measure m);
-// Parses "paper", "rank" or "fit"; throws std::invalid_argument naming the bad value.
+// Parses "paper", "rank", "fit" or "published"; throws std::invalid_argument naming the bad value.
 alignment_measure parse_measure(const std::string& s);
+// The value a measure reports for a cumulative fraction f of its normaliser: f itself, or
+// 100·√f for `published` (so relative differences of published curves are in that space).
+double measure_value(alignment_measure m, double fraction);
 
 struct alignment_options {
     alignment_measure measure = alignment_measure::paper;

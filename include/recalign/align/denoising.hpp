@@ -79,5 +79,9 @@ struct noise_impact_result {
 // `clean`: finished statistics with the complete spectrum (the exact route).
 noise_impact_result noise_impact(const statistics& clean, const noise_moments& noisy,
                                  const noise_impact_options& options = {});
+// The same for a denoising subspace already computed (denoising_subspace of the noise): a
+// sweep that also measures its alignment solves each noise's eigenproblem once.
+noise_impact_result noise_impact(const statistics& clean, const denoising_subspace_result& subspace,
+                                 const noise_impact_options& options = {});
 
 }  // namespace recalign

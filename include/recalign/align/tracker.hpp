@@ -28,6 +28,8 @@ struct tracker_options {
     std::vector<noise_spec> noises;
     alignment_measure measure = alignment_measure::paper;
     centering center = centering::uncentered;  // Monte-Carlo noises need uncentered
+    // With center == centered: leave the targets raw (the authors' pipeline, MATH.md §8).
+    bool raw_targets = false;
     std::size_t replicates = 2;  // Monte-Carlo replicate groups (standard error)
     double rel_tol = 1e-12;
 };

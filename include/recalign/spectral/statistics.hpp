@@ -77,6 +77,24 @@ statistics finish(const moment_accumulator& m, centering c);
 // instead of a full decomposition; the analyses that need the complete spectrum then refuse.
 statistics finish(const moment_accumulator& m, centering c, std::size_t top);
 
+// Inputs and targets centered separately. The authors' published code (MATH.md §8) centers
+// the inputs and leaves the one-hot targets raw: with centered inputs Sxy is the same either
+// way (Σ (x − μ) = 0), so only Syy changes, and the cross statistics then say
+// centering::uncentered while the spectrum says centered. (inputs, targets) = (uncentered,
+// centered) is refused (std::invalid_argument); equal choices are finish(m, c).
+statistics finish(const moment_accumulator& m, centering inputs, centering targets);
+// The same change on statistics finished centered (any route): one-hot targets only need
+// their class counts; dense targets need `raw_syy` (C x C, uncentered), else it throws.
+statistics with_raw_targets(statistics s, const matrix_t& raw_syy = matrix_t());
+
+// The authors' global standardisation (MATH.md §8): every input divided by one number σ, the
+// standard deviation of all n·D values centered per coordinate, σ = √(tr(centered Sxx) / (n D)).
+// Exact on finished statistics of any route: Sxx, its eigenvalues, total and error information
+// scale by 1/σ², Sxy and the mean by 1/σ. Every alignment measure and mask noise is invariant
+// to it; the λ trade-off and Gaussian noise are not. Throws std::invalid_argument when σ = 0.
+double global_std(const statistics& s);
+statistics standardize_global(statistics s);
+
 struct sketch_finish_options {
     std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
 };
