@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "nested.hpp"
 #include "recalign/core/blas.hpp"
@@ -79,6 +80,120 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
     out.refined = s.rotated(e.vectors);
     sub.basis = out.refined.basis;
     return out;
+}
+
+tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, const tradeoff_options& options) {
+    if (!s.cross) throw std::invalid_argument("ritz_tradeoff: the verification pass read no labels");
+    const std::size_t d = s.dim(), m = s.k(), c = s.cross->sxy.shape(1);
+    if (options.k == 0 || options.k > d)
+        throw std::invalid_argument("ritz_tradeoff: K = " + std::to_string(options.k) + " must be in [1, " +
+                                    std::to_string(d) + "]");
+    if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("ritz_tradeoff: rel_tol must be >= 0");
+    for (double l : options.lambdas)
+        if (!(l >= 0.0) || !std::isfinite(l))
+            throw std::invalid_argument("ritz_tradeoff: lambda = " + std::to_string(l) + " must be finite and >= 0");
+    const matrix_t& f = s.cross->sxy;  // Vᵀ Sxy: m x C
+    matrix_t ffT = xt::zeros<double>({m, m});
+    blas::gemm_nt(m, m, c, 1.0, f.data(), f.data(), 0.0, ffT.data());
+    matrix_t ss = xt::zeros<double>({m, m});  // (Sxx V)ᵀ (Sxx V)
+    blas::gemm_tn(m, m, d, 1.0, s.sv.data(), s.sv.data(), 0.0, ss.data());
+    const double tr_yy = s.cross->syy_trace();
+
+    tradeoff_result res;
+    res.center = s.center;
+    res.n = s.n;
+    res.dim = d;
+    res.classes = c;
+    for (double lambda : options.lambdas) {
+        generalized_options o;
+        o.rel_tol = options.rel_tol;
+        const generalized_result e = generalized_eigen(ffT + lambda * ss, s.vsv, o);
+        res.rank_xx = e.rank_b;
+        res.dropped = e.dropped;
+        const std::size_t k = std::min(options.k, e.values.size());
+        res.k = k;
+        tradeoff_point p;
+        p.lambda = lambda;
+        p.status = solver_status_of(e.info);
+        p.eigenvalues = xt::zeros<double>({k});
+        matrix_t w = xt::zeros<double>({m, k});
+        for (std::size_t j = 0; j < k; ++j) {
+            p.eigenvalues(j) = e.values(j);
+            for (std::size_t i = 0; i < m; ++i) w(i, j) = e.vectors(i, j);
+        }
+        // V* = V W with W ᵀ (Vᵀ Sxx V) W = I, so M = I: W* = Wᵀ Vᵀ Sxy and Z* = (Sxx V W)ᵀ.
+        p.v = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, m, 1.0, s.basis.data(), w.data(), 0.0, p.v.data());
+        p.w = xt::zeros<double>({k, c});
+        blas::gemm_tn(k, c, m, 1.0, w.data(), f.data(), 0.0, p.w.data());
+        matrix_t sw = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, m, 1.0, s.sv.data(), w.data(), 0.0, sw.data());
+        p.z = xt::transpose(sw);
+        double fit_y = 0.0, fit_x = 0.0;
+        for (double v : p.w) fit_y += v * v;
+        for (double v : sw) fit_x += v * v;
+        p.supervised_loss = tr_yy - fit_y;
+        p.reconstruction_loss = trace_xx - fit_x;
+        p.loss = p.supervised_loss + lambda * p.reconstruction_loss;
+        res.status = worst(res.status, p.status);
+        res.points.push_back(std::move(p));
+    }
+    return res;
+}
+
+namespace {
+// Appends the columns of `extra` (D x e) to the orthonormal columns `q` (D x m), each
+// orthogonalised twice against everything before it (classical Gram–Schmidt, twice is
+// enough) and dropped when what is left is below 1e-10 of its norm.
+matrix_t extend_orthonormal(const matrix_t& q, const matrix_t& extra) {
+    const std::size_t d = q.shape(0), e = extra.shape(1);
+    std::vector<std::vector<double>> cols;
+    std::size_t m = q.shape(1);
+    matrix_t cur = q;
+    for (std::size_t j = 0; j < e; ++j) {
+        std::vector<double> v(d);
+        double norm0 = 0.0;
+        for (std::size_t i = 0; i < d; ++i) {
+            v[i] = extra(i, j);
+            norm0 += v[i] * v[i];
+        }
+        norm0 = std::sqrt(norm0);
+        if (!(norm0 > 0)) continue;
+        std::vector<double> coef(m);
+        for (int round = 0; round < 2; ++round) {
+            blas::gemm_tn(m, 1, d, 1.0, cur.data(), v.data(), 0.0, coef.data());
+            blas::gemm_nn(d, 1, m, -1.0, cur.data(), coef.data(), 1.0, v.data());
+        }
+        double norm = 0.0;
+        for (double x : v) norm += x * x;
+        norm = std::sqrt(norm);
+        if (!(norm > 1e-10 * norm0)) continue;
+        matrix_t next = xt::zeros<double>({d, m + 1});
+        for (std::size_t i = 0; i < d; ++i) {
+            for (std::size_t k = 0; k < m; ++k) next(i, k) = cur(i, k);
+            next(i, m) = v[i] / norm;
+        }
+        cur = std::move(next);
+        ++m;
+        coef.resize(m);
+    }
+    return cur;
+}
+}  // namespace
+
+matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous) {
+    const cross_moments& cross = sketch.targets("tradeoff_ritz_basis");
+    const matrix_t q = extend_orthonormal(sketch.spec.basis, cross.sxy);
+    if (!previous) return q;
+    if (!previous->cross || previous->dim() != sketch.dim || previous->n != sketch.n ||
+        previous->center != sketch.center || previous->basis != q)
+        throw std::invalid_argument(
+            "tradeoff_ritz_basis: the previous pass is not the verification pass on span(U, Sxy) of these statistics");
+    // Sxx Sxy = (Sxx Q)(Qᵀ Sxy), exact because Sxy lies in span Q.
+    const std::size_t d = sketch.dim, m = q.shape(1), c = cross.sxy.shape(1);
+    matrix_t sxx_sxy = xt::zeros<double>({d, c});
+    blas::gemm_nn(d, c, m, 1.0, previous->sv.data(), previous->cross->sxy.data(), 0.0, sxx_sxy.data());
+    return extend_orthonormal(q, sxx_sxy);
 }
 
 }  // namespace recalign
