@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -82,6 +83,93 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
     return out;
 }
 
+ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options) {
+    const std::size_t d = s.dim(), k = s.k();
+    matrix_t vv = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
+    generalized_options o;
+    o.rel_tol = options.rel_tol;
+    const generalized_result e = generalized_eigen(s.vsv, vv, o);
+    ritz_alignment_result out;
+    out.refined = s.rotated(e.vectors);
+    out.curve = basis_alignment(out.refined, options);
+    const std::size_t r = e.vectors.shape(1);
+    out.residuals = xt::zeros<double>({r});
+    for (std::size_t j = 0; j < r; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) {
+            const double v = out.refined.sv(i, j) - e.values(j) * out.refined.basis(i, j);
+            sq += v * v;
+        }
+        out.residuals(j) = std::sqrt(sq);
+    }
+    return out;
+}
+
+noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol) {
+    const std::size_t d = clean.shape(0);
+    if (noisy.shape(0) != d) throw std::invalid_argument("basis_impact: the bases have different dimensions");
+    const detail::nested_basis qu = detail::nested_orthonormalize(clean, matrix_t(), rel_tol);
+    const detail::nested_basis qv = detail::nested_orthonormalize(noisy, matrix_t(), rel_tol);
+    noise_impact_result res;
+    const std::size_t k = std::min(clean.shape(1), noisy.shape(1));
+    res.max_k = k;
+    res.distance = xt::zeros<double>({k});
+    res.normalised = xt::zeros<double>({k});
+    if (k == 0) return res;
+    matrix_t c = xt::zeros<double>({qu.columns.shape(1), qv.columns.shape(1)});  // c(i, j) = u_iᵀ v_j
+    blas::gemm_tn(c.shape(0), c.shape(1), d, 1.0, qu.columns.data(), qv.columns.data(), 0.0, c.data());
+    // Σ_{i,j<K} c_ij², grown by the new row and column of each K.
+    double inside = 0.0;
+    for (std::size_t kk = 1; kk <= k; ++kk) {
+        const std::size_t m = kk - 1;
+        for (std::size_t j = 0; j < kk; ++j) inside += c(m, j) * c(m, j);
+        for (std::size_t i = 0; i < m; ++i) inside += c(i, m) * c(i, m);
+        const double t = std::max(0.0, static_cast<double>(kk) - inside);
+        res.distance(m) = t;
+        res.normalised(m) = t / static_cast<double>(kk);
+    }
+    return res;
+}
+
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
+                                             const noise_spec& noise, const patch_blocks* blocks,
+                                             const alignment_options& options) {
+    const ritz_denoising_result r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
+    const alignment_result a = basis_alignment(r.refined, options);
+    verified_denoising_result out;
+    denoising_result& d = out.denoising;
+    d.measure = options.measure;
+    d.center = noisy.center;
+    d.n = noisy.n;
+    d.dim = noisy.dim();
+    d.classes = a.classes;
+    d.subspace = r.subspace;
+    d.normaliser = clean.curve.normaliser;
+    d.skipped = a.skipped;
+    const std::size_t k = std::min(r.subspace.informative, clean.curve.curve.size());
+    d.max_k = k;
+    if (k < clean.curve.curve.size())
+        d.stop_reason = "the denoising encoder found on the sketch's span has " + std::to_string(k) +
+                        " informative directions: the curve stops at K = " + std::to_string(k) + " of " +
+                        std::to_string(clean.curve.curve.size());
+    d.curve = xt::zeros<double>({k});
+    d.clean_curve = xt::zeros<double>({k});
+    d.relative_difference = xt::zeros<double>({k});
+    double acc = 0.0;
+    for (std::size_t j = 0; j < k; ++j) {
+        acc += a.contributions(j);
+        d.curve(j) = d.normaliser > 0 ? acc / d.normaliser : 0.0;
+        d.clean_curve(j) = clean.curve.curve(j);
+        d.relative_difference(j) = d.clean_curve(j) != 0 ? (d.curve(j) - d.clean_curve(j)) / d.clean_curve(j)
+                                                         : std::numeric_limits<double>::quiet_NaN();
+    }
+    const matrix_t vk = xt::view(r.subspace.basis, xt::all(), xt::range(0, k));
+    const matrix_t uk = xt::view(clean.refined.basis, xt::all(), xt::range(0, k));
+    out.impact = basis_impact(uk, vk, options.rel_tol);
+    return out;
+}
+
 tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, const tradeoff_options& options) {
     if (!s.cross) throw std::invalid_argument("ritz_tradeoff: the verification pass read no labels");
     const std::size_t d = s.dim(), m = s.k(), c = s.cross->sxy.shape(1);
@@ -141,12 +229,9 @@ tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, c
     return res;
 }
 
-namespace {
-// Appends the columns of `extra` (D x e) to the orthonormal columns `q` (D x m), each
-// orthogonalised twice against everything before it (classical Gram–Schmidt, twice is
-// enough) and dropped when what is left is below 1e-10 of its norm.
-matrix_t extend_orthonormal(const matrix_t& q, const matrix_t& extra) {
+matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
     const std::size_t d = q.shape(0), e = extra.shape(1);
+    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
     std::vector<std::vector<double>> cols;
     std::size_t m = q.shape(1);
     matrix_t cur = q;
@@ -179,11 +264,10 @@ matrix_t extend_orthonormal(const matrix_t& q, const matrix_t& extra) {
     }
     return cur;
 }
-}  // namespace
 
 matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous) {
     const cross_moments& cross = sketch.targets("tradeoff_ritz_basis");
-    const matrix_t q = extend_orthonormal(sketch.spec.basis, cross.sxy);
+    const matrix_t q = orthonormal_extension(sketch.spec.basis, cross.sxy);
     if (!previous) return q;
     if (!previous->cross || previous->dim() != sketch.dim || previous->n != sketch.n ||
         previous->center != sketch.center || previous->basis != q)
@@ -193,7 +277,7 @@ matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statisti
     const std::size_t d = sketch.dim, m = q.shape(1), c = cross.sxy.shape(1);
     matrix_t sxx_sxy = xt::zeros<double>({d, c});
     blas::gemm_nn(d, c, m, 1.0, previous->sv.data(), previous->cross->sxy.data(), 0.0, sxx_sxy.data());
-    return extend_orthonormal(q, sxx_sxy);
+    return orthonormal_extension(q, sxx_sxy);
 }
 
 }  // namespace recalign

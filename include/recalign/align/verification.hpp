@@ -31,6 +31,44 @@ struct ritz_denoising_result {
 ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise_spec& noise, const patch_blocks* blocks,
                                      double rel_tol = 1e-12);
 
+// Rayleigh–Ritz for the second moment on span(V) (the sketch's own subspace, MATH.md §7
+// "Alignment curve from a sketch"): the Ritz vectors Y = V W (Euclidean-orthonormal, W from
+// (Vᵀ Sxx V, VᵀV)) in descending exact Rayleigh quotient θ, their alignment curve (exact for
+// span Y_1..k) and the residual norms ‖Sxx y_j − θ_j y_j‖, exact too: by Davis–Kahan,
+// sin ∠(y_j, the j-th eigenvector) <= residual_j / (gap to the rest of the spectrum), i.e. how
+// far the sketch's subspaces are from the true top ones.
+struct ritz_alignment_result {
+    alignment_result curve;
+    restricted_statistics refined;  // the statistics of Y
+    vector_t residuals;             // ‖Sxx y_j − θ_j y_j‖ per Ritz vector
+};
+ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options = {});
+
+// Noise impact between two returned representations (the label-free diagnostic of
+// noise_impact, on the subspaces actually returned): element K-1 = Σ sin² of the principal
+// angles between span(V_1..K) and span(U_1..K), computed as K − ‖Q_Uᵀ Q_V‖_F² from nested
+// orthonormal bases; K up to the shorter basis. Exact for these subspaces.
+noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol = 1e-12);
+
+// The denoising analyses of a sketch route, every number exact for the returned subspaces:
+// `clean` is the Ritz refinement of the sketch's subspace (ritz_alignment), `noisy` the
+// verification pass on the sketched denoising subspace of `noise` (sketched_denoising_subspace),
+// refined by ritz_denoising. Curves share the clean curve's normaliser, like denoising_alignment.
+struct verified_denoising_result {
+    denoising_result denoising;  // curve: alignment of the returned V*; clean_curve: of the returned U
+    noise_impact_result impact;  // between the returned V* and U
+};
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
+                                             const noise_spec& noise, const patch_blocks* blocks,
+                                             const alignment_options& options = {});
+
+// An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
+// then each column of `extra` orthogonalised twice against all before it (classical
+// Gram–Schmidt twice), left out when what remains is below 1e-10 of its norm. The
+// verification pass of a sketch route runs on orthonormal_extension(U, [V_1, ..., V_m]): the
+// Ritz steps on that richer span find better subspaces than on each V_i alone.
+matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra);
+
 // Theorem 1's trade-off at high D (MATH.md §7): Rayleigh–Ritz on span(V), i.e. the top-K
 // generalized eigenvectors of (Vᵀ Sxy Sxyᵀ V + λ (Sxx V)ᵀ(Sxx V), Vᵀ Sxx V), all exact from
 // the verification pass on V. `trace_xx` is tr(Sxx) in the statistics' centering (every
