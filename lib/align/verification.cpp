@@ -135,7 +135,25 @@ noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, d
 verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
                                              const noise_spec& noise, const patch_blocks* blocks,
                                              const alignment_options& options) {
-    const ritz_denoising_result r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
+    ritz_denoising_result r;
+    if (noise.family == noise_family::gaussian && noise.draws == 0) {
+        // Corollary 3.1: G = Sxx + nσ²I keeps the eigenvectors of Sxx, so V* is the clean
+        // returned basis itself (μ = θ² / (θ + nσ²), increasing in θ: the same order).
+        r.refined = clean.refined;
+        r.subspace.basis = clean.refined.basis;
+        const std::size_t k = clean.refined.k();
+        r.subspace.eigenvalues = xt::zeros<double>({k});
+        const double shift = static_cast<double>(clean.refined.n) * noise.sigma * noise.sigma;
+        const double top = k ? std::max(clean.curve.eigenvalues(0), 0.0) : 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+            const double t = std::max(clean.curve.eigenvalues(j), 0.0);
+            r.subspace.eigenvalues(j) = t > 0 ? t * t / (t + shift) : 0.0;
+            if (t > options.rel_tol * top) r.subspace.informative = j + 1;
+        }
+        r.subspace.rank_g = k;
+    } else {
+        r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
+    }
     const alignment_result a = basis_alignment(r.refined, options);
     verified_denoising_result out;
     denoising_result& d = out.denoising;

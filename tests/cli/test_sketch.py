@@ -115,7 +115,8 @@ def test_merge_of_halves(tmp, data, method):
 
 
 @pytest.mark.parametrize("extra,mentions,what", [
-    (["tradeoff", "--method", "fd", "--rank", 4, "--lambda", 1, "--k", 2], ["--method exact"], "tradeoff with a sketch"),
+    (["tradeoff", "--method", "fd", "--rank", 4, "--lambda", 1, "--k", 2, "--no-verify"], ["--method exact"],
+     "tradeoff with an unverified sketch"),
     (["align", "--method", "fd"], ["--rank"], "fd without --rank"),
     (["align", "--rank", 3], ["--rank"], "--rank with exact"),
 ], ids=["tradeoff", "fd-without-rank", "rank-with-exact"])

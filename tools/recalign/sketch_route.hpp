@@ -26,6 +26,11 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
 sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
                                     std::size_t passes);
 
+// denoise on a sketch route (denoise_sketch.cpp): the noises of `t` (closed forms) through
+// the sketch, the exact patch blocks and one verification pass.
+denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_run& run, const tracker_options& t,
+                                 const mpi_context& mpi);
+
 // The help line of --verify / --no-verify.
 extern const char* verify_help;
 

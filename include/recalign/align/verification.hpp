@@ -53,7 +53,8 @@ noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, d
 // The denoising analyses of a sketch route, every number exact for the returned subspaces:
 // `clean` is the Ritz refinement of the sketch's subspace (ritz_alignment), `noisy` the
 // verification pass on the sketched denoising subspace of `noise` (sketched_denoising_subspace),
-// refined by ritz_denoising. Curves share the clean curve's normaliser, like denoising_alignment.
+// refined by ritz_denoising (Gaussian noise: the clean returned basis itself, Corollary 3.1,
+// so its impact is 0 to rounding). Curves share the clean curve's normaliser, like denoising_alignment.
 struct verified_denoising_result {
     denoising_result denoising;  // curve: alignment of the returned V*; clean_curve: of the returned U
     noise_impact_result impact;  // between the returned V* and U
