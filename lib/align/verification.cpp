@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -283,19 +284,66 @@ matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
     return cur;
 }
 
-matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous) {
+matrix_t sketch_preconditioned(const spectrum& sk, const vector_t& diagonal, const matrix_t& b) {
+    const std::size_t d = sk.dim, r = sk.rank(), c = b.shape(1);
+    if (diagonal.size() != d || b.shape(0) != d)
+        throw std::invalid_argument("sketch_preconditioned: the diagonal or B is not of dimension " + std::to_string(d));
+    double mean = 0.0;
+    for (double v : diagonal) mean += std::max(v, 0.0);
+    mean = d ? mean / static_cast<double>(d) : 0.0;
+    const double floor = std::max(1e-10 * mean, std::numeric_limits<double>::min());
+    vector_t einv = xt::zeros<double>({d});
+    for (std::size_t i = 0; i < d; ++i) {
+        double low = 0.0;
+        for (std::size_t j = 0; j < r; ++j) low += sk.basis(i, j) * sk.basis(i, j) * std::max(sk.eigenvalues(j), 0.0);
+        einv(i) = 1.0 / std::max(diagonal(i) - low, floor);
+    }
+    matrix_t f = b, eu = sk.basis;  // E⁻¹ B, E⁻¹ U
+    for (std::size_t i = 0; i < d; ++i) {
+        for (std::size_t j = 0; j < c; ++j) f(i, j) *= einv(i);
+        for (std::size_t j = 0; j < r; ++j) eu(i, j) *= einv(i);
+    }
+    if (r == 0) return f;
+    // M = Λ⁻¹ + Uᵀ E⁻¹ U (directions with λ <= 0 left out: Λ⁻¹ infinite).
+    matrix_t m = xt::zeros<double>({r, r});
+    blas::gemm_tn(r, r, d, 1.0, sk.basis.data(), eu.data(), 0.0, m.data());
+    for (std::size_t j = 0; j < r; ++j) m(j, j) += sk.eigenvalues(j) > 0 ? 1.0 / sk.eigenvalues(j) : 1e300;
+    const eigen_result e = sym_eigen(m);
+    matrix_t y = xt::zeros<double>({r, c}), py = xt::zeros<double>({r, c}), z = xt::zeros<double>({r, c});
+    blas::gemm_tn(r, c, d, 1.0, sk.basis.data(), f.data(), 0.0, y.data());       // Uᵀ E⁻¹ B
+    blas::gemm_tn(r, c, r, 1.0, e.vectors.data(), y.data(), 0.0, py.data());     // Pᵀ Y
+    for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < c; ++j) py(i, j) /= e.values(i);
+    blas::gemm_nn(r, c, r, 1.0, e.vectors.data(), py.data(), 0.0, z.data());     // M⁻¹ Y
+    blas::gemm_nn(d, c, r, -1.0, eu.data(), z.data(), 1.0, f.data());            // E⁻¹B − E⁻¹U M⁻¹ Y
+    return f;
+}
+
+matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous, const vector_t* diagonal) {
     const cross_moments& cross = sketch.targets("tradeoff_ritz_basis");
-    const matrix_t q = orthonormal_extension(sketch.spec.basis, cross.sxy);
+    matrix_t q = orthonormal_extension(sketch.spec.basis, cross.sxy);
+    std::optional<matrix_t> pre;
+    if (diagonal) {
+        pre = sketch_preconditioned(sketch.spec, *diagonal, cross.sxy);
+        q = orthonormal_extension(q, *pre);
+    }
     if (!previous) return q;
     if (!previous->cross || previous->dim() != sketch.dim || previous->n != sketch.n ||
         previous->center != sketch.center || previous->basis != q)
         throw std::invalid_argument(
             "tradeoff_ritz_basis: the previous pass is not the verification pass on span(U, Sxy) of these statistics");
-    // Sxx Sxy = (Sxx Q)(Qᵀ Sxy), exact because Sxy lies in span Q.
+    // Sxx B = (Sxx Q)(Qᵀ B), exact for B in span Q (Sxy, Ĝ⁻¹ Sxy).
     const std::size_t d = sketch.dim, m = q.shape(1), c = cross.sxy.shape(1);
     matrix_t sxx_sxy = xt::zeros<double>({d, c});
     blas::gemm_nn(d, c, m, 1.0, previous->sv.data(), previous->cross->sxy.data(), 0.0, sxx_sxy.data());
-    return orthonormal_extension(q, sxx_sxy);
+    q = orthonormal_extension(q, sxx_sxy);
+    if (pre) {
+        matrix_t coef = xt::zeros<double>({m, c}), residual = cross.sxy;
+        blas::gemm_tn(m, c, d, 1.0, previous->basis.data(), pre->data(), 0.0, coef.data());
+        blas::gemm_nn(d, c, m, -1.0, previous->sv.data(), coef.data(), 1.0, residual.data());
+        q = orthonormal_extension(q, sketch_preconditioned(sketch.spec, *diagonal, residual));
+    }
+    return q;
 }
 
 }  // namespace recalign

@@ -32,14 +32,21 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     opt.k = o.k;
     tradeoff_cli_result r;
     const std::uint64_t classes = p.config().classes;
-    check_verification(o.run, p, mpi, o.run.rank + 2 * classes, 0);
+    check_verification(o.run, p, mpi, o.run.rank + 4 * classes, 8 * p.dim());
     if (verify) {
         // Two passes: on span(U, Sxy), then on span(U, Sxy, Sxx Sxy) with Sxx Sxy from the first.
         verify_plan plan;
         plan.center = p.center;
         plan.passes = 2;
-        plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics* previous) {
-            return tradeoff_ritz_basis(s, previous);
+        // The exact diagonal of Sxx (blocks of one coordinate): the preconditioned directions.
+        patch_blocks_options diag;
+        diag.shape = {p.dim(), 1, 1, image_layout::hwc};
+        plan.blocks.push_back(diag);
+        plan.basis = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics* previous) {
+            vector_t d = xt::zeros<double>({s.dim});
+            for (std::size_t b = 0; b < blocks[0].blocks(); ++b)
+                d(blocks[0].indices(b)[0]) = blocks[0].block(b, s.center)(0, 0);
+            return tradeoff_ritz_basis(s, previous, &d);
         };
         verified_state state(p.config(), plan);
         r.run = stream(state, p, mpi);

@@ -86,6 +86,17 @@ tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, c
 // dependent on earlier ones (relative norm below 1e-10 after two orthogonalisations) are
 // left out. Throws std::invalid_argument without targets or when `previous` is not a pass
 // on span(U, Sxy) of this data.
-matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous = nullptr);
+//
+// With `diagonal` (the exact diagonal of Sxx in the statistics' centering, e.g. patch blocks
+// of 1x1 pixels), the spaces also hold Ĝ⁻¹ Sxy and, in the second, Ĝ⁻¹ (Sxy − Sxx Ĝ⁻¹ Sxy),
+// Ĝ = U Λ Uᵀ + diag(Sxx − U Λ Uᵀ) (sketch_preconditioned): a preconditioned step towards
+// Sxx⁻¹ Sxy, the supervised optimum, which lives in the low-variance tail the sketch misses.
+matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous = nullptr,
+                             const vector_t* diagonal = nullptr);
+
+// Ĝ⁻¹ B for Ĝ = U Λ Uᵀ + E, E = diag(d − diag(U Λ Uᵀ)) floored at 1e-10 · mean(d), by
+// Woodbury (one r x r eigendecomposition): the sketch's top part plus the exact diagonal of the
+// rest, an approximation of Sxx⁻¹ that is cheap at any D.
+matrix_t sketch_preconditioned(const spectrum& sketch, const vector_t& diagonal, const matrix_t& b);
 
 }  // namespace recalign
