@@ -248,40 +248,60 @@ tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, c
     return res;
 }
 
-matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
-    const std::size_t d = q.shape(0), e = extra.shape(1);
-    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
-    std::vector<std::vector<double>> cols;
-    std::size_t m = q.shape(1);
-    matrix_t cur = q;
-    for (std::size_t j = 0; j < e; ++j) {
-        std::vector<double> v(d);
-        double norm0 = 0.0;
-        for (std::size_t i = 0; i < d; ++i) {
-            v[i] = extra(i, j);
-            norm0 += v[i] * v[i];
-        }
-        norm0 = std::sqrt(norm0);
-        if (!(norm0 > 0)) continue;
-        std::vector<double> coef(m);
-        for (int round = 0; round < 2; ++round) {
-            blas::gemm_tn(m, 1, d, 1.0, cur.data(), v.data(), 0.0, coef.data());
-            blas::gemm_nn(d, 1, m, -1.0, cur.data(), coef.data(), 1.0, v.data());
-        }
-        double norm = 0.0;
-        for (double x : v) norm += x * x;
-        norm = std::sqrt(norm);
-        if (!(norm > 1e-10 * norm0)) continue;
-        matrix_t next = xt::zeros<double>({d, m + 1});
-        for (std::size_t i = 0; i < d; ++i) {
-            for (std::size_t k = 0; k < m; ++k) next(i, k) = cur(i, k);
-            next(i, m) = v[i] / norm;
-        }
-        cur = std::move(next);
-        ++m;
-        coef.resize(m);
+namespace {
+// x -= Q (Qᵀ x), twice (once is not enough in floating point).
+void project_out(const matrix_t& q, matrix_t& x) {
+    const std::size_t d = q.shape(0), m = q.shape(1), e = x.shape(1);
+    if (m == 0 || e == 0) return;
+    matrix_t c = xt::zeros<double>({m, e});
+    for (int round = 0; round < 2; ++round) {
+        blas::gemm_tn(m, e, d, 1.0, q.data(), x.data(), 0.0, c.data());
+        blas::gemm_nn(d, e, m, -1.0, q.data(), c.data(), 1.0, x.data());
     }
-    return cur;
+}
+// An orthonormal basis of span(x) from XᵀX = P D Pᵀ: X P D^{-1/2} over the eigenvalues above
+// `cut` (squared norms: directions below sqrt(cut) are dependent).
+matrix_t orthonormalize(const matrix_t& x, double cut) {
+    const std::size_t d = x.shape(0), e = x.shape(1);
+    matrix_t g = xt::zeros<double>({e, e});
+    blas::gemm_tn(e, e, d, 1.0, x.data(), x.data(), 0.0, g.data());
+    const eigen_result eg = sym_eigen(g);
+    std::size_t k = 0;
+    while (k < e && eg.values(k) > cut) ++k;
+    matrix_t p = xt::zeros<double>({e, k});
+    for (std::size_t j = 0; j < k; ++j) {
+        const double s = 1.0 / std::sqrt(eg.values(j));
+        for (std::size_t i = 0; i < e; ++i) p(i, j) = eg.vectors(i, j) * s;
+    }
+    matrix_t y = xt::zeros<double>({d, k});
+    blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
+    return y;
+}
+}  // namespace
+
+matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
+    const std::size_t d = q.shape(0), m = q.shape(1), e = extra.shape(1);
+    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
+    if (e == 0) return q;
+    // Block Gram–Schmidt with a Cholesky-QR-like step, done twice: O(D (m + e) e) in BLAS-3
+    // (a column at a time would be quadratic in copies at high D).
+    double largest = 0.0;
+    for (std::size_t j = 0; j < e; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) sq += extra(i, j) * extra(i, j);
+        largest = std::max(largest, sq);
+    }
+    matrix_t x = extra;
+    project_out(q, x);
+    matrix_t y = orthonormalize(x, 1e-20 * largest);
+    project_out(q, y);
+    y = orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
+    matrix_t out = xt::zeros<double>({d, m + y.shape(1)});
+    for (std::size_t i = 0; i < d; ++i) {
+        for (std::size_t j = 0; j < m; ++j) out(i, j) = q(i, j);
+        for (std::size_t j = 0; j < y.shape(1); ++j) out(i, m + j) = y(i, j);
+    }
+    return out;
 }
 
 matrix_t sketch_preconditioned(const spectrum& sk, const vector_t& diagonal, const matrix_t& b) {

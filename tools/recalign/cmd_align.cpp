@@ -40,6 +40,8 @@ align_result compute_verified(const prepared_run& p, alignment_options opt, cons
     r.curve.method = s.method;
     r.spec = s.spec;
     r.sketch = describe_sketch(s, &ritz, pass.k(), 1);
+    r.sketch->pass_seconds = state.pass_seconds();
+    note_pass_seconds(*r.sketch, p.drive.quiet);
     return r;
 }
 

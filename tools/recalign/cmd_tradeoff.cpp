@@ -55,6 +55,8 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         r.t = ritz_tradeoff(pass, s.spec.total, opt);
         const ritz_alignment_result ritz = ritz_alignment(pass);
         r.sketch = describe_sketch(s, &ritz, pass.k(), plan.passes);
+    r.sketch->pass_seconds = state.pass_seconds();
+    note_pass_seconds(*r.sketch, o.run.quiet);
     } else {
         route_state state(p.config());
         r.run = stream(state, p, mpi);

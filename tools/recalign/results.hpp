@@ -37,6 +37,7 @@ struct sketch_verification {
     double error_estimate = std::numeric_limits<double>::quiet_NaN();  // Nyström: estimate of ‖C − Ĉ_r‖_F
     vector_t residuals;  // verified: ‖Sxx y_j − θ_j y_j‖ of the returned vectors y_j (exact)
     vector_t ritz_values;  // verified: θ_j = y_jᵀ Sxx y_j (exact)
+    std::vector<double> pass_seconds;  // wall time of each pass in this process (timing, not a result)
 };
 
 struct align_result {

@@ -1,5 +1,6 @@
 #include "sketch_route.hpp"
 
+#include <cstdio>
 #include <string>
 
 namespace recalign::cli {
@@ -42,6 +43,14 @@ sketch_verification describe_sketch(const statistics& sketch, const ritz_alignme
     v.residuals = ritz->residuals;
     v.ritz_values = ritz->curve.eigenvalues;
     return v;
+}
+
+void note_pass_seconds(const sketch_verification& v, bool quiet) {
+    if (quiet || v.pass_seconds.empty()) return;
+    std::string s;
+    for (double t : v.pass_seconds) s += (s.empty() ? "" : ", ") + std::to_string(t);
+    std::fprintf(stderr, "recalign: wall seconds per pass (sketch passes, then %zu verification pass(es)): %s\n",
+                 v.extra_passes, s.c_str());
 }
 
 }  // namespace recalign::cli

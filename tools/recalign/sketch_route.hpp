@@ -31,6 +31,10 @@ sketch_verification describe_sketch(const statistics& sketch, const ritz_alignme
 denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_run& run, const tracker_options& t,
                                  const mpi_context& mpi);
 
+// "recalign: wall seconds per pass: ..." on stderr (not with --quiet): timings stay out of the
+// results, which are identical run to run.
+void note_pass_seconds(const sketch_verification& v, bool quiet);
+
 // The help line of --verify / --no-verify.
 extern const char* verify_help;
 

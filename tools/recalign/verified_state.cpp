@@ -1,5 +1,6 @@
 #include "verified_state.hpp"
 
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -44,7 +45,20 @@ verified_state::verified_state(const run_config& config, verify_plan plan)
     for (const patch_blocks_options& o : plan_.blocks) blocks_.emplace_back(o);
 }
 
+namespace {
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+}  // namespace
+
+std::vector<double> verified_state::pass_seconds() const {
+    std::vector<double> s(marks_.size(), 0.0);
+    for (std::size_t i = 0; i < marks_.size(); ++i)
+        if (marks_[i] > 0) s[i] = (i + 1 < marks_.size() && marks_[i + 1] > 0 ? marks_[i + 1] : now()) - marks_[i];
+    return s;
+}
+
 void verified_state::update(const io::source_batch& b, std::uint64_t pass) {
+    if (marks_.size() <= pass) marks_.resize(static_cast<std::size_t>(pass) + 1, 0.0);
+    if (marks_[pass] == 0) marks_[pass] = now();
     if (pass < route_.passes()) {
         // The route validates the rows and labels first (strong guarantee); the blocks then
         // see only rows it accepted.

@@ -48,6 +48,9 @@ public:
     statistics sketch() const { return finish_statistics(route_, plan_.center); }
     const std::vector<patch_blocks>& blocks() const noexcept { return blocks_; }
     restricted_statistics verified() const;
+    // Wall seconds of each pass this process ran, up to now (a resumed run: 0 for the passes
+    // done before; the pass it resumed in counts from the resume): for BENCHMARKS.md.
+    std::vector<double> pass_seconds() const;
 
 private:
     route_state route_;
@@ -56,6 +59,7 @@ private:
     std::optional<restricted_moments> pass_state_;  // during and after the verification passes
     std::uint64_t pass_ = 0;                        // the current pass
     std::size_t classes_ = 0;
+    std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass
 };
 
 }  // namespace recalign::cli

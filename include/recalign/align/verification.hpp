@@ -64,8 +64,9 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
                                              const alignment_options& options = {});
 
 // An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
-// then each column of `extra` orthogonalised twice against all before it (classical
-// Gram–Schmidt twice), left out when what remains is below 1e-10 of its norm. The
+// then an orthonormal basis of what `extra` adds (projected out of Q twice, orthonormalised
+// through the eigendecomposition of its Gram matrix, twice), without the directions below
+// 1e-10 of the largest column norm of `extra` (dependent ones). BLAS-3, O(D (m + e) e). The
 // verification pass of a sketch route runs on orthonormal_extension(U, [V_1, ..., V_m]): the
 // Ritz steps on that richer span find better subspaces than on each V_i alone.
 matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra);
