@@ -8,13 +8,13 @@
 # 1, 2, 4, 8 x ratios .25, .5, .75, .9 at 32x32; the largest |difference| of the relative
 # differences for K <= 64, the impacts, and the trade-off losses).
 #
-#   tools/bench/demo_highd.sh [--rows N] [--size S] [--cache DIR] [--build DIR] [--skip-exact64]
+#   tools/bench/demo_highd.sh [--rows N] [--size S] [--cache DIR] [--build DIR] [--skip-exact64] [--quick]
 #
 # Defaults: 20000 rows, S = 224 (D = 150,528; ~3 GB of raw u8 in the cache), build ./build.
 # The full run reads ~3 GB several times: run it alone on the machine. A reduced run proves
 # the script: e.g. --rows 500 --size 64 (64 is downsampled by 2 and 1).
 set -euo pipefail
-rows=20000 size=224 cache="${XDG_CACHE_HOME:-$HOME/.cache}/recalign-highd" build=build skip64=0
+rows=20000 size=224 cache="${XDG_CACHE_HOME:-$HOME/.cache}/recalign-highd" build=build skip64=0 quick=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rows) rows=$2; shift 2 ;;
@@ -22,6 +22,7 @@ while [[ $# -gt 0 ]]; do
     --cache) cache=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --skip-exact64) skip64=1; shift ;;
+    --quick) quick=1; shift ;;  # 32x32: one ratio per patch size instead of all 16 pairs
     *) echo "demo_highd.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -92,5 +93,6 @@ for k in ("exact", "sketch"):
 PY
 }
 noises32=(); for p in 1 2 4 8; do for r in 0.25 0.5 0.75 0.9; do noises32+=("mask:patch=${p}x${p},ratio=$r"); done; done
+(( quick )) && noises32=("mask:patch=1x1,ratio=0.25" "mask:patch=2x2,ratio=0.5" "mask:patch=4x4,ratio=0.75" "mask:patch=8x8,ratio=0.9")
 if (( size % 32 == 0 || size == 224 )); then compare 32 "${noises32[@]}"; fi
 if (( ! skip64 )) && (( size >= 64 )); then compare 64 "mask:patch=8x8,ratio=0.75" "mask:patch=4x4,ratio=0.25"; fi
