@@ -3,7 +3,9 @@
 #include "paths.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
+#include "sketch_route.hpp"
 #include "validate.hpp"
+#include "verified_state.hpp"
 
 namespace recalign::cli {
 
@@ -16,6 +18,30 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     const statistics s = finish_choices(finish_statistics(state, p.center), p);
     r.curve = alignment_curve(s, opt);
     r.spec = s.spec;
+    if (s.method != route::exact) r.sketch = describe_sketch(s, nullptr, 0, 0);
+    return r;
+}
+
+// A sketch route with the verification pass on the sketch's own top-r basis: the curve of
+// its Ritz vectors, exact for them (MATH.md §7 "Alignment curve from a sketch").
+align_result compute_verified(const prepared_run& p, alignment_options opt, const mpi_context& mpi) {
+    verify_plan plan;
+    plan.center = p.center;
+    plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics*) {
+        return s.spec.basis;
+    };
+    verified_state state(p.config(), plan);
+    align_result r;
+    r.run = stream(state, p, mpi);
+    const statistics s = state.sketch();
+    const restricted_statistics pass = state.verified();
+    const ritz_alignment_result ritz = ritz_alignment(pass, opt);
+    r.curve = ritz.curve;
+    r.curve.method = s.method;
+    r.spec = s.spec;
+    r.sketch = describe_sketch(s, &ritz, pass.k(), 1);
+    r.sketch->pass_seconds = state.pass_seconds();
+    note_pass_seconds(*r.sketch, p.drive.quiet);
     return r;
 }
 
@@ -31,7 +57,8 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     needs.analysis = analysis::alignment;
     needs.default_raw_targets = opt.measure == alignment_measure::published;
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    const align_result r = compute(p, opt, mpi);
+    check_verification(o.run, p, mpi, o.run.rank, 0);
+    const align_result r = wants_verification(o.run) ? compute_verified(p, opt, mpi) : compute(p, opt, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

@@ -48,6 +48,7 @@ struct run_options {
     std::string center;       // --center [inputs|both|none]: empty when not given; bare --center = both
     std::string standardize = "none";  // --standardize none|global (MATH.md §8)
     double jitter = 0.0;      // --jitter S: S · N(0, 1) added to every value, keyed by (--seed, row)
+    bool verify = false, no_verify = false;  // sketch routes: the verification pass (default on)
     unsigned test_batch_delay_ms = 0;  // hidden --test-batch-delay-ms: lets tests kill a run mid-way
 };
 
