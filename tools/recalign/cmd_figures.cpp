@@ -219,7 +219,11 @@ figures_result compute(const figures_plan& p, const figures_cli_options& o, cons
 int cmd_figures(const figures_cli_options& o, const mpi_context& mpi) {
     const figures_plan p = plan(o);
     figures_result r = compute(p, o, mpi);
-    r.data_name = p.run.from ? p.run.from_path : p.run.input.source.images;
+    if (p.run.from) {
+        r.data_name = p.run.from_path;
+    } else {
+        for (const std::string& f : p.run.input.source.images) r.data_name += (r.data_name.empty() ? "" : ", ") + f;
+    }
     r.command_line = o.command_text;
     make_dirs(o.run.out);
     const std::vector<std::string> charts = write_figure_files(r, o.run.out, o.run.quiet);
