@@ -13,9 +13,9 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     route_state state(p.config());
     align_result r;
     r.run = stream(state, p, mpi);
-    const statistics s = finish_statistics(state, p.center);
+    statistics s = finish_statistics(state, p.center, false);
     r.curve = alignment_curve(s, opt);
-    r.spec = s.spec;
+    r.spec = std::move(s.spec);
     return r;
 }
 

@@ -28,7 +28,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     route_state state(p.config());
     tradeoff_cli_result r;
     r.run = stream(state, p, mpi);
-    r.t = tradeoff(finish_statistics(state, p.center), opt);
+    r.t = tradeoff(finish_statistics(state, p.center, false), opt);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

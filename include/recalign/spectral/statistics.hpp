@@ -77,6 +77,15 @@ statistics finish(const moment_accumulator& m, centering c);
 // instead of a full decomposition; the analyses that need the complete spectrum then refuse.
 statistics finish(const moment_accumulator& m, centering c, std::size_t top);
 
+struct exact_finish_options {
+    std::size_t top = 0;        // eigenpairs to keep (0 or D: all)
+    bool second_moment = true;  // keep Sxx in the statistics (denoising and noise impact read it)
+};
+// The general form of the two above. Memory beyond the accumulator: Sxx and the eigenvectors
+// (two D x D matrices; the eigensolver works inside Sxx, sym_eigen_in_place); without the
+// second moment Sxx is released on return, leaving the eigenvectors only.
+statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options);
+
 struct sketch_finish_options {
     std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
 };
