@@ -163,6 +163,19 @@ int potrf_upper(std::size_t n, double* a) {
     return info;
 }
 
+int gesvd_right_in_place(std::size_t m, std::size_t n, double* a, double* s) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return 0;
+    if (ni > mi) throw std::invalid_argument("gesvd_right_in_place: more columns than rows");
+    // Column-major, the buffer is Aᵀ (n x m): its left singular vectors are A's right ones,
+    // and dgesvd's JOBU = 'O' writes them over the leading n x n block (lda = n).
+    std::vector<double> superb(n > 1 ? n - 1 : 1);
+    double none = 0.0;
+    const int info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'O', 'N', ni, mi, a, ni, s, &none, 1, &none, 1, superb.data());
+    check_info(info, "dgesvd");
+    return info;
+}
+
 int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
     if (mi == 0 || ni == 0) return 0;

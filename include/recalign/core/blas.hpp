@@ -60,6 +60,13 @@ int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z
 // Returns LAPACK's info (> 0: not positive definite at that order).
 int potrf_upper(std::size_t n, double* a);
 
+// Singular values and right singular vectors of a row-major (m x n) matrix, m >= n, in its
+// own buffer: dgesvd on the column-major n x m matrix the buffer also is (no transposed
+// copies, workspace O(m)). On return `s` holds the n singular values, descending, and the
+// first n·n entries of `a` are the row-major n x n matrix Vᵀ; the rest is destroyed.
+// Returns LAPACK's info.
+int gesvd_right_in_place(std::size_t m, std::size_t n, double* a, double* s);
+
 // Thin SVD of a row-major (m x n) matrix, m >= n: a = U diag(s) Vᵀ. `u` is (m x n),
 // `vt` is (n x n). Returns LAPACK's info.
 int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt);
