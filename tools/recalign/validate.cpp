@@ -189,6 +189,20 @@ void require_memory(const run_config& c, std::uint64_t extra, const std::string&
                      " (this machine has " + gib(phys) + ")" + way_out);
 }
 
+namespace {
+void require_one_pass(const io::source_options& o, const run_options& r) {
+    // A pipe is read once, front to back: what would read it again is refused here.
+    const std::string what = "--images " + o.images + " is a pipe, read once";
+    if (o.format != io::data_format::raw || o.raw_rows == 0)
+        throw std::invalid_argument(what + ": give its format and length as --raw-shape N,D (raw rows)");
+    if (r.resume)
+        throw std::invalid_argument(what + ": --resume would have to skip the rows already done in a new stream; "
+                                    "write the stream to a file to resume, or restart the run (its --checkpoint "
+                                    "files can still be analysed with --from or merged)");
+    if (r.passes > 1) throw std::invalid_argument(what + ": --passes " + std::to_string(r.passes) + " needs a file");
+}
+}  // namespace
+
 prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs) {
     prepared_run p;
     p.center = pick_centering(r, needs.default_centered);
@@ -205,7 +219,8 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     // What the route cannot serve is known from the options alone (statistics.hpp).
     check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
     io::source_options o = resolve_data(d, needs.labels);
-    require_input_file(o.images);
+    if (is_pipe(o.images)) require_one_pass(o, r);
+    else require_input_file(o.images);
     if (!o.labels.empty()) require_input_file(o.labels);
     const io::data_source src(o);  // headers only: D, the row range, the labels' row count
     p.input.rows = range_rows(src);
