@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "nested.hpp"
 #include "recalign/core/blas.hpp"
@@ -79,6 +82,268 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
     out.refined = s.rotated(e.vectors);
     sub.basis = out.refined.basis;
     return out;
+}
+
+ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options) {
+    const std::size_t d = s.dim(), k = s.k();
+    matrix_t vv = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
+    generalized_options o;
+    o.rel_tol = options.rel_tol;
+    const generalized_result e = generalized_eigen(s.vsv, vv, o);
+    ritz_alignment_result out;
+    out.refined = s.rotated(e.vectors);
+    out.curve = basis_alignment(out.refined, options);
+    const std::size_t r = e.vectors.shape(1);
+    out.residuals = xt::zeros<double>({r});
+    for (std::size_t j = 0; j < r; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) {
+            const double v = out.refined.sv(i, j) - e.values(j) * out.refined.basis(i, j);
+            sq += v * v;
+        }
+        out.residuals(j) = std::sqrt(sq);
+    }
+    return out;
+}
+
+noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol) {
+    const std::size_t d = clean.shape(0);
+    if (noisy.shape(0) != d) throw std::invalid_argument("basis_impact: the bases have different dimensions");
+    const detail::nested_basis qu = detail::nested_orthonormalize(clean, matrix_t(), rel_tol);
+    const detail::nested_basis qv = detail::nested_orthonormalize(noisy, matrix_t(), rel_tol);
+    noise_impact_result res;
+    const std::size_t k = std::min(clean.shape(1), noisy.shape(1));
+    res.max_k = k;
+    res.distance = xt::zeros<double>({k});
+    res.normalised = xt::zeros<double>({k});
+    if (k == 0) return res;
+    matrix_t c = xt::zeros<double>({qu.columns.shape(1), qv.columns.shape(1)});  // c(i, j) = u_iᵀ v_j
+    blas::gemm_tn(c.shape(0), c.shape(1), d, 1.0, qu.columns.data(), qv.columns.data(), 0.0, c.data());
+    // Σ_{i,j<K} c_ij², grown by the new row and column of each K.
+    double inside = 0.0;
+    for (std::size_t kk = 1; kk <= k; ++kk) {
+        const std::size_t m = kk - 1;
+        for (std::size_t j = 0; j < kk; ++j) inside += c(m, j) * c(m, j);
+        for (std::size_t i = 0; i < m; ++i) inside += c(i, m) * c(i, m);
+        const double t = std::max(0.0, static_cast<double>(kk) - inside);
+        res.distance(m) = t;
+        res.normalised(m) = t / static_cast<double>(kk);
+    }
+    return res;
+}
+
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
+                                             const noise_spec& noise, const patch_blocks* blocks,
+                                             const alignment_options& options) {
+    ritz_denoising_result r;
+    if (noise.family == noise_family::gaussian && noise.draws == 0) {
+        // Corollary 3.1: G = Sxx + nσ²I keeps the eigenvectors of Sxx, so V* is the clean
+        // returned basis itself (μ = θ² / (θ + nσ²), increasing in θ: the same order).
+        r.refined = clean.refined;
+        r.subspace.basis = clean.refined.basis;
+        const std::size_t k = clean.refined.k();
+        r.subspace.eigenvalues = xt::zeros<double>({k});
+        const double shift = static_cast<double>(clean.refined.n) * noise.sigma * noise.sigma;
+        const double top = k ? std::max(clean.curve.eigenvalues(0), 0.0) : 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+            const double t = std::max(clean.curve.eigenvalues(j), 0.0);
+            r.subspace.eigenvalues(j) = t > 0 ? t * t / (t + shift) : 0.0;
+            if (t > options.rel_tol * top) r.subspace.informative = j + 1;
+        }
+        r.subspace.rank_g = k;
+    } else {
+        r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
+    }
+    const alignment_result a = basis_alignment(r.refined, options);
+    verified_denoising_result out;
+    denoising_result& d = out.denoising;
+    d.measure = options.measure;
+    d.center = noisy.center;
+    d.n = noisy.n;
+    d.dim = noisy.dim();
+    d.classes = a.classes;
+    d.subspace = r.subspace;
+    d.normaliser = clean.curve.normaliser;
+    d.skipped = a.skipped;
+    const std::size_t k = std::min(r.subspace.informative, clean.curve.curve.size());
+    d.max_k = k;
+    if (k < clean.curve.curve.size())
+        d.stop_reason = "the denoising encoder found on the sketch's span has " + std::to_string(k) +
+                        " informative directions: the curve stops at K = " + std::to_string(k) + " of " +
+                        std::to_string(clean.curve.curve.size());
+    d.curve = xt::zeros<double>({k});
+    d.clean_curve = xt::zeros<double>({k});
+    d.relative_difference = xt::zeros<double>({k});
+    double acc = 0.0;
+    for (std::size_t j = 0; j < k; ++j) {
+        acc += a.contributions(j);
+        d.curve(j) = d.normaliser > 0 ? acc / d.normaliser : 0.0;
+        d.clean_curve(j) = clean.curve.curve(j);
+        d.relative_difference(j) = d.clean_curve(j) != 0 ? (d.curve(j) - d.clean_curve(j)) / d.clean_curve(j)
+                                                         : std::numeric_limits<double>::quiet_NaN();
+    }
+    const matrix_t vk = xt::view(r.subspace.basis, xt::all(), xt::range(0, k));
+    const matrix_t uk = xt::view(clean.refined.basis, xt::all(), xt::range(0, k));
+    out.impact = basis_impact(uk, vk, options.rel_tol);
+    return out;
+}
+
+tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, const tradeoff_options& options) {
+    if (!s.cross) throw std::invalid_argument("ritz_tradeoff: the verification pass read no labels");
+    const std::size_t d = s.dim(), m = s.k(), c = s.cross->sxy.shape(1);
+    if (options.k == 0 || options.k > d)
+        throw std::invalid_argument("ritz_tradeoff: K = " + std::to_string(options.k) + " must be in [1, " +
+                                    std::to_string(d) + "]");
+    if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("ritz_tradeoff: rel_tol must be >= 0");
+    for (double l : options.lambdas)
+        if (!(l >= 0.0) || !std::isfinite(l))
+            throw std::invalid_argument("ritz_tradeoff: lambda = " + std::to_string(l) + " must be finite and >= 0");
+    const matrix_t& f = s.cross->sxy;  // Vᵀ Sxy: m x C
+    matrix_t ffT = xt::zeros<double>({m, m});
+    blas::gemm_nt(m, m, c, 1.0, f.data(), f.data(), 0.0, ffT.data());
+    matrix_t ss = xt::zeros<double>({m, m});  // (Sxx V)ᵀ (Sxx V)
+    blas::gemm_tn(m, m, d, 1.0, s.sv.data(), s.sv.data(), 0.0, ss.data());
+    const double tr_yy = s.cross->syy_trace();
+
+    tradeoff_result res;
+    res.center = s.center;
+    res.n = s.n;
+    res.dim = d;
+    res.classes = c;
+    for (double lambda : options.lambdas) {
+        generalized_options o;
+        o.rel_tol = options.rel_tol;
+        const generalized_result e = generalized_eigen(ffT + lambda * ss, s.vsv, o);
+        res.rank_xx = e.rank_b;
+        res.dropped = e.dropped;
+        const std::size_t k = std::min(options.k, e.values.size());
+        res.k = k;
+        tradeoff_point p;
+        p.lambda = lambda;
+        p.status = solver_status_of(e.info);
+        p.eigenvalues = xt::zeros<double>({k});
+        matrix_t w = xt::zeros<double>({m, k});
+        for (std::size_t j = 0; j < k; ++j) {
+            p.eigenvalues(j) = e.values(j);
+            for (std::size_t i = 0; i < m; ++i) w(i, j) = e.vectors(i, j);
+        }
+        // V* = V W with W ᵀ (Vᵀ Sxx V) W = I, so M = I: W* = Wᵀ Vᵀ Sxy and Z* = (Sxx V W)ᵀ.
+        p.v = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, m, 1.0, s.basis.data(), w.data(), 0.0, p.v.data());
+        p.w = xt::zeros<double>({k, c});
+        blas::gemm_tn(k, c, m, 1.0, w.data(), f.data(), 0.0, p.w.data());
+        matrix_t sw = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, m, 1.0, s.sv.data(), w.data(), 0.0, sw.data());
+        p.z = xt::transpose(sw);
+        double fit_y = 0.0, fit_x = 0.0;
+        for (double v : p.w) fit_y += v * v;
+        for (double v : sw) fit_x += v * v;
+        p.supervised_loss = tr_yy - fit_y;
+        p.reconstruction_loss = trace_xx - fit_x;
+        p.loss = p.supervised_loss + lambda * p.reconstruction_loss;
+        res.status = worst(res.status, p.status);
+        res.points.push_back(std::move(p));
+    }
+    return res;
+}
+
+matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
+    const std::size_t d = q.shape(0), e = extra.shape(1);
+    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
+    std::vector<std::vector<double>> cols;
+    std::size_t m = q.shape(1);
+    matrix_t cur = q;
+    for (std::size_t j = 0; j < e; ++j) {
+        std::vector<double> v(d);
+        double norm0 = 0.0;
+        for (std::size_t i = 0; i < d; ++i) {
+            v[i] = extra(i, j);
+            norm0 += v[i] * v[i];
+        }
+        norm0 = std::sqrt(norm0);
+        if (!(norm0 > 0)) continue;
+        std::vector<double> coef(m);
+        for (int round = 0; round < 2; ++round) {
+            blas::gemm_tn(m, 1, d, 1.0, cur.data(), v.data(), 0.0, coef.data());
+            blas::gemm_nn(d, 1, m, -1.0, cur.data(), coef.data(), 1.0, v.data());
+        }
+        double norm = 0.0;
+        for (double x : v) norm += x * x;
+        norm = std::sqrt(norm);
+        if (!(norm > 1e-10 * norm0)) continue;
+        matrix_t next = xt::zeros<double>({d, m + 1});
+        for (std::size_t i = 0; i < d; ++i) {
+            for (std::size_t k = 0; k < m; ++k) next(i, k) = cur(i, k);
+            next(i, m) = v[i] / norm;
+        }
+        cur = std::move(next);
+        ++m;
+        coef.resize(m);
+    }
+    return cur;
+}
+
+matrix_t sketch_preconditioned(const spectrum& sk, const vector_t& diagonal, const matrix_t& b) {
+    const std::size_t d = sk.dim, r = sk.rank(), c = b.shape(1);
+    if (diagonal.size() != d || b.shape(0) != d)
+        throw std::invalid_argument("sketch_preconditioned: the diagonal or B is not of dimension " + std::to_string(d));
+    double mean = 0.0;
+    for (double v : diagonal) mean += std::max(v, 0.0);
+    mean = d ? mean / static_cast<double>(d) : 0.0;
+    const double floor = std::max(1e-10 * mean, std::numeric_limits<double>::min());
+    vector_t einv = xt::zeros<double>({d});
+    for (std::size_t i = 0; i < d; ++i) {
+        double low = 0.0;
+        for (std::size_t j = 0; j < r; ++j) low += sk.basis(i, j) * sk.basis(i, j) * std::max(sk.eigenvalues(j), 0.0);
+        einv(i) = 1.0 / std::max(diagonal(i) - low, floor);
+    }
+    matrix_t f = b, eu = sk.basis;  // E⁻¹ B, E⁻¹ U
+    for (std::size_t i = 0; i < d; ++i) {
+        for (std::size_t j = 0; j < c; ++j) f(i, j) *= einv(i);
+        for (std::size_t j = 0; j < r; ++j) eu(i, j) *= einv(i);
+    }
+    if (r == 0) return f;
+    // M = Λ⁻¹ + Uᵀ E⁻¹ U (directions with λ <= 0 left out: Λ⁻¹ infinite).
+    matrix_t m = xt::zeros<double>({r, r});
+    blas::gemm_tn(r, r, d, 1.0, sk.basis.data(), eu.data(), 0.0, m.data());
+    for (std::size_t j = 0; j < r; ++j) m(j, j) += sk.eigenvalues(j) > 0 ? 1.0 / sk.eigenvalues(j) : 1e300;
+    const eigen_result e = sym_eigen(m);
+    matrix_t y = xt::zeros<double>({r, c}), py = xt::zeros<double>({r, c}), z = xt::zeros<double>({r, c});
+    blas::gemm_tn(r, c, d, 1.0, sk.basis.data(), f.data(), 0.0, y.data());       // Uᵀ E⁻¹ B
+    blas::gemm_tn(r, c, r, 1.0, e.vectors.data(), y.data(), 0.0, py.data());     // Pᵀ Y
+    for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < c; ++j) py(i, j) /= e.values(i);
+    blas::gemm_nn(r, c, r, 1.0, e.vectors.data(), py.data(), 0.0, z.data());     // M⁻¹ Y
+    blas::gemm_nn(d, c, r, -1.0, eu.data(), z.data(), 1.0, f.data());            // E⁻¹B − E⁻¹U M⁻¹ Y
+    return f;
+}
+
+matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous, const vector_t* diagonal) {
+    const cross_moments& cross = sketch.targets("tradeoff_ritz_basis");
+    matrix_t q = orthonormal_extension(sketch.spec.basis, cross.sxy);
+    std::optional<matrix_t> pre;
+    if (diagonal) {
+        pre = sketch_preconditioned(sketch.spec, *diagonal, cross.sxy);
+        q = orthonormal_extension(q, *pre);
+    }
+    if (!previous) return q;
+    if (!previous->cross || previous->dim() != sketch.dim || previous->n != sketch.n ||
+        previous->center != sketch.center || previous->basis != q)
+        throw std::invalid_argument(
+            "tradeoff_ritz_basis: the previous pass is not the verification pass on span(U, Sxy) of these statistics");
+    // Sxx B = (Sxx Q)(Qᵀ B), exact for B in span Q (Sxy, Ĝ⁻¹ Sxy).
+    const std::size_t d = sketch.dim, m = q.shape(1), c = cross.sxy.shape(1);
+    matrix_t sxx_sxy = xt::zeros<double>({d, c});
+    blas::gemm_nn(d, c, m, 1.0, previous->sv.data(), previous->cross->sxy.data(), 0.0, sxx_sxy.data());
+    q = orthonormal_extension(q, sxx_sxy);
+    if (pre) {
+        matrix_t coef = xt::zeros<double>({m, c}), residual = cross.sxy;
+        blas::gemm_tn(m, c, d, 1.0, previous->basis.data(), pre->data(), 0.0, coef.data());
+        blas::gemm_nn(d, c, m, -1.0, previous->sv.data(), coef.data(), 1.0, residual.data());
+        q = orthonormal_extension(q, sketch_preconditioned(sketch.spec, *diagonal, residual));
+    }
+    return q;
 }
 
 }  // namespace recalign

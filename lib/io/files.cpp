@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 #include <vector>
 
@@ -47,54 +48,82 @@ std::size_t remove_stale_temporaries(const std::string& path) {
     return removed;
 }
 
-void write_file_atomic(const std::string& path, const std::string& bytes) {
+atomic_writer::atomic_writer(const std::string& path) : path_(path) {
     std::string tmp = path + ".tmp.XXXXXX";
     std::vector<char> name(tmp.begin(), tmp.end());
     name.push_back('\0');
-    const int fd = ::mkstemp(name.data());
-    if (fd < 0) sys_fail("cannot create a temporary file beside", path);
-    tmp.assign(name.data());
-    auto fail = [&](const char* what) {
-        const int saved = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        errno = saved;
-        sys_fail(what, tmp);
-    };
+    fd_ = ::mkstemp(name.data());
+    if (fd_ < 0) sys_fail("cannot create a temporary file beside", path);
+    tmp_.assign(name.data());
+}
+
+atomic_writer::~atomic_writer() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void atomic_writer::fail(const char* what) {
+    const int saved = errno;
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    ::unlink(tmp_.c_str());
+    committed_ = true;  // nothing left to remove
+    errno = saved;
+    sys_fail(what, tmp_);
+}
+
+void atomic_writer::write(const void* data, std::size_t bytes) {
+    if (fd_ < 0) throw std::logic_error("atomic_writer: write after commit or failure for " + path_);
+    const char* p = static_cast<const char*>(data);
     std::size_t done = 0;
-    while (done < bytes.size()) {
-        const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    while (done < bytes) {
+        const ssize_t w = ::write(fd_, p + done, bytes - done);
         if (w < 0) {
             if (errno == EINTR) continue;
             fail("cannot write");
         }
         done += static_cast<std::size_t>(w);
     }
-    // A failed fsync is final for this checkpoint: the kernel may have dropped the dirty
-    // pages, so retrying would report success for data that is not on disk.
-    if (::fsync(fd) != 0) fail("fsync failed for");
-    if (::fchmod(fd, 0644) != 0) fail("cannot set permissions of");
+}
+
+void atomic_writer::commit() {
+    if (fd_ < 0) throw std::logic_error("atomic_writer: commit twice or after failure for " + path_);
+    // A failed fsync is final for this file: the kernel may have dropped the dirty pages,
+    // so retrying would report success for data that is not on disk.
+    if (::fsync(fd_) != 0) fail("fsync failed for");
+    if (::fchmod(fd_, 0644) != 0) fail("cannot set permissions of");
+    const int fd = fd_;
+    fd_ = -1;
     if (::close(fd) != 0) {
         const int saved = errno;
-        ::unlink(tmp.c_str());
+        ::unlink(tmp_.c_str());
+        committed_ = true;
         errno = saved;
-        sys_fail("close failed for", tmp);
+        sys_fail("close failed for", tmp_);
     }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
         const int saved = errno;
-        ::unlink(tmp.c_str());
+        ::unlink(tmp_.c_str());
+        committed_ = true;
         errno = saved;
-        sys_fail("cannot rename the temporary file onto", path);
+        sys_fail("cannot rename the temporary file onto", path_);
     }
-    const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd < 0) sys_fail("cannot open the directory of", path);
+    committed_ = true;
+    const int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd < 0) sys_fail("cannot open the directory of", path_);
     if (::fsync(dfd) != 0) {
         const int saved = errno;
         ::close(dfd);
         errno = saved;
-        sys_fail("fsync of the directory failed for", path);
+        sys_fail("fsync of the directory failed for", path_);
     }
     ::close(dfd);
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    atomic_writer w(path);
+    w.write(bytes.data(), bytes.size());
+    w.commit();
 }
 
 }  // namespace recalign::checkpoint

@@ -42,3 +42,17 @@ def test_spectrum_is_centered_without_labels(fashion_mnist):
 def test_align_text_output(fashion_mnist):
     rc, so, err = c.run(["align", "--limit", 500])
     assert rc == 0 and "alignment" in so and "784" in so, f"align text output: {rc} {so}"
+
+
+def test_fd_alignment_is_verified(fashion_mnist):
+    """Issue 14's report: `align --method fd --rank 50` printed alignment(50) = 0.797 where the
+    exact curve never exceeds 0.637. Verified (the default), the curve is that of the returned
+    subspace: at most the exact curve's maximum and close to the exact one."""
+    args = ["align", "--limit", 20000]
+    exact = c.run_json(args)
+    fd = c.run_json(args + ["--method", "fd", "--rank", 50])
+    raw = c.run_json(args + ["--method", "fd", "--rank", 50, "--no-verify"])
+    assert fd["exact_for"] == "returned subspace"
+    assert max(fd["alignment"]) <= max(exact["alignment"]), "verified curve above anything exact"
+    c.assert_close(fd["alignment"], exact["alignment"][:50], 0, "verified fd curve vs exact", atol=5e-3)
+    assert raw["alignment"][49] > exact["alignment"][49] + 0.05, "the unverified estimate overshoots (why we verify)"

@@ -62,8 +62,9 @@ def test_checkpoints_of_a_piped_run(tmp):
 def test_refusals_before_reading():
     for args, words in [(["--raw-shape", f"0,{D}"], "--raw-shape N,D"),
                         (["--raw-shape", f"{N},{D}", "--checkpoint", "/tmp/never.ckpt", "--resume"], "--resume"),
-                        (["--raw-shape", f"{N},{D}", "--method", "nystrom", "--rank", "2", "--passes", "2"],
-                         "--passes 2")]:
+                        (["--raw-shape", f"{N},{D}", "--method", "nystrom", "--rank", "2", "--passes", "2",
+                          "--no-verify"], "--passes 2"),
+                        (["--raw-shape", f"{N},{D}", "--method", "nystrom", "--rank", "2"], "--no-verify")]:
         rc, out, err = piped(["spectrum", "--images", "-", "--quiet"] + args)
         assert rc == 2 and words in err and "pipe" in err, err
     assert not os.path.exists("/tmp/never.ckpt")

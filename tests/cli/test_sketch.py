@@ -101,7 +101,7 @@ def test_nystrom_sigkill_in_the_second_pass_then_resume(tmp, data):
 def test_merge_of_halves(tmp, data, method):
     """Merge of sketch checkpoints over two halves matches one pass."""
     a, b, m = (os.path.join(tmp, f"{method}_{n}.ckpt") for n in "abm")
-    common = ["--method", method, "--rank", 6, "--seed", 2, "--quiet"]
+    common = ["--method", method, "--rank", 6, "--seed", 2, "--quiet", "--no-verify"]  # shards: no verification pass
     c.run(["align"] + data + common + ["--limit", N // 2, "--checkpoint", a], check_rc=0)
     c.run(["align"] + data + common + ["--skip", N // 2, "--checkpoint", b], check_rc=0)
     c.run(["merge", a, b, "-o", m], check_rc=0)
@@ -115,10 +115,46 @@ def test_merge_of_halves(tmp, data, method):
 
 
 @pytest.mark.parametrize("extra,mentions,what", [
-    (["tradeoff", "--method", "fd", "--rank", 4, "--lambda", 1, "--k", 2], ["--method exact"], "tradeoff with a sketch"),
+    (["tradeoff", "--method", "fd", "--rank", 4, "--lambda", 1, "--k", 2, "--no-verify"], ["--method exact"],
+     "tradeoff with an unverified sketch"),
     (["align", "--method", "fd"], ["--rank"], "fd without --rank"),
     (["align", "--rank", 3], ["--rank"], "--rank with exact"),
 ], ids=["tradeoff", "fd-without-rank", "rank-with-exact"])
 def test_refusals(data, extra, mentions, what):
     rc, out, err = c.run(extra[:1] + data + extra[1:])
     c.assert_one_line_error(rc, err, mentions, what)
+
+
+@pytest.mark.parametrize("method", ["fd", "nystrom"])
+def test_verified_numbers_are_those_of_the_returned_subspace(tmp, data, method):
+    """Issue 14: with the verification pass (the default) the eigenvalues printed are the exact
+    Rayleigh quotients θ_j of the returned vectors: interlaced below the exact ones (Cauchy) and
+    above the sketch's own; the JSON says what is exact and carries the sketch's error."""
+    ex = c.run_json(["align"] + data)["eigenvalues"]  # uncentered, as align's sketch
+    common = ["align"] + data + ["--method", method, "--rank", 4, "--seed", 3]
+    v = c.run_json(common)
+    u = c.run_json(common + ["--no-verify"])
+    assert v["exact_for"] == "returned subspace" and u["exact_for"] is None, "exact_for"
+    e = v["sketch_error"]
+    assert e["verified"] and e["verification_passes"] == 1 and len(e["residuals"]) == 4, e
+    assert not u["sketch_error"]["verified"] and "residuals" not in u["sketch_error"]
+    for j in range(4):
+        assert v["eigenvalues"][j] <= ex[j] * (1 + 1e-9), f"θ_{j} above λ_{j}"
+        assert v["eigenvalues"][j] >= u["eigenvalues"][j] * (1 - 1e-9) or method == "nystrom", f"θ_{j} below FD's"
+    # The text output says the same.
+    rc, out, err = c.run(common + ["--quiet"])
+    assert rc == 0 and "verified by 1 more pass" in out and "exact for the subspaces printed" in out, out
+    rc, out, err = c.run(common + ["--quiet", "--no-verify"])
+    assert rc == 0 and "NOT verified" in out, out
+
+
+def test_verify_refusals(tmp, data):
+    ck = os.path.join(tmp, "noverify.ckpt")
+    c.run(["align"] + data + ["--method", "fd", "--rank", 4, "--no-verify", "--checkpoint", ck, "--quiet"], check_rc=0)
+    rc, out, err = c.run(["align", "--from", ck, "--verify"])
+    c.assert_one_line_error(rc, err, ["--verify", "--from"], "--verify with --from")
+    # A checkpoint with a verification pass resumes, but is not merged.
+    vk = os.path.join(tmp, "verify.ckpt")
+    c.run(["align"] + data + ["--method", "fd", "--rank", 4, "--checkpoint", vk, "--quiet"], check_rc=0)
+    rc, out, err = c.run(["merge", vk, ck, "-o", os.path.join(tmp, "m.ckpt")])
+    c.assert_one_line_error(rc, err, ["verification pass", "--no-verify"], "merge of a verified run")

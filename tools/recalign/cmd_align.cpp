@@ -3,7 +3,9 @@
 #include "paths.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
+#include "sketch_route.hpp"
 #include "validate.hpp"
+#include "verified_state.hpp"
 
 namespace recalign::cli {
 
@@ -15,7 +17,29 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     r.run = stream(state, p, mpi);
     statistics s = finish_statistics(state, p.center, false);
     r.curve = alignment_curve(s, opt);
-    r.spec = std::move(s.spec);
+    if (s.method != route::exact) r.sketch = describe_sketch(s, nullptr, 0, 0);
+    r.spec = std::move(s.spec);  // not a copy: at high D the exact basis is D x D
+    return r;
+}
+
+// A sketch route with the verification pass on the sketch's own top-r basis: the curve of
+// its Ritz vectors, exact for them (MATH.md §7 "Alignment curve from a sketch").
+align_result compute_verified(const prepared_run& p, alignment_options opt, const mpi_context& mpi) {
+    verify_plan plan;
+    plan.center = p.center;
+    plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics*) {
+        return s.spec.basis;
+    };
+    verified_state state(p.config(), plan);
+    align_result r;
+    r.run = stream(state, p, mpi);
+    const statistics s = state.sketch();
+    const restricted_statistics pass = state.verified();
+    const ritz_alignment_result ritz = ritz_alignment(pass, opt);
+    r.curve = ritz.curve;
+    r.curve.method = s.method;
+    r.spec = s.spec;
+    r.sketch = describe_sketch(s, &ritz, pass.k(), 1);
     return r;
 }
 
@@ -30,7 +54,8 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     needs.labels = true;
     needs.analysis = analysis::alignment;
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    const align_result r = compute(p, opt, mpi);
+    check_verification(o.run, p, mpi, o.run.rank, 0);
+    const align_result r = wants_verification(o.run) ? compute_verified(p, opt, mpi) : compute(p, opt, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

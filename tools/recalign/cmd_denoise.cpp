@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "paths.hpp"
 #include "render.hpp"
+#include "sketch_route.hpp"
 #include "tracker_state.hpp"
 #include "validate.hpp"
 
@@ -77,7 +78,9 @@ denoise_plan plan(const denoise_cli_options& o) {
     run_needs needs;
     needs.command = "denoise";
     needs.labels = true;
-    needs.analysis = analysis::denoising;
+    // A sketch route finds the subspaces from the sketch and the exact patch blocks, and
+    // evaluates them in a verification pass (MATH.md §7): it needs what the alignment needs.
+    needs.analysis = wants_verification(o.run) ? analysis::alignment : analysis::denoising;
     p.run = prepare_run(o.data, o.run, needs);
     if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
         throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +
@@ -96,7 +99,10 @@ denoise_plan plan(const denoise_cli_options& o) {
     for (const noise_spec& s : t.noises) monte_carlo = monte_carlo || s.draws > 0;
     if (t.center == centering::centered && monte_carlo)
         throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
-    require_memory(p.run.config(), extra, "denoise");
+    if (p.run.config().method == "exact") require_memory(p.run.config(), extra, "denoise");
+    else if (monte_carlo)
+        throw std::invalid_argument("--monte-carlo on a sketch route (--method " + p.run.config().method +
+                                    ") is not supported yet: use the closed-form noises, or --method exact");
     if (!o.k_list.empty()) p.ks = parse_k_list(o.k_list, "--k-list", t.dim);
     return p;
 }
@@ -113,6 +119,12 @@ std::vector<std::size_t> default_k_list(std::size_t max_k) {
 
 int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     const denoise_plan p = plan(o);
+    if (p.run.config().method != "exact") {
+        denoise_result r = denoise_on_sketch(o, p.run, p.tracker, mpi);
+        r.ks = p.ks.empty() ? default_k_list(r.report.clean.max_k) : p.ks;
+        emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
+        return 0;
+    }
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);

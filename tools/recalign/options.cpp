@@ -2,6 +2,7 @@
 // the checks CLI11 can make on one value (ranges, choices). Checks that relate options to
 // one another or to a file's header are in validate.cpp.
 #include "options.hpp"
+#include "sketch_route.hpp"  // verify_help
 
 namespace recalign::cli {
 
@@ -75,6 +76,12 @@ void add_run_options(CLI::App* s, run_options& r, bool default_centered, const c
     s->add_option("--test-batch-delay-ms", r.test_batch_delay_ms)->group("")->check(CLI::Range(0, 60000));
 }
 
+// --verify / --no-verify (align, tradeoff, denoise on sketch routes; sketch_route.cpp).
+void add_verify_options(CLI::App* s, run_options& r) {
+    auto* v = s->add_flag("--verify", r.verify, verify_help);
+    s->add_flag("--no-verify", r.no_verify, "Skip the verification pass of a sketch route (see --verify)")->excludes(v);
+}
+
 // --image-shape H,W,C and --layout hwc|chw (project, denoise).
 void add_image_options(CLI::App* s, std::string& shape, std::string& layout, const char* shape_help) {
     s->add_option("--image-shape", shape, shape_help)->required();
@@ -93,6 +100,7 @@ void add_align(CLI::App& app, command_line& c) {
     c.align->add_option("--measure", o.measure, measure_help)->check(CLI::IsMember({"paper", "rank", "fit"}))
         ->capture_default_str();
     c.align->add_option("--out", o.run.out, "Directory for CSV files and PNG charts");
+    add_verify_options(c.align, o.run);
 }
 
 void add_spectrum(CLI::App& app, command_line& c) {
@@ -129,6 +137,7 @@ void add_tradeoff(CLI::App& app, command_line& c) {
     c.tradeoff->add_option("--lambda", o.lambdas, "Comma-separated lambdas L1,L2,... (>= 0)")->required();
     c.tradeoff->add_option("--k", o.k, "Latent dimension K (1 <= K <= D)")->required()->check(non_negative);
     c.tradeoff->add_option("--out", o.run.out, "Directory for the CSV file and PNG chart");
+    add_verify_options(c.tradeoff, o.run);
 }
 
 void add_denoise(CLI::App& app, command_line& c) {
@@ -149,6 +158,7 @@ void add_denoise(CLI::App& app, command_line& c) {
         ->check(non_negative);
     c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
     c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");
+    add_verify_options(c.denoise, o.run);
 }
 
 }  // namespace

@@ -37,6 +37,7 @@ struct run_options {
     bool resume = false, quiet = false, json = false;
     std::string out;  // a directory (project: the PNG file)
     bool center = false, no_center = false;
+    bool verify = false, no_verify = false;  // sketch routes: the verification pass (default on)
     unsigned test_batch_delay_ms = 0;  // hidden --test-batch-delay-ms: lets tests kill a run mid-way
 };
 

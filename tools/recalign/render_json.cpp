@@ -36,6 +36,27 @@ std::string hex(std::uint64_t v) {
     return b;
 }
 
+// "exact_for" and "sketch_error" of a sketch route (README "JSON"): what the numbers are exact
+// for (null: estimates from the sketch's eigenvalues) and the sketch's error information.
+void add_sketch(json& j, const std::optional<sketch_verification>& v, const char* exact_for) {
+    if (!v) return;
+    j["exact_for"] = v->verified ? json(exact_for) : json(nullptr);
+    json e;
+    e["method"] = v->method;
+    e["rank"] = v->rank;
+    e["verified"] = v->verified;
+    e["verification_passes"] = v->extra_passes;
+    e["verification_columns"] = v->columns;
+    e["error_bound"] = number_or_null(v->error_bound);
+    e["error_estimate"] = number_or_null(v->error_estimate);
+    if (v->verified) {
+        // Davis–Kahan: sin ∠(y_j, eigenvector j) <= residual_j / gap_j.
+        e["ritz_values"] = to_vec(v->ritz_values);
+        e["residuals"] = to_vec(v->residuals);
+    }
+    j["sketch_error"] = e;
+}
+
 // NaN becomes null (nlohmann would write null anyway; replace guards invalid UTF-8 in paths).
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"; }
 
@@ -56,6 +77,7 @@ std::string render_json(const align_result& r) {
     j["normaliser"] = a.normaliser;
     j["skipped"] = a.skipped;
     j["max_k"] = a.max_k;
+    add_sketch(j, r.sketch, "returned subspace");
     j["scale"] = r.run.config.scale;
     j["input"] = input_json(r.run);
     return dump(j);
@@ -105,6 +127,11 @@ std::string render_json(const tradeoff_cli_result& r) {
         o["k"] = t.k;
         o["centered"] = t.center == centering::centered;
         o["n"] = t.n;
+        if (r.sketch) {
+            // The losses of the V returned (Rayleigh–Ritz): upper bounds on the optimal losses.
+            add_sketch(o, r.sketch, "returned encoder");
+            o["bound"] = r.sketch->verified ? json("upper") : json(nullptr);
+        }
         a.push_back(o);
     }
     return dump(a);
@@ -136,6 +163,7 @@ std::string render_json(const denoise_result& r) {
         a.push_back(e);
     }
     j["noises"] = a;
+    add_sketch(j, r.sketch, "returned subspaces");
     j["input"] = input_json(r.run);
     return dump(j);
 }

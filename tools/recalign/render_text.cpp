@@ -1,4 +1,6 @@
 // Text renderers: the tables a user reads on a terminal.
+#include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <limits>
@@ -34,6 +36,28 @@ std::string at(const vector_t& v, std::size_t k, const char* fmt) {
     return b;
 }
 
+// One line on what a sketch route's numbers are.
+void sketch_note(std::string& s, const std::optional<sketch_verification>& v, const char* what) {
+    if (!v) return;
+    std::string err;
+    char b[128];
+    if (!std::isnan(v->error_bound)) std::snprintf(b, sizeof b, "; the sketch's error bound ‖C − Ĉ‖₂ <= %.4g", v->error_bound);
+    else if (!std::isnan(v->error_estimate)) std::snprintf(b, sizeof b, "; the sketch's error estimate ‖C − Ĉ‖_F ≈ %.4g", v->error_estimate);
+    else b[0] = 0;
+    err = b;
+    if (v->verified) {
+        double worst = 0.0;
+        for (std::size_t j = 0; j < v->residuals.size(); ++j)
+            if (v->ritz_values(0) > 0) worst = std::max(worst, v->residuals(j) / v->ritz_values(0));
+        appendf(s, "(%s sketch, rank %zu, verified by %zu more pass(es) on %zu directions: %s%s; largest residual "
+                   "‖Sxx y − θ y‖ / θ_1 = %.3g, the distance of the returned subspaces from the true top ones)\n",
+                v->method.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
+    } else {
+        appendf(s, "(%s sketch, rank %zu, NOT verified: estimates read off the sketch's eigenvalues%s; drop "
+                   "--no-verify for exact values)\n", v->method.c_str(), v->rank, err.c_str());
+    }
+}
+
 }  // namespace
 
 void print_stdout(const std::string& text) {
@@ -53,6 +77,7 @@ std::string render_text(const align_result& r) {
     for (std::size_t k : ks)
         appendf(s, "%6zu  %12.6f  %14.6g\n", k, a.curve(k - 1), a.eigenvalues(k - 1) / static_cast<double>(a.n));
     appendf(s, "(%zu directions under the eigenvalue tolerance skipped)\n", a.skipped);
+    sketch_note(s, r.sketch, "the alignments and eigenvalues are exact for the subspaces printed");
     return s;
 }
 
@@ -92,6 +117,8 @@ std::string render_text(const tradeoff_cli_result& r) {
     const double n = static_cast<double>(std::max<std::uint64_t>(t.n, 1));
     for (const tradeoff_point& p : t.points)
         appendf(s, "%12.6g  %16.8g  %20.8g\n", p.lambda, p.supervised_loss / n, p.reconstruction_loss / n);
+    sketch_note(s, r.sketch, "the losses are exact for the encoder returned (Rayleigh–Ritz), hence upper bounds on "
+                             "the optimal losses");
     return s;
 }
 
@@ -113,6 +140,7 @@ std::string render_text(const denoise_result& r) {
                        "directions, beyond which it is arbitrary; '-' marks k past it)\n",
                     len, nr.denoising.subspace.informative);
     }
+    sketch_note(s, r.sketch, "every curve and impact is exact for the subspaces returned");
     return s;
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,10 +24,26 @@ struct render_options {
     std::string out;  // directory for CSV and charts (empty: none)
 };
 
+// How the numbers of a sketch route were obtained (absent on the exact route): with the
+// verification pass they are exact for the returned subspaces; without it, estimates read off
+// the sketch's eigenvalues. Either way the sketch's own error information comes with them.
+struct sketch_verification {
+    bool verified = false;
+    std::string method;                   // fd | nystrom
+    std::size_t rank = 0;                 // eigenpairs of the sketch used
+    std::size_t columns = 0;              // of the verification pass's basis
+    std::size_t extra_passes = 0;         // verification passes over the data
+    double error_bound = std::numeric_limits<double>::quiet_NaN();     // FD: ‖C − Ĉ‖₂ <= bound
+    double error_estimate = std::numeric_limits<double>::quiet_NaN();  // Nyström: estimate of ‖C − Ĉ_r‖_F
+    vector_t residuals;  // verified: ‖Sxx y_j − θ_j y_j‖ of the returned vectors y_j (exact)
+    vector_t ritz_values;  // verified: θ_j = y_jᵀ Sxx y_j (exact)
+};
+
 struct align_result {
     run_state run;
     alignment_result curve;
     spectrum spec;
+    std::optional<sketch_verification> sketch;
 };
 
 struct spectrum_result {
@@ -56,6 +74,7 @@ struct project_result {
 struct tradeoff_cli_result {
     run_state run;
     tradeoff_result t;
+    std::optional<sketch_verification> sketch;  // losses of the returned V: upper bounds on the optimum
 };
 
 struct denoise_result {
@@ -65,6 +84,7 @@ struct denoise_result {
     alignment_measure measure = alignment_measure::paper;
     tracker_report report;
     std::vector<std::size_t> ks;  // rows of the text table
+    std::optional<sketch_verification> sketch;
 };
 
 struct merge_result {

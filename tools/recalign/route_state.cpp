@@ -131,6 +131,10 @@ std::string route_state::save() const {
 }
 
 void route_state::load(const std::string& bytes, const std::string& source) {
+    if (bytes.compare(0, 8, "RAVERIFY") == 0)
+        throw file_error(source, checkpoint::header_bytes,
+                         "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
+                         "routes): it can be resumed, not merged or analysed with --from; run shards with --no-verify");
     if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
         moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
         if (m.dim() != config_.dim || m.classes() != config_.classes)

@@ -8,6 +8,8 @@
 #include "recalign/align/noise.hpp"
 #include "recalign/align/patch_blocks.hpp"
 #include "recalign/align/restricted_moments.hpp"
+#include "recalign/align/tradeoff.hpp"
+#include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
 
@@ -28,5 +30,73 @@ struct ritz_denoising_result {
 // Gaussian: (Sxx V)ᵀ(Sxx V) and Vᵀ Sxx V + nσ² VᵀV (blocks may be null).
 ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise_spec& noise, const patch_blocks* blocks,
                                      double rel_tol = 1e-12);
+
+// Rayleigh–Ritz for the second moment on span(V) (the sketch's own subspace, MATH.md §7
+// "Alignment curve from a sketch"): the Ritz vectors Y = V W (Euclidean-orthonormal, W from
+// (Vᵀ Sxx V, VᵀV)) in descending exact Rayleigh quotient θ, their alignment curve (exact for
+// span Y_1..k) and the residual norms ‖Sxx y_j − θ_j y_j‖, exact too: by Davis–Kahan,
+// sin ∠(y_j, the j-th eigenvector) <= residual_j / (gap to the rest of the spectrum), i.e. how
+// far the sketch's subspaces are from the true top ones.
+struct ritz_alignment_result {
+    alignment_result curve;
+    restricted_statistics refined;  // the statistics of Y
+    vector_t residuals;             // ‖Sxx y_j − θ_j y_j‖ per Ritz vector
+};
+ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options = {});
+
+// Noise impact between two returned representations (the label-free diagnostic of
+// noise_impact, on the subspaces actually returned): element K-1 = Σ sin² of the principal
+// angles between span(V_1..K) and span(U_1..K), computed as K − ‖Q_Uᵀ Q_V‖_F² from nested
+// orthonormal bases; K up to the shorter basis. Exact for these subspaces.
+noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol = 1e-12);
+
+// The denoising analyses of a sketch route, every number exact for the returned subspaces:
+// `clean` is the Ritz refinement of the sketch's subspace (ritz_alignment), `noisy` the
+// verification pass on the sketched denoising subspace of `noise` (sketched_denoising_subspace),
+// refined by ritz_denoising (Gaussian noise: the clean returned basis itself, Corollary 3.1,
+// so its impact is 0 to rounding). Curves share the clean curve's normaliser, like denoising_alignment.
+struct verified_denoising_result {
+    denoising_result denoising;  // curve: alignment of the returned V*; clean_curve: of the returned U
+    noise_impact_result impact;  // between the returned V* and U
+};
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
+                                             const noise_spec& noise, const patch_blocks* blocks,
+                                             const alignment_options& options = {});
+
+// An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
+// then each column of `extra` orthogonalised twice against all before it (classical
+// Gram–Schmidt twice), left out when what remains is below 1e-10 of its norm. The
+// verification pass of a sketch route runs on orthonormal_extension(U, [V_1, ..., V_m]): the
+// Ritz steps on that richer span find better subspaces than on each V_i alone.
+matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra);
+
+// Theorem 1's trade-off at high D (MATH.md §7): Rayleigh–Ritz on span(V), i.e. the top-K
+// generalized eigenvectors of (Vᵀ Sxy Sxyᵀ V + λ (Sxx V)ᵀ(Sxx V), Vᵀ Sxx V), all exact from
+// the verification pass on V. `trace_xx` is tr(Sxx) in the statistics' centering (every
+// route's spectrum::total). The encoders returned are V W (Sxx-orthonormal) and the losses
+// are exactly theirs; being feasible, they bound the optimal losses of `tradeoff` from above
+// (equal when span V holds the optimum). Throws std::invalid_argument without labels, for
+// K = 0 or K > D, a negative or non-finite λ.
+tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, const tradeoff_options& options);
+
+// The Ritz space of that trade-off: an orthonormal basis of span(U, Sxy) from a sketch's
+// statistics (top-r basis U, exact Sxy). Given the verification pass on such a basis Q
+// (`previous`), span(U, Sxy, Sxx Sxy) instead, with Sxx Sxy = (Sxx Q)(Qᵀ Sxy) exactly since
+// Sxy lies in span Q: one more pass then evaluates the richer space. Columns numerically
+// dependent on earlier ones (relative norm below 1e-10 after two orthogonalisations) are
+// left out. Throws std::invalid_argument without targets or when `previous` is not a pass
+// on span(U, Sxy) of this data.
+//
+// With `diagonal` (the exact diagonal of Sxx in the statistics' centering, e.g. patch blocks
+// of 1x1 pixels), the spaces also hold Ĝ⁻¹ Sxy and, in the second, Ĝ⁻¹ (Sxy − Sxx Ĝ⁻¹ Sxy),
+// Ĝ = U Λ Uᵀ + diag(Sxx − U Λ Uᵀ) (sketch_preconditioned): a preconditioned step towards
+// Sxx⁻¹ Sxy, the supervised optimum, which lives in the low-variance tail the sketch misses.
+matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous = nullptr,
+                             const vector_t* diagonal = nullptr);
+
+// Ĝ⁻¹ B for Ĝ = U Λ Uᵀ + E, E = diag(d − diag(U Λ Uᵀ)) floored at 1e-10 · mean(d), by
+// Woodbury (one r x r eigendecomposition): the sketch's top part plus the exact diagonal of the
+// rest, an approximation of Sxx⁻¹ that is cheap at any D.
+matrix_t sketch_preconditioned(const spectrum& sketch, const vector_t& diagonal, const matrix_t& b);
 
 }  // namespace recalign

@@ -15,6 +15,24 @@ namespace recalign::checkpoint {
 // Atomic write of a whole file. Any failure (open, write, fsync, rename) throws
 // std::system_error naming the path; the previous file at `path` is then untouched.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The streaming form, for outputs too large to hold in memory: write() appends to a
+// temporary file beside `path`; commit() fsyncs it and renames it onto `path`. Destroyed
+// without commit() (an error, an exception), the temporary is removed and `path` is untouched.
+class atomic_writer {
+public:
+    explicit atomic_writer(const std::string& path);
+    ~atomic_writer();
+    atomic_writer(const atomic_writer&) = delete;
+    atomic_writer& operator=(const atomic_writer&) = delete;
+    void write(const void* data, std::size_t bytes);
+    void commit();
+
+private:
+    [[noreturn]] void fail(const char* what);
+    std::string path_, tmp_;
+    int fd_ = -1;
+    bool committed_ = false;
+};
 // Removes the temporary files a killed write_file_atomic(path, ...) left beside `path`
 // (named path + ".tmp." + 6 characters; never read again) and returns how many. Call it
 // before the first write of a run, never while another process may be writing `path`.

@@ -1,0 +1,94 @@
+"""recalign-synth (tools/synth): the synthetic 1/f² image generator of the high-D benchmarks.
+
+Checked against NumPy's FFT (power spectrum slope), PIL (box downsampling) and
+scikit-learn (where the classes are separable), not against our own code.
+"""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+SYNTH = os.environ.get("RECALIGN_SYNTH", "build/tools/synth/recalign-synth")
+
+
+def synth(tmp, name, *args):
+    images, labels = os.path.join(tmp, name + ".u8"), os.path.join(tmp, name + ".idx")
+    if "--labels-npy" in args:
+        args = tuple(a for a in args if a != "--labels-npy")
+        labels = os.path.join(tmp, name + ".npy")
+    r = subprocess.run([SYNTH, "--output", images, "--labels", labels, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    x = np.fromfile(images, np.uint8)
+    if labels.endswith(".npy"):
+        y = np.load(labels)
+    else:
+        raw = np.fromfile(labels, np.uint8)
+        assert raw[:4].tolist() == [0, 0, 8, 1]
+        assert int.from_bytes(raw[4:8].tobytes(), "big") == raw.size - 8
+        y = raw[8:]
+    return x.reshape(y.size, -1), y
+
+
+def test_rows_depend_only_on_seed_and_index(tmp):
+    x, y = synth(tmp, "all", "--rows", "20", "--height", "12", "--width", "10", "--seed", "5")
+    a, ya = synth(tmp, "a", "--rows", "7", "--height", "12", "--width", "10", "--seed", "5", "--labels-npy")
+    b, yb = synth(tmp, "b", "--rows", "13", "--first-row", "7", "--height", "12", "--width", "10", "--seed", "5")
+    assert x.shape == (20, 360) and np.array_equal(np.vstack([a, b]), x) and np.array_equal(np.concatenate([ya, yb]), y)
+    other, _ = synth(tmp, "other", "--rows", "20", "--height", "12", "--width", "10", "--seed", "6")
+    assert not np.array_equal(other, x)
+    out = subprocess.run([SYNTH, "--output", "-", "--labels", os.path.join(tmp, "s.idx"), "--rows", "20",
+                          "--height", "12", "--width", "10", "--seed", "5"], capture_output=True, check=True).stdout
+    assert out == x.tobytes()
+
+
+def test_power_spectrum_decays_like_one_over_f_squared(tmp):
+    x, _ = synth(tmp, "spec", "--rows", "300", "--height", "64", "--width", "64", "--channels", "1")
+    img = x.reshape(-1, 64, 64).astype(float)
+    img -= img.mean(axis=(1, 2), keepdims=True)
+    power = (np.abs(np.fft.fft2(img)) ** 2).mean(axis=0)
+    f = np.hypot(np.fft.fftfreq(64)[:, None], np.fft.fftfreq(64)[None, :])
+    band = (f >= 1 / 32) & (f <= 1 / 4)
+    slope = np.polyfit(np.log(f[band]), np.log(power[band]), 1)[0]
+    assert -2.2 < slope < -1.8, slope
+
+
+@pytest.mark.parametrize("size,factor", [((64, 48), "4"), ((56, 28), "3.5")])
+def test_downsample_is_pil_box_of_the_same_images(tmp, size, factor):
+    from PIL import Image
+    h, w = size
+    full, y = synth(tmp, "full", "--rows", "6", "--height", str(h), "--width", str(w), "--seed", "2")
+    small, ys = synth(tmp, "small", "--rows", "6", "--height", str(h), "--width", str(w), "--seed", "2",
+                      "--downsample", factor)
+    oh, ow = round(h / float(factor)), round(w / float(factor))
+    assert np.array_equal(y, ys) and small.shape == (6, oh * ow * 3)
+    for i in range(6):
+        # Area-weighted averaging by 3.5 is PIL's (integer) box by 7 of the image doubled
+        # by pixel replication (PIL's BOX itself weights whole pixels by their centres).
+        image = Image.fromarray(full[i].reshape(h, w, 3))
+        if factor == "3.5":
+            image = image.resize((2 * w, 2 * h), Image.NEAREST)
+        ref = np.asarray(image.resize((ow, oh), Image.BOX))
+        diff = np.abs(ref.astype(int) - small[i].reshape(oh, ow, 3).astype(int))
+        assert diff.max() <= 1  # PIL rounds its fixed-point sums its own way
+
+
+def test_classes_separate_only_in_low_variance_directions(tmp):
+    from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    x, y = synth(tmp, "sep", "--rows", "3000", "--height", "64", "--width", "64", "--downsample", "4")
+    x = x.astype(float)
+    train, test = slice(0, 2000), slice(2000, 3000)
+    z = PCA().fit(x[train]).transform(x)
+    accuracy = {k: LinearDiscriminantAnalysis().fit(z[train, :k], y[train]).score(z[test, :k], y[test])
+                for k in (16, 768)}
+    assert accuracy[16] < 0.2 and accuracy[768] > 0.8, accuracy  # chance is 0.1
+
+
+def test_refused_before_writing(tmp):
+    images, labels = os.path.join(tmp, "no.u8"), os.path.join(tmp, "no.idx")
+    r = subprocess.run([SYNTH, "--output", images, "--labels", labels, "--rows", "3", "--height", "64",
+                        "--width", "64", "--downsample", "3"], capture_output=True, text=True)
+    assert r.returncode == 2 and "does not divide 64x64" in r.stderr and r.stderr.count("\n") == 1
+    assert not os.path.exists(images) and not os.path.exists(labels)
+    assert not [f for f in os.listdir(tmp) if f.startswith("no.")]

@@ -1,0 +1,47 @@
+#include "sketch_route.hpp"
+
+#include <string>
+
+namespace recalign::cli {
+
+const char* verify_help =
+    "Sketch routes (--method fd|nystrom): one more pass over the data evaluates the subspaces found exactly, so every "
+    "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
+    "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two) and D x K "
+    "doubles of memory per verified direction";
+
+bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
+
+void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
+                        std::uint64_t extra) {
+    if (r.verify && !r.from.empty())
+        throw user_error("--verify reads the data again, and --from " + r.from +
+                         " reads none: pass --images instead of --from, or drop --verify");
+    if (!wants_verification(r)) return;
+    if (mpi.active())
+        throw user_error("--verify under mpirun is not supported yet (each rank would verify its own shard's sketch): "
+                         "pass --no-verify, or run without mpirun");
+    // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy.
+    const long double bytes = 3.0L * 8.0L * static_cast<long double>(p.dim()) * static_cast<long double>(columns) +
+                              static_cast<long double>(extra);
+    const long double cap = 18446744073709551615.0L;
+    require_memory(p.config(), static_cast<std::uint64_t>(bytes < cap ? bytes : cap), "the verification pass");
+}
+
+sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
+                                    std::size_t passes) {
+    sketch_verification v;
+    v.method = route_name(sketch.method);
+    v.rank = sketch.spec.rank();
+    v.error_bound = sketch.spec.error_bound;
+    v.error_estimate = sketch.spec.error_estimate;
+    if (!ritz) return v;
+    v.verified = true;
+    v.columns = columns;
+    v.extra_passes = passes;
+    v.residuals = ritz->residuals;
+    v.ritz_values = ritz->curve.eigenvalues;
+    return v;
+}
+
+}  // namespace recalign::cli

@@ -1,0 +1,37 @@
+// What align, tradeoff and denoise share on a sketch route (--method fd|nystrom): whether the
+// run verifies (--verify, the default, costs one more pass over the data: MATH.md §7), the
+// refusals known before reading, and the description of the numbers printed.
+#pragma once
+
+#include <cstdint>
+
+#include "mpi_context.hpp"
+#include "options.hpp"
+#include "recalign/align/verification.hpp"
+#include "results.hpp"
+#include "validate.hpp"
+
+namespace recalign::cli {
+
+// A sketch route reading data without --no-verify (--from has no data to verify on).
+bool wants_verification(const run_options& r);
+
+// Refuses, before any data is read: --verify with --from, --verify under mpirun, and the
+// memory of a verification pass on `columns` directions (plus `extra` bytes: patch blocks).
+void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
+                        std::uint64_t extra);
+
+// The sketch's own error information; `ritz`: the verification pass's exact Ritz values and
+// residuals (null: the numbers are estimates read off the sketch's eigenvalues).
+sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
+                                    std::size_t passes);
+
+// denoise on a sketch route (denoise_sketch.cpp): the noises of `t` (closed forms) through
+// the sketch, the exact patch blocks and one verification pass.
+denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_run& run, const tracker_options& t,
+                                 const mpi_context& mpi);
+
+// The help line of --verify / --no-verify.
+extern const char* verify_help;
+
+}  // namespace recalign::cli
