@@ -59,15 +59,23 @@ def test_checkpoints_of_a_piped_run(tmp):
     assert c.run_json(["spectrum", "--from", ck])["eigenvalues"] == j["eigenvalues"]
 
 
-def test_refusals_before_reading():
+def test_refusals_before_reading(tmp):
     for args, words in [(["--raw-shape", f"0,{D}"], "--raw-shape N,D"),
                         (["--raw-shape", f"{N},{D}", "--checkpoint", "/tmp/never.ckpt", "--resume"], "--resume"),
-                        (["--raw-shape", f"{N},{D}", "--method", "nystrom", "--rank", "2", "--passes", "2",
-                          "--no-verify"], "--passes 2"),
-                        (["--raw-shape", f"{N},{D}", "--method", "nystrom", "--rank", "2"], "--no-verify")]:
+                        (["--raw-shape", f"{N},{D}", "--method", "nystrom", "--rank", "2", "--passes", "2"],
+                         "--passes 2")]:
         rc, out, err = piped(["spectrum", "--images", "-", "--quiet"] + args)
         assert rc == 2 and words in err and "pipe" in err, err
+    # align on a sketch route verifies by default: a second read, refused up front.
+    y = c.write_npy(os.path.join(tmp, "y.npy"), Y)
+    for args, words in [([], "--no-verify")]:
+        rc, out, err = piped(["align", "--images", "-", "--raw-shape", f"{N},{D}", "--labels", y, "--method",
+                              "nystrom", "--rank", "2", "--quiet"] + args)
+        assert rc == 2 and words in err and "pipe" in err, err
     assert not os.path.exists("/tmp/never.ckpt")
+    j = piped_json(["align", "--images", "-", "--raw-shape", f"{N},{D}", "--labels", y, "--method", "nystrom",
+                    "--rank", "2", "--no-verify"])
+    assert j["n"] == N and j["method"] == "nystrom"
 
 
 def test_pipe_ending_early_names_the_offset():

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "paths.hpp"
+
 namespace recalign::cli {
 
 const char* verify_help =
@@ -18,6 +20,9 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
         throw user_error("--verify reads the data again, and --from " + r.from +
                          " reads none: pass --images instead of --from, or drop --verify");
     if (!wants_verification(r)) return;
+    if (is_pipe(p.input.source.images))
+        throw user_error("--images " + p.input.source.images + " is a pipe, read once: the verification pass of --method " +
+                         r.method + " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
     if (mpi.active())
         throw user_error("--verify under mpirun is not supported yet (each rank would verify its own shard's sketch): "
                          "pass --no-verify, or run without mpirun");

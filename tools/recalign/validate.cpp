@@ -200,9 +200,7 @@ void require_one_pass(const io::source_options& o, const run_options& r) {
                                     "write the stream to a file to resume, or restart the run (its --checkpoint "
                                     "files can still be analysed with --from or merged)");
     if (r.passes > 1) throw std::invalid_argument(what + ": --passes " + std::to_string(r.passes) + " needs a file");
-    if (r.method != "exact" && !r.no_verify)
-        throw std::invalid_argument(what + ": the verification pass of --method " + r.method +
-                                    " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
+    // The verification pass of the sketch routes: refused in check_verification (sketch_route.cpp).
 }
 }  // namespace
 
