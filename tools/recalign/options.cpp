@@ -16,7 +16,7 @@ const CLI::Validator non_negative = CLI::NonNegativeNumber;
 
 void add_data_options(CLI::App* s, data_options& d) {
     const char* g = "DATA (default: the Fashion-MNIST training set)";
-    s->add_option("--images", d.images, "Images (samples) file: IDX (.gz or plain), .npy or raw")->group(g);
+    s->add_option("--images", d.images, "Images (samples) file: IDX (.gz or plain), .npy or raw; - (or a pipe): raw rows from standard input, read once (--raw-shape N,D)")->group(g);
     s->add_option("--labels", d.labels, "Integer class labels, one per row: IDX or .npy")->group(g);
     s->add_option("--classes", d.classes, "Number of classes C (default: largest label + 1, from one pass over the labels)")
         ->check(non_negative)->group(g);
