@@ -18,15 +18,16 @@ void check_noisy(const noise_moments& noisy, std::size_t d, const char* who) {
         throw std::invalid_argument(std::string(who) + ": the noise moments are not " + std::to_string(d) + " x " +
                                     std::to_string(d));
 }
-}  // namespace
 
-denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol) {
-    const std::size_t d = noisy.g.shape(0);
-    check_noisy(noisy, d, "denoising_subspace");
+// V* from Bs and G (consumed); `release_bs`: Bs's owner, emptied once Fᵀ is formed.
+denoising_subspace_result denoising_subspace_of(const matrix_t& bs, matrix_t g, double rel_tol,
+                                                matrix_t* release_bs = nullptr) {
+    const std::size_t d = g.shape(0);
     if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
     denoising_subspace_result out;
     // G = P D Pᵀ, whitening W = P_r D_r^{-1/2} (Theorem 3; MATH.md §4).
-    const eigen_result eg = sym_eigen(noisy.g);
+    eigen_result eg = sym_eigen_in_place(g);
+    g = matrix_t();
     out.status = solver_status_of(eg.info);
     const double cut = d > 0 ? rel_tol * std::max(eg.values(0), 0.0) : 0.0;
     std::size_t r = 0;
@@ -36,24 +37,55 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
     out.eigenvalues = xt::zeros<double>({r});
     out.basis = xt::zeros<double>({d, r});
     if (r == 0) return out;
-    matrix_t w = xt::zeros<double>({d, r});
+    matrix_t w;
+    if (r == d) {
+        w = std::move(eg.vectors);
+    } else {
+        w = xt::zeros<double>({d, r});
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = 0; j < r; ++j) w(i, j) = eg.vectors(i, j);
+        eg.vectors = matrix_t();
+    }
     for (std::size_t j = 0; j < r; ++j) {
         const double s = 1.0 / std::sqrt(eg.values(j));
-        for (std::size_t i = 0; i < d; ++i) w(i, j) = eg.vectors(i, j) * s;
+        for (std::size_t i = 0; i < d; ++i) w(i, j) *= s;
     }
     // Fᵀ = Bsᵀ W (D x r); H = F Fᵀ, so the eigenvectors of H are the right singular vectors of Fᵀ.
     matrix_t ft = xt::zeros<double>({d, r});
-    blas::gemm_tn(d, r, d, 1.0, noisy.bs.data(), w.data(), 0.0, ft.data());
+    blas::gemm_tn(d, r, d, 1.0, bs.data(), w.data(), 0.0, ft.data());
+    if (release_bs) *release_bs = matrix_t();
     vector_t s = xt::zeros<double>({r});
-    matrix_t u = xt::zeros<double>({d, r});
-    matrix_t vt = xt::zeros<double>({r, r});
-    out.status = worst(out.status, solver_status_of(blas::gesdd_thin(d, r, ft.data(), s.data(), u.data(), vt.data())));
+    out.status = worst(out.status, solver_status_of(blas::gesvd_right_in_place(d, r, ft.data(), s.data())));
     for (std::size_t j = 0; j < r; ++j) out.eigenvalues(j) = s(j) * s(j);
-    blas::gemm_nt(d, r, r, 1.0, w.data(), vt.data(), 0.0, out.basis.data());
+    // V* = W V, in W's storage by blocks of rows (Vᵀ is the leading r x r of ft).
+    const std::size_t block = 256;
+    matrix_t tmp = xt::zeros<double>({std::min(block, d), r});
+    for (std::size_t i0 = 0; i0 < d; i0 += block) {
+        const std::size_t rows = std::min(block, d - i0);
+        blas::gemm_nt(rows, r, r, 1.0, w.data() + i0 * r, ft.data(), 0.0, tmp.data());
+        std::copy(tmp.data(), tmp.data() + rows * r, w.data() + i0 * r);
+    }
+    ft = matrix_t();
+    out.basis = std::move(w);
     fix_signs(out.basis);
     const double top = out.eigenvalues(0);
     while (out.informative < r && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
     return out;
+}
+}  // namespace
+
+denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol) {
+    check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
+    noise_moments work;  // G only: Bs is read where it is
+    work.n = noisy.n;
+    work.g = noisy.g;
+    return denoising_subspace_of(noisy.bs, std::move(work.g), rel_tol);
+}
+
+denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol) {
+    check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
+    noise_moments own = std::move(noisy);
+    return denoising_subspace_of(own.bs, std::move(own.g), rel_tol, &own.bs);
 }
 
 namespace {
@@ -115,7 +147,7 @@ denoising_result denoising_alignment(const statistics& clean, denoising_subspace
 
     // Eq. (9): the supervised fit of span(V*_K) on the clean statistics, all K at once.
     matrix_t vk = xt::view(res.subspace.basis, xt::all(), xt::range(0, k));
-    const detail::nested_basis nb = detail::nested_orthonormalize(vk, sxx, options.rel_tol);
+    const detail::nested_basis nb = detail::nested_orthonormalize(std::move(vk), sxx, options.rel_tol);
     res.skipped = nb.n_skipped;
     const vector_t contrib = detail::fit_contributions(nb.columns, cross, options.measure);
     res.curve = xt::zeros<double>({k});
@@ -163,7 +195,7 @@ noise_impact_result noise_impact(const statistics& clean, const denoising_subspa
     // Σ sin² θ(span Q_K, span U_K) = ‖U_{>K}ᵀ Q_K‖_F²: a sum of small squares, no cancellation
     // against K (so it resolves distances far below the rounding of K itself).
     matrix_t vk = xt::view(sub.basis, xt::all(), xt::range(0, k));
-    const detail::nested_basis q = detail::nested_orthonormalize(vk, matrix_t(), options.rel_tol);
+    const detail::nested_basis q = detail::nested_orthonormalize(std::move(vk), matrix_t(), options.rel_tol);
     matrix_t c = xt::zeros<double>({d, k});  // c(i, j) = u_iᵀ q_j
     blas::gemm_tn(d, k, d, 1.0, eu.basis.data(), q.columns.data(), 0.0, c.data());
     // T(K) = Σ_{j<K} Σ_{i>=K} c_ij² (0-based); T(K) = T(K-1) − Σ_{j<K-1} c_{K-1,j}² + Σ_{i>=K} c_{i,K-1}².

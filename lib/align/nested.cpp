@@ -38,7 +38,7 @@ nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) {
     return out;
 }
 
-nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol) {
+nested_basis nested_orthonormalize(matrix_t v, const matrix_t& metric, double rel_tol) {
     const std::size_t d = v.shape(0), k = v.shape(1);
     // Gram = Vᵀ M V (k x k).
     matrix_t gram = xt::zeros<double>({k, k});
@@ -53,7 +53,7 @@ nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, do
     nested_basis out;
     out.skipped = f.skipped;
     out.n_skipped = f.n_skipped;
-    out.columns = v;
+    out.columns = std::move(v);
     blas::trsm_right_upper(d, k, f.r.data(), out.columns.data());
     for (std::size_t j = 0; j < k; ++j)
         if (out.skipped[j])

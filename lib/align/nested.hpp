@@ -21,7 +21,8 @@ struct nested_basis {
     std::vector<char> skipped;   // per column
     std::size_t n_skipped = 0;
 };
-nested_basis nested_orthonormalize(const matrix_t& v, const matrix_t& metric, double rel_tol);
+// `v` is taken by value: moved in, it becomes the result's columns (no D x k copy).
+nested_basis nested_orthonormalize(matrix_t v, const matrix_t& metric, double rel_tol);
 
 // The factor behind it: Gram = Rᵀ R with dependent columns flagged (R_jj = 1, zero row/column).
 struct nested_factor {

@@ -187,13 +187,18 @@ tracker_report alignment_tracker::report() {
         } else {
             nm = closed_form_noise(options_.noises[i], *clean.second_moment, clean.n, options_.shape);
         }
+        if (nm.n != clean.n)
+            throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(nm.n) +
+                                        " samples, the clean statistics " + std::to_string(clean.n));
+        // One V* per noise serves both analyses; the noise moments are released as it is found.
+        denoising_subspace_result sub = denoising_subspace(std::move(nm), options_.rel_tol);
+        noise_impact_options iopt;
+        iopt.rel_tol = options_.rel_tol;
+        nr.impact = noise_impact(clean, sub, iopt);
         denoising_options dopt;
         dopt.measure = options_.measure;
         dopt.rel_tol = options_.rel_tol;
-        nr.denoising = denoising_alignment(clean, nm, dopt);
-        noise_impact_options iopt;
-        iopt.rel_tol = options_.rel_tol;
-        nr.impact = noise_impact(clean, nm, iopt);
+        nr.denoising = denoising_alignment(clean, std::move(sub), dopt);
         nr.change = has_previous_ ? max_change(nr.denoising.curve, previous_noise_[i]) : nan;
         r.noises.push_back(std::move(nr));
     }

@@ -30,8 +30,11 @@ tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& option
     res.classes = c;
 
     // Sxx = P D Pᵀ, the statistics' own; MATH.md §3: F = D^{-1/2} Pᵀ Sxy, H(λ) = F Fᵀ + λ D.
+    // Memory beyond the statistics: H (r x r) and a few D x max(K, C) blocks; the whitened
+    // and half-whitened bases P D^{∓1/2} are never formed (the scalings act on the small
+    // factors, and P_r is applied as P with zero rows beyond r).
     const vector_t& values = stats.spec.eigenvalues;
-    const matrix_t& vectors = stats.spec.basis;
+    const matrix_t& basis = stats.spec.basis;  // D x D
     res.status = stats.spec.status;
     const double cut = options.rel_tol * std::max(values(0), 0.0);
     std::size_t r = 0;
@@ -40,45 +43,44 @@ tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& option
     res.dropped = d - r;
     const std::size_t k = std::min(options.k, r);
     res.k = k;
-    matrix_t wht = xt::zeros<double>({d, r});  // P_r D_r^{-1/2}
+    matrix_t f = xt::zeros<double>({d, c});  // rows < r: F; the rest unused
+    blas::gemm_tn(d, c, d, 1.0, basis.data(), sxy.data(), 0.0, f.data());
     for (std::size_t j = 0; j < r; ++j) {
         const double s = 1.0 / std::sqrt(values(j));
-        for (std::size_t i = 0; i < d; ++i) wht(i, j) = vectors(i, j) * s;
-    }
-    matrix_t f = xt::zeros<double>({r, c});
-    blas::gemm_tn(r, c, d, 1.0, wht.data(), sxy.data(), 0.0, f.data());
-    matrix_t ffT = xt::zeros<double>({r, r});
-    blas::gemm_nt(r, r, c, 1.0, f.data(), f.data(), 0.0, ffT.data());
-    // Z* V*ᵀ reconstructs from D^{1/2} Pᵀ: Vᵀ Sxx = Qᵀ D^{1/2} P_rᵀ.
-    matrix_t half = xt::zeros<double>({r, d});  // D_r^{1/2} P_rᵀ
-    for (std::size_t j = 0; j < r; ++j) {
-        const double s = std::sqrt(values(j));
-        for (std::size_t i = 0; i < d; ++i) half(j, i) = vectors(i, j) * s;
+        for (std::size_t i = 0; i < c; ++i) f(j, i) *= s;
     }
     const double tr_yy = cross.syy_trace();
     const double tr_xx = stats.spec.total;  // tr(Sxx), tracked exactly by the accumulator
 
+    matrix_t h = xt::zeros<double>({r, r});
+    matrix_t scaled = xt::zeros<double>({d, k});  // D_r^{∓1/2} Q, zero below row r
     for (double lambda : options.lambdas) {
         tradeoff_point p;
         p.lambda = lambda;
-        matrix_t h = ffT;
+        blas::syrk_nt(r, c, 1.0, f.data(), 0.0, h.data());  // upper triangle: all the solver reads
         for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * values(j);
-        const eigen_result eh = sym_eigen(h);
+        const eigen_result eh = k < r ? sym_eigen_top_in_place(h, k) : sym_eigen_in_place(h);
         p.status = solver_status_of(eh.info);
-        matrix_t q = xt::zeros<double>({r, k});
-        p.eigenvalues = xt::zeros<double>({k});
-        for (std::size_t j = 0; j < k; ++j) {
-            p.eigenvalues(j) = eh.values(j);
-            for (std::size_t i = 0; i < r; ++i) q(i, j) = eh.vectors(i, j);
+        const matrix_t& q = eh.vectors;  // r x k
+        p.eigenvalues = eh.values;
+        // V* = P_r D_r^{-1/2} Q.
+        for (std::size_t i = 0; i < r; ++i) {
+            const double s = 1.0 / std::sqrt(values(i));
+            for (std::size_t j = 0; j < k; ++j) scaled(i, j) = q(i, j) * s;
         }
         p.v = xt::zeros<double>({d, k});
-        blas::gemm_nn(d, k, r, 1.0, wht.data(), q.data(), 0.0, p.v.data());
+        blas::gemm_nn(d, k, d, 1.0, basis.data(), scaled.data(), 0.0, p.v.data());
         // M = V*ᵀ Sxx V* = Qᵀ Q = I (whitening), so W* = V*ᵀ Sxy = Qᵀ F and Z* = V*ᵀ Sxx = Qᵀ D^{1/2} Pᵀ:
         // Eqs. (5), (6) without an inverse.
         p.w = xt::zeros<double>({k, c});
         blas::gemm_tn(k, c, r, 1.0, q.data(), f.data(), 0.0, p.w.data());
-        p.z = xt::zeros<double>({k, d});
-        blas::gemm_tn(k, d, r, 1.0, q.data(), half.data(), 0.0, p.z.data());
+        for (std::size_t i = 0; i < r; ++i) {
+            const double s = std::sqrt(values(i));
+            for (std::size_t j = 0; j < k; ++j) scaled(i, j) = q(i, j) * s;
+        }
+        matrix_t zt = xt::zeros<double>({d, k});  // Z*ᵀ = P_r D_r^{1/2} Q
+        blas::gemm_nn(d, k, d, 1.0, basis.data(), scaled.data(), 0.0, zt.data());
+        p.z = xt::transpose(zt);
         double fit_y = 0.0, fit_x = 0.0;
         for (double v : p.w) fit_y += v * v;
         for (double v : p.z) fit_x += v * v;

@@ -32,6 +32,40 @@ int open_read(const std::string& path, std::uint64_t& size_out) {
     return fd;
 }
 
+int open_read_stream(const std::string& path, std::uint64_t& size_out, bool& pipe) {
+    pipe = false;
+    if (path != "-") {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return open_read(path, size_out);
+    }
+    const int fd = path == "-" ? ::fcntl(0, F_DUPFD_CLOEXEC, 0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        ::close(fd);
+        throw file_error(path, 0, "neither a regular file nor a pipe");
+    }
+    size_out = 0;
+    pipe = true;
+    return fd;
+}
+
+void read_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, const std::string& path) {
+    auto* p = static_cast<unsigned char*>(dst);
+    std::size_t done = 0;
+    while (done < bytes) {
+        const ssize_t got = ::read(fd, p + done, bytes - done);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            throw file_error(path, offset + done, std::string("read failed: ") + std::strerror(errno));
+        }
+        if (got == 0)
+            throw file_error(path, offset + done,
+                             "the pipe ended before the rows of --raw-shape (a pipe is read once: one pass, no --resume)");
+        done += static_cast<std::size_t>(got);
+    }
+}
+
 void pread_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, const std::string& path) {
     auto* p = static_cast<unsigned char*>(dst);
     std::size_t done = 0;

@@ -9,6 +9,12 @@ namespace recalign::io::detail {
 
 // Opens read-only; throws file_error(path, 0, reason) on failure. Returns the descriptor.
 int open_read(const std::string& path, std::uint64_t& size_out);
+// Opens for one sequential read: a regular file as open_read does (`pipe` false), or a pipe,
+// FIFO or character device (`pipe` true, `size_out` 0); "-" is standard input.
+int open_read_stream(const std::string& path, std::uint64_t& size_out, bool& pipe);
+// Reads exactly `bytes` from the current position of a pipe (`offset`: bytes read so far, for
+// the messages); its end before that is a file_error naming the offset.
+void read_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, const std::string& path);
 // Reads exactly `bytes` at `offset`; a short file is a file_error at the offset where data ran out.
 void pread_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, const std::string& path);
 void close_fd(int& fd) noexcept;

@@ -1,6 +1,8 @@
 #include "recalign/io/raw.hpp"
 
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "posix_file.hpp"
 #include "recalign/core/checked.hpp"
@@ -20,8 +22,14 @@ raw_reader::raw_reader(const std::string& path, std::uint64_t rows, std::uint64_
     if (cols == 0 || cols > (std::uint64_t(1) << 31))
         throw std::invalid_argument(path + ": raw row width " + std::to_string(cols) + " is out of range (1 .. 2^31)");
     std::uint64_t size = 0;
-    fd_ = detail::open_read(path, size);
+    fd_ = detail::open_read_stream(path, size, pipe_);
     const std::uint64_t row_bytes = cols * dtype_size(type);  // <= 2^31 x 8
+    if (pipe_ && rows_ == 0) {
+        detail::close_fd(fd_);
+        throw std::invalid_argument(path + ": a pipe's length is unknown before it is read: give its rows as N in --raw-shape N," +
+                                    std::to_string(cols));
+    }
+    if (pipe_) size = checked_mul(rows_, row_bytes, "raw N x D bytes");  // what the pipe must deliver
     if (rows_ == 0) rows_ = size / row_bytes;  // N = 0: as many rows as the file holds
     std::uint64_t need = 0;
     std::string overflow;
@@ -43,7 +51,8 @@ raw_reader::raw_reader(const std::string& path, std::uint64_t rows, std::uint64_
 
 raw_reader::~raw_reader() { detail::close_fd(fd_); }
 raw_reader::raw_reader(raw_reader&& o) noexcept
-    : fd_(o.fd_), path_(std::move(o.path_)), rows_(o.rows_), cols_(o.cols_), type_(o.type_), position_(o.position_) {
+    : fd_(o.fd_), path_(std::move(o.path_)), rows_(o.rows_), cols_(o.cols_), type_(o.type_), position_(o.position_),
+      pipe_(o.pipe_), consumed_(o.consumed_) {
     o.fd_ = -1;
 }
 raw_reader& raw_reader::operator=(raw_reader&& o) noexcept {
@@ -56,6 +65,8 @@ raw_reader& raw_reader::operator=(raw_reader&& o) noexcept {
         cols_ = o.cols_;
         type_ = o.type_;
         position_ = o.position_;
+        pipe_ = o.pipe_;
+        consumed_ = o.consumed_;
     }
     return *this;
 }
@@ -75,8 +86,20 @@ std::size_t raw_reader::read(std::size_t max_rows, row_block& out) {
     out.cols = cols();
     out.bytes.resize(checked_product({n, cols_, es}, "raw block bytes"));  // within the checked N x D
     if (n == 0) return 0;
-    detail::pread_exact(fd_, out.bytes.data(), out.bytes.size(), checked_product({position_, cols_, es}, "raw offset"),
-                        path_);
+    const std::uint64_t offset = checked_product({position_, cols_, es}, "raw offset");
+    if (pipe_) {
+        // Skipped rows are read and dropped here, at the first read, so that opening the
+        // source (e.g. for its header alone) consumes nothing.
+        while (consumed_ < position_) {
+            const std::uint64_t rows = std::min<std::uint64_t>(position_ - consumed_, 1024);
+            std::vector<unsigned char> drop(static_cast<std::size_t>(rows * cols_ * es));
+            detail::read_exact(fd_, drop.data(), drop.size(), consumed_ * cols_ * es, path_);
+            consumed_ += rows;
+        }
+        detail::read_exact(fd_, out.bytes.data(), out.bytes.size(), offset, path_);
+        consumed_ += n;
+    }
+    else detail::pread_exact(fd_, out.bytes.data(), out.bytes.size(), offset, path_);
     if (detail::host_big_endian() && es > 1) {
         for (std::size_t i = 0; i < out.bytes.size(); i += es)
             for (std::size_t a = 0, b = es - 1; a < b; ++a, --b) std::swap(out.bytes[i + a], out.bytes[i + b]);

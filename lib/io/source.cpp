@@ -100,7 +100,15 @@ file_fingerprint fingerprint_file(const std::string& path) {
     file_fingerprint f;
     char resolved[PATH_MAX];
     f.path = ::realpath(path.c_str(), resolved) ? std::string(resolved) : path;
-    int fd = detail::open_read(path, f.size);
+    bool pipe = false;
+    int fd = detail::open_read_stream(path, f.size, pipe);
+    if (pipe) {
+        // Nothing to compare without consuming it: a pipe is identified by its name only (and a
+        // run reading one refuses --resume before this is ever compared).
+        detail::close_fd(fd);
+        f.content_hash = fnv1a().add(std::string_view("pipe")).value();
+        return f;
+    }
     struct stat st {};
     ::fstat(fd, &st);
     f.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;

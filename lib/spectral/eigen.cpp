@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "recalign/core/blas.hpp"
 
@@ -34,42 +35,76 @@ void require_square(const matrix_t& a, const char* who) {
 }
 
 // LAPACK's k eigenpairs in ascending order, eigenvector i in row i of `rows` (k x n): as
-// descending eigenvalues with vectors as columns, signs fixed.
-eigen_result descending(int info, const vector_t& w, const matrix_t& rows) {
+// descending eigenvalues with vectors as columns, signs fixed. k = n: in place (a transpose
+// and a reversal of every row), so the n x n eigenvectors are never held twice.
+eigen_result descending(int info, const vector_t& w, matrix_t rows) {
     const std::size_t k = w.size(), n = rows.shape(1);
     eigen_result r;
     r.info = info;
     r.values = xt::zeros<double>({k});
-    r.vectors = xt::zeros<double>({n, k});
-    for (std::size_t j = 0; j < k; ++j) {
-        const std::size_t src = k - 1 - j;
-        r.values(j) = w(src);
-        for (std::size_t i = 0; i < n; ++i) r.vectors(i, j) = rows(src, i);
+    for (std::size_t j = 0; j < k; ++j) r.values(j) = w(k - 1 - j);
+    if (k == n) {
+        blas::transpose_in_place(n, rows.data());  // column j: eigenvector j, ascending
+        for (std::size_t i = 0; i < n; ++i) std::reverse(rows.data() + i * n, rows.data() + (i + 1) * n);
+        r.vectors = std::move(rows);
+    } else {
+        r.vectors = xt::zeros<double>({n, k});
+        for (std::size_t j = 0; j < k; ++j)
+            for (std::size_t i = 0; i < n; ++i) r.vectors(i, j) = rows(k - 1 - j, i);
     }
     fix_signs(r.vectors);
     return r;
 }
+
+// dsyevr on the upper triangle of `a`, which LAPACK overwrites; the lower one (made equal to
+// it first) is untouched and restores it, on every way out.
+eigen_result eigen_restoring(matrix_t& a, std::size_t k) {
+    const std::size_t n = a.shape(0);
+    blas::symmetrize_from_upper(n, a.data());
+    std::vector<double> diagonal(n);
+    for (std::size_t i = 0; i < n; ++i) diagonal[i] = a(i, i);
+    struct restore {
+        matrix_t& a;
+        const std::vector<double>& d;
+        ~restore() {
+            blas::symmetrize_from_lower(d.size(), a.data());
+            for (std::size_t i = 0; i < d.size(); ++i) a(i, i) = d[i];
+        }
+    } guard{a, diagonal};
+    vector_t w = xt::zeros<double>({n});  // dsyevr's W is of length n whatever k
+    matrix_t z = xt::zeros<double>({k, n});
+    const int info = blas::syevr_top_rows(n, k, a.data(), w.data(), z.data());
+    return descending(info, xt::view(w, xt::range(0, k)), std::move(z));
+}
+
+void check_k(const matrix_t& a, std::size_t k, const char* who) {
+    require_square(a, who);
+    if (k > a.shape(0))
+        throw std::invalid_argument(std::string(who) + ": k = " + std::to_string(k) + " exceeds n = " +
+                                    std::to_string(a.shape(0)));
+}
 }  // namespace
+
+eigen_result sym_eigen_in_place(matrix_t& a) {
+    require_square(a, "sym_eigen");
+    return eigen_restoring(a, a.shape(0));
+}
+
+eigen_result sym_eigen_top_in_place(matrix_t& a, std::size_t k) {
+    check_k(a, k, "sym_eigen_top");
+    return eigen_restoring(a, k);
+}
 
 eigen_result sym_eigen(const matrix_t& a) {
     require_square(a, "sym_eigen");
-    const std::size_t n = a.shape(0);
     matrix_t work = a;
-    vector_t w = xt::zeros<double>({n});
-    const int info = blas::syevd_rows(n, work.data(), w.data());
-    return descending(info, w, work);
+    return sym_eigen_in_place(work);
 }
 
 eigen_result sym_eigen_top(const matrix_t& a, std::size_t k) {
-    require_square(a, "sym_eigen_top");
-    const std::size_t n = a.shape(0);
-    if (k > n) throw std::invalid_argument("sym_eigen_top: k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
-    if (k == n) return sym_eigen(a);
+    check_k(a, k, "sym_eigen_top");
     matrix_t work = a;
-    vector_t w = xt::zeros<double>({k});
-    matrix_t z = xt::zeros<double>({k, n});
-    const int info = blas::syevr_top_rows(n, k, work.data(), w.data(), z.data());
-    return descending(info, w, z);
+    return sym_eigen_top_in_place(work, k);
 }
 
 generalized_result generalized_eigen(const matrix_t& a, const matrix_t& b, const generalized_options& options) {

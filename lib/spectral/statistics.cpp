@@ -137,20 +137,28 @@ statistics make_statistics(spectrum spec, vector_t mean, std::optional<cross_mom
     return s;
 }
 
-statistics finish(const moment_accumulator& m, centering c) { return finish(m, c, 0); }
+statistics finish(const moment_accumulator& m, centering c) { return finish(m, c, exact_finish_options{}); }
 
 statistics finish(const moment_accumulator& m, centering c, std::size_t top) {
+    exact_finish_options o;
+    o.top = top;
+    return finish(m, c, o);
+}
+
+statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options) {
+    const std::size_t top = options.top;
     if (top > m.dim())
         throw std::invalid_argument("finish: " + std::to_string(top) + " eigenpairs asked of D = " + std::to_string(m.dim()));
     // One eigendecomposition of one copy of Sxx, kept beside it: every analysis of this state
-    // reads these two matrices, none recomputes them.
+    // reads these two matrices, none recomputes them. The solver works inside that copy.
     spectrum s;
     s.method = route::exact;
     s.center = c;
     s.n = m.n();
     s.dim = m.dim();
-    matrix_t sxx = m.sxx(c);
-    eigen_result e = top == 0 || top == m.dim() ? sym_eigen(sxx) : sym_eigen_top(sxx, top);
+    std::optional<matrix_t> sxx(m.sxx(c));
+    eigen_result e = top == 0 || top == m.dim() ? sym_eigen_in_place(*sxx) : sym_eigen_top_in_place(*sxx, top);
+    if (!options.second_moment) sxx.reset();
     s.status = solver_status_of(e.info);
     s.eigenvalues = std::move(e.values);
     s.basis = std::move(e.vectors);

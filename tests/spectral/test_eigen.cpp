@@ -126,3 +126,38 @@ TEST_CASE("exact_spectrum of the accumulator reproduces its covariance", "[eigen
         CHECK(s.rank() == d);
     }
 }
+
+TEST_CASE("sym_eigen_in_place: the decomposition of sym_eigen, the matrix given back from its upper triangle", "[eigen]") {
+    // n = 150 spans several of the 64 x 64 tiles of the triangle copies and the transpose.
+    const std::size_t n = 150;
+    const matrix_t a = random_spd(n, 4);
+    const eigen_result ref = sym_eigen(a);
+    REQUIRE(ref.converged());
+    for (std::size_t k : {n, std::size_t(7)}) {
+        // Only the upper triangle is read: the lower one holds garbage and is overwritten.
+        matrix_t work = a;
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < i; ++j) work(i, j) = -1e300;
+        const eigen_result e = k == n ? sym_eigen_in_place(work) : sym_eigen_top_in_place(work, k);
+        REQUIRE(e.converged());
+        CHECK(xt::all(xt::equal(work, a)));
+        REQUIRE(e.values.size() == k);
+        REQUIRE(e.vectors.shape(0) == n);
+        REQUIRE(e.vectors.shape(1) == k);
+        for (std::size_t j = 0; j < k; ++j) {
+            CHECK(std::abs(e.values(j) - ref.values(j)) <= 1e-12 * ref.values(0));
+            // A v = λ v for each returned column, against the untouched input.
+            double res = 0;
+            for (std::size_t i = 0; i < n; ++i) {
+                double r = -e.values(j) * e.vectors(i, j);
+                for (std::size_t l = 0; l < n; ++l) r += a(i, l) * e.vectors(l, j);
+                res = std::max(res, std::abs(r));
+            }
+            CHECK(res < 1e-11 * ref.values(0));
+        }
+    }
+    matrix_t bad = xt::zeros<double>({3, 4});
+    CHECK_THROWS_AS(sym_eigen_in_place(bad), std::invalid_argument);
+    matrix_t small = xt::eye<double>(3);
+    CHECK_THROWS_AS(sym_eigen_top_in_place(small, 4), std::invalid_argument);
+}

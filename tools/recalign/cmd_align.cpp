@@ -15,10 +15,10 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     route_state state(p.config());
     align_result r;
     r.run = stream(state, p, mpi);
-    const statistics s = finish_choices(finish_statistics(state, p.center), p);
+    statistics s = finish_choices(finish_statistics(state, p.center, false), p);
     r.curve = alignment_curve(s, opt);
-    r.spec = s.spec;
     if (s.method != route::exact) r.sketch = describe_sketch(s, nullptr, 0, 0);
+    r.spec = std::move(s.spec);  // not a copy: at high D the exact basis is D x D
     return r;
 }
 

@@ -21,7 +21,7 @@ void add_data_options(CLI::App* s, data_options& d, bool layout = true) {
     s->add_option("--images", d.images,
                   "Images (samples): an IDX (.gz or plain), .npy or raw file, a CIFAR-10/100 binary batch, an image "
                   "folder ROOT/<class>/.../<image> (JPEG, PNG) or a list file of 'relative/path label' lines; repeat "
-                  "to read several as one stream")->group(g);
+                  "to read several as one stream; - (or a pipe): raw rows from standard input, read once (--raw-shape N,D)")->group(g);
     s->add_option("--labels", d.labels, "Integer class labels, one per row: IDX or .npy (one per --images; "
                                         "folders, lists and CIFAR carry their labels)")->group(g);
     s->add_option("--classes", d.classes, "Number of classes C (default: largest label + 1, from one pass over the labels)")

@@ -29,6 +29,12 @@ bool writable_directory(const std::string& dir) { return is_directory(dir) && ::
 
 bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+bool is_pipe(const std::string& path) {
+    struct stat st {};
+    return path == "-" ||
+           (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode)));
+}
+
 void require_input_file(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));

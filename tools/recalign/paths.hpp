@@ -8,6 +8,8 @@
 namespace recalign::cli {
 
 bool file_exists(const std::string& path);
+// "-" (standard input), a pipe, FIFO or character device: data that can be read only once.
+bool is_pipe(const std::string& path);
 
 // An input file must exist, be a regular file (not a directory) and not be empty:
 // file_error naming it at byte offset 0 otherwise.

@@ -188,7 +188,7 @@ void route_state::reduce(const mpi_context& mpi) {
     if (bytes) load(*bytes, "the ranks' merged state");
 }
 
-statistics finish_statistics(const route_state& s, centering c) {
+statistics finish_statistics(const route_state& s, centering c, bool second_moment) {
     const auto built = static_cast<centering>(s.config_.center);
     if (s.config_.method != "exact" && built != c)
         throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
@@ -198,7 +198,9 @@ statistics finish_statistics(const route_state& s, centering c) {
     sketch_finish_options o;
     o.rank = static_cast<std::size_t>(s.config_.rank);
     return std::visit(overloaded{[&](const moment_accumulator& m) {
-                                     statistics st = finish(m, c);
+                                     exact_finish_options eo;
+                                     eo.second_moment = second_moment;
+                                     statistics st = finish(m, c, eo);
                                      if (!labels) return st;
                                      return make_statistics(std::move(st.spec), std::move(st.mean), labels->cross(c),
                                                             std::move(st.second_moment));

@@ -38,7 +38,7 @@ public:
     const run_config& config() const noexcept { return config_; }
 
 private:
-    friend statistics finish_statistics(const route_state& s, centering c);
+    friend statistics finish_statistics(const route_state& s, centering c, bool second_moment);
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
     run_config config_;
     sketch main_;
@@ -47,7 +47,9 @@ private:
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the
 // sketch's top --rank in the centering it was built with (the other one throws
-// std::invalid_argument), with the cross statistics when labels were read.
-statistics finish_statistics(const route_state& s, centering c);
+// std::invalid_argument), with the cross statistics when labels were read. `second_moment`
+// false: the exact route releases Sxx once decomposed (one D x D matrix less, for the
+// analyses that read only the eigenpairs).
+statistics finish_statistics(const route_state& s, centering c, bool second_moment = true);
 
 }  // namespace recalign::cli

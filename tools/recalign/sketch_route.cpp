@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <string>
 
+#include "paths.hpp"
+
 namespace recalign::cli {
 
 const char* verify_help =
@@ -24,6 +26,10 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
                                      "statistics as streamed: ") +
                          (p.raw_targets ? "--measure published / --center inputs (raw targets)" : "--standardize global") +
                          " is not supported with it yet; pass --no-verify, or use --method exact");
+    for (const std::string& f : p.input.source.images)
+        if (is_pipe(f))
+            throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
+                             " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
     if (mpi.active())
         throw user_error("--verify under mpirun is not supported yet (each rank would verify its own shard's sketch): "
                          "pass --no-verify, or run without mpirun");

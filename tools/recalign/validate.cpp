@@ -236,6 +236,23 @@ void require_memory(const run_config& c, std::uint64_t extra, const std::string&
                      " (this machine has " + gib(phys) + ")" + way_out);
 }
 
+namespace {
+void require_one_pass(const io::source_options& o, const run_options& r) {
+    // A pipe is read once, front to back: what would read it again is refused here.
+    if (o.images.size() != 1)
+        throw std::invalid_argument("--images: a pipe is read alone (it cannot be one of several --images)");
+    const std::string what = "--images " + o.images.front() + " is a pipe, read once";
+    if (o.format != io::data_format::raw || o.raw_rows == 0)
+        throw std::invalid_argument(what + ": give its format and length as --raw-shape N,D (raw rows)");
+    if (r.resume)
+        throw std::invalid_argument(what + ": --resume would have to skip the rows already done in a new stream; "
+                                    "write the stream to a file to resume, or restart the run (its --checkpoint "
+                                    "files can still be analysed with --from or merged)");
+    if (r.passes > 1) throw std::invalid_argument(what + ": --passes " + std::to_string(r.passes) + " needs a file");
+    // The verification pass of the sketch routes: refused in check_verification (sketch_route.cpp).
+}
+}  // namespace
+
 prepared_run prepare_run(const data_options& d, const run_options& r, const run_needs& needs) {
     prepared_run p;
     p.raw_targets = pick_raw_targets(r, needs.default_raw_targets);
@@ -260,8 +277,12 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     // What the route cannot serve is known from the options alone (statistics.hpp).
     check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
     io::source_options o = resolve_data(d, needs.labels);
-    for (const std::string& f : o.images)
-        if (!is_directory(f)) require_input_file(f);
+    bool piped = false;
+    for (const std::string& f : o.images) {
+        if (is_pipe(f)) piped = true;
+        else if (!is_directory(f)) require_input_file(f);
+    }
+    if (piped) require_one_pass(o, r);
     for (const std::string& f : o.labels) require_input_file(f);
     // Headers only (and, for image files without --crop, the first image): D, the row
     // range, the labels' row count.

@@ -30,6 +30,10 @@ struct denoising_subspace_result {
 // F = D_G^{-1/2} P_Gᵀ Bs, by an SVD of F (its singular values are accurate where the
 // eigenvalues of F Fᵀ would have squared the rounding).
 denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol = 1e-12);
+// The same consuming the noise moments: G is decomposed in place and both are released as
+// soon as they are read, so that beside the two inputs it needs one D x D matrix at a time
+// (the whitening, then Fᵀ with its SVD in place) and returns V* in the whitening's storage.
+denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol = 1e-12);
 
 struct denoising_options {
     alignment_measure measure = alignment_measure::paper;

@@ -38,21 +38,34 @@ void ger(std::size_t m, std::size_t n, double alpha, const double* x, const doub
 
 // Copies the upper triangle of a row-major n x n matrix onto its lower triangle.
 void symmetrize_from_upper(std::size_t n, double* a);
+// Copies the lower triangle onto the upper one.
+void symmetrize_from_lower(std::size_t n, double* a);
+// Transposes a square n x n matrix in place.
+void transpose_in_place(std::size_t n, double* a);
 
 // Symmetric eigendecomposition (divide and conquer, dsyevd) of the upper triangle of the
 // row-major n x n matrix `a`. On return `w` holds the eigenvalues in ascending order and
 // row i of `a` the i-th eigenvector. Returns LAPACK's info (> 0: did not converge).
 int syevd_rows(std::size_t n, double* a, double* w);
 
-// The top k eigenpairs only (dsyevr, MRRR, eigenvalues il = n-k+1 .. n) of the upper triangle
-// of the row-major n x n matrix `a` (destroyed). On return `w` holds the k eigenvalues in
-// ascending order and row i of `z` (k x n) the i-th eigenvector. O(n² k) after the
-// tridiagonal reduction instead of the full back-transformation. Returns LAPACK's info.
+// The top k eigenpairs only (dsyevr, MRRR, eigenvalues il = n-k+1 .. n; k = n: all of them)
+// of the upper triangle of the row-major n x n matrix `a`. LAPACK overwrites that triangle,
+// diagonal included, and never touches the strict lower one; its workspace is O(n). On return
+// `w` (of length n: LAPACK's workspace) holds the k eigenvalues in ascending order and row i of `z` (k x n) the i-th
+// eigenvector. O(n² k) after the tridiagonal reduction instead of the full
+// back-transformation. Returns LAPACK's info.
 int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z);
 
 // Cholesky factor of the upper triangle (row-major): on success a = Rᵀ R with R upper.
 // Returns LAPACK's info (> 0: not positive definite at that order).
 int potrf_upper(std::size_t n, double* a);
+
+// Singular values and right singular vectors of a row-major (m x n) matrix, m >= n, in its
+// own buffer: dgesvd on the column-major n x m matrix the buffer also is (no transposed
+// copies, workspace O(m)). On return `s` holds the n singular values, descending, and the
+// first n·n entries of `a` are the row-major n x n matrix Vᵀ; the rest is destroyed.
+// Returns LAPACK's info.
+int gesvd_right_in_place(std::size_t m, std::size_t n, double* a, double* s);
 
 // Thin SVD of a row-major (m x n) matrix, m >= n: a = U diag(s) Vᵀ. `u` is (m x n),
 // `vt` is (n x n). Returns LAPACK's info.

@@ -26,6 +26,10 @@ public:
     std::uint64_t position() const noexcept { return position_; }
     dtype delivery_type() const noexcept { return type_; }
 
+    // Standard input ("-"), a pipe or a FIFO: read once, front to back (skipped rows are read
+    // and dropped at the first read).
+    bool pipe() const noexcept { return pipe_; }
+
     void skip(std::uint64_t count);
     std::size_t read(std::size_t max_rows, row_block& out);
 
@@ -35,6 +39,8 @@ private:
     std::uint64_t rows_ = 0, cols_ = 0;
     dtype type_ = dtype::u8;
     std::uint64_t position_ = 0;
+    bool pipe_ = false;
+    std::uint64_t consumed_ = 0;  // rows taken from the pipe (skipped ones are read at the first read)
 };
 
 }  // namespace recalign::io

@@ -12,7 +12,7 @@ namespace recalign {
 struct eigen_result {
     vector_t values;   // descending
     matrix_t vectors;  // n x n, column i is the eigenvector of values(i); sign: largest entry > 0
-    int info = 0;      // LAPACK dsyevd info: 0 = converged
+    int info = 0;      // LAPACK dsyevr info: 0 = converged
     bool converged() const noexcept { return info == 0; }
 };
 
@@ -21,6 +21,12 @@ eigen_result sym_eigen(const matrix_t& a);
 // Only its top k eigenpairs (values descending, vectors n x k), when k < n is all that is
 // needed: the full back-transformation of the other n - k vectors is never done.
 eigen_result sym_eigen_top(const matrix_t& a, std::size_t k);
+// The same without a copy of `a`: LAPACK (dsyevr) works in `a`'s upper triangle and `a` is
+// restored from its untouched lower one, so the decomposition needs the eigenvectors and O(n)
+// beside `a` (at D = 24,576 one 4.8 GB matrix, not three). On return, also after an
+// exception, `a` is the symmetric matrix of its upper triangle (both triangles written).
+eigen_result sym_eigen_in_place(matrix_t& a);
+eigen_result sym_eigen_top_in_place(matrix_t& a, std::size_t k);
 
 struct generalized_options {
     // Directions of B with eigenvalue <= rel_tol * (largest eigenvalue of B) are null

@@ -95,6 +95,15 @@ statistics with_raw_targets(statistics s, const matrix_t& raw_syy = matrix_t());
 double global_std(const statistics& s);
 statistics standardize_global(statistics s);
 
+struct exact_finish_options {
+    std::size_t top = 0;        // eigenpairs to keep (0 or D: all)
+    bool second_moment = true;  // keep Sxx in the statistics (denoising and noise impact read it)
+};
+// The general form of the two above. Memory beyond the accumulator: Sxx and the eigenvectors
+// (two D x D matrices; the eigensolver works inside Sxx, sym_eigen_in_place); without the
+// second moment Sxx is released on return, leaving the eigenvectors only.
+statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options);
+
 struct sketch_finish_options {
     std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
 };

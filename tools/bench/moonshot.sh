@@ -1,0 +1,69 @@
+#!/bin/bash
+# The moonshot of issue 17 item 6: ImageNet-1k scale in one pass. recalign-synth streams
+# 224x224x3 u8 rows (1/f² images, one class pattern each) into `recalign align --method
+# nystrom` through a pipe (--images -), which reads them once, checkpoints every EVERY rows
+# and never holds more than a batch of rows. Prints, each from its own measurement:
+#   the generator alone (rows/s to /dev/null, wall and CPU: is it the bottleneck?),
+#   the whole pipeline's wall time, recalign's own peak RSS and CPU time (GNU time),
+#   the checkpoint's size (the state), and the extrapolation of the wall time to N_FULL rows.
+# Usage:  tools/bench/moonshot.sh [ROWS]          (default: all 1,281,167; e.g. 20000 to extrapolate)
+# Environment: BUILD (build), RANK (100), CLASSES (256: the generator's u8 labels stop there;
+# ImageNet has 1,000), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
+# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). --no-verify is always passed: the
+# verification pass would read the pipe a second time (refused up front).
+set -euo pipefail
+ROWS=${1:-1281167}
+N_FULL=1281167
+BUILD=${BUILD:-build}
+RANK=${RANK:-100}
+CLASSES=${CLASSES:-256}
+EVERY=${EVERY:-100000}
+BATCH=${BATCH:-500}
+PRECISION=${PRECISION:-f32-kernels}
+SEED=${SEED:-0}
+TMP=${TMP:-/tmp/recalign_moonshot}
+EXTRA=${EXTRA:-}
+H=224 W=224 CH=3
+D=$((H * W * CH))
+SYNTH=$BUILD/tools/synth/recalign-synth
+RECALIGN=$BUILD/tools/recalign/recalign
+for t in "$SYNTH" "$RECALIGN" /usr/bin/time; do [ -x "$t" ] || { echo "moonshot.sh: $t not found (build first)" >&2; exit 2; }; done
+mkdir -p "$TMP"
+LABELS=$TMP/labels_$ROWS.npy CKPT=$TMP/moonshot_$ROWS.ckpt OUT=$TMP/moonshot_$ROWS.json
+rm -f "$CKPT"
+now() { date +%s.%N; }
+echo "machine: nproc $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u '+%F %T UTC'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rows $ROWS, D = $D, rank $RANK, classes $CLASSES, checkpoint every $EVERY, batch $BATCH, precision $PRECISION"
+
+# Labels depend only on (seed, row, classes), not on the image size: a 1x1 run writes the same
+# labels file in a fraction of a second, before the images stream (recalign opens it first).
+"$SYNTH" --rows "$ROWS" --height 1 --width 1 --channels 1 --classes "$CLASSES" --seed "$SEED" \
+    --output /dev/null --labels "$LABELS" 2>/dev/null
+
+# The generator alone on a prefix (at most 20,000 rows): its rate bounds the pipeline's.
+GEN_ROWS=$((ROWS < 20000 ? ROWS : 20000))
+t0=$(now)
+/usr/bin/time -f "%U %S" -o "$TMP/gen.time" "$SYNTH" --rows "$GEN_ROWS" --height $H --width $W --channels $CH \
+    --classes "$CLASSES" --seed "$SEED" --output /dev/null --labels "$TMP/gen_labels.npy" 2>/dev/null
+t1=$(now)
+read -r gu gs < "$TMP/gen.time"
+awk -v n="$GEN_ROWS" -v w="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$gu + $gs" | bc)" 'BEGIN {
+    printf "generator alone: %d rows in %.2f s wall (%.0f rows/s), %.2f s CPU (%.0f rows per CPU-second)\n", n, w, n / w, c, n / c }'
+
+# The pipeline: every row generated, piped, read once.
+t0=$(now)
+"$SYNTH" --rows "$ROWS" --height $H --width $W --channels $CH --classes "$CLASSES" --seed "$SEED" \
+    --output - --labels "$TMP/pipe_labels.npy" 2>"$TMP/synth.err" |
+    /usr/bin/time -v -o "$TMP/recalign.time" "$RECALIGN" align --images - --raw-shape "$ROWS,$D" --labels "$LABELS" \
+        --method nystrom --rank "$RANK" --precision "$PRECISION" --batch "$BATCH" --checkpoint "$CKPT" \
+        --checkpoint-every "$EVERY" --no-verify --json --quiet $EXTRA > "$OUT"
+t1=$(now)
+wall=$(echo "$t1 - $t0" | bc)
+rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$TMP/recalign.time")
+cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u + s}' "$TMP/recalign.time")
+state=$(stat -c %s "$CKPT")
+awk -v n="$ROWS" -v full="$N_FULL" -v w="$wall" -v r="$rss" -v c="$cpu" -v s="$state" 'BEGIN {
+    printf "pipeline: %d rows in %.1f s wall (%.0f rows/s); recalign: peak RSS %.0f MiB, CPU %.1f s\n", n, w, n / w, r / 1024, c
+    printf "state (checkpoint file): %.1f MB\n", s / 1e6
+    printf "extrapolated to %d rows at this rate: %.1f min (goal <= 15 min; a linear extrapolation: fixed costs make it pessimistic at small n)\n", full, w * full / n / 60 }'
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
