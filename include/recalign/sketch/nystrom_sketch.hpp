@@ -47,9 +47,13 @@ struct nystrom_options {
     std::size_t probes = 10;        // Gaussian probes of the error estimate (0 = none)
     std::uint64_t seed = 0;
     centering center = centering::centered;
-    // Opt-in: for float32 input, form X_b T and X_bᵀ (X_b T) with SGEMM (about 2x faster) and
-    // add each batch's product to the double-precision Y; means, Chan terms and the trace
-    // stay in double. Not part of the configuration: sketches with and without it merge.
+    // Opt-in: for float32 or uint8 input, form X_b T and X_bᵀ (X_b T) with SGEMM (about 2x
+    // faster), each batch's product added block by block to the double-precision Y; means,
+    // Chan terms and the trace stay in double. The products' relative error is then that of
+    // single precision (about 1e-7 times ‖X_b‖², tests/sketch: < 1e-4 of Y). Not part of the
+    // configuration: sketches with and without it merge.
+    // Either way a batch is converted and centered one block of 256 columns at a time (twice:
+    // once for X_b T, once for X_bᵀ Z), never widened as a whole.
     bool float32_kernels = false;
     nystrom_test test = nystrom_test::signs;
 };
