@@ -8,7 +8,7 @@
 //       from the counter-based Philox generator keyed by (seed, row).
 //   bench_sketch run --data FILE --dim D --rows N --method fd|nystrom|exact [--batch B]
 //                    [--rank K] [--ell L] [--oversampling P] [--passes Q] [--probes T]
-//                    [--seed S] [--float32 0|1] [--basis-out FILE]
+//                    [--seed S] [--float32 0|1] [--robust 0|1] [--basis-out FILE]
 //       Streams the file (Q reads for Nyström), prints one JSON line: wall seconds, peak RSS,
 //       checkpoint bytes, top eigenvalues' sum, error information; writes the D x K basis
 //       (float64, row-major) for `eval`.
@@ -201,7 +201,10 @@ int run(const args& a) {
         o.ell = a.num("ell", std::to_string(2 * k));
         frequent_directions fd(o);
         stream_file(data, d, n, batch, [&](const batch_view& b, std::size_t r) { fd.update(b, r); });
-        sp = frequent_directions_spectrum(fd, {k, 1e-12});
+        frequent_directions_spectrum_options so;
+        so.rank = k;
+        so.robust_shift = a.get("robust", "0") == "1";
+        sp = frequent_directions_spectrum(fd, so);
         bytes = state_bytes(fd);
         extra = ", \"ell\": " + std::to_string(o.ell) + ", \"shrinks\": " + std::to_string(fd.shrinks());
     } else if (method == "nystrom") {
