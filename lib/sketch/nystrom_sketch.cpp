@@ -318,10 +318,12 @@ double nystrom_sketch::first_sweep(const batch_view& x, const double* shift, dou
     return ss;
 }
 
-// Sweep 2: the same blocks again, Y[block] += X_s[:, block]ᵀ Z. In single precision each
-// block's SGEMM product is added to Y in double.
+// Sweep 2: the same blocks again, Y[block] += X_s[:, block]ᵀ Z + coef e[block] (eᵀ T) (the
+// rank-one term of update(), added while the block of Y is in cache: one pass over Y per
+// batch). In single precision each block's SGEMM product is added to Y in double.
 template <class T>
-void nystrom_sketch::second_sweep(const batch_view& x, const double* shift) {
+void nystrom_sketch::second_sweep(const batch_view& x, const double* shift, double coef, const double* e,
+                                  const double* et) {
     constexpr bool single = std::is_same_v<T, float>;
     const std::size_t d = options_.dim, rows = x.rows, w = y_.shape(1);
     std::vector<T>& xs = [this]() -> std::vector<T>& { if constexpr (single) return xf_; else return xb_; }();
@@ -332,9 +334,15 @@ void nystrom_sketch::second_sweep(const batch_view& x, const double* shift) {
         double* yblock = y_.data() + c0 * w;
         if constexpr (single) {
             blas::gemm_tn(cb, w, rows, 1.0f, xs.data(), zs.data(), 0.0f, yf_.data());
-            for (std::size_t i = 0; i < cb * w; ++i) yblock[i] += static_cast<double>(yf_[i]);
+            for (std::size_t i = 0; i < cb; ++i) {
+                const double ce = coef * e[c0 + i];
+                double* yr = yblock + i * w;
+                const float* fr = yf_.data() + i * w;
+                for (std::size_t j = 0; j < w; ++j) yr[j] += static_cast<double>(fr[j]) + ce * et[j];
+            }
         } else {
             blas::gemm_tn(cb, w, rows, 1.0, xs.data(), zs.data(), 1.0, yblock);
+            blas::ger(cb, w, coef, e + c0, et, yblock);  // while the block is in cache
         }
     }
 }
@@ -394,10 +402,9 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
 
     // --- the state changes from here on; nothing below can fail ---
     if (single)
-        second_sweep<float>(x, shift);
+        second_sweep<float>(x, shift, coef, e, et);
     else
-        second_sweep<double>(x, shift);
-    blas::ger(d, w, coef, e, et, y_.data());
+        second_sweep<double>(x, shift, coef, e, et);
     const double f = static_cast<double>(rows) / static_cast<double>(n);
     if (na > 0)
         for (std::size_t c = 0; c < d; ++c) mean_(c) += e[c] * f;

@@ -122,7 +122,7 @@ private:
     template <class T>
     double first_sweep(const batch_view& x, const double* shift, double* sums, double* sums_t);
     template <class T>
-    void second_sweep(const batch_view& x, const double* shift);
+    void second_sweep(const batch_view& x, const double* shift, double coef, const double* e, const double* et);
 
     nystrom_options options_;
     std::uint32_t pass_ = 0;
