@@ -109,7 +109,7 @@ TEST_CASE("Nyström test matrix: any block is the same rows of one matrix; signs
 }
 
 TEST_CASE("Nyström: Y = M T to rounding for u8 / f32 / f64 input far from the origin, any batching", "[sketch][nystrom]") {
-    const std::size_t d = 600, n = 700;  // 600 = 256 + 256 + 88 columns
+    const std::size_t d = 2200, n = 300;  // 2200 = 1024 + 1024 + 152 columns: full and partial blocks
     std::vector<double> x(n * d);
     std::vector<std::uint8_t> xu(n * d);
     std::vector<float> xf(n * d);

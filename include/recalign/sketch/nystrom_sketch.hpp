@@ -52,7 +52,7 @@ struct nystrom_options {
     // Chan terms and the trace stay in double. The products' relative error is then that of
     // single precision (about 1e-7 times ‖X_b‖², tests/sketch: < 1e-4 of Y). Not part of the
     // configuration: sketches with and without it merge.
-    // Either way a batch is converted and centered one block of 256 columns at a time (twice:
+    // Either way a batch is converted and centered one block of 1024 columns at a time (twice:
     // once for X_b T, once for X_bᵀ Z), never widened as a whole.
     bool float32_kernels = false;
     nystrom_test test = nystrom_test::signs;
