@@ -188,4 +188,14 @@ int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, do
     return info;
 }
 
+int gesdd_thin_notrans(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return 0;
+    // Column-major Aᵀ (n x m, ld n) = U' Σ V'ᵀ: A = V' Σ U'ᵀ. V'ᵀ (n x m, ld n) read row-major
+    // is V' (m x n) = A's U; U' (n x n) read row-major is U'ᵀ = A's Vᵀ.
+    const int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', ni, mi, a, ni, s, vt, ni, u, ni);
+    check_info(info, "dgesdd");
+    return info;
+}
+
 }  // namespace recalign::blas

@@ -8,6 +8,8 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "recalign/core/blas.hpp"
 #include "recalign/core/checked.hpp"
@@ -20,7 +22,14 @@ namespace recalign {
 
 namespace {
 // Stream ids of the two Gaussian matrices (row i of each is stream (seed, id, i)).
-constexpr std::uint64_t omega_stream = 0, probe_stream = 1;
+// Stream ids of the two random matrices (row i of each is stream (seed, id, i)): Gaussian
+// (states saved before signs existed) and signs.
+constexpr std::uint64_t omega_stream = 0, probe_stream = 1, sign_omega_stream = 2, sign_probe_stream = 3;
+// Columns per block of the sweeps: a block of the batch (rows x 1024: 8 MB of doubles at
+// 1000 rows) and of T (1024 x w) stay in the last-level cache, and 1024 is deep enough for
+// OpenBLAS to split each GEMM over both threads (measured, bench_sketch ceiling at D = 49,152:
+// 256 gave 0.89 / 0.77 of the bare GEMMs on one thread, 1024 gives 0.95 / 0.90).
+constexpr std::size_t column_block = 1024;
 
 void check_options(const nystrom_options& o) {
     if (o.dim == 0) throw std::invalid_argument("nystrom_sketch: dimension must be at least 1");
@@ -59,22 +68,77 @@ struct reconstruction {
     solver_status status = solver_status::converged;  // what that info means
 };
 
+// Columns [first, first + count) of rows [c0, c0 + cb) of the sketch's test matrix, as a
+// contiguous cb x count block (regenerated; `scratch` holds cb x (s + probes)).
+void test_columns(const nystrom_sketch& sk, std::size_t c0, std::size_t cb, std::size_t first, std::size_t count,
+                  std::vector<double>& scratch, double* out) {
+    const std::size_t w = sk.width() + sk.options().probes;
+    sk.test_block(c0, cb, scratch.data());
+    for (std::size_t i = 0; i < cb; ++i) std::memcpy(out + i * count, scratch.data() + i * w + first, count * sizeof(double));
+}
+
+// Thin SVD of a tall E (D x s, overwritten) without a D x s SVD: Cholesky QR twice (E = Q C,
+// C = C₂C₁ from the Cholesky factors of EᵀE and of (E C₁⁻¹)ᵀ(E C₁⁻¹): the second pass makes Q
+// orthonormal to rounding), then the s x s SVD C = U_C Σ Vᵀ, U = Q U_C. It needs κ(E)² ε < 1,
+// which the Nyström shift provides (κ(E)² is about 1 / (√D ε) at worst); if a Cholesky
+// factorisation fails anyway, false, E is left as it was (to rounding) and the caller takes
+// LAPACK's SVD of it.
+bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv) {
+    const std::size_t d = e.shape(0), s = e.shape(1);
+    matrix_t c1 = xt::zeros<double>({s, s}), c2 = xt::zeros<double>({s, s});
+    blas::syrk_tn(s, d, 1.0, e.data(), 0.0, c1.data());
+    if (blas::potrf_upper(s, c1.data()) != 0) return false;
+    for (std::size_t i = 0; i < s; ++i)
+        for (std::size_t j = 0; j < i; ++j) c1(i, j) = 0.0;  // the factors are upper triangular
+    matrix_t& q = e;  // in place
+    blas::trsm_right_upper(d, s, c1.data(), q.data());
+    blas::syrk_tn(s, d, 1.0, q.data(), 0.0, c2.data());
+    if (blas::potrf_upper(s, c2.data()) != 0) {
+        matrix_t back = xt::zeros<double>({d, s});  // E = Q₁ C₁ again, for the caller's SVD
+        blas::gemm_nn(d, s, s, 1.0, q.data(), c1.data(), 0.0, back.data());
+        e = std::move(back);
+        return false;
+    }
+    blas::trsm_right_upper(d, s, c2.data(), q.data());
+    for (std::size_t i = 0; i < s; ++i)
+        for (std::size_t j = 0; j < i; ++j) c2(i, j) = 0.0;
+    matrix_t c = xt::zeros<double>({s, s}), uc = xt::zeros<double>({s, s}), vt = xt::zeros<double>({s, s});
+    blas::gemm_nn(s, s, s, 1.0, c2.data(), c1.data(), 0.0, c.data());
+    if (blas::gesdd_thin(s, s, c.data(), sv.data(), uc.data(), vt.data()) != 0) return false;
+    u = xt::zeros<double>({d, s});
+    blas::gemm_nn(d, s, s, 1.0, q.data(), uc.data(), 0.0, u.data());
+    return true;
+}
+
 // Tropp, Yurtsever, Udell, Cevher 2017, Algorithm 3 (stable Nyström for a PSD matrix from
-// Y = A Ω): the shift ν keeps the Cholesky factorisation of Ωᵀ(Y + νΩ) away from rounding
-// trouble; σ² − ν undoes it. If the Cholesky still fails the shift grows (a few times).
-reconstruction reconstruct(const matrix_t& y, const matrix_t& omega) {
-    const std::size_t d = y.shape(0), s = y.shape(1);
+// Y = A Ω, the first s columns of y): the shift ν keeps the Cholesky factorisation of
+// Ωᵀ(Y + νΩ) away from rounding trouble; σ² − ν undoes it. If the Cholesky still fails the
+// shift grows (a few times). Ω is regenerated block by block; besides y, one D x s copy
+// (Y + νΩ, then E) and U are held.
+reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y) {
+    const std::size_t d = y.shape(0), s = sk.width();
     reconstruction r;
+    matrix_t yn = columns(y, 0, s);
     double norm = 0.0;
-    for (double v : y) norm += v * v;
+    for (double v : yn) norm += v * v;
     norm = std::sqrt(norm);
     const bool zero = norm == 0.0;
     r.nu = zero ? 1.0 : std::sqrt(static_cast<double>(d)) * DBL_EPSILON * norm;
-    matrix_t yn, b;
+    const std::size_t cbmax = std::min(d, column_block);
+    std::vector<double> scratch(cbmax * (s + sk.options().probes)), om(cbmax * s);
+    matrix_t b;
+    double added = 0.0;  // the multiple of Ω already in yn
     for (int attempt = 0; attempt < 6; ++attempt) {
-        yn = y + r.nu * omega;
         b = xt::zeros<double>({s, s});
-        blas::gemm_tn(s, s, d, 1.0, omega.data(), yn.data(), 0.0, b.data());
+        const double step = r.nu - added;
+        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+            const std::size_t cb = std::min(column_block, d - c0);
+            test_columns(sk, c0, cb, 0, s, scratch, om.data());
+            double* yb = yn.data() + c0 * s;
+            for (std::size_t i = 0; i < cb * s; ++i) yb[i] += step * om[i];
+            blas::gemm_tn(s, s, cb, 1.0, om.data(), yb, 1.0, b.data());  // Ωᵀ (Y + νΩ)
+        }
+        added = r.nu;
         for (std::size_t i = 0; i < s; ++i)
             for (std::size_t j = i + 1; j < s; ++j) b(i, j) = 0.5 * (b(i, j) + b(j, i));
         r.info = blas::potrf_upper(s, b.data());
@@ -87,9 +151,11 @@ reconstruction reconstruct(const matrix_t& y, const matrix_t& omega) {
     }
     blas::trsm_right_upper(d, s, b.data(), yn.data());  // E = (Y + νΩ) R⁻¹
     vector_t sv = xt::zeros<double>({s});
-    r.u = xt::zeros<double>({d, s});
-    matrix_t vt = xt::zeros<double>({s, s});
-    r.info = blas::gesdd_thin(d, s, yn.data(), sv.data(), r.u.data(), vt.data());
+    if (!svd_cholqr2(yn, r.u, sv)) {
+        r.u = xt::zeros<double>({d, s});
+        matrix_t vt = xt::zeros<double>({s, s});
+        r.info = blas::gesdd_thin_notrans(d, s, yn.data(), sv.data(), r.u.data(), vt.data());
+    }
     r.status = solver_status_of(r.info);
     r.lambda = xt::zeros<double>({s});
     for (std::size_t i = 0; i < s; ++i) r.lambda(i) = zero ? 0.0 : std::max(sv(i) * sv(i) - r.nu, 0.0);
@@ -102,37 +168,70 @@ nystrom_sketch::nystrom_sketch(const nystrom_options& options) : options_(option
     const std::size_t d = options_.dim, w = width() + options_.probes;
     mean_ = xt::zeros<double>({d});
     y_ = xt::zeros<double>({d, w});
-    build_test_matrix();
 }
 
-void nystrom_sketch::build_test_matrix() {
-    const std::size_t d = options_.dim, s = width(), t = options_.probes, w = s + t;
-    test_ = xt::zeros<double>({d, w});
-    for (std::size_t i = 0; i < d; ++i) {
-        double* row = test_.data() + i * w;
-        if (pass_ == 0) {
-            const rng::stream om(options_.seed, omega_stream, i);
-            for (std::size_t j = 0; j < s; ++j) row[j] = om.normal(j);
+template <class T>
+void nystrom_sketch::test_block(std::size_t first, std::size_t count, T* out) const {
+    const std::size_t s = width(), t = options_.probes, w = s + t;
+    const bool signs = options_.test == nystrom_test::signs;
+    // One stream per row of the matrix and per part (Ω, G): a row is the same whatever block
+    // it is generated in.
+    auto fill = [&](std::uint64_t id, std::size_t i, T* row, std::size_t m) {
+        const rng::stream st(options_.seed, id, i);
+        if (signs) {
+            for (std::size_t j0 = 0; j0 < m; j0 += 64) {
+                const std::uint64_t bits = st.bits(j0 / 64);
+                const std::size_t e = std::min<std::size_t>(64, m - j0);
+                for (std::size_t j = 0; j < e; ++j) row[j0 + j] = static_cast<T>(1.0 - 2.0 * static_cast<double>((bits >> j) & 1u));
+            }
         } else {
-            std::memcpy(row, q_.data() + i * s, s * sizeof(double));
+            for (std::size_t j = 0; j < m; ++j) row[j] = static_cast<T>(st.normal(j));
         }
-        const rng::stream pr(options_.seed, probe_stream, i);
-        for (std::size_t j = 0; j < t; ++j) row[s + j] = pr.normal(j);
+    };
+    const std::uint64_t omega_id = signs ? sign_omega_stream : omega_stream;
+    const std::uint64_t probe_id = signs ? sign_probe_stream : probe_stream;
+    for (std::size_t r = 0; r < count; ++r) {
+        const std::size_t i = first + r;
+        T* row = out + r * w;
+        if (pass_ == 0) {
+            fill(omega_id, i, row, s);
+        } else {
+            const double* q = q_.data() + i * s;
+            for (std::size_t j = 0; j < s; ++j) row[j] = static_cast<T>(q[j]);
+        }
+        fill(probe_id, i, row + s, t);
     }
-    test_f_.clear();
-    if (options_.float32_kernels) test_f_.assign(test_.begin(), test_.end());
+}
+
+matrix_t nystrom_sketch::test_matrix() const {
+    matrix_t t = xt::zeros<double>({options_.dim, width() + options_.probes});
+    test_block(0, options_.dim, t.data());
+    return t;
+}
+
+std::vector<double> nystrom_sketch::project_test(const double* v) const {
+    const std::size_t d = options_.dim, w = width() + options_.probes;
+    std::vector<double> out(w, 0.0), block(std::min(d, column_block) * w);
+    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+        const std::size_t cb = std::min(column_block, d - c0);
+        test_block(c0, cb, block.data());
+        blas::gemm_tn(1, w, cb, 1.0, v + c0, block.data(), 1.0, out.data());
+    }
+    return out;
 }
 
 std::uint64_t nystrom_sketch::config_hash() const {
-    return fnv1a()
-        .add(std::string_view("nystrom_sketch"))
+    fnv1a h;
+    h.add(std::string_view("nystrom_sketch"))
         .add(static_cast<std::uint64_t>(options_.dim))
         .add(static_cast<std::uint64_t>(options_.rank))
         .add(static_cast<std::uint64_t>(options_.oversampling))
         .add(static_cast<std::uint64_t>(options_.probes))
         .add(options_.seed)
-        .add(static_cast<std::uint64_t>(options_.center))
-        .value();
+        .add(static_cast<std::uint64_t>(options_.center));
+    // Gaussian states keep the hash they had before the test matrix became a choice.
+    if (options_.test != nystrom_test::gaussian) h.add(std::string_view("test")).add(static_cast<std::uint64_t>(options_.test));
+    return h.value();
 }
 
 double nystrom_sketch::trace() const {
@@ -144,81 +243,177 @@ matrix_t nystrom_sketch::range() const {
     if (options_.center == centering::uncentered && n_ > 0) {
         // S T = M T + n μ (μᵀ T)  (MATH.md §1).
         const std::size_t d = options_.dim, w = y_.shape(1);
-        vector_t mt = xt::zeros<double>({w});
-        blas::gemm_tn(1, w, d, 1.0, mean_.data(), test_.data(), 0.0, mt.data());
+        const std::vector<double> mt = project_test(mean_.data());
         blas::ger(d, w, static_cast<double>(n_), mean_.data(), mt.data(), y.data());
     }
     return y;
 }
 
+namespace {
+// Rows [first, first + count) of a batch, as a batch.
+batch_view rows_of(const batch_view& x, std::size_t first, std::size_t count) {
+    batch_view v = x;
+    if (x.data != nullptr) v.data = static_cast<const char*>(x.data) + first * x.cols * dtype_size(x.type);
+    v.rows = count;
+    return v;
+}
+
+// out (rows x cb) = x[:, c0 : c0 + cb] * scale - shift[c0 : c0 + cb]; when sums / ss are given,
+// adds Σ_rows out and Σ_rows out² to sums[0 : cb] and ss[0 : cb] (one sum per column: the loop
+// vectorizes, the order is fixed).
+template <class In, class T>
+void centered_block(const In* in, std::size_t rows, std::size_t d, double scale, const double* shift,
+                    std::size_t c0, std::size_t cb, T* out, double* sums, double* ss) {
+    const double* mu = shift + c0;
+    for (std::size_t r = 0; r < rows; ++r) {
+        const In* row = in + r * d + c0;
+        T* o = out + r * cb;
+        if (ss) {
+            for (std::size_t c = 0; c < cb; ++c) {
+                const double v = static_cast<double>(row[c]) * scale - mu[c];
+                o[c] = static_cast<T>(v);
+                sums[c] += v;
+                ss[c] += v * v;
+            }
+        } else {
+            for (std::size_t c = 0; c < cb; ++c) o[c] = static_cast<T>(static_cast<double>(row[c]) * scale - mu[c]);
+        }
+    }
+}
+
+template <class T>
+void centered_block(const batch_view& x, const double* shift, std::size_t c0, std::size_t cb, T* out, double* sums,
+                    double* ss) {
+    switch (x.type) {
+        case dtype::u8: return centered_block(static_cast<const std::uint8_t*>(x.data), x.rows, x.cols, x.scale, shift, c0, cb, out, sums, ss);
+        case dtype::f32: return centered_block(static_cast<const float*>(x.data), x.rows, x.cols, x.scale, shift, c0, cb, out, sums, ss);
+        default: return centered_block(static_cast<const double*>(x.data), x.rows, x.cols, x.scale, shift, c0, cb, out, sums, ss);
+    }
+}
+}  // namespace
+
+// Sweep 1 over column blocks of the batch, shifted by s (X_s = X_b − 1 sᵀ): Z = X_s T, the
+// column sums c = 1ᵀ X_s, cᵀ T and Σ X_s², each block of X_s converted into cache-sized
+// scratch and each block of T regenerated; nothing of the state changes. Returns Σ X_s².
+template <class T>
+double nystrom_sketch::first_sweep(const batch_view& x, const double* shift, double* sums, double* sums_t) {
+    constexpr bool single = std::is_same_v<T, float>;
+    const std::size_t d = options_.dim, rows = x.rows, w = y_.shape(1);
+    std::vector<T>& xs = [this]() -> std::vector<T>& { if constexpr (single) return xf_; else return xb_; }();
+    std::vector<T>& zs = [this]() -> std::vector<T>& { if constexpr (single) return zf_; else return zb_; }();
+    std::fill(zs.begin(), zs.begin() + static_cast<std::ptrdiff_t>(rows * w), T(0));
+    double ss = 0.0;
+    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+        const std::size_t cb = std::min(column_block, d - c0);
+        std::fill(ssc_.begin(), ssc_.end(), 0.0);
+        centered_block(x, shift, c0, cb, xs.data(), sums + c0, ssc_.data());
+        for (std::size_t c = 0; c < cb; ++c) ss += ssc_[c];
+        test_block(c0, cb, tb_.data());
+        blas::gemm_tn(1, w, cb, 1.0, sums + c0, tb_.data(), 1.0, sums_t);  // cᵀ T
+        if constexpr (single) {
+            for (std::size_t i = 0; i < cb * w; ++i) tf_[i] = static_cast<float>(tb_[i]);
+            blas::gemm_nn(rows, w, cb, 1.0f, xs.data(), tf_.data(), 1.0f, zs.data());
+        } else {
+            blas::gemm_nn(rows, w, cb, 1.0, xs.data(), tb_.data(), 1.0, zs.data());  // Z += X_s[:, block] T[block]
+        }
+    }
+    return ss;
+}
+
+// Sweep 2: the same blocks again, Y[block] += X_s[:, block]ᵀ Z + coef e[block] (eᵀ T) (the
+// rank-one term of update(), added while the block of Y is in cache: one pass over Y per
+// batch). In single precision each block's SGEMM product is added to Y in double.
+template <class T>
+void nystrom_sketch::second_sweep(const batch_view& x, const double* shift, double coef, const double* e,
+                                  const double* et) {
+    constexpr bool single = std::is_same_v<T, float>;
+    const std::size_t d = options_.dim, rows = x.rows, w = y_.shape(1);
+    std::vector<T>& xs = [this]() -> std::vector<T>& { if constexpr (single) return xf_; else return xb_; }();
+    std::vector<T>& zs = [this]() -> std::vector<T>& { if constexpr (single) return zf_; else return zb_; }();
+    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+        const std::size_t cb = std::min(column_block, d - c0);
+        centered_block(x, shift, c0, cb, xs.data(), static_cast<double*>(nullptr), static_cast<double*>(nullptr));
+        double* yblock = y_.data() + c0 * w;
+        if constexpr (single) {
+            blas::gemm_tn(cb, w, rows, 1.0f, xs.data(), zs.data(), 0.0f, yf_.data());
+            for (std::size_t i = 0; i < cb; ++i) {
+                const double ce = coef * e[c0 + i];
+                double* yr = yblock + i * w;
+                const float* fr = yf_.data() + i * w;
+                for (std::size_t j = 0; j < w; ++j) yr[j] += static_cast<double>(fr[j]) + ce * et[j];
+            }
+        } else {
+            blas::gemm_tn(cb, w, rows, 1.0, xs.data(), zs.data(), 1.0, yblock);
+            blas::ger(cb, w, coef, e + c0, et, yblock);  // while the block is in cache
+        }
+    }
+}
+
+// One batch, shifted by s = the running mean (the batch's first row for the first batch) so
+// that no separate pass computes the batch mean first. With e = m_b − s the batch's centered
+// scatter is X_sᵀ X_s − n_b e eᵀ, and Chan's cross term (n_a n_b / n) δ δᵀ has δ = m_b − μ = e
+// (n_a > 0) or vanishes (n_a = 0): Y += X_sᵀ (X_s T) + (n_a n_b / n − n_b) e (eᵀ T), and the
+// same for the trace (MATH.md §1).
 void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     const std::size_t d = options_.dim, rows = x.rows, w = y_.shape(1);
-    const bool single = options_.float32_kernels && x.type == dtype::f32;
-    // --- validation, conversion and every allocation: the state does not change here ---
+    const bool single = options_.float32_kernels && (x.type == dtype::f32 || x.type == dtype::u8);
+    // --- validation, scratch and the first sweep: the state does not change here ---
     blas::to_blas_int(rows, "batch rows");
     checked_elements<double>({rows, std::max(d, w)}, "nystrom_sketch: batch rows x D");
-    if (single) {
-        xf_.resize(rows * d);
-        to_float_checked(x, d, xf_.data(), first_row);
-    } else {
-        xb_.resize(rows * d);
-        to_double_checked(x, d, xb_.data(), first_row);
+    {
+        double none = 0.0;
+        to_double_checked(rows_of(x, 0, 0), d, &none, first_row);  // the width, named as everywhere
     }
     if (rows == 0) return;
-    chan_.resize(2 * d + w);
-    double* mean_b = chan_.data();
-    double* delta = chan_.data() + d;
-    double* dt = chan_.data() + 2 * d;
-    std::fill(mean_b, mean_b + d, 0.0);
-    double trace_b = 0.0;
-    const double inv = 1.0 / static_cast<double>(rows);
-    if (single) {
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < d; ++c) mean_b[c] += static_cast<double>(xf_[r * d + c]);
-        for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < d; ++c) {
-                const double v = static_cast<double>(xf_[r * d + c]) - mean_b[c];
-                xf_[r * d + c] = static_cast<float>(v);
-                trace_b += v * v;
-            }
-        zf_.resize(rows * w);
-        yf_.resize(d * w);
-        blas::gemm_nn(rows, w, d, 1.0f, xf_.data(), test_f_.data(), 0.0f, zf_.data());  // X_b T
-        blas::gemm_tn(d, w, rows, 1.0f, xf_.data(), zf_.data(), 0.0f, yf_.data());       // X_bᵀ (X_b T)
-    } else {
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < d; ++c) mean_b[c] += xb_[r * d + c];
-        for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t c = 0; c < d; ++c) {
-                const double v = xb_[r * d + c] - mean_b[c];
-                xb_[r * d + c] = v;
-                trace_b += v * v;
-            }
-        zb_.resize(rows * w);
-        blas::gemm_nn(rows, w, d, 1.0, xb_.data(), test_.data(), 0.0, zb_.data());  // X_b T
-    }
+    chan_.assign(2 * d + w, 0.0);
+    double* shift = chan_.data();
+    double* e = chan_.data() + d;
+    double* et = chan_.data() + 2 * d;
     const std::uint64_t na = n_, n = na + rows;
-    const double cw = static_cast<double>(na) * static_cast<double>(rows) / static_cast<double>(n);
-    double d2 = 0.0;
-    for (std::size_t c = 0; c < d; ++c) {
-        delta[c] = mean_b[c] - mean_(c);
-        d2 += delta[c] * delta[c];
+    if (na > 0)
+        std::copy(mean_.begin(), mean_.end(), shift);
+    else
+        to_double_checked(rows_of(x, 0, 1), d, shift, first_row);  // also refuses a bad pointer, type or scale
+    const std::size_t cbmax = std::min(d, column_block);
+    tb_.resize(cbmax * w);
+    ssc_.resize(cbmax);
+    if (single) {
+        xf_.resize(rows * cbmax), zf_.resize(rows * w), tf_.resize(cbmax * w), yf_.resize(cbmax * w);
+    } else {
+        xb_.resize(rows * cbmax), zb_.resize(rows * w);
     }
-    if (na > 0) blas::gemm_tn(1, w, d, 1.0, delta, test_.data(), 0.0, dt);  // δᵀ T
+    const double ss = single ? first_sweep<float>(x, shift, e, et) : first_sweep<double>(x, shift, e, et);
+    for (std::size_t c = 0; c < d; ++c) {
+        if (!std::isfinite(e[c])) {
+            // A NaN/Inf makes its column sum non-finite: find it row by row to name it.
+            std::vector<double> row(d);
+            for (std::size_t r = 0; r < rows; ++r) to_double_checked(rows_of(x, r, 1), d, row.data(), first_row + r);
+            throw input_error("batch at row " + std::to_string(first_row) + ", column " + std::to_string(c) +
+                              ": column sum overflows (values too large)");
+        }
+    }
+    const double inv = 1.0 / static_cast<double>(rows);
+    double e2 = 0.0;
+    for (std::size_t c = 0; c < d; ++c) {
+        e[c] *= inv;
+        e2 += e[c] * e[c];
+    }
+    for (std::size_t j = 0; j < w; ++j) et[j] *= inv;
+    const double cw = static_cast<double>(na) * static_cast<double>(rows) / static_cast<double>(n);
+    const double coef = cw - static_cast<double>(rows);
 
     // --- the state changes from here on; nothing below can fail ---
-    if (single) {
-        double* y = y_.data();
-        for (std::size_t i = 0; i < d * w; ++i) y[i] += static_cast<double>(yf_[i]);
-    } else {
-        blas::gemm_tn(d, w, rows, 1.0, xb_.data(), zb_.data(), 1.0, y_.data());  // Y += X_bᵀ (X_b T)
-    }
-    if (na > 0) blas::ger(d, w, cw, delta, dt, y_.data());  // Chan: (n_a n_b / n) δ (δᵀ T)
+    if (single)
+        second_sweep<float>(x, shift, coef, e, et);
+    else
+        second_sweep<double>(x, shift, coef, e, et);
     const double f = static_cast<double>(rows) / static_cast<double>(n);
-    for (std::size_t c = 0; c < d; ++c) mean_(c) += delta[c] * f;
-    trace_ += trace_b + cw * d2;
+    if (na > 0)
+        for (std::size_t c = 0; c < d; ++c) mean_(c) += e[c] * f;
+    else
+        for (std::size_t c = 0; c < d; ++c) mean_(c) = shift[c] + e[c];
+    // Exactly >= 0; rounding could take a batch of equal rows a hair below.
+    trace_ = std::max(0.0, trace_ + ss + coef * e2);
     n_ = n;
 }
 
@@ -234,6 +429,8 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
     if (a.probes != b.probes) refuse("probes", std::to_string(a.probes), std::to_string(b.probes));
     if (a.seed != b.seed) refuse("seed", std::to_string(a.seed), std::to_string(b.seed));
     if (a.center != b.center) refuse("centering", centering_name(a.center), centering_name(b.center));
+    if (a.test != b.test)
+        refuse("test matrix", a.test == nystrom_test::signs ? "signs" : "gaussian", b.test == nystrom_test::signs ? "signs" : "gaussian");
     if (pass_ != other.pass_) refuse("pass", std::to_string(pass_), std::to_string(other.pass_));
     if (pass_ > 0 && !(q_.shape() == other.q_.shape() &&
                        std::memcmp(q_.data(), other.q_.data(), q_.size() * sizeof(double)) == 0))
@@ -249,8 +446,7 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
     vector_t delta = mean_b - mean_;
     double d2 = 0.0;
     for (double v : delta) d2 += v * v;
-    vector_t dt = xt::zeros<double>({w});
-    if (na > 0) blas::gemm_tn(1, w, d, 1.0, delta.data(), test_.data(), 0.0, dt.data());
+    const std::vector<double> dt = na > 0 ? project_test(delta.data()) : std::vector<double>(w, 0.0);
 
     y_ += y_b;
     if (na > 0) blas::ger(d, w, cw, delta.data(), dt.data(), y_.data());
@@ -263,9 +459,7 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
 void nystrom_sketch::next_pass() {
     if (n_ == 0) throw std::logic_error("nystrom_sketch::next_pass: pass " + std::to_string(pass_) + " has seen no data");
     if (pass_ == UINT32_MAX) throw std::logic_error("nystrom_sketch::next_pass: too many passes");
-    const std::size_t s = width();
-    const matrix_t y = range();
-    reconstruction r = reconstruct(columns(y, 0, s), columns(test_, 0, s));
+    reconstruction r = reconstruct(*this, range());
     if (r.info != 0)
         throw numerical_error("nystrom_sketch::next_pass: the reconstruction of pass " + std::to_string(pass_) +
                               " failed (LAPACK info " + std::to_string(r.info) + ")");
@@ -273,7 +467,6 @@ void nystrom_sketch::next_pass() {
     nystrom_sketch next(options_);
     next.pass_ = pass_ + 1;
     next.q_ = std::move(r.u);
-    next.build_test_matrix();
     *this = std::move(next);
 }
 
@@ -284,7 +477,9 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     if (rank == 0 || rank > dim || over > dim - rank) throw std::length_error("rank + oversampling out of range");
     if (probes > dim) throw std::length_error("probes out of range");
     if (center != 1 && center != 2) throw std::length_error("unknown centering " + std::to_string(center));
-    if (f32 > 1) throw std::length_error("bad float32 flag");
+    // Bit 0: float32 kernels; bit 1: a ±1 test matrix (states saved before it have 0 there:
+    // Gaussian, which they keep). Anything else is a newer format this build cannot continue.
+    if (f32 > 3) throw std::length_error("unknown Nyström flags " + std::to_string(f32) + " (a newer format?)");
     // The constructor allocates D x (s + probes) twice and the mean; the payload must hold
     // the state's own copy of Y, the mean and (after pass 0) Q before anything is allocated.
     const std::uint64_t words = b.left / 8, w = rank + over + probes;  // each <= dim <= 2^31
@@ -297,7 +492,8 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     o.probes = static_cast<std::size_t>(probes);
     o.seed = seed;
     o.center = static_cast<centering>(center);
-    o.float32_kernels = f32 != 0;
+    o.float32_kernels = (f32 & 1) != 0;
+    o.test = (f32 & 2) != 0 ? nystrom_test::signs : nystrom_test::gaussian;
     check_options(o);
     return o;
 }
@@ -319,8 +515,10 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
     if (want > s)
         throw std::invalid_argument("nystrom_spectrum: rank " + std::to_string(want) + " exceeds the sketch width " +
                                     std::to_string(s));
-    const matrix_t y = sk.range();
-    reconstruction r = reconstruct(columns(y, 0, s), columns(sk.test_matrix(), 0, s));
+    const bool uncentered = sk.options().center == centering::uncentered;
+    const matrix_t y_uncentered = uncentered ? sk.range() : matrix_t();
+    const matrix_t& y = uncentered ? y_uncentered : sk.centered_range();
+    reconstruction r = reconstruct(sk, y);
     spectrum out;
     out.method = route::nystrom;
     out.center = sk.options().center;
@@ -338,10 +536,15 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
     out.explained = explained_fractions(out.eigenvalues, out.total);
     if (t > 0 && r.status == solver_status::converged) {
         // Residual of the probes: C G − U_k Λ_k (U_kᵀ G).
-        const matrix_t g = columns(sk.test_matrix(), s, t);
         matrix_t res = columns(y, s, t);
         matrix_t ug = xt::zeros<double>({k, t});
-        blas::gemm_tn(k, t, d, 1.0, out.basis.data(), g.data(), 0.0, ug.data());
+        const std::size_t cbmax = std::min(d, column_block);
+        std::vector<double> scratch(cbmax * (s + t)), g(cbmax * t);
+        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+            const std::size_t cb = std::min(column_block, d - c0);
+            test_columns(sk, c0, cb, s, t, scratch, g.data());
+            blas::gemm_tn(k, t, cb, 1.0, out.basis.data() + c0 * k, g.data(), 1.0, ug.data());  // U_kᵀ G
+        }
         for (std::size_t j = 0; j < k; ++j)
             for (std::size_t c = 0; c < t; ++c) ug(j, c) *= out.eigenvalues(j);
         blas::gemm_nn(d, t, k, -1.0, out.basis.data(), ug.data(), 1.0, res.data());
@@ -351,5 +554,8 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
     }
     return out;
 }
+
+template void nystrom_sketch::test_block(std::size_t, std::size_t, double*) const;
+template void nystrom_sketch::test_block(std::size_t, std::size_t, float*) const;
 
 }  // namespace recalign

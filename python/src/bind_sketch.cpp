@@ -80,11 +80,11 @@ Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, 
     using ny_g = guarded<nystrom_sketch>;
     py::class_<ny_g> ny(m, "NystromSketch", R"doc(
 Randomized range / Nyström sketch of the second moment (single- or multi-pass): Y = C [Ω | G]
-with a counter-based Gaussian Ω of width rank + oversampling (regenerated from `seed`,
-never stored) and `probes` extra columns for an a-posteriori error estimate. next_pass()
+with a counter-based random Ω of width rank + oversampling (±1 signs by default, or
+test="gaussian"; regenerated from `seed`, never stored) and `probes` extra columns for an a-posteriori error estimate. next_pass()
 starts a power iteration over another read of the data. Same verbs as MomentAccumulator.)doc");
     ny.def(py::init([](std::size_t dim, std::size_t rank, std::size_t oversampling, std::size_t probes, std::uint64_t seed,
-                       const std::string& center, bool float32_kernels) {
+                       const std::string& center, bool float32_kernels, const std::string& test) {
                nystrom_options o;
                o.dim = dim;
                o.rank = rank;
@@ -93,11 +93,15 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
                o.seed = seed;
                o.center = parse_centering(center);
                o.float32_kernels = float32_kernels;
+               if (test != "signs" && test != "gaussian")
+                   throw std::invalid_argument("test must be 'signs' or 'gaussian', not '" + test + "'");
+               o.test = test == "signs" ? nystrom_test::signs : nystrom_test::gaussian;
                return std::make_unique<ny_g>(nystrom_sketch(o));
            }),
            py::arg("dim"), py::arg("rank"), py::arg("oversampling") = 10, py::arg("probes") = 10, py::arg("seed") = 0,
-           py::arg("center") = "centered", py::arg("float32_kernels") = false,
-           "float32_kernels: opt-in SGEMM products for float32 input (about 2x faster; merges with sketches without it).")
+           py::arg("center") = "centered", py::arg("float32_kernels") = false, py::arg("test") = "signs",
+           "float32_kernels: opt-in SGEMM products for float32 or uint8 input (about 2x faster; merges with sketches "
+           "without it). test: the random test matrix, 'signs' (±1) or 'gaussian'.")
         .def("update", &update_sketch<nystrom_sketch>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch to the current pass; releases the GIL; a rejected batch changes nothing.")
         .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"), "Merge a sketch of the same configuration and pass over other rows; strong guarantee.")

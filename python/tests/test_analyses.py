@@ -170,7 +170,9 @@ def test_sketches_against_exact_spectrum(subset):
         ny.update(x[lo:hi])
     t = ny.spectrum()
     assert t.method == "nystrom" and ny.pass_index == 1
-    np.testing.assert_allclose(t.eigenvalues[:5], exact.eigenvalues[:5], rtol=1e-3)
+    # Two passes at rank 20 + 10: over 40 seeds the worst relative error of the top 5 was
+    # 1.6e-3 with a Gaussian test matrix and 2.4e-3 with signs (medians 6.8e-4 and 6.3e-4).
+    np.testing.assert_allclose(t.eigenvalues[:5], exact.eigenvalues[:5], rtol=3e-3)
     # the float32 kernels: same sketch to single-precision rounding, and they merge
     n32 = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5, float32_kernels=True)
     n64 = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5)

@@ -250,14 +250,25 @@ def test_f32_kernels_on_float32_input(f32_rows, method):
                    atol=1e-6 * f64["eigenvalues"][0])
 
 
-@pytest.mark.parametrize("method", ["exact", "nystrom", "fd"])
+@pytest.mark.parametrize("method", ["exact", "fd"])
 def test_f32_kernels_leave_other_input_in_double(f32_rows, method):
-    """uint8 input (and --method fd on any input) has no single-precision path: same bits."""
+    """uint8 input on the exact route (and --method fd on any input) has no single-precision
+    path: same bits."""
     for images in ([f32_rows[1]] if method != "fd" else list(f32_rows)):
         args = ["spectrum", "--images", images, "--batch", "500"] + PRECISION_METHODS[method]
         f64 = c.run_json(args + ["--precision", "f64"])
         f32 = c.run_json(args + ["--precision", "f32-kernels"])
         assert f32["eigenvalues"] == f64["eigenvalues"], f"{method} on {os.path.basename(images)}"
+
+
+def test_f32_kernels_nystrom_on_uint8(f32_rows):
+    """Nyström's single-precision products take uint8 input too: not the same bits, the same
+    eigenvalues to single-precision rounding (SGEMM of the centered blocks, Y in double)."""
+    args = ["spectrum", "--images", f32_rows[1], "--batch", "500"] + PRECISION_METHODS["nystrom"]
+    f64 = c.run_json(args + ["--precision", "f64"])
+    f32 = c.run_json(args + ["--precision", "f32-kernels"])
+    assert f32["eigenvalues"] != f64["eigenvalues"], "uint8 input took the double path"
+    c.assert_close(f32["eigenvalues"], f64["eigenvalues"], 1e-5, "nystrom f32-kernels on uint8")
 
 
 def test_precision_refuses_other_values(f32_rows):

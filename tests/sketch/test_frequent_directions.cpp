@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -105,6 +106,14 @@ TEST_CASE("FD: ‖C − BᵀB‖₂ <= Δ <= tail / (ℓ + 1 − k), on power-la
                 CHECK(gap <= delta + tol);
                 CHECK(sp.explained(i) == Approx(sp.eigenvalues(i) / sp.total + (i ? sp.explained(i - 1) : 0.0)));
             }
+            // Robust FD's shift (Luo et al. 2017): λ_i + Δ/2 within ±Δ/2 of λ_i(C), same basis.
+            frequent_directions_spectrum_options ro;
+            ro.robust_shift = true;
+            const spectrum rs = frequent_directions_spectrum(fd, ro);
+            CHECK(rs.error_bound == 0.5 * delta);
+            REQUIRE(rs.rank() == sp.rank());
+            CHECK(std::memcmp(rs.basis.data(), sp.basis.data(), sp.basis.size() * sizeof(double)) == 0);
+            for (std::size_t i = 0; i < rs.rank(); ++i) CHECK(std::abs(ref.spec.eigenvalues(i) - rs.eigenvalues(i)) <= 0.5 * delta + tol);
             // The captured variance of the sketch's top basis: within kΔ of the best (for any
             // unit v, vᵀCv >= vᵀBᵀBv, and Σ_{i<=k} λ_i(BᵀB) >= Σ_{i<=k} λ_i(C) − kΔ).
             for (std::size_t k : {1, 5, 20}) {

@@ -8,12 +8,20 @@
 //       from the counter-based Philox generator keyed by (seed, row).
 //   bench_sketch run --data FILE --dim D --rows N --method fd|nystrom|exact [--batch B]
 //                    [--rank K] [--ell L] [--oversampling P] [--passes Q] [--probes T]
-//                    [--seed S] [--float32 0|1] [--basis-out FILE]
+//                    [--seed S] [--float32 0|1] [--robust 0|1] [--basis-out FILE]
 //       Streams the file (Q reads for Nyström), prints one JSON line: wall seconds, peak RSS,
 //       checkpoint bytes, top eigenvalues' sum, error information; writes the D x K basis
 //       (float64, row-major) for `eval`.
 //   bench_sketch eval --data FILE --dim D --rows N --rank K BASIS...
 //       Captured variance tr(V_Kᵀ M V_K) of each basis on the centered data (two reads).
+//   bench_sketch ceiling --dim D --batch B [--batches NB] [--reps R] [--rank K] [--oversampling P]
+//                        [--probes T] [--input u8|f32]
+//       Nyström's update against its ceiling, side by side in one process: the bare GEMMs on
+//       the same shapes (Z = X T, Y += Xᵀ Z on a batch already converted, centered and with T
+//       stored), in float64 and float32, against nystrom_sketch::update on the raw batch (u8 or
+//       f32), float64 and --precision f32-kernels; then the finalisation (nystrom_spectrum).
+//       Round-robin over R repetitions of NB batches each (one in-memory batch, reused, so no
+//       I/O is timed); prints samples/s (median over repetitions) and the ratios as JSON.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -193,7 +201,10 @@ int run(const args& a) {
         o.ell = a.num("ell", std::to_string(2 * k));
         frequent_directions fd(o);
         stream_file(data, d, n, batch, [&](const batch_view& b, std::size_t r) { fd.update(b, r); });
-        sp = frequent_directions_spectrum(fd, {k, 1e-12});
+        frequent_directions_spectrum_options so;
+        so.rank = k;
+        so.robust_shift = a.get("robust", "0") == "1";
+        sp = frequent_directions_spectrum(fd, so);
         bytes = state_bytes(fd);
         extra = ", \"ell\": " + std::to_string(o.ell) + ", \"shrinks\": " + std::to_string(fd.shrinks());
     } else if (method == "nystrom") {
@@ -288,6 +299,74 @@ int eval(const args& a) {
     return 0;
 }
 
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+int ceiling(const args& a) {
+    const std::size_t d = a.num("dim"), b = a.num("batch", "1000"), nb = a.num("batches", "3"), reps = a.num("reps", "3");
+    const std::size_t k = a.num("rank", "100"), p = a.num("oversampling", "10"), t = a.num("probes", "10");
+    const std::string input = a.get("input", "u8");
+    const std::size_t w = k + p + t;
+    // One batch of pseudo-pixels: smooth rows plus noise (the values do not change the flops).
+    std::vector<std::uint8_t> xu(b * d);
+    std::vector<float> xf(b * d);
+    for (std::size_t r = 0; r < b; ++r) {
+        const rng::stream st(11, 0, r);
+        for (std::size_t j = 0; j < d; ++j) {
+            const double v = 128.0 + 60.0 * std::sin(0.001 * static_cast<double>(j) * static_cast<double>(r % 17 + 1)) +
+                             30.0 * (st.uniform(j) - 0.5);
+            xu[r * d + j] = static_cast<std::uint8_t>(std::min(255.0, std::max(0.0, v)));
+            xf[r * d + j] = static_cast<float>(xu[r * d + j]) / 255.0f;
+        }
+    }
+    const batch_view raw = input == "u8" ? batch_view(xu.data(), b, d) : batch_view(xf.data(), b, d);
+    // The ceiling's inputs: converted, centered, T stored (double and float).
+    std::vector<double> xd(b * d), td(d * w), zd(b * w), yd(d * w, 0.0);
+    std::vector<float> xs(b * d), ts(d * w), zs(b * w), ys(d * w, 0.0f);
+    for (std::size_t i = 0; i < b * d; ++i) xs[i] = static_cast<float>(xd[i] = static_cast<double>(xf[i]) - 0.5);
+    for (std::size_t i = 0; i < d * w; ++i) ts[i] = static_cast<float>(td[i] = (i * 2654435761u) % 7 < 3 ? 1.0 : -1.0);
+    nystrom_options o;
+    o.dim = d;
+    o.rank = k;
+    o.oversampling = p;
+    o.probes = t;
+    nystrom_options o32 = o;
+    o32.float32_kernels = true;
+    nystrom_sketch s64(o), s32(o32);
+    std::vector<double> gemm64, gemm32, up64, up32;
+    auto timed = [&](auto fn) {
+        const auto t0 = clock_type::now();
+        for (std::size_t i = 0; i < nb; ++i) fn(i);
+        return static_cast<double>(nb * b) / std::chrono::duration<double>(clock_type::now() - t0).count();
+    };
+    std::uint64_t row = 0;
+    for (std::size_t rep = 0; rep < reps; ++rep) {
+        gemm64.push_back(timed([&](std::size_t) {
+            blas::gemm_nn(b, w, d, 1.0, xd.data(), td.data(), 0.0, zd.data());
+            blas::gemm_tn(d, w, b, 1.0, xd.data(), zd.data(), 1.0, yd.data());
+        }));
+        up64.push_back(timed([&](std::size_t) { s64.update(raw, row); row += b; }));
+        gemm32.push_back(timed([&](std::size_t) {
+            blas::gemm_nn(b, w, d, 1.0f, xs.data(), ts.data(), 0.0f, zs.data());
+            blas::gemm_tn(d, w, b, 1.0f, xs.data(), zs.data(), 1.0f, ys.data());
+        }));
+        up32.push_back(timed([&](std::size_t) { s32.update(raw, row); row += b; }));
+    }
+    const auto f0 = clock_type::now();
+    const spectrum sp = nystrom_spectrum(s64);
+    const double fin = std::chrono::duration<double>(clock_type::now() - f0).count();
+    const double g64 = median(gemm64), g32 = median(gemm32), u64 = median(up64), u32 = median(up32);
+    std::printf("{\"dim\": %zu, \"batch\": %zu, \"batches\": %zu, \"reps\": %zu, \"width\": %zu, \"input\": \"%s\", "
+                "\"samples_per_s\": {\"gemm_f64\": %.1f, \"update_f64\": %.1f, \"gemm_f32\": %.1f, \"update_f32_kernels\": %.1f}, "
+                "\"ratio_f64\": %.3f, \"ratio_f32\": %.3f, \"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f}\n",
+                d, b, nb, reps, w, input.c_str(), g64, u64, g32, u32, u64 / g64, u32 / g32, fin, sp.rank(),
+                static_cast<double>(peak_rss_kb()) / 1024.0);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -296,6 +375,7 @@ int main(int argc, char** argv) {
         if (a.mode == "generate") return generate(a);
         if (a.mode == "run") return run(a);
         if (a.mode == "eval") return eval(a);
+        if (a.mode == "ceiling") return ceiling(a);
         throw std::invalid_argument("unknown mode " + a.mode);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_sketch: %s\n", e.what());

@@ -105,11 +105,16 @@ struct frequent_directions_spectrum_options {
     std::size_t rank = 0;     // eigenpairs to return (0 = ℓ); fewer if the sketch has fewer
     // Directions with λ <= rel_tol · λ_1 are numerically undetermined and not returned.
     double rel_tol = 1e-12;
+    // Robust FD's bias correction (Luo et al. 2017): every returned eigenvalue is raised by Δ/2
+    // (plain FD never overestimates, by up to Δ), and error_bound becomes Δ/2, a two-sided
+    // bound |λ_i(C) − λ_i| ≤ Δ/2. The basis is unchanged. Off by default.
+    bool robust_shift = false;
 };
 
 // Top eigenpairs of BᵀB (plus √n μᵀ for the uncentered route), from a thin SVD of the
 // sketch: method "frequent_directions", `total` = the exact trace, error_bound = Δ
-// (‖C − BᵀB‖₂ ≤ Δ for the whole sketch, and 0 ≤ λ_i(C) − λ_i ≤ Δ for every returned λ_i).
+// (‖C − BᵀB‖₂ ≤ Δ for the whole sketch, and 0 ≤ λ_i(C) − λ_i ≤ Δ for every returned λ_i);
+// with robust_shift, λ_i + Δ/2 and error_bound = Δ/2 (|λ_i(C) − λ_i| ≤ Δ/2).
 spectrum frequent_directions_spectrum(const frequent_directions& fd,
                                       const frequent_directions_spectrum_options& options = {});
 

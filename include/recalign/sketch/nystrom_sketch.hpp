@@ -1,9 +1,11 @@
 // Nyström / range sketch of the second-moment matrix (MATH.md §6; Halko, Martinsson, Tropp
 // 2011; Tropp, Yurtsever, Udell, Cevher 2017), single- or multi-pass.
 //
-// Pass 0 accumulates Y = M Ω for a Gaussian test matrix Ω (D x s, s = k + p) drawn from the
-// counter-based generator keyed by (seed, row): Ω is regenerated on construction and load,
-// never stored. Per batch Y += X_bᵀ (X_b Ω) on the batch-centered rows, plus Chan's term
+// Pass 0 accumulates Y = M Ω for a random test matrix Ω (D x s, s = k + p) drawn from the
+// counter-based generator keyed by (seed, row): random signs ±1 (the default; one Philox
+// block gives 64 entries) or, for states saved before signs existed, standard normals. Ω is
+// never stored: each update regenerates it one block of rows at a time (test_block()),
+// alongside the batch converted one block of columns at a time (never widened as a whole). Per batch Y += X_bᵀ (X_b Ω) on the batch-centered rows, plus Chan's term
 // (n_a n_b / n) δ (δᵀ Ω) (MATH.md §1), so Y is exactly linear in the data and merge = sum.
 // The uncentered route adds n μ (μᵀ Ω) when a result is formed.
 //
@@ -33,6 +35,11 @@
 
 namespace recalign {
 
+// The random test matrix of pass 0 and the probes: ±1 signs (Rademacher: as good a range
+// finder as Gaussian in practice, E ggᵀ = I for the probes, and about 100x cheaper to
+// regenerate), or standard normals (Box-Muller; states saved before signs existed).
+enum class nystrom_test : std::uint8_t { gaussian = 0, signs = 1 };
+
 struct nystrom_options {
     std::size_t dim = 0;            // D
     std::size_t rank = 0;           // k: eigenpairs a result returns
@@ -40,10 +47,15 @@ struct nystrom_options {
     std::size_t probes = 10;        // Gaussian probes of the error estimate (0 = none)
     std::uint64_t seed = 0;
     centering center = centering::centered;
-    // Opt-in: for float32 input, form X_b T and X_bᵀ (X_b T) with SGEMM (about 2x faster) and
-    // add each batch's product to the double-precision Y; means, Chan terms and the trace
-    // stay in double. Not part of the configuration: sketches with and without it merge.
+    // Opt-in: for float32 or uint8 input, form X_b T and X_bᵀ (X_b T) with SGEMM (about 2x
+    // faster), each batch's product added block by block to the double-precision Y; means,
+    // Chan terms and the trace stay in double. The products' relative error is then that of
+    // single precision (about 1e-7 times ‖X_b‖², tests/sketch: < 1e-4 of Y). Not part of the
+    // configuration: sketches with and without it merge.
+    // Either way a batch is converted and centered one block of 1024 columns at a time (twice:
+    // once for X_b T, once for X_bᵀ Z), never widened as a whole.
     bool float32_kernels = false;
+    nystrom_test test = nystrom_test::signs;
 };
 
 class nystrom_sketch {
@@ -83,8 +95,12 @@ public:
     const vector_t& mean() const noexcept { return mean_; }
     // Exact trace of C (the chosen centering) over the current pass.
     double trace() const;
-    // The current test matrix [Ω or Q | G] (D x (s + probes)) and M times it, accumulated.
-    const matrix_t& test_matrix() const noexcept { return test_; }
+    // The current test matrix [Ω or Q | G] (D x (s + probes)), formed on request (it is
+    // regenerated block by block, never kept), and M times it, accumulated.
+    matrix_t test_matrix() const;
+    // Rows [first, first + count) of [Ω or Q | G] into out (count x (s + probes), row-major).
+    template <class T>
+    void test_block(std::size_t first, std::size_t count, T* out) const;
     const matrix_t& centered_range() const noexcept { return y_; }
     // C [Ω or Q | G] for the chosen centering (adds n μ (μᵀ [Ω|G]) when uncentered).
     matrix_t range() const;
@@ -100,8 +116,13 @@ private:
                                              std::uint64_t probes, std::uint64_t seed, std::uint8_t center, std::uint8_t f32,
                                              std::uint32_t pass, const checkpoint::budget& b);
     void check_loaded() const;
-    // test_ = [Ω | G] in pass 0, [Q | G] afterwards.
-    void build_test_matrix();
+    // vᵀ [Ω or Q | G] (length s + probes) for a D-vector v, block by block.
+    std::vector<double> project_test(const double* v) const;
+    // The two sweeps of one batch over column blocks (T = double, or float for SGEMM).
+    template <class T>
+    double first_sweep(const batch_view& x, const double* shift, double* sums, double* sums_t);
+    template <class T>
+    void second_sweep(const batch_view& x, const double* shift, double coef, const double* e, const double* et);
 
     nystrom_options options_;
     std::uint32_t pass_ = 0;
@@ -110,11 +131,9 @@ private:
     vector_t mean_;
     matrix_t y_;     // D x (s + probes): M [Ω or Q | G]
     matrix_t q_;     // D x s, the power-iteration basis (pass > 0 only)
-    matrix_t test_;  // D x (s + probes), regenerated / rebuilt, never serialized
-    std::vector<float> test_f_;  // test_ in single precision (float32 kernels only)
-    // Scratch, never serialized.
-    std::vector<double> xb_, zb_, chan_;
-    std::vector<float> xf_, zf_, yf_;
+    // Scratch, never serialized: one column block of the batch and of the test matrix, X T.
+    std::vector<double> xb_, tb_, zb_, chan_, ssc_;
+    std::vector<float> xf_, tf_, zf_, yf_;
 };
 
 struct nystrom_spectrum_options {
