@@ -164,6 +164,8 @@ reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y) {
 }  // namespace
 
 nystrom_sketch::nystrom_sketch(const nystrom_options& options) : options_(options) {
+    if (options_.test == nystrom_test::automatic)
+        options_.test = options_.dim >= 64 ? nystrom_test::signs : nystrom_test::gaussian;
     check_options(options_);
     const std::size_t d = options_.dim, w = width() + options_.probes;
     mean_ = xt::zeros<double>({d});

@@ -82,7 +82,18 @@ recalign.ImageList, recalign.Cifar (or directly, with the CLI's option names).)d
              py::arg("resize") = 0, py::arg("crop") = std::pair<std::size_t, std::size_t>{0, 0},
              py::arg("layout") = "hwc", py::arg("label_kind") = "fine", py::arg("batch") = 256,
              py::arg("threads") = 0, py::arg("skip_unreadable") = false,
-             py::arg("labels") = std::vector<std::string>{})
+             py::arg("labels") = std::vector<std::string>{},
+             R"doc(Opens the files and reads their headers (no pixels yet).
+
+images: paths read as one stream (IDX, .npy, raw, CIFAR batches, image folders or list files);
+format: "auto", "idx", "npy", "raw", "folder", "list", "cifar10" or "cifar100"; root: the
+directory list files are relative to; channels: 1 or 3 (PIL's convert("L") / convert("RGB"));
+resize: shorter side in pixels (0: none; torchvision Resize on PIL images); crop: (H, W)
+centre crop (0, 0: none); layout: "hwc" or "chw" order of a row; label_kind: CIFAR-100
+"fine" or "coarse"; batch: rows per batch; threads: decoding threads (0: the cores; results
+do not depend on it); skip_unreadable: leave out unreadable images and list them in
+skipped_files instead of raising; labels: one labels file per images file (IDX/.npy only).
+Raises FileError naming the file for unreadable input, ValueError for bad options.)doc")
         .def("__iter__", [](std::shared_ptr<reader> r) {
             {
                 std::lock_guard<std::mutex> lock(r->m);
@@ -93,10 +104,12 @@ recalign.ImageList, recalign.Cifar (or directly, with the CLI's option names).)d
         .def("__next__", [](reader& r) { return next_batch(r); })
         .def("__len__", [](const reader& r) { return r.src->total(); }, "Samples in the stream (skipped ones included).")
         .def_property_readonly("dim", [](const reader& r) { return r.src->dim(); }, "Values per row, D.")
-        .def_property_readonly("format", [](const reader& r) { return std::string(io::format_name(r.src->format())); })
+        .def_property_readonly("format", [](const reader& r) { return std::string(io::format_name(r.src->format())); },
+                               "The format read, resolved from \"auto\" (e.g. \"folder\", \"cifar10\").")
         .def_property_readonly("classes", [](const reader& r) { return r.src->class_names(); },
                                "Class names by class id (empty when the labels are bare integers).")
-        .def_property_readonly("num_classes", [](const reader& r) { return r.src->has_labels() ? r.src->scan_classes() : 0; })
+        .def_property_readonly("num_classes", [](const reader& r) { return r.src->has_labels() ? r.src->scan_classes() : 0; },
+                               "Number of classes C: the largest label + 1 (0 without labels).")
         .def_property_readonly("samples", [](const reader& r) {
             py::list out;
             if (const io::image_list* l = r.src->image_files())

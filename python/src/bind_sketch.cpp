@@ -93,15 +93,15 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
                o.seed = seed;
                o.center = parse_centering(center);
                o.float32_kernels = float32_kernels;
-               if (test != "signs" && test != "gaussian")
-                   throw std::invalid_argument("test must be 'signs' or 'gaussian', not '" + test + "'");
-               o.test = test == "signs" ? nystrom_test::signs : nystrom_test::gaussian;
+               if (test != "auto" && test != "signs" && test != "gaussian")
+                   throw std::invalid_argument("test must be 'auto', 'signs' or 'gaussian', not '" + test + "'");
+               o.test = test == "signs" ? nystrom_test::signs : test == "gaussian" ? nystrom_test::gaussian : nystrom_test::automatic;
                return std::make_unique<ny_g>(nystrom_sketch(o));
            }),
            py::arg("dim"), py::arg("rank"), py::arg("oversampling") = 10, py::arg("probes") = 10, py::arg("seed") = 0,
-           py::arg("center") = "centered", py::arg("float32_kernels") = false, py::arg("test") = "signs",
+           py::arg("center") = "centered", py::arg("float32_kernels") = false, py::arg("test") = "auto",
            "float32_kernels: opt-in SGEMM products for float32 or uint8 input (about 2x faster; merges with sketches "
-           "without it). test: the random test matrix, 'signs' (±1) or 'gaussian'.")
+           "without it). test: the random test matrix, 'auto' (±1 signs where D >= 64, else Gaussian: a small ±1 matrix is often singular), 'signs' or 'gaussian'.")
         .def("update", &update_sketch<nystrom_sketch>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch to the current pass; releases the GIL; a rejected batch changes nothing.")
         .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"), "Merge a sketch of the same configuration and pass over other rows; strong guarantee.")

@@ -38,7 +38,12 @@ namespace recalign {
 // The random test matrix of pass 0 and the probes: ±1 signs (Rademacher: as good a range
 // finder as Gaussian in practice, E ggᵀ = I for the probes, and about 100x cheaper to
 // regenerate), or standard normals (Box-Muller; states saved before signs existed).
-enum class nystrom_test : std::uint8_t { gaussian = 0, signs = 1 };
+// `automatic` (the default) is resolved by the constructor from D: signs where D >= 64, else
+// Gaussian. s independent ±1 columns of length D are then all but certain (two columns agree
+// up to sign with probability 2^(1-D) per pair), while a small ±1 matrix is often singular (D = s = 5:
+// 5 of 20 seeds in tests/sketch), which breaks Nyström's Cholesky at every shift; Gaussian
+// columns are independent with probability 1 at any D. options().test says what was used.
+enum class nystrom_test : std::uint8_t { gaussian = 0, signs = 1, automatic = 2 };
 
 struct nystrom_options {
     std::size_t dim = 0;            // D
@@ -55,7 +60,7 @@ struct nystrom_options {
     // Either way a batch is converted and centered one block of 1024 columns at a time (twice:
     // once for X_b T, once for X_bᵀ Z), never widened as a whole.
     bool float32_kernels = false;
-    nystrom_test test = nystrom_test::signs;
+    nystrom_test test = nystrom_test::automatic;
 };
 
 class nystrom_sketch {
