@@ -37,7 +37,10 @@ scikit-learn estimators (recalign.sklearn, imported on demand): StreamingPCA (In
 interface and attributes on the exact or sketched streaming second moment) and
 AlignmentCurve (fit(X, y) -> curve_).
 """
-from ._recalign import (  # noqa: F401
+from . import _recalign, _signatures
+
+_signatures.install(vars(_recalign))  # inspect.signature works on every function and method
+from ._recalign import (  # noqa: F401,E402
     __version__,
     AlignmentResult,
     AlignmentTracker,
@@ -75,9 +78,6 @@ from ._recalign import (  # noqa: F401
 )
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 from .readers import Cifar, DataSource, ImageFolder, ImageList  # noqa: F401
-from . import _recalign, _signatures
-
-_signatures.install(vars(_recalign))  # inspect.signature(recalign.MomentAccumulator) works
 
 __all__ = [
     "AlignmentResult", "AlignmentTracker", "CheckpointLock", "Cifar", "ClassMoments", "CrossMoments", "DenoisingResult",

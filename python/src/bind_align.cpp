@@ -212,7 +212,7 @@ A noise model: 'gaussian:sigma=0.1', 'dropout:ratio=0.3',
 'mask:patch=2x2,ratio=0.5,scheme=fixed[,shape=28x28x1,layout=hwc][,draws=64,seed=7]'.
 draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimate.)doc")
         .def(py::init([](const std::string& text) { return parse_noise_spec(text); }), py::arg("text"), "Parse a spec text; errors name the bad field.")
-        .def_static("parse", &parse_noise_spec, py::arg("text"))
+        .def_static("parse", &parse_noise_spec, py::arg("text"), "The same as NoiseSpec(text): parse a spec text; errors name the bad field.")
         .def_property_readonly("family", [](const noise_spec& s) { return noise_family_name(s.family); }, "'gaussian', 'dropout' or 'mask'.")
         .def_readonly("sigma", &noise_spec::sigma, "Gaussian: the standard deviation (in the data's units).")
         .def_readonly("ratio", &noise_spec::ratio, "Dropout / mask: the probability of dropping a coordinate / a patch.")

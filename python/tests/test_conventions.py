@@ -1,9 +1,10 @@
 """Python conventions (issue 16 item 6): every public class, function, method and property
 has a docstring beyond pybind11's signature line; inspect.signature works on every public
-constructor; the stubs use Literal types for the string options."""
+constructor, function and method, with the bindings' parameter names and defaults; the stubs use Literal types for the string options."""
 import ast
 import inspect
 import os
+import re
 
 import recalign
 import recalign.hooks
@@ -58,6 +59,43 @@ def test_constructor_signatures():
     mc = inspect.signature(recalign.MonteCarloNoise).parameters
     assert mc["draws"].kind is inspect.Parameter.KEYWORD_ONLY and mc["draws"].default == 16
     assert list(inspect.signature(recalign.sklearn.StreamingPCA).parameters)[:3] == ["n_components", "method", "whiten"]
+
+
+def callables():
+    for name, obj in public():
+        if not inspect.isclass(obj):
+            yield name, obj
+            continue
+        for attr, val in vars(obj).items():
+            if not attr.startswith("_") and not isinstance(val, property) and callable(getattr(obj, attr)):
+                yield f"{name}.{attr}", getattr(obj, attr)
+
+
+def test_every_public_callable_has_a_signature():
+    failing, checked = [], 0
+    for name, fn in callables():
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError) as e:
+            failing.append(f"{name}: {e}")
+            continue
+        # pybind11's own line ("f(self: X, a: int, b: Tuple[int, int] = (0, 0)) -> T"): the names
+        first = (fn.__doc__ or "").strip().split("\n")[0]
+        if not first.startswith(fn.__name__ + "("):
+            continue
+        checked += 1
+        names = [n for n in re.findall(r"(\w+): ", first[:first.rfind(") ->")]) if n != "self"]
+        if [n for n in sig.parameters if n != "self"] != names:
+            failing.append(f"{name}: {sig} against {first}")
+    assert not failing, failing
+    assert checked >= 50, checked  # the extension's functions and methods were all looked at
+    curve = inspect.signature(recalign.alignment_curve).parameters
+    assert list(curve) == ["statistics", "measure", "rel_tol"] and curve["measure"].default == "paper"
+    assert inspect.signature(recalign.decode_image).parameters["crop"].default == (0, 0)
+    update = inspect.signature(recalign.MomentAccumulator(2).update).parameters
+    assert list(update) == ["x", "y", "first_row"] and update["first_row"].default == 0
+    assert inspect.signature(recalign.MonteCarloNoise.update).parameters["first_row"].default is None
+    assert list(inspect.signature(recalign.MomentAccumulator.from_bytes).parameters) == ["data"]
 
 
 def test_stubs_use_literal_types():
