@@ -416,6 +416,18 @@ void monte_carlo_noise::update(const batch_view& x, std::uint64_t first_row) {
     // leaves the state untouched (strong guarantee).
     std::vector<matrix_t> bs_b(R, xt::zeros<double>({d, d})), g_b(R, xt::zeros<double>({d, d}));
     matrix_t out = matrix_t::from_shape({rows, d});
+    // Both sums of a draw come from ONE symmetric product of z = [x' | x] (rows x 2D): its
+    // upper-left block is Σ x' x'ᵀ, its upper-right one Σ x' xᵀ. OpenBLAS's dsyrk rounds the
+    // same whatever its thread count, its dgemm does not (measured: up to 1.6e-13 apart
+    // between OPENBLAS_NUM_THREADS=1 and 2), so the state's bytes do not depend on it
+    // (python/tests/test_blas_threads.py). Costs a third more flops than gemm + syrk.
+    const std::size_t d2 = checked_mul(d, std::size_t{2}, "monte_carlo_noise: 2 x D");
+    checked_elements<double>({rows, d2}, "monte_carlo_noise: batch rows x 2D");
+    checked_elements<double>({d2, d2}, "monte_carlo_noise: 2D x 2D");
+    matrix_t z = matrix_t::from_shape({rows, d2});
+    matrix_t zz = matrix_t::from_shape({d2, d2});
+    for (std::size_t r = 0; r < rows; ++r)
+        std::copy_n(clean.data() + r * d, d, z.data() + r * d2 + d);
     for (std::size_t s = 0; s < S; ++s) {
         std::fill(out.begin(), out.end(), 0.0);
         const noise_key key{options_.seed, batches_, s, first_row};
@@ -428,8 +440,15 @@ void monte_carlo_noise::update(const batch_view& x, std::uint64_t first_row) {
                                   std::to_string(first_row + i / d) + ", column " + std::to_string(i % d) +
                                   " is not finite (draw " + std::to_string(s) + ")");
         const std::size_t g = s % R;
-        blas::gemm_tn(d, d, rows, 1.0, out.data(), clean.data(), 1.0, bs_b[g].data());  // Σ x' xᵀ
-        blas::syrk_tn(d, rows, 1.0, out.data(), 1.0, g_b[g].data());                  // Σ x' x'ᵀ
+        for (std::size_t r = 0; r < rows; ++r) std::copy_n(out.data() + r * d, d, z.data() + r * d2);
+        blas::syrk_tn(d2, rows, 1.0, z.data(), 0.0, zz.data());
+        for (std::size_t i = 0; i < d; ++i) {
+            const double* zrow = zz.data() + i * d2;
+            double* grow = g_b[g].data() + i * d;
+            double* brow = bs_b[g].data() + i * d;
+            for (std::size_t j = i; j < d; ++j) grow[j] += zrow[j];  // Σ x' x'ᵀ (upper)
+            for (std::size_t j = 0; j < d; ++j) brow[j] += zrow[d + j];  // Σ x' xᵀ
+        }
     }
     for (std::size_t g = 0; g < R; ++g) {
         bs_[g] += bs_b[g];
