@@ -137,6 +137,7 @@ class Spectrum:
     rank: int
     complete: bool
     def k_for_fraction(self, fraction: float) -> int: ...
+    def variances(self, ddof: Literal[0, 1] = 1) -> npt.NDArray[np.float64]: ...
 
 class Statistics:
     method: Literal["exact", "fd", "nystrom"]

@@ -152,6 +152,20 @@ ValueError naming the row and leaves the state unchanged.)doc");
         .def_property_readonly("complete", &spectrum::complete, "True when all D eigenpairs are here (exact route).")
         .def("k_for_fraction", [](const spectrum& s, double f) { return k_for_fraction(s.eigenvalues, s.total, f); },
              py::arg("fraction"), "Smallest k whose eigenvalues explain at least `fraction` of the total.")
+        .def("variances", [](const spectrum& s, int ddof) {
+                 if (ddof != 0 && ddof != 1) throw std::invalid_argument("ddof must be 0 or 1, got " + std::to_string(ddof));
+                 if (s.n <= static_cast<std::uint64_t>(ddof))
+                     throw std::invalid_argument("variances(ddof=" + std::to_string(ddof) + ") needs more than " +
+                                                 std::to_string(ddof) + " samples, the spectrum has n = " + std::to_string(s.n));
+                 vector_t v = s.eigenvalues / static_cast<double>(s.n - static_cast<std::uint64_t>(ddof));
+                 return to_numpy(v);
+             },
+             py::arg("ddof") = 1,
+             "Explained variance per sample of each eigenpair: eigenvalues / (n - ddof) (ddof=1: the unbiased "
+             "sample covariance's eigenvalues, scikit-learn's explained_variance_; ddof=0: the population "
+             "covariance's). On a centered spectrum these are variances; on an uncentered one, second moments "
+             "per sample. Exact on the exact route; a sketch's eigenvalues carry its error_bound / error_estimate "
+             "divided by the same n - ddof.")
         .def("__repr__", [](const spectrum& s) {
             return std::string("Spectrum(method='") + route_name(s.method) + "', center='" + centering_name(s.center) + "', n=" + std::to_string(s.n) +
                    ", dim=" + std::to_string(s.dim) + ", rank=" + std::to_string(s.rank()) + ")";

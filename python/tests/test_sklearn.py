@@ -145,3 +145,18 @@ def test_refusals():
         StreamingPCA(6).fit(x)
     with pytest.raises(ValueError, match="classes must be given"):
         AlignmentCurve().partial_fit(x, np.zeros(30, dtype=int))
+
+
+def test_spectrum_variances_per_sample_match_numpy():
+    """Spectrum.variances: explained variance per sample (issue 16 item 4), against NumPy."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    acc = recalign.MomentAccumulator(6)
+    acc.update(x)
+    spec = acc.finish("centered").spectrum
+    for ddof in (0, 1):
+        ref = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False, ddof=ddof)))[::-1]
+        np.testing.assert_allclose(spec.variances(ddof), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(spec.variances(), spec.eigenvalues / 199, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="ddof"):
+        spec.variances(2)
