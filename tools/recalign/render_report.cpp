@@ -115,7 +115,15 @@ void tables(std::ostringstream& h, const figures_result& r) {
     for (std::size_t k : ks) h << "<th>" << k << "</th>";
     h << "</tr>\n<tr><th>alignment</th>";
     for (std::size_t k : ks) h << "<td>" << (k <= r.clean.curve.size() ? num(r.clean.curve(k - 1)) : "-") << "</td>";
-    h << "</tr>\n</table>\n";
+    h << "</tr>\n";
+    for (const dataset_curve& d : r.datasets) {  // --dataset: one row each, same K
+        h << "<tr><th>" << escape(d.name) << " (" << escape(d.images) << ", n = " << d.run.n << ", D = " << d.dim
+          << ")</th>";
+        for (std::size_t k : ks)
+            h << "<td>" << (k <= d.alignment.curve.size() ? num(d.alignment.curve(k - 1)) : "-") << "</td>";
+        h << "</tr>\n";
+    }
+    h << "</table>\n";
     h << "<h2>Figure 7: impact on supervised performance (%)</h2>\n<table>\n<tr><th>patch</th><th>ratio</th>";
     for (std::size_t k : ks) h << "<th>K = " << k << "</th>";
     h << "</tr>\n";
