@@ -131,4 +131,10 @@ def test_refusals_before_reading(subsets, figures, tmp):
         assert rc == 2 and what in err and stdout == "", f"{extra}: exit {rc}, {err!r}"
     rc, stdout, err = c.run(["figures"] + a + CHEAP + dataset_arg(b) + ["--out", os.path.join(blocker, "sub")])
     assert rc == 2 and "--out" in err and stdout == "", f"--out under a file: exit {rc}, {err!r}"
+    # a data set's checkpoint left by an earlier run: refused before the main data's pass
+    ck = os.path.join(tmp, "left.ckpt")
+    open(ck + ".b", "w").write("x")
+    rc, stdout, err = c.run(["figures"] + a + CHEAP + dataset_arg(b) + ["--out", out, "--checkpoint", ck])
+    assert rc == 2 and ck + ".b exists" in err and stdout == "", f"checkpoint left: exit {rc}, {err!r}"
+    assert not os.path.exists(ck)
     assert not os.path.exists(out)

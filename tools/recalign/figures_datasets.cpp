@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "figures.hpp"
+#include "paths.hpp"
 #include "route_state.hpp"
 
 namespace recalign::cli {
@@ -52,7 +53,13 @@ dataset_plan prepare_one(const std::string& text, const figures_cli_options& o, 
         begin = end + 1;
     }
     run_options r = o.run;
-    if (!r.checkpoint.empty()) r.checkpoint += "." + name;
+    if (!r.checkpoint.empty()) {
+        r.checkpoint += "." + name;
+        // The driver would say so only when this pass starts, after the main data's pass.
+        if (!r.resume && file_exists(r.checkpoint))
+            throw user_error("--dataset " + name + ": checkpoint " + r.checkpoint +
+                             " exists: pass --resume to continue it, or remove it");
+    }
     dataset_plan p;
     p.name = name;
     try {
