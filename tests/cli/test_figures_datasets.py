@@ -137,4 +137,10 @@ def test_refusals_before_reading(subsets, figures, tmp):
     rc, stdout, err = c.run(["figures"] + a + CHEAP + dataset_arg(b) + ["--out", out, "--checkpoint", ck])
     assert rc == 2 and ck + ".b exists" in err and stdout == "", f"checkpoint left: exit {rc}, {err!r}"
     assert not os.path.exists(ck)
+    # --resume with the checkpoint of another data set (a, 1000 rows, as b's): refused before the main pass
+    ck2 = os.path.join(tmp, "other.ckpt")
+    c.run(["align"] + a + ["--checkpoint", ck2 + ".b", "--quiet", "--limit", "500"], check_rc=0)
+    rc, stdout, err = c.run(["figures"] + a + CHEAP + dataset_arg(b) + ["--out", out, "--checkpoint", ck2, "--resume"])
+    assert rc == 2 and "belongs to a different run" in err and stdout == "", f"other checkpoint: exit {rc}, {err!r}"
+    assert not os.path.exists(ck2)
     assert not os.path.exists(out)

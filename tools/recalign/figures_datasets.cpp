@@ -67,6 +67,17 @@ dataset_plan prepare_one(const std::string& text, const figures_cli_options& o, 
     } catch (const std::invalid_argument& e) {
         throw std::invalid_argument("--dataset " + name + ": " + e.what());
     }
+    // --resume: a checkpoint of another run is refused now, not after the main data's pass (the
+    // driver's full check, files and batching included, still runs when this pass starts).
+    if (r.resume && !r.checkpoint.empty() && file_exists(r.checkpoint)) {
+        const run_state old = load_run_state(r.checkpoint);
+        std::string why = old.config.difference(p.run.config());
+        if (why.empty() && (old.segments.size() != 1 || old.segments[0].rows_total != p.run.input.rows))
+            why = "its row range differs";
+        if (!why.empty())
+            throw std::invalid_argument("--dataset " + name + ": --resume: checkpoint " + r.checkpoint +
+                                        " belongs to a different run: " + why);
+    }
     return p;
 }
 
