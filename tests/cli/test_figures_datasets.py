@@ -81,6 +81,7 @@ def test_chart_and_report_contain_both(subsets, figures):
     html = open(os.path.join(out, "report.html")).read()
     b = np.array([float(r["alignment_b"]) for r in csv.DictReader(open(os.path.join(out, "fig2_datasets.csv")))])
     assert "<tr><th>b (" + subsets[1][1] in html, "report.html has no row for data set b"
+    assert "<tr><th>b: images</th><td>" + subsets[1][1] + " | size" in html, "no input fingerprint of data set b"
     assert "%.6g" % b[0] in html or "%.10g" % b[0] in html or repr(b[0])[:8] in html
 
 
