@@ -34,6 +34,7 @@ struct figures_plan {
     alignment_measure measure = alignment_measure::published;
     std::size_t count = 0;
     std::vector<std::pair<std::string, std::string>> overlays;
+    std::vector<dataset_plan> datasets;  // --dataset
 };
 
 // --overlay NAME=FILE: FILE must be a fig2_alignment.csv of figures (checked before any data).
@@ -117,6 +118,7 @@ figures_plan plan(const figures_cli_options& o) {
         }
     }
     for (const std::string& text : o.overlays) p.overlays.push_back(parse_overlay(text));
+    p.datasets = prepare_datasets(o, needs, p.overlays);
     p.tradeoff.lambdas = parse_list(o.lambdas, "--lambda");
     for (double l : p.tradeoff.lambdas)
         if (!(l >= 0) || !std::isfinite(l))
@@ -219,6 +221,7 @@ figures_result compute(const figures_plan& p, const figures_cli_options& o, cons
 int cmd_figures(const figures_cli_options& o, const mpi_context& mpi) {
     const figures_plan p = plan(o);
     figures_result r = compute(p, o, mpi);
+    r.datasets = stream_datasets(p.datasets, p.measure, mpi);  // after the main pass: one state at a time
     if (p.run.from) {
         r.data_name = p.run.from_path;
     } else {
@@ -240,13 +243,19 @@ int cmd_figures(const figures_cli_options& o, const mpi_context& mpi) {
         j["masks"] = r.grid.size();
         j["charts"] = charts;
         j["report"] = out_path(o.run.out, "report.html");
+        j["datasets"] = nlohmann::json::array();
+        for (const dataset_curve& c : r.datasets) j["datasets"].push_back({{"name", c.name}, {"n", c.run.n}, {"d", c.dim}});
         j["seconds_analysis"] = r.seconds_analysis;
         text = j.dump(2) + "\n";
     } else {
         text = "figures: n = " + std::to_string(r.run.n) + ", D = " + std::to_string(r.dim) + ", C = " +
                std::to_string(r.classes) + ", " + std::to_string(r.grid.size()) + " masks, measure " +
                measure_name(r.measure) + "; analyses " + std::to_string(r.seconds_analysis) + " s\n";
+        for (const dataset_curve& c : r.datasets)
+            text += "dataset " + c.name + ": n = " + std::to_string(c.run.n) + ", D = " + std::to_string(c.dim) + "\n";
         for (const std::string& c : charts) text += out_path(o.run.out, c) + ".{csv,png,svg}\n";
+        for (const dataset_curve& c : r.datasets) text += out_path(o.run.out, "fig2_alignment_" + c.name + ".csv") + "\n";
+        if (!r.datasets.empty()) text += out_path(o.run.out, "fig2_datasets.csv") + "\n";
         text += out_path(o.run.out, "report.html") + "\n";
     }
     print_stdout(text);

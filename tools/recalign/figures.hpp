@@ -9,7 +9,9 @@
 #include "recalign/align/alignment.hpp"
 #include "recalign/align/denoising.hpp"
 #include "recalign/align/tradeoff.hpp"
+#include "options.hpp"
 #include "results.hpp"
+#include "validate.hpp"
 
 namespace recalign::cli {
 
@@ -26,6 +28,20 @@ struct figure7_cell {
 struct impact_entry {
     std::string spec;
     noise_impact_result impact;
+};
+
+// A data set of --dataset NAME=IMAGES[,...] (figures_datasets.cpp): prepared before any data
+// is read, streamed in its own pass after the main data; its Figure 2 curve is overlaid.
+struct dataset_plan {
+    std::string name;
+    prepared_run run;
+};
+
+struct dataset_curve {
+    std::string name, images;
+    run_state run;
+    std::size_t dim = 0;
+    alignment_result alignment;
 };
 
 struct figures_result {
@@ -48,6 +64,7 @@ struct figures_result {
     std::vector<figure7_cell> grid;  // patches x ratios, patch-major
     std::vector<impact_entry> extra_impacts;
     std::vector<std::pair<std::string, std::string>> overlays;  // (name, fig2_alignment.csv) of other runs
+    std::vector<dataset_curve> datasets;  // --dataset: curves of more data sets, same run choices
     tradeoff_result tradeoff;
     // Figure 9 (empty grid with --from: the images are not at hand).
     image_grid projections;
@@ -55,6 +72,14 @@ struct figures_result {
     double variance = 0.0, explained = 0.0;
     double seconds_analysis = 0.0;   // wall time of the analyses after the pass
 };
+
+// --dataset: each data set prepared and checked (names unique, also against --overlay names;
+// files, options) before the first byte of any data is read.
+std::vector<dataset_plan> prepare_datasets(const figures_cli_options& o, const run_needs& needs,
+                                           const std::vector<std::pair<std::string, std::string>>& overlays);
+// One pass per data set (its own checkpoint), then its Figure 2 curve with `measure`.
+std::vector<dataset_curve> stream_datasets(const std::vector<dataset_plan>& plans, alignment_measure measure,
+                                           const mpi_context& mpi);
 
 // Writes every CSV, chart (PNG + SVG) and the Figure 9 PNG into `dir`; returns the charts'
 // names (without extension) in the order the report shows them.

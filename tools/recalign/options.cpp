@@ -238,6 +238,9 @@ void add_figures(CLI::App& app, command_line& c) {
     c.figures->add_option("--noise", o.noises, "Noise-impact diagnostic: more noises (closed forms) beside the grid's");
     c.figures->add_option("--overlay", o.overlays, "Figure 2: also draw NAME=FILE, the fig2_alignment.csv of another "
                                                    "figures run (another data set), as the paper overlays them");
+    c.figures->add_option("--dataset", o.datasets, "Figure 2: also stream NAME=IMAGES[,labels=FILE][,format=F] "
+                                                   "(repeatable; one more pass each, the other DATA and run options "
+                                                   "as for the main data, checkpoint FILE.NAME) and overlay its curve");
     c.figures->add_option("--variance", o.variance, "Figure 9: fraction of the variance the top subspace explains")
         ->capture_default_str();
     c.figures->add_option("--count", o.count, "Figure 9: images shown")->capture_default_str()->check(CLI::Range(1, 64));

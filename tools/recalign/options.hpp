@@ -96,6 +96,7 @@ struct figures_cli_options {
     std::size_t tradeoff_k = 0;  // 0: C
     std::vector<std::string> noises;  // extra noises for the noise-impact diagnostic
     std::vector<std::string> overlays;  // NAME=FILE: Figure 2 curves of other figures runs
+    std::vector<std::string> datasets;  // NAME=IMAGES[,labels=FILE][,format=F]: more data sets (Figure 2)
     double variance = 0.9;
     std::size_t count = 8;
     std::string command_text;  // the command line as typed (set by main, for the report)

@@ -1,5 +1,6 @@
 // The files of `figures`: one CSV per figure (numbers at full precision), its chart as PNG
 // and SVG (gnuplot, render_charts.cpp), and the Figure 9 grid as PNG; each written atomically.
+#include <algorithm>
 #include <cstdio>
 
 #include "figures.hpp"
@@ -34,12 +35,32 @@ void draw(chart c, const std::string& dir, const std::string& name, bool quiet, 
     if (draw_chart(c, quiet)) charts.push_back(name);
 }
 
+// One data set's Figure 2 CSV: k, k_percent_of_d, alignment (the format --overlay reads).
+void write_curve_csv(const std::string& path, const vector_t& curve, std::size_t dim) {
+    std::vector<double> pct(curve.size());
+    for (std::size_t i = 0; i < pct.size(); ++i) pct[i] = 100.0 * static_cast<double>(i + 1) / static_cast<double>(dim);
+    write_output_file(path, csv_text({"k_percent_of_d", "alignment"}, {pct, to_vec(curve)}, "k"));
+}
+
+// --dataset: one CSV per data set (as above) and fig2_datasets.csv with one column per data set
+// (the main data's first; a cell is empty where K exceeds that data set's D).
+void write_dataset_csvs(const figures_result& r, const std::string& dir) {
+    if (r.datasets.empty()) return;
+    std::vector<std::string> names{"alignment"};
+    std::vector<std::vector<double>> cols{to_vec(r.clean.curve)};
+    for (const dataset_curve& c : r.datasets) {
+        write_curve_csv(out_path(dir, "fig2_alignment_" + c.name + ".csv"), c.alignment.curve, c.dim);
+        names.push_back("alignment_" + c.name);
+        cols.push_back(to_vec(c.alignment.curve));
+    }
+    write_output_file(out_path(dir, "fig2_datasets.csv"), csv_text(names, cols, "k"));
+}
+
 void write_figure2(const figures_result& r, const std::string& dir, bool quiet, std::vector<std::string>& charts) {
-    const std::size_t k = r.clean.curve.size();
-    std::vector<double> pct(k);
-    for (std::size_t i = 0; i < k; ++i) pct[i] = 100.0 * static_cast<double>(i + 1) / static_cast<double>(r.dim);
-    write_output_file(out_path(dir, "fig2_alignment.csv"),
-                      csv_text({"k_percent_of_d", "alignment"}, {pct, to_vec(r.clean.curve)}, "k"));
+    write_curve_csv(out_path(dir, "fig2_alignment.csv"), r.clean.curve, r.dim);
+    write_dataset_csvs(r, dir);
+    std::size_t max_dim = r.dim;
+    for (const dataset_curve& d : r.datasets) max_dim = std::max(max_dim, d.dim);
     const std::string scale = r.measure == alignment_measure::published ? "task alignment (%)" : "alignment";
     chart c;
     c.title = "Figure 2: alignment of the top-K principal subspace (" + std::string(measure_name(r.measure)) + ")";
@@ -48,11 +69,15 @@ void write_figure2(const figures_result& r, const std::string& dir, bool quiet, 
     c.first_column = 3;
     c.series = {r.data_name};
     c.series_csv = {out_path(dir, "fig2_alignment.csv")};
+    for (const dataset_curve& d : r.datasets) {
+        c.series.push_back(d.name);
+        c.series_csv.push_back(out_path(dir, "fig2_alignment_" + d.name + ".csv"));
+    }
     for (const auto& [name, path] : r.overlays) {
         c.series.push_back(name);
         c.series_csv.push_back(path);
     }
-    c.extra = {"set xrange [1:" + std::to_string(std::min<std::size_t>(256, r.dim)) + "]", "set key bottom right"};
+    c.extra = {"set xrange [1:" + std::to_string(std::min<std::size_t>(256, max_dim)) + "]", "set key bottom right"};
     if (r.measure == alignment_measure::published) c.extra.push_back("set yrange [0:100]");
     draw(c, dir, "fig2_alignment", quiet, charts);
     chart p = c;

@@ -89,14 +89,17 @@ void configuration(std::ostringstream& h, const figures_result& r) {
     row(h, "trade-off", "K = " + std::to_string(r.tradeoff.k) + ", " + std::to_string(r.tradeoff.points.size()) + " lambdas");
     row(h, "analyses (after the pass)", num(r.seconds_analysis, "%.1f") + " s");
     h << "</table>\n<h2>Input</h2>\n<table>\n";
-    for (const input_segment& s : r.run.segments) {
+    std::vector<std::pair<std::string, const run_state*>> runs{{"", &r.run}};
+    for (const dataset_curve& d : r.datasets) runs.emplace_back(d.name + ": ", &d.run);  // --dataset
+    for (const auto& [prefix, run] : runs)
+    for (const input_segment& s : run->segments) {
         for (const io::file_fingerprint* f : {&s.images, &s.labels}) {
             if (f->empty()) continue;
-            row(h, f == &s.images ? "images" : "labels",
+            row(h, prefix + (f == &s.images ? "images" : "labels"),
                 f->path + " | size " + std::to_string(f->size) + " | mtime_ns " + std::to_string(f->mtime_ns) +
                     " | hash of first and last 64 KiB " + std::to_string(f->content_hash));
         }
-        row(h, "rows", std::to_string(s.first_row) + " .. " + std::to_string(s.first_row + s.rows_total) + " (format " +
+        row(h, prefix + "rows", std::to_string(s.first_row) + " .. " + std::to_string(s.first_row + s.rows_total) + " (format " +
                            s.format + ", batch " + std::to_string(s.batch) + ")");
     }
     h << "</table>\n<h2>Provenance</h2>\n<p>Exact: the D x D moments (n, mean, centered Sxx, Sxy, class counts) "
@@ -115,7 +118,15 @@ void tables(std::ostringstream& h, const figures_result& r) {
     for (std::size_t k : ks) h << "<th>" << k << "</th>";
     h << "</tr>\n<tr><th>alignment</th>";
     for (std::size_t k : ks) h << "<td>" << (k <= r.clean.curve.size() ? num(r.clean.curve(k - 1)) : "-") << "</td>";
-    h << "</tr>\n</table>\n";
+    h << "</tr>\n";
+    for (const dataset_curve& d : r.datasets) {  // --dataset: one row each, same K
+        h << "<tr><th>" << escape(d.name) << " (" << escape(d.images) << ", n = " << d.run.n << ", D = " << d.dim
+          << ")</th>";
+        for (std::size_t k : ks)
+            h << "<td>" << (k <= d.alignment.curve.size() ? num(d.alignment.curve(k - 1)) : "-") << "</td>";
+        h << "</tr>\n";
+    }
+    h << "</table>\n";
     h << "<h2>Figure 7: impact on supervised performance (%)</h2>\n<table>\n<tr><th>patch</th><th>ratio</th>";
     for (std::size_t k : ks) h << "<th>K = " << k << "</th>";
     h << "</tr>\n";
