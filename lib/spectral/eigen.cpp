@@ -71,10 +71,10 @@ eigen_result eigen_restoring(matrix_t& a, std::size_t k) {
             for (std::size_t i = 0; i < d.size(); ++i) a(i, i) = d[i];
         }
     } guard{a, diagonal};
-    vector_t w = xt::zeros<double>({n});  // dsyevr's W is of length n whatever k
+    vector_t w = xt::zeros<double>({k});  // syevr_top_rows gives LAPACK its n-long W itself
     matrix_t z = xt::zeros<double>({k, n});
     const int info = blas::syevr_top_rows(n, k, a.data(), w.data(), z.data());
-    return descending(info, xt::view(w, xt::range(0, k)), std::move(z));
+    return descending(info, w, std::move(z));
 }
 
 void check_k(const matrix_t& a, std::size_t k, const char* who) {

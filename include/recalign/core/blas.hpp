@@ -51,7 +51,7 @@ int syevd_rows(std::size_t n, double* a, double* w);
 // The top k eigenpairs only (dsyevr, MRRR, eigenvalues il = n-k+1 .. n; k = n: all of them)
 // of the upper triangle of the row-major n x n matrix `a`. LAPACK overwrites that triangle,
 // diagonal included, and never touches the strict lower one; its workspace is O(n). On return
-// `w` (of length n: LAPACK's workspace) holds the k eigenvalues in ascending order and row i of `z` (k x n) the i-th
+// `w` (of length k; LAPACK's n-long W is allocated inside) holds the k eigenvalues in ascending order and row i of `z` (k x n) the i-th
 // eigenvector. O(n² k) after the tridiagonal reduction instead of the full
 // back-transformation. Returns LAPACK's info.
 int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z);
