@@ -3,6 +3,7 @@
 Checked against NumPy's FFT (power spectrum slope), PIL (box downsampling) and
 scikit-learn (where the classes are separable), not against our own code.
 """
+import json
 import os
 import subprocess
 
@@ -24,9 +25,9 @@ def synth(tmp, name, *args):
         y = np.load(labels)
     else:
         raw = np.fromfile(labels, np.uint8)
-        assert raw[:4].tolist() == [0, 0, 8, 1]
-        assert int.from_bytes(raw[4:8].tobytes(), "big") == raw.size - 8
-        y = raw[8:]
+        assert raw[:2].tolist() == [0, 0] and raw[2] in (8, 11) and raw[3] == 1
+        y = raw[8:] if raw[2] == 8 else raw[8:].view(">i2")
+        assert int.from_bytes(raw[4:8].tobytes(), "big") == y.size
     return x.reshape(y.size, -1), y
 
 
@@ -92,3 +93,25 @@ def test_refused_before_writing(tmp):
     assert r.returncode == 2 and "does not divide 64x64" in r.stderr and r.stderr.count("\n") == 1
     assert not os.path.exists(images) and not os.path.exists(labels)
     assert not [f for f in os.listdir(tmp) if f.startswith("no.")]
+
+
+def test_a_thousand_classes_have_16_bit_labels(tmp):
+    # ImageNet's 1,000 classes (issue 17's moonshot): labels above 255 are .npy '<u2' or IDX
+    # type 0x0B; the images do not depend on the labels file's format; recalign reads both.
+    args = ("--rows", "4000", "--height", "4", "--width", "4", "--classes", "1000", "--seed", "2")
+    x, y = synth(tmp, "k", *args)
+    xn, yn = synth(tmp, "kn", *args, "--labels-npy")
+    assert yn.dtype == np.uint16 and np.array_equal(x, xn) and np.array_equal(y.astype(np.uint16), yn)
+    assert yn.max() == 999 and len(np.unique(yn)) > 950  # about 1 - e^-4 of the classes drawn
+    recalign = os.environ.get("RECALIGN_CLI", "build/tools/recalign/recalign")
+    for labels in ("k.idx", "kn.npy"):
+        r = subprocess.run([recalign, "align", "--images", os.path.join(tmp, "k.u8"), "--raw-shape", "4000,48",
+                            "--labels", os.path.join(tmp, labels), "--json", "--quiet"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["classes"] == 1000
+    r = subprocess.run([SYNTH, "--output", os.path.join(tmp, "big.u8"), "--labels", os.path.join(tmp, "big.idx"),
+                        "--rows", "3", "--height", "4", "--width", "4", "--classes", "40000"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "[1, 32767] with an IDX labels file" in r.stderr
+    assert not os.path.exists(os.path.join(tmp, "big.u8"))

@@ -7,8 +7,8 @@
 #   the whole pipeline's wall time, recalign's own peak RSS and CPU time (GNU time),
 #   the checkpoint's size (the state), and the extrapolation of the wall time to N_FULL rows.
 # Usage:  tools/bench/moonshot.sh [ROWS]          (default: all 1,281,167; e.g. 20000 to extrapolate)
-# Environment: BUILD (build), RANK (100), CLASSES (256: the generator's u8 labels stop there;
-# ImageNet has 1,000), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
+# Environment: BUILD (build), RANK (100), CLASSES (1000, like
+# ImageNet), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
 # TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). --no-verify is always passed: the
 # verification pass would read the pipe a second time (refused up front).
 set -euo pipefail
@@ -16,7 +16,7 @@ ROWS=${1:-1281167}
 N_FULL=1281167
 BUILD=${BUILD:-build}
 RANK=${RANK:-100}
-CLASSES=${CLASSES:-256}
+CLASSES=${CLASSES:-1000}
 EVERY=${EVERY:-100000}
 BATCH=${BATCH:-500}
 PRECISION=${PRECISION:-f32-kernels}

@@ -27,10 +27,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Header of a 1-d u8 array of n items: IDX (magic 0x00000801, big-endian count) or .npy 1.0.
-std::string labels_header(const std::string& path, std::uint64_t n) {
+// Header of a 1-d array of n labels, u8 (`wide` false) or 16-bit (`wide`: .npy '<u2', IDX
+// type 0x0B, a big-endian signed short): IDX (magic 0x000008TT, big-endian count) or .npy 1.0.
+std::string labels_header(const std::string& path, std::uint64_t n, bool wide) {
     if (ends_with(path, ".npy")) {
-        std::string dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (" + std::to_string(n) + ",), }";
+        std::string dict = std::string("{'descr': '") + (wide ? "<u2" : "|u1") + "', 'fortran_order': False, 'shape': (" +
+                           std::to_string(n) + ",), }";
         const std::size_t unpadded = 10 + dict.size() + 1;
         dict.append((64 - unpadded % 64) % 64, ' ');
         dict.push_back('\n');
@@ -40,7 +42,7 @@ std::string labels_header(const std::string& path, std::uint64_t n) {
         return h + dict;
     }
     if (n > 0xffffffffULL) throw std::invalid_argument("--rows " + std::to_string(n) + " exceeds the IDX limit 2^32 - 1 (use a .npy labels file)");
-    std::string h{'\0', '\0', '\x08', '\x01'};
+    std::string h{'\0', '\0', wide ? '\x0B' : '\x08', '\x01'};
     for (int s = 24; s >= 0; s -= 8) h.push_back(static_cast<char>((n >> s) & 0xff));
     return h;
 }
@@ -72,7 +74,10 @@ int main(int argc, char** argv) {
     app.add_option("--height", c.height, "Image height H (before --downsample)")->required();
     app.add_option("--width", c.width, "Image width W (before --downsample)")->required();
     app.add_option("--channels", c.channels, "Channels C")->capture_default_str();
-    app.add_option("--classes", c.classes, "Number of classes (at most 256: labels are u8)")->capture_default_str();
+    app.add_option("--classes", c.classes,
+                   "Number of classes: labels are u8 up to 256 classes, 16-bit above (at most 65,535 with a .npy "
+                   "labels file, 32,767 with IDX)")
+        ->capture_default_str();
     app.add_option("--seed", c.seed, "Seed")->capture_default_str();
     app.add_option("--downsample", downsample,
                    "Box-average the same images by F (area-weighted, PIL's BOX; H/F and W/F must be whole numbers), "
@@ -80,20 +85,24 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--class-amplitude", c.class_amplitude, "Grey levels of the ±1 class pattern")->capture_default_str();
     app.add_option("--output", output, "Images: raw u8 rows, or '-' for standard output")->required();
-    app.add_option("--labels", labels, "Labels (u8, one per image): IDX, or .npy if the name ends in .npy")->required();
+    app.add_option("--labels", labels, "Labels (one per image): IDX, or .npy if the name ends in .npy")->required();
     CLI11_PARSE(app, argc, argv);
 
     try {
         // Refused before anything is generated or written.
         if (rows == 0) throw std::invalid_argument("--rows must be positive");
-        if (c.classes == 0 || c.classes > 256) throw std::invalid_argument("--classes must be in [1, 256]");
+        const bool npy_labels = ends_with(labels, ".npy"), wide = c.classes > 256;
+        const std::size_t max_classes = npy_labels ? 65535 : 32767;
+        if (c.classes == 0 || c.classes > max_classes)
+            throw std::invalid_argument("--classes must be in [1, " + std::to_string(max_classes) + "] with " +
+                                        (npy_labels ? "a .npy" : "an IDX") + " labels file");
         if (!(c.class_amplitude >= 0)) throw std::invalid_argument("--class-amplitude must be non-negative");
         recalign::checked_add(first_row, rows, "--first-row + --rows");
         recalign::synth::box_downsampler down(c.height, c.width, c.channels, downsample);
         const std::size_t out_dim = recalign::checked_elements<unsigned char>(
             {down.out_height(), down.out_width(), c.channels}, "output image size");
         const std::uint64_t total = recalign::checked_mul(rows, out_dim, "output bytes");
-        const std::string header = labels_header(labels, rows);
+        const std::string header = labels_header(labels, rows, wide);
         if (output == labels) throw std::invalid_argument("--output and --labels name the same file " + output);
 
         std::unique_ptr<atomic_writer> images;
@@ -107,7 +116,8 @@ int main(int argc, char** argv) {
         const auto t1 = std::chrono::steady_clock::now();
         const bool resize = downsample != 1.0;
         const std::size_t block = 16;
-        std::vector<unsigned char> full(gen.dim()), buf(block * out_dim), lab(block);
+        const std::size_t label_bytes = wide ? 2 : 1;
+        std::vector<unsigned char> full(gen.dim()), buf(block * out_dim), lab(block * label_bytes);
         std::vector<float> work, work2;
         for (std::uint64_t r = 0; r < rows; r += block) {
             const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block, rows - r));
@@ -119,11 +129,14 @@ int main(int argc, char** argv) {
                 } else {
                     gen.render(row, buf.data() + i * out_dim, work);
                 }
-                lab[i] = static_cast<unsigned char>(gen.label(row));
+                const std::uint32_t y = gen.label(row);
+                if (!wide) lab[i] = static_cast<unsigned char>(y);
+                else if (npy_labels) { lab[2 * i] = static_cast<unsigned char>(y & 0xff); lab[2 * i + 1] = static_cast<unsigned char>(y >> 8); }
+                else { lab[2 * i] = static_cast<unsigned char>(y >> 8); lab[2 * i + 1] = static_cast<unsigned char>(y & 0xff); }
             }
             if (images) images->write(buf.data(), n * out_dim);
             else write_stdout(buf.data(), n * out_dim);
-            label_file.write(lab.data(), n);
+            label_file.write(lab.data(), n * label_bytes);
         }
         if (images) images->commit();
         label_file.commit();

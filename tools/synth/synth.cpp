@@ -40,7 +40,8 @@ generator::generator(const config& c) : c_(c) {
     const std::size_t h = c.height, w = c.width, hw = checked_elements<double>({h, w}, "synth texture");
     const std::size_t d = checked_elements<float>({h, w, c.channels}, "synth image");
     bank_.resize(checked_elements<float>({c.bank, hw}, "synth texture bank"));
-    patterns_.resize(checked_elements<float>({c.classes, d}, "synth class patterns"));
+    pattern_words_ = d / 64 + (d % 64 != 0);
+    pattern_bits_.assign(checked_elements<std::uint64_t>({c.classes, pattern_words_}, "synth class patterns"), 0);
 
     // Texture k = Re(F_H Z F_W) for complex white noise Z shaped by 1/|f| (zero at DC):
     // a stationary Gaussian field with power spectrum 1/|f|², by four real products.
@@ -73,9 +74,8 @@ generator::generator(const config& c) : c_(c) {
     }
     for (std::size_t k = 0; k < c.classes; ++k) {
         const rng::stream r(c.seed, pattern_domain, k);
-        float* p = patterns_.data() + k * d;
-        for (std::size_t i = 0; i < d; ++i)
-            p[i] = static_cast<float>((r.bits(i) >> 63) ? c.class_amplitude : -c.class_amplitude);
+        std::uint64_t* p = pattern_bits_.data() + k * pattern_words_;
+        for (std::size_t i = 0; i < d; ++i) p[i / 64] |= (r.bits(i) >> 63) << (i % 64);
     }
 }
 
@@ -107,12 +107,13 @@ void generator::render(std::uint64_t row, unsigned char* out, std::vector<float>
         for (std::size_t k = 0; k < ch; ++k)
             add_shifted(work.data() + (k + 1) * hw, r.bits(32 + k),
                         static_cast<float>(c_.chroma * r.normal(96 + k)));
-    const float* pattern = patterns_.data() + static_cast<std::size_t>(label(row)) * hw * ch;
-    const float contrast = static_cast<float>(c_.contrast);
+    const std::uint64_t* pattern = pattern_bits_.data() + static_cast<std::size_t>(label(row)) * pattern_words_;
+    const float contrast = static_cast<float>(c_.contrast), amplitude = static_cast<float>(c_.class_amplitude);
     for (std::size_t p = 0; p < hw; ++p)
         for (std::size_t k = 0; k < ch; ++k) {
             const float colour = ch > 1 ? work[(k + 1) * hw + p] : 0.0f;
-            const float v = 128.0f + contrast * (lum[p] + colour) + pattern[p * ch + k];
+            const std::size_t e = p * ch + k;
+            const float v = 128.0f + contrast * (lum[p] + colour) + (((pattern[e / 64] >> (e % 64)) & 1) ? amplitude : -amplitude);
             out[p * ch + k] = static_cast<unsigned char>(std::min(255.0f, std::max(0.0f, v)) + 0.5f);
         }
 }

@@ -38,7 +38,10 @@ public:
 private:
     config c_;
     std::vector<float> bank_;      // bank x (H x W), unit variance each
-    std::vector<float> patterns_;  // classes x (H x W x C), ±class_amplitude
+    // classes x (H x W x C) signs of the ±class_amplitude pattern, one bit each (set: +), so
+    // 1,000 classes at 224x224x3 take 19 MB instead of 602 MB of floats.
+    std::vector<std::uint64_t> pattern_bits_;
+    std::size_t pattern_words_ = 0;  // 64-bit words per class
 };
 
 // Area-weighted box downsampling by a factor f ≥ 1 (H/f and W/f integers): each output
