@@ -75,17 +75,26 @@ void walk(const std::string& dir, std::vector<std::pair<dev_t, ino_t>>& ancestor
 
 }  // namespace
 
+namespace {
+// ImageFolder's classes: the sorted names of root's sub-directories (links followed).
+std::vector<std::string> folder_classes(const std::string& root) {
+    std::vector<std::string> names;
+    for (std::string& name : list_dir(root)) {
+        struct stat st {};
+        if (stat_dir(root + "/" + name, st)) names.push_back(std::move(name));
+    }
+    if (names.empty())
+        throw file_error(root, 0, "no class folder: an image folder holds one sub-directory per class (ROOT/<class>/<image>)");
+    std::sort(names.begin(), names.end());
+    return names;
+}
+}  // namespace
+
 image_list scan_image_folder(const std::string& root) {
     struct stat rs {};
     if (!stat_dir(root, rs)) throw file_error(root, 0, "not a directory");
     image_list list;
-    for (std::string& name : list_dir(root)) {
-        struct stat st {};
-        if (stat_dir(root + "/" + name, st)) list.class_names.push_back(std::move(name));
-    }
-    if (list.class_names.empty())
-        throw file_error(root, 0, "no class folder: an image folder holds one sub-directory per class (ROOT/<class>/<image>)");
-    std::sort(list.class_names.begin(), list.class_names.end());
+    list.class_names = folder_classes(root);
     std::vector<std::string> empty;
     for (std::size_t c = 0; c < list.class_names.size(); ++c) {
         const std::string dir = root + "/" + list.class_names[c];
@@ -109,8 +118,11 @@ image_list scan_image_folder(const std::string& root) {
     return list;
 }
 
-image_list parse_image_list(const std::string& text, const std::string& name, const std::string& root) {
+image_list parse_image_list(const std::string& text, const std::string& name, const std::string& root,
+                            const std::vector<std::string>& classes) {
     image_list list;
+    std::map<std::string, std::int64_t> given;  // --classes-from: name -> id
+    for (std::size_t i = 0; i < classes.size(); ++i) given.emplace(classes[i], static_cast<std::int64_t>(i));
     std::vector<std::string> label_names;  // per sample, when the labels are names
     bool names = false, numbers = false;
     std::istringstream is(text);
@@ -146,15 +158,24 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
             if (label.size() > 9) refuse("label " + label + " is too large");
             numbers = true;
             s.label = std::stoll(label);
+            if (!classes.empty() && s.label >= static_cast<std::int64_t>(classes.size()))
+                refuse("label " + label + " is not below the " + std::to_string(classes.size()) + " classes of --classes-from");
         } else {
             names = true;
+            if (!classes.empty()) {
+                const auto it = given.find(label);
+                if (it == given.end()) refuse("class '" + label.substr(0, 200) + "' is not among the names of --classes-from");
+                s.label = it->second;
+            }
             label_names.push_back(label);
         }
         if (numbers && names) refuse("labels mix class ids and class names");
         list.samples.push_back(std::move(s));
     }
     if (list.samples.empty()) throw file_error(name, 0, "the list names no image");
-    if (names) {
+    if (!classes.empty()) {
+        list.class_names = classes;
+    } else if (names) {
         std::map<std::string, std::int64_t> ids;
         for (const std::string& n : label_names) ids.emplace(n, 0);
         std::int64_t next = 0;
@@ -167,7 +188,8 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
     return list;
 }
 
-image_list read_image_list(const std::string& list_file, const std::string& root) {
+image_list read_image_list(const std::string& list_file, const std::string& root,
+                           const std::vector<std::string>& classes) {
     struct stat ls {};
     if (stat_dir(list_file, ls))
         throw file_error(list_file, 0, "is a directory, not a list file (an image folder is --format folder)");
@@ -182,9 +204,37 @@ image_list read_image_list(const std::string& list_file, const std::string& root
     }
     struct stat st {};
     if (!stat_dir(dir, st)) throw file_error(dir, 0, "--root is not a directory");
-    image_list list = parse_image_list(text.str(), list_file, dir);
+    image_list list = parse_image_list(text.str(), list_file, dir, classes);
     stat_samples(list);
     return list;
+}
+
+std::vector<std::string> read_class_names(const std::string& path) {
+    struct stat st {};
+    if (stat_dir(path, st)) return folder_classes(path);
+    std::ifstream is(path, std::ios::binary);
+    if (!is) throw file_error(path, 0, std::string("--classes-from: cannot open: ") + std::strerror(errno));
+    std::vector<std::string> names;
+    std::map<std::string, std::uint64_t> seen;
+    std::string line;
+    std::uint64_t line_no = 0, offset = 0;
+    while (std::getline(is, line)) {
+        ++line_no;
+        const std::uint64_t at = offset;
+        offset += line.size() + 1;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const auto first = line.find_first_not_of(" \t"), last = line.find_last_not_of(" \t");
+        if (first == std::string::npos || line[first] == '#') continue;
+        const std::string n = line.substr(first, last - first + 1);
+        auto refuse = [&](const std::string& why) { throw file_error(path, at, "line " + std::to_string(line_no) + ": " + why); };
+        if (n.find_first_of(" \t") != std::string::npos || n.find('\0') != std::string::npos)
+            refuse("a class name is one word per line, got '" + n.substr(0, 200) + "'");
+        if (!seen.emplace(n, line_no).second)
+            refuse("class '" + n + "' is named twice (first on line " + std::to_string(seen[n]) + ")");
+        names.push_back(n);
+    }
+    if (names.empty()) throw file_error(path, 0, "--classes-from names no class");
+    return names;
 }
 
 void stat_samples(image_list& list) {

@@ -280,6 +280,9 @@ data_source::data_source(const source_options& options) : options_(options) {
             throw file_error(p, 0, std::string("is ") + format_name(f) + " but " + options_.images.front() + " is " +
                                        format_name(format_) + " (several --images are read as one stream of one format)");
     }
+    if (!options_.classes_from.empty() && format_ != data_format::list)
+        throw std::invalid_argument(std::string("--classes-from applies to list files (--format list), not to ") +
+                                    format_name(format_));
     if (!options_.labels.empty()) {
         if (is_image_format(format_) || is_cifar_format(format_))
             throw std::invalid_argument(std::string("--format ") + format_name(format_) + " carries its labels: --labels does not apply");
@@ -329,8 +332,10 @@ void data_source::open_images() {
         return;
     }
     auto all = std::make_shared<image_list>();
+    const std::vector<std::string> given =
+        options_.classes_from.empty() ? std::vector<std::string>{} : read_class_names(options_.classes_from);
     for (const std::string& p : options_.images) {
-        image_list one = format_ == data_format::folder ? scan_image_folder(p) : read_image_list(p, options_.root);
+        image_list one = format_ == data_format::folder ? scan_image_folder(p) : read_image_list(p, options_.root, given);
         if (format_ == data_format::folder && &p != &options_.images.front() && one.class_names != all->class_names)
             throw file_error(p, 0, "its class folders differ from those of " + options_.images.front() +
                                        " (several folders are read as one stream of the same classes)");
@@ -338,7 +343,7 @@ void data_source::open_images() {
             one.class_names.empty() != all->class_names.empty())
             throw file_error(p, 0, "its labels are " + std::string(one.class_names.empty() ? "class ids" : "class names") +
                                        ", those of " + options_.images.front() + " are not");
-        if (format_ == data_format::list && !one.class_names.empty() && &p != &options_.images.front()) {
+        if (format_ == data_format::list && given.empty() && !one.class_names.empty() && &p != &options_.images.front()) {
             // Renumber over the union of the names, in sorted order.
             std::vector<std::string> names = all->class_names;
             names.insert(names.end(), one.class_names.begin(), one.class_names.end());

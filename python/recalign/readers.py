@@ -39,13 +39,15 @@ def ImageFolder(root, channels=3, resize=0, crop=None, layout="hwc", batch=256, 
 
 
 def ImageList(list_file, root=None, channels=3, resize=0, crop=None, layout="hwc", batch=256, threads=0,
-              skip_unreadable=False):
+              skip_unreadable=False, classes_from=None):
     """A list file of "relative/path label" lines (label a class id or a class name; tab-
     separated lines with extra columns, as TinyImageNet's val_annotations.txt, work too),
-    paths relative to root (default: the list file's directory)."""
+    paths relative to root (default: the list file's directory). Class names are numbered in
+    sorted order unless classes_from names an image folder (its ImageFolder class ids: pass
+    the training folder) or a file of one class name per line (ids in its order)."""
     return DataSource(_paths(list_file), format="list", root=os.fspath(root) if root else "", channels=channels,
                       resize=resize, crop=_crop(crop), layout=layout, batch=batch, threads=threads,
-                      skip_unreadable=skip_unreadable)
+                      skip_unreadable=skip_unreadable, classes_from=os.fspath(classes_from) if classes_from else "")
 
 
 def Cifar(paths, label_kind="fine", kind="auto", channels=3, resize=0, crop=None, layout="hwc", batch=1000):

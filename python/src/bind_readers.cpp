@@ -55,12 +55,14 @@ recalign.ImageList, recalign.Cifar (or directly, with the CLI's option names).)d
         .def(py::init([](std::vector<std::string> images, const std::string& format, const std::string& root,
                          int channels, std::size_t resize, std::pair<std::size_t, std::size_t> crop,
                          const std::string& layout, const std::string& label_kind, std::size_t batch,
-                         std::size_t threads, bool skip_unreadable, std::vector<std::string> labels) {
+                         std::size_t threads, bool skip_unreadable, std::vector<std::string> labels,
+                         const std::string& classes_from) {
                  io::source_options o;
                  o.images = std::move(images);
                  o.labels = std::move(labels);
                  o.format = io::parse_format(format);
                  o.root = root;
+                 o.classes_from = classes_from;
                  o.geometry.channels = channels;
                  o.geometry.resize = resize;
                  o.geometry.crop_h = crop.first;
@@ -82,7 +84,7 @@ recalign.ImageList, recalign.Cifar (or directly, with the CLI's option names).)d
              py::arg("resize") = 0, py::arg("crop") = std::pair<std::size_t, std::size_t>{0, 0},
              py::arg("layout") = "hwc", py::arg("label_kind") = "fine", py::arg("batch") = 256,
              py::arg("threads") = 0, py::arg("skip_unreadable") = false,
-             py::arg("labels") = std::vector<std::string>{},
+             py::arg("labels") = std::vector<std::string>{}, py::arg("classes_from") = "",
              R"doc(Opens the files and reads their headers (no pixels yet).
 
 images: paths read as one stream (IDX, .npy, raw, CIFAR batches, image folders or list files);
@@ -92,7 +94,9 @@ resize: shorter side in pixels (0: none; torchvision Resize on PIL images); crop
 centre crop (0, 0: none); layout: "hwc" or "chw" order of a row; label_kind: CIFAR-100
 "fine" or "coarse"; batch: rows per batch; threads: decoding threads (0: the cores; results
 do not depend on it); skip_unreadable: leave out unreadable images and list them in
-skipped_files instead of raising; labels: one labels file per images file (IDX/.npy only).
+skipped_files instead of raising; labels: one labels file per images file (IDX/.npy only);
+classes_from: list files only, class names and ids from an image folder (ImageFolder's sorted
+class folders) or a file of one name per line (CLI --classes-from).
 Raises FileError naming the file for unreadable input, ValueError for bad options.)doc")
         .def("__iter__", [](std::shared_ptr<reader> r) {
             {

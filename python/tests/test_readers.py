@@ -98,6 +98,12 @@ def test_track_consumes_the_readers(tmp_path):
     for (a, ya), (b, yb) in zip(listed, data):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(ya, yb)
+    # A validation list of class k1 only keeps the folder's id 1 with classes_from.
+    only = tmp_path / "k1.txt"
+    only.write_text("".join(f"{os.path.relpath(p, root)} k1\n" for p, y in data.samples if y == 1))
+    assert [y for _, y in recalign.ImageList(str(only), root=root).samples] == [0] * 5
+    kept = recalign.ImageList(str(only), root=root, classes_from=root)
+    assert kept.classes == ["k0", "k1"] and [y for _, y in kept.samples] == [1] * 5
 
 
 def test_cifar(tmp_path):

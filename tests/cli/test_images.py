@@ -146,6 +146,44 @@ def test_list_file_equals_folder(folder, tmp):
     assert d["alignment"] == b["alignment"]
 
 
+def test_classes_from_keeps_the_training_ids(folder, tmp):
+    # A validation list without class "ant": sorted names alone would number bee, cat as 0, 1;
+    # --classes-from the training folder (ImageFolder's ids) or a names file keeps theirs.
+    root, samples = folder
+    lst = os.path.join(tmp, "val_no_ant.txt")
+    with open(lst, "w") as f:
+        for path, label in samples:
+            if label != 0:
+                f.write(f"{os.path.relpath(path, root)}\t{CLASSES[label]}\n")
+    plain = c.run_json(["align", "--images", lst, "--root", root, "--crop", "8,8"])
+    assert input_of(plain)["class_names"] == ["bee", "cat"] and plain["classes"] == 2
+    kept = c.run_json(["align", "--images", lst, "--root", root, "--classes-from", root, "--crop", "8,8"])
+    assert input_of(kept)["class_names"] == CLASSES and kept["classes"] == 3
+    # The alignment does not depend on the class ids (an empty class adds nothing).
+    c.assert_close(kept["alignment"], plain["alignment"], 1e-12, "empty class")
+    names = os.path.join(tmp, "wnids.txt")
+    with open(names, "w") as f:
+        f.write("# one per line, in id order\ncat\nbee\n\nant\n")
+    order = c.run_json(["align", "--images", lst, "--root", root, "--classes-from", names, "--crop", "8,8"])
+    assert input_of(order)["class_names"] == ["cat", "bee", "ant"]
+    # Refused before any pixel is read, naming the file and line.
+    with open(names, "w") as f:
+        f.write("cat\nant\n")
+    rc, _, err = c.run(["align", "--images", lst, "--root", root, "--classes-from", names, "--crop", "8,8"])
+    assert rc == 2 and "val_no_ant.txt" in err and "class 'bee' is not among the names of --classes-from" in err
+    with open(names, "w") as f:
+        f.write("cat\nbee\ncat\n")
+    rc, _, err = c.run(["align", "--images", lst, "--root", root, "--classes-from", names])
+    assert rc == 2 and "line 3: class 'cat' is named twice (first on line 1)" in err
+    rc, _, err = c.run(["align", "--images", root, "--classes-from", root])
+    assert rc == 2 and "--classes-from applies to list files" in err
+    ids = os.path.join(tmp, "ids.txt")
+    with open(ids, "w") as f:
+        f.write(f"{os.path.relpath(samples[0][0], root)} 3\n")
+    rc, _, err = c.run(["align", "--images", ids, "--root", root, "--classes-from", root])
+    assert rc == 2 and "line 1: label 3 is not below the 3 classes of --classes-from" in err
+
+
 def test_several_folders_are_one_stream(folder, tmp):
     root, samples = folder
     j1 = c.run_json(["spectrum", "--images", root, "--images", root, "--crop", "8,8", "--no-center"])

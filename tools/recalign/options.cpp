@@ -33,6 +33,10 @@ void add_data_options(CLI::App* s, data_options& d, bool layout = true) {
     const char* im = "IMAGES (folder, list, cifar10, cifar100)";
     s->add_option("--root", d.root, "List files: the directory their paths are relative to (default: the list "
                                     "file's own directory); implies --format list")->group(im);
+    s->add_option("--classes-from", d.classes_from,
+                  "List files: class names and ids from an image folder (its sorted class folders, as ImageFolder "
+                  "numbers them: pass the training folder) or a text file of one name per line, in its order")
+        ->group(im);
     s->add_option("--channels", d.channels, "1: gray as PIL's convert(\"L\"); 3: RGB as convert(\"RGB\")")
         ->check(CLI::IsMember({1, 3}))->capture_default_str()->group(im);
     s->add_option("--resize", d.resize, "Shorter side to S pixels (torchvision Resize(S): bilinear with antialiasing)")

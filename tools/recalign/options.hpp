@@ -25,7 +25,7 @@ struct data_options {
     // Image folders, lists and CIFAR (io/image.hpp geometry): --root, --channels, --resize,
     // --crop, --layout (project and denoise: their own --layout), --label-kind, --threads,
     // --skip-unreadable.
-    std::string root, crop, layout = "hwc", label_kind;
+    std::string root, classes_from, crop, layout = "hwc", label_kind;
     int channels = 3;
     std::size_t resize = 0, threads = 0;
     bool skip_unreadable = false;

@@ -111,7 +111,8 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
     if (!needs.from_allowed)
         throw std::invalid_argument(std::string(needs.command) + " draws images from the data: it cannot run --from a "
                                     "checkpoint (use --checkpoint/--resume with the same DATA instead)");
-    if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty() || !d.root.empty())
+    if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty() || !d.root.empty() ||
+        !d.classes_from.empty())
         throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
                                     "(--images, --labels, --scale, --skip, --limit) do not apply");
     p.from = load_from(r.from);
@@ -165,8 +166,8 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
     bool default_data = false;
     if (d.images.empty()) {
         if (!d.labels.empty()) throw std::invalid_argument("--labels needs --images");
-        if (!d.raw_shape.empty() || d.format != "auto" || !d.root.empty())
-            throw std::invalid_argument("--format/--raw-shape/--root need --images");
+        if (!d.raw_shape.empty() || d.format != "auto" || !d.root.empty() || !d.classes_from.empty())
+            throw std::invalid_argument("--format/--raw-shape/--root/--classes-from need --images");
         const io::fashion_mnist_files f = io::fashion_mnist();
         o.images = {f.train_images};
         if (want_labels) o.labels = {f.train_labels};
@@ -190,6 +191,7 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
     }
     o.raw_type = io::parse_raw_dtype(d.raw_dtype);
     o.root = d.root;
+    o.classes_from = d.classes_from;
     if (!d.root.empty() && o.format != io::data_format::auto_detect && o.format != io::data_format::list)
         throw std::invalid_argument("--root applies to --format list");
     o.geometry.channels = d.channels;

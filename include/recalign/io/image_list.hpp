@@ -39,9 +39,22 @@ image_list scan_image_folder(const std::string& root);
 // folders), so a list naming every class of a training folder gets the folder's class ids.
 // Paths are taken relative to `root` (the list file's directory when empty). file_error
 // naming the list file and the line for anything else.
-image_list read_image_list(const std::string& list_file, const std::string& root);
+//
+// `classes` (non-empty: --classes-from): the class names and their ids (index) come from it
+// instead: a name label must be one of them, an integer label below their count, and the
+// list's class_names are `classes` (so a validation list that lacks some classes still gets
+// the training folder's ids).
+image_list read_image_list(const std::string& list_file, const std::string& root,
+                           const std::vector<std::string>& classes = {});
 // The parser behind read_image_list (no file access, no stat: size and mtime stay 0).
-image_list parse_image_list(const std::string& text, const std::string& name, const std::string& root);
+image_list parse_image_list(const std::string& text, const std::string& name, const std::string& root,
+                            const std::vector<std::string>& classes = {});
+// Class names for --classes-from: a directory gives its sub-directories' names sorted (the
+// class ids of torchvision's ImageFolder over it); a file gives one name per line in the
+// file's order (empty lines and '#' lines skipped; TinyImageNet's wnids.txt is such a file,
+// but NOT in ImageFolder's order: pass the train folder to match a run over it). file_error
+// naming the path (and line) for a missing path, no name, a duplicate or a name with blanks.
+std::vector<std::string> read_class_names(const std::string& path);
 
 // Sizes and modification times of the samples (stat); a file that cannot be stat'ed keeps 0.
 void stat_samples(image_list& list);

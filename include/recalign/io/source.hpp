@@ -61,6 +61,7 @@ struct source_options {
     std::vector<std::string> labels;  // empty: no labels; else one per images file (IDX/.npy)
     data_format format = data_format::auto_detect;  // of the images; labels are always detected
     std::string root;            // list files: the directory their paths are relative to
+    std::string classes_from;    // list files: class names and ids from this folder or file (read_class_names)
     image_geometry geometry;     // folder, list and CIFAR: channels, resize, crop, layout
     cifar_label label_kind = cifar_label::fine;  // CIFAR-100
     std::size_t threads = 0;     // decoding threads for folder/list (0 = the number of cores)
