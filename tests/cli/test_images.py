@@ -184,6 +184,30 @@ def test_classes_from_keeps_the_training_ids(folder, tmp):
     assert rc == 2 and "line 1: label 3 is not below the 3 classes of --classes-from" in err
 
 
+def test_merge_refuses_other_decoding_or_classes(folder, tmp):
+    root, samples = folder
+    ck = {k: os.path.join(tmp, f"m_{k}.ckpt") for k in ("a", "b", "c", "d")}
+    c.run(["spectrum", "--images", root, "--crop", "8,8", "--checkpoint", ck["a"], "--quiet"], check_rc=0)
+    c.run(["spectrum", "--images", root, "--resize", "10", "--crop", "8,8", "--checkpoint", ck["b"], "--quiet"],
+          check_rc=0)
+    out = os.path.join(tmp, "m_out.ckpt")
+    rc, _, err = c.run(["merge", ck["a"], ck["b"], "-o", out])
+    assert rc == 2 and "decoded with" in err and "resize=10" in err and not os.path.exists(out)
+    lst = os.path.join(tmp, "m_list.txt")
+    with open(lst, "w") as f:
+        for path, label in samples:
+            if label != 0:
+                f.write(f"{os.path.relpath(path, root)}\t{CLASSES[label]}\n")
+    names = os.path.join(tmp, "m_names.txt")
+    with open(names, "w") as f:
+        f.write("cat\nbee\nant\n")  # three classes, as the folder, in another order
+    c.run(["align", "--images", lst, "--root", root, "--classes-from", names, "--crop", "8,8", "--checkpoint", ck["c"],
+           "--quiet"], check_rc=0)
+    c.run(["align", "--images", root, "--crop", "8,8", "--checkpoint", ck["d"], "--quiet"], check_rc=0)
+    rc, _, err = c.run(["merge", ck["d"], ck["c"], "-o", out])
+    assert rc == 2 and "class names (3, first 'cat') differ" in err and not os.path.exists(out)
+
+
 def test_several_folders_are_one_stream(folder, tmp):
     root, samples = folder
     j1 = c.run_json(["spectrum", "--images", root, "--images", root, "--crop", "8,8", "--no-center"])

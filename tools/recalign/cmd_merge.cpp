@@ -91,6 +91,18 @@ merge_result merge_runs(const merge_options& o) {
         run_state st = load_input(f, r);
         if (const std::string d = out.config.difference(st.config, o.inputs[0], f); !d.empty())
             throw std::invalid_argument("cannot merge " + f + " into " + o.inputs[0] + ": " + d);
+        for (const input_segment& b : st.segments) {
+            // Rows decoded differently, or class ids naming other classes, are not one data set.
+            const input_segment& a = out.segments.front();
+            if (a.decoding != b.decoding)
+                throw std::invalid_argument("cannot merge " + f + ": its images were decoded with \"" + b.decoding +
+                                            "\", those of " + o.inputs[0] + " with \"" + a.decoding + "\"");
+            if (!a.class_names.empty() && !b.class_names.empty() && a.class_names != b.class_names)
+                throw std::invalid_argument("cannot merge " + f + ": its class names (" + std::to_string(b.class_names.size()) +
+                                            ", first '" + b.class_names.front() + "') differ from those of " + o.inputs[0] +
+                                            " (" + std::to_string(a.class_names.size()) + ", first '" +
+                                            a.class_names.front() + "'): the same class id would mean other classes");
+        }
         for (const input_segment& a : out.segments)
             for (const input_segment& b : st.segments)
                 if (segments_overlap(a, b))
