@@ -190,6 +190,10 @@ def test_merge_refuses_other_decoding_or_classes(folder, tmp):
     c.run(["spectrum", "--images", root, "--crop", "8,8", "--checkpoint", ck["a"], "--quiet"], check_rc=0)
     c.run(["spectrum", "--images", root, "--resize", "10", "--crop", "8,8", "--checkpoint", ck["b"], "--quiet"],
           check_rc=0)
+    _, text, _ = c.run(["info", ck["a"]], check_rc=0)
+    assert "decoding      channels=3" in text and "classes       3 named: ant bee cat (all in --json)" in text
+    info = json.loads(c.run(["info", ck["b"], "--json"], check_rc=0)[1])
+    assert info["segments"][0]["class_names"] == CLASSES and "resize=10" in info["segments"][0]["decoding"]
     out = os.path.join(tmp, "m_out.ckpt")
     rc, _, err = c.run(["merge", ck["a"], ck["b"], "-o", out])
     assert rc == 2 and "decoded with" in err and "resize=10" in err and not os.path.exists(out)
@@ -295,6 +299,11 @@ def test_skip_unreadable_lists_and_leaves_them_out(broken, tmp):
     assert [s["index"] for s in skipped] == [i for i, s in enumerate(all_samples) if s in bad]
     assert all(s["reason"] for s in skipped)
     assert j["n"] == len(good)
+    ck = os.path.join(tmp, "skipped.ckpt")
+    c.run(["spectrum", "--images", root, "--skip-unreadable", "--checkpoint", ck, "--quiet"], check_rc=0)
+    assert f"skipped       {len(bad)} unreadable files" in c.run(["info", ck], check_rc=0)[1]
+    info = json.loads(c.run(["info", ck, "--json"], check_rc=0)[1])
+    assert [s["path"] for s in info["segments"][0]["skipped_files"]] == [s["path"] for s in skipped]
     # The same statistics as a list of the good files alone.
     lst = os.path.join(tmp, "good.txt")
     with open(lst, "w") as f:

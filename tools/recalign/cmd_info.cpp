@@ -58,6 +58,9 @@ void fill_run(info_result& r, const run_state& st) {
         g.rows_done = s.rows_done;
         g.batch = s.batch;
         g.pass = s.pass;
+        g.decoding = s.decoding;
+        g.class_names = s.class_names;
+        g.skipped = s.skipped;
         r.segments.push_back(g);
     }
 }

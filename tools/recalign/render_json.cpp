@@ -215,6 +215,14 @@ std::string render_json(const info_result& r) {
         o["rows_done"] = s.rows_done;
         o["batch"] = s.batch;
         o["pass"] = s.pass;
+        if (!s.decoding.empty()) o["decoding"] = s.decoding;
+        if (!s.class_names.empty()) o["class_names"] = s.class_names;
+        if (!s.skipped.empty()) {
+            json skipped = json::array();
+            for (const io::skipped_file& f : s.skipped)
+                skipped.push_back({{"index", f.index}, {"path", f.path}, {"reason", f.reason}});
+            o["skipped_files"] = skipped;
+        }
         segs.push_back(o);
     }
     j["segments"] = segs;

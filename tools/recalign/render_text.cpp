@@ -171,6 +171,14 @@ std::string render_text(const info_result& r) {
                 (unsigned long long)g.rows_done, (unsigned long long)g.rows_total, (unsigned long long)g.pass + 1,
                 (unsigned long long)g.batch, g.format.c_str());
         if (!g.labels.empty()) appendf(s, "  labels        %s\n", g.labels.c_str());
+        if (!g.decoding.empty()) appendf(s, "  decoding      %s\n", g.decoding.c_str());
+        if (!g.class_names.empty()) {
+            std::string names;  // the first few: 1,000 ImageNet ids would not help on a terminal
+            for (std::size_t i = 0; i < g.class_names.size() && i < 8; ++i) names += (i ? " " : "") + g.class_names[i];
+            if (g.class_names.size() > 8) names += " ...";
+            appendf(s, "  classes       %zu named: %s (all in --json)\n", g.class_names.size(), names.c_str());
+        }
+        if (!g.skipped.empty()) appendf(s, "  skipped       %zu unreadable files (listed in --json)\n", g.skipped.size());
     }
     return s;
 }

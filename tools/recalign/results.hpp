@@ -13,6 +13,7 @@
 #include "recalign/align/noise.hpp"
 #include "recalign/align/tracker.hpp"
 #include "recalign/align/tradeoff.hpp"
+#include "recalign/io/source.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "run_state.hpp"
 
@@ -97,7 +98,9 @@ struct merge_result {
 };
 
 struct info_segment {
-    std::string images, labels, format;
+    std::string images, labels, format, decoding;
+    std::vector<std::string> class_names;
+    std::vector<io::skipped_file> skipped;  // --skip-unreadable
     std::uint64_t images_bytes = 0, images_hash = 0, first_row = 0, rows_total = 0, rows_done = 0, batch = 0, pass = 0;
 };
 
