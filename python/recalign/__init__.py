@@ -76,7 +76,37 @@ from ._recalign import (  # noqa: F401,E402
     sym_eigen,
     tradeoff,
 )
+from ._recalign import (  # noqa: F401,E402
+    PatchBlocks,
+    RestrictedMoments,
+    RestrictedStatistics,
+    RitzAlignment,
+    RitzDenoising,
+    RitzVerifiedDenoising,
+    basis_alignment,
+    basis_impact,
+    orthonormal_extension,
+    ritz_alignment,
+    ritz_denoising,
+    ritz_tradeoff,
+    sketched_denoising_subspace,
+    tradeoff_ritz_basis,
+    verified_denoising,
+)
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
+from .verified import (  # noqa: F401
+    SketchError,
+    VerifiedAlignment,
+    VerifiedAlignmentResult,
+    VerifiedDenoising,
+    VerifiedDenoisingResult,
+    VerifiedNoise,
+    VerifiedTradeoff,
+    VerifiedTradeoffResult,
+    verified_align,
+    verified_denoise,
+    verified_tradeoff,
+)
 from .readers import Cifar, DataSource, ImageFolder, ImageList  # noqa: F401
 
 __all__ = [
@@ -86,4 +116,11 @@ __all__ = [
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
     "alignment_curve", "closed_form_noise", "decode_image", "denoising_alignment", "denoising_subspace",
     "exact_spectrum", "make_statistics", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",
+    # high D (MATH.md §7): exact patch blocks, the verification pass, verified sketch analyses
+    "PatchBlocks", "RestrictedMoments", "RestrictedStatistics", "RitzAlignment", "RitzDenoising",
+    "RitzVerifiedDenoising", "SketchError", "VerifiedAlignment", "VerifiedAlignmentResult", "VerifiedDenoising",
+    "VerifiedDenoisingResult", "VerifiedNoise", "VerifiedTradeoff", "VerifiedTradeoffResult", "basis_alignment",
+    "basis_impact", "orthonormal_extension", "ritz_alignment", "ritz_denoising", "ritz_tradeoff",
+    "sketched_denoising_subspace", "tradeoff_ritz_basis", "verified_align", "verified_denoise", "verified_denoising",
+    "verified_tradeoff",
 ]
