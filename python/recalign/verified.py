@@ -173,18 +173,32 @@ class _VerifiedRun:
 
     # ---- the verbs every accumulator shares -------------------------------------------
     def merge(self, other):
-        """Add a state of the same configuration and pass over other rows (every part merges
-        by its own rule; the verification passes need the same basis, bit for bit). Strong
-        guarantee: the parts merge into copies, assigned only when all succeed."""
+        """Add a state of the same configuration over other rows of the same pass: the parts
+        this pass accumulates merge by their own rules (pass 0: sketch, class statistics,
+        blocks; Nyström's later passes: the sketch; a verification pass: its restricted
+        moments), the parts of earlier passes must be equal (shards of a later pass start from
+        copies of one merged state: s.next_pass(); shard = s.copy()). Strong guarantee."""
         if type(other) is not type(self):
             raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
-        if other._config != self._config or other._pass != self._pass:
-            raise ValueError(f"cannot merge: configuration or pass differ ({other._config}, pass {other._pass} against "
-                             f"{self._config}, pass {self._pass})")
-        parts = [p.copy() for p in self._parts() if p is not None]
-        for mine, theirs in zip(parts, [p for p in other._parts() if p is not None]):
-            mine.merge(theirs)
+        if other._config != self._config or other._pass != self._pass or other._args() != self._args():
+            raise ValueError(f"cannot merge: configuration or pass differ ({other!r} into {self!r})")
+        mine, theirs = self._parts(), other._parts()
+        active = self._active()
+        for i, (a, b) in enumerate(zip(mine, theirs)):
+            if i not in active and (a is None) != (b is None) or (i not in active and a is not None and
+                                                                  a.to_bytes() != b.to_bytes()):
+                raise ValueError(f"cannot merge: the {type(a).__name__} of earlier passes differs; shards of pass "
+                                 f"{self._pass} must start from copies of one merged state")
+        parts = [p.copy() if i in active else p for i, p in enumerate(mine)]
+        for i in active:
+            parts[i].merge(theirs[i])
         self._set_parts(parts)
+
+    def _active(self):
+        """Indices (in _parts()) of what the current pass accumulates."""
+        if self._pass >= self._config["passes"]:
+            return [len(self._parts()) - 1]
+        return list(range(2 + len(self._blocks))) if self._pass == 0 else [0]
 
     def _parts(self):
         return [self._sketch, self._labels] + self._blocks + [self._verify]
