@@ -33,6 +33,13 @@ Data-loader hooks (pure Python, see recalign.hooks): ``track`` drives a tracker 
 iterable of (images, labels) with periodic atomic checkpoints; ``ProjectionTransform`` is a
 picklable top/bottom-subspace projection for torch DataLoader transforms.
 
+High D (MATH.md §7): PatchBlocks and RestrictedMoments (the verification pass's exact
+statistics of a basis), the Ritz analyses that read them, and VerifiedAlignment /
+VerifiedDenoising / VerifiedTradeoff (recalign.verified): the CLI's sketch routes with their
+verification pass, read by ``track`` as many times as they need (verified_align,
+verified_denoise, verified_tradeoff in one call); their results say what is exact
+(exact_for) and the sketch's error (sketch_error).
+
 scikit-learn estimators (recalign.sklearn, imported on demand): StreamingPCA (IncrementalPCA's
 interface and attributes on the exact or sketched streaming second moment) and
 AlignmentCurve (fit(X, y) -> curve_).
