@@ -9,8 +9,12 @@ from .verified import _VerifiedRun
 
 
 def _measure(measure):
-    if measure not in ("paper", "rank", "fit", "published"):
-        raise ValueError(f"measure must be 'paper', 'rank', 'fit' or 'published', got {measure!r}")
+    if measure == "published":
+        raise ValueError("measure='published' reads raw targets beside centered inputs, and the verification pass "
+                         "evaluates the statistics as streamed (as the CLI, which refuses it with --verify): use "
+                         "'paper', 'rank' or 'fit', or the exact route (AlignmentTracker(center='inputs'))")
+    if measure not in ("paper", "rank", "fit"):
+        raise ValueError(f"measure must be 'paper', 'rank' or 'fit', got {measure!r}")
     return measure
 
 
@@ -39,7 +43,7 @@ class VerifiedAlignment(_VerifiedRun):
         """The VerifiedAlignmentResult (all passes done)."""
         passed = self.verified()
         ritz = _recalign.ritz_alignment(passed, self._measure)
-        return VerifiedAlignmentResult(curve=ritz.curve, ritz=ritz,
+        return VerifiedAlignmentResult(method=self._config["method"], curve=ritz.curve, ritz=ritz,
                                        sketch_error=self._sketch_error(self.sketch(), ritz, passed.k))
 
 
@@ -154,4 +158,4 @@ class VerifiedTradeoff(_VerifiedRun):
         sketch = self.sketch()
         t = _recalign.ritz_tradeoff(passed, sketch.spectrum.total, self._lambdas, self._k)
         ritz = _recalign.ritz_alignment(passed)
-        return VerifiedTradeoffResult(tradeoff=t, sketch_error=self._sketch_error(sketch, ritz, passed.k))
+        return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, sketch_error=self._sketch_error(sketch, ritz, passed.k))

@@ -41,7 +41,9 @@ class SketchError:
 class VerifiedAlignmentResult:
     """`recalign align --method fd|nystrom` with verification: the alignment curve of the Ritz
     vectors of Sxx on the sketch's subspace (curve: an AlignmentResult; ritz: the RitzAlignment
-    with the refined statistics), exact for them."""
+    with the refined statistics), exact for them. method: the sketch route that found the
+    subspace ('fd' or 'nystrom'; curve.method says 'exact': its numbers are)."""
+    method: str
     curve: Any
     ritz: Any = field(repr=False)
     sketch_error: SketchError = field(repr=False)
@@ -95,7 +97,8 @@ class VerifiedNoise:
 @dataclass(frozen=True)
 class VerifiedDenoisingResult:
     """`recalign denoise --method fd|nystrom`: the clean curve of the returned U (clean_result:
-    the AlignmentResult) and one VerifiedNoise per noise, exact for the subspaces returned."""
+    the AlignmentResult) and one VerifiedNoise per noise, exact for the subspaces returned.
+    method: the sketch route that found the subspaces."""
     n: int
     dim: int
     classes: int
@@ -117,7 +120,8 @@ class VerifiedDenoisingResult:
 class VerifiedTradeoffResult:
     """`recalign tradeoff --method fd|nystrom`: Theorem 1 by Rayleigh–Ritz on the verified span;
     the losses are exactly those of the encoders returned, upper bounds on the optimum
-    (bound = "upper"). tradeoff: the TradeoffResult (one point per λ)."""
+    (bound = "upper"). tradeoff: the TradeoffResult (one point per λ). method: the sketch route."""
+    method: str
     tradeoff: Any
     sketch_error: SketchError = field(repr=False)
     exact_for: str = "returned encoder"

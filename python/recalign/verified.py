@@ -258,8 +258,13 @@ class _VerifiedRun:
             offset += length
         if offset != len(data):
             raise _file_error(source, offset, "unexpected bytes after the state")
+        passes, pass_ = state._config["passes"], head.get("pass")
+        if not isinstance(pass_, int) or not 0 <= pass_ < state.total_passes or \
+                (len(parts) == len(state._parts())) != (pass_ >= passes) or \
+                getattr(parts[0], "pass_index", min(pass_, passes - 1)) != min(pass_, passes - 1):
+            raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         state._set_parts(parts)
-        state._pass = int(head["pass"])
+        state._pass = pass_
         return state
 
     def save(self, path):

@@ -280,6 +280,31 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
         recalign.VerifiedAlignment(192, 5, rank=500)
     with pytest.raises(recalign.FileError):
         recalign.VerifiedDenoising.from_bytes(whole.to_bytes()[:-9])
+    with pytest.raises(ValueError, match="published"):
+        recalign.VerifiedAlignment(192, 5, rank=20, measure="published")
+    # in a verification pass too: a refused batch leaves the bytes as they were
+    st = make()
+    recalign.track(data, st, passes=3)
+    assert st.pass_index == 2
+    st = pickle.loads(pickle.dumps(whole))
+    before = st.to_bytes()
+    with pytest.raises(ValueError, match="columns"):
+        st.update(data[0][0][:, :100], data[0][1])
+    assert st.to_bytes() == before
+    with pytest.raises(ValueError, match="passes are done"):
+        st.next_pass()
+
+
+def test_track_drives_nystrom_power_iterations():
+    data = synthetic_batches(200, 50)
+    manual = recalign.NystromSketch(192, 10, seed=2)
+    for p in range(3):
+        if p:
+            manual.next_pass()
+        for xb, _ in data:
+            manual.update(xb)
+    driven = recalign.track([xb for xb, _ in data], recalign.NystromSketch(192, 10, seed=2), passes=3)
+    assert driven.pass_index == 2 and driven.to_bytes() == manual.to_bytes()
 
 
 CLI = os.environ.get("RECALIGN_CLI")
