@@ -159,3 +159,47 @@ class VerifiedTradeoff(_VerifiedRun):
         t = _recalign.ritz_tradeoff(passed, sketch.spectrum.total, self._lambdas, self._k)
         ritz = _recalign.ritz_alignment(passed)
         return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, sketch_error=self._sketch_error(sketch, ritz, passed.k))
+
+
+def _run(state, batches, **track_options):
+    from .hooks import track
+    return track(batches, state, **track_options).report()
+
+
+def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="uncentered",
+                   measure="paper", **track_options):
+    """`recalign align --method fd|nystrom --rank K --passes P` over `batches` (re-iterable
+    (images, labels) batches, or a callable returning them): a VerifiedAlignmentResult.
+    dim: D (default: read off the first batch). track_options go to recalign.track
+    (checkpoint=..., every=..., resume=...)."""
+    state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
+                              center=center, measure=measure)
+    return _run(state, batches, **track_options)
+
+
+def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
+                     seed=0, center="uncentered", measure="paper", **track_options):
+    """`recalign denoise --method fd|nystrom --rank K --passes P --noise ...` over `batches`:
+    a VerifiedDenoisingResult (closed-form noises; shape (H, W[, C]) for masks whose spec has
+    none)."""
+    if dim is None:
+        dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
+    state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
+                              seed=seed, center=center, measure=measure)
+    return _run(state, batches, **track_options)
+
+
+def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
+                      center="uncentered", **track_options):
+    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K` over `batches`: a
+    VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum)."""
+    state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
+                             seed=seed, center=center)
+    return _run(state, batches, **track_options)
+
+
+def _first_dim(batches):
+    from .hooks import _passes_iterable, _split
+    images = _split(next(iter(_passes_iterable(batches, 2))), None)[0]
+    shape = getattr(images, "shape", None) or np.asarray(images).shape
+    return int(np.prod(shape[1:]))

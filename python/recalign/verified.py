@@ -18,8 +18,6 @@ import io
 import json
 import struct
 
-import numpy as np
-
 from . import _recalign
 from ._order import _write_atomic
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
@@ -302,50 +300,7 @@ def _from_bytes(data):
     return _VerifiedRun.from_bytes(data, "<pickle>")
 
 
-from ._verified_kinds import VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff  # noqa: E402
+from ._verified_kinds import VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff, verified_align, \
+    verified_denoise, verified_tradeoff  # noqa: E402,F401
 
 _KINDS = {k.__name__: k for k in (VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff)}
-
-
-def _run(state, batches, **track_options):
-    from .hooks import track
-    return track(batches, state, **track_options).report()
-
-
-def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                   measure="paper", **track_options):
-    """`recalign align --method fd|nystrom --rank K --passes P` over `batches` (re-iterable
-    (images, labels) batches, or a callable returning them): a VerifiedAlignmentResult.
-    dim: D (default: read off the first batch). track_options go to recalign.track
-    (checkpoint=..., every=..., resume=...)."""
-    state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
-                              center=center, measure=measure)
-    return _run(state, batches, **track_options)
-
-
-def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
-                     seed=0, center="uncentered", measure="paper", **track_options):
-    """`recalign denoise --method fd|nystrom --rank K --passes P --noise ...` over `batches`:
-    a VerifiedDenoisingResult (closed-form noises; shape (H, W[, C]) for masks whose spec has
-    none)."""
-    if dim is None:
-        dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
-    state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
-                              seed=seed, center=center, measure=measure)
-    return _run(state, batches, **track_options)
-
-
-def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
-                      center="uncentered", **track_options):
-    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K` over `batches`: a
-    VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum)."""
-    state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
-                             seed=seed, center=center)
-    return _run(state, batches, **track_options)
-
-
-def _first_dim(batches):
-    from .hooks import _passes_iterable, _split
-    images = _split(next(iter(_passes_iterable(batches, 2))), None)[0]
-    shape = getattr(images, "shape", None) or np.asarray(images).shape
-    return int(np.prod(shape[1:]))
