@@ -13,6 +13,11 @@ def _number(x):
     return None if math.isnan(x) else x
 
 
+def _list(a):
+    """A JSON list as the CLI writes it: NaN as null."""
+    return [_number(v) for v in np.asarray(a, dtype=float).ravel()]
+
+
 @dataclass(frozen=True)
 class SketchError:
     """The sketch's own error information and the verification pass's exact Ritz values and
@@ -34,7 +39,7 @@ class SketchError:
         return {"method": self.method, "rank": self.rank, "verified": self.verified,
                 "verification_passes": self.verification_passes, "verification_columns": self.verification_columns,
                 "error_bound": _number(self.error_bound), "error_estimate": _number(self.error_estimate),
-                "ritz_values": np.asarray(self.ritz_values).tolist(), "residuals": np.asarray(self.residuals).tolist()}
+                "ritz_values": _list(self.ritz_values), "residuals": _list(self.residuals)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,14 @@ class VerifiedAlignmentResult:
     def alignment(self):
         """curve.curve: alignment[k-1] = alignment of the top-k returned subspace (the CLI's "alignment")."""
         return self.curve.curve
+
+    def to_dict(self):
+        """`recalign align --json`'s document, but for the input description ("scale", "input")."""
+        c = self.curve
+        return {"n": c.n, "d": c.dim, "classes": c.classes, "measure": c.measure, "centered": c.center == "centered",
+                "method": self.method, "eigenvalues": _list(c.eigenvalues), "alignment": _list(c.curve),
+                "contributions": _list(c.contributions), "normaliser": c.normaliser, "skipped": c.skipped,
+                "max_k": c.max_k, "exact_for": self.exact_for, "sketch_error": self.sketch_error.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,12 @@ class VerifiedNoise:
         """Informative directions of the returned V*."""
         return self.denoising.subspace.informative
 
+    def to_dict(self):
+        """This noise's object in `recalign denoise --json`'s "noises"."""
+        return {"spec": self.spec, "alignment": _list(self.alignment), "relative": _list(self.relative),
+                "impact": _list(self.impact), "impact_normalised": _list(self.impact_normalised), "max_k": self.max_k,
+                "informative": self.informative, "monte_carlo": False, "g_stderr_fro": None}
+
 
 @dataclass(frozen=True)
 class VerifiedDenoisingResult:
@@ -115,6 +134,13 @@ class VerifiedDenoisingResult:
         """The clean curve (the CLI's "clean")."""
         return self.clean_result.curve
 
+    def to_dict(self):
+        """`recalign denoise --json`'s document, but for the input description ("input")."""
+        return {"n": self.n, "d": self.dim, "classes": self.classes, "measure": self.measure,
+                "centered": self.center == "centered", "method": self.method, "clean": _list(self.clean),
+                "noises": [n.to_dict() for n in self.noises], "exact_for": self.exact_for,
+                "sketch_error": self.sketch_error.to_dict()}
+
 
 @dataclass(frozen=True)
 class VerifiedTradeoffResult:
@@ -131,3 +157,10 @@ class VerifiedTradeoffResult:
     def points(self):
         """One TradeoffPoint per λ, in the order given."""
         return self.tradeoff.points
+
+    def to_dict(self):
+        """`recalign tradeoff --json`'s document: one object per λ."""
+        t = self.tradeoff
+        return [{"lambda": p.lambda_, "supervised_loss": p.supervised_loss, "reconstruction_loss": p.reconstruction_loss,
+                 "loss": p.loss, "k": t.k, "centered": t.center == "centered", "n": t.n, "exact_for": self.exact_for,
+                 "sketch_error": self.sketch_error.to_dict(), "bound": self.bound} for p in t.points]
