@@ -180,3 +180,23 @@ def test_cli_parity_fashion(fashion, tmp_path):
     py = recalign.verified_denoise(data, ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.3"], 10, shape=(28, 28, 1),
                                    rank=40, center="centered")
     same_document(cli, py, "denoise centered")
+
+
+def test_torch_dataloader_drives_every_pass(tmp_path):
+    """A torch DataLoader is re-iterable: track() reads it once per pass and ends where the same
+    batches as NumPy arrays end; a shuffling one with a checkpoint is refused before any row."""
+    from conftest import torch_or_skip
+    torch = torch_or_skip()
+    data = synthetic_batches(240, 60)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(ds, batch_size=60, shuffle=False)
+    make = lambda: recalign.VerifiedAlignment(192, 5, method="nystrom", rank=12, passes=2)  # noqa: E731
+    got = recalign.track(loader, make())
+    assert got.pass_index == 2 and got.to_bytes() == recalign.track(data, make()).to_bytes()
+    shuffled = torch.utils.data.DataLoader(ds, batch_size=60, shuffle=True,
+                                           generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="several passes"):
+        recalign.track(shuffled, make(), checkpoint=str(tmp_path / "a.ckpt"))
+    assert not os.path.exists(tmp_path / "a.ckpt")
