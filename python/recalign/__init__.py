@@ -33,6 +33,13 @@ Data-loader hooks (pure Python, see recalign.hooks): ``track`` drives a tracker 
 iterable of (images, labels) with periodic atomic checkpoints; ``ProjectionTransform`` is a
 picklable top/bottom-subspace projection for torch DataLoader transforms.
 
+High D (MATH.md §7): PatchBlocks and RestrictedMoments (the verification pass's exact
+statistics of a basis), the Ritz analyses that read them, and VerifiedAlignment /
+VerifiedDenoising / VerifiedTradeoff (recalign.verified): the CLI's sketch routes with their
+verification pass, read by ``track`` as many times as they need (verified_align,
+verified_denoise, verified_tradeoff in one call); their results say what is exact
+(exact_for) and the sketch's error (sketch_error).
+
 scikit-learn estimators (recalign.sklearn, imported on demand): StreamingPCA (IncrementalPCA's
 interface and attributes on the exact or sketched streaming second moment) and
 AlignmentCurve (fit(X, y) -> curve_).
@@ -76,7 +83,37 @@ from ._recalign import (  # noqa: F401,E402
     sym_eigen,
     tradeoff,
 )
+from ._recalign import (  # noqa: F401,E402
+    PatchBlocks,
+    RestrictedMoments,
+    RestrictedStatistics,
+    RitzAlignment,
+    RitzDenoising,
+    RitzVerifiedDenoising,
+    basis_alignment,
+    basis_impact,
+    orthonormal_extension,
+    ritz_alignment,
+    ritz_denoising,
+    ritz_tradeoff,
+    sketched_denoising_subspace,
+    tradeoff_ritz_basis,
+    verified_denoising,
+)
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
+from .verified import (  # noqa: F401
+    SketchError,
+    VerifiedAlignment,
+    VerifiedAlignmentResult,
+    VerifiedDenoising,
+    VerifiedDenoisingResult,
+    VerifiedNoise,
+    VerifiedTradeoff,
+    VerifiedTradeoffResult,
+    verified_align,
+    verified_denoise,
+    verified_tradeoff,
+)
 from .readers import Cifar, DataSource, ImageFolder, ImageList  # noqa: F401
 
 __all__ = [
@@ -86,4 +123,11 @@ __all__ = [
     "SubspaceProjector", "TrackerNoiseReport", "TrackerReport", "TradeoffPoint", "TradeoffResult",
     "alignment_curve", "closed_form_noise", "decode_image", "denoising_alignment", "denoising_subspace",
     "exact_spectrum", "make_statistics", "merge_all", "noise_impact", "sym_eigen", "track", "tradeoff",
+    # high D (MATH.md §7): exact patch blocks, the verification pass, verified sketch analyses
+    "PatchBlocks", "RestrictedMoments", "RestrictedStatistics", "RitzAlignment", "RitzDenoising",
+    "RitzVerifiedDenoising", "SketchError", "VerifiedAlignment", "VerifiedAlignmentResult", "VerifiedDenoising",
+    "VerifiedDenoisingResult", "VerifiedNoise", "VerifiedTradeoff", "VerifiedTradeoffResult", "basis_alignment",
+    "basis_impact", "orthonormal_extension", "ritz_alignment", "ritz_denoising", "ritz_tradeoff",
+    "sketched_denoising_subspace", "tradeoff_ritz_basis", "verified_align", "verified_denoise", "verified_denoising",
+    "verified_tradeoff",
 ]

@@ -50,11 +50,13 @@ def _check_order(path, order):
 
 
 def _write_atomic(path, text):
-    """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints)."""
+    """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints);
+    `text` is a str (UTF-8) or bytes."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    binary = isinstance(text, (bytes, bytearray))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

@@ -48,7 +48,21 @@ def _rows(x):
     return int(shape[0])
 
 
-def track(batches, tracker, checkpoint=None, every=100, resume=False, report_every=0, on_report=None, index=None):
+def _passes_iterable(batches, total):
+    """A fresh iterable of the batches for each of `total` passes: `batches` itself when it is
+    re-iterable (a list, a DataLoader), `batches()` when it is a callable returning one. An
+    iterator (a generator) is read once, so more than one pass over it is refused."""
+    if callable(batches) and not hasattr(batches, "__iter__"):
+        return batches()
+    if total > 1 and iter(batches) is batches:
+        raise ValueError(f"track: {total} passes read the data {total} times, and {type(batches).__name__} is an "
+                         "iterator, read once: pass a re-iterable (a list, a DataLoader) or a callable returning a "
+                         "fresh iterable of the same batches")
+    return batches
+
+
+def track(batches, tracker, checkpoint=None, every=100, resume=False, report_every=0, on_report=None, index=None,
+          passes=None):
     """Feed every (images, labels) batch of `batches` into `tracker` and return the tracker.
 
     batches: any iterable of tuples (images, labels, ...) read by position -- e.g. a torch
@@ -82,6 +96,15 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
         ones included, so a resumed run reports and checkpoints after the same batches as
         an uninterrupted one and ends with the same bytes.
 
+    passes: how many times to read the data (default: the state's `total_passes`, e.g. a
+        recalign.VerifiedDenoising's sketch and verification passes, else 1), calling
+        tracker.next_pass() between reads (NystromSketch power iterations too). `batches`
+        must then yield the same batches in every pass: a re-iterable, or a callable
+        returning a fresh iterable. Reports and checkpoints count batches within each pass;
+        a resume continues in the checkpoint's pass (state.pass_index) after its rows
+        (state.n counts the rows of the current pass). A shuffling DataLoader is refused for
+        more than one pass with a checkpoint (its order record covers one pass).
+
     Returns the tracker that holds the result (the loaded one when resuming).
     """
     if every is not None and every < 0:
@@ -94,25 +117,45 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
                          "run would read the rows in another order (some counted twice, some never). Pass "
                          "generator=torch.Generator().manual_seed(SEED) to the DataLoader or "
                          "sampler=recalign.hooks.ResumableSampler(dataset, seed=SEED)")
+    total = int(getattr(tracker, "total_passes", 1) if passes is None else passes)
+    if total < 1:
+        raise ValueError(f"track: passes must be >= 1, got {passes}")
+    if total > 1 and checkpoint is not None and kind in ("seeded", "unseeded"):
+        raise ValueError("track: a shuffling DataLoader read in several passes with a checkpoint: the order record "
+                         "covers one pass; read the rows in a fixed order (shuffle=False)")
     if checkpoint is None:
-        return _track(batches, tracker, None, every, resume, report_every, on_report, index, order)
+        return _track(batches, tracker, None, every, resume, report_every, on_report, index, order, total)
     # Taken before the resume reads the checkpoint, so two runs never both continue one file.
     with _recalign.CheckpointLock(os.fspath(checkpoint)):
-        return _track(batches, tracker, checkpoint, every, resume, report_every, on_report, index, order)
+        return _track(batches, tracker, checkpoint, every, resume, report_every, on_report, index, order, total)
 
 
-def _track(batches, tracker, checkpoint, every, resume, report_every, on_report, row_index, order):
-    skip = 0
+def _track(batches, tracker, checkpoint, every, resume, report_every, on_report, row_index, order, total):
+    skip, first_pass = 0, 0
     if checkpoint is not None:
         order_file = os.fspath(checkpoint) + ".order"
         if resume and os.path.exists(checkpoint):
             _check_order(order_file, order)
             tracker = type(tracker).load(os.fspath(checkpoint))
-            skip = int(tracker.n)
+            skip, first_pass = int(tracker.n), int(getattr(tracker, "pass_index", 0))
         elif order is not None:
             _write_atomic(order_file, order)
         elif os.path.exists(order_file):
             os.remove(order_file)  # a fresh run in a fixed order: no stale record
+    for p in range(first_pass, total):
+        if p > first_pass:
+            tracker.next_pass()
+            skip = 0
+            if checkpoint is not None:
+                tracker.save(os.fspath(checkpoint))
+        _track_pass(_passes_iterable(batches, total), tracker, checkpoint, every, report_every, on_report, row_index,
+                    skip)
+    if checkpoint is not None:
+        tracker.save(os.fspath(checkpoint))
+    return tracker
+
+
+def _track_pass(batches, tracker, checkpoint, every, report_every, on_report, row_index, skip):
     index = 0  # batches so far, skipped ones included: reports and checkpoints fall on the
     seen_rows = 0  # same batches in a resumed run as in an uninterrupted one
     for item in batches:
@@ -137,9 +180,6 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
             tracker.save(os.fspath(checkpoint))
     if seen_rows < skip:
         raise ValueError(f"track: the checkpoint has {skip} rows but the batches hold only {seen_rows}")
-    if checkpoint is not None:
-        tracker.save(os.fspath(checkpoint))
-    return tracker
 
 
 def merge_all(states):

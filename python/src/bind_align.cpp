@@ -15,10 +15,6 @@
 
 namespace recalign::python {
 
-namespace {
-
-using moments_g = guarded<moment_accumulator>;
-
 image_shape make_shape(const py::object& shape, const std::string& layout) {
     image_shape s;
     if (layout == "hwc") s.layout = image_layout::hwc;
@@ -41,6 +37,10 @@ noise_spec spec_of(py::handle h) {
     if (py::isinstance<py::str>(h)) return parse_noise_spec(h.cast<std::string>());
     return h.cast<noise_spec>();
 }
+
+namespace {
+
+using moments_g = guarded<moment_accumulator>;
 
 alignment_options align_options(const std::string& measure, double rel_tol) {
     alignment_options o;

@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "recalign/align/noise.hpp"
 #include "recalign/core/batch.hpp"
 #include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
@@ -52,6 +53,12 @@ vector_t to_vector(py::handle obj, const char* what);
 matrix_t to_matrix(py::handle obj, const char* what);
 
 centering parse_centering(const std::string& s);
+
+// Image geometry from Python: shape (H, W[, C]) or None, layout 'hwc' / 'chw' (bind_align.cpp).
+image_shape make_shape(const py::object& shape, const std::string& layout);
+py::object shape_tuple(const image_shape& s);
+// A noise spec given as text or as a NoiseSpec.
+noise_spec spec_of(py::handle h);
 
 // Sets the Python error type(message) with extra attributes: how C++ errors that carry more
 // than a message (file_error: .file, .offset; io::lock_error: .file, .pid) reach Python, from
@@ -148,6 +155,7 @@ void bind_image(py::module_& m);
 void bind_readers(py::module_& m);
 void bind_sketch(py::module_& m);
 void bind_align(py::module_& m);
+void bind_highd(py::module_& m);
 
 }  // namespace recalign::python
 

@@ -37,6 +37,7 @@ PYBIND11_MODULE(_recalign, m) {
     recalign::python::bind_class_moments(m);
     recalign::python::bind_sketch(m);
     recalign::python::bind_align(m);
+    recalign::python::bind_highd(m);
     recalign::python::bind_lock(m);
     recalign::python::bind_image(m);
     recalign::python::bind_readers(m);

@@ -1,0 +1,205 @@
+"""The three verified sketch analyses (recalign.verified): what each verifies, on which basis."""
+import math
+
+import numpy as np
+
+from . import _recalign
+from ._verified_results import VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, VerifiedTradeoffResult
+from .verified import _VerifiedRun
+
+
+def _measure(measure):
+    if measure == "published":
+        raise ValueError("measure='published' reads raw targets beside centered inputs, and the verification pass "
+                         "evaluates the statistics as streamed (as the CLI, which refuses it with --verify): use "
+                         "'paper', 'rank' or 'fit', or the exact route (AlignmentTracker(center='inputs'))")
+    if measure not in ("paper", "rank", "fit"):
+        raise ValueError(f"measure must be 'paper', 'rank' or 'fit', got {measure!r}")
+    return measure
+
+
+class VerifiedAlignment(_VerifiedRun):
+    """`recalign align --method fd|nystrom --rank K --passes P`: the sketch passes, then one
+    verification pass on the sketch's top-`rank` basis; report() gives the alignment curve of
+    its Ritz vectors, exact for them (a VerifiedAlignmentResult).
+
+        state = VerifiedAlignment(784, 10, method="nystrom", rank=50)
+        recalign.track(loader, state)      # reads `loader` state.total_passes times
+        state.report().alignment"""
+
+    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper"):
+        self._measure = _measure(measure)
+        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center)
+
+    def _args(self):
+        c = self._config
+        return dict(dim=c["dim"], classes=c["classes"], method=c["method"], rank=c["rank"], passes=c["passes"],
+                    seed=c["seed"], center=c["center"], measure=self._measure)
+
+    def _basis(self, sketch, previous):
+        return sketch.spectrum.basis
+
+    def report(self):
+        """The VerifiedAlignmentResult (all passes done)."""
+        passed = self.verified()
+        ritz = _recalign.ritz_alignment(passed, self._measure)
+        return VerifiedAlignmentResult(method=self._config["method"], curve=ritz.curve, ritz=ritz,
+                                       sketch_error=self._sketch_error(self.sketch(), ritz, passed.k))
+
+
+class VerifiedDenoising(_VerifiedRun):
+    """`recalign denoise --method fd|nystrom --rank K --noise ...`: the sketch and, for every
+    patch geometry of the masking noises (dropout: 1x1), the exact PatchBlocks in the first
+    pass; then each noise's sketched denoising subspace and one verification pass on
+    span(U, V_1, ..., V_m), from which every curve, relative difference and impact is
+    computed, exactly for the subspaces returned (Gaussian noise keeps U: impact 0).
+    noises: closed-form specs (text or NoiseSpec); shape (H, W[, C]) / layout: the image
+    geometry of masks whose spec has none."""
+
+    def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
+                 center="uncentered", measure="paper"):
+        self._measure = _measure(measure)
+        self._shape = None if shape is None else tuple(int(s) for s in shape)
+        self._layout = layout
+        self._noises = [n if isinstance(n, _recalign.NoiseSpec) else _recalign.NoiseSpec(str(n)) for n in noises]
+        if not self._noises:
+            raise ValueError("noises: give at least one noise spec")
+        if self._shape is not None and int(np.prod(self._shape)) != int(dim):
+            raise ValueError(f"shape {self._shape} has {int(np.prod(self._shape))} values but the rows have {dim}")
+        self._block_of = []
+        geometries = []
+        for n in self._noises:
+            if n.draws:
+                raise ValueError(f"noise {n}: Monte-Carlo noises on a sketch route are not supported yet: use the "
+                                 "closed-form noises, or the exact route (AlignmentTracker)")
+            g = self._geometry(n, int(dim))
+            if g is not None and g not in geometries:
+                geometries.append(g)
+            self._block_of.append(None if g is None else geometries.index(g))
+        self._geometry_list = geometries
+        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center)
+
+    def _geometry(self, n, dim):
+        if n.family == "gaussian":
+            return None
+        if n.family == "mask":
+            shape, layout = (n.shape, n.layout) if n.shape is not None else (self._shape, self._layout)
+            if shape is None:
+                raise ValueError(f"noise {n}: a mask needs the image shape: pass shape=(H, W, C) or shape=... in the spec")
+            return tuple(shape), tuple(n.patch), layout
+        return (self._shape or (dim, 1, 1)), (1, 1), self._layout  # dropout: 1x1 patches
+
+    def _geometries(self):
+        return self._geometry_list
+
+    def _args(self):
+        c = self._config
+        return dict(dim=c["dim"], classes=c["classes"], noises=[str(n) for n in self._noises], shape=self._shape,
+                    layout=self._layout, method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
+                    center=c["center"], measure=self._measure)
+
+    def _blocks_for(self, i):
+        return None if self._block_of[i] is None else self._blocks[self._block_of[i]]
+
+    def _basis(self, sketch, previous):
+        q = sketch.spectrum.basis
+        for i, n in enumerate(self._noises):
+            v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i))
+            q = _recalign.orthonormal_extension(q, v.basis[:, :v.informative])
+        return q
+
+    def report(self):
+        """The VerifiedDenoisingResult (all passes done)."""
+        passed = self.verified()
+        clean = _recalign.ritz_alignment(passed, self._measure)
+        noises = []
+        for i, n in enumerate(self._noises):
+            v = _recalign.verified_denoising(clean, passed, n, self._blocks_for(i), self._measure)
+            noises.append(VerifiedNoise(spec=str(n), denoising=v.denoising, noise_impact=v.impact))
+        c = self._config
+        return VerifiedDenoisingResult(n=passed.n, dim=c["dim"], classes=c["classes"], measure=self._measure,
+                                       center=c["center"], method=c["method"], clean_result=clean.curve, noises=noises,
+                                       sketch_error=self._sketch_error(self.sketch(), clean, passed.k))
+
+
+class VerifiedTradeoff(_VerifiedRun):
+    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K`: the sketch and the
+    exact diagonal of Sxx (1x1 PatchBlocks) in the first pass, then two verification passes, on
+    span(U, Sxy, Ĝ⁻¹Sxy) and on that plus Sxx Sxy and a preconditioned residual; report() gives
+    Theorem 1 by Rayleigh–Ritz on the second: the losses of the encoders returned, upper bounds
+    on the optimum."""
+
+    verification_passes = 2
+
+    def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered"):
+        self._lambdas = [float(x) for x in lambdas]
+        for x in self._lambdas:
+            if not (x >= 0 and math.isfinite(x)):
+                raise ValueError(f"lambdas: {x} is not a finite number >= 0")
+        self._k = int(k)
+        if not 1 <= self._k <= int(dim):
+            raise ValueError(f"k must lie in [1, {dim}] (D = {dim}), got {k}")
+        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center)
+
+    def _geometries(self):
+        return [((self._config["dim"], 1, 1), (1, 1), "hwc")]
+
+    def _args(self):
+        c = self._config
+        return dict(dim=c["dim"], classes=c["classes"], lambdas=self._lambdas, k=self._k, method=c["method"],
+                    rank=c["rank"], passes=c["passes"], seed=c["seed"], center=c["center"])
+
+    def _basis(self, sketch, previous):
+        return _recalign.tradeoff_ritz_basis(sketch, previous, self._blocks[0].diagonal(sketch.center))
+
+    def report(self):
+        """The VerifiedTradeoffResult (all passes done)."""
+        passed = self.verified()
+        sketch = self.sketch()
+        t = _recalign.ritz_tradeoff(passed, sketch.spectrum.total, self._lambdas, self._k)
+        ritz = _recalign.ritz_alignment(passed)
+        return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, sketch_error=self._sketch_error(sketch, ritz, passed.k))
+
+
+def _run(state, batches, **track_options):
+    from .hooks import track
+    return track(batches, state, **track_options).report()
+
+
+def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="uncentered",
+                   measure="paper", **track_options):
+    """`recalign align --method fd|nystrom --rank K --passes P` over `batches` (re-iterable
+    (images, labels) batches, or a callable returning them): a VerifiedAlignmentResult.
+    dim: D (default: read off the first batch). track_options go to recalign.track
+    (checkpoint=..., every=..., resume=...)."""
+    state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
+                              center=center, measure=measure)
+    return _run(state, batches, **track_options)
+
+
+def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
+                     seed=0, center="uncentered", measure="paper", **track_options):
+    """`recalign denoise --method fd|nystrom --rank K --passes P --noise ...` over `batches`:
+    a VerifiedDenoisingResult (closed-form noises; shape (H, W[, C]) for masks whose spec has
+    none)."""
+    if dim is None:
+        dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
+    state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
+                              seed=seed, center=center, measure=measure)
+    return _run(state, batches, **track_options)
+
+
+def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
+                      center="uncentered", **track_options):
+    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K` over `batches`: a
+    VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum)."""
+    state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
+                             seed=seed, center=center)
+    return _run(state, batches, **track_options)
+
+
+def _first_dim(batches):
+    from .hooks import _passes_iterable, _split
+    images = _split(next(iter(_passes_iterable(batches, 2))), None)[0]
+    shape = getattr(images, "shape", None) or np.asarray(images).shape
+    return int(np.prod(shape[1:]))

@@ -1,0 +1,306 @@
+"""Sketch routes with a verification pass (MATH.md §7, issue 14), the Python side of
+``recalign align|denoise|tradeoff --method fd|nystrom --rank K [--passes P]``.
+
+A sketch (Frequent Directions or Nyström, plus the exact class statistics and, for masking
+noises, the exact patch blocks) finds the subspaces; one more pass over the data (two for the
+trade-off) accumulates the restricted moments of what was found, so every number reported is
+exact for the subspace or encoder returned, beside the sketch's own error information.
+
+The states are accumulators read several times: ``total_passes`` reads of the same rows in the
+same order, ``next_pass()`` between them, ``pass_index`` and ``n`` (rows of the current pass).
+``recalign.track(batches, state)`` drives them over every pass (``batches`` re-iterable, or a
+callable returning a fresh iterable); ``verified_align`` / ``verified_denoise`` /
+``verified_tradeoff`` do both in one call. The same data in the same batches gives the CLI's
+numbers bit for bit (same configuration: Nyström oversampling and probes min(10, ...), FD
+ell = 2 · rank).
+"""
+import io
+import json
+import struct
+
+from . import _recalign
+from ._order import _write_atomic
+from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
+    VerifiedTradeoffResult
+
+__all__ = ["VerifiedAlignment", "VerifiedDenoising", "VerifiedTradeoff", "verified_align", "verified_denoise",
+           "verified_tradeoff", "SketchError", "VerifiedAlignmentResult", "VerifiedDenoisingResult", "VerifiedNoise",
+           "VerifiedTradeoffResult"]
+
+_MAGIC = b"RAPYVERI"
+_VERSION = 1
+
+
+def _file_error(source, offset, message):
+    e = _recalign.FileError(f"{source}: byte offset {offset}: {message}")
+    e.file, e.offset = source, offset
+    return e
+
+
+class _VerifiedRun:
+    """What the three analyses share: the sketch passes, the verification passes, the verbs."""
+
+    verification_passes = 1
+
+    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered"):
+        dim, classes, rank, passes = int(dim), int(classes), int(rank), int(passes)
+        if method not in ("fd", "nystrom"):
+            raise ValueError(f"method must be 'fd' or 'nystrom' (the exact route needs no verification), got {method!r}")
+        if not 1 <= rank <= dim:
+            raise ValueError(f"rank must lie in [1, {dim}] (D = {dim}), got {rank}")
+        if method == "fd" and passes != 1:
+            raise ValueError("passes applies to method='nystrom' only")
+        if not 1 <= passes <= 100:
+            raise ValueError(f"passes must lie in [1, 100], got {passes}")
+        if classes < 1:
+            raise ValueError(f"classes must be >= 1 (the analyses read class labels), got {classes}")
+        if center not in ("uncentered", "centered"):
+            raise ValueError(f"center must be 'uncentered' or 'centered', got {center!r}")
+        self._config = {"kind": type(self).__name__, "dim": dim, "classes": classes, "method": method, "rank": rank,
+                        "passes": passes, "seed": int(seed), "center": center}
+        if method == "fd":
+            self._sketch = _recalign.FrequentDirections(dim, min(2 * rank, dim), center=center)
+        else:
+            self._sketch = _recalign.NystromSketch(dim, rank, oversampling=min(10, dim - rank), probes=min(10, dim),
+                                                   seed=int(seed), center=center)
+        self._labels = _recalign.ClassMoments(dim, classes)
+        self._blocks = [_recalign.PatchBlocks(shape, patch, layout) for shape, patch, layout in self._geometries()]
+        self._verify = None  # RestrictedMoments of the current verification pass
+        self._pass = 0
+
+    # ---- what a subclass defines ------------------------------------------------------
+    def _geometries(self):
+        """(shape, patch, layout) of every PatchBlocks accumulated in the first pass."""
+        return []
+
+    def _basis(self, sketch, previous):
+        """The basis of the next verification pass (previous: the last pass's statistics or None)."""
+        raise NotImplementedError
+
+    # ---- passes -----------------------------------------------------------------------
+    @property
+    def total_passes(self):
+        """Reads of the data: the sketch's passes, then the verification passes."""
+        return self._config["passes"] + self.verification_passes
+
+    @property
+    def pass_index(self):
+        """The current pass (0 = the first read of the data)."""
+        return self._pass
+
+    @property
+    def n(self):
+        """Rows seen in the current pass."""
+        return self._verify.n if self._verify is not None else self._sketch.n
+
+    @property
+    def dim(self):
+        """D, the row width."""
+        return self._config["dim"]
+
+    @property
+    def classes(self):
+        """C, the number of classes."""
+        return self._config["classes"]
+
+    @property
+    def empty(self):
+        """True before the first row of the current pass."""
+        return self.n == 0
+
+    def __len__(self):
+        return int(self.n)
+
+    def update(self, x, labels, first_row=None):
+        """Add a batch (rows = samples) and its class ids to the current pass; first_row
+        (default n: the rows before it in this pass) only numbers rows in error messages.
+        The first part to read a batch validates rows and labels, so a refused batch changes
+        nothing."""
+        first_row = int(self.n if first_row is None else first_row)
+        if self._pass < self._config["passes"]:
+            if self._pass == 0:
+                self._labels.update(x, labels, first_row)
+            self._sketch.update(x, first_row)
+            if self._pass == 0:
+                for b in self._blocks:
+                    b.update(x, first_row)
+        else:
+            self._verify.update(x, labels, first_row)
+
+    def next_pass(self):
+        """End the current pass (all rows read) and start the next: a Nyström power iteration,
+        or a verification pass on the basis computed from what the earlier passes found."""
+        nxt = self._pass + 1
+        if nxt >= self.total_passes:
+            raise ValueError(f"next_pass: all {self.total_passes} passes are done")
+        if self.n == 0:
+            raise ValueError(f"next_pass: pass {self._pass} has seen no rows")
+        if nxt < self._config["passes"]:
+            self._sketch.next_pass()
+        else:
+            previous = self._verify.finish(self._config["center"]) if self._verify is not None else None
+            basis = self._basis(self.sketch(), previous)
+            self._verify = _recalign.RestrictedMoments(basis, self._config["classes"])
+        self._pass = nxt
+
+    def sketch(self):
+        """The sketch's finished Statistics (top `rank` eigenpairs, class statistics)."""
+        return self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+
+    @property
+    def blocks(self):
+        """The exact PatchBlocks of the first pass (copies)."""
+        return [b.copy() for b in self._blocks]
+
+    def verified(self):
+        """RestrictedStatistics of the last verification pass."""
+        self._require_done()
+        return self._verify.finish(self._config["center"])
+
+    def _require_done(self):
+        if self._pass != self.total_passes - 1 or self._verify is None or self._verify.n != self._sketch.n:
+            raise RuntimeError(f"{type(self).__name__}: the result needs all {self.total_passes} passes over the same "
+                               f"rows (now in pass {self._pass}, {self.n} rows)")
+
+    def _sketch_error(self, sketch, ritz, columns):
+        spec = sketch.spectrum
+        return SketchError(method=self._config["method"], rank=spec.rank, verified=True,
+                           verification_passes=self.verification_passes, verification_columns=columns,
+                           error_bound=spec.error_bound, error_estimate=spec.error_estimate,
+                           ritz_values=ritz.curve.eigenvalues, residuals=ritz.residuals)
+
+    # ---- the verbs every accumulator shares -------------------------------------------
+    def merge(self, other):
+        """Add a state of the same configuration over other rows of the same pass: the parts
+        this pass accumulates merge by their own rules (pass 0: sketch, class statistics,
+        blocks; Nyström's later passes: the sketch; a verification pass: its restricted
+        moments), the parts of earlier passes must be equal (shards of a later pass start from
+        copies of one merged state: s.next_pass(); shard = s.copy()). Strong guarantee."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
+        if other._config != self._config or other._pass != self._pass or other._args() != self._args():
+            raise ValueError(f"cannot merge: configuration or pass differ ({other!r} into {self!r})")
+        mine, theirs = self._parts(), other._parts()
+        active = self._active()
+        for i, (a, b) in enumerate(zip(mine, theirs)):
+            if i not in active and (a is None) != (b is None) or (i not in active and a is not None and
+                                                                  a.to_bytes() != b.to_bytes()):
+                raise ValueError(f"cannot merge: the {type(a).__name__} of earlier passes differs; shards of pass "
+                                 f"{self._pass} must start from copies of one merged state")
+        parts = [p.copy() if i in active else p for i, p in enumerate(mine)]
+        for i in active:
+            parts[i].merge(theirs[i])
+        self._set_parts(parts)
+
+    def _active(self):
+        """Indices (in _parts()) of what the current pass accumulates."""
+        if self._pass >= self._config["passes"]:
+            return [len(self._parts()) - 1]
+        return list(range(2 + len(self._blocks))) if self._pass == 0 else [0]
+
+    def _parts(self):
+        return [self._sketch, self._labels] + self._blocks + [self._verify]
+
+    def _set_parts(self, parts):
+        self._sketch, self._labels = parts[0], parts[1]
+        self._blocks = parts[2:2 + len(self._blocks)]
+        self._verify = parts[2 + len(self._blocks)] if len(parts) > 2 + len(self._blocks) else None
+
+    def to_bytes(self):
+        """The state as bytes: a header (magic, version, configuration as JSON, pass) and each
+        part's own checkpoint bytes (validated on load)."""
+        head = json.dumps({"config": self._config, "args": self._args(), "pass": self._pass}).encode()
+        out = io.BytesIO()
+        out.write(_MAGIC + struct.pack("<II", _VERSION, len(head)) + head)
+        for p in self._parts():
+            data = b"" if p is None else p.to_bytes()
+            out.write(struct.pack("<Q", len(data)) + data)
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data, source="<bytes>"):
+        """Rebuild a state from to_bytes() output; bad bytes raise recalign.FileError."""
+        data = bytes(data)
+        if data[:8] != _MAGIC:
+            raise _file_error(source, 0, "not a verified sketch state (bad magic)")
+        if len(data) < 16:
+            raise _file_error(source, len(data), "truncated header")
+        version, size = struct.unpack_from("<II", data, 8)
+        if version != _VERSION:
+            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads {_VERSION})")
+        try:
+            head = json.loads(data[16:16 + size])
+            kind = _KINDS[head["config"]["kind"]]
+            if not issubclass(kind, cls):
+                raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
+            state = kind(**head["args"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise _file_error(source, 16, f"bad header: {e}") from None
+        if state._config != head["config"]:
+            raise _file_error(source, 16, "configuration disagrees with the header")
+        offset, parts = 16 + size, []
+        for i, fresh in enumerate(state._parts()):
+            if offset + 8 > len(data):
+                raise _file_error(source, offset, "truncated")
+            (length,) = struct.unpack_from("<Q", data, offset)
+            offset += 8
+            if offset + length > len(data):
+                raise _file_error(source, offset, "truncated")
+            chunk = data[offset:offset + length]
+            if i < len(state._parts()) - 1 or length:
+                kind_ = type(fresh) if fresh is not None else _recalign.RestrictedMoments
+                part = kind_.from_bytes(chunk)
+                if _signature(part) != _signature(fresh if fresh is not None else part) or part.dim != state.dim:
+                    raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")
+                parts.append(part)
+            offset += length
+        if offset != len(data):
+            raise _file_error(source, offset, "unexpected bytes after the state")
+        passes, pass_ = state._config["passes"], head.get("pass")
+        if not isinstance(pass_, int) or not 0 <= pass_ < state.total_passes or \
+                (len(parts) == len(state._parts())) != (pass_ >= passes) or \
+                getattr(parts[0], "pass_index", min(pass_, passes - 1)) != min(pass_, passes - 1):
+            raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
+        state._set_parts(parts)
+        state._pass = pass_
+        return state
+
+    def save(self, path):
+        """Atomic checkpoint file (temporary file in the same directory, fsync, rename)."""
+        _write_atomic(path, self.to_bytes())
+
+    @classmethod
+    def load(cls, path):
+        """A state saved by save(); errors name the file and byte offset."""
+        with open(path, "rb") as f:
+            return cls.from_bytes(f.read(), str(path))
+
+    def copy(self):
+        """An independent copy of the state."""
+        return type(self).from_bytes(self.to_bytes())
+
+    def __reduce__(self):
+        return (_from_bytes, (self.to_bytes(),))
+
+    def __repr__(self):
+        c = self._config
+        return (f"{type(self).__name__}(dim={c['dim']}, classes={c['classes']}, method='{c['method']}', rank={c['rank']}, "
+                f"passes={c['passes']}, pass_index={self._pass}, n={self.n})")
+
+
+def _signature(part):
+    """The configuration of a part, as far as its properties tell (its checkpoint header checks the rest)."""
+    names = {"FrequentDirections": ("dim", "ell"), "NystromSketch": ("dim", "rank", "width"),
+             "ClassMoments": ("dim", "classes"), "PatchBlocks": ("dim", "shape", "patch", "layout"),
+             "RestrictedMoments": ("dim", "has_labels")}[type(part).__name__]
+    return (type(part).__name__,) + tuple(getattr(part, a) for a in names)
+
+
+def _from_bytes(data):
+    return _VerifiedRun.from_bytes(data, "<pickle>")
+
+
+from ._verified_kinds import VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff, verified_align, \
+    verified_denoise, verified_tradeoff  # noqa: E402,F401
+
+_KINDS = {k.__name__: k for k in (VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff)}

@@ -1,0 +1,160 @@
+// The analyses of MATH.md §7 on a sketch route: the sketched denoising subspace, and the
+// Rayleigh–Ritz steps on the verification pass (restricted statistics) whose numbers are exact
+// for the subspace returned.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "recalign/align/patch_blocks.hpp"
+#include "recalign/align/sketch_denoising.hpp"
+#include "recalign/align/verification.hpp"
+
+namespace recalign::python {
+
+namespace {
+
+using blocks_g = guarded<patch_blocks>;
+
+alignment_options measure_options(const std::string& measure, double rel_tol) {
+    alignment_options o;
+    o.measure = parse_measure(measure);
+    o.rel_tol = rel_tol;
+    return o;
+}
+
+// Runs f(blocks or nullptr) with the GIL released and the blocks' lock held: the blocks
+// (D·s doubles) are read in place, never copied; no other lock is taken meanwhile.
+template <class F>
+auto with_blocks(const blocks_g* g, F&& f) {
+    if (!g) {
+        py::gil_scoped_release nogil;
+        return f(static_cast<const patch_blocks*>(nullptr));
+    }
+    return locked(*g, [&](const patch_blocks& b) { return f(&b); });
+}
+
+constexpr const char* blocks_doc = "blocks: the PatchBlocks of the noise's patch size (1x1 for dropout) over the same rows; None for Gaussian noise.";
+
+}  // namespace
+
+void bind_highd_analyses(py::module_& m) {
+    m.def("sketched_denoising_subspace",
+          [](const spectrum& sketch, py::handle noise, const blocks_g* blocks, double rel_tol) {
+              const noise_spec s = spec_of(noise);
+              sketch_denoising_options o;
+              o.rel_tol = rel_tol;
+              return with_blocks(blocks, [&](const patch_blocks* b) { return sketched_denoising_subspace(sketch, s, b, o); });
+          },
+          py::arg("sketch"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("rel_tol") = 1e-12,
+          (std::string("Theorem 3's subspace from a sketch's top eigenpairs (Spectrum) and the exact patch blocks\n"
+                       "(MATH.md §7: an r x r problem). At most r directions, G-orthonormal for the approximate G,\n"
+                       "descending. Approximate where the sketch is: measure it with a verification pass.\n") + blocks_doc).c_str());
+
+    m.def("basis_alignment",
+          [](const restricted_statistics& s, const std::string& measure, double rel_tol) {
+              const alignment_options o = measure_options(measure, rel_tol);
+              py::gil_scoped_release nogil;
+              return basis_alignment(s, o);
+          },
+          py::arg("statistics"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
+          "The alignment of span(V_1..k) for k = 1..K from restricted statistics with labels (the nested fit),\n"
+          "exact for V; eigenvalues are the Rayleigh quotients.");
+
+    py::class_<ritz_alignment_result>(m, "RitzAlignment", "ritz_alignment(): the Ritz vectors of Sxx on span V, their alignment curve and residuals, all exact.")
+        .def_readonly("curve", &ritz_alignment_result::curve, "AlignmentResult of span(Y_1..k) (eigenvalues: the Ritz values θ).")
+        .def_readonly("refined", &ritz_alignment_result::refined, "RestrictedStatistics of the Ritz vectors Y = V W.")
+        .def_property_readonly("residuals", [](const ritz_alignment_result& r) { return to_numpy(r.residuals); },
+                               "‖Sxx y_j − θ_j y_j‖ per Ritz vector: sin ∠(y_j, eigenvector j) <= residual_j / gap_j (Davis–Kahan).");
+    m.def("ritz_alignment",
+          [](const restricted_statistics& s, const std::string& measure, double rel_tol) {
+              const alignment_options o = measure_options(measure, rel_tol);
+              py::gil_scoped_release nogil;
+              return ritz_alignment(s, o);
+          },
+          py::arg("statistics"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
+          "Rayleigh–Ritz for Sxx on span V (the sketch's subspace): the Ritz vectors in descending θ, their\n"
+          "alignment curve and residual norms, exact for the vectors returned.");
+
+    py::class_<ritz_denoising_result>(m, "RitzDenoising", "ritz_denoising(): Theorem 3's problem restricted to span V.")
+        .def_readonly("subspace", &ritz_denoising_result::subspace, "DenoisingSubspace V W (G-orthonormal on span V, descending).")
+        .def_readonly("refined", &ritz_denoising_result::refined, "RestrictedStatistics of V W (exact).");
+    m.def("ritz_denoising",
+          [](const restricted_statistics& s, py::handle noise, const blocks_g* blocks, double rel_tol) {
+              const noise_spec n = spec_of(noise);
+              return with_blocks(blocks, [&](const patch_blocks* b) { return ritz_denoising(s, n, b, rel_tol); });
+          },
+          py::arg("statistics"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("rel_tol") = 1e-12,
+          (std::string("Rayleigh–Ritz for Theorem 3 on span V: the generalized problem (Vᵀ Bs Bsᵀ V, Vᵀ G V), exact\n"
+                       "from the verification pass (masking: q² (Sxx V)ᵀ(Sxx V), c1 Vᵀ Sxx V + c2 Vᵀ Bd V).\n") + blocks_doc).c_str());
+
+    py::class_<verified_denoising_result>(m, "RitzVerifiedDenoising", "verified_denoising(): curves and impact exact for the subspaces returned.")
+        .def_readonly("denoising", &verified_denoising_result::denoising, "DenoisingResult: curve of the returned V*, clean_curve of the returned U.")
+        .def_readonly("impact", &verified_denoising_result::impact, "NoiseImpact between the returned V* and U.");
+    m.def("verified_denoising",
+          [](const ritz_alignment_result& clean, const restricted_statistics& noisy, py::handle noise, const blocks_g* blocks,
+             const std::string& measure, double rel_tol) {
+              const noise_spec n = spec_of(noise);
+              const alignment_options o = measure_options(measure, rel_tol);
+              return with_blocks(blocks, [&](const patch_blocks* b) { return verified_denoising(clean, noisy, n, b, o); });
+          },
+          py::arg("clean"), py::arg("noisy"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("measure") = "paper",
+          py::arg("rel_tol") = 1e-12,
+          "The denoising analyses of a sketch route: `clean` = ritz_alignment of the pass, `noisy` the pass's\n"
+          "statistics (on a span holding the sketched denoising subspace), refined by ritz_denoising (Gaussian:\n"
+          "the clean basis, impact 0). What `recalign denoise --method fd|nystrom` prints.");
+
+    m.def("basis_impact",
+          [](py::handle clean, py::handle noisy, double rel_tol) {
+              const matrix_t u = to_matrix(clean, "clean"), v = to_matrix(noisy, "noisy");
+              py::gil_scoped_release nogil;
+              return basis_impact(u, v, rel_tol);
+          },
+          py::arg("clean"), py::arg("noisy"), py::arg("rel_tol") = 1e-12,
+          "NoiseImpact between two bases (D x K each, nested): Σ sin² of the principal angles between their first K columns.");
+
+    m.def("orthonormal_extension",
+          [](py::handle q, py::handle extra) {
+              const matrix_t a = to_matrix(q, "q"), b = to_matrix(extra, "extra");
+              matrix_t out;
+              {
+                  py::gil_scoped_release nogil;
+                  out = orthonormal_extension(a, b);
+              }
+              return to_numpy(out);
+          },
+          py::arg("q"), py::arg("extra"),
+          "An orthonormal basis of span(q, extra) (q orthonormal): q's columns, then what `extra` adds\n"
+          "(dependent directions left out). The verification pass of denoise runs on span(U, V_1, ..., V_m).");
+
+    m.def("ritz_tradeoff",
+          [](const restricted_statistics& s, double trace_xx, std::vector<double> lambdas, std::size_t k, double rel_tol) {
+              tradeoff_options o;
+              o.lambdas = std::move(lambdas);
+              o.k = k;
+              o.rel_tol = rel_tol;
+              py::gil_scoped_release nogil;
+              return ritz_tradeoff(s, trace_xx, o);
+          },
+          py::arg("statistics"), py::arg("trace_xx"), py::arg("lambdas"), py::arg("k"), py::arg("rel_tol") = 1e-12,
+          "Theorem 1 by Rayleigh–Ritz on span V (restricted statistics with labels; trace_xx = tr(Sxx), a\n"
+          "spectrum's total). The losses are exactly those of the encoders returned: upper bounds on the optimum.");
+
+    m.def("tradeoff_ritz_basis",
+          [](const statistics& sketch, std::optional<restricted_statistics> previous, py::object diagonal) {
+              std::optional<vector_t> d;
+              if (!diagonal.is_none()) d = to_vector(diagonal, "diagonal");
+              matrix_t out;
+              {
+                  py::gil_scoped_release nogil;
+                  out = tradeoff_ritz_basis(sketch, previous ? &*previous : nullptr, d ? &*d : nullptr);
+              }
+              return to_numpy(out);
+          },
+          py::arg("sketch"), py::arg("previous") = py::none(), py::arg("diagonal") = py::none(),
+          "The Ritz space of the trade-off: orth(U, Sxy) from a sketch's statistics with labels; given the pass\n"
+          "on that space (`previous`), span(U, Sxy, Sxx Sxy). With `diagonal` (the exact diagonal of Sxx,\n"
+          "PatchBlocks.diagonal) also the preconditioned directions, as `recalign tradeoff` does.");
+}
+
+}  // namespace recalign::python

@@ -1,0 +1,202 @@
+"""The verified sketch analyses (recalign.verified, issue 14 item 5): multi-pass states driven
+by track() (resume inside any pass, pickling, merges of shards, refusals) and their numbers
+against the CLI's JSON on the same data in the same batches, bit for bit (recalign-synth images
+at D = 3,072 and a Fashion-MNIST subset)."""
+import json
+import os
+import pickle
+import subprocess
+
+import numpy as np
+import pytest
+
+import recalign
+
+RNG = np.random.default_rng(5)
+
+
+def synthetic_batches(n=300, size=64):
+    x = RNG.integers(0, 256, size=(n, 8 * 8 * 3), dtype=np.uint8)
+    y = RNG.integers(0, 5, n)
+    x[:, :5] = (y[:, None] * 40).astype(np.uint8)
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, n, size)]
+
+
+def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
+    data = synthetic_batches()
+    noises = ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.25", "gaussian:sigma=3"]
+    make = lambda: recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, passes=2)  # noqa: E731
+    whole = recalign.track(data, make())
+    assert whole.total_passes == 3 and whole.pass_index == 2
+    want = whole.report()
+    assert want.exact_for == "returned subspaces" and want.sketch_error.verified
+    assert np.max(np.abs(want.noises[2].impact)) < 1e-10  # Gaussian noise keeps U
+    # stop in each pass, go through pickle, continue: the same bytes and numbers
+    for stop in (2, 6, 12):
+        st, done = make(), 0
+        for p in range(3):
+            if p:
+                st.next_pass()
+            for xb, yb in data:
+                if done == stop:
+                    st = pickle.loads(pickle.dumps(st))
+                st.update(xb, yb)
+                done += 1
+        assert st.to_bytes() == whole.to_bytes(), stop
+    # checkpoint + resume through track in the verification pass
+    ck = str(tmp_path / "v.ckpt")
+    st = make()
+    seen = []
+
+    def cut(batches):
+        for i, b in enumerate(batches):
+            seen.append(i)
+            if len(seen) == 13:
+                raise KeyboardInterrupt
+            yield b
+    with pytest.raises(KeyboardInterrupt):
+        recalign.track(lambda: cut(data), st, checkpoint=ck, every=1)
+    resumed = recalign.track(lambda: iter(data), make(), checkpoint=ck, every=1, resume=True)
+    assert resumed.to_bytes() == whole.to_bytes()
+    # shards of each pass merge into the one stream's state (later passes start from the merged state)
+    a = make()
+    for p in range(3):
+        if p:
+            a.next_pass()
+        b = a.copy()
+        for i, (xb, yb) in enumerate(data):
+            (a if i < 2 else b).update(xb, yb, i * 64)
+        a.merge(b)
+        if p == 0:
+            with pytest.raises(ValueError, match="configuration"):
+                a.merge(recalign.VerifiedDenoising(192, 5, noises[:1], shape=(8, 8, 3), rank=20, passes=2))
+    assert a.n == 300
+    np.testing.assert_allclose(a.report().noises[0].alignment, want.noises[0].alignment, rtol=1e-6)
+    # refusals: a bad batch changes nothing; a generator cannot be read 3 times; report too early
+    st = make()
+    st.update(*data[0])
+    before = st.to_bytes()
+    with pytest.raises(ValueError, match="out of range"):
+        st.update(data[1][0], data[1][1] + 5)
+    assert st.to_bytes() == before
+    with pytest.raises(RuntimeError, match="passes"):
+        st.report()
+    with pytest.raises(ValueError, match="iterator"):
+        recalign.track(iter(data), make())
+    with pytest.raises(ValueError, match="Monte-Carlo"):
+        recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5,draws=4"], shape=(8, 8, 3), rank=20)
+    with pytest.raises(ValueError, match="rank"):
+        recalign.VerifiedAlignment(192, 5, rank=500)
+    with pytest.raises(recalign.FileError):
+        recalign.VerifiedDenoising.from_bytes(whole.to_bytes()[:-9])
+    with pytest.raises(ValueError, match="published"):
+        recalign.VerifiedAlignment(192, 5, rank=20, measure="published")
+    # in a verification pass too: a refused batch leaves the bytes as they were
+    st = make()
+    recalign.track(data, st, passes=3)
+    assert st.pass_index == 2
+    st = pickle.loads(pickle.dumps(whole))
+    before = st.to_bytes()
+    with pytest.raises(ValueError, match="columns"):
+        st.update(data[0][0][:, :100], data[0][1])
+    assert st.to_bytes() == before
+    with pytest.raises(ValueError, match="passes are done"):
+        st.next_pass()
+
+
+def test_track_drives_nystrom_power_iterations():
+    data = synthetic_batches(200, 50)
+    manual = recalign.NystromSketch(192, 10, seed=2)
+    for p in range(3):
+        if p:
+            manual.next_pass()
+        for xb, _ in data:
+            manual.update(xb)
+    driven = recalign.track([xb for xb, _ in data], recalign.NystromSketch(192, 10, seed=2), passes=3)
+    assert driven.pass_index == 2 and driven.to_bytes() == manual.to_bytes()
+
+
+CLI = os.environ.get("RECALIGN_CLI")
+SYNTH = os.environ.get("RECALIGN_SYNTH")
+
+
+def cli_json(*args):
+    if not CLI or not os.path.exists(CLI):
+        pytest.skip("RECALIGN_CLI is not set (the python suite sets it when tools are built)")
+    out = subprocess.run([CLI] + [str(a) for a in args] + ["--json", "--quiet"], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout)
+
+
+def same_document(cli, py, what):
+    """The CLI's JSON document and the Python result's to_dict(), equal bit for bit (but for
+    the CLI's description of its input files)."""
+    if isinstance(cli, dict):
+        cli = {k: v for k, v in cli.items() if k not in ("input", "scale")}
+    assert cli == py.to_dict(), what
+
+
+def test_cli_parity_synthetic_3072(tmp_path):
+    """recalign-synth output at D = 3,072 (32x32x3, 1/f² images): denoise and align through
+    the CLI and through Python on the same batches give the same documents bit for bit."""
+    if not SYNTH or not os.path.exists(SYNTH):
+        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
+    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
+    subprocess.run([SYNTH, "--rows", "400", "--height", "32", "--width", "32", "--seed", "5", "--output", images,
+                    "--labels", labels], check=True, capture_output=True)
+    x = np.fromfile(images, dtype=np.uint8).reshape(400, 3072)
+    y = np.load(labels)
+    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]
+    common = ["--images", images, "--raw-shape", "400,3072", "--labels", labels, "--classes", 10, "--batch", 100,
+              "--method", "nystrom", "--rank", 48, "--passes", 2, "--seed", 3]
+    noises = ["mask:patch=4x4,ratio=0.75,scheme=fixed", "mask:patch=8x8,ratio=0.5", "gaussian:sigma=10"]
+    cli = cli_json("denoise", *common, "--image-shape", "32,32,3", *[a for n in noises for a in ("--noise", n)])
+    py = recalign.verified_denoise(data, noises, 10, shape=(32, 32, 3), rank=48, passes=2, seed=3)
+    assert cli["exact_for"] == "returned subspaces" and cli["sketch_error"]["verified"] and cli["n"] == 400
+    same_document(cli, py, "denoise")
+    cli = cli_json("align", *common)
+    same_document(cli, recalign.verified_align(data, 10, rank=48, passes=2, seed=3), "align")
+    cli = cli_json("tradeoff", *common, "--lambda", "0,1", "--k", 5)
+    same_document(cli, recalign.verified_tradeoff(data, [0, 1], 5, 10, rank=48, passes=2, seed=3), "tradeoff")
+
+
+def test_cli_parity_fashion(fashion, tmp_path):
+    """A Fashion-MNIST subset (1,000 images): align and tradeoff with FD, denoise with Nyström,
+    CLI JSON against Python, bit for bit."""
+    images, labels = fashion
+    x, y = images[:1000], labels[:1000]
+    xi, yi = str(tmp_path / "x.npy"), str(tmp_path / "y.npy")
+    np.save(xi, x)
+    np.save(yi, y)
+    data = [(x[i:i + 250], y[i:i + 250]) for i in range(0, 1000, 250)]
+    common = ["--images", xi, "--labels", yi, "--classes", 10, "--batch", 250]
+    cli = cli_json("align", *common, "--method", "fd", "--rank", 30)
+    same_document(cli, recalign.verified_align(data, 10, method="fd", rank=30), "align fd")
+    cli = cli_json("tradeoff", *common, "--method", "fd", "--rank", 30, "--lambda", "0,1,10", "--k", 10)
+    assert all(p["bound"] == "upper" and p["exact_for"] == "returned encoder" for p in cli)
+    same_document(cli, recalign.verified_tradeoff(data, [0, 1, 10], 10, 10, method="fd", rank=30), "tradeoff fd")
+    cli = cli_json("denoise", *common, "--image-shape", "28,28,1", "--method", "nystrom", "--rank", 40,
+                   "--noise", "mask:patch=4x4,ratio=0.5", "--noise", "dropout:ratio=0.3", "--center")
+    py = recalign.verified_denoise(data, ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.3"], 10, shape=(28, 28, 1),
+                                   rank=40, center="centered")
+    same_document(cli, py, "denoise centered")
+
+
+def test_torch_dataloader_drives_every_pass(tmp_path):
+    """A torch DataLoader is re-iterable: track() reads it once per pass and ends where the same
+    batches as NumPy arrays end; a shuffling one with a checkpoint is refused before any row."""
+    from conftest import torch_or_skip
+    torch = torch_or_skip()
+    data = synthetic_batches(240, 60)
+    x = np.concatenate([b[0] for b in data])
+    y = np.concatenate([b[1] for b in data])
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(ds, batch_size=60, shuffle=False)
+    make = lambda: recalign.VerifiedAlignment(192, 5, method="nystrom", rank=12, passes=2)  # noqa: E731
+    got = recalign.track(loader, make())
+    assert got.pass_index == 2 and got.to_bytes() == recalign.track(data, make()).to_bytes()
+    shuffled = torch.utils.data.DataLoader(ds, batch_size=60, shuffle=True,
+                                           generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="several passes"):
+        recalign.track(shuffled, make(), checkpoint=str(tmp_path / "a.ckpt"))
+    assert not os.path.exists(tmp_path / "a.ckpt")
