@@ -281,8 +281,9 @@ void project_out(const matrix_t& q, matrix_t& x) {
     }
 }
 // An orthonormal basis of span(x) from XᵀX = P D Pᵀ: X P D^{-1/2} over the eigenvalues above
-// `cut` (squared norms: directions below sqrt(cut) are dependent).
-matrix_t orthonormalize(const matrix_t& x, double cut) {
+// `cut` (squared norms: directions below sqrt(cut) are dependent), in x itself when no
+// direction is dropped (blocks of rows at a time: no second D x e matrix at high D).
+void orthonormalize(matrix_t& x, double cut) {
     const std::size_t d = x.shape(0), e = x.shape(1);
     matrix_t g = xt::zeros<double>({e, e});
     blas::gemm_tn(e, e, d, 1.0, x.data(), x.data(), 0.0, g.data());
@@ -294,9 +295,19 @@ matrix_t orthonormalize(const matrix_t& x, double cut) {
         const double s = 1.0 / std::sqrt(eg.values(j));
         for (std::size_t i = 0; i < e; ++i) p(i, j) = eg.vectors(i, j) * s;
     }
-    matrix_t y = xt::zeros<double>({d, k});
-    blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
-    return y;
+    if (k < e) {
+        matrix_t y = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
+        x = std::move(y);
+        return;
+    }
+    constexpr std::size_t rows = 256;
+    std::vector<double> t(std::min(d, rows) * e);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        blas::gemm_nn(rb, e, e, 1.0, x.data() + r0 * e, p.data(), 0.0, t.data());
+        std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * e), x.data() + r0 * e);
+    }
 }
 }  // namespace
 
@@ -312,12 +323,11 @@ matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
         for (std::size_t i = 0; i < d; ++i) sq += extra(i, j) * extra(i, j);
         largest = std::max(largest, sq);
     }
-    matrix_t x = extra;
-    project_out(q, x);
-    matrix_t y = orthonormalize(x, 1e-20 * largest);
-    x = matrix_t();  // D x e doubles fewer at the peak
+    matrix_t y = extra;
     project_out(q, y);
-    y = orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
+    orthonormalize(y, 1e-20 * largest);
+    project_out(q, y);
+    orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
     matrix_t out = xt::zeros<double>({d, m + y.shape(1)});
     for (std::size_t i = 0; i < d; ++i) {
         for (std::size_t j = 0; j < m; ++j) out(i, j) = q(i, j);
