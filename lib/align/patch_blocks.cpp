@@ -31,7 +31,8 @@ patch_blocks::patch_blocks(const patch_blocks_options& options) : options_(optio
     for (std::size_t b = 0; b < index_.size(); ++b) {
         offset_[b] = total;
         const std::size_t s = index_[b].size();
-        total = checked_add(total, checked_mul(s, s, "patch block |I_b|^2"), "patch blocks: sum of |I_b|^2");
+        total = checked_add(total, checked_mul(s, s + 1, "patch block |I_b|(|I_b| + 1)") / 2,
+                            "patch blocks: sum of |I_b|(|I_b| + 1)/2");
     }
     checked_elements<double>({total}, "patch blocks: the blocks' doubles");
     mean_ = xt::zeros<double>({dim_});
@@ -50,20 +51,28 @@ std::uint64_t patch_blocks::config_hash() const {
         .value();
 }
 
+namespace {
+// Rows of a batch converted at a time to check it (at D = 150,528: 8 MB of doubles).
+std::size_t check_rows(std::size_t d) { return std::max<std::size_t>(1, (std::size_t(1) << 20) / std::max<std::size_t>(d, 1)); }
+// Packed upper triangle of an s x s block, row by row: row i holds (i, i..s-1) from i·s − i(i−1)/2.
+std::size_t packed_row(std::size_t i, std::size_t s) { return i * s - i * (i - 1) / 2; }
+}  // namespace
+
 void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
     const std::size_t d = dim_, rows = x.rows;
     blas::to_blas_int(rows, "batch rows");
-    // Validation and conversion into scratch first (strong guarantee), shifted by the running
-    // mean (or the batch's first row): the same exact scheme as moment_accumulator::update.
+    // Validation (width, finite values) and the column sums first, a few rows at a time
+    // (strong guarantee), shifted by the running mean (or the batch's first row): the same
+    // exact scheme as moment_accumulator::update, without a rows x D copy of the batch.
     const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
     std::vector<double> sum(d, 0.0);
-    shifted_.resize(checked_elements<double>({rows, d}, "patch_blocks: batch rows x D"));
-    to_shifted_checked(x, d, shift.data(), shifted_.data(), d, sum.data(), first_row);
+    check_shifted_sums(x, d, shift.data(), sum.data(), shifted_, check_rows(d), first_row);
     if (rows == 0) return;
 
     std::size_t widest = 0;
     for (const auto& idx : index_) widest = std::max(widest, idx.size());
     gathered_.resize(checked_mul(rows, widest, "patch_blocks: batch rows x patch values"));
+    full_.resize(checked_mul(widest, widest, "patch_blocks: one block"));
     std::vector<double> m(d), mb(widest);
 
     // --- the state changes from here on; nothing below can fail ---
@@ -74,14 +83,19 @@ void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
     for (std::size_t blk = 0; blk < index_.size(); ++blk) {
         const std::vector<std::size_t>& idx = index_[blk];
         const std::size_t s = idx.size();
-        for (std::size_t r = 0; r < rows; ++r)
-            for (std::size_t j = 0; j < s; ++j) gathered_[r * s + j] = shifted_[r * d + idx[j]];
-        double* block = scatter_.data() + offset_[blk];
-        blas::syrk_tn(s, rows, 1.0, gathered_.data(), 1.0, block);
-        // About the shift -> about the batch mean, then Chan's term (MATH.md §1): as in
-        // moment_accumulator, one rank-one update with coefficient w − b.
+        gather_shifted(x, shift.data(), idx.data(), 0, s, gathered_.data());
+        // The batch's scatter in a full-storage scratch block (SYRK), then about the batch
+        // mean and Chan's term (MATH.md §1): as in moment_accumulator, one rank-one update with
+        // coefficient w − b; its upper triangle is added to the packed block.
+        blas::syrk_tn(s, rows, 1.0, gathered_.data(), 0.0, full_.data());
         for (std::size_t j = 0; j < s; ++j) mb[j] = m[idx[j]];
-        blas::syr_upper(s, w - b, mb.data(), block);
+        blas::syr_upper(s, w - b, mb.data(), full_.data());
+        double* block = scatter_.data() + offset_[blk];
+        for (std::size_t i = 0; i < s; ++i) {
+            double* dst = block + packed_row(i, s) - i;
+            const double* src = full_.data() + i * s;
+            for (std::size_t j = i; j < s; ++j) dst[j] += src[j];
+        }
     }
     const double f = b / static_cast<double>(n);
     for (std::size_t i = 0; i < d; ++i) mean_(i) += ((shift[i] - mean_(i)) + m[i]) * f;
@@ -106,9 +120,15 @@ void patch_blocks::merge(const patch_blocks& other) {
     if (na > 0)
         for (std::size_t blk = 0; blk < index_.size(); ++blk) {
             const std::vector<std::size_t>& idx = index_[blk];
-            db.resize(idx.size());
-            for (std::size_t j = 0; j < idx.size(); ++j) db[j] = delta[idx[j]];
-            blas::syr_upper(idx.size(), w, db.data(), scatter_.data() + offset_[blk]);
+            const std::size_t s = idx.size();
+            db.resize(s);
+            for (std::size_t j = 0; j < s; ++j) db[j] = delta[idx[j]];
+            double* block = scatter_.data() + offset_[blk];
+            for (std::size_t i = 0; i < s; ++i) {
+                double* dst = block + packed_row(i, s) - i;
+                const double wi = w * db[i];
+                for (std::size_t j = i; j < s; ++j) dst[j] += wi * db[j];
+            }
         }
     for (std::size_t i = 0; i < dim_; ++i) mean_(i) += delta[i] * f;
     n_ = n;
@@ -122,7 +142,7 @@ matrix_t patch_blocks::block(std::size_t b, centering c) const {
     const double nn = c == centering::uncentered ? static_cast<double>(n_) : 0.0;
     for (std::size_t i = 0; i < s; ++i)
         for (std::size_t j = i; j < s; ++j) {
-            const double v = src[i * s + j] + nn * mean_(idx[i]) * mean_(idx[j]);
+            const double v = src[packed_row(i, s) + (j - i)] + nn * mean_(idx[i]) * mean_(idx[j]);
             out(i, j) = v;
             out(j, i) = v;
         }

@@ -7,16 +7,18 @@
 namespace recalign {
 
 namespace {
-// Σ_b |I_b|² without building the blocks: patch rows of heights h_r and columns of widths
-// w_c hold h_r·w_c·C values, so the sum is C² (Σ h_r²)(Σ w_c²). Checked, so that a crafted
-// geometry is refused against the payload's budget before the constructor allocates it.
+// Σ_b |I_b|(|I_b| + 1)/2 (the packed upper triangles) without building the blocks: patch rows
+// of heights h_r and columns of widths w_c hold h_r·w_c·C values, so Σ_b |I_b|² = C² (Σ h_r²)
+// (Σ w_c²) and Σ_b |I_b| = D. Checked, so that a crafted geometry is refused against the
+// payload's budget before the constructor allocates it.
 std::uint64_t block_values(std::uint64_t h, std::uint64_t w, std::uint64_t c, std::uint64_t ph, std::uint64_t pw) {
     auto squares = [](std::uint64_t extent, std::uint64_t step) {
         const std::uint64_t full = extent / step, rest = extent % step;
         return checked_add(checked_mul(full, checked_mul(step, step, "patch size^2"), "patch rows"), rest * rest,
                            "patch extents");
     };
-    return checked_product({c, c, squares(h, ph), squares(w, pw)}, "patch blocks: sum of |I_b|^2");
+    const std::uint64_t sq = checked_product({c, c, squares(h, ph), squares(w, pw)}, "patch blocks: sum of |I_b|^2");
+    return checked_add(sq, checked_product({h, w, c}, "patch blocks: H x W x C"), "patch blocks: sum of |I_b|") / 2;
 }
 }  // namespace
 

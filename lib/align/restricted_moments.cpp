@@ -1,5 +1,6 @@
 #include "recalign/align/restricted_moments.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -14,6 +15,9 @@
 namespace recalign {
 
 namespace {
+// Columns of a batch converted at a time (as in nystrom_sketch): cache-sized scratch.
+constexpr std::size_t column_block = 1024;
+
 // μz = Vᵀ μ (K).
 vector_t project_mean(const matrix_t& v, const vector_t& mean) {
     const std::size_t d = v.shape(0), k = v.shape(1);
@@ -60,15 +64,22 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     if (!labels_ && labels.form != target_view::kind::none)
         throw input_error("labels given to an accumulator configured without classes");
     blas::to_blas_int(rows, "batch rows");
-    // Validation and conversion into scratch (strong guarantee): x − shift with the running
-    // mean as the shift (or the batch's first row), as moment_accumulator::update does.
+    // Validation (strong guarantee), a few rows at a time: x − shift with the running mean as
+    // the shift (or the batch's first row), as moment_accumulator::update does.
     const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
     std::vector<double> sum(d, 0.0);
-    xs_.resize(checked_elements<double>({rows, d}, "restricted_moments: batch rows x D"));
-    to_shifted_checked(x, d, shift.data(), xs_.data(), d, sum.data(), first_row);
+    check_shifted_sums(x, d, shift.data(), sum.data(), xs_, std::max<std::size_t>(1, (std::size_t(1) << 20) / d),
+                       first_row);
     if (rows == 0) return;
     zs_.resize(checked_mul(rows, k, "restricted_moments: batch rows x K"));
-    blas::gemm_nn(rows, k, d, 1.0, xs_.data(), options_.basis.data(), 0.0, zs_.data());  // z̃ = (x − shift) V
+    // z̃ = (x − shift) V over blocks of columns of the batch, each converted on its own (no
+    // rows x D copy of the batch at high D).
+    xs_.resize(checked_mul(rows, std::min(d, column_block), "restricted_moments: batch rows x column block"));
+    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+        const std::size_t cb = std::min(column_block, d - c0);
+        gather_shifted(x, shift.data(), nullptr, c0, cb, xs_.data());
+        blas::gemm_nn(rows, k, cb, 1.0, xs_.data(), options_.basis.data() + c0 * k, c0 == 0 ? 0.0 : 1.0, zs_.data());
+    }
     std::vector<double> mz(k, 0.0);
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t j = 0; j < k; ++j) mz[j] += zs_[r * k + j];
@@ -83,15 +94,19 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
             for (std::size_t j = 0; j < k; ++j) z[r * k + j] += vshift(j);
         labels_->update(batch_view(z.data(), rows, k), labels, first_row);
     }
-    commit(sum.data(), rows, shift.data(), mz.data());
+    commit(x, sum.data(), shift.data(), mz.data());
 }
 
 // The state changes here and nothing can fail: scatters about the shift, then to the batch mean
 // and Chan's term in one rank-one update of coefficient w − b (MATH.md §1; see moments.cpp).
-void restricted_moments::commit(const double* sum, std::size_t rows, const double* shift, const double* sz) {
-    const std::size_t d = dim(), k = this->k();
+void restricted_moments::commit(const batch_view& x, const double* sum, const double* shift, const double* sz) {
+    const std::size_t d = dim(), k = this->k(), rows = x.rows;
     blas::syrk_tn(k, rows, 1.0, zs_.data(), 1.0, mzz_.data());
-    blas::gemm_tn(d, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data());
+    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {  // M V[block] += (x − shift)[:, block]ᵀ z̃
+        const std::size_t cb = std::min(column_block, d - c0);
+        gather_shifted(x, shift, nullptr, c0, cb, xs_.data());
+        blas::gemm_tn(cb, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
+    }
     const std::uint64_t na = n_, n = na + rows;
     const double b = static_cast<double>(rows);
     const double w = static_cast<double>(na) * b / static_cast<double>(n);
@@ -158,7 +173,22 @@ cross_moments restricted_moments::cross(centering c) const {
     return labels_->cross(c);
 }
 
-restricted_statistics restricted_moments::finish(centering c) const {
+restricted_statistics restricted_moments::finish(centering c) && {
+    restricted_statistics s;
+    s.center = c;
+    s.n = n_;
+    s.vsv = vsv(c);
+    if (c == centering::uncentered) {
+        const vector_t mz = project_mean(options_.basis, mean_);
+        blas::ger(dim(), k(), static_cast<double>(n_), mean_.data(), mz.data(), mxz_.data());
+    }
+    if (labels_) s.cross = labels_->cross(c);
+    s.sv = std::move(mxz_);
+    s.basis = std::move(options_.basis);
+    return s;
+}
+
+restricted_statistics restricted_moments::finish(centering c) const& {
     restricted_statistics s;
     s.center = c;
     s.n = n_;

@@ -55,11 +55,11 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
     denoising_subspace_result out;
     out.status = s.status;
     // Scale of G for the null cut: ‖G‖ <= c1 λ_1 + (c1 + c2) max_i Bd_ii (+ the sketch's tail).
+    // (One block at a time, here and below: all of them unpacked would be D·s doubles.)
     double max_diag = 0.0;
-    std::vector<matrix_t> bd(blocks->blocks());
     for (std::size_t b = 0; b < blocks->blocks(); ++b) {
-        bd[b] = blocks->block(b, s.center);
-        for (std::size_t i = 0; i < bd[b].shape(0); ++i) max_diag = std::max(max_diag, bd[b](i, i));
+        const matrix_t bd = blocks->block(b, s.center);
+        for (std::size_t i = 0; i < bd.shape(0); ++i) max_diag = std::max(max_diag, bd(i, i));
     }
     const double lam1 = r > 0 ? std::max(s.eigenvalues(0), 0.0) : 0.0;
     const double cut = options.rel_tol * (c1 * lam1 + csame * max_diag);
@@ -73,7 +73,7 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
         matrix_t ub = xt::zeros<double>({sb, r});
         for (std::size_t i = 0; i < sb; ++i)
             for (std::size_t j = 0; j < r; ++j) ub(i, j) = s.basis(idx[i], j);
-        matrix_t e = csame * bd[b];
+        matrix_t e = csame * blocks->block(b, s.center);
         matrix_t ul = ub;
         for (std::size_t i = 0; i < sb; ++i)
             for (std::size_t j = 0; j < r; ++j) ul(i, j) *= s.eigenvalues(j);

@@ -107,19 +107,39 @@ ritz_alignment_result ritz_alignment(const restricted_statistics& s, const align
     return out;
 }
 
-noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol) {
+noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol, std::size_t max_k) {
     const std::size_t d = clean.shape(0);
     if (noisy.shape(0) != d) throw std::invalid_argument("basis_impact: the bases have different dimensions");
-    const detail::nested_basis qu = detail::nested_orthonormalize(clean, matrix_t(), rel_tol);
-    const detail::nested_basis qv = detail::nested_orthonormalize(noisy, matrix_t(), rel_tol);
+    // Q_U = U R_u⁻¹ and Q_V = V R_v⁻¹ (nested_orthonormalize's factors of the leading ku, kv
+    // columns), so Q_Uᵀ Q_V = R_u⁻ᵀ (Uᵀ V) R_v⁻¹: Gram matrices only, no D x K copies.
+    const std::size_t cu = clean.shape(1), cv = noisy.shape(1);
+    const std::size_t ku = std::min(cu, max_k), kv = std::min(cv, max_k);
+    auto leading = [](const matrix_t& g, std::size_t rows, std::size_t cols) {
+        matrix_t out = xt::zeros<double>({rows, cols});
+        for (std::size_t i = 0; i < rows; ++i)
+            for (std::size_t j = 0; j < cols; ++j) out(i, j) = g(i, j);
+        return out;
+    };
+    matrix_t uu = xt::zeros<double>({cu, cu}), vv = xt::zeros<double>({cv, cv}), uv = xt::zeros<double>({cu, cv});
+    blas::gemm_tn(cu, cu, d, 1.0, clean.data(), clean.data(), 0.0, uu.data());
+    blas::gemm_tn(cv, cv, d, 1.0, noisy.data(), noisy.data(), 0.0, vv.data());
+    blas::gemm_tn(cu, cv, d, 1.0, clean.data(), noisy.data(), 0.0, uv.data());
+    const detail::nested_factor fu = detail::nested_cholesky(leading(uu, ku, ku), rel_tol);
+    const detail::nested_factor fv = detail::nested_cholesky(leading(vv, kv, kv), rel_tol);
+    matrix_t x = leading(uv, ku, kv);
+    blas::trsm_right_upper(ku, kv, fv.r.data(), x.data());  // (Uᵀ V) R_v⁻¹
+    matrix_t xt_ = xt::transpose(x);
+    blas::trsm_right_upper(kv, ku, fu.r.data(), xt_.data());  // (R_u⁻ᵀ Uᵀ V R_v⁻¹)ᵀ
+    matrix_t c = xt::transpose(xt_);  // c(i, j) = u_iᵀ v_j of the nested orthonormal bases
+    for (std::size_t i = 0; i < ku; ++i)
+        for (std::size_t j = 0; j < kv; ++j)
+            if (fu.skipped[i] || fv.skipped[j]) c(i, j) = 0.0;
     noise_impact_result res;
-    const std::size_t k = std::min(clean.shape(1), noisy.shape(1));
+    const std::size_t k = std::min(ku, kv);
     res.max_k = k;
     res.distance = xt::zeros<double>({k});
     res.normalised = xt::zeros<double>({k});
     if (k == 0) return res;
-    matrix_t c = xt::zeros<double>({qu.columns.shape(1), qv.columns.shape(1)});  // c(i, j) = u_iᵀ v_j
-    blas::gemm_tn(c.shape(0), c.shape(1), d, 1.0, qu.columns.data(), qv.columns.data(), 0.0, c.data());
     // Σ_{i,j<K} c_ij², grown by the new row and column of each K.
     double inside = 0.0;
     for (std::size_t kk = 1; kk <= k; ++kk) {
@@ -137,10 +157,11 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
                                              const noise_spec& noise, const patch_blocks* blocks,
                                              const alignment_options& options) {
     ritz_denoising_result r;
+    const restricted_statistics* refined = &r.refined;  // the statistics of the returned V*
     if (noise.family == noise_family::gaussian && noise.draws == 0) {
         // Corollary 3.1: G = Sxx + nσ²I keeps the eigenvectors of Sxx, so V* is the clean
         // returned basis itself (μ = θ² / (θ + nσ²), increasing in θ: the same order).
-        r.refined = clean.refined;
+        refined = &clean.refined;
         r.subspace.basis = clean.refined.basis;
         const std::size_t k = clean.refined.k();
         r.subspace.eigenvalues = xt::zeros<double>({k});
@@ -154,8 +175,10 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
         r.subspace.rank_g = k;
     } else {
         r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
+        r.refined.sv = matrix_t();  // not read below: D x K doubles fewer at the peak
     }
-    const alignment_result a = basis_alignment(r.refined, options);
+    const alignment_result a = basis_alignment(*refined, options);
+    r.refined.basis = matrix_t();  // r.subspace.basis holds V*
     verified_denoising_result out;
     denoising_result& d = out.denoising;
     d.measure = options.measure;
@@ -163,10 +186,10 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
     d.n = noisy.n;
     d.dim = noisy.dim();
     d.classes = a.classes;
-    d.subspace = r.subspace;
+    d.subspace = std::move(r.subspace);
     d.normaliser = clean.curve.normaliser;
     d.skipped = a.skipped;
-    const std::size_t k = std::min(r.subspace.informative, clean.curve.curve.size());
+    const std::size_t k = std::min(d.subspace.informative, clean.curve.curve.size());
     d.max_k = k;
     if (k < clean.curve.curve.size())
         d.stop_reason = "the denoising encoder found on the sketch's span has " + std::to_string(k) +
@@ -183,9 +206,7 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
         d.relative_difference(j) = d.clean_curve(j) != 0 ? (d.curve(j) - d.clean_curve(j)) / d.clean_curve(j)
                                                          : std::numeric_limits<double>::quiet_NaN();
     }
-    const matrix_t vk = xt::view(r.subspace.basis, xt::all(), xt::range(0, k));
-    const matrix_t uk = xt::view(clean.refined.basis, xt::all(), xt::range(0, k));
-    out.impact = basis_impact(uk, vk, options.rel_tol);
+    out.impact = basis_impact(clean.refined.basis, d.subspace.basis, options.rel_tol, k);
     return out;
 }
 
@@ -260,8 +281,9 @@ void project_out(const matrix_t& q, matrix_t& x) {
     }
 }
 // An orthonormal basis of span(x) from XᵀX = P D Pᵀ: X P D^{-1/2} over the eigenvalues above
-// `cut` (squared norms: directions below sqrt(cut) are dependent).
-matrix_t orthonormalize(const matrix_t& x, double cut) {
+// `cut` (squared norms: directions below sqrt(cut) are dependent), in x itself when no
+// direction is dropped (blocks of rows at a time: no second D x e matrix at high D).
+void orthonormalize(matrix_t& x, double cut) {
     const std::size_t d = x.shape(0), e = x.shape(1);
     matrix_t g = xt::zeros<double>({e, e});
     blas::gemm_tn(e, e, d, 1.0, x.data(), x.data(), 0.0, g.data());
@@ -273,9 +295,19 @@ matrix_t orthonormalize(const matrix_t& x, double cut) {
         const double s = 1.0 / std::sqrt(eg.values(j));
         for (std::size_t i = 0; i < e; ++i) p(i, j) = eg.vectors(i, j) * s;
     }
-    matrix_t y = xt::zeros<double>({d, k});
-    blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
-    return y;
+    if (k < e) {
+        matrix_t y = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
+        x = std::move(y);
+        return;
+    }
+    constexpr std::size_t rows = 256;
+    std::vector<double> t(std::min(d, rows) * e);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        blas::gemm_nn(rb, e, e, 1.0, x.data() + r0 * e, p.data(), 0.0, t.data());
+        std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * e), x.data() + r0 * e);
+    }
 }
 }  // namespace
 
@@ -291,11 +323,11 @@ matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
         for (std::size_t i = 0; i < d; ++i) sq += extra(i, j) * extra(i, j);
         largest = std::max(largest, sq);
     }
-    matrix_t x = extra;
-    project_out(q, x);
-    matrix_t y = orthonormalize(x, 1e-20 * largest);
+    matrix_t y = extra;
     project_out(q, y);
-    y = orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
+    orthonormalize(y, 1e-20 * largest);
+    project_out(q, y);
+    orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
     matrix_t out = xt::zeros<double>({d, m + y.shape(1)});
     for (std::size_t i = 0; i < d; ++i) {
         for (std::size_t j = 0; j < m; ++j) out(i, j) = q(i, j);

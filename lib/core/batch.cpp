@@ -1,5 +1,6 @@
 #include "recalign/core/batch.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -141,6 +142,54 @@ void to_double_checked(const batch_view& b, std::size_t expected_cols, double* o
 
 void to_float_checked(const batch_view& b, std::size_t expected_cols, float* out, std::uint64_t first_row) {
     to_checked(b, expected_cols, out, first_row);
+}
+
+batch_view batch_rows(const batch_view& b, std::size_t first, std::size_t count) {
+    batch_view v = b;
+    if (b.data != nullptr) v.data = static_cast<const char*>(b.data) + first * b.cols * dtype_size(b.type);
+    v.rows = count;
+    return v;
+}
+
+void check_shifted_sums(const batch_view& b, std::size_t expected_cols, const double* shift, double* column_sums,
+                        std::vector<double>& scratch, std::size_t chunk_rows, std::uint64_t first_row) {
+    chunk_rows = std::max<std::size_t>(1, std::min(chunk_rows, b.rows));
+    scratch.resize(checked_elements<double>({chunk_rows, expected_cols}, "batch chunk rows x columns"));
+    if (b.rows == 0) {
+        to_shifted_checked(b, expected_cols, shift, scratch.data(), expected_cols, column_sums, first_row);
+        return;
+    }
+    for (std::size_t r0 = 0; r0 < b.rows; r0 += chunk_rows) {
+        const std::size_t rc = std::min(chunk_rows, b.rows - r0);
+        to_shifted_checked(batch_rows(b, r0, rc), expected_cols, shift, scratch.data(), expected_cols, column_sums,
+                           first_row + r0);
+    }
+}
+
+namespace {
+template <class In>
+void gather_rows(const In* in, std::size_t rows, std::size_t d, double scale, const double* shift, const std::size_t* cols,
+                 std::size_t first_col, std::size_t count, double* out) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const In* row = in + r * d;
+        double* o = out + r * count;
+        if (cols)
+            for (std::size_t j = 0; j < count; ++j) o[j] = static_cast<double>(row[cols[j]]) * scale - shift[cols[j]];
+        else
+            for (std::size_t j = 0; j < count; ++j)
+                o[j] = static_cast<double>(row[first_col + j]) * scale - shift[first_col + j];
+    }
+}
+}  // namespace
+
+void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
+                    std::size_t count, double* out) {
+    switch (b.type) {
+        case dtype::u8: gather_rows(static_cast<const std::uint8_t*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, out); break;
+        case dtype::f32: gather_rows(static_cast<const float*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, out); break;
+        case dtype::f64: gather_rows(static_cast<const double*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, out); break;
+        default: throw input_error("batch has an unknown element type");
+    }
 }
 
 namespace {

@@ -281,3 +281,69 @@ TEST_CASE("verified_denoising from a sketch's top eigenvectors: exact numbers fo
     const verified_denoising_result g = verified_denoising(ritz_alignment(pass), pass, gauss, nullptr);
     CHECK(xt::amax(g.impact.distance)() < 1e-10);
 }
+
+namespace {
+// An orthonormal basis of the first k columns of x through the eigendecomposition of their Gram
+// matrix (X P D^{-1/2}): another route than basis_impact's nested Cholesky.
+matrix_t eigen_orthonormal(const matrix_t& x, std::size_t k) {
+    const std::size_t d = x.shape(0);
+    const matrix_t xk = xt::view(x, xt::all(), xt::range(0, k));
+    matrix_t g = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, xk.data(), xk.data(), 0.0, g.data());
+    const eigen_result e = sym_eigen(g);
+    matrix_t p = e.vectors;
+    for (std::size_t j = 0; j < k; ++j)
+        for (std::size_t i = 0; i < k; ++i) p(i, j) /= std::sqrt(e.values(j));
+    matrix_t q = xt::zeros<double>({d, k});
+    blas::gemm_nn(d, k, k, 1.0, xk.data(), p.data(), 0.0, q.data());
+    return q;
+}
+}  // namespace
+
+TEST_CASE("basis_impact from Gram matrices: K - ||Q_U^T Q_V||^2 of the leading columns, max_k, extension",
+          "[align][verification]") {
+    const std::size_t d = 40;
+    const std::vector<double> a = testing::random_rows(d, 6, 21, 0.0), b = testing::random_rows(d, 5, 22, 0.0);
+    matrix_t u = xt::zeros<double>({d, std::size_t(6)}), v = xt::zeros<double>({d, std::size_t(5)});
+    for (std::size_t i = 0; i < d; ++i) {
+        for (std::size_t j = 0; j < 6; ++j) u(i, j) = a[i * 6 + j] * (1.0 + 3.0 * static_cast<double>(j));  // unequal norms
+        for (std::size_t j = 0; j < 5; ++j) v(i, j) = b[i * 5 + j] + 0.5 * u(i, j);  // partly shared span
+    }
+    for (const std::size_t max_k : {std::size_t(5), std::size_t(3)}) {
+        const noise_impact_result r = basis_impact(u, v, 1e-12, max_k);
+        REQUIRE(r.max_k == max_k);
+        for (std::size_t k = 1; k <= max_k; ++k) {
+            const matrix_t qu = eigen_orthonormal(u, k), qv = eigen_orthonormal(v, k);
+            matrix_t c = xt::zeros<double>({k, k});
+            blas::gemm_tn(k, k, d, 1.0, qu.data(), qv.data(), 0.0, c.data());
+            double inside = 0.0;
+            for (double x : c) inside += x * x;
+            CHECK(std::abs(r.distance(k - 1) - (static_cast<double>(k) - inside)) < 1e-12);
+        }
+    }
+    // orthonormal_extension: Q's columns first, then an orthonormal basis of what `extra` adds;
+    // a dependent column (a copy of one of Q's, a sum of two extras) adds nothing.
+    const matrix_t q = eigen_orthonormal(u, 4);
+    matrix_t extra = xt::zeros<double>({d, std::size_t(5)});
+    for (std::size_t i = 0; i < d; ++i) {
+        for (std::size_t j = 0; j < 3; ++j) extra(i, j) = v(i, j);
+        extra(i, 3) = q(i, 1);
+        extra(i, 4) = v(i, 0) + v(i, 2);
+    }
+    for (const bool dependent : {false, true}) {
+        const matrix_t e = dependent ? extra : matrix_t(xt::view(extra, xt::all(), xt::range(0, 3)));
+        const matrix_t out = orthonormal_extension(q, e);
+        REQUIRE(out.shape(1) == 7);
+        matrix_t g = xt::zeros<double>({std::size_t(7), std::size_t(7)});
+        blas::gemm_tn(7, 7, d, 1.0, out.data(), out.data(), 0.0, g.data());
+        CHECK(testing::rel_diff(g, xt::eye<double>(7)) < 1e-13);
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = 0; j < 4; ++j) CHECK(out(i, j) == q(i, j));
+        // Every extra column lies in span(out): its residual after projection vanishes.
+        matrix_t c = xt::zeros<double>({std::size_t(7), e.shape(1)});
+        blas::gemm_tn(7, e.shape(1), d, 1.0, out.data(), e.data(), 0.0, c.data());
+        matrix_t res = e;
+        blas::gemm_nn(d, e.shape(1), 7, -1.0, out.data(), c.data(), 1.0, res.data());
+        CHECK(xt::amax(xt::abs(res))() < 1e-12 * xt::amax(xt::abs(e))());
+    }
+}

@@ -188,3 +188,35 @@ TEST_CASE("the conversion helpers apply the scale once, and check the scaled val
     n.scale = std::nan("");
     CHECK_THROWS_AS(to_double_checked(n, 2, d.data()), input_error);
 }
+
+TEST_CASE("wide batches, a block at a time: check_shifted_sums and gather_shifted agree with to_shifted_checked",
+          "[batch][scale]") {
+    // The high-D accumulators (patch blocks, restricted moments) validate a batch a few rows at a
+    // time and convert only the columns they need: the same values and sums, the same refusals.
+    const typed_rows t = make_rows();
+    const std::vector<double> shift = testing::random_rows(1, D, 3);
+    std::vector<double> whole(N * D), sums(D, 0.0);
+    batch_view b(t.u8.data(), N, D);
+    b.scale = 1.0 / 255.0;
+    to_shifted_checked(b, D, shift.data(), whole.data(), D, sums.data(), 0);
+    std::vector<double> scratch, chunked(D, 0.0);
+    check_shifted_sums(b, D, shift.data(), chunked.data(), scratch, 7, 0);
+    CHECK(scratch.size() == 7 * D);
+    for (std::size_t c = 0; c < D; ++c) CHECK(chunked[c] == Approx(sums[c]).epsilon(1e-14));
+    const std::vector<std::size_t> cols = {11, 0, 5};
+    std::vector<double> g(N * cols.size()), r(N * 4);
+    gather_shifted(b, shift.data(), cols.data(), 0, cols.size(), g.data());
+    gather_shifted(b, shift.data(), nullptr, 6, 4, r.data());
+    for (std::size_t i = 0; i < N; ++i) {
+        for (std::size_t j = 0; j < cols.size(); ++j) CHECK(g[i * cols.size() + j] == whole[i * D + cols[j]]);
+        for (std::size_t j = 0; j < 4; ++j) CHECK(r[i * 4 + j] == whole[i * D + 6 + j]);
+    }
+    // A non-finite value in a later chunk is named by its row in the stream.
+    std::vector<double> bad = t.f64;
+    bad[50 * D + 4] = std::nan("");
+    std::vector<double> s2(D, 0.0);
+    CHECK_THROWS_WITH(check_shifted_sums(batch_view(bad.data(), N, D), D, shift.data(), s2.data(), scratch, 7, 1000),
+                      Catch::Contains("row 1050, column 4"));
+    CHECK_THROWS_WITH(check_shifted_sums(batch_view(bad.data(), N, D - 1), D, shift.data(), s2.data(), scratch, 7, 0),
+                      Catch::Contains("columns"));
+}

@@ -85,12 +85,12 @@ const testing::fashion_subset& data() {
     return f;
 }
 
-constexpr std::size_t batch_rows = 100;
+constexpr std::size_t rows_per_batch = 100;
 
 template <class F>
 void feed(const testing::fashion_subset& f, std::size_t from, std::size_t to, F&& update) {
-    for (std::size_t r0 = from; r0 < to; r0 += batch_rows) {
-        const std::size_t b = std::min(batch_rows, to - r0);
+    for (std::size_t r0 = from; r0 < to; r0 += rows_per_batch) {
+        const std::size_t b = std::min(rows_per_batch, to - r0);
         update(batch_view(f.row(r0), b, f.dim), target_view::class_ids(f.y.data() + r0, b), r0);
     }
 }
@@ -134,7 +134,7 @@ TEST_CASE("moments: all_reduce of shards equals one pass, on every rank, bit-ide
     for (double offset : {0.0, 1e3}) {
         CAPTURE(offset);
         const moment_accumulator whole = moments_over(f, 0, f.n, offset);
-        const auto [lo, hi] = shard(f.n, batch_rows, me, size);
+        const auto [lo, hi] = shard(f.n, rows_per_batch, me, size);
         const moment_accumulator local = moments_over(f, lo, hi, offset);
         const moment_accumulator merged = dist::all_reduce(local, MPI_COMM_WORLD);
         check_moments_equal(merged, whole);
@@ -156,13 +156,13 @@ TEST_CASE("moments: reduce to any root, uneven shards and empty ranks", "[dist][
     if (size == 1) {
         hi = f.n;
     } else if (me == 0) {
-        hi = batch_rows;
+        hi = rows_per_batch;
     } else if (me < size - 1) {
-        const auto s = shard(f.n - batch_rows, batch_rows, me - 1, size - 2);
-        lo = batch_rows + s.first;
-        hi = batch_rows + s.second;
+        const auto s = shard(f.n - rows_per_batch, rows_per_batch, me - 1, size - 2);
+        lo = rows_per_batch + s.first;
+        hi = rows_per_batch + s.second;
     } else if (size == 2) {
-        lo = batch_rows;
+        lo = rows_per_batch;
         hi = f.n;
     }
     const moment_accumulator whole = moments_over(f, 0, f.n, 0.0);
@@ -190,7 +190,7 @@ TEST_CASE("frequent directions: the reduction is the fixed merge tree", "[dist][
     o.ell = 20;
     auto sketch_of = [&](int r) {
         frequent_directions fd(o);
-        const auto [lo, hi] = shard(f.n, batch_rows, r, size);
+        const auto [lo, hi] = shard(f.n, rows_per_batch, r, size);
         feed(f, lo, hi, [&](const batch_view& x, const target_view&, std::size_t r0) { fd.update(x, r0); });
         return fd;
     };
@@ -249,7 +249,7 @@ TEST_CASE("nystrom: the reduction is the sum of the shards' ranges; a different 
         feed(f, lo, hi, [&](const batch_view& x, const target_view&, std::size_t r0) { s.update(x, r0); });
         return s;
     };
-    const auto [lo, hi] = shard(f.n, batch_rows, me, size);
+    const auto [lo, hi] = shard(f.n, rows_per_batch, me, size);
     const nystrom_sketch one = sketch_over(o, 0, f.n);
     const nystrom_sketch merged = dist::all_reduce(sketch_over(o, lo, hi), MPI_COMM_WORLD);
     CHECK(merged.n() == one.n());
@@ -303,7 +303,7 @@ TEST_CASE("tracker: reduced as a whole equals one stream", "[dist][tracker]") {
         feed(f, lo, hi, [&](const batch_view& x, const target_view& y, std::size_t r0) { t.update(x, y, r0); });
         return t;
     };
-    const auto [lo, hi] = shard(f.n, batch_rows, me, size);
+    const auto [lo, hi] = shard(f.n, rows_per_batch, me, size);
     alignment_tracker one = tracker_over(o, 0, f.n);
     alignment_tracker merged = dist::all_reduce(tracker_over(o, lo, hi), MPI_COMM_WORLD);
     check_moments_equal(merged.moments(), one.moments());

@@ -48,15 +48,20 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
             if (index < 0) {
                 index = static_cast<long>(plan.blocks.size());
                 plan.blocks.push_back(*g);
+                // Packed upper triangles: at most D (s + 1) / 2 doubles (patch_blocks::values()).
                 block_bytes = checked_add(block_bytes,
-                                          checked_mul(8 * t.dim, g->patch_h * g->patch_w * g->shape.channels, "patch blocks"),
+                                          checked_mul(4 * t.dim, g->patch_h * g->patch_w * g->shape.channels + 1, "patch blocks"),
                                           "patch blocks");
             }
             columns += run.config().rank;
         }
         block_of.push_back(index);
     }
-    check_verification(o.run, run, mpi, columns, block_bytes);
+    // Beyond the pass's V and Sxx V (check_verification's 3 D x K, with the clean Ritz basis):
+    // while a masking noise is refined, its rotated V and Sxx V and the returned copy of V
+    // (BENCHMARKS.md, "High-D denoising": 6 D x K doubles at the peak in all).
+    const std::uint64_t refined = checked_mul(checked_mul(24, t.dim, "refined bases"), columns, "refined bases");
+    check_verification(o.run, run, mpi, columns, checked_add(block_bytes, refined, "the verification pass"));
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
     };
@@ -66,6 +71,10 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         matrix_t q = s.spec.basis;
         for (std::size_t i = 0; i < noises.size(); ++i) {
             const denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
+            if (v.informative == v.basis.shape(1)) {  // no D x K copy of its columns
+                q = orthonormal_extension(q, v.basis);
+                continue;
+            }
             const matrix_t informative = xt::view(v.basis, xt::all(), xt::range(0, v.informative));
             q = orthonormal_extension(q, informative);
         }
@@ -74,11 +83,13 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     verified_state state(run.config(), plan);
     denoise_result r;
     r.run = stream(state, run, mpi);
-    const statistics s = state.sketch();
-    const restricted_statistics pass = state.verified();
+    statistics s = state.sketch();
+    s.spec.basis = matrix_t();  // describe_sketch reads the eigenvalues and error estimates only
+    const restricted_statistics pass = state.take_verified();
     alignment_options opt;
     opt.measure = t.measure;
-    const ritz_alignment_result clean = ritz_alignment(pass, opt);
+    ritz_alignment_result clean = ritz_alignment(pass, opt);
+    clean.refined.sv = matrix_t();  // its residuals are computed; verified_denoising reads the rest
     r.dim = t.dim;
     r.classes = t.classes;
     r.center = t.center;

@@ -81,7 +81,10 @@ void verified_state::next_pass() {
     // The sketch (or the previous verification pass) is complete: the next basis.
     const statistics s = sketch();
     std::optional<restricted_statistics> previous;
-    if (pass_state_) previous = pass_state_->finish(plan_.center);
+    if (pass_state_) {
+        previous = std::move(*pass_state_).finish(plan_.center);
+        pass_state_.reset();
+    }
     restricted_moments_options o;
     o.basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
     o.classes = classes_;
@@ -91,6 +94,13 @@ void verified_state::next_pass() {
 restricted_statistics verified_state::verified() const {
     if (!pass_state_) throw std::logic_error("verified_state: no verification pass was run");
     return pass_state_->finish(plan_.center);
+}
+
+restricted_statistics verified_state::take_verified() {
+    if (!pass_state_) throw std::logic_error("verified_state: no verification pass was run");
+    restricted_statistics s = std::move(*pass_state_).finish(plan_.center);
+    pass_state_.reset();
+    return s;
 }
 
 // [magic][u64 pass][route][u64 blocks][each block state][u64 has pass][pass state]

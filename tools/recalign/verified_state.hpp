@@ -48,6 +48,8 @@ public:
     statistics sketch() const { return finish_statistics(route_, plan_.center); }
     const std::vector<patch_blocks>& blocks() const noexcept { return blocks_; }
     restricted_statistics verified() const;
+    // The same, moved out of the state (no copy of V and Sxx V; the state holds no pass after).
+    restricted_statistics take_verified();
     // Wall seconds of each pass this process ran, up to now (a resumed run: 0 for the passes
     // done before; the pass it resumed in counts from the resume): for BENCHMARKS.md.
     std::vector<double> pass_seconds() const;

@@ -3,10 +3,12 @@
 // b (edge patches may be smaller). With them, patch masking is exact at any resolution:
 // G = c1 Sxx + c2 Bd and Bs = q Sxx, so only Sxx needs a sketch.
 //
-// Memory Σ_b |I_b|² = D·s doubles (s = patch pixels x channels): 925 MB at 224x224x3 with
-// 16x16 patches, against 181 GB for Sxx. An accumulator like every other: n, the mean and
-// one centered scatter per block, folded in per batch by one SYRK per block (b·D·s flops)
-// and merged with Chan's rule per block (MATH.md §1).
+// Memory Σ_b |I_b|(|I_b| + 1)/2 ≈ D·s/2 doubles (s = patch pixels x channels; the upper
+// triangles, packed): 463 MB at 224x224x3 with 16x16 patches, against 181 GB for Sxx. An
+// accumulator like every other: n, the mean and one centered scatter per block, folded in per
+// batch by one SYRK per block (b·D·s flops, into one s x s scratch block) and merged with
+// Chan's rule per block (MATH.md §1). A batch is never converted whole: each block gathers
+// its own columns (no rows x D copy at high D).
 #pragma once
 
 #include <cstdint>
@@ -64,7 +66,7 @@ public:
     keep_probabilities coefficients(const noise_spec& noise) const;
     // Σ_b V_bᵀ Bd_b V_b = Vᵀ Bd V (K x K) for a D x K basis, in centering c.
     matrix_t restrict_to(const matrix_t& v, centering c) const;
-    // Doubles the blocks hold: Σ_b |I_b|².
+    // Doubles the blocks hold: Σ_b |I_b|(|I_b| + 1)/2 (packed upper triangles).
     std::size_t values() const noexcept { return scatter_.size(); }
 
     template <class Archive>
@@ -81,9 +83,9 @@ private:
     std::vector<std::size_t> offset_;              // start of block b in scatter_
     std::uint64_t n_ = 0;
     vector_t mean_;                // D
-    std::vector<double> scatter_;  // per block, |I_b| x |I_b| row-major, upper triangle authoritative
+    std::vector<double> scatter_;  // per block, the upper triangle of |I_b| x |I_b|, packed row by row
     // Scratch, never serialized.
-    std::vector<double> shifted_, gathered_;
+    std::vector<double> shifted_, gathered_, full_;
 };
 
 }  // namespace recalign

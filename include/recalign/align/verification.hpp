@@ -48,7 +48,9 @@ ritz_alignment_result ritz_alignment(const restricted_statistics& s, const align
 // noise_impact, on the subspaces actually returned): element K-1 = Σ sin² of the principal
 // angles between span(V_1..K) and span(U_1..K), computed as K − ‖Q_Uᵀ Q_V‖_F² from nested
 // orthonormal bases; K up to the shorter basis. Exact for these subspaces.
-noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol = 1e-12);
+// `max_k` limits both to their leading columns (the bases are read in place: no D x K copies).
+noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol = 1e-12,
+                                 std::size_t max_k = static_cast<std::size_t>(-1));
 
 // The denoising analyses of a sketch route, every number exact for the returned subspaces:
 // `clean` is the Ritz refinement of the sketch's subspace (ritz_alignment), `noisy` the

@@ -97,6 +97,19 @@ void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const do
 void to_shifted_checked(const batch_view& b, std::size_t expected_cols, const double* shift, float* out,
                         std::size_t out_stride, double* column_sums, std::uint64_t first_row = 0);
 
+// Rows [first, first + count) of a batch, as their own view (no copy).
+batch_view batch_rows(const batch_view& b, std::size_t first, std::size_t count);
+// Validates a whole batch in row chunks of `chunk_rows` through to_shifted_checked (width,
+// finite values, naming the row) and adds its shifted column sums to column_sums, converting
+// only one chunk at a time into `scratch` (resized to chunk_rows x expected_cols): the check of
+// a wide batch (high D) without a rows x D double copy of it.
+void check_shifted_sums(const batch_view& b, std::size_t expected_cols, const double* shift, double* column_sums,
+                        std::vector<double>& scratch, std::size_t chunk_rows, std::uint64_t first_row = 0);
+// out(r, j) = b(r, cols[j]) * scale - shift[cols[j]] for every row r and j < count (row-major,
+// rows x count): a block of columns of a batch already validated (check_shifted_sums), converted
+// on its own. `cols` may be null: then columns first_col .. first_col + count - 1.
+void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
+                    std::size_t count, double* out);
 // The shift of an exact streaming scatter (MATH.md §1): the state's running mean (its first
 // `width` values) once it has seen rows, else the batch's own first row, converted and checked
 // (zeros when the batch is empty or of the wrong width: its conversion refuses it next).
