@@ -59,7 +59,7 @@ update, merge, to_bytes/from_bytes, save/load, pickle; a rejected batch changes 
         .def("merge", &merge_guarded<patch_blocks>, py::arg("other"),
              "Chan's rule per block; another geometry or patch size raises ValueError before any change.")
         .def_property_readonly("blocks", [](const blocks_g& g) { return locked(g, [](const patch_blocks& p) { return p.blocks(); }); }, "Number of patch blocks.")
-        .def_property_readonly("values", [](const blocks_g& g) { return locked(g, [](const patch_blocks& p) { return p.values(); }); }, "Doubles the blocks hold: Σ_b |I_b|².")
+        .def_property_readonly("values", [](const blocks_g& g) { return locked(g, [](const patch_blocks& p) { return p.values(); }); }, "Doubles the blocks hold (packed upper triangles): Σ_b |I_b|(|I_b| + 1)/2.")
         .def_property_readonly("shape", [](const blocks_g& g) { return shape_tuple(locked(g, [](const patch_blocks& p) { return p.options().shape; })); }, "The image shape (H, W, C).")
         .def_property_readonly("layout", [](const blocks_g& g) { return locked(g, [](const patch_blocks& p) { return std::string(image_layout_name(p.options().shape.layout)); }); }, "'hwc' or 'chw'.")
         .def_property_readonly("patch", [](const blocks_g& g) { return locked(g, [](const patch_blocks& p) { return std::make_pair(p.options().patch_h, p.options().patch_w); }); }, "(height, width) of a patch.")
