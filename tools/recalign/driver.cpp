@@ -137,6 +137,12 @@ public:
 
     run_state go() {
         if (!path_.empty()) open_checkpoint();
+        // Under mpirun the passes meet at collectives (stream_state::next_pass): ranks resumed
+        // in different passes would wait for one another forever.
+        if (!path_.empty() && o_.resume && state_.passes() > 1)
+            mpi_.require_agreement({{"pass resumed in (per-rank checkpoints of different passes: run again "
+                                     "without --resume)",
+                                     std::to_string(st_.segments[0].pass)}});
         stream();
         if (!path_.empty()) save_checkpoint(path_, st_, state_);
         state_.reduce(mpi_);
@@ -171,9 +177,15 @@ private:
             st_.segments[0].rows_done = old.segments[0].rows_done;
             st_.segments[0].pass = old.segments[0].pass;
             st_.segments[0].skipped = old.segments[0].skipped;
-            if (!o_.quiet)
-                std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu\n", path_.c_str(),
-                             (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total);
+            if (!o_.quiet) {
+                const std::uint64_t passes = state_.passes();
+                const std::string pass = passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " +
+                                                          std::to_string(passes) + ")"
+                                                    : std::string();
+                std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu%s\n", path_.c_str(),
+                             (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total,
+                             pass.c_str());
+            }
         }
         // A write killed mid-way leaves its temporary file (a prefix of a checkpoint, never
         // read): without this, every such kill of a days-long run would leave one forever.
@@ -193,7 +205,7 @@ private:
             stream_pass(bar);
             if (seg.pass + 1 >= passes) break;
             // Multi-pass states: each pass is one more read of the range.
-            state_.next_pass();
+            state_.next_pass(mpi_);
             seg.pass += 1;
             seg.rows_done = 0;
             src_.seek(0);

@@ -20,7 +20,7 @@ public:
 
     std::uint64_t passes() const override { return inner_.passes(); }
     void update(const io::source_batch& b, std::uint64_t pass) override;
-    void next_pass() override { inner_.next_pass(); }
+    void next_pass(const mpi_context& mpi) override { inner_.next_pass(mpi); }
     std::uint64_t n() const override { return inner_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

@@ -15,7 +15,7 @@ const char* verify_help =
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
-void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
+void check_verification(const run_options& r, const prepared_run& p, const mpi_context&, std::uint64_t columns,
                         std::uint64_t extra) {
     if (r.verify && !r.from.empty())
         throw user_error("--verify reads the data again, and --from " + r.from +
@@ -30,9 +30,6 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
         if (is_pipe(f))
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
                              " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
-    if (mpi.active())
-        throw user_error("--verify under mpirun is not supported yet (each rank would verify its own shard's sketch): "
-                         "pass --no-verify, or run without mpirun");
     // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy.
     const long double bytes = 3.0L * 8.0L * static_cast<long double>(p.dim()) * static_cast<long double>(columns) +
                               static_cast<long double>(extra);

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "mpi_context.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
 
@@ -46,6 +48,27 @@ verified_state::verified_state(const run_config& config, verify_plan plan)
 }
 
 namespace {
+// A basis as bytes: [u64 rows][u64 cols][row-major doubles] (rank 0 -> every rank).
+std::string matrix_bytes(const matrix_t& m) {
+    std::string s;
+    put_u64(s, m.shape(0));
+    put_u64(s, m.shape(1));
+    s.append(reinterpret_cast<const char*>(m.data()), m.size() * sizeof(double));
+    return s;
+}
+
+matrix_t bytes_matrix(const std::string& s) {
+    std::uint64_t rows = 0, cols = 0;
+    if (s.size() < 16) throw std::logic_error("verified_state: rank 0's basis is truncated");
+    std::memcpy(&rows, s.data(), 8);
+    std::memcpy(&cols, s.data() + 8, 8);
+    if (s.size() - 16 != checked_mul(checked_mul(rows, cols, "basis"), 8, "basis"))
+        throw std::logic_error("verified_state: rank 0's basis has the wrong size");
+    matrix_t m = xt::empty<double>({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
+    std::memcpy(m.data(), s.data() + 16, s.size() - 16);
+    return m;
+}
+
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
@@ -72,20 +95,63 @@ void verified_state::update(const io::source_batch& b, std::uint64_t pass) {
     else pass_state_->update(b.view(), b.first_row);
 }
 
-void verified_state::next_pass() {
+void verified_state::next_pass(const mpi_context& mpi) {
     ++pass_;
     if (pass_ < route_.passes()) {
-        route_.next_pass();
+        route_.next_pass(mpi);
         return;
     }
-    // The sketch (or the previous verification pass) is complete: the next basis.
-    const statistics s = sketch();
-    std::optional<restricted_statistics> previous;
-    if (pass_state_) previous = pass_state_->finish(plan_.center);
+    // The sketch (or the previous verification pass) is complete: the next basis. Under
+    // mpirun, rank 0 merges the ranks' sketch and blocks (once, after the sketch passes; they
+    // stay merged there for the analyses) or their previous verification pass, computes the
+    // basis alone and hands it to every rank: each rank then verifies its own shard on the
+    // same bits, and the final reduce merges only the restricted moments.
+    if (mpi.active()) {
+        if (pass_ == route_.passes()) {
+            route_.reduce(mpi);
+            reduce_blocks(mpi);
+        } else {
+            reduce_pass(mpi);
+        }
+    }
+    matrix_t basis;
+    if (mpi.rank() == 0) {
+        const statistics s = sketch();
+        std::optional<restricted_statistics> previous;
+        if (pass_state_) previous = pass_state_->finish(plan_.center);
+        basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+    }
+    if (mpi.active()) {
+        std::string bytes = mpi.rank() == 0 ? matrix_bytes(basis) : std::string();
+        basis = bytes_matrix(mpi.broadcast_bytes(std::move(bytes)));
+    }
     restricted_moments_options o;
-    o.basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+    o.basis = std::move(basis);
     o.classes = classes_;
     pass_state_.emplace(std::move(o));
+}
+
+void verified_state::reduce_blocks(const mpi_context& mpi) {
+    for (patch_blocks& p : blocks_) {
+        std::optional<std::string> bytes =
+            mpi.reduce_bytes(checkpoint::to_bytes(p), [](const std::string& lower, const std::string& upper) {
+                patch_blocks a = checkpoint::from_bytes<patch_blocks>(lower, "rank state (patch blocks)");
+                a.merge(checkpoint::from_bytes<patch_blocks>(upper, "rank state (patch blocks)"));
+                return checkpoint::to_bytes(a);
+            });
+        if (bytes) p = checkpoint::from_bytes<patch_blocks>(*bytes, "the ranks' merged patch blocks");
+    }
+}
+
+void verified_state::reduce_pass(const mpi_context& mpi) {
+    if (!pass_state_) return;
+    std::optional<std::string> bytes =
+        mpi.reduce_bytes(checkpoint::to_bytes(*pass_state_), [](const std::string& lower, const std::string& upper) {
+            restricted_moments a = checkpoint::from_bytes<restricted_moments>(lower, "rank state (verification pass)");
+            a.merge(checkpoint::from_bytes<restricted_moments>(upper, "rank state (verification pass)"));
+            return checkpoint::to_bytes(a);
+        });
+    if (bytes) pass_state_.emplace(checkpoint::from_bytes<restricted_moments>(*bytes, "the ranks' merged verification pass"));
 }
 
 restricted_statistics verified_state::verified() const {
@@ -137,8 +203,9 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
 }
 
 void verified_state::reduce(const mpi_context& mpi) {
-    // The commands refuse --verify under mpirun (the basis needs the merged sketch).
-    route_.reduce(mpi);
+    // The sketch and the blocks were merged into rank 0 before the first verification pass
+    // (next_pass): what is left is the last pass's restricted moments.
+    if (mpi.active()) reduce_pass(mpi);
 }
 
 void verified_state::merge(const stream_state&) {

@@ -3,8 +3,9 @@
 // sketch passes; then one or more verification passes, each accumulating the restricted
 // moments of a basis computed from what the previous passes found (restricted_moments).
 // Every pass goes through the driver, so checkpoints, resume and signals work in every pass.
-// Under mpirun and across `merge` the passes would need the merged sketch first: the
-// commands refuse --verify there (the sketch passes alone run as before with --no-verify).
+// Under mpirun, rank 0 merges the ranks' sketches and blocks before the first verification
+// pass and computes every basis; each rank verifies its own shard on that basis, and the
+// restricted moments are merged at the end (bit-identical for a fixed rank count).
 #pragma once
 
 #include <cstdint>
@@ -37,7 +38,7 @@ public:
 
     std::uint64_t passes() const override { return route_.passes() + plan_.passes; }
     void update(const io::source_batch& b, std::uint64_t pass) override;
-    void next_pass() override;
+    void next_pass(const mpi_context& mpi) override;
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
@@ -53,6 +54,9 @@ public:
     std::vector<double> pass_seconds() const;
 
 private:
+    void reduce_blocks(const mpi_context& mpi);  // collective: the ranks' blocks merged on rank 0
+    void reduce_pass(const mpi_context& mpi);    // collective: the ranks' verification pass on rank 0
+
     route_state route_;
     verify_plan plan_;
     std::vector<patch_blocks> blocks_;
