@@ -108,3 +108,73 @@ def test_kill_in_the_verification_pass_then_resume(tmp, synthetic):
     assert killed is not None, "never saw a checkpoint in the verification pass"
     rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"
+
+
+def numeric_leaves(doc, prefix=""):
+    """{path: float} of every number in a JSON document (lists indexed), "input" left out."""
+    out = {}
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k != "input":
+                out.update(numeric_leaves(v, f"{prefix}.{k}"))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out.update(numeric_leaves(v, f"{prefix}[{i}]"))
+    elif isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        out[prefix] = float(doc)
+    return out
+
+
+# Shards (row ranges of one input, run apart), merged, then resumed with the whole input: the
+# verification pass runs on the merged sketch's basis. Nyström's merge is a sum, so the
+# numbers are one stream's to rounding (eigenvector-derived ones a little worse: 1e-9).
+SHARDED = {
+    "align": ["align"],
+    "denoise": ["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5", "--noise",
+                "gaussian:sigma=0.2"],
+    "tradeoff": ["tradeoff", "--k", 10, "--lambda", "0,1,10"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(SHARDED))
+def test_merged_shards_verify_as_one_stream(tmp, fashion_mnist, command):
+    args = SHARDED[command] + ["--method", "nystrom", "--rank", 32, "--batch", 250]
+    one = c.run_json(args + ["--limit", 3000])
+    shards = [(0, 1000), (1000, 1500), (2500, 500)]
+    files = []
+    for skip, limit in shards:
+        files.append(os.path.join(tmp, f"{command}-{skip}.ckpt"))
+        c.run_json(args + ["--skip", skip, "--limit", limit, "--checkpoint", files[-1]])
+    merged = os.path.join(tmp, f"{command}-all.ckpt")
+    rc, _, err = c.run(["merge", files[2], files[0], files[1], "-o", merged])
+    assert rc == 0 and "resume it with the whole input" in err, err
+    before = open(merged, "rb").read()
+    # Refused before reading, the merged checkpoint untouched: rows not covered, another noise.
+    rc, _, err = c.run(args + ["--limit", 3500, "--checkpoint", merged, "--resume", "--quiet"])
+    c.assert_one_line_error(rc, err, ["do not cover", "they end at row 3000"], f"{command}: a longer range")
+    if command == "denoise":
+        other = [a if a != "mask:patch=4x4,ratio=0.5" else "mask:patch=2x2,ratio=0.5" for a in args]
+        rc, _, err = c.run(other + ["--limit", 3000, "--checkpoint", merged, "--resume", "--quiet"])
+        c.assert_one_line_error(rc, err, ["patch blocks are of other noises"], "denoise: another patch size")
+    assert open(merged, "rb").read() == before, f"{command}: a refused resume changed the merged checkpoint"
+    got = c.run_json(args + ["--limit", 3000, "--checkpoint", merged, "--resume"])
+    a, b = numeric_leaves(got), numeric_leaves(one)
+    assert sorted(a) == sorted(b), f"{command}: other fields than one stream's"
+    worst = max(((abs(a[k] - b[k]) / max(1.0, abs(b[k])), k) for k in b), default=(0.0, ""))
+    print(f"merged {command}: worst relative difference to one stream {worst[0]:.2e} at {worst[1]}")
+    assert worst[0] <= 1e-9, f"{command}: merged shards vs one stream: {worst}"
+
+
+def test_merged_shards_with_a_gap_are_refused(tmp, fashion_mnist):
+    args = ["align", "--method", "nystrom", "--rank", 16, "--batch", 250]
+    a, b, merged = (os.path.join(tmp, f"gap-{n}.ckpt") for n in ("a", "b", "all"))
+    c.run_json(args + ["--limit", 500, "--checkpoint", a])
+    c.run_json(args + ["--skip", 1000, "--limit", 500, "--checkpoint", b])
+    c.run(["merge", a, b, "-o", merged], check_rc=0)
+    rc, _, err = c.run(args + ["--limit", 1500, "--checkpoint", merged, "--resume", "--quiet"])
+    c.assert_one_line_error(rc, err, ["rows 500..1000 are missing"], "a gap between the shards")
+    # A shard without its verification state cannot join one with it.
+    d = os.path.join(tmp, "gap-noverify.ckpt")
+    c.run_json(args + ["--skip", 500, "--limit", 500, "--checkpoint", d, "--no-verify"])
+    rc, _, err = c.run(["merge", a, d, "-o", os.path.join(tmp, "gap-mixed.ckpt")])
+    c.assert_one_line_error(rc, err, ["cannot merge"], "a verified shard with a --no-verify one")

@@ -16,6 +16,7 @@
 #include "route_state.hpp"
 #include "run_state.hpp"
 #include "tracker_state.hpp"
+#include "verified_state.hpp"
 
 namespace recalign::cli {
 
@@ -40,9 +41,21 @@ std::unique_ptr<stream_state> load_state(const run_state& st, const std::string&
             return std::make_unique<tracker_state>(
                 checkpoint::from_bytes<alignment_tracker>(st.accumulator, source + " (nested accumulator)"));
     }
+    if (st.accumulator.compare(0, 8, verified_magic) == 0)
+        return std::make_unique<verified_state>(verified_state::for_merge(st.config, st.accumulator, source));
     auto s = std::make_unique<route_state>(st.config);
     s->load(st.accumulator, source);
     return s;
+}
+
+// Shards with a verification pass: the merge keeps their sketch passes only, so the merged
+// run is complete up to its last sketch pass and continues from there (--resume).
+void rewind_to_sketch(run_state& out) {
+    for (input_segment& s : out.segments)
+        if (s.pass + 1 >= out.config.passes) {
+            s.pass = out.config.passes - 1;
+            s.rows_done = s.rows_total;
+        }
 }
 
 bool segments_overlap(const input_segment& a, const input_segment& b) {
@@ -106,7 +119,14 @@ merge_result merge_runs(const merge_options& o) {
         }
         out.segments.insert(out.segments.end(), st.segments.begin(), st.segments.end());
     }
+    const std::string command = out.command;
     out.command = "merge";
+    if (dynamic_cast<const verified_state*>(acc.get())) {
+        rewind_to_sketch(out);
+        r.notes.push_back("the runs' verification passes are not in " + o.output +
+                          " (each verified its own shard's sketch): resume it with the whole input, e.g. `" +
+                          command + " ... --checkpoint " + o.output + " --resume`, to verify the merged sketch");
+    }
     save_checkpoint(o.output, out, *acc);
     r.inputs = o.inputs.size();
     r.n = acc->n();

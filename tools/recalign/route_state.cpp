@@ -156,7 +156,8 @@ void route_state::load(const std::string& tagged, const std::string& source) {
     if (bytes.compare(0, 8, "RAVERIFY") == 0)
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
-                         "routes): it can be resumed, not merged or analysed with --from; run shards with --no-verify");
+                         "routes): resume it (merged shards: with the whole input) to finish the pass, or run with "
+                         "--no-verify to analyse the sketch alone with --from");
     if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
         moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
         if (m.dim() != config_.dim || m.classes() != config_.classes)

@@ -1,5 +1,6 @@
 #include "verified_state.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -14,7 +15,7 @@ namespace recalign::cli {
 namespace {
 // Distinguishes a verified state from a route state (which starts with a u64 length) in
 // checkpoints: `merge` and --from name it instead of misreading it.
-constexpr char magic[8] = {'R', 'A', 'V', 'E', 'R', 'I', 'F', 'Y'};
+const char* const magic = verified_magic;
 
 void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
 void put_part(std::string& s, const std::string& part) {
@@ -180,12 +181,14 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     const std::uint64_t pass = r.u64();
     route_state route(route_.config());
     route.load(r.part(), source);
-    if (r.u64() != blocks_.size())
+    const std::uint64_t count = r.u64();
+    if (!adopt_blocks_ && count != blocks_.size())
         throw file_error(source, checkpoint::header_bytes, "the checkpoint's patch blocks are of other noises");
+    if (count > r.bytes.size() / 8) throw file_error(source, checkpoint::header_bytes, "verified state truncated");
     std::vector<patch_blocks> blocks;
-    for (const patch_blocks& fresh : blocks_) {
+    for (std::uint64_t i = 0; i < count; ++i) {
         patch_blocks p = checkpoint::from_bytes<patch_blocks>(r.part(), source + " (patch blocks)");
-        if (p.config_hash() != fresh.config_hash())
+        if (!adopt_blocks_ && p.config_hash() != blocks_[static_cast<std::size_t>(i)].config_hash())
             throw file_error(source, checkpoint::header_bytes, "the checkpoint's patch blocks are of other noises");
         blocks.push_back(std::move(p));
     }
@@ -208,9 +211,37 @@ void verified_state::reduce(const mpi_context& mpi) {
     if (mpi.active()) reduce_pass(mpi);
 }
 
-void verified_state::merge(const stream_state&) {
-    throw std::invalid_argument("cannot merge runs with a verification pass: each shard verified its own sketch's "
-                                "subspaces; merge runs made with --no-verify");
+// Shards (`merge`): their sketch passes add up; each shard's own verification pass (of its
+// own sketch's basis) is dropped. The merged state waits at the end of its sketch passes:
+// resumed with the whole input (driver.cpp), it verifies the merged sketch's basis.
+void verified_state::merge(const stream_state& o) {
+    const auto* other = dynamic_cast<const verified_state*>(&o);
+    if (!other)
+        throw std::invalid_argument("cannot merge a run with a verification pass and one without (--no-verify, or "
+                                    "another command)");
+    if (other->blocks_.size() != blocks_.size())
+        throw std::invalid_argument("cannot merge: the runs accumulated patch blocks of other noises");
+    route_state route = route_;
+    route.merge(other->route_);
+    std::vector<patch_blocks> blocks = blocks_;
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        if (blocks[i].config_hash() != other->blocks_[i].config_hash())
+            throw std::invalid_argument("cannot merge: the runs accumulated patch blocks of other noises");
+        blocks[i].merge(other->blocks_[i]);
+    }
+    const std::uint64_t last_sketch = route_.passes() - 1;
+    route_ = std::move(route);
+    blocks_ = std::move(blocks);
+    pass_ = std::min({pass_, other->pass_, last_sketch});
+    pass_state_.reset();
+}
+
+verified_state verified_state::for_merge(const run_config& config, const std::string& bytes, const std::string& source) {
+    verified_state s(config, verify_plan{});
+    s.adopt_blocks_ = true;
+    s.load(bytes, source);
+    s.adopt_blocks_ = false;
+    return s;
 }
 
 }  // namespace recalign::cli
