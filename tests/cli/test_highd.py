@@ -178,3 +178,48 @@ def test_merged_shards_with_a_gap_are_refused(tmp, fashion_mnist):
     c.run_json(args + ["--skip", 500, "--limit", 500, "--checkpoint", d, "--no-verify"])
     rc, _, err = c.run(["merge", a, d, "-o", os.path.join(tmp, "gap-mixed.ckpt")])
     c.assert_one_line_error(rc, err, ["cannot merge"], "a verified shard with a --no-verify one")
+
+
+# The options of the exact route on the verified route (issue 14, verifyall): with the sketch's
+# rank = D the verified span is all of R^D, so every number must be the exact route's (1e-8,
+# relative to max(1, |value|)). Per-direction contributions are held to that over k <= 100
+# only: past it the eigenvalues of Fashion's constant border pixels cluster at 0 and the
+# directions inside a cluster (not their sum: the curve) are arbitrary on either route.
+# λ = 0's reconstruction loss is left out: the supervised optimum is not unique there (any
+# encoder holding the top-C fit); its loss is compared. --standardize with Gaussian noise is
+# refused on both routes (sigma is in data units).
+ROUTE_CASES = [
+    (["align"], ["--measure", "published"]),
+    (["align"], ["--center", "inputs"]),
+    (["align"], ["--center", "none"]),
+    (["align"], ["--standardize", "global"]),
+    (["align"], ["--measure", "published", "--standardize", "global"]),
+    (["tradeoff", "--k", 20, "--lambda", "0,1,10"], ["--center", "inputs", "--standardize", "global"]),
+    (["tradeoff", "--k", 20, "--lambda", "0,1,10"], ["--center", "none"]),
+    (["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5"],
+     ["--measure", "published", "--standardize", "global"]),
+    (["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5"], ["--center", "none"]),
+]
+
+
+@pytest.mark.parametrize("command,options", ROUTE_CASES,
+                         ids=lambda v: "_".join(map(str, v[:1] if v and v[0] in ("align", "tradeoff", "denoise") else v)).replace("--", ""))
+def test_options_on_the_verified_route_match_the_exact_route(fashion_mnist, command, options):
+    args = command + ["--limit", 1000] + options
+    exact = c.run_json(args)
+    sketch = c.run_json(args + ["--method", "nystrom", "--rank", 784])
+    if command[0] == "tradeoff":
+        fields = ("lambda", "supervised_loss", "reconstruction_loss", "loss")
+        exact = [{k: v for k, v in row.items() if k in fields and not (k == "reconstruction_loss" and row["lambda"] == 0)}
+                 for row in exact]
+        sketch = [{k: row[k] for k in e} for e, row in zip(exact, sketch)]
+    else:
+        keep = ("eigenvalues", "alignment", "contributions", "normaliser", "clean", "noises")
+        exact = {k: v for k, v in exact.items() if k in keep}
+        sketch = {k: v for k, v in sketch.items() if k in keep}
+    a, b = numeric_leaves(sketch), numeric_leaves(exact)
+    assert sorted(a) == sorted(b), f"{command[0]} {options}: fields {sorted(set(a) ^ set(b))[:5]}"
+    tail = lambda k: k.startswith(".contributions[") and int(k[len(".contributions["):-1]) >= 100
+    worst = max(((abs(a[k] - b[k]) / max(1.0, abs(b[k])), k) for k in b if not tail(k)), default=(0.0, ""))
+    print(f"{command[0]} {' '.join(options)}: worst difference to the exact route {worst[0]:.2e} at {worst[1]}")
+    assert worst[0] <= 1e-8, f"{command[0]} {options}: {worst}"

@@ -21,11 +21,6 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
         throw user_error("--verify reads the data again, and --from " + r.from +
                          " reads none: pass --images instead of --from, or drop --verify");
     if (!wants_verification(r)) return;
-    if (p.raw_targets || p.standardize)
-        throw user_error(std::string("the verification pass of a sketch route evaluates centered or uncentered "
-                                     "statistics as streamed: ") +
-                         (p.raw_targets ? "--measure published / --center inputs (raw targets)" : "--standardize global") +
-                         " is not supported with it yet; pass --no-verify, or use --method exact");
     for (const std::string& f : p.input.source.images)
         if (is_pipe(f))
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
@@ -35,6 +30,23 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
                               static_cast<long double>(extra);
     const long double cap = 18446744073709551615.0L;
     require_memory(p.config(), static_cast<std::uint64_t>(bytes < cap ? bytes : cap), "the verification pass");
+}
+
+double verified_choices(statistics& sketch, restricted_statistics& pass, const prepared_run& p) {
+    double a2 = 1.0;
+    if (p.standardize) {
+        const double sigma = global_std(sketch);
+        if (!(sigma > 0)) throw std::invalid_argument("--standardize global: the inputs have no variance");
+        const double a = 1.0 / sigma;
+        a2 = a * a;
+        pass.vsv *= a2;
+        pass.sv *= a2;
+        if (pass.cross) pass.cross->sxy *= a;
+    }
+    if (p.raw_targets && pass.cross && pass.cross->one_hot() && pass.center == centering::centered)
+        pass.cross->center = centering::uncentered;  // Σ (x − μ) yᵀ is the same; Syy = diag(n_c)
+    sketch = finish_choices(std::move(sketch), p);
+    return a2;
 }
 
 sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
