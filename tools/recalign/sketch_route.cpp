@@ -11,7 +11,9 @@ const char* verify_help =
     "Sketch routes (--method fd|nystrom): one more pass over the data evaluates the subspaces found exactly, so every "
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
     "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two) and about "
-    "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise)";
+    "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise). "
+    "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "
+    "are verified by resuming the merged checkpoint (--checkpoint M --resume) with the whole input";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
