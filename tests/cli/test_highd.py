@@ -222,3 +222,18 @@ def test_options_on_the_verified_route_match_the_exact_route(fashion_mnist, comm
     worst = max(((abs(a[k] - b[k]) / max(1.0, abs(b[k])), k) for k in b if not tail(k)), default=(0.0, ""))
     print(f"{command[0]} {' '.join(options)}: worst difference to the exact route {worst[0]:.2e} at {worst[1]}")
     assert worst[0] <= 1e-8, f"{command[0]} {options}: {worst}"
+
+
+def test_merged_jittered_shards_keep_their_jitter(tmp, fashion_mnist):
+    args = ["align", "--method", "nystrom", "--rank", 16, "--batch", 250, "--jitter", "1e-3", "--seed", 5]
+    a, b, merged = (os.path.join(tmp, f"jit-{n}.ckpt") for n in ("a", "b", "all"))
+    c.run_json(args + ["--limit", 500, "--checkpoint", a])
+    c.run_json(args + ["--skip", 500, "--limit", 500, "--checkpoint", b])
+    c.run(["merge", a, b, "-o", merged], check_rc=0)
+    other = [x if x != "1e-3" else "2e-3" for x in args]
+    rc, _, err = c.run(other + ["--limit", 1000, "--checkpoint", merged, "--resume", "--quiet"])
+    c.assert_one_line_error(rc, err, ["--jitter/--seed"], "the merged shards resumed with another jitter")
+    got = c.run_json(args + ["--limit", 1000, "--checkpoint", merged, "--resume"])
+    one = c.run_json(args + ["--limit", 1000])
+    d = max(abs(x - y) for x, y in zip(got["alignment"], one["alignment"]))
+    assert len(got["alignment"]) == len(one["alignment"]) and d <= 1e-9, f"jittered shards vs one stream: {d}"
