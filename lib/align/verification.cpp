@@ -201,7 +201,7 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
     double acc = 0.0;
     for (std::size_t j = 0; j < k; ++j) {
         acc += a.contributions(j);
-        d.curve(j) = d.normaliser > 0 ? acc / d.normaliser : 0.0;
+        d.curve(j) = measure_value(options.measure, d.normaliser > 0 ? acc / d.normaliser : 0.0);
         d.clean_curve(j) = clean.curve.curve(j);
         d.relative_difference(j) = d.clean_curve(j) != 0 ? (d.curve(j) - d.clean_curve(j)) / d.clean_curve(j)
                                                          : std::numeric_limits<double>::quiet_NaN();

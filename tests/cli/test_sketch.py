@@ -153,8 +153,14 @@ def test_verify_refusals(tmp, data):
     c.run(["align"] + data + ["--method", "fd", "--rank", 4, "--no-verify", "--checkpoint", ck, "--quiet"], check_rc=0)
     rc, out, err = c.run(["align", "--from", ck, "--verify"])
     c.assert_one_line_error(rc, err, ["--verify", "--from"], "--verify with --from")
-    # A checkpoint with a verification pass resumes, but is not merged.
-    vk = os.path.join(tmp, "verify.ckpt")
-    c.run(["align"] + data + ["--method", "fd", "--rank", 4, "--checkpoint", vk, "--quiet"], check_rc=0)
-    rc, out, err = c.run(["merge", vk, ck, "-o", os.path.join(tmp, "m.ckpt")])
-    c.assert_one_line_error(rc, err, ["verification pass", "--no-verify"], "merge of a verified run")
+    # A checkpoint with a verification pass merges only with others that have one (the merged
+    # shards then resume into the verification pass: tests/cli/test_highd.py).
+    vk, nk = os.path.join(tmp, "verify.ckpt"), os.path.join(tmp, "noverify-half.ckpt")
+    c.run(["align"] + data + ["--method", "fd", "--rank", 4, "--skip", 3000, "--checkpoint", vk, "--quiet"], check_rc=0)
+    c.run(["align"] + data + ["--method", "fd", "--rank", 4, "--limit", 3000, "--no-verify", "--checkpoint", nk,
+                              "--quiet"], check_rc=0)
+    rc, out, err = c.run(["merge", vk, nk, "-o", os.path.join(tmp, "m.ckpt")])
+    c.assert_one_line_error(rc, err, ["verification pass", "--no-verify"], "merge of a verified run with another")
+    # ... and is analysed after its pass, not with --from.
+    rc, out, err = c.run(["align", "--from", vk])
+    c.assert_one_line_error(rc, err, ["verification pass", "resume"], "--from of a verified run")

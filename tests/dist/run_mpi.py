@@ -4,7 +4,9 @@
   run_mpi.py --mpirun MPIRUN library TEST_MPI   the library reductions (test_mpi.cpp), twice per
                                                 rank count: both pass, and the reduced states'
                                                 hashes are identical between the two runs.
-  run_mpi.py --mpirun MPIRUN cli RECALIGN       `mpirun -n R recalign align|spectrum|denoise`:
+  run_mpi.py --mpirun MPIRUN cli RECALIGN       `mpirun -n R recalign align|spectrum|denoise`
+                                                (exact, and sketch routes with their
+                                                verification pass, also tradeoff):
                                                 one JSON document (rank 0), equal to the
                                                 single-process run to 1e-12 relative, identical
                                                 between two runs with the same R; a killed rank
@@ -170,7 +172,8 @@ def one_json(p, what):
     if p.returncode != 0 or not lines:
         print(p.stderr[-4000:])
         return {}
-    return json.loads(lines[0])
+    doc = json.loads(lines[0])
+    return doc if isinstance(doc, dict) else {"rows": doc}  # tradeoff prints one row per lambda
 
 
 def find_rank_pid(root_pid, rank):
@@ -218,6 +221,17 @@ def cli(mpirun, exe):
                                  "--noise", "mask:patch=4x4,ratio=0.5"] + base, (2, 3), (2,)))
     else:
         print("note: this recalign has no denoise command yet; skipped")
+    # Sketch routes with their verification pass (MATH.md §7): the ranks' Nyström ranges are
+    # merged between the power-iteration passes and before the verification pass, rank 0
+    # computes every basis, each rank verifies its shard on it. Nyström's merge is a sum, so
+    # the ranks give the single-process numbers to rounding.
+    sketch = ["--method", "nystrom", "--rank", "20"]
+    jobs.append(("align --verify", ["align"] + sketch + ["--passes", "2"] + base, (1, 2, 3), (2,)))
+    if has_denoise:
+        jobs.append(("denoise --verify", ["denoise"] + sketch + ["--image-shape", "28,28,1", "--noise",
+                                                                 "mask:patch=4x4,ratio=0.5", "--noise",
+                                                                 "gaussian:sigma=0.2"] + base, (3,), ()))
+    jobs.append(("tradeoff --verify", ["tradeoff"] + sketch + ["--k", "10", "--lambda", "0,1,10"] + base, (2,), ()))
     for name, argv, rank_counts, twice in jobs:
         single = one_json(run([exe] + argv, env=env1), f"{name}, one process")
         for ranks in rank_counts:
@@ -264,6 +278,8 @@ def cli(mpirun, exe):
         strip = lambda d: {k: v for k, v in d.items() if k != "input"}
         check(strip(ds) == strip(dr), "resumed run's result is bit-identical to the uninterrupted run")
 
+        resume_mid_verification(mpirun, exe, tmp)
+
         # Fewer batches than ranks: refused alike on every rank (no rank left without rows),
         # printed once (by rank 0), every rank exiting 2 without an abort.
         p = run(mpi_cmd(mpirun, 3, [exe, "spectrum", "--limit", "200", "--batch", "100", "--quiet"]))
@@ -288,6 +304,48 @@ def cli(mpirun, exe):
         check(bool(msg) and "ranks disagree on" in msg[0] and "dimension ('10' on rank 0; '12' on rank 1)" in msg[0]
               and "a.npy" in msg[0] and "b.npy" in msg[0],
               "disagreeing ranks: the refusal names dimension, files and ranks")
+
+
+def checkpoint_pass(exe, path):
+    """(pass, rows done) of a run checkpoint, or None while it does not exist."""
+    if not os.path.exists(path):
+        return None
+    p = subprocess.run([exe, "info", path, "--json"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    seg = json.loads(p.stdout)["segments"][0]
+    return seg["pass"], seg["rows_done"]
+
+
+def resume_mid_verification(mpirun, exe, tmp):
+    """Rank 1 killed in the verification pass (pass 2 of 2) resumes there: the result is
+    bit-identical to the uninterrupted 2-rank run."""
+    ck = os.path.join(tmp, "verify.ckpt")
+    argv = [exe, "align", "--method", "nystrom", "--rank", "20", "--limit", "3000", "--batch", "100", "--json",
+            "--quiet", "--checkpoint", ck, "--checkpoint-every", "100"]
+    straight = run(mpi_cmd(mpirun, 2, [a if a != ck else os.path.join(tmp, "verify-straight.ckpt") for a in argv]))
+    proc = subprocess.Popen(mpi_cmd(mpirun, 2, argv + ["--test-batch-delay-ms", "60"]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
+    deadline, at = time.time() + 90, None
+    while time.time() < deadline and proc.poll() is None:
+        at = checkpoint_pass(exe, ck + ".rank1")
+        if at and at[0] == 1 and at[1] >= 300:
+            break
+        time.sleep(0.05)
+    victim = find_rank_pid(proc.pid, 1)
+    check(at is not None and at[0] == 1 and victim is not None, f"rank 1 is in the verification pass ({at})")
+    if victim:
+        os.kill(victim, signal.SIGKILL)
+    proc.communicate(timeout=120)
+    check(proc.returncode != 0, f"killed verified run fails (rc {proc.returncode})")
+    resumed = run(mpi_cmd(mpirun, 2, [a for a in argv if a != "--quiet"] + ["--resume"]))
+    rows = [l for l in resumed.stderr.splitlines() if "resuming" in l]
+    print("  ", rows)
+    check(any(f"rank1 at row {r} of 1500 (pass 2 of 2)" in l for l in rows for r in range(100, 1500, 100)),
+          "rank 1 resumes mid verification pass")
+    ds, dr = one_json(straight, "uninterrupted verified 2-rank run"), one_json(resumed, "resumed verified 2-rank run")
+    strip = lambda d: {k: v for k, v in d.items() if k != "input"}
+    check(bool(ds) and strip(ds) == strip(dr), "resumed verified run's result is bit-identical to the uninterrupted run")
 
 
 def main():

@@ -33,8 +33,9 @@ align_result compute_verified(const prepared_run& p, alignment_options opt, cons
     verified_state state(p.config(), plan);
     align_result r;
     r.run = stream(state, p, mpi);
-    const statistics s = state.sketch();
-    const restricted_statistics pass = state.verified();
+    statistics s = state.sketch();
+    restricted_statistics pass = state.verified();
+    verified_choices(s, pass, p);
     const ritz_alignment_result ritz = ritz_alignment(pass, opt);
     r.curve = ritz.curve;
     r.curve.method = s.method;

@@ -15,7 +15,9 @@
 #include "render.hpp"
 #include "route_state.hpp"
 #include "run_state.hpp"
+#include "jitter_state.hpp"
 #include "tracker_state.hpp"
+#include "verified_state.hpp"
 
 namespace recalign::cli {
 
@@ -29,7 +31,10 @@ checkpoint::header read_header_of(const std::string& f) {
 }
 
 // The state a run checkpoint holds: denoise's tracker, or a route's accumulator.
-std::unique_ptr<stream_state> load_state(const run_state& st, const std::string& source) {
+// `owned` keeps the states a jitter_state wraps (verified shards keep their jitter header:
+// their merge is resumed, and the resume checks it).
+std::unique_ptr<stream_state> load_state(const run_state& st, const std::string& source,
+                                         std::vector<std::unique_ptr<stream_state>>& owned) {
     // denoise's tracker is framed on its own (route states start with a length, or the magic
     // of an older exact checkpoint's joint scatter).
     if (st.config.method == "exact" && st.accumulator.size() >= checkpoint::header_bytes &&
@@ -40,9 +45,27 @@ std::unique_ptr<stream_state> load_state(const run_state& st, const std::string&
             return std::make_unique<tracker_state>(
                 checkpoint::from_bytes<alignment_tracker>(st.accumulator, source + " (nested accumulator)"));
     }
+    const std::string inner = without_jitter_header(st.accumulator);
+    if (inner.compare(0, 8, verified_magic) == 0) {
+        auto v = std::make_unique<verified_state>(verified_state::for_merge(st.config, inner, source));
+        const auto [sigma, seed] = jitter_of(st.accumulator);
+        if (sigma == 0.0) return v;
+        owned.push_back(std::move(v));
+        return std::make_unique<jitter_state>(*owned.back(), sigma, seed);
+    }
     auto s = std::make_unique<route_state>(st.config);
     s->load(st.accumulator, source);
     return s;
+}
+
+// Shards with a verification pass: the merge keeps their sketch passes only, so the merged
+// run is complete up to its last sketch pass and continues from there (--resume).
+void rewind_to_sketch(run_state& out) {
+    for (input_segment& s : out.segments)
+        if (s.pass + 1 >= out.config.passes) {
+            s.pass = out.config.passes - 1;
+            s.rows_done = s.rows_total;
+        }
 }
 
 bool segments_overlap(const input_segment& a, const input_segment& b) {
@@ -85,7 +108,9 @@ run_state load_input(const std::string& f, merge_result& r) {
 merge_result merge_runs(const merge_options& o) {
     merge_result r;
     run_state out = load_input(o.inputs[0], r);
-    std::unique_ptr<stream_state> acc = load_state(out, o.inputs[0]);
+    std::vector<std::unique_ptr<stream_state>> owned;  // outlives every state below
+    std::unique_ptr<stream_state> acc = load_state(out, o.inputs[0], owned);
+    const bool verified = without_jitter_header(out.accumulator).compare(0, 8, verified_magic) == 0;
     for (std::size_t i = 1; i < o.inputs.size(); ++i) {
         const std::string& f = o.inputs[i];
         run_state st = load_input(f, r);
@@ -112,13 +137,20 @@ merge_result merge_runs(const merge_options& o) {
                                                 std::to_string(a.first_row + a.rows_done) +
                                                 " already in the merge (they would be counted twice)");
         try {
-            acc->merge(*load_state(st, f));
+            acc->merge(*load_state(st, f, owned));
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("cannot merge " + f + " into " + o.inputs[0] + ": " + e.what());
         }
         out.segments.insert(out.segments.end(), st.segments.begin(), st.segments.end());
     }
+    const std::string command = out.command;
     out.command = "merge";
+    if (verified) {
+        rewind_to_sketch(out);
+        r.notes.push_back("the runs' verification passes are not in " + o.output +
+                          " (each verified its own shard's sketch): resume it with the whole input, e.g. `" +
+                          command + " ... --checkpoint " + o.output + " --resume`, to verify the merged sketch");
+    }
     save_checkpoint(o.output, out, *acc);
     r.inputs = o.inputs.size();
     r.n = acc->n();

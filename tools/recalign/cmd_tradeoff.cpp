@@ -50,8 +50,9 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         };
         verified_state state(p.config(), plan);
         r.run = stream(state, p, mpi);
-        const statistics s = state.sketch();
-        const restricted_statistics pass = state.verified();
+        statistics s = state.sketch();
+        restricted_statistics pass = state.verified();
+        verified_choices(s, pass, p);
         r.t = ritz_tradeoff(pass, s.spec.total, opt);
         const ritz_alignment_result ritz = ritz_alignment(pass);
         r.sketch = describe_sketch(s, &ritz, pass.k(), plan.passes);

@@ -83,9 +83,14 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     verified_state state(run.config(), plan);
     denoise_result r;
     r.run = stream(state, run, mpi);
+    // The exact route's tracker takes the raw targets and, masks only (validated), no
+    // standardization: their curves are invariant to one global scale.
     statistics s = state.sketch();
     s.spec.basis = matrix_t();  // describe_sketch reads the eigenvalues and error estimates only
-    const restricted_statistics pass = state.take_verified();
+    restricted_statistics pass = state.take_verified();
+    prepared_run choices = run;
+    choices.standardize = false;
+    verified_choices(s, pass, choices);
     alignment_options opt;
     opt.measure = t.measure;
     ritz_alignment_result clean = ritz_alignment(pass, opt);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <csignal>
@@ -50,17 +51,53 @@ std::string row_range(const input_segment& s) {
     return "rows " + std::to_string(s.first_row) + ".." + std::to_string(s.first_row + s.rows_total);
 }
 
+// A merge of shards (row ranges of one input, `merge`) continues as one run when every shard
+// finished the same pass and the state needs more (Nyström's next power iteration, a
+// verification pass): the shards must cover this run's range exactly, and the run then starts
+// the next pass over all of it. Anything else is analysed with --from.
+void check_merge_resumable(const std::string& path, const run_state& st, const run_config& cfg,
+                           const input_segment& now, std::uint64_t passes) {
+    auto refuse = [&](const std::string& why) {
+        throw std::invalid_argument("--resume: checkpoint " + path + " is a merge of " +
+                                    std::to_string(st.segments.size()) + " runs, " + why);
+    };
+    std::vector<input_segment> s = st.segments;
+    const std::uint64_t pass = s[0].pass;
+    for (const input_segment& x : s)
+        if (x.rows_done != x.rows_total || x.pass != pass)
+            refuse("not all finished in the same pass (finish each with --resume first, then merge again)");
+    if (pass + 1 >= passes)
+        refuse("complete: analyse it with --from " + path);
+    if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
+    std::sort(s.begin(), s.end(), [](const input_segment& a, const input_segment& b) { return a.first_row < b.first_row; });
+    std::uint64_t row = now.first_row;
+    for (const input_segment& x : s) {
+        if (!now.files.empty() || !x.files.empty() || !(x.images == now.images) || !(x.labels == now.labels) ||
+            x.format != now.format || x.decoding != now.decoding)
+            refuse("and its next pass reads the shards as row ranges of one input: each shard must be --skip/--limit "
+                   "of this run's --images (and --labels), with the same format (shard " + x.images.path + " rows " +
+                   std::to_string(x.first_row) + ".." + std::to_string(x.first_row + x.rows_total) + ")");
+        if (x.first_row != row)
+            refuse("whose rows do not cover " + row_range(now) + " of this run exactly: " +
+                   (x.first_row > row ? "rows " + std::to_string(row) + ".." + std::to_string(x.first_row) + " are missing"
+                                      : "rows from " + std::to_string(x.first_row) + " are in two shards"));
+        row = x.first_row + x.rows_total;
+    }
+    if (row != now.first_row + now.rows_total)
+        refuse("whose rows do not cover " + row_range(now) + " of this run exactly (they end at row " + std::to_string(row) +
+               ")");
+}
+
 // Checks that a checkpoint belongs to this run: one segment, same configuration, files and range.
 void check_resumable(const std::string& path, const run_state& st, const std::string& command, const run_config& cfg,
-                     const input_segment& now, bool skipping) {
+                     const input_segment& now, bool skipping, std::uint64_t passes) {
     auto refuse = [&](const std::string& why) {
         throw std::invalid_argument("--resume: checkpoint " + path + " belongs to a different run: " + why);
     };
     if (st.config.classes && !cfg.classes && now.labels.empty())
         refuse("it was written by " + st.command + " with labels (" + std::to_string(st.config.classes) + " classes), and " +
                command + " reads no labels; analyse it with " + command + " --from " + path);
-    if (st.segments.size() != 1)
-        refuse("it is a merge of " + std::to_string(st.segments.size()) + " runs (analyse it with --from)");
+    if (st.segments.size() != 1) return check_merge_resumable(path, st, cfg, now, passes);
     if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
     const input_segment& s = st.segments[0];
     if (!s.files.empty() || !now.files.empty())
@@ -137,6 +174,12 @@ public:
 
     run_state go() {
         if (!path_.empty()) open_checkpoint();
+        // Under mpirun the passes meet at collectives (stream_state::next_pass): ranks resumed
+        // in different passes would wait for one another forever.
+        if (!path_.empty() && o_.resume && state_.passes() > 1)
+            mpi_.require_agreement({{"pass resumed in (per-rank checkpoints of different passes: run again "
+                                     "without --resume)",
+                                     std::to_string(st_.segments[0].pass)}});
         stream();
         if (!path_.empty()) save_checkpoint(path_, st_, state_);
         state_.reduce(mpi_);
@@ -166,14 +209,23 @@ private:
         if (file_exists(path_)) {
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
             run_state old = load_run_state(path_);
-            check_resumable(path_, old, o_.command, st_.config, st_.segments[0], src_.options().skip_unreadable);
+            check_resumable(path_, old, o_.command, st_.config, st_.segments[0], src_.options().skip_unreadable,
+                            state_.passes());
             state_.load(old.accumulator, path_);
-            st_.segments[0].rows_done = old.segments[0].rows_done;
+            // A merge of shards: all of this run's range is read in the pass they finished.
+            st_.segments[0].rows_done = old.segments.size() == 1 ? old.segments[0].rows_done : st_.segments[0].rows_total;
             st_.segments[0].pass = old.segments[0].pass;
-            st_.segments[0].skipped = old.segments[0].skipped;
-            if (!o_.quiet)
-                std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu\n", path_.c_str(),
-                             (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total);
+            for (const input_segment& s : old.segments)
+                st_.segments[0].skipped.insert(st_.segments[0].skipped.end(), s.skipped.begin(), s.skipped.end());
+            if (!o_.quiet) {
+                const std::uint64_t passes = state_.passes();
+                const std::string pass = passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " +
+                                                          std::to_string(passes) + ")"
+                                                    : std::string();
+                std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu%s\n", path_.c_str(),
+                             (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total,
+                             pass.c_str());
+            }
         }
         // A write killed mid-way leaves its temporary file (a prefix of a checkpoint, never
         // read): without this, every such kill of a days-long run would leave one forever.
@@ -193,7 +245,7 @@ private:
             stream_pass(bar);
             if (seg.pass + 1 >= passes) break;
             // Multi-pass states: each pass is one more read of the range.
-            state_.next_pass();
+            state_.next_pass(mpi_);
             seg.pass += 1;
             seg.rows_done = 0;
             src_.seek(0);

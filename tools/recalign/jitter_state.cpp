@@ -71,6 +71,14 @@ void jitter_state::merge(const stream_state& o) {
     inner_.merge(other->inner_);
 }
 
+std::pair<double, std::uint64_t> jitter_of(const std::string& bytes) {
+    std::pair<double, std::uint64_t> j{0.0, 0};
+    if (!has_header(bytes)) return j;
+    std::memcpy(&j.first, bytes.data() + 8, 8);
+    std::memcpy(&j.second, bytes.data() + 16, 8);
+    return j;
+}
+
 std::string without_jitter_header(const std::string& bytes) {
     return has_header(bytes) ? bytes.substr(header_bytes) : bytes;
 }

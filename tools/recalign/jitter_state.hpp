@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "stream_state.hpp"
 
@@ -20,7 +21,7 @@ public:
 
     std::uint64_t passes() const override { return inner_.passes(); }
     void update(const io::source_batch& b, std::uint64_t pass) override;
-    void next_pass() override { inner_.next_pass(); }
+    void next_pass(const mpi_context& mpi) override { inner_.next_pass(mpi); }
     std::uint64_t n() const override { return inner_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
@@ -36,6 +37,9 @@ private:
 // A state's checkpoint bytes without the jitter header, when they carry one: what the jitter
 // added is in the accumulated numbers, so --from and merge analyse such a state as any other.
 std::string without_jitter_header(const std::string& bytes);
+
+// The (--jitter, --seed) a state's checkpoint bytes carry ({0, 0}: none).
+std::pair<double, std::uint64_t> jitter_of(const std::string& bytes);
 
 // A jitter_state around `inner` (kept in `holder`). With sigma 0 it passes batches and bytes
 // through unchanged, and only refuses to resume a jittered checkpoint without the jitter.

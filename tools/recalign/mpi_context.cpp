@@ -101,6 +101,11 @@ std::uint64_t mpi_context::sum(std::uint64_t local) const {
     return total;
 }
 
+std::string mpi_context::broadcast_bytes(std::string bytes) const {
+    if (!active_) return bytes;
+    return dist::broadcast_bytes(MPI_COMM_WORLD, std::move(bytes), 0);
+}
+
 #else  // no MPI in this build: a single process, always.
 
 mpi_context::mpi_context(int&, char**&) {}
@@ -110,6 +115,7 @@ std::optional<moment_accumulator> mpi_context::reduce(const moment_accumulator& 
 std::optional<alignment_tracker> mpi_context::reduce(const alignment_tracker& local) const { return local; }
 std::optional<std::string> mpi_context::reduce_bytes(std::string local, const merge_fn&) const { return local; }
 std::uint64_t mpi_context::sum(std::uint64_t local) const { return local; }
+std::string mpi_context::broadcast_bytes(std::string bytes) const { return bytes; }
 
 #endif
 

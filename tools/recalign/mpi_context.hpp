@@ -69,6 +69,8 @@ public:
     using merge_fn = std::function<std::string(const std::string& lower, const std::string& upper)>;
     std::optional<std::string> reduce_bytes(std::string local, const merge_fn& merge) const;
     std::uint64_t sum(std::uint64_t local) const;
+    // Collective: rank 0's `bytes` on every rank (the value itself when inactive).
+    std::string broadcast_bytes(std::string bytes) const;
 
 private:
     bool active_ = false, finished_ = false, refused_alike_ = false;

@@ -93,8 +93,28 @@ void route_state::update(const io::source_batch& b, std::uint64_t pass) {
                main_);
 }
 
-void route_state::next_pass() {
-    if (auto* s = std::get_if<nystrom_sketch>(&main_)) s->next_pass();
+void route_state::next_pass(const mpi_context& mpi) {
+    auto* s = std::get_if<nystrom_sketch>(&main_);
+    if (!s) return;
+    if (!mpi.active()) {
+        s->next_pass();
+        return;
+    }
+    // The power-iteration basis of the whole range: rank 0 merges the ranks' states (this
+    // pass's range, and the class statistics of pass 0) and starts the next pass; every rank
+    // then reads its shard against rank 0's Q. Rank 0 keeps the merged class statistics, the
+    // others start theirs empty (their rows are in rank 0's), so the final reduce counts each
+    // row once.
+    reduce(mpi);
+    std::string next;
+    if (mpi.rank() == 0) {
+        std::get<nystrom_sketch>(main_).next_pass();
+        next = checkpoint::to_bytes(std::get<nystrom_sketch>(main_));
+    }
+    next = mpi.broadcast_bytes(std::move(next));
+    if (mpi.rank() == 0) return;
+    main_ = load_sketch(next, std::get<nystrom_sketch>(main_), "rank 0's next pass");
+    if (classes_) classes_.emplace(classes_->options());
 }
 
 std::uint64_t route_state::n() const {
@@ -136,7 +156,8 @@ void route_state::load(const std::string& tagged, const std::string& source) {
     if (bytes.compare(0, 8, "RAVERIFY") == 0)
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
-                         "routes): it can be resumed, not merged or analysed with --from; run shards with --no-verify");
+                         "routes): resume it (merged shards: with the whole input) to finish the pass, or run with "
+                         "--no-verify to analyse the sketch alone with --from");
     if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
         moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
         if (m.dim() != config_.dim || m.classes() != config_.classes)

@@ -28,7 +28,7 @@ public:
 
     std::uint64_t passes() const override { return config_.passes; }
     void update(const io::source_batch& b, std::uint64_t pass) override;
-    void next_pass() override;
+    void next_pass(const mpi_context& mpi) override;
     std::uint64_t n() const override;
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

@@ -12,33 +12,44 @@ const char* verify_help =
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
     "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two) and about "
     "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise, "
-    "whose analyses hold about 6 D doubles per direction at their peak)";
+    "whose analyses hold about 6 D doubles per direction at their peak). "
+    "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "
+    "are verified by resuming the merged checkpoint (--checkpoint M --resume) with the whole input";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
-void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
+void check_verification(const run_options& r, const prepared_run& p, const mpi_context&, std::uint64_t columns,
                         std::uint64_t extra) {
     if (r.verify && !r.from.empty())
         throw user_error("--verify reads the data again, and --from " + r.from +
                          " reads none: pass --images instead of --from, or drop --verify");
     if (!wants_verification(r)) return;
-    if (p.raw_targets || p.standardize)
-        throw user_error(std::string("the verification pass of a sketch route evaluates centered or uncentered "
-                                     "statistics as streamed: ") +
-                         (p.raw_targets ? "--measure published / --center inputs (raw targets)" : "--standardize global") +
-                         " is not supported with it yet; pass --no-verify, or use --method exact");
     for (const std::string& f : p.input.source.images)
         if (is_pipe(f))
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
                              " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
-    if (mpi.active())
-        throw user_error("--verify under mpirun is not supported yet (each rank would verify its own shard's sketch): "
-                         "pass --no-verify, or run without mpirun");
     // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy.
     const long double bytes = 3.0L * 8.0L * static_cast<long double>(p.dim()) * static_cast<long double>(columns) +
                               static_cast<long double>(extra);
     const long double cap = 18446744073709551615.0L;
     require_memory(p.config(), static_cast<std::uint64_t>(bytes < cap ? bytes : cap), "the verification pass");
+}
+
+double verified_choices(statistics& sketch, restricted_statistics& pass, const prepared_run& p) {
+    double a2 = 1.0;
+    if (p.standardize) {
+        const double sigma = global_std(sketch);
+        if (!(sigma > 0)) throw std::invalid_argument("--standardize global: the inputs have no variance");
+        const double a = 1.0 / sigma;
+        a2 = a * a;
+        pass.vsv *= a2;
+        pass.sv *= a2;
+        if (pass.cross) pass.cross->sxy *= a;
+    }
+    if (p.raw_targets && pass.cross && pass.cross->one_hot() && pass.center == centering::centered)
+        pass.cross->center = centering::uncentered;  // Σ (x − μ) yᵀ is the same; Syy = diag(n_c)
+    sketch = finish_choices(std::move(sketch), p);
+    return a2;
 }
 
 sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,

@@ -16,10 +16,17 @@ namespace recalign::cli {
 // A sketch route reading data without --no-verify (--from has no data to verify on).
 bool wants_verification(const run_options& r);
 
-// Refuses, before any data is read: --verify with --from, --verify under mpirun, and the
+// Refuses, before any data is read: --verify with --from, and the
 // memory of a verification pass on `columns` directions (plus `extra` bytes: patch blocks).
 void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
                         std::uint64_t extra);
+
+// The exact route's finish_choices (validate.hpp) on a verified run: `sketch` (the run's
+// sketch statistics) and `pass` (its verification pass) get the raw targets of --center
+// inputs / --measure published (one-hot Syy uncentered, MATH.md §8) and --standardize
+// global's 1/σ, σ from the sketch's exact trace and mean (Vᵀ Sxx V and Sxx V by 1/σ², Vᵀ Sxy
+// by 1/σ: the basis and its span are unchanged). Returns the factor of the second moments.
+double verified_choices(statistics& sketch, restricted_statistics& pass, const prepared_run& p);
 
 // The sketch's own error information; `ritz`: the verification pass's exact Ritz values and
 // residuals (null: the numbers are estimates read off the sketch's eigenvalues).

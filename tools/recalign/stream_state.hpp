@@ -21,8 +21,12 @@ public:
     // Adds one batch of pass `pass`; a bad batch throws std::invalid_argument naming the row
     // and leaves the state as it was (strong guarantee).
     virtual void update(const io::source_batch& b, std::uint64_t pass) = 0;
-    // Ends pass `pass` - 1 and starts the next one.
-    virtual void next_pass() {}
+    // Ends the current pass and starts the next one. Collective under mpirun (every rank calls
+    // it at the same point): a next pass that depends on the data of every rank (Nyström's
+    // power-iteration basis, a verification pass's basis) is computed once, on rank 0, from
+    // the ranks' merged states, and handed to every rank, so that all ranks read their shards
+    // against the same bits.
+    virtual void next_pass(const mpi_context&) {}
     virtual std::uint64_t n() const = 0;
     // The nested checkpoint bytes; load refuses a state of another configuration (file_error
     // naming `source`).

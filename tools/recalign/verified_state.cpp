@@ -1,9 +1,12 @@
 #include "verified_state.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
 
+#include "mpi_context.hpp"
+#include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
 
@@ -12,7 +15,7 @@ namespace recalign::cli {
 namespace {
 // Distinguishes a verified state from a route state (which starts with a u64 length) in
 // checkpoints: `merge` and --from name it instead of misreading it.
-constexpr char magic[8] = {'R', 'A', 'V', 'E', 'R', 'I', 'F', 'Y'};
+const char* const magic = verified_magic;
 
 void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
 void put_part(std::string& s, const std::string& part) {
@@ -46,6 +49,27 @@ verified_state::verified_state(const run_config& config, verify_plan plan)
 }
 
 namespace {
+// A basis as bytes: [u64 rows][u64 cols][row-major doubles] (rank 0 -> every rank).
+std::string matrix_bytes(const matrix_t& m) {
+    std::string s;
+    put_u64(s, m.shape(0));
+    put_u64(s, m.shape(1));
+    s.append(reinterpret_cast<const char*>(m.data()), m.size() * sizeof(double));
+    return s;
+}
+
+matrix_t bytes_matrix(const std::string& s) {
+    std::uint64_t rows = 0, cols = 0;
+    if (s.size() < 16) throw std::logic_error("verified_state: rank 0's basis is truncated");
+    std::memcpy(&rows, s.data(), 8);
+    std::memcpy(&cols, s.data() + 8, 8);
+    if (s.size() - 16 != checked_mul(checked_mul(rows, cols, "basis"), 8, "basis"))
+        throw std::logic_error("verified_state: rank 0's basis has the wrong size");
+    matrix_t m = xt::empty<double>({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
+    std::memcpy(m.data(), s.data() + 16, s.size() - 16);
+    return m;
+}
+
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
@@ -72,23 +96,66 @@ void verified_state::update(const io::source_batch& b, std::uint64_t pass) {
     else pass_state_->update(b.view(), b.first_row);
 }
 
-void verified_state::next_pass() {
+void verified_state::next_pass(const mpi_context& mpi) {
     ++pass_;
     if (pass_ < route_.passes()) {
-        route_.next_pass();
+        route_.next_pass(mpi);
         return;
     }
-    // The sketch (or the previous verification pass) is complete: the next basis.
-    const statistics s = sketch();
-    std::optional<restricted_statistics> previous;
-    if (pass_state_) {
-        previous = std::move(*pass_state_).finish(plan_.center);
-        pass_state_.reset();
+    // The sketch (or the previous verification pass) is complete: the next basis. Under
+    // mpirun, rank 0 merges the ranks' sketch and blocks (once, after the sketch passes; they
+    // stay merged there for the analyses) or their previous verification pass, computes the
+    // basis alone and hands it to every rank: each rank then verifies its own shard on the
+    // same bits, and the final reduce merges only the restricted moments.
+    if (mpi.active()) {
+        if (pass_ == route_.passes()) {
+            route_.reduce(mpi);
+            reduce_blocks(mpi);
+        } else {
+            reduce_pass(mpi);
+        }
+    }
+    matrix_t basis;
+    if (mpi.rank() == 0) {
+        const statistics s = sketch();
+        std::optional<restricted_statistics> previous;
+        if (pass_state_) {
+            previous = std::move(*pass_state_).finish(plan_.center);
+            pass_state_.reset();
+        }
+        basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+    }
+    if (mpi.active()) {
+        std::string bytes = mpi.rank() == 0 ? matrix_bytes(basis) : std::string();
+        basis = bytes_matrix(mpi.broadcast_bytes(std::move(bytes)));
     }
     restricted_moments_options o;
-    o.basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+    o.basis = std::move(basis);
     o.classes = classes_;
     pass_state_.emplace(std::move(o));
+}
+
+void verified_state::reduce_blocks(const mpi_context& mpi) {
+    for (patch_blocks& p : blocks_) {
+        std::optional<std::string> bytes =
+            mpi.reduce_bytes(checkpoint::to_bytes(p), [](const std::string& lower, const std::string& upper) {
+                patch_blocks a = checkpoint::from_bytes<patch_blocks>(lower, "rank state (patch blocks)");
+                a.merge(checkpoint::from_bytes<patch_blocks>(upper, "rank state (patch blocks)"));
+                return checkpoint::to_bytes(a);
+            });
+        if (bytes) p = checkpoint::from_bytes<patch_blocks>(*bytes, "the ranks' merged patch blocks");
+    }
+}
+
+void verified_state::reduce_pass(const mpi_context& mpi) {
+    if (!pass_state_) return;
+    std::optional<std::string> bytes =
+        mpi.reduce_bytes(checkpoint::to_bytes(*pass_state_), [](const std::string& lower, const std::string& upper) {
+            restricted_moments a = checkpoint::from_bytes<restricted_moments>(lower, "rank state (verification pass)");
+            a.merge(checkpoint::from_bytes<restricted_moments>(upper, "rank state (verification pass)"));
+            return checkpoint::to_bytes(a);
+        });
+    if (bytes) pass_state_.emplace(checkpoint::from_bytes<restricted_moments>(*bytes, "the ranks' merged verification pass"));
 }
 
 restricted_statistics verified_state::verified() const {
@@ -124,12 +191,14 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     const std::uint64_t pass = r.u64();
     route_state route(route_.config());
     route.load(r.part(), source);
-    if (r.u64() != blocks_.size())
+    const std::uint64_t count = r.u64();
+    if (!adopt_blocks_ && count != blocks_.size())
         throw file_error(source, checkpoint::header_bytes, "the checkpoint's patch blocks are of other noises");
+    if (count > r.bytes.size() / 8) throw file_error(source, checkpoint::header_bytes, "verified state truncated");
     std::vector<patch_blocks> blocks;
-    for (const patch_blocks& fresh : blocks_) {
+    for (std::uint64_t i = 0; i < count; ++i) {
         patch_blocks p = checkpoint::from_bytes<patch_blocks>(r.part(), source + " (patch blocks)");
-        if (p.config_hash() != fresh.config_hash())
+        if (!adopt_blocks_ && p.config_hash() != blocks_[static_cast<std::size_t>(i)].config_hash())
             throw file_error(source, checkpoint::header_bytes, "the checkpoint's patch blocks are of other noises");
         blocks.push_back(std::move(p));
     }
@@ -147,13 +216,42 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
 }
 
 void verified_state::reduce(const mpi_context& mpi) {
-    // The commands refuse --verify under mpirun (the basis needs the merged sketch).
-    route_.reduce(mpi);
+    // The sketch and the blocks were merged into rank 0 before the first verification pass
+    // (next_pass): what is left is the last pass's restricted moments.
+    if (mpi.active()) reduce_pass(mpi);
 }
 
-void verified_state::merge(const stream_state&) {
-    throw std::invalid_argument("cannot merge runs with a verification pass: each shard verified its own sketch's "
-                                "subspaces; merge runs made with --no-verify");
+// Shards (`merge`): their sketch passes add up; each shard's own verification pass (of its
+// own sketch's basis) is dropped. The merged state waits at the end of its sketch passes:
+// resumed with the whole input (driver.cpp), it verifies the merged sketch's basis.
+void verified_state::merge(const stream_state& o) {
+    const auto* other = dynamic_cast<const verified_state*>(&o);
+    if (!other)
+        throw std::invalid_argument("cannot merge a run with a verification pass and one without (--no-verify, or "
+                                    "another command)");
+    if (other->blocks_.size() != blocks_.size())
+        throw std::invalid_argument("cannot merge: the runs accumulated patch blocks of other noises");
+    route_state route = route_;
+    route.merge(other->route_);
+    std::vector<patch_blocks> blocks = blocks_;
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        if (blocks[i].config_hash() != other->blocks_[i].config_hash())
+            throw std::invalid_argument("cannot merge: the runs accumulated patch blocks of other noises");
+        blocks[i].merge(other->blocks_[i]);
+    }
+    const std::uint64_t last_sketch = route_.passes() - 1;
+    route_ = std::move(route);
+    blocks_ = std::move(blocks);
+    pass_ = std::min({pass_, other->pass_, last_sketch});
+    pass_state_.reset();
+}
+
+verified_state verified_state::for_merge(const run_config& config, const std::string& bytes, const std::string& source) {
+    verified_state s(config, verify_plan{});
+    s.adopt_blocks_ = true;
+    s.load(bytes, source);
+    s.adopt_blocks_ = false;
+    return s;
 }
 
 }  // namespace recalign::cli

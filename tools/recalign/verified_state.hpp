@@ -3,8 +3,11 @@
 // sketch passes; then one or more verification passes, each accumulating the restricted
 // moments of a basis computed from what the previous passes found (restricted_moments).
 // Every pass goes through the driver, so checkpoints, resume and signals work in every pass.
-// Under mpirun and across `merge` the passes would need the merged sketch first: the
-// commands refuse --verify there (the sketch passes alone run as before with --no-verify).
+// Under mpirun, rank 0 merges the ranks' sketches and blocks before the first verification
+// pass and computes every basis; each rank verifies its own shard on that basis, and the
+// restricted moments are merged at the end (bit-identical for a fixed rank count). Shards
+// merged with `merge` add up their sketch passes; the merged checkpoint, resumed with the
+// whole input, runs the verification passes on the merged sketch (driver.cpp).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +21,9 @@
 #include "route_state.hpp"
 
 namespace recalign::cli {
+
+// The first bytes of a verified state's checkpoint bytes (a route state's start otherwise).
+inline constexpr char verified_magic[] = "RAVERIFY";
 
 // What a verification pass runs on: a basis from the finished sketch statistics, the patch
 // blocks and the previous verification pass (null for the first).
@@ -37,12 +43,16 @@ public:
 
     std::uint64_t passes() const override { return route_.passes() + plan_.passes; }
     void update(const io::source_batch& b, std::uint64_t pass) override;
-    void next_pass() override;
+    void next_pass(const mpi_context& mpi) override;
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
     void reduce(const mpi_context& mpi) override;
+    // Shards: the sketch passes merged, the shards' own verification passes dropped; the
+    // result waits at the end of its sketch passes (resume it with the whole input).
     void merge(const stream_state& other) override;
+    // `merge`: a state read from checkpoint bytes alone (its patch blocks say their geometry).
+    static verified_state for_merge(const run_config& config, const std::string& bytes, const std::string& source);
 
     // After the run: the sketch's statistics, the blocks, the last verification pass.
     statistics sketch() const { return finish_statistics(route_, plan_.center); }
@@ -55,6 +65,9 @@ public:
     std::vector<double> pass_seconds() const;
 
 private:
+    void reduce_blocks(const mpi_context& mpi);  // collective: the ranks' blocks merged on rank 0
+    void reduce_pass(const mpi_context& mpi);    // collective: the ranks' verification pass on rank 0
+
     route_state route_;
     verify_plan plan_;
     std::vector<patch_blocks> blocks_;
@@ -62,6 +75,7 @@ private:
     std::uint64_t pass_ = 0;                        // the current pass
     std::size_t classes_ = 0;
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass
+    bool adopt_blocks_ = false;  // for_merge: load takes the checkpoint's blocks as they are
 };
 
 }  // namespace recalign::cli
