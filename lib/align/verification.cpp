@@ -155,13 +155,18 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
     } else {
         r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
     }
+    return verified_denoising(clean, r, options);
+}
+
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const ritz_denoising_result& r,
+                                             const alignment_options& options) {
     const alignment_result a = basis_alignment(r.refined, options);
     verified_denoising_result out;
     denoising_result& d = out.denoising;
     d.measure = options.measure;
-    d.center = noisy.center;
-    d.n = noisy.n;
-    d.dim = noisy.dim();
+    d.center = r.refined.center;
+    d.n = r.refined.n;
+    d.dim = r.refined.dim();
     d.classes = a.classes;
     d.subspace = r.subspace;
     d.normaliser = clean.curve.normaliser;
