@@ -11,7 +11,8 @@ const char* verify_help =
     "Sketch routes (--method fd|nystrom): one more pass over the data evaluates the subspaces found exactly, so every "
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
     "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two) and about "
-    "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise)";
+    "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise; "
+    "a Monte-Carlo noise adds 3 (rank + 10) directions and 6 D doubles per direction for its products)";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
