@@ -39,8 +39,9 @@ monte_carlo_sketch::monte_carlo_sketch(monte_carlo_sketch_options options, corru
     for (double v : options_.test)
         if (!std::isfinite(v)) throw std::invalid_argument("monte_carlo_sketch: the test matrix holds a non-finite value");
     checked_elements<double>({3, d, l}, "monte_carlo_sketch: 3 x D x l state");
-    g_ = xt::zeros<double>({d, l});
-    bs_ = xt::zeros<double>({d, l});
+    const std::size_t none = 0;
+    g_ = options_.ranges ? matrix_t(xt::zeros<double>({d, l})) : matrix_t(xt::zeros<double>({l, l}));
+    bs_ = options_.ranges ? matrix_t(xt::zeros<double>({d, l})) : matrix_t(xt::zeros<double>({none, none}));
     bs_t_ = xt::zeros<double>({d, l});
 }
 
@@ -53,6 +54,7 @@ std::uint64_t monte_carlo_sketch::config_hash() const {
         .add(static_cast<std::uint64_t>(options_.draws))
         .add(options_.seed)
         .add(std::string_view(options_.name))
+        .add(std::string_view(options_.ranges ? "ranges" : "restricted"))
         .add(std::string_view(reinterpret_cast<const char*>(t.data()), t.size() * sizeof(double)))
         .value();
 }
@@ -69,10 +71,13 @@ void monte_carlo_sketch::update(const batch_view& x, std::uint64_t first_row) {
     to_double_checked(x, d, clean.data(), first_row);
     if (rows == 0) return;
     const matrix_t& omega = options_.test;
-    matrix_t c = xt::zeros<double>({rows, l});  // x Ω
-    blas::gemm_nn(rows, l, d, 1.0, clean.data(), omega.data(), 0.0, c.data());
+    matrix_t c;  // x Ω (for Bs Ω)
+    if (options_.ranges) {
+        c = xt::zeros<double>({rows, l});
+        blas::gemm_nn(rows, l, d, 1.0, clean.data(), omega.data(), 0.0, c.data());
+    }
     // Batch-local sums first (strong guarantee), then one addition each.
-    matrix_t g = xt::zeros<double>({d, l}), bs = xt::zeros<double>({d, l}), bs_t = xt::zeros<double>({d, l});
+    matrix_t g = xt::zeros<double>(g_.shape()), bs = xt::zeros<double>(bs_.shape()), bs_t = xt::zeros<double>({d, l});
     matrix_t out = matrix_t::from_shape({rows, d});
     matrix_t p = xt::zeros<double>({rows, l});  // x' Ω
     for (std::size_t s = 0; s < S; ++s) {
@@ -87,9 +92,13 @@ void monte_carlo_sketch::update(const batch_view& x, std::uint64_t first_row) {
                                   std::to_string(first_row + i / d) + ", column " + std::to_string(i % d) +
                                   " is not finite (draw " + std::to_string(s) + ")");
         blas::gemm_nn(rows, l, d, 1.0, out.data(), omega.data(), 0.0, p.data());
-        blas::gemm_tn(d, l, rows, 1.0, out.data(), p.data(), 1.0, g.data());       // Σ x' x'ᵀ Ω
-        blas::gemm_tn(d, l, rows, 1.0, out.data(), c.data(), 1.0, bs.data());      // Σ x' xᵀ Ω
         blas::gemm_tn(d, l, rows, 1.0, clean.data(), p.data(), 1.0, bs_t.data());  // Σ x x'ᵀ Ω
+        if (options_.ranges) {
+            blas::gemm_tn(d, l, rows, 1.0, out.data(), p.data(), 1.0, g.data());   // Σ x' x'ᵀ Ω
+            blas::gemm_tn(d, l, rows, 1.0, out.data(), c.data(), 1.0, bs.data());  // Σ x' xᵀ Ω
+        } else {
+            blas::gemm_tn(l, l, rows, 1.0, p.data(), p.data(), 1.0, g.data());  // Σ Ωᵀ x' x'ᵀ Ω
+        }
     }
     g_ += g;
     bs_ += bs;
@@ -102,6 +111,7 @@ void monte_carlo_sketch::merge(const monte_carlo_sketch& other) {
     const auto& a = options_;
     const auto& b = other.options_;
     if (a.test.shape() != b.test.shape() || a.draws != b.draws || a.seed != b.seed || a.name != b.name ||
+        a.ranges != b.ranges ||
         !std::equal(a.test.begin(), a.test.end(), b.test.begin(),
                     [](double u, double v) { return std::memcmp(&u, &v, sizeof u) == 0; }))
         throw std::invalid_argument("cannot merge Monte-Carlo sketches '" + a.name + "' (D x l = " +
@@ -130,9 +140,18 @@ monte_carlo_products monte_carlo_sketch::products() const {
     monte_carlo_products p;
     p.n = n_;
     p.test = options_.test;
-    p.g = g_ / s;
-    p.bs = bs_ / s;
     p.bs_t = bs_t_ / s;
+    const std::size_t l = columns();
+    if (options_.ranges) {
+        p.g = g_ / s;
+        p.bs = bs_ / s;
+        p.gq = xt::zeros<double>({l, l});
+        blas::gemm_tn(l, l, dim(), 1.0, options_.test.data(), p.g.data(), 0.0, p.gq.data());
+    } else {
+        p.gq = g_ / s;
+    }
+    for (std::size_t i = 0; i < l; ++i)
+        for (std::size_t j = i + 1; j < l; ++j) p.gq(i, j) = p.gq(j, i) = 0.5 * (p.gq(i, j) + p.gq(j, i));
     return p;
 }
 
@@ -143,9 +162,11 @@ monte_carlo_sketch monte_carlo_sketch::load(std::istream& is, corrupt_fn corrupt
 }
 
 void monte_carlo_sketch::check_loaded() const {
-    for (const matrix_t* m : {&g_, &bs_, &bs_t_})
-        if (m->shape(0) != dim() || m->shape(1) != columns())
-            throw std::length_error("Monte-Carlo sketch sums have the wrong shape");
+    const std::size_t d = dim(), l = columns();
+    const bool ok = bs_t_.shape(0) == d && bs_t_.shape(1) == l &&
+                    (options_.ranges ? g_.shape(0) == d && g_.shape(1) == l && bs_.shape(0) == d && bs_.shape(1) == l
+                                     : g_.shape(0) == l && g_.shape(1) == l && bs_.size() == 0);
+    if (!ok) throw std::length_error("Monte-Carlo sketch sums have the wrong shape");
 }
 
 // --- the Ritz problem ---------------------------------------------------------------------
@@ -155,6 +176,8 @@ matrix_t monte_carlo_ritz_basis(const matrix_t& q, const monte_carlo_products& s
     if (sk.test.shape(0) != d)
         throw std::invalid_argument("monte_carlo_ritz_basis: the sketch has D = " + std::to_string(sk.test.shape(0)) +
                                     ", the basis " + std::to_string(d));
+    if (sk.g.shape(0) != d || sk.bs.shape(0) != d)
+        throw std::invalid_argument("monte_carlo_ritz_basis: the sketch holds no ranges (G Ω, Bs Ω)");
     const std::size_t e = checked_mul(l, std::size_t{3}, "monte_carlo_ritz_basis: 3 l");
     matrix_t extra = matrix_t::from_shape({d, e});
     for (std::size_t i = 0; i < d; ++i)
@@ -181,13 +204,9 @@ ritz_denoising_result ritz_monte_carlo_denoising(const restricted_statistics& s,
     // Qᵀ Bs Bsᵀ Q = (Bsᵀ Q)ᵀ (Bsᵀ Q) and Qᵀ G Q, both exact for the draws made.
     matrix_t a = xt::zeros<double>({k, k});
     blas::gemm_tn(k, k, d, 1.0, p.bs_t.data(), p.bs_t.data(), 0.0, a.data());
-    matrix_t g = xt::zeros<double>({k, k});
-    blas::gemm_tn(k, k, d, 1.0, s.basis.data(), p.g.data(), 0.0, g.data());
     for (std::size_t i = 0; i < k; ++i)
-        for (std::size_t j = i + 1; j < k; ++j) {
-            a(i, j) = a(j, i) = 0.5 * (a(i, j) + a(j, i));
-            g(i, j) = g(j, i) = 0.5 * (g(i, j) + g(j, i));
-        }
+        for (std::size_t j = i + 1; j < k; ++j) a(i, j) = a(j, i) = 0.5 * (a(i, j) + a(j, i));
+    const matrix_t& g = p.gq;
     generalized_options o;
     o.rel_tol = rel_tol;
     const generalized_result e = generalized_eigen(a, g, o);

@@ -22,8 +22,9 @@ namespace {
 
 const char* mask_text = "mask:patch=4x4,ratio=0.75,draws=4,seed=11";
 
-monte_carlo_sketch make_sketch(const noise_spec& s, const image_shape& shape, matrix_t test) {
+monte_carlo_sketch make_sketch(const noise_spec& s, const image_shape& shape, matrix_t test, bool ranges = true) {
     monte_carlo_sketch_options o;
+    o.ranges = ranges;
     o.test = std::move(test);
     o.draws = s.draws;
     o.seed = s.seed;
@@ -85,6 +86,18 @@ TEST_CASE("monte_carlo_sketch: G Ω, Bs Ω, Bsᵀ Ω of the exact route's draws"
     CHECK(max_rel_diff(p.bs_t, bs_t) < 1e-12);
     // Bs is not symmetric for a random mask: the two products differ.
     CHECK(max_rel_diff(p.bs, p.bs_t) > 1e-3);
+    // Without ranges: Ωᵀ G Ω and Bsᵀ Ω only, the same numbers.
+    monte_carlo_sketch restricted = make_sketch(s, shape, omega, false);
+    stream_rows(restricted, f, 128);
+    const monte_carlo_products r = restricted.products();
+    CHECK(r.g.size() == 0);
+    CHECK(r.bs.size() == 0);
+    CHECK(same_bytes(r.bs_t, p.bs_t));
+    matrix_t gq = xt::zeros<double>({l, l});
+    blas::gemm_tn(l, l, d, 1.0, omega.data(), g.data(), 0.0, gq.data());
+    CHECK(max_rel_diff(r.gq, gq) < 1e-12);
+    CHECK(max_rel_diff(p.gq, gq) < 1e-12);
+    CHECK_THROWS_AS(monte_carlo_ritz_basis(omega, r), std::invalid_argument);
 }
 
 TEST_CASE("monte_carlo_sketch: merge, checkpoints, strong guarantee", "[align][monte_carlo_sketch]") {
@@ -158,6 +171,14 @@ TEST_CASE("monte_carlo_sketch: merge, checkpoints, strong guarantee", "[align][m
     monte_carlo_sketch other_test = make_sketch(s, shape, gaussian_test_matrix(d, 5, 2));
     CHECK_THROWS_WITH(one.merge(other_test), Catch::Contains("test matrices differ"));
     CHECK_THROWS_AS(monte_carlo_sketch({matrix_t::from_shape({d, 0}), 3, 0, "x"}, {}), std::invalid_argument);
+    monte_carlo_sketch restricted = make_sketch(s, shape, omega, false);
+    CHECK_THROWS_AS(one.merge(restricted), std::invalid_argument);
+    restricted.update(batch_view(x.data(), n, d));
+    std::stringstream rs;
+    restricted.save(rs);
+    const monte_carlo_sketch restricted_back = monte_carlo_sketch::load(rs);
+    CHECK(!restricted_back.options().ranges);
+    CHECK(same_bytes(restricted_back.products().gq, restricted.products().gq));
 }
 
 namespace {
@@ -193,7 +214,7 @@ route_answer sketch_route(const testing::fashion_subset& f, const noise_spec& s,
     ro.basis = q;
     ro.classes = 10;
     restricted_moments pass(ro);
-    monte_carlo_sketch on_q = make_sketch(s, shape, q);
+    monte_carlo_sketch on_q = make_sketch(s, shape, q, false);
     for (std::size_t r0 = 0; r0 < f.n; r0 += 250) {
         const std::size_t b = std::min<std::size_t>(250, f.n - r0);
         const batch_view x(f.row(r0), b, f.dim);

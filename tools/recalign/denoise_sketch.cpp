@@ -61,8 +61,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         block_of.push_back(index);
     }
     // Monte-Carlo noises: a sketch of l columns each (G Ω, Bs Ω, Bsᵀ Ω, and a copy while a
-    // batch is added), 3 l more verified directions each, and the same products on the
-    // verification basis (3 D x columns, and a copy).
+    // batch is added), 3 l more verified directions each, and Bsᵀ Q, Qᵀ G Q on the
+    // verification basis (D x columns + columns², and a copy).
     std::vector<noise_spec> monte_carlo;
     std::vector<long> monte_carlo_of;
     const std::size_t mc_columns = static_cast<std::size_t>(std::min<std::uint64_t>(run.config().rank + 10, t.dim));
@@ -74,7 +74,10 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                                                   "columns"),
                                       t.dim);
     for (std::size_t i = 0; i < monte_carlo.size(); ++i)
-        block_bytes = checked_add(block_bytes, checked_mul(48 * t.dim, mc_columns + columns, "Monte-Carlo sketches"),
+        block_bytes = checked_add(block_bytes,
+                                  checked_add(checked_mul(48 * t.dim, mc_columns, "Monte-Carlo sketches"),
+                                              checked_mul(16 * (t.dim + columns), columns, "Monte-Carlo products"),
+                                              "Monte-Carlo sketches"),
                                   "Monte-Carlo sketches");
     check_verification(o.run, run, mpi, columns, block_bytes);
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
@@ -116,9 +119,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         const long mc = monte_carlo_of[i];
         const verified_denoising_result v =
             mc < 0 ? verified_denoising(clean, pass, noises[i], blocks_for(i, state.blocks()), opt)
-                   : verified_denoising(clean,
-                                        ritz_monte_carlo_denoising(pass, with_monte_carlo->on_basis(static_cast<std::size_t>(mc)),
-                                                                   opt.rel_tol),
+                   : verified_denoising(clean, ritz_monte_carlo_denoising(pass, with_monte_carlo->on_basis(mc), opt.rel_tol),
                                         opt);
         tracker_noise_report nr;
         // Exact for the draws made; their Monte-Carlo standard error is not estimated here (null).

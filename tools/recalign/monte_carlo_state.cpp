@@ -40,8 +40,10 @@ struct reader {
     }
 };
 
-monte_carlo_sketch make_sketch(const noise_spec& s, matrix_t test, corrupt_fn corrupt) {
+// ranges: the sketch pass's G Ω and Bs Ω; the verification pass needs only Qᵀ G Q and Bsᵀ Q.
+monte_carlo_sketch make_sketch(const noise_spec& s, matrix_t test, corrupt_fn corrupt, bool ranges) {
     monte_carlo_sketch_options o;
+    o.ranges = ranges;
     o.test = std::move(test);
     o.draws = s.draws;
     o.seed = s.seed;
@@ -57,7 +59,7 @@ monte_carlo_state::monte_carlo_state(const run_config& config, verify_plan plan,
     for (const noise_spec& s : noises_) {
         corrupters_.push_back(make_corrupter(s, shape));
         // Ω from the noise's own seed: regenerated bit for bit on resume.
-        sketches_.push_back(make_sketch(s, gaussian_test_matrix(dim, columns, s.seed), corrupters_.back()));
+        sketches_.push_back(make_sketch(s, gaussian_test_matrix(dim, columns, s.seed), corrupters_.back(), true));
     }
     // The verification basis: the plan's, extended by each noise's Ritz space (G Ω, Bs Ω, Bsᵀ Ω).
     verification_basis base = std::move(plan.basis);
@@ -93,7 +95,8 @@ void monte_carlo_state::next_pass() {
     if (pass_ != sketch_passes_) return;
     // The inner state has just asked the plan for the verification basis (pending_basis_).
     on_basis_.clear();
-    for (std::size_t i = 0; i < noises_.size(); ++i) on_basis_.push_back(make_sketch(noises_[i], pending_basis_, corrupters_[i]));
+    for (std::size_t i = 0; i < noises_.size(); ++i)
+        on_basis_.push_back(make_sketch(noises_[i], pending_basis_, corrupters_[i], false));
 }
 
 monte_carlo_products monte_carlo_state::on_basis(std::size_t i) const {
@@ -138,7 +141,7 @@ void monte_carlo_state::load(const std::string& bytes, const std::string& source
         monte_carlo_sketch m =
             checkpoint::from_bytes<monte_carlo_sketch>(r.part(), source + " (Monte-Carlo verification pass)");
         const monte_carlo_sketch_options& o = m.options();
-        if (o.name != to_string(noises_[i]) || o.draws != noises_[i].draws || o.seed != noises_[i].seed ||
+        if (o.name != to_string(noises_[i]) || o.draws != noises_[i].draws || o.seed != noises_[i].seed || o.ranges ||
             m.dim() != sketches_[i].dim())
             throw other_noises();
         m.set_corrupter(corrupters_[i]);

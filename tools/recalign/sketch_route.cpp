@@ -12,7 +12,8 @@ const char* verify_help =
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
     "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two) and about "
     "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise; "
-    "a Monte-Carlo noise adds 3 (rank + 10) directions and 6 D doubles per direction for its products)";
+    "a Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products and 6 D "
+    "(rank + 10) for its sketch)";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 

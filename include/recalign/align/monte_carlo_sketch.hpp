@@ -12,9 +12,10 @@
 //  * the sketch pass, Ω random (gaussian_test_matrix): the ranges G Ω, Bs Ω, Bsᵀ Ω span the
 //    directions the corrupted samples emphasise; with the clean sketch's top basis U they are
 //    the Ritz space (monte_carlo_ritz_basis);
-//  * the verification pass, Ω = Q that Ritz space (orthonormal): Qᵀ G Q = Qᵀ (G Q) and
-//    Qᵀ Bs Bsᵀ Q = (Bsᵀ Q)ᵀ (Bsᵀ Q) exactly, so Theorem 3's problem restricted to span Q is solved
-//    exactly (ritz_monte_carlo_denoising) and the denoising subspace returned is the best in span Q.
+//  * the verification pass, Ω = Q that Ritz space (orthonormal), `ranges` off: Qᵀ G Q (m x m)
+//    and Bsᵀ Q only, so Qᵀ Bs Bsᵀ Q = (Bsᵀ Q)ᵀ (Bsᵀ Q) exactly and Theorem 3's problem restricted
+//    to span Q is solved exactly (ritz_monte_carlo_denoising): the denoising subspace returned is
+//    the best in span Q for the draws made.
 // When span Q is all of R^D this is the exact route's answer, to rounding.
 #pragma once
 
@@ -37,6 +38,9 @@ struct monte_carlo_sketch_options {
     std::size_t draws = 16;     // S corruptions per sample
     std::uint64_t seed = 0;     // of the corruptions (noise_key::seed)
     std::string name;           // identifies the noise model: part of the configuration hash
+    // G Ω and Bs Ω (D x l each) too; off, only Ωᵀ G Ω (l x l) and Bsᵀ Ω: a third of the memory
+    // and half the flops, all a Ritz problem on span Ω needs.
+    bool ranges = true;
 };
 
 // A D x l matrix of standard normal entries from the counter-based generator, a pure function
@@ -47,9 +51,10 @@ matrix_t gaussian_test_matrix(std::size_t dim, std::size_t columns, std::uint64_
 struct monte_carlo_products {
     std::uint64_t n = 0;
     matrix_t test;  // Ω (D x l)
-    matrix_t g;     // G Ω
-    matrix_t bs;    // Bs Ω
+    matrix_t g;     // G Ω    (with ranges; else 0 x 0)
+    matrix_t bs;    // Bs Ω   (with ranges; else 0 x 0)
     matrix_t bs_t;  // Bsᵀ Ω
+    matrix_t gq;    // Ωᵀ G Ω (l x l, symmetric)
 };
 
 class monte_carlo_sketch {
@@ -59,9 +64,10 @@ public:
     // Throws std::invalid_argument for an empty or non-finite Ω, draws = 0, sizes that overflow.
     monte_carlo_sketch(monte_carlo_sketch_options options, corrupt_fn corrupt);
 
-    // Corrupts the batch S times (the exact route's keys) and adds x'ᵀ (x' Ω), x'ᵀ (x Ω) and
-    // xᵀ (x' Ω) per draw. first_row defaults to n(). Strong guarantee: a bad batch or a failing
-    // corruption (throws, changes the shape, non-finite output) leaves the state as it was.
+    // Corrupts the batch S times (the exact route's keys) and adds xᵀ (x' Ω) and either x'ᵀ (x' Ω),
+    // x'ᵀ (x Ω) (ranges) or (x' Ω)ᵀ (x' Ω) per draw. first_row defaults to n(). Strong guarantee: a
+    // bad batch or a failing corruption (throws, changes the shape, non-finite output) leaves the
+    // state as it was.
     void update(const batch_view& x);
     void update(const batch_view& x, std::uint64_t first_row);
 
@@ -97,7 +103,7 @@ private:
     monte_carlo_sketch_options options_;
     corrupt_fn corrupt_;
     std::uint64_t n_ = 0, batches_ = 0;
-    matrix_t g_, bs_, bs_t_;  // sums over draws (divided by S in products())
+    matrix_t g_, bs_, bs_t_;  // sums over draws (divided by S in products()); g_: Ωᵀ G Ω without ranges
 };
 
 // The Ritz space of a Monte-Carlo noise on a sketch route: an orthonormal basis of
@@ -107,7 +113,7 @@ matrix_t monte_carlo_ritz_basis(const matrix_t& q, const monte_carlo_products& s
 
 // Theorem 3 restricted to span Q, exactly: `pass` is the verification pass on Q (clean
 // restricted statistics, uncentered), `on_basis` the Monte-Carlo products with Ω = Q over the
-// same rows. The generalized eigenproblem (Qᵀ Bs Bsᵀ Q, Qᵀ G Q) gives V = Q W (G-orthonormal,
+// same rows (with or without ranges). The generalized eigenproblem (Qᵀ Bs Bsᵀ Q, Qᵀ G Q) gives V = Q W (G-orthonormal,
 // descending μ) and the exact restricted statistics of V. Throws std::invalid_argument when
 // Ω is not the pass's basis, the sample counts differ or the pass is centered.
 ritz_denoising_result ritz_monte_carlo_denoising(const restricted_statistics& pass, const monte_carlo_products& on_basis,
