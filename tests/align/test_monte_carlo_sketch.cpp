@@ -4,6 +4,7 @@
 // Monte-Carlo denoising on Fashion-MNIST at D = 784.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -294,4 +295,65 @@ TEST_CASE("Monte-Carlo denoising from sketches + verification pass vs the exact 
         WARN("the exact route's Monte-Carlo error (4 draws vs the closed form): " << mc_error);
         CHECK(rel < 0.06);  // README: observed 0.041 at rank 64 (the Ritz space misses some of V*)
     }
+}
+
+TEST_CASE("a user corruption (data-dependent) on the sketch route: the exact route's answer when the span covers R^D",
+          "[align][monte_carlo_sketch]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const testing::fashion_subset f = testing::load_fashion(800, true);  // 14x14: D = 196
+    // Bright pixels saturate at a random level per sample and draw, dark ones gain speckle:
+    // no closed form, and Bs is not a multiple of Sxx.
+    const corrupt_fn user = [](const matrix_t& clean, matrix_t& out, const noise_key& key) {
+        for (std::size_t r = 0; r < clean.shape(0); ++r) {
+            const rng::stream st = key.row_stream(r);
+            const double level = 0.4 + 0.5 * st.uniform(0);
+            for (std::size_t c = 0; c < clean.shape(1); ++c) {
+                const double x = clean(r, c);
+                out(r, c) = x > 0.2 ? std::min(x, level) : x + 0.05 * st.normal(c + 1);
+            }
+        }
+    };
+    const std::size_t draws = 2;
+    monte_carlo_options eo;
+    eo.dim = f.dim;
+    eo.draws = draws;
+    eo.seed = 21;
+    eo.name = "saturate+speckle";
+    monte_carlo_noise exact_noise(eo, user);
+    stream_rows(exact_noise, f, 200);
+    moment_accumulator acc({f.dim, target_mode::class_ids, 10});
+    acc.update(batch_view(f.row(0), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));
+    const statistics clean = finish(acc, centering::uncentered);
+    const denoising_result exact = denoising_alignment(clean, exact_noise.estimate().moments);
+
+    // Sketch pass: the Monte-Carlo sketch (l = 74) beside the exact top 64 of Sxx as U; then
+    // the verification pass on span(U, G Ω, Bs Ω, Bsᵀ Ω), 64 + 3 x 74 > 196 directions.
+    auto sketch_of = [&](matrix_t test, bool ranges) {
+        return monte_carlo_sketch({std::move(test), draws, 21, "saturate+speckle", ranges}, user);
+    };
+    monte_carlo_sketch mc = sketch_of(gaussian_test_matrix(f.dim, 74, 21), true);
+    stream_rows(mc, f, 200);
+    const matrix_t u = xt::view(clean.spec.basis, xt::all(), xt::range(0, 64));
+    const matrix_t q = monte_carlo_ritz_basis(u, mc.products());
+    CHECK(q.shape(1) == f.dim);
+    restricted_moments_options ro;
+    ro.basis = q;
+    ro.classes = 10;
+    restricted_moments pass(ro);
+    monte_carlo_sketch on_q = sketch_of(q, false);
+    for (std::size_t r0 = 0; r0 < f.n; r0 += 200) {
+        const batch_view x(f.row(r0), 200, f.dim);
+        pass.update(x, target_view::class_ids(f.y.data() + r0, 200), r0);
+        on_q.update(x, r0);
+    }
+    const restricted_statistics rs = pass.finish(centering::uncentered);
+    const verified_denoising_result v =
+        verified_denoising(ritz_alignment(rs), ritz_monte_carlo_denoising(rs, on_q.products()));
+    const std::size_t k = std::min<std::size_t>({64, exact.max_k, v.denoising.max_k});
+    REQUIRE(k == 64);
+    double worst = 0.0;
+    for (std::size_t i = 0; i < k; ++i)
+        worst = std::max(worst, std::abs(v.denoising.relative_difference(i) - exact.relative_difference(i)));
+    INFO("max |Δ relative difference| = " << worst);
+    CHECK(worst < 1e-8);
 }
