@@ -153,40 +153,28 @@ noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, d
     return res;
 }
 
-verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
-                                             const noise_spec& noise, const patch_blocks* blocks,
-                                             const alignment_options& options) {
-    ritz_denoising_result r;
-    const restricted_statistics* refined = &r.refined;  // the statistics of the returned V*
-    if (noise.family == noise_family::gaussian && noise.draws == 0) {
-        // Corollary 3.1: G = Sxx + nσ²I keeps the eigenvectors of Sxx, so V* is the clean
-        // returned basis itself (μ = θ² / (θ + nσ²), increasing in θ: the same order).
-        refined = &clean.refined;
-        r.subspace.basis = clean.refined.basis;
-        const std::size_t k = clean.refined.k();
-        r.subspace.eigenvalues = xt::zeros<double>({k});
-        const double shift = static_cast<double>(clean.refined.n) * noise.sigma * noise.sigma;
-        const double top = k ? std::max(clean.curve.eigenvalues(0), 0.0) : 0.0;
-        for (std::size_t j = 0; j < k; ++j) {
-            const double t = std::max(clean.curve.eigenvalues(j), 0.0);
-            r.subspace.eigenvalues(j) = t > 0 ? t * t / (t + shift) : 0.0;
-            if (t > options.rel_tol * top) r.subspace.informative = j + 1;
-        }
-        r.subspace.rank_g = k;
-    } else {
-        r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
-        r.refined.sv = matrix_t();  // not read below: D x K doubles fewer at the peak
-    }
-    const alignment_result a = basis_alignment(*refined, options);
-    r.refined.basis = matrix_t();  // r.subspace.basis holds V*
+namespace {
+// The curve, its relative differences and the noise impact of the returned V*
+// (subspace.basis), with `refined` the exact restricted statistics of V* (basis_alignment
+// reads them); `subspace` is moved into the result. `release` (optional): the basis of
+// `refined` when it may be freed once read (subspace.basis holds V*: D x K doubles fewer at
+// the peak of basis_impact).
+verified_denoising_result finish_verified(const ritz_alignment_result& clean, denoising_subspace_result&& subspace,
+                                          const restricted_statistics& refined, matrix_t* release,
+                                          const alignment_options& options) {
+    const alignment_result a = basis_alignment(refined, options);
+    const centering refined_center = refined.center;
+    const std::uint64_t refined_n = refined.n;
+    const std::size_t refined_dim = refined.dim();
+    if (release) *release = matrix_t();
     verified_denoising_result out;
     denoising_result& d = out.denoising;
     d.measure = options.measure;
-    d.center = noisy.center;
-    d.n = noisy.n;
-    d.dim = noisy.dim();
+    d.center = refined_center;
+    d.n = refined_n;
+    d.dim = refined_dim;
     d.classes = a.classes;
-    d.subspace = std::move(r.subspace);
+    d.subspace = std::move(subspace);
     d.normaliser = clean.curve.normaliser;
     d.skipped = a.skipped;
     const std::size_t k = std::min(d.subspace.informative, clean.curve.curve.size());
@@ -208,6 +196,40 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
     }
     out.impact = basis_impact(clean.refined.basis, d.subspace.basis, options.rel_tol, k);
     return out;
+}
+}  // namespace
+
+
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
+                                             const noise_spec& noise, const patch_blocks* blocks,
+                                             const alignment_options& options) {
+    if (noise.family == noise_family::gaussian && noise.draws == 0) {
+        // Corollary 3.1: G = Sxx + nσ²I keeps the eigenvectors of Sxx, so V* is the clean
+        // returned basis itself (μ = θ² / (θ + nσ²), increasing in θ: the same order), and
+        // its restricted statistics are the clean ones (no D x K copy of them).
+        denoising_subspace_result v;
+        v.basis = clean.refined.basis;
+        const std::size_t k = clean.refined.k();
+        v.eigenvalues = xt::zeros<double>({k});
+        const double shift = static_cast<double>(clean.refined.n) * noise.sigma * noise.sigma;
+        const double top = k ? std::max(clean.curve.eigenvalues(0), 0.0) : 0.0;
+        for (std::size_t j = 0; j < k; ++j) {
+            const double t = std::max(clean.curve.eigenvalues(j), 0.0);
+            v.eigenvalues(j) = t > 0 ? t * t / (t + shift) : 0.0;
+            if (t > options.rel_tol * top) v.informative = j + 1;
+        }
+        v.rank_g = k;
+        return finish_verified(clean, std::move(v), clean.refined, nullptr, options);
+    }
+    ritz_denoising_result r = ritz_denoising(noisy, noise, blocks, options.rel_tol);
+    r.refined.sv = matrix_t();  // not read below: D x K doubles fewer at the peak
+    return finish_verified(clean, std::move(r.subspace), r.refined, &r.refined.basis, options);
+}
+
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const ritz_denoising_result& found,
+                                             const alignment_options& options) {
+    denoising_subspace_result v = found.subspace;
+    return finish_verified(clean, std::move(v), found.refined, nullptr, options);
 }
 
 tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, const tradeoff_options& options) {

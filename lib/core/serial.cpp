@@ -36,6 +36,7 @@ std::string kind_name(state_kind k) {
         case state_kind::class_moments: return "class_moments";
         case state_kind::patch_blocks: return "patch_blocks";
         case state_kind::restricted_moments: return "restricted_moments";
+        case state_kind::monte_carlo_sketch: return "monte_carlo_sketch";
     }
     // Another program's state (the CLI's run state) or a newer library's: the header
     // stores any u32, so say which.

@@ -117,10 +117,8 @@ denoise_plan plan(const denoise_cli_options& o) {
     for (const noise_spec& s : t.noises) monte_carlo = monte_carlo || s.draws > 0;
     if (t.center == centering::centered && monte_carlo)
         throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
+    // A sketch route checks its own memory (denoise_on_sketch: sketches, verification pass).
     if (p.run.config().method == "exact") require_memory(p.run.config(), extra, "denoise");
-    else if (monte_carlo)
-        throw std::invalid_argument("--monte-carlo on a sketch route (--method " + p.run.config().method +
-                                    ") is not supported yet: use the closed-form noises, or --method exact");
     if (!o.k_list.empty()) p.ks = parse_k_list(o.k_list, "--k-list", t.dim);
     return p;
 }

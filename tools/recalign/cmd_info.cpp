@@ -6,6 +6,7 @@
 #include "paths.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/align/patch_blocks.hpp"
+#include "recalign/align/monte_carlo_sketch.hpp"
 #include "recalign/align/restricted_moments.hpp"
 #include "recalign/core/serial.hpp"
 #include "recalign/io/files.hpp"
@@ -29,6 +30,7 @@ std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind
         case checkpoint::state_kind::class_moments: return checkpoint::load_file<class_moments>(f).n();
         case checkpoint::state_kind::patch_blocks: return checkpoint::load_file<patch_blocks>(f).n();
         case checkpoint::state_kind::restricted_moments: return checkpoint::load_file<restricted_moments>(f).n();
+        case checkpoint::state_kind::monte_carlo_sketch: return checkpoint::load_file<monte_carlo_sketch>(f).n();
         default: break;
     }
     throw file_error(f, 16, "unknown checkpoint kind " + std::to_string(static_cast<std::uint32_t>(kind)) +

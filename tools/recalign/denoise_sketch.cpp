@@ -2,10 +2,14 @@
 // masking noises (dropout: 1x1), the exact patch blocks in the sketch passes; then the
 // sketched denoising subspace of every noise, and one verification pass on
 // span(U, V_1, ..., V_m) that every curve, relative difference and impact is computed from,
-// exactly for the subspaces returned.
+// exactly for the subspaces returned. Monte-Carlo noises (draws > 0) sketch the corrupted
+// samples instead (monte_carlo_state.hpp): their Ritz problem is solved on the verification
+// pass's span, exactly for the draws made.
 #include <algorithm>
+#include <limits>
 
 #include "commands.hpp"
+#include "monte_carlo_state.hpp"
 #include "sketch_route.hpp"
 #include "verified_state.hpp"
 #include "recalign/align/sketch_denoising.hpp"
@@ -17,7 +21,7 @@ namespace {
 
 // The patch geometry a noise's blocks need (none for Gaussian noise).
 std::optional<patch_blocks_options> geometry(const noise_spec& n, const image_shape& shape) {
-    if (n.family == noise_family::gaussian) return std::nullopt;
+    if (n.family == noise_family::gaussian || n.draws > 0) return std::nullopt;
     patch_blocks_options o;
     o.shape = n.shape.empty() ? shape : n.shape;
     o.patch_h = n.family == noise_family::mask ? n.patch_h : 1;
@@ -57,6 +61,25 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         }
         block_of.push_back(index);
     }
+    // Monte-Carlo noises: a sketch of l columns each (G Ω, Bs Ω, Bsᵀ Ω, and a copy while a
+    // batch is added), 3 l more verified directions each, and Bsᵀ Q, Qᵀ G Q on the
+    // verification basis (D x columns + columns², and a copy).
+    std::vector<noise_spec> monte_carlo;
+    std::vector<long> monte_carlo_of;
+    const std::size_t mc_columns = static_cast<std::size_t>(std::min<std::uint64_t>(run.config().rank + 10, t.dim));
+    for (const noise_spec& n : t.noises) {
+        monte_carlo_of.push_back(n.draws > 0 ? static_cast<long>(monte_carlo.size()) : -1);
+        if (n.draws > 0) monte_carlo.push_back(n);
+    }
+    columns = std::min<std::uint64_t>(checked_add(columns, checked_mul(3 * mc_columns, monte_carlo.size(), "columns"),
+                                                  "columns"),
+                                      t.dim);
+    for (std::size_t i = 0; i < monte_carlo.size(); ++i)
+        block_bytes = checked_add(block_bytes,
+                                  checked_add(checked_mul(48 * t.dim, mc_columns, "Monte-Carlo sketches"),
+                                              checked_mul(16 * (t.dim + columns), columns, "Monte-Carlo products"),
+                                              "Monte-Carlo sketches"),
+                                  "Monte-Carlo sketches");
     // Beyond the pass's V and Sxx V (check_verification's 3 D x K, with the clean Ritz basis):
     // while a masking noise is refined, its rotated V and Sxx V and the returned copy of V
     // (BENCHMARKS.md, "High-D denoising": 6 D x K doubles at the peak in all).
@@ -70,6 +93,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                                       const restricted_statistics*) {
         matrix_t q = s.spec.basis;
         for (std::size_t i = 0; i < noises.size(); ++i) {
+            if (noises[i].draws > 0) continue;  // their Ritz space: monte_carlo_state
             const denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
             if (v.informative == v.basis.shape(1)) {  // no D x K copy of its columns
                 q = orthonormal_extension(q, v.basis);
@@ -80,9 +104,13 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         }
         return q;
     };
-    verified_state state(run.config(), plan);
+    std::optional<verified_state> closed_forms;
+    std::optional<monte_carlo_state> with_monte_carlo;
+    if (monte_carlo.empty()) closed_forms.emplace(run.config(), plan);
+    else with_monte_carlo.emplace(run.config(), plan, monte_carlo, t.shape, mc_columns);
     denoise_result r;
-    r.run = stream(state, run, mpi);
+    r.run = closed_forms ? stream(*closed_forms, run, mpi) : stream(*with_monte_carlo, run, mpi);
+    verified_state& state = closed_forms ? *closed_forms : with_monte_carlo->verified();
     // The exact route's tracker takes the raw targets and, masks only (validated), no
     // standardization: their curves are invariant to one global scale.
     statistics s = state.sketch();
@@ -104,8 +132,15 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     r.report.clean.method = s.method;
     r.report.clean_change = std::numeric_limits<double>::quiet_NaN();
     for (std::size_t i = 0; i < noises.size(); ++i) {
-        const verified_denoising_result v = verified_denoising(clean, pass, noises[i], blocks_for(i, state.blocks()), opt);
+        const long mc = monte_carlo_of[i];
+        const verified_denoising_result v =
+            mc < 0 ? verified_denoising(clean, pass, noises[i], blocks_for(i, state.blocks()), opt)
+                   : verified_denoising(clean, ritz_monte_carlo_denoising(pass, with_monte_carlo->on_basis(mc), opt.rel_tol),
+                                        opt);
         tracker_noise_report nr;
+        // Exact for the draws made; their Monte-Carlo standard error is not estimated here (null).
+        nr.monte_carlo = mc >= 0;
+        nr.g_stderr_fro = std::numeric_limits<double>::quiet_NaN();
         nr.spec = to_string(noises[i]);
         nr.denoising = v.denoising;
         nr.impact = v.impact;

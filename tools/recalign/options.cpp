@@ -207,7 +207,9 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]")->required();
     c.denoise->add_option("--monte-carlo", o.monte_carlo,
                           "Estimate the noise expectations with S >= 2 corruptions per sample, drawn in the same "
-                          "pass as the clean statistics (checkpointed with them), instead of the closed forms")
+                          "pass as the clean statistics (checkpointed with them), instead of the closed forms; "
+                          "uncentered (the default). Sketch routes: sketches of the corrupted samples, and the "
+                          "verification pass draws the same corruptions again")
         ->check(non_negative);
     c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
     c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");

@@ -64,6 +64,10 @@ struct verified_denoising_result {
 verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const restricted_statistics& noisy,
                                              const noise_spec& noise, const patch_blocks* blocks,
                                              const alignment_options& options = {});
+// The same for a denoising subspace already refined on the pass's span (e.g. a Monte-Carlo
+// noise's, ritz_monte_carlo_denoising in align/monte_carlo_sketch.hpp).
+verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const ritz_denoising_result& found,
+                                             const alignment_options& options = {});
 
 // An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
 // then an orthonormal basis of what `extra` adds (projected out of Q twice, orthonormalised

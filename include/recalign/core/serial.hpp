@@ -56,6 +56,7 @@ enum class state_kind : std::uint32_t {
     class_moments = 7,
     patch_blocks = 8,
     restricted_moments = 9,
+    monte_carlo_sketch = 10,
 };
 // The library's name of a kind ("moment_accumulator", ...); for a value the library does
 // not list, "state of kind N".

@@ -1,0 +1,171 @@
+#include "monte_carlo_state.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "recalign/core/errors.hpp"
+#include "recalign/core/serial.hpp"
+
+namespace recalign::cli {
+
+namespace {
+// Distinguishes this state from a verified state (RAVERIFY) in checkpoints.
+constexpr char magic[8] = {'R', 'A', 'M', 'C', 'V', 'E', 'R', 'I'};
+
+void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+void put_part(std::string& s, const std::string& part) {
+    put_u64(s, part.size());
+    s += part;
+}
+
+struct reader {
+    std::string_view bytes;
+    const std::string& source;
+    [[noreturn]] void truncated() const {
+        throw file_error(source, checkpoint::header_bytes, "Monte-Carlo sketch state truncated");
+    }
+    std::uint64_t u64() {
+        if (bytes.size() < 8) truncated();
+        std::uint64_t v = 0;
+        std::memcpy(&v, bytes.data(), 8);
+        bytes.remove_prefix(8);
+        return v;
+    }
+    std::string part() {
+        const std::uint64_t len = u64();
+        if (len > bytes.size()) truncated();
+        std::string p(bytes.substr(0, static_cast<std::size_t>(len)));
+        bytes.remove_prefix(static_cast<std::size_t>(len));
+        return p;
+    }
+};
+
+// ranges: the sketch pass's G Ω and Bs Ω; the verification pass needs only Qᵀ G Q and Bsᵀ Q.
+monte_carlo_sketch make_sketch(const noise_spec& s, matrix_t test, corrupt_fn corrupt, bool ranges) {
+    monte_carlo_sketch_options o;
+    o.ranges = ranges;
+    o.test = std::move(test);
+    o.draws = s.draws;
+    o.seed = s.seed;
+    o.name = to_string(s);
+    return monte_carlo_sketch(std::move(o), std::move(corrupt));
+}
+}  // namespace
+
+monte_carlo_state::monte_carlo_state(const run_config& config, verify_plan plan, std::vector<noise_spec> noises,
+                                     const image_shape& shape, std::size_t columns)
+    : noises_(std::move(noises)), sketch_passes_(config.passes) {
+    const auto dim = static_cast<std::size_t>(config.dim);
+    for (const noise_spec& s : noises_) {
+        corrupters_.push_back(make_corrupter(s, shape));
+        // Ω from the noise's own seed: regenerated bit for bit on resume.
+        sketches_.push_back(make_sketch(s, gaussian_test_matrix(dim, columns, s.seed), corrupters_.back(), true));
+    }
+    // The verification basis: the plan's, extended by each noise's Ritz space (G Ω, Bs Ω, Bsᵀ Ω).
+    verification_basis base = std::move(plan.basis);
+    plan.basis = [this, base](const statistics& s, const std::vector<patch_blocks>& blocks,
+                              const restricted_statistics* previous) {
+        matrix_t q = base(s, blocks, previous);
+        for (const monte_carlo_sketch& m : sketches_) q = monte_carlo_ritz_basis(q, m.products());
+        pending_basis_ = q;
+        return q;
+    };
+    inner_.emplace(config, std::move(plan));
+}
+
+void monte_carlo_state::update(const io::source_batch& b, std::uint64_t pass) {
+    // The inner state validates the rows and labels first and changes nothing on a refusal; the
+    // Monte-Carlo states are updated on copies, committed together once everything succeeded.
+    const bool sketching = pass == 0, verifying = pass >= sketch_passes_;
+    if (verifying && on_basis_.size() != noises_.size())
+        throw std::logic_error("monte_carlo_state: a verification pass without its basis");
+    std::vector<monte_carlo_sketch> next;
+    if (sketching || verifying) {
+        next = sketching ? sketches_ : on_basis_;
+        for (monte_carlo_sketch& m : next) m.update(b.view(), b.first_row);
+    }
+    inner_->update(b, pass);
+    if (sketching) sketches_ = std::move(next);
+    else if (verifying) on_basis_ = std::move(next);
+}
+
+void monte_carlo_state::next_pass() {
+    inner_->next_pass();
+    ++pass_;
+    if (pass_ != sketch_passes_) return;
+    // The inner state has just asked the plan for the verification basis (pending_basis_).
+    on_basis_.clear();
+    for (std::size_t i = 0; i < noises_.size(); ++i)
+        on_basis_.push_back(make_sketch(noises_[i], pending_basis_, corrupters_[i], false));
+}
+
+monte_carlo_products monte_carlo_state::on_basis(std::size_t i) const {
+    if (i >= on_basis_.size()) throw std::logic_error("monte_carlo_state: no verification pass was run");
+    return on_basis_[i].products();
+}
+
+// [magic][u64 pass][verified state][u64 m][m sketches][u64 m' (0 or m)][m' products on Q]
+std::string monte_carlo_state::save() const {
+    std::string out(magic, 8);
+    put_u64(out, pass_);
+    put_part(out, inner_->save());
+    put_u64(out, sketches_.size());
+    for (const monte_carlo_sketch& m : sketches_) put_part(out, checkpoint::to_bytes(m));
+    put_u64(out, on_basis_.size());
+    for (const monte_carlo_sketch& m : on_basis_) put_part(out, checkpoint::to_bytes(m));
+    return out;
+}
+
+void monte_carlo_state::load(const std::string& bytes, const std::string& source) {
+    if (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0)
+        throw file_error(source, checkpoint::header_bytes,
+                         "this checkpoint holds no Monte-Carlo sketches (written by a run with other noises)");
+    reader r{std::string_view(bytes).substr(8), source};
+    const std::uint64_t pass = r.u64();
+    const std::string inner = r.part();
+    auto other_noises = [&] {
+        return file_error(source, checkpoint::header_bytes, "the checkpoint's Monte-Carlo sketches are of other noises");
+    };
+    if (r.u64() != sketches_.size()) throw other_noises();
+    std::vector<monte_carlo_sketch> sketches;
+    for (std::size_t i = 0; i < sketches_.size(); ++i) {
+        monte_carlo_sketch m = checkpoint::from_bytes<monte_carlo_sketch>(r.part(), source + " (Monte-Carlo sketch)");
+        if (m.config_hash() != sketches_[i].config_hash()) throw other_noises();
+        m.set_corrupter(corrupters_[i]);
+        sketches.push_back(std::move(m));
+    }
+    const std::uint64_t verifying = r.u64();
+    if (verifying != 0 && verifying != sketches_.size()) throw other_noises();
+    std::vector<monte_carlo_sketch> on_basis;
+    for (std::size_t i = 0; i < verifying; ++i) {
+        monte_carlo_sketch m =
+            checkpoint::from_bytes<monte_carlo_sketch>(r.part(), source + " (Monte-Carlo verification pass)");
+        const monte_carlo_sketch_options& o = m.options();
+        if (o.name != to_string(noises_[i]) || o.draws != noises_[i].draws || o.seed != noises_[i].seed || o.ranges ||
+            m.dim() != sketches_[i].dim())
+            throw other_noises();
+        m.set_corrupter(corrupters_[i]);
+        on_basis.push_back(std::move(m));
+    }
+    if (!r.bytes.empty())
+        throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the Monte-Carlo sketch state");
+    if ((verifying != 0) != (pass >= sketch_passes_))
+        throw file_error(source, checkpoint::header_bytes, "the Monte-Carlo sketch state is of another pass");
+    inner_->load(inner, source);
+    sketches_ = std::move(sketches);
+    on_basis_ = std::move(on_basis);
+    pass_ = pass;
+}
+
+void monte_carlo_state::reduce(const mpi_context& mpi) {
+    // The commands refuse the verification pass under mpirun (sketch_route.cpp), and a sketch
+    // route's denoise always verifies.
+    inner_->reduce(mpi);
+}
+
+void monte_carlo_state::merge(const stream_state&) {
+    throw std::invalid_argument("cannot merge runs with a verification pass: each shard verified its own sketch's "
+                                "subspaces");
+}
+
+}  // namespace recalign::cli
