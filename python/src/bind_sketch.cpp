@@ -40,14 +40,18 @@ void bind_sketch(py::module_& m) {
 Frequent Directions sketch of the (centered or uncentered) second moment: an ell x D matrix B
 with 0 <= C − BᵀB and ‖C − BᵀB‖₂ <= shrinkage <= tail / (ell + 1 − k). Memory: 2·ell x D.
 Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, pickle.)doc");
-    fd.def(py::init([](std::size_t dim, std::size_t ell, const std::string& center) {
+    fd.def(py::init([](std::size_t dim, std::size_t ell, const std::string& center, bool float32_kernels) {
                frequent_directions_options o;
                o.dim = dim;
                o.ell = ell;
                o.center = parse_centering(center);
+               o.float32_kernels = float32_kernels;
                return std::make_unique<fd_g>(frequent_directions(o));
            }),
-           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered", "dim: D. ell: rows of the sketch (memory 2 · ell · D doubles; the error bound falls as 1/(ell + 1 − k)).\ncenter: 'centered' (PCA) or 'uncentered'.")
+           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered", py::arg("float32_kernels") = false,
+           "dim: D. ell: rows of the sketch (memory 2 · ell · D doubles; the error bound falls as 1/(ell + 1 − k)).\ncenter: 'centered' (PCA) or 'uncentered'.\n"
+           "float32_kernels: opt-in single-precision shrinks (about 2x faster; the bound then holds up to about 1e-7 of λ₁ per "
+           "shrink; not saved: a loaded sketch shrinks in double).")
         .def("update", &update_sketch<frequent_directions>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch; releases the GIL; a rejected batch changes nothing.")
         .def("merge", &merge_guarded<frequent_directions>, py::arg("other"), "Merge a sketch of the same dim, ell and centering over other rows (the bounds add); strong guarantee.")

@@ -39,6 +39,7 @@ route_variant make_route(const run_config& config) {
         o.dim = dim;
         o.ell = static_cast<std::size_t>(std::min<std::uint64_t>(2 * config.rank, config.dim));
         o.center = c;
+        o.float32_kernels = config.float32_kernels;
         return frequent_directions(o);
     }
     nystrom_options o;
@@ -158,6 +159,8 @@ void route_state::load(const std::string& tagged, const std::string& source) {
     else if (!rest.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
     main_ = std::move(loaded);
     classes_ = std::move(classes);
+    // FD's shrink precision is not saved in its state: the run's --precision says it.
+    if (auto* fd = std::get_if<frequent_directions>(&main_)) fd->set_float32_kernels(config_.float32_kernels);
 }
 
 void route_state::reduce(const mpi_context& mpi) {
