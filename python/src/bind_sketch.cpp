@@ -111,6 +111,15 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
         .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"), "Merge a sketch of the same configuration and pass over other rows; strong guarantee.")
         .def("next_pass", [](ny_g& g) { locked_mut(g, [](nystrom_sketch& s) { s.next_pass(); }); },
              "End the current pass and start a power iteration (read the data again).")
+        .def("relative_error", [](const ny_g& g, std::size_t rank) {
+                 return locked(g, [&](const nystrom_sketch& s) {
+                     nystrom_spectrum_options o;
+                     o.rank = rank;
+                     return nystrom_relative_error(s, o);
+                 });
+             }, py::arg("rank") = 0,
+             "The probes' estimate of ‖C − Ĉ_r‖_F / tr(C) for the current pass (r = rank, 0: the sketch's); the "
+             "stopping rule of a tolerance: run another pass while it exceeds T. It includes the tail beyond rank r.")
         .def_property_readonly("pass_index", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.pass(); }); }, "The current pass (0 = the first read of the data).")
         .def_property_readonly("rank", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.options().rank; }); }, "Target rank k.")
         .def_property_readonly("width", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.width(); }); }, "Columns of the range sketch: rank + oversampling + probes.")

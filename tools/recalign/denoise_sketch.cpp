@@ -97,6 +97,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         r.report.noises.push_back(std::move(nr));
     }
     r.sketch = describe_sketch(s, &clean, pass.k(), 1);
+    note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
     note_pass_seconds(*r.sketch, o.run.quiet);
     return r;

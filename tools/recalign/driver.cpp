@@ -191,6 +191,9 @@ private:
         progress bar(!o_.quiet && ::isatty(2), total * passes, seg.pass * total + src_.position());
         for (;;) {
             stream_pass(bar);
+            const std::uint64_t skip = state_.passes_to_skip(seg.pass);
+            seg.pass += skip;
+            if (skip) bar.update((seg.pass + 1) * total);
             if (seg.pass + 1 >= passes) break;
             // Multi-pass states: each pass is one more read of the range.
             state_.next_pass();

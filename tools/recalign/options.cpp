@@ -70,6 +70,12 @@ void add_method_options(CLI::App* s, run_options& r) {
     s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)")->check(non_negative);
     s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations)")->capture_default_str()
         ->check(non_negative);
+    s->add_option("--tolerance", r.tolerance,
+                  "nystrom: after each pass, stop once the probes' estimate of ‖C − Ĉ_K‖_F / tr(C) is at most T "
+                  "(0 < T < 1), --passes Q (at least 2) then being the most passes to run; the result says whether T "
+                  "was met and after how many passes. The estimate includes the tail beyond rank K, which no pass "
+                  "removes: a T below it runs all Q passes")
+        ->check(CLI::Range(0.0, 1.0));
     s->add_option("--seed", r.seed, "Seed of the randomized sketches and Monte-Carlo noises")->capture_default_str()
         ->check(non_negative);
     s->add_option("--precision", r.precision,

@@ -98,6 +98,20 @@ void route_state::next_pass() {
     if (auto* s = std::get_if<nystrom_sketch>(&main_)) s->next_pass();
 }
 
+std::uint64_t route_state::passes_to_skip(std::uint64_t pass) {
+    const auto* s = std::get_if<nystrom_sketch>(&main_);
+    if (!s || !(config_.tolerance > 0.0) || pass + 1 >= config_.passes || s->n() == 0) return 0;
+    nystrom_spectrum_options o;
+    o.rank = static_cast<std::size_t>(config_.rank);
+    const double e = nystrom_relative_error(*s, o);
+    return e <= config_.tolerance ? config_.passes - 1 - pass : 0;
+}
+
+std::uint64_t route_state::sketch_passes() const {
+    if (const auto* s = std::get_if<nystrom_sketch>(&main_)) return s->pass() + 1;
+    return 1;
+}
+
 std::uint64_t route_state::n() const {
     return std::visit([](const auto& a) { return a.n(); }, main_);
 }

@@ -88,6 +88,13 @@ void verified_state::next_pass() {
     pass_state_.emplace(std::move(o));
 }
 
+std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
+    if (pass >= route_.passes()) return 0;  // a verification pass
+    const std::uint64_t skip = route_.passes_to_skip(pass);
+    pass_ += skip;  // next_pass() then starts the verification
+    return skip;
+}
+
 restricted_statistics verified_state::verified() const {
     if (!pass_state_) throw std::logic_error("verified_state: no verification pass was run");
     return pass_state_->finish(plan_.center);
