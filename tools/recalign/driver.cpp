@@ -267,6 +267,10 @@ void save_checkpoint(const std::string& path, run_state& st, const stream_state&
 }
 
 run_state drive(stream_state& state, const drive_input& input, const drive_options& options, const mpi_context& mpi) {
+    // Each rank would judge its own shard's estimate and the ranks' pass counts could differ.
+    if (mpi.active() && input.config.tolerance > 0.0)
+        throw user_error("--tolerance under mpirun is not supported yet (each rank would judge its own shard's "
+                         "estimate): pass --passes alone, or run without mpirun");
     run r(state, input, options, mpi);
     return r.go();
 }
