@@ -51,8 +51,13 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 
 std::vector<double> verified_state::pass_seconds() const {
     std::vector<double> s(marks_.size(), 0.0);
-    for (std::size_t i = 0; i < marks_.size(); ++i)
-        if (marks_[i] > 0) s[i] = (i + 1 < marks_.size() && marks_[i + 1] > 0 ? marks_[i + 1] : now()) - marks_[i];
+    // A pass ends where the next pass that ran starts (--tolerance skips passes: no mark).
+    for (std::size_t i = 0; i < marks_.size(); ++i) {
+        if (marks_[i] <= 0) continue;
+        std::size_t j = i + 1;
+        while (j < marks_.size() && marks_[j] <= 0) ++j;
+        s[i] = (j < marks_.size() ? marks_[j] : now()) - marks_[i];
+    }
     return s;
 }
 
