@@ -192,3 +192,35 @@ def test_nystrom_tolerance_stops_at_the_first_pass_below_it(data):
 def test_tolerance_refused_early(data, args, what):
     rc, _, err = c.run(["align"] + data + args)
     assert rc == 2 and what in err, f"{args}: exit {rc}: {err}"
+
+
+def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, data):
+    """A sketch that met --tolerance after its first pass skips to the verification pass (pass
+    index 4 of --passes 4): SIGKILL there, then --resume is byte-identical."""
+    args = ["align"] + data + ["--method", "nystrom", "--rank", 6, "--passes", 4, "--tolerance", 0.5, "--seed", 9,
+                               "--json", "--quiet"]
+    rc, reference, err = c.run(args)
+    assert rc == 0 and json.loads(reference)["sketch_error"]["sketch_passes"] == 1, f"tolerance run: {err}"
+    ck = os.path.join(tmp, "nytol.ckpt")
+    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500",
+                                                                   "--test-batch-delay-ms", "5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, killed_in = time.time() + 30, None
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(ck):
+                rc2, out, _ = c.run(["info", ck, "--json"])
+                if rc2 == 0:
+                    seg = json.loads(out)["segments"][0]
+                    if seg["pass"] == 4 and seg["rows_done"] >= 1000:
+                        p.send_signal(signal.SIGKILL)
+                        killed_in = seg
+                        break
+            time.sleep(0.01)
+    finally:
+        if p.poll() is None and killed_in is None:
+            p.kill()
+        p.communicate()
+    assert killed_in is not None, "never saw a checkpoint in the verification pass"
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"
