@@ -48,6 +48,12 @@ void syrk_nt(std::size_t m, std::size_t k, double alpha, const double* a, double
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, mi, ki, alpha, a, ki > 0 ? ki : 1, beta, c, mi);
 }
 
+void syrk_nt(std::size_t m, std::size_t k, float alpha, const float* a, float beta, float* c) {
+    const int mi = to_blas_int(m, "rows"), ki = to_blas_int(k, "columns");
+    if (mi == 0) return;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, mi, ki, alpha, a, ki > 0 ? ki : 1, beta, c, mi);
+}
+
 void trsm_right_upper(std::size_t m, std::size_t n, const double* r, double* b) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
     if (mi == 0 || ni == 0) return;
@@ -137,6 +143,14 @@ int syevd_rows(std::size_t n, double* a, double* w) {
     // columns are our rows.
     const int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'L', ni, a, ni, w);
     check_info(info, "dsyevd");
+    return info;
+}
+
+int syevd_rows(std::size_t n, float* a, float* w) {
+    const int ni = to_blas_int(n, "dimension");
+    if (ni == 0) return 0;
+    const int info = LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'L', ni, a, ni, w);
+    check_info(info, "ssyevd");
     return info;
 }
 

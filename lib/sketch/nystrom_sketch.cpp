@@ -560,4 +560,10 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
 template void nystrom_sketch::test_block(std::size_t, std::size_t, double*) const;
 template void nystrom_sketch::test_block(std::size_t, std::size_t, float*) const;
 
+double nystrom_relative_error(const nystrom_sketch& sketch, const nystrom_spectrum_options& options) {
+    const spectrum sp = nystrom_spectrum(sketch, options);
+    if (!(sp.total > 0.0)) return sp.error_estimate == 0.0 ? 0.0 : std::numeric_limits<double>::quiet_NaN();
+    return sp.error_estimate / sp.total;
+}
+
 }  // namespace recalign

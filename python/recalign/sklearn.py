@@ -114,6 +114,11 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         the sketch's a-posteriori error estimate uses min(10, n_features) more).
     passes : int
         nystrom only: passes over the data in fit() (power iterations); partial_fit makes one.
+        With tolerance: the most passes to make.
+    tolerance : float or None
+        nystrom only: fit() stops after the first pass whose estimate of
+        ||C - C_k||_F / tr(C) (NystromSketch.relative_error) is <= tolerance, at most `passes`
+        passes; n_passes_ and tolerance_met_ say what happened.
     random_state : int, RandomState or None
         nystrom only: the seed of the counter-based Gaussian test matrix.
 
@@ -134,7 +139,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     """
 
     def __init__(self, n_components=None, *, method="exact", whiten=False, batch_size=None, sketch_size=None,
-                 oversampling=10, passes=1, random_state=0):
+                 oversampling=10, passes=1, tolerance=None, random_state=0):
         self.n_components = n_components
         self.method = method
         self.whiten = whiten
@@ -142,6 +147,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.sketch_size = sketch_size
         self.oversampling = oversampling
         self.passes = passes
+        self.tolerance = tolerance
         self.random_state = random_state
 
     # ---- fitting ------------------------------------------------------------------------
@@ -160,6 +166,10 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         passes = self.passes if self.method == "nystrom" else 1
         if not isinstance(passes, numbers.Integral) or passes < 1:
             raise ValueError(f"StreamingPCA: passes must be an integer >= 1, got {self.passes!r}")
+        tol = self.tolerance
+        if tol is not None and (self.method != "nystrom" or not isinstance(tol, numbers.Real) or not 0 < tol < 1):
+            raise ValueError(f"StreamingPCA: tolerance applies to method='nystrom' and must lie in (0, 1), got {tol!r}")
+        self.tolerance_met_ = None
         for p in range(passes):
             if p > 0:
                 self.state_.next_pass()
@@ -167,6 +177,11 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             for batch in gen_batches(n_samples, self.batch_size_):
                 x = X[batch]
                 self._update(x.toarray() if sparse.issparse(x) else x, batch.start)
+            self.n_passes_ = p + 1
+            if tol is not None:
+                self.tolerance_met_ = bool(self.state_.relative_error() <= tol)
+                if self.tolerance_met_:
+                    break
         return self
 
     def partial_fit(self, X, y=None, check_input=True):

@@ -40,14 +40,18 @@ void bind_sketch(py::module_& m) {
 Frequent Directions sketch of the (centered or uncentered) second moment: an ell x D matrix B
 with 0 <= C − BᵀB and ‖C − BᵀB‖₂ <= shrinkage <= tail / (ell + 1 − k). Memory: 2·ell x D.
 Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, pickle.)doc");
-    fd.def(py::init([](std::size_t dim, std::size_t ell, const std::string& center) {
+    fd.def(py::init([](std::size_t dim, std::size_t ell, const std::string& center, bool float32_kernels) {
                frequent_directions_options o;
                o.dim = dim;
                o.ell = ell;
                o.center = parse_centering(center);
+               o.float32_kernels = float32_kernels;
                return std::make_unique<fd_g>(frequent_directions(o));
            }),
-           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered", "dim: D. ell: rows of the sketch (memory 2 · ell · D doubles; the error bound falls as 1/(ell + 1 − k)).\ncenter: 'centered' (PCA) or 'uncentered'.")
+           py::arg("dim"), py::arg("ell"), py::arg("center") = "centered", py::arg("float32_kernels") = false,
+           "dim: D. ell: rows of the sketch (memory 2 · ell · D doubles; the error bound falls as 1/(ell + 1 − k)).\ncenter: 'centered' (PCA) or 'uncentered'.\n"
+           "float32_kernels: opt-in single-precision shrinks (about 2x faster; the bound then holds up to about 1e-7 of λ₁ per "
+           "shrink; not saved: a loaded sketch shrinks in double).")
         .def("update", &update_sketch<frequent_directions>, py::arg("x"), py::arg("first_row") = 0,
              "Add a batch; releases the GIL; a rejected batch changes nothing.")
         .def("merge", &merge_guarded<frequent_directions>, py::arg("other"), "Merge a sketch of the same dim, ell and centering over other rows (the bounds add); strong guarantee.")
@@ -107,6 +111,15 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
         .def("merge", &merge_guarded<nystrom_sketch>, py::arg("other"), "Merge a sketch of the same configuration and pass over other rows; strong guarantee.")
         .def("next_pass", [](ny_g& g) { locked_mut(g, [](nystrom_sketch& s) { s.next_pass(); }); },
              "End the current pass and start a power iteration (read the data again).")
+        .def("relative_error", [](const ny_g& g, std::size_t rank) {
+                 return locked(g, [&](const nystrom_sketch& s) {
+                     nystrom_spectrum_options o;
+                     o.rank = rank;
+                     return nystrom_relative_error(s, o);
+                 });
+             }, py::arg("rank") = 0,
+             "The probes' estimate of ‖C − Ĉ_r‖_F / tr(C) for the current pass (r = rank, 0: the sketch's); the "
+             "stopping rule of a tolerance: run another pass while it exceeds T. It includes the tail beyond rank r.")
         .def_property_readonly("pass_index", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.pass(); }); }, "The current pass (0 = the first read of the data).")
         .def_property_readonly("rank", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.options().rank; }); }, "Target rank k.")
         .def_property_readonly("width", [](const ny_g& g) { return locked(g, [](const nystrom_sketch& s) { return s.width(); }); }, "Columns of the range sketch: rank + oversampling + probes.")

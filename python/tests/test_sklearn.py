@@ -160,3 +160,23 @@ def test_spectrum_variances_per_sample_match_numpy():
     np.testing.assert_allclose(spec.variances(), spec.eigenvalues / 199, rtol=0, atol=0)
     with pytest.raises(ValueError, match="ddof"):
         spec.variances(2)
+
+
+def test_nystrom_tolerance_stops_at_the_first_pass_below_it(pixels):
+    """tolerance=T: fit() stops after the first pass whose relative estimate is <= T, with the
+    numbers of a fit of exactly that many passes; a T below every estimate runs all passes."""
+    x, _ = pixels
+    k = 10
+    est = []
+    for q in (1, 2, 3):
+        m = StreamingPCA(k, method="nystrom", batch_size=256, passes=q).fit(x)
+        assert m.n_passes_ == q and m.tolerance_met_ is None
+        est.append((m.state_.relative_error(), m))
+    assert est[0][0] == pytest.approx(est[0][1].spectrum_.error_estimate / est[0][1].spectrum_.total, rel=1e-12)
+    for t in (1.01 * est[0][0], 0.5 * (est[0][0] + est[1][0]), 0.5 * min(e for e, _ in est)):
+        got = StreamingPCA(k, method="nystrom", batch_size=256, passes=3, tolerance=t).fit(x)
+        first = next((i + 1 for i, (e, _) in enumerate(est) if e <= t), None)
+        assert got.n_passes_ == (first or 3) and got.tolerance_met_ == (first is not None), (t, [e for e, _ in est])
+        np.testing.assert_array_equal(got.components_, est[got.n_passes_ - 1][1].components_)
+    with pytest.raises(ValueError, match="tolerance"):
+        StreamingPCA(k, method="fd", tolerance=0.1).fit(x)

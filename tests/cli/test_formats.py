@@ -239,22 +239,24 @@ PRECISION_METHODS = {"exact": [], "nystrom": ["--method", "nystrom", "--rank", 4
                      "fd": ["--method", "fd", "--rank", 4]}
 
 
-@pytest.mark.parametrize("method", ["exact", "nystrom"])
+@pytest.mark.parametrize("method", ["exact", "nystrom", "fd"])
 def test_f32_kernels_on_float32_input(f32_rows, method):
-    args = ["spectrum", "--images", f32_rows[0], "--batch", "500"] + PRECISION_METHODS[method]
-    f64 = c.run_json(args + ["--precision", "f64"])
-    f32 = c.run_json(args + ["--precision", "f32-kernels"])
-    assert c.run_json(args)["eigenvalues"] == f64["eigenvalues"], "the default is not --precision f64"
-    assert f32["eigenvalues"] != f64["eigenvalues"], f"{method}: --precision f32-kernels took the double path"
-    c.assert_close(f32["eigenvalues"], f64["eigenvalues"], 1e-5, f"{method}: f32 kernels vs double",
-                   atol=1e-6 * f64["eigenvalues"][0])
+    """FD's single-precision shrinks run for any input type (its batches are centered in
+    double first); their rounding accumulates over the shrinks: 1e-4 there."""
+    for images in list(f32_rows) if method == "fd" else [f32_rows[0]]:
+        args = ["spectrum", "--images", images, "--batch", "500"] + PRECISION_METHODS[method]
+        f64 = c.run_json(args + ["--precision", "f64"])
+        f32 = c.run_json(args + ["--precision", "f32-kernels"])
+        assert c.run_json(args)["eigenvalues"] == f64["eigenvalues"], "the default is not --precision f64"
+        assert f32["eigenvalues"] != f64["eigenvalues"], f"{method}: --precision f32-kernels took the double path"
+        c.assert_close(f32["eigenvalues"], f64["eigenvalues"], 1e-4 if method == "fd" else 1e-5,
+                       f"{method}: f32 kernels vs double", atol=1e-6 * f64["eigenvalues"][0])
 
 
-@pytest.mark.parametrize("method", ["exact", "fd"])
+@pytest.mark.parametrize("method", ["exact"])
 def test_f32_kernels_leave_other_input_in_double(f32_rows, method):
-    """uint8 input on the exact route (and --method fd on any input) has no single-precision
-    path: same bits."""
-    for images in ([f32_rows[1]] if method != "fd" else list(f32_rows)):
+    """uint8 input on the exact route has no single-precision path: same bits."""
+    for images in [f32_rows[1]]:
         args = ["spectrum", "--images", images, "--batch", "500"] + PRECISION_METHODS[method]
         f64 = c.run_json(args + ["--precision", "f64"])
         f32 = c.run_json(args + ["--precision", "f32-kernels"])

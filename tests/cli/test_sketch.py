@@ -164,3 +164,69 @@ def test_verify_refusals(tmp, data):
     # ... and is analysed after its pass, not with --from.
     rc, out, err = c.run(["align", "--from", vk])
     c.assert_one_line_error(rc, err, ["verification pass", "resume"], "--from of a verified run")
+
+
+def test_nystrom_tolerance_stops_at_the_first_pass_below_it(data):
+    """--tolerance T: the sketch passes stop after the first pass whose relative estimate
+    ‖C − Ĉ‖_F / tr C is <= T (the same numbers as a run of exactly that many passes), or run
+    all of --passes and say it was not met."""
+    common = ["--method", "nystrom", "--rank", 4, "--seed", 3]
+    est = []
+    for q in range(1, 5):
+        j = c.run_json(["align"] + data + common + ["--passes", q])
+        e = j["sketch_error"]
+        assert e["sketch_passes"] == q and e["max_passes"] == q and e["tolerance"] is None, f"passes {q}: {e}"
+        assert e["relative_estimate"] > 0, f"passes {q}: {e}"
+        est.append((e["relative_estimate"], j))
+    for t in sorted({0.5 * (est[0][0] + est[1][0]), 1.01 * est[0][0], 0.99 * min(e for e, _ in est)}):
+        j = c.run_json(["align"] + data + common + ["--passes", 4, "--tolerance", t])
+        e = j["sketch_error"]
+        first = next((i + 1 for i, (v, _) in enumerate(est) if v <= t), None)
+        runs = first or 4
+        assert e["sketch_passes"] == runs and e["max_passes"] == 4, f"T = {t}: {e}, estimates {[v for v, _ in est]}"
+        assert e["tolerance"] == t and e["tolerance_met"] == (first is not None), f"T = {t}: {e}"
+        ref = est[runs - 1][1]
+        assert j["eigenvalues"] == ref["eigenvalues"] and j["alignment"] == ref["alignment"], \
+            f"T = {t}: not the {runs}-pass result"
+    rc, out, _ = c.run(["align"] + data + common + ["--passes", 4, "--tolerance", 1.01 * est[0][0]])
+    assert rc == 0 and "--tolerance" in out and " met after 1 of at most 4 passes" in out, out
+
+
+@pytest.mark.parametrize("args,what", [(["--method", "fd", "--rank", 4, "--tolerance", 0.1], "nystrom only"),
+                                       (["--method", "nystrom", "--rank", 4, "--tolerance", 0.1], "--passes Q >= 2"),
+                                       (["--tolerance", 0.1], "nystrom only")], ids=["fd", "one-pass", "exact"])
+def test_tolerance_refused_early(data, args, what):
+    rc, _, err = c.run(["align"] + data + args)
+    assert rc == 2 and what in err, f"{args}: exit {rc}: {err}"
+
+
+def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, data):
+    """A sketch that met --tolerance after its first pass skips to the verification pass (pass
+    index 4 of --passes 4): SIGKILL there, then --resume is byte-identical."""
+    args = ["align"] + data + ["--method", "nystrom", "--rank", 6, "--passes", 4, "--tolerance", 0.5, "--seed", 9,
+                               "--json", "--quiet"]
+    rc, reference, err = c.run(args)
+    assert rc == 0 and json.loads(reference)["sketch_error"]["sketch_passes"] == 1, f"tolerance run: {err}"
+    ck = os.path.join(tmp, "nytol.ckpt")
+    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500",
+                                                                   "--test-batch-delay-ms", "5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline, killed_in = time.time() + 30, None
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(ck):
+                rc2, out, _ = c.run(["info", ck, "--json"])
+                if rc2 == 0:
+                    seg = json.loads(out)["segments"][0]
+                    if seg["pass"] == 4 and seg["rows_done"] >= 1000:
+                        p.send_signal(signal.SIGKILL)
+                        killed_in = seg
+                        break
+            time.sleep(0.01)
+    finally:
+        if p.poll() is None and killed_in is None:
+            p.kill()
+        p.communicate()
+    assert killed_in is not None, "never saw a checkpoint in the verification pass"
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"

@@ -124,6 +124,39 @@ TEST_CASE("FD: ‖C − BᵀB‖₂ <= Δ <= tail / (ℓ + 1 − k), on power-la
     }
 }
 
+TEST_CASE("FD: single-precision shrinks keep the bound up to float rounding and match double ones", "[sketch][fd]") {
+    const data_set& s = data(decay::power_law);
+    const exact_reference& ref = s.centered;
+    const std::size_t ell = 40;
+    frequent_directions f64 = make(D, ell);
+    frequent_directions_options o = f64.options();
+    o.float32_kernels = true;
+    frequent_directions f32(o);
+    CHECK(f32.config_hash() == f64.config_hash());  // not part of the configuration
+    feed(f64, s.x, D, 0, N, 250);
+    feed(f32, s.x, D, 0, N, 250);
+    REQUIRE(f32.shrinks() == f64.shrinks());
+    const double lam1 = ref.spec.eigenvalues(0), delta = f32.shrinkage();
+    // Single-precision rounding of each shrink: about 1e-7 of λ_max(B Bᵀ) <= λ_1(C).
+    const double tol = 1e-5 * lam1;
+    CHECK(delta == Approx(f64.shrinkage()).epsilon(1e-4));
+    const sketch_error e = error_of(f32, ref);
+    CHECK(e.norm <= delta + tol);
+    CHECK(e.min_eig >= -tol);
+    const spectrum a = frequent_directions_spectrum(f32), b = frequent_directions_spectrum(f64);
+    REQUIRE(a.rank() == b.rank());
+    for (std::size_t i = 0; i < a.rank(); ++i) CHECK(std::abs(a.eigenvalues(i) - b.eigenvalues(i)) <= tol);
+    for (std::size_t k : {1, 5, 20}) CHECK(ref.top_sum(k) - captured(ref.c, a.basis, k) <= static_cast<double>(k) * delta + tol);
+    // A loaded sketch shrinks in double until switched; the switch changes nothing else.
+    std::stringstream ss;
+    f32.save(ss);
+    frequent_directions back = frequent_directions::load(ss);
+    CHECK_FALSE(back.options().float32_kernels);
+    back.set_float32_kernels(true);
+    CHECK(back.options().float32_kernels);
+    CHECK(back.shrinkage() == f32.shrinkage());
+}
+
 TEST_CASE("FD: one factorisation per ℓ new rows, never per row", "[sketch][fd]") {
     const data_set& s = data(decay::power_law);
     const std::size_t ell = 25, n = 1000;

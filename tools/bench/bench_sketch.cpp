@@ -199,6 +199,7 @@ int run(const args& a) {
         frequent_directions_options o;
         o.dim = d;
         o.ell = a.num("ell", std::to_string(2 * k));
+        o.float32_kernels = a.get("float32", "0") == "1";
         frequent_directions fd(o);
         stream_file(data, d, n, batch, [&](const batch_view& b, std::size_t r) { fd.update(b, r); });
         frequent_directions_spectrum_options so;

@@ -83,6 +83,8 @@ def main():
          (["--fit-rows", str(a.ipca_fit_rows)] if a.ipca_fit_rows else [])),
         ("randomized_svd (sklearn, in memory, n_iter=4)", "rsvd", [sys.executable, peers, "--method", "rsvd"] + common),
         ("frequent_directions l=2k", "fd", [a.bench, "run", "--method", "fd", "--ell", str(2 * k)] + common),
+        ("frequent_directions l=2k f32 shrinks", "fd32", [a.bench, "run", "--method", "fd", "--ell", str(2 * k),
+                                                          "--float32", "1"] + common),
         ("nystrom 1 pass p=20 f32", "ny1", [a.bench, "run", "--method", "nystrom", "--passes", "1",
                                            "--oversampling", "20", "--float32", "1"] + common),
         ("nystrom 2 passes p=100 f32", "ny2", [a.bench, "run", "--method", "nystrom", "--passes", "2",

@@ -17,7 +17,10 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     r.run = stream(state, p, mpi);
     statistics s = finish_choices(finish_statistics(state, p.center, false), p);
     r.curve = alignment_curve(s, opt);
-    if (s.method != route::exact) r.sketch = describe_sketch(s, nullptr, 0, 0);
+    if (s.method != route::exact) {
+        r.sketch = describe_sketch(s, nullptr, 0, 0);
+        note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
+    }
     r.spec = std::move(s.spec);  // not a copy: at high D the exact basis is D x D
     return r;
 }
@@ -41,6 +44,7 @@ align_result compute_verified(const prepared_run& p, alignment_options opt, cons
     r.curve.method = s.method;
     r.spec = s.spec;
     r.sketch = describe_sketch(s, &ritz, pass.k(), 1);
+    note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
     note_pass_seconds(*r.sketch, p.drive.quiet);
     return r;

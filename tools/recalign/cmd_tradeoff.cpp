@@ -56,6 +56,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         r.t = ritz_tradeoff(pass, s.spec.total, opt);
         const ritz_alignment_result ritz = ritz_alignment(pass);
         r.sketch = describe_sketch(s, &ritz, pass.k(), plan.passes);
+        note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
         r.sketch->pass_seconds = state.pass_seconds();
         note_pass_seconds(*r.sketch, o.run.quiet);
     } else {

@@ -80,6 +80,10 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                                               checked_mul(16 * (t.dim + columns), columns, "Monte-Carlo products"),
                                               "Monte-Carlo sketches"),
                                   "Monte-Carlo sketches");
+    if (mpi.active() && !monte_carlo.empty())
+        throw user_error("Monte-Carlo noises on a sketch route do not run under mpirun yet (each rank's sketches of "
+                         "its corrupted rows would have to be merged before the basis is built): run them in one "
+                         "process, or under mpirun with --method exact");
     // Beyond the pass's V and Sxx V (check_verification's 3 D x K, with the clean Ritz basis):
     // while a masking noise is refined, its rotated V and Sxx V and the returned copy of V
     // (BENCHMARKS.md, "High-D denoising": 6 D x K doubles at the peak in all).
@@ -148,6 +152,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         r.report.noises.push_back(std::move(nr));
     }
     r.sketch = describe_sketch(s, &clean, pass.k(), 1);
+    note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
     note_pass_seconds(*r.sketch, o.run.quiet);
     return r;

@@ -243,6 +243,9 @@ private:
         progress bar(!o_.quiet && ::isatty(2), total * passes, seg.pass * total + src_.position());
         for (;;) {
             stream_pass(bar);
+            const std::uint64_t skip = state_.passes_to_skip(seg.pass);
+            seg.pass += skip;
+            if (skip) bar.update((seg.pass + 1) * total);
             if (seg.pass + 1 >= passes) break;
             // Multi-pass states: each pass is one more read of the range.
             state_.next_pass(mpi_);
@@ -316,6 +319,10 @@ void save_checkpoint(const std::string& path, run_state& st, const stream_state&
 }
 
 run_state drive(stream_state& state, const drive_input& input, const drive_options& options, const mpi_context& mpi) {
+    // Each rank would judge its own shard's estimate and the ranks' pass counts could differ.
+    if (mpi.active() && input.config.tolerance > 0.0)
+        throw user_error("--tolerance under mpirun is not supported yet (each rank would judge its own shard's "
+                         "estimate): pass --passes alone, or run without mpirun");
     run r(state, input, options, mpi);
     return r.go();
 }

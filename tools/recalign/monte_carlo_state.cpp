@@ -89,8 +89,11 @@ void monte_carlo_state::update(const io::source_batch& b, std::uint64_t pass) {
     else if (verifying) on_basis_ = std::move(next);
 }
 
-void monte_carlo_state::next_pass() {
-    inner_->next_pass();
+void monte_carlo_state::next_pass(const mpi_context& mpi) {
+    // denoise refuses Monte-Carlo noises on sketch routes under mpirun (their sketches would
+    // have to be merged on rank 0 before the basis is built).
+    if (mpi.active()) throw std::logic_error("monte_carlo_state: not under mpirun");
+    inner_->next_pass(mpi);
     ++pass_;
     if (pass_ != sketch_passes_) return;
     // The inner state has just asked the plan for the verification basis (pending_basis_).

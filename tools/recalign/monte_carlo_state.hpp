@@ -28,7 +28,13 @@ public:
 
     std::uint64_t passes() const override { return inner_->passes(); }
     void update(const io::source_batch& b, std::uint64_t pass) override;
-    void next_pass() override;
+    void next_pass(const mpi_context& mpi) override;
+    // --tolerance: the inner state's skipped sketch passes count as read here too.
+    std::uint64_t passes_to_skip(std::uint64_t pass) override {
+        const std::uint64_t k = inner_->passes_to_skip(pass);
+        pass_ += k;
+        return k;
+    }
     std::uint64_t n() const override { return inner_->n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

@@ -72,8 +72,14 @@ void add_method_options(CLI::App* s, run_options& r) {
     s->add_option("--method", r.method, "Route to the spectrum: exact moments, Frequent Directions or Nyström sketch")
         ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
     s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)")->check(non_negative);
-    s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations)")->capture_default_str()
+    s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations; with --tolerance the most)")->capture_default_str()
         ->check(non_negative);
+    s->add_option("--tolerance", r.tolerance,
+                  "nystrom: after each pass, stop once the probes' estimate of ‖C − Ĉ_K‖_F / tr(C) is at most T "
+                  "(0 < T < 1), --passes Q (at least 2) then being the most passes to run; the result says whether T "
+                  "was met and after how many passes. The estimate includes the tail beyond rank K, which no pass "
+                  "removes: a T below it runs all Q passes")
+        ->check(CLI::Range(0.0, 1.0));
     s->add_option("--seed", r.seed, "Seed of the randomized sketches and Monte-Carlo noises")->capture_default_str()
         ->check(non_negative);
     s->add_option("--precision", r.precision,
@@ -81,7 +87,9 @@ void add_method_options(CLI::App* s, run_options& r) {
                   "f32-kernels computes each batch's scatter (exact route, SSYRK) and products (nystrom, SGEMM) in "
                   "single precision and accumulates across batches in double: about 1.3-2x faster, relative error "
                   "about 7e-8 in the second moment and 1e-10 to 3e-9 in the eigenvalues on Fashion-MNIST "
-                  "(BENCHMARKS.md). Nyström uses it for uint8 input too; other input types and --method fd always use "
+                  "(BENCHMARKS.md). Nyström uses it for uint8 input too; --method fd runs its shrinks (Gram matrix, "
+                  "eigendecomposition, rotation) in single precision for any input, about 2x faster, its bound then "
+                  "holding up to about 1e-7 of the largest eigenvalue per shrink; other input types use "
                   "double. Not part of the run's "
                   "configuration: such states merge with f64 ones, and --resume keeps the checkpoint's precision")
         ->check(CLI::IsMember({"f64", "f32-kernels"}))->capture_default_str();

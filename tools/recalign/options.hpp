@@ -39,6 +39,7 @@ struct run_options {
     std::string method = "exact";
     std::string precision = "f64";  // --precision: f64 | f32-kernels
     std::size_t rank = 0, passes = 1;
+    double tolerance = 0.0;  // --tolerance T (nystrom): 0 = off, run all --passes
     std::uint64_t seed = 0;
     std::string checkpoint, from;
     std::uint64_t checkpoint_every = 0;

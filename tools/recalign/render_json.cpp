@@ -58,6 +58,11 @@ void add_sketch(json& j, const std::optional<sketch_verification>& v, const char
     e["verification_columns"] = v->columns;
     e["error_bound"] = number_or_null(v->error_bound);
     e["error_estimate"] = number_or_null(v->error_estimate);
+    e["relative_estimate"] = number_or_null(v->relative_estimate);
+    e["sketch_passes"] = v->sketch_passes;
+    e["max_passes"] = v->max_passes;
+    e["tolerance"] = number_or_null(v->tolerance);
+    e["tolerance_met"] = std::isnan(v->tolerance) ? json(nullptr) : json(v->relative_estimate <= v->tolerance);
     if (v->verified) {
         // Davis–Kahan: sin ∠(y_j, eigenvector j) <= residual_j / gap_j.
         e["ritz_values"] = to_vec(v->ritz_values);

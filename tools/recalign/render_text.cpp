@@ -45,6 +45,12 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
     else if (!std::isnan(v->error_estimate)) std::snprintf(b, sizeof b, "; the sketch's error estimate ‖C − Ĉ‖_F ≈ %.4g", v->error_estimate);
     else b[0] = 0;
     err = b;
+    if (!std::isnan(v->tolerance)) {
+        std::snprintf(b, sizeof b, "; --tolerance %.3g %s after %zu of at most %zu passes (‖C − Ĉ‖_F / tr C ≈ %.3g)",
+                      v->tolerance, v->relative_estimate <= v->tolerance ? "met" : "NOT met", v->sketch_passes,
+                      v->max_passes, v->relative_estimate);
+        err += b;
+    }
     if (v->verified) {
         double worst = 0.0;
         for (std::size_t j = 0; j < v->residuals.size(); ++j)

@@ -36,6 +36,11 @@ struct sketch_verification {
     std::size_t extra_passes = 0;         // verification passes over the data
     double error_bound = std::numeric_limits<double>::quiet_NaN();     // FD: ‖C − Ĉ‖₂ <= bound
     double error_estimate = std::numeric_limits<double>::quiet_NaN();  // Nyström: estimate of ‖C − Ĉ_r‖_F
+    // --tolerance (Nyström): the sketch passes run of at most max_passes, T (NaN: not given) and
+    // the relative estimate ‖C − Ĉ_r‖_F / tr(C) it was compared with.
+    std::size_t sketch_passes = 1, max_passes = 1;
+    double tolerance = std::numeric_limits<double>::quiet_NaN();
+    double relative_estimate = std::numeric_limits<double>::quiet_NaN();
     vector_t residuals;  // verified: ‖Sxx y_j − θ_j y_j‖ of the returned vectors y_j (exact)
     vector_t ritz_values;  // verified: θ_j = y_jᵀ Sxx y_j (exact)
     std::vector<double> pass_seconds;  // wall time of each pass in this process (timing, not a result)

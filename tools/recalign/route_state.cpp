@@ -39,6 +39,7 @@ route_variant make_route(const run_config& config) {
         o.dim = dim;
         o.ell = static_cast<std::size_t>(std::min<std::uint64_t>(2 * config.rank, config.dim));
         o.center = c;
+        o.float32_kernels = config.float32_kernels;
         return frequent_directions(o);
     }
     nystrom_options o;
@@ -117,6 +118,20 @@ void route_state::next_pass(const mpi_context& mpi) {
     if (classes_) classes_.emplace(classes_->options());
 }
 
+std::uint64_t route_state::passes_to_skip(std::uint64_t pass) {
+    const auto* s = std::get_if<nystrom_sketch>(&main_);
+    if (!s || !(config_.tolerance > 0.0) || pass + 1 >= config_.passes || s->n() == 0) return 0;
+    nystrom_spectrum_options o;
+    o.rank = static_cast<std::size_t>(config_.rank);
+    const double e = nystrom_relative_error(*s, o);
+    return e <= config_.tolerance ? config_.passes - 1 - pass : 0;
+}
+
+std::uint64_t route_state::sketch_passes() const {
+    if (const auto* s = std::get_if<nystrom_sketch>(&main_)) return s->pass() + 1;
+    return 1;
+}
+
 std::uint64_t route_state::n() const {
     return std::visit([](const auto& a) { return a.n(); }, main_);
 }
@@ -179,6 +194,8 @@ void route_state::load(const std::string& tagged, const std::string& source) {
     else if (!rest.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
     main_ = std::move(loaded);
     classes_ = std::move(classes);
+    // FD's shrink precision is not saved in its state: the run's --precision says it.
+    if (auto* fd = std::get_if<frequent_directions>(&main_)) fd->set_float32_kernels(config_.float32_kernels);
 }
 
 void route_state::reduce(const mpi_context& mpi) {

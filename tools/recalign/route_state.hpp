@@ -29,6 +29,10 @@ public:
     std::uint64_t passes() const override { return config_.passes; }
     void update(const io::source_batch& b, std::uint64_t pass) override;
     void next_pass(const mpi_context& mpi) override;
+    // --tolerance: after a sketch pass, the remaining sketch passes when the estimate is met.
+    std::uint64_t passes_to_skip(std::uint64_t pass) override;
+    // Sketch passes the state has accumulated (Nyström: its pass() + 1; 1 otherwise).
+    std::uint64_t sketch_passes() const;
     std::uint64_t n() const override;
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

@@ -28,6 +28,9 @@ struct run_config {
     // --precision f32-kernels: how a batch is computed, not what is accumulated (as in the
     // library, states with and without it merge), so neither saved, hashed nor compared.
     bool float32_kernels = false;
+    // --tolerance (nystrom): when the sketch passes may stop before --passes, not what a pass
+    // accumulates: neither saved, hashed nor compared (a resume takes this run's).
+    double tolerance = 0.0;
 
     std::uint64_t hash() const;
     // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares

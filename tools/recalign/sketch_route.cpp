@@ -69,6 +69,14 @@ sketch_verification describe_sketch(const statistics& sketch, const ritz_alignme
     return v;
 }
 
+void note_sketch_passes(sketch_verification& v, const statistics& sketch, const run_config& c,
+                        std::uint64_t sketch_passes) {
+    v.sketch_passes = static_cast<std::size_t>(sketch_passes);
+    v.max_passes = static_cast<std::size_t>(c.passes);
+    if (sketch.spec.total > 0.0) v.relative_estimate = sketch.spec.error_estimate / sketch.spec.total;
+    if (c.tolerance > 0.0) v.tolerance = c.tolerance;
+}
+
 void note_pass_seconds(const sketch_verification& v, bool quiet) {
     if (quiet || v.pass_seconds.empty()) return;
     std::string s;

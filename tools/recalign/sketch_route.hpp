@@ -33,6 +33,10 @@ double verified_choices(statistics& sketch, restricted_statistics& pass, const p
 sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
                                     std::size_t passes);
 
+// The sketch passes run (of --passes at most) and, with --tolerance, what it was compared with.
+void note_sketch_passes(sketch_verification& v, const statistics& sketch, const run_config& c,
+                        std::uint64_t sketch_passes);
+
 // denoise on a sketch route (denoise_sketch.cpp): the noises of `t` (closed forms) through
 // the sketch, the exact patch blocks and one verification pass.
 denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_run& run, const tracker_options& t,

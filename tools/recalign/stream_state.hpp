@@ -27,6 +27,10 @@ public:
     // the ranks' merged states, and handed to every rank, so that all ranks read their shards
     // against the same bits.
     virtual void next_pass(const mpi_context&) {}
+    // Called after pass `pass` was read in full: how many of the following passes the state
+    // no longer needs (a sketch whose --tolerance is met skips its remaining sketch passes;
+    // the driver counts them as done, so checkpoints and resume see a finished sketch).
+    virtual std::uint64_t passes_to_skip(std::uint64_t /*pass*/) { return 0; }
     virtual std::uint64_t n() const = 0;
     // The nested checkpoint bytes; load refuses a state of another configuration (file_error
     // naming `source`).

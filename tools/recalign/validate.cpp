@@ -69,12 +69,21 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     cfg.float32_kernels = r.precision == "f32-kernels";
     if (r.method == "exact") {
         if (r.rank != 0 || r.passes != 1) throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
+        if (r.tolerance != 0.0) throw std::invalid_argument("--tolerance applies to --method nystrom only");
         return cfg;
     }
     if (r.rank == 0 || r.rank > dim)
         throw std::invalid_argument("--method " + r.method + " needs --rank K with 1 <= K <= D = " + std::to_string(dim));
     if (r.method == "fd" && r.passes != 1) throw std::invalid_argument("--passes applies to --method nystrom only");
     if (r.passes < 1 || r.passes > 100) throw std::invalid_argument("--passes must lie in [1, 100]");
+    if (r.tolerance != 0.0) {
+        if (r.method != "nystrom") throw std::invalid_argument("--tolerance applies to --method nystrom only");
+        if (!(r.tolerance > 0.0 && r.tolerance < 1.0)) throw std::invalid_argument("--tolerance must lie in (0, 1)");
+        if (r.passes < 2)
+            throw std::invalid_argument("--tolerance needs --passes Q >= 2: the most passes to run until the estimate "
+                                        "is below it");
+    }
+    cfg.tolerance = r.tolerance;
     cfg.rank = r.rank;
     cfg.passes = r.passes;
     cfg.seed = r.seed;

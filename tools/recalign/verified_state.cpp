@@ -75,8 +75,13 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 
 std::vector<double> verified_state::pass_seconds() const {
     std::vector<double> s(marks_.size(), 0.0);
-    for (std::size_t i = 0; i < marks_.size(); ++i)
-        if (marks_[i] > 0) s[i] = (i + 1 < marks_.size() && marks_[i + 1] > 0 ? marks_[i + 1] : now()) - marks_[i];
+    // A pass ends where the next pass that ran starts (--tolerance skips passes: no mark).
+    for (std::size_t i = 0; i < marks_.size(); ++i) {
+        if (marks_[i] <= 0) continue;
+        std::size_t j = i + 1;
+        while (j < marks_.size() && marks_[j] <= 0) ++j;
+        s[i] = (j < marks_.size() ? marks_[j] : now()) - marks_[i];
+    }
     return s;
 }
 
@@ -156,6 +161,13 @@ void verified_state::reduce_pass(const mpi_context& mpi) {
             return checkpoint::to_bytes(a);
         });
     if (bytes) pass_state_.emplace(checkpoint::from_bytes<restricted_moments>(*bytes, "the ranks' merged verification pass"));
+}
+
+std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
+    if (pass >= route_.passes()) return 0;  // a verification pass
+    const std::uint64_t skip = route_.passes_to_skip(pass);
+    pass_ += skip;  // next_pass() then starts the verification
+    return skip;
 }
 
 restricted_statistics verified_state::verified() const {

@@ -44,6 +44,8 @@ public:
     std::uint64_t passes() const override { return route_.passes() + plan_.passes; }
     void update(const io::source_batch& b, std::uint64_t pass) override;
     void next_pass(const mpi_context& mpi) override;
+    std::uint64_t passes_to_skip(std::uint64_t pass) override;
+    std::uint64_t sketch_passes() const { return route_.sketch_passes(); }
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

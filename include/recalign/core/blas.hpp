@@ -15,6 +15,7 @@ void syrk_tn(std::size_t n, std::size_t k, float alpha, const float* a, float be
 // C (m x m, upper triangle) = alpha * A Aᵀ + beta * C, A is (m x k) row-major (the Gram
 // matrix of the rows of A: what Frequent Directions factorises).
 void syrk_nt(std::size_t m, std::size_t k, double alpha, const double* a, double beta, double* c);
+void syrk_nt(std::size_t m, std::size_t k, float alpha, const float* a, float beta, float* c);
 
 // C (m x n) = alpha * Aᵀ B + beta * C, A is (k x m), B is (k x n), all row-major.
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
@@ -47,6 +48,8 @@ void transpose_in_place(std::size_t n, double* a);
 // row-major n x n matrix `a`. On return `w` holds the eigenvalues in ascending order and
 // row i of `a` the i-th eigenvector. Returns LAPACK's info (> 0: did not converge).
 int syevd_rows(std::size_t n, double* a, double* w);
+// The same in single precision (ssyevd: Frequent Directions' opt-in float32 shrinks).
+int syevd_rows(std::size_t n, float* a, float* w);
 
 // The top k eigenpairs only (dsyevr, MRRR, eigenvalues il = n-k+1 .. n; k = n: all of them)
 // of the upper triangle of the row-major n x n matrix `a`. LAPACK overwrites that triangle,

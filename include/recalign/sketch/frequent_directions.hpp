@@ -19,6 +19,7 @@
 #include <istream>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "recalign/core/batch.hpp"
@@ -33,6 +34,13 @@ struct frequent_directions_options {
     std::size_t dim = 0;  // D
     std::size_t ell = 0;  // ℓ: rows kept after a shrink (memory: a 2ℓ x D buffer)
     centering center = centering::centered;
+    // Opt-in: each shrink (the Gram matrix B Bᵀ, its eigendecomposition, the rotation) in
+    // single precision (SSYRK, SSYEVD, SGEMM: about 2x faster); the rows kept, Δ, the mean and
+    // the trace stay in double. Δ then bounds the shrinks of exact arithmetic: each shrink
+    // also perturbs BᵀB by single-precision rounding, about 1e-7 of λ_max(B Bᵀ) (tests/sketch
+    // compare both paths). Not part of the configuration (such sketches merge with double
+    // ones) and not saved: a loaded sketch shrinks in double until set_float32_kernels(true).
+    bool float32_kernels = false;
 };
 
 class frequent_directions {
@@ -60,6 +68,8 @@ public:
     bool empty() const noexcept { return n_ == 0; }
     const frequent_directions_options& options() const noexcept { return options_; }
     std::uint64_t config_hash() const;
+    // Switches the precision of later shrinks (options().float32_kernels); nothing else changes.
+    void set_float32_kernels(bool on) noexcept { options_.float32_kernels = on; }
 
     // Δ: the accumulated shrinkage, ‖C − BᵀB‖₂ ≤ Δ.
     double shrinkage() const noexcept { return delta_; }
@@ -88,6 +98,11 @@ private:
     // Appends `count` rows, shrinking whenever the buffer fills. Needs reserve_buffer().
     void append_rows(const double* src, std::size_t count);
     void shrink();
+    // The shrink's arithmetic: reads rows_ rows of buffer_, writes the kept rows to its head,
+    // returns (kept, δ). T = double, or float for the opt-in single-precision kernels.
+    template <class T>
+    std::pair<std::size_t, double> shrink_in(std::vector<T>& rows, std::vector<T>& gram, std::vector<T>& eig,
+                                             std::vector<T>& transform, std::vector<T>& shrunk);
 
     frequent_directions_options options_;
     std::uint64_t n_ = 0;
@@ -99,6 +114,7 @@ private:
     std::size_t rows_ = 0;
     // Scratch, never serialized.
     std::vector<double> xb_, gram_, eig_, transform_, shrunk_, chan_;
+    std::vector<float> bf_, gf_, ef_, tf_, sf_;
 };
 
 struct frequent_directions_spectrum_options {

@@ -152,4 +152,11 @@ struct nystrom_spectrum_options {
 // Throws std::logic_error if the current pass has seen no data.
 spectrum nystrom_spectrum(const nystrom_sketch& sketch, const nystrom_spectrum_options& options = {});
 
+// The stopping rule of a tolerance (CLI --tolerance, Python StreamingPCA(tolerance=)): the
+// probes' estimate of ‖C − Ĉ_r‖_F for the current pass's rank-r reconstruction (r = options.rank,
+// 0 = the sketch's k), relative to the exact tr(C) (NaN without probes). An estimate, with the
+// probes' spread; it includes the tail ‖C − C_r‖_F beyond rank r that no pass removes, so a
+// tolerance below that floor is never met. Run another pass (next_pass()) while it exceeds T.
+double nystrom_relative_error(const nystrom_sketch& sketch, const nystrom_spectrum_options& options = {});
+
 }  // namespace recalign
