@@ -7,6 +7,9 @@
 // state round, as the double path does. The rows are widened a chunk at a time (cache-sized),
 // never as a whole batch.
 #include <algorithm>
+#include <cmath>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "recalign/core/blas.hpp"
@@ -19,6 +22,26 @@ namespace {
 constexpr std::size_t group_rows = 1024;  // 1024 * 128^2 = 2^24: the float32 sums stay exact
 constexpr std::size_t chunk_rows = 256;   // rows widened at a time (800 KB of floats at D = 784)
 constexpr double pixel_shift = 128.0;
+
+// The fold is one memory-bound pass over the upper triangle (at D = 12,288: 75 M entries, as
+// long as SSYRK itself on a batch of 256 rows): large triangles are split between two threads at
+// the row that halves the entries, p (1 − 1/√2). Every entry is computed the same either way.
+template <class F>
+void fold_split(std::size_t p, F&& fold_rows) {
+    if (p < 2048 || std::thread::hardware_concurrency() < 2) {
+        fold_rows(0, p);
+        return;
+    }
+    const auto split = static_cast<std::size_t>(static_cast<double>(p) * (1.0 - std::sqrt(0.5)));
+    std::thread second;
+    try {
+        second = std::thread([&] { fold_rows(split, p); });
+    } catch (const std::system_error&) {
+        fold_rows(split, p);  // no thread to be had: the same work on this one (nothing may fail here)
+    }
+    fold_rows(0, split);
+    if (second.joinable()) second.join();
+}
 }  // namespace
 
 void moment_accumulator::update_u8_exact(const batch_view& x, std::uint64_t first_row) {
@@ -70,13 +93,17 @@ void moment_accumulator::update_u8_exact(const batch_view& x, std::uint64_t firs
             delta[i] = scale[i] * (base[i] + sum[i] / gd) - mean_z_(i);
             coef[i] = scale[i] / gd;
         }
-        for (std::size_t i = 0; i < p; ++i) {
-            const double si = sum[i], ci = coef[i], wdi = w * delta[i];
-            const float* s = sf_.data() + i * p;
-            double* m = mzz_.data() + i * p;
-            for (std::size_t j = i; j < p; ++j)
-                m[j] += (gd * static_cast<double>(s[j]) - si * sum[j]) * (ci * scale[j]) + wdi * delta[j];
-        }
+        auto fold_rows = [&](std::size_t i0, std::size_t i1) {
+            for (std::size_t i = i0; i < i1; ++i) {
+                const double si = sum[i], ci = coef[i], wdi = w * delta[i];
+                const float* s = sf_.data() + i * p;
+                double* m = mzz_.data() + i * p;
+                for (std::size_t j = i; j < p; ++j)
+                    m[j] += (gd * static_cast<double>(s[j]) - si * sum[j]) * (ci * scale[j]) + wdi * delta[j];
+            }
+        };
+        fold_split(p, fold_rows);
+        
         for (std::size_t i = 0; i < p; ++i) mean_z_(i) += delta[i] * f;
         n_ = n;
     }

@@ -77,19 +77,18 @@ moment_accumulator feed(const pixels& p, std::size_t batch, double scale, bool k
 }
 
 // Largest error of the state against the oracle, relative to sqrt(M_ii M_jj) (the entry's natural
-// size); entries whose oracle is exactly zero must be exactly zero.
+// size); entries of a constant column (size zero) must be exactly zero.
 double worst_error(const moment_accumulator& m, const std::vector<long double>& ref) {
     const matrix_t& s = m.scatter_upper();
     const std::size_t q = s.shape(0);
     double worst = 0.0;
     for (std::size_t i = 0; i < q; ++i)
         for (std::size_t j = i; j < q; ++j) {
-            const long double r = ref[i * q + j];
-            if (r == 0.0L) {
+            const long double r = ref[i * q + j], size = std::sqrt(ref[i * q + i] * ref[j * q + j]);
+            if (size == 0.0L) {
                 if (s(i, j) != 0.0) return std::numeric_limits<double>::infinity();
                 continue;
             }
-            const long double size = std::sqrt(ref[i * q + i] * ref[j * q + j]);
             worst = std::max(worst, static_cast<double>(std::abs(static_cast<long double>(s(i, j)) - r) / size));
         }
     return worst;
@@ -188,4 +187,10 @@ TEST_CASE("uint8 kernels: a rejected batch leaves the state as it was", "[moment
     CHECK(m.n() == before.n());
     CHECK(testing::bit_equal(m.scatter_upper(), before.scatter_upper()));
     CHECK(testing::bit_equal(m.mean_x(), before.mean_x()));
+}
+
+TEST_CASE("uint8 kernels: a large state, its fold split between two threads", "[moments][u8]") {
+    const pixels p = make_pixels(80, 2100, 2, 25);  // P = 2,102 >= 2,048: the threaded fold
+    const std::vector<long double> ref = oracle(p, 1.0 / 255.0);
+    CHECK(worst_error(feed(p, 50, 1.0 / 255.0, true), ref) < 1e-14);
 }
