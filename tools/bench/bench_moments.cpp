@@ -128,8 +128,9 @@ int ceiling_mode(std::size_t d, std::size_t rows, std::size_t batch) {
         moment_options o{d};
         o.float32_kernels = kernels;
         moment_accumulator acc(o);
+        const double r = rate([&] { acc.update(v); });
         std::printf("  moment_accumulator, uint8 %-14s %9.1f   peak RSS so far %.0f MB\n",
-                    kernels ? "exact f32k" : "double path", rate([&] { acc.update(v); }), peak_rss_kb() / 1024.0);
+                    kernels ? "exact f32k" : "double path", r, peak_rss_kb() / 1024.0);
     }
     return 0;
 }
