@@ -4,8 +4,6 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "recalign/core/checked.hpp"
@@ -90,42 +88,6 @@ void shift_rows(const In* in, std::size_t rows, std::size_t cols, double scale, 
     }
 }
 
-// The same conversion for the columns [c0, c1) of every row: each column's sum is formed in the
-// same row order as shift_rows forms it, so splitting the columns changes no bit.
-template <class In, class Out>
-void shift_cols(const In* in, std::size_t rows, std::size_t cols, std::size_t c0, std::size_t c1, double scale,
-                const double* shift, Out* out, std::size_t stride, double* sums) {
-    for (std::size_t r = 0; r < rows; ++r) {
-        const In* row = in + r * cols;
-        Out* o = out + r * stride;
-        for (std::size_t c = c0; c < c1; ++c) {
-            const double v = static_cast<double>(row[c]) * scale - shift[c];
-            o[c] = static_cast<Out>(v);
-            sums[c] += v;
-        }
-    }
-}
-
-// The fused pass is memory bound and runs between two multi-threaded BLAS calls: large batches
-// split their columns between two threads (bit-identical to one thread, see shift_cols).
-template <class In, class Out>
-void shift_rows_split(const In* in, std::size_t rows, std::size_t cols, double scale, const double* shift, Out* out,
-                      std::size_t stride, double* sums) {
-    if (rows * cols < (std::size_t{1} << 17) || cols < 128 || std::thread::hardware_concurrency() < 2) {
-        shift_rows(in, rows, cols, scale, shift, out, stride, sums);
-        return;
-    }
-    const std::size_t half = cols / 2;
-    std::thread second;
-    try {
-        second = std::thread([&] { shift_cols(in, rows, cols, half, cols, scale, shift, out, stride, sums); });
-    } catch (const std::system_error&) {
-        shift_cols(in, rows, cols, half, cols, scale, shift, out, stride, sums);
-    }
-    shift_cols(in, rows, cols, 0, half, scale, shift, out, stride, sums);
-    if (second.joinable()) second.join();
-}
-
 template <class In>
 void locate_non_finite(const In* in, std::size_t rows, std::size_t cols, double scale, const double* shift,
                        std::uint64_t first_row) {
@@ -148,7 +110,7 @@ void shifted(const batch_view& b, std::size_t expected_cols, const double* shift
     const std::size_t cols = b.cols;
     std::vector<double> local(cols, 0.0);
     auto run = [&](const auto* in) {
-        shift_rows_split(in, b.rows, cols, b.scale, shift, out, stride, local.data());
+        shift_rows(in, b.rows, cols, b.scale, shift, out, stride, local.data());
         for (std::size_t c = 0; c < cols; ++c)
             if (!std::isfinite(local[c])) locate_non_finite(in, b.rows, cols, b.scale, shift, first_row);
     };
