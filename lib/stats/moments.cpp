@@ -85,6 +85,11 @@ void moment_accumulator::update(const batch_view& x, const target_view& y, std::
         yb_.resize(checked_mul(rows, c, "moment_accumulator: batch rows x classes"));
         targets_to_double_checked(y, rows, c, yb_.data(), first_row);
     }
+    if (options_.float32_kernels && x.type == dtype::u8 && options_.targets != target_mode::dense &&
+        std::abs(x.scale) <= 1e100) {
+        update_u8_exact(x, first_row);
+        return;
+    }
     // Shift every row of z = [x | y] by the best mean estimate at hand: the running mean,
     // or for the first batch its own first row. The scatter about a shift near the mean,
     // corrected below by a rank-one term, is exact to rounding (no raw-moment cancellation),

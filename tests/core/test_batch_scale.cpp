@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -219,4 +220,26 @@ TEST_CASE("wide batches, a block at a time: check_shifted_sums and gather_shifte
                       Catch::Contains("row 1050, column 4"));
     CHECK_THROWS_WITH(check_shifted_sums(batch_view(bad.data(), N, D - 1), D, shift.data(), s2.data(), scratch, 7, 0),
                       Catch::Contains("columns"));
+}
+
+TEST_CASE("the fused shift pass of a large batch is the plain loop, bit for bit",
+          "[batch][scale]") {
+    const std::size_t rows = 300, cols = 785, stride = 790;  // 235,500 values, a wider output stride
+    const auto x = testing::random_rows(rows, cols, 41, 7.0);
+    std::vector<double> shift(cols);
+    for (std::size_t c = 0; c < cols; ++c) shift[c] = 0.01 * static_cast<double>(c);
+    batch_view v(x.data(), rows, cols);
+    v.scale = 0.3;
+    std::vector<double> out(rows * stride, -1.0), sums(cols, 0.5), ref_out(rows * stride, -1.0), ref_sums(cols, 0.5),
+        local(cols, 0.0);
+    to_shifted_checked(v, cols, shift.data(), out.data(), stride, sums.data());
+    for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) {
+            const double t = x[r * cols + c] * 0.3 - shift[c];
+            ref_out[r * stride + c] = t;
+            local[c] += t;
+        }
+    for (std::size_t c = 0; c < cols; ++c) ref_sums[c] += local[c];
+    CHECK(std::memcmp(out.data(), ref_out.data(), out.size() * sizeof(double)) == 0);
+    CHECK(std::memcmp(sums.data(), ref_sums.data(), sums.size() * sizeof(double)) == 0);
 }

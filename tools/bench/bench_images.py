@@ -19,6 +19,8 @@ and for each, in its own child process (wall time around the child, peak RSS fro
   recalign     recalign.ImageFolder(..., threads=--threads) batches -> the accumulator's update
   torchvision  torchvision ImageFolder + the same transforms (PILToTensor, uint8 HWC rows) +
                DataLoader(num_workers=2, batch) -> the same update
+  recalign-f32k (64 only) the same with MomentAccumulator(float32_kernels=True): the exact
+               integer SSYRK path for uint8 pixels
   decode-only  recalign.ImageFolder alone, the batches dropped (the ceiling of the readers)
   cli          (224 only) `recalign spectrum --images DIR --resize 256 --crop 224,224
                --method nystrom --rank K`, the whole command (its eigensolve included)
@@ -66,10 +68,10 @@ def generate(cache, n):
     return d
 
 
-def accumulator(config, dim, classes, rank):
+def accumulator(config, dim, classes, rank, kernels=False):
     import recalign
     if config == "64":
-        return recalign.MomentAccumulator(dim, classes=classes)
+        return recalign.MomentAccumulator(dim, classes=classes, float32_kernels=kernels)
     return recalign.NystromSketch(dim, rank, seed=1)
 
 
@@ -86,9 +88,10 @@ def side(args):
     import recalign
     g = CONFIGS[args.config]
     n = 0
-    if args.side in ("recalign", "decode-only"):
+    if args.side in ("recalign", "recalign-f32k", "decode-only"):
         data = recalign.ImageFolder(args.dir, resize=g["resize"], crop=g["crop"], batch=BATCH, threads=args.threads)
-        acc = accumulator(args.config, data.dim, len(data.classes), args.rank) if args.side == "recalign" else None
+        acc = (accumulator(args.config, data.dim, len(data.classes), args.rank, args.side == "recalign-f32k")
+               if args.side != "decode-only" else None)
         for x, y in data:
             if acc is not None:
                 update(acc, args.config, x, y)
@@ -145,7 +148,8 @@ def main():
     env = dict(os.environ, OPENBLAS_NUM_THREADS="2", PYTHONPATH=PYPATH)
     for config in args.configs.split(","):
         g = CONFIGS[config]
-        sides = ["recalign", "torchvision", "decode-only"] + (["cli"] if config == "224" else [])
+        sides = (["recalign"] + (["recalign-f32k"] if config == "64" else []) + ["torchvision", "decode-only"] +
+                 (["cli"] if config == "224" else []))
         rate = {}
         for s in sides:
             best = None
@@ -169,6 +173,9 @@ def main():
                   f"peak RSS {rss:7.1f} MB", flush=True)
         print(f"config {config:>3}  recalign / torchvision = {rate['recalign'] / rate['torchvision']:.2f}x, "
               f"recalign / decode-only = {rate['recalign'] / rate['decode-only']:.2f}x", flush=True)
+        if "recalign-f32k" in rate:
+            print(f"config {config:>3}  recalign-f32k / torchvision = {rate['recalign-f32k'] / rate['torchvision']:.2f}x, "
+                  f"recalign-f32k / decode-only = {rate['recalign-f32k'] / rate['decode-only']:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 //
 // Usage: bench_moments [repeats]          throughput table (data in memory)
 //        bench_moments --stream K         stream the training set K times; print peak RSS
+//        bench_moments --ceiling D N B    D-dimensional uint8 rows: bare SYRKs vs the update, rows/s
 #include <cblas.h>
 #include <sys/resource.h>
 
@@ -89,20 +90,68 @@ int stream_mode(int passes) {
     return 0;
 }
 
+// The ceiling at a high dimension (issue 13's 64x64x3 images: D = 12,288): bare DSYRK and SSYRK
+// over `rows` random uint8 rows in batches, against the accumulator's uint8 update (scale 1/255)
+// through the double path and through the exact integer SSYRK path, in rows (images) per second.
+int ceiling_mode(std::size_t d, std::size_t rows, std::size_t batch) {
+    std::vector<std::uint8_t> u8(checked_mul(batch, d, "batch x D"));
+    std::uint64_t state = 12345;
+    for (auto& v : u8) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        v = static_cast<std::uint8_t>(state >> 56);
+    }
+    std::vector<double> xd(u8.size());
+    std::vector<float> xf(u8.size());
+    for (std::size_t i = 0; i < u8.size(); ++i) xf[i] = static_cast<float>(xd[i] = u8[i] / 255.0);
+    const int di = static_cast<int>(d), bi = static_cast<int>(batch);
+    auto rate = [&](auto&& one_batch) {
+        const auto t0 = clock_type::now();
+        for (std::size_t r = 0; r < rows; r += batch) one_batch();
+        return static_cast<double>(rows) / seconds_since(t0);
+    };
+    std::printf("D = %zu, %zu rows in batches of %zu (the same batch repeated), rows/s:\n", d, rows, batch);
+    {
+        std::vector<double> c(d * d, 0.0);
+        std::printf("  bare cblas_dsyrk (float64 rows)          %9.1f\n", rate([&] {
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, di, bi, 1.0, xd.data(), di, 1.0, c.data(), di);
+        }));
+    }
+    {
+        std::vector<float> c(d * d, 0.0f);
+        std::printf("  bare cblas_ssyrk (float32 rows)          %9.1f\n", rate([&] {
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, di, bi, 1.0f, xf.data(), di, 1.0f, c.data(), di);
+        }));
+    }
+    batch_view v(u8.data(), batch, d);
+    v.scale = 1.0 / 255.0;
+    for (bool kernels : {false, true}) {
+        moment_options o{d};
+        o.float32_kernels = kernels;
+        moment_accumulator acc(o);
+        const double r = rate([&] { acc.update(v); });
+        std::printf("  moment_accumulator, uint8 %-14s %9.1f   peak RSS so far %.0f MB\n",
+                    kernels ? "exact f32k" : "double path", r, peak_rss_kb() / 1024.0);
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc > 2 && std::string(argv[1]) == "--stream") return stream_mode(std::atoi(argv[2]));
+    if (argc > 4 && std::string(argv[1]) == "--ceiling")
+        return ceiling_mode(std::strtoull(argv[2], nullptr, 10), std::strtoull(argv[3], nullptr, 10),
+                            std::strtoull(argv[4], nullptr, 10));
     const int repeats = argc > 1 ? std::atoi(argv[1]) : 5;
     const data_set s = load_fashion();
     const std::size_t d = s.d;
     std::printf("Fashion-MNIST training set in memory: n = %zu, D = %zu; %d alternating repeats, medians\n", s.n, d,
                 repeats);
-    std::printf("%6s  %9s  %9s  %9s  %9s  %9s  %8s  %8s  %8s  %8s  %8s  %8s\n", "batch", "dsyrk s", "f64 s",
-                "f64+lab s", "f32 s", "f32-kern s", "f64/syrk", "lab/syrk", "f32k/syr", "min:f64", "min:lab",
-                "min:f32k");
+    std::printf("%6s  %9s  %9s  %9s  %9s  %9s  %9s  %9s  %8s  %8s  %8s  %8s  %8s  %8s  %8s  %8s\n", "batch", "dsyrk s",
+                "f64 s", "f64+lab s", "f32 s", "f32-kern s", "u8 s", "u8-exact s", "f64/syrk", "lab/syrk",
+                "u8/syrk", "f32k/syr", "u8x/syrk", "min:f64", "min:lab", "min:u8x");
     for (std::size_t batch : {64, 256, 1000, 4096}) {
-        std::vector<double> t_syrk, t_f64, t_lab, t_f32, t_f32k;
+        std::vector<double> t_syrk, t_f64, t_lab, t_f32, t_f32k, t_u8, t_u8x;
         std::vector<double> c(d * d);
         for (int r = 0; r < repeats; ++r) {
             // Ceiling: SYRK alone over the same double batches, accumulating.
@@ -142,17 +191,34 @@ int main(int argc, char** argv) {
                                  [&](moment_accumulator& a, std::size_t i, std::size_t b) {
                                      a.update(batch_view(s.f32.data() + i * d, b, d));
                                  }));
+            // uint8 pixels with scale 1/255 (what the readers hand over): the double path, and the
+            // exact integer SSYRK path (float32_kernels on uint8 input).
+            auto u8_batch = [&](std::size_t i, std::size_t b) {
+                batch_view v(s.u8.data() + i * d, b, d);
+                v.scale = 1.0 / 255.0;
+                return v;
+            };
+            t_u8.push_back(run([&] { return moment_accumulator({d}); },
+                               [&](moment_accumulator& a, std::size_t i, std::size_t b) { a.update(u8_batch(i, b)); }));
+            t_u8x.push_back(run([&] {
+                                    moment_options o{d};
+                                    o.float32_kernels = true;
+                                    return moment_accumulator(o);
+                                },
+                                [&](moment_accumulator& a, std::size_t i, std::size_t b) { a.update(u8_batch(i, b)); }));
         }
         const double syrk = median(t_syrk), f64 = median(t_f64), lab = median(t_lab), f32 = median(t_f32),
-                     f32k = median(t_f32k);
+                     f32k = median(t_f32k), u8 = median(t_u8), u8x = median(t_u8x);
         const double ms = minimum(t_syrk);
-        std::printf("%6zu  %9.4f  %9.4f  %9.4f  %9.4f  %9.4f  %8.3f  %8.3f  %8.3f  %8.3f  %8.3f  %8.3f\n", batch, syrk,
-                    f64, lab, f32, f32k, syrk / f64, syrk / lab, syrk / f32k, ms / minimum(t_f64), ms / minimum(t_lab),
-                    ms / minimum(t_f32k));
+        std::printf("%6zu  %9.4f  %9.4f  %9.4f  %9.4f  %9.4f  %9.4f  %9.4f  %8.3f  %8.3f  %8.3f  %8.3f  %8.3f  %8.3f  %8.3f  "
+                    "%8.3f\n",
+                    batch, syrk, f64, lab, f32, f32k, u8, u8x, syrk / f64, syrk / lab, syrk / u8, syrk / f32k,
+                    syrk / u8x, ms / minimum(t_f64), ms / minimum(t_lab), ms / minimum(t_u8x));
     }
     std::printf("(ratios are throughput relative to bare dsyrk, syrk time / our time, from medians and from minima\n"
                 " of the repeats; >= 0.9 is the goal. The f64 columns take float64 input, lab adds class ids, f32 takes\n"
-                " float32 input through the double path, f32-kern through the opt-in single-precision SYRK)\n");
+                " float32 input through the double path, f32-kern through the opt-in single-precision SYRK; u8 takes the\n"
+                " uint8 pixels with scale 1/255 through the double path, u8-exact through the opt-in exact integer SSYRK)\n");
 
     // Accuracy of the float32-kernel path on the real data, against the double path.
     moment_options o{d};

@@ -87,9 +87,10 @@ void add_method_options(CLI::App* s, run_options& r) {
                   "f32-kernels computes each batch's scatter (exact route, SSYRK) and products (nystrom, SGEMM) in "
                   "single precision and accumulates across batches in double: about 1.3-2x faster, relative error "
                   "about 7e-8 in the second moment and 1e-10 to 3e-9 in the eigenvalues on Fashion-MNIST "
-                  "(BENCHMARKS.md). Nyström uses it for uint8 input too; --method fd runs its shrinks (Gram matrix, "
+                  "(BENCHMARKS.md). Nyström uses it for uint8 input too, and so does the exact route, where it is "
+                  "exact (integer SSYRK on x - 128, up to 2x faster); --method fd runs its shrinks (Gram matrix, "
                   "eigendecomposition, rotation) in single precision for any input, about 2x faster, its bound then "
-                  "holding up to about 1e-7 of the largest eigenvalue per shrink; other input types use "
+                  "holding up to about 1e-7 of the largest eigenvalue per shrink; float64 input on the exact route uses "
                   "double. Not part of the run's "
                   "configuration: such states merge with f64 ones, and --resume keeps the checkpoint's precision")
         ->check(CLI::IsMember({"f64", "f32-kernels"}))->capture_default_str();

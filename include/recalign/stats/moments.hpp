@@ -39,7 +39,11 @@ struct moment_options {
     std::size_t classes = 0;  // C: number of classes, or width of dense targets
     // Opt-in: for float32 input compute the in-batch scatter with SSYRK (single precision)
     // and fold it into the double-precision state. About 2x faster; see BENCHMARKS.md for
-    // its measured error. Not part of the configuration: states with and without it merge.
+    // its measured error. For uint8 input (with class ids or no targets) the same SSYRK is
+    // exact: it runs on the integers x - 128 in groups of <= 1024 rows, where every product
+    // and partial sum is an integer below 2^24, and the group's centered scatter is formed
+    // from exact integer numerators; only the fold into the double state rounds (a few ulps).
+    // Not part of the configuration: states with and without it merge.
     bool float32_kernels = false;
 };
 
@@ -128,6 +132,8 @@ private:
     static moment_options validated_options(std::uint64_t dim, std::uint8_t mode, std::uint64_t classes,
                                             std::uint8_t f32, const checkpoint::budget& b);
     void check_shapes() const;
+    // The uint8 path of float32_kernels (lib/stats/moments_u8.cpp); targets already in yb_.
+    void update_u8_exact(const batch_view& x, std::uint64_t first_row);
     std::size_t joint_dim() const noexcept { return options_.dim + options_.classes; }
     // Upper-triangle block (rows r0.., cols c0..) of the joint scatter, plus n·a bᵀ when
     // uncentered, as a dense matrix (symmetrised when it is a diagonal block).
