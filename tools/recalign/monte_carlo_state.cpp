@@ -5,6 +5,7 @@
 
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
+#include "mpi_context.hpp"
 
 namespace recalign::cli {
 
