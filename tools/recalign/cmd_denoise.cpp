@@ -20,6 +20,7 @@ struct denoise_plan {
     prepared_run run;
     tracker_options tracker;
     std::vector<std::size_t> ks;  // empty: the default list
+    eigen_options solver;         // what the eigensolvers may add beside `extra` (validate.hpp)
 };
 
 image_shape parse_image(const denoise_cli_options& o, std::size_t dim) {
@@ -117,10 +118,13 @@ denoise_plan plan(const denoise_cli_options& o) {
     for (const noise_spec& s : t.noises) monte_carlo = monte_carlo || s.draws > 0;
     if (t.center == centering::centered && monte_carlo)
         throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
-    if (p.run.config().method == "exact") require_memory(p.run.config(), extra, "denoise");
-    else if (monte_carlo)
+    if (p.run.config().method == "exact") {
+        require_memory(p.run.config(), extra, "denoise");
+        p.solver = solver_memory(p.run.config(), extra);
+    } else if (monte_carlo) {
         throw std::invalid_argument("--monte-carlo on a sketch route (--method " + p.run.config().method +
                                     ") is not supported yet: use the closed-form noises, or --method exact");
+    }
     if (!o.k_list.empty()) p.ks = parse_k_list(o.k_list, "--k-list", t.dim);
     return p;
 }
@@ -146,7 +150,7 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);
-    r.report = state.tracker().report();
+    r.report = state.tracker().report(p.solver);
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;
     r.center = p.tracker.center;

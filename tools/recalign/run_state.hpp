@@ -28,6 +28,9 @@ struct run_config {
     // --precision f32-kernels: how a batch is computed, not what is accumulated (as in the
     // library, states with and without it merge), so neither saved, hashed nor compared.
     bool float32_kernels = false;
+    // --memory in bytes (0: this machine's physical memory): what the run may use, not what it
+    // computes; neither saved, hashed nor compared either.
+    std::uint64_t memory = 0;
 
     std::uint64_t hash() const;
     // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares
