@@ -21,13 +21,12 @@ void check_noisy(const noise_moments& noisy, std::size_t d, const char* who) {
 
 // V* from Bs and G (consumed); `release_bs`: Bs's owner, emptied once Fᵀ is formed.
 denoising_subspace_result denoising_subspace_of(const matrix_t& bs, matrix_t g, double rel_tol,
-                                                matrix_t* release_bs = nullptr) {
+                                                const eigen_options& solver, matrix_t* release_bs = nullptr) {
     const std::size_t d = g.shape(0);
     if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
     denoising_subspace_result out;
     // G = P D Pᵀ, whitening W = P_r D_r^{-1/2} (Theorem 3; MATH.md §4).
-    eigen_result eg = sym_eigen_in_place(g);
-    g = matrix_t();
+    eigen_result eg = sym_eigen_consuming(std::move(g), d, solver);
     out.status = solver_status_of(eg.info);
     const double cut = d > 0 ? rel_tol * std::max(eg.values(0), 0.0) : 0.0;
     std::size_t r = 0;
@@ -74,18 +73,18 @@ denoising_subspace_result denoising_subspace_of(const matrix_t& bs, matrix_t g, 
 }
 }  // namespace
 
-denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol) {
+denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol, const eigen_options& solver) {
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
     noise_moments work;  // G only: Bs is read where it is
     work.n = noisy.n;
     work.g = noisy.g;
-    return denoising_subspace_of(noisy.bs, std::move(work.g), rel_tol);
+    return denoising_subspace_of(noisy.bs, std::move(work.g), rel_tol, solver);
 }
 
-denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol) {
+denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol, const eigen_options& solver) {
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
     noise_moments own = std::move(noisy);
-    return denoising_subspace_of(own.bs, std::move(own.g), rel_tol, &own.bs);
+    return denoising_subspace_of(own.bs, std::move(own.g), rel_tol, solver, &own.bs);
 }
 
 namespace {

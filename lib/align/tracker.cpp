@@ -162,7 +162,7 @@ noise_moments alignment_tracker::noise_expectations(std::size_t i) const {
     return closed_form_noise(options_.noises[i], moments_.sxx(options_.center), moments_.n(), options_.shape);
 }
 
-tracker_report alignment_tracker::report() {
+tracker_report alignment_tracker::report(const eigen_options& solver) {
     tracker_report r;
     r.n = moments_.n();
     r.reports = reports_;
@@ -170,7 +170,10 @@ tracker_report alignment_tracker::report() {
     ao.measure = options_.measure;
     ao.rel_tol = options_.rel_tol;
     // One Sxx and one eigendecomposition of it serve the clean curve and every noise model.
-    const statistics clean = finish(moments_, options_.center, options_.raw_targets ? centering::uncentered : options_.center);
+    exact_finish_options fo;
+    fo.solver = solver;
+    const statistics clean =
+        finish(moments_, options_.center, options_.raw_targets ? centering::uncentered : options_.center, fo);
     r.clean = alignment_curve(clean, ao);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     r.clean_change = has_previous_ ? max_change(r.clean.curve, previous_clean_) : nan;
@@ -191,7 +194,7 @@ tracker_report alignment_tracker::report() {
             throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(nm.n) +
                                         " samples, the clean statistics " + std::to_string(clean.n));
         // One V* per noise serves both analyses; the noise moments are released as it is found.
-        denoising_subspace_result sub = denoising_subspace(std::move(nm), options_.rel_tol);
+        denoising_subspace_result sub = denoising_subspace(std::move(nm), options_.rel_tol, solver);
         noise_impact_options iopt;
         iopt.rel_tol = options_.rel_tol;
         nr.impact = noise_impact(clean, sub, iopt);

@@ -59,7 +59,7 @@ tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& option
         p.lambda = lambda;
         blas::syrk_nt(r, c, 1.0, f.data(), 0.0, h.data());  // upper triangle: all the solver reads
         for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * values(j);
-        const eigen_result eh = k < r ? sym_eigen_top_in_place(h, k) : sym_eigen_in_place(h);
+        const eigen_result eh = k < r ? sym_eigen_top_in_place(h, k) : sym_eigen_in_place(h, options.solver);
         p.status = solver_status_of(eh.info);
         const matrix_t& q = eh.vectors;  // r x k
         p.eigenvalues = eh.values;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,10 +38,11 @@ void require_square(const matrix_t& a, const char* who) {
 // LAPACK's k eigenpairs in ascending order, eigenvector i in row i of `rows` (k x n): as
 // descending eigenvalues with vectors as columns, signs fixed. k = n: in place (a transpose
 // and a reversal of every row), so the n x n eigenvectors are never held twice.
-eigen_result descending(int info, const vector_t& w, matrix_t rows) {
-    const std::size_t k = w.size(), n = rows.shape(1);
+eigen_result descending(int info, const vector_t& w, matrix_t rows, eigen_driver driver) {
+    const std::size_t k = rows.shape(0), n = rows.shape(1);
     eigen_result r;
     r.info = info;
+    r.driver = driver;
     r.values = xt::zeros<double>({k});
     for (std::size_t j = 0; j < k; ++j) r.values(j) = w(k - 1 - j);
     if (k == n) {
@@ -56,11 +58,31 @@ eigen_result descending(int info, const vector_t& w, matrix_t rows) {
     return r;
 }
 
-// dsyevr on the upper triangle of `a`, which LAPACK overwrites; the lower one (made equal to
-// it first) is untouched and restores it, on every way out.
-eigen_result eigen_restoring(matrix_t& a, std::size_t k) {
+// dsyevd in `z`'s own storage (its upper triangle is read): the eigenvectors replace it.
+eigen_result divide_and_conquer(matrix_t z) {
+    vector_t w = xt::zeros<double>({z.shape(0)});
+    const int info = blas::syevd_rows(z.shape(0), z.data(), w.data());
+    return descending(info, w, std::move(z), eigen_driver::divide_and_conquer);
+}
+
+// dsyevr's top k pairs of the upper triangle of `a`, which LAPACK overwrites; `consume`:
+// `a` is released before the eigenvectors are reordered.
+eigen_result mrrr(matrix_t& a, std::size_t k, bool consume) {
+    const std::size_t n = a.shape(0);
+    vector_t w = xt::zeros<double>({k});  // syevr_top_rows gives LAPACK its n-long W itself
+    matrix_t z = xt::zeros<double>({k, n});
+    const int info = blas::syevr_top_rows(n, k, a.data(), w.data(), z.data());
+    if (consume) a = matrix_t();
+    return descending(info, w, std::move(z), eigen_driver::mrrr);
+}
+
+// On the upper triangle of `a`, which ends as the symmetric matrix of it on every way out:
+// dsyevd works in a copy (its eigenvectors), dsyevr in `a`'s upper triangle, restored from
+// the lower one (made equal to it first), which LAPACK never touches.
+eigen_result eigen_restoring(matrix_t& a, std::size_t k, const eigen_options& options) {
     const std::size_t n = a.shape(0);
     blas::symmetrize_from_upper(n, a.data());
+    if (choose_driver(n, k, options) == eigen_driver::divide_and_conquer) return divide_and_conquer(a);
     std::vector<double> diagonal(n);
     for (std::size_t i = 0; i < n; ++i) diagonal[i] = a(i, i);
     struct restore {
@@ -71,10 +93,7 @@ eigen_result eigen_restoring(matrix_t& a, std::size_t k) {
             for (std::size_t i = 0; i < d.size(); ++i) a(i, i) = d[i];
         }
     } guard{a, diagonal};
-    vector_t w = xt::zeros<double>({k});  // syevr_top_rows gives LAPACK its n-long W itself
-    matrix_t z = xt::zeros<double>({k, n});
-    const int info = blas::syevr_top_rows(n, k, a.data(), w.data(), z.data());
-    return descending(info, w, std::move(z));
+    return mrrr(a, k, false);
 }
 
 void check_k(const matrix_t& a, std::size_t k, const char* who) {
@@ -85,26 +104,46 @@ void check_k(const matrix_t& a, std::size_t k, const char* who) {
 }
 }  // namespace
 
-eigen_result sym_eigen_in_place(matrix_t& a) {
+const char* eigen_driver_name(eigen_driver d) { return d == eigen_driver::divide_and_conquer ? "dsyevd" : "dsyevr"; }
+
+std::uint64_t divide_and_conquer_workspace(std::size_t n) {
+    const long double m = static_cast<long double>(n);
+    const long double bytes = 8.0L * (1.0L + 6.0L * m + 2.0L * m * m) + 4.0L * (3.0L + 5.0L * m);
+    const auto most = std::numeric_limits<std::uint64_t>::max();
+    return bytes >= static_cast<long double>(most) ? most : static_cast<std::uint64_t>(bytes);
+}
+
+eigen_driver choose_driver(std::size_t n, std::size_t k, const eigen_options& options) {
+    return k == n && divide_and_conquer_workspace(n) <= options.workspace_bytes ? eigen_driver::divide_and_conquer
+                                                                                : eigen_driver::mrrr;
+}
+
+eigen_result sym_eigen_in_place(matrix_t& a, const eigen_options& options) {
     require_square(a, "sym_eigen");
-    return eigen_restoring(a, a.shape(0));
+    return eigen_restoring(a, a.shape(0), options);
 }
 
 eigen_result sym_eigen_top_in_place(matrix_t& a, std::size_t k) {
     check_k(a, k, "sym_eigen_top");
-    return eigen_restoring(a, k);
+    return eigen_restoring(a, k, eigen_options{0});
 }
 
-eigen_result sym_eigen(const matrix_t& a) {
+eigen_result sym_eigen_consuming(matrix_t&& a, std::size_t k, const eigen_options& options) {
+    check_k(a, k, "sym_eigen");
+    matrix_t own = std::move(a);
+    if (choose_driver(own.shape(0), k, options) == eigen_driver::divide_and_conquer)
+        return divide_and_conquer(std::move(own));
+    return mrrr(own, k, true);
+}
+
+eigen_result sym_eigen(const matrix_t& a, const eigen_options& options) {
     require_square(a, "sym_eigen");
-    matrix_t work = a;
-    return sym_eigen_in_place(work);
+    return sym_eigen_consuming(matrix_t(a), a.shape(0), options);
 }
 
 eigen_result sym_eigen_top(const matrix_t& a, std::size_t k) {
     check_k(a, k, "sym_eigen_top");
-    matrix_t work = a;
-    return sym_eigen_top_in_place(work, k);
+    return sym_eigen_consuming(matrix_t(a), k);
 }
 
 generalized_result generalized_eigen(const matrix_t& a, const matrix_t& b, const generalized_options& options) {

@@ -157,8 +157,14 @@ statistics finish(const moment_accumulator& m, centering c, const exact_finish_o
     s.n = m.n();
     s.dim = m.dim();
     std::optional<matrix_t> sxx(m.sxx(c));
-    eigen_result e = top == 0 || top == m.dim() ? sym_eigen_in_place(*sxx) : sym_eigen_top_in_place(*sxx, top);
-    if (!options.second_moment) sxx.reset();
+    const std::size_t k = top == 0 ? m.dim() : top;
+    eigen_result e;
+    if (!options.second_moment) {
+        e = sym_eigen_consuming(std::move(*sxx), k, options.solver);  // the eigenvectors in its storage (dsyevd)
+        sxx.reset();
+    } else {
+        e = k == m.dim() ? sym_eigen_in_place(*sxx, options.solver) : sym_eigen_top_in_place(*sxx, k);
+    }
     s.status = solver_status_of(e.info);
     s.eigenvalues = std::move(e.values);
     s.basis = std::move(e.vectors);
@@ -171,10 +177,14 @@ statistics finish(const moment_accumulator& m, centering c, const exact_finish_o
 }
 
 statistics finish(const moment_accumulator& m, centering inputs, centering targets) {
-    if (inputs == targets) return finish(m, inputs);
+    return finish(m, inputs, targets, exact_finish_options{});
+}
+
+statistics finish(const moment_accumulator& m, centering inputs, centering targets, const exact_finish_options& options) {
+    if (inputs == targets) return finish(m, inputs, options);
     if (inputs == centering::uncentered)
         throw std::invalid_argument("finish: centering the targets but not the inputs is not supported");
-    return with_raw_targets(finish(m, centering::centered), m.has_targets() ? m.syy(centering::uncentered) : matrix_t());
+    return with_raw_targets(finish(m, centering::centered, options), m.has_targets() ? m.syy(centering::uncentered) : matrix_t());
 }
 
 statistics with_raw_targets(statistics s, const matrix_t& raw_syy) {

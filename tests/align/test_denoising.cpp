@@ -231,3 +231,25 @@ TEST_CASE("denoising alignment from Monte-Carlo expectations approaches the clos
     CHECK(err_many < 0.01);
     CHECK(err_many < err_few);
 }
+
+TEST_CASE("dsyevd and dsyevr whitening G give the same V*: curve and noise impact", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const testing::fashion_subset f = testing::load_fashion(150, true);  // n < D = 196: G has a null space
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    const matrix_t sxx = acc.sxx(centering::uncentered);
+    exact_finish_options lean;
+    lean.solver.workspace_bytes = 0;
+    const statistics fast = finish(acc, centering::uncentered), slow = finish(acc, centering::uncentered, lean);
+    const noise_moments nm = closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.5"), sxx, acc.n(), fashion14);
+    denoising_subspace_result a = denoising_subspace(nm, 1e-12, eigen_options{}),
+                              b = denoising_subspace(nm, 1e-12, eigen_options{0});
+    REQUIRE(a.rank_g == b.rank_g);
+    REQUIRE(a.informative == b.informative);
+    CHECK(testing::rel_diff(a.eigenvalues, b.eigenvalues) < 1e-10);
+    const noise_impact_result ia = noise_impact(fast, a), ib = noise_impact(slow, b);
+    const denoising_result da = denoising_alignment(fast, std::move(a)), db = denoising_alignment(slow, std::move(b));
+    REQUIRE(da.max_k == db.max_k);
+    REQUIRE(ia.max_k == ib.max_k);
+    for (std::size_t k = 0; k < da.max_k; ++k) CHECK(std::abs(da.curve(k) - db.curve(k)) < 1e-9);
+    for (std::size_t k = 0; k < ia.max_k; ++k) CHECK(std::abs(ia.distance(k) - ib.distance(k)) < 1e-8 * (k + 1));
+}

@@ -252,3 +252,24 @@ def test_bounded_memory_on_a_large_file(tmp, descr, cols):
     bound = rss_bound_kb(64 * 1024)
     assert kb < bound, f"big file (256 MiB of {descr}): max RSS {kb} KiB, expected < {bound} KiB"
     print(f"256 MiB input of {descr}: max RSS {kb / 1024:.1f} MiB")
+
+
+# --- --memory: the budget a run is refused against before reading, and the one the exact
+# eigensolver spends (dsyevd where its 2 D x D workspace fits beside the 3 D x D, else dsyevr)
+def test_memory_budget_refuses_and_chooses_the_solver(tmp, labels):
+    import json
+    d = 256  # N = 200 < D rows: the zero cluster where the two solvers differ most in speed
+    x = c.write_npy(os.path.join(tmp, "budget.npy"), np.hstack([X, rng.normal(size=(N, d - D))]))
+    expect_error(["align", "--images", x, "--labels", labels, "--memory", "0.001"],
+                 [x, "--memory is", "GiB", "--method fd"], "--memory below 3 D x D")
+    # 3 D x D = 1.5 MiB and the class statistics: 2 MiB forces dsyevr, the default allows dsyevd
+    res = []
+    for extra in ([], ["--memory", str(2.0 / 1024)]):
+        for cmd in ("spectrum", "align"):
+            rc, out, err = c.run([cmd, "--images", x, "--labels", labels, "--json", "--quiet"] + extra, check_rc=0)
+            res.append(json.loads(out))
+    for a, b in ((res[0], res[2]), (res[1], res[3])):
+        ea, eb = np.array(a["eigenvalues"]), np.array(b["eigenvalues"])
+        assert np.max(np.abs(ea - eb)) <= 1e-12 * ea[0]
+    ca, cb = np.array(res[1]["alignment"]), np.array(res[3]["alignment"])
+    assert np.max(np.abs(ca - cb)) <= 1e-10

@@ -1,9 +1,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
 
 #include <recalign/spectral/eigen.hpp>
 #include <recalign/spectral/spectrum.hpp>
+#include <recalign/spectral/statistics.hpp>
 
 #include "../common/helpers.hpp"
 
@@ -160,4 +162,84 @@ TEST_CASE("sym_eigen_in_place: the decomposition of sym_eigen, the matrix given 
     CHECK_THROWS_AS(sym_eigen_in_place(bad), std::invalid_argument);
     matrix_t small = xt::eye<double>(3);
     CHECK_THROWS_AS(sym_eigen_top_in_place(small, 4), std::invalid_argument);
+}
+
+TEST_CASE("dsyevd and dsyevr: the same eigenvalues and invariant subspaces, chosen by the memory allowed", "[eigen]") {
+    // The spectra where MRRR is slow and the two drivers could differ most: the second moment of
+    // fewer rows than columns, centered (a cluster of d − n + 1 zeros) and uncentered (one
+    // eigenvalue far above the rest, and d − n zeros).
+    const std::size_t n = 60, d = 130;
+    const auto x = testing::random_rows(n, d, 11);
+    moment_accumulator m({d});
+    m.update(batch_view(x.data(), n, d));
+    const std::uint64_t dc = divide_and_conquer_workspace(d);
+    CHECK(dc >= 2 * 8 * d * d);
+    CHECK(choose_driver(d, d, eigen_options{dc}) == eigen_driver::divide_and_conquer);
+    CHECK(choose_driver(d, d, eigen_options{dc - 1}) == eigen_driver::mrrr);
+    CHECK(choose_driver(d, d - 1, eigen_options{}) == eigen_driver::mrrr);  // a subset: dsyevr's index range
+    for (centering c : {centering::centered, centering::uncentered}) {
+        const matrix_t a = m.sxx(c);
+        const eigen_result fast = sym_eigen(a, eigen_options{dc}), lean = sym_eigen(a, eigen_options{dc - 1});
+        REQUIRE(fast.converged());
+        REQUIRE(lean.converged());
+        CHECK(fast.driver == eigen_driver::divide_and_conquer);
+        CHECK(lean.driver == eigen_driver::mrrr);
+        CHECK(std::string(eigen_driver_name(fast.driver)) == "dsyevd");
+        const double top = fast.values(0);
+        for (std::size_t j = 0; j < d; ++j) CHECK(std::abs(fast.values(j) - lean.values(j)) <= 1e-13 * top);
+        // Column j of both: A v = λ v against the input; then the subspaces. The nonzero
+        // eigenvalues are simple (random data): each vector agrees (signs fixed alike); the
+        // zero cluster is determined only as a subspace: its projector agrees.
+        const std::size_t rank = c == centering::centered ? n - 1 : n;
+        for (const eigen_result* e : {&fast, &lean}) {
+            double res = 0;
+            for (std::size_t j = 0; j < d; ++j)
+                for (std::size_t i = 0; i < d; ++i) {
+                    double r = -e->values(j) * e->vectors(i, j);
+                    for (std::size_t l = 0; l < d; ++l) r += a(i, l) * e->vectors(l, j);
+                    res = std::max(res, std::abs(r));
+                }
+            CHECK(res < 1e-12 * top);
+            CHECK(e->values(rank - 1) > 1e-6 * top);
+            CHECK(std::abs(e->values(rank)) < 1e-12 * top);
+        }
+        double vectors = 0, cluster = 0;
+        for (std::size_t j = 0; j < rank; ++j)
+            for (std::size_t i = 0; i < d; ++i) vectors = std::max(vectors, std::abs(fast.vectors(i, j) - lean.vectors(i, j)));
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t l = 0; l < d; ++l) {
+                double p = 0;
+                for (std::size_t j = rank; j < d; ++j) p += fast.vectors(i, j) * fast.vectors(l, j) - lean.vectors(i, j) * lean.vectors(l, j);
+                cluster = std::max(cluster, std::abs(p));
+            }
+        CHECK(vectors < 1e-9);
+        CHECK(cluster < 1e-12);
+        // In place (the input given back, the driver's storage its own) and consuming.
+        for (std::uint64_t allowed : {dc, dc - 1}) {
+            matrix_t work = a;
+            for (std::size_t i = 0; i < d; ++i)
+                for (std::size_t j = 0; j < i; ++j) work(i, j) = -1e300;  // only the upper triangle is read
+            const eigen_result e = sym_eigen_in_place(work, eigen_options{allowed});
+            CHECK(xt::all(xt::equal(work, a)));
+            matrix_t gone = a;
+            const eigen_result f = sym_eigen_consuming(std::move(gone), d, eigen_options{allowed});
+            CHECK(gone.size() == 0);
+            for (const eigen_result* g : {&e, &f}) {
+                CHECK(g->driver == (allowed == dc ? eigen_driver::divide_and_conquer : eigen_driver::mrrr));
+                CHECK(testing::rel_diff(g->values, fast.values) < 1e-13);
+            }
+        }
+        // finish(): the statistics of both drivers, with and without Sxx kept.
+        for (bool keep : {true, false}) {
+            exact_finish_options o;
+            o.second_moment = keep;
+            o.solver.workspace_bytes = dc;
+            const statistics sd = finish(m, c, o);
+            o.solver.workspace_bytes = 0;
+            const statistics sr = finish(m, c, o);
+            CHECK(testing::rel_diff(sd.spec.eigenvalues, sr.spec.eigenvalues) < 1e-13);
+            CHECK(sd.second_moment.has_value() == keep);
+            if (keep) CHECK(xt::all(xt::equal(*sd.second_moment, a)));
+        }
+    }
 }

@@ -5,6 +5,14 @@ same matrix (X.T @ X and eigh: LAPACK's dsyevd through the same OpenBLAS), each 
 child process, alternating, medians. RSS is reported in D x D float64 matrices beyond the
 process's own footprint at D = 8 (the baseline: the binaries, OpenBLAS's buffers).
 
+--dsyevr-memory GIB adds the same three commands with `--memory GIB`, side by side (a budget
+between 3 and 5 D x D forces dsyevr, the solver before the budget chose it); --memory GIB passes
+`--memory` to the other commands. CPU time (user + system) is printed beside the wall time: on a
+loaded machine it is the steadier figure.
+--denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
+doing the same decompositions (eigh of Sxx, eigh of G = K ⊙ Sxx, the SVD of Fᵀ, the Cholesky of
+V*ᵀ Sxx V*) on the same matrix.
+
     /usr/bin/python3 tools/bench/bench_exact.py --d 2048 --n 3000 --reps 3 [--cli build/tools/recalign/recalign]
 """
 import argparse
@@ -24,15 +32,43 @@ t0 = time.perf_counter(); S = X.T @ X; t1 = time.perf_counter(); w, v = np.linal
 print(t1 - t0, t2 - t1)
 '''
 
+# What `recalign denoise --noise mask:patch=4x4,ratio=0.5` (bernoulli) decomposes, uncentered:
+# Sxx = XᵀX and its eigh (the clean curve), G = K ⊙ Sxx (keep 1 - r, same patch 1 - r, else
+# (1 - r)²) whitened by its eigh, Fᵀ = Bsᵀ W with Bs = (1 - r) Sxx and its SVD, V* = W V, and
+# the Cholesky of V*ᵀ Sxx V* (the nested basis of the curve).
+SCIPY_DENOISE = r'''
+import sys, time, numpy as np, scipy.linalg as sl
+d, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+h = int(round(d ** 0.5)); p = 4; r = 0.5; q = 1 - r
+X = np.fromfile(path, dtype=np.uint8).reshape(n, d).astype(np.float64)
+t0 = time.perf_counter()
+S = X.T @ X
+w, U = sl.eigh(S)
+patch = ((np.arange(h)[:, None] // p) * ((h + p - 1) // p) + np.arange(h)[None, :] // p).ravel()
+G = S * q * q
+same = patch[:, None] == patch[None, :]
+G[same] = S[same] * q
+g, P = sl.eigh(G)
+keep = g > 1e-12 * g[-1]
+W = P[:, keep] / np.sqrt(g[keep])
+Ft = (q * S).T @ W
+_, s, Vt = sl.svd(Ft, full_matrices=False)
+V = W @ Vt.T
+M = V.T @ (S @ V)
+sl.cholesky(M + 1e-9 * np.trace(M) / len(M) * np.eye(len(M)))
+print(time.perf_counter() - t0, 0.0)
+'''
+
 
 def rss_wall(cmd):
-    """Wall time and peak RSS (MiB) of a child through GNU time."""
+    """Wall time, peak RSS (MiB) and CPU seconds (user + system) of a child through GNU time."""
     t0 = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S"] + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed: {p.stderr.decode()}")
-    return wall, int(p.stderr.decode().strip().splitlines()[-1]) / 1024.0, p.stdout.decode()
+    kb, user, system = p.stderr.decode().strip().splitlines()[-1].split()
+    return wall, int(kb) / 1024.0, p.stdout.decode(), float(user) + float(system)
 
 
 def main():
@@ -42,6 +78,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--cli", default="build/tools/recalign/recalign")
     ap.add_argument("--tmp", default=tempfile.gettempdir())
+    ap.add_argument("--dsyevr-memory", help="add the three commands with --memory GIB (forcing dsyevr)")
+    ap.add_argument("--memory", help="--memory GIB for this build's commands")
+    ap.add_argument("--denoise", action="store_true", help="add denoise (one 4x4 patch mask) against SciPy")
     a = ap.parse_args()
     d, n = a.d, a.n
     rng = np.random.default_rng(0)
@@ -53,30 +92,52 @@ def main():
     (rng.random((n, 8)) * 255).astype(np.uint8).tofile(small)
     mat_mib = 8.0 * d * d / 2**20
     print(f"machine: nproc {os.cpu_count()}; load before {os.getloadavg()[0]:.1f}; D = {d}, n = {n}, one D x D matrix = {mat_mib:.1f} MiB; medians of {a.reps}")
-    _, base, _ = rss_wall([a.cli, "spectrum", "--images", small, "--raw-shape", f"{n},8", "--quiet"])
+    _, base, _, _ = rss_wall([a.cli, "spectrum", "--images", small, "--raw-shape", f"{n},8", "--quiet"])
     common = ["--images", x, "--raw-shape", f"{n},{d}", "--labels", y, "--quiet"]
+    mine = common + (["--memory", a.memory] if a.memory else [])
     sides = {
-        "spectrum": [a.cli, "spectrum"] + common,
-        "align": [a.cli, "align"] + common,
-        "tradeoff --k 10 --lambda 0,1": [a.cli, "tradeoff", "--k", "10", "--lambda", "0,1"] + common,
-        "numpy X.T@X + eigh": [sys.executable, "-c", NUMPY_SIDE, str(d), str(n), x],
+        "spectrum": [a.cli, "spectrum"] + mine,
+        "align": [a.cli, "align"] + mine,
+        "tradeoff --k 10 --lambda 0,1": [a.cli, "tradeoff", "--k", "10", "--lambda", "0,1"] + mine,
     }
+    if a.dsyevr_memory:
+        lean = common + ["--memory", a.dsyevr_memory]
+        sides["spectrum, dsyevr"] = [a.cli, "spectrum"] + lean
+        sides["align, dsyevr"] = [a.cli, "align"] + lean
+        sides["tradeoff, dsyevr"] = [a.cli, "tradeoff", "--k", "10", "--lambda", "0,1"] + lean
+    if a.denoise:
+        h = int(round(d ** 0.5))
+        if h * h != d:
+            sys.exit("--denoise needs D = H * H")
+        sides["denoise mask 4x4 0.5"] = [a.cli, "denoise", "--image-shape", f"{h},{h},1", "--noise",
+                                         "mask:patch=4x4,ratio=0.5"] + mine
+        sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x]
+    sides["numpy X.T@X + eigh"] = [sys.executable, "-c", NUMPY_SIDE, str(d), str(n), x]
     res = {k: [] for k in sides}
-    inside = []
+    inside, scipy_inside = [], []
     for _ in range(a.reps):
         for k, cmd in sides.items():
-            wall, rss, out = rss_wall(cmd)
-            res[k].append((wall, rss))
+            wall, rss, out, cpu = rss_wall(cmd)
+            res[k].append((wall, rss, cpu))
             if k.startswith("numpy"):
                 inside.append([float(v) for v in out.split()])
+            if k.startswith("scipy"):
+                scipy_inside.append(float(out.split()[0]))
     med = lambda v: float(np.median(v))
-    np_wall = med([w for w, _ in res["numpy X.T@X + eigh"]])
+    np_wall = med([x[0] for x in res["numpy X.T@X + eigh"]])
     np_compute = med([s + e for s, e in inside])
     print(f"  baseline RSS of recalign at D = 8: {base:.1f} MiB; NumPy inside its process: X.T@X {med([s for s, _ in inside]):.2f} s + eigh {med([e for _, e in inside]):.2f} s")
-    print(f"  {'side':32s} {'wall s':>8s} {'peak MiB':>9s} {'D x D':>6s} {'/numpy wall':>11s} {'/numpy compute':>14s}")
+    np_cpu = med([x[2] for x in res["numpy X.T@X + eigh"]])
+    print(f"  {'side':32s} {'wall s':>8s} {'cpu s':>7s} {'peak MiB':>9s} {'D x D':>6s} {'/numpy wall':>11s} {'/numpy compute':>14s} {'/numpy cpu':>10s}")
     for k, v in res.items():
-        w, r = med([x[0] for x in v]), med([x[1] for x in v])
-        print(f"  {k:32s} {w:8.2f} {r:9.1f} {(r - base) / mat_mib:6.2f} {w / np_wall:11.2f} {w / np_compute:14.2f}")
+        w, r, cp = med([x[0] for x in v]), med([x[1] for x in v]), med([x[2] for x in v])
+        print(f"  {k:32s} {w:8.2f} {cp:7.2f} {r:9.1f} {(r - base) / mat_mib:6.2f} {w / np_wall:11.2f} {w / np_compute:14.2f} {cp / np_cpu:10.2f}")
+    if scipy_inside:
+        sw = med([x[0] for x in res["scipy denoise decompositions"]])
+        dw = med([x[0] for x in res["denoise mask 4x4 0.5"]])
+        sc = med([x[2] for x in res["scipy denoise decompositions"]])
+        dc = med([x[2] for x in res["denoise mask 4x4 0.5"]])
+        print(f"  denoise / scipy: wall {dw / sw:.2f}, cpu {dc / sc:.2f}; scipy's decompositions inside its process: {med(scipy_inside):.2f} s")
     print(f"load after {os.getloadavg()[0]:.1f}")
 
 

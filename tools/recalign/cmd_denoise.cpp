@@ -20,6 +20,7 @@ struct denoise_plan {
     prepared_run run;
     tracker_options tracker;
     std::vector<std::size_t> ks;  // empty: the default list
+    eigen_options solver;         // what the eigensolvers may add beside `extra` (validate.hpp)
 };
 
 image_shape parse_image(const denoise_cli_options& o, std::size_t dim) {
@@ -118,7 +119,10 @@ denoise_plan plan(const denoise_cli_options& o) {
     if (t.center == centering::centered && monte_carlo)
         throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
     // A sketch route checks its own memory (denoise_on_sketch: sketches, verification pass).
-    if (p.run.config().method == "exact") require_memory(p.run.config(), extra, "denoise");
+    if (p.run.config().method == "exact") {
+        require_memory(p.run.config(), extra, "denoise");
+        p.solver = solver_memory(p.run.config(), extra);
+    }
     if (!o.k_list.empty()) p.ks = parse_k_list(o.k_list, "--k-list", t.dim);
     return p;
 }
@@ -144,7 +148,7 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);
-    r.report = state.tracker().report();
+    r.report = state.tracker().report(p.solver);
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;
     r.center = p.tracker.center;

@@ -62,6 +62,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     } else {
         route_state state(p.config());
         r.run = stream(state, p, mpi);
+        opt.solver = solver_memory(p.config());
         r.t = tradeoff(finish_choices(finish_statistics(state, p.center, false), p), opt);
     }
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});

@@ -94,6 +94,11 @@ void add_method_options(CLI::App* s, run_options& r) {
                   "double. Not part of the run's "
                   "configuration: such states merge with f64 ones, and --resume keeps the checkpoint's precision")
         ->check(CLI::IsMember({"f64", "f32-kernels"}))->capture_default_str();
+    s->add_option("--memory", r.memory_gib,
+                  "Memory the run may use, in GiB (default: this machine's physical memory). A run that needs more "
+                  "is refused before reading data; the exact route's eigensolver takes LAPACK's dsyevd (fast, "
+                  "2 D x D of workspace) where it fits in what is left, dsyevr (O(D) workspace) otherwise")
+        ->check(CLI::Range(0.0, 1e9));
 }
 
 void add_run_options(CLI::App* s, run_options& r, bool default_centered, const char* centering_targets) {

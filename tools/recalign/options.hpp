@@ -38,6 +38,7 @@ struct data_options {
 struct run_options {
     std::string method = "exact";
     std::string precision = "f64";  // --precision: f64 | f32-kernels
+    double memory_gib = 0.0;        // --memory: the run's memory budget in GiB (0: physical memory)
     std::size_t rank = 0, passes = 1;
     double tolerance = 0.0;  // --tolerance T (nystrom): 0 = off, run all --passes
     std::uint64_t seed = 0;

@@ -8,6 +8,7 @@
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
+#include "validate.hpp"
 
 namespace recalign::cli {
 
@@ -226,7 +227,7 @@ void route_state::reduce(const mpi_context& mpi) {
     if (bytes) load(*bytes, "the ranks' merged state");
 }
 
-statistics finish_statistics(const route_state& s, centering c, bool second_moment) {
+statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra) {
     const auto built = static_cast<centering>(s.config_.center);
     if (s.config_.method != "exact" && built != c)
         throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
@@ -238,6 +239,7 @@ statistics finish_statistics(const route_state& s, centering c, bool second_mome
     return std::visit(overloaded{[&](const moment_accumulator& m) {
                                      exact_finish_options eo;
                                      eo.second_moment = second_moment;
+                                     eo.solver = solver_memory(s.config_, extra);
                                      statistics st = finish(m, c, eo);
                                      if (!labels) return st;
                                      return make_statistics(std::move(st.spec), std::move(st.mean), labels->cross(c),

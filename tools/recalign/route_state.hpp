@@ -42,7 +42,7 @@ public:
     const run_config& config() const noexcept { return config_; }
 
 private:
-    friend statistics finish_statistics(const route_state& s, centering c, bool second_moment);
+    friend statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra);
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
     run_config config_;
     sketch main_;
@@ -53,7 +53,8 @@ private:
 // sketch's top --rank in the centering it was built with (the other one throws
 // std::invalid_argument), with the cross statistics when labels were read. `second_moment`
 // false: the exact route releases Sxx once decomposed (one D x D matrix less, for the
-// analyses that read only the eigenpairs).
-statistics finish_statistics(const route_state& s, centering c, bool second_moment = true);
+// analyses that read only the eigenpairs). The exact eigensolver may spend what
+// solver_memory (validate.hpp) leaves beside the run's estimate plus `extra` bytes.
+statistics finish_statistics(const route_state& s, centering c, bool second_moment = true, std::uint64_t extra = 0);
 
 }  // namespace recalign::cli

@@ -31,6 +31,9 @@ struct run_config {
     // --tolerance (nystrom): when the sketch passes may stop before --passes, not what a pass
     // accumulates: neither saved, hashed nor compared (a resume takes this run's).
     double tolerance = 0.0;
+    // --memory in bytes (0: this machine's physical memory): what the run may use, not what it
+    // computes; neither saved, hashed nor compared either.
+    std::uint64_t memory = 0;
 
     std::uint64_t hash() const;
     // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares

@@ -67,6 +67,7 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     cfg.classes = classes;
     cfg.scale = scale;
     cfg.float32_kernels = r.precision == "f32-kernels";
+    cfg.memory = static_cast<std::uint64_t>(r.memory_gib * static_cast<double>(1ULL << 30));
     if (r.method == "exact") {
         if (r.rank != 0 || r.passes != 1) throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
         if (r.tolerance != 0.0) throw std::invalid_argument("--tolerance applies to --method nystrom only");
@@ -126,6 +127,7 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
                                     "(--images, --labels, --scale, --skip, --limit) do not apply");
     p.from = load_from(r.from);
     p.from_path = r.from;
+    p.from->config.memory = static_cast<std::uint64_t>(r.memory_gib * static_cast<double>(1ULL << 30));
     if (needs.labels && p.from->config.classes == 0)
         throw std::invalid_argument(std::string(needs.command) + " needs labels: the checkpoint " + r.from +
                                     " was made without them");
@@ -227,24 +229,42 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
     return o;
 }
 
-void require_memory(const run_config& c, std::uint64_t extra, const std::string& what) {
-    // long double: no wrap. Exact: the moments and, for the analysis, about two more D x D
-    // matrices; sketches: a few ell x D blocks. With labels: per-class means D x C and the
-    // cross statistics (Sxy D x C, Syy C x C in the finished statistics).
+namespace {
+// Bytes a run of `c` holds at its largest, plus `extra` (long double: no wrap). Exact: the
+// moments and, for the analysis, two more D x D matrices (Sxx and the eigenvectors: dsyevr's
+// O(D) workspace); sketches: a few ell x D blocks. With labels: per-class means D x C and the
+// cross statistics (Sxy D x C, Syy C x C in the finished statistics).
+long double memory_need(const run_config& c, std::uint64_t extra) {
     const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
     long double words = c.method == "exact" ? 3.0L * d * d
                                             : 3.0L * 2.0L * static_cast<long double>(c.rank) * d;
     if (c.classes) words += 2.0L * (d + 1.0L) * k + k * k;
-    const long double need = 8.0L * words + static_cast<long double>(extra);
-    const long double phys =
-        static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
+    return 8.0L * words + static_cast<long double>(extra);
+}
+
+long double memory_budget(const run_config& c) {
+    if (c.memory) return static_cast<long double>(c.memory);
+    return static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
+}
+}  // namespace
+
+void require_memory(const run_config& c, std::uint64_t extra, const std::string& what) {
+    const long double need = memory_need(c, extra), phys = memory_budget(c);
     if (phys <= 0 || need <= phys) return;
+    const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
     std::string way_out = c.method == "exact" ? ": use --method fd or --method nystrom with --rank K" : ": use a smaller --rank";
     if (c.classes && k * k + 2.0L * (d + 1.0L) * k > d * d)
         way_out = " (C = " + std::to_string(c.classes) + " classes; is --classes or a label wrong?)";
     throw user_error(what + ": --method " + c.method + " needs about " + gib(need) + " for D = " +
                      std::to_string(c.dim) + (c.classes ? " and C = " + std::to_string(c.classes) : std::string()) +
-                     " (this machine has " + gib(phys) + ")" + way_out);
+                     (c.memory ? " (--memory is " : " (this machine has ") + gib(phys) + ")" + way_out);
+}
+
+eigen_options solver_memory(const run_config& c, std::uint64_t extra) {
+    const long double spare = memory_budget(c) - memory_need(c, extra);
+    eigen_options o;
+    o.workspace_bytes = spare <= 0 ? 0 : spare >= 1.8e19L ? o.workspace_bytes : static_cast<std::uint64_t>(spare);
+    return o;
 }
 
 namespace {

@@ -60,6 +60,11 @@ statistics finish_choices(statistics s, const prepared_run& p);
 // and the analyses), plus `extra`; user_error with the size and the way out when it exceeds
 // this machine's physical memory.
 void require_memory(const run_config& config, std::uint64_t extra, const std::string& what);
+// The memory an exact eigensolver of that run may add to what require_memory counts (dsyevr's
+// 3 D x D): this machine's physical memory less that estimate, the one budget both use. The
+// solvers take dsyevd (faster; its workspace is 2 D x D more: 5 at the peak, 4 when Sxx is
+// released) where it fits, dsyevr otherwise (spectral/eigen.hpp).
+eigen_options solver_memory(const run_config& config, std::uint64_t extra = 0);
 
 // The source options DATA resolves to (the default data set without --images).
 io::source_options resolve_data(const data_options& d, bool want_labels);

@@ -13,6 +13,7 @@
 #include "recalign/align/alignment.hpp"
 #include "recalign/align/noise.hpp"
 #include "recalign/core/xt.hpp"
+#include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
@@ -29,11 +30,14 @@ struct denoising_subspace_result {
 // V* of Theorem 3. H = D_G^{-1/2} P_Gᵀ Bs Bsᵀ P_G D_G^{-1/2} is factorised as F Fᵀ with
 // F = D_G^{-1/2} P_Gᵀ Bs, by an SVD of F (its singular values are accurate where the
 // eigenvalues of F Fᵀ would have squared the rounding).
-denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol = 1e-12);
+denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol = 1e-12,
+                                             const eigen_options& solver = {});
 // The same consuming the noise moments: G is decomposed in place and both are released as
 // soon as they are read, so that beside the two inputs it needs one D x D matrix at a time
 // (the whitening, then Fᵀ with its SVD in place) and returns V* in the whitening's storage.
-denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol = 1e-12);
+// `solver`: G's eigensolver (dsyevd in G's storage where its 2 D² fits, else dsyevr).
+denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol = 1e-12,
+                                             const eigen_options& solver = {});
 
 struct denoising_options {
     alignment_measure measure = alignment_measure::paper;

@@ -74,7 +74,9 @@ public:
     void merge(const alignment_tracker& other);
 
     // Current curves; remembers them for the next report's change.
-    tracker_report report();
+    // `solver`: the memory its eigensolvers may add (spectral/eigen.hpp: dsyevd where it fits,
+    // else dsyevr): how the report is computed, not what it is.
+    tracker_report report(const eigen_options& solver = {});
 
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
     static alignment_tracker load(std::istream& is) { return checkpoint::load_state<alignment_tracker>(is); }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "recalign/core/xt.hpp"
+#include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
@@ -22,6 +23,9 @@ struct tradeoff_options {
     // Directions of Sxx with eigenvalue <= rel_tol · largest are null: dropped from the
     // whitening (the loss cannot see them) and counted in the result.
     double rel_tol = 1e-12;
+    // H(λ)'s solver when all its pairs are needed (K >= rank): dsyevd where its 2 r² fits
+    // (spectral/eigen.hpp); the top K < rank are dsyevr's index range.
+    eigen_options solver;
 };
 
 struct tradeoff_point {

@@ -4,29 +4,58 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 
 #include "recalign/core/xt.hpp"
 
 namespace recalign {
 
+// Which LAPACK driver solved a symmetric eigenproblem.
+enum class eigen_driver : std::uint8_t {
+    divide_and_conquer = 1,  // dsyevd: NumPy's eigh; 2 n² + O(n) doubles of workspace
+    mrrr = 2,                // dsyevr: O(n) workspace, also for a top-k index range
+};
+const char* eigen_driver_name(eigen_driver d);  // "dsyevd", "dsyevr"
+
+// How much memory a solver may allocate beside its input and the eigenvectors it returns.
+// All n pairs: dsyevd when its workspace fits, dsyevr otherwise (dsyevr's time depends on the
+// spectrum: 2.7x dsyevd's CPU on a centered, 4.8x on an uncentered Sxx of n = 3,000 < D = 4,096
+// rows; BENCHMARKS.md).
+// Top k < n pairs: dsyevr's index range always (no back-transformation of the other n - k).
+// Both give the same eigenvalues and invariant subspaces to rounding.
+struct eigen_options {
+    std::uint64_t workspace_bytes = std::numeric_limits<std::uint64_t>::max();
+};
+// Bytes of dsyevd's workspace for an n x n problem with eigenvectors (LAPACK's LWORK and
+// LIWORK: 1 + 6n + 2n² doubles, 3 + 5n ints); the maximum when it does not fit 64 bits.
+std::uint64_t divide_and_conquer_workspace(std::size_t n);
+// The driver `options` choose for k of n pairs.
+eigen_driver choose_driver(std::size_t n, std::size_t k, const eigen_options& options);
+
 struct eigen_result {
     vector_t values;   // descending
     matrix_t vectors;  // n x n, column i is the eigenvector of values(i); sign: largest entry > 0
-    int info = 0;      // LAPACK dsyevr info: 0 = converged
+    int info = 0;      // LAPACK info: 0 = converged
+    eigen_driver driver = eigen_driver::mrrr;
     bool converged() const noexcept { return info == 0; }
 };
 
 // Eigendecomposition of a symmetric matrix (its upper triangle is read).
-eigen_result sym_eigen(const matrix_t& a);
+eigen_result sym_eigen(const matrix_t& a, const eigen_options& options = {});
 // Only its top k eigenpairs (values descending, vectors n x k), when k < n is all that is
 // needed: the full back-transformation of the other n - k vectors is never done.
 eigen_result sym_eigen_top(const matrix_t& a, std::size_t k);
-// The same without a copy of `a`: LAPACK (dsyevr) works in `a`'s upper triangle and `a` is
-// restored from its untouched lower one, so the decomposition needs the eigenvectors and O(n)
-// beside `a` (at D = 24,576 one 4.8 GB matrix, not three). On return, also after an
-// exception, `a` is the symmetric matrix of its upper triangle (both triangles written).
-eigen_result sym_eigen_in_place(matrix_t& a);
+// The same without a copy of `a`: dsyevr works in `a`'s upper triangle and `a` is restored
+// from its untouched lower one, so the decomposition needs the eigenvectors and O(n) beside
+// `a` (at D = 24,576 one 4.8 GB matrix, not three); dsyevd (when `options` allow its 2 n²)
+// works in the returned eigenvectors' storage and leaves `a` as it is. On return, also after
+// an exception, `a` is the symmetric matrix of its upper triangle (both triangles written).
+eigen_result sym_eigen_in_place(matrix_t& a, const eigen_options& options = {});
 eigen_result sym_eigen_top_in_place(matrix_t& a, std::size_t k);
+// Consuming `a`: the eigenvectors are returned in its storage (k = n) or beside it, and `a`
+// is released. Peak beside `a`: dsyevd its 2 n² workspace, dsyevr the n x k eigenvectors.
+eigen_result sym_eigen_consuming(matrix_t&& a, std::size_t k, const eigen_options& options = {});
 
 struct generalized_options {
     // Directions of B with eigenvalue <= rel_tol * (largest eigenvalue of B) are null

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "recalign/core/xt.hpp"
+#include "recalign/spectral/eigen.hpp"
 #include "recalign/spectral/spectrum.hpp"
 #include "recalign/stats/moments.hpp"
 
@@ -98,11 +99,16 @@ statistics standardize_global(statistics s);
 struct exact_finish_options {
     std::size_t top = 0;        // eigenpairs to keep (0 or D: all)
     bool second_moment = true;  // keep Sxx in the statistics (denoising and noise impact read it)
+    eigen_options solver;       // the memory the eigensolver may add (eigen.hpp: dsyevd or dsyevr)
 };
-// The general form of the two above. Memory beyond the accumulator: Sxx and the eigenvectors
-// (two D x D matrices; the eigensolver works inside Sxx, sym_eigen_in_place); without the
-// second moment Sxx is released on return, leaving the eigenvectors only.
+// The general form of the two above. Memory beyond the accumulator at the peak, in D x D
+// matrices: with dsyevr (top < D, or a solver allowance below dsyevd's 2 D²) two, Sxx and the
+// eigenvectors (dsyevr works inside Sxx); with dsyevd four when Sxx is kept (Sxx, the
+// eigenvectors, the workspace) and three when not (the eigenvectors replace Sxx in its
+// storage). Without the second moment Sxx is released once decomposed.
 statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options);
+// With the centerings of finish(m, inputs, targets).
+statistics finish(const moment_accumulator& m, centering inputs, centering targets, const exact_finish_options& options);
 
 struct sketch_finish_options {
     std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
