@@ -11,7 +11,7 @@ const char* verify_help =
     "Sketch routes (--method fd|nystrom): one more pass over the data evaluates the subspaces found exactly, so every "
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
     "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two; denoise with a "
-    "masking noise: 1 + --refine, default 5) and about 3 D doubles of memory per verified direction "
+    "masking noise: 1 + --refine, default 9) and about 3 D doubles of memory per verified direction "
     "(the sketch's rank, plus as many and 64 more per masking noise in denoise)";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
