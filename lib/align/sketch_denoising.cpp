@@ -36,24 +36,29 @@ denoising_subspace_result gaussian(const spectrum& s, double sigma, double rel_t
     while (out.informative < r && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
     return out;
 }
-}  // namespace
+// The masking model's pieces from the sketch and the blocks (MATH.md §7): keep
+// probabilities, and E⁺ applied to U and to optional extra right-hand sides R, block by block:
+// E_b = (c1 + c2) Bd_b − c1 U_b Λ U_bᵀ = P D Pᵀ, E_b⁺ = P_+ D_+⁻¹ P_+ᵀ (directions with
+// eigenvalue <= rel_tol · scale of G are null: pixels that never vary).
+struct block_solve {
+    keep_probabilities keep;
+    matrix_t eu;  // E⁺ U: D x r
+    matrix_t er;  // E⁺ R: D x e
+    std::size_t kept = 0;
+    solver_status status = solver_status::converged;
+};
 
-denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const noise_spec& noise,
-                                                      const patch_blocks* blocks,
-                                                      const sketch_denoising_options& options) {
-    if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
-    if (noise.draws > 0) refuse("a Monte-Carlo noise has no closed form: sketch the corrupted samples instead");
-    if (noise.family == noise_family::gaussian) return gaussian(s, noise.sigma, options.rel_tol);
-    const std::size_t d = s.dim, r = s.rank();
+block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch_blocks* blocks, double rel_tol,
+                         const matrix_t* rhs) {
+    const std::size_t d = s.dim, r = s.rank(), e = rhs ? rhs->shape(1) : 0;
     if (!blocks) refuse("patch masking needs the exact patch blocks of the data (MATH.md §7)");
     if (blocks->dim() != d) refuse("the patch blocks have D = " + std::to_string(blocks->dim()) + ", the sketch " + std::to_string(d));
     if (blocks->n() != s.n)
         refuse("the patch blocks cover " + std::to_string(blocks->n()) + " samples, the sketch " + std::to_string(s.n));
-    const keep_probabilities keep = blocks->coefficients(noise);
-    const double q = keep.q, c1 = keep.k_diff, csame = keep.k_same;  // c1 + c2 = P(keep both, same patch)
-
-    denoising_subspace_result out;
-    out.status = s.status;
+    if (rhs && rhs->shape(0) != d) refuse("a right-hand side of " + std::to_string(rhs->shape(0)) + " rows for D = " + std::to_string(d));
+    block_solve out;
+    out.keep = blocks->coefficients(noise);
+    const double c1 = out.keep.k_diff, csame = out.keep.k_same;  // c1 + c2 = P(keep both, same patch)
     // Scale of G for the null cut: ‖G‖ <= c1 λ_1 + (c1 + c2) max_i Bd_ii (+ the sketch's tail).
     // (One block at a time, here and below: all of them unpacked would be D·s doubles.)
     double max_diag = 0.0;
@@ -62,67 +67,54 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
         for (std::size_t i = 0; i < bd.shape(0); ++i) max_diag = std::max(max_diag, bd(i, i));
     }
     const double lam1 = r > 0 ? std::max(s.eigenvalues(0), 0.0) : 0.0;
-    const double cut = options.rel_tol * (c1 * lam1 + csame * max_diag);
-
-    // X = E⁺ U (D x r), block by block: E_b = (c1 + c2) Bd_b − c1 U_b Λ U_bᵀ = P D Pᵀ.
-    matrix_t x = xt::zeros<double>({d, r});
-    std::size_t kept = 0;
+    const double cut = rel_tol * (c1 * lam1 + csame * max_diag);
+    out.eu = xt::zeros<double>({d, r});
+    out.er = xt::zeros<double>({d, e});
+    const std::size_t w = r + e;  // [U_b, R_b] solved together
     for (std::size_t b = 0; b < blocks->blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks->indices(b);
         const std::size_t sb = idx.size();
-        matrix_t ub = xt::zeros<double>({sb, r});
-        for (std::size_t i = 0; i < sb; ++i)
-            for (std::size_t j = 0; j < r; ++j) ub(i, j) = s.basis(idx[i], j);
-        matrix_t e = csame * blocks->block(b, s.center);
+        matrix_t ub = xt::zeros<double>({sb, r}), rb_all = xt::zeros<double>({sb, w});
+        for (std::size_t i = 0; i < sb; ++i) {
+            for (std::size_t j = 0; j < r; ++j) rb_all(i, j) = ub(i, j) = s.basis(idx[i], j);
+            for (std::size_t j = 0; j < e; ++j) rb_all(i, r + j) = (*rhs)(idx[i], j);
+        }
+        matrix_t eb_mat = csame * blocks->block(b, s.center);
         matrix_t ul = ub;
         for (std::size_t i = 0; i < sb; ++i)
             for (std::size_t j = 0; j < r; ++j) ul(i, j) *= s.eigenvalues(j);
-        blas::gemm_nt(sb, sb, r, -c1, ul.data(), ub.data(), 1.0, e.data());
-        const eigen_result eb = sym_eigen(e);
+        blas::gemm_nt(sb, sb, r, -c1, ul.data(), ub.data(), 1.0, eb_mat.data());
+        const eigen_result eb = sym_eigen(eb_mat);
         out.status = worst(out.status, solver_status_of(eb.info));
-        // E_b⁺ U_b = P_+ D_+⁻¹ P_+ᵀ U_b.
         std::size_t rb = 0;
         while (rb < sb && eb.values(rb) > cut) ++rb;
-        kept += rb;
+        out.kept += rb;
         if (rb == 0) continue;
-        matrix_t pu = xt::zeros<double>({rb, r});  // P_+ᵀ U_b, scaled by D_+⁻¹
+        matrix_t pu = xt::zeros<double>({rb, w});  // P_+ᵀ [U_b, R_b], scaled by D_+⁻¹
         matrix_t p = xt::view(eb.vectors, xt::all(), xt::range(0, rb));
-        blas::gemm_tn(rb, r, sb, 1.0, p.data(), ub.data(), 0.0, pu.data());
+        blas::gemm_tn(rb, w, sb, 1.0, p.data(), rb_all.data(), 0.0, pu.data());
         for (std::size_t i = 0; i < rb; ++i)
-            for (std::size_t j = 0; j < r; ++j) pu(i, j) /= eb.values(i);
-        matrix_t xb = xt::zeros<double>({sb, r});
-        blas::gemm_nn(sb, r, rb, 1.0, p.data(), pu.data(), 0.0, xb.data());
-        for (std::size_t i = 0; i < sb; ++i)
-            for (std::size_t j = 0; j < r; ++j) x(idx[i], j) = xb(i, j);
+            for (std::size_t j = 0; j < w; ++j) pu(i, j) /= eb.values(i);
+        matrix_t xb = xt::zeros<double>({sb, w});
+        blas::gemm_nn(sb, w, rb, 1.0, p.data(), pu.data(), 0.0, xb.data());
+        for (std::size_t i = 0; i < sb; ++i) {
+            for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = xb(i, j);
+            for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = xb(i, r + j);
+        }
     }
-    out.rank_g = kept;
-    out.dropped = d - kept;
-    if (r == 0) {
-        out.eigenvalues = xt::zeros<double>({std::size_t(0)});
-        out.basis = xt::zeros<double>({d, std::size_t(0)});
-        return out;
-    }
-    // T = Uᵀ E⁺ U; with L = (c1 Λ)^{1/2} and M = I + L T L = Rᵀ R (Woodbury):
-    // Uᵀ Ĝ⁻¹ U = T − T L M⁻¹ L T, and Ĝ⁻¹ U Λ W = X (Λ W − L M⁻¹ L T Λ W).
-    matrix_t t = xt::zeros<double>({r, r});
-    blas::gemm_tn(r, r, d, 1.0, s.basis.data(), x.data(), 0.0, t.data());
-    for (std::size_t i = 0; i < r; ++i)
-        for (std::size_t j = i + 1; j < r; ++j) t(i, j) = t(j, i) = 0.5 * (t(i, j) + t(j, i));
-    vector_t l = xt::zeros<double>({r});
-    for (std::size_t j = 0; j < r; ++j) l(j) = std::sqrt(c1 * std::max(s.eigenvalues(j), 0.0));
-    matrix_t m = xt::eye<double>(r);
-    for (std::size_t i = 0; i < r; ++i)
-        for (std::size_t j = 0; j < r; ++j) m(i, j) += l(i) * t(i, j) * l(j);
-    matrix_t chol = m;
-    if (blas::potrf_upper(r, chol.data()) != 0) {
-        out.status = worst(out.status, solver_status::breakdown);  // I + L T L is PD in exact arithmetic
-        out.eigenvalues = xt::zeros<double>({std::size_t(0)});
-        out.basis = xt::zeros<double>({d, std::size_t(0)});
-        return out;
-    }
-    // solve(B): M⁻¹ B for an r x k right-hand side, through Rᵀ R.
-    auto solve = [&](matrix_t rhs) {
-        const std::size_t k = rhs.shape(1);
+    return out;
+}
+
+// Woodbury for Ĝ = E + U L² Uᵀ, L = (c1 Λ)^{1/2}: T = Uᵀ E⁺ U, M = I + L T L = Rᵀ R,
+// Ĝ⁻¹ = E⁺ − E⁺ U L M⁻¹ L Uᵀ E⁺ (on range E; null pixels stay null).
+struct woodbury {
+    matrix_t t;     // T
+    vector_t l;     // diag L
+    matrix_t chol;  // R (upper)
+    bool ok = true;
+    // M⁻¹ B for an r x k right-hand side, through Rᵀ R.
+    matrix_t solve(matrix_t rhs) const {
+        const std::size_t r = chol.shape(0), k = rhs.shape(1);
         for (std::size_t c = 0; c < k; ++c) {
             for (std::size_t i = 0; i < r; ++i) {  // Rᵀ y = b
                 double v = rhs(i, c);
@@ -136,12 +128,85 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
             }
         }
         return rhs;
-    };
+    }
+};
+
+woodbury make_woodbury(const spectrum& s, const matrix_t& eu, double c1) {
+    const std::size_t d = s.dim, r = s.rank();
+    woodbury w;
+    w.t = xt::zeros<double>({r, r});
+    blas::gemm_tn(r, r, d, 1.0, s.basis.data(), eu.data(), 0.0, w.t.data());
+    for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = i + 1; j < r; ++j) w.t(i, j) = w.t(j, i) = 0.5 * (w.t(i, j) + w.t(j, i));
+    w.l = xt::zeros<double>({r});
+    for (std::size_t j = 0; j < r; ++j) w.l(j) = std::sqrt(c1 * std::max(s.eigenvalues(j), 0.0));
+    w.chol = xt::eye<double>(r);
+    for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < r; ++j) w.chol(i, j) += w.l(i) * w.t(i, j) * w.l(j);
+    w.ok = r == 0 || blas::potrf_upper(r, w.chol.data()) == 0;  // I + L T L is PD in exact arithmetic
+    return w;
+}
+}  // namespace
+
+matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, const matrix_t& rhs,
+                             const sketch_denoising_options& options) {
+    if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
+    if (noise.draws > 0 || noise.family == noise_family::gaussian)
+        refuse("Ĝ from blocks is for closed-form masking noises only");
+    const block_solve bs = solve_blocks(s, noise, &blocks, options.rel_tol, &rhs);
+    const std::size_t d = s.dim, r = s.rank(), e = rhs.shape(1);
+    matrix_t out = bs.er;
+    if (r == 0 || e == 0) return out;
+    const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);
+    if (!w.ok) throw std::runtime_error(std::string(who) + ": I + L T L is not positive definite (rounding)");
+    // Ĝ⁻¹ R = E⁺R − E⁺U L M⁻¹ L Uᵀ E⁺R.
+    matrix_t y = xt::zeros<double>({r, e});
+    blas::gemm_tn(r, e, d, 1.0, s.basis.data(), bs.er.data(), 0.0, y.data());
+    for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < e; ++j) y(i, j) *= w.l(i);
+    matrix_t z = w.solve(y);
+    for (std::size_t i = 0; i < r; ++i)
+        for (std::size_t j = 0; j < e; ++j) z(i, j) *= w.l(i);
+    blas::gemm_nn(d, e, r, -1.0, bs.eu.data(), z.data(), 1.0, out.data());
+    return out;
+}
+
+denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const noise_spec& noise,
+                                                      const patch_blocks* blocks,
+                                                      const sketch_denoising_options& options) {
+    if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
+    if (noise.draws > 0) refuse("a Monte-Carlo noise has no closed form: sketch the corrupted samples instead");
+    if (noise.family == noise_family::gaussian) return gaussian(s, noise.sigma, options.rel_tol);
+    const std::size_t d = s.dim, r = s.rank();
+    const block_solve bs = solve_blocks(s, noise, blocks, options.rel_tol, nullptr);
+    const double q = bs.keep.q, c1 = bs.keep.k_diff;
+    const matrix_t& x = bs.eu;  // E⁺ U
+
+    denoising_subspace_result out;
+    out.status = worst(s.status, bs.status);
+    out.rank_g = bs.kept;
+    out.dropped = d - bs.kept;
+    if (r == 0) {
+        out.eigenvalues = xt::zeros<double>({std::size_t(0)});
+        out.basis = xt::zeros<double>({d, std::size_t(0)});
+        return out;
+    }
+    // T = Uᵀ E⁺ U; with L = (c1 Λ)^{1/2} and M = I + L T L = Rᵀ R (Woodbury):
+    // Uᵀ Ĝ⁻¹ U = T − T L M⁻¹ L T, and Ĝ⁻¹ U Λ W = X (Λ W − L M⁻¹ L T Λ W).
+    const woodbury wb = make_woodbury(s, x, c1);
+    if (!wb.ok) {
+        out.status = worst(out.status, solver_status::breakdown);
+        out.eigenvalues = xt::zeros<double>({std::size_t(0)});
+        out.basis = xt::zeros<double>({d, std::size_t(0)});
+        return out;
+    }
+    const matrix_t& t = wb.t;
+    const vector_t& l = wb.l;
     // K = Uᵀ Ĝ⁻¹ U = T − (T L) M⁻¹ (L T).
     matrix_t lt = xt::zeros<double>({r, r});
     for (std::size_t i = 0; i < r; ++i)
         for (std::size_t j = 0; j < r; ++j) lt(i, j) = l(i) * t(i, j);
-    const matrix_t mlt = solve(lt);
+    const matrix_t mlt = wb.solve(lt);
     matrix_t kmat = t;
     blas::gemm_tn(r, r, r, -1.0, lt.data(), mlt.data(), 1.0, kmat.data());
     // S = Λ K Λ; q² S w = μ w.
@@ -164,7 +229,7 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
         for (std::size_t j = 0; j < k; ++j) lw(i, j) = s.eigenvalues(i) * es.vectors(i, j);
     matrix_t tlw = xt::zeros<double>({r, k});
     blas::gemm_nn(r, k, r, 1.0, lt.data(), lw.data(), 0.0, tlw.data());  // L T Λ W
-    matrix_t corr = solve(tlw);
+    matrix_t corr = wb.solve(tlw);
     matrix_t z = lw;
     for (std::size_t i = 0; i < r; ++i)
         for (std::size_t j = 0; j < k; ++j) z(i, j) -= l(i) * corr(i, j);

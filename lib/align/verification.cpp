@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "nested.hpp"
+#include "recalign/align/sketch_denoising.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/spectral/eigen.hpp"
 
@@ -332,6 +333,92 @@ void orthonormalize(matrix_t& x, double cut) {
     }
 }
 }  // namespace
+
+namespace {
+// Bd M − blockdiag(U Λ Uᵀ) M · drop_low + U Λ Uᵀ M · add_low, block by block (D x k); with
+// drop_low = add_low = 0 it is Bd M.
+matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low, const matrix_t& m) {
+    const std::size_t d = m.shape(0), k = m.shape(1), r = low ? low->rank() : 0;
+    matrix_t out = xt::zeros<double>({d, k});
+    for (std::size_t b = 0; b < blocks.blocks(); ++b) {
+        const std::vector<std::size_t>& idx = blocks.indices(b);
+        const std::size_t sb = idx.size();
+        matrix_t mb = xt::zeros<double>({sb, k}), ob = xt::zeros<double>({sb, k});
+        for (std::size_t i = 0; i < sb; ++i)
+            for (std::size_t j = 0; j < k; ++j) mb(i, j) = m(idx[i], j);
+        const matrix_t blk = blocks.block(b, c);
+        blas::gemm_nn(sb, k, sb, 1.0, blk.data(), mb.data(), 0.0, ob.data());
+        if (r > 0) {  // − U_b Λ U_bᵀ M_b
+            matrix_t ub = xt::zeros<double>({sb, r}), um = xt::zeros<double>({r, k});
+            for (std::size_t i = 0; i < sb; ++i)
+                for (std::size_t j = 0; j < r; ++j) ub(i, j) = low->basis(idx[i], j);
+            blas::gemm_tn(r, k, sb, 1.0, ub.data(), mb.data(), 0.0, um.data());
+            for (std::size_t i = 0; i < r; ++i)
+                for (std::size_t j = 0; j < k; ++j) um(i, j) *= std::max(low->eigenvalues(i), 0.0);
+            blas::gemm_nn(sb, k, r, -1.0, ub.data(), um.data(), 1.0, ob.data());
+        }
+        for (std::size_t i = 0; i < sb; ++i)
+            for (std::size_t j = 0; j < k; ++j) out(idx[i], j) = ob(i, j);
+    }
+    return out;
+}
+}  // namespace
+
+matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, double rel_tol) {
+    const std::size_t d = pass.dim(), m = pass.k(), r = sk.rank();
+    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
+    if (sk.dim != d || sk.n != pass.n || sk.center != pass.center)
+        throw std::invalid_argument("denoising_refinement: the sketch and the verification pass are not of the same data");
+    if (noise.family == noise_family::gaussian) return xt::zeros<double>({d, std::size_t(0)});
+    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
+    const keep_probabilities keep = blocks->coefficients(noise);
+    const ritz_denoising_result ritz = ritz_denoising(pass, noise, blocks, rel_tol);
+    const std::size_t k = std::min(count, ritz.subspace.informative);
+    if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
+    const matrix_t v = xt::view(ritz.refined.basis, xt::all(), xt::range(0, k));
+    const matrix_t sv = xt::view(ritz.refined.sv, xt::all(), xt::range(0, k));
+    // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
+    matrix_t qs = xt::zeros<double>({m, k}), qq = xt::zeros<double>({m, m});
+    blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
+    blas::gemm_tn(m, m, d, 1.0, pass.basis.data(), pass.basis.data(), 0.0, qq.data());
+    const eigen_result eq = sym_eigen(qq);
+    const double top = m ? std::max(eq.values(0), 0.0) : 0.0;
+    matrix_t pc = xt::zeros<double>({m, k}), coef = xt::zeros<double>({m, k});
+    blas::gemm_tn(m, k, m, 1.0, eq.vectors.data(), qs.data(), 0.0, pc.data());
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < k; ++j) pc(i, j) = eq.values(i) > 1e-12 * top ? pc(i, j) / eq.values(i) : 0.0;
+    blas::gemm_nn(m, k, m, 1.0, eq.vectors.data(), pc.data(), 0.0, coef.data());
+    matrix_t p = sv;
+    blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, p.data());
+    // Sxx s ≈ (Sxx Q) c + [U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ)] p.
+    matrix_t as = blockwise(*blocks, pass.center, &sk, p);
+    blas::gemm_nn(d, k, m, 1.0, pass.sv.data(), coef.data(), 1.0, as.data());
+    if (r > 0) {
+        matrix_t up = xt::zeros<double>({r, k});
+        blas::gemm_tn(r, k, d, 1.0, sk.basis.data(), p.data(), 0.0, up.data());
+        for (std::size_t i = 0; i < r; ++i)
+            for (std::size_t j = 0; j < k; ++j) up(i, j) *= std::max(sk.eigenvalues(i), 0.0);
+        blas::gemm_nn(d, k, r, 1.0, sk.basis.data(), up.data(), 1.0, as.data());
+    }
+    // R = q² Sxx S − (c1 S + c2 Bd V) diag(μ).
+    const matrix_t bdv = blockwise(*blocks, pass.center, nullptr, v);
+    const double c1 = keep.k_diff, c2 = keep.k_same - keep.k_diff, q2 = keep.q * keep.q;
+    matrix_t res = xt::zeros<double>({d, k});
+    for (std::size_t i = 0; i < d; ++i)
+        for (std::size_t j = 0; j < k; ++j)
+            res(i, j) = q2 * as(i, j) - ritz.subspace.eigenvalues(j) * (c1 * sv(i, j) + c2 * bdv(i, j));
+    sketch_denoising_options so;
+    so.rel_tol = rel_tol;
+    matrix_t t = sketched_gram_solve(sk, noise, *blocks, res, so);
+    for (std::size_t j = 0; j < k; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);
+        const double scale = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
+        for (std::size_t i = 0; i < d; ++i) t(i, j) *= scale;
+    }
+    return t;
+}
 
 matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
     const std::size_t d = q.shape(0), m = q.shape(1), e = extra.shape(1);

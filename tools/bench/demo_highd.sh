@@ -13,6 +13,9 @@
 # Defaults: 20000 rows, S = 224 (D = 150,528; ~3 GB of raw u8 in the cache), build ./build.
 # The full run reads ~3 GB several times: run it alone on the machine. A reduced run proves
 # the script: e.g. --rows 500 --size 64 (64 is downsampled by 2 and 1).
+# The comparisons here pass every noise to one sketch command: its verification space (U plus
+# 256 + 64 directions per masking noise) then covers most of R^D at 32x32x3 and agrees almost
+# trivially. The test of the method, one noise at a time: tools/bench/accuracy_highd.py.
 set -euo pipefail
 rows=20000 size=224 cache="${XDG_CACHE_HOME:-$HOME/.cache}/recalign-highd" build=build skip64=0 quick=0
 while [[ $# -gt 0 ]]; do

@@ -96,8 +96,9 @@ void monte_carlo_state::next_pass(const mpi_context& mpi) {
     if (mpi.active()) throw std::logic_error("monte_carlo_state: not under mpirun");
     inner_->next_pass(mpi);
     ++pass_;
-    if (pass_ != sketch_passes_) return;
-    // The inner state has just asked the plan for the verification basis (pending_basis_).
+    if (pass_ < sketch_passes_) return;
+    // The inner state has just asked the plan for this verification pass's basis
+    // (pending_basis_; with --refine, every further pass has a new one): products on it.
     on_basis_.clear();
     for (std::size_t i = 0; i < noises_.size(); ++i)
         on_basis_.push_back(make_sketch(noises_[i], pending_basis_, corrupters_[i], false));

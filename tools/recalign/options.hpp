@@ -86,6 +86,7 @@ struct denoise_cli_options {
     std::string measure = "paper", image_shape, layout = "hwc", k_list;
     std::vector<std::string> noises;
     std::size_t monte_carlo = 0;
+    std::size_t refine = 8;  // sketch routes: refinement passes of a masking noise's subspace
 };
 
 // figures: the paper's figures in one pass (cmd_figures.cpp).

@@ -10,10 +10,11 @@ namespace recalign::cli {
 const char* verify_help =
     "Sketch routes (--method fd|nystrom): one more pass over the data evaluates the subspaces found exactly, so every "
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
-    "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two) and about "
-    "3 D doubles of memory per verified direction (the sketch's rank, plus as many per masking noise in denoise, "
-    "whose analyses hold about 6 D doubles per direction at their peak; a Monte-Carlo noise adds 3 (rank + 10) "
-    "directions, 2 D doubles per direction for its products and 6 D (rank + 10) for its sketch). "
+    "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two; denoise with a "
+    "masking noise: 1 + --refine, default 9) and about 3 D doubles of memory per verified direction (the sketch's "
+    "rank, plus as many and 64 more per masking noise in denoise, whose analyses hold about 6 D doubles per direction "
+    "at their peak; a Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "
+    "and 6 D (rank + 10) for its sketch). "
     "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "
     "are verified by resuming the merged checkpoint (--checkpoint M --resume) with the whole input";
 

@@ -35,4 +35,11 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& sketch, co
                                                       const patch_blocks* blocks,
                                                       const sketch_denoising_options& options = {});
 
+// Ĝ⁻¹ R for the masking model above (Ĝ = E + c1 U Λ Uᵀ, pseudo-inverse on the pixels that
+// vary), R: D x e. The preconditioner of the refinement step (denoising_refinement): the sketch's
+// top part and the exact blocks, so Ĝ⁻¹ G − I = −c1 Ĝ⁻¹ (the tail of Sxx off the blocks).
+// Throws like sketched_denoising_subspace, and for Gaussian or Monte-Carlo noises.
+matrix_t sketched_gram_solve(const spectrum& sketch, const noise_spec& noise, const patch_blocks& blocks,
+                             const matrix_t& rhs, const sketch_denoising_options& options = {});
+
 }  // namespace recalign

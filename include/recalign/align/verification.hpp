@@ -9,6 +9,7 @@
 #include "recalign/align/patch_blocks.hpp"
 #include "recalign/align/restricted_moments.hpp"
 #include "recalign/align/tradeoff.hpp"
+#include "recalign/spectral/spectrum.hpp"
 #include "recalign/spectral/statistics.hpp"
 
 namespace recalign {
@@ -68,6 +69,21 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
 // noise's, ritz_monte_carlo_denoising in align/monte_carlo_sketch.hpp).
 verified_denoising_result verified_denoising(const ritz_alignment_result& clean, const ritz_denoising_result& found,
                                              const alignment_options& options = {});
+
+// The refinement step of Theorem 3's Ritz space (MATH.md §7 "Refining the denoising
+// subspace"): from a verification pass on span Q (pass) and the sketch it came from, the Ritz
+// vectors v_j (values μ_j) of ritz_denoising for the first `count` informative j, and their
+// preconditioned residuals t_j = Ĝ⁻¹ (A v_j − μ_j G v_j), A = q² Sxx², G = c1 Sxx + c2 Bd,
+// Ĝ = sketched_gram_solve's model. G v_j is exact (Sxx v_j from the pass, Bd v_j from the
+// blocks); A v_j = q² Sxx s_j (s_j = Sxx v_j) is exact on the part of s_j in span Q and uses
+// Sxx ≈ U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ) on the rest. One more pass on
+// orthonormal_extension(Q, [t_1..t_count]) holds the next fixed-point iterate
+// Ĝ⁻¹ (A v − μ (G − Ĝ) v) / μ of each v_j, so its Ritz step corrects what the sketch's Ĝ
+// missed (the tail of Sxx off the blocks). Columns are scaled to unit norm. Gaussian noise:
+// none (V* = U, Corollary 3.1). Throws std::invalid_argument for Monte-Carlo noises, missing
+// or foreign blocks, or a pass and a sketch of different data.
+matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, double rel_tol = 1e-12);
 
 // An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
 // then an orthonormal basis of what `extra` adds (projected out of Q twice, orthonormalised
