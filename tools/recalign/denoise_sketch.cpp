@@ -100,8 +100,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // Beyond the pass's V and Sxx V (check_verification's 3 D x K, with the clean Ritz basis):
     // while a masking noise is refined, its rotated V and Sxx V and the returned copy of V
     // (BENCHMARKS.md, "High-D denoising": 6 D x K doubles at the peak in all).
-    const std::uint64_t refined = checked_mul(checked_mul(24, t.dim, "refined bases"), columns, "refined bases");
-    check_verification(o.run, run, mpi, columns, checked_add(block_bytes, refined, "the verification pass"));
+    const std::uint64_t refined_bytes = checked_mul(checked_mul(24, t.dim, "refined bases"), columns, "refined bases");
+    check_verification(o.run, run, mpi, columns, checked_add(block_bytes, refined_bytes, "the verification pass"));
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
     };
