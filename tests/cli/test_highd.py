@@ -134,10 +134,13 @@ def numeric_leaves(doc, prefix=""):
 # Shards (row ranges of one input, run apart), merged, then resumed with the whole input: the
 # verification pass runs on the merged sketch's basis. Nyström's merge is a sum, so the
 # numbers are one stream's to rounding (eigenvector-derived ones a little worse: 1e-9).
+# denoise with one --refine pass: the merged checkpoint resumes into the verification pass
+# and then a refinement pass on the next basis (each further
+# refinement step repeats the same mechanism and only compounds the rounding).
 SHARDED = {
     "align": ["align"],
     "denoise": ["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5", "--noise",
-                "gaussian:sigma=0.2"],
+                "gaussian:sigma=0.2", "--refine", 1],
     "tradeoff": ["tradeoff", "--k", 10, "--lambda", "0,1,10"],
 }
 

@@ -230,7 +230,8 @@ def cli(mpirun, exe):
     if has_denoise:
         jobs.append(("denoise --verify", ["denoise"] + sketch + ["--image-shape", "28,28,1", "--noise",
                                                                  "mask:patch=4x4,ratio=0.5", "--noise",
-                                                                 "gaussian:sigma=0.2"] + base, (3,), ()))
+                                                                 "gaussian:sigma=0.2", "--refine", "1"] + base,
+                     (3,), ()))
     jobs.append(("tradeoff --verify", ["tradeoff"] + sketch + ["--k", "10", "--lambda", "0,1,10"] + base, (2,), ()))
     for name, argv, rank_counts, twice in jobs:
         single = one_json(run([exe] + argv, env=env1), f"{name}, one process")
