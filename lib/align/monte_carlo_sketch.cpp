@@ -206,21 +206,7 @@ ritz_denoising_result ritz_monte_carlo_denoising(const restricted_statistics& s,
     blas::gemm_tn(k, k, d, 1.0, p.bs_t.data(), p.bs_t.data(), 0.0, a.data());
     for (std::size_t i = 0; i < k; ++i)
         for (std::size_t j = i + 1; j < k; ++j) a(i, j) = a(j, i) = 0.5 * (a(i, j) + a(j, i));
-    const matrix_t& g = p.gq;
-    generalized_options o;
-    o.rel_tol = rel_tol;
-    const generalized_result e = generalized_eigen(a, g, o);
-    ritz_denoising_result out;
-    denoising_subspace_result& sub = out.subspace;
-    sub.status = solver_status_of(e.info);
-    sub.eigenvalues = e.values;
-    sub.rank_g = e.rank_b;
-    sub.dropped = e.dropped;
-    const double top = e.values.size() ? std::max(e.values(0), 0.0) : 0.0;
-    while (sub.informative < e.values.size() && e.values(sub.informative) > rel_tol * top) ++sub.informative;
-    out.refined = s.rotated(e.vectors);
-    sub.basis = out.refined.basis;
-    return out;
+    return ritz_generalized(s, a, p.gq, rel_tol);
 }
 
 }  // namespace recalign

@@ -69,6 +69,11 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
         a *= keep.q * keep.q;
         g = keep.k_diff * s.vsv + (keep.k_same - keep.k_diff) * blocks->restrict_to(s.basis, s.center);
     }
+    return ritz_generalized(s, a, g, rel_tol);
+}
+
+ritz_denoising_result ritz_generalized(const restricted_statistics& s, const matrix_t& a, const matrix_t& g,
+                                       double rel_tol) {
     generalized_options o;
     o.rel_tol = rel_tol;
     const generalized_result e = generalized_eigen(a, g, o);

@@ -5,6 +5,7 @@
 
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
+#include "state_bytes.hpp"
 #include "mpi_context.hpp"
 
 namespace recalign::cli {
@@ -13,33 +14,6 @@ namespace {
 // Distinguishes this state from a verified state (RAVERIFY) in checkpoints.
 constexpr char magic[8] = {'R', 'A', 'M', 'C', 'V', 'E', 'R', 'I'};
 
-void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-void put_part(std::string& s, const std::string& part) {
-    put_u64(s, part.size());
-    s += part;
-}
-
-struct reader {
-    std::string_view bytes;
-    const std::string& source;
-    [[noreturn]] void truncated() const {
-        throw file_error(source, checkpoint::header_bytes, "Monte-Carlo sketch state truncated");
-    }
-    std::uint64_t u64() {
-        if (bytes.size() < 8) truncated();
-        std::uint64_t v = 0;
-        std::memcpy(&v, bytes.data(), 8);
-        bytes.remove_prefix(8);
-        return v;
-    }
-    std::string part() {
-        const std::uint64_t len = u64();
-        if (len > bytes.size()) truncated();
-        std::string p(bytes.substr(0, static_cast<std::size_t>(len)));
-        bytes.remove_prefix(static_cast<std::size_t>(len));
-        return p;
-    }
-};
 
 // ranges: the sketch pass's G Ω and Bs Ω; the verification pass needs only Qᵀ G Q and Bsᵀ Q.
 monte_carlo_sketch make_sketch(const noise_spec& s, matrix_t test, corrupt_fn corrupt, bool ranges) {
@@ -125,7 +99,7 @@ void monte_carlo_state::load(const std::string& bytes, const std::string& source
     if (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0)
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds no Monte-Carlo sketches (written by a run with other noises)");
-    reader r{std::string_view(bytes).substr(8), source};
+    state_reader r{std::string_view(bytes).substr(8), source, "Monte-Carlo sketch state"};
     const std::uint64_t pass = r.u64();
     const std::string inner = r.part();
     auto other_noises = [&] {

@@ -9,6 +9,7 @@
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
+#include "state_bytes.hpp"
 
 namespace recalign::cli {
 
@@ -16,31 +17,6 @@ namespace {
 // Distinguishes a verified state from a route state (which starts with a u64 length) in
 // checkpoints: `merge` and --from name it instead of misreading it.
 const char* const magic = verified_magic;
-
-void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-void put_part(std::string& s, const std::string& part) {
-    put_u64(s, part.size());
-    s += part;
-}
-
-struct reader {
-    std::string_view bytes;
-    const std::string& source;
-    std::uint64_t u64() {
-        if (bytes.size() < 8) throw file_error(source, checkpoint::header_bytes, "verified state truncated");
-        std::uint64_t v = 0;
-        std::memcpy(&v, bytes.data(), 8);
-        bytes.remove_prefix(8);
-        return v;
-    }
-    std::string part() {
-        const std::uint64_t len = u64();
-        if (len > bytes.size()) throw file_error(source, checkpoint::header_bytes, "verified state truncated");
-        std::string p(bytes.substr(0, static_cast<std::size_t>(len)));
-        bytes.remove_prefix(static_cast<std::size_t>(len));
-        return p;
-    }
-};
 }  // namespace
 
 verified_state::verified_state(const run_config& config, verify_plan plan)
@@ -199,7 +175,7 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds no verification pass (written with --no-verify or by another "
                          "command): continue it with --no-verify");
-    reader r{std::string_view(bytes).substr(8), source};
+    state_reader r{std::string_view(bytes).substr(8), source, "verified state"};
     const std::uint64_t pass = r.u64();
     route_state route(route_.config());
     route.load(r.part(), source);

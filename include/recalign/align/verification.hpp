@@ -31,6 +31,11 @@ struct ritz_denoising_result {
 // Gaussian: (Sxx V)ᵀ(Sxx V) and Vᵀ Sxx V + nσ² VᵀV (blocks may be null).
 ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise_spec& noise, const patch_blocks* blocks,
                                      double rel_tol = 1e-12);
+// The step both closed-form and Monte-Carlo noises end in: the generalized eigenproblem
+// (A, G) = (Vᵀ Bs Bsᵀ V, Vᵀ G V) on span V, its informative count (μ above rel_tol μ_1) and
+// the exact statistics of the rotated basis V W.
+ritz_denoising_result ritz_generalized(const restricted_statistics& s, const matrix_t& a, const matrix_t& g,
+                                       double rel_tol);
 
 // Rayleigh–Ritz for the second moment on span(V) (the sketch's own subspace, MATH.md §7
 // "Alignment curve from a sketch"): the Ritz vectors Y = V W (Euclidean-orthonormal, W from
