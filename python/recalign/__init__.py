@@ -92,6 +92,7 @@ from ._recalign import (  # noqa: F401,E402
     RitzVerifiedDenoising,
     basis_alignment,
     basis_impact,
+    denoising_refinement,
     orthonormal_extension,
     ritz_alignment,
     ritz_denoising,
@@ -127,7 +128,7 @@ __all__ = [
     "PatchBlocks", "RestrictedMoments", "RestrictedStatistics", "RitzAlignment", "RitzDenoising",
     "RitzVerifiedDenoising", "SketchError", "VerifiedAlignment", "VerifiedAlignmentResult", "VerifiedDenoising",
     "VerifiedDenoisingResult", "VerifiedNoise", "VerifiedTradeoff", "VerifiedTradeoffResult", "basis_alignment",
-    "basis_impact", "orthonormal_extension", "ritz_alignment", "ritz_denoising", "ritz_tradeoff",
+    "basis_impact", "denoising_refinement", "orthonormal_extension", "ritz_alignment", "ritz_denoising", "ritz_tradeoff",
     "sketched_denoising_subspace", "tradeoff_ritz_basis", "verified_align", "verified_denoise", "verified_denoising",
     "verified_tradeoff",
 ]

@@ -7,6 +7,10 @@ from . import _recalign
 from ._verified_results import VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, VerifiedTradeoffResult
 from .verified import _VerifiedRun
 
+# Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
+# tools/recalign/denoise_sketch.cpp: the accuracy targets are for K <= 64).
+_REFINED = 64
+
 
 def _measure(measure):
     if measure == "published":
@@ -27,14 +31,16 @@ class VerifiedAlignment(_VerifiedRun):
         recalign.track(loader, state)      # reads `loader` state.total_passes times
         state.report().alignment"""
 
-    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper"):
+    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper",
+                 tolerance=None):
         self._measure = _measure(measure)
-        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center)
+        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
+                         tolerance=tolerance)
 
     def _args(self):
         c = self._config
         return dict(dim=c["dim"], classes=c["classes"], method=c["method"], rank=c["rank"], passes=c["passes"],
-                    seed=c["seed"], center=c["center"], measure=self._measure)
+                    seed=c["seed"], center=c["center"], measure=self._measure, tolerance=c.get("tolerance"))
 
     def _basis(self, sketch, previous):
         return sketch.spectrum.basis
@@ -52,13 +58,21 @@ class VerifiedDenoising(_VerifiedRun):
     patch geometry of the masking noises (dropout: 1x1), the exact PatchBlocks in the first
     pass; then each noise's sketched denoising subspace and one verification pass on
     span(U, V_1, ..., V_m), from which every curve, relative difference and impact is
-    computed, exactly for the subspaces returned (Gaussian noise keeps U: impact 0).
+    computed, exactly for the subspaces returned (Gaussian noise keeps U: impact 0). With a
+    masking noise, `refine` more passes (the CLI's --refine, default 8, 0..20) each restart on
+    U, every masking noise's Ritz vectors from the previous pass and the preconditioned
+    residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
+    subspace"); the report comes from the last pass.
     noises: closed-form specs (text or NoiseSpec); shape (H, W[, C]) / layout: the image
-    geometry of masks whose spec has none."""
+    geometry of masks whose spec has none. tolerance (Nyström, passes >= 2): the CLI's
+    --tolerance, as for every verified state."""
 
     def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
-                 center="uncentered", measure="paper"):
+                 center="uncentered", measure="paper", refine=8, tolerance=None):
         self._measure = _measure(measure)
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 20:
+            raise ValueError(f"refine must be an integer in [0, 20] (the CLI's --refine), got {refine!r}")
+        self._refine = int(refine)
         self._shape = None if shape is None else tuple(int(s) for s in shape)
         self._layout = layout
         self._noises = [n if isinstance(n, _recalign.NoiseSpec) else _recalign.NoiseSpec(str(n)) for n in noises]
@@ -70,14 +84,21 @@ class VerifiedDenoising(_VerifiedRun):
         geometries = []
         for n in self._noises:
             if n.draws:
-                raise ValueError(f"noise {n}: Monte-Carlo noises on a sketch route are not supported yet: use the "
-                                 "closed-form noises, or the exact route (AlignmentTracker)")
+                raise ValueError(f"noise {n}: Monte-Carlo noises on a sketch route are not supported in Python yet "
+                                 "(the CLI runs them: recalign denoise --method fd|nystrom): use the closed-form "
+                                 "noises, or the exact route (AlignmentTracker)")
             g = self._geometry(n, int(dim))
             if g is not None and g not in geometries:
                 geometries.append(g)
             self._block_of.append(None if g is None else geometries.index(g))
         self._geometry_list = geometries
-        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center)
+        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
+                         tolerance=tolerance)
+
+    @property
+    def verification_passes(self):
+        """1, and with a masking noise (mask, dropout) `refine` refinement passes after it."""
+        return 1 + self._refine if self._geometry_list else 1
 
     def _geometry(self, n, dim):
         if n.family == "gaussian":
@@ -96,13 +117,24 @@ class VerifiedDenoising(_VerifiedRun):
         c = self._config
         return dict(dim=c["dim"], classes=c["classes"], noises=[str(n) for n in self._noises], shape=self._shape,
                     layout=self._layout, method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
-                    center=c["center"], measure=self._measure)
+                    center=c["center"], measure=self._measure, refine=self._refine, tolerance=c.get("tolerance"))
 
     def _blocks_for(self, i):
         return None if self._block_of[i] is None else self._blocks[self._block_of[i]]
 
     def _basis(self, sketch, previous):
         q = sketch.spectrum.basis
+        if previous is not None:  # a refinement pass: U, each masking noise's Ritz vectors and corrections
+            for i, n in enumerate(self._noises):
+                blocks = self._blocks_for(i)
+                if blocks is None:
+                    continue
+                v = _recalign.ritz_denoising(previous, n, blocks)
+                k = min(self._config["rank"], v.subspace.informative)
+                q = _recalign.orthonormal_extension(q, v.refined.basis[:, :k])
+                q = _recalign.orthonormal_extension(
+                    q, _recalign.denoising_refinement(sketch.spectrum, previous, n, blocks, _REFINED))
+            return q
         for i, n in enumerate(self._noises):
             v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i))
             q = _recalign.orthonormal_extension(q, v.basis[:, :v.informative])
@@ -131,7 +163,8 @@ class VerifiedTradeoff(_VerifiedRun):
 
     verification_passes = 2
 
-    def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered"):
+    def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered",
+                 tolerance=None):
         self._lambdas = [float(x) for x in lambdas]
         for x in self._lambdas:
             if not (x >= 0 and math.isfinite(x)):
@@ -139,7 +172,8 @@ class VerifiedTradeoff(_VerifiedRun):
         self._k = int(k)
         if not 1 <= self._k <= int(dim):
             raise ValueError(f"k must lie in [1, {dim}] (D = {dim}), got {k}")
-        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center)
+        super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
+                         tolerance=tolerance)
 
     def _geometries(self):
         return [((self._config["dim"], 1, 1), (1, 1), "hwc")]
@@ -147,7 +181,7 @@ class VerifiedTradeoff(_VerifiedRun):
     def _args(self):
         c = self._config
         return dict(dim=c["dim"], classes=c["classes"], lambdas=self._lambdas, k=self._k, method=c["method"],
-                    rank=c["rank"], passes=c["passes"], seed=c["seed"], center=c["center"])
+                    rank=c["rank"], passes=c["passes"], seed=c["seed"], center=c["center"], tolerance=c.get("tolerance"))
 
     def _basis(self, sketch, previous):
         return _recalign.tradeoff_ritz_basis(sketch, previous, self._blocks[0].diagonal(sketch.center))
@@ -167,34 +201,36 @@ def _run(state, batches, **track_options):
 
 
 def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                   measure="paper", **track_options):
-    """`recalign align --method fd|nystrom --rank K --passes P` over `batches` (re-iterable
-    (images, labels) batches, or a callable returning them): a VerifiedAlignmentResult.
-    dim: D (default: read off the first batch). track_options go to recalign.track
-    (checkpoint=..., every=..., resume=...)."""
+                   measure="paper", tolerance=None, **track_options):
+    """`recalign align --method fd|nystrom --rank K --passes P [--tolerance T]` over `batches`
+    (re-iterable (images, labels) batches, or a callable returning them): a
+    VerifiedAlignmentResult. dim: D (default: read off the first batch). tolerance (Nyström):
+    stop the sketch passes once the relative error estimate is at most T. track_options go to
+    recalign.track (checkpoint=..., every=..., resume=...)."""
     state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
-                              center=center, measure=measure)
+                              center=center, measure=measure, tolerance=tolerance)
     return _run(state, batches, **track_options)
 
 
 def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
-                     seed=0, center="uncentered", measure="paper", **track_options):
-    """`recalign denoise --method fd|nystrom --rank K --passes P --noise ...` over `batches`:
-    a VerifiedDenoisingResult (closed-form noises; shape (H, W[, C]) for masks whose spec has
-    none)."""
+                     seed=0, center="uncentered", measure="paper", refine=8, tolerance=None, **track_options):
+    """`recalign denoise --method fd|nystrom --rank K --passes P --refine N --noise ...` over
+    `batches`: a VerifiedDenoisingResult (closed-form noises; shape (H, W[, C]) for masks whose
+    spec has none; refine: passes after the verification pass refining the masking noises'
+    subspaces, default 8, 0 to skip)."""
     if dim is None:
         dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
     state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
-                              seed=seed, center=center, measure=measure)
+                              seed=seed, center=center, measure=measure, refine=refine, tolerance=tolerance)
     return _run(state, batches, **track_options)
 
 
 def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
-                      center="uncentered", **track_options):
+                      center="uncentered", tolerance=None, **track_options):
     """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K` over `batches`: a
     VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum)."""
     state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
-                             seed=seed, center=center)
+                             seed=seed, center=center, tolerance=tolerance)
     return _run(state, batches, **track_options)
 
 

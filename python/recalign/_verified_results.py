@@ -23,7 +23,9 @@ class SketchError:
     """The sketch's own error information and the verification pass's exact Ritz values and
     residuals ‖Sxx y_j − θ_j y_j‖ (Davis–Kahan: sin ∠(y_j, eigenvector j) <= residual_j / gap_j).
     error_bound: FD's guaranteed ‖C − Ĉ‖₂ bound (NaN for Nyström); error_estimate: Nyström's
-    a-posteriori estimate (NaN for FD)."""
+    a-posteriori estimate (NaN for FD). The stopping rule (`tolerance`, the CLI's --tolerance,
+    Nyström): sketch_passes run of at most max_passes, relative_estimate = error_estimate / tr(C)
+    and the tolerance T it was compared with (NaN: none given)."""
     method: str
     rank: int
     verified: bool
@@ -33,12 +35,23 @@ class SketchError:
     error_estimate: float
     ritz_values: Any = field(repr=False)
     residuals: Any = field(repr=False)
+    sketch_passes: int = 1
+    max_passes: int = 1
+    relative_estimate: float = math.nan
+    tolerance: float = math.nan
+
+    @property
+    def tolerance_met(self):
+        """relative_estimate <= tolerance (None without a tolerance)."""
+        return None if math.isnan(self.tolerance) else bool(self.relative_estimate <= self.tolerance)
 
     def to_dict(self):
         """The CLI's JSON "sketch_error" object (NaN as None, arrays as lists)."""
         return {"method": self.method, "rank": self.rank, "verified": self.verified,
                 "verification_passes": self.verification_passes, "verification_columns": self.verification_columns,
                 "error_bound": _number(self.error_bound), "error_estimate": _number(self.error_estimate),
+                "relative_estimate": _number(self.relative_estimate), "sketch_passes": self.sketch_passes,
+                "max_passes": self.max_passes, "tolerance": _number(self.tolerance), "tolerance_met": self.tolerance_met,
                 "ritz_values": _list(self.ritz_values), "residuals": _list(self.residuals)}
 
 

@@ -98,7 +98,8 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
 
     passes: how many times to read the data (default: the state's `total_passes`, e.g. a
         recalign.VerifiedDenoising's sketch and verification passes, else 1), calling
-        tracker.next_pass() between reads (NystromSketch power iterations too). `batches`
+        tracker.next_pass() between reads (NystromSketch power iterations too; a verified
+        state whose `tolerance` is met skips to its verification: pass_index says). `batches`
         must then yield the same batches in every pass: a re-iterable, or a callable
         returning a fresh iterable. Reports and checkpoints count batches within each pass;
         a resume continues in the checkpoint's pass (state.pass_index) after its rows
@@ -142,14 +143,19 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
             _write_atomic(order_file, order)
         elif os.path.exists(order_file):
             os.remove(order_file)  # a fresh run in a fixed order: no stale record
-    for p in range(first_pass, total):
-        if p > first_pass:
-            tracker.next_pass()
-            skip = 0
-            if checkpoint is not None:
-                tracker.save(os.fspath(checkpoint))
+    p = first_pass
+    while True:
         _track_pass(_passes_iterable(batches, total), tracker, checkpoint, every, report_every, on_report, row_index,
                     skip)
+        if p + 1 >= total:
+            break
+        before = getattr(tracker, "pass_index", None)
+        tracker.next_pass()
+        # A state may skip passes (a verified state's tolerance met): it says where it is.
+        p += 1 if before is None else max(1, int(tracker.pass_index) - int(before))
+        skip = 0
+        if checkpoint is not None:
+            tracker.save(os.fspath(checkpoint))
     if checkpoint is not None:
         tracker.save(os.fspath(checkpoint))
     return tracker

@@ -1,9 +1,10 @@
 """Sketch routes with a verification pass (MATH.md §7, issue 14), the Python side of
-``recalign align|denoise|tradeoff --method fd|nystrom --rank K [--passes P]``.
+``recalign align|denoise|tradeoff --method fd|nystrom --rank K [--passes P] [--tolerance T]``
+(denoise: ``[--refine N]``).
 
 A sketch (Frequent Directions or Nyström, plus the exact class statistics and, for masking
 noises, the exact patch blocks) finds the subspaces; one more pass over the data (two for the
-trade-off) accumulates the restricted moments of what was found, so every number reported is
+trade-off; for denoise with a masking noise, `refine` more that refine its subspace) accumulates the restricted moments of what was found, so every number reported is
 exact for the subspace or encoder returned, beside the sketch's own error information.
 
 The states are accumulators read several times: ``total_passes`` reads of the same rows in the
@@ -16,6 +17,7 @@ ell = 2 · rank).
 """
 import io
 import json
+import math
 import struct
 
 from . import _recalign
@@ -42,7 +44,7 @@ class _VerifiedRun:
 
     verification_passes = 1
 
-    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered"):
+    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None):
         dim, classes, rank, passes = int(dim), int(classes), int(rank), int(passes)
         if method not in ("fd", "nystrom"):
             raise ValueError(f"method must be 'fd' or 'nystrom' (the exact route needs no verification), got {method!r}")
@@ -56,8 +58,18 @@ class _VerifiedRun:
             raise ValueError(f"classes must be >= 1 (the analyses read class labels), got {classes}")
         if center not in ("uncentered", "centered"):
             raise ValueError(f"center must be 'uncentered' or 'centered', got {center!r}")
+        if tolerance is not None:
+            tolerance = float(tolerance)
+            if method != "nystrom":
+                raise ValueError("tolerance applies to method='nystrom' only")
+            if not 0 < tolerance < 1:
+                raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
+            if passes < 2:
+                raise ValueError("tolerance needs passes >= 2: the most passes to run until the estimate meets it")
         self._config = {"kind": type(self).__name__, "dim": dim, "classes": classes, "method": method, "rank": rank,
                         "passes": passes, "seed": int(seed), "center": center}
+        if tolerance is not None:  # only then: states saved before the option load as they were
+            self._config["tolerance"] = tolerance
         if method == "fd":
             self._sketch = _recalign.FrequentDirections(dim, min(2 * rank, dim), center=center)
         else:
@@ -80,7 +92,8 @@ class _VerifiedRun:
     # ---- passes -----------------------------------------------------------------------
     @property
     def total_passes(self):
-        """Reads of the data: the sketch's passes, then the verification passes."""
+        """Reads of the data: the sketch's passes, then the verification passes (with a tolerance,
+        the most: next_pass() then skips the sketch passes left once the estimate meets it)."""
         return self._config["passes"] + self.verification_passes
 
     @property
@@ -129,12 +142,15 @@ class _VerifiedRun:
 
     def next_pass(self):
         """End the current pass (all rows read) and start the next: a Nyström power iteration,
-        or a verification pass on the basis computed from what the earlier passes found."""
+        or a verification (or refinement) pass on the basis computed from what the earlier
+        passes found; with `tolerance` met, the verification, skipping the sketch passes left."""
         nxt = self._pass + 1
         if nxt >= self.total_passes:
             raise ValueError(f"next_pass: all {self.total_passes} passes are done")
         if self.n == 0:
             raise ValueError(f"next_pass: pass {self._pass} has seen no rows")
+        if nxt < self._config["passes"] and self._tolerance_met():
+            nxt = self._config["passes"]  # the CLI's --tolerance: the verification starts now
         if nxt < self._config["passes"]:
             self._sketch.next_pass()
         else:
@@ -142,6 +158,16 @@ class _VerifiedRun:
             basis = self._basis(self.sketch(), previous)
             self._verify = _recalign.RestrictedMoments(basis, self._config["classes"])
         self._pass = nxt
+
+    def _tolerance_met(self):
+        """The stopping rule of `tolerance` after a sketch pass (the CLI's passes_to_skip)."""
+        t = self._config.get("tolerance")
+        return t is not None and self._sketch.relative_error(self._config["rank"]) <= t
+
+    @property
+    def sketch_passes(self):
+        """Sketch passes accumulated (Nyström: its power iterations + 1; FD: 1)."""
+        return getattr(self._sketch, "pass_index", 0) + 1
 
     def sketch(self):
         """The sketch's finished Statistics (top `rank` eigenpairs, class statistics)."""
@@ -163,11 +189,14 @@ class _VerifiedRun:
                                f"rows (now in pass {self._pass}, {self.n} rows)")
 
     def _sketch_error(self, sketch, ritz, columns):
-        spec = sketch.spectrum
-        return SketchError(method=self._config["method"], rank=spec.rank, verified=True,
+        spec, c = sketch.spectrum, self._config
+        return SketchError(method=c["method"], rank=spec.rank, verified=True,
                            verification_passes=self.verification_passes, verification_columns=columns,
                            error_bound=spec.error_bound, error_estimate=spec.error_estimate,
-                           ritz_values=ritz.curve.eigenvalues, residuals=ritz.residuals)
+                           ritz_values=ritz.curve.eigenvalues, residuals=ritz.residuals,
+                           sketch_passes=self.sketch_passes, max_passes=c["passes"],
+                           relative_estimate=spec.error_estimate / spec.total if spec.total > 0 else math.nan,
+                           tolerance=c.get("tolerance", math.nan))
 
     # ---- the verbs every accumulator shares -------------------------------------------
     def merge(self, other):
@@ -257,9 +286,14 @@ class _VerifiedRun:
         if offset != len(data):
             raise _file_error(source, offset, "unexpected bytes after the state")
         passes, pass_ = state._config["passes"], head.get("pass")
-        if not isinstance(pass_, int) or not 0 <= pass_ < state.total_passes or \
-                (len(parts) == len(state._parts())) != (pass_ >= passes) or \
-                getattr(parts[0], "pass_index", min(pass_, passes - 1)) != min(pass_, passes - 1):
+        # With a tolerance the verification may have started before the last sketch pass.
+        ok = isinstance(pass_, int) and 0 <= pass_ < state.total_passes and \
+            (len(parts) == len(state._parts())) == (pass_ >= passes)
+        if ok:
+            sketch_pass = getattr(parts[0], "pass_index", min(pass_, passes - 1))
+            early = "tolerance" in state._config and pass_ >= passes
+            ok = sketch_pass <= passes - 1 if early else sketch_pass == min(pass_, passes - 1)
+        if not ok:
             raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         state._set_parts(parts)
         state._pass = pass_

@@ -88,6 +88,23 @@ void bind_highd_analyses(py::module_& m) {
           (std::string("Rayleigh–Ritz for Theorem 3 on span V: the generalized problem (Vᵀ Bs Bsᵀ V, Vᵀ G V), exact\n"
                        "from the verification pass (masking: q² (Sxx V)ᵀ(Sxx V), c1 Vᵀ Sxx V + c2 Vᵀ Bd V).\n") + blocks_doc).c_str());
 
+    m.def("denoising_refinement",
+          [](const spectrum& sketch, const restricted_statistics& pass, py::handle noise, const blocks_g* blocks,
+             std::size_t count, double rel_tol) {
+              const noise_spec n = spec_of(noise);
+              return to_numpy(with_blocks(blocks, [&](const patch_blocks* b) {
+                  return denoising_refinement(sketch, pass, n, b, count, rel_tol);
+              }));
+          },
+          py::arg("sketch"), py::arg("statistics"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("count") = 64,
+          py::arg("rel_tol") = 1e-12,
+          (std::string("The refinement step of Theorem 3's Ritz space (MATH.md §7 \"Refining the denoising subspace\"):\n"
+                       "from a verification pass on span Q (statistics) and the sketch's Spectrum it came from, the\n"
+                       "preconditioned residuals Ĝ⁻¹ (A v_j − μ_j G v_j) of the first `count` informative Ritz vectors of\n"
+                       "ritz_denoising (D x <= count, unit columns; Gaussian noise: none). One more pass on\n"
+                       "orthonormal_extension(Q, them) corrects what the sketch's Ĝ missed: `recalign denoise --refine`.\n") +
+           blocks_doc).c_str());
+
     py::class_<verified_denoising_result>(m, "RitzVerifiedDenoising", "verified_denoising(): curves and impact exact for the subspaces returned.")
         .def_readonly("denoising", &verified_denoising_result::denoising, "DenoisingResult: curve of the returned V*, clean_curve of the returned U.")
         .def_readonly("impact", &verified_denoising_result::impact, "NoiseImpact between the returned V* and U.");

@@ -25,16 +25,17 @@ def synthetic_batches(n=300, size=64):
 def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     data = synthetic_batches()
     noises = ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.25", "gaussian:sigma=3"]
-    make = lambda: recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, passes=2)  # noqa: E731
+    # two sketch passes, the verification pass, one refinement pass (the masking noises)
+    make = lambda: recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, passes=2, refine=1)  # noqa: E731
     whole = recalign.track(data, make())
-    assert whole.total_passes == 3 and whole.pass_index == 2
+    assert whole.total_passes == 4 and whole.pass_index == 3 and whole.report().sketch_error.verification_passes == 2
     want = whole.report()
     assert want.exact_for == "returned subspaces" and want.sketch_error.verified
     assert np.max(np.abs(want.noises[2].impact)) < 1e-10  # Gaussian noise keeps U
     # stop in each pass, go through pickle, continue: the same bytes and numbers
-    for stop in (2, 6, 12):
+    for stop in (2, 6, 12, 17):
         st, done = make(), 0
-        for p in range(3):
+        for p in range(4):
             if p:
                 st.next_pass()
             for xb, yb in data:
@@ -51,7 +52,7 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     def cut(batches):
         for i, b in enumerate(batches):
             seen.append(i)
-            if len(seen) == 13:
+            if len(seen) == 18:  # in the refinement pass
                 raise KeyboardInterrupt
             yield b
     with pytest.raises(KeyboardInterrupt):
@@ -60,7 +61,7 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     assert resumed.to_bytes() == whole.to_bytes()
     # shards of each pass merge into the one stream's state (later passes start from the merged state)
     a = make()
-    for p in range(3):
+    for p in range(4):
         if p:
             a.next_pass()
         b = a.copy()
@@ -69,7 +70,7 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
         a.merge(b)
         if p == 0:
             with pytest.raises(ValueError, match="configuration"):
-                a.merge(recalign.VerifiedDenoising(192, 5, noises[:1], shape=(8, 8, 3), rank=20, passes=2))
+                a.merge(recalign.VerifiedDenoising(192, 5, noises[:1], shape=(8, 8, 3), rank=20, passes=2, refine=1))
     assert a.n == 300
     np.testing.assert_allclose(a.report().noises[0].alignment, want.noises[0].alignment, rtol=1e-6)
     # refusals: a bad batch changes nothing; a generator cannot be read 3 times; report too early
@@ -87,6 +88,13 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
         recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5,draws=4"], shape=(8, 8, 3), rank=20)
     with pytest.raises(ValueError, match="rank"):
         recalign.VerifiedAlignment(192, 5, rank=500)
+    with pytest.raises(ValueError, match="refine"):
+        recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, refine=21)
+    with pytest.raises(ValueError, match="nystrom"):
+        recalign.VerifiedAlignment(192, 5, method="fd", rank=20, tolerance=0.5)
+    with pytest.raises(ValueError, match="passes"):
+        recalign.VerifiedAlignment(192, 5, rank=20, tolerance=0.5)
+    assert recalign.VerifiedDenoising(192, 5, noises[2:], rank=20).total_passes == 2  # Gaussian: nothing to refine
     with pytest.raises(recalign.FileError):
         recalign.VerifiedDenoising.from_bytes(whole.to_bytes()[:-9])
     with pytest.raises(ValueError, match="published"):
@@ -102,6 +110,41 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     assert st.to_bytes() == before
     with pytest.raises(ValueError, match="passes are done"):
         st.next_pass()
+
+
+def test_tolerance_skips_sketch_passes(tmp_path):
+    """tolerance (the CLI's --tolerance): once the Nyström estimate of ‖C − Ĉ‖_F / tr C meets T
+    after a sketch pass, next_pass() starts the verification; track() follows it, a checkpoint
+    resumes there, and the numbers are those of a run with that many passes."""
+    data = synthetic_batches(200, 50)
+    make = lambda passes, t=None: recalign.VerifiedAlignment(192, 5, rank=12, passes=passes, seed=1,  # noqa: E731
+                                                             tolerance=t)
+    # The estimate is about 2e-3 here (uint8 rows, uncentered): 0.99 is met after the first
+    # pass, 1e-9 never.
+    met = recalign.track(data, make(3, 0.99))
+    e = met.report().sketch_error
+    assert met.pass_index == 3 and (e.sketch_passes, e.max_passes, e.tolerance, e.tolerance_met) == (1, 3, 0.99, True)
+    assert 0 < e.relative_estimate < 0.99
+    one = recalign.track(data, make(1)).report()
+    np.testing.assert_array_equal(met.report().alignment, one.alignment)
+    assert one.sketch_error.tolerance_met is None and one.to_dict()["sketch_error"]["tolerance"] is None
+    unmet = recalign.track(data, make(3, 1e-9)).report()
+    assert (unmet.sketch_error.sketch_passes, unmet.sketch_error.tolerance_met) == (3, False)
+    np.testing.assert_array_equal(unmet.alignment, recalign.track(data, make(3)).report().alignment)
+    # interrupted in the verification pass (after 4 + 1 batches), resumed from the checkpoint
+    ck, seen = str(tmp_path / "t.ckpt"), []
+
+    def cut(batches):
+        for b in batches:
+            seen.append(1)
+            if len(seen) == 6:
+                raise KeyboardInterrupt
+            yield b
+    with pytest.raises(KeyboardInterrupt):
+        recalign.track(lambda: cut(data), make(3, 0.99), checkpoint=ck, every=1)
+    assert recalign.VerifiedAlignment.load(ck).pass_index == 3
+    resumed = recalign.track(lambda: iter(data), make(3, 0.99), checkpoint=ck, every=1, resume=True)
+    assert resumed.to_bytes() == met.to_bytes()
 
 
 def test_track_drives_nystrom_power_iterations():
@@ -149,13 +192,19 @@ def test_cli_parity_synthetic_3072(tmp_path):
     data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]
     common = ["--images", images, "--raw-shape", "400,3072", "--labels", labels, "--classes", 10, "--batch", 100,
               "--method", "nystrom", "--rank", 48, "--passes", 2, "--seed", 3]
-    noises = ["mask:patch=4x4,ratio=0.75,scheme=fixed", "mask:patch=8x8,ratio=0.5", "gaussian:sigma=10"]
+    # One masking noise: each of the 8 default --refine passes costs about 0.5 s of CPU per masking
+    # noise here (two noise geometries in one span: test_cli_parity_fashion).
+    noises = ["mask:patch=4x4,ratio=0.75,scheme=fixed", "gaussian:sigma=10"]
     cli = cli_json("denoise", *common, "--image-shape", "32,32,3", *[a for n in noises for a in ("--noise", n)])
     py = recalign.verified_denoise(data, noises, 10, shape=(32, 32, 3), rank=48, passes=2, seed=3)
     assert cli["exact_for"] == "returned subspaces" and cli["sketch_error"]["verified"] and cli["n"] == 400
+    assert cli["sketch_error"]["verification_passes"] == 9  # the default --refine 8
     same_document(cli, py, "denoise")
     cli = cli_json("align", *common)
     same_document(cli, recalign.verified_align(data, 10, rank=48, passes=2, seed=3), "align")
+    cli = cli_json("align", *common, "--tolerance", 0.99)
+    assert cli["sketch_error"]["sketch_passes"] == 1 and cli["sketch_error"]["tolerance_met"]
+    same_document(cli, recalign.verified_align(data, 10, rank=48, passes=2, seed=3, tolerance=0.99), "align tolerance")
     cli = cli_json("tradeoff", *common, "--lambda", "0,1", "--k", 5)
     same_document(cli, recalign.verified_tradeoff(data, [0, 1], 5, 10, rank=48, passes=2, seed=3), "tradeoff")
 
