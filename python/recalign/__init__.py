@@ -84,6 +84,8 @@ from ._recalign import (  # noqa: F401,E402
     tradeoff,
 )
 from ._recalign import (  # noqa: F401,E402
+    MonteCarloProducts,
+    MonteCarloSketch,
     PatchBlocks,
     RestrictedMoments,
     RestrictedStatistics,
@@ -93,16 +95,21 @@ from ._recalign import (  # noqa: F401,E402
     basis_alignment,
     basis_impact,
     denoising_refinement,
+    gaussian_test_matrix,
+    monte_carlo_ritz_basis,
     orthonormal_extension,
     ritz_alignment,
     ritz_denoising,
+    ritz_monte_carlo_denoising,
     ritz_tradeoff,
     sketched_denoising_subspace,
     tradeoff_ritz_basis,
     verified_denoising,
+    verified_ritz_denoising,
 )
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 from .verified import (  # noqa: F401
+    Corruption,
     SketchError,
     VerifiedAlignment,
     VerifiedAlignmentResult,
@@ -131,4 +138,7 @@ __all__ = [
     "basis_impact", "denoising_refinement", "orthonormal_extension", "ritz_alignment", "ritz_denoising", "ritz_tradeoff",
     "sketched_denoising_subspace", "tradeoff_ritz_basis", "verified_align", "verified_denoise", "verified_denoising",
     "verified_tradeoff",
+    # Monte-Carlo noises on the sketch routes
+    "Corruption", "MonteCarloProducts", "MonteCarloSketch", "gaussian_test_matrix", "monte_carlo_ritz_basis",
+    "ritz_monte_carlo_denoising", "verified_ritz_denoising",
 ]
