@@ -176,11 +176,20 @@ def test_python_corruption_on_a_sketch_route(tmp_path):
         recalign.VerifiedDenoising(DIM, 4, ["mask:patch=2x2,ratio=0.5,draws=2"], rank=20)
     st = recalign.VerifiedDenoising(DIM, 4, [recalign.Corruption(_workers.failing_corruption, "flaky", draws=2)],
                                     rank=20)
-    st.update(*data[0])
-    before = st.to_bytes()
-    with pytest.raises(ValueError, match="sensor offline"):
-        st.update(*data[3], first_row=200)
-    assert st.to_bytes() == before
+    for xb, yb in data[:3]:
+        st.update(xb, yb)
+    for verifying in (False, True):  # in the first pass and in the verification pass
+        before = st.to_bytes()
+        with pytest.raises(ValueError, match="sensor offline"):
+            st.update(*data[3], first_row=200)
+        with pytest.raises(ValueError, match="out of range"):
+            st.update(data[3][0], data[3][1] + 4)
+        assert st.to_bytes() == before, verifying
+        if not verifying:
+            st.next_pass()
+            st.update(*data[0])
+    with pytest.raises(recalign.FileError):
+        recalign.VerifiedDenoising.from_bytes(whole.to_bytes()[:-9], corruptions=[noise])
 
 
 CLI = os.environ.get("RECALIGN_CLI")
