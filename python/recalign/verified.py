@@ -182,7 +182,8 @@ class _VerifiedRun:
             for m in self._mc:  # each Monte-Carlo noise's Ritz space: span(Q, G Ω, Bs Ω, Bsᵀ Ω)
                 basis = _recalign.monte_carlo_ritz_basis(basis, m.products())
             self._verify = _recalign.RestrictedMoments(basis, self._config["classes"])
-            self._mc_basis = [_recalign.MonteCarloSketch(basis, ranges=False, **make) for _, make, _ in self._monte_carlo()]
+            self._mc_basis = [_recalign.MonteCarloSketch(basis, ranges=False, **make)
+                              for _, make, _ in self._monte_carlo()]
         self._pass = nxt
 
     def _tolerance_met(self):
@@ -229,8 +230,9 @@ class _VerifiedRun:
         """Add a state of the same configuration over other rows of the same pass: the parts
         this pass accumulates merge by their own rules (pass 0: sketch, class statistics,
         blocks, Monte-Carlo sketches; Nyström's later passes: the sketch; a verification pass: its
-        restricted moments and Monte-Carlo products), the parts of earlier passes must be equal (shards of a later pass start from
-        copies of one merged state: s.next_pass(); shard = s.copy()). Strong guarantee."""
+        restricted moments and Monte-Carlo products), the parts of earlier passes must be equal
+        (shards of a later pass start from copies of one merged state: s.next_pass(); shard =
+        s.copy()). Strong guarantee."""
         if type(other) is not type(self):
             raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
         if other._config != self._config or other._pass != self._pass or other._args() != self._args():

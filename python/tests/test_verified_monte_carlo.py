@@ -89,13 +89,15 @@ def test_monte_carlo_sketch_against_numpy(tmp_path):
     assert flaky.to_bytes() == before
     # a built-in spec draws the exact route's corruptions: MonteCarloNoise's G times Ω
     spec = "mask:patch=2x2,ratio=0.5,draws=4,seed=3"
-    mc, ms = recalign.MonteCarloNoise(DIM, spec, shape=(4, 4, 3)), recalign.MonteCarloSketch(omega, spec, shape=(4, 4, 3))
+    mc = recalign.MonteCarloNoise(DIM, spec, shape=(4, 4, 3))
+    ms = recalign.MonteCarloSketch(omega, spec, shape=(4, 4, 3))
     for xb, _ in data:
         mc.update(xb)
         ms.update(xb)
     est = mc.estimate()["moments"]
     np.testing.assert_allclose(ms.products().g, est.g @ omega, rtol=1e-11, atol=1e-11 * np.abs(est.g).max())
-    assert pickle.loads(pickle.dumps(ms)).to_bytes() == ms.to_bytes() and (ms.spec.draws, ms.draws, ms.seed) == (4, 4, 3)
+    assert pickle.loads(pickle.dumps(ms)).to_bytes() == ms.to_bytes()
+    assert (ms.spec.draws, ms.draws, ms.seed) == (4, 4, 3)
 
 
 def test_python_corruption_on_a_sketch_route(tmp_path):
