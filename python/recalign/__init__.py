@@ -38,7 +38,8 @@ statistics of a basis), the Ritz analyses that read them, and VerifiedAlignment 
 VerifiedDenoising / VerifiedTradeoff (recalign.verified): the CLI's sketch routes with their
 verification pass, read by ``track`` as many times as they need (verified_align,
 verified_denoise, verified_tradeoff in one call); their results say what is exact
-(exact_for) and the sketch's error (sketch_error).
+(exact_for) and the sketch's error (sketch_error). Monte-Carlo noises (specs with draws=S,
+or recalign.Corruption written in Python) run there too, through MonteCarloSketch.
 
 scikit-learn estimators (recalign.sklearn, imported on demand): StreamingPCA (IncrementalPCA's
 interface and attributes on the exact or sketched streaming second moment) and
