@@ -25,8 +25,8 @@ from ._order import _write_atomic
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedTradeoffResult
 
-__all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTradeoff", "verified_align", "verified_denoise",
-           "verified_tradeoff", "SketchError", "VerifiedAlignmentResult", "VerifiedDenoisingResult", "VerifiedNoise",
+__all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTradeoff", "verified_align",
+           "verified_denoise", "verified_tradeoff", "SketchError", "VerifiedAlignmentResult", "VerifiedDenoisingResult", "VerifiedNoise",
            "VerifiedTradeoffResult"]
 
 _MAGIC = b"RAPYVERI"
@@ -394,6 +394,8 @@ def _with_corruptions(args, corruptions):
     and seed) replaced by the matching recalign.Corruption of `corruptions`."""
     if not any(isinstance(n, dict) for n in args.get("noises") or []):
         return args
+    if corruptions is not None and not isinstance(corruptions, (list, tuple)):
+        corruptions = [corruptions]  # one Corruption given as itself
     found = []
     for n in args["noises"]:
         if not isinstance(n, dict):
