@@ -87,8 +87,9 @@ void frequent_directions::append_rows(const double* src, std::size_t count) {
 
 // One FD shrink of the full 2ℓ-row buffer through the eigendecomposition of its Gram
 // matrix B Bᵀ = V Λ Vᵀ: the new rows are diag(√((λ_i − δ)/λ_i)) V_ℓᵀ B for the ℓ largest
-// λ_i, δ = λ_{ℓ+1}; only those ℓ eigenvectors are formed (blas::syevd_top_rows). Then BᵀB − B'ᵀB' = Bᵀ V diag(min(δ/λ_i, 1)) Vᵀ B is PSD with norm ≤ δ
-// (plus O(ε λ_1) rounding, ε of the precision used), which is what Δ accumulates.
+// λ_i, δ = λ_{ℓ+1}; only those ℓ eigenvectors are formed (blas::syevd_top_rows). Then
+// BᵀB − B'ᵀB' = Bᵀ V diag(min(δ/λ_i, 1)) Vᵀ B is PSD with norm ≤ δ (plus O(ε λ_1)
+// rounding, ε of the precision used), which is what Δ accumulates.
 template <class T>
 std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& rows, std::vector<T>& gram,
                                                              std::vector<T>& z, std::vector<T>& eig,

@@ -7,9 +7,9 @@
 // the shrinkage accumulated so far, reported by shrinkage() and in every result.
 //
 // Rows go into a 2ℓ-row buffer; when it is full, one eigendecomposition of the small
-// 2ℓ x 2ℓ Gram matrix B Bᵀ (all eigenvalues, the top ℓ eigenvectors) shrinks it back to at most ℓ rows (subtracting the (ℓ+1)-th
-// squared singular value from all of them), so the cost is one O(ℓ² D) factorisation per
-// ℓ new rows, never one per row. Rows are centered per batch and folded in with Chan's
+// 2ℓ x 2ℓ Gram matrix B Bᵀ (all eigenvalues, the top ℓ eigenvectors) shrinks it back to at
+// most ℓ rows (subtracting the (ℓ+1)-th squared singular value from all of them), so the
+// cost is one O(ℓ² D) factorisation per ℓ new rows, never one per row. Rows are centered per batch and folded in with Chan's
 // rule as one extra row √(n_a n_b / n) δᵀ (MATH.md §1): the sketch approximates the
 // centered scatter; the uncentered one is the sketch plus the exact row √n μᵀ, added when
 // a result is formed. n, μ and the trace are kept exactly.
