@@ -1,5 +1,6 @@
 #include "validate.hpp"
 
+#include <algorithm>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -233,11 +234,16 @@ namespace {
 // Bytes a run of `c` holds at its largest, plus `extra` (long double: no wrap). Exact: the
 // moments and, for the analysis, two more D x D matrices (Sxx and the eigenvectors: dsyevr's
 // O(D) workspace); sketches: a few ell x D blocks. With labels: per-class means D x C and the
-// cross statistics (Sxy D x C, Syy C x C in the finished statistics).
+// cross statistics (Sxy D x C, Syy C x C in the finished statistics). Frequent Directions' shrink
+// adds its 2l x 2l scratch matrices.
 long double memory_need(const run_config& c, std::uint64_t extra) {
     const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
     long double words = c.method == "exact" ? 3.0L * d * d
                                             : 3.0L * 2.0L * static_cast<long double>(c.rank) * d;
+    if (c.method == "fd") {  // each shrink: the 2l x 2l Gram matrix and two scratch copies (l = min(2 rank, D))
+        const long double ell = std::min(2.0L * static_cast<long double>(c.rank), d);
+        words += 3.0L * 4.0L * ell * ell;
+    }
     if (c.classes) words += 2.0L * (d + 1.0L) * k + k * k;
     return 8.0L * words + static_cast<long double>(extra);
 }
