@@ -6,8 +6,10 @@ same matrix (X.T @ X and eigh: LAPACK's dsyevd through the same OpenBLAS; eigval
 child process, alternating, medians. RSS is reported in D x D float64 matrices beyond the
 process's own footprint at D = 8 (the baseline: the binaries, OpenBLAS's buffers).
 
---dsyevr-memory GIB adds the same three commands with `--memory GIB`, side by side (a budget
-between 3 and 5 D x D forces dsyevr, the solver before the budget chose it); --memory GIB passes
+--dsyevr-memory GIB adds the same three commands with `--memory GIB`, side by side (before
+branch lean a budget between 3 and 5 D x D forced dsyevr; now that align and tradeoff consume
+the accumulator, dsyevd fits any budget that passes the 3 D x D estimate, and spectrum computes
+values only, so these sides show the same solvers); --memory GIB passes
 `--memory` to the other commands. CPU time (user + system) is printed beside the wall time: on a
 loaded machine it is the steadier figure.
 --denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
