@@ -146,6 +146,14 @@ int syevd_rows(std::size_t n, double* a, double* w) {
     return info;
 }
 
+int syevd_values_rows(std::size_t n, double* a, double* w) {
+    const int ni = to_blas_int(n, "dimension");
+    if (ni == 0) return 0;
+    const int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'N', 'L', ni, a, ni, w);
+    check_info(info, "dsyevd");
+    return info;
+}
+
 int syevd_rows(std::size_t n, float* a, float* w) {
     const int ni = to_blas_int(n, "dimension");
     if (ni == 0) return 0;

@@ -136,6 +136,21 @@ eigen_result sym_eigen_consuming(matrix_t&& a, std::size_t k, const eigen_option
     return mrrr(own, k, true);
 }
 
+eigen_result sym_eigenvalues_consuming(matrix_t&& a) {
+    require_square(a, "sym_eigenvalues");
+    matrix_t own = std::move(a);
+    const std::size_t n = own.shape(0);
+    vector_t w = xt::zeros<double>({n});
+    eigen_result r;
+    r.info = blas::syevd_values_rows(n, own.data(), w.data());
+    r.driver = eigen_driver::divide_and_conquer;
+    own = matrix_t();
+    r.values = xt::zeros<double>({n});
+    for (std::size_t j = 0; j < n; ++j) r.values(j) = w(n - 1 - j);
+    r.vectors = xt::zeros<double>({0, 0});
+    return r;
+}
+
 eigen_result sym_eigen(const matrix_t& a, const eigen_options& options) {
     require_square(a, "sym_eigen");
     return sym_eigen_consuming(matrix_t(a), a.shape(0), options);

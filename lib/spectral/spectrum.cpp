@@ -40,6 +40,21 @@ solver_status worst(solver_status a, solver_status b) noexcept { return a != sol
 
 spectrum exact_spectrum(const moment_accumulator& m, centering c) { return finish(m, c).spec; }
 
+spectrum exact_eigenvalues(moment_accumulator&& m, centering c) {
+    spectrum s;
+    s.center = c;
+    s.n = m.n();
+    s.dim = m.dim();
+    s.total = m.trace_xx(c);
+    eigen_result e = sym_eigenvalues_consuming(std::move(m).release_sxx(c));
+    s.status = solver_status_of(e.info);
+    s.eigenvalues = std::move(e.values);
+    s.basis = std::move(e.vectors);
+    s.explained = explained_fractions(s.eigenvalues, s.total);
+    clip_negative_eigenvalues(s);
+    return s;
+}
+
 void clip_negative_eigenvalues(spectrum& s) {
     for (std::size_t i = 0; i < s.eigenvalues.size(); ++i)
         if (s.eigenvalues(i) < 0.0) {

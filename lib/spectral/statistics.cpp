@@ -145,35 +145,58 @@ statistics finish(const moment_accumulator& m, centering c, std::size_t top) {
     return finish(m, c, o);
 }
 
-statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options) {
-    const std::size_t top = options.top;
-    if (top > m.dim())
-        throw std::invalid_argument("finish: " + std::to_string(top) + " eigenpairs asked of D = " + std::to_string(m.dim()));
-    // One eigendecomposition of one copy of Sxx, kept beside it: every analysis of this state
-    // reads these two matrices, none recomputes them. The solver works inside that copy.
-    spectrum s;
-    s.method = route::exact;
-    s.center = c;
-    s.n = m.n();
-    s.dim = m.dim();
-    std::optional<matrix_t> sxx(m.sxx(c));
-    const std::size_t k = top == 0 ? m.dim() : top;
+namespace {
+// The finish of the exact route on Sxx (consumed), with the accumulator's other parts read
+// before: one eigendecomposition kept beside Sxx or done in its storage.
+statistics finish_exact(matrix_t sxx_in, spectrum s, vector_t mean, std::optional<cross_moments> cross,
+                        const exact_finish_options& options) {
+    const std::size_t k = options.top == 0 ? s.dim : options.top;
+    std::optional<matrix_t> sxx(std::move(sxx_in));
     eigen_result e;
     if (!options.second_moment) {
         e = sym_eigen_consuming(std::move(*sxx), k, options.solver);  // the eigenvectors in its storage (dsyevd)
         sxx.reset();
     } else {
-        e = k == m.dim() ? sym_eigen_in_place(*sxx, options.solver) : sym_eigen_top_in_place(*sxx, k);
+        e = k == s.dim ? sym_eigen_in_place(*sxx, options.solver) : sym_eigen_top_in_place(*sxx, k);
     }
     s.status = solver_status_of(e.info);
     s.eigenvalues = std::move(e.values);
     s.basis = std::move(e.vectors);
-    s.total = m.trace_xx(c);
     s.explained = explained_fractions(s.eigenvalues, s.total);
     clip_negative_eigenvalues(s);
+    return make_statistics(std::move(s), std::move(mean), std::move(cross), std::move(sxx));
+}
+
+// Everything of `m` but Sxx, read before Sxx is formed (or taken).
+spectrum exact_meta(const moment_accumulator& m, centering c, const exact_finish_options& options) {
+    if (options.top > m.dim())
+        throw std::invalid_argument("finish: " + std::to_string(options.top) + " eigenpairs asked of D = " +
+                                    std::to_string(m.dim()));
+    spectrum s;
+    s.method = route::exact;
+    s.center = c;
+    s.n = m.n();
+    s.dim = m.dim();
+    s.total = m.trace_xx(c);
+    return s;
+}
+}  // namespace
+
+statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options) {
+    // One eigendecomposition of one copy of Sxx, kept beside it: every analysis of this state
+    // reads these two matrices, none recomputes them. The solver works inside that copy.
+    spectrum s = exact_meta(m, c, options);
     std::optional<cross_moments> cross;
     if (m.has_targets()) cross = m.cross(c);
-    return make_statistics(std::move(s), m.mean_x(), std::move(cross), std::move(sxx));
+    return finish_exact(m.sxx(c), std::move(s), m.mean_x(), std::move(cross), options);
+}
+
+statistics finish(moment_accumulator&& m, centering c, const exact_finish_options& options) {
+    spectrum s = exact_meta(m, c, options);
+    std::optional<cross_moments> cross;
+    if (m.has_targets()) cross = m.cross(c);
+    vector_t mean = m.mean_x();
+    return finish_exact(std::move(m).release_sxx(c), std::move(s), std::move(mean), std::move(cross), options);
 }
 
 statistics finish(const moment_accumulator& m, centering inputs, centering targets) {

@@ -218,6 +218,24 @@ matrix_t moment_accumulator::block(std::size_t r0, std::size_t rows, std::size_t
 
 matrix_t moment_accumulator::sxx(centering c) const { return block(0, options_.dim, 0, options_.dim, c); }
 
+matrix_t moment_accumulator::release_sxx(centering c) && {
+    const std::size_t d = options_.dim;
+    if (joint_dim() != d) {
+        matrix_t s = sxx(c);
+        mzz_ = matrix_t();
+        return s;
+    }
+    // block() in place: the same arithmetic on the upper triangle, then mirrored.
+    if (c == centering::uncentered) {
+        const double nn = static_cast<double>(n_);
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = i; j < d; ++j) mzz_(i, j) += nn * mean_z_(i) * mean_z_(j);
+    }
+    blas::symmetrize_from_upper(d, mzz_.data());
+    n_ = 0;
+    return std::move(mzz_);
+}
+
 matrix_t moment_accumulator::sxy(centering c) const {
     if (!has_targets()) throw std::logic_error("sxy: this accumulator was configured without targets");
     return block(0, options_.dim, options_.dim, options_.classes, c);

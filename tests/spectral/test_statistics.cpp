@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include <recalign/align/alignment.hpp>
 #include <recalign/align/tradeoff.hpp>
@@ -259,4 +261,68 @@ TEST_CASE("finish clips the negative eigenvalues of a rank-deficient second mome
         }
     }
     CHECK(clipped > 0);
+}
+
+TEST_CASE("finish(moment_accumulator&&): the accumulator's own storage, finish's results bit for bit",
+          "[spectral][statistics]") {
+    // Labelled: the joint scatter is (D + C)², Sxx is copied out; unlabelled: formed in place.
+    moment_accumulator unlabelled({12});
+    const std::vector<double> x = testing::random_rows(50, 12, 3);  // n > D
+    unlabelled.update(batch_view(x.data(), 50, 12));
+    for (const moment_accumulator& base : {unlabelled, labelled(300, 12, 3)}) {
+        for (centering c : {centering::uncentered, centering::centered})
+            for (std::uint64_t work : {std::uint64_t(0), std::numeric_limits<std::uint64_t>::max()})
+                for (bool keep : {false, true}) {
+                    CAPTURE(centering_name(c), work, keep, base.has_targets());
+                    exact_finish_options o;
+                    o.second_moment = keep;
+                    o.solver.workspace_bytes = work;  // 0: dsyevr, else dsyevd
+                    const statistics want = finish(base, c, o);
+                    moment_accumulator own = base;
+                    CHECK(testing::bit_equal(moment_accumulator(base).release_sxx(c), base.sxx(c)));
+                    const statistics got = finish(std::move(own), c, o);
+                    CHECK(testing::bit_equal(got.spec.eigenvalues, want.spec.eigenvalues));
+                    CHECK(testing::bit_equal(got.spec.basis, want.spec.basis));
+                    CHECK(got.spec.total == want.spec.total);
+                    CHECK(testing::bit_equal(got.mean, want.mean));
+                    CHECK(got.provides(statistic::second_moment) == keep);
+                    if (keep) CHECK(testing::bit_equal(*got.second_moment, *want.second_moment));
+                    CHECK(got.provides(statistic::targets) == base.has_targets());
+                    if (base.has_targets()) CHECK(testing::bit_equal(got.cross->sxy, want.cross->sxy));
+                }
+    }
+}
+
+TEST_CASE("exact_eigenvalues: the eigenvalues alone, of a second moment with a known spectrum", "[spectral][statistics]") {
+    // Rows σ_j q_jᵀ with Q the orthonormal DCT-II basis (a closed form): the uncentered
+    // Sxx = Q diag(σ²) Qᵀ has the eigenvalues σ_j², and D − n of them are 0 (n < D, the
+    // zero cluster of an uncentered second moment).
+    const std::size_t d = 40, n = 30;
+    const double pi = std::acos(-1.0);
+    std::vector<double> x(n * d);
+    std::vector<double> want(d, 0.0);
+    for (std::size_t j = 0; j < n; ++j) {
+        const double sigma = 1.0 + 0.37 * static_cast<double>(j);
+        want[j] = sigma * sigma;
+        for (std::size_t i = 0; i < d; ++i)
+            x[j * d + i] = sigma * std::sqrt((j == 0 ? 1.0 : 2.0) / d) * std::cos(pi * (i + 0.5) * j / d);
+    }
+    std::sort(want.rbegin(), want.rend());
+    moment_accumulator m({d});
+    m.update(batch_view(x.data(), n, d));
+    const spectrum full = exact_spectrum(m, centering::uncentered);
+    const double trace = m.trace_xx(centering::uncentered);
+    const spectrum s = exact_eigenvalues(moment_accumulator(m), centering::uncentered);
+    REQUIRE(s.eigenvalues.size() == d);
+    CHECK(s.basis.size() == 0);
+    CHECK(s.status == solver_status::converged);
+    CHECK(s.total == trace);
+    CHECK(s.n == n);
+    CHECK(s.dim == d);
+    for (std::size_t i = 0; i < d; ++i) {
+        CAPTURE(i);
+        CHECK(std::abs(s.eigenvalues(i) - want[i]) <= 1e-12 * want[0]);
+        CHECK(std::abs(s.eigenvalues(i) - full.eigenvalues(i)) <= 1e-12 * want[0]);
+        CHECK(s.explained(i) == Approx(full.explained(i)).margin(1e-12));
+    }
 }

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Lean exact analyses (issue 17 item 4): peak RSS and wall time of `recalign spectrum`,
 `align` and `tradeoff` on the exact route against NumPy doing the same decompositions on the
-same matrix (X.T @ X and eigh: LAPACK's dsyevd through the same OpenBLAS), each side in its own
+same matrix (X.T @ X and eigh: LAPACK's dsyevd through the same OpenBLAS; eigvalsh for
+`spectrum`, which computes eigenvalues only), each side in its own
 child process, alternating, medians. RSS is reported in D x D float64 matrices beyond the
 process's own footprint at D = 8 (the baseline: the binaries, OpenBLAS's buffers).
 
---dsyevr-memory GIB adds the same three commands with `--memory GIB`, side by side (a budget
-between 3 and 5 D x D forces dsyevr, the solver before the budget chose it); --memory GIB passes
+--dsyevr-memory GIB adds the same three commands with `--memory GIB`, side by side (before
+branch lean a budget between 3 and 5 D x D forced dsyevr; now that align and tradeoff consume
+the accumulator, dsyevd fits any budget that passes the 3 D x D estimate, and spectrum computes
+values only, so these sides show the same solvers); --memory GIB passes
 `--memory` to the other commands. CPU time (user + system) is printed beside the wall time: on a
 loaded machine it is the steadier figure.
 --denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
@@ -31,6 +34,9 @@ X = np.fromfile(path, dtype=np.uint8).reshape(n, d).astype(np.float64)
 t0 = time.perf_counter(); S = X.T @ X; t1 = time.perf_counter(); w, v = np.linalg.eigh(S); t2 = time.perf_counter()
 print(t1 - t0, t2 - t1)
 '''
+
+# `recalign spectrum` prints eigenvalues only (dsyevd without vectors): NumPy's eigvalsh.
+NUMPY_VALUES = NUMPY_SIDE.replace("w, v = np.linalg.eigh(S)", "w = np.linalg.eigvalsh(S)")
 
 # What `recalign denoise --noise mask:patch=4x4,ratio=0.5` (bernoulli) decomposes, uncentered:
 # Sxx = XᵀX and its eigh (the clean curve), G = K ⊙ Sxx (keep 1 - r, same patch 1 - r, else
@@ -113,13 +119,14 @@ def main():
                                          "mask:patch=4x4,ratio=0.5"] + mine
         sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x]
     sides["numpy X.T@X + eigh"] = [sys.executable, "-c", NUMPY_SIDE, str(d), str(n), x]
+    sides["numpy X.T@X + eigvalsh"] = [sys.executable, "-c", NUMPY_VALUES, str(d), str(n), x]
     res = {k: [] for k in sides}
     inside, scipy_inside = [], []
     for _ in range(a.reps):
         for k, cmd in sides.items():
             wall, rss, out, cpu = rss_wall(cmd)
             res[k].append((wall, rss, cpu))
-            if k.startswith("numpy"):
+            if k == "numpy X.T@X + eigh":
                 inside.append([float(v) for v in out.split()])
             if k.startswith("scipy"):
                 scipy_inside.append(float(out.split()[0]))
@@ -138,6 +145,10 @@ def main():
         sc = med([x[2] for x in res["scipy denoise decompositions"]])
         dc = med([x[2] for x in res["denoise mask 4x4 0.5"]])
         print(f"  denoise / scipy: wall {dw / sw:.2f}, cpu {dc / sc:.2f}; scipy's decompositions inside its process: {med(scipy_inside):.2f} s")
+    vw = med([x[0] for x in res["numpy X.T@X + eigvalsh"]])
+    vc = med([x[2] for x in res["numpy X.T@X + eigvalsh"]])
+    sw, sc = med([x[0] for x in res["spectrum"]]), med([x[2] for x in res["spectrum"]])
+    print(f"  spectrum (values only) / numpy eigvalsh: wall {sw / vw:.2f}, cpu {sc / vc:.2f}")
     print(f"load after {os.getloadavg()[0]:.1f}")
 
 

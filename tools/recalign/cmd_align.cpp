@@ -15,11 +15,12 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     route_state state(p.config());
     align_result r;
     r.run = stream(state, p, mpi);
-    statistics s = finish_choices(finish_statistics(state, p.center, false), p);
+    const std::uint64_t passes = state.sketch_passes();  // the exact state is consumed by its finish
+    statistics s = finish_choices(finish_statistics(std::move(state), p.center), p);
     r.curve = alignment_curve(s, opt);
     if (s.method != route::exact) {
         r.sketch = describe_sketch(s, nullptr, 0, 0);
-        note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
+        note_sketch_passes(*r.sketch, s, p.config(), passes);
     }
     r.spec = std::move(s.spec);  // not a copy: at high D the exact basis is D x D
     return r;

@@ -17,7 +17,7 @@ int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
     route_state state(p.config());
     spectrum_result r;
     r.run = stream(state, p, mpi);
-    r.spec = finish_statistics(state, p.center, false).spec;
+    r.spec = finish_spectrum(std::move(state), p.center);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

@@ -63,7 +63,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         route_state state(p.config());
         r.run = stream(state, p, mpi);
         opt.solver = solver_memory(p.config());
-        r.t = tradeoff(finish_choices(finish_statistics(state, p.center, false), p), opt);
+        r.t = tradeoff(finish_choices(finish_statistics(std::move(state), p.center), p), opt);
     }
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;

@@ -1,6 +1,7 @@
 #include "route_state.hpp"
 
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "jitter_state.hpp"
@@ -247,6 +248,28 @@ statistics finish_statistics(const route_state& s, centering c, bool second_mome
                                  },
                                  [&](const auto& sketch) { return finish(sketch, labels, o); }},
                       s.main_);
+}
+
+statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra) {
+    auto* m = std::get_if<moment_accumulator>(&s.main_);
+    if (!m) return finish_statistics(s, c, false, extra);  // a sketch: its k x D parts, nothing to gain
+    // The estimate (require_memory) counts the accumulator, Sxx and the eigenvectors: with Sxx
+    // formed in the accumulator's storage only one of the three is held when the solver starts,
+    // so it may add two more (dsyevd's 2 D² workspace: 3 D x D at the peak, as estimated).
+    exact_finish_options eo;
+    eo.second_moment = false;
+    eo.solver = solver_memory(s.config_, extra);
+    const std::uint64_t two = checked_mul(checked_mul(s.config_.dim, s.config_.dim, "D x D"), 16, "D x D bytes");
+    const std::uint64_t most = std::numeric_limits<std::uint64_t>::max();
+    eo.solver.workspace_bytes = eo.solver.workspace_bytes > most - two ? most : eo.solver.workspace_bytes + two;
+    statistics st = finish(std::move(*m), c, eo);
+    if (!s.classes_) return st;
+    return make_statistics(std::move(st.spec), std::move(st.mean), s.classes_->cross(c));
+}
+
+spectrum finish_spectrum(route_state&& s, centering c) {
+    if (auto* m = std::get_if<moment_accumulator>(&s.main_)) return exact_eigenvalues(std::move(*m), c);
+    return finish_statistics(s, c, false).spec;
 }
 
 }  // namespace recalign::cli

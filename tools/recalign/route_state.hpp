@@ -43,6 +43,8 @@ public:
 
 private:
     friend statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra);
+    friend statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra);
+    friend spectrum finish_spectrum(route_state&& s, centering c);
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
     run_config config_;
     sketch main_;
@@ -56,5 +58,12 @@ private:
 // analyses that read only the eigenpairs). The exact eigensolver may spend what
 // solver_memory (validate.hpp) leaves beside the run's estimate plus `extra` bytes.
 statistics finish_statistics(const route_state& s, centering c, bool second_moment = true, std::uint64_t extra = 0);
+// The same without the second moment, consuming the state at the end of a run: the exact
+// route forms Sxx in the accumulator's own storage (finish(moment_accumulator&&, ...)), so
+// with dsyevd the peak is the 3 D x D that require_memory estimates (4 without consuming).
+statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra = 0);
+// The spectrum alone (`recalign spectrum`), consuming the state: the exact route's eigenvalues
+// without eigenvectors (exact_eigenvalues: one D x D matrix at the peak, empty basis).
+spectrum finish_spectrum(route_state&& s, centering c);
 
 }  // namespace recalign::cli

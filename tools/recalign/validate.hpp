@@ -63,7 +63,9 @@ void require_memory(const run_config& config, std::uint64_t extra, const std::st
 // The memory an exact eigensolver of that run may add to what require_memory counts (dsyevr's
 // 3 D x D): this machine's physical memory less that estimate, the one budget both use. The
 // solvers take dsyevd (faster; its workspace is 2 D x D more: 5 at the peak, 4 when Sxx is
-// released) where it fits, dsyevr otherwise (spectral/eigen.hpp).
+// released, 3 when the accumulator is consumed as align, spectrum and tradeoff do, so that
+// there it always fits the estimate: route_state.hpp) where it fits, dsyevr otherwise
+// (spectral/eigen.hpp).
 eigen_options solver_memory(const run_config& config, std::uint64_t extra = 0);
 
 // The source options DATA resolves to (the default data set without --images).

@@ -48,6 +48,9 @@ void transpose_in_place(std::size_t n, double* a);
 // row-major n x n matrix `a`. On return `w` holds the eigenvalues in ascending order and
 // row i of `a` the i-th eigenvector. Returns LAPACK's info (> 0: did not converge).
 int syevd_rows(std::size_t n, double* a, double* w);
+// Eigenvalues only (jobz = 'N': the tridiagonal reduction, then its values), O(n) workspace;
+// `a`'s upper triangle is overwritten.
+int syevd_values_rows(std::size_t n, double* a, double* w);
 // The same in single precision (ssyevd: Frequent Directions' opt-in float32 shrinks).
 int syevd_rows(std::size_t n, float* a, float* w);
 

@@ -56,6 +56,9 @@ eigen_result sym_eigen_top_in_place(matrix_t& a, std::size_t k);
 // Consuming `a`: the eigenvectors are returned in its storage (k = n) or beside it, and `a`
 // is released. Peak beside `a`: dsyevd its 2 n² workspace, dsyevr the n x k eigenvectors.
 eigen_result sym_eigen_consuming(matrix_t&& a, std::size_t k, const eigen_options& options = {});
+// Its eigenvalues alone (dsyevd without vectors: O(n) workspace beside `a`, no back
+// transformation), `a` consumed; `vectors` is empty (0 x 0).
+eigen_result sym_eigenvalues_consuming(matrix_t&& a);
 
 struct generalized_options {
     // Directions of B with eigenvalue <= rel_tol * (largest eigenvalue of B) are null

@@ -59,6 +59,10 @@ struct spectrum {
 // Full eigendecomposition of the accumulator's Sxx (centered or not). Prefer finish()
 // (spectral/statistics.hpp), which keeps Sxx and the cross statistics beside it.
 spectrum exact_spectrum(const moment_accumulator& m, centering c);
+// Its eigenvalues alone, consuming the accumulator (Sxx formed in its storage, then dsyevd
+// without vectors): one D x D matrix at the peak, and no back transformation. The values are
+// those of exact_spectrum to rounding (another order of operations); `basis` is empty (0 x 0).
+spectrum exact_eigenvalues(moment_accumulator&& m, centering c);
 
 // Sets the negative eigenvalues of s to 0, recording them in s.clipped and s.most_negative,
 // and recomputes s.explained. The basis is unchanged (the eigenvectors are still exact).

@@ -107,6 +107,11 @@ struct exact_finish_options {
 // eigenvectors, the workspace) and three when not (the eigenvectors replace Sxx in its
 // storage). Without the second moment Sxx is released once decomposed.
 statistics finish(const moment_accumulator& m, centering c, const exact_finish_options& options);
+// The same consuming the accumulator (the end of a run): Sxx is formed in the accumulator's
+// own storage (moment_accumulator::release_sxx), so one D x D matrix less at the peak: with
+// dsyevd and without the second moment three in all (Sxx, then the eigenvectors in its
+// storage, and dsyevd's 2 D² workspace), with dsyevr two. Results bitwise equal to finish(m, ...).
+statistics finish(moment_accumulator&& m, centering c, const exact_finish_options& options);
 // With the centerings of finish(m, inputs, targets).
 statistics finish(const moment_accumulator& m, centering inputs, centering targets, const exact_finish_options& options);
 
