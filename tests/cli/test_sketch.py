@@ -194,6 +194,16 @@ def test_nystrom_tolerance_stops_at_the_first_pass_below_it(data):
     assert rc == 0 and "--tolerance" in out and " met after 1 of at most 4 passes" in out, out
 
 
+def test_krylov_memory_refused_early(data):
+    """Block Krylov keeps every pass's block: its memory grows with --passes and is refused
+    before any data is read, naming the way out."""
+    args = ["align"] + data + ["--method", "nystrom", "--rank", 2, "--memory", 2e-5]  # 21 KB: 1 pass ~5 KB, 3 ~38 KB
+    rc, _, err = c.run(args + ["--passes", 1])
+    assert rc == 0, err
+    rc, _, err = c.run(args + ["--passes", 3])
+    assert rc == 2 and "fewer --passes" in err and "nystrom" in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("args,what", [(["--method", "fd", "--rank", 4, "--tolerance", 0.1], "nystrom only"),
                                        (["--method", "nystrom", "--rank", 4, "--tolerance", 0.1], "--passes Q >= 2"),
                                        (["--tolerance", 0.1], "nystrom only")], ids=["fd", "one-pass", "exact"])

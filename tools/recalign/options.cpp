@@ -73,8 +73,8 @@ void add_method_options(CLI::App* s, run_options& r) {
         ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
     s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)")->check(non_negative);
     s->add_option("--passes", r.passes, "Passes over the data (nystrom; with --tolerance the most). align, spectrum, project with Q >= 2: "
-                  "block Krylov over all Q passes, K + max(K, 10) columns per pass, memory about 8 D (4 Q (K + max(K, 10)) + 40) "
-                  "bytes (up to D columns; refused early if it does not fit); denoise, tradeoff and one pass: K + 10 columns, "
+                  "block Krylov over all Q passes, S = K + max(K, 10) columns per pass, memory at most about 8 D (6 Q S + 2 S + 31) "
+                  "bytes (the basis restarts before exceeding D columns; refused early if it does not fit); denoise, tradeoff and one pass: K + 10 columns, "
                   "power (subspace) iterations")->capture_default_str()
         ->check(non_negative);
     s->add_option("--tolerance", r.tolerance,
