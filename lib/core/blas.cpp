@@ -154,6 +154,37 @@ int syevd_rows(std::size_t n, float* a, float* w) {
     return info;
 }
 
+namespace {
+// syevd_top_rows for both precisions: LAPACKE's d/s routines differ only in name.
+template <class T, class Sytrd, class Stedc, class Ormtr>
+int syevd_top_rows_impl(std::size_t n, std::size_t k, T* a, T* w, T* z, Sytrd sytrd, Stedc stedc, Ormtr ormtr,
+                        const char* name) {
+    const int ni = to_blas_int(n, "dimension"), ki = to_blas_int(k, "eigenpairs");
+    if (ni == 0) return 0;
+    if (ki > ni) throw std::invalid_argument(std::string(name) + ": k = " + std::to_string(k) + " exceeds n = " + std::to_string(n));
+    // Row-major upper is column-major lower (as syevd_rows); column j of the column-major
+    // z (ldz = n) is row j of the row-major one.
+    std::vector<T> e(n), tau(n);
+    int info = sytrd(LAPACK_COL_MAJOR, 'L', ni, a, ni, w, e.data(), tau.data());
+    check_info(info, name);
+    if (info != 0) return info;
+    info = stedc(LAPACK_COL_MAJOR, 'I', ni, w, e.data(), z, ni);
+    check_info(info, name);
+    if (info != 0 || ki == 0) return info;
+    info = ormtr(LAPACK_COL_MAJOR, 'L', 'L', 'N', ni, ki, a, ni, tau.data(), z + (n - k) * n, ni);
+    check_info(info, name);
+    return info;
+}
+}  // namespace
+
+int syevd_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z) {
+    return syevd_top_rows_impl(n, k, a, w, z, LAPACKE_dsytrd, LAPACKE_dstedc, LAPACKE_dormtr, "dsytrd/dstedc/dormtr");
+}
+
+int syevd_top_rows(std::size_t n, std::size_t k, float* a, float* w, float* z) {
+    return syevd_top_rows_impl(n, k, a, w, z, LAPACKE_ssytrd, LAPACKE_sstedc, LAPACKE_sormtr, "ssytrd/sstedc/sormtr");
+}
+
 int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z) {
     const int ni = to_blas_int(n, "dimension"), ki = to_blas_int(k, "eigenpairs");
     if (ni == 0 || ki == 0) return 0;

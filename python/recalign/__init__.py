@@ -38,7 +38,8 @@ statistics of a basis), the Ritz analyses that read them, and VerifiedAlignment 
 VerifiedDenoising / VerifiedTradeoff (recalign.verified): the CLI's sketch routes with their
 verification pass, read by ``track`` as many times as they need (verified_align,
 verified_denoise, verified_tradeoff in one call); their results say what is exact
-(exact_for) and the sketch's error (sketch_error).
+(exact_for) and the sketch's error (sketch_error). Monte-Carlo noises (specs with draws=S,
+or recalign.Corruption written in Python) run there too, through MonteCarloSketch.
 
 scikit-learn estimators (recalign.sklearn, imported on demand): StreamingPCA (IncrementalPCA's
 interface and attributes on the exact or sketched streaming second moment) and
@@ -84,6 +85,8 @@ from ._recalign import (  # noqa: F401,E402
     tradeoff,
 )
 from ._recalign import (  # noqa: F401,E402
+    MonteCarloProducts,
+    MonteCarloSketch,
     PatchBlocks,
     RestrictedMoments,
     RestrictedStatistics,
@@ -93,16 +96,21 @@ from ._recalign import (  # noqa: F401,E402
     basis_alignment,
     basis_impact,
     denoising_refinement,
+    gaussian_test_matrix,
+    monte_carlo_ritz_basis,
     orthonormal_extension,
     ritz_alignment,
     ritz_denoising,
+    ritz_monte_carlo_denoising,
     ritz_tradeoff,
     sketched_denoising_subspace,
     tradeoff_ritz_basis,
     verified_denoising,
+    verified_ritz_denoising,
 )
 from .hooks import ProjectionTransform, merge_all, track  # noqa: F401
 from .verified import (  # noqa: F401
+    Corruption,
     SketchError,
     VerifiedAlignment,
     VerifiedAlignmentResult,
@@ -131,4 +139,7 @@ __all__ = [
     "basis_impact", "denoising_refinement", "orthonormal_extension", "ritz_alignment", "ritz_denoising", "ritz_tradeoff",
     "sketched_denoising_subspace", "tradeoff_ritz_basis", "verified_align", "verified_denoise", "verified_denoising",
     "verified_tradeoff",
+    # Monte-Carlo noises on the sketch routes
+    "Corruption", "MonteCarloProducts", "MonteCarloSketch", "gaussian_test_matrix", "monte_carlo_ritz_basis",
+    "ritz_monte_carlo_denoising", "verified_ritz_denoising",
 ]

@@ -1,5 +1,7 @@
 """The three verified sketch analyses (recalign.verified): what each verifies, on which basis."""
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -10,6 +12,37 @@ from .verified import _VerifiedRun
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
 # tools/recalign/denoise_sketch.cpp: the accuracy targets are for K <= 64).
 _REFINED = 64
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """A noise written in Python for a sketch route's denoising (VerifiedDenoising, verified_denoise),
+    as MonteCarloNoise(corrupt=...) takes it on the exact route: corrupt(clean, key) -> corrupted,
+    clean a (rows x D) float64 array, key a dict (seed, batch, draw, first_row) from which all the
+    randomness must be derived, e.g. np.random.default_rng([key["seed"], key["first_row"],
+    key["draw"]]): the verification pass draws the same corruptions again, and a resumed or
+    sharded run those of one stream (shards: derive them from first_row, not batch). draws
+    (S >= 2) corruptions per sample; name identifies the model (states merge only with the same
+    name, draws and seed). Picklable when `corrupt` is (a module-level function: by reference);
+    checkpoints hold name, draws and seed only: give it again to load()/from_bytes()."""
+    corrupt: Any
+    name: str
+    draws: int = 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if not callable(self.corrupt):
+            raise ValueError(f"Corruption {self.name!r}: corrupt must be callable, got {type(self.corrupt).__name__}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("Corruption: a name is needed (it identifies the model)")
+        if isinstance(self.draws, bool) or not isinstance(self.draws, (int, np.integer)) or self.draws < 2:
+            raise ValueError(f"Corruption {self.name!r}: draws must be an integer >= 2 (as the CLI's --monte-carlo), "
+                             f"got {self.draws!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"Corruption {self.name!r}: seed must be an integer >= 0, got {self.seed!r}")
+
+    def __str__(self):
+        return self.name
 
 
 def _measure(measure):
@@ -65,7 +98,13 @@ class VerifiedDenoising(_VerifiedRun):
     U, every masking noise's Ritz vectors from the previous pass and the preconditioned
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
     subspace"); the report comes from the last pass.
-    noises: closed-form specs (text or NoiseSpec); shape (H, W[, C]) / layout: the image
+    Monte-Carlo noises (a spec with draws=S, or a Corruption written in Python) sketch the
+    corrupted samples in the first pass (G Ω, Bs Ω, Bsᵀ Ω, Ω: D x (rank + 10) from the noise's
+    seed: a MonteCarloSketch each), extend every verification pass's span with them and draw
+    the same corruptions again there (Qᵀ G Q, Bsᵀ Q), so Theorem 3 is solved exactly on that
+    span for the draws made (uncentered only; their Monte-Carlo error is not estimated:
+    g_stderr_fro None).
+    noises: specs (text or NoiseSpec) or Corruption objects; shape (H, W[, C]) / layout: the image
     geometry of masks whose spec has none. tolerance (Nyström, passes >= 2): the CLI's
     --tolerance, as for every verified state."""
 
@@ -77,7 +116,8 @@ class VerifiedDenoising(_VerifiedRun):
         self._refine = int(refine)
         self._shape = None if shape is None else tuple(int(s) for s in shape)
         self._layout = layout
-        self._noises = [n if isinstance(n, _recalign.NoiseSpec) else _recalign.NoiseSpec(str(n)) for n in noises]
+        self._noises = [n if isinstance(n, (_recalign.NoiseSpec, Corruption)) else _recalign.NoiseSpec(str(n))
+                        for n in noises]
         if not self._noises:
             raise ValueError("noises: give at least one noise spec")
         if self._shape is not None and int(np.prod(self._shape)) != int(dim):
@@ -85,10 +125,15 @@ class VerifiedDenoising(_VerifiedRun):
         self._block_of = []
         geometries = []
         for n in self._noises:
-            if n.draws:
-                raise ValueError(f"noise {n}: Monte-Carlo noises on a sketch route are not supported in Python yet "
-                                 "(the CLI runs them: recalign denoise --method fd|nystrom): use the closed-form "
-                                 "noises, or the exact route (AlignmentTracker)")
+            if _is_monte_carlo(n):
+                if center != "uncentered":
+                    raise ValueError(f"noise {n}: Monte-Carlo noise expectations are uncentered sums: use "
+                                     "center='uncentered' (the CLI's --no-center)")
+                if n.draws < 2:
+                    raise ValueError(f"noise {n}: Monte Carlo needs at least 2 corruptions per sample (draws >= 2, as "
+                                     "the CLI's --monte-carlo / draws)")
+                self._block_of.append(None)
+                continue
             g = self._geometry(n, int(dim))
             if g is not None and g not in geometries:
                 geometries.append(g)
@@ -115,9 +160,28 @@ class VerifiedDenoising(_VerifiedRun):
     def _geometries(self):
         return self._geometry_list
 
+    def _monte_carlo(self):
+        shape = dict(shape=self._shape, layout=self._layout)
+        out = []
+        for n in self._noises:
+            if isinstance(n, Corruption):
+                out.append((n.seed, dict(corrupt=n.corrupt, draws=n.draws, seed=n.seed, name=n.name),
+                            dict(corrupt=n.corrupt)))
+            elif n.draws:
+                out.append((n.seed, dict(spec=n, **shape), dict(spec=n, **shape)))
+        return out
+
+    @property
+    def corruptions(self):
+        """The Python corruptions (recalign.Corruption) among the noises: load(), from_bytes() and a
+        resumed track() need them again (the functions are code, not state)."""
+        return [n for n in self._noises if isinstance(n, Corruption)]
+
     def _args(self):
         c = self._config
-        return dict(dim=c["dim"], classes=c["classes"], noises=[str(n) for n in self._noises], shape=self._shape,
+        noises = [dict(corruption=n.name, draws=int(n.draws), seed=int(n.seed)) if isinstance(n, Corruption) else str(n)
+                  for n in self._noises]
+        return dict(dim=c["dim"], classes=c["classes"], noises=noises, shape=self._shape,
                     layout=self._layout, method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
                     center=c["center"], measure=self._measure, refine=self._refine, tolerance=c.get("tolerance"))
 
@@ -138,6 +202,8 @@ class VerifiedDenoising(_VerifiedRun):
                     q, _recalign.denoising_refinement(sketch.spectrum, previous, n, blocks, _REFINED))
             return q
         for i, n in enumerate(self._noises):
+            if _is_monte_carlo(n):  # their Ritz space: the Monte-Carlo sketches (next_pass)
+                continue
             v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i))
             q = _recalign.orthonormal_extension(q, v.basis[:, :v.informative])
         return q
@@ -146,10 +212,15 @@ class VerifiedDenoising(_VerifiedRun):
         """The VerifiedDenoisingResult (all passes done)."""
         passed = self.verified()
         clean = _recalign.ritz_alignment(passed, self._measure)
-        noises = []
+        noises, mc = [], iter(self._mc_basis)
         for i, n in enumerate(self._noises):
-            v = _recalign.verified_denoising(clean, passed, n, self._blocks_for(i), self._measure)
-            noises.append(VerifiedNoise(spec=str(n), denoising=v.denoising, noise_impact=v.impact))
+            if _is_monte_carlo(n):  # Theorem 3 on the verified span, exactly for the draws made
+                found = _recalign.ritz_monte_carlo_denoising(passed, next(mc).products())
+                v = _recalign.verified_ritz_denoising(clean, found, self._measure)
+            else:
+                v = _recalign.verified_denoising(clean, passed, n, self._blocks_for(i), self._measure)
+            noises.append(VerifiedNoise(spec=str(n), denoising=v.denoising, noise_impact=v.impact,
+                                        monte_carlo=_is_monte_carlo(n)))
         c = self._config
         return VerifiedDenoisingResult(n=passed.n, dim=c["dim"], classes=c["classes"], measure=self._measure,
                                        center=c["center"], method=c["method"], clean_result=clean.curve, noises=noises,
@@ -197,6 +268,10 @@ class VerifiedTradeoff(_VerifiedRun):
         return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, sketch_error=self._sketch_error(sketch, ritz, passed.k))
 
 
+def _is_monte_carlo(noise):
+    return isinstance(noise, Corruption) or bool(noise.draws)
+
+
 def _run(state, batches, **track_options):
     from .hooks import track
     return track(batches, state, **track_options).report()
@@ -217,9 +292,9 @@ def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes
 def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
                      seed=0, center="uncentered", measure="paper", refine=8, tolerance=None, **track_options):
     """`recalign denoise --method fd|nystrom --rank K --passes P --refine N --noise ...` over
-    `batches`: a VerifiedDenoisingResult (closed-form noises; shape (H, W[, C]) for masks whose
-    spec has none; refine: passes after the verification pass refining the masking noises'
-    subspaces, default 8, 0 to skip)."""
+    `batches`: a VerifiedDenoisingResult (noises: specs, closed form or with draws=S, and
+    recalign.Corruption objects; shape (H, W[, C]) for masks whose spec has none; refine: passes
+    after the verification pass refining the masking noises' subspaces, default 8, 0 to skip)."""
     if dim is None:
         dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
     state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,

@@ -84,10 +84,13 @@ class VerifiedAlignmentResult:
 @dataclass(frozen=True)
 class VerifiedNoise:
     """One noise of a verified denoise: the CLI JSON's fields (alignment, relative, impact,
-    impact_normalised, max_k, informative) and the full DenoisingResult / NoiseImpact."""
+    impact_normalised, max_k, informative, monte_carlo) and the full DenoisingResult / NoiseImpact.
+    monte_carlo: True for a Monte-Carlo noise (exact for the draws made; its Monte-Carlo error is
+    not estimated on a sketch route: g_stderr_fro is None in to_dict())."""
     spec: str
     denoising: Any = field(repr=False)
     noise_impact: Any = field(repr=False)
+    monte_carlo: bool = False
 
     @property
     def alignment(self):
@@ -123,7 +126,7 @@ class VerifiedNoise:
         """This noise's object in `recalign denoise --json`'s "noises"."""
         return {"spec": self.spec, "alignment": _list(self.alignment), "relative": _list(self.relative),
                 "impact": _list(self.impact), "impact_normalised": _list(self.impact_normalised), "max_k": self.max_k,
-                "informative": self.informative, "monte_carlo": False, "g_stderr_fro": None}
+                "informative": self.informative, "monte_carlo": self.monte_carlo, "g_stderr_fro": None}
 
 
 @dataclass(frozen=True)

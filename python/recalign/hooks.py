@@ -137,7 +137,9 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
         order_file = os.fspath(checkpoint) + ".order"
         if resume and os.path.exists(checkpoint):
             _check_order(order_file, order)
-            tracker = type(tracker).load(os.fspath(checkpoint))
+            # A verified state's Python corruptions are code, not state: the loaded one gets them again.
+            corruptions = getattr(tracker, "corruptions", None)
+            tracker = type(tracker).load(os.fspath(checkpoint), *([corruptions] if corruptions else []))
             skip, first_pass = int(tracker.n), int(getattr(tracker, "pass_index", 0))
         elif order is not None:
             _write_atomic(order_file, order)

@@ -25,8 +25,8 @@ from ._order import _write_atomic
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedTradeoffResult
 
-__all__ = ["VerifiedAlignment", "VerifiedDenoising", "VerifiedTradeoff", "verified_align", "verified_denoise",
-           "verified_tradeoff", "SketchError", "VerifiedAlignmentResult", "VerifiedDenoisingResult", "VerifiedNoise",
+__all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTradeoff", "verified_align",
+           "verified_denoise", "verified_tradeoff", "SketchError", "VerifiedAlignmentResult", "VerifiedDenoisingResult", "VerifiedNoise",
            "VerifiedTradeoffResult"]
 
 _MAGIC = b"RAPYVERI"
@@ -82,7 +82,12 @@ class _VerifiedRun:
                                                    blocks=passes if krylov else 1)
         self._labels = _recalign.ClassMoments(dim, classes)
         self._blocks = [_recalign.PatchBlocks(shape, patch, layout) for shape, patch, layout in self._geometries()]
+        # Monte-Carlo noises: a MonteCarloSketch each in the first pass (Ω random), and one on the
+        # basis Q of every verification pass (the same corruptions drawn again).
+        self._mc = [_recalign.MonteCarloSketch(_recalign.gaussian_test_matrix(dim, min(rank + 10, dim), seed_), **make)
+                    for seed_, make, _ in self._monte_carlo()]
         self._verify = None  # RestrictedMoments of the current verification pass
+        self._mc_basis = []  # MonteCarloSketch on the verification basis, one per Monte-Carlo noise
         self._pass = 0
 
     # ---- what a subclass defines ------------------------------------------------------
@@ -93,6 +98,16 @@ class _VerifiedRun:
     def _basis(self, sketch, previous):
         """The basis of the next verification pass (previous: the last pass's statistics or None)."""
         raise NotImplementedError
+
+    def _monte_carlo(self):
+        """(seed, MonteCarloSketch constructor options, from_bytes options) of every Monte-Carlo noise."""
+        return []
+
+    @property
+    def corruptions(self):
+        """The Python corruptions (recalign.Corruption) among the noises: load(), from_bytes() and a
+        resumed track() need them again (the functions are code, not state)."""
+        return []
 
     # ---- passes -----------------------------------------------------------------------
     @property
@@ -135,15 +150,23 @@ class _VerifiedRun:
         The first part to read a batch validates rows and labels, so a refused batch changes
         nothing."""
         first_row = int(self.n if first_row is None else first_row)
-        if self._pass < self._config["passes"]:
+        verifying = self._pass >= self._config["passes"]
+        # Monte-Carlo sketches (whose corruption may fail) are updated on copies, committed once
+        # every part has read the batch, as the CLI's monte_carlo_state does.
+        mc = [m.copy() for m in (self._mc_basis if verifying else self._mc if self._pass == 0 else [])]
+        for m in mc:
+            m.update(x, first_row)
+        if not verifying:
             if self._pass == 0:
                 self._labels.update(x, labels, first_row)
             self._sketch.update(x, first_row)
             if self._pass == 0:
                 for b in self._blocks:
                     b.update(x, first_row)
+                self._mc = mc
         else:
             self._verify.update(x, labels, first_row)
+            self._mc_basis = mc
 
     def next_pass(self):
         """End the current pass (all rows read) and start the next: a Nyström power iteration,
@@ -161,7 +184,11 @@ class _VerifiedRun:
         else:
             previous = self._verify.finish(self._config["center"]) if self._verify is not None else None
             basis = self._basis(self.sketch(), previous)
+            for m in self._mc:  # each Monte-Carlo noise's Ritz space: span(Q, G Ω, Bs Ω, Bsᵀ Ω)
+                basis = _recalign.monte_carlo_ritz_basis(basis, m.products())
             self._verify = _recalign.RestrictedMoments(basis, self._config["classes"])
+            self._mc_basis = [_recalign.MonteCarloSketch(basis, ranges=False, **make)
+                              for _, make, _ in self._monte_carlo()]
         self._pass = nxt
 
     def _tolerance_met(self):
@@ -207,9 +234,10 @@ class _VerifiedRun:
     def merge(self, other):
         """Add a state of the same configuration over other rows of the same pass: the parts
         this pass accumulates merge by their own rules (pass 0: sketch, class statistics,
-        blocks; Nyström's later passes: the sketch; a verification pass: its restricted
-        moments), the parts of earlier passes must be equal (shards of a later pass start from
-        copies of one merged state: s.next_pass(); shard = s.copy()). Strong guarantee."""
+        blocks, Monte-Carlo sketches; Nyström's later passes: the sketch; a verification pass: its
+        restricted moments and Monte-Carlo products), the parts of earlier passes must be equal
+        (shards of a later pass start from copies of one merged state: s.next_pass(); shard =
+        s.copy()). Strong guarantee."""
         if type(other) is not type(self):
             raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
         if other._config != self._config or other._pass != self._pass or other._args() != self._args():
@@ -228,17 +256,33 @@ class _VerifiedRun:
 
     def _active(self):
         """Indices (in _parts()) of what the current pass accumulates."""
+        first = 2 + len(self._blocks) + len(self._mc)  # the verification pass's parts from here
         if self._pass >= self._config["passes"]:
-            return [len(self._parts()) - 1]
-        return list(range(2 + len(self._blocks))) if self._pass == 0 else [0]
+            return list(range(first, first + 1 + len(self._mc)))
+        return list(range(first)) if self._pass == 0 else [0]
 
     def _parts(self):
-        return [self._sketch, self._labels] + self._blocks + [self._verify]
+        """[sketch, class statistics, blocks..., Monte-Carlo sketches..., restricted moments (None
+        before the verification), Monte-Carlo products on its basis (None before)...]."""
+        return [self._sketch, self._labels] + self._blocks + self._mc + [self._verify] + \
+            (self._mc_basis if self._verify is not None else [None] * len(self._mc))
 
     def _set_parts(self, parts):
+        nb, nm = len(self._blocks), len(self._mc)
         self._sketch, self._labels = parts[0], parts[1]
-        self._blocks = parts[2:2 + len(self._blocks)]
-        self._verify = parts[2 + len(self._blocks)] if len(parts) > 2 + len(self._blocks) else None
+        self._blocks = parts[2:2 + nb]
+        self._mc = parts[2 + nb:2 + nb + nm]
+        self._verify = parts[2 + nb + nm]
+        self._mc_basis = parts[3 + nb + nm:] if self._verify is not None else []
+
+    def _part_from_bytes(self, i, chunk):
+        """Part i of _parts() from its bytes (Monte-Carlo sketches get their corruption again)."""
+        nb, nm = len(self._blocks), len(self._mc)
+        j = i - 2 - nb if i < 2 + nb + nm else i - 3 - nb - nm
+        if 2 + nb <= i < 2 + nb + nm or i > 2 + nb + nm:
+            return _recalign.MonteCarloSketch.from_bytes(chunk, **self._monte_carlo()[j][2])
+        fresh = self._parts()[i]
+        return (type(fresh) if fresh is not None else _recalign.RestrictedMoments).from_bytes(chunk)
 
     def to_bytes(self):
         """The state as bytes: a header (magic, version, configuration as JSON, pass) and each
@@ -252,8 +296,10 @@ class _VerifiedRun:
         return out.getvalue()
 
     @classmethod
-    def from_bytes(cls, data, source="<bytes>"):
-        """Rebuild a state from to_bytes() output; bad bytes raise recalign.FileError."""
+    def from_bytes(cls, data, source="<bytes>", corruptions=None):
+        """Rebuild a state from to_bytes() output; bad bytes raise recalign.FileError.
+        corruptions: the recalign.Corruption objects of a state with Python corruptions (matched
+        by name, draws and seed; ValueError when one is missing)."""
         data = bytes(data)
         if data[:8] != _MAGIC:
             raise _file_error(source, 0, "not a verified sketch state (bad magic)")
@@ -267,12 +313,15 @@ class _VerifiedRun:
             kind = _KINDS[head["config"]["kind"]]
             if not issubclass(kind, cls):
                 raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
-            state = kind(**head["args"])
+            args = _with_corruptions(head["args"], corruptions)
+            state = kind(**args)
+        except _MissingCorruption:
+            raise
         except (ValueError, KeyError, TypeError) as e:
             raise _file_error(source, 16, f"bad header: {e}") from None
         if state._config != head["config"]:
             raise _file_error(source, 16, "configuration disagrees with the header")
-        offset, parts = 16 + size, []
+        offset, parts, first = 16 + size, [], 2 + len(state._blocks) + len(state._mc)
         for i, fresh in enumerate(state._parts()):
             if offset + 8 > len(data):
                 raise _file_error(source, offset, "truncated")
@@ -281,19 +330,22 @@ class _VerifiedRun:
             if offset + length > len(data):
                 raise _file_error(source, offset, "truncated")
             chunk = data[offset:offset + length]
-            if i < len(state._parts()) - 1 or length:
-                kind_ = type(fresh) if fresh is not None else _recalign.RestrictedMoments
-                part = kind_.from_bytes(chunk)
-                if _signature(part) != _signature(fresh if fresh is not None else part) or part.dim != state.dim:
+            part = None
+            if i < first or length:  # the verification pass's parts are empty before it
+                part = state._part_from_bytes(i, chunk)
+                like = fresh if fresh is not None else state._mc[i - first - 1] if i > first else part
+                if _signature(part, i > first) != _signature(like, i > first) or part.dim != state.dim or \
+                        (i > first and part.ranges):
                     raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")
-                parts.append(part)
+            parts.append(part)
             offset += length
         if offset != len(data):
             raise _file_error(source, offset, "unexpected bytes after the state")
         passes, pass_ = state._config["passes"], head.get("pass")
+        verifying = [p is not None for p in parts[first:]]
         # With a tolerance the verification may have started before the last sketch pass.
         ok = isinstance(pass_, int) and 0 <= pass_ < state.total_passes and \
-            (len(parts) == len(state._parts())) == (pass_ >= passes)
+            all(verifying) == (pass_ >= passes) and (all(verifying) or not any(verifying))
         if ok:
             sketch_pass = getattr(parts[0], "pass_index", min(pass_, passes - 1))
             early = "tolerance" in state._config and pass_ >= passes
@@ -309,17 +361,17 @@ class _VerifiedRun:
         _write_atomic(path, self.to_bytes())
 
     @classmethod
-    def load(cls, path):
-        """A state saved by save(); errors name the file and byte offset."""
+    def load(cls, path, corruptions=None):
+        """A state saved by save(); errors name the file and byte offset. corruptions: as from_bytes."""
         with open(path, "rb") as f:
-            return cls.from_bytes(f.read(), str(path))
+            return cls.from_bytes(f.read(), str(path), corruptions)
 
     def copy(self):
         """An independent copy of the state."""
-        return type(self).from_bytes(self.to_bytes())
+        return type(self).from_bytes(self.to_bytes(), corruptions=self.corruptions)
 
-    def __reduce__(self):
-        return (_from_bytes, (self.to_bytes(),))
+    def __reduce__(self):  # Python corruptions travel by reference
+        return (_from_bytes, (self.to_bytes(), self.corruptions or None))
 
     def __repr__(self):
         c = self._config
@@ -327,19 +379,48 @@ class _VerifiedRun:
                 f"passes={c['passes']}, pass_index={self._pass}, n={self.n})")
 
 
-def _signature(part):
-    """The configuration of a part, as far as its properties tell (its checkpoint header checks the rest)."""
+def _signature(part, on_basis=False):
+    """The configuration of a part, as far as its properties tell (its checkpoint header checks the
+    rest); on_basis: a Monte-Carlo sketch on the verification basis, compared with the noise's
+    first-pass sketch (its Ω is the basis, checked against the restricted moments' by the report)."""
     names = {"FrequentDirections": ("dim", "ell"), "NystromSketch": ("dim", "rank", "width"),
              "ClassMoments": ("dim", "classes"), "PatchBlocks": ("dim", "shape", "patch", "layout"),
-             "RestrictedMoments": ("dim", "has_labels")}[type(part).__name__]
-    return (type(part).__name__,) + tuple(getattr(part, a) for a in names)
+             "RestrictedMoments": ("dim", "has_labels"),
+             "MonteCarloSketch": ("dim", "name", "draws", "seed") + (() if on_basis else ("columns", "ranges"))}
+    return (type(part).__name__,) + tuple(getattr(part, a) for a in names[type(part).__name__])
 
 
-def _from_bytes(data):
-    return _VerifiedRun.from_bytes(data, "<pickle>")
+class _MissingCorruption(ValueError):
+    pass
 
 
-from ._verified_kinds import VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff, verified_align, \
+def _with_corruptions(args, corruptions):
+    """The constructor arguments of a state, with every Python corruption (saved as its name, draws
+    and seed) replaced by the matching recalign.Corruption of `corruptions`."""
+    if not any(isinstance(n, dict) for n in args.get("noises") or []):
+        return args
+    if corruptions is not None and not isinstance(corruptions, (list, tuple)):
+        corruptions = [corruptions]  # one Corruption given as itself
+    found = []
+    for n in args["noises"]:
+        if not isinstance(n, dict):
+            found.append(n)
+            continue
+        match = [c for c in corruptions or [] if (c.name, c.draws, c.seed) == (n["corruption"], n["draws"], n["seed"])]
+        if not match:
+            raise _MissingCorruption(
+                f"the state has the Python corruption '{n['corruption']}' (draws={n['draws']}, seed={n['seed']}), code "
+                "that is not saved with it: give it again, e.g. VerifiedDenoising.load(path, corruptions=[recalign."
+                f"Corruption(fn, '{n['corruption']}', draws={n['draws']}, seed={n['seed']})])")
+        found.append(match[0])
+    return dict(args, noises=found)
+
+
+def _from_bytes(data, corruptions=None):
+    return _VerifiedRun.from_bytes(data, "<pickle>", corruptions)
+
+
+from ._verified_kinds import Corruption, VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff, verified_align, \
     verified_denoise, verified_tradeoff  # noqa: E402,F401
 
 _KINDS = {k.__name__: k for k in (VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff)}

@@ -38,17 +38,6 @@ noise_spec spec_of(py::handle h) {
     return h.cast<noise_spec>();
 }
 
-namespace {
-
-using moments_g = guarded<moment_accumulator>;
-
-alignment_options align_options(const std::string& measure, double rel_tol) {
-    alignment_options o;
-    o.measure = parse_measure(measure);
-    o.rel_tol = rel_tol;
-    return o;
-}
-
 // A Python corruption function, callable without the GIL held by the caller: the object
 // lives behind a shared_ptr whose deleter takes the GIL, so C++ may copy and destroy the
 // corrupt_fn (and the state holding it) with the GIL released.
@@ -81,6 +70,24 @@ corrupt_fn python_corrupter(py::object fn, const std::string& name) {
     };
 }
 
+std::shared_ptr<py::object> shared_callable(py::object fn) {
+    return std::shared_ptr<py::object>(new py::object(std::move(fn)), [](py::object* o) {
+        py::gil_scoped_acquire gil;
+        delete o;
+    });
+}
+
+namespace {
+
+using moments_g = guarded<moment_accumulator>;
+
+alignment_options align_options(const std::string& measure, double rel_tol) {
+    alignment_options o;
+    o.measure = parse_measure(measure);
+    o.rel_tol = rel_tol;
+    return o;
+}
+
 // Monte-Carlo noise of a built-in family (its corruption is rebuilt from the spec on load
 // and unpickling) or of a Python function (pickled by reference with the state).
 struct mc_state {
@@ -94,13 +101,6 @@ struct mc_state {
     void merge(const mc_state& o) { noise.merge(o.noise); }
 };
 using mc_g = guarded<mc_state>;
-
-std::shared_ptr<py::object> shared_callable(py::object fn) {
-    return std::shared_ptr<py::object>(new py::object(std::move(fn)), [](py::object* o) {
-        py::gil_scoped_acquire gil;
-        delete o;
-    });
-}
 
 std::unique_ptr<mc_g> make_mc(monte_carlo_noise&& n, std::optional<noise_spec> spec, const image_shape& shape,
                               py::object corrupt) {

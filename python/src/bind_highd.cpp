@@ -180,6 +180,7 @@ void bind_highd(py::module_& m) {
     bind_patch_blocks(m);
     bind_restricted(m);
     bind_highd_analyses(m);
+    bind_monte_carlo_sketch(m);
 }
 
 }  // namespace recalign::python

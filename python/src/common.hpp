@@ -60,6 +60,12 @@ py::object shape_tuple(const image_shape& s);
 // A noise spec given as text or as a NoiseSpec.
 noise_spec spec_of(py::handle h);
 
+// A Python corruption function corrupt(clean, key) as a C++ corrupt_fn (bind_align.cpp): called
+// with the GIL taken; what it raises becomes std::invalid_argument (ValueError) naming `name`.
+corrupt_fn python_corrupter(py::object fn, const std::string& name);
+// A Python object C++ may copy and destroy without the GIL (the deleter takes it).
+std::shared_ptr<py::object> shared_callable(py::object fn);
+
 // Sets the Python error type(message) with extra attributes: how C++ errors that carry more
 // than a message (file_error: .file, .offset; io::lock_error: .file, .pid) reach Python, from
 // an exception translator.
@@ -156,6 +162,7 @@ void bind_readers(py::module_& m);
 void bind_sketch(py::module_& m);
 void bind_align(py::module_& m);
 void bind_highd(py::module_& m);
+void bind_monte_carlo_sketch(py::module_& m);
 
 }  // namespace recalign::python
 

@@ -46,6 +46,8 @@ STATES = {
                 recalign.AlignmentTracker.from_bytes),
     "monte_carlo": (lambda: recalign.MonteCarloNoise(D, MC_SPEC), "none",
                     lambda b: recalign.MonteCarloNoise.from_bytes(b, MC_SPEC)),
+    "monte_carlo_sketch": (lambda: recalign.MonteCarloSketch(recalign.gaussian_test_matrix(D, 5, 9), MC_SPEC), "none",
+                           lambda b: recalign.MonteCarloSketch.from_bytes(b, MC_SPEC)),
 }
 
 

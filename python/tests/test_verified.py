@@ -84,8 +84,8 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
         st.report()
     with pytest.raises(ValueError, match="iterator"):
         recalign.track(iter(data), make())
-    with pytest.raises(ValueError, match="Monte-Carlo"):
-        recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5,draws=4"], shape=(8, 8, 3), rank=20)
+    with pytest.raises(ValueError, match="draws >= 2"):
+        recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5,draws=1"], shape=(8, 8, 3), rank=20)
     with pytest.raises(ValueError, match="rank"):
         recalign.VerifiedAlignment(192, 5, rank=500)
     with pytest.raises(ValueError, match="refine"):

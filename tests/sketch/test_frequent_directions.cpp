@@ -2,6 +2,7 @@
 // known spectrum, merge of shards, bit-identical resume, strong guarantee, truncations.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -56,19 +57,20 @@ struct sketch_error {
     double norm, min_eig;
 };
 sketch_error error_of(const frequent_directions& fd, const exact_reference& ref) {
+    const std::size_t d = fd.dim();
     matrix_t b = fd.sketch();
     std::size_t m = b.shape(0);
     if (fd.options().center == centering::uncentered) {
-        matrix_t bb = xt::zeros<double>({m + 1, D});
+        matrix_t bb = xt::zeros<double>({m + 1, d});
         std::copy(b.begin(), b.end(), bb.begin());
-        for (std::size_t c = 0; c < D; ++c) bb(m, c) = std::sqrt(static_cast<double>(fd.n())) * fd.mean()(c);
+        for (std::size_t c = 0; c < d; ++c) bb(m, c) = std::sqrt(static_cast<double>(fd.n())) * fd.mean()(c);
         b = bb;
         ++m;
     }
     matrix_t diff = ref.c;
-    blas::gemm_tn(D, D, m, -1.0, b.data(), b.data(), 1.0, diff.data());
+    blas::gemm_tn(d, d, m, -1.0, b.data(), b.data(), 1.0, diff.data());
     const vector_t ev = eigenvalues(diff);
-    return {std::max(std::abs(ev(0)), std::abs(ev(D - 1))), ev(D - 1)};
+    return {std::max(std::abs(ev(0)), std::abs(ev(d - 1))), ev(d - 1)};
 }
 }  // namespace
 
@@ -155,6 +157,58 @@ TEST_CASE("FD: single-precision shrinks keep the bound up to float rounding and 
     back.set_float32_kernels(true);
     CHECK(back.options().float32_kernels);
     CHECK(back.shrinkage() == f32.shrinkage());
+}
+
+TEST_CASE("FD: the bound holds against the exact scatter on adversarial streams, both precisions", "[sketch][fd]") {
+    // Streams that break an inexact or badly accounted shrink: rows sorted by their leading
+    // coordinate (the top direction drifts through the stream), a few rows repeated many times
+    // in runs (a buffer holding copies of one row: tied and zero eigenvalues of B Bᵀ), and a
+    // rank-deficient stream (rank 6 < ℓ: every shrink must find δ = 0 up to rounding and keep
+    // the sketch exact). Odd batch sizes put Chan's mean-correction rows mid-buffer.
+    const std::size_t d = 120, n = 1500, ell = 16;
+    const std::vector<double> base = synthetic(decay::power_law, n, d, 21);
+    std::vector<double> sorted = base, repeated(n * d), deficient(n * d, 0.0);
+    std::vector<std::size_t> order(n);
+    for (std::size_t r = 0; r < n; ++r) order[r] = r;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return base[a * d] < base[b * d]; });
+    for (std::size_t r = 0; r < n; ++r) std::copy_n(base.begin() + static_cast<std::ptrdiff_t>(order[r] * d), d, sorted.begin() + static_cast<std::ptrdiff_t>(r * d));
+    for (std::size_t r = 0; r < n; ++r)  // 25 distinct rows, each in a run of 60 copies
+        std::copy_n(base.begin() + static_cast<std::ptrdiff_t>((r / 60) * d), d, repeated.begin() + static_cast<std::ptrdiff_t>(r * d));
+    for (std::size_t r = 0; r < n; ++r)  // rows in the span of the first 6 rows of `base`
+        for (std::size_t j = 0; j < 6; ++j) {
+            const double w = base[(r * 7 + j) % n * d + 1 + j];
+            for (std::size_t c = 0; c < d; ++c) deficient[r * d + c] += w * base[j * d + c];
+        }
+    struct stream {
+        const char* name;
+        const std::vector<double>* x;
+    };
+    for (const stream& st : {stream{"sorted", &sorted}, stream{"repeated rows", &repeated}, stream{"rank 6", &deficient}}) {
+        for (centering c : {centering::centered, centering::uncentered}) {
+            const exact_reference ref = exact(*st.x, n, d, c, false);
+            const double lam1 = ref.spec.eigenvalues(0);
+            for (bool f32 : {false, true}) {
+                INFO(st.name << ", " << centering_name(c) << (f32 ? ", single-precision shrinks" : ", double shrinks"));
+                frequent_directions_options o;
+                o.dim = d;
+                o.ell = ell;
+                o.center = c;
+                o.float32_kernels = f32;
+                frequent_directions fd(o);
+                feed(fd, *st.x, d, 0, n, 37);
+                REQUIRE(fd.shrinks() > 0);
+                const double delta = fd.shrinkage(), tol = (f32 ? 1e-5 : 1e-10) * lam1;
+                const sketch_error e = error_of(fd, ref);
+                CHECK(e.norm <= delta + tol);
+                CHECK(e.min_eig >= -tol);
+                for (std::size_t k = 0; k <= ell; ++k) CHECK(delta <= ref.tail_sum(k) / static_cast<double>(ell + 1 - k) + tol);
+                if (st.x == &deficient) CHECK(delta <= tol);  // rank < ℓ: nothing is lost
+                const spectrum sp = frequent_directions_spectrum(fd);
+                for (std::size_t k : {1, 3, 6})
+                    if (k <= sp.rank()) CHECK(ref.top_sum(k) - captured(ref.c, sp.basis, k) <= static_cast<double>(k) * delta + tol);
+            }
+        }
+    }
 }
 
 TEST_CASE("FD: one factorisation per ℓ new rows, never per row", "[sketch][fd]") {

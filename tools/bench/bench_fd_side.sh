@@ -4,7 +4,9 @@
 # spinning second thread inflates CPU times), on the power-law stream of BENCHMARKS.md
 # "Sketches" (D = 784, n = 50,000, k = 100, batches of 1000); then the captured variance of each
 # basis, and Nyström with the CLI's default oversampling (p = 10) at 1-4 passes.
-#   tools/bench/bench_fd_side.sh BUILD_DIR WORKDIR
+# With BASELINE=OTHER_BUILD_DIR (e.g. a build of main), its FD runs alternate with this build's,
+# so old and new code are timed side by side under the same load.
+#   [BASELINE=DIR] tools/bench/bench_fd_side.sh BUILD_DIR WORKDIR
 set -euo pipefail
 BUILD=${1:?build dir}; W=${2:?work dir}; mkdir -p "$W"
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
@@ -14,11 +16,17 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 C="--data $DATA --dim 784 --rows 50000 --rank 100 --batch 1000"
 echo "[$(date -u +%T)] load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 "$HERE/bench_sketch_peers.py" --method ipca $C --basis-out "$W/ipca.bin"
-"$B" run --method fd --ell 200 $C --basis-out "$W/fd64.bin"
-"$B" run --method fd --ell 200 --float32 1 $C --basis-out "$W/fd32.bin"
-"$B" run --method fd --ell 220 --float32 1 $C --basis-out "$W/fd32_220.bin"
+fd() {  # fd NAME ARGS...: this build, then the baseline's (if any) with the same arguments
+    local name=$1; shift
+    "$B" run --method fd "$@" $C --basis-out "$W/$name.bin"
+    if [ -n "${BASELINE:-}" ]; then echo -n "baseline: "; "$BASELINE/tools/bench/bench_sketch" run --method fd "$@" $C; fi
+}
+fd fd64 --ell 200
+fd fd32 --ell 200 --float32 1
+fd fd32_205 --ell 205 --float32 1
+fd fd32_220 --ell 220 --float32 1
 for q in 1 2 3 4; do "$B" run --method nystrom --passes $q --oversampling 10 --float32 1 $C --basis-out "$W/ny$q.bin"; done
 echo "[$(date -u +%T)] load: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$B" eval --data "$DATA" --dim 784 --rows 50000 --rank 100 "$W"/ipca.bin "$W"/fd64.bin "$W"/fd32.bin "$W"/fd32_220.bin \
+"$B" eval --data "$DATA" --dim 784 --rows 50000 --rank 100 "$W"/ipca.bin "$W"/fd64.bin "$W"/fd32.bin "$W"/fd32_205.bin "$W"/fd32_220.bin \
     "$W"/ny1.bin "$W"/ny2.bin "$W"/ny3.bin "$W"/ny4.bin
 echo "[$(date -u +%T)] load after: $(cut -d' ' -f1-3 /proc/loadavg)"

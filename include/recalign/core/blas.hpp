@@ -51,6 +51,16 @@ int syevd_rows(std::size_t n, double* a, double* w);
 // The same in single precision (ssyevd: Frequent Directions' opt-in float32 shrinks).
 int syevd_rows(std::size_t n, float* a, float* w);
 
+// All eigenvalues but only the top k eigenvectors of the upper triangle of the row-major
+// n x n matrix `a`: the tridiagonal reduction (xSYTRD), divide and conquer on the tridiagonal
+// matrix (xSTEDC, what xSYEVD runs) and the back-transformation (xORMTR) of the top k
+// vectors only, where xSYEVD back-transforms all n (Frequent Directions' shrink needs the top
+// ℓ of 2ℓ). `a` is destroyed; `w` (n) holds the eigenvalues ascending; `z` is n x n scratch
+// whose rows n−k .. n−1 hold on return the eigenvectors of w[n−k] .. w[n−1] (as syevd_rows:
+// row i for w[i]); its other rows are the tridiagonal matrix's vectors. Returns LAPACK's info.
+int syevd_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z);
+int syevd_top_rows(std::size_t n, std::size_t k, float* a, float* w, float* z);
+
 // The top k eigenpairs only (dsyevr, MRRR, eigenvalues il = n-k+1 .. n; k = n: all of them)
 // of the upper triangle of the row-major n x n matrix `a`. LAPACK overwrites that triangle,
 // diagonal included, and never touches the strict lower one; its workspace is O(n). On return

@@ -7,9 +7,9 @@
 // the shrinkage accumulated so far, reported by shrinkage() and in every result.
 //
 // Rows go into a 2ℓ-row buffer; when it is full, one eigendecomposition of the small
-// 2ℓ x 2ℓ Gram matrix B Bᵀ shrinks it back to at most ℓ rows (subtracting the (ℓ+1)-th
-// squared singular value from all of them), so the cost is one O(ℓ² D) factorisation per
-// ℓ new rows, never one per row. Rows are centered per batch and folded in with Chan's
+// 2ℓ x 2ℓ Gram matrix B Bᵀ (all eigenvalues, the top ℓ eigenvectors) shrinks it back to at
+// most ℓ rows (subtracting the (ℓ+1)-th squared singular value from all of them), so the
+// cost is one O(ℓ² D) factorisation per ℓ new rows, never one per row. Rows are centered per batch and folded in with Chan's
 // rule as one extra row √(n_a n_b / n) δᵀ (MATH.md §1): the sketch approximates the
 // centered scatter; the uncentered one is the sketch plus the exact row √n μᵀ, added when
 // a result is formed. n, μ and the trace are kept exactly.
@@ -101,8 +101,8 @@ private:
     // The shrink's arithmetic: reads rows_ rows of buffer_, writes the kept rows to its head,
     // returns (kept, δ). T = double, or float for the opt-in single-precision kernels.
     template <class T>
-    std::pair<std::size_t, double> shrink_in(std::vector<T>& rows, std::vector<T>& gram, std::vector<T>& eig,
-                                             std::vector<T>& transform, std::vector<T>& shrunk);
+    std::pair<std::size_t, double> shrink_in(std::vector<T>& rows, std::vector<T>& gram, std::vector<T>& z,
+                                             std::vector<T>& eig, std::vector<T>& transform, std::vector<T>& shrunk);
 
     frequent_directions_options options_;
     std::uint64_t n_ = 0;
@@ -113,8 +113,8 @@ private:
     std::vector<double> buffer_;  // up to 2ℓ rows of D, row-major; rows_ in use
     std::size_t rows_ = 0;
     // Scratch, never serialized.
-    std::vector<double> xb_, gram_, eig_, transform_, shrunk_, chan_;
-    std::vector<float> bf_, gf_, ef_, tf_, sf_;
+    std::vector<double> xb_, gram_, z_, eig_, transform_, shrunk_, chan_;
+    std::vector<float> bf_, gf_, zf_, ef_, tf_, sf_;
 };
 
 struct frequent_directions_spectrum_options {

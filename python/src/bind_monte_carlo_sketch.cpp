@@ -1,0 +1,252 @@
+// Monte-Carlo noises on a sketch route (MATH.md §7 "Other noises"): the monte_carlo_sketch
+// accumulator (G Ω, Bs Ω, Bsᵀ Ω of the corrupted samples; on the verification basis Ωᵀ G Ω and
+// Bsᵀ Ω), its Ritz space and Theorem 3 solved on the verified span, as `recalign denoise
+// --method fd|nystrom` runs them (tools/recalign/monte_carlo_state.cpp).
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "common.hpp"
+#include "recalign/align/monte_carlo_sketch.hpp"
+#include "recalign/align/verification.hpp"
+
+namespace recalign::python {
+
+namespace {
+
+// The sketch and what its corruption is made from: a built-in spec (rebuilt on load and
+// unpickling) or a Python function (pickled by reference with the state).
+struct mcs_state {
+    std::optional<noise_spec> spec;
+    image_shape shape;
+    std::shared_ptr<py::object> python;
+    monte_carlo_sketch sketch;
+    mcs_state(std::optional<noise_spec> s, const image_shape& sh, std::shared_ptr<py::object> fn, monte_carlo_sketch&& m)
+        : spec(std::move(s)), shape(sh), python(std::move(fn)), sketch(std::move(m)) {}
+    mcs_state(const mcs_state&) = default;
+    void merge(const mcs_state& o) { sketch.merge(o.sketch); }
+};
+using mcs_g = guarded<mcs_state>;
+
+std::unique_ptr<mcs_g> make_mcs(monte_carlo_sketch&& m, std::optional<noise_spec> spec, const image_shape& shape,
+                                py::object corrupt) {
+    std::shared_ptr<py::object> fn;
+    if (spec) {
+        if (!corrupt.is_none()) throw std::invalid_argument("MonteCarloSketch: give a spec or corrupt, not both");
+        if (m.options().name != to_string(*spec))
+            throw std::invalid_argument("Monte-Carlo sketch is of noise '" + m.options().name + "', not '" +
+                                        to_string(*spec) + "'");
+        m.set_corrupter(make_corrupter(*spec, shape));
+    } else if (!corrupt.is_none()) {
+        if (!PyCallable_Check(corrupt.ptr())) throw std::invalid_argument("corrupt must be callable");
+        m.set_corrupter(python_corrupter(corrupt, m.options().name));
+        fn = shared_callable(corrupt);
+    }
+    return std::make_unique<mcs_g>(mcs_state(std::move(spec), shape, std::move(fn), std::move(m)));
+}
+
+std::unique_ptr<mcs_g> mcs_from_bytes(const std::string& bytes, std::optional<noise_spec> spec, const image_shape& shape,
+                                      py::object corrupt, const char* source) {
+    monte_carlo_sketch m = [&] {
+        py::gil_scoped_release nogil;
+        return checkpoint::from_bytes<monte_carlo_sketch>(bytes, source);
+    }();
+    return make_mcs(std::move(m), std::move(spec), shape, std::move(corrupt));
+}
+
+std::string mcs_bytes(const mcs_g& g) {
+    return locked(g, [](const mcs_state& s) { return checkpoint::to_bytes(s.sketch); });
+}
+
+std::optional<noise_spec> optional_spec(py::handle h) {
+    if (h.is_none()) return std::nullopt;
+    return spec_of(h);
+}
+
+constexpr const char* corruption_doc =
+    "The corruption is code, not state: give the same spec (and image shape) or corrupt function again.\n"
+    "Without either, the state can merge and give its products, and update() raises.";
+
+}  // namespace
+
+void bind_monte_carlo_sketch(py::module_& m) {
+    py::class_<monte_carlo_products>(m, "MonteCarloProducts", R"doc(
+MonteCarloSketch.products(): the Monte-Carlo noise's expectations times the test matrix Ω, averaged
+over the draws and summed over the samples (uncentered): G Ω, Bs Ω, Bsᵀ Ω (D x l) and Ωᵀ G Ω (l x l).
+Without ranges (a verification pass, Ω = Q) only Bsᵀ Ω and Ωᵀ G Ω.)doc")
+        .def_readonly("n", &monte_carlo_products::n, "Samples summed over.")
+        .def_property_readonly("test", [](const monte_carlo_products& p) { return to_numpy(p.test); }, "Ω (D x l).")
+        .def_property_readonly("g", [](const monte_carlo_products& p) { return to_numpy(p.g); }, "G Ω (D x l; 0 x 0 without ranges).")
+        .def_property_readonly("bs", [](const monte_carlo_products& p) { return to_numpy(p.bs); }, "Bs Ω (D x l; 0 x 0 without ranges).")
+        .def_property_readonly("bs_t", [](const monte_carlo_products& p) { return to_numpy(p.bs_t); }, "Bsᵀ Ω (D x l).")
+        .def_property_readonly("gq", [](const monte_carlo_products& p) { return to_numpy(p.gq); }, "Ωᵀ G Ω (l x l, symmetric).");
+
+    py::class_<mcs_g> cls(m, "MonteCarloSketch", R"doc(
+A Monte-Carlo noise at any resolution (MATH.md §7 "Other noises"): instead of the D x D expectations
+Bs = (1/S) Σ x'_s xᵀ and G = (1/S) Σ x'_s x'_sᵀ of MonteCarloNoise, their products with a D x l test
+matrix Ω, from the very corruptions MonteCarloNoise draws (key (seed, batch, draw, first_row)): in the
+sketch pass (Ω = gaussian_test_matrix, ranges=True) G Ω, Bs Ω, Bsᵀ Ω, whose span with the clean sketch's
+basis is the Ritz space (monte_carlo_ritz_basis); in the verification pass (Ω = that orthonormal basis
+Q, ranges=False) Qᵀ G Q and Bsᵀ Q, from which ritz_monte_carlo_denoising solves Theorem 3 on span Q
+exactly for the draws made. Linear in the data: merge is a sum. Same verbs as MonteCarloNoise
+(update, merge, to_bytes/from_bytes, save/load, pickle; the corruption is given again on load).
+
+    mcs = MonteCarloSketch(gaussian_test_matrix(d, 60, 7), "mask:patch=4x4,ratio=0.75,draws=4,seed=7", shape=(28, 28))
+    mcs.update(x); q = monte_carlo_ritz_basis(u, mcs.products()))doc");
+    cls.def(py::init([](py::handle test, py::object spec, py::object corrupt, std::size_t draws, std::uint64_t seed,
+                        std::string name, py::object shape, const std::string& layout, bool ranges) {
+                const image_shape sh = make_shape(shape, layout);
+                monte_carlo_sketch_options o;
+                o.test = to_matrix(test, "test");
+                o.ranges = ranges;
+                std::optional<noise_spec> s = optional_spec(spec);
+                if (s) {
+                    if (s->draws == 0)
+                        throw std::invalid_argument("MonteCarloSketch: the spec needs draws > 0 (e.g. '...,draws=16')");
+                    validate(*s);
+                    o.draws = s->draws;
+                    o.seed = s->seed;
+                    o.name = to_string(*s);
+                } else {
+                    if (corrupt.is_none()) throw std::invalid_argument("MonteCarloSketch: give a noise spec or a corrupt function");
+                    if (name.empty()) throw std::invalid_argument("MonteCarloSketch: a corrupt function needs a name (it identifies the model)");
+                    o.draws = draws;
+                    o.seed = seed;
+                    o.name = name;
+                }
+                return make_mcs(monte_carlo_sketch(std::move(o), {}), s, sh, corrupt);
+            }),
+            py::arg("test"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
+            py::arg("draws") = 16, py::arg("seed") = 0, py::arg("name") = "", py::arg("shape") = py::none(),
+            py::arg("layout") = "hwc", py::arg("ranges") = true,
+            "test: Ω (D x l, finite; part of the configuration, compared bit for bit on merge). Either a built-in\n"
+            "spec with draws, or corrupt(clean, key) -> corrupted with draws, seed and a name, as MonteCarloNoise\n"
+            "takes them. shape/layout: the image geometry of masks whose spec has none. ranges: also G Ω and\n"
+            "Bs Ω (the sketch pass); False keeps Ωᵀ G Ω and Bsᵀ Ω only (the verification pass).")
+        .def("update",
+             [](mcs_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
+                 const std::uint64_t first =
+                     first_row ? *first_row : locked(g, [](const mcs_state& s) { return s.sketch.n(); });
+                 held_batch b = as_batch(x, "batch", first);
+                 locked_mut(g, [&](mcs_state& s) {
+                     if (first_row) s.sketch.update(b.view, *first_row);
+                     else s.sketch.update(b.view);
+                 });
+             },
+             py::arg("x"), py::arg("first_row") = py::none(),
+             "Corrupt the batch `draws` times (keys: seed, batch, draw, first_row; default first_row: n) and\n"
+             "accumulate; releases the GIL; a bad batch or a failing corruption changes nothing.")
+        .def("merge", &merge_guarded<mcs_state>, py::arg("other"),
+             "Add a sketch of the same Ω (bit for bit), draws, seed and name over other rows; ValueError before any change.")
+        .def("products", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.products(); }); },
+             "The MonteCarloProducts (averaged over the draws, summed over the samples).")
+        .def_property_readonly("spec", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.spec; }); },
+                               "The NoiseSpec, or None for a Python corruption.")
+        .def_property_readonly("name", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().name; }); }, "The model's name (the spec's canonical text, or the name given with corrupt).")
+        .def_property_readonly("draws", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().draws; }); }, "S, corruptions per sample.")
+        .def_property_readonly("seed", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().seed; }); }, "The corruptions' seed.")
+        .def_property_readonly("ranges", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().ranges; }); }, "True: G Ω and Bs Ω are kept too.")
+        .def_property_readonly("columns", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.columns(); }); }, "l, the columns of Ω.")
+        .def_property_readonly("batches", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.batches(); }); }, "Batches seen (the corruption's key counts them).")
+        .def_property_readonly("n", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.n(); }); }, "Samples seen.")
+        .def_property_readonly("dim", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.dim(); }); }, "D, the row width.")
+        .def_property_readonly("empty", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.empty(); }); }, "True before the first sample.")
+        .def("__len__", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return std::size_t(s.sketch.n()); }); })
+        .def("to_bytes", [](const mcs_g& g) { return py::bytes(mcs_bytes(g)); },
+             "The state as checkpoint bytes (the corruption itself is not included: give it again to from_bytes).")
+        .def_static("from_bytes",
+                    [](const py::bytes& b, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
+                        return mcs_from_bytes(std::string(b), optional_spec(spec), make_shape(shape, layout), corrupt, "<bytes>");
+                    },
+                    py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
+                    py::arg("shape") = py::none(), py::arg("layout") = "hwc", corruption_doc)
+        .def("save", [](const mcs_g& g, const std::string& path) { locked(g, [&](const mcs_state& s) { checkpoint::save_file(path, s.sketch); }); },
+             py::arg("path"), "Atomic checkpoint: written to a temporary file in the same directory, fsynced, renamed.")
+        .def_static("load",
+                    [](const std::string& path, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
+                        monte_carlo_sketch s = [&] {
+                            py::gil_scoped_release nogil;
+                            return checkpoint::load_file<monte_carlo_sketch>(path);
+                        }();
+                        return make_mcs(std::move(s), optional_spec(spec), make_shape(shape, layout), corrupt);
+                    },
+                    py::arg("path"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
+                    py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+                    (std::string("A checkpoint file written by save(); errors name the file and byte offset.\n") + corruption_doc).c_str())
+        .def("copy", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return std::make_unique<mcs_g>(mcs_state(s)); }); },
+             "An independent copy of the state (with its corruption).")
+        .def(py::pickle(
+            [](const mcs_g& g) {
+                auto [spec, shape, fn] = locked(g, [](const mcs_state& s) { return std::make_tuple(s.spec, s.shape, s.python); });
+                return py::make_tuple(py::bytes(mcs_bytes(g)), spec ? py::object(py::str(to_string(*spec))) : py::none(),
+                                      shape.height, shape.width, shape.channels, image_layout_name(shape.layout),
+                                      fn ? *fn : py::none());
+            },
+            [](const py::tuple& t) {
+                if (t.size() != 7) throw std::invalid_argument("bad MonteCarloSketch pickle state");
+                image_shape sh;
+                sh.height = t[2].cast<std::size_t>();
+                sh.width = t[3].cast<std::size_t>();
+                sh.channels = t[4].cast<std::size_t>();
+                sh.layout = t[5].cast<std::string>() == "chw" ? image_layout::chw : image_layout::hwc;
+                std::optional<noise_spec> spec;
+                if (!t[1].is_none()) spec = parse_noise_spec(t[1].cast<std::string>());
+                return mcs_from_bytes(t[0].cast<std::string>(), std::move(spec), sh, t[6], "<pickle>");
+            }))
+        .def("__repr__", [](const mcs_g& g) {
+            return locked(g, [](const mcs_state& s) {
+                return "MonteCarloSketch(name='" + s.sketch.options().name + "', dim=" + std::to_string(s.sketch.dim()) +
+                       ", columns=" + std::to_string(s.sketch.columns()) + ", draws=" + std::to_string(s.sketch.options().draws) +
+                       ", n=" + std::to_string(s.sketch.n()) + ")";
+            });
+        });
+
+    m.def("gaussian_test_matrix",
+          [](std::size_t dim, std::size_t columns, std::uint64_t seed) {
+              matrix_t t;
+              {
+                  py::gil_scoped_release nogil;
+                  t = gaussian_test_matrix(dim, columns, seed);
+              }
+              return to_numpy(t);
+          },
+          py::arg("dim"), py::arg("columns"), py::arg("seed"),
+          "A D x l matrix of standard normal entries, a pure function of (seed, D, l) (counter-based; never the\n"
+          "numbers of the corruptions of that seed): the Ω of a Monte-Carlo noise's sketch, as the CLI draws it.");
+    m.def("monte_carlo_ritz_basis",
+          [](py::handle q, const monte_carlo_products& p) {
+              const matrix_t a = to_matrix(q, "q");
+              matrix_t out;
+              {
+                  py::gil_scoped_release nogil;
+                  out = monte_carlo_ritz_basis(a, p);
+              }
+              return to_numpy(out);
+          },
+          py::arg("q"), py::arg("products"),
+          "An orthonormal basis of span(q, G Ω, Bs Ω, Bsᵀ Ω) (q orthonormal: the clean sketch's basis, or that\n"
+          "extended by other noises' subspaces; products of a sketch with ranges), dependent columns left out.");
+    m.def("ritz_monte_carlo_denoising",
+          [](const restricted_statistics& pass, const monte_carlo_products& on_basis, double rel_tol) {
+              py::gil_scoped_release nogil;
+              return ritz_monte_carlo_denoising(pass, on_basis, rel_tol);
+          },
+          py::arg("statistics"), py::arg("products"), py::arg("rel_tol") = 1e-12,
+          "Theorem 3 restricted to span Q, exactly for the draws made: `statistics` the verification pass on Q\n"
+          "(uncentered), `products` a MonteCarloSketch with Ω = Q over the same rows. ValueError when Ω is not the\n"
+          "pass's basis, the sample counts differ or the pass is centered.");
+    m.def("verified_ritz_denoising",
+          [](const ritz_alignment_result& clean, const ritz_denoising_result& found, const std::string& measure,
+             double rel_tol) {
+              alignment_options o;
+              o.measure = parse_measure(measure);
+              o.rel_tol = rel_tol;
+              py::gil_scoped_release nogil;
+              return verified_denoising(clean, found, o);
+          },
+          py::arg("clean"), py::arg("found"), py::arg("measure") = "paper", py::arg("rel_tol") = 1e-12,
+          "verified_denoising for a subspace already found on the pass's span (a RitzDenoising, e.g. of\n"
+          "ritz_monte_carlo_denoising): the curves and impact exact for it, against `clean` (ritz_alignment).");
+}
+
+}  // namespace recalign::python
