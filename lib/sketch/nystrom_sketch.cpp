@@ -44,6 +44,8 @@ void check_options(const nystrom_options& o) {
                                     std::to_string(o.dim));
     if (o.center != centering::centered && o.center != centering::uncentered)
         throw std::invalid_argument("nystrom_sketch: unknown centering");
+    if (o.blocks == 0 || o.blocks > UINT32_MAX)
+        throw std::invalid_argument("nystrom_sketch: Krylov blocks = " + std::to_string(o.blocks) + " (must lie in [1, 2^32))");
     // Y and the test matrix are D x (k + p + probes): every later offset into them is below this.
     checked_elements<double>({o.dim, checked_add(o.rank + o.oversampling, o.probes, "nystrom_sketch: sketch width")},
                              "nystrom_sketch: D x (k + p + probes) range");
@@ -75,6 +77,82 @@ void test_columns(const nystrom_sketch& sk, std::size_t c0, std::size_t cb, std:
     const std::size_t w = sk.width() + sk.options().probes;
     sk.test_block(c0, cb, scratch.data());
     for (std::size_t i = 0; i < cb; ++i) std::memcpy(out + i * count, scratch.data() + i * w + first, count * sizeof(double));
+}
+
+// The Nyström test matrix of the current pass's result: [K | T_s] (D x W, W = m s + s: the
+// kept Krylov blocks, then the first s columns of the current test matrix), rows [c0, c0 + cb)
+// as a contiguous cb x W block; and its product [C K | Y_s] from y (D x (s + probes)).
+std::size_t basis_width(const nystrom_sketch& sk) { return sk.krylov_basis().shape(1) + sk.width(); }
+
+void basis_rows(const nystrom_sketch& sk, std::size_t c0, std::size_t cb, std::vector<double>& scratch, double* out) {
+    const matrix_t& kq = sk.krylov_basis();
+    const std::size_t ms = kq.shape(1), s = sk.width(), w = ms + s;
+    if (ms == 0) return test_columns(sk, c0, cb, 0, s, scratch, out);
+    test_columns(sk, c0, cb, 0, s, scratch, out + ms);  // rows of stride s, shifted below
+    for (std::size_t i = cb; i-- > 0;) {
+        std::memmove(out + i * w + ms, out + ms + i * s, s * sizeof(double));
+        std::memcpy(out + i * w, kq.data() + (c0 + i) * ms, ms * sizeof(double));
+    }
+}
+
+matrix_t basis_range(const nystrom_sketch& sk, const matrix_t& y) {
+    const matrix_t& ky = sk.krylov_range();
+    const std::size_t d = y.shape(0), ms = ky.shape(1), s = sk.width(), w = ms + s, yw = y.shape(1);
+    matrix_t out = xt::zeros<double>({d, w});
+    for (std::size_t i = 0; i < d; ++i) {
+        if (ms) std::memcpy(out.data() + i * w, ky.data() + i * ms, ms * sizeof(double));
+        std::memcpy(out.data() + i * w + ms, y.data() + i * yw, s * sizeof(double));
+    }
+    return out;
+}
+
+// [a | b] for two matrices of D rows.
+matrix_t side_by_side(const matrix_t& a, const matrix_t& b) {
+    const std::size_t d = a.shape(0), na = a.shape(1), nb = b.shape(1);
+    matrix_t out = xt::zeros<double>({d, na + nb});
+    for (std::size_t i = 0; i < d; ++i) {
+        if (na) std::memcpy(out.data() + i * (na + nb), a.data() + i * na, na * sizeof(double));
+        std::memcpy(out.data() + i * (na + nb) + na, b.data() + i * nb, nb * sizeof(double));
+    }
+    return out;
+}
+
+// Cholesky QR twice: a (D x s) = Q R with Q orthonormal to rounding, a ← Q, and b ← b R⁻¹
+// (so C Q from C a). False if a Cholesky factorisation fails (a rank-deficient a).
+bool orthonormalize_with(matrix_t& a, matrix_t& b) {
+    const std::size_t d = a.shape(0), s = a.shape(1);
+    for (int round = 0; round < 2; ++round) {
+        matrix_t r = xt::zeros<double>({s, s});
+        blas::syrk_tn(s, d, 1.0, a.data(), 0.0, r.data());
+        if (blas::potrf_upper(s, r.data()) != 0) return false;
+        for (std::size_t i = 0; i < s; ++i)
+            for (std::size_t j = 0; j < i; ++j) r(i, j) = 0.0;
+        blas::trsm_right_upper(d, s, r.data(), a.data());
+        blas::trsm_right_upper(d, s, r.data(), b.data());
+    }
+    return true;
+}
+
+// w ← (I − K Kᵀ) w, twice (block Gram–Schmidt with reorthogonalisation), K orthonormal.
+void project_out(const matrix_t& k, matrix_t& w) {
+    const std::size_t d = w.shape(0), s = w.shape(1), m = k.shape(1);
+    matrix_t c = xt::zeros<double>({m, s});
+    for (int round = 0; round < 2; ++round) {
+        blas::gemm_tn(m, s, d, 1.0, k.data(), w.data(), 0.0, c.data());
+        blas::gemm_nn(d, s, m, -1.0, k.data(), c.data(), 1.0, w.data());
+    }
+}
+
+// Orthonormal columns spanning w (D x s; its left singular vectors: orthonormal even where w
+// is rank-deficient). Throws numerical_error if the SVD fails.
+matrix_t orthonormal_basis(matrix_t w) {
+    const std::size_t d = w.shape(0), s = w.shape(1);
+    matrix_t u = xt::zeros<double>({d, s}), vt = xt::zeros<double>({s, s});
+    vector_t sv = xt::zeros<double>({s});
+    const int info = blas::gesdd_thin_notrans(d, s, w.data(), sv.data(), u.data(), vt.data());
+    if (info != 0) throw numerical_error("nystrom_sketch::next_pass: the SVD of the next Krylov block failed (LAPACK info " +
+                                         std::to_string(info) + ")");
+    return u;
 }
 
 // Thin SVD of a tall E (D x s, overwritten) without a D x s SVD: Cholesky QR twice (E = Q C,
@@ -116,16 +194,16 @@ bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv) {
 // shift grows (a few times). Ω is regenerated block by block; besides y, one D x s copy
 // (Y + νΩ, then E) and U are held.
 reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y) {
-    const std::size_t d = y.shape(0), s = sk.width();
+    const std::size_t d = y.shape(0), s = basis_width(sk);  // the whole basis [K | T_s] (block Krylov)
     reconstruction r;
-    matrix_t yn = columns(y, 0, s);
+    matrix_t yn = basis_range(sk, y);
     double norm = 0.0;
     for (double v : yn) norm += v * v;
     norm = std::sqrt(norm);
     const bool zero = norm == 0.0;
     r.nu = zero ? 1.0 : std::sqrt(static_cast<double>(d)) * DBL_EPSILON * norm;
     const std::size_t cbmax = std::min(d, column_block);
-    std::vector<double> scratch(cbmax * (s + sk.options().probes)), om(cbmax * s);
+    std::vector<double> scratch(cbmax * (sk.width() + sk.options().probes)), om(cbmax * s);
     matrix_t b;
     double added = 0.0;  // the multiple of Ω already in yn
     for (int attempt = 0; attempt < 6; ++attempt) {
@@ -133,7 +211,7 @@ reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y) {
         const double step = r.nu - added;
         for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
             const std::size_t cb = std::min(column_block, d - c0);
-            test_columns(sk, c0, cb, 0, s, scratch, om.data());
+            basis_rows(sk, c0, cb, scratch, om.data());
             double* yb = yn.data() + c0 * s;
             for (std::size_t i = 0; i < cb * s; ++i) yb[i] += step * om[i];
             blas::gemm_tn(s, s, cb, 1.0, om.data(), yb, 1.0, b.data());  // Ωᵀ (Y + νΩ)
@@ -170,6 +248,19 @@ nystrom_sketch::nystrom_sketch(const nystrom_options& options) : options_(option
     const std::size_t d = options_.dim, w = width() + options_.probes;
     mean_ = xt::zeros<double>({d});
     y_ = xt::zeros<double>({d, w});
+    kq_ = xt::zeros<double>({d, std::size_t{0}});
+    ky_ = xt::zeros<double>({d, std::size_t{0}});
+}
+
+long double nystrom_peak_bytes(const nystrom_options& o) {
+    const long double d = static_cast<long double>(o.dim), s = static_cast<long double>(o.rank + o.oversampling),
+                      t = static_cast<long double>(o.probes);
+    // The widest basis: min(blocks, D / s) blocks of s columns (at least the current one).
+    const std::size_t fit = o.rank + o.oversampling == 0 ? 1 : o.dim / (o.rank + o.oversampling);
+    const long double w = s * static_cast<long double>(std::max<std::size_t>(1, std::min(o.blocks, fit)));
+    // State: Y and its copy in range() (2 (s + t)), Q (s), K and C K (2 (W − s)), the mean;
+    // the reconstruction: [C K | Y_s] + νΩ, and U (2 W); next_pass's new state (2 W + s + t).
+    return 8.0L * d * (2.0L * (s + t) + s + 2.0L * (w - s) + 1.0L + 2.0L * w + 2.0L * w + s + t);
 }
 
 template <class T>
@@ -231,6 +322,7 @@ std::uint64_t nystrom_sketch::config_hash() const {
         .add(static_cast<std::uint64_t>(options_.probes))
         .add(options_.seed)
         .add(static_cast<std::uint64_t>(options_.center));
+    if (options_.blocks != 1) h.add(std::string_view("krylov blocks")).add(static_cast<std::uint64_t>(options_.blocks));
     // Gaussian states keep the hash they had before the test matrix became a choice.
     if (options_.test != nystrom_test::gaussian) h.add(std::string_view("test")).add(static_cast<std::uint64_t>(options_.test));
     return h.value();
@@ -433,10 +525,15 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
     if (a.center != b.center) refuse("centering", centering_name(a.center), centering_name(b.center));
     if (a.test != b.test)
         refuse("test matrix", a.test == nystrom_test::signs ? "signs" : "gaussian", b.test == nystrom_test::signs ? "signs" : "gaussian");
+    if (a.blocks != b.blocks) refuse("Krylov blocks", std::to_string(a.blocks), std::to_string(b.blocks));
     if (pass_ != other.pass_) refuse("pass", std::to_string(pass_), std::to_string(other.pass_));
     if (pass_ > 0 && !(q_.shape() == other.q_.shape() &&
                        std::memcmp(q_.data(), other.q_.data(), q_.size() * sizeof(double)) == 0))
         refuse("power-iteration basis (hash)", std::to_string(hash_of(q_)), std::to_string(hash_of(other.q_)));
+    for (auto [mine, theirs] : {std::pair{&kq_, &other.kq_}, std::pair{&ky_, &other.ky_}})
+        if (!(mine->shape() == theirs->shape() &&
+              std::memcmp(mine->data(), theirs->data(), mine->size() * sizeof(double)) == 0))
+            refuse("Krylov basis (hash)", std::to_string(hash_of(*mine)), std::to_string(hash_of(*theirs)));
     if (other.n_ == 0) return;
     const std::size_t d = a.dim, w = y_.shape(1);
     // Copy what we read from `other` first: it may be *this.
@@ -461,27 +558,49 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
 void nystrom_sketch::next_pass() {
     if (n_ == 0) throw std::logic_error("nystrom_sketch::next_pass: pass " + std::to_string(pass_) + " has seen no data");
     if (pass_ == UINT32_MAX) throw std::logic_error("nystrom_sketch::next_pass: too many passes");
-    reconstruction r = reconstruct(*this, range());
-    if (r.info != 0)
-        throw numerical_error("nystrom_sketch::next_pass: the reconstruction of pass " + std::to_string(pass_) +
-                              " failed (LAPACK info " + std::to_string(r.info) + ")");
     // Build everything first, then swap in (strong guarantee).
+    const std::size_t d = options_.dim, s = width(), ms = kq_.shape(1);
     nystrom_sketch next(options_);
     next.pass_ = pass_ + 1;
-    next.q_ = std::move(r.u);
+    if (options_.blocks > 1 && ms / s + 2 <= options_.blocks && ms + 2 * s <= d) {
+        // Block Krylov: keep this pass's block, orthonormalised (Q_m = T_s R⁻¹, C Q_m = Y_s R⁻¹),
+        // and test the next pass with C Q_m, span(K, Q_m) projected out.
+        matrix_t block = columns(test_matrix(), 0, s), product = columns(range(), 0, s);
+        if (!orthonormalize_with(block, product))
+            throw numerical_error("nystrom_sketch::next_pass: the test block of pass " + std::to_string(pass_) +
+                                  " is rank-deficient (Cholesky QR failed)");
+        next.kq_ = side_by_side(kq_, block);
+        next.ky_ = side_by_side(ky_, product);
+        project_out(next.kq_, product);
+        matrix_t q = orthonormal_basis(std::move(product));
+        project_out(next.kq_, q);  // the SVD's directions for a rank-deficient block, too
+        next.q_ = orthonormal_basis(std::move(q));
+    } else {
+        // Subspace iteration (or a restart of the Krylov basis): the top s eigenvectors of
+        // this pass's reconstruction.
+        reconstruction r = reconstruct(*this, range());
+        if (r.info != 0)
+            throw numerical_error("nystrom_sketch::next_pass: the reconstruction of pass " + std::to_string(pass_) +
+                                  " failed (LAPACK info " + std::to_string(r.info) + ")");
+        next.q_ = r.u.shape(1) == s ? std::move(r.u) : columns(r.u, 0, s);
+    }
     *this = std::move(next);
 }
 
 nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64_t rank, std::uint64_t over,
                                                   std::uint64_t probes, std::uint64_t seed, std::uint8_t center, std::uint8_t f32,
-                                                  std::uint32_t pass, const checkpoint::budget& b) {
+                                                  std::uint32_t pass, std::uint64_t blocks, const checkpoint::budget& b) {
     if (dim == 0 || dim > checkpoint::max_dim) throw std::length_error("dimension " + std::to_string(dim) + " out of range");
     if (rank == 0 || rank > dim || over > dim - rank) throw std::length_error("rank + oversampling out of range");
     if (probes > dim) throw std::length_error("probes out of range");
     if (center != 1 && center != 2) throw std::length_error("unknown centering " + std::to_string(center));
     // Bit 0: float32 kernels; bit 1: a ±1 test matrix (states saved before it have 0 there:
-    // Gaussian, which they keep). Anything else is a newer format this build cannot continue.
-    if (f32 > 3) throw std::length_error("unknown Nyström flags " + std::to_string(f32) + " (a newer format?)");
+    // Gaussian, which they keep); bit 2: block Krylov, its blocks and basis following (states
+    // saved before it: subspace iteration, blocks = 1). Anything else is a newer format this
+    // build cannot continue.
+    if (blocks == 0 || blocks > UINT32_MAX || ((f32 & 4) != 0) != (blocks > 1))
+        throw std::length_error("Krylov blocks " + std::to_string(blocks) + " out of range");
+    if (f32 > 7) throw std::length_error("unknown Nyström flags " + std::to_string(f32) + " (a newer format?)");
     // The constructor allocates D x (s + probes) twice and the mean; the payload must hold
     // the state's own copy of Y, the mean and (after pass 0) Q before anything is allocated.
     const std::uint64_t words = b.left / 8, w = rank + over + probes;  // each <= dim <= 2^31
@@ -496,6 +615,7 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     o.center = static_cast<centering>(center);
     o.float32_kernels = (f32 & 1) != 0;
     o.test = (f32 & 2) != 0 ? nystrom_test::signs : nystrom_test::gaussian;
+    o.blocks = static_cast<std::size_t>(blocks);
     check_options(o);
     return o;
 }
@@ -506,6 +626,10 @@ void nystrom_sketch::check_loaded() const {
     if (mean_.shape(0) != d) bad("mean");
     if (y_.shape(0) != d || y_.shape(1) != w) bad("Y");
     if (pass_ > 0 && (q_.shape(0) != d || q_.shape(1) != s)) bad("Q");
+    const std::size_t ms = kq_.shape(1);
+    if (kq_.shape(0) != d || ky_.shape(0) != d || ky_.shape(1) != ms || ms % s != 0 || ms + s > d ||
+        ms / s + 1 > options_.blocks || (pass_ == 0 && ms != 0))
+        bad("Krylov basis");
     if (!(trace_ >= 0.0) || !std::isfinite(trace_)) throw std::length_error("trace is negative or not finite");
 }
 

@@ -64,6 +64,8 @@ class VerifiedAlignment(_VerifiedRun):
         recalign.track(loader, state)      # reads `loader` state.total_passes times
         state.report().alignment"""
 
+    _krylov = True  # the CLI's align: block Krylov for passes >= 2
+
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper",
                  tolerance=None):
         self._measure = _measure(measure)

@@ -43,6 +43,7 @@ class _VerifiedRun:
     """What the three analyses share: the sketch passes, the verification passes, the verbs."""
 
     verification_passes = 1
+    _krylov = False  # VerifiedAlignment: block Krylov sketch passes, as the CLI's align
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None):
         dim, classes, rank, passes = int(dim), int(classes), int(rank), int(passes)
@@ -73,8 +74,12 @@ class _VerifiedRun:
         if method == "fd":
             self._sketch = _recalign.FrequentDirections(dim, min(2 * rank, dim), center=center)
         else:
-            self._sketch = _recalign.NystromSketch(dim, rank, oversampling=min(10, dim - rank), probes=min(10, dim),
-                                                   seed=int(seed), center=center)
+            # The CLI's sketch (route_state.cpp, nystrom_route_options): block Krylov over all
+            # passes with rank + max(rank, 10) columns for align's passes >= 2, else rank + 10.
+            krylov = self._krylov and passes > 1
+            self._sketch = _recalign.NystromSketch(dim, rank, oversampling=min(max(rank, 10) if krylov else 10, dim - rank),
+                                                   probes=min(10, dim), seed=int(seed), center=center,
+                                                   blocks=passes if krylov else 1)
         self._labels = _recalign.ClassMoments(dim, classes)
         self._blocks = [_recalign.PatchBlocks(shape, patch, layout) for shape, patch, layout in self._geometries()]
         # Monte-Carlo noises: a MonteCarloSketch each in the first pass (Ω random), and one on the

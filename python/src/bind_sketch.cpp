@@ -86,9 +86,10 @@ Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, 
 Randomized range / Nyström sketch of the second moment (single- or multi-pass): Y = C [Ω | G]
 with a counter-based random Ω of width rank + oversampling (±1 signs by default, or
 test="gaussian"; regenerated from `seed`, never stored) and `probes` extra columns for an a-posteriori error estimate. next_pass()
-starts a power iteration over another read of the data. Same verbs as MomentAccumulator.)doc");
+starts a power iteration over another read of the data (blocks > 1: block Krylov, keeping up to
+`blocks` passes' blocks and their products). Same verbs as MomentAccumulator.)doc");
     ny.def(py::init([](std::size_t dim, std::size_t rank, std::size_t oversampling, std::size_t probes, std::uint64_t seed,
-                       const std::string& center, bool float32_kernels, const std::string& test) {
+                       const std::string& center, bool float32_kernels, const std::string& test, std::size_t blocks) {
                nystrom_options o;
                o.dim = dim;
                o.rank = rank;
@@ -97,13 +98,16 @@ starts a power iteration over another read of the data. Same verbs as MomentAccu
                o.seed = seed;
                o.center = parse_centering(center);
                o.float32_kernels = float32_kernels;
+               o.blocks = blocks;
                if (test != "auto" && test != "signs" && test != "gaussian")
                    throw std::invalid_argument("test must be 'auto', 'signs' or 'gaussian', not '" + test + "'");
                o.test = test == "signs" ? nystrom_test::signs : test == "gaussian" ? nystrom_test::gaussian : nystrom_test::automatic;
                return std::make_unique<ny_g>(nystrom_sketch(o));
            }),
            py::arg("dim"), py::arg("rank"), py::arg("oversampling") = 10, py::arg("probes") = 10, py::arg("seed") = 0,
-           py::arg("center") = "centered", py::arg("float32_kernels") = false, py::arg("test") = "auto",
+           py::arg("center") = "centered", py::arg("float32_kernels") = false, py::arg("test") = "auto", py::arg("blocks") = 1,
+           "blocks: 1 = subspace iteration between passes; B > 1 = block Krylov over up to B passes (every pass's block "
+           "and its product kept: more accurate per pass, 2 D x (rank + oversampling) more memory per kept pass). "
            "float32_kernels: opt-in SGEMM products for float32 or uint8 input (about 2x faster; merges with sketches "
            "without it). test: the random test matrix, 'auto' (±1 signs where D >= 64, else Gaussian: a small ±1 matrix is often singular), 'signs' or 'gaussian'.")
         .def("update", &update_sketch<nystrom_sketch>, py::arg("x"), py::arg("first_row") = 0,

@@ -169,13 +169,15 @@ def test_verify_refusals(tmp, data):
 def test_nystrom_tolerance_stops_at_the_first_pass_below_it(data):
     """--tolerance T: the sketch passes stop after the first pass whose relative estimate
     ‖C − Ĉ‖_F / tr C is <= T (the same numbers as a run of exactly that many passes), or run
-    all of --passes and say it was not met."""
+    all of --passes and say it was not met. After one pass, the reference is the first pass of
+    a multi-pass sketch (block Krylov, K + max(K, 10) columns; --passes 1 has K + 10): a run
+    that a tolerance every estimate meets stops there."""
     common = ["--method", "nystrom", "--rank", 4, "--seed", 3]
     est = []
     for q in range(1, 5):
-        j = c.run_json(["align"] + data + common + ["--passes", q])
+        j = c.run_json(["align"] + data + common + (["--passes", q] if q > 1 else ["--passes", 4, "--tolerance", 0.999]))
         e = j["sketch_error"]
-        assert e["sketch_passes"] == q and e["max_passes"] == q and e["tolerance"] is None, f"passes {q}: {e}"
+        assert e["sketch_passes"] == q and e["max_passes"] == (4 if q == 1 else q), f"passes {q}: {e}"
         assert e["relative_estimate"] > 0, f"passes {q}: {e}"
         est.append((e["relative_estimate"], j))
     for t in sorted({0.5 * (est[0][0] + est[1][0]), 1.01 * est[0][0], 0.99 * min(e for e, _ in est)}):
@@ -190,6 +192,16 @@ def test_nystrom_tolerance_stops_at_the_first_pass_below_it(data):
             f"T = {t}: not the {runs}-pass result"
     rc, out, _ = c.run(["align"] + data + common + ["--passes", 4, "--tolerance", 1.01 * est[0][0]])
     assert rc == 0 and "--tolerance" in out and " met after 1 of at most 4 passes" in out, out
+
+
+def test_krylov_memory_refused_early(data):
+    """Block Krylov keeps every pass's block: its memory grows with --passes and is refused
+    before any data is read, naming the way out."""
+    args = ["align"] + data + ["--method", "nystrom", "--rank", 2, "--memory", 2e-5]  # 21 KB: 1 pass ~5 KB, 3 ~38 KB
+    rc, _, err = c.run(args + ["--passes", 1])
+    assert rc == 0, err
+    rc, _, err = c.run(args + ["--passes", 3])
+    assert rc == 2 and "fewer --passes" in err and "nystrom" in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("args,what", [(["--method", "fd", "--rank", 4, "--tolerance", 0.1], "nystrom only"),

@@ -7,7 +7,7 @@
 //       memory): x = Householder⁴ · (√λ_j z_j)_j + offset, λ_j = j^-alpha, z standard normal
 //       from the counter-based Philox generator keyed by (seed, row).
 //   bench_sketch run --data FILE --dim D --rows N --method fd|nystrom|exact [--batch B]
-//                    [--rank K] [--ell L] [--oversampling P] [--passes Q] [--probes T]
+//                    [--rank K] [--ell L] [--oversampling P] [--passes Q] [--blocks B] [--probes T]
 //                    [--seed S] [--float32 0|1] [--robust 0|1] [--basis-out FILE]
 //       Streams the file (Q reads for Nyström), prints one JSON line: wall seconds, peak RSS,
 //       checkpoint bytes, top eigenvalues' sum, error information; writes the D x K basis
@@ -216,6 +216,7 @@ int run(const args& a) {
         o.probes = a.num("probes", "10");
         o.seed = a.num("seed", "7");
         o.float32_kernels = a.get("float32", "0") == "1";
+        o.blocks = a.num("blocks", "1");  // > 1: block Krylov
         const std::size_t passes = a.num("passes", "1");
         nystrom_sketch ny(o);
         for (std::size_t p = 0; p < passes; ++p) {
@@ -225,6 +226,7 @@ int run(const args& a) {
         sp = nystrom_spectrum(ny);
         bytes = state_bytes(ny);
         extra = ", \"oversampling\": " + std::to_string(o.oversampling) + ", \"passes\": " + std::to_string(passes) +
+                ", \"blocks\": " + std::to_string(o.blocks) +
                 ", \"probes\": " + std::to_string(o.probes) +
                 ", \"float32_kernels\": " + (o.float32_kernels ? "true" : "false");
     } else if (method == "exact") {

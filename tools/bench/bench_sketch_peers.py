@@ -47,6 +47,7 @@ def main():
     ap.add_argument("--rows", type=int, required=True)
     ap.add_argument("--fit-rows", type=int, default=0)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--epochs", type=int, default=1, help="ipca: reads of the data, partial_fit on every batch")
     ap.add_argument("--rank", type=int, default=100)
     ap.add_argument("--n-iter", type=int, default=4)
     ap.add_argument("--oversampling", type=int, default=10)
@@ -60,12 +61,13 @@ def main():
     if a.method == "ipca":
         fit_rows = a.fit_rows or n
         model = IncrementalPCA(n_components=k, batch_size=a.batch)
-        for x in batches(a.data, d, fit_rows, a.batch):
-            model.partial_fit(x)
+        for _ in range(a.epochs):
+            for x in batches(a.data, d, fit_rows, a.batch):
+                model.partial_fit(x)
         basis = model.components_.T
         eig = model.singular_values_ ** 2
         state = len(pickle.dumps(model))
-        extra = {"fit_rows": fit_rows, "batch": a.batch}
+        extra = {"fit_rows": fit_rows, "batch": a.batch, "epochs": a.epochs}
     else:
         x = np.fromfile(a.data, dtype=np.float32, count=n * d).reshape(n, d)
         x -= x.mean(axis=0, dtype=np.float64).astype(np.float32)

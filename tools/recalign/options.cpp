@@ -72,7 +72,10 @@ void add_method_options(CLI::App* s, run_options& r) {
     s->add_option("--method", r.method, "Route to the spectrum: exact moments, Frequent Directions or Nyström sketch")
         ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
     s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)")->check(non_negative);
-    s->add_option("--passes", r.passes, "Passes over the data (nystrom power iterations; with --tolerance the most)")->capture_default_str()
+    s->add_option("--passes", r.passes, "Passes over the data (nystrom; with --tolerance the most). align, spectrum, project with Q >= 2: "
+                  "block Krylov over all Q passes, S = K + max(K, 10) columns per pass, memory at most about 8 D (6 Q S + 2 S + 31) "
+                  "bytes (the basis restarts before exceeding D columns; refused early if it does not fit); denoise, tradeoff and one pass: K + 10 columns, "
+                  "power (subspace) iterations")->capture_default_str()
         ->check(non_negative);
     s->add_option("--tolerance", r.tolerance,
                   "nystrom: after each pass, stop once the probes' estimate of ‖C − Ĉ_K‖_F / tr(C) is at most T "

@@ -44,22 +44,27 @@ route_variant make_route(const run_config& config) {
         o.float32_kernels = config.float32_kernels;
         return frequent_directions(o);
     }
-    nystrom_options o;
-    o.dim = dim;
-    o.rank = static_cast<std::size_t>(config.rank);
-    o.oversampling = std::min<std::size_t>(10, dim - o.rank);
-    o.probes = std::min<std::size_t>(10, dim);
-    o.seed = config.seed;
-    o.center = c;
-    o.float32_kernels = config.float32_kernels;
-    return nystrom_sketch(o);
+    return nystrom_sketch(nystrom_route_options(config));
 }
 
 // A nested sketch must be of this run's configuration (its own header says which kind).
+// A Nyström state of either sketch a run of this configuration may hold (run_config::krylov:
+// block Krylov with p = max(K, 10), or the historic K + 10 columns of subspace iteration, which states
+// begun before block Krylov also hold) continues as it was begun.
+bool either_sketch(const nystrom_sketch& s, const nystrom_sketch& fresh) {
+    nystrom_options o = fresh.options();
+    const bool krylov = s.options().blocks > 1;
+    o.oversampling = std::min<std::size_t>(krylov ? std::max<std::size_t>(o.rank, 10) : 10, o.dim - o.rank);
+    o.blocks = krylov ? s.options().blocks : 1;
+    return s.config_hash() == nystrom_sketch(o).config_hash();
+}
+template <class Sketch>
+bool either_sketch(const Sketch&, const Sketch&) { return false; }
+
 template <class Sketch>
 Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::string& source) {
     Sketch s = checkpoint::from_bytes<Sketch>(bytes, source + " (nested accumulator)");
-    if (s.config_hash() != fresh.config_hash())
+    if (s.config_hash() != fresh.config_hash() && !either_sketch(s, fresh))
         throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");
     return s;
 }
@@ -77,6 +82,20 @@ class_moments load_classes(std::string_view bytes, const class_moments& fresh, c
 }
 
 }  // namespace
+
+nystrom_options nystrom_route_options(const run_config& config) {
+    nystrom_options o;
+    o.dim = static_cast<std::size_t>(config.dim);
+    o.rank = static_cast<std::size_t>(config.rank);
+    const bool krylov = config.krylov && config.passes > 1;
+    o.oversampling = std::min<std::size_t>(krylov ? std::max<std::size_t>(o.rank, 10) : 10, o.dim - o.rank);
+    o.blocks = krylov ? static_cast<std::size_t>(config.passes) : 1;
+    o.probes = std::min<std::size_t>(10, o.dim);
+    o.seed = config.seed;
+    o.center = static_cast<centering>(config.center);
+    o.float32_kernels = config.float32_kernels;
+    return o;
+}
 
 route_state::route_state(const run_config& config) : config_(config), main_(make_route(config)) {
     if (config.classes)

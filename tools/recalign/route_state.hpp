@@ -22,6 +22,13 @@
 
 namespace recalign::cli {
 
+// The Nyström sketch a fresh run creates (--method nystrom; also the sketch pass of denoise and
+// tradeoff): one pass, K + 10 columns; Q >= 2 passes with run_config::krylov (align, spectrum,
+// project), block Krylov over all Q passes with K + max(K, 10) columns (BENCHMARKS.md "Block Krylov": at
+// 2 passes it beats IncrementalPCA on the power-law stream, p = 10 does not), else subspace
+// iteration on K + 10. validate.cpp's memory estimate reads it too.
+nystrom_options nystrom_route_options(const run_config& config);
+
 class route_state final : public stream_state {
 public:
     explicit route_state(const run_config& config);

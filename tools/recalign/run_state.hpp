@@ -34,6 +34,12 @@ struct run_config {
     // --memory in bytes (0: this machine's physical memory): what the run may use, not what it
     // computes; neither saved, hashed nor compared either.
     std::uint64_t memory = 0;
+    // A fresh multi-pass Nyström sketch is block Krylov over all passes with p = max(K, 10) (align,
+    // spectrum, project: their result is the top-K spectrum) or the historic K + 10 columns of
+    // subspace iteration (denoise, tradeoff: their verification passes make the printed numbers
+    // exact, and the 224x224 demo's memory is tuned to that sketch). A checkpoint of either
+    // loads (its state says which): neither saved, hashed nor compared.
+    bool krylov = false;
 
     std::uint64_t hash() const;
     // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares

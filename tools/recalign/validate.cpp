@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "paths.hpp"
+#include "route_state.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
@@ -238,14 +240,15 @@ namespace {
 // adds its 2l x 2l scratch matrices.
 long double memory_need(const run_config& c, std::uint64_t extra) {
     const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
-    long double words = c.method == "exact" ? 3.0L * d * d
-                                            : 3.0L * 2.0L * static_cast<long double>(c.rank) * d;
+    long double route = 8.0L * (c.method == "exact" ? 3.0L * d * d : 3.0L * 2.0L * static_cast<long double>(c.rank) * d);
     if (c.method == "fd") {  // each shrink: the 2l x 2l Gram matrix and two scratch copies (l = min(2 rank, D))
         const long double ell = std::min(2.0L * static_cast<long double>(c.rank), d);
-        words += 3.0L * 4.0L * ell * ell;
+        route += 8.0L * 3.0L * 4.0L * ell * ell;
     }
-    if (c.classes) words += 2.0L * (d + 1.0L) * k + k * k;
-    return 8.0L * words + static_cast<long double>(extra);
+    // Block Krylov Nyström: its state and reconstruction at the widest basis.
+    if (c.method == "nystrom" && c.krylov && c.passes > 1) route = std::max(route, nystrom_peak_bytes(nystrom_route_options(c)));
+    const long double classes = c.classes ? 8.0L * (2.0L * (d + 1.0L) * k + k * k) : 0.0L;
+    return route + classes + static_cast<long double>(extra);
 }
 
 long double memory_budget(const run_config& c) {
@@ -258,7 +261,9 @@ void require_memory(const run_config& c, std::uint64_t extra, const std::string&
     const long double need = memory_need(c, extra), phys = memory_budget(c);
     if (phys <= 0 || need <= phys) return;
     const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
-    std::string way_out = c.method == "exact" ? ": use --method fd or --method nystrom with --rank K" : ": use a smaller --rank";
+    std::string way_out = c.method == "exact"     ? ": use --method fd or --method nystrom with --rank K"
+                          : c.method == "nystrom" ? ": use a smaller --rank or fewer --passes (block Krylov keeps every pass's block)"
+                                                  : ": use a smaller --rank";
     if (c.classes && k * k + 2.0L * (d + 1.0L) * k > d * d)
         way_out = " (C = " + std::to_string(c.classes) + " classes; is --classes or a label wrong?)";
     throw user_error(what + ": --method " + c.method + " needs about " + gib(need) + " for D = " +
@@ -329,6 +334,8 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
     p.input.config = make_config(r, src.dim(), classes, o.scale, p.center);
+    const std::string command = needs.command;
+    p.input.config.krylov = command == "align" || command == "spectrum" || command == "project";
     p.input.source = o;
     require_memory(p.input.config, 0, o.describe());
     if (needs.labels && !src.has_labels())

@@ -14,6 +14,19 @@
 // accumulation Y = C Q: one power (subspace) iteration per extra read of the data source.
 // Q is stored in checkpoints (it depends on the data); Ω and the probes never are.
 //
+// Block Krylov (options.blocks > 1; Musco & Musco 2015, Tropp & Webber 2023 §11): next_pass()
+// keeps this pass's test block and its product instead of dropping them. The state then holds
+// K = [Q_0, ..., Q_{m-1}] (D x m s, orthonormal: Q_0 = Ω R⁻¹ from Cholesky QR, each later block
+// orthonormal and orthogonal to the earlier ones) and C K, and the next pass's test block is
+// C Q_{m-1} with span(K) projected out, so span([K, Q_m]) = span(Ω, C Ω, ..., C^m Ω). The
+// result is the stable Nyström reconstruction on the whole basis [K, Q_m] with [C K, C Q_m]:
+// Ĉ = C^{1/2} P C^{1/2} for the projector P onto C^{1/2} span(K), which contains subspace
+// iteration's C^{1/2} span(C^m Ω), so C − Ĉ is (Loewner) no larger than subspace iteration's
+// at equal passes. A basis of `blocks` blocks (or one that would exceed D columns) restarts:
+// the next pass's block is then the top s eigenvectors of this pass's reconstruction, as in
+// subspace iteration (blocks = 1: every pass, the historic behaviour, bit for bit).
+// Memory: 2 D x m s more than subspace iteration (K and C K), nystrom_peak_bytes().
+//
 // A-posteriori error: `probes` further Gaussian columns G (an independent stream of the
 // same seed) are accumulated alongside, Z = C G, in every pass. For the rank-r
 // reconstruction Ĉ, E‖(C − Ĉ) g‖² = ‖C − Ĉ‖_F² for standard Gaussian g independent of Ĉ,
@@ -61,7 +74,15 @@ struct nystrom_options {
     // once for X_b T, once for X_bᵀ Z), never widened as a whole.
     bool float32_kernels = false;
     nystrom_test test = nystrom_test::automatic;
+    // Krylov blocks the basis may hold (>= 1): 1 = subspace iteration; B > 1 = block Krylov
+    // over up to B passes (restarting after that, and where B s would exceed D). Part of the
+    // configuration from the second pass on: sketches of different B do not merge.
+    std::size_t blocks = 1;
 };
+
+// Bytes a sketch of these options holds at its largest (state plus the reconstruction's
+// copies at the end of its widest pass; not the per-batch scratch), for refusing early.
+long double nystrom_peak_bytes(const nystrom_options& options);
 
 class nystrom_sketch {
 public:
@@ -107,6 +128,10 @@ public:
     template <class T>
     void test_block(std::size_t first, std::size_t count, T* out) const;
     const matrix_t& centered_range() const noexcept { return y_; }
+    // Block Krylov: the kept orthonormal blocks K of earlier passes (D x m s; m = 0 at pass 0,
+    // after a restart and for blocks = 1) and C K for the chosen centering.
+    const matrix_t& krylov_basis() const noexcept { return kq_; }
+    const matrix_t& krylov_range() const noexcept { return ky_; }
     // C [Ω or Q | G] for the chosen centering (adds n μ (μᵀ [Ω|G]) when uncentered).
     matrix_t range() const;
 
@@ -119,7 +144,7 @@ public:
 private:
     static nystrom_options validated_options(std::uint64_t dim, std::uint64_t rank, std::uint64_t over,
                                              std::uint64_t probes, std::uint64_t seed, std::uint8_t center, std::uint8_t f32,
-                                             std::uint32_t pass, const checkpoint::budget& b);
+                                             std::uint32_t pass, std::uint64_t blocks, const checkpoint::budget& b);
     void check_loaded() const;
     // vᵀ [Ω or Q | G] (length s + probes) for a D-vector v, block by block.
     std::vector<double> project_test(const double* v) const;
@@ -136,6 +161,7 @@ private:
     vector_t mean_;
     matrix_t y_;     // D x (s + probes): M [Ω or Q | G]
     matrix_t q_;     // D x s, the power-iteration basis (pass > 0 only)
+    matrix_t kq_, ky_;  // D x m s: the kept Krylov blocks and C times them (blocks > 1 only)
     // Scratch, never serialized: one column block of the batch and of the test matrix, X T.
     std::vector<double> xb_, tb_, zb_, chan_, ssc_;
     std::vector<float> xf_, tf_, zf_, yf_;
