@@ -1,13 +1,13 @@
 #include "validate.hpp"
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "paths.hpp"
+#include "recalign/align/verified_memory.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
@@ -230,21 +230,13 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
 }
 
 namespace {
-// Bytes a run of `c` holds at its largest, plus `extra` (long double: no wrap). Exact: the
-// moments and, for the analysis, two more D x D matrices (Sxx and the eigenvectors: dsyevr's
-// O(D) workspace); sketches: a few ell x D blocks. With labels: per-class means D x C and the
-// cross statistics (Sxy D x C, Syy C x C in the finished statistics).
+// Bytes a run of `c` holds at its largest, plus `extra` (recalign/align/verified_memory.hpp).
 long double memory_need(const run_config& c, std::uint64_t extra) {
-    const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
-    long double words = c.method == "exact" ? 3.0L * d * d
-                                            : 3.0L * 2.0L * static_cast<long double>(c.rank) * d;
-    if (c.classes) words += 2.0L * (d + 1.0L) * k + k * k;
-    return 8.0L * words + static_cast<long double>(extra);
+    return run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra));
 }
 
 long double memory_budget(const run_config& c) {
-    if (c.memory) return static_cast<long double>(c.memory);
-    return static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
+    return c.memory ? static_cast<long double>(c.memory) : physical_memory();
 }
 }  // namespace
 
