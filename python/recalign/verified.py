@@ -13,7 +13,9 @@ same order, ``next_pass()`` between them, ``pass_index`` and ``n`` (rows of the 
 callable returning a fresh iterable); ``verified_align`` / ``verified_denoise`` /
 ``verified_tradeoff`` do both in one call. The same data in the same batches gives the CLI's
 numbers bit for bit (same configuration: Nyström oversampling and probes min(10, ...), FD
-ell = 2 · rank).
+ell = 2 · rank). What the CLI refuses before reading is refused by the constructors (ValueError,
+before any batch): the options, and a run whose memory estimate (the CLI's own,
+recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical memory).
 """
 import io
 import json
