@@ -67,10 +67,13 @@ class VerifiedAlignment(_VerifiedRun):
     _krylov = True  # the CLI's align: block Krylov for passes >= 2
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper",
-                 tolerance=None):
+                 tolerance=None, memory=None):
         self._measure = _measure(measure)
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance)
+                         tolerance=tolerance, memory=memory)
+
+    def _verification(self):
+        return "alignment", {}
 
     def _args(self):
         c = self._config
@@ -109,12 +112,18 @@ class VerifiedDenoising(_VerifiedRun):
     --tolerance, as for every verified state."""
 
     def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
-                 center="uncentered", measure="paper", refine=8, tolerance=None):
+                 center="uncentered", measure="paper", refine=8, tolerance=None, memory=None):
         self._measure = _measure(measure)
         if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 20:
             raise ValueError(f"refine must be an integer in [0, 20] (the CLI's --refine), got {refine!r}")
         self._refine = int(refine)
+        if shape is not None and (len(shape) not in (2, 3) or any(
+                isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape)):
+            raise ValueError(f"shape: expected (H, W, C) or (H, W) of positive integers (the CLI's --image-shape), "
+                             f"got {shape!r}")
         self._shape = None if shape is None else tuple(int(s) for s in shape)
+        if layout not in ("hwc", "chw"):
+            raise ValueError(f"layout must be 'hwc' or 'chw', got {layout!r}")
         self._layout = layout
         self._noises = [n if isinstance(n, (_recalign.NoiseSpec, Corruption)) else _recalign.NoiseSpec(str(n))
                         for n in noises]
@@ -125,6 +134,10 @@ class VerifiedDenoising(_VerifiedRun):
         self._block_of = []
         geometries = []
         for n in self._noises:
+            own = getattr(n, "shape", None)
+            if own is not None and math.prod(own) != int(dim):
+                raise ValueError(f"noise {n}: its shape {'x'.join(map(str, own))} has {math.prod(own)} values but the "
+                                 f"rows have {int(dim)}")
             if _is_monte_carlo(n):
                 if center != "uncentered":
                     raise ValueError(f"noise {n}: Monte-Carlo noise expectations are uncentered sums: use "
@@ -140,7 +153,12 @@ class VerifiedDenoising(_VerifiedRun):
             self._block_of.append(None if g is None else geometries.index(g))
         self._geometry_list = geometries
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance)
+                         tolerance=tolerance, memory=memory)
+
+    def _verification(self):
+        specs = [_recalign.NoiseSpec(f"gaussian:sigma=0,draws={n.draws}") if isinstance(n, Corruption) else n
+                 for n in self._noises]  # a Python corruption is sized by its draws only
+        return "denoising", dict(noises=specs, shape=self._shape, layout=self._layout)
 
     @property
     def verification_passes(self):
@@ -237,8 +255,10 @@ class VerifiedTradeoff(_VerifiedRun):
     verification_passes = 2
 
     def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                 tolerance=None):
+                 tolerance=None, memory=None):
         self._lambdas = [float(x) for x in lambdas]
+        if not self._lambdas:
+            raise ValueError("lambdas: empty list (give at least one lambda >= 0)")
         for x in self._lambdas:
             if not (x >= 0 and math.isfinite(x)):
                 raise ValueError(f"lambdas: {x} is not a finite number >= 0")
@@ -246,7 +266,10 @@ class VerifiedTradeoff(_VerifiedRun):
         if not 1 <= self._k <= int(dim):
             raise ValueError(f"k must lie in [1, {dim}] (D = {dim}), got {k}")
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance)
+                         tolerance=tolerance, memory=memory)
+
+    def _verification(self):
+        return "tradeoff", {}
 
     def _geometries(self):
         return [((self._config["dim"], 1, 1), (1, 1), "hwc")]
@@ -278,36 +301,43 @@ def _run(state, batches, **track_options):
 
 
 def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                   measure="paper", tolerance=None, **track_options):
+                   measure="paper", tolerance=None, memory=None, **track_options):
     """`recalign align --method fd|nystrom --rank K --passes P [--tolerance T]` over `batches`
     (re-iterable (images, labels) batches, or a callable returning them): a
     VerifiedAlignmentResult. dim: D (default: read off the first batch). tolerance (Nyström):
-    stop the sketch passes once the relative error estimate is at most T. track_options go to
-    recalign.track (checkpoint=..., every=..., resume=...)."""
+    stop the sketch passes once the relative error estimate is at most T. memory: the budget in GiB
+    (the CLI's --memory; None: this machine's physical memory): a run whose estimate exceeds it is
+    refused (ValueError) before any row is read. Every refusal comes before the first batch is read,
+    except that without dim the first batch's shape gives D (as the CLI reads the first image of an
+    image folder). track_options go to recalign.track (checkpoint=..., every=..., resume=...)."""
     state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
-                              center=center, measure=measure, tolerance=tolerance)
+                              center=center, measure=measure, tolerance=tolerance, memory=memory)
     return _run(state, batches, **track_options)
 
 
 def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
-                     seed=0, center="uncentered", measure="paper", refine=8, tolerance=None, **track_options):
+                     seed=0, center="uncentered", measure="paper", refine=8, tolerance=None, memory=None,
+                     **track_options):
     """`recalign denoise --method fd|nystrom --rank K --passes P --refine N --noise ...` over
     `batches`: a VerifiedDenoisingResult (noises: specs, closed form or with draws=S, and
     recalign.Corruption objects; shape (H, W[, C]) for masks whose spec has none; refine: passes
-    after the verification pass refining the masking noises' subspaces, default 8, 0 to skip)."""
+    after the verification pass refining the masking noises' subspaces, default 8, 0 to skip;
+    memory: the budget in GiB, as verified_align)."""
     if dim is None:
         dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
     state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
-                              seed=seed, center=center, measure=measure, refine=refine, tolerance=tolerance)
+                              seed=seed, center=center, measure=measure, refine=refine, tolerance=tolerance,
+                              memory=memory)
     return _run(state, batches, **track_options)
 
 
 def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
-                      center="uncentered", tolerance=None, **track_options):
+                      center="uncentered", tolerance=None, memory=None, **track_options):
     """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K` over `batches`: a
-    VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum)."""
+    VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum; memory:
+    the budget in GiB, as verified_align)."""
     state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
-                             seed=seed, center=center, tolerance=tolerance)
+                             seed=seed, center=center, tolerance=tolerance, memory=memory)
     return _run(state, batches, **track_options)
 
 

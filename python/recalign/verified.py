@@ -13,12 +13,16 @@ same order, ``next_pass()`` between them, ``pass_index`` and ``n`` (rows of the 
 callable returning a fresh iterable); ``verified_align`` / ``verified_denoise`` /
 ``verified_tradeoff`` do both in one call. The same data in the same batches gives the CLI's
 numbers bit for bit (same configuration: Nyström oversampling and probes min(10, ...), FD
-ell = 2 · rank).
+ell = 2 · rank). What the CLI refuses before reading is refused by the constructors (ValueError,
+before any batch): the options, and a run whose memory estimate (the CLI's own,
+recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical memory).
 """
 import io
 import json
 import math
 import struct
+
+import numpy as np
 
 from . import _recalign
 from ._order import _write_atomic
@@ -45,8 +49,14 @@ class _VerifiedRun:
     verification_passes = 1
     _krylov = False  # VerifiedAlignment: block Krylov sketch passes, as the CLI's align
 
-    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None):
+    def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None,
+                 memory=None):
+        for name, value in (("dim", dim), ("classes", classes), ("rank", rank), ("passes", passes), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
         dim, classes, rank, passes = int(dim), int(classes), int(rank), int(passes)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         if method not in ("fd", "nystrom"):
             raise ValueError(f"method must be 'fd' or 'nystrom' (the exact route needs no verification), got {method!r}")
         if not 1 <= rank <= dim:
@@ -67,6 +77,7 @@ class _VerifiedRun:
                 raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
             if passes < 2:
                 raise ValueError("tolerance needs passes >= 2: the most passes to run until the estimate meets it")
+        _require_memory(self, method, dim, classes, rank, memory)
         self._config = {"kind": type(self).__name__, "dim": dim, "classes": classes, "method": method, "rank": rank,
                         "passes": passes, "seed": int(seed), "center": center}
         if tolerance is not None:  # only then: states saved before the option load as they were
@@ -102,6 +113,10 @@ class _VerifiedRun:
     def _monte_carlo(self):
         """(seed, MonteCarloSketch constructor options, from_bytes options) of every Monte-Carlo noise."""
         return []
+
+    def _verification(self):
+        """recalign._recalign.verification_memory's analysis and its options (noises, shape, layout)."""
+        raise NotImplementedError
 
     @property
     def corruptions(self):
@@ -314,7 +329,7 @@ class _VerifiedRun:
             if not issubclass(kind, cls):
                 raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
             args = _with_corruptions(head["args"], corruptions)
-            state = kind(**args)
+            state = kind(**args, memory=math.inf)  # a saved state: no memory refusal on load
         except _MissingCorruption:
             raise
         except (ValueError, KeyError, TypeError) as e:
@@ -377,6 +392,32 @@ class _VerifiedRun:
         c = self._config
         return (f"{type(self).__name__}(dim={c['dim']}, classes={c['classes']}, method='{c['method']}', rank={c['rank']}, "
                 f"passes={c['passes']}, pass_index={self._pass}, n={self.n})")
+
+
+def _gib(size):
+    """The CLI's GiB format (validate.cpp: gib): 2 decimals under 10 GiB, none above."""
+    return f"{size / 2**30:.{2 if size < 10 * 2**30 else 0}f} GiB"
+
+
+def _require_memory(state, method, dim, classes, rank, memory):
+    """The CLI's refusals of a run that will not fit (validate.cpp: require_memory; the sketch routes'
+    check_verification), with the library's estimate: the sketch, then the verification pass. memory:
+    the budget in GiB (the CLI's --memory); None: this machine's physical memory; math.inf: no check."""
+    if memory is not None:
+        if isinstance(memory, bool) or not isinstance(memory, (int, float, np.integer, np.floating)) or \
+                not memory > 0:
+            raise ValueError(f"memory must be a number of GiB > 0 (the CLI's --memory), got {memory!r}")
+        if math.isinf(memory):
+            return
+    budget = _recalign.physical_memory() if memory is None else float(memory) * 2**30
+    analysis, options = state._verification()
+    columns, extra = _recalign.verification_memory(analysis, dim, classes, rank, **options)
+    for what, need in ((type(state).__name__, _recalign.run_memory(method, dim, classes, rank)),
+                       ("the verification pass", _recalign.run_memory(method, dim, classes, rank, extra))):
+        if budget > 0 and need > budget:
+            has = f"memory={memory!r} is" if memory is not None else "this machine has"
+            raise ValueError(f"{what}: method={method!r} needs about {_gib(need)} for D = {dim} and C = {classes} "
+                             f"(rank {rank}, {columns} verified directions; {has} {_gib(budget)}): use a smaller rank")
 
 
 def _signature(part, on_basis=False):

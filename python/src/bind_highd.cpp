@@ -9,6 +9,7 @@
 #include "recalign/align/restricted_moments.hpp"
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/align/verification.hpp"
+#include "recalign/align/verified_memory.hpp"
 
 namespace recalign::python {
 
@@ -172,6 +173,36 @@ MomentAccumulator; V is part of the configuration (merging needs the same V, bit
     add_state_methods<restricted_moments>(cls, "RestrictedMoments");
 }
 
+// The memory estimate the CLI refuses with (recalign/align/verified_memory.hpp), for recalign.verified.
+void bind_memory(py::module_& m) {
+    m.def("physical_memory", [] { return static_cast<double>(physical_memory()); },
+          "This machine's physical memory in bytes (0 when unknown): the default budget of the CLI's --memory\n"
+          "and of the verified states' memory=.");
+    m.def("run_memory",
+          [](const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank, double extra) {
+              return static_cast<double>(run_memory(method, dim, classes, rank, extra));
+          },
+          py::arg("method"), py::arg("dim"), py::arg("classes"), py::arg("rank") = 0, py::arg("extra") = 0.0,
+          "Bytes a run on method 'exact', 'fd' or 'nystrom' holds at its largest (D = dim, C = classes, 0: no\n"
+          "labels; the sketch's rank), plus extra: the estimate the CLI refuses with before reading (require_memory).");
+    m.def("verification_memory",
+          [](const std::string& analysis, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
+             const std::vector<noise_spec>& noises, const py::object& shape, const std::string& layout) {
+              verification_size v;
+              if (analysis == "alignment") v = alignment_verification(rank);
+              else if (analysis == "tradeoff") v = tradeoff_verification(dim, classes, rank);
+              else if (analysis == "denoising") v = denoising_verification(dim, rank, noises, make_shape(shape, layout));
+              else throw std::invalid_argument("analysis must be 'alignment', 'tradeoff' or 'denoising', got '" + analysis + "'");
+              return py::make_tuple(v.columns, static_cast<double>(verification_memory(dim, v.columns, v.extra)));
+          },
+          py::arg("analysis"), py::arg("dim"), py::arg("classes"), py::arg("rank"), py::arg("noises") = std::vector<noise_spec>(),
+          py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+          "(columns, bytes) of a sketch route's verification pass (the CLI's check_verification): the directions\n"
+          "verified and the bytes they, the patch blocks and the Monte-Carlo sketches add to run_memory(method,\n"
+          "dim, classes, rank). noises (denoising): specs, draws > 0 for Monte-Carlo ones; shape: the image of the\n"
+          "specs without their own (dropout: D x 1 x 1 without).");
+}
+
 }  // namespace
 
 void bind_highd_analyses(py::module_& m);  // bind_highd_analyses.cpp
@@ -181,6 +212,7 @@ void bind_highd(py::module_& m) {
     bind_restricted(m);
     bind_highd_analyses(m);
     bind_monte_carlo_sketch(m);
+    bind_memory(m);
 }
 
 }  // namespace recalign::python

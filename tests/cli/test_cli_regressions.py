@@ -160,6 +160,12 @@ def test_class_count_beyond_memory_refused_up_front(exe, data, tmp_path):
     ("mask patch larger than the image", ["denoise", "LABELS", "--image-shape", f"{H},{W},1",
                                           "--noise", "mask:patch=5x5,ratio=0.5"], ["--noise", "5x5"]),
     ("unwritable --out", ["align", "LABELS", "--out", "OUT/file/sub"], ["--out", "file/sub", "cannot be created"]),
+    ("a spec's own shape that is not D", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--method", "nystrom",
+                                          "--rank", 2, "--noise", "mask:patch=2x2,ratio=0.5,shape=2x2x1"],
+     ["--noise", "shape=2x2x1", "has 4 values but the rows have " + str(D)]),
+    ("--monte-carlo 1 on a sketch route", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--method", "nystrom",
+                                           "--rank", 2, "--no-center", "--noise", "gaussian:sigma=1", "--monte-carlo", 1],
+     ["--monte-carlo", "draws 1", "at least 2"]),
 ], ids=lambda c: c[0])
 def test_user_errors_before_reading(exe, data, tmp_path, case):
     _, labels, poisoned, _ = data

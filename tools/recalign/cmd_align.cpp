@@ -63,7 +63,7 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     needs.analysis = analysis::alignment;
     needs.default_raw_targets = opt.measure == alignment_measure::published;
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    check_verification(o.run, p, mpi, o.run.rank, 0);
+    check_verification(o.run, p, mpi, alignment_verification(o.run.rank).columns, 0);
     const align_result r = wants_verification(o.run) ? compute_verified(p, opt, mpi) : compute(p, opt, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;

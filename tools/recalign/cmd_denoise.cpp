@@ -47,6 +47,9 @@ std::vector<noise_spec> parse_noises(const denoise_cli_options& o, const image_s
                 if (!s.seed) s.seed = o.run.seed;
             }
             validate(s);
+            if (!s.shape.empty() && s.shape.dim() != shape.dim())
+                throw std::invalid_argument("its shape has " + std::to_string(s.shape.dim()) + " values but the rows have " +
+                                            std::to_string(shape.dim()));
             if (s.family == noise_family::mask) make_patch_map(s.shape.empty() ? shape : s.shape, s.patch_h, s.patch_w);
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("--noise " + text + ": " + e.what());
@@ -56,9 +59,16 @@ std::vector<noise_spec> parse_noises(const denoise_cli_options& o, const image_s
     return specs;
 }
 
-// The Monte-Carlo standard error compares replicate groups of draws: at least 2 groups, all
-// of one size. The smallest group count >= 2 dividing every noise's draws.
-std::size_t replicate_groups(const std::vector<noise_spec>& specs) {
+// Every Monte-Carlo noise draws at least 2 corruptions per sample. The exact route's
+// Monte-Carlo standard error compares replicate groups of draws: at least 2 groups, all of one
+// size, the smallest group count >= 2 dividing every noise's draws. A sketch route estimates no
+// standard error (g_stderr_fro null): its noises' draws need no common factor.
+std::size_t replicate_groups(const std::vector<noise_spec>& specs, bool exact) {
+    for (const noise_spec& s : specs)
+        if (s.draws == 1)
+            throw std::invalid_argument("--monte-carlo / draws: " + to_string(s) + " draws 1 corruption per sample; "
+                                        "Monte Carlo needs at least 2");
+    if (!exact) return 2;  // unused
     std::size_t g = 0;
     std::string first;
     for (const noise_spec& s : specs)
@@ -105,7 +115,7 @@ denoise_plan plan(const denoise_cli_options& o) {
             throw std::invalid_argument("denoise --standardize global with --noise " + to_string(s) +
                                         ": sigma is in the units of the data; give it in those units without "
                                         "--standardize");
-    t.replicates = replicate_groups(t.noises);
+    t.replicates = replicate_groups(t.noises, p.run.config().method == "exact");
     // Beside the clean state's 3 D x D (require_memory): while one noise's V* is found and
     // measured, its Bs, G and the whitening of G, then V*, Sxx V* and their Gram matrix (3), and
     // V* of every noise in the report (1 each): measured 7.0 D x D for one mask at D = 2048.

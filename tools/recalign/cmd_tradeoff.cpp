@@ -32,7 +32,10 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     opt.k = o.k;
     tradeoff_cli_result r;
     const std::uint64_t classes = p.config().classes;
-    check_verification(o.run, p, mpi, o.run.rank + 4 * classes, 8 * p.dim());
+    {
+        const verification_size v = tradeoff_verification(p.dim(), classes, o.run.rank);
+        check_verification(o.run, p, mpi, v.columns, v.extra);
+    }
     if (verify) {
         // Two passes: on span(U, Sxy), then on span(U, Sxy, Sxx Sxy) with Sxx Sxy from the first.
         verify_plan plan;

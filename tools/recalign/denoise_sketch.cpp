@@ -33,7 +33,7 @@ std::optional<patch_blocks_options> geometry(const noise_spec& n, const image_sh
 
 // Ritz vectors of each masking noise refined by the second pass: the accuracy targets
 // are for K <= 64; each costs 3 D doubles (check_verification).
-constexpr std::size_t refined = 64;
+constexpr std::size_t refined = denoising_refined_vectors;
 // Refinement passes after the first verification pass (--refine): each restarts on span(U,
 // the Ritz vectors of every masking noise, their corrections), so the space, and the memory,
 // stay those of the first pass plus `refined` columns per masking noise. Measured (K <= 64,
@@ -55,7 +55,6 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     verify_plan plan;
     plan.center = run.center;
     std::vector<long> block_of;
-    std::uint64_t block_bytes = 0, columns = run.config().rank;
     for (const noise_spec& n : t.noises) {
         const std::optional<patch_blocks_options> g = geometry(n, t.shape);
         long index = -1;
@@ -65,18 +64,12 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
             if (index < 0) {
                 index = static_cast<long>(plan.blocks.size());
                 plan.blocks.push_back(*g);
-                // Packed upper triangles: at most D (s + 1) / 2 doubles (patch_blocks::values()).
-                block_bytes = checked_add(block_bytes,
-                                          checked_mul(4 * t.dim, g->patch_h * g->patch_w * g->shape.channels + 1, "patch blocks"),
-                                          "patch blocks");
             }
-            columns += run.config().rank + std::min<std::uint64_t>(refined, run.config().rank);
         }
         block_of.push_back(index);
     }
-    // Monte-Carlo noises: a sketch of l columns each (G Ω, Bs Ω, Bsᵀ Ω, and a copy while a
-    // batch is added), 3 l more verified directions each, and Bsᵀ Q, Qᵀ G Q on the
-    // verification basis (D x columns + columns², and a copy).
+    // Monte-Carlo noises: a sketch of l columns each (G Ω, Bs Ω, Bsᵀ Ω), 3 l more verified
+    // directions each, their products on the verification basis.
     std::vector<noise_spec> monte_carlo;
     std::vector<long> monte_carlo_of;
     const std::size_t mc_columns = static_cast<std::size_t>(std::min<std::uint64_t>(run.config().rank + 10, t.dim));
@@ -84,24 +77,14 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         monte_carlo_of.push_back(n.draws > 0 ? static_cast<long>(monte_carlo.size()) : -1);
         if (n.draws > 0) monte_carlo.push_back(n);
     }
-    columns = std::min<std::uint64_t>(checked_add(columns, checked_mul(3 * mc_columns, monte_carlo.size(), "columns"),
-                                                  "columns"),
-                                      t.dim);
-    for (std::size_t i = 0; i < monte_carlo.size(); ++i)
-        block_bytes = checked_add(block_bytes,
-                                  checked_add(checked_mul(48 * t.dim, mc_columns, "Monte-Carlo sketches"),
-                                              checked_mul(16 * (t.dim + columns), columns, "Monte-Carlo products"),
-                                              "Monte-Carlo sketches"),
-                                  "Monte-Carlo sketches");
     if (mpi.active() && !monte_carlo.empty())
         throw user_error("Monte-Carlo noises on a sketch route do not run under mpirun yet (each rank's sketches of "
                          "its corrupted rows would have to be merged before the basis is built): run them in one "
                          "process, or under mpirun with --method exact");
-    // Beyond the pass's V and Sxx V (check_verification's 3 D x K, with the clean Ritz basis):
-    // while a masking noise is refined, its rotated V and Sxx V and the returned copy of V
-    // (BENCHMARKS.md, "High-D denoising": 6 D x K doubles at the peak in all).
-    const std::uint64_t refined_bytes = checked_mul(checked_mul(24, t.dim, "refined bases"), columns, "refined bases");
-    check_verification(o.run, run, mpi, columns, checked_add(block_bytes, refined_bytes, "the verification pass"));
+    // The verified directions, the patch blocks, the Monte-Carlo sketches and products, and the
+    // refinement's rotated copies (BENCHMARKS.md, "High-D denoising"): recalign/align/verified_memory.hpp.
+    const verification_size size = denoising_verification(t.dim, run.config().rank, t.noises, t.shape);
+    check_verification(o.run, run, mpi, size.columns, size.extra);
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
     };

@@ -21,7 +21,7 @@ const char* verify_help =
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
 void check_verification(const run_options& r, const prepared_run& p, const mpi_context&, std::uint64_t columns,
-                        std::uint64_t extra) {
+                        long double extra) {
     if (r.verify && !r.from.empty())
         throw user_error("--verify reads the data again, and --from " + r.from +
                          " reads none: pass --images instead of --from, or drop --verify");
@@ -31,8 +31,7 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
                              " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
     // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy.
-    const long double bytes = 3.0L * 8.0L * static_cast<long double>(p.dim()) * static_cast<long double>(columns) +
-                              static_cast<long double>(extra);
+    const long double bytes = verification_memory(p.dim(), columns, extra);
     const long double cap = 18446744073709551615.0L;
     require_memory(p.config(), static_cast<std::uint64_t>(bytes < cap ? bytes : cap), "the verification pass");
 }

@@ -8,6 +8,7 @@
 #include "mpi_context.hpp"
 #include "options.hpp"
 #include "recalign/align/verification.hpp"
+#include "recalign/align/verified_memory.hpp"
 #include "results.hpp"
 #include "validate.hpp"
 
@@ -17,9 +18,10 @@ namespace recalign::cli {
 bool wants_verification(const run_options& r);
 
 // Refuses, before any data is read: --verify with --from, and the
-// memory of a verification pass on `columns` directions (plus `extra` bytes: patch blocks).
+// memory of a verification pass on `columns` directions (plus `extra` bytes: patch blocks):
+// recalign/align/verified_memory.hpp gives both for each analysis.
 void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
-                        std::uint64_t extra);
+                        long double extra);
 
 // The exact route's finish_choices (validate.hpp) on a verified run: `sketch` (the run's
 // sketch statistics) and `pass` (its verification pass) get the raw targets of --center

@@ -1,8 +1,6 @@
 #include "validate.hpp"
 
-#include <algorithm>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +9,7 @@
 
 #include "paths.hpp"
 #include "route_state.hpp"
+#include "recalign/align/verified_memory.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
@@ -233,27 +232,17 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
 }
 
 namespace {
-// Bytes a run of `c` holds at its largest, plus `extra` (long double: no wrap). Exact: the
-// moments and, for the analysis, two more D x D matrices (Sxx and the eigenvectors: dsyevr's
-// O(D) workspace); sketches: a few ell x D blocks. With labels: per-class means D x C and the
-// cross statistics (Sxy D x C, Syy C x C in the finished statistics). Frequent Directions' shrink
-// adds its 2l x 2l scratch matrices.
+// Bytes a run of `c` holds at its largest, plus `extra` (recalign/align/verified_memory.hpp); a
+// block Krylov Nyström sketch (--passes > 1) at its widest basis instead of the one-block sketch.
 long double memory_need(const run_config& c, std::uint64_t extra) {
-    const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
-    long double route = 8.0L * (c.method == "exact" ? 3.0L * d * d : 3.0L * 2.0L * static_cast<long double>(c.rank) * d);
-    if (c.method == "fd") {  // each shrink: the 2l x 2l Gram matrix and two scratch copies (l = min(2 rank, D))
-        const long double ell = std::min(2.0L * static_cast<long double>(c.rank), d);
-        route += 8.0L * 3.0L * 4.0L * ell * ell;
-    }
-    // Block Krylov Nyström: its state and reconstruction at the widest basis.
-    if (c.method == "nystrom" && c.krylov && c.passes > 1) route = std::max(route, nystrom_peak_bytes(nystrom_route_options(c)));
-    const long double classes = c.classes ? 8.0L * (2.0L * (d + 1.0L) * k + k * k) : 0.0L;
-    return route + classes + static_cast<long double>(extra);
+    const long double need = run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra));
+    if (c.method != "nystrom" || !c.krylov || c.passes <= 1) return need;
+    const long double rest = run_memory(c.method, c.dim, c.classes, 0, static_cast<long double>(extra));
+    return std::max(need, rest + nystrom_peak_bytes(nystrom_route_options(c)));
 }
 
 long double memory_budget(const run_config& c) {
-    if (c.memory) return static_cast<long double>(c.memory);
-    return static_cast<long double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<long double>(::sysconf(_SC_PAGE_SIZE));
+    return c.memory ? static_cast<long double>(c.memory) : physical_memory();
 }
 }  // namespace
 

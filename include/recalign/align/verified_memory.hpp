@@ -1,0 +1,54 @@
+// What a run holds at its largest, estimated from its options before any data is read: the
+// CLI's refusal (tools/recalign/validate.cpp: require_memory, the sketch routes'
+// check_verification) and Python's verified states (recalign.verified) use these numbers.
+// Long double: a size that would wrap a 64-bit integer is still compared correctly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recalign/align/noise.hpp"
+
+namespace recalign {
+
+// Bytes of a run on `method` ("exact", "fd", "nystrom") at D = dim with `classes` classes (0:
+// no labels) and a sketch of `rank`, plus `extra`. Exact: the moments and, for the analysis,
+// two more D x D matrices (Sxx and the eigenvectors: dsyevr's O(D) workspace); sketches: a
+// few ell x D blocks. With labels: per-class means D x C and the cross statistics (Sxy D x C,
+// Syy C x C in the finished statistics).
+long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
+                       long double extra = 0.0L);
+
+// What a sketch route's verification pass adds on `columns` verified directions (Sxx V, its
+// finished copy and the analyses' rotated copy: 3 D doubles each), plus `extra` bytes.
+long double verification_memory(std::uint64_t dim, std::uint64_t columns, long double extra = 0.0L);
+
+// Ritz vectors of each masking noise a denoising refinement pass corrects (the issue's
+// accuracy targets are for K <= 64): tools/recalign/denoise_sketch.cpp, recalign.verified.
+constexpr std::size_t denoising_refined_vectors = 64;
+
+// The verified directions and the extra bytes of one analysis's verification pass.
+struct verification_size {
+    std::uint64_t columns = 0;
+    long double extra = 0.0L;
+};
+
+// align: the sketch's rank.
+verification_size alignment_verification(std::uint64_t rank);
+// tradeoff: rank + 4 C directions (U, Sxy, Ĝ⁻¹Sxy, Sxx Sxy, a residual), and the exact diagonal.
+verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank);
+// denoise: U, and per masking noise (closed form) its subspace, `refined` = min(64, rank)
+// refined Ritz vectors, and its patch blocks (one per distinct geometry: D (s + 1) / 2
+// doubles, s the patch's values); per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions,
+// its sketch (G Ω, Bs Ω, Bsᵀ Ω and a copy: 6 D (rank + 10) doubles) and its products on the
+// basis (Bsᵀ Q, Qᵀ G Q and a copy); the refinement's rotated copies (3 D doubles per direction
+// more). `shape`: the image of the specs without their own (dropout: D x 1 x 1 when empty).
+verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
+                                         const image_shape& shape);
+
+// This machine's physical memory in bytes (the default budget; 0 when unknown).
+long double physical_memory();
+
+}  // namespace recalign

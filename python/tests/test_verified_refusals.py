@@ -1,0 +1,215 @@
+"""The verified sketch routes refuse what the CLI refuses, before reading a batch (house rule
+"refuse early"): the memory a run will need (the library's estimate, the one the CLI refuses
+with: same number of GiB as the CLI's message, against the budget memory= or this machine's
+physical memory), and every option the CLI checks before reading. Each refusal is raised with
+a batch source that records how far it was read: nothing was. Mixed Monte-Carlo draw counts
+(no common factor) run on a sketch route, in Python as in the CLI, to the same document."""
+import json
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+import recalign
+
+CLI = os.environ.get("RECALIGN_CLI")
+SYNTH = os.environ.get("RECALIGN_SYNTH")
+RNG = np.random.default_rng(5)
+
+
+class Recorder:
+    """A re-iterable batch source (a callable returning a fresh generator) that counts the batches read."""
+
+    def __init__(self, dim=48, classes=4):
+        self.batches = [(RNG.normal(size=(20, dim)), RNG.integers(0, classes, 20)) for _ in range(3)]
+        self.read = 0
+
+    def __call__(self):
+        for b in self.batches:
+            self.read += 1
+            yield b
+
+
+def refused(run, match, error=ValueError):
+    """run(source) raises `error` whose message matches `match`, and read no batch."""
+    source = Recorder()
+    with pytest.raises(error, match=match):
+        run(source)
+    assert source.read == 0
+
+
+ALIGN = dict(dim=48, rank=5)
+MASK = "mask:patch=2x2,ratio=0.5"
+
+
+@pytest.mark.parametrize("run, match", [
+    # rank vs D, passes, tolerance (the CLI's make_config)
+    (lambda s: recalign.verified_align(s, 4, dim=48, rank=49), r"rank must lie in \[1, 48\] \(D = 48\), got 49"),
+    (lambda s: recalign.verified_align(s, 4, dim=48, rank=0), r"got 0"),
+    (lambda s: recalign.verified_align(s, 4, passes=101, **ALIGN), r"passes must lie in \[1, 100\], got 101"),
+    (lambda s: recalign.verified_align(s, 4, method="fd", passes=2, **ALIGN), r"passes applies to method='nystrom'"),
+    (lambda s: recalign.verified_align(s, 4, method="exact", **ALIGN), r"got 'exact'"),
+    (lambda s: recalign.verified_align(s, 4, method="fd", tolerance=0.1, **ALIGN), r"tolerance applies to"),
+    (lambda s: recalign.verified_align(s, 4, passes=3, tolerance=1.5, **ALIGN), r"tolerance must lie in \(0, 1\), got 1.5"),
+    (lambda s: recalign.verified_align(s, 4, tolerance=0.1, **ALIGN), r"tolerance needs passes >= 2"),
+    (lambda s: recalign.verified_align(s, 0, **ALIGN), r"classes must be >= 1.*got 0"),
+    (lambda s: recalign.verified_align(s, 4, seed=-1, **ALIGN), r"seed must be >= 0, got -1"),
+    (lambda s: recalign.verified_align(s, 4, center="inputs", **ALIGN), r"got 'inputs'"),
+    (lambda s: recalign.verified_align(s, 4, measure="published", **ALIGN), r"measure='published'"),
+    # denoise: refine, image shape vs D, patch vs image, the noise's own shape, layout, draws, centering
+    (lambda s: recalign.verified_denoise(s, [MASK], 4, shape=(4, 4, 3), rank=5, refine=21), r"refine.*got 21"),
+    (lambda s: recalign.verified_denoise(s, [MASK], 4, dim=48, shape=(4, 4, 2), rank=5),
+     r"shape \(4, 4, 2\) has 32 values but the rows have 48"),
+    (lambda s: recalign.verified_denoise(s, [MASK], 4, dim=48, shape=(-4, -4, 3), rank=5), r"shape.*\(-4, -4, 3\)"),
+    (lambda s: recalign.verified_denoise(s, [MASK], 4, dim=48, shape=(4, 4, 3, 1), rank=5), r"shape.*\(4, 4, 3, 1\)"),
+    (lambda s: recalign.verified_denoise(s, ["mask:patch=5x5,ratio=0.5"], 4, shape=(4, 4, 3), rank=5),
+     r"patch.*5.*larger than the image|5x5"),
+    (lambda s: recalign.verified_denoise(s, ["mask:patch=5x5,ratio=0.5,draws=2"], 4, shape=(4, 4, 3), rank=5),
+     r"patch.*5.*larger than the image|5x5"),
+    (lambda s: recalign.verified_denoise(s, ["mask:patch=2x2,ratio=0.5,shape=4x4x2"], 4, dim=48, rank=5),
+     r"shape 4x4x2 has 32 values but the rows have 48"),
+    (lambda s: recalign.verified_denoise(s, ["dropout:ratio=0.5"], 4, dim=48, layout="whc", rank=5), r"got 'whc'"),
+    (lambda s: recalign.verified_denoise(s, ["dropout:ratio=0.5,draws=1"], 4, dim=48, rank=5), r"draws >= 2"),
+    (lambda s: recalign.verified_denoise(s, ["dropout:ratio=0.5,draws=2"], 4, dim=48, rank=5, center="centered"),
+     r"center='uncentered'"),
+    (lambda s: recalign.verified_denoise(s, [], 4, dim=48, rank=5), r"at least one noise"),
+    (lambda s: recalign.verified_denoise(s, [MASK], 4, dim=48, rank=5), r"a mask needs the image shape"),
+    # tradeoff: lambdas, k
+    (lambda s: recalign.verified_tradeoff(s, [], 2, 4, **ALIGN), r"lambdas: empty"),
+    (lambda s: recalign.verified_tradeoff(s, [1.0, -1.0], 2, 4, **ALIGN), r"lambdas: -1.0 is not a finite number"),
+    (lambda s: recalign.verified_tradeoff(s, [1.0], 49, 4, **ALIGN), r"k must lie in \[1, 48\].*got 49"),
+])
+def test_options_refused_before_reading(run, match):
+    refused(run, match)
+
+
+def test_wrong_types_refused_before_reading():
+    refused(lambda s: recalign.verified_align(s, 4, dim=48, rank=5.5), r"rank must be an integer, got 5.5", TypeError)
+    refused(lambda s: recalign.verified_align(s, 4, dim=48, rank=5, memory="4"), r"memory must be .*got '4'")
+    refused(lambda s: recalign.verified_align(s, 4, dim=48, rank=5, memory=0), r"memory must be .*got 0")
+
+
+def test_dim_read_off_the_first_batch_only():
+    """Without dim, D comes from the first batch's shape (as the CLI reads an image folder's first
+    image); the refusal still comes before any row is accumulated or another batch read."""
+    source = Recorder()
+    with pytest.raises(ValueError, match=r"rank must lie in \[1, 48\]"):
+        recalign.verified_align(source, 4, rank=49)
+    assert source.read == 1
+
+
+def gib(message):
+    return re.search(r"needs about ([0-9.]+ GiB)", message).group(1)
+
+
+D224 = 224 * 224 * 3
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda m: recalign.VerifiedAlignment(D224, 10, rank=256, memory=m), "the verification pass"),
+    (lambda m: recalign.VerifiedTradeoff(D224, 10, [1.0], 5, rank=256, memory=m), "the verification pass"),
+    (lambda m: recalign.VerifiedDenoising(D224, 10, ["dropout:ratio=0.5,draws=2"], shape=(224, 224, 3), rank=256,
+                                          memory=m), "the verification pass"),
+    (lambda m: recalign.VerifiedDenoising(D224, 10, [recalign.Corruption(print, "py", draws=4)], rank=256,
+                                          memory=m), "the verification pass"),
+    (lambda m: recalign.VerifiedAlignment(D224, 10, method="fd", rank=256, memory=m), "the verification pass"),
+])
+def test_memory_refused_before_allocating(make, what):
+    """224x224x3 at rank 256: a budget below the estimate is refused with both numbers; the
+    library's estimate is what the binding reports; a larger budget than the estimate is accepted
+    (not built here: only the refusal path is exercised, the states would allocate GBs)."""
+    with pytest.raises(ValueError, match=r"needs about .* GiB for D = 150528 and C = 10 .*memory=0.5 is 0.50 GiB") as e:
+        make(0.5)
+    assert "VerifiedAlignment" in str(e.value) or "VerifiedTradeoff" in str(e.value) or "VerifiedDenoising" in str(e.value)
+    assert float(gib(str(e.value)).split()[0]) > 0.5
+    with pytest.raises(ValueError, match=what + r": method='(nystrom|fd)' needs about") as e:
+        make(2.0)
+    assert float(gib(str(e.value)).split()[0]) > 2.0
+
+
+def test_memory_default_is_physical_memory():
+    """memory=None: this machine's physical memory, as the CLI without --memory."""
+    phys = recalign._recalign.physical_memory()
+    assert phys > 2**28
+    dim = 2**24  # 6 rank D doubles of the sketch alone exceed any machine's memory at rank D
+    with pytest.raises(ValueError, match=r"VerifiedAlignment: .*this machine has " +
+                       re.escape(f"{phys / 2**30:.{2 if phys < 10 * 2**30 else 0}f} GiB")):
+        recalign.VerifiedAlignment(dim, 10, rank=dim)
+
+
+def test_verification_memory_against_the_help_text():
+    """The estimate as the CLI's --verify help states it, from its parts: 3 D doubles per verified
+    direction; a masking noise adds rank + min(64, rank) directions and its blocks (D (s + 1) / 2
+    doubles); a Monte-Carlo noise 3 (rank + 10) directions, 6 D (rank + 10) doubles of sketch and
+    2 (D + columns) columns doubles of products; the refinement's rotated copies 3 D per direction."""
+    d, k, c = 768, 24, 10
+    columns, extra = recalign._recalign.verification_memory("alignment", d, c, k)
+    assert (columns, extra) == (k, 24 * d * k)
+    columns, extra = recalign._recalign.verification_memory("tradeoff", d, c, k)
+    assert (columns, extra) == (k + 4 * c, 24 * d * (k + 4 * c) + 8 * d)
+    specs = [recalign.NoiseSpec("mask:patch=4x4,ratio=0.5"), recalign.NoiseSpec("mask:patch=4x4,ratio=0.2"),
+             recalign.NoiseSpec("dropout:ratio=0.5,draws=2"), recalign.NoiseSpec("gaussian:sigma=1")]
+    columns, extra = recalign._recalign.verification_memory("denoising", d, c, k, specs, (16, 16, 3))
+    cols = min(k + 2 * (k + min(64, k)) + 3 * (k + 10), d)
+    blocks = 4 * d * (4 * 4 * 3 + 1)  # one geometry for both masks
+    mc = 48 * d * (k + 10) + 16 * (d + cols) * cols
+    assert (columns, extra) == (cols, 24 * d * cols + blocks + mc + 24 * d * cols)
+    assert recalign._recalign.run_memory("nystrom", d, c, k) == 8 * (6 * k * d + 2 * (d + 1) * c + c * c)
+    assert recalign._recalign.run_memory("exact", d, 0) == 8 * 3 * d * d
+
+
+def cli_or_skip():
+    if not CLI or not os.path.exists(CLI) or not SYNTH or not os.path.exists(SYNTH):
+        pytest.skip("RECALIGN_CLI / RECALIGN_SYNTH are not set (the python suite sets them when tools are built)")
+
+
+@pytest.mark.parametrize("args, make", [
+    (["align"], lambda m: recalign.VerifiedAlignment(D224, 10, rank=256, memory=m)),
+    (["tradeoff", "--lambda", "1", "--k", "5"], lambda m: recalign.VerifiedTradeoff(D224, 10, [1.0], 5, rank=256, memory=m)),
+    (["denoise", "--image-shape", "224,224,3", "--no-center", "--noise", "mask:patch=4x4,ratio=0.5",
+      "--noise", "dropout:ratio=0.5,draws=2"],
+     lambda m: recalign.VerifiedDenoising(D224, 10, ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.5,draws=2"],
+                                          shape=(224, 224, 3), rank=256, memory=m)),
+])
+@pytest.mark.parametrize("memory", [1.0, 2.0])
+def test_memory_same_number_as_the_cli(tmp_path, args, make, memory):
+    """The CLI's refusal (--memory, before reading: headers only) and Python's name the same GiB."""
+    cli_or_skip()
+    images, labels = tmp_path / "x.u8", tmp_path / "y.npy"
+    np.zeros((10, D224), np.uint8).tofile(images)
+    np.save(labels, np.arange(10))
+    out = subprocess.run([CLI] + args[:1] + ["--images", str(images), "--raw-shape", f"10,{D224}", "--labels",
+                                             str(labels), "--classes", "10", "--method", "nystrom", "--rank", "256",
+                                             "--memory", str(memory), "--quiet"] + args[1:],
+                         capture_output=True, text=True, timeout=60)  # refused: it reads no row
+    assert out.returncode == 2 and "--memory is" in out.stderr, out.stderr
+    with pytest.raises(ValueError) as e:
+        make(memory)
+    assert gib(str(e.value)) == gib(out.stderr)
+    assert ("the verification pass" in out.stderr) == ("the verification pass" in str(e.value))
+
+
+def test_mixed_draws_run_on_a_sketch_route_as_in_the_cli(tmp_path):
+    """draws=2 beside draws=3 (no common factor: the exact route's standard-error groups refuse it,
+    a sketch route estimates no standard error): Python and the CLI both run it, to the same
+    document bit for bit; the CLI's exact route still refuses it."""
+    cli_or_skip()
+    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
+    subprocess.run([SYNTH, "--rows", "200", "--height", "8", "--width", "8", "--seed", "5", "--output", images,
+                    "--labels", labels], check=True, capture_output=True)
+    x = np.fromfile(images, dtype=np.uint8).reshape(200, 192)
+    y = np.load(labels)
+    noises = ["dropout:ratio=0.5,draws=2,seed=1", "mask:patch=2x2,ratio=0.5,draws=3,seed=2"]
+    common = [CLI, "denoise", "--images", images, "--raw-shape", "200,192", "--labels", labels, "--classes", "10",
+              "--batch", "100", "--image-shape", "8,8,3", "--no-center", "--json", "--quiet"] + \
+        [a for n in noises for a in ("--noise", n)]
+    out = subprocess.run(common + ["--method", "nystrom", "--rank", "10", "--seed", "3"], check=True,
+                         capture_output=True, text=True)
+    cli = {k: v for k, v in json.loads(out.stdout).items() if k != "input"}
+    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 200, 100)]
+    result = recalign.verified_denoise(data, noises, 10, shape=(8, 8, 3), rank=10, seed=3)
+    assert result.to_dict() == cli
+    exact = subprocess.run(common + ["--method", "exact"], capture_output=True, text=True)
+    assert exact.returncode == 2 and "in groups of one size" in exact.stderr
