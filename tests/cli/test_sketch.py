@@ -125,6 +125,32 @@ def test_refusals(data, extra, mentions, what):
     c.assert_one_line_error(rc, err, mentions, what)
 
 
+# Options only some runs read (one table, validate.cpp): given where the run would not read
+# them, they are refused before reading rather than silently ignored (issue 14, loose ends).
+DENOISE = ["denoise", "--image-shape", "4,6,1", "--noise", "mask:patch=2x2,ratio=0.5"]
+@pytest.mark.parametrize("argv,mentions", [
+    (DENOISE + ["--refine", 2], ["--refine", "--method exact"]),
+    (DENOISE + ["--refine", 0, "--method", "nystrom", "--rank", 4, "--no-verify"], ["--refine", "--no-verify"]),
+    (["denoise", "--image-shape", "4,6,1", "--noise", "gaussian:sigma=0.1", "--refine", 2, "--method", "nystrom",
+      "--rank", 4], ["--refine", "masking noise"]),
+    (["align", "--verify"], ["--verify", "--method exact"]),
+    (["tradeoff", "--lambda", 1, "--k", 2, "--no-verify"], ["--no-verify", "--method exact"]),
+    (["align", "--method", "fd", "--rank", 3, "--passes", 2], ["--passes", "nystrom only"]),
+], ids=["refine-exact", "refine-no-verify", "refine-gaussian", "verify-exact", "no-verify-exact", "passes-fd"])
+def test_options_a_run_would_not_read_are_refused(tmp_path, data, argv, mentions):
+    ck = str(tmp_path / "never.ckpt")
+    rc, out, err = c.run(argv[:1] + data + argv[1:] + ["--checkpoint", ck])
+    c.assert_one_line_error(rc, err, mentions, " ".join(map(str, argv)))
+    assert not os.path.exists(ck), "a refused run wrote its checkpoint"
+
+
+def test_refine_with_from_is_refused(tmp, data):
+    ck = os.path.join(tmp, "refine-from.ckpt")
+    c.run(DENOISE[:1] + data + DENOISE[1:] + ["--checkpoint", ck, "--quiet"], check_rc=0)
+    rc, out, err = c.run(DENOISE + ["--from", ck, "--refine", 1])
+    c.assert_one_line_error(rc, err, ["--refine", "--from"], "--refine with --from")
+
+
 @pytest.mark.parametrize("method", ["fd", "nystrom"])
 def test_verified_numbers_are_those_of_the_returned_subspace(tmp, data, method):
     """Issue 14: with the verification pass (the default) the eigenvalues printed are the exact

@@ -22,9 +22,7 @@ bool wants_verification(const run_options& r) { return r.method != "exact" && !r
 
 void check_verification(const run_options& r, const prepared_run& p, const mpi_context&, std::uint64_t columns,
                         std::uint64_t extra) {
-    if (r.verify && !r.from.empty())
-        throw user_error("--verify reads the data again, and --from " + r.from +
-                         " reads none: pass --images instead of --from, or drop --verify");
+    // --verify with --from: refused with the other route options (validate.cpp).
     if (!wants_verification(r)) return;
     for (const std::string& f : p.input.source.images)
         if (is_pipe(f))
