@@ -53,6 +53,9 @@ public:
     // Shards: the sketch passes merged, the shards' own verification passes dropped; the
     // result waits at the end of its sketch passes (resume it with the whole input).
     void merge(const stream_state& other) override;
+    // A merge of verified shards resumed under mpirun (every rank loaded it): rank 0's sketch
+    // and blocks are the whole range's; the others drop theirs at the next pass boundary.
+    bool hold_whole() override;
     // `merge`: a state read from checkpoint bytes alone (its patch blocks say their geometry).
     static verified_state for_merge(const run_config& config, const std::string& bytes, const std::string& source);
 
@@ -78,6 +81,7 @@ private:
     std::size_t classes_ = 0;
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass
     bool adopt_blocks_ = false;  // for_merge: load takes the checkpoint's blocks as they are
+    bool whole_ = false;         // hold_whole, until the next pass boundary
 };
 
 }  // namespace recalign::cli
