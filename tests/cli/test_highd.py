@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 import cli_common as c
@@ -178,6 +179,16 @@ def test_merged_shards_with_a_gap_are_refused(tmp, fashion_mnist):
     c.run_json(args + ["--skip", 500, "--limit", 500, "--checkpoint", d, "--no-verify"])
     rc, _, err = c.run(["merge", a, d, "-o", os.path.join(tmp, "gap-mixed.ckpt")])
     c.assert_one_line_error(rc, err, ["cannot merge"], "a verified shard with a --no-verify one")
+    # A verified shard of another file could never be resumed as a row range of one input:
+    # refused by merge itself, naming both files and the ways that work.
+    rng = np.random.default_rng(3)
+    other = c.write_data(tmp, rng.integers(0, 256, size=(500, 784)).astype(np.uint8),
+                         rng.integers(0, 10, size=500).astype("<i4"), "--scale", "1/255")
+    e = os.path.join(tmp, "gap-other-file.ckpt")
+    c.run_json(args[:1] + other + args[1:] + ["--checkpoint", e])
+    rc, _, err = c.run(["merge", a, e, "-o", os.path.join(tmp, "gap-files.ckpt")])
+    c.assert_one_line_error(rc, err, ["cannot merge", "x.npy", "--no-verify", "one stream"], "verified shards of two files")
+    assert not os.path.exists(os.path.join(tmp, "gap-files.ckpt"))
 
 
 # The options of the exact route on the verified route (issue 14, verifyall): with the sketch's
