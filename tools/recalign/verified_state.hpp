@@ -7,7 +7,8 @@
 // pass and computes every basis; each rank verifies its own shard on that basis, and the
 // restricted moments are merged at the end (bit-identical for a fixed rank count). Shards
 // merged with `merge` add up their sketch passes; the merged checkpoint, resumed with the
-// whole input, runs the verification passes on the merged sketch (driver.cpp).
+// whole input, runs the verification passes on the merged sketch (driver.cpp), in one process
+// or under mpirun (every rank loads it; hold_whole).
 #pragma once
 
 #include <cstdint>
