@@ -118,6 +118,27 @@ image_list scan_image_folder(const std::string& root) {
     return list;
 }
 
+namespace {
+// The one reader of the text files here (image lists, class names): `each(line, number, at)`
+// for every line, without its "\n" or "\r\n", numbered from 1, at its byte offset.
+template <class F>
+void for_each_line(std::istream& is, F each) {
+    std::string line;
+    std::uint64_t number = 0, offset = 0;
+    while (std::getline(is, line)) {
+        const std::uint64_t at = offset;
+        offset += line.size() + 1;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        each(line, ++number, at);
+    }
+}
+
+// A refusal of line `number` of `file`, at its byte offset.
+[[noreturn]] void refuse_line(const std::string& file, std::uint64_t number, std::uint64_t at, const std::string& why) {
+    throw file_error(file, at, "line " + std::to_string(number) + ": " + why);
+}
+}  // namespace
+
 image_list parse_image_list(const std::string& text, const std::string& name, const std::string& root,
                             const std::vector<std::string>& classes) {
     image_list list;
@@ -126,16 +147,8 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
     std::vector<std::string> label_names;  // per sample, when the labels are names
     bool names = false, numbers = false;
     std::istringstream is(text);
-    std::string line;
-    std::uint64_t line_no = 0, offset = 0;
-    while (std::getline(is, line)) {
-        ++line_no;
-        const std::uint64_t at = offset;
-        offset += line.size() + 1;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        auto refuse = [&](const std::string& why) {
-            throw file_error(name, at, "line " + std::to_string(line_no) + ": " + why);
-        };
+    for_each_line(is, [&](const std::string& line, std::uint64_t line_no, std::uint64_t at) {
+        auto refuse = [&](const std::string& why) { refuse_line(name, line_no, at, why); };
         if (line.find('\0') != std::string::npos) refuse("NUL byte (not a text list)");
         std::vector<std::string> fields;
         if (line.find('\t') != std::string::npos) {
@@ -148,7 +161,7 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
             std::string f;
             while (ls >> f) fields.push_back(f);
         }
-        if (fields.empty() || fields[0][0] == '#') continue;
+        if (fields.empty() || fields[0][0] == '#') return;
         if (fields.size() < 2) refuse("expected 'relative/path label', got '" + line.substr(0, 200) + "'");
         const std::string& label = fields[1];
         const bool digits = label.find_first_not_of("0123456789") == std::string::npos;
@@ -171,7 +184,7 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
         }
         if (numbers && names) refuse("labels mix class ids and class names");
         list.samples.push_back(std::move(s));
-    }
+    });
     if (list.samples.empty()) throw file_error(name, 0, "the list names no image");
     if (!classes.empty()) {
         list.class_names = classes;
@@ -216,23 +229,17 @@ std::vector<std::string> read_class_names(const std::string& path) {
     if (!is) throw file_error(path, 0, std::string("--classes-from: cannot open: ") + std::strerror(errno));
     std::vector<std::string> names;
     std::map<std::string, std::uint64_t> seen;
-    std::string line;
-    std::uint64_t line_no = 0, offset = 0;
-    while (std::getline(is, line)) {
-        ++line_no;
-        const std::uint64_t at = offset;
-        offset += line.size() + 1;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
+    for_each_line(is, [&](const std::string& line, std::uint64_t line_no, std::uint64_t at) {
         const auto first = line.find_first_not_of(" \t"), last = line.find_last_not_of(" \t");
-        if (first == std::string::npos || line[first] == '#') continue;
+        if (first == std::string::npos || line[first] == '#') return;
         const std::string n = line.substr(first, last - first + 1);
-        auto refuse = [&](const std::string& why) { throw file_error(path, at, "line " + std::to_string(line_no) + ": " + why); };
+        auto refuse = [&](const std::string& why) { refuse_line(path, line_no, at, why); };
         if (n.find_first_of(" \t") != std::string::npos || n.find('\0') != std::string::npos)
             refuse("a class name is one word per line, got '" + n.substr(0, 200) + "'");
         if (!seen.emplace(n, line_no).second)
             refuse("class '" + n + "' is named twice (first on line " + std::to_string(seen[n]) + ")");
         names.push_back(n);
-    }
+    });
     if (names.empty()) throw file_error(path, 0, "--classes-from names no class");
     return names;
 }

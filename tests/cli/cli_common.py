@@ -43,6 +43,38 @@ def run_rss(args):
     return p.returncode, out.decode(), err.decode(), usage.ru_maxrss
 
 
+def kill_then_resume(args, ck, when, every, what, timeout=60, delay_ms=5):
+    """Runs `recalign ARGS --checkpoint CK --checkpoint-every EVERY` slowed down by delay_ms
+    per batch, SIGKILLs it as soon as `when(segment)` holds for the checkpoint's first segment
+    (as `info --json` reads it), then runs ARGS with --checkpoint CK --resume. Returns (`info
+    --json` of the killed run's checkpoint, rc, stdout, stderr of the resume); asserts the kill happened (`what`: where
+    it should have, for the message)."""
+    import signal
+    import time
+    p = subprocess.Popen([RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", str(every),
+                                                                 "--test-batch-delay-ms", str(delay_ms)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed = None
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(ck):
+                rc, out, _ = run(["info", ck, "--json"])
+                if rc == 0:
+                    doc = json.loads(out)
+                    if when(doc["segments"][0]):
+                        p.send_signal(signal.SIGKILL)
+                        killed = doc
+                        break
+            time.sleep(0.01)
+    finally:
+        if p.poll() is None and killed is None:
+            p.kill()
+        p.communicate()
+    assert killed is not None, f"never saw a checkpoint {what}"
+    return (killed,) + run(list(args) + ["--checkpoint", ck, "--resume"])
+
+
 def run_json(args, env=None):
     """`recalign ARGS --json --quiet`, asserting exit 0; the parsed document."""
     return json.loads(run(list(args) + ["--json", "--quiet"], env=env, check_rc=0)[1])

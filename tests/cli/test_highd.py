@@ -12,10 +12,9 @@ all noises in one command it would cover R^D at these D and agree trivially. The
 gives the same bytes."""
 import json
 import os
-import signal
 import subprocess
-import time
 
+import numpy as np
 import pytest
 
 import cli_common as c
@@ -91,29 +90,14 @@ def test_kill_in_the_verification_pass_then_resume(tmp, synthetic):
     rc, reference, err = c.run(args)
     assert rc == 0, err
     ck = os.path.join(tmp, "verify.ckpt")
-    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "200",
-                                                                   "--test-batch-delay-ms", "5"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    killed = None
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and p.poll() is None:
-            if os.path.exists(ck):
-                rc2, out, _ = c.run(["info", ck, "--json"])
-                if rc2 == 0:
-                    seg = json.loads(out)["segments"][0]
-                    if seg["pass"] == 2 and seg["rows_done"] >= 600:  # passes 0, 1: the sketch; 2: verification
-                        p.send_signal(signal.SIGKILL)
-                        killed = seg
-                        break
-            time.sleep(0.01)
-    finally:
-        if p.poll() is None and killed is None:
-            p.kill()
-        p.communicate()
-    assert killed is not None, "never saw a checkpoint in the verification pass"
-    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    # passes 0, 1: the sketch; 2: verification (info says so, and that its numbers are pending).
+    info, rc, out, err = c.kill_then_resume(args, ck, lambda s: s["pass"] == 2 and s["rows_done"] >= 600, 200,
+                                            "in the verification pass")
+    assert not info["complete"] and info["rows_per_pass"][:2] == [3000, 3000], info
+    assert "verification pass 1 of 9" in info["pending"] and "none yet" in info["pending"], info
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"
+    info = json.loads(c.run(["info", ck, "--json"], check_rc=0)[1])
+    assert info["complete"] and info["pending"] is None and info["verification_passes"] == 9, info
 
 
 def numeric_leaves(doc, prefix=""):
@@ -157,6 +141,14 @@ def test_merged_shards_verify_as_one_stream(tmp, fashion_mnist, command):
     merged = os.path.join(tmp, f"{command}-all.ckpt")
     rc, _, err = c.run(["merge", files[2], files[0], files[1], "-o", merged])
     assert rc == 0 and "resume it with the whole input" in err, err
+    # info says what is pending (it said "complete yes" before the verification pass ran).
+    info = json.loads(c.run(["info", merged, "--json"], check_rc=0)[1])
+    verification = {"align": 1, "tradeoff": 2, "denoise": 2}[command]  # denoise: the pass and one --refine pass
+    assert not info["complete"] and info["verified"] and info["verification_passes"] == verification, info
+    assert info["rows_per_pass"] == [3000] + [0] * verification, info["rows_per_pass"]
+    assert f"verification pass 1 of {verification}" in info["pending"] and "none yet" in info["pending"], info
+    rc, out, _ = c.run(["info", merged])
+    assert rc == 0 and "complete      no: pending verification pass 1" in out, out
     before = open(merged, "rb").read()
     # Refused before reading, the merged checkpoint untouched: rows not covered, another noise.
     rc, _, err = c.run(args + ["--limit", 3500, "--checkpoint", merged, "--resume", "--quiet"])
@@ -187,6 +179,16 @@ def test_merged_shards_with_a_gap_are_refused(tmp, fashion_mnist):
     c.run_json(args + ["--skip", 500, "--limit", 500, "--checkpoint", d, "--no-verify"])
     rc, _, err = c.run(["merge", a, d, "-o", os.path.join(tmp, "gap-mixed.ckpt")])
     c.assert_one_line_error(rc, err, ["cannot merge"], "a verified shard with a --no-verify one")
+    # A verified shard of another file could never be resumed as a row range of one input:
+    # refused by merge itself, naming both files and the ways that work.
+    rng = np.random.default_rng(3)
+    other = c.write_data(tmp, rng.integers(0, 256, size=(500, 784)).astype(np.uint8),
+                         rng.integers(0, 10, size=500).astype("<i4"), "--scale", "1/255")
+    e = os.path.join(tmp, "gap-other-file.ckpt")
+    c.run_json(args[:1] + other + args[1:] + ["--checkpoint", e])
+    rc, _, err = c.run(["merge", a, e, "-o", os.path.join(tmp, "gap-files.ckpt")])
+    c.assert_one_line_error(rc, err, ["cannot merge", "x.npy", "--no-verify", "one stream"], "verified shards of two files")
+    assert not os.path.exists(os.path.join(tmp, "gap-files.ckpt"))
 
 
 # The options of the exact route on the verified route (issue 14, verifyall): with the sketch's

@@ -5,9 +5,6 @@ same draws, to rounding, beside a closed-form noise in the same call; JSON says 
 SIGKILL during the verification pass, then --resume, gives the same bytes."""
 import json
 import os
-import signal
-import subprocess
-import time
 
 import cli_common as c
 
@@ -41,27 +38,8 @@ def test_kill_in_the_verification_pass_then_resume(tmp, fashion_mnist):
     args = fashion_args(fashion_mnist, 1500) + ["--noise", MC, "--method", "nystrom", "--rank", 16, "--batch", 100]
     rc, reference, err = c.run(args)
     assert rc == 0, err
-    ck = os.path.join(tmp, "mc.ckpt")
-    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "200",
-                                                                   "--test-batch-delay-ms", "5"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    killed = None
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and p.poll() is None:
-            if os.path.exists(ck):
-                rc2, out, _ = c.run(["info", ck, "--json"])
-                if rc2 == 0:
-                    seg = json.loads(out)["segments"][0]
-                    if seg["pass"] == 1 and seg["rows_done"] >= 600:  # pass 0: the sketches; 1: verification
-                        p.send_signal(signal.SIGKILL)
-                        killed = seg
-                        break
-            time.sleep(0.01)
-    finally:
-        if p.poll() is None and killed is None:
-            p.kill()
-        p.communicate()
-    assert killed is not None, "never saw a checkpoint in the verification pass"
-    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    # pass 0: the sketches; 1: verification
+    _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "mc.ckpt"),
+                                         lambda s: s["pass"] == 1 and s["rows_done"] >= 600, 200,
+                                         "in the verification pass", timeout=90)
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"

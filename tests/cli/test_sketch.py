@@ -5,9 +5,6 @@ extra passes and the checkpoint: SIGKILL in the second pass then --resume is byt
 merge of sketch checkpoints of two halves matches one pass; exact-only analyses refuse."""
 import json
 import os
-import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -72,28 +69,8 @@ def test_nystrom_sigkill_in_the_second_pass_then_resume(tmp, data):
     args = ["align"] + data + ["--method", "nystrom", "--rank", 6, "--passes", 2, "--seed", 9, "--json", "--quiet"]
     rc, reference, err = c.run(args)
     assert rc == 0, f"nystrom 2 passes: {err}"
-    ck = os.path.join(tmp, "ny.ckpt")
-    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500",
-                                                                   "--test-batch-delay-ms", "5"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline, killed_in = time.time() + 30, None
-        while time.time() < deadline and p.poll() is None:
-            if os.path.exists(ck):
-                rc2, out, _ = c.run(["info", ck, "--json"])
-                if rc2 == 0:
-                    seg = json.loads(out)["segments"][0]
-                    if seg["pass"] == 1 and seg["rows_done"] >= 1000:
-                        p.send_signal(signal.SIGKILL)
-                        killed_in = seg
-                        break
-            time.sleep(0.01)
-    finally:
-        if p.poll() is None and killed_in is None:
-            p.kill()
-        p.communicate()
-    assert killed_in is not None, "never saw a checkpoint in the second pass"
-    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "ny.ckpt"), lambda s: s["pass"] == 1 and s["rows_done"] >= 1000,
+                                         500, "in the second pass", timeout=30)
     assert rc == 0 and out == reference, f"nystrom resume in pass 2: exit {rc}, identical={out == reference} {err}"
 
 
@@ -123,6 +100,32 @@ def test_merge_of_halves(tmp, data, method):
 def test_refusals(data, extra, mentions, what):
     rc, out, err = c.run(extra[:1] + data + extra[1:])
     c.assert_one_line_error(rc, err, mentions, what)
+
+
+# Options only some runs read (one table, validate.cpp): given where the run would not read
+# them, they are refused before reading rather than silently ignored (issue 14, loose ends).
+DENOISE = ["denoise", "--image-shape", "4,6,1", "--noise", "mask:patch=2x2,ratio=0.5"]
+@pytest.mark.parametrize("argv,mentions", [
+    (DENOISE + ["--refine", 2], ["--refine", "--method exact"]),
+    (DENOISE + ["--refine", 0, "--method", "nystrom", "--rank", 4, "--no-verify"], ["--refine", "--no-verify"]),
+    (["denoise", "--image-shape", "4,6,1", "--noise", "gaussian:sigma=0.1", "--refine", 2, "--method", "nystrom",
+      "--rank", 4], ["--refine", "masking noise"]),
+    (["align", "--verify"], ["--verify", "--method exact"]),
+    (["tradeoff", "--lambda", 1, "--k", 2, "--no-verify"], ["--no-verify", "--method exact"]),
+    (["align", "--method", "fd", "--rank", 3, "--passes", 2], ["--passes", "nystrom only"]),
+], ids=["refine-exact", "refine-no-verify", "refine-gaussian", "verify-exact", "no-verify-exact", "passes-fd"])
+def test_options_a_run_would_not_read_are_refused(tmp_path, data, argv, mentions):
+    ck = str(tmp_path / "never.ckpt")
+    rc, out, err = c.run(argv[:1] + data + argv[1:] + ["--checkpoint", ck])
+    c.assert_one_line_error(rc, err, mentions, " ".join(map(str, argv)))
+    assert not os.path.exists(ck), "a refused run wrote its checkpoint"
+
+
+def test_refine_with_from_is_refused(tmp, data):
+    ck = os.path.join(tmp, "refine-from.ckpt")
+    c.run(DENOISE[:1] + data + DENOISE[1:] + ["--checkpoint", ck, "--quiet"], check_rc=0)
+    rc, out, err = c.run(DENOISE + ["--from", ck, "--refine", 1])
+    c.assert_one_line_error(rc, err, ["--refine", "--from"], "--refine with --from")
 
 
 @pytest.mark.parametrize("method", ["fd", "nystrom"])
@@ -219,26 +222,7 @@ def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, dat
                                "--json", "--quiet"]
     rc, reference, err = c.run(args)
     assert rc == 0 and json.loads(reference)["sketch_error"]["sketch_passes"] == 1, f"tolerance run: {err}"
-    ck = os.path.join(tmp, "nytol.ckpt")
-    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", "500",
-                                                                   "--test-batch-delay-ms", "5"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline, killed_in = time.time() + 30, None
-        while time.time() < deadline and p.poll() is None:
-            if os.path.exists(ck):
-                rc2, out, _ = c.run(["info", ck, "--json"])
-                if rc2 == 0:
-                    seg = json.loads(out)["segments"][0]
-                    if seg["pass"] == 4 and seg["rows_done"] >= 1000:
-                        p.send_signal(signal.SIGKILL)
-                        killed_in = seg
-                        break
-            time.sleep(0.01)
-    finally:
-        if p.poll() is None and killed_in is None:
-            p.kill()
-        p.communicate()
-    assert killed_in is not None, "never saw a checkpoint in the verification pass"
-    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "nytol.ckpt"),
+                                         lambda s: s["pass"] == 4 and s["rows_done"] >= 1000, 500,
+                                         "in the verification pass", timeout=30)
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"

@@ -280,6 +280,7 @@ def cli(mpirun, exe):
         check(strip(ds) == strip(dr), "resumed run's result is bit-identical to the uninterrupted run")
 
         resume_mid_verification(mpirun, exe, tmp)
+        resume_merged_shards(mpirun, exe, tmp)
 
         # Fewer batches than ranks: refused alike on every rank (no rank left without rows),
         # printed once (by rank 0), every rank exiting 2 without an abort.
@@ -347,6 +348,56 @@ def resume_mid_verification(mpirun, exe, tmp):
     ds, dr = one_json(straight, "uninterrupted verified 2-rank run"), one_json(resumed, "resumed verified 2-rank run")
     strip = lambda d: {k: v for k, v in d.items() if k != "input"}
     check(bool(ds) and strip(ds) == strip(dr), "resumed verified run's result is bit-identical to the uninterrupted run")
+
+
+def resume_merged_shards(mpirun, exe, tmp):
+    """Verified shards run apart and merged (`merge`), then `mpirun -n R ... --checkpoint M
+    --resume` with the whole input: every rank continues the merge (rank 0's state is the whole
+    sketch, no rank counts it again) into the verification and one refinement pass; the result
+    is the one-process resume's and one stream's to rounding, identical between two runs with the
+    same R, and `info` says the merge's verification passes are pending. A one-process run's
+    checkpoint is refused under mpirun (its row position is not a rank's) instead of being
+    silently restarted."""
+    argv = ["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5", "--refine", "1",
+            "--method", "nystrom", "--rank", "16", "--batch", "250", "--json", "--quiet"]
+    one = one_json(run([exe] + argv + ["--limit", "3000"], env=mpi_env()), "merged shards: one stream")
+    shards = []
+    for skip, limit in ((0, 1000), (1000, 2000)):
+        shards.append(os.path.join(tmp, f"shard-{skip}.ckpt"))
+        run([exe] + argv + ["--skip", str(skip), "--limit", str(limit), "--checkpoint", shards[-1]])
+    merged = os.path.join(tmp, "merged.ckpt")
+    run([exe, "merge"] + shards + ["-o", merged])
+    info = json.loads(run([exe, "info", merged, "--json"]).stdout or "{}")
+    check(info.get("complete") is False and info.get("verification_passes") == 2 and
+          info.get("rows_per_pass") == [3000, 0, 0] and "verification pass 1 of 2" in (info.get("pending") or ""),
+          f"info: the merge's verification passes are pending ({ {k: info.get(k) for k in ('complete', 'pending')} })")
+    single = os.path.join(tmp, "merged-single.ckpt")
+    with open(merged, "rb") as f, open(single, "wb") as g:
+        g.write(f.read())
+    by_one = one_json(run([exe] + argv + ["--limit", "3000", "--checkpoint", single, "--resume"], env=mpi_env()),
+                      "merged shards resumed in one process")
+    results = []
+    for attempt in (1, 2):
+        for r in range(2):
+            if os.path.exists(f"{merged}.rank{r}"):
+                os.remove(f"{merged}.rank{r}")
+        p = run(mpi_cmd(mpirun, 2, [exe] + [a for a in argv if a != "--quiet"] +
+                        ["--limit", "3000", "--checkpoint", merged, "--resume"]))
+        check("resuming the merge " + merged + " on all 2 ranks" in p.stderr,
+              f"2 ranks resume the merged checkpoint (attempt {attempt}): {p.stderr.splitlines()[:1]}")
+        results.append(p.stdout)
+        compare_docs(one_json(p, f"merged shards resumed by 2 ranks ({attempt})"), by_one,
+                     "merged shards: 2 ranks vs one process", tol=1e-9, tol_all_k=1e-9)
+    check(results[0] == results[1], "merged shards resumed by 2 ranks: two runs print identical output")
+    compare_docs(json.loads(results[0] or "{}"), one, "merged shards resumed by 2 ranks vs one stream", tol=1e-9,
+                 tol_all_k=1e-9)
+    info = json.loads(run([exe, "info", merged + ".rank1", "--json"]).stdout or "{}")
+    check(info.get("complete") is True and info.get("pending") is None, f"rank 1's checkpoint is complete ({info.get('pending')})")
+    p = run(mpi_cmd(mpirun, 2, [exe] + argv + ["--limit", "1000", "--checkpoint", shards[0], "--resume"]))
+    msg = [l for l in p.stderr.splitlines() if l.startswith("recalign:")]
+    check(p.returncode == 2 and len(msg) == 1 and "run in one process" in msg[0],
+          f"a one-process checkpoint is refused under mpirun, once (rc {p.returncode}, {msg})")
+    check(not os.path.exists(shards[0] + ".rank0"), "the refused run wrote no per-rank checkpoint")
 
 
 def main():

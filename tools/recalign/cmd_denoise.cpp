@@ -115,6 +115,14 @@ denoise_plan plan(const denoise_cli_options& o) {
             throw std::invalid_argument("denoise --standardize global with --noise " + to_string(s) +
                                         ": sigma is in the units of the data; give it in those units without "
                                         "--standardize");
+    // --refine refines the closed-form subspace of a masking noise (route options: validate.cpp).
+    if (o.run.refine) {
+        bool masking = false;
+        for (const noise_spec& s : t.noises) masking = masking || (s.family != noise_family::gaussian && s.draws == 0);
+        if (!masking)
+            throw std::invalid_argument("--refine refines a masking noise's subspace, and no --noise is one in closed "
+                                        "form (mask or dropout, without --monte-carlo)");
+    }
     t.replicates = replicate_groups(t.noises, p.run.config().method == "exact");
     // Beside the clean state's 3 D x D (require_memory): while one noise's V* is found and
     // measured, its Bs, G and the whitening of G, then V*, Sxx V* and their Gram matrix (3), and

@@ -1,5 +1,6 @@
 // info: a checkpoint's header and summary, after loading it in full (a truncated or corrupt
 // checkpoint is an error whatever its kind, not a header printed as if the rest were sound).
+#include <algorithm>
 #include <fstream>
 
 #include "commands.hpp"
@@ -15,6 +16,8 @@
 #include "recalign/stats/class_moments.hpp"
 #include "render.hpp"
 #include "run_state.hpp"
+#include "jitter_state.hpp"
+#include "verified_state.hpp"
 
 namespace recalign::cli {
 
@@ -37,6 +40,38 @@ std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind
                                 " (written by a newer recalign?)");
 }
 
+// The passes of a run and the rows each has read: a verified run's verification passes come
+// after its sketch passes; a merge of verified shards waits at the end of its sketch passes.
+void fill_progress(info_result& r, const run_state& st) {
+    const std::string inner = without_jitter_header(st.accumulator);
+    r.verified = inner.compare(0, 8, verified_magic) == 0 || inner.compare(0, 8, "RAMCVERI") == 0;
+    const std::uint64_t sketch = st.config.passes;
+    r.passes_known = !r.verified || st.state_passes > sketch;
+    r.verification_passes = r.verified && r.passes_known ? st.state_passes - sketch : 0;
+    std::uint64_t total = sketch + r.verification_passes, read = 0;
+    for (const input_segment& s : st.segments) total = std::max(total, s.pass + 1);
+    r.rows_per_pass.assign(static_cast<std::size_t>(total), 0);
+    for (const input_segment& s : st.segments) {
+        read += s.rows_total;
+        for (std::uint64_t p = 0; p < s.pass; ++p) r.rows_per_pass[static_cast<std::size_t>(p)] += s.rows_total;
+        r.rows_per_pass[static_cast<std::size_t>(s.pass)] += s.rows_done;
+    }
+    r.complete = r.passes_known && st.complete(total);
+    if (r.complete) return;
+    std::size_t next = 0;  // the first pass not read in full
+    while (next < r.rows_per_pass.size() && r.rows_per_pass[next] == read) ++next;
+    const bool in_sketch = next < sketch;
+    const std::string of = in_sketch || !r.verified ? std::to_string(r.verified ? sketch : total)
+                           : r.passes_known         ? std::to_string(r.verification_passes)
+                                                    : std::string("a number this older checkpoint does not record");
+    r.pending = std::string(!r.verified ? "pass " : in_sketch ? "sketch pass " : "verification pass ") +
+                std::to_string(in_sketch || !r.verified ? next + 1 : next - sketch + 1) + " of " + of + " (" +
+                std::to_string(next < r.rows_per_pass.size() ? r.rows_per_pass[next] : 0) + " of " + std::to_string(read) +
+                " rows read)" + (r.verified ? "; the numbers printed come from the last verification pass: none yet" : "") +
+                (st.segments.size() > 1 ? "; resume it with the whole input (the shards' command, --checkpoint FILE --resume)"
+                                        : "; continue it with --resume");
+}
+
 void fill_run(info_result& r, const run_state& st) {
     r.run = true;
     r.command = st.command;
@@ -47,7 +82,7 @@ void fill_run(info_result& r, const run_state& st) {
     r.passes = st.config.passes;
     r.seed = st.config.seed;
     r.n = st.n;
-    r.complete = st.complete();
+    fill_progress(r, st);
     for (const input_segment& s : st.segments) {
         info_segment g;
         g.images = s.images.path;

@@ -68,6 +68,25 @@ void rewind_to_sketch(run_state& out) {
         }
 }
 
+// Verified shards continue as row ranges of one input (driver.cpp, check_merge_resumable):
+// shards of other files (or of several files read as one stream) could never be resumed, and
+// a verified state is not analysed with --from, so their merge is refused here, not later.
+void require_one_input(const input_segment& a, const input_segment& b, const std::string& first,
+                       const std::string& f) {
+    if (!a.files.empty() || !b.files.empty())
+        throw std::invalid_argument("cannot merge " + f + ": runs with a verification pass merge as row ranges "
+                                    "(--skip/--limit) of one images file, and these read image folders, lists or "
+                                    "several files; run them with --no-verify, or read all of it in one run or under "
+                                    "mpirun");
+    if (a.images == b.images && a.labels == b.labels && a.format == b.format) return;
+    throw std::invalid_argument("cannot merge " + f + ": runs with a verification pass merge as row ranges "
+                                "(--skip/--limit) of one input, and its images are " + b.images.path + " (" +
+                                b.format + "), those of " + first + " " + a.images.path + " (" + a.format +
+                                "), or their labels differ; run the shards with --no-verify (the sketch's "
+                                "estimates, labelled as such), or read all the files as one stream (repeated "
+                                "--images) in one run or under mpirun");
+}
+
 bool segments_overlap(const input_segment& a, const input_segment& b) {
     if (a.images.path != b.images.path || a.images.content_hash != b.images.content_hash) return false;
     const std::uint64_t a0 = a.first_row, a1 = a.first_row + a.rows_done;
@@ -97,7 +116,8 @@ merge_result merge_moments(const merge_options& o) {
 // would look complete. Said in a note.
 run_state load_input(const std::string& f, merge_result& r) {
     run_state st = load_run_state(f);
-    if (st.complete()) return st;
+    // Verified shards: their verification passes are dropped by the merge (rewind_to_sketch).
+    if (st.complete(st.config.passes)) return st;
     std::uint64_t done = 0, total = 0;
     for (const input_segment& s : st.segments) done += s.rows_done, total += s.rows_total;
     r.notes.push_back(f + " is a checkpoint of an interrupted run: " + std::to_string(done) + " of its " +
@@ -119,6 +139,7 @@ merge_result merge_runs(const merge_options& o) {
         for (const input_segment& b : st.segments) {
             // Rows decoded differently, or class ids naming other classes, are not one data set.
             const input_segment& a = out.segments.front();
+            if (verified) require_one_input(a, b, o.inputs[0], f);
             if (a.decoding != b.decoding)
                 throw std::invalid_argument("cannot merge " + f + ": its images were decoded with \"" + b.decoding +
                                             "\", those of " + o.inputs[0] + " with \"" + a.decoding + "\"");

@@ -89,7 +89,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
     };
     const std::vector<noise_spec> noises = t.noises;
-    plan.passes = plan.blocks.empty() ? 1 : 1 + o.refine;
+    plan.passes = plan.blocks.empty() ? 1 : 1 + o.run.refine.value_or(default_refine);
     const std::size_t rank = run.config().rank;
     plan.basis = [noises, blocks_for, rank](const statistics& s, const std::vector<patch_blocks>& blocks,
                                             const restricted_statistics* previous) {

@@ -158,6 +158,7 @@ public:
           path_(mpi.rank_file(o.checkpoint)) {
         st_.command = o.command;
         st_.config = in.config;
+        st_.state_passes = state.passes();
         input_segment seg;
         seg.images = src_.images_fingerprint();
         seg.labels = src_.labels_fingerprint();
@@ -206,25 +207,46 @@ private:
         // One writer per checkpoint: a second run is refused, naming the first's pid. Held
         // until this run object ends, after its last save.
         lock_.emplace(path_);
-        if (file_exists(path_)) {
+        const bool merged = resumes_merge();
+        if (merged || file_exists(path_)) {
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
-            run_state old = load_run_state(path_);
-            check_resumable(path_, old, o_.command, st_.config, st_.segments[0], src_.options().skip_unreadable,
-                            state_.passes());
-            state_.load(old.accumulator, path_);
+            const std::string& from = merged ? o_.checkpoint : path_;
+            run_state old = load_run_state(from);
+            input_segment whole = st_.segments[0];  // a merge covers the whole range, not this rank's share
+            whole.first_row = shard_.whole_first_row;
+            whole.rows_total = shard_.whole_rows;
+            try {
+                check_resumable(from, old, o_.command, st_.config, merged ? whole : st_.segments[0],
+                                src_.options().skip_unreadable, state_.passes());
+                state_.load(old.accumulator, from);
+                if (merged && !state_.hold_whole())
+                    throw std::invalid_argument("--resume: this run's state cannot continue the merged checkpoint " +
+                                                from + " under mpirun: resume it in one process (without mpirun)");
+            } catch (const std::invalid_argument& e) {
+                if (merged) throw collective_refusal(e.what());  // every rank read the same file alike
+                throw;
+            } catch (const file_error& e) {
+                if (merged) throw collective_refusal(e.what());
+                throw;
+            }
             // A merge of shards: all of this run's range is read in the pass they finished.
             st_.segments[0].rows_done = old.segments.size() == 1 ? old.segments[0].rows_done : st_.segments[0].rows_total;
             st_.segments[0].pass = old.segments[0].pass;
             for (const input_segment& s : old.segments)
-                st_.segments[0].skipped.insert(st_.segments[0].skipped.end(), s.skipped.begin(), s.skipped.end());
-            if (!o_.quiet) {
+                if (!merged || mpi_.rank() == 0)  // gathered from every rank at the end
+                    st_.segments[0].skipped.insert(st_.segments[0].skipped.end(), s.skipped.begin(), s.skipped.end());
+            if (!o_.quiet && (!merged || mpi_.rank() == 0)) {
                 const std::uint64_t passes = state_.passes();
                 const std::string pass = passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " +
                                                           std::to_string(passes) + ")"
                                                     : std::string();
-                std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu%s\n", path_.c_str(),
-                             (unsigned long long)st_.segments[0].rows_done, (unsigned long long)st_.segments[0].rows_total,
-                             pass.c_str());
+                if (merged)
+                    std::fprintf(stderr, "recalign: resuming the merge %s on all %d ranks at the end of its pass%s\n",
+                                 from.c_str(), mpi_.size(), pass.c_str());
+                else
+                    std::fprintf(stderr, "recalign: resuming %s at row %llu of %llu%s\n", from.c_str(),
+                                 (unsigned long long)st_.segments[0].rows_done,
+                                 (unsigned long long)st_.segments[0].rows_total, pass.c_str());
             }
         }
         // A write killed mid-way leaves its temporary file (a prefix of a checkpoint, never
@@ -233,6 +255,26 @@ private:
         if (stale && !o_.quiet)
             std::fprintf(stderr, "recalign: removed %zu temporary file(s) of an interrupted checkpoint write beside %s\n",
                          stale, path_.c_str());
+    }
+
+    // Under mpirun, --resume continues FILE.rank<r>; a merge of shards (`merge -o FILE`, the
+    // checkpoint of every row) is continued by every rank at once when no rank has its own
+    // file: each loads it, rank 0's state stands for the whole range at the next pass boundary
+    // (stream_state::hold_whole) and each rank then reads its share of the next pass. A
+    // one-process checkpoint FILE is refused (its row position is not any rank's).
+    bool resumes_merge() const {
+        if (!mpi_.active() || !o_.resume) return false;
+        const bool own = file_exists(path_), whole = file_exists(o_.checkpoint);
+        std::uint64_t segments = 0;
+        if (whole && !own) segments = load_run_state(o_.checkpoint).segments.size();
+        mpi_.require_agreement({{"--resume of " + o_.checkpoint + " (each rank its own FILE.rank<r>, or every rank "
+                                 "the merge FILE when no rank has its own)",
+                                 whole && !own ? "FILE" : "FILE.rank<r>"}});
+        if (segments == 1)
+            throw collective_refusal("--resume: " + o_.checkpoint + " is the checkpoint of a run in one process, and "
+                                     "under mpirun each rank resumes its own " + o_.checkpoint + ".rank<r>: resume it "
+                                     "without mpirun, or `merge` shards into it");
+        return whole && !own;
     }
 
     void stream() {

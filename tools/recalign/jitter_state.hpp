@@ -27,6 +27,7 @@ public:
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
     void reduce(const mpi_context& mpi) override { inner_.reduce(mpi); }
+    bool hold_whole() override { return inner_.hold_whole(); }
     void merge(const stream_state& other) override;
 
 private:

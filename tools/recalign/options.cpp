@@ -228,11 +228,12 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "uncentered (the default). Sketch routes: sketches of the corrupted samples, and the "
                           "verification pass draws the same corruptions again")
         ->check(non_negative);
-    c.denoise->add_option("--refine", o.refine,
+    c.denoise->add_option("--refine", o.run.refine,
                           "Sketch routes with a masking noise: passes after the verification pass that refine each "
                           "masking noise's subspace (MATH.md §7; each is one more read of the data, 0 keeps the "
-                          "first pass's subspace)")
-        ->check(CLI::Range(0, 20))->capture_default_str();
+                          "first pass's subspace); refused where it has nothing to refine (--method exact, "
+                          "--no-verify, --from, no masking noise in closed form)")
+        ->check(CLI::Range(0, 20))->default_str(std::to_string(default_refine));
     c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
     c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");
     add_preprocess_options(c.denoise, o.run);

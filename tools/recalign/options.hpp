@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,8 +52,13 @@ struct run_options {
     std::string standardize = "none";  // --standardize none|global (MATH.md §8)
     double jitter = 0.0;      // --jitter S: S · N(0, 1) added to every value, keyed by (--seed, row)
     bool verify = false, no_verify = false;  // sketch routes: the verification pass (default on)
+    // denoise --refine N on a sketch route with a masking noise (empty: not given, default_refine).
+    std::optional<std::size_t> refine;
     unsigned test_batch_delay_ms = 0;  // hidden --test-batch-delay-ms: lets tests kill a run mid-way
 };
+
+// Refinement passes of a masking noise's subspace on a sketch route without --refine.
+inline constexpr std::size_t default_refine = 8;
 
 struct align_options {
     data_options data;
@@ -86,7 +92,6 @@ struct denoise_cli_options {
     std::string measure = "paper", image_shape, layout = "hwc", k_list;
     std::vector<std::string> noises;
     std::size_t monte_carlo = 0;
-    std::size_t refine = 8;  // sketch routes: refinement passes of a masking noise's subspace
 };
 
 // figures: the paper's figures in one pass (cmd_figures.cpp).

@@ -207,6 +207,10 @@ std::string render_json(const info_result& r) {
     if (r.has_classes && !r.run) j["classes"] = r.classes;
     if (!r.run) return dump(j);
     j["complete"] = r.complete;
+    j["verified"] = r.verified;
+    j["verification_passes"] = r.passes_known ? json(r.verification_passes) : json(nullptr);
+    j["rows_per_pass"] = r.rows_per_pass;
+    j["pending"] = r.pending.empty() ? json(nullptr) : json(r.pending);
     json segs = json::array();
     for (const info_segment& s : r.segments) {
         json o;

@@ -170,7 +170,15 @@ std::string render_text(const info_result& r) {
     appendf(s, "  samples       %llu\n", (unsigned long long)r.n);
     if (!r.run) return s;
     appendf(s, "  command       %s\n  method        %s\n  classes       %llu\n  scale         %.17g\n  complete      %s\n",
-            r.command.c_str(), r.method.c_str(), (unsigned long long)r.classes, r.scale, r.complete ? "yes" : "no");
+            r.command.c_str(), r.method.c_str(), (unsigned long long)r.classes, r.scale,
+            r.complete ? "yes" : ("no: pending " + r.pending).c_str());
+    if (r.verified) {
+        std::string rows;
+        for (std::uint64_t v : r.rows_per_pass) rows += (rows.empty() ? "" : ", ") + std::to_string(v);
+        appendf(s, "  passes        %llu sketch + %s verification; rows read per pass: %s\n",
+                (unsigned long long)r.passes,
+                r.passes_known ? std::to_string(r.verification_passes).c_str() : "(not recorded)", rows.c_str());
+    }
     for (const info_segment& g : r.segments) {
         appendf(s, "  input         %s rows %llu..%llu (%llu of %llu read in pass %llu, batch %llu, %s)\n", g.images.c_str(),
                 (unsigned long long)g.first_row, (unsigned long long)(g.first_row + g.rows_total),

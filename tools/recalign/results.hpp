@@ -120,6 +120,13 @@ struct info_result {
     double scale = 1.0;
     bool complete = true;
     std::vector<info_segment> segments;
+    // Where a run stands (fill_run): its sketch passes (--passes), its verification passes
+    // (0 without --verify; unknown in checkpoints written before they were recorded), the rows
+    // read in each pass (all segments), and whether the numbers it returns exist yet.
+    bool verified = false, passes_known = true;
+    std::uint64_t verification_passes = 0;
+    std::vector<std::uint64_t> rows_per_pass;
+    std::string pending;  // what is left to run (empty: nothing), and how
 };
 
 }  // namespace recalign::cli

@@ -126,8 +126,9 @@ void route_state::next_pass(const mpi_context& mpi) {
     // pass's range, and the class statistics of pass 0) and starts the next pass; every rank
     // then reads its shard against rank 0's Q. Rank 0 keeps the merged class statistics, the
     // others start theirs empty (their rows are in rank 0's), so the final reduce counts each
-    // row once.
-    reduce(mpi);
+    // row once. A merge of shards every rank loaded (hold_whole) is already whole on rank 0.
+    if (!whole_) reduce(mpi);
+    whole_ = false;
     std::string next;
     if (mpi.rank() == 0) {
         std::get<nystrom_sketch>(main_).next_pass();

@@ -46,6 +46,7 @@ public:
     void reduce(const mpi_context& mpi) override;
 
     void merge(const stream_state& other) override;
+    bool hold_whole() override { return whole_ = true; }
     const run_config& config() const noexcept { return config_; }
 
 private:
@@ -56,6 +57,7 @@ private:
     run_config config_;
     sketch main_;
     std::optional<class_moments> classes_;  // with labels (absent in an older exact checkpoint's joint scatter)
+    bool whole_ = false;                    // hold_whole: the next pass boundary takes rank 0's state
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the

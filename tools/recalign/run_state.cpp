@@ -46,10 +46,10 @@ std::string run_config::difference(const run_config& o, const std::string& mine,
     return {};
 }
 
-bool run_state::complete() const {
+bool run_state::complete(std::uint64_t passes) const {
     for (const input_segment& s : segments) {
         if (s.rows_done != s.rows_total) return false;
-        if (s.pass + 1 < config.passes) return false;
+        if (s.pass + 1 < passes) return false;
     }
     return true;
 }

@@ -7,6 +7,7 @@
 
 #include <cereal/archives/portable_binary.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -78,11 +79,16 @@ public:
     std::vector<input_segment> segments;
     std::string accumulator; // the accumulator's own framed checkpoint bytes
     std::uint64_t n = 0;     // samples in the accumulator (for `info`)
+    // Passes the state reads in all (stream_state::passes(): the sketch's and, with --verify,
+    // the verification passes); 0 in checkpoints written before it was recorded. --passes alone
+    // (config.passes) does not count the verification passes.
+    std::uint64_t state_passes = 0;
 
     std::uint64_t dim() const noexcept { return config.dim; }
     std::uint64_t aux_dim() const noexcept { return config.classes; }
     std::uint64_t config_hash() const { return config.hash(); }
-    bool complete() const;   // every segment fully read (and every pass done)
+    bool complete() const { return complete(std::max(config.passes, state_passes)); }  // every pass done
+    bool complete(std::uint64_t passes) const;  // every segment fully read in its first `passes` passes
 
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
     static run_state load(std::istream& is, const std::string& source) {
@@ -102,7 +108,7 @@ public:
             ar(s.first_row, s.rows_total, s.rows_done, s.batch, s.pass);
         }
         save_string(ar, accumulator);
-        ar(std::uint64_t{1});  // version of the trailing section
+        ar(std::uint64_t{2});  // version of the trailing section (2: state_passes after it)
         for (const input_segment& s : segments) {
             ar(static_cast<std::uint64_t>(s.files.size()));
             for (const io::file_entry& f : s.files) {
@@ -119,6 +125,7 @@ public:
                 save_string(ar, f.reason);
             }
         }
+        ar(state_passes);
     }
 
     template <class Archive>
@@ -154,7 +161,8 @@ public:
         if (b.left == 0) return r;  // written before the trailing section
         std::uint64_t version = 0;
         checkpoint::load_scalar(ar, version, b);
-        if (version != 1) throw std::length_error("unknown trailing section version " + std::to_string(version));
+        if (version != 1 && version != 2)
+            throw std::length_error("unknown trailing section version " + std::to_string(version));
         for (input_segment& s : r.segments) {
             std::uint64_t n = 0;
             checkpoint::load_scalar(ar, n, b);
@@ -179,6 +187,7 @@ public:
                 load_string(ar, f.reason, b);
             }
         }
+        if (version >= 2) checkpoint::load_scalar(ar, r.state_passes, b);
         return r;
     }
 

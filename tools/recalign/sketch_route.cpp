@@ -16,15 +16,14 @@ const char* verify_help =
     "at their peak; a Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "
     "and 6 D (rank + 10) for its sketch). "
     "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "
-    "are verified by resuming the merged checkpoint (--checkpoint M --resume) with the whole input";
+    "are verified by resuming the merged checkpoint (--checkpoint M --resume) with the whole input, in one process or "
+    "under mpirun";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
 void check_verification(const run_options& r, const prepared_run& p, const mpi_context&, std::uint64_t columns,
                         long double extra) {
-    if (r.verify && !r.from.empty())
-        throw user_error("--verify reads the data again, and --from " + r.from +
-                         " reads none: pass --images instead of --from, or drop --verify");
+    // --verify with --from: refused with the other route options (validate.cpp).
     if (!wants_verification(r)) return;
     for (const std::string& f : p.input.source.images)
         if (is_pipe(f))

@@ -17,7 +17,7 @@ namespace recalign::cli {
 // A sketch route reading data without --no-verify (--from has no data to verify on).
 bool wants_verification(const run_options& r);
 
-// Refuses, before any data is read: --verify with --from, and the
+// Refuses, before any data is read: the
 // memory of a verification pass on `columns` directions (plus `extra` bytes: patch blocks):
 // recalign/align/verified_memory.hpp gives both for each analysis.
 void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,

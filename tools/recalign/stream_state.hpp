@@ -42,6 +42,12 @@ public:
     // Merges a state of the same type and configuration (merge); std::invalid_argument naming
     // what differs, before any change.
     virtual void merge(const stream_state& other) = 0;
+    // Under mpirun, every rank has loaded the same merge of shards (every row of the range, at
+    // the end of a pass): the next pass boundary takes rank 0's state as the whole range's
+    // instead of merging the ranks' (which would count each row once per rank), and the other
+    // ranks then continue with nothing of it but what the next pass reads. False: this state
+    // cannot (the driver refuses the resume).
+    virtual bool hold_whole() { return false; }
 };
 
 }  // namespace recalign::cli

@@ -70,17 +70,11 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     cfg.scale = scale;
     cfg.float32_kernels = r.precision == "f32-kernels";
     cfg.memory = static_cast<std::uint64_t>(r.memory_gib * static_cast<double>(1ULL << 30));
-    if (r.method == "exact") {
-        if (r.rank != 0 || r.passes != 1) throw std::invalid_argument("--rank and --passes apply to --method fd or nystrom");
-        if (r.tolerance != 0.0) throw std::invalid_argument("--tolerance applies to --method nystrom only");
-        return cfg;
-    }
+    if (r.method == "exact") return cfg;  // no sketch option given (check_route_options)
     if (r.rank == 0 || r.rank > dim)
         throw std::invalid_argument("--method " + r.method + " needs --rank K with 1 <= K <= D = " + std::to_string(dim));
-    if (r.method == "fd" && r.passes != 1) throw std::invalid_argument("--passes applies to --method nystrom only");
     if (r.passes < 1 || r.passes > 100) throw std::invalid_argument("--passes must lie in [1, 100]");
     if (r.tolerance != 0.0) {
-        if (r.method != "nystrom") throw std::invalid_argument("--tolerance applies to --method nystrom only");
         if (!(r.tolerance > 0.0 && r.tolerance < 1.0)) throw std::invalid_argument("--tolerance must lie in (0, 1)");
         if (r.passes < 2)
             throw std::invalid_argument("--tolerance needs --passes Q >= 2: the most passes to run until the estimate "
@@ -92,6 +86,36 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     cfg.seed = r.seed;
     cfg.center = static_cast<std::uint8_t>(c);
     return cfg;
+}
+
+// Options that only some runs read: given to a run that does not read them, they would be
+// silently ignored, so each is refused, before any data is read, by this one table. `given`:
+// not at its default; `refused`: why this run does not read it (null: it does).
+void check_route_options(const run_options& r) {
+    const bool from = !r.from.empty(), sketch = r.method != "exact", nystrom = r.method == "nystrom";
+    const std::string not_here = ", not to --method " + r.method;
+    const std::string built = "decides what a run accumulates, and --from " + r.from + " analyses a state as it was built";
+    const std::string sketches = sketch ? "" : "applies to --method fd or nystrom" + not_here;
+    const std::string nystrom_only = nystrom ? "" : "applies to --method nystrom only" + not_here;
+    const std::string verification = from ? "needs data to verify on, and --from " + r.from + " reads none"
+                                     : !sketch ? "applies to the verification pass of --method fd or nystrom" + not_here
+                                     : r.no_verify ? "refines the verification pass, which --no-verify skips"
+                                                   : "";
+    struct route_option {
+        const char* name;
+        bool given;
+        std::string refused;
+    };
+    const route_option table[] = {
+        {"--rank", r.rank != 0, from ? built : sketches},
+        {"--passes", r.passes != 1, from ? built : nystrom_only},
+        {"--tolerance", r.tolerance != 0.0, from ? built : nystrom_only},
+        {"--verify", r.verify, verification},
+        {"--no-verify", r.no_verify, from ? "" : sketches},
+        {"--refine", r.refine.has_value(), verification},
+    };
+    for (const route_option& o : table)
+        if (o.given && !o.refused.empty()) throw std::invalid_argument(std::string(o.name) + " " + o.refused);
 }
 
 // --from: a run checkpoint, or a library-level moment checkpoint analysed as is.
@@ -301,6 +325,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     p.drive.resume = r.resume;
     p.drive.quiet = r.quiet;
     p.drive.hooks.batch_delay_ms = r.test_batch_delay_ms;
+    check_route_options(r);
     if (!r.from.empty()) {
         prepare_from(p, d, r, needs);
         return p;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "mpi_context.hpp"
 #include "recalign/core/checked.hpp"
@@ -77,8 +78,16 @@ void verified_state::update(const io::source_batch& b, std::uint64_t pass) {
     else pass_state_->update(b.view(), b.first_row);
 }
 
+bool verified_state::hold_whole() {
+    whole_ = true;
+    return route_.hold_whole();
+}
+
 void verified_state::next_pass(const mpi_context& mpi) {
     ++pass_;
+    const bool whole = std::exchange(whole_, false);
+    if (whole && mpi.rank() != 0)  // rank 0's blocks (pass 0) are the whole range's
+        for (patch_blocks& p : blocks_) p = patch_blocks(p.options());
     if (pass_ < route_.passes()) {
         route_.next_pass(mpi);
         return;
@@ -90,8 +99,10 @@ void verified_state::next_pass(const mpi_context& mpi) {
     // same bits, and the final reduce merges only the restricted moments.
     if (mpi.active()) {
         if (pass_ == route_.passes()) {
-            route_.reduce(mpi);
-            reduce_blocks(mpi);
+            if (!whole) {  // a merge every rank loaded (hold_whole) is whole on rank 0 already
+                route_.reduce(mpi);
+                reduce_blocks(mpi);
+            }
         } else {
             reduce_pass(mpi);
         }

@@ -7,7 +7,8 @@
 // pass and computes every basis; each rank verifies its own shard on that basis, and the
 // restricted moments are merged at the end (bit-identical for a fixed rank count). Shards
 // merged with `merge` add up their sketch passes; the merged checkpoint, resumed with the
-// whole input, runs the verification passes on the merged sketch (driver.cpp).
+// whole input, runs the verification passes on the merged sketch (driver.cpp), in one process
+// or under mpirun (every rank loads it; hold_whole).
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,9 @@ public:
     // Shards: the sketch passes merged, the shards' own verification passes dropped; the
     // result waits at the end of its sketch passes (resume it with the whole input).
     void merge(const stream_state& other) override;
+    // A merge of verified shards resumed under mpirun (every rank loaded it): rank 0's sketch
+    // and blocks are the whole range's; the others drop theirs at the next pass boundary.
+    bool hold_whole() override;
     // `merge`: a state read from checkpoint bytes alone (its patch blocks say their geometry).
     static verified_state for_merge(const run_config& config, const std::string& bytes, const std::string& source);
 
@@ -78,6 +82,7 @@ private:
     std::size_t classes_ = 0;
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass
     bool adopt_blocks_ = false;  // for_merge: load takes the checkpoint's blocks as they are
+    bool whole_ = false;         // hold_whole, until the next pass boundary
 };
 
 }  // namespace recalign::cli
