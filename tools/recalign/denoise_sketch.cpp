@@ -109,14 +109,15 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     plan.passes = plan.blocks.empty() ? 1 : 1 + o.refine;
     const std::size_t rank = run.config().rank;
     plan.basis = [noises, blocks_for, rank](const statistics& s, const std::vector<patch_blocks>& blocks,
-                                            const restricted_statistics* previous) {
+                                            restricted_statistics* previous) {
         if (previous) {  // a refinement step: restarted on U, each noise's Ritz vectors and corrections
+            previous->products();  // the Ritz steps in the pass's coordinates: no rotated D x K copies
             matrix_t q = s.spec.basis;
             for (std::size_t i = 0; i < noises.size(); ++i) {
                 if (!blocks_for(i, blocks)) continue;
                 const ritz_denoising_result v = ritz_denoising(*previous, noises[i], blocks_for(i, blocks));
                 const std::size_t k = std::min(rank, v.subspace.informative);
-                q = orthonormal_extension(q, xt::view(v.refined.basis, xt::all(), xt::range(0, k)));
+                q = orthonormal_extension(q, leading_columns(v.refined, *previous, k));
                 q = orthonormal_extension(q, denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined));
             }
             return q;
@@ -149,10 +150,10 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     prepared_run choices = run;
     choices.standardize = false;
     verified_choices(s, pass, choices);
+    pass.products();  // every analysis below in the pass's coordinates (m x m products, MATH.md §7)
     alignment_options opt;
     opt.measure = t.measure;
     ritz_alignment_result clean = ritz_alignment(pass, opt);
-    clean.refined.sv = matrix_t();  // its residuals are computed; verified_denoising reads the rest
     r.dim = t.dim;
     r.classes = t.classes;
     r.center = t.center;
