@@ -97,10 +97,16 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         throw user_error("Monte-Carlo noises on a sketch route do not run under mpirun yet (each rank's sketches of "
                          "its corrupted rows would have to be merged before the basis is built): run them in one "
                          "process, or under mpirun with --method exact");
-    // Beyond the pass's V and Sxx V (check_verification's 3 D x K, with the clean Ritz basis):
-    // while a masking noise is refined, its rotated V and Sxx V and the returned copy of V
-    // (BENCHMARKS.md, "High-D denoising": 6 D x K doubles at the peak in all).
-    const std::uint64_t refined_bytes = checked_mul(checked_mul(24, t.dim, "refined bases"), columns, "refined bases");
+    // The analyses work in the pass's coordinates (no D x K copy beyond the pass's V and Sxx V:
+    // check_verification's 3 D x K). A refinement step holds the previous pass (2 D x K) while
+    // it builds the next basis (up to 2 D x K while orthonormal_extension copies it) from each
+    // masking noise's Ritz vectors (rank) and the temporaries of its corrections (8 x refined):
+    // BENCHMARKS.md, "224x224x3 demo (branch demo224)".
+    const std::uint64_t refined_bytes =
+        o.refine == 0 || plan.blocks.empty()
+            ? 0
+            : checked_mul(checked_mul(8, t.dim, "refined bases"),
+                          checked_add(columns, run.config().rank + 8 * refined, "refined bases"), "refined bases");
     check_verification(o.run, run, mpi, columns, checked_add(block_bytes, refined_bytes, "the verification pass"));
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];

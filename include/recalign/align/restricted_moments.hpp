@@ -57,6 +57,13 @@ struct restricted_statistics {
     restricted_statistics coordinates(const matrix_t& w) const;
 };
 
+// The statistics of [R, T] from those of R and of a pass on T alone, over the same rows and in
+// the same centering (incremental refinement passes: R = Q W, Ritz vectors of an earlier pass on
+// Q, whose Sxx R = (Sxx Q) W is exact without reading the data; only the new directions T are
+// read). Rᵀ Sxx T = (Sxx R)ᵀ T, from exactly accumulated products. Throws
+// std::invalid_argument for statistics of other data (D, n, centering, labels) or in coordinates.
+restricted_statistics joined(const restricted_statistics& r, const restricted_statistics& t);
+
 struct restricted_moments_options {
     matrix_t basis;           // V: D x K, any full-column-rank basis (finite)
     std::size_t classes = 0;  // C: class ids with every batch (0: no labels)
