@@ -98,10 +98,10 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                          "its corrupted rows would have to be merged before the basis is built): run them in one "
                          "process, or under mpirun with --method exact");
     // The analyses work in the pass's coordinates (no D x K copy beyond the pass's V and Sxx V:
-    // check_verification's 3 D x K). A refinement step holds the previous pass (2 D x K) while
-    // it builds the next basis (up to 2 D x K while orthonormal_extension copies it) from each
-    // masking noise's Ritz vectors (rank) and the temporaries of its corrections (8 x refined):
-    // BENCHMARKS.md, "224x224x3 demo (branch demo224)".
+    // check_verification's 3 D x K). A refinement step holds the previous pass (2 D x K) with
+    // each masking noise's Ritz vectors (rank) and the temporaries of its corrections
+    // (8 x refined), then frees the pass and builds the next basis (up to 2 D x K while
+    // orthonormal_extension copies it): BENCHMARKS.md, "analyses in the pass's coordinates".
     const std::uint64_t refined_bytes =
         o.refine == 0 || plan.blocks.empty()
             ? 0
@@ -118,13 +118,22 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                                             restricted_statistics* previous) {
         if (previous) {  // a refinement step: restarted on U, each noise's Ritz vectors and corrections
             previous->products();  // the Ritz steps in the pass's coordinates: no rotated D x K copies
-            matrix_t q = s.spec.basis;
+            std::vector<matrix_t> extras;  // each masking noise's Ritz vectors, then their corrections
             for (std::size_t i = 0; i < noises.size(); ++i) {
                 if (!blocks_for(i, blocks)) continue;
                 const ritz_denoising_result v = ritz_denoising(*previous, noises[i], blocks_for(i, blocks));
                 const std::size_t k = std::min(rank, v.subspace.informative);
-                q = orthonormal_extension(q, leading_columns(v.refined, *previous, k));
-                q = orthonormal_extension(q, denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined));
+                extras.push_back(leading_columns(v.refined, *previous, k));
+                extras.push_back(denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined));
+            }
+            // The previous pass is read no more: its V and Sxx V (2 D x K) go before the next
+            // basis is built (the same extensions in the same order: the same bits).
+            previous->basis = matrix_t();
+            previous->sv = matrix_t();
+            matrix_t q = s.spec.basis;
+            for (matrix_t& e : extras) {
+                q = orthonormal_extension(q, e);
+                e = matrix_t();
             }
             return q;
         }
