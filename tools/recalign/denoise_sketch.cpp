@@ -102,11 +102,12 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // each masking noise's Ritz vectors (rank) and the temporaries of its corrections
     // (8 x refined), then frees the pass and builds the next basis (up to 2 D x K while
     // orthonormal_extension copies it): BENCHMARKS.md, "analyses in the pass's coordinates".
+    // The Ritz vectors and corrections (at most the K - rank columns they become) and the
+    // previous pass fit in check_verification's 3 D x K; the corrections' temporaries are extra.
     const std::uint64_t refined_bytes =
         o.refine == 0 || plan.blocks.empty()
             ? 0
-            : checked_mul(checked_mul(8, t.dim, "refined bases"),
-                          checked_add(columns, run.config().rank + 8 * refined, "refined bases"), "refined bases");
+            : checked_mul(checked_mul(8, t.dim, "refined bases"), 8 * refined, "refined bases");
     check_verification(o.run, run, mpi, columns, checked_add(block_bytes, refined_bytes, "the verification pass"));
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
