@@ -199,7 +199,100 @@ restricted_statistics restricted_moments::finish(centering c) const& {
     return s;
 }
 
+namespace {
+// Wᵀ A W (A: k x k symmetric, W: k x k2), symmetrised.
+matrix_t congruence(const matrix_t& a, const matrix_t& w) {
+    const std::size_t k = w.shape(0), k2 = w.shape(1);
+    matrix_t aw = xt::zeros<double>({k, k2}), out = xt::zeros<double>({k2, k2});
+    blas::gemm_nn(k, k2, k, 1.0, a.data(), w.data(), 0.0, aw.data());
+    blas::gemm_tn(k2, k2, k, 1.0, w.data(), aw.data(), 0.0, out.data());
+    for (std::size_t i = 0; i < k2; ++i)
+        for (std::size_t j = i + 1; j < k2; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
+    return out;
+}
+}  // namespace
+
+void restricted_statistics::products() {
+    if (in_coordinates() || gram.size()) return;
+    const std::size_t d = dim(), k = this->k();
+    gram = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, basis.data(), basis.data(), 0.0, gram.data());
+    svsv = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, sv.data(), sv.data(), 0.0, svsv.data());
+    frame = std::make_shared<const matrix_t>(gram);
+}
+
+restricted_statistics restricted_statistics::coordinates(const matrix_t& w) const {
+    const std::size_t k = this->k(), k2 = w.shape(1);
+    if (w.shape(0) != k)
+        throw std::invalid_argument("restricted_statistics::coordinates: W has " + std::to_string(w.shape(0)) +
+                                    " rows, the basis " + std::to_string(k) + " columns");
+    if (!gram.size() || !frame) throw std::logic_error("restricted_statistics::coordinates: products() not computed");
+    restricted_statistics out;
+    out.center = center;
+    out.n = n;
+    out.frame = frame;
+    out.frame_dim = dim();
+    if (in_coordinates()) {
+        out.coords = xt::zeros<double>({coords.shape(0), k2});
+        blas::gemm_nn(coords.shape(0), k2, k, 1.0, coords.data(), w.data(), 0.0, out.coords.data());
+    } else {
+        out.coords = w;
+    }
+    out.vsv = congruence(vsv, w);
+    out.gram = congruence(gram, w);
+    out.svsv = congruence(svsv, w);
+    if (cross) {
+        cross_moments c = *cross;
+        const std::size_t nc = c.sxy.shape(1);
+        c.sxy = xt::zeros<double>({k2, nc});
+        blas::gemm_tn(k2, nc, k, 1.0, w.data(), cross->sxy.data(), 0.0, c.sxy.data());
+        out.cross = std::move(c);
+    }
+    return out;
+}
+
+restricted_statistics joined(const restricted_statistics& r, const restricted_statistics& t) {
+    if (r.in_coordinates() || t.in_coordinates() || r.dim() != t.dim() || r.n != t.n || r.center != t.center ||
+        r.cross.has_value() != t.cross.has_value() ||
+        (r.cross && (r.cross->sxy.shape(1) != t.cross->sxy.shape(1) || r.cross->center != t.cross->center)))
+        throw std::invalid_argument("restricted_statistics joined: the two passes are not of the same data");
+    const std::size_t d = r.dim(), a = r.k(), b = t.k(), k = a + b;
+    restricted_statistics out;
+    out.center = r.center;
+    out.n = r.n;
+    out.basis = xt::zeros<double>({d, k});
+    out.sv = xt::zeros<double>({d, k});
+    for (std::size_t i = 0; i < d; ++i) {
+        std::copy(&r.basis(i, 0), &r.basis(i, 0) + a, &out.basis(i, 0));
+        std::copy(&t.basis(i, 0), &t.basis(i, 0) + b, &out.basis(i, a));
+        std::copy(&r.sv(i, 0), &r.sv(i, 0) + a, &out.sv(i, 0));
+        std::copy(&t.sv(i, 0), &t.sv(i, 0) + b, &out.sv(i, a));
+    }
+    matrix_t rt = xt::zeros<double>({a, b});  // Rᵀ Sxx T = (Sxx R)ᵀ T
+    blas::gemm_tn(a, b, d, 1.0, r.sv.data(), t.basis.data(), 0.0, rt.data());
+    out.vsv = xt::zeros<double>({k, k});
+    for (std::size_t i = 0; i < a; ++i)
+        for (std::size_t j = 0; j < a; ++j) out.vsv(i, j) = r.vsv(i, j);
+    for (std::size_t i = 0; i < b; ++i)
+        for (std::size_t j = 0; j < b; ++j) out.vsv(a + i, a + j) = t.vsv(i, j);
+    for (std::size_t i = 0; i < a; ++i)
+        for (std::size_t j = 0; j < b; ++j) out.vsv(i, a + j) = out.vsv(a + j, i) = rt(i, j);
+    if (r.cross) {
+        cross_moments c = *r.cross;
+        const std::size_t nc = c.sxy.shape(1);
+        c.sxy = xt::zeros<double>({k, nc});
+        for (std::size_t j = 0; j < nc; ++j) {
+            for (std::size_t i = 0; i < a; ++i) c.sxy(i, j) = r.cross->sxy(i, j);
+            for (std::size_t i = 0; i < b; ++i) c.sxy(a + i, j) = t.cross->sxy(i, j);
+        }
+        out.cross = std::move(c);
+    }
+    return out;
+}
+
 restricted_statistics restricted_statistics::rotated(const matrix_t& w) const {
+    if (in_coordinates()) return coordinates(w);
     const std::size_t d = dim(), k = this->k(), k2 = w.shape(1);
     if (w.shape(0) != k)
         throw std::invalid_argument("restricted_statistics::rotated: W has " + std::to_string(w.shape(0)) +

@@ -33,7 +33,9 @@ alignment_result basis_alignment(const restricted_statistics& s, const alignment
     r.eigenvalues = xt::zeros<double>({k});
     for (std::size_t j = 0; j < k; ++j) {
         double norm = 0.0;
-        for (std::size_t i = 0; i < s.dim(); ++i) norm += s.basis(i, j) * s.basis(i, j);
+        if (s.gram.size()) norm = s.gram(j, j);
+        else
+            for (std::size_t i = 0; i < s.dim(); ++i) norm += s.basis(i, j) * s.basis(i, j);
         r.eigenvalues(j) = norm > 0 ? s.vsv(j, j) / norm : 0.0;
     }
     r.curve = xt::zeros<double>({k});
@@ -51,16 +53,25 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
     if (noise.draws > 0)
         throw std::invalid_argument("ritz_denoising: a Monte-Carlo noise has no closed form on span V");
     // Vᵀ Bs Bsᵀ V with Bs = q Sxx (Gaussian: q = 1): (Sxx V)ᵀ (Sxx V), exact from the pass.
-    matrix_t a = xt::zeros<double>({k, k});
-    blas::gemm_tn(k, k, d, 1.0, s.sv.data(), s.sv.data(), 0.0, a.data());
+    // With the pass's products (restricted_statistics::products) every factor is m x m already.
+    matrix_t a = s.svsv;
+    if (!a.size()) {
+        a = xt::zeros<double>({k, k});
+        blas::gemm_tn(k, k, d, 1.0, s.sv.data(), s.sv.data(), 0.0, a.data());
+    }
     matrix_t g;
     if (noise.family == noise_family::gaussian) {
-        matrix_t vv = xt::zeros<double>({k, k});
-        blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
+        matrix_t vv = s.gram;
+        if (!vv.size()) {
+            vv = xt::zeros<double>({k, k});
+            blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
+        }
         const double shift = static_cast<double>(s.n) * noise.sigma * noise.sigma;
         g = s.vsv + shift * vv;
     } else {
         if (!blocks) throw std::invalid_argument("ritz_denoising: patch masking needs the exact patch blocks");
+        if (s.in_coordinates())
+            throw std::invalid_argument("ritz_denoising: patch masking needs the pass's own basis (Vᵀ Bd V)");
         if (blocks->dim() != d || blocks->n() != s.n)
             throw std::invalid_argument("ritz_denoising: the patch blocks (D = " + std::to_string(blocks->dim()) + ", n = " +
                                         std::to_string(blocks->n()) + ") are not of this data (D = " +
@@ -85,40 +96,62 @@ ritz_denoising_result ritz_generalized(const restricted_statistics& s, const mat
     sub.dropped = e.dropped;
     const double top = e.values.size() ? std::max(e.values(0), 0.0) : 0.0;
     while (sub.informative < e.values.size() && e.values(sub.informative) > rel_tol * top) ++sub.informative;
-    out.refined = s.rotated(e.vectors);
+    // In the pass's coordinates when it has its products: V W is then never formed (D x K).
+    out.refined = s.gram.size() ? s.coordinates(e.vectors) : s.rotated(e.vectors);
     sub.basis = out.refined.basis;
     return out;
 }
 
 ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options) {
     const std::size_t d = s.dim(), k = s.k();
-    matrix_t vv = xt::zeros<double>({k, k});
-    blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
+    if (s.in_coordinates()) throw std::invalid_argument("ritz_alignment: the residuals need the pass's own basis");
+    matrix_t vv = s.gram;
+    if (!vv.size()) {
+        vv = xt::zeros<double>({k, k});
+        blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
+    }
     generalized_options o;
     o.rel_tol = options.rel_tol;
     const generalized_result e = generalized_eigen(s.vsv, vv, o);
     ritz_alignment_result out;
-    out.refined = s.rotated(e.vectors);
+    out.refined = s.gram.size() ? s.coordinates(e.vectors) : s.rotated(e.vectors);
     out.curve = basis_alignment(out.refined, options);
+    // ‖(Sxx V) w_j − θ_j V w_j‖ from the pass's V and Sxx V, a block of rows at a time.
     const std::size_t r = e.vectors.shape(1);
     out.residuals = xt::zeros<double>({r});
-    for (std::size_t j = 0; j < r; ++j) {
-        double sq = 0.0;
-        for (std::size_t i = 0; i < d; ++i) {
-            const double v = out.refined.sv(i, j) - e.values(j) * out.refined.basis(i, j);
-            sq += v * v;
-        }
-        out.residuals(j) = std::sqrt(sq);
+    constexpr std::size_t rows = 512;
+    std::vector<double> y(std::min(d, rows) * r), sy(std::min(d, rows) * r);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        blas::gemm_nn(rb, r, k, 1.0, s.basis.data() + r0 * k, e.vectors.data(), 0.0, y.data());
+        blas::gemm_nn(rb, r, k, 1.0, s.sv.data() + r0 * k, e.vectors.data(), 0.0, sy.data());
+        for (std::size_t i = 0; i < rb; ++i)
+            for (std::size_t j = 0; j < r; ++j) {
+                const double v = sy[i * r + j] - e.values(j) * y[i * r + j];
+                out.residuals(j) += v * v;
+            }
     }
+    for (std::size_t j = 0; j < r; ++j) out.residuals(j) = std::sqrt(out.residuals(j));
     return out;
 }
 
 noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol, std::size_t max_k) {
     const std::size_t d = clean.shape(0);
     if (noisy.shape(0) != d) throw std::invalid_argument("basis_impact: the bases have different dimensions");
+    const std::size_t cu = clean.shape(1), cv = noisy.shape(1);
+    matrix_t uu = xt::zeros<double>({cu, cu}), vv = xt::zeros<double>({cv, cv}), uv = xt::zeros<double>({cu, cv});
+    blas::gemm_tn(cu, cu, d, 1.0, clean.data(), clean.data(), 0.0, uu.data());
+    blas::gemm_tn(cv, cv, d, 1.0, noisy.data(), noisy.data(), 0.0, vv.data());
+    blas::gemm_tn(cu, cv, d, 1.0, clean.data(), noisy.data(), 0.0, uv.data());
+    return gram_impact(uu, vv, uv, rel_tol, max_k);
+}
+
+noise_impact_result gram_impact(const matrix_t& uu, const matrix_t& vv, const matrix_t& uv, double rel_tol,
+                                std::size_t max_k) {
     // Q_U = U R_u⁻¹ and Q_V = V R_v⁻¹ (nested_orthonormalize's factors of the leading ku, kv
     // columns), so Q_Uᵀ Q_V = R_u⁻ᵀ (Uᵀ V) R_v⁻¹: Gram matrices only, no D x K copies.
-    const std::size_t cu = clean.shape(1), cv = noisy.shape(1);
+    const std::size_t cu = uu.shape(0), cv = vv.shape(0);
+    if (uv.shape(0) != cu || uv.shape(1) != cv) throw std::invalid_argument("gram_impact: Uᵀ V of the wrong shape");
     const std::size_t ku = std::min(cu, max_k), kv = std::min(cv, max_k);
     auto leading = [](const matrix_t& g, std::size_t rows, std::size_t cols) {
         matrix_t out = xt::zeros<double>({rows, cols});
@@ -126,10 +159,6 @@ noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, d
             for (std::size_t j = 0; j < cols; ++j) out(i, j) = g(i, j);
         return out;
     };
-    matrix_t uu = xt::zeros<double>({cu, cu}), vv = xt::zeros<double>({cv, cv}), uv = xt::zeros<double>({cu, cv});
-    blas::gemm_tn(cu, cu, d, 1.0, clean.data(), clean.data(), 0.0, uu.data());
-    blas::gemm_tn(cv, cv, d, 1.0, noisy.data(), noisy.data(), 0.0, vv.data());
-    blas::gemm_tn(cu, cv, d, 1.0, clean.data(), noisy.data(), 0.0, uv.data());
     const detail::nested_factor fu = detail::nested_cholesky(leading(uu, ku, ku), rel_tol);
     const detail::nested_factor fv = detail::nested_cholesky(leading(vv, kv, kv), rel_tol);
     matrix_t x = leading(uv, ku, kv);
@@ -160,6 +189,21 @@ noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, d
 }
 
 namespace {
+// The impact between the clean returned basis and V* (its basis, or its coordinates W and Gram
+// in the same pass as the clean one: Uᵀ V = W_uᵀ (Qᵀ Q) W_v, no D-long vector).
+noise_impact_result impact_of(const restricted_statistics& clean, const matrix_t& coords, const matrix_t& gram,
+                              const matrix_t& basis, double rel_tol, std::size_t k) {
+    if (!clean.in_coordinates() && !coords.size()) return basis_impact(clean.basis, basis, rel_tol, k);
+    if (!clean.in_coordinates() || !coords.size() || coords.shape(0) != clean.coords.shape(0))
+        throw std::invalid_argument("verified_denoising: the clean and the noisy subspaces are not in one pass's coordinates");
+    const matrix_t& q = *clean.frame;
+    const std::size_t m = q.shape(0), cu = clean.coords.shape(1), cv = coords.shape(1);
+    matrix_t qw = xt::zeros<double>({m, cv}), uv = xt::zeros<double>({cu, cv});
+    blas::gemm_nn(m, cv, m, 1.0, q.data(), coords.data(), 0.0, qw.data());
+    blas::gemm_tn(cu, cv, m, 1.0, clean.coords.data(), qw.data(), 0.0, uv.data());
+    return gram_impact(clean.gram, gram, uv, rel_tol, k);
+}
+
 // The curve, its relative differences and the noise impact of the returned V*
 // (subspace.basis), with `refined` the exact restricted statistics of V* (basis_alignment
 // reads them); `subspace` is moved into the result. `release` (optional): the basis of
@@ -169,6 +213,8 @@ verified_denoising_result finish_verified(const ritz_alignment_result& clean, de
                                           const restricted_statistics& refined, matrix_t* release,
                                           const alignment_options& options) {
     const alignment_result a = basis_alignment(refined, options);
+    const matrix_t refined_coords = refined.in_coordinates() ? refined.coords : matrix_t();
+    const matrix_t refined_gram = refined.in_coordinates() ? refined.gram : matrix_t();
     const centering refined_center = refined.center;
     const std::uint64_t refined_n = refined.n;
     const std::size_t refined_dim = refined.dim();
@@ -200,7 +246,7 @@ verified_denoising_result finish_verified(const ritz_alignment_result& clean, de
         d.relative_difference(j) = d.clean_curve(j) != 0 ? (d.curve(j) - d.clean_curve(j)) / d.clean_curve(j)
                                                          : std::numeric_limits<double>::quiet_NaN();
     }
-    out.impact = basis_impact(clean.refined.basis, d.subspace.basis, options.rel_tol, k);
+    out.impact = impact_of(clean.refined, refined_coords, refined_gram, d.subspace.basis, options.rel_tol, k);
     return out;
 }
 }  // namespace
@@ -381,12 +427,15 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     const ritz_denoising_result ritz = ritz_denoising(pass, noise, blocks, rel_tol);
     const std::size_t k = std::min(count, ritz.subspace.informative);
     if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
-    const matrix_t v = xt::view(ritz.refined.basis, xt::all(), xt::range(0, k));
-    const matrix_t sv = xt::view(ritz.refined.sv, xt::all(), xt::range(0, k));
+    const matrix_t v = leading_columns(ritz.refined, pass, k);
+    const matrix_t sv = leading_columns(ritz.refined, pass, k, true);
     // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
-    matrix_t qs = xt::zeros<double>({m, k}), qq = xt::zeros<double>({m, m});
+    matrix_t qs = xt::zeros<double>({m, k}), qq = pass.gram;
     blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
-    blas::gemm_tn(m, m, d, 1.0, pass.basis.data(), pass.basis.data(), 0.0, qq.data());
+    if (!qq.size()) {
+        qq = xt::zeros<double>({m, m});
+        blas::gemm_tn(m, m, d, 1.0, pass.basis.data(), pass.basis.data(), 0.0, qq.data());
+    }
     const eigen_result eq = sym_eigen(qq);
     const double top = m ? std::max(eq.values(0), 0.0) : 0.0;
     matrix_t pc = xt::zeros<double>({m, k}), coef = xt::zeros<double>({m, k});
@@ -423,6 +472,22 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
         for (std::size_t i = 0; i < d; ++i) t(i, j) *= scale;
     }
     return t;
+}
+
+matrix_t leading_columns(const restricted_statistics& s, const restricted_statistics& pass, std::size_t k, bool sxx) {
+    const matrix_t& own = sxx ? s.sv : s.basis;
+    if (!s.in_coordinates()) {
+        if (k > own.shape(1)) throw std::invalid_argument("leading_columns: more columns than the basis has");
+        return xt::view(own, xt::all(), xt::range(0, k));
+    }
+    const matrix_t& q = sxx ? pass.sv : pass.basis;
+    const std::size_t d = pass.dim(), m = pass.k();
+    if (pass.in_coordinates() || s.coords.shape(0) != m || s.dim() != d || k > s.coords.shape(1))
+        throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
+    matrix_t w = xt::view(s.coords, xt::all(), xt::range(0, k));
+    matrix_t out = xt::zeros<double>({d, k});
+    blas::gemm_nn(d, k, m, 1.0, q.data(), w.data(), 0.0, out.data());
+    return out;
 }
 
 matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {

@@ -43,7 +43,7 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 }
 
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
-                                         const image_shape& shape) {
+                                         const image_shape& shape, bool refines) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
     std::vector<geometry> seen;
     long double blocks = 0.0L, columns = k, monte_carlo = 0.0L;
@@ -67,9 +67,12 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double l = std::min(k + 10.0L, d);  // a Monte-Carlo sketch's columns
     columns = std::min(columns + 3.0L * l * monte_carlo, d);
     blocks += monte_carlo * (48.0L * d * l + 16.0L * (d + columns) * columns);
-    // While a masking noise is refined: its rotated V and Sxx V and the returned copy of V.
-    const long double rotated = 24.0L * d * columns;
-    return {static_cast<std::uint64_t>(columns), blocks + rotated};
+    // A refinement step holds the previous pass (2 D x K) with each masking noise's Ritz vectors
+    // and the temporaries of its corrections (8 x refined D-long vectors), then frees the pass and
+    // builds the next basis: the Ritz vectors and corrections fit in the verification pass's
+    // 3 D x K, the temporaries are extra.
+    const long double corrections = refines && !seen.empty() ? 8.0L * d * 8.0L * refined : 0.0L;
+    return {static_cast<std::uint64_t>(columns), blocks + corrections};
 }
 
 long double physical_memory() {

@@ -209,13 +209,14 @@ class VerifiedDenoising(_VerifiedRun):
     def _basis(self, sketch, previous):
         q = sketch.spectrum.basis
         if previous is not None:  # a refinement pass: U, each masking noise's Ritz vectors and corrections
+            previous.products()  # the Ritz steps in the pass's coordinates, as the CLI
             for i, n in enumerate(self._noises):
                 blocks = self._blocks_for(i)
                 if blocks is None:
                     continue
                 v = _recalign.ritz_denoising(previous, n, blocks)
                 k = min(self._config["rank"], v.subspace.informative)
-                q = _recalign.orthonormal_extension(q, v.refined.basis[:, :k])
+                q = _recalign.orthonormal_extension(q, _recalign.leading_columns(v.refined, previous, k))
                 q = _recalign.orthonormal_extension(
                     q, _recalign.denoising_refinement(sketch.spectrum, previous, n, blocks, _REFINED))
             return q
@@ -229,6 +230,7 @@ class VerifiedDenoising(_VerifiedRun):
     def report(self):
         """The VerifiedDenoisingResult (all passes done)."""
         passed = self.verified()
+        passed.products()  # the analyses in the pass's coordinates, as the CLI
         clean = _recalign.ritz_alignment(passed, self._measure)
         noises, mc = [], iter(self._mc_basis)
         for i, n in enumerate(self._noises):

@@ -117,7 +117,12 @@ reads only this.)doc")
                                    return s.cross ? py::cast(*s.cross) : py::none();
                                }, "CrossMoments with sxy = Vᵀ Sxy (K x C) and syy = Syy (C x C), or None without labels.")
         .def("rotated", [](const restricted_statistics& s, py::handle w) { return s.rotated(to_matrix(w, "w")); }, py::arg("w"),
-             "The statistics of V W (W: K x K'), exactly, without reading the data again.");
+             "The statistics of V W (W: K x K'), exactly, without reading the data again.")
+        .def("products", &restricted_statistics::products,
+             "Forms Vᵀ V and (Sxx V)ᵀ(Sxx V) once; the Ritz steps then return their results in this pass's\n"
+             "coordinates (refined.basis empty: leading_columns forms the columns needed), as the CLI's denoise.")
+        .def_property_readonly("in_coordinates", &restricted_statistics::in_coordinates,
+                               "True for statistics of V = Q W held as W (coords) in a pass's coordinates.");
 
     py::class_<restricted_g> cls(m, "RestrictedMoments", R"doc(
 The verification pass of MATH.md §7: for a fixed basis V (D x K), one pass over the data accumulates

@@ -130,6 +130,14 @@ void bind_highd_analyses(py::module_& m) {
           py::arg("clean"), py::arg("noisy"), py::arg("rel_tol") = 1e-12,
           "NoiseImpact between two bases (D x K each, nested): Σ sin² of the principal angles between their first K columns.");
 
+    m.def("leading_columns",
+          [](const restricted_statistics& s, const restricted_statistics& pass, std::size_t k, bool sxx) {
+              return to_numpy(leading_columns(s, pass, k, sxx));
+          },
+          py::arg("s"), py::arg("pass_"), py::arg("k"), py::arg("sxx") = false,
+          "The first k columns of the basis of s (Sxx times it with sxx), D x k: from s, or as Q W from the pass\n"
+          "when s is in its coordinates (RestrictedStatistics.products).");
+
     m.def("orthonormal_extension",
           [](py::handle q, py::handle extra) {
               const matrix_t a = to_matrix(q, "q"), b = to_matrix(extra, "extra");

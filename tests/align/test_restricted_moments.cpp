@@ -110,3 +110,46 @@ TEST_CASE("restricted moments: merge, checkpoints, refusals, strong guarantee", 
     o.basis(0, 0) = std::nan("");
     CHECK_THROWS_AS(restricted_moments(o), std::invalid_argument);
 }
+
+TEST_CASE("joined: the statistics of [V W, T] from a pass on V and a pass on T alone", "[align][restricted]") {
+    const std::vector<double> x = testing::random_rows(N, D, 5, 25.0);
+    const std::vector<std::int64_t> y = testing::random_labels(N, C, 6);
+    const matrix_t v = random_basis(9), t = xt::view(random_basis(10), xt::all(), xt::range(0, 4));
+    restricted_moments rv = make(v);
+    feed(rv, x, y, 0, N, 64);
+    restricted_moments_options o;
+    o.basis = t;
+    o.classes = C;
+    restricted_moments rt(o);
+    feed(rt, x, y, 0, N, 100);
+    moment_accumulator acc({D, target_mode::class_ids, C});
+    acc.update(batch_view(x.data(), N, D), target_view::class_ids(y.data(), N));
+    matrix_t w = xt::zeros<double>({K, std::size_t(3)});
+    for (std::size_t i = 0; i < K; ++i)
+        for (std::size_t j = 0; j < 3; ++j) w(i, j) = std::sin(1.0 + i * 3.0 + j);
+    for (centering c : {centering::centered, centering::uncentered}) {
+        CAPTURE(centering_name(c));
+        const restricted_statistics j = joined(rv.finish(c).rotated(w), rt.finish(c));
+        REQUIRE(j.k() == 7);
+        // Against the full moments: [V W, T] and its products with Sxx, Sxy.
+        matrix_t b = xt::zeros<double>({D, std::size_t(7)});
+        matrix_t vw = xt::zeros<double>({D, std::size_t(3)});
+        blas::gemm_nn(D, 3, K, 1.0, v.data(), w.data(), 0.0, vw.data());
+        for (std::size_t i = 0; i < D; ++i)
+            for (std::size_t k = 0; k < 7; ++k) b(i, k) = k < 3 ? vw(i, k) : t(i, k - 3);
+        const matrix_t sxx = acc.sxx(c), sxy = acc.sxy(c);
+        matrix_t sb = xt::zeros<double>({D, std::size_t(7)}), bsb = xt::zeros<double>({std::size_t(7), std::size_t(7)}), bsy = xt::zeros<double>({std::size_t(7), C});
+        blas::gemm_nn(D, 7, D, 1.0, sxx.data(), b.data(), 0.0, sb.data());
+        blas::gemm_tn(7, 7, D, 1.0, b.data(), sb.data(), 0.0, bsb.data());
+        blas::gemm_tn(7, C, D, 1.0, b.data(), sxy.data(), 0.0, bsy.data());
+        CHECK(testing::rel_diff(j.basis, b) < 1e-14);
+        CHECK(testing::rel_diff(j.sv, sb) < 1e-12);
+        CHECK(testing::rel_diff(j.vsv, bsb) < 1e-12);
+        CHECK(testing::rel_diff(j.cross->sxy, bsy) < 1e-12);
+    }
+    // Passes of other data, or in another centering, are refused.
+    restricted_moments half = make(v);
+    feed(half, x, y, 0, N / 2, 64);
+    CHECK_THROWS_AS(joined(rv.finish(centering::centered), half.finish(centering::centered)), std::invalid_argument);
+    CHECK_THROWS_AS(joined(rv.finish(centering::centered), rt.finish(centering::uncentered)), std::invalid_argument);
+}

@@ -313,6 +313,52 @@ TEST_CASE("verified_denoising from a sketch's top eigenvectors: exact numbers fo
     CHECK(xt::amax(g.impact.distance)() < 1e-10);
 }
 
+TEST_CASE("Ritz steps in the pass's coordinates: the same exact numbers without rotated D x K copies",
+          "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const data d = prepare(2000);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    const std::size_t r = 48;
+    spectrum top = clean.spec;
+    top.eigenvalues = xt::view(clean.spec.eigenvalues, xt::range(0, r));
+    top.basis = columns(clean.spec.basis, r);
+    for (const char* text : {"mask:patch=2x2,ratio=0.75,scheme=fixed", "gaussian:sigma=0.2"}) {
+        INFO(text);
+        const noise_spec noise = parse_noise_spec(text);
+        const patch_blocks* blocks = noise.family == noise_family::gaussian ? nullptr : &d.blocks;
+        const denoising_subspace_result v = sketched_denoising_subspace(top, noise, blocks);
+        const restricted_statistics pass = verify(d, orthonormal_extension(top.basis, v.basis), centering::uncentered);
+        restricted_statistics frame = pass;
+        frame.products();
+        const ritz_alignment_result u = ritz_alignment(pass), uc = ritz_alignment(frame);
+        REQUIRE(uc.refined.in_coordinates());
+        CHECK(uc.refined.basis.size() == 0);
+        CHECK(uc.refined.dim() == pass.dim());
+        const std::size_t k = u.curve.curve.size();
+        REQUIRE(uc.curve.curve.size() == k);
+        CHECK(max_abs_diff(u.curve.curve, uc.curve.curve, k) < 1e-12);
+        CHECK(max_abs_diff(u.curve.eigenvalues, uc.curve.eigenvalues, k) < 1e-10 * u.curve.eigenvalues(0));
+        CHECK(max_abs_diff(u.residuals, uc.residuals, k) < 1e-10 * u.curve.eigenvalues(0));
+        const verified_denoising_result a = verified_denoising(u, pass, noise, blocks);
+        const verified_denoising_result b = verified_denoising(uc, frame, noise, blocks);
+        const std::size_t kd = a.denoising.max_k;
+        REQUIRE(b.denoising.max_k == kd);
+        CHECK(max_abs_diff(a.denoising.curve, b.denoising.curve, kd) < 1e-12);
+        CHECK(max_abs_diff(a.denoising.relative_difference, b.denoising.relative_difference, kd) < 1e-11);
+        CHECK(max_abs_diff(a.impact.distance, b.impact.distance, kd) < 1e-10);
+        // Exact for what is returned: the columns formed from the pass, against Sxx itself.
+        if (!blocks) continue;
+        const ritz_denoising_result rc = ritz_denoising(frame, noise, blocks);
+        const matrix_t vk = leading_columns(rc.refined, frame, kd);
+        CHECK(max_abs_diff(b.denoising.curve, full_alignment(clean, vk), kd) < 1e-9);
+        // The refinement step reads the same columns either way.
+        const matrix_t t1 = denoising_refinement(top, pass, noise, blocks, 16);
+        const matrix_t t2 = denoising_refinement(top, frame, noise, blocks, 16);
+        REQUIRE(t1.shape(1) == t2.shape(1));
+        CHECK(xt::amax(xt::abs(t1 - t2))() < 1e-8);
+    }
+}
+
 namespace {
 // An orthonormal basis of the first k columns of x through the eigendecomposition of their Gram
 // matrix (X P D^{-1/2}): another route than basis_impact's nested Cholesky.

@@ -45,7 +45,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         patch_blocks_options diag;
         diag.shape = {p.dim(), 1, 1, image_layout::hwc};
         plan.blocks.push_back(diag);
-        plan.basis = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics* previous) {
+        plan.basis = [](const statistics& s, const std::vector<patch_blocks>& blocks, restricted_statistics* previous) {
             vector_t d = xt::zeros<double>({s.dim});
             for (std::size_t b = 0; b < blocks[0].blocks(); ++b)
                 d(blocks[0].indices(b)[0]) = blocks[0].block(b, s.center)(0, 0);

@@ -81,9 +81,11 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         throw user_error("Monte-Carlo noises on a sketch route do not run under mpirun yet (each rank's sketches of "
                          "its corrupted rows would have to be merged before the basis is built): run them in one "
                          "process, or under mpirun with --method exact");
-    // The verified directions, the patch blocks, the Monte-Carlo sketches and products, and the
-    // refinement's rotated copies (BENCHMARKS.md, "High-D denoising"): recalign/align/verified_memory.hpp.
-    const verification_size size = denoising_verification(t.dim, run.config().rank, t.noises, t.shape);
+    // The verified directions, the patch blocks, the Monte-Carlo sketches and products, and a
+    // refinement step's temporaries; the analyses work in the pass's coordinates (no D x K copy
+    // beyond the pass's V and Sxx V): recalign/align/verified_memory.hpp.
+    const verification_size size =
+        denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0);
     check_verification(o.run, run, mpi, size.columns, size.extra);
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
@@ -92,15 +94,25 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     plan.passes = plan.blocks.empty() ? 1 : 1 + o.run.refine.value_or(default_refine);
     const std::size_t rank = run.config().rank;
     plan.basis = [noises, blocks_for, rank](const statistics& s, const std::vector<patch_blocks>& blocks,
-                                            const restricted_statistics* previous) {
+                                            restricted_statistics* previous) {
         if (previous) {  // a refinement step: restarted on U, each noise's Ritz vectors and corrections
-            matrix_t q = s.spec.basis;
+            previous->products();  // the Ritz steps in the pass's coordinates: no rotated D x K copies
+            std::vector<matrix_t> extras;  // each masking noise's Ritz vectors, then their corrections
             for (std::size_t i = 0; i < noises.size(); ++i) {
                 if (!blocks_for(i, blocks)) continue;
                 const ritz_denoising_result v = ritz_denoising(*previous, noises[i], blocks_for(i, blocks));
                 const std::size_t k = std::min(rank, v.subspace.informative);
-                q = orthonormal_extension(q, xt::view(v.refined.basis, xt::all(), xt::range(0, k)));
-                q = orthonormal_extension(q, denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined));
+                extras.push_back(leading_columns(v.refined, *previous, k));
+                extras.push_back(denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined));
+            }
+            // The previous pass is read no more: its V and Sxx V (2 D x K) go before the next
+            // basis is built (the same extensions in the same order: the same bits).
+            previous->basis = matrix_t();
+            previous->sv = matrix_t();
+            matrix_t q = s.spec.basis;
+            for (matrix_t& e : extras) {
+                q = orthonormal_extension(q, e);
+                e = matrix_t();
             }
             return q;
         }
@@ -132,10 +144,10 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     prepared_run choices = run;
     choices.standardize = false;
     verified_choices(s, pass, choices);
+    pass.products();  // every analysis below in the pass's coordinates (m x m products, MATH.md §7)
     alignment_options opt;
     opt.measure = t.measure;
     ritz_alignment_result clean = ritz_alignment(pass, opt);
-    clean.refined.sv = matrix_t();  // its residuals are computed; verified_denoising reads the rest
     r.dim = t.dim;
     r.classes = t.classes;
     r.center = t.center;

@@ -39,7 +39,7 @@ monte_carlo_state::monte_carlo_state(const run_config& config, verify_plan plan,
     // The verification basis: the plan's, extended by each noise's Ritz space (G Ω, Bs Ω, Bsᵀ Ω).
     verification_basis base = std::move(plan.basis);
     plan.basis = [this, base](const statistics& s, const std::vector<patch_blocks>& blocks,
-                              const restricted_statistics* previous) {
+                              restricted_statistics* previous) {
         matrix_t q = base(s, blocks, previous);
         for (const monte_carlo_sketch& m : sketches_) q = monte_carlo_ritz_basis(q, m.products());
         pending_basis_ = q;

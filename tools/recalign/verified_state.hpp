@@ -27,9 +27,9 @@ namespace recalign::cli {
 inline constexpr char verified_magic[] = "RAVERIFY";
 
 // What a verification pass runs on: a basis from the finished sketch statistics, the patch
-// blocks and the previous verification pass (null for the first).
+// blocks and the previous verification pass (null for the first; the basis may add its products in place).
 using verification_basis = std::function<matrix_t(const statistics& sketch, const std::vector<patch_blocks>& blocks,
-                                                  const restricted_statistics* previous)>;
+                                                  restricted_statistics* previous)>;
 
 struct verify_plan {
     centering center = centering::uncentered;

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <vector>
@@ -35,11 +36,33 @@ struct restricted_statistics {
     matrix_t vsv;    // Vᵀ Sxx V: K x K
     matrix_t sv;     // Sxx V: D x K
     std::optional<cross_moments> cross;  // sxy = Vᵀ Sxy (K x C), syy = Syy
-    std::size_t dim() const noexcept { return basis.shape(0); }
-    std::size_t k() const noexcept { return basis.shape(1); }
+    // The pass's products (products()): Vᵀ V and (Sxx V)ᵀ(Sxx V), K x K, exact; empty until then.
+    matrix_t gram, svsv;
+    // Statistics in a pass's coordinates (coordinates()): V = Q W for the pass's basis Q, whose
+    // Gram matrix Qᵀ Q is `frame`; basis and sv stay empty (no D x K copy), `coords` is W.
+    std::shared_ptr<const matrix_t> frame;
+    matrix_t coords;
+    std::size_t frame_dim = 0;
+    bool in_coordinates() const noexcept { return frame != nullptr && basis.size() == 0; }
+    std::size_t dim() const noexcept { return in_coordinates() ? frame_dim : basis.shape(0); }
+    std::size_t k() const noexcept { return in_coordinates() ? vsv.shape(0) : basis.shape(1); }
     // The statistics of V W (W: K x K'), exactly, without reading the data again.
     restricted_statistics rotated(const matrix_t& w) const;
+    // Fills gram and svsv (two D x K x K products, once; call it after any rescaling of sv).
+    // From then on the Ritz steps of verification.hpp return their results in this pass's
+    // coordinates (m x m products only, MATH.md §7) instead of rotated D x K copies.
+    void products();
+    // The statistics of V W in the pass's coordinates: vsv, cross, gram, svsv rotated (K' x K'),
+    // coords = W (composed when these statistics are already in coordinates). Needs products().
+    restricted_statistics coordinates(const matrix_t& w) const;
 };
+
+// The statistics of [R, T] from those of R and of a pass on T alone, over the same rows and in
+// the same centering (incremental refinement passes: R = Q W, Ritz vectors of an earlier pass on
+// Q, whose Sxx R = (Sxx Q) W is exact without reading the data; only the new directions T are
+// read). Rᵀ Sxx T = (Sxx R)ᵀ T, from exactly accumulated products. Throws
+// std::invalid_argument for statistics of other data (D, n, centering, labels) or in coordinates.
+restricted_statistics joined(const restricted_statistics& r, const restricted_statistics& t);
 
 struct restricted_moments_options {
     matrix_t basis;           // V: D x K, any full-column-rank basis (finite)

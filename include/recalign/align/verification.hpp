@@ -20,6 +20,9 @@ namespace recalign {
 // is normalised by what the K directions hold (complete = false).
 alignment_result basis_alignment(const restricted_statistics& s, const alignment_options& options = {});
 
+// When the pass has its products (restricted_statistics::products), the Ritz steps below
+// return `refined` in the pass's coordinates (W only: no D x K copy) and an empty
+// subspace.basis; leading_columns forms the columns that are needed.
 struct ritz_denoising_result {
     denoising_subspace_result subspace;  // V W: G-orthonormal on span V, descending μ
     restricted_statistics refined;       // the statistics of V W (exact)
@@ -57,6 +60,15 @@ ritz_alignment_result ritz_alignment(const restricted_statistics& s, const align
 // `max_k` limits both to their leading columns (the bases are read in place: no D x K copies).
 noise_impact_result basis_impact(const matrix_t& clean, const matrix_t& noisy, double rel_tol = 1e-12,
                                  std::size_t max_k = static_cast<std::size_t>(-1));
+// The same from the Gram matrices Uᵀ U, Vᵀ V and Uᵀ V alone (e.g. of subspaces in one pass's
+// coordinates, restricted_statistics::coordinates: Uᵀ V = W_uᵀ (Qᵀ Q) W_v).
+noise_impact_result gram_impact(const matrix_t& uu, const matrix_t& vv, const matrix_t& uv, double rel_tol = 1e-12,
+                                std::size_t max_k = static_cast<std::size_t>(-1));
+
+// The first k columns of the basis of `s` (of Sxx times it with `sxx`), D x k: from s itself,
+// or as Q W / (Sxx Q) W from the verification pass `pass` when s is in its coordinates.
+matrix_t leading_columns(const restricted_statistics& s, const restricted_statistics& pass, std::size_t k,
+                         bool sxx = false);
 
 // The denoising analyses of a sketch route, every number exact for the returned subspaces:
 // `clean` is the Ritz refinement of the sketch's subspace (ritz_alignment), `noisy` the
