@@ -47,7 +47,8 @@ def main():
     ap.add_argument("--together", action="store_true")
     ap.add_argument("--skip-tradeoff", action="store_true")
     ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--only", choices=["exact", "sketch"], help="run one route (sketch: compare where exact is cached)")
+    ap.add_argument("--only", choices=["exact", "sketch", "report"],
+                    help="run one route (sketch: compare where exact is cached), or only report what is cached")
     a = ap.parse_args()
     recalign = os.path.join(a.build, "tools/recalign/recalign")
     os.makedirs(a.cache, exist_ok=True)
@@ -95,6 +96,8 @@ def main():
     def cached(name, cmd):
         f = path(name)
         if not os.path.exists(f):
+            if a.only == "report":
+                return None
             doc, t = run(name, cmd)
             with open(f + ".tmp", "w") as o:
                 json.dump({"doc": doc, "time": t}, o)
@@ -109,7 +112,7 @@ def main():
 
     # The exact route: one command for every noise not cached yet, one cache file per noise.
     missing = [n for n in noises if not os.path.exists(path("exact_" + n))]
-    if missing and a.only != "sketch":
+    if missing and a.only not in ("sketch", "report"):
         seed = ["--seed", "1"] if a.draws else []  # the sketch route's draws
         doc, t = run("exact " + " ".join(missing), ["denoise"] + args + shape + flags(missing) + seed)
         for n, e in zip(missing, doc["noises"]):  # in the order given (their "spec" is canonical)
@@ -133,12 +136,14 @@ def main():
         got = docs[0]["noises"]
     else:
         docs = [cached(f"{sk}_{n}", ["denoise"] + args + shape + flags([n]) + sketch) for n in noises]
+        noises = [n for n, x in zip(noises, docs) if x]  # report: the cached ones
+        docs = [x for x in docs if x]
         got = [x["noises"][0] for x in docs]
     doc0 = docs[0]
     refine = "CLI default" if a.refine is None else a.refine
     print(f"{tag}: D = {doc0['d']}, n = {doc0['n']}; sketch nystrom {a.rank}, 2 passes, verified, refine {refine}; K <= 64")
     worst_rel = worst_imp = 0.0
-    rows_md = []
+    by_patch, gauss, trade = {}, None, []  # the Markdown table: one row per patch size
     for n, s in zip(noises, got):
         if n not in by_spec:
             print(f"  {s['spec']:40s} (exact route not run)")
@@ -147,7 +152,7 @@ def main():
         if s["spec"].startswith("gaussian"):
             g = max(abs(v) for v in s["impact"])
             print(f"  {s['spec']:40s} impact (sketch) <= {g:.1e}")
-            rows_md.append(f"| {tag} | {s['spec']} | | {g:.1e} (impact) | | |")
+            gauss = g
             continue
         k = min(64, len(e["relative"]), len(s["relative"]))
         dr = max(abs(x - y) for x, y in zip(e["relative"][:k], s["relative"][:k]))
@@ -158,20 +163,36 @@ def main():
         miss = " MISSED" if dr > 2e-3 or di > 1e-2 or flips else ""
         print(f"  {s['spec']:40s} K = {k}: |Δ relative| {dr:.1e} (max |exact| {big:.1e}), sign flips {flips}, "
               f"|Δ impact/K| {di:.1e}{miss}")
-        rows_md.append(f"| {tag} | {n.removeprefix('mask:')} | {dr:.1e} | {di:.1e} | {flips} | {big:.1e} |")
+        closed = path("exact_" + n.replace(draws, ""))
+        if a.draws and os.path.exists(closed):  # the Monte-Carlo error of the exact route itself, for scale
+            with open(closed) as i:
+                c = json.load(i)["noise"]
+            print(f"    exact route, {a.draws} draws against the closed form: |Δ relative| "
+                  f"{max(abs(x - y) for x, y in zip(e['relative'][:k], c['relative'][:k])):.1e}, |Δ impact/K| "
+                  f"{max(abs(x - y) for x, y in zip(e['impact_normalised'][:k], c['impact_normalised'][:k])):.1e}")
+        patch, ratio = n.split("patch=")[1].split(",")[0], n.split("ratio=")[1].split(",")[0]
+        by_patch.setdefault(patch, []).append((ratio, dr, di, flips))
     print(f"  worst: |Δ relative| {worst_rel:.1e}, |Δ impact/K| {worst_imp:.1e}")
     if not a.skip_tradeoff:
         t = ["tradeoff"] + args + ["--lambda", "0,1,10", "--k", "64"]
         te = cached("tradeoff_exact", t)
         ts = cached(f"tradeoff_sketch{stamp}_r{a.rank}", t + method)
-        for x, y in zip(te, ts):
+        for x, y in zip(te or [], ts or []):
             r = y['loss'] / x['loss'] - 1
             print(f"  tradeoff λ = {x['lambda']:g}, K = 64: sketch / exact − 1 = {r:.1e}")
-            rows_md.append(f"| {tag} | tradeoff λ = {x['lambda']:g}, K = 64 | | | | loss +{r:.1e} |")
+            trade.append(f"λ = {x['lambda']:g}: {r:+.1e}")
     if a.markdown:
-        print("| data | noise | |Δ relative| | |Δ impact/K| | sign flips | max |exact| |")
-        print("|---|---|---|---|---|---|")
-        print("\n".join(rows_md))
+        print("| data (n) | D | patch | ratios | |Δ relative| | |Δ impact/K| | sign flips |")
+        print("|---|---|---|---|---|---|---|")
+        for patch, r in by_patch.items():
+            print(f"| {tag} ({doc0['n']}) | {doc0['d']:,} | {patch} | {' / '.join(x[0].removeprefix('0') for x in r)} | "
+                  f"{' / '.join(f'{x[1]:.1e}' for x in r)} | {' / '.join(f'{x[2]:.1e}' for x in r)} | "
+                  f"{sum(x[3] for x in r)} |")
+        if gauss is not None:
+            print(f"| {tag} ({doc0['n']}) | {doc0['d']:,} | Gaussian σ = 0.1 | | | impact {gauss:.1e} | |")
+        if trade:
+            print(f"| {tag} ({doc0['n']}) | {doc0['d']:,} | trade-off K = 64, sketch / exact − 1 | | "
+                  f"{', '.join(trade)} | | |")
     cpu = sum(t[1]["cpu"] for t in times)
     print(f"  commands: {len(times)}, CPU {cpu:.0f} s in all (cached results count their first run)")
     for t in times:
