@@ -181,7 +181,7 @@ def main():
             print(f"  tradeoff λ = {x['lambda']:g}, K = 64: sketch / exact − 1 = {r:.1e}")
             trade.append(f"λ = {x['lambda']:g}: {r:+.1e}")
     if a.markdown:
-        print("| data (n) | D | patch | ratios | |Δ relative| | |Δ impact/K| | sign flips |")
+        print("| data (n) | D | patch | ratios | \\|Δ relative\\| | \\|Δ impact/K\\| | sign flips |")
         print("|---|---|---|---|---|---|---|")
         for patch, r in by_patch.items():
             print(f"| {tag} ({doc0['n']}) | {doc0['d']:,} | {patch} | {' / '.join(x[0].removeprefix('0') for x in r)} | "
