@@ -221,7 +221,8 @@ void add_denoise(CLI::App& app, command_line& c) {
     add_image_options(c.denoise, o.image_shape, o.layout, "H,W,C of the images (C = channels)");
     c.denoise->add_option("--noise", o.noises,
                           "Noise model, repeatable: gaussian:sigma=S | dropout:ratio=P | "
-                          "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]")->required();
+                          "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]; any of them [,draws=S[,seed=N]]: "
+                          "Monte Carlo with S >= 2 corruptions per sample (as --monte-carlo, for that noise)")->required();
     c.denoise->add_option("--monte-carlo", o.monte_carlo,
                           "Estimate the noise expectations with S >= 2 corruptions per sample, drawn in the same "
                           "pass as the clean statistics (checkpointed with them), instead of the closed forms; "
