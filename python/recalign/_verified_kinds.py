@@ -234,13 +234,22 @@ class VerifiedDenoising(_VerifiedRun):
         clean = _recalign.ritz_alignment(passed, self._measure)
         noises, mc = [], iter(self._mc_basis)
         for i, n in enumerate(self._noises):
+            # The analyses run in the pass's coordinates (no D x K copies); V* itself, D x informative,
+            # is formed once from them for the caller (leading_columns: Q W).
             if _is_monte_carlo(n):  # Theorem 3 on the verified span, exactly for the draws made
                 found = _recalign.ritz_monte_carlo_denoising(passed, next(mc).products())
-                v = _recalign.verified_ritz_denoising(clean, found, self._measure)
+            elif _recalign.NoiseSpec(str(n)).family == "gaussian":
+                found = None  # Corollary 3.1: V* is the returned clean basis
             else:
-                v = _recalign.verified_denoising(clean, passed, n, self._blocks_for(i), self._measure)
+                found = _recalign.ritz_denoising(passed, n, self._blocks_for(i))
+            if found is None:
+                v = _recalign.verified_denoising(clean, passed, n, None, self._measure)
+                basis = _recalign.leading_columns(clean.refined, passed, v.denoising.subspace.informative)
+            else:
+                v = _recalign.verified_ritz_denoising(clean, found, self._measure)
+                basis = _recalign.leading_columns(found.refined, passed, found.subspace.informative)
             noises.append(VerifiedNoise(spec=str(n), denoising=v.denoising, noise_impact=v.impact,
-                                        monte_carlo=_is_monte_carlo(n)))
+                                        monte_carlo=_is_monte_carlo(n), basis=basis))
         c = self._config
         return VerifiedDenoisingResult(n=passed.n, dim=c["dim"], classes=c["classes"], measure=self._measure,
                                        center=c["center"], method=c["method"], clean_result=clean.curve, noises=noises,

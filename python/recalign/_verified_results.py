@@ -86,11 +86,13 @@ class VerifiedNoise:
     """One noise of a verified denoise: the CLI JSON's fields (alignment, relative, impact,
     impact_normalised, max_k, informative, monte_carlo) and the full DenoisingResult / NoiseImpact.
     monte_carlo: True for a Monte-Carlo noise (exact for the draws made; its Monte-Carlo error is
-    not estimated on a sketch route: g_stderr_fro is None in to_dict())."""
+    not estimated on a sketch route: g_stderr_fro is None in to_dict()). basis: the returned V*
+    (D x informative, as NumPy), the directions the curves describe."""
     spec: str
     denoising: Any = field(repr=False)
     noise_impact: Any = field(repr=False)
     monte_carlo: bool = False
+    basis: Any = field(default_factory=lambda: None, repr=False)
 
     @property
     def alignment(self):
