@@ -48,8 +48,15 @@ def data(fashion_mnist, tmp):
 def figures(data, tmp):
     out = os.path.join(tmp, "fig")
     t0 = time.time()
-    rc, stdout, err = c.run(["figures"] + data + GRID + ["--out", out, "--quiet", "--jitter", "1e-4", "--seed", "3"])
+    rc, stdout, err = c.run(["figures"] + data + GRID + ["--out", out + "/", "--quiet", "--jitter", "1e-4", "--seed", "3"])
     assert rc == 0, f"figures: exit {rc}: {err}"
+    # every file the text output lists exists (fig2_percent has no CSV of its own; "--out fig/": no "//")
+    listed = [line for line in stdout.splitlines() if line.startswith(out)]
+    assert any(line.endswith("fig9_projections.png") for line in listed) and "//" not in stdout
+    for line in listed:
+        stem, _, ext = line.rpartition(".")
+        for e in ext.strip("{}").split(","):
+            assert os.path.exists(f"{stem}.{e}"), f"listed but not written: {stem}.{e}"
     return out, time.time() - t0
 
 

@@ -4,6 +4,8 @@
 // grid (closed-form masks: MATH.md §4), the noise-impact diagnostic, the λ trade-off and
 // Figure 9. Each noise costs one generalized eigenproblem, shared by its denoising alignment
 // and its noise impact.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -253,7 +255,13 @@ int cmd_figures(const figures_cli_options& o, const mpi_context& mpi) {
                measure_name(r.measure) + "; analyses " + std::to_string(r.seconds_analysis) + " s\n";
         for (const dataset_curve& c : r.datasets)
             text += "dataset " + c.name + ": n = " + std::to_string(c.run.n) + ", D = " + std::to_string(c.dim) + "\n";
-        for (const std::string& c : charts) text += out_path(o.run.out, c) + ".{csv,png,svg}\n";
+        for (const std::string& c : charts) {  // the files each chart has (fig2_percent reads fig2_alignment.csv)
+            std::string ext;
+            for (const char* e : {"csv", "png", "svg"})
+                if (::access(out_path(o.run.out, c + "." + e).c_str(), F_OK) == 0) ext += std::string(ext.empty() ? "" : ",") + e;
+            text += out_path(o.run.out, c) + (ext.find(',') == std::string::npos ? "." + ext : ".{" + ext + "}") + "\n";
+        }
+        if (!r.projections.cells.empty()) text += out_path(o.run.out, "fig9_projections.png") + "\n";
         for (const dataset_curve& c : r.datasets) text += out_path(o.run.out, "fig2_alignment_" + c.name + ".csv") + "\n";
         if (!r.datasets.empty()) text += out_path(o.run.out, "fig2_datasets.csv") + "\n";
         text += out_path(o.run.out, "report.html") + "\n";

@@ -82,6 +82,8 @@ void write_output_file(const std::string& path, const std::string& bytes) {
     }
 }
 
-std::string out_path(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+std::string out_path(const std::string& dir, const std::string& name) {
+    return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;  // --out fig/: no fig//x
+}
 
 }  // namespace recalign::cli

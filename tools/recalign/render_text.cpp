@@ -56,7 +56,8 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
         for (std::size_t j = 0; j < v->residuals.size(); ++j)
             if (v->ritz_values(0) > 0) worst = std::max(worst, v->residuals(j) / v->ritz_values(0));
         appendf(s, "(%s sketch, rank %zu, verified by %zu more pass(es) on %zu directions: %s%s; largest residual "
-                   "‖Sxx y − θ y‖ / θ_1 = %.3g, the distance of the returned subspaces from the true top ones)\n",
+                   "‖Sxx y − θ y‖ / θ_1 = %.3g: how far the returned directions are from eigenvectors; their angle to "
+                   "the true top subspace is at most this over the eigenvalue gap, Davis–Kahan)\n",
                 v->method.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
     } else {
         appendf(s, "(%s sketch, rank %zu, NOT verified: estimates read off the sketch's eigenvalues%s; drop "
