@@ -527,12 +527,14 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
         refuse("test matrix", a.test == nystrom_test::signs ? "signs" : "gaussian", b.test == nystrom_test::signs ? "signs" : "gaussian");
     if (a.blocks != b.blocks) refuse("Krylov blocks", std::to_string(a.blocks), std::to_string(b.blocks));
     if (pass_ != other.pass_) refuse("pass", std::to_string(pass_), std::to_string(other.pass_));
-    if (pass_ > 0 && !(q_.shape() == other.q_.shape() &&
-                       std::memcmp(q_.data(), other.q_.data(), q_.size() * sizeof(double)) == 0))
+    // Same shape and bytes (an empty matrix has no data pointer: memcmp must not see it).
+    const auto same = [](const matrix_t& x, const matrix_t& y) {
+        return x.shape() == y.shape() && (x.size() == 0 || std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) == 0);
+    };
+    if (pass_ > 0 && !same(q_, other.q_))
         refuse("power-iteration basis (hash)", std::to_string(hash_of(q_)), std::to_string(hash_of(other.q_)));
     for (auto [mine, theirs] : {std::pair{&kq_, &other.kq_}, std::pair{&ky_, &other.ky_}})
-        if (!(mine->shape() == theirs->shape() &&
-              std::memcmp(mine->data(), theirs->data(), mine->size() * sizeof(double)) == 0))
+        if (!same(*mine, *theirs))
             refuse("Krylov basis (hash)", std::to_string(hash_of(*mine)), std::to_string(hash_of(*theirs)));
     if (other.n_ == 0) return;
     const std::size_t d = a.dim, w = y_.shape(1);
