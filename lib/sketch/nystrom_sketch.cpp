@@ -1,24 +1,26 @@
 #include "recalign/sketch/nystrom_sketch.hpp"
 
 #include <algorithm>
-#include <cfloat>
 #include <climits>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "nystrom_basis.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "recalign/core/rng.hpp"
-#include "recalign/spectral/eigen.hpp"
 
 namespace recalign {
+
+using detail::columns;
+using detail::reconstruct;
+using detail::reconstruction;
 
 namespace {
 // Stream ids of the two Gaussian matrices (row i of each is stream (seed, id, i)).
@@ -52,59 +54,6 @@ void check_options(const nystrom_options& o) {
 }
 
 std::uint64_t hash_of(const matrix_t& m) { return fnv1a().add_bytes(m.data(), m.size() * sizeof(double)).value(); }
-
-// Columns [first, first + count) of a row-major matrix, as their own matrix.
-matrix_t columns(const matrix_t& a, std::size_t first, std::size_t count) {
-    const std::size_t rows = a.shape(0), cols = a.shape(1);
-    matrix_t out = xt::zeros<double>({rows, count});
-    for (std::size_t i = 0; i < rows; ++i)
-        std::memcpy(out.data() + i * count, a.data() + i * cols + first, count * sizeof(double));
-    return out;
-}
-
-struct reconstruction {
-    matrix_t u;       // D x s, orthonormal columns, descending λ
-    vector_t lambda;  // s, >= 0
-    double nu = 0.0;
-    int info = 0;  // first failing LAPACK info (0 = fine)
-    solver_status status = solver_status::converged;  // what that info means
-};
-
-// Columns [first, first + count) of rows [c0, c0 + cb) of the sketch's test matrix, as a
-// contiguous cb x count block (regenerated; `scratch` holds cb x (s + probes)).
-void test_columns(const nystrom_sketch& sk, std::size_t c0, std::size_t cb, std::size_t first, std::size_t count,
-                  std::vector<double>& scratch, double* out) {
-    const std::size_t w = sk.width() + sk.options().probes;
-    sk.test_block(c0, cb, scratch.data());
-    for (std::size_t i = 0; i < cb; ++i) std::memcpy(out + i * count, scratch.data() + i * w + first, count * sizeof(double));
-}
-
-// The Nyström test matrix of the current pass's result: [K | T_s] (D x W, W = m s + s: the
-// kept Krylov blocks, then the first s columns of the current test matrix), rows [c0, c0 + cb)
-// as a contiguous cb x W block; and its product [C K | Y_s] from y (D x (s + probes)).
-std::size_t basis_width(const nystrom_sketch& sk) { return sk.krylov_basis().shape(1) + sk.width(); }
-
-void basis_rows(const nystrom_sketch& sk, std::size_t c0, std::size_t cb, std::vector<double>& scratch, double* out) {
-    const matrix_t& kq = sk.krylov_basis();
-    const std::size_t ms = kq.shape(1), s = sk.width(), w = ms + s;
-    if (ms == 0) return test_columns(sk, c0, cb, 0, s, scratch, out);
-    test_columns(sk, c0, cb, 0, s, scratch, out + ms);  // rows of stride s, shifted below
-    for (std::size_t i = cb; i-- > 0;) {
-        std::memmove(out + i * w + ms, out + ms + i * s, s * sizeof(double));
-        std::memcpy(out + i * w, kq.data() + (c0 + i) * ms, ms * sizeof(double));
-    }
-}
-
-matrix_t basis_range(const nystrom_sketch& sk, const matrix_t& y) {
-    const matrix_t& ky = sk.krylov_range();
-    const std::size_t d = y.shape(0), ms = ky.shape(1), s = sk.width(), w = ms + s, yw = y.shape(1);
-    matrix_t out = xt::zeros<double>({d, w});
-    for (std::size_t i = 0; i < d; ++i) {
-        if (ms) std::memcpy(out.data() + i * w, ky.data() + i * ms, ms * sizeof(double));
-        std::memcpy(out.data() + i * w + ms, y.data() + i * yw, s * sizeof(double));
-    }
-    return out;
-}
 
 // [a | b] for two matrices of D rows.
 matrix_t side_by_side(const matrix_t& a, const matrix_t& b) {
@@ -155,90 +104,6 @@ matrix_t orthonormal_basis(matrix_t w) {
     return u;
 }
 
-// Thin SVD of a tall E (D x s, overwritten) without a D x s SVD: Cholesky QR twice (E = Q C,
-// C = C₂C₁ from the Cholesky factors of EᵀE and of (E C₁⁻¹)ᵀ(E C₁⁻¹): the second pass makes Q
-// orthonormal to rounding), then the s x s SVD C = U_C Σ Vᵀ, U = Q U_C. It needs κ(E)² ε < 1,
-// which the Nyström shift provides (κ(E)² is about 1 / (√D ε) at worst); if a Cholesky
-// factorisation fails anyway, false, E is left as it was (to rounding) and the caller takes
-// LAPACK's SVD of it.
-bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv) {
-    const std::size_t d = e.shape(0), s = e.shape(1);
-    matrix_t c1 = xt::zeros<double>({s, s}), c2 = xt::zeros<double>({s, s});
-    blas::syrk_tn(s, d, 1.0, e.data(), 0.0, c1.data());
-    if (blas::potrf_upper(s, c1.data()) != 0) return false;
-    for (std::size_t i = 0; i < s; ++i)
-        for (std::size_t j = 0; j < i; ++j) c1(i, j) = 0.0;  // the factors are upper triangular
-    matrix_t& q = e;  // in place
-    blas::trsm_right_upper(d, s, c1.data(), q.data());
-    blas::syrk_tn(s, d, 1.0, q.data(), 0.0, c2.data());
-    if (blas::potrf_upper(s, c2.data()) != 0) {
-        matrix_t back = xt::zeros<double>({d, s});  // E = Q₁ C₁ again, for the caller's SVD
-        blas::gemm_nn(d, s, s, 1.0, q.data(), c1.data(), 0.0, back.data());
-        e = std::move(back);
-        return false;
-    }
-    blas::trsm_right_upper(d, s, c2.data(), q.data());
-    for (std::size_t i = 0; i < s; ++i)
-        for (std::size_t j = 0; j < i; ++j) c2(i, j) = 0.0;
-    matrix_t c = xt::zeros<double>({s, s}), uc = xt::zeros<double>({s, s}), vt = xt::zeros<double>({s, s});
-    blas::gemm_nn(s, s, s, 1.0, c2.data(), c1.data(), 0.0, c.data());
-    if (blas::gesdd_thin(s, s, c.data(), sv.data(), uc.data(), vt.data()) != 0) return false;
-    u = xt::zeros<double>({d, s});
-    blas::gemm_nn(d, s, s, 1.0, q.data(), uc.data(), 0.0, u.data());
-    return true;
-}
-
-// Tropp, Yurtsever, Udell, Cevher 2017, Algorithm 3 (stable Nyström for a PSD matrix from
-// Y = A Ω, the first s columns of y): the shift ν keeps the Cholesky factorisation of
-// Ωᵀ(Y + νΩ) away from rounding trouble; σ² − ν undoes it. If the Cholesky still fails the
-// shift grows (a few times). Ω is regenerated block by block; besides y, one D x s copy
-// (Y + νΩ, then E) and U are held.
-reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y) {
-    const std::size_t d = y.shape(0), s = basis_width(sk);  // the whole basis [K | T_s] (block Krylov)
-    reconstruction r;
-    matrix_t yn = basis_range(sk, y);
-    double norm = 0.0;
-    for (double v : yn) norm += v * v;
-    norm = std::sqrt(norm);
-    const bool zero = norm == 0.0;
-    r.nu = zero ? 1.0 : std::sqrt(static_cast<double>(d)) * DBL_EPSILON * norm;
-    const std::size_t cbmax = std::min(d, column_block);
-    std::vector<double> scratch(cbmax * (sk.width() + sk.options().probes)), om(cbmax * s);
-    matrix_t b;
-    double added = 0.0;  // the multiple of Ω already in yn
-    for (int attempt = 0; attempt < 6; ++attempt) {
-        b = xt::zeros<double>({s, s});
-        const double step = r.nu - added;
-        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
-            const std::size_t cb = std::min(column_block, d - c0);
-            basis_rows(sk, c0, cb, scratch, om.data());
-            double* yb = yn.data() + c0 * s;
-            for (std::size_t i = 0; i < cb * s; ++i) yb[i] += step * om[i];
-            blas::gemm_tn(s, s, cb, 1.0, om.data(), yb, 1.0, b.data());  // Ωᵀ (Y + νΩ)
-        }
-        added = r.nu;
-        for (std::size_t i = 0; i < s; ++i)
-            for (std::size_t j = i + 1; j < s; ++j) b(i, j) = 0.5 * (b(i, j) + b(j, i));
-        r.info = blas::potrf_upper(s, b.data());
-        if (r.info == 0) break;
-        r.nu *= 100.0;
-    }
-    if (r.info != 0) {
-        r.status = solver_status::breakdown;
-        return r;
-    }
-    blas::trsm_right_upper(d, s, b.data(), yn.data());  // E = (Y + νΩ) R⁻¹
-    vector_t sv = xt::zeros<double>({s});
-    if (!svd_cholqr2(yn, r.u, sv)) {
-        r.u = xt::zeros<double>({d, s});
-        matrix_t vt = xt::zeros<double>({s, s});
-        r.info = blas::gesdd_thin_notrans(d, s, yn.data(), sv.data(), r.u.data(), vt.data());
-    }
-    r.status = solver_status_of(r.info);
-    r.lambda = xt::zeros<double>({s});
-    for (std::size_t i = 0; i < s; ++i) r.lambda(i) = zero ? 0.0 : std::max(sv(i) * sv(i) - r.nu, 0.0);
-    return r;
-}
 }  // namespace
 
 nystrom_sketch::nystrom_sketch(const nystrom_options& options) : options_(options) {
@@ -635,61 +500,7 @@ void nystrom_sketch::check_loaded() const {
     if (!(trace_ >= 0.0) || !std::isfinite(trace_)) throw std::length_error("trace is negative or not finite");
 }
 
-spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_options& options) {
-    if (sk.n() == 0)
-        throw std::logic_error("nystrom_spectrum: pass " + std::to_string(sk.pass()) + " has seen no data");
-    const std::size_t d = sk.dim(), s = sk.width(), t = sk.options().probes;
-    const std::size_t want = options.rank == 0 ? sk.options().rank : options.rank;
-    if (want > s)
-        throw std::invalid_argument("nystrom_spectrum: rank " + std::to_string(want) + " exceeds the sketch width " +
-                                    std::to_string(s));
-    const bool uncentered = sk.options().center == centering::uncentered;
-    const matrix_t y_uncentered = uncentered ? sk.range() : matrix_t();
-    const matrix_t& y = uncentered ? y_uncentered : sk.centered_range();
-    reconstruction r = reconstruct(sk, y);
-    spectrum out;
-    out.method = route::nystrom;
-    out.center = sk.options().center;
-    out.n = sk.n();
-    out.dim = d;
-    out.total = sk.trace();
-    out.status = r.status;
-    const std::size_t k = r.status == solver_status::converged ? want : 0;
-    out.eigenvalues = xt::zeros<double>({k});
-    out.basis = xt::zeros<double>({d, k});
-    for (std::size_t j = 0; j < k; ++j) out.eigenvalues(j) = r.lambda(j);
-    for (std::size_t i = 0; i < d; ++i)
-        for (std::size_t j = 0; j < k; ++j) out.basis(i, j) = r.u(i, j);
-    fix_signs(out.basis);
-    out.explained = explained_fractions(out.eigenvalues, out.total);
-    if (t > 0 && r.status == solver_status::converged) {
-        // Residual of the probes: C G − U_k Λ_k (U_kᵀ G).
-        matrix_t res = columns(y, s, t);
-        matrix_t ug = xt::zeros<double>({k, t});
-        const std::size_t cbmax = std::min(d, column_block);
-        std::vector<double> scratch(cbmax * (s + t)), g(cbmax * t);
-        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
-            const std::size_t cb = std::min(column_block, d - c0);
-            test_columns(sk, c0, cb, s, t, scratch, g.data());
-            blas::gemm_tn(k, t, cb, 1.0, out.basis.data() + c0 * k, g.data(), 1.0, ug.data());  // U_kᵀ G
-        }
-        for (std::size_t j = 0; j < k; ++j)
-            for (std::size_t c = 0; c < t; ++c) ug(j, c) *= out.eigenvalues(j);
-        blas::gemm_nn(d, t, k, -1.0, out.basis.data(), ug.data(), 1.0, res.data());
-        double ss = 0.0;
-        for (double v : res) ss += v * v;
-        out.error_estimate = std::sqrt(ss / static_cast<double>(t));
-    }
-    return out;
-}
-
 template void nystrom_sketch::test_block(std::size_t, std::size_t, double*) const;
 template void nystrom_sketch::test_block(std::size_t, std::size_t, float*) const;
-
-double nystrom_relative_error(const nystrom_sketch& sketch, const nystrom_spectrum_options& options) {
-    const spectrum sp = nystrom_spectrum(sketch, options);
-    if (!(sp.total > 0.0)) return sp.error_estimate == 0.0 ? 0.0 : std::numeric_limits<double>::quiet_NaN();
-    return sp.error_estimate / sp.total;
-}
 
 }  // namespace recalign
