@@ -17,6 +17,15 @@
 
 namespace recalign {
 
+namespace {
+// a += b elementwise, in place (xtensor's `a += b` would build a + b in a temporary first).
+void add_to(matrix_t& a, const matrix_t& b) {
+    double* x = a.data();
+    const double* y = b.data();
+    for (std::size_t i = 0, n = a.size(); i < n; ++i) x[i] += y[i];
+}
+}  // namespace
+
 matrix_t gaussian_test_matrix(std::size_t dim, std::size_t columns, std::uint64_t seed) {
     checked_elements<double>({dim, columns}, "gaussian_test_matrix: D x l");
     matrix_t t = matrix_t::from_shape({dim, columns});
@@ -61,23 +70,29 @@ std::uint64_t monte_carlo_sketch::config_hash() const {
 
 void monte_carlo_sketch::update(const batch_view& x) { update(x, n_); }
 
-void monte_carlo_sketch::update(const batch_view& x, std::uint64_t first_row) {
+void monte_carlo_sketch::update(const batch_view& x, std::uint64_t first_row) { commit(prepare(x, first_row)); }
+
+monte_carlo_batch monte_carlo_sketch::prepare(const batch_view& x, std::uint64_t first_row) const {
     if (!corrupt_)
         throw std::logic_error("monte_carlo_sketch: no corruption function (give it to load or set_corrupter)");
     const std::size_t d = dim(), l = columns(), rows = x.rows, S = options_.draws;
     blas::to_blas_int(rows, "batch rows");
     checked_elements<double>({rows, d}, "monte_carlo_sketch: batch rows x D");
-    matrix_t clean = matrix_t::from_shape({rows, d});
-    to_double_checked(x, d, clean.data(), first_row);
-    if (rows == 0) return;
+    monte_carlo_batch b;
+    b.batch = batches_;
+    b.first_row = first_row;
+    b.clean = matrix_t::from_shape({rows, d});
+    to_double_checked(x, d, b.clean.data(), first_row);
+    if (rows == 0) return b;
     const matrix_t& omega = options_.test;
-    matrix_t c;  // x Ω (for Bs Ω)
+    const matrix_t& clean = b.clean;
+    b.projected = xt::zeros<double>({rows, l});
+    b.g = xt::zeros<double>(g_.shape());
     if (options_.ranges) {
-        c = xt::zeros<double>({rows, l});
-        blas::gemm_nn(rows, l, d, 1.0, clean.data(), omega.data(), 0.0, c.data());
+        b.tested = xt::zeros<double>({rows, l});
+        blas::gemm_nn(rows, l, d, 1.0, clean.data(), omega.data(), 0.0, b.tested.data());
+        b.corrupted = xt::zeros<double>({rows, d});
     }
-    // Batch-local sums first (strong guarantee), then one addition each.
-    matrix_t g = xt::zeros<double>(g_.shape()), bs = xt::zeros<double>(bs_.shape()), bs_t = xt::zeros<double>({d, l});
     matrix_t out = matrix_t::from_shape({rows, d});
     matrix_t p = xt::zeros<double>({rows, l});  // x' Ω
     for (std::size_t s = 0; s < S; ++s) {
@@ -92,17 +107,28 @@ void monte_carlo_sketch::update(const batch_view& x, std::uint64_t first_row) {
                                   std::to_string(first_row + i / d) + ", column " + std::to_string(i % d) +
                                   " is not finite (draw " + std::to_string(s) + ")");
         blas::gemm_nn(rows, l, d, 1.0, out.data(), omega.data(), 0.0, p.data());
-        blas::gemm_tn(d, l, rows, 1.0, clean.data(), p.data(), 1.0, bs_t.data());  // Σ x x'ᵀ Ω
+        add_to(b.projected, p);
         if (options_.ranges) {
-            blas::gemm_tn(d, l, rows, 1.0, out.data(), p.data(), 1.0, g.data());   // Σ x' x'ᵀ Ω
-            blas::gemm_tn(d, l, rows, 1.0, out.data(), c.data(), 1.0, bs.data());  // Σ x' xᵀ Ω
+            blas::gemm_tn(d, l, rows, 1.0, out.data(), p.data(), 1.0, b.g.data());  // Σ x' x'ᵀ Ω
+            add_to(b.corrupted, out);
         } else {
-            blas::gemm_tn(l, l, rows, 1.0, p.data(), p.data(), 1.0, g.data());  // Σ Ωᵀ x' x'ᵀ Ω
+            blas::gemm_tn(l, l, rows, 1.0, p.data(), p.data(), 1.0, b.g.data());  // Σ Ωᵀ x' x'ᵀ Ω
         }
     }
-    g_ += g;
-    bs_ += bs;
-    bs_t_ += bs_t;
+    return b;
+}
+
+void monte_carlo_sketch::commit(const monte_carlo_batch& b) {
+    const std::size_t d = dim(), l = columns(), rows = b.rows();
+    if (b.batch != batches_ || b.clean.shape(1) != d || (rows > 0 && b.g.shape() != g_.shape()))
+        throw std::logic_error("monte_carlo_sketch::commit: the batch was prepared by another state or at batch " +
+                               std::to_string(b.batch) + ", not " + std::to_string(batches_));
+    if (rows == 0) return;
+    // --- in place from here on; nothing below can fail ---
+    add_to(g_, b.g);
+    blas::gemm_tn(d, l, rows, 1.0, b.clean.data(), b.projected.data(), 1.0, bs_t_.data());  // Σ x x'ᵀ Ω
+    if (options_.ranges)
+        blas::gemm_tn(d, l, rows, 1.0, b.corrupted.data(), b.tested.data(), 1.0, bs_.data());  // Σ x' xᵀ Ω
     n_ += rows;
     ++batches_;
 }

@@ -85,6 +85,7 @@ from ._recalign import (  # noqa: F401,E402
     tradeoff,
 )
 from ._recalign import (  # noqa: F401,E402
+    MonteCarloBatch,
     MonteCarloProducts,
     MonteCarloSketch,
     PatchBlocks,
@@ -140,6 +141,6 @@ __all__ = [
     "sketched_denoising_subspace", "tradeoff_ritz_basis", "verified_align", "verified_denoise", "verified_denoising",
     "verified_tradeoff",
     # Monte-Carlo noises on the sketch routes
-    "Corruption", "MonteCarloProducts", "MonteCarloSketch", "gaussian_test_matrix", "monte_carlo_ritz_basis",
+    "Corruption", "MonteCarloBatch", "MonteCarloProducts", "MonteCarloSketch", "gaussian_test_matrix", "monte_carlo_ritz_basis",
     "ritz_monte_carlo_denoising", "verified_ritz_denoising",
 ]

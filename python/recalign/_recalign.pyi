@@ -476,12 +476,19 @@ class MonteCarloProducts:
     bs_t: npt.NDArray[np.float64]
     gq: npt.NDArray[np.float64]
 
+class MonteCarloBatch:
+    rows: int
+    first_row: int
+    batch: int
+
 class MonteCarloSketch:
     def __init__(self, test: ArrayLike, spec: Union[str, NoiseSpec, None] = None, *,
                  corrupt: Optional[Callable[[npt.NDArray[np.float64], Dict[str, int]], ArrayLike]] = None,
                  draws: int = 16, seed: int = 0, name: str = "", shape: Shape = None, layout: Layout = "hwc",
                  ranges: bool = True) -> None: ...
     def update(self, x: ArrayLike, first_row: Optional[int] = None) -> None: ...
+    def prepare(self, x: ArrayLike, first_row: Optional[int] = None) -> "MonteCarloBatch": ...
+    def commit(self, batch: "MonteCarloBatch") -> None: ...
     def merge(self, other: "MonteCarloSketch") -> None: ...
     def products(self) -> MonteCarloProducts: ...
     spec: Optional[NoiseSpec]

@@ -166,11 +166,11 @@ class _VerifiedRun:
         nothing."""
         first_row = int(self.n if first_row is None else first_row)
         verifying = self._pass >= self._config["passes"]
-        # Monte-Carlo sketches (whose corruption may fail) are updated on copies, committed once
-        # every part has read the batch, as the CLI's monte_carlo_state does.
-        mc = [m.copy() for m in (self._mc_basis if verifying else self._mc if self._pass == 0 else [])]
-        for m in mc:
-            m.update(x, first_row)
+        # Monte-Carlo sketches (whose corruption may fail) read and corrupt the batch first,
+        # changing nothing, and add it in place once every part has read it, as the CLI's
+        # monte_carlo_state does.
+        mc = self._mc_basis if verifying else self._mc if self._pass == 0 else []
+        prepared = [m.prepare(x, first_row) for m in mc]
         if not verifying:
             if self._pass == 0:
                 self._labels.update(x, labels, first_row)
@@ -178,10 +178,10 @@ class _VerifiedRun:
             if self._pass == 0:
                 for b in self._blocks:
                     b.update(x, first_row)
-                self._mc = mc
         else:
             self._verify.update(x, labels, first_row)
-            self._mc_basis = mc
+        for m, p in zip(mc, prepared):
+            m.commit(p)
 
     def next_pass(self):
         """End the current pass (all rows read) and start the next: a Nyström power iteration,

@@ -81,6 +81,11 @@ Without ranges (a verification pass, Ω = Q) only Bsᵀ Ω and Ωᵀ G Ω.)doc")
         .def_property_readonly("bs_t", [](const monte_carlo_products& p) { return to_numpy(p.bs_t); }, "Bsᵀ Ω (D x l).")
         .def_property_readonly("gq", [](const monte_carlo_products& p) { return to_numpy(p.gq); }, "Ωᵀ G Ω (l x l, symmetric).");
 
+    py::class_<monte_carlo_batch>(m, "MonteCarloBatch",
+                                  "A batch read and corrupted by MonteCarloSketch.prepare(), waiting for its commit().")
+        .def_property_readonly("rows", &monte_carlo_batch::rows, "Rows of the batch.")
+        .def_readonly("first_row", &monte_carlo_batch::first_row, "Its first row (the corruptions' key).")
+        .def_readonly("batch", &monte_carlo_batch::batch, "The sketch's batch count it was prepared at.");
     py::class_<mcs_g> cls(m, "MonteCarloSketch", R"doc(
 A Monte-Carlo noise at any resolution (MATH.md §7 "Other noises"): instead of the D x D expectations
 Bs = (1/S) Σ x'_s xᵀ and G = (1/S) Σ x'_s x'_sᵀ of MonteCarloNoise, their products with a D x l test
@@ -136,6 +141,22 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
              py::arg("x"), py::arg("first_row") = py::none(),
              "Corrupt the batch `draws` times (keys: seed, batch, draw, first_row; default first_row: n) and\n"
              "accumulate; releases the GIL; a bad batch or a failing corruption changes nothing.")
+        .def("prepare",
+             [](const mcs_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
+                 const std::uint64_t first =
+                     first_row ? *first_row : locked(g, [](const mcs_state& s) { return s.sketch.n(); });
+                 held_batch b = as_batch(x, "batch", first);
+                 return locked(g, [&](const mcs_state& s) { return s.sketch.prepare(b.view, first); });
+             },
+             py::arg("x"), py::arg("first_row") = py::none(),
+             "update() in two steps: read, check and corrupt the batch `draws` times, changing nothing; the\n"
+             "MonteCarloBatch returned is added by commit(). For a caller that must refuse a batch before any of\n"
+             "its parts changes (the verified routes), without a copy of the state.")
+        .def("commit",
+             [](mcs_g& g, const monte_carlo_batch& b) { locked_mut(g, [&](mcs_state& s) { s.sketch.commit(b); }); },
+             py::arg("batch"),
+             "Add a batch prepared by this sketch at its current batch count, in place (cannot fail otherwise:\n"
+             "RuntimeError, before any change, for a batch prepared elsewhere or earlier).")
         .def("merge", &merge_guarded<mcs_state>, py::arg("other"),
              "Add a sketch of the same Ω (bit for bit), draws, seed and name over other rows; ValueError before any change.")
         .def("products", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.products(); }); },

@@ -166,6 +166,51 @@ TEST_CASE("monte_carlo_sketch: merge, checkpoints, strong guarantee", "[align][m
     CHECK(failing.n() == 10);
     CHECK(same_bytes(failing.products().g, before));
 
+    // Every product bit for bit, in both modes, when the last draw of a batch fails (the draws
+    // before it were already corrupted and projected): update works on the batch's own sums and
+    // adds them in place only once every draw succeeded.
+    for (bool ranges : {true, false}) {
+        monte_carlo_sketch_options lo = one.options();
+        lo.ranges = ranges;
+        int count = 0;
+        monte_carlo_sketch last(lo, [&](const matrix_t& clean, matrix_t& out, const noise_key& key) {
+            if (++count == 6) throw std::runtime_error("corruption failed");  // draw 2 of the second batch
+            out = clean * (1.0 + static_cast<double>(key.draw));
+        });
+        last.update(batch_view(x.data(), 10, d));
+        const monte_carlo_products kept = last.products();
+        CHECK_THROWS_WITH(last.update(batch_view(x.data() + 10 * d, 10, d), 10), Catch::Contains("corruption failed"));
+        const monte_carlo_products now = last.products();
+        CHECK(last.n() == 10);
+        CHECK(last.batches() == 1);
+        CHECK(same_bytes(now.g, kept.g));
+        CHECK(same_bytes(now.bs, kept.bs));
+        CHECK(same_bytes(now.bs_t, kept.bs_t));
+        CHECK(same_bytes(now.gq, kept.gq));
+    }
+
+    // update = prepare (changes nothing) + commit (in place), bit for bit; a batch prepared at
+    // another batch count, or by a state of another shape, is refused before any change.
+    {
+        monte_carlo_sketch two = make_sketch(s, shape, omega), split = two;
+        two.update(batch_view(x.data(), 40, d), 0);
+        two.update(batch_view(x.data() + 40 * d, 30, d), 40);
+        const monte_carlo_batch first_batch = split.prepare(batch_view(x.data(), 40, d), 0);
+        CHECK(split.n() == 0);
+        CHECK(same_bytes(split.products().bs_t, make_sketch(s, shape, omega).products().bs_t));
+        split.commit(first_batch);
+        CHECK_THROWS_AS(split.commit(first_batch), std::logic_error);  // stale: prepared at batch 0
+        split.commit(split.prepare(batch_view(x.data() + 40 * d, 30, d), 40));
+        CHECK(same_bytes(split.products().g, two.products().g));
+        CHECK(same_bytes(split.products().bs, two.products().bs));
+        CHECK(same_bytes(split.products().bs_t, two.products().bs_t));
+        monte_carlo_sketch narrow = make_sketch(s, shape, omega, false);
+        const monte_carlo_products before_commit = narrow.products();
+        CHECK_THROWS_AS(narrow.commit(make_sketch(s, shape, omega).prepare(batch_view(x.data(), 5, d), 0)), std::logic_error);
+        CHECK(narrow.n() == 0);
+        CHECK(same_bytes(narrow.products().gq, before_commit.gq));
+    }
+
     // Incompatible states refuse to merge, naming both.
     monte_carlo_sketch other_seed = make_sketch(parse_noise_spec("mask:patch=2x2,ratio=0.5,draws=3,seed=5"), shape, omega);
     CHECK_THROWS_AS(one.merge(other_seed), std::invalid_argument);

@@ -49,19 +49,18 @@ monte_carlo_state::monte_carlo_state(const run_config& config, verify_plan plan,
 }
 
 void monte_carlo_state::update(const io::source_batch& b, std::uint64_t pass) {
-    // The inner state validates the rows and labels first and changes nothing on a refusal; the
-    // Monte-Carlo states are updated on copies, committed together once everything succeeded.
+    // Everything that can refuse the batch first: each Monte-Carlo state reads and corrupts it
+    // (prepare: nothing changes), the inner state validates the rows and labels and changes
+    // nothing on a refusal; then the Monte-Carlo sums are added in place (commit cannot fail).
     const bool sketching = pass == 0, verifying = pass >= sketch_passes_;
     if (verifying && on_basis_.size() != noises_.size())
         throw std::logic_error("monte_carlo_state: a verification pass without its basis");
-    std::vector<monte_carlo_sketch> next;
-    if (sketching || verifying) {
-        next = sketching ? sketches_ : on_basis_;
-        for (monte_carlo_sketch& m : next) m.update(b.view(), b.first_row);
-    }
+    std::vector<monte_carlo_sketch>& states = sketching ? sketches_ : on_basis_;
+    std::vector<monte_carlo_batch> prepared;
+    if (sketching || verifying)
+        for (const monte_carlo_sketch& m : states) prepared.push_back(m.prepare(b.view(), b.first_row));
     inner_->update(b, pass);
-    if (sketching) sketches_ = std::move(next);
-    else if (verifying) on_basis_ = std::move(next);
+    for (std::size_t i = 0; i < prepared.size(); ++i) states[i].commit(prepared[i]);
 }
 
 void monte_carlo_state::next_pass(const mpi_context& mpi) {

@@ -57,6 +57,19 @@ struct monte_carlo_products {
     matrix_t gq;    // Ωᵀ G Ω (l x l, symmetric)
 };
 
+// A batch read and corrupted S times (monte_carlo_sketch::prepare), its sums held apart from
+// the state until commit: batch-sized (x, Σ_s x'_s Ω, with ranges Σ_s x'_s and x Ω) plus, with
+// ranges, Σ_s x'_sᵀ (x'_s Ω) (D x l), which needs each draw and so cannot wait for commit.
+struct monte_carlo_batch {
+    std::uint64_t batch = 0, first_row = 0;  // the sketch's batch count when prepared; its first row
+    matrix_t clean;      // x (rows x D)
+    matrix_t projected;  // Σ_s x'_s Ω (rows x l), for Bsᵀ Ω = xᵀ Σ_s x'_s Ω
+    matrix_t corrupted;  // ranges: Σ_s x'_s (rows x D), for Bs Ω = (Σ_s x'_s)ᵀ x Ω; else 0 x 0
+    matrix_t tested;     // ranges: x Ω (rows x l); else 0 x 0
+    matrix_t g;          // ranges: Σ_s x'_sᵀ x'_s Ω (D x l); else Σ_s Ωᵀ x'_sᵀ x'_s Ω (l x l)
+    std::size_t rows() const noexcept { return clean.shape(0); }
+};
+
 class monte_carlo_sketch {
 public:
     static constexpr checkpoint::state_kind kind = checkpoint::state_kind::monte_carlo_sketch;
@@ -70,6 +83,13 @@ public:
     // state as it was.
     void update(const batch_view& x);
     void update(const batch_view& x, std::uint64_t first_row);
+    // update() in two steps, for a caller that must refuse a batch before any of its parts
+    // changes (the CLI's and Python's verified routes): prepare() does all that can fail (reads
+    // and checks the batch, runs every corruption) and changes nothing; commit() adds the sums
+    // in place and cannot fail, except std::logic_error (before any change) for a batch that was
+    // not prepared by this state at its current batch count.
+    monte_carlo_batch prepare(const batch_view& x, std::uint64_t first_row) const;
+    void commit(const monte_carlo_batch& b);
 
     // Sums; another Ω (bit for bit), draws, seed or name throws std::invalid_argument before
     // any change. Merging an empty state is a no-op.
