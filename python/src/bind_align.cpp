@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "corrupted_state.hpp"
 #include "recalign/align/alignment.hpp"
 #include "recalign/align/denoising.hpp"
 #include "recalign/align/noise.hpp"
@@ -88,47 +89,7 @@ alignment_options align_options(const std::string& measure, double rel_tol) {
     return o;
 }
 
-// Monte-Carlo noise of a built-in family (its corruption is rebuilt from the spec on load
-// and unpickling) or of a Python function (pickled by reference with the state).
-struct mc_state {
-    std::optional<noise_spec> spec;
-    image_shape shape;
-    std::shared_ptr<py::object> python;  // the Python corruption, if any (deleted with the GIL)
-    monte_carlo_noise noise;
-    mc_state(std::optional<noise_spec> s, const image_shape& sh, std::shared_ptr<py::object> fn, monte_carlo_noise&& n)
-        : spec(std::move(s)), shape(sh), python(std::move(fn)), noise(std::move(n)) {}
-    mc_state(const mc_state& o) = default;
-    void merge(const mc_state& o) { noise.merge(o.noise); }
-};
-using mc_g = guarded<mc_state>;
-
-std::unique_ptr<mc_g> make_mc(monte_carlo_noise&& n, std::optional<noise_spec> spec, const image_shape& shape,
-                              py::object corrupt) {
-    std::shared_ptr<py::object> fn;
-    if (spec) {
-        if (n.options().name != to_string(*spec))
-            throw std::invalid_argument("Monte-Carlo state is of noise '" + n.options().name + "', not '" + to_string(*spec) + "'");
-        n.set_corrupter(make_corrupter(*spec, shape));
-    } else if (!corrupt.is_none()) {
-        if (!PyCallable_Check(corrupt.ptr())) throw std::invalid_argument("corrupt must be callable");
-        n.set_corrupter(python_corrupter(corrupt, n.options().name));
-        fn = shared_callable(corrupt);
-    }
-    return std::make_unique<mc_g>(mc_state(std::move(spec), shape, std::move(fn), std::move(n)));
-}
-
-std::string mc_bytes(const mc_g& g) {
-    return locked(g, [](const mc_state& m) { return checkpoint::to_bytes(m.noise); });
-}
-
-std::unique_ptr<mc_g> mc_from_bytes(const std::string& bytes, std::optional<noise_spec> spec, const image_shape& shape,
-                                    py::object corrupt, const char* source) {
-    monte_carlo_noise n = [&] {
-        py::gil_scoped_release nogil;
-        return checkpoint::from_bytes<monte_carlo_noise>(bytes, source);
-    }();
-    return make_mc(std::move(n), std::move(spec), shape, std::move(corrupt));
-}
+using mc_g = corrupted_g<monte_carlo_noise>;
 
 using tracker_g = guarded<alignment_tracker>;
 
@@ -278,7 +239,7 @@ when shards of one stream are merged. Picklable (the spec travels with the state
                    o.seed = seed;
                    o.name = name;
                }
-               return make_mc(monte_carlo_noise(o, {}), spec, sh, corrupt);
+               return make_corrupted(monte_carlo_noise(o, {}), spec, sh, corrupt, "MonteCarloNoise");
            }),
            py::arg("dim"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
            py::arg("draws") = 16, py::arg("seed") = 0, py::arg("name") = "", py::arg("shape") = py::none(),
@@ -288,22 +249,9 @@ Python: corrupt(clean, key) -> corrupted, where clean is a (rows x dim) float64 
 (seed, batch, draw, first_row) from which all randomness must be derived (so a resumed run draws the
 same noise), with draws, seed and a name identifying the model (part of the configuration: states
 merge only with the same name). The function is pickled with the state (by reference).)doc")
-        .def("update",
-             [](mc_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
-                 // Rows in conversion errors count from n, as the C++ update's own errors do.
-                 const std::uint64_t first =
-                     first_row ? *first_row : locked(g, [](const mc_state& s) { return s.noise.n(); });
-                 held_batch b = as_batch(x, "batch", first);
-                 locked_mut(g, [&](mc_state& s) {
-                     if (first_row) s.noise.update(b.view, *first_row);
-                     else s.noise.update(b.view);
-                 });
-             },
-             py::arg("x"), py::arg("first_row") = py::none(), "Corrupt the batch `draws` times and accumulate; releases the GIL.")
-        .def("merge", &merge_guarded<mc_state>, py::arg("other"), "Add another estimate of the same model (name, draws, seed, replicates) over other rows; strong guarantee.")
         .def("estimate",
              [](const mc_g& g) {
-                 monte_carlo_estimate e = locked(g, [](const mc_state& s) { return s.noise.estimate(); });
+                 monte_carlo_estimate e = locked(g, [](const corrupted<monte_carlo_noise>& s) { return s.acc.estimate(); });
                  py::dict d;
                  d["moments"] = e.moments;
                  d["bs_stderr"] = to_numpy(e.bs_stderr);
@@ -312,43 +260,12 @@ merge only with the same name). The function is pickled with the state (by refer
                  d["g_stderr_fro"] = e.g_stderr_fro;
                  return d;
              },
-             "dict: moments (NoiseMoments), bs_stderr, g_stderr, bs_stderr_fro, g_stderr_fro.")
-        .def_property_readonly("spec", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.spec; }); },
-                               "The NoiseSpec, or None for a Python corruption.")
-        .def_property_readonly("name", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.options().name; }); }, "The model's name (the spec's canonical text, or the name given with corrupt).")
-        .def_property_readonly("n", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.n(); }); }, "Samples seen.")
-        .def_property_readonly("dim", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.dim(); }); }, "D, the row width.")
-        .def_property_readonly("empty", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.empty(); }); }, "True before the first sample.")
-        .def_property_readonly("batches", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return s.noise.batches(); }); }, "Batches seen (the Python corruption's key counts them).")
-        .def("to_bytes", [](const mc_g& g) { return py::bytes(mc_bytes(g)); }, "The state as checkpoint bytes (the corruption itself is not included: give it again to from_bytes).")
-        .def_static("from_bytes",
-                    [](const py::bytes& b, std::optional<noise_spec> spec, py::object corrupt, py::object shape,
-                       const std::string& layout) {
-                        return mc_from_bytes(std::string(b), std::move(spec), make_shape(shape, layout), corrupt, "<bytes>");
-                    },
-                    py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
-                    py::arg("shape") = py::none(), py::arg("layout") = "hwc",
-                    "The corruption is code, not state: give the same spec (and image shape) or corrupt function again.\n"
-                    "Without either, the state can merge and estimate, and update() raises.")
-        .def("copy", [](const mc_g& g) { return locked(g, [](const mc_state& s) { return std::make_unique<mc_g>(mc_state(s)); }); }, "An independent copy of the state.")
-        .def(py::pickle(
-            [](const mc_g& g) {
-                auto [spec, shape, fn] = locked(g, [](const mc_state& s) { return std::make_tuple(s.spec, s.shape, s.python); });
-                return py::make_tuple(py::bytes(mc_bytes(g)), spec ? py::object(py::str(to_string(*spec))) : py::none(),
-                                      shape.height, shape.width, shape.channels, image_layout_name(shape.layout),
-                                      fn ? *fn : py::none());
-            },
-            [](const py::tuple& t) {
-                if (t.size() != 7) throw std::invalid_argument("bad MonteCarloNoise pickle state");
-                image_shape sh;
-                sh.height = t[2].cast<std::size_t>();
-                sh.width = t[3].cast<std::size_t>();
-                sh.channels = t[4].cast<std::size_t>();
-                sh.layout = t[5].cast<std::string>() == "chw" ? image_layout::chw : image_layout::hwc;
-                std::optional<noise_spec> spec;
-                if (!t[1].is_none()) spec = parse_noise_spec(t[1].cast<std::string>());
-                return mc_from_bytes(t[0].cast<std::string>(), std::move(spec), sh, t[6], "<pickle>");
-            }));
+             "dict: moments (NoiseMoments), bs_stderr, g_stderr, bs_stderr_fro, g_stderr_fro.");
+    bind_corrupted_verbs<monte_carlo_noise>(
+        mc, "MonteCarloNoise",
+        {"Corrupt the batch `draws` times and accumulate; releases the GIL.",
+         "Add another estimate of the same model (name, draws, seed, replicates) over other rows; strong guarantee.",
+         "Without either, the state can merge and estimate, and update() raises."});
 
     // ---- denoising (Theorem 3) and noise impact ------------------------------------------
     py::class_<denoising_subspace_result>(m, "DenoisingSubspace", "V* of Theorem 3: top generalized eigenvectors of (Bs Bsᵀ, G).")

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "common.hpp"
+#include "corrupted_state.hpp"
 #include "recalign/align/monte_carlo_sketch.hpp"
 #include "recalign/align/verification.hpp"
 
@@ -14,54 +15,8 @@ namespace recalign::python {
 
 namespace {
 
-// The sketch and what its corruption is made from: a built-in spec (rebuilt on load and
-// unpickling) or a Python function (pickled by reference with the state).
-struct mcs_state {
-    std::optional<noise_spec> spec;
-    image_shape shape;
-    std::shared_ptr<py::object> python;
-    monte_carlo_sketch sketch;
-    mcs_state(std::optional<noise_spec> s, const image_shape& sh, std::shared_ptr<py::object> fn, monte_carlo_sketch&& m)
-        : spec(std::move(s)), shape(sh), python(std::move(fn)), sketch(std::move(m)) {}
-    mcs_state(const mcs_state&) = default;
-    void merge(const mcs_state& o) { sketch.merge(o.sketch); }
-};
-using mcs_g = guarded<mcs_state>;
-
-std::unique_ptr<mcs_g> make_mcs(monte_carlo_sketch&& m, std::optional<noise_spec> spec, const image_shape& shape,
-                                py::object corrupt) {
-    std::shared_ptr<py::object> fn;
-    if (spec) {
-        if (!corrupt.is_none()) throw std::invalid_argument("MonteCarloSketch: give a spec or corrupt, not both");
-        if (m.options().name != to_string(*spec))
-            throw std::invalid_argument("Monte-Carlo sketch is of noise '" + m.options().name + "', not '" +
-                                        to_string(*spec) + "'");
-        m.set_corrupter(make_corrupter(*spec, shape));
-    } else if (!corrupt.is_none()) {
-        if (!PyCallable_Check(corrupt.ptr())) throw std::invalid_argument("corrupt must be callable");
-        m.set_corrupter(python_corrupter(corrupt, m.options().name));
-        fn = shared_callable(corrupt);
-    }
-    return std::make_unique<mcs_g>(mcs_state(std::move(spec), shape, std::move(fn), std::move(m)));
-}
-
-std::unique_ptr<mcs_g> mcs_from_bytes(const std::string& bytes, std::optional<noise_spec> spec, const image_shape& shape,
-                                      py::object corrupt, const char* source) {
-    monte_carlo_sketch m = [&] {
-        py::gil_scoped_release nogil;
-        return checkpoint::from_bytes<monte_carlo_sketch>(bytes, source);
-    }();
-    return make_mcs(std::move(m), std::move(spec), shape, std::move(corrupt));
-}
-
-std::string mcs_bytes(const mcs_g& g) {
-    return locked(g, [](const mcs_state& s) { return checkpoint::to_bytes(s.sketch); });
-}
-
-std::optional<noise_spec> optional_spec(py::handle h) {
-    if (h.is_none()) return std::nullopt;
-    return spec_of(h);
-}
+using mcs_g = corrupted_g<monte_carlo_sketch>;
+using mcs_state = corrupted<monte_carlo_sketch>;
 
 constexpr const char* corruption_doc =
     "The corruption is code, not state: give the same spec (and image shape) or corrupt function again.\n"
@@ -119,7 +74,7 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
                     o.seed = seed;
                     o.name = name;
                 }
-                return make_mcs(monte_carlo_sketch(std::move(o), {}), s, sh, corrupt);
+                return make_corrupted(monte_carlo_sketch(std::move(o), {}), s, sh, corrupt, "MonteCarloSketch");
             }),
             py::arg("test"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
             py::arg("draws") = 16, py::arg("seed") = 0, py::arg("name") = "", py::arg("shape") = py::none(),
@@ -128,60 +83,30 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
             "spec with draws, or corrupt(clean, key) -> corrupted with draws, seed and a name, as MonteCarloNoise\n"
             "takes them. shape/layout: the image geometry of masks whose spec has none. ranges: also G Ω and\n"
             "Bs Ω (the sketch pass); False keeps Ωᵀ G Ω and Bsᵀ Ω only (the verification pass).")
-        .def("update",
-             [](mcs_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
-                 const std::uint64_t first =
-                     first_row ? *first_row : locked(g, [](const mcs_state& s) { return s.sketch.n(); });
-                 held_batch b = as_batch(x, "batch", first);
-                 locked_mut(g, [&](mcs_state& s) {
-                     if (first_row) s.sketch.update(b.view, *first_row);
-                     else s.sketch.update(b.view);
-                 });
-             },
-             py::arg("x"), py::arg("first_row") = py::none(),
-             "Corrupt the batch `draws` times (keys: seed, batch, draw, first_row; default first_row: n) and\n"
-             "accumulate; releases the GIL; a bad batch or a failing corruption changes nothing.")
         .def("prepare",
              [](const mcs_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
                  const std::uint64_t first =
-                     first_row ? *first_row : locked(g, [](const mcs_state& s) { return s.sketch.n(); });
+                     first_row ? *first_row : locked(g, [](const mcs_state& s) { return s.acc.n(); });
                  held_batch b = as_batch(x, "batch", first);
-                 return locked(g, [&](const mcs_state& s) { return s.sketch.prepare(b.view, first); });
+                 return locked(g, [&](const mcs_state& s) { return s.acc.prepare(b.view, first); });
              },
              py::arg("x"), py::arg("first_row") = py::none(),
              "update() in two steps: read, check and corrupt the batch `draws` times, changing nothing; the\n"
              "MonteCarloBatch returned is added by commit(). For a caller that must refuse a batch before any of\n"
              "its parts changes (the verified routes), without a copy of the state.")
         .def("commit",
-             [](mcs_g& g, const monte_carlo_batch& b) { locked_mut(g, [&](mcs_state& s) { s.sketch.commit(b); }); },
+             [](mcs_g& g, const monte_carlo_batch& b) { locked_mut(g, [&](mcs_state& s) { s.acc.commit(b); }); },
              py::arg("batch"),
              "Add a batch prepared by this sketch at its current batch count, in place (cannot fail otherwise:\n"
              "RuntimeError, before any change, for a batch prepared elsewhere or earlier).")
-        .def("merge", &merge_guarded<mcs_state>, py::arg("other"),
-             "Add a sketch of the same Ω (bit for bit), draws, seed and name over other rows; ValueError before any change.")
-        .def("products", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.products(); }); },
+        .def("products", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.products(); }); },
              "The MonteCarloProducts (averaged over the draws, summed over the samples).")
-        .def_property_readonly("spec", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.spec; }); },
-                               "The NoiseSpec, or None for a Python corruption.")
-        .def_property_readonly("name", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().name; }); }, "The model's name (the spec's canonical text, or the name given with corrupt).")
-        .def_property_readonly("draws", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().draws; }); }, "S, corruptions per sample.")
-        .def_property_readonly("seed", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().seed; }); }, "The corruptions' seed.")
-        .def_property_readonly("ranges", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.options().ranges; }); }, "True: G Ω and Bs Ω are kept too.")
-        .def_property_readonly("columns", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.columns(); }); }, "l, the columns of Ω.")
-        .def_property_readonly("batches", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.batches(); }); }, "Batches seen (the corruption's key counts them).")
-        .def_property_readonly("n", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.n(); }); }, "Samples seen.")
-        .def_property_readonly("dim", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.dim(); }); }, "D, the row width.")
-        .def_property_readonly("empty", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.sketch.empty(); }); }, "True before the first sample.")
-        .def("__len__", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return std::size_t(s.sketch.n()); }); })
-        .def("to_bytes", [](const mcs_g& g) { return py::bytes(mcs_bytes(g)); },
-             "The state as checkpoint bytes (the corruption itself is not included: give it again to from_bytes).")
-        .def_static("from_bytes",
-                    [](const py::bytes& b, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
-                        return mcs_from_bytes(std::string(b), optional_spec(spec), make_shape(shape, layout), corrupt, "<bytes>");
-                    },
-                    py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
-                    py::arg("shape") = py::none(), py::arg("layout") = "hwc", corruption_doc)
-        .def("save", [](const mcs_g& g, const std::string& path) { locked(g, [&](const mcs_state& s) { checkpoint::save_file(path, s.sketch); }); },
+        .def_property_readonly("draws", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.options().draws; }); }, "S, corruptions per sample.")
+        .def_property_readonly("seed", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.options().seed; }); }, "The corruptions' seed.")
+        .def_property_readonly("ranges", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.options().ranges; }); }, "True: G Ω and Bs Ω are kept too.")
+        .def_property_readonly("columns", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.columns(); }); }, "l, the columns of Ω.")
+        .def("__len__", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return std::size_t(s.acc.n()); }); })
+        .def("save", [](const mcs_g& g, const std::string& path) { locked(g, [&](const mcs_state& s) { checkpoint::save_file(path, s.acc); }); },
              py::arg("path"), "Atomic checkpoint: written to a temporary file in the same directory, fsynced, renamed.")
         .def_static("load",
                     [](const std::string& path, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
@@ -189,38 +114,24 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
                             py::gil_scoped_release nogil;
                             return checkpoint::load_file<monte_carlo_sketch>(path);
                         }();
-                        return make_mcs(std::move(s), optional_spec(spec), make_shape(shape, layout), corrupt);
+                        return make_corrupted(std::move(s), optional_spec(spec), make_shape(shape, layout), corrupt, "MonteCarloSketch");
                     },
                     py::arg("path"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
                     py::arg("shape") = py::none(), py::arg("layout") = "hwc",
                     (std::string("A checkpoint file written by save(); errors name the file and byte offset.\n") + corruption_doc).c_str())
-        .def("copy", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return std::make_unique<mcs_g>(mcs_state(s)); }); },
-             "An independent copy of the state (with its corruption).")
-        .def(py::pickle(
-            [](const mcs_g& g) {
-                auto [spec, shape, fn] = locked(g, [](const mcs_state& s) { return std::make_tuple(s.spec, s.shape, s.python); });
-                return py::make_tuple(py::bytes(mcs_bytes(g)), spec ? py::object(py::str(to_string(*spec))) : py::none(),
-                                      shape.height, shape.width, shape.channels, image_layout_name(shape.layout),
-                                      fn ? *fn : py::none());
-            },
-            [](const py::tuple& t) {
-                if (t.size() != 7) throw std::invalid_argument("bad MonteCarloSketch pickle state");
-                image_shape sh;
-                sh.height = t[2].cast<std::size_t>();
-                sh.width = t[3].cast<std::size_t>();
-                sh.channels = t[4].cast<std::size_t>();
-                sh.layout = t[5].cast<std::string>() == "chw" ? image_layout::chw : image_layout::hwc;
-                std::optional<noise_spec> spec;
-                if (!t[1].is_none()) spec = parse_noise_spec(t[1].cast<std::string>());
-                return mcs_from_bytes(t[0].cast<std::string>(), std::move(spec), sh, t[6], "<pickle>");
-            }))
         .def("__repr__", [](const mcs_g& g) {
             return locked(g, [](const mcs_state& s) {
-                return "MonteCarloSketch(name='" + s.sketch.options().name + "', dim=" + std::to_string(s.sketch.dim()) +
-                       ", columns=" + std::to_string(s.sketch.columns()) + ", draws=" + std::to_string(s.sketch.options().draws) +
-                       ", n=" + std::to_string(s.sketch.n()) + ")";
+                return "MonteCarloSketch(name='" + s.acc.options().name + "', dim=" + std::to_string(s.acc.dim()) +
+                       ", columns=" + std::to_string(s.acc.columns()) + ", draws=" + std::to_string(s.acc.options().draws) +
+                       ", n=" + std::to_string(s.acc.n()) + ")";
             });
         });
+    bind_corrupted_verbs<monte_carlo_sketch>(
+        cls, "MonteCarloSketch",
+        {"Corrupt the batch `draws` times (keys: seed, batch, draw, first_row; default first_row: n) and\n"
+         "accumulate; releases the GIL; a bad batch or a failing corruption changes nothing.",
+         "Add a sketch of the same Ω (bit for bit), draws, seed and name over other rows; ValueError before any change.",
+         "Without either, the state can merge and give its products, and update() raises."});
 
     m.def("gaussian_test_matrix",
           [](std::size_t dim, std::size_t columns, std::uint64_t seed) {
