@@ -7,14 +7,8 @@
 # With BASELINE=OTHER_BUILD_DIR (e.g. a build of main), its FD runs alternate with this build's,
 # so old and new code are timed side by side under the same load.
 #   [BASELINE=DIR] tools/bench/bench_fd_side.sh BUILD_DIR WORKDIR
-set -euo pipefail
-BUILD=${1:?build dir}; W=${2:?work dir}; mkdir -p "$W"
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-B=$BUILD/tools/bench/bench_sketch; DATA=$W/powerlaw_d784_n50000.f32
-HERE=$(cd "$(dirname "$0")" && pwd)
-[ -f "$DATA" ] || "$B" generate --dim 784 --rows 50000 --alpha 1.0 --seed 1 --out "$DATA"
-C="--data $DATA --dim 784 --rows 50000 --rank 100 --batch 1000"
-echo "[$(date -u +%T)] load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck source=tools/bench/sketch_side_common.sh
+source "$(dirname "$0")/sketch_side_common.sh" "$@"
 /usr/bin/python3 "$HERE/bench_sketch_peers.py" --method ipca $C --basis-out "$W/ipca.bin"
 fd() {  # fd NAME ARGS...: this build, then the baseline's (if any) with the same arguments
     local name=$1; shift
@@ -26,7 +20,7 @@ fd fd32 --ell 200 --float32 1
 fd fd32_205 --ell 205 --float32 1
 fd fd32_220 --ell 220 --float32 1
 for q in 1 2 3 4; do "$B" run --method nystrom --passes $q --oversampling 10 --float32 1 $C --basis-out "$W/ny$q.bin"; done
-echo "[$(date -u +%T)] load: $(cut -d' ' -f1-3 /proc/loadavg)"
+load ""
 "$B" eval --data "$DATA" --dim 784 --rows 50000 --rank 100 "$W"/ipca.bin "$W"/fd64.bin "$W"/fd32.bin "$W"/fd32_205.bin "$W"/fd32_220.bin \
     "$W"/ny1.bin "$W"/ny2.bin "$W"/ny3.bin "$W"/ny4.bin
-echo "[$(date -u +%T)] load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+load " after"

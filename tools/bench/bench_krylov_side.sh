@@ -7,14 +7,8 @@
 # 1-4 passes; the CLI's new defaults (1 pass: p = 10; Q >= 2 passes: block Krylov over Q blocks,
 # p = k); one pass at wider sketches. Then the captured-variance error of every basis.
 #   tools/bench/bench_krylov_side.sh BUILD_DIR WORKDIR
-set -euo pipefail
-BUILD=${1:?build dir}; W=${2:?work dir}; mkdir -p "$W"
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-B=$BUILD/tools/bench/bench_sketch; DATA=$W/powerlaw_d784_n50000.f32
-HERE=$(cd "$(dirname "$0")" && pwd)
-[ -f "$DATA" ] || "$B" generate --dim 784 --rows 50000 --alpha 1.0 --seed 1 --out "$DATA"
-C="--data $DATA --dim 784 --rows 50000 --rank 100 --batch 1000"
-echo "[$(date -u +%T)] load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck source=tools/bench/sketch_side_common.sh
+source "$(dirname "$0")/sketch_side_common.sh" "$@"
 /usr/bin/python3 "$HERE/bench_sketch_peers.py" --method ipca $C --basis-out "$W/ipca1.bin"
 /usr/bin/python3 "$HERE/bench_sketch_peers.py" --method ipca --epochs 2 $C --basis-out "$W/ipca2.bin"
 /usr/bin/python3 "$HERE/bench_sketch_peers.py" --method rsvd $C --basis-out "$W/rsvd.bin"
@@ -36,7 +30,7 @@ for p in 100 300 500; do  # one pass, wider
     "$B" run --method nystrom --passes 1 --oversampling $p --float32 1 $C --basis-out "$W/one$p.bin"
     bases="$bases $W/one$p.bin"
 done
-echo "[$(date -u +%T)] load: $(cut -d' ' -f1-3 /proc/loadavg)"
+load ""
 # shellcheck disable=SC2086
 "$B" eval --data "$DATA" --dim 784 --rows 50000 --rank 100 $bases
-echo "[$(date -u +%T)] load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+load " after"
