@@ -28,12 +28,7 @@ int main(int argc, char** argv) {
     const std::size_t d = std::stoul(argv[1]), n = std::stoul(argv[2]), k = std::stoul(argv[3]), p = std::stoul(argv[4]),
                       passes = std::stoul(argv[5]);
     const std::vector<double> x = sketch_testing::synthetic(sketch_testing::decay::power_law, n, d, 17);
-    nystrom_options o;
-    o.dim = d;
-    o.rank = k;
-    o.oversampling = p;
-    o.probes = 10;
-    o.seed = 3;
+    nystrom_options o = sketch_testing::nystrom_opts(d, k, p, 3, 10);
     std::printf("{\"d\": %zu, \"n\": %zu, \"k\": %zu, \"s\": %zu, ", d, n, k, k + p);
     list("x", x.data(), x.size());
     {

@@ -19,6 +19,7 @@
 #include <recalign/core/blas.hpp>
 #include <recalign/core/rng.hpp>
 #include <recalign/core/xt.hpp>
+#include <recalign/sketch/nystrom_sketch.hpp>
 #include <recalign/spectral/eigen.hpp>
 #include <recalign/spectral/spectrum.hpp>
 #include <recalign/stats/moments.hpp>
@@ -204,6 +205,29 @@ inline double frobenius_error(const exact_reference& ref, const matrix_t& u, con
         own += lam(j) * lam(j);
     }
     return std::sqrt(std::max(ref.frobenius2 - 2.0 * cross + own, 0.0));
+}
+
+// The Nyström tests' options: D, rank k, oversampling p, seed and probes; each test sets the
+// rest (centering, test matrix, Krylov blocks) on the result.
+inline recalign::nystrom_options nystrom_opts(std::size_t d, std::size_t k, std::size_t p, std::uint64_t seed,
+                                              std::size_t probes) {
+    recalign::nystrom_options o;
+    o.dim = d;
+    o.rank = k;
+    o.oversampling = p;
+    o.seed = seed;
+    o.probes = probes;
+    return o;
+}
+
+// Max relative difference of two matrices (to max |b|).
+inline double rel_diff(const matrix_t& a, const matrix_t& b) {
+    double num = 0.0, den = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        num = std::max(num, std::abs(a.data()[i] - b.data()[i]));
+        den = std::max(den, std::abs(b.data()[i]));
+    }
+    return num / den;
 }
 
 // The checkpoint round trip of every accumulator's tests (tests/common/helpers.hpp).

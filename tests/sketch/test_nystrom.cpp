@@ -37,24 +37,9 @@ const data_set& data(decay kind) {
 
 nystrom_options opts(std::size_t d, std::size_t k, std::size_t p, std::uint64_t seed,
                      centering c = centering::centered, std::size_t probes = 10) {
-    nystrom_options o;
-    o.dim = d;
-    o.rank = k;
-    o.oversampling = p;
-    o.seed = seed;
+    nystrom_options o = nystrom_opts(d, k, p, seed, probes);
     o.center = c;
-    o.probes = probes;
     return o;
-}
-
-// Max relative difference of two matrices (to max |b|).
-double rel_diff(const matrix_t& a, const matrix_t& b) {
-    double num = 0.0, den = 0.0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        num = std::max(num, std::abs(a.data()[i] - b.data()[i]));
-        den = std::max(den, std::abs(b.data()[i]));
-    }
-    return num / den;
 }
 
 struct quality {

@@ -23,12 +23,7 @@ namespace {
 
 nystrom_options opts(std::size_t d, std::size_t k, std::size_t p, std::uint64_t seed, nystrom_test test,
                      std::size_t probes = 4) {
-    nystrom_options o;
-    o.dim = d;
-    o.rank = k;
-    o.oversampling = p;
-    o.probes = probes;
-    o.seed = seed;
+    nystrom_options o = nystrom_opts(d, k, p, seed, probes);
     o.test = test;
     return o;
 }
@@ -53,15 +48,6 @@ matrix_t reference_range(const std::vector<double>& x, std::size_t n, std::size_
     matrix_t out = xt::zeros<double>({d, w});
     for (std::size_t i = 0; i < d * w; ++i) out.data()[i] = static_cast<double>(y[i]);
     return out;
-}
-
-double rel_diff(const matrix_t& a, const matrix_t& b) {
-    double num = 0.0, den = 0.0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        num = std::max(num, std::abs(a.data()[i] - b.data()[i]));
-        den = std::max(den, std::abs(b.data()[i]));
-    }
-    return num / den;
 }
 
 }  // namespace

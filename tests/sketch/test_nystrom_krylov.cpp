@@ -19,12 +19,7 @@ namespace {
 constexpr std::size_t D = 200, N = 1000;
 
 nystrom_options opts(std::size_t d, std::size_t k, std::size_t p, std::size_t blocks, std::size_t probes = 5) {
-    nystrom_options o;
-    o.dim = d;
-    o.rank = k;
-    o.oversampling = p;
-    o.probes = probes;
-    o.seed = 11;
+    nystrom_options o = nystrom_opts(d, k, p, 11, probes);
     o.blocks = blocks;
     return o;
 }
@@ -32,15 +27,6 @@ nystrom_options opts(std::size_t d, std::size_t k, std::size_t p, std::size_t bl
 const std::vector<double>& data() {
     static const std::vector<double> x = synthetic(decay::power_law, N, D, 31);
     return x;
-}
-
-double rel_diff(const matrix_t& a, const matrix_t& b) {
-    double num = 0.0, den = 0.0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        num = std::max(num, std::abs(a.data()[i] - b.data()[i]));
-        den = std::max(den, std::abs(b.data()[i]));
-    }
-    return num / den;
 }
 }  // namespace
 
