@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "recalign/sketch/nystrom_sketch.hpp"
+
 namespace recalign {
 
 namespace {
@@ -20,8 +22,22 @@ struct geometry {
 
 }  // namespace
 
+// The run with the routes' block Krylov sketch over `blocks` passes at its widest basis in place of
+// the one-block sketch (nystrom_peak_bytes); 0 without one.
+long double krylov_run_memory(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank, std::uint64_t blocks,
+                              long double extra) {
+    if (blocks <= 1 || rank == 0 || rank >= dim) return 0.0L;
+    nystrom_options o;
+    o.dim = static_cast<std::size_t>(dim);
+    o.rank = static_cast<std::size_t>(rank);
+    o.oversampling = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(rank, 10), dim - rank));
+    o.probes = static_cast<std::size_t>(std::min<std::uint64_t>(10, dim));
+    o.blocks = static_cast<std::size_t>(blocks);
+    return run_memory("nystrom", dim, classes, 0, extra) + nystrom_peak_bytes(o);
+}
+
 long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
-                       long double extra) {
+                       long double extra, std::uint64_t krylov_blocks) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(classes);
     long double words = method == "exact" ? 3.0L * d * d : 3.0L * 2.0L * static_cast<long double>(rank) * d;
     if (method == "fd") {  // each shrink: the 2l x 2l Gram matrix and two scratch copies (l = min(2 rank, D))
@@ -29,7 +45,8 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
         words += 3.0L * 4.0L * ell * ell;
     }
     if (classes) words += 2.0L * (d + 1.0L) * k + k * k;
-    return 8.0L * words + extra;
+    const long double krylov = method == "nystrom" ? krylov_run_memory(dim, classes, rank, krylov_blocks, extra) : 0.0L;
+    return std::max(8.0L * words + extra, krylov);
 }
 
 long double verification_memory(std::uint64_t dim, std::uint64_t columns, long double extra) {

@@ -77,7 +77,7 @@ class _VerifiedRun:
                 raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
             if passes < 2:
                 raise ValueError("tolerance needs passes >= 2: the most passes to run until the estimate meets it")
-        _require_memory(self, method, dim, classes, rank, memory)
+        _require_memory(self, method, dim, classes, rank, passes, memory)
         self._config = {"kind": type(self).__name__, "dim": dim, "classes": classes, "method": method, "rank": rank,
                         "passes": passes, "seed": int(seed), "center": center}
         if tolerance is not None:  # only then: states saved before the option load as they were
@@ -399,7 +399,7 @@ def _gib(size):
     return f"{size / 2**30:.{2 if size < 10 * 2**30 else 0}f} GiB"
 
 
-def _require_memory(state, method, dim, classes, rank, memory):
+def _require_memory(state, method, dim, classes, rank, passes, memory):
     """The CLI's refusals of a run that will not fit (validate.cpp: require_memory; the sketch routes'
     check_verification), with the library's estimate: the sketch, then the verification pass. memory:
     the budget in GiB (the CLI's --memory); None: this machine's physical memory; math.inf: no check."""
@@ -412,12 +412,14 @@ def _require_memory(state, method, dim, classes, rank, memory):
     budget = _recalign.physical_memory() if memory is None else float(memory) * 2**30
     analysis, options = state._verification()
     columns, extra = _recalign.verification_memory(analysis, dim, classes, rank, **options)
-    for what, need in ((type(state).__name__, _recalign.run_memory(method, dim, classes, rank)),
-                       ("the verification pass", _recalign.run_memory(method, dim, classes, rank, extra))):
+    blocks = passes if state._krylov and method == "nystrom" and passes > 1 else 1  # the sketch built in __init__
+    for what, need in ((type(state).__name__, _recalign.run_memory(method, dim, classes, rank, 0.0, blocks)),
+                       ("the verification pass", _recalign.run_memory(method, dim, classes, rank, extra, blocks))):
         if budget > 0 and need > budget:
             has = f"memory={memory!r} is" if memory is not None else "this machine has"
             raise ValueError(f"{what}: method={method!r} needs about {_gib(need)} for D = {dim} and C = {classes} "
-                             f"(rank {rank}, {columns} verified directions; {has} {_gib(budget)}): use a smaller rank")
+                             f"(rank {rank}, {columns} verified directions; {has} {_gib(budget)}): use a smaller rank" +
+                             (" or fewer passes (block Krylov keeps every pass's block)" if blocks > 1 else ""))
 
 
 def _signature(part, on_basis=False):

@@ -184,12 +184,15 @@ void bind_memory(py::module_& m) {
           "This machine's physical memory in bytes (0 when unknown): the default budget of the CLI's --memory\n"
           "and of the verified states' memory=.");
     m.def("run_memory",
-          [](const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank, double extra) {
-              return static_cast<double>(run_memory(method, dim, classes, rank, extra));
+          [](const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank, double extra,
+             std::uint64_t krylov_blocks) {
+              return static_cast<double>(run_memory(method, dim, classes, rank, extra, krylov_blocks));
           },
           py::arg("method"), py::arg("dim"), py::arg("classes"), py::arg("rank") = 0, py::arg("extra") = 0.0,
+          py::arg("krylov_blocks") = 1,
           "Bytes a run on method 'exact', 'fd' or 'nystrom' holds at its largest (D = dim, C = classes, 0: no\n"
-          "labels; the sketch's rank), plus extra: the estimate the CLI refuses with before reading (require_memory).");
+          "labels; the sketch's rank), plus extra: the estimate the CLI refuses with before reading (require_memory).\n"
+          "krylov_blocks > 1: a block Krylov Nyström sketch over that many passes, at its widest basis.");
     m.def("verification_memory",
           [](const std::string& analysis, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
              const std::vector<noise_spec>& noises, const py::object& shape, const std::string& layout) {

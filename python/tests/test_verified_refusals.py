@@ -129,6 +129,19 @@ def test_memory_refused_before_allocating(make, what):
     assert float(gib(str(e.value)).split()[0]) > 2.0
 
 
+def test_krylov_memory_refused_early():
+    """Block Krylov keeps every pass's block: memory= counts its widest basis (the library's
+    run_memory, as the CLI's --memory), so passes=3 is refused where passes=1 fits."""
+    d, rank = 48, 2
+    one, three = (recalign._recalign.run_memory("nystrom", d, 4, rank, 0.0, q) for q in (1, 3))
+    columns, extra = recalign._recalign.verification_memory("alignment", d, 4, rank)
+    budget = 1.5 * recalign._recalign.run_memory("nystrom", d, 4, rank, extra) / 2**30
+    assert one < budget * 2**30 < three
+    recalign.VerifiedAlignment(d, 4, rank=rank, passes=1, memory=budget)
+    with pytest.raises(ValueError, match=r"VerifiedAlignment: method='nystrom' needs about .* fewer passes"):
+        recalign.VerifiedAlignment(d, 4, rank=rank, passes=3, memory=budget)
+
+
 def test_memory_default_is_physical_memory():
     """memory=None: this machine's physical memory, as the CLI without --memory."""
     phys = recalign._recalign.physical_memory()

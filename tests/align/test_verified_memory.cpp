@@ -1,10 +1,14 @@
 // The memory estimate of the sketch routes (recalign/align/verified_memory.hpp), which the CLI
 // and Python refuse with: its parts against the sizes of the objects they stand for (the patch
-// blocks' packed values), the columns each analysis verifies, and sizes beyond 64 bits.
+// blocks' packed values, a block Krylov sketch's widest basis), the columns each analysis verifies, and
+// sizes beyond 64 bits.
 #include <catch2/catch.hpp>
 
 #include <recalign/align/patch_blocks.hpp>
 #include <recalign/align/verified_memory.hpp>
+#include <recalign/sketch/nystrom_sketch.hpp>
+
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 
@@ -74,4 +78,32 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
         d, 2 * rank, {spec("dropout:ratio=0.5,draws=2"), spec("dropout:ratio=0.2,draws=3"), spec("gaussian:sigma=1,draws=2")},
         shape);
     CHECK(many.columns == d);
+}
+
+TEST_CASE("run_memory: a block Krylov sketch counted at its widest basis, at least what the sketch holds there") {
+    const std::size_t d = 300, rank = 8, classes = 3, rows = 120;
+    nystrom_options o;  // the routes' sketch (tools/recalign/route_state.cpp): p = max(rank, 10)
+    o.dim = d;
+    o.rank = rank;
+    o.oversampling = 10;
+    o.probes = 10;
+    const std::vector<double> x = testing::random_rows(rows, d, 5);
+    CHECK(run_memory("nystrom", d, classes, rank, 0.0L, 1) == run_memory("nystrom", d, classes, rank));
+    for (std::size_t q : {2, 3, 4}) {
+        INFO("passes = " << q);
+        o.blocks = q;
+        nystrom_sketch sk(o);
+        for (std::size_t pass = 0; pass < q; ++pass) {
+            if (pass) sk.next_pass();
+            sk.update(batch_view(x.data(), rows, d), 0);
+        }
+        // The last pass holds Y, Q and every earlier pass's block and its product (K, C K).
+        const long double held = 8.0L * static_cast<long double>(sk.range().size() + sk.test_matrix().size() +
+                                                                  2 * sk.krylov_basis().size());
+        CHECK(sk.krylov_basis().shape(1) == (q - 1) * sk.width());
+        CHECK(run_memory("nystrom", d, classes, rank, 0.0L, q) >= held);
+        CHECK(run_memory("nystrom", d, classes, rank, 0.0L, q) > run_memory("nystrom", d, classes, rank, 0.0L, q - 1));
+        CHECK(run_memory("nystrom", d, classes, rank, 7.0L, q) == run_memory("nystrom", d, classes, rank, 0.0L, q) + 7.0L);
+        CHECK(run_memory("fd", d, classes, rank, 0.0L, q) == run_memory("fd", d, classes, rank));  // no Krylov blocks
+    }
 }

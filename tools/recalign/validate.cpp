@@ -256,13 +256,11 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
 }
 
 namespace {
-// Bytes a run of `c` holds at its largest, plus `extra` (recalign/align/verified_memory.hpp); a
-// block Krylov Nyström sketch (--passes > 1) at its widest basis instead of the one-block sketch.
+// Bytes a run of `c` holds at its largest, plus `extra` (recalign/align/verified_memory.hpp; a
+// block Krylov Nyström sketch, --passes > 1, at its widest basis: nystrom_route_options's sketch).
 long double memory_need(const run_config& c, std::uint64_t extra) {
-    const long double need = run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra));
-    if (c.method != "nystrom" || !c.krylov || c.passes <= 1) return need;
-    const long double rest = run_memory(c.method, c.dim, c.classes, 0, static_cast<long double>(extra));
-    return std::max(need, rest + nystrom_peak_bytes(nystrom_route_options(c)));
+    return run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra),
+                      nystrom_route_options(c).blocks);
 }
 
 long double memory_budget(const run_config& c) {

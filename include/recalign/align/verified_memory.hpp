@@ -18,8 +18,11 @@ namespace recalign {
 // two more D x D matrices (Sxx and the eigenvectors: dsyevr's O(D) workspace); sketches: a
 // few ell x D blocks. With labels: per-class means D x C and the cross statistics (Sxy D x C,
 // Syy C x C in the finished statistics).
+// krylov_blocks > 1 (method "nystrom"): the routes' block Krylov sketch over that many passes
+// (tools/recalign/route_state.cpp, recalign.verified: p = max(rank, 10), min(10, D) probes)
+// keeps every pass's block: at its widest basis (nystrom_peak_bytes) where that is more.
 long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
-                       long double extra = 0.0L);
+                       long double extra = 0.0L, std::uint64_t krylov_blocks = 1);
 
 // What a sketch route's verification pass adds on `columns` verified directions (Sxx V, its
 // finished copy and the analyses' rotated copy: 3 D doubles each), plus `extra` bytes.
