@@ -120,7 +120,8 @@ monte_carlo_batch monte_carlo_sketch::prepare(const batch_view& x, std::uint64_t
 
 void monte_carlo_sketch::commit(const monte_carlo_batch& b) {
     const std::size_t d = dim(), l = columns(), rows = b.rows();
-    if (b.batch != batches_ || b.clean.shape(1) != d || (rows > 0 && b.g.shape() != g_.shape()))
+    if (b.batch != batches_ || b.clean.shape(1) != d ||
+        (rows > 0 && (b.g.shape() != g_.shape() || b.projected.shape(1) != l || (b.tested.size() > 0) != options_.ranges)))
         throw std::logic_error("monte_carlo_sketch::commit: the batch was prepared by another state or at batch " +
                                std::to_string(b.batch) + ", not " + std::to_string(batches_));
     if (rows == 0) return;
