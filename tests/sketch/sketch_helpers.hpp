@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -233,5 +234,28 @@ inline double rel_diff(const matrix_t& a, const matrix_t& b) {
 // The checkpoint round trip of every accumulator's tests (tests/common/helpers.hpp).
 using testing::loaded;
 using testing::saved;
+
+// The first truncation or one-bit flip (bit `mask` of a byte) of a saved state that loads
+// without throwing, described ("" when every one throws), and whether the whole state loads
+// back to its own bytes.
+template <class Acc>
+std::string first_accepted_damage(const std::string& bytes, char mask = 0x01) {
+    const auto accepted = [](const std::string& b) {
+        try {
+            loaded<Acc>(b);
+            return true;
+        } catch (const std::exception&) {
+            return false;
+        }
+    };
+    for (std::size_t len = 0; len < bytes.size(); ++len)
+        if (accepted(bytes.substr(0, len))) return "truncated to " + std::to_string(len) + " of " + std::to_string(bytes.size()) + " bytes";
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        std::string flipped = bytes;
+        flipped[i] = static_cast<char>(flipped[i] ^ mask);
+        if (accepted(flipped)) return "byte " + std::to_string(i) + " flipped";
+    }
+    return saved(loaded<Acc>(bytes)) == bytes ? "" : "the whole state does not load back to its bytes";
+}
 
 }  // namespace sketch_testing

@@ -342,17 +342,7 @@ TEST_CASE("FD: every truncation and every byte flip of a saved sketch throws", "
     frequent_directions fd = make(d, 3);
     feed(fd, x, d, 0, 40, 9);
     REQUIRE(fd.rows() > 0);
-    const std::string bytes = saved(fd);
-    for (std::size_t len = 0; len < bytes.size(); ++len) {
-        INFO("truncated to " << len << " of " << bytes.size() << " bytes");
-        CHECK_THROWS(loaded<frequent_directions>(bytes.substr(0, len)));
-    }
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        std::string flipped = bytes;
-        flipped[i] = static_cast<char>(flipped[i] ^ 0x10);
-        INFO("byte " << i << " flipped");
-        CHECK_THROWS(loaded<frequent_directions>(flipped));
-    }
+    CHECK(first_accepted_damage<frequent_directions>(saved(fd), 0x10) == "");
     // An empty sketch round-trips too.
     frequent_directions empty = make(d, 3);
     CHECK(saved(loaded<frequent_directions>(saved(empty))) == saved(empty));

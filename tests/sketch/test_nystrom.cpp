@@ -293,19 +293,7 @@ TEST_CASE("Nyström: every truncation and every byte flip of a saved sketch thro
     sk.next_pass();
     feed(sk, x, d, 0, 12, 7);
     states.push_back(saved(sk));  // mid pass 1: holds Q as well
-    for (const std::string& bytes : states) {
-        for (std::size_t len = 0; len < bytes.size(); ++len) {
-            INFO("truncated to " << len << " of " << bytes.size() << " bytes");
-            CHECK_THROWS(loaded<nystrom_sketch>(bytes.substr(0, len)));
-        }
-        for (std::size_t i = 0; i < bytes.size(); ++i) {
-            std::string flipped = bytes;
-            flipped[i] = static_cast<char>(flipped[i] ^ 0x01);
-            INFO("byte " << i << " flipped");
-            CHECK_THROWS(loaded<nystrom_sketch>(flipped));
-        }
-        CHECK(saved(loaded<nystrom_sketch>(bytes)) == bytes);
-    }
+    for (const std::string& bytes : states) CHECK(first_accepted_damage<nystrom_sketch>(bytes) == "");
 }
 
 TEST_CASE("Nyström: the opt-in float32 kernels agree with the double path to single precision", "[sketch][nystrom]") {

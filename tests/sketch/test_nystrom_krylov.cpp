@@ -120,12 +120,5 @@ TEST_CASE("Block Krylov: every truncation and every byte flip of a saved sketch 
     sk.next_pass();
     feed(sk, x, d, 0, 12, 7);
     const std::string bytes = saved(sk);  // mid pass 1: Q, K and C K
-    for (std::size_t len = 0; len < bytes.size(); ++len) CHECK_THROWS(loaded<nystrom_sketch>(bytes.substr(0, len)));
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        std::string flipped = bytes;
-        flipped[i] = static_cast<char>(flipped[i] ^ 0x01);
-        INFO("byte " << i << " flipped");
-        CHECK_THROWS(loaded<nystrom_sketch>(flipped));
-    }
-    CHECK(saved(loaded<nystrom_sketch>(bytes)) == bytes);
+    CHECK(first_accepted_damage<nystrom_sketch>(bytes) == "");
 }
