@@ -224,21 +224,10 @@ when shards of one stream are merged. Picklable (the spec travels with the state
                monte_carlo_options o;
                o.dim = dim;
                o.replicates = replicates;
-               if (spec) {
-                   if (!corrupt.is_none()) throw std::invalid_argument("MonteCarloNoise: give a spec or corrupt, not both");
-                   if (spec->draws == 0)
-                       throw std::invalid_argument("MonteCarloNoise: the spec needs draws > 0 (e.g. '...,draws=16')");
-                   validate(*spec);
-                   o.draws = spec->draws;
-                   o.seed = spec->seed;
-                   o.name = to_string(*spec);
-               } else {
-                   if (corrupt.is_none()) throw std::invalid_argument("MonteCarloNoise: give a noise spec or a corrupt function");
-                   if (name.empty()) throw std::invalid_argument("MonteCarloNoise: a corrupt function needs a name (it identifies the model)");
-                   o.draws = draws;
-                   o.seed = seed;
-                   o.name = name;
-               }
+               corrupted_model model = model_of(spec, corrupt, draws, seed, name, "MonteCarloNoise");
+               o.draws = model.draws;
+               o.seed = model.seed;
+               o.name = std::move(model.name);
                return make_corrupted(monte_carlo_noise(o, {}), spec, sh, corrupt, "MonteCarloNoise");
            }),
            py::arg("dim"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),

@@ -60,20 +60,10 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
                 o.test = to_matrix(test, "test");
                 o.ranges = ranges;
                 std::optional<noise_spec> s = optional_spec(spec);
-                if (s) {
-                    if (s->draws == 0)
-                        throw std::invalid_argument("MonteCarloSketch: the spec needs draws > 0 (e.g. '...,draws=16')");
-                    validate(*s);
-                    o.draws = s->draws;
-                    o.seed = s->seed;
-                    o.name = to_string(*s);
-                } else {
-                    if (corrupt.is_none()) throw std::invalid_argument("MonteCarloSketch: give a noise spec or a corrupt function");
-                    if (name.empty()) throw std::invalid_argument("MonteCarloSketch: a corrupt function needs a name (it identifies the model)");
-                    o.draws = draws;
-                    o.seed = seed;
-                    o.name = name;
-                }
+                corrupted_model model = model_of(s, corrupt, draws, seed, name, "MonteCarloSketch");
+                o.draws = model.draws;
+                o.seed = model.seed;
+                o.name = std::move(model.name);
                 return make_corrupted(monte_carlo_sketch(std::move(o), {}), s, sh, corrupt, "MonteCarloSketch");
             }),
             py::arg("test"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),

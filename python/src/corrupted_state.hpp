@@ -34,6 +34,27 @@ inline std::optional<noise_spec> optional_spec(py::handle h) {
     return spec_of(h);
 }
 
+// The model a constructor is given: a built-in spec's draws (> 0), seed and canonical text, or
+// the draws, seed and name given with a Python corrupt function. `what` names the class in errors.
+struct corrupted_model {
+    std::size_t draws = 0;
+    std::uint64_t seed = 0;
+    std::string name;
+};
+inline corrupted_model model_of(const std::optional<noise_spec>& spec, const py::object& corrupt, std::size_t draws,
+                                std::uint64_t seed, const std::string& name, const char* what) {
+    const std::string w(what);
+    if (spec) {
+        if (!corrupt.is_none()) throw std::invalid_argument(w + ": give a spec or corrupt, not both");
+        if (spec->draws == 0) throw std::invalid_argument(w + ": the spec needs draws > 0 (e.g. '...,draws=16')");
+        validate(*spec);
+        return {spec->draws, spec->seed, to_string(*spec)};
+    }
+    if (corrupt.is_none()) throw std::invalid_argument(w + ": give a noise spec or a corrupt function");
+    if (name.empty()) throw std::invalid_argument(w + ": a corrupt function needs a name (it identifies the model)");
+    return {draws, seed, name};
+}
+
 // The state with its corruption set: the spec's (whose canonical text must be the state's name)
 // or the Python function's; with neither, update() raises. `what` names the class in errors.
 template <class Acc>
