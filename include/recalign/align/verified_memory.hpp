@@ -45,12 +45,12 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 // denoise: U, and per masking noise (closed form) its subspace, `refined` = min(64, rank)
 // refined Ritz vectors, and its patch blocks (one per distinct geometry: D (s + 1) / 2
 // doubles, s the patch's values); per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions,
-// its sketch (G Ω, Bs Ω, Bsᵀ Ω and a copy: 6 D (rank + 10) doubles) and its products on the
-// basis (Bsᵀ Q, Qᵀ G Q and a copy); with `refines` (refinement passes on masking noises) the
-// temporaries of a refinement step's corrections (8 x 64 D-long vectors): the analyses run in
-// the pass's coordinates, so no rotated D x K copy is counted (BENCHMARKS.md, "analyses in the
-// pass's coordinates"). `shape`: the image of the specs without their own (dropout: D x 1 x 1
-// when empty).
+// its sketch (6 D (rank + 10) doubles: Ω, G Ω, Bs Ω, Bsᵀ Ω and a batch's G Ω before it is
+// added take 5) and its products on the basis (Bsᵀ Q and its Ω = Q, Qᵀ G Q); with `refines`
+// (refinement passes on masking noises) the temporaries of a refinement step's corrections
+// (8 x 64 D-long vectors): the analyses run in the pass's coordinates, so no rotated D x K copy
+// is counted (BENCHMARKS.md, "analyses in the pass's coordinates"). `shape`: the image of the
+// specs without their own (dropout: D x 1 x 1 when empty).
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
                                          const image_shape& shape, bool refines = true);
 
