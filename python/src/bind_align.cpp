@@ -34,6 +34,13 @@ py::object shape_tuple(const image_shape& s) {
     return py::make_tuple(s.height, s.width, s.channels);
 }
 
+alignment_options align_options(const std::string& measure, double rel_tol) {
+    alignment_options o;
+    o.measure = parse_measure(measure);
+    o.rel_tol = rel_tol;
+    return o;
+}
+
 noise_spec spec_of(py::handle h) {
     if (py::isinstance<py::str>(h)) return parse_noise_spec(h.cast<std::string>());
     return h.cast<noise_spec>();
@@ -82,12 +89,6 @@ namespace {
 
 using moments_g = guarded<moment_accumulator>;
 
-alignment_options align_options(const std::string& measure, double rel_tol) {
-    alignment_options o;
-    o.measure = parse_measure(measure);
-    o.rel_tol = rel_tol;
-    return o;
-}
 
 using mc_g = corrupted_g<monte_carlo_noise>;
 

@@ -16,13 +16,6 @@ namespace {
 
 using blocks_g = guarded<patch_blocks>;
 
-alignment_options measure_options(const std::string& measure, double rel_tol) {
-    alignment_options o;
-    o.measure = parse_measure(measure);
-    o.rel_tol = rel_tol;
-    return o;
-}
-
 // Runs f(blocks or nullptr) with the GIL released and the blocks' lock held: the blocks
 // (D·s doubles) are read in place, never copied; no other lock is taken meanwhile.
 template <class F>
@@ -53,7 +46,7 @@ void bind_highd_analyses(py::module_& m) {
 
     m.def("basis_alignment",
           [](const restricted_statistics& s, const std::string& measure, double rel_tol) {
-              const alignment_options o = measure_options(measure, rel_tol);
+              const alignment_options o = align_options(measure, rel_tol);
               py::gil_scoped_release nogil;
               return basis_alignment(s, o);
           },
@@ -68,7 +61,7 @@ void bind_highd_analyses(py::module_& m) {
                                "‖Sxx y_j − θ_j y_j‖ per Ritz vector: sin ∠(y_j, eigenvector j) <= residual_j / gap_j (Davis–Kahan).");
     m.def("ritz_alignment",
           [](const restricted_statistics& s, const std::string& measure, double rel_tol) {
-              const alignment_options o = measure_options(measure, rel_tol);
+              const alignment_options o = align_options(measure, rel_tol);
               py::gil_scoped_release nogil;
               return ritz_alignment(s, o);
           },
@@ -112,7 +105,7 @@ void bind_highd_analyses(py::module_& m) {
           [](const ritz_alignment_result& clean, const restricted_statistics& noisy, py::handle noise, const blocks_g* blocks,
              const std::string& measure, double rel_tol) {
               const noise_spec n = spec_of(noise);
-              const alignment_options o = measure_options(measure, rel_tol);
+              const alignment_options o = align_options(measure, rel_tol);
               return with_blocks(blocks, [&](const patch_blocks* b) { return verified_denoising(clean, noisy, n, b, o); });
           },
           py::arg("clean"), py::arg("noisy"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("measure") = "paper",

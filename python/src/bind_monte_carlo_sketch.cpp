@@ -160,9 +160,7 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
     m.def("verified_ritz_denoising",
           [](const ritz_alignment_result& clean, const ritz_denoising_result& found, const std::string& measure,
              double rel_tol) {
-              alignment_options o;
-              o.measure = parse_measure(measure);
-              o.rel_tol = rel_tol;
+              const alignment_options o = align_options(measure, rel_tol);
               py::gil_scoped_release nogil;
               return verified_denoising(clean, found, o);
           },

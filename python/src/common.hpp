@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "recalign/align/alignment.hpp"
 #include "recalign/align/noise.hpp"
 #include "recalign/core/batch.hpp"
 #include "recalign/core/serial.hpp"
@@ -57,6 +58,8 @@ centering parse_centering(const std::string& s);
 // Image geometry from Python: shape (H, W[, C]) or None, layout 'hwc' / 'chw' (bind_align.cpp).
 image_shape make_shape(const py::object& shape, const std::string& layout);
 py::object shape_tuple(const image_shape& s);
+// The analyses' alignment_options from Python's measure name and rel_tol (bind_align.cpp).
+alignment_options align_options(const std::string& measure, double rel_tol);
 // A noise spec given as text or as a NoiseSpec.
 noise_spec spec_of(py::handle h);
 
