@@ -3,15 +3,19 @@
 // the true error, merge = one stream, bit-identical resume mid-pass, refusals, truncations.
 #include <catch2/catch.hpp>
 
+#include <cblas.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <recalign/core/errors.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
 
+#include "../../lib/sketch/second_thread.hpp"  // internal: allow()
 #include "sketch_helpers.hpp"
 
 using namespace recalign;
@@ -358,4 +362,52 @@ TEST_CASE("Nyström: the default test matrix gives the top eigenpairs at every d
     }
     // What the default avoids (a breakdown is reported as such, never as a wrong eigenpair).
     CHECK(small_failures > 0);
+}
+
+TEST_CASE("Nyström: the update's second thread changes no bit (u8, f32, f64 input; both kernels; two passes)",
+          "[sketch][nystrom]") {
+    // Batches of 1000 x 2000 (over the 2^20 elements where update() shares the conversion,
+    // the test matrix and the float32 additions to Y with a second thread; two column blocks,
+    // the second partial, split 512 + 512 and 496 + 480) against the same stream with the
+    // second thread disallowed (BLAS keeps its threads: OpenBLAS's own results change with
+    // their number). Without two cores and two BLAS threads there is nothing to compare.
+    if (openblas_get_num_threads() < 2 || std::thread::hardware_concurrency() < 2) {
+        WARN("one core or one BLAS thread: no second thread to compare against");
+        return;
+    }
+    const data_set& s = data(decay::power_law);
+    const std::size_t n = 2000;
+    std::vector<float> xf(s.x.begin(), s.x.begin() + static_cast<std::ptrdiff_t>(n * D));
+    std::vector<std::uint8_t> xu(n * D);
+    for (std::size_t i = 0; i < n * D; ++i) xu[i] = static_cast<std::uint8_t>(std::min(255.0, std::max(0.0, 128.0 + 20.0 * s.x[i])));
+    for (int input = 0; input < 3; ++input) {
+        for (const bool f32 : {false, true}) {
+            auto stream = [&] {
+                nystrom_options o = opts(D, 10, 5, 3);
+                o.float32_kernels = f32;
+                nystrom_sketch sk(o);
+                for (int pass = 0; pass < 2; ++pass) {
+                    if (pass == 1) sk.next_pass();
+                    for (std::size_t r = 0; r < n; r += 1000) {
+                        batch_view b = input == 0 ? batch_view(xu.data() + r * D, 1000, D)
+                                     : input == 1 ? batch_view(xf.data() + r * D, 1000, D)
+                                                  : batch_view(s.x.data() + r * D, 1000, D);
+                        if (input == 0) b.scale = 1.0 / 255.0;
+                        sk.update(b, r);
+                    }
+                }
+                return saved(sk);
+            };
+            using recalign::detail::second_thread;
+            const std::uint64_t before = second_thread::started();
+            const std::string two = stream();
+            CHECK(second_thread::started() == before + 4);  // one per update
+            second_thread::allow(false);
+            const std::string one = stream();
+            second_thread::allow(true);
+            CHECK(second_thread::started() == before + 4);
+            INFO("input " << input << ", float32 kernels " << f32);
+            CHECK(two == one);
+        }
+    }
 }

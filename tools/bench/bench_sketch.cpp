@@ -19,7 +19,8 @@
 //       Nyström's update against its ceiling, side by side in one process: the bare GEMMs on
 //       the same shapes (Z = X T, Y += Xᵀ Z on a batch already converted, centered and with T
 //       stored), in float64 and float32, against nystrom_sketch::update on the raw batch (u8 or
-//       f32), float64 and --precision f32-kernels; then the finalisation (nystrom_spectrum).
+//       f32), float64 and --precision f32-kernels (the latter also with its second thread for
+//       the work between the GEMMs disallowed); then the finalisation (nystrom_spectrum).
 //       Round-robin over R repetitions of NB batches each (one in-memory batch, reused, so no
 //       I/O is timed); prints samples/s (median over repetitions) and the ratios as JSON.
 #include <sys/resource.h>
@@ -38,6 +39,8 @@
 
 #include <recalign/core/blas.hpp>
 #include <recalign/core/rng.hpp>
+
+#include "../../lib/sketch/second_thread.hpp"  // internal: allow(), for the column without it
 #include <recalign/recalign.hpp>
 
 using namespace recalign;
@@ -339,7 +342,10 @@ int ceiling(const args& a) {
     nystrom_options o32 = o;
     o32.float32_kernels = true;
     nystrom_sketch s64(o), s32(o32);
-    std::vector<double> gemm64, gemm32, up64, up32;
+    // The float32 update again with its second thread disallowed (the element-wise work between
+    // the GEMMs on one thread, as before it had one): what that thread buys, in the same run.
+    nystrom_sketch s32one(o32);
+    std::vector<double> gemm64, gemm32, up64, up32, up32one;
     auto timed = [&](auto fn) {
         const auto t0 = clock_type::now();
         for (std::size_t i = 0; i < nb; ++i) fn(i);
@@ -357,15 +363,19 @@ int ceiling(const args& a) {
             blas::gemm_tn(d, w, b, 1.0f, xs.data(), zs.data(), 1.0f, ys.data());
         }));
         up32.push_back(timed([&](std::size_t) { s32.update(raw, row); row += b; }));
+        detail::second_thread::allow(false);
+        up32one.push_back(timed([&](std::size_t) { s32one.update(raw, row); row += b; }));
+        detail::second_thread::allow(true);
     }
     const auto f0 = clock_type::now();
     const spectrum sp = nystrom_spectrum(s64);
     const double fin = std::chrono::duration<double>(clock_type::now() - f0).count();
-    const double g64 = median(gemm64), g32 = median(gemm32), u64 = median(up64), u32 = median(up32);
+    const double g64 = median(gemm64), g32 = median(gemm32), u64 = median(up64), u32 = median(up32), u32one = median(up32one);
     std::printf("{\"dim\": %zu, \"batch\": %zu, \"batches\": %zu, \"reps\": %zu, \"width\": %zu, \"input\": \"%s\", "
-                "\"samples_per_s\": {\"gemm_f64\": %.1f, \"update_f64\": %.1f, \"gemm_f32\": %.1f, \"update_f32_kernels\": %.1f}, "
-                "\"ratio_f64\": %.3f, \"ratio_f32\": %.3f, \"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f}\n",
-                d, b, nb, reps, w, input.c_str(), g64, u64, g32, u32, u64 / g64, u32 / g32, fin, sp.rank(),
+                "\"samples_per_s\": {\"gemm_f64\": %.1f, \"update_f64\": %.1f, \"gemm_f32\": %.1f, \"update_f32_kernels\": %.1f, "
+                "\"update_f32_kernels_one_thread_between_gemms\": %.1f}, "
+                "\"ratio_f64\": %.3f, \"ratio_f32\": %.3f, \"ratio_f32_one_thread_between_gemms\": %.3f, \"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f}\n",
+                d, b, nb, reps, w, input.c_str(), g64, u64, g32, u32, u32one, u64 / g64, u32 / g32, u32one / g32, fin, sp.rank(),
                 static_cast<double>(peak_rss_kb()) / 1024.0);
     return 0;
 }

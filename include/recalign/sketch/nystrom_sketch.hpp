@@ -48,6 +48,10 @@
 
 namespace recalign {
 
+namespace detail {
+class second_thread;  // lib/sketch/second_thread.hpp
+}
+
 // The random test matrix of pass 0 and the probes: ±1 signs (Rademacher: as good a range
 // finder as Gaussian in practice, E ggᵀ = I for the probes, and about 100x cheaper to
 // regenerate), or standard normals (Box-Muller; states saved before signs existed).
@@ -71,7 +75,9 @@ struct nystrom_options {
     // single precision (about 1e-7 times ‖X_b‖², tests/sketch: < 1e-4 of Y). Not part of the
     // configuration: sketches with and without it merge.
     // Either way a batch is converted and centered one block of 1024 columns at a time (twice:
-    // once for X_b T, once for X_bᵀ Z), never widened as a whole.
+    // once for X_b T, once for X_bᵀ Z), never widened as a whole; between the GEMMs of a large
+    // batch (>= 2^20 values) that work is shared with a second thread where BLAS runs on two or
+    // more (the same bits either way).
     bool float32_kernels = false;
     nystrom_test test = nystrom_test::automatic;
     // Krylov blocks the basis may hold (>= 1): 1 = subspace iteration; B > 1 = block Krylov
@@ -150,9 +156,11 @@ private:
     std::vector<double> project_test(const double* v) const;
     // The two sweeps of one batch over column blocks (T = double, or float for SGEMM).
     template <class T>
-    double first_sweep(const batch_view& x, const double* shift, double* sums, double* sums_t);
+    // The element-wise work between their GEMMs is shared with a second thread (internal).
+    double first_sweep(const batch_view& x, const double* shift, double* sums, double* sums_t, detail::second_thread& two);
     template <class T>
-    void second_sweep(const batch_view& x, const double* shift, double coef, const double* e, const double* et);
+    void second_sweep(const batch_view& x, const double* shift, double coef, const double* e, const double* et,
+                      detail::second_thread& two);
 
     nystrom_options options_;
     std::uint32_t pass_ = 0;
