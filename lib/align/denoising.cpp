@@ -5,6 +5,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "nested.hpp"
 #include "recalign/core/blas.hpp"
@@ -19,11 +20,11 @@ void check_noisy(const noise_moments& noisy, std::size_t d, const char* who) {
                                     std::to_string(d));
 }
 
-// V* from Bs and G (consumed); `release_bs`: Bs's owner, emptied once Fᵀ is formed.
-denoising_subspace_result denoising_subspace_of(const matrix_t& bs, matrix_t g, double rel_tol,
-                                                const eigen_options& solver, matrix_t* release_bs = nullptr) {
+// V* from Bs and a G with null (or numerically null) directions, by the eigen whitening of G
+// (consumed); `release_bs`: Bs's owner, emptied once Fᵀ is formed.
+denoising_subspace_result whitened_subspace(const matrix_t& bs, matrix_t g, double rel_tol,
+                                            const eigen_options& solver, matrix_t* release_bs) {
     const std::size_t d = g.shape(0);
-    if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
     denoising_subspace_result out;
     // G = P D Pᵀ, whitening W = P_r D_r^{-1/2} (Theorem 3; MATH.md §4).
     eigen_result eg = sym_eigen_consuming(std::move(g), d, solver);
@@ -71,20 +72,105 @@ denoising_subspace_result denoising_subspace_of(const matrix_t& bs, matrix_t g, 
     while (out.informative < r && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
     return out;
 }
+
+// V* through one Cholesky of G = Rᵀ R where G is numerically positive definite (dpocon's
+// estimate of its reciprocal condition number above rel_tol: no direction of G would fall
+// under the whitening's rel_tol cut): F = R⁻ᵀ Bs in Bs's storage (TRSM), C = F Fᵀ =
+// R⁻ᵀ Bs Bsᵀ R⁻¹ (SYRK), its eigenvectors Y in C's storage and V* = R⁻¹ Y in place (TRSM):
+// SciPy's eigh(Bs Bsᵀ, G) without forming Bs Bsᵀ. Beside Bs and G one D x D at a time (C, then
+// Y), plus dsyevd's workspace where `solver` allows it. Otherwise G is restored (from its
+// untouched strict lower triangle and its diagonal) and the whitening above finds V*.
+denoising_subspace_result denoising_subspace_of(matrix_t& bs, matrix_t g, double rel_tol, const eigen_options& solver,
+                                                bool release_bs) {
+    if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
+    const std::size_t d = g.shape(0);
+    blas::symmetrize_from_upper(d, g.data());  // the upper triangle is G (as the whitening reads it)
+    double anorm = 0.0;
+    std::vector<double> diagonal(d);
+    for (std::size_t i = 0; i < d; ++i) {
+        double row = 0.0;
+        for (std::size_t j = 0; j < d; ++j) row += std::abs(g(i, j));
+        anorm = std::max(anorm, row);
+        diagonal[i] = g(i, i);
+    }
+    double rcond = 0.0;
+    if (d == 0 || blas::potrf_upper_in_place(d, g.data(), anorm, &rcond) != 0 || !(rcond > rel_tol)) {
+        blas::symmetrize_from_lower(d, g.data());
+        for (std::size_t i = 0; i < d; ++i) g(i, i) = diagonal[i];
+        return whitened_subspace(bs, std::move(g), rel_tol, solver, release_bs ? &bs : nullptr);
+    }
+    denoising_subspace_result out;
+    out.rank_g = d;
+    blas::trsm_left_upper(true, d, d, g.data(), bs.data());  // F = R⁻ᵀ Bs
+    matrix_t c = matrix_t::from_shape({d, d});
+    blas::syrk_nt(d, d, 1.0, bs.data(), 0.0, c.data());  // upper triangle: all the solver reads
+    if (release_bs) bs = matrix_t();
+    eigen_result ey = sym_eigen_consuming(std::move(c), d, solver);
+    out.status = solver_status_of(ey.info);
+    out.eigenvalues = std::move(ey.values);
+    blas::trsm_left_upper(false, d, d, g.data(), ey.vectors.data());  // V* = R⁻¹ Y
+    g = matrix_t();
+    out.basis = std::move(ey.vectors);
+    fix_signs(out.basis);
+    const double top = out.eigenvalues(0);
+    while (out.informative < d && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
+    return out;
+}
 }  // namespace
 
 denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol, const eigen_options& solver) {
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
-    noise_moments work;  // G only: Bs is read where it is
-    work.n = noisy.n;
-    work.g = noisy.g;
-    return denoising_subspace_of(noisy.bs, std::move(work.g), rel_tol, solver);
+    matrix_t bs = noisy.bs;  // F is formed in its storage
+    return denoising_subspace_of(bs, noisy.g, rel_tol, solver, false);
 }
 
 denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol, const eigen_options& solver) {
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
     noise_moments own = std::move(noisy);
-    return denoising_subspace_of(own.bs, std::move(own.g), rel_tol, solver, &own.bs);
+    return denoising_subspace_of(own.bs, std::move(own.g), rel_tol, solver, true);
+}
+
+denoising_subspace_result gaussian_denoising_subspace(const statistics& clean, double shift, double rel_tol) {
+    const char* who = "gaussian_denoising_subspace";
+    clean.require(statistic::full_spectrum, who);
+    if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
+    if (!(shift >= 0.0) || !std::isfinite(shift))
+        throw std::invalid_argument(std::string(who) + ": the shift n·sigma² must be finite and >= 0");
+    const vector_t& lambda = clean.spec.eigenvalues;  // descending: so are λ + shift, G's eigenvalues
+    const matrix_t& u = clean.spec.basis;
+    const std::size_t d = clean.dim;
+    denoising_subspace_result out;
+    out.status = clean.spec.status;
+    const double cut = d > 0 ? rel_tol * std::max(lambda(0) + shift, 0.0) : 0.0;
+    std::size_t r = 0;
+    while (r < d && lambda(r) + shift > cut) ++r;
+    out.rank_g = r;
+    out.dropped = d - r;
+    // λ² / (λ + shift) grows with λ >= 0; a stable sort keeps U's order where rounding left
+    // tiny negative λ.
+    vector_t mu = xt::zeros<double>({r});
+    std::vector<std::size_t> order(r);
+    for (std::size_t j = 0; j < r; ++j) {
+        mu(j) = lambda(j) * lambda(j) / (lambda(j) + shift);
+        order[j] = j;
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return mu(a) > mu(b); });
+    out.eigenvalues = xt::zeros<double>({r});
+    out.basis = matrix_t::from_shape({d, r});
+    std::vector<double> scale(r);
+    for (std::size_t j = 0; j < r; ++j) {
+        out.eigenvalues(j) = mu(order[j]);
+        scale[j] = 1.0 / std::sqrt(lambda(order[j]) + shift);
+    }
+    for (std::size_t i = 0; i < d; ++i) {
+        const double* ui = u.data() + i * u.shape(1);
+        double* vi = out.basis.data() + i * r;
+        for (std::size_t j = 0; j < r; ++j) vi[j] = ui[order[j]] * scale[j];
+    }
+    fix_signs(out.basis);
+    const double top = r > 0 ? out.eigenvalues(0) : 0.0;
+    while (out.informative < r && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
+    return out;
 }
 
 namespace {

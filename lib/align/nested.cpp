@@ -11,29 +11,44 @@ nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) {
     const std::size_t k = gram.shape(0);
     double top = 0.0;
     for (std::size_t i = 0; i < k; ++i) top = std::max(top, gram(i, i));
-    // Cholesky Gram = Rᵀ R (upper R, row-major), dropping dependent columns: a dropped column
-    // gets R_jj = 1 and a zero row and column, so the triangular solve below leaves the other
-    // columns exactly as the Cholesky factor of the kept ones gives them; it is zeroed after.
+    // Gram = Rᵀ R (upper R, row-major), dropping dependent columns: a dropped column gets
+    // R_jj = 1 and a zero row and column, so the triangular solve leaves the other columns
+    // exactly as the Cholesky factor of the kept ones gives them; it is zeroed after.
+    // Column j is dropped when its remainder R_jj² is not above rel_tol · Gram_jj, or Gram_jj
+    // not above rel_tol · the largest. LAPACK's blocked dpotrf first: where it succeeds and drops
+    // nothing, its R is the factor (the same arithmetic, in level-3 BLAS); otherwise the
+    // right-looking loop below, one symmetric rank-1 update (BLAS dsyr) of the rest per row.
     nested_factor out;
     out.skipped.assign(k, 0);
-    out.r = xt::zeros<double>({k, k});
+    const auto dropped = [&](std::size_t j, double s) { return !(s > rel_tol * gram(j, j)) || !(gram(j, j) > rel_tol * top); };
+    out.r = gram;
     matrix_t& r = out.r;
+    if (blas::potrf_upper_in_place(k, r.data()) == 0) {
+        bool any = false;
+        for (std::size_t j = 0; j < k && !any; ++j) any = dropped(j, r(j, j) * r(j, j));
+        if (!any) {
+            for (std::size_t i = 0; i < k; ++i)
+                for (std::size_t j = 0; j < i; ++j) r(i, j) = 0.0;
+            return out;
+        }
+    }
+    r = gram;
+    // `r` holds the remainder Gram − Σ_{i<j} r_iᵀ r_i in its upper triangle at row j.
     for (std::size_t j = 0; j < k; ++j) {
-        double s = gram(j, j);
-        for (std::size_t i = 0; i < j; ++i) s -= r(i, j) * r(i, j);
-        if (!(s > rel_tol * gram(j, j)) || !(gram(j, j) > rel_tol * top)) {
+        double* row = r.data() + j * k;
+        const double s = row[j];
+        std::fill(row, row + j, 0.0);
+        if (dropped(j, s)) {
             out.skipped[j] = 1;
             ++out.n_skipped;
-            r(j, j) = 1.0;
+            std::fill(row + j + 1, row + k, 0.0);
+            row[j] = 1.0;
             continue;
         }
         const double rjj = std::sqrt(s);
-        r(j, j) = rjj;
-        for (std::size_t c = j + 1; c < k; ++c) {
-            double t = gram(j, c);
-            for (std::size_t i = 0; i < j; ++i) t -= r(i, j) * r(i, c);
-            r(j, c) = t / rjj;
-        }
+        row[j] = rjj;
+        for (std::size_t c = j + 1; c < k; ++c) row[c] /= rjj;
+        if (j + 1 < k) blas::syr_upper(k - j - 1, -1.0, row + j + 1, r.data() + (j + 1) * k + j + 1, k);
     }
     return out;
 }

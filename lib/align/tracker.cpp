@@ -181,20 +181,26 @@ tracker_report alignment_tracker::report(const eigen_options& solver) {
         tracker_noise_report nr;
         nr.spec = to_string(options_.noises[i]);
         nr.monte_carlo = mc_[i] != nullptr;
-        noise_moments nm;
-        if (mc_[i]) {
-            const monte_carlo_estimate e = mc_[i]->estimate();
-            nm = e.moments;
-            nr.bs_stderr_fro = e.bs_stderr_fro;
-            nr.g_stderr_fro = e.g_stderr_fro;
-        } else {
-            nm = closed_form_noise(options_.noises[i], *clean.second_moment, clean.n, options_.shape);
-        }
-        if (nm.n != clean.n)
-            throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(nm.n) +
-                                        " samples, the clean statistics " + std::to_string(clean.n));
+        const noise_spec& spec = options_.noises[i];
         // One V* per noise serves both analyses; the noise moments are released as it is found.
-        denoising_subspace_result sub = denoising_subspace(std::move(nm), options_.rel_tol, solver);
+        denoising_subspace_result sub = [&] {
+            if (!mc_[i] && spec.family == noise_family::gaussian)  // Corollary 3.1: no D x D solve
+                return gaussian_denoising_subspace(clean, static_cast<double>(clean.n) * spec.sigma * spec.sigma,
+                                                   options_.rel_tol);
+            noise_moments nm;
+            if (mc_[i]) {
+                const monte_carlo_estimate e = mc_[i]->estimate();
+                nm = e.moments;
+                nr.bs_stderr_fro = e.bs_stderr_fro;
+                nr.g_stderr_fro = e.g_stderr_fro;
+            } else {
+                nm = closed_form_noise(spec, *clean.second_moment, clean.n, options_.shape);
+            }
+            if (nm.n != clean.n)
+                throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(nm.n) +
+                                            " samples, the clean statistics " + std::to_string(clean.n));
+            return denoising_subspace(std::move(nm), options_.rel_tol, solver);
+        }();
         noise_impact_options iopt;
         iopt.rel_tol = options_.rel_tol;
         nr.impact = noise_impact(clean, sub, iopt);

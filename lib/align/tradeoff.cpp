@@ -10,6 +10,24 @@
 
 namespace recalign {
 
+namespace {
+// The top k <= C eigenpairs of H(0) = F Fᵀ (F: the first r rows of `f`, r x C, r >= C), a matrix
+// of rank <= C: F's left singular vectors and squared singular values (a thin SVD, O(r C²)),
+// instead of a dense r x r eigensolve. Signs as sym_eigen's.
+eigen_result top_of_gram(const matrix_t& f, std::size_t r, std::size_t c, std::size_t k) {
+    matrix_t a = xt::view(f, xt::range(0, r), xt::all());
+    matrix_t u = matrix_t::from_shape({r, c}), vt = matrix_t::from_shape({c, c});
+    vector_t s = xt::zeros<double>({c});
+    eigen_result out;
+    out.info = blas::gesdd_thin(r, c, a.data(), s.data(), u.data(), vt.data());
+    out.values = xt::zeros<double>({k});
+    for (std::size_t j = 0; j < k; ++j) out.values(j) = s(j) * s(j);
+    out.vectors = xt::view(u, xt::all(), xt::range(0, k));
+    fix_signs(out.vectors);
+    return out;
+}
+}  // namespace
+
 tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& options) {
     const cross_moments& cross = stats.targets("tradeoff");
     stats.require(statistic::full_spectrum, "tradeoff");
@@ -57,9 +75,11 @@ tradeoff_result tradeoff(const statistics& stats, const tradeoff_options& option
     for (double lambda : options.lambdas) {
         tradeoff_point p;
         p.lambda = lambda;
-        blas::syrk_nt(r, c, 1.0, f.data(), 0.0, h.data());  // upper triangle: all the solver reads
-        for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * values(j);
-        const eigen_result eh = k < r ? sym_eigen_top_in_place(h, k) : sym_eigen_in_place(h, options.solver);
+        const eigen_result eh = lambda == 0.0 && k <= c && c <= r ? top_of_gram(f, r, c, k) : [&] {
+            blas::syrk_nt(r, c, 1.0, f.data(), 0.0, h.data());  // upper triangle: all the solver reads
+            for (std::size_t j = 0; j < r; ++j) h(j, j) += lambda * values(j);
+            return k < r ? sym_eigen_top_in_place(h, k) : sym_eigen_in_place(h, options.solver);
+        }();
         p.status = solver_status_of(eh.info);
         const matrix_t& q = eh.vectors;  // r x k
         p.eigenvalues = eh.values;

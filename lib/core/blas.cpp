@@ -95,10 +95,10 @@ void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const do
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, ni, ki, alpha, a, ki, b, ki, beta, c, ni);
 }
 
-void syr_upper(std::size_t n, double alpha, const double* x, double* a) {
-    const int ni = to_blas_int(n, "dimension");
+void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::size_t lda) {
+    const int ni = to_blas_int(n, "dimension"), ld = to_blas_int(lda ? lda : n, "leading dimension");
     if (ni == 0) return;
-    cblas_dsyr(CblasRowMajor, CblasUpper, ni, alpha, x, 1, a, ni);
+    cblas_dsyr(CblasRowMajor, CblasUpper, ni, alpha, x, 1, a, ld);
 }
 
 void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a) {
@@ -218,6 +218,24 @@ int potrf_upper(std::size_t n, double* a) {
     const int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', ni, a, ni);
     check_info(info, "dpotrf");
     return info;
+}
+
+int potrf_upper_in_place(std::size_t n, double* a, double anorm, double* rcond) {
+    const int ni = to_blas_int(n, "dimension");
+    if (rcond) *rcond = 0.0;
+    if (ni == 0) return 0;
+    const int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', ni, a, ni);
+    check_info(info, "dpotrf");
+    if (info != 0 || !rcond) return info;
+    check_info(LAPACKE_dpocon(LAPACK_COL_MAJOR, 'L', ni, a, ni, anorm, rcond), "dpocon");
+    return 0;
+}
+
+void trsm_left_upper(bool transpose, std::size_t n, std::size_t m, const double* r, double* b) {
+    const int ni = to_blas_int(n, "rows"), mi = to_blas_int(m, "columns");
+    if (ni == 0 || mi == 0) return;
+    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, transpose ? CblasTrans : CblasNoTrans, CblasNonUnit, ni, mi, 1.0,
+                r, ni, b, mi);
 }
 
 int gesvd_right_in_place(std::size_t m, std::size_t n, double* a, double* s) {

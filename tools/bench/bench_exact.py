@@ -13,8 +13,8 @@ values only, so these sides show the same solvers); --memory GIB passes
 `--memory` to the other commands. CPU time (user + system) is printed beside the wall time: on a
 loaded machine it is the steadier figure.
 --denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
-doing the same decompositions (eigh of Sxx, eigh of G = K ⊙ Sxx, the SVD of Fᵀ, the Cholesky of
-V*ᵀ Sxx V*) on the same matrix.
+doing the same decompositions on the same matrices (eigh of Sxx, the generalized eigh(Bs Bsᵀ, G)
+with G = K ⊙ Sxx, the Cholesky of V*ᵀ Sxx V*). --only "NAME;..." runs those sides alone (beside NumPy's eigh).
 
     /usr/bin/python3 tools/bench/bench_exact.py --d 2048 --n 3000 --reps 3 [--cli build/tools/recalign/recalign]
 """
@@ -38,10 +38,11 @@ print(t1 - t0, t2 - t1)
 # `recalign spectrum` prints eigenvalues only (dsyevd without vectors): NumPy's eigvalsh.
 NUMPY_VALUES = NUMPY_SIDE.replace("w, v = np.linalg.eigh(S)", "w = np.linalg.eigvalsh(S)")
 
-# What `recalign denoise --noise mask:patch=4x4,ratio=0.5` (bernoulli) decomposes, uncentered:
-# Sxx = XᵀX and its eigh (the clean curve), G = K ⊙ Sxx (keep 1 - r, same patch 1 - r, else
-# (1 - r)²) whitened by its eigh, Fᵀ = Bsᵀ W with Bs = (1 - r) Sxx and its SVD, V* = W V, and
-# the Cholesky of V*ᵀ Sxx V* (the nested basis of the curve).
+# The ceiling of `recalign denoise --noise mask:patch=4x4,ratio=0.5` (bernoulli), uncentered:
+# SciPy doing the same decompositions on the same matrices: Sxx = XᵀX and its eigh (the clean
+# curve), G = K ⊙ Sxx (keep 1 - r, same patch 1 - r, else (1 - r)²) and Bs = (1 - r) Sxx, the
+# generalized eigh(Bs Bsᵀ, G) (LAPACK's dsygvd: Cholesky of G, reduction, dsyevd, back
+# substitution; Bs Bsᵀ by one GEMM), and the Cholesky of V*ᵀ Sxx V* (the nested basis of the curve).
 SCIPY_DENOISE = r'''
 import sys, time, numpy as np, scipy.linalg as sl
 d, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -54,12 +55,12 @@ patch = ((np.arange(h)[:, None] // p) * ((h + p - 1) // p) + np.arange(h)[None, 
 G = S * q * q
 same = patch[:, None] == patch[None, :]
 G[same] = S[same] * q
-g, P = sl.eigh(G)
-keep = g > 1e-12 * g[-1]
-W = P[:, keep] / np.sqrt(g[keep])
-Ft = (q * S).T @ W
-_, s, Vt = sl.svd(Ft, full_matrices=False)
-V = W @ Vt.T
+del same
+Bs = q * S
+A = Bs @ Bs.T
+del Bs
+mu, V = sl.eigh(A, G, overwrite_a=True, overwrite_b=True)
+del A, G
 M = V.T @ (S @ V)
 sl.cholesky(M + 1e-9 * np.trace(M) / len(M) * np.eye(len(M)))
 print(time.perf_counter() - t0, 0.0)
@@ -87,6 +88,7 @@ def main():
     ap.add_argument("--dsyevr-memory", help="add the three commands with --memory GIB (forcing dsyevr)")
     ap.add_argument("--memory", help="--memory GIB for this build's commands")
     ap.add_argument("--denoise", action="store_true", help="add denoise (one 4x4 patch mask) against SciPy")
+    ap.add_argument("--only", help="semicolon-separated sides to run (names as printed; NumPy's eigh side always runs)")
     a = ap.parse_args()
     d, n = a.d, a.n
     rng = np.random.default_rng(0)
@@ -120,6 +122,9 @@ def main():
         sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x]
     sides["numpy X.T@X + eigh"] = [sys.executable, "-c", NUMPY_SIDE, str(d), str(n), x]
     sides["numpy X.T@X + eigvalsh"] = [sys.executable, "-c", NUMPY_VALUES, str(d), str(n), x]
+    if a.only:
+        keep = [v.strip() for v in a.only.split(";")] + ["numpy X.T@X + eigh"]
+        sides = {k: v for k, v in sides.items() if k in keep}
     res = {k: [] for k in sides}
     inside, scipy_inside = [], []
     for _ in range(a.reps):
@@ -145,10 +150,11 @@ def main():
         sc = med([x[2] for x in res["scipy denoise decompositions"]])
         dc = med([x[2] for x in res["denoise mask 4x4 0.5"]])
         print(f"  denoise / scipy: wall {dw / sw:.2f}, cpu {dc / sc:.2f}; scipy's decompositions inside its process: {med(scipy_inside):.2f} s")
-    vw = med([x[0] for x in res["numpy X.T@X + eigvalsh"]])
-    vc = med([x[2] for x in res["numpy X.T@X + eigvalsh"]])
-    sw, sc = med([x[0] for x in res["spectrum"]]), med([x[2] for x in res["spectrum"]])
-    print(f"  spectrum (values only) / numpy eigvalsh: wall {sw / vw:.2f}, cpu {sc / vc:.2f}")
+    if "spectrum" in res and "numpy X.T@X + eigvalsh" in res:
+        vw = med([x[0] for x in res["numpy X.T@X + eigvalsh"]])
+        vc = med([x[2] for x in res["numpy X.T@X + eigvalsh"]])
+        sw, sc = med([x[0] for x in res["spectrum"]]), med([x[2] for x in res["spectrum"]])
+        print(f"  spectrum (values only) / numpy eigvalsh: wall {sw / vw:.2f}, cpu {sc / vc:.2f}")
     print(f"load after {os.getloadavg()[0]:.1f}")
 
 

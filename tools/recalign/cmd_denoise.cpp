@@ -125,8 +125,10 @@ denoise_plan plan(const denoise_cli_options& o) {
     }
     t.replicates = replicate_groups(t.noises, p.run.config().method == "exact");
     // Beside the clean state's 3 D x D (require_memory): while one noise's V* is found and
-    // measured, its Bs, G and the whitening of G, then V*, Sxx V* and their Gram matrix (3), and
-    // V* of every noise in the report (1 each): measured 7.0 D x D for one mask at D = 2048.
+    // measured, its Bs (then F = R⁻ᵀ Bs), G (then its Cholesky factor R) and C = F Fᵀ (then its
+    // eigenvectors), then V*, Sxx V* and their Gram matrix (3), and V* of every noise in the report
+    // (1 each); dsyevd's 2 D x D where solver_memory allows it: measured 7.8 D x D for one mask at
+    // D = 3,072 (a Gaussian noise needs no solve: its V* is U scaled, 1 D x D).
     // Monte Carlo: each noise's accumulated expectations and replicate sums, all run long.
     const std::uint64_t matrix = checked_mul(checked_mul(t.dim, t.dim, "D x D"), 8, "D x D bytes");
     std::uint64_t extra = checked_mul(matrix, 3 + t.noises.size(), "denoise memory");

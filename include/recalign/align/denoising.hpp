@@ -39,6 +39,13 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
 denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol = 1e-12,
                                              const eigen_options& solver = {});
 
+// V* of additive Gaussian noise in closed form (Corollary 3.1; MATH.md §4): Bs = Sxx and
+// G = Sxx + shift·I (shift = nσ²) share the clean eigenvectors U, so V* = U (Λ + shift·I)^{-1/2}
+// with generalized eigenvalues λ² / (λ + shift), in the order of λ: no D x D solve, one D x D
+// (the basis). `clean`: finished statistics with the complete spectrum of that Sxx. The same
+// rank_g, dropped and informative as denoising_subspace of closed_form_noise's Bs and G.
+denoising_subspace_result gaussian_denoising_subspace(const statistics& clean, double shift, double rel_tol = 1e-12);
+
 struct denoising_options {
     alignment_measure measure = alignment_measure::paper;
     double rel_tol = 1e-12;

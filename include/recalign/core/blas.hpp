@@ -32,8 +32,8 @@ void gemm_nn(std::size_t m, std::size_t n, std::size_t k, float alpha, const flo
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
              const double* b, double beta, double* c);
 
-// A (n x n, upper triangle) += alpha x xᵀ.
-void syr_upper(std::size_t n, double alpha, const double* x, double* a);
+// A (n x n, upper triangle, row stride lda; 0: n) += alpha x xᵀ.
+void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::size_t lda = 0);
 // A (m x n) += alpha x yᵀ.
 void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a);
 
@@ -75,6 +75,16 @@ int syevr_top_rows(std::size_t n, std::size_t k, double* a, double* w, double* z
 // Cholesky factor of the upper triangle (row-major): on success a = Rᵀ R with R upper.
 // Returns LAPACK's info (> 0: not positive definite at that order).
 int potrf_upper(std::size_t n, double* a);
+
+// The same in place without LAPACKE's row-major copy (row-major upper is column-major lower):
+// on success the upper triangle holds R with A = Rᵀ R and the strict lower triangle is never
+// touched (so a symmetric A is restored from it and its diagonal). With `rcond`, `anorm` (the
+// 1-norm of A, taken before) gives in *rcond LAPACK's estimate (dpocon) of A's reciprocal 1-norm
+// condition number; 0 when A is not positive definite. Returns LAPACK's info of dpotrf.
+int potrf_upper_in_place(std::size_t n, double* a, double anorm = 0.0, double* rcond = nullptr);
+// B (n x m) = R⁻ᵀ B (`transpose`) or R⁻¹ B in place, R (n x n) upper triangular row-major,
+// non-unit diagonal (the two sides of a generalized eigenproblem reduced by a Cholesky factor).
+void trsm_left_upper(bool transpose, std::size_t n, std::size_t m, const double* r, double* b);
 
 // Singular values and right singular vectors of a row-major (m x n) matrix, m >= n, in its
 // own buffer: dgesvd on the column-major n x m matrix the buffer also is (no transposed
