@@ -53,7 +53,12 @@ def test_tracker_curves_equal_the_analyses(data):
     for i, spec in enumerate(NOISES[:2]):
         noisy = recalign.closed_form_noise(spec, acc, shape=(14, 14))
         d = recalign.denoising_alignment(clean, noisy)
-        np.testing.assert_array_equal(r.noises[i].denoising.curve, d.curve)
+        if spec.startswith("gaussian"):
+            # The tracker takes Corollary 3.1's closed form (V* = U, no D x D solve); the
+            # general generalized eigenproblem agrees to rounding, not bit for bit.
+            np.testing.assert_allclose(r.noises[i].denoising.curve, d.curve, rtol=1e-9, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(r.noises[i].denoising.curve, d.curve)
     assert r.noises[2].monte_carlo and r.noises[2].g_stderr_fro > 0
     assert np.max(np.abs(r.noises[0].impact.normalised[:50])) < 1e-6  # Gaussian: no impact
     assert np.max(r.noises[1].impact.normalised[:50]) > 1e-3
