@@ -417,6 +417,15 @@ matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low,
 
 matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, double rel_tol) {
+    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
+    if (noise.family == noise_family::gaussian) return xt::zeros<double>({pass.dim(), std::size_t(0)});
+    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
+    return denoising_refinement(sk, pass, noise, blocks, count, ritz_denoising(pass, noise, blocks, rel_tol), rel_tol);
+}
+
+matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
+                              double rel_tol) {
     const std::size_t d = pass.dim(), m = pass.k(), r = sk.rank();
     if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
     if (sk.dim != d || sk.n != pass.n || sk.center != pass.center)
@@ -424,7 +433,6 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     if (noise.family == noise_family::gaussian) return xt::zeros<double>({d, std::size_t(0)});
     if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
     const keep_probabilities keep = blocks->coefficients(noise);
-    const ritz_denoising_result ritz = ritz_denoising(pass, noise, blocks, rel_tol);
     const std::size_t k = std::min(count, ritz.subspace.informative);
     if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
     const matrix_t v = leading_columns(ritz.refined, pass, k);

@@ -84,10 +84,11 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double l = std::min(k + 10.0L, d);  // a Monte-Carlo sketch's columns
     columns = std::min(columns + 3.0L * l * monte_carlo, d);
     blocks += monte_carlo * (48.0L * d * l + 16.0L * (d + columns) * columns);
-    // A refinement step holds the previous pass (2 D x K) with each masking noise's Ritz vectors
-    // and the temporaries of its corrections (8 x refined D-long vectors), then frees the pass and
-    // builds the next basis: the Ritz vectors and corrections fit in the verification pass's
-    // 3 D x K, the temporaries are extra.
+    // A refinement step (incremental_refinement.hpp) holds the previous pass (2 D x K) with the
+    // temporaries of each masking noise's corrections (8 x refined D-long vectors), forms R = Q C
+    // and Sxx R (2 D x a, a <= K) while freeing Q and Sxx Q, then [R, T] and [Sxx R, 0]; the
+    // refinement pass itself holds those (2 D x K) and the restricted moments of T alone
+    // (2 D x 64 per masking noise): all within the first pass's 3 D x K, the temporaries extra.
     const long double corrections = refines && !seen.empty() ? 8.0L * d * 8.0L * refined : 0.0L;
     return {static_cast<std::uint64_t>(columns), blocks + corrections};
 }

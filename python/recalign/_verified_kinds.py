@@ -158,7 +158,8 @@ class VerifiedDenoising(_VerifiedRun):
     def _verification(self):
         specs = [_recalign.NoiseSpec(f"gaussian:sigma=0,draws={n.draws}") if isinstance(n, Corruption) else n
                  for n in self._noises]  # a Python corruption is sized by its draws only
-        return "denoising", dict(noises=specs, shape=self._shape, layout=self._layout)
+        # refine=0: no refinement step, so none of its temporaries is charged (refines=False).
+        return "denoising", dict(noises=specs, shape=self._shape, layout=self._layout, refines=self._refine > 0)
 
     @property
     def verification_passes(self):

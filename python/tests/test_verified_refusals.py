@@ -142,6 +142,18 @@ def test_krylov_memory_refused_early():
         recalign.VerifiedAlignment(d, 4, rank=rank, passes=3, memory=budget)
 
 
+def test_refine_zero_is_not_charged_the_refinement():
+    """refine=0 runs no refinement step: its estimate leaves out the step's temporaries (8 x 64 D
+    doubles), which refine=8 counts (the CLI's --refine 0 likewise)."""
+    need = []
+    for refine in (0, 8):
+        with pytest.raises(ValueError, match="the verification pass") as e:
+            recalign.VerifiedDenoising(D224, 10, ["mask:patch=16x16,ratio=0.75"], shape=(224, 224, 3), rank=256,
+                                       refine=refine, memory=2.0)
+        need.append(float(gib(str(e.value)).split()[0]))
+    assert need[1] - need[0] == pytest.approx(8 * D224 * 8 * 64 / 2**30, abs=0.011)
+
+
 def test_memory_default_is_physical_memory():
     """memory=None: this machine's physical memory, as the CLI without --memory."""
     phys = recalign._recalign.physical_memory()
@@ -170,6 +182,9 @@ def test_verification_memory_against_the_help_text():
     blocks = 4 * d * (4 * 4 * 3 + 1)  # one geometry for both masks
     mc = 48 * d * (k + 10) + 16 * (d + cols) * cols
     assert (columns, extra) == (cols, 24 * d * cols + blocks + mc + 8 * d * 8 * 64)
+    # refine=0 (refines=False): no refinement step, none of its temporaries charged.
+    _, without = recalign._recalign.verification_memory("denoising", d, c, k, specs, (16, 16, 3), refines=False)
+    assert without == extra - 8 * d * 8 * 64
     assert recalign._recalign.run_memory("nystrom", d, c, k) == 8 * (6 * k * d + 2 * (d + 1) * c + c * c)
     assert recalign._recalign.run_memory("exact", d, 0) == 8 * 3 * d * d
 

@@ -128,6 +128,22 @@ def test_refine_with_from_is_refused(tmp, data):
     c.assert_one_line_error(rc, err, ["--refine", "--from"], "--refine with --from")
 
 
+def test_refine_is_a_budget_and_a_resume_keeps_it(tmp, data):
+    """--refine N: at most N incremental refinement passes, stopped early by the rule of MATH.md
+    §7; the JSON says how many ran and why they stopped; a resume with another N is refused."""
+    args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
+    j = c.run_json(args + ["--refine", 6])
+    f = j["sketch_error"]["refinement"]
+    assert f["budget"] == 6 and 1 <= f["passes"] <= 6 and f["stopped"] in ("converged", "budget"), f
+    assert j["sketch_error"]["verification_passes"] == 1 + f["passes"], j["sketch_error"]
+    if f["stopped"] == "converged":
+        assert f["passes"] < 6 and f["change"] < f["threshold"], f
+    ck = os.path.join(tmp, "refine-budget.ckpt")
+    c.run(args + ["--refine", 6, "--checkpoint", ck, "--quiet"], check_rc=0)
+    rc, out, err = c.run(args + ["--refine", 3, "--checkpoint", ck, "--resume"])
+    c.assert_one_line_error(rc, err, ["--refine 6", "--refine"], "resume with another --refine")
+
+
 @pytest.mark.parametrize("method", ["fd", "nystrom"])
 def test_verified_numbers_are_those_of_the_returned_subspace(tmp, data, method):
     """Issue 14: with the verification pass (the default) the eigenvalues printed are the exact

@@ -44,7 +44,7 @@ std::uint64_t library_state_samples(const std::string& f, checkpoint::state_kind
 // after its sketch passes; a merge of verified shards waits at the end of its sketch passes.
 void fill_progress(info_result& r, const run_state& st) {
     const std::string inner = without_jitter_header(st.accumulator);
-    r.verified = inner.compare(0, 8, verified_magic) == 0 || inner.compare(0, 8, "RAMCVERI") == 0;
+    r.verified = verified_bytes(inner) || inner.compare(0, 8, "RAMCVERI") == 0;
     const std::uint64_t sketch = st.config.passes;
     r.passes_known = !r.verified || st.state_passes > sketch;
     r.verification_passes = r.verified && r.passes_known ? st.state_passes - sketch : 0;

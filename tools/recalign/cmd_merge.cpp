@@ -46,7 +46,7 @@ std::unique_ptr<stream_state> load_state(const run_state& st, const std::string&
                 checkpoint::from_bytes<alignment_tracker>(st.accumulator, source + " (nested accumulator)"));
     }
     const std::string inner = without_jitter_header(st.accumulator);
-    if (inner.compare(0, 8, verified_magic) == 0) {
+    if (verified_bytes(inner)) {
         auto v = std::make_unique<verified_state>(verified_state::for_merge(st.config, inner, source));
         const auto [sigma, seed] = jitter_of(st.accumulator);
         if (sigma == 0.0) return v;
@@ -130,7 +130,7 @@ merge_result merge_runs(const merge_options& o) {
     run_state out = load_input(o.inputs[0], r);
     std::vector<std::unique_ptr<stream_state>> owned;  // outlives every state below
     std::unique_ptr<stream_state> acc = load_state(out, o.inputs[0], owned);
-    const bool verified = without_jitter_header(out.accumulator).compare(0, 8, verified_magic) == 0;
+    const bool verified = verified_bytes(without_jitter_header(out.accumulator));
     for (std::size_t i = 1; i < o.inputs.size(); ++i) {
         const std::string& f = o.inputs[i];
         run_state st = load_input(f, r);

@@ -129,6 +129,21 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         }
         return q;
     };
+    if (monte_carlo.empty() && !plan.blocks.empty()) {
+        // Incremental refinement passes: each reads only the new corrections, with the adaptive
+        // stop (recalign/align/incremental_refinement.hpp). Monte-Carlo noises need their
+        // products on the whole basis in every pass: they keep full passes (plan.basis).
+        refinement_options ro;
+        ro.rank = rank;
+        ro.count = refined;
+        ro.alignment.measure = t.measure;
+        plan.restart = [noises, blocks_for, ro](const statistics& s, const std::vector<patch_blocks>& blocks,
+                                                restricted_statistics& previous, const vector_t* before) {
+            std::vector<const patch_blocks*> b;
+            for (std::size_t i = 0; i < noises.size(); ++i) b.push_back(blocks_for(i, blocks));
+            return denoising_restart(s.spec, previous, noises, b, ro, before);
+        };
+    }
     std::optional<verified_state> closed_forms;
     std::optional<monte_carlo_state> with_monte_carlo;
     if (monte_carlo.empty()) closed_forms.emplace(run.config(), plan);
@@ -172,7 +187,16 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         nr.change = std::numeric_limits<double>::quiet_NaN();
         r.report.noises.push_back(std::move(nr));
     }
-    r.sketch = describe_sketch(s, &clean, pass.k(), plan.passes);
+    const refinement_report refinement = state.refinement();
+    r.sketch = describe_sketch(s, &clean, pass.k(), plan.restart ? 1 + refinement.passes : plan.passes);
+    if (plan.restart) {
+        r.sketch->refines = true;
+        r.sketch->refine_budget = static_cast<std::size_t>(refinement.budget);
+        r.sketch->refine_passes = static_cast<std::size_t>(refinement.passes);
+        r.sketch->refine_converged = refinement.converged;
+        r.sketch->refine_change = refinement.change;
+        r.sketch->refine_threshold = refinement_stop;
+    }
     note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
     note_pass_seconds(*r.sketch, o.run.quiet);

@@ -284,7 +284,7 @@ private:
         const std::uint64_t passes = state_.passes(), total = src_.total();
         progress bar(!o_.quiet && ::isatty(2), total * passes, seg.pass * total + src_.position());
         for (;;) {
-            stream_pass(bar);
+            if (state_.reads(seg.pass)) stream_pass(bar);
             const std::uint64_t skip = state_.passes_to_skip(seg.pass);
             seg.pass += skip;
             if (skip) bar.update((seg.pass + 1) * total);

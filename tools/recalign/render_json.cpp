@@ -63,6 +63,15 @@ void add_sketch(json& j, const std::optional<sketch_verification>& v, const char
     e["max_passes"] = v->max_passes;
     e["tolerance"] = number_or_null(v->tolerance);
     e["tolerance_met"] = std::isnan(v->tolerance) ? json(nullptr) : json(v->relative_estimate <= v->tolerance);
+    if (v->refines) {
+        json f;
+        f["budget"] = v->refine_budget;
+        f["passes"] = v->refine_passes;
+        f["stopped"] = v->refine_converged ? "converged" : "budget";
+        f["change"] = number_or_null(v->refine_change);
+        f["threshold"] = number_or_null(v->refine_threshold);
+        e["refinement"] = f;
+    }
     if (v->verified) {
         // Davis–Kahan: sin ∠(y_j, eigenvector j) <= residual_j / gap_j.
         e["ritz_values"] = to_vec(v->ritz_values);

@@ -31,6 +31,9 @@ public:
     // no longer needs (a sketch whose --tolerance is met skips its remaining sketch passes;
     // the driver counts them as done, so checkpoints and resume see a finished sketch).
     virtual std::uint64_t passes_to_skip(std::uint64_t /*pass*/) { return 0; }
+    // Whether pass `pass` reads the data at all (a refinement that stopped early at the last
+    // next_pass, collectively: the driver skips reading and passes_to_skip ends the run).
+    virtual bool reads(std::uint64_t /*pass*/) const { return true; }
     virtual std::uint64_t n() const = 0;
     // The nested checkpoint bytes; load refuses a state of another configuration (file_error
     // naming `source`).

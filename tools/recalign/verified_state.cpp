@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <utility>
 
@@ -22,6 +24,7 @@ const char* const magic = verified_magic;
 
 verified_state::verified_state(const run_config& config, verify_plan plan)
     : route_(config), plan_(std::move(plan)), classes_(static_cast<std::size_t>(config.classes)) {
+    planned_ = plan_.passes;
     for (const patch_blocks_options& o : plan_.blocks) blocks_.emplace_back(o);
 }
 
@@ -73,6 +76,7 @@ void verified_state::update(const io::source_batch& b, std::uint64_t pass) {
             for (patch_blocks& p : blocks_) p.update(b.view(), b.first_row);
         return;
     }
+    if (stopped_) return;  // the refinement stopped: nothing is read (reads() is false)
     if (!pass_state_) throw std::logic_error("verified_state: a verification pass without its basis");
     if (classes_) pass_state_->update(b.view(), b.targets(), b.first_row);
     else pass_state_->update(b.view(), b.first_row);
@@ -114,13 +118,37 @@ void verified_state::next_pass(const mpi_context& mpi) {
         if (pass_state_) {
             previous = std::move(*pass_state_).finish(plan_.center);
             pass_state_.reset();
+            if (next_) {  // an incremental pass read only T: joined to what was known of R
+                previous = complete_pass(std::move(*next_), std::move(*previous));
+                next_.reset();
+            }
         }
-        basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+        if (previous && plan_.restart) {
+            refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr);
+            change_ = step.change;
+            curves_ = std::move(step.curves);
+            if (step.stopped) {
+                final_ = std::move(*previous);
+            } else if (step.next.k() == step.next.carried) {  // nothing new to read: R is complete
+                final_ = std::move(step.next.known);
+                final_->frame = std::make_shared<const matrix_t>(final_->gram);
+            } else {
+                basis = step.next.fresh();
+                next_ = std::move(step.next);
+            }
+        } else {
+            basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+        }
     }
     if (mpi.active()) {
         std::string bytes = mpi.rank() == 0 ? matrix_bytes(basis) : std::string();
         basis = bytes_matrix(mpi.broadcast_bytes(std::move(bytes)));
     }
+    if (basis.size() == 0) {  // the refinement stopped (every rank): the passes left read nothing
+        stopped_ = true;
+        return;
+    }
+    if (pass_ > route_.passes()) ++refined_;
     restricted_moments_options o;
     o.basis = std::move(basis);
     o.classes = classes_;
@@ -151,38 +179,145 @@ void verified_state::reduce_pass(const mpi_context& mpi) {
 }
 
 std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
-    if (pass >= route_.passes()) return 0;  // a verification pass
+    if (pass >= route_.passes()) {  // a verification pass: the rest, when the refinement stopped
+        if (!stopped_) return 0;
+        const std::uint64_t skip = passes() - 1 - pass;
+        pass_ += skip;
+        return skip;
+    }
     const std::uint64_t skip = route_.passes_to_skip(pass);
     pass_ += skip;  // next_pass() then starts the verification
     return skip;
 }
 
 restricted_statistics verified_state::verified() const {
+    if (final_) return *final_;
     if (!pass_state_) throw std::logic_error("verified_state: no verification pass was run");
-    return pass_state_->finish(plan_.center);
+    restricted_statistics s = pass_state_->finish(plan_.center);
+    if (!next_) return s;
+    refinement_pass known = *next_;
+    return complete_pass(std::move(known), std::move(s));
 }
 
 restricted_statistics verified_state::take_verified() {
+    if (final_) {
+        restricted_statistics s = std::move(*final_);
+        final_.reset();
+        return s;
+    }
     if (!pass_state_) throw std::logic_error("verified_state: no verification pass was run");
     restricted_statistics s = std::move(*pass_state_).finish(plan_.center);
     pass_state_.reset();
+    if (next_) {
+        s = complete_pass(std::move(*next_), std::move(s));
+        next_.reset();
+    }
     return s;
 }
 
-// [magic][u64 pass][route][u64 blocks][each block state][u64 has pass][pass state]
+refinement_report verified_state::refinement() const {
+    refinement_report r;
+    r.budget = plan_.passes > 0 ? plan_.passes - 1 : 0;
+    r.passes = refined_;
+    r.converged = stopped_;
+    r.change = change_;
+    return r;
+}
+
+namespace {
+// Restricted statistics as bytes (incremental refinement's carried and final statistics).
+void put_f64(std::string& out, double v) {
+    std::uint64_t u = 0;
+    std::memcpy(&u, &v, 8);
+    put_u64(out, u);
+}
+double get_f64(state_reader& r) {
+    const std::uint64_t u = r.u64();
+    double v = 0;
+    std::memcpy(&v, &u, 8);
+    return v;
+}
+void put_vector(std::string& out, const vector_t& v) {
+    put_u64(out, v.size());
+    for (double x : v) put_f64(out, x);
+}
+vector_t get_vector(state_reader& r) {
+    const std::uint64_t n = r.u64();
+    if (n > r.bytes.size() / 8) r.truncated();
+    vector_t v = xt::zeros<double>({static_cast<std::size_t>(n)});
+    for (double& x : v) x = get_f64(r);
+    return v;
+}
+std::string statistics_bytes(const restricted_statistics& s) {
+    std::string out;
+    put_u64(out, static_cast<std::uint64_t>(s.center));
+    put_u64(out, s.n);
+    for (const matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) put_part(out, matrix_bytes(*m));
+    put_u64(out, s.cross ? 1 : 0);
+    if (s.cross) {
+        put_u64(out, static_cast<std::uint64_t>(s.cross->center));
+        put_u64(out, s.cross->n);
+        put_part(out, matrix_bytes(s.cross->sxy));
+        put_part(out, matrix_bytes(s.cross->syy));
+        put_vector(out, s.cross->class_counts);
+    }
+    return out;
+}
+restricted_statistics bytes_statistics(const std::string& bytes, const std::string& source) {
+    state_reader r{bytes, source, "verified state (refinement statistics)"};
+    restricted_statistics s;
+    const std::uint64_t center = r.u64();
+    if (center != 1 && center != 2) r.truncated();
+    s.center = static_cast<centering>(center);
+    s.n = r.u64();
+    for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) *m = bytes_matrix(r.part());
+    if (r.u64()) {
+        cross_moments c;
+        const std::uint64_t cc = r.u64();
+        if (cc != 1 && cc != 2) r.truncated();
+        c.center = static_cast<centering>(cc);
+        c.n = r.u64();
+        c.sxy = bytes_matrix(r.part());
+        c.syy = bytes_matrix(r.part());
+        c.class_counts = get_vector(r);
+        s.cross = std::move(c);
+    }
+    if (!r.bytes.empty()) r.truncated();
+    if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
+    return s;
+}
+}  // namespace
+
+// [magic v2][u64 pass][route][u64 blocks][each block state][u64 has pass][pass state]
+// [u64 verification passes][u64 refinement passes started][u64 stopped][f64 change][curves]
+// [u64 has next][u64 carried][statistics][u64 has final][statistics]
+// (version 1, "RAVERIFY": up to the pass state; loaded as full refinement passes.)
 std::string verified_state::save() const {
-    std::string out(magic, 8);
+    std::string out(verified_magic_v2, 8);
     put_u64(out, pass_);
     put_part(out, route_.save());
     put_u64(out, blocks_.size());
     for (const patch_blocks& p : blocks_) put_part(out, checkpoint::to_bytes(p));
     put_u64(out, pass_state_ ? 1 : 0);
     if (pass_state_) put_part(out, checkpoint::to_bytes(*pass_state_));
+    put_u64(out, planned_);
+    put_u64(out, refined_);
+    put_u64(out, stopped_ ? 1 : 0);
+    put_f64(out, change_);
+    put_vector(out, curves_);
+    put_u64(out, next_ ? 1 : 0);
+    if (next_) {
+        put_u64(out, next_->carried);
+        put_part(out, statistics_bytes(next_->known));
+    }
+    put_u64(out, final_ ? 1 : 0);
+    if (final_) put_part(out, statistics_bytes(*final_));
     return out;
 }
 
 void verified_state::load(const std::string& bytes, const std::string& source) {
-    if (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0)
+    const bool v2 = bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v2, 8)) == 0;
+    if (!v2 && (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0))
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds no verification pass (written with --no-verify or by another "
                          "command): continue it with --no-verify");
@@ -207,7 +342,45 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
         if (state->k() == 0 || state->dim() != route_.config().dim)
             throw file_error(source, checkpoint::header_bytes, "the verification pass is of other data");
     }
+    std::uint64_t refined = 0, planned = 0;
+    bool stopped = false;
+    double change = std::numeric_limits<double>::quiet_NaN();
+    vector_t curves;
+    std::optional<refinement_pass> next;
+    std::optional<restricted_statistics> final_stats;
+    if (v2) {
+        planned = r.u64();
+        if (!adopt_blocks_ && planned != 0 && planned != plan_.passes)
+            throw file_error(source, checkpoint::header_bytes,
+                             "the checkpoint was written for " + std::to_string(planned) +
+                                 " verification passes (denoise: --refine " + std::to_string(planned ? planned - 1 : 0) +
+                                 "), this run asks for " + std::to_string(plan_.passes) + ": resume with the same --refine");
+        refined = r.u64();
+        stopped = r.u64() != 0;
+        change = get_f64(r);
+        curves = get_vector(r);
+        if (r.u64()) {
+            refinement_pass p;
+            p.carried = static_cast<std::size_t>(r.u64());
+            p.known = bytes_statistics(r.part(), source);
+            if (p.known.dim() != route_.config().dim || p.carried > p.k() || !state || state->k() != p.k() - p.carried)
+                throw file_error(source, checkpoint::header_bytes, "the refinement pass is of other data");
+            next = std::move(p);
+        }
+        if (r.u64()) {
+            final_stats = bytes_statistics(r.part(), source);
+            if (final_stats->dim() != route_.config().dim)
+                throw file_error(source, checkpoint::header_bytes, "the refinement's statistics are of other data");
+        }
+    }
     if (!r.bytes.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
+    next_ = std::move(next);
+    final_ = std::move(final_stats);
+    planned_ = adopt_blocks_ ? planned : plan_.passes;
+    curves_ = std::move(curves);
+    refined_ = refined;
+    stopped_ = stopped;
+    change_ = change;
     route_ = std::move(route);
     blocks_ = std::move(blocks);
     pass_state_ = std::move(state);
@@ -230,6 +403,8 @@ void verified_state::merge(const stream_state& o) {
                                     "another command)");
     if (other->blocks_.size() != blocks_.size())
         throw std::invalid_argument("cannot merge: the runs accumulated patch blocks of other noises");
+    if (planned_ && other->planned_ && planned_ != other->planned_)
+        throw std::invalid_argument("cannot merge: the runs were for different numbers of verification passes (--refine)");
     route_state route = route_;
     route.merge(other->route_);
     std::vector<patch_blocks> blocks = blocks_;
@@ -243,6 +418,13 @@ void verified_state::merge(const stream_state& o) {
     blocks_ = std::move(blocks);
     pass_ = std::min({pass_, other->pass_, last_sketch});
     pass_state_.reset();
+    next_.reset();
+    final_.reset();
+    curves_ = vector_t();
+    refined_ = 0;
+    stopped_ = false;
+    change_ = std::numeric_limits<double>::quiet_NaN();
+    if (!planned_) planned_ = other->planned_;
 }
 
 verified_state verified_state::for_merge(const run_config& config, const std::string& bytes, const std::string& source) {

@@ -13,29 +13,52 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "recalign/align/incremental_refinement.hpp"
 #include "recalign/align/patch_blocks.hpp"
 #include "recalign/align/restricted_moments.hpp"
 #include "route_state.hpp"
 
 namespace recalign::cli {
 
-// The first bytes of a verified state's checkpoint bytes (a route state's start otherwise).
+// The first bytes of a verified state's checkpoint bytes (a route state's start otherwise):
+// version 1 (full refinement passes; still loaded) and version 2 (incremental refinement).
 inline constexpr char verified_magic[] = "RAVERIFY";
+inline constexpr char verified_magic_v2[] = "RAVERIF2";
+// Whether checkpoint bytes hold a verified state (either version).
+inline bool verified_bytes(const std::string& s) {
+    return s.compare(0, 8, verified_magic) == 0 || s.compare(0, 8, verified_magic_v2) == 0;
+}
 
 // What a verification pass runs on: a basis from the finished sketch statistics, the patch
 // blocks and the previous verification pass (null for the first; the basis may add its products in place).
 using verification_basis = std::function<matrix_t(const statistics& sketch, const std::vector<patch_blocks>& blocks,
                                                   restricted_statistics* previous)>;
 
+// Incremental refinement (denoise, MATH.md §7): from the finished previous pass (its
+// statistics of [R, T] completed), the restart R and the new directions T of the next one, or
+// `stopped` when its curves changed less than the stopping rule allows since `before`.
+using verification_restart = std::function<refinement_step(const statistics& sketch,
+                                                           const std::vector<patch_blocks>& blocks,
+                                                           restricted_statistics& previous, const vector_t* before)>;
+
 struct verify_plan {
     centering center = centering::uncentered;
     std::vector<patch_blocks_options> blocks;  // accumulated in the first sketch pass
-    std::size_t passes = 1;                    // verification passes after the sketch's
-    verification_basis basis;
+    std::size_t passes = 1;                    // verification passes after the sketch's (a budget with `restart`)
+    verification_basis basis;                  // the first verification pass's (and, without restart, every one's)
+    verification_restart restart;              // optional: the refinement passes read only new directions
+};
+
+// How the refinement passes went (incremental refinement): passes run, why they stopped.
+struct refinement_report {
+    std::uint64_t budget = 0, passes = 0;
+    bool converged = false;  // stopped by the rule (else: the budget was spent)
+    double change = std::numeric_limits<double>::quiet_NaN();  // the last change compared
 };
 
 class verified_state final : public stream_state {
@@ -46,6 +69,7 @@ public:
     void update(const io::source_batch& b, std::uint64_t pass) override;
     void next_pass(const mpi_context& mpi) override;
     std::uint64_t passes_to_skip(std::uint64_t pass) override;
+    bool reads(std::uint64_t pass) const override { return !(stopped_ && pass >= route_.passes()); }
     std::uint64_t sketch_passes() const { return route_.sketch_passes(); }
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
@@ -69,6 +93,7 @@ public:
     // Wall seconds of each pass this process ran, up to now (a resumed run: 0 for the passes
     // done before; the pass it resumed in counts from the resume): for BENCHMARKS.md.
     std::vector<double> pass_seconds() const;
+    refinement_report refinement() const;
 
 private:
     void reduce_blocks(const mpi_context& mpi);  // collective: the ranks' blocks merged on rank 0
@@ -78,6 +103,15 @@ private:
     verify_plan plan_;
     std::vector<patch_blocks> blocks_;
     std::optional<restricted_moments> pass_state_;  // during and after the verification passes
+    // Incremental refinement (rank 0): what is known of the current pass's [R, T] before it
+    // reads T; the finished statistics when the rule stopped the passes; the last curves.
+    std::optional<refinement_pass> next_;
+    std::optional<restricted_statistics> final_;
+    vector_t curves_;
+    std::uint64_t refined_ = 0;  // refinement passes started
+    double change_ = std::numeric_limits<double>::quiet_NaN();
+    bool stopped_ = false;
+    std::uint64_t planned_ = 0;  // verification passes the checkpoint is for (0: unknown, version 1)
     std::uint64_t pass_ = 0;                        // the current pass
     std::size_t classes_ = 0;
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass

@@ -101,6 +101,11 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
 // or foreign blocks, or a pass and a sketch of different data.
 matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, double rel_tol = 1e-12);
+// The same from ritz_denoising(pass, noise, blocks, rel_tol) already computed (its Vᵀ Bd V is
+// the costly part at high D: incremental_refinement.hpp computes it once per pass and noise).
+matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
+                              double rel_tol = 1e-12);
 
 // An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
 // then an orthonormal basis of what `extra` adds (projected out of Q twice, orthonormalised

@@ -1,0 +1,191 @@
+#include "recalign/align/incremental_refinement.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "recalign/align/verification.hpp"
+#include "recalign/core/blas.hpp"
+#include "recalign/spectral/eigen.hpp"
+
+namespace recalign {
+
+matrix_t refinement_pass::fresh() const {
+    const std::size_t d = known.basis.shape(0), m = k(), b = m - carried;
+    matrix_t t = xt::zeros<double>({d, b});
+    for (std::size_t i = 0; i < d; ++i) std::copy(&known.basis(i, carried), &known.basis(i, 0) + m, &t(i, 0));
+    return t;
+}
+
+refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pass, const std::vector<noise_spec>& noises,
+                                  const std::vector<const patch_blocks*>& blocks, const refinement_options& options,
+                                  const vector_t* before) {
+    const std::size_t d = pass.dim(), m = pass.k(), r = sk.rank();
+    const double rel_tol = options.alignment.rel_tol;
+    if (pass.in_coordinates() || sk.dim != d || sk.n != pass.n || sk.center != pass.center ||
+        blocks.size() != noises.size() || r > m || sk.basis.shape(0) != d)
+        throw std::invalid_argument("denoising_restart: the sketch and the verification pass are not of the same data");
+    for (std::size_t i = 0; i < d; ++i)
+        if (r && std::memcmp(&pass.basis(i, 0), &sk.basis(i, 0), r * sizeof(double)) != 0)
+            throw std::invalid_argument("denoising_restart: the verification pass's basis does not start with the sketch's");
+    pass.products();
+    refinement_step out;
+    // The clean Ritz vectors in Q's coordinates: the stopping curves' denominators (no residuals).
+    std::optional<ritz_alignment_result> clean;
+    if (pass.cross) {
+        generalized_options go;
+        go.rel_tol = rel_tol;
+        const generalized_result e = generalized_eigen(pass.vsv, pass.gram, go);
+        clean.emplace();
+        clean->refined = pass.coordinates(e.vectors);
+        clean->curve = basis_alignment(clean->refined, options.alignment);
+    }
+    std::vector<double> curves;
+    std::vector<matrix_t> ritz, corrections;
+    std::size_t ritz_cols = 0, correction_cols = 0;
+    for (std::size_t i = 0; i < noises.size(); ++i) {
+        const noise_spec& n = noises[i];
+        if (!blocks[i] || n.draws > 0 || n.family == noise_family::gaussian) continue;
+        const ritz_denoising_result v = ritz_denoising(pass, n, blocks[i], rel_tol);  // Vᵀ Bd V once per pass
+        const std::size_t k = std::min(options.rank, v.subspace.informative);
+        ritz.push_back(xt::view(v.refined.coords, xt::all(), xt::range(0, k)));
+        ritz_cols += k;
+        corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, rel_tol));
+        correction_cols += corrections.back().shape(1);
+        if (clean) {
+            const verified_denoising_result vd = verified_denoising(*clean, v, options.alignment);
+            const std::size_t kd = std::min(options.count, vd.denoising.relative_difference.size());
+            const std::size_t ki = std::min(options.count, vd.impact.normalised.size());
+            for (std::size_t j = 0; j < kd; ++j) curves.push_back(vd.denoising.relative_difference(j));
+            for (std::size_t j = 0; j < ki; ++j) curves.push_back(vd.impact.normalised(j));
+        }
+    }
+    out.curves = xt::zeros<double>({curves.size()});
+    std::copy(curves.begin(), curves.end(), out.curves.begin());
+    out.change = before ? refinement_change(*before, out.curves) : std::numeric_limits<double>::infinity();
+    if (out.change < refinement_stop) {
+        out.stopped = true;
+        return out;
+    }
+    // C: [E_r, the Ritz coordinates] orthonormalised in Q's coordinates (Q is orthonormal to
+    // rounding), so R = Q C starts with U itself.
+    matrix_t er = xt::zeros<double>({m, r}), w = xt::zeros<double>({m, ritz_cols});
+    for (std::size_t j = 0; j < r; ++j) er(j, j) = 1.0;
+    for (std::size_t c0 = 0, i = 0; i < ritz.size(); c0 += ritz[i].shape(1), ++i)
+        for (std::size_t p = 0; p < m; ++p)
+            for (std::size_t j = 0; j < ritz[i].shape(1); ++j) w(p, c0 + j) = ritz[i](p, j);
+    const matrix_t c = orthonormal_extension(er, w);
+    const std::size_t a = c.shape(1);
+    restricted_statistics rs = pass.coordinates(c);  // Rᵀ Sxx R, Rᵀ R, (Sxx R)ᵀ(Sxx R), Rᵀ Sxy: exact
+    // R = Q C and Sxx R = (Sxx Q) C, each freeing what it was formed from (2 D x m doubles).
+    matrix_t rb = xt::zeros<double>({d, a});
+    blas::gemm_nn(d, a, m, 1.0, pass.basis.data(), c.data(), 0.0, rb.data());
+    pass.basis = matrix_t();
+    matrix_t srb = xt::zeros<double>({d, a});
+    blas::gemm_nn(d, a, m, 1.0, pass.sv.data(), c.data(), 0.0, srb.data());
+    pass.sv = matrix_t();
+    matrix_t corr = xt::zeros<double>({d, correction_cols});
+    for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
+        const std::size_t e = corrections[i].shape(1);
+        for (std::size_t p = 0; p < d; ++p)
+            for (std::size_t j = 0; j < e; ++j) corr(p, c0 + j) = corrections[i](p, j);
+        corrections[i] = matrix_t();
+        c0 += e;
+    }
+    matrix_t full = orthonormal_extension(rb, corr);
+    rb = matrix_t();
+    corr = matrix_t();
+    const std::size_t mm = full.shape(1);
+    matrix_t sv = xt::zeros<double>({d, mm});
+    for (std::size_t p = 0; p < d; ++p) std::copy(&srb(p, 0), &srb(p, 0) + a, &sv(p, 0));
+    srb = matrix_t();
+    restricted_statistics& known = out.next.known;
+    known.center = pass.center;
+    known.n = pass.n;
+    known.basis = std::move(full);
+    known.sv = std::move(sv);
+    known.vsv = std::move(rs.vsv);
+    known.gram = std::move(rs.gram);
+    known.svsv = std::move(rs.svsv);
+    known.cross = std::move(rs.cross);
+    out.next.carried = a;
+    return out;
+}
+
+restricted_statistics complete_pass(refinement_pass&& next, restricted_statistics&& t) {
+    restricted_statistics& s = next.known;
+    const std::size_t d = s.basis.shape(0), m = next.k(), a = next.carried, b = m - a;
+    if (t.in_coordinates() || t.dim() != d || t.k() != b || t.n != s.n || t.center != s.center ||
+        t.cross.has_value() != s.cross.has_value() ||
+        (s.cross && (t.cross->sxy.shape(1) != s.cross->sxy.shape(1) || t.cross->center != s.cross->center)))
+        throw std::invalid_argument("complete_pass: the pass is not of the same data as the carried statistics");
+    for (std::size_t i = 0; i < d; ++i)
+        if (b && std::memcmp(&t.basis(i, 0), &s.basis(i, a), b * sizeof(double)) != 0)
+            throw std::invalid_argument("complete_pass: the pass did not read the new directions of this refinement");
+    t.basis = matrix_t();  // the same bits as the carried basis's last columns
+    // Rᵀ Sxx T = (Sxx R)ᵀ T (as `joined`), Rᵀ T, Tᵀ T, (Sxx R)ᵀ(Sxx T), (Sxx T)ᵀ(Sxx T): a block
+    // of rows at a time (no D x a or D x b copies).
+    matrix_t rt = xt::zeros<double>({a, b}), grt = xt::zeros<double>({a, b}), gtt = xt::zeros<double>({b, b});
+    matrix_t srt = xt::zeros<double>({a, b}), stt = xt::zeros<double>({b, b});
+    constexpr std::size_t rows = 512;
+    std::vector<double> xr(rows * a), xt_(rows * b), sr(rows * a), st(rows * b);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        for (std::size_t i = 0; i < rb; ++i) {
+            std::copy(&s.basis(r0 + i, 0), &s.basis(r0 + i, 0) + a, &xr[i * a]);
+            std::copy(&s.basis(r0 + i, 0) + a, &s.basis(r0 + i, 0) + m, &xt_[i * b]);
+            std::copy(&s.sv(r0 + i, 0), &s.sv(r0 + i, 0) + a, &sr[i * a]);
+            std::copy(&t.sv(r0 + i, 0), &t.sv(r0 + i, 0) + b, &st[i * b]);
+            std::copy(&t.sv(r0 + i, 0), &t.sv(r0 + i, 0) + b, &s.sv(r0 + i, a));
+        }
+        blas::gemm_tn(a, b, rb, 1.0, sr.data(), xt_.data(), 1.0, rt.data());
+        blas::gemm_tn(a, b, rb, 1.0, xr.data(), xt_.data(), 1.0, grt.data());
+        blas::gemm_tn(b, b, rb, 1.0, xt_.data(), xt_.data(), 1.0, gtt.data());
+        blas::gemm_tn(a, b, rb, 1.0, sr.data(), st.data(), 1.0, srt.data());
+        blas::gemm_tn(b, b, rb, 1.0, st.data(), st.data(), 1.0, stt.data());
+    }
+    t.sv = matrix_t();
+    auto assemble = [a, b, m](const matrix_t& rr, const matrix_t& rt_, const matrix_t& tt) {
+        matrix_t o = xt::zeros<double>({m, m});
+        for (std::size_t i = 0; i < a; ++i)
+            for (std::size_t j = 0; j < a; ++j) o(i, j) = rr(i, j);
+        for (std::size_t i = 0; i < b; ++i)
+            for (std::size_t j = 0; j < b; ++j) o(a + i, a + j) = 0.5 * (tt(i, j) + tt(j, i));
+        for (std::size_t i = 0; i < a; ++i)
+            for (std::size_t j = 0; j < b; ++j) o(i, a + j) = o(a + j, i) = rt_(i, j);
+        return o;
+    };
+    s.vsv = assemble(s.vsv, rt, t.vsv);
+    s.gram = assemble(s.gram, grt, gtt);
+    s.svsv = assemble(s.svsv, srt, stt);
+    s.frame = std::make_shared<const matrix_t>(s.gram);
+    if (s.cross) {
+        const std::size_t nc = s.cross->sxy.shape(1);
+        matrix_t sxy = xt::zeros<double>({m, nc});
+        for (std::size_t j = 0; j < nc; ++j) {
+            for (std::size_t i = 0; i < a; ++i) sxy(i, j) = s.cross->sxy(i, j);
+            for (std::size_t i = 0; i < b; ++i) sxy(a + i, j) = t.cross->sxy(i, j);
+        }
+        s.cross->sxy = std::move(sxy);
+    }
+    return std::move(s);
+}
+
+double refinement_change(const vector_t& before, const vector_t& after) {
+    if (before.size() == 0 || before.size() != after.size()) return std::numeric_limits<double>::infinity();
+    double worst = 0.0;
+    for (std::size_t i = 0; i < before.size(); ++i) {
+        const bool nb = std::isnan(before(i)), na = std::isnan(after(i));
+        if (nb && na) continue;  // e.g. a relative difference where the clean curve is 0 on both
+        if (nb || na) return std::numeric_limits<double>::infinity();
+        worst = std::max(worst, std::abs(after(i) - before(i)));
+    }
+    return worst;
+}
+
+}  // namespace recalign
