@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "commands.hpp"
+#include "memory_trace.hpp"
 #include "monte_carlo_state.hpp"
 #include "sketch_route.hpp"
 #include "verified_state.hpp"
@@ -107,6 +108,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
             }
             // The previous pass is read no more: its V and Sxx V (2 D x K) go before the next
             // basis is built (the same extensions in the same order: the same bits).
+            memory_mark("refinement directions");
             previous->basis = matrix_t();
             previous->sv = matrix_t();
             matrix_t q = s.spec.basis;
@@ -120,6 +122,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         for (std::size_t i = 0; i < noises.size(); ++i) {
             if (noises[i].draws > 0) continue;  // their Ritz space: monte_carlo_state
             const denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
+            memory_mark("a sketched denoising subspace");
             if (v.informative == v.basis.shape(1)) {  // no D x K copy of its columns
                 q = orthonormal_extension(q, v.basis);
                 continue;
@@ -127,6 +130,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
             const matrix_t informative = xt::view(v.basis, xt::all(), xt::range(0, v.informative));
             q = orthonormal_extension(q, informative);
         }
+        memory_mark("extended");
         return q;
     };
     std::optional<verified_state> closed_forms;
@@ -140,6 +144,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // standardization: their curves are invariant to one global scale.
     statistics s = state.sketch();
     s.spec.basis = matrix_t();  // describe_sketch reads the eigenvalues and error estimates only
+    memory_mark("last verification pass");
     restricted_statistics pass = state.take_verified();
     prepared_run choices = run;
     choices.standardize = false;
@@ -176,6 +181,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
     note_pass_seconds(*r.sketch, o.run.quiet);
+    memory_mark("analyses");
     return r;
 }
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "memory_trace.hpp"
 #include "mpi_context.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
@@ -107,15 +108,18 @@ void verified_state::next_pass(const mpi_context& mpi) {
             reduce_pass(mpi);
         }
     }
+    memory_mark(pass_ == route_.passes() ? "sketch passes" : "verification pass");
     matrix_t basis;
     if (mpi.rank() == 0) {
         const statistics s = sketch();
+        memory_mark("sketch finished");
         std::optional<restricted_statistics> previous;
         if (pass_state_) {
             previous = std::move(*pass_state_).finish(plan_.center);
             pass_state_.reset();
         }
         basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
+        memory_mark("basis built");
     }
     if (mpi.active()) {
         std::string bytes = mpi.rank() == 0 ? matrix_bytes(basis) : std::string();
@@ -125,6 +129,7 @@ void verified_state::next_pass(const mpi_context& mpi) {
     o.basis = std::move(basis);
     o.classes = classes_;
     pass_state_.emplace(std::move(o));
+    memory_mark("basis construction");
 }
 
 void verified_state::reduce_blocks(const mpi_context& mpi) {
