@@ -43,6 +43,19 @@ constexpr std::size_t refined = denoising_refined_vectors;
 // two, 5.6e-3 after four, 1.0e-4 after eight (the default); Fashion-MNIST, 20000 images: the
 // normalised impact's error 1.3e-2 after one step, 3.3e-3 after two.
 
+// A basis built in place (no D x m copy per extension, BENCHMARKS.md "The first basis
+// construction in place"): U copied into a D x width matrix whose remaining columns `extend`
+// fills (returning the columns used), trimmed when dependent directions were left out.
+template <class Extend>
+matrix_t in_place_basis(const matrix_t& u, std::size_t width, Extend extend) {
+    const std::size_t d = u.shape(0), r = u.shape(1);
+    matrix_t q = xt::zeros<double>({d, width});
+    for (std::size_t i = 0; i < d; ++i) std::copy(&u(i, 0), &u(i, 0) + r, &q(i, 0));
+    const std::size_t m = extend(q, r);
+    memory_mark("extended");
+    return m == width ? q : leading_columns_of(q, m);
+}
+
 bool same(const patch_blocks_options& a, const patch_blocks_options& b) {
     return a.shape.height == b.shape.height && a.shape.width == b.shape.width && a.shape.channels == b.shape.channels &&
            a.shape.layout == b.shape.layout && a.patch_h == b.patch_h && a.patch_w == b.patch_w;
@@ -111,27 +124,29 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
             memory_mark("refinement directions");
             previous->basis = matrix_t();
             previous->sv = matrix_t();
-            matrix_t q = s.spec.basis;
-            for (matrix_t& e : extras) {
-                q = orthonormal_extension(q, e);
-                e = matrix_t();
-            }
-            return q;
+            std::size_t width = s.spec.rank();
+            for (const matrix_t& e : extras) width += e.shape(1);
+            return in_place_basis(s.spec.basis, width, [&](matrix_t& q, std::size_t m) {
+                for (matrix_t& e : extras) m = orthonormal_extension(q, m, std::move(e));
+                return m;
+            });
         }
-        matrix_t q = s.spec.basis;
-        for (std::size_t i = 0; i < noises.size(); ++i) {
-            if (noises[i].draws > 0) continue;  // their Ritz space: monte_carlo_state
-            const denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
-            memory_mark("a sketched denoising subspace");
-            if (v.informative == v.basis.shape(1)) {  // no D x K copy of its columns
-                q = orthonormal_extension(q, v.basis);
-                continue;
+        // U, then each closed-form masking noise's sketched subspace, found and released one at
+        // a time. Gaussian noise adds nothing (V* = U scaled, Corollary 3.1); Monte-Carlo noises
+        // build their Ritz space in monte_carlo_state.
+        std::size_t width = s.spec.rank();
+        for (std::size_t i = 0; i < noises.size(); ++i)
+            if (blocks_for(i, blocks)) width += s.spec.rank();  // at most r informative directions each
+        return in_place_basis(s.spec.basis, width, [&](matrix_t& q, std::size_t m) {
+            for (std::size_t i = 0; i < noises.size(); ++i) {
+                if (!blocks_for(i, blocks)) continue;
+                denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
+                memory_mark("a sketched denoising subspace");
+                if (v.informative < v.basis.shape(1)) v.basis = leading_columns_of(v.basis, v.informative);
+                m = orthonormal_extension(q, m, std::move(v.basis));
             }
-            const matrix_t informative = xt::view(v.basis, xt::all(), xt::range(0, v.informative));
-            q = orthonormal_extension(q, informative);
-        }
-        memory_mark("extended");
-        return q;
+            return m;
+        });
     };
     std::optional<verified_state> closed_forms;
     std::optional<monte_carlo_state> with_monte_carlo;
