@@ -157,8 +157,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     verified_state& state = closed_forms ? *closed_forms : with_monte_carlo->verified();
     // The exact route's tracker takes the raw targets and, masks only (validated), no
     // standardization: their curves are invariant to one global scale.
-    statistics s = state.sketch();
-    s.spec.basis = matrix_t();  // describe_sketch reads the eigenvalues and error estimates only
+    statistics s = state.sketch_without_basis();  // describe_sketch reads the eigenvalues and error estimates only
     memory_mark("last verification pass");
     restricted_statistics pass = state.take_verified();
     prepared_run choices = run;
