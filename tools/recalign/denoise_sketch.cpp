@@ -53,7 +53,8 @@ matrix_t in_place_basis(const matrix_t& u, std::size_t width, Extend extend) {
     for (std::size_t i = 0; i < d; ++i) std::copy(&u(i, 0), &u(i, 0) + r, &q(i, 0));
     const std::size_t m = extend(q, r);
     memory_mark("extended");
-    return m == width ? q : leading_columns_of(q, m);
+    if (m == width) return q;  // moved (a conditional expression would copy it)
+    return leading_columns_of(q, m);
 }
 
 bool same(const patch_blocks_options& a, const patch_blocks_options& b) {
