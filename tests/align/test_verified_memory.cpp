@@ -50,13 +50,13 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     auto total = [&](const verification_size& v) { return run + verification_memory(d, v.columns, v.extra); };
     const verification_size gauss = denoising_verification(d, rank, {spec("gaussian:sigma=1")}, shape);
     CHECK(gauss.columns == rank);
-    CHECK(total(gauss) == run);  // one pass on the rank's directions is smaller than the sketch's finish
+    CHECK(total(gauss) == 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L + 16.0L * dd * 20);  // state, one pass
 
     // Two masks of one geometry: one set of blocks, two noises' directions (rank + min(64, rank) each).
     const verification_size masks =
         denoising_verification(d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape);
     CHECK(masks.columns == rank + 2 * 2 * rank);
-    const long double kept = 8.0L * dd * (2 * 20 + 20), pass = 16.0L * dd * 100;
+    const long double kept = 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L, pass = 16.0L * dd * 100;
     const long double blocks = total(masks) - kept - pass - 8.0L * dd * (2 * 40 + 7 * 20 + 20);
     CHECK(blocks >= mask_blocks);
     CHECK(blocks < 2 * mask_blocks + 8.0L * d);  // counted once
