@@ -210,6 +210,26 @@ matrix_t congruence(const matrix_t& a, const matrix_t& w) {
         for (std::size_t j = i + 1; j < k2; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
     return out;
 }
+
+// What rotated() and coordinates() share: the checks, center, n, Wᵀ (Vᵀ Sxx V) W and Wᵀ (Vᵀ Sxy).
+restricted_statistics rotated_moments(const restricted_statistics& s, const matrix_t& w, const char* who) {
+    const std::size_t k = s.k(), k2 = w.shape(1);
+    if (w.shape(0) != k)
+        throw std::invalid_argument(std::string("restricted_statistics::") + who + ": W has " +
+                                    std::to_string(w.shape(0)) + " rows, the basis " + std::to_string(k) + " columns");
+    restricted_statistics out;
+    out.center = s.center;
+    out.n = s.n;
+    out.vsv = congruence(s.vsv, w);
+    if (s.cross) {
+        cross_moments c = *s.cross;
+        const std::size_t nc = c.sxy.shape(1);
+        c.sxy = xt::zeros<double>({k2, nc});
+        blas::gemm_tn(k2, nc, k, 1.0, w.data(), s.cross->sxy.data(), 0.0, c.sxy.data());
+        out.cross = std::move(c);
+    }
+    return out;
+}
 }  // namespace
 
 void restricted_statistics::products() {
@@ -223,14 +243,10 @@ void restricted_statistics::products() {
 }
 
 restricted_statistics restricted_statistics::coordinates(const matrix_t& w) const {
+    if (w.shape(0) == k() && (!gram.size() || !frame))
+        throw std::logic_error("restricted_statistics::coordinates: products() not computed");
+    restricted_statistics out = rotated_moments(*this, w, "coordinates");
     const std::size_t k = this->k(), k2 = w.shape(1);
-    if (w.shape(0) != k)
-        throw std::invalid_argument("restricted_statistics::coordinates: W has " + std::to_string(w.shape(0)) +
-                                    " rows, the basis " + std::to_string(k) + " columns");
-    if (!gram.size() || !frame) throw std::logic_error("restricted_statistics::coordinates: products() not computed");
-    restricted_statistics out;
-    out.center = center;
-    out.n = n;
     out.frame = frame;
     out.frame_dim = dim();
     if (in_coordinates()) {
@@ -239,16 +255,8 @@ restricted_statistics restricted_statistics::coordinates(const matrix_t& w) cons
     } else {
         out.coords = w;
     }
-    out.vsv = congruence(vsv, w);
     out.gram = congruence(gram, w);
     out.svsv = congruence(svsv, w);
-    if (cross) {
-        cross_moments c = *cross;
-        const std::size_t nc = c.sxy.shape(1);
-        c.sxy = xt::zeros<double>({k2, nc});
-        blas::gemm_tn(k2, nc, k, 1.0, w.data(), cross->sxy.data(), 0.0, c.sxy.data());
-        out.cross = std::move(c);
-    }
     return out;
 }
 
@@ -293,30 +301,12 @@ restricted_statistics joined(const restricted_statistics& r, const restricted_st
 
 restricted_statistics restricted_statistics::rotated(const matrix_t& w) const {
     if (in_coordinates()) return coordinates(w);
+    restricted_statistics out = rotated_moments(*this, w, "rotated");
     const std::size_t d = dim(), k = this->k(), k2 = w.shape(1);
-    if (w.shape(0) != k)
-        throw std::invalid_argument("restricted_statistics::rotated: W has " + std::to_string(w.shape(0)) +
-                                    " rows, the basis " + std::to_string(k) + " columns");
-    restricted_statistics out;
-    out.center = center;
-    out.n = n;
     out.basis = xt::zeros<double>({d, k2});
     blas::gemm_nn(d, k2, k, 1.0, basis.data(), w.data(), 0.0, out.basis.data());
     out.sv = xt::zeros<double>({d, k2});
     blas::gemm_nn(d, k2, k, 1.0, sv.data(), w.data(), 0.0, out.sv.data());
-    matrix_t gw = xt::zeros<double>({k, k2});
-    blas::gemm_nn(k, k2, k, 1.0, vsv.data(), w.data(), 0.0, gw.data());
-    out.vsv = xt::zeros<double>({k2, k2});
-    blas::gemm_tn(k2, k2, k, 1.0, w.data(), gw.data(), 0.0, out.vsv.data());
-    for (std::size_t i = 0; i < k2; ++i)
-        for (std::size_t j = i + 1; j < k2; ++j) out.vsv(i, j) = out.vsv(j, i) = 0.5 * (out.vsv(i, j) + out.vsv(j, i));
-    if (cross) {
-        cross_moments c = *cross;
-        const std::size_t nc = c.sxy.shape(1);
-        c.sxy = xt::zeros<double>({k2, nc});
-        blas::gemm_tn(k2, nc, k, 1.0, w.data(), cross->sxy.data(), 0.0, c.sxy.data());
-        out.cross = std::move(c);
-    }
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "recalign/core/blas.hpp"
 #include "recalign/spectral/eigen.hpp"
@@ -153,15 +154,15 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
     if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
     if (noise.draws > 0 || noise.family == noise_family::gaussian)
         refuse("Ĝ from blocks is for closed-form masking noises only");
-    const block_solve bs = solve_blocks(s, noise, &blocks, options.rel_tol, &rhs);
+    block_solve bs = solve_blocks(s, noise, &blocks, options.rel_tol, &rhs);
     const std::size_t d = s.dim, r = s.rank(), e = rhs.shape(1);
-    matrix_t out = bs.er;
+    matrix_t out = std::move(bs.er);
     if (r == 0 || e == 0) return out;
     const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);
     if (!w.ok) throw std::runtime_error(std::string(who) + ": I + L T L is not positive definite (rounding)");
     // Ĝ⁻¹ R = E⁺R − E⁺U L M⁻¹ L Uᵀ E⁺R.
     matrix_t y = xt::zeros<double>({r, e});
-    blas::gemm_tn(r, e, d, 1.0, s.basis.data(), bs.er.data(), 0.0, y.data());
+    blas::gemm_tn(r, e, d, 1.0, s.basis.data(), out.data(), 0.0, y.data());
     for (std::size_t i = 0; i < r; ++i)
         for (std::size_t j = 0; j < e; ++j) y(i, j) *= w.l(i);
     matrix_t z = w.solve(y);
@@ -178,9 +179,9 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
     if (noise.draws > 0) refuse("a Monte-Carlo noise has no closed form: sketch the corrupted samples instead");
     if (noise.family == noise_family::gaussian) return gaussian(s, noise.sigma, options.rel_tol);
     const std::size_t d = s.dim, r = s.rank();
-    const block_solve bs = solve_blocks(s, noise, blocks, options.rel_tol, nullptr);
+    block_solve bs = solve_blocks(s, noise, blocks, options.rel_tol, nullptr);
     const double q = bs.keep.q, c1 = bs.keep.k_diff;
-    const matrix_t& x = bs.eu;  // E⁺ U
+    matrix_t& x = bs.eu;  // E⁺ U
 
     denoising_subspace_result out;
     out.status = worst(s.status, bs.status);
@@ -233,8 +234,19 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
     matrix_t z = lw;
     for (std::size_t i = 0; i < r; ++i)
         for (std::size_t j = 0; j < k; ++j) z(i, j) -= l(i) * corr(i, j);
-    out.basis = xt::zeros<double>({d, k});
-    blas::gemm_nn(d, k, r, 1.0, x.data(), z.data(), 0.0, out.basis.data());
+    if (k == r) {  // V = X Z in X's storage, a block of rows at a time (no second D x r matrix)
+        constexpr std::size_t rows = 256;
+        std::vector<double> t(std::min(d, rows) * r);
+        for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+            const std::size_t rb = std::min(rows, d - r0);
+            blas::gemm_nn(rb, r, r, 1.0, x.data() + r0 * r, z.data(), 0.0, t.data());
+            std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * r), x.data() + r0 * r);
+        }
+        out.basis = std::move(x);
+    } else {
+        out.basis = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, r, 1.0, x.data(), z.data(), 0.0, out.basis.data());
+    }
     for (std::size_t j = 0; j < k; ++j) {
         const double scale = 1.0 / std::sqrt(es.values(j));
         for (std::size_t i = 0; i < d; ++i) out.basis(i, j) *= scale;

@@ -345,13 +345,14 @@ tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, c
 
 namespace {
 // x -= Q (Qᵀ x), twice (once is not enough in floating point).
-void project_out(const matrix_t& q, matrix_t& x) {
-    const std::size_t d = q.shape(0), m = q.shape(1), e = x.shape(1);
+// x −= Q (Qᵀ x), twice, for Q the first m columns of a D-row matrix of row stride ldq.
+void project_out(const double* q, std::size_t ldq, std::size_t m, matrix_t& x) {
+    const std::size_t d = x.shape(0), e = x.shape(1);
     if (m == 0 || e == 0) return;
     matrix_t c = xt::zeros<double>({m, e});
     for (int round = 0; round < 2; ++round) {
-        blas::gemm_tn(m, e, d, 1.0, q.data(), x.data(), 0.0, c.data());
-        blas::gemm_nn(d, e, m, -1.0, q.data(), c.data(), 1.0, x.data());
+        blas::gemm_tn(m, e, d, 1.0, q, ldq, x.data(), e, 0.0, c.data(), e);
+        blas::gemm_nn(d, e, m, -1.0, q, ldq, c.data(), e, 1.0, x.data(), e);
     }
 }
 // An orthonormal basis of span(x) from XᵀX = P D Pᵀ: X P D^{-1/2} over the eigenvalues above
@@ -498,28 +499,58 @@ matrix_t leading_columns(const restricted_statistics& s, const restricted_statis
     return out;
 }
 
+namespace {
+// What `extra` (D x e, overwritten) adds to the orthonormal columns Q (the first m of a D-row
+// matrix of row stride ldq): block Gram–Schmidt with a Cholesky-QR-like step, done twice,
+// O(D (m + e) e) in BLAS-3 (a column at a time would be quadratic in copies at high D).
+void extension_columns(const double* q, std::size_t ldq, std::size_t m, matrix_t& y) {
+    const std::size_t d = y.shape(0), e = y.shape(1);
+    double largest = 0.0;
+    for (std::size_t j = 0; j < e; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) sq += y(i, j) * y(i, j);
+        largest = std::max(largest, sq);
+    }
+    project_out(q, ldq, m, y);
+    orthonormalize(y, 1e-20 * largest);
+    project_out(q, ldq, m, y);
+    orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
+}
+}  // namespace
+
 matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
     const std::size_t d = q.shape(0), m = q.shape(1), e = extra.shape(1);
     if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
     if (e == 0) return q;
-    // Block Gram–Schmidt with a Cholesky-QR-like step, done twice: O(D (m + e) e) in BLAS-3
-    // (a column at a time would be quadratic in copies at high D).
-    double largest = 0.0;
-    for (std::size_t j = 0; j < e; ++j) {
-        double sq = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sq += extra(i, j) * extra(i, j);
-        largest = std::max(largest, sq);
-    }
     matrix_t y = extra;
-    project_out(q, y);
-    orthonormalize(y, 1e-20 * largest);
-    project_out(q, y);
-    orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
+    extension_columns(q.data(), m, m, y);
     matrix_t out = xt::zeros<double>({d, m + y.shape(1)});
     for (std::size_t i = 0; i < d; ++i) {
         for (std::size_t j = 0; j < m; ++j) out(i, j) = q(i, j);
         for (std::size_t j = 0; j < y.shape(1); ++j) out(i, m + j) = y(i, j);
     }
+    return out;
+}
+
+std::size_t orthonormal_extension(matrix_t& q, std::size_t m, matrix_t extra) {
+    const std::size_t d = q.shape(0), cap = q.shape(1), e = extra.shape(1);
+    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
+    if (m > cap || e > cap - m)
+        throw std::invalid_argument("orthonormal_extension: " + std::to_string(m) + " + " + std::to_string(e) +
+                                    " columns do not fit in " + std::to_string(cap));
+    if (e == 0) return m;
+    extension_columns(q.data(), cap, m, extra);
+    const std::size_t k = extra.shape(1);
+    for (std::size_t i = 0; i < d; ++i)
+        std::copy(&extra(i, 0), &extra(i, 0) + k, &q(i, m));
+    return m + k;
+}
+
+matrix_t leading_columns_of(const matrix_t& q, std::size_t m) {
+    const std::size_t d = q.shape(0);
+    if (m > q.shape(1)) throw std::invalid_argument("leading_columns_of: more columns than the matrix has");
+    matrix_t out = xt::empty<double>({d, m});
+    for (std::size_t i = 0; i < d; ++i) std::copy(&q(i, 0), &q(i, 0) + m, &out(i, 0));
     return out;
 }
 

@@ -64,6 +64,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
     std::vector<geometry> seen;
     long double blocks = 0.0L, columns = k, monte_carlo = 0.0L;
+    std::size_t mask_noises = 0;  // closed-form noises with blocks (masks, dropout)
     for (const noise_spec& n : noises) {
         if (n.draws > 0) {
             monte_carlo += 1.0L;
@@ -80,17 +81,33 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
             blocks += 4.0L * d * (g.patch_h * g.patch_w * g.channels + 1.0L);  // packed upper triangles
         }
         columns += k + std::min(refined, k);
+        ++mask_noises;
     }
     const long double l = std::min(k + 10.0L, d);  // a Monte-Carlo sketch's columns
     columns = std::min(columns + 3.0L * l * monte_carlo, d);
     blocks += monte_carlo * (48.0L * d * l + 16.0L * (d + columns) * columns);
-    // A refinement step (incremental_refinement.hpp) holds the previous pass (2 D x K) with the
-    // temporaries of each masking noise's corrections (8 x refined D-long vectors), forms R = Q C
-    // and Sxx R (2 D x a, a <= K) while freeing Q and Sxx Q, then [R, T] and [Sxx R, 0]; the
-    // refinement pass itself holds those (2 D x K) and the restricted moments of T alone
-    // (2 D x 64 per masking noise): all within the first pass's 3 D x K, the temporaries extra.
-    const long double corrections = refines && !seen.empty() ? 8.0L * d * 8.0L * refined : 0.0L;
-    return {static_cast<std::uint64_t>(columns), blocks + corrections};
+    // What the run holds at its largest, by phase (measured at 224x224x3: BENCHMARKS.md, "The
+    // first basis construction in place"): through the passes, the Nyström state (D x (rank + 20))
+    // and the sketch finished once (D x rank), the blocks; then the largest of a verification
+    // pass (V and Sxx V: 2 D x K; the analyses run in its coordinates), the first basis
+    // construction (the D x (rank + masks rank) basis built in place and one sketched subspace,
+    // D x rank) and a refinement step (the previous pass, each masking noise's restart vectors
+    // and corrections, rank + 64 each, and one correction's temporaries, 7 x 64 + rank D-long
+    // vectors). run_memory (48 rank D: the sketch pass and its finish) and verification_memory
+    // (3 D doubles per direction) are added to `extra`, so it is the difference, which may be
+    // negative: the finish's temporaries are gone by the verification passes (the sum is then
+    // the larger of run_memory and this peak).
+    const long double masks = static_cast<long double>(seen.empty() ? 0 : mask_noises);
+    // + the process's own 64 MiB and 225 D doubles measured after the finish, not attributed
+    // (1.8 kB per pixel value at 224x224x3 and 64x64x3).
+    const long double kept = 8.0L * d * (2.0L * k + 20.0L + 225.0L) + 67108864.0L;
+    const long double pass = 16.0L * d * columns;
+    const long double first = 8.0L * d * (k + masks * k + k);
+    const long double step = refines && masks > 0
+                                 ? pass + 8.0L * d * (masks * (k + std::min(refined, k)) + 7.0L * std::min(refined, k) + k)
+                                 : 0.0L;
+    const long double peak = kept + blocks + std::max({pass, first, step});
+    return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns};
 }
 
 long double physical_memory() {

@@ -88,6 +88,22 @@ void gemm_nn(std::size_t m, std::size_t n, std::size_t k, float alpha, const flo
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, ki, b, ni, beta, c, ni);
 }
 
+void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
+             const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni, ki, alpha, a, to_blas_int(lda, "leading dimension"), b,
+                to_blas_int(ldb, "leading dimension"), beta, c, to_blas_int(ldc, "leading dimension"));
+}
+
+void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
+             const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, to_blas_int(lda, "leading dimension"),
+                b, to_blas_int(ldb, "leading dimension"), beta, c, to_blas_int(ldc, "leading dimension"));
+}
+
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
              double beta, double* c) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");

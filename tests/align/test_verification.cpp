@@ -422,5 +422,21 @@ TEST_CASE("basis_impact from Gram matrices: K - ||Q_U^T Q_V||^2 of the leading c
         matrix_t res = e;
         blas::gemm_nn(d, e.shape(1), 7, -1.0, out.data(), c.data(), 1.0, res.data());
         CHECK(xt::amax(xt::abs(res))() < 1e-12 * xt::amax(xt::abs(e))());
+        // In place (a basis built in one D x cap matrix): the same columns in Q's own storage,
+        // bit for bit (the same products on a strided Q), the unused columns untouched; a
+        // dependent extra leaves the count short of cap; one column too many is refused.
+        const std::size_t cap = 4 + e.shape(1) + 1;
+        matrix_t wide = xt::zeros<double>({d, cap});
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = 0; j < 4; ++j) wide(i, j) = q(i, j);
+        const std::size_t used = orthonormal_extension(wide, 4, e);
+        REQUIRE(used == 7);
+        for (std::size_t i = 0; i < d; ++i) {
+            for (std::size_t j = 0; j < 7; ++j) CHECK(wide(i, j) == out(i, j));
+            for (std::size_t j = 7; j < cap; ++j) CHECK(wide(i, j) == 0.0);
+        }
+        const bool same = leading_columns_of(wide, 7) == out;
+        CHECK(same);
+        CHECK_THROWS_AS(orthonormal_extension(wide, 7, e), std::invalid_argument);
     }
 }

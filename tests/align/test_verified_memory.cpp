@@ -45,35 +45,43 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     o.patch_h = o.patch_w = 1;
     const long double dropout_blocks = 8.0L * static_cast<long double>(patch_blocks(o).values());
 
+    // The sum the CLI refuses with is the run's largest phase (never below run_memory): through
+    // the passes the sketch's state and its finished statistics (D x (2 rank + 20)) and the
+    // blocks, then the largest of a pass (2 D x K), the first basis construction and a
+    // refinement step (the previous pass, each mask's rank + 64 restart vectors and corrections,
+    // one correction's 7 x 64 + rank temporaries). Here rank = 20 < 64: r' = 20.
+    const long double run = run_memory("nystrom", d, 0, rank), dd = static_cast<long double>(d);
+    auto total = [&](const verification_size& v) { return run + verification_memory(d, v.columns, v.extra); };
     const verification_size gauss = denoising_verification(d, rank, {spec("gaussian:sigma=1")}, shape);
     CHECK(gauss.columns == rank);
-    CHECK(gauss.extra == 0.0L);  // nothing refined, no blocks: the analyses run in the pass's coordinates
+    CHECK(total(gauss) == 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L + 16.0L * dd * 20);  // state, one pass
 
     // Two masks of one geometry: one set of blocks, two noises' directions (rank + min(64, rank) each).
     const verification_size masks =
         denoising_verification(d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape);
     CHECK(masks.columns == rank + 2 * 2 * rank);
-    // A refinement step's correction temporaries: 8 x 64 D-long vectors, once for all masks.
-    const long double corrections = 8.0L * d * 8.0L * 64.0L;
-    const long double blocks = masks.extra - corrections;
+    const long double kept = 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L, pass = 16.0L * dd * 100;
+    const long double blocks = total(masks) - kept - pass - 8.0L * dd * (2 * 40 + 7 * 20 + 20);
     CHECK(blocks >= mask_blocks);
     CHECK(blocks < 2 * mask_blocks + 8.0L * d);  // counted once
     const verification_size unrefined = denoising_verification(
         d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape, false);
     CHECK(unrefined.columns == masks.columns);
-    CHECK(unrefined.extra == blocks);  // --refine 0: no correction temporaries
+    CHECK(total(unrefined) == kept + pass + blocks);  // --refine 0: no refinement step
 
     const verification_size dropout = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, shape);
-    CHECK(dropout.extra - corrections >= dropout_blocks);  // 1x1 patches of 3 channels
+    const long double one_mask = kept + 16.0L * dd * 60 + 8.0L * dd * (40 + 7 * 20 + 20);
+    CHECK(total(dropout) - one_mask >= dropout_blocks);  // 1x1 patches of 3 channels
     o.shape = image_shape{d, 1, 1, image_layout::hwc};
     const verification_size flat = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, {});
-    CHECK(flat.extra - corrections >= 8.0L * static_cast<long double>(patch_blocks(o).values()));
-    CHECK(flat.extra < dropout.extra);  // no shape: D x 1 x 1, one value per block
+    CHECK(total(flat) - one_mask >= 8.0L * static_cast<long double>(patch_blocks(o).values()));
+    CHECK(total(flat) < total(dropout));  // no shape: D x 1 x 1, one value per block
 
     // A Monte-Carlo noise: 3 (rank + 10) directions, no blocks; with many, D caps the columns.
     const verification_size mc = denoising_verification(d, rank, {spec("mask:patch=4x4,ratio=0.5,draws=2")}, shape);
     CHECK(mc.columns == rank + 3 * (rank + 10));
-    CHECK(mc.extra == 48.0L * d * (rank + 10) + 16.0L * (d + mc.columns) * mc.columns);  // not refined
+    const long double cols = static_cast<long double>(mc.columns);
+    CHECK(total(mc) == kept + 48.0L * dd * (rank + 10) + 16.0L * (dd + cols) * cols + 16.0L * dd * cols);  // not refined
     const verification_size many = denoising_verification(
         d, 2 * rank, {spec("dropout:ratio=0.5,draws=2"), spec("dropout:ratio=0.2,draws=3"), spec("gaussian:sigma=1,draws=2")},
         shape);

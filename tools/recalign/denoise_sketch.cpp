@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "commands.hpp"
+#include "memory_trace.hpp"
 #include "monte_carlo_state.hpp"
 #include "sketch_route.hpp"
 #include "verified_state.hpp"
@@ -41,6 +42,20 @@ constexpr std::size_t refined = denoising_refined_vectors;
 // 3.3e-3 after two steps, 3.3e-4 after four; 32x32x3, 12000 rows, 2x2 p = .5: 2.4e-2 after
 // two, 5.6e-3 after four, 1.0e-4 after eight (the default); Fashion-MNIST, 20000 images: the
 // normalised impact's error 1.3e-2 after one step, 3.3e-3 after two.
+
+// A basis built in place (no D x m copy per extension, BENCHMARKS.md "The first basis
+// construction in place"): U copied into a D x width matrix whose remaining columns `extend`
+// fills (returning the columns used), trimmed when dependent directions were left out.
+template <class Extend>
+matrix_t in_place_basis(const matrix_t& u, std::size_t width, Extend extend) {
+    const std::size_t d = u.shape(0), r = u.shape(1);
+    matrix_t q = xt::zeros<double>({d, width});
+    for (std::size_t i = 0; i < d; ++i) std::copy(&u(i, 0), &u(i, 0) + r, &q(i, 0));
+    const std::size_t m = extend(q, r);
+    memory_mark("extended");
+    if (m == width) return q;  // moved (a conditional expression would copy it)
+    return leading_columns_of(q, m);
+}
 
 bool same(const patch_blocks_options& a, const patch_blocks_options& b) {
     return a.shape.height == b.shape.height && a.shape.width == b.shape.width && a.shape.channels == b.shape.channels &&
@@ -107,27 +122,32 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
             }
             // The previous pass is read no more: its V and Sxx V (2 D x K) go before the next
             // basis is built (the same extensions in the same order: the same bits).
+            memory_mark("refinement directions");
             previous->basis = matrix_t();
             previous->sv = matrix_t();
-            matrix_t q = s.spec.basis;
-            for (matrix_t& e : extras) {
-                q = orthonormal_extension(q, e);
-                e = matrix_t();
-            }
-            return q;
+            std::size_t width = s.spec.rank();
+            for (const matrix_t& e : extras) width += e.shape(1);
+            return in_place_basis(s.spec.basis, width, [&](matrix_t& q, std::size_t m) {
+                for (matrix_t& e : extras) m = orthonormal_extension(q, m, std::move(e));
+                return m;
+            });
         }
-        matrix_t q = s.spec.basis;
-        for (std::size_t i = 0; i < noises.size(); ++i) {
-            if (noises[i].draws > 0) continue;  // their Ritz space: monte_carlo_state
-            const denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
-            if (v.informative == v.basis.shape(1)) {  // no D x K copy of its columns
-                q = orthonormal_extension(q, v.basis);
-                continue;
+        // U, then each closed-form masking noise's sketched subspace, found and released one at
+        // a time. Gaussian noise adds nothing (V* = U scaled, Corollary 3.1); Monte-Carlo noises
+        // build their Ritz space in monte_carlo_state.
+        std::size_t width = s.spec.rank();
+        for (std::size_t i = 0; i < noises.size(); ++i)
+            if (blocks_for(i, blocks)) width += s.spec.rank();  // at most r informative directions each
+        return in_place_basis(s.spec.basis, width, [&](matrix_t& q, std::size_t m) {
+            for (std::size_t i = 0; i < noises.size(); ++i) {
+                if (!blocks_for(i, blocks)) continue;
+                denoising_subspace_result v = sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
+                memory_mark("a sketched denoising subspace");
+                if (v.informative < v.basis.shape(1)) v.basis = leading_columns_of(v.basis, v.informative);
+                m = orthonormal_extension(q, m, std::move(v.basis));
             }
-            const matrix_t informative = xt::view(v.basis, xt::all(), xt::range(0, v.informative));
-            q = orthonormal_extension(q, informative);
-        }
-        return q;
+            return m;
+        });
     };
     if (monte_carlo.empty() && !plan.blocks.empty()) {
         // Incremental refinement passes: each reads only the new corrections, with the adaptive
@@ -153,8 +173,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     verified_state& state = closed_forms ? *closed_forms : with_monte_carlo->verified();
     // The exact route's tracker takes the raw targets and, masks only (validated), no
     // standardization: their curves are invariant to one global scale.
-    statistics s = state.sketch();
-    s.spec.basis = matrix_t();  // describe_sketch reads the eigenvalues and error estimates only
+    statistics s = state.sketch_without_basis();  // describe_sketch reads the eigenvalues and error estimates only
+    memory_mark("last verification pass");
     restricted_statistics pass = state.take_verified();
     prepared_run choices = run;
     choices.standardize = false;
@@ -200,6 +220,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
     note_pass_seconds(*r.sketch, o.run.quiet);
+    memory_mark("analyses");
     return r;
 }
 

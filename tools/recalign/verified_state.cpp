@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "memory_trace.hpp"
 #include "mpi_context.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
@@ -111,9 +112,12 @@ void verified_state::next_pass(const mpi_context& mpi) {
             reduce_pass(mpi);
         }
     }
+    memory_mark(pass_ == route_.passes() ? "sketch passes" : "verification pass");
     matrix_t basis;
     if (mpi.rank() == 0) {
-        const statistics s = sketch();
+        if (pass_ == route_.passes()) finished_.reset();  // the sketch as merged, finished once
+        const statistics& s = sketch();
+        memory_mark("sketch finished");
         std::optional<restricted_statistics> previous;
         if (pass_state_) {
             previous = std::move(*pass_state_).finish(plan_.center);
@@ -139,6 +143,7 @@ void verified_state::next_pass(const mpi_context& mpi) {
         } else {
             basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
         }
+        memory_mark("basis built");
     }
     if (mpi.active()) {
         std::string bytes = mpi.rank() == 0 ? matrix_bytes(basis) : std::string();
@@ -153,6 +158,7 @@ void verified_state::next_pass(const mpi_context& mpi) {
     o.basis = std::move(basis);
     o.classes = classes_;
     pass_state_.emplace(std::move(o));
+    memory_mark("basis construction");
 }
 
 void verified_state::reduce_blocks(const mpi_context& mpi) {
@@ -188,6 +194,25 @@ std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
     const std::uint64_t skip = route_.passes_to_skip(pass);
     pass_ += skip;  // next_pass() then starts the verification
     return skip;
+}
+
+const statistics& verified_state::sketch() const {
+    if (!finished_) finished_ = finish_statistics(route_, plan_.center);
+    return *finished_;
+}
+
+statistics verified_state::sketch_without_basis() const {
+    sketch();
+    matrix_t basis = std::move(finished_->spec.basis);  // put back below, also on a throw
+    try {
+        statistics s = *finished_;
+        s.spec.basis = matrix_t();
+        finished_->spec.basis = std::move(basis);
+        return s;
+    } catch (...) {
+        finished_->spec.basis = std::move(basis);
+        throw;
+    }
 }
 
 restricted_statistics verified_state::verified() const {
@@ -384,6 +409,7 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     route_ = std::move(route);
     blocks_ = std::move(blocks);
     pass_state_ = std::move(state);
+    finished_.reset();
     pass_ = pass;
 }
 
@@ -416,6 +442,7 @@ void verified_state::merge(const stream_state& o) {
     const std::uint64_t last_sketch = route_.passes() - 1;
     route_ = std::move(route);
     blocks_ = std::move(blocks);
+    finished_.reset();
     pass_ = std::min({pass_, other->pass_, last_sketch});
     pass_state_.reset();
     next_.reset();

@@ -85,7 +85,12 @@ public:
     static verified_state for_merge(const run_config& config, const std::string& bytes, const std::string& source);
 
     // After the run: the sketch's statistics, the blocks, the last verification pass.
-    statistics sketch() const { return finish_statistics(route_, plan_.center); }
+    // The sketch is finished once, when its passes end, and kept (D x rank): each finish of a
+    // Nyström sketch holds ~4 D x (rank + 10) temporaries, which every refinement step and the
+    // analyses would otherwise add to the verification pass they hold (BENCHMARKS.md).
+    const statistics& sketch() const;
+    // A copy of it without the D x rank basis (the eigenvalues, error estimates, mean, Sxy).
+    statistics sketch_without_basis() const;
     const std::vector<patch_blocks>& blocks() const noexcept { return blocks_; }
     restricted_statistics verified() const;
     // The same, moved out of the state (no copy of V and Sxx V; the state holds no pass after).
@@ -112,6 +117,7 @@ private:
     double change_ = std::numeric_limits<double>::quiet_NaN();
     bool stopped_ = false;
     std::uint64_t planned_ = 0;  // verification passes the checkpoint is for (0: unknown, version 1)
+    mutable std::optional<statistics> finished_;    // sketch(), of route_ as it is now
     std::uint64_t pass_ = 0;                        // the current pass
     std::size_t classes_ = 0;
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass

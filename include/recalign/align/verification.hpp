@@ -114,6 +114,13 @@ matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistic
 // verification pass of a sketch route runs on orthonormal_extension(U, [V_1, ..., V_m]): the
 // Ritz steps on that richer span find better subspaces than on each V_i alone.
 matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra);
+// The same in place: Q's first m columns (orthonormal) are extended in Q's own columns m..,
+// where the new ones are written (Q: D x cap, allocated once for every extension of a basis
+// being built; no D x (m + e) copy). `extra` is taken by value (move it in: it is the
+// scratch). Returns m + the columns added; throws std::invalid_argument when m + e > cap.
+std::size_t orthonormal_extension(matrix_t& q, std::size_t m, matrix_t extra);
+// The first m columns of q (D x m): a basis built in place above, trimmed to what it holds.
+matrix_t leading_columns_of(const matrix_t& q, std::size_t m);
 
 // Theorem 1's trade-off at high D (MATH.md §7): Rayleigh–Ritz on span(V), i.e. the top-K
 // generalized eigenvectors of (Vᵀ Sxy Sxyᵀ V + λ (Sxx V)ᵀ(Sxx V), Vᵀ Sxx V), all exact from

@@ -24,8 +24,9 @@ namespace recalign {
 long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
                        long double extra = 0.0L, std::uint64_t krylov_blocks = 1);
 
-// What a sketch route's verification pass adds on `columns` verified directions (Sxx V, its
-// finished copy and the analyses' rotated copy: 3 D doubles each), plus `extra` bytes.
+// What a sketch route's verification pass adds on `columns` verified directions (V, Sxx V and
+// the analyses' rotated copy: 3 D doubles each; denoise, in the pass's coordinates, corrects it
+// through `extra`), plus `extra` bytes.
 long double verification_memory(std::uint64_t dim, std::uint64_t columns, long double extra = 0.0L);
 
 // Ritz vectors of each masking noise a denoising refinement pass corrects (the issue's
@@ -42,15 +43,19 @@ struct verification_size {
 verification_size alignment_verification(std::uint64_t rank);
 // tradeoff: rank + 4 C directions (U, Sxy, Ĝ⁻¹Sxy, Sxx Sxy, a residual), and the exact diagonal.
 verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank);
-// denoise: U, and per masking noise (closed form) its subspace, `refined` = min(64, rank)
-// refined Ritz vectors, and its patch blocks (one per distinct geometry: D (s + 1) / 2
-// doubles, s the patch's values); per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions,
-// its sketch (6 D (rank + 10) doubles: Ω, G Ω, Bs Ω, Bsᵀ Ω and a batch's G Ω before it is
-// added take 5) and its products on the basis (Bsᵀ Q and its Ω = Q, Qᵀ G Q); with `refines`
-// (refinement passes on masking noises) the temporaries of a refinement step's corrections
-// (8 x 64 D-long vectors): the analyses run in the pass's coordinates, so no rotated D x K copy
-// is counted (BENCHMARKS.md, "analyses in the pass's coordinates"). `shape`: the image of the
-// specs without their own (dropout: D x 1 x 1 when empty).
+// denoise: U, and per masking noise (closed form) its subspace and `refined` = min(64, rank)
+// refined Ritz vectors; per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions, its sketch
+// (G Ω, Bs Ω, Bsᵀ Ω and a copy: 6 D (rank + 10) doubles) and its products on the basis (Bsᵀ Q,
+// Qᵀ G Q and a copy). `extra` makes run_memory + verification_memory the run's largest phase,
+// measured at 224x224x3 (BENCHMARKS.md, "The first basis construction in place"): through the
+// passes the sketch's state and its statistics finished once (D x (2 rank + 20) doubles) and
+// the patch blocks (one set per distinct geometry: D (s + 1) / 2 doubles, s the patch's values),
+// plus the largest of a verification pass (V and Sxx V: 2 D doubles per direction; the
+// analyses run in the pass's coordinates), the first basis construction (built in place) and,
+// with `refines`, a refinement step (the previous pass, each masking noise's restart vectors
+// and corrections, and one correction's temporaries: 7 x 64 + rank D-long vectors). `extra` may
+// be negative (run_memory's sketch-finish temporaries are gone by then); the sum is never below
+// run_memory. `shape`: the image of the specs without their own (dropout: D x 1 x 1 when empty).
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
                                          const image_shape& shape, bool refines = true);
 

@@ -28,6 +28,12 @@ void gemm_tn(std::size_t m, std::size_t n, std::size_t k, float alpha, const flo
              const float* b, float beta, float* c);
 void gemm_nn(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
              const float* b, float beta, float* c);
+// The same two with leading dimensions (row strides) of A, B and C: products on a block of
+// columns of a wider row-major matrix in place (e.g. the first m of its columns).
+void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
+             const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
+void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
+             const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc);
 // C (m x n) = alpha * A Bᵀ + beta * C, A is (m x k), B is (n x k).
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
              const double* b, double beta, double* c);

@@ -1,0 +1,30 @@
+#include "memory_trace.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+namespace recalign::cli {
+
+namespace {
+// The value in kB of `key` ("VmRSS:") in /proc/self/status (0 when unknown).
+long status_kb(const std::string& text, const char* key) {
+    const std::size_t at = text.find(key);
+    return at == std::string::npos ? 0 : std::strtol(text.c_str() + at + std::strlen(key), nullptr, 10);
+}
+}  // namespace
+
+void memory_mark(const char* phase) {
+    static const bool on = std::getenv("RECALIGN_MEMORY_TRACE") != nullptr;
+    if (!on) return;
+    std::ifstream in("/proc/self/status");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::cerr << "memory: " << phase << ": VmRSS " << status_kb(text, "VmRSS:") << " kB, peak since the last mark "
+              << status_kb(text, "VmHWM:") << " kB\n";
+    std::ofstream("/proc/self/clear_refs") << "5";
+}
+
+}  // namespace recalign::cli
