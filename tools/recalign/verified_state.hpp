@@ -36,6 +36,10 @@ struct verify_plan {
     std::vector<patch_blocks_options> blocks;  // accumulated in the first sketch pass
     std::size_t passes = 1;                    // verification passes after the sketch's
     verification_basis basis;
+    // Optional adaptive stop (one process only: each rank sees its shard): after a
+    // verification pass that is not the last, true skips the rest (that pass is the result).
+    std::function<bool(const statistics& sketch, const std::vector<patch_blocks>& blocks,
+                       const restricted_statistics& pass)> done;
 };
 
 class verified_state final : public stream_state {
@@ -47,6 +51,8 @@ public:
     void next_pass(const mpi_context& mpi) override;
     std::uint64_t passes_to_skip(std::uint64_t pass) override;
     std::uint64_t sketch_passes() const { return route_.sketch_passes(); }
+    // Verification passes run: the plan's, less those the adaptive stop skipped (this process).
+    std::uint64_t verification_passes() const { return plan_.passes - skipped_; }
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
@@ -83,6 +89,7 @@ private:
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass
     bool adopt_blocks_ = false;  // for_merge: load takes the checkpoint's blocks as they are
     bool whole_ = false;         // hold_whole, until the next pass boundary
+    std::uint64_t skipped_ = 0;  // verification passes skipped by plan_.done
 };
 
 }  // namespace recalign::cli

@@ -121,22 +121,40 @@ tradeoff_result ritz_tradeoff(const restricted_statistics& s, double trace_xx, c
 
 // The Ritz space of that trade-off: an orthonormal basis of span(U, Sxy) from a sketch's
 // statistics (top-r basis U, exact Sxy). Given the verification pass on such a basis Q
-// (`previous`), span(U, Sxy, Sxx Sxy) instead, with Sxx Sxy = (Sxx Q)(Qᵀ Sxy) exactly since
-// Sxy lies in span Q: one more pass then evaluates the richer space. Columns numerically
-// dependent on earlier ones (relative norm below 1e-10 after two orthogonalisations) are
-// left out. Throws std::invalid_argument without targets or when `previous` is not a pass
-// on span(U, Sxy) of this data.
+// (`previous`), Q extended by Sxx Sxy = (Sxx Q)(Qᵀ Sxy) (exact since Sxy lies in span Q): one
+// more pass then evaluates the richer space. Columns numerically dependent on earlier ones
+// (relative norm below 1e-10 after two orthogonalisations) are left out. Throws
+// std::invalid_argument without targets or when `previous` is not a pass on such a basis of
+// this data (its first r columns U).
 //
-// With `diagonal` (the exact diagonal of Sxx in the statistics' centering, e.g. patch blocks
-// of 1x1 pixels), the spaces also hold Ĝ⁻¹ Sxy and, in the second, Ĝ⁻¹ (Sxy − Sxx Ĝ⁻¹ Sxy),
-// Ĝ = U Λ Uᵀ + diag(Sxx − U Λ Uᵀ) (sketch_preconditioned): a preconditioned step towards
-// Sxx⁻¹ Sxy, the supervised optimum, which lives in the low-variance tail the sketch misses.
+// With a preconditioner (`diagonal`: the exact diagonal of Sxx in the statistics' centering;
+// `blocks`: exact diagonal blocks of Sxx), the first space also holds Ĝ⁻¹ Sxy and each
+// following one Ĝ⁻¹ R, R = Sxy − Sxx X the exact residual of the Galerkin solution X of
+// Sxx X = Sxy on the previous span (tradeoff_galerkin_residual), Ĝ = U Λ Uᵀ + E, E the
+// diagonal (blocks) of Sxx − U Λ Uᵀ (sketch_preconditioned): the passes are block
+// preconditioned CG towards Sxx⁻¹ Sxy, the supervised optimum, which lives in the
+// low-variance tail the sketch misses; the space grows by at most 2 C columns a pass.
 matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous = nullptr,
                              const vector_t* diagonal = nullptr);
+matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statistics* previous,
+                             const patch_blocks& blocks);
+
+// The exact residual R = Sxy − Sxx X of the Galerkin solution X = Q (Qᵀ Sxx Q)⁺ Qᵀ Sxy on a
+// verification pass's span Q (D x C), and ‖R‖_F / ‖Sxy‖_F. X minimises the λ = 0 supervised
+// loss over span Q (K >= C): its excess over the optimum is tr(Rᵀ Sxx⁻¹ R).
+struct tradeoff_residual {
+    matrix_t residual;
+    double relative = 0.0;
+    double supervised_loss = 0.0;  // tr(Syy) − tr(Sxyᵀ X): the λ = 0 loss of span Q (K >= C), exact
+};
+tradeoff_residual tradeoff_galerkin_residual(const statistics& sketch, const restricted_statistics& pass);
 
 // Ĝ⁻¹ B for Ĝ = U Λ Uᵀ + E, E = diag(d − diag(U Λ Uᵀ)) floored at 1e-10 · mean(d), by
 // Woodbury (one r x r eigendecomposition): the sketch's top part plus the exact diagonal of the
 // rest, an approximation of Sxx⁻¹ that is cheap at any D.
 matrix_t sketch_preconditioned(const spectrum& sketch, const vector_t& diagonal, const matrix_t& b);
+// The same with E = blockdiag(Sxx − U Λ Uᵀ) over exact diagonal blocks of Sxx (one
+// eigendecomposition per block, eigenvalues floored at 1e-10 · mean diag(Sxx)).
+matrix_t sketch_preconditioned(const spectrum& sketch, const patch_blocks& blocks, const matrix_t& b);
 
 }  // namespace recalign
