@@ -170,6 +170,9 @@ class VerifiedTradeoffResult:
     sketch_error: SketchError = field(repr=False)
     exact_for: str = "returned encoder"
     bound: str = "upper"
+    # The CG passes towards Sxx⁻¹ Sxy (the CLI's JSON "refinement"): passes, max_passes, stopped,
+    # residual (‖Sxy − Sxx X‖_F / ‖Sxy‖_F, exact), excess_estimate (tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss: an estimate).
+    refinement: Any = None
 
     @property
     def points(self):
@@ -181,4 +184,5 @@ class VerifiedTradeoffResult:
         t = self.tradeoff
         return [{"lambda": p.lambda_, "supervised_loss": p.supervised_loss, "reconstruction_loss": p.reconstruction_loss,
                  "loss": p.loss, "k": t.k, "centered": t.center == "centered", "n": t.n, "exact_for": self.exact_for,
-                 "sketch_error": self.sketch_error.to_dict(), "bound": self.bound} for p in t.points]
+                 "sketch_error": self.sketch_error.to_dict(), "bound": self.bound,
+                 **({} if self.refinement is None else {"refinement": dict(self.refinement)})} for p in t.points]

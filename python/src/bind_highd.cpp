@@ -192,20 +192,22 @@ void bind_memory(py::module_& m) {
           "labels; the sketch's rank), plus extra: the estimate the CLI refuses with before reading (require_memory).");
     m.def("verification_memory",
           [](const std::string& analysis, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
-             const std::vector<noise_spec>& noises, const py::object& shape, const std::string& layout) {
+             const std::vector<noise_spec>& noises, const py::object& shape, const std::string& layout,
+             std::uint64_t refine, std::uint64_t block) {
               verification_size v;
               if (analysis == "alignment") v = alignment_verification(rank);
-              else if (analysis == "tradeoff") v = tradeoff_verification(dim, classes, rank);
+              else if (analysis == "tradeoff") v = tradeoff_verification(dim, classes, rank, refine, block);
               else if (analysis == "denoising") v = denoising_verification(dim, rank, noises, make_shape(shape, layout));
               else throw std::invalid_argument("analysis must be 'alignment', 'tradeoff' or 'denoising', got '" + analysis + "'");
               return py::make_tuple(v.columns, static_cast<double>(verification_memory(dim, v.columns, v.extra)));
           },
           py::arg("analysis"), py::arg("dim"), py::arg("classes"), py::arg("rank"), py::arg("noises") = std::vector<noise_spec>(),
-          py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+          py::arg("shape") = py::none(), py::arg("layout") = "hwc", py::arg("refine") = 1, py::arg("block") = 1,
           "(columns, bytes) of a sketch route's verification pass (the CLI's check_verification): the directions\n"
           "verified and the bytes they, the patch blocks and the Monte-Carlo sketches add to run_memory(method,\n"
           "dim, classes, rank). noises (denoising): specs, draws > 0 for Monte-Carlo ones; shape: the image of the\n"
-          "specs without their own (dropout: D x 1 x 1 without).");
+          "specs without their own (dropout: D x 1 x 1 without). refine, block (tradeoff): the most CG passes after the\n"
+          "first and the preconditioner's block size (the CLI's: --refine, min(384, D)).");
 }
 
 }  // namespace
