@@ -164,7 +164,8 @@ class VerifiedDenoisingResult:
 class VerifiedTradeoffResult:
     """`recalign tradeoff --method fd|nystrom`: Theorem 1 by Rayleigh–Ritz on the verified span;
     the losses are exactly those of the encoders returned, upper bounds on the optimum
-    (bound = "upper"). tradeoff: the TradeoffResult (one point per λ). method: the sketch route."""
+    (bound = "upper"). tradeoff: the TradeoffResult (one point per λ). method: the sketch route.
+    refinement: the CG passes towards Sxx⁻¹ Sxy run (the CLI's JSON "refinement" object)."""
     method: str
     tradeoff: Any
     sketch_error: SketchError = field(repr=False)
@@ -172,7 +173,7 @@ class VerifiedTradeoffResult:
     bound: str = "upper"
     # The CG passes towards Sxx⁻¹ Sxy (the CLI's JSON "refinement"): passes, max_passes, stopped,
     # residual (‖Sxy − Sxx X‖_F / ‖Sxy‖_F, exact), excess_estimate (tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss: an estimate).
-    refinement: Any = None
+    refinement: dict = field(default_factory=dict)
 
     @property
     def points(self):
@@ -185,4 +186,4 @@ class VerifiedTradeoffResult:
         return [{"lambda": p.lambda_, "supervised_loss": p.supervised_loss, "reconstruction_loss": p.reconstruction_loss,
                  "loss": p.loss, "k": t.k, "centered": t.center == "centered", "n": t.n, "exact_for": self.exact_for,
                  "sketch_error": self.sketch_error.to_dict(), "bound": self.bound,
-                 **({} if self.refinement is None else {"refinement": dict(self.refinement)})} for p in t.points]
+                 **({"refinement": dict(self.refinement)} if self.refinement else {})} for p in t.points]

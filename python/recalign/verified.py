@@ -1,10 +1,11 @@
 """Sketch routes with a verification pass (MATH.md §7, issue 14), the Python side of
 ``recalign align|denoise|tradeoff --method fd|nystrom --rank K [--passes P] [--tolerance T]``
-(denoise: ``[--refine N]``).
+(denoise, tradeoff: ``[--refine N]``).
 
 A sketch (Frequent Directions or Nyström, plus the exact class statistics and, for masking
-noises, the exact patch blocks) finds the subspaces; one more pass over the data (two for the
-trade-off; for denoise with a masking noise, `refine` more that refine its subspace) accumulates the restricted moments of what was found, so every number reported is
+noises, the exact patch blocks) finds the subspaces; one more pass over the data (for denoise with
+a masking noise, `refine` more that refine its subspace; for the trade-off up to `refine` more CG
+passes, ending early at an adaptive stop: `finished`) accumulates the restricted moments of what was found, so every number reported is
 exact for the subspace or encoder returned, beside the sketch's own error information.
 
 The states are accumulators read several times: ``total_passes`` reads of the same rows in the
