@@ -679,4 +679,13 @@ matrix_t tradeoff_ritz_basis(const statistics& sketch, const restricted_statisti
                           [&](const matrix_t& b) { return sketch_preconditioned(sketch.spec, blocks, b); });
 }
 
+tradeoff_excess tradeoff_excess_estimate(const statistics& sketch, const patch_blocks& blocks,
+                                         const restricted_statistics& pass) {
+    const tradeoff_residual res = tradeoff_galerkin_residual(sketch, pass);
+    const matrix_t z = sketch_preconditioned(sketch.spec, blocks, res.residual);
+    double e = 0.0;
+    for (std::size_t i = 0; i < z.size(); ++i) e += z.data()[i] * res.residual.data()[i];
+    return {res.relative, res.supervised_loss > 0 ? e / res.supervised_loss : 0.0};
+}
+
 }  // namespace recalign

@@ -472,6 +472,10 @@ class TradeoffResidual:
     relative: float
     supervised_loss: float
 def tradeoff_galerkin_residual(sketch: Statistics, statistics: RestrictedStatistics) -> TradeoffResidual: ...
+def tradeoff_excess_estimate(sketch: Statistics, blocks: PatchBlocks,
+                             statistics: RestrictedStatistics) -> Tuple[float, float]: ...
+TRADEOFF_PRECONDITIONER_BLOCK: int
+TRADEOFF_STOP: float
 def sketch_preconditioned(sketch: Spectrum, b: ArrayLike, diagonal: Optional[ArrayLike] = None,
                           blocks: Optional[PatchBlocks] = None) -> npt.NDArray[np.float64]: ...
 

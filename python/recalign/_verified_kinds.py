@@ -12,11 +12,8 @@ from .verified import _VerifiedRun
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
 # tools/recalign/denoise_sketch.cpp: the accuracy targets are for K <= 64).
 _REFINED = 64
-# The trade-off's CG passes, as tools/recalign/cmd_tradeoff.cpp (and options.hpp: default_tradeoff_refine):
-# preconditioner blocks of 384 coordinates, the adaptive stop at 1e-4 of the λ = 0 loss, at most 20 passes
-# after the first (test_cli_parity_* check that both sides agree).
-_TRADEOFF_BLOCK = 384
-_TRADEOFF_STOP = 1e-4
+# The trade-off's most CG passes after the first by default (the CLI's default_tradeoff_refine,
+# tools/recalign/options.hpp; test_cli_parity_* run both defaults).
 _TRADEOFF_REFINE = 20
 
 
@@ -288,7 +285,7 @@ class VerifiedTradeoff(_VerifiedRun):
         if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 50:
             raise ValueError(f"refine must be an integer in [0, 50] (the CLI's --refine), got {refine!r}")
         self._refine = int(refine)
-        self._block = min(_TRADEOFF_BLOCK, int(dim))
+        self._block = min(_recalign.TRADEOFF_PRECONDITIONER_BLOCK, int(dim))
         self._estimated = None  # (pass, rows, (relative residual, excess estimate)) of the last estimate
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
                          tolerance=tolerance, memory=memory)
@@ -314,19 +311,15 @@ class VerifiedTradeoff(_VerifiedRun):
         return _recalign.tradeoff_ritz_basis(sketch, previous, blocks=self._blocks[0])
 
     def _estimate(self):
-        """(‖R‖_F / ‖Sxy‖_F, tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss) of the current verification pass, as the CLI's
-        cmd_tradeoff.cpp computes them (the sum in the same order)."""
+        """(‖R‖_F / ‖Sxy‖_F, tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss) of the current verification pass (the CLI's)."""
         key = (self._pass, self._verify.n)
         if self._estimated is None or self._estimated[0] != key:
-            sketch = self.sketch()
-            res = _recalign.tradeoff_galerkin_residual(sketch, self._verify.finish(self._config["center"]))
-            z = _recalign.sketch_preconditioned(sketch.spectrum, res.residual, blocks=self._blocks[0])
-            e = float(np.add.accumulate(np.ravel(z * res.residual))[-1])
-            self._estimated = key, (res.relative, e / res.supervised_loss if res.supervised_loss > 0 else 0.0)
+            passed = self._verify.finish(self._config["center"])
+            self._estimated = key, _recalign.tradeoff_excess_estimate(self.sketch(), self._blocks[0], passed)
         return self._estimated[1]
 
     def _stop(self):
-        return self._estimate()[1] <= _TRADEOFF_STOP
+        return self._estimate()[1] <= _recalign.TRADEOFF_STOP
 
     def report(self):
         """The VerifiedTradeoffResult (all passes done, or `finished`)."""

@@ -205,6 +205,19 @@ void bind_highd_analyses(py::module_& m) {
           "The exact residual R = Sxy − Sxx X of X = Q (Qᵀ Sxx Q)⁺ Qᵀ Sxy on a verification pass's span Q (the\n"
           "pass's statistics; the sketch's statistics give Sxy): X minimises the λ = 0 loss over span Q, its\n"
           "excess over the optimum is tr(Rᵀ Sxx⁻¹ R).");
+    m.def("tradeoff_excess_estimate",
+          [](const statistics& sketch, const blocks_g& blocks, const restricted_statistics& pass) {
+              const tradeoff_excess e =
+                  locked(blocks, [&](const patch_blocks& b) { return tradeoff_excess_estimate(sketch, b, pass); });
+              return py::make_tuple(e.residual, e.estimate);
+          },
+          py::arg("sketch"), py::arg("blocks"), py::arg("statistics"),
+          "(‖R‖_F / ‖Sxy‖_F, tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss) after a verification pass on span Q (statistics): the\n"
+          "Galerkin residual's relative norm (exact) and an estimate of the λ = 0 loss's relative excess over its\n"
+          "optimum (Ĝ from the blocks), which `recalign tradeoff`'s adaptive stop compares with\n"
+          "TRADEOFF_STOP.");
+    m.attr("TRADEOFF_PRECONDITIONER_BLOCK") = tradeoff_preconditioner_block;
+    m.attr("TRADEOFF_STOP") = tradeoff_stop;
     m.def("sketch_preconditioned",
           [](const spectrum& sketch, py::object b, py::object diagonal, const blocks_g* blocks) {
               if (!blocks == diagonal.is_none())

@@ -12,18 +12,6 @@
 
 namespace recalign::cli {
 
-namespace {
-// Coordinates per diagonal block of the trade-off's preconditioner. Measured on 12,000 synthetic
-// 32x32x3 images (NumPy, the same iteration, rank-256 Nyström): the λ = 0 loss's excess after
-// 8 passes is 31 % with the diagonal alone, 2.9 % with blocks of 192, 2.5 % with 384 (1.0 %
-// after 18 passes); blocks of 384 hold D · 192.5 doubles (232 MB at D = 150,528).
-constexpr std::uint64_t tradeoff_preconditioner_block = 384;
-// The adaptive stop: tr(Rᵀ Ĝ⁻¹ R), an estimate of the λ = 0 loss's excess over its optimum,
-// below this fraction of the loss. The estimate can be low by 10-70x where CG stagnates
-// (that synthetic case: 2e-3 of the loss at a true excess of 2 %), hence 1e-4.
-constexpr double tradeoff_stop = 1e-4;
-}  // namespace
-
 int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     tradeoff_options opt;
     opt.lambdas = parse_list(o.lambdas, "--lambda");
@@ -69,27 +57,18 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         };
         tradeoff_refinement cg;
         cg.max_passes = plan.passes;
-        auto estimate = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics& pass,
-                           tradeoff_refinement& c) {
-            const tradeoff_residual res = tradeoff_galerkin_residual(s, pass);
-            const matrix_t z = sketch_preconditioned(s.spec, blocks[0], res.residual);
-            double e = 0.0;
-            for (std::size_t i = 0; i < z.size(); ++i) e += z.data()[i] * res.residual.data()[i];
-            c.residual = res.relative;
-            c.estimate = res.supervised_loss > 0 ? e / res.supervised_loss : 0.0;
-        };
         if (!mpi.active())  // each rank would judge its own shard
-            plan.done = [estimate](const statistics& s, const std::vector<patch_blocks>& blocks,
-                                   const restricted_statistics& pass) {
-                tradeoff_refinement c;
-                estimate(s, blocks, pass, c);
-                return c.estimate <= tradeoff_stop;
+            plan.done = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics& pass) {
+                return tradeoff_excess_estimate(s, blocks[0], pass).estimate <= tradeoff_stop;
             };
         verified_state state(p.config(), plan);
         r.run = stream(state, p, mpi);
         statistics s = state.sketch();
         restricted_statistics pass = state.verified();
-        estimate(s, state.blocks(), pass, cg);  // before verified_choices rescales the pass
+        // Before verified_choices rescales the pass.
+        const tradeoff_excess excess = tradeoff_excess_estimate(s, state.blocks()[0], pass);
+        cg.residual = excess.residual;
+        cg.estimate = excess.estimate;
         cg.passes = static_cast<std::size_t>(state.verification_passes());
         cg.stopped = cg.passes < cg.max_passes;
         r.refinement = cg;
