@@ -271,6 +271,15 @@ TEST_CASE("tradeoff_ritz_basis with blocks: preconditioned CG passes towards Sxx
             const tradeoff_residual res = tradeoff_galerkin_residual(sketch, pass2);
             CHECK(res.relative < 1e-8);
             CHECK(res.supervised_loss == Approx(best.points[0].supervised_loss).epsilon(1e-8));
+            // With Ĝ = Sxx, tradeoff_excess_estimate's tr(Rᵀ Ĝ⁻¹ R) is the exact excess: on span(U, Sxy)
+            // (no preconditioned direction), the λ = 0 loss over the optimum, relative to that loss.
+            const restricted_statistics plain = verify(d, tradeoff_ritz_basis(sketch), c);
+            const tradeoff_residual r0 = tradeoff_galerkin_residual(sketch, plain);
+            const tradeoff_excess e0 = tradeoff_excess_estimate(sketch, all, plain);
+            CHECK(e0.residual == r0.relative);
+            const double exact = (r0.supervised_loss - best.points[0].supervised_loss) / r0.supervised_loss;
+            CHECK(exact > 1e-3);
+            CHECK(e0.estimate == Approx(exact).epsilon(1e-6));
         }
         // Blocks of 14 (an image row): the λ = 0 loss falls pass by pass, the residual is that of
         // the loss printed, and every loss is an upper bound.
