@@ -55,8 +55,14 @@ long double verification_memory(std::uint64_t dim, std::uint64_t columns, long d
 
 verification_size alignment_verification(std::uint64_t rank) { return {rank, 0.0L}; }
 
-verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank) {
-    return {rank + 4 * classes, 8.0L * static_cast<long double>(dim)};
+verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
+                                        std::uint64_t refine, std::uint64_t block) {
+    const long double d = static_cast<long double>(dim), s = static_cast<long double>(std::max<std::uint64_t>(block, 1));
+    const long double k = static_cast<long double>(rank), c = static_cast<long double>(classes);
+    // Blocks of s coordinates (packed upper triangles, an edge block smaller: at most D (s + 1) / 2
+    // doubles); the preconditioner's E⁻¹ [U, R] and E⁻¹ U (2 D (r + C)) while a basis is built.
+    const long double blocks = s == 1.0L ? d : d * (s + 1.0L) / 2.0L;
+    return {rank + 2 * classes * (1 + refine), 8.0L * (blocks + 2.0L * d * (k + c))};
 }
 
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,

@@ -12,6 +12,9 @@ from .verified import _VerifiedRun
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
 # tools/recalign/denoise_sketch.cpp: the accuracy targets are for K <= 64).
 _REFINED = 64
+# The trade-off's most CG passes after the first by default (the CLI's default_tradeoff_refine,
+# tools/recalign/options.hpp; test_cli_parity_* run both defaults).
+_TRADEOFF_REFINE = 20
 
 
 @dataclass(frozen=True)
@@ -258,16 +261,19 @@ class VerifiedDenoising(_VerifiedRun):
 
 
 class VerifiedTradeoff(_VerifiedRun):
-    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K`: the sketch and the
-    exact diagonal of Sxx (1x1 PatchBlocks) in the first pass, then two verification passes, on
-    span(U, Sxy, Ĝ⁻¹Sxy) and on that plus Sxx Sxy and a preconditioned residual; report() gives
-    Theorem 1 by Rayleigh–Ritz on the second: the losses of the encoders returned, upper bounds
-    on the optimum."""
-
-    verification_passes = 2
+    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K [--refine N]`: the sketch
+    and the exact diagonal blocks of Sxx (runs of min(384, D) consecutive coordinates, a
+    PatchBlocks) in the first pass, then a verification pass on span(U, Sxy, Ĝ⁻¹Sxy) and up to
+    `refine` more (the CLI's --refine, default 20, 0..50), each adding Sxx Sxy and the
+    preconditioned exact residual Ĝ⁻¹ R of the previous span's Galerkin solution: block
+    preconditioned CG towards Sxx⁻¹ Sxy, the λ = 0 optimum (MATH.md §7). After a pass whose
+    tr(Rᵀ Ĝ⁻¹ R) (an estimate of the λ = 0 loss's excess) is at most 1e-4 of its loss, `finished`
+    is True and the passes left are skipped (recalign.track stops there; next_pass() refuses).
+    report() gives Theorem 1 by Rayleigh–Ritz on the last pass: the losses of the encoders
+    returned, upper bounds on the optimum, and the refinement run (passes, residual, estimate)."""
 
     def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                 tolerance=None, memory=None):
+                 refine=_TRADEOFF_REFINE, tolerance=None, memory=None):
         self._lambdas = [float(x) for x in lambdas]
         if not self._lambdas:
             raise ValueError("lambdas: empty list (give at least one lambda >= 0)")
@@ -277,30 +283,57 @@ class VerifiedTradeoff(_VerifiedRun):
         self._k = int(k)
         if not 1 <= self._k <= int(dim):
             raise ValueError(f"k must lie in [1, {dim}] (D = {dim}), got {k}")
+        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 50:
+            raise ValueError(f"refine must be an integer in [0, 50] (the CLI's --refine), got {refine!r}")
+        self._refine = int(refine)
+        self._block = min(_recalign.TRADEOFF_PRECONDITIONER_BLOCK, int(dim))
+        self._estimated = None  # (pass, rows, (relative residual, excess estimate)) of the last estimate
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
                          tolerance=tolerance, memory=memory)
 
+    @property
+    def verification_passes(self):
+        """The most verification passes: 1 + refine (the adaptive stop may end them earlier)."""
+        return 1 + self._refine
+
     def _verification(self):
-        return "tradeoff", {}
+        return "tradeoff", dict(refine=self._refine, block=self._block)
 
     def _geometries(self):
-        return [((self._config["dim"], 1, 1), (1, 1), "hwc")]
+        return [((self._config["dim"], 1, 1), (self._block, 1), "hwc")]
 
     def _args(self):
         c = self._config
         return dict(dim=c["dim"], classes=c["classes"], lambdas=self._lambdas, k=self._k, method=c["method"],
-                    rank=c["rank"], passes=c["passes"], seed=c["seed"], center=c["center"], tolerance=c.get("tolerance"))
+                    rank=c["rank"], passes=c["passes"], seed=c["seed"], center=c["center"], refine=self._refine,
+                    tolerance=c.get("tolerance"))
 
     def _basis(self, sketch, previous):
-        return _recalign.tradeoff_ritz_basis(sketch, previous, self._blocks[0].diagonal(sketch.center))
+        return _recalign.tradeoff_ritz_basis(sketch, previous, blocks=self._blocks[0])
+
+    def _estimate(self):
+        """(‖R‖_F / ‖Sxy‖_F, tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss) of the current verification pass (the CLI's)."""
+        key = (self._pass, self._verify.n)
+        if self._estimated is None or self._estimated[0] != key:
+            passed = self._verify.finish(self._config["center"])
+            self._estimated = key, _recalign.tradeoff_excess_estimate(self.sketch(), self._blocks[0], passed)
+        return self._estimated[1]
+
+    def _stop(self):
+        return self._estimate()[1] <= _recalign.TRADEOFF_STOP
 
     def report(self):
-        """The VerifiedTradeoffResult (all passes done)."""
+        """The VerifiedTradeoffResult (all passes done, or `finished`)."""
         passed = self.verified()
         sketch = self.sketch()
+        residual, estimate = self._estimate()
+        run = self._verification_passes_run()
+        refinement = {"passes": run, "max_passes": self.verification_passes, "stopped": run < self.verification_passes,
+                      "residual": residual, "excess_estimate": estimate if math.isfinite(estimate) else None}
         t = _recalign.ritz_tradeoff(passed, sketch.spectrum.total, self._lambdas, self._k)
         ritz = _recalign.ritz_alignment(passed)
-        return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, sketch_error=self._sketch_error(sketch, ritz, passed.k))
+        return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, refinement=refinement,
+                                      sketch_error=self._sketch_error(sketch, ritz, passed.k))
 
 
 def _is_monte_carlo(noise):
@@ -344,12 +377,13 @@ def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=
 
 
 def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
-                      center="uncentered", tolerance=None, memory=None, **track_options):
-    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K` over `batches`: a
-    VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the optimum; memory:
-    the budget in GiB, as verified_align)."""
+                      center="uncentered", refine=_TRADEOFF_REFINE, tolerance=None, memory=None, **track_options):
+    """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K [--refine N]` over
+    `batches`: a VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the
+    optimum; refine: the most CG passes after the first verification pass, default 20, stopping
+    early as VerifiedTradeoff says; memory: the budget in GiB, as verified_align)."""
     state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
-                             seed=seed, center=center, tolerance=tolerance, memory=memory)
+                             seed=seed, center=center, refine=refine, tolerance=tolerance, memory=memory)
     return _run(state, batches, **track_options)
 
 

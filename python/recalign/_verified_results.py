@@ -164,12 +164,16 @@ class VerifiedDenoisingResult:
 class VerifiedTradeoffResult:
     """`recalign tradeoff --method fd|nystrom`: Theorem 1 by Rayleigh–Ritz on the verified span;
     the losses are exactly those of the encoders returned, upper bounds on the optimum
-    (bound = "upper"). tradeoff: the TradeoffResult (one point per λ). method: the sketch route."""
+    (bound = "upper"). tradeoff: the TradeoffResult (one point per λ). method: the sketch route.
+    refinement: the CG passes towards Sxx⁻¹ Sxy run (the CLI's JSON "refinement" object)."""
     method: str
     tradeoff: Any
     sketch_error: SketchError = field(repr=False)
     exact_for: str = "returned encoder"
     bound: str = "upper"
+    # The CG passes towards Sxx⁻¹ Sxy (the CLI's JSON "refinement"): passes, max_passes, stopped,
+    # residual (‖Sxy − Sxx X‖_F / ‖Sxy‖_F, exact), excess_estimate (tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss: an estimate).
+    refinement: dict = field(default_factory=dict)
 
     @property
     def points(self):
@@ -181,4 +185,5 @@ class VerifiedTradeoffResult:
         t = self.tradeoff
         return [{"lambda": p.lambda_, "supervised_loss": p.supervised_loss, "reconstruction_loss": p.reconstruction_loss,
                  "loss": p.loss, "k": t.k, "centered": t.center == "centered", "n": t.n, "exact_for": self.exact_for,
-                 "sketch_error": self.sketch_error.to_dict(), "bound": self.bound} for p in t.points]
+                 "sketch_error": self.sketch_error.to_dict(), "bound": self.bound,
+                 **({"refinement": dict(self.refinement)} if self.refinement else {})} for p in t.points]

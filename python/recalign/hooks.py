@@ -149,7 +149,7 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
     while True:
         _track_pass(_passes_iterable(batches, total), tracker, checkpoint, every, report_every, on_report, row_index,
                     skip)
-        if p + 1 >= total:
+        if p + 1 >= total or getattr(tracker, "finished", False):  # a verified state's adaptive stop
             break
         before = getattr(tracker, "pass_index", None)
         tracker.next_pass()

@@ -1,10 +1,11 @@
 """Sketch routes with a verification pass (MATH.md §7, issue 14), the Python side of
 ``recalign align|denoise|tradeoff --method fd|nystrom --rank K [--passes P] [--tolerance T]``
-(denoise: ``[--refine N]``).
+(denoise, tradeoff: ``[--refine N]``).
 
 A sketch (Frequent Directions or Nyström, plus the exact class statistics and, for masking
-noises, the exact patch blocks) finds the subspaces; one more pass over the data (two for the
-trade-off; for denoise with a masking noise, `refine` more that refine its subspace) accumulates the restricted moments of what was found, so every number reported is
+noises, the exact patch blocks) finds the subspaces; one more pass over the data (for denoise with
+a masking noise, `refine` more that refine its subspace; for the trade-off up to `refine` more CG
+passes, ending early at an adaptive stop: `finished`) accumulates the restricted moments of what was found, so every number reported is
 exact for the subspace or encoder returned, beside the sketch's own error information.
 
 The states are accumulators read several times: ``total_passes`` reads of the same rows in the
@@ -118,6 +119,11 @@ class _VerifiedRun:
         """recalign._recalign.verification_memory's analysis and its options (noises, shape, layout)."""
         raise NotImplementedError
 
+    def _stop(self):
+        """The adaptive stop after a complete verification pass that is not the last (the CLI's
+        verify_plan.done): True skips the passes left, this one is the result."""
+        return False
+
     @property
     def corruptions(self):
         """The Python corruptions (recalign.Corruption) among the noises: load(), from_bytes() and a
@@ -192,6 +198,9 @@ class _VerifiedRun:
             raise ValueError(f"next_pass: all {self.total_passes} passes are done")
         if self.n == 0:
             raise ValueError(f"next_pass: pass {self._pass} has seen no rows")
+        if self.finished:
+            raise ValueError(f"next_pass: the adaptive stop ended the verification after pass {self._pass}: "
+                             "report() now")
         if nxt < self._config["passes"] and self._tolerance_met():
             nxt = self._config["passes"]  # the CLI's --tolerance: the verification starts now
         if nxt < self._config["passes"]:
@@ -210,6 +219,18 @@ class _VerifiedRun:
         """The stopping rule of `tolerance` after a sketch pass (the CLI's passes_to_skip)."""
         t = self._config.get("tolerance")
         return t is not None and self._sketch.relative_error(self._config["rank"]) <= t
+
+    @property
+    def finished(self):
+        """True once every pass to run is read: the last of total_passes, or a complete verification
+        pass after which the adaptive stop skips the rest (VerifiedTradeoff)."""
+        if self._verify is None or self._verify.n != self._sketch.n:
+            return False
+        return self._pass == self.total_passes - 1 or self._stop()
+
+    def _verification_passes_run(self):
+        """Verification passes run so far (with a tolerance met, the first came early)."""
+        return self._pass - self._config["passes"] + 1 if self._verify is not None else 0
 
     @property
     def sketch_passes(self):
@@ -231,14 +252,14 @@ class _VerifiedRun:
         return self._verify.finish(self._config["center"])
 
     def _require_done(self):
-        if self._pass != self.total_passes - 1 or self._verify is None or self._verify.n != self._sketch.n:
+        if not self.finished:
             raise RuntimeError(f"{type(self).__name__}: the result needs all {self.total_passes} passes over the same "
                                f"rows (now in pass {self._pass}, {self.n} rows)")
 
     def _sketch_error(self, sketch, ritz, columns):
         spec, c = sketch.spectrum, self._config
         return SketchError(method=c["method"], rank=spec.rank, verified=True,
-                           verification_passes=self.verification_passes, verification_columns=columns,
+                           verification_passes=self._verification_passes_run(), verification_columns=columns,
                            error_bound=spec.error_bound, error_estimate=spec.error_estimate,
                            ritz_values=ritz.curve.eigenvalues, residuals=ritz.residuals,
                            sketch_passes=self.sketch_passes, max_passes=c["passes"],

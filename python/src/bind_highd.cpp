@@ -195,21 +195,24 @@ void bind_memory(py::module_& m) {
           "krylov_blocks > 1: a block Krylov Nyström sketch over that many passes, at its widest basis.");
     m.def("verification_memory",
           [](const std::string& analysis, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
-             const std::vector<noise_spec>& noises, const py::object& shape, const std::string& layout, bool refines) {
+             const std::vector<noise_spec>& noises, const py::object& shape, const std::string& layout, bool refines,
+             std::uint64_t refine, std::uint64_t block) {
               verification_size v;
               if (analysis == "alignment") v = alignment_verification(rank);
-              else if (analysis == "tradeoff") v = tradeoff_verification(dim, classes, rank);
+              else if (analysis == "tradeoff") v = tradeoff_verification(dim, classes, rank, refine, block);
               else if (analysis == "denoising") v = denoising_verification(dim, rank, noises, make_shape(shape, layout), refines);
               else throw std::invalid_argument("analysis must be 'alignment', 'tradeoff' or 'denoising', got '" + analysis + "'");
               return py::make_tuple(v.columns, static_cast<double>(verification_memory(dim, v.columns, v.extra)));
           },
           py::arg("analysis"), py::arg("dim"), py::arg("classes"), py::arg("rank"), py::arg("noises") = std::vector<noise_spec>(),
-          py::arg("shape") = py::none(), py::arg("layout") = "hwc", py::arg("refines") = true,
+          py::arg("shape") = py::none(), py::arg("layout") = "hwc", py::arg("refines") = true, py::arg("refine") = 1,
+          py::arg("block") = 1,
           "(columns, bytes) of a sketch route's verification pass (the CLI's check_verification): the directions\n"
           "verified and the bytes they, the patch blocks and the Monte-Carlo sketches add to run_memory(method,\n"
           "dim, classes, rank). noises (denoising): specs, draws > 0 for Monte-Carlo ones; shape: the image of the\n"
           "specs without their own (dropout: D x 1 x 1 without); refines: with refinement passes (denoise\n"
-          "--refine N > 0: their step's temporaries are counted; refine=0 charges none).");
+          "--refine N > 0: their step's temporaries are counted; refine=0 charges none). refine, block (tradeoff):\n"
+          "the most CG passes after the first and the preconditioner's block size (the CLI's: --refine, min(384, D)).");
 }
 
 }  // namespace

@@ -159,20 +159,76 @@ void bind_highd_analyses(py::module_& m) {
           "spectrum's total). The losses are exactly those of the encoders returned: upper bounds on the optimum.");
 
     m.def("tradeoff_ritz_basis",
-          [](const statistics& sketch, std::optional<restricted_statistics> previous, py::object diagonal) {
+          [](const statistics& sketch, std::optional<restricted_statistics> previous, py::object diagonal,
+             const blocks_g* blocks) {
+              if (blocks && !diagonal.is_none())
+                  throw std::invalid_argument("tradeoff_ritz_basis: give the diagonal or the blocks, not both");
+              const restricted_statistics* prev = previous ? &*previous : nullptr;
+              if (blocks)
+                  return to_numpy(with_blocks(blocks, [&](const patch_blocks* b) { return tradeoff_ritz_basis(sketch, prev, *b); }));
               std::optional<vector_t> d;
               if (!diagonal.is_none()) d = to_vector(diagonal, "diagonal");
               matrix_t out;
               {
                   py::gil_scoped_release nogil;
-                  out = tradeoff_ritz_basis(sketch, previous ? &*previous : nullptr, d ? &*d : nullptr);
+                  out = tradeoff_ritz_basis(sketch, prev, d ? &*d : nullptr);
               }
               return to_numpy(out);
           },
           py::arg("sketch"), py::arg("previous") = py::none(), py::arg("diagonal") = py::none(),
+          py::arg("blocks") = py::none(),
           "The Ritz space of the trade-off: orth(U, Sxy) from a sketch's statistics with labels; given the pass\n"
-          "on that space (`previous`), span(U, Sxy, Sxx Sxy). With `diagonal` (the exact diagonal of Sxx,\n"
-          "PatchBlocks.diagonal) also the preconditioned directions, as `recalign tradeoff` does.");
+          "on such a space (`previous`), that space plus Sxx Sxy. With a preconditioner (`diagonal`: the exact\n"
+          "diagonal of Sxx, PatchBlocks.diagonal; `blocks`: exact diagonal blocks of Sxx, a PatchBlocks) also\n"
+          "Ĝ⁻¹ Sxy, then Ĝ⁻¹ R of the previous span's Galerkin residual R: the block preconditioned CG passes\n"
+          "`recalign tradeoff` runs (blocks of 384 coordinates).");
+
+    py::class_<tradeoff_residual>(m, "TradeoffResidual",
+                                  "tradeoff_galerkin_residual(): R = Sxy − Sxx X of the Galerkin solution X on a pass's span.")
+        .def_property_readonly("residual", [](const tradeoff_residual& r) { return to_numpy(r.residual); }, "D x C residual R, exact.")
+        .def_readonly("relative", &tradeoff_residual::relative, "‖R‖_F / ‖Sxy‖_F.")
+        .def_readonly("supervised_loss", &tradeoff_residual::supervised_loss,
+                      "tr(Syy) − tr(Sxyᵀ X): the λ = 0 loss of the span (K >= C), exact.");
+    m.def("tradeoff_galerkin_residual",
+          [](const statistics& sketch, const restricted_statistics& pass) {
+              py::gil_scoped_release nogil;
+              return tradeoff_galerkin_residual(sketch, pass);
+          },
+          py::arg("sketch"), py::arg("statistics"),
+          "The exact residual R = Sxy − Sxx X of X = Q (Qᵀ Sxx Q)⁺ Qᵀ Sxy on a verification pass's span Q (the\n"
+          "pass's statistics; the sketch's statistics give Sxy): X minimises the λ = 0 loss over span Q, its\n"
+          "excess over the optimum is tr(Rᵀ Sxx⁻¹ R).");
+    m.def("tradeoff_excess_estimate",
+          [](const statistics& sketch, const blocks_g& blocks, const restricted_statistics& pass) {
+              const tradeoff_excess e =
+                  locked(blocks, [&](const patch_blocks& b) { return tradeoff_excess_estimate(sketch, b, pass); });
+              return py::make_tuple(e.residual, e.estimate);
+          },
+          py::arg("sketch"), py::arg("blocks"), py::arg("statistics"),
+          "(‖R‖_F / ‖Sxy‖_F, tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss) after a verification pass on span Q (statistics): the\n"
+          "Galerkin residual's relative norm (exact) and an estimate of the λ = 0 loss's relative excess over its\n"
+          "optimum (Ĝ from the blocks), which `recalign tradeoff`'s adaptive stop compares with\n"
+          "TRADEOFF_STOP.");
+    m.attr("TRADEOFF_PRECONDITIONER_BLOCK") = tradeoff_preconditioner_block;
+    m.attr("TRADEOFF_STOP") = tradeoff_stop;
+    m.def("sketch_preconditioned",
+          [](const spectrum& sketch, py::object b, py::object diagonal, const blocks_g* blocks) {
+              if (!blocks == diagonal.is_none())
+                  throw std::invalid_argument("sketch_preconditioned: give the diagonal or the blocks (one of them)");
+              const matrix_t rhs = to_matrix(b, "b");
+              if (blocks)
+                  return to_numpy(with_blocks(blocks, [&](const patch_blocks* p) { return sketch_preconditioned(sketch, *p, rhs); }));
+              const vector_t d = to_vector(diagonal, "diagonal");
+              matrix_t out;
+              {
+                  py::gil_scoped_release nogil;
+                  out = sketch_preconditioned(sketch, d, rhs);
+              }
+              return to_numpy(out);
+          },
+          py::arg("sketch"), py::arg("b"), py::arg("diagonal") = py::none(), py::arg("blocks") = py::none(),
+          "Ĝ⁻¹ B for Ĝ = U Λ Uᵀ + E (Woodbury): the sketch's top part plus E, the exact diagonal (`diagonal`)\n"
+          "or diagonal blocks (`blocks`, a PatchBlocks over the same rows) of Sxx − U Λ Uᵀ.");
 }
 
 }  // namespace recalign::python

@@ -251,3 +251,34 @@ def test_torch_dataloader_drives_every_pass(tmp_path):
     with pytest.raises(ValueError, match="several passes"):
         recalign.track(shuffled, make(), checkpoint=str(tmp_path / "a.ckpt"))
     assert not os.path.exists(tmp_path / "a.ckpt")
+
+
+def test_tradeoff_adaptive_stop_as_the_cli(tmp_path):
+    """400 synthetic 16x16x3 images (D = 768: two preconditioner blocks of 384, Sxx singular): the CG
+    passes stop early, after the same pass as the CLI's --refine 8, to the same document bit for
+    bit; the stopped state is `finished`, refuses next_pass(), and a checkpoint of it loads and
+    resumes to the same result."""
+    if not SYNTH or not os.path.exists(SYNTH):
+        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
+    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
+    subprocess.run([SYNTH, "--rows", "400", "--height", "16", "--width", "16", "--seed", "5", "--output", images,
+                    "--labels", labels], check=True, capture_output=True)
+    x = np.fromfile(images, dtype=np.uint8).reshape(400, 768)
+    y = np.load(labels)
+    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]
+    cli = cli_json("tradeoff", "--images", images, "--raw-shape", "400,768", "--labels", labels, "--classes", 10,
+                   "--batch", 100, "--method", "nystrom", "--rank", 40, "--seed", 3, "--lambda", "0,1", "--k", 5,
+                   "--refine", 8)
+    done = cli[0]["refinement"]
+    assert done["stopped"] and done["passes"] < done["max_passes"] == 9
+    checkpoint = tmp_path / "state.ckpt"
+    state = recalign.track(data, recalign.VerifiedTradeoff(768, 10, [0, 1], 5, rank=40, seed=3, refine=8),
+                           checkpoint=checkpoint)
+    same_document(cli, state.report(), "tradeoff stopped")
+    assert state.finished and state.pass_index == done["passes"] < state.total_passes - 1
+    with pytest.raises(ValueError, match="adaptive stop"):
+        state.next_pass()
+    assert recalign.VerifiedTradeoff.load(checkpoint).report().to_dict() == state.report().to_dict()
+    resumed = recalign.track(data, recalign.VerifiedTradeoff(768, 10, [0, 1], 5, rank=40, seed=3, refine=8),
+                             checkpoint=checkpoint, resume=True)
+    assert resumed.to_bytes() == state.to_bytes()

@@ -177,7 +177,9 @@ def test_verification_memory_against_the_help_text():
     columns, extra = recalign._recalign.verification_memory("alignment", d, c, k)
     assert (columns, extra) == (k, 24 * d * k)
     columns, extra = recalign._recalign.verification_memory("tradeoff", d, c, k)
-    assert (columns, extra) == (k + 4 * c, 24 * d * (k + 4 * c) + 8 * d)
+    # tradeoff_verification's defaults (one refinement pass, the diagonal): 2 C directions a pass,
+    # the diagonal and the preconditioner's 2 D (rank + C) temporaries.
+    assert (columns, extra) == (k + 4 * c, 24 * d * (k + 4 * c) + 8 * d + 16 * d * (k + c))
     specs = [recalign.NoiseSpec("mask:patch=4x4,ratio=0.5"), recalign.NoiseSpec("mask:patch=4x4,ratio=0.2"),
              recalign.NoiseSpec("dropout:ratio=0.5,draws=2"), recalign.NoiseSpec("gaussian:sigma=1")]
     columns, extra = recalign._recalign.verification_memory("denoising", d, c, k, specs, (16, 16, 3))

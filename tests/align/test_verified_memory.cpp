@@ -26,13 +26,20 @@ TEST_CASE("run_memory: the D x D moments of the exact route, a few rank x D bloc
     CHECK(run_memory("exact", 1ULL << 40, 0, 0) > 1.8e19L);
 }
 
-TEST_CASE("alignment and tradeoff verify the rank's directions (tradeoff: 4 per class more, and the diagonal)") {
+TEST_CASE("alignment and tradeoff verify the rank's directions (tradeoff: 2 per class and pass more, the blocks)") {
     const verification_size a = alignment_verification(30);
     CHECK(a.columns == 30);
     CHECK(verification_memory(500, a.columns, a.extra) == 24.0L * 500 * 30);
     const verification_size t = tradeoff_verification(500, 10, 30);
     CHECK(t.columns == 70);
-    CHECK(t.extra == 8.0L * 500);
+    CHECK(t.extra == 8.0L * (500 + 2 * 500 * 40));
+    // Blocks of 64 coordinates: at least what patch_blocks holds for them (an edge block of 52).
+    patch_blocks_options o;
+    o.shape = {500, 1, 1, image_layout::hwc};
+    o.patch_h = 64;
+    const verification_size b = tradeoff_verification(500, 10, 30, 12, 64);
+    CHECK(b.columns == 30 + 2 * 10 * 13);
+    CHECK(b.extra >= 8.0L * static_cast<long double>(patch_blocks(o).values()) + 8.0L * 2 * 500 * 40);
 }
 
 TEST_CASE("denoising: blocks of each distinct geometry at least what patch_blocks holds, Monte-Carlo columns, D caps") {

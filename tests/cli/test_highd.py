@@ -125,7 +125,7 @@ SHARDED = {
     "align": ["align"],
     "denoise": ["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5", "--noise",
                 "gaussian:sigma=0.2", "--refine", 1],
-    "tradeoff": ["tradeoff", "--k", 10, "--lambda", "0,1,10"],
+    "tradeoff": ["tradeoff", "--k", 10, "--lambda", "0,1,10", "--refine", 1],
 }
 
 
@@ -143,7 +143,7 @@ def test_merged_shards_verify_as_one_stream(tmp, fashion_mnist, command):
     assert rc == 0 and "resume it with the whole input" in err, err
     # info says what is pending (it said "complete yes" before the verification pass ran).
     info = json.loads(c.run(["info", merged, "--json"], check_rc=0)[1])
-    verification = {"align": 1, "tradeoff": 2, "denoise": 2}[command]  # denoise: the pass and one --refine pass
+    verification = {"align": 1, "tradeoff": 2, "denoise": 2}[command]  # the pass and one --refine pass
     assert not info["complete"] and info["verified"] and info["verification_passes"] == verification, info
     assert info["rows_per_pass"] == [3000] + [0] * verification, info["rows_per_pass"]
     assert f"verification pass 1 of {verification}" in info["pending"] and "none yet" in info["pending"], info

@@ -1,4 +1,5 @@
 // tradeoff: supervised and reconstruction losses at the optimum of Theorem 1, per lambda.
+#include <algorithm>
 #include <cmath>
 
 #include "commands.hpp"
@@ -32,33 +33,49 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     opt.k = o.k;
     tradeoff_cli_result r;
     const std::uint64_t classes = p.config().classes;
+    // The preconditioner's exact diagonal blocks of Sxx: runs of `block` consecutive coordinates
+    // (an image row's neighbouring pixels and channels; the last run may be shorter).
+    const std::uint64_t block = std::min<std::uint64_t>(tradeoff_preconditioner_block, p.dim());
+    const std::size_t refine = o.run.refine.value_or(default_tradeoff_refine);
     {
-        const verification_size v = tradeoff_verification(p.dim(), classes, o.run.rank);
+        const verification_size v = tradeoff_verification(p.dim(), classes, o.run.rank, refine, block);
         check_verification(o.run, p, mpi, v.columns, v.extra);
     }
     if (verify) {
-        // Two passes: on span(U, Sxy), then on span(U, Sxy, Sxx Sxy) with Sxx Sxy from the first.
+        // A first pass on span(U, Sxy, Ĝ⁻¹ Sxy), then up to --refine passes, each adding Sxx Sxy and
+        // the preconditioned exact residual of the previous span's Galerkin solution (block PCG on
+        // Sxx W = Sxy, MATH.md §7), until that residual's Ĝ⁻¹-norm is below 1e-4 of the λ = 0 loss.
         verify_plan plan;
         plan.center = p.center;
-        plan.passes = 2;
-        // The exact diagonal of Sxx (blocks of one coordinate): the preconditioned directions.
+        plan.passes = 1 + refine;
         patch_blocks_options diag;
         diag.shape = {p.dim(), 1, 1, image_layout::hwc};
+        diag.patch_h = static_cast<std::size_t>(block);
         plan.blocks.push_back(diag);
         plan.basis = [](const statistics& s, const std::vector<patch_blocks>& blocks, restricted_statistics* previous) {
-            vector_t d = xt::zeros<double>({s.dim});
-            for (std::size_t b = 0; b < blocks[0].blocks(); ++b)
-                d(blocks[0].indices(b)[0]) = blocks[0].block(b, s.center)(0, 0);
-            return tradeoff_ritz_basis(s, previous, &d);
+            return tradeoff_ritz_basis(s, previous, blocks[0]);
         };
+        tradeoff_refinement cg;
+        cg.max_passes = plan.passes;
+        if (!mpi.active())  // each rank would judge its own shard
+            plan.done = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics& pass) {
+                return tradeoff_excess_estimate(s, blocks[0], pass).estimate <= tradeoff_stop;
+            };
         verified_state state(p.config(), plan);
         r.run = stream(state, p, mpi);
         statistics s = state.sketch();
         restricted_statistics pass = state.verified();
+        // Before verified_choices rescales the pass.
+        const tradeoff_excess excess = tradeoff_excess_estimate(s, state.blocks()[0], pass);
+        cg.residual = excess.residual;
+        cg.estimate = excess.estimate;
+        cg.passes = static_cast<std::size_t>(state.verification_passes());
+        cg.stopped = cg.passes < cg.max_passes;
+        r.refinement = cg;
         verified_choices(s, pass, p);
         r.t = ritz_tradeoff(pass, s.spec.total, opt);
         const ritz_alignment_result ritz = ritz_alignment(pass);
-        r.sketch = describe_sketch(s, &ritz, pass.k(), plan.passes);
+        r.sketch = describe_sketch(s, &ritz, pass.k(), cg.passes);
         note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
         r.sketch->pass_seconds = state.pass_seconds();
         note_pass_seconds(*r.sketch, o.run.quiet);

@@ -59,6 +59,8 @@ struct run_options {
 
 // Refinement passes of a masking noise's subspace on a sketch route without --refine.
 inline constexpr std::size_t default_refine = 8;
+// tradeoff on a sketch route without --refine: the most CG passes after the first verification pass.
+inline constexpr std::size_t default_tradeoff_refine = 20;
 
 struct align_options {
     data_options data;

@@ -155,6 +155,15 @@ std::string render_json(const tradeoff_cli_result& r) {
             add_sketch(o, r.sketch, "returned encoder");
             o["bound"] = r.sketch->verified ? json("upper") : json(nullptr);
         }
+        if (r.refinement) {
+            json c;
+            c["passes"] = r.refinement->passes;
+            c["max_passes"] = r.refinement->max_passes;
+            c["stopped"] = r.refinement->stopped;
+            c["residual"] = r.refinement->residual;
+            c["excess_estimate"] = number_or_null(r.refinement->estimate);
+            o["refinement"] = c;
+        }
         a.push_back(o);
     }
     return dump(a);

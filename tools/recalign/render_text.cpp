@@ -133,6 +133,11 @@ std::string render_text(const tradeoff_cli_result& r) {
         appendf(s, "%12.6g  %16.8g  %20.8g\n", p.lambda, p.supervised_loss / n, p.reconstruction_loss / n);
     sketch_note(s, r.sketch, "the losses are exact for the encoder returned (Rayleigh–Ritz), hence upper bounds on "
                              "the optimal losses");
+    if (r.refinement)
+        appendf(s, "preconditioned CG towards Sxx⁻¹ Sxy: %zu of at most %zu verification passes%s; relative residual "
+                   "%.3g (exact), λ = 0 loss above its optimum by about %.2g of it (estimate)\n",
+                r.refinement->passes, r.refinement->max_passes, r.refinement->stopped ? " (stopped early)" : "",
+                r.refinement->residual, r.refinement->estimate);
     return s;
 }
 

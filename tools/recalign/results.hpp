@@ -85,9 +85,18 @@ struct project_result {
     image_grid grid;
 };
 
+// tradeoff on a sketch route: the preconditioned CG passes towards Sxx⁻¹ Sxy (--refine).
+struct tradeoff_refinement {
+    std::size_t passes = 0, max_passes = 0;  // verification passes run, and the most (1 + --refine)
+    bool stopped = false;                    // the adaptive stop ended the run before max_passes
+    double residual = 0.0;  // ‖Sxy − Sxx X‖_F / ‖Sxy‖_F on the last span (exact)
+    double estimate = std::numeric_limits<double>::quiet_NaN();  // tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss: an estimate
+};
+
 struct tradeoff_cli_result {
     run_state run;
     tradeoff_result t;
+    std::optional<tradeoff_refinement> refinement;
     std::optional<sketch_verification> sketch;  // losses of the returned V: upper bounds on the optimum
 };
 

@@ -186,9 +186,14 @@ void verified_state::reduce_pass(const mpi_context& mpi) {
 
 std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
     if (pass >= route_.passes()) {  // a verification pass: the rest, when the refinement stopped
-        if (!stopped_) return 0;
+        // (denoise: the restart found nothing to read) or the plan's adaptive stop says so
+        if (!stopped_) {
+            if (!plan_.done || !pass_state_ || pass + 1 >= passes()) return 0;
+            if (!plan_.done(sketch(), blocks_, pass_state_->finish(plan_.center))) return 0;
+        }
         const std::uint64_t skip = passes() - 1 - pass;
         pass_ += skip;
+        skipped_ += skip;
         return skip;
     }
     const std::uint64_t skip = route_.passes_to_skip(pass);

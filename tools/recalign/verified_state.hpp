@@ -52,6 +52,10 @@ struct verify_plan {
     std::size_t passes = 1;                    // verification passes after the sketch's (a budget with `restart`)
     verification_basis basis;                  // the first verification pass's (and, without restart, every one's)
     verification_restart restart;              // optional: the refinement passes read only new directions
+    // Optional adaptive stop (one process only: each rank sees its shard): after a
+    // verification pass that is not the last, true skips the rest (that pass is the result).
+    std::function<bool(const statistics& sketch, const std::vector<patch_blocks>& blocks,
+                       const restricted_statistics& pass)> done;
 };
 
 // How the refinement passes went (incremental refinement): passes run, why they stopped.
@@ -71,6 +75,8 @@ public:
     std::uint64_t passes_to_skip(std::uint64_t pass) override;
     bool reads(std::uint64_t pass) const override { return !(stopped_ && pass >= route_.passes()); }
     std::uint64_t sketch_passes() const { return route_.sketch_passes(); }
+    // Verification passes run: the plan's, less those the adaptive stop skipped (this process).
+    std::uint64_t verification_passes() const { return plan_.passes - skipped_; }
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
@@ -123,6 +129,7 @@ private:
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass
     bool adopt_blocks_ = false;  // for_merge: load takes the checkpoint's blocks as they are
     bool whole_ = false;         // hold_whole, until the next pass boundary
+    std::uint64_t skipped_ = 0;  // verification passes skipped by plan_.done
 };
 
 }  // namespace recalign::cli

@@ -41,8 +41,11 @@ struct verification_size {
 
 // align: the sketch's rank.
 verification_size alignment_verification(std::uint64_t rank);
-// tradeoff: rank + 4 C directions (U, Sxy, Ĝ⁻¹Sxy, Sxx Sxy, a residual), and the exact diagonal.
-verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank);
+// tradeoff: rank + 2 C directions (U, Sxy, Ĝ⁻¹Sxy) and 2 C more per refinement pass (Sxx Sxy,
+// a preconditioned residual), the exact diagonal blocks of `block` coordinates of the
+// preconditioner and its temporaries (E⁻¹ U, E⁻¹ [U, R]: 2 D (rank + C) doubles).
+verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
+                                        std::uint64_t refine = 1, std::uint64_t block = 1);
 // denoise: U, and per masking noise (closed form) its subspace and `refined` = min(64, rank)
 // refined Ritz vectors; per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions, its sketch
 // (G Ω, Bs Ω, Bsᵀ Ω and a copy: 6 D (rank + 10) doubles) and its products on the basis (Bsᵀ Q,
