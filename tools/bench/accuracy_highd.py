@@ -18,6 +18,9 @@ agrees trivially; one at a time is the test of the method.
         # D = 12,288, the demo's 224x224 images box-averaged by 3.5; exact route ~9 GB: run it alone
     tools/bench/accuracy_highd.py fashion --rank 64 --draws 4 --noises 4x4:0.75 --skip-tradeoff
         # Monte-Carlo noises (draws=4): sketch route against the exact route of the same draws
+    tools/bench/accuracy_highd.py synth --side 64 --size 224 --rows 20000 --oracle --noises 16x16:0.75:fixed
+        # exact side from tools/bench/denoise_oracle.py (NumPy/SciPy; ~3 D x D, minutes where
+        # recalign's exact route takes hours); PxP:ratio:fixed is the fixed-count scheme
 
 Synthetic images: --size x --size (default 4·side) box-averaged to side x side by
 recalign-synth, cached in --cache. Prints one line per noise, a Markdown row per noise
@@ -47,6 +50,8 @@ def main():
     ap.add_argument("--together", action="store_true")
     ap.add_argument("--skip-tradeoff", action="store_true")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--oracle", action="store_true",
+                    help="exact side from tools/bench/denoise_oracle.py (NumPy/SciPy) instead of recalign's exact route")
     ap.add_argument("--only", choices=["exact", "sketch", "report"],
                     help="run one route (sketch: compare where exact is cached), or only report what is cached")
     a = ap.parse_args()
@@ -71,7 +76,7 @@ def main():
     pairs = ([p.split(":") for p in a.noises.split(",")] if a.noises else
              [(f"{p}x{p}", r) for p in (1, 2, 4, 8) for r in ("0.25", "0.5", "0.75", "0.9")])
     draws = f",draws={a.draws}" if a.draws else ""
-    masks = [f"mask:patch={p},ratio={r}{draws}" for p, r in pairs]
+    masks = [f"mask:patch={x[0]},ratio={x[1]}" + (f",scheme={x[2]}" if len(x) > 2 else "") + draws for x in pairs]
     noises = masks + ([] if a.no_gaussian else ["gaussian:sigma=0.1"])
     method = ["--method", "nystrom", "--rank", str(a.rank), "--passes", "2", "--seed", "1"]
     sketch = method + ([] if a.refine is None else ["--refine", str(a.refine)])
@@ -111,8 +116,32 @@ def main():
         return [x for n in ns for x in ("--noise", n)]
 
     # The exact route: one command for every noise not cached yet, one cache file per noise.
-    missing = [n for n in noises if not os.path.exists(path("exact_" + n))]
-    if missing and a.only not in ("sketch", "report"):
+    # --oracle: denoise_oracle.py instead (masks only; cached as oracle_*; validated against the
+    # exact route wherever both are cached: the report prints their largest difference).
+    ex = "oracle_" if a.oracle else "exact_"
+    missing = [n for n in noises if not os.path.exists(path(ex + n)) and not (a.oracle and n.startswith("gaussian"))]
+    if missing and a.oracle and a.only not in ("sketch", "report"):
+        if a.data == "fashion" or a.draws:
+            sys.exit("--oracle: recalign-synth data and closed-form masks only")
+        oracle = [sys.executable if sys.executable.startswith("/usr/bin") else "/usr/bin/python3",
+                  os.path.join(os.path.dirname(os.path.abspath(__file__)), "denoise_oracle.py")]
+        cmd = oracle + ["--images", images, "--labels", labels, "--raw-shape", f"{rows},{side * side * 3}",
+                        "--image-shape", f"{side},{side},3", "--cache", a.cache] + [x for n in missing for x in ("--noise", n)]
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+            p = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name] + cmd, capture_output=True, text=True)
+            if p.returncode != 0:
+                sys.exit(f"oracle: exit {p.returncode}: {p.stderr.strip()}")
+            wall, user, system, rss = tf.read().split()[-4:]
+        t = {"wall": float(wall), "cpu": float(user) + float(system), "rss_mib": int(rss) / 1024}
+        print(f"  (oracle {' '.join(missing)}: {t['cpu']:.0f} s CPU, {t['wall']:.0f} s wall, {t['rss_mib']:.0f} MiB)",
+              file=sys.stderr)
+        doc = json.loads(p.stdout)
+        for n, e in zip(missing, doc["noises"]):
+            t["stages"] = doc["time"]
+            with open(path(ex + n) + ".tmp", "w") as o:
+                json.dump({"n": doc["n"], "d": doc["d"], "noise": e, "time": t, "with": ["oracle"] + missing}, o)
+            os.replace(path(ex + n) + ".tmp", path(ex + n))
+    elif missing and a.only not in ("sketch", "report"):
         seed = ["--seed", "1"] if a.draws else []  # the sketch route's draws
         doc, t = run("exact " + " ".join(missing), ["denoise"] + args + shape + flags(missing) + seed)
         for n, e in zip(missing, doc["noises"]):  # in the order given (their "spec" is canonical)
@@ -121,15 +150,20 @@ def main():
             os.replace(path("exact_" + n) + ".tmp", path("exact_" + n))
     if a.only == "exact":
         return
-    by_spec, exact_runs = {}, {}
-    for n in noises:
-        if not os.path.exists(path("exact_" + n)):
-            continue
-        with open(path("exact_" + n)) as i:
-            c = json.load(i)
-        by_spec[n] = c["noise"]
-        exact_runs[" ".join(c["with"])] = c["time"]
-    times.extend(("exact " + k, t) for k, t in exact_runs.items())
+    by_spec, exact_runs, source, agree = {}, {}, {}, {}
+    for n in noises:  # the exact route where cached, else the oracle; both: how far apart
+        found = [(w, path(w + n)) for w in ("exact_", "oracle_") if os.path.exists(path(w + n))]
+        for w, f in reversed(found):
+            with open(f) as i:
+                c = json.load(i)
+            by_spec[n], source[n] = c["noise"], w[:-1]
+            exact_runs[" ".join(c["with"])] = c["time"]
+        if len(found) == 2:
+            with open(found[1][1]) as i:
+                o = json.load(i)["noise"]
+            agree[n] = max(max(abs(x - y) for x, y in zip(by_spec[n][q][:64], o[q][:64]))
+                           for q in ("relative", "impact_normalised"))
+    times.extend(("exact " + k if not k.startswith("oracle") else k, t) for k, t in exact_runs.items())
     sk = f"sketch{stamp}_r{a.rank}" + ("" if a.refine is None else f"_refine{a.refine}")
     if a.together:
         docs = [cached(sk + "_together_" + "_".join(noises), ["denoise"] + args + shape + flags(noises) + sketch)]
@@ -139,6 +173,8 @@ def main():
         noises = [n for n, x in zip(noises, docs) if x]  # report: the cached ones
         docs = [x for x in docs if x]
         got = [x["noises"][0] for x in docs]
+    if not docs:
+        sys.exit(f"{tag}: no sketch result of this build ({sk}) cached: run without --only report")
     doc0 = docs[0]
     refine = "CLI default" if a.refine is None else a.refine
     print(f"{tag}: D = {doc0['d']}, n = {doc0['n']}; sketch nystrom {a.rank}, 2 passes, verified, refine {refine}; K <= 64")
@@ -161,7 +197,8 @@ def main():
         worst_rel, worst_imp = max(worst_rel, dr), max(worst_imp, di)
         miss = " MISSED" if dr > 2e-3 or di > 1e-2 or flips else ""
         print(f"  {s['spec']:40s} K = {k}: |Δ relative| {dr:.1e} (max |exact| {big:.1e}), sign flips {flips}, "
-              f"|Δ impact/K| {di:.1e}{miss}")
+              f"|Δ impact/K| {di:.1e}{miss} [{source[n]}"
+              + (f"; exact route and oracle within {agree[n]:.0e}]" if n in agree else "]"))
         closed = path("exact_" + n.replace(draws, ""))
         if a.draws and os.path.exists(closed):  # the Monte-Carlo error of the exact route itself, for scale
             with open(closed) as i:
@@ -170,6 +207,7 @@ def main():
                   f"{max(abs(x - y) for x, y in zip(e['relative'][:k], c['relative'][:k])):.1e}, |Δ impact/K| "
                   f"{max(abs(x - y) for x, y in zip(e['impact_normalised'][:k], c['impact_normalised'][:k])):.1e}")
         patch, ratio = n.split("patch=")[1].split(",")[0], n.split("ratio=")[1].split(",")[0]
+        patch += " fixed" if "scheme=fixed" in n else ""
         by_patch.setdefault(patch, []).append((ratio, dr, di, flips))
     print(f"  worst: |Δ relative| {worst_rel:.1e}, |Δ impact/K| {worst_imp:.1e}")
     if not a.skip_tradeoff:
