@@ -181,6 +181,34 @@ def same_document(cli, py, what):
     assert cli == py.to_dict(), what
 
 
+def close_document(cli, py, what, rtol=1e-7):
+    """As same_document for denoise, whose refinement passes differ in how, not what: the CLI
+    reads only each pass's new directions (incremental_refinement.hpp) where Python re-verifies
+    the whole span, so the same Ritz spans give the same numbers to rounding, not bit for bit.
+    Every key and every non-numeric value must still agree; numbers within rtol of the largest
+    magnitude of their list. The CLI's `refinement` report (its adaptive stop) has no Python twin yet."""
+    cli = {k: v for k, v in cli.items() if k not in ("input", "scale")}
+    cli["sketch_error"] = {k: v for k, v in cli["sketch_error"].items() if k != "refinement"}
+
+    def walk(a, b, where, scale=None):
+        if isinstance(a, dict):
+            assert isinstance(b, dict) and a.keys() == b.keys(), f"{what}: keys at {where}"
+            for k in a:
+                walk(a[k], b[k], f"{where}.{k}")
+        elif isinstance(a, list):
+            assert isinstance(b, list) and len(a) == len(b), f"{what}: length at {where}"
+            nums = [abs(v) for v in a if isinstance(v, (int, float)) and v is not None and np.isfinite(v)]
+            sc = max(nums) if nums else None
+            for i, (u, v) in enumerate(zip(a, b)):
+                walk(u, v, f"{where}[{i}]", sc)
+        elif isinstance(a, float) or isinstance(b, float):
+            tol = rtol * max(abs(a), scale or 0.0, 1e-300)
+            assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol, f"{what}: {where}: {a} vs {b}"
+        else:
+            assert a == b, f"{what}: {where}: {a!r} vs {b!r}"
+    walk(cli, py.to_dict(), "")
+
+
 def test_cli_parity_synthetic_3072(tmp_path):
     """recalign-synth output at D = 3,072 (32x32x3, 1/f² images): denoise and align through
     the CLI and through Python on the same batches give the same documents bit for bit."""
@@ -201,7 +229,7 @@ def test_cli_parity_synthetic_3072(tmp_path):
     py = recalign.verified_denoise(data, noises, 10, shape=(32, 32, 3), rank=48, passes=2, seed=3)
     assert cli["exact_for"] == "returned subspaces" and cli["sketch_error"]["verified"] and cli["n"] == 400
     assert cli["sketch_error"]["verification_passes"] == 9  # the default --refine 8
-    same_document(cli, py, "denoise")
+    close_document(cli, py, "denoise")
     cli = cli_json("align", *common)
     same_document(cli, recalign.verified_align(data, 10, rank=48, passes=2, seed=3), "align")
     cli = cli_json("align", *common, "--tolerance", 0.99)
@@ -230,7 +258,7 @@ def test_cli_parity_fashion(fashion, tmp_path):
                    "--noise", "mask:patch=4x4,ratio=0.5", "--noise", "dropout:ratio=0.3", "--center")
     py = recalign.verified_denoise(data, ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.3"], 10, shape=(28, 28, 1),
                                    rank=40, center="centered")
-    same_document(cli, py, "denoise centered")
+    close_document(cli, py, "denoise centered")
 
 
 def test_torch_dataloader_drives_every_pass(tmp_path):

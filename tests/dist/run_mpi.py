@@ -130,6 +130,9 @@ def numbers(doc, keys):
 # generalized eigenproblems: 2e-11 at k = 7 for 4x4 masking) to 1e-9 over all k; the statistics themselves (eigenvalues, normalisers,
 # counts) to 1e-12 relative everywhere. The merged states are checked to 1e-12 directly by
 # the library test (test_mpi.cpp).
+# The trade-off's CG report (refinement.residual, the exact ‖Sxy − Sxx W‖ of a near-solution, and
+# refinement.excess_estimate, tr(Rᵀ Ĝ⁻¹ R)) are small differences of large terms: they move by
+# 5e-10 and 7e-10 relative under 2 ranks, so they are held to the all-k bound.
 EIGENVECTOR_DERIVED = ("alignment", "contributions", "clean", "relative", "impact")
 
 
@@ -149,7 +152,7 @@ def compare_docs(got, want, what, tol=1e-12, tol_all_k=1e-9, leading=100):
         x, y = np.nan_to_num(np.asarray(a[k], float), nan=0.0), np.nan_to_num(np.asarray(b[k], float), nan=0.0)
         if x.shape != y.shape:
             note("stat", float("inf"), k)
-        elif any(tag in k.rsplit(".", 1)[-1] or tag == k for tag in EIGENVECTOR_DERIVED):
+        elif any(tag in k.rsplit(".", 1)[-1] or tag == k for tag in EIGENVECTOR_DERIVED) or ".refinement." in k:
             scale = max(1.0, float(np.max(np.abs(y))))
             if not k.startswith("noises"):  # noisy subspaces: generalized eigenproblems, worse conditioned
                 note("lead", float(np.max(np.abs(x[:leading] - y[:leading]))) / scale, k)
@@ -232,8 +235,13 @@ def cli(mpirun, exe):
                                                                  "mask:patch=4x4,ratio=0.5", "--noise",
                                                                  "gaussian:sigma=0.2", "--refine", "1"] + base,
                      (3,), ()))
-    jobs.append(("tradeoff --verify", ["tradeoff"] + sketch + ["--k", "10", "--lambda", "0,1,10"] + base, (2,), ()))
-    for name, argv, rank_counts, twice in jobs:
+    # The trade-off's CG passes (up to --refine 20, the adaptive stop judged on rank 0) build each
+    # basis from the previous pass's merged statistics, so rounding of the ranks' sums compounds
+    # pass by pass (4e-11 on the Ritz residuals): held to 1e-9; the stop must fire alike.
+    jobs.append(("tradeoff --verify", ["tradeoff"] + sketch + ["--k", "10", "--lambda", "0,1,10"] + base, (2,), (),
+                 1e-9))
+    jobs = [j if len(j) == 5 else j + (1e-12,) for j in jobs]
+    for name, argv, rank_counts, twice, tol in jobs:
         single = one_json(run([exe] + argv, env=env1), f"{name}, one process")
         for ranks in rank_counts:
             p1 = run(mpi_cmd(mpirun, ranks, [exe] + argv))
@@ -242,7 +250,7 @@ def cli(mpirun, exe):
                 p2 = run(mpi_cmd(mpirun, ranks, [exe] + argv))
                 one_json(p2, f"{name}, {ranks} rank(s), again")
                 check(p1.stdout == p2.stdout, f"{name}, {ranks} rank(s): two runs print identical output")
-            compare_docs(d1, single, f"{name}, {ranks} rank(s)")
+            compare_docs(d1, single, f"{name}, {ranks} rank(s)", tol=tol)
             if "input" in d1:
                 inp = d1["input"][0]
                 check(inp["first_row"] == 0 and inp["rows"] == 3000,

@@ -57,10 +57,10 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         };
         tradeoff_refinement cg;
         cg.max_passes = plan.passes;
-        if (!mpi.active())  // each rank would judge its own shard
-            plan.done = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics& pass) {
-                return tradeoff_excess_estimate(s, blocks[0], pass).estimate <= tradeoff_stop;
-            };
+        // Judged on rank 0 of the merged pass (verified_state::next_pass): mpirun stops where one process does.
+        plan.done = [](const statistics& s, const std::vector<patch_blocks>& blocks, const restricted_statistics& pass) {
+            return tradeoff_excess_estimate(s, blocks[0], pass).estimate <= tradeoff_stop;
+        };
         verified_state state(p.config(), plan);
         r.run = stream(state, p, mpi);
         statistics s = state.sketch();

@@ -140,6 +140,8 @@ void verified_state::next_pass(const mpi_context& mpi) {
                 basis = step.next.fresh();
                 next_ = std::move(step.next);
             }
+        } else if (previous && plan_.done && plan_.done(s, blocks_, *previous)) {
+            final_ = std::move(*previous);  // the plan's adaptive stop: this pass is the result
         } else {
             basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
         }
@@ -150,7 +152,8 @@ void verified_state::next_pass(const mpi_context& mpi) {
         basis = bytes_matrix(mpi.broadcast_bytes(std::move(bytes)));
     }
     if (basis.size() == 0) {  // the refinement stopped (every rank): the passes left read nothing
-        stopped_ = true;
+        pass_state_.reset();   // the other ranks' shares were merged into rank 0's result: the final
+        stopped_ = true;       // reduce must not meet them again (rank 0 holds none)
         return;
     }
     if (pass_ > route_.passes()) ++refined_;
@@ -185,15 +188,14 @@ void verified_state::reduce_pass(const mpi_context& mpi) {
 }
 
 std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
-    if (pass >= route_.passes()) {  // a verification pass: the rest, when the refinement stopped
-        // (denoise: the restart found nothing to read) or the plan's adaptive stop says so
-        if (!stopped_) {
-            if (!plan_.done || !pass_state_ || pass + 1 >= passes()) return 0;
-            if (!plan_.done(sketch(), blocks_, pass_state_->finish(plan_.center))) return 0;
-        }
+    if (pass >= route_.passes()) {  // a verification pass: the rest, when the passes stopped
+        // (next_pass on rank 0: the restart found nothing to read, or the plan's `done`; this
+        // pass then read nothing either)
+        if (!stopped_) return 0;
         const std::uint64_t skip = passes() - 1 - pass;
         pass_ += skip;
-        skipped_ += skip;
+        skipped_ += skip + (counted_ ? 0 : 1);
+        counted_ = true;
         return skip;
     }
     const std::uint64_t skip = route_.passes_to_skip(pass);

@@ -52,8 +52,8 @@ struct verify_plan {
     std::size_t passes = 1;                    // verification passes after the sketch's (a budget with `restart`)
     verification_basis basis;                  // the first verification pass's (and, without restart, every one's)
     verification_restart restart;              // optional: the refinement passes read only new directions
-    // Optional adaptive stop (one process only: each rank sees its shard): after a
-    // verification pass that is not the last, true skips the rest (that pass is the result).
+    // Optional adaptive stop: after a verification pass that is not the last, true skips the
+    // rest (that pass is the result). Asked on rank 0 of the merged pass, like `restart`.
     std::function<bool(const statistics& sketch, const std::vector<patch_blocks>& blocks,
                        const restricted_statistics& pass)> done;
 };
@@ -122,6 +122,7 @@ private:
     std::uint64_t refined_ = 0;  // refinement passes started
     double change_ = std::numeric_limits<double>::quiet_NaN();
     bool stopped_ = false;
+    bool counted_ = false;  // the passes skipped after the stop are in skipped_
     std::uint64_t planned_ = 0;  // verification passes the checkpoint is for (0: unknown, version 1)
     mutable std::optional<statistics> finished_;    // sketch(), of route_ as it is now
     std::uint64_t pass_ = 0;                        // the current pass
