@@ -240,7 +240,7 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "Sketch routes with a masking noise: at most N passes after the verification pass that "
                           "refine each masking noise's subspace (MATH.md §7; each is one more read of the data but "
                           "computes only the 64 new directions per masking noise; they stop early once the relative "
-                          "differences and impacts (K <= 64) change by less than 2e-4 between passes; 0 keeps the "
+                          "differences and impacts (K <= 64) change by less than 5e-5 between passes; 0 keeps the "
                           "first pass's subspace; a resume must give the same N); refused where it has nothing to "
                           "refine (--method exact, --no-verify, --from, no masking noise in closed form)")
         ->check(CLI::Range(0, 20))->default_str(std::to_string(default_refine));
