@@ -59,7 +59,8 @@ double max_rel_diff(const matrix_t& a, const matrix_t& b) {
 }
 
 bool same_bytes(const matrix_t& a, const matrix_t& b) {
-    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+    // An empty matrix's data() may be null, which memcmp must not see even for 0 bytes.
+    return a.shape() == b.shape() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 }  // namespace
