@@ -542,6 +542,7 @@ std::size_t orthonormal_extension(matrix_t& q, std::size_t m, matrix_t extra) {
     if (e == 0) return m;
     extension_columns(q.data(), cap, m, extra);
     const std::size_t k = extra.shape(1);
+    if (k == 0) return m;  // every column was dependent: extra(i, 0) would bind to null storage
     for (std::size_t i = 0; i < d; ++i)
         std::copy(&extra(i, 0), &extra(i, 0) + k, &q(i, m));
     return m + k;
@@ -551,6 +552,7 @@ matrix_t leading_columns_of(const matrix_t& q, std::size_t m) {
     const std::size_t d = q.shape(0);
     if (m > q.shape(1)) throw std::invalid_argument("leading_columns_of: more columns than the matrix has");
     matrix_t out = xt::empty<double>({d, m});
+    if (m == 0) return out;
     for (std::size_t i = 0; i < d; ++i) std::copy(&q(i, 0), &q(i, 0) + m, &out(i, 0));
     return out;
 }
