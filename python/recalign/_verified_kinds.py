@@ -1,4 +1,5 @@
 """The three verified sketch analyses (recalign.verified): what each verifies, on which basis."""
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -7,11 +8,11 @@ import numpy as np
 
 from . import _recalign
 from ._verified_results import VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, VerifiedTradeoffResult
-from .verified import _VerifiedRun
+from .verified import _VerifiedRun, _file_error
 
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
 # tools/recalign/denoise_sketch.cpp: the accuracy targets are for K <= 64).
-_REFINED = 64
+_REFINED = _recalign.DENOISING_REFINED_VECTORS
 # The trade-off's most CG passes after the first by default (the CLI's default_tradeoff_refine,
 # tools/recalign/options.hpp; test_cli_parity_* run both defaults).
 _TRADEOFF_REFINE = 20
@@ -157,6 +158,11 @@ class VerifiedDenoising(_VerifiedRun):
         self._geometry_list = geometries
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
                          tolerance=tolerance, memory=memory)
+        # Incremental refinement passes with the adaptive stop, as the CLI's (closed-form masking
+        # noises only: Monte-Carlo noises need their products on the whole span in every pass, so
+        # with one of them every refinement pass re-verifies the whole span, as the CLI's).
+        incremental = self._geometry_list and not any(_is_monte_carlo(n) for n in self._noises)
+        self._refinement = _recalign.DenoisingRefinement() if incremental else None
 
     def _verification(self):
         specs = [_recalign.NoiseSpec(f"gaussian:sigma=0,draws={n.draws}") if isinstance(n, Corruption) else n
@@ -210,6 +216,83 @@ class VerifiedDenoising(_VerifiedRun):
     def _blocks_for(self, i):
         return None if self._block_of[i] is None else self._blocks[self._block_of[i]]
 
+    # ---- incremental refinement (the CLI's verified_state with plan.restart) -----------------
+    @property
+    def finished(self):
+        """True once every pass to run is read: the last, or a complete refinement pass after which
+        the adaptive stop (the stopping curves changed by less than recalign.REFINEMENT_STOP) ends
+        the passes: track() stops there, next_pass() refuses. Asking it of a complete verification
+        pass that is not the last joins the pass to the carried statistics and computes the next
+        pass's directions (as next_pass() would): the pass then takes no more rows."""
+        if self._refinement is None or not self._closed() and self._pass == self.total_passes - 1:
+            return super().finished  # the last pass: nothing to compute before report()
+        if not self._closed() and (self._verify is None or self._verify.n != self._sketch.n):
+            return False
+        self._close()
+        return self._refinement.ended
+
+    def _closed(self):
+        return self._refinement is not None and self._verify is None and self._pass >= self._config["passes"]
+
+    def _close(self):
+        """The complete verification pass joined to the carried statistics (complete_pass), then the
+        restart's stop or next directions (denoising_restart); the last pass just ends the passes."""
+        if self._closed():
+            return
+        c = self._config
+        self._refinement.close(self.sketch().spectrum, self._verify.finish(c["center"]), self._noises,
+                               [self._blocks_for(i) for i in range(len(self._noises))], c["rank"], self._measure,
+                               restart=self._pass < self.total_passes - 1, count=_REFINED)
+        self._verify = None
+        self._mc_basis = []
+
+    def _next_basis(self):
+        if self._refinement is None or self._pass < self._config["passes"]:
+            return super()._next_basis()  # the first verification pass: span(U, V_1, ..., V_m)
+        self._close()
+        return self._refinement.fresh()  # only the new directions T
+
+    def verified(self):
+        """RestrictedStatistics of the verified span: the last pass joined to what it carried."""
+        self._require_done()
+        if self._refinement is None:
+            return super().verified()
+        # A copy joined to the carried statistics: the state is unchanged (report() may be asked again).
+        return self._refinement.verified(None if self._closed() else self._verify.finish(self._config["center"]))
+
+    def _carried_bytes(self):
+        return self._refinement.to_bytes() if self._refinement is not None else b""
+
+    def _load_carried(self, chunk, offset, version, source):
+        if self._refinement is None:
+            return super()._load_carried(chunk, offset, version, source)
+        passes = self._config["passes"]
+        if version < 2:
+            if self._pass > passes:
+                raise _file_error(source, 16, f"a version 1 state in refinement pass {self._pass - passes}: its "
+                                  "refinement passes re-read the whole span, this build's read only the new "
+                                  "directions: run again from the start, or from a checkpoint taken before the "
+                                  "first refinement pass")
+            return
+        r = _recalign.DenoisingRefinement.from_bytes(chunk, source)
+        if self._pass < passes or self._verify is not None:
+            ok = not r.ended and (r.reading == (self._pass > passes)) and r.passes == max(0, self._pass - passes)
+            if ok and r.reading:
+                ok = self._verify.k == r.fresh().shape[1]
+        else:
+            ok = r.ended and r.passes == self._pass - passes or r.reading and r.passes == self._pass - passes + 1
+        if not ok:
+            raise _file_error(source, offset, f"the refinement state disagrees with pass {self._pass}")
+        self._refinement = r
+
+    def _refinement_report(self):
+        """The CLI's JSON sketch_error.refinement (None without incremental refinement passes)."""
+        r = self._refinement
+        if r is None:
+            return None
+        return {"budget": self._refine, "passes": r.passes, "stopped": "converged" if r.stopped else "budget",
+                "change": r.change, "threshold": _recalign.REFINEMENT_STOP}
+
     def _basis(self, sketch, previous):
         q = sketch.spectrum.basis
         if previous is not None:  # a refinement pass: U, each masking noise's Ritz vectors and corrections
@@ -255,9 +338,11 @@ class VerifiedDenoising(_VerifiedRun):
             noises.append(VerifiedNoise(spec=str(n), denoising=v.denoising, noise_impact=v.impact,
                                         monte_carlo=_is_monte_carlo(n), basis=basis))
         c = self._config
+        error = dataclasses.replace(self._sketch_error(self.sketch(), clean, passed.k),
+                                    refinement=self._refinement_report())
         return VerifiedDenoisingResult(n=passed.n, dim=c["dim"], classes=c["classes"], measure=self._measure,
                                        center=c["center"], method=c["method"], clean_result=clean.curve, noises=noises,
-                                       sketch_error=self._sketch_error(self.sketch(), clean, passed.k))
+                                       sketch_error=error)
 
 
 class VerifiedTradeoff(_VerifiedRun):

@@ -13,6 +13,12 @@ def _number(x):
     return None if math.isnan(x) else x
 
 
+def _finite(x):
+    """A number as the CLI's JSON writes it: NaN and ±inf as null."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 def _list(a):
     """A JSON list as the CLI writes it: NaN as null."""
     return [_number(v) for v in np.asarray(a, dtype=float).ravel()]
@@ -39,6 +45,11 @@ class SketchError:
     max_passes: int = 1
     relative_estimate: float = math.nan
     tolerance: float = math.nan
+    # denoise's incremental refinement passes (the CLI's JSON "refinement"): budget (refine), passes
+    # run after the first verification pass, stopped ("converged": the adaptive stop; "budget"),
+    # change (the last restart's largest change of the stopping curves; inf or NaN: none compared)
+    # and threshold (REFINEMENT_STOP). None without them (no masking noise, or a Monte-Carlo one).
+    refinement: Any = None
 
     @property
     def tolerance_met(self):
@@ -52,7 +63,9 @@ class SketchError:
                 "error_bound": _number(self.error_bound), "error_estimate": _number(self.error_estimate),
                 "relative_estimate": _number(self.relative_estimate), "sketch_passes": self.sketch_passes,
                 "max_passes": self.max_passes, "tolerance": _number(self.tolerance), "tolerance_met": self.tolerance_met,
-                "ritz_values": _list(self.ritz_values), "residuals": _list(self.residuals)}
+                "ritz_values": _list(self.ritz_values), "residuals": _list(self.residuals),
+                **({} if self.refinement is None else {"refinement": {
+                    k: (_finite(v) if k in ("change", "threshold") else v) for k, v in self.refinement.items()}})}
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,10 @@ __all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTrad
            "VerifiedTradeoffResult"]
 
 _MAGIC = b"RAPYVERI"
-_VERSION = 1
+# 2: a trailing part with what a state carries between its passes (VerifiedDenoising's
+# incremental refinement, recalign._recalign.DenoisingRefinement). Version 1 states load but
+# for a VerifiedDenoising inside its refinement passes (_load_carried says why).
+_VERSION = 2
 
 
 def _file_error(source, offset, message):
@@ -185,6 +188,9 @@ class _VerifiedRun:
                 for b in self._blocks:
                     b.update(x, first_row)
         else:
+            if self._verify is None:
+                raise ValueError(f"update: pass {self._pass} is complete (its refinement step is computed): "
+                                 "next_pass() or report()")
             self._verify.update(x, labels, first_row)
         for m, p in zip(mc, prepared):
             m.commit(p)
@@ -206,14 +212,33 @@ class _VerifiedRun:
         if nxt < self._config["passes"]:
             self._sketch.next_pass()
         else:
-            previous = self._verify.finish(self._config["center"]) if self._verify is not None else None
-            basis = self._basis(self.sketch(), previous)
-            for m in self._mc:  # each Monte-Carlo noise's Ritz space: span(Q, G Ω, Bs Ω, Bsᵀ Ω)
-                basis = _recalign.monte_carlo_ritz_basis(basis, m.products())
+            basis = self._next_basis()
             self._verify = _recalign.RestrictedMoments(basis, self._config["classes"])
             self._mc_basis = [_recalign.MonteCarloSketch(basis, ranges=False, **make)
                               for _, make, _ in self._monte_carlo()]
         self._pass = nxt
+
+    def _next_basis(self):
+        """The basis the next verification pass reads, from the sketch and the pass just read."""
+        previous = self._verify.finish(self._config["center"]) if self._verify is not None else None
+        basis = self._basis(self.sketch(), previous)
+        for m in self._mc:  # each Monte-Carlo noise's Ritz space: span(Q, G Ω, Bs Ω, Bsᵀ Ω)
+            basis = _recalign.monte_carlo_ritz_basis(basis, m.products())
+        return basis
+
+    def _closed(self):
+        """True for a complete verification pass already joined to what the state carries (its
+        accumulator gone): VerifiedDenoising's incremental refinement."""
+        return False
+
+    def _carried_bytes(self):
+        """What the state carries between its passes beside its parts (to_bytes' last part)."""
+        return b""
+
+    def _load_carried(self, chunk, offset, version, source):
+        """Sets what _carried_bytes() saved (version 1 states have none; offset: where it starts)."""
+        if chunk:
+            raise _file_error(source, offset, f"a {type(self).__name__} carries nothing between its passes")
 
     def _tolerance_met(self):
         """The stopping rule of `tolerance` after a sketch pass (the CLI's passes_to_skip)."""
@@ -224,13 +249,15 @@ class _VerifiedRun:
     def finished(self):
         """True once every pass to run is read: the last of total_passes, or a complete verification
         pass after which the adaptive stop skips the rest (VerifiedTradeoff)."""
+        if self._closed():
+            return self._stop()
         if self._verify is None or self._verify.n != self._sketch.n:
             return False
         return self._pass == self.total_passes - 1 or self._stop()
 
     def _verification_passes_run(self):
         """Verification passes run so far (with a tolerance met, the first came early)."""
-        return self._pass - self._config["passes"] + 1 if self._verify is not None else 0
+        return self._pass - self._config["passes"] + 1 if self._pass >= self._config["passes"] else 0
 
     @property
     def sketch_passes(self):
@@ -278,6 +305,11 @@ class _VerifiedRun:
             raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
         if other._config != self._config or other._pass != self._pass or other._args() != self._args():
             raise ValueError(f"cannot merge: configuration or pass differ ({other!r} into {self!r})")
+        if self._closed() or other._closed():
+            raise ValueError(f"cannot merge: pass {self._pass} is complete (its refinement step is computed)")
+        if self._carried_bytes() != other._carried_bytes():
+            raise ValueError(f"cannot merge: what the states carry from earlier passes differs; shards of pass "
+                             f"{self._pass} must start from copies of one merged state")
         mine, theirs = self._parts(), other._parts()
         active = self._active()
         for i, (a, b) in enumerate(zip(mine, theirs)):
@@ -329,6 +361,8 @@ class _VerifiedRun:
         for p in self._parts():
             data = b"" if p is None else p.to_bytes()
             out.write(struct.pack("<Q", len(data)) + data)
+        carried = self._carried_bytes()
+        out.write(struct.pack("<Q", len(carried)) + carried)
         return out.getvalue()
 
     @classmethod
@@ -342,8 +376,9 @@ class _VerifiedRun:
         if len(data) < 16:
             raise _file_error(source, len(data), "truncated header")
         version, size = struct.unpack_from("<II", data, 8)
-        if version != _VERSION:
-            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads {_VERSION})")
+        if version not in (1, _VERSION):
+            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads 1 and "
+                                         f"{_VERSION})")
         try:
             head = json.loads(data[16:16 + size])
             kind = _KINDS[head["config"]["kind"]]
@@ -375,13 +410,25 @@ class _VerifiedRun:
                     raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")
             parts.append(part)
             offset += length
+        carried = None
+        if version >= 2:
+            if offset + 8 > len(data):
+                raise _file_error(source, offset, "truncated")
+            (length,) = struct.unpack_from("<Q", data, offset)
+            offset += 8
+            if offset + length > len(data):
+                raise _file_error(source, offset, "truncated")
+            carried = (data[offset:offset + length], offset)
+            offset += length
         if offset != len(data):
             raise _file_error(source, offset, "unexpected bytes after the state")
         passes, pass_ = state._config["passes"], head.get("pass")
         verifying = [p is not None for p in parts[first:]]
         # With a tolerance the verification may have started before the last sketch pass.
+        # A closed pass (VerifiedDenoising's refinement) holds no accumulators of its own.
         ok = isinstance(pass_, int) and 0 <= pass_ < state.total_passes and \
-            all(verifying) == (pass_ >= passes) and (all(verifying) or not any(verifying))
+            (all(verifying) == (pass_ >= passes) or pass_ >= passes and not any(verifying)) and \
+            (all(verifying) or not any(verifying))
         if ok:
             sketch_pass = getattr(parts[0], "pass_index", min(pass_, passes - 1))
             early = "tolerance" in state._config and pass_ >= passes
@@ -390,6 +437,9 @@ class _VerifiedRun:
             raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         state._set_parts(parts)
         state._pass = pass_
+        state._load_carried(*(carried or (b"", 16)), version, source)
+        if state._pass >= passes and state._verify is None and not state._closed():
+            raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         return state
 
     def save(self, path):

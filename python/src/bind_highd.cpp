@@ -218,11 +218,13 @@ void bind_memory(py::module_& m) {
 }  // namespace
 
 void bind_highd_analyses(py::module_& m);  // bind_highd_analyses.cpp
+void bind_refinement(py::module_& m);      // bind_refinement.cpp
 
 void bind_highd(py::module_& m) {
     bind_patch_blocks(m);
     bind_restricted(m);
     bind_highd_analyses(m);
+    bind_refinement(m);
     bind_monte_carlo_sketch(m);
     bind_memory(m);
 }

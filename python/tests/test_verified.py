@@ -229,7 +229,7 @@ def test_cli_parity_synthetic_3072(tmp_path):
     py = recalign.verified_denoise(data, noises, 10, shape=(32, 32, 3), rank=48, passes=2, seed=3)
     assert cli["exact_for"] == "returned subspaces" and cli["sketch_error"]["verified"] and cli["n"] == 400
     assert cli["sketch_error"]["verification_passes"] == 9  # the default --refine 8
-    close_document(cli, py, "denoise")
+    same_document(cli, py, "denoise")
     cli = cli_json("align", *common)
     same_document(cli, recalign.verified_align(data, 10, rank=48, passes=2, seed=3), "align")
     cli = cli_json("align", *common, "--tolerance", 0.99)
@@ -258,7 +258,7 @@ def test_cli_parity_fashion(fashion, tmp_path):
                    "--noise", "mask:patch=4x4,ratio=0.5", "--noise", "dropout:ratio=0.3", "--center")
     py = recalign.verified_denoise(data, ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.3"], 10, shape=(28, 28, 1),
                                    rank=40, center="centered")
-    close_document(cli, py, "denoise centered")
+    same_document(cli, py, "denoise centered")
 
 
 def test_torch_dataloader_drives_every_pass(tmp_path):

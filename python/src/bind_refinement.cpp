@@ -1,0 +1,307 @@
+// The incremental refinement passes of denoise on a sketch route (MATH.md §7,
+// recalign/align/incremental_refinement.hpp) for recalign.VerifiedDenoising: DenoisingRefinement
+// holds what the CLI's verified_state holds between passes (the carried statistics of the pass
+// being read, the stopping curves, the passes started, the result once stopped) and drives the
+// library's denoising_restart / complete_pass exactly as tools/recalign/verified_state.cpp does,
+// so Python's passes read the same directions and end on the same bits.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "recalign/align/incremental_refinement.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+
+namespace recalign::python {
+
+namespace {
+
+using blocks_g = guarded<patch_blocks>;
+
+struct refinement_state {
+    std::optional<refinement_pass> next;          // the pass being read: R known, T read
+    std::optional<restricted_statistics> final_;  // the result, once the passes ended
+    vector_t curves;                              // the last restart's stopping curves
+    double change = std::numeric_limits<double>::quiet_NaN();
+    std::uint64_t passes = 0;  // refinement passes started (each reads its new directions T)
+    bool stopped = false;      // the adaptive stop (or nothing new to read) ended the passes
+};
+using refinement_g = guarded<refinement_state>;
+
+// ---- bytes: [u64 version 1][u64 passes][u64 stopped][f64 change][curves][u64 has next]
+// [u64 carried][statistics][u64 has final][statistics]; statistics as the CLI's checkpoint
+// (verified_state.cpp): center, n, basis, sv, vsv, gram, svsv, cross (frame = gram on load).
+constexpr std::uint64_t bytes_version = 1;
+
+void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+void put_f64(std::string& s, double v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+void put_matrix(std::string& s, const matrix_t& m) {
+    put_u64(s, m.shape(0));
+    put_u64(s, m.shape(1));
+    if (m.size()) s.append(reinterpret_cast<const char*>(m.data()), m.size() * sizeof(double));
+}
+void put_vector(std::string& s, const vector_t& v) {
+    put_u64(s, v.size());
+    if (v.size()) s.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+}
+void put_statistics(std::string& s, const restricted_statistics& r) {
+    put_u64(s, static_cast<std::uint64_t>(r.center));
+    put_u64(s, r.n);
+    for (const matrix_t* m : {&r.basis, &r.sv, &r.vsv, &r.gram, &r.svsv}) put_matrix(s, *m);
+    put_u64(s, r.cross ? 1 : 0);
+    if (r.cross) {
+        put_u64(s, static_cast<std::uint64_t>(r.cross->center));
+        put_u64(s, r.cross->n);
+        put_matrix(s, r.cross->sxy);
+        put_matrix(s, r.cross->syy);
+        put_vector(s, r.cross->class_counts);
+    }
+}
+
+struct reader {
+    const std::string& bytes;
+    std::string source;
+    std::size_t at = 0;
+    [[noreturn]] void fail(const std::string& what) const {
+        throw file_error(source, at, "DenoisingRefinement: " + what);
+    }
+    std::uint64_t u64() {
+        if (bytes.size() - at < 8) fail("truncated");
+        std::uint64_t v = 0;
+        std::memcpy(&v, bytes.data() + at, 8);
+        at += 8;
+        return v;
+    }
+    double f64() {
+        const std::uint64_t u = u64();
+        double v = 0;
+        std::memcpy(&v, &u, 8);
+        return v;
+    }
+    void doubles(double* out, std::uint64_t count) {
+        if (count > (bytes.size() - at) / 8) fail("truncated");
+        if (count) std::memcpy(out, bytes.data() + at, count * 8);  // an empty matrix's data() may be null
+        at += count * 8;
+    }
+    matrix_t matrix() {
+        const std::uint64_t rows = u64(), cols = u64();
+        const std::uint64_t count = checked_mul(rows, cols, "DenoisingRefinement matrix");
+        if (count > (bytes.size() - at) / 8) fail("truncated");
+        matrix_t m = xt::zeros<double>({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
+        doubles(m.data(), count);
+        return m;
+    }
+    vector_t vector() {
+        const std::uint64_t n = u64();
+        if (n > (bytes.size() - at) / 8) fail("truncated");
+        vector_t v = xt::zeros<double>({static_cast<std::size_t>(n)});
+        doubles(v.data(), n);
+        return v;
+    }
+    centering center() {
+        const std::uint64_t c = u64();
+        if (c != static_cast<std::uint64_t>(centering::uncentered) && c != static_cast<std::uint64_t>(centering::centered))
+            fail("bad centering");
+        return static_cast<centering>(c);
+    }
+    restricted_statistics statistics() {
+        restricted_statistics s;
+        s.center = center();
+        s.n = u64();
+        for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) *m = matrix();
+        if (u64()) {
+            cross_moments c;
+            c.center = center();
+            c.n = u64();
+            c.sxy = matrix();
+            c.syy = matrix();
+            c.class_counts = vector();
+            s.cross = std::move(c);
+        }
+        if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
+        return s;
+    }
+};
+
+std::string to_bytes(const refinement_state& r) {
+    std::string s;
+    put_u64(s, bytes_version);
+    put_u64(s, r.passes);
+    put_u64(s, r.stopped ? 1 : 0);
+    put_f64(s, r.change);
+    put_vector(s, r.curves);
+    put_u64(s, r.next ? 1 : 0);
+    if (r.next) {
+        put_u64(s, r.next->carried);
+        put_statistics(s, r.next->known);
+    }
+    put_u64(s, r.final_ ? 1 : 0);
+    if (r.final_) put_statistics(s, *r.final_);
+    return s;
+}
+
+refinement_state from_bytes(const std::string& bytes, const std::string& source) {
+    reader in{bytes, source};
+    if (in.u64() != bytes_version) in.fail("unsupported version");
+    refinement_state r;
+    r.passes = in.u64();
+    r.stopped = in.u64() != 0;
+    r.change = in.f64();
+    r.curves = in.vector();
+    if (in.u64()) {
+        refinement_pass p;
+        const std::uint64_t carried = in.u64();
+        p.known = in.statistics();
+        if (carried > p.k() || p.known.sv.shape(0) != p.known.basis.shape(0) || p.known.sv.shape(1) != p.k())
+            in.fail("the carried statistics do not fit their basis");
+        p.carried = static_cast<std::size_t>(carried);
+        r.next = std::move(p);
+    }
+    if (in.u64()) r.final_ = in.statistics();
+    if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
+    if (r.stopped && !r.final_) in.fail("stopped without its result");
+    return r;
+}
+
+// Every distinct PatchBlocks of `blocks` locked (one noise geometry may serve several noises:
+// each mutex once), with the GIL released, while f(the blocks as pointers) runs.
+template <class F>
+auto with_all_blocks(const std::vector<const blocks_g*>& blocks, F&& f) {
+    py::gil_scoped_release nogil;
+    std::vector<const std::mutex*> seen;
+    std::vector<std::unique_lock<std::mutex>> locks;
+    std::vector<const patch_blocks*> plain;
+    for (const blocks_g* g : blocks) {
+        plain.push_back(g ? &g->obj : nullptr);
+        if (!g) continue;
+        bool taken = false;
+        for (const std::mutex* m : seen) taken = taken || m == &g->mu;
+        if (taken) continue;
+        seen.push_back(&g->mu);
+        locks.emplace_back(g->mu);
+    }
+    return f(plain);
+}
+
+}  // namespace
+
+void bind_refinement(py::module_& m) {
+    py::class_<refinement_g> cls(m, "DenoisingRefinement", R"doc(
+The incremental refinement passes of a verified denoise (MATH.md §7, the CLI's --refine): what a
+recalign.VerifiedDenoising holds between its passes. After each complete verification pass,
+close() joins what the pass read to the carried statistics (complete_pass), then either ends the
+passes (the result is that pass) or restarts on R, the sketch's U and every masking noise's Ritz
+vectors (exact without reading), plus T, their corrections: the next pass reads only T
+(fresh()). The adaptive stop: the exact stopping curves (relative differences and normalised
+impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)doc");
+    cls.def(py::init([] { return std::make_unique<refinement_g>(refinement_state{}); }))
+        .def("close",
+             [](refinement_g& g, const spectrum& sketch, restricted_statistics& pass, const std::vector<noise_spec>& noises,
+                const std::vector<const blocks_g*>& blocks, std::size_t rank, const std::string& measure, bool restart,
+                std::size_t count) {
+                 if (blocks.size() != noises.size())
+                     throw std::invalid_argument("DenoisingRefinement.close: one blocks entry (or None) per noise");
+                 refinement_options o;
+                 o.rank = rank;
+                 o.count = count;
+                 o.alignment = align_options(measure, o.alignment.rel_tol);
+                 return with_all_blocks(blocks, [&](const std::vector<const patch_blocks*>& b) {
+                     std::lock_guard<std::mutex> lock(g.mu);
+                     refinement_state& s = g.obj;
+                     if (s.final_) throw std::invalid_argument("DenoisingRefinement.close: the passes have ended");
+                     if (restart && (sketch.n != pass.n || sketch.dim != pass.dim() || sketch.center != pass.center))
+                         throw std::invalid_argument("DenoisingRefinement.close: the sketch and the pass are not of the same data");
+                     // Moved, as the CLI's verified_state::next_pass (no second D x m copy): complete_pass
+                     // validates before it changes anything; denoising_restart's own checks (the pass
+                     // starts with U) hold for every pass close() built.
+                     restricted_statistics previous =
+                         s.next ? complete_pass(std::move(*s.next), std::move(pass)) : std::move(pass);
+                     s.next.reset();
+                     if (!restart) {  // the budget's last pass: its statistics are the result
+                         s.final_ = std::move(previous);
+                         return false;
+                     }
+                     refinement_step step =
+                         denoising_restart(sketch, previous, noises, b, o, s.curves.size() ? &s.curves : nullptr);
+                     s.change = step.change;
+                     s.curves = std::move(step.curves);
+                     if (step.stopped) {
+                         s.final_ = std::move(previous);
+                     } else if (step.next.k() == step.next.carried) {  // nothing new to read: R is complete
+                         s.final_ = std::move(step.next.known);
+                         s.final_->frame = std::make_shared<const matrix_t>(s.final_->gram);
+                     } else {
+                         s.next = std::move(step.next);
+                         ++s.passes;
+                         return true;
+                     }
+                     s.stopped = true;
+                     return false;
+                 });
+             },
+             py::arg("sketch"), py::arg("statistics"), py::arg("noises"), py::arg("blocks"), py::arg("rank"),
+             py::arg("measure") = "paper", py::arg("restart") = true, py::arg("count") = denoising_refined_vectors,
+             "After a complete verification pass (statistics: its finished RestrictedStatistics, consumed; on the\n"
+             "first pass's span Q, which starts with the sketch's U, or on fresh()): restart=False ends the passes\n"
+             "with it (the budget's last); else denoising_restart with the previous curves. True when another pass\n"
+             "is to read fresh(), False when the passes ended (stopped, or nothing new to read). blocks: each\n"
+             "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).")
+        .def("fresh",
+             [](const refinement_g& g) {
+                 return to_numpy(locked(g, [](const refinement_state& s) {
+                     if (!s.next) throw std::invalid_argument("DenoisingRefinement.fresh: no pass is being read");
+                     return s.next->fresh();
+                 }));
+             },
+             "T, the directions the current refinement pass reads (D x (m − carried)).")
+        .def("verified",
+             [](const refinement_g& g, std::optional<restricted_statistics> pass) {
+                 return locked(g, [&](const refinement_state& s) {
+                     if (s.final_) return *s.final_;
+                     if (!pass) throw std::invalid_argument("DenoisingRefinement.verified: the pass's statistics are needed");
+                     if (!s.next) return std::move(*pass);
+                     return complete_pass(refinement_pass(*s.next), std::move(*pass));
+                 });
+             },
+             py::arg("statistics") = py::none(),
+             "The statistics of the verified span: the result once the passes ended, else the pass's statistics\n"
+             "joined to the carried ones (a copy: the state is unchanged).")
+        .def_property_readonly("ended", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.final_.has_value(); }); },
+                               "True once close() ended the passes (verified() needs no pass then).")
+        .def_property_readonly("reading", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.next.has_value(); }); },
+                               "True while a refinement pass reads fresh().")
+        .def_property_readonly("stopped", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.stopped; }); },
+                               "True when the adaptive stop (or nothing new to read) ended the passes before the budget.")
+        .def_property_readonly("passes", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.passes; }); },
+                               "Refinement passes started after the first verification pass.")
+        .def_property_readonly("change", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.change; }); },
+                               "The last restart's refinement_change (NaN before any, inf without a previous one).")
+        .def_property_readonly("curves", [](const refinement_g& g) { return to_numpy(locked(g, [](const refinement_state& s) { return s.curves; })); },
+                               "The last restart's stopping curves.")
+        .def("to_bytes", [](const refinement_g& g) { return py::bytes(locked(g, [](const refinement_state& s) { return to_bytes(s); })); },
+             "The state as bytes (the carried statistics and the result, bit for bit).")
+        .def_static("from_bytes",
+                    [](const py::bytes& b, const std::string& source) {
+                        std::string bytes(b);
+                        py::gil_scoped_release nogil;
+                        return std::make_unique<refinement_g>(from_bytes(bytes, source));
+                    },
+                    py::arg("data"), py::arg("source") = "<bytes>", "The state from to_bytes(); bad bytes raise FileError.")
+        .def("copy", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return std::make_unique<refinement_g>(refinement_state(s)); }); },
+             "An independent copy.");
+    m.attr("REFINEMENT_STOP") = refinement_stop;
+    m.attr("DENOISING_REFINED_VECTORS") = denoising_refined_vectors;
+    m.def("refinement_change",
+          [](py::handle before, py::handle after) { return refinement_change(to_vector(before, "before"), to_vector(after, "after")); },
+          py::arg("before"), py::arg("after"),
+          "The largest absolute change between two passes' stopping curves (inf when their lengths differ or\n"
+          "either is empty); the passes stop below REFINEMENT_STOP.");
+}
+
+}  // namespace recalign::python
