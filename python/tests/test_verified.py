@@ -181,37 +181,10 @@ def same_document(cli, py, what):
     assert cli == py.to_dict(), what
 
 
-def close_document(cli, py, what, rtol=1e-7):
-    """As same_document for denoise, whose refinement passes differ in how, not what: the CLI
-    reads only each pass's new directions (incremental_refinement.hpp) where Python re-verifies
-    the whole span, so the same Ritz spans give the same numbers to rounding, not bit for bit.
-    Every key and every non-numeric value must still agree; numbers within rtol of the largest
-    magnitude of their list. The CLI's `refinement` report (its adaptive stop) has no Python twin yet."""
-    cli = {k: v for k, v in cli.items() if k not in ("input", "scale")}
-    cli["sketch_error"] = {k: v for k, v in cli["sketch_error"].items() if k != "refinement"}
-
-    def walk(a, b, where, scale=None):
-        if isinstance(a, dict):
-            assert isinstance(b, dict) and a.keys() == b.keys(), f"{what}: keys at {where}"
-            for k in a:
-                walk(a[k], b[k], f"{where}.{k}")
-        elif isinstance(a, list):
-            assert isinstance(b, list) and len(a) == len(b), f"{what}: length at {where}"
-            nums = [abs(v) for v in a if isinstance(v, (int, float)) and v is not None and np.isfinite(v)]
-            sc = max(nums) if nums else None
-            for i, (u, v) in enumerate(zip(a, b)):
-                walk(u, v, f"{where}[{i}]", sc)
-        elif isinstance(a, float) or isinstance(b, float):
-            tol = rtol * max(abs(a), scale or 0.0, 1e-300)
-            assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol, f"{what}: {where}: {a} vs {b}"
-        else:
-            assert a == b, f"{what}: {where}: {a!r} vs {b!r}"
-    walk(cli, py.to_dict(), "")
-
-
 def test_cli_parity_synthetic_3072(tmp_path):
-    """recalign-synth output at D = 3,072 (32x32x3, 1/f² images): denoise and align through
-    the CLI and through Python on the same batches give the same documents bit for bit."""
+    """recalign-synth output at D = 3,072 (32x32x3, 1/f² images): denoise (its refinement ended by
+    the budget), align and tradeoff through the CLI and through Python on the same batches give
+    the same documents bit for bit."""
     if not SYNTH or not os.path.exists(SYNTH):
         pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
     images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
@@ -229,6 +202,7 @@ def test_cli_parity_synthetic_3072(tmp_path):
     py = recalign.verified_denoise(data, noises, 10, shape=(32, 32, 3), rank=48, passes=2, seed=3)
     assert cli["exact_for"] == "returned subspaces" and cli["sketch_error"]["verified"] and cli["n"] == 400
     assert cli["sketch_error"]["verification_passes"] == 9  # the default --refine 8
+    assert cli["sketch_error"]["refinement"]["stopped"] == "budget"  # the budget ends it here
     same_document(cli, py, "denoise")
     cli = cli_json("align", *common)
     same_document(cli, recalign.verified_align(data, 10, rank=48, passes=2, seed=3), "align")
@@ -310,3 +284,62 @@ def test_tradeoff_adaptive_stop_as_the_cli(tmp_path):
     resumed = recalign.track(data, recalign.VerifiedTradeoff(768, 10, [0, 1], 5, rank=40, seed=3, refine=8),
                              checkpoint=checkpoint, resume=True)
     assert resumed.to_bytes() == state.to_bytes()
+
+
+def test_denoise_adaptive_stop_as_the_cli(tmp_path):
+    """500 synthetic 12x12x3 images (D = 432), rank 160: the incremental refinement passes stop
+    adaptively after the same pass as the CLI's, to the same document bit for bit (and with rank
+    96 on 8x8x3 the first restart has nothing new to read). The stopped state is `finished`,
+    refuses next_pass(); checkpoints taken inside a refinement pass resume to the same bytes; a
+    version 1 state (whose refinement passes re-read the whole span) loads before its refinement
+    passes and is refused inside them."""
+    if not SYNTH or not os.path.exists(SYNTH):
+        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
+    runs = {}
+    for h, rank in ((12, 160), (8, 96)):
+        images, labels = str(tmp_path / f"s{h}.u8"), str(tmp_path / f"s{h}.npy")
+        subprocess.run([SYNTH, "--rows", "500", "--height", str(h), "--width", str(h), "--seed", "5", "--output", images,
+                        "--labels", labels], check=True, capture_output=True)
+        x = np.fromfile(images, dtype=np.uint8).reshape(500, h * h * 3)
+        y = np.load(labels)
+        data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 500, 100)]
+        cli = cli_json("denoise", "--images", images, "--raw-shape", f"500,{h * h * 3}", "--labels", labels, "--classes",
+                       10, "--batch", 100, "--method", "nystrom", "--rank", rank, "--passes", 2, "--seed", 3,
+                       "--image-shape", f"{h},{h},3", "--noise", "mask:patch=2x2,ratio=0.75")
+        make = lambda h=h, rank=rank: recalign.VerifiedDenoising(  # noqa: E731
+            h * h * 3, 10, ["mask:patch=2x2,ratio=0.75"], shape=(h, h, 3), rank=rank, passes=2, seed=3)
+        state = recalign.track(data, make())
+        same_document(cli, state.report(), f"denoise {h}x{h}")
+        runs[h] = cli["sketch_error"]["refinement"], data, make, state
+    done, data, make, whole = runs[12]
+    assert done["stopped"] == "converged" and 0 < done["passes"] < done["budget"] == 8 and done["change"] < 5e-5
+    assert runs[8][0]["stopped"] == "converged" and runs[8][0]["passes"] == 0 and runs[8][0]["change"] is None
+    assert whole.finished and whole.pass_index == 2 + done["passes"] < whole.total_passes - 1
+    with pytest.raises(ValueError, match="adaptive stop"):
+        whole.next_pass()
+    # interrupted in the second refinement pass (pass 4, after its 2nd batch), resumed
+    ck, seen = str(tmp_path / "d.ckpt"), []
+
+    def cut(batches):
+        for b in batches:
+            seen.append(1)
+            if len(seen) == 4 * 5 + 3:
+                raise KeyboardInterrupt
+            yield b
+    with pytest.raises(KeyboardInterrupt):
+        recalign.track(lambda: cut(data), make(), checkpoint=ck, every=1)
+    inside = recalign.VerifiedDenoising.load(ck)
+    assert (inside.pass_index, inside.n) == (4, 200)
+    resumed = recalign.track(lambda: iter(data), make(), checkpoint=ck, every=1, resume=True)
+    assert resumed.to_bytes() == whole.to_bytes()
+    assert recalign.VerifiedDenoising.load(ck).report().to_dict() == whole.report().to_dict()
+
+    def version_1(state):  # the same state as this build's version 1 wrote it (no carried part)
+        data_ = state.to_bytes()
+        carried = len(state._refinement.to_bytes())
+        return data_[:8] + (1).to_bytes(4, "little") + data_[12:len(data_) - 8 - carried]
+    first = make()
+    recalign.track(data, first, passes=3)  # in the first verification pass: the same in both versions
+    assert recalign.VerifiedDenoising.from_bytes(version_1(first)).to_bytes() == first.to_bytes()
+    with pytest.raises(recalign.FileError, match="version 1 state in refinement pass 2"):
+        recalign.VerifiedDenoising.from_bytes(version_1(inside))
