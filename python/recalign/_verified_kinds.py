@@ -104,7 +104,13 @@ class VerifiedDenoising(_VerifiedRun):
     masking noise, `refine` more passes (the CLI's --refine, default 8, 0..20) each restart on
     U, every masking noise's Ritz vectors from the previous pass and the preconditioned
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
-    subspace"); the report comes from the last pass.
+    subspace"); the report comes from the last pass. As the CLI's, those passes are incremental
+    (each reads only the new directions: the library's denoising_restart / complete_pass, through
+    recalign._recalign.DenoisingRefinement) and stop adaptively: once the stopping curves change by
+    less than recalign._recalign.REFINEMENT_STOP between passes (or nothing new is left to read),
+    `finished` is True, track() stops, next_pass() refuses; the report's
+    sketch_error.refinement says which (budget, passes, stopped, change, threshold). With a
+    Monte-Carlo noise every refinement pass re-verifies the whole span (as the CLI's).
     Monte-Carlo noises (a spec with draws=S, or a Corruption written in Python) sketch the
     corrupted samples in the first pass (G Ω, Bs Ω, Bsᵀ Ω, Ω: D x (rank + 10) from the noise's
     seed: a MonteCarloSketch each), extend every verification pass's span with them and draw

@@ -49,7 +49,7 @@ class SketchError:
     # run after the first verification pass, stopped ("converged": the adaptive stop; "budget"),
     # change (the last restart's largest change of the stopping curves; inf or NaN: none compared)
     # and threshold (REFINEMENT_STOP). None without them (no masking noise, or a Monte-Carlo one).
-    refinement: Any = None
+    refinement: Any = field(default_factory=lambda: None)
 
     @property
     def tolerance_met(self):
