@@ -246,7 +246,8 @@ class VerifiedDenoising(_VerifiedRun):
         if self._closed():
             return
         c = self._config
-        self._refinement.close(self.sketch().spectrum, self._verify.finish(c["center"]), self._noises,
+        # The accumulator is spent (its V and Sxx V moved into the pass's statistics, as the CLI's).
+        self._refinement.close(self.sketch().spectrum, self._verify, c["center"], self._noises,
                                [self._blocks_for(i) for i in range(len(self._noises))], c["rank"], self._measure,
                                restart=self._pass < self.total_passes - 1, count=_REFINED)
         self._verify = None

@@ -23,6 +23,7 @@ namespace recalign::python {
 namespace {
 
 using blocks_g = guarded<patch_blocks>;
+using restricted_g = guarded<restricted_moments>;
 
 struct refinement_state {
     std::optional<refinement_pass> next;          // the pass being read: R known, T read
@@ -202,7 +203,8 @@ vectors (exact without reading), plus T, their corrections: the next pass reads 
 impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)doc");
     cls.def(py::init([] { return std::make_unique<refinement_g>(refinement_state{}); }))
         .def("close",
-             [](refinement_g& g, const spectrum& sketch, restricted_statistics& pass, const std::vector<noise_spec>& noises,
+             [](refinement_g& g, const spectrum& sketch, restricted_g& accumulator, const std::string& center,
+                const std::vector<noise_spec>& noises,
                 const std::vector<const blocks_g*>& blocks, std::size_t rank, const std::string& measure, bool restart,
                 std::size_t count) {
                  if (blocks.size() != noises.size())
@@ -211,12 +213,19 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                  o.rank = rank;
                  o.count = count;
                  o.alignment = align_options(measure, o.alignment.rel_tol);
+                 const centering ce = parse_centering(center);
                  return with_all_blocks(blocks, [&](const std::vector<const patch_blocks*>& b) {
-                     std::lock_guard<std::mutex> lock(g.mu);
+                     std::lock_guard<std::mutex> lock(g.mu), held(accumulator.mu);
                      refinement_state& s = g.obj;
+                     restricted_moments& acc = accumulator.obj;
                      if (s.final_) throw std::invalid_argument("DenoisingRefinement.close: the passes have ended");
-                     if (restart && (sketch.n != pass.n || sketch.dim != pass.dim() || sketch.center != pass.center))
+                     if (restart && (sketch.n != acc.n() || sketch.dim != acc.dim() || sketch.center != ce))
                          throw std::invalid_argument("DenoisingRefinement.close: the sketch and the pass are not of the same data");
+                     if (s.next && (acc.dim() != s.next->known.basis.shape(0) || acc.k() != s.next->k() - s.next->carried ||
+                                    acc.n() != s.next->known.n))
+                         throw std::invalid_argument("DenoisingRefinement.close: the pass did not read fresh() over the same rows");
+                     // The accumulator is spent (V and Sxx V moved out, as the CLI's verified_state).
+                     restricted_statistics pass = std::move(acc).finish(ce);
                      // Moved, as the CLI's verified_state::next_pass (no second D x m copy): complete_pass
                      // validates before it changes anything; denoising_restart's own checks (the pass
                      // starts with U) hold for every pass close() built.
@@ -245,10 +254,11 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      return false;
                  });
              },
-             py::arg("sketch"), py::arg("statistics"), py::arg("noises"), py::arg("blocks"), py::arg("rank"),
+             py::arg("sketch"), py::arg("accumulator"), py::arg("center"), py::arg("noises"), py::arg("blocks"), py::arg("rank"),
              py::arg("measure") = "paper", py::arg("restart") = true, py::arg("count") = denoising_refined_vectors,
-             "After a complete verification pass (statistics: its finished RestrictedStatistics, consumed; on the\n"
-             "first pass's span Q, which starts with the sketch's U, or on fresh()): restart=False ends the passes\n"
+             "After a complete verification pass (accumulator: its RestrictedMoments, spent: V and Sxx V are moved\n"
+             "out, finished in `center`; on the first pass's span Q, which starts with the sketch's U, or on\n"
+             "fresh()): restart=False ends the passes\n"
              "with it (the budget's last); else denoising_restart with the previous curves. True when another pass\n"
              "is to read fresh(), False when the passes ended (stopped, or nothing new to read). blocks: each\n"
              "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).")
