@@ -243,7 +243,7 @@ class VerifiedDenoising(_VerifiedRun):
     def _close(self):
         """The complete verification pass joined to the carried statistics (complete_pass), then the
         restart's stop or next directions (denoising_restart); the last pass just ends the passes."""
-        if self._closed():
+        if self._closed() or self._refinement.ended:
             return
         c = self._config
         # The accumulator is spent (its V and Sxx V moved into the pass's statistics, as the CLI's).
@@ -323,7 +323,15 @@ class VerifiedDenoising(_VerifiedRun):
 
     def report(self):
         """The VerifiedDenoisingResult (all passes done)."""
-        passed = self.verified()
+        if self._refinement is not None:
+            # The last pass joined to the carried statistics in place, as the CLI's take_verified
+            # (no D x m copy): the state's bytes then hold the joined statistics, not the pass's
+            # accumulator (the same result; the pass takes no more rows).
+            self._require_done()
+            self._close()
+            passed = self._refinement.result()
+        else:
+            passed = self.verified()
         passed.products()  # the analyses in the pass's coordinates, as the CLI
         clean = _recalign.ritz_alignment(passed, self._measure)
         noises, mc = [], iter(self._mc_basis)

@@ -233,6 +233,7 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                          s.next ? complete_pass(std::move(*s.next), std::move(pass)) : std::move(pass);
                      s.next.reset();
                      if (!restart) {  // the budget's last pass: its statistics are the result
+                         previous.products();  // as the CLI's analyses do first (no-op when joined)
                          s.final_ = std::move(previous);
                          return false;
                      }
@@ -282,6 +283,16 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
              py::arg("statistics") = py::none(),
              "The statistics of the verified span: the result once the passes ended, else the pass's statistics\n"
              "joined to the carried ones (a copy: the state is unchanged).")
+        .def("result",
+             [](const refinement_g& g) {
+                 return locked(g, [](const refinement_state& s) {
+                     if (!s.final_) throw std::invalid_argument("DenoisingRefinement.result: the passes have not ended");
+                     return &*s.final_;  // a pointer: locked() returns by value
+                 });
+             },
+             py::return_value_policy::reference_internal,
+             "The result once the passes ended, in place (no D x m copy; valid while this state lives and is\n"
+             "not closed again): what report() analyses.")
         .def_property_readonly("ended", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.final_.has_value(); }); },
                                "True once close() ended the passes (verified() needs no pass then).")
         .def_property_readonly("reading", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.next.has_value(); }); },

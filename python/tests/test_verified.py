@@ -28,7 +28,11 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     # two sketch passes, the verification pass, one refinement pass (the masking noises)
     make = lambda: recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, passes=2, refine=1)  # noqa: E731
     whole = recalign.track(data, make())
+    whole_bytes = whole.to_bytes()  # report() joins the last pass in place: other bytes, the same state
     assert whole.total_passes == 4 and whole.pass_index == 3 and whole.report().sketch_error.verification_passes == 2
+    assert whole.report().to_dict() == recalign.VerifiedDenoising.from_bytes(whole_bytes).report().to_dict()
+    assert whole.finished and recalign.VerifiedDenoising.from_bytes(whole.to_bytes()).report().to_dict() == \
+        whole.report().to_dict()
     want = whole.report()
     assert want.exact_for == "returned subspaces" and want.sketch_error.verified
     assert np.max(np.abs(want.noises[2].impact)) < 1e-10  # Gaussian noise keeps U
@@ -43,7 +47,7 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
                     st = pickle.loads(pickle.dumps(st))
                 st.update(xb, yb)
                 done += 1
-        assert st.to_bytes() == whole.to_bytes(), stop
+        assert st.to_bytes() == whole_bytes, stop
     # checkpoint + resume through track in the verification pass
     ck = str(tmp_path / "v.ckpt")
     st = make()
@@ -58,7 +62,7 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         recalign.track(lambda: cut(data), st, checkpoint=ck, every=1)
     resumed = recalign.track(lambda: iter(data), make(), checkpoint=ck, every=1, resume=True)
-    assert resumed.to_bytes() == whole.to_bytes()
+    assert resumed.to_bytes() == whole_bytes
     # shards of each pass merge into the one stream's state (later passes start from the merged state)
     a = make()
     for p in range(4):
@@ -103,7 +107,7 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     st = make()
     recalign.track(data, st, passes=3)
     assert st.pass_index == 2
-    st = pickle.loads(pickle.dumps(whole))
+    st = pickle.loads(pickle.dumps(recalign.VerifiedDenoising.from_bytes(whole_bytes)))
     before = st.to_bytes()
     with pytest.raises(ValueError, match="columns"):
         st.update(data[0][0][:, :100], data[0][1])
