@@ -347,3 +347,24 @@ def test_denoise_adaptive_stop_as_the_cli(tmp_path):
     assert recalign.VerifiedDenoising.from_bytes(version_1(first)).to_bytes() == first.to_bytes()
     with pytest.raises(recalign.FileError, match="version 1 state in refinement pass 2"):
         recalign.VerifiedDenoising.from_bytes(version_1(inside))
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_denoise_refine_budgets_as_the_cli(tmp_path, refine):
+    """FD, two masking noises (one span for both) and a Gaussian one at D = 192: with no
+    refinement pass (refine=0: the report still has its `refinement` object, budget 0) and with
+    a budget of 2, the document is the CLI's bit for bit."""
+    if not SYNTH or not os.path.exists(SYNTH):
+        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
+    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
+    subprocess.run([SYNTH, "--rows", "300", "--height", "8", "--width", "8", "--seed", "5", "--output", images,
+                    "--labels", labels], check=True, capture_output=True)
+    x = np.fromfile(images, dtype=np.uint8).reshape(300, 192)
+    data = [(x[i:i + 100], np.load(labels)[i:i + 100]) for i in range(0, 300, 100)]
+    noises = ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.3", "gaussian:sigma=5"]
+    cli = cli_json("denoise", "--images", images, "--raw-shape", "300,192", "--labels", labels, "--classes", 10,
+                   "--batch", 100, "--method", "fd", "--rank", 30, "--image-shape", "8,8,3", "--refine", refine,
+                   *[a for n in noises for a in ("--noise", n)])
+    assert cli["sketch_error"]["refinement"]["budget"] == refine
+    same_document(cli, recalign.verified_denoise(data, noises, 10, shape=(8, 8, 3), method="fd", rank=30,
+                                                 refine=refine), f"denoise refine={refine}")
