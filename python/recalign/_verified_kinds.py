@@ -281,7 +281,10 @@ class VerifiedDenoising(_VerifiedRun):
                                   "directions: run again from the start, or from a checkpoint taken before the "
                                   "first refinement pass")
             return
-        r = _recalign.DenoisingRefinement.from_bytes(chunk, source)
+        try:
+            r = _recalign.DenoisingRefinement.from_bytes(chunk, source)
+        except _recalign.FileError as e:  # its offset counted in the state's bytes
+            raise _file_error(source, offset + e.offset, str(e).split(": ", 2)[-1]) from None
         if self._pass < passes or self._verify is not None:
             ok = not r.ended and (r.reading == (self._pass > passes)) and r.passes == max(0, self._pass - passes)
             if ok and r.reading:
