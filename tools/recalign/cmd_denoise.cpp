@@ -168,7 +168,7 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);
-    r.report = state.tracker().report(p.solver);
+    r.report = std::move(state.tracker()).final_report(p.solver);  // the run is streamed and checkpointed
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;
     r.center = p.tracker.center;
