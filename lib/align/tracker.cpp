@@ -163,17 +163,32 @@ noise_moments alignment_tracker::noise_expectations(std::size_t i) const {
 }
 
 tracker_report alignment_tracker::report(const eigen_options& solver) {
+    // One Sxx and one eigendecomposition of it serve the clean curve and every noise model.
+    exact_finish_options fo;
+    fo.solver = solver;
+    return report_on(finish(moments_, options_.center, options_.raw_targets ? centering::uncentered : options_.center, fo),
+                     solver);
+}
+
+tracker_report alignment_tracker::final_report(const eigen_options& solver) && {
+    // Sxx formed in the accumulator's storage (finish(moment_accumulator&&)): one D x D less.
+    exact_finish_options fo;
+    fo.solver = solver;
+    const centering targets = options_.raw_targets ? centering::uncentered : options_.center;
+    if (targets == options_.center) return report_on(finish(std::move(moments_), options_.center, fo), solver);
+    if (options_.center == centering::uncentered)
+        throw std::invalid_argument("finish: centering the targets but not the inputs is not supported");
+    matrix_t raw_syy = moments_.has_targets() ? moments_.syy(centering::uncentered) : matrix_t();
+    return report_on(with_raw_targets(finish(std::move(moments_), centering::centered, fo), raw_syy), solver);
+}
+
+tracker_report alignment_tracker::report_on(const statistics& clean, const eigen_options& solver) {
     tracker_report r;
-    r.n = moments_.n();
+    r.n = clean.n;
     r.reports = reports_;
     alignment_options ao;
     ao.measure = options_.measure;
     ao.rel_tol = options_.rel_tol;
-    // One Sxx and one eigendecomposition of it serve the clean curve and every noise model.
-    exact_finish_options fo;
-    fo.solver = solver;
-    const statistics clean =
-        finish(moments_, options_.center, options_.raw_targets ? centering::uncentered : options_.center, fo);
     r.clean = alignment_curve(clean, ao);
     const double nan = std::numeric_limits<double>::quiet_NaN();
     r.clean_change = has_previous_ ? max_change(r.clean.curve, previous_clean_) : nan;

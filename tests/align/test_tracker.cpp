@@ -153,3 +153,26 @@ TEST_CASE("tracker: configuration errors", "[align][tracker]") {
     o.noises = {parse_noise_spec("mask:patch=14x14,ratio=0.5,scheme=fixed")};  // keeps floor(1 * 0.5) = 0
     CHECK_THROWS_AS(alignment_tracker(o), std::invalid_argument);
 }
+
+TEST_CASE("tracker: the final report (accumulator consumed) is report()'s bit for bit", "[align][tracker]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const testing::fashion_subset f = testing::load_fashion(300, true);
+    for (bool raw_targets : {false, true}) {
+        tracker_options o = options_for(f.dim);
+        o.center = raw_targets ? centering::centered : centering::uncentered;
+        o.raw_targets = raw_targets;
+        if (raw_targets) o.noises.pop_back();  // Monte-Carlo expectations are uncentered sums
+        alignment_tracker t(o);
+        feed(t, f, 0, 300, 64);
+        alignment_tracker consumed = t;
+        const tracker_report a = t.report(), b = std::move(consumed).final_report();
+        CAPTURE(raw_targets);
+        CHECK(b.n == a.n);
+        CHECK(max_abs_diff(a.clean.curve, b.clean.curve) == 0.0);
+        REQUIRE(a.noises.size() == b.noises.size());
+        for (std::size_t i = 0; i < a.noises.size(); ++i) {
+            CHECK(max_abs_diff(a.noises[i].denoising.curve, b.noises[i].denoising.curve) == 0.0);
+            CHECK(max_abs_diff(a.noises[i].impact.distance, b.noises[i].impact.distance) == 0.0);
+        }
+    }
+}

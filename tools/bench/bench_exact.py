@@ -12,7 +12,8 @@ the accumulator, dsyevd fits any budget that passes the 3 D x D estimate, and sp
 values only, so these sides show the same solvers); --memory GIB passes
 `--memory` to the other commands. CPU time (user + system) is printed beside the wall time: on a
 loaded machine it is the steadier figure.
---denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
+--baseline-cli PATH runs this build's sides again with another build (main's), for the peaks
+before and after side by side. --denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
 doing the same decompositions on the same matrices (eigh of Sxx, the generalized eigh(Bs Bsᵀ, G)
 with G = K ⊙ Sxx, the Cholesky of V*ᵀ Sxx V*). --only "NAME;..." runs those sides alone (beside NumPy's eigh).
 
@@ -89,6 +90,8 @@ def main():
     ap.add_argument("--memory", help="--memory GIB for this build's commands")
     ap.add_argument("--denoise", action="store_true", help="add denoise (one 4x4 patch mask) against SciPy")
     ap.add_argument("--only", help="semicolon-separated sides to run (names as printed; NumPy's eigh side always runs)")
+    ap.add_argument("--baseline-cli", help="another build's recalign (e.g. main's): each side of this build again "
+                    "with it, named 'NAME, baseline', for the peaks before and after side by side")
     a = ap.parse_args()
     d, n = a.d, a.n
     rng = np.random.default_rng(0)
@@ -120,11 +123,14 @@ def main():
         sides["denoise mask 4x4 0.5"] = [a.cli, "denoise", "--image-shape", f"{h},{h},1", "--noise",
                                          "mask:patch=4x4,ratio=0.5"] + mine
         sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x]
+    if a.baseline_cli:
+        for k in [k for k, v in sides.items() if v[0] == a.cli]:
+            sides[k + ", baseline"] = [a.baseline_cli] + sides[k][1:]
     sides["numpy X.T@X + eigh"] = [sys.executable, "-c", NUMPY_SIDE, str(d), str(n), x]
     sides["numpy X.T@X + eigvalsh"] = [sys.executable, "-c", NUMPY_VALUES, str(d), str(n), x]
     if a.only:
         keep = [v.strip() for v in a.only.split(";")] + ["numpy X.T@X + eigh"]
-        sides = {k: v for k, v in sides.items() if k in keep}
+        sides = {k: v for k, v in sides.items() if k in keep or k.endswith(", baseline") and k[:-10] in keep}
     res = {k: [] for k in sides}
     inside, scipy_inside = [], []
     for _ in range(a.reps):
@@ -140,16 +146,19 @@ def main():
     np_compute = med([s + e for s, e in inside])
     print(f"  baseline RSS of recalign at D = 8: {base:.1f} MiB; NumPy inside its process: X.T@X {med([s for s, _ in inside]):.2f} s + eigh {med([e for _, e in inside]):.2f} s")
     np_cpu = med([x[2] for x in res["numpy X.T@X + eigh"]])
-    print(f"  {'side':32s} {'wall s':>8s} {'cpu s':>7s} {'peak MiB':>9s} {'D x D':>6s} {'/numpy wall':>11s} {'/numpy compute':>14s} {'/numpy cpu':>10s}")
+    np_peak = med([x[1] for x in res["numpy X.T@X + eigh"]])
+    print(f"  {'side':32s} {'wall s':>8s} {'cpu s':>7s} {'peak MiB':>9s} {'D x D':>6s} {'/numpy peak':>11s} {'/numpy wall':>11s} {'/numpy compute':>14s} {'/numpy cpu':>10s}")
     for k, v in res.items():
         w, r, cp = med([x[0] for x in v]), med([x[1] for x in v]), med([x[2] for x in v])
-        print(f"  {k:32s} {w:8.2f} {cp:7.2f} {r:9.1f} {(r - base) / mat_mib:6.2f} {w / np_wall:11.2f} {w / np_compute:14.2f} {cp / np_cpu:10.2f}")
+        print(f"  {k:32s} {w:8.2f} {cp:7.2f} {r:9.1f} {(r - base) / mat_mib:6.2f} {r / np_peak:11.2f} {w / np_wall:11.2f} {w / np_compute:14.2f} {cp / np_cpu:10.2f}")
     if scipy_inside:
         sw = med([x[0] for x in res["scipy denoise decompositions"]])
         dw = med([x[0] for x in res["denoise mask 4x4 0.5"]])
         sc = med([x[2] for x in res["scipy denoise decompositions"]])
         dc = med([x[2] for x in res["denoise mask 4x4 0.5"]])
-        print(f"  denoise / scipy: wall {dw / sw:.2f}, cpu {dc / sc:.2f}; scipy's decompositions inside its process: {med(scipy_inside):.2f} s")
+        sp = med([x[1] for x in res["scipy denoise decompositions"]])
+        dp = med([x[1] for x in res["denoise mask 4x4 0.5"]])
+        print(f"  denoise / scipy: wall {dw / sw:.2f}, cpu {dc / sc:.2f}, peak {dp / sp:.2f}; scipy's decompositions inside its process: {med(scipy_inside):.2f} s")
     if "spectrum" in res and "numpy X.T@X + eigvalsh" in res:
         vw = med([x[0] for x in res["numpy X.T@X + eigvalsh"]])
         vc = med([x[2] for x in res["numpy X.T@X + eigvalsh"]])

@@ -124,14 +124,15 @@ denoise_plan plan(const denoise_cli_options& o) {
                                         "form (mask or dropout, without --monte-carlo)");
     }
     t.replicates = replicate_groups(t.noises, p.run.config().method == "exact");
-    // Beside the clean state's 3 D x D (require_memory): while one noise's V* is found and
-    // measured, its Bs (then F = R⁻ᵀ Bs), G (then its Cholesky factor R) and C = F Fᵀ (then its
-    // eigenvectors), then V*, Sxx V* and their Gram matrix (3), and V* of every noise in the report
-    // (1 each); dsyevd's 2 D x D where solver_memory allows it: measured 7.8 D x D for one mask at
-    // D = 3,072 (a Gaussian noise needs no solve: its V* is U scaled, 1 D x D).
-    // Monte Carlo: each noise's accumulated expectations and replicate sums, all run long.
+    // require_memory counts 3 D x D; the report consumes the accumulator (Sxx in its storage),
+    // so the clean state is Sxx and U (2). While one noise's V* is found: its Bs (then F =
+    // R⁻ᵀ Bs), G (then its Cholesky factor R) and C = F Fᵀ (then its eigenvectors), 3; V* of
+    // every noise in the report (1 each); dsyevd's 2 D x D where solver_memory allows it (else,
+    // with n < D, C's top n pairs: D x n). Measured at D = 2,048, one mask: 6.8 D x D with dsyevd
+    // (7.8 before), 5.4 with n < D and no room for dsyevd (BENCHMARKS.md). A Gaussian noise needs
+    // no solve: its V* is U scaled, 1 D x D.
     const std::uint64_t matrix = checked_mul(checked_mul(t.dim, t.dim, "D x D"), 8, "D x D bytes");
-    std::uint64_t extra = checked_mul(matrix, 3 + t.noises.size(), "denoise memory");
+    std::uint64_t extra = checked_mul(matrix, 2 + t.noises.size(), "denoise memory");
     for (const noise_spec& s : t.noises)
         if (s.draws) extra = checked_add(extra, checked_mul(matrix, 2 * (1 + t.replicates), "denoise memory"), "denoise memory");
     bool monte_carlo = false;
@@ -168,7 +169,7 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);
-    r.report = state.tracker().report(p.solver);
+    r.report = std::move(state.tracker()).final_report(p.solver);  // the run is streamed and checkpointed
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;
     r.center = p.tracker.center;

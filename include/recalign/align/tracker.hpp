@@ -77,6 +77,9 @@ public:
     // `solver`: the memory its eigensolvers may add (spectral/eigen.hpp: dsyevd where it fits,
     // else dsyevr): how the report is computed, not what it is.
     tracker_report report(const eigen_options& solver = {});
+    // The same report at the end of a run, consuming the accumulator (Sxx is formed in its
+    // storage: one D x D matrix less at the peak); the tracker is left moved-from.
+    tracker_report final_report(const eigen_options& solver = {}) &&;
 
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
     static alignment_tracker load(std::istream& is) { return checkpoint::load_state<alignment_tracker>(is); }
@@ -100,6 +103,7 @@ public:
 
 private:
     void check_loaded() const;
+    tracker_report report_on(const statistics& clean, const eigen_options& solver);
 
     tracker_options options_;
     moment_accumulator moments_;
