@@ -5,6 +5,7 @@ extra passes and the checkpoint: SIGKILL in the second pass then --resume is byt
 merge of sketch checkpoints of two halves matches one pass; exact-only analyses refuse."""
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -242,3 +243,20 @@ def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, dat
                                          lambda s: s["pass"] == 4 and s["rows_done"] >= 1000, 500,
                                          "in the verification pass", timeout=30)
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"
+
+
+@pytest.mark.parametrize("value,on", [(None, False), ("", False), ("0", False), ("1", True), ("yes", True)],
+                         ids=["unset", "empty", "0", "1", "yes"])
+def test_memory_trace_is_off_unless_set_to_a_true_value(data, value, on):
+    """RECALIGN_MEMORY_TRACE (BENCHMARKS.md's diagnostic): "memory: PHASE: VmRSS ..." lines on
+    stderr at each phase of a verified run when set, none when unset, empty or 0."""
+    env = {k: v for k, v in os.environ.items() if k != "RECALIGN_MEMORY_TRACE"}
+    if value is not None:
+        env["RECALIGN_MEMORY_TRACE"] = value
+    argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--refine", 1, "--json", "--quiet"]
+    p = subprocess.run([c.RECALIGN] + [str(a) for a in argv], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    marks = [line for line in p.stderr.splitlines() if line.startswith("memory: ")]
+    assert bool(marks) == on, f"RECALIGN_MEMORY_TRACE={value!r}: {p.stderr!r}"
+    if on:
+        assert any("sketch finished: VmRSS " in line for line in marks) and all(" kB" in line for line in marks), marks
