@@ -260,3 +260,23 @@ def test_memory_trace_is_off_unless_set_to_a_true_value(data, value, on):
     assert bool(marks) == on, f"RECALIGN_MEMORY_TRACE={value!r}: {p.stderr!r}"
     if on:
         assert any("sketch finished: VmRSS " in line for line in marks) and all(" kB" in line for line in marks), marks
+
+
+def test_tradeoff_stopped_early_then_resumed_reports_the_passes_it_ran(tmp, data):
+    """The trade-off's adaptive stop (MATH.md §7) ends its CG passes before the --refine budget:
+    the checkpoint written after the stop holds how many passes ran, so --resume of it (and of
+    a run SIGKILLed in its verification pass) prints the uninterrupted run's JSON, not the
+    budget's pass count."""
+    args = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1,10", "--k", 3, "--json",
+                                  "--quiet"]
+    rc, reference, err = c.run(args)
+    f = json.loads(reference)[0]["refinement"]
+    assert rc == 0 and f["stopped"] and f["passes"] < f["max_passes"] - 1, f"the stop did not fire: {f} {err}"
+    ck = os.path.join(tmp, "tradeoff-stop.ckpt")
+    c.run(args + ["--checkpoint", ck], check_rc=0)
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    assert rc == 0 and out == reference, f"resumed after the stop: {json.loads(out)[0]['refinement']} {err}"
+    _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "tradeoff-stop-killed.ckpt"),
+                                         lambda s: s["pass"] == 1 and s["rows_done"] >= 1000, 500,
+                                         "in the verification pass", timeout=30)
+    assert rc == 0 and out == reference, f"resumed in the verification pass: exit {rc} {err}"
