@@ -35,7 +35,11 @@ __all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTrad
            "VerifiedTradeoffResult"]
 
 _MAGIC = b"RAPYVERI"
-_VERSION = 1
+# Version 2: VerifiedTradeoff with its CG passes (`refine` in the header's args; diagonal blocks
+# of min(384, D) coordinates). Version 1 before them: a trade-off of two passes on the diagonal of
+# Sxx, refused as of an older format; version-1 files of the other kinds, and trade-offs written
+# with `refine` before this version was given, have version 2's layout and load.
+_VERSION = 2
 
 
 def _file_error(source, offset, message):
@@ -342,10 +346,15 @@ class _VerifiedRun:
         if len(data) < 16:
             raise _file_error(source, len(data), "truncated header")
         version, size = struct.unpack_from("<II", data, 8)
-        if version != _VERSION:
-            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads {_VERSION})")
+        if version not in (1, _VERSION):
+            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads versions "
+                                         f"1 and {_VERSION})")
         try:
             head = json.loads(data[16:16 + size])
+            if version == 1 and head["config"]["kind"] == "VerifiedTradeoff" and "refine" not in head["args"]:
+                raise _file_error(source, 8, "a VerifiedTradeoff of the older format version 1 (two verification "
+                                             "passes on the diagonal of Sxx, before the CG passes of version "
+                                             f"{_VERSION}): this build cannot continue it exactly; run it again")
             kind = _KINDS[head["config"]["kind"]]
             if not issubclass(kind, cls):
                 raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
