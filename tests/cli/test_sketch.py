@@ -280,3 +280,23 @@ def test_tradeoff_stopped_early_then_resumed_reports_the_passes_it_ran(tmp, data
                                          lambda s: s["pass"] == 1 and s["rows_done"] >= 1000, 500,
                                          "in the verification pass", timeout=30)
     assert rc == 0 and out == reference, f"resumed in the verification pass: exit {rc} {err}"
+
+
+@pytest.mark.parametrize("command", ["tradeoff", "denoise"])
+def test_no_pass_is_read_after_the_adaptive_stop(data, command):
+    """After the adaptive stop (the trade-off's CG passes, denoise's refinement) the passes left
+    read nothing: stderr's wall time per pass lists the sketch pass and the verification passes
+    run, no pass more (a pass read for nothing would get a time of its own)."""
+    if command == "tradeoff":
+        argv = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1", "--k", 3]
+    else:
+        argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
+    rc, out, err = c.run(argv + ["--json"])
+    j = json.loads(out)
+    e = (j[0] if command == "tradeoff" else j)["sketch_error"]
+    stopped = j[0]["refinement"]["stopped"] if command == "tradeoff" else e["refinement"]["stopped"] == "converged"
+    assert rc == 0 and stopped, f"{command}: the stop did not fire: {e}"
+    line = next(x for x in err.splitlines() if "wall seconds per pass" in x)
+    times = line.split("): ", 1)[1].split(", ")
+    assert f"then {e['verification_passes']} verification pass" in line, line
+    assert len(times) == 1 + e["verification_passes"], f"{command}: a pass read after the stop: {line}"
