@@ -4,7 +4,7 @@ DataLoader transform (the paper's Figure 1): keep only the directions explaining
 `fraction` of the pixel variance, or only the rest, train the same linear classifier on
 each, and compare test accuracy.
 
-    PYTHONPATH=build-py/python /usr/bin/python3 examples/python/filter_training_set.py \
+    PYTHONPATH=build/python /usr/bin/python3 examples/python/filter_training_set.py \
         [--fraction 0.75] [--train 20000] [--epochs 3]
 
 The moments come from one streamed pass; the transform is picklable, so it runs inside

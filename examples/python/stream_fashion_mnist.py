@@ -2,7 +2,7 @@
 """Stream Fashion-MNIST through a torch DataLoader (2 workers) into a recalign
 AlignmentTracker, with periodic atomic checkpoints and progress reports.
 
-    PYTHONPATH=build-py/python /usr/bin/python3 examples/python/stream_fashion_mnist.py \
+    PYTHONPATH=build/python /usr/bin/python3 examples/python/stream_fashion_mnist.py \
         [--limit 60000] [--checkpoint run.ckpt] [--resume]
 
 Kill it at any moment and run it again with --resume: it continues from the last

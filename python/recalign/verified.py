@@ -36,8 +36,11 @@ __all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTrad
 
 _MAGIC = b"RAPYVERI"
 # 2: a trailing part with what a state carries between its passes (VerifiedDenoising's
-# incremental refinement, recalign._recalign.DenoisingRefinement). Version 1 states load but
-# for a VerifiedDenoising inside its refinement passes (_load_carried says why).
+# incremental refinement, recalign._recalign.DenoisingRefinement), and VerifiedTradeoff with its
+# CG passes (`refine` in the header's args; diagonal blocks of min(384, D) coordinates).
+# Version 1 states load but for a VerifiedDenoising inside its refinement passes (_load_carried
+# says why) and a trade-off from before the CG passes (two passes on the diagonal of Sxx:
+# refused as of an older format); version-1 trade-offs written with `refine` load.
 _VERSION = 2
 
 
@@ -377,10 +380,14 @@ class _VerifiedRun:
             raise _file_error(source, len(data), "truncated header")
         version, size = struct.unpack_from("<II", data, 8)
         if version not in (1, _VERSION):
-            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads 1 and "
-                                         f"{_VERSION})")
+            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads versions "
+                                         f"1 and {_VERSION})")
         try:
             head = json.loads(data[16:16 + size])
+            if version == 1 and head["config"]["kind"] == "VerifiedTradeoff" and "refine" not in head["args"]:
+                raise _file_error(source, 8, "a VerifiedTradeoff of the older format version 1 (two verification "
+                                             "passes on the diagonal of Sxx, before the CG passes of version "
+                                             f"{_VERSION}): this build cannot continue it exactly; run it again")
             kind = _KINDS[head["config"]["kind"]]
             if not issubclass(kind, cls):
                 raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")

@@ -5,6 +5,7 @@ at D = 3,072 and a Fashion-MNIST subset)."""
 import json
 import os
 import pickle
+import struct
 import subprocess
 
 import numpy as np
@@ -115,6 +116,38 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="passes are done"):
         st.next_pass()
 
+
+def _with_header(data, version, edit):
+    """Checkpoint bytes of a verified state with another format version and header (edit(head))."""
+    size = struct.unpack_from("<I", data, 12)[0]
+    head = json.loads(data[16:16 + size])
+    edit(head)
+    h = json.dumps(head).encode()
+    return data[:8] + struct.pack("<II", version, len(h)) + h + data[16 + size:]
+
+
+def test_older_formats_load_or_are_refused_as_older():
+    """Format version 2 (the trade-off's CG passes): a version-1 VerifiedTradeoff of before them (no
+    `refine` in its header, 1x1 diagonal blocks) is refused as of an older format, not as "another
+    configuration"; version-1 files of the current layout (other kinds, trade-offs with `refine`)
+    load to the same state; a newer version is refused."""
+    data = synthetic_batches(n=128)
+    t = recalign.track(data, recalign.VerifiedTradeoff(192, 5, [0, 1], 3, rank=10, refine=1))
+    a = recalign.track(data, recalign.VerifiedAlignment(192, 5, rank=10))
+    for state in (t, a):
+        assert type(state).from_bytes(_with_header(state.to_bytes(), 1, lambda h: None)).to_bytes() == state.to_bytes()
+    # a state of before any row in the old layout: the exact diagonal of Sxx as 1x1 blocks
+    old = _with_header(recalign.VerifiedTradeoff(192, 5, [0, 1], 3, rank=10).to_bytes(), 1,
+                       lambda h: h["args"].pop("refine"))
+    fresh, diagonal = (recalign.PatchBlocks((192, 1, 1), patch, "hwc").to_bytes() for patch in ((192, 1), (1, 1)))
+    assert old.count(fresh) == 1
+    old = old.replace(struct.pack("<Q", len(fresh)) + fresh, struct.pack("<Q", len(diagonal)) + diagonal)
+    with pytest.raises(recalign.FileError, match="older format version 1") as e:
+        recalign.VerifiedTradeoff.from_bytes(old, "old.ckpt")
+    assert e.value.offset == 8 and e.value.file == "old.ckpt"
+    with pytest.raises(recalign.FileError, match="version 3 is not supported") as e:
+        recalign.VerifiedTradeoff.from_bytes(_with_header(t.to_bytes(), 3, lambda h: None))
+    assert e.value.offset == 8
 
 def test_tolerance_skips_sketch_passes(tmp_path):
     """tolerance (the CLI's --tolerance): once the Nyström estimate of ‖C − Ĉ‖_F / tr C meets T

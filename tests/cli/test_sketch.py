@@ -5,6 +5,7 @@ extra passes and the checkpoint: SIGKILL in the second pass then --resume is byt
 merge of sketch checkpoints of two halves matches one pass; exact-only analyses refuse."""
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -242,3 +243,60 @@ def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, dat
                                          lambda s: s["pass"] == 4 and s["rows_done"] >= 1000, 500,
                                          "in the verification pass", timeout=30)
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"
+
+
+@pytest.mark.parametrize("value,on", [(None, False), ("", False), ("0", False), ("1", True), ("yes", True)],
+                         ids=["unset", "empty", "0", "1", "yes"])
+def test_memory_trace_is_off_unless_set_to_a_true_value(data, value, on):
+    """RECALIGN_MEMORY_TRACE (BENCHMARKS.md's diagnostic): "memory: PHASE: VmRSS ..." lines on
+    stderr at each phase of a verified run when set, none when unset, empty or 0."""
+    env = {k: v for k, v in os.environ.items() if k != "RECALIGN_MEMORY_TRACE"}
+    if value is not None:
+        env["RECALIGN_MEMORY_TRACE"] = value
+    argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--refine", 1, "--json", "--quiet"]
+    p = subprocess.run([c.RECALIGN] + [str(a) for a in argv], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    marks = [line for line in p.stderr.splitlines() if line.startswith("memory: ")]
+    assert bool(marks) == on, f"RECALIGN_MEMORY_TRACE={value!r}: {p.stderr!r}"
+    if on:
+        assert any("sketch finished: VmRSS " in line for line in marks) and all(" kB" in line for line in marks), marks
+
+
+def test_tradeoff_stopped_early_then_resumed_reports_the_passes_it_ran(tmp, data):
+    """The trade-off's adaptive stop (MATH.md §7) ends its CG passes before the --refine budget:
+    the checkpoint written after the stop holds how many passes ran, so --resume of it (and of
+    a run SIGKILLed in its verification pass) prints the uninterrupted run's JSON, not the
+    budget's pass count."""
+    args = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1,10", "--k", 3, "--json",
+                                  "--quiet"]
+    rc, reference, err = c.run(args)
+    f = json.loads(reference)[0]["refinement"]
+    assert rc == 0 and f["stopped"] and f["passes"] < f["max_passes"] - 1, f"the stop did not fire: {f} {err}"
+    ck = os.path.join(tmp, "tradeoff-stop.ckpt")
+    c.run(args + ["--checkpoint", ck], check_rc=0)
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    assert rc == 0 and out == reference, f"resumed after the stop: {json.loads(out)[0]['refinement']} {err}"
+    _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "tradeoff-stop-killed.ckpt"),
+                                         lambda s: s["pass"] == 1 and s["rows_done"] >= 1000, 500,
+                                         "in the verification pass", timeout=30)
+    assert rc == 0 and out == reference, f"resumed in the verification pass: exit {rc} {err}"
+
+
+@pytest.mark.parametrize("command", ["tradeoff", "denoise"])
+def test_no_pass_is_read_after_the_adaptive_stop(data, command):
+    """After the adaptive stop (the trade-off's CG passes, denoise's refinement) the passes left
+    read nothing: stderr's wall time per pass lists the sketch pass and the verification passes
+    run, no pass more (a pass read for nothing would get a time of its own)."""
+    if command == "tradeoff":
+        argv = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1", "--k", 3]
+    else:
+        argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
+    rc, out, err = c.run(argv + ["--json"])
+    j = json.loads(out)
+    e = (j[0] if command == "tradeoff" else j)["sketch_error"]
+    stopped = j[0]["refinement"]["stopped"] if command == "tradeoff" else e["refinement"]["stopped"] == "converged"
+    assert rc == 0 and stopped, f"{command}: the stop did not fire: {e}"
+    line = next(x for x in err.splitlines() if "wall seconds per pass" in x)
+    times = line.split("): ", 1)[1].split(", ")
+    assert f"then {e['verification_passes']} verification pass" in line, line
+    assert len(times) == 1 + e["verification_passes"], f"{command}: a pass read after the stop: {line}"

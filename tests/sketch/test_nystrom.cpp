@@ -15,7 +15,7 @@
 #include <recalign/core/errors.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
 
-#include "../../lib/sketch/second_thread.hpp"  // internal: allow()
+#include "second_thread.hpp"  // internal (lib/sketch): allow()
 #include "sketch_helpers.hpp"
 
 using namespace recalign;

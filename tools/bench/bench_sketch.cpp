@@ -40,7 +40,7 @@
 #include <recalign/core/blas.hpp>
 #include <recalign/core/rng.hpp>
 
-#include "../../lib/sketch/second_thread.hpp"  // internal: allow(), for the column without it
+#include "second_thread.hpp"  // internal (lib/sketch): allow(), for the column without it
 #include <recalign/recalign.hpp>
 
 using namespace recalign;

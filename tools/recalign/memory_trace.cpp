@@ -18,7 +18,10 @@ long status_kb(const std::string& text, const char* key) {
 }  // namespace
 
 void memory_mark(const char* phase) {
-    static const bool on = std::getenv("RECALIGN_MEMORY_TRACE") != nullptr;
+    static const bool on = [] {  // "" and "0" are off, as for a flag
+        const char* v = std::getenv("RECALIGN_MEMORY_TRACE");
+        return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+    }();
     if (!on) return;
     std::ifstream in("/proc/self/status");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -1,7 +1,8 @@
 // A diagnostic for measuring where a run's memory goes (BENCHMARKS.md): with the environment
-// variable RECALIGN_MEMORY_TRACE set, memory_mark("phase") writes one line to stderr with the
-// resident set now and its peak since the previous mark (VmRSS, VmHWM of /proc/self/status),
-// then resets the peak (/proc/self/clear_refs, "5"). Without the variable it does nothing.
+// variable RECALIGN_MEMORY_TRACE set to anything but "" or "0", memory_mark("phase") writes one
+// line to stderr with the resident set now and its peak since the previous mark (VmRSS, VmHWM
+// of /proc/self/status), then resets the peak (/proc/self/clear_refs, "5"). Otherwise (unset,
+// "" or "0") it does nothing.
 #pragma once
 
 namespace recalign::cli {

@@ -210,8 +210,8 @@ void add_tradeoff(CLI::App& app, command_line& c) {
                            "Sketch routes: the most passes after the first verification pass, each one block step of "
                            "preconditioned CG towards Sxx⁻¹ Sxy (the λ = 0 optimum; MATH.md §7), stopping early once "
                            "the preconditioned residual estimates the λ = 0 loss within 1e-4 of the optimum (an "
-                           "estimate: it can stop early where CG stagnates; one process only, under mpirun all N "
-                           "run); 0 runs the first pass only")
+                           "estimate: it can stop early where CG stagnates; under mpirun judged once, on the ranks' "
+                           "merged pass); 0 runs the first pass only")
         ->check(CLI::Range(0, 50))->default_str(std::to_string(default_tradeoff_refine));
     add_preprocess_options(c.tradeoff, o.run);
     add_verify_options(c.tradeoff, o.run);

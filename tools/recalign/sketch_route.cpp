@@ -10,8 +10,9 @@ namespace recalign::cli {
 const char* verify_help =
     "Sketch routes (--method fd|nystrom): one more pass over the data evaluates the subspaces found exactly, so every "
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
-    "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two; denoise with a "
-    "masking noise: 1 + --refine, default 9) and about 3 D doubles of memory per verified direction (the sketch's "
+    "the sketch's eigenvalues, which can be inflated; tradeoff and denoise refuse it). Costs one more read of the data "
+    "(tradeoff, and denoise with a masking noise: up to --refine more, at most 21 and 9 by default, fewer when they "
+    "stop early) and about 3 D doubles of memory per verified direction (the sketch's "
     "rank, plus as many and 64 more per masking noise in denoise, which holds 2 D doubles per direction in a pass and, "
     "between passes, the previous pass with each masking noise's rank + 64 restart vectors and corrections; a "
     "Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "

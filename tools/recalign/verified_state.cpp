@@ -323,9 +323,11 @@ restricted_statistics bytes_statistics(const std::string& bytes, const std::stri
 // [magic v2][u64 pass][route][u64 blocks][each block state][u64 has pass][pass state]
 // [u64 verification passes][u64 refinement passes started][u64 stopped][f64 change][curves]
 // [u64 has next][u64 carried][statistics][u64 has final][statistics]
-// (version 1, "RAVERIFY": up to the pass state; loaded as full refinement passes.)
+// [u64 verification passes skipped by the stop][u64 counted] (version 3, "RAVERIF3"; version 2,
+// "RAVERIF2": without these two, loaded as none skipped yet; version 1, "RAVERIFY": up to the
+// pass state, loaded as full refinement passes.)
 std::string verified_state::save() const {
-    std::string out(verified_magic_v2, 8);
+    std::string out(verified_magic_v3, 8);
     put_u64(out, pass_);
     put_part(out, route_.save());
     put_u64(out, blocks_.size());
@@ -344,11 +346,14 @@ std::string verified_state::save() const {
     }
     put_u64(out, final_ ? 1 : 0);
     if (final_) put_part(out, statistics_bytes(*final_));
+    put_u64(out, skipped_);
+    put_u64(out, counted_ ? 1 : 0);
     return out;
 }
 
 void verified_state::load(const std::string& bytes, const std::string& source) {
-    const bool v2 = bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v2, 8)) == 0;
+    const bool v3 = bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v3, 8)) == 0;
+    const bool v2 = v3 || (bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v2, 8)) == 0);
     if (!v2 && (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0))
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds no verification pass (written with --no-verify or by another "
@@ -405,6 +410,14 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
                 throw file_error(source, checkpoint::header_bytes, "the refinement's statistics are of other data");
         }
     }
+    std::uint64_t skipped = 0;
+    bool counted = false;
+    if (v3) {
+        skipped = r.u64();
+        counted = r.u64() != 0;
+        if (planned != 0 && skipped > planned)
+            throw file_error(source, checkpoint::header_bytes, "the checkpoint skipped more passes than it planned");
+    }
     if (!r.bytes.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
     next_ = std::move(next);
     final_ = std::move(final_stats);
@@ -413,6 +426,8 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     refined_ = refined;
     stopped_ = stopped;
     change_ = change;
+    skipped_ = skipped;
+    counted_ = counted;
     route_ = std::move(route);
     blocks_ = std::move(blocks);
     pass_state_ = std::move(state);
@@ -458,6 +473,8 @@ void verified_state::merge(const stream_state& o) {
     refined_ = 0;
     stopped_ = false;
     change_ = std::numeric_limits<double>::quiet_NaN();
+    skipped_ = 0;  // the merged state verifies again
+    counted_ = false;
     if (!planned_) planned_ = other->planned_;
 }
 

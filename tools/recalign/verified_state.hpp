@@ -26,12 +26,15 @@
 namespace recalign::cli {
 
 // The first bytes of a verified state's checkpoint bytes (a route state's start otherwise):
-// version 1 (full refinement passes; still loaded) and version 2 (incremental refinement).
+// version 1 (full refinement passes), version 2 (incremental refinement; both still loaded)
+// and version 3 (version 2 and the passes the adaptive stop skipped).
 inline constexpr char verified_magic[] = "RAVERIFY";
 inline constexpr char verified_magic_v2[] = "RAVERIF2";
-// Whether checkpoint bytes hold a verified state (either version).
+inline constexpr char verified_magic_v3[] = "RAVERIF3";
+// Whether checkpoint bytes hold a verified state (any version).
 inline bool verified_bytes(const std::string& s) {
-    return s.compare(0, 8, verified_magic) == 0 || s.compare(0, 8, verified_magic_v2) == 0;
+    return s.compare(0, 8, verified_magic) == 0 || s.compare(0, 8, verified_magic_v2) == 0 ||
+           s.compare(0, 8, verified_magic_v3) == 0;
 }
 
 // What a verification pass runs on: a basis from the finished sketch statistics, the patch
