@@ -185,7 +185,9 @@ def main():
           f"{'all noises in one command' if a.together else 'one noise per command'}; K <= 64")
     worst_rel = worst_imp = 0.0
     by_patch, gauss, trade = {}, None, []  # the Markdown table: one row per patch size
-    for n, s in zip(noises, got):
+    for i, (n, s) in enumerate(zip(noises, got)):
+        r = docs[0 if a.together else i].get("sketch_error", {}).get("refinement") or {}
+        ref = f", refined {r['passes']}/{r['budget']} ({r['stopped']})" if "passes" in r else ""
         if s["spec"].startswith("gaussian"):  # Corollary 3.1: impact 0, no exact route needed
             gauss = max(abs(v) for v in s["impact"])
             print(f"  {s['spec']:40s} impact (sketch) <= {gauss:.1e}")
@@ -202,7 +204,7 @@ def main():
         worst_rel, worst_imp = max(worst_rel, dr), max(worst_imp, di)
         miss = " MISSED" if dr > 2e-3 or di > 1e-2 or flips else ""
         print(f"  {s['spec']:40s} K = {k}: |Δ relative| {dr:.1e} (max |exact| {big:.1e}), sign flips {flips}, "
-              f"|Δ impact/K| {di:.1e}{miss} [{source[n]}"
+              f"|Δ impact/K| {di:.1e}{miss}{ref} [{source[n]}"
               + (f"; exact route and oracle within {agree[n]:.0e}]" if n in agree else "]"))
         closed = path("exact_" + n.replace(draws, ""))
         if a.draws and os.path.exists(closed):  # the Monte-Carlo error of the exact route itself, for scale
