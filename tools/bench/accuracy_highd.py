@@ -21,6 +21,8 @@ agrees trivially; one at a time is the test of the method.
     tools/bench/accuracy_highd.py synth --side 64 --size 224 --rows 20000 --oracle --noises 16x16:0.75:fixed
         # exact side from tools/bench/denoise_oracle.py (NumPy/SciPy; ~3 D x D, minutes where
         # recalign's exact route takes hours); PxP:ratio:fixed is the fixed-count scheme
+    tools/bench/accuracy_highd.py synth --side 32 --size 224 --rows 20000 --passes 1 --noises 16x16:0.75:fixed,16x16:0.75 [--together]
+        # the 224 demo's three noises and sketch route (the CLI's --passes 1) on its images box-averaged by 7
 
 Synthetic images: --size x --size (default 4·side) box-averaged to side x side by
 recalign-synth, cached in --cache. Prints one line per noise, a Markdown row per noise
@@ -44,6 +46,7 @@ def main():
     ap.add_argument("--cache", default="/tmp/recalign-accuracy")
     ap.add_argument("--noises", default=None, help="PxP:ratio,... (default: all 16)")
     ap.add_argument("--rank", type=int, default=256)
+    ap.add_argument("--passes", type=int, default=2, help="--passes of the sketch route (the demo's command: the CLI's 1)")
     ap.add_argument("--refine", type=int, default=None, help="--refine N of the sketch route (default: the CLI's)")
     ap.add_argument("--draws", type=int, default=0, help="Monte-Carlo masks with S draws (both routes)")
     ap.add_argument("--no-gaussian", action="store_true")
@@ -78,7 +81,7 @@ def main():
     draws = f",draws={a.draws}" if a.draws else ""
     masks = [f"mask:patch={x[0]},ratio={x[1]}" + (f",scheme={x[2]}" if len(x) > 2 else "") + draws for x in pairs]
     noises = masks + ([] if a.no_gaussian else ["gaussian:sigma=0.1"])
-    method = ["--method", "nystrom", "--rank", str(a.rank), "--passes", "2", "--seed", "1"]
+    method = ["--method", "nystrom", "--rank", str(a.rank), "--passes", str(a.passes), "--seed", "1"]
     sketch = method + ([] if a.refine is None else ["--refine", str(a.refine)])
     times = []
 
@@ -164,7 +167,8 @@ def main():
             agree[n] = max(max(abs(x - y) for x, y in zip(by_spec[n][q][:64], o[q][:64]))
                            for q in ("relative", "impact_normalised"))
     times.extend(("exact " + k if not k.startswith("oracle") else k, t) for k, t in exact_runs.items())
-    sk = f"sketch{stamp}_r{a.rank}" + ("" if a.refine is None else f"_refine{a.refine}")
+    rp = f"r{a.rank}" + ("" if a.passes == 2 else f"_p{a.passes}")
+    sk = f"sketch{stamp}_{rp}" + ("" if a.refine is None else f"_refine{a.refine}")
     if a.together:
         docs = [cached(sk + "_together_" + "_".join(noises), ["denoise"] + args + shape + flags(noises) + sketch)]
         got = docs[0]["noises"]
@@ -177,10 +181,13 @@ def main():
         sys.exit(f"{tag}: no sketch result of this build ({sk}) cached: run without --only report")
     doc0 = docs[0]
     refine = "CLI default" if a.refine is None else a.refine
-    print(f"{tag}: D = {doc0['d']}, n = {doc0['n']}; sketch nystrom {a.rank}, 2 passes, verified, refine {refine}; K <= 64")
+    print(f"{tag}: D = {doc0['d']}, n = {doc0['n']}; sketch nystrom {a.rank}, {a.passes} passes, verified, refine {refine}; "
+          f"{'all noises in one command' if a.together else 'one noise per command'}; K <= 64")
     worst_rel = worst_imp = 0.0
     by_patch, gauss, trade = {}, None, []  # the Markdown table: one row per patch size
-    for n, s in zip(noises, got):
+    for i, (n, s) in enumerate(zip(noises, got)):
+        r = docs[0 if a.together else i].get("sketch_error", {}).get("refinement") or {}
+        ref = f", refined {r['passes']}/{r['budget']} ({r['stopped']})" if "passes" in r else ""
         if s["spec"].startswith("gaussian"):  # Corollary 3.1: impact 0, no exact route needed
             gauss = max(abs(v) for v in s["impact"])
             print(f"  {s['spec']:40s} impact (sketch) <= {gauss:.1e}")
@@ -197,7 +204,7 @@ def main():
         worst_rel, worst_imp = max(worst_rel, dr), max(worst_imp, di)
         miss = " MISSED" if dr > 2e-3 or di > 1e-2 or flips else ""
         print(f"  {s['spec']:40s} K = {k}: |Δ relative| {dr:.1e} (max |exact| {big:.1e}), sign flips {flips}, "
-              f"|Δ impact/K| {di:.1e}{miss} [{source[n]}"
+              f"|Δ impact/K| {di:.1e}{miss}{ref} [{source[n]}"
               + (f"; exact route and oracle within {agree[n]:.0e}]" if n in agree else "]"))
         closed = path("exact_" + n.replace(draws, ""))
         if a.draws and os.path.exists(closed):  # the Monte-Carlo error of the exact route itself, for scale
@@ -213,7 +220,7 @@ def main():
     if not a.skip_tradeoff:
         t = ["tradeoff"] + args + ["--lambda", "0,1,10", "--k", "64"]
         te = cached("tradeoff_exact", t)
-        ts = cached(f"tradeoff_sketch{stamp}_r{a.rank}", t + method)
+        ts = cached(f"tradeoff_sketch{stamp}_{rp}", t + method)
         for x, y in zip(te or [], ts or []):
             r = y['loss'] / x['loss'] - 1
             print(f"  tradeoff λ = {x['lambda']:g}, K = 64: sketch / exact − 1 = {r:.1e}")
