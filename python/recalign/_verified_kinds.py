@@ -101,7 +101,8 @@ class VerifiedDenoising(_VerifiedRun):
     span(U, V_1, ..., V_m), from which every curve, relative difference and impact is
     computed, exactly for the subspaces returned (Gaussian noise keeps U: impact 0). With a
     masking noise, `refine` more passes (the CLI's --refine, default 8, 0..20) each restart on
-    U, every masking noise's Ritz vectors from the previous pass and the preconditioned
+    U, every masking noise's Ritz vectors from the previous pass, the first 64 of the pass
+    before (the P block, without Monte-Carlo noises, as the CLI) and the preconditioned
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
     subspace"); the report comes from the last pass.
     Monte-Carlo noises (a spec with draws=S, or a Corruption written in Python) sketch the
@@ -214,6 +215,8 @@ class VerifiedDenoising(_VerifiedRun):
         q = sketch.spectrum.basis
         if previous is not None:  # a refinement pass: U, each masking noise's Ritz vectors and corrections
             previous.products()  # the Ritz steps in the pass's coordinates, as the CLI
+            if not self._mc:  # the CLI's incremental passes: restart_coordinates' span, P block included
+                return self._restart_basis(sketch, previous)
             for i, n in enumerate(self._noises):
                 blocks = self._blocks_for(i)
                 if blocks is None:
@@ -230,6 +233,34 @@ class VerifiedDenoising(_VerifiedRun):
             v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i))
             q = _recalign.orthonormal_extension(q, v.basis[:, :v.informative])
         return q
+
+    def _restart_basis(self, sketch, previous):
+        """The span of the CLI's incremental restart (denoising_restart, restart_coordinates): U, each
+        masking noise's first 64 Ritz vectors, the previous refinement pass's (its columns r .. r + p,
+        laid out there the same way: the P block; none after the first verification pass), the other
+        Ritz vectors, then every noise's 64 corrections."""
+        q = sketch.spectrum.basis
+        r = q.shape[1]
+        tops, rest, corrections = [], [], []
+        for i, n in enumerate(self._noises):
+            blocks = self._blocks_for(i)
+            if blocks is None:
+                continue
+            v = _recalign.ritz_denoising(previous, n, blocks)
+            k = min(self._config["rank"], v.subspace.informative)
+            w = _recalign.leading_columns(v.refined, previous, k)
+            t = min(_REFINED, k)
+            tops.append(w[:, :t])
+            rest.append(w[:, t:])
+            corrections.append(_recalign.denoising_refinement(sketch.spectrum, previous, n, blocks, _REFINED))
+        if not tops:
+            return q
+        p = sum(x.shape[1] for x in tops)
+        q = _recalign.orthonormal_extension(q, np.hstack(tops))
+        if self._verification_passes_run() >= 2 and 0 < p and r + p <= previous.k:
+            q = _recalign.orthonormal_extension(q, previous.basis[:, r:r + p])
+        q = _recalign.orthonormal_extension(q, np.hstack(rest))
+        return _recalign.orthonormal_extension(q, np.hstack(corrections))
 
     def report(self):
         """The VerifiedDenoisingResult (all passes done)."""

@@ -258,7 +258,11 @@ def test_cli_parity_fashion(fashion, tmp_path):
                    "--noise", "mask:patch=4x4,ratio=0.5", "--noise", "dropout:ratio=0.3", "--center")
     py = recalign.verified_denoise(data, ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.3"], 10, shape=(28, 28, 1),
                                    rank=40, center="centered")
-    close_document(cli, py, "denoise centered")
+    # 1e-6, not 1e-7: the restart's P block (the previous pass's top Ritz vectors) is nearly
+    # dependent on the new ones once they converge, and orthonormalising what is left of it
+    # amplifies the rounding of the two orders (CLI: R = Q C, then the corrections; Python: in
+    # D-space): measured 7.7e-10 on a list of largest magnitude 7.2e-3 (relative difference, K = 249).
+    close_document(cli, py, "denoise centered", rtol=1e-6)
 
 
 def test_torch_dataloader_drives_every_pass(tmp_path):
