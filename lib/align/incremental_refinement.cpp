@@ -22,6 +22,54 @@ matrix_t refinement_pass::fresh() const {
     return t;
 }
 
+namespace {
+// The number of leading Ritz vectors the restart lays out right after U: min(count, kept) per
+// masking noise. The previous restart laid out its own the same way, so in the pass that read
+// it they are Q's columns r .. r + previous_tops (when a column was dependent and dropped, the
+// block holds a neighbouring direction instead: still one of span Q, so every number stays
+// exact; only the convergence could differ).
+std::size_t previous_tops(const std::vector<matrix_t>& ritz, std::size_t count) {
+    std::size_t p = 0;
+    for (const matrix_t& w : ritz) p += std::min(count, w.shape(1));
+    return p;
+}
+
+// m x e coordinates as one matrix (the columns of each part in turn; e may be 0).
+matrix_t side_by_side(std::size_t m, const std::vector<matrix_t>& parts) {
+    std::size_t e = 0;
+    for (const matrix_t& x : parts) e += x.shape(1);
+    matrix_t out = xt::zeros<double>({m, e});
+    for (std::size_t c0 = 0, i = 0; i < parts.size(); c0 += parts[i].shape(1), ++i)
+        for (std::size_t p = 0; p < m; ++p)
+            for (std::size_t j = 0; j < parts[i].shape(1); ++j) out(p, c0 + j) = parts[i](p, j);
+    return out;
+}
+}  // namespace
+
+matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<matrix_t>& ritz, std::size_t count,
+                             std::size_t previous) {
+    for (const matrix_t& w : ritz)
+        if (w.shape(0) != m) throw std::invalid_argument("restart_coordinates: Ritz coordinates of another basis");
+    if (r > m) throw std::invalid_argument("restart_coordinates: the sketch's rank exceeds the basis");
+    matrix_t c = xt::zeros<double>({m, r});
+    for (std::size_t j = 0; j < r; ++j) c(j, j) = 1.0;
+    // In stages (orthonormal_extension mixes the columns it adds, never earlier ones): the
+    // leading r + Σ tops columns span exactly U and the tops, the next restart's P block.
+    std::vector<matrix_t> tops, rest;
+    for (const matrix_t& w : ritz) {
+        const std::size_t k = std::min(count, w.shape(1));
+        tops.push_back(xt::view(w, xt::all(), xt::range(0, k)));
+        rest.push_back(xt::view(w, xt::all(), xt::range(k, w.shape(1))));
+    }
+    c = orthonormal_extension(c, side_by_side(m, tops));
+    if (previous > 0 && r + previous <= m) {  // the previous pass's tops: Q's columns r .. r + previous
+        matrix_t e = xt::zeros<double>({m, previous});
+        for (std::size_t j = 0; j < previous; ++j) e(r + j, j) = 1.0;
+        c = orthonormal_extension(c, e);
+    }
+    return orthonormal_extension(c, side_by_side(m, rest));
+}
+
 refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pass, const std::vector<noise_spec>& noises,
                                   const std::vector<const patch_blocks*>& blocks, const refinement_options& options,
                                   const vector_t* before) {
@@ -47,14 +95,13 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     }
     std::vector<double> curves;
     std::vector<matrix_t> ritz, corrections;
-    std::size_t ritz_cols = 0, correction_cols = 0;
+    std::size_t correction_cols = 0;
     for (std::size_t i = 0; i < noises.size(); ++i) {
         const noise_spec& n = noises[i];
         if (!blocks[i] || n.draws > 0 || n.family == noise_family::gaussian) continue;
         const ritz_denoising_result v = ritz_denoising(pass, n, blocks[i], rel_tol);  // Vᵀ Bd V once per pass
         const std::size_t k = std::min(options.rank, v.subspace.informative);
         ritz.push_back(xt::view(v.refined.coords, xt::all(), xt::range(0, k)));
-        ritz_cols += k;
         corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, rel_tol));
         correction_cols += corrections.back().shape(1);
         if (clean) {
@@ -72,14 +119,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         out.stopped = true;
         return out;
     }
-    // C: [E_r, the Ritz coordinates] orthonormalised in Q's coordinates (Q is orthonormal to
-    // rounding), so R = Q C starts with U itself.
-    matrix_t er = xt::zeros<double>({m, r}), w = xt::zeros<double>({m, ritz_cols});
-    for (std::size_t j = 0; j < r; ++j) er(j, j) = 1.0;
-    for (std::size_t c0 = 0, i = 0; i < ritz.size(); c0 += ritz[i].shape(1), ++i)
-        for (std::size_t p = 0; p < m; ++p)
-            for (std::size_t j = 0; j < ritz[i].shape(1); ++j) w(p, c0 + j) = ritz[i](p, j);
-    const matrix_t c = orthonormal_extension(er, w);
+    // C: which directions of span Q the restart keeps (restart_coordinates), orthonormal in Q's
+    // coordinates (Q is orthonormal to rounding), so R = Q C starts with U itself.
+    const matrix_t c = restart_coordinates(m, r, ritz, options.count, before ? previous_tops(ritz, options.count) : 0);
     const std::size_t a = c.shape(1);
     restricted_statistics rs = pass.coordinates(c);  // Rᵀ Sxx R, Rᵀ R, (Sxx R)ᵀ(Sxx R), Rᵀ Sxy: exact
     // R = Q C and Sxx R = (Sxx Q) C, each freeing what it was formed from (2 D x m doubles).

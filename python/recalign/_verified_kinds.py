@@ -102,7 +102,8 @@ class VerifiedDenoising(_VerifiedRun):
     span(U, V_1, ..., V_m), from which every curve, relative difference and impact is
     computed, exactly for the subspaces returned (Gaussian noise keeps U: impact 0). With a
     masking noise, `refine` more passes (the CLI's --refine, default 8, 0..20) each restart on
-    U, every masking noise's Ritz vectors from the previous pass and the preconditioned
+    U, every masking noise's Ritz vectors from the previous pass, the first 64 of the pass
+    before (the P block, without Monte-Carlo noises, as the CLI) and the preconditioned
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
     subspace"); the report comes from the last pass. As the CLI's, those passes are incremental
     (each reads only the new directions: the library's denoising_restart / complete_pass, through

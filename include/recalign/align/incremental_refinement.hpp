@@ -47,10 +47,21 @@ struct refinement_step {
     vector_t curves;
 };
 
+// WHICH directions of span Q a restart keeps, as coordinates C (m x a, orthonormal): the
+// sketch's U (Q's first r columns), each masking noise's top `count` Ritz vectors (ritz[i]: its
+// kept Ritz vectors' coordinates in Q, best first), the previous pass's top Ritz vectors (Q's
+// columns r .. r + previous, laid out there by the last restart: LOBPCG's P block, span(x, x_prev)
+// = span(x, x − x_prev), which stops the zig-zag of a restarted steepest descent), then the
+// remaining Ritz vectors, in this order and orthonormalised in stages, so that C's first r +
+// Σ min(count, kept) columns span exactly U and the tops (the next restart's P block).
+// previous = 0: none (the first restart: Q is U and the sketched subspaces).
+matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<matrix_t>& ritz, std::size_t count,
+                             std::size_t previous);
+
 // From a verification pass on span Q whose first r columns are the sketch's basis U (every
 // basis of the denoising route starts with it): the Ritz vectors of each masking noise
-// (min(rank, informative) of them) and their `count` corrections; C orthonormalises [U, Ritz
-// vectors] in Q's coordinates. Unless stopped, `pass` is consumed (its D x m basis and Sxx Q
+// (min(rank, informative) of them) and their `count` corrections; C = restart_coordinates (with
+// `before`, the previous pass's tops too). Unless stopped, `pass` is consumed (its D x m basis and Sxx Q
 // are freed as soon as R and Sxx R are formed). `blocks[i]`: noise i's patch blocks (null: no refinement,
 // Gaussian). With `before` (the previous pass's curves) and a change below refinement_stop,
 // nothing is built: `stopped`, and `pass` is left as it was (with its products) for the

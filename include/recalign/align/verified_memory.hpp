@@ -46,8 +46,8 @@ verification_size alignment_verification(std::uint64_t rank);
 // preconditioner and its temporaries (E⁻¹ U, E⁻¹ [U, R]: 2 D (rank + C) doubles).
 verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
                                         std::uint64_t refine = 1, std::uint64_t block = 1);
-// denoise: U, and per masking noise (closed form) its subspace and `refined` = min(64, rank)
-// refined Ritz vectors; per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions, its sketch
+// denoise: U, and per masking noise (closed form) its subspace, `refined` = min(64, rank)
+// corrections and the previous pass's `refined` top Ritz vectors (the restart's P block); per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions, its sketch
 // (G Ω, Bs Ω, Bsᵀ Ω and a copy: 6 D (rank + 10) doubles) and its products on the basis (Bsᵀ Q,
 // Qᵀ G Q and a copy). `extra` makes run_memory + verification_memory the run's largest phase,
 // measured at 224x224x3 (BENCHMARKS.md, "The first basis construction in place"): through the
