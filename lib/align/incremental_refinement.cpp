@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "recalign/align/verification.hpp"
 #include "recalign/core/blas.hpp"
@@ -34,8 +38,18 @@ matrix_t congruence(const matrix_t& a, const matrix_t& w) {
     return out;
 }
 
+// Gives the whole pages inside [begin, end) back to the system (their contents are not read
+// again): a matrix consumed row by row then holds only what is left of it.
+void release_pages(const double* begin, const double* end) {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) / page * page;
+    const std::uintptr_t e = reinterpret_cast<std::uintptr_t>(end) / page * page;
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 // [Q C, 0] (D x width, width >= a = C's columns) from Q (D x m), in Q's own storage when width
-// == m (no second D x a: a block of rows at a time through a small scratch). C's first r
+// == m (no second D x a: a block of rows at a time through a small scratch); otherwise Q's rows
+// are released as they are read, so Q and the wider result are not both resident. C's first r
 // columns are E_r (orthonormal_extension keeps them bit for bit): Q's first r columns, kept as
 // they are; only the other a − r are multiplied.
 matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_t width) {
@@ -60,6 +74,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
             std::copy(t.data() + i * e, t.data() + (i + 1) * e, row + r);
             std::fill(row + a, row + width, 0.0);
         }
+        if (!in_place) release_pages(q.data(), q.data() + (r0 + rb) * m);
     }
     q = matrix_t();
     return out;
