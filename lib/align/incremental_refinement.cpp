@@ -61,7 +61,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
     const bool in_place = width == m;
     matrix_t out;
     if (in_place) out = std::move(q);
-    else out = xt::zeros<double>({d, width});
+    else out = xt::empty<double>({d, width});  // every element written below: no page touched before its row
     const double* src = in_place ? out.data() : q.data();
     constexpr std::size_t rows = 256;
     std::vector<double> t(std::min(d, rows) * e);
