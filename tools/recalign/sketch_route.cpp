@@ -13,7 +13,7 @@ const char* verify_help =
     "the sketch's eigenvalues, which can be inflated). Costs one more read of the data (tradeoff: two; denoise with a "
     "masking noise: 1 + --refine, default 9) and about 3 D doubles of memory per verified direction (the sketch's "
     "rank, plus as many and 64 more per masking noise in denoise, which holds 2 D doubles per direction in a pass and, "
-    "between passes, the previous pass with each masking noise's rank + 64 restart vectors and corrections; a "
+    "between passes, the previous pass with each masking noise's 64 corrections and one's temporaries; a "
     "Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "
     "and 6 D (rank + 10) for its sketch). "
     "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "
