@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "recalign/align/verification.hpp"
 #include "recalign/core/blas.hpp"
@@ -42,6 +46,59 @@ matrix_t side_by_side(std::size_t m, const std::vector<matrix_t>& parts) {
     for (std::size_t c0 = 0, i = 0; i < parts.size(); c0 += parts[i].shape(1), ++i)
         for (std::size_t p = 0; p < m; ++p)
             for (std::size_t j = 0; j < parts[i].shape(1); ++j) out(p, c0 + j) = parts[i](p, j);
+    return out;
+}
+
+// Wᵀ A W (A: k x k symmetric, W: k x k2), symmetrised (as restricted_statistics::coordinates).
+matrix_t congruence(const matrix_t& a, const matrix_t& w) {
+    const std::size_t k = w.shape(0), k2 = w.shape(1);
+    matrix_t aw = xt::zeros<double>({k, k2}), out = xt::zeros<double>({k2, k2});
+    blas::gemm_nn(k, k2, k, 1.0, a.data(), w.data(), 0.0, aw.data());
+    blas::gemm_tn(k2, k2, k, 1.0, w.data(), aw.data(), 0.0, out.data());
+    for (std::size_t i = 0; i < k2; ++i)
+        for (std::size_t j = i + 1; j < k2; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
+    return out;
+}
+
+// Gives the whole pages inside [begin, end) back to the system (their contents are not read
+// again): a matrix consumed row by row then holds only what is left of it.
+void release_pages(const double* begin, const double* end) {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) / page * page;
+    const std::uintptr_t e = reinterpret_cast<std::uintptr_t>(end) / page * page;
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
+// [Q C, 0] (D x width, width >= a = C's columns) from Q (D x m), in Q's own storage when width
+// == m (no second D x a: a block of rows at a time through a small scratch); otherwise Q's rows
+// are released as they are read, so Q and the wider result are not both resident. C's first r
+// columns are E_r (orthonormal_extension keeps them bit for bit): Q's first r columns, kept as
+// they are; only the other a − r are multiplied.
+matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_t width) {
+    const std::size_t d = q.shape(0), m = q.shape(1), a = c.shape(1), e = a - r;
+    if (c.shape(0) != m || r > a || width < a)
+        throw std::invalid_argument("denoising_restart: the rotation does not fit the pass's basis");
+    matrix_t cn = xt::zeros<double>({m, e});
+    for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &cn(p, 0));
+    const bool in_place = width == m;
+    matrix_t out;
+    if (in_place) out = std::move(q);
+    else out = xt::empty<double>({d, width});  // every element written below: no page touched before its row
+    const double* src = in_place ? out.data() : q.data();
+    constexpr std::size_t rows = 256;
+    std::vector<double> t(std::min(d, rows) * e);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        if (e) blas::gemm_nn(rb, e, m, 1.0, src + r0 * m, cn.data(), 0.0, t.data());
+        for (std::size_t i = 0; i < rb; ++i) {
+            double* row = out.data() + (r0 + i) * width;
+            if (!in_place && r) std::copy(src + (r0 + i) * m, src + (r0 + i) * m + r, row);
+            std::copy(t.data() + i * e, t.data() + (i + 1) * e, row + r);
+            std::fill(row + a, row + width, 0.0);
+        }
+        if (!in_place) release_pages(q.data(), q.data() + (r0 + rb) * m);
+    }
+    q = matrix_t();
     return out;
 }
 }  // namespace
@@ -82,6 +139,16 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         if (r && std::memcmp(&pass.basis(i, 0), &sk.basis(i, 0), r * sizeof(double)) != 0)
             throw std::invalid_argument("denoising_restart: the verification pass's basis does not start with the sketch's");
     pass.products();
+    // Vᵀ Bd V once per set of blocks (the masks of one patch size share it), its carried
+    // columns' part known from the previous restart (restricted_blocks): ritz_denoising reads it.
+    std::vector<known_blocks> full;
+    for (std::size_t i = 0; i < noises.size(); ++i) {
+        if (!blocks[i] || noises[i].draws > 0 || noises[i].family == noise_family::gaussian) continue;
+        bool seen = false;
+        for (const known_blocks& f : full) seen = seen || f.blocks == blocks[i];
+        if (!seen) full.push_back({blocks[i], restricted_blocks(pass, *blocks[i])});
+    }
+    pass.blocks_known = std::move(full);
     refinement_step out;
     // The clean Ritz vectors in Q's coordinates: the stopping curves' denominators (no residuals).
     std::optional<ritz_alignment_result> clean;
@@ -124,33 +191,33 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     const matrix_t c = restart_coordinates(m, r, ritz, options.count, before ? previous_tops(ritz, options.count) : 0);
     const std::size_t a = c.shape(1);
     restricted_statistics rs = pass.coordinates(c);  // Rᵀ Sxx R, Rᵀ R, (Sxx R)ᵀ(Sxx R), Rᵀ Sxy: exact
-    // R = Q C and Sxx R = (Sxx Q) C, each freeing what it was formed from (2 D x m doubles).
-    matrix_t rb = xt::zeros<double>({d, a});
-    blas::gemm_nn(d, a, m, 1.0, pass.basis.data(), c.data(), 0.0, rb.data());
+    std::vector<known_blocks> carried_blocks;          // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C: exact likewise
+    for (const known_blocks& f : pass.blocks_known) carried_blocks.push_back({f.blocks, congruence(f.leading, c)});
+    // [R, T] and [Sxx R, 0] with R = Q C, Sxx R = (Sxx Q) C, each in the storage of what it is
+    // formed from when the widths agree (they do from the second restart on: a + corrections = m).
+    const std::size_t width = a + correction_cols;
+    matrix_t basis = rotated_rows(std::move(pass.basis), c, r, width);
     pass.basis = matrix_t();
-    matrix_t srb = xt::zeros<double>({d, a});
-    blas::gemm_nn(d, a, m, 1.0, pass.sv.data(), c.data(), 0.0, srb.data());
+    matrix_t sv = rotated_rows(std::move(pass.sv), c, r, width);
     pass.sv = matrix_t();
     matrix_t corr = xt::zeros<double>({d, correction_cols});
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
         const std::size_t e = corrections[i].shape(1);
-        for (std::size_t p = 0; p < d; ++p)
-            for (std::size_t j = 0; j < e; ++j) corr(p, c0 + j) = corrections[i](p, j);
+        for (std::size_t p = 0; p < d && e; ++p) std::copy(&corrections[i](p, 0), &corrections[i](p, 0) + e, &corr(p, c0));
         corrections[i] = matrix_t();
         c0 += e;
     }
-    matrix_t full = orthonormal_extension(rb, corr);
-    rb = matrix_t();
-    corr = matrix_t();
-    const std::size_t mm = full.shape(1);
-    matrix_t sv = xt::zeros<double>({d, mm});
-    for (std::size_t p = 0; p < d; ++p) std::copy(&srb(p, 0), &srb(p, 0) + a, &sv(p, 0));
-    srb = matrix_t();
+    const std::size_t mm = orthonormal_extension(basis, a, std::move(corr));
+    if (mm < width) {  // dependent corrections left out: the columns after mm are not part of it
+        basis = leading_columns_of(basis, mm);
+        sv = leading_columns_of(sv, mm);
+    }
     restricted_statistics& known = out.next.known;
     known.center = pass.center;
     known.n = pass.n;
-    known.basis = std::move(full);
+    known.basis = std::move(basis);
     known.sv = std::move(sv);
+    known.blocks_known = std::move(carried_blocks);
     known.vsv = std::move(rs.vsv);
     known.gram = std::move(rs.gram);
     known.svsv = std::move(rs.svsv);

@@ -79,9 +79,47 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
                                         std::to_string(d) + ", n = " + std::to_string(s.n) + ")");
         const keep_probabilities keep = blocks->coefficients(noise);
         a *= keep.q * keep.q;
-        g = keep.k_diff * s.vsv + (keep.k_same - keep.k_diff) * blocks->restrict_to(s.basis, s.center);
+        g = keep.k_diff * s.vsv + (keep.k_same - keep.k_diff) * restricted_blocks(s, *blocks);
     }
     return ritz_generalized(s, a, g, rel_tol);
+}
+
+matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& blocks) {
+    if (s.in_coordinates()) throw std::invalid_argument("restricted_blocks: Vᵀ Bd V needs the pass's own basis");
+    const std::size_t d = s.dim(), k = s.k();
+    const matrix_t* known = nullptr;
+    for (const known_blocks& kb : s.blocks_known)
+        if (kb.blocks == &blocks && kb.leading.shape(0) <= k && kb.leading.shape(0) == kb.leading.shape(1))
+            known = &kb.leading;
+    if (!known) return blocks.restrict_to(s.basis, s.center);
+    const std::size_t a = known->shape(0), b = k - a;
+    if (blocks.dim() != d) throw std::invalid_argument("restricted_blocks: the blocks are not of dimension " + std::to_string(d));
+    if (b == 0) return *known;
+    // Vᵀ Bd T for the columns T after the known ones, block by block: V_bᵀ (Bd_b T_b).
+    matrix_t vt = xt::zeros<double>({k, b});
+    for (std::size_t blk = 0; blk < blocks.blocks(); ++blk) {
+        const std::vector<std::size_t>& idx = blocks.indices(blk);
+        const std::size_t sb = idx.size();
+        matrix_t vb = xt::zeros<double>({sb, k}), tb = xt::zeros<double>({sb, b}), bt = xt::zeros<double>({sb, b});
+        for (std::size_t i = 0; i < sb; ++i) {
+            const double* row = &s.basis(idx[i], 0);
+            std::copy(row, row + k, &vb(i, 0));
+            std::copy(row + a, row + k, &tb(i, 0));
+        }
+        const matrix_t bd = blocks.block(blk, s.center);
+        blas::gemm_nn(sb, b, sb, 1.0, bd.data(), tb.data(), 0.0, bt.data());
+        blas::gemm_tn(k, b, sb, 1.0, vb.data(), bt.data(), 1.0, vt.data());
+    }
+    matrix_t out = xt::zeros<double>({k, k});
+    for (std::size_t i = 0; i < a; ++i)
+        for (std::size_t j = 0; j < a; ++j) out(i, j) = (*known)(i, j);
+    for (std::size_t i = 0; i < k; ++i)
+        for (std::size_t j = 0; j < b; ++j) out(i, a + j) = vt(i, j);
+    for (std::size_t i = 0; i < a; ++i)  // the lower-left block: Tᵀ Bd R = (Rᵀ Bd T)ᵀ
+        for (std::size_t j = 0; j < b; ++j) out(a + j, i) = vt(i, j);
+    for (std::size_t i = 0; i < b; ++i)
+        for (std::size_t j = i; j < b; ++j) out(a + i, a + j) = out(a + j, a + i) = 0.5 * (vt(a + i, j) + vt(a + j, i));
+    return out;
 }
 
 ritz_denoising_result ritz_generalized(const restricted_statistics& s, const matrix_t& a, const matrix_t& g,

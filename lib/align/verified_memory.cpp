@@ -97,9 +97,11 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // and the sketch finished once (D x rank), the blocks; then the largest of a verification
     // pass (V and Sxx V: 2 D x K; the analyses run in its coordinates), the first basis
     // construction (the D x (rank + masks rank) basis built in place and one sketched subspace,
-    // D x rank) and a refinement step (the previous pass, each masking noise's restart vectors
-    // (with the previous pass's 64 tops) and corrections, rank + 2 x 64 each, and one correction's
-    // temporaries, 7 x 64 + rank D-long vectors). run_memory (48 rank D: the sketch pass and its finish) and verification_memory
+    // D x rank) and a refinement step (the previous pass, each masking noise's corrections, 64
+    // each, and the previous pass's 64 tops (the P block, part of the pass's columns), and one
+    // correction's temporaries, 7 x 64 + rank D-long vectors; the Ritz vectors are coordinates,
+    // R = Q C and Sxx R = (Sxx Q) C are formed in Q's storage or release Q's rows as they are
+    // read: incremental_refinement.cpp). run_memory (48 rank D: the sketch pass and its finish) and verification_memory
     // (3 D doubles per direction) are added to `extra`, so it is the difference, which may be
     // negative: the finish's temporaries are gone by the verification passes (the sum is then
     // the larger of run_memory and this peak).
@@ -110,7 +112,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double pass = 16.0L * d * columns;
     const long double first = 8.0L * d * (k + masks * k + k);
     const long double step = refines && masks > 0
-                                 ? pass + 8.0L * d * (masks * (k + 2.0L * std::min(refined, k)) + 7.0L * std::min(refined, k) + k)
+                                 ? pass + 8.0L * d * (masks * 2.0L * std::min(refined, k) + 7.0L * std::min(refined, k) + k)
                                  : 0.0L;
     const long double peak = kept + blocks + std::max({pass, first, step});
     return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns};

@@ -143,16 +143,17 @@ def test_krylov_memory_refused_early():
 
 
 def test_refine_zero_is_not_charged_the_refinement():
-    """refine=0 runs no refinement step: its estimate leaves out the step (restart vectors,
-    corrections and one correction's temporaries beyond the pass: (rank + 2 x 64) + 7 x 64 + rank
-    D-long vectors for one mask), which refine=8 counts (the CLI's --refine 0 likewise)."""
+    """refine=0 runs no refinement step: its estimate leaves out the step (corrections, the
+    previous pass's tops and one correction's temporaries beyond the pass: 2 x 64 + 7 x 64 + rank
+    D-long vectors for one mask; the restart's Ritz vectors are coordinates), which refine=8
+    counts (the CLI's --refine 0 likewise)."""
     need = []
     for refine in (0, 8):
         with pytest.raises(ValueError, match="the verification pass") as e:
             recalign.VerifiedDenoising(D224, 10, ["mask:patch=16x16,ratio=0.75"], shape=(224, 224, 3), rank=256,
                                        refine=refine, memory=2.0)
         need.append(float(gib(str(e.value)).split()[0]))
-    assert need[1] - need[0] == pytest.approx(8 * D224 * ((256 + 2 * 64) + 7 * 64 + 256) / 2**30, abs=0.011)
+    assert need[1] - need[0] == pytest.approx(8 * D224 * (2 * 64 + 7 * 64 + 256) / 2**30, abs=0.011)
 
 
 def test_memory_default_is_physical_memory():
@@ -171,8 +172,8 @@ def test_verification_memory_against_the_help_text():
     first basis construction in place"): the sketch's state and statistics (D (2 rank + 20)
     doubles, and 64 MiB + 225 D doubles measured for the process), the blocks (D (s + 1) / 2 doubles per geometry), a Monte-Carlo noise's 3 (rank + 10)
     directions, 6 D (rank + 10) doubles of sketch and 2 (D + columns) columns doubles of products,
-    then a pass (2 D doubles per direction) and a refinement step (each mask's rank + 2 x 64 restart
-    vectors and corrections, one correction's 7 x 64 + rank temporaries); never below run_memory."""
+    then a pass (2 D doubles per direction) and a refinement step (each mask's 64 corrections and
+    64 previous tops, one correction's 7 x 64 + rank temporaries); never below run_memory."""
     d, k, c = 768, 24, 10
     columns, extra = recalign._recalign.verification_memory("alignment", d, c, k)
     assert (columns, extra) == (k, 24 * d * k)
@@ -186,7 +187,7 @@ def test_verification_memory_against_the_help_text():
     cols = min(k + 2 * (k + 2 * min(64, k)) + 3 * (k + 10), d)
     blocks = 4 * d * (4 * 4 * 3 + 1)  # one geometry for both masks
     mc = 48 * d * (k + 10) + 16 * (d + cols) * cols
-    step = 16 * d * cols + 8 * d * (2 * (k + 2 * min(64, k)) + 7 * min(64, k) + k)
+    step = 16 * d * cols + 8 * d * (2 * 2 * min(64, k) + 7 * min(64, k) + k)
     peak = 8 * d * (2 * k + 20 + 225) + 2**26 + blocks + mc + step  # + the process, measured
     assert (columns, extra) == (cols, max(peak - 48 * k * d, 0))
     # refine=0 (refines=False): no refinement step, the larger of a pass and the first basis.

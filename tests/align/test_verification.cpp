@@ -8,6 +8,7 @@
 
 #include <xtensor/xrandom.hpp>
 
+#include <recalign/align/incremental_refinement.hpp>
 #include <recalign/align/sketch_denoising.hpp>
 #include <recalign/align/verification.hpp>
 #include <recalign/core/blas.hpp>
@@ -516,4 +517,66 @@ TEST_CASE("basis_impact from Gram matrices: K - ||Q_U^T Q_V||^2 of the leading c
         CHECK(same);
         CHECK_THROWS_AS(orthonormal_extension(wide, 7, e), std::invalid_argument);
     }
+}
+
+TEST_CASE("denoising_restart: Vᵀ Bd V shared by the masks and carried as Cᵀ (Qᵀ Bd Q) C; R, Sxx R rotated in place",
+          "[align][verification][refinement]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const data d = prepare(1500);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    const std::size_t r = 24;
+    spectrum top = clean.spec;
+    top.eigenvalues = xt::view(clean.spec.eigenvalues, xt::range(0, r));
+    top.basis = columns(clean.spec.basis, r);
+    const std::vector<noise_spec> noises = {parse_noise_spec("mask:patch=2x2,ratio=0.75,scheme=fixed"),
+                                            parse_noise_spec("mask:patch=2x2,ratio=0.5")};
+    const std::vector<const patch_blocks*> blocks = {&d.blocks, &d.blocks};
+    matrix_t q = top.basis;
+    for (const noise_spec& n : noises) q = orthonormal_extension(q, sketched_denoising_subspace(top, n, &d.blocks).basis);
+    refinement_options ro;
+    ro.rank = r;
+    ro.count = 8;
+    restricted_statistics pass = verify(d, q, centering::uncentered);
+    const restricted_statistics first = pass;  // products() and the cache below are added to `pass`
+    refinement_step step = denoising_restart(top, pass, noises, blocks, ro);
+    REQUIRE(!step.stopped);
+    const std::size_t a = step.next.carried, m = step.next.k();
+    REQUIRE(a > r);
+    REQUIRE(m > a);
+    // R = Q C and Sxx R = (Sxx Q) C, formed in Q's storage: the same as the products formed
+    // apart (R's first r columns are U itself, bit for bit); the T columns of Sxx R are 0.
+    const restricted_statistics& known = step.next.known;
+    CHECK(testing::rel_diff(columns(known.basis, r), top.basis) == 0.0);
+    matrix_t qr = xt::zeros<double>({first.k(), a});
+    const matrix_t rb = columns(known.basis, a), srb = columns(known.sv, a);
+    blas::gemm_tn(first.k(), a, q.shape(0), 1.0, first.basis.data(), rb.data(), 0.0, qr.data());  // C = Qᵀ R
+    matrix_t expect_sr = xt::zeros<double>({q.shape(0), a});
+    blas::gemm_nn(q.shape(0), a, first.k(), 1.0, first.sv.data(), qr.data(), 0.0, expect_sr.data());
+    CHECK(testing::rel_diff(srb, expect_sr) < 1e-12);
+    for (std::size_t i = 0; i < q.shape(0); ++i)
+        for (std::size_t j = a; j < m; ++j) REQUIRE(known.sv(i, j) == 0.0);
+    // The carried Rᵀ Bd R, one for both masks (one set of blocks), is the blocks' own.
+    REQUIRE(known.blocks_known.size() == 1);
+    CHECK(testing::rel_diff(known.blocks_known[0].leading, d.blocks.restrict_to(rb, centering::uncentered)) < 1e-12);
+    // The next pass completed from T alone: Vᵀ Bd V sweeps only T, and the whole restart gives
+    // the numbers of one on a full pass over [R, T] (nothing cached).
+    restricted_statistics on_t = verify(d, step.next.fresh(), centering::uncentered);
+    restricted_statistics done = complete_pass(std::move(step.next), std::move(on_t));
+    const restricted_statistics full = verify(d, done.basis, centering::uncentered);
+    CHECK(testing::rel_diff(restricted_blocks(done, d.blocks), d.blocks.restrict_to(full.basis, centering::uncentered)) < 1e-12);
+    restricted_statistics plain = full;
+    const refinement_step again = denoising_restart(top, done, noises, blocks, ro, &step.curves);
+    const refinement_step control = denoising_restart(top, plain, noises, blocks, ro, &step.curves);
+    REQUIRE(again.curves.size() == control.curves.size());
+    CHECK(xt::amax(xt::abs(again.curves - control.curves))() < 1e-10);
+    REQUIRE(again.next.k() == control.next.k());
+    // The same span (orthonormal bases, so K − ‖AᵀB‖² = Σ sin² of the principal angles; the
+    // columns themselves are not stable under rounding: orthonormal_extension rotates by the
+    // eigenvectors of a Gram matrix near I).
+    const matrix_t &ga = again.next.known.basis, &gc = control.next.known.basis;
+    matrix_t ab = xt::zeros<double>({ga.shape(1), gc.shape(1)});
+    blas::gemm_tn(ga.shape(1), gc.shape(1), ga.shape(0), 1.0, ga.data(), gc.data(), 0.0, ab.data());
+    double inside = 0.0;
+    for (double v : ab) inside += v * v;
+    CHECK(static_cast<double>(ga.shape(1)) - inside < 1e-8);
 }

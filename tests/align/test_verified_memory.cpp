@@ -55,8 +55,8 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     // The sum the CLI refuses with is the run's largest phase (never below run_memory): through
     // the passes the sketch's state and its finished statistics (D x (2 rank + 20)) and the
     // blocks, then the largest of a pass (2 D x K), the first basis construction and a
-    // refinement step (the previous pass, each mask's rank + 2 x 64 restart vectors, previous tops
-    // and corrections,
+    // refinement step (the previous pass, each mask's 64 corrections and the previous pass's 64
+    // tops (its Ritz vectors are coordinates),
     // one correction's 7 x 64 + rank temporaries). Here rank = 20 < 64: r' = 20.
     const long double run = run_memory("nystrom", d, 0, rank), dd = static_cast<long double>(d);
     auto total = [&](const verification_size& v) { return run + verification_memory(d, v.columns, v.extra); };
@@ -70,7 +70,7 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
         denoising_verification(d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape);
     CHECK(masks.columns == rank + 2 * 3 * rank);
     const long double kept = 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L, pass = 16.0L * dd * 140;
-    const long double blocks = total(masks) - kept - pass - 8.0L * dd * (2 * 60 + 7 * 20 + 20);
+    const long double blocks = total(masks) - kept - pass - 8.0L * dd * (2 * 2 * 20 + 7 * 20 + 20);
     CHECK(blocks >= mask_blocks);
     CHECK(blocks < 2 * mask_blocks + 8.0L * d);  // counted once
     const verification_size unrefined = denoising_verification(
@@ -79,7 +79,7 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     CHECK(total(unrefined) == kept + pass + blocks);  // --refine 0: no refinement step
 
     const verification_size dropout = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, shape);
-    const long double one_mask = kept + 16.0L * dd * 80 + 8.0L * dd * (60 + 7 * 20 + 20);
+    const long double one_mask = kept + 16.0L * dd * 80 + 8.0L * dd * (2 * 20 + 7 * 20 + 20);
     CHECK(total(dropout) - one_mask >= dropout_blocks);  // 1x1 patches of 3 channels
     o.shape = image_shape{d, 1, 1, image_layout::hwc};
     const verification_size flat = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, {});

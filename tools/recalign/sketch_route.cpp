@@ -14,7 +14,7 @@ const char* verify_help =
     "(tradeoff, and denoise with a masking noise: up to --refine more, at most 21 and 9 by default, fewer when they "
     "stop early) and about 3 D doubles of memory per verified direction (the sketch's "
     "rank, plus as many and 128 more per masking noise in denoise, which holds 2 D doubles per direction in a pass and, "
-    "between passes, the previous pass with each masking noise's rank + 2 x 64 restart vectors and corrections; a "
+    "between passes, the previous pass with each masking noise's 64 corrections and one's temporaries; a "
     "Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "
     "and 6 D (rank + 10) for its sketch). "
     "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "

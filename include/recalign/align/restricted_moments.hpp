@@ -27,6 +27,15 @@
 
 namespace recalign {
 
+class patch_blocks;
+
+// Vᵀ Bd V of one set of patch blocks, known for V's leading columns (leading: a x a) without
+// another sweep over the blocks (verification.hpp, restricted_blocks).
+struct known_blocks {
+    const patch_blocks* blocks = nullptr;
+    matrix_t leading;
+};
+
 // What the verification pass knows about the representation V, finished (the analogue of
 // spectral/statistics.hpp for a fixed basis): every analysis of V reads only this.
 struct restricted_statistics {
@@ -43,6 +52,10 @@ struct restricted_statistics {
     std::shared_ptr<const matrix_t> frame;
     matrix_t coords;
     std::size_t frame_dim = 0;
+    // Vᵀ Bd V of patch blocks as far as already known (incremental refinement: Rᵀ Bd R =
+    // Cᵀ (Qᵀ Bd Q) C for the carried columns). A cache, neither serialised nor rotated: for the
+    // same blocks object only, unchanged since; empty is always right (computed in full).
+    std::vector<known_blocks> blocks_known;
     bool in_coordinates() const noexcept { return frame != nullptr && basis.size() == 0; }
     std::size_t dim() const noexcept { return in_coordinates() ? frame_dim : basis.shape(0); }
     std::size_t k() const noexcept { return in_coordinates() ? vsv.shape(0) : basis.shape(1); }

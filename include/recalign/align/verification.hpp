@@ -34,6 +34,11 @@ struct ritz_denoising_result {
 // Gaussian: (Sxx V)ᵀ(Sxx V) and Vᵀ Sxx V + nσ² VᵀV (blocks may be null).
 ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise_spec& noise, const patch_blocks* blocks,
                                      double rel_tol = 1e-12);
+// Vᵀ Bd V (K x K, symmetric) for the pass's own basis V: patch_blocks::restrict_to, with what
+// s.blocks_known holds for these blocks (the leading a x a) taken as known, so only the
+// columns after it are swept over the blocks (D s (K − a) + D K (K − a) flops instead of
+// D s K + D K²). Throws std::invalid_argument for a basis of another dimension or in coordinates.
+matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& blocks);
 // The step both closed-form and Monte-Carlo noises end in: the generalized eigenproblem
 // (A, G) = (Vᵀ Bs Bsᵀ V, Vᵀ G V) on span V, its informative count (μ above rel_tol μ_1) and
 // the exact statistics of the rotated basis V W.
