@@ -49,17 +49,6 @@ matrix_t side_by_side(std::size_t m, const std::vector<matrix_t>& parts) {
     return out;
 }
 
-// Wᵀ A W (A: k x k symmetric, W: k x k2), symmetrised (as restricted_statistics::coordinates).
-matrix_t congruence(const matrix_t& a, const matrix_t& w) {
-    const std::size_t k = w.shape(0), k2 = w.shape(1);
-    matrix_t aw = xt::zeros<double>({k, k2}), out = xt::zeros<double>({k2, k2});
-    blas::gemm_nn(k, k2, k, 1.0, a.data(), w.data(), 0.0, aw.data());
-    blas::gemm_tn(k2, k2, k, 1.0, w.data(), aw.data(), 0.0, out.data());
-    for (std::size_t i = 0; i < k2; ++i)
-        for (std::size_t j = i + 1; j < k2; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
-    return out;
-}
-
 // Gives the whole pages inside [begin, end) back to the system (their contents are not read
 // again): a matrix consumed row by row then holds only what is left of it.
 void release_pages(const double* begin, const double* end) {
@@ -139,8 +128,8 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         if (r && std::memcmp(&pass.basis(i, 0), &sk.basis(i, 0), r * sizeof(double)) != 0)
             throw std::invalid_argument("denoising_restart: the verification pass's basis does not start with the sketch's");
     pass.products();
-    // Vᵀ Bd V once per set of blocks (the masks of one patch size share it), its carried
-    // columns' part known from the previous restart (restricted_blocks): ritz_denoising reads it.
+    // Vᵀ Bd V once per set of blocks (the masks of one patch size share it): ritz_denoising
+    // reads it (restricted_blocks).
     std::vector<known_blocks> full;
     for (std::size_t i = 0; i < noises.size(); ++i) {
         if (!blocks[i] || noises[i].draws > 0 || noises[i].family == noise_family::gaussian) continue;
@@ -191,8 +180,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     const matrix_t c = restart_coordinates(m, r, ritz, options.count, before ? previous_tops(ritz, options.count) : 0);
     const std::size_t a = c.shape(1);
     restricted_statistics rs = pass.coordinates(c);  // Rᵀ Sxx R, Rᵀ R, (Sxx R)ᵀ(Sxx R), Rᵀ Sxy: exact
-    std::vector<known_blocks> carried_blocks;          // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C: exact likewise
-    for (const known_blocks& f : pass.blocks_known) carried_blocks.push_back({f.blocks, congruence(f.leading, c)});
+    // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C is not carried into the next pass: a checkpoint does not hold it,
+    // and a resumed run sweeping the blocks in full would round differently from one that did
+    // not (a resume must give the same bits). Each restart sweeps them once per set of blocks.
     // [R, T] and [Sxx R, 0] with R = Q C, Sxx R = (Sxx Q) C, each in the storage of what it is
     // formed from when the widths agree (they do from the second restart on: a + corrections = m).
     const std::size_t width = a + correction_cols;
@@ -217,7 +207,6 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     known.n = pass.n;
     known.basis = std::move(basis);
     known.sv = std::move(sv);
-    known.blocks_known = std::move(carried_blocks);
     known.vsv = std::move(rs.vsv);
     known.gram = std::move(rs.gram);
     known.svsv = std::move(rs.svsv);

@@ -127,17 +127,19 @@ def _with_header(data, version, edit):
 
 
 def test_older_formats_load_or_are_refused_as_older():
-    """Format version 2 (the trade-off's CG passes): a version-1 VerifiedTradeoff of before them (no
+    """Format version 2 (the trade-off's CG passes, a trailing part for what a state carries between
+    passes): a version-1 VerifiedTradeoff of before them (no
     `refine` in its header, 1x1 diagonal blocks) is refused as of an older format, not as "another
     configuration"; version-1 files of the current layout (other kinds, trade-offs with `refine`)
     load to the same state; a newer version is refused."""
     data = synthetic_batches(n=128)
     t = recalign.track(data, recalign.VerifiedTradeoff(192, 5, [0, 1], 3, rank=10, refine=1))
     a = recalign.track(data, recalign.VerifiedAlignment(192, 5, rank=10))
-    for state in (t, a):
-        assert type(state).from_bytes(_with_header(state.to_bytes(), 1, lambda h: None)).to_bytes() == state.to_bytes()
+    for state in (t, a):  # version 1 had no trailing part for what a state carries (here none: 8 zero bytes)
+        assert state.to_bytes()[-8:] == bytes(8)
+        assert type(state).from_bytes(_with_header(state.to_bytes()[:-8], 1, lambda h: None)).to_bytes() == state.to_bytes()
     # a state of before any row in the old layout: the exact diagonal of Sxx as 1x1 blocks
-    old = _with_header(recalign.VerifiedTradeoff(192, 5, [0, 1], 3, rank=10).to_bytes(), 1,
+    old = _with_header(recalign.VerifiedTradeoff(192, 5, [0, 1], 3, rank=10).to_bytes()[:-8], 1,
                        lambda h: h["args"].pop("refine"))
     fresh, diagonal = (recalign.PatchBlocks((192, 1, 1), patch, "hwc").to_bytes() for patch in ((192, 1), (1, 1)))
     assert old.count(fresh) == 1

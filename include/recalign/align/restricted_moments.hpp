@@ -52,9 +52,10 @@ struct restricted_statistics {
     std::shared_ptr<const matrix_t> frame;
     matrix_t coords;
     std::size_t frame_dim = 0;
-    // Vᵀ Bd V of patch blocks as far as already known (incremental refinement: Rᵀ Bd R =
-    // Cᵀ (Qᵀ Bd Q) C for the carried columns). A cache, neither serialised nor rotated: for the
-    // same blocks object only, unchanged since; empty is always right (computed in full).
+    // Vᵀ Bd V of patch blocks as far as already known (one restart's masks of one patch size
+    // share it). A cache, neither serialised nor rotated: for the same blocks object only,
+    // unchanged since; empty is always right (computed in full). Not carried across passes:
+    // a resumed run, which would compute it in full, must round as one that did not stop.
     std::vector<known_blocks> blocks_known;
     bool in_coordinates() const noexcept { return frame != nullptr && basis.size() == 0; }
     std::size_t dim() const noexcept { return in_coordinates() ? frame_dim : basis.shape(0); }
