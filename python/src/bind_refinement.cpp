@@ -65,7 +65,7 @@ void put_statistics(std::string& s, const restricted_statistics& r) {
     }
 }
 
-struct reader {
+struct refinement_reader {
     const std::string& bytes;
     std::string source;
     std::size_t at = 0;
@@ -148,7 +148,7 @@ std::string to_bytes(const refinement_state& r) {
 }
 
 refinement_state from_bytes(const std::string& bytes, const std::string& source) {
-    reader in{bytes, source};
+    refinement_reader in{bytes, source};
     if (in.u64() != bytes_version) in.fail("unsupported version");
     refinement_state r;
     r.passes = in.u64();
