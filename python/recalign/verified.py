@@ -400,14 +400,18 @@ class _VerifiedRun:
         if state._config != head["config"]:
             raise _file_error(source, 16, "configuration disagrees with the header")
         offset, parts, first = 16 + size, [], 2 + len(state._blocks) + len(state._mc)
-        for i, fresh in enumerate(state._parts()):
+        def chunk_at(offset):  # a u64 length, then that many bytes: (offset of the bytes, the bytes)
             if offset + 8 > len(data):
                 raise _file_error(source, offset, "truncated")
             (length,) = struct.unpack_from("<Q", data, offset)
             offset += 8
             if offset + length > len(data):
                 raise _file_error(source, offset, "truncated")
-            chunk = data[offset:offset + length]
+            return offset, data[offset:offset + length]
+
+        for i, fresh in enumerate(state._parts()):
+            offset, chunk = chunk_at(offset)
+            length = len(chunk)
             part = None
             if i < first or length:  # the verification pass's parts are empty before it
                 part = state._part_from_bytes(i, chunk)
@@ -419,14 +423,9 @@ class _VerifiedRun:
             offset += length
         carried = None
         if version >= 2:
-            if offset + 8 > len(data):
-                raise _file_error(source, offset, "truncated")
-            (length,) = struct.unpack_from("<Q", data, offset)
-            offset += 8
-            if offset + length > len(data):
-                raise _file_error(source, offset, "truncated")
-            carried = (data[offset:offset + length], offset)
-            offset += length
+            offset, chunk = chunk_at(offset)
+            carried = (chunk, offset)
+            offset += len(chunk)
         if offset != len(data):
             raise _file_error(source, offset, "unexpected bytes after the state")
         passes, pass_ = state._config["passes"], head.get("pass")
