@@ -153,6 +153,8 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
             break
         before = getattr(tracker, "pass_index", None)
         tracker.next_pass()
+        if getattr(tracker, "finished", False):  # next_pass's restart ended the passes (VerifiedDenoising's stop)
+            break
         # A state may skip passes (a verified state's tolerance met): it says where it is.
         p += 1 if before is None else max(1, int(tracker.pass_index) - int(before))
         skip = 0

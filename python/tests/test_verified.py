@@ -126,6 +126,32 @@ def _with_header(data, version, edit):
     return data[:8] + struct.pack("<II", version, len(h)) + h + data[16 + size:]
 
 
+def test_finished_is_a_pure_query():
+    """Reading `finished` changes nothing: on a complete verification pass that is not the last,
+    the state's bytes before and after are equal (the restart, and its adaptive stop, are
+    next_pass()'s work: a checkpoint taken after the read is the one taken before it), and the
+    passes then run to the same bytes as without the read."""
+    data = synthetic_batches()
+    make = lambda: recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20,  # noqa: E731
+                                              refine=2)
+    plain, asked = make(), make()
+    for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
+        for st in (plain, asked):
+            if p:
+                st.next_pass()
+            for xb, yb in data:
+                st.update(xb, yb)
+        before = asked.to_bytes()
+        assert not asked.finished
+        assert asked.to_bytes() == before == plain.to_bytes(), p
+    for st in (plain, asked):
+        st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    assert asked.finished and plain.finished
+    assert asked.to_bytes() == plain.to_bytes()
+
+
 def test_older_formats_load_or_are_refused_as_older():
     """Format version 2 (the trade-off's CG passes, a trailing part for what a state carries between
     passes): a version-1 VerifiedTradeoff of before them (no
