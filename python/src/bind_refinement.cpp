@@ -111,18 +111,53 @@ struct refinement_reader {
             fail("bad centering");
         return static_cast<centering>(c);
     }
-    restricted_statistics statistics() {
+    // The matrix just read (it started at `where`) is rows x cols, or empty where `empty_ok`: the
+    // analyses and complete_pass index every part by the basis's D and K without checking.
+    void fits(const matrix_t& m, std::size_t where, std::size_t rows, std::size_t cols, bool empty_ok = false) {
+        if ((m.shape(0) == rows && m.shape(1) == cols) || (empty_ok && m.size() == 0)) return;
+        at = where;
+        fail("the statistics' matrices do not fit their basis (" + std::to_string(m.shape(0)) + " x " +
+             std::to_string(m.shape(1)) + " where " + std::to_string(rows) + " x " + std::to_string(cols) + ")");
+    }
+    // `carried`: a refinement pass's known statistics (D x K basis and Sxx V, the products only of
+    // its first `carried` columns, R); none: a whole pass's (K x K products).
+    restricted_statistics statistics(std::optional<std::uint64_t> carried = std::nullopt) {
         restricted_statistics s;
         s.center = center();
         s.n = u64();
-        for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) *m = matrix();
+        std::size_t where[5] = {};
+        std::size_t i = 0;
+        for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) {
+            where[i++] = at;
+            *m = matrix();
+        }
+        const std::size_t d = s.basis.shape(0), m = s.basis.shape(1);
+        if (carried && *carried > m) {
+            at = where[0];
+            fail("the carried statistics do not fit their basis (" + std::to_string(*carried) + " carried of " +
+                 std::to_string(m) + " columns)");
+        }
+        const std::size_t k = carried ? static_cast<std::size_t>(*carried) : m;
+        fits(s.sv, where[1], d, m);
+        fits(s.vsv, where[2], k, k);
+        fits(s.gram, where[3], k, k, true);  // before products(): none
+        fits(s.svsv, where[4], k, k, s.gram.size() == 0);
         if (u64()) {
             cross_moments c;
             c.center = center();
             c.n = u64();
+            const std::size_t sxy_at = at;
             c.sxy = matrix();
+            fits(c.sxy, sxy_at, k, c.sxy.shape(1));
+            const std::size_t nc = c.sxy.shape(1), syy_at = at;
             c.syy = matrix();
+            fits(c.syy, syy_at, nc, nc, true);  // class ids: Syy described by the class counts
+            const std::size_t counts_at = at;
             c.class_counts = vector();
+            if (c.class_counts.size() != (c.syy.size() ? 0 : nc)) {
+                at = counts_at;
+                fail("the statistics' class counts do not fit their classes");
+            }
             s.cross = std::move(c);
         }
         if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
@@ -158,9 +193,7 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
     if (in.u64()) {
         refinement_pass p;
         const std::uint64_t carried = in.u64();
-        p.known = in.statistics();
-        if (carried > p.k() || p.known.sv.shape(0) != p.known.basis.shape(0) || p.known.sv.shape(1) != p.k())
-            in.fail("the carried statistics do not fit their basis");
+        p.known = in.statistics(carried);  // checks carried <= K and every shape
         p.carried = static_cast<std::size_t>(carried);
         r.next = std::move(p);
     }

@@ -152,6 +152,44 @@ def test_finished_is_a_pure_query():
     assert asked.to_bytes() == plain.to_bytes()
 
 
+def _statistics_matrices(data, at):
+    """Offsets of the five matrices (basis, sv, vsv, gram, svsv) of DenoisingRefinement statistics
+    starting at `at` (center, n, then rows, cols and the doubles of each)."""
+    at += 16
+    out = []
+    for _ in range(5):
+        rows, cols = struct.unpack_from("<QQ", data, at)
+        out.append((at, rows, cols))
+        at += 16 + 8 * rows * cols
+    return out
+
+
+def test_refinement_bytes_of_inconsistent_shapes_are_refused():
+    """DenoisingRefinement.from_bytes (a VerifiedDenoising's carried part: no checksum) refuses
+    statistics whose matrices do not fit their basis (a FileError at the matrix's offset), as the
+    analyses and complete_pass index them by the basis's K without checking: Vᵀ Sxx V, the Gram
+    matrix or (Sxx V)ᵀ(Sxx V) of another size, or a cross block of other rows, were accepted."""
+    data = synthetic_batches()
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
+    for p in range(2):
+        if p:
+            st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    st.next_pass()  # the first refinement pass: R carried, T read
+    good = st._refinement.to_bytes()
+    assert recalign._recalign.DenoisingRefinement.from_bytes(good).to_bytes() == good
+    (curves,) = struct.unpack_from("<Q", good, 32)  # after version, passes, stopped, change
+    start = 40 + 8 * curves + 16  # has next, carried
+    for which in (2, 3, 4):  # vsv, gram, svsv: 1 x 1 instead of K x K
+        at, rows, cols = _statistics_matrices(good, start)[which]
+        assert rows == cols > 1
+        bad = good[:at] + struct.pack("<QQd", 1, 1, 1.0) + good[at + 16 + 8 * rows * cols:]
+        with pytest.raises(recalign.FileError, match="do not fit") as e:
+            recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
+        assert e.value.file == "carried" and 0 < e.value.offset <= len(bad)
+
+
 def test_older_formats_load_or_are_refused_as_older():
     """Format version 2 (the trade-off's CG passes, a trailing part for what a state carries between
     passes): a version-1 VerifiedTradeoff of before them (no
