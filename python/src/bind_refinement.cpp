@@ -132,10 +132,10 @@ struct refinement_reader {
             *m = matrix();
         }
         const std::size_t d = s.basis.shape(0), m = s.basis.shape(1);
-        if (carried && *carried > m) {
+        if (carried && *carried >= m) {  // a pass being read has new directions T (fresh(): D x (K − carried))
             at = where[0];
             fail("the carried statistics do not fit their basis (" + std::to_string(*carried) + " carried of " +
-                 std::to_string(m) + " columns)");
+                 std::to_string(m) + " columns: a pass being read has new directions)");
         }
         const std::size_t k = carried ? static_cast<std::size_t>(*carried) : m;
         fits(s.sv, where[1], d, m);

@@ -168,7 +168,8 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
     """DenoisingRefinement.from_bytes (a VerifiedDenoising's carried part: no checksum) refuses
     statistics whose matrices do not fit their basis (a FileError at the matrix's offset), as the
     analyses and complete_pass index them by the basis's K without checking: Vᵀ Sxx V, the Gram
-    matrix or (Sxx V)ᵀ(Sxx V) of another size, or a cross block of other rows, were accepted."""
+    matrix or (Sxx V)ᵀ(Sxx V) of another size, or a cross block of other rows, were accepted; so
+    was a pass being read with all of its basis carried (nothing new to read)."""
     data = synthetic_batches()
     st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
     for p in range(2):
@@ -188,6 +189,22 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
         with pytest.raises(recalign.FileError, match="do not fit") as e:
             recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
         assert e.value.file == "carried" and 0 < e.value.offset <= len(bad)
+    # all of the basis carried: nothing for the pass to read (fresh() and complete_pass would index
+    # an empty D x 0 matrix's null data)
+    for xb, yb in data:
+        st.update(xb, yb)
+    st.next_pass()
+    for xb, yb in data:
+        st.update(xb, yb)
+    st.report()  # the last pass joined: the result's statistics, K x K products
+    ended = st._refinement.to_bytes()
+    (curves,) = struct.unpack_from("<Q", ended, 32)
+    head, stats = ended[:40 + 8 * curves], ended[40 + 8 * curves + 16:]
+    assert struct.unpack_from("<QQ", ended, 40 + 8 * curves) == (0, 1)  # no pass being read, a result
+    _, _, k = _statistics_matrices(stats, 0)[0]
+    bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0)
+    with pytest.raises(recalign.FileError, match="a pass being read has new directions"):
+        recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
 
 
 def test_older_formats_load_or_are_refused_as_older():
