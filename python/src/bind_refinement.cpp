@@ -203,6 +203,41 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
     return r;
 }
 
+// What complete_pass and denoising_restart would refuse, checked before close() spends the
+// accumulator or the carried statistics (strong guarantee: a refused close changes nothing).
+void check_close(const refinement_state& s, const restricted_moments& acc, const spectrum& sketch, centering center,
+                 const std::vector<noise_spec>& noises, const std::vector<const patch_blocks*>& blocks, bool restart) {
+    auto refuse = [](const std::string& why) { throw std::invalid_argument("DenoisingRefinement.close: " + why); };
+    const std::size_t d = acc.dim();
+    const std::size_t classes = acc.options().classes;
+    if (s.next) {
+        const refinement_pass& p = *s.next;
+        const std::size_t a = p.carried, b = p.k() - a;
+        const matrix_t& t = acc.basis();
+        for (std::size_t i = 0; i < d && b; ++i)
+            if (std::memcmp(&t(i, 0), &p.known.basis(i, a), b * sizeof(double)) != 0)
+                refuse("the pass did not read the new directions of this refinement (fresh())");
+        if (center != p.known.center || p.known.cross.has_value() != (classes > 0) ||
+            (p.known.cross && p.known.cross->sxy.shape(1) != classes))
+            refuse("the pass is not of the same centering and classes as the carried statistics");
+    }
+    if (!restart) return;
+    const matrix_t& q = s.next ? s.next->known.basis : acc.basis();
+    const std::size_t r = sketch.rank();
+    if (r > q.shape(1) || sketch.basis.shape(0) != d) refuse("the sketch and the pass are not of the same data");
+    for (std::size_t i = 0; i < d && r; ++i)
+        if (std::memcmp(&q(i, 0), &sketch.basis(i, 0), r * sizeof(double)) != 0)
+            refuse("the verification pass's basis does not start with the sketch's U");
+    for (std::size_t i = 0; i < noises.size(); ++i) {
+        if (!blocks[i] || noises[i].draws > 0 || noises[i].family == noise_family::gaussian) continue;
+        if (blocks[i]->dim() != d || blocks[i]->n() != acc.n())
+            refuse("the patch blocks (D = " + std::to_string(blocks[i]->dim()) + ", n = " +
+                   std::to_string(blocks[i]->n()) + ") are not of this data (D = " + std::to_string(d) +
+                   ", n = " + std::to_string(acc.n()) + ")");
+        blocks[i]->coefficients(noises[i]);  // a noise of another geometry throws
+    }
+}
+
 // Every distinct PatchBlocks of `blocks` locked (one noise geometry may serve several noises:
 // each mutex once), with the GIL released, while f(the blocks as pointers) runs.
 template <class F>
@@ -257,6 +292,7 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      if (s.next && (acc.dim() != s.next->known.basis.shape(0) || acc.k() != s.next->k() - s.next->carried ||
                                     acc.n() != s.next->known.n))
                          throw std::invalid_argument("DenoisingRefinement.close: the pass did not read fresh() over the same rows");
+                     check_close(s, acc, sketch, ce, noises, b, restart);  // before anything is spent
                      // The accumulator is spent (V and Sxx V moved out, as the CLI's verified_state).
                      restricted_statistics pass = std::move(acc).finish(ce);
                      // Moved, as the CLI's verified_state::next_pass (no second D x m copy): complete_pass

@@ -207,6 +207,44 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
         recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
 
 
+def test_refinement_close_refused_changes_nothing():
+    """DenoisingRefinement.close is all or nothing (strong guarantee): a pass it refuses (blocks of
+    other rows, an accumulator that did not read fresh(), a sketch whose U does not start the
+    basis) leaves both the state and the accumulator as they were; they were spent (V and Sxx V
+    moved out) before the restart's own checks refused."""
+    data = synthetic_batches()
+    noise = "mask:patch=2x2,ratio=0.5"
+    st = recalign.VerifiedDenoising(192, 5, [noise], shape=(8, 8, 3), rank=20, refine=2)
+    for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
+        if p:
+            st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    ref, acc, sketch = st._refinement, st._verify, st.sketch().spectrum
+    assert ref.reading and acc.n == st._sketch.n
+    fresh = ref.fresh()
+    other_rows = recalign._recalign.PatchBlocks((8, 8, 3), (2, 2), "hwc")
+    other_rows.update(data[0][0])
+    off = recalign._recalign.RestrictedMoments(np.flip(fresh, axis=1).copy(), 5)
+    for xb, yb in data:
+        off.update(xb, yb)
+    other_sketch = recalign.NystromSketch(192, 20, oversampling=10, probes=10, seed=7, center="uncentered")
+    for xb, _ in data:
+        other_sketch.update(xb)
+    labels = recalign._recalign.ClassMoments(192, 5)
+    for xb, yb in data:
+        labels.update(xb, yb)
+    other_u = other_sketch.finish(labels=labels, rank=20).spectrum
+    cases = [(sketch, acc, [other_rows], "not of this data"), (sketch, off, st._blocks, "new directions"),
+             (other_u, acc, st._blocks, "start with the sketch")]
+    for u, a, blocks, match in cases:
+        before, spent = ref.to_bytes(), a.to_bytes()
+        with pytest.raises(ValueError, match=match):
+            ref.close(u, a, "uncentered", [recalign._recalign.NoiseSpec(noise)], blocks, 20)
+        assert ref.to_bytes() == before and a.to_bytes() == spent, match
+    assert ref.close(sketch, acc, "uncentered", [recalign._recalign.NoiseSpec(noise)], st._blocks, 20) in (True, False)
+
+
 def test_older_formats_load_or_are_refused_as_older():
     """Format version 2 (the trade-off's CG passes, a trailing part for what a state carries between
     passes): a version-1 VerifiedTradeoff of before them (no
