@@ -144,6 +144,10 @@ def test_finished_is_a_pure_query():
         before = asked.to_bytes()
         assert not asked.finished
         assert asked.to_bytes() == before == plain.to_bytes(), p
+        if p:
+            with pytest.raises(RuntimeError, match="it is complete: next_pass()"):
+                asked.report()
+            assert asked.to_bytes() == before
     for st in (plain, asked):
         st.next_pass()
         for xb, yb in data:
