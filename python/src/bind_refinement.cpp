@@ -331,7 +331,8 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
              "fresh()): restart=False ends the passes\n"
              "with it (the budget's last); else denoising_restart with the previous curves. True when another pass\n"
              "is to read fresh(), False when the passes ended (stopped, or nothing new to read). blocks: each\n"
-             "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).")
+             "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).\n"
+             "All or nothing: a refused close (ValueError) leaves this state and the accumulator as they were.")
         .def("fresh",
              [](const refinement_g& g) {
                  return to_numpy(locked(g, [](const refinement_state& s) {
