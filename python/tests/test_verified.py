@@ -156,6 +156,26 @@ def test_finished_is_a_pure_query():
     assert asked.to_bytes() == plain.to_bytes()
 
 
+def test_resuming_a_finished_state_reads_nothing(tmp_path):
+    """track(..., resume=True) of a checkpoint whose state is finished (all passes read, or the
+    adaptive stop) reads no batch: it iterated the whole last pass to skip its rows."""
+    data = synthetic_batches()
+    read = []
+
+    def source():
+        for b in data:
+            read.append(1)
+            yield b
+    ck = str(tmp_path / "done.ckpt")
+    make = lambda: recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20,  # noqa: E731
+                                              refine=1)
+    done = recalign.track(source, make(), checkpoint=ck)
+    assert done.finished and len(read) == done.total_passes * len(data)
+    read.clear()
+    again = recalign.track(source, make(), checkpoint=ck, resume=True)
+    assert read == [] and again.to_bytes() == done.to_bytes()
+
+
 def _statistics_matrices(data, at):
     """Offsets of the five matrices (basis, sv, vsv, gram, svsv) of DenoisingRefinement statistics
     starting at `at` (center, n, then rows, cols and the doubles of each)."""
