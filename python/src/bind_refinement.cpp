@@ -200,6 +200,7 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
     if (in.u64()) r.final_ = in.statistics();
     if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
     if (r.stopped && !r.final_) in.fail("stopped without its result");
+    if (r.next && r.final_) in.fail("both a pass being read and the result of the passes");
     return r;
 }
 

@@ -229,6 +229,9 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
     bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0)
     with pytest.raises(recalign.FileError, match="a pass being read has new directions"):
         recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
+    assert good[-8:] == struct.pack("<Q", 0)  # reading, no result yet: both is no state close() leaves
+    with pytest.raises(recalign.FileError, match="both a pass being read and the result"):
+        recalign._recalign.DenoisingRefinement.from_bytes(good[:-8] + struct.pack("<Q", 1) + stats, "carried")
 
 
 def test_refinement_close_refused_changes_nothing():
