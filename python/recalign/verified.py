@@ -192,8 +192,8 @@ class _VerifiedRun:
                     b.update(x, first_row)
         else:
             if self._verify is None:
-                raise ValueError(f"update: pass {self._pass} is complete (its refinement step is computed): "
-                                 "next_pass() or report()")
+                raise ValueError(f"update: pass {self._pass} is complete and the passes have ended there (finished: "
+                                 "the last pass, or the refinement's adaptive stop): report()")
             self._verify.update(x, labels, first_row)
         for m, p in zip(mc, prepared):
             m.commit(p)

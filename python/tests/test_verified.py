@@ -154,6 +154,9 @@ def test_finished_is_a_pure_query():
             st.update(xb, yb)
     assert asked.finished and plain.finished
     assert asked.to_bytes() == plain.to_bytes()
+    asked.report()  # joins the last pass: the passes have ended, no row is taken
+    with pytest.raises(ValueError, match="the passes have ended there"):
+        asked.update(*data[0])
 
 
 def test_resuming_a_finished_state_reads_nothing(tmp_path):
