@@ -109,7 +109,8 @@ class VerifiedDenoising(_VerifiedRun):
     (each reads only the new directions: the library's denoising_restart / complete_pass, through
     recalign._recalign.DenoisingRefinement) and stop adaptively: once the stopping curves change by
     less than recalign._recalign.REFINEMENT_STOP between passes (or nothing new is left to read),
-    `finished` is True, track() stops, next_pass() refuses; the report's
+    the next_pass() after that pass ends the passes there: `finished` is True (pass_index
+    unchanged), track() stops, a further next_pass() refuses; the report's
     sketch_error.refinement says which (budget, passes, stopped, change, threshold). With a
     Monte-Carlo noise every refinement pass re-verifies the whole span (as the CLI's).
     Monte-Carlo noises (a spec with draws=S, or a Corruption written in Python) sketch the
@@ -226,17 +227,25 @@ class VerifiedDenoising(_VerifiedRun):
     # ---- incremental refinement (the CLI's verified_state with plan.restart) -----------------
     @property
     def finished(self):
-        """True once every pass to run is read: the last, or a complete refinement pass after which
-        the adaptive stop (the stopping curves changed by less than recalign.REFINEMENT_STOP) ends
-        the passes: track() stops there, next_pass() refuses. Asking it of a complete verification
-        pass that is not the last joins the pass to the carried statistics and computes the next
-        pass's directions (as next_pass() would): the pass then takes no more rows."""
-        if self._refinement is None or not self._closed() and self._pass == self.total_passes - 1:
-            return super().finished  # the last pass: nothing to compute before report()
-        if not self._closed() and (self._verify is None or self._verify.n != self._sketch.n):
-            return False
-        self._close()
-        return self._refinement.ended
+        """True once every pass to run is read: the last, or a verification pass after which
+        next_pass()'s restart ended the passes (the adaptive stop: the stopping curves changed by
+        less than recalign.REFINEMENT_STOP, or nothing new to read): track() stops there, a further
+        next_pass() refuses. A pure query: reading it changes nothing (to_bytes() is the same)."""
+        if self._closed():
+            return self._refinement.ended
+        return super().finished
+
+    def next_pass(self):
+        """As _VerifiedRun.next_pass; with incremental refinement, ending a complete verification
+        pass that is not the last first joins it to the carried statistics and runs the restart
+        (its adaptive stop): when that ends the passes, the state stays in this pass (pass_index
+        unchanged) and is `finished` (report() now)."""
+        if self._refinement is not None and self._verify is not None and self._pass >= self._config["passes"] and \
+                self._pass < self.total_passes - 1 and self._verify.n == self._sketch.n > 0:
+            self._close()
+            if self._refinement.ended:
+                return
+        super().next_pass()
 
     def _closed(self):
         return self._refinement is not None and self._verify is None and self._pass >= self._config["passes"]

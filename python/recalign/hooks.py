@@ -147,12 +147,15 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
             os.remove(order_file)  # a fresh run in a fixed order: no stale record
     p = first_pass
     while True:
-        _track_pass(_passes_iterable(batches, total), tracker, checkpoint, every, report_every, on_report, row_index,
-                    skip)
+        if not getattr(tracker, "finished", False):  # a resumed finished state has nothing to read
+            _track_pass(_passes_iterable(batches, total), tracker, checkpoint, every, report_every, on_report,
+                        row_index, skip)
         if p + 1 >= total or getattr(tracker, "finished", False):  # a verified state's adaptive stop
             break
         before = getattr(tracker, "pass_index", None)
         tracker.next_pass()
+        if getattr(tracker, "finished", False):  # next_pass's restart ended the passes (VerifiedDenoising's stop)
+            break
         # A state may skip passes (a verified state's tolerance met): it says where it is.
         p += 1 if before is None else max(1, int(tracker.pass_index) - int(before))
         skip = 0

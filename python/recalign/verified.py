@@ -192,8 +192,8 @@ class _VerifiedRun:
                     b.update(x, first_row)
         else:
             if self._verify is None:
-                raise ValueError(f"update: pass {self._pass} is complete (its refinement step is computed): "
-                                 "next_pass() or report()")
+                raise ValueError(f"update: pass {self._pass} is complete and the passes have ended there (finished: "
+                                 "the last pass, or the refinement's adaptive stop): report()")
             self._verify.update(x, labels, first_row)
         for m, p in zip(mc, prepared):
             m.commit(p)
@@ -283,8 +283,11 @@ class _VerifiedRun:
 
     def _require_done(self):
         if not self.finished:
+            complete = self._verify is not None and self._verify.n == self._sketch.n
             raise RuntimeError(f"{type(self).__name__}: the result needs all {self.total_passes} passes over the same "
-                               f"rows (now in pass {self._pass}, {self.n} rows)")
+                               f"rows (now in pass {self._pass}, {self.n} rows" +
+                               ("; it is complete: next_pass(), whose refinement step may end the passes there)"
+                                if complete else ")"))
 
     def _sketch_error(self, sketch, ritz, columns):
         spec, c = sketch.spectrum, self._config

@@ -111,18 +111,53 @@ struct refinement_reader {
             fail("bad centering");
         return static_cast<centering>(c);
     }
-    restricted_statistics statistics() {
+    // The matrix just read (it started at `where`) is rows x cols, or empty where `empty_ok`: the
+    // analyses and complete_pass index every part by the basis's D and K without checking.
+    void fits(const matrix_t& m, std::size_t where, std::size_t rows, std::size_t cols, bool empty_ok = false) {
+        if ((m.shape(0) == rows && m.shape(1) == cols) || (empty_ok && m.size() == 0)) return;
+        at = where;
+        fail("the statistics' matrices do not fit their basis (" + std::to_string(m.shape(0)) + " x " +
+             std::to_string(m.shape(1)) + " where " + std::to_string(rows) + " x " + std::to_string(cols) + ")");
+    }
+    // `carried`: a refinement pass's known statistics (D x K basis and Sxx V, the products only of
+    // its first `carried` columns, R); none: a whole pass's (K x K products).
+    restricted_statistics statistics(std::optional<std::uint64_t> carried = std::nullopt) {
         restricted_statistics s;
         s.center = center();
         s.n = u64();
-        for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) *m = matrix();
+        std::size_t where[5] = {};
+        std::size_t i = 0;
+        for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) {
+            where[i++] = at;
+            *m = matrix();
+        }
+        const std::size_t d = s.basis.shape(0), m = s.basis.shape(1);
+        if (carried && *carried >= m) {  // a pass being read has new directions T (fresh(): D x (K − carried))
+            at = where[0];
+            fail("the carried statistics do not fit their basis (" + std::to_string(*carried) + " carried of " +
+                 std::to_string(m) + " columns: a pass being read has new directions)");
+        }
+        const std::size_t k = carried ? static_cast<std::size_t>(*carried) : m;
+        fits(s.sv, where[1], d, m);
+        fits(s.vsv, where[2], k, k);
+        fits(s.gram, where[3], k, k, true);  // before products(): none
+        fits(s.svsv, where[4], k, k, s.gram.size() == 0);
         if (u64()) {
             cross_moments c;
             c.center = center();
             c.n = u64();
+            const std::size_t sxy_at = at;
             c.sxy = matrix();
+            fits(c.sxy, sxy_at, k, c.sxy.shape(1));
+            const std::size_t nc = c.sxy.shape(1), syy_at = at;
             c.syy = matrix();
+            fits(c.syy, syy_at, nc, nc, true);  // class ids: Syy described by the class counts
+            const std::size_t counts_at = at;
             c.class_counts = vector();
+            if (c.class_counts.size() != (c.syy.size() ? 0 : nc)) {
+                at = counts_at;
+                fail("the statistics' class counts do not fit their classes");
+            }
             s.cross = std::move(c);
         }
         if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
@@ -158,16 +193,50 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
     if (in.u64()) {
         refinement_pass p;
         const std::uint64_t carried = in.u64();
-        p.known = in.statistics();
-        if (carried > p.k() || p.known.sv.shape(0) != p.known.basis.shape(0) || p.known.sv.shape(1) != p.k())
-            in.fail("the carried statistics do not fit their basis");
+        p.known = in.statistics(carried);  // checks carried <= K and every shape
         p.carried = static_cast<std::size_t>(carried);
         r.next = std::move(p);
     }
     if (in.u64()) r.final_ = in.statistics();
     if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
     if (r.stopped && !r.final_) in.fail("stopped without its result");
+    if (r.next && r.final_) in.fail("both a pass being read and the result of the passes");
     return r;
+}
+
+// What complete_pass and denoising_restart would refuse, checked before close() spends the
+// accumulator or the carried statistics (strong guarantee: a refused close changes nothing).
+void check_close(const refinement_state& s, const restricted_moments& acc, const spectrum& sketch, centering center,
+                 const std::vector<noise_spec>& noises, const std::vector<const patch_blocks*>& blocks, bool restart) {
+    auto refuse = [](const std::string& why) { throw std::invalid_argument("DenoisingRefinement.close: " + why); };
+    const std::size_t d = acc.dim();
+    const std::size_t classes = acc.options().classes;
+    if (s.next) {
+        const refinement_pass& p = *s.next;
+        const std::size_t a = p.carried, b = p.k() - a;
+        const matrix_t& t = acc.basis();
+        for (std::size_t i = 0; i < d && b; ++i)
+            if (std::memcmp(&t(i, 0), &p.known.basis(i, a), b * sizeof(double)) != 0)
+                refuse("the pass did not read the new directions of this refinement (fresh())");
+        if (center != p.known.center || p.known.cross.has_value() != (classes > 0) ||
+            (p.known.cross && p.known.cross->sxy.shape(1) != classes))
+            refuse("the pass is not of the same centering and classes as the carried statistics");
+    }
+    if (!restart) return;
+    const matrix_t& q = s.next ? s.next->known.basis : acc.basis();
+    const std::size_t r = sketch.rank();
+    if (r > q.shape(1) || sketch.basis.shape(0) != d) refuse("the sketch and the pass are not of the same data");
+    for (std::size_t i = 0; i < d && r; ++i)
+        if (std::memcmp(&q(i, 0), &sketch.basis(i, 0), r * sizeof(double)) != 0)
+            refuse("the verification pass's basis does not start with the sketch's U");
+    for (std::size_t i = 0; i < noises.size(); ++i) {
+        if (!blocks[i] || noises[i].draws > 0 || noises[i].family == noise_family::gaussian) continue;
+        if (blocks[i]->dim() != d || blocks[i]->n() != acc.n())
+            refuse("the patch blocks (D = " + std::to_string(blocks[i]->dim()) + ", n = " +
+                   std::to_string(blocks[i]->n()) + ") are not of this data (D = " + std::to_string(d) +
+                   ", n = " + std::to_string(acc.n()) + ")");
+        blocks[i]->coefficients(noises[i]);  // a noise of another geometry throws
+    }
 }
 
 // Every distinct PatchBlocks of `blocks` locked (one noise geometry may serve several noises:
@@ -224,6 +293,7 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      if (s.next && (acc.dim() != s.next->known.basis.shape(0) || acc.k() != s.next->k() - s.next->carried ||
                                     acc.n() != s.next->known.n))
                          throw std::invalid_argument("DenoisingRefinement.close: the pass did not read fresh() over the same rows");
+                     check_close(s, acc, sketch, ce, noises, b, restart);  // before anything is spent
                      // The accumulator is spent (V and Sxx V moved out, as the CLI's verified_state).
                      restricted_statistics pass = std::move(acc).finish(ce);
                      // Moved, as the CLI's verified_state::next_pass (no second D x m copy): complete_pass
@@ -262,7 +332,8 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
              "fresh()): restart=False ends the passes\n"
              "with it (the budget's last); else denoising_restart with the previous curves. True when another pass\n"
              "is to read fresh(), False when the passes ended (stopped, or nothing new to read). blocks: each\n"
-             "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).")
+             "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).\n"
+             "All or nothing: a refused close (ValueError) leaves this state and the accumulator as they were.")
         .def("fresh",
              [](const refinement_g& g) {
                  return to_numpy(locked(g, [](const refinement_state& s) {

@@ -126,6 +126,155 @@ def _with_header(data, version, edit):
     return data[:8] + struct.pack("<II", version, len(h)) + h + data[16 + size:]
 
 
+def test_finished_is_a_pure_query():
+    """Reading `finished` changes nothing: on a complete verification pass that is not the last,
+    the state's bytes before and after are equal (the restart, and its adaptive stop, are
+    next_pass()'s work: a checkpoint taken after the read is the one taken before it), and the
+    passes then run to the same bytes as without the read."""
+    data = synthetic_batches()
+    make = lambda: recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20,  # noqa: E731
+                                              refine=2)
+    plain, asked = make(), make()
+    for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
+        for st in (plain, asked):
+            if p:
+                st.next_pass()
+            for xb, yb in data:
+                st.update(xb, yb)
+        before = asked.to_bytes()
+        assert not asked.finished
+        assert asked.to_bytes() == before == plain.to_bytes(), p
+        if p:
+            with pytest.raises(RuntimeError, match="it is complete: next_pass()"):
+                asked.report()
+            assert asked.to_bytes() == before
+    for st in (plain, asked):
+        st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    assert asked.finished and plain.finished
+    assert asked.to_bytes() == plain.to_bytes()
+    asked.report()  # joins the last pass: the passes have ended, no row is taken
+    with pytest.raises(ValueError, match="the passes have ended there"):
+        asked.update(*data[0])
+
+
+def test_resuming_a_finished_state_reads_nothing(tmp_path):
+    """track(..., resume=True) of a checkpoint whose state is finished (all passes read, or the
+    adaptive stop) reads no batch: it iterated the whole last pass to skip its rows."""
+    data = synthetic_batches()
+    read = []
+
+    def source():
+        for b in data:
+            read.append(1)
+            yield b
+    ck = str(tmp_path / "done.ckpt")
+    make = lambda: recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20,  # noqa: E731
+                                              refine=1)
+    done = recalign.track(source, make(), checkpoint=ck)
+    assert done.finished and len(read) == done.total_passes * len(data)
+    read.clear()
+    again = recalign.track(source, make(), checkpoint=ck, resume=True)
+    assert read == [] and again.to_bytes() == done.to_bytes()
+
+
+def _statistics_matrices(data, at):
+    """Offsets of the five matrices (basis, sv, vsv, gram, svsv) of DenoisingRefinement statistics
+    starting at `at` (center, n, then rows, cols and the doubles of each)."""
+    at += 16
+    out = []
+    for _ in range(5):
+        rows, cols = struct.unpack_from("<QQ", data, at)
+        out.append((at, rows, cols))
+        at += 16 + 8 * rows * cols
+    return out
+
+
+def test_refinement_bytes_of_inconsistent_shapes_are_refused():
+    """DenoisingRefinement.from_bytes (a VerifiedDenoising's carried part: no checksum) refuses
+    statistics whose matrices do not fit their basis (a FileError at the matrix's offset), as the
+    analyses and complete_pass index them by the basis's K without checking: Vᵀ Sxx V, the Gram
+    matrix or (Sxx V)ᵀ(Sxx V) of another size, or a cross block of other rows, were accepted; so
+    was a pass being read with all of its basis carried (nothing new to read)."""
+    data = synthetic_batches()
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
+    for p in range(2):
+        if p:
+            st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    st.next_pass()  # the first refinement pass: R carried, T read
+    good = st._refinement.to_bytes()
+    assert recalign._recalign.DenoisingRefinement.from_bytes(good).to_bytes() == good
+    (curves,) = struct.unpack_from("<Q", good, 32)  # after version, passes, stopped, change
+    start = 40 + 8 * curves + 16  # has next, carried
+    for which in (2, 3, 4):  # vsv, gram, svsv: 1 x 1 instead of K x K
+        at, rows, cols = _statistics_matrices(good, start)[which]
+        assert rows == cols > 1
+        bad = good[:at] + struct.pack("<QQd", 1, 1, 1.0) + good[at + 16 + 8 * rows * cols:]
+        with pytest.raises(recalign.FileError, match="do not fit") as e:
+            recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
+        assert e.value.file == "carried" and 0 < e.value.offset <= len(bad)
+    # all of the basis carried: nothing for the pass to read (fresh() and complete_pass would index
+    # an empty D x 0 matrix's null data)
+    for xb, yb in data:
+        st.update(xb, yb)
+    st.next_pass()
+    for xb, yb in data:
+        st.update(xb, yb)
+    st.report()  # the last pass joined: the result's statistics, K x K products
+    ended = st._refinement.to_bytes()
+    (curves,) = struct.unpack_from("<Q", ended, 32)
+    head, stats = ended[:40 + 8 * curves], ended[40 + 8 * curves + 16:]
+    assert struct.unpack_from("<QQ", ended, 40 + 8 * curves) == (0, 1)  # no pass being read, a result
+    _, _, k = _statistics_matrices(stats, 0)[0]
+    bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0)
+    with pytest.raises(recalign.FileError, match="a pass being read has new directions"):
+        recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
+    assert good[-8:] == struct.pack("<Q", 0)  # reading, no result yet: both is no state close() leaves
+    with pytest.raises(recalign.FileError, match="both a pass being read and the result"):
+        recalign._recalign.DenoisingRefinement.from_bytes(good[:-8] + struct.pack("<Q", 1) + stats, "carried")
+
+
+def test_refinement_close_refused_changes_nothing():
+    """DenoisingRefinement.close is all or nothing (strong guarantee): a pass it refuses (blocks of
+    other rows, an accumulator that did not read fresh(), a sketch whose U does not start the
+    basis) leaves both the state and the accumulator as they were; they were spent (V and Sxx V
+    moved out) before the restart's own checks refused."""
+    data = synthetic_batches()
+    noise = "mask:patch=2x2,ratio=0.5"
+    st = recalign.VerifiedDenoising(192, 5, [noise], shape=(8, 8, 3), rank=20, refine=2)
+    for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
+        if p:
+            st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    ref, acc, sketch = st._refinement, st._verify, st.sketch().spectrum
+    assert ref.reading and acc.n == st._sketch.n
+    fresh = ref.fresh()
+    other_rows = recalign._recalign.PatchBlocks((8, 8, 3), (2, 2), "hwc")
+    other_rows.update(data[0][0])
+    off = recalign._recalign.RestrictedMoments(np.flip(fresh, axis=1).copy(), 5)
+    for xb, yb in data:
+        off.update(xb, yb)
+    other_sketch = recalign.NystromSketch(192, 20, oversampling=10, probes=10, seed=7, center="uncentered")
+    for xb, _ in data:
+        other_sketch.update(xb)
+    labels = recalign._recalign.ClassMoments(192, 5)
+    for xb, yb in data:
+        labels.update(xb, yb)
+    other_u = other_sketch.finish(labels=labels, rank=20).spectrum
+    cases = [(sketch, acc, [other_rows], "not of this data"), (sketch, off, st._blocks, "new directions"),
+             (other_u, acc, st._blocks, "start with the sketch")]
+    for u, a, blocks, match in cases:
+        before, spent = ref.to_bytes(), a.to_bytes()
+        with pytest.raises(ValueError, match=match):
+            ref.close(u, a, "uncentered", [recalign._recalign.NoiseSpec(noise)], blocks, 20)
+        assert ref.to_bytes() == before and a.to_bytes() == spent, match
+    assert ref.close(sketch, acc, "uncentered", [recalign._recalign.NoiseSpec(noise)], st._blocks, 20) in (True, False)
+
+
 def test_older_formats_load_or_are_refused_as_older():
     """Format version 2 (the trade-off's CG passes, a trailing part for what a state carries between
     passes): a version-1 VerifiedTradeoff of before them (no

@@ -519,7 +519,7 @@ TEST_CASE("basis_impact from Gram matrices: K - ||Q_U^T Q_V||^2 of the leading c
     }
 }
 
-TEST_CASE("denoising_restart: Vᵀ Bd V shared by the masks and carried as Cᵀ (Qᵀ Bd Q) C; R, Sxx R rotated in place",
+TEST_CASE("denoising_restart: Vᵀ Bd V once per set of blocks, shared by the masks, not carried; R, Sxx R rotated in place",
           "[align][verification][refinement]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(1500);
@@ -560,8 +560,9 @@ TEST_CASE("denoising_restart: Vᵀ Bd V shared by the masks and carried as Cᵀ 
     REQUIRE(pass.blocks_known.size() == 1);
     CHECK(testing::rel_diff(pass.blocks_known[0].leading, d.blocks.restrict_to(first.basis, centering::uncentered)) < 1e-12);
     CHECK(known.blocks_known.empty());
-    // The next pass completed from T alone: Vᵀ Bd V sweeps only T, and the whole restart gives
-    // the numbers of one on a full pass over [R, T] (nothing cached).
+    // The next pass completed from T alone: with nothing carried, its Vᵀ Bd V is swept over the
+    // whole of [R, T] (restricted_blocks of an empty cache = restrict_to), and the whole restart
+    // gives the numbers of one on a full pass over [R, T].
     restricted_statistics on_t = verify(d, step.next.fresh(), centering::uncentered);
     restricted_statistics done = complete_pass(std::move(step.next), std::move(on_t));
     const restricted_statistics full = verify(d, done.basis, centering::uncentered);

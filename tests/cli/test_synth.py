@@ -63,15 +63,22 @@ def test_downsample_is_pil_box_of_the_same_images(tmp, size, factor):
                       "--downsample", factor)
     oh, ow = round(h / float(factor)), round(w / float(factor))
     assert np.array_equal(y, ys) and small.shape == (6, oh * ow * 3)
+    direct = 0
     for i in range(6):
         # Area-weighted averaging by 3.5 is PIL's (integer) box by 7 of the image doubled
         # by pixel replication (PIL's BOX itself weights whole pixels by their centres).
         image = Image.fromarray(full[i].reshape(h, w, 3))
+        direct = max(direct, np.abs(np.asarray(image.resize((ow, oh), Image.BOX)).astype(int) -
+                                    small[i].reshape(oh, ow, 3).astype(int)).max())
         if factor == "3.5":
             image = image.resize((2 * w, 2 * h), Image.NEAREST)
         ref = np.asarray(image.resize((ow, oh), Image.BOX))
         diff = np.abs(ref.astype(int) - small[i].reshape(oh, ow, 3).astype(int))
         assert diff.max() <= 1  # PIL rounds its fixed-point sums its own way
+    # What --help says: PIL's BOX itself for a whole F, not for a fractional one.
+    assert (direct <= 1) == (factor == "4"), direct
+    usage = " ".join(subprocess.run([SYNTH, "--help"], capture_output=True, text=True, check=True).stdout.split())
+    assert "whole F this is PIL's Image.BOX (to 1 grey level); for a fractional F it is not" in usage
 
 
 def test_classes_separate_only_in_low_variance_directions(tmp):

@@ -80,8 +80,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--seed", c.seed, "Seed")->capture_default_str();
     app.add_option("--downsample", downsample,
-                   "Box-average the same images by F (area-weighted, PIL's BOX; H/F and W/F must be whole numbers), "
-                   "e.g. 224x224 with F = 7 -> 32x32, F = 3.5 -> 64x64")
+                   "Box-average the same images by F (H/F and W/F must be whole numbers): each output pixel is the "
+                   "mean of its F x F square, a pixel cut by the square's edge weighted by the area inside it, "
+                   "rounded to the nearest grey level; e.g. 224x224 with F = 7 -> 32x32, F = 3.5 -> 64x64. For a "
+                   "whole F this is PIL's Image.BOX (to 1 grey level); for a fractional F it is not (PIL's BOX "
+                   "weights whole pixels: up to 25 grey levels apart at F = 3.5), it is PIL's BOX by 2F of the "
+                   "image doubled by pixel replication")
         ->capture_default_str();
     app.add_option("--class-amplitude", c.class_amplitude, "Grey levels of the ±1 class pattern")->capture_default_str();
     app.add_option("--output", output, "Images: raw u8 rows, or '-' for standard output")->required();

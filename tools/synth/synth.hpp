@@ -46,7 +46,9 @@ private:
 
 // Area-weighted box downsampling by a factor f ≥ 1 (H/f and W/f integers): each output
 // pixel is the mean of the input over its f x f square (fractional pixels weighted by their
-// covered area, PIL's Image.BOX), rounded to the nearest grey level.
+// covered area), rounded to the nearest grey level. PIL's Image.BOX for a whole f; for a
+// fractional f PIL's BOX (whole pixels) differs, this is PIL's BOX by 2f of the image doubled
+// by pixel replication (tests/cli/test_synth.py).
 class box_downsampler {
 public:
     box_downsampler(std::size_t height, std::size_t width, std::size_t channels, double factor);
