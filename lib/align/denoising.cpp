@@ -390,25 +390,31 @@ noise_impact_result noise_impact(const statistics& clean, const denoising_subspa
     // Euclidean-orthonormal nested basis Q = V*_K R⁻¹ (V*_Kᵀ V*_K = Rᵀ R); with the complete
     // eigenbasis U of Sxx, Σ sin² θ(span Q_K, span U_K) = ‖U_{>K}ᵀ Q_K‖_F²: a sum of small
     // squares, no cancellation against K (so it resolves distances far below the rounding of K
-    // itself). c = Uᵀ Q = (Uᵀ V*_K) R⁻¹ in one D x K, Q never formed.
-    const std::size_t r = sub.basis.shape(1);
+    // itself). c = Uᵀ Q = (Uᵀ V*_K) R⁻¹ by blocks of rows (Q never formed: beside U and V* only
+    // R and a block): row i of c adds Σ_{j<K} c_ij² to T(K) for every K <= i (0-based i, j).
+    const std::size_t r = sub.basis.shape(1), m = eu.basis.shape(1), block = 256;
     matrix_t gram = xt::zeros<double>({k, k});
     blas::gemm_tn(k, k, d, 1.0, sub.basis.data(), r, sub.basis.data(), r, 0.0, gram.data(), k);
-    const detail::nested_factor f = detail::nested_cholesky(gram, options.rel_tol);
-    matrix_t c = xt::zeros<double>({d, k});  // c(i, j) = u_iᵀ q_j
-    blas::gemm_tn(d, k, d, 1.0, eu.basis.data(), eu.basis.shape(1), sub.basis.data(), r, 0.0, c.data(), k);
-    blas::trsm_right_upper(d, k, f.r.data(), c.data());
-    for (std::size_t i = 0; i < d; ++i)
-        for (std::size_t j = 0; j < k; ++j)
-            if (f.skipped[j]) c(i, j) = 0.0;
-    // T(K) = Σ_{j<K} Σ_{i>=K} c_ij² (0-based); T(K) = T(K-1) − Σ_{j<K-1} c_{K-1,j}² + Σ_{i>=K} c_{i,K-1}².
-    double t = 0.0;
+    const detail::nested_factor f = detail::nested_cholesky(std::move(gram), options.rel_tol);
+    std::vector<double> t(k + 1, 0.0);
+    matrix_t c = xt::zeros<double>({std::min(block, m), k});
+    for (std::size_t i0 = 0; i0 < m; i0 += block) {
+        const std::size_t b = std::min(block, m - i0);
+        blas::gemm_tn(b, k, d, 1.0, eu.basis.data() + i0, m, sub.basis.data(), r, 0.0, c.data(), k);
+        blas::trsm_right_upper(b, k, f.r.data(), c.data());
+        for (std::size_t ii = 0; ii < b; ++ii) {
+            const double* ci = c.data() + ii * k;
+            const std::size_t last = std::min(i0 + ii, k);
+            double prefix = 0.0;
+            for (std::size_t kk = 1; kk <= last; ++kk) {
+                if (!f.skipped[kk - 1]) prefix += ci[kk - 1] * ci[kk - 1];
+                t[kk] += prefix;
+            }
+        }
+    }
     for (std::size_t kk = 1; kk <= k; ++kk) {
-        const std::size_t row = kk - 1;
-        for (std::size_t j = 0; j + 1 < kk; ++j) t -= c(row, j) * c(row, j);
-        for (std::size_t i = kk; i < d; ++i) t += c(i, kk - 1) * c(i, kk - 1);
-        res.distance(kk - 1) = t;
-        res.normalised(kk - 1) = t / static_cast<double>(kk);
+        res.distance(kk - 1) = t[kk];
+        res.normalised(kk - 1) = t[kk] / static_cast<double>(kk);
     }
     return res;
 }

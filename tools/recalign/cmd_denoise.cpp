@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "commands.hpp"
+#include "memory_trace.hpp"
 #include "paths.hpp"
 #include "recalign/core/checked.hpp"
 #include "render.hpp"
@@ -178,7 +179,9 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);
+    memory_mark("streamed");
     r.report = std::move(state.tracker()).final_report(p.solver);  // the run is streamed and checkpointed
+    memory_mark("final report");
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;
     r.center = p.tracker.center;
