@@ -73,6 +73,32 @@ denoising_subspace_result whitened_subspace(const matrix_t& bs, matrix_t g, doub
     return out;
 }
 
+// The Cholesky route's second half: beside R (the upper triangle of `r`, D x D row-major, only
+// read) and F = R⁻ᵀ Bs (consumed), C = F Fᵀ (SYRK; F released once C is formed), its
+// eigenvectors Y (in C's storage with dsyevd, or C's top n pairs beside it, see below) and
+// V* = R⁻¹ Y in place (TRSM). Peak beside R: F and C, then C and dsyevd's 2 D² (or Y).
+denoising_subspace_result cholesky_subspace(const double* r, matrix_t f, std::uint64_t n, double rel_tol,
+                                            const eigen_options& solver) {
+    const std::size_t d = f.shape(0);
+    denoising_subspace_result out;
+    out.rank_g = d;
+    matrix_t c = matrix_t::from_shape({d, d});
+    blas::syrk_nt(d, d, 1.0, f.data(), 0.0, c.data());  // upper triangle: all the solver reads
+    f = matrix_t();
+    // rank(C) <= n: where dsyevd's workspace does not fit `solver`, only the top n pairs.
+    const bool subset = n > 0 && n < d && solver.workspace_bytes < divide_and_conquer_workspace(d);
+    const std::size_t k = subset ? static_cast<std::size_t>(n) : d;
+    eigen_result ey = sym_eigen_consuming(std::move(c), k, solver);
+    out.status = solver_status_of(ey.info);
+    out.eigenvalues = std::move(ey.values);
+    blas::trsm_left_upper(false, d, k, r, ey.vectors.data());  // V* = R⁻¹ Y
+    out.basis = std::move(ey.vectors);
+    fix_signs(out.basis);
+    const double top = k > 0 ? out.eigenvalues(0) : 0.0;
+    while (out.informative < k && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
+    return out;
+}
+
 // V* through one Cholesky of G = Rᵀ R where G is numerically positive definite (dpocon's
 // estimate of its reciprocal condition number above rel_tol: no direction of G would fall
 // under the whitening's rel_tol cut): F = R⁻ᵀ Bs in Bs's storage (TRSM), C = F Fᵀ =
@@ -104,25 +130,8 @@ denoising_subspace_result denoising_subspace_of(matrix_t& bs, matrix_t g, std::u
         for (std::size_t i = 0; i < d; ++i) g(i, i) = diagonal[i];
         return whitened_subspace(bs, std::move(g), rel_tol, solver, release_bs ? &bs : nullptr);
     }
-    denoising_subspace_result out;
-    out.rank_g = d;
     blas::trsm_left_upper(true, d, d, g.data(), bs.data());  // F = R⁻ᵀ Bs
-    matrix_t c = matrix_t::from_shape({d, d});
-    blas::syrk_nt(d, d, 1.0, bs.data(), 0.0, c.data());  // upper triangle: all the solver reads
-    if (release_bs) bs = matrix_t();
-    // rank(C) <= n: where dsyevd's workspace does not fit `solver`, only the top n pairs.
-    const bool subset = n > 0 && n < d && solver.workspace_bytes < divide_and_conquer_workspace(d);
-    const std::size_t k = subset ? static_cast<std::size_t>(n) : d;
-    eigen_result ey = sym_eigen_consuming(std::move(c), k, solver);
-    out.status = solver_status_of(ey.info);
-    out.eigenvalues = std::move(ey.values);
-    blas::trsm_left_upper(false, d, k, g.data(), ey.vectors.data());  // V* = R⁻¹ Y
-    g = matrix_t();
-    out.basis = std::move(ey.vectors);
-    fix_signs(out.basis);
-    const double top = out.eigenvalues(0);
-    while (out.informative < k && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
-    return out;
+    return cholesky_subspace(g.data(), std::move(bs), n, rel_tol, solver);  // bs: the caller's copy or its own
 }
 }  // namespace
 
@@ -136,6 +145,59 @@ denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_t
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
     noise_moments own = std::move(noisy);
     return denoising_subspace_of(own.bs, std::move(own.g), own.n, rel_tol, solver, true);
+}
+
+denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_spec& spec, std::uint64_t n,
+                                                     const image_shape& shape, double rel_tol,
+                                                     const eigen_options& solver) {
+    if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
+    const std::size_t d = sxx.shape(0);
+    if (sxx.shape(1) != d) throw std::invalid_argument("masking_denoising_subspace: Sxx is not square");
+    const mask_kernel k = masking_kernel(spec, d, shape);
+    if (d == 0) return denoising_subspace(closed_form_noise(spec, sxx, n, shape), rel_tol, solver);
+    // G's 1-norm and Sxx's diagonal before G is written over Sxx's upper triangle (as
+    // denoising_subspace_of reads them from the G that closed_form_noise forms).
+    double anorm = 0.0;
+    std::vector<double> diagonal(d);
+    for (std::size_t i = 0; i < d; ++i) {
+        const double* si = sxx.data() + i * d;
+        double row = 0.0;
+        for (std::size_t j = 0; j < d; ++j) row += std::abs(si[j] * k(i, j));
+        anorm = std::max(anorm, row);
+        diagonal[i] = si[i];
+    }
+    for (std::size_t i = 0; i < d; ++i) {
+        double* si = sxx.data() + i * d;
+        for (std::size_t j = i; j < d; ++j) si[j] *= k(i, j);
+    }
+    // From here on, and also on a throw, Sxx is restored from its strict lower triangle and
+    // its diagonal when this returns (the factor R lives in its upper triangle until then).
+    struct restore_sxx {
+        matrix_t& a;
+        const std::vector<double>& diag;
+        ~restore_sxx() {
+            blas::symmetrize_from_lower(diag.size(), a.data());
+            for (std::size_t i = 0; i < diag.size(); ++i) a(i, i) = diag[i];
+        }
+    };
+    {
+        restore_sxx guard{sxx, diagonal};
+        double rcond = 0.0;
+        if (blas::potrf_upper_in_place(d, sxx.data(), anorm, &rcond) == 0 && rcond > rel_tol) {
+            matrix_t f = matrix_t::from_shape({d, d});  // Bs = q Sxx from its lower triangle
+            for (std::size_t i = 0; i < d; ++i) {
+                const double* si = sxx.data() + i * d;
+                double* fi = f.data() + i * d;
+                for (std::size_t j = 0; j < i; ++j) fi[j] = si[j] * k.keep.q;
+                fi[i] = diagonal[i] * k.keep.q;
+            }
+            blas::symmetrize_from_lower(d, f.data());
+            blas::trsm_left_upper(true, d, d, sxx.data(), f.data());  // F = R⁻ᵀ Bs
+            return cholesky_subspace(sxx.data(), std::move(f), n, rel_tol, solver);
+        }
+    }
+    // G is not numerically positive definite: the whitening, on Bs and G formed.
+    return denoising_subspace(closed_form_noise(spec, sxx, n, shape), rel_tol, solver);
 }
 
 denoising_subspace_result gaussian_denoising_subspace(const statistics& clean, double shift, double rel_tol) {
@@ -189,6 +251,45 @@ void check_same_data(const statistics& clean, const noise_moments& noisy, const 
                                     " samples, the clean statistics " + std::to_string(clean.n));
 }
 
+// V_Kᵀ A for the leading K columns of V (D x r) and A (D x C): K x C.
+matrix_t leading_transpose_times(const matrix_t& v, std::size_t k, const matrix_t& a) {
+    const std::size_t d = v.shape(0), c = a.shape(1);
+    matrix_t out = xt::zeros<double>({k, c});
+    if (k && c && d) blas::gemm_tn(k, c, d, 1.0, v.data(), v.shape(1), a.data(), c, 0.0, out.data(), c);
+    return out;
+}
+
+// V_Kᵀ Sxx V_K (K x K) by blocks of 256 (O(256 D) beside V): Sxx V_b where the statistics
+// keep Sxx, else (Uᵀ V_K)_bᵀ Λ_b (Uᵀ V_K)_b over blocks of U's columns (Sxx = U Λ Uᵀ: the
+// exact denoise's final report, which decomposed Sxx in its own storage).
+matrix_t metric_gram(const statistics& clean, const matrix_t& v, std::size_t k) {
+    const std::size_t d = v.shape(0), r = v.shape(1), block = 256;
+    matrix_t gram = xt::zeros<double>({k, k});
+    if (k == 0 || d == 0) return gram;
+    matrix_t tmp = xt::zeros<double>({d, std::min(block, k)});
+    if (clean.second_moment) {
+        const matrix_t& sxx = *clean.second_moment;
+        for (std::size_t j0 = 0; j0 < k; j0 += block) {
+            const std::size_t b = std::min(block, k - j0);
+            blas::gemm_nn(d, b, d, 1.0, sxx.data(), d, v.data() + j0, r, 0.0, tmp.data(), b);
+            blas::gemm_tn(k, b, d, 1.0, v.data(), r, tmp.data(), b, 0.0, gram.data() + j0, k);
+        }
+        return gram;
+    }
+    const matrix_t& u = clean.spec.basis;
+    const vector_t& lambda = clean.spec.eigenvalues;
+    const std::size_t m = u.shape(1);
+    matrix_t w = xt::zeros<double>({std::min(block, m), k}), lw = w;
+    for (std::size_t i0 = 0; i0 < m; i0 += block) {
+        const std::size_t b = std::min(block, m - i0);
+        blas::gemm_tn(b, k, d, 1.0, u.data() + i0, m, v.data(), r, 0.0, w.data(), k);
+        for (std::size_t i = 0; i < b; ++i)
+            for (std::size_t j = 0; j < k; ++j) lw(i, j) = lambda(i0 + i) * w(i, j);
+        blas::gemm_tn(k, k, b, 1.0, w.data(), k, lw.data(), k, 1.0, gram.data(), k);
+    }
+    return gram;
+}
+
 // Why the denoising curve ends where it does (the curve is only defined where V* is).
 std::string stop_reason(const denoising_result& r, std::size_t clean_k) {
     if (r.max_k < clean_k)
@@ -216,7 +317,6 @@ denoising_result denoising_alignment(const statistics& clean, denoising_subspace
     const char* who = "denoising_alignment";
     const cross_moments& cross = clean.targets(who);
     clean.require(statistic::full_spectrum, who);
-    const matrix_t& sxx = clean.sxx(who);
     const std::size_t d = clean.dim;
     if (subspace.basis.shape(0) != d)
         throw std::invalid_argument(std::string(who) + ": the subspace has " + std::to_string(subspace.basis.shape(0)) +
@@ -238,11 +338,14 @@ denoising_result denoising_alignment(const statistics& clean, denoising_subspace
     res.stop_reason = stop_reason(res, clean_curve.max_k);
     const std::size_t k = res.max_k;
 
-    // Eq. (9): the supervised fit of span(V*_K) on the clean statistics, all K at once.
-    matrix_t vk = xt::view(res.subspace.basis, xt::all(), xt::range(0, k));
-    const detail::nested_basis nb = detail::nested_orthonormalize(std::move(vk), sxx, options.rel_tol);
-    res.skipped = nb.n_skipped;
-    const vector_t contrib = detail::fit_contributions(nb.columns, cross, options.measure);
+    // Eq. (9): the supervised fit of span(V*_K) on the clean statistics, all K at once, from
+    // Gram = V_Kᵀ Sxx V_K and V_Kᵀ Sxy (the nested basis never formed: no D x K copy).
+    const vector_t contrib = [&] {
+        cross_moments vcross = cross;
+        vcross.sxy = leading_transpose_times(res.subspace.basis, k, cross.sxy);
+        return detail::restricted_fit_contributions(metric_gram(clean, res.subspace.basis, k), vcross, options.measure,
+                                                    options.rel_tol, res.skipped);
+    }();
     res.curve = xt::zeros<double>({k});
     res.clean_curve = xt::zeros<double>({k});
     res.relative_difference = xt::zeros<double>({k});
@@ -284,21 +387,34 @@ noise_impact_result noise_impact(const statistics& clean, const denoising_subspa
     res.distance = xt::zeros<double>({k});
     res.normalised = xt::zeros<double>({k});
     if (k == 0) return res;
-    // Euclidean-orthonormal nested basis Q of V*; with the complete eigenbasis U of Sxx,
-    // Σ sin² θ(span Q_K, span U_K) = ‖U_{>K}ᵀ Q_K‖_F²: a sum of small squares, no cancellation
-    // against K (so it resolves distances far below the rounding of K itself).
-    matrix_t vk = xt::view(sub.basis, xt::all(), xt::range(0, k));
-    const detail::nested_basis q = detail::nested_orthonormalize(std::move(vk), matrix_t(), options.rel_tol);
-    matrix_t c = xt::zeros<double>({d, k});  // c(i, j) = u_iᵀ q_j
-    blas::gemm_tn(d, k, d, 1.0, eu.basis.data(), q.columns.data(), 0.0, c.data());
-    // T(K) = Σ_{j<K} Σ_{i>=K} c_ij² (0-based); T(K) = T(K-1) − Σ_{j<K-1} c_{K-1,j}² + Σ_{i>=K} c_{i,K-1}².
-    double t = 0.0;
+    // Euclidean-orthonormal nested basis Q = V*_K R⁻¹ (V*_Kᵀ V*_K = Rᵀ R); with the complete
+    // eigenbasis U of Sxx, Σ sin² θ(span Q_K, span U_K) = ‖U_{>K}ᵀ Q_K‖_F²: a sum of small
+    // squares, no cancellation against K (so it resolves distances far below the rounding of K
+    // itself). c = Uᵀ Q = (Uᵀ V*_K) R⁻¹ by blocks of rows (Q never formed: beside U and V* only
+    // R and a block): row i of c adds Σ_{j<K} c_ij² to T(K) for every K <= i (0-based i, j).
+    const std::size_t r = sub.basis.shape(1), m = eu.basis.shape(1), block = 256;
+    matrix_t gram = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, sub.basis.data(), r, sub.basis.data(), r, 0.0, gram.data(), k);
+    const detail::nested_factor f = detail::nested_cholesky(std::move(gram), options.rel_tol);
+    std::vector<double> t(k + 1, 0.0);
+    matrix_t c = xt::zeros<double>({std::min(block, m), k});
+    for (std::size_t i0 = 0; i0 < m; i0 += block) {
+        const std::size_t b = std::min(block, m - i0);
+        blas::gemm_tn(b, k, d, 1.0, eu.basis.data() + i0, m, sub.basis.data(), r, 0.0, c.data(), k);
+        blas::trsm_right_upper(b, k, f.r.data(), c.data());
+        for (std::size_t ii = 0; ii < b; ++ii) {
+            const double* ci = c.data() + ii * k;
+            const std::size_t last = std::min(i0 + ii, k);
+            double prefix = 0.0;
+            for (std::size_t kk = 1; kk <= last; ++kk) {
+                if (!f.skipped[kk - 1]) prefix += ci[kk - 1] * ci[kk - 1];
+                t[kk] += prefix;
+            }
+        }
+    }
     for (std::size_t kk = 1; kk <= k; ++kk) {
-        const std::size_t row = kk - 1;
-        for (std::size_t j = 0; j + 1 < kk; ++j) t -= c(row, j) * c(row, j);
-        for (std::size_t i = kk; i < d; ++i) t += c(i, kk - 1) * c(i, kk - 1);
-        res.distance(kk - 1) = t;
-        res.normalised(kk - 1) = t / static_cast<double>(kk);
+        res.distance(kk - 1) = t[kk];
+        res.normalised(kk - 1) = t[kk] / static_cast<double>(kk);
     }
     return res;
 }

@@ -2,15 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "recalign/core/blas.hpp"
 
 namespace recalign::detail {
 
-nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) {
+nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) { return nested_cholesky(matrix_t(gram), rel_tol); }
+
+nested_factor nested_cholesky(matrix_t&& gram, double rel_tol) {
     const std::size_t k = gram.shape(0);
+    // Gram's upper triangle is the matrix (both triangles written: the strict lower one restores
+    // it after dpotrf, which writes only the upper) and its diagonal is kept aside.
+    blas::symmetrize_from_upper(k, gram.data());
+    std::vector<double> diagonal(k);
     double top = 0.0;
-    for (std::size_t i = 0; i < k; ++i) top = std::max(top, gram(i, i));
+    for (std::size_t i = 0; i < k; ++i) {
+        diagonal[i] = gram(i, i);
+        top = std::max(top, diagonal[i]);
+    }
     // Gram = Rᵀ R (upper R, row-major), dropping dependent columns: a dropped column gets
     // R_jj = 1 and a zero row and column, so the triangular solve leaves the other columns
     // exactly as the Cholesky factor of the kept ones gives them; it is zeroed after.
@@ -20,8 +30,8 @@ nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) {
     // right-looking loop below, one symmetric rank-1 update (BLAS dsyr) of the rest per row.
     nested_factor out;
     out.skipped.assign(k, 0);
-    const auto dropped = [&](std::size_t j, double s) { return !(s > rel_tol * gram(j, j)) || !(gram(j, j) > rel_tol * top); };
-    out.r = gram;
+    const auto dropped = [&](std::size_t j, double s) { return !(s > rel_tol * diagonal[j]) || !(diagonal[j] > rel_tol * top); };
+    out.r = std::move(gram);  // factored in Gram's storage
     matrix_t& r = out.r;
     if (blas::potrf_upper_in_place(k, r.data()) == 0) {
         bool any = false;
@@ -32,7 +42,8 @@ nested_factor nested_cholesky(const matrix_t& gram, double rel_tol) {
             return out;
         }
     }
-    r = gram;
+    blas::symmetrize_from_lower(k, r.data());  // Gram again
+    for (std::size_t i = 0; i < k; ++i) r(i, i) = diagonal[i];
     // `r` holds the remainder Gram − Σ_{i<j} r_iᵀ r_i in its upper triangle at row j.
     for (std::size_t j = 0; j < k; ++j) {
         double* row = r.data() + j * k;
@@ -76,10 +87,10 @@ nested_basis nested_orthonormalize(matrix_t v, const matrix_t& metric, double re
     return out;
 }
 
-vector_t restricted_fit_contributions(const matrix_t& gram, const cross_moments& vcross, alignment_measure m,
+vector_t restricted_fit_contributions(matrix_t gram, const cross_moments& vcross, alignment_measure m,
                                       double rel_tol, std::size_t& skipped) {
     const std::size_t k = gram.shape(0), c = vcross.sxy.shape(1);
-    const nested_factor f = nested_cholesky(gram, rel_tol);
+    const nested_factor f = nested_cholesky(std::move(gram), rel_tol);
     skipped = f.n_skipped;
     // ṽ_jᵀ Sxy = row j of R⁻ᵀ (Vᵀ Sxy): solve (Vᵀ Sxy)ᵀ R⁻¹ (C x K) in place.
     matrix_t at = xt::transpose(vcross.sxy);
@@ -89,8 +100,16 @@ vector_t restricted_fit_contributions(const matrix_t& gram, const cross_moments&
     for (std::size_t j = 0; j < k; ++j)
         if (f.skipped[j])
             for (std::size_t i = 0; i < c; ++i) projected.sxy(j, i) = 0.0;
-    // fit_contributions with the identity as Ṽ: c_j = ã_j W ã_jᵀ.
-    return fit_contributions(xt::eye<double>(k), projected, m);
+    // fit_contributions with the identity as Ṽ (not formed: K x K): c_j = ã_j W ã_jᵀ.
+    const matrix_t& a = projected.sxy;
+    const matrix_t as = m != alignment_measure::fit ? projected.times_syy(a) : a;
+    vector_t out = xt::zeros<double>({k});
+    for (std::size_t i = 0; i < k; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < c; ++j) s += a(i, j) * as(i, j);
+        out(i) = s;
+    }
+    return out;
 }
 
 vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, alignment_measure m) {

@@ -31,10 +31,12 @@ struct nested_factor {
     std::size_t n_skipped = 0;
 };
 nested_factor nested_cholesky(const matrix_t& gram, double rel_tol);
+// The same factoring in Gram's own storage (no K x K copy).
+nested_factor nested_cholesky(matrix_t&& gram, double rel_tol);
 
 // fit_contributions of the nested basis of V from the restricted statistics alone: Gram = Vᵀ Sxx V
 // and vcross.sxy = Vᵀ Sxy (K x C), vcross.syy = Syy (MATH.md §7, the verification pass).
-vector_t restricted_fit_contributions(const matrix_t& gram, const cross_moments& vcross, alignment_measure m,
+vector_t restricted_fit_contributions(matrix_t gram, const cross_moments& vcross, alignment_measure m,
                                       double rel_tol, std::size_t& skipped);
 
 // c_k = ṽ_kᵀ Sxy W Sxyᵀ ṽ_k for an Sxx-orthonormal nested basis Ṽ: W = Syy for the paper and

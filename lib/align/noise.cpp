@@ -286,7 +286,24 @@ noise_moments closed_form_noise(const noise_spec& s, const matrix_t& sxx, std::u
     }
     // x' = m ⊙ x with a data-independent mask: Bs = diag(q) Sxx, G = K ⊙ Sxx (MATH.md §4),
     // K applied through the patch id of each index: two constants, never a D x D matrix.
-    patch_map pm;
+    const mask_kernel mk = masking_kernel(s, d, shape);
+    const keep_probabilities& k = mk.keep;
+    out.bs = sxx * k.q;
+    out.g = matrix_t::from_shape({d, d});
+    for (std::size_t i = 0; i < d; ++i) {
+        const std::uint32_t pi = mk.map.patch_of[i];
+        const double* srow = sxx.data() + i * d;
+        double* grow = out.g.data() + i * d;
+        for (std::size_t j = 0; j < d; ++j) grow[j] = srow[j] * (mk.map.patch_of[j] == pi ? k.k_same : k.k_diff);
+    }
+    return out;
+}
+
+mask_kernel masking_kernel(const noise_spec& s, std::size_t d, const image_shape& shape) {
+    validate(s);
+    if (s.family == noise_family::gaussian) throw std::invalid_argument("masking_kernel: Gaussian noise is no mask");
+    mask_kernel mk;
+    patch_map& pm = mk.map;
     if (s.family == noise_family::dropout) {
         pm.patches = d;
         pm.patch_of.resize(d);
@@ -300,16 +317,8 @@ noise_moments closed_form_noise(const noise_spec& s, const matrix_t& sxx, std::u
                                         " values but Sxx is " + std::to_string(d) + " x " + std::to_string(d));
         pm = make_patch_map(sh, s.patch_h, s.patch_w);
     }
-    const keep_probabilities k = mask_keep_probabilities(s, pm.patches);
-    out.bs = sxx * k.q;
-    out.g = matrix_t::from_shape({d, d});
-    for (std::size_t i = 0; i < d; ++i) {
-        const std::uint32_t pi = pm.patch_of[i];
-        const double* srow = sxx.data() + i * d;
-        double* grow = out.g.data() + i * d;
-        for (std::size_t j = 0; j < d; ++j) grow[j] = srow[j] * (pm.patch_of[j] == pi ? k.k_same : k.k_diff);
-    }
-    return out;
+    mk.keep = mask_keep_probabilities(s, pm.patches);
+    return mk;
 }
 
 // --- built-in corruptions for Monte Carlo --------------------------------------------------

@@ -171,18 +171,46 @@ tracker_report alignment_tracker::report(const eigen_options& solver) {
 }
 
 tracker_report alignment_tracker::final_report(const eigen_options& solver) && {
-    // Sxx formed in the accumulator's storage (finish(moment_accumulator&&)): one D x D less.
     exact_finish_options fo;
     fo.solver = solver;
+    fo.second_moment = false;  // read where it is needed before it is decomposed
     const centering targets = options_.raw_targets ? centering::uncentered : options_.center;
-    if (targets == options_.center) return report_on(finish(std::move(moments_), options_.center, fo), solver);
-    if (options_.center == centering::uncentered)
+    if (targets != options_.center && options_.center == centering::uncentered)
         throw std::invalid_argument("finish: centering the targets but not the inputs is not supported");
-    matrix_t raw_syy = moments_.has_targets() ? moments_.syy(centering::uncentered) : matrix_t();
-    return report_on(with_raw_targets(finish(std::move(moments_), centering::centered, fo), raw_syy), solver);
+    matrix_t raw_syy =
+        targets != options_.center && moments_.has_targets() ? moments_.syy(centering::uncentered) : matrix_t();
+    // Sxx in the accumulator's storage; every noise that needs a solve is solved beside it alone
+    // (the clean eigenvectors do not exist yet), then Sxx is decomposed in its own storage.
+    exact_parts parts = release_exact(std::move(moments_), options_.center, fo);
+    std::vector<std::optional<solved_noise>> solved(options_.noises.size());
+    for (std::size_t i = 0; i < options_.noises.size(); ++i) {
+        const noise_spec& spec = options_.noises[i];
+        if (mc_[i]) {
+            solved_noise sn;
+            noise_moments nm;
+            {
+                monte_carlo_estimate e = mc_[i]->estimate();
+                nm = std::move(e.moments);
+                sn.bs_stderr_fro = e.bs_stderr_fro;
+                sn.g_stderr_fro = e.g_stderr_fro;
+            }
+            if (nm.n != parts.meta.n)
+                throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(nm.n) +
+                                            " samples, the clean statistics " + std::to_string(parts.meta.n));
+            sn.sub = denoising_subspace(std::move(nm), options_.rel_tol, solver);
+            solved[i] = std::move(sn);
+        } else if (spec.family != noise_family::gaussian) {
+            solved[i] = solved_noise{
+                masking_denoising_subspace(parts.sxx, spec, parts.meta.n, options_.shape, options_.rel_tol, solver)};
+        }
+    }
+    statistics clean = finish(std::move(parts), fo);
+    if (targets != options_.center) clean = with_raw_targets(std::move(clean), raw_syy);
+    return report_on(clean, solver, &solved);
 }
 
-tracker_report alignment_tracker::report_on(const statistics& clean, const eigen_options& solver) {
+tracker_report alignment_tracker::report_on(const statistics& clean, const eigen_options& solver,
+                                            std::vector<std::optional<solved_noise>>* solved) {
     tracker_report r;
     r.n = clean.n;
     r.reports = reports_;
@@ -199,6 +227,14 @@ tracker_report alignment_tracker::report_on(const statistics& clean, const eigen
         const noise_spec& spec = options_.noises[i];
         // One V* per noise serves both analyses; the noise moments are released as it is found.
         denoising_subspace_result sub = [&] {
+            if (solved && (*solved)[i]) {
+                solved_noise& sn = *(*solved)[i];
+                nr.bs_stderr_fro = sn.bs_stderr_fro;
+                nr.g_stderr_fro = sn.g_stderr_fro;
+                denoising_subspace_result out = std::move(sn.sub);
+                (*solved)[i].reset();
+                return out;
+            }
             if (!mc_[i] && spec.family == noise_family::gaussian)  // Corollary 3.1: no D x D solve
                 return gaussian_denoising_subspace(clean, static_cast<double>(clean.n) * spec.sigma * spec.sigma,
                                                    options_.rel_tol);
@@ -223,6 +259,7 @@ tracker_report alignment_tracker::report_on(const statistics& clean, const eigen
         dopt.measure = options_.measure;
         dopt.rel_tol = options_.rel_tol;
         nr.denoising = denoising_alignment(clean, std::move(sub), dopt);
+        if (solved) nr.denoising.subspace.basis = matrix_t();  // measured: released before the next
         nr.change = has_previous_ ? max_change(nr.denoising.curve, previous_noise_[i]) : nan;
         r.noises.push_back(std::move(nr));
     }

@@ -191,12 +191,21 @@ statistics finish(const moment_accumulator& m, centering c, const exact_finish_o
     return finish_exact(m.sxx(c), std::move(s), m.mean_x(), std::move(cross), options);
 }
 
+exact_parts release_exact(moment_accumulator&& m, centering c, const exact_finish_options& options) {
+    exact_parts p;
+    p.meta = exact_meta(m, c, options);
+    if (m.has_targets()) p.cross = m.cross(c);
+    p.mean = m.mean_x();
+    p.sxx = std::move(m).release_sxx(c);
+    return p;
+}
+
+statistics finish(exact_parts&& p, const exact_finish_options& options) {
+    return finish_exact(std::move(p.sxx), std::move(p.meta), std::move(p.mean), std::move(p.cross), options);
+}
+
 statistics finish(moment_accumulator&& m, centering c, const exact_finish_options& options) {
-    spectrum s = exact_meta(m, c, options);
-    std::optional<cross_moments> cross;
-    if (m.has_targets()) cross = m.cross(c);
-    vector_t mean = m.mean_x();
-    return finish_exact(std::move(m).release_sxx(c), std::move(s), std::move(mean), std::move(cross), options);
+    return finish(release_exact(std::move(m), c, options), options);
 }
 
 statistics finish(const moment_accumulator& m, centering inputs, centering targets) {

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include <recalign/align/denoising.hpp>
@@ -23,6 +24,13 @@ moment_accumulator accumulate(const std::vector<double>& x, const std::vector<st
     return acc;
 }
 const image_shape fashion14{14, 14, 1, image_layout::hwc};
+template <class A, class B>
+double max_abs_diff(const A& a, const B& b) {
+    REQUIRE(a.shape() == b.shape());
+    double m = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a.data()[i] - b.data()[i]));
+    return m;
+}
 }  // namespace
 
 TEST_CASE("Gaussian noise: denoising subspace = PCA subspace for every K and sigma", "[align][denoising]") {
@@ -291,5 +299,57 @@ TEST_CASE("Gaussian noise in closed form (V* = U (Λ + nσ²)^{-1/2}) = the gene
             }
             for (std::size_t j = 0; j < ia.max_k; ++j) CHECK(std::abs(ia.distance(j)) < 1e-12);  // Corollary 3.1
         }
+    }
+}
+
+TEST_CASE("masking_denoising_subspace: closed_form_noise's V* from Sxx's own triangles, Sxx restored bit for bit",
+          "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    for (std::size_t n : {1500, 150}) {  // n < D = 196: rank(Bs) < D (C's top n pairs without dsyevd)
+        const testing::fashion_subset f = testing::load_fashion(n, true);
+        const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+        const matrix_t sxx = acc.sxx(centering::uncentered);
+        for (const char* text : {"mask:patch=2x2,ratio=0.5", "mask:patch=3x2,ratio=0.5,scheme=fixed", "dropout:ratio=0.3"})
+            for (const std::uint64_t budget : {std::numeric_limits<std::uint64_t>::max(), std::uint64_t{0}}) {
+                CAPTURE(n, text, budget);
+                const noise_spec s = parse_noise_spec(text);
+                const denoising_subspace_result a =
+                    denoising_subspace(closed_form_noise(s, sxx, acc.n(), fashion14), 1e-12, eigen_options{budget});
+                matrix_t scratch = sxx;
+                const denoising_subspace_result b =
+                    masking_denoising_subspace(scratch, s, acc.n(), fashion14, 1e-12, eigen_options{budget});
+                CHECK(max_abs_diff(scratch, sxx) == 0.0);
+                REQUIRE(a.rank_g == b.rank_g);
+                REQUIRE(a.informative == b.informative);
+                REQUIRE(a.basis.shape(1) == b.basis.shape(1));
+                CHECK(max_abs_diff(a.eigenvalues, b.eigenvalues) == 0.0);  // the same products on the same numbers
+                CHECK(max_abs_diff(a.basis, b.basis) == 0.0);
+            }
+    }
+    matrix_t not_square = xt::zeros<double>({3, 4});
+    CHECK_THROWS_AS(masking_denoising_subspace(not_square, parse_noise_spec("dropout:ratio=0.3"), 10),
+                    std::invalid_argument);
+    matrix_t sxx = xt::eye<double>(4);
+    CHECK_THROWS_AS(masking_denoising_subspace(sxx, parse_noise_spec("gaussian:sigma=1"), 10), std::invalid_argument);
+}
+
+TEST_CASE("denoising alignment through U Λ Uᵀ (statistics without Sxx) = through Sxx", "[align][denoising]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const testing::fashion_subset f = testing::load_fashion(400, true);
+    const moment_accumulator acc = accumulate(f.x, f.y, f.n, f.dim);
+    exact_finish_options no_sxx;
+    no_sxx.second_moment = false;
+    const statistics with = finish(acc, centering::uncentered), without = finish(acc, centering::uncentered, no_sxx);
+    REQUIRE_FALSE(without.second_moment.has_value());
+    const noise_moments nm =
+        closed_form_noise(parse_noise_spec("mask:patch=2x2,ratio=0.5"), *with.second_moment, acc.n(), fashion14);
+    const denoising_result a = denoising_alignment(with, denoising_subspace(nm)),
+                           b = denoising_alignment(without, denoising_subspace(nm));
+    REQUIRE(a.max_k == b.max_k);
+    REQUIRE(a.max_k > 100);
+    CHECK(a.skipped == b.skipped);
+    for (std::size_t k = 0; k < a.max_k; ++k) {
+        const double tol = 1e-10 * std::abs(a.curve(k)) + 1e-15;  // ~1e-11 measured (rounding of either Gram)
+        CHECK(std::abs(a.curve(k) - b.curve(k)) <= tol);
     }
 }

@@ -279,3 +279,21 @@ def test_memory_budget_refuses_and_chooses_the_solver(tmp, labels):
         assert np.max(np.abs(ea - eb)) <= 1e-12 * ea[0]
     ca, cb = np.array(res[1]["alignment"]), np.array(res[3]["alignment"])
     assert np.max(np.abs(ca - cb)) <= 1e-10
+
+
+# --- denoise's budget: one masking noise is solved beside Sxx alone (3 D x D with dsyevr, C's
+# top n pairs where n < D); each further one waits beside it for the clean eigenvectors (+1)
+def test_denoise_memory_budget(tmp, labels):
+    import json
+    d = 256  # 16 x 16 images, N = 200 < D rows; one D x D = 0.5 MiB
+    x = c.write_npy(os.path.join(tmp, "budget_denoise.npy"), np.hstack([X, rng.normal(size=(N, d - D))]))
+    base = ["denoise", "--images", x, "--labels", labels, "--image-shape", "16,16,1", "--json", "--quiet",
+            "--noise", "mask:patch=4x4,ratio=0.5"]
+    two = base + ["--noise", "dropout:ratio=0.3"]
+    # 3 D x D and the class statistics: 2 MiB passes (no room for dsyevd: dsyevr, the subset)
+    runs = [json.loads(c.run(base + extra, check_rc=0)[1]) for extra in ([], ["--memory", str(2.0 / 1024)])]
+    for k in ("alignment", "impact"):
+        a, b = np.array(runs[0]["noises"][0][k]), np.array(runs[1]["noises"][0][k])
+        assert a.shape == b.shape and np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(a)), k
+    expect_error(two + ["--memory", str(2.0 / 1024)], ["denoise", "--memory is", "GiB"], "two masking noises in 3 D x D")
+    c.run(two + ["--memory", str(2.6 / 1024)], check_rc=0)

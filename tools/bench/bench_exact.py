@@ -13,7 +13,7 @@ values only, so these sides show the same solvers); --memory GIB passes
 `--memory` to the other commands. CPU time (user + system) is printed beside the wall time: on a
 loaded machine it is the steadier figure.
 --baseline-cli PATH runs this build's sides again with another build (main's), for the peaks
-before and after side by side. --denoise adds `recalign denoise` with one patch mask (D must be a square H·H) against SciPy
+before and after side by side. --denoise adds `recalign denoise` with one patch mask (D = H·H, or 2·H·H as H x H x 2) against SciPy
 doing the same decompositions on the same matrices (eigh of Sxx, the generalized eigh(Bs Bsᵀ, G)
 with G = K ⊙ Sxx, the Cholesky of V*ᵀ Sxx V*). --only "NAME;..." runs those sides alone (beside NumPy's eigh).
 
@@ -47,12 +47,13 @@ NUMPY_VALUES = NUMPY_SIDE.replace("w, v = np.linalg.eigh(S)", "w = np.linalg.eig
 SCIPY_DENOISE = r'''
 import sys, time, numpy as np, scipy.linalg as sl
 d, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-h = int(round(d ** 0.5)); p = 4; r = 0.5; q = 1 - r
+c = int(sys.argv[4]) if len(sys.argv) > 4 else 1  # channels (HWC: a pixel's channels share its patch)
+h = int(round((d // c) ** 0.5)); p = 4; r = 0.5; q = 1 - r
 X = np.fromfile(path, dtype=np.uint8).reshape(n, d).astype(np.float64)
 t0 = time.perf_counter()
 S = X.T @ X
 w, U = sl.eigh(S)
-patch = ((np.arange(h)[:, None] // p) * ((h + p - 1) // p) + np.arange(h)[None, :] // p).ravel()
+patch = np.repeat(((np.arange(h)[:, None] // p) * ((h + p - 1) // p) + np.arange(h)[None, :] // p).ravel(), c)
 G = S * q * q
 same = patch[:, None] == patch[None, :]
 G[same] = S[same] * q
@@ -117,12 +118,15 @@ def main():
         sides["align, dsyevr"] = [a.cli, "align"] + lean
         sides["tradeoff, dsyevr"] = [a.cli, "tradeoff", "--k", "10", "--lambda", "0,1"] + lean
     if a.denoise:
-        h = int(round(d ** 0.5))
-        if h * h != d:
-            sys.exit("--denoise needs D = H * H")
-        sides["denoise mask 4x4 0.5"] = [a.cli, "denoise", "--image-shape", f"{h},{h},1", "--noise",
+        c = 1 if round(d ** 0.5) ** 2 == d else 2  # H x H x 1, or H x H x 2 (D = 2,048: 32 x 32 x 2)
+        h = int(round((d // c) ** 0.5))
+        if h * h * c != d:
+            sys.exit("--denoise needs D = H * H or 2 * H * H")
+        sides["denoise mask 4x4 0.5"] = [a.cli, "denoise", "--image-shape", f"{h},{h},{c}", "--noise",
                                          "mask:patch=4x4,ratio=0.5"] + mine
-        sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x]
+        if a.dsyevr_memory:
+            sides["denoise, dsyevr"] = sides["denoise mask 4x4 0.5"][:-len(mine)] + lean
+        sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x, str(c)]
     if a.baseline_cli:
         for k in [k for k, v in sides.items() if v[0] == a.cli]:
             sides[k + ", baseline"] = [a.baseline_cli] + sides[k][1:]

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "commands.hpp"
+#include "memory_trace.hpp"
 #include "paths.hpp"
 #include "recalign/core/checked.hpp"
 #include "render.hpp"
@@ -124,15 +125,24 @@ denoise_plan plan(const denoise_cli_options& o) {
                                         "form (mask or dropout, without --monte-carlo)");
     }
     t.replicates = replicate_groups(t.noises, p.run.config().method == "exact");
-    // require_memory counts 3 D x D; the report consumes the accumulator (Sxx in its storage),
-    // so the clean state is Sxx and U (2). While one noise's V* is found: its Bs (then F =
-    // R⁻ᵀ Bs), G (then its Cholesky factor R) and C = F Fᵀ (then its eigenvectors), 3; V* of
-    // every noise in the report (1 each); dsyevd's 2 D x D where solver_memory allows it (else,
-    // with n < D, C's top n pairs: D x n). Measured at D = 2,048, one mask: 6.8 D x D with dsyevd
-    // (7.8 before), 5.4 with n < D and no room for dsyevd (BENCHMARKS.md). A Gaussian noise needs
-    // no solve: its V* is U scaled, 1 D x D.
+    // require_memory counts 3 D x D. The final report (alignment_tracker::final_report) forms
+    // Sxx in the accumulator's storage and solves every noise but a Gaussian one beside Sxx
+    // alone, before the clean eigenvectors exist: the j-th masking noise (mask, dropout) in
+    // Sxx's own triangles (G and its factor R), F and C (then C's eigenvectors), 2 + j D x D
+    // with the j - 1 V* found before; then Sxx is decomposed in its storage beside the m V*
+    // (2 + m), and each V* is measured (one D x K beside U) and released, a Gaussian noise's
+    // V* (U scaled) last. So 3 + (m - 1) with dsyevr (C's top n pairs where n < D); where
+    // solver_memory finds room for dsyevd's 2 D x D workspace it is taken (one D x D more than
+    // dsyevr's eigenvectors). A Monte-Carlo noise's estimate is its Bs and G with their
+    // standard errors (2 more while solved) beside the replicate sums it keeps.
     const std::uint64_t matrix = checked_mul(checked_mul(t.dim, t.dim, "D x D"), 8, "D x D bytes");
-    std::uint64_t extra = checked_mul(matrix, 2 + t.noises.size(), "denoise memory");
+    std::uint64_t solved = 0;
+    bool any_monte_carlo = false;
+    for (const noise_spec& s : t.noises) {
+        solved += s.draws > 0 || s.family != noise_family::gaussian;
+        any_monte_carlo = any_monte_carlo || s.draws > 0;
+    }
+    std::uint64_t extra = checked_mul(matrix, (solved > 0 ? solved - 1 : 0) + (any_monte_carlo ? 2 : 0), "denoise memory");
     for (const noise_spec& s : t.noises)
         if (s.draws) extra = checked_add(extra, checked_mul(matrix, 2 * (1 + t.replicates), "denoise memory"), "denoise memory");
     bool monte_carlo = false;
@@ -169,7 +179,9 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     tracker_state state(p.tracker);  // validates every noise against the image: before any data
     denoise_result r;
     r.run = stream(state, p.run, mpi);
+    memory_mark("streamed");
     r.report = std::move(state.tracker()).final_report(p.solver);  // the run is streamed and checkpointed
+    memory_mark("final report");
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;
     r.center = p.tracker.center;

@@ -39,6 +39,17 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
 denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol = 1e-12,
                                              const eigen_options& solver = {});
 
+// V* of a closed-form masking noise (dropout or mask) from Sxx itself, which serves as
+// scratch and is restored bit for bit (also on a throw): G = K ⊙ Sxx is formed and factored
+// (G = Rᵀ R) in Sxx's upper triangle, F = R⁻ᵀ q Sxx in one D x D, C = F Fᵀ in another (F
+// released) and V* = R⁻¹ Y: beside Sxx at most two D x D at a time, plus dsyevd's 2 D² where
+// `solver` allows it (else, with n < D, C's top n pairs: D x n). The result of
+// denoising_subspace(closed_form_noise(spec, sxx, n, shape)), which it falls back to (Bs and G
+// formed) where G is not numerically positive definite.
+denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_spec& spec, std::uint64_t n,
+                                                     const image_shape& shape = {}, double rel_tol = 1e-12,
+                                                     const eigen_options& solver = {});
+
 // V* of additive Gaussian noise in closed form (Corollary 3.1; MATH.md §4): Bs = Sxx and
 // G = Sxx + shift·I (shift = nσ²) share the clean eigenvectors U, so V* = U (Λ + shift·I)^{-1/2}
 // with generalized eigenvalues λ² / (λ + shift), in the order of λ: no D x D solve, one D x D
@@ -70,7 +81,9 @@ struct denoising_result {
 };
 
 // `clean`: finished exact statistics with targets (their one eigendecomposition is shared by
-// every noise); `noisy` must be of the same data (n) and centering.
+// every noise); `noisy` must be of the same data (n) and centering. The subspace overload
+// reads Sxx where `clean` keeps it, else U Λ Uᵀ (its complete spectrum), by blocks: beside V*
+// only O(D) blocks and K x C.
 denoising_result denoising_alignment(const statistics& clean, const noise_moments& noisy,
                                      const denoising_options& options = {});
 // The same for a denoising subspace found elsewhere (e.g. from a sketch and exact patch

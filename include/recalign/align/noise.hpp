@@ -101,6 +101,18 @@ keep_probabilities mask_keep_probabilities(const noise_spec& s, std::size_t patc
 noise_moments closed_form_noise(const noise_spec& s, const matrix_t& sxx, std::uint64_t n,
                                 const image_shape& shape = {});
 
+// The masking closed form's constants without Bs or G: Bs = q Sxx and G_ij = Sxx_ij K_ij with
+// K_ij = k_same where patch_of[i] == patch_of[j] (the diagonal too), k_diff elsewhere.
+struct mask_kernel {
+    patch_map map;
+    keep_probabilities keep;
+    double operator()(std::size_t i, std::size_t j) const {
+        return map.patch_of[i] == map.patch_of[j] ? keep.k_same : keep.k_diff;
+    }
+};
+// For a dropout or mask spec (std::invalid_argument for Gaussian) on rows of D values.
+mask_kernel masking_kernel(const noise_spec& s, std::size_t d, const image_shape& shape = {});
+
 // --- Monte Carlo -------------------------------------------------------------------------
 
 // What a corruption function gets for one draw of one batch. Randomness must be a function

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -77,8 +78,13 @@ public:
     // `solver`: the memory its eigensolvers may add (spectral/eigen.hpp: dsyevd where it fits,
     // else dsyevr): how the report is computed, not what it is.
     tracker_report report(const eigen_options& solver = {});
-    // The same report at the end of a run, consuming the accumulator (Sxx is formed in its
-    // storage: one D x D matrix less at the peak); the tracker is left moved-from.
+    // The same report at the end of a run, consuming the accumulator; the tracker is left
+    // moved-from. Sxx is formed in the accumulator's storage, every noise that needs a solve
+    // is solved beside Sxx alone (a masking noise in Sxx's own triangles: masking_denoising_
+    // subspace), then Sxx is decomposed in its storage and each V* measured and released (the
+    // report's subspace.basis is empty). Peak in D x D, m noises solved (not Gaussian):
+    // 2 + m, and 3 for the first masking solve, with dsyevr; one more where the solver's
+    // allowance takes dsyevd; a Monte-Carlo noise one more while solved (its Bs and G).
     tracker_report final_report(const eigen_options& solver = {}) &&;
 
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
@@ -103,7 +109,14 @@ public:
 
 private:
     void check_loaded() const;
-    tracker_report report_on(const statistics& clean, const eigen_options& solver);
+    // V* found before the clean decomposition (final_report), with its Monte-Carlo errors.
+    struct solved_noise {
+        denoising_subspace_result sub;
+        double bs_stderr_fro = 0.0, g_stderr_fro = 0.0;
+    };
+    // `solved`: per noise (empty where it is solved here); measured and released.
+    tracker_report report_on(const statistics& clean, const eigen_options& solver,
+                             std::vector<std::optional<solved_noise>>* solved = nullptr);
 
     tracker_options options_;
     moment_accumulator moments_;

@@ -115,6 +115,19 @@ statistics finish(moment_accumulator&& m, centering c, const exact_finish_option
 // With the centerings of finish(m, inputs, targets).
 statistics finish(const moment_accumulator& m, centering inputs, centering targets, const exact_finish_options& options);
 
+// The same in two steps, for work that needs Sxx before its eigenvectors exist (the exact
+// denoise solves its masking noises beside Sxx alone, then decomposes it in its storage):
+// release_exact forms Sxx in the accumulator's storage and reads every other part;
+// finish(exact_parts&&) decomposes it as finish(moment_accumulator&&) does (bitwise equal).
+struct exact_parts {
+    spectrum meta;  // everything of the spectrum but the decomposition
+    vector_t mean;
+    std::optional<cross_moments> cross;
+    matrix_t sxx;
+};
+exact_parts release_exact(moment_accumulator&& m, centering c, const exact_finish_options& options = {});
+statistics finish(exact_parts&& parts, const exact_finish_options& options);
+
 struct sketch_finish_options {
     std::size_t rank = 0;  // eigenpairs to keep (0 = the sketch's own k)
 };
