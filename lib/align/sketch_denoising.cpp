@@ -88,12 +88,8 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
     out.keep = blocks->coefficients(noise);
     const double c1 = out.keep.k_diff, csame = out.keep.k_same;  // c1 + c2 = P(keep both, same patch)
     // Scale of G for the null cut: ‖G‖ <= c1 λ_1 + (c1 + c2) max_i Bd_ii (+ the sketch's tail).
-    // (One block at a time, here and below: all of them unpacked would be D·s doubles.)
-    double max_diag = 0.0;
-    for (std::size_t b = 0; b < blocks->blocks(); ++b) {
-        const matrix_t bd = blocks->block(b, s.center);
-        for (std::size_t i = 0; i < bd.shape(0); ++i) max_diag = std::max(max_diag, bd(i, i));
-    }
+    // (One block at a time below: all of them unpacked would be D·s doubles.)
+    const double max_diag = blocks->max_diagonal(s.center);
     const double lam1 = r > 0 ? std::max(s.eigenvalues(0), 0.0) : 0.0;
     const double cut = rel_tol * (c1 * lam1 + csame * max_diag);
     out.eu = xt::zeros<double>({d, r});
