@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,9 +38,33 @@ denoising_subspace_result gaussian(const spectrum& s, double sigma, double rel_t
     while (out.informative < r && out.eigenvalues(out.informative) > rel_tol * top) ++out.informative;
     return out;
 }
+// E_b⁻¹ X in X's storage by a Cholesky factor of E_b (sb x sb, symmetric, left intact) when
+// every eigenvalue of E_b is proven above `cut`, so that E_b⁺ = E_b⁻¹ (MATH.md §7, "Cholesky
+// where it is proven"): the floating-point Cholesky of E_b − σI with σ = 2(cut + κ Σ|e_ii|),
+// κ = 2(sb + 2)u, runs to completion only if λ_min(E_b) > cut (Higham, Thm 10.3, whatever the
+// order of the sums). Returns false (X untouched) when that is not proven: the eigen route.
+bool cholesky_solve(const matrix_t& eb, double cut, matrix_t& x) {
+    const std::size_t sb = eb.shape(0), w = x.shape(1);
+    const double u = std::numeric_limits<double>::epsilon() / 2, kappa = 2.0 * static_cast<double>(sb + 2) * u;
+    if (sb == 0 || kappa * static_cast<double>(sb) > 0.25) return false;
+    double trace = 0.0;
+    for (std::size_t i = 0; i < sb; ++i) trace += std::abs(eb(i, i));
+    const double sigma = 2.0 * (cut + kappa * trace);
+    if (!std::isfinite(sigma)) return false;
+    matrix_t f = eb;
+    for (std::size_t i = 0; i < sb; ++i) f(i, i) -= sigma;
+    if (blas::potrf_upper_in_place(sb, f.data()) != 0) return false;  // the proof
+    f = eb;
+    if (blas::potrf_upper_in_place(sb, f.data()) != 0) return false;  // E_b = Rᵀ R (upper triangle)
+    blas::trsm_left_upper(true, sb, w, f.data(), x.data());          // Rᵀ Y = X
+    blas::trsm_left_upper(false, sb, w, f.data(), x.data());         // R Z = Y
+    return true;
+}
+
 // The masking model's pieces from the sketch and the blocks (MATH.md §7): keep
 // probabilities, and E⁺ applied to U and to optional extra right-hand sides R, block by block:
-// E_b = (c1 + c2) Bd_b − c1 U_b Λ U_bᵀ = P D Pᵀ, E_b⁺ = P_+ D_+⁻¹ P_+ᵀ (directions with
+// E_b = (c1 + c2) Bd_b − c1 U_b Λ U_bᵀ; where every eigenvalue is proven above the null cut,
+// E_b⁺ = E_b⁻¹ by Cholesky; else E_b = P D Pᵀ, E_b⁺ = P_+ D_+⁻¹ P_+ᵀ (directions with
 // eigenvalue <= rel_tol · scale of G are null: pixels that never vary).
 struct block_solve {
     keep_probabilities keep;
@@ -47,10 +72,12 @@ struct block_solve {
     matrix_t er;  // E⁺ R: D x e
     std::size_t kept = 0;
     solver_status status = solver_status::converged;
+    block_solve_counts counts;
 };
 
-block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch_blocks* blocks, double rel_tol,
-                         const matrix_t* rhs) {
+block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch_blocks* blocks,
+                         const sketch_denoising_options& options, const matrix_t* rhs) {
+    const double rel_tol = options.rel_tol;
     const std::size_t d = s.dim, r = s.rank(), e = rhs ? rhs->shape(1) : 0;
     if (!blocks) refuse("patch masking needs the exact patch blocks of the data (MATH.md §7)");
     if (blocks->dim() != d) refuse("the patch blocks have D = " + std::to_string(blocks->dim()) + ", the sketch " + std::to_string(d));
@@ -61,17 +88,19 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
     out.keep = blocks->coefficients(noise);
     const double c1 = out.keep.k_diff, csame = out.keep.k_same;  // c1 + c2 = P(keep both, same patch)
     // Scale of G for the null cut: ‖G‖ <= c1 λ_1 + (c1 + c2) max_i Bd_ii (+ the sketch's tail).
-    // (One block at a time, here and below: all of them unpacked would be D·s doubles.)
-    double max_diag = 0.0;
-    for (std::size_t b = 0; b < blocks->blocks(); ++b) {
-        const matrix_t bd = blocks->block(b, s.center);
-        for (std::size_t i = 0; i < bd.shape(0); ++i) max_diag = std::max(max_diag, bd(i, i));
-    }
+    // (One block at a time below: all of them unpacked would be D·s doubles.)
+    const double max_diag = blocks->max_diagonal(s.center);
     const double lam1 = r > 0 ? std::max(s.eigenvalues(0), 0.0) : 0.0;
     const double cut = rel_tol * (c1 * lam1 + csame * max_diag);
     out.eu = xt::zeros<double>({d, r});
     out.er = xt::zeros<double>({d, e});
     const std::size_t w = r + e;  // [U_b, R_b] solved together
+    bool nonnegative = true;
+    vector_t root = xt::zeros<double>({r});
+    for (std::size_t j = 0; j < r; ++j) {
+        nonnegative = nonnegative && s.eigenvalues(j) >= 0.0;
+        root(j) = std::sqrt(std::max(s.eigenvalues(j), 0.0));
+    }
     for (std::size_t b = 0; b < blocks->blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks->indices(b);
         const std::size_t sb = idx.size();
@@ -82,9 +111,26 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
         }
         matrix_t eb_mat = csame * blocks->block(b, s.center);
         matrix_t ul = ub;
-        for (std::size_t i = 0; i < sb; ++i)
-            for (std::size_t j = 0; j < r; ++j) ul(i, j) *= s.eigenvalues(j);
-        blas::gemm_nt(sb, sb, r, -c1, ul.data(), ub.data(), 1.0, eb_mat.data());
+        if (nonnegative) {  // − c1 (U_b Λ^½)(U_b Λ^½)ᵀ: one SYRK, half a GEMM's flops
+            for (std::size_t i = 0; i < sb; ++i)
+                for (std::size_t j = 0; j < r; ++j) ul(i, j) *= root(j);
+            blas::syrk_nt(sb, r, -c1, ul.data(), 1.0, eb_mat.data());
+            blas::symmetrize_from_upper(sb, eb_mat.data());
+        } else {
+            for (std::size_t i = 0; i < sb; ++i)
+                for (std::size_t j = 0; j < r; ++j) ul(i, j) *= s.eigenvalues(j);
+            blas::gemm_nt(sb, sb, r, -c1, ul.data(), ub.data(), 1.0, eb_mat.data());
+        }
+        if (options.cholesky && cholesky_solve(eb_mat, cut, rb_all)) {
+            ++out.counts.cholesky;
+            out.kept += sb;
+            for (std::size_t i = 0; i < sb; ++i) {
+                for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = rb_all(i, j);
+                for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = rb_all(i, r + j);
+            }
+            continue;
+        }
+        ++out.counts.eigen;
         const eigen_result eb = sym_eigen(eb_mat);
         out.status = worst(out.status, solver_status_of(eb.info));
         std::size_t rb = 0;
@@ -113,21 +159,11 @@ struct woodbury {
     vector_t l;     // diag L
     matrix_t chol;  // R (upper)
     bool ok = true;
-    // M⁻¹ B for an r x k right-hand side, through Rᵀ R.
+    // M⁻¹ B for an r x k right-hand side, through Rᵀ R (two triangular solves, dtrsm).
     matrix_t solve(matrix_t rhs) const {
         const std::size_t r = chol.shape(0), k = rhs.shape(1);
-        for (std::size_t c = 0; c < k; ++c) {
-            for (std::size_t i = 0; i < r; ++i) {  // Rᵀ y = b
-                double v = rhs(i, c);
-                for (std::size_t p = 0; p < i; ++p) v -= chol(p, i) * rhs(p, c);
-                rhs(i, c) = v / chol(i, i);
-            }
-            for (std::size_t i = r; i-- > 0;) {  // R z = y
-                double v = rhs(i, c);
-                for (std::size_t p = i + 1; p < r; ++p) v -= chol(i, p) * rhs(p, c);
-                rhs(i, c) = v / chol(i, i);
-            }
-        }
+        blas::trsm_left_upper(true, r, k, chol.data(), rhs.data());   // Rᵀ y = b
+        blas::trsm_left_upper(false, r, k, chol.data(), rhs.data());  // R z = y
         return rhs;
     }
 };
@@ -150,11 +186,12 @@ woodbury make_woodbury(const spectrum& s, const matrix_t& eu, double c1) {
 }  // namespace
 
 matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, const matrix_t& rhs,
-                             const sketch_denoising_options& options) {
+                             const sketch_denoising_options& options, block_solve_counts* counts) {
     if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
     if (noise.draws > 0 || noise.family == noise_family::gaussian)
         refuse("Ĝ from blocks is for closed-form masking noises only");
-    block_solve bs = solve_blocks(s, noise, &blocks, options.rel_tol, &rhs);
+    block_solve bs = solve_blocks(s, noise, &blocks, options, &rhs);
+    if (counts) *counts = bs.counts;
     const std::size_t d = s.dim, r = s.rank(), e = rhs.shape(1);
     matrix_t out = std::move(bs.er);
     if (r == 0 || e == 0) return out;
@@ -179,7 +216,7 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
     if (noise.draws > 0) refuse("a Monte-Carlo noise has no closed form: sketch the corrupted samples instead");
     if (noise.family == noise_family::gaussian) return gaussian(s, noise.sigma, options.rel_tol);
     const std::size_t d = s.dim, r = s.rank();
-    block_solve bs = solve_blocks(s, noise, blocks, options.rel_tol, nullptr);
+    block_solve bs = solve_blocks(s, noise, blocks, options, nullptr);
     const double q = bs.keep.q, c1 = bs.keep.k_diff;
     matrix_t& x = bs.eu;  // E⁺ U
 

@@ -59,6 +59,8 @@ public:
     const std::vector<std::size_t>& indices(std::size_t b) const { return index_.at(b); }
     // Sxx[I_b, I_b] (|I_b| x |I_b|, symmetric) in centering c.
     matrix_t block(std::size_t b, centering c) const;
+    // The largest diagonal entry of the blocks, max_i Sxx_ii, in centering c (no block unpacked).
+    double max_diagonal(centering c) const;
     vector_t mean() const { return mean_; }
     // q = P(keep), k_diff = c1, k_same = c1 + c2 of a mask or dropout noise on these blocks
     // (MATH.md §7). Throws std::invalid_argument naming the disagreement when the noise is not a

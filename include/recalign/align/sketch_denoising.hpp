@@ -5,7 +5,8 @@
 //             v = Ĝ⁻¹ U Λ w with q² S w = μ w, S = Λ (Uᵀ Ĝ⁻¹ U) Λ = Λ (T⁻¹ + c1 Λ)⁻¹ Λ, T = Uᵀ E⁺ U
 //   Gaussian: G = Sxx + nσ²I has the eigenvectors of Sxx (Corollary 3.1): V* = U.
 //
-// The work is one eigendecomposition per patch block (E is block diagonal) and r x r problems;
+// The work is one factorisation per patch block (E is block diagonal: a Cholesky where every
+// eigenvalue is provably above the null cut, else an eigendecomposition) and r x r problems;
 // memory O(D·r + D·s). The subspace is approximate where the sketch is; its alignment must be
 // measured exactly (a verification pass), never read off these eigenvalues.
 #pragma once
@@ -23,6 +24,15 @@ struct sketch_denoising_options {
     // Directions of a block of E with eigenvalue <= rel_tol · (scale of G) are null (pixels
     // that never vary), dropped from the pseudo-inverse; the same tolerance cuts S.
     double rel_tol = 1e-12;
+    // A block of E whose eigenvalues are all proven above that cut (a shifted Cholesky, MATH.md
+    // §7) is solved by its Cholesky factor (E_b⁺ = E_b⁻¹ there, ~16x fewer flops at 768 x 768);
+    // false: every block by its eigendecomposition (the reference the tests compare against).
+    bool cholesky = true;
+};
+
+// Which route the blocks of E took (a diagnostic for tests and profiles).
+struct block_solve_counts {
+    std::size_t cholesky = 0, eigen = 0;
 };
 
 // `sketch`: the top-r eigenpairs of Sxx in the centering of the analysis (any route; a complete
@@ -39,7 +49,9 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& sketch, co
 // vary), R: D x e. The preconditioner of the refinement step (denoising_refinement): the sketch's
 // top part and the exact blocks, so Ĝ⁻¹ G − I = −c1 Ĝ⁻¹ (the tail of Sxx off the blocks).
 // Throws like sketched_denoising_subspace, and for Gaussian or Monte-Carlo noises.
+// `counts` (optional) receives how many blocks took each route.
 matrix_t sketched_gram_solve(const spectrum& sketch, const noise_spec& noise, const patch_blocks& blocks,
-                             const matrix_t& rhs, const sketch_denoising_options& options = {});
+                             const matrix_t& rhs, const sketch_denoising_options& options = {},
+                             block_solve_counts* counts = nullptr);
 
 }  // namespace recalign
