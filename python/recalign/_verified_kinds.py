@@ -107,10 +107,11 @@ class VerifiedDenoising(_VerifiedRun):
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
     subspace"); the report comes from the last pass. As the CLI's, those passes are incremental
     (each reads only the new directions: the library's denoising_restart / complete_pass, through
-    recalign._recalign.DenoisingRefinement) and stop adaptively: once the stopping curves change by
-    less than recalign._recalign.REFINEMENT_STOP between passes (or nothing new is left to read),
-    `finished` is True, track() stops, next_pass() refuses; the report's
-    sketch_error.refinement says which (budget, passes, stopped, change, threshold). With a
+    recalign._recalign.DenoisingRefinement) and stop adaptively: once the estimate from the last two
+    changes of the stopping curves (recalign._recalign.refinement_estimate) is below
+    recalign._recalign.REFINEMENT_STOP (or nothing new is left to read), `finished` is True,
+    track() stops, next_pass() refuses; the report's sketch_error.refinement says which (budget,
+    passes, stopped, change, estimate, threshold). With a
     Monte-Carlo noise every refinement pass re-verifies the whole span (as the CLI's).
     Monte-Carlo noises (a spec with draws=S, or a Corruption written in Python) sketch the
     corrupted samples in the first pass (G Ω, Bs Ω, Bsᵀ Ω, Ω: D x (rank + 10) from the noise's
@@ -227,7 +228,8 @@ class VerifiedDenoising(_VerifiedRun):
     @property
     def finished(self):
         """True once every pass to run is read: the last, or a complete refinement pass after which
-        the adaptive stop (the stopping curves changed by less than recalign.REFINEMENT_STOP) ends
+        the adaptive stop (the estimate from the stopping curves' last two changes below
+        recalign.REFINEMENT_STOP) ends
         the passes: track() stops there, next_pass() refuses. Asking it of a complete verification
         pass that is not the last joins the pass to the carried statistics and computes the next
         pass's directions (as next_pass() would): the pass then takes no more rows."""
@@ -302,7 +304,7 @@ class VerifiedDenoising(_VerifiedRun):
         if r is None:
             return None
         return {"budget": self._refine, "passes": r.passes, "stopped": "converged" if r.stopped else "budget",
-                "change": r.change, "threshold": _recalign.REFINEMENT_STOP}
+                "change": r.change, "estimate": r.estimate, "threshold": _recalign.REFINEMENT_STOP}
 
     def _basis(self, sketch, previous):
         q = sketch.spectrum.basis
