@@ -61,7 +61,7 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
                 v->method.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
         if (v->refines)
             appendf(s, "(refinement: %zu of at most %zu pass(es) (--refine), %s; the largest change of the relative "
-                       "differences and impacts (K <= 64) between the last two passes compared: %.3g; ESTIMATED "
+                       "differences and impacts / 5 (K <= 64) between the last two passes compared: %.3g; ESTIMATED "
                        "distance of those curves from where more passes would take them, from the last two changes: "
                        "%.3g (not the method's own error), the rule stops below %.3g)\n",
                     v->refine_passes, v->refine_budget,
