@@ -118,7 +118,7 @@ matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<mat
 
 refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pass, const std::vector<noise_spec>& noises,
                                   const std::vector<const patch_blocks*>& blocks, const refinement_options& options,
-                                  const vector_t* before) {
+                                  const vector_t* before, double previous_change) {
     const std::size_t d = pass.dim(), m = pass.k(), r = sk.rank();
     const double rel_tol = options.alignment.rel_tol;
     if (pass.in_coordinates() || sk.dim != d || sk.n != pass.n || sk.center != pass.center ||
@@ -149,7 +149,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         clean->refined = pass.coordinates(e.vectors);
         clean->curve = basis_alignment(clean->refined, options.alignment);
     }
-    std::vector<double> curves;
+    std::vector<double> curves, weights;  // weights: each point's in units of the relative differences' target
     std::vector<matrix_t> ritz, corrections;
     std::size_t correction_cols = 0;
     for (std::size_t i = 0; i < noises.size(); ++i) {
@@ -166,12 +166,17 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
             const std::size_t ki = std::min(options.count, vd.impact.normalised.size());
             for (std::size_t j = 0; j < kd; ++j) curves.push_back(vd.denoising.relative_difference(j));
             for (std::size_t j = 0; j < ki; ++j) curves.push_back(vd.impact.normalised(j));
+            weights.insert(weights.end(), kd, 1.0);
+            weights.insert(weights.end(), ki, refinement_impact_weight);
         }
     }
     out.curves = xt::zeros<double>({curves.size()});
     std::copy(curves.begin(), curves.end(), out.curves.begin());
-    out.change = before ? refinement_change(*before, out.curves) : std::numeric_limits<double>::infinity();
-    if (out.change < refinement_stop) {
+    vector_t w = xt::zeros<double>({weights.size()});
+    std::copy(weights.begin(), weights.end(), w.begin());
+    out.change = before ? refinement_change(*before, out.curves, &w) : std::numeric_limits<double>::infinity();
+    out.estimate = refinement_estimate(previous_change, out.change);
+    if (out.estimate < refinement_stop) {
         out.stopped = true;
         return out;
     }
@@ -274,16 +279,28 @@ restricted_statistics complete_pass(refinement_pass&& next, restricted_statistic
     return std::move(s);
 }
 
-double refinement_change(const vector_t& before, const vector_t& after) {
+double refinement_change(const vector_t& before, const vector_t& after, const vector_t* weights) {
     if (before.size() == 0 || before.size() != after.size()) return std::numeric_limits<double>::infinity();
+    if (weights && weights->size() != after.size())
+        throw std::invalid_argument("refinement_change: one weight per curve point");
     double worst = 0.0;
     for (std::size_t i = 0; i < before.size(); ++i) {
         const bool nb = std::isnan(before(i)), na = std::isnan(after(i));
         if (nb && na) continue;  // e.g. a relative difference where the clean curve is 0 on both
         if (nb || na) return std::numeric_limits<double>::infinity();
-        worst = std::max(worst, std::abs(after(i) - before(i)));
+        worst = std::max(worst, (weights ? (*weights)(i) : 1.0) * std::abs(after(i) - before(i)));
     }
     return worst;
+}
+
+double refinement_estimate(double previous_change, double change) {
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    if (!std::isfinite(change)) return inf;
+    if (change == 0.0) return 0.0;
+    if (!std::isfinite(previous_change) || !(previous_change > 0.0)) return inf;
+    const double rho = change / previous_change;
+    if (rho >= 1.0) return inf;
+    return std::max(change, change * rho / (1.0 - rho));
 }
 
 }  // namespace recalign

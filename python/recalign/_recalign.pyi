@@ -541,8 +541,10 @@ def verified_ritz_denoising(clean: RitzAlignment, found: RitzDenoising, measure:
 
 # Incremental refinement passes of a verified denoise (bind_refinement.cpp; MATH.md §7).
 REFINEMENT_STOP: float
+REFINEMENT_IMPACT_WEIGHT: float
 DENOISING_REFINED_VECTORS: int
 def refinement_change(before: ArrayLike, after: ArrayLike) -> float: ...
+def refinement_estimate(previous_change: float, change: float) -> float: ...
 
 class DenoisingRefinement:
     def __init__(self) -> None: ...
@@ -558,6 +560,7 @@ class DenoisingRefinement:
     stopped: bool
     passes: int
     change: float
+    estimate: float
     curves: npt.NDArray[np.float64]
     def to_bytes(self) -> bytes: ...
     @staticmethod

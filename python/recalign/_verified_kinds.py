@@ -107,11 +107,12 @@ class VerifiedDenoising(_VerifiedRun):
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
     subspace"); the report comes from the last pass. As the CLI's, those passes are incremental
     (each reads only the new directions: the library's denoising_restart / complete_pass, through
-    recalign._recalign.DenoisingRefinement) and stop adaptively: once the stopping curves change by
-    less than recalign._recalign.REFINEMENT_STOP between passes (or nothing new is left to read),
-    the next_pass() after that pass ends the passes there: `finished` is True (pass_index
-    unchanged), track() stops, a further next_pass() refuses; the report's
-    sketch_error.refinement says which (budget, passes, stopped, change, threshold). With a
+    recalign._recalign.DenoisingRefinement) and stop adaptively: once the estimate from the last two
+    changes of the stopping curves (recalign._recalign.refinement_estimate) is below
+    recalign._recalign.REFINEMENT_STOP (or nothing new is left to read), the next_pass() after
+    that pass ends the passes there: `finished` is True (pass_index unchanged), track() stops, a
+    further next_pass() refuses; the report's sketch_error.refinement says which (budget,
+    passes, stopped, change, estimate, threshold). With a
     Monte-Carlo noise every refinement pass re-verifies the whole span (as the CLI's).
     Monte-Carlo noises (a spec with draws=S, or a Corruption written in Python) sketch the
     corrupted samples in the first pass (G Ω, Bs Ω, Bsᵀ Ω, Ω: D x (rank + 10) from the noise's
@@ -228,8 +229,8 @@ class VerifiedDenoising(_VerifiedRun):
     @property
     def finished(self):
         """True once every pass to run is read: the last, or a verification pass after which
-        next_pass()'s restart ended the passes (the adaptive stop: the stopping curves changed by
-        less than recalign.REFINEMENT_STOP, or nothing new to read): track() stops there, a further
+        next_pass()'s restart ended the passes (the adaptive stop: the estimate from the stopping
+        curves' last two changes below recalign.REFINEMENT_STOP, or nothing new to read): track() stops there, a further
         next_pass() refuses. A pure query: reading it changes nothing (to_bytes() is the same)."""
         if self._closed():
             return self._refinement.ended
@@ -311,7 +312,7 @@ class VerifiedDenoising(_VerifiedRun):
         if r is None:
             return None
         return {"budget": self._refine, "passes": r.passes, "stopped": "converged" if r.stopped else "budget",
-                "change": r.change, "threshold": _recalign.REFINEMENT_STOP}
+                "change": r.change, "estimate": r.estimate, "threshold": _recalign.REFINEMENT_STOP}
 
     def _basis(self, sketch, previous):
         q = sketch.spectrum.basis

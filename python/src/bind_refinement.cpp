@@ -30,15 +30,17 @@ struct refinement_state {
     std::optional<restricted_statistics> final_;  // the result, once the passes ended
     vector_t curves;                              // the last restart's stopping curves
     double change = std::numeric_limits<double>::quiet_NaN();
+    double estimate = std::numeric_limits<double>::quiet_NaN();  // the last restart's refinement_estimate
     std::uint64_t passes = 0;  // refinement passes started (each reads its new directions T)
     bool stopped = false;      // the adaptive stop (or nothing new to read) ended the passes
 };
 using refinement_g = guarded<refinement_state>;
 
-// ---- bytes: [u64 version 1][u64 passes][u64 stopped][f64 change][curves][u64 has next]
-// [u64 carried][statistics][u64 has final][statistics]; statistics as the CLI's checkpoint
-// (verified_state.cpp): center, n, basis, sv, vsv, gram, svsv, cross (frame = gram on load).
-constexpr std::uint64_t bytes_version = 1;
+// ---- bytes: [u64 version 2][u64 passes][u64 stopped][f64 change][curves][u64 has next]
+// [u64 carried][statistics][u64 has final][statistics][f64 estimate]; statistics as the CLI's
+// checkpoint (verified_state.cpp): center, n, basis, sv, vsv, gram, svsv, cross (frame = gram on
+// load). Version 1 (no estimate, the older rule's change): loads with both NaN, as the CLI's RAVERIF3.
+constexpr std::uint64_t bytes_version = 2;
 
 void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
 void put_f64(std::string& s, double v) { s.append(reinterpret_cast<const char*>(&v), 8); }
@@ -179,12 +181,14 @@ std::string to_bytes(const refinement_state& r) {
     }
     put_u64(s, r.final_ ? 1 : 0);
     if (r.final_) put_statistics(s, *r.final_);
+    put_f64(s, r.estimate);
     return s;
 }
 
 refinement_state from_bytes(const std::string& bytes, const std::string& source) {
     refinement_reader in{bytes, source};
-    if (in.u64() != bytes_version) in.fail("unsupported version");
+    const std::uint64_t version = in.u64();
+    if (version != 1 && version != bytes_version) in.fail("unsupported version");
     refinement_state r;
     r.passes = in.u64();
     r.stopped = in.u64() != 0;
@@ -198,6 +202,8 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
         r.next = std::move(p);
     }
     if (in.u64()) r.final_ = in.statistics();
+    if (version >= 2) r.estimate = in.f64();
+    else r.change = std::numeric_limits<double>::quiet_NaN();  // the older rule's: the new one needs two changes
     if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
     if (r.stopped && !r.final_) in.fail("stopped without its result");
     if (r.next && r.final_) in.fail("both a pass being read and the result of the passes");
@@ -268,8 +274,8 @@ recalign.VerifiedDenoising holds between its passes. After each complete verific
 close() joins what the pass read to the carried statistics (complete_pass), then either ends the
 passes (the result is that pass) or restarts on R, the sketch's U and every masking noise's Ritz
 vectors (exact without reading), plus T, their corrections: the next pass reads only T
-(fresh()). The adaptive stop: the exact stopping curves (relative differences and normalised
-impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)doc");
+(fresh()). The adaptive stop: refinement_estimate of the last two changes of the exact stopping
+curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_STOP.)doc");
     cls.def(py::init([] { return std::make_unique<refinement_g>(refinement_state{}); }))
         .def("close",
              [](refinement_g& g, const spectrum& sketch, restricted_g& accumulator, const std::string& center,
@@ -308,8 +314,9 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                          return false;
                      }
                      refinement_step step =
-                         denoising_restart(sketch, previous, noises, b, o, s.curves.size() ? &s.curves : nullptr);
+                         denoising_restart(sketch, previous, noises, b, o, s.curves.size() ? &s.curves : nullptr, s.change);
                      s.change = step.change;
+                     s.estimate = step.estimate;
                      s.curves = std::move(step.curves);
                      if (step.stopped) {
                          s.final_ = std::move(previous);
@@ -374,6 +381,9 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                                "Refinement passes started after the first verification pass.")
         .def_property_readonly("change", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.change; }); },
                                "The last restart's refinement_change (NaN before any, inf without a previous one).")
+        .def_property_readonly("estimate", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.estimate; }); },
+                               "The last restart's refinement_estimate: an ESTIMATE of how far the stopping curves still are\n"
+                               "from the passes' limit (NaN before any restart, inf while it cannot be judged).")
         .def_property_readonly("curves", [](const refinement_g& g) { return to_numpy(locked(g, [](const refinement_state& s) { return s.curves; })); },
                                "The last restart's stopping curves.")
         .def("to_bytes", [](const refinement_g& g) { return py::bytes(locked(g, [](const refinement_state& s) { return to_bytes(s); })); },
@@ -388,12 +398,17 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
         .def("copy", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return std::make_unique<refinement_g>(refinement_state(s)); }); },
              "An independent copy.");
     m.attr("REFINEMENT_STOP") = refinement_stop;
+    m.attr("REFINEMENT_IMPACT_WEIGHT") = refinement_impact_weight;
     m.attr("DENOISING_REFINED_VECTORS") = denoising_refined_vectors;
     m.def("refinement_change",
           [](py::handle before, py::handle after) { return refinement_change(to_vector(before, "before"), to_vector(after, "after")); },
           py::arg("before"), py::arg("after"),
           "The largest absolute change between two passes' stopping curves (inf when their lengths differ or\n"
-          "either is empty); the passes stop below REFINEMENT_STOP.");
+          "either is empty), unweighted: the stop weighs the impacts' changes by REFINEMENT_IMPACT_WEIGHT.");
+    m.def("refinement_estimate", &refinement_estimate, py::arg("previous_change"), py::arg("change"),
+          "An ESTIMATE of how far the stopping curves still are from the passes' limit, from the last two changes\n"
+          "(c rho / (1 - rho), rho = change / previous_change, at least change; inf while it cannot be judged); the\n"
+          "passes stop below REFINEMENT_STOP. The method's own error (where the passes settle) is not in it.");
 }
 
 }  // namespace recalign::python

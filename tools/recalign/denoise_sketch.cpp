@@ -158,10 +158,11 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         ro.count = refined;
         ro.alignment.measure = t.measure;
         plan.restart = [noises, blocks_for, ro](const statistics& s, const std::vector<patch_blocks>& blocks,
-                                                restricted_statistics& previous, const vector_t* before) {
+                                                restricted_statistics& previous, const vector_t* before,
+                                                double previous_change) {
             std::vector<const patch_blocks*> b;
             for (std::size_t i = 0; i < noises.size(); ++i) b.push_back(blocks_for(i, blocks));
-            return denoising_restart(s.spec, previous, noises, b, ro, before);
+            return denoising_restart(s.spec, previous, noises, b, ro, before, previous_change);
         };
     }
     std::optional<verified_state> closed_forms;
@@ -215,6 +216,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         r.sketch->refine_passes = static_cast<std::size_t>(refinement.passes);
         r.sketch->refine_converged = refinement.converged;
         r.sketch->refine_change = refinement.change;
+        r.sketch->refine_estimate = refinement.estimate;
         r.sketch->refine_threshold = refinement_stop;
     }
     note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());

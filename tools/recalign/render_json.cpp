@@ -69,6 +69,7 @@ void add_sketch(json& j, const std::optional<sketch_verification>& v, const char
         f["passes"] = v->refine_passes;
         f["stopped"] = v->refine_converged ? "converged" : "budget";
         f["change"] = number_or_null(v->refine_change);
+        f["estimate"] = number_or_null(v->refine_estimate);
         f["threshold"] = number_or_null(v->refine_threshold);
         e["refinement"] = f;
     }

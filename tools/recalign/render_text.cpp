@@ -61,11 +61,12 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
                 v->method.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
         if (v->refines)
             appendf(s, "(refinement: %zu of at most %zu pass(es) (--refine), %s; the largest change of the relative "
-                       "differences and impacts (K <= 64) between the last two passes compared: %.3g, the rule stops "
-                       "below %.3g)\n",
+                       "differences and impacts / 5 (K <= 64) between the last two passes compared: %.3g; ESTIMATED "
+                       "distance of those curves from where more passes would take them, from the last two changes: "
+                       "%.3g (not the method's own error), the rule stops below %.3g)\n",
                     v->refine_passes, v->refine_budget,
                     v->refine_converged ? "stopped early: converged" : "the budget was spent", v->refine_change,
-                    v->refine_threshold);
+                    v->refine_estimate, v->refine_threshold);
     } else {
         appendf(s, "(%s sketch, rank %zu, NOT verified: estimates read off the sketch's eigenvalues%s; drop "
                    "--no-verify for exact values)\n", v->method.c_str(), v->rank, err.c_str());

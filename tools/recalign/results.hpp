@@ -45,11 +45,14 @@ struct sketch_verification {
     vector_t ritz_values;  // verified: θ_j = y_jᵀ Sxx y_j (exact)
     std::vector<double> pass_seconds;  // wall time of each pass in this process (timing, not a result)
     // denoise --refine N (a budget): refinement passes run, whether the stopping rule ended them
-    // (else the budget), the last change of the stopping curves compared and its threshold.
+    // (else the budget), the last change of the stopping curves compared, the ESTIMATE from the
+    // last two changes of their distance to the passes' limit (refinement_estimate) and the
+    // threshold the rule compares it with.
     bool refines = false;
     std::size_t refine_budget = 0, refine_passes = 0;
     bool refine_converged = false;
     double refine_change = std::numeric_limits<double>::quiet_NaN();
+    double refine_estimate = std::numeric_limits<double>::quiet_NaN();
     double refine_threshold = std::numeric_limits<double>::quiet_NaN();
 };
 

@@ -191,8 +191,8 @@ std::string route_state::save() const {
 void route_state::load(const std::string& tagged, const std::string& source) {
     const std::string bytes = without_jitter_header(tagged);  // --from / merge of a jittered run
     if (bytes.compare(0, 8, "RAVERIFY") == 0 || bytes.compare(0, 8, "RAVERIF2") == 0 ||
-        bytes.compare(0, 8, "RAVERIF3") == 0 ||
-        bytes.compare(0, 8, "RAMCVERI") == 0)  // verified_state (versions 1-3), monte_carlo_state
+        bytes.compare(0, 8, "RAVERIF3") == 0 || bytes.compare(0, 8, "RAVERIF4") == 0 ||
+        bytes.compare(0, 8, "RAMCVERI") == 0)  // verified_state (versions 1-4), monte_carlo_state
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
                          "routes): resume it (merged shards: with the whole input) to finish the pass, or run with "

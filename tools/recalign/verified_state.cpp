@@ -128,8 +128,9 @@ void verified_state::next_pass(const mpi_context& mpi) {
             }
         }
         if (previous && plan_.restart) {
-            refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr);
+            refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr, change_);
             change_ = step.change;
+            estimate_ = step.estimate;
             curves_ = std::move(step.curves);
             if (step.stopped) {
                 final_ = std::move(*previous);
@@ -253,6 +254,7 @@ refinement_report verified_state::refinement() const {
     r.passes = refined_;
     r.converged = stopped_;
     r.change = change_;
+    r.estimate = estimate_;
     return r;
 }
 
@@ -323,11 +325,13 @@ restricted_statistics bytes_statistics(const std::string& bytes, const std::stri
 // [magic v2][u64 pass][route][u64 blocks][each block state][u64 has pass][pass state]
 // [u64 verification passes][u64 refinement passes started][u64 stopped][f64 change][curves]
 // [u64 has next][u64 carried][statistics][u64 has final][statistics]
-// [u64 verification passes skipped by the stop][u64 counted] (version 3, "RAVERIF3"; version 2,
-// "RAVERIF2": without these two, loaded as none skipped yet; version 1, "RAVERIFY": up to the
-// pass state, loaded as full refinement passes.)
+// [u64 verification passes skipped by the stop][u64 counted][f64 estimate] (version 4, "RAVERIF4";
+// version 3, "RAVERIF3": without the estimate, loaded as NaN with the last change taken as none, so
+// the next restart cannot stop yet (the rule needs two changes); version 2, "RAVERIF2": without the
+// skipped passes either, loaded as none skipped yet; version 1, "RAVERIFY": up to the pass state,
+// loaded as full refinement passes.)
 std::string verified_state::save() const {
-    std::string out(verified_magic_v3, 8);
+    std::string out(verified_magic_v4, 8);
     put_u64(out, pass_);
     put_part(out, route_.save());
     put_u64(out, blocks_.size());
@@ -348,11 +352,13 @@ std::string verified_state::save() const {
     if (final_) put_part(out, statistics_bytes(*final_));
     put_u64(out, skipped_);
     put_u64(out, counted_ ? 1 : 0);
+    put_f64(out, estimate_);
     return out;
 }
 
 void verified_state::load(const std::string& bytes, const std::string& source) {
-    const bool v3 = bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v3, 8)) == 0;
+    const bool v4 = bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v4, 8)) == 0;
+    const bool v3 = v4 || (bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v3, 8)) == 0);
     const bool v2 = v3 || (bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v2, 8)) == 0);
     if (!v2 && (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0))
         throw file_error(source, checkpoint::header_bytes,
@@ -418,6 +424,9 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
         if (planned != 0 && skipped > planned)
             throw file_error(source, checkpoint::header_bytes, "the checkpoint skipped more passes than it planned");
     }
+    double estimate = std::numeric_limits<double>::quiet_NaN();
+    if (v4) estimate = get_f64(r);
+    else change = std::numeric_limits<double>::quiet_NaN();  // the old rule's change: the new one needs two
     if (!r.bytes.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
     next_ = std::move(next);
     final_ = std::move(final_stats);
@@ -426,6 +435,7 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     refined_ = refined;
     stopped_ = stopped;
     change_ = change;
+    estimate_ = estimate;
     skipped_ = skipped;
     counted_ = counted;
     route_ = std::move(route);
@@ -473,6 +483,7 @@ void verified_state::merge(const stream_state& o) {
     refined_ = 0;
     stopped_ = false;
     change_ = std::numeric_limits<double>::quiet_NaN();
+    estimate_ = std::numeric_limits<double>::quiet_NaN();
     skipped_ = 0;  // the merged state verifies again
     counted_ = false;
     if (!planned_) planned_ = other->planned_;

@@ -31,10 +31,11 @@ namespace recalign::cli {
 inline constexpr char verified_magic[] = "RAVERIFY";
 inline constexpr char verified_magic_v2[] = "RAVERIF2";
 inline constexpr char verified_magic_v3[] = "RAVERIF3";
+inline constexpr char verified_magic_v4[] = "RAVERIF4";
 // Whether checkpoint bytes hold a verified state (any version).
 inline bool verified_bytes(const std::string& s) {
     return s.compare(0, 8, verified_magic) == 0 || s.compare(0, 8, verified_magic_v2) == 0 ||
-           s.compare(0, 8, verified_magic_v3) == 0;
+           s.compare(0, 8, verified_magic_v3) == 0 || s.compare(0, 8, verified_magic_v4) == 0;
 }
 
 // What a verification pass runs on: a basis from the finished sketch statistics, the patch
@@ -44,10 +45,12 @@ using verification_basis = std::function<matrix_t(const statistics& sketch, cons
 
 // Incremental refinement (denoise, MATH.md §7): from the finished previous pass (its
 // statistics of [R, T] completed), the restart R and the new directions T of the next one, or
-// `stopped` when its curves changed less than the stopping rule allows since `before`.
+// `stopped` when the estimate from its curves' change since `before` and the previous restart's
+// change (`previous_change`, NaN: none) is below the stopping rule's.
 using verification_restart = std::function<refinement_step(const statistics& sketch,
                                                            const std::vector<patch_blocks>& blocks,
-                                                           restricted_statistics& previous, const vector_t* before)>;
+                                                           restricted_statistics& previous, const vector_t* before,
+                                                           double previous_change)>;
 
 struct verify_plan {
     centering center = centering::uncentered;
@@ -66,6 +69,7 @@ struct refinement_report {
     std::uint64_t budget = 0, passes = 0;
     bool converged = false;  // stopped by the rule (else: the budget was spent)
     double change = std::numeric_limits<double>::quiet_NaN();  // the last change compared
+    double estimate = std::numeric_limits<double>::quiet_NaN();  // refinement_estimate of the last restart
 };
 
 class verified_state final : public stream_state {
@@ -124,6 +128,7 @@ private:
     vector_t curves_;
     std::uint64_t refined_ = 0;  // refinement passes started
     double change_ = std::numeric_limits<double>::quiet_NaN();
+    double estimate_ = std::numeric_limits<double>::quiet_NaN();  // the last restart's refinement_estimate
     bool stopped_ = false;
     bool counted_ = false;  // the passes skipped after the stop are in skipped_
     std::uint64_t planned_ = 0;  // verification passes the checkpoint is for (0: unknown, version 1)
