@@ -17,6 +17,7 @@
 #include "recalign/align/incremental_refinement.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
+#include "recalign/io/spill.hpp"
 
 namespace recalign::python {
 
@@ -140,7 +141,10 @@ std::string to_bytes(const refinement_state& r) {
     put_u64(s, r.next ? 1 : 0);
     if (r.next) {
         put_u64(s, r.next->carried);
-        put_statistics(s, r.next->known);
+        refinement_pass whole = *r.next;  // read back from its spill files (a copy: the state stays spilled)
+        whole.restore();
+        whole.known.load_sv();
+        put_statistics(s, whole.known);
     }
     put_u64(s, r.final_ ? 1 : 0);
     if (r.final_) put_statistics(s, *r.final_);
@@ -162,6 +166,7 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
         if (carried > p.k() || p.known.sv.shape(0) != p.known.basis.shape(0) || p.known.sv.shape(1) != p.k())
             in.fail("the carried statistics do not fit their basis");
         p.carried = static_cast<std::size_t>(carried);
+        p.spill(io::spill_directory());  // as close() leaves a pass being read
         r.next = std::move(p);
     }
     if (in.u64()) r.final_ = in.statistics();
@@ -221,7 +226,7 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      if (s.final_) throw std::invalid_argument("DenoisingRefinement.close: the passes have ended");
                      if (restart && (sketch.n != acc.n() || sketch.dim != acc.dim() || sketch.center != ce))
                          throw std::invalid_argument("DenoisingRefinement.close: the sketch and the pass are not of the same data");
-                     if (s.next && (acc.dim() != s.next->known.basis.shape(0) || acc.k() != s.next->k() - s.next->carried ||
+                     if (s.next && (acc.dim() != s.next->dim() || acc.k() != s.next->k() - s.next->carried ||
                                     acc.n() != s.next->known.n))
                          throw std::invalid_argument("DenoisingRefinement.close: the pass did not read fresh() over the same rows");
                      // The accumulator is spent (V and Sxx V moved out, as the CLI's verified_state).
@@ -235,6 +240,7 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      if (!restart) {  // the budget's last pass: its statistics are the result
                          previous.products();  // as the CLI's analyses do first (no-op when joined)
                          s.final_ = std::move(previous);
+                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                          return false;
                      }
                      refinement_step step =
@@ -243,11 +249,15 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      s.curves = std::move(step.curves);
                      if (step.stopped) {
                          s.final_ = std::move(previous);
+                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                      } else if (step.next.k() == step.next.carried) {  // nothing new to read: R is complete
                          s.final_ = std::move(step.next.known);
+                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                          s.final_->frame = std::make_shared<const matrix_t>(s.final_->gram);
                      } else {
                          s.next = std::move(step.next);
+                         // [R, T] and [Sxx R, 0] wait on disk while the pass reads T, as the CLI's (io/spill.hpp).
+                         s.next->spill(io::spill_directory());
                          ++s.passes;
                          return true;
                      }
@@ -277,7 +287,9 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                      if (s.final_) return *s.final_;
                      if (!pass) throw std::invalid_argument("DenoisingRefinement.verified: the pass's statistics are needed");
                      if (!s.next) return std::move(*pass);
-                     return complete_pass(refinement_pass(*s.next), std::move(*pass));
+                     restricted_statistics joined = complete_pass(refinement_pass(*s.next), std::move(*pass));
+                     joined.load_sv();
+                     return joined;
                  });
              },
              py::arg("statistics") = py::none(),
