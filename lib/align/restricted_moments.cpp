@@ -251,6 +251,15 @@ void restricted_statistics::load_sv() {
     sv_stored.reset();
 }
 
+void restricted_statistics::spill_sv(const std::string& dir) {
+    if (sv_stored) return;
+    if (!gram.size()) throw std::logic_error("restricted_statistics::spill_sv: products() first");
+    auto f = std::make_shared<io::row_spill>(dir, sv.shape(0), sv.shape(1));
+    if (sv.size()) f->write_rows(0, sv.shape(0), sv.data());
+    sv_stored = std::move(f);
+    sv = matrix_t();
+}
+
 void restricted_statistics::products() {
     if (in_coordinates() || gram.size()) return;
     load_sv();  // (never on disk without its products: complete_pass fills them)

@@ -243,6 +243,8 @@ impacts, K <= 64) changed by less than REFINEMENT_STOP since the previous pass.)
                          s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                          return false;
                      }
+                     previous.products();  // Sxx Q on disk through the restart, as the CLI's
+                     previous.spill_sv(io::spill_directory());
                      refinement_step step =
                          denoising_restart(sketch, previous, noises, b, o, s.curves.size() ? &s.curves : nullptr);
                      s.change = step.change;

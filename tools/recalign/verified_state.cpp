@@ -130,6 +130,10 @@ void verified_state::next_pass(const mpi_context& mpi) {
             }
         }
         if (previous && plan_.restart) {
+            // Sxx Q on disk through the restart (the first pass's too): it reads it a block of rows
+            // at a time (io/spill.hpp).
+            previous->products();
+            previous->spill_sv(io::spill_directory());
             refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr);
             change_ = step.change;
             curves_ = std::move(step.curves);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "recalign/core/batch.hpp"
@@ -68,6 +69,9 @@ struct restricted_statistics {
     void sv_rows(std::size_t r0, std::size_t n, double* out) const;
     // Sxx V back in `sv` (no-op when it is there); throws file_error with nothing changed.
     void load_sv();
+    // Sxx V to an unlinked file in `dir` (no-op when it is there; `sv` freed); throws file_error
+    // with nothing changed. Needs products() first (gram and svsv are not formed from disk).
+    void spill_sv(const std::string& dir);
     bool in_coordinates() const noexcept { return frame != nullptr && basis.size() == 0; }
     std::size_t dim() const noexcept { return in_coordinates() ? frame_dim : basis.shape(0); }
     std::size_t k() const noexcept { return in_coordinates() ? vsv.shape(0) : basis.shape(1); }
