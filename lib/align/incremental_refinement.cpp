@@ -15,15 +15,54 @@
 
 #include "recalign/align/verification.hpp"
 #include "recalign/core/blas.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
 
 namespace recalign {
 
+std::size_t refinement_pass::k() const noexcept { return spilled() ? stored_basis->cols() : known.basis.shape(1); }
+
+std::size_t refinement_pass::dim() const noexcept { return spilled() ? stored_basis->rows() : known.basis.shape(0); }
+
 matrix_t refinement_pass::fresh() const {
-    const std::size_t d = known.basis.shape(0), m = k(), b = m - carried;
+    const std::size_t d = dim(), m = k(), b = m - carried;
     matrix_t t = xt::zeros<double>({d, b});
-    for (std::size_t i = 0; i < d; ++i) std::copy(&known.basis(i, carried), &known.basis(i, 0) + m, &t(i, 0));
+    if (!spilled()) {
+        for (std::size_t i = 0; i < d && b; ++i) std::copy(&known.basis(i, carried), &known.basis(i, 0) + m, &t(i, 0));
+        return t;
+    }
+    constexpr std::size_t rows = 256;
+    std::vector<double> block(std::min(d, rows) * m);
+    for (std::size_t r0 = 0; r0 < d && b; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        stored_basis->read_rows(r0, rb, block.data());
+        for (std::size_t i = 0; i < rb; ++i)
+            std::copy(block.data() + i * m + carried, block.data() + (i + 1) * m, &t(r0 + i, 0));
+    }
     return t;
+}
+
+void refinement_pass::spill(const std::string& dir) {
+    if (spilled()) return;
+    auto put = [&dir](const matrix_t& x) {
+        auto f = std::make_shared<io::row_spill>(dir, x.shape(0), x.shape(1));
+        if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
+        return std::shared_ptr<const io::row_spill>(std::move(f));
+    };
+    std::shared_ptr<const io::row_spill> b = put(known.basis);  // may throw: nothing changed
+    std::shared_ptr<const io::row_spill> s = known.sv_stored ? known.sv_stored : put(known.sv);
+    stored_basis = std::move(b);
+    known.sv_stored = std::move(s);
+    known.basis = matrix_t();
+    known.sv = matrix_t();
+}
+
+void refinement_pass::restore() {
+    if (!spilled()) return;
+    matrix_t x = xt::empty<double>({stored_basis->rows(), stored_basis->cols()});
+    if (x.size()) stored_basis->read_rows(0, stored_basis->rows(), x.data());  // may throw: nothing changed
+    known.basis = std::move(x);
+    stored_basis.reset();
 }
 
 namespace {
@@ -88,6 +127,47 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
         if (!in_place) release_pages(q.data(), q.data() + (r0 + rb) * m);
     }
     q = matrix_t();
+    return out;
+}
+// The same as rotated_rows for Q on disk (Sxx Q of a completed pass): the same blocks of rows
+// through the same products, read from `q` and written to a new file beside it.
+std::shared_ptr<const io::row_spill> rotated_rows(const io::row_spill& q, const matrix_t& c, std::size_t r,
+                                                  std::size_t width) {
+    const std::size_t d = q.rows(), m = q.cols(), a = c.shape(1), e = a - r;
+    if (c.shape(0) != m || r > a || width < a)
+        throw std::invalid_argument("denoising_restart: the rotation does not fit the pass's basis");
+    matrix_t cn = xt::zeros<double>({m, e});
+    for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &cn(p, 0));
+    auto out = std::make_shared<io::row_spill>(q.directory(), d, width);
+    constexpr std::size_t rows = 256;
+    std::vector<double> src(std::min(d, rows) * m), t(std::min(d, rows) * e), row(std::min(d, rows) * width);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        q.read_rows(r0, rb, src.data());
+        if (e) blas::gemm_nn(rb, e, m, 1.0, src.data(), cn.data(), 0.0, t.data());
+        for (std::size_t i = 0; i < rb; ++i) {
+            double* o = row.data() + i * width;
+            std::copy(src.data() + i * m, src.data() + i * m + r, o);
+            std::copy(t.data() + i * e, t.data() + (i + 1) * e, o + r);
+            std::fill(o + a, o + width, 0.0);
+        }
+        out->write_rows(r0, rb, row.data());
+    }
+    return out;
+}
+
+// The first `cols` columns of a matrix on disk, in a new file beside it.
+std::shared_ptr<const io::row_spill> leading_columns_of(const io::row_spill& x, std::size_t cols) {
+    const std::size_t d = x.rows(), w = x.cols();
+    auto out = std::make_shared<io::row_spill>(x.directory(), d, cols);
+    constexpr std::size_t rows = 256;
+    std::vector<double> in(std::min(d, rows) * w), o(std::min(d, rows) * cols);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        x.read_rows(r0, rb, in.data());
+        for (std::size_t i = 0; i < rb && cols; ++i) std::copy(&in[i * w], &in[i * w] + cols, &o[i * cols]);
+        out->write_rows(r0, rb, o.data());
+    }
     return out;
 }
 }  // namespace
@@ -193,8 +273,11 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     const std::size_t width = a + correction_cols;
     matrix_t basis = rotated_rows(std::move(pass.basis), c, r, width);
     pass.basis = matrix_t();
-    matrix_t sv = rotated_rows(std::move(pass.sv), c, r, width);
+    // Sxx R from Sxx Q on disk (a completed refinement pass) stays on disk (io::row_spill).
+    std::shared_ptr<const io::row_spill> sv_file = pass.sv_stored ? rotated_rows(*pass.sv_stored, c, r, width) : nullptr;
+    matrix_t sv = pass.sv_stored ? matrix_t() : rotated_rows(std::move(pass.sv), c, r, width);
     pass.sv = matrix_t();
+    pass.sv_stored.reset();
     matrix_t corr = xt::zeros<double>({d, correction_cols});
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
         const std::size_t e = corrections[i].shape(1);
@@ -205,13 +288,15 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     const std::size_t mm = orthonormal_extension(basis, a, std::move(corr));
     if (mm < width) {  // dependent corrections left out: the columns after mm are not part of it
         basis = leading_columns_of(basis, mm);
-        sv = leading_columns_of(sv, mm);
+        if (sv_file) sv_file = leading_columns_of(*sv_file, mm);
+        else sv = leading_columns_of(sv, mm);
     }
     restricted_statistics& known = out.next.known;
     known.center = pass.center;
     known.n = pass.n;
     known.basis = std::move(basis);
     known.sv = std::move(sv);
+    known.sv_stored = std::move(sv_file);
     known.vsv = std::move(rs.vsv);
     known.gram = std::move(rs.gram);
     known.svsv = std::move(rs.svsv);
@@ -221,6 +306,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
 }
 
 restricted_statistics complete_pass(refinement_pass&& next, restricted_statistics&& t) {
+    next.restore();
     restricted_statistics& s = next.known;
     const std::size_t d = s.basis.shape(0), m = next.k(), a = next.carried, b = m - a;
     if (t.in_coordinates() || t.dim() != d || t.k() != b || t.n != s.n || t.center != s.center ||
@@ -235,17 +321,24 @@ restricted_statistics complete_pass(refinement_pass&& next, restricted_statistic
     // of rows at a time (no D x a or D x b copies).
     matrix_t rt = xt::zeros<double>({a, b}), grt = xt::zeros<double>({a, b}), gtt = xt::zeros<double>({b, b});
     matrix_t srt = xt::zeros<double>({a, b}), stt = xt::zeros<double>({b, b});
+    // Sxx [R, T] on disk when Sxx R was (a spilled pass): into a new file beside it, so copies
+    // sharing the old one keep its [Sxx R, 0].
+    const bool disk = s.sv_stored != nullptr;
+    std::shared_ptr<io::row_spill> joined_sv = disk ? std::make_shared<io::row_spill>(s.sv_stored->directory(), d, m) : nullptr;
     constexpr std::size_t rows = 512;
-    std::vector<double> xr(rows * a), xt_(rows * b), sr(rows * a), st(rows * b);
+    std::vector<double> xr(rows * a), xt_(rows * b), sr(rows * a), st(rows * b), svrow(disk ? rows * m : 0);
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
+        if (disk) s.sv_stored->read_rows(r0, rb, svrow.data());
         for (std::size_t i = 0; i < rb; ++i) {
+            double* svr = disk ? &svrow[i * m] : &s.sv(r0 + i, 0);
             std::copy(&s.basis(r0 + i, 0), &s.basis(r0 + i, 0) + a, &xr[i * a]);
             std::copy(&s.basis(r0 + i, 0) + a, &s.basis(r0 + i, 0) + m, &xt_[i * b]);
-            std::copy(&s.sv(r0 + i, 0), &s.sv(r0 + i, 0) + a, &sr[i * a]);
+            std::copy(svr, svr + a, &sr[i * a]);
             std::copy(&t.sv(r0 + i, 0), &t.sv(r0 + i, 0) + b, &st[i * b]);
-            std::copy(&t.sv(r0 + i, 0), &t.sv(r0 + i, 0) + b, &s.sv(r0 + i, a));
+            std::copy(&t.sv(r0 + i, 0), &t.sv(r0 + i, 0) + b, svr + a);
         }
+        if (disk) joined_sv->write_rows(r0, rb, svrow.data());
         blas::gemm_tn(a, b, rb, 1.0, sr.data(), xt_.data(), 1.0, rt.data());
         blas::gemm_tn(a, b, rb, 1.0, xr.data(), xt_.data(), 1.0, grt.data());
         blas::gemm_tn(b, b, rb, 1.0, xt_.data(), xt_.data(), 1.0, gtt.data());
@@ -253,6 +346,7 @@ restricted_statistics complete_pass(refinement_pass&& next, restricted_statistic
         blas::gemm_tn(b, b, rb, 1.0, st.data(), st.data(), 1.0, stt.data());
     }
     t.sv = matrix_t();
+    if (disk) s.sv_stored = std::move(joined_sv);
     auto assemble = [a, b, m](const matrix_t& rr, const matrix_t& rt_, const matrix_t& tt) {
         matrix_t o = xt::zeros<double>({m, m});
         for (std::size_t i = 0; i < a; ++i)

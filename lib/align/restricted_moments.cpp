@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "recalign/core/blas.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
@@ -232,8 +233,36 @@ restricted_statistics rotated_moments(const restricted_statistics& s, const matr
 }
 }  // namespace
 
+void restricted_statistics::sv_rows(std::size_t r0, std::size_t n, double* out) const {
+    if (sv_stored) {
+        sv_stored->read_rows(r0, n, out);
+        return;
+    }
+    const std::size_t k = sv.shape(1);
+    if (r0 > sv.shape(0) || n > sv.shape(0) - r0) throw std::out_of_range("restricted_statistics::sv_rows: beyond Sxx V");
+    if (n && k) std::copy(sv.data() + r0 * k, sv.data() + (r0 + n) * k, out);
+}
+
+void restricted_statistics::load_sv() {
+    if (!sv_stored) return;
+    matrix_t x = xt::empty<double>({sv_stored->rows(), sv_stored->cols()});
+    if (x.size()) sv_stored->read_rows(0, sv_stored->rows(), x.data());
+    sv = std::move(x);
+    sv_stored.reset();
+}
+
+void restricted_statistics::spill_sv(const std::string& dir) {
+    if (sv_stored) return;
+    if (!gram.size()) throw std::logic_error("restricted_statistics::spill_sv: products() first");
+    auto f = std::make_shared<io::row_spill>(dir, sv.shape(0), sv.shape(1));
+    if (sv.size()) f->write_rows(0, sv.shape(0), sv.data());
+    sv_stored = std::move(f);
+    sv = matrix_t();
+}
+
 void restricted_statistics::products() {
     if (in_coordinates() || gram.size()) return;
+    load_sv();  // (never on disk without its products: complete_pass fills them)
     const std::size_t d = dim(), k = this->k();
     gram = xt::zeros<double>({k, k});
     blas::gemm_tn(k, k, d, 1.0, basis.data(), basis.data(), 0.0, gram.data());

@@ -159,11 +159,12 @@ ritz_alignment_result ritz_alignment(const restricted_statistics& s, const align
     const std::size_t r = e.vectors.shape(1);
     out.residuals = xt::zeros<double>({r});
     constexpr std::size_t rows = 512;
-    std::vector<double> y(std::min(d, rows) * r), sy(std::min(d, rows) * r);
+    std::vector<double> y(std::min(d, rows) * r), sy(std::min(d, rows) * r), svr(s.sv_stored ? std::min(d, rows) * k : 0);
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
+        if (s.sv_stored) s.sv_rows(r0, rb, svr.data());  // Sxx V on disk (incremental_refinement.hpp)
         blas::gemm_nn(rb, r, k, 1.0, s.basis.data() + r0 * k, e.vectors.data(), 0.0, y.data());
-        blas::gemm_nn(rb, r, k, 1.0, s.sv.data() + r0 * k, e.vectors.data(), 0.0, sy.data());
+        blas::gemm_nn(rb, r, k, 1.0, s.sv_stored ? svr.data() : s.sv.data() + r0 * k, e.vectors.data(), 0.0, sy.data());
         for (std::size_t i = 0; i < rb; ++i)
             for (std::size_t j = 0; j < r; ++j) {
                 const double v = sy[i * r + j] - e.values(j) * y[i * r + j];
@@ -455,6 +456,25 @@ matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low,
 }
 }  // namespace
 
+namespace {
+// out = (Sxx V) w + beta out (D x k) for a pass with its Sxx V in memory or on disk (sv_stored,
+// incremental_refinement.hpp: a block of rows at a time, the same product on each block).
+void sxx_product(const restricted_statistics& pass, const matrix_t& w, double beta, matrix_t& out) {
+    const std::size_t d = pass.dim(), m = pass.k(), k = w.shape(1);
+    if (!pass.sv_stored) {
+        blas::gemm_nn(d, k, m, 1.0, pass.sv.data(), w.data(), beta, out.data());
+        return;
+    }
+    constexpr std::size_t rows = 512;
+    std::vector<double> block(std::min(d, rows) * m);
+    for (std::size_t r0 = 0; r0 < d && k; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        pass.sv_rows(r0, rb, block.data());
+        blas::gemm_nn(rb, k, m, 1.0, block.data(), w.data(), beta, out.data() + r0 * k);
+    }
+}
+}  // namespace
+
 matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, double rel_tol) {
     if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
@@ -475,8 +495,10 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     const keep_probabilities keep = blocks->coefficients(noise);
     const std::size_t k = std::min(count, ritz.subspace.informative);
     if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
-    const matrix_t v = leading_columns(ritz.refined, pass, k);
-    const matrix_t sv = leading_columns(ritz.refined, pass, k, true);
+    // Each D x k temporary is freed once read for the last time (BENCHMARKS.md "mem224": at the
+    // block solves only R is left, not six of them).
+    matrix_t v = leading_columns(ritz.refined, pass, k);
+    matrix_t sv = leading_columns(ritz.refined, pass, k, true);
     // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
     matrix_t qs = xt::zeros<double>({m, k}), qq = pass.gram;
     blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
@@ -495,7 +517,7 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, p.data());
     // Sxx s ≈ (Sxx Q) c + [U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ)] p.
     matrix_t as = blockwise(*blocks, pass.center, &sk, p);
-    blas::gemm_nn(d, k, m, 1.0, pass.sv.data(), coef.data(), 1.0, as.data());
+    sxx_product(pass, coef, 1.0, as);
     if (r > 0) {
         matrix_t up = xt::zeros<double>({r, k});
         blas::gemm_tn(r, k, d, 1.0, sk.basis.data(), p.data(), 0.0, up.data());
@@ -503,13 +525,17 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
             for (std::size_t j = 0; j < k; ++j) up(i, j) *= std::max(sk.eigenvalues(i), 0.0);
         blas::gemm_nn(d, k, r, 1.0, sk.basis.data(), up.data(), 1.0, as.data());
     }
-    // R = q² Sxx S − (c1 S + c2 Bd V) diag(μ).
-    const matrix_t bdv = blockwise(*blocks, pass.center, nullptr, v);
+    p = matrix_t();
+    // R = q² Sxx S − (c1 S + c2 Bd V) diag(μ), in the storage of Sxx S.
+    matrix_t bdv = blockwise(*blocks, pass.center, nullptr, v);
+    v = matrix_t();
     const double c1 = keep.k_diff, c2 = keep.k_same - keep.k_diff, q2 = keep.q * keep.q;
-    matrix_t res = xt::zeros<double>({d, k});
+    matrix_t res = std::move(as);
     for (std::size_t i = 0; i < d; ++i)
         for (std::size_t j = 0; j < k; ++j)
-            res(i, j) = q2 * as(i, j) - ritz.subspace.eigenvalues(j) * (c1 * sv(i, j) + c2 * bdv(i, j));
+            res(i, j) = q2 * res(i, j) - ritz.subspace.eigenvalues(j) * (c1 * sv(i, j) + c2 * bdv(i, j));
+    sv = matrix_t();
+    bdv = matrix_t();
     sketch_denoising_options so;
     so.rel_tol = rel_tol;
     matrix_t t = sketched_gram_solve(sk, noise, *blocks, res, so);
@@ -534,7 +560,8 @@ matrix_t leading_columns(const restricted_statistics& s, const restricted_statis
         throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
     matrix_t w = xt::view(s.coords, xt::all(), xt::range(0, k));
     matrix_t out = xt::zeros<double>({d, k});
-    blas::gemm_nn(d, k, m, 1.0, q.data(), w.data(), 0.0, out.data());
+    if (sxx && pass.sv_stored) sxx_product(pass, w, 0.0, out);
+    else blas::gemm_nn(d, k, m, 1.0, q.data(), w.data(), 0.0, out.data());
     return out;
 }
 

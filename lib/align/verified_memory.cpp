@@ -109,13 +109,29 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // + the process's own 64 MiB and 225 D doubles measured after the finish, not attributed
     // (1.8 kB per pixel value at 224x224x3 and 64x64x3).
     const long double kept = 8.0L * d * (2.0L * k + 20.0L + 225.0L) + 67108864.0L;
-    const long double pass = 16.0L * d * columns;
+    // With refinement passes (incremental_refinement.hpp, BENCHMARKS.md "mem224") the passes
+    // after the first read only T (masks x 64 directions, with its Sxx T) while the carried
+    // [R, T] and [Sxx R, 0] wait on disk, and the restart and the analyses hold the basis Q
+    // (D x columns) in memory but read Sxx Q from disk a block of rows at a time: the largest
+    // pass is then the first (U and the sketched subspaces), and the step holds Q, T's Sxx T
+    // while the pass is completed, and the corrections' temporaries (4 x 64 D-long vectors at
+    // most, or R and the block solves' E⁺U, D x rank).
+    // Without refinement passes (or with incremental ones) the largest pass is the first, on U,
+    // the sketched subspaces and the Monte-Carlo directions: no corrections, no previous tops.
+    const bool incremental = refines && masks > 0 && monte_carlo == 0.0L;  // Monte-Carlo noises keep full passes
+    const long double first_columns = std::min(k + masks * k + 3.0L * l * monte_carlo, d);
+    const long double pass = 16.0L * d * (refines && !incremental ? columns : first_columns);
     const long double first = 8.0L * d * (k + masks * k + k);
-    const long double step = refines && masks > 0
-                                 ? pass + 8.0L * d * (masks * 2.0L * std::min(refined, k) + 7.0L * std::min(refined, k) + k)
-                                 : 0.0L;
+    const long double temporaries = 8.0L * d * (masks * 2.0L * std::min(refined, k) + 7.0L * std::min(refined, k) + k);
+    const long double step =
+        incremental ? 8.0L * d * (columns + masks * std::min(refined, k) + 4.0L * std::min(refined, k) + k)
+        : refines && masks > 0 ? 16.0L * d * columns + temporaries  // full passes: the previous one held whole
+                               : 0.0L;
     const long double peak = kept + blocks + std::max({pass, first, step});
-    return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns};
+    // On disk (io::row_spill): the carried [R, T] and [Sxx R, 0], and the joined Sxx [R, T]
+    // written beside them when the pass is completed (3 D doubles per direction at most).
+    const long double spill = incremental ? 24.0L * d * columns : 0.0L;
+    return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns, spill};
 }
 
 long double physical_memory() {

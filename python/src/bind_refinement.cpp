@@ -17,6 +17,7 @@
 #include "recalign/align/incremental_refinement.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
+#include "recalign/io/spill.hpp"
 
 namespace recalign::python {
 
@@ -177,7 +178,10 @@ std::string to_bytes(const refinement_state& r) {
     put_u64(s, r.next ? 1 : 0);
     if (r.next) {
         put_u64(s, r.next->carried);
-        put_statistics(s, r.next->known);
+        refinement_pass whole = *r.next;  // read back from its spill files (a copy: the state stays spilled)
+        whole.restore();
+        whole.known.load_sv();
+        put_statistics(s, whole.known);
     }
     put_u64(s, r.final_ ? 1 : 0);
     if (r.final_) put_statistics(s, *r.final_);
@@ -199,6 +203,7 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
         const std::uint64_t carried = in.u64();
         p.known = in.statistics(carried);  // checks carried <= K and every shape
         p.carried = static_cast<std::size_t>(carried);
+        p.spill(io::spill_directory());  // as close() leaves a pass being read
         r.next = std::move(p);
     }
     if (in.u64()) r.final_ = in.statistics();
@@ -296,7 +301,7 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      if (s.final_) throw std::invalid_argument("DenoisingRefinement.close: the passes have ended");
                      if (restart && (sketch.n != acc.n() || sketch.dim != acc.dim() || sketch.center != ce))
                          throw std::invalid_argument("DenoisingRefinement.close: the sketch and the pass are not of the same data");
-                     if (s.next && (acc.dim() != s.next->known.basis.shape(0) || acc.k() != s.next->k() - s.next->carried ||
+                     if (s.next && (acc.dim() != s.next->dim() || acc.k() != s.next->k() - s.next->carried ||
                                     acc.n() != s.next->known.n))
                          throw std::invalid_argument("DenoisingRefinement.close: the pass did not read fresh() over the same rows");
                      check_close(s, acc, sketch, ce, noises, b, restart);  // before anything is spent
@@ -311,8 +316,11 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      if (!restart) {  // the budget's last pass: its statistics are the result
                          previous.products();  // as the CLI's analyses do first (no-op when joined)
                          s.final_ = std::move(previous);
+                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                          return false;
                      }
+                     previous.products();  // Sxx Q on disk through the restart, as the CLI's
+                     previous.spill_sv(io::spill_directory());
                      refinement_step step =
                          denoising_restart(sketch, previous, noises, b, o, s.curves.size() ? &s.curves : nullptr, s.change);
                      s.change = step.change;
@@ -320,11 +328,15 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      s.curves = std::move(step.curves);
                      if (step.stopped) {
                          s.final_ = std::move(previous);
+                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                      } else if (step.next.k() == step.next.carried) {  // nothing new to read: R is complete
                          s.final_ = std::move(step.next.known);
+                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
                          s.final_->frame = std::make_shared<const matrix_t>(s.final_->gram);
                      } else {
                          s.next = std::move(step.next);
+                         // [R, T] and [Sxx R, 0] wait on disk while the pass reads T, as the CLI's (io/spill.hpp).
+                         s.next->spill(io::spill_directory());
                          ++s.passes;
                          return true;
                      }
@@ -355,7 +367,9 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      if (s.final_) return *s.final_;
                      if (!pass) throw std::invalid_argument("DenoisingRefinement.verified: the pass's statistics are needed");
                      if (!s.next) return std::move(*pass);
-                     return complete_pass(refinement_pass(*s.next), std::move(*pass));
+                     restricted_statistics joined = complete_pass(refinement_pass(*s.next), std::move(*pass));
+                     joined.load_sv();
+                     return joined;
                  });
              },
              py::arg("statistics") = py::none(),

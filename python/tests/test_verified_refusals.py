@@ -143,17 +143,17 @@ def test_krylov_memory_refused_early():
 
 
 def test_refine_zero_is_not_charged_the_refinement():
-    """refine=0 runs no refinement step: its estimate leaves out the step (corrections, the
-    previous pass's tops and one correction's temporaries beyond the pass: 2 x 64 + 7 x 64 + rank
-    D-long vectors for one mask; the restart's Ritz vectors are coordinates), which refine=8
-    counts (the CLI's --refine 0 likewise)."""
+    """refine=0 runs no refinement step: its estimate is the one pass on U and the sketched
+    subspace (2 D doubles per direction, 2 x 256 directions); refine=8 counts the step instead:
+    the basis of 256 + 256 + 2 x 64 directions (its Sxx V on disk), the pass's Sxx T (64) and
+    one correction's 4 x 64 + rank temporaries (the CLI's --refine 0 likewise)."""
     need = []
     for refine in (0, 8):
         with pytest.raises(ValueError, match="the verification pass") as e:
             recalign.VerifiedDenoising(D224, 10, ["mask:patch=16x16,ratio=0.75"], shape=(224, 224, 3), rank=256,
                                        refine=refine, memory=2.0)
         need.append(float(gib(str(e.value)).split()[0]))
-    assert need[1] - need[0] == pytest.approx(8 * D224 * (2 * 64 + 7 * 64 + 256) / 2**30, abs=0.011)
+    assert need[1] - need[0] == pytest.approx(8 * D224 * ((640 + 64 + 4 * 64 + 256) - 2 * 512) / 2**30, abs=0.011)
 
 
 def test_memory_default_is_physical_memory():
@@ -192,7 +192,7 @@ def test_verification_memory_against_the_help_text():
     assert (columns, extra) == (cols, max(peak - 48 * k * d, 0))
     # refine=0 (refines=False): no refinement step, the larger of a pass and the first basis.
     _, without = recalign._recalign.verification_memory("denoising", d, c, k, specs, (16, 16, 3), refines=False)
-    first = max(16 * d * cols, 8 * d * (k + 2 * k + k))
+    first = max(16 * d * min(k + 2 * k + 3 * (k + 10), d), 8 * d * (k + 2 * k + k))  # no corrections, no tops
     assert without == max(peak - step + first - 48 * k * d, 0) and without < extra
     assert recalign._recalign.run_memory("nystrom", d, c, k) == 8 * (6 * k * d + 2 * (d + 1) * c + c * c)
     assert recalign._recalign.run_memory("exact", d, 0) == 8 * 3 * d * d

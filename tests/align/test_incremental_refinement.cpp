@@ -13,6 +13,7 @@
 #include <recalign/align/sketch_denoising.hpp>
 #include <recalign/align/verification.hpp>
 #include <recalign/core/blas.hpp>
+#include <recalign/io/spill.hpp>
 #include <recalign/stats/class_moments.hpp>
 
 #include "../common/fashion.hpp"
@@ -90,6 +91,35 @@ TEST_CASE("complete_pass: [R, T] from R known exactly and a pass on T alone, as 
         CHECK(testing::rel_diff(got.gram, tn(expected.basis, expected.basis)) < 1e-13);
         CHECK(testing::rel_diff(got.svsv, tn(expected.sv, expected.sv)) < 1e-13);
         REQUIRE(got.frame);
+        // The carried matrices on disk while the pass reads T (refinement_pass::spill): the same
+        // T, the same bits after complete_pass; a copy shares the files.
+        refinement_pass spilled = p;
+        spilled.spill(io::spill_directory());
+        REQUIRE(spilled.spilled());
+        CHECK(spilled.known.basis.size() == 0);
+        CHECK(spilled.known.sv.size() == 0);
+        CHECK((spilled.k() == A + B && spilled.dim() == D));
+        CHECK(testing::rel_diff(spilled.fresh(), t) == 0.0);
+        refinement_pass shared = spilled;
+        restricted_statistics from_disk = complete_pass(std::move(spilled), rt.finish(c));
+        restricted_statistics from_copy = complete_pass(std::move(shared), rt.finish(c));
+        for (restricted_statistics* z : {&from_disk, &from_copy}) {
+            restricted_statistics& q = *z;
+            // Sxx [R, T] stays on disk (the restart reads it a block of rows at a time), in a new
+            // file: the copy still read the [Sxx R, 0] it shared.
+            REQUIRE(q.sv_stored);
+            CHECK(q.sv.size() == 0);
+            std::vector<double> rows(2 * (A + B));
+            q.sv_rows(D - 2, 2, rows.data());
+            CHECK(std::equal(rows.begin(), rows.end(), &got.sv(D - 2, 0)));
+            q.load_sv();
+            CHECK(!q.sv_stored);
+            CHECK(testing::rel_diff(q.basis, got.basis) == 0.0);
+            CHECK(testing::rel_diff(q.sv, got.sv) == 0.0);
+            CHECK(testing::rel_diff(q.vsv, got.vsv) == 0.0);
+            CHECK(testing::rel_diff(q.svsv, got.svsv) == 0.0);
+            CHECK(testing::rel_diff(q.gram, got.gram) == 0.0);
+        }
         // A pass on other directions, of other rows or in another centering is refused.
         refinement_pass other = p;
         CHECK_THROWS_AS(complete_pass(std::move(other), fed(random_basis(11, B), x, y).finish(c)), std::invalid_argument);

@@ -11,6 +11,7 @@
 #include <recalign/align/incremental_refinement.hpp>
 #include <recalign/align/sketch_denoising.hpp>
 #include <recalign/align/verification.hpp>
+#include <recalign/io/spill.hpp>
 #include <recalign/core/blas.hpp>
 #include <recalign/spectral/eigen.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
@@ -564,6 +565,9 @@ TEST_CASE("denoising_restart: Vᵀ Bd V once per set of blocks, shared by the ma
     // whole of [R, T] (restricted_blocks of an empty cache = restrict_to), and the whole restart
     // gives the numbers of one on a full pass over [R, T].
     restricted_statistics on_t = verify(d, step.next.fresh(), centering::uncentered);
+    refinement_pass spilled = step.next;  // as the CLI holds it during the pass: on disk (io::row_spill)
+    spilled.spill(io::spill_directory());
+    restricted_statistics done_on_disk = complete_pass(std::move(spilled), restricted_statistics(on_t));
     restricted_statistics done = complete_pass(std::move(step.next), std::move(on_t));
     const restricted_statistics full = verify(d, done.basis, centering::uncentered);
     CHECK(testing::rel_diff(restricted_blocks(done, d.blocks), d.blocks.restrict_to(full.basis, centering::uncentered)) < 1e-12);
@@ -573,6 +577,16 @@ TEST_CASE("denoising_restart: Vᵀ Bd V once per set of blocks, shared by the ma
     REQUIRE(again.curves.size() == control.curves.size());
     CHECK(xt::amax(xt::abs(again.curves - control.curves))() < 1e-10);
     REQUIRE(again.next.k() == control.next.k());
+    // The restart on Sxx V on disk (sv_stored: read a block of rows at a time) gives the same bits.
+    REQUIRE(done_on_disk.sv_stored);
+    const refinement_step streamed = denoising_restart(top, done_on_disk, noises, blocks, ro, &step.curves);
+    CHECK(xt::amax(xt::abs(streamed.curves - again.curves))() == 0.0);
+    REQUIRE(streamed.next.known.sv_stored);
+    restricted_statistics streamed_known = streamed.next.known;
+    streamed_known.load_sv();
+    CHECK(testing::rel_diff(streamed_known.basis, again.next.known.basis) == 0.0);
+    CHECK(testing::rel_diff(streamed_known.sv, again.next.known.sv) == 0.0);
+    CHECK(testing::rel_diff(streamed_known.svsv, again.next.known.svsv) == 0.0);
     // The same span (orthonormal bases, so K − ‖AᵀB‖² = Σ sin² of the principal angles; the
     // columns themselves are not stable under rounding: orthonormal_extension rotates by the
     // eigenvectors of a Gram matrix near I).

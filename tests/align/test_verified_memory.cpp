@@ -54,10 +54,11 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
 
     // The sum the CLI refuses with is the run's largest phase (never below run_memory): through
     // the passes the sketch's state and its finished statistics (D x (2 rank + 20)) and the
-    // blocks, then the largest of a pass (2 D x K), the first basis construction and a
-    // refinement step (the previous pass, each mask's 64 corrections and the previous pass's 64
-    // tops (its Ritz vectors are coordinates),
-    // one correction's 7 x 64 + rank temporaries). Here rank = 20 < 64: r' = 20.
+    // blocks, then the largest of a pass (2 D x K; with refinement passes only the first, on U
+    // and the sketched subspaces: the later ones read T while the carried directions wait on
+    // disk), the first basis construction and a refinement step (the previous pass's basis, its
+    // Sxx V on disk; T's Sxx T, 64 per mask, while the pass is completed; one correction's
+    // 4 x 64 + rank temporaries). Here rank = 20 < 64: r' = 20.
     const long double run = run_memory("nystrom", d, 0, rank), dd = static_cast<long double>(d);
     auto total = [&](const verification_size& v) { return run + verification_memory(d, v.columns, v.extra); };
     const verification_size gauss = denoising_verification(d, rank, {spec("gaussian:sigma=1")}, shape);
@@ -70,16 +71,20 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
         denoising_verification(d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape);
     CHECK(masks.columns == rank + 2 * 3 * rank);
     const long double kept = 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L, pass = 16.0L * dd * 140;
-    const long double blocks = total(masks) - kept - pass - 8.0L * dd * (2 * 2 * 20 + 7 * 20 + 20);
+    const long double blocks = total(masks) - kept - 8.0L * dd * (140 + 2 * 20 + 4 * 20 + 20);
+    CHECK(masks.spill == 24.0L * dd * 140);  // on disk: [R, T], [Sxx R, 0] and the joined Sxx [R, T]
     CHECK(blocks >= mask_blocks);
     CHECK(blocks < 2 * mask_blocks + 8.0L * d);  // counted once
     const verification_size unrefined = denoising_verification(
         d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape, false);
     CHECK(unrefined.columns == masks.columns);
-    CHECK(total(unrefined) == kept + pass + blocks);  // --refine 0: no refinement step
+    // --refine 0: no refinement step, nothing on disk; the one pass reads U and the two subspaces.
+    CHECK(total(unrefined) == kept + 16.0L * dd * 60 + blocks);
+    CHECK(pass > 16.0L * dd * 60);
+    CHECK(unrefined.spill == 0.0L);
 
     const verification_size dropout = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, shape);
-    const long double one_mask = kept + 16.0L * dd * 80 + 8.0L * dd * (2 * 20 + 7 * 20 + 20);
+    const long double one_mask = kept + 8.0L * dd * (60 + 20 + 4 * 20 + 20);
     CHECK(total(dropout) - one_mask >= dropout_blocks);  // 1x1 patches of 3 channels
     o.shape = image_shape{d, 1, 1, image_layout::hwc};
     const verification_size flat = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, {});
@@ -91,6 +96,7 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     CHECK(mc.columns == rank + 3 * (rank + 10));
     const long double cols = static_cast<long double>(mc.columns);
     CHECK(total(mc) == kept + 48.0L * dd * (rank + 10) + 16.0L * (dd + cols) * cols + 16.0L * dd * cols);  // not refined
+    CHECK(mc.spill == 0.0L);  // full passes: nothing on disk
     const verification_size many = denoising_verification(
         d, 2 * rank, {spec("dropout:ratio=0.5,draws=2"), spec("dropout:ratio=0.2,draws=3"), spec("gaussian:sigma=1,draws=2")},
         shape);

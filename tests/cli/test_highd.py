@@ -100,6 +100,38 @@ def test_kill_in_the_verification_pass_then_resume(tmp, synthetic):
     assert info["complete"] and info["pending"] is None and info["verification_passes"] == 9, info
 
 
+def test_kill_in_a_refinement_pass_then_resume(tmp, synthetic):
+    """During a refinement pass the carried directions wait on disk, in unlinked files in $TMPDIR
+    (io/spill.hpp): killed there, nothing is left in $TMPDIR, and the resume (which puts them on
+    disk again) gives the same bits. A $TMPDIR that cannot hold them is refused before reading."""
+    spill = os.path.join(tmp, "spill")
+    os.makedirs(spill, exist_ok=True)
+    args = ["denoise"] + synthetic + ["--noise", "mask:patch=4x4,ratio=0.75", "--method", "nystrom", "--rank", 32,
+                                      "--refine", 2, "--json", "--quiet", "--batch", 100]
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = spill  # kill_then_resume's processes inherit it
+    try:
+        rc, reference, err = c.run(args)
+        assert rc == 0, err
+        ck = os.path.join(tmp, "refine.ckpt")
+        # passes 0, 1: the sketch; 2: the first verification pass; 3: the first refinement pass.
+        info, rc, out, err = c.kill_then_resume(args, ck, lambda s: s["pass"] == 3 and s["rows_done"] >= 600, 200,
+                                                "in the first refinement pass")
+        assert info["segments"][0]["pass"] == 3, info
+        assert rc == 0 and out == reference, f"resume in a refinement pass: exit {rc}, identical={out == reference} {err}"
+        assert os.listdir(spill) == [], os.listdir(spill)
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+    missing = os.path.join(tmp, "no-such-directory")
+    refused = os.path.join(tmp, "refused.ckpt")
+    rc, out, err = c.run(args + ["--checkpoint", refused], env={"TMPDIR": missing})
+    c.assert_one_line_error(rc, err, [missing, "TMPDIR"], "a $TMPDIR that does not exist")
+    assert not os.path.exists(refused), "refused, yet the checkpoint was written"
+
+
 def numeric_leaves(doc, prefix=""):
     """{path: float} of every number in a JSON document (lists indexed), "input" left out."""
     out = {}

@@ -245,7 +245,9 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "from the last two changes of the relative differences and impacts (K <= 64; the impacts' "
                           "weighted by 1/5, their target being 5x looser), of how far they still are from where more passes would take them is below 5e-4; 0 keeps the "
                           "first pass's subspace; a resume must give the same N); refused where it has nothing to "
-                          "refine (--method exact, --no-verify, --from, no masking noise in closed form)")
+                          "refine (--method exact, --no-verify, --from, no masking noise in closed form). The carried "
+                          "directions wait on disk meanwhile, in unlinked files in $TMPDIR (default /tmp; up to 3 D "
+                          "doubles per verified direction; refused before reading when it has less room)")
         ->check(CLI::Range(0, 20))->default_str(std::to_string(default_refine));
     c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
     c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");

@@ -44,6 +44,7 @@ double verified_choices(statistics& sketch, restricted_statistics& pass, const p
         if (!(sigma > 0)) throw std::invalid_argument("--standardize global: the inputs have no variance");
         const double a = 1.0 / sigma;
         a2 = a * a;
+        pass.load_sv();  // Sxx V on disk after an incremental refinement: rescaled in memory
         pass.vsv *= a2;
         pass.sv *= a2;
         if (pass.cross) pass.cross->sxy *= a;

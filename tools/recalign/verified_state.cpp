@@ -13,6 +13,7 @@
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
+#include "recalign/io/spill.hpp"
 #include "state_bytes.hpp"
 
 namespace recalign::cli {
@@ -125,9 +126,14 @@ void verified_state::next_pass(const mpi_context& mpi) {
             if (next_) {  // an incremental pass read only T: joined to what was known of R
                 previous = complete_pass(std::move(*next_), std::move(*previous));
                 next_.reset();
+                memory_mark("pass completed");
             }
         }
         if (previous && plan_.restart) {
+            // Sxx Q on disk through the restart (the first pass's too): it reads it a block of rows
+            // at a time (io/spill.hpp).
+            previous->products();
+            previous->spill_sv(io::spill_directory());
             refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr, change_);
             change_ = step.change;
             estimate_ = step.estimate;
@@ -140,6 +146,9 @@ void verified_state::next_pass(const mpi_context& mpi) {
             } else {
                 basis = step.next.fresh();
                 next_ = std::move(step.next);
+                // [R, T] and [Sxx R, 0] wait on disk while the pass reads T (io/spill.hpp):
+                // complete_pass reads them back.
+                next_->spill(io::spill_directory());
             }
         } else if (previous && plan_.done && plan_.done(s, blocks_, *previous)) {
             final_ = std::move(*previous);  // the plan's adaptive stop: this pass is the result
@@ -282,11 +291,25 @@ vector_t get_vector(state_reader& r) {
     for (double& x : v) x = get_f64(r);
     return v;
 }
-std::string statistics_bytes(const restricted_statistics& s) {
+// A spilled matrix as matrix_bytes would write it, read from its file.
+std::string spilled_bytes(const io::row_spill& f) {
+    std::string s;
+    put_u64(s, f.rows());
+    put_u64(s, f.cols());
+    const std::size_t bytes = checked_mul(checked_mul(f.rows(), f.cols(), "basis"), 8, "basis");
+    s.resize(16 + bytes);
+    if (bytes) f.read_rows(0, f.rows(), reinterpret_cast<double*>(s.data() + 16));
+    return s;
+}
+// `spilled`: the pass whose basis is on disk (s is its `known`); Sxx V may be on disk (sv_stored).
+std::string statistics_bytes(const restricted_statistics& s, const refinement_pass* spilled = nullptr) {
     std::string out;
     put_u64(out, static_cast<std::uint64_t>(s.center));
     put_u64(out, s.n);
-    for (const matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) put_part(out, matrix_bytes(*m));
+    const bool disk = spilled && spilled->spilled();
+    put_part(out, disk ? spilled_bytes(*spilled->stored_basis) : matrix_bytes(s.basis));
+    put_part(out, s.sv_stored ? spilled_bytes(*s.sv_stored) : matrix_bytes(s.sv));
+    for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) put_part(out, matrix_bytes(*m));
     put_u64(out, s.cross ? 1 : 0);
     if (s.cross) {
         put_u64(out, static_cast<std::uint64_t>(s.cross->center));
@@ -346,7 +369,7 @@ std::string verified_state::save() const {
     put_u64(out, next_ ? 1 : 0);
     if (next_) {
         put_u64(out, next_->carried);
-        put_part(out, statistics_bytes(next_->known));
+        put_part(out, statistics_bytes(next_->known, &*next_));
     }
     put_u64(out, final_ ? 1 : 0);
     if (final_) put_part(out, statistics_bytes(*final_));
@@ -408,6 +431,7 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
             p.known = bytes_statistics(r.part(), source);
             if (p.known.dim() != route_.config().dim || p.carried > p.k() || !state || state->k() != p.k() - p.carried)
                 throw file_error(source, checkpoint::header_bytes, "the refinement pass is of other data");
+            p.spill(io::spill_directory());  // as the pass that wrote it held it
             next = std::move(p);
         }
         if (r.u64()) {

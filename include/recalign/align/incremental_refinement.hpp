@@ -12,6 +12,8 @@
 
 #include <cstddef>
 #include <limits>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "recalign/align/alignment.hpp"
@@ -23,15 +25,32 @@
 
 namespace recalign {
 
+namespace io {
+class row_spill;
+}
+
 // The next refinement pass before it reads anything: `known` holds the statistics of [R, T]
 // as far as they are known: basis [R, T] (D x m), sv [Sxx R, 0] (D x m, the T columns filled
 // by complete_pass), vsv, cross, gram and svsv of R (a x a, exact); `carried` = a.
 struct refinement_pass {
     restricted_statistics known;
     std::size_t carried = 0;
-    std::size_t k() const noexcept { return known.basis.shape(1); }
+    // While the pass reads T, known.basis waits on disk (spill(): io::row_spill, an unlinked
+    // file), and known.sv too (known.sv_stored): nothing reads them until complete_pass. Copies
+    // of a spilled pass share its files (read only).
+    std::shared_ptr<const io::row_spill> stored_basis;
+    bool spilled() const noexcept { return stored_basis != nullptr; }
+    std::size_t k() const noexcept;
+    std::size_t dim() const noexcept;
     // T: the columns the pass reads (D x (m − a)).
     matrix_t fresh() const;
+    // Moves known.basis and (unless it is there already) known.sv into unlinked files in `dir`
+    // (2 D x m doubles out of memory; written whole, the matrices freed after): no-op when
+    // spilled already. Throws file_error (no space in `dir`, ...) with the pass unchanged.
+    void spill(const std::string& dir);
+    // Reads known.basis back (the same bits); known.sv stays where it is (complete_pass reads it
+    // a block of rows at a time; restricted_statistics::load_sv brings it back).
+    void restore();
 };
 
 struct refinement_options {
@@ -78,7 +97,9 @@ refinement_step denoising_restart(const spectrum& sketch, restricted_statistics&
 
 // The statistics of [R, T] from the pass on T alone (restricted_moments on next.fresh(), over
 // the same rows and centering): the same numbers as joined(R's statistics, T's), with gram and
-// svsv (products()) filled in, without a second D x m copy. Throws std::invalid_argument when
+// svsv (products()) filled in, without a second D x m copy. A spilled `next`'s basis is read
+// back; Sxx of [R, T] is then written to a new file beside its Sxx R (sv_stored): the restart
+// (denoising_restart) and the analyses read it a block of rows at a time. Throws std::invalid_argument when
 // `fresh` is not a pass on next.fresh() or of other data.
 restricted_statistics complete_pass(refinement_pass&& next, restricted_statistics&& fresh);
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <string>
 #include <vector>
 
 #include "recalign/core/batch.hpp"
@@ -28,6 +29,9 @@
 namespace recalign {
 
 class patch_blocks;
+namespace io {
+class row_spill;
+}
 
 // Vᵀ Bd V of one set of patch blocks, known for V's leading columns (leading: a x a) without
 // another sweep over the blocks (verification.hpp, restricted_blocks).
@@ -57,6 +61,17 @@ struct restricted_statistics {
     // unchanged since; empty is always right (computed in full). Not carried across passes:
     // a resumed run, which would compute it in full, must round as one that did not stop.
     std::vector<known_blocks> blocks_known;
+    // Sxx V on disk instead of in `sv` (empty meanwhile): an incremental refinement's restart
+    // and the analyses after it read it a block of rows at a time (sv_rows; BENCHMARKS.md
+    // "mem224"). Copies share the file (read only).
+    std::shared_ptr<const io::row_spill> sv_stored;
+    // Rows r0 .. r0 + n of Sxx V (K doubles each, contiguous) into `out`, from memory or disk.
+    void sv_rows(std::size_t r0, std::size_t n, double* out) const;
+    // Sxx V back in `sv` (no-op when it is there); throws file_error with nothing changed.
+    void load_sv();
+    // Sxx V to an unlinked file in `dir` (no-op when it is there; `sv` freed); throws file_error
+    // with nothing changed. Needs products() first (gram and svsv are not formed from disk).
+    void spill_sv(const std::string& dir);
     bool in_coordinates() const noexcept { return frame != nullptr && basis.size() == 0; }
     std::size_t dim() const noexcept { return in_coordinates() ? frame_dim : basis.shape(0); }
     std::size_t k() const noexcept { return in_coordinates() ? vsv.shape(0) : basis.shape(1); }

@@ -37,6 +37,10 @@ constexpr std::size_t denoising_refined_vectors = 64;
 struct verification_size {
     std::uint64_t columns = 0;
     long double extra = 0.0L;
+    // Bytes on disk (io::row_spill in io::spill_directory()) with refinement passes: the
+    // carried [R, T] and [Sxx R, 0] while a pass reads its new directions and Sxx [R, T] after
+    // it, 3 D doubles per direction at most (denoise with a masking noise; 0 otherwise).
+    long double spill = 0.0L;
 };
 
 // align: the sketch's rank.

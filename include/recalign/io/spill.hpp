@@ -1,0 +1,51 @@
+// A D x w matrix of doubles kept on disk instead of in memory (BENCHMARKS.md "mem224"): the
+// incremental refinement passes of denoise hold the carried directions [R, T] and [Sxx R, 0]
+// (2 D x m doubles, 2.5 GB at 224x224x3) only to join them to what the pass reads once it
+// ends (complete_pass), so during the pass they live in an unlinked temporary file, written
+// and read back a block of rows at a time (pwrite / pread). The file has no name from the
+// moment it exists (O_TMPFILE, or mkstemp and unlink where the file system has no O_TMPFILE):
+// the system frees it when the process ends, normally, on an error or killed. Its whole size
+// is reserved when it is made (fallocate): a full disk is an error then, never in the
+// middle of writing. The page cache may hold some of it; that memory is the system's to
+// reclaim, not the process's resident set.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace recalign::io {
+
+// Where spill files go: $TMPDIR when set and not empty, else /tmp.
+std::string spill_directory();
+// Bytes an unprivileged user may still write in `dir` (statvfs: f_bavail x f_frsize); throws
+// file_error naming `dir` when it cannot be examined.
+std::uint64_t free_bytes(const std::string& dir);
+
+class row_spill {
+public:
+    // An unlinked file in `dir` of rows x cols doubles, row-major, all reserved (fallocate;
+    // where the file system cannot, statvfs's free bytes are checked instead).
+    // Throws file_error naming `dir` when it cannot be made or the space is not there.
+    row_spill(const std::string& dir, std::size_t rows, std::size_t cols);
+    ~row_spill();
+    row_spill(const row_spill&) = delete;
+    row_spill& operator=(const row_spill&) = delete;
+
+    // Rows r0 .. r0 + n (each cols() doubles, contiguous in `src` / `dst`). Throws
+    // std::out_of_range beyond rows(), file_error on an I/O error (naming the directory).
+    void write_rows(std::size_t r0, std::size_t n, const double* src);
+    void read_rows(std::size_t r0, std::size_t n, double* dst) const;
+
+    std::size_t rows() const noexcept { return rows_; }
+    std::size_t cols() const noexcept { return cols_; }
+    const std::string& directory() const noexcept { return dir_; }
+
+private:
+    void check(std::size_t r0, std::size_t n) const;
+    std::string dir_;
+    std::size_t rows_ = 0, cols_ = 0;
+    int fd_ = -1;
+};
+
+}  // namespace recalign::io

@@ -1,0 +1,85 @@
+#include "recalign/io/spill.hpp"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "posix_file.hpp"
+#include "recalign/core/checked.hpp"
+#include "recalign/core/errors.hpp"
+
+namespace recalign::io {
+
+std::string spill_directory() {
+    const char* t = std::getenv("TMPDIR");
+    return t && *t ? std::string(t) : std::string("/tmp");
+}
+
+std::uint64_t free_bytes(const std::string& dir) {
+    struct statvfs s {};
+    if (::statvfs(dir.c_str(), &s) != 0)
+        throw file_error(dir, 0, std::string("cannot examine the directory for spill files: ") + std::strerror(errno));
+    return checked_mul(static_cast<std::uint64_t>(s.f_bavail), static_cast<std::uint64_t>(s.f_frsize), "free bytes");
+}
+
+row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols) : dir_(dir), rows_(rows), cols_(cols) {
+    const std::uint64_t bytes = checked_mul(checked_mul(rows, cols, "spill file"), sizeof(double), "spill file");
+#ifdef O_TMPFILE
+    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (fd_ < 0) {  // no O_TMPFILE here: a named file, unlinked at once
+        std::string path = dir + "/recalign-spill.XXXXXX";
+        std::vector<char> name(path.begin(), path.end());
+        name.push_back('\0');
+        fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+        if (fd_ >= 0) ::unlink(name.data());
+    }
+    if (fd_ < 0) throw file_error(dir, 0, std::string("cannot make a spill file: ") + std::strerror(errno));
+    if (bytes == 0) return;
+    // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
+    // emulation would write the whole file; then statvfs's free bytes are the check.
+    int e = ::fallocate(fd_, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+    if (e == EOPNOTSUPP) e = free_bytes(dir) >= bytes ? 0 : ENOSPC;
+    if (e != 0) {
+        detail::close_fd(fd_);
+        throw file_error(dir, 0, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " + std::strerror(e) +
+                                     " (set TMPDIR to a directory with room)");
+    }
+}
+
+row_spill::~row_spill() { detail::close_fd(fd_); }
+
+void row_spill::check(std::size_t r0, std::size_t n) const {
+    if (r0 > rows_ || n > rows_ - r0) throw std::out_of_range("row_spill: rows beyond the file");
+}
+
+void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
+    check(r0, n);
+    const std::size_t bytes = n * cols_ * sizeof(double);
+    std::size_t done = 0;
+    const std::uint64_t offset = static_cast<std::uint64_t>(r0) * cols_ * sizeof(double);
+    const char* p = reinterpret_cast<const char*>(src);
+    while (done < bytes) {
+        const ssize_t w = ::pwrite(fd_, p + done, bytes - done, static_cast<off_t>(offset + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            throw file_error(dir_, offset + done, std::string("cannot write the spill file: ") + std::strerror(errno));
+        done += static_cast<std::size_t>(w);
+    }
+}
+
+void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
+    check(r0, n);
+    if (n == 0 || cols_ == 0) return;
+    detail::pread_exact(fd_, dst, n * cols_ * sizeof(double), static_cast<std::uint64_t>(r0) * cols_ * sizeof(double),
+                        dir_ + " (spill file)");
+}
+
+}  // namespace recalign::io

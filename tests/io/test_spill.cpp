@@ -1,0 +1,152 @@
+// io::row_spill (the refinement passes' carried directions on disk): rows written in blocks
+// read back bit for bit; the file never has a name in its directory, so nothing is left
+// behind when the process ends normally, throws, or is killed (SIGKILL: no destructor); a
+// file larger than the free space is refused when it is made, before a byte is written, and
+// a missing directory is named.
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <recalign/core/errors.hpp>
+#include <recalign/io/spill.hpp>
+
+using recalign::file_error;
+using recalign::io::row_spill;
+using Catch::Contains;
+
+namespace {
+
+struct temp_dir {
+    std::string path;
+    temp_dir() {
+        char tmpl[] = "/tmp/recalign-spill-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~temp_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+std::size_t entries(const std::string& dir) {
+    std::size_t n = 0;
+    DIR* d = ::opendir(dir.c_str());
+    REQUIRE(d != nullptr);
+    while (const dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++n;
+    ::closedir(d);
+    return n;
+}
+
+// The descriptors of this process that point at deleted files in `dir` (an unlinked spill).
+std::size_t open_spills(const std::string& dir) {
+    std::size_t n = 0;
+    DIR* d = ::opendir("/proc/self/fd");
+    REQUIRE(d != nullptr);
+    while (const dirent* e = ::readdir(d)) {
+        char target[4096] = {};
+        const std::string link = std::string("/proc/self/fd/") + e->d_name;
+        const ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+        if (len > 0 && std::string(target).rfind(dir + "/", 0) == 0) ++n;
+    }
+    ::closedir(d);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("row_spill: blocks of rows read back bit for bit, the file without a name", "[io][spill]") {
+    temp_dir dir;
+    constexpr std::size_t rows = 1000, cols = 37;
+    std::vector<double> x(rows * cols);
+    std::mt19937_64 rng(4);
+    for (double& v : x) {
+        const std::uint64_t bits = rng();
+        std::memcpy(&v, &bits, 8);  // every bit pattern, NaN payloads included
+    }
+    {
+        row_spill f(dir.path, rows, cols);
+        CHECK(entries(dir.path) == 0);     // no name from the start
+        CHECK(open_spills(dir.path) == 1);  // one descriptor, to a deleted file
+        for (std::size_t r0 = 0; r0 < rows; r0 += 300) f.write_rows(r0, std::min<std::size_t>(300, rows - r0), &x[r0 * cols]);
+        std::vector<double> y(rows * cols), part(7 * cols);
+        f.read_rows(0, rows, y.data());
+        CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) == 0);
+        f.read_rows(993, 7, part.data());
+        CHECK(std::memcmp(&x[993 * cols], part.data(), part.size() * sizeof(double)) == 0);
+        CHECK_THROWS_AS(f.read_rows(994, 7, part.data()), std::out_of_range);
+        CHECK_THROWS_AS(f.write_rows(rows, 1, part.data()), std::out_of_range);
+    }
+    CHECK(open_spills(dir.path) == 0);  // closed by the destructor: the system frees it
+    CHECK(entries(dir.path) == 0);
+}
+
+TEST_CASE("row_spill: nothing is left behind by a killed process", "[io][spill]") {
+    temp_dir dir;
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        try {
+            row_spill f(dir.path, 4096, 64);  // 2 MiB
+            std::vector<double> row(64 * 4096, 1.5);
+            f.write_rows(0, 4096, row.data());
+            const char ok = 'y';
+            if (::write(fds[1], &ok, 1) != 1) ::_exit(3);
+            ::pause();
+        } catch (...) {
+            ::_exit(2);
+        }
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    char got = 0;
+    REQUIRE(::read(fds[0], &got, 1) == 1);
+    ::close(fds[0]);
+    CHECK(entries(dir.path) == 0);  // while the child holds it, too
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK(entries(dir.path) == 0);
+}
+
+TEST_CASE("row_spill: more than the free space, or no directory, is refused when made", "[io][spill]") {
+    temp_dir dir;
+    const std::uint64_t free = recalign::io::free_bytes(dir.path);
+    REQUIRE(free > 0);
+    // A file 1 GiB larger than the space left: refused by fallocate before anything is written.
+    const std::size_t rows = static_cast<std::size_t>(free / 8 / 1024 + (std::uint64_t(1) << 17)), cols = 1024;
+    try {
+        row_spill f(dir.path, rows, cols);
+        FAIL("a spill file larger than the free space was made");
+    } catch (const file_error& e) {
+        CHECK_THAT(e.what(), Contains(dir.path) && Contains("cannot reserve") && Contains("TMPDIR"));
+    }
+    CHECK(entries(dir.path) == 0);
+    CHECK(open_spills(dir.path) == 0);
+    CHECK_THROWS_WITH(row_spill(dir.path + "/missing", 4, 4), Contains(dir.path + "/missing"));
+    CHECK_THROWS_WITH(recalign::io::free_bytes(dir.path + "/missing"), Contains(dir.path + "/missing"));
+}
+
+TEST_CASE("spill_directory: $TMPDIR, else /tmp", "[io][spill]") {
+    const char* old = std::getenv("TMPDIR");
+    const std::string saved = old ? old : "";
+    ::setenv("TMPDIR", "/var/tmp", 1);
+    CHECK(recalign::io::spill_directory() == "/var/tmp");
+    ::setenv("TMPDIR", "", 1);
+    CHECK(recalign::io::spill_directory() == "/tmp");
+    ::unsetenv("TMPDIR");
+    CHECK(recalign::io::spill_directory() == "/tmp");
+    if (old) ::setenv("TMPDIR", saved.c_str(), 1);
+}
