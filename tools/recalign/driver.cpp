@@ -218,6 +218,7 @@ private:
             try {
                 check_resumable(from, old, o_.command, st_.config, merged ? whole : st_.segments[0],
                                 src_.options().skip_unreadable, state_.passes());
+                state_.loaded_at = old.accumulator_at;
                 state_.load(old.accumulator, from);
                 if (merged && !state_.hold_whole())
                     throw std::invalid_argument("--resume: this run's state cannot continue the merged checkpoint " +
@@ -371,6 +372,7 @@ run_state drive(stream_state& state, const drive_input& input, const drive_optio
 
 run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi) {
     if (mpi.rank() != 0) throw not_root{};  // nothing to share: rank 0 analyses the checkpoint
+    state.loaded_at = from.accumulator_at;
     state.load(from.accumulator, path);
     from.accumulator.clear();
     if (!from.complete() && !quiet)

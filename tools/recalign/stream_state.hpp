@@ -39,6 +39,9 @@ public:
     // naming `source`).
     virtual std::string save() const = 0;
     virtual void load(const std::string& bytes, const std::string& source) = 0;
+    // Where load's bytes start in the file `source` (the byte offsets of its errors): set by
+    // whoever calls load (the driver; a wrapper for the state it wraps).
+    std::uint64_t loaded_at = 0;
     // Collective under mpirun: merges every rank's state into rank 0's (the other ranks'
     // states are left unspecified).
     virtual void reduce(const mpi_context& mpi) = 0;
