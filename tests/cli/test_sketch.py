@@ -368,3 +368,17 @@ def test_resume_refuses_carried_statistics_that_do_not_fit_their_basis(tmp_path,
                             "carried statistics that do not fit")
     with open(ck, "rb") as f:
         assert f.read() == bad, "the refused checkpoint was changed"
+
+
+def test_resume_of_a_stopped_run_says_it_stopped(tmp, data):
+    """--resume of a trade-off whose adaptive stop ended its passes says how many passes it read
+    and that it stopped, not the planned count as the pass it is in ("pass 22 of 22")."""
+    args = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1,10", "--k", 3, "--json"]
+    ck = os.path.join(tmp, "tradeoff-stopped-resume.ckpt")
+    j = json.loads(c.run(args + ["--checkpoint", ck, "--quiet"], check_rc=0)[1])
+    f = j[0]["refinement"]
+    assert f["stopped"], f"the stop did not fire: {f}"
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    line = next(x for x in err.splitlines() if "resuming" in x)
+    read = 1 + j[0]["sketch_error"]["verification_passes"]  # the sketch pass and the verification passes run
+    assert rc == 0 and f"stopped after {read} of at most" in line and "(pass " not in line, line

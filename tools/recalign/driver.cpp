@@ -238,9 +238,13 @@ private:
                     st_.segments[0].skipped.insert(st_.segments[0].skipped.end(), s.skipped.begin(), s.skipped.end());
             if (!o_.quiet && (!merged || mpi_.rank() == 0)) {
                 const std::uint64_t passes = state_.passes();
-                const std::string pass = passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " +
-                                                          std::to_string(passes) + ")"
-                                                    : std::string();
+                // A state whose stop ended its passes: the passes it read, not the planned count.
+                const bool stopped = !state_.reads(st_.segments[0].pass);
+                const std::string pass =
+                    stopped ? " (stopped after " + std::to_string(state_.passes_read()) + " of at most " +
+                                  std::to_string(passes) + " passes: nothing left to read)"
+                    : passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " + std::to_string(passes) + ")"
+                                 : std::string();
                 if (merged)
                     std::fprintf(stderr, "recalign: resuming the merge %s on all %d ranks at the end of its pass%s\n",
                                  from.c_str(), mpi_.size(), pass.c_str());

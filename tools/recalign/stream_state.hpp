@@ -34,6 +34,8 @@ public:
     // Whether pass `pass` reads the data at all (a refinement that stopped early at the last
     // next_pass, collectively: the driver skips reading and passes_to_skip ends the run).
     virtual bool reads(std::uint64_t /*pass*/) const { return true; }
+    // Passes this state read (or will read) in all: passes() unless a stop ended them early.
+    virtual std::uint64_t passes_read() const { return passes(); }
     virtual std::uint64_t n() const = 0;
     // The nested checkpoint bytes; load refuses a state of another configuration (file_error
     // naming `source`).
