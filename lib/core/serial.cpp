@@ -263,7 +263,7 @@ void parse(const header& h, const char* payload, std::size_t size, const std::st
     std::istream in(&view);
     try {
         input_archive ar(in);
-        budget b{size};
+        budget b{size, size};
         b.take(1, "byte-order tag");
         const state_facts got = load(out, ar, b);
         if (got.dim != h.dim || got.aux != h.aux)

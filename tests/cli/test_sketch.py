@@ -4,6 +4,8 @@ the exact route; a small sketch respects its guarantees (FD: 0 <= λ - λ_fd <= 
 extra passes and the checkpoint: SIGKILL in the second pass then --resume is byte-identical;
 merge of sketch checkpoints of two halves matches one pass; exact-only analyses refuse."""
 import json
+import struct
+import zlib
 import os
 import subprocess
 
@@ -300,3 +302,83 @@ def test_no_pass_is_read_after_the_adaptive_stop(data, command):
     times = line.split("): ", 1)[1].split(", ")
     assert f"then {e['verification_passes']} verification pass" in line, line
     assert len(times) == 1 + e["verification_passes"], f"{command}: a pass read after the stop: {line}"
+
+
+def _u64(b, at):
+    return struct.unpack_from("<Q", b, at)[0]
+
+
+def verified_carried_matrix(b, which):
+    """Where matrix `which` (0 basis, 1 Sxx V, 2 Vᵀ Sxx V, 3 Gram, 4 its Sxx products) of the
+    carried statistics of a verified checkpoint's refinement pass starts, as laid out by
+    verified_state::save (tools/recalign/verified_state.cpp), with the offsets of the length
+    prefixes that enclose it (the accumulator's, the statistics')."""
+    a = b.index(b"RAVERIF3")
+    at = a + 16                                   # magic, pass
+    at += 8 + _u64(b, at)                         # route
+    blocks = _u64(b, at)
+    at += 8
+    for _ in range(blocks):
+        at += 8 + _u64(b, at)
+    assert _u64(b, at) == 1, "the checkpoint holds a verification pass"
+    at += 8
+    at += 8 + _u64(b, at)                         # the pass's restricted moments
+    at += 32                                      # planned, refined, stopped, change
+    at += 8 + 8 * _u64(b, at)                     # curves
+    assert _u64(b, at) == 1, "the checkpoint holds a refinement pass"
+    stats = at + 16                               # has next, carried
+    at = stats + 8 + 16                           # its length, centering, n
+    for _ in range(which):
+        at += 8 + _u64(b, at)
+    return at, [a - 8, stats]
+
+
+def with_matrix(b, where, lengths, rows, cols):
+    """Checkpoint bytes `b` with the matrix part at `where` replaced by a rows x cols one, every
+    enclosing length, the payload size and both CRCs (the payload's, the header's) recomputed."""
+    new = struct.pack("<QQ", rows, cols) + np.arange(rows * cols, dtype="<f8").tobytes()
+    old = _u64(b, where)
+    grow = len(new) - old
+    out = bytearray(b[:where] + struct.pack("<Q", len(new)) + new + b[where + 8 + old:])
+    for at in lengths:
+        struct.pack_into("<Q", out, at, _u64(out, at) + grow)
+    struct.pack_into("<Q", out, 48, _u64(out, 48) + grow)
+    struct.pack_into("<I", out, 56, zlib.crc32(bytes(out[64:])))
+    struct.pack_into("<I", out, 60, zlib.crc32(bytes(out[:60])))
+    return bytes(out)
+
+
+@pytest.mark.parametrize("which,rows,cols", [(3, 1, 1), (2, 1, 1), (1, 24, 1)], ids=["gram", "vsv", "sv"])
+def test_resume_refuses_carried_statistics_that_do_not_fit_their_basis(tmp_path, data, which, rows, cols):
+    """The carried statistics of a refinement pass have no checksum of their own: a checkpoint
+    whose CRCs are right but whose Gram matrix (or Vᵀ Sxx V, Sxx V) does not fit the basis is
+    refused on load, naming the file and the matrix's byte offset (complete_pass would read it
+    out of bounds), and is left as it was."""
+    args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1, "--refine", 1]
+    ck = str(tmp_path / "carried.ckpt")
+    c.run(args + ["--checkpoint", ck, "--quiet"], check_rc=0)
+    with open(ck, "rb") as f:
+        good = f.read()
+    where, lengths = verified_carried_matrix(good, which)
+    bad = with_matrix(good, where, lengths, rows, cols)
+    with open(ck, "wb") as f:
+        f.write(bad)
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume", "--quiet"])
+    c.assert_one_line_error(rc, err, [ck, f"byte offset {where}", "do not fit their basis"],
+                            "carried statistics that do not fit")
+    with open(ck, "rb") as f:
+        assert f.read() == bad, "the refused checkpoint was changed"
+
+
+def test_resume_of_a_stopped_run_says_it_stopped(tmp, data):
+    """--resume of a trade-off whose adaptive stop ended its passes says how many passes it read
+    and that it stopped, not the planned count as the pass it is in ("pass 22 of 22")."""
+    args = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1,10", "--k", 3, "--json"]
+    ck = os.path.join(tmp, "tradeoff-stopped-resume.ckpt")
+    j = json.loads(c.run(args + ["--checkpoint", ck, "--quiet"], check_rc=0)[1])
+    f = j[0]["refinement"]
+    assert f["stopped"], f"the stop did not fire: {f}"
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    line = next(x for x in err.splitlines() if "resuming" in x)
+    read = 1 + j[0]["sketch_error"]["verification_passes"]  # the sketch pass and the verification passes run
+    assert rc == 0 and f"stopped after {read} of at most" in line and "(pass " not in line, line

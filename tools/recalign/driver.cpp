@@ -218,6 +218,7 @@ private:
             try {
                 check_resumable(from, old, o_.command, st_.config, merged ? whole : st_.segments[0],
                                 src_.options().skip_unreadable, state_.passes());
+                state_.loaded_at = old.accumulator_at;
                 state_.load(old.accumulator, from);
                 if (merged && !state_.hold_whole())
                     throw std::invalid_argument("--resume: this run's state cannot continue the merged checkpoint " +
@@ -237,9 +238,13 @@ private:
                     st_.segments[0].skipped.insert(st_.segments[0].skipped.end(), s.skipped.begin(), s.skipped.end());
             if (!o_.quiet && (!merged || mpi_.rank() == 0)) {
                 const std::uint64_t passes = state_.passes();
-                const std::string pass = passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " +
-                                                          std::to_string(passes) + ")"
-                                                    : std::string();
+                // A state whose stop ended its passes: the passes it read, not the planned count.
+                const bool stopped = !state_.reads(st_.segments[0].pass);
+                const std::string pass =
+                    stopped ? " (stopped after " + std::to_string(state_.passes_read()) + " of at most " +
+                                  std::to_string(passes) + " passes: nothing left to read)"
+                    : passes > 1 ? " (pass " + std::to_string(st_.segments[0].pass + 1) + " of " + std::to_string(passes) + ")"
+                                 : std::string();
                 if (merged)
                     std::fprintf(stderr, "recalign: resuming the merge %s on all %d ranks at the end of its pass%s\n",
                                  from.c_str(), mpi_.size(), pass.c_str());
@@ -371,6 +376,7 @@ run_state drive(stream_state& state, const drive_input& input, const drive_optio
 
 run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi) {
     if (mpi.rank() != 0) throw not_root{};  // nothing to share: rank 0 analyses the checkpoint
+    state.loaded_at = from.accumulator_at;
     state.load(from.accumulator, path);
     from.accumulator.clear();
     if (!from.complete() && !quiet)

@@ -60,6 +60,7 @@ void jitter_state::load(const std::string& bytes, const std::string& source) {
         throw std::invalid_argument("checkpoint " + source + " belongs to a different run: --jitter/--seed were " +
                                     std::to_string(sigma) + "/" + std::to_string(seed) + ", now " +
                                     std::to_string(sigma_) + "/" + std::to_string(seed_));
+    inner_.loaded_at = loaded_at + (has_header(bytes) ? header_bytes : 0);
     inner_.load(without_jitter_header(bytes), source);
 }
 

@@ -23,7 +23,8 @@ public:
     void update(const io::source_batch& b, std::uint64_t pass) override;
     void next_pass(const mpi_context& mpi) override { inner_.next_pass(mpi); }
     std::uint64_t passes_to_skip(std::uint64_t pass) override { return inner_.passes_to_skip(pass); }
-    bool reads(std::uint64_t pass) const override { return inner_.reads(pass); }  // a stopped refinement reads nothing
+    bool reads(std::uint64_t pass) const override { return inner_.reads(pass); }
+    std::uint64_t passes_read() const override { return inner_.passes_read(); }  // a stopped refinement reads nothing
     std::uint64_t n() const override { return inner_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

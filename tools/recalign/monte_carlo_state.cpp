@@ -129,6 +129,7 @@ void monte_carlo_state::load(const std::string& bytes, const std::string& source
         throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the Monte-Carlo sketch state");
     if ((verifying != 0) != (pass >= sketch_passes_))
         throw file_error(source, checkpoint::header_bytes, "the Monte-Carlo sketch state is of another pass");
+    inner_->loaded_at = loaded_at + 24;  // after the magic, the pass and the part's length
     inner_->load(inner, source);
     sketches_ = std::move(sketches);
     on_basis_ = std::move(on_basis);

@@ -35,6 +35,12 @@ public:
         pass_ += k;
         return k;
     }
+    // A stopped refinement reads nothing (jitter_state had the bug: a wrapper that dropped it
+    // read one more whole pass after the stop).
+    bool reads(std::uint64_t pass) const override { return inner_->reads(pass); }
+    std::uint64_t passes_read() const override { return inner_->passes_read(); }
+    // hold_whole is not forwarded (stays false): this state's own Monte-Carlo sketches would
+    // still be merged from every rank (the verification pass is refused under mpirun anyway).
     std::uint64_t n() const override { return inner_->n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

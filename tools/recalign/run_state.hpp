@@ -78,6 +78,7 @@ public:
     run_config config;
     std::vector<input_segment> segments;
     std::string accumulator; // the accumulator's own framed checkpoint bytes
+    std::uint64_t accumulator_at = 0;  // not saved: its first byte's offset in the file it was loaded from
     std::uint64_t n = 0;     // samples in the accumulator (for `info`)
     // Passes the state reads in all (stream_state::passes(): the sketch's and, with --verify,
     // the verification passes); 0 in checkpoints written before it was recorded. --passes alone
@@ -157,6 +158,7 @@ public:
             checkpoint::load_scalar(ar, s.pass, b);
             if (s.rows_done > s.rows_total) throw std::length_error("segment has more rows done than it holds");
         }
+        r.accumulator_at = checkpoint::header_bytes + (b.size - b.left) + 8;  // after its length
         load_string(ar, r.accumulator, b);
         if (b.left == 0) return r;  // written before the trailing section
         std::uint64_t version = 0;

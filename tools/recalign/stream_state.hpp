@@ -34,11 +34,16 @@ public:
     // Whether pass `pass` reads the data at all (a refinement that stopped early at the last
     // next_pass, collectively: the driver skips reading and passes_to_skip ends the run).
     virtual bool reads(std::uint64_t /*pass*/) const { return true; }
+    // Passes this state read (or will read) in all: passes() unless a stop ended them early.
+    virtual std::uint64_t passes_read() const { return passes(); }
     virtual std::uint64_t n() const = 0;
     // The nested checkpoint bytes; load refuses a state of another configuration (file_error
     // naming `source`).
     virtual std::string save() const = 0;
     virtual void load(const std::string& bytes, const std::string& source) = 0;
+    // Where load's bytes start in the file `source` (the byte offsets of its errors): set by
+    // whoever calls load (the driver; a wrapper for the state it wraps).
+    std::uint64_t loaded_at = 0;
     // Collective under mpirun: merges every rank's state into rank 0's (the other ranks'
     // states are left unspecified).
     virtual void reduce(const mpi_context& mpi) = 0;

@@ -320,23 +320,63 @@ std::string statistics_bytes(const restricted_statistics& s, const refinement_pa
     }
     return out;
 }
-restricted_statistics bytes_statistics(const std::string& bytes, const std::string& source) {
+// `at`: where `bytes` start in the file `source` (the offsets of its errors). `carried`: a
+// refinement pass's known statistics (the D x K basis and Sxx V; the products only of its
+// first `carried` columns); none: a whole pass's (K x K products). complete_pass and the
+// analyses index every matrix by the basis's D and K without checking (the carried part has
+// no checksum of its own): a matrix that does not fit is refused at its offset.
+restricted_statistics bytes_statistics(const std::string& bytes, const std::string& source, std::uint64_t at,
+                                       std::optional<std::uint64_t> carried = std::nullopt) {
     state_reader r{bytes, source, "verified state (refinement statistics)"};
+    auto here = [&] { return at + (bytes.size() - r.bytes.size()); };
+    auto centering_of = [&](const char* what) {
+        const std::uint64_t where = here(), c = r.u64();
+        if (c != 1 && c != 2)
+            throw file_error(source, where, std::string("the refinement statistics' ") + what + " is " +
+                                                std::to_string(c) + ", neither uncentered (1) nor centered (2)");
+        return static_cast<centering>(c);
+    };
+    auto fits = [&](const matrix_t& m, std::uint64_t where, const char* what, std::size_t rows, std::size_t cols,
+                    bool empty_ok) {
+        if ((m.shape(0) == rows && m.shape(1) == cols) || (empty_ok && m.size() == 0)) return;
+        throw file_error(source, where, std::string("the refinement statistics' matrices do not fit their basis (") +
+                                            what + " " + std::to_string(m.shape(0)) + " x " + std::to_string(m.shape(1)) +
+                                            " where " + std::to_string(rows) + " x " + std::to_string(cols) + ")");
+    };
     restricted_statistics s;
-    const std::uint64_t center = r.u64();
-    if (center != 1 && center != 2) r.truncated();
-    s.center = static_cast<centering>(center);
+    s.center = centering_of("centering");
     s.n = r.u64();
-    for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) *m = bytes_matrix(r.part());
+    std::uint64_t where[5] = {};
+    std::size_t i = 0;
+    for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) {
+        where[i++] = here();
+        *m = bytes_matrix(r.part());
+    }
+    const std::size_t d = s.basis.shape(0), m = s.basis.shape(1);
+    if (carried && *carried >= m)  // a pass being read has new directions (fresh(): D x (K - carried))
+        throw file_error(source, where[0], "the carried statistics do not fit their basis (" + std::to_string(*carried) +
+                                               " carried of " + std::to_string(m) +
+                                               " columns: a pass being read has new directions)");
+    const std::size_t k = carried ? static_cast<std::size_t>(*carried) : m;
+    fits(s.sv, where[1], "Sxx V", d, m, false);
+    fits(s.vsv, where[2], "V' Sxx V", k, k, false);
+    fits(s.gram, where[3], "Gram", k, k, true);  // before its products: none
+    fits(s.svsv, where[4], "Gram products", k, k, s.gram.size() == 0);
     if (r.u64()) {
         cross_moments c;
-        const std::uint64_t cc = r.u64();
-        if (cc != 1 && cc != 2) r.truncated();
-        c.center = static_cast<centering>(cc);
+        c.center = centering_of("cross moments' centering");
         c.n = r.u64();
+        const std::uint64_t sxy_at = here();
         c.sxy = bytes_matrix(r.part());
+        fits(c.sxy, sxy_at, "Sxy", k, c.sxy.shape(1), false);
+        const std::size_t nc = c.sxy.shape(1);
+        const std::uint64_t syy_at = here();
         c.syy = bytes_matrix(r.part());
+        fits(c.syy, syy_at, "Syy", nc, nc, true);  // class ids: Syy described by the class counts
+        const std::uint64_t counts_at = here();
         c.class_counts = get_vector(r);
+        if (c.class_counts.size() != (c.syy.size() ? 0 : nc))
+            throw file_error(source, counts_at, "the refinement statistics' class counts do not fit their classes");
         s.cross = std::move(c);
     }
     if (!r.bytes.empty()) r.truncated();
@@ -388,6 +428,7 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
                          "this checkpoint holds no verification pass (written with --no-verify or by another "
                          "command): continue it with --no-verify");
     state_reader r{std::string_view(bytes).substr(8), source, "verified state"};
+    auto here = [&] { return loaded_at + bytes.size() - r.bytes.size(); };  // r's position in the file
     const std::uint64_t pass = r.u64();
     route_state route(route_.config());
     route.load(r.part(), source);
@@ -427,15 +468,21 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
         curves = get_vector(r);
         if (r.u64()) {
             refinement_pass p;
-            p.carried = static_cast<std::size_t>(r.u64());
-            p.known = bytes_statistics(r.part(), source);
+            const std::uint64_t carried = r.u64();
+            const std::uint64_t stats_at = here() + 8;
+            p.known = bytes_statistics(r.part(), source, stats_at, carried);  // every shape, carried < K
+            p.carried = static_cast<std::size_t>(carried);
             if (p.known.dim() != route_.config().dim || p.carried > p.k() || !state || state->k() != p.k() - p.carried)
                 throw file_error(source, checkpoint::header_bytes, "the refinement pass is of other data");
             p.spill(io::spill_directory());  // as the pass that wrote it held it
             next = std::move(p);
         }
         if (r.u64()) {
-            final_stats = bytes_statistics(r.part(), source);
+            const std::uint64_t stats_at = here() + 8;
+            if (next)  // next_pass ends the pass it completes before it keeps the result: never both
+                throw file_error(source, stats_at - 16, "the verified state holds both a refinement pass being read "
+                                                        "and the result of the passes");
+            final_stats = bytes_statistics(r.part(), source, stats_at);
             if (final_stats->dim() != route_.config().dim)
                 throw file_error(source, checkpoint::header_bytes, "the refinement's statistics are of other data");
         }

@@ -84,6 +84,7 @@ public:
     std::uint64_t sketch_passes() const { return route_.sketch_passes(); }
     // Verification passes run: the plan's, less those the adaptive stop skipped (this process).
     std::uint64_t verification_passes() const { return plan_.passes - skipped_; }
+    std::uint64_t passes_read() const override { return route_.passes() + verification_passes(); }
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;

@@ -83,6 +83,7 @@ struct header {
 // against what is left, so a crafted payload cannot make us allocate more than the file holds.
 struct budget {
     std::uint64_t left;
+    std::uint64_t size = 0;  // the payload's bytes (size - left: where the next part starts, for errors)
     void take(std::uint64_t bytes, const char* what);
 };
 
