@@ -222,24 +222,41 @@ void check_close(const refinement_state& s, const restricted_moments& acc, const
     auto refuse = [](const std::string& why) { throw std::invalid_argument("DenoisingRefinement.close: " + why); };
     const std::size_t d = acc.dim();
     const std::size_t classes = acc.options().classes;
+    // Rows of the pass's [R, T], in memory or (while the pass is read) on disk, a block at a time.
+    std::vector<double> buffer;
+    auto next_rows = [&](std::size_t r0, std::size_t n) -> const double* {
+        const refinement_pass& p = *s.next;
+        if (!p.spilled()) return &p.known.basis(r0, 0);
+        buffer.resize(static_cast<std::size_t>(checked_mul(n, p.k(), "a block of the pass's rows")));
+        p.stored_basis->read_rows(r0, n, buffer.data());
+        return buffer.data();
+    };
+    constexpr std::size_t block = 256;
     if (s.next) {
         const refinement_pass& p = *s.next;
-        const std::size_t a = p.carried, b = p.k() - a;
+        const std::size_t a = p.carried, b = p.k() - a, m = p.k();
         const matrix_t& t = acc.basis();
-        for (std::size_t i = 0; i < d && b; ++i)
-            if (std::memcmp(&t(i, 0), &p.known.basis(i, a), b * sizeof(double)) != 0)
-                refuse("the pass did not read the new directions of this refinement (fresh())");
+        for (std::size_t r0 = 0; r0 < d && b; r0 += block) {
+            const std::size_t n = std::min(block, d - r0);
+            const double* rows = next_rows(r0, n);
+            for (std::size_t i = 0; i < n; ++i)
+                if (std::memcmp(&t(r0 + i, 0), rows + i * m + a, b * sizeof(double)) != 0)
+                    refuse("the pass did not read the new directions of this refinement (fresh())");
+        }
         if (center != p.known.center || p.known.cross.has_value() != (classes > 0) ||
             (p.known.cross && p.known.cross->sxy.shape(1) != classes))
             refuse("the pass is not of the same centering and classes as the carried statistics");
     }
     if (!restart) return;
-    const matrix_t& q = s.next ? s.next->known.basis : acc.basis();
-    const std::size_t r = sketch.rank();
-    if (r > q.shape(1) || sketch.basis.shape(0) != d) refuse("the sketch and the pass are not of the same data");
-    for (std::size_t i = 0; i < d && r; ++i)
-        if (std::memcmp(&q(i, 0), &sketch.basis(i, 0), r * sizeof(double)) != 0)
-            refuse("the verification pass's basis does not start with the sketch's U");
+    const std::size_t r = sketch.rank(), m = s.next ? s.next->k() : acc.basis().shape(1);
+    if (r > m || sketch.basis.shape(0) != d) refuse("the sketch and the pass are not of the same data");
+    for (std::size_t r0 = 0; r0 < d && r; r0 += block) {
+        const std::size_t n = std::min(block, d - r0);
+        const double* rows = s.next ? next_rows(r0, n) : &acc.basis()(r0, 0);
+        for (std::size_t i = 0; i < n; ++i)
+            if (std::memcmp(rows + i * m, &sketch.basis(r0 + i, 0), r * sizeof(double)) != 0)
+                refuse("the verification pass's basis does not start with the sketch's U");
+    }
     for (std::size_t i = 0; i < noises.size(); ++i) {
         if (!blocks[i] || noises[i].draws > 0 || noises[i].family == noise_family::gaussian) continue;
         if (blocks[i]->dim() != d || blocks[i]->n() != acc.n())

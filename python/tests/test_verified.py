@@ -226,15 +226,16 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
     st.report()  # the last pass joined: the result's statistics, K x K products
     ended = st._refinement.to_bytes()
     (curves,) = struct.unpack_from("<Q", ended, 32)
-    head, stats = ended[:40 + 8 * curves], ended[40 + 8 * curves + 16:]
+    # after the result: the stop's estimate (a double), the last field
+    head, stats, estimate = ended[:40 + 8 * curves], ended[40 + 8 * curves + 16:-8], ended[-8:]
     assert struct.unpack_from("<QQ", ended, 40 + 8 * curves) == (0, 1)  # no pass being read, a result
     _, _, k = _statistics_matrices(stats, 0)[0]
-    bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0)
+    bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0) + estimate
     with pytest.raises(recalign.FileError, match="a pass being read has new directions"):
         recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
-    assert good[-8:] == struct.pack("<Q", 0)  # reading, no result yet: both is no state close() leaves
+    assert good[-16:-8] == struct.pack("<Q", 0)  # reading, no result yet: both is no state close() leaves
     with pytest.raises(recalign.FileError, match="both a pass being read and the result"):
-        recalign._recalign.DenoisingRefinement.from_bytes(good[:-8] + struct.pack("<Q", 1) + stats, "carried")
+        recalign._recalign.DenoisingRefinement.from_bytes(good[:-16] + struct.pack("<Q", 1) + stats + good[-8:], "carried")
 
 
 def test_refinement_close_refused_changes_nothing():
