@@ -87,6 +87,20 @@ nested_basis nested_orthonormalize(matrix_t v, const matrix_t& metric, double re
     return out;
 }
 
+namespace {
+// c_i = Σ_j a(i, j) b(i, j): row i's contribution ã_i W ã_iᵀ, given b = A W.
+vector_t row_dots(const matrix_t& a, const matrix_t& b) {
+    const std::size_t k = a.shape(0), c = a.shape(1);
+    vector_t out = xt::zeros<double>({k});
+    for (std::size_t i = 0; i < k; ++i) {
+        double s = 0.0;
+        for (std::size_t j = 0; j < c; ++j) s += a(i, j) * b(i, j);
+        out(i) = s;
+    }
+    return out;
+}
+}  // namespace
+
 vector_t restricted_fit_contributions(matrix_t gram, const cross_moments& vcross, alignment_measure m,
                                       double rel_tol, std::size_t& skipped) {
     const std::size_t k = gram.shape(0), c = vcross.sxy.shape(1);
@@ -103,13 +117,7 @@ vector_t restricted_fit_contributions(matrix_t gram, const cross_moments& vcross
     // fit_contributions with the identity as Ṽ (not formed: K x K): c_j = ã_j W ã_jᵀ.
     const matrix_t& a = projected.sxy;
     const matrix_t as = m != alignment_measure::fit ? projected.times_syy(a) : a;
-    vector_t out = xt::zeros<double>({k});
-    for (std::size_t i = 0; i < k; ++i) {
-        double s = 0.0;
-        for (std::size_t j = 0; j < c; ++j) s += a(i, j) * as(i, j);
-        out(i) = s;
-    }
-    return out;
+    return row_dots(a, as);
 }
 
 vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, alignment_measure m) {
@@ -117,13 +125,7 @@ vector_t fit_contributions(const matrix_t& vt, const cross_moments& cross, align
     matrix_t a = xt::zeros<double>({k, c});
     blas::gemm_tn(k, c, d, 1.0, vt.data(), cross.sxy.data(), 0.0, a.data());
     const matrix_t as = m != alignment_measure::fit ? cross.times_syy(a) : a;
-    vector_t out = xt::zeros<double>({k});
-    for (std::size_t i = 0; i < k; ++i) {
-        double s = 0.0;
-        for (std::size_t j = 0; j < c; ++j) s += a(i, j) * as(i, j);
-        out(i) = s;
-    }
-    return out;
+    return row_dots(a, as);
 }
 
 double measure_normaliser(const cross_moments& cross, alignment_measure m, const vector_t& complete) {

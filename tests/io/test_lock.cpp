@@ -5,6 +5,8 @@
 // release the parent's.
 #include <catch2/catch.hpp>
 
+#include "../common/temp_dir.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -30,14 +32,8 @@ using Catch::Contains;
 
 namespace {
 
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        char tmpl[] = "/tmp/recalign-lock-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
+struct temp_dir : testing::temp_dir {
+    temp_dir() : testing::temp_dir("recalign-lock") {}
 };
 
 bool exists(const std::string& p) {

@@ -5,6 +5,8 @@
 // a missing directory is named.
 #include <catch2/catch.hpp>
 
+#include "../common/temp_dir.hpp"
+
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -26,14 +28,8 @@ using Catch::Contains;
 
 namespace {
 
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        char tmpl[] = "/tmp/recalign-spill-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() { std::system(("rm -rf '" + path + "'").c_str()); }
+struct temp_dir : testing::temp_dir {
+    temp_dir() : testing::temp_dir("recalign-spill") {}
 };
 
 std::size_t entries(const std::string& dir) {
