@@ -1,0 +1,260 @@
+#include "recalign/align/verification.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "nested.hpp"
+#include "recalign/align/sketch_denoising.hpp"
+#include "recalign/core/blas.hpp"
+#include "recalign/spectral/eigen.hpp"
+
+// The bases the sketch routes verify: projections and orthonormal extensions, the denoising
+// refinement's corrections (MATH.md §7 "Refining the denoising subspace").
+namespace recalign {
+
+namespace {
+// x -= Q (Qᵀ x), twice (once is not enough in floating point).
+// x −= Q (Qᵀ x), twice, for Q the first m columns of a D-row matrix of row stride ldq.
+void project_out(const double* q, std::size_t ldq, std::size_t m, matrix_t& x) {
+    const std::size_t d = x.shape(0), e = x.shape(1);
+    if (m == 0 || e == 0) return;
+    matrix_t c = xt::zeros<double>({m, e});
+    for (int round = 0; round < 2; ++round) {
+        blas::gemm_tn(m, e, d, 1.0, q, ldq, x.data(), e, 0.0, c.data(), e);
+        blas::gemm_nn(d, e, m, -1.0, q, ldq, c.data(), e, 1.0, x.data(), e);
+    }
+}
+// An orthonormal basis of span(x) from XᵀX = P D Pᵀ: X P D^{-1/2} over the eigenvalues above
+// `cut` (squared norms: directions below sqrt(cut) are dependent), in x itself when no
+// direction is dropped (blocks of rows at a time: no second D x e matrix at high D).
+void orthonormalize(matrix_t& x, double cut) {
+    const std::size_t d = x.shape(0), e = x.shape(1);
+    matrix_t g = xt::zeros<double>({e, e});
+    blas::gemm_tn(e, e, d, 1.0, x.data(), x.data(), 0.0, g.data());
+    const eigen_result eg = sym_eigen(g);
+    std::size_t k = 0;
+    while (k < e && eg.values(k) > cut) ++k;
+    matrix_t p = xt::zeros<double>({e, k});
+    for (std::size_t j = 0; j < k; ++j) {
+        const double s = 1.0 / std::sqrt(eg.values(j));
+        for (std::size_t i = 0; i < e; ++i) p(i, j) = eg.vectors(i, j) * s;
+    }
+    if (k < e) {
+        matrix_t y = xt::zeros<double>({d, k});
+        blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
+        x = std::move(y);
+        return;
+    }
+    constexpr std::size_t rows = 256;
+    std::vector<double> t(std::min(d, rows) * e);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        blas::gemm_nn(rb, e, e, 1.0, x.data() + r0 * e, p.data(), 0.0, t.data());
+        std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * e), x.data() + r0 * e);
+    }
+}
+}  // namespace
+
+namespace {
+// Bd M − blockdiag(U Λ Uᵀ) M · drop_low + U Λ Uᵀ M · add_low, block by block (D x k); with
+// drop_low = add_low = 0 it is Bd M.
+matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low, const matrix_t& m) {
+    const std::size_t d = m.shape(0), k = m.shape(1), r = low ? low->rank() : 0;
+    matrix_t out = xt::zeros<double>({d, k});
+    for (std::size_t b = 0; b < blocks.blocks(); ++b) {
+        const std::vector<std::size_t>& idx = blocks.indices(b);
+        const std::size_t sb = idx.size();
+        matrix_t mb = xt::zeros<double>({sb, k}), ob = xt::zeros<double>({sb, k});
+        for (std::size_t i = 0; i < sb; ++i)
+            for (std::size_t j = 0; j < k; ++j) mb(i, j) = m(idx[i], j);
+        const matrix_t blk = blocks.block(b, c);
+        blas::gemm_nn(sb, k, sb, 1.0, blk.data(), mb.data(), 0.0, ob.data());
+        if (r > 0) {  // − U_b Λ U_bᵀ M_b
+            matrix_t ub = xt::zeros<double>({sb, r}), um = xt::zeros<double>({r, k});
+            for (std::size_t i = 0; i < sb; ++i)
+                for (std::size_t j = 0; j < r; ++j) ub(i, j) = low->basis(idx[i], j);
+            blas::gemm_tn(r, k, sb, 1.0, ub.data(), mb.data(), 0.0, um.data());
+            for (std::size_t i = 0; i < r; ++i)
+                for (std::size_t j = 0; j < k; ++j) um(i, j) *= std::max(low->eigenvalues(i), 0.0);
+            blas::gemm_nn(sb, k, r, -1.0, ub.data(), um.data(), 1.0, ob.data());
+        }
+        for (std::size_t i = 0; i < sb; ++i)
+            for (std::size_t j = 0; j < k; ++j) out(idx[i], j) = ob(i, j);
+    }
+    return out;
+}
+}  // namespace
+
+namespace {
+// out = (Sxx V) w + beta out (D x k) for a pass with its Sxx V in memory or on disk (sv_stored,
+// incremental_refinement.hpp: a block of rows at a time, the same product on each block).
+void sxx_product(const restricted_statistics& pass, const matrix_t& w, double beta, matrix_t& out) {
+    const std::size_t d = pass.dim(), m = pass.k(), k = w.shape(1);
+    if (!pass.sv_stored) {
+        blas::gemm_nn(d, k, m, 1.0, pass.sv.data(), w.data(), beta, out.data());
+        return;
+    }
+    constexpr std::size_t rows = 512;
+    std::vector<double> block(std::min(d, rows) * m);
+    for (std::size_t r0 = 0; r0 < d && k; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        pass.sv_rows(r0, rb, block.data());
+        blas::gemm_nn(rb, k, m, 1.0, block.data(), w.data(), beta, out.data() + r0 * k);
+    }
+}
+}  // namespace
+
+matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, double rel_tol) {
+    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
+    if (noise.family == noise_family::gaussian) return xt::zeros<double>({pass.dim(), std::size_t(0)});
+    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
+    return denoising_refinement(sk, pass, noise, blocks, count, ritz_denoising(pass, noise, blocks, rel_tol), rel_tol);
+}
+
+matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
+                              double rel_tol) {
+    const std::size_t d = pass.dim(), m = pass.k(), r = sk.rank();
+    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
+    if (sk.dim != d || sk.n != pass.n || sk.center != pass.center)
+        throw std::invalid_argument("denoising_refinement: the sketch and the verification pass are not of the same data");
+    if (noise.family == noise_family::gaussian) return xt::zeros<double>({d, std::size_t(0)});
+    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
+    const keep_probabilities keep = blocks->coefficients(noise);
+    const std::size_t k = std::min(count, ritz.subspace.informative);
+    if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
+    // Each D x k temporary is freed once read for the last time (BENCHMARKS.md "mem224": at the
+    // block solves only R is left, not six of them).
+    matrix_t v = leading_columns(ritz.refined, pass, k);
+    matrix_t sv = leading_columns(ritz.refined, pass, k, true);
+    // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
+    matrix_t qs = xt::zeros<double>({m, k}), qq = pass.gram;
+    blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
+    if (!qq.size()) {
+        qq = xt::zeros<double>({m, m});
+        blas::gemm_tn(m, m, d, 1.0, pass.basis.data(), pass.basis.data(), 0.0, qq.data());
+    }
+    const eigen_result eq = sym_eigen(qq);
+    const double top = m ? std::max(eq.values(0), 0.0) : 0.0;
+    matrix_t pc = xt::zeros<double>({m, k}), coef = xt::zeros<double>({m, k});
+    blas::gemm_tn(m, k, m, 1.0, eq.vectors.data(), qs.data(), 0.0, pc.data());
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < k; ++j) pc(i, j) = eq.values(i) > 1e-12 * top ? pc(i, j) / eq.values(i) : 0.0;
+    blas::gemm_nn(m, k, m, 1.0, eq.vectors.data(), pc.data(), 0.0, coef.data());
+    matrix_t p = sv;
+    blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, p.data());
+    // Sxx s ≈ (Sxx Q) c + [U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ)] p.
+    matrix_t as = blockwise(*blocks, pass.center, &sk, p);
+    sxx_product(pass, coef, 1.0, as);
+    if (r > 0) {
+        matrix_t up = xt::zeros<double>({r, k});
+        blas::gemm_tn(r, k, d, 1.0, sk.basis.data(), p.data(), 0.0, up.data());
+        for (std::size_t i = 0; i < r; ++i)
+            for (std::size_t j = 0; j < k; ++j) up(i, j) *= std::max(sk.eigenvalues(i), 0.0);
+        blas::gemm_nn(d, k, r, 1.0, sk.basis.data(), up.data(), 1.0, as.data());
+    }
+    p = matrix_t();
+    // R = q² Sxx S − (c1 S + c2 Bd V) diag(μ), in the storage of Sxx S.
+    matrix_t bdv = blockwise(*blocks, pass.center, nullptr, v);
+    v = matrix_t();
+    const double c1 = keep.k_diff, c2 = keep.k_same - keep.k_diff, q2 = keep.q * keep.q;
+    matrix_t res = std::move(as);
+    for (std::size_t i = 0; i < d; ++i)
+        for (std::size_t j = 0; j < k; ++j)
+            res(i, j) = q2 * res(i, j) - ritz.subspace.eigenvalues(j) * (c1 * sv(i, j) + c2 * bdv(i, j));
+    sv = matrix_t();
+    bdv = matrix_t();
+    sketch_denoising_options so;
+    so.rel_tol = rel_tol;
+    matrix_t t = sketched_gram_solve(sk, noise, *blocks, res, so);
+    for (std::size_t j = 0; j < k; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);
+        const double scale = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
+        for (std::size_t i = 0; i < d; ++i) t(i, j) *= scale;
+    }
+    return t;
+}
+
+matrix_t leading_columns(const restricted_statistics& s, const restricted_statistics& pass, std::size_t k, bool sxx) {
+    const matrix_t& own = sxx ? s.sv : s.basis;
+    if (!s.in_coordinates()) {
+        if (k > own.shape(1)) throw std::invalid_argument("leading_columns: more columns than the basis has");
+        return xt::view(own, xt::all(), xt::range(0, k));
+    }
+    const matrix_t& q = sxx ? pass.sv : pass.basis;
+    const std::size_t d = pass.dim(), m = pass.k();
+    if (pass.in_coordinates() || s.coords.shape(0) != m || s.dim() != d || k > s.coords.shape(1))
+        throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
+    matrix_t w = xt::view(s.coords, xt::all(), xt::range(0, k));
+    matrix_t out = xt::zeros<double>({d, k});
+    if (sxx && pass.sv_stored) sxx_product(pass, w, 0.0, out);
+    else blas::gemm_nn(d, k, m, 1.0, q.data(), w.data(), 0.0, out.data());
+    return out;
+}
+
+namespace {
+// What `extra` (D x e, overwritten) adds to the orthonormal columns Q (the first m of a D-row
+// matrix of row stride ldq): block Gram–Schmidt with a Cholesky-QR-like step, done twice,
+// O(D (m + e) e) in BLAS-3 (a column at a time would be quadratic in copies at high D).
+void extension_columns(const double* q, std::size_t ldq, std::size_t m, matrix_t& y) {
+    const std::size_t d = y.shape(0), e = y.shape(1);
+    double largest = 0.0;
+    for (std::size_t j = 0; j < e; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) sq += y(i, j) * y(i, j);
+        largest = std::max(largest, sq);
+    }
+    project_out(q, ldq, m, y);
+    orthonormalize(y, 1e-20 * largest);
+    project_out(q, ldq, m, y);
+    orthonormalize(y, 0.25);  // unit columns now: what drifted from orthonormal is renormalised
+}
+}  // namespace
+
+matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
+    const std::size_t d = q.shape(0), m = q.shape(1), e = extra.shape(1);
+    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
+    if (e == 0) return q;
+    matrix_t y = extra;
+    extension_columns(q.data(), m, m, y);
+    matrix_t out = xt::zeros<double>({d, m + y.shape(1)});
+    for (std::size_t i = 0; i < d; ++i) {
+        for (std::size_t j = 0; j < m; ++j) out(i, j) = q(i, j);
+        for (std::size_t j = 0; j < y.shape(1); ++j) out(i, m + j) = y(i, j);
+    }
+    return out;
+}
+
+std::size_t orthonormal_extension(matrix_t& q, std::size_t m, matrix_t extra) {
+    const std::size_t d = q.shape(0), cap = q.shape(1), e = extra.shape(1);
+    if (extra.shape(0) != d) throw std::invalid_argument("orthonormal_extension: the bases have different dimensions");
+    if (m > cap || e > cap - m)
+        throw std::invalid_argument("orthonormal_extension: " + std::to_string(m) + " + " + std::to_string(e) +
+                                    " columns do not fit in " + std::to_string(cap));
+    if (e == 0) return m;
+    extension_columns(q.data(), cap, m, extra);
+    const std::size_t k = extra.shape(1);
+    if (k == 0) return m;  // every column was dependent: extra(i, 0) would bind to null storage
+    for (std::size_t i = 0; i < d; ++i)
+        std::copy(&extra(i, 0), &extra(i, 0) + k, &q(i, m));
+    return m + k;
+}
+
+matrix_t leading_columns_of(const matrix_t& q, std::size_t m) {
+    const std::size_t d = q.shape(0);
+    if (m > q.shape(1)) throw std::invalid_argument("leading_columns_of: more columns than the matrix has");
+    matrix_t out = xt::empty<double>({d, m});
+    if (m == 0) return out;
+    for (std::size_t i = 0; i < d; ++i) std::copy(&q(i, 0), &q(i, 0) + m, &out(i, 0));
+    return out;
+}
+
+}  // namespace recalign
