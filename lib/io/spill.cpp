@@ -29,6 +29,17 @@ std::uint64_t free_bytes(const std::string& dir) {
     return checked_mul(static_cast<std::uint64_t>(s.f_bavail), static_cast<std::uint64_t>(s.f_frsize), "free bytes");
 }
 
+std::string spill_shortfall(const std::string& dir, std::uint64_t bytes) {
+    try {
+        const row_spill probe(dir, 0, 0);
+        const std::uint64_t free = free_bytes(dir);
+        if (free >= bytes) return {};
+        return dir + " has " + std::to_string(free) + " bytes free, " + std::to_string(bytes) + " needed";
+    } catch (const file_error& e) {
+        return e.what();
+    }
+}
+
 row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols) : dir_(dir), rows_(rows), cols_(cols) {
     const std::uint64_t bytes = checked_mul(checked_mul(rows, cols, "spill file"), sizeof(double), "spill file");
 #ifdef O_TMPFILE

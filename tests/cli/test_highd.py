@@ -132,6 +132,22 @@ def test_kill_in_a_refinement_pass_then_resume(tmp, synthetic):
     assert not os.path.exists(refused), "refused, yet the checkpoint was written"
 
 
+def test_spill_directory_refused_before_reading(tmp, synthetic):
+    """$TMPDIR that is a regular file (statvfs answers for it, yet no file can be made in it) is
+    refused before the first byte is read: the refinement passes could not put their carried
+    directions there after the sketch and the first verification pass had read the data."""
+    not_a_directory = os.path.join(tmp, "tmpdir-is-a-file")
+    with open(not_a_directory, "w") as f:
+        f.write("x")
+    refused = os.path.join(tmp, "refused-file.ckpt")
+    args = ["denoise"] + synthetic + ["--noise", "mask:patch=4x4,ratio=0.75", "--method", "nystrom", "--rank", 32,
+                                      "--refine", 1, "--json", "--quiet", "--batch", 100, "--checkpoint", refused,
+                                      "--checkpoint-every", 500]
+    rc, out, err = c.run(args, env={"TMPDIR": not_a_directory})
+    c.assert_one_line_error(rc, err, [not_a_directory, "TMPDIR"], "a $TMPDIR that is a regular file")
+    assert not os.path.exists(refused), "refused after reading: the checkpoint of a pass was written"
+
+
 def numeric_leaves(doc, prefix=""):
     """{path: float} of every number in a JSON document (lists indexed), "input" left out."""
     out = {}

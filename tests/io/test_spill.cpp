@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <string>
@@ -145,4 +146,22 @@ TEST_CASE("spill_directory: $TMPDIR, else /tmp", "[io][spill]") {
     ::unsetenv("TMPDIR");
     CHECK(recalign::io::spill_directory() == "/tmp");
     if (old) ::setenv("TMPDIR", saved.c_str(), 1);
+}
+
+TEST_CASE("spill_shortfall: a directory no file can be made in, or without room, is named before reading",
+          "[io][spill]") {
+    temp_dir dir;
+    const std::uint64_t free = recalign::io::free_bytes(dir.path);
+    CHECK(recalign::io::spill_shortfall(dir.path, 0).empty());
+    CHECK(recalign::io::spill_shortfall(dir.path, free / 2).empty());
+    CHECK_THAT(recalign::io::spill_shortfall(dir.path, free + (std::uint64_t(1) << 30)),
+               Contains(dir.path) && Contains("bytes free"));
+    // statvfs answers for a regular file too: the probe (a spill file of no size) finds it out.
+    const std::string file = dir.path + "/a-file";
+    { std::ofstream(file) << "x"; }
+    REQUIRE(recalign::io::free_bytes(file) > 0);
+    CHECK_THAT(recalign::io::spill_shortfall(file, 8), Contains(file) && Contains("Not a directory"));
+    CHECK_THAT(recalign::io::spill_shortfall(dir.path + "/missing", 8), Contains(dir.path + "/missing"));
+    CHECK(entries(dir.path) == 1);  // the probe left nothing behind
+    CHECK(open_spills(dir.path) == 0);
 }

@@ -8,6 +8,7 @@
 // Monte-Carlo noises (draws > 0) sketch the corrupted samples instead (monte_carlo_state.hpp):
 // their Ritz problem is solved on each verification pass's span, exactly for the draws made.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "commands.hpp"
@@ -104,18 +105,14 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     const verification_size size =
         denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0);
     check_verification(o.run, run, mpi, size.columns, size.extra);
-    if (size.spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill file, before any data is read
+    if (size.spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill files, before any data is read
         const std::string dir = io::spill_directory();
-        std::uint64_t free = 0;
-        try {
-            free = io::free_bytes(dir);
-        } catch (const file_error& e) {
-            throw user_error(std::string(e.what()) + " ($TMPDIR: the refinement passes keep their carried directions there)");
-        }
-        if (static_cast<long double>(free) < size.spill)
-            throw user_error("the refinement passes (--refine) keep " + std::to_string(static_cast<std::uint64_t>(size.spill)) +
-                             " bytes of carried directions in an unlinked file in " + dir + " ($TMPDIR), which has " +
-                             std::to_string(free) + " bytes free: set TMPDIR to a directory with room, or pass --refine 0");
+        const std::string why = io::spill_shortfall(dir, static_cast<std::uint64_t>(std::ceil(size.spill)));
+        if (!why.empty())
+            throw user_error("the refinement passes (--refine) keep up to " +
+                             std::to_string(static_cast<std::uint64_t>(std::ceil(size.spill))) +
+                             " bytes of carried directions in unlinked files in " + dir + " ($TMPDIR): " + why +
+                             ": set TMPDIR to a directory with room, or pass --refine 0");
     }
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];

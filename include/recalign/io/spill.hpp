@@ -21,6 +21,13 @@ std::string spill_directory();
 // Bytes an unprivileged user may still write in `dir` (statvfs: f_bavail x f_frsize); throws
 // file_error naming `dir` when it cannot be examined.
 std::uint64_t free_bytes(const std::string& dir);
+// Why `bytes` of spill files could not be made in `dir`; empty when they can. One line naming
+// `dir`: no file can be made there (not a directory, no permission, a read-only file system:
+// a spill file of no size is made to find out, as statvfs answers for any path), or it has
+// fewer than `bytes` free. The refusal before reading of the CLI (denoise --refine:
+// tools/recalign/denoise_sketch.cpp) and of Python's VerifiedDenoising (refine=), each saying
+// what the bytes are for and how to do without them.
+std::string spill_shortfall(const std::string& dir, std::uint64_t bytes);
 
 class row_spill {
 public:
