@@ -172,12 +172,28 @@ class VerifiedDenoising(_VerifiedRun):
         # with one of them every refinement pass re-verifies the whole span, as the CLI's).
         incremental = self._geometry_list and not any(_is_monte_carlo(n) for n in self._noises)
         self._refinement = _recalign.DenoisingRefinement() if incremental else None
+        if memory is None or not math.isinf(memory):  # memory=math.inf (a loaded state): no check here
+            self._require_room()
 
     def _verification(self):
         specs = [_recalign.NoiseSpec(f"gaussian:sigma=0,draws={n.draws}") if isinstance(n, Corruption) else n
                  for n in self._noises]  # a Python corruption is sized by its draws only
         # refine=0: no refinement step, so none of its temporaries is charged (refines=False).
         return "denoising", dict(noises=specs, shape=self._shape, layout=self._layout, refines=self._refine > 0)
+
+    def _require_room(self):
+        """The refinement passes keep their carried directions on disk, in unlinked files in $TMPDIR:
+        refused before the first batch when no file can be made there or it has too little room, as
+        the CLI's denoise --refine (the library's io::spill_shortfall)."""
+        _, options = self._verification()
+        spill = _recalign.denoising_spill(self.dim, self._config["rank"], **options)
+        if spill > 0:
+            directory = _recalign.spill_directory()
+            why = _recalign.spill_shortfall(directory, math.ceil(spill))
+            if why:
+                raise ValueError(f"refine={self._refine}: the refinement passes keep up to {math.ceil(spill)} bytes of "
+                                 f"carried directions in unlinked files in {directory} ($TMPDIR): {why}: set TMPDIR "
+                                 "to a directory with room, or pass refine=0")
 
     @property
     def verification_passes(self):

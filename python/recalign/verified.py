@@ -125,6 +125,12 @@ class _VerifiedRun:
         """recalign._recalign.verification_memory's analysis and its options (noises, shape, layout)."""
         raise NotImplementedError
 
+    def _require_room(self):
+        """Refuses (ValueError) what the passes left would need on disk and cannot have, before they
+        read a batch (the CLI's refusal before reading): VerifiedDenoising's refinement passes and
+        $TMPDIR. Called by __init__ (but with memory=math.inf: no check) and by from_bytes for a
+        state that has passes left to read."""
+
     def _stop(self):
         """The adaptive stop after a complete verification pass that is not the last (the CLI's
         verify_plan.done): True skips the passes left, this one is the result."""
@@ -449,6 +455,8 @@ class _VerifiedRun:
         state._load_carried(*(carried or (b"", 16)), version, source)
         if state._pass >= passes and state._verify is None and not state._closed():
             raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
+        if not state.finished:  # it will read on: the disk its passes need, as a new state's
+            state._require_room()
         return state
 
     def save(self, path):

@@ -10,6 +10,7 @@
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/align/verification.hpp"
 #include "recalign/align/verified_memory.hpp"
+#include "recalign/io/spill.hpp"
 
 namespace recalign::python {
 
@@ -213,6 +214,20 @@ void bind_memory(py::module_& m) {
           "specs without their own (dropout: D x 1 x 1 without); refines: with refinement passes (denoise\n"
           "--refine N > 0: their step's temporaries are counted; refine=0 charges none). refine, block (tradeoff):\n"
           "the most CG passes after the first and the preconditioner's block size (the CLI's: --refine, min(384, D)).");
+    // The disk the refinement passes need, refused before reading as the CLI's denoise (io/spill.hpp).
+    m.def("denoising_spill",
+          [](std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises, const py::object& shape,
+             const std::string& layout, bool refines) {
+              return static_cast<double>(denoising_verification(dim, rank, noises, make_shape(shape, layout), refines).spill);
+          },
+          py::arg("dim"), py::arg("rank"), py::arg("noises"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+          py::arg("refines") = true,
+          "Bytes the denoising refinement passes keep on disk at most (the carried directions, in unlinked files\n"
+          "in spill_directory()); 0 without them (refines=False, no masking noise in closed form, a Monte-Carlo one).");
+    m.def("spill_directory", &io::spill_directory, "Where spill files go: $TMPDIR when set and not empty, else /tmp.");
+    m.def("spill_shortfall", &io::spill_shortfall, py::arg("directory"), py::arg("bytes"),
+          "Why `bytes` of spill files could not be made in `directory` (one line naming it; '' when they can): no\n"
+          "file can be made there (a spill file of no size is made to find out), or too few bytes are free.");
 }
 
 }  // namespace

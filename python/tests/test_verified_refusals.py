@@ -251,3 +251,24 @@ def test_mixed_draws_run_on_a_sketch_route_as_in_the_cli(tmp_path):
     assert result.to_dict() == cli
     exact = subprocess.run(common + ["--method", "exact"], capture_output=True, text=True)
     assert exact.returncode == 2 and "in groups of one size" in exact.stderr
+
+
+def test_spill_directory_refused_before_reading(tmp_path, monkeypatch):
+    """The refinement passes keep their carried directions in unlinked files in $TMPDIR: one no
+    file can be made in (here a regular file, for which statvfs answers) is refused before a batch
+    is read, as the CLI's denoise --refine (the library's io::spill_shortfall), and so is a loaded
+    state that has passes left; refine=0 and Gaussian noise need no disk."""
+    not_a_directory = tmp_path / "tmpdir-is-a-file"
+    not_a_directory.write_text("x")
+    monkeypatch.setenv("TMPDIR", str(not_a_directory))
+    refused(lambda s: recalign.verified_denoise(s, [MASK], 4, dim=48, shape=(4, 4, 3), rank=5, refine=1),
+            r"refine=1: .* unlinked files in " + re.escape(str(not_a_directory)) + r" \(\$TMPDIR\): .*Not a directory.*"
+            r"refine=0")
+    assert recalign._recalign.denoising_spill(48, 5, [recalign.NoiseSpec(MASK)], (4, 4, 3)) > 0
+    recalign.VerifiedDenoising(48, 4, [MASK], shape=(4, 4, 3), rank=5, refine=0)
+    recalign.VerifiedDenoising(48, 4, ["gaussian:sigma=1"], rank=5)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    saved = recalign.VerifiedDenoising(48, 4, [MASK], shape=(4, 4, 3), rank=5, refine=1).to_bytes()
+    monkeypatch.setenv("TMPDIR", str(not_a_directory))
+    with pytest.raises(ValueError, match=re.escape(str(not_a_directory)) + r".*Not a directory"):
+        recalign.VerifiedDenoising.from_bytes(saved)
