@@ -13,6 +13,8 @@ from .verified import _VerifiedRun, _file_error
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
 # tools/recalign/denoise_sketch.cpp: the accuracy targets are for K <= 64).
 _REFINED = _recalign.DENOISING_REFINED_VECTORS
+# The denoising refinement passes by default (the CLI's default_refine, tools/recalign/options.hpp).
+_DENOISE_REFINE = 8
 # The trade-off's most CG passes after the first by default (the CLI's default_tradeoff_refine,
 # tools/recalign/options.hpp; test_cli_parity_* run both defaults).
 _TRADEOFF_REFINE = 20
@@ -101,7 +103,8 @@ class VerifiedDenoising(_VerifiedRun):
     pass; then each noise's sketched denoising subspace and one verification pass on
     span(U, V_1, ..., V_m), from which every curve, relative difference and impact is
     computed, exactly for the subspaces returned (Gaussian noise keeps U: impact 0). With a
-    masking noise, `refine` more passes (the CLI's --refine, default 8, 0..20) each restart on
+    masking noise, `refine` more passes (the CLI's --refine, default 8, 0..20; refused, as by the
+    CLI, without a masking noise in closed form: nothing to refine) each restart on
     U, every masking noise's Ritz vectors from the previous pass, the first 64 of the pass
     before (the P block, without Monte-Carlo noises, as the CLI) and the preconditioned
     residuals of its first 64 (denoising_refinement, MATH.md §7 "Refining the denoising
@@ -125,11 +128,12 @@ class VerifiedDenoising(_VerifiedRun):
     --tolerance, as for every verified state."""
 
     def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
-                 center="uncentered", measure="paper", refine=8, tolerance=None, memory=None):
+                 center="uncentered", measure="paper", refine=None, tolerance=None, memory=None):
         self._measure = _measure(measure)
-        if isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 20:
+        if refine is not None and (isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or
+                                   not 0 <= refine <= 20):
             raise ValueError(f"refine must be an integer in [0, 20] (the CLI's --refine), got {refine!r}")
-        self._refine = int(refine)
+        self._refine = _DENOISE_REFINE if refine is None else int(refine)
         if shape is not None and (len(shape) not in (2, 3) or any(
                 isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape)):
             raise ValueError(f"shape: expected (H, W, C) or (H, W) of positive integers (the CLI's --image-shape), "
@@ -165,6 +169,9 @@ class VerifiedDenoising(_VerifiedRun):
                 geometries.append(g)
             self._block_of.append(None if g is None else geometries.index(g))
         self._geometry_list = geometries
+        if refine is not None and not geometries:  # as the CLI's --refine (cmd_denoise.cpp)
+            raise ValueError(f"refine={refine} refines a masking noise's subspace, and no noise is one in closed form "
+                             "(mask or dropout, without draws; not a Corruption): leave refine out")
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
                          tolerance=tolerance, memory=memory)
         # Incremental refinement passes with the adaptive stop, as the CLI's (closed-form masking
@@ -180,6 +187,13 @@ class VerifiedDenoising(_VerifiedRun):
                  for n in self._noises]  # a Python corruption is sized by its draws only
         # refine=0: no refinement step, so none of its temporaries is charged (refines=False).
         return "denoising", dict(noises=specs, shape=self._shape, layout=self._layout, refines=self._refine > 0)
+
+    @classmethod
+    def _loadable(cls, args):
+        """States saved before refine was refused without a closed-form masking noise hold the default there."""
+        masking = [n for n in args.get("noises") or [] if not isinstance(n, Corruption) and
+                   not _is_monte_carlo(_recalign.NoiseSpec(str(n))) and _recalign.NoiseSpec(str(n)).family != "gaussian"]
+        return args if masking else dict(args, refine=None)
 
     def _require_room(self):
         """The refinement passes keep their carried directions on disk, in unlinked files in $TMPDIR:
@@ -236,7 +250,8 @@ class VerifiedDenoising(_VerifiedRun):
                   for n in self._noises]
         return dict(dim=c["dim"], classes=c["classes"], noises=noises, shape=self._shape,
                     layout=self._layout, method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
-                    center=c["center"], measure=self._measure, refine=self._refine, tolerance=c.get("tolerance"))
+                    center=c["center"], measure=self._measure,
+                    refine=self._refine if self._geometry_list else None, tolerance=c.get("tolerance"))
 
     def _blocks_for(self, i):
         return None if self._block_of[i] is None else self._blocks[self._block_of[i]]
@@ -491,12 +506,13 @@ def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes
 
 
 def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
-                     seed=0, center="uncentered", measure="paper", refine=8, tolerance=None, memory=None,
+                     seed=0, center="uncentered", measure="paper", refine=None, tolerance=None, memory=None,
                      **track_options):
     """`recalign denoise --method fd|nystrom --rank K --passes P --refine N --noise ...` over
     `batches`: a VerifiedDenoisingResult (noises: specs, closed form or with draws=S, and
     recalign.Corruption objects; shape (H, W[, C]) for masks whose spec has none; refine: passes
-    after the verification pass refining the masking noises' subspaces, default 8, 0 to skip;
+    after the verification pass refining the masking noises' subspaces, default 8, 0 to skip
+    (refused without a masking noise in closed form, as the CLI's --refine);
     memory: the budget in GiB, as verified_align)."""
     if dim is None:
         dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)

@@ -125,6 +125,11 @@ class _VerifiedRun:
         """recalign._recalign.verification_memory's analysis and its options (noises, shape, layout)."""
         raise NotImplementedError
 
+    @classmethod
+    def _loadable(cls, args):
+        """The constructor arguments of a saved state, as this build takes them (older states: as saved)."""
+        return args
+
     def _require_room(self):
         """Refuses (ValueError) what the passes left would need on disk and cannot have, before they
         read a batch (the CLI's refusal before reading): VerifiedDenoising's refinement passes and
@@ -400,7 +405,7 @@ class _VerifiedRun:
             kind = _KINDS[head["config"]["kind"]]
             if not issubclass(kind, cls):
                 raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
-            args = _with_corruptions(head["args"], corruptions)
+            args = kind._loadable(_with_corruptions(head["args"], corruptions))
             state = kind(**args, memory=math.inf)  # a saved state: no memory refusal on load
         except _MissingCorruption:
             raise

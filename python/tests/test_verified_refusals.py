@@ -75,6 +75,11 @@ MASK = "mask:patch=2x2,ratio=0.5"
     (lambda s: recalign.verified_denoise(s, ["dropout:ratio=0.5,draws=2"], 4, dim=48, rank=5, center="centered"),
      r"center='uncentered'"),
     (lambda s: recalign.verified_denoise(s, [], 4, dim=48, rank=5), r"at least one noise"),
+    # refine with nothing to refine (the CLI's --refine without a closed-form masking noise), any value
+    (lambda s: recalign.verified_denoise(s, ["gaussian:sigma=1"], 4, dim=48, rank=5, refine=2),
+     r"refine=2 refines a masking noise's subspace, and no noise is one in closed form"),
+    (lambda s: recalign.verified_denoise(s, ["dropout:ratio=0.5,draws=2"], 4, dim=48, rank=5, refine=0),
+     r"refine=0 refines a masking noise's subspace"),
     (lambda s: recalign.verified_denoise(s, [MASK], 4, dim=48, rank=5), r"a mask needs the image shape"),
     # tradeoff: lambdas, k
     (lambda s: recalign.verified_tradeoff(s, [], 2, 4, **ALIGN), r"lambdas: empty"),
@@ -272,3 +277,18 @@ def test_spill_directory_refused_before_reading(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(not_a_directory))
     with pytest.raises(ValueError, match=re.escape(str(not_a_directory)) + r".*Not a directory"):
         recalign.VerifiedDenoising.from_bytes(saved)
+
+
+def test_refine_without_a_masking_noise_saved_by_older_builds_loads():
+    """States saved before refine was refused without a closed-form masking noise hold refine=8 (the
+    default) in their header's args: they load, as saved; new ones save none there."""
+    import json
+    import struct
+    data = recalign.VerifiedDenoising(48, 4, ["gaussian:sigma=1"], rank=5).to_bytes()
+    version, size = struct.unpack_from("<II", data, 8)
+    head = json.loads(data[16:16 + size])
+    assert head["args"]["refine"] is None
+    head["args"]["refine"] = 8
+    text = json.dumps(head).encode()
+    older = data[:8] + struct.pack("<II", version, len(text)) + text + data[16 + size:]
+    assert recalign.VerifiedDenoising.from_bytes(older).verification_passes == 1
