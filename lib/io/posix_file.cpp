@@ -80,6 +80,20 @@ void pread_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, con
     }
 }
 
+void pwrite_exact(int fd, const void* src, std::size_t bytes, std::uint64_t offset, const std::string& path) {
+    const auto* p = static_cast<const unsigned char*>(src);
+    std::size_t done = 0;
+    while (done < bytes) {
+        const ssize_t put = ::pwrite(fd, p + done, bytes - done, static_cast<off_t>(offset + done));
+        if (put < 0) {
+            if (errno == EINTR) continue;
+            throw file_error(path, offset + done, std::string("write failed: ") + std::strerror(errno));
+        }
+        if (put == 0) throw file_error(path, offset + done, "write failed: no bytes written");
+        done += static_cast<std::size_t>(put);
+    }
+}
+
 void close_fd(int& fd) noexcept {
     if (fd >= 0) ::close(fd);
     fd = -1;

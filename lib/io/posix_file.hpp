@@ -17,6 +17,9 @@ int open_read_stream(const std::string& path, std::uint64_t& size_out, bool& pip
 void read_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, const std::string& path);
 // Reads exactly `bytes` at `offset`; a short file is a file_error at the offset where data ran out.
 void pread_exact(int fd, void* dst, std::size_t bytes, std::uint64_t offset, const std::string& path);
+// Writes exactly `bytes` at `offset` (short writes and EINTR continued); an error, or a write
+// that makes no progress, is a file_error at the offset where writing stopped.
+void pwrite_exact(int fd, const void* src, std::size_t bytes, std::uint64_t offset, const std::string& path);
 void close_fd(int& fd) noexcept;
 
 // Element conversion: `count` elements of `item_size` bytes, kind 'b','i','u','f', stored

@@ -54,14 +54,17 @@ row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols)
     }
     if (fd_ < 0) throw file_error(dir, 0, std::string("cannot make a spill file: ") + std::strerror(errno));
     if (bytes == 0) return;
-    // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
-    // emulation would write the whole file; then statvfs's free bytes are the check.
-    int e = ::fallocate(fd_, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
-    if (e == EOPNOTSUPP) e = free_bytes(dir) >= bytes ? 0 : ENOSPC;
-    if (e != 0) {
+    try {  // the destructor does not run for a constructor that throws: the descriptor is closed here
+        // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
+        // emulation would write the whole file; then statvfs's free bytes are the check.
+        int e = ::fallocate(fd_, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+        if (e == EOPNOTSUPP) e = free_bytes(dir) >= bytes ? 0 : ENOSPC;
+        if (e != 0)
+            throw file_error(dir, 0, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " +
+                                         std::strerror(e) + " (set TMPDIR to a directory with room)");
+    } catch (...) {
         detail::close_fd(fd_);
-        throw file_error(dir, 0, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " + std::strerror(e) +
-                                     " (set TMPDIR to a directory with room)");
+        throw;
     }
 }
 
@@ -73,23 +76,17 @@ void row_spill::check(std::size_t r0, std::size_t n) const {
 
 void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
     check(r0, n);
-    const std::size_t bytes = n * cols_ * sizeof(double);
-    std::size_t done = 0;
-    const std::uint64_t offset = static_cast<std::uint64_t>(r0) * cols_ * sizeof(double);
-    const char* p = reinterpret_cast<const char*>(src);
-    while (done < bytes) {
-        const ssize_t w = ::pwrite(fd_, p + done, bytes - done, static_cast<off_t>(offset + done));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            throw file_error(dir_, offset + done, std::string("cannot write the spill file: ") + std::strerror(errno));
-        done += static_cast<std::size_t>(w);
-    }
+    if (n == 0 || cols_ == 0) return;
+    detail::pwrite_exact(fd_, src, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
+                         checked_mul(checked_mul(r0, cols_, "spill offset"), sizeof(double), "spill offset"),
+                         dir_ + " (spill file)");
 }
 
 void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
     check(r0, n);
     if (n == 0 || cols_ == 0) return;
-    detail::pread_exact(fd_, dst, n * cols_ * sizeof(double), static_cast<std::uint64_t>(r0) * cols_ * sizeof(double),
+    detail::pread_exact(fd_, dst, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
+                        checked_mul(checked_mul(r0, cols_, "spill offset"), sizeof(double), "spill offset"),
                         dir_ + " (spill file)");
 }
 

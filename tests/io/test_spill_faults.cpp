@@ -1,0 +1,144 @@
+// io::row_spill under the failures a file system may give (the libc calls the library makes,
+// fallocate64 / statvfs64 / pwrite64 / pread64, interposed by this executable: a test of its own,
+// as every call of the process goes through them): short writes and reads and EINTR are
+// completed, a write that makes no progress is an error that says so, and a file system
+// without fallocate (EOPNOTSUPP) falls back to statvfs's free bytes with no descriptor leaked
+// when that check fails too.
+#include <catch2/catch.hpp>
+
+#include "../common/temp_dir.hpp"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <recalign/core/errors.hpp>
+#include <recalign/io/spill.hpp>
+
+using recalign::file_error;
+using recalign::io::row_spill;
+using Catch::Contains;
+
+namespace {
+struct faults {
+    bool no_fallocate = false;  // fallocate64: EOPNOTSUPP
+    bool statvfs_fails = false; // statvfs64: EIO
+    bool stalled = false;       // pwrite64: 0 bytes written
+    bool short_io = false;      // pwrite64 / pread64: at most 1000 bytes, EINTR every other call
+    unsigned calls = 0;
+} fault;
+
+template <class F>
+F next(const char* name) {
+    return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+}
+
+std::size_t open_spills(const std::string& dir) {
+    std::size_t n = 0;
+    DIR* d = ::opendir("/proc/self/fd");
+    REQUIRE(d != nullptr);
+    while (const dirent* e = ::readdir(d)) {
+        char target[4096] = {};
+        const std::string link = std::string("/proc/self/fd/") + e->d_name;
+        const ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+        if (len > 0 && std::string(target).rfind(dir + "/", 0) == 0) ++n;
+    }
+    ::closedir(d);
+    return n;
+}
+}  // namespace
+
+extern "C" {
+int fallocate64(int fd, int mode, off64_t offset, off64_t len) {
+    if (fault.no_fallocate) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return next<int (*)(int, int, off64_t, off64_t)>("fallocate64")(fd, mode, offset, len);
+}
+int statvfs64(const char* path, struct statvfs64* buf) {
+    if (fault.statvfs_fails) {
+        errno = EIO;
+        return -1;
+    }
+    return next<int (*)(const char*, struct statvfs64*)>("statvfs64")(path, buf);
+}
+ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t offset) {
+    if (fault.stalled) return 0;
+    if (fault.short_io && ++fault.calls % 2 == 0) {
+        errno = EINTR;
+        return -1;
+    }
+    if (fault.short_io && n > 1000) n = 1000;
+    return next<ssize_t (*)(int, const void*, size_t, off64_t)>("pwrite64")(fd, buf, n, offset);
+}
+ssize_t pread64(int fd, void* buf, size_t n, off64_t offset) {
+    if (fault.short_io && ++fault.calls % 2 == 0) {
+        errno = EINTR;
+        return -1;
+    }
+    if (fault.short_io && n > 1000) n = 1000;
+    return next<ssize_t (*)(int, void*, size_t, off64_t)>("pread64")(fd, buf, n, offset);
+}
+}
+
+TEST_CASE("row_spill: short writes and reads and EINTR are completed", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-faults");
+    constexpr std::size_t rows = 300, cols = 13;
+    std::vector<double> x(rows * cols), y(rows * cols);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0 / static_cast<double>(i + 1);
+    row_spill f(dir.path, rows, cols);
+    fault = {};
+    fault.short_io = true;
+    f.write_rows(0, rows, x.data());
+    f.read_rows(0, rows, y.data());
+    const unsigned calls = fault.calls;
+    fault = {};
+    CHECK(calls > 2 * rows * cols * 8 / 1000);  // the faults were met
+    CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) == 0);
+}
+
+TEST_CASE("row_spill: a write that makes no progress is an error naming the directory", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-faults");
+    row_spill f(dir.path, 4, 4);
+    std::vector<double> x(16, 2.0);
+    errno = 0;
+    fault = {};
+    fault.stalled = true;
+    try {
+        f.write_rows(0, 4, x.data());
+        fault = {};
+        FAIL("a write of no bytes was taken for progress");
+    } catch (const file_error& e) {
+        fault = {};
+        CHECK_THAT(e.what(), Contains(dir.path) && Contains("no bytes"));
+        CHECK_THAT(e.what(), !Contains("Success"));
+    }
+}
+
+TEST_CASE("row_spill without fallocate: statvfs's free bytes decide, no descriptor leaked", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-faults");
+    fault = {};
+    fault.no_fallocate = true;
+    {
+        row_spill f(dir.path, 8, 8);  // room for 512 bytes
+        CHECK(open_spills(dir.path) == 1);
+    }
+    CHECK(open_spills(dir.path) == 0);
+    // More than the file system has: refused (ENOSPC), the descriptor closed.
+    CHECK_THROWS_WITH(row_spill(dir.path, std::size_t(1) << 40, 1024), Contains("No space left"));
+    CHECK(open_spills(dir.path) == 0);
+    // The free bytes cannot be read either: refused, the descriptor closed.
+    fault.statvfs_fails = true;
+    CHECK_THROWS_WITH(row_spill(dir.path, 8, 8), Contains(dir.path));
+    const std::size_t left = open_spills(dir.path);
+    fault = {};
+    CHECK(left == 0);
+}
