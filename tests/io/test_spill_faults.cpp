@@ -1,9 +1,9 @@
 // io::row_spill under the failures a file system may give (the libc calls the library makes,
-// fallocate64 / statvfs64 / pwrite64 / pread64, interposed by this executable: a test of its own,
-// as every call of the process goes through them): short writes and reads and EINTR are
+// fallocate64 / statvfs64 / pwrite64 / pread64 / open64, interposed by this executable: a test of its own,
+// as every call of the process goes through them; open64's O_TMPFILE too): short writes and reads and EINTR are
 // completed, a write that makes no progress is an error that says so, and a file system
 // without fallocate (EOPNOTSUPP) falls back to statvfs's free bytes with no descriptor leaked
-// when that check fails too.
+// when that check fails too; one without O_TMPFILE to a named file unlinked at once.
 #include <catch2/catch.hpp>
 
 #include "../common/temp_dir.hpp"
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -32,12 +33,24 @@ struct faults {
     bool statvfs_fails = false; // statvfs64: EIO
     bool stalled = false;       // pwrite64: 0 bytes written
     bool short_io = false;      // pwrite64 / pread64: at most 1000 bytes, EINTR every other call
+    bool no_tmpfile = false;    // open64 with O_TMPFILE: EOPNOTSUPP (a file system without it)
     unsigned calls = 0;
+    unsigned tmpfile_refused = 0;
 } fault;
 
 template <class F>
 F next(const char* name) {
     return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
+}
+
+std::size_t entries(const std::string& dir) {
+    std::size_t n = 0;
+    DIR* d = ::opendir(dir.c_str());
+    REQUIRE(d != nullptr);
+    while (const dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++n;
+    ::closedir(d);
+    return n;
 }
 
 std::size_t open_spills(const std::string& dir) {
@@ -56,6 +69,21 @@ std::size_t open_spills(const std::string& dir) {
 }  // namespace
 
 extern "C" {
+int open64(const char* path, int flags, ...) {
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = static_cast<mode_t>(va_arg(ap, int));
+        va_end(ap);
+    }
+    if (fault.no_tmpfile && (flags & O_TMPFILE) == O_TMPFILE) {
+        ++fault.tmpfile_refused;
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return next<int (*)(const char*, int, ...)>("open64")(path, flags, mode);
+}
 int fallocate64(int fd, int mode, off64_t offset, off64_t len) {
     if (fault.no_fallocate) {
         errno = EOPNOTSUPP;
@@ -141,4 +169,26 @@ TEST_CASE("row_spill without fallocate: statvfs's free bytes decide, no descript
     const std::size_t left = open_spills(dir.path);
     fault = {};
     CHECK(left == 0);
+}
+
+TEST_CASE("row_spill without O_TMPFILE: a named file, unlinked at once", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-faults");
+    fault = {};
+    fault.no_tmpfile = true;
+    {
+        row_spill f(dir.path, 5, 3);
+        const unsigned refused = fault.tmpfile_refused;
+        fault = {};
+        CHECK(refused == 1);  // the fault was met: the fallback made it
+        CHECK(entries(dir.path) == 0);     // no name left in the directory
+        CHECK(open_spills(dir.path) == 1);  // one descriptor, to the deleted file
+        const std::vector<double> x{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        std::vector<double> y(15);
+        f.write_rows(0, 5, x.data());
+        f.read_rows(0, 5, y.data());
+        CHECK(x == y);
+    }
+    fault = {};
+    CHECK(open_spills(dir.path) == 0);
+    CHECK(entries(dir.path) == 0);
 }
