@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <streambuf>
+#include <vector>
 
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
@@ -52,7 +53,7 @@ void budget::take(std::uint64_t bytes, const char* what) {
 }
 
 namespace {
-void fill_header(unsigned char* b, const header& h, const char* payload, std::uint64_t payload_bytes) {
+void fill_header_crc(unsigned char* b, const header& h, std::uint64_t payload_bytes, std::uint32_t payload_crc) {
     std::memset(b, 0, header_bytes);
     std::memcpy(b, magic, 8);
     put<std::uint32_t>(b + 8, format_version);
@@ -63,8 +64,12 @@ void fill_header(unsigned char* b, const header& h, const char* payload, std::ui
     put<std::uint64_t>(b + 32, h.aux);
     put<std::uint64_t>(b + 40, h.config_hash);
     put<std::uint64_t>(b + 48, payload_bytes);
-    put<std::uint32_t>(b + 56, crc32(payload, static_cast<std::size_t>(payload_bytes)));
+    put<std::uint32_t>(b + 56, payload_crc);
     put<std::uint32_t>(b + 60, crc32(b, 60));
+}
+
+void fill_header(unsigned char* b, const header& h, const char* payload, std::uint64_t payload_bytes) {
+    fill_header_crc(b, h, payload_bytes, crc32(payload, static_cast<std::size_t>(payload_bytes)));
 }
 
 // Validates the 64 header bytes `b` (of which `got` arrived).
@@ -218,6 +223,46 @@ protected:
 private:
     std::string& s_;
 };
+// Hands what is written to `out` in pieces: small writes (the scalars) gathered in a buffer,
+// large ones (the arrays) passed through without a copy.
+class chunk_buf : public std::streambuf {
+public:
+    explicit chunk_buf(const detail::sink_fn& out) : out_(out), buf_(1 << 16) { reset(); }
+    void flush() {
+        const std::size_t n = static_cast<std::size_t>(pptr() - pbase());
+        if (n) out_(pbase(), n);
+        reset();
+    }
+
+protected:
+    int_type overflow(int_type c) override {
+        flush();
+        if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+        *pptr() = traits_type::to_char_type(c);
+        pbump(1);
+        return c;
+    }
+    std::streamsize xsputn(const char* p, std::streamsize n) override {
+        if (n >= static_cast<std::streamsize>(buf_.size())) {
+            flush();
+            out_(p, static_cast<std::size_t>(n));
+            return n;
+        }
+        if (n > epptr() - pptr()) flush();
+        std::memcpy(pptr(), p, static_cast<std::size_t>(n));
+        pbump(static_cast<int>(n));
+        return n;
+    }
+    int sync() override {
+        flush();
+        return 0;
+    }
+
+private:
+    void reset() { setp(buf_.data(), buf_.data() + buf_.size()); }
+    const detail::sink_fn& out_;
+    std::vector<char> buf_;
+};
 // Reads bytes held elsewhere, without copying them.
 class view_buf : public std::streambuf {
 public:
@@ -255,6 +300,35 @@ std::string frame(const void* state, save_fn save, header h) {
     fill_header(reinterpret_cast<unsigned char*>(&bytes[0]), h, bytes.data() + header_bytes,
                 bytes.size() - header_bytes);
     return bytes;
+}
+
+void frame_to(const void* state, save_fn save, header h, const sink_fn& sink) {
+    std::uint64_t count = 0, written = 0;
+    std::uint32_t crc = 0;
+    const sink_fn measure = [&](const char* p, std::size_t n) {
+        count += n;
+        crc = crc32(p, n, crc);
+    };
+    const sink_fn forward = [&](const char* p, std::size_t n) {
+        written += n;
+        sink(p, n);
+    };
+    for (const sink_fn* out : {&measure, &forward}) {
+        if (out == &forward) {
+            unsigned char head[header_bytes];
+            fill_header_crc(head, h, count, crc);
+            sink(reinterpret_cast<const char*>(head), header_bytes);
+        }
+        chunk_buf buf(*out);
+        {
+            std::ostream os(&buf);
+            output_archive ar(os);
+            save(state, ar);
+            if (!os) throw std::runtime_error("serializing the checkpoint payload failed");
+        }
+        buf.flush();
+    }
+    if (written != count) throw std::logic_error("checkpoint payload changed size between its two serializations");
 }
 
 void parse(const header& h, const char* payload, std::size_t size, const std::string& source, void* out,

@@ -264,6 +264,24 @@ TEST_CASE("loading the wrong kind of state or a non-checkpoint is a clear error"
     CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(newer), Catch::Contains("version 99"));
 }
 
+TEST_CASE("write_to hands to_bytes's bytes over in pieces, the header first, large arrays without a copy",
+          "[checkpoint]") {
+    for (const std::size_t d : {2, 3, 200}) {  // D = 200: Sxx's 320 kB pass through as one piece
+        const moment_accumulator m = sample_state(40, d, 2);
+        std::string joined;
+        std::vector<std::size_t> pieces;
+        checkpoint::write_to(m, [&](const char* p, std::size_t n) {
+            joined.append(p, n);
+            pieces.push_back(n);
+        });
+        CAPTURE(d);
+        CHECK(joined == checkpoint::to_bytes(m));
+        REQUIRE(!pieces.empty());
+        CHECK(pieces.front() == checkpoint::header_bytes);
+        if (d == 200) CHECK(*std::max_element(pieces.begin(), pieces.end()) >= 8 * d * d);
+    }
+}
+
 TEST_CASE("atomic file writes replace the old file and leave no temporary behind", "[checkpoint][files]") {
     const std::string dir = temp_dir();
     const std::string path = dir + "/state.ckpt";

@@ -356,13 +356,16 @@ private:
 void save_checkpoint(const std::string& path, run_state& st, const stream_state& state) {
     st.n = state.n();
     st.accumulator = state.save();
-    const std::string bytes = checkpoint::to_bytes(st);
-    st.accumulator.clear();
-    try {
-        checkpoint::write_file_atomic(path, bytes);
+    try {  // framed as it is written: no second copy of the state in memory
+        checkpoint::save_file(path, st);
     } catch (const std::system_error& e) {
+        st.accumulator.clear();
         throw user_error(std::string("cannot write the checkpoint: ") + e.what());
+    } catch (...) {
+        st.accumulator.clear();
+        throw;
     }
+    st.accumulator.clear();
 }
 
 run_state drive(stream_state& state, const drive_input& input, const drive_options& options, const mpi_context& mpi) {

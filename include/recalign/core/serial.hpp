@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <optional>
 #include <ostream>
@@ -119,6 +120,10 @@ namespace detail {
 using save_fn = void (*)(const void* state, output_archive& ar);
 // Serializes the payload through `save`, frames it under h (kind, dim, aux, config hash).
 std::string frame(const void* state, save_fn save, header h);
+// The same bytes handed to `sink` in pieces, the header first (the payload is serialized twice:
+// its size and CRC-32, then its bytes; a large array passes through without a copy).
+using sink_fn = std::function<void(const char* bytes, std::size_t size)>;
+void frame_to(const void* state, save_fn save, header h, const sink_fn& sink);
 
 // What a parsed state says of itself, checked against its header.
 struct state_facts {
@@ -166,6 +171,20 @@ std::string to_bytes(const T& obj) {
     h.config_hash = obj.config_hash();
     return detail::frame(
         &obj, [](const void* p, output_archive& ar) { static_cast<const T*>(p)->save_payload(ar); }, h);
+}
+
+// to_bytes(obj)'s bytes handed to `sink` in pieces instead of built in one string: a state
+// written to a file (io/files.hpp: save_file, the CLI's checkpoints) without a copy of itself
+// in memory beside it.
+template <class T>
+void write_to(const T& obj, const detail::sink_fn& sink) {
+    header h;
+    h.kind = T::kind;
+    h.dim = obj.dim();
+    h.aux = obj.aux_dim();
+    h.config_hash = obj.config_hash();
+    detail::frame_to(
+        &obj, [](const void* p, output_archive& ar) { static_cast<const T*>(p)->save_payload(ar); }, h, sink);
 }
 
 template <class T>

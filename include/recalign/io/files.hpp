@@ -39,9 +39,12 @@ private:
 std::size_t remove_stale_temporaries(const std::string& path);
 
 // Atomic save, and load naming the file in every error.
+// The state is written as it is serialized (write_to): no copy of it in memory beside it.
 template <class T>
 void save_file(const std::string& path, const T& obj) {
-    write_file_atomic(path, to_bytes(obj));
+    atomic_writer w(path);
+    write_to(obj, [&w](const char* p, std::size_t n) { w.write(p, n); });
+    w.commit();
 }
 
 template <class T>
