@@ -291,34 +291,62 @@ vector_t get_vector(state_reader& r) {
     for (double& x : v) x = get_f64(r);
     return v;
 }
-// A spilled matrix as matrix_bytes would write it, read from its file.
-std::string spilled_bytes(const io::row_spill& f) {
-    std::string s;
-    put_u64(s, f.rows());
-    put_u64(s, f.cols());
-    const std::size_t bytes = checked_mul(checked_mul(f.rows(), f.cols(), "basis"), 8, "basis");
-    s.resize(16 + bytes);
-    if (bytes) f.read_rows(0, f.rows(), reinterpret_cast<double*>(s.data() + 16));
-    return s;
+// The refinement statistics are appended to the checkpoint's bytes in place (a checkpoint
+// written during a refinement pass would otherwise hold the carried [R, T] and [Sxx R, 0],
+// read back from disk, two or three times over): matrix_bytes's layout, the spilled ones read
+// from their files straight into the string, whose room is reserved first (statistics_size).
+void append_matrix(std::string& out, std::size_t rows, std::size_t cols, const double* data) {
+    put_u64(out, 16 + checked_mul(checked_mul(rows, cols, "basis"), 8, "basis"));  // put_part's length
+    put_u64(out, rows);
+    put_u64(out, cols);
+    if (rows && cols) out.append(reinterpret_cast<const char*>(data), rows * cols * sizeof(double));
 }
+void append_spilled(std::string& out, const io::row_spill& f) {
+    const std::size_t bytes = checked_mul(checked_mul(f.rows(), f.cols(), "basis"), 8, "basis");
+    put_u64(out, 16 + bytes);
+    put_u64(out, f.rows());
+    put_u64(out, f.cols());
+    const std::size_t at = out.size();
+    out.resize(at + bytes);
+    if (bytes) f.read_rows(0, f.rows(), reinterpret_cast<double*>(&out[at]));
+}
+void append_matrix(std::string& out, const matrix_t& m) { append_matrix(out, m.shape(0), m.shape(1), m.data()); }
+std::size_t matrix_size(std::size_t rows, std::size_t cols) { return 24 + rows * cols * sizeof(double); }
 // `spilled`: the pass whose basis is on disk (s is its `known`); Sxx V may be on disk (sv_stored).
-std::string statistics_bytes(const restricted_statistics& s, const refinement_pass* spilled = nullptr) {
-    std::string out;
+// The statistics as one part ([u64 length][bytes]) appended to `out`.
+std::size_t statistics_size(const restricted_statistics& s, const refinement_pass* spilled = nullptr) {
+    const bool disk = spilled && spilled->spilled();
+    std::size_t n = 16;
+    n += disk ? matrix_size(spilled->stored_basis->rows(), spilled->stored_basis->cols())
+              : matrix_size(s.basis.shape(0), s.basis.shape(1));
+    n += s.sv_stored ? matrix_size(s.sv_stored->rows(), s.sv_stored->cols()) : matrix_size(s.sv.shape(0), s.sv.shape(1));
+    for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) n += matrix_size(m->shape(0), m->shape(1));
+    n += 8;
+    if (s.cross)
+        n += 16 + matrix_size(s.cross->sxy.shape(0), s.cross->sxy.shape(1)) +
+             matrix_size(s.cross->syy.shape(0), s.cross->syy.shape(1)) + 8 + 8 * s.cross->class_counts.size();
+    return 8 + n;
+}
+void append_statistics(std::string& out, const restricted_statistics& s, const refinement_pass* spilled = nullptr) {
+    const std::size_t start = out.size(), size = statistics_size(s, spilled);
+    put_u64(out, size - 8);
     put_u64(out, static_cast<std::uint64_t>(s.center));
     put_u64(out, s.n);
     const bool disk = spilled && spilled->spilled();
-    put_part(out, disk ? spilled_bytes(*spilled->stored_basis) : matrix_bytes(s.basis));
-    put_part(out, s.sv_stored ? spilled_bytes(*s.sv_stored) : matrix_bytes(s.sv));
-    for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) put_part(out, matrix_bytes(*m));
+    if (disk) append_spilled(out, *spilled->stored_basis);
+    else append_matrix(out, s.basis);
+    if (s.sv_stored) append_spilled(out, *s.sv_stored);
+    else append_matrix(out, s.sv);
+    for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) append_matrix(out, *m);
     put_u64(out, s.cross ? 1 : 0);
     if (s.cross) {
         put_u64(out, static_cast<std::uint64_t>(s.cross->center));
         put_u64(out, s.cross->n);
-        put_part(out, matrix_bytes(s.cross->sxy));
-        put_part(out, matrix_bytes(s.cross->syy));
+        append_matrix(out, s.cross->sxy);
+        append_matrix(out, s.cross->syy);
         put_vector(out, s.cross->class_counts);
     }
-    return out;
+    if (out.size() - start != size) throw std::logic_error("verified_state: the refinement statistics' size");
 }
 // `at`: where `bytes` start in the file `source` (the offsets of its errors). `carried`: a
 // refinement pass's known statistics (the D x K basis and Sxx V; the products only of its
@@ -406,13 +434,17 @@ std::string verified_state::save() const {
     put_u64(out, stopped_ ? 1 : 0);
     put_f64(out, change_);
     put_vector(out, curves_);
+    // The refinement statistics in place, their room reserved (no regrowth of a string that
+    // holds them: statistics_size).
+    out.reserve(out.size() + 16 + (next_ ? statistics_size(next_->known, &*next_) : 0) + 8 +
+                (final_ ? statistics_size(*final_) : 0) + 24);
     put_u64(out, next_ ? 1 : 0);
     if (next_) {
         put_u64(out, next_->carried);
-        put_part(out, statistics_bytes(next_->known, &*next_));
+        append_statistics(out, next_->known, &*next_);
     }
     put_u64(out, final_ ? 1 : 0);
-    if (final_) put_part(out, statistics_bytes(*final_));
+    if (final_) append_statistics(out, *final_);
     put_u64(out, skipped_);
     put_u64(out, counted_ ? 1 : 0);
     put_f64(out, estimate_);
