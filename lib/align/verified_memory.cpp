@@ -134,6 +134,11 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns, spill};
 }
 
+long double parked_sketch_bytes(std::uint64_t dim, std::uint64_t rank, std::uint64_t classes) {
+    const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
+    return 8.0L * d * (2.0L * k + 21.0L + static_cast<long double>(classes)) + 1048576.0L;  // + the framing, generously
+}
+
 long double physical_memory() {
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? static_cast<long double>(pages) * static_cast<long double>(page) : 0.0L;

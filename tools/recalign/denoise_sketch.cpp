@@ -104,7 +104,9 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     const verification_size size =
         denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0);
     check_verification(o.run, run, mpi, size.columns, size.extra);
-    if (size.spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill file, before any data is read
+    // With refinement passes the finished sketch's state and basis wait on disk too (plan.park).
+    const long double spill = size.spill > 0 ? size.spill + parked_sketch_bytes(t.dim, run.config().rank, t.classes) : 0.0L;
+    if (spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill files, before any data is read
         const std::string dir = io::spill_directory();
         std::uint64_t free = 0;
         try {
@@ -112,9 +114,9 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         } catch (const file_error& e) {
             throw user_error(std::string(e.what()) + " ($TMPDIR: the refinement passes keep their carried directions there)");
         }
-        if (static_cast<long double>(free) < size.spill)
-            throw user_error("the refinement passes (--refine) keep " + std::to_string(static_cast<std::uint64_t>(size.spill)) +
-                             " bytes of carried directions in an unlinked file in " + dir + " ($TMPDIR), which has " +
+        if (static_cast<long double>(free) < spill)
+            throw user_error("the refinement passes (--refine) keep up to " + std::to_string(static_cast<std::uint64_t>(spill)) +
+                             " bytes (the carried directions and the finished sketch) in unlinked files in " + dir + " ($TMPDIR), which has " +
                              std::to_string(free) + " bytes free: set TMPDIR to a directory with room, or pass --refine 0");
     }
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
@@ -122,6 +124,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     };
     const std::vector<noise_spec> noises = t.noises;
     plan.passes = plan.blocks.empty() ? 1 : 1 + o.run.refine.value_or(default_refine);
+    plan.park = size.spill > 0;
     const std::size_t rank = run.config().rank;
     plan.basis = [noises, blocks_for, rank](const statistics& s, const std::vector<patch_blocks>& blocks,
                                             restricted_statistics* previous) {

@@ -66,6 +66,11 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
                                          const image_shape& shape, bool refines = true);
 
+// Bytes of a finished Nyström sketch parked on disk during denoise's refinement passes (the
+// sketch state, D x (rank + 20) doubles and the mean, the class means C x D, and its basis, D x
+// rank; tools/recalign/route_state.hpp park), an upper bound for the spill directory's check.
+long double parked_sketch_bytes(std::uint64_t dim, std::uint64_t rank, std::uint64_t classes);
+
 // This machine's physical memory in bytes (the default budget; 0 when unknown).
 long double physical_memory();
 
