@@ -102,10 +102,11 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // refinement step's temporaries; the analyses work in the pass's coordinates (no D x K copy
     // beyond the pass's V and Sxx V): recalign/align/verified_memory.hpp.
     const verification_size size =
-        denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0);
+        denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0, true);
     check_verification(o.run, run, mpi, size.columns, size.extra);
-    // With refinement passes the finished sketch's state and basis wait on disk too (plan.park).
-    const long double spill = size.spill > 0 ? size.spill + parked_sketch_bytes(t.dim, run.config().rank, t.classes) : 0.0L;
+    // With refinement passes the finished sketch's state and basis wait on disk too (plan.park),
+    // with its class means (D x C).
+    const long double spill = size.spill > 0 ? size.spill + 8.0L * t.dim * t.classes : 0.0L;
     if (spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill files, before any data is read
         const std::string dir = io::spill_directory();
         std::uint64_t free = 0;

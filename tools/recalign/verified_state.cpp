@@ -531,6 +531,8 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     if (v4) estimate = get_f64(r);
     else change = std::numeric_limits<double>::quiet_NaN();  // the old rule's change: the new one needs two
     if (!r.bytes.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
+    // Resumed in a verification pass: the sketch's state on disk, as the run that wrote it held it.
+    if (plan_.park && state && pass >= route.passes()) route.park(io::spill_directory());
     next_ = std::move(next);
     final_ = std::move(final_stats);
     planned_ = adopt_blocks_ ? planned : plan_.passes;
