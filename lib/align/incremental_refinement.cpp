@@ -231,6 +231,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     }
     std::vector<double> curves, weights;  // weights: each point's in units of the relative differences' target
     std::vector<matrix_t> ritz, corrections;
+    // Where the pass keeps Sxx Q on disk, each noise's corrections (D x 64) wait there too while
+    // the next noise's are found (BENCHMARKS.md "mem8"): read back into `corr` below.
+    std::vector<std::shared_ptr<const io::row_spill>> corrections_stored;
     std::size_t correction_cols = 0;
     for (std::size_t i = 0; i < noises.size(); ++i) {
         const noise_spec& n = noises[i];
@@ -240,6 +243,13 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         ritz.push_back(xt::view(v.refined.coords, xt::all(), xt::range(0, k)));
         corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, rel_tol));
         correction_cols += corrections.back().shape(1);
+        if (pass.sv_stored) {
+            const matrix_t& x = corrections.back();
+            auto f = std::make_shared<io::row_spill>(pass.sv_stored->directory(), x.shape(0), x.shape(1));
+            if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
+            corrections_stored.push_back(std::move(f));
+            corrections.back() = matrix_t();
+        }
         if (clean) {
             const verified_denoising_result vd = verified_denoising(*clean, v, options.alignment);
             const std::size_t kd = std::min(options.count, vd.denoising.relative_difference.size());
@@ -280,6 +290,20 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     pass.sv_stored.reset();
     matrix_t corr = xt::zeros<double>({d, correction_cols});
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
+        if (!corrections_stored.empty()) {  // from disk, a block of rows at a time
+            const io::row_spill& f = *corrections_stored[i];
+            const std::size_t e = f.cols();
+            constexpr std::size_t rows = 256;
+            std::vector<double> block(std::min(d, rows) * e);
+            for (std::size_t r0 = 0; r0 < d && e; r0 += rows) {
+                const std::size_t rb = std::min(rows, d - r0);
+                f.read_rows(r0, rb, block.data());
+                for (std::size_t p = 0; p < rb; ++p) std::copy(&block[p * e], &block[p * e] + e, &corr(r0 + p, c0));
+            }
+            corrections_stored[i].reset();
+            c0 += e;
+            continue;
+        }
         const std::size_t e = corrections[i].shape(1);
         for (std::size_t p = 0; p < d && e; ++p) std::copy(&corrections[i](p, 0), &corrections[i](p, 0) + e, &corr(p, c0));
         corrections[i] = matrix_t();

@@ -173,7 +173,7 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     bdv = matrix_t();
     sketch_denoising_options so;
     so.rel_tol = rel_tol;
-    matrix_t t = sketched_gram_solve(sk, noise, *blocks, res, so);
+    matrix_t t = sketched_gram_solve(sk, noise, *blocks, std::move(res), so);  // formed in res's storage
     for (std::size_t j = 0; j < k; ++j) {
         double sq = 0.0;
         for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);

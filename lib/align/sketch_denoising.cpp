@@ -69,14 +69,14 @@ bool cholesky_solve(const matrix_t& eb, double cut, matrix_t& x) {
 struct block_solve {
     keep_probabilities keep;
     matrix_t eu;  // E⁺ U: D x r
-    matrix_t er;  // E⁺ R: D x e
+    matrix_t er;  // E⁺ R: D x e, in the storage of R (moved in)
     std::size_t kept = 0;
     solver_status status = solver_status::converged;
     block_solve_counts counts;
 };
 
 block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch_blocks* blocks,
-                         const sketch_denoising_options& options, const matrix_t* rhs) {
+                         const sketch_denoising_options& options, matrix_t* rhs) {
     const double rel_tol = options.rel_tol;
     const std::size_t d = s.dim, r = s.rank(), e = rhs ? rhs->shape(1) : 0;
     if (!blocks) refuse("patch masking needs the exact patch blocks of the data (MATH.md §7)");
@@ -93,7 +93,11 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
     const double lam1 = r > 0 ? std::max(s.eigenvalues(0), 0.0) : 0.0;
     const double cut = rel_tol * (c1 * lam1 + csame * max_diag);
     out.eu = xt::zeros<double>({d, r});
-    out.er = xt::zeros<double>({d, e});
+    // E⁺R over R itself: each block reads its rows of R before it writes them (the blocks
+    // partition the coordinates); rows no block solves (rb = 0, or none) are set to 0 below.
+    if (rhs) out.er = std::move(*rhs);
+    else out.er = xt::zeros<double>({d, e});
+    std::vector<char> solved(e ? d : 0, 0);
     const std::size_t w = r + e;  // [U_b, R_b] solved together
     bool nonnegative = true;
     vector_t root = xt::zeros<double>({r});
@@ -107,7 +111,7 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
         matrix_t ub = xt::zeros<double>({sb, r}), rb_all = xt::zeros<double>({sb, w});
         for (std::size_t i = 0; i < sb; ++i) {
             for (std::size_t j = 0; j < r; ++j) rb_all(i, j) = ub(i, j) = s.basis(idx[i], j);
-            for (std::size_t j = 0; j < e; ++j) rb_all(i, r + j) = (*rhs)(idx[i], j);
+            for (std::size_t j = 0; j < e; ++j) rb_all(i, r + j) = out.er(idx[i], j);
         }
         matrix_t eb_mat = csame * blocks->block(b, s.center);
         matrix_t ul = ub;
@@ -127,6 +131,7 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
             for (std::size_t i = 0; i < sb; ++i) {
                 for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = rb_all(i, j);
                 for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = rb_all(i, r + j);
+                if (e) solved[idx[i]] = 1;
             }
             continue;
         }
@@ -147,8 +152,11 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
         for (std::size_t i = 0; i < sb; ++i) {
             for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = xb(i, j);
             for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = xb(i, r + j);
+            if (e) solved[idx[i]] = 1;
         }
     }
+    for (std::size_t i = 0; i < solved.size(); ++i)
+        if (!solved[i]) std::fill(&out.er(i, 0), &out.er(i, 0) + e, 0.0);
     return out;
 }
 
@@ -185,14 +193,15 @@ woodbury make_woodbury(const spectrum& s, const matrix_t& eu, double c1) {
 }
 }  // namespace
 
-matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, const matrix_t& rhs,
+matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, matrix_t rhs,
                              const sketch_denoising_options& options, block_solve_counts* counts) {
     if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
     if (noise.draws > 0 || noise.family == noise_family::gaussian)
         refuse("Ĝ from blocks is for closed-form masking noises only");
+    const std::size_t e = rhs.shape(1);
     block_solve bs = solve_blocks(s, noise, &blocks, options, &rhs);
     if (counts) *counts = bs.counts;
-    const std::size_t d = s.dim, r = s.rank(), e = rhs.shape(1);
+    const std::size_t d = s.dim, r = s.rank();
     matrix_t out = std::move(bs.er);
     if (r == 0 || e == 0) return out;
     const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);

@@ -66,7 +66,7 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 }
 
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
-                                         const image_shape& shape, bool refines) {
+                                         const image_shape& shape, bool refines, bool parks) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
     std::vector<geometry> seen;
     long double blocks = 0.0L, columns = k, monte_carlo = 0.0L;
@@ -127,11 +127,30 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
         incremental ? 8.0L * d * (columns + masks * std::min(refined, k) + 4.0L * std::min(refined, k) + k)
         : refines && masks > 0 ? 16.0L * d * columns + temporaries  // full passes: the previous one held whole
                                : 0.0L;
-    const long double peak = kept + blocks + std::max({pass, first, step});
+    long double peak = kept + blocks + std::max({pass, first, step});
+    // Parked (BENCHMARKS.md "mem8"): the sketch's state (D x (rank + 20)) on disk from the first
+    // basis construction on, its basis U (D x rank) during every pass: the passes hold neither,
+    // the first construction and the restarts U; a restart's block solves form E⁺R in R's
+    // storage and the other noises' corrections wait on disk: Q, U, E⁺U and two 64-column
+    // temporaries (measured at 224x224x3, --limit 1000 --refine 3: the first pass is the peak,
+    // this model 0.4 % below it).
+    const bool parked = parks && incremental;
+    if (parked) {
+        const long double r64 = std::min(refined, k), sketch = 8.0L * d * k;
+        const long double parked_step = 8.0L * d * (columns + 2.0L * r64 + k) + sketch;
+        peak = kept - 8.0L * d * (2.0L * k + 20.0L) + blocks + std::max({pass, first + sketch, parked_step});
+    }
     // On disk (io::row_spill): the carried [R, T] and [Sxx R, 0], and the joined Sxx [R, T]
-    // written beside them when the pass is completed (3 D doubles per direction at most).
-    const long double spill = incremental ? 24.0L * d * columns : 0.0L;
+    // written beside them when the pass is completed (3 D doubles per direction at most); parked,
+    // the sketch's state and basis too (its class means are not counted: parked_sketch_bytes).
+    const long double spill =
+        incremental ? 24.0L * d * columns + (parked ? parked_sketch_bytes(dim, rank, 0) : 0.0L) : 0.0L;
     return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns, spill};
+}
+
+long double parked_sketch_bytes(std::uint64_t dim, std::uint64_t rank, std::uint64_t classes) {
+    const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
+    return 8.0L * d * (2.0L * k + 21.0L + static_cast<long double>(classes)) + 1048576.0L;  // + the framing, generously
 }
 
 long double physical_memory() {

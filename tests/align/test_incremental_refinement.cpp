@@ -291,3 +291,44 @@ TEST_CASE("denoising_restart converges: the P block reaches the exact route wher
     CHECK(distance <= 3 * estimates[stop]);
     CHECK(estimates[stop] < refinement_stop);
 }
+
+TEST_CASE("denoising_restart: with Sxx Q on disk each noise's corrections wait there too, the same next pass",
+          "[align][refinement]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const testing::fashion_subset f = testing::load_fashion(1000, false);  // D = 784
+    moment_accumulator acc({f.dim, target_mode::class_ids, 10});
+    acc.update(batch_view(f.row(0), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));
+    const statistics clean = finish(acc, centering::uncentered);
+    patch_blocks_options po;
+    po.shape = {28, 28, 1, image_layout::hwc};
+    po.patch_h = po.patch_w = 2;
+    patch_blocks blocks(po);
+    blocks.update(batch_view(f.row(0), f.n, f.dim));
+    // Two masking noises of one geometry: the first one's corrections are on disk while the
+    // second one's are found (BENCHMARKS.md "mem8").
+    const std::vector<noise_spec> noises = {parse_noise_spec("mask:patch=2x2,ratio=0.25"),
+                                            parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed")};
+    constexpr std::size_t r = 24;
+    spectrum top = clean.spec;
+    top.eigenvalues = xt::view(clean.spec.eigenvalues, xt::range(0, r));
+    top.basis = xt::view(clean.spec.basis, xt::all(), xt::range(0, r));
+    matrix_t q = orthonormal_extension(top.basis, sketched_denoising_subspace(top, noises[0], &blocks).basis);
+    q = orthonormal_extension(q, sketched_denoising_subspace(top, noises[1], &blocks).basis);
+    restricted_statistics memory = verified(f, q);
+    memory.products();
+    restricted_statistics disk = memory;
+    disk.spill_sv(io::spill_directory());
+    REQUIRE(disk.sv_stored);
+    refinement_options o;
+    o.count = 8;
+    o.rank = r;
+    refinement_step a = denoising_restart(top, memory, noises, {&blocks, &blocks}, o, nullptr);
+    refinement_step b = denoising_restart(top, disk, noises, {&blocks, &blocks}, o, nullptr);
+    REQUIRE(!a.stopped);
+    CHECK(b.next.carried == a.next.carried);
+    CHECK(b.next.k() == a.next.k());
+    CHECK(b.next.k() > b.next.carried + o.count);  // both noises' corrections are there
+    CHECK(testing::rel_diff(b.next.known.basis, a.next.known.basis) == 0.0);
+    CHECK(testing::rel_diff(b.next.fresh(), a.next.fresh()) == 0.0);
+    CHECK(testing::rel_diff(b.curves, a.curves) == 0.0);
+}

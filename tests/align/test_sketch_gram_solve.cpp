@@ -180,6 +180,11 @@ TEST_CASE("sketched_gram_solve: a block with pixels that never vary takes the ei
         for (std::size_t i : null)
             for (std::size_t j = 0; j < rhs.shape(1); ++j) on_null = std::max(on_null, std::abs(a(i, j)));
         CHECK(on_null < 1e-12);
+        // Moved in, the right-hand side's storage holds the result (the rows of the block nothing
+        // solves set to 0, not left as they were): the same bits as from a copy.
+        matrix_t moved = rhs;
+        const matrix_t in_place = sketched_gram_solve(sk, noise, p.blocks, std::move(moved));
+        CHECK(relative(in_place, a) == 0.0);
         const denoising_subspace_result s = sketched_denoising_subspace(sk, noise, &p.blocks);
         CHECK(s.rank_g == dim - null.size());
     }

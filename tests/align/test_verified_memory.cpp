@@ -103,6 +103,33 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     CHECK(many.columns == d);
 }
 
+TEST_CASE("denoising, parked (the CLI): the sketch's state and basis on disk, the restart's cuts, the spill with them") {
+    const image_shape shape{12, 10, 3, image_layout::hwc};
+    const std::uint64_t d = shape.dim(), rank = 20;
+    const long double dd = static_cast<long double>(d), k = 20.0L;
+    const std::vector<noise_spec> masks = {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")};
+    const verification_size held = denoising_verification(d, rank, masks, shape, true, false);
+    const verification_size parked = denoising_verification(d, rank, masks, shape, true, true);
+    CHECK(parked.columns == held.columns);
+    // Held: kept (state, U, the process) + blocks + the step (Q, 64 per mask, 4 x 64 + rank);
+    // parked: the state on disk, U only in the step, which holds Q, U, E⁺U and 2 x 64 (r' = 20).
+    const long double cols = static_cast<long double>(held.columns);
+    const long double step_held = 8.0L * dd * (cols + 2 * k + 4 * k + k);
+    const long double step_parked = 8.0L * dd * (cols + 2 * k + k) + 8.0L * dd * k;
+    CHECK(held.extra - parked.extra == Approx(static_cast<double>(8.0L * dd * (2 * k + 20) + step_held - step_parked)));
+    CHECK(parked.spill == held.spill + parked_sketch_bytes(d, rank, 0));
+    CHECK(parked_sketch_bytes(d, rank, 10) - parked_sketch_bytes(d, rank, 0) == 8.0L * dd * 10);  // the class means
+    CHECK(parked_sketch_bytes(d, rank, 0) >= 8.0L * dd * (2 * k + 20));  // the state (rank + 20) and U (rank)
+    // Nothing is parked without incremental refinement passes: --refine 0, or a Monte-Carlo noise.
+    for (bool refines : {false, true}) {
+        const std::vector<noise_spec> n = refines ? std::vector<noise_spec>{spec("mask:patch=4x4,ratio=0.5,draws=2")} : masks;
+        const verification_size a = denoising_verification(d, rank, n, shape, refines, false);
+        const verification_size b = denoising_verification(d, rank, n, shape, refines, true);
+        CHECK(a.extra == b.extra);
+        CHECK(a.spill == b.spill);
+    }
+}
+
 TEST_CASE("run_memory: a block Krylov sketch counted at its widest basis, at least what the sketch holds there") {
     const std::size_t d = 300, rank = 8, classes = 3, rows = 120;
     nystrom_options o;  // the routes' sketch (tools/recalign/route_state.cpp): p = max(rank, 10)

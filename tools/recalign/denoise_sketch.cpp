@@ -103,22 +103,26 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // refinement step's temporaries; the analyses work in the pass's coordinates (no D x K copy
     // beyond the pass's V and Sxx V): recalign/align/verified_memory.hpp.
     const verification_size size =
-        denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0);
+        denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0, true);
     check_verification(o.run, run, mpi, size.columns, size.extra);
-    if (size.spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill files, before any data is read
+    // With refinement passes the finished sketch's state and basis wait on disk too (plan.park),
+    // with its class means (D x C).
+    const long double spill = size.spill > 0 ? size.spill + 8.0L * t.dim * t.classes : 0.0L;
+    if (spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill files, before any data is read
         const std::string dir = io::spill_directory();
-        const std::string why = io::spill_shortfall(dir, static_cast<std::uint64_t>(std::ceil(size.spill)));
+        const auto bytes = static_cast<std::uint64_t>(std::ceil(spill));
+        const std::string why = io::spill_shortfall(dir, bytes);
         if (!why.empty())
-            throw user_error("the refinement passes (--refine) keep up to " +
-                             std::to_string(static_cast<std::uint64_t>(std::ceil(size.spill))) +
-                             " bytes of carried directions in unlinked files in " + dir + " ($TMPDIR): " + why +
-                             ": set TMPDIR to a directory with room, or pass --refine 0");
+            throw user_error("the refinement passes (--refine) keep up to " + std::to_string(bytes) +
+                             " bytes (the carried directions and the finished sketch) in unlinked files in " + dir +
+                             " ($TMPDIR): " + why + ": set TMPDIR to a directory with room, or pass --refine 0");
     }
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {
         return block_of[i] < 0 ? nullptr : &blocks[static_cast<std::size_t>(block_of[i])];
     };
     const std::vector<noise_spec> noises = t.noises;
     plan.passes = plan.blocks.empty() ? 1 : 1 + o.run.refine.value_or(default_refine);
+    plan.park = size.spill > 0;
     const std::size_t rank = run.config().rank;
     plan.basis = [noises, blocks_for, rank](const statistics& s, const std::vector<patch_blocks>& blocks,
                                             restricted_statistics* previous) {

@@ -247,7 +247,8 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "first pass's subspace; a resume must give the same N); refused where it has nothing to "
                           "refine (--method exact, --no-verify, --from, no masking noise in closed form). The carried "
                           "directions wait on disk meanwhile, in unlinked files in $TMPDIR (default /tmp; up to 3 D "
-                          "doubles per verified direction; refused before reading when it has less room or no file can be made there)")
+                          "doubles per verified direction, and the finished sketch: 2 rank + 20 more; refused before "
+                          "reading when it has less room or no file can be made there)")
         ->check(CLI::Range(0, 20))->default_str(std::to_string(default_refine));
     c.denoise->add_option("--k-list", o.k_list, "Comma-separated k at which the text table reports (1 <= k <= D)");
     c.denoise->add_option("--out", o.run.out, "Directory for CSV files and the Figure 7 chart");

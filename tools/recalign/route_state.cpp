@@ -1,14 +1,17 @@
 #include "route_state.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "jitter_state.hpp"
 #include "mpi_context.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
+#include "recalign/io/spill.hpp"
 #include "validate.hpp"
 
 namespace recalign::cli {
@@ -103,6 +106,7 @@ route_state::route_state(const run_config& config) : config_(config), main_(make
 }
 
 void route_state::update(const io::source_batch& b, std::uint64_t pass) {
+    unpark();
     // The class statistics first: their update validates the rows and the labels and changes
     // nothing on a refusal, so the pair keeps the strong guarantee.
     if (classes_ && pass == 0) classes_->update(b.view(), b.targets(), b.first_row);
@@ -116,6 +120,7 @@ void route_state::update(const io::source_batch& b, std::uint64_t pass) {
 }
 
 void route_state::next_pass(const mpi_context& mpi) {
+    unpark();
     auto* s = std::get_if<nystrom_sketch>(&main_);
     if (!s) return;
     if (!mpi.active()) {
@@ -141,6 +146,7 @@ void route_state::next_pass(const mpi_context& mpi) {
 }
 
 std::uint64_t route_state::passes_to_skip(std::uint64_t pass) {
+    unpark();
     const auto* s = std::get_if<nystrom_sketch>(&main_);
     if (!s || !(config_.tolerance > 0.0) || pass + 1 >= config_.passes || s->n() == 0) return 0;
     nystrom_spectrum_options o;
@@ -150,11 +156,13 @@ std::uint64_t route_state::passes_to_skip(std::uint64_t pass) {
 }
 
 std::uint64_t route_state::sketch_passes() const {
+    if (parked()) return parked_passes_;
     if (const auto* s = std::get_if<nystrom_sketch>(&main_)) return s->pass() + 1;
     return 1;
 }
 
 std::uint64_t route_state::n() const {
+    if (parked()) return parked_n_;
     return std::visit([](const auto& a) { return a.n(); }, main_);
 }
 
@@ -164,6 +172,13 @@ void route_state::merge(const stream_state& o) {
     const route_state& other = *other_ptr;
     if (const std::string d = config_.difference(other.config_, "this state", "the other"); !d.empty())
         throw std::invalid_argument("cannot merge: " + d);
+    if (other.parked()) {  // (it may be *this: read before this one is changed)
+        route_state whole(other.config_);
+        whole.load(other.save(), "a parked sketch state");
+        merge(whole);
+        return;
+    }
+    unpark();
     std::visit([&](auto& a) { a.merge(std::get<std::decay_t<decltype(a)>>(other.main_)); }, main_);
     if (classes_.has_value() != other.classes_.has_value())
         throw std::invalid_argument("cannot merge: one state holds the labels in a joint (D + C)² scatter (a checkpoint "
@@ -179,6 +194,7 @@ void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const 
 // a checkpoint of an older recalign (a framed joint scatter with the targets inside, starting
 // with the checkpoint magic) keeps that layout.
 std::string route_state::save() const {
+    if (parked()) return parked_save();
     if (const auto* m = std::get_if<moment_accumulator>(&main_); m && !classes_) return checkpoint::to_bytes(*m);
     const std::string sketch = std::visit([](const auto& a) { return checkpoint::to_bytes(a); }, main_);
     std::string out;
@@ -189,6 +205,7 @@ std::string route_state::save() const {
 }
 
 void route_state::load(const std::string& tagged, const std::string& source) {
+    if (parked()) *this = route_state(config_);  // main_ is read below as the fresh state of this configuration
     const std::string bytes = without_jitter_header(tagged);  // --from / merge of a jittered run
     if (bytes.compare(0, 8, "RAVERIFY") == 0 || bytes.compare(0, 8, "RAVERIF2") == 0 ||
         bytes.compare(0, 8, "RAVERIF3") == 0 || bytes.compare(0, 8, "RAVERIF4") == 0 ||
@@ -224,6 +241,7 @@ void route_state::load(const std::string& tagged, const std::string& source) {
 
 void route_state::reduce(const mpi_context& mpi) {
     if (!mpi.active()) return;
+    unpark();
     if (const auto* m = std::get_if<moment_accumulator>(&main_)) {
         // The exact moments take the two-stage Chan merge (dist/mpi.hpp), then the class
         // statistics their own tree (both collective, in this order on every rank).
@@ -250,7 +268,56 @@ void route_state::reduce(const mpi_context& mpi) {
     if (bytes) load(*bytes, "the ranks' merged state");
 }
 
+namespace {
+constexpr std::size_t parked_block = std::size_t(1) << 17;  // doubles written or read at a time (1 MiB)
+}  // namespace
+
+void route_state::park(const std::string& dir) {
+    if (parked()) return;
+    const std::string bytes = save();
+    const std::size_t words = (bytes.size() + 7) / 8;
+    auto file = std::make_shared<io::row_spill>(dir, words, 1);  // may throw: nothing changed
+    std::vector<double> block(std::min(words, parked_block));
+    for (std::size_t w0 = 0; w0 < words; w0 += parked_block) {
+        const std::size_t n = std::min(parked_block, words - w0), at = w0 * 8;
+        block.back() = 0.0;  // the last word's padding
+        std::memcpy(block.data(), bytes.data() + at, std::min(n * 8, bytes.size() - at));
+        file->write_rows(w0, n, block.data());
+    }
+    parked_n_ = n();
+    parked_passes_ = sketch_passes();
+    parked_bytes_ = bytes.size();
+    parked_ = std::move(file);
+    std::visit([](auto& a) { [[maybe_unused]] const std::decay_t<decltype(a)> gone = std::move(a); }, main_);
+    classes_.reset();
+}
+
+std::string route_state::parked_save() const {
+    std::string bytes(static_cast<std::size_t>(parked_bytes_), '\0');
+    const std::size_t words = parked_->rows();
+    std::vector<double> block(std::min(words, parked_block));
+    for (std::size_t w0 = 0; w0 < words; w0 += parked_block) {
+        const std::size_t n = std::min(parked_block, words - w0), at = w0 * 8;
+        parked_->read_rows(w0, n, block.data());
+        std::memcpy(bytes.data() + at, block.data(), std::min(n * 8, bytes.size() - at));
+    }
+    return bytes;
+}
+
+void route_state::unpark() {
+    if (!parked()) return;
+    route_state back(config_);
+    back.load(parked_save(), parked_->directory() + " (the parked sketch state)");
+    back.whole_ = whole_;
+    *this = std::move(back);
+}
+
 statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra) {
+    if (s.parked()) {  // finished from a copy read back (the state itself stays on disk)
+        route_state whole(s.config_);
+        whole.load(s.save(), "a parked sketch state");
+        return finish_statistics(whole, c, second_moment, extra);
+    }
     const auto built = static_cast<centering>(s.config_.center);
     if (s.config_.method != "exact" && built != c)
         throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
@@ -273,6 +340,7 @@ statistics finish_statistics(const route_state& s, centering c, bool second_mome
 }
 
 statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra) {
+    s.unpark();
     auto* m = std::get_if<moment_accumulator>(&s.main_);
     if (!m) return finish_statistics(s, c, false, extra);  // a sketch: its k x D parts, nothing to gain
     // The estimate (require_memory) counts the accumulator, Sxx and the eigenvectors: with Sxx
@@ -290,6 +358,7 @@ statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra) 
 }
 
 spectrum finish_spectrum(route_state&& s, centering c) {
+    s.unpark();
     if (auto* m = std::get_if<moment_accumulator>(&s.main_)) return exact_eigenvalues(std::move(*m), c);
     return finish_statistics(s, c, false).spec;
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -19,6 +20,10 @@
 #include "recalign/stats/moments.hpp"
 #include "run_state.hpp"
 #include "stream_state.hpp"
+
+namespace recalign::io {
+class row_spill;
+}
 
 namespace recalign::cli {
 
@@ -49,6 +54,15 @@ public:
     bool hold_whole() override { return whole_ = true; }
     const run_config& config() const noexcept { return config_; }
 
+    // The state in an unlinked file in `dir` (io/spill.hpp) instead of memory, as save()'s
+    // bytes: once its passes are over and finished, a verified run reads only the finished
+    // statistics (BENCHMARKS.md "mem8": D x (rank + 20) doubles at 224x224x3, 0.33 GB). save(),
+    // n() and sketch_passes() answer from the file and what was kept; every other use reads it
+    // back first (unpark). No-op when parked; throws file_error with nothing changed.
+    void park(const std::string& dir);
+    void unpark();
+    bool parked() const noexcept { return parked_ != nullptr; }
+
 private:
     friend statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra);
     friend statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra);
@@ -58,6 +72,11 @@ private:
     sketch main_;
     std::optional<class_moments> classes_;  // with labels (absent in an older exact checkpoint's joint scatter)
     bool whole_ = false;                    // hold_whole: the next pass boundary takes rank 0's state
+    // park(): save()'s bytes on disk (main_ and classes_ released meanwhile), their length, and
+    // n() and sketch_passes() as they were. Copies share the file (read only).
+    std::shared_ptr<const io::row_spill> parked_;
+    std::uint64_t parked_bytes_ = 0, parked_n_ = 0, parked_passes_ = 0;
+    std::string parked_save() const;
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the

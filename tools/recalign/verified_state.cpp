@@ -116,9 +116,11 @@ void verified_state::next_pass(const mpi_context& mpi) {
     memory_mark(pass_ == route_.passes() ? "sketch passes" : "verification pass");
     matrix_t basis;
     if (mpi.rank() == 0) {
-        if (pass_ == route_.passes()) finished_.reset();  // the sketch as merged, finished once
-        const statistics& s = sketch();
+        if (pass_ == route_.passes()) forget_sketch();  // the sketch as merged, finished once
+        // Its basis, when parked, is read back below once the pass's Sxx V is on disk (sketch()).
+        const statistics& s = finished();
         memory_mark("sketch finished");
+        if (plan_.park) route_.park(io::spill_directory());  // only a checkpoint reads it from now on
         std::optional<restricted_statistics> previous;
         if (pass_state_) {
             previous = std::move(*pass_state_).finish(plan_.center);
@@ -134,6 +136,7 @@ void verified_state::next_pass(const mpi_context& mpi) {
             // at a time (io/spill.hpp).
             previous->products();
             previous->spill_sv(io::spill_directory());
+            sketch();  // U back in memory for the restart
             refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr, change_);
             change_ = step.change;
             estimate_ = step.estimate;
@@ -150,12 +153,23 @@ void verified_state::next_pass(const mpi_context& mpi) {
                 // complete_pass reads them back.
                 next_->spill(io::spill_directory());
             }
-        } else if (previous && plan_.done && plan_.done(s, blocks_, *previous)) {
+        } else if (previous && plan_.done && (sketch(), plan_.done(s, blocks_, *previous))) {
             final_ = std::move(*previous);  // the plan's adaptive stop: this pass is the result
         } else {
+            sketch();
             basis = plan_.basis(s, blocks_, previous ? &*previous : nullptr);
         }
         memory_mark("basis built");
+        if (plan_.park && finished_ && !basis_parked_) {  // U is read again at the next restart only
+            if (!parked_basis_) {
+                const matrix_t& u = finished_->spec.basis;
+                auto file = std::make_shared<io::row_spill>(io::spill_directory(), u.shape(0), u.shape(1));
+                if (u.size()) file->write_rows(0, u.shape(0), u.data());
+                parked_basis_ = std::move(file);
+            }
+            finished_->spec.basis = matrix_t();
+            basis_parked_ = true;
+        }
     }
     if (mpi.active()) {
         std::string bytes = mpi.rank() == 0 ? matrix_bytes(basis) : std::string();
@@ -213,13 +227,31 @@ std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
     return skip;
 }
 
-const statistics& verified_state::sketch() const {
+const statistics& verified_state::finished() const {
     if (!finished_) finished_ = finish_statistics(route_, plan_.center);
     return *finished_;
 }
 
+const statistics& verified_state::sketch() const {
+    finished();
+    if (basis_parked_) {
+        matrix_t u = xt::empty<double>({parked_basis_->rows(), parked_basis_->cols()});
+        if (u.size()) parked_basis_->read_rows(0, u.shape(0), u.data());  // may throw: nothing changed
+        finished_->spec.basis = std::move(u);
+        basis_parked_ = false;
+    }
+    return *finished_;
+}
+
+void verified_state::forget_sketch() {
+    finished_.reset();
+    parked_basis_.reset();
+    basis_parked_ = false;
+}
+
 statistics verified_state::sketch_without_basis() const {
-    sketch();
+    finished();
+    if (basis_parked_) return *finished_;  // its basis is on disk: nothing to set aside
     matrix_t basis = std::move(finished_->spec.basis);  // put back below, also on a throw
     try {
         statistics s = *finished_;
@@ -531,6 +563,8 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     if (v4) estimate = get_f64(r);
     else change = std::numeric_limits<double>::quiet_NaN();  // the old rule's change: the new one needs two
     if (!r.bytes.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
+    // Resumed in a verification pass: the sketch's state on disk, as the run that wrote it held it.
+    if (plan_.park && state && pass >= route.passes()) route.park(io::spill_directory());
     next_ = std::move(next);
     final_ = std::move(final_stats);
     planned_ = adopt_blocks_ ? planned : plan_.passes;
@@ -544,7 +578,7 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
     route_ = std::move(route);
     blocks_ = std::move(blocks);
     pass_state_ = std::move(state);
-    finished_.reset();
+    forget_sketch();
     pass_ = pass;
 }
 
@@ -577,7 +611,7 @@ void verified_state::merge(const stream_state& o) {
     const std::uint64_t last_sketch = route_.passes() - 1;
     route_ = std::move(route);
     blocks_ = std::move(blocks);
-    finished_.reset();
+    forget_sketch();
     pass_ = std::min({pass_, other->pass_, last_sketch});
     pass_state_.reset();
     next_.reset();

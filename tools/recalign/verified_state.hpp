@@ -62,6 +62,10 @@ struct verify_plan {
     // rest (that pass is the result). Asked on rank 0 of the merged pass, like `restart`.
     std::function<bool(const statistics& sketch, const std::vector<patch_blocks>& blocks,
                        const restricted_statistics& pass)> done;
+    // Once the sketch is finished, its state and, during each verification pass, its D x rank
+    // basis wait in unlinked files in io::spill_directory() (route_state::park; BENCHMARKS.md
+    // "mem8"): denoise with refinement passes, whose spill directory is checked before reading.
+    bool park = false;
 };
 
 // How the refinement passes went (incremental refinement): passes run, why they stopped.
@@ -134,6 +138,12 @@ private:
     bool counted_ = false;  // the passes skipped after the stop are in skipped_
     std::uint64_t planned_ = 0;  // verification passes the checkpoint is for (0: unknown, version 1)
     mutable std::optional<statistics> finished_;    // sketch(), of route_ as it is now
+    // plan_.park: finished_'s basis on disk during a verification pass (its spec.basis empty
+    // meanwhile; sketch() reads it back). Written once per finish.
+    mutable std::shared_ptr<io::row_spill> parked_basis_;
+    mutable bool basis_parked_ = false;
+    const statistics& finished() const;  // finished_, made when missing, its basis wherever it is
+    void forget_sketch();                // finished_ and its parked basis, of a state that changed
     std::uint64_t pass_ = 0;                        // the current pass
     std::size_t classes_ = 0;
     std::vector<double> marks_;  // steady-clock seconds at the first batch of each pass

@@ -50,8 +50,9 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& sketch, co
 // top part and the exact blocks, so Ĝ⁻¹ G − I = −c1 Ĝ⁻¹ (the tail of Sxx off the blocks).
 // Throws like sketched_denoising_subspace, and for Gaussian or Monte-Carlo noises.
 // `counts` (optional) receives how many blocks took each route.
+// `rhs` is taken by value: moved in, the result is formed in its storage (no second D x e).
 matrix_t sketched_gram_solve(const spectrum& sketch, const noise_spec& noise, const patch_blocks& blocks,
-                             const matrix_t& rhs, const sketch_denoising_options& options = {},
+                             matrix_t rhs, const sketch_denoising_options& options = {},
                              block_solve_counts* counts = nullptr);
 
 }  // namespace recalign

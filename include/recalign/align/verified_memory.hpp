@@ -63,8 +63,18 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 // and corrections, and one correction's temporaries: 7 x 64 + rank D-long vectors). `extra` may
 // be negative (run_memory's sketch-finish temporaries are gone by then); the sum is never below
 // run_memory. `shape`: the image of the specs without their own (dropout: D x 1 x 1 when empty).
+// `parks` (the CLI, tools/recalign/verified_state.hpp verify_plan::park): with incremental
+// refinement passes the finished sketch's state waits on disk from the first basis construction
+// on and its basis during every pass, each masking noise's corrections while the next noise's
+// are found, and E⁺R is formed in R's storage (BENCHMARKS.md "mem8"); `spill` then counts the
+// parked sketch too (parked_sketch_bytes without the class means).
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
-                                         const image_shape& shape, bool refines = true);
+                                         const image_shape& shape, bool refines = true, bool parks = false);
+
+// Bytes of a finished Nyström sketch parked on disk during denoise's refinement passes (the
+// sketch state, D x (rank + 20) doubles and the mean, the class means C x D, and its basis, D x
+// rank; tools/recalign/route_state.hpp park), an upper bound for the spill directory's check.
+long double parked_sketch_bytes(std::uint64_t dim, std::uint64_t rank, std::uint64_t classes);
 
 // This machine's physical memory in bytes (the default budget; 0 when unknown).
 long double physical_memory();
