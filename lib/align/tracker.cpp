@@ -195,8 +195,7 @@ tracker_report alignment_tracker::final_report(const eigen_options& solver, cons
             solved_noise sn;
             noise_moments nm;
             {
-                monte_carlo_estimate e = std::move(*mc_[i]).release_estimate();
-                mc_[i].reset();
+                monte_carlo_estimate e = std::move(*mc_[i]).release_estimate();  // its sums released
                 nm = std::move(e.moments);
                 sn.bs_stderr_fro = e.bs_stderr_fro;
                 sn.g_stderr_fro = e.g_stderr_fro;

@@ -205,6 +205,7 @@ TEST_CASE("tracker: the final report (accumulator consumed) is report()'s", "[al
             CHECK(max_abs_diff(a.noises[i].impact.distance, b.noises[i].impact.distance) == 0.0);
             CHECK(max_abs_diff(a.noises[i].denoising.subspace.eigenvalues, b.noises[i].denoising.subspace.eigenvalues) == 0.0);
             CHECK(b.noises[i].denoising.subspace.basis.size() == 0);  // measured, then released
+            CHECK(b.noises[i].monte_carlo == a.noises[i].monte_carlo);
             CHECK(b.noises[i].g_stderr_fro == a.noises[i].g_stderr_fro);
         }
     }
@@ -238,6 +239,7 @@ TEST_CASE("tracker: the final report with its idle matrices on disk is the in-me
             CHECK(max_abs_diff(a.noises[i].impact.distance, b.noises[i].impact.distance) == 0.0);
             CHECK(max_abs_diff(a.noises[i].denoising.subspace.eigenvalues, b.noises[i].denoising.subspace.eigenvalues) ==
                   0.0);
+            CHECK(b.noises[i].monte_carlo == a.noises[i].monte_carlo);
             CHECK(b.noises[i].bs_stderr_fro == a.noises[i].bs_stderr_fro);
             CHECK(b.noises[i].g_stderr_fro == a.noises[i].g_stderr_fro);
         }
@@ -245,6 +247,7 @@ TEST_CASE("tracker: the final report with its idle matrices on disk is the in-me
     // The consuming Monte-Carlo estimate is estimate()'s, bit for bit.
     alignment_tracker consumed = t;
     const tracker_report r = t.report(), c = std::move(consumed).final_report({}, dir.path);
+    CHECK(c.noises[2].monte_carlo);
     CHECK(c.noises[2].bs_stderr_fro == r.noises[2].bs_stderr_fro);
     CHECK(c.noises[2].g_stderr_fro == r.noises[2].g_stderr_fro);
     CHECK(max_abs_diff(c.noises[2].denoising.subspace.eigenvalues, r.noises[2].denoising.subspace.eigenvalues) == 0.0);
