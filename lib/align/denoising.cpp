@@ -190,7 +190,8 @@ denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_
         for (std::size_t j = i; j < d; ++j) si[j] *= k(i, j);
     }
     // From here on, and also on a throw, Sxx is restored from its strict lower triangle and
-    // its diagonal when this returns (the factor R lives in its upper triangle until then).
+    // its diagonal when this returns (the factor R lives in its upper triangle until then);
+    // only if reading it back from its spill file fails (cholesky_subspace) is it left empty.
     struct restore_sxx {
         matrix_t& a;
         const std::vector<double>& diag;
