@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "nested.hpp"
 #include "recalign/core/blas.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
 
 namespace recalign {
@@ -76,9 +78,11 @@ denoising_subspace_result whitened_subspace(const matrix_t& bs, matrix_t g, doub
 // The Cholesky route's second half: beside R (the upper triangle of `r`, D x D row-major, only
 // read) and F = R⁻ᵀ Bs (consumed), C = F Fᵀ (SYRK; F released once C is formed), its
 // eigenvectors Y (in C's storage with dsyevd, or C's top n pairs beside it, see below) and
-// V* = R⁻¹ Y in place (TRSM). Peak beside R: F and C, then C and dsyevd's 2 D² (or Y).
-denoising_subspace_result cholesky_subspace(const double* r, matrix_t f, std::uint64_t n, double rel_tol,
-                                            const eigen_options& solver) {
+// V* = R⁻¹ Y in place (TRSM). Peak beside R: F and C, then C and dsyevd's 2 D² (or Y). Where
+// dsyevd is taken and `spill_dir` is not empty, `r` waits on disk meanwhile (io::parked_matrix:
+// C and the workspace alone, 3 D x D in all) and is read back, the same bits, for the TRSM.
+denoising_subspace_result cholesky_subspace(matrix_t& r, matrix_t f, std::uint64_t n, double rel_tol,
+                                            const eigen_options& solver, const std::string& spill_dir) {
     const std::size_t d = f.shape(0);
     denoising_subspace_result out;
     out.rank_g = d;
@@ -88,10 +92,23 @@ denoising_subspace_result cholesky_subspace(const double* r, matrix_t f, std::ui
     // rank(C) <= n: where dsyevd's workspace does not fit `solver`, only the top n pairs.
     const bool subset = n > 0 && n < d && solver.workspace_bytes < divide_and_conquer_workspace(d);
     const std::size_t k = subset ? static_cast<std::size_t>(n) : d;
-    eigen_result ey = sym_eigen_consuming(std::move(c), k, solver);
+    std::optional<io::parked_matrix> parked;
+    if (!spill_dir.empty() && d > 0 && choose_driver(d, k, solver) == eigen_driver::divide_and_conquer)
+        parked.emplace(spill_dir, r);
+    eigen_result ey;
+    try {
+        ey = sym_eigen_consuming(std::move(c), k, solver);
+    } catch (...) {
+        if (parked) r = parked->restore();
+        throw;
+    }
+    if (parked) {
+        r = parked->restore();
+        parked.reset();
+    }
     out.status = solver_status_of(ey.info);
     out.eigenvalues = std::move(ey.values);
-    blas::trsm_left_upper(false, d, k, r, ey.vectors.data());  // V* = R⁻¹ Y
+    blas::trsm_left_upper(false, d, k, r.data(), ey.vectors.data());  // V* = R⁻¹ Y
     out.basis = std::move(ey.vectors);
     fix_signs(out.basis);
     const double top = k > 0 ? out.eigenvalues(0) : 0.0;
@@ -112,7 +129,8 @@ denoising_subspace_result cholesky_subspace(const double* r, matrix_t f, std::ui
 // eigenvalues). Otherwise G is restored (from its
 // untouched strict lower triangle and its diagonal) and the whitening above finds V*.
 denoising_subspace_result denoising_subspace_of(matrix_t& bs, matrix_t g, std::uint64_t n, double rel_tol,
-                                                const eigen_options& solver, bool release_bs) {
+                                                const eigen_options& solver, bool release_bs,
+                                                const std::string& spill_dir) {
     if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
     const std::size_t d = g.shape(0);
     blas::symmetrize_from_upper(d, g.data());  // the upper triangle is G (as the whitening reads it)
@@ -131,25 +149,26 @@ denoising_subspace_result denoising_subspace_of(matrix_t& bs, matrix_t g, std::u
         return whitened_subspace(bs, std::move(g), rel_tol, solver, release_bs ? &bs : nullptr);
     }
     blas::trsm_left_upper(true, d, d, g.data(), bs.data());  // F = R⁻ᵀ Bs
-    return cholesky_subspace(g.data(), std::move(bs), n, rel_tol, solver);  // bs: the caller's copy or its own
+    return cholesky_subspace(g, std::move(bs), n, rel_tol, solver, spill_dir);  // bs: the caller's copy or its own
 }
 }  // namespace
 
 denoising_subspace_result denoising_subspace(const noise_moments& noisy, double rel_tol, const eigen_options& solver) {
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
     matrix_t bs = noisy.bs;  // F is formed in its storage
-    return denoising_subspace_of(bs, noisy.g, noisy.n, rel_tol, solver, false);
+    return denoising_subspace_of(bs, noisy.g, noisy.n, rel_tol, solver, false, std::string());
 }
 
-denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol, const eigen_options& solver) {
+denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol, const eigen_options& solver,
+                                             const std::string& spill_dir) {
     check_noisy(noisy, noisy.g.shape(0), "denoising_subspace");
     noise_moments own = std::move(noisy);
-    return denoising_subspace_of(own.bs, std::move(own.g), own.n, rel_tol, solver, true);
+    return denoising_subspace_of(own.bs, std::move(own.g), own.n, rel_tol, solver, true, spill_dir);
 }
 
 denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_spec& spec, std::uint64_t n,
                                                      const image_shape& shape, double rel_tol,
-                                                     const eigen_options& solver) {
+                                                     const eigen_options& solver, const std::string& spill_dir) {
     if (!(rel_tol >= 0.0)) throw std::invalid_argument("denoising_subspace: rel_tol must be >= 0");
     const std::size_t d = sxx.shape(0);
     if (sxx.shape(1) != d) throw std::invalid_argument("masking_denoising_subspace: Sxx is not square");
@@ -171,11 +190,13 @@ denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_
         for (std::size_t j = i; j < d; ++j) si[j] *= k(i, j);
     }
     // From here on, and also on a throw, Sxx is restored from its strict lower triangle and
-    // its diagonal when this returns (the factor R lives in its upper triangle until then).
+    // its diagonal when this returns (the factor R lives in its upper triangle until then);
+    // only if reading it back from its spill file fails (cholesky_subspace) is it left empty.
     struct restore_sxx {
         matrix_t& a;
         const std::vector<double>& diag;
         ~restore_sxx() {
+            if (a.size() != diag.size() * diag.size()) return;  // not read back from its spill file
             blas::symmetrize_from_lower(diag.size(), a.data());
             for (std::size_t i = 0; i < diag.size(); ++i) a(i, i) = diag[i];
         }
@@ -193,7 +214,7 @@ denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_
             }
             blas::symmetrize_from_lower(d, f.data());
             blas::trsm_left_upper(true, d, d, sxx.data(), f.data());  // F = R⁻ᵀ Bs
-            return cholesky_subspace(sxx.data(), std::move(f), n, rel_tol, solver);
+            return cholesky_subspace(sxx, std::move(f), n, rel_tol, solver, spill_dir);
         }
     }
     // G is not numerically positive definite: the whitening, on Bs and G formed.

@@ -530,6 +530,49 @@ monte_carlo_estimate monte_carlo_noise::estimate() const {
     return e;
 }
 
+monte_carlo_estimate monte_carlo_noise::release_estimate() && {
+    const std::size_t d = options_.dim, R = options_.replicates;
+    const double S = static_cast<double>(options_.draws), per = static_cast<double>(R) / S;
+    const double norm = 1.0 / (static_cast<double>(R) * static_cast<double>(R - 1));
+    for (matrix_t& g : g_) blas::symmetrize_from_upper(d, g.data());
+    // Entry by entry as estimate() sums (the same operations in the same order), the means
+    // written over the first replicate's entry once every replicate's is read.
+    double fb = 0.0, fg = 0.0;
+    double* mb = bs_[0].data();
+    double* mg = g_[0].data();
+    for (std::size_t i = 0; i < d * d; ++i) {
+        double sb = 0.0, sg = 0.0;
+        for (std::size_t r = 0; r < R; ++r) {
+            sb += bs_[r].data()[i] / S;
+            sg += g_[r].data()[i] / S;
+        }
+        double vb = 0.0, vg = 0.0;
+        for (std::size_t r = 0; r < R; ++r) {
+            const double db = bs_[r].data()[i] * per - sb;
+            const double dg = g_[r].data()[i] * per - sg;
+            vb += db * db;
+            vg += dg * dg;
+        }
+        mb[i] = sb;
+        mg[i] = sg;
+        fb += vb * norm;
+        fg += vg * norm;
+    }
+    monte_carlo_estimate e;
+    e.moments.n = n_;
+    e.moments.bs = std::move(bs_[0]);
+    e.moments.g = std::move(g_[0]);
+    bs_.clear();
+    g_.clear();
+    n_ = 0;
+    batches_ = 0;
+    e.bs_stderr = xt::zeros<double>({std::size_t{0}, std::size_t{0}});
+    e.g_stderr = e.bs_stderr;
+    e.bs_stderr_fro = std::sqrt(fb);
+    e.g_stderr_fro = std::sqrt(fg);
+    return e;
+}
+
 monte_carlo_noise monte_carlo_noise::load(std::istream& is, corrupt_fn corrupt) {
     monte_carlo_noise m = checkpoint::load_state<monte_carlo_noise>(is);
     m.corrupt_ = std::move(corrupt);

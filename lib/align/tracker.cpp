@@ -170,7 +170,7 @@ tracker_report alignment_tracker::report(const eigen_options& solver) {
                      solver);
 }
 
-tracker_report alignment_tracker::final_report(const eigen_options& solver) && {
+tracker_report alignment_tracker::final_report(const eigen_options& solver, const std::string& spill_dir) && {
     exact_finish_options fo;
     fo.solver = solver;
     fo.second_moment = false;  // read where it is needed before it is decomposed
@@ -186,23 +186,31 @@ tracker_report alignment_tracker::final_report(const eigen_options& solver) && {
     for (std::size_t i = 0; i < options_.noises.size(); ++i) {
         const noise_spec& spec = options_.noises[i];
         if (mc_[i]) {
+            if (parts.meta.n != mc_[i]->n())
+                throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(mc_[i]->n()) +
+                                            " samples, the clean statistics " + std::to_string(parts.meta.n));
+            // Sxx waits on disk while the estimate is formed from the sums and solved.
+            std::optional<io::parked_matrix> sxx;
+            if (!spill_dir.empty()) sxx.emplace(spill_dir, parts.sxx);
             solved_noise sn;
             noise_moments nm;
             {
-                monte_carlo_estimate e = mc_[i]->estimate();
+                monte_carlo_estimate e = std::move(*mc_[i]).release_estimate();  // its sums released
                 nm = std::move(e.moments);
                 sn.bs_stderr_fro = e.bs_stderr_fro;
                 sn.g_stderr_fro = e.g_stderr_fro;
             }
-            if (nm.n != parts.meta.n)
-                throw std::invalid_argument("alignment_tracker: the noise moments cover " + std::to_string(nm.n) +
-                                            " samples, the clean statistics " + std::to_string(parts.meta.n));
-            sn.sub = denoising_subspace(std::move(nm), options_.rel_tol, solver);
+            sn.sub = denoising_subspace(std::move(nm), options_.rel_tol, solver, spill_dir);
+            if (sxx) parts.sxx = sxx->restore();
             solved[i] = std::move(sn);
         } else if (spec.family != noise_family::gaussian) {
-            solved[i] = solved_noise{
-                masking_denoising_subspace(parts.sxx, spec, parts.meta.n, options_.shape, options_.rel_tol, solver)};
+            solved[i] = solved_noise{masking_denoising_subspace(parts.sxx, spec, parts.meta.n, options_.shape,
+                                                                options_.rel_tol, solver, spill_dir),
+                                     nullptr};
         }
+        // V* waits on disk until the clean eigenvectors exist.
+        if (solved[i] && !spill_dir.empty())
+            solved[i]->basis = std::make_unique<io::parked_matrix>(spill_dir, solved[i]->sub.basis);
     }
     statistics clean = finish(std::move(parts), fo);
     if (targets != options_.center) clean = with_raw_targets(std::move(clean), raw_syy);
@@ -232,6 +240,7 @@ tracker_report alignment_tracker::report_on(const statistics& clean, const eigen
                 nr.bs_stderr_fro = sn.bs_stderr_fro;
                 nr.g_stderr_fro = sn.g_stderr_fro;
                 denoising_subspace_result out = std::move(sn.sub);
+                if (sn.basis) out.basis = sn.basis->restore();
                 (*solved)[i].reset();
                 return out;
             }

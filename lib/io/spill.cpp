@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -88,6 +89,28 @@ void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
     detail::pread_exact(fd_, dst, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
                         checked_mul(checked_mul(r0, cols_, "spill offset"), sizeof(double), "spill offset"),
                         dir_ + " (spill file)");
+}
+
+namespace {
+// Rows per block: about 32 MiB (one pwrite / pread each; the blocks are the matrix's own rows).
+std::size_t block_rows(std::size_t cols) { return std::max<std::size_t>(1, (std::size_t{32} << 20) / (8 * std::max<std::size_t>(cols, 1))); }
+}  // namespace
+
+parked_matrix::parked_matrix(const std::string& dir, matrix_t& m) : file_(dir, m.shape(0), m.shape(1)) {
+    const std::size_t rows = m.shape(0), cols = m.shape(1), step = block_rows(cols);
+    if (rows > 0 && cols > 0)
+        for (std::size_t r0 = 0; r0 < rows; r0 += step)
+            file_.write_rows(r0, std::min(step, rows - r0), m.data() + r0 * cols);
+    m = matrix_t();
+}
+
+matrix_t parked_matrix::restore() const {
+    const std::size_t rows = file_.rows(), cols = file_.cols(), step = block_rows(cols);
+    matrix_t m = matrix_t::from_shape({rows, cols});
+    if (rows > 0 && cols > 0)
+        for (std::size_t r0 = 0; r0 < rows; r0 += step)
+            file_.read_rows(r0, std::min(step, rows - r0), m.data() + r0 * cols);
+    return m;
 }
 
 }  // namespace recalign::io

@@ -2,13 +2,19 @@
 // leaves the whole state intact; reports carry the change since the previous report.
 #include <catch2/catch.hpp>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <limits>
+#include <cstring>
 #include <sstream>
 #include <vector>
 
 #include <recalign/align/tracker.hpp>
 
 #include "../common/helpers.hpp"
+#include "../common/temp_dir.hpp"
 #include "../data_sets.hpp"
 #include "../common/fashion.hpp"
 
@@ -30,6 +36,28 @@ void feed(alignment_tracker& t, const testing::fashion_subset& f, std::size_t fr
         const std::size_t b = std::min(batch, to - r0);
         t.update(batch_view(f.row(r0), b, f.dim), target_view::class_ids(f.y.data() + r0, b), r0);
     }
+}
+
+// Names in `dir`, and this process's descriptors pointing into it (an unlinked spill file).
+std::size_t entries_and_open_files(const std::string& dir) {
+    std::size_t n = 0;
+    for (const std::string& where : {dir, std::string("/proc/self/fd")}) {
+        DIR* d = ::opendir(where.c_str());
+        REQUIRE(d != nullptr);
+        while (const dirent* e = ::readdir(d)) {
+            if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+            if (where == dir) {
+                ++n;
+                continue;
+            }
+            char target[4096] = {};
+            const std::string link = where + "/" + e->d_name;
+            const ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+            if (len > 0 && std::string(target).rfind(dir + "/", 0) == 0) ++n;
+        }
+        ::closedir(d);
+    }
+    return n;
 }
 
 double max_abs_diff(const vector_t& a, const vector_t& b) {
@@ -177,7 +205,53 @@ TEST_CASE("tracker: the final report (accumulator consumed) is report()'s", "[al
             CHECK(max_abs_diff(a.noises[i].impact.distance, b.noises[i].impact.distance) == 0.0);
             CHECK(max_abs_diff(a.noises[i].denoising.subspace.eigenvalues, b.noises[i].denoising.subspace.eigenvalues) == 0.0);
             CHECK(b.noises[i].denoising.subspace.basis.size() == 0);  // measured, then released
+            CHECK(b.noises[i].monte_carlo == a.noises[i].monte_carlo);
             CHECK(b.noises[i].g_stderr_fro == a.noises[i].g_stderr_fro);
         }
     }
+}
+
+// With a spill directory the matrices a decomposition does not read wait there (Sxx while dsyevd
+// decomposes C or a Monte-Carlo noise is solved, each V* until the clean eigenvectors exist):
+// the same bits as in memory, with dsyevd (Sxx parked) and with dsyevr (only the V*), and
+// nothing left in the directory or open afterwards; a directory that is not there is named.
+TEST_CASE("tracker: the final report with its idle matrices on disk is the in-memory one", "[align][tracker][spill]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const testing::fashion_subset f = testing::load_fashion(300, true);
+    testing::temp_dir dir("recalign-tracker-spill");
+    tracker_options o = options_for(f.dim);
+    o.noises.push_back(parse_noise_spec("dropout:ratio=0.3"));
+    alignment_tracker t(o);
+    feed(t, f, 0, 300, 64);
+    for (std::uint64_t workspace : {std::numeric_limits<std::uint64_t>::max(), std::uint64_t{0}}) {
+        eigen_options solver;
+        solver.workspace_bytes = workspace;  // dsyevd everywhere, or dsyevr (C's top n pairs)
+        alignment_tracker in_memory = t, on_disk = t;
+        const tracker_report a = std::move(in_memory).final_report(solver);
+        const tracker_report b = std::move(on_disk).final_report(solver, dir.path);
+        CAPTURE(workspace);
+        CHECK(entries_and_open_files(dir.path) == 0);
+        CHECK(max_abs_diff(a.clean.curve, b.clean.curve) == 0.0);
+        REQUIRE(a.noises.size() == b.noises.size());
+        for (std::size_t i = 0; i < a.noises.size(); ++i) {
+            CAPTURE(a.noises[i].spec);
+            CHECK(max_abs_diff(a.noises[i].denoising.curve, b.noises[i].denoising.curve) == 0.0);
+            CHECK(max_abs_diff(a.noises[i].impact.distance, b.noises[i].impact.distance) == 0.0);
+            CHECK(max_abs_diff(a.noises[i].denoising.subspace.eigenvalues, b.noises[i].denoising.subspace.eigenvalues) ==
+                  0.0);
+            CHECK(b.noises[i].monte_carlo == a.noises[i].monte_carlo);
+            CHECK(b.noises[i].bs_stderr_fro == a.noises[i].bs_stderr_fro);
+            CHECK(b.noises[i].g_stderr_fro == a.noises[i].g_stderr_fro);
+        }
+    }
+    // The consuming Monte-Carlo estimate is estimate()'s, bit for bit.
+    alignment_tracker consumed = t;
+    const tracker_report r = t.report(), c = std::move(consumed).final_report({}, dir.path);
+    CHECK(c.noises[2].monte_carlo);
+    CHECK(c.noises[2].bs_stderr_fro == r.noises[2].bs_stderr_fro);
+    CHECK(c.noises[2].g_stderr_fro == r.noises[2].g_stderr_fro);
+    CHECK(max_abs_diff(c.noises[2].denoising.subspace.eigenvalues, r.noises[2].denoising.subspace.eigenvalues) == 0.0);
+    alignment_tracker missing = t;
+    CHECK_THROWS_WITH(std::move(missing).final_report({}, dir.path + "/missing"), Catch::Contains(dir.path + "/missing"));
+    CHECK(entries_and_open_files(dir.path) == 0);
 }

@@ -281,19 +281,32 @@ def test_memory_budget_refuses_and_chooses_the_solver(tmp, labels):
     assert np.max(np.abs(ca - cb)) <= 1e-10
 
 
-# --- denoise's budget: one masking noise is solved beside Sxx alone (3 D x D with dsyevr, C's
-# top n pairs where n < D); each further one waits beside it for the clean eigenvectors (+1)
+# --- denoise's budget: 3 D x D with dsyevd for any number of closed-form noises (each solved
+# beside Sxx alone; Sxx waits in $TMPDIR while C is decomposed, each V* until the clean
+# eigenvectors exist: unlinked files, gone after the run and after an error); a $TMPDIR that
+# cannot hold one D x D per noise is refused before any data is read
 def test_denoise_memory_budget(tmp, labels):
     import json
     d = 256  # 16 x 16 images, N = 200 < D rows; one D x D = 0.5 MiB
     x = c.write_npy(os.path.join(tmp, "budget_denoise.npy"), np.hstack([X, rng.normal(size=(N, d - D))]))
     base = ["denoise", "--images", x, "--labels", labels, "--image-shape", "16,16,1", "--json", "--quiet",
             "--noise", "mask:patch=4x4,ratio=0.5"]
-    two = base + ["--noise", "dropout:ratio=0.3"]
-    # 3 D x D and the class statistics: 2 MiB passes (no room for dsyevd: dsyevr, the subset)
-    runs = [json.loads(c.run(base + extra, check_rc=0)[1]) for extra in ([], ["--memory", str(2.0 / 1024)])]
-    for k in ("alignment", "impact"):
+    two = base + ["--noise", "dropout:ratio=0.3", "--noise", "gaussian:sigma=0.1"]
+    spill = os.path.join(tmp, "spill")
+    os.makedirs(spill)
+    env = {"TMPDIR": spill}
+    # 3 D x D and the class statistics: 2 MiB holds three noises, dsyevd and all
+    runs = [json.loads(c.run(cmd, env=env, check_rc=0)[1]) for cmd in (base, two + ["--memory", str(2.0 / 1024)])]
+    assert os.listdir(spill) == []
+    for k in ("alignment", "impact"):  # the mask's numbers do not depend on the other noises
         a, b = np.array(runs[0]["noises"][0][k]), np.array(runs[1]["noises"][0][k])
         assert a.shape == b.shape and np.max(np.abs(a - b)) <= 1e-10 * np.max(np.abs(a)), k
-    expect_error(two + ["--memory", str(2.0 / 1024)], ["denoise", "--memory is", "GiB"], "two masking noises in 3 D x D")
-    c.run(two + ["--memory", str(2.6 / 1024)], check_rc=0)
+    expect_error(two + ["--memory", str(1.4 / 1024)], ["denoise", "--memory is", "GiB"], "below 3 D x D")
+    need = str(2 * d * d * 8)  # two noises solved: two D x D on disk at once
+    rc, out, err = c.run(two, env={"TMPDIR": spill, "RECALIGN_TEST_SPILL_FREE": str(2 * d * d * 8 - 1)})
+    c.assert_one_line_error(rc, err, [spill, "$TMPDIR", need, "bytes free"], "a $TMPDIR without room")
+    missing = os.path.join(tmp, "no-such-dir")
+    rc, out, err = c.run(two, env={"TMPDIR": missing})
+    c.assert_one_line_error(rc, err, [missing, "TMPDIR"], "a $TMPDIR that does not exist")
+    c.run(base, env={"TMPDIR": spill, "RECALIGN_TEST_SPILL_FREE": str(d * d * 8)}, check_rc=0)
+    assert os.listdir(spill) == []

@@ -165,3 +165,43 @@ TEST_CASE("spill_shortfall: a directory no file can be made in, or without room,
     CHECK(entries(dir.path) == 1);  // the probe left nothing behind
     CHECK(open_spills(dir.path) == 0);
 }
+
+TEST_CASE("parked_matrix: a matrix waits on disk, its memory released, and comes back bit for bit", "[io][spill]") {
+    temp_dir dir;
+    recalign::matrix_t m = recalign::matrix_t::from_shape({300, 41});
+    std::mt19937_64 rng(5);
+    for (double& v : m) {
+        const std::uint64_t bits = rng();
+        std::memcpy(&v, &bits, 8);
+    }
+    const recalign::matrix_t before = m;
+    {
+        recalign::io::parked_matrix p(dir.path, m);
+        CHECK(m.size() == 0);  // released
+        CHECK(p.rows() == 300);
+        CHECK(p.cols() == 41);
+        CHECK(entries(dir.path) == 0);
+        CHECK(open_spills(dir.path) == 1);
+        const recalign::matrix_t back = p.restore();
+        REQUIRE(back.shape(0) == 300);
+        REQUIRE(back.shape(1) == 41);
+        CHECK(std::memcmp(back.data(), before.data(), before.size() * sizeof(double)) == 0);
+    }
+    CHECK(open_spills(dir.path) == 0);
+    {  // rows of 8 MiB: written and read in two blocks of about 32 MiB
+        recalign::matrix_t big = recalign::matrix_t::from_shape({5, std::size_t{1} << 20});
+        for (std::size_t i = 0; i < big.size(); ++i) big.data()[i] = static_cast<double>(i) * 0.5 - 3.0;
+        recalign::io::parked_matrix p(dir.path, big);
+        const recalign::matrix_t back = p.restore();
+        bool same = back.size() == std::size_t{5} << 20;
+        for (std::size_t i = 0; same && i < back.size(); ++i) same = back.data()[i] == static_cast<double>(i) * 0.5 - 3.0;
+        CHECK(same);
+    }
+    recalign::matrix_t empty = recalign::matrix_t::from_shape({5, 0});
+    recalign::io::parked_matrix e(dir.path, empty);  // no data pointer is touched
+    CHECK(e.restore().shape(0) == 5);
+    // A directory that is not there: refused, the matrix left as it was.
+    m = before;
+    CHECK_THROWS_WITH(recalign::io::parked_matrix(dir.path + "/missing", m), Contains(dir.path + "/missing"));
+    CHECK(m.size() == before.size());
+}

@@ -89,7 +89,8 @@ def main():
     ap.add_argument("--tmp", default=tempfile.gettempdir())
     ap.add_argument("--dsyevr-memory", help="add the three commands with --memory GIB (forcing dsyevr)")
     ap.add_argument("--memory", help="--memory GIB for this build's commands")
-    ap.add_argument("--denoise", action="store_true", help="add denoise (one 4x4 patch mask) against SciPy")
+    ap.add_argument("--denoise", action="store_true",
+                    help="add denoise (one 4x4 patch mask; and mask + dropout + Gaussian) against SciPy")
     ap.add_argument("--only", help="semicolon-separated sides to run (names as printed; NumPy's eigh side always runs)")
     ap.add_argument("--baseline-cli", help="another build's recalign (e.g. main's): each side of this build again "
                     "with it, named 'NAME, baseline', for the peaks before and after side by side")
@@ -124,6 +125,8 @@ def main():
             sys.exit("--denoise needs D = H * H or 2 * H * H")
         sides["denoise mask 4x4 0.5"] = [a.cli, "denoise", "--image-shape", f"{h},{h},{c}", "--noise",
                                          "mask:patch=4x4,ratio=0.5"] + mine
+        sides["denoise mask+dropout+gaussian"] = sides["denoise mask 4x4 0.5"][:6] + [
+            "--noise", "dropout:ratio=0.3", "--noise", "gaussian:sigma=0.1"] + mine
         if a.dsyevr_memory:
             sides["denoise, dsyevr"] = sides["denoise mask 4x4 0.5"][:-len(mine)] + lean
         sides["scipy denoise decompositions"] = [sys.executable, "-c", SCIPY_DENOISE, str(d), str(n), x, str(c)]

@@ -2,12 +2,14 @@
 // curve, and the label-free noise impact, through the alignment tracker: the noise
 // expectations (closed form or Monte Carlo) are accumulated in the same pass as the clean
 // statistics, and one eigendecomposition of the clean statistics serves every noise.
+#include <limits>
 #include <numeric>
 
 #include "commands.hpp"
 #include "memory_trace.hpp"
 #include "paths.hpp"
 #include "recalign/core/checked.hpp"
+#include "recalign/io/spill.hpp"
 #include "render.hpp"
 #include "sketch_route.hpp"
 #include "tracker_state.hpp"
@@ -22,6 +24,7 @@ struct denoise_plan {
     tracker_options tracker;
     std::vector<std::size_t> ks;  // empty: the default list
     eigen_options solver;         // what the eigensolvers may add beside `extra` (validate.hpp)
+    std::string spill_dir;        // $TMPDIR: where the exact route's idle matrices wait (final_report)
 };
 
 image_shape parse_image(const denoise_cli_options& o, std::size_t dim) {
@@ -125,26 +128,26 @@ denoise_plan plan(const denoise_cli_options& o) {
                                         "form (mask or dropout, without --monte-carlo)");
     }
     t.replicates = replicate_groups(t.noises, p.run.config().method == "exact");
-    // require_memory counts 3 D x D. The final report (alignment_tracker::final_report) forms
-    // Sxx in the accumulator's storage and solves every noise but a Gaussian one beside Sxx
-    // alone, before the clean eigenvectors exist: the j-th masking noise (mask, dropout) in
-    // Sxx's own triangles (G and its factor R), F and C (then C's eigenvectors), 2 + j D x D
-    // with the j - 1 V* found before; then Sxx is decomposed in its storage beside the m V*
-    // (2 + m), and each V* is measured (one D x K beside U) and released, a Gaussian noise's
-    // V* (U scaled) last. So 3 + (m - 1) with dsyevr (C's top n pairs where n < D); where
-    // solver_memory finds room for dsyevd's 2 D x D workspace it is taken (one D x D more than
-    // dsyevr's eigenvectors). A Monte-Carlo noise's estimate is its Bs and G with their
-    // standard errors (2 more while solved) beside the replicate sums it keeps.
+    // require_memory counts 3 D x D, the exact route's peak: the final report
+    // (alignment_tracker::final_report) forms Sxx in the accumulator's storage and solves every
+    // noise but a Gaussian one before the clean eigenvectors exist, with the matrices a
+    // decomposition does not read waiting in unlinked files in $TMPDIR: a masking noise (mask,
+    // dropout) in Sxx's own triangles (G's factor R), F and C (3 during C = F Fᵀ), then C and
+    // dsyevd's 2 D x D with Sxx on disk; each V* waits on disk until Sxx has been decomposed in
+    // its storage (dsyevd: 3), then is read back and measured beside U (2). So the 3 D x D hold
+    // dsyevd's workspace: it is always taken (solver_memory plus 2 D x D, as align does). A
+    // Monte-Carlo noise keeps 2 R replicate sums (R = replicate groups) while streaming, and each
+    // batch's update works on a copy of them (strong guarantee): 1 + 4 R per such noise in all;
+    // its estimate is formed in the sums' storage (Sxx on disk) and solved as above. On disk at
+    // once: one D x D per noise solved (Sxx or a V*), one more while a Monte-Carlo one is solved.
     const std::uint64_t matrix = checked_mul(checked_mul(t.dim, t.dim, "D x D"), 8, "D x D bytes");
-    std::uint64_t solved = 0;
-    bool any_monte_carlo = false;
+    std::uint64_t solved = 0, monte_carlo_sums = 0;
     for (const noise_spec& s : t.noises) {
         solved += s.draws > 0 || s.family != noise_family::gaussian;
-        any_monte_carlo = any_monte_carlo || s.draws > 0;
+        if (s.draws) monte_carlo_sums = checked_add(monte_carlo_sums, 4 * t.replicates, "denoise memory");
     }
-    std::uint64_t extra = checked_mul(matrix, (solved > 0 ? solved - 1 : 0) + (any_monte_carlo ? 2 : 0), "denoise memory");
-    for (const noise_spec& s : t.noises)
-        if (s.draws) extra = checked_add(extra, checked_mul(matrix, 2 * (1 + t.replicates), "denoise memory"), "denoise memory");
+    const std::uint64_t extra = checked_mul(matrix, monte_carlo_sums > 2 ? monte_carlo_sums - 2 : 0, "denoise memory");
+    const std::uint64_t on_disk = checked_mul(matrix, solved + (monte_carlo_sums > 0), "denoise spill");
     bool monte_carlo = false;
     for (const noise_spec& s : t.noises) monte_carlo = monte_carlo || s.draws > 0;
     if (t.center == centering::centered && monte_carlo)
@@ -153,6 +156,10 @@ denoise_plan plan(const denoise_cli_options& o) {
     if (p.run.config().method == "exact") {
         require_memory(p.run.config(), extra, "denoise");
         p.solver = solver_memory(p.run.config(), extra);
+        const std::uint64_t two = checked_mul(matrix, 2, "D x D bytes"), most = std::numeric_limits<std::uint64_t>::max();
+        p.solver.workspace_bytes = p.solver.workspace_bytes > most - two ? most : p.solver.workspace_bytes + two;
+        p.spill_dir = io::spill_directory();
+        require_spill_space(p.spill_dir, on_disk, "denoise: the exact route's idle D x D matrices (Sxx, each V*)");
     }
     if (!o.k_list.empty()) p.ks = parse_k_list(o.k_list, "--k-list", t.dim);
     return p;
@@ -180,7 +187,7 @@ int cmd_denoise(const denoise_cli_options& o, const mpi_context& mpi) {
     denoise_result r;
     r.run = stream(state, p.run, mpi);
     memory_mark("streamed");
-    r.report = std::move(state.tracker()).final_report(p.solver);  // the run is streamed and checkpointed
+    r.report = std::move(state.tracker()).final_report(p.solver, p.spill_dir);  // the run is streamed and checkpointed
     memory_mark("final report");
     r.dim = p.tracker.dim;
     r.classes = p.tracker.classes;

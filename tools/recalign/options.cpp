@@ -230,8 +230,9 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "Noise model, repeatable: gaussian:sigma=S | dropout:ratio=P | "
                           "mask:patch=PHxPW,ratio=P[,scheme=bernoulli|fixed]; any of them [,draws=S[,seed=N]]: "
                           "Monte Carlo with S >= 2 corruptions per sample (as --monte-carlo, for that noise). Exact route: "
-                          "3 D x D float64 for one noise, one more per further non-Gaussian noise, 2 more while a "
-                          "Monte-Carlo one is solved (the --memory check); dsyevd adds 1 where --memory leaves room")->required();
+                          "3 D x D float64 for any number of noises (the --memory check), with dsyevd, while the "
+                          "matrices not in use wait in unlinked files in $TMPDIR (one D x D per non-Gaussian noise, "
+                          "checked before reading); a Monte-Carlo noise 4 R more (its replicate sums)")->required();
     c.denoise->add_option("--monte-carlo", o.monte_carlo,
                           "Estimate the noise expectations with S >= 2 corruptions per sample, drawn in the same "
                           "pass as the clean statistics (checkpointed with them), instead of the closed forms; "

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -17,6 +18,7 @@
 #include "recalign/io/datasets.hpp"
 #include "recalign/io/raw.hpp"
 #include "recalign/io/source.hpp"
+#include "recalign/io/spill.hpp"
 
 namespace recalign::cli {
 
@@ -287,6 +289,20 @@ eigen_options solver_memory(const run_config& c, std::uint64_t extra) {
     eigen_options o;
     o.workspace_bytes = spare <= 0 ? 0 : spare >= 1.8e19L ? o.workspace_bytes : static_cast<std::uint64_t>(spare);
     return o;
+}
+
+void require_spill_space(const std::string& dir, std::uint64_t bytes, const std::string& what) {
+    if (bytes == 0) return;
+    // One check with the sketch route's (io::spill_shortfall: a spill file of no size made there,
+    // then statvfs); tests give the free figure through RECALIGN_TEST_SPILL_FREE.
+    const char* t = std::getenv("RECALIGN_TEST_SPILL_FREE");
+    const bool injected = t && *t;
+    std::string why = io::spill_shortfall(dir, injected ? 0 : bytes);
+    if (why.empty() && injected && std::strtoull(t, nullptr, 10) < bytes)
+        why = dir + " has " + std::string(t) + " bytes free, " + std::to_string(bytes) + " needed";
+    if (!why.empty())
+        throw user_error(what + " wait on disk: up to " + std::to_string(bytes) + " bytes in unlinked files in " + dir +
+                         " ($TMPDIR): " + why + ": set TMPDIR to a directory with room");
 }
 
 namespace {

@@ -67,6 +67,11 @@ void require_memory(const run_config& config, std::uint64_t extra, const std::st
 // there it always fits the estimate: route_state.hpp) where it fits, dsyevr otherwise
 // (spectral/eigen.hpp).
 eigen_options solver_memory(const run_config& config, std::uint64_t extra = 0);
+// `bytes` of matrices that wait on disk in unlinked files in `dir` ($TMPDIR, io/spill.hpp)
+// during the run: user_error naming `dir`, the bytes needed and free (and `what` keeps them
+// there) when the directory cannot be examined or has less room. Tests may give the free
+// bytes in RECALIGN_TEST_SPILL_FREE (no small file system is at hand to fill).
+void require_spill_space(const std::string& dir, std::uint64_t bytes, const std::string& what);
 
 // The source options DATA resolves to (the default data set without --images).
 io::source_options resolve_data(const data_options& d, bool want_labels);

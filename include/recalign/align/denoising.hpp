@@ -36,19 +36,24 @@ denoising_subspace_result denoising_subspace(const noise_moments& noisy, double 
 // soon as they are read, so that beside the two inputs it needs one D x D matrix at a time
 // (the whitening, then Fᵀ with its SVD in place) and returns V* in the whitening's storage.
 // `solver`: G's eigensolver (dsyevd in G's storage where its 2 D² fits, else dsyevr).
+// `spill_dir` (not empty): where dsyevd decomposes C = F Fᵀ of the Cholesky route, G's factor
+// waits in an unlinked file there (io::parked_matrix; same bits read back): 3 D x D at the peak.
 denoising_subspace_result denoising_subspace(noise_moments&& noisy, double rel_tol = 1e-12,
-                                             const eigen_options& solver = {});
+                                             const eigen_options& solver = {}, const std::string& spill_dir = {});
 
 // V* of a closed-form masking noise (dropout or mask) from Sxx itself, which serves as
 // scratch and is restored bit for bit (also on a throw): G = K ⊙ Sxx is formed and factored
 // (G = Rᵀ R) in Sxx's upper triangle, F = R⁻ᵀ q Sxx in one D x D, C = F Fᵀ in another (F
 // released) and V* = R⁻¹ Y: beside Sxx at most two D x D at a time, plus dsyevd's 2 D² where
-// `solver` allows it (else, with n < D, C's top n pairs: D x n). The result of
+// `solver` allows it (else, with n < D, C's top n pairs: D x n). With `spill_dir` (not empty)
+// and dsyevd, Sxx (holding R) waits in an unlinked file there while C is decomposed: C and
+// dsyevd's 2 D² alone, 3 D x D at the peak (Sxx is read back, the same bits). The result of
 // denoising_subspace(closed_form_noise(spec, sxx, n, shape)), which it falls back to (Bs and G
 // formed) where G is not numerically positive definite.
 denoising_subspace_result masking_denoising_subspace(matrix_t& sxx, const noise_spec& spec, std::uint64_t n,
                                                      const image_shape& shape = {}, double rel_tol = 1e-12,
-                                                     const eigen_options& solver = {});
+                                                     const eigen_options& solver = {},
+                                                     const std::string& spill_dir = {});
 
 // V* of additive Gaussian noise in closed form (Corollary 3.1; MATH.md §4): Bs = Sxx and
 // G = Sxx + shift·I (shift = nσ²) share the clean eigenvectors U, so V* = U (Λ + shift·I)^{-1/2}

@@ -183,6 +183,11 @@ public:
     std::uint64_t config_hash() const;
 
     monte_carlo_estimate estimate() const;
+    // The same estimate consuming the sums (the end of a run): Bs and G are formed in the first
+    // replicate's storage and the other sums released, with no copy (estimate() adds R + 4
+    // D x D beside the 2 R sums); the same bits for Bs, G and the two Frobenius errors; the
+    // per-entry errors are not kept (bs_stderr, g_stderr empty). Leaves this object empty.
+    monte_carlo_estimate release_estimate() &&;
 
     // The checkpoint payload (recalign/core/serial.hpp), defined in lib/align/noise_serial.cpp.
     template <class Archive>

@@ -18,6 +18,7 @@
 #include "recalign/core/batch.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/serial.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/stats/moments.hpp"
 
 namespace recalign {
@@ -81,11 +82,16 @@ public:
     // The same report at the end of a run, consuming the accumulator; the tracker is left
     // moved-from. Sxx is formed in the accumulator's storage, every noise that needs a solve
     // is solved beside Sxx alone (a masking noise in Sxx's own triangles: masking_denoising_
-    // subspace), then Sxx is decomposed in its storage and each V* measured and released (the
-    // report's subspace.basis is empty). Peak in D x D, m noises solved (not Gaussian):
-    // 2 + m, and 3 for the first masking solve, with dsyevr; one more where the solver's
-    // allowance takes dsyevd; a Monte-Carlo noise one more while solved (its Bs and G).
-    tracker_report final_report(const eigen_options& solver = {}) &&;
+    // subspace; a Monte-Carlo one from its sums, consumed: release_estimate), then Sxx is
+    // decomposed in its storage and each V* measured and released (the report's
+    // subspace.basis is empty). With `spill_dir` (not empty; the CLI's $TMPDIR) the matrices a
+    // decomposition does not read wait there in unlinked files (io::parked_matrix): Sxx while a
+    // noise's C is decomposed by dsyevd or a Monte-Carlo noise is solved, each V* until the
+    // clean eigenvectors exist. Peak then, in D x D: 3 with dsyevd everywhere (C or Sxx and
+    // dsyevd's 2), or the sums of the Monte-Carlo noises not yet solved plus 3; on disk at most
+    // one D x D per noise solved. Without it: 2 + m for m noises solved, 3 for the first masking
+    // one, with dsyevr; one more where dsyevd is taken; a Monte-Carlo noise 2 more while solved.
+    tracker_report final_report(const eigen_options& solver = {}, const std::string& spill_dir = {}) &&;
 
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
     static alignment_tracker load(std::istream& is) { return checkpoint::load_state<alignment_tracker>(is); }
@@ -111,7 +117,8 @@ private:
     void check_loaded() const;
     // V* found before the clean decomposition (final_report), with its Monte-Carlo errors.
     struct solved_noise {
-        denoising_subspace_result sub;
+        denoising_subspace_result sub;  // its basis empty while parked
+        std::unique_ptr<io::parked_matrix> basis;  // V* waiting on disk (final_report's spill_dir)
         double bs_stderr_fro = 0.0, g_stderr_fro = 0.0;
     };
     // `solved`: per noise (empty where it is solved here); measured and released.

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "recalign/core/xt.hpp"
+
 namespace recalign::io {
 
 // Where spill files go: $TMPDIR when set and not empty, else /tmp.
@@ -53,6 +55,22 @@ private:
     std::string dir_;
     std::size_t rows_ = 0, cols_ = 0;
     int fd_ = -1;
+};
+
+// A whole matrix waiting on disk while a decomposition beside it does not read it (BENCHMARKS.md
+// "lean5": the exact denoise's Sxx while dsyevd decomposes C, each V* until the clean
+// eigenvectors exist): made from the matrix, which is written by blocks of rows into an
+// unlinked row_spill in `dir` and released (its memory returned); restore() reads it back, the
+// same shape and bits. Throws file_error naming `dir` (the matrix is then left as it was).
+class parked_matrix {
+public:
+    parked_matrix(const std::string& dir, matrix_t& m);
+    matrix_t restore() const;
+    std::size_t rows() const noexcept { return file_.rows(); }
+    std::size_t cols() const noexcept { return file_.cols(); }
+
+private:
+    row_spill file_;
 };
 
 }  // namespace recalign::io
