@@ -1,4 +1,4 @@
-// Internal to the verification pass and the patch blocks (not installed): the element-wise work
+// Internal to the verification pass (not installed): the element-wise work
 // of an update between its BLAS calls (checking a batch and summing its columns, converting a
 // block of its columns) split by columns between the two threads of a detail::second_thread
 // (sketch/second_thread.hpp), as the Nyström update does. Each element and each column sum is

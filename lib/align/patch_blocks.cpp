@@ -5,7 +5,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "batch_halves.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/hash.hpp"
@@ -67,13 +66,11 @@ void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
     // exact scheme as moment_accumulator::update, without a rows x D copy of the batch.
     const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
     std::vector<double> sum(d, 0.0);
-    std::size_t widest = 0;
-    for (const auto& idx : index_) widest = std::max(widest, idx.size());
-    // The check and the gathers between the SYRKs on two threads (batch_halves.hpp: the same bits).
-    detail::second_thread two(rows * widest >= (std::size_t{1} << 16) && rows * d >= (std::size_t{1} << 20));
-    detail::check_shifted_sums(two, x, d, shift.data(), sum.data(), shifted_, check_rows(d), first_row);
+    check_shifted_sums(x, d, shift.data(), sum.data(), shifted_, check_rows(d), first_row);
     if (rows == 0) return;
 
+    std::size_t widest = 0;
+    for (const auto& idx : index_) widest = std::max(widest, idx.size());
     gathered_.resize(checked_mul(rows, widest, "patch_blocks: batch rows x patch values"));
     full_.resize(checked_mul(widest, widest, "patch_blocks: one block"));
     std::vector<double> m(d), mb(widest);
@@ -86,7 +83,7 @@ void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
     for (std::size_t blk = 0; blk < index_.size(); ++blk) {
         const std::vector<std::size_t>& idx = index_[blk];
         const std::size_t s = idx.size();
-        detail::gather_shifted(two, x, shift.data(), idx.data(), 0, s, gathered_.data());
+        gather_shifted(x, shift.data(), idx.data(), 0, s, gathered_.data());
         // The batch's scatter in a full-storage scratch block (SYRK), then about the batch
         // mean and Chan's term (MATH.md §1): as in moment_accumulator, one rank-one update with
         // coefficient w − b; its upper triangle is added to the packed block.
