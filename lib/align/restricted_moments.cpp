@@ -12,6 +12,7 @@
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
+#include "batch_halves.hpp"
 
 namespace recalign {
 
@@ -68,9 +69,14 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     // Validation (strong guarantee), a few rows at a time: x − shift with the running mean as
     // the shift (or the batch's first row), as moment_accumulator::update does.
     const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
+    // The check and the conversions between the GEMMs on two threads (batch_halves.hpp), where a
+    // block is big enough to pay for the hand-over and the batch for starting the thread (as
+    // nystrom_sketch).
+    detail::second_thread two(rows * std::min(d, column_block) >= (std::size_t{1} << 16) &&
+                              rows * d >= (std::size_t{1} << 20));
     std::vector<double> sum(d, 0.0);
-    check_shifted_sums(x, d, shift.data(), sum.data(), xs_, std::max<std::size_t>(1, (std::size_t(1) << 20) / d),
-                       first_row);
+    detail::check_shifted_sums(two, x, d, shift.data(), sum.data(), xs_,
+                               std::max<std::size_t>(1, (std::size_t(1) << 20) / d), first_row);
     if (rows == 0) return;
     zs_.resize(checked_mul(rows, k, "restricted_moments: batch rows x K"));
     // z̃ = (x − shift) V over blocks of columns of the batch, each converted on its own (no
@@ -78,7 +84,7 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     xs_.resize(checked_mul(rows, std::min(d, column_block), "restricted_moments: batch rows x column block"));
     for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
         const std::size_t cb = std::min(column_block, d - c0);
-        gather_shifted(x, shift.data(), nullptr, c0, cb, xs_.data());
+        detail::gather_shifted(two, x, shift.data(), nullptr, c0, cb, xs_.data());
         blas::gemm_nn(rows, k, cb, 1.0, xs_.data(), options_.basis.data() + c0 * k, c0 == 0 ? 0.0 : 1.0, zs_.data());
     }
     std::vector<double> mz(k, 0.0);
@@ -95,17 +101,18 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
             for (std::size_t j = 0; j < k; ++j) z[r * k + j] += vshift(j);
         labels_->update(batch_view(z.data(), rows, k), labels, first_row);
     }
-    commit(x, sum.data(), shift.data(), mz.data());
+    commit(x, sum.data(), shift.data(), mz.data(), two);
 }
 
 // The state changes here and nothing can fail: scatters about the shift, then to the batch mean
 // and Chan's term in one rank-one update of coefficient w − b (MATH.md §1; see moments.cpp).
-void restricted_moments::commit(const batch_view& x, const double* sum, const double* shift, const double* sz) {
+void restricted_moments::commit(const batch_view& x, const double* sum, const double* shift, const double* sz,
+                                detail::second_thread& two) {
     const std::size_t d = dim(), k = this->k(), rows = x.rows;
     blas::syrk_tn(k, rows, 1.0, zs_.data(), 1.0, mzz_.data());
     for (std::size_t c0 = 0; c0 < d; c0 += column_block) {  // M V[block] += (x − shift)[:, block]ᵀ z̃
         const std::size_t cb = std::min(column_block, d - c0);
-        gather_shifted(x, shift, nullptr, c0, cb, xs_.data());
+        detail::gather_shifted(two, x, shift, nullptr, c0, cb, xs_.data());
         blas::gemm_tn(cb, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
     }
     const std::uint64_t na = n_, n = na + rows;

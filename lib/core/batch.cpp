@@ -168,26 +168,75 @@ void check_shifted_sums(const batch_view& b, std::size_t expected_cols, const do
 
 namespace {
 template <class In>
+bool sum_columns(const In* in, std::size_t rows, std::size_t d, double scale, const double* shift, std::size_t chunk_rows,
+                 std::size_t lo, std::size_t hi, double* sums) {
+    // As shifted(): a chunk's sums start from 0 in a local, row by row, then go into `sums`.
+    constexpr std::size_t width = 512;  // columns at a time: the locals stay in L1
+    double local[width];
+    bool finite = true;
+    for (std::size_t c0 = lo; c0 < hi; c0 += width) {
+        const std::size_t cw = std::min(width, hi - c0);
+        for (std::size_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+            const std::size_t rc = std::min(chunk_rows, rows - r0);
+            std::fill(local, local + cw, 0.0);
+            for (std::size_t r = r0; r < r0 + rc; ++r) {
+                const In* row = in + r * d + c0;
+                for (std::size_t c = 0; c < cw; ++c) local[c] += static_cast<double>(row[c]) * scale - shift[c0 + c];
+            }
+            for (std::size_t c = 0; c < cw; ++c) {
+                finite = finite && std::isfinite(local[c]);
+                sums[c0 + c] += local[c];
+            }
+        }
+    }
+    return finite;
+}
+
+template <class In>
 void gather_rows(const In* in, std::size_t rows, std::size_t d, double scale, const double* shift, const std::size_t* cols,
-                 std::size_t first_col, std::size_t count, double* out) {
+                 std::size_t first_col, std::size_t count, std::size_t lo, std::size_t hi, double* out) {
+    constexpr std::size_t ahead = 4, line = 64 / sizeof(In);
     for (std::size_t r = 0; r < rows; ++r) {
         const In* row = in + r * d;
         double* o = out + r * count;
-        if (cols)
-            for (std::size_t j = 0; j < count; ++j) o[j] = static_cast<double>(row[cols[j]]) * scale - shift[cols[j]];
-        else
-            for (std::size_t j = 0; j < count; ++j)
+        if (cols) {
+            for (std::size_t j = lo; j < hi; ++j) o[j] = static_cast<double>(row[cols[j]]) * scale - shift[cols[j]];
+        } else {
+            // At high D each row's part of the block lies on its own page: ask for the row a
+            // few ahead (as nystrom_sketch's conversion does).
+            if (r + ahead < rows)
+                for (std::size_t j = lo; j < hi; j += line) __builtin_prefetch(row + ahead * d + first_col + j);
+            for (std::size_t j = lo; j < hi; ++j)
                 o[j] = static_cast<double>(row[first_col + j]) * scale - shift[first_col + j];
+        }
     }
 }
 }  // namespace
 
+bool shifted_sums_columns(const batch_view& b, const double* shift, std::size_t chunk_rows, std::size_t lo,
+                          std::size_t hi, double* column_sums) noexcept {
+    chunk_rows = std::max<std::size_t>(1, std::min(chunk_rows, b.rows));
+    if (lo > hi || hi > b.cols) return false;
+    switch (b.type) {
+        case dtype::u8: return sum_columns(static_cast<const std::uint8_t*>(b.data), b.rows, b.cols, b.scale, shift, chunk_rows, lo, hi, column_sums);
+        case dtype::f32: return sum_columns(static_cast<const float*>(b.data), b.rows, b.cols, b.scale, shift, chunk_rows, lo, hi, column_sums);
+        case dtype::f64: return sum_columns(static_cast<const double*>(b.data), b.rows, b.cols, b.scale, shift, chunk_rows, lo, hi, column_sums);
+        default: return false;
+    }
+}
+
 void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
                     std::size_t count, double* out) {
+    gather_shifted(b, shift, cols, first_col, count, 0, count, out);
+}
+
+void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
+                    std::size_t count, std::size_t lo, std::size_t hi, double* out) {
+    if (lo > hi || hi > count) throw std::invalid_argument("gather_shifted: columns beyond the block");
     switch (b.type) {
-        case dtype::u8: gather_rows(static_cast<const std::uint8_t*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, out); break;
-        case dtype::f32: gather_rows(static_cast<const float*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, out); break;
-        case dtype::f64: gather_rows(static_cast<const double*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, out); break;
+        case dtype::u8: gather_rows(static_cast<const std::uint8_t*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, lo, hi, out); break;
+        case dtype::f32: gather_rows(static_cast<const float*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, lo, hi, out); break;
+        case dtype::f64: gather_rows(static_cast<const double*>(b.data), b.rows, b.cols, b.scale, shift, cols, first_col, count, lo, hi, out); break;
         default: throw input_error("batch has an unknown element type");
     }
 }

@@ -3,11 +3,17 @@
 // like every accumulator.
 #include <catch2/catch.hpp>
 
+#include <cblas.h>
+
+#include <limits>
+#include <thread>
+
 #include <recalign/align/restricted_moments.hpp>
 #include <recalign/core/blas.hpp>
 #include <recalign/core/errors.hpp>
 
 #include "../common/helpers.hpp"
+#include "second_thread.hpp"
 
 using namespace recalign;
 
@@ -152,4 +158,63 @@ TEST_CASE("joined: the statistics of [V W, T] from a pass on V and a pass on T a
     feed(half, x, y, 0, N / 2, 64);
     CHECK_THROWS_AS(joined(rv.finish(centering::centered), half.finish(centering::centered)), std::invalid_argument);
     CHECK_THROWS_AS(joined(rv.finish(centering::centered), rt.finish(centering::uncentered)), std::invalid_argument);
+}
+
+TEST_CASE("restricted moments: the update's second thread changes no bit (u8, f32, f64; a NaN)", "[align][restricted]") {
+    // Batches of 600 x 2000 (over the 2^20 elements where update() checks and converts the
+    // batch on two threads: two column blocks, 1024 and 976, each split in halves) against the
+    // same stream with the second thread disallowed (BLAS keeps its threads).
+    if (openblas_get_num_threads() < 2 || std::thread::hardware_concurrency() < 2) {
+        WARN("one core or one BLAS thread: no second thread to compare against");
+        return;
+    }
+    constexpr std::size_t d = 2000, k = 9, n = 1200, rows = 600;
+    const std::vector<double> x = testing::random_rows(n, d, 11, 90.0);
+    const std::vector<std::int64_t> y = testing::random_labels(n, C, 12);
+    std::vector<float> xf(x.begin(), x.end());
+    std::vector<std::uint8_t> xu(n * d);
+    for (std::size_t i = 0; i < n * d; ++i) xu[i] = static_cast<std::uint8_t>(std::min(255.0, std::max(0.0, x[i] * 2.0)));
+    std::vector<double> v(d * k);
+    const std::vector<double> vr = testing::random_rows(d, k, 13, 0.0);
+    std::copy(vr.begin(), vr.end(), v.begin());
+    matrix_t basis = xt::zeros<double>({d, k});
+    std::copy(v.begin(), v.end(), basis.begin());
+    auto view = [&](int input, std::size_t r0) {
+        batch_view b = input == 0 ? batch_view(xu.data() + r0 * d, rows, d)
+                     : input == 1 ? batch_view(xf.data() + r0 * d, rows, d)
+                                  : batch_view(x.data() + r0 * d, rows, d);
+        if (input == 0) b.scale = 1.0 / 255.0;
+        return b;
+    };
+    using recalign::detail::second_thread;
+    for (int input = 0; input < 3; ++input) {
+        CAPTURE(input);
+        auto stream = [&] {
+            restricted_moments r = make(basis);
+            for (std::size_t r0 = 0; r0 < n; r0 += rows)
+                r.update(view(input, r0), target_view::class_ids(y.data() + r0, rows), r0);
+            return checkpoint::to_bytes(r);
+        };
+        const std::uint64_t before = second_thread::started();
+        const std::string two = stream();
+        CHECK(second_thread::started() == before + 2);  // one per update
+        second_thread::allow(false);
+        const std::string one = stream();
+        second_thread::allow(true);
+        CHECK(two == one);
+    }
+    // A NaN is refused as on one thread, naming its row and column, and nothing changes.
+    std::vector<double> bad(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(rows * d));
+    bad[417 * d + 1500] = std::numeric_limits<double>::quiet_NaN();
+    restricted_moments r = make(basis);
+    r.update(view(2, 0), target_view::class_ids(y.data(), rows), 0);
+    const std::string state = checkpoint::to_bytes(r);
+    std::string message;
+    try {
+        r.update(batch_view(bad.data(), rows, d), target_view::class_ids(y.data() + rows, rows), rows);
+    } catch (const input_error& e) {
+        message = e.what();
+    }
+    CHECK(message.find("row " + std::to_string(rows + 417) + ", column 1500") != std::string::npos);
+    CHECK(checkpoint::to_bytes(r) == state);
 }

@@ -23,6 +23,10 @@
 #include "recalign/core/batch.hpp"
 #include "recalign/core/serial.hpp"
 #include "recalign/core/xt.hpp"
+
+namespace recalign::detail {
+class second_thread;  // lib/sketch/second_thread.hpp (internal): the update's conversions on two threads
+}
 #include "recalign/stats/class_moments.hpp"
 #include "recalign/stats/moments.hpp"
 
@@ -144,7 +148,8 @@ public:
     static restricted_moments load_payload(Archive& ar, checkpoint::budget& b);
 
 private:
-    void commit(const batch_view& x, const double* sum, const double* shift, const double* mz);
+    void commit(const batch_view& x, const double* sum, const double* shift, const double* mz,
+                detail::second_thread& two);
     void check_loaded() const;
 
     restricted_moments_options options_;

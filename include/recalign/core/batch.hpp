@@ -105,11 +105,21 @@ batch_view batch_rows(const batch_view& b, std::size_t first, std::size_t count)
 // a wide batch (high D) without a rows x D double copy of it.
 void check_shifted_sums(const batch_view& b, std::size_t expected_cols, const double* shift, double* column_sums,
                         std::vector<double>& scratch, std::size_t chunk_rows, std::uint64_t first_row = 0);
+// check_shifted_sums's column sums for the columns [lo, hi) only, with the same additions in the
+// same order (so the same bits), and no scratch: what two threads run on the two halves of the
+// columns once the batch's shape is checked (a zero-row check_shifted_sums). Throws nothing:
+// returns false when a value is not finite (then check_shifted_sums names it).
+bool shifted_sums_columns(const batch_view& b, const double* shift, std::size_t chunk_rows, std::size_t lo,
+                          std::size_t hi, double* column_sums) noexcept;
 // out(r, j) = b(r, cols[j]) * scale - shift[cols[j]] for every row r and j < count (row-major,
 // rows x count): a block of columns of a batch already validated (check_shifted_sums), converted
 // on its own. `cols` may be null: then columns first_col .. first_col + count - 1.
 void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
                     std::size_t count, double* out);
+// The same for the output's columns j in [lo, hi) only (row stride still `count`): two threads
+// converting the two halves of one block write exactly the elements, and the bits, of one call.
+void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
+                    std::size_t count, std::size_t lo, std::size_t hi, double* out);
 // The shift of an exact streaming scatter (MATH.md §1): the state's running mean (its first
 // `width` values) once it has seen rows, else the batch's own first row, converted and checked
 // (zeros when the batch is empty or of the wrong width: its conversion refuses it next).
