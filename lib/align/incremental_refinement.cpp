@@ -219,12 +219,13 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     }
     pass.blocks_known = std::move(full);
     refinement_step out;
-    // The clean Ritz vectors in Q's coordinates: the stopping curves' denominators (no residuals).
+    // The clean Ritz vectors in Q's coordinates: the stopping curves' denominators (their top
+    // `count` are refined too, below: clean_refinement).
     std::optional<ritz_alignment_result> clean;
+    generalized_options go;
+    go.rel_tol = rel_tol;
+    const generalized_result e = generalized_eigen(pass.vsv, pass.gram, go);
     if (pass.cross) {
-        generalized_options go;
-        go.rel_tol = rel_tol;
-        const generalized_result e = generalized_eigen(pass.vsv, pass.gram, go);
         clean.emplace();
         clean->refined = pass.coordinates(e.vectors);
         clean->curve = basis_alignment(clean->refined, options.alignment);
@@ -259,6 +260,14 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
             weights.insert(weights.end(), kd, 1.0);
             weights.insert(weights.end(), ki, refinement_impact_weight);
         }
+    }
+    // The clean top `count` too (after the masks': restart_coordinates lays the tops out in this
+    // order every restart): their Ritz vectors kept, their exact residuals read.
+    {
+        const std::size_t kc = std::min(options.count, e.vectors.shape(1));
+        ritz.push_back(xt::view(e.vectors, xt::all(), xt::range(0, kc)));
+        corrections.push_back(clean_refinement(pass, ritz.back(), e.values));
+        correction_cols += corrections.back().shape(1);
     }
     out.curves = xt::zeros<double>({curves.size()});
     std::copy(curves.begin(), curves.end(), out.curves.begin());

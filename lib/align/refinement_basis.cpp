@@ -183,6 +183,29 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     return t;
 }
 
+matrix_t clean_refinement(const restricted_statistics& pass, const matrix_t& coords, const vector_t& values) {
+    const std::size_t d = pass.dim(), m = pass.k(), k = coords.shape(1);
+    if (pass.in_coordinates() || coords.shape(0) != m || values.size() < k || pass.basis.shape(1) != m)
+        throw std::invalid_argument("clean_refinement: the Ritz coordinates are not of this pass's basis");
+    matrix_t out = xt::zeros<double>({d, k});
+    if (k == 0 || d == 0) return out;
+    sxx_product(pass, coords, 0.0, out);  // Sxx Q w_j
+    matrix_t lw = coords;
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < k; ++j) lw(i, j) *= values(j);
+    blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), lw.data(), 1.0, out.data());  // − λ_j Q w_j
+    // A residual at rounding level (v_j already an eigenvector, e.g. of an exact sketch) is no
+    // direction: left 0, so orthonormal_extension drops it instead of reading rounding noise.
+    const double floor = 1e-10 * std::max(values(0), 0.0);
+    for (std::size_t j = 0; j < k; ++j) {
+        double sq = 0.0;
+        for (std::size_t i = 0; i < d; ++i) sq += out(i, j) * out(i, j);
+        const double scale = sq > floor * floor ? 1.0 / std::sqrt(sq) : 0.0;
+        for (std::size_t i = 0; i < d; ++i) out(i, j) *= scale;
+    }
+    return out;
+}
+
 matrix_t leading_columns(const restricted_statistics& s, const restricted_statistics& pass, std::size_t k, bool sxx) {
     const matrix_t& own = sxx ? s.sv : s.basis;
     if (!s.in_coordinates()) {

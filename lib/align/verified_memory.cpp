@@ -119,12 +119,16 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // Without refinement passes (or with incremental ones) the largest pass is the first, on U,
     // the sketched subspaces and the Monte-Carlo directions: no corrections, no previous tops.
     const bool incremental = refines && masks > 0 && monte_carlo == 0.0L;  // Monte-Carlo noises keep full passes
+    // Incremental restarts refine the clean top 64 too (denoising_restart): its Ritz vectors, their
+    // P block and their corrections, as one more mask's, and one more set of corrections' temporaries.
+    if (incremental) columns = std::min(columns + 3.0L * std::min(refined, k), d);
+    const long double corrected = incremental ? masks + 1.0L : masks;
     const long double first_columns = std::min(k + masks * k + 3.0L * l * monte_carlo, d);
     const long double pass = 16.0L * d * (refines && !incremental ? columns : first_columns);
     const long double first = 8.0L * d * (k + masks * k + k);
     const long double temporaries = 8.0L * d * (masks * 2.0L * std::min(refined, k) + 7.0L * std::min(refined, k) + k);
     const long double step =
-        incremental ? 8.0L * d * (columns + masks * std::min(refined, k) + 4.0L * std::min(refined, k) + k)
+        incremental ? 8.0L * d * (columns + corrected * std::min(refined, k) + 4.0L * std::min(refined, k) + k)
         : refines && masks > 0 ? 16.0L * d * columns + temporaries  // full passes: the previous one held whole
                                : 0.0L;
     long double peak = kept + blocks + std::max({pass, first, step});

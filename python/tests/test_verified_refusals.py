@@ -150,15 +150,16 @@ def test_krylov_memory_refused_early():
 def test_refine_zero_is_not_charged_the_refinement():
     """refine=0 runs no refinement step: its estimate is the one pass on U and the sketched
     subspace (2 D doubles per direction, 2 x 256 directions); refine=8 counts the step instead:
-    the basis of 256 + 256 + 2 x 64 directions (its Sxx V on disk), the pass's Sxx T (64) and
-    one correction's 4 x 64 + rank temporaries (the CLI's --refine 0 likewise)."""
+    the basis of 256 + 256 + 2 x 64 directions and the clean top's 3 x 64 (its Sxx V on disk), the
+    pass's Sxx T (2 x 64: the mask's and the clean top's) and one correction's 4 x 64 + rank
+    temporaries (the CLI's --refine 0 likewise)."""
     need = []
     for refine in (0, 8):
         with pytest.raises(ValueError, match="the verification pass") as e:
             recalign.VerifiedDenoising(D224, 10, ["mask:patch=16x16,ratio=0.75"], shape=(224, 224, 3), rank=256,
                                        refine=refine, memory=2.0)
         need.append(float(gib(str(e.value)).split()[0]))
-    assert need[1] - need[0] == pytest.approx(8 * D224 * ((640 + 64 + 4 * 64 + 256) - 2 * 512) / 2**30, abs=0.011)
+    assert need[1] - need[0] == pytest.approx(8 * D224 * ((640 + 3 * 64 + 2 * 64 + 4 * 64 + 256) - 2 * 512) / 2**30, abs=0.011)
 
 
 def test_memory_default_is_physical_memory():

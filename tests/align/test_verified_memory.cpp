@@ -66,25 +66,26 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     CHECK(total(gauss) == 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L + 16.0L * dd * 20);  // state, one pass
 
     // Two masks of one geometry: one set of blocks, two noises' directions (rank + 2 min(64, rank) each:
-    // Ritz vectors, the previous pass's tops, corrections).
+    // Ritz vectors, the previous pass's tops, corrections), and the clean top's 3 min(64, rank)
+    // (its Ritz vectors, their P block, their corrections; refinement passes only).
     const verification_size masks =
         denoising_verification(d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape);
-    CHECK(masks.columns == rank + 2 * 3 * rank);
+    CHECK(masks.columns == rank + 2 * 3 * rank + 3 * rank);
     const long double kept = 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L, pass = 16.0L * dd * 140;
-    const long double blocks = total(masks) - kept - 8.0L * dd * (140 + 2 * 20 + 4 * 20 + 20);
-    CHECK(masks.spill == 24.0L * dd * 140);  // on disk: [R, T], [Sxx R, 0] and the joined Sxx [R, T]
+    const long double blocks = total(masks) - kept - 8.0L * dd * (200 + 3 * 20 + 4 * 20 + 20);
+    CHECK(masks.spill == 24.0L * dd * 200);  // on disk: [R, T], [Sxx R, 0] and the joined Sxx [R, T]
     CHECK(blocks >= mask_blocks);
     CHECK(blocks < 2 * mask_blocks + 8.0L * d);  // counted once
     const verification_size unrefined = denoising_verification(
         d, rank, {spec("mask:patch=4x4,ratio=0.5"), spec("mask:patch=4x4,ratio=0.2")}, shape, false);
-    CHECK(unrefined.columns == masks.columns);
+    CHECK(unrefined.columns == masks.columns - 3 * rank);  // no clean refinement
     // --refine 0: no refinement step, nothing on disk; the one pass reads U and the two subspaces.
     CHECK(total(unrefined) == kept + 16.0L * dd * 60 + blocks);
     CHECK(pass > 16.0L * dd * 60);
     CHECK(unrefined.spill == 0.0L);
 
     const verification_size dropout = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, shape);
-    const long double one_mask = kept + 8.0L * dd * (60 + 20 + 4 * 20 + 20);
+    const long double one_mask = kept + 8.0L * dd * (120 + 2 * 20 + 4 * 20 + 20);
     CHECK(total(dropout) - one_mask >= dropout_blocks);  // 1x1 patches of 3 channels
     o.shape = image_shape{d, 1, 1, image_layout::hwc};
     const verification_size flat = denoising_verification(d, rank, {spec("dropout:ratio=0.5")}, {});

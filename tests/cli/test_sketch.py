@@ -140,7 +140,10 @@ def test_refine_is_a_budget_and_a_resume_keeps_it(tmp, data):
     assert f["budget"] == 6 and 1 <= f["passes"] <= 6 and f["stopped"] in ("converged", "budget"), f
     assert j["sketch_error"]["verification_passes"] == 1 + f["passes"], j["sketch_error"]
     if f["stopped"] == "converged":
-        assert f["passes"] < 6 and f["change"] <= f["estimate"] < f["threshold"], f
+        # by the estimate, or (change null) because the span already held all of R^D, so a further
+        # pass had nothing new to read (with the clean top refined too, after one pass here)
+        assert f["passes"] < 6, f
+        assert f["change"] is None or f["change"] <= f["estimate"] < f["threshold"], f
     ck = os.path.join(tmp, "refine-budget.ckpt")
     c.run(args + ["--refine", 6, "--checkpoint", ck, "--quiet"], check_rc=0)
     rc, out, err = c.run(args + ["--refine", 3, "--checkpoint", ck, "--resume"])

@@ -241,8 +241,8 @@ void add_denoise(CLI::App& app, command_line& c) {
         ->check(non_negative);
     c.denoise->add_option("--refine", o.run.refine,
                           "Sketch routes with a masking noise: at most N passes after the verification pass that "
-                          "refine each masking noise's subspace (MATH.md §7; each is one more read of the data but "
-                          "computes only the 64 new directions per masking noise; they stop early once the estimate, "
+                          "refine each masking noise's subspace and the clean top 64 (MATH.md §7; each is one more read of the data but "
+                          "computes only the 64 new directions per masking noise and 64 for the clean top; they stop early once the estimate, "
                           "from the last two changes of the relative differences and impacts (K <= 64; the impacts' "
                           "weighted by 1/5, their target being 5x looser), of how far they still are from where more passes would take them is below 5e-4; 0 keeps the "
                           "first pass's subspace; a resume must give the same N); refused where it has nothing to "

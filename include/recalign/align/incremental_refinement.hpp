@@ -83,8 +83,10 @@ matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<mat
 
 // From a verification pass on span Q whose first r columns are the sketch's basis U (every
 // basis of the denoising route starts with it): the Ritz vectors of each masking noise
-// (min(rank, informative) of them) and their `count` corrections; C = restart_coordinates (with
-// `before`, the previous pass's tops too). Unless stopped, `pass` is consumed (its D x m basis and Sxx Q
+// (min(rank, informative) of them) and their `count` corrections, then Sxx's own top `count`
+// Ritz vectors and their exact residuals (clean_refinement: the clean curve every relative
+// difference divides by is refined too); C = restart_coordinates (with `before`, the previous
+// pass's tops too). Unless stopped, `pass` is consumed (its D x m basis and Sxx Q
 // are freed as soon as R and Sxx R are formed). `blocks[i]`: noise i's patch blocks (null: no refinement,
 // Gaussian). With `before` (the previous pass's curves), `previous_change` (the change the
 // previous restart measured; +inf or NaN: none) and an estimate below refinement_stop, nothing is

@@ -111,6 +111,13 @@ matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistic
 matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
                               double rel_tol = 1e-12);
+// The clean side of the same step: for Sxx's Ritz vectors v_j = Q w_j on span Q (values λ_j;
+// `coords` m x k, Q's coordinates, VᵀV = I), the residuals Sxx v_j − λ_j v_j, exact (Sxx Q is
+// the pass's), each scaled to unit norm (one below 1e-10 λ_1, rounding, is left 0). With them and the
+// v_j kept, the next pass's span holds Sxx v_j: a block Krylov step on the clean top-k, whose
+// Ritz vectors every relative difference divides by. Throws std::invalid_argument for a pass in
+// coordinates or coordinates of another basis.
+matrix_t clean_refinement(const restricted_statistics& pass, const matrix_t& coords, const vector_t& values);
 
 // An orthonormal basis of span(Q, extra) (Q: D x m orthonormal, extra: D x e): Q's columns,
 // then an orthonormal basis of what `extra` adds (projected out of Q twice, orthonormalised
