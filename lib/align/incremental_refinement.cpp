@@ -299,7 +299,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     pass.sv_stored.reset();
     matrix_t corr = xt::zeros<double>({d, correction_cols});
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
-        if (!corrections_stored.empty()) {  // from disk, a block of rows at a time
+        // The masks' corrections from disk where they wait there (the clean top's, found last, never
+        // waits), a block of rows at a time.
+        if (i < corrections_stored.size()) {
             const io::row_spill& f = *corrections_stored[i];
             const std::size_t e = f.cols();
             constexpr std::size_t rows = 256;
