@@ -156,6 +156,24 @@ std::shared_ptr<const io::row_spill> rotated_rows(const io::row_spill& q, const 
     return out;
 }
 
+// The first `cols` columns of q (consumed), its rows released as they are copied, so q and the
+// narrower result are not both resident (at 224x224x3 a restart that drops a converged clean
+// residual would otherwise hold two D x 1,216 bases: +1.4 GB, BENCHMARKS.md "Quiet rerun of the
+// eighth session"). The same bits as leading_columns_of.
+matrix_t leading_columns_released(matrix_t&& q, std::size_t cols) {
+    const std::size_t d = q.shape(0), w = q.shape(1);
+    if (cols > w) throw std::invalid_argument("leading_columns_of: more columns than the matrix has");
+    matrix_t out = xt::empty<double>({d, cols});
+    constexpr std::size_t rows = 256;
+    for (std::size_t r0 = 0; r0 < d && cols; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        for (std::size_t i = r0; i < r0 + rb; ++i) std::copy(q.data() + i * w, q.data() + i * w + cols, out.data() + i * cols);
+        release_pages(q.data(), q.data() + (r0 + rb) * w);
+    }
+    q = matrix_t();
+    return out;
+}
+
 // The first `cols` columns of a matrix on disk, in a new file beside it.
 std::shared_ptr<const io::row_spill> leading_columns_of(const io::row_spill& x, std::size_t cols) {
     const std::size_t d = x.rows(), w = x.cols();
@@ -322,9 +340,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     }
     const std::size_t mm = orthonormal_extension(basis, a, std::move(corr));
     if (mm < width) {  // dependent corrections left out: the columns after mm are not part of it
-        basis = leading_columns_of(basis, mm);
+        basis = leading_columns_released(std::move(basis), mm);
         if (sv_file) sv_file = leading_columns_of(*sv_file, mm);
-        else sv = leading_columns_of(sv, mm);
+        else sv = leading_columns_released(std::move(sv), mm);
     }
     restricted_statistics& known = out.next.known;
     known.center = pass.center;
