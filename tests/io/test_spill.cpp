@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "../common/temp_dir.hpp"
+#include "spill_probes.hpp"
 
 #include <dirent.h>
 #include <signal.h>
@@ -33,30 +34,8 @@ struct temp_dir : testing::temp_dir {
     temp_dir() : testing::temp_dir("recalign-spill") {}
 };
 
-std::size_t entries(const std::string& dir) {
-    std::size_t n = 0;
-    DIR* d = ::opendir(dir.c_str());
-    REQUIRE(d != nullptr);
-    while (const dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++n;
-    ::closedir(d);
-    return n;
-}
-
-// The descriptors of this process that point at deleted files in `dir` (an unlinked spill).
-std::size_t open_spills(const std::string& dir) {
-    std::size_t n = 0;
-    DIR* d = ::opendir("/proc/self/fd");
-    REQUIRE(d != nullptr);
-    while (const dirent* e = ::readdir(d)) {
-        char target[4096] = {};
-        const std::string link = std::string("/proc/self/fd/") + e->d_name;
-        const ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
-        if (len > 0 && std::string(target).rfind(dir + "/", 0) == 0) ++n;
-    }
-    ::closedir(d);
-    return n;
-}
+using testing::entries;
+using testing::open_spills;
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "../common/temp_dir.hpp"
+#include "spill_probes.hpp"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -43,29 +44,8 @@ F next(const char* name) {
     return reinterpret_cast<F>(::dlsym(RTLD_NEXT, name));
 }
 
-std::size_t entries(const std::string& dir) {
-    std::size_t n = 0;
-    DIR* d = ::opendir(dir.c_str());
-    REQUIRE(d != nullptr);
-    while (const dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) ++n;
-    ::closedir(d);
-    return n;
-}
-
-std::size_t open_spills(const std::string& dir) {
-    std::size_t n = 0;
-    DIR* d = ::opendir("/proc/self/fd");
-    REQUIRE(d != nullptr);
-    while (const dirent* e = ::readdir(d)) {
-        char target[4096] = {};
-        const std::string link = std::string("/proc/self/fd/") + e->d_name;
-        const ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
-        if (len > 0 && std::string(target).rfind(dir + "/", 0) == 0) ++n;
-    }
-    ::closedir(d);
-    return n;
-}
+using testing::entries;
+using testing::open_spills;
 }  // namespace
 
 extern "C" {
