@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "recalign/sketch/frequent_directions_ell.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
 
 namespace recalign {
@@ -40,9 +41,11 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
                        long double extra, std::uint64_t krylov_blocks) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(classes);
     long double words = method == "exact" ? 3.0L * d * d : 3.0L * 2.0L * static_cast<long double>(rank) * d;
-    if (method == "fd") {  // each shrink: the 2l x 2l Gram matrix and two scratch copies (l = min(2 rank, D))
-        const long double ell = std::min(2.0L * static_cast<long double>(rank), d);
-        words += 3.0L * 4.0L * ell * ell;
+    if (method == "fd") {  // 3 l x D blocks (the 2l-row buffer, the shrink's rotated rows); each shrink: the
+                           // 2l x 2l Gram matrix and two scratch copies (l = frequent_directions_default_ell)
+        const long double ell = static_cast<long double>(
+            frequent_directions_default_ell(static_cast<std::size_t>(rank), static_cast<std::size_t>(dim)));
+        words = 3.0L * ell * d + 3.0L * 4.0L * ell * ell;
     }
     if (classes) words += 2.0L * (d + 1.0L) * k + k * k;
     const long double krylov = method == "nystrom" ? krylov_run_memory(dim, classes, rank, krylov_blocks, extra) : 0.0L;

@@ -1,4 +1,5 @@
 #include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/frequent_directions_ell.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +14,9 @@
 #include "recalign/spectral/eigen.hpp"
 
 namespace recalign {
+
+std::size_t frequent_directions_default_ell(std::size_t rank, std::size_t dim) { return std::min(3 * rank, dim); }
+std::size_t frequent_directions_legacy_ell(std::size_t rank, std::size_t dim) { return std::min(2 * rank, dim); }
 
 namespace {
 void check_options(const frequent_directions_options& o) {

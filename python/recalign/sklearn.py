@@ -107,7 +107,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Rows per update in fit() (memory only: the result does not depend on it beyond
         rounding). None: max(5 * n_features, 256).
     sketch_size : int or None
-        fd: the sketch's rows ell (default min(n_features, 2 k + 10)); nystrom: its rank
+        fd: the sketch's rows ell (default min(n_features, max(3 k, 2 k + 10)): FD's
+        guarantee with eps = 1/2, as the CLI); nystrom: its rank
         (default k). Required for the sketch routes when n_components is None.
     oversampling : int
         nystrom only: extra random columns of the range sketch (capped at n_features - rank;
@@ -221,7 +222,10 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if size is None and k is None:
             raise ValueError(f"StreamingPCA: method={self.method!r} needs n_components or sketch_size")
         if self.method == "fd":
-            return _recalign.FrequentDirections(dim, int(size) if size is not None else min(dim, 2 * k + 10))
+            # Default: the CLI's ell = min(3k, D) (FD's guarantee with eps = 1/2), never below the
+            # earlier min(2k + 10, D).
+            default = max(_recalign.frequent_directions_default_ell(k, dim), min(dim, 2 * k + 10)) if size is None else 0
+            return _recalign.FrequentDirections(dim, int(size) if size is not None else default)
         rank = int(size) if size is not None else k
         return _recalign.NystromSketch(dim, rank, oversampling=max(0, min(int(self.oversampling), dim - rank)),
                                        probes=min(10, dim), seed=_seed(self.random_state))

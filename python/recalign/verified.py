@@ -14,7 +14,8 @@ same order, ``next_pass()`` between them, ``pass_index`` and ``n`` (rows of the 
 callable returning a fresh iterable); ``verified_align`` / ``verified_denoise`` /
 ``verified_tradeoff`` do both in one call. The same data in the same batches gives the CLI's
 numbers bit for bit (same configuration: Nyström oversampling and probes min(10, ...), FD
-ell = 2 · rank). What the CLI refuses before reading is refused by the constructors (ValueError,
+ell = min(3 · rank, dim), ``_recalign.frequent_directions_default_ell``; a state begun with the
+earlier min(2 · rank, dim) resumes with it). What the CLI refuses before reading is refused by the constructors (ValueError,
 before any batch): the options, and a run whose memory estimate (the CLI's own,
 recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical memory).
 """
@@ -90,7 +91,8 @@ class _VerifiedRun:
         if tolerance is not None:  # only then: states saved before the option load as they were
             self._config["tolerance"] = tolerance
         if method == "fd":
-            self._sketch = _recalign.FrequentDirections(dim, min(2 * rank, dim), center=center)
+            self._sketch = _recalign.FrequentDirections(dim, _recalign.frequent_directions_default_ell(rank, dim),
+                                                        center=center)
         else:
             # The CLI's sketch (route_state.cpp, nystrom_route_options): block Krylov over all
             # passes with rank + max(rank, 10) columns for align's passes >= 2, else rank + 10.
@@ -430,6 +432,9 @@ class _VerifiedRun:
             if i < first or length:  # the verification pass's parts are empty before it
                 part = state._part_from_bytes(i, chunk)
                 like = fresh if fresh is not None else state._mc[i - first - 1] if i > first else part
+                if i == 0 and isinstance(part, _recalign.FrequentDirections) and \
+                        part.ell == _recalign.frequent_directions_legacy_ell(state._config["rank"], state.dim):
+                    like = _recalign.FrequentDirections(state.dim, part.ell)  # begun before the default ell
                 if _signature(part, i > first) != _signature(like, i > first) or part.dim != state.dim or \
                         (i > first and part.ranges):
                     raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")

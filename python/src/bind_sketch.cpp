@@ -3,6 +3,7 @@
 
 #include "common.hpp"
 #include "recalign/sketch/frequent_directions.hpp"
+#include "recalign/sketch/frequent_directions_ell.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
 #include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/class_moments.hpp"
@@ -35,6 +36,11 @@ constexpr const char* finish_doc =
 }  // namespace
 
 void bind_sketch(py::module_& m) {
+    m.def("frequent_directions_default_ell", &frequent_directions_default_ell, py::arg("rank"), py::arg("dim"),
+          "The CLI's FD sketch size for rank k at D = dim: ell = k + k/eps with eps = 1/2, i.e. min(3k, D)\n"
+          "(the top-k basis misses at most eps times the best rank-k residual beyond it).");
+    m.def("frequent_directions_legacy_ell", &frequent_directions_legacy_ell, py::arg("rank"), py::arg("dim"),
+          "min(2k, D): the CLI's FD sketch size before frequent_directions_default_ell; states begun with it resume with it.");
     using fd_g = guarded<frequent_directions>;
     py::class_<fd_g> fd(m, "FrequentDirections", R"doc(
 Frequent Directions sketch of the (centered or uncentered) second moment: an ell x D matrix B

@@ -556,3 +556,41 @@ def test_denoise_refine_budgets_as_the_cli(tmp_path, refine):
     assert cli["sketch_error"]["refinement"]["budget"] == refine
     same_document(cli, recalign.verified_denoise(data, noises, 10, shape=(8, 8, 3), method="fd", rank=30,
                                                  refine=refine), f"denoise refine={refine}")
+
+
+def test_fd_state_of_the_earlier_ell_resumes_with_it():
+    """FD's ell went from min(2 rank, D) to min(3 rank, D) (frequent_directions_default_ell, as
+    the CLI's): a state begun with the earlier ell continues with it. Rank 4's sketch (ell = 12)
+    is the one an older build began for rank 6 (ell = 2 · 6): spliced into a rank-6 state, it
+    loads, keeps ell = 12 to the end of the sketch pass (rank 4's shrinkage) and is verified."""
+    data = synthetic_batches()
+    assert recalign._recalign.frequent_directions_default_ell(6, 192) == 18
+    assert recalign._recalign.frequent_directions_legacy_ell(6, 192) == 12
+    six, four = (recalign.VerifiedAlignment(192, 5, method="fd", rank=r) for r in (6, 4))
+    for st in (six, four):
+        for xb, yb in data[:2]:
+            st.update(xb, yb)
+
+    def parts(b):  # (offset of part 0's u64 length, part 0's bytes)
+        at = 16 + struct.unpack_from("<I", b, 12)[0]
+        return at, b[at + 8:at + 8 + struct.unpack_from("<Q", b, at)[0]]
+
+    b6, b4 = six.to_bytes(), four.to_bytes()
+    at, fresh = parts(b6)
+    _, legacy = parts(b4)
+    forged = b6[:at] + struct.pack("<Q", len(legacy)) + legacy + b6[at + 8 + len(fresh):]
+    st = recalign.VerifiedAlignment.from_bytes(forged)
+    assert st._sketch.ell == 12 and six._sketch.ell == 18
+    for xb, yb in data[2:]:
+        st.update(xb, yb)
+        four.update(xb, yb)
+    assert st._sketch.shrinkage == four._sketch.shrinkage and st._sketch.n == four._sketch.n
+    st.next_pass()
+    for xb, yb in data:
+        st.update(xb, yb)
+    assert st.finished and st.report().sketch_error.verified
+    # Any other ell (rank 5's 15) is refused as before.
+    five = recalign.VerifiedAlignment(192, 5, method="fd", rank=5)
+    other = parts(five.to_bytes())[1]
+    with pytest.raises(recalign.FileError, match="another configuration"):
+        recalign.VerifiedAlignment.from_bytes(b6[:at] + struct.pack("<Q", len(other)) + other + b6[at + 8 + len(fresh):])

@@ -19,9 +19,10 @@ noise_spec spec(const char* text) { return parse_noise_spec(text); }
 TEST_CASE("run_memory: the D x D moments of the exact route, a few rank x D blocks of a sketch, the class statistics") {
     CHECK(run_memory("exact", 100, 0, 0) == 8.0L * 3 * 100 * 100);
     CHECK(run_memory("nystrom", 100, 0, 7) == 8.0L * 6 * 7 * 100);
-    // FD: also its shrink's 2l x 2l Gram matrix and two scratch copies (l = min(2 rank, D) = 14).
-    CHECK(run_memory("fd", 100, 4, 7, 5.0L) == 8.0L * (6 * 7 * 100 + 3 * 28 * 28 + 2 * 101 * 4 + 16) + 5.0L);
-    CHECK(run_memory("fd", 10, 0, 7) == 8.0L * (6 * 7 * 10 + 3 * 20 * 20));  // l capped at D
+    // FD: 3 l x D blocks (buffer and rotated rows) and its shrink's 2l x 2l Gram matrix and two
+    // scratch copies, l = frequent_directions_default_ell = min(3 rank, D) = 21.
+    CHECK(run_memory("fd", 100, 4, 7, 5.0L) == 8.0L * (3 * 21 * 100 + 3 * 42 * 42 + 2 * 101 * 4 + 16) + 5.0L);
+    CHECK(run_memory("fd", 10, 0, 7) == 8.0L * (3 * 10 * 10 + 3 * 20 * 20));  // l capped at D
     // D = 2^40 on the exact route: 3 D^2 doubles is far beyond 2^64 bytes, and no wrap.
     CHECK(run_memory("exact", 1ULL << 40, 0, 0) > 1.8e19L);
 }

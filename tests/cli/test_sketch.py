@@ -385,3 +385,69 @@ def test_resume_of_a_stopped_run_says_it_stopped(tmp, data):
     line = next(x for x in err.splitlines() if "resuming" in x)
     read = 1 + j[0]["sketch_error"]["verification_passes"]  # the sketch pass and the verification passes run
     assert rc == 0 and f"stopped after {read} of at most" in line and "(pass " not in line, line
+
+
+def test_fd_checkpoint_of_the_earlier_ell_resumes_with_it(tmp, data):
+    """The FD route's ℓ went from min(2K, D) to min(3K, D) (frequent_directions_default_ell): a
+    checkpoint begun with the earlier ℓ resumes with it, to the numbers that run would have
+    given. A run of --rank 4 (ℓ = 12) writes, at any row, the very sketch an older build wrote
+    for --rank 6 (ℓ = 2·6 = 12) on the same rows and batches: spliced into a --rank 6 run's
+    checkpoint, the resumed run ends with ℓ = 12 (Δ and the top 4 eigenvalues of the --rank 4
+    run), not the fresh --rank 6 run's ℓ = 18."""
+    common = ["align"] + data + ["--method", "fd", "--no-verify"]
+    ck6, ck4 = os.path.join(tmp, "fd-legacy6.ckpt"), os.path.join(tmp, "fd-legacy4.ckpt")
+    for p in (ck6, ck4):
+        if os.path.exists(p):
+            os.remove(p)
+    # A --rank 6 run killed mid-stream (after a checkpoint at a batch boundary).
+    p = subprocess.Popen([c.RECALIGN] + [str(a) for a in common + ["--rank", 6, "--checkpoint", ck6,
+                                                                   "--checkpoint-every", 1000,
+                                                                   "--test-batch-delay-ms", 5, "--quiet"]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = None
+    try:
+        while p.poll() is None and done is None:
+            if os.path.exists(ck6):
+                rc, out, _ = c.run(["info", ck6, "--json"])
+                rows = json.loads(out)["segments"][0]["rows_done"] if rc == 0 else 0
+                if 2000 <= rows < N:
+                    p.kill()
+                    p.wait()
+                    done = json.loads(c.run(["info", ck6, "--json"], check_rc=0)[1])["segments"][0]["rows_done"]
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.communicate()
+    assert done is not None and 2000 <= done < N, f"never saw a mid-stream checkpoint: {done}"
+    # The older build's sketch of those rows: a --rank 4 run of the same rows.
+    c.run(common + ["--rank", 4, "--limit", done, "--checkpoint", ck4, "--quiet"], check_rc=0)
+    with open(ck6, "rb") as f:
+        blob = f.read()
+    with open(ck4, "rb") as f:
+        old = f.read()
+
+    def nested(b):  # (offset, bytes) of the FD sketch nested in a run checkpoint
+        at = b.index(b"RECALIGN", 8)
+        return at, b[at:at + 64 + struct.unpack_from("<Q", b, at + 48)[0]]
+
+    at, fresh = nested(blob)
+    _, legacy = nested(old)
+    assert struct.unpack_from("<Q", blob, at - 8)[0] == len(fresh), "layout: [u64 length][sketch][class statistics]"
+    assert legacy != fresh, "the ℓ = 12 sketch is another state than the ℓ = 18 one"
+    grow = len(legacy) - len(fresh)  # the buffer's rows in use are saved: either sign
+    acc = struct.unpack_from("<Q", blob, at - 16)[0]  # the route state's string length
+    forged = bytearray(blob[:at - 16] + struct.pack("<QQ", acc + grow, len(legacy)) + legacy + blob[at + len(fresh):])
+    struct.pack_into("<QI", forged, 48, len(forged) - 64, zlib.crc32(bytes(forged[64:])))
+    struct.pack_into("<I", forged, 60, zlib.crc32(bytes(forged[:60])))
+    with open(ck6, "wb") as f:
+        f.write(bytes(forged))
+    rc, out, err = c.run(common + ["--rank", 6, "--checkpoint", ck6, "--resume", "--json", "--quiet"])
+    assert rc == 0, f"the checkpoint of the earlier ℓ did not resume: {err}"
+    resumed = json.loads(out)
+    four = c.run_json(common + ["--rank", 4])
+    six = c.run_json(common + ["--rank", 6])
+    bound = lambda j: j["sketch_error"]["error_bound"]  # noqa: E731  (Δ of the sketch)
+    assert bound(resumed) == bound(four), (bound(resumed), bound(four))
+    assert resumed["eigenvalues"][:4] == four["eigenvalues"], (resumed["eigenvalues"], four["eigenvalues"])
+    assert len(resumed["eigenvalues"]) == 6 and resumed["sketch_error"]["rank"] == 6
+    assert bound(six) < bound(resumed), "a fresh --rank 6 run keeps ℓ = 18 rows (smaller Δ)"

@@ -71,7 +71,9 @@ void add_data_options(CLI::App* s, data_options& d, bool layout = true) {
 void add_method_options(CLI::App* s, run_options& r) {
     s->add_option("--method", r.method, "Route to the spectrum: exact moments, Frequent Directions or Nyström sketch")
         ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
-    s->add_option("--rank", r.rank, "Sketch rank K (fd, nystrom)")->check(non_negative);
+    s->add_option("--rank", r.rank, "Sketch rank K (fd: a sketch of ℓ = min(3K, D) rows, FD's guarantee with ε = 1/2: the top-K basis misses "
+                  "at most half the best rank-K residual beyond it; before this version ℓ = 2K, whose checkpoints resume "
+                  "with it; nystrom)")->check(non_negative);
     s->add_option("--passes", r.passes, "Passes over the data (nystrom; with --tolerance the most). align, spectrum, project with Q >= 2: "
                   "block Krylov over all Q passes, S = K + max(K, 10) columns per pass, memory at most about 8 D (6 Q S + 2 S + 31) "
                   "bytes (the basis restarts before exceeding D columns; refused early if it does not fit); denoise, tradeoff and one pass: K + 10 columns, "

@@ -12,6 +12,7 @@
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
 #include "recalign/io/spill.hpp"
+#include "recalign/sketch/frequent_directions_ell.hpp"
 #include "validate.hpp"
 
 namespace recalign::cli {
@@ -42,7 +43,7 @@ route_variant make_route(const run_config& config) {
     if (config.method == "fd") {
         frequent_directions_options o;
         o.dim = dim;
-        o.ell = static_cast<std::size_t>(std::min<std::uint64_t>(2 * config.rank, config.dim));
+        o.ell = frequent_directions_default_ell(static_cast<std::size_t>(config.rank), dim);
         o.center = c;
         o.float32_kernels = config.float32_kernels;
         return frequent_directions(o);
@@ -54,20 +55,26 @@ route_variant make_route(const run_config& config) {
 // A Nyström state of either sketch a run of this configuration may hold (run_config::krylov:
 // block Krylov with p = max(K, 10), or the historic K + 10 columns of subspace iteration, which states
 // begun before block Krylov also hold) continues as it was begun.
-bool either_sketch(const nystrom_sketch& s, const nystrom_sketch& fresh) {
+bool either_sketch(const nystrom_sketch& s, const nystrom_sketch& fresh, const run_config&) {
     nystrom_options o = fresh.options();
     const bool krylov = s.options().blocks > 1;
     o.oversampling = std::min<std::size_t>(krylov ? std::max<std::size_t>(o.rank, 10) : 10, o.dim - o.rank);
     o.blocks = krylov ? s.options().blocks : 1;
     return s.config_hash() == nystrom_sketch(o).config_hash();
 }
-template <class Sketch>
-bool either_sketch(const Sketch&, const Sketch&) { return false; }
+// An FD state begun with the historic ℓ = min(2K, D) (before frequent_directions_default_ell)
+// continues with it.
+bool either_sketch(const frequent_directions& s, const frequent_directions& fresh, const run_config& config) {
+    frequent_directions_options o = fresh.options();
+    o.ell = frequent_directions_legacy_ell(static_cast<std::size_t>(config.rank), o.dim);
+    return s.config_hash() == frequent_directions(o).config_hash();
+}
+bool either_sketch(const moment_accumulator&, const moment_accumulator&, const run_config&) { return false; }
 
 template <class Sketch>
-Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const std::string& source) {
+Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const run_config& config, const std::string& source) {
     Sketch s = checkpoint::from_bytes<Sketch>(bytes, source + " (nested accumulator)");
-    if (s.config_hash() != fresh.config_hash() && !either_sketch(s, fresh))
+    if (s.config_hash() != fresh.config_hash() && !either_sketch(s, fresh, config))
         throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");
     return s;
 }
@@ -141,7 +148,7 @@ void route_state::next_pass(const mpi_context& mpi) {
     }
     next = mpi.broadcast_bytes(std::move(next));
     if (mpi.rank() == 0) return;
-    main_ = load_sketch(next, std::get<nystrom_sketch>(main_), "rank 0's next pass");
+    main_ = load_sketch(next, std::get<nystrom_sketch>(main_), config_, "rank 0's next pass");
     if (classes_) classes_.emplace(classes_->options());
 }
 
@@ -227,7 +234,7 @@ void route_state::load(const std::string& tagged, const std::string& source) {
     std::memcpy(&len, bytes.data(), 8);
     if (len > bytes.size() - 8) throw file_error(source, checkpoint::header_bytes, "sketch state truncated");
     const std::string_view nested = std::string_view(bytes).substr(8, static_cast<std::size_t>(len));
-    route_variant loaded = std::visit([&](const auto& fresh) -> route_variant { return load_sketch(nested, fresh, source); },
+    route_variant loaded = std::visit([&](const auto& fresh) -> route_variant { return load_sketch(nested, fresh, config_, source); },
                                       main_);
     const std::string rest = bytes.substr(8 + static_cast<std::size_t>(len));
     std::optional<class_moments> classes;
