@@ -55,4 +55,6 @@ def test_fd_alignment_is_verified(fashion_mnist):
     assert fd["exact_for"] == "returned subspace"
     assert max(fd["alignment"]) <= max(exact["alignment"]), "verified curve above anything exact"
     c.assert_close(fd["alignment"], exact["alignment"][:50], 0, "verified fd curve vs exact", atol=5e-3)
-    assert raw["alignment"][49] > exact["alignment"][49] + 0.05, "the unverified estimate overshoots (why we verify)"
+    # Unverified, alignment(50) is read off FD's eigenvalues (biased low by up to Δ): 0.774 with
+    # ℓ = 2K (Δ = 2,092), 0.627 with ℓ = 3K (Δ = 1,125), against the exact 0.579.
+    assert raw["alignment"][49] > exact["alignment"][49] + 0.02, "the unverified estimate overshoots (why we verify)"
