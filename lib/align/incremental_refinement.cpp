@@ -97,6 +97,17 @@ void release_pages(const double* begin, const double* end) {
     if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+// How many of the first r rows of C's last columns (m x e) are exactly zero, as
+// restart_coordinates makes them (the columns after U are projected off U's unit coordinate
+// vectors, exact in floating point): Q's first r columns (U) then add nothing to Q C's last
+// columns, and the products below skip them (a fifth of the rotation's flops at 224x224x3,
+// BENCHMARKS.md "time9"). r or 0: any other C is multiplied in full.
+std::size_t zero_leading_rows(const matrix_t& cn, std::size_t r) {
+    for (std::size_t i = 0; i < r * cn.shape(1); ++i)
+        if (cn.data()[i] != 0.0) return 0;
+    return r;
+}
+
 // [Q C, 0] (D x width, width >= a = C's columns) from Q (D x m), in Q's own storage when width
 // == m (no second D x a: a block of rows at a time through a small scratch); otherwise Q's rows
 // are released as they are read, so Q and the wider result are not both resident. C's first r
@@ -108,6 +119,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
         throw std::invalid_argument("denoising_restart: the rotation does not fit the pass's basis");
     matrix_t cn = xt::zeros<double>({m, e});
     for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &cn(p, 0));
+    const std::size_t z = zero_leading_rows(cn, r);
     const bool in_place = width == m;
     matrix_t out;
     if (in_place) out = std::move(q);
@@ -117,7 +129,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
     std::vector<double> t(std::min(d, rows) * e);
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
-        if (e) blas::gemm_nn(rb, e, m, 1.0, src + r0 * m, cn.data(), 0.0, t.data());
+        if (e) blas::gemm_nn(rb, e, m - z, 1.0, src + r0 * m + z, m, cn.data() + z * e, e, 0.0, t.data(), e);
         for (std::size_t i = 0; i < rb; ++i) {
             double* row = out.data() + (r0 + i) * width;
             if (!in_place && r) std::copy(src + (r0 + i) * m, src + (r0 + i) * m + r, row);
@@ -138,13 +150,14 @@ std::shared_ptr<const io::row_spill> rotated_rows(const io::row_spill& q, const 
         throw std::invalid_argument("denoising_restart: the rotation does not fit the pass's basis");
     matrix_t cn = xt::zeros<double>({m, e});
     for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &cn(p, 0));
+    const std::size_t z = zero_leading_rows(cn, r);
     auto out = std::make_shared<io::row_spill>(q.directory(), d, width);
     constexpr std::size_t rows = 256;
     std::vector<double> src(std::min(d, rows) * m), t(std::min(d, rows) * e), row(std::min(d, rows) * width);
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
         q.read_rows(r0, rb, src.data());
-        if (e) blas::gemm_nn(rb, e, m, 1.0, src.data(), cn.data(), 0.0, t.data());
+        if (e) blas::gemm_nn(rb, e, m - z, 1.0, src.data() + z, m, cn.data() + z * e, e, 0.0, t.data(), e);
         for (std::size_t i = 0; i < rb; ++i) {
             double* o = row.data() + i * width;
             std::copy(src.data() + i * m, src.data() + i * m + r, o);

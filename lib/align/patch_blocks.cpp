@@ -198,10 +198,16 @@ matrix_t patch_blocks::restrict_to(const matrix_t& v, centering c) const {
             for (std::size_t j = 0; j < k; ++j) vb(i, j) = v(idx[i], j);
         const matrix_t blk = block(b, c);
         blas::gemm_nn(s, k, s, 1.0, blk.data(), vb.data(), 0.0, bv.data());
-        blas::gemm_tn(k, k, s, 1.0, vb.data(), bv.data(), 1.0, out.data());
+        // Only the upper triangle of V_bᵀ (Bd_b V_b), a panel of columns at a time (rows 0 .. j1
+        // of columns j0 .. j1): about half the flops of the whole k x k product, the larger part
+        // of the sweep at k >> s (BENCHMARKS.md "time9": a quarter of a restart at 224x224x3).
+        constexpr std::size_t panel = 128;
+        for (std::size_t j0 = 0; j0 < k; j0 += panel) {
+            const std::size_t j1 = std::min(k, j0 + panel);
+            blas::gemm_tn(j1, j1 - j0, s, 1.0, vb.data(), k, bv.data() + j0, k, 1.0, out.data() + j0, k);
+        }
     }
-    for (std::size_t i = 0; i < k; ++i)
-        for (std::size_t j = i + 1; j < k; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
+    if (k) blas::symmetrize_from_upper(k, out.data());
     return out;
 }
 

@@ -271,10 +271,16 @@ void restricted_statistics::products() {
     if (in_coordinates() || gram.size()) return;
     load_sv();  // (never on disk without its products: complete_pass fills them)
     const std::size_t d = dim(), k = this->k();
+    // By SYRK (the upper triangle, mirrored): half the flops of a GEMM, 2 D K² in all (at
+    // 224x224x3, K = 1,216, the first verification's largest step; BENCHMARKS.md "time9").
     gram = xt::zeros<double>({k, k});
-    blas::gemm_tn(k, k, d, 1.0, basis.data(), basis.data(), 0.0, gram.data());
+    blas::syrk_tn(k, d, 1.0, basis.data(), 0.0, gram.data());
     svsv = xt::zeros<double>({k, k});
-    blas::gemm_tn(k, k, d, 1.0, sv.data(), sv.data(), 0.0, svsv.data());
+    blas::syrk_tn(k, d, 1.0, sv.data(), 0.0, svsv.data());
+    if (k) {
+        blas::symmetrize_from_upper(k, gram.data());
+        blas::symmetrize_from_upper(k, svsv.data());
+    }
     frame = std::make_shared<const matrix_t>(gram);
 }
 

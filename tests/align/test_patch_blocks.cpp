@@ -71,6 +71,52 @@ TEST_CASE("patch blocks equal the blocks of the exact second moment", "[align][p
     }
 }
 
+TEST_CASE("restrict_to is V' Bd V, symmetric, for bases wider than its panels of columns", "[align][patch_blocks]") {
+    // restrict_to forms only the upper triangle of each block's product, 128 columns at a time
+    // (BENCHMARKS.md "time9"): every column count around the panels, against the dense product.
+    const geometry g = cases[0];
+    const std::size_t d = g.shape.dim(), n = 97;
+    const std::vector<double> x = testing::random_rows(n, d, 11, 40.0);
+    patch_blocks pb = make(g);
+    pb.update(batch_view(x.data(), n, d), 0);
+    for (centering c : {centering::centered, centering::uncentered}) {
+        matrix_t bd = xt::zeros<double>({d, d});
+        for (std::size_t b = 0; b < pb.blocks(); ++b) {
+            const std::vector<std::size_t>& idx = pb.indices(b);
+            const matrix_t blk = pb.block(b, c);
+            for (std::size_t i = 0; i < idx.size(); ++i)
+                for (std::size_t j = 0; j < idx.size(); ++j) bd(idx[i], idx[j]) = blk(i, j);
+        }
+        for (std::size_t k : {std::size_t(0), std::size_t(1), std::size_t(127), std::size_t(128), std::size_t(129),
+                              std::size_t(300)}) {
+            CAPTURE(k, centering_name(c));
+            const std::vector<double> v = testing::random_rows(d, k, 3 + k, 0.0);
+            matrix_t vm = xt::zeros<double>({d, k});
+            std::copy(v.begin(), v.end(), vm.begin());
+            const matrix_t got = pb.restrict_to(vm, c);
+            REQUIRE(got.shape(0) == k);
+            REQUIRE(got.shape(1) == k);
+            std::vector<long double> bv(d * k, 0.0L);  // Bd V, then V' (Bd V), in long double
+            for (std::size_t p = 0; p < d; ++p)
+                for (std::size_t q = 0; q < d; ++q)
+                    if (bd(p, q) != 0.0)
+                        for (std::size_t j = 0; j < k; ++j) bv[p * k + j] += (long double)bd(p, q) * vm(q, j);
+            matrix_t want = xt::zeros<double>({k, k});
+            for (std::size_t i = 0; i < k; ++i)
+                for (std::size_t j = 0; j < k; ++j) {
+                    long double sum = 0;
+                    for (std::size_t p = 0; p < d; ++p) sum += (long double)vm(p, i) * bv[p * k + j];
+                    want(i, j) = static_cast<double>(sum);
+                }
+            if (k) CHECK(testing::rel_diff(got, want) < 1e-12);
+            bool symmetric = true;
+            for (std::size_t i = 0; i < k; ++i)
+                for (std::size_t j = 0; j < k; ++j) symmetric = symmetric && got(i, j) == got(j, i);
+            CHECK(symmetric);
+        }
+    }
+}
+
 TEST_CASE("patch blocks: merge, empty, checkpoints, refusals", "[align][patch_blocks]") {
     const geometry g = cases[0];
     const std::size_t d = g.shape.dim(), n = 300;

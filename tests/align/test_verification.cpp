@@ -409,6 +409,19 @@ TEST_CASE("Ritz steps in the pass's coordinates: the same exact numbers without 
         const restricted_statistics pass = verify(d, orthonormal_extension(top.basis, v.basis), centering::uncentered);
         restricted_statistics frame = pass;
         frame.products();
+        {  // Vᵀ V and (Sxx V)ᵀ(Sxx V) by SYRK (BENCHMARKS.md "time9"): the GEMM's values, exactly symmetric
+            const std::size_t m = pass.k(), dd = pass.dim();
+            matrix_t g = xt::zeros<double>({m, m}), s2 = xt::zeros<double>({m, m});
+            blas::gemm_tn(m, m, dd, 1.0, pass.basis.data(), pass.basis.data(), 0.0, g.data());
+            blas::gemm_tn(m, m, dd, 1.0, pass.sv.data(), pass.sv.data(), 0.0, s2.data());
+            CHECK(testing::rel_diff(frame.gram, g) < 1e-13);
+            CHECK(testing::rel_diff(frame.svsv, s2) < 1e-13);
+            bool symmetric = true;
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < m; ++j)
+                    symmetric = symmetric && frame.gram(i, j) == frame.gram(j, i) && frame.svsv(i, j) == frame.svsv(j, i);
+            CHECK(symmetric);
+        }
         const ritz_alignment_result u = ritz_alignment(pass), uc = ritz_alignment(frame);
         REQUIRE(uc.refined.in_coordinates());
         CHECK(uc.refined.basis.size() == 0);
