@@ -264,9 +264,19 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     std::vector<double> curves, weights;  // weights: each point's in units of the relative differences' target
     std::vector<matrix_t> ritz, corrections;
     // Where the pass keeps Sxx Q on disk, each noise's corrections (D x 64) wait there too while
-    // the next noise's are found (BENCHMARKS.md "mem8"): read back into `corr` below.
+    // the next noise's are found (BENCHMARKS.md "mem8"), and the clean top's while `corr` is
+    // allocated (mem9): read back into `corr` below.
     std::vector<std::shared_ptr<const io::row_spill>> corrections_stored;
     std::size_t correction_cols = 0;
+    const auto store_last = [&] {
+        correction_cols += corrections.back().shape(1);
+        if (!pass.sv_stored) return;
+        const matrix_t& x = corrections.back();
+        auto f = std::make_shared<io::row_spill>(pass.sv_stored->directory(), x.shape(0), x.shape(1));
+        if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
+        corrections_stored.push_back(std::move(f));
+        corrections.back() = matrix_t();
+    };
     for (std::size_t i = 0; i < noises.size(); ++i) {
         const noise_spec& n = noises[i];
         if (!blocks[i] || n.draws > 0 || n.family == noise_family::gaussian) continue;
@@ -274,14 +284,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         const std::size_t k = std::min(options.rank, v.subspace.informative);
         ritz.push_back(xt::view(v.refined.coords, xt::all(), xt::range(0, k)));
         corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, rel_tol));
-        correction_cols += corrections.back().shape(1);
-        if (pass.sv_stored) {
-            const matrix_t& x = corrections.back();
-            auto f = std::make_shared<io::row_spill>(pass.sv_stored->directory(), x.shape(0), x.shape(1));
-            if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
-            corrections_stored.push_back(std::move(f));
-            corrections.back() = matrix_t();
-        }
+        store_last();
         if (clean) {
             const verified_denoising_result vd = verified_denoising(*clean, v, options.alignment);
             const std::size_t kd = std::min(options.count, vd.denoising.relative_difference.size());
@@ -298,7 +301,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         const std::size_t kc = std::min(options.count, e.vectors.shape(1));
         ritz.push_back(xt::view(e.vectors, xt::all(), xt::range(0, kc)));
         corrections.push_back(clean_refinement(pass, ritz.back(), e.values));
-        correction_cols += corrections.back().shape(1);
+        store_last();  // beside the masks': corr below is allocated without it resident
     }
     out.curves = xt::zeros<double>({curves.size()});
     std::copy(curves.begin(), curves.end(), out.curves.begin());
@@ -330,8 +333,8 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     pass.sv_stored.reset();
     matrix_t corr = xt::zeros<double>({d, correction_cols});
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
-        // The masks' corrections from disk where they wait there (the clean top's, found last, never
-        // waits), a block of rows at a time.
+        // The corrections from disk where they wait there (all of them or none), a block of rows at
+        // a time.
         if (i < corrections_stored.size()) {
             const io::row_spill& f = *corrections_stored[i];
             const std::size_t e = f.cols();

@@ -109,9 +109,11 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // negative: the finish's temporaries are gone by the verification passes (the sum is then
     // the larger of run_memory and this peak).
     const long double masks = static_cast<long double>(seen.empty() ? 0 : mask_noises);
-    // + the process's own 64 MiB and 225 D doubles measured after the finish, not attributed
-    // (1.8 kB per pixel value at 224x224x3 and 64x64x3).
-    const long double kept = 8.0L * d * (2.0L * k + 20.0L + 225.0L) + 67108864.0L;
+    // + the process's own 64 MiB and OpenBLAS's buffers: 225 D doubles measured after the finish
+    // (1.8 kB per pixel value at 224x224x3 and 64x64x3) while products on D rows touched all of
+    // them; blas.cpp's products take at most 8,192 rows at a time, so at most GEMM_Q (384) x 8,192
+    // doubles of them are touched (mem9: 18,124 kB outside malloc after the finish at 224x224x3).
+    const long double kept = 8.0L * d * (2.0L * k + 20.0L) + 8.0L * std::min(225.0L * d, 384.0L * 8192.0L) + 67108864.0L;
     // With refinement passes (incremental_refinement.hpp, BENCHMARKS.md "mem224") the passes
     // after the first read only T (masks x 64 directions, with its Sxx T) while the carried
     // [R, T] and [Sxx R, 0] wait on disk, and the restart and the analyses hold the basis Q

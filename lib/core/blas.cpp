@@ -28,6 +28,30 @@ void check_info(int info, const char* routine) {
         throw numerical_error(std::string(routine) + " rejected argument " + std::to_string(-info));
     }
 }
+
+// OpenBLAS packs a product's column-major N dimension (our row-major output's rows; the
+// right-hand side's rows for trsm) into a per-thread buffer of 128 MiB, GEMM_R columns sized to
+// fill it, and keeps every page it ever touched: one product with D = 150,528 output rows made
+// both threads' buffers resident (262,144 kB) for the rest of the process (BENCHMARKS.md, mem8
+// and mem9). On at most row_block rows per call each thread touches ≤ min(k, GEMM_Q = 384) x
+// row_block / 2 doubles of it (12.6 MB). Rows of the output are independent, each computed by
+// the same kernel over the same k: the blocks (multiples of 64 rows) give one call's bits where
+// that call's thread split falls on OpenBLAS's unrolling too (D = 12,288, 37,632, 150,528), else
+// they differ at rounding (1e-15 relative at 8,193 rows; tests/core/test_blas.cpp).
+constexpr std::size_t row_block = 8192;
+
+// f(first row, rows) over [0, m) in blocks of at most row_block rows, of near-equal sizes (a
+// multiple of 64: no thin remainder block).
+template <class F>
+void by_row_blocks(std::size_t m, F f) {
+    if (m <= row_block) {
+        f(std::size_t{0}, m);
+        return;
+    }
+    const std::size_t blocks = (m + row_block - 1) / row_block;
+    const std::size_t step = ((m + blocks - 1) / blocks + 63) / 64 * 64;
+    for (std::size_t i0 = 0; i0 < m; i0 += step) f(i0, std::min(step, m - i0));
+}
 }  // namespace
 
 void syrk_tn(std::size_t n, std::size_t k, double alpha, const double* a, double beta, double* c) {
@@ -57,23 +81,43 @@ void syrk_nt(std::size_t m, std::size_t k, float alpha, const float* a, float be
 void trsm_right_upper(std::size_t m, std::size_t n, const double* r, double* b) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
     if (mi == 0 || ni == 0) return;
-    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, mi, ni, 1.0, r, ni, b, ni);
+    by_row_blocks(m, [&](std::size_t i0, std::size_t rows) {
+        cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, static_cast<int>(rows), ni, 1.0,
+                    r, ni, b + i0 * n, ni);
+    });
 }
+
+namespace {
+// Row-major C (m x n) = alpha op(A) op(B) + beta C in blocks of C's rows (by_row_blocks): the rows
+// i0.. of op(A) start at a + i0 * lda (A not transposed: A's rows) or a + i0 (transposed: A's
+// columns).
+template <class T, class Gemm>
+void gemm_rows(Gemm gemm, bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+               std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
+    if (mi == 0 || ni == 0) return;
+    const int la = to_blas_int(lda, "leading dimension"), lb = to_blas_int(ldb, "leading dimension"),
+              lc = to_blas_int(ldc, "leading dimension");
+    by_row_blocks(m, [&](std::size_t i0, std::size_t rows) {
+        gemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(rows), ni, ki,
+             alpha, k == 0 ? a : a + (ta ? i0 : i0 * lda), la, b, lb, beta, c + i0 * ldc, lc);
+    });
+}
+}  // namespace
 
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
              double beta, double* c) {
-    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
-    if (mi == 0 || ni == 0) return;
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni, ki, alpha, a, mi, b, ni, beta, c, ni);
+    gemm_rows(cblas_dgemm, true, false, m, n, k, alpha, a, m, b, n, beta, c, n);
 }
 
 void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
              double beta, double* c) {
-    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
-    if (mi == 0 || ni == 0) return;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, ki, b, ni, beta, c, ni);
+    gemm_rows(cblas_dgemm, false, false, m, n, k, alpha, a, k, b, n, beta, c, n);
 }
 
+// The single-precision products stay one call: OpenBLAS's sgemm rounds rows differently where a
+// call's thread split falls (4e-6 relative on 20,000 x 37 x 50), and the opt-in float32 paths'
+// products have a batch's rows, not D.
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, const float* b, float beta,
              float* c) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
@@ -90,25 +134,17 @@ void gemm_nn(std::size_t m, std::size_t n, std::size_t k, float alpha, const flo
 
 void gemm_tn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
              const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
-    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
-    if (mi == 0 || ni == 0) return;
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni, ki, alpha, a, to_blas_int(lda, "leading dimension"), b,
-                to_blas_int(ldb, "leading dimension"), beta, c, to_blas_int(ldc, "leading dimension"));
+    gemm_rows(cblas_dgemm, true, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, std::size_t lda,
              const double* b, std::size_t ldb, double beta, double* c, std::size_t ldc) {
-    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
-    if (mi == 0 || ni == 0) return;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, alpha, a, to_blas_int(lda, "leading dimension"),
-                b, to_blas_int(ldb, "leading dimension"), beta, c, to_blas_int(ldc, "leading dimension"));
+    gemm_rows(cblas_dgemm, false, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a, const double* b,
              double beta, double* c) {
-    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns"), ki = to_blas_int(k, "inner");
-    if (mi == 0 || ni == 0) return;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, ni, ki, alpha, a, ki, b, ki, beta, c, ni);
+    gemm_rows(cblas_dgemm, false, true, m, n, k, alpha, a, k, b, k, beta, c, n);
 }
 
 void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::size_t lda) {

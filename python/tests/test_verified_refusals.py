@@ -178,7 +178,8 @@ def test_verification_memory_against_the_help_text():
     """The estimate as the CLI's --verify help states it, from its parts: 3 D doubles per verified
     direction for alignment and tradeoff; denoise, the run's largest phase (BENCHMARKS.md, "The
     first basis construction in place"): the sketch's state and statistics (D (2 rank + 20)
-    doubles, and 64 MiB + 225 D doubles measured for the process), the blocks (D (s + 1) / 2 doubles per geometry), a Monte-Carlo noise's 3 (rank + 10)
+    doubles, and 64 MiB + 225 D doubles measured for the process, at most 384 x 8,192: OpenBLAS's
+    buffers), the blocks (D (s + 1) / 2 doubles per geometry), a Monte-Carlo noise's 3 (rank + 10)
     directions, 6 D (rank + 10) doubles of sketch and 2 (D + columns) columns doubles of products,
     then a pass (2 D doubles per direction) and a refinement step (each mask's 64 corrections and
     64 previous tops, one correction's 7 x 64 + rank temporaries); never below run_memory."""

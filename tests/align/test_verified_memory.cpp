@@ -159,3 +159,19 @@ TEST_CASE("run_memory: a block Krylov sketch counted at its widest basis, at lea
         CHECK(run_memory("fd", d, classes, rank, 0.0L, q) == run_memory("fd", d, classes, rank));  // no Krylov blocks
     }
 }
+
+TEST_CASE("denoising: OpenBLAS's buffers are 225 D doubles up to GEMM_Q x 8,192 (blas.cpp's row blocks), not 225 D") {
+    // A Gaussian noise: the state, one pass, and `kept` (the process's 64 MiB and the buffers).
+    // Products take at most 8,192 rows at a time (lib/core/blas.cpp), so above D = 13,981 the
+    // buffers stop growing: 384 x 8,192 doubles (25.2 MB), where 225 D were 271 MB at 224x224x3.
+    const std::vector<noise_spec> gauss = {spec("gaussian:sigma=1")};
+    for (const std::uint64_t d : {std::uint64_t{12288}, std::uint64_t{150528}}) {
+        const long double dd = static_cast<long double>(d), rank = 20.0L;
+        const long double run = run_memory("nystrom", d, 0, 20);
+        const verification_size v = denoising_verification(d, 20, gauss, image_shape{});
+        const long double buffers = d == 12288 ? 225.0L * dd : 384.0L * 8192.0L;
+        const long double expected = 8.0L * dd * 3.0L * rank + 8.0L * buffers + 67108864.0L + 16.0L * dd * rank;
+        CHECK(static_cast<double>(run + verification_memory(d, v.columns, v.extra)) ==
+              Approx(static_cast<double>(expected)).epsilon(1e-12));
+    }
+}

@@ -1,13 +1,16 @@
 // blas::syevd_top_rows (all eigenvalues, the top k eigenvectors: Frequent Directions' shrink)
 // against LAPACK's own xSYEVD on the same matrices, in both precisions: full-rank Gram
 // matrices and rank-deficient ones (a cluster of zero eigenvalues, as a rank-deficient stream
-// gives), for k = 0, 1, part and all.
+// gives), for k = 0, 1, part and all. And the products on many rows cut into row blocks
+// (OpenBLAS's buffers stay small) against one cblas call: the same bits.
 #include <catch2/catch.hpp>
 
+#include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include <recalign/core/blas.hpp>
@@ -69,4 +72,68 @@ TEST_CASE("syevd_top_rows: LAPACK's xSYEVD eigenvalues and top eigenvectors, bot
     check_top_rows<double>(90, 50, 200, 1e-12);   // rank 50: a cluster of 40 zeros
     check_top_rows<float>(80, 80, 200, 2e-5);
     check_top_rows<float>(90, 50, 200, 2e-5);
+}
+
+namespace {
+// One cblas call on all m rows against blas::'s, which cuts products with more than 8,192
+// output rows into row blocks (lib/core/blas.cpp by_row_blocks: OpenBLAS's buffers stay
+// small): the same bits where the one call's thread split falls on OpenBLAS's unrolling (the
+// image dimensions: D = 12,288 and 37,632 here), else the same to rounding; inner dimensions
+// below and above OpenBLAS's GEMM_Q (384).
+void check_row_blocks(std::size_t m, std::size_t n, std::size_t k, bool bits) {
+    const auto a = testing::random_rows(m, k, 11 + k, 0.5), at = testing::random_rows(k, m, 12 + k, 0.5);
+    const auto b = testing::random_rows(k, n, 13 + k, 0.5), bt = testing::random_rows(n, k, 14 + k, 0.5);
+    const auto c0 = testing::random_rows(m, n, 15, 0.5);
+    const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+    auto same = [bits](const std::vector<double>& x, const std::vector<double>& y) {
+        if (x.size() != y.size()) return false;
+        if (bits) return std::memcmp(x.data(), y.data(), x.size() * sizeof(double)) == 0;
+        double top = 0.0, diff = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            top = std::max(top, std::fabs(x[i]));
+            diff = std::max(diff, std::fabs(x[i] - y[i]));
+        }
+        return diff <= 1e-14 * top;
+    };
+    std::vector<double> ref = c0, got = c0;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni, ki, 0.7, a.data(), ki, b.data(), ni, 0.3, ref.data(), ni);
+    blas::gemm_nn(m, n, k, 0.7, a.data(), b.data(), 0.3, got.data());
+    CHECK(same(ref, got));
+    ref = c0, got = c0;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni, ki, -1.0, at.data(), mi, b.data(), ni, 1.0, ref.data(), ni);
+    blas::gemm_tn(m, n, k, -1.0, at.data(), b.data(), 1.0, got.data());
+    CHECK(same(ref, got));
+    ref = c0, got = c0;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mi, ni, ki, 1.0, a.data(), ki, bt.data(), ki, 0.0, ref.data(), ni);
+    blas::gemm_nt(m, n, k, 1.0, a.data(), bt.data(), 0.0, got.data());
+    CHECK(same(ref, got));
+    // The strided forms on the last n - 3 columns of C (the first n - 3 of B).
+    ref = c0, got = c0;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mi, ni - 3, ki, 1.0, a.data(), ki, b.data(), ni, 1.0,
+                ref.data() + 3, ni);
+    blas::gemm_nn(m, n - 3, k, 1.0, a.data(), k, b.data(), n, 1.0, got.data() + 3, n);
+    CHECK(same(ref, got));
+    ref = c0, got = c0;
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, mi, ni - 3, ki, 1.0, at.data(), mi, b.data(), ni, 1.0,
+                ref.data() + 3, ni);
+    blas::gemm_tn(m, n - 3, k, 1.0, at.data(), m, b.data(), n, 1.0, got.data() + 3, n);
+    CHECK(same(ref, got));
+    // B R⁻¹ with R (n x n) upper triangular, well conditioned.
+    std::vector<double> r(n * n, 0.0);
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = i; j < n; ++j) r[i * n + j] = i == j ? 2.0 + 0.1 * static_cast<double>(i) : 0.05 * b[i * n + j];
+    ref = c0, got = c0;
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, mi, ni, 1.0, r.data(), ni, ref.data(), ni);
+    blas::trsm_right_upper(m, n, r.data(), got.data());
+    CHECK(same(ref, got));
+}
+}  // namespace
+
+TEST_CASE("products on many rows, cut into row blocks, give one call's bits (to rounding off the image sizes)", "[blas]") {
+    check_row_blocks(12288, 37, 50, true);   // 64x64x3: 2 blocks of 6,144 rows
+    check_row_blocks(37632, 40, 300, true);  // 112x112x3: 5 blocks of 7,552 (the last 7,424)
+    check_row_blocks(37632, 8, 500, true);   // k past GEMM_Q: OpenBLAS splits k the same way in every block
+    check_row_blocks(20000, 37, 500, false);
+    check_row_blocks(8193, 64, 64, false);   // just past one block
+    check_row_blocks(8192, 5, 3, true);      // one block: one call
 }
