@@ -291,8 +291,6 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C is not carried into the next pass: a checkpoint does not hold it,
     // and a resumed run sweeping the blocks in full would round differently from one that did
     // not (a resume must give the same bits). Each restart sweeps them once per set of blocks.
-    // [R, T] and [Sxx R, 0] with R = Q C, Sxx R = (Sxx Q) C, each in the storage of what it is
-    // formed from when the widths agree (they do from the second restart on: a + corrections = m).
     const std::size_t width = a + correction_cols;
     // Strong guarantee: everything that reads or makes a file (Sxx R from Sxx Q on disk, the
     // corrections waiting there) and the corrections' D x e copy come before Q and Sxx Q are
