@@ -187,20 +187,6 @@ matrix_t leading_columns_released(matrix_t&& q, std::size_t cols) {
     return out;
 }
 
-// The first `cols` columns of a matrix on disk, in a new file beside it.
-std::shared_ptr<const io::row_spill> leading_columns_of(const io::row_spill& x, std::size_t cols) {
-    const std::size_t d = x.rows(), w = x.cols();
-    auto out = std::make_shared<io::row_spill>(x.directory(), d, cols);
-    constexpr std::size_t rows = 256;
-    std::vector<double> in(std::min(d, rows) * w), o(std::min(d, rows) * cols);
-    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
-        const std::size_t rb = std::min(rows, d - r0);
-        x.read_rows(r0, rb, in.data());
-        for (std::size_t i = 0; i < rb && cols; ++i) std::copy(&in[i * w], &in[i * w] + cols, &o[i * cols]);
-        out->write_rows(r0, rb, o.data());
-    }
-    return out;
-}
 }  // namespace
 
 matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<matrix_t>& ritz, std::size_t count,
@@ -321,16 +307,13 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C is not carried into the next pass: a checkpoint does not hold it,
     // and a resumed run sweeping the blocks in full would round differently from one that did
     // not (a resume must give the same bits). Each restart sweeps them once per set of blocks.
-    // [R, T] and [Sxx R, 0] with R = Q C, Sxx R = (Sxx Q) C, each in the storage of what it is
-    // formed from when the widths agree (they do from the second restart on: a + corrections = m).
     const std::size_t width = a + correction_cols;
-    matrix_t basis = rotated_rows(std::move(pass.basis), c, r, width);
-    pass.basis = matrix_t();
-    // Sxx R from Sxx Q on disk (a completed refinement pass) stays on disk (io::row_spill).
+    // Strong guarantee: everything that reads or makes a file (Sxx R from Sxx Q on disk, the
+    // corrections waiting there) and the corrections' D x e copy come before Q and Sxx Q are
+    // consumed, so a throw (a full disk, a failing read) leaves `pass` as it was: the caller may
+    // retry or checkpoint. After that only memory is allocated (Sxx R on disk is narrowed by a
+    // view, no I/O). Sxx R from Sxx Q on disk (a completed refinement pass) stays on disk.
     std::shared_ptr<const io::row_spill> sv_file = pass.sv_stored ? rotated_rows(*pass.sv_stored, c, r, width) : nullptr;
-    matrix_t sv = pass.sv_stored ? matrix_t() : rotated_rows(std::move(pass.sv), c, r, width);
-    pass.sv = matrix_t();
-    pass.sv_stored.reset();
     matrix_t corr = xt::zeros<double>({d, correction_cols});
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
         // The corrections from disk where they wait there (all of them or none), a block of rows at
@@ -345,7 +328,6 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
                 f.read_rows(r0, rb, block.data());
                 for (std::size_t p = 0; p < rb; ++p) std::copy(&block[p * e], &block[p * e] + e, &corr(r0 + p, c0));
             }
-            corrections_stored[i].reset();
             c0 += e;
             continue;
         }
@@ -354,10 +336,18 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         corrections[i] = matrix_t();
         c0 += e;
     }
+    corrections_stored.clear();
+    // [R, T] and [Sxx R, 0] with R = Q C, Sxx R = (Sxx Q) C, each in the storage of what it is
+    // formed from when the widths agree (they do from the second restart on: a + corrections = m).
+    matrix_t basis = rotated_rows(std::move(pass.basis), c, r, width);
+    pass.basis = matrix_t();
+    matrix_t sv = pass.sv_stored ? matrix_t() : rotated_rows(std::move(pass.sv), c, r, width);
+    pass.sv = matrix_t();
+    pass.sv_stored.reset();
     const std::size_t mm = orthonormal_extension(basis, a, std::move(corr));
     if (mm < width) {  // dependent corrections left out: the columns after mm are not part of it
         basis = leading_columns_released(std::move(basis), mm);
-        if (sv_file) sv_file = leading_columns_of(*sv_file, mm);
+        if (sv_file) sv_file = std::make_shared<const io::row_spill>(std::move(sv_file), mm);  // a view: no I/O
         else sv = leading_columns_released(std::move(sv), mm);
     }
     restricted_statistics& known = out.next.known;

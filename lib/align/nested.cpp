@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <stdexcept>
 #include <vector>
 
 #include "recalign/core/blas.hpp"
@@ -139,6 +141,24 @@ double measure_normaliser(const cross_moments& cross, alignment_measure m, const
             break;
     }
     return t;
+}
+
+}  // namespace recalign::detail
+
+namespace recalign::detail {
+
+void multiply_rows_in_place(matrix_t& x, const matrix_t& p) {
+    const std::size_t d = x.shape(0), e = x.shape(1);
+    if (p.shape(0) != e || p.shape(1) != e)
+        throw std::invalid_argument("multiply_rows_in_place: P is not e x e for x's e columns");
+    if (d == 0 || e == 0) return;
+    constexpr std::size_t rows = 256;
+    std::vector<double> t(std::min(d, rows) * e);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        blas::gemm_nn(rb, e, e, 1.0, x.data() + r0 * e, p.data(), 0.0, t.data());
+        std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * e), x.data() + r0 * e);
+    }
 }
 
 }  // namespace recalign::detail

@@ -43,6 +43,10 @@ vector_t restricted_fit_contributions(matrix_t gram, const cross_moments& vcross
 // rank measures, W = I for fit. Σ_{i<=k} c_i is fit(V_k) of MATH.md §2.
 vector_t fit_contributions(const matrix_t& vtilde, const cross_moments& cross, alignment_measure m);
 
+// x ← x P (x: D x e, P: e x e) in x's own storage, a block of 256 rows at a time through a small
+// scratch (no second D x e matrix at high D). The bits of one gemm_nn per block.
+void multiply_rows_in_place(matrix_t& x, const matrix_t& p);
+
 // Normaliser of a measure with the contributions of a complete basis (rank measure).
 double measure_normaliser(const cross_moments& cross, alignment_measure m, const vector_t& complete_contributions);
 

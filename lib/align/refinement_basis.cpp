@@ -51,13 +51,7 @@ void orthonormalize(matrix_t& x, double cut) {
         x = std::move(y);
         return;
     }
-    constexpr std::size_t rows = 256;
-    std::vector<double> t(std::min(d, rows) * e);
-    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
-        const std::size_t rb = std::min(rows, d - r0);
-        blas::gemm_nn(rb, e, e, 1.0, x.data() + r0 * e, p.data(), 0.0, t.data());
-        std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * e), x.data() + r0 * e);
-    }
+    detail::multiply_rows_in_place(x, p);
 }
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "nested.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/spectral/eigen.hpp"
 
@@ -281,13 +282,7 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
     for (std::size_t i = 0; i < r; ++i)
         for (std::size_t j = 0; j < k; ++j) z(i, j) -= l(i) * corr(i, j);
     if (k == r) {  // V = X Z in X's storage, a block of rows at a time (no second D x r matrix)
-        constexpr std::size_t rows = 256;
-        std::vector<double> t(std::min(d, rows) * r);
-        for (std::size_t r0 = 0; r0 < d; r0 += rows) {
-            const std::size_t rb = std::min(rows, d - r0);
-            blas::gemm_nn(rb, r, r, 1.0, x.data() + r0 * r, z.data(), 0.0, t.data());
-            std::copy(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(rb * r), x.data() + r0 * r);
-        }
+        detail::multiply_rows_in_place(x, z);
         out.basis = std::move(x);
     } else {
         out.basis = xt::zeros<double>({d, k});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "recalign/core/checked.hpp"
 #include "recalign/sketch/frequent_directions_ell.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
 
@@ -50,6 +51,14 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
     if (classes) words += 2.0L * (d + 1.0L) * k + k * k;
     const long double krylov = method == "nystrom" ? krylov_run_memory(dim, classes, rank, krylov_blocks, extra) : 0.0L;
     return std::max(8.0L * words + extra, krylov);
+}
+
+std::uint64_t exact_denoise_extra(std::uint64_t dim, const std::vector<noise_spec>& noises, std::uint64_t replicates) {
+    const std::uint64_t matrix = checked_mul(checked_mul(dim, dim, "D x D"), 8, "D x D bytes");
+    std::uint64_t sums = 0;
+    for (const noise_spec& s : noises)
+        if (s.draws) sums = checked_add(sums, checked_mul(4, replicates, "denoise memory"), "denoise memory");
+    return checked_mul(matrix, sums > 2 ? sums - 2 : 0, "denoise memory");
 }
 
 long double verification_memory(std::uint64_t dim, std::uint64_t columns, long double extra) {

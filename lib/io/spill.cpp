@@ -69,6 +69,11 @@ row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols)
     }
 }
 
+row_spill::row_spill(std::shared_ptr<const row_spill> wide, std::size_t cols)
+    : dir_(wide ? wide->directory() : std::string()), rows_(wide ? wide->rows() : 0), cols_(cols), wide_(std::move(wide)) {
+    if (!wide_ || cols > wide_->cols()) throw std::invalid_argument("row_spill: a view of more columns than its file has");
+}
+
 row_spill::~row_spill() { detail::close_fd(fd_); }
 
 void row_spill::check(std::size_t r0, std::size_t n) const {
@@ -76,6 +81,7 @@ void row_spill::check(std::size_t r0, std::size_t n) const {
 }
 
 void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
+    if (wide_) throw std::logic_error("row_spill: a view of a file's leading columns is read only");
     check(r0, n);
     if (n == 0 || cols_ == 0) return;
     detail::pwrite_exact(fd_, src, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
@@ -86,6 +92,19 @@ void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
 void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
     check(r0, n);
     if (n == 0 || cols_ == 0) return;
+    if (wide_) {  // whole rows of the wide file, a block at a time, their leading columns kept
+        const std::size_t w = wide_->cols();
+        if (w == cols_) return wide_->read_rows(r0, n, dst);
+        constexpr std::size_t block = 256;
+        std::vector<double> rows(std::min(n, block) * w);
+        for (std::size_t i0 = 0; i0 < n; i0 += block) {
+            const std::size_t b = std::min(block, n - i0);
+            wide_->read_rows(r0 + i0, b, rows.data());
+            for (std::size_t i = 0; i < b; ++i)
+                std::copy(rows.data() + i * w, rows.data() + i * w + cols_, dst + (i0 + i) * cols_);
+        }
+        return;
+    }
     detail::pread_exact(fd_, dst, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
                         checked_mul(checked_mul(r0, cols_, "spill offset"), sizeof(double), "spill offset"),
                         dir_ + " (spill file)");

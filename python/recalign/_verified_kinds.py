@@ -288,7 +288,8 @@ class VerifiedDenoising(_VerifiedRun):
         if self._closed() or self._refinement.ended:
             return
         c = self._config
-        # The accumulator is spent (its V and Sxx V moved into the pass's statistics, as the CLI's).
+        # All or nothing: a close the disk or memory fails leaves the refinement and the accumulator as
+        # they were (next_pass() may be called again); once it succeeds the accumulator is dropped.
         self._refinement.close(self.sketch().spectrum, self._verify, c["center"], self._noises,
                                [self._blocks_for(i) for i in range(len(self._noises))], c["rank"], self._measure,
                                restart=self._pass < self.total_passes - 1, count=_REFINED)

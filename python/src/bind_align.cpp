@@ -1,5 +1,7 @@
 // Analyses (alignment curves, trade-off, denoising alignment, noise impact), noise models
 // and the alignment tracker.
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <tuple>
@@ -13,6 +15,7 @@
 #include "recalign/align/noise.hpp"
 #include "recalign/align/tracker.hpp"
 #include "recalign/align/tradeoff.hpp"
+#include "recalign/align/verified_memory.hpp"
 
 namespace recalign::python {
 
@@ -94,6 +97,31 @@ using mc_g = corrupted_g<monte_carlo_noise>;
 
 using tracker_g = guarded<alignment_tracker>;
 
+}  // namespace
+
+namespace {
+// The CLI's refusal of an exact denoise or align that will not fit (tools/recalign/validate.cpp
+// require_memory, cmd_denoise.cpp), from the same model: run_memory("exact", ...) with
+// exact_denoise_extra. memory: GiB (None: the physical memory; inf: no check).
+void require_exact_memory(const tracker_options& o, std::optional<double> memory) {
+    if (memory && !(*memory > 0))
+        throw std::invalid_argument("AlignmentTracker: memory must be a number of GiB > 0 (the CLI's --memory)");
+    if (memory && std::isinf(*memory)) return;
+    const long double budget = memory ? static_cast<long double>(*memory) * 1073741824.0L : physical_memory();
+    const long double need = run_memory("exact", o.dim, o.classes, 0,
+                                        static_cast<long double>(exact_denoise_extra(o.dim, o.noises, o.replicates)));
+    if (budget <= 0 || need <= budget) return;
+    auto gib = [](long double b) {
+        char text[64];
+        const long double g = b / 1073741824.0L;
+        std::snprintf(text, sizeof text, g < 10 ? "%.2Lf GiB" : "%.0Lf GiB", g);
+        return std::string(text);
+    };
+    throw std::invalid_argument("AlignmentTracker: the exact route needs about " + gib(need) + " for D = " +
+                                std::to_string(o.dim) + " and C = " + std::to_string(o.classes) + " (" +
+                                (memory ? "memory is " : "this machine has ") + gib(budget) +
+                                "): use a sketch route (recalign.VerifiedDenoising, VerifiedAlignment)");
+}
 }  // namespace
 
 void bind_align(py::module_& m) {
@@ -340,7 +368,8 @@ denoising alignment and noise impact curves with their change since the previous
     r = t.report(); r.clean.curve; r.noises[0].denoising.curve
     pickle.dumps(t); t.merge(other); t.save(path))doc");
     tr.def(py::init([](std::size_t dim, std::size_t classes, py::object shape, const std::string& layout, py::iterable noises,
-                       const std::string& measure, const std::string& center, std::size_t replicates, double rel_tol) {
+                       const std::string& measure, const std::string& center, std::size_t replicates, double rel_tol,
+                       std::optional<double> memory) {
                tracker_options o;
                o.dim = dim;
                o.classes = classes;
@@ -351,11 +380,12 @@ denoising alignment and noise impact curves with their change since the previous
                o.center = o.raw_targets ? centering::centered : parse_centering(center);
                o.replicates = replicates;
                o.rel_tol = rel_tol;
+               require_exact_memory(o, memory);  // before the D x D moments are allocated
                return std::make_unique<tracker_g>(alignment_tracker(o));
            }),
            py::arg("dim"), py::arg("classes"), py::arg("shape") = py::none(), py::arg("layout") = "hwc",
            py::arg("noises") = py::tuple(), py::arg("measure") = "paper", py::arg("center") = "uncentered",
-           py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12, "dim: D. classes: C (labels in [0, C)). shape/layout: the image shape (H, W[, C]) and pixel order, needed by\nmask noises. noises: specs (text or NoiseSpec) tracked beside the clean curve. measure: 'paper', 'rank'\nor 'fit'. center: 'uncentered' (the paper's code) or 'centered'. replicates: Monte-Carlo replicate count\n(standard errors). rel_tol: directions under rel_tol · largest eigenvalue are numerically null.")
+           py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12, py::arg("memory") = py::none(), "dim: D. classes: C (labels in [0, C)). shape/layout: the image shape (H, W[, C]) and pixel order, needed by\nmask noises. noises: specs (text or NoiseSpec) tracked beside the clean curve. measure: 'paper', 'rank'\nor 'fit'. center: 'uncentered' (the paper's code) or 'centered'. replicates: Monte-Carlo replicate count\n(standard errors). rel_tol: directions under rel_tol · largest eigenvalue are numerically null. memory: the\nbudget in GiB (the CLI's --memory; None: this machine's physical memory; inf: no check): a tracker whose\nexact route (3 D x D, and a Monte-Carlo noise's replicate sums) would not fit is refused (ValueError) before\nanything is allocated, with the CLI's estimate (run_memory, exact_denoise_extra).")
         .def("update",
              [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::uint64_t> first_row) {
                  // Rows in conversion errors count from n (read again under the lock for the update

@@ -321,55 +321,66 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      if (s.next && (acc.dim() != s.next->dim() || acc.k() != s.next->k() - s.next->carried ||
                                     acc.n() != s.next->known.n))
                          throw std::invalid_argument("DenoisingRefinement.close: the pass did not read fresh() over the same rows");
-                     check_close(s, acc, sketch, ce, noises, b, restart);  // before anything is spent
-                     // The accumulator is spent (V and Sxx V moved out, as the CLI's verified_state).
-                     restricted_statistics pass = std::move(acc).finish(ce);
-                     // Moved, as the CLI's verified_state::next_pass (no second D x m copy): complete_pass
-                     // validates before it changes anything; denoising_restart's own checks (the pass
-                     // starts with U) hold for every pass close() built.
-                     restricted_statistics previous =
-                         s.next ? complete_pass(std::move(*s.next), std::move(pass)) : std::move(pass);
-                     s.next.reset();
+                     check_close(s, acc, sketch, ce, noises, b, restart);  // before anything is built
+                     // All or nothing, also when the disk or memory fails midway (a spill file that
+                     // cannot be made, a failing read, bad_alloc): the next state is built beside this
+                     // one and the accumulator, which change only once nothing can throw. The price is
+                     // a copy of the accumulator's V and Sxx V (2 D x b doubles, b = the pass's new
+                     // directions) while the step runs, and the carried [Sxx R, 0]'s file kept until
+                     // the end (copies of a spilled pass share its files). The CLI moves both instead
+                     // (verified_state::next_pass): a failure ends its run, which resumes from its
+                     // last checkpoint.
+                     restricted_statistics previous = s.next ? complete_pass(refinement_pass(*s.next), acc.finish(ce))
+                                                             : acc.finish(ce);
+                     refinement_state out;
+                     out.passes = s.passes;
                      if (!restart) {  // the budget's last pass: its statistics are the result
                          previous.products();  // as the CLI's analyses do first (no-op when joined)
-                         s.final_ = std::move(previous);
-                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
-                         return false;
-                     }
-                     previous.products();  // Sxx Q on disk through the restart, as the CLI's
-                     previous.spill_sv(io::spill_directory());
-                     refinement_step step =
-                         denoising_restart(sketch, previous, noises, b, o, s.curves.size() ? &s.curves : nullptr, s.change);
-                     s.change = step.change;
-                     s.estimate = step.estimate;
-                     s.curves = std::move(step.curves);
-                     if (step.stopped) {
-                         s.final_ = std::move(previous);
-                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
-                     } else if (step.next.k() == step.next.carried) {  // nothing new to read: R is complete
-                         s.final_ = std::move(step.next.known);
-                         s.final_->load_sv();  // Python reads .sv: in memory, not on disk
-                         s.final_->frame = std::make_shared<const matrix_t>(s.final_->gram);
+                         previous.load_sv();   // Python reads .sv: in memory, not on disk
+                         out.curves = s.curves;
+                         out.change = s.change;
+                         out.estimate = s.estimate;
+                         out.final_ = std::move(previous);
                      } else {
-                         s.next = std::move(step.next);
-                         // [R, T] and [Sxx R, 0] wait on disk while the pass reads T, as the CLI's (io/spill.hpp).
-                         s.next->spill(io::spill_directory());
-                         ++s.passes;
-                         return true;
+                         previous.products();  // Sxx Q on disk through the restart, as the CLI's
+                         previous.spill_sv(io::spill_directory());
+                         refinement_step step = denoising_restart(sketch, previous, noises, b, o,
+                                                                  s.curves.size() ? &s.curves : nullptr, s.change);
+                         out.change = step.change;
+                         out.estimate = step.estimate;
+                         out.curves = std::move(step.curves);
+                         if (step.stopped) {
+                             previous.load_sv();  // Python reads .sv: in memory, not on disk
+                             out.final_ = std::move(previous);
+                         } else if (step.next.k() == step.next.carried) {  // nothing new to read: R is complete
+                             step.next.known.load_sv();  // Python reads .sv: in memory, not on disk
+                             out.final_ = std::move(step.next.known);
+                             out.final_->frame = std::make_shared<const matrix_t>(out.final_->gram);
+                         } else {
+                             // [R, T] and [Sxx R, 0] wait on disk while the pass reads T, as the CLI's (io/spill.hpp).
+                             step.next.spill(io::spill_directory());
+                             out.next = std::move(step.next);
+                             ++out.passes;
+                         }
+                         out.stopped = !out.next;
                      }
-                     s.stopped = true;
-                     return false;
+                     // Nothing throws from here on: the new state replaces the old one (moves); the
+                     // accumulator is left as it was (the caller drops it: its pass is complete).
+                     s = std::move(out);
+                     return s.next.has_value();
                  });
              },
              py::arg("sketch"), py::arg("accumulator"), py::arg("center"), py::arg("noises"), py::arg("blocks"), py::arg("rank"),
              py::arg("measure") = "paper", py::arg("restart") = true, py::arg("count") = denoising_refined_vectors,
-             "After a complete verification pass (accumulator: its RestrictedMoments, spent: V and Sxx V are moved\n"
-             "out, finished in `center`; on the first pass's span Q, which starts with the sketch's U, or on\n"
+             "After a complete verification pass (accumulator: its RestrictedMoments, finished in `center`, left as\n"
+             "it was: drop it after; on the first pass's span Q, which starts with the sketch's U, or on\n"
              "fresh()): restart=False ends the passes\n"
              "with it (the budget's last); else denoising_restart with the previous curves. True when another pass\n"
              "is to read fresh(), False when the passes ended (stopped, or nothing new to read). blocks: each\n"
              "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).\n"
-             "All or nothing: a refused close (ValueError) leaves this state and the accumulator as they were.")
+             "All or nothing: a refused close (ValueError), or one the disk or memory fails midway (FileError on a\n"
+             "spill file in $TMPDIR that cannot be made or read, MemoryError), leaves this state and the\n"
+             "accumulator as they were: close() may be called again.")
         .def("fresh",
              [](const refinement_g& g) {
                  return to_numpy(locked(g, [](const refinement_state& s) {

@@ -188,3 +188,32 @@ def test_update_releases_the_gil_and_serialises_threads():
         t.join()
     assert acc2.n == 20000
     assert np.max(np.abs(acc2.sxx("centered") - acc.sxx("centered"))) <= 1e-11 * np.max(np.abs(acc.sxx("centered")))
+
+
+def test_exact_route_that_will_not_fit_is_refused_before_anything_is_allocated():
+    """AlignmentTracker refuses, as the CLI's denoise --method exact does (--memory), a tracker whose
+    exact route would not fit, before its D x D moments are allocated, from the same model: 3 D x D
+    (run_memory) and a Monte-Carlo noise's replicate sums and their per-batch copy (1 + 4 R D x D in
+    all per such noise, R = replicates: exact_denoise_extra)."""
+    d, c = 256, 5
+    mc = ["mask:patch=4x4,ratio=0.5", "dropout:ratio=0.3,draws=4,seed=11"]
+    matrix = 8 * d * d
+    for noises, extra in ((mc[:1], 0), (mc, (4 * 2 - 2) * matrix)):
+        need = recalign._recalign.run_memory("exact", d, c, 0, extra)
+        assert need == 8 * (3 * d * d + 2 * (d + 1) * c + c * c) + extra
+        below, above = need / 2**30 * (1 - 1e-9), need / 2**30 * (1 + 1e-9)
+        with pytest.raises(ValueError, match=r"needs about .* GiB for D = 256 and C = 5 \(memory is .* GiB\)"):
+            recalign.AlignmentTracker(d, c, shape=(16, 16), noises=noises, memory=below)
+        recalign.AlignmentTracker(d, c, shape=(16, 16), noises=noises, memory=above)
+    # Three replicate groups: 4 R - 2 = 10 more D x D.
+    need = recalign._recalign.run_memory("exact", d, c, 0, 10 * matrix)
+    with pytest.raises(ValueError, match="needs about"):
+        recalign.AlignmentTracker(d, c, shape=(16, 16), noises=["dropout:ratio=0.3,draws=6"], replicates=3,
+                                  memory=need / 2**30 * (1 - 1e-9))
+    # This machine's memory by default: a D whose 3 D x D cannot fit any machine is refused at once
+    # (no 32 TB allocation tried); memory=inf checks nothing.
+    with pytest.raises(ValueError, match="this machine has"):
+        recalign.AlignmentTracker(2_000_000, c, noises=["dropout:ratio=0.3"])
+    with pytest.raises(ValueError, match="GiB > 0"):
+        recalign.AlignmentTracker(d, c, memory=0)
+    recalign.AlignmentTracker(d, c, memory=float("inf"))

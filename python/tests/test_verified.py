@@ -241,8 +241,8 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
 def test_refinement_close_refused_changes_nothing():
     """DenoisingRefinement.close is all or nothing (strong guarantee): a pass it refuses (blocks of
     other rows, an accumulator that did not read fresh(), a sketch whose U does not start the
-    basis) leaves both the state and the accumulator as they were; they were spent (V and Sxx V
-    moved out) before the restart's own checks refused."""
+    basis) leaves both the state and the accumulator as they were (before the fix they were spent,
+    V and Sxx V moved out, before the restart's own checks refused)."""
     data = synthetic_batches()
     noise = "mask:patch=2x2,ratio=0.5"
     st = recalign.VerifiedDenoising(192, 5, [noise], shape=(8, 8, 3), rank=20, refine=2)
@@ -274,6 +274,37 @@ def test_refinement_close_refused_changes_nothing():
             ref.close(u, a, "uncentered", [recalign._recalign.NoiseSpec(noise)], blocks, 20)
         assert ref.to_bytes() == before and a.to_bytes() == spent, match
     assert ref.close(sketch, acc, "uncentered", [recalign._recalign.NoiseSpec(noise)], st._blocks, 20) in (True, False)
+
+
+def test_refinement_close_failing_disk_changes_nothing(tmp_path, monkeypatch):
+    """DenoisingRefinement.close is all or nothing when the disk fails midway too: with $TMPDIR
+    gone (no spill file can be made there) the first close (after the verification pass) fails
+    spilling Sxx Q, the next one (after a refinement pass) spilling the next pass's [R, T] once the
+    restart has run; next_pass() raises FileError naming the directory and the whole state (the
+    refinement, the accumulator) is as it was, so next_pass() succeeds once the directory is back,
+    with the bytes of a state that never failed."""
+    data = synthetic_batches()
+    spill, missing = tmp_path / "spill", str(tmp_path / "no-such-dir")
+    spill.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spill))
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
+    for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
+        for xb, yb in data:
+            st.update(xb, yb)
+        if p == 0:  # the sketch pass ends without a close; the verification and refinement passes' do
+            st.next_pass()
+            continue
+        assert st._refinement.reading == (p == 2)
+        want = st.copy()
+        want.next_pass()
+        before = st.to_bytes()
+        monkeypatch.setenv("TMPDIR", missing)
+        with pytest.raises(recalign.FileError, match="no-such-dir"):
+            st.next_pass()
+        monkeypatch.setenv("TMPDIR", str(spill))
+        assert st.to_bytes() == before, p
+        st.next_pass()
+        assert st._refinement.reading and st.to_bytes() == want.to_bytes(), p
 
 
 def test_older_formats_load_or_are_refused_as_older():

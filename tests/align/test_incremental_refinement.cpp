@@ -19,6 +19,7 @@
 #include "../common/fashion.hpp"
 #include "../common/helpers.hpp"
 #include "../data_sets.hpp"
+#include "refinement_data.hpp"
 
 using namespace recalign;
 
@@ -187,35 +188,17 @@ TEST_CASE("restart_coordinates: U, the tops, the previous tops, the rest, orthon
     CHECK_THROWS_AS(restart_coordinates(m + 1, r, {w1}, 2, 0), std::invalid_argument);
 }
 
-namespace {
-// A restricted pass over the Fashion rows (uncentered, 10 classes) on the basis v.
-restricted_statistics verified(const testing::fashion_subset& f, const matrix_t& v) {
-    restricted_moments_options o;
-    o.basis = v;
-    o.classes = 10;
-    restricted_moments r(o);
-    for (std::size_t r0 = 0; r0 < f.n; r0 += 500) {
-        const std::size_t b = std::min<std::size_t>(500, f.n - r0);
-        r.update(batch_view(f.row(r0), b, f.dim), target_view::class_ids(f.y.data() + r0, b), r0);
-    }
-    return r.finish(centering::uncentered);
-}
-}  // namespace
+using testing::verified;
 
 TEST_CASE("denoising_restart converges: the P block reaches the exact route where a plain restart stalls",
           "[align][refinement]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
-    const testing::fashion_subset f = testing::load_fashion(3000, false);  // D = 784
-    moment_accumulator acc({f.dim, target_mode::class_ids, 10});
-    acc.update(batch_view(f.row(0), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));
-    const statistics clean = finish(acc, centering::uncentered);
-    patch_blocks_options po;
-    po.shape = {28, 28, 1, image_layout::hwc};
-    po.patch_h = po.patch_w = 2;
-    patch_blocks blocks(po);
-    blocks.update(batch_view(f.row(0), f.n, f.dim));
+    const testing::refinement_data data(3000);  // D = 784
+    const testing::fashion_subset& f = data.f;
+    const statistics& clean = data.clean;
+    const patch_blocks& blocks = data.blocks;
     const noise_spec noise = parse_noise_spec("mask:patch=2x2,ratio=0.25");
-    const denoising_result exact = denoising_alignment(clean, closed_form_noise(noise, *clean.second_moment, clean.n, po.shape));
+    const denoising_result exact = denoising_alignment(clean, closed_form_noise(noise, *clean.second_moment, clean.n, data.po.shape));
     // The sketch: the exact top r eigenvectors (deterministic), far fewer than D.
     constexpr std::size_t r = 48, count = 16, budget = 8;
     spectrum top = clean.spec;
@@ -299,17 +282,12 @@ TEST_CASE("denoising_restart converges: the P block reaches the exact route wher
 TEST_CASE("clean_refinement: Sxx's Ritz residuals, exact; the restart refines the clean top the curves divide by",
           "[align][refinement]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
-    const testing::fashion_subset f = testing::load_fashion(3000, false);  // D = 784
-    moment_accumulator acc({f.dim, target_mode::class_ids, 10});
-    acc.update(batch_view(f.row(0), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));
-    const statistics clean = finish(acc, centering::uncentered);
-    patch_blocks_options po;
-    po.shape = {28, 28, 1, image_layout::hwc};
-    po.patch_h = po.patch_w = 2;
-    patch_blocks blocks(po);
-    blocks.update(batch_view(f.row(0), f.n, f.dim));
+    const testing::refinement_data data(3000);  // D = 784
+    const testing::fashion_subset& f = data.f;
+    const statistics& clean = data.clean;
+    const patch_blocks& blocks = data.blocks;
     const noise_spec noise = parse_noise_spec("mask:patch=2x2,ratio=0.25");
-    const denoising_result exact = denoising_alignment(clean, closed_form_noise(noise, *clean.second_moment, clean.n, po.shape));
+    const denoising_result exact = denoising_alignment(clean, closed_form_noise(noise, *clean.second_moment, clean.n, data.po.shape));
     // An inexact sketch, as at high D when rows are fewer than D (BENCHMARKS.md "conv8"): the
     // exact top r mixed with the next r eigenvectors (each u_i + 0.5 u_{r+i}), orthonormalised,
     // with their Rayleigh quotients as eigenvalues.
@@ -385,15 +363,10 @@ TEST_CASE("clean_refinement: Sxx's Ritz residuals, exact; the restart refines th
 TEST_CASE("denoising_restart: with Sxx Q on disk each noise's corrections wait there too, the same next pass",
           "[align][refinement]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
-    const testing::fashion_subset f = testing::load_fashion(1000, false);  // D = 784
-    moment_accumulator acc({f.dim, target_mode::class_ids, 10});
-    acc.update(batch_view(f.row(0), f.n, f.dim), target_view::class_ids(f.y.data(), f.n));
-    const statistics clean = finish(acc, centering::uncentered);
-    patch_blocks_options po;
-    po.shape = {28, 28, 1, image_layout::hwc};
-    po.patch_h = po.patch_w = 2;
-    patch_blocks blocks(po);
-    blocks.update(batch_view(f.row(0), f.n, f.dim));
+    const testing::refinement_data data(1000);  // D = 784
+    const testing::fashion_subset& f = data.f;
+    const statistics& clean = data.clean;
+    const patch_blocks& blocks = data.blocks;
     // Two masking noises of one geometry: the first one's corrections are on disk while the
     // second one's are found (BENCHMARKS.md "mem8").
     const std::vector<noise_spec> noises = {parse_noise_spec("mask:patch=2x2,ratio=0.25"),

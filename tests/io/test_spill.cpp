@@ -13,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -183,4 +185,31 @@ TEST_CASE("parked_matrix: a matrix waits on disk, its memory released, and comes
     m = before;
     CHECK_THROWS_WITH(recalign::io::parked_matrix(dir.path + "/missing", m), Contains(dir.path + "/missing"));
     CHECK(m.size() == before.size());
+}
+
+TEST_CASE("row_spill: a view of a file's leading columns reads their bits, writes nothing, keeps the file", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-view");
+    constexpr std::size_t rows = 600, cols = 7, lead = 4;  // more rows than one block of the view's reads
+    std::vector<double> x(rows * cols);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<double>(i)) / static_cast<double>(i + 1);
+    auto wide = std::make_shared<row_spill>(dir.path, rows, cols);
+    wide->write_rows(0, rows, x.data());
+    row_spill view(std::shared_ptr<const row_spill>(wide), lead);
+    CHECK((view.rows() == rows && view.cols() == lead && view.directory() == dir.path));
+    wide.reset();  // the view keeps the file
+    CHECK(open_spills(dir.path) == 1);
+    std::vector<double> y(rows * lead, -1.0), part(3 * lead, -1.0);
+    view.read_rows(0, rows, y.data());
+    view.read_rows(255, 3, part.data());  // across a block boundary of the wide file's reads
+    bool same = true;
+    for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t j = 0; j < lead; ++j) same = same && std::memcmp(&y[i * lead + j], &x[i * cols + j], 8) == 0;
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < lead; ++j) same = same && part[i * lead + j] == x[(255 + i) * cols + j];
+    CHECK(same);
+    CHECK_THROWS_AS(view.write_rows(0, 1, y.data()), std::logic_error);
+    CHECK_THROWS_AS(view.read_rows(rows - 1, 2, y.data()), std::out_of_range);
+    auto other = std::make_shared<const row_spill>(dir.path, 2, 3);
+    CHECK_THROWS_AS(row_spill(other, 4), std::invalid_argument);
+    CHECK_THROWS_AS(row_spill(std::shared_ptr<const row_spill>(), 0), std::invalid_argument);
 }

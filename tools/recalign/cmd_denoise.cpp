@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "memory_trace.hpp"
 #include "paths.hpp"
+#include "recalign/align/verified_memory.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/io/spill.hpp"
 #include "render.hpp"
@@ -140,16 +141,17 @@ denoise_plan plan(const denoise_cli_options& o) {
     // batch's update works on a copy of them (strong guarantee): 1 + 4 R per such noise in all;
     // its estimate is formed in the sums' storage (Sxx on disk) and solved as above. On disk at
     // once: one D x D per noise solved (Sxx or a V*), one more while a Monte-Carlo one is solved.
+    // (recalign/align/verified_memory.hpp: exact_denoise_extra, which Python's AlignmentTracker
+    // refuses with too.)
     const std::uint64_t matrix = checked_mul(checked_mul(t.dim, t.dim, "D x D"), 8, "D x D bytes");
-    std::uint64_t solved = 0, monte_carlo_sums = 0;
+    std::uint64_t solved = 0;
+    bool monte_carlo = false;
     for (const noise_spec& s : t.noises) {
         solved += s.draws > 0 || s.family != noise_family::gaussian;
-        if (s.draws) monte_carlo_sums = checked_add(monte_carlo_sums, 4 * t.replicates, "denoise memory");
+        monte_carlo = monte_carlo || s.draws > 0;
     }
-    const std::uint64_t extra = checked_mul(matrix, monte_carlo_sums > 2 ? monte_carlo_sums - 2 : 0, "denoise memory");
-    const std::uint64_t on_disk = checked_mul(matrix, solved + (monte_carlo_sums > 0), "denoise spill");
-    bool monte_carlo = false;
-    for (const noise_spec& s : t.noises) monte_carlo = monte_carlo || s.draws > 0;
+    const std::uint64_t extra = exact_denoise_extra(t.dim, t.noises, t.replicates);
+    const std::uint64_t on_disk = checked_mul(matrix, solved + monte_carlo, "denoise spill");
     if (t.center == centering::centered && monte_carlo)
         throw std::invalid_argument("Monte-Carlo noise expectations are uncentered sums: use --no-center with --monte-carlo");
     // A sketch route checks its own memory (denoise_on_sketch: sketches, verification pass).

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "input_files.hpp"
+#include "memory_trace.hpp"
 #include "options.hpp"
 #include "paths.hpp"
 #include "progress.hpp"
@@ -211,6 +212,7 @@ private:
         if (merged || file_exists(path_)) {
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
             const std::string& from = merged ? o_.checkpoint : path_;
+            memory_mark("before resuming");  // RECALIGN_MEMORY_TRACE: the load's peak on the next line
             run_state old = load_run_state(from);
             input_segment whole = st_.segments[0];  // a merge covers the whole range, not this rank's share
             whole.first_row = shard_.whole_first_row;
@@ -230,6 +232,8 @@ private:
                 if (merged) throw collective_refusal(e.what());
                 throw;
             }
+            old.accumulator = std::string();
+            memory_mark("checkpoint loaded");
             // A merge of shards: all of this run's range is read in the pass they finished.
             st_.segments[0].rows_done = old.segments.size() == 1 ? old.segments[0].rows_done : st_.segments[0].rows_total;
             st_.segments[0].pass = old.segments[0].pass;
@@ -354,18 +358,23 @@ private:
 }  // namespace
 
 void save_checkpoint(const std::string& path, run_state& st, const stream_state& state) {
+    memory_mark("before a checkpoint");  // RECALIGN_MEMORY_TRACE: the next line's peak is the save's
     st.n = state.n();
     st.accumulator = state.save();
+    // The bytes' memory is given back after the write (clear() would keep the string's capacity,
+    // the size of the state, resident through the rest of the run: +150 MB at D = 12,288,
+    // BENCHMARKS.md "fix9").
     try {  // framed as it is written: no second copy of the state in memory
         checkpoint::save_file(path, st);
     } catch (const std::system_error& e) {
-        st.accumulator.clear();
+        std::string().swap(st.accumulator);
         throw user_error(std::string("cannot write the checkpoint: ") + e.what());
     } catch (...) {
-        st.accumulator.clear();
+        std::string().swap(st.accumulator);
         throw;
     }
-    st.accumulator.clear();
+    std::string().swap(st.accumulator);
+    memory_mark("checkpoint written");
 }
 
 run_state drive(stream_state& state, const drive_input& input, const drive_options& options, const mpi_context& mpi) {

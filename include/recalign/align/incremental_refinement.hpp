@@ -91,7 +91,10 @@ matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<mat
 // Gaussian). With `before` (the previous pass's curves), `previous_change` (the change the
 // previous restart measured; +inf or NaN: none) and an estimate below refinement_stop, nothing is
 // built: `stopped`, and `pass` is left as it was (with its products) for the analyses. Throws
-// std::invalid_argument for a pass that does not start with U, or of other data.
+// std::invalid_argument for a pass that does not start with U, or of other data; file_error
+// when a spill file cannot be made or read (every file is read or made before Q is consumed:
+// `pass` is then as it was, strong guarantee; only an allocation failing after that, in R's
+// orthonormal extension, would leave it consumed).
 refinement_step denoising_restart(const spectrum& sketch, restricted_statistics& pass,
                                   const std::vector<noise_spec>& noises, const std::vector<const patch_blocks*>& blocks,
                                   const refinement_options& options, const vector_t* before = nullptr,

@@ -24,6 +24,13 @@ namespace recalign {
 long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
                        long double extra = 0.0L, std::uint64_t krylov_blocks = 1);
 
+// The exact denoise's bytes beyond run_memory("exact", ...)'s 3 D x D (the CLI's --memory refusal,
+// tools/recalign/cmd_denoise.cpp, and recalign.AlignmentTracker's memory=): a Monte-Carlo noise
+// (draws > 0) keeps 2 R replicate sums (R = `replicates` groups) while streaming and each batch's
+// update works on a copy of them: 1 + 4 R D x D per such noise in all, the first 2 within the
+// 3 D x D. Throws size_overflow when the bytes do not fit 64 bits.
+std::uint64_t exact_denoise_extra(std::uint64_t dim, const std::vector<noise_spec>& noises, std::uint64_t replicates);
+
 // What a sketch route's verification pass adds on `columns` verified directions (V, Sxx V and
 // the analyses' rotated copy: 3 D doubles each; denoise, in the pass's coordinates, corrects it
 // through `extra`), plus `extra` bytes.

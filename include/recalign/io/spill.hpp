@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "recalign/core/xt.hpp"
@@ -37,6 +38,11 @@ public:
     // where the file system cannot, statvfs's free bytes are checked instead).
     // Throws file_error naming `dir` when it cannot be made or the space is not there.
     row_spill(const std::string& dir, std::size_t rows, std::size_t cols);
+    // The first `cols` columns of `wide` (cols <= wide->cols()), read through it: nothing is
+    // copied or written (a view: write_rows throws std::logic_error), `wide` kept alive. Throws
+    // std::invalid_argument for more columns than `wide` has (or none). No I/O, so it cannot
+    // fail on the disk: denoising_restart narrows Sxx R with it after Q is consumed.
+    row_spill(std::shared_ptr<const row_spill> wide, std::size_t cols);
     ~row_spill();
     row_spill(const row_spill&) = delete;
     row_spill& operator=(const row_spill&) = delete;
@@ -55,6 +61,7 @@ private:
     std::string dir_;
     std::size_t rows_ = 0, cols_ = 0;
     int fd_ = -1;
+    std::shared_ptr<const row_spill> wide_;  // a view's file (fd_ is then -1)
 };
 
 // A whole matrix waiting on disk while a decomposition beside it does not read it (BENCHMARKS.md
