@@ -73,7 +73,7 @@ def test_nystrom_sigkill_in_the_second_pass_then_resume(tmp, data):
     rc, reference, err = c.run(args)
     assert rc == 0, f"nystrom 2 passes: {err}"
     _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "ny.ckpt"), lambda s: s["pass"] == 1 and s["rows_done"] >= 1000,
-                                         500, "in the second pass", timeout=30)
+                                         500, "in the second pass", timeout=30, delay_ms=40)
     assert rc == 0 and out == reference, f"nystrom resume in pass 2: exit {rc}, identical={out == reference} {err}"
 
 
@@ -246,7 +246,7 @@ def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, dat
     assert rc == 0 and json.loads(reference)["sketch_error"]["sketch_passes"] == 1, f"tolerance run: {err}"
     _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "nytol.ckpt"),
                                          lambda s: s["pass"] == 4 and s["rows_done"] >= 1000, 500,
-                                         "in the verification pass", timeout=30)
+                                         "in the verification pass", timeout=30, delay_ms=40)
     assert rc == 0 and out == reference, f"resume in the verification pass: exit {rc}, identical={out == reference} {err}"
 
 
@@ -283,7 +283,7 @@ def test_tradeoff_stopped_early_then_resumed_reports_the_passes_it_ran(tmp, data
     assert rc == 0 and out == reference, f"resumed after the stop: {json.loads(out)[0]['refinement']} {err}"
     _, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "tradeoff-stop-killed.ckpt"),
                                          lambda s: s["pass"] == 1 and s["rows_done"] >= 1000, 500,
-                                         "in the verification pass", timeout=30)
+                                         "in the verification pass", timeout=30, delay_ms=40)
     assert rc == 0 and out == reference, f"resumed in the verification pass: exit {rc} {err}"
 
 
@@ -399,10 +399,11 @@ def test_fd_checkpoint_of_the_earlier_ell_resumes_with_it(tmp, data):
     for p in (ck6, ck4):
         if os.path.exists(p):
             os.remove(p)
-    # A --rank 6 run killed mid-stream (after a checkpoint at a batch boundary).
+    # A --rank 6 run killed mid-stream (after a checkpoint at a batch boundary). 40 ms per batch:
+    # the window (16 batches) must outlast an `info` call, ~0.3 s in the ASan build.
     p = subprocess.Popen([c.RECALIGN] + [str(a) for a in common + ["--rank", 6, "--checkpoint", ck6,
                                                                    "--checkpoint-every", 1000,
-                                                                   "--test-batch-delay-ms", 5, "--quiet"]],
+                                                                   "--test-batch-delay-ms", 40, "--quiet"]],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     done = None
     try:

@@ -121,7 +121,7 @@ void check_row_blocks(std::size_t m, std::size_t n, std::size_t k, bool bits) {
     // B R⁻¹ with R (n x n) upper triangular, well conditioned.
     std::vector<double> r(n * n, 0.0);
     for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = i; j < n; ++j) r[i * n + j] = i == j ? 2.0 + 0.1 * static_cast<double>(i) : 0.05 * b[i * n + j];
+        for (std::size_t j = i; j < n; ++j) r[i * n + j] = i == j ? 2.0 + 0.1 * static_cast<double>(i) : 0.05 * c0[i * n + j];  // C is m x n, m ≥ n (B is k x n: k < n in the last case)
     ref = c0, got = c0;
     cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, mi, ni, 1.0, r.data(), ni, ref.data(), ni);
     blas::trsm_right_upper(m, n, r.data(), got.data());
