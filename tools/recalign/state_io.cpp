@@ -99,21 +99,10 @@ checkpoint_file::checkpoint_file(const std::string& path) : path_(path) {
     try {
         struct stat sb {};
         if (::fstat(fd_, &sb) != 0) throw file_error(path, 0, "cannot examine the checkpoint");
-        const auto file = static_cast<std::uint64_t>(sb.st_size);
-        unsigned char head[checkpoint::header_bytes] = {};
-        const std::uint64_t got = std::min<std::uint64_t>(file, checkpoint::header_bytes);
-        checkpoint::read_at(fd_, 0, head, static_cast<std::size_t>(got), path);
-        const checkpoint::header h = checkpoint::check_header(head, got, run_state::kind, run_state::kind_label, path);
-        const std::uint64_t have = file - checkpoint::header_bytes;
-        if (have < h.payload_bytes)
-            throw file_error(path, file, "truncated checkpoint: payload of " + std::to_string(h.payload_bytes) +
-                                             " bytes announced, file ends after " + std::to_string(have));
-        if (have > h.payload_bytes)
-            throw file_error(path, checkpoint::header_bytes + h.payload_bytes,
-                             std::to_string(have - h.payload_bytes) + " stray bytes after the checkpoint's payload");
-        // Every byte checked before any is believed (the accumulator's too, read later by parts).
-        if (checkpoint::crc_at(fd_, checkpoint::header_bytes, h.payload_bytes, path) != h.payload_crc)
-            throw file_error(path, checkpoint::header_bytes, "payload checksum mismatch (corrupt checkpoint)");
+        // Header, size against the file's and every byte's checksum (the accumulator's too, read
+        // later by parts), by blocks, before any is believed.
+        const checkpoint::header h = checkpoint::detail::check_range(fd_, 0, static_cast<std::uint64_t>(sb.st_size),
+                                                                     run_state::kind, run_state::kind_label, path);
         std::ifstream in(path, std::ios::binary);
         if (!in) throw file_error(path, 0, "cannot open checkpoint for reading");
         in.seekg(static_cast<std::streamoff>(checkpoint::header_bytes));
