@@ -73,23 +73,23 @@ void fill_header(unsigned char* b, const header& h, const char* payload, std::ui
 }
 
 // Validates the 64 header bytes `b` (of which `got` arrived).
-header parse_header(const unsigned char* b, std::uint64_t got, const std::string& source) {
+header parse_header(const unsigned char* b, std::uint64_t got, const std::string& source, std::uint64_t at = 0) {
     if (got < header_bytes) {
-        throw file_error(source, got, "truncated checkpoint: the header needs 64 bytes, the file has " +
+        throw file_error(source, at + got, "truncated checkpoint: the header needs 64 bytes, the file has " +
                                           std::to_string(got));
     }
-    if (std::memcmp(b, magic, 8) != 0) throw file_error(source, 0, "not a recalign checkpoint (bad magic)");
-    if (get<std::uint32_t>(b + 60) != crc32(b, 60)) throw file_error(source, 60, "header checksum mismatch (corrupt header)");
+    if (std::memcmp(b, magic, 8) != 0) throw file_error(source, at + 0, "not a recalign checkpoint (bad magic)");
+    if (get<std::uint32_t>(b + 60) != crc32(b, 60)) throw file_error(source, at + 60, "header checksum mismatch (corrupt header)");
     const auto version = get<std::uint32_t>(b + 8);
     if (version != format_version) {
-        throw file_error(source, 8, "checkpoint format version " + std::to_string(version) +
+        throw file_error(source, at + 8, "checkpoint format version " + std::to_string(version) +
                                         " is not supported (this build reads version " +
                                         std::to_string(format_version) + ")");
     }
     if (get<std::uint32_t>(b + 12) != endian_tag) {
-        throw file_error(source, 12, "checkpoint was written on a machine of the other byte order");
+        throw file_error(source, at + 12, "checkpoint was written on a machine of the other byte order");
     }
-    if (get<std::uint32_t>(b + 20) != scalar_f64) throw file_error(source, 20, "unsupported scalar type");
+    if (get<std::uint32_t>(b + 20) != scalar_f64) throw file_error(source, at + 20, "unsupported scalar type");
     header h;
     h.kind = static_cast<state_kind>(get<std::uint32_t>(b + 16));
     h.version = version;
@@ -98,17 +98,18 @@ header parse_header(const unsigned char* b, std::uint64_t got, const std::string
     h.config_hash = get<std::uint64_t>(b + 40);
     h.payload_bytes = get<std::uint64_t>(b + 48);
     h.payload_crc = get<std::uint32_t>(b + 56);
-    if (h.dim > max_dim) throw file_error(source, 24, "absurd dimension " + std::to_string(h.dim));
-    if (h.aux > max_dim) throw file_error(source, 32, "absurd auxiliary dimension " + std::to_string(h.aux));
+    if (h.dim > max_dim) throw file_error(source, at + 24, "absurd dimension " + std::to_string(h.dim));
+    if (h.aux > max_dim) throw file_error(source, at + 32, "absurd auxiliary dimension " + std::to_string(h.aux));
     if (h.payload_bytes > max_payload_bytes) {
-        throw file_error(source, 48, "absurd payload size " + std::to_string(h.payload_bytes) + " bytes");
+        throw file_error(source, at + 48, "absurd payload size " + std::to_string(h.payload_bytes) + " bytes");
     }
     return h;
 }
 
-void check_kind(const header& h, state_kind expected, const std::string& expected_name, const std::string& source) {
+void check_kind(const header& h, state_kind expected, const std::string& expected_name, const std::string& source,
+                std::uint64_t at = 0) {
     if (h.kind != expected)
-        throw file_error(source, 16, "checkpoint holds a " + kind_name(h.kind) + ", expected a " + expected_name);
+        throw file_error(source, at + 16, "checkpoint holds a " + kind_name(h.kind) + ", expected a " + expected_name);
 }
 
 void check_payload_crc(const header& h, const char* payload, const std::string& source) {
@@ -151,6 +152,13 @@ header check_framed(std::string_view bytes, state_kind expected, const std::stri
     return h;
 }
 
+header check_header(const void* bytes, std::uint64_t got, state_kind expected, const std::string& expected_name,
+                    const std::string& source, std::uint64_t at) {
+    const header h = parse_header(static_cast<const unsigned char*>(bytes), got, source, at);
+    check_kind(h, expected, expected_name, source, at);
+    return h;
+}
+
 framed read_framed(std::istream& is, state_kind expected, const std::string& expected_name, const std::string& source) {
     framed f;
     f.h = read_header(is, source);
@@ -186,8 +194,8 @@ framed read_framed(std::istream& is, state_kind expected, const std::string& exp
 }
 
 namespace {
-[[noreturn]] void throw_payload_error(const std::string& source, const std::string& what) {
-    throw file_error(source, header_bytes, "invalid checkpoint payload: " + what);
+[[noreturn]] void throw_payload_error(const std::string& source, std::uint64_t at, const std::string& what) {
+    throw file_error(source, at, "invalid checkpoint payload: " + what);
 }
 
 // Counts what is written and keeps nothing: the exact payload size before serializing it.
@@ -331,24 +339,62 @@ void frame_to(const void* state, save_fn save, header h, const sink_fn& sink) {
     if (written != count) throw std::logic_error("checkpoint payload changed size between its two serializations");
 }
 
+std::uint64_t frame_size(const void* state, save_fn save) {
+    counting_buf counter;
+    {
+        std::ostream os(&counter);
+        output_archive ar(os);
+        save(state, ar);
+    }
+    return header_bytes + counter.count;
+}
+
+void frame_once(const void* state, save_fn save, header h, const sink_fn& sink,
+                const std::function<void(const char* header)>& patch) {
+    std::uint64_t count = 0;
+    std::uint32_t crc = 0;
+    const sink_fn forward = [&](const char* p, std::size_t n) {
+        count += n;
+        crc = crc32(p, n, crc);
+        sink(p, n);
+    };
+    unsigned char head[header_bytes] = {};
+    sink(reinterpret_cast<const char*>(head), header_bytes);
+    chunk_buf buf(forward);
+    {
+        std::ostream os(&buf);
+        output_archive ar(os);
+        save(state, ar);
+        if (!os) throw std::runtime_error("serializing the checkpoint payload failed");
+    }
+    buf.flush();
+    fill_header_crc(head, h, count, crc);
+    patch(reinterpret_cast<const char*>(head));
+}
+
 void parse(const header& h, const char* payload, std::size_t size, const std::string& source, void* out,
            load_fn load) {
     view_buf view(payload, size);
     std::istream in(&view);
+    parse_stream(h, in, size, source, out, load, header_bytes);
+}
+
+void parse_stream(const header& h, std::istream& in, std::uint64_t size, const std::string& source, void* out,
+                  load_fn load, std::uint64_t at) {
     try {
         input_archive ar(in);
         budget b{size, size};
         b.take(1, "byte-order tag");
         const state_facts got = load(out, ar, b);
         if (got.dim != h.dim || got.aux != h.aux)
-            throw_payload_error(source, "payload dimensions disagree with the header");
+            throw_payload_error(source, at, "payload dimensions disagree with the header");
         if (got.config_hash != h.config_hash)
-            throw_payload_error(source, "payload configuration disagrees with the header's hash");
-        if (b.left != 0) throw_payload_error(source, std::to_string(b.left) + " unread bytes after the state");
+            throw_payload_error(source, at, "payload configuration disagrees with the header's hash");
+        if (b.left != 0) throw_payload_error(source, at, std::to_string(b.left) + " unread bytes after the state");
     } catch (const file_error&) {
         throw;
     } catch (const std::exception& e) {
-        throw_payload_error(source, e.what());
+        throw_payload_error(source, at, e.what());
     }
 }
 

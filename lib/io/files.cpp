@@ -1,11 +1,17 @@
 #include "recalign/io/files.hpp"
 
+#include "recalign/core/hash.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstring>
+#include <istream>
+#include <streambuf>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -86,6 +92,20 @@ void atomic_writer::write(const void* data, std::size_t bytes) {
     }
 }
 
+void atomic_writer::write_at(std::uint64_t offset, const void* data, std::size_t bytes) {
+    if (fd_ < 0) throw std::logic_error("atomic_writer: write after commit or failure for " + path_);
+    const char* p = static_cast<const char*>(data);
+    std::size_t done = 0;
+    while (done < bytes) {
+        const ssize_t w = ::pwrite(fd_, p + done, bytes - done, static_cast<off_t>(offset + done));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            fail("cannot write");
+        }
+        done += static_cast<std::size_t>(w);
+    }
+}
+
 void atomic_writer::commit() {
     if (fd_ < 0) throw std::logic_error("atomic_writer: commit twice or after failure for " + path_);
     // A failed fsync is final for this file: the kernel may have dropped the dirty pages,
@@ -119,6 +139,108 @@ void atomic_writer::commit() {
     }
     ::close(dfd);
 }
+
+void read_at(int fd, std::uint64_t offset, void* dst, std::size_t n, const std::string& source) {
+    char* p = static_cast<char*>(dst);
+    std::size_t done = 0;
+    while (done < n) {
+        const ssize_t r = ::pread(fd, p + done, n - done, static_cast<off_t>(offset + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) throw file_error(source, offset + done, std::string("cannot read the checkpoint: ") + std::strerror(errno));
+        if (r == 0) throw file_error(source, offset + done, "truncated checkpoint: the file ends here");
+        done += static_cast<std::size_t>(r);
+    }
+}
+
+std::uint32_t crc_at(int fd, std::uint64_t offset, std::uint64_t n, const std::string& source) {
+    std::vector<char> block(static_cast<std::size_t>(std::min<std::uint64_t>(n, block_bytes)));
+    std::uint32_t crc = 0;
+    for (std::uint64_t at = 0; at < n;) {
+        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), n - at));
+        read_at(fd, offset + at, block.data(), k, source);
+        crc = crc32(block.data(), k, crc);
+        at += k;
+    }
+    return crc;
+}
+
+namespace {
+// Reads bytes [at, end) of a file through a buffer (pread): a large read goes straight to its
+// destination.
+class range_buf : public std::streambuf {
+public:
+    range_buf(int fd, std::uint64_t at, std::uint64_t end, const std::string& source)
+        : fd_(fd), at_(at), end_(end), source_(source) {}
+
+protected:
+    int_type underflow() override {
+        if (at_ >= end_) return traits_type::eof();
+        if (buf_.empty()) buf_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(end_ - at_, 1 << 20)));
+        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf_.size(), end_ - at_));
+        read_at(fd_, at_, buf_.data(), k, source_);
+        at_ += k;
+        setg(buf_.data(), buf_.data(), buf_.data() + k);
+        return traits_type::to_int_type(buf_[0]);
+    }
+    std::streamsize xsgetn(char* p, std::streamsize n) override {
+        std::streamsize done = 0;
+        const std::streamsize buffered = std::min<std::streamsize>(n, egptr() - gptr());
+        if (buffered > 0) {
+            std::memcpy(p, gptr(), static_cast<std::size_t>(buffered));
+            gbump(static_cast<int>(buffered));
+            done = buffered;
+        }
+        if (done == n) return n;
+        const std::uint64_t want = static_cast<std::uint64_t>(n - done);
+        if (want >= (1u << 20)) {  // an array: no copy through the buffer
+            const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(want, end_ - at_));
+            read_at(fd_, at_, p + done, k, source_);
+            at_ += k;
+            return done + static_cast<std::streamsize>(k);
+        }
+        while (done < n && !traits_type::eq_int_type(underflow(), traits_type::eof())) {
+            const std::streamsize k = std::min<std::streamsize>(n - done, egptr() - gptr());
+            std::memcpy(p + done, gptr(), static_cast<std::size_t>(k));
+            gbump(static_cast<int>(k));
+            done += k;
+        }
+        return done;
+    }
+
+private:
+    int fd_;
+    std::uint64_t at_, end_;
+    const std::string& source_;
+    std::vector<char> buf_;
+};
+}  // namespace
+
+namespace detail {
+header check_range(int fd, std::uint64_t offset, std::uint64_t size, state_kind expected,
+                   const std::string& expected_name, const std::string& source) {
+    unsigned char head[header_bytes] = {};
+    const std::uint64_t got = std::min<std::uint64_t>(size, header_bytes);
+    read_at(fd, offset, head, static_cast<std::size_t>(got), source);
+    const header h = check_header(head, got, expected, expected_name, source, offset);
+    const std::uint64_t have = size - header_bytes;
+    if (have < h.payload_bytes)
+        throw file_error(source, offset + size,
+                         "truncated checkpoint: payload of " + std::to_string(h.payload_bytes) +
+                             " bytes announced, the data ends after " + std::to_string(have));
+    if (have > h.payload_bytes)
+        throw file_error(source, offset + header_bytes + h.payload_bytes,
+                         std::to_string(have - h.payload_bytes) + " stray bytes after the checkpoint's payload");
+    if (crc_at(fd, offset + header_bytes, h.payload_bytes, source) != h.payload_crc)
+        throw file_error(source, offset + header_bytes, "payload checksum mismatch (corrupt checkpoint)");
+    return h;
+}
+
+void parse_range(const header& h, int fd, std::uint64_t offset, const std::string& source, void* out, load_fn load) {
+    range_buf buf(fd, offset + header_bytes, offset + header_bytes + h.payload_bytes, source);
+    std::istream in(&buf);
+    checkpoint::detail::parse_stream(h, in, h.payload_bytes, source, out, load, offset + header_bytes);
+}
+}  // namespace detail
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
     atomic_writer w(path);

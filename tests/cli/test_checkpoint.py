@@ -5,6 +5,7 @@ merging the checkpoints of two halves of a file equals one run over the whole fi
 reports the header and the input position."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -220,3 +221,52 @@ def test_resume_refuses_a_merged_checkpoint(data, merged):
 def test_info_text_output(merged):
     rc, out, err = c.run(["info", merged[1]])
     assert rc == 0 and "cli_run" in out and "samples" in out and "x.npy" in out, f"info text: {out}"
+
+
+# --- what a checkpoint costs in memory (BENCHMARKS.md "ckpt10"): a write and a --resume stream the
+# state, so neither holds a copy of it beside it (fix9 measured 0.85-1.23 times the file for a write
+# and 3-4 times for a load), and --memory counts the buffers they keep.
+def trace(err):
+    """RECALIGN_MEMORY_TRACE's lines: [(phase, VmRSS kB, peak since the previous mark kB)]."""
+    return [(m.group(1), int(m.group(2)), int(m.group(3)))
+            for m in re.finditer(r"memory: (.+?): VmRSS (\d+) kB, peak since the last mark (\d+) kB", err)]
+
+
+def growth(lines, before, after):
+    """For each `before` mark followed by `after`: the peak between them less the RSS at `before` (kB)."""
+    return [p[2] - b[1] for b, p in zip(lines, lines[1:]) if b[0] == before and p[0] == after]
+
+
+def test_checkpoint_write_and_resume_hold_no_copy_of_the_state(tmp):
+    d = 2048  # an exact state of D x D doubles: a 33.6 MB checkpoint
+    xp = os.path.join(tmp, "wide.npy")
+    c.write_npy(xp, np.random.default_rng(5).normal(size=(256, d)).astype("<f4"))
+    ck = os.path.join(tmp, "wide.ckpt")
+    base = ["spectrum", "--images", xp, "--method", "exact", "--batch", "64", "--json", "--quiet"]
+    env = {"RECALIGN_MEMORY_TRACE": "1"}
+    rc, reference, _ = c.run(base, check_rc=0)
+    rc, out, err = c.run(base + ["--checkpoint", ck, "--checkpoint-every", "128"], env=env, check_rc=0)
+    assert out == reference, "a checkpointed run prints other bytes"
+    file_kb = os.path.getsize(ck) / 1024
+    assert file_kb > 32 * 1024, f"the checkpoint is only {file_kb:.0f} kB"
+    writes = growth(trace(err), "before a checkpoint", "checkpoint written")
+    assert len(writes) >= 2, f"expected the checkpoint writes in the trace: {err!r}"
+    # A write's transient: the 64 KiB gathering buffers (fix9: the whole file beside the state).
+    assert max(writes) < 0.25 * file_kb, f"a checkpoint write grew the RSS by {writes} kB ({file_kb:.0f} kB file)"
+    rc, out, err = c.run(base + ["--checkpoint", ck, "--resume"], env=env, check_rc=0)
+    assert out == reference, "the resumed run prints other bytes"
+    loads = growth(trace(err), "before resuming", "checkpoint loaded")
+    assert len(loads) == 1, f"expected the load in the trace: {err!r}"
+    # The state itself (the file's size) and the load's buffers (at most 12 MiB; about 5 here).
+    assert loads[0] < 1.5 * file_kb, f"a --resume load grew the RSS by {loads[0]} kB ({file_kb:.0f} kB file)"
+
+
+def test_memory_counts_the_checkpoint_buffers(tmp, data):
+    # A budget the run fits in without --checkpoint, not with the buffers of its checkpoints:
+    # refused before the first byte is read (no checkpoint, nothing on stdout).
+    budget = ["--memory", str(4.0 / 1024)]  # 4 MiB
+    c.run(["align"] + data + budget + ["--quiet"], check_rc=0)
+    ck = os.path.join(tmp, "budget.ckpt")
+    rc, out, err = c.run(["align"] + data + budget + ["--checkpoint", ck, "--quiet"])
+    c.assert_one_line_error(rc, err, ["--memory is", "--checkpoint", "MiB"], "--memory below the checkpoint buffers")
+    assert out == "" and not os.path.exists(ck), "the refused run wrote something"

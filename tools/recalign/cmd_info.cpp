@@ -16,6 +16,7 @@
 #include "recalign/stats/class_moments.hpp"
 #include "render.hpp"
 #include "run_state.hpp"
+#include "state_io.hpp"
 #include "jitter_state.hpp"
 #include "verified_state.hpp"
 
@@ -127,7 +128,12 @@ info_result inspect(const std::string& f) {
     r.config_hash = h.config_hash;
     r.payload_bytes = h.payload_bytes;
     if (h.kind == run_state::kind) {
-        fill_run(r, load_run_state(f));
+        // Checked by blocks; of the state only its first bytes are read (the jitter tag and the
+        // state's magic: what fill_progress needs), not the whole file.
+        checkpoint_file file(f);
+        const state_source state = file.accumulator();
+        file.state().accumulator = state.bytes(0, std::min<std::uint64_t>(state.size(), 32));
+        fill_run(r, file.state());
     } else if (h.kind == checkpoint::state_kind::moments) {
         const moment_accumulator m = checkpoint::load_file<moment_accumulator>(f);
         r.n = m.n();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "input_files.hpp"
+#include "jitter_state.hpp"
 #include "memory_trace.hpp"
 #include "options.hpp"
 #include "paths.hpp"
@@ -213,15 +214,17 @@ private:
             if (!o_.resume) throw user_error("checkpoint " + path_ + " exists: pass --resume to continue it, or remove it");
             const std::string& from = merged ? o_.checkpoint : path_;
             memory_mark("before resuming");  // RECALIGN_MEMORY_TRACE: the load's peak on the next line
-            run_state old = load_run_state(from);
+            // The run state's fields read and every byte's checksum checked; the state's parts are
+            // then read from where they lie in the file (state_io.hpp), never the file at once.
+            checkpoint_file file(from);
+            run_state& old = file.state();
             input_segment whole = st_.segments[0];  // a merge covers the whole range, not this rank's share
             whole.first_row = shard_.whole_first_row;
             whole.rows_total = shard_.whole_rows;
             try {
                 check_resumable(from, old, o_.command, st_.config, merged ? whole : st_.segments[0],
                                 src_.options().skip_unreadable, state_.passes());
-                state_.loaded_at = old.accumulator_at;
-                state_.load(old.accumulator, from);
+                state_.load_from(file.accumulator());
                 if (merged && !state_.hold_whole())
                     throw std::invalid_argument("--resume: this run's state cannot continue the merged checkpoint " +
                                                 from + " under mpirun: resume it in one process (without mpirun)");
@@ -232,7 +235,6 @@ private:
                 if (merged) throw collective_refusal(e.what());
                 throw;
             }
-            old.accumulator = std::string();
             memory_mark("checkpoint loaded");
             // A merge of shards: all of this run's range is read in the pass they finished.
             st_.segments[0].rows_done = old.segments.size() == 1 ? old.segments[0].rows_done : st_.segments[0].rows_total;
@@ -275,7 +277,7 @@ private:
         if (!mpi_.active() || !o_.resume) return false;
         const bool own = file_exists(path_), whole = file_exists(o_.checkpoint);
         std::uint64_t segments = 0;
-        if (whole && !own) segments = load_run_state(o_.checkpoint).segments.size();
+        if (whole && !own) segments = checkpoint_file(o_.checkpoint).state().segments.size();
         mpi_.require_agreement({{"--resume of " + o_.checkpoint + " (each rank its own FILE.rank<r>, or every rank "
                                  "the merge FILE when no rank has its own)",
                                  whole && !own ? "FILE" : "FILE.rank<r>"}});
@@ -360,20 +362,31 @@ private:
 void save_checkpoint(const std::string& path, run_state& st, const stream_state& state) {
     memory_mark("before a checkpoint");  // RECALIGN_MEMORY_TRACE: the next line's peak is the save's
     st.n = state.n();
-    st.accumulator = state.save();
-    // The bytes' memory is given back after the write (clear() would keep the string's capacity,
-    // the size of the state, resident through the rest of the run: +150 MB at D = 12,288,
-    // BENCHMARKS.md "fix9").
-    try {  // framed as it is written: no second copy of the state in memory
-        checkpoint::save_file(path, st);
+    // The state's bytes go to the file as they are made (state_io.hpp): measured first (nothing is
+    // made: a matrix on disk is only counted), then written once, the run state's header with its
+    // checksum written over a placeholder at the end. No copy of the state is held beside it
+    // (BENCHMARKS.md "ckpt10"; fix9: 0.85-1.23 times the file when it was).
+    state_sink measure;
+    state.save_to(measure);
+    st.accumulator_bytes = measure.count();
+    st.write_accumulator = [&state](const std::function<void(const char*, std::size_t)>& out) {
+        state_sink sink(out);
+        state.save_to(sink);
+    };
+    auto done = [&st] {
+        st.write_accumulator = nullptr;
+        st.accumulator_bytes = 0;
+    };
+    try {
+        checkpoint::save_file_once(path, st);
     } catch (const std::system_error& e) {
-        std::string().swap(st.accumulator);
+        done();
         throw user_error(std::string("cannot write the checkpoint: ") + e.what());
     } catch (...) {
-        std::string().swap(st.accumulator);
+        done();
         throw;
     }
-    std::string().swap(st.accumulator);
+    done();
     memory_mark("checkpoint written");
 }
 
@@ -386,10 +399,15 @@ run_state drive(stream_state& state, const drive_input& input, const drive_optio
     return r.go();
 }
 
-run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi) {
+run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi,
+                     const checkpoint_file* file) {
     if (mpi.rank() != 0) throw not_root{};  // nothing to share: rank 0 analyses the checkpoint
-    state.loaded_at = from.accumulator_at;
-    state.load(from.accumulator, path);
+    if (file) {
+        state.load_from(without_jitter_header(file->accumulator()));
+    } else {
+        state.loaded_at = from.accumulator_at;
+        state.load(from.accumulator, path);
+    }
     from.accumulator.clear();
     if (!from.complete() && !quiet)
         std::fprintf(stderr, "recalign: note: %s is a partial run (%llu samples)\n", path.c_str(),

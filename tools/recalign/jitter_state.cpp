@@ -40,28 +40,34 @@ void jitter_state::update(const io::source_batch& b, std::uint64_t pass) {
     inner_.update(j, pass);
 }
 
-std::string jitter_state::save() const {
-    if (sigma_ == 0.0) return inner_.save();  // no jitter: the checkpoint bytes of every other run
-    std::string out(header_bytes, '\0');
-    std::memcpy(&out[0], magic, 8);
-    std::memcpy(&out[8], &sigma_, 8);
-    std::memcpy(&out[16], &seed_, 8);
-    return out + inner_.save();
+std::string jitter_state::save() const { return bytes_of(*this); }
+
+void jitter_state::save_to(state_sink& sink) const {
+    if (sigma_ != 0.0) {  // no jitter: the checkpoint bytes of every other run
+        sink.put(magic, 8);
+        sink.f64(sigma_);
+        sink.u64(seed_);
+    }
+    inner_.save_to(sink);
 }
 
 void jitter_state::load(const std::string& bytes, const std::string& source) {
+    load_from(state_source(bytes, loaded_at, source));
+}
+
+void jitter_state::load_from(const state_source& src) {
     double sigma = 0;
     std::uint64_t seed = 0;
-    if (has_header(bytes)) {
-        std::memcpy(&sigma, bytes.data() + 8, 8);
-        std::memcpy(&seed, bytes.data() + 16, 8);
+    const bool tagged = without_jitter_header(src).at() != src.at();
+    if (tagged) {
+        src.read(8, &sigma, 8);
+        src.read(16, &seed, 8);
     }
     if (!(sigma == sigma_) || (sigma_ != 0.0 && seed != seed_))
-        throw std::invalid_argument("checkpoint " + source + " belongs to a different run: --jitter/--seed were " +
+        throw std::invalid_argument("checkpoint " + src.name() + " belongs to a different run: --jitter/--seed were " +
                                     std::to_string(sigma) + "/" + std::to_string(seed) + ", now " +
                                     std::to_string(sigma_) + "/" + std::to_string(seed_));
-    inner_.loaded_at = loaded_at + (has_header(bytes) ? header_bytes : 0);
-    inner_.load(without_jitter_header(bytes), source);
+    inner_.load_from(without_jitter_header(src));
 }
 
 void jitter_state::merge(const stream_state& o) {
@@ -70,6 +76,11 @@ void jitter_state::merge(const stream_state& o) {
     if (!(other->sigma_ == sigma_) || other->seed_ != seed_)
         throw std::invalid_argument("cannot merge: the states were jittered with different --jitter/--seed");
     inner_.merge(other->inner_);
+}
+
+state_source without_jitter_header(const state_source& bytes) {
+    const bool tagged = bytes.size() >= header_bytes && bytes.starts_with(std::string_view(magic, 8));
+    return tagged ? bytes.sub(header_bytes, bytes.size() - header_bytes) : bytes;
 }
 
 std::pair<double, std::uint64_t> jitter_of(const std::string& bytes) {

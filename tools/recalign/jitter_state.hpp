@@ -28,6 +28,8 @@ public:
     std::uint64_t n() const override { return inner_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
+    void save_to(state_sink& sink) const override;
+    void load_from(const state_source& src) override;
     void reduce(const mpi_context& mpi) override { inner_.reduce(mpi); }
     bool hold_whole() override { return inner_.hold_whole(); }
     void merge(const stream_state& other) override;
@@ -41,6 +43,7 @@ private:
 // A state's checkpoint bytes without the jitter header, when they carry one: what the jitter
 // added is in the accumulated numbers, so --from and merge analyse such a state as any other.
 std::string without_jitter_header(const std::string& bytes);
+state_source without_jitter_header(const state_source& bytes);
 
 // The (--jitter, --seed) a state's checkpoint bytes carry ({0, 0}: none).
 std::pair<double, std::uint64_t> jitter_of(const std::string& bytes);

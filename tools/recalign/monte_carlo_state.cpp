@@ -5,7 +5,6 @@
 
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
-#include "state_bytes.hpp"
 #include "mpi_context.hpp"
 
 namespace recalign::cli {
@@ -83,31 +82,38 @@ monte_carlo_products monte_carlo_state::on_basis(std::size_t i) const {
 }
 
 // [magic][u64 pass][verified state][u64 m][m sketches][u64 m' (0 or m)][m' products on Q]
-std::string monte_carlo_state::save() const {
-    std::string out(magic, 8);
-    put_u64(out, pass_);
-    put_part(out, inner_->save());
-    put_u64(out, sketches_.size());
-    for (const monte_carlo_sketch& m : sketches_) put_part(out, checkpoint::to_bytes(m));
-    put_u64(out, on_basis_.size());
-    for (const monte_carlo_sketch& m : on_basis_) put_part(out, checkpoint::to_bytes(m));
-    return out;
+std::string monte_carlo_state::save() const { return bytes_of(*this); }
+
+void monte_carlo_state::save_to(state_sink& out) const {
+    out.put(magic, 8);
+    out.u64(pass_);
+    out.part([&](state_sink& o) { inner_->save_to(o); });
+    out.u64(sketches_.size());
+    for (const monte_carlo_sketch& m : sketches_) out.part([&](state_sink& o) { o.framed(m); });
+    out.u64(on_basis_.size());
+    for (const monte_carlo_sketch& m : on_basis_) out.part([&](state_sink& o) { o.framed(m); });
 }
 
 void monte_carlo_state::load(const std::string& bytes, const std::string& source) {
-    if (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0)
+    load_from(state_source(bytes, loaded_at, source));
+}
+
+void monte_carlo_state::load_from(const state_source& src) {
+    loaded_at = src.at();
+    const std::string& source = src.name();
+    if (!src.starts_with(std::string_view(magic, 8)))
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds no Monte-Carlo sketches (written by a run with other noises)");
-    state_reader r{std::string_view(bytes).substr(8), source, "Monte-Carlo sketch state"};
+    source_reader r{src, "Monte-Carlo sketch state", 8};
     const std::uint64_t pass = r.u64();
-    const std::string inner = r.part();
+    const state_source inner = r.part();
     auto other_noises = [&] {
         return file_error(source, checkpoint::header_bytes, "the checkpoint's Monte-Carlo sketches are of other noises");
     };
     if (r.u64() != sketches_.size()) throw other_noises();
     std::vector<monte_carlo_sketch> sketches;
     for (std::size_t i = 0; i < sketches_.size(); ++i) {
-        monte_carlo_sketch m = checkpoint::from_bytes<monte_carlo_sketch>(r.part(), source + " (Monte-Carlo sketch)");
+        monte_carlo_sketch m = r.part().framed<monte_carlo_sketch>(" (Monte-Carlo sketch)");
         if (m.config_hash() != sketches_[i].config_hash()) throw other_noises();
         m.set_corrupter(corrupters_[i]);
         sketches.push_back(std::move(m));
@@ -116,8 +122,7 @@ void monte_carlo_state::load(const std::string& bytes, const std::string& source
     if (verifying != 0 && verifying != sketches_.size()) throw other_noises();
     std::vector<monte_carlo_sketch> on_basis;
     for (std::size_t i = 0; i < verifying; ++i) {
-        monte_carlo_sketch m =
-            checkpoint::from_bytes<monte_carlo_sketch>(r.part(), source + " (Monte-Carlo verification pass)");
+        monte_carlo_sketch m = r.part().framed<monte_carlo_sketch>(" (Monte-Carlo verification pass)");
         const monte_carlo_sketch_options& o = m.options();
         if (o.name != to_string(noises_[i]) || o.draws != noises_[i].draws || o.seed != noises_[i].seed || o.ranges ||
             m.dim() != sketches_[i].dim())
@@ -125,12 +130,10 @@ void monte_carlo_state::load(const std::string& bytes, const std::string& source
         m.set_corrupter(corrupters_[i]);
         on_basis.push_back(std::move(m));
     }
-    if (!r.bytes.empty())
-        throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the Monte-Carlo sketch state");
+    if (r.left()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the Monte-Carlo sketch state");
     if ((verifying != 0) != (pass >= sketch_passes_))
         throw file_error(source, checkpoint::header_bytes, "the Monte-Carlo sketch state is of another pass");
-    inner_->loaded_at = loaded_at + 24;  // after the magic, the pass and the part's length
-    inner_->load(inner, source);
+    inner_->load_from(inner);
     sketches_ = std::move(sketches);
     on_basis_ = std::move(on_basis);
     pass_ = pass;

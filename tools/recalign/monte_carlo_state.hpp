@@ -44,6 +44,8 @@ public:
     std::uint64_t n() const override { return inner_->n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
+    void save_to(state_sink& sink) const override;
+    void load_from(const state_source& src) override;
     void reduce(const mpi_context& mpi) override;
     void merge(const stream_state& other) override;
 

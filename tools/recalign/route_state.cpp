@@ -72,20 +72,20 @@ bool either_sketch(const frequent_directions& s, const frequent_directions& fres
 bool either_sketch(const moment_accumulator&, const moment_accumulator&, const run_config&) { return false; }
 
 template <class Sketch>
-Sketch load_sketch(std::string_view bytes, const Sketch& fresh, const run_config& config, const std::string& source) {
-    Sketch s = checkpoint::from_bytes<Sketch>(bytes, source + " (nested accumulator)");
+Sketch load_sketch(const state_source& bytes, const Sketch& fresh, const run_config& config, const std::string& source) {
+    Sketch s = bytes.framed<Sketch>(" (nested accumulator)");
     if (s.config_hash() != fresh.config_hash() && !either_sketch(s, fresh, config))
         throw file_error(source, checkpoint::header_bytes, "nested sketch disagrees with the run configuration");
     return s;
 }
 
 // The class statistics after the nested sketch, of this run's D and C.
-class_moments load_classes(std::string_view bytes, const class_moments& fresh, const std::string& source) {
-    if (bytes.substr(0, 8) != "RECALIGN")
+class_moments load_classes(const state_source& bytes, const class_moments& fresh, const std::string& source) {
+    if (!bytes.starts_with("RECALIGN"))
         throw file_error(source, checkpoint::header_bytes,
                          "class statistics in the layout of an older recalign (before class_moments): this "
                          "checkpoint cannot be continued or analysed by this version; run it again");
-    class_moments c = checkpoint::from_bytes<class_moments>(bytes, source + " (class statistics)");
+    class_moments c = bytes.framed<class_moments>(" (class statistics)");
     if (c.config_hash() != fresh.config_hash())
         throw file_error(source, checkpoint::header_bytes, "nested class statistics disagree with the run configuration");
     return c;
@@ -148,7 +148,8 @@ void route_state::next_pass(const mpi_context& mpi) {
     }
     next = mpi.broadcast_bytes(std::move(next));
     if (mpi.rank() == 0) return;
-    main_ = load_sketch(next, std::get<nystrom_sketch>(main_), config_, "rank 0's next pass");
+    main_ = load_sketch(state_source(next, 0, "rank 0's next pass"), std::get<nystrom_sketch>(main_), config_,
+                        "rank 0's next pass");
     if (classes_) classes_.emplace(classes_->options());
 }
 
@@ -193,53 +194,58 @@ void route_state::merge(const stream_state& o) {
     if (classes_) classes_->merge(*other.classes_);
 }
 
-namespace {
-void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-}  // namespace
-
 // [u64 length][framed accumulator][class statistics, with labels]. An exact state loaded from
 // a checkpoint of an older recalign (a framed joint scatter with the targets inside, starting
 // with the checkpoint magic) keeps that layout.
-std::string route_state::save() const {
-    if (parked()) return parked_save();
-    if (const auto* m = std::get_if<moment_accumulator>(&main_); m && !classes_) return checkpoint::to_bytes(*m);
-    const std::string sketch = std::visit([](const auto& a) { return checkpoint::to_bytes(a); }, main_);
-    std::string out;
-    put_u64(out, sketch.size());
-    out += sketch;
-    if (classes_) out += checkpoint::to_bytes(*classes_);
-    return out;
+std::string route_state::save() const { return bytes_of(*this); }
+
+void route_state::save_to(state_sink& sink) const {
+    if (parked()) return parked_save_to(sink);
+    if (const auto* m = std::get_if<moment_accumulator>(&main_); m && !classes_) return sink.framed(*m);
+    sink.part([&](state_sink& s) { std::visit([&](const auto& a) { s.framed(a); }, main_); });
+    if (classes_) sink.framed(*classes_);
 }
 
 void route_state::load(const std::string& tagged, const std::string& source) {
-    if (parked()) *this = route_state(config_);  // main_ is read below as the fresh state of this configuration
     const std::string bytes = without_jitter_header(tagged);  // --from / merge of a jittered run
-    if (bytes.compare(0, 8, "RAVERIFY") == 0 || bytes.compare(0, 8, "RAVERIF2") == 0 ||
-        bytes.compare(0, 8, "RAVERIF3") == 0 || bytes.compare(0, 8, "RAVERIF4") == 0 ||
-        bytes.compare(0, 8, "RAMCVERI") == 0)  // verified_state (versions 1-4), monte_carlo_state
+    load_from(state_source(bytes, loaded_at, source));
+}
+
+void route_state::load_from(const state_source& src) {
+    const std::string& source = src.name();
+    const std::string head = src.bytes(0, std::min<std::uint64_t>(src.size(), 8));
+    if (head == "RAVERIFY" || head == "RAVERIF2" || head == "RAVERIF3" || head == "RAVERIF4" ||
+        head == "RAMCVERI")  // verified_state (versions 1-4), monte_carlo_state
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
                          "routes): resume it (merged shards: with the whole input) to finish the pass, or run with "
                          "--no-verify to analyse the sketch alone with --from");
-    if (std::holds_alternative<moment_accumulator>(main_) && bytes.compare(0, 8, "RECALIGN") == 0) {
-        moment_accumulator m = checkpoint::from_bytes<moment_accumulator>(bytes, source + " (nested accumulator)");
+    // The configuration's fresh state (a parked state's main_ is gone): what the loaded one must match.
+    std::optional<route_state> unparked;
+    if (parked()) unparked.emplace(config_);
+    const route_state& fresh = parked() ? *unparked : *this;
+    auto forget_parked = [&] {
+        parked_.reset();
+        parked_bytes_ = parked_n_ = parked_passes_ = 0;
+    };
+    if (std::holds_alternative<moment_accumulator>(fresh.main_) && head == "RECALIGN") {
+        moment_accumulator m = src.framed<moment_accumulator>(" (nested accumulator)");
         if (m.dim() != config_.dim || m.classes() != config_.classes)
             throw file_error(source, checkpoint::header_bytes, "nested accumulator disagrees with the run configuration");
+        forget_parked();
         main_ = std::move(m);
         classes_.reset();  // none, or inside the joint scatter
         return;
     }
-    std::uint64_t len = 0;
-    if (bytes.size() < 8) throw file_error(source, checkpoint::header_bytes, "sketch state missing");
-    std::memcpy(&len, bytes.data(), 8);
-    if (len > bytes.size() - 8) throw file_error(source, checkpoint::header_bytes, "sketch state truncated");
-    const std::string_view nested = std::string_view(bytes).substr(8, static_cast<std::size_t>(len));
-    route_variant loaded = std::visit([&](const auto& fresh) -> route_variant { return load_sketch(nested, fresh, config_, source); },
-                                      main_);
-    const std::string rest = bytes.substr(8 + static_cast<std::size_t>(len));
+    if (src.size() < 8) throw file_error(source, checkpoint::header_bytes, "sketch state missing");
+    source_reader r{src, "sketch state"};
+    const state_source nested = r.part();
+    route_variant loaded =
+        std::visit([&](const auto& f) -> route_variant { return load_sketch(nested, f, config_, source); }, fresh.main_);
     std::optional<class_moments> classes;
-    if (classes_) classes.emplace(load_classes(rest, *classes_, source));
-    else if (!rest.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
+    if (fresh.classes_) classes.emplace(load_classes(src.sub(r.pos, r.left()), *fresh.classes_, source));
+    else if (r.left()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the sketch");
+    forget_parked();
     main_ = std::move(loaded);
     classes_ = std::move(classes);
     // FD's shrink precision is not saved in its state: the run's --precision says it.
@@ -256,12 +262,13 @@ void route_state::reduce(const mpi_context& mpi) {
         std::optional<std::string> labels;
         if (classes_)
             labels = mpi.reduce_bytes(checkpoint::to_bytes(*classes_), [&](const std::string& lower, const std::string& upper) {
-                class_moments a = load_classes(lower, *classes_, "rank state");
-                a.merge(load_classes(upper, *classes_, "rank state"));
+                class_moments a = load_classes(state_source(lower, 0, "rank state"), *classes_, "rank state");
+                a.merge(load_classes(state_source(upper, 0, "rank state"), *classes_, "rank state"));
                 return checkpoint::to_bytes(a);
             });
         if (r) main_ = std::move(*r);
-        if (labels) classes_.emplace(load_classes(*labels, *classes_, "the ranks' merged state"));
+        if (labels) classes_.emplace(load_classes(state_source(*labels, 0, "the ranks' merged state"), *classes_,
+                                                     "the ranks' merged state"));
         return;
     }
     const run_config cfg = config_;
@@ -281,33 +288,58 @@ constexpr std::size_t parked_block = std::size_t(1) << 17;  // doubles written o
 
 void route_state::park(const std::string& dir) {
     if (parked()) return;
-    const std::string bytes = save();
-    const std::size_t words = (bytes.size() + 7) / 8;
+    // save_to's bytes written to the file as they are made (no copy of the state in memory).
+    state_sink measure;
+    save_to(measure);
+    const std::uint64_t bytes = measure.count();
+    const std::size_t words = static_cast<std::size_t>((bytes + 7) / 8);
     auto file = std::make_shared<io::row_spill>(dir, words, 1);  // may throw: nothing changed
     std::vector<double> block(std::min(words, parked_block));
-    for (std::size_t w0 = 0; w0 < words; w0 += parked_block) {
-        const std::size_t n = std::min(parked_block, words - w0), at = w0 * 8;
-        block.back() = 0.0;  // the last word's padding
-        std::memcpy(block.data(), bytes.data() + at, std::min(n * 8, bytes.size() - at));
-        file->write_rows(w0, n, block.data());
-    }
+    std::size_t w0 = 0, filled = 0;  // bytes in `block`
+    auto flush = [&] {
+        const std::size_t n = (filled + 7) / 8;
+        if (filled % 8) std::memset(reinterpret_cast<char*>(block.data()) + filled, 0, n * 8 - filled);  // padding
+        if (n) file->write_rows(w0, n, block.data());
+        w0 += n;
+        filled = 0;
+    };
+    state_sink to_file([&](const char* p, std::size_t n) {
+        while (n) {
+            const std::size_t k = std::min(n, block.size() * 8 - filled);
+            std::memcpy(reinterpret_cast<char*>(block.data()) + filled, p, k);
+            filled += k;
+            p += k;
+            n -= k;
+            if (filled == block.size() * 8) flush();
+        }
+    });
+    save_to(to_file);
+    flush();
+    if (to_file.count() != bytes) throw std::logic_error("route_state: the state changed size as it was parked");
     parked_n_ = n();
     parked_passes_ = sketch_passes();
-    parked_bytes_ = bytes.size();
+    parked_bytes_ = bytes;
     parked_ = std::move(file);
     std::visit([](auto& a) { [[maybe_unused]] const std::decay_t<decltype(a)> gone = std::move(a); }, main_);
     classes_.reset();
 }
 
-std::string route_state::parked_save() const {
-    std::string bytes(static_cast<std::size_t>(parked_bytes_), '\0');
+void route_state::parked_save_to(state_sink& sink) const {
+    if (sink.measuring()) return sink.put(nullptr, static_cast<std::size_t>(parked_bytes_));  // counted only
     const std::size_t words = parked_->rows();
     std::vector<double> block(std::min(words, parked_block));
     for (std::size_t w0 = 0; w0 < words; w0 += parked_block) {
-        const std::size_t n = std::min(parked_block, words - w0), at = w0 * 8;
+        const std::size_t n = std::min(parked_block, words - w0);
         parked_->read_rows(w0, n, block.data());
-        std::memcpy(bytes.data() + at, block.data(), std::min(n * 8, bytes.size() - at));
+        sink.put(block.data(), static_cast<std::size_t>(std::min<std::uint64_t>(n * 8, parked_bytes_ - w0 * 8)));
     }
+}
+
+std::string route_state::parked_save() const {
+    std::string bytes;
+    bytes.reserve(static_cast<std::size_t>(parked_bytes_));
+    state_sink sink([&bytes](const char* p, std::size_t n) { bytes.append(p, n); });
+    parked_save_to(sink);
     return bytes;
 }
 

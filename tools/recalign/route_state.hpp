@@ -48,6 +48,8 @@ public:
     std::uint64_t n() const override;
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
+    void save_to(state_sink& sink) const override;
+    void load_from(const state_source& src) override;
     void reduce(const mpi_context& mpi) override;
 
     void merge(const stream_state& other) override;
@@ -77,6 +79,7 @@ private:
     std::shared_ptr<const io::row_spill> parked_;
     std::uint64_t parked_bytes_ = 0, parked_n_ = 0, parked_passes_ = 0;
     std::string parked_save() const;
+    void parked_save_to(state_sink& sink) const;
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the

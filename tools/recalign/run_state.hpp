@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,9 @@ struct run_config {
     // --memory in bytes (0: this machine's physical memory): what the run may use, not what it
     // computes; neither saved, hashed nor compared either.
     std::uint64_t memory = 0;
+    // --checkpoint: what a checkpoint write or --resume load holds beyond the state (its buffers,
+    // state_io.hpp checkpoint_buffer_bytes) is counted in --memory; neither saved, hashed nor compared.
+    bool checkpoints = false;
     // A fresh multi-pass Nyström sketch is block Krylov over all passes with p = max(K, 10) (align,
     // spectrum, project: their result is the top-K spectrum) or the historic K + 10 columns of
     // subspace iteration (denoise, tradeoff: their verification passes make the printed numbers
@@ -79,6 +84,11 @@ public:
     std::vector<input_segment> segments;
     std::string accumulator; // the accumulator's own framed checkpoint bytes
     std::uint64_t accumulator_at = 0;  // not saved: its first byte's offset in the file it was loaded from
+    // Not saved: when set, save_payload writes the accumulator's bytes through this (their count,
+    // accumulator_bytes, announced first) instead of `accumulator`: a checkpoint streamed from
+    // the state as it is written (driver.cpp save_checkpoint, state_io.hpp).
+    std::function<void(const std::function<void(const char*, std::size_t)>&)> write_accumulator;
+    std::uint64_t accumulator_bytes = 0;
     std::uint64_t n = 0;     // samples in the accumulator (for `info`)
     // Passes the state reads in all (stream_state::passes(): the sketch's and, with --verify,
     // the verification passes); 0 in checkpoints written before it was recorded. --passes alone
@@ -108,7 +118,17 @@ public:
             save_string(ar, s.format);
             ar(s.first_row, s.rows_total, s.rows_done, s.batch, s.pass);
         }
-        save_string(ar, accumulator);
+        if (write_accumulator) {
+            ar(accumulator_bytes);
+            std::uint64_t written = 0;
+            write_accumulator([&](const char* p, std::size_t n) {
+                ar(cereal::binary_data(static_cast<const char*>(p), n));
+                written += n;
+            });
+            if (written != accumulator_bytes) throw std::logic_error("the checkpoint's state changed size as it was written");
+        } else {
+            save_string(ar, accumulator);
+        }
         ar(std::uint64_t{2});  // version of the trailing section (2: state_passes after it)
         for (const input_segment& s : segments) {
             ar(static_cast<std::uint64_t>(s.files.size()));
@@ -131,6 +151,15 @@ public:
 
     template <class Archive>
     static run_state load_payload(Archive& ar, checkpoint::budget& b) {
+        return load_payload_with(ar, b, [&](run_state& r, std::uint64_t len) {
+            r.accumulator.resize(static_cast<std::size_t>(len));
+            ar(cereal::binary_data(r.accumulator.data(), r.accumulator.size()));
+        });
+    }
+    // The same, the accumulator's `len` bytes (charged to the budget) handed to
+    // skip(run_state&, len), which reads them or moves past them (state_io.hpp checkpoint_file).
+    template <class Archive, class Skip>
+    static run_state load_payload_with(Archive& ar, checkpoint::budget& b, Skip&& skip) {
         run_state r;
         load_string(ar, r.command, b);
         load_string(ar, r.config.method, b);
@@ -159,7 +188,10 @@ public:
             if (s.rows_done > s.rows_total) throw std::length_error("segment has more rows done than it holds");
         }
         r.accumulator_at = checkpoint::header_bytes + (b.size - b.left) + 8;  // after its length
-        load_string(ar, r.accumulator, b);
+        std::uint64_t len = 0;
+        checkpoint::load_scalar(ar, len, b);
+        b.take(len, "string");
+        skip(r, len);
         if (b.left == 0) return r;  // written before the trailing section
         std::uint64_t version = 0;
         checkpoint::load_scalar(ar, version, b);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "recalign/io/source.hpp"
+#include "state_io.hpp"
 
 namespace recalign::cli {
 
@@ -41,6 +42,18 @@ public:
     // naming `source`).
     virtual std::string save() const = 0;
     virtual void load(const std::string& bytes, const std::string& source) = 0;
+    // The same bytes as they are made (state_io.hpp: into a checkpoint file, a string, or only
+    // counted), and read from where they lie (a checkpoint file: part by part, --resume). A state
+    // whose bytes are large streams them (verified_state, route_state, ...); the defaults go
+    // through save() and load() (a state of a few KB, or one held as bytes anyway).
+    virtual void save_to(state_sink& sink) const {
+        const std::string b = save();
+        sink.put(b.data(), b.size());
+    }
+    virtual void load_from(const state_source& src) {
+        loaded_at = src.at();
+        load(src.all(), src.name());
+    }
     // Where load's bytes start in the file `source` (the byte offsets of its errors): set by
     // whoever calls load (the driver; a wrapper for the state it wraps).
     std::uint64_t loaded_at = 0;

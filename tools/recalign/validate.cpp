@@ -10,6 +10,7 @@
 
 #include "paths.hpp"
 #include "route_state.hpp"
+#include "state_io.hpp"
 #include "recalign/align/verified_memory.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
@@ -72,6 +73,7 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     cfg.scale = scale;
     cfg.float32_kernels = r.precision == "f32-kernels";
     cfg.memory = static_cast<std::uint64_t>(r.memory_gib * static_cast<double>(1ULL << 30));
+    cfg.checkpoints = !r.checkpoint.empty();
     if (r.method == "exact") return cfg;  // no sketch option given (check_route_options)
     if (r.rank == 0 || r.rank > dim)
         throw std::invalid_argument("--method " + r.method + " needs --rank K with 1 <= K <= D = " + std::to_string(dim));
@@ -121,7 +123,7 @@ void check_route_options(const run_options& r) {
 }
 
 // --from: a run checkpoint, or a library-level moment checkpoint analysed as is.
-run_state load_from(const std::string& path) {
+run_state load_from(const std::string& path, std::shared_ptr<checkpoint_file>& file) {
     require_input_file(path);
     checkpoint::header h;
     {
@@ -131,7 +133,10 @@ run_state load_from(const std::string& path) {
     }
     // Any kind but a library moment state is read as a run state (another kind is refused
     // at its header's kind field, byte offset 16).
-    if (h.kind != checkpoint::state_kind::moments) return load_run_state(path);
+    if (h.kind != checkpoint::state_kind::moments) {
+        file = std::make_shared<checkpoint_file>(path);  // checked; the state is read later, where it lies
+        return file->state();
+    }
     const moment_accumulator m = checkpoint::load_file<moment_accumulator>(path);
     if (m.has_targets() && m.options().targets != target_mode::class_ids)
         throw std::invalid_argument(path + ": the CLI analyses class-id targets only");
@@ -153,7 +158,7 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
         !d.classes_from.empty())
         throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
                                     "(--images, --labels, --scale, --skip, --limit) do not apply");
-    p.from = load_from(r.from);
+    p.from = load_from(r.from, p.from_file);
     p.from_path = r.from;
     p.from->config.memory = static_cast<std::uint64_t>(r.memory_gib * static_cast<double>(1ULL << 30));
     if (needs.labels && p.from->config.classes == 0)
@@ -261,7 +266,9 @@ namespace {
 // Bytes a run of `c` holds at its largest, plus `extra` (recalign/align/verified_memory.hpp; a
 // block Krylov Nyström sketch, --passes > 1, at its widest basis: nystrom_route_options's sketch).
 long double memory_need(const run_config& c, std::uint64_t extra) {
-    return run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra),
+    // A checkpoint's write and load stream the state (state_io.hpp): only their buffers add to it.
+    const long double checkpoints = c.checkpoints ? static_cast<long double>(checkpoint_buffer_bytes) : 0.0L;
+    return run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra) + checkpoints,
                       nystrom_route_options(c).blocks);
 }
 
@@ -279,6 +286,10 @@ void require_memory(const run_config& c, std::uint64_t extra, const std::string&
                                                   : ": use a smaller --rank";
     if (c.classes && k * k + 2.0L * (d + 1.0L) * k > d * d)
         way_out = " (C = " + std::to_string(c.classes) + " classes; is --classes or a label wrong?)";
+    if (c.checkpoints && need - static_cast<long double>(checkpoint_buffer_bytes) <= phys)
+        way_out = ", of which " + std::to_string(checkpoint_buffer_bytes >> 20) +
+                  " MiB are the buffers of --checkpoint's writes and --resume's load: raise --memory or run without "
+                  "--checkpoint";
     throw user_error(what + ": --method " + c.method + " needs about " + gib(need) + " for D = " +
                      std::to_string(c.dim) + (c.classes ? " and C = " + std::to_string(c.classes) : std::string()) +
                      (c.memory ? " (--memory is " : " (this machine has ") + gib(phys) + ")" + way_out);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,8 +36,10 @@ struct prepared_run {
     std::uint64_t jitter_seed = 0;
     drive_input input;              // reading data
     drive_options drive;
-    std::optional<run_state> from;  // --from: the checkpoint's state (accumulator bytes included)
+    std::optional<run_state> from;  // --from: the checkpoint's state (accumulator bytes included, unless from_file)
     std::string from_path;
+    // --from of a run checkpoint: the file, its state read from where it lies (state_io.hpp).
+    std::shared_ptr<checkpoint_file> from_file;
 
     const run_config& config() const { return from ? from->config : input.config; }
     std::size_t dim() const { return static_cast<std::size_t>(config().dim); }
@@ -48,7 +51,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
 // Data runs go through a jitter_state (jitter_state.hpp: --jitter, and --resume of a jittered
 // checkpoint only with the same jitter); --from analyses the accumulated state as it is.
 inline run_state stream(stream_state& state, const prepared_run& p, const mpi_context& mpi) {
-    if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi);
+    if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi, p.from_file.get());
     std::unique_ptr<jitter_state> holder;
     return drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
 }

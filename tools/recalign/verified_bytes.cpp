@@ -1,15 +1,21 @@
 #include "verified_bytes.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/io/spill.hpp"
 
 namespace recalign::cli {
+
+namespace {
+void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
+}  // namespace
 
 // A basis as bytes: [u64 rows][u64 cols][row-major doubles] (rank 0 -> every rank).
 std::string matrix_bytes(const matrix_t& m) {
@@ -33,151 +39,175 @@ matrix_t bytes_matrix(const std::string& s) {
 }
 
 // Restricted statistics as bytes (incremental refinement's carried and final statistics).
-void put_f64(std::string& out, double v) {
-    std::uint64_t u = 0;
-    std::memcpy(&u, &v, 8);
-    put_u64(out, u);
+void put_vector(state_sink& out, const vector_t& v) {
+    out.u64(v.size());
+    for (double x : v) out.f64(x);
 }
-double get_f64(state_reader& r) {
-    const std::uint64_t u = r.u64();
-    double v = 0;
-    std::memcpy(&v, &u, 8);
-    return v;
-}
-void put_vector(std::string& out, const vector_t& v) {
-    put_u64(out, v.size());
-    for (double x : v) put_f64(out, x);
-}
-vector_t get_vector(state_reader& r) {
+vector_t get_vector(source_reader& r) {
     const std::uint64_t n = r.u64();
-    if (n > r.bytes.size() / 8) r.truncated();
+    if (n > r.left() / 8) r.truncated();
     vector_t v = xt::zeros<double>({static_cast<std::size_t>(n)});
-    for (double& x : v) x = get_f64(r);
+    for (double& x : v) x = r.f64();
     return v;
 }
 
 namespace {
-// The refinement statistics are appended to the checkpoint's bytes in place (a checkpoint
-// written during a refinement pass would otherwise hold the carried [R, T] and [Sxx R, 0],
-// read back from disk, two or three times over): matrix_bytes's layout, the spilled ones read
-// from their files straight into the string, whose room is reserved first (statistics_size).
-void append_matrix(std::string& out, std::size_t rows, std::size_t cols, const double* data) {
-    put_u64(out, 16 + checked_mul(checked_mul(rows, cols, "basis"), 8, "basis"));  // put_part's length
-    put_u64(out, rows);
-    put_u64(out, cols);
-    if (rows && cols) out.append(reinterpret_cast<const char*>(data), rows * cols * sizeof(double));
+// A matrix as one part, matrix_bytes's layout: [u64 16 + 8 rows cols][u64 rows][u64 cols][doubles].
+void put_matrix(state_sink& out, std::size_t rows, std::size_t cols, const double* data) {
+    out.u64(16 + checked_mul(checked_mul(rows, cols, "basis"), 8, "basis"));
+    out.u64(rows);
+    out.u64(cols);
+    if (rows && cols) out.put(data, rows * cols * sizeof(double));
 }
-void append_spilled(std::string& out, const io::row_spill& f) {
-    const std::size_t bytes = checked_mul(checked_mul(f.rows(), f.cols(), "basis"), 8, "basis");
-    put_u64(out, 16 + bytes);
-    put_u64(out, f.rows());
-    put_u64(out, f.cols());
-    const std::size_t at = out.size();
-    out.resize(at + bytes);
-    if (bytes) f.read_rows(0, f.rows(), reinterpret_cast<double*>(&out[at]));
+void put_matrix(state_sink& out, const matrix_t& m) { put_matrix(out, m.shape(0), m.shape(1), m.data()); }
+// The same from a matrix on disk, copied by blocks (never read into memory whole).
+void put_spilled(state_sink& out, const io::row_spill& f) {
+    out.u64(16 + checked_mul(checked_mul(f.rows(), f.cols(), "basis"), 8, "basis"));
+    out.u64(f.rows());
+    out.u64(f.cols());
+    out.spilled(f);
 }
-void append_matrix(std::string& out, const matrix_t& m) { append_matrix(out, m.shape(0), m.shape(1), m.data()); }
-std::size_t matrix_size(std::size_t rows, std::size_t cols) { return 24 + rows * cols * sizeof(double); }
+
+// Where a matrix part lies: its shape (checked against its length) and its doubles' position.
+struct matrix_at {
+    std::uint64_t at = 0;  // the part's file offset (errors)
+    std::size_t rows = 0, cols = 0;
+    std::uint64_t data = 0;  // the doubles' position in the source
+    std::uint64_t bytes() const { return static_cast<std::uint64_t>(rows) * cols * 8; }
+};
+matrix_at next_matrix(source_reader& r) {
+    matrix_at m;
+    m.at = r.here();
+    const std::uint64_t len = r.u64();
+    if (len > r.left() || len < 16) r.truncated();
+    const std::uint64_t rows = r.u64(), cols = r.u64(), room = (len - 16) / 8;
+    if ((len - 16) % 8 != 0 || (rows != 0 && cols > room / rows) || rows * cols != room)
+        throw file_error(r.src.name(), m.at, "a matrix of the refinement statistics (" + std::to_string(rows) + " x " +
+                                                 std::to_string(cols) + ") does not fill its " + std::to_string(len) +
+                                                 " bytes");
+    m.rows = static_cast<std::size_t>(rows);
+    m.cols = static_cast<std::size_t>(cols);
+    m.data = r.pos;
+    r.pos += len - 16;
+    return m;
+}
+// Its doubles, into memory (allocated only after the shape was checked against the part's length,
+// itself within the checksummed file).
+matrix_t read_matrix(const state_source& src, const matrix_at& m) {
+    matrix_t x = xt::empty<double>({m.rows, m.cols});
+    if (x.size()) src.read(m.data, x.data(), static_cast<std::size_t>(m.bytes()));  // an empty matrix's data() may be null
+    return x;
+}
+// Or into an unlinked file in `dir` (io/spill.hpp), by blocks.
+std::shared_ptr<const io::row_spill> spill_matrix(const state_source& src, const matrix_at& m, const std::string& dir) {
+    auto f = std::make_shared<io::row_spill>(dir, m.rows, m.cols);
+    if (!m.bytes()) return f;
+    const std::size_t row = m.cols * sizeof(double);
+    const std::size_t rows = std::max<std::size_t>(1, checkpoint::block_bytes / row);
+    std::vector<double> block(std::min(rows, m.rows) * m.cols);
+    for (std::size_t r0 = 0; r0 < m.rows; r0 += rows) {
+        const std::size_t n = std::min(rows, m.rows - r0);
+        src.read(m.data + static_cast<std::uint64_t>(r0) * row, block.data(), n * row);
+        f->write_rows(r0, n, block.data());
+    }
+    return f;
+}
 }  // namespace
 
-// `spilled`: the pass whose basis is on disk (s is its `known`); Sxx V may be on disk (sv_stored).
-// The statistics as one part ([u64 length][bytes]) appended to `out`.
-std::size_t statistics_size(const restricted_statistics& s, const refinement_pass* spilled) {
-    const bool disk = spilled && spilled->spilled();
-    std::size_t n = 16;
-    n += disk ? matrix_size(spilled->stored_basis->rows(), spilled->stored_basis->cols())
-              : matrix_size(s.basis.shape(0), s.basis.shape(1));
-    n += s.sv_stored ? matrix_size(s.sv_stored->rows(), s.sv_stored->cols()) : matrix_size(s.sv.shape(0), s.sv.shape(1));
-    for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) n += matrix_size(m->shape(0), m->shape(1));
-    n += 8;
-    if (s.cross)
-        n += 16 + matrix_size(s.cross->sxy.shape(0), s.cross->sxy.shape(1)) +
-             matrix_size(s.cross->syy.shape(0), s.cross->syy.shape(1)) + 8 + 8 * s.cross->class_counts.size();
-    return 8 + n;
+void put_statistics(state_sink& out, const restricted_statistics& s, const refinement_pass* spilled) {
+    out.part([&](state_sink& o) {
+        o.u64(static_cast<std::uint64_t>(s.center));
+        o.u64(s.n);
+        if (spilled && spilled->spilled()) put_spilled(o, *spilled->stored_basis);
+        else put_matrix(o, s.basis);
+        if (s.sv_stored) put_spilled(o, *s.sv_stored);
+        else put_matrix(o, s.sv);
+        for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) put_matrix(o, *m);
+        o.u64(s.cross ? 1 : 0);
+        if (s.cross) {
+            o.u64(static_cast<std::uint64_t>(s.cross->center));
+            o.u64(s.cross->n);
+            put_matrix(o, s.cross->sxy);
+            put_matrix(o, s.cross->syy);
+            put_vector(o, s.cross->class_counts);
+        }
+    });
 }
-void append_statistics(std::string& out, const restricted_statistics& s, const refinement_pass* spilled) {
-    const std::size_t start = out.size(), size = statistics_size(s, spilled);
-    put_u64(out, size - 8);
-    put_u64(out, static_cast<std::uint64_t>(s.center));
-    put_u64(out, s.n);
-    const bool disk = spilled && spilled->spilled();
-    if (disk) append_spilled(out, *spilled->stored_basis);
-    else append_matrix(out, s.basis);
-    if (s.sv_stored) append_spilled(out, *s.sv_stored);
-    else append_matrix(out, s.sv);
-    for (const matrix_t* m : {&s.vsv, &s.gram, &s.svsv}) append_matrix(out, *m);
-    put_u64(out, s.cross ? 1 : 0);
-    if (s.cross) {
-        put_u64(out, static_cast<std::uint64_t>(s.cross->center));
-        put_u64(out, s.cross->n);
-        append_matrix(out, s.cross->sxy);
-        append_matrix(out, s.cross->syy);
-        put_vector(out, s.cross->class_counts);
-    }
-    if (out.size() - start != size) throw std::logic_error("verified_state: the refinement statistics' size");
-}
-// `at`: where `bytes` start in the file `source` (the offsets of its errors). `carried`: a
-// refinement pass's known statistics (the D x K basis and Sxx V; the products only of its
-// first `carried` columns); none: a whole pass's (K x K products). complete_pass and the
-// analyses index every matrix by the basis's D and K without checking (the carried part has
-// no checksum of its own): a matrix that does not fit is refused at its offset.
-restricted_statistics bytes_statistics(const std::string& bytes, const std::string& source, std::uint64_t at,
-                                       std::optional<std::uint64_t> carried) {
-    state_reader r{bytes, source, "verified state (refinement statistics)"};
-    auto here = [&] { return at + (bytes.size() - r.bytes.size()); };
+
+// complete_pass and the analyses index every matrix by the basis's D and K without checking (the
+// carried part has no checksum of its own): a matrix that does not fit is refused at its offset,
+// before any matrix is read.
+refinement_pass read_statistics(const state_source& src, std::optional<std::uint64_t> carried,
+                                const std::string& spill_dir) {
+    const std::string& source = src.name();
+    source_reader r{src, "verified state (refinement statistics)"};
     auto centering_of = [&](const char* what) {
-        const std::uint64_t where = here(), c = r.u64();
+        const std::uint64_t where = r.here(), c = r.u64();
         if (c != 1 && c != 2)
             throw file_error(source, where, std::string("the refinement statistics' ") + what + " is " +
                                                 std::to_string(c) + ", neither uncentered (1) nor centered (2)");
         return static_cast<centering>(c);
     };
-    auto fits = [&](const matrix_t& m, std::uint64_t where, const char* what, std::size_t rows, std::size_t cols,
-                    bool empty_ok) {
-        if ((m.shape(0) == rows && m.shape(1) == cols) || (empty_ok && m.size() == 0)) return;
-        throw file_error(source, where, std::string("the refinement statistics' matrices do not fit their basis (") +
-                                            what + " " + std::to_string(m.shape(0)) + " x " + std::to_string(m.shape(1)) +
-                                            " where " + std::to_string(rows) + " x " + std::to_string(cols) + ")");
+    auto fits = [&](const matrix_at& m, const char* what, std::size_t rows, std::size_t cols, bool empty_ok) {
+        if ((m.rows == rows && m.cols == cols) || (empty_ok && m.rows * m.cols == 0)) return;
+        throw file_error(source, m.at, std::string("the refinement statistics' matrices do not fit their basis (") +
+                                           what + " " + std::to_string(m.rows) + " x " + std::to_string(m.cols) +
+                                           " where " + std::to_string(rows) + " x " + std::to_string(cols) + ")");
     };
     restricted_statistics s;
     s.center = centering_of("centering");
     s.n = r.u64();
-    std::uint64_t where[5] = {};
-    std::size_t i = 0;
-    for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) {
-        where[i++] = here();
-        *m = bytes_matrix(r.part());
-    }
-    const std::size_t d = s.basis.shape(0), m = s.basis.shape(1);
+    matrix_at at[5];
+    for (matrix_at& m : at) m = next_matrix(r);
+    const std::size_t d = at[0].rows, m = at[0].cols;
     if (carried && *carried >= m)  // a pass being read has new directions (fresh(): D x (K - carried))
-        throw file_error(source, where[0], "the carried statistics do not fit their basis (" + std::to_string(*carried) +
+        throw file_error(source, at[0].at, "the carried statistics do not fit their basis (" + std::to_string(*carried) +
                                                " carried of " + std::to_string(m) +
                                                " columns: a pass being read has new directions)");
     const std::size_t k = carried ? static_cast<std::size_t>(*carried) : m;
-    fits(s.sv, where[1], "Sxx V", d, m, false);
-    fits(s.vsv, where[2], "V' Sxx V", k, k, false);
-    fits(s.gram, where[3], "Gram", k, k, true);  // before its products: none
-    fits(s.svsv, where[4], "Gram products", k, k, s.gram.size() == 0);
+    fits(at[1], "Sxx V", d, m, false);
+    fits(at[2], "V' Sxx V", k, k, false);
+    fits(at[3], "Gram", k, k, true);  // before its products: none
+    fits(at[4], "Gram products", k, k, at[3].rows * at[3].cols == 0);
+    std::optional<cross_moments> cross;
+    matrix_at sxy, syy;
+    std::uint64_t counts_at = 0;
+    vector_t counts;
     if (r.u64()) {
-        cross_moments c;
-        c.center = centering_of("cross moments' centering");
-        c.n = r.u64();
-        const std::uint64_t sxy_at = here();
-        c.sxy = bytes_matrix(r.part());
-        fits(c.sxy, sxy_at, "Sxy", k, c.sxy.shape(1), false);
-        const std::size_t nc = c.sxy.shape(1);
-        const std::uint64_t syy_at = here();
-        c.syy = bytes_matrix(r.part());
-        fits(c.syy, syy_at, "Syy", nc, nc, true);  // class ids: Syy described by the class counts
-        const std::uint64_t counts_at = here();
-        c.class_counts = get_vector(r);
-        if (c.class_counts.size() != (c.syy.size() ? 0 : nc))
+        cross.emplace();
+        cross->center = centering_of("cross moments' centering");
+        cross->n = r.u64();
+        sxy = next_matrix(r);
+        fits(sxy, "Sxy", k, sxy.cols, false);
+        syy = next_matrix(r);
+        fits(syy, "Syy", sxy.cols, sxy.cols, true);  // class ids: Syy described by the class counts
+        counts_at = r.here();
+        counts = get_vector(r);
+        if (counts.size() != (syy.rows * syy.cols != 0 ? 0 : sxy.cols))
             throw file_error(source, counts_at, "the refinement statistics' class counts do not fit their classes");
-        s.cross = std::move(c);
     }
-    if (!r.bytes.empty()) r.truncated();
+    if (r.left()) r.truncated();
+    refinement_pass p;
+    if (carried) {
+        p.stored_basis = spill_matrix(src, at[0], spill_dir);
+        s.sv_stored = spill_matrix(src, at[1], spill_dir);
+        p.carried = static_cast<std::size_t>(*carried);
+    } else {
+        s.basis = read_matrix(src, at[0]);
+        s.sv = read_matrix(src, at[1]);
+    }
+    s.vsv = read_matrix(src, at[2]);
+    s.gram = read_matrix(src, at[3]);
+    s.svsv = read_matrix(src, at[4]);
+    if (cross) {
+        cross->sxy = read_matrix(src, sxy);
+        cross->syy = read_matrix(src, syy);
+        cross->class_counts = std::move(counts);
+        s.cross = std::move(cross);
+    }
     if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
-    return s;
+    p.known = std::move(s);
+    return p;
 }
 
 }  // namespace recalign::cli

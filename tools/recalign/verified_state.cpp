@@ -14,7 +14,6 @@
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
 #include "recalign/io/spill.hpp"
-#include "state_bytes.hpp"
 #include "verified_bytes.hpp"
 
 namespace recalign::cli {
@@ -288,63 +287,69 @@ refinement_report verified_state::refinement() const {
 // the next restart cannot stop yet (the rule needs two changes); version 2, "RAVERIF2": without the
 // skipped passes either, loaded as none skipped yet; version 1, "RAVERIFY": up to the pass state,
 // loaded as full refinement passes.)
-std::string verified_state::save() const {
-    std::string out(verified_magic_v4, 8);
-    put_u64(out, pass_);
-    put_part(out, route_.save());
-    put_u64(out, blocks_.size());
-    for (const patch_blocks& p : blocks_) put_part(out, checkpoint::to_bytes(p));
-    put_u64(out, pass_state_ ? 1 : 0);
-    if (pass_state_) put_part(out, checkpoint::to_bytes(*pass_state_));
-    put_u64(out, planned_);
-    put_u64(out, refined_);
-    put_u64(out, stopped_ ? 1 : 0);
-    put_f64(out, change_);
+std::string verified_state::save() const { return bytes_of(*this); }
+
+void verified_state::save_to(state_sink& out) const {
+    out.put(verified_magic_v4, 8);
+    out.u64(pass_);
+    out.part([&](state_sink& o) { route_.save_to(o); });
+    out.u64(blocks_.size());
+    for (const patch_blocks& p : blocks_) out.part([&](state_sink& o) { o.framed(p); });
+    out.u64(pass_state_ ? 1 : 0);
+    if (pass_state_) out.part([&](state_sink& o) { o.framed(*pass_state_); });
+    out.u64(planned_);
+    out.u64(refined_);
+    out.u64(stopped_ ? 1 : 0);
+    out.f64(change_);
     put_vector(out, curves_);
-    // The refinement statistics in place, their room reserved (no regrowth of a string that
-    // holds them: statistics_size).
-    out.reserve(out.size() + 16 + (next_ ? statistics_size(next_->known, &*next_) : 0) + 8 +
-                (final_ ? statistics_size(*final_) : 0) + 24);
-    put_u64(out, next_ ? 1 : 0);
+    out.u64(next_ ? 1 : 0);
     if (next_) {
-        put_u64(out, next_->carried);
-        append_statistics(out, next_->known, &*next_);
+        out.u64(next_->carried);
+        put_statistics(out, next_->known, &*next_);  // [R, T] and [Sxx R, 0] copied from their files
     }
-    put_u64(out, final_ ? 1 : 0);
-    if (final_) append_statistics(out, *final_);
-    put_u64(out, skipped_);
-    put_u64(out, counted_ ? 1 : 0);
-    put_f64(out, estimate_);
-    return out;
+    out.u64(final_ ? 1 : 0);
+    if (final_) put_statistics(out, *final_);
+    out.u64(skipped_);
+    out.u64(counted_ ? 1 : 0);
+    out.f64(estimate_);
 }
 
 void verified_state::load(const std::string& bytes, const std::string& source) {
-    const bool v4 = bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v4, 8)) == 0;
-    const bool v3 = v4 || (bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v3, 8)) == 0);
-    const bool v2 = v3 || (bytes.size() >= 8 && bytes.compare(0, 8, std::string(verified_magic_v2, 8)) == 0);
-    if (!v2 && (bytes.size() < 8 || bytes.compare(0, 8, std::string(magic, 8)) != 0))
+    load_from(state_source(bytes, loaded_at, source));
+}
+
+// Every part is read from where it lies (a checkpoint file by blocks, the carried [R, T] and
+// [Sxx R, 0] straight into their spill files) into new objects; the state is replaced only once
+// all of them are read and checked.
+void verified_state::load_from(const state_source& src) {
+    loaded_at = src.at();
+    const std::string& source = src.name();
+    const std::string head = src.bytes(0, std::min<std::uint64_t>(src.size(), 8));
+    const bool v4 = head == std::string(verified_magic_v4, 8);
+    const bool v3 = v4 || head == std::string(verified_magic_v3, 8);
+    const bool v2 = v3 || head == std::string(verified_magic_v2, 8);
+    if (!v2 && head != std::string(magic, 8))
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds no verification pass (written with --no-verify or by another "
                          "command): continue it with --no-verify");
-    state_reader r{std::string_view(bytes).substr(8), source, "verified state"};
-    auto here = [&] { return loaded_at + bytes.size() - r.bytes.size(); };  // r's position in the file
+    source_reader r{src, "verified state", 8};
     const std::uint64_t pass = r.u64();
     route_state route(route_.config());
-    route.load(r.part(), source);
+    route.load_from(r.part());
     const std::uint64_t count = r.u64();
     if (!adopt_blocks_ && count != blocks_.size())
         throw file_error(source, checkpoint::header_bytes, "the checkpoint's patch blocks are of other noises");
-    if (count > r.bytes.size() / 8) throw file_error(source, checkpoint::header_bytes, "verified state truncated");
+    if (count > r.left() / 8) throw file_error(source, checkpoint::header_bytes, "verified state truncated");
     std::vector<patch_blocks> blocks;
     for (std::uint64_t i = 0; i < count; ++i) {
-        patch_blocks p = checkpoint::from_bytes<patch_blocks>(r.part(), source + " (patch blocks)");
+        patch_blocks p = r.part().framed<patch_blocks>(" (patch blocks)");
         if (!adopt_blocks_ && p.config_hash() != blocks_[static_cast<std::size_t>(i)].config_hash())
             throw file_error(source, checkpoint::header_bytes, "the checkpoint's patch blocks are of other noises");
         blocks.push_back(std::move(p));
     }
     std::optional<restricted_moments> state;
     if (r.u64()) {
-        state.emplace(checkpoint::from_bytes<restricted_moments>(r.part(), source + " (verification pass)"));
+        state.emplace(r.part().framed<restricted_moments>(" (verification pass)"));
         if (state->k() == 0 || state->dim() != route_.config().dim)
             throw file_error(source, checkpoint::header_bytes, "the verification pass is of other data");
     }
@@ -363,25 +368,22 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
                                  "), this run asks for " + std::to_string(plan_.passes) + ": resume with the same --refine");
         refined = r.u64();
         stopped = r.u64() != 0;
-        change = get_f64(r);
+        change = r.f64();
         curves = get_vector(r);
         if (r.u64()) {
-            refinement_pass p;
             const std::uint64_t carried = r.u64();
-            const std::uint64_t stats_at = here() + 8;
-            p.known = bytes_statistics(r.part(), source, stats_at, carried);  // every shape, carried < K
-            p.carried = static_cast<std::size_t>(carried);
-            if (p.known.dim() != route_.config().dim || p.carried > p.k() || !state || state->k() != p.k() - p.carried)
+            // Every shape checked (carried < K), then [R, T] and [Sxx R, 0] copied into spill files,
+            // as the pass that wrote them held them.
+            refinement_pass p = read_statistics(r.part(), carried, io::spill_directory());
+            if (p.dim() != route_.config().dim || p.carried > p.k() || !state || state->k() != p.k() - p.carried)
                 throw file_error(source, checkpoint::header_bytes, "the refinement pass is of other data");
-            p.spill(io::spill_directory());  // as the pass that wrote it held it
             next = std::move(p);
         }
         if (r.u64()) {
-            const std::uint64_t stats_at = here() + 8;
             if (next)  // next_pass ends the pass it completes before it keeps the result: never both
-                throw file_error(source, stats_at - 16, "the verified state holds both a refinement pass being read "
-                                                        "and the result of the passes");
-            final_stats = bytes_statistics(r.part(), source, stats_at);
+                throw file_error(source, r.here() - 8, "the verified state holds both a refinement pass being read "
+                                                       "and the result of the passes");
+            final_stats = std::move(read_statistics(r.part()).known);
             if (final_stats->dim() != route_.config().dim)
                 throw file_error(source, checkpoint::header_bytes, "the refinement's statistics are of other data");
         }
@@ -395,9 +397,9 @@ void verified_state::load(const std::string& bytes, const std::string& source) {
             throw file_error(source, checkpoint::header_bytes, "the checkpoint skipped more passes than it planned");
     }
     double estimate = std::numeric_limits<double>::quiet_NaN();
-    if (v4) estimate = get_f64(r);
+    if (v4) estimate = r.f64();
     else change = std::numeric_limits<double>::quiet_NaN();  // the old rule's change: the new one needs two
-    if (!r.bytes.empty()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
+    if (r.left()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
     // Resumed in a verification pass: the sketch's state on disk, as the run that wrote it held it.
     if (plan_.park && state && pass >= route.passes()) route.park(io::spill_directory());
     next_ = std::move(next);

@@ -92,6 +92,8 @@ public:
     std::uint64_t n() const override { return route_.n(); }
     std::string save() const override;
     void load(const std::string& bytes, const std::string& source) override;
+    void save_to(state_sink& sink) const override;
+    void load_from(const state_source& src) override;
     void reduce(const mpi_context& mpi) override;
     // Shards: the sketch passes merged, the shards' own verification passes dropped; the
     // result waits at the end of its sketch passes (resume it with the whole input).

@@ -106,6 +106,10 @@ framed read_framed(std::istream& is, state_kind expected, const std::string& exp
 // payload_bytes), and nothing may follow it.
 header check_framed(std::string_view bytes, state_kind expected, const std::string& expected_name,
                     const std::string& source);
+// Validates a header read from a file at byte `at` (`got` of its 64 bytes arrived) and that it
+// holds `expected`; errors name `source` at file offsets (at + the field's).
+header check_header(const void* bytes, std::uint64_t got, state_kind expected, const std::string& expected_name,
+                    const std::string& source, std::uint64_t at = 0);
 
 // Reads one scalar of a payload, charged to its budget. (Arrays: lib/core/payload.hpp.)
 template <class Archive, class V>
@@ -124,6 +128,14 @@ std::string frame(const void* state, save_fn save, header h);
 // its size and CRC-32, then its bytes; a large array passes through without a copy).
 using sink_fn = std::function<void(const char* bytes, std::size_t size)>;
 void frame_to(const void* state, save_fn save, header h, const sink_fn& sink);
+// The bytes frame() would make, counted without making them (the serialization's size: no
+// array is read).
+std::uint64_t frame_size(const void* state, save_fn save);
+// The payload serialized once, to `sink`, after 64 placeholder bytes; then `patch` receives the
+// header (size and CRC-32 computed as the bytes went by) to write over them: a file written
+// this way (io/files.hpp: save_file_once) is never held, nor serialized twice.
+void frame_once(const void* state, save_fn save, header h, const sink_fn& sink,
+                const std::function<void(const char* header)>& patch);
 
 // What a parsed state says of itself, checked against its header.
 struct state_facts {
@@ -135,6 +147,11 @@ using load_fn = state_facts (*)(void* out, input_archive& ar, budget& b);
 // file_error naming `source` at the payload's offset.
 void parse(const header& h, const char* payload, std::size_t size, const std::string& source, void* out,
            load_fn load);
+// The same from a stream positioned at the payload (its CRC checked already: io/files.hpp's
+// load_range), of `size` bytes.
+// Errors name the payload's offset `at` in `source`.
+void parse_stream(const header& h, std::istream& in, std::uint64_t size, const std::string& source, void* out,
+                  load_fn load, std::uint64_t at);
 
 template <class T, class = void>
 struct label_of {
@@ -146,14 +163,31 @@ struct label_of<T, std::void_t<decltype(T::kind_label)>> {
 };
 
 template <class T>
+state_facts load_into(void* out, input_archive& ar, budget& b) {
+    auto& o = *static_cast<std::optional<T>*>(out);
+    o.emplace(T::load_payload(ar, b));
+    return state_facts{o->dim(), o->aux_dim(), o->config_hash()};
+}
+
+template <class T>
 T parse_as(const header& h, const char* payload, std::size_t size, const std::string& source) {
     std::optional<T> obj;
-    parse(h, payload, size, source, &obj, [](void* out, input_archive& ar, budget& b) {
-        auto& o = *static_cast<std::optional<T>*>(out);
-        o.emplace(T::load_payload(ar, b));
-        return state_facts{o->dim(), o->aux_dim(), o->config_hash()};
-    });
+    parse(h, payload, size, source, &obj, &load_into<T>);
     return std::move(*obj);
+}
+
+template <class T>
+header header_of(const T& obj) {
+    header h;
+    h.kind = T::kind;
+    h.dim = obj.dim();
+    h.aux = obj.aux_dim();
+    h.config_hash = obj.config_hash();
+    return h;
+}
+template <class T>
+void save_of(const void* p, output_archive& ar) {
+    static_cast<const T*>(p)->save_payload(ar);
 }
 }  // namespace detail
 
@@ -185,6 +219,12 @@ void write_to(const T& obj, const detail::sink_fn& sink) {
     h.config_hash = obj.config_hash();
     detail::frame_to(
         &obj, [](const void* p, output_archive& ar) { static_cast<const T*>(p)->save_payload(ar); }, h, sink);
+}
+
+// to_bytes(obj).size(), without the bytes.
+template <class T>
+std::uint64_t framed_size(const T& obj) {
+    return detail::frame_size(&obj, &detail::save_of<T>);
 }
 
 template <class T>

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "recalign/core/errors.hpp"
@@ -25,6 +27,9 @@ public:
     atomic_writer(const atomic_writer&) = delete;
     atomic_writer& operator=(const atomic_writer&) = delete;
     void write(const void* data, std::size_t bytes);
+    // Writes over bytes already written, at `offset` (pwrite: a header whose sizes and checksum
+    // are known once the rest is written).
+    void write_at(std::uint64_t offset, const void* data, std::size_t bytes);
     void commit();
 
 private:
@@ -45,6 +50,41 @@ void save_file(const std::string& path, const T& obj) {
     atomic_writer w(path);
     write_to(obj, [&w](const char* p, std::size_t n) { w.write(p, n); });
     w.commit();
+}
+
+// The same, the payload serialized once (its header written over a placeholder at the end):
+// for a payload that streams parts of its own (the CLI's run state).
+template <class T>
+void save_file_once(const std::string& path, const T& obj) {
+    atomic_writer w(path);
+    detail::frame_once(
+        &obj, &detail::save_of<T>, detail::header_of(obj), [&w](const char* p, std::size_t n) { w.write(p, n); },
+        [&w](const char* head) { w.write_at(0, head, header_bytes); });
+    w.commit();
+}
+
+// Parts of a checkpoint read where they lie, never the whole file at once (--resume of a state
+// larger than its run: BENCHMARKS.md "ckpt10"). Errors are file_error naming `source` at the
+// file offset concerned.
+// Bytes [offset, offset + n) of the open file `fd` into `dst` (pread).
+void read_at(int fd, std::uint64_t offset, void* dst, std::size_t n, const std::string& source);
+// CRC-32 (core/hash.hpp) of bytes [offset, offset + n), read by blocks of `block_bytes`.
+std::uint32_t crc_at(int fd, std::uint64_t offset, std::uint64_t n, const std::string& source);
+constexpr std::size_t block_bytes = std::size_t(1) << 22;
+namespace detail {
+header check_range(int fd, std::uint64_t offset, std::uint64_t size, state_kind expected,
+                   const std::string& expected_name, const std::string& source);
+void parse_range(const header& h, int fd, std::uint64_t offset, const std::string& source, void* out, load_fn load);
+}  // namespace detail
+// A framed state in bytes [offset, offset + size) of `fd` (a part of a larger checkpoint): its
+// header validated, `size` checked against it, its CRC computed by blocks, then parsed from the
+// file through a buffer of block_bytes (a large array read straight into its storage).
+template <class T>
+T load_range(int fd, std::uint64_t offset, std::uint64_t size, const std::string& source) {
+    const header h = detail::check_range(fd, offset, size, T::kind, checkpoint::detail::label_of<T>::get(), source);
+    std::optional<T> obj;
+    detail::parse_range(h, fd, offset, source, &obj, &checkpoint::detail::load_into<T>);
+    return std::move(*obj);
 }
 
 template <class T>
