@@ -36,7 +36,7 @@ struct frequent_directions_options {
     std::size_t ell = 0;  // ℓ: rows kept after a shrink (memory: a 2ℓ x D buffer)
     centering center = centering::centered;
     // Opt-in: each shrink (the Gram matrix B Bᵀ, its top eigenpairs, the rotation) in
-    // single precision (SSYRK, SSYTRD/SSTEMR/SORMTR, SGEMM: about 2x faster); the rows kept, Δ, the mean and
+    // single precision (SSYRK, SSYTRD/SSTEDC/SORMTR, SGEMM: about 2x faster); the rows kept, Δ, the mean and
     // the trace stay in double. Δ then bounds the shrinks of exact arithmetic: each shrink
     // also perturbs BᵀB by single-precision rounding, about 1e-7 of λ_max(B Bᵀ) (tests/sketch
     // compare both paths). Not part of the configuration (such sketches merge with double
