@@ -13,6 +13,8 @@
 #include "recalign/core/hash.hpp"
 #include "recalign/spectral/eigen.hpp"
 
+#include "frequent_directions_shrink.hpp"
+
 namespace recalign {
 
 std::size_t frequent_directions_default_ell(std::size_t rank, std::size_t dim) { return std::min(3 * rank, dim); }
@@ -91,17 +93,22 @@ void frequent_directions::append_rows(const double* src, std::size_t count) {
 
 // One FD shrink of the full 2ℓ-row buffer through the eigendecomposition of its Gram
 // matrix B Bᵀ = V Λ Vᵀ: the new rows are diag(√((λ_i − δ)/λ_i)) V_ℓᵀ B for the ℓ largest
-// λ_i, δ = λ_{ℓ+1}; only those ℓ eigenvectors are formed (blas::syevd_top_rows). Then
-// BᵀB − B'ᵀB' = Bᵀ V diag(min(δ/λ_i, 1)) Vᵀ B is PSD with norm ≤ δ (plus O(ε λ_1)
-// rounding, ε of the precision used), which is what Δ accumulates.
+// λ_i, δ = λ_{ℓ+1}; only those ℓ eigenvectors are formed (blas::syevd_top_rows). The
+// rows kept by the previous shrink (the first diag_rows_) are mutually orthogonal, so their
+// block of B Bᵀ is the diagonal of their squared norms (fd_detail::gram_of_rows). Then
+// BᵀB − B'ᵀB' = Bᵀ V diag(min(δ/λ_i, 1)) Vᵀ B is PSD for any orthonormal V, with norm ≤ δ
+// plus the perturbation of B Bᵀ the eigensolver saw (rounding, and the kept rows'
+// off-diagonal products taken as 0: both O(ε λ_1), ε of the precision used), which is what Δ
+// accumulates.
 template <class T>
 std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& rows, std::vector<T>& gram,
                                                              std::vector<T>& z, std::vector<T>& eig,
                                                              std::vector<T>& transform, std::vector<T>& shrunk) {
     const std::size_t m = rows_, d = options_.dim, ell = options_.ell;
-    blas::syrk_nt(m, d, T(1), rows.data(), T(0), gram.data());
-    // xSYEVD's algorithm (divide and conquer) back-transforming only the ℓ vectors kept:
-    // dsyevr (MRRR) for the same subset was measured 2x slower than the full dsyevd.
+    fd_detail::gram_of_rows(m, std::min(diag_rows_, m), d, rows.data(), norms_.data(), gram.data());
+    // xSYEVD's algorithm (divide and conquer) back-transforming only the ℓ vectors kept. Measured
+    // slower on these Gram matrices: dsyevr (MRRR) for the same subset (2x), and xSTEMR for the
+    // top ℓ + 1 pairs alone after the same xSYTRD (3-6x xSTEDC's time on all of them; BENCHMARKS.md fd10).
     const std::size_t top = std::min(ell, m);
     const int info = blas::syevd_top_rows(m, top, gram.data(), eig.data(), z.data());
     if (info != 0)
@@ -124,6 +131,15 @@ std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& ro
 
 void frequent_directions::shrink() {
     const std::size_t d = options_.dim;
+    // The kept rows' squared norms, from the stored (double) rows: a resumed state gets the same.
+    const std::size_t p = std::min(diag_rows_, rows_);
+    norms_.resize(p);
+    for (std::size_t i = 0; i < p; ++i) {
+        const double* row = buffer_.data() + i * d;
+        double s = 0.0;
+        for (std::size_t c = 0; c < d; ++c) s += row[c] * row[c];
+        norms_[i] = s;
+    }
     std::pair<std::size_t, double> r;
     if (options_.float32_kernels) {
         std::copy(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(rows_ * d), bf_.begin());
@@ -134,6 +150,7 @@ void frequent_directions::shrink() {
         std::memcpy(buffer_.data(), shrunk_.data(), r.first * d * sizeof(double));
     }
     rows_ = r.first;
+    diag_rows_ = r.first;
     delta_ += r.second;
     ++shrinks_;
 }
@@ -211,6 +228,8 @@ void frequent_directions::merge(const frequent_directions& other) {
     const double other_trace = other.trace_, other_delta = other.delta_;
     const std::uint64_t other_shrinks = other.shrinks_;
     reserve_buffer();
+    // Into an empty buffer the incoming rows come first: the other's kept rows stay at the head.
+    if (rows_ == 0) diag_rows_ = std::min(other.diag_rows_, in_rows);
 
     append_rows(incoming.data(), in_rows);
     if (na > 0) append_rows(row.data(), 1);

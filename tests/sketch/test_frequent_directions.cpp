@@ -12,8 +12,11 @@
 
 #include <recalign/align/alignment.hpp>
 #include <recalign/core/errors.hpp>
+#include <recalign/core/blas.hpp>
+#include <recalign/core/serial.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 
+#include "frequent_directions_shrink.hpp"
 #include "sketch_helpers.hpp"
 
 using namespace recalign;
@@ -280,6 +283,86 @@ TEST_CASE("FD: save/load mid-stream then continuing is bit-identical to not stop
         CHECK(std::memcmp(a.eigenvalues.data(), b.eigenvalues.data(), a.rank() * sizeof(double)) == 0);
         CHECK(std::memcmp(a.basis.data(), b.basis.data(), a.basis.size() * sizeof(double)) == 0);
     }
+}
+
+namespace {
+// A saved sketch as a build before the kept-rows count wrote it: the flag cleared in the
+// centering byte (payload offset 17: after the portable archive's endianness byte, D and ℓ)
+// and the trailing count dropped.
+std::string older_layout(const std::string& bytes) {
+    std::istringstream is(bytes);
+    checkpoint::framed f = checkpoint::read_framed(is, checkpoint::state_kind::frequent_directions, "frequent_directions", "test");
+    std::string p = f.payload;
+    REQUIRE((p.at(17) & 0x10) != 0);
+    p[17] = static_cast<char>(p[17] & ~0x10);
+    p.resize(p.size() - 8);
+    std::ostringstream os;
+    checkpoint::write_framed(os, f.h, p);
+    return os.str();
+}
+}  // namespace
+
+TEST_CASE("FD: a state in the layout before the kept-rows count resumes, forming the whole Gram matrix once", "[sketch][fd]") {
+    const data_set& s = data(decay::power_law);
+    const exact_reference& ref = s.centered;
+    frequent_directions straight = make(D, 40);
+    feed(straight, s.x, D, 0, N, 300);
+    frequent_directions first = make(D, 40);
+    feed(first, s.x, D, 0, 2100, 300);
+    REQUIRE(first.shrinks() > 0);
+    const std::string old = older_layout(saved(first));
+    frequent_directions resumed = loaded<frequent_directions>(old);
+    CHECK(saved(resumed) == old);  // nothing known about its rows: saved as it came
+    CHECK(resumed.shrinkage() == first.shrinkage());
+    feed(resumed, s.x, D, 2100, N, 300);
+    CHECK(saved(resumed) != old);
+    REQUIRE(resumed.shrinks() == straight.shrinks());
+    // The same shrinks up to rounding (the kept rows' off-diagonal products, 0 in one, formed in the other).
+    const double lam1 = ref.spec.eigenvalues(0), tol = 1e-10 * lam1;
+    CHECK(resumed.shrinkage() == Approx(straight.shrinkage()).epsilon(1e-9));
+    const sketch_error e = error_of(resumed, ref);
+    CHECK(e.norm <= resumed.shrinkage() + tol);
+    CHECK(e.min_eig >= -tol);
+    const spectrum a = frequent_directions_spectrum(resumed), b = frequent_directions_spectrum(straight);
+    REQUIRE(a.rank() == b.rank());
+    for (std::size_t i = 0; i < a.rank(); ++i) CHECK(std::abs(a.eigenvalues(i) - b.eigenvalues(i)) <= 1e-9 * lam1);
+}
+
+TEST_CASE("FD: the shrink's Gram matrix from the kept rows' norms agrees with a full SYRK", "[sketch][fd]") {
+    // 60 rows of a power-law stream, the first 25 replaced by orthogonal ones (as a shrink
+    // leaves them): the Gram matrix from their norms equals the full one, in both precisions.
+    const std::size_t m = 60, p = 25, d = 80;
+    std::vector<double> x = synthetic(decay::power_law, m, d, 5);
+    for (std::size_t i = 0; i < p; ++i) {  // Gram–Schmidt, then graded norms
+        double* r = x.data() + i * d;
+        for (int pass = 0; pass < 2; ++pass)
+            for (std::size_t j = 0; j < i; ++j) {
+                const double* q = x.data() + j * d;
+                double dot = 0.0, qq = 0.0;
+                for (std::size_t c = 0; c < d; ++c) dot += r[c] * q[c], qq += q[c] * q[c];
+                for (std::size_t c = 0; c < d; ++c) r[c] -= dot / qq * q[c];
+            }
+        double nn = 0.0;
+        for (std::size_t c = 0; c < d; ++c) nn += r[c] * r[c];
+        for (std::size_t c = 0; c < d; ++c) r[c] *= 10.0 / (1.0 + static_cast<double>(i)) / std::sqrt(nn);
+    }
+    std::vector<double> norms(p);
+    for (std::size_t i = 0; i < p; ++i) {
+        norms[i] = 0.0;
+        for (std::size_t c = 0; c < d; ++c) norms[i] += x[i * d + c] * x[i * d + c];
+    }
+    std::vector<double> full(m * m), g(m * m);
+    blas::syrk_nt(m, d, 1.0, x.data(), 0.0, full.data());
+    fd_detail::gram_of_rows(m, p, d, x.data(), norms.data(), g.data());
+    double lam1 = 0.0;
+    for (std::size_t i = 0; i < m; ++i) lam1 = std::max(lam1, full[i * m + i]);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = i; j < m; ++j) CHECK(std::abs(g[i * m + j] - full[i * m + j]) <= 1e-12 * lam1);
+    std::vector<float> xf(x.begin(), x.end()), gf(m * m);
+    fd_detail::gram_of_rows(m, p, d, xf.data(), norms.data(), gf.data());
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = i; j < m; ++j) CHECK(std::abs(gf[i * m + j] - full[i * m + j]) <= 1e-5 * lam1);
+
 }
 
 TEST_CASE("FD: deterministic", "[sketch][fd]") {

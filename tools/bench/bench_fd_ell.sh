@@ -6,11 +6,14 @@
 # shrinks (--precision f32-kernels), then the captured variance of every basis (bench_sketch
 # eval; the error is (exact top-k sum − captured) / exact top-k sum, exact top-k from NumPy's
 # eigvalsh of the same scatter). Each FD run prints its cpu_seconds; IncrementalPCA prints its own.
-#   [ELLS="200 250 300"] [CORETYPE=SKYLAKEX] tools/bench/bench_fd_ell.sh BUILD_DIR WORKDIR DIM
+# THREADS (default 1) sets the BLAS threads of every process; BASELINE=OTHER_BUILD_DIR runs that
+# build's FD right after this build's at each ℓ and precision (before/after in one run; its
+# bases are evaluated too, named base_*).
+#   [ELLS="200 250 300"] [THREADS=1] [BASELINE=DIR] [CORETYPE=SKYLAKEX] tools/bench/bench_fd_ell.sh BUILD_DIR WORKDIR DIM
 # The stream (4 n D bytes: 157 MB at D = 784, 819 MB at 4,096) is written once into WORKDIR.
 set -euo pipefail
 BUILD=${1:?build dir}; W=${2:?work dir}; D=${3:?dim}; mkdir -p "$W"
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=${THREADS:-1} OMP_NUM_THREADS=${THREADS:-1}
 [ -n "${CORETYPE:-}" ] && export OPENBLAS_CORETYPE=$CORETYPE
 B=$BUILD/tools/bench/bench_sketch; DATA=$W/powerlaw_d${D}_n50000.f32
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,8 +24,14 @@ load " before"
 /usr/bin/python3 "$HERE/bench_sketch_peers.py" --method ipca $C --basis-out "$W/ipca.bin"
 bases=("$W/ipca.bin")
 for l in ${ELLS:-200 250 300}; do
-    "$B" run --method fd --ell "$l" $C --basis-out "$W/fd64_$l.bin"; bases+=("$W/fd64_$l.bin")
-    "$B" run --method fd --ell "$l" --float32 1 $C --basis-out "$W/fd32_$l.bin"; bases+=("$W/fd32_$l.bin")
+    for f in 0 1; do
+        p=$([ $f = 1 ] && echo 32 || echo 64)
+        "$B" run --method fd --ell "$l" --float32 $f $C --basis-out "$W/fd${p}_$l.bin"; bases+=("$W/fd${p}_$l.bin")
+        if [ -n "${BASELINE:-}" ]; then
+            "$BASELINE/tools/bench/bench_sketch" run --method fd --ell "$l" --float32 $f $C --basis-out "$W/base_fd${p}_$l.bin"
+            bases+=("$W/base_fd${p}_$l.bin")
+        fi
+    done
 done
 load " after the runs"
 "$B" eval $C "${bases[@]}" > "$W/eval.json"

@@ -6,8 +6,9 @@
 // where C is the centered scatter M (or, for `centering::uncentered`, S = M + n μμᵀ) and Δ is
 // the shrinkage accumulated so far, reported by shrinkage() and in every result.
 //
-// Rows go into a 2ℓ-row buffer; when it is full, one eigendecomposition of the small
-// 2ℓ x 2ℓ Gram matrix B Bᵀ (all eigenvalues, the top ℓ eigenvectors) shrinks it back to at
+// Rows go into a 2ℓ-row buffer; when it is full, the top ℓ + 1 eigenvalues and top ℓ
+// eigenvectors of the small 2ℓ x 2ℓ Gram matrix B Bᵀ (whose block of the ℓ rows the previous
+// shrink kept is diagonal: only the new rows' blocks are formed) shrink it back to at
 // most ℓ rows (subtracting the (ℓ+1)-th squared singular value from all of them), so the
 // cost is one O(ℓ² D) factorisation per ℓ new rows, never one per row. Rows are centered per batch and folded in with Chan's
 // rule as one extra row √(n_a n_b / n) δᵀ (MATH.md §1): the sketch approximates the
@@ -34,8 +35,8 @@ struct frequent_directions_options {
     std::size_t dim = 0;  // D
     std::size_t ell = 0;  // ℓ: rows kept after a shrink (memory: a 2ℓ x D buffer)
     centering center = centering::centered;
-    // Opt-in: each shrink (the Gram matrix B Bᵀ, its eigendecomposition, the rotation) in
-    // single precision (SSYRK, SSYEVD, SGEMM: about 2x faster); the rows kept, Δ, the mean and
+    // Opt-in: each shrink (the Gram matrix B Bᵀ, its top eigenpairs, the rotation) in
+    // single precision (SSYRK, SSYTRD/SSTEDC/SORMTR, SGEMM: about 2x faster); the rows kept, Δ, the mean and
     // the trace stay in double. Δ then bounds the shrinks of exact arithmetic: each shrink
     // also perturbs BᵀB by single-precision rounding, about 1e-7 of λ_max(B Bᵀ) (tests/sketch
     // compare both paths). Not part of the configuration (such sketches merge with double
@@ -112,7 +113,12 @@ private:
     vector_t mean_;
     std::vector<double> buffer_;  // up to 2ℓ rows of D, row-major; rows_ in use
     std::size_t rows_ = 0;
+    // The first diag_rows_ rows of buffer_ are those the last shrink kept: mutually orthogonal
+    // (their Gram block is diagonal), so the next shrink forms only the new rows' blocks.
+    // Saved with the state (older states: 0, the whole Gram matrix once).
+    std::size_t diag_rows_ = 0;
     // Scratch, never serialized.
+    std::vector<double> norms_;
     std::vector<double> xb_, gram_, z_, eig_, transform_, shrunk_, chan_;
     std::vector<float> bf_, gf_, zf_, ef_, tf_, sf_;
 };
