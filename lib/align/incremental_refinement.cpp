@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "recalign/align/sketch_denoising.hpp"
 #include "recalign/align/verification.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/io/spill.hpp"
@@ -225,6 +226,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         if (r && std::memcmp(&pass.basis(i, 0), &sk.basis(i, 0), r * sizeof(double)) != 0)
             throw std::invalid_argument("denoising_restart: the verification pass's basis does not start with the sketch's");
     pass.products();
+    // The preconditioner's factors, formed at the first restart and kept for the next ones
+    // (sketched_gram_solve's cache: the sketch, the blocks and the noises do not change).
+    if (!pass.gram_solves) pass.gram_solves = std::make_shared<gram_solve_cache>();
     // Vᵀ Bd V once per set of blocks (the masks of one patch size share it): ritz_denoising
     // reads it (restricted_blocks).
     std::vector<known_blocks> full;
@@ -356,6 +360,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     known.basis = std::move(basis);
     known.sv = std::move(sv);
     known.sv_stored = std::move(sv_file);
+    known.gram_solves = pass.gram_solves;
     known.vsv = std::move(rs.vsv);
     known.gram = std::move(rs.gram);
     known.svsv = std::move(rs.svsv);

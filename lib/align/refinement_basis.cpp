@@ -12,6 +12,7 @@
 #include "nested.hpp"
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/core/blas.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
 
 // The bases the sketch routes verify: projections and orthonormal extensions, the denoising
@@ -167,7 +168,10 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     bdv = matrix_t();
     sketch_denoising_options so;
     so.rel_tol = rel_tol;
-    matrix_t t = sketched_gram_solve(sk, noise, *blocks, std::move(res), so);  // formed in res's storage
+    // Formed in res's storage; the blocks' factors kept in the pass's cache (made by
+    // denoising_restart), on disk beside Sxx Q when that is there.
+    const std::string dir = pass.sv_stored ? pass.sv_stored->directory() : std::string();
+    matrix_t t = sketched_gram_solve(sk, noise, *blocks, std::move(res), so, nullptr, pass.gram_solves.get(), dir);
     for (std::size_t j = 0; j < k; ++j) {
         double sq = 0.0;
         for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);
