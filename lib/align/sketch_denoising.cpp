@@ -121,16 +121,11 @@ struct gram_solve_cache::entry {
 
     void record(std::size_t b, bool chol_route, std::size_t kept, const std::vector<double>& x) {
         routes.at(b) = route{words, kept, chol_route};
-        if (x.empty() || broken) return;
-        try {
-            if (factors_file) factors_file->write_rows(words, x.size(), x.data());
-            else factors.insert(factors.end(), x.begin(), x.end());
-        } catch (const file_error&) {
-            broken = true;  // a failing disk: this solve goes on, the entry is not kept
-        }
+        if (x.empty()) return;
+        if (factors_file) factors_file->write_rows(words, x.size(), x.data());
+        else factors.insert(factors.end(), x.begin(), x.end());
         words += x.size();
     }
-    bool broken = false;
     void read(const route& rt, std::size_t size, std::vector<double>& out) const {
         out.resize(size);
         if (size == 0) return;
@@ -424,12 +419,8 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
         if (!dir.empty()) {
             std::size_t bound = 0;  // words: R packed, or P_+ and its values (at most sb (sb + 1))
             for (std::size_t b = 0; b < blocks.blocks(); ++b) bound += blocks.indices(b).size() * (blocks.indices(b).size() + 1);
-            try {
-                key->factors_file = std::make_shared<io::row_spill>(dir, std::max<std::size_t>(bound, 1), 1);
-                key->eu_file = std::make_shared<io::row_spill>(dir, d, r);
-            } catch (const file_error&) {
-                key.reset();  // no room on the disk: solved without the cache, as before it
-            }
+            key->factors_file = std::make_shared<io::row_spill>(dir, std::max<std::size_t>(bound, 1), 1);
+            key->eu_file = std::make_shared<io::row_spill>(dir, d, r);
         }
     }
     block_solve bs = solve_blocks(s, noise, &blocks, options, &rhs, key.get());
@@ -439,17 +430,13 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
     const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);
     if (!w.ok) throw std::runtime_error(std::string(who) + ": I + L T L is not positive definite (rounding)");
     woodbury_correct(s, w, &bs.eu, nullptr, out);
-    if (!key || key->broken) return out;
+    if (!key) return out;
     key->counts = bs.counts;
     key->t = w.t;
     key->l = w.l;
     key->chol = w.chol;
-    try {
-        if (key->eu_file) key->eu_file->write_rows(0, d, bs.eu.data());
-        else key->eu = std::move(bs.eu);
-    } catch (const file_error&) {
-        return out;  // not kept
-    }
+    if (key->eu_file) key->eu_file->write_rows(0, d, bs.eu.data());
+    else key->eu = std::move(bs.eu);
     cache->entries.push_back(std::move(key));
     if (cache->entries.size() > gram_solve_cache_entries) cache->entries.erase(cache->entries.begin());
     return out;

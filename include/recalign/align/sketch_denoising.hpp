@@ -76,8 +76,9 @@ inline constexpr std::size_t gram_solve_cache_entries = 4;
 // The same with `cache` (may be null: none). A new entry's factors and E⁺U wait in unlinked
 // files in `dir` (io::row_spill: about D (s + 1) / 2 + D r doubles written, D (s + 1) + D r
 // reserved: 0.77 GB written, 1.24 GB reserved per noise at 224x224x3 with 16x16 patches and
-// r = 256) when `dir` is not empty, else in memory (the same doubles). Where the files cannot be
-// made or written (a full disk), the call solves as without a cache and keeps nothing. Each
+// r = 256) when `dir` is not empty, else in memory (the same doubles). Throws file_error when
+// they cannot be made or written (a full disk), with the cache as it was (an entry is kept only
+// once complete). Each
 // block's right-hand sides are solved apart from U's (cholesky_solve), so a cached call and
 // the call that formed the entry give the same bits, and a resumed run (its cache empty) the
 // bits of one that did not stop.
