@@ -13,10 +13,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "recalign/align/sketch_denoising.hpp"
 #include "recalign/align/verification.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
+#include "fresh_matrix.hpp"
 
 namespace recalign {
 
@@ -26,7 +28,7 @@ std::size_t refinement_pass::dim() const noexcept { return spilled() ? stored_ba
 
 matrix_t refinement_pass::fresh() const {
     const std::size_t d = dim(), m = k(), b = m - carried;
-    matrix_t t = xt::zeros<double>({d, b});
+    matrix_t t = detail::fresh_zeros(d, b);
     if (!spilled()) {
         for (std::size_t i = 0; i < d && b; ++i) std::copy(&known.basis(i, carried), &known.basis(i, 0) + m, &t(i, 0));
         return t;
@@ -59,7 +61,7 @@ void refinement_pass::spill(const std::string& dir) {
 
 void refinement_pass::restore() {
     if (!spilled()) return;
-    matrix_t x = xt::empty<double>({stored_basis->rows(), stored_basis->cols()});
+    matrix_t x = detail::fresh_matrix(stored_basis->rows(), stored_basis->cols());
     if (x.size()) stored_basis->read_rows(0, stored_basis->rows(), x.data());  // may throw: nothing changed
     known.basis = std::move(x);
     stored_basis.reset();
@@ -123,7 +125,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
     const bool in_place = width == m;
     matrix_t out;
     if (in_place) out = std::move(q);
-    else out = xt::empty<double>({d, width});  // every element written below: no page touched before its row
+    else out = detail::fresh_matrix(d, width);  // every element written below: no page touched before its row
     const double* src = in_place ? out.data() : q.data();
     constexpr std::size_t rows = 256;
     std::vector<double> t(std::min(d, rows) * e);
@@ -176,7 +178,7 @@ std::shared_ptr<const io::row_spill> rotated_rows(const io::row_spill& q, const 
 matrix_t leading_columns_released(matrix_t&& q, std::size_t cols) {
     const std::size_t d = q.shape(0), w = q.shape(1);
     if (cols > w) throw std::invalid_argument("leading_columns_of: more columns than the matrix has");
-    matrix_t out = xt::empty<double>({d, cols});
+    matrix_t out = detail::fresh_matrix(d, cols);
     constexpr std::size_t rows = 256;
     for (std::size_t r0 = 0; r0 < d && cols; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
@@ -225,6 +227,9 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         if (r && std::memcmp(&pass.basis(i, 0), &sk.basis(i, 0), r * sizeof(double)) != 0)
             throw std::invalid_argument("denoising_restart: the verification pass's basis does not start with the sketch's");
     pass.products();
+    // The preconditioner's factors, formed at the first restart and kept for the next ones
+    // (sketched_gram_solve's cache: the sketch, the blocks and the noises do not change).
+    if (!pass.gram_solves) pass.gram_solves = std::make_shared<gram_solve_cache>();
     // Vᵀ Bd V once per set of blocks (the masks of one patch size share it): ritz_denoising
     // reads it (restricted_blocks).
     std::vector<known_blocks> full;
@@ -314,7 +319,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     // retry or checkpoint. After that only memory is allocated (Sxx R on disk is narrowed by a
     // view, no I/O). Sxx R from Sxx Q on disk (a completed refinement pass) stays on disk.
     std::shared_ptr<const io::row_spill> sv_file = pass.sv_stored ? rotated_rows(*pass.sv_stored, c, r, width) : nullptr;
-    matrix_t corr = xt::zeros<double>({d, correction_cols});
+    matrix_t corr = detail::fresh_zeros(d, correction_cols);
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
         // The corrections from disk where they wait there (all of them or none), a block of rows at
         // a time.
@@ -356,6 +361,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     known.basis = std::move(basis);
     known.sv = std::move(sv);
     known.sv_stored = std::move(sv_file);
+    known.gram_solves = pass.gram_solves;
     known.vsv = std::move(rs.vsv);
     known.gram = std::move(rs.gram);
     known.svsv = std::move(rs.svsv);

@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "fresh_matrix.hpp"
 #include "nested.hpp"
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/core/blas.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
 
 // The bases the sketch routes verify: projections and orthonormal extensions, the denoising
@@ -46,7 +48,7 @@ void orthonormalize(matrix_t& x, double cut) {
         for (std::size_t i = 0; i < e; ++i) p(i, j) = eg.vectors(i, j) * s;
     }
     if (k < e) {
-        matrix_t y = xt::zeros<double>({d, k});
+        matrix_t y = detail::fresh_zeros(d, k);
         blas::gemm_nn(d, k, e, 1.0, x.data(), p.data(), 0.0, y.data());
         x = std::move(y);
         return;
@@ -60,7 +62,7 @@ namespace {
 // drop_low = add_low = 0 it is Bd M.
 matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low, const matrix_t& m) {
     const std::size_t d = m.shape(0), k = m.shape(1), r = low ? low->rank() : 0;
-    matrix_t out = xt::zeros<double>({d, k});
+    matrix_t out = detail::fresh_zeros(d, k);
     for (std::size_t b = 0; b < blocks.blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks.indices(b);
         const std::size_t sb = idx.size();
@@ -142,7 +144,8 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < k; ++j) pc(i, j) = eq.values(i) > 1e-12 * top ? pc(i, j) / eq.values(i) : 0.0;
     blas::gemm_nn(m, k, m, 1.0, eq.vectors.data(), pc.data(), 0.0, coef.data());
-    matrix_t p = sv;
+    matrix_t p = detail::fresh_matrix(d, k);  // a copy of sv
+    std::copy(sv.data(), sv.data() + sv.size(), p.data());
     blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, p.data());
     // Sxx s ≈ (Sxx Q) c + [U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ)] p.
     matrix_t as = blockwise(*blocks, pass.center, &sk, p);
@@ -167,7 +170,10 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     bdv = matrix_t();
     sketch_denoising_options so;
     so.rel_tol = rel_tol;
-    matrix_t t = sketched_gram_solve(sk, noise, *blocks, std::move(res), so);  // formed in res's storage
+    // Formed in res's storage; the blocks' factors kept in the pass's cache (made by
+    // denoising_restart), on disk beside Sxx Q when that is there.
+    const std::string dir = pass.sv_stored ? pass.sv_stored->directory() : std::string();
+    matrix_t t = sketched_gram_solve(sk, noise, *blocks, std::move(res), so, nullptr, pass.gram_solves.get(), dir);
     for (std::size_t j = 0; j < k; ++j) {
         double sq = 0.0;
         for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);
@@ -181,7 +187,7 @@ matrix_t clean_refinement(const restricted_statistics& pass, const matrix_t& coo
     const std::size_t d = pass.dim(), m = pass.k(), k = coords.shape(1);
     if (pass.in_coordinates() || coords.shape(0) != m || values.size() < k || pass.basis.shape(1) != m)
         throw std::invalid_argument("clean_refinement: the Ritz coordinates are not of this pass's basis");
-    matrix_t out = xt::zeros<double>({d, k});
+    matrix_t out = detail::fresh_zeros(d, k);
     if (k == 0 || d == 0) return out;
     sxx_product(pass, coords, 0.0, out);  // Sxx Q w_j
     matrix_t lw = coords;
@@ -211,7 +217,7 @@ matrix_t leading_columns(const restricted_statistics& s, const restricted_statis
     if (pass.in_coordinates() || s.coords.shape(0) != m || s.dim() != d || k > s.coords.shape(1))
         throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
     matrix_t w = xt::view(s.coords, xt::all(), xt::range(0, k));
-    matrix_t out = xt::zeros<double>({d, k});
+    matrix_t out = detail::fresh_zeros(d, k);
     if (sxx && pass.sv_stored) sxx_product(pass, w, 0.0, out);
     else blas::gemm_nn(d, k, m, 1.0, q.data(), w.data(), 0.0, out.data());
     return out;
@@ -242,7 +248,7 @@ matrix_t orthonormal_extension(const matrix_t& q, const matrix_t& extra) {
     if (e == 0) return q;
     matrix_t y = extra;
     extension_columns(q.data(), m, m, y);
-    matrix_t out = xt::zeros<double>({d, m + y.shape(1)});
+    matrix_t out = detail::fresh_zeros(d, m + y.shape(1));
     for (std::size_t i = 0; i < d; ++i) {
         for (std::size_t j = 0; j < m; ++j) out(i, j) = q(i, j);
         for (std::size_t j = 0; j < y.shape(1); ++j) out(i, m + j) = y(i, j);
@@ -268,7 +274,7 @@ std::size_t orthonormal_extension(matrix_t& q, std::size_t m, matrix_t extra) {
 matrix_t leading_columns_of(const matrix_t& q, std::size_t m) {
     const std::size_t d = q.shape(0);
     if (m > q.shape(1)) throw std::invalid_argument("leading_columns_of: more columns than the matrix has");
-    matrix_t out = xt::empty<double>({d, m});
+    matrix_t out = detail::fresh_matrix(d, m);
     if (m == 0) return out;
     for (std::size_t i = 0; i < d; ++i) std::copy(&q(i, 0), &q(i, 0) + m, &out(i, 0));
     return out;

@@ -2,13 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "nested.hpp"
 #include "recalign/core/blas.hpp"
+#include "recalign/core/errors.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
 
 namespace recalign {
@@ -44,8 +49,12 @@ denoising_subspace_result gaussian(const spectrum& s, double sigma, double rel_t
 // where it is proven"): the floating-point Cholesky of E_b − σI with σ = 2(cut + κ Σ|e_ii|),
 // κ = 2(sb + 2)u, runs to completion only if λ_min(E_b) > cut (Higham, Thm 10.3, whatever the
 // order of the sums). Returns false (X untouched) when that is not proven: the eigen route.
-bool cholesky_solve(const matrix_t& eb, double cut, matrix_t& x) {
-    const std::size_t sb = eb.shape(0), w = x.shape(1);
+// x and y (sb x any) are solved apart: each column's bits then depend only on E_b and the
+// width of its own matrix (OpenBLAS's dtrsm rounds a column differently with other widths), so
+// the right-hand sides solved from a cached factor (gram_solve_cache) get the bits they get here.
+// `packed` (optional) receives R's upper triangle, row by row (sb (sb + 1) / 2 doubles).
+bool cholesky_solve(const matrix_t& eb, double cut, matrix_t& x, matrix_t& y, std::vector<double>* packed = nullptr) {
+    const std::size_t sb = eb.shape(0);
     const double u = std::numeric_limits<double>::epsilon() / 2, kappa = 2.0 * static_cast<double>(sb + 2) * u;
     if (sb == 0 || kappa * static_cast<double>(sb) > 0.25) return false;
     double trace = 0.0;
@@ -57,9 +66,95 @@ bool cholesky_solve(const matrix_t& eb, double cut, matrix_t& x) {
     if (blas::potrf_upper_in_place(sb, f.data()) != 0) return false;  // the proof
     f = eb;
     if (blas::potrf_upper_in_place(sb, f.data()) != 0) return false;  // E_b = Rᵀ R (upper triangle)
-    blas::trsm_left_upper(true, sb, w, f.data(), x.data());          // Rᵀ Y = X
-    blas::trsm_left_upper(false, sb, w, f.data(), x.data());         // R Z = Y
+    if (packed) {
+        packed->clear();
+        for (std::size_t i = 0; i < sb; ++i) packed->insert(packed->end(), &f(i, i), &f(i, 0) + sb);
+    }
+    for (matrix_t* z : {&x, &y}) {
+        if (!z->size()) continue;
+        blas::trsm_left_upper(true, sb, z->shape(1), f.data(), z->data());   // Rᵀ Y = X
+        blas::trsm_left_upper(false, sb, z->shape(1), f.data(), z->data());  // R Z = Y
+    }
     return true;
+}
+
+// P_+ D_+⁻¹ P_+ᵀ X in X's storage (P_+: sb x rb, row-major; D_+: `values`), apart for each
+// right-hand side matrix like cholesky_solve's.
+void eigen_apply(const double* p, const double* values, std::size_t sb, std::size_t rb, matrix_t& x) {
+    const std::size_t w = x.shape(1);
+    if (w == 0 || rb == 0) return;
+    matrix_t pu = xt::zeros<double>({rb, w});
+    blas::gemm_tn(rb, w, sb, 1.0, p, x.data(), 0.0, pu.data());
+    for (std::size_t i = 0; i < rb; ++i)
+        for (std::size_t j = 0; j < w; ++j) pu(i, j) /= values[i];
+    blas::gemm_nn(sb, w, rb, 1.0, p, pu.data(), 0.0, x.data());
+}
+
+}  // namespace
+
+// sketch_denoising.hpp's cache: what one (sketch, blocks, coefficients, options) is, and what
+// the solve formed from it.
+struct gram_solve_cache::entry {
+    // The pieces it was formed from (same_pieces).
+    const patch_blocks* blocks = nullptr;
+    std::uint64_t n = 0, blocks_config = 0, basis_hash = 0;
+    std::size_t dim = 0, rank = 0, block_count = 0;
+    centering center = centering::centered;
+    double max_diag = 0.0, k_diff = 0.0, k_same = 0.0, rel_tol = 0.0;
+    bool cholesky = true;
+    std::vector<double> eigenvalues;
+    // Block b's factor at words offset .. offset + size: R packed (cholesky), or P_+ (sb x kept,
+    // row-major) then the kept eigenvalues; kept = 0 and not cholesky: no direction kept.
+    struct route {
+        std::size_t offset = 0, kept = 0;
+        bool cholesky = false;
+    };
+    std::vector<route> routes;
+    std::size_t words = 0;
+    block_solve_counts counts;
+    std::vector<double> factors;                     // in memory, or
+    std::shared_ptr<io::row_spill> factors_file;     // on disk (words x 1, reserved for more)
+    matrix_t eu;                                     // E⁺U (D x r) in memory, or
+    std::shared_ptr<io::row_spill> eu_file;          // on disk
+    matrix_t t, chol;                                // Woodbury's T and M's factor R
+    vector_t l;                                      // diag L
+
+    void record(std::size_t b, bool chol_route, std::size_t kept, const std::vector<double>& x) {
+        routes.at(b) = route{words, kept, chol_route};
+        if (x.empty()) return;
+        if (factors_file) factors_file->write_rows(words, x.size(), x.data());
+        else factors.insert(factors.end(), x.begin(), x.end());
+        words += x.size();
+    }
+    void read(const route& rt, std::size_t size, std::vector<double>& out) const {
+        out.resize(size);
+        if (size == 0) return;
+        if (factors_file) factors_file->read_rows(rt.offset, size, out.data());
+        else std::copy(factors.begin() + static_cast<std::ptrdiff_t>(rt.offset),
+                       factors.begin() + static_cast<std::ptrdiff_t>(rt.offset + size), out.begin());
+    }
+};
+
+namespace {
+// A fingerprint of the sketch's basis (four interleaved multiply-xor chains over its 64-bit
+// words: ~40 ms for D x 256 at 224x224x3), for matching a cache entry by content.
+std::uint64_t basis_fingerprint(const matrix_t& x) {
+    std::uint64_t h[4] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL, 0x9e3779b97f4a7c15ULL, 0x7f4a7c159e3779b9ULL};
+    const std::size_t n = x.size();
+    const double* p = x.data();
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; ++k) {
+            std::uint64_t w;
+            std::memcpy(&w, p + i + k, sizeof w);
+            h[k] = (h[k] ^ w) * 0x100000001b3ULL;
+        }
+    for (; i < n; ++i) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i, sizeof w);
+        h[0] = (h[0] ^ w) * 0x100000001b3ULL;
+    }
+    return h[0] ^ (h[1] * 3) ^ (h[2] * 5) ^ (h[3] * 7) ^ n;
 }
 
 // The masking model's pieces from the sketch and the blocks (MATH.md §7): keep
@@ -76,15 +171,22 @@ struct block_solve {
     block_solve_counts counts;
 };
 
-block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch_blocks* blocks,
-                         const sketch_denoising_options& options, matrix_t* rhs) {
-    const double rel_tol = options.rel_tol;
-    const std::size_t d = s.dim, r = s.rank(), e = rhs ? rhs->shape(1) : 0;
+void check_pieces(const spectrum& s, const patch_blocks* blocks, const matrix_t* rhs) {
+    const std::size_t d = s.dim;
     if (!blocks) refuse("patch masking needs the exact patch blocks of the data (MATH.md §7)");
     if (blocks->dim() != d) refuse("the patch blocks have D = " + std::to_string(blocks->dim()) + ", the sketch " + std::to_string(d));
     if (blocks->n() != s.n)
         refuse("the patch blocks cover " + std::to_string(blocks->n()) + " samples, the sketch " + std::to_string(s.n));
     if (rhs && rhs->shape(0) != d) refuse("a right-hand side of " + std::to_string(rhs->shape(0)) + " rows for D = " + std::to_string(d));
+}
+
+// `record` (optional): each block's factor is written to it as it is formed (the cache's entry).
+block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch_blocks* blocks,
+                         const sketch_denoising_options& options, matrix_t* rhs,
+                         gram_solve_cache::entry* record = nullptr) {
+    const double rel_tol = options.rel_tol;
+    const std::size_t d = s.dim, r = s.rank(), e = rhs ? rhs->shape(1) : 0;
+    check_pieces(s, blocks, rhs);
     block_solve out;
     out.keep = blocks->coefficients(noise);
     const double c1 = out.keep.k_diff, csame = out.keep.k_same;  // c1 + c2 = P(keep both, same patch)
@@ -99,20 +201,20 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
     if (rhs) out.er = std::move(*rhs);
     else out.er = xt::zeros<double>({d, e});
     std::vector<char> solved(e ? d : 0, 0);
-    const std::size_t w = r + e;  // [U_b, R_b] solved together
     bool nonnegative = true;
     vector_t root = xt::zeros<double>({r});
     for (std::size_t j = 0; j < r; ++j) {
         nonnegative = nonnegative && s.eigenvalues(j) >= 0.0;
         root(j) = std::sqrt(std::max(s.eigenvalues(j), 0.0));
     }
+    std::vector<double> factor;
     for (std::size_t b = 0; b < blocks->blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks->indices(b);
         const std::size_t sb = idx.size();
-        matrix_t ub = xt::zeros<double>({sb, r}), rb_all = xt::zeros<double>({sb, w});
+        matrix_t ub = xt::zeros<double>({sb, r}), xu = xt::zeros<double>({sb, r}), xr = xt::zeros<double>({sb, e});
         for (std::size_t i = 0; i < sb; ++i) {
-            for (std::size_t j = 0; j < r; ++j) rb_all(i, j) = ub(i, j) = s.basis(idx[i], j);
-            for (std::size_t j = 0; j < e; ++j) rb_all(i, r + j) = out.er(idx[i], j);
+            for (std::size_t j = 0; j < r; ++j) xu(i, j) = ub(i, j) = s.basis(idx[i], j);
+            for (std::size_t j = 0; j < e; ++j) xr(i, j) = out.er(idx[i], j);
         }
         matrix_t eb_mat = csame * blocks->block(b, s.center);
         matrix_t ul = ub;
@@ -126,12 +228,13 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
                 for (std::size_t j = 0; j < r; ++j) ul(i, j) *= s.eigenvalues(j);
             blas::gemm_nt(sb, sb, r, -c1, ul.data(), ub.data(), 1.0, eb_mat.data());
         }
-        if (options.cholesky && cholesky_solve(eb_mat, cut, rb_all)) {
+        if (options.cholesky && cholesky_solve(eb_mat, cut, xu, xr, record ? &factor : nullptr)) {
+            if (record) record->record(b, true, 0, factor);
             ++out.counts.cholesky;
             out.kept += sb;
             for (std::size_t i = 0; i < sb; ++i) {
-                for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = rb_all(i, j);
-                for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = rb_all(i, r + j);
+                for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = xu(i, j);
+                for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = xr(i, j);
                 if (e) solved[idx[i]] = 1;
             }
             continue;
@@ -142,17 +245,18 @@ block_solve solve_blocks(const spectrum& s, const noise_spec& noise, const patch
         std::size_t rb = 0;
         while (rb < sb && eb.values(rb) > cut) ++rb;
         out.kept += rb;
-        if (rb == 0) continue;
-        matrix_t pu = xt::zeros<double>({rb, w});  // P_+ᵀ [U_b, R_b], scaled by D_+⁻¹
         matrix_t p = xt::view(eb.vectors, xt::all(), xt::range(0, rb));
-        blas::gemm_tn(rb, w, sb, 1.0, p.data(), rb_all.data(), 0.0, pu.data());
-        for (std::size_t i = 0; i < rb; ++i)
-            for (std::size_t j = 0; j < w; ++j) pu(i, j) /= eb.values(i);
-        matrix_t xb = xt::zeros<double>({sb, w});
-        blas::gemm_nn(sb, w, rb, 1.0, p.data(), pu.data(), 0.0, xb.data());
+        if (record) {
+            factor.assign(p.begin(), p.end());
+            for (std::size_t i = 0; i < rb; ++i) factor.push_back(eb.values(i));
+            record->record(b, false, rb, factor);
+        }
+        if (rb == 0) continue;
+        eigen_apply(p.data(), eb.values.data(), sb, rb, xu);
+        eigen_apply(p.data(), eb.values.data(), sb, rb, xr);
         for (std::size_t i = 0; i < sb; ++i) {
-            for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = xb(i, j);
-            for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = xb(i, r + j);
+            for (std::size_t j = 0; j < r; ++j) out.eu(idx[i], j) = xu(i, j);
+            for (std::size_t j = 0; j < e; ++j) out.er(idx[i], j) = xr(i, j);
             if (e) solved[idx[i]] = 1;
         }
     }
@@ -194,20 +298,12 @@ woodbury make_woodbury(const spectrum& s, const matrix_t& eu, double c1) {
 }
 }  // namespace
 
-matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, matrix_t rhs,
-                             const sketch_denoising_options& options, block_solve_counts* counts) {
-    if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
-    if (noise.draws > 0 || noise.family == noise_family::gaussian)
-        refuse("Ĝ from blocks is for closed-form masking noises only");
-    const std::size_t e = rhs.shape(1);
-    block_solve bs = solve_blocks(s, noise, &blocks, options, &rhs);
-    if (counts) *counts = bs.counts;
-    const std::size_t d = s.dim, r = s.rank();
-    matrix_t out = std::move(bs.er);
-    if (r == 0 || e == 0) return out;
-    const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);
-    if (!w.ok) throw std::runtime_error(std::string(who) + ": I + L T L is not positive definite (rounding)");
-    // Ĝ⁻¹ R = E⁺R − E⁺U L M⁻¹ L Uᵀ E⁺R.
+namespace {
+// Ĝ⁻¹ R = E⁺R − E⁺U L M⁻¹ L Uᵀ E⁺R from out = E⁺R (overwritten), E⁺U in memory or on disk (read
+// a block of rows at a time: the same products row by row).
+void woodbury_correct(const spectrum& s, const woodbury& w, const matrix_t* eu, const io::row_spill* eu_file,
+                      matrix_t& out) {
+    const std::size_t d = s.dim, r = s.rank(), e = out.shape(1);
     matrix_t y = xt::zeros<double>({r, e});
     blas::gemm_tn(r, e, d, 1.0, s.basis.data(), out.data(), 0.0, y.data());
     for (std::size_t i = 0; i < r; ++i)
@@ -215,7 +311,134 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
     matrix_t z = w.solve(y);
     for (std::size_t i = 0; i < r; ++i)
         for (std::size_t j = 0; j < e; ++j) z(i, j) *= w.l(i);
-    blas::gemm_nn(d, e, r, -1.0, bs.eu.data(), z.data(), 1.0, out.data());
+    if (eu) {
+        blas::gemm_nn(d, e, r, -1.0, eu->data(), z.data(), 1.0, out.data());
+        return;
+    }
+    constexpr std::size_t rows = 512;
+    std::vector<double> block(std::min(d, rows) * r);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        eu_file->read_rows(r0, rb, block.data());
+        blas::gemm_nn(rb, e, r, -1.0, block.data(), z.data(), 1.0, out.data() + r0 * e);
+    }
+}
+
+// E⁺R in R's storage from the entry's factors: the products of solve_blocks on R's columns alone.
+matrix_t cached_blocks_solve(const gram_solve_cache::entry& en, const patch_blocks& blocks, matrix_t er) {
+    const std::size_t d = en.dim, e = er.shape(1);
+    std::vector<char> solved(d, 0);
+    std::vector<double> buf;
+    for (std::size_t b = 0; b < blocks.blocks(); ++b) {
+        const std::vector<std::size_t>& idx = blocks.indices(b);
+        const std::size_t sb = idx.size(), kept = en.routes[b].kept;
+        const gram_solve_cache::entry::route& rt = en.routes[b];
+        if (!rt.cholesky && kept == 0) continue;
+        matrix_t xb = xt::zeros<double>({sb, e});
+        for (std::size_t i = 0; i < sb; ++i) std::copy(&er(idx[i], 0), &er(idx[i], 0) + e, &xb(i, 0));
+        if (rt.cholesky) {
+            en.read(rt, sb * (sb + 1) / 2, buf);
+            matrix_t f = xt::zeros<double>({sb, sb});
+            for (std::size_t i = 0, o = 0; i < sb; o += sb - i, ++i) std::copy(&buf[o], &buf[o] + (sb - i), &f(i, i));
+            blas::trsm_left_upper(true, sb, e, f.data(), xb.data());   // Rᵀ Y = X
+            blas::trsm_left_upper(false, sb, e, f.data(), xb.data());  // R Z = Y
+        } else {
+            en.read(rt, sb * kept + kept, buf);
+            eigen_apply(buf.data(), buf.data() + sb * kept, sb, kept, xb);
+        }
+        for (std::size_t i = 0; i < sb; ++i) {
+            std::copy(&xb(i, 0), &xb(i, 0) + e, &er(idx[i], 0));
+            solved[idx[i]] = 1;
+        }
+    }
+    for (std::size_t i = 0; i < d; ++i)
+        if (!solved[i]) std::fill(&er(i, 0), &er(i, 0) + e, 0.0);
+    return er;
+}
+
+// The key of an entry for these pieces (its factors empty).
+std::shared_ptr<gram_solve_cache::entry> pieces_of(const spectrum& s, const patch_blocks& blocks,
+                                                   const keep_probabilities& keep, const sketch_denoising_options& o) {
+    auto en = std::make_shared<gram_solve_cache::entry>();
+    en->blocks = &blocks;
+    en->n = blocks.n();
+    en->blocks_config = blocks.config_hash();
+    en->block_count = blocks.blocks();
+    en->max_diag = blocks.max_diagonal(s.center);
+    en->dim = s.dim;
+    en->rank = s.rank();
+    en->center = s.center;
+    en->basis_hash = basis_fingerprint(s.basis);
+    en->eigenvalues.assign(s.eigenvalues.begin(), s.eigenvalues.end());
+    en->k_diff = keep.k_diff;
+    en->k_same = keep.k_same;
+    en->rel_tol = o.rel_tol;
+    en->cholesky = o.cholesky;
+    return en;
+}
+
+bool same_pieces(const gram_solve_cache::entry& a, const gram_solve_cache::entry& b) {
+    const auto bits = [](double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0; };
+    return a.blocks == b.blocks && a.n == b.n && a.blocks_config == b.blocks_config && a.block_count == b.block_count &&
+           bits(a.max_diag, b.max_diag) && a.dim == b.dim && a.rank == b.rank && a.center == b.center &&
+           a.basis_hash == b.basis_hash && a.eigenvalues.size() == b.eigenvalues.size() &&
+           (a.eigenvalues.empty() ||
+            std::memcmp(a.eigenvalues.data(), b.eigenvalues.data(), a.eigenvalues.size() * sizeof(double)) == 0) &&
+           bits(a.k_diff, b.k_diff) && bits(a.k_same, b.k_same) && bits(a.rel_tol, b.rel_tol) && a.cholesky == b.cholesky;
+}
+}  // namespace
+
+matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, matrix_t rhs,
+                             const sketch_denoising_options& options, block_solve_counts* counts) {
+    return sketched_gram_solve(s, noise, blocks, std::move(rhs), options, counts, nullptr);
+}
+
+matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, matrix_t rhs,
+                             const sketch_denoising_options& options, block_solve_counts* counts,
+                             gram_solve_cache* cache, const std::string& dir) {
+    if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
+    if (noise.draws > 0 || noise.family == noise_family::gaussian)
+        refuse("Ĝ from blocks is for closed-form masking noises only");
+    check_pieces(s, &blocks, &rhs);
+    const std::size_t d = s.dim, r = s.rank(), e = rhs.shape(1);
+    std::shared_ptr<gram_solve_cache::entry> key;
+    if (cache && r > 0 && e > 0) {
+        key = pieces_of(s, blocks, blocks.coefficients(noise), options);
+        for (const std::shared_ptr<const gram_solve_cache::entry>& en : cache->entries) {
+            if (!same_pieces(*en, *key)) continue;
+            if (counts) *counts = en->counts;
+            matrix_t out = cached_blocks_solve(*en, blocks, std::move(rhs));
+            woodbury w;
+            w.t = en->t;
+            w.l = en->l;
+            w.chol = en->chol;
+            woodbury_correct(s, w, en->eu_file ? nullptr : &en->eu, en->eu_file.get(), out);
+            return out;
+        }
+        key->routes.resize(blocks.blocks());
+        if (!dir.empty()) {
+            std::size_t bound = 0;  // words: R packed, or P_+ and its values (at most sb (sb + 1))
+            for (std::size_t b = 0; b < blocks.blocks(); ++b) bound += blocks.indices(b).size() * (blocks.indices(b).size() + 1);
+            key->factors_file = std::make_shared<io::row_spill>(dir, std::max<std::size_t>(bound, 1), 1);
+            key->eu_file = std::make_shared<io::row_spill>(dir, d, r);
+        }
+    }
+    block_solve bs = solve_blocks(s, noise, &blocks, options, &rhs, key.get());
+    if (counts) *counts = bs.counts;
+    matrix_t out = std::move(bs.er);
+    if (r == 0 || e == 0) return out;
+    const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);
+    if (!w.ok) throw std::runtime_error(std::string(who) + ": I + L T L is not positive definite (rounding)");
+    woodbury_correct(s, w, &bs.eu, nullptr, out);
+    if (!key) return out;
+    key->counts = bs.counts;
+    key->t = w.t;
+    key->l = w.l;
+    key->chol = w.chol;
+    if (key->eu_file) key->eu_file->write_rows(0, d, bs.eu.data());
+    else key->eu = std::move(bs.eu);
+    cache->entries.push_back(std::move(key));
+    if (cache->entries.size() > gram_solve_cache_entries) cache->entries.erase(cache->entries.begin());
     return out;
 }
 

@@ -7,10 +7,12 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <recalign/align/sketch_denoising.hpp>
 #include <recalign/core/blas.hpp>
+#include <recalign/io/spill.hpp>
 #include <recalign/spectral/statistics.hpp>
 
 #include "../common/helpers.hpp"
@@ -212,5 +214,57 @@ TEST_CASE("sketched_gram_solve: a block with an eigenvalue below the cut, not ze
         CAPTURE(diff);
         CHECK(diff < 1e-10);
         CHECK(sketched_denoising_subspace(sk, noise, &p.blocks).rank_g == dim - faint.size());
+    }
+}
+
+TEST_CASE("sketched_gram_solve: a cache of the blocks' factors gives the bits of a solve without it",
+          "[align][sketch_denoising]") {
+    // The Cholesky and the eigen routes (the top-left patch never varies) both kept, in memory
+    // and on disk; each call with a right-hand side of other widths and values.
+    std::vector<std::size_t> null;
+    for (std::size_t h = 0; h < 4; ++h)
+        for (std::size_t w = 0; w < 4; ++w)
+            for (std::size_t c = 0; c < channels; ++c) null.push_back(flat(h, w, c));
+    const prepared p = prepare(null, centering::centered);
+    const spectrum sk = top(p.clean.spec, 40);
+    const noise_spec fixed = parse_noise_spec("mask:patch=4x4,ratio=0.75,scheme=fixed");
+    const noise_spec bernoulli = parse_noise_spec("mask:patch=4x4,ratio=0.5");
+    for (const std::string dir : {std::string(), io::spill_directory()}) {
+        CAPTURE(dir);
+        gram_solve_cache cache;
+        for (std::size_t cols : {6, 3, 9}) {
+            CAPTURE(cols);
+            matrix_t rhs = random_rhs(cols);
+            for (std::size_t i = 0; i < dim; ++i)
+                for (std::size_t j = 0; j < cols; ++j) rhs(i, j) *= 1.0 + 0.1 * static_cast<double>(cols);
+            for (const noise_spec& noise : {fixed, bernoulli}) {
+                block_solve_counts plain, cached;
+                const matrix_t want = sketched_gram_solve(sk, noise, p.blocks, rhs, {}, &plain);
+                const matrix_t got = sketched_gram_solve(sk, noise, p.blocks, rhs, {}, &cached, &cache, dir);
+                CHECK(relative(got, want) == 0.0);
+                CHECK(cached.eigen == plain.eigen);
+                CHECK(cached.cholesky == plain.cholesky);
+            }
+            CHECK(cache.entries.size() == 2);  // one per noise, formed at the first width
+        }
+        // Other pieces: another sketch, other options. Each its own entry, the oldest dropped.
+        sketch_denoising_options eigen_only;
+        eigen_only.cholesky = false;
+        const spectrum narrower = top(p.clean.spec, 30);
+        const matrix_t rhs = random_rhs(4);
+        CHECK(relative(sketched_gram_solve(narrower, fixed, p.blocks, rhs, {}, nullptr, &cache, dir),
+                       sketched_gram_solve(narrower, fixed, p.blocks, rhs)) == 0.0);
+        CHECK(cache.entries.size() == 3);
+        CHECK(relative(sketched_gram_solve(sk, fixed, p.blocks, rhs, eigen_only, nullptr, &cache, dir),
+                       sketched_gram_solve(sk, fixed, p.blocks, rhs, eigen_only)) == 0.0);
+        CHECK(relative(sketched_gram_solve(sk, bernoulli, p.blocks, rhs, eigen_only, nullptr, &cache, dir),
+                       sketched_gram_solve(sk, bernoulli, p.blocks, rhs, eigen_only)) == 0.0);
+        CHECK(cache.entries.size() == gram_solve_cache_entries);
+        // A sketch whose basis differs in one element only is other pieces too.
+        spectrum moved = sk;
+        moved.basis(7, 3) = std::nextafter(moved.basis(7, 3), 1.0);
+        CHECK(relative(sketched_gram_solve(moved, fixed, p.blocks, rhs, {}, nullptr, &cache, dir),
+                       sketched_gram_solve(moved, fixed, p.blocks, rhs)) == 0.0);
+        CHECK(cache.entries.size() == gram_solve_cache_entries);
     }
 }

@@ -33,6 +33,7 @@ class second_thread;  // lib/sketch/second_thread.hpp (internal): the update's c
 namespace recalign {
 
 class patch_blocks;
+struct gram_solve_cache;  // recalign/align/sketch_denoising.hpp
 namespace io {
 class row_spill;
 }
@@ -69,6 +70,10 @@ struct restricted_statistics {
     // and the analyses after it read it a block of rows at a time (sv_rows; BENCHMARKS.md
     // "mem224"). Copies share the file (read only).
     std::shared_ptr<const io::row_spill> sv_stored;
+    // The preconditioner's factors (sketched_gram_solve), the same every restart of one run:
+    // denoising_restart makes it and hands it on to the next pass. A cache like blocks_known,
+    // not serialised (a resumed run forms the same bits again); copies share it.
+    std::shared_ptr<gram_solve_cache> gram_solves;
     // Rows r0 .. r0 + n of Sxx V (K doubles each, contiguous) into `out`, from memory or disk.
     void sv_rows(std::size_t r0, std::size_t n, double* out) const;
     // Sxx V back in `sv` (no-op when it is there); throws file_error with nothing changed.

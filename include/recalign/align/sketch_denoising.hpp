@@ -12,6 +12,9 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "recalign/align/denoising.hpp"
 #include "recalign/align/noise.hpp"
@@ -54,5 +57,33 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& sketch, co
 matrix_t sketched_gram_solve(const spectrum& sketch, const noise_spec& noise, const patch_blocks& blocks,
                              matrix_t rhs, const sketch_denoising_options& options = {},
                              block_solve_counts* counts = nullptr);
+
+// What sketched_gram_solve forms from the sketch, the blocks and the noise's coefficients alone,
+// kept for the next call with the same pieces (the refinement's restarts solve with the same
+// Ĝ every pass: BENCHMARKS.md "time10"): each block's factor of E (its Cholesky factor, packed;
+// or the eigenvectors kept and their eigenvalues), E⁺U (D x r) and Woodbury's T and M's factor.
+// One entry per (sketch, blocks, coefficients, options), matched by content (the sketch's
+// eigenvalues and a hash of its basis, the blocks' address, n, geometry and largest diagonal),
+// at most gram_solve_cache_entries, the oldest dropped first. A cached call returns the bits of
+// an uncached one. Not serialised: a resumed run forms it again, the same bits. Not for
+// concurrent calls (one restart at a time uses it).
+struct gram_solve_cache {
+    struct entry;  // lib/align/sketch_denoising.cpp
+    std::vector<std::shared_ptr<const entry>> entries;
+};
+inline constexpr std::size_t gram_solve_cache_entries = 4;
+
+// The same with `cache` (may be null: none). A new entry's factors and E⁺U wait in unlinked
+// files in `dir` (io::row_spill: about D (s + 1) / 2 + D r doubles written, D (s + 1) + D r
+// reserved: 0.77 GB written, 1.24 GB reserved per noise at 224x224x3 with 16x16 patches and
+// r = 256) when `dir` is not empty, else in memory (the same doubles). Throws file_error when
+// they cannot be made or written (a full disk), with the cache as it was (an entry is kept only
+// once complete). Each
+// block's right-hand sides are solved apart from U's (cholesky_solve), so a cached call and
+// the call that formed the entry give the same bits, and a resumed run (its cache empty) the
+// bits of one that did not stop.
+matrix_t sketched_gram_solve(const spectrum& sketch, const noise_spec& noise, const patch_blocks& blocks,
+                             matrix_t rhs, const sketch_denoising_options& options, block_solve_counts* counts,
+                             gram_solve_cache* cache, const std::string& dir = {});
 
 }  // namespace recalign
