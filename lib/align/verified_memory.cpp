@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "recalign/align/sketch_denoising.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/sketch/frequent_directions_ell.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
@@ -83,6 +84,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     std::vector<geometry> seen;
     long double blocks = 0.0L, columns = k, monte_carlo = 0.0L;
     std::size_t mask_noises = 0;  // closed-form noises with blocks (masks, dropout)
+    std::vector<long double> cached;  // each such noise's gram_solve_cache entry on disk, bytes
     for (const noise_spec& n : noises) {
         if (n.draws > 0) {
             monte_carlo += 1.0L;
@@ -100,6 +102,10 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
         }
         columns += k + 2.0L * std::min(refined, k);  // Ritz vectors, the previous tops (P block), corrections
         ++mask_noises;
+        // The restarts' preconditioner cache (sketched_gram_solve, time10): a file reserved for
+        // each block's factor, Σ_b s_b (s_b + 1) ≤ D (s + 1) words for blocks of at most s
+        // coordinates, and E⁺U (D x rank).
+        cached.push_back(8.0L * d * (g.patch_h * g.patch_w * g.channels + 1.0L) + 8.0L * d * k);
     }
     const long double l = std::min(k + 10.0L, d);  // a Monte-Carlo sketch's columns
     columns = std::min(columns + 3.0L * l * monte_carlo, d);
@@ -161,8 +167,13 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // On disk (io::row_spill): the carried [R, T] and [Sxx R, 0], and the joined Sxx [R, T]
     // written beside them when the pass is completed (3 D doubles per direction at most); parked,
     // the sketch's state and basis too (its class means are not counted: parked_sketch_bytes).
+    // And the restarts' preconditioner cache: one entry per masking noise, at most
+    // gram_solve_cache_entries kept and one more while it is made (the largest ones counted).
+    std::sort(cached.begin(), cached.end(), [](long double a, long double b) { return a > b; });
+    long double cache = 0.0L;
+    for (std::size_t i = 0; i < cached.size() && i <= gram_solve_cache_entries; ++i) cache += cached[i];
     const long double spill =
-        incremental ? 24.0L * d * columns + (parked ? parked_sketch_bytes(dim, rank, 0) : 0.0L) : 0.0L;
+        incremental ? 24.0L * d * columns + (parked ? parked_sketch_bytes(dim, rank, 0) : 0.0L) + cache : 0.0L;
     return {static_cast<std::uint64_t>(columns), std::max(peak - 48.0L * k * d, 0.0L) - 24.0L * d * columns, spill};
 }
 

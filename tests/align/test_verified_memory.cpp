@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <recalign/align/patch_blocks.hpp>
+#include <recalign/align/sketch_denoising.hpp>
 #include <recalign/align/verified_memory.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
 
@@ -74,7 +75,19 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     CHECK(masks.columns == rank + 2 * 3 * rank + 3 * rank);
     const long double kept = 8.0L * dd * (2 * 20 + 20 + 225) + 67108864.0L, pass = 16.0L * dd * 140;
     const long double blocks = total(masks) - kept - 8.0L * dd * (200 + 3 * 20 + 4 * 20 + 20);
-    CHECK(masks.spill == 24.0L * dd * 200);  // on disk: [R, T], [Sxx R, 0] and the joined Sxx [R, T]
+    // On disk: [R, T], [Sxx R, 0] and the joined Sxx [R, T]; and each mask's preconditioner
+    // cache (time10): its block factors' file, reserved for Σ_b s_b (s_b + 1) words (at most
+    // D (s + 1) for blocks of s = 48), and E⁺U (D x rank).
+    const long double cache = 8.0L * dd * (4 * 4 * 3 + 1) + 8.0L * dd * 20;
+    CHECK(masks.spill == 24.0L * dd * 200 + 2 * cache);
+    CHECK(cache >= 2 * mask_blocks + 8.0L * dd * 20);  // mask_blocks: the packed triangles, Σ_b s_b (s_b + 1) / 2
+    // At most gram_solve_cache_entries entries are kept, one more while it is made.
+    std::vector<noise_spec> six;
+    for (const char* r : {"0.1", "0.2", "0.3", "0.4", "0.5", "0.6"}) six.push_back(spec((std::string("mask:patch=4x4,ratio=") + r).c_str()));
+    REQUIRE(gram_solve_cache_entries + 1 < six.size());
+    const verification_size many_masks = denoising_verification(d, rank, six, shape);
+    CHECK(many_masks.spill == 24.0L * dd * static_cast<long double>(many_masks.columns) +
+                                  static_cast<long double>(gram_solve_cache_entries + 1) * cache);
     CHECK(blocks >= mask_blocks);
     CHECK(blocks < 2 * mask_blocks + 8.0L * d);  // counted once
     const verification_size unrefined = denoising_verification(

@@ -114,7 +114,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         const std::string why = io::spill_shortfall(dir, bytes);
         if (!why.empty())
             throw user_error("the refinement passes (--refine) keep up to " + std::to_string(bytes) +
-                             " bytes (the carried directions and the finished sketch) in unlinked files in " + dir +
+                             " bytes (the carried directions, the finished sketch and the restarts' preconditioner factors) in unlinked files in " + dir +
                              " ($TMPDIR): " + why + ": set TMPDIR to a directory with room, or pass --refine 0");
     }
     auto blocks_for = [&](std::size_t i, const std::vector<patch_blocks>& blocks) -> const patch_blocks* {

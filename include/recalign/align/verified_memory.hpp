@@ -46,7 +46,9 @@ struct verification_size {
     long double extra = 0.0L;
     // Bytes on disk (io::row_spill in io::spill_directory()) with refinement passes: the
     // carried [R, T] and [Sxx R, 0] while a pass reads its new directions and Sxx [R, T] after
-    // it, 3 D doubles per direction at most (denoise with a masking noise; 0 otherwise).
+    // it, 3 D doubles per direction at most, and the restarts' preconditioner cache (a block
+    // factor file and E⁺U per masking noise: sketch_denoising.hpp) (denoise with a masking
+    // noise; 0 otherwise).
     long double spill = 0.0L;
 };
 
