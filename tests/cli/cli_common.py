@@ -32,6 +32,13 @@ def run(args, env=None, check_rc=None):
     return p.returncode, out, err
 
 
+def sanitized():
+    """True for a binary built with AddressSanitizer (scripts/test_sanitized.sh): its shadow
+    memory and quarantine add to a process's RSS whatever the process does."""
+    with open(RECALIGN, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def run_rss(args):
     """Runs recalign and returns (rc, stdout, stderr, max RSS in KiB of that process)."""
     p = subprocess.Popen([RECALIGN] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

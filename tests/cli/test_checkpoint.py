@@ -243,22 +243,29 @@ def test_checkpoint_write_and_resume_hold_no_copy_of_the_state(tmp):
     c.write_npy(xp, np.random.default_rng(5).normal(size=(256, d)).astype("<f4"))
     ck = os.path.join(tmp, "wide.ckpt")
     base = ["spectrum", "--images", xp, "--method", "exact", "--batch", "64", "--json", "--quiet"]
-    env = {"RECALIGN_MEMORY_TRACE": "1"}
+    # MALLOC_PERTURB_ (meson test sets it) makes glibc write every block it hands out or takes
+    # back, so memory the program reserves and never touches counts in its RSS: measured without.
+    env = {"RECALIGN_MEMORY_TRACE": "1", "MALLOC_PERTURB_": "0"}
+    # Under ASan, freed blocks wait in its quarantine (16 MiB, scripts/test_sanitized.sh) and the
+    # state's shadow is 1/8 of it: allowed for above the bounds (the release build checks them).
+    slack = 0.0
     rc, reference, _ = c.run(base, check_rc=0)
     rc, out, err = c.run(base + ["--checkpoint", ck, "--checkpoint-every", "128"], env=env, check_rc=0)
     assert out == reference, "a checkpointed run prints other bytes"
     file_kb = os.path.getsize(ck) / 1024
     assert file_kb > 32 * 1024, f"the checkpoint is only {file_kb:.0f} kB"
+    if c.sanitized():
+        slack = 16 * 1024 + file_kb / 8 + 4 * 1024
     writes = growth(trace(err), "before a checkpoint", "checkpoint written")
     assert len(writes) >= 2, f"expected the checkpoint writes in the trace: {err!r}"
     # A write's transient: the 64 KiB gathering buffers (fix9: the whole file beside the state).
-    assert max(writes) < 0.25 * file_kb, f"a checkpoint write grew the RSS by {writes} kB ({file_kb:.0f} kB file)"
+    assert max(writes) < 0.25 * file_kb + slack, f"a checkpoint write grew the RSS by {writes} kB ({file_kb:.0f} kB file)"
     rc, out, err = c.run(base + ["--checkpoint", ck, "--resume"], env=env, check_rc=0)
     assert out == reference, "the resumed run prints other bytes"
     loads = growth(trace(err), "before resuming", "checkpoint loaded")
     assert len(loads) == 1, f"expected the load in the trace: {err!r}"
     # The state itself (the file's size) and the load's buffers (at most 12 MiB; about 5 here).
-    assert loads[0] < 1.5 * file_kb, f"a --resume load grew the RSS by {loads[0]} kB ({file_kb:.0f} kB file)"
+    assert loads[0] < 1.5 * file_kb + slack, f"a --resume load grew the RSS by {loads[0]} kB ({file_kb:.0f} kB file)"
 
 
 def test_memory_counts_the_checkpoint_buffers(tmp, data):
