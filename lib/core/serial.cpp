@@ -251,6 +251,7 @@ protected:
         return c;
     }
     std::streamsize xsputn(const char* p, std::streamsize n) override {
+        if (n <= 0) return 0;  // an empty matrix's data() may be null: memcpy must not see it
         if (n >= static_cast<std::streamsize>(buf_.size())) {
             flush();
             out_(p, static_cast<std::size_t>(n));

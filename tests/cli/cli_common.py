@@ -54,18 +54,37 @@ def kill_then_resume(args, ck, when, every, what, timeout=60, delay_ms=5):
     """Runs `recalign ARGS --checkpoint CK --checkpoint-every EVERY` slowed down by delay_ms
     per batch, SIGKILLs it as soon as `when(segment)` holds for the checkpoint's first segment
     (as `info --json` reads it), then runs ARGS with --checkpoint CK --resume. Returns (`info
-    --json` of the killed run's checkpoint, rc, stdout, stderr of the resume); asserts the kill happened (`what`: where
-    it should have, for the message)."""
+    --json` of the killed run's checkpoint, rc, stdout, stderr of the resume); asserts the kill
+    happened (`what`: where it should have, for the message).
+
+    Every new version of CK (a new inode, size or mtime: writes are atomic renames) is read
+    while the process is stopped (SIGSTOP), and the process is either killed there or continued.
+    So the run cannot move past the window `when` describes while `info` runs, however slow a
+    sanitized `info` is; the tests only rely on the window spanning more than one checkpoint.
+    `timeout` bounds the time the process runs, not the time it spends stopped."""
     import signal
     import time
     p = subprocess.Popen([RECALIGN] + [str(a) for a in args] + ["--checkpoint", ck, "--checkpoint-every", str(every),
                                                                  "--test-batch-delay-ms", str(delay_ms)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     killed = None
+    seen = None
+    running = 0.0
     try:
-        deadline = time.time() + timeout
-        while time.time() < deadline and p.poll() is None:
-            if os.path.exists(ck):
+        while running < timeout and p.poll() is None:
+            t0 = time.time()
+            time.sleep(0.005)
+            running += time.time() - t0
+            try:
+                st = os.stat(ck)
+            except FileNotFoundError:
+                continue
+            version = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if version == seen:
+                continue
+            p.send_signal(signal.SIGSTOP)
+            try:
+                seen = version
                 rc, out, _ = run(["info", ck, "--json"])
                 if rc == 0:
                     doc = json.loads(out)
@@ -73,12 +92,16 @@ def kill_then_resume(args, ck, when, every, what, timeout=60, delay_ms=5):
                         p.send_signal(signal.SIGKILL)
                         killed = doc
                         break
-            time.sleep(0.01)
+            finally:
+                if killed is None and p.poll() is None:
+                    p.send_signal(signal.SIGCONT)
     finally:
         if p.poll() is None and killed is None:
             p.kill()
-        p.communicate()
-    assert killed is not None, f"never saw a checkpoint {what}"
+        _, err = p.communicate()
+    assert killed is not None, \
+        f"never saw a checkpoint {what}: the run ended with exit {p.returncode} after {running:.1f} s of running, " \
+        f"stderr: {err.decode(errors='replace')[-2000:]}"
     return (killed,) + run(list(args) + ["--checkpoint", ck, "--resume"])
 
 
