@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 import recalign
-from _verified_data import synthetic_batches
+from _verified_data import synth_images, synthetic_batches
 
 CLI = os.environ.get("RECALIGN_CLI")
-SYNTH = os.environ.get("RECALIGN_SYNTH")
 
 
 def cli_json(*args):
@@ -37,14 +36,7 @@ def test_cli_parity_synthetic_3072(tmp_path):
     """recalign-synth output at D = 3,072 (32x32x3, 1/f² images): denoise (its refinement ended by
     the budget), align and tradeoff through the CLI and through Python on the same batches give
     the same documents bit for bit."""
-    if not SYNTH or not os.path.exists(SYNTH):
-        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
-    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
-    subprocess.run([SYNTH, "--rows", "400", "--height", "32", "--width", "32", "--seed", "5", "--output", images,
-                    "--labels", labels], check=True, capture_output=True)
-    x = np.fromfile(images, dtype=np.uint8).reshape(400, 3072)
-    y = np.load(labels)
-    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]
+    images, labels, x, y, data = synth_images(tmp_path, 400, 32)
     common = ["--images", images, "--raw-shape", "400,3072", "--labels", labels, "--classes", 10, "--batch", 100,
               "--method", "nystrom", "--rank", 48, "--passes", 2, "--seed", 3]
     # One masking noise: each of the 8 default --refine passes costs about 0.5 s of CPU per masking
@@ -112,14 +104,7 @@ def test_tradeoff_adaptive_stop_as_the_cli(tmp_path):
     passes stop early, after the same pass as the CLI's --refine 8, to the same document bit for
     bit; the stopped state is `finished`, refuses next_pass(), and a checkpoint of it loads and
     resumes to the same result."""
-    if not SYNTH or not os.path.exists(SYNTH):
-        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
-    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
-    subprocess.run([SYNTH, "--rows", "400", "--height", "16", "--width", "16", "--seed", "5", "--output", images,
-                    "--labels", labels], check=True, capture_output=True)
-    x = np.fromfile(images, dtype=np.uint8).reshape(400, 768)
-    y = np.load(labels)
-    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 400, 100)]
+    images, labels, x, y, data = synth_images(tmp_path, 400, 16)
     cli = cli_json("tradeoff", "--images", images, "--raw-shape", "400,768", "--labels", labels, "--classes", 10,
                    "--batch", 100, "--method", "nystrom", "--rank", 40, "--seed", 3, "--lambda", "0,1", "--k", 5,
                    "--refine", 8)
@@ -145,18 +130,11 @@ def test_denoise_adaptive_stop_as_the_cli(tmp_path):
     refuses next_pass(); checkpoints taken inside a refinement pass resume to the same bytes; a
     version 1 state (whose refinement passes re-read the whole span) loads before its refinement
     passes and is refused inside them."""
-    if not SYNTH or not os.path.exists(SYNTH):
-        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
     runs = {}
     # rank 128, not 160: with the clean top refined too (3 x 64 more columns) rank 160's span is
     # all of R^432 after one refinement pass, which ends the passes before any estimate
     for h, rank in ((12, 128), (8, 96)):
-        images, labels = str(tmp_path / f"s{h}.u8"), str(tmp_path / f"s{h}.npy")
-        subprocess.run([SYNTH, "--rows", "500", "--height", str(h), "--width", str(h), "--seed", "5", "--output", images,
-                        "--labels", labels], check=True, capture_output=True)
-        x = np.fromfile(images, dtype=np.uint8).reshape(500, h * h * 3)
-        y = np.load(labels)
-        data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 500, 100)]
+        images, labels, x, y, data = synth_images(tmp_path, 500, h, name=f"s{h}")
         cli = cli_json("denoise", "--images", images, "--raw-shape", f"500,{h * h * 3}", "--labels", labels, "--classes",
                        10, "--batch", 100, "--method", "nystrom", "--rank", rank, "--passes", 2, "--seed", 3,
                        "--image-shape", f"{h},{h},3", "--noise", "mask:patch=2x2,ratio=0.75")
@@ -205,13 +183,7 @@ def test_denoise_refine_budgets_as_the_cli(tmp_path, refine):
     """FD, two masking noises (one span for both) and a Gaussian one at D = 192: with no
     refinement pass (refine=0: the report still has its `refinement` object, budget 0) and with
     a budget of 2, the document is the CLI's bit for bit."""
-    if not SYNTH or not os.path.exists(SYNTH):
-        pytest.skip("RECALIGN_SYNTH is not set (the python suite sets it when tools are built)")
-    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
-    subprocess.run([SYNTH, "--rows", "300", "--height", "8", "--width", "8", "--seed", "5", "--output", images,
-                    "--labels", labels], check=True, capture_output=True)
-    x = np.fromfile(images, dtype=np.uint8).reshape(300, 192)
-    data = [(x[i:i + 100], np.load(labels)[i:i + 100]) for i in range(0, 300, 100)]
+    images, labels, x, _, data = synth_images(tmp_path, 300, 8)
     noises = ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.3", "gaussian:sigma=5"]
     cli = cli_json("denoise", "--images", images, "--raw-shape", "300,192", "--labels", labels, "--classes", 10,
                    "--batch", 100, "--method", "fd", "--rank", 30, "--image-shape", "8,8,3", "--refine", refine,

@@ -13,6 +13,7 @@ import pytest
 import scipy.linalg
 
 import _workers
+from _verified_data import synth_images
 import recalign
 
 RNG = np.random.default_rng(23)
@@ -195,7 +196,6 @@ def test_python_corruption_on_a_sketch_route(tmp_path):
 
 
 CLI = os.environ.get("RECALIGN_CLI")
-SYNTH = os.environ.get("RECALIGN_SYNTH")
 
 
 def test_cli_parity_monte_carlo(tmp_path):
@@ -203,14 +203,9 @@ def test_cli_parity_monte_carlo(tmp_path):
     refinement passes, each redrawing the Monte-Carlo corruptions on its basis) and Gaussian
     noise, through the CLI and through Python on the same batches: the same document bit for
     bit, also after a checkpoint cut inside the verification pass and resumed."""
-    if not CLI or not os.path.exists(CLI) or not SYNTH or not os.path.exists(SYNTH):
-        pytest.skip("RECALIGN_CLI / RECALIGN_SYNTH are not set (the python suite sets them when tools are built)")
-    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
-    subprocess.run([SYNTH, "--rows", "300", "--height", "16", "--width", "16", "--seed", "5", "--output", images,
-                    "--labels", labels], check=True, capture_output=True)
-    x = np.fromfile(images, dtype=np.uint8).reshape(300, 768)
-    y = np.load(labels)
-    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 300, 100)]
+    if not CLI or not os.path.exists(CLI):
+        pytest.skip("RECALIGN_CLI is not set (the python suite sets it when tools are built)")
+    images, labels, x, y, data = synth_images(tmp_path, 300, 16)
     noises = ["mask:patch=4x4,ratio=0.75,scheme=fixed,draws=4,seed=2", "mask:patch=2x2,ratio=0.5", "gaussian:sigma=10"]
     out = subprocess.run([CLI, "denoise", "--images", images, "--raw-shape", "300,768", "--labels", labels, "--classes",
                           "10", "--batch", "100", "--method", "nystrom", "--rank", "24", "--passes", "2", "--seed", "3",

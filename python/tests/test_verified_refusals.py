@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import recalign
+from _verified_data import synth_images
 
 CLI = os.environ.get("RECALIGN_CLI")
-SYNTH = os.environ.get("RECALIGN_SYNTH")
 RNG = np.random.default_rng(5)
 
 
@@ -208,8 +208,8 @@ def test_verification_memory_against_the_help_text():
 
 
 def cli_or_skip():
-    if not CLI or not os.path.exists(CLI) or not SYNTH or not os.path.exists(SYNTH):
-        pytest.skip("RECALIGN_CLI / RECALIGN_SYNTH are not set (the python suite sets them when tools are built)")
+    if not CLI or not os.path.exists(CLI):
+        pytest.skip("RECALIGN_CLI is not set (the python suite sets it when tools are built)")
 
 
 @pytest.mark.parametrize("args, make", [
@@ -243,11 +243,7 @@ def test_mixed_draws_run_on_a_sketch_route_as_in_the_cli(tmp_path):
     a sketch route estimates no standard error): Python and the CLI both run it, to the same
     document bit for bit; the CLI's exact route still refuses it."""
     cli_or_skip()
-    images, labels = str(tmp_path / "s.u8"), str(tmp_path / "s.npy")
-    subprocess.run([SYNTH, "--rows", "200", "--height", "8", "--width", "8", "--seed", "5", "--output", images,
-                    "--labels", labels], check=True, capture_output=True)
-    x = np.fromfile(images, dtype=np.uint8).reshape(200, 192)
-    y = np.load(labels)
+    images, labels, _, _, data = synth_images(tmp_path, 200, 8)
     noises = ["dropout:ratio=0.5,draws=2,seed=1", "mask:patch=2x2,ratio=0.5,draws=3,seed=2"]
     common = [CLI, "denoise", "--images", images, "--raw-shape", "200,192", "--labels", labels, "--classes", "10",
               "--batch", "100", "--image-shape", "8,8,3", "--no-center", "--json", "--quiet"] + \
@@ -255,7 +251,6 @@ def test_mixed_draws_run_on_a_sketch_route_as_in_the_cli(tmp_path):
     out = subprocess.run(common + ["--method", "nystrom", "--rank", "10", "--seed", "3"], check=True,
                          capture_output=True, text=True)
     cli = {k: v for k, v in json.loads(out.stdout).items() if k != "input"}
-    data = [(x[i:i + 100], y[i:i + 100]) for i in range(0, 200, 100)]
     result = recalign.verified_denoise(data, noises, 10, shape=(8, 8, 3), rank=10, seed=3)
     assert result.to_dict() == cli
     exact = subprocess.run(common + ["--method", "exact"], capture_output=True, text=True)
