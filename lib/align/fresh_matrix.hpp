@@ -13,28 +13,14 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <sys/mman.h>
-
 #include "recalign/core/xt.hpp"
 
 namespace recalign::detail {
 
-// Advises huge pages for the whole 2 MB extents inside [p, p + n doubles), for 4 MB or more
-// (smaller ones may come from the heap, shared with other allocations). Before anything touches
-// them; errors are ignored (advice only).
-inline void advise_huge_pages(double* p, std::size_t n) {
-    constexpr std::uintptr_t huge = std::uintptr_t(2) << 20;
-    if (n * sizeof(double) < 2 * huge) return;
-    const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(p) + huge - 1) / huge * huge;
-    const std::uintptr_t e = reinterpret_cast<std::uintptr_t>(p + n) / huge * huge;
-    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
-}
-
-// rows x cols, uninitialised (xt::empty), advised before any page is touched.
+// rows x cols, uninitialised (xt::empty): matrix_t's allocator has advised a large one
+// (recalign/core/xt.hpp), and nothing has touched its pages yet.
 inline matrix_t fresh_matrix(std::size_t rows, std::size_t cols) {
-    matrix_t m = xt::empty<double>({rows, cols});
-    if (m.size()) advise_huge_pages(m.data(), m.size());
-    return m;
+    return matrix_t::from_shape({rows, cols});
 }
 
 // The same, zeroed (xt::zeros).

@@ -17,14 +17,18 @@
 
 namespace recalign::checkpoint {
 
+// The library's double tensors of rank N (vector_t, matrix_t).
+template <std::size_t N>
+using tensor_t = xt::xtensor<double, N, xt::layout_type::row_major, recalign::detail::matrix_allocator<double>>;
+
 template <class Archive, std::size_t N>
-void save_tensor(Archive& ar, const xt::xtensor<double, N>& t) {
+void save_tensor(Archive& ar, const tensor_t<N>& t) {
     for (std::size_t i = 0; i < N; ++i) ar(static_cast<std::uint64_t>(t.shape(i)));
     ar(cereal::binary_data(t.data(), t.size() * sizeof(double)));
 }
 
 template <class Archive, std::size_t N>
-void load_tensor(Archive& ar, xt::xtensor<double, N>& t, budget& b) {
+void load_tensor(Archive& ar, tensor_t<N>& t, budget& b) {
     std::array<std::size_t, N> shape{};
     std::uint64_t count = 1;
     // Product of the non-zero extents: bounded too, since xtensor computes strides from them
@@ -41,7 +45,7 @@ void load_tensor(Archive& ar, xt::xtensor<double, N>& t, budget& b) {
         shape[i] = static_cast<std::size_t>(s);
     }
     b.take(count * 8, "array data");
-    t = xt::xtensor<double, N>::from_shape(shape);
+    t = tensor_t<N>::from_shape(shape);
     ar(cereal::binary_data(t.data(), t.size() * sizeof(double)));
 }
 

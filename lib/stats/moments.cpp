@@ -14,7 +14,7 @@ namespace recalign {
 
 const char* centering_name(centering c) { return c == centering::centered ? "centered" : "uncentered"; }
 
-double trace_in(centering c, double centered_trace, std::uint64_t n, const xt::xtensor<double, 1>& mean) {
+double trace_in(centering c, double centered_trace, std::uint64_t n, const vector_t& mean) {
     if (c == centering::centered) return centered_trace;
     double m2 = 0.0;
     for (double v : mean) m2 += v * v;

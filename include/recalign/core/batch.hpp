@@ -37,8 +37,9 @@ struct batch_view {
     batch_view(const double* p, std::size_t r, std::size_t c) : data(p), type(dtype::f64), rows(r), cols(c) {}
     batch_view(const float* p, std::size_t r, std::size_t c) : data(p), type(dtype::f32), rows(r), cols(c) {}
     batch_view(const std::uint8_t* p, std::size_t r, std::size_t c) : data(p), type(dtype::u8), rows(r), cols(c) {}
-    template <class T>
-    batch_view(const xt::xtensor<T, 2>& m) : batch_view(m.data(), m.shape(0), m.shape(1)) {}
+    template <class T, class A>
+    batch_view(const xt::xtensor<T, 2, xt::layout_type::row_major, A>& m)
+        : batch_view(m.data(), m.shape(0), m.shape(1)) {}
 };
 
 enum class label_type : std::uint8_t { u8 = 1, i32 = 2, i64 = 3 };

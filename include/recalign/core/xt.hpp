@@ -2,13 +2,55 @@
 // xtensor configuration (and its compile cost) is decided in a single spot.
 #pragma once
 
+#include <cstddef>
+#include <memory>
+
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
 namespace recalign {
 
-using vector_t = xt::xtensor<double, 1>;
-using matrix_t = xt::xtensor<double, 2>;  // row-major
+namespace detail {
+
+// Blocks of at least this many bytes are advised MADV_HUGEPAGE (below: heap memory shared with
+// other allocations, where advice could back a neighbour's pages too).
+inline constexpr std::size_t huge_page_advice_bytes = std::size_t(4) << 20;
+
+// Advises transparent huge pages for the whole 2 MiB extents inside [p, p + bytes): a fresh
+// mapping then faults once per 2 MiB instead of once per 4 KiB (BENCHMARKS.md "time10", "huge
+// pages"). Advice only: where the system says no (THP "never", an old kernel, ASan's
+// allocator) nothing changes, and the bits computed never depend on it. RECALIGN_HUGE_PAGES=0
+// in the environment turns it off (for side-by-side measurements). Defined in lib/core.
+void advise_huge_pages(void* p, std::size_t bytes) noexcept;
+
+// The allocator of every matrix and vector of the library: std::allocator's memory, advised
+// as above when large. Stateless; all instances are equal.
+template <class T>
+struct matrix_allocator {
+    using value_type = T;
+    matrix_allocator() noexcept = default;
+    template <class U>
+    matrix_allocator(const matrix_allocator<U>&) noexcept {}
+    T* allocate(std::size_t n) {
+        T* p = std::allocator<T>{}.allocate(n);
+        if (n >= huge_page_advice_bytes / sizeof(T)) advise_huge_pages(p, n * sizeof(T));
+        return p;
+    }
+    void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>{}.deallocate(p, n); }
+    template <class U>
+    bool operator==(const matrix_allocator<U>&) const noexcept {
+        return true;
+    }
+    template <class U>
+    bool operator!=(const matrix_allocator<U>&) const noexcept {
+        return false;
+    }
+};
+
+}  // namespace detail
+
+using vector_t = xt::xtensor<double, 1, xt::layout_type::row_major, detail::matrix_allocator<double>>;
+using matrix_t = xt::xtensor<double, 2, xt::layout_type::row_major, detail::matrix_allocator<double>>;
 
 }  // namespace recalign

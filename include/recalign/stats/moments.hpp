@@ -25,7 +25,7 @@ const char* centering_name(centering c);
 
 // tr(S) of the second moment in the requested centering from the exact centered trace:
 // tr(M + n μμᵀ) = tr(M) + n‖μ‖². Shared by every route that tracks tr(M) exactly.
-double trace_in(centering c, double centered_trace, std::uint64_t n, const xt::xtensor<double, 1>& mean);
+double trace_in(centering c, double centered_trace, std::uint64_t n, const vector_t& mean);
 
 enum class target_mode : std::uint8_t {
     none = 0,       // inputs only
