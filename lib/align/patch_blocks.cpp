@@ -110,7 +110,7 @@ void patch_blocks::merge(const patch_blocks& other) {
     if (other.n_ == 0) return;
     // Copy what we read from `other` first: it may be *this.
     const vector_t mean_b = other.mean_;
-    const std::vector<double> scatter_b = other.scatter_;
+    const auto scatter_b = other.scatter_;
     const std::uint64_t na = n_, nb = other.n_, n = na + nb;
     const double w = static_cast<double>(na) * static_cast<double>(nb) / static_cast<double>(n);
     const double f = static_cast<double>(nb) / static_cast<double>(n);
@@ -138,7 +138,7 @@ matrix_t patch_blocks::block(std::size_t b, centering c) const {
     const std::vector<std::size_t>& idx = index_.at(b);
     const std::size_t s = idx.size();
     const double* src = scatter_.data() + offset_[b];
-    matrix_t out = xt::empty<double>({s, s});
+    matrix_t out = matrix_t::from_shape({s, s});
     if (s == 0) return out;
     const double nn = c == centering::uncentered ? static_cast<double>(n_) : 0.0;
     // The upper triangle row by row (contiguous, as packed), then the lower one by tiles instead

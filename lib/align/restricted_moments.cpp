@@ -252,7 +252,7 @@ void restricted_statistics::sv_rows(std::size_t r0, std::size_t n, double* out) 
 
 void restricted_statistics::load_sv() {
     if (!sv_stored) return;
-    matrix_t x = xt::empty<double>({sv_stored->rows(), sv_stored->cols()});
+    matrix_t x = matrix_t::from_shape({sv_stored->rows(), sv_stored->cols()});
     if (x.size()) sv_stored->read_rows(0, sv_stored->rows(), x.data());
     sv = std::move(x);
     sv_stored.reset();

@@ -285,7 +285,7 @@ TEST_CASE("write_to hands to_bytes's bytes over in pieces, the header first, lar
 TEST_CASE("a state holding empty matrices streams and loads like any other", "[checkpoint]") {
     // A tracker before its first report holds an empty previous curve, whose data() is null:
     // the gathering buffer of write_to must not hand it to memcpy (UBSan caught it in the
-    // CLI's kill-and-resume tests, stop 26's CI).
+    // CLI's kill-and-resume tests, stop 25's CI).
     tracker_options o;
     o.dim = 4;
     o.classes = 2;

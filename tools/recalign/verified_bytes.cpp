@@ -33,7 +33,7 @@ matrix_t bytes_matrix(const std::string& s) {
     std::memcpy(&cols, s.data() + 8, 8);
     if (s.size() - 16 != checked_mul(checked_mul(rows, cols, "basis"), 8, "basis"))
         throw std::logic_error("verified_state: rank 0's basis has the wrong size");
-    matrix_t m = xt::empty<double>({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
+    matrix_t m = matrix_t::from_shape({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
     if (m.size()) std::memcpy(m.data(), s.data() + 16, s.size() - 16);  // an empty matrix's data() may be null
     return m;
 }
@@ -94,7 +94,7 @@ matrix_at next_matrix(source_reader& r) {
 // Its doubles, into memory (allocated only after the shape was checked against the part's length,
 // itself within the checksummed file).
 matrix_t read_matrix(const state_source& src, const matrix_at& m) {
-    matrix_t x = xt::empty<double>({m.rows, m.cols});
+    matrix_t x = matrix_t::from_shape({m.rows, m.cols});
     if (x.size()) src.read(m.data, x.data(), static_cast<std::size_t>(m.bytes()));  // an empty matrix's data() may be null
     return x;
 }

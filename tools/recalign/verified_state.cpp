@@ -214,7 +214,7 @@ const statistics& verified_state::finished() const {
 const statistics& verified_state::sketch() const {
     finished();
     if (basis_parked_) {
-        matrix_t u = xt::empty<double>({parked_basis_->rows(), parked_basis_->cols()});
+        matrix_t u = matrix_t::from_shape({parked_basis_->rows(), parked_basis_->cols()});
         if (u.size()) parked_basis_->read_rows(0, u.shape(0), u.data());  // may throw: nothing changed
         finished_->spec.basis = std::move(u);
         basis_parked_ = false;

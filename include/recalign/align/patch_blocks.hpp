@@ -85,7 +85,7 @@ private:
     std::vector<std::size_t> offset_;              // start of block b in scatter_
     std::uint64_t n_ = 0;
     vector_t mean_;                // D
-    std::vector<double> scatter_;  // per block, the upper triangle of |I_b| x |I_b|, packed row by row
+    std::vector<double, detail::matrix_allocator<double>> scatter_;  // per block, the upper triangle of |I_b| x |I_b|, packed row by row
     // Scratch, never serialized.
     std::vector<double> shifted_, gathered_, full_;
 };

@@ -25,7 +25,9 @@ inline constexpr std::size_t huge_page_advice_bytes = std::size_t(4) << 20;
 void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
 // The allocator of every matrix and vector of the library: std::allocator's memory, advised
-// as above when large. Stateless; all instances are equal.
+// as above when large. Stateless; all instances are equal. An uninitialised matrix is
+// matrix_t::from_shape({r, c}), not xt::empty (which returns an xtensor with std::allocator:
+// assigned to a matrix_t, a second block and a copy of the first).
 template <class T>
 struct matrix_allocator {
     using value_type = T;
