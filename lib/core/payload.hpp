@@ -17,10 +17,6 @@
 
 namespace recalign::checkpoint {
 
-// The library's double tensors of rank N (vector_t, matrix_t).
-template <std::size_t N>
-using tensor_t = xt::xtensor<double, N, xt::layout_type::row_major, recalign::detail::matrix_allocator<double>>;
-
 template <class Archive, std::size_t N>
 void save_tensor(Archive& ar, const tensor_t<N>& t) {
     for (std::size_t i = 0; i < N; ++i) ar(static_cast<std::uint64_t>(t.shape(i)));

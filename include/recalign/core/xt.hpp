@@ -19,8 +19,8 @@ inline constexpr std::size_t huge_page_advice_bytes = std::size_t(4) << 20;
 
 // Advises transparent huge pages for the whole 2 MiB extents inside [p, p + bytes): a fresh
 // mapping then faults once per 2 MiB instead of once per 4 KiB (BENCHMARKS.md "time10", "huge
-// pages"). Advice only: where the system says no (THP "never", an old kernel, ASan's
-// allocator) nothing changes, and the bits computed never depend on it. RECALIGN_HUGE_PAGES=0
+// pages"). Advice only: where the system says no (THP "never", an old kernel)
+// nothing changes, and the bits computed never depend on it. RECALIGN_HUGE_PAGES=0
 // in the environment turns it off (for side-by-side measurements). Defined in lib/core.
 void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
@@ -52,7 +52,10 @@ struct matrix_allocator {
 
 }  // namespace detail
 
-using vector_t = xt::xtensor<double, 1, xt::layout_type::row_major, detail::matrix_allocator<double>>;
-using matrix_t = xt::xtensor<double, 2, xt::layout_type::row_major, detail::matrix_allocator<double>>;
+// The library's double tensors of rank N (row-major, matrix_allocator).
+template <std::size_t N>
+using tensor_t = xt::xtensor<double, N, xt::layout_type::row_major, detail::matrix_allocator<double>>;
+using vector_t = tensor_t<1>;
+using matrix_t = tensor_t<2>;
 
 }  // namespace recalign
