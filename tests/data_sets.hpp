@@ -12,6 +12,9 @@ namespace testing {
 // 77 if nothing fails, when either is missing.
 bool fashion_mnist_present();
 
+// True once fashion_mnist_present() has returned false (catch_main.cpp's exit status).
+bool data_set_missing();
+
 }  // namespace testing
 
 #define RECALIGN_SKIP_WITHOUT_FASHION_MNIST()                                                  \

@@ -8,8 +8,7 @@
 //
 // Only CHECK (never REQUIRE) after the first collective: a failed assertion must not make
 // one rank skip a collective that the others enter.
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include <catch2/catch.hpp>  // the implementation: tests/catch_session.cpp
 
 #include <cmath>
 #include <cstdio>
@@ -21,6 +20,7 @@
 #include <recalign/core/hash.hpp>
 #include <recalign/dist/mpi.hpp>
 
+#include "../catch_session.hpp"
 #include "../common/fashion.hpp"
 
 using namespace recalign;
@@ -386,8 +386,7 @@ int main(int argc, char** argv) {
         }
         args.push_back(argv[i]);
     }
-    Catch::Session session;
-    int failed = session.run(static_cast<int>(args.size()), args.data());
+    int failed = testing::run_catch_session(static_cast<int>(args.size()), args.data());
     int any_failed = 0;
     MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (world_rank() == 0 && !g_dump_path.empty()) {

@@ -3,14 +3,9 @@
 // pixels as the file holds them and the scaled doubles the align tests use, and merged
 // halves equal one pass. Without the data set (Debian package dataset-fashion-mnist, or
 // RECALIGN_FASHION_MNIST) the program exits 77: meson reports a skip, not a pass.
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include <sys/stat.h>
-
 #include <cstdint>
-#include <iostream>
-#include <string>
 #include <vector>
 
 #include <recalign/io/datasets.hpp>
@@ -20,6 +15,7 @@
 
 #include "../common/fashion.hpp"
 #include "../common/helpers.hpp"
+#include "../data_sets.hpp"
 
 using namespace recalign;
 
@@ -38,14 +34,10 @@ void same_cross(const class_moments& cm, const moment_accumulator& ma, double to
     CHECK(testing::rel_diff(cm.mean(), ma.mean_x()) < tol);
 }
 
-bool exists(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-}
-
 }  // namespace
 
 TEST_CASE("Fashion-MNIST uint8 pixels streamed: class_moments' cross equals moment_accumulator's", "[class_moments][fashion]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const io::fashion_mnist_files files = io::fashion_mnist();
     io::idx_reader images(files.train_images), labels(files.train_labels);
     const std::size_t d = images.cols(), classes = 10, n = 20000, batch = 1000;
@@ -74,6 +66,7 @@ TEST_CASE("Fashion-MNIST uint8 pixels streamed: class_moments' cross equals mome
 }
 
 TEST_CASE("Fashion-MNIST scaled rows: merged halves equal one pass and the exact accumulator", "[class_moments][fashion]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::fashion_subset f = testing::load_fashion(4000, false);
     const std::size_t split = 1700, batch = 300;
     class_moments a({f.dim, 10}), b({f.dim, 10}), whole({f.dim, 10});
@@ -96,13 +89,4 @@ TEST_CASE("Fashion-MNIST scaled rows: merged halves equal one pass and the exact
     CHECK(testing::rel_diff(a.means(), whole.means()) < 1e-13);
     same_cross(a, ma, 1e-12);
     same_cross(whole, ma, 1e-12);
-}
-
-int main(int argc, char** argv) {
-    const io::fashion_mnist_files files = io::fashion_mnist();
-    if (!exists(files.train_images) || !exists(files.train_labels)) {
-        std::cout << "Fashion-MNIST not found (" << files.train_images << "): skipped\n";
-        return 77;
-    }
-    return Catch::Session().run(argc, argv);
 }
