@@ -17,6 +17,9 @@ namespace {
 // uint8 batch would be 376 MB as doubles), only a block of at most this many values (256 KiB),
 // or a single row when D is larger.
 constexpr std::size_t block_values = 32768;
+// Class sums formed at a time (32 MiB): every class of a batch at once up to 4,194,304 / D
+// classes (5,349 at D = 784, 27 at 224x224x3); beyond that they are formed twice (see update).
+constexpr std::size_t sum_values = std::size_t{1} << 22;
 
 void check_options(const class_moments_options& o) {
     if (o.dim == 0) throw std::invalid_argument("class_moments: dimension must be at least 1");
@@ -53,46 +56,67 @@ void class_moments::update(const batch_view& x, const target_view& labels, std::
     checked_product({rows, d}, "class_moments: batch rows x dimension");
     labels_.resize(rows);
     class_indices_checked(labels, rows, classes, labels_.data(), first_row);
-    batch_counts_.assign(classes, 0);
-    for (std::size_t r = 0; r < rows; ++r) ++batch_counts_[labels_[r]];
-    // Deviations from the class's current mean, summed per class: Chan's rule with the
-    // running mean as the shift (MATH.md §1), so no raw sum of large values is formed.
-    sums_.assign(means_.size(), 0.0);
+    // Every value finite, the first bad one named in row order, a block of rows at a time.
     const std::size_t block_rows = std::max<std::size_t>(1, block_values / d);
     rows_.resize(std::min(rows, block_rows) * d);
-    for (std::size_t r0 = 0; r0 < rows; r0 += block_rows) {
-        batch_view block = x;
-        block.rows = std::min(block_rows, rows - r0);
-        block.data = static_cast<const unsigned char*>(x.data) + r0 * d * dtype_size(x.type);
-        to_double_checked(block, d, rows_.data(), first_row + r0);  // width, dtype, NaN/Inf
-        for (std::size_t r = 0; r < block.rows; ++r) {
-            const std::size_t c = labels_[r0 + r];
-            const double* row = rows_.data() + r * d;
-            const double* mu = means_.data() + c * d;
-            double* s = sums_.data() + c * d;
-            for (std::size_t j = 0; j < d; ++j) s[j] += row[j] - mu[j];
-        }
-    }
+    for (std::size_t r0 = 0; r0 < rows; r0 += block_rows)
+        to_double_checked(batch_rows(x, r0, std::min(block_rows, rows - r0)), d, rows_.data(), first_row + r0);
+    // The rows grouped by class, each class's in row order (a stable counting sort), and the
+    // classes present.
+    starts_.assign(classes + 1, 0);
+    for (std::size_t r = 0; r < rows; ++r) ++starts_[labels_[r] + 1];
+    present_.clear();
     for (std::size_t c = 0; c < classes; ++c) {
-        if (batch_counts_[c] == 0) continue;
-        const double* s = sums_.data() + c * d;
-        for (std::size_t j = 0; j < d; ++j)
-            if (!std::isfinite(s[j]))
-                throw input_error("class " + std::to_string(c) + ", column " + std::to_string(j) +
-                                  ": the sum of the batch at row " + std::to_string(first_row) +
-                                  " overflows (values near the double range)");
+        if (starts_[c + 1] > 0) present_.push_back(c);
+        starts_[c + 1] += starts_[c];
+    }
+    cursor_.assign(starts_.begin(), starts_.end() - 1);
+    by_class_.resize(rows);
+    for (std::size_t r = 0; r < rows; ++r) by_class_[cursor_[labels_[r]]++] = r;
+    // The sums of deviations Σ_rows (x − μ_c) of present_[k0 .. k1), row by row in row order
+    // (Chan's rule with the running mean as the shift, MATH.md §1: no raw sum of large values).
+    const std::size_t group = std::max<std::size_t>(1, sum_values / d);
+    sums_.resize(std::min(group, present_.size()) * d);
+    const auto form = [&](std::size_t k0, std::size_t k1) {
+        std::fill(sums_.begin(), sums_.end(), 0.0);
+        for (std::size_t k = k0; k < k1; ++k) {
+            const std::size_t c = present_[k];
+            const double* mu = means_.data() + c * d;
+            double* s = sums_.data() + (k - k0) * d;
+            for (std::size_t i = starts_[c]; i < starts_[c + 1]; ++i) {
+                const std::size_t r = by_class_[i];
+                to_double_checked(batch_rows(x, r, 1), d, rows_.data(), first_row + r);  // checked above
+                for (std::size_t j = 0; j < d; ++j) s[j] += rows_[j] - mu[j];
+            }
+        }
+    };
+    // No class's sum may overflow (values near the double range).
+    for (std::size_t k0 = 0; k0 < present_.size(); k0 += group) {
+        const std::size_t k1 = std::min(present_.size(), k0 + group);
+        form(k0, k1);
+        for (std::size_t k = k0; k < k1; ++k)
+            for (std::size_t j = 0; j < d; ++j)
+                if (!std::isfinite(sums_[(k - k0) * d + j]))
+                    throw input_error("class " + std::to_string(present_[k]) + ", column " + std::to_string(j) +
+                                      ": the sum of the batch at row " + std::to_string(first_row) +
+                                      " overflows (values near the double range)");
     }
 
     // --- the state changes from here on; nothing below can fail ---
-    // μ_c ← μ_c + Σ_rows (x − μ_c) / (n_c + b_c): the new mean, exactly (MATH.md §1).
-    for (std::size_t c = 0; c < classes; ++c) {
-        const std::uint64_t b = batch_counts_[c];
-        if (b == 0) continue;
-        counts_[c] += b;
-        const double inv = 1.0 / static_cast<double>(counts_[c]);
-        double* mu = means_.data() + c * d;
-        const double* s = sums_.data() + c * d;
-        for (std::size_t j = 0; j < d; ++j) mu[j] += s[j] * inv;
+    // μ_c ← μ_c + Σ_rows (x − μ_c) / (n_c + b_c): the new mean, exactly (MATH.md §1). When the
+    // classes took more than one group, each group's sums are formed again, by the same
+    // operations on the same means, so the same bits as those checked.
+    for (std::size_t k0 = 0; k0 < present_.size(); k0 += group) {
+        const std::size_t k1 = std::min(present_.size(), k0 + group);
+        if (present_.size() > group) form(k0, k1);
+        for (std::size_t k = k0; k < k1; ++k) {
+            const std::size_t c = present_[k];
+            counts_[c] += starts_[c + 1] - starts_[c];
+            const double inv = 1.0 / static_cast<double>(counts_[c]);
+            double* mu = means_.data() + c * d;
+            const double* s = sums_.data() + (k - k0) * d;
+            for (std::size_t j = 0; j < d; ++j) mu[j] += s[j] * inv;
+        }
     }
     n_ += rows;
 }
@@ -150,7 +174,6 @@ cross_moments class_moments::cross(centering cen) const {
     out.sxy = xt::zeros<double>({d, classes});
     out.class_counts = xt::zeros<double>({classes});
     const vector_t mu = centered ? mean() : vector_t(xt::zeros<double>({d}));
-    const double nn = static_cast<double>(n_);
     for (std::size_t c = 0; c < classes; ++c) {
         const double nc = static_cast<double>(counts_[c]);
         if (counts_[c] != 0) {  // an unseen class has no rows: its column stays zero

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -350,6 +351,77 @@ TEST_CASE("class_moments: every bad batch is refused, changes nothing and the ru
             make, [&](class_moments& s) { s.update(batch_view(huge.data(), 2, D), target_view::class_ids(same, 2), at); },
             good, {"class 2", "column 3", "overflows"});
     }
+}
+
+namespace {
+// The process's peak resident set since the last reset_peak_rss(), in kB (VmHWM: Linux resets
+// it when "5" is written to /proc/self/clear_refs, so an earlier test's peak does not hide this one's).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+long peak_rss_kb() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+}  // namespace
+
+TEST_CASE("class_moments: 1,000 classes at a high D: the batch needs no C x D scratch, and every class is checked "
+          "before any mean moves", "[class_moments][memory]") {
+    // D = 20,000 and C = 1,000: the means are 160 MB. A batch of 600 rows holds about 450 classes,
+    // more than the 209 whose sums are formed at once (32 MiB), so the sums are formed in groups
+    // and formed again to move the means. The old update zeroed a C x D scratch (160 MB more
+    // resident) for every batch.
+    const std::size_t d = 20000, classes = 1000, n = 1200, batch = 600;
+    const std::vector<std::int64_t> y = testing::random_labels(n, classes, 91);
+    std::vector<std::uint8_t> x(n * d);
+    std::uint64_t h = 92;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = static_cast<std::uint8_t>((h >> 33) % 200 + static_cast<std::uint64_t>(y[i / d]) % 56);
+    }
+    class_moments cm({d, classes});
+    reset_peak_rss();
+    const long before = peak_rss_kb();
+    REQUIRE(before > 0);
+    feed<std::uint8_t, std::int64_t>(cm, nullptr, x, y, d, 0, n, batch);
+    INFO("peak RSS grew by " << peak_rss_kb() - before << " kB");
+    CHECK(peak_rss_kb() - before < 64 * 1024);
+
+    // The means against the rows themselves (long double).
+    std::vector<long double> direct(classes * d, 0.0L);
+    std::vector<std::uint64_t> counts(classes, 0);
+    for (std::size_t r = 0; r < n; ++r) ++counts[static_cast<std::size_t>(y[r])];
+    for (std::size_t r = 0; r < n; ++r) {
+        const std::size_t c = static_cast<std::size_t>(y[r]);
+        for (std::size_t j = 0; j < d; ++j) direct[c * d + j] += x[r * d + j] / static_cast<long double>(counts[c]);
+    }
+    CHECK(cm.counts() == counts);
+    CHECK(testing::rel_diff(cm.means(), direct) < 1e-14);
+
+    // A float64 batch whose last class overflows: refused, and not one mean of the classes of
+    // the earlier groups (already formed and checked) has moved.
+    std::vector<double> bad(batch * d);
+    for (std::size_t i = 0; i < bad.size(); ++i) bad[i] = static_cast<double>(x[i]);
+    // The largest class with two rows in the batch (two values of 1.5e308 overflow their sum),
+    // beyond the first group of 209 classes present.
+    std::vector<std::size_t> in_batch(classes, 0);
+    for (std::size_t r = 0; r < batch; ++r) ++in_batch[static_cast<std::size_t>(y[r])];
+    std::size_t target = classes, before_target = 0;
+    for (std::size_t c = classes; c-- > 0;)
+        if (in_batch[c] >= 2) {
+            target = c;
+            break;
+        }
+    REQUIRE(target < classes);
+    for (std::size_t c = 0; c < target; ++c) before_target += in_batch[c] > 0;
+    REQUIRE(before_target >= 4194304 / d);
+    for (std::size_t r = 0; r < batch; ++r)
+        if (static_cast<std::size_t>(y[r]) == target) bad[r * d + 7] = 1.5e308;
+    const std::string state = bytes_of(cm);
+    const std::string msg = message_of<input_error>(
+        [&] { cm.update(batch_view(bad.data(), batch, d), target_view::class_ids(y.data(), batch), n); });
+    CHECK_THAT(msg, Contains("class " + std::to_string(target)) && Contains("column 7") && Contains("overflows"));
+    CHECK(bytes_of(cm) == state);
 }
 
 TEST_CASE("class_moments: save/load round-trips bit for bit and continues like a run that never stopped",
