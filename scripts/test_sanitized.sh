@@ -16,7 +16,7 @@ if [ ! -f "$dir/build.ninja" ]; then
   # python disabled: see tests/SANITIZERS.md (the extension would need libasan preloaded
   # into the interpreter). examples are not tests. mpi: see above. -g1 (after the buildtype's
   # -g): line tables only, which is what the sanitizers' stack traces print (function, file,
-  # line); full debug information cost 20-45 % more compile time per file (tests/SANITIZERS.md).
+  # line); a file compiles in 21-49 % less time than with -g (tests/SANITIZERS.md).
   meson setup "$dir" --buildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false \
     -Dcpp_args="-fno-sanitize-recover=undefined -g1" -Dcpp_link_args=-fno-sanitize-recover=undefined \
