@@ -10,9 +10,6 @@
 #include <stdexcept>
 #include <string>
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/align/verification.hpp"
 #include "recalign/core/blas.hpp"
@@ -90,15 +87,6 @@ matrix_t side_by_side(std::size_t m, const std::vector<matrix_t>& parts) {
     return out;
 }
 
-// Gives the whole pages inside [begin, end) back to the system (their contents are not read
-// again): a matrix consumed row by row then holds only what is left of it.
-void release_pages(const double* begin, const double* end) {
-    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) / page * page;
-    const std::uintptr_t e = reinterpret_cast<std::uintptr_t>(end) / page * page;
-    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
-}
-
 // How many of the first r rows of C's last columns (m x e) are exactly zero, as
 // restart_coordinates makes them (the columns after U are projected off U's unit coordinate
 // vectors, exact in floating point): Q's first r columns (U) then add nothing to Q C's last
@@ -138,7 +126,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
             std::copy(t.data() + i * e, t.data() + (i + 1) * e, row + r);
             std::fill(row + a, row + width, 0.0);
         }
-        if (!in_place) release_pages(q.data(), q.data() + (r0 + rb) * m);
+        if (!in_place) detail::release_pages(q.data(), q.data() + (r0 + rb) * m);
     }
     q = matrix_t();
     return out;
@@ -183,7 +171,7 @@ matrix_t leading_columns_released(matrix_t&& q, std::size_t cols) {
     for (std::size_t r0 = 0; r0 < d && cols; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
         for (std::size_t i = r0; i < r0 + rb; ++i) std::copy(q.data() + i * w, q.data() + i * w + cols, out.data() + i * cols);
-        release_pages(q.data(), q.data() + (r0 + rb) * w);
+        detail::release_pages(q.data(), q.data() + (r0 + rb) * w);
     }
     q = matrix_t();
     return out;

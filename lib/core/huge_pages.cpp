@@ -1,6 +1,7 @@
-// detail::advise_huge_pages (recalign/core/xt.hpp): the advice given to the library's large
-// matrices.
+// detail::advise_huge_pages and detail::release_pages (recalign/core/xt.hpp): the advice given
+// to the library's large matrices.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +32,13 @@ void advise_huge_pages(void* p, std::size_t bytes) noexcept {
     (void)p;
     (void)bytes;
 #endif
+}
+
+void release_pages(const void* begin, const void* end) noexcept {
+    static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) / page * page;
+    const std::uintptr_t e = reinterpret_cast<std::uintptr_t>(end) / page * page;
+    if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
 }  // namespace recalign::detail

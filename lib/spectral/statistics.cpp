@@ -256,19 +256,31 @@ statistics standardize_global(statistics s) {
 }
 
 namespace {
+void check_labels(const spectrum& spec, const class_moments& labels) {
+    if (labels.dim() != spec.dim)
+        throw std::invalid_argument("finish: the label statistics have D = " + std::to_string(labels.dim()) +
+                                    ", the sketch " + std::to_string(spec.dim));
+    if (labels.n() != spec.n)
+        throw std::invalid_argument("finish: the label statistics cover " + std::to_string(labels.n()) +
+                                    " samples, the sketch " + std::to_string(spec.n));
+}
+
 // A sketch's spectrum and mean with the label statistics of the same rows, when given.
 statistics from_sketch(spectrum spec, vector_t mean, const class_moments* labels) {
     clip_negative_eigenvalues(spec);
     std::optional<cross_moments> cross;
     if (labels) {
-        if (labels->dim() != spec.dim)
-            throw std::invalid_argument("finish: the label statistics have D = " + std::to_string(labels->dim()) +
-                                        ", the sketch " + std::to_string(spec.dim));
-        if (labels->n() != spec.n)
-            throw std::invalid_argument("finish: the label statistics cover " + std::to_string(labels->n()) +
-                                        " samples, the sketch " + std::to_string(spec.n));
+        check_labels(spec, *labels);
         cross = labels->cross(spec.center);
     }
+    return make_statistics(std::move(spec), std::move(mean), std::move(cross));
+}
+
+// The same with the label statistics consumed (class_moments::cross &&): checked before.
+statistics from_sketch(spectrum spec, vector_t mean, class_moments&& labels) {
+    clip_negative_eigenvalues(spec);
+    check_labels(spec, labels);
+    cross_moments cross = std::move(labels).cross(spec.center);
     return make_statistics(std::move(spec), std::move(mean), std::move(cross));
 }
 }  // namespace
@@ -283,6 +295,18 @@ statistics finish(const nystrom_sketch& sketch, const class_moments* labels, con
     nystrom_spectrum_options o;
     o.rank = options.rank;
     return from_sketch(nystrom_spectrum(sketch, o), sketch.mean(), labels);
+}
+
+statistics finish(const frequent_directions& fd, class_moments&& labels, const sketch_finish_options& options) {
+    frequent_directions_spectrum_options o;
+    o.rank = options.rank;
+    return from_sketch(frequent_directions_spectrum(fd, o), fd.mean(), std::move(labels));
+}
+
+statistics finish(const nystrom_sketch& sketch, class_moments&& labels, const sketch_finish_options& options) {
+    nystrom_spectrum_options o;
+    o.rank = options.rank;
+    return from_sketch(nystrom_spectrum(sketch, o), sketch.mean(), std::move(labels));
 }
 
 }  // namespace recalign

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <unistd.h>
+
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
@@ -163,25 +165,60 @@ vector_t class_moments::mean() const {
     return mu;
 }
 
-cross_moments class_moments::cross(centering cen) const {
-    // MATH.md §1 with y = e_label: Sxy[:, c] = n_c (μ_c − shift), shift = μ (centered) or 0;
-    // Syy = diag(n_c), minus n nᵀ / N when centered: kept as the counts (cross_moments).
-    const std::size_t d = options_.dim, classes = options_.classes;
-    const bool centered = cen == centering::centered;
+namespace {
+// Sxy[:, c] = n_c (μ_c − shift) (MATH.md §1 with y = e_label; shift = μ centered, 0 uncentered)
+// into `sxy` (D x C), formed by sweeps over the classes of `chunk` coordinates each, so that a
+// sweep reads whole pages of every class's row of the means (at least 4 KiB: `chunk` doubles);
+// with `release` those pages are given back as soon as they are read. Each value is one
+// expression of the same operands whatever the order: the same bits either way.
+void form_sxy(const double* means, const std::vector<std::uint64_t>& counts, const vector_t& shift, std::size_t d,
+              bool release, matrix_t& sxy) {
+    static const std::size_t chunk = std::max<std::size_t>(512, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 8);
+    const std::size_t classes = counts.size();
+    for (std::size_t j0 = 0; j0 < d; j0 += chunk) {
+        const std::size_t j1 = std::min(d, j0 + chunk);
+        for (std::size_t c = 0; c < classes; ++c) {
+            const double nc = static_cast<double>(counts[c]);
+            const double* mc = means + c * d;
+            double* out = sxy.data() + c;
+            if (counts[c] == 0) {  // an unseen class has no rows: its column is zero
+                for (std::size_t j = j0; j < j1; ++j) out[j * classes] = 0.0;
+            } else {
+                for (std::size_t j = j0; j < j1; ++j) out[j * classes] = nc * (mc[j] - shift(j));
+            }
+            // The page that straddles j0 was not whole in the previous sweep: it is now.
+            if (release) detail::release_pages(mc + (j0 >= chunk ? j0 - chunk : 0), mc + j1);
+        }
+    }
+}
+
+// Syy = diag(n_c), minus n nᵀ / N when centered: kept as the counts (cross_moments).
+cross_moments make_cross(centering cen, std::uint64_t n, const std::vector<std::uint64_t>& counts, const double* means,
+                         const vector_t& shift, bool release) {
+    const std::size_t d = shift.size(), classes = counts.size();
     cross_moments out;
     out.center = cen;
-    out.n = n_;
-    out.sxy = xt::zeros<double>({d, classes});
+    out.n = n;
+    out.sxy = matrix_t::from_shape({d, classes});  // every element written by form_sxy
     out.class_counts = xt::zeros<double>({classes});
-    const vector_t mu = centered ? mean() : vector_t(xt::zeros<double>({d}));
-    for (std::size_t c = 0; c < classes; ++c) {
-        const double nc = static_cast<double>(counts_[c]);
-        if (counts_[c] != 0) {  // an unseen class has no rows: its column stays zero
-            const double* mc = means_.data() + c * d;
-            for (std::size_t j = 0; j < d; ++j) out.sxy(j, c) = nc * (mc[j] - mu(j));
-        }
-        out.class_counts(c) = nc;
-    }
+    for (std::size_t c = 0; c < classes; ++c) out.class_counts(c) = static_cast<double>(counts[c]);
+    form_sxy(means, counts, shift, d, release, out.sxy);
+    return out;
+}
+}  // namespace
+
+cross_moments class_moments::cross(centering cen) const& {
+    const vector_t shift = cen == centering::centered ? mean() : vector_t(xt::zeros<double>({options_.dim}));
+    return make_cross(cen, n_, counts_, means_.data(), shift, false);
+}
+
+cross_moments class_moments::cross(centering cen) && {
+    const vector_t shift = cen == centering::centered ? mean() : vector_t(xt::zeros<double>({options_.dim}));
+    cross_moments out = make_cross(cen, n_, counts_, means_.data(), shift, true);
+    means_ = matrix_t();
+    counts_.clear();
+    options_.classes = 0;
+    n_ = 0;
     return out;
 }
 

@@ -187,6 +187,22 @@ TEST_CASE("finish(sketch, labels): the sketch's top eigenpairs with exact label 
     CHECK_THROWS_WITH(finish(fd, &fewer), Catch::Contains("50 samples"));
     class_moments narrow({d - 1, c});
     CHECK_THROWS_WITH(finish(ny, &narrow), Catch::Contains("D = 19"));
+    // The labels consumed (class_moments::cross &&): the same bits; refused labels are left as
+    // they were, before anything is consumed.
+    for (const auto* sk : {&sf, &sn}) {
+        class_moments copy = labels;
+        const statistics moved = sk == &sf ? finish(fd, std::move(copy), {4}) : finish(ny, std::move(copy));
+        CHECK(copy.n() == 0);
+        REQUIRE(moved.cross);
+        CHECK(moved.cross->sxy == sk->cross->sxy);
+        CHECK(moved.cross->class_counts == sk->cross->class_counts);
+        CHECK(moved.spec.eigenvalues == sk->spec.eigenvalues);
+        CHECK(moved.spec.basis == sk->spec.basis);
+    }
+    CHECK_THROWS_WITH(finish(fd, std::move(fewer)), Catch::Contains("50 samples"));
+    CHECK(fewer.n() == 50);
+    CHECK_THROWS_WITH(finish(ny, std::move(narrow)), Catch::Contains("D = 19"));
+    CHECK(narrow.dim() == d - 1);
 }
 
 TEST_CASE("finish(moments, centering, top): the top eigenpairs only, through the subset solver", "[spectral][statistics]") {

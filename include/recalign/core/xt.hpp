@@ -24,6 +24,11 @@ inline constexpr std::size_t huge_page_advice_bytes = std::size_t(4) << 20;
 // in the environment turns it off (for side-by-side measurements). Defined in lib/core.
 void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
+// Gives the whole pages inside [begin, end) back to the system (MADV_DONTNEED): memory whose
+// contents are not read again (a matrix consumed as it is read, then freed), so it and what is
+// formed from it are not both resident. The pages read as zeros afterwards. Defined in lib/core.
+void release_pages(const void* begin, const void* end) noexcept;
+
 // The allocator of every matrix and vector of the library: std::allocator's memory, advised
 // as above when large. Stateless; all instances are equal. An uninitialised matrix is
 // matrix_t::from_shape({r, c}), not xt::empty (which returns an xtensor with std::allocator:

@@ -137,5 +137,9 @@ struct sketch_finish_options {
 // sample count than the sketch.
 statistics finish(const frequent_directions& fd, const class_moments* labels, const sketch_finish_options& options = {});
 statistics finish(const nystrom_sketch& sketch, const class_moments* labels, const sketch_finish_options& options = {});
+// The same with `labels` consumed (class_moments::cross &&): its means are given back as Sxy is
+// formed, so the two are not both resident. The same bits. A refused `labels` is left as it was.
+statistics finish(const frequent_directions& fd, class_moments&& labels, const sketch_finish_options& options = {});
+statistics finish(const nystrom_sketch& sketch, class_moments&& labels, const sketch_finish_options& options = {});
 
 }  // namespace recalign

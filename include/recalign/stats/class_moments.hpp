@@ -63,7 +63,11 @@ public:
     // Mean of every row seen, Σ_c n_c μ_c / N (zeros when empty).
     vector_t mean() const;
     // Sxy (D x C) and Syy (C x C) of the one-hot targets, as moment_accumulator::cross gives them.
-    cross_moments cross(centering c) const;
+    cross_moments cross(centering c) const&;
+    // The same bits from a state that is consumed: the means' pages are given back to the system
+    // as Sxy is formed, so the two are not both resident (C x D each: 1.2 GB at 1,000 classes and
+    // 224x224x3). The object is then empty of data (no classes): assign to it or destroy it.
+    cross_moments cross(centering c) &&;
 
     // Checkpoint payload (recalign/core/serial.hpp). Defined in lib/stats/class_moments_serial.cpp
     // and instantiated there for the archives the framing uses.
