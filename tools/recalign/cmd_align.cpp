@@ -1,5 +1,6 @@
 // align: the alignment curve of the top-k principal subspace with the labels (Eq. 7).
 #include "commands.hpp"
+#include "memory_trace.hpp"
 #include "paths.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
@@ -15,9 +16,12 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     route_state state(p.config());
     align_result r;
     r.run = stream(state, p, mpi);
+    memory_mark("streamed");  // RECALIGN_MEMORY_TRACE: the next line's peak is the finish's
     const std::uint64_t passes = state.sketch_passes();  // the exact state is consumed by its finish
     statistics s = finish_choices(finish_statistics(std::move(state), p.center), p);
+    memory_mark("finished");
     r.curve = alignment_curve(s, opt);
+    memory_mark("analyses");
     if (s.method != route::exact) {
         r.sketch = describe_sketch(s, nullptr, 0, 0);
         note_sketch_passes(*r.sketch, s, p.config(), passes);

@@ -351,17 +351,23 @@ void route_state::unpark() {
     *this = std::move(back);
 }
 
+namespace {
+void refuse_other_centering(const run_config& config, centering c) {
+    const auto built = static_cast<centering>(config.center);
+    if (config.method != "exact" && built != c)
+        throw std::invalid_argument(std::string("this ") + config.method + " sketch holds the " + centering_name(built) +
+                                    " second moment, not the " + centering_name(c) + " one (choose --center or " +
+                                    "--no-center when it is built)");
+}
+}  // namespace
+
 statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra) {
     if (s.parked()) {  // finished from a copy read back (the state itself stays on disk)
         route_state whole(s.config_);
         whole.load(s.save(), "a parked sketch state");
         return finish_statistics(whole, c, second_moment, extra);
     }
-    const auto built = static_cast<centering>(s.config_.center);
-    if (s.config_.method != "exact" && built != c)
-        throw std::invalid_argument(std::string("this ") + s.config_.method + " sketch holds the " + centering_name(built) +
-                                    " second moment, not the " + centering_name(c) + " one (choose --center or " +
-                                    "--no-center when it is built)");
+    refuse_other_centering(s.config_, c);
     const class_moments* labels = s.classes_ ? &*s.classes_ : nullptr;
     sketch_finish_options o;
     o.rank = static_cast<std::size_t>(s.config_.rank);
@@ -381,7 +387,19 @@ statistics finish_statistics(const route_state& s, centering c, bool second_mome
 statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra) {
     s.unpark();
     auto* m = std::get_if<moment_accumulator>(&s.main_);
-    if (!m) return finish_statistics(s, c, false, extra);  // a sketch: its k x D parts, nothing to gain
+    if (!m && !s.classes_) return finish_statistics(s, c, false, extra);  // a sketch: its k x D parts, nothing to gain
+    if (!m) {  // a sketch with labels: the class means consumed as Sxy is formed (C x D each)
+        refuse_other_centering(s.config_, c);
+        sketch_finish_options o;
+        o.rank = static_cast<std::size_t>(s.config_.rank);
+        class_moments labels = std::move(*s.classes_);
+        s.classes_.reset();
+        return std::visit(overloaded{[](const moment_accumulator&) -> statistics {
+                                         throw std::logic_error("finish_statistics: not a sketch");
+                                     },
+                                     [&](const auto& sketch) { return finish(sketch, std::move(labels), o); }},
+                          s.main_);
+    }
     // The estimate (require_memory) counts the accumulator, Sxx and the eigenvectors: with Sxx
     // formed in the accumulator's storage only one of the three is held when the solver starts,
     // so it may add two more (dsyevd's 2 D² workspace: 3 D x D at the peak, as estimated).
@@ -393,7 +411,7 @@ statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra) 
     eo.solver.workspace_bytes = eo.solver.workspace_bytes > most - two ? most : eo.solver.workspace_bytes + two;
     statistics st = finish(std::move(*m), c, eo);
     if (!s.classes_) return st;
-    return make_statistics(std::move(st.spec), std::move(st.mean), s.classes_->cross(c));
+    return make_statistics(std::move(st.spec), std::move(st.mean), std::move(*s.classes_).cross(c));
 }
 
 spectrum finish_spectrum(route_state&& s, centering c) {
