@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,6 +14,18 @@
 #include <recalign/core/xt.hpp>
 
 namespace testing {
+
+// The process's peak resident set in kB since the last reset_peak_rss(): VmHWM of
+// /proc/self/status, which Linux resets to the current resident set when "5" is written to
+// /proc/self/clear_refs. So an earlier test's peak cannot hide this one's, as getrusage's
+// lifetime maximum would. -1 where the field is missing.
+inline void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+inline long peak_rss_kb() {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
 
 // n x d doubles with per-column offsets and scales (so centering matters), deterministic.
 inline std::vector<double> random_rows(std::size_t n, std::size_t d, std::uint64_t seed, double offset = 3.0) {

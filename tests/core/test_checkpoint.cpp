@@ -1,7 +1,6 @@
 #include <catch2/catch.hpp>
 #include <cereal/archives/portable_binary.hpp>
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,11 +110,6 @@ std::string crafted(std::uint64_t dim, std::uint64_t payload_bytes, const std::s
     return s;
 }
 
-long peak_rss_kb() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_maxrss;
-}
 }  // namespace
 
 TEST_CASE("to_bytes / from_bytes are the stream form's bytes, refused alike when damaged", "[checkpoint]") {
@@ -146,7 +140,8 @@ TEST_CASE("to_bytes / from_bytes are the stream form's bytes, refused alike when
 }
 
 TEST_CASE("absurd checkpoints are refused before any large allocation", "[checkpoint][limits]") {
-    const long before = peak_rss_kb();
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
     // 2^20 dimensions = 2^40 matrix elements, with a tiny payload.
     CHECK_THROWS_AS(testing::loaded<moment_accumulator>(crafted(1ULL << 20, 16, std::string(16, '\0'))), file_error);
     // A payload size of 2^39 bytes on a file of a few bytes: truncation, without reserving 2^39.
@@ -168,7 +163,7 @@ TEST_CASE("absurd checkpoints are refused before any large allocation", "[checkp
         checkpoint::write_framed(os, h, payload.str());
         CHECK_THROWS_WITH(testing::loaded<moment_accumulator>(os.str()), Catch::Contains("cannot fit"));
     }
-    CHECK(peak_rss_kb() - before < 50 * 1024);
+    CHECK(testing::peak_rss_kb() - before < 50 * 1024);
 }
 
 namespace {

@@ -1,6 +1,5 @@
 #include <catch2/catch.hpp>
 
-#include <sys/resource.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -9,6 +8,8 @@
 
 #include <recalign/core/errors.hpp>
 #include <recalign/io/idx.hpp>
+
+#include "../common/helpers.hpp"
 
 using namespace recalign;
 
@@ -125,13 +126,11 @@ TEST_CASE("bad IDX files are file_errors naming the byte offset", "[idx][errors]
 TEST_CASE("a tiny .gz announcing a huge IDX array fails at its end without a large allocation", "[idx][limits]") {
     // 2^20 rows of 2^12 x 2^8 float64 values (8 TiB) in a few dozen compressed bytes.
     const std::string path = write_gz("claims.gz", header(0x0E, {1u << 20, 1u << 12, 1u << 8}) + std::string(64, '\0'));
-    rusage before{};
-    getrusage(RUSAGE_SELF, &before);
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
     io::idx_reader r(path);
     io::row_block b;
     CHECK_THROWS_WITH(r.read(1000, b), Catch::Contains("end of file"));
-    rusage after{};
-    getrusage(RUSAGE_SELF, &after);
-    CHECK(after.ru_maxrss - before.ru_maxrss < 50 * 1024);  // KiB
+    CHECK(testing::peak_rss_kb() - before < 50 * 1024);  // KiB
     std::remove(path.c_str());
 }

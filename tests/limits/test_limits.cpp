@@ -7,7 +7,6 @@
 #include <cereal/archives/portable_binary.hpp>
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -36,6 +35,8 @@
 #include <recalign/sketch/nystrom_sketch.hpp>
 #include <recalign/stats/moments.hpp>
 
+#include "../common/helpers.hpp"
+
 using namespace recalign;
 
 namespace {
@@ -45,11 +46,6 @@ constexpr std::uint64_t two32 = std::uint64_t(1) << 32;
 constexpr std::uint64_t two40 = std::uint64_t(1) << 40;
 constexpr std::size_t int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());
 
-long peak_rss_kb() {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_maxrss;
-}
 
 // A scratch directory per run under $TMPDIR (meson points it into the build folder); the
 // files are a few hundred bytes each.
@@ -153,7 +149,8 @@ TEST_CASE("batch views whose rows x columns overflow are refused before any elem
 }
 
 TEST_CASE("accumulators refuse states whose sizes overflow, before allocating", "[limits][state]") {
-    const long before = peak_rss_kb();
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
     // D x D of the exact moments: (2^31 - 1)^2 doubles is 2^65 bytes.
     CHECK_THROWS_AS(moment_accumulator(moment_options{int_max, target_mode::none, 0}), size_overflow);
     CHECK_THROWS_WITH(moment_accumulator(moment_options{int_max, target_mode::none, 0}),
@@ -174,7 +171,7 @@ TEST_CASE("accumulators refuse states whose sizes overflow, before allocating", 
     mo.replicates = 2;
     CHECK_THROWS_AS(monte_carlo_noise(mo, make_corrupter(parse_noise_spec("gaussian:sigma=1"))), size_overflow);
     // Everything above was refused before its allocation (the smallest of them is 16 GiB).
-    CHECK(peak_rss_kb() - before < 50 * 1024);
+    CHECK(testing::peak_rss_kb() - before < 50 * 1024);
 }
 
 TEST_CASE("image shapes whose H x W x C wraps are refused, not matched to D", "[limits][noise]") {
@@ -236,7 +233,8 @@ TEST_CASE("a tracker checkpoint whose image shape wraps to D is refused as corru
 }
 
 TEST_CASE("file headers claiming 2^40 elements or more are refused before allocation", "[limits][readers]") {
-    const long before = peak_rss_kb();
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
 
     SECTION(".npy") {
         const std::string square = scratch("square.npy");
@@ -326,5 +324,5 @@ TEST_CASE("file headers claiming 2^40 elements or more are refused before alloca
         write_file(state, framed.str());
         refused_naming(state, [&] { checkpoint::load_file<moment_accumulator>(state); }, "overflows");
     }
-    CHECK(peak_rss_kb() - before < 50 * 1024);
+    CHECK(testing::peak_rss_kb() - before < 50 * 1024);
 }

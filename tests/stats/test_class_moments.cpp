@@ -354,17 +354,6 @@ TEST_CASE("class_moments: every bad batch is refused, changes nothing and the ru
     }
 }
 
-namespace {
-// The process's peak resident set since the last reset_peak_rss(), in kB (VmHWM: Linux resets
-// it when "5" is written to /proc/self/clear_refs, so an earlier test's peak does not hide this one's).
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-long peak_rss_kb() {
-    std::ifstream status("/proc/self/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
-    return -1;
-}
-}  // namespace
 
 TEST_CASE("class_moments: 1,000 classes at a high D: the batch needs no C x D scratch, and every class is checked "
           "before any mean moves", "[class_moments][memory]") {
@@ -381,12 +370,12 @@ TEST_CASE("class_moments: 1,000 classes at a high D: the batch needs no C x D sc
         x[i] = static_cast<std::uint8_t>((h >> 33) % 200 + static_cast<std::uint64_t>(y[i / d]) % 56);
     }
     class_moments cm({d, classes});
-    reset_peak_rss();
-    const long before = peak_rss_kb();
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
     REQUIRE(before > 0);
     feed<std::uint8_t, std::int64_t>(cm, nullptr, x, y, d, 0, n, batch);
-    INFO("peak RSS grew by " << peak_rss_kb() - before << " kB");
-    CHECK(peak_rss_kb() - before < 64 * 1024);
+    INFO("peak RSS grew by " << testing::peak_rss_kb() - before << " kB");
+    CHECK(testing::peak_rss_kb() - before < 64 * 1024);
 
     // The means against the rows themselves (long double).
     std::vector<long double> direct(classes * d, 0.0L);
@@ -445,18 +434,18 @@ TEST_CASE("class_moments: cross && gives cross's bits without holding the means 
     REQUIRE(std::count(cm.counts().begin(), cm.counts().end(), 0U) > 0);
     const long sxy_kb = static_cast<long>(d * classes * sizeof(double) / 1024);
     for (const centering c : {centering::centered, centering::uncentered}) {
-        reset_peak_rss();
-        long before = peak_rss_kb();
+        testing::reset_peak_rss();
+        long before = testing::peak_rss_kb();
         const cross_moments ref = cm.cross(c);
-        const long held = peak_rss_kb() - before;
+        const long held = testing::peak_rss_kb() - before;
         INFO("cross() const&: peak RSS grew by " << held << " kB");
         CHECK(held > sxy_kb * 9 / 10);  // what the consuming cross is measured against
 
         class_moments copy = cm;
-        reset_peak_rss();
-        before = peak_rss_kb();
+        testing::reset_peak_rss();
+        before = testing::peak_rss_kb();
         const cross_moments out = std::move(copy).cross(c);
-        const long grew = peak_rss_kb() - before;
+        const long grew = testing::peak_rss_kb() - before;
         INFO("cross() &&: peak RSS grew by " << grew << " kB");
         CHECK(grew < sxy_kb / 3);  // 10,184 kB measured; 28,520 kB under ASan (its shadow of Sxy)
         CHECK(out.center == ref.center);
