@@ -220,14 +220,10 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     if (!pass.gram_solves) pass.gram_solves = std::make_shared<gram_solve_cache>();
     // Vᵀ Bd V once per set of blocks (the masks of one patch size share it): ritz_denoising
     // reads it (restricted_blocks).
-    std::vector<known_blocks> full;
-    for (std::size_t i = 0; i < noises.size(); ++i) {
-        if (!blocks[i] || noises[i].draws > 0 || noises[i].family == noise_family::gaussian) continue;
-        bool seen = false;
-        for (const known_blocks& f : full) seen = seen || f.blocks == blocks[i];
-        if (!seen) full.push_back({blocks[i], restricted_blocks(pass, *blocks[i])});
-    }
-    pass.blocks_known = std::move(full);
+    std::vector<const patch_blocks*> masks;
+    for (std::size_t i = 0; i < noises.size(); ++i)
+        if (noises[i].draws == 0 && noises[i].family != noise_family::gaussian) masks.push_back(blocks[i]);
+    know_blocks(pass, masks);
     refinement_step out;
     // The clean Ritz vectors in Q's coordinates: the stopping curves' denominators (their top
     // `count` are refined too, below: clean_refinement).

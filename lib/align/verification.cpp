@@ -122,6 +122,17 @@ matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& b
     return out;
 }
 
+void know_blocks(restricted_statistics& s, const std::vector<const patch_blocks*>& blocks) {
+    std::vector<known_blocks> full;
+    for (const patch_blocks* b : blocks) {
+        if (!b) continue;
+        bool seen = false;
+        for (const known_blocks& f : full) seen = seen || f.blocks == b;
+        if (!seen) full.push_back({b, restricted_blocks(s, *b)});
+    }
+    s.blocks_known = std::move(full);
+}
+
 ritz_denoising_result ritz_generalized(const restricted_statistics& s, const matrix_t& a, const matrix_t& g,
                                        double rel_tol) {
     generalized_options o;

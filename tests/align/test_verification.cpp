@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <random>
 
@@ -24,6 +25,12 @@
 using namespace recalign;
 
 namespace {
+// The same shape and the same bits (NaN included).
+template <class A, class B>
+bool same_bits(const A& a, const B& b) {
+    return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
 struct data {
     testing::fashion_subset f;
     moment_accumulator acc;
@@ -337,6 +344,20 @@ TEST_CASE("verified_denoising from a sketch's top eigenvectors: exact numbers fo
         CHECK(pass.k() > r);
         const ritz_alignment_result u = ritz_alignment(pass);
         const verified_denoising_result got = verified_denoising(u, pass, noise, blocks);
+        {
+            // know_blocks: Vᵀ Bd V swept once per set of blocks (nulls skipped), then read by
+            // every analysis of a noise on those blocks: the same bits as sweeping for each.
+            restricted_statistics known = pass;
+            know_blocks(known, {blocks, nullptr, blocks});
+            REQUIRE(known.blocks_known.size() == 1);
+            CHECK(known.blocks_known[0].blocks == blocks);
+            const matrix_t swept = restricted_blocks(pass, *blocks);
+            CHECK(same_bits(known.blocks_known[0].leading, swept));
+            const verified_denoising_result again = verified_denoising(u, known, noise, blocks);
+            CHECK(same_bits(again.denoising.curve, got.denoising.curve));
+            CHECK(same_bits(again.denoising.relative_difference, got.denoising.relative_difference));
+            CHECK(same_bits(again.impact.normalised, got.impact.normalised));
+        }
         const std::size_t k = got.denoising.max_k;
         REQUIRE(k >= r);
         // Exact for what is returned: the curves and the impact recomputed from Sxx itself.

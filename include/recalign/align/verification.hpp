@@ -39,6 +39,11 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
 // columns after it are swept over the blocks (D s (K − a) + D K (K − a) flops instead of
 // D s K + D K²). Throws std::invalid_argument for a basis of another dimension or in coordinates.
 matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& blocks);
+// Vᵀ Bd V of each distinct set of blocks in `blocks` (null entries skipped), swept once each,
+// into s.blocks_known (replacing it): the masks of one patch size share their blocks, so each
+// later restricted_blocks (ritz_denoising, verified_denoising) for them reads it instead of
+// sweeping again. The same bits as sweeping each time.
+void know_blocks(restricted_statistics& s, const std::vector<const patch_blocks*>& blocks);
 // The step both closed-form and Monte-Carlo noises end in: the generalized eigenproblem
 // (A, G) = (Vᵀ Bs Bsᵀ V, Vᵀ G V) on span V, its informative count (μ above rel_tol μ_1) and
 // the exact statistics of the rotated basis V W.
