@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -58,11 +59,20 @@ void class_moments::update(const batch_view& x, const target_view& labels, std::
     checked_product({rows, d}, "class_moments: batch rows x dimension");
     labels_.resize(rows);
     class_indices_checked(labels, rows, classes, labels_.data(), first_row);
+    // uint8 values (the scale finite: checked with the shape) are within 255 |scale| of 0, and so
+    // is every class mean (an average of such values): no value can be non-finite and no class's
+    // sum of deviations (at most rows x 255 |scale| in size, doubled for rounding) can overflow
+    // while that bound is finite. The checks below could not fail: they are skipped, and the rows
+    // are converted once, as their sums are formed.
+    const bool bounded =
+        x.type == dtype::u8 && std::isfinite(2.0 * 255.0 * std::abs(x.scale) * static_cast<double>(rows));
     // Every value finite, the first bad one named in row order, a block of rows at a time.
     const std::size_t block_rows = std::max<std::size_t>(1, block_values / d);
-    rows_.resize(std::min(rows, block_rows) * d);
-    for (std::size_t r0 = 0; r0 < rows; r0 += block_rows)
-        to_double_checked(batch_rows(x, r0, std::min(block_rows, rows - r0)), d, rows_.data(), first_row + r0);
+    if (!bounded) {
+        rows_.resize(std::min(rows, block_rows) * d);
+        for (std::size_t r0 = 0; r0 < rows; r0 += block_rows)
+            to_double_checked(batch_rows(x, r0, std::min(block_rows, rows - r0)), d, rows_.data(), first_row + r0);
+    }
     // The rows grouped by class, each class's in row order (a stable counting sort), and the
     // classes present.
     starts_.assign(classes + 1, 0);
@@ -87,13 +97,21 @@ void class_moments::update(const batch_view& x, const target_view& labels, std::
             double* s = sums_.data() + (k - k0) * d;
             for (std::size_t i = starts_[c]; i < starts_[c + 1]; ++i) {
                 const std::size_t r = by_class_[i];
+                if (x.type == dtype::u8) {  // the conversion of to_double_checked, in the same loop
+                    const std::uint8_t* row = static_cast<const std::uint8_t*>(x.data) + r * d;
+                    for (std::size_t j = 0; j < d; ++j) {
+                        const double v = static_cast<double>(row[j]) * x.scale;
+                        s[j] += v - mu[j];
+                    }
+                    continue;
+                }
                 to_double_checked(batch_rows(x, r, 1), d, rows_.data(), first_row + r);  // checked above
                 for (std::size_t j = 0; j < d; ++j) s[j] += rows_[j] - mu[j];
             }
         }
     };
     // No class's sum may overflow (values near the double range).
-    for (std::size_t k0 = 0; k0 < present_.size(); k0 += group) {
+    for (std::size_t k0 = 0; k0 < present_.size() && !bounded; k0 += group) {
         const std::size_t k1 = std::min(present_.size(), k0 + group);
         form(k0, k1);
         for (std::size_t k = k0; k < k1; ++k)
@@ -107,10 +125,11 @@ void class_moments::update(const batch_view& x, const target_view& labels, std::
     // --- the state changes from here on; nothing below can fail ---
     // μ_c ← μ_c + Σ_rows (x − μ_c) / (n_c + b_c): the new mean, exactly (MATH.md §1). When the
     // classes took more than one group, each group's sums are formed again, by the same
-    // operations on the same means, so the same bits as those checked.
+    // operations on the same means, so the same bits as those checked (bounded rows: formed here
+    // only).
     for (std::size_t k0 = 0; k0 < present_.size(); k0 += group) {
         const std::size_t k1 = std::min(present_.size(), k0 + group);
-        if (present_.size() > group) form(k0, k1);
+        if (bounded || present_.size() > group) form(k0, k1);
         for (std::size_t k = k0; k < k1; ++k) {
             const std::size_t c = present_[k];
             counts_[c] += starts_[c + 1] - starts_[c];
@@ -174,21 +193,31 @@ namespace {
 void form_sxy(const double* means, const std::vector<std::uint64_t>& counts, const vector_t& shift, std::size_t d,
               bool release, matrix_t& sxy) {
     static const std::size_t chunk = std::max<std::size_t>(512, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 8);
+    // Classes a few at a time, so that each row of Sxy is written a cache line at a time.
+    constexpr std::size_t few = 8;
     const std::size_t classes = counts.size();
-    for (std::size_t j0 = 0; j0 < d; j0 += chunk) {
-        const std::size_t j1 = std::min(d, j0 + chunk);
-        for (std::size_t c = 0; c < classes; ++c) {
-            const double nc = static_cast<double>(counts[c]);
-            const double* mc = means + c * d;
-            double* out = sxy.data() + c;
-            if (counts[c] == 0) {  // an unseen class has no rows: its column is zero
-                for (std::size_t j = j0; j < j1; ++j) out[j * classes] = 0.0;
-            } else {
-                for (std::size_t j = j0; j < j1; ++j) out[j * classes] = nc * (mc[j] - shift(j));
+    // The pages are given back once per span of coordinates holding about `budget` bytes of the
+    // means (Sxy grows by as much before they are). Measured at 1,000 classes and 224x224x3
+    // (BENCHMARKS.md, thirteenth session): the consuming sweep takes 5.0-6.5 s (8-9 s with a call
+    // per class and chunk), the copying one 0.4-0.6 s: the price of not holding both, paid once.
+    constexpr std::size_t budget = std::size_t(16) << 20;
+    const std::size_t span = std::max<std::size_t>(1, budget / 8 / std::max<std::size_t>(1, classes) / chunk) * chunk;
+    double* out = sxy.data();
+    for (std::size_t s0 = 0; s0 < d; s0 += span) {
+        const std::size_t s1 = std::min(d, s0 + span);
+        for (std::size_t j0 = s0; j0 < s1; j0 += chunk) {
+            const std::size_t j1 = std::min(s1, j0 + chunk);
+            for (std::size_t c0 = 0; c0 < classes; c0 += few) {
+                const std::size_t c1 = std::min(classes, c0 + few);
+                for (std::size_t j = j0; j < j1; ++j)
+                    for (std::size_t c = c0; c < c1; ++c)  // an unseen class has no rows: its column is zero
+                        out[j * classes + c] =
+                            counts[c] == 0 ? 0.0 : static_cast<double>(counts[c]) * (means[c * d + j] - shift(j));
             }
-            // The page that straddles j0 was not whole in the previous sweep: it is now.
-            if (release) detail::release_pages(mc + (j0 >= chunk ? j0 - chunk : 0), mc + j1);
         }
+        // The page that straddles s0 was not whole after the previous span: it is now.
+        for (std::size_t c = 0; c < classes && release; ++c)
+            detail::release_pages(means + c * d + (s0 >= chunk ? s0 - chunk : 0), means + c * d + s1);
     }
 }
 

@@ -183,6 +183,50 @@ TEST_CASE("class_moments: uint8, float32 and float64 input, and every label type
     same_cross(from_u8, ma, 1e-12);
 }
 
+TEST_CASE("class_moments: scaled uint8 rows give the bits of their float64 values; a scale near the double range is "
+          "still refused", "[class_moments][dtype]") {
+    // uint8 rows skip the finiteness and overflow checks where they cannot fail (every value and
+    // class sum bounded by rows x 255 |scale|) and convert each row once: the same bits as the
+    // same values given in float64 (x · scale, as the reader's conversion makes them).
+    const std::size_t n = 260, d = 29, classes = 4;
+    const auto y = testing::random_labels(n, classes, 45);
+    std::vector<std::uint8_t> xu(n * d);
+    for (std::size_t i = 0; i < xu.size(); ++i) xu[i] = static_cast<std::uint8_t>((i * 7919 + 31 * y[i / d]) % 256);
+    for (const double scale : {1.0 / 255.0, -3.5, 1e300}) {
+        INFO("scale " << scale);
+        std::vector<double> xd(xu.size());
+        for (std::size_t i = 0; i < xu.size(); ++i) xd[i] = static_cast<double>(xu[i]) * scale;
+        class_moments from_u8({d, classes}), from_f64({d, classes});
+        for (std::size_t r0 = 0; r0 < n; r0 += 64) {
+            const std::size_t b = std::min<std::size_t>(64, n - r0);
+            batch_view u(xu.data() + r0 * d, b, d);
+            u.scale = scale;
+            from_u8.update(u, target_view::class_ids(y.data() + r0, b), r0);
+            from_f64.update(batch_view(xd.data() + r0 * d, b, d), target_view::class_ids(y.data() + r0, b), r0);
+        }
+        CHECK(bytes_of(from_u8) == bytes_of(from_f64));
+    }
+    // Where the bound is not finite the checks run: a value beyond the double range, and a sum that
+    // overflows, are refused (naming where) and change nothing.
+    class_moments cm({d, classes});
+    batch_view first(xu.data(), 64, d);
+    cm.update(first, target_view::class_ids(y.data(), 64), 0);
+    const std::string state = bytes_of(cm);
+    std::vector<std::uint8_t> big(2 * d, 0);
+    big[d + 5] = 255;
+    const std::int64_t same[2] = {1, 1};
+    batch_view huge(big.data(), 2, d);
+    huge.scale = 1e307;  // 255e307 is not a double
+    CHECK_THAT(message_of<input_error>([&] { cm.update(huge, target_view::class_ids(same, 2), 64); }),
+               Contains("row 65") && Contains("column 5") && Contains("not finite"));
+    CHECK(bytes_of(cm) == state);
+    big[5] = 255;
+    huge.scale = 6e305;  // 1.53e308 is; two of them in one class are not
+    CHECK_THAT(message_of<input_error>([&] { cm.update(huge, target_view::class_ids(same, 2), 64); }),
+               Contains("class 1") && Contains("column 5") && Contains("overflows"));
+    CHECK(bytes_of(cm) == state);
+}
+
 TEST_CASE("class_moments: rows wider than the conversion block are converted a row at a time", "[class_moments][dtype]") {
     // D = 40,000 > the 32,768-value block: each block is one row, and a NaN in the last row
     // of a batch is still refused with nothing changed.
