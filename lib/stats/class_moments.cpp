@@ -188,7 +188,7 @@ namespace {
 // Sxy[:, c] = n_c (μ_c − shift) (MATH.md §1 with y = e_label; shift = μ centered, 0 uncentered)
 // into `sxy` (D x C), formed by sweeps over the classes of `chunk` coordinates each, so that a
 // sweep reads whole pages of every class's row of the means (at least 4 KiB: `chunk` doubles);
-// with `release` those pages are given back as soon as they are read. Each value is one
+// with `release` those pages are given back a span of sweeps at a time (below). Each value is one
 // expression of the same operands whatever the order: the same bits either way.
 void form_sxy(const double* means, const std::vector<std::uint64_t>& counts, const vector_t& shift, std::size_t d,
               bool release, matrix_t& sxy) {
