@@ -265,6 +265,9 @@ TEST_CASE("processes racing to take and release one lock never hold it at once",
                     ++taken;
                     ::usleep(100);  // let the others in
                 } catch (const lock_error&) {
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "worker %d: %s\n", w, e.what());  // which error, in the test's log
+                    ::_exit(4);
                 } catch (...) {
                     ::_exit(4);
                 }
