@@ -211,7 +211,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // Vᵀ Bd V once per set of blocks (the masks of one patch size share it), as in each restart.
     std::vector<const patch_blocks*> masks;
     for (std::size_t i = 0; i < noises.size(); ++i)
-        if (monte_carlo_of[i] < 0 && noises[i].family != noise_family::gaussian) masks.push_back(blocks_for(i, state.blocks()));
+        if (monte_carlo_of[i] < 0 && noises[i].family != noise_family::gaussian)
+            masks.push_back(blocks_for(i, state.blocks()));
     know_blocks(pass, masks);
     for (std::size_t i = 0; i < noises.size(); ++i) {
         const long mc = monte_carlo_of[i];
