@@ -15,6 +15,7 @@
 #include "recalign/core/blas.hpp"
 #include "recalign/io/spill.hpp"
 #include "recalign/spectral/eigen.hpp"
+#include "congruence.hpp"
 #include "fresh_matrix.hpp"
 
 namespace recalign {
@@ -293,9 +294,19 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     const matrix_t c = restart_coordinates(m, r, ritz, options.count, before ? previous_tops(ritz, options.count) : 0);
     const std::size_t a = c.shape(1);
     restricted_statistics rs = pass.coordinates(c);  // Rᵀ Sxx R, Rᵀ R, (Sxx R)ᵀ(Sxx R), Rᵀ Sxy: exact
-    // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C is not carried into the next pass: a checkpoint does not hold it,
-    // and a resumed run sweeping the blocks in full would round differently from one that did
-    // not (a resume must give the same bits). Each restart sweeps them once per set of blocks.
+    // Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C, exact likewise: the next restart sweeps the blocks over T only
+    // (restricted_blocks; about a sixth of a full sweep's flops at the demo's widths). It is part
+    // of the pass's state (restricted_statistics::blocks_known): checkpoints hold it.
+    std::vector<known_blocks> carried_blocks;
+    for (const known_blocks& f : pass.blocks_known) {
+        if (f.leading.shape(0) != m) continue;  // know_blocks above made each m x m
+        known_blocks kb;
+        kb.geometry = f.geometry;
+        kb.dim = f.dim;
+        kb.n = f.n;
+        kb.leading = detail::congruence(f.leading, c);
+        carried_blocks.push_back(std::move(kb));
+    }
     const std::size_t width = a + correction_cols;
     // Strong guarantee: everything that reads or makes a file (Sxx R from Sxx Q on disk, the
     // corrections waiting there) and the corrections' D x e copy come before Q and Sxx Q are
@@ -346,6 +357,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     known.sv = std::move(sv);
     known.sv_stored = std::move(sv_file);
     known.gram_solves = pass.gram_solves;
+    known.blocks_known = std::move(carried_blocks);
     known.vsv = std::move(rs.vsv);
     known.gram = std::move(rs.gram);
     known.svsv = std::move(rs.svsv);

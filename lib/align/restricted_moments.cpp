@@ -13,6 +13,7 @@
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
 #include "batch_halves.hpp"
+#include "congruence.hpp"
 
 namespace recalign {
 
@@ -208,17 +209,6 @@ restricted_statistics restricted_moments::finish(centering c) const& {
 }
 
 namespace {
-// Wᵀ A W (A: k x k symmetric, W: k x k2), symmetrised.
-matrix_t congruence(const matrix_t& a, const matrix_t& w) {
-    const std::size_t k = w.shape(0), k2 = w.shape(1);
-    matrix_t aw = xt::zeros<double>({k, k2}), out = xt::zeros<double>({k2, k2});
-    blas::gemm_nn(k, k2, k, 1.0, a.data(), w.data(), 0.0, aw.data());
-    blas::gemm_tn(k2, k2, k, 1.0, w.data(), aw.data(), 0.0, out.data());
-    for (std::size_t i = 0; i < k2; ++i)
-        for (std::size_t j = i + 1; j < k2; ++j) out(i, j) = out(j, i) = 0.5 * (out(i, j) + out(j, i));
-    return out;
-}
-
 // What rotated() and coordinates() share: the checks, center, n, Wᵀ (Vᵀ Sxx V) W and Wᵀ (Vᵀ Sxy).
 restricted_statistics rotated_moments(const restricted_statistics& s, const matrix_t& w, const char* who) {
     const std::size_t k = s.k(), k2 = w.shape(1);
@@ -228,7 +218,7 @@ restricted_statistics rotated_moments(const restricted_statistics& s, const matr
     restricted_statistics out;
     out.center = s.center;
     out.n = s.n;
-    out.vsv = congruence(s.vsv, w);
+    out.vsv = detail::congruence(s.vsv, w);
     if (s.cross) {
         cross_moments c = *s.cross;
         const std::size_t nc = c.sxy.shape(1);
@@ -297,8 +287,8 @@ restricted_statistics restricted_statistics::coordinates(const matrix_t& w) cons
     } else {
         out.coords = w;
     }
-    out.gram = congruence(gram, w);
-    out.svsv = congruence(svsv, w);
+    out.gram = detail::congruence(gram, w);
+    out.svsv = detail::congruence(svsv, w);
     return out;
 }
 

@@ -89,7 +89,7 @@ matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& b
     const std::size_t d = s.dim(), k = s.k();
     const matrix_t* known = nullptr;
     for (const known_blocks& kb : s.blocks_known)
-        if (kb.blocks == &blocks && kb.leading.shape(0) <= k && kb.leading.shape(0) == kb.leading.shape(1))
+        if (kb.is_of(blocks) && kb.leading.shape(0) <= k && kb.leading.shape(0) == kb.leading.shape(1))
             known = &kb.leading;
     if (!known) return blocks.restrict_to(s.basis, s.center);
     const std::size_t a = known->shape(0), b = k - a;
@@ -122,13 +122,26 @@ matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& b
     return out;
 }
 
+known_blocks known_blocks::of(const patch_blocks& blocks, matrix_t leading) {
+    known_blocks k;
+    k.geometry = blocks.config_hash();
+    k.dim = blocks.dim();
+    k.n = blocks.n();
+    k.leading = std::move(leading);
+    return k;
+}
+
+bool known_blocks::is_of(const patch_blocks& blocks) const {
+    return geometry == blocks.config_hash() && dim == blocks.dim() && n == blocks.n();
+}
+
 void know_blocks(restricted_statistics& s, const std::vector<const patch_blocks*>& blocks) {
     std::vector<known_blocks> full;
     for (const patch_blocks* b : blocks) {
         if (!b) continue;
         bool seen = false;
-        for (const known_blocks& f : full) seen = seen || f.blocks == b;
-        if (!seen) full.push_back({b, restricted_blocks(s, *b)});
+        for (const known_blocks& f : full) seen = seen || f.is_of(*b);
+        if (!seen) full.push_back(known_blocks::of(*b, restricted_blocks(s, *b)));
     }
     s.blocks_known = std::move(full);
 }

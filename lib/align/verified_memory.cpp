@@ -151,7 +151,10 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
         incremental ? 8.0L * d * (columns + corrected * std::min(refined, k) + 4.0L * std::min(refined, k) + k)
         : refines && masks > 0 ? 16.0L * d * columns + temporaries  // full passes: the previous one held whole
                                : 0.0L;
-    long double peak = kept + blocks + std::max({pass, first, step});
+    // Vᵀ Bd V per set of blocks, m x m, kept through a restart and carried (a x a) into the next
+    // pass (restricted_statistics::blocks_known): small beside D x m, counted all the same.
+    const long double known = incremental ? 8.0L * columns * columns * static_cast<long double>(seen.size()) : 0.0L;
+    long double peak = kept + blocks + known + std::max({pass, first, step});
     // Parked (BENCHMARKS.md "mem8"): the sketch's state (D x (rank + 20)) on disk from the first
     // basis construction on, its basis U (D x rank) during every pass: the passes hold neither,
     // the first construction and the restarts U; a restart's block solves form E⁺R in R's
@@ -162,7 +165,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     if (parked) {
         const long double r64 = std::min(refined, k), sketch = 8.0L * d * k;
         const long double parked_step = 8.0L * d * (columns + 2.0L * r64 + k) + sketch;
-        peak = kept - 8.0L * d * (2.0L * k + 20.0L) + blocks + std::max({pass, first + sketch, parked_step});
+        peak = kept - 8.0L * d * (2.0L * k + 20.0L) + blocks + known + std::max({pass, first + sketch, parked_step});
     }
     // On disk (io::row_spill): the carried [R, T] and [Sxx R, 0], and the joined Sxx [R, T]
     // written beside them when the pass is completed (3 D doubles per direction at most); parked,

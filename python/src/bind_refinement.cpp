@@ -37,11 +37,15 @@ struct refinement_state {
 };
 using refinement_g = guarded<refinement_state>;
 
-// ---- bytes: [u64 version 2][u64 passes][u64 stopped][f64 change][curves][u64 has next]
-// [u64 carried][statistics][u64 has final][statistics][f64 estimate]; statistics as the CLI's
-// checkpoint (verified_state.cpp): center, n, basis, sv, vsv, gram, svsv, cross (frame = gram on
-// load). Version 1 (no estimate, the older rule's change): loads with both NaN, as the CLI's RAVERIF3.
-constexpr std::uint64_t bytes_version = 2;
+// ---- bytes: [u64 version 3][u64 passes][u64 stopped][f64 change][curves][u64 has next]
+// [u64 carried][statistics][u64 has final][statistics][f64 estimate][known blocks of next]
+// [known blocks of final]; statistics as the CLI's checkpoint (verified_state.cpp): center, n,
+// basis, sv, vsv, gram, svsv, cross (frame = gram on load); known blocks (what the statistics know
+// of Vᵀ Bd V, restricted_statistics::blocks_known) as its put_known_blocks: [u64 count] then
+// [u64 geometry][u64 D][u64 n][matrix] each. Version 2 (no known blocks): loads with none known,
+// as the CLI's RAVERIF4 (the next restart sweeps the blocks in full). Version 1 (no estimate
+// either, the older rule's change): loads with both NaN, as the CLI's RAVERIF3.
+constexpr std::uint64_t bytes_version = 3;
 
 void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
 void put_f64(std::string& s, double v) { s.append(reinterpret_cast<const char*>(&v), 8); }
@@ -65,6 +69,16 @@ void put_statistics(std::string& s, const restricted_statistics& r) {
         put_matrix(s, r.cross->sxy);
         put_matrix(s, r.cross->syy);
         put_vector(s, r.cross->class_counts);
+    }
+}
+
+void put_known_blocks(std::string& s, const restricted_statistics& r) {
+    put_u64(s, r.blocks_known.size());
+    for (const known_blocks& kb : r.blocks_known) {
+        put_u64(s, kb.geometry);
+        put_u64(s, kb.dim);
+        put_u64(s, kb.n);
+        put_matrix(s, kb.leading);
     }
 }
 
@@ -166,6 +180,30 @@ struct refinement_reader {
         if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
         return s;
     }
+    // What `s` (of dimension d) knows of Vᵀ Bd V: each square, at most k x k (the columns it may
+    // know: a pass being read's carried ones, a result's K), of s's D and n.
+    void known_blocks_of(restricted_statistics& s, std::size_t k, std::size_t d) {
+        const std::uint64_t count = u64();
+        if (count > (bytes.size() - at) / 32) fail("truncated");  // each entry holds at least 4 u64
+        std::vector<known_blocks> known;
+        for (std::uint64_t i = 0; i < count; ++i) {
+            known_blocks kb;
+            kb.geometry = u64();
+            kb.dim = u64();
+            kb.n = u64();
+            const std::size_t where = at;
+            kb.leading = matrix();
+            if (kb.leading.shape(0) != kb.leading.shape(1) || kb.leading.shape(0) > k || kb.dim != d || kb.n != s.n) {
+                at = where;
+                fail("the known patch blocks (" + std::to_string(kb.leading.shape(0)) + " x " +
+                     std::to_string(kb.leading.shape(1)) + ", D = " + std::to_string(kb.dim) + ", n = " +
+                     std::to_string(kb.n) + ") do not fit their statistics (" + std::to_string(k) +
+                     " known columns, D = " + std::to_string(d) + ", n = " + std::to_string(s.n) + ")");
+            }
+            known.push_back(std::move(kb));
+        }
+        s.blocks_known = std::move(known);
+    }
 };
 
 std::string to_bytes(const refinement_state& r) {
@@ -186,13 +224,15 @@ std::string to_bytes(const refinement_state& r) {
     put_u64(s, r.final_ ? 1 : 0);
     if (r.final_) put_statistics(s, *r.final_);
     put_f64(s, r.estimate);
+    put_known_blocks(s, r.next ? r.next->known : restricted_statistics());
+    put_known_blocks(s, r.final_ ? *r.final_ : restricted_statistics());
     return s;
 }
 
 refinement_state from_bytes(const std::string& bytes, const std::string& source) {
     refinement_reader in{bytes, source};
     const std::uint64_t version = in.u64();
-    if (version != 1 && version != bytes_version) in.fail("unsupported version");
+    if (version < 1 || version > bytes_version) in.fail("unsupported version");
     refinement_state r;
     r.passes = in.u64();
     r.stopped = in.u64() != 0;
@@ -209,6 +249,11 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
     if (in.u64()) r.final_ = in.statistics();
     if (version >= 2) r.estimate = in.f64();
     else r.change = std::numeric_limits<double>::quiet_NaN();  // the older rule's: the new one needs two changes
+    if (version >= 3) {
+        restricted_statistics none;
+        in.known_blocks_of(r.next ? r.next->known : none, r.next ? r.next->carried : 0, r.next ? r.next->dim() : 0);
+        in.known_blocks_of(r.final_ ? *r.final_ : none, r.final_ ? r.final_->k() : 0, r.final_ ? r.final_->dim() : 0);
+    }
     if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
     if (r.stopped && !r.final_) in.fail("stopped without its result");
     if (r.next && r.final_) in.fail("both a pass being read and the result of the passes");

@@ -181,12 +181,57 @@ def _statistics_matrices(data, at):
     return out
 
 
-def test_refinement_bytes_of_inconsistent_shapes_are_refused():
-    """DenoisingRefinement.from_bytes (a VerifiedDenoising's carried part: no checksum) refuses
-    statistics whose matrices do not fit their basis (a FileError at the matrix's offset), as the
-    analyses and complete_pass index them by the basis's K without checking: Vᵀ Sxx V, the Gram
-    matrix or (Sxx V)ᵀ(Sxx V) of another size, or a cross block of other rows, were accepted; so
-    was a pass being read with all of its basis carried (nothing new to read)."""
+def _statistics_end(data, at):
+    """Where DenoisingRefinement statistics starting at `at` end: the five matrices, then the
+    cross block (has cross; center, n, Sxy, Syy, class counts)."""
+    *_, (last, rows, cols) = _statistics_matrices(data, at)
+    at = last + 16 + 8 * rows * cols
+    (cross,) = struct.unpack_from("<Q", data, at)
+    at += 8
+    if cross:
+        at += 16
+        for _ in range(2):
+            rows, cols = struct.unpack_from("<QQ", data, at)
+            at += 16 + 8 * rows * cols
+        (n,) = struct.unpack_from("<Q", data, at)
+        at += 8 + 8 * n
+    return at
+
+
+def _refinement_layout(data):
+    """Offsets in DenoisingRefinement bytes (version 3): the pass being read's statistics (or
+    None), the result's (or None), the estimate, and the two known-blocks lists."""
+    (curves,) = struct.unpack_from("<Q", data, 32)  # after version, passes, stopped, change
+    at = 40 + 8 * curves
+    out = {"has_next": at}
+    nxt = fin = None
+    if struct.unpack_from("<Q", data, at)[0]:
+        nxt = at + 16  # has next, carried
+        at = _statistics_end(data, nxt)
+    else:
+        at += 8
+    out["has_final"] = at
+    if struct.unpack_from("<Q", data, at)[0]:
+        fin = at + 8
+        at = _statistics_end(data, fin)
+    else:
+        at += 8
+    out.update(next=nxt, final=fin, estimate=at, known_next=at + 8)
+    at += 8
+    for name in ("known_next", "known_final"):
+        out[name] = at
+        (count,) = struct.unpack_from("<Q", data, at)
+        at += 8
+        for _ in range(count):
+            rows, cols = struct.unpack_from("<QQ", data, at + 24)
+            at += 24 + 16 + 8 * rows * cols
+    assert at == len(data)
+    return out
+
+
+def _in_first_refinement_pass():
+    """Synthetic batches and a VerifiedDenoising (one 2x2 mask, --refine 2) that has read its
+    first verification pass and stands at its first refinement pass: R carried, T to read."""
     data = synthetic_batches()
     st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
     for p in range(2):
@@ -194,7 +239,17 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
             st.next_pass()
         for xb, yb in data:
             st.update(xb, yb)
-    st.next_pass()  # the first refinement pass: R carried, T read
+    st.next_pass()
+    return data, st
+
+
+def test_refinement_bytes_of_inconsistent_shapes_are_refused():
+    """DenoisingRefinement.from_bytes (a VerifiedDenoising's carried part: no checksum) refuses
+    statistics whose matrices do not fit their basis (a FileError at the matrix's offset), as the
+    analyses and complete_pass index them by the basis's K without checking: Vᵀ Sxx V, the Gram
+    matrix or (Sxx V)ᵀ(Sxx V) of another size, or a cross block of other rows, were accepted; so
+    was a pass being read with all of its basis carried (nothing new to read)."""
+    data, st = _in_first_refinement_pass()
     good = st._refinement.to_bytes()
     assert recalign._recalign.DenoisingRefinement.from_bytes(good).to_bytes() == good
     (curves,) = struct.unpack_from("<Q", good, 32)  # after version, passes, stopped, change
@@ -215,17 +270,59 @@ def test_refinement_bytes_of_inconsistent_shapes_are_refused():
         st.update(xb, yb)
     st.report()  # the last pass joined: the result's statistics, K x K products
     ended = st._refinement.to_bytes()
-    (curves,) = struct.unpack_from("<Q", ended, 32)
-    # after the result: the stop's estimate (a double), the last field
-    head, stats, estimate = ended[:40 + 8 * curves], ended[40 + 8 * curves + 16:-8], ended[-8:]
-    assert struct.unpack_from("<QQ", ended, 40 + 8 * curves) == (0, 1)  # no pass being read, a result
+    e = _refinement_layout(ended)
+    # after the result: the stop's estimate (a double), then what each statistics know of Vᵀ Bd V
+    head, stats, rest = ended[:e["has_next"]], ended[e["final"]:e["estimate"]], ended[e["estimate"]:]
+    assert struct.unpack_from("<QQ", ended, e["has_next"]) == (0, 1)  # no pass being read, a result
     _, _, k = _statistics_matrices(stats, 0)[0]
-    bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0) + estimate
+    bad = head + struct.pack("<QQ", 1, k) + stats + struct.pack("<Q", 0) + rest
     with pytest.raises(recalign.FileError, match="a pass being read has new directions"):
         recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
-    assert good[-16:-8] == struct.pack("<Q", 0)  # reading, no result yet: both is no state close() leaves
+    g = _refinement_layout(good)
+    assert good[g["has_final"]:g["estimate"]] == struct.pack("<Q", 0)  # reading, no result yet: both is no state close() leaves
     with pytest.raises(recalign.FileError, match="both a pass being read and the result"):
-        recalign._recalign.DenoisingRefinement.from_bytes(good[:-16] + struct.pack("<Q", 1) + stats + good[-8:], "carried")
+        recalign._recalign.DenoisingRefinement.from_bytes(
+            good[:g["has_final"]] + struct.pack("<Q", 1) + stats + good[g["estimate"]:], "carried")
+
+
+def test_refinement_bytes_carry_the_known_blocks():
+    """A restart hands Rᵀ Bd R (carried x carried) on to the pass being read, and the bytes hold it
+    (version 3): the next restart sweeps the blocks over the new directions only, so a state
+    resumed from its bytes must know it too to round as one that did not stop. A list that does
+    not fit its statistics is refused at its offset; version-2 bytes (without the lists) load
+    with nothing known."""
+    data, st = _in_first_refinement_pass()
+    good = st._refinement.to_bytes()
+    g = _refinement_layout(good)
+    (carried,) = struct.unpack_from("<Q", good, g["has_next"] + 8)
+    at = g["known_next"]
+    assert struct.unpack_from("<Q", good, at)[0] == 1  # one set of blocks (the 2x2 mask's)
+    geometry, dim, n, rows, cols = struct.unpack_from("<QQQQQ", good, at + 8)
+    assert (dim, rows, cols) == (192, carried, carried) and n == sum(len(x) for x, _ in data)
+    leading = np.frombuffer(good, "<f8", rows * cols, at + 48).reshape(rows, cols)
+    assert np.array_equal(leading, leading.T)
+    assert good[g["known_final"]:] == struct.pack("<Q", 0)
+    assert recalign._recalign.DenoisingRefinement.from_bytes(good).to_bytes() == good
+    # resumed from its bytes in the first refinement pass, the rest gives the bits of the run that
+    # did not stop: its second restart and the analyses read the carried Rᵀ Bd R
+    again = recalign.VerifiedDenoising.from_bytes(st.to_bytes())
+    for s in (st, again):
+        for p in range(2):
+            if p:
+                s.next_pass()
+            for xb, yb in data:
+                s.update(xb, yb)
+    assert again.to_bytes() == st.to_bytes()
+    assert again.report().to_dict() == st.report().to_dict()
+    for what, edit in (("rows", lambda b: b[:at + 32] + struct.pack("<Q", carried + 1) + b[at + 40:]),
+                       ("n", lambda b: b[:at + 24] + struct.pack("<Q", n + 1) + b[at + 32:])):
+        bad = edit(good)
+        with pytest.raises(recalign.FileError, match="do not fit|truncated") as e:
+            recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
+        assert e.value.file == "carried" and 0 < e.value.offset <= len(bad), what
+    old = struct.pack("<Q", 2) + good[8:g["known_next"]]
+    empty = recalign._recalign.DenoisingRefinement.from_bytes(old, "version 2").to_bytes()
+    assert empty == struct.pack("<Q", 3) + old[8:] + struct.pack("<QQ", 0, 0)
 
 
 def test_refinement_close_refused_changes_nothing():

@@ -200,7 +200,7 @@ TEST_CASE("denoising_restart converges: the P block reaches the exact route wher
     const noise_spec noise = parse_noise_spec("mask:patch=2x2,ratio=0.25");
     const denoising_result exact = denoising_alignment(clean, closed_form_noise(noise, *clean.second_moment, clean.n, data.po.shape));
     // The sketch: the exact top r eigenvectors (deterministic), far fewer than D.
-    constexpr std::size_t r = 48, count = 16, budget = 8;
+    constexpr std::size_t r = 48, count = 16, budget = 10;
     spectrum top = clean.spec;
     top.eigenvalues = xt::view(clean.spec.eigenvalues, xt::range(0, r));
     top.basis = xt::view(clean.spec.basis, xt::all(), xt::range(0, r));
@@ -249,7 +249,10 @@ TEST_CASE("denoising_restart converges: the P block reaches the exact route wher
     // Measured (errors after the first verification pass, then after each refinement pass):
     // with the P block 1.1e-2, 6.3e-3, 1.3e-3, 6.1e-4, 1.3e-4, 8.1e-5, 7.9e-5; main's restart
     // ([U, Ritz vectors] only) 1.1e-2, 6.3e-3, 1.7e-3, 8.7e-4, 3.3e-4, 2.2e-4, 1.6e-4: it
-    // needs 6 refinement passes to come within 2e-4 of the exact route, the P block 4.
+    // needs 6 refinement passes to come within 2e-4 of the exact route, the P block 4. With
+    // Rᵀ Bd R carried between passes (Cᵀ (Qᵀ Bd Q) C, not swept again): 1.1e-2, 6.3e-3, 1.3e-3,
+    // 5.9e-4, 1.5e-4, 4.8e-5, 5.3e-5, 5.2e-5, 4.8e-5, 4.8e-5, 3.9e-5 (sweeping in full, the same
+    // code otherwise: the same to 1.5e-4, then 9.1e-5, 8.0e-5, 8.0e-5, 7.4e-5).
     REQUIRE(errors.size() == budget + 1);  // the passes run on past the stop here (judged on a copy)
     std::size_t passes = 0;
     while (passes < errors.size() && errors[passes] >= 2e-4) ++passes;
@@ -265,7 +268,11 @@ TEST_CASE("denoising_restart converges: the P block reaches the exact route wher
     // error is within the issue's 2e-3 target, and its estimate tracks how far the curves still
     // are from the last pass's (the passes' limit here): within a factor 3 (MATH.md §7 measured
     // up to 2.3 at D = 3,072 / 12,288, where the changes are not monotone). Measured: estimates
-    // inf, inf, 1.4e-2, 4.9e-3, 1.3e-2, 8.2e-4, 4.1e-4 (stop at restart 6, error 8.1e-5).
+    // inf, inf, 1.4e-2, 4.8e-3, 1.6e-2, 6.4e-4, 1.3e-3, 5.6e-4, 5.1e-4, 1.4e-4 (stop at restart 9,
+    // error 4.8e-5). Near the threshold the estimate follows the normalised impacts, which still
+    // rise by 1e-3 a pass (x 0.2, their weight) where the relative differences moved 1e-5: the
+    // restart at which it fires moves with rounding (sweeping Bd in full: 6.7e-4, 7.8e-4, 4.4e-4,
+    // stop at 7), hence the budget of 10 here.
     std::string est;
     for (double e : estimates) est += std::to_string(e) + " ";
     INFO("estimates after each restart: " << est << "; the stop fires at restart " << stop);

@@ -350,7 +350,7 @@ TEST_CASE("verified_denoising from a sketch's top eigenvectors: exact numbers fo
             restricted_statistics known = pass;
             know_blocks(known, {blocks, nullptr, blocks});
             REQUIRE(known.blocks_known.size() == 1);
-            CHECK(known.blocks_known[0].blocks == blocks);
+            CHECK(known.blocks_known[0].is_of(*blocks));
             const matrix_t swept = restricted_blocks(pass, *blocks);
             CHECK(same_bits(known.blocks_known[0].leading, swept));
             const verified_denoising_result again = verified_denoising(u, known, noise, blocks);
@@ -590,20 +590,32 @@ TEST_CASE("denoising_restart: Vᵀ Bd V once per set of blocks, shared by the ma
     CHECK(testing::rel_diff(srb, expect_sr) < 1e-12);
     for (std::size_t i = 0; i < q.shape(0); ++i)
         for (std::size_t j = a; j < m; ++j) REQUIRE(known.sv(i, j) == 0.0);
-    // Qᵀ Bd Q, one for both masks (one set of blocks), is the blocks' own; it is not carried into
-    // the next pass (a resumed run could not have it, and must give the same bits).
+    // Qᵀ Bd Q, one for both masks (one set of blocks), is the blocks' own; Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C
+    // is carried into the next pass (a x a, exactly symmetric), for the same blocks.
     REQUIRE(pass.blocks_known.size() == 1);
     CHECK(testing::rel_diff(pass.blocks_known[0].leading, d.blocks.restrict_to(first.basis, centering::uncentered)) < 1e-12);
-    CHECK(known.blocks_known.empty());
-    // The next pass completed from T alone: with nothing carried, its Vᵀ Bd V is swept over the
-    // whole of [R, T] (restricted_blocks of an empty cache = restrict_to), and the whole restart
-    // gives the numbers of one on a full pass over [R, T].
+    REQUIRE(known.blocks_known.size() == 1);
+    const known_blocks& carried_bd = known.blocks_known[0];
+    CHECK(carried_bd.is_of(d.blocks));
+    REQUIRE(carried_bd.leading.shape(0) == a);
+    REQUIRE(carried_bd.leading.shape(1) == a);
+    CHECK(testing::rel_diff(carried_bd.leading, d.blocks.restrict_to(rb, centering::uncentered)) < 1e-12);
+    CHECK(carried_bd.leading == xt::transpose(carried_bd.leading));
+    // Blocks of another geometry or row count are not these: the cache is not theirs.
+    patch_blocks_options other = d.blocks.options();
+    other.patch_h = other.patch_w = 1;
+    CHECK_FALSE(carried_bd.is_of(patch_blocks(other)));
+    // The next pass completed from T alone: its Vᵀ Bd V is the carried Rᵀ Bd R and a sweep over
+    // T only (restricted_blocks), equal to a sweep over the whole of [R, T] to rounding, and the
+    // whole restart gives the numbers of one on a full pass over [R, T].
     restricted_statistics on_t = verify(d, step.next.fresh(), centering::uncentered);
     refinement_pass spilled = step.next;  // as the CLI holds it during the pass: on disk (io::row_spill)
     spilled.spill(io::spill_directory());
     restricted_statistics done_on_disk = complete_pass(std::move(spilled), restricted_statistics(on_t));
     restricted_statistics done = complete_pass(std::move(step.next), std::move(on_t));
     const restricted_statistics full = verify(d, done.basis, centering::uncentered);
+    REQUIRE(done.blocks_known.size() == 1);  // complete_pass keeps what R knows
+    REQUIRE(done.blocks_known[0].leading.shape(0) == a);
     CHECK(testing::rel_diff(restricted_blocks(done, d.blocks), d.blocks.restrict_to(full.basis, centering::uncentered)) < 1e-12);
     restricted_statistics plain = full;
     const refinement_step again = denoising_restart(top, done, noises, blocks, ro, &step.curves);

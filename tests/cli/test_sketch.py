@@ -316,7 +316,7 @@ def verified_carried_matrix(b, which):
     carried statistics of a verified checkpoint's refinement pass starts, as laid out by
     verified_state::save (tools/recalign/verified_state.cpp), with the offsets of the length
     prefixes that enclose it (the accumulator's, the statistics')."""
-    a = b.index(b"RAVERIF4")
+    a = b.index(b"RAVERIF5")
     at = a + 16                                   # magic, pass
     at += 8 + _u64(b, at)                         # route
     blocks = _u64(b, at)

@@ -214,8 +214,8 @@ void route_state::load(const std::string& tagged, const std::string& source) {
 void route_state::load_from(const state_source& src) {
     const std::string& source = src.name();
     const std::string head = src.bytes(0, std::min<std::uint64_t>(src.size(), 8));
-    if (head == "RAVERIFY" || head == "RAVERIF2" || head == "RAVERIF3" || head == "RAVERIF4" ||
-        head == "RAMCVERI")  // verified_state (versions 1-4), monte_carlo_state
+    if (head == "RAVERIFY" || head == "RAVERIF2" || head == "RAVERIF3" || head == "RAVERIF4" || head == "RAVERIF5" ||
+        head == "RAMCVERI")  // verified_state (versions 1-5), monte_carlo_state
         throw file_error(source, checkpoint::header_bytes,
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
                          "routes): resume it (merged shards: with the whole input) to finish the pass, or run with "

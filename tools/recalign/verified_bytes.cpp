@@ -210,4 +210,42 @@ refinement_pass read_statistics(const state_source& src, std::optional<std::uint
     return p;
 }
 
+void put_known_blocks(state_sink& out, const restricted_statistics& s) {
+    out.part([&](state_sink& o) {
+        o.u64(s.blocks_known.size());
+        for (const known_blocks& kb : s.blocks_known) {
+            o.u64(kb.geometry);
+            o.u64(kb.dim);
+            o.u64(kb.n);
+            put_matrix(o, kb.leading);
+        }
+    });
+}
+
+void read_known_blocks(const state_source& src, restricted_statistics& s, std::size_t k, std::size_t d) {
+    source_reader r{src, "verified state (known patch blocks)"};
+    const std::uint64_t count_at = r.here(), count = r.u64();
+    if (count > r.left() / 32) r.truncated();  // each entry holds at least 4 u64
+    std::vector<known_blocks> known;
+    std::vector<matrix_at> at;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        known_blocks kb;
+        kb.geometry = r.u64();
+        kb.dim = r.u64();
+        kb.n = r.u64();
+        const matrix_at m = next_matrix(r);
+        if (m.rows != m.cols || m.rows > k || kb.dim != d || kb.n != s.n)
+            throw file_error(src.name(), m.at, "the known patch blocks (" + std::to_string(m.rows) + " x " +
+                                                   std::to_string(m.cols) + ", D = " + std::to_string(kb.dim) +
+                                                   ", n = " + std::to_string(kb.n) + ") do not fit their statistics (" +
+                                                   std::to_string(k) + " known columns, D = " +
+                                                   std::to_string(d) + ", n = " + std::to_string(s.n) + ")");
+        known.push_back(std::move(kb));
+        at.push_back(m);
+    }
+    if (r.left()) throw file_error(src.name(), count_at, "unexpected bytes after the known patch blocks");
+    for (std::size_t i = 0; i < known.size(); ++i) known[i].leading = read_matrix(src, at[i]);
+    s.blocks_known = std::move(known);
+}
+
 }  // namespace recalign::cli

@@ -32,4 +32,14 @@ void put_statistics(state_sink& out, const restricted_statistics& s, const refin
 refinement_pass read_statistics(const state_source& src, std::optional<std::uint64_t> carried = std::nullopt,
                                 const std::string& spill_dir = std::string());
 
+// What the statistics know of Vᵀ Bd V (restricted_statistics::blocks_known: a refinement pass's
+// carried Rᵀ Bd R, the final pass's) as one part: [u64 count] then per set of blocks [u64
+// geometry][u64 D][u64 n][matrix]. Without it a resumed run would sweep the blocks in full and
+// round differently from one that did not stop.
+void put_known_blocks(state_sink& out, const restricted_statistics& s);
+// Read into `s` from the part `src`: each square, at most `k` x `k` (the columns it may know:
+// a refinement pass's carried ones, a whole pass's K) and of dimension `d` and s's n; refused at
+// its offset otherwise, with `s` unchanged.
+void read_known_blocks(const state_source& src, restricted_statistics& s, std::size_t k, std::size_t d);
+
 }  // namespace recalign::cli

@@ -282,7 +282,10 @@ refinement_report verified_state::refinement() const {
 // [magic v2][u64 pass][route][u64 blocks][each block state][u64 has pass][pass state]
 // [u64 verification passes][u64 refinement passes started][u64 stopped][f64 change][curves]
 // [u64 has next][u64 carried][statistics][u64 has final][statistics]
-// [u64 verification passes skipped by the stop][u64 counted][f64 estimate] (version 4, "RAVERIF4";
+// [u64 verification passes skipped by the stop][u64 counted][f64 estimate]
+// [part: the next pass's known Vᵀ Bd V][part: the final statistics'] (put_known_blocks; version 5,
+// "RAVERIF5"; version 4, "RAVERIF4": without them, loaded as none known, so the next restart or
+// the analyses sweep the blocks in full and round differently from a run that did not stop;
 // version 3, "RAVERIF3": without the estimate, loaded as NaN with the last change taken as none, so
 // the next restart cannot stop yet (the rule needs two changes); version 2, "RAVERIF2": without the
 // skipped passes either, loaded as none skipped yet; version 1, "RAVERIFY": up to the pass state,
@@ -290,7 +293,7 @@ refinement_report verified_state::refinement() const {
 std::string verified_state::save() const { return bytes_of(*this); }
 
 void verified_state::save_to(state_sink& out) const {
-    out.put(verified_magic_v4, 8);
+    out.put(verified_magic_v5, 8);
     out.u64(pass_);
     out.part([&](state_sink& o) { route_.save_to(o); });
     out.u64(blocks_.size());
@@ -312,6 +315,8 @@ void verified_state::save_to(state_sink& out) const {
     out.u64(skipped_);
     out.u64(counted_ ? 1 : 0);
     out.f64(estimate_);
+    put_known_blocks(out, next_ ? next_->known : restricted_statistics());
+    put_known_blocks(out, final_ ? *final_ : restricted_statistics());
 }
 
 void verified_state::load(const std::string& bytes, const std::string& source) {
@@ -325,7 +330,8 @@ void verified_state::load_from(const state_source& src) {
     loaded_at = src.at();
     const std::string& source = src.name();
     const std::string head = src.bytes(0, std::min<std::uint64_t>(src.size(), 8));
-    const bool v4 = head == std::string(verified_magic_v4, 8);
+    const bool v5 = head == std::string(verified_magic_v5, 8);
+    const bool v4 = v5 || head == std::string(verified_magic_v4, 8);
     const bool v3 = v4 || head == std::string(verified_magic_v3, 8);
     const bool v2 = v3 || head == std::string(verified_magic_v2, 8);
     if (!v2 && head != std::string(magic, 8))
@@ -399,6 +405,12 @@ void verified_state::load_from(const state_source& src) {
     double estimate = std::numeric_limits<double>::quiet_NaN();
     if (v4) estimate = r.f64();
     else change = std::numeric_limits<double>::quiet_NaN();  // the old rule's change: the new one needs two
+    if (v5) {
+        restricted_statistics none;
+        read_known_blocks(r.part(), next ? next->known : none, next ? next->carried : 0, next ? next->dim() : 0);
+        read_known_blocks(r.part(), final_stats ? *final_stats : none, final_stats ? final_stats->k() : 0,
+                          final_stats ? final_stats->dim() : 0);
+    }
     if (r.left()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
     // Resumed in a verification pass: the sketch's state on disk, as the run that wrote it held it.
     if (plan_.park && state && pass >= route.passes()) route.park(io::spill_directory());

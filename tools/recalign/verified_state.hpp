@@ -27,15 +27,18 @@ namespace recalign::cli {
 
 // The first bytes of a verified state's checkpoint bytes (a route state's start otherwise):
 // version 1 (full refinement passes), version 2 (incremental refinement; both still loaded)
-// and version 3 (version 2 and the passes the adaptive stop skipped).
+// version 3 (version 2 and the passes the adaptive stop skipped), version 4 (and the stop's
+// estimate) and version 5 (and what the statistics know of Vᵀ Bd V); all still loaded.
 inline constexpr char verified_magic[] = "RAVERIFY";
 inline constexpr char verified_magic_v2[] = "RAVERIF2";
 inline constexpr char verified_magic_v3[] = "RAVERIF3";
 inline constexpr char verified_magic_v4[] = "RAVERIF4";
+inline constexpr char verified_magic_v5[] = "RAVERIF5";
 // Whether checkpoint bytes hold a verified state (any version).
 inline bool verified_bytes(const std::string& s) {
-    return s.compare(0, 8, verified_magic) == 0 || s.compare(0, 8, verified_magic_v2) == 0 ||
-           s.compare(0, 8, verified_magic_v3) == 0 || s.compare(0, 8, verified_magic_v4) == 0;
+    for (const char* m : {verified_magic, verified_magic_v2, verified_magic_v3, verified_magic_v4, verified_magic_v5})
+        if (s.compare(0, 8, m) == 0) return true;
+    return false;
 }
 
 // What a verification pass runs on: a basis from the finished sketch statistics, the patch

@@ -39,10 +39,16 @@ class row_spill;
 }
 
 // Vᵀ Bd V of one set of patch blocks, known for V's leading columns (leading: a x a) without
-// another sweep over the blocks (verification.hpp, restricted_blocks).
+// another sweep over the blocks (verification.hpp, restricted_blocks). The blocks are named by
+// what every analysis checks of them against the statistics (their geometry and patch size, D
+// and n), not by their address: a checkpoint or Python's bytes carry it, and blocks loaded with
+// the rest of a run find it again.
 struct known_blocks {
-    const patch_blocks* blocks = nullptr;
+    std::uint64_t geometry = 0;  // patch_blocks::config_hash()
+    std::uint64_t dim = 0, n = 0;
     matrix_t leading;
+    static known_blocks of(const patch_blocks& blocks, matrix_t leading);
+    bool is_of(const patch_blocks& blocks) const;
 };
 
 // What the verification pass knows about the representation V, finished (the analogue of
@@ -61,10 +67,12 @@ struct restricted_statistics {
     std::shared_ptr<const matrix_t> frame;
     matrix_t coords;
     std::size_t frame_dim = 0;
-    // Vᵀ Bd V of patch blocks as far as already known (one restart's masks of one patch size
-    // share it). A cache, neither serialised nor rotated: for the same blocks object only,
-    // unchanged since; empty is always right (computed in full). Not carried across passes:
-    // a resumed run, which would compute it in full, must round as one that did not stop.
+    // Vᵀ Bd V of patch blocks as far as already known: one restart's masks of one patch size
+    // share it, and a restart hands Rᵀ Bd R = Cᵀ (Qᵀ Bd Q) C on to the next pass, which sweeps
+    // the blocks over its new directions only (denoising_restart). Not rotated by rotated() or
+    // coordinates(); empty is always right (computed in full). Carried across passes, it is part
+    // of the run's state: the CLI's checkpoint and Python's DenoisingRefinement bytes hold it,
+    // so a resumed run rounds as one that did not stop.
     std::vector<known_blocks> blocks_known;
     // Sxx V on disk instead of in `sv` (empty meanwhile): an incremental refinement's restart
     // and the analyses after it read it a block of rows at a time (sv_rows; BENCHMARKS.md

@@ -39,8 +39,9 @@ ritz_denoising_result ritz_denoising(const restricted_statistics& s, const noise
 // columns after it are swept over the blocks (D s (K − a) + D K (K − a) flops instead of
 // D s K + D K²). Throws std::invalid_argument for a basis of another dimension or in coordinates.
 matrix_t restricted_blocks(const restricted_statistics& s, const patch_blocks& blocks);
-// Vᵀ Bd V of each distinct set of blocks in `blocks` (null entries skipped), swept once each,
-// into s.blocks_known (replacing it): the masks of one patch size share their blocks, so each
+// Vᵀ Bd V of each distinct set of blocks in `blocks` (null entries skipped; known_blocks::is_of),
+// swept once each over the columns not yet known (restricted_blocks), into s.blocks_known
+// (replacing it): the masks of one patch size share their blocks, so each
 // later restricted_blocks (ritz_denoising, verified_denoising) for them reads it instead of
 // sweeping again. The same bits as sweeping each time.
 void know_blocks(restricted_statistics& s, const std::vector<const patch_blocks*>& blocks);
