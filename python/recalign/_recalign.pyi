@@ -565,6 +565,8 @@ class DenoisingRefinement:
     passes: int
     change: float
     estimate: float
+    changes: npt.NDArray[np.float64]
+    estimates: npt.NDArray[np.float64]
     curves: npt.NDArray[np.float64]
     def to_bytes(self) -> bytes: ...
     @staticmethod

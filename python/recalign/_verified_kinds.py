@@ -344,7 +344,8 @@ class VerifiedDenoising(_VerifiedRun):
         if r is None:
             return None
         return {"budget": self._refine, "passes": r.passes, "stopped": "converged" if r.stopped else "budget",
-                "change": r.change, "estimate": r.estimate, "threshold": _recalign.REFINEMENT_STOP}
+                "change": r.change, "estimate": r.estimate, "threshold": _recalign.REFINEMENT_STOP,
+                "changes": [float(x) for x in r.changes], "estimates": [float(x) for x in r.estimates]}
 
     def _basis(self, sketch, previous):
         q = sketch.spectrum.basis

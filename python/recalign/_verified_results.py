@@ -49,8 +49,9 @@ class SketchError:
     # run after the first verification pass, stopped ("converged": the adaptive stop; "budget"),
     # change (the last restart's largest change of the stopping curves; inf or NaN: none compared),
     # estimate (an ESTIMATE from the last two changes of how far the curves still are from the
-    # passes' limit, refinement_estimate; inf: not judged yet) and threshold (REFINEMENT_STOP).
-    # None without them (no masking noise, or a Monte-Carlo one).
+    # passes' limit, refinement_estimate; inf: not judged yet), threshold (REFINEMENT_STOP), and
+    # changes / estimates: every restart's, in turn (the last are change / estimate; NaN: a restart
+    # before a resume from older bytes). None without them (no masking noise, or a Monte-Carlo one).
     refinement: Any = field(default_factory=lambda: None)
 
     @property
@@ -67,7 +68,9 @@ class SketchError:
                 "max_passes": self.max_passes, "tolerance": _number(self.tolerance), "tolerance_met": self.tolerance_met,
                 "ritz_values": _list(self.ritz_values), "residuals": _list(self.residuals),
                 **({} if self.refinement is None else {"refinement": {
-                    k: (_finite(v) if k in ("change", "estimate", "threshold") else v) for k, v in self.refinement.items()}})}
+                    k: (_finite(v) if k in ("change", "estimate", "threshold")
+                        else [_finite(x) for x in v] if k in ("changes", "estimates") else v)
+                    for k, v in self.refinement.items()}})}
 
 
 @dataclass(frozen=True)

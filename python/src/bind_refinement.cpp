@@ -32,6 +32,7 @@ struct refinement_state {
     vector_t curves;                              // the last restart's stopping curves
     double change = std::numeric_limits<double>::quiet_NaN();
     double estimate = std::numeric_limits<double>::quiet_NaN();  // the last restart's refinement_estimate
+    vector_t changes, estimates;  // every restart's change and estimate, in turn
     std::uint64_t passes = 0;  // refinement passes started (each reads its new directions T)
     bool stopped = false;      // the adaptive stop (or nothing new to read) ended the passes
 };
@@ -39,11 +40,12 @@ using refinement_g = guarded<refinement_state>;
 
 // ---- bytes: [u64 version 3][u64 passes][u64 stopped][f64 change][curves][u64 has next]
 // [u64 carried][statistics][u64 has final][statistics][f64 estimate][known blocks of next]
-// [known blocks of final]; statistics as the CLI's checkpoint (verified_state.cpp): center, n,
+// [known blocks of final][every restart's change][their estimates]; statistics as the CLI's checkpoint (verified_state.cpp): center, n,
 // basis, sv, vsv, gram, svsv, cross (frame = gram on load); known blocks (what the statistics know
 // of Vᵀ Bd V, restricted_statistics::blocks_known) as its put_known_blocks: [u64 count] then
-// [u64 geometry][u64 D][u64 n][matrix] each. Version 2 (no known blocks): loads with none known,
-// as the CLI's RAVERIF4 (the next restart sweeps the blocks in full). Version 1 (no estimate
+// [u64 geometry][u64 D][u64 n][matrix] each; the changes and estimates as vectors. Version 2 (no
+// known blocks, no history): loads with none known, as the CLI's RAVERIF4 (the next restart
+// sweeps the blocks in full), and NaN for each restart before. Version 1 (no estimate
 // either, the older rule's change): loads with both NaN, as the CLI's RAVERIF3.
 constexpr std::uint64_t bytes_version = 3;
 
@@ -80,6 +82,14 @@ void put_known_blocks(std::string& s, const restricted_statistics& r) {
         put_u64(s, kb.n);
         put_matrix(s, kb.leading);
     }
+}
+
+// v with x after its last element.
+vector_t appended(const vector_t& v, double x) {
+    vector_t out = xt::zeros<double>({v.size() + 1});
+    std::copy(v.begin(), v.end(), out.begin());
+    out(v.size()) = x;
+    return out;
 }
 
 struct refinement_reader {
@@ -226,6 +236,8 @@ std::string to_bytes(const refinement_state& r) {
     put_f64(s, r.estimate);
     put_known_blocks(s, r.next ? r.next->known : restricted_statistics());
     put_known_blocks(s, r.final_ ? *r.final_ : restricted_statistics());
+    put_vector(s, r.changes);
+    put_vector(s, r.estimates);
     return s;
 }
 
@@ -253,6 +265,19 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
         restricted_statistics none;
         in.known_blocks_of(r.next ? r.next->known : none, r.next ? r.next->carried : 0, r.next ? r.next->dim() : 0);
         in.known_blocks_of(r.final_ ? *r.final_ : none, r.final_ ? r.final_->k() : 0, r.final_ ? r.final_->dim() : 0);
+        const std::size_t at = in.at;
+        r.changes = in.vector();
+        r.estimates = in.vector();
+        if (r.changes.size() != r.estimates.size() || r.changes.size() > r.passes + 1) {
+            in.at = at;
+            in.fail("the refinement history (" + std::to_string(r.changes.size()) + " changes, " +
+                    std::to_string(r.estimates.size()) + " estimates) does not fit its " + std::to_string(r.passes) +
+                    " refinement pass(es)");
+        }
+    } else {  // one restart per refinement pass started, and the one that stopped them: not known
+        r.changes = xt::zeros<double>({static_cast<std::size_t>(std::min<std::uint64_t>(r.passes + (r.stopped ? 1 : 0), 1u << 20))});
+        r.changes.fill(std::numeric_limits<double>::quiet_NaN());
+        r.estimates = r.changes;
     }
     if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
     if (r.stopped && !r.final_) in.fail("stopped without its result");
@@ -385,6 +410,8 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                          out.curves = s.curves;
                          out.change = s.change;
                          out.estimate = s.estimate;
+                         out.changes = s.changes;
+                         out.estimates = s.estimates;
                          out.final_ = std::move(previous);
                      } else {
                          previous.products();  // Sxx Q on disk through the restart, as the CLI's
@@ -393,6 +420,8 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                                                                   s.curves.size() ? &s.curves : nullptr, s.change);
                          out.change = step.change;
                          out.estimate = step.estimate;
+                         out.changes = appended(s.changes, step.change);
+                         out.estimates = appended(s.estimates, step.estimate);
                          out.curves = std::move(step.curves);
                          if (step.stopped) {
                              previous.load_sv();  // Python reads .sv: in memory, not on disk
@@ -471,6 +500,11 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
         .def_property_readonly("estimate", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return s.estimate; }); },
                                "The last restart's refinement_estimate: an ESTIMATE of how far the stopping curves still are\n"
                                "from the passes' limit (NaN before any restart, inf while it cannot be judged).")
+        .def_property_readonly("changes", [](const refinement_g& g) { return to_numpy(locked(g, [](const refinement_state& s) { return s.changes; })); },
+                               "Every restart's refinement_change, in turn (the last is `change`; NaN: a restart before a resume\n"
+                               "from older bytes).")
+        .def_property_readonly("estimates", [](const refinement_g& g) { return to_numpy(locked(g, [](const refinement_state& s) { return s.estimates; })); },
+                               "Every restart's refinement_estimate, in turn (the last is `estimate`).")
         .def_property_readonly("curves", [](const refinement_g& g) { return to_numpy(locked(g, [](const refinement_state& s) { return s.curves; })); },
                                "The last restart's stopping curves.")
         .def("to_bytes", [](const refinement_g& g) { return py::bytes(locked(g, [](const refinement_state& s) { return to_bytes(s); })); },

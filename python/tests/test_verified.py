@@ -2,6 +2,7 @@
 by track() (resume inside any pass, pickling, merges of shards, refusals, older formats).
 Their numbers against the CLI's JSON: test_verified_cli.py."""
 import json
+import math
 import pickle
 import struct
 
@@ -200,7 +201,8 @@ def _statistics_end(data, at):
 
 def _refinement_layout(data):
     """Offsets in DenoisingRefinement bytes (version 3): the pass being read's statistics (or
-    None), the result's (or None), the estimate, and the two known-blocks lists."""
+    None), the result's (or None), the estimate, the two known-blocks lists and the history
+    (every restart's changes, then estimates)."""
     (curves,) = struct.unpack_from("<Q", data, 32)  # after version, passes, stopped, change
     at = 40 + 8 * curves
     out = {"has_next": at}
@@ -225,6 +227,9 @@ def _refinement_layout(data):
         for _ in range(count):
             rows, cols = struct.unpack_from("<QQ", data, at + 24)
             at += 24 + 16 + 8 * rows * cols
+    for name in ("changes", "estimates"):
+        out[name] = at
+        at += 8 + 8 * struct.unpack_from("<Q", data, at)[0]
     assert at == len(data)
     return out
 
@@ -301,7 +306,7 @@ def test_refinement_bytes_carry_the_known_blocks():
     assert (dim, rows, cols) == (192, carried, carried) and n == sum(len(x) for x, _ in data)
     leading = np.frombuffer(good, "<f8", rows * cols, at + 48).reshape(rows, cols)
     assert np.array_equal(leading, leading.T)
-    assert good[g["known_final"]:] == struct.pack("<Q", 0)
+    assert good[g["known_final"]:g["changes"]] == struct.pack("<Q", 0)
     assert recalign._recalign.DenoisingRefinement.from_bytes(good).to_bytes() == good
     # resumed from its bytes in the first refinement pass, the rest gives the bits of the run that
     # did not stop: its second restart and the analyses read the carried Rᵀ Bd R
@@ -320,9 +325,14 @@ def test_refinement_bytes_carry_the_known_blocks():
         with pytest.raises(recalign.FileError, match="do not fit|truncated") as e:
             recalign._recalign.DenoisingRefinement.from_bytes(bad, "carried")
         assert e.value.file == "carried" and 0 < e.value.offset <= len(bad), what
+    # and the history: the one restart so far, which compared nothing (inf) and so estimated nothing
+    r = recalign._recalign.DenoisingRefinement.from_bytes(good)
+    assert r.passes == 1 and list(r.changes) == [math.inf] and list(r.estimates) == [math.inf]
     old = struct.pack("<Q", 2) + good[8:g["known_next"]]
-    empty = recalign._recalign.DenoisingRefinement.from_bytes(old, "version 2").to_bytes()
-    assert empty == struct.pack("<Q", 3) + old[8:] + struct.pack("<QQ", 0, 0)
+    empty = recalign._recalign.DenoisingRefinement.from_bytes(old, "version 2")
+    assert empty.to_bytes() == struct.pack("<Q", 3) + old[8:] + struct.pack("<QQ", 0, 0) + \
+        struct.pack("<Qd", 1, math.nan) * 2  # the restart before as NaN: not known
+    assert np.isnan(empty.changes).all() and len(empty.changes) == 1
 
 
 def test_refinement_close_refused_changes_nothing():

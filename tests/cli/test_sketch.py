@@ -139,6 +139,13 @@ def test_refine_is_a_budget_and_a_resume_keeps_it(tmp, data):
     f = j["sketch_error"]["refinement"]
     assert f["budget"] == 6 and 1 <= f["passes"] <= 6 and f["stopped"] in ("converged", "budget"), f
     assert j["sketch_error"]["verification_passes"] == 1 + f["passes"], j["sketch_error"]
+    # every restart's change and estimate in turn: one per refinement pass started, and the one
+    # that stopped them; the first compares nothing (null), the last are change and estimate
+    restarts = f["passes"] + (f["stopped"] == "converged")
+    assert len(f["changes"]) == len(f["estimates"]) == restarts and f["changes"][0] is None, f
+    assert f["changes"][-1] == f["change"] and f["estimates"][-1] == f["estimate"], f
+    text = c.run(args + ["--refine", 6], check_rc=0)[1]
+    assert "each restart in turn: changes inf, " in text, text
     if f["stopped"] == "converged":
         # by the estimate, or (change null) because the span already held all of R^D, so a further
         # pass had nothing new to read (with the clean top refined too, after one pass here)

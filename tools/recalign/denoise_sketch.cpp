@@ -239,6 +239,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         r.sketch->refine_converged = refinement.converged;
         r.sketch->refine_change = refinement.change;
         r.sketch->refine_estimate = refinement.estimate;
+        r.sketch->refine_changes = refinement.changes;
+        r.sketch->refine_estimates = refinement.estimates;
         r.sketch->refine_threshold = refinement_stop;
     }
     note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());

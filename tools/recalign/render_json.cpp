@@ -71,6 +71,11 @@ void add_sketch(json& j, const std::optional<sketch_verification>& v, const char
         f["change"] = number_or_null(v->refine_change);
         f["estimate"] = number_or_null(v->refine_estimate);
         f["threshold"] = number_or_null(v->refine_threshold);
+        json changes = json::array(), estimates = json::array();
+        for (double x : v->refine_changes) changes.push_back(number_or_null(x));
+        for (double x : v->refine_estimates) estimates.push_back(number_or_null(x));
+        f["changes"] = changes;  // every restart's, in turn (null: not judged yet, or not known)
+        f["estimates"] = estimates;
         e["refinement"] = f;
     }
     if (v->verified) {

@@ -67,6 +67,14 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
                     v->refine_passes, v->refine_budget,
                     v->refine_converged ? "stopped early: converged" : "the budget was spent", v->refine_change,
                     v->refine_estimate, v->refine_threshold);
+        if (v->refines && !v->refine_changes.empty()) {
+            std::string changes, estimates;
+            for (std::size_t i = 0; i < v->refine_changes.size(); ++i) {
+                appendf(changes, "%s%.3g", i ? ", " : "", v->refine_changes[i]);
+                appendf(estimates, "%s%.3g", i ? ", " : "", v->refine_estimates[i]);
+            }
+            appendf(s, "(each restart in turn: changes %s; estimates %s)\n", changes.c_str(), estimates.c_str());
+        }
     } else {
         appendf(s, "(%s sketch, rank %zu, NOT verified: estimates read off the sketch's eigenvalues%s; drop "
                    "--no-verify for exact values)\n", v->method.c_str(), v->rank, err.c_str());

@@ -54,6 +54,9 @@ struct sketch_verification {
     double refine_change = std::numeric_limits<double>::quiet_NaN();
     double refine_estimate = std::numeric_limits<double>::quiet_NaN();
     double refine_threshold = std::numeric_limits<double>::quiet_NaN();
+    // Each restart's change and estimate in turn (the last are refine_change / refine_estimate;
+    // inf: not judged yet; NaN: a restart of before the resume of an older checkpoint).
+    std::vector<double> refine_changes, refine_estimates;
 };
 
 struct align_result {

@@ -22,6 +22,13 @@ namespace {
 // Distinguishes a verified state from a route state (which starts with a u64 length) in
 // checkpoints: `merge` and --from name it instead of misreading it.
 const char* const magic = verified_magic;
+// v with x after its last element.
+vector_t appended(const vector_t& v, double x) {
+    vector_t out = xt::zeros<double>({v.size() + 1});
+    std::copy(v.begin(), v.end(), out.begin());
+    out(v.size()) = x;
+    return out;
+}
 }  // namespace
 
 verified_state::verified_state(const run_config& config, verify_plan plan)
@@ -119,6 +126,8 @@ void verified_state::next_pass(const mpi_context& mpi) {
             refinement_step step = plan_.restart(s, blocks_, *previous, curves_.size() ? &curves_ : nullptr, change_);
             change_ = step.change;
             estimate_ = step.estimate;
+            changes_ = appended(changes_, step.change);
+            estimates_ = appended(estimates_, step.estimate);
             curves_ = std::move(step.curves);
             if (step.stopped) {
                 final_ = std::move(*previous);
@@ -275,6 +284,8 @@ refinement_report verified_state::refinement() const {
     r.converged = stopped_;
     r.change = change_;
     r.estimate = estimate_;
+    r.changes.assign(changes_.begin(), changes_.end());
+    r.estimates.assign(estimates_.begin(), estimates_.end());
     return r;
 }
 
@@ -283,9 +294,10 @@ refinement_report verified_state::refinement() const {
 // [u64 verification passes][u64 refinement passes started][u64 stopped][f64 change][curves]
 // [u64 has next][u64 carried][statistics][u64 has final][statistics]
 // [u64 verification passes skipped by the stop][u64 counted][f64 estimate]
-// [part: the next pass's known Vᵀ Bd V][part: the final statistics'] (put_known_blocks; version 5,
-// "RAVERIF5"; version 4, "RAVERIF4": without them, loaded as none known, so the next restart or
-// the analyses sweep the blocks in full and round differently from a run that did not stop;
+// [part: the next pass's known Vᵀ Bd V][part: the final statistics'] (put_known_blocks)
+// [every restart's change][their estimates] (version 5, "RAVERIF5"; version 4, "RAVERIF4":
+// without them, loaded as none known, so the next restart or the analyses sweep the blocks in
+// full and round differently from a run that did not stop, and the restarts before as NaN;
 // version 3, "RAVERIF3": without the estimate, loaded as NaN with the last change taken as none, so
 // the next restart cannot stop yet (the rule needs two changes); version 2, "RAVERIF2": without the
 // skipped passes either, loaded as none skipped yet; version 1, "RAVERIFY": up to the pass state,
@@ -317,6 +329,8 @@ void verified_state::save_to(state_sink& out) const {
     out.f64(estimate_);
     put_known_blocks(out, next_ ? next_->known : restricted_statistics());
     put_known_blocks(out, final_ ? *final_ : restricted_statistics());
+    put_vector(out, changes_);
+    put_vector(out, estimates_);
 }
 
 void verified_state::load(const std::string& bytes, const std::string& source) {
@@ -405,11 +419,24 @@ void verified_state::load_from(const state_source& src) {
     double estimate = std::numeric_limits<double>::quiet_NaN();
     if (v4) estimate = r.f64();
     else change = std::numeric_limits<double>::quiet_NaN();  // the old rule's change: the new one needs two
+    // Every restart's change and estimate (rank 0's: the restarts run there): one per refinement
+    // pass started and the one that stopped the passes. Older versions: NaN, as many.
+    const std::uint64_t restarts = plan_.restart ? refined + (stopped ? 1 : 0) : 0;
+    vector_t changes = xt::zeros<double>({static_cast<std::size_t>(std::min<std::uint64_t>(restarts, 1u << 20))});
+    changes.fill(std::numeric_limits<double>::quiet_NaN());
+    vector_t estimates = changes;
     if (v5) {
         restricted_statistics none;
         read_known_blocks(r.part(), next ? next->known : none, next ? next->carried : 0, next ? next->dim() : 0);
         read_known_blocks(r.part(), final_stats ? *final_stats : none, final_stats ? final_stats->k() : 0,
                           final_stats ? final_stats->dim() : 0);
+        const std::uint64_t at = r.here();
+        changes = get_vector(r);
+        estimates = get_vector(r);
+        if (changes.size() != estimates.size() || changes.size() > refined + 1)
+            throw file_error(source, at, "the verified state's refinement history (" + std::to_string(changes.size()) +
+                                             " changes, " + std::to_string(estimates.size()) + " estimates) does not fit its " +
+                                             std::to_string(refined) + " refinement pass(es)");
     }
     if (r.left()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
     // Resumed in a verification pass: the sketch's state on disk, as the run that wrote it held it.
@@ -422,6 +449,8 @@ void verified_state::load_from(const state_source& src) {
     stopped_ = stopped;
     change_ = change;
     estimate_ = estimate;
+    changes_ = std::move(changes);
+    estimates_ = std::move(estimates);
     skipped_ = skipped;
     counted_ = counted;
     route_ = std::move(route);
@@ -470,6 +499,8 @@ void verified_state::merge(const stream_state& o) {
     stopped_ = false;
     change_ = std::numeric_limits<double>::quiet_NaN();
     estimate_ = std::numeric_limits<double>::quiet_NaN();
+    changes_ = vector_t();
+    estimates_ = vector_t();
     skipped_ = 0;  // the merged state verifies again
     counted_ = false;
     if (!planned_) planned_ = other->planned_;

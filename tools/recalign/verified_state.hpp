@@ -77,6 +77,7 @@ struct refinement_report {
     bool converged = false;  // stopped by the rule (else: the budget was spent)
     double change = std::numeric_limits<double>::quiet_NaN();  // the last change compared
     double estimate = std::numeric_limits<double>::quiet_NaN();  // refinement_estimate of the last restart
+    std::vector<double> changes, estimates;  // every restart's, in turn (the last: change, estimate)
 };
 
 class verified_state final : public stream_state {
@@ -139,6 +140,7 @@ private:
     std::uint64_t refined_ = 0;  // refinement passes started
     double change_ = std::numeric_limits<double>::quiet_NaN();
     double estimate_ = std::numeric_limits<double>::quiet_NaN();  // the last restart's refinement_estimate
+    vector_t changes_, estimates_;  // every restart's change and estimate, in turn
     bool stopped_ = false;
     bool counted_ = false;  // the passes skipped after the stop are in skipped_
     std::uint64_t planned_ = 0;  // verification passes the checkpoint is for (0: unknown, version 1)
