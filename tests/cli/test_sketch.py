@@ -380,6 +380,58 @@ def test_resume_refuses_carried_statistics_that_do_not_fit_their_basis(tmp_path,
         assert f.read() == bad, "the refused checkpoint was changed"
 
 
+def as_version_4(b):
+    """A finished denoise run's checkpoint bytes as RAVERIF4 wrote them: the verified state without
+    its trailing parts (what the pass being read and the result know of Vᵀ Bd V; every restart's
+    change and estimate), the enclosing length, the payload size and both CRCs recomputed. The
+    result's known blocks (one set: [u64 length][count 1][geometry][D][n][matrix a x a]) are
+    found from the end: the history's two vectors, then the one length that fits."""
+    a = b.index(b"RAVERIF5")
+    end = a + _u64(b, a - 8)
+    at = end
+    for _ in range(2):  # estimates, then changes: [u64 n][n doubles]
+        n = next(k for k in range(0, 64) if at - 8 - 8 * k >= a and _u64(b, at - 8 - 8 * k) == k)
+        at -= 8 + 8 * n
+    final = next(at - 8 - (56 + 8 * k * k) for k in range(1, 2048)
+                 if _u64(b, at - 8 - (56 + 8 * k * k)) == 56 + 8 * k * k and _u64(b, at - (56 + 8 * k * k)) == 1)
+    assert b[final - 16:final] == struct.pack("<QQ", 8, 0), "no pass being read: an empty list before the result's"
+    cut = end - (final - 16)
+    out = bytearray(b[:final - 16] + b[end:])
+    out[a:a + 8] = b"RAVERIF4"
+    struct.pack_into("<Q", out, a - 8, _u64(out, a - 8) - cut)
+    struct.pack_into("<Q", out, 48, _u64(out, 48) - cut)
+    struct.pack_into("<I", out, 56, zlib.crc32(bytes(out[64:])))
+    struct.pack_into("<I", out, 60, zlib.crc32(bytes(out[:60])))
+    return bytes(out)
+
+
+def test_version_4_checkpoint_resumes_without_what_it_lacks(tmp_path, data):
+    """A checkpoint of before RAVERIF5 has neither the known Vᵀ Bd V nor the restarts' history:
+    it still resumes, its analyses sweep the blocks in full (the same numbers to rounding) and
+    the history says null for every restart it did not record."""
+    args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1, "--refine", 3, "--json"]
+    ck = str(tmp_path / "v5.ckpt")
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--quiet"])
+    assert rc == 0, err
+    new = json.loads(out)
+    f = new["sketch_error"]["refinement"]
+    assert len(f["changes"]) == f["passes"] + (f["stopped"] == "converged") > 0, f
+    with open(ck, "rb") as fh:
+        v4 = as_version_4(fh.read())
+    old_ck = str(tmp_path / "v4.ckpt")
+    with open(old_ck, "wb") as fh:
+        fh.write(v4)
+    rc, out, err = c.run(args + ["--checkpoint", old_ck, "--resume", "--quiet"])
+    assert rc == 0, err
+    old = json.loads(out)
+    g = old["sketch_error"]["refinement"]
+    assert g["changes"] == [None] * len(f["changes"]) and g["estimates"] == g["changes"], g
+    assert (g["change"], g["estimate"], g["passes"]) == (f["change"], f["estimate"], f["passes"]), g
+    for n_old, n_new in zip(old["noises"], new["noises"]):
+        c.assert_close(n_old["relative"], n_new["relative"], 1e-9, "relative differences", atol=1e-12)
+        c.assert_close(n_old["impact"], n_new["impact"], 1e-9, "impacts", atol=1e-12)
+
+
 def test_resume_of_a_stopped_run_says_it_stopped(tmp, data):
     """--resume of a trade-off whose adaptive stop ended its passes says how many passes it read
     and that it stopped, not the planned count as the pass it is in ("pass 22 of 22")."""
