@@ -300,12 +300,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     std::vector<known_blocks> carried_blocks;
     for (const known_blocks& f : pass.blocks_known) {
         if (f.leading.shape(0) != m) continue;  // know_blocks above made each m x m
-        known_blocks kb;
-        kb.geometry = f.geometry;
-        kb.dim = f.dim;
-        kb.n = f.n;
-        kb.leading = detail::congruence(f.leading, c);
-        carried_blocks.push_back(std::move(kb));
+        carried_blocks.push_back({f.geometry, f.dim, f.n, detail::congruence(f.leading, c)});
     }
     const std::size_t width = a + correction_cols;
     // Strong guarantee: everything that reads or makes a file (Sxx R from Sxx Q on disk, the

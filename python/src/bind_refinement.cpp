@@ -40,8 +40,9 @@ using refinement_g = guarded<refinement_state>;
 
 // ---- bytes: [u64 version 3][u64 passes][u64 stopped][f64 change][curves][u64 has next]
 // [u64 carried][statistics][u64 has final][statistics][f64 estimate][known blocks of next]
-// [known blocks of final][every restart's change][their estimates]; statistics as the CLI's checkpoint (verified_state.cpp): center, n,
-// basis, sv, vsv, gram, svsv, cross (frame = gram on load); known blocks (what the statistics know
+// [known blocks of final][every restart's change][their estimates]; statistics as the CLI's
+// checkpoint (verified_state.cpp): center, n, basis, sv, vsv, gram, svsv, cross (frame = gram on
+// load); known blocks (what the statistics know
 // of Vᵀ Bd V, restricted_statistics::blocks_known) as its put_known_blocks: [u64 count] then
 // [u64 geometry][u64 D][u64 n][matrix] each; the changes and estimates as vectors. Version 2 (no
 // known blocks, no history): loads with none known, as the CLI's RAVERIF4 (the next restart
@@ -275,7 +276,8 @@ refinement_state from_bytes(const std::string& bytes, const std::string& source)
                     " refinement pass(es)");
         }
     } else {  // one restart per refinement pass started, and the one that stopped them: not known
-        r.changes = xt::zeros<double>({static_cast<std::size_t>(std::min<std::uint64_t>(r.passes + (r.stopped ? 1 : 0), 1u << 20))});
+        const std::uint64_t restarts = std::min<std::uint64_t>(r.passes + (r.stopped ? 1 : 0), 1u << 20);
+        r.changes = xt::zeros<double>({static_cast<std::size_t>(restarts)});
         r.changes.fill(std::numeric_limits<double>::quiet_NaN());
         r.estimates = r.changes;
     }
