@@ -58,10 +58,9 @@ void orthonormalize(matrix_t& x, double cut) {
 }  // namespace
 
 namespace {
-// Bd M − blockdiag(U Λ Uᵀ) M · drop_low + U Λ Uᵀ M · add_low, block by block (D x k); with
-// drop_low = add_low = 0 it is Bd M.
-matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low, const matrix_t& m) {
-    const std::size_t d = m.shape(0), k = m.shape(1), r = low ? low->rank() : 0;
+// Bd M, block by block (D x k).
+matrix_t blockwise(const patch_blocks& blocks, centering c, const matrix_t& m) {
+    const std::size_t d = m.shape(0), k = m.shape(1);
     matrix_t out = detail::fresh_zeros(d, k);
     for (std::size_t b = 0; b < blocks.blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks.indices(b);
@@ -71,19 +70,63 @@ matrix_t blockwise(const patch_blocks& blocks, centering c, const spectrum* low,
             for (std::size_t j = 0; j < k; ++j) mb(i, j) = m(idx[i], j);
         const matrix_t blk = blocks.block(b, c);
         blas::gemm_nn(sb, k, sb, 1.0, blk.data(), mb.data(), 0.0, ob.data());
-        if (r > 0) {  // − U_b Λ U_bᵀ M_b
-            matrix_t ub = xt::zeros<double>({sb, r}), um = xt::zeros<double>({r, k});
-            for (std::size_t i = 0; i < sb; ++i)
-                for (std::size_t j = 0; j < r; ++j) ub(i, j) = low->basis(idx[i], j);
-            blas::gemm_tn(r, k, sb, 1.0, ub.data(), mb.data(), 0.0, um.data());
-            for (std::size_t i = 0; i < r; ++i)
-                for (std::size_t j = 0; j < k; ++j) um(i, j) *= std::max(low->eigenvalues(i), 0.0);
-            blas::gemm_nn(sb, k, r, -1.0, ub.data(), um.data(), 1.0, ob.data());
-        }
         for (std::size_t i = 0; i < sb; ++i)
             for (std::size_t j = 0; j < k; ++j) out(idx[i], j) = ob(i, j);
     }
     return out;
+}
+}  // namespace
+
+namespace {
+// W⁺ for W = Qᵀ Sxx Q (m x m) over its eigenvalues above 1e-10 of the largest (the Nyström
+// approximation N = (Sxx Q) W⁺ (Sxx Q)ᵀ of Sxx from the pass's own span: directions of Q that
+// Sxx maps to rounding add nothing but noise).
+matrix_t nystrom_inverse(const matrix_t& w) {
+    const std::size_t m = w.shape(0);
+    matrix_t out = xt::zeros<double>({m, m});
+    if (m == 0) return out;
+    const eigen_result e = sym_eigen(w);
+    const double cut = 1e-10 * std::max(e.values(0), 0.0);
+    std::size_t k = 0;
+    while (k < m && e.values(k) > cut) ++k;
+    matrix_t f = xt::zeros<double>({m, k});
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < k; ++j) f(i, j) = e.vectors(i, j) / std::sqrt(e.values(j));
+    if (k) blas::gemm_nt(m, m, k, 1.0, f.data(), f.data(), 0.0, out.data());
+    return out;
+}
+
+// out −= blockdiag(N) P for N = (Sxx Q) W⁺ (Sxx Q)ᵀ (winv = W⁺), block by block, and
+// t = (Sxx Q)ᵀ P (m x k: the blocks partition the coordinates, so it is the sum of the blocks'
+// (Sxx Q)_bᵀ P_b). Each block's rows of Sxx Q are read from memory or disk (sv_rows, one read
+// per run of consecutive coordinates): one read of Sxx Q for both.
+void subtract_blockdiag_nystrom(const patch_blocks& blocks, const restricted_statistics& pass, const matrix_t& winv,
+                                const matrix_t& p, matrix_t& out, matrix_t& t) {
+    const std::size_t k = p.shape(1), m = pass.k();
+    t = xt::zeros<double>({m, k});
+    matrix_t g = xt::zeros<double>({m, k}), h = xt::zeros<double>({m, k});
+    std::vector<double> sq, pb, ob;
+    for (std::size_t b = 0; b < blocks.blocks() && m && k; ++b) {
+        const std::vector<std::size_t>& idx = blocks.indices(b);
+        const std::size_t sb = idx.size();
+        sq.resize(sb * m);
+        pb.resize(sb * k);
+        ob.assign(sb * k, 0.0);
+        for (std::size_t i = 0; i < sb;) {
+            std::size_t run = 1;
+            while (i + run < sb && idx[i + run] == idx[i] + run) ++run;
+            pass.sv_rows(idx[i], run, sq.data() + i * m);
+            i += run;
+        }
+        for (std::size_t i = 0; i < sb; ++i) std::copy(&p(idx[i], 0), &p(idx[i], 0) + k, pb.data() + i * k);
+        if (sb == 0) continue;
+        blas::gemm_tn(m, k, sb, 1.0, sq.data(), pb.data(), 0.0, g.data());  // (Sxx Q)_bᵀ P_b
+        for (std::size_t i = 0; i < g.size(); ++i) t.data()[i] += g.data()[i];
+        blas::gemm_nn(m, k, m, 1.0, winv.data(), g.data(), 0.0, h.data());
+        blas::gemm_nn(sb, k, m, 1.0, sq.data(), h.data(), 0.0, ob.data());  // N_bb P_b
+        for (std::size_t i = 0; i < sb; ++i)
+            for (std::size_t j = 0; j < k; ++j) out(idx[i], j) -= ob[i * k + j];
+    }
 }
 }  // namespace
 
@@ -117,7 +160,7 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
 matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
                               double rel_tol) {
-    const std::size_t d = pass.dim(), m = pass.k(), r = sk.rank();
+    const std::size_t d = pass.dim(), m = pass.k();
     if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
     if (sk.dim != d || sk.n != pass.n || sk.center != pass.center)
         throw std::invalid_argument("denoising_refinement: the sketch and the verification pass are not of the same data");
@@ -147,19 +190,18 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     matrix_t p = detail::fresh_matrix(d, k);  // a copy of sv
     std::copy(sv.data(), sv.data() + sv.size(), p.data());
     blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, p.data());
-    // Sxx s ≈ (Sxx Q) c + [U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ)] p.
-    matrix_t as = blockwise(*blocks, pass.center, &sk, p);
+    // Sxx s ≈ (Sxx Q) c + [N + blockdiag(Sxx − N)] p with N = (Sxx Q) W⁺ (Sxx Q)ᵀ, W = Qᵀ Sxx Q:
+    // the Nyström approximation of Sxx from span Q itself (rank m, exact on span Q, N ⪯ Sxx), so
+    // (Sxx Q) c + N p = (Sxx Q)(c + W⁺ (Sxx Q)ᵀ p), one product.
+    matrix_t sqp;
+    const matrix_t winv = nystrom_inverse(pass.vsv);
+    matrix_t as = blockwise(*blocks, pass.center, p);
+    subtract_blockdiag_nystrom(*blocks, pass, winv, p, as, sqp);
+    blas::gemm_nn(m, k, m, 1.0, winv.data(), sqp.data(), 1.0, coef.data());
     sxx_product(pass, coef, 1.0, as);
-    if (r > 0) {
-        matrix_t up = xt::zeros<double>({r, k});
-        blas::gemm_tn(r, k, d, 1.0, sk.basis.data(), p.data(), 0.0, up.data());
-        for (std::size_t i = 0; i < r; ++i)
-            for (std::size_t j = 0; j < k; ++j) up(i, j) *= std::max(sk.eigenvalues(i), 0.0);
-        blas::gemm_nn(d, k, r, 1.0, sk.basis.data(), up.data(), 1.0, as.data());
-    }
     p = matrix_t();
     // R = q² Sxx S − (c1 S + c2 Bd V) diag(μ), in the storage of Sxx S.
-    matrix_t bdv = blockwise(*blocks, pass.center, nullptr, v);
+    matrix_t bdv = blockwise(*blocks, pass.center, v);
     v = matrix_t();
     const double c1 = keep.k_diff, c2 = keep.k_same - keep.k_diff, q2 = keep.q * keep.q;
     matrix_t res = std::move(as);

@@ -132,8 +132,13 @@ def numbers(doc, keys):
 # the library test (test_mpi.cpp).
 # The trade-off's CG report (refinement.residual, the exact ‖Sxy − Sxx W‖ of a near-solution, and
 # refinement.excess_estimate, tr(Rᵀ Ĝ⁻¹ R)) are small differences of large terms: they move by
-# 5e-10 and 7e-10 relative under 2 ranks, so they are held to the all-k bound.
-EIGENVECTOR_DERIVED = ("alignment", "contributions", "clean", "relative", "impact")
+# 5e-10 and 7e-10 relative under 2 ranks, so they are held to the all-k bound. So are a verified
+# sketch's Ritz residuals ‖Sxx y − θ y‖ (sketch_error.residuals): of the Ritz vectors, and a
+# difference of large terms; since the masks' corrections use (Qᵀ Sxx Q)⁺ (MATH.md §7) the one
+# refinement pass of `denoise --verify` reads a basis that moves with the ranks' rounding, and
+# they moved by 2.7e-12 of the largest under 3 ranks: held to the all-k bound like the noisy curves.
+EIGENVECTOR_DERIVED = ("alignment", "contributions", "clean", "relative", "impact", "residuals")
+ALL_K_ONLY = ("residuals",)
 
 
 def compare_docs(got, want, what, tol=1e-12, tol_all_k=1e-9, leading=100):
@@ -154,7 +159,8 @@ def compare_docs(got, want, what, tol=1e-12, tol_all_k=1e-9, leading=100):
             note("stat", float("inf"), k)
         elif any(tag in k.rsplit(".", 1)[-1] or tag == k for tag in EIGENVECTOR_DERIVED) or ".refinement." in k:
             scale = max(1.0, float(np.max(np.abs(y))))
-            if not k.startswith("noises"):  # noisy subspaces: generalized eigenproblems, worse conditioned
+            # noisy subspaces: generalized eigenproblems, worse conditioned
+            if not k.startswith("noises") and k.rsplit(".", 1)[-1] not in ALL_K_ONLY:
                 note("lead", float(np.max(np.abs(x[:leading] - y[:leading]))) / scale, k)
             note("all", float(np.max(np.abs(x - y))) / scale, k)
         else:

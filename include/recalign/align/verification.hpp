@@ -104,7 +104,8 @@ verified_denoising_result verified_denoising(const ritz_alignment_result& clean,
 // preconditioned residuals t_j = Ĝ⁻¹ (A v_j − μ_j G v_j), A = q² Sxx², G = c1 Sxx + c2 Bd,
 // Ĝ = sketched_gram_solve's model. G v_j is exact (Sxx v_j from the pass, Bd v_j from the
 // blocks); A v_j = q² Sxx s_j (s_j = Sxx v_j) is exact on the part of s_j in span Q and uses
-// Sxx ≈ U Λ Uᵀ + blockdiag(Sxx − U Λ Uᵀ) on the rest. One more pass on
+// Sxx ≈ N + blockdiag(Sxx − N) on the rest, N = (Sxx Q)(Qᵀ Sxx Q)⁺(Sxx Q)ᵀ the Nyström
+// approximation from span Q itself (rank m, not the sketch's r). One more pass on
 // orthonormal_extension(Q, [t_1..t_count]) holds the next fixed-point iterate
 // Ĝ⁻¹ (A v − μ (G − Ĝ) v) / μ of each v_j, so its Ritz step corrects what the sketch's Ĝ
 // missed (the tail of Sxx off the blocks). Columns are scaled to unit norm. Gaussian noise:
