@@ -314,6 +314,24 @@ def test_no_pass_is_read_after_the_adaptive_stop(data, command):
     assert len(times) == 1 + e["verification_passes"], f"{command}: a pass read after the stop: {line}"
 
 
+def test_a_budget_spent_refinement_says_so_on_stderr(data):
+    """When --refine's budget ends the refinement passes before the stop rule fires, stderr says
+    so with the estimate the JSON records (not with --quiet); a run the rule stopped does not."""
+    args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
+    note = "ended the passes before its stop rule fired"
+    rc, out, err = c.run(args + ["--refine", 1, "--json"])
+    f = json.loads(out)["sketch_error"]["refinement"]
+    assert rc == 0 and f["stopped"] == "budget", f
+    line = next((x for x in err.splitlines() if note in x), None)
+    said = "cannot be estimated" if f["estimate"] is None else f"about {f['estimate']:.3g} "  # JSON: null for inf
+    assert line and "--refine 1" in line and said in line, err
+    rc, out, err = c.run(args + ["--refine", 1, "--quiet"])
+    assert rc == 0 and note not in err, err
+    rc, out, err = c.run(args + ["--json"])
+    f = json.loads(out)["sketch_error"]["refinement"]
+    assert rc == 0 and f["stopped"] == "converged" and note not in err, (f, err)
+
+
 def _u64(b, at):
     return struct.unpack_from("<Q", b, at)[0]
 

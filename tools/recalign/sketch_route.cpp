@@ -1,5 +1,6 @@
 #include "sketch_route.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -80,11 +81,26 @@ void note_sketch_passes(sketch_verification& v, const statistics& sketch, const 
 }
 
 void note_pass_seconds(const sketch_verification& v, bool quiet) {
-    if (quiet || v.pass_seconds.empty()) return;
+    if (quiet) return;
     std::string s;
     for (double t : v.pass_seconds) s += (s.empty() ? "" : ", ") + std::to_string(t);
-    std::fprintf(stderr, "recalign: wall seconds per pass (sketch passes, then %zu verification pass(es)): %s\n",
-                 v.extra_passes, s.c_str());
+    if (!s.empty())
+        std::fprintf(stderr, "recalign: wall seconds per pass (sketch passes, then %zu verification pass(es)): %s\n",
+                     v.extra_passes, s.c_str());
+    // The printed numbers are exact for the subspaces returned either way; what the budget's end
+    // leaves open is how far more passes would move them (the JSON's sketch_error.refinement).
+    if (!v.refines || v.refine_converged || v.refine_budget == 0) return;
+    char how[160];
+    if (std::isfinite(v.refine_estimate))
+        std::snprintf(how, sizeof how, "the curves may still move by about %.3g (ESTIMATED; the rule stops below %.3g)",
+                      v.refine_estimate, v.refine_threshold);
+    else
+        std::snprintf(how, sizeof how, "how far the curves may still move cannot be estimated (last change %.3g)",
+                      v.refine_change);
+    std::fprintf(stderr,
+                 "recalign: note: the refinement's budget (--refine %zu) ended the passes before its stop rule fired: "
+                 "%s; a larger --refine refines them further\n",
+                 v.refine_budget, how);
 }
 
 }  // namespace recalign::cli

@@ -45,7 +45,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                                  const mpi_context& mpi);
 
 // "recalign: wall seconds per pass: ..." on stderr (not with --quiet): timings stay out of the
-// results, which are identical run to run.
+// results, which are identical run to run. With it, a note when the refinement's budget ended
+// its passes before the stop rule fired.
 void note_pass_seconds(const sketch_verification& v, bool quiet);
 
 // The help line of --verify / --no-verify.
