@@ -398,29 +398,44 @@ def test_resume_refuses_carried_statistics_that_do_not_fit_their_basis(tmp_path,
         assert f.read() == bad, "the refused checkpoint was changed"
 
 
-def as_version_4(b):
-    """A finished denoise run's checkpoint bytes as RAVERIF4 wrote them: the verified state without
-    its trailing parts (what the pass being read and the result know of Vᵀ Bd V; every restart's
-    change and estimate), the enclosing length, the payload size and both CRCs recomputed. The
-    result's known blocks (one set: [u64 length][count 1][geometry][D][n][matrix a x a]) are
-    found from the end: the history's two vectors, then the one length that fits."""
+def verified_tail(b):
+    """Where the trailing parts of a finished denoise run's RAVERIF5 verified state start: the
+    state's magic and end, the result's known blocks (one set: [u64 length][count 1][geometry][D]
+    [n][matrix a x a]) and the history's two vectors ([u64 n][n doubles] each: changes, then
+    estimates). Found from the end: the history's vectors, then the one length that fits."""
     a = b.index(b"RAVERIF5")
     end = a + _u64(b, a - 8)
     at = end
-    for _ in range(2):  # estimates, then changes: [u64 n][n doubles]
+    vectors = []
+    for _ in range(2):  # estimates, then changes
         n = next(k for k in range(0, 64) if at - 8 - 8 * k >= a and _u64(b, at - 8 - 8 * k) == k)
         at -= 8 + 8 * n
+        vectors.insert(0, at)
     final = next(at - 8 - (56 + 8 * k * k) for k in range(1, 2048)
                  if _u64(b, at - 8 - (56 + 8 * k * k)) == 56 + 8 * k * k and _u64(b, at - (56 + 8 * k * k)) == 1)
-    assert b[final - 16:final] == struct.pack("<QQ", 8, 0), "no pass being read: an empty list before the result's"
-    cut = end - (final - 16)
-    out = bytearray(b[:final - 16] + b[end:])
-    out[a:a + 8] = b"RAVERIF4"
-    struct.pack_into("<Q", out, a - 8, _u64(out, a - 8) - cut)
-    struct.pack_into("<Q", out, 48, _u64(out, 48) - cut)
+    return {"magic": a, "end": end, "final": final, "changes": vectors[0], "estimates": vectors[1]}
+
+
+def with_crcs(out, a, grow=0):
+    """Checkpoint bytes `out` (a bytearray) with the verified state's length (its magic at `a`)
+    and the payload size grown by `grow` bytes and both CRCs recomputed."""
+    struct.pack_into("<Q", out, a - 8, _u64(out, a - 8) + grow)
+    struct.pack_into("<Q", out, 48, _u64(out, 48) + grow)
     struct.pack_into("<I", out, 56, zlib.crc32(bytes(out[64:])))
     struct.pack_into("<I", out, 60, zlib.crc32(bytes(out[:60])))
     return bytes(out)
+
+
+def as_version_4(b):
+    """A finished denoise run's checkpoint bytes as RAVERIF4 wrote them: the verified state without
+    its trailing parts (what the pass being read and the result know of Vᵀ Bd V; every restart's
+    change and estimate), the enclosing length, the payload size and both CRCs recomputed."""
+    t = verified_tail(b)
+    a, end, final = t["magic"], t["end"], t["final"]
+    assert b[final - 16:final] == struct.pack("<QQ", 8, 0), "no pass being read: an empty list before the result's"
+    out = bytearray(b[:final - 16] + b[end:])
+    out[a:a + 8] = b"RAVERIF4"
+    return with_crcs(out, a, -(end - (final - 16)))
 
 
 def test_version_4_checkpoint_resumes_without_what_it_lacks(tmp_path, data):
@@ -448,6 +463,40 @@ def test_version_4_checkpoint_resumes_without_what_it_lacks(tmp_path, data):
     for n_old, n_new in zip(old["noises"], new["noises"]):
         c.assert_close(n_old["relative"], n_new["relative"], 1e-9, "relative differences", atol=1e-12)
         c.assert_close(n_old["impact"], n_new["impact"], 1e-9, "impacts", atol=1e-12)
+
+
+@pytest.mark.parametrize("fault", ["n", "unequal", "too long"])
+def test_resume_refuses_a_tail_that_does_not_fit(tmp_path, data, fault):
+    """The verified state's trailing parts are checked against the rest before anything is used:
+    known patch blocks of another row count, or a history whose two vectors differ in length or
+    hold more restarts than the passes allow, are refused naming the file and the byte offset,
+    and the checkpoint is left as it was (its CRCs are right: only these checks can catch it)."""
+    args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1, "--refine", 3, "--json"]
+    ck = str(tmp_path / "tail.ckpt")
+    c.run(args + ["--checkpoint", ck, "--quiet"], check_rc=0)
+    with open(ck, "rb") as fh:
+        good = fh.read()
+    t = verified_tail(good)
+    out = bytearray(good)
+    if fault == "n":  # the result's known blocks: [length][count][geometry][D][n][matrix]
+        n_at = t["final"] + 32
+        struct.pack_into("<Q", out, n_at, _u64(out, n_at) + 1)
+        bad, where, words = with_crcs(out, t["magic"]), t["final"] + 40, "do not fit their statistics"
+    else:
+        grow = [t["estimates"]] if fault == "unequal" else [t["estimates"], t["changes"]]
+        extra = 1 if fault == "unequal" else 2
+        for at in sorted(grow, reverse=True):  # the later vector first: the earlier one's offset stays
+            k = _u64(out, at)
+            out[at:at + 8 + 8 * k] = struct.pack("<Q", k + extra) + bytes(out[at + 8:at + 8 + 8 * k]) + \
+                struct.pack("<d", 0.0) * extra
+        bad = with_crcs(out, t["magic"], 8 * extra * len(grow))
+        where, words = t["changes"], "refinement history"
+    with open(ck, "wb") as fh:
+        fh.write(bad)
+    rc, out_, err = c.run(args + ["--checkpoint", ck, "--resume", "--quiet"])
+    c.assert_one_line_error(rc, err, [ck, f"byte offset {where}", words], f"a tail with a wrong {fault}")
+    with open(ck, "rb") as fh:
+        assert fh.read() == bad, "the refused checkpoint was changed"
 
 
 def test_resume_of_a_stopped_run_says_it_stopped(tmp, data):
