@@ -51,7 +51,7 @@ align_result compute_verified(const prepared_run& p, alignment_options opt, cons
     r.sketch = describe_sketch(s, &ritz, pass.k(), 1);
     note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
-    note_pass_seconds(*r.sketch, p.drive.quiet);
+    note_sketch_run(*r.sketch, p.drive.quiet);
     return r;
 }
 

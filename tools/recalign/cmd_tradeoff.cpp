@@ -78,7 +78,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         r.sketch = describe_sketch(s, &ritz, pass.k(), cg.passes);
         note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
         r.sketch->pass_seconds = state.pass_seconds();
-        note_pass_seconds(*r.sketch, o.run.quiet);
+        note_sketch_run(*r.sketch, o.run.quiet);
     } else {
         route_state state(p.config());
         r.run = stream(state, p, mpi);

@@ -245,7 +245,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     }
     note_sketch_passes(*r.sketch, s, run.config(), state.sketch_passes());
     r.sketch->pass_seconds = state.pass_seconds();
-    note_pass_seconds(*r.sketch, o.run.quiet);
+    note_sketch_run(*r.sketch, o.run.quiet);
     memory_mark("analyses");
     return r;
 }

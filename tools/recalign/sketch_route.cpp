@@ -80,7 +80,7 @@ void note_sketch_passes(sketch_verification& v, const statistics& sketch, const 
     if (c.tolerance > 0.0) v.tolerance = c.tolerance;
 }
 
-void note_pass_seconds(const sketch_verification& v, bool quiet) {
+void note_sketch_run(const sketch_verification& v, bool quiet) {
     if (quiet) return;
     std::string s;
     for (double t : v.pass_seconds) s += (s.empty() ? "" : ", ") + std::to_string(t);

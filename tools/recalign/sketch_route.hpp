@@ -44,10 +44,10 @@ void note_sketch_passes(sketch_verification& v, const statistics& sketch, const 
 denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_run& run, const tracker_options& t,
                                  const mpi_context& mpi);
 
-// "recalign: wall seconds per pass: ..." on stderr (not with --quiet): timings stay out of the
-// results, which are identical run to run. With it, a note when the refinement's budget ended
-// its passes before the stop rule fired.
-void note_pass_seconds(const sketch_verification& v, bool quiet);
+// What a sketch route's run says on stderr besides its results (not with --quiet): "recalign:
+// wall seconds per pass: ..." (timings stay out of the results, which are identical run to run)
+// and a note when the refinement's budget ended its passes before the stop rule fired.
+void note_sketch_run(const sketch_verification& v, bool quiet);
 
 // The help line of --verify / --no-verify.
 extern const char* verify_help;
