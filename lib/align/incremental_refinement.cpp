@@ -253,13 +253,15 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         corrections_stored.push_back(std::move(f));
         corrections.back() = matrix_t();
     };
+    std::optional<refinement_factors> factors;  // the pass's own, for every mask (formed at the first)
     for (std::size_t i = 0; i < noises.size(); ++i) {
         const noise_spec& n = noises[i];
         if (!blocks[i] || n.draws > 0 || n.family == noise_family::gaussian) continue;
         const ritz_denoising_result v = ritz_denoising(pass, n, blocks[i], rel_tol);  // Vᵀ Bd V once per pass
         const std::size_t k = std::min(options.rank, v.subspace.informative);
         ritz.push_back(xt::view(v.refined.coords, xt::all(), xt::range(0, k)));
-        corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, rel_tol));
+        if (!factors) factors = refinement_factors_of(pass);
+        corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, *factors, rel_tol));
         store_last();
         if (clean) {
             const verified_denoising_result vd = verified_denoising(*clean, v, options.alignment);

@@ -149,23 +149,56 @@ void sxx_product(const restricted_statistics& pass, const matrix_t& w, double be
 }
 }  // namespace
 
+namespace {
+// The checks every form of the refinement step makes first; true when the noise has nothing to
+// refine (Gaussian: V* = U).
+bool nothing_to_refine(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                       const patch_blocks* blocks) {
+    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
+    if (sk.dim != pass.dim() || sk.n != pass.n || sk.center != pass.center)
+        throw std::invalid_argument("denoising_refinement: the sketch and the verification pass are not of the same data");
+    if (noise.family == noise_family::gaussian) return true;
+    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
+    return false;
+}
+}  // namespace
+
 matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, double rel_tol) {
-    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
-    if (noise.family == noise_family::gaussian) return xt::zeros<double>({pass.dim(), std::size_t(0)});
-    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
-    return denoising_refinement(sk, pass, noise, blocks, count, ritz_denoising(pass, noise, blocks, rel_tol), rel_tol);
+    if (nothing_to_refine(sk, pass, noise, blocks)) return xt::zeros<double>({pass.dim(), std::size_t(0)});
+    return denoising_refinement(sk, pass, noise, blocks, count, ritz_denoising(pass, noise, blocks, rel_tol),
+                                refinement_factors_of(pass), rel_tol);
 }
 
 matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
                               double rel_tol) {
+    if (nothing_to_refine(sk, pass, noise, blocks)) return xt::zeros<double>({pass.dim(), std::size_t(0)});
+    return denoising_refinement(sk, pass, noise, blocks, count, ritz, refinement_factors_of(pass), rel_tol);
+}
+
+refinement_factors refinement_factors_of(const restricted_statistics& pass) {
+    if (pass.in_coordinates())
+        throw std::invalid_argument("refinement_factors_of: the statistics are in another pass's coordinates");
+    const std::size_t m = pass.k();
+    matrix_t qq = pass.gram;
+    if (!qq.size()) {
+        qq = xt::zeros<double>({m, m});
+        blas::gemm_tn(m, m, pass.dim(), 1.0, pass.basis.data(), pass.basis.data(), 0.0, qq.data());
+    }
+    refinement_factors f;
+    f.frame = sym_eigen(qq);
+    f.nystrom = nystrom_inverse(pass.vsv);
+    return f;
+}
+
+matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
+                              const refinement_factors& factors, double rel_tol) {
     const std::size_t d = pass.dim(), m = pass.k();
-    if (noise.draws > 0) throw std::invalid_argument("denoising_refinement: a Monte-Carlo noise has no closed form");
-    if (sk.dim != d || sk.n != pass.n || sk.center != pass.center)
-        throw std::invalid_argument("denoising_refinement: the sketch and the verification pass are not of the same data");
-    if (noise.family == noise_family::gaussian) return xt::zeros<double>({d, std::size_t(0)});
-    if (!blocks) throw std::invalid_argument("denoising_refinement: patch masking needs the exact patch blocks");
+    if (nothing_to_refine(sk, pass, noise, blocks)) return xt::zeros<double>({d, std::size_t(0)});
+    if (factors.frame.values.size() != m || factors.nystrom.shape(0) != m || factors.nystrom.shape(1) != m)
+        throw std::invalid_argument("denoising_refinement: the factors are not of this pass (refinement_factors_of)");
     const keep_probabilities keep = blocks->coefficients(noise);
     const std::size_t k = std::min(count, ritz.subspace.informative);
     if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
@@ -174,13 +207,9 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     matrix_t v = leading_columns(ritz.refined, pass, k);
     matrix_t sv = leading_columns(ritz.refined, pass, k, true);
     // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
-    matrix_t qs = xt::zeros<double>({m, k}), qq = pass.gram;
+    matrix_t qs = xt::zeros<double>({m, k});
     blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
-    if (!qq.size()) {
-        qq = xt::zeros<double>({m, m});
-        blas::gemm_tn(m, m, d, 1.0, pass.basis.data(), pass.basis.data(), 0.0, qq.data());
-    }
-    const eigen_result eq = sym_eigen(qq);
+    const eigen_result& eq = factors.frame;
     const double top = m ? std::max(eq.values(0), 0.0) : 0.0;
     matrix_t pc = xt::zeros<double>({m, k}), coef = xt::zeros<double>({m, k});
     blas::gemm_tn(m, k, m, 1.0, eq.vectors.data(), qs.data(), 0.0, pc.data());
@@ -194,7 +223,7 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     // the Nyström approximation of Sxx from span Q itself (rank m, exact on span Q, N ⪯ Sxx), so
     // (Sxx Q) c + N p = (Sxx Q)(c + W⁺ (Sxx Q)ᵀ p), one product.
     matrix_t sqp;
-    const matrix_t winv = nystrom_inverse(pass.vsv);
+    const matrix_t& winv = factors.nystrom;
     matrix_t as = blockwise(*blocks, pass.center, p);
     subtract_blockdiag_nystrom(*blocks, pass, winv, p, as, sqp);
     blas::gemm_nn(m, k, m, 1.0, winv.data(), sqp.data(), 1.0, coef.data());

@@ -469,6 +469,17 @@ TEST_CASE("Ritz steps in the pass's coordinates: the same exact numbers without 
         const matrix_t t2 = denoising_refinement(top, frame, noise, blocks, 16);
         REQUIRE(t1.shape(1) == t2.shape(1));
         CHECK(xt::amax(xt::abs(t1 - t2))() < 1e-8);
+        // A restart's masks share the pass's factors (refinement_factors_of, formed once): the
+        // same bits as each call forming its own.
+        const refinement_factors f = refinement_factors_of(frame);
+        CHECK(same_bits(denoising_refinement(top, frame, noise, blocks, 16, rc, f), t2));
+        CHECK(same_bits(denoising_refinement(top, frame, noise, blocks, 16, rc), t2));
+        // Factors of another pass (here the sketch's basis alone, m = r) or of statistics in
+        // coordinates are refused.
+        const restricted_statistics other = verify(d, top.basis, centering::uncentered);
+        CHECK_THROWS_WITH(denoising_refinement(top, frame, noise, blocks, 16, rc, refinement_factors_of(other)),
+                          Catch::Contains("not of this pass"));
+        CHECK_THROWS_AS(refinement_factors_of(uc.refined), std::invalid_argument);
     }
 }
 

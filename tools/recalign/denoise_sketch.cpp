@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "commands.hpp"
 #include "memory_trace.hpp"
@@ -129,12 +130,15 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         if (previous) {  // a refinement step: restarted on U, each noise's Ritz vectors and corrections
             previous->products();  // the Ritz steps in the pass's coordinates: no rotated D x K copies
             std::vector<matrix_t> extras;  // each masking noise's Ritz vectors, then their corrections
+            std::optional<refinement_factors> factors;  // the pass's own, for every mask
             for (std::size_t i = 0; i < noises.size(); ++i) {
                 if (!blocks_for(i, blocks)) continue;
                 const ritz_denoising_result v = ritz_denoising(*previous, noises[i], blocks_for(i, blocks));
                 const std::size_t k = std::min(rank, v.subspace.informative);
                 extras.push_back(leading_columns(v.refined, *previous, k));
-                extras.push_back(denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined));
+                if (!factors) factors = refinement_factors_of(*previous);
+                extras.push_back(
+                    denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined, v, *factors));
             }
             // The previous pass is read no more: its V and Sxx V (2 D x K) go before the next
             // basis is built (the same extensions in the same order: the same bits).

@@ -118,6 +118,20 @@ matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistic
 matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
                               double rel_tol = 1e-12);
+// What the step reads of the pass alone, the same for every noise: the eigendecomposition of
+// Qᵀ Q (the pass's `gram`, or formed) and W⁺ for W = Qᵀ Sxx Q (eigenvalues above 1e-10 of the
+// largest). Two m x m eigendecompositions (m = 1,216 in the 224 demo): a restart forms them once
+// for all its masks. Throws std::invalid_argument for statistics in coordinates.
+struct refinement_factors {
+    eigen_result frame;  // of Qᵀ Q
+    matrix_t nystrom;    // W⁺, m x m
+};
+refinement_factors refinement_factors_of(const restricted_statistics& pass);
+// The same with the pass's factors already formed (the same bits as the forms above); throws
+// std::invalid_argument for factors of another size.
+matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
+                              const refinement_factors& factors, double rel_tol = 1e-12);
 // The clean side of the same step: for Sxx's Ritz vectors v_j = Q w_j on span Q (values λ_j;
 // `coords` m x k, Q's coordinates, VᵀV = I), the residuals Sxx v_j − λ_j v_j, exact (Sxx Q is
 // the pass's), each scaled to unit norm (one below 1e-10 λ_1, rounding, is left 0). With them and the
