@@ -314,6 +314,51 @@ def test_no_pass_is_read_after_the_adaptive_stop(data, command):
     assert len(times) == 1 + e["verification_passes"], f"{command}: a pass read after the stop: {line}"
 
 
+@pytest.mark.parametrize("command", ["tradeoff", "denoise"])
+def test_a_run_its_adaptive_stop_ended_is_complete(tmp, data, command):
+    """A run whose adaptive stop ended its passes early has read all it will read: `info` calls
+    its checkpoint complete and lists the passes read (not the budget's), the JSON's input
+    counts every row, and `merge` of such runs' shards notes no interrupted run (it did: "0 of
+    its rows are in the merge")."""
+    if command == "tradeoff":
+        argv = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1", "--k", 3]
+    else:
+        argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
+
+    def run(extra, ck):
+        rc, out, err = c.run(argv + extra + ["--json", "--quiet", "--checkpoint", ck])
+        j = json.loads(out) if rc == 0 else None
+        e = (j[0] if command == "tradeoff" else j)["sketch_error"] if j else None
+        stopped = e and (j[0]["refinement"]["stopped"] if command == "tradeoff" else
+                         e["refinement"]["stopped"] == "converged")
+        assert rc == 0 and stopped, f"{command}: the stop did not fire: {e} {err}"
+        # denoise's JSON input rows are the rows read (they were 0 once the stop had skipped a
+        # pass; tradeoff's JSON lists no input).
+        if command == "denoise":
+            assert sum(x["rows"] for x in j["input"]) == (N // 2 if extra else N), j["input"]
+        return e["verification_passes"]
+
+    ck = os.path.join(tmp, f"stopped-{command}.ckpt")
+    read = run([], ck)
+    info = json.loads(c.run(["info", ck, "--json"], check_rc=0)[1])
+    assert info["complete"] and info["pending"] is None and info["refinement_stopped"], info
+    assert info["verification_passes"] == read < info["planned_verification_passes"], info
+    assert info["rows_per_pass"] == [N] * (1 + read), info
+    text = c.run(["info", ck], check_rc=0)[1]
+    assert "complete      yes" in text and f"+ {read} verification (an adaptive stop ended them" in text, text
+    assert f"read in pass {1 + read}," in text, text
+    # --resume of it reads nothing and prints the run's numbers; the file stays as it was.
+    before = open(ck, "rb").read()
+    rc, _, err = c.run(argv + ["--json", "--checkpoint", ck, "--resume"])
+    assert rc == 0 and "nothing left to read" in err and open(ck, "rb").read() == before, err
+    shards = [os.path.join(tmp, f"stopped-{command}-{i}.ckpt") for i in (0, 1)]
+    run(["--limit", N // 2], shards[0])
+    run(["--skip", N // 2], shards[1])
+    merged = os.path.join(tmp, f"stopped-{command}-all.ckpt")
+    rc, _, err = c.run(["merge", shards[0], shards[1], "-o", merged])
+    assert rc == 0 and "interrupted run" not in err and "resume it with the whole input" in err, err
+
+
 def test_a_budget_spent_refinement_says_so_on_stderr(data):
     """When --refine's budget ends the refinement passes before the stop rule fires, stderr says
     so with the estimate the JSON records (not with --quiet); a run the rule stopped does not."""

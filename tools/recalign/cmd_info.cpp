@@ -58,6 +58,14 @@ void fill_progress(info_result& r, const run_state& st) {
         r.rows_per_pass[static_cast<std::size_t>(s.pass)] += s.rows_done;
     }
     r.complete = r.passes_known && st.complete(total);
+    // An adaptive stop ended the verification passes (the passes read fall short of those
+    // planned; the driver marks the passes left as done): only the passes read are listed.
+    r.refinement_stopped = r.verified && r.passes_known && st.passes_read > sketch && st.passes_read < total;
+    if (r.refinement_stopped) {
+        r.planned_verification_passes = r.verification_passes;
+        r.verification_passes = st.passes_read - sketch;
+        r.rows_per_pass.resize(static_cast<std::size_t>(st.passes_read));
+    }
     if (r.complete) return;
     std::size_t next = 0;  // the first pass not read in full
     while (next < r.rows_per_pass.size() && r.rows_per_pass[next] == read) ++next;

@@ -299,12 +299,18 @@ private:
             const std::uint64_t skip = state_.passes_to_skip(seg.pass);
             seg.pass += skip;
             if (skip) bar.update((seg.pass + 1) * total);
+            // A pass an adaptive stop leaves unread has nothing left to read: it is done (`info`,
+            // `merge` and --from see a complete run, not one waiting in its last pass).
+            if (!state_.reads(seg.pass)) seg.rows_done = seg.rows_total;
             if (seg.pass + 1 >= passes) break;
             // Multi-pass states: each pass is one more read of the range.
             state_.next_pass(mpi_);
             seg.pass += 1;
             seg.rows_done = 0;
             src_.seek(0);
+            // The stop (next_pass found nothing more to read): the loop's top skips the passes
+            // left, and the run's end writes the checkpoint with the passes read.
+            if (!state_.reads(seg.pass)) continue;
             if (!path_.empty() && o_.checkpoint_every) save_checkpoint(path_, st_, state_);
         }
         bar.finish();
@@ -362,6 +368,8 @@ private:
 void save_checkpoint(const std::string& path, run_state& st, const stream_state& state) {
     memory_mark("before a checkpoint");  // RECALIGN_MEMORY_TRACE: the next line's peak is the save's
     st.n = state.n();
+    // The passes read when an adaptive stop ended them (the last pass is then not read), else 0.
+    st.passes_read = state.passes() && !state.reads(state.passes() - 1) ? state.passes_read() : 0;
     // The state's bytes go to the file as they are made (state_io.hpp): measured first (nothing is
     // made: a matrix on disk is only counted), then written once, the run state's header with its
     // checksum written over a placeholder at the end. No copy of the state is held beside it

@@ -233,6 +233,9 @@ std::string render_json(const info_result& r) {
     j["complete"] = r.complete;
     j["verified"] = r.verified;
     j["verification_passes"] = r.passes_known ? json(r.verification_passes) : json(nullptr);
+    j["refinement_stopped"] = r.refinement_stopped;
+    j["planned_verification_passes"] =
+        !r.passes_known ? json(nullptr) : json(r.refinement_stopped ? r.planned_verification_passes : r.verification_passes);
     j["rows_per_pass"] = r.rows_per_pass;
     j["pending"] = r.pending.empty() ? json(nullptr) : json(r.pending);
     json segs = json::array();

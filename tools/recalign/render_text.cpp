@@ -197,14 +197,22 @@ std::string render_text(const info_result& r) {
     if (r.verified) {
         std::string rows;
         for (std::uint64_t v : r.rows_per_pass) rows += (rows.empty() ? "" : ", ") + std::to_string(v);
-        appendf(s, "  passes        %llu sketch + %s verification; rows read per pass: %s\n",
+        const std::string stop = r.refinement_stopped ? " (an adaptive stop ended them: at most " +
+                                                             std::to_string(r.planned_verification_passes) + ")"
+                                                       : std::string();
+        appendf(s, "  passes        %llu sketch + %s verification%s; rows read per pass: %s\n",
                 (unsigned long long)r.passes,
-                r.passes_known ? std::to_string(r.verification_passes).c_str() : "(not recorded)", rows.c_str());
+                r.passes_known ? std::to_string(r.verification_passes).c_str() : "(not recorded)", stop.c_str(),
+                rows.c_str());
     }
+    // After an adaptive stop the segments wait in the last planned pass, which reads nothing: the
+    // text names the last pass read (JSON keeps the checkpoint's own pass index).
+    const std::uint64_t last_read = r.passes + r.verification_passes;
     for (const info_segment& g : r.segments) {
         appendf(s, "  input         %s rows %llu..%llu (%llu of %llu read in pass %llu, batch %llu, %s)\n", g.images.c_str(),
                 (unsigned long long)g.first_row, (unsigned long long)(g.first_row + g.rows_total),
-                (unsigned long long)g.rows_done, (unsigned long long)g.rows_total, (unsigned long long)g.pass + 1,
+                (unsigned long long)g.rows_done, (unsigned long long)g.rows_total,
+                (unsigned long long)(r.refinement_stopped ? std::min(g.pass + 1, last_read) : g.pass + 1),
                 (unsigned long long)g.batch, g.format.c_str());
         if (!g.labels.empty()) appendf(s, "  labels        %s\n", g.labels.c_str());
         if (!g.decoding.empty()) appendf(s, "  decoding      %s\n", g.decoding.c_str());

@@ -147,6 +147,10 @@ struct info_result {
     // read in each pass (all segments), and whether the numbers it returns exist yet.
     bool verified = false, passes_known = true;
     std::uint64_t verification_passes = 0;
+    // An adaptive stop ended the verification passes: verification_passes counts those read, of
+    // at most planned_verification_passes.
+    bool refinement_stopped = false;
+    std::uint64_t planned_verification_passes = 0;
     std::vector<std::uint64_t> rows_per_pass;
     std::string pending;  // what is left to run (empty: nothing), and how
 };

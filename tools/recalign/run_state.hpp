@@ -94,12 +94,17 @@ public:
     // the verification passes); 0 in checkpoints written before it was recorded. --passes alone
     // (config.passes) does not count the verification passes.
     std::uint64_t state_passes = 0;
+    // The passes the state read when an adaptive stop ended them (stream_state::passes_read(),
+    // below state_passes: the passes after it read nothing, and the run is complete); 0 without
+    // a stop, and in checkpoints written before it was recorded.
+    std::uint64_t passes_read = 0;
 
     std::uint64_t dim() const noexcept { return config.dim; }
     std::uint64_t aux_dim() const noexcept { return config.classes; }
     std::uint64_t config_hash() const { return config.hash(); }
     bool complete() const { return complete(std::max(config.passes, state_passes)); }  // every pass done
-    bool complete(std::uint64_t passes) const;  // every segment fully read in its first `passes` passes
+    // Every segment fully read in its first `passes` passes (a segment in a later pass read them all).
+    bool complete(std::uint64_t passes) const;
 
     void save(std::ostream& os) const { checkpoint::save_state(os, *this); }
     static run_state load(std::istream& is, const std::string& source) {
@@ -129,7 +134,7 @@ public:
         } else {
             save_string(ar, accumulator);
         }
-        ar(std::uint64_t{2});  // version of the trailing section (2: state_passes after it)
+        ar(std::uint64_t{3});  // version of the trailing section (2: state_passes after it, 3: passes_read)
         for (const input_segment& s : segments) {
             ar(static_cast<std::uint64_t>(s.files.size()));
             for (const io::file_entry& f : s.files) {
@@ -146,7 +151,7 @@ public:
                 save_string(ar, f.reason);
             }
         }
-        ar(state_passes);
+        ar(state_passes, passes_read);
     }
 
     template <class Archive>
@@ -195,7 +200,7 @@ public:
         if (b.left == 0) return r;  // written before the trailing section
         std::uint64_t version = 0;
         checkpoint::load_scalar(ar, version, b);
-        if (version != 1 && version != 2)
+        if (version < 1 || version > 3)
             throw std::length_error("unknown trailing section version " + std::to_string(version));
         for (input_segment& s : r.segments) {
             std::uint64_t n = 0;
@@ -222,6 +227,7 @@ public:
             }
         }
         if (version >= 2) checkpoint::load_scalar(ar, r.state_passes, b);
+        if (version >= 3) checkpoint::load_scalar(ar, r.passes_read, b);
         return r;
     }
 
