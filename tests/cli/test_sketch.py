@@ -359,6 +359,25 @@ def test_a_run_its_adaptive_stop_ended_is_complete(tmp, data, command):
     assert rc == 0 and "interrupted run" not in err and "resume it with the whole input" in err, err
 
 
+@pytest.mark.parametrize("command", ["align", "tradeoff", "denoise"])
+def test_from_a_verified_run_says_to_resume_it(tmp, data, command):
+    """A verified run's numbers come from passes over the data: --from its checkpoint is
+    refused, for every command alike, with what to do instead (resume it with its input; the
+    sketch alone with --no-verify), not with what the sketch alone lacks (denoise and tradeoff
+    said "needs the complete spectrum ... only the exact route"), and the file is untouched."""
+    runs = {"align": (["align"], []),
+            "tradeoff": (["tradeoff"], ["--lambda", "0,1", "--k", 3]),
+            "denoise": (DENOISE[:1], DENOISE[1:])}
+    head, tail = runs[command]
+    ck = os.path.join(tmp, f"verified-from-{command}.ckpt")
+    c.run(head + data + tail + ["--method", "nystrom", "--rank", 6, "--quiet", "--checkpoint", ck], check_rc=0)
+    before = open(ck, "rb").read()
+    rc, _, err = c.run(head + tail + ["--from", ck])
+    c.assert_one_line_error(rc, err, [ck, "byte offset", "holds a run with a verification pass", "--resume",
+                                      "--no-verify"], f"{command} --from a verified run")
+    assert "complete spectrum" not in err and open(ck, "rb").read() == before, err
+
+
 def test_a_budget_spent_refinement_says_so_on_stderr(data):
     """When --refine's budget ends the refinement passes before the stop rule fires, stderr says
     so with the estimate the JSON records (not with --quiet); a run the rule stopped does not."""

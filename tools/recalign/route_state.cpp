@@ -211,15 +211,22 @@ void route_state::load(const std::string& tagged, const std::string& source) {
     load_from(state_source(bytes, loaded_at, source));
 }
 
-void route_state::load_from(const state_source& src) {
-    const std::string& source = src.name();
+void route_state::refuse_verified(const state_source& src) {
     const std::string head = src.bytes(0, std::min<std::uint64_t>(src.size(), 8));
     if (head == "RAVERIFY" || head == "RAVERIF2" || head == "RAVERIF3" || head == "RAVERIF4" || head == "RAVERIF5" ||
         head == "RAMCVERI")  // verified_state (versions 1-5), monte_carlo_state
-        throw file_error(source, checkpoint::header_bytes,
+        throw file_error(src.name(), src.at(),
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
-                         "routes): resume it (merged shards: with the whole input) to finish the pass, or run with "
-                         "--no-verify to analyse the sketch alone with --from");
+                         "routes), whose numbers come from passes over the data: resume it with its input "
+                         "(--checkpoint FILE --resume; merged shards: with the whole input) to finish the passes, or, "
+                         "when they are done, to print its results without reading anything; or run with --no-verify "
+                         "to analyse the sketch alone with --from");
+}
+
+void route_state::load_from(const state_source& src) {
+    const std::string& source = src.name();
+    refuse_verified(src);
+    const std::string head = src.bytes(0, std::min<std::uint64_t>(src.size(), 8));
     // The configuration's fresh state (a parked state's main_ is gone): what the loaded one must match.
     std::optional<route_state> unparked;
     if (parked()) unparked.emplace(config_);

@@ -50,6 +50,10 @@ public:
     void load(const std::string& bytes, const std::string& source) override;
     void save_to(state_sink& sink) const override;
     void load_from(const state_source& src) override;
+    // Throws file_error when `src` (a run's state, without its jitter header) is a verified
+    // run's (verified_state, monte_carlo_state): its numbers come from verification passes over
+    // the data, so it is resumed with its input, never analysed as a sketch (--from).
+    static void refuse_verified(const state_source& src);
     void reduce(const mpi_context& mpi) override;
 
     void merge(const stream_state& other) override;

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "jitter_state.hpp"
 #include "paths.hpp"
 #include "route_state.hpp"
 #include "state_io.hpp"
@@ -159,6 +160,9 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
         throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
                                     "(--images, --labels, --scale, --skip, --limit) do not apply");
     p.from = load_from(r.from, p.from_file);
+    // Refused as the state's own load would refuse it, before the route check below would say
+    // what a sketch alone lacks (denoise, tradeoff): a verified run is resumed, not analysed.
+    if (p.from_file) route_state::refuse_verified(without_jitter_header(p.from_file->accumulator()));
     p.from_path = r.from;
     p.from->config.memory = static_cast<std::uint64_t>(r.memory_gib * static_cast<double>(1ULL << 30));
     if (needs.labels && p.from->config.classes == 0)
