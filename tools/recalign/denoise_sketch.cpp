@@ -140,6 +140,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
                 extras.push_back(
                     denoising_refinement(s.spec, *previous, noises[i], blocks_for(i, blocks), refined, v, *factors));
             }
+            factors.reset();
             // The previous pass is read no more: its V and Sxx V (2 D x K) go before the next
             // basis is built (the same extensions in the same order: the same bits).
             memory_mark("refinement directions");
