@@ -187,7 +187,10 @@ tradeoff_excess tradeoff_excess_estimate(const statistics& sketch, const patch_b
     const matrix_t z = sketch_preconditioned(sketch.spec, blocks, res.residual);
     double e = 0.0;
     for (std::size_t i = 0; i < z.size(); ++i) e += z.data()[i] * res.residual.data()[i];
-    return {res.relative, res.supervised_loss > 0 ? e / res.supervised_loss : 0.0};
+    // A loss below 1e-8 of tr Syy is an exact fit (span Q holds the targets' least squares, as
+    // when n <= D): relative to it, the ratio of two rounding-level numbers would decide the stop.
+    const double floor = 1e-8 * pass.cross->syy_trace();
+    return {res.relative, res.supervised_loss > 0 ? e / std::max(res.supervised_loss, floor) : 0.0};
 }
 
 }  // namespace recalign
