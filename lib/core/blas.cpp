@@ -35,9 +35,10 @@ void check_info(int info, const char* routine) {
 // both threads' buffers resident (262,144 kB) for the rest of the process (BENCHMARKS.md, mem8
 // and mem9). On at most row_block rows per call each thread touches ≤ min(k, GEMM_Q = 384) x
 // row_block / 2 doubles of it (12.6 MB). Rows of the output are independent, each computed by
-// the same kernel over the same k: the blocks (multiples of 64 rows) give one call's bits where
-// that call's thread split falls on OpenBLAS's unrolling too (D = 12,288, 37,632, 150,528), else
-// they differ at rounding (1e-15 relative at 8,193 rows; tests/core/test_blas.cpp).
+// the same kernel over the same k: with one BLAS thread the blocks (multiples of 64 rows) give
+// one call's bits. With more, OpenBLAS splits the one call's rows itself: its Haswell kernels
+// gave the same bits at D = 12,288, 37,632 and 150,528, its SkylakeX kernels (AVX-512 machines)
+// do not; they differ at rounding (1e-15 relative at 8,193 rows; tests/core/test_blas.cpp).
 constexpr std::size_t row_block = 8192;
 
 // f(first row, rows) over [0, m) in blocks of at most row_block rows, of near-equal sizes (a

@@ -2,7 +2,7 @@
 // against LAPACK's own xSYEVD on the same matrices, in both precisions: full-rank Gram
 // matrices and rank-deficient ones (a cluster of zero eigenvalues, as a rank-deficient stream
 // gives), for k = 0, 1, part and all. And the products on many rows cut into row blocks
-// (OpenBLAS's buffers stay small) against one cblas call: the same bits.
+// (OpenBLAS's buffers stay small) against one cblas call: the same bits with one BLAS thread.
 #include <catch2/catch.hpp>
 
 #include <cblas.h>
@@ -77,9 +77,8 @@ TEST_CASE("syevd_top_rows: LAPACK's xSYEVD eigenvalues and top eigenvectors, bot
 namespace {
 // One cblas call on all m rows against blas::'s, which cuts products with more than 8,192
 // output rows into row blocks (lib/core/blas.cpp by_row_blocks: OpenBLAS's buffers stay
-// small): the same bits where the one call's thread split falls on OpenBLAS's unrolling (the
-// image dimensions: D = 12,288 and 37,632 here), else the same to rounding; inner dimensions
-// below and above OpenBLAS's GEMM_Q (384).
+// small): the same bits (`bits`: run with one BLAS thread), else the same to rounding; inner
+// dimensions below and above OpenBLAS's GEMM_Q (384).
 void check_row_blocks(std::size_t m, std::size_t n, std::size_t k, bool bits) {
     const auto a = testing::random_rows(m, k, 11 + k, 0.5), at = testing::random_rows(k, m, 12 + k, 0.5);
     const auto b = testing::random_rows(k, n, 13 + k, 0.5), bt = testing::random_rows(n, k, 14 + k, 0.5);
@@ -129,11 +128,23 @@ void check_row_blocks(std::size_t m, std::size_t n, std::size_t k, bool bits) {
 }
 }  // namespace
 
-TEST_CASE("products on many rows, cut into row blocks, give one call's bits (to rounding off the image sizes)", "[blas]") {
-    check_row_blocks(12288, 37, 50, true);   // 64x64x3: 2 blocks of 6,144 rows
-    check_row_blocks(37632, 40, 300, true);  // 112x112x3: 5 blocks of 7,552 (the last 7,424)
-    check_row_blocks(37632, 8, 500, true);   // k past GEMM_Q: OpenBLAS splits k the same way in every block
-    check_row_blocks(20000, 37, 500, false);
-    check_row_blocks(8193, 64, 64, false);   // just past one block
-    check_row_blocks(8192, 5, 3, true);      // one block: one call
+TEST_CASE("products on many rows, cut into row blocks, give one call's bits with one BLAS thread", "[blas]") {
+    // With one thread every row of C is computed by the same kernel over the same k, in one call
+    // or in blocks (multiples of 64 rows): the same bits, on any of OpenBLAS's kernels. With more
+    // threads OpenBLAS splits the one call's rows itself, and whether that split gives the
+    // blocks' bits depends on its kernels (Haswell's did at the image sizes below; SkylakeX's,
+    // the default on AVX-512 machines, do not): to rounding.
+    const int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    for (const bool bits : {true, false}) {
+        INFO("one BLAS thread: " << bits);
+        if (!bits) openblas_set_num_threads(std::max(threads, 2));
+        check_row_blocks(12288, 37, 50, bits);   // 64x64x3: 2 blocks of 6,144 rows
+        check_row_blocks(37632, 40, 300, bits);  // 112x112x3: 5 blocks of 7,552 (the last 7,424)
+        check_row_blocks(37632, 8, 500, bits);   // k past GEMM_Q: OpenBLAS splits k the same way in every block
+        check_row_blocks(20000, 37, 500, bits);
+        check_row_blocks(8193, 64, 64, bits);    // just past one block
+        check_row_blocks(8192, 5, 3, bits);      // one block: one call
+    }
+    openblas_set_num_threads(threads);
 }
