@@ -55,8 +55,10 @@ def test_tracker_curves_equal_the_analyses(data):
         d = recalign.denoising_alignment(clean, noisy)
         if spec.startswith("gaussian"):
             # The tracker takes Corollary 3.1's closed form (V* = U, no D x D solve); the
-            # general generalized eigenproblem agrees to rounding, not bit for bit.
-            np.testing.assert_allclose(r.noises[i].denoising.curve, d.curve, rtol=1e-9, atol=1e-12)
+            # general generalized eigenproblem agrees to its rounding, not bit for bit (measured
+            # largest relative difference: 1.8e-10 with OpenBLAS's Haswell kernels, 3.1e-9 with
+            # its SkylakeX kernels).
+            np.testing.assert_allclose(r.noises[i].denoising.curve, d.curve, rtol=2e-8, atol=1e-12)
         else:
             np.testing.assert_array_equal(r.noises[i].denoising.curve, d.curve)
     assert r.noises[2].monte_carlo and r.noises[2].g_stderr_fro > 0
