@@ -54,11 +54,13 @@ std::uint64_t patch_blocks::config_hash() const {
 namespace {
 // Rows of a batch converted at a time to check it (at D = 150,528: 8 MB of doubles).
 std::size_t check_rows(std::size_t d) { return std::max<std::size_t>(1, (std::size_t(1) << 20) / std::max<std::size_t>(d, 1)); }
-// Packed upper triangle of an s x s block, row by row: row i holds (i, i..s-1) from i·s − i(i−1)/2.
-std::size_t packed_row(std::size_t i, std::size_t s) { return i * s - i * (i - 1) / 2; }
 }  // namespace
 
 void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
+    if (exact_u8(x)) {
+        update_u8_exact(x, first_row);
+        return;
+    }
     const std::size_t d = dim_, rows = x.rows;
     blas::to_blas_int(rows, "batch rows");
     // Validation (width, finite values) and the column sums first, a few rows at a time

@@ -168,3 +168,135 @@ TEST_CASE("patch blocks: merge, empty, checkpoints, refusals", "[align][patch_bl
     o.shape = {};
     CHECK_THROWS_AS(patch_blocks(o), std::invalid_argument);
 }
+
+// --- uint8 batches: the exact integer path (lib/align/patch_blocks_u8.cpp) --------------------
+namespace {
+// Uniform pixels, with the hardest columns for a shifted float kernel: constant 0, constant 255
+// and {0, 255} only (|x − 128| at its extremes, every product at its largest).
+std::vector<std::uint8_t> pixels(std::size_t n, std::size_t d, std::uint64_t seed) {
+    std::vector<std::uint8_t> x(n * d);
+    std::mt19937_64 rng(seed);
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t j = 0; j < d; ++j) {
+            const auto u = static_cast<std::uint8_t>(rng() & 0xff);
+            x[r * d + j] = j == 0 ? 0 : j == 1 ? 255 : j == 2 ? static_cast<std::uint8_t>(u < 128 ? 0 : 255) : u;
+        }
+    return x;
+}
+
+__extension__ typedef __int128 int128;  // exact sums of products of pixels (GCC, Clang)
+
+// Block b's exact centered scatter (integers, one division) as long double, times scale².
+std::vector<long double> block_oracle(const std::vector<std::uint8_t>& x, std::size_t n, std::size_t d,
+                                      const std::vector<std::size_t>& idx, double scale) {
+    const std::size_t s = idx.size();
+    std::vector<int128> sum(s, 0), ss(s * s, 0);
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t i = 0; i < s; ++i) {
+            const std::int64_t a = x[r * d + idx[i]];
+            sum[i] += a;
+            for (std::size_t j = 0; j < s; ++j) ss[i * s + j] += static_cast<int128>(a) * x[r * d + idx[j]];
+        }
+    std::vector<long double> m(s * s);
+    for (std::size_t i = 0; i < s; ++i)
+        for (std::size_t j = 0; j < s; ++j)
+            m[i * s + j] = static_cast<long double>(static_cast<int128>(n) * ss[i * s + j] - sum[i] * sum[j]) /
+                           static_cast<long double>(n) * scale * scale;
+    return m;
+}
+
+patch_blocks feed_u8(const geometry& g, const std::vector<std::uint8_t>& x, std::size_t n, std::size_t batch,
+                     double scale) {
+    const std::size_t d = g.shape.dim();
+    patch_blocks pb = make(g);
+    for (std::size_t r = 0; r < n; r += batch) {
+        batch_view v(x.data() + r * d, std::min(batch, n - r), d);
+        v.scale = scale;
+        pb.update(v, r);
+    }
+    return pb;
+}
+
+// The same pixels as float64 batches: the double path.
+patch_blocks feed_f64(const geometry& g, const std::vector<std::uint8_t>& x, std::size_t n, std::size_t batch,
+                      double scale) {
+    const std::size_t d = g.shape.dim();
+    std::vector<double> xd(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) xd[i] = x[i] * scale;
+    patch_blocks pb = make(g);
+    for (std::size_t r = 0; r < n; r += batch) pb.update(batch_view(xd.data() + r * d, std::min(batch, n - r), d), r);
+    return pb;
+}
+
+// The largest error of the blocks against the oracle, relative to sqrt(M_ii M_jj); entries of a
+// constant column must be exactly zero.
+double worst_block_error(const patch_blocks& pb, const std::vector<std::uint8_t>& x, std::size_t n, double scale) {
+    double worst = 0.0;
+    for (std::size_t b = 0; b < pb.blocks(); ++b) {
+        const std::vector<std::size_t>& idx = pb.indices(b);
+        const std::size_t s = idx.size();
+        const std::vector<long double> ref = block_oracle(x, n, pb.dim(), idx, scale);
+        const matrix_t blk = pb.block(b, centering::centered);
+        for (std::size_t i = 0; i < s; ++i)
+            for (std::size_t j = 0; j < s; ++j) {
+                const long double size = std::sqrt(ref[i * s + i] * ref[j * s + j]);
+                if (size == 0.0L) {
+                    if (blk(i, j) != 0.0) return std::numeric_limits<double>::infinity();
+                    continue;
+                }
+                worst = std::max(worst, static_cast<double>(std::abs(static_cast<long double>(blk(i, j)) - ref[i * s + j]) / size));
+            }
+    }
+    return worst;
+}
+}  // namespace
+
+TEST_CASE("patch blocks of uint8 batches: the exact scatter, any batch size, both layouts", "[align][patch_blocks][u8]") {
+    const std::size_t n = 2100;
+    const double scale = 1.0 / 255.0;
+    for (const geometry& g : {cases[0], cases[1], cases[2]}) {
+        const std::size_t d = g.shape.dim();
+        CAPTURE(d, g.ph, g.pw, image_layout_name(g.shape.layout));
+        const std::vector<std::uint8_t> x = pixels(n, d, 11);
+        for (std::size_t batch : {1, 7, 300, 1024, 1025, 2100}) {
+            CAPTURE(batch);
+            if (batch == 1 && g.ph != 4) continue;  // 2,100 single-row batches: one geometry is enough
+            const patch_blocks fast = feed_u8(g, x, n, batch, scale), slow = feed_f64(g, x, n, batch, scale);
+            CHECK(fast.n() == n);
+            CHECK(worst_block_error(fast, x, n, scale) < 1e-14);  // the double path's below, for scale
+            CHECK(worst_block_error(slow, x, n, scale) < 1e-11);
+            CHECK(testing::rel_diff(fast.mean(), slow.mean()) < 1e-14);  // measured up to 1.9e-15
+            CHECK_FALSE(testing::saved(fast) == testing::saved(slow));  // it took the integer path
+            CHECK(testing::rel_diff(fast.block(1, centering::uncentered), slow.block(1, centering::uncentered)) < 1e-12);
+        }
+    }
+}
+
+TEST_CASE("patch blocks of uint8 batches: merges with the double path, refusals change nothing", "[align][patch_blocks][u8]") {
+    const geometry g = cases[0];
+    const std::size_t d = g.shape.dim(), n = 1500;
+    const std::vector<std::uint8_t> x = pixels(n, d, 3);
+    // Shards fed as uint8 and as float64, merged: the blocks of all rows.
+    patch_blocks a = feed_u8(g, x, 900, 256, 1.0);
+    const std::vector<std::uint8_t> rest(x.begin() + 900 * d, x.end());
+    patch_blocks b = feed_f64(g, rest, n - 900, 256, 1.0);
+    a.merge(b);
+    CHECK(a.n() == n);
+    CHECK(worst_block_error(a, x, n, 1.0) < 1e-13);
+    // A wrong width is refused before any change; the state then continues exactly like one
+    // that never saw it.
+    patch_blocks one = feed_u8(g, x, 600, 600, 1.0), clean = one;
+    CHECK_THROWS_AS(one.update(batch_view(x.data(), 10, d - 1), 600), std::invalid_argument);
+    CHECK(testing::saved(one) == testing::saved(clean));
+    one.update(batch_view(x.data() + 600 * d, 300, d), 600);
+    clean.update(batch_view(x.data() + 600 * d, 300, d), 600);
+    CHECK(testing::saved(one) == testing::saved(clean));
+    // An empty batch changes nothing.
+    one.update(batch_view(x.data(), 0, d), 900);
+    CHECK(testing::saved(one) == testing::saved(clean));
+    // A scale that is not finite takes the checked double path, which refuses it.
+    batch_view inf(x.data(), 5, d);
+    inf.scale = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(one.update(inf, 900), Catch::Contains("not finite"));
+    CHECK(testing::saved(one) == testing::saved(clean));
+}

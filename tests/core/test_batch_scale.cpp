@@ -145,8 +145,24 @@ TEST_CASE("scale in the view = pre-scaled f64 rows, bit for bit: patch blocks", 
     o.shape = {3, 4, 1};  // D = 12
     o.patch_h = 2;
     o.patch_w = 2;
-    every_type_and_scale([&] { return patch_blocks(o); },
-                         [](patch_blocks& p, const batch_view& b, std::size_t r0) { p.update(b, r0); });
+    auto update = [](patch_blocks& p, const batch_view& b, std::size_t r0) { p.update(b, r0); };
+    const typed_rows t = make_rows();
+    for (double s : {1.0, 1.0 / 255.0, 0.1, -3.0}) {
+        CAPTURE(s);
+        same_state([&] { return patch_blocks(o); }, update, t.f32, s);
+        same_state([&] { return patch_blocks(o); }, update, t.f64, s);
+        // uint8 rows take the exact integer path (patch_blocks_u8.cpp), the scale applied to each
+        // group's exact scatter: not the double path's bits, its numbers to rounding.
+        patch_blocks by_view(o), by_reader(o);
+        const std::vector<double> pre = prescaled(t.u8, s);
+        for (std::size_t r0 = 0; r0 < N; r0 += BATCH) {
+            by_view.update(scaled_view(t.u8, r0, s), r0);
+            by_reader.update(batch_view(pre.data() + r0 * D, BATCH, D), r0);
+        }
+        CHECK(testing::rel_diff(by_view.mean(), by_reader.mean()) < 1e-14);
+        for (std::size_t b = 0; b < by_view.blocks(); ++b)
+            CHECK(testing::rel_diff(by_view.block(b, centering::centered), by_reader.block(b, centering::centered)) < 1e-13);
+    }
 }
 
 TEST_CASE("scale in the view = pre-scaled f64 rows, bit for bit: restricted moments (with class ids)",
