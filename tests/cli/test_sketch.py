@@ -332,10 +332,10 @@ def test_a_run_its_adaptive_stop_ended_is_complete(tmp, data, command):
         stopped = e and (j[0]["refinement"]["stopped"] if command == "tradeoff" else
                          e["refinement"]["stopped"] == "converged")
         assert rc == 0 and stopped, f"{command}: the stop did not fire: {e} {err}"
-        # denoise's JSON input rows are the rows read (they were 0 once the stop had skipped a
-        # pass; tradeoff's JSON lists no input).
-        if command == "denoise":
-            assert sum(x["rows"] for x in j["input"]) == (N // 2 if extra else N), j["input"]
+        # The JSON's input rows are the rows read (denoise's were 0 once the stop had skipped a
+        # pass); tradeoff's, an array of points, gives them with every point.
+        for inp in ([p["input"] for p in j] if command == "tradeoff" else [j["input"]]):
+            assert sum(x["rows"] for x in inp) == (N // 2 if extra else N), inp
         return e["verification_passes"]
 
     ck = os.path.join(tmp, f"stopped-{command}.ckpt")

@@ -146,6 +146,9 @@ std::string render_json(const project_result& r) {
 
 std::string render_json(const tradeoff_cli_result& r) {
     const tradeoff_result& t = r.t;
+    // An array of points (readers index it), each with the run's facts: n, k, and the input
+    // rows it read (as align's and denoise's "input"), repeated per point.
+    const json input = input_json(r.run);
     json a = json::array();
     for (const tradeoff_point& p : t.points) {
         json o;
@@ -170,6 +173,7 @@ std::string render_json(const tradeoff_cli_result& r) {
             c["excess_estimate"] = number_or_null(r.refinement->estimate);
             o["refinement"] = c;
         }
+        o["input"] = input;
         a.push_back(o);
     }
     return dump(a);
