@@ -1,6 +1,7 @@
 #include "memory_trace.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,8 @@
 namespace recalign::cli {
 
 namespace {
+const auto program_start = std::chrono::steady_clock::now();  // set before main runs
+
 // The value in kB of `key` ("VmRSS:") in /proc/self/status (0 when unknown).
 long status_kb(const std::string& text, const char* key) {
     const std::size_t at = text.find(key);
@@ -32,9 +35,10 @@ void memory_mark(const char* phase) {
     // per-thread buffers, thread stacks). A lower bound: malloc's untouched pages count as its own.
     const struct mallinfo2 heap = mallinfo2();
     const long malloc_kb = static_cast<long>((heap.arena + heap.hblkhd) / 1024);
+    const double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - program_start).count();
     std::cerr << "memory: " << phase << ": VmRSS " << status_kb(text, "VmRSS:") << " kB, peak since the last mark "
               << status_kb(text, "VmHWM:") << " kB, anonymous outside malloc >= "
-              << std::max(0L, status_kb(text, "RssAnon:") - malloc_kb) << " kB\n";
+              << std::max(0L, status_kb(text, "RssAnon:") - malloc_kb) << " kB, at " << at << " s\n";
     std::ofstream("/proc/self/clear_refs") << "5";
 }
 
