@@ -73,10 +73,10 @@ class VerifiedAlignment(_VerifiedRun):
     _krylov = True  # the CLI's align: block Krylov for passes >= 2
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper",
-                 tolerance=None, memory=None):
+                 tolerance=None, memory=None, precision="f64"):
         self._measure = _measure(measure)
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory)
+                         tolerance=tolerance, memory=memory, precision=precision)
 
     def _verification(self):
         return "alignment", {}
@@ -128,7 +128,7 @@ class VerifiedDenoising(_VerifiedRun):
     --tolerance, as for every verified state."""
 
     def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
-                 center="uncentered", measure="paper", refine=None, tolerance=None, memory=None):
+                 center="uncentered", measure="paper", refine=None, tolerance=None, memory=None, precision="f64"):
         self._measure = _measure(measure)
         if refine is not None and (isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or
                                    not 0 <= refine <= 20):
@@ -173,7 +173,7 @@ class VerifiedDenoising(_VerifiedRun):
             raise ValueError(f"refine={refine} refines a masking noise's subspace, and no noise is one in closed form "
                              "(mask or dropout, without draws; not a Corruption): leave refine out")
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory)
+                         tolerance=tolerance, memory=memory, precision=precision)
         # Incremental refinement passes with the adaptive stop, as the CLI's (closed-form masking
         # noises only: Monte-Carlo noises need their products on the whole span in every pass, so
         # with one of them every refinement pass re-verifies the whole span, as the CLI's).
@@ -420,7 +420,7 @@ class VerifiedTradeoff(_VerifiedRun):
     returned, upper bounds on the optimum, and the refinement run (passes, residual, estimate)."""
 
     def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                 refine=_TRADEOFF_REFINE, tolerance=None, memory=None):
+                 refine=_TRADEOFF_REFINE, tolerance=None, memory=None, precision="f64"):
         self._lambdas = [float(x) for x in lambdas]
         if not self._lambdas:
             raise ValueError("lambdas: empty list (give at least one lambda >= 0)")
@@ -436,7 +436,7 @@ class VerifiedTradeoff(_VerifiedRun):
         self._block = min(_recalign.TRADEOFF_PRECONDITIONER_BLOCK, int(dim))
         self._estimated = None  # (pass, rows, (relative residual, excess estimate)) of the last estimate
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory)
+                         tolerance=tolerance, memory=memory, precision=precision)
 
     @property
     def verification_passes(self):
@@ -493,45 +493,49 @@ def _run(state, batches, **track_options):
 
 
 def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                   measure="paper", tolerance=None, memory=None, **track_options):
+                   measure="paper", tolerance=None, memory=None, precision="f64", **track_options):
     """`recalign align --method fd|nystrom --rank K --passes P [--tolerance T]` over `batches`
     (re-iterable (images, labels) batches, or a callable returning them): a
     VerifiedAlignmentResult. dim: D (default: read off the first batch). tolerance (Nyström):
     stop the sketch passes once the relative error estimate is at most T. memory: the budget in GiB
     (the CLI's --memory; None: this machine's physical memory): a run whose estimate exceeds it is
-    refused (ValueError) before any row is read. Every refusal comes before the first batch is read,
+    refused (ValueError) before any row is read. precision: the CLI's --precision, "f64" (the
+    default) or "f32-kernels" (the sketch's products in single precision; every number returned
+    is still computed in double by the verification passes). Every refusal comes before the first batch is read,
     except that without dim the first batch's shape gives D (as the CLI reads the first image of an
     image folder). track_options go to recalign.track (checkpoint=..., every=..., resume=...)."""
     state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
-                              center=center, measure=measure, tolerance=tolerance, memory=memory)
+                              center=center, measure=measure, tolerance=tolerance, memory=memory, precision=precision)
     return _run(state, batches, **track_options)
 
 
 def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
                      seed=0, center="uncentered", measure="paper", refine=None, tolerance=None, memory=None,
-                     **track_options):
+                     precision="f64", **track_options):
     """`recalign denoise --method fd|nystrom --rank K --passes P --refine N --noise ...` over
     `batches`: a VerifiedDenoisingResult (noises: specs, closed form or with draws=S, and
     recalign.Corruption objects; shape (H, W[, C]) for masks whose spec has none; refine: passes
     after the verification pass refining the masking noises' subspaces, default 8, 0 to skip
     (refused without a masking noise in closed form, as the CLI's --refine);
-    memory: the budget in GiB, as verified_align)."""
+    memory, precision: as verified_align)."""
     if dim is None:
         dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)
     state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
                               seed=seed, center=center, measure=measure, refine=refine, tolerance=tolerance,
-                              memory=memory)
+                              memory=memory, precision=precision)
     return _run(state, batches, **track_options)
 
 
 def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
-                      center="uncentered", refine=_TRADEOFF_REFINE, tolerance=None, memory=None, **track_options):
+                      center="uncentered", refine=_TRADEOFF_REFINE, tolerance=None, memory=None, precision="f64",
+                      **track_options):
     """`recalign tradeoff --method fd|nystrom --rank K --lambda ... --k K [--refine N]` over
     `batches`: a VerifiedTradeoffResult (losses of the encoders returned: upper bounds on the
     optimum; refine: the most CG passes after the first verification pass, default 20, stopping
-    early as VerifiedTradeoff says; memory: the budget in GiB, as verified_align)."""
+    early as VerifiedTradeoff says; memory, precision: as verified_align)."""
     state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
-                             seed=seed, center=center, refine=refine, tolerance=tolerance, memory=memory)
+                             seed=seed, center=center, refine=refine, tolerance=tolerance, memory=memory,
+                             precision=precision)
     return _run(state, batches, **track_options)
 
 

@@ -58,7 +58,7 @@ class _VerifiedRun:
     _krylov = False  # VerifiedAlignment: block Krylov sketch passes, as the CLI's align
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None,
-                 memory=None):
+                 memory=None, precision="f64"):
         for name, value in (("dim", dim), ("classes", classes), ("rank", rank), ("passes", passes), ("seed", seed)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -77,6 +77,13 @@ class _VerifiedRun:
             raise ValueError(f"classes must be >= 1 (the analyses read class labels), got {classes}")
         if center not in ("uncentered", "centered"):
             raise ValueError(f"center must be 'uncentered' or 'centered', got {center!r}")
+        if precision not in ("f64", "f32-kernels"):
+            raise ValueError(f"precision must be 'f64' or 'f32-kernels' (the CLI's --precision), got {precision!r}")
+        # The CLI's --precision: the sketch's per-batch products (Nyström's SGEMM for uint8 and
+        # float32 batches, FD's shrinks) in single precision; the verification passes compute every
+        # number in double either way. How a batch is computed, not what is accumulated: not part
+        # of the configuration (states of either merge, as the CLI's).
+        kernels = precision == "f32-kernels"
         if tolerance is not None:
             tolerance = float(tolerance)
             if method != "nystrom":
@@ -92,14 +99,14 @@ class _VerifiedRun:
             self._config["tolerance"] = tolerance
         if method == "fd":
             self._sketch = _recalign.FrequentDirections(dim, _recalign.frequent_directions_default_ell(rank, dim),
-                                                        center=center)
+                                                        center=center, float32_kernels=kernels)
         else:
             # The CLI's sketch (route_state.cpp, nystrom_route_options): block Krylov over all
             # passes with rank + max(rank, 10) columns for align's passes >= 2, else rank + 10.
             krylov = self._krylov and passes > 1
             self._sketch = _recalign.NystromSketch(dim, rank, oversampling=min(max(rank, 10) if krylov else 10, dim - rank),
                                                    probes=min(10, dim), seed=int(seed), center=center,
-                                                   blocks=passes if krylov else 1)
+                                                   blocks=passes if krylov else 1, float32_kernels=kernels)
         self._labels = _recalign.ClassMoments(dim, classes)
         self._blocks = [_recalign.PatchBlocks(shape, patch, layout) for shape, patch, layout in self._geometries()]
         # Monte-Carlo noises: a MonteCarloSketch each in the first pass (Ω random), and one on the

@@ -231,3 +231,18 @@ def test_fd_state_of_the_earlier_ell_resumes_with_it():
     other = parts(five.to_bytes())[1]
     with pytest.raises(recalign.FileError, match="another configuration"):
         recalign.VerifiedAlignment.from_bytes(b6[:at] + struct.pack("<Q", len(other)) + other + b6[at + 8 + len(fresh):])
+
+
+def test_cli_parity_precision(tmp_path):
+    """precision= is the CLI's --precision: "f64" (the default) and "f32-kernels" give the CLI's
+    documents bit for bit (the single-precision sketch is another sketch: other bits); any other
+    value is refused before a batch is read."""
+    images, labels, x, y, data = synth_images(tmp_path, 300, 16)
+    common = ["--images", images, "--raw-shape", "300,768", "--labels", labels, "--classes", 10, "--batch", 100,
+              "--method", "nystrom", "--rank", 24, "--seed", 3]
+    for precision in ("f64", "f32-kernels"):
+        cli = cli_json("align", *common, "--precision", precision)
+        same_document(cli, recalign.verified_align(data, 10, rank=24, seed=3, precision=precision), precision)
+    assert cli != cli_json("align", *common)  # the last, f32-kernels, is not the default
+    with pytest.raises(ValueError, match="precision must be"):
+        recalign.verified_align(data, 10, rank=24, precision="f16")

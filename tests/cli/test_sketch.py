@@ -642,3 +642,32 @@ def test_fd_checkpoint_of_the_earlier_ell_resumes_with_it(tmp, data):
     assert resumed["eigenvalues"][:4] == four["eigenvalues"], (resumed["eigenvalues"], four["eigenvalues"])
     assert len(resumed["eigenvalues"]) == 6 and resumed["sketch_error"]["rank"] == 6
     assert bound(six) < bound(resumed), "a fresh --rank 6 run keeps ℓ = 18 rows (smaller Δ)"
+
+
+# --precision f32-kernels on the verified routes: only the sketch changes.
+@pytest.fixture(scope="module")
+def pixels(tmp):
+    """The module's rows as uint8 pixels (Nyström's single-precision path reads uint8 and
+    float32; float64 rows always take the double path)."""
+    d = os.path.join(tmp, "pixels")
+    os.makedirs(d, exist_ok=True)
+    return c.write_data(d, np.clip(X * 40 + 100, 0, 255).astype(np.uint8), Y.astype("<i4"), "--batch", "250")
+
+
+@pytest.mark.parametrize("command", ["align", "tradeoff", "denoise"])
+def test_single_precision_sketch_of_a_verified_run(pixels, command):
+    """The default is --precision f64; f32-kernels gives another sketch (other bits) whose
+    verified numbers (computed in double by the verification passes, for the subspace that
+    sketch found) agree with the f64 sketch's to the sketch's single-precision rounding."""
+    extra = {"align": [], "tradeoff": ["--lambda", "0,1", "--k", 3],
+             "denoise": ["--image-shape", "4,6,1", "--noise", "mask:patch=2x2,ratio=0.5"]}[command]
+    args = [command] + pixels + extra + ["--method", "nystrom", "--rank", 8, "--seed", 5]
+    default = c.run_json(args)
+    single = c.run_json(args + ["--precision", "f32-kernels"])
+    assert default == c.run_json(args + ["--precision", "f64"]), f"{command}: the default is not f64"
+    assert default != single, f"{command}: --precision f32-kernels took the double path"
+    curve = {"align": lambda j: j["alignment"], "tradeoff": lambda j: [p["loss"] for p in j],
+             "denoise": lambda j: j["noises"][0]["alignment"]}[command]
+    c.assert_close(curve(single), curve(default), 1e-4, f"{command}: f32 vs f64 sketch, verified numbers")
+    assert (single if command != "tradeoff" else single[0])["exact_for"] == \
+        (default if command != "tradeoff" else default[0])["exact_for"]
