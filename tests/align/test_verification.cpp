@@ -654,3 +654,47 @@ TEST_CASE("denoising_restart: Vᵀ Bd V once per set of blocks, shared by the ma
     for (double v : ab) inside += v * v;
     CHECK(static_cast<double>(ga.shape(1)) - inside < 1e-8);
 }
+
+TEST_CASE("orthonormal_extension of nearly dependent columns: orthonormal to rounding, Q kept bit for bit",
+          "[align][verification]") {
+    // The hard cases for the projections: columns that lie almost entirely in span Q (what is
+    // left after projecting is 1e-3 .. 1e-6 of them, then normalised: any Q-component the
+    // projections left is amplified by up to 1e6), exactly dependent ones (dropped), and a
+    // near-copy of another extra column. (Smaller remainders are below what the Gram matrix of
+    // the columns resolves, ε ‖Y‖²: kept or dropped by rounding, as any Gram-based step does.)
+    const std::size_t d = 2000, m = 60;
+    std::mt19937_64 rng(17);
+    std::normal_distribution<double> z;
+    matrix_t raw = xt::zeros<double>({d, m});
+    for (double& x : raw) x = z(rng);
+    matrix_t q = eigen_orthonormal(raw, m);
+    q = eigen_orthonormal(q, m);  // twice: orthonormal to rounding
+    const std::vector<double> tiny = {1e-3, 1e-4, 1e-5, 1e-6};
+    const std::size_t e = 2 + tiny.size() + 3;
+    matrix_t extra = xt::zeros<double>({d, e});
+    std::vector<double> coef(m);
+    for (std::size_t j = 0; j < e; ++j) {
+        for (double& c : coef) c = z(rng);
+        for (std::size_t i = 0; i < d; ++i) {
+            double in_q = 0.0;
+            for (std::size_t p = 0; p < m; ++p) in_q += q(i, p) * coef[p];
+            const double r = z(rng);
+            if (j < 2) extra(i, j) = r;                                  // plain new directions
+            else if (j < 2 + tiny.size()) extra(i, j) = in_q + tiny[j - 2] * r;  // nearly in span Q
+            else if (j < e - 1) extra(i, j) = in_q;                      // in span Q: dropped
+            else extra(i, j) = extra(i, 1) + 1e-6 * r;                   // a near-copy of column 1
+        }
+    }
+    const matrix_t out = orthonormal_extension(q, extra);
+    REQUIRE(out.shape(1) == m + 2 + tiny.size() + 1);  // every column but the two in span Q
+    const std::size_t k = out.shape(1);
+    matrix_t g = xt::zeros<double>({k, k});
+    blas::gemm_tn(k, k, d, 1.0, out.data(), out.data(), 0.0, g.data());
+    double worst = 0.0;
+    for (std::size_t i = 0; i < k; ++i)
+        for (std::size_t j = 0; j < k; ++j) worst = std::max(worst, std::abs(g(i, j) - (i == j ? 1.0 : 0.0)));
+    INFO("largest |G - I| " << worst);  // measured 2.2e-15
+    CHECK(worst < 1e-13);
+    for (std::size_t i = 0; i < d; ++i)
+        for (std::size_t j = 0; j < m; ++j) CHECK(out(i, j) == q(i, j));
+}
