@@ -30,30 +30,28 @@ bool patch_blocks::exact_u8(const batch_view& x) noexcept {
 
 void patch_blocks::update_u8_exact(const batch_view& x, std::uint64_t first_row) {
     const std::size_t d = dim_, rows = x.rows;
-    // The width first (uint8 values are always finite): the only refusal, before any change.
-    {
-        std::vector<double> zero(d, 0.0), none(d, 0.0);
-        check_shifted_sums(batch_rows(x, 0, 0), d, zero.data(), none.data(), shifted_, 1, first_row);
-    }
+    std::vector<double> sum(d), delta(d);
+    // The width first (uint8 values are always finite): the only refusal, before any change (a
+    // zero-row check reads no value and adds nothing to `sum`).
+    check_shifted_sums(batch_rows(x, 0, 0), d, mean_.data(), sum.data(), shifted_, 1, first_row);
     if (rows == 0) return;
     std::size_t widest = 0;
     for (const auto& idx : index_) widest = std::max(widest, idx.size());
     const std::size_t chunk = std::min(rows, block_group_rows);
     std::vector<float> z(checked_mul(chunk, widest, "patch_blocks: group rows x patch values"));
     std::vector<float> s(checked_mul(widest, widest, "patch_blocks: one block"));
-    std::vector<double> sum(d), delta(d);
+    const std::vector<double> shift(d, block_pixel_shift);
+    batch_view raw = x;
+    raw.scale = 1.0;  // integers here; the scale is applied to each group's statistics
     const auto* px = static_cast<const std::uint8_t*>(x.data);
     const double scale2 = x.scale * x.scale;
 
     // --- the state changes from here on; nothing below can fail ---
     for (std::size_t g0 = 0; g0 < rows; g0 += block_group_rows) {
         const std::size_t g = std::min(block_group_rows, rows - g0);
-        // Σ z_i over the group: integers below 2^17, exact.
+        // Σ z_i over the group: integers below 2^17, exact (uint8 values: always finite).
         std::fill(sum.begin(), sum.end(), 0.0);
-        for (std::size_t r = g0; r < g0 + g; ++r) {
-            const std::uint8_t* row = px + r * d;
-            for (std::size_t i = 0; i < d; ++i) sum[i] += static_cast<double>(static_cast<int>(row[i]) - block_pixel_shift);
-        }
+        shifted_sums_columns(batch_rows(raw, g0, g), shift.data(), g, 0, d, sum.data());
         const double gd = static_cast<double>(g);
         const std::uint64_t na = n_, n = na + g;
         const double w = static_cast<double>(na) * gd / static_cast<double>(n);
