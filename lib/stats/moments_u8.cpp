@@ -1,11 +1,11 @@
-// The uint8 path of moment_options::float32_kernels: an exact in-batch scatter in single
-// precision. With the integer shift 128, z = x - 128 lies in [-128, 127], so z_i z_j <= 2^14
-// and over a group of <= 1024 rows every partial sum SSYRK forms, in any order, is an integer
-// of magnitude <= 2^24: exact in float32. One-hot targets ride along unshifted (z_y in {0, 1}).
-// The group's centered scatter then has the exact numerator g Σ z_i z_j − Σz_i Σz_j (integers
-// below 2^35, exact in double); scaling it, dividing by g and Chan's fold into the double
-// state round, as the double path does. The rows are widened a chunk at a time (cache-sized),
-// never as a whole batch.
+// The uint8 path of moment_accumulator::update, taken by every uint8 batch with no targets or
+// class ids (at any precision): an exact in-batch scatter in single precision. With the integer
+// shift 128, z = x - 128 lies in [-128, 127], so z_i z_j <= 2^14 and over a group of <= 1024
+// rows every partial sum SSYRK forms, in any order, is an integer of magnitude <= 2^24: exact in
+// float32. One-hot targets ride along unshifted (z_y in {0, 1}). The group's centered scatter
+// then has the exact numerator g Σ z_i z_j − Σz_i Σz_j (integers below 2^35, exact in double);
+// scaling it, dividing by g and Chan's fold into the double state round, as the double path
+// does. The rows are widened a chunk at a time (cache-sized), never as a whole batch.
 #include <algorithm>
 #include <cmath>
 #include <system_error>

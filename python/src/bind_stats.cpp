@@ -84,8 +84,8 @@ ValueError naming the row and leaves the state unchanged.)doc");
             }),
             py::arg("dim"), py::arg("classes") = 0, py::arg("targets") = py::none(), py::arg("float32_kernels") = false,
             "dim: D. classes: C (0 = no targets). targets: 'class_ids' (default when classes > 0), 'dense' or 'none'.\n"
-            "float32_kernels: opt-in single-precision in-batch scatter for float32 input (about 2x faster); for uint8\n"
-            "input (no targets or class ids) the same SSYRK on the integers x - 128, exact within each batch.")
+            "float32_kernels: opt-in single-precision in-batch scatter for float32 input (about 2x faster). uint8 input\n"
+            "(no targets or class ids) always takes SSYRK on the integers x - 128, exact within each batch.")
         .def("update", &update_moments, py::arg("x"), py::arg("y") = py::none(), py::arg("first_row") = 0,
              "Add a batch (rows = samples) and, if configured, its targets. first_row only labels error messages.\n"
              "Releases the GIL during the computation. Strong guarantee: a rejected batch changes nothing.")

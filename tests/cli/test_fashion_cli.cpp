@@ -44,15 +44,16 @@ TEST_CASE("align JSON on 3000 Fashion-MNIST images equals the library's numbers"
     class_moments classes({d, 10});
     io::row_block block;
     std::vector<std::int64_t> y;
-    std::vector<double> scaled;
     std::size_t done = 0;
     while (done < n && images.read(std::min(batch, n - done), block) > 0) {
         labels.read_labels(block.rows, y);
-        scaled.resize(block.rows * d);
-        for (std::size_t i = 0; i < scaled.size(); ++i) scaled[i] = static_cast<double>(block.bytes[i]) * (1.0 / 255.0);
-        acc.update(batch_view(scaled.data(), block.rows, d), target_view::class_ids(y.data(), y.size()), done);
-        x_only.update(batch_view(scaled.data(), block.rows, d), done);
-        classes.update(batch_view(scaled.data(), block.rows, d), target_view::class_ids(y.data(), y.size()), done);
+        // The pixels as the CLI hands them over: the stored uint8 rows, scaled by 1/255 in the view
+        // (uint8 takes the moments' exact integer path; float64 copies would round differently).
+        batch_view px = block.view();
+        px.scale = 1.0 / 255.0;
+        acc.update(px, target_view::class_ids(y.data(), y.size()), done);
+        x_only.update(px, done);
+        classes.update(px, target_view::class_ids(y.data(), y.size()), done);
         done += block.rows;
     }
     // A library-level moment checkpoint analysed by the CLI (--from) gives the same numbers,

@@ -253,15 +253,20 @@ def test_f32_kernels_on_float32_input(f32_rows, method):
                        f"{method}: f32 kernels vs double", atol=1e-6 * f64["eigenvalues"][0])
 
 
-def test_f32_kernels_exact_on_uint8(f32_rows):
-    """uint8 input on the exact route takes the exact integer SSYRK: not the same bits as the
-    double path (other roundings), the same eigenvalues to double-precision rounding."""
+def test_exact_route_on_uint8_is_exact_at_any_precision(f32_rows, tmp):
+    """uint8 input on the exact route takes the exact integer SSYRK whatever --precision says:
+    the same bits either way; against the same pixels stored as float64 (the double path), other
+    roundings of the same eigenvalues."""
     args = ["spectrum", "--images", f32_rows[1], "--batch", "500"]
     f64 = c.run_json(args + ["--precision", "f64"])
     f32 = c.run_json(args + ["--precision", "f32-kernels"])
-    assert f32["eigenvalues"] != f64["eigenvalues"], "uint8 input took the double path"
-    c.assert_close(f32["eigenvalues"], f64["eigenvalues"], 1e-10, "exact f32-kernels on uint8",
-                   atol=1e-12 * f64["eigenvalues"][0])
+    assert f32["eigenvalues"] == f64["eigenvalues"], "--precision selected the uint8 path"
+    as_f8 = os.path.join(tmp, "gauss_u1_as_f8.npy")
+    c.write_npy(as_f8, np.load(f32_rows[1]).astype("<f8"))
+    double = c.run_json(["spectrum", "--images", as_f8, "--batch", "500"])
+    assert double["eigenvalues"] != f64["eigenvalues"], "uint8 input took the double path"
+    c.assert_close(f64["eigenvalues"], double["eigenvalues"], 1e-10, "uint8's exact path vs float64 rows",
+                   atol=1e-12 * double["eigenvalues"][0])
 
 
 def test_f32_kernels_nystrom_on_uint8(f32_rows):

@@ -149,7 +149,7 @@ TEST_CASE("incompatible merges throw before anything changes", "[moments][merge]
     require_identical(a, before);
 }
 
-TEST_CASE("uint8, float32 and float64 input give the same statistics", "[moments][dtype]") {
+TEST_CASE("uint8, float32 and float64 input give the same statistics (uint8 to rounding)", "[moments][dtype]") {
     const std::size_t n = 500, d = 10;
     std::vector<std::uint8_t> u(n * d);
     recalign::rng::stream s(61, 0, 0);
@@ -160,8 +160,11 @@ TEST_CASE("uint8, float32 and float64 input give the same statistics", "[moments
     mu.update(batch_view(u.data(), n, d));
     mf.update(batch_view(f.data(), n, d));
     mg.update(batch_view(g.data(), n, d));
-    require_identical(mu, mg);
     require_identical(mf, mg);
+    // uint8 takes the exact integer path (test_moments_u8.cpp): the same numbers, other roundings.
+    CHECK(mu.n() == mg.n());
+    CHECK(testing::rel_diff(mu.mean_x(), mg.mean_x()) < 1e-15);
+    CHECK(testing::rel_diff(mu.scatter_upper(), mg.scatter_upper()) < 1e-14);
 }
 
 TEST_CASE("the opt-in float32 kernels stay close to the double path", "[moments][dtype]") {

@@ -1,5 +1,5 @@
-// The exact uint8 path of moment_options::float32_kernels (lib/stats/moments_u8.cpp) against an
-// integer oracle: the centered scatter's definition, (n Σ a_i a_j − Σ a_i Σ a_j) / n, evaluated in
+// The exact uint8 path of moment_accumulator (lib/stats/moments_u8.cpp), taken at either precision,
+// against an integer oracle: the centered scatter's definition, (n Σ a_i a_j − Σ a_i Σ a_j) / n, evaluated in
 // 128-bit integers on the raw pixels and one-hot labels, scaled afterwards.
 #include <catch2/catch.hpp>
 
@@ -76,6 +76,18 @@ moment_accumulator feed(const pixels& p, std::size_t batch, double scale, bool k
     return m;
 }
 
+// The same pixels as float64 values x * scale: the double path (every type but uint8 takes it).
+moment_accumulator feed_f64(const pixels& p, std::size_t batch, double scale) {
+    moment_accumulator m({p.d, target_mode::class_ids, p.classes});
+    std::vector<double> x(p.x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(p.x[i]) * scale;
+    for (std::size_t r = 0; r < p.n; r += batch) {
+        const std::size_t b = std::min(batch, p.n - r);
+        m.update(batch_view(x.data() + r * p.d, b, p.d), target_view::class_ids(p.y.data() + r, b), r);
+    }
+    return m;
+}
+
 // Largest error of the state against the oracle, relative to sqrt(M_ii M_jj) (the entry's natural
 // size); entries of a constant column (size zero) must be exactly zero.
 double worst_error(const moment_accumulator& m, const std::vector<long double>& ref) {
@@ -96,7 +108,7 @@ double worst_error(const moment_accumulator& m, const std::vector<long double>& 
 
 }  // namespace
 
-TEST_CASE("uint8 kernels: one group is the exact scatter, rounded", "[moments][u8]") {
+TEST_CASE("uint8 exact path: one group is the exact scatter, rounded", "[moments][u8]") {
     // A single batch of <= 1024 rows into an empty state, scale 1: every entry is the integer
     // numerator times 1/n, two roundings; checked entry by entry against its own size.
     const pixels p = make_pixels(1000, 7, 3, 5);
@@ -110,31 +122,33 @@ TEST_CASE("uint8 kernels: one group is the exact scatter, rounded", "[moments][u
             INFO("entry " << i << ", " << j);
             CHECK(std::abs(static_cast<long double>(s(i, j)) - r) <= 2.5L * std::numeric_limits<double>::epsilon() * std::abs(r));
         }
-    CHECK_FALSE(testing::bit_equal(s, feed(p, 1000, 1.0, false).scatter_upper()));  // not the double path
+    CHECK(testing::bit_equal(s, feed(p, 1000, 1.0, false).scatter_upper()));  // the precision does not select it
+    CHECK_FALSE(testing::bit_equal(s, feed_f64(p, 1000, 1.0).scatter_upper()));  // not the double path
     CHECK(s(0, 0) == 0.0);  // constant columns: exactly no variance, no covariance
     CHECK(s(1, 1) == 0.0);
     CHECK(s(0, 5) == 0.0);
 }
 
-TEST_CASE("uint8 kernels: any batch size, several groups, scale 1/255", "[moments][u8]") {
+TEST_CASE("uint8 exact path: any batch size, several groups, scale 1/255", "[moments][u8]") {
     const pixels p = make_pixels(3000, 12, 5, 9);
     const double scale = 1.0 / 255.0;
     const std::vector<long double> ref = oracle(p, scale);
     for (std::size_t batch : {1, 7, 300, 1024, 1025, 3000}) {
         INFO("batch " << batch);
         const moment_accumulator fast = feed(p, batch, scale, true);
-        const moment_accumulator slow = feed(p, batch, scale, false);
+        const moment_accumulator slow = feed_f64(p, batch, scale);
         CHECK(fast.n() == p.n);
+        CHECK(testing::bit_equal(fast.scatter_upper(), feed(p, batch, scale, false).scatter_upper()));
         const double e = worst_error(fast, ref);
         CHECK(e < 1e-14);  // measured 2e-16 (one batch) to 3e-15 (batch 1, 3,000 folds)
-        CHECK_FALSE(testing::bit_equal(fast.scatter_upper(), slow.scatter_upper()));  // it took the integer path
+        CHECK_FALSE(testing::bit_equal(fast.scatter_upper(), slow.scatter_upper()));  // not the double path
         CHECK(worst_error(slow, ref) < 1e-12);  // the double path, for scale
         CHECK(testing::rel_diff(fast.mean_x(), slow.mean_x()) < 1e-15);
         CHECK(testing::rel_diff(fast.mean_y(), slow.mean_y()) < 1e-15);
     }
 }
 
-TEST_CASE("uint8 kernels: merged shards and checkpoints", "[moments][u8]") {
+TEST_CASE("uint8 exact path: merged shards and checkpoints", "[moments][u8]") {
     const pixels p = make_pixels(2000, 6, 4, 13);
     const std::vector<long double> ref = oracle(p, 0.5);
     pixels a = p, b = p;
@@ -153,7 +167,7 @@ TEST_CASE("uint8 kernels: merged shards and checkpoints", "[moments][u8]") {
     CHECK(testing::bit_equal(back.scatter_upper(), ma.scatter_upper()));
 }
 
-TEST_CASE("uint8 kernels: dense targets take the double path", "[moments][u8]") {
+TEST_CASE("uint8 exact path: dense targets take the double path", "[moments][u8]") {
     const std::size_t n = 300, d = 5;
     const pixels p = make_pixels(n, d, 2, 17);
     std::vector<double> t(n * 2);
@@ -166,7 +180,7 @@ TEST_CASE("uint8 kernels: dense targets take the double path", "[moments][u8]") 
     CHECK(testing::bit_equal(plain.scatter_upper(), kern.scatter_upper()));
 }
 
-TEST_CASE("uint8 kernels: a rejected batch leaves the state as it was", "[moments][u8][errors]") {
+TEST_CASE("uint8 exact path: a rejected batch leaves the state as it was", "[moments][u8][errors]") {
     const pixels p = make_pixels(100, 4, 3, 21);
     moment_accumulator m = feed(p, 40, 1.0 / 255.0, true);
     const moment_accumulator before = m;
@@ -189,7 +203,7 @@ TEST_CASE("uint8 kernels: a rejected batch leaves the state as it was", "[moment
     CHECK(testing::bit_equal(m.mean_x(), before.mean_x()));
 }
 
-TEST_CASE("uint8 kernels: a large state, its fold split between two threads", "[moments][u8]") {
+TEST_CASE("uint8 exact path: a large state, its fold split between two threads", "[moments][u8]") {
     const pixels p = make_pixels(80, 2100, 2, 25);  // P = 2,102 >= 2,048: the threaded fold
     const std::vector<long double> ref = oracle(p, 1.0 / 255.0);
     CHECK(worst_error(feed(p, 50, 1.0 / 255.0, true), ref) < 1e-14);

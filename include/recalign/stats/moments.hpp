@@ -39,10 +39,10 @@ struct moment_options {
     std::size_t classes = 0;  // C: number of classes, or width of dense targets
     // Opt-in: for float32 input compute the in-batch scatter with SSYRK (single precision)
     // and fold it into the double-precision state. About 2x faster; see BENCHMARKS.md for
-    // its measured error. For uint8 input (with class ids or no targets) the same SSYRK is
-    // exact: it runs on the integers x - 128 in groups of <= 1024 rows, where every product
-    // and partial sum is an integer below 2^24, and the group's centered scatter is formed
-    // from exact integer numerators; only the fold into the double state rounds (a few ulps).
+    // its measured error. uint8 input (with class ids or no targets) takes an exact SSYRK
+    // whatever this says: it runs on the integers x - 128 in groups of <= 1024 rows, where
+    // every product and partial sum is an integer below 2^24, and the group's centered scatter
+    // is formed from exact integer numerators; only the fold into the double state rounds.
     // Not part of the configuration: states with and without it merge.
     bool float32_kernels = false;
 };
