@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <stdexcept>
 
 #include "recalign/core/blas.hpp"
@@ -86,7 +88,9 @@ std::uint32_t generator::label(std::uint64_t row) const {
 void generator::render(std::uint64_t row, unsigned char* out, std::vector<float>& work) const {
     const std::size_t h = c_.height, w = c_.width, ch = c_.channels, hw = h * w;
     const rng::stream r(c_.seed, row_domain, row);
-    work.assign(hw * (ch + 1), 0.0f);
+    const std::size_t dim = hw * ch, padded = (dim + 7) / 8 * 8;
+    work.resize(hw * (ch + 1) + 2 * padded);  // luminance, colours, then the last step's two rows
+    std::fill(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(hw * (ch + 1)), 0.0f);
     float* lum = work.data();
     // Adds weight x (texture `item` shifted cyclically by (dy, dx)) to dst: row by row, in
     // two contiguous pieces each.
@@ -107,15 +111,51 @@ void generator::render(std::uint64_t row, unsigned char* out, std::vector<float>
         for (std::size_t k = 0; k < ch; ++k)
             add_shifted(work.data() + (k + 1) * hw, r.bits(32 + k),
                         static_cast<float>(c_.chroma * r.normal(96 + k)));
+    // The last step over contiguous rows of D values (it was one scalar loop with a bit
+    // extraction and two branches per value, most of a row's time at 224x224x3): the same
+    // operations in the same order, so the same bytes (tests/cli/test_synth.py pins them).
+    float* base = work.data() + hw * (ch + 1);  // lum + colour, channels last
+    float* sign = base + padded;                // ±class_amplitude
+    if (ch > 1) {
+        for (std::size_t p = 0; p < hw; ++p)
+            for (std::size_t k = 0; k < ch; ++k) base[p * ch + k] = lum[p] + work[(k + 1) * hw + p];
+    } else {
+        for (std::size_t p = 0; p < hw; ++p) base[p] = lum[p] + 0.0f;
+    }
     const std::uint64_t* pattern = pattern_bits_.data() + static_cast<std::size_t>(label(row)) * pattern_words_;
     const float contrast = static_cast<float>(c_.contrast), amplitude = static_cast<float>(c_.class_amplitude);
-    for (std::size_t p = 0; p < hw; ++p)
-        for (std::size_t k = 0; k < ch; ++k) {
-            const float colour = ch > 1 ? work[(k + 1) * hw + p] : 0.0f;
-            const std::size_t e = p * ch + k;
-            const float v = 128.0f + contrast * (lum[p] + colour) + (((pattern[e / 64] >> (e % 64)) & 1) ? amplitude : -amplitude);
-            out[p * ch + k] = static_cast<unsigned char>(std::min(255.0f, std::max(0.0f, v)) + 0.5f);
-        }
+    static const std::vector<float> unit_signs = [] {  // byte -> its 8 bits as ±1, lowest first
+        std::vector<float> t(256 * 8);
+        for (unsigned v = 0; v < 256; ++v)
+            for (unsigned b = 0; b < 8; ++b) t[v * 8 + b] = ((v >> b) & 1u) ? 1.0f : -1.0f;
+        return t;
+    }();
+    for (std::size_t e8 = 0; e8 < padded; e8 += 8) {  // bit e % 64 of word e / 64: a byte per 8 values
+        const std::size_t byte = static_cast<std::size_t>((pattern[e8 / 64] >> (e8 % 64)) & 0xffu);
+        std::copy(unit_signs.data() + byte * 8, unit_signs.data() + byte * 8 + 8, sign + e8);
+    }
+    // amplitude · (±1) is ±amplitude exactly. The clamps are std::max(0, v) and std::min(255, v)
+    // as element-wise selects (GCC's vector extension: the compiler does not if-convert the
+    // scalar ones, floating-point comparisons being allowed to trap); v + 0.5 lies in
+    // [0.5, 255.5], where the conversion through int truncates as the direct one does.
+    using f4 = float __attribute__((vector_size(16)));
+    using i4 = std::int32_t __attribute__((vector_size(16)));
+    const f4 zero = {0.0f, 0.0f, 0.0f, 0.0f}, top = {255.0f, 255.0f, 255.0f, 255.0f};
+    std::size_t e = 0;
+    for (; e + 4 <= dim; e += 4) {
+        f4 b, s;
+        std::memcpy(&b, base + e, sizeof b);
+        std::memcpy(&s, sign + e, sizeof s);
+        f4 v = 128.0f + contrast * b + amplitude * s;
+        v = v > zero ? v : zero;
+        v = v < top ? v : top;
+        const i4 q = __builtin_convertvector(v + 0.5f, i4);
+        for (int l = 0; l < 4; ++l) out[e + static_cast<std::size_t>(l)] = static_cast<unsigned char>(q[l]);
+    }
+    for (; e < dim; ++e) {
+        const float v = 128.0f + contrast * base[e] + amplitude * sign[e];
+        out[e] = static_cast<unsigned char>(std::min(255.0f, std::max(0.0f, v)) + 0.5f);
+    }
 }
 
 std::vector<box_downsampler::tap> box_downsampler::taps(std::size_t in, std::size_t out, double factor) {
