@@ -5,7 +5,7 @@
 // faults on its first write. On this project's machine (a VM, transparent huge pages in
 // "madvise" mode) touching 366 MB, one D x m basis at 112x112x3, costs 1.4-1.5 CPU s in page
 // faults and 0.03-0.1 s when the range is advised MADV_HUGEPAGE (2 MB pages: 512x fewer faults;
-// BENCHMARKS.md "time10"). The same bits either way; where the system says no (THP "never", an
+// docs/benchmarks-log.md "time10"). The same bits either way; where the system says no (THP "never", an
 // old kernel), nothing changes.
 #pragma once
 

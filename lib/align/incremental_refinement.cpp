@@ -92,7 +92,7 @@ matrix_t side_by_side(std::size_t m, const std::vector<matrix_t>& parts) {
 // restart_coordinates makes them (the columns after U are projected off U's unit coordinate
 // vectors, exact in floating point): Q's first r columns (U) then add nothing to Q C's last
 // columns, and the products below skip them (a fifth of the rotation's flops at 224x224x3,
-// BENCHMARKS.md "time9"). r or 0: any other C is multiplied in full.
+// docs/benchmarks-log.md "time9"). r or 0: any other C is multiplied in full.
 std::size_t zero_leading_rows(const matrix_t& cn, std::size_t r) {
     for (std::size_t i = 0; i < r * cn.shape(1); ++i)
         if (cn.data()[i] != 0.0) return 0;
@@ -162,7 +162,7 @@ std::shared_ptr<const io::row_spill> rotated_rows(const io::row_spill& q, const 
 
 // The first `cols` columns of q (consumed), its rows released as they are copied, so q and the
 // narrower result are not both resident (at 224x224x3 a restart that drops a converged clean
-// residual would otherwise hold two D x 1,216 bases: +1.4 GB, BENCHMARKS.md "Quiet rerun of the
+// residual would otherwise hold two D x 1,216 bases: +1.4 GB, docs/benchmarks-log.md "Quiet rerun of the
 // eighth session"). The same bits as leading_columns_of.
 matrix_t leading_columns_released(matrix_t&& q, std::size_t cols) {
     const std::size_t d = q.shape(0), w = q.shape(1);
@@ -240,7 +240,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     std::vector<double> curves, weights;  // weights: each point's in units of the relative differences' target
     std::vector<matrix_t> ritz, corrections;
     // Where the pass keeps Sxx Q on disk, each noise's corrections (D x 64) wait there too while
-    // the next noise's are found (BENCHMARKS.md "mem8"), and the clean top's while `corr` is
+    // the next noise's are found (docs/benchmarks-log.md "mem8"), and the clean top's while `corr` is
     // allocated (mem9): read back into `corr` below.
     std::vector<std::shared_ptr<const io::row_spill>> corrections_stored;
     std::size_t correction_cols = 0;

@@ -202,7 +202,7 @@ matrix_t patch_blocks::restrict_to(const matrix_t& v, centering c) const {
         blas::gemm_nn(s, k, s, 1.0, blk.data(), vb.data(), 0.0, bv.data());
         // Only the upper triangle of V_bᵀ (Bd_b V_b), a panel of columns at a time (rows 0 .. j1
         // of columns j0 .. j1): about half the flops of the whole k x k product, the larger part
-        // of the sweep at k >> s (BENCHMARKS.md "time9": a quarter of a restart at 224x224x3).
+        // of the sweep at k >> s (docs/benchmarks-log.md "time9": a quarter of a restart at 224x224x3).
         constexpr std::size_t panel = 128;
         for (std::size_t j0 = 0; j0 < k; j0 += panel) {
             const std::size_t j1 = std::min(k, j0 + panel);

@@ -202,7 +202,7 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     const keep_probabilities keep = blocks->coefficients(noise);
     const std::size_t k = std::min(count, ritz.subspace.informative);
     if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
-    // Each D x k temporary is freed once read for the last time (BENCHMARKS.md "mem224": at the
+    // Each D x k temporary is freed once read for the last time (docs/benchmarks-log.md "mem224": at the
     // block solves only R is left, not six of them).
     matrix_t v = leading_columns(ritz.refined, pass, k);
     matrix_t sv = leading_columns(ritz.refined, pass, k, true);

@@ -262,7 +262,7 @@ void restricted_statistics::products() {
     load_sv();  // (never on disk without its products: complete_pass fills them)
     const std::size_t d = dim(), k = this->k();
     // By SYRK (the upper triangle, mirrored): half the flops of a GEMM, 2 D K² in all (at
-    // 224x224x3, K = 1,216, the first verification's largest step; BENCHMARKS.md "time9").
+    // 224x224x3, K = 1,216, the first verification's largest step; docs/benchmarks-log.md "time9").
     gram = xt::zeros<double>({k, k});
     blas::syrk_tn(k, d, 1.0, basis.data(), 0.0, gram.data());
     svsv = xt::zeros<double>({k, k});

@@ -110,7 +110,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double l = std::min(k + 10.0L, d);  // a Monte-Carlo sketch's columns
     columns = std::min(columns + 3.0L * l * monte_carlo, d);
     blocks += monte_carlo * (48.0L * d * l + 16.0L * (d + columns) * columns);
-    // What the run holds at its largest, by phase (measured at 224x224x3: BENCHMARKS.md, "The
+    // What the run holds at its largest, by phase (measured at 224x224x3: docs/benchmarks-log.md, "The
     // first basis construction in place"): through the passes, the Nyström state (D x (rank + 20))
     // and the sketch finished once (D x rank), the blocks; then the largest of a verification
     // pass (V and Sxx V: 2 D x K; the analyses run in its coordinates), the first basis
@@ -129,7 +129,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // them; blas.cpp's products take at most 8,192 rows at a time, so at most GEMM_Q (384) x 8,192
     // doubles of them are touched (mem9: 18,124 kB outside malloc after the finish at 224x224x3).
     const long double kept = 8.0L * d * (2.0L * k + 20.0L) + 8.0L * std::min(225.0L * d, 384.0L * 8192.0L) + 67108864.0L;
-    // With refinement passes (incremental_refinement.hpp, BENCHMARKS.md "mem224") the passes
+    // With refinement passes (incremental_refinement.hpp, docs/benchmarks-log.md "mem224") the passes
     // after the first read only T (masks x 64 directions, with its Sxx T) while the carried
     // [R, T] and [Sxx R, 0] wait on disk, and the restart and the analyses hold the basis Q
     // (D x columns) in memory but read Sxx Q from disk a block of rows at a time: the largest
@@ -155,7 +155,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // pass (restricted_statistics::blocks_known): small beside D x m, counted all the same.
     const long double known = incremental ? 8.0L * columns * columns * static_cast<long double>(seen.size()) : 0.0L;
     long double peak = kept + blocks + known + std::max({pass, first, step});
-    // Parked (BENCHMARKS.md "mem8"): the sketch's state (D x (rank + 20)) on disk from the first
+    // Parked (docs/benchmarks-log.md "mem8"): the sketch's state (D x (rank + 20)) on disk from the first
     // basis construction on, its basis U (D x rank) during every pass: the passes hold neither,
     // the first construction and the restarts U; a restart's block solves form E⁺R in R's
     // storage and the other noises' corrections wait on disk: Q, U, E⁺U and two 64-column

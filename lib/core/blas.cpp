@@ -32,7 +32,7 @@ void check_info(int info, const char* routine) {
 // OpenBLAS packs a product's column-major N dimension (our row-major output's rows; the
 // right-hand side's rows for trsm) into a per-thread buffer of 128 MiB, GEMM_R columns sized to
 // fill it, and keeps every page it ever touched: one product with D = 150,528 output rows made
-// both threads' buffers resident (262,144 kB) for the rest of the process (BENCHMARKS.md, mem8
+// both threads' buffers resident (262,144 kB) for the rest of the process (docs/benchmarks-log.md, mem8
 // and mem9). On at most row_block rows per call each thread touches ≤ min(k, GEMM_Q = 384) x
 // row_block / 2 doubles of it (12.6 MB). Rows of the output are independent, each computed by
 // the same kernel over the same k: with one BLAS thread the blocks (multiples of 64 rows) give

@@ -108,7 +108,7 @@ std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& ro
     fd_detail::gram_of_rows(m, std::min(diag_rows_, m), d, rows.data(), norms_.data(), gram.data());
     // xSYEVD's algorithm (divide and conquer) back-transforming only the ℓ vectors kept. Measured
     // slower on these Gram matrices: dsyevr (MRRR) for the same subset (2x), and xSTEMR for the
-    // top ℓ + 1 pairs alone after the same xSYTRD (3-6x xSTEDC's time on all of them; BENCHMARKS.md fd10).
+    // top ℓ + 1 pairs alone after the same xSYTRD (3-6x xSTEDC's time on all of them; docs/benchmarks-log.md fd10).
     const std::size_t top = std::min(ell, m);
     const int info = blas::syevd_top_rows(m, top, gram.data(), eig.data(), z.data());
     if (info != 0)

@@ -2,7 +2,7 @@
 // between its BLAS calls. The GEMMs of an update already run on every BLAS thread; what is left
 // between them (converting and centering a column block of the batch, regenerating a block of
 // the test matrix, adding a block's float32 product to Y) ran on one thread while the other
-// core waited, about a fifth of the float32 path's time at D = 150,528 (BENCHMARKS.md, issue 17
+// core waited, about a fifth of the float32 path's time at D = 150,528 (docs/benchmarks-log.md, issue 17
 // item 1). run() splits such a step in two halves, one per thread, and returns when both are
 // done: the steps stay in the same order as the GEMMs (nothing runs beside a GEMM, which would
 // only take a core from it), and each element is computed exactly as on one thread, so the

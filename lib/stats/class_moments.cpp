@@ -198,7 +198,7 @@ void form_sxy(const double* means, const std::vector<std::uint64_t>& counts, con
     const std::size_t classes = counts.size();
     // The pages are given back once per span of coordinates holding about `budget` bytes of the
     // means (Sxy grows by as much before they are). Measured at 1,000 classes and 224x224x3
-    // (BENCHMARKS.md, thirteenth session): the consuming sweep takes 5.0-6.5 s (8-9 s with a call
+    // (docs/benchmarks-log.md, thirteenth session): the consuming sweep takes 5.0-6.5 s (8-9 s with a call
     // per class and chunk), the copying one 0.4-0.6 s: the price of not holding both, paid once.
     constexpr std::size_t budget = std::size_t(16) << 20;
     const std::size_t span = std::max<std::size_t>(1, budget / 8 / std::max<std::size_t>(1, classes) / chunk) * chunk;

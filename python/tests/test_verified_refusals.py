@@ -176,7 +176,7 @@ def test_memory_default_is_physical_memory():
 
 def test_verification_memory_against_the_help_text():
     """The estimate as the CLI's --verify help states it, from its parts: 3 D doubles per verified
-    direction for alignment and tradeoff; denoise, the run's largest phase (BENCHMARKS.md, "The
+    direction for alignment and tradeoff; denoise, the run's largest phase (docs/benchmarks-log.md, "The
     first basis construction in place"): the sketch's state and statistics (D (2 rank + 20)
     doubles, and 64 MiB + 225 D doubles measured for the process, at most 384 x 8,192: OpenBLAS's
     buffers), the blocks (D (s + 1) / 2 doubles per geometry), a Monte-Carlo noise's 3 (rank + 10)

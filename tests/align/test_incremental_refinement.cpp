@@ -295,7 +295,7 @@ TEST_CASE("clean_refinement: Sxx's Ritz residuals, exact; the restart refines th
     const patch_blocks& blocks = data.blocks;
     const noise_spec noise = parse_noise_spec("mask:patch=2x2,ratio=0.25");
     const denoising_result exact = denoising_alignment(clean, closed_form_noise(noise, *clean.second_moment, clean.n, data.po.shape));
-    // An inexact sketch, as at high D when rows are fewer than D (BENCHMARKS.md "conv8"): the
+    // An inexact sketch, as at high D when rows are fewer than D (docs/benchmarks-log.md "conv8"): the
     // exact top r mixed with the next r eigenvectors (each u_i + 0.5 u_{r+i}), orthonormalised,
     // with their Rayleigh quotients as eigenvalues.
     constexpr std::size_t r = 48, count = 16, budget = 6;
@@ -375,7 +375,7 @@ TEST_CASE("denoising_restart: with Sxx Q on disk each noise's corrections wait t
     const statistics& clean = data.clean;
     const patch_blocks& blocks = data.blocks;
     // Two masking noises of one geometry: the first one's corrections are on disk while the
-    // second one's are found (BENCHMARKS.md "mem8").
+    // second one's are found (docs/benchmarks-log.md "mem8").
     const std::vector<noise_spec> noises = {parse_noise_spec("mask:patch=2x2,ratio=0.25"),
                                             parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed")};
     constexpr std::size_t r = 24;

@@ -73,7 +73,7 @@ TEST_CASE("patch blocks equal the blocks of the exact second moment", "[align][p
 
 TEST_CASE("restrict_to is V' Bd V, symmetric, for bases wider than its panels of columns", "[align][patch_blocks]") {
     // restrict_to forms only the upper triangle of each block's product, 128 columns at a time
-    // (BENCHMARKS.md "time9"): every column count around the panels, against the dense product.
+    // (docs/benchmarks-log.md "time9"): every column count around the panels, against the dense product.
     const geometry g = cases[0];
     const std::size_t d = g.shape.dim(), n = 97;
     const std::vector<double> x = testing::random_rows(n, d, 11, 40.0);

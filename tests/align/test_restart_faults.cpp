@@ -82,7 +82,7 @@ TEST_CASE("denoising_restart: a failing spill read or a full disk leaves the pas
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::refinement_data data(1000);  // D = 784
     // Two masking noises: the first one's corrections wait on disk while the second one's are
-    // found (BENCHMARKS.md "mem8"), so the restart reads two files of its own besides Sxx Q.
+    // found (docs/benchmarks-log.md "mem8"), so the restart reads two files of its own besides Sxx Q.
     const std::vector<noise_spec> noises = {parse_noise_spec("mask:patch=2x2,ratio=0.25"),
                                             parse_noise_spec("mask:patch=2x2,ratio=0.5,scheme=fixed")};
     constexpr std::size_t r = 24;

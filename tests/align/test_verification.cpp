@@ -430,7 +430,7 @@ TEST_CASE("Ritz steps in the pass's coordinates: the same exact numbers without 
         const restricted_statistics pass = verify(d, orthonormal_extension(top.basis, v.basis), centering::uncentered);
         restricted_statistics frame = pass;
         frame.products();
-        {  // Vᵀ V and (Sxx V)ᵀ(Sxx V) by SYRK (BENCHMARKS.md "time9"): the GEMM's values, exactly symmetric
+        {  // Vᵀ V and (Sxx V)ᵀ(Sxx V) by SYRK (docs/benchmarks-log.md "time9"): the GEMM's values, exactly symmetric
             const std::size_t m = pass.k(), dd = pass.dim();
             matrix_t g = xt::zeros<double>({m, m}), s2 = xt::zeros<double>({m, m});
             blas::gemm_tn(m, m, dd, 1.0, pass.basis.data(), pass.basis.data(), 0.0, g.data());
@@ -707,7 +707,7 @@ TEST_CASE("tradeoff_excess_estimate: a loss below 1e-8 tr Syy is an exact fit, a
     // of tr Syy = n, against n·ε), all of it excess. With one block of all three coordinates Ĝ =
     // Sxx, so tr(Rᵀ Ĝ⁻¹ R) is that excess exactly and, relative to the loss, about 1 whatever δ:
     // the adaptive stop would never fire on a fit exact to 1e-14 (what n <= D gives on any
-    // kernels, BENCHMARKS.md; on Haswell the loss there happened to round to <= 0, so the CLI's
+    // kernels, docs/benchmarks-log.md; on Haswell the loss there happened to round to <= 0, so the CLI's
     // test did not see it). The floor makes it e / (1e-8 tr Syy), below the stop; a loss above the
     // floor keeps its ratio.
     constexpr std::size_t n = 500;

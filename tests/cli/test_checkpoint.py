@@ -223,7 +223,7 @@ def test_info_text_output(merged):
     assert rc == 0 and "cli_run" in out and "samples" in out and "x.npy" in out, f"info text: {out}"
 
 
-# --- what a checkpoint costs in memory (BENCHMARKS.md "ckpt10"): a write and a --resume stream the
+# --- what a checkpoint costs in memory (docs/benchmarks-log.md "ckpt10"): a write and a --resume stream the
 # state, so neither holds a copy of it beside it (fix9 measured 0.85-1.23 times the file for a write
 # and 3-4 times for a load), and --memory counts the buffers they keep.
 def trace(err):

@@ -260,7 +260,7 @@ def test_nystrom_tolerance_sigkill_in_the_verification_pass_then_resume(tmp, dat
 @pytest.mark.parametrize("value,on", [(None, False), ("", False), ("0", False), ("1", True), ("yes", True)],
                          ids=["unset", "empty", "0", "1", "yes"])
 def test_memory_trace_is_off_unless_set_to_a_true_value(data, value, on):
-    """RECALIGN_MEMORY_TRACE (BENCHMARKS.md's diagnostic): "memory: PHASE: VmRSS ..." lines on
+    """RECALIGN_MEMORY_TRACE (docs/benchmarks-log.md's diagnostic): "memory: PHASE: VmRSS ..." lines on
     stderr at each phase of a verified run when set, none when unset, empty or 0."""
     env = {k: v for k, v in os.environ.items() if k != "RECALIGN_MEMORY_TRACE"}
     if value is not None:

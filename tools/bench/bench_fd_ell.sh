@@ -1,6 +1,6 @@
 #!/bin/bash
 # Frequent Directions' sketch size ℓ against scikit-learn's IncrementalPCA, side by side in one
-# run, one BLAS thread per process, on the power-law stream of BENCHMARKS.md "Sketches"
+# run, one BLAS thread per process, on the power-law stream of docs/benchmarks-log.md "Sketches"
 # (n = 50,000, k = 100, batches of 1000, α = 1, seed 1) at D = DIM: IncrementalPCA once, then FD
 # at each ℓ of ELLS with double shrinks (the CLI's default precision) and single-precision
 # shrinks (--precision f32-kernels), then the captured variance of every basis (bench_sketch

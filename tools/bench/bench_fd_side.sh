@@ -1,7 +1,7 @@
 #!/bin/bash
 # Frequent Directions (double and single-precision shrinks) against scikit-learn's
 # IncrementalPCA, side by side in one run, one BLAS thread each (under load, OpenBLAS's
-# spinning second thread inflates CPU times), on the power-law stream of BENCHMARKS.md
+# spinning second thread inflates CPU times), on the power-law stream of docs/benchmarks-log.md
 # "Sketches" (D = 784, n = 50,000, k = 100, batches of 1000); then the captured variance of each
 # basis, and Nyström with the CLI's default oversampling (p = 10) at 1-4 passes.
 # With BASELINE=OTHER_BUILD_DIR (e.g. a build of main), its FD runs alternate with this build's,

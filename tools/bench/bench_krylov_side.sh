@@ -1,6 +1,6 @@
 #!/bin/bash
 # Block Krylov Nyström (issue 17 item 3) side by side in one run, one BLAS thread each, on the
-# power-law stream of BENCHMARKS.md "Sketches" (D = 784, n = 50,000, k = 100, batches of 1000,
+# power-law stream of docs/benchmarks-log.md "Sketches" (D = 784, n = 50,000, k = 100, batches of 1000,
 # the file bench_fd_side.sh writes): scikit-learn's IncrementalPCA (1 and 2 epochs of
 # partial_fit), randomized_svd in memory (float32, n_iter 4, 10 oversamples), FD l = 220;
 # Nyström p = 10 with subspace iteration (the old multi-pass default) and with block Krylov at

@@ -1,5 +1,5 @@
 // Time of one distributed reduction, to calibrate the communication estimate in
-// BENCHMARKS.md ("MPI"): every rank fills a moment accumulator of dimension D (and an FD
+// docs/benchmarks-log.md ("MPI"): every rank fills a moment accumulator of dimension D (and an FD
 // sketch of ℓ rows), then dist::reduce runs `repeats` times; rank 0 prints the bytes each
 // tree edge carries and the median time.
 //   mpirun -n 2 build/tools/bench/bench_mpi_reduce D [ELL [REPEATS]]

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Side-by-side driver of the sketch benchmark (BENCHMARKS.md, section "Sketches").
+"""Side-by-side driver of the sketch benchmark (docs/benchmarks-log.md, section "Sketches").
 
     /usr/bin/python3 tools/bench/bench_sketch_compare.py --bench build-bench/tools/bench/bench_sketch \
         --dim 4096 --rows 50000 --workdir /tmp/sketch-bench [--reps 5] [--ref-reps 1] \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's demonstration (BENCHMARKS.md, "High-D denoising"): N synthetic SIZE x SIZE x 3 u8
+# Issue 14's demonstration (docs/benchmarks-log.md, "High-D denoising"): N synthetic SIZE x SIZE x 3 u8
 # images with a 1/f² spectrum (recalign-synth), then
 #   recalign denoise --method nystrom --rank 256 --noise mask:patch=16x16,ratio=0.75,scheme=fixed
 #                    --noise mask:patch=16x16,ratio=0.75 --noise gaussian:sigma=0.1

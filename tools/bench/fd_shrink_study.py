@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Frequent Directions shrink variants in NumPy/SciPy (float32 shrinks, one BLAS thread), on the
-power-law stream of BENCHMARKS.md (D = 784, the bench_sketch `generate` file): the captured-
+power-law stream of docs/benchmarks-log.md (D = 784, the bench_sketch `generate` file): the captured-
 variance error of the top-100 basis, the reported bound Δ against the true ‖C − BᵀB‖₂, and
 the time per phase. A study, not the library: it decides which shrink the library runs.
 

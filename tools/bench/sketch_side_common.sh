@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034  # sets variables for the script that sources it
 # The common start of the side-by-side sketch benchmarks (bench_fd_side.sh, bench_krylov_side.sh),
-# sourced by both: the power-law stream of BENCHMARKS.md "Sketches" (D = 784, n = 50,000,
+# sourced by both: the power-law stream of docs/benchmarks-log.md "Sketches" (D = 784, n = 50,000,
 # k = 100, batches of 1000), written once into WORKDIR and shared; one BLAS thread per process
 # (under load, OpenBLAS's spinning second thread inflates CPU times).
 #   source "$(dirname "$0")/sketch_side_common.sh" BUILD_DIR WORKDIR

@@ -47,7 +47,7 @@ constexpr std::size_t refined = denoising_refined_vectors;
 // two, 5.6e-3 after four, 1.0e-4 after eight (the default); Fashion-MNIST, 20000 images: the
 // normalised impact's error 1.3e-2 after one step, 3.3e-3 after two.
 
-// A basis built in place (no D x m copy per extension, BENCHMARKS.md "The first basis
+// A basis built in place (no D x m copy per extension, docs/benchmarks-log.md "The first basis
 // construction in place"): U copied into a D x width matrix whose remaining columns `extend`
 // fills (returning the columns used), trimmed when dependent directions were left out.
 template <class Extend>

@@ -373,7 +373,7 @@ void save_checkpoint(const std::string& path, run_state& st, const stream_state&
     // The state's bytes go to the file as they are made (state_io.hpp): measured first (nothing is
     // made: a matrix on disk is only counted), then written once, the run state's header with its
     // checksum written over a placeholder at the end. No copy of the state is held beside it
-    // (BENCHMARKS.md "ckpt10"; fix9: 0.85-1.23 times the file when it was).
+    // (docs/benchmarks-log.md "ckpt10"; fix9: 0.85-1.23 times the file when it was).
     state_sink measure;
     state.save_to(measure);
     st.accumulator_bytes = measure.count();

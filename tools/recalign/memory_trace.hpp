@@ -1,4 +1,4 @@
-// A diagnostic for measuring where a run's memory goes (BENCHMARKS.md): with the environment
+// A diagnostic for measuring where a run's memory goes (docs/benchmarks-log.md): with the environment
 // variable RECALIGN_MEMORY_TRACE set to anything but "" or "0", memory_mark("phase") writes one
 // line to stderr with the resident set now and its peak since the previous mark (VmRSS, VmHWM
 // of /proc/self/status) and a lower bound of the anonymous memory held outside malloc (RssAnon

@@ -29,7 +29,7 @@ namespace recalign::cli {
 
 // The Nyström sketch a fresh run creates (--method nystrom; also the sketch pass of denoise and
 // tradeoff): one pass, K + 10 columns; Q >= 2 passes with run_config::krylov (align, spectrum,
-// project), block Krylov over all Q passes with K + max(K, 10) columns (BENCHMARKS.md "Block Krylov": at
+// project), block Krylov over all Q passes with K + max(K, 10) columns (docs/benchmarks-log.md "Block Krylov": at
 // 2 passes it beats IncrementalPCA on the power-law stream, p = 10 does not), else subspace
 // iteration on K + 10. validate.cpp's memory estimate reads it too.
 nystrom_options nystrom_route_options(const run_config& config);
@@ -62,7 +62,7 @@ public:
 
     // The state in an unlinked file in `dir` (io/spill.hpp) instead of memory, as save()'s
     // bytes: once its passes are over and finished, a verified run reads only the finished
-    // statistics (BENCHMARKS.md "mem8": D x (rank + 20) doubles at 224x224x3, 0.33 GB). save(),
+    // statistics (docs/benchmarks-log.md "mem8": D x (rank + 20) doubles at 224x224x3, 0.33 GB). save(),
     // n() and sketch_passes() answer from the file and what was kept; every other use reads it
     // back first (unpark). No-op when parked; throws file_error with nothing changed.
     void park(const std::string& dir);

@@ -1,5 +1,5 @@
 // Where the CLI's nested stream states (stream_state.hpp) put their checkpoint bytes and read
-// them back, without ever holding a checkpoint's bytes beside the state (BENCHMARKS.md "ckpt10").
+// them back, without ever holding a checkpoint's bytes beside the state (docs/benchmarks-log.md "ckpt10").
 // A state writes itself to a state_sink: a file as the bytes are made, a string, or nowhere (a
 // measuring sink only counts, and a part whose bytes are costly to make, a matrix on disk, is
 // counted without them). Every part's size is therefore known before its bytes: a part is

@@ -66,7 +66,7 @@ struct verify_plan {
     std::function<bool(const statistics& sketch, const std::vector<patch_blocks>& blocks,
                        const restricted_statistics& pass)> done;
     // Once the sketch is finished, its state and, during each verification pass, its D x rank
-    // basis wait in unlinked files in io::spill_directory() (route_state::park; BENCHMARKS.md
+    // basis wait in unlinked files in io::spill_directory() (route_state::park; docs/benchmarks-log.md
     // "mem8"): denoise with refinement passes, whose spill directory is checked before reading.
     bool park = false;
 };
@@ -111,7 +111,7 @@ public:
     // After the run: the sketch's statistics, the blocks, the last verification pass.
     // The sketch is finished once, when its passes end, and kept (D x rank): each finish of a
     // Nyström sketch holds ~4 D x (rank + 10) temporaries, which every refinement step and the
-    // analyses would otherwise add to the verification pass they hold (BENCHMARKS.md).
+    // analyses would otherwise add to the verification pass they hold (docs/benchmarks-log.md).
     const statistics& sketch() const;
     // A copy of it without the D x rank basis (the eigenvalues, error estimates, mean, Sxy).
     statistics sketch_without_basis() const;
@@ -120,7 +120,7 @@ public:
     // The same, moved out of the state (no copy of V and Sxx V; the state holds no pass after).
     restricted_statistics take_verified();
     // Wall seconds of each pass this process ran, up to now (a resumed run: 0 for the passes
-    // done before; the pass it resumed in counts from the resume): for BENCHMARKS.md.
+    // done before; the pass it resumed in counts from the resume): for docs/benchmarks-log.md.
     std::vector<double> pass_seconds() const;
     refinement_report refinement() const;
 

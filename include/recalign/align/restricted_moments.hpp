@@ -75,7 +75,7 @@ struct restricted_statistics {
     // so a resumed run rounds as one that did not stop.
     std::vector<known_blocks> blocks_known;
     // Sxx V on disk instead of in `sv` (empty meanwhile): an incremental refinement's restart
-    // and the analyses after it read it a block of rows at a time (sv_rows; BENCHMARKS.md
+    // and the analyses after it read it a block of rows at a time (sv_rows; docs/benchmarks-log.md
     // "mem224"). Copies share the file (read only).
     std::shared_ptr<const io::row_spill> sv_stored;
     // The preconditioner's factors (sketched_gram_solve), the same every restart of one run:

@@ -60,7 +60,7 @@ matrix_t sketched_gram_solve(const spectrum& sketch, const noise_spec& noise, co
 
 // What sketched_gram_solve forms from the sketch, the blocks and the noise's coefficients alone,
 // kept for the next call with the same pieces (the refinement's restarts solve with the same
-// Ĝ every pass: BENCHMARKS.md "time10"): each block's factor of E (its Cholesky factor, packed;
+// Ĝ every pass: docs/benchmarks-log.md "time10"): each block's factor of E (its Cholesky factor, packed;
 // or the eigenvectors kept and their eigenvalues), E⁺U (D x r) and Woodbury's T and M's factor.
 // One entry per (sketch, blocks, coefficients, options), matched by content (the sketch's
 // eigenvalues and a hash of its basis, the blocks' address, n, geometry and largest diagonal),

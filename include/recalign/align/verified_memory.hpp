@@ -63,7 +63,7 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 // corrections and the previous pass's `refined` top Ritz vectors (the restart's P block); per Monte-Carlo noise (draws > 0) 3 (rank + 10) directions, its sketch
 // (G Ω, Bs Ω, Bsᵀ Ω and a copy: 6 D (rank + 10) doubles) and its products on the basis (Bsᵀ Q,
 // Qᵀ G Q and a copy). `extra` makes run_memory + verification_memory the run's largest phase,
-// measured at 224x224x3 (BENCHMARKS.md, "The first basis construction in place"): through the
+// measured at 224x224x3 (docs/benchmarks-log.md, "The first basis construction in place"): through the
 // passes the sketch's state and its statistics finished once (D x (2 rank + 20) doubles) and
 // the patch blocks (one set per distinct geometry: D (s + 1) / 2 doubles, s the patch's values),
 // plus the largest of a verification pass (V and Sxx V: 2 D doubles per direction; the
@@ -75,7 +75,7 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 // `parks` (the CLI, tools/recalign/verified_state.hpp verify_plan::park): with incremental
 // refinement passes the finished sketch's state waits on disk from the first basis construction
 // on and its basis during every pass, each masking noise's corrections while the next noise's
-// are found, and E⁺R is formed in R's storage (BENCHMARKS.md "mem8"); `spill` then counts the
+// are found, and E⁺R is formed in R's storage (docs/benchmarks-log.md "mem8"); `spill` then counts the
 // parked sketch too (parked_sketch_bytes without the class means).
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
                                          const image_shape& shape, bool refines = true, bool parks = false);

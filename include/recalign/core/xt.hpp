@@ -18,7 +18,7 @@ namespace detail {
 inline constexpr std::size_t huge_page_advice_bytes = std::size_t(4) << 20;
 
 // Advises transparent huge pages for the whole 2 MiB extents inside [p, p + bytes): a fresh
-// mapping then faults once per 2 MiB instead of once per 4 KiB (BENCHMARKS.md "time10", "huge
+// mapping then faults once per 2 MiB instead of once per 4 KiB (docs/benchmarks-log.md "time10", "huge
 // pages"). Advice only: where the system says no (THP "never", an old kernel)
 // nothing changes, and the bits computed never depend on it. RECALIGN_HUGE_PAGES=0
 // in the environment turns it off (for side-by-side measurements). Defined in lib/core.

@@ -64,7 +64,7 @@ void save_file_once(const std::string& path, const T& obj) {
 }
 
 // Parts of a checkpoint read where they lie, never the whole file at once (--resume of a state
-// larger than its run: BENCHMARKS.md "ckpt10"). Errors are file_error naming `source` at the
+// larger than its run: docs/benchmarks-log.md "ckpt10"). Errors are file_error naming `source` at the
 // file offset concerned.
 // Bytes [offset, offset + n) of the open file `fd` into `dst` (pread).
 void read_at(int fd, std::uint64_t offset, void* dst, std::size_t n, const std::string& source);

@@ -1,4 +1,4 @@
-// A D x w matrix of doubles kept on disk instead of in memory (BENCHMARKS.md "mem224"): the
+// A D x w matrix of doubles kept on disk instead of in memory (docs/benchmarks-log.md "mem224"): the
 // incremental refinement passes of denoise hold the carried directions [R, T] and [Sxx R, 0]
 // (2 D x m doubles, 2.5 GB at 224x224x3) only to join them to what the pass reads once it
 // ends (complete_pass), so during the pass they live in an unlinked temporary file, written
@@ -64,7 +64,7 @@ private:
     std::shared_ptr<const row_spill> wide_;  // a view's file (fd_ is then -1)
 };
 
-// A whole matrix waiting on disk while a decomposition beside it does not read it (BENCHMARKS.md
+// A whole matrix waiting on disk while a decomposition beside it does not read it (docs/benchmarks-log.md
 // "lean5": the exact denoise's Sxx while dsyevd decomposes C, each V* until the clean
 // eigenvectors exist): made from the matrix, which is written by blocks of rows into an
 // unlinked row_spill in `dir` and released (its memory returned); restore() reads it back, the

@@ -12,7 +12,7 @@ namespace recalign {
 // Woodruff 2016) for the top-k basis V of an ℓ-row sketch is ‖X − X V Vᵀ‖_F² ≤ (1 + k/(ℓ − k))
 // ‖X − X_k‖_F²: the variance the basis misses beyond the best rank k is at most ε times the tail
 // ‖X − X_k‖_F², and Δ ≤ ε ‖X − X_k‖_F² / k. ε = 1 (ℓ = 2k, the default before) allows the whole
-// tail again; ε = 1/2 halves it (BENCHMARKS.md "fd9" gives the measurements and the cost).
+// tail again; ε = 1/2 halves it (docs/benchmarks-log.md "fd9" gives the measurements and the cost).
 std::size_t frequent_directions_default_ell(std::size_t rank, std::size_t dim);
 // ℓ = min(2k, D): the default of the checkpoints begun before frequent_directions_default_ell, which resume
 // with it.

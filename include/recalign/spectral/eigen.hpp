@@ -21,7 +21,7 @@ const char* eigen_driver_name(eigen_driver d);  // "dsyevd", "dsyevr"
 // How much memory a solver may allocate beside its input and the eigenvectors it returns.
 // All n pairs: dsyevd when its workspace fits, dsyevr otherwise (dsyevr's time depends on the
 // spectrum: 2.7x dsyevd's CPU on a centered, 4.8x on an uncentered Sxx of n = 3,000 < D = 4,096
-// rows; BENCHMARKS.md).
+// rows; docs/benchmarks-log.md).
 // Top k < n pairs: dsyevr's index range always (no back-transformation of the other n - k).
 // Both give the same eigenvalues and invariant subspaces to rounding.
 struct eigen_options {
