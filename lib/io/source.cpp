@@ -13,6 +13,7 @@
 
 #include "image_stream.hpp"
 #include "posix_file.hpp"
+#include "read_ahead.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
@@ -311,15 +312,24 @@ data_source::data_source(const source_options& options) : options_(options) {
                                                          options_.describe() + " has " + std::to_string(file_rows_) + " rows");
     if (labels_ && labels_->cols() != 1)
         throw file_error(options_.labels.front(), 0, "labels must be one integer per row (this file has rows of " +
-                                                         std::to_string(labels_->cols()) + " values)");    open_at(0);
+                                                         std::to_string(labels_->cols()) + " values)");
+    open_at(0, false);
 }
 
 // Opens what the format needs and finds D before any data row is read: from the headers,
 // the CIFAR record and the geometry, or the first (readable) image and the geometry.
 void data_source::open_images() {
     if (!is_image_format(format_)) {
-        images_ = std::make_unique<chain>(options_.images, format_, options_);
-        if (!options_.labels.empty()) labels_ = std::make_unique<chain>(options_.labels, labels_format_, options_);
+        images_ = std::make_shared<chain>(options_.images, format_, options_);
+        if (!options_.labels.empty()) labels_ = std::make_shared<chain>(options_.labels, labels_format_, options_);
+        // A pipe's writer stalls while nobody reads it: read it one batch ahead (read_ahead.hpp).
+        const auto streamed = [](const std::string& p) {
+            struct stat st {};
+            return p == "-" || ::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
+        };
+        if (std::any_of(options_.images.begin(), options_.images.end(), streamed) ||
+            std::any_of(options_.labels.begin(), options_.labels.end(), streamed))
+            ahead_ = std::make_unique<detail::batch_read_ahead>();
         cols_ = images_->cols();
         file_rows_ = images_->rows;
         if (is_cifar_format(format_)) {
@@ -410,30 +420,37 @@ std::string data_source::type_name() const {
     return images_ ? images_->parts.front()->type_name() : std::string("u8");
 }
 
-void data_source::open_at(std::uint64_t position) {
+void data_source::open_at(std::uint64_t position, bool reopen) {
     const std::uint64_t first = options_.skip + position;
     if (first > file_rows_)
         throw std::invalid_argument((position == 0 ? "--skip " + std::to_string(options_.skip) + " is beyond the "
                                                    : "row " + std::to_string(first) + " is beyond the ") +
                                     std::to_string(file_rows_) + " rows of " + options_.describe());
+    // The readers the constructor opened are at their start: a named pipe opened twice would
+    // wait for a second writer (the first would see its reader gone).
     if (images_) {
         std::vector<std::unique_ptr<reader>> fresh;
-        for (const std::string& p : options_.images) fresh.push_back(open_reader(p, format_, options_));
+        if (reopen)
+            for (const std::string& p : options_.images) fresh.push_back(open_reader(p, format_, options_));
+        else fresh = std::move(images_->parts);
         images_->seek(first, std::move(fresh));
     }
     if (labels_) {
         std::vector<std::unique_ptr<reader>> fresh;
-        for (const std::string& p : options_.labels) fresh.push_back(open_reader(p, labels_format_, options_));
+        if (reopen)
+            for (const std::string& p : options_.labels) fresh.push_back(open_reader(p, labels_format_, options_));
+        else fresh = std::move(labels_->parts);
         labels_->seek(first, std::move(fresh));
     }
     position_ = position;
 }
 
 void data_source::seek(std::uint64_t position) {
+    if (ahead_) ahead_->discard();
     if (position > total_)
         throw std::invalid_argument("cannot continue at row " + std::to_string(position) + " of a range of " +
                                     std::to_string(total_) + " rows");
-    open_at(position);
+    open_at(position, true);
 }
 
 bool data_source::next(source_batch& out, std::size_t max_rows) {
@@ -452,19 +469,47 @@ bool data_source::next(source_batch& out, std::size_t max_rows) {
         position_ += want;
         return true;
     }
-    // The readers resize out.block.bytes: no allocation once it has held a full batch.
-    const bool carried = is_cifar_format(format_);
-    const std::size_t got = images_->read(want, out.block, carried ? &out.labels : nullptr);
-    if (got != want) throw file_error(images_->current_path(), 0, "fewer rows than the header announces");
-    out.rows = got;
-    if (labels_) {
-        if (labels_->read_labels(got, out.labels) != got)
-            throw file_error(labels_->current_path(), 0, "fewer labels than the header announces");
+    // Array formats: a pipe's batch may already have been read (ahead_), else it is read here.
+    if (ahead_ && ahead_->pending()) {
+        if (ahead_->rows() != want)
+            throw std::logic_error("data_source::next: " + std::to_string(ahead_->rows()) + " rows were read ahead, " +
+                                   std::to_string(want) + " asked for");
+        ahead_->take(out);
+    } else {
+        read_arrays(*images_, labels_.get(), is_cifar_format(format_), want, out);
+    }
+    position_ += out.rows;
+    if (ahead_ && max_rows == 0 && position_ < total_) {
+        const std::size_t rows = static_cast<std::size_t>(std::min<std::uint64_t>(total_ - position_, per));
+        try {
+            ahead_->start(rows, [images = images_, labels = labels_, carried = is_cifar_format(format_), rows,
+                                 first = options_.skip + position_, cols = cols_, scale = options_.scale](source_batch& b) {
+                b.first_row = first;
+                b.cols = cols;
+                b.scale = scale;
+                b.skipped.clear();
+                read_arrays(*images, labels.get(), carried, rows, b);
+            });
+        } catch (const std::exception&) {  // no thread (or memory) to be had: the batch is
+            ahead_.reset();                   // delivered, the next ones are read here
+        }
+    }
+    return true;
+}
+
+// `want` rows of an array source (and their labels) into out.rows, out.block and out.labels.
+// The readers resize out.block.bytes: no allocation once it has held a full batch.
+void data_source::read_arrays(chain& images, chain* labels, bool carried, std::size_t want, source_batch& out) {
+    out.rows = 0;
+    const std::size_t got = images.read(want, out.block, carried ? &out.labels : nullptr);
+    if (got != want) throw file_error(images.current_path(), 0, "fewer rows than the header announces");
+    if (labels) {
+        if (labels->read_labels(got, out.labels) != got)
+            throw file_error(labels->current_path(), 0, "fewer labels than the header announces");
     } else if (!carried) {
         out.labels.clear();
     }
-    position_ += got;
-    return true;
+    out.rows = got;
 }
 
 std::size_t data_source::scan_classes() const {

@@ -3,7 +3,14 @@
 // crash or another exception), skip/limit/seek, fingerprints and label scanning.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
 
 #include <cstdio>
 #include <cstring>
@@ -440,4 +447,123 @@ TEST_CASE("data_source: CIFAR records detected by their size, labels carried, la
     o.images = {p10};
     o.format = io::data_format::cifar10;
     CHECK_THROWS_AS(io::data_source(o), file_error);
+}
+
+namespace {
+// Writes `bytes` into the FIFO `path` in pieces of 4,096 bytes, pausing `pause_ms` after the
+// first half; a reader that went away (EPIPE) ends the writing.
+std::thread fifo_writer(const std::string& path, std::string bytes, int pause_ms = 0,
+                        std::atomic<std::size_t>* written = nullptr) {
+    return std::thread([path, bytes = std::move(bytes), pause_ms, written] {
+        const int fd = ::open(path.c_str(), O_WRONLY);
+        if (fd < 0) return;
+        for (std::size_t done = 0; done < bytes.size();) {
+            if (pause_ms && done >= bytes.size() / 2 && done < bytes.size() / 2 + 4096)
+                std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+            const ssize_t w = ::write(fd, bytes.data() + done, std::min<std::size_t>(4096, bytes.size() - done));
+            if (w <= 0) break;
+            done += static_cast<std::size_t>(w);
+            if (written) written->store(done);
+        }
+        ::close(fd);
+    });
+}
+
+std::vector<io::source_batch> all_batches(const io::source_options& o) {
+    io::data_source s(o);
+    std::vector<io::source_batch> out;
+    io::source_batch b;
+    while (s.next(b)) out.push_back(b);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("data_source: a pipe is read one batch ahead, with the same batches, errors and positions as a file") {
+    std::signal(SIGPIPE, SIG_IGN);
+    const std::size_t n = 203, d = 37;
+    std::string rows(n * d, '\0');
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<char>((i * 7919) % 251);
+    std::vector<std::int32_t> y(n);
+    for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<std::int32_t>((i * 3) % 5);
+    const std::string xp = temp_path("ahead_x.u8"), yp = temp_path("ahead_y.npy"), fifo = temp_path("ahead.fifo");
+    write_bytes(xp, rows);
+    write_bytes(yp, npy_bytes("<i4", false, "(203,)", encode(y, false)));
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    io::source_options o;
+    o.raw_rows = n;
+    o.raw_cols = d;
+    o.labels = {yp};
+    o.batch = 20;
+    o.skip = 3;
+    o.images = {xp};
+    const std::vector<io::source_batch> file = all_batches(o);
+    REQUIRE(file.size() == 10);  // 200 rows after --skip 3: ten batches of 20
+
+    SECTION("the same batches, labels and row numbers as from the file") {
+        o.images = {fifo};
+        std::thread w = fifo_writer(fifo, rows, 30);  // a pause mid-stream: a read ahead waits for it
+        const std::vector<io::source_batch> piped = all_batches(o);
+        w.join();
+        REQUIRE(piped.size() == file.size());
+        for (std::size_t i = 0; i < file.size(); ++i) {
+            CHECK(piped[i].rows == file[i].rows);
+            CHECK(piped[i].first_row == file[i].first_row);
+            CHECK(piped[i].labels == file[i].labels);
+            CHECK(piped[i].block.bytes == file[i].block.bytes);
+        }
+    }
+    SECTION("a pipe that ends early: every whole batch first, then the error at the batch it cuts") {
+        o.images = {fifo};
+        std::thread w = fifo_writer(fifo, rows.substr(0, (3 + 95) * d + 5));  // ends inside row 98
+        io::data_source s(o);
+        io::source_batch b;
+        std::size_t delivered = 0;
+        for (int i = 0; i < 4; ++i) {
+            REQUIRE(s.next(b));
+            CHECK(b.block.bytes == file[static_cast<std::size_t>(i)].block.bytes);
+            delivered += b.rows;
+        }
+        CHECK_THROWS_AS(s.next(b), file_error);  // rows 83-102 of the file: cut inside row 98
+        CHECK(s.position() == delivered);          // nothing of the failed batch counts
+        w.join();
+    }
+    SECTION("a source destroyed while its read ahead waits on the writer returns at once") {
+        o.images = {fifo};
+        std::thread w = fifo_writer(fifo, rows, 400);
+        const auto t0 = std::chrono::steady_clock::now();
+        {
+            io::data_source s(o);
+            io::source_batch b;
+            for (int i = 0; i < 5; ++i) REQUIRE(s.next(b));  // the 6th batch waits behind the pause
+        }
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(350));
+        w.join();  // the detached read takes its rows and closes the pipe; the writer stops
+    }
+    SECTION("the writer runs while the caller computes: the next batch is taken from the pipe meanwhile") {
+        // Batches of 80 KiB, more than a pipe holds (64 KiB): without the read ahead the writer
+        // could be at most a batch and a pipe's capacity ahead of what next() delivered.
+        const std::size_t wide = 4096, count = 60, batch = 20;
+        std::string big(wide * count, '\0');
+        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 253);
+        io::source_options p;
+        p.images = {fifo};
+        p.raw_rows = count;
+        p.raw_cols = wide;
+        p.batch = batch;
+        std::atomic<std::size_t> written{0};
+        std::thread w = fifo_writer(fifo, big, 0, &written);
+        io::data_source s(p);
+        io::source_batch b;
+        REQUIRE(s.next(b));
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // "computing" on the first batch
+        CHECK(written.load() >= 2 * batch * wide);
+        std::size_t rows = b.rows;
+        while (s.next(b)) {
+            CHECK(std::memcmp(b.block.bytes.data(), big.data() + b.first_row * wide, b.rows * wide) == 0);
+            rows += b.rows;
+        }
+        CHECK(rows == count);
+        w.join();
+    }
+    ::unlink(fifo.c_str());
 }

@@ -25,6 +25,7 @@ namespace recalign::io {
 struct image_list;
 namespace detail {
 class image_stream;
+class batch_read_ahead;
 }
 
 enum class data_format : std::uint8_t {
@@ -163,8 +164,9 @@ public:
     struct chain;   // several files of one array format as one stream
 
 private:
-    void open_at(std::uint64_t position);
+    void open_at(std::uint64_t position, bool reopen);
     void open_images();
+    static void read_arrays(chain& images, chain* labels, bool carried, std::size_t want, source_batch& out);
 
     source_options options_;
     data_format format_ = data_format::auto_detect;
@@ -173,11 +175,12 @@ private:
     std::uint64_t file_rows_ = 0;
     std::uint64_t total_ = 0;
     std::uint64_t position_ = 0;
-    std::unique_ptr<chain> images_;
-    std::unique_ptr<chain> labels_;
+    std::shared_ptr<chain> images_;                          // shared with a read ahead
+    std::shared_ptr<chain> labels_;
     std::vector<std::string> class_names_;
     std::shared_ptr<const image_list> list_;               // folder, list
     std::unique_ptr<detail::image_stream> decoder_;          // folder, list
+    std::unique_ptr<detail::batch_read_ahead> ahead_;        // array formats from a pipe
 };
 
 }  // namespace recalign::io
