@@ -35,6 +35,8 @@ struct data_source::reader {
     virtual std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) = 0;
     // CIFAR: the labels of the rows the last read() delivered (no second reader).
     virtual const std::vector<std::int64_t>* carried_labels() const { return nullptr; }
+    // Standard input, a pipe or a FIFO (raw only): read once, front to back.
+    virtual bool pipe() const { return false; }
 };
 
 namespace {
@@ -88,6 +90,7 @@ struct raw_impl final : data_source::reader {
     std::string type_name() const override { return dtype_name(r.delivery_type()); }
     void skip(std::uint64_t n) override { r.skip(n); }
     std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
+    bool pipe() const override { return r.pipe(); }
     std::size_t read_labels(std::size_t, std::vector<std::int64_t>&) override {
         throw std::invalid_argument("labels cannot be read from a raw file (use IDX or .npy)");
     }
@@ -323,12 +326,7 @@ void data_source::open_images() {
         images_ = std::make_shared<chain>(options_.images, format_, options_);
         if (!options_.labels.empty()) labels_ = std::make_shared<chain>(options_.labels, labels_format_, options_);
         // A pipe's writer stalls while nobody reads it: read it one batch ahead (read_ahead.hpp).
-        const auto streamed = [](const std::string& p) {
-            struct stat st {};
-            return p == "-" || ::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode);
-        };
-        if (std::any_of(options_.images.begin(), options_.images.end(), streamed) ||
-            std::any_of(options_.labels.begin(), options_.labels.end(), streamed))
+        if (std::any_of(images_->parts.begin(), images_->parts.end(), [](const auto& r) { return r->pipe(); }))
             ahead_ = std::make_unique<detail::batch_read_ahead>();
         cols_ = images_->cols();
         file_rows_ = images_->rows;

@@ -450,17 +450,18 @@ TEST_CASE("data_source: CIFAR records detected by their size, labels carried, la
 }
 
 namespace {
-// Writes `bytes` into the FIFO `path` in pieces of 4,096 bytes, pausing `pause_ms` after the
-// first half; a reader that went away (EPIPE) ends the writing.
-std::thread fifo_writer(const std::string& path, std::string bytes, int pause_ms = 0,
+// Writes `bytes` into the FIFO `path` in pieces of 4,096 bytes; at the first half it waits for
+// `go` (when given) to be set; a reader that went away (EPIPE) ends the writing.
+std::thread fifo_writer(const std::string& path, std::string bytes, std::atomic<bool>* go = nullptr,
                         std::atomic<std::size_t>* written = nullptr) {
-    return std::thread([path, bytes = std::move(bytes), pause_ms, written] {
+    return std::thread([path, bytes = std::move(bytes), go, written] {
         const int fd = ::open(path.c_str(), O_WRONLY);
         if (fd < 0) return;
         for (std::size_t done = 0; done < bytes.size();) {
-            if (pause_ms && done >= bytes.size() / 2 && done < bytes.size() / 2 + 4096)
-                std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-            const ssize_t w = ::write(fd, bytes.data() + done, std::min<std::size_t>(4096, bytes.size() - done));
+            while (go && done >= bytes.size() / 2 && !go->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            const std::size_t piece = std::min<std::size_t>({4096, bytes.size() - done,
+                                                             done < bytes.size() / 2 ? bytes.size() / 2 - done : 4096});
+            const ssize_t w = ::write(fd, bytes.data() + done, piece);
             if (w <= 0) break;
             done += static_cast<std::size_t>(w);
             if (written) written->store(done);
@@ -501,9 +502,15 @@ TEST_CASE("data_source: a pipe is read one batch ahead, with the same batches, e
 
     SECTION("the same batches, labels and row numbers as from the file") {
         o.images = {fifo};
-        std::thread w = fifo_writer(fifo, rows, 30);  // a pause mid-stream: a read ahead waits for it
+        std::atomic<bool> go{false};
+        std::thread w = fifo_writer(fifo, rows, &go);  // a pause mid-stream: a read ahead waits for it
+        std::thread release([&go] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(30));
+            go = true;
+        });
         const std::vector<io::source_batch> piped = all_batches(o);
         w.join();
+        release.join();
         REQUIRE(piped.size() == file.size());
         for (std::size_t i = 0; i < file.size(); ++i) {
             CHECK(piped[i].rows == file[i].rows);
@@ -527,16 +534,16 @@ TEST_CASE("data_source: a pipe is read one batch ahead, with the same batches, e
         CHECK(s.position() == delivered);          // nothing of the failed batch counts
         w.join();
     }
-    SECTION("a source destroyed while its read ahead waits on the writer returns at once") {
+    SECTION("a source destroyed while its read ahead waits on the writer returns without it") {
         o.images = {fifo};
-        std::thread w = fifo_writer(fifo, rows, 400);
-        const auto t0 = std::chrono::steady_clock::now();
+        std::atomic<bool> go{false};
+        std::thread w = fifo_writer(fifo, rows, &go);  // stops at half until released
         {
             io::data_source s(o);
             io::source_batch b;
-            for (int i = 0; i < 5; ++i) REQUIRE(s.next(b));  // the 6th batch waits behind the pause
-        }
-        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(350));
+            for (int i = 0; i < 4; ++i) REQUIRE(s.next(b));  // the 5th batch waits behind the halt
+        }  // were the read joined here, this would never return: the writer is released below
+        go = true;
         w.join();  // the detached read takes its rows and closes the pipe; the writer stops
     }
     SECTION("the writer runs while the caller computes: the next batch is taken from the pipe meanwhile") {
@@ -551,11 +558,14 @@ TEST_CASE("data_source: a pipe is read one batch ahead, with the same batches, e
         p.raw_cols = wide;
         p.batch = batch;
         std::atomic<std::size_t> written{0};
-        std::thread w = fifo_writer(fifo, big, 0, &written);
+        std::thread w = fifo_writer(fifo, big, nullptr, &written);
         io::data_source s(p);
         io::source_batch b;
         REQUIRE(s.next(b));
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // "computing" on the first batch
+        // "Computing" on the first batch without another next(): the writer gets two batches in
+        // (waited for up to 20 s; without the read ahead it stops at a batch and a pipe's worth).
+        for (int i = 0; i < 2000 && written.load() < 2 * batch * wide; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         CHECK(written.load() >= 2 * batch * wide);
         std::size_t rows = b.rows;
         while (s.next(b)) {

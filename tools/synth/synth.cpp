@@ -114,14 +114,12 @@ void generator::render(std::uint64_t row, unsigned char* out, std::vector<float>
     // The last step over contiguous rows of D values (it was one scalar loop with a bit
     // extraction and two branches per value, most of a row's time at 224x224x3): the same
     // operations in the same order, so the same bytes (tests/cli/test_synth.py pins them).
-    float* base = work.data() + hw * (ch + 1);  // lum + colour, channels last
-    float* sign = base + padded;                // ±class_amplitude
-    if (ch > 1) {
-        for (std::size_t p = 0; p < hw; ++p)
-            for (std::size_t k = 0; k < ch; ++k) base[p * ch + k] = lum[p] + work[(k + 1) * hw + p];
-    } else {
-        for (std::size_t p = 0; p < hw; ++p) base[p] = lum[p] + 0.0f;
-    }
+    // lum + colour, channels last (one channel: lum itself, 128 + contrast · (±0) being 128 either way)
+    float* mixed = work.data() + hw * (ch + 1);
+    float* sign = mixed + padded;  // ±class_amplitude
+    for (std::size_t p = 0; ch > 1 && p < hw; ++p)
+        for (std::size_t k = 0; k < ch; ++k) mixed[p * ch + k] = lum[p] + work[(k + 1) * hw + p];
+    const float* base = ch > 1 ? mixed : lum;
     const std::uint64_t* pattern = pattern_bits_.data() + static_cast<std::size_t>(label(row)) * pattern_words_;
     const float contrast = static_cast<float>(c_.contrast), amplitude = static_cast<float>(c_.class_amplitude);
     static const std::vector<float> unit_signs = [] {  // byte -> its 8 bits as ±1, lowest first
