@@ -26,7 +26,8 @@ agrees trivially; one at a time is the test of the method.
 
 Synthetic images: --size x --size (default 4·side) box-averaged to side x side by
 recalign-synth, cached in --cache. Prints one line per noise, a Markdown row per noise
-(--markdown) and the CPU time, wall time and peak RSS of every command (/usr/bin/time).
+(--markdown) and the CPU time, wall time and peak RSS of every command (/usr/bin/time),
+with the wall time of each of its passes (the CLI's stderr).
 """
 import argparse
 import json
@@ -88,11 +89,15 @@ def main():
     def run(what, cmd):
         with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
             p = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name, recalign] + [str(c) for c in cmd] +
-                               ["--json", "--quiet"], capture_output=True, text=True)
+                               ["--json"], capture_output=True, text=True)
             if p.returncode != 0:
                 sys.exit(f"{what}: exit {p.returncode}: {p.stderr.strip()}")
             wall, user, system, rss = tf.read().split()[-4:]
         t = {"wall": float(wall), "cpu": float(user) + float(system), "rss_mib": int(rss) / 1024}
+        # The CLI's stderr line "wall seconds per pass (...): a, b, ...": the time split by pass.
+        per_pass = [ln.split("): ", 1)[1] for ln in p.stderr.splitlines() if "wall seconds per pass" in ln]
+        if per_pass:
+            t["passes"] = [float(x) for x in per_pass[0].split(", ")]
         print(f"  ({what}: {t['cpu']:.0f} s CPU, {t['wall']:.0f} s wall, {t['rss_mib']:.0f} MiB)", file=sys.stderr)
         return json.loads(p.stdout), t
 
@@ -241,6 +246,8 @@ def main():
     print(f"  commands: {len(times)}, CPU {cpu:.0f} s in all (cached results count their first run)")
     for t in times:
         print(f"    {t[0][:90]:90s} {t[1]['cpu']:7.0f} s CPU {t[1]['wall']:7.0f} s wall {t[1]['rss_mib']:6.0f} MiB")
+        if "passes" in t[1]:
+            print(f"      wall s per pass: {', '.join(f'{x:.1f}' for x in t[1]['passes'])}")
 
 
 if __name__ == "__main__":
