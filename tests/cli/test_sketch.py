@@ -389,6 +389,11 @@ def test_a_budget_spent_refinement_says_so_on_stderr(data):
     line = next((x for x in err.splitlines() if note in x), None)
     said = "cannot be estimated" if f["estimate"] is None else f"about {f['estimate']:.3g} "  # JSON: null for inf
     assert line and "--refine 1" in line and said in line, err
+    assert "--passes 2" in line, err  # one Nyström sketch pass: a second one is the other remedy
+    rc, out, err = c.run(args + ["--refine", 1, "--passes", 2, "--json"])
+    assert rc == 0 and json.loads(out)["sketch_error"]["refinement"]["stopped"] == "budget", out
+    line = next((x for x in err.splitlines() if note in x), None)
+    assert line and "--passes 2" not in line, err
     rc, out, err = c.run(args + ["--refine", 1, "--quiet"])
     assert rc == 0 and note not in err, err
     rc, out, err = c.run(args + ["--json"])
