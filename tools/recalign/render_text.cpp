@@ -22,6 +22,16 @@ void appendf(std::string& out, const char* fmt, ...) {
     if (n > 0) out.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
 }
 
+// A refinement change or estimate: inf is "not judged yet" (the JSON's null), NaN a restart from
+// before the resume of an older checkpoint, which did not record it.
+std::string judged(double x) {
+    if (std::isnan(x)) return "unrecorded";
+    if (!std::isfinite(x)) return "not judged";
+    char b[32];
+    std::snprintf(b, sizeof b, "%.3g", x);
+    return b;
+}
+
 std::string hex(std::uint64_t v) {
     char b[32];
     std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
@@ -61,17 +71,17 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
                 v->method.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
         if (v->refines)
             appendf(s, "(refinement: %zu of at most %zu pass(es) (--refine), %s; the largest change of the relative "
-                       "differences and impacts / 5 (K <= 64) between the last two passes compared: %.3g; ESTIMATED "
+                       "differences and impacts / 5 (K <= 64) between the last two passes compared: %s; ESTIMATED "
                        "distance of those curves from where more passes would take them, from the last two changes: "
-                       "%.3g (not the method's own error), the rule stops below %.3g)\n",
+                       "%s (not the method's own error), the rule stops below %.3g)\n",
                     v->refine_passes, v->refine_budget,
-                    v->refine_converged ? "stopped early: converged" : "the budget was spent", v->refine_change,
-                    v->refine_estimate, v->refine_threshold);
+                    v->refine_converged ? "stopped early: converged" : "the budget was spent",
+                    judged(v->refine_change).c_str(), judged(v->refine_estimate).c_str(), v->refine_threshold);
         if (v->refines && !v->refine_changes.empty()) {
             std::string changes, estimates;
             for (std::size_t i = 0; i < v->refine_changes.size(); ++i) {
-                appendf(changes, "%s%.3g", i ? ", " : "", v->refine_changes[i]);
-                appendf(estimates, "%s%.3g", i ? ", " : "", v->refine_estimates[i]);
+                appendf(changes, "%s%s", i ? ", " : "", judged(v->refine_changes[i]).c_str());
+                appendf(estimates, "%s%s", i ? ", " : "", judged(v->refine_estimates[i]).c_str());
             }
             appendf(s, "(each restart in turn: changes %s; estimates %s)\n", changes.c_str(), estimates.c_str());
         }

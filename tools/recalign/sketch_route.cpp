@@ -94,9 +94,13 @@ void note_sketch_run(const sketch_verification& v, bool quiet) {
     if (std::isfinite(v.refine_estimate))
         std::snprintf(how, sizeof how, "the curves may still move by about %.3g (ESTIMATED; the rule stops below %.3g)",
                       v.refine_estimate, v.refine_threshold);
-    else
+    else if (std::isfinite(v.refine_change))
         std::snprintf(how, sizeof how, "how far the curves may still move cannot be estimated (last change %.3g)",
                       v.refine_change);
+    else  // one restart: no earlier curves to compare with (the JSON's change is null)
+        std::snprintf(how, sizeof how,
+                      "how far the curves may still move cannot be estimated (no change yet: that takes two "
+                      "refinement passes)");
     // One Nyström sketch pass starts the refinement furthest from where it settles: at 224x224x3
     // a second one made the demo converge within its budget, and in less time (BENCHMARKS.md).
     const bool one_pass = v.method == "nystrom" && v.sketch_passes == 1;
