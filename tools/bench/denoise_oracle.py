@@ -44,6 +44,24 @@ def read_labels(path, n):
     return np.frombuffer(raw, np.uint8, n, 8).astype(np.int64)
 
 
+def syrk_into(c, x):
+    """c's upper triangle += x xᵀ, in place (c n x n, column-major; x n x s), by BLAS SYRK: half a
+    GEMM's flops, no n x n temporary, and no copy of x when x or xᵀ is column-major."""
+    if not c.flags.f_contiguous:
+        raise ValueError("syrk_into: c must be column-major to be updated in place")
+    x = np.asarray(x, dtype=np.float64)
+    if x.flags.f_contiguous:
+        dsyrk(1.0, x, beta=1.0, c=c, trans=0, lower=0, overwrite_c=1)
+    else:  # xᵀ is the column-major one: (xᵀ)ᵀ xᵀ = x xᵀ
+        dsyrk(1.0, x.T, beta=1.0, c=c, trans=1, lower=0, overwrite_c=1)
+
+
+def symmetric(c):
+    """The symmetric matrix whose upper triangle c holds."""
+    u = np.triu(c)
+    return u + np.triu(u, 1).T
+
+
 def moments(images, n, d, labels, batch=1000):
     """Sxx (full, float64, from one SYRK per batch), Sxy, Syy of the uncentered data."""
     x = np.memmap(images, np.uint8, "r", shape=(n, d))
@@ -51,10 +69,8 @@ def moments(images, n, d, labels, batch=1000):
     y = np.eye(c)[labels]
     sxx = np.zeros((d, d), order="F")
     for i in range(0, n, batch):
-        xb = np.asarray(x[i:i + batch], dtype=np.float64)
-        # upper triangle of Sxx += xbᵀ xb (xb.T is a column-major view: no copy)
-        sxx = dsyrk(1.0, xb.T, beta=1.0, c=sxx, trans=0, lower=0, overwrite_c=1)
-    sxx = np.triu(sxx) + np.triu(sxx, 1).T
+        syrk_into(sxx, np.asarray(x[i:i + batch], dtype=np.float64).T)  # Sxx += xbᵀ xb
+    sxx = symmetric(sxx)
     sxy = np.zeros((d, c))
     for i in range(0, n, batch):
         sxy += np.asarray(x[i:i + batch], dtype=np.float64).T @ y[i:i + batch]

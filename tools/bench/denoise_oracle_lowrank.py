@@ -33,19 +33,7 @@ import numpy as np
 import scipy.linalg as sl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from denoise_oracle import coefficients, parse, patch_of, read_labels  # noqa: E402
-
-
-def syrk_into(c, x):
-    """c += x xᵀ in c's upper triangle (c n x n, Fortran order; x n x s), by BLAS SYRK: half a
-    GEMM's flops, no n x n temporary."""
-    sl.blas.dsyrk(1.0, np.asarray(x, dtype=np.float64).T, beta=1.0, c=c, trans=1, lower=0, overwrite_c=1)
-
-
-def symmetric(c):
-    """The symmetric matrix whose upper triangle c holds."""
-    u = np.triu(c)
-    return u + np.triu(u, 1).T
+from denoise_oracle import coefficients, parse, patch_of, read_labels, symmetric, syrk_into  # noqa: E402
 
 
 def block_sums(x, pid, patches):
