@@ -7,10 +7,11 @@
 #   the whole pipeline's wall time, recalign's own peak RSS and CPU time (GNU time),
 #   the checkpoint's size (the state), and the extrapolation of the wall time to N_FULL rows.
 # Usage:  tools/bench/moonshot.sh [ROWS]          (default: all 1,281,167; e.g. 20000 to extrapolate)
-# Environment: BUILD (build), RANK (100), CLASSES (1000, like
+# Environment: BUILD (build), COMMAND (align; spectrum: the label-free route, whose state is the
+# sketch alone, without align's exact C x D class sums), RANK (100), CLASSES (1000, like
 # ImageNet), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
-# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). --no-verify is always passed: the
-# verification pass would read the pipe a second time (refused up front).
+# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). align gets --no-verify: the
+# verification pass would read the pipe a second time (refused up front); spectrum has none.
 set -euo pipefail
 ROWS=${1:-1281167}
 N_FULL=1281167
@@ -23,17 +24,23 @@ PRECISION=${PRECISION:-f32-kernels}
 SEED=${SEED:-0}
 TMP=${TMP:-/tmp/recalign_moonshot}
 EXTRA=${EXTRA:-}
+COMMAND=${COMMAND:-align}
+case "$COMMAND" in
+    align) ROUTE_ARGS=(--labels "$TMP/labels_$ROWS.npy" --no-verify) ;;
+    spectrum) ROUTE_ARGS=() ;;
+    *) echo "moonshot.sh: COMMAND must be align or spectrum, not '$COMMAND'" >&2; exit 2 ;;
+esac
 H=224 W=224 CH=3
 D=$((H * W * CH))
 SYNTH=$BUILD/tools/synth/recalign-synth
 RECALIGN=$BUILD/tools/recalign/recalign
 for t in "$SYNTH" "$RECALIGN" /usr/bin/time; do [ -x "$t" ] || { echo "moonshot.sh: $t not found (build first)" >&2; exit 2; }; done
 mkdir -p "$TMP"
-LABELS=$TMP/labels_$ROWS.npy CKPT=$TMP/moonshot_$ROWS.ckpt OUT=$TMP/moonshot_$ROWS.json
+LABELS=$TMP/labels_$ROWS.npy CKPT=$TMP/moonshot_${COMMAND}_$ROWS.ckpt OUT=$TMP/moonshot_${COMMAND}_$ROWS.json
 rm -f "$CKPT"
 now() { date +%s.%N; }
 echo "machine: nproc $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u '+%F %T UTC'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rows $ROWS, D = $D, rank $RANK, classes $CLASSES, checkpoint every $EVERY, batch $BATCH, precision $PRECISION"
+echo "recalign $COMMAND: rows $ROWS, D = $D, rank $RANK, classes $CLASSES, checkpoint every $EVERY, batch $BATCH, precision $PRECISION"
 
 # Labels depend only on (seed, row, classes), not on the image size: a 1x1 run writes the same
 # labels file in a fraction of a second, before the images stream (recalign opens it first).
@@ -54,9 +61,9 @@ awk -v n="$GEN_ROWS" -v w="$(echo "$t1 - $t0" | bc)" -v c="$(echo "$gu + $gs" | 
 t0=$(now)
 "$SYNTH" --rows "$ROWS" --height $H --width $W --channels $CH --classes "$CLASSES" --seed "$SEED" \
     --output - --labels "$TMP/pipe_labels.npy" 2>"$TMP/synth.err" |
-    /usr/bin/time -v -o "$TMP/recalign.time" "$RECALIGN" align --images - --raw-shape "$ROWS,$D" --labels "$LABELS" \
+    /usr/bin/time -v -o "$TMP/recalign.time" "$RECALIGN" "$COMMAND" --images - --raw-shape "$ROWS,$D" "${ROUTE_ARGS[@]}" \
         --method nystrom --rank "$RANK" --precision "$PRECISION" --batch "$BATCH" --checkpoint "$CKPT" \
-        --checkpoint-every "$EVERY" --no-verify --json --quiet $EXTRA > "$OUT"
+        --checkpoint-every "$EVERY" --json --quiet $EXTRA > "$OUT"
 t1=$(now)
 wall=$(echo "$t1 - $t0" | bc)
 rss=$(awk -F': ' '/Maximum resident/ {print $2}' "$TMP/recalign.time")
