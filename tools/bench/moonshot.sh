@@ -25,11 +25,7 @@ SEED=${SEED:-0}
 TMP=${TMP:-/tmp/recalign_moonshot}
 EXTRA=${EXTRA:-}
 COMMAND=${COMMAND:-align}
-case "$COMMAND" in
-    align) ROUTE_ARGS=(--labels "$TMP/labels_$ROWS.npy" --no-verify) ;;
-    spectrum) ROUTE_ARGS=() ;;
-    *) echo "moonshot.sh: COMMAND must be align or spectrum, not '$COMMAND'" >&2; exit 2 ;;
-esac
+case "$COMMAND" in align | spectrum) ;; *) echo "moonshot.sh: COMMAND must be align or spectrum, not '$COMMAND'" >&2; exit 2 ;; esac
 H=224 W=224 CH=3
 D=$((H * W * CH))
 SYNTH=$BUILD/tools/synth/recalign-synth
@@ -38,6 +34,8 @@ for t in "$SYNTH" "$RECALIGN" /usr/bin/time; do [ -x "$t" ] || { echo "moonshot.
 mkdir -p "$TMP"
 LABELS=$TMP/labels_$ROWS.npy CKPT=$TMP/moonshot_${COMMAND}_$ROWS.ckpt OUT=$TMP/moonshot_${COMMAND}_$ROWS.json
 rm -f "$CKPT"
+ROUTE_ARGS=()
+[ "$COMMAND" = align ] && ROUTE_ARGS=(--labels "$LABELS" --no-verify)
 now() { date +%s.%N; }
 echo "machine: nproc $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u '+%F %T UTC'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "recalign $COMMAND: rows $ROWS, D = $D, rank $RANK, classes $CLASSES, checkpoint every $EVERY, batch $BATCH, precision $PRECISION"
