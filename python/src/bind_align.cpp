@@ -246,8 +246,8 @@ draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimat
 Monte-Carlo estimate of a built-in noise model's expectations (Bs, G) with replicate standard
 errors. The noise of a sample depends only on (seed, its global row, draw): pass first_row
 when shards of one stream are merged. Picklable (the spec travels with the state).)doc");
-    mc.def(py::init([](std::size_t dim, std::optional<noise_spec> spec, py::object corrupt, std::size_t draws,
-                       std::uint64_t seed, std::string name, py::object shape, const std::string& layout,
+    mc.def(py::init([](std::size_t dim, std::optional<noise_spec> spec, py::object corrupt, std::optional<std::size_t> draws,
+                       std::optional<std::uint64_t> seed, std::string name, py::object shape, const std::string& layout,
                        std::size_t replicates) {
                const image_shape sh = make_shape(shape, layout);
                monte_carlo_options o;
@@ -260,12 +260,13 @@ when shards of one stream are merged. Picklable (the spec travels with the state
                return make_corrupted(monte_carlo_noise(o, {}), spec, sh, corrupt, "MonteCarloNoise");
            }),
            py::arg("dim"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
-           py::arg("draws") = 16, py::arg("seed") = 0, py::arg("name") = "", py::arg("shape") = py::none(),
+           py::arg("draws") = py::none(), py::arg("seed") = py::none(), py::arg("name") = "", py::arg("shape") = py::none(),
            py::arg("layout") = "hwc", py::arg("replicates") = 2,
-           R"doc(Either a built-in spec with draws ('dropout:ratio=0.3,draws=16,seed=1'), or any corruption written in
+           R"doc(Either a built-in spec with draws ('dropout:ratio=0.3,draws=16,seed=1', or draws= and seed= given
+here for a spec that leaves them unset; a contradiction is refused), or any corruption written in
 Python: corrupt(clean, key) -> corrupted, where clean is a (rows x dim) float64 array and key a dict
 (seed, batch, draw, first_row) from which all randomness must be derived (so a resumed run draws the
-same noise), with draws, seed and a name identifying the model (part of the configuration: states
+same noise), with draws (default 16), seed (default 0) and a name identifying the model (part of the configuration: states
 merge only with the same name). The function is pickled with the state (by reference).)doc")
         .def("estimate",
              [](const mc_g& g) {

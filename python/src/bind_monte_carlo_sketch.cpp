@@ -53,7 +53,8 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
 
     mcs = MonteCarloSketch(gaussian_test_matrix(d, 60, 7), "mask:patch=4x4,ratio=0.75,draws=4,seed=7", shape=(28, 28))
     mcs.update(x); q = monte_carlo_ritz_basis(u, mcs.products()))doc");
-    cls.def(py::init([](py::handle test, py::object spec, py::object corrupt, std::size_t draws, std::uint64_t seed,
+    cls.def(py::init([](py::handle test, py::object spec, py::object corrupt, std::optional<std::size_t> draws,
+                        std::optional<std::uint64_t> seed,
                         std::string name, py::object shape, const std::string& layout, bool ranges) {
                 const image_shape sh = make_shape(shape, layout);
                 monte_carlo_sketch_options o;
@@ -67,7 +68,7 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
                 return make_corrupted(monte_carlo_sketch(std::move(o), {}), s, sh, corrupt, "MonteCarloSketch");
             }),
             py::arg("test"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
-            py::arg("draws") = 16, py::arg("seed") = 0, py::arg("name") = "", py::arg("shape") = py::none(),
+            py::arg("draws") = py::none(), py::arg("seed") = py::none(), py::arg("name") = "", py::arg("shape") = py::none(),
             py::arg("layout") = "hwc", py::arg("ranges") = true,
             "test: Ω (D x l, finite; part of the configuration, compared bit for bit on merge). Either a built-in\n"
             "spec with draws, or corrupt(clean, key) -> corrupted with draws, seed and a name, as MonteCarloNoise\n"
@@ -96,19 +97,6 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
         .def_property_readonly("ranges", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.options().ranges; }); }, "True: G Ω and Bs Ω are kept too.")
         .def_property_readonly("columns", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return s.acc.columns(); }); }, "l, the columns of Ω.")
         .def("__len__", [](const mcs_g& g) { return locked(g, [](const mcs_state& s) { return std::size_t(s.acc.n()); }); })
-        .def("save", [](const mcs_g& g, const std::string& path) { locked(g, [&](const mcs_state& s) { checkpoint::save_file(path, s.acc); }); },
-             py::arg("path"), "Atomic checkpoint: written to a temporary file in the same directory, fsynced, renamed.")
-        .def_static("load",
-                    [](const std::string& path, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
-                        monte_carlo_sketch s = [&] {
-                            py::gil_scoped_release nogil;
-                            return checkpoint::load_file<monte_carlo_sketch>(path);
-                        }();
-                        return make_corrupted(std::move(s), optional_spec(spec), make_shape(shape, layout), corrupt, "MonteCarloSketch");
-                    },
-                    py::arg("path"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
-                    py::arg("shape") = py::none(), py::arg("layout") = "hwc",
-                    (std::string("A checkpoint file written by save(); errors name the file and byte offset.\n") + corruption_doc).c_str())
         .def("__repr__", [](const mcs_g& g) {
             return locked(g, [](const mcs_state& s) {
                 return "MonteCarloSketch(name='" + s.acc.options().name + "', dim=" + std::to_string(s.acc.dim()) +

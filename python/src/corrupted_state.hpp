@@ -41,18 +41,29 @@ struct corrupted_model {
     std::uint64_t seed = 0;
     std::string name;
 };
-inline corrupted_model model_of(const std::optional<noise_spec>& spec, const py::object& corrupt, std::size_t draws,
-                                std::uint64_t seed, const std::string& name, const char* what) {
+inline corrupted_model model_of(std::optional<noise_spec>& spec, const py::object& corrupt,
+                                std::optional<std::size_t> draws, std::optional<std::uint64_t> seed,
+                                const std::string& name, const char* what) {
     const std::string w(what);
     if (spec) {
         if (!corrupt.is_none()) throw std::invalid_argument(w + ": give a spec or corrupt, not both");
-        if (spec->draws == 0) throw std::invalid_argument(w + ": the spec needs draws > 0 (e.g. '...,draws=16')");
+        // draws= and seed= fill what the spec leaves unset; they may not contradict it.
+        if (draws && spec->draws && *draws != spec->draws)
+            throw std::invalid_argument(w + ": the spec says draws=" + std::to_string(spec->draws) + " but draws=" +
+                                        std::to_string(*draws) + " was given");
+        if (seed && spec->seed && *seed != spec->seed)
+            throw std::invalid_argument(w + ": the spec says seed=" + std::to_string(spec->seed) + " but seed=" +
+                                        std::to_string(*seed) + " was given");
+        if (draws) spec->draws = *draws;
+        if (seed) spec->seed = *seed;
+        if (spec->draws == 0)
+            throw std::invalid_argument(w + ": the spec needs draws > 0 (e.g. '...,draws=16', or draws=16)");
         validate(*spec);
         return {spec->draws, spec->seed, to_string(*spec)};
     }
     if (corrupt.is_none()) throw std::invalid_argument(w + ": give a noise spec or a corrupt function");
     if (name.empty()) throw std::invalid_argument(w + ": a corrupt function needs a name (it identifies the model)");
-    return {draws, seed, name};
+    return {draws.value_or(16), seed.value_or(0), name};
 }
 
 // The state with its corruption set: the spec's (whose canonical text must be the state's name)
@@ -136,6 +147,19 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
                     },
                     py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
                     py::arg("shape") = py::none(), py::arg("layout") = "hwc", bare.c_str())
+        .def("save", [](const g_t& g, const std::string& path) { locked(g, [&](const state& s) { checkpoint::save_file(path, s.acc); }); },
+             py::arg("path"), "Atomic checkpoint: written to a temporary file in the same directory, fsynced, renamed.")
+        .def_static("load",
+                    [what](const std::string& path, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
+                        Acc a = [&] {
+                            py::gil_scoped_release nogil;
+                            return checkpoint::load_file<Acc>(path);
+                        }();
+                        return make_corrupted(std::move(a), optional_spec(spec), make_shape(shape, layout), corrupt, what);
+                    },
+                    py::arg("path"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
+                    py::arg("shape") = py::none(), py::arg("layout") = "hwc",
+                    ("A checkpoint file written by save(); errors name the file and byte offset.\n" + bare).c_str())
         .def("copy", [](const g_t& g) { return locked(g, [](const state& s) { return std::make_unique<g_t>(state(s)); }); },
              "An independent copy of the state (with its corruption).")
         .def(py::pickle(

@@ -148,6 +148,36 @@ def test_monte_carlo_noise_shards_and_pickle(subset):
         recalign.MonteCarloNoise.from_bytes(whole.to_bytes(), "dropout:ratio=0.5,draws=8,seed=3")
 
 
+def test_monte_carlo_noise_draws_and_seed_keywords_and_files(subset, tmp_path):
+    """draws= and seed= fill what the spec leaves unset (the state is the one the full spec
+    gives, bit for bit), a contradiction is refused, and save/load round-trips the state."""
+    x, _, _ = subset
+    full = recalign.MonteCarloNoise(784, "dropout:ratio=0.25,draws=4,seed=9")
+    keywords = recalign.MonteCarloNoise(784, "dropout:ratio=0.25", draws=4, seed=9)
+    other_seed = recalign.MonteCarloNoise(784, "dropout:ratio=0.25", draws=4, seed=10)
+    for m in (full, keywords, other_seed):
+        m.update(x[:200])
+    assert keywords.name == full.name and str(keywords.spec) == str(full.spec)
+    assert keywords.to_bytes() == full.to_bytes()
+    assert other_seed.to_bytes() != full.to_bytes()
+    with pytest.raises(ValueError, match="merge|name|configuration|seed"):
+        full.merge(other_seed)
+    with pytest.raises(ValueError, match="draws=4 but draws=8"):
+        recalign.MonteCarloNoise(784, "dropout:ratio=0.25,draws=4", draws=8)
+    with pytest.raises(ValueError, match="seed=9 but seed=1"):
+        recalign.MonteCarloNoise(784, "dropout:ratio=0.25,draws=4,seed=9", seed=1)
+    path = str(tmp_path / "mc.ckpt")
+    full.save(path)
+    back = recalign.MonteCarloNoise.load(path, "dropout:ratio=0.25,draws=4,seed=9")
+    assert back.to_bytes() == full.to_bytes()
+    back.update(x[200:300])  # the corruption came back with the spec
+    assert back.n == 300
+    with open(path, "r+b") as f:
+        f.write(b"\0" * 80)
+    with pytest.raises(recalign.FileError, match="mc.ckpt"):
+        recalign.MonteCarloNoise.load(path, "dropout:ratio=0.25,draws=4,seed=9")
+
+
 def test_sketches_against_exact_spectrum(subset):
     x, y, acc = subset
     exact = recalign.exact_spectrum(acc, "centered")
