@@ -42,9 +42,11 @@ subspace_projector subspace_projector::from_spectrum(const spectrum& s, const ve
     // k_for_fraction returns the rank when the fraction is never reached: exact when the
     // spectrum is complete, a silent truncation for a sketch — refuse that.
     if (s.total > 0 && acc < options.fraction * s.total && s.rank() < s.dim)
-        throw std::invalid_argument(std::string("subspace_projector: the ") + route_name(s.method) + " spectrum's " + std::to_string(s.rank()) +
-                                    " directions explain " + std::to_string(p.explained) + " of the variance, less than " +
-                                    std::to_string(options.fraction) + "; use a larger sketch");
+        throw std::invalid_argument(std::string("subspace_projector: the ") + route_name(s.method) + " sketch's " +
+                                    std::to_string(s.rank()) + " directions explain an estimated " +
+                                    std::to_string(p.explained) + " of the variance (by the sketch's own eigenvalues, " +
+                                    "which may be low), less than " + std::to_string(options.fraction) +
+                                    "; use a larger sketch or the exact route");
     p.k = k;
     p.basis = xt::view(s.basis, xt::all(), xt::range(0, k));
     p.mean = s.center == centering::centered ? mean : vector_t(xt::zeros<double>({s.dim}));

@@ -283,3 +283,81 @@ def test_second_run_on_one_checkpoint_is_refused(exe, data, tmp_path):
     assert first.returncode == 0, err
     assert out.startswith(f"n = {N} samples")
     assert "in use" in line or "lock" in line
+
+
+# ---- The twenty-sixth session's audit (a new user's tour of the CLI) --------------------------
+
+@pytest.mark.parametrize("cmd", [["align", "--json"], ["spectrum"], ["info", "CKPT"], ["info", "CKPT", "--json"]],
+                         ids=lambda c: " ".join(c))
+def test_a_failed_write_to_stdout_is_an_error(exe, data, tmp_path, cmd):
+    """Results that never reached stdout (a full disk: /dev/full) are not a success."""
+    images, labels, _, _ = data
+    ck = str(tmp_path / "a.ckpt")
+    assert run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", ck, "--quiet"]).returncode == 0
+    args = [ck if a == "CKPT" else a for a in cmd]
+    if cmd[0] != "info":
+        args += ["--images", images, "--quiet"] + (["--labels", labels] if cmd[0] == "align" else [])
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([exe] + args, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "standard output" in lines[0] and "No space left" in lines[0], p.stderr
+
+
+def produced(exe, args, out):
+    p = run(exe, args + ["--out", out, "--quiet"])
+    assert p.returncode == 0, p.stderr
+    return sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("cmd", ["align", "spectrum", "tradeoff", "denoise", "figures"])
+def test_an_output_name_taken_by_a_directory_is_refused_before_reading(exe, data, tmp_path, cmd):
+    """Every file a command writes in --out DIR (found by a real run) is checked up front: a
+    directory of that name is refused before any data is read, naming it, and nothing is written."""
+    images, labels, poisoned, _ = data
+    extra = {"align": ["--labels", labels], "spectrum": [], "tradeoff": ["--labels", labels, "--lambda", "0,1", "--k", 2],
+             "denoise": ["--labels", labels, "--image-shape", f"{H},{W},1", "--noise", "mask:patch=2x2,ratio=0.5"],
+             "figures": ["--labels", labels, "--image-shape", f"{H},{W},1", "--patches", "2", "--ratios", "0.5",
+                         "--count", 2]}[cmd]
+    files = produced(exe, [cmd, "--images", images] + extra, str(tmp_path / "first"))
+    charts = {"align": ["alignment", "spectrum", "explained"], "spectrum": ["spectrum", "explained"],
+              "tradeoff": ["tradeoff"], "denoise": ["relative"],
+              "figures": ["fig2_alignment", "fig2_percent", "fig7_patch2", "impact_patch2", "tradeoff"]}[cmd]
+    for c in charts:  # every chart drawn (D = 12 <= 32 once left Figure 7 with an empty x range)
+        assert {c + ".png", c + ".gp"} <= set(files), (c, files)
+        with open(os.path.join(tmp_path / "first", c + ".png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", c
+    for i, name in enumerate(files):
+        out = tmp_path / f"taken{i}"
+        (out / name).mkdir(parents=True)
+        p = run(exe, [cmd, "--images", poisoned, "--out", out, "--quiet"] + extra)
+        refused(p, "--out", name, "is a directory")
+        assert sorted(os.listdir(out)) == [name] and not os.listdir(out / name)
+
+
+def test_a_sketch_spectrum_says_its_numbers_are_estimates(exe, data):
+    images, _, _, _ = data
+    exact = run(exe, ["spectrum", "--images", images, "--quiet"])
+    assert exact.returncode == 0 and "ESTIMATE" not in exact.stdout
+    assert "exact_for" not in json.loads(run(exe, ["spectrum", "--images", images, "--quiet", "--json"]).stdout)
+    for method in ("fd", "nystrom"):
+        p = run(exe, ["spectrum", "--images", images, "--quiet", "--method", method, "--rank", 3])
+        assert p.returncode == 0, p.stderr
+        assert f"({method} sketch, rank" in p.stdout and "ESTIMATES" in p.stdout, p.stdout
+        assert ("at most" if method == "fd" else "error estimate") in p.stdout
+        j = json.loads(run(exe, ["spectrum", "--images", images, "--quiet", "--method", method, "--rank", 3,
+                                 "--json"]).stdout)
+        assert "exact_for" in j and j["exact_for"] is None
+
+
+def test_a_sketch_too_small_for_variance_says_so_in_the_options(exe, data, tmp_path):
+    images, _, _, _ = data
+    p = run(exe, ["project", "--images", images, "--image-shape", f"{H},{W},1", "--method", "fd", "--rank", 1,
+                  "--variance", "0.99", "--out", tmp_path / "p.png", "--quiet"])
+    line = refused(p, "--variance", "fd sketch", "estimated", "--rank")
+    assert "subspace_projector" not in line
+    assert not (tmp_path / "p.png").exists()
+    ok = run(exe, ["project", "--images", images, "--image-shape", f"{H},{W},1", "--method", "nystrom", "--rank", 6,
+                   "--variance", "0.3", "--out", tmp_path / "q.png", "--quiet"])
+    assert ok.returncode == 0, ok.stderr
+    assert "ESTIMATED from the nystrom sketch" in ok.stdout

@@ -60,7 +60,7 @@ align_result compute_verified(const prepared_run& p, alignment_options opt, cons
 int cmd_align(const align_options& o, const mpi_context& mpi) {
     alignment_options opt;
     opt.measure = parse_measure(o.measure);
-    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out, output_files("align"));
     run_needs needs;
     needs.command = "align";
     needs.labels = true;

@@ -90,7 +90,7 @@ std::size_t replicate_groups(const std::vector<noise_spec>& specs, bool exact) {
 }
 
 denoise_plan plan(const denoise_cli_options& o) {
-    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out, output_files("denoise"));
     denoise_plan p;
     run_needs needs;
     needs.command = "denoise";

@@ -121,6 +121,9 @@ figures_plan plan(const figures_cli_options& o) {
     }
     for (const std::string& text : o.overlays) p.overlays.push_back(parse_overlay(text));
     p.datasets = prepare_datasets(o, needs, p.overlays);
+    std::vector<std::string> dataset_names;
+    for (const dataset_plan& ds : p.datasets) dataset_names.push_back(ds.name);
+    require_output_dir("--out", o.run.out, figure_files(p.patches, dataset_names));
     p.tradeoff.lambdas = parse_list(o.lambdas, "--lambda");
     for (double l : p.tradeoff.lambdas)
         if (!(l >= 0) || !std::isfinite(l))

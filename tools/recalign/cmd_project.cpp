@@ -97,10 +97,18 @@ project_result compute(const project_plan& p, const project_options& o, const mp
     // MATH.md §5: the projector centers the rows and adds the mean back for display.
     projector_options po;
     po.fraction = o.variance;
-    po.part = subspace_part::top;
-    const subspace_projector top = subspace_projector::from_statistics(s, po);
-    po.part = subspace_part::bottom;
-    const subspace_projector bottom = subspace_projector::from_statistics(s, po);
+    const auto projector = [&](subspace_part part) {
+        po.part = part;
+        try {
+            return subspace_projector::from_statistics(s, po);
+        } catch (const std::invalid_argument& e) {  // a sketch too small for --variance
+            std::string why = e.what();
+            const std::string own = "subspace_projector: ";
+            if (why.compare(0, own.size(), own) == 0) why.erase(0, own.size());
+            throw user_error("--variance " + std::to_string(o.variance) + ": " + why + " (--rank, --method exact)");
+        }
+    };
+    const subspace_projector top = projector(subspace_part::top), bottom = projector(subspace_part::bottom);
     r.grid = draw(p, top, bottom, o);
     r.n = s.spec.n;
     r.dim = p.run.dim();

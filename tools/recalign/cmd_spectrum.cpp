@@ -8,7 +8,7 @@
 namespace recalign::cli {
 
 int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
-    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out, output_files("spectrum"));
     run_needs needs;
     needs.command = "spectrum";
     needs.default_centered = true;

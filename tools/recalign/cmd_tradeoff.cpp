@@ -18,7 +18,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     for (double l : opt.lambdas)
         if (!(l >= 0) || !std::isfinite(l))
             throw std::invalid_argument("--lambda: " + std::to_string(l) + " is not a finite number >= 0");
-    if (!o.run.out.empty()) require_output_dir("--out", o.run.out);
+    if (!o.run.out.empty()) require_output_dir("--out", o.run.out, output_files("tradeoff"));
     run_needs needs;
     needs.command = "tradeoff";
     needs.labels = true;

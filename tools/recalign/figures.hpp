@@ -81,6 +81,9 @@ std::vector<dataset_plan> prepare_datasets(const figures_cli_options& o, const r
 std::vector<dataset_curve> stream_datasets(const std::vector<dataset_plan>& plans, alignment_measure measure,
                                            const mpi_context& mpi);
 
+// The files write_figure_files and the report may write for these patch sizes and --dataset
+// names (checked before the run: require_output_dir).
+std::vector<std::string> figure_files(const std::vector<std::size_t>& patches, const std::vector<std::string>& datasets);
 // Writes every CSV, chart (PNG + SVG) and the Figure 9 PNG into `dir`; returns the charts'
 // names (without extension) in the order the report shows them.
 std::vector<std::string> write_figure_files(const figures_result& r, const std::string& dir, bool quiet);

@@ -49,10 +49,14 @@ void require_writable_parent(const char* option, const std::string& path) {
         throw user_error(std::string(option) + " " + path + ": directory " + dir + " is not writable or does not exist");
 }
 
-void require_output_dir(const char* option, const std::string& dir) {
+void require_output_dir(const char* option, const std::string& dir, const std::vector<std::string>& files) {
     if (file_exists(dir)) {
         if (!is_directory(dir)) throw user_error(std::string(option) + " " + dir + ": exists and is not a directory");
         if (!writable_directory(dir)) throw user_error(std::string(option) + " " + dir + ": directory is not writable");
+        for (const std::string& f : files)
+            if (is_directory(out_path(dir, f)))
+                throw user_error(std::string(option) + " " + dir + ": " + f +
+                                 " is a directory there, and this command writes a file of that name");
         return;
     }
     std::string up = dir;
@@ -80,6 +84,12 @@ void write_output_file(const std::string& path, const std::string& bytes) {
     } catch (const std::system_error& e) {
         throw user_error(e.what());  // names the path and the failed step
     }
+}
+
+std::vector<std::string> chart_files(const std::string& base, bool svg) {
+    std::vector<std::string> files{base + ".png", base + ".gp"};
+    if (svg) files.push_back(base + ".svg");
+    return files;
 }
 
 std::string out_path(const std::string& dir, const std::string& name) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace recalign::cli {
 
@@ -20,8 +21,14 @@ void require_input_file(const std::string& path);
 void require_writable_parent(const char* option, const std::string& path);
 
 // DIR is a writable directory or can be created (its nearest existing ancestor is a
-// writable directory). user_error naming `option` otherwise.
-void require_output_dir(const char* option, const std::string& dir);
+// writable directory), and none of the `files` the command will write in it is an existing
+// directory (which no file can replace: found only at the end of the run otherwise).
+// user_error naming `option` otherwise.
+void require_output_dir(const char* option, const std::string& dir, const std::vector<std::string>& files = {});
+
+// The files of a chart drawn as BASE.png (and BASE.svg when `svg`): the image(s) and the
+// gnuplot script BASE.gp a user re-runs.
+std::vector<std::string> chart_files(const std::string& base, bool svg = false);
 
 // Creates a directory and its parents; user_error naming it.
 void make_dirs(const std::string& dir);

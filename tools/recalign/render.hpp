@@ -27,6 +27,9 @@ std::string render_json(const denoise_result& r);
 std::string render_json(const info_result& r);
 
 // CSV files and gnuplot charts into options.out (render_files.cpp, render_charts.cpp).
+// The files write_files writes in --out DIR for `command` (align, spectrum, tradeoff,
+// denoise), checked before the run (require_output_dir).
+std::vector<std::string> output_files(const std::string& command);
 void write_files(const align_result& r, const render_options& o);
 void write_files(const spectrum_result& r, const render_options& o);
 void write_files(const tradeoff_cli_result& r, const render_options& o);

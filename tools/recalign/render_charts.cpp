@@ -1,5 +1,6 @@
 // Charts drawn by gnuplot from the CSV files, and the CSV text itself.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -59,14 +60,15 @@ int gnuplot_terminal(bool quiet) {
     return terminal;
 }
 
-// terminal 3: svg (the vector version of a chart).
+// terminal 3: svg (the vector version of a chart). An empty `output` sets none: gnuplot then
+// writes the chart on its standard output.
 std::string gnuplot_script(const chart& c, int terminal, const std::string& output) {
     std::ostringstream gp;
     gp << "set terminal "
        << (terminal == 3 ? "svg size 900,600 font 'sans,14'" : terminal == 1 ? "pngcairo size 900,600" : "png size 900,600")
-       << "\n"
-       << "set output " << gp_quote(output) << "\n"
-       << "set datafile separator ','\n"
+       << "\n";
+    if (!output.empty()) gp << "set output " << gp_quote(output) << "\n";
+    gp << "set datafile separator ','\n"
        << "set key autotitle columnhead\n"
        << "set title " << gp_quote(c.title) << " noenhanced\n"
        << "set xlabel " << gp_quote(c.xlabel) << " noenhanced\n"
@@ -89,21 +91,42 @@ std::string gnuplot_script(const chart& c, int terminal, const std::string& outp
     return gp.str();
 }
 
-}  // namespace
-
-namespace {
-// Draws `c` with `terminal` into a temporary file renamed over `output`.
-bool draw_into(const chart& c, int terminal, const std::string& output, bool quiet, const std::string& script) {
-    const std::string tmp = output + ".tmp";
-    write_output_file(tmp + ".gp", gnuplot_script(c, terminal, tmp));
-    const bool ok = run_quiet("gnuplot " + shell_quote(tmp + ".gp")) == 0 && std::rename(tmp.c_str(), output.c_str()) == 0;
-    std::remove((tmp + ".gp").c_str());
-    if (!ok) {
-        std::remove(tmp.c_str());
-        if (!quiet) std::fprintf(stderr, "recalign: gnuplot failed on %s; chart %s skipped\n", script.c_str(), output.c_str());
+// Runs gnuplot on `script` (which sets no output) and returns the chart's bytes, read from
+// gnuplot's standard output; empty when gnuplot failed. The script lies in a private temporary
+// file (TMPDIR, else /tmp), never beside the outputs.
+std::string gnuplot_output(const std::string& script) {
+    const char* dir = std::getenv("TMPDIR");
+    std::string name = std::string(dir && *dir ? dir : "/tmp") + "/recalign-chart-XXXXXX.gp";
+    const int fd = ::mkstemps(name.data(), 3);
+    if (fd < 0) return {};
+    const bool written = ::write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
+    ::close(fd);
+    std::string bytes;
+    if (written) {
+        if (FILE* p = ::popen(("gnuplot " + shell_quote(name) + " 2>/dev/null").c_str(), "r")) {
+            char buf[1 << 16];
+            for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, p)) > 0;) bytes.append(buf, got);
+            const int rc = ::pclose(p);
+            if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) bytes.clear();
+        }
     }
-    return ok;
+    ::unlink(name.c_str());
+    return bytes;
 }
+
+// Draws `c` with `terminal` and writes it to `output` as every other output file is written
+// (a unique temporary file, fsync, rename): an existing chart is never left half-written.
+// A gnuplot failure skips the chart with a line on stderr; a failure to write it is an error.
+bool draw_into(const chart& c, int terminal, const std::string& output, bool quiet, const std::string& script) {
+    const std::string bytes = gnuplot_output(gnuplot_script(c, terminal, ""));
+    if (bytes.empty()) {
+        if (!quiet) std::fprintf(stderr, "recalign: gnuplot failed on %s; chart %s skipped\n", script.c_str(), output.c_str());
+        return false;
+    }
+    write_output_file(output, bytes);
+    return true;
+}
+
 }  // namespace
 
 bool draw_chart(const chart& c, bool quiet) {
@@ -112,18 +135,9 @@ bool draw_chart(const chart& c, bool quiet) {
     if (!c.svg.empty() && !draw_into(c, 3, c.svg, quiet, c.svg)) return false;
     const std::string base = c.png.substr(0, c.png.size() - (c.png.size() > 4 ? 4 : 0));
     const std::string script = base + ".gp";
-    // The script names the final PNG (a user re-runs it as is); this run draws into a
-    // temporary file renamed over it, so an existing chart is never left half-written.
+    // The script names the final PNG: a user re-runs it as is.
     write_output_file(script, gnuplot_script(c, terminal, c.png));
-    const std::string tmp = c.png + ".tmp";
-    write_output_file(tmp + ".gp", gnuplot_script(c, terminal, tmp));
-    const bool ok = run_quiet("gnuplot " + shell_quote(tmp + ".gp")) == 0 && std::rename(tmp.c_str(), c.png.c_str()) == 0;
-    std::remove((tmp + ".gp").c_str());
-    if (!ok) {
-        std::remove(tmp.c_str());
-        if (!quiet) std::fprintf(stderr, "recalign: gnuplot failed on %s; chart %s skipped\n", script.c_str(), c.png.c_str());
-    }
-    return ok;
+    return draw_into(c, terminal, c.png, quiet, script);
 }
 
 }  // namespace recalign::cli

@@ -119,7 +119,11 @@ void write_figure7(const figures_result& r, const std::string& dir, bool quiet, 
         c.ylabel = "impact on sup. perf. (%)";
         c.series = titles;
         c.colors = colors;
-        c.extra = {"set xrange [" + std::to_string(std::min<std::size_t>(32, r.dim)) + ":" + std::to_string(r.dim) + "]",
+        // From K = 32 as the paper's figure, or from half the longest curve when that is shorter
+        // than 64 (small D, or few informative directions): gnuplot refuses a range with no points.
+        std::size_t longest = 0;
+        for (const std::vector<double>& col : cols) longest = std::max(longest, col.size());
+        c.extra = {"set xrange [" + std::to_string(std::min<std::size_t>(32, longest / 2)) + ":" + std::to_string(r.dim) + "]",
                    "set arrow from graph 0, first 0 to graph 1, first 0 nohead lw 3", "set key outside right"};
         draw(c, dir, "fig7_patch" + p, quiet, charts);
         write_output_file(out_path(dir, "impact_patch" + p + ".csv"), csv_text(impact_names, impact_cols, "k"));
@@ -167,6 +171,22 @@ void write_tradeoff(const figures_result& r, const std::string& dir, bool quiet,
 }
 
 }  // namespace
+
+std::vector<std::string> figure_files(const std::vector<std::size_t>& patches, const std::vector<std::string>& datasets) {
+    std::vector<std::string> files{"fig2_alignment.csv", "impact_noises.csv", "tradeoff.csv", "fig9_projections.png",
+                                   "report.html"};
+    std::vector<std::string> charts{"fig2_alignment", "fig2_percent", "impact_noises", "tradeoff"};
+    if (!datasets.empty()) files.push_back("fig2_datasets.csv");
+    for (const std::string& d : datasets) files.push_back("fig2_alignment_" + d + ".csv");
+    for (std::size_t patch : patches)
+        for (const char* base : {"fig7_patch", "impact_patch"}) {
+            files.push_back(base + std::to_string(patch) + ".csv");
+            charts.push_back(base + std::to_string(patch));
+        }
+    for (const std::string& c : charts)
+        for (std::string& f : chart_files(c, true)) files.push_back(std::move(f));
+    return files;
+}
 
 std::vector<std::string> write_figure_files(const figures_result& r, const std::string& dir, bool quiet) {
     std::vector<std::string> charts;

@@ -37,6 +37,31 @@ void write_spectrum_files(const std::string& dir, const spectrum& s, bool quiet)
 
 }  // namespace
 
+std::vector<std::string> output_files(const std::string& command) {
+    std::vector<std::string> files;
+    const auto chart = [&files](const std::string& base) {
+        for (std::string& f : chart_files(base)) files.push_back(std::move(f));
+    };
+    if (command == "align") {
+        files.push_back("alignment.csv");
+        chart("alignment");
+    }
+    if (command == "align" || command == "spectrum") {
+        files.push_back("spectrum.csv");
+        chart("spectrum");
+        chart("explained");
+    }
+    if (command == "tradeoff") {
+        files.push_back("tradeoff.csv");
+        chart("tradeoff");
+    }
+    if (command == "denoise") {
+        files.insert(files.end(), {"denoise.csv", "relative.csv"});
+        chart("relative");
+    }
+    return files;
+}
+
 void write_files(const align_result& r, const render_options& o) {
     const alignment_result& a = r.curve;
     make_dirs(o.out);

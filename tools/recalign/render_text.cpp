@@ -1,10 +1,13 @@
 // Text renderers: the tables a user reads on a terminal.
 #include <algorithm>
 #include <cmath>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
+#include "options.hpp"
 #include "render.hpp"
 #include "recalign/spectral/eigen.hpp"
 
@@ -29,6 +32,12 @@ std::string judged(double x) {
     if (!std::isfinite(x)) return "not judged";
     char b[32];
     std::snprintf(b, sizeof b, "%.3g", x);
+    return b;
+}
+
+std::string g4(double x) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4g", x);
     return b;
 }
 
@@ -94,8 +103,15 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
 }  // namespace
 
 void print_stdout(const std::string& text) {
-    std::fputs(text.c_str(), stdout);
-    std::fflush(stdout);
+    // A full disk or a closed pipe must not pass for success: the results never arrived.
+    errno = 0;
+    const bool ok = std::fwrite(text.data(), 1, text.size(), stdout) == text.size() && std::fflush(stdout) == 0;
+    if (!ok || std::ferror(stdout)) {
+        const int e = errno;
+        std::clearerr(stdout);
+        throw user_error(std::string("cannot write the results to standard output: ") +
+                         (e ? std::strerror(e) : "write error"));
+    }
 }
 
 std::string render_text(const align_result& r) {
@@ -127,13 +143,30 @@ std::string render_text(const spectrum_result& r) {
         const std::size_t k = k_for_fraction(sp.eigenvalues, sp.total, f);
         if (k < sp.rank() && sp.total > 0) appendf(s, "%4.0f%% of the total in the top %zu directions\n", f * 100, k);
     }
+    if (sp.method != route::exact) {
+        // A sketch's eigenvalues are its own estimates (Frequent Directions': biased low): say so,
+        // with the sketch's error in the units of the table; the total is tracked exactly.
+        const double n = static_cast<double>(std::max<std::uint64_t>(sp.n, 1));
+        std::string err;
+        if (!std::isnan(sp.error_bound))
+            err = "each below the true one by at most " + g4(sp.error_bound / n) + " per sample (the sketch's bound)";
+        else if (!std::isnan(sp.error_estimate))
+            err = "the sketch's error estimate ‖C − Ĉ‖_F ≈ " + g4(sp.error_estimate / n) + " per sample";
+        appendf(s, "(%s sketch, rank %zu: the eigenvalues, explained fractions and direction counts are ESTIMATES read "
+                   "off the sketch%s%s; the total is exact; --method exact gives exact values)\n",
+                route_name(sp.method), sp.rank(), err.empty() ? "" : ", ", err.c_str());
+    }
     return s;
 }
 
 std::string render_text(const project_result& r) {
     std::string s;
-    appendf(s, "top subspace: k = %zu of %zu directions explain %.4f of the %s total (asked %.4f)\n", r.k, r.dim,
-            r.explained, centering_name(r.center), r.variance);
+    appendf(s, "top subspace: k = %zu of %zu directions explain %.4f of the %s total (asked %.4f)%s\n", r.k, r.dim,
+            r.explained, centering_name(r.center), r.variance,
+            r.run.config.method == "exact" ? ""
+                                           : (" (ESTIMATED from the " + r.run.config.method +
+                                              " sketch's eigenvalues, which are its own estimates; k was chosen from them)")
+                                                 .c_str());
     std::string rows = "originals";
     for (std::size_t i = 1; i < r.rows.size(); ++i) rows += ", " + r.rows[i];
     appendf(s, "wrote %s: %zu images; rows: %s\n", r.png.c_str(), r.images, rows.c_str());
