@@ -54,6 +54,29 @@ def test_moments_equal_direct_sums_for_every_dtype(fashion):
     assert rel(cross.sxy, want_u8["sxy"]) < 1e-12
 
 
+@pytest.mark.parametrize("outlier", [False, True], ids=["fashion", "outlier first row"])
+def test_scatter_is_as_accurate_as_numpy_two_pass_at_any_batch_size(fashion, outlier):
+    """The centered scatter of float64 rows against a long-double two-pass reference: no worse
+    than NumPy's own float64 two-pass, for small batches and for one batch of every row. (The
+    first batch was once scattered about its first row: the error then grew with the batch,
+    350x NumPy's at 10,000 Fashion-MNIST rows, 40,000x after an outlier first row.)"""
+    images, _ = fashion
+    x = images.astype(np.float64) / 255.0
+    if outlier:
+        x[0] = 1e3
+    xl = x.astype(np.longdouble)
+    cl = xl - xl.mean(axis=0)
+    ref = cl.T @ cl
+    c = x - x.mean(axis=0)
+    numpy_error = float(np.max(np.abs(c.T @ c - ref)))
+    for size in (250, len(x)):
+        acc = recalign.MomentAccumulator(784)
+        for lo, hi in batches(x, size):
+            acc.update(x[lo:hi])
+        error = float(np.max(np.abs(acc.sxx("centered") - ref)))
+        assert error <= 2.0 * numpy_error, (size, error, numpy_error)
+
+
 def test_converted_inputs_equal_native_ones(fashion):
     images, labels = fashion
     x = images[:600] / 255.0

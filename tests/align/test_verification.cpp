@@ -762,7 +762,10 @@ TEST_CASE("tradeoff_excess_estimate: a loss below 1e-8 tr Syy is an exact fit, a
             CHECK(e.estimate < tradeoff_stop);         // ... so the stop fires
         } else {
             CHECK(res.supervised_loss > floor);
-            CHECK(e.estimate == Approx(1.0).epsilon(1e-6));  // the whole loss is excess
+            // The whole loss is excess: 1 up to about 1e-6 here (0.99999905 when the moments'
+            // first batch was scattered about its first row, 1.0000020 about its mean: the
+            // rounding of the three accumulators' Sxx, amplified by the fit's cancellation).
+            CHECK(e.estimate == Approx(1.0).epsilon(1e-5));
         }
     }
 }

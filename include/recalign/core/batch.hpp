@@ -122,7 +122,8 @@ void gather_shifted(const batch_view& b, const double* shift, const std::size_t*
 void gather_shifted(const batch_view& b, const double* shift, const std::size_t* cols, std::size_t first_col,
                     std::size_t count, std::size_t lo, std::size_t hi, double* out);
 // The shift of an exact streaming scatter (MATH.md §1): the state's running mean (its first
-// `width` values) once it has seen rows, else the batch's own first row, converted and checked
+// `width` values) once it has seen rows, else the batch's own column mean, computed in two
+// passes over the batch (about its first row) and checked, naming the row of a non-finite value
 // (zeros when the batch is empty or of the wrong width: its conversion refuses it next).
 // Returns `width` >= expected_cols values; columns past expected_cols (e.g. targets) are left
 // to the caller. Scattering about a shift near the mean, then correcting by a rank-one term,
