@@ -122,7 +122,8 @@ void decode_file(const std::string& path, const image_geometry& g, std::vector<s
         throw file_error(path, 0, "image of " + std::to_string(decoded.height) + "x" + std::to_string(decoded.width) +
                                       " pixels gives " + std::to_string(h) + "x" + std::to_string(w) + "x" +
                                       std::to_string(g.channels) + " = " + std::to_string(need) + " values, the data set's rows have " +
-                                      std::to_string(out_size) + " (images of different sizes need --resize and --crop)");
+                                      std::to_string(out_size) + " (images of different sizes need a resize and/or crop: the CLI's --resize / --crop, Python's "
+                                      "resize= / crop=)");
     transform_image(decoded, g, scratch, out, out_size);
 }
 

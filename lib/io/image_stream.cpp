@@ -97,7 +97,8 @@ void image_stream::decode_one(job& j, std::size_t i, scratch& s) {
             j.messages[i] = sample.path + ": " + std::to_string(s.decoded.height) + "x" + std::to_string(s.decoded.width) +
                             " image gives " + std::to_string(hw.first) + "x" + std::to_string(hw.second) + ", not " +
                             std::to_string(out_h_) + "x" + std::to_string(out_w_) +
-                            " as the first image (all rows must have one size: pass --resize S and/or --crop H,W)";
+                            " as the first image (all rows must have one size: resize and/or crop them, with the CLI's --resize S / "
+                            "--crop H,W or Python's resize=S / crop=(H, W))";
             return;
         }
         transform_image(s.decoded, g_, s.resized, j.rows.data() + i * cols_, cols_);

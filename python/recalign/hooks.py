@@ -5,6 +5,7 @@ subspace projection for DataLoader transforms; sharding helpers for DataLoader w
 Pure Python on top of the extension; torch is optional (imported only when used).
 """
 import functools
+import inspect
 import os
 
 import numpy as np
@@ -27,6 +28,20 @@ def _split(item, index):
         raise ValueError(f"track: index={index} but a batch has {len(item)} elements")
     labels = item[1] if len(item) > 1 and index != 1 else None
     return item[0], labels, None if index is None else _first_row(item[index])
+
+
+def _takes_labels(state):
+    """Whether `state.update` reads labels: a MomentAccumulator when it collects targets, any
+    other state when its update has a labels (or y, targets) parameter. Labels in the batches
+    are left out for the others (a sketch, the spectrum alone), as the docs of track say."""
+    has = getattr(state, "has_targets", None)
+    if has is not None:
+        return bool(has)
+    try:
+        params = inspect.signature(state.update).parameters
+    except (TypeError, ValueError):
+        return True  # cannot tell: give them, and the state's own error says what it takes
+    return any(p in params for p in ("labels", "y", "targets"))
 
 
 def _first_row(idx):
@@ -68,7 +83,8 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
     batches: any iterable of tuples (images, labels, ...) read by position -- e.g. a torch
         DataLoader (CPU tensors are read in place); elements after the labels are ignored
         -- or of bare image batches for accumulators without labels (MomentAccumulator
-        without targets, the sketches).
+        without targets, the sketches, MonteCarloNoise), which also leave out the labels
+        of (images, labels) batches (one DataLoader serves every state).
     index: the position of a row-index element (e.g. index=2 for a dataset yielding
         (img, label, idx)): an int first row, or one index per row, which must be
         consecutive; it becomes the batch's first_row (error messages, Monte-Carlo draws).
@@ -169,6 +185,7 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
 def _track_pass(batches, tracker, checkpoint, every, report_every, on_report, row_index, skip):
     index = 0  # batches so far, skipped ones included: reports and checkpoints fall on the
     seen_rows = 0  # same batches in a resumed run as in an uninterrupted one
+    takes_labels = _takes_labels(tracker)
     for item in batches:
         images, labels, first_row = _split(item, row_index)
         rows = _rows(images)
@@ -180,7 +197,7 @@ def _track_pass(batches, tracker, checkpoint, every, report_every, on_report, ro
             seen_rows += rows
             continue
         kwargs = {} if first_row is None else {"first_row": int(first_row)}
-        if labels is None:
+        if labels is None or not takes_labels:
             tracker.update(images, **kwargs)
         else:
             tracker.update(images, labels, **kwargs)
@@ -335,8 +352,9 @@ def _sharded_updates_class():
 
         def __iter__(self):
             state = self.make_state()
+            takes_labels = _takes_labels(state)
             for first_row, images, labels in self._batches():
-                if labels is None:
+                if labels is None or not takes_labels:
                     state.update(images, first_row=first_row)
                 else:
                     state.update(images, labels, first_row=first_row)

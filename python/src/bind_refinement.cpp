@@ -512,8 +512,8 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
         .def("to_bytes", [](const refinement_g& g) { return py::bytes(locked(g, [](const refinement_state& s) { return to_bytes(s); })); },
              "The state as bytes (the carried statistics and the result, bit for bit).")
         .def_static("from_bytes",
-                    [](const py::bytes& b, const std::string& source) {
-                        std::string bytes(b);
+                    [](py::handle b, const std::string& source) {
+                        std::string bytes(bytes_like(b));
                         py::gil_scoped_release nogil;
                         return std::make_unique<refinement_g>(from_bytes(bytes, source));
                     },

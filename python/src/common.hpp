@@ -108,6 +108,18 @@ py::bytes state_bytes(const guarded<T>& g) {
     return py::bytes(s);
 }
 
+// Checkpoint bytes given as bytes, bytearray, memoryview or any other buffer (copied unless
+// bytes, which is immutable); TypeError naming the type otherwise.
+inline py::bytes bytes_like(py::handle h) {
+    if (PyBytes_Check(h.ptr())) return py::reinterpret_borrow<py::bytes>(h);
+    if (!PyObject_CheckBuffer(h.ptr()))
+        throw py::type_error("data: expected bytes (or a bytes-like bytearray, memoryview), got " +
+                             std::string(py::str(py::type::handle_of(h).attr("__name__"))));
+    PyObject* b = PyBytes_FromObject(h.ptr());
+    if (!b) throw py::error_already_set();
+    return py::reinterpret_steal<py::bytes>(b);
+}
+
 template <class T>
 std::unique_ptr<guarded<T>> from_state_bytes(const py::bytes& b, const char* source = "<bytes>") {
     const std::string_view view = b;  // no copy: b (immutable) outlives the call
@@ -122,7 +134,7 @@ void add_state_methods(Cls& cls, const char* name) {
     using G = guarded<T>;
     cls.def("to_bytes", &state_bytes<T>,
             "The state as checkpoint bytes (64-byte validated header + payload), as save() writes them.")
-        .def_static("from_bytes", [](const py::bytes& b) { return from_state_bytes<T>(b); }, py::arg("data"),
+        .def_static("from_bytes", [](py::handle b) { return from_state_bytes<T>(bytes_like(b)); }, py::arg("data"),
                     (std::string("Rebuild a ") + name +
                      " from to_bytes() output. Corrupt or truncated bytes raise recalign.FileError.")
                         .c_str())

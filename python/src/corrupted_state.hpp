@@ -141,8 +141,8 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
         .def("to_bytes", [](const g_t& g) { return py::bytes(corrupted_bytes(g)); },
              "The state as checkpoint bytes (the corruption itself is not included: give it again to from_bytes).")
         .def_static("from_bytes",
-                    [what](const py::bytes& b, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
-                        return corrupted_from_bytes<Acc>(std::string(b), optional_spec(spec), make_shape(shape, layout),
+                    [what](py::handle b, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
+                        return corrupted_from_bytes<Acc>(std::string(bytes_like(b)), optional_spec(spec), make_shape(shape, layout),
                                                          corrupt, "<bytes>", what);
                     },
                     py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),

@@ -253,8 +253,6 @@ def test_every_bad_framing_is_a_file_error_with_file_and_offset(name, tmp_path):
         assert isinstance(e.value, OSError)
         assert e.value.file == "<bytes>" and e.value.offset == offset, (what, str(e.value))
         assert str(e.value).startswith(f"<bytes>: byte offset {offset}: ") and match in str(e.value), (what, str(e.value))
-        if name == "monte_carlo":
-            continue  # no file form (to_bytes / from_bytes / pickle only)
         p = tmp_path / f"{name}.ckpt"
         p.write_bytes(blob)
         cls = type(make(name))
@@ -263,6 +261,16 @@ def test_every_bad_framing_is_a_file_error_with_file_and_offset(name, tmp_path):
         assert e.value.file == str(p) and e.value.offset == offset, (what, str(e.value))
         assert str(e.value).startswith(f"{p}: byte offset {offset}: ")
         assert p.read_bytes() == blob  # a failed load does not touch the file
+
+
+@pytest.mark.parametrize("name", [n for n in STATES if n != "moments_dense"])
+def test_from_bytes_takes_any_bytes_like_object(name):
+    _, _, from_bytes = STATES[name]
+    good = make(name).to_bytes()
+    for blob in (bytearray(good), memoryview(good), memoryview(bytearray(good))):
+        assert from_bytes(blob).to_bytes() == good, type(blob)
+    with pytest.raises(TypeError, match="str"):
+        from_bytes(good.decode("latin-1"))
 
 
 def test_missing_checkpoint_file(tmp_path):

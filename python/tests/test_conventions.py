@@ -115,3 +115,48 @@ def test_stubs_use_literal_types():
                 plain.append(node.target.id)
     assert not plain, plain
     assert "Center = Literal[" in open(stubs, encoding="utf-8").read()
+
+
+def test_stubs_name_every_public_member_of_the_extension():
+    """_recalign.pyi (what type checkers and editors read) lists every public function, constant,
+    class and class member the extension has (a stub class's members include its stub bases')."""
+    stubs = os.path.join(os.path.dirname(recalign.__file__), "_recalign.pyi")
+    tree = ast.parse(open(stubs, encoding="utf-8").read())
+
+    def names(body):
+        out = set()
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(node.name)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                out.add(node.target.id)
+            elif isinstance(node, ast.Assign):
+                out.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        return out
+
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def members(name):
+        node = classes.get(name)
+        if node is None:
+            return set()
+        out = names(node.body)
+        for base in node.bases:
+            if isinstance(base, ast.Name):
+                out |= members(base.id)
+        return out
+
+    top = names(tree.body)
+    ext = recalign._recalign
+    missing = []
+    for name in dir(ext):
+        if name.startswith("_"):
+            continue
+        if name not in top:
+            missing.append(name)
+            continue
+        obj = getattr(ext, name)
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            have = members(name)
+            missing += [f"{name}.{a}" for a in vars(obj) if not a.startswith("_") and a not in have]
+    assert not missing, missing

@@ -56,6 +56,27 @@ def test_stream_through_a_dataloader_with_two_workers_equals_numpy_loop(data):
     assert via_loader.to_bytes() == direct.to_bytes()
 
 
+@pytest.mark.parametrize("make", [
+    lambda: recalign.NystromSketch(196, rank=8, seed=3),
+    lambda: recalign.FrequentDirections(196, 12),
+    lambda: recalign.MomentAccumulator(196),
+    lambda: recalign.MonteCarloNoise(196, "dropout:ratio=0.3,draws=2,seed=5"),
+], ids=["nystrom", "fd", "moments without targets", "monte carlo"])
+def test_one_loader_of_images_and_labels_serves_the_label_free_states(data, make):
+    """track() leaves the labels of (images, labels) batches out for a state that reads none:
+    the state equals one fed the images alone, bit for bit (it once raised TypeError)."""
+    x, y = data
+    loader = DataLoader(Images(x, y), batch_size=100, shuffle=False)
+    via_loader = recalign.track(loader, make())
+    direct = make()
+    for lo in range(0, N, 100):
+        direct.update(x[lo:lo + 100])
+    assert via_loader.n == N and via_loader.to_bytes() == direct.to_bytes()
+    sharded = recalign.merge_all(DataLoader(recalign.hooks.ShardedUpdates(x, y, make, batch_size=100),
+                                            batch_size=None, num_workers=0))
+    assert sharded.n == N
+
+
 def test_one_tracker_per_worker_merged_equals_single_pass(data):
     x, y = data
     dataset = recalign.hooks.ShardedUpdates(x, y, make_tracker, batch_size=100)
