@@ -149,10 +149,12 @@ def test_class_count_beyond_memory_refused_up_front(exe, data, tmp_path):
     ("--k-list > D", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--noise", "gaussian:sigma=1",
                       "--k-list", f"1,{D + 1}"], ["--k-list", str(D + 1)]),
     ("tradeoff --method fd --no-verify", ["tradeoff", "LABELS", "--lambda", "1", "--k", 2, "--method", "fd", "--rank", 2,
-                                          "--no-verify"], ["tradeoff", "fd"]),
+                                          "--no-verify"], ["tradeoff", "fd", "drop --no-verify"]),
     ("denoise --method nystrom --no-verify", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--noise",
                                               "gaussian:sigma=1", "--method", "nystrom", "--rank", 2, "--no-verify"],
-     ["nystrom"]),
+     ["nystrom", "drop --no-verify"]),
+    ("figures --patches beyond the image", ["figures", "LABELS", "--image-shape", f"{H},{W},1", "--patches", 4,
+                                            "--out", "OUT/fig"], ["--patches", "'4'", "the image's shorter side = 3"]),
     ("denoise --method nystrom --monte-carlo centered", ["denoise", "LABELS", "--image-shape", f"{H},{W},1",
                                                          "--noise", "gaussian:sigma=1", "--method", "nystrom", "--rank", 2,
                                                          "--center", "both", "--monte-carlo", 4],
@@ -361,3 +363,32 @@ def test_a_sketch_too_small_for_variance_says_so_in_the_options(exe, data, tmp_p
                    "--variance", "0.3", "--out", tmp_path / "q.png", "--quiet"])
     assert ok.returncode == 0, ok.stderr
     assert "ESTIMATED from the nystrom sketch" in ok.stdout
+
+
+def test_a_checkpoint_of_another_command(exe, data, tmp_path):
+    """--resume continues the run that wrote the checkpoint (another command would rewrite it as
+    its own); --from of a state this command cannot read names the command that can."""
+    images, labels, _, _ = data
+    dn, al = str(tmp_path / "dn.ckpt"), str(tmp_path / "al.ckpt")
+    assert run(exe, ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1", "--noise",
+                     "gaussian:sigma=1", "--checkpoint", dn, "--quiet"]).returncode == 0
+    assert run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", al, "--quiet"]).returncode == 0
+    before = {p: open(p, "rb").read() for p in (dn, al)}
+    line = refused(run(exe, ["align", "--from", dn]), "a checkpoint of denoise", "denoise --from")
+    assert "alignment_tracker" not in line.split("(")[0]
+    refused(run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", dn, "--resume", "--quiet"]),
+            "written by denoise", "denoise --resume")
+    refused(run(exe, ["tradeoff", "--images", images, "--labels", labels, "--lambda", 1, "--k", 2, "--checkpoint", al,
+                      "--resume", "--quiet"]), "written by align", "align --resume")
+    assert {p: open(p, "rb").read() for p in (dn, al)} == before
+    ok = run(exe, ["tradeoff", "--from", al, "--lambda", 1, "--k", 2, "--quiet"])  # analysing it is fine
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_center_help_does_not_show_its_bare_value_as_the_default(exe):
+    for cmd, default in (("align", "none"), ("figures", "none"), ("spectrum", "both")):
+        h = run(exe, [cmd, "--help"]).stdout
+        assert "(bare: both)" in h and "=both" not in h.split("--center", 1)[1].split("\n", 1)[0], cmd
+        assert f"Default: {default}" in h
+        nc = h.split("--no-center", 1)[1].split("--method", 1)[0]
+        assert ("(the default, except with --measure published: inputs)" in nc) == (default == "none"), (cmd, nc)

@@ -104,7 +104,7 @@ figures_plan plan(const figures_cli_options& o) {
     p.run = prepare_run(data, o.run, needs);
     const std::size_t d = p.run.dim();
     p.shape = parse_image(o, d);
-    p.patches = parse_k_list(o.patches, "--patches", std::min(p.shape.height, p.shape.width));
+    p.patches = parse_k_list(o.patches, "--patches", std::min(p.shape.height, p.shape.width), "the image's shorter side");
     p.ratios = parse_ratios(o.ratios);
     for (std::size_t patch : p.patches)
         for (double ratio : p.ratios) p.grid.push_back(mask(patch, ratio, o.scheme, p.shape));

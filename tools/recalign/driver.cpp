@@ -99,6 +99,11 @@ void check_resumable(const std::string& path, const run_state& st, const std::st
     if (st.config.classes && !cfg.classes && now.labels.empty())
         refuse("it was written by " + st.command + " with labels (" + std::to_string(st.config.classes) + " classes), and " +
                command + " reads no labels; analyse it with " + command + " --from " + path);
+    // A resume continues the run that wrote the checkpoint: another command would rewrite it as its own.
+    // (merge records itself, not the command of the runs it merged: their state kind is checked on load.)
+    if (!st.command.empty() && st.command != "merge" && st.command != command)
+        refuse("it was written by " + st.command + ": continue it with " + st.command + " --resume (a finished state "
+               "is analysed with --from " + path + ")");
     if (st.segments.size() != 1) return check_merge_resumable(path, st, cfg, now, passes);
     if (const std::string d = st.config.difference(cfg); !d.empty()) refuse(d);
     const input_segment& s = st.segments[0];
@@ -408,13 +413,20 @@ run_state drive(stream_state& state, const drive_input& input, const drive_optio
 }
 
 run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi,
-                     const checkpoint_file* file) {
+                     const std::string& command, const checkpoint_file* file) {
     if (mpi.rank() != 0) throw not_root{};  // nothing to share: rank 0 analyses the checkpoint
-    if (file) {
-        state.load_from(without_jitter_header(file->accumulator()));
-    } else {
-        state.loaded_at = from.accumulator_at;
-        state.load(from.accumulator, path);
+    try {
+        if (file) {
+            state.load_from(without_jitter_header(file->accumulator()));
+        } else {
+            state.loaded_at = from.accumulator_at;
+            state.load(from.accumulator, path);
+        }
+    } catch (const file_error& e) {
+        // Another command's state (denoise's tracker read by align): say whose it is.
+        if (from.command.empty() || from.command == command) throw;
+        throw user_error("--from " + path + ": a checkpoint of " + from.command + ", whose state " + command +
+                         " cannot read: analyse it with " + from.command + " --from " + path + " (" + e.what() + ")");
     }
     from.accumulator.clear();
     if (!from.complete() && !quiet)

@@ -49,9 +49,10 @@ run_state drive(stream_state& state, const drive_input& input, const drive_optio
 // --from: loads a checkpoint's state (already read and validated) into `state`; notes on
 // stderr when it is a partial run. Under mpirun, ranks other than 0 throw not_root.
 // `file`: the checkpoint `from` was read from, whose state is then read where it lies (from's
-// accumulator bytes otherwise).
+// accumulator bytes otherwise). `command`: this run's, named with the checkpoint's when the
+// state is of a kind this command cannot read.
 run_state drive_from(stream_state& state, run_state from, const std::string& path, bool quiet, const mpi_context& mpi,
-                     const checkpoint_file* file = nullptr);
+                     const std::string& command, const checkpoint_file* file = nullptr);
 
 // Saves `state` with the run state `st` to `path`, atomically.
 void save_checkpoint(const std::string& path, run_state& st, const stream_state& state);

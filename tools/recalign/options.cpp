@@ -112,9 +112,12 @@ void add_run_options(CLI::App* s, run_options& r, bool default_centered, const c
                                 "; 'inputs' the inputs only, targets raw (the authors' published code); 'none' "
                                 "the uncentered second moment XXᵀ. Default: " +
                                 (default_centered ? "both" : "none (inputs with --measure published)"))
-                  ->expected(0, 1)->default_str("both")->check(CLI::IsMember({"inputs", "both", "none"}));
+                  ->expected(0, 1)->default_str("both")->check(CLI::IsMember({"inputs", "both", "none"}))
+                  // default_str is the bare option's value, not the default: say so in the help's first column.
+                  ->option_text("[TEXT:{inputs,both,none}] (bare: both)");
     auto* nc = s->add_flag("--no-center", r.no_center,
-                           std::string("Same as --center none") + (default_centered ? "" : " (default)"));
+                           std::string("Same as --center none") +
+                               (default_centered ? "" : " (the default, except with --measure published: inputs)"));
     c->excludes(nc);
     add_method_options(s, r);
     auto* ck = s->add_option("--checkpoint", r.checkpoint, "Write the whole state to FILE (atomically) at the end, "

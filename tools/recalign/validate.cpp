@@ -359,8 +359,16 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
         prepare_from(p, d, r, needs);
         return p;
     }
-    // What the route cannot serve is known from the options alone (statistics.hpp).
-    check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
+    // What the route cannot serve is known from the options alone (statistics.hpp). A sketch
+    // route serves tradeoff and denoise through its verification pass: --no-verify is the option
+    // to drop, the way out the library's message cannot know.
+    try {
+        check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
+    } catch (const std::invalid_argument& e) {
+        if (!r.no_verify) throw;
+        throw std::invalid_argument("--no-verify: " + std::string(needs.command) + " on --method " + r.method +
+                                    " has no numbers without its verification pass (drop --no-verify): " + e.what());
+    }
     io::source_options o = resolve_data(d, needs.labels);
     bool piped = false;
     for (const std::string& f : o.images) {
@@ -409,13 +417,13 @@ std::vector<double> parse_list(const std::string& s, const char* what) {
     return out;
 }
 
-std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k) {
+std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k, const char* bound) {
     std::vector<std::size_t> out;
     for (const std::string& part : split_commas(s)) {
         unsigned long long v = 0;
         if (!whole_unsigned(part, v) || v < 1 || v > max_k)
             throw std::invalid_argument(std::string(what) + ": '" + part + "' is not an integer in [1, " +
-                                        std::to_string(max_k) + "] (D = " + std::to_string(max_k) + ")");
+                                        std::to_string(max_k) + "] (" + bound + " = " + std::to_string(max_k) + ")");
         out.push_back(static_cast<std::size_t>(v));
     }
     if (out.empty()) throw std::invalid_argument(std::string(what) + ": empty list");

@@ -51,7 +51,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
 // Data runs go through a jitter_state (jitter_state.hpp: --jitter, and --resume of a jittered
 // checkpoint only with the same jitter); --from analyses the accumulated state as it is.
 inline run_state stream(stream_state& state, const prepared_run& p, const mpi_context& mpi) {
-    if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi, p.from_file.get());
+    if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi, p.drive.command, p.from_file.get());
     std::unique_ptr<jitter_state> holder;
     return drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
 }
@@ -85,7 +85,8 @@ std::vector<double> parse_list(const std::string& s, const char* what);
 // "H,W,C" or "H,W" (C = 1), positive integers whose product fits.
 std::vector<std::size_t> parse_shape(const std::string& s);
 // A comma-separated list of integers k in [1, max_k].
-std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k);
+// `bound` names what max_k is in the refusal ("D", "the image's shorter side").
+std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k, const char* bound = "D");
 centering pick_centering(const run_options& r, bool default_centered);
 // --center inputs, or no --center when `by_default` (--measure published).
 bool pick_raw_targets(const run_options& r, bool by_default);
