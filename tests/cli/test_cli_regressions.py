@@ -155,6 +155,12 @@ def test_class_count_beyond_memory_refused_up_front(exe, data, tmp_path):
      ["nystrom", "drop --no-verify"]),
     ("figures --patches beyond the image", ["figures", "LABELS", "--image-shape", f"{H},{W},1", "--patches", 4,
                                             "--out", "OUT/fig"], ["--patches", "'4'", "the image's shorter side = 3"]),
+    ("--patches twice", ["figures", "LABELS", "--image-shape", f"{H},{W},1", "--patches", "2,2", "--out", "OUT/fig"],
+     ["--patches", "'2'", "twice"]),
+    ("--ratios twice", ["figures", "LABELS", "--image-shape", f"{H},{W},1", "--patches", 2, "--ratios", "0.5,0.5",
+                        "--out", "OUT/fig"], ["--ratios", "0.5", "twice"]),
+    ("--k-list twice", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--noise", "gaussian:sigma=1",
+                        "--k-list", "1,2,2"], ["--k-list", "'2'", "twice"]),
     ("denoise --method nystrom --monte-carlo centered", ["denoise", "LABELS", "--image-shape", f"{H},{W},1",
                                                          "--noise", "gaussian:sigma=1", "--method", "nystrom", "--rank", 2,
                                                          "--center", "both", "--monte-carlo", 4],
@@ -392,3 +398,43 @@ def test_center_help_does_not_show_its_bare_value_as_the_default(exe):
         assert f"Default: {default}" in h
         nc = h.split("--no-center", 1)[1].split("--method", 1)[0]
         assert ("(the default, except with --measure published: inputs)" in nc) == (default == "none"), (cmd, nc)
+
+
+@pytest.mark.parametrize("option", [["--batch", 10], ["--classes", 3], ["--format", "npy"], ["--threads", 2],
+                                    ["--method", "fd"], ["--precision", "f32-kernels"]], ids=lambda o: o[0])
+def test_from_refuses_the_options_that_decide_how_data_is_read(exe, data, tmp_path, option):
+    """--from analyses a saved state: an option that only shapes reading or accumulating is
+    refused by name, not silently ignored."""
+    images, labels, _, _ = data
+    ck = str(tmp_path / "a.ckpt")
+    assert run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", ck, "--quiet"]).returncode == 0
+    refused(run(exe, ["align", "--from", ck, "--quiet"] + option), option[0], "--from")
+    assert run(exe, ["align", "--from", ck, "--quiet"]).returncode == 0
+
+
+def test_figures_overlay_names_are_unique(exe, data, tmp_path):
+    images, labels, _, _ = data
+    out = tmp_path / "fig"
+    base = ["figures", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1", "--patches", 2,
+            "--ratios", "0.5", "--quiet"]
+    assert run(exe, base + ["--out", out]).returncode == 0
+    curve = str(out / "fig2_alignment.csv")
+    refused(run(exe, base + ["--out", tmp_path / "again", "--overlay", f"a={curve}", "--overlay", f"a={curve}"]),
+            "--overlay", "'a'", "twice")
+
+
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_any_input_is_opened(exe, data, tmp_path):
+    images, _, _, _ = data
+    bad_labels = tmp_path / "labels.npy"
+    bad_labels.write_bytes(b"not a labels file at all")
+    p = run(exe, ["align", "--images", images, "--labels", bad_labels, "--checkpoint", tmp_path / "missing" / "c.ckpt"])
+    line = refused(p, "--checkpoint", "missing")
+    assert "labels.npy" not in line
+
+
+def test_memory_applies_to_from(exe, data, tmp_path):
+    images, labels, _, _ = data
+    ck = str(tmp_path / "a.ckpt")
+    assert run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", ck, "--quiet"]).returncode == 0
+    refused(run(exe, ["align", "--from", ck, "--memory", "1e-7"]), "--memory", "--from")
+    assert run(exe, ["align", "--from", ck, "--memory", "1", "--quiet"]).returncode == 0

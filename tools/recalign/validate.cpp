@@ -112,6 +112,9 @@ void check_route_options(const run_options& r) {
         std::string refused;
     };
     const route_option table[] = {
+        {"--method", r.method != "exact", from ? built : ""},
+        {"--precision", r.precision != "f64", from ? "decides how a run computes its batches, and --from " + r.from +
+                                                         " reads none" : ""},
         {"--rank", r.rank != 0, from ? built : sketches},
         {"--passes", r.passes != 1, from ? built : nystrom_only},
         {"--tolerance", r.tolerance != 0.0, from ? built : nystrom_only},
@@ -155,10 +158,23 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
     if (!needs.from_allowed)
         throw std::invalid_argument(std::string(needs.command) + " draws images from the data: it cannot run --from a "
                                     "checkpoint (use --checkpoint/--resume with the same DATA instead)");
-    if (!d.images.empty() || !d.labels.empty() || d.skip || d.limit || !d.scale.empty() || !d.root.empty() ||
-        !d.classes_from.empty())
-        throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
-                                    "(--images, --labels, --scale, --skip, --limit) do not apply");
+    // Every DATA option decides how data is read: none applies to a state already accumulated
+    // (each named when given, rather than silently ignored). --layout is not here: figures reads
+    // it as the masks' image layout.
+    const data_options unset;
+    const std::pair<const char*, bool> data_given[] = {
+        {"--images", !d.images.empty()}, {"--labels", !d.labels.empty()}, {"--scale", !d.scale.empty()},
+        {"--skip", d.skip != 0}, {"--limit", d.limit != 0}, {"--root", !d.root.empty()},
+        {"--classes-from", !d.classes_from.empty()}, {"--classes", d.classes != unset.classes},
+        {"--batch", d.batch != unset.batch}, {"--format", d.format != unset.format},
+        {"--raw-shape", !d.raw_shape.empty()}, {"--raw-dtype", d.raw_dtype != unset.raw_dtype},
+        {"--channels", d.channels != unset.channels}, {"--resize", d.resize != unset.resize},
+        {"--crop", !d.crop.empty()}, {"--label-kind", d.label_kind != unset.label_kind},
+        {"--threads", d.threads != unset.threads}, {"--skip-unreadable", d.skip_unreadable}};
+    for (const auto& [name, given] : data_given)
+        if (given)
+            throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
+                                        "(such as " + name + ", given) decide how data is read and do not apply");
     p.from = load_from(r.from, p.from_file);
     // Refused as the state's own load would refuse it, before the route check below would say
     // what a sketch alone lacks (denoise, tradeoff): a verified run is resumed, not analysed.
@@ -169,6 +185,8 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
         throw std::invalid_argument(std::string(needs.command) + " needs labels: the checkpoint " + r.from +
                                     " was made without them");
     check_route(parse_route(p.from->config.method), needs.analysis, p.from->config.classes != 0);
+    // The state is loaded and analysed as a data run's is at its end: the same --memory check.
+    require_memory(p.from->config, 0, "--from " + r.from);
 }
 
 // Rows of the range [skip, skip + limit), from the headers. A --limit beyond the end of the
@@ -355,6 +373,9 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     p.drive.quiet = r.quiet;
     p.drive.hooks.batch_delay_ms = r.test_batch_delay_ms;
     check_route_options(r);
+    // A checkpoint that could never be written is refused before any input is opened (the
+    // driver checks again when it opens the checkpoint).
+    if (!r.checkpoint.empty()) require_writable_parent("--checkpoint", r.checkpoint);
     if (!r.from.empty()) {
         prepare_from(p, d, r, needs);
         return p;
@@ -424,6 +445,8 @@ std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, st
         if (!whole_unsigned(part, v) || v < 1 || v > max_k)
             throw std::invalid_argument(std::string(what) + ": '" + part + "' is not an integer in [1, " +
                                         std::to_string(max_k) + "] (" + bound + " = " + std::to_string(max_k) + ")");
+        if (std::find(out.begin(), out.end(), static_cast<std::size_t>(v)) != out.end())
+            throw std::invalid_argument(std::string(what) + ": '" + part + "' is listed twice");
         out.push_back(static_cast<std::size_t>(v));
     }
     if (out.empty()) throw std::invalid_argument(std::string(what) + ": empty list");
