@@ -376,6 +376,8 @@ def test_from_a_verified_run_says_to_resume_it(tmp, data, command):
     c.assert_one_line_error(rc, err, [ck, "byte offset", "holds a run with a verification pass", "--resume",
                                       "--no-verify"], f"{command} --from a verified run")
     assert "complete spectrum" not in err and open(ck, "rb").read() == before, err
+    # not "run with --no-verify", which a user read as "--from this checkpoint --no-verify"
+    assert "a run made with --no-verify" in err and "or run with --no-verify" not in err, err
 
 
 def test_a_budget_spent_refinement_says_so_on_stderr(data):

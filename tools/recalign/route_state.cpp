@@ -219,8 +219,8 @@ void route_state::refuse_verified(const state_source& src) {
                          "this checkpoint holds a run with a verification pass (--verify, the default of sketch "
                          "routes), whose numbers come from passes over the data: resume it with its input "
                          "(--checkpoint FILE --resume; merged shards: with the whole input) to finish the passes, or, "
-                         "when they are done, to print its results without reading anything; or run with --no-verify "
-                         "to analyse the sketch alone with --from");
+                         "when they are done, to print its results without reading anything. --from analyses the "
+                         "checkpoint of a run made with --no-verify (the sketch alone), not this one");
 }
 
 void route_state::load_from(const state_source& src) {
