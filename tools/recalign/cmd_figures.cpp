@@ -6,7 +6,6 @@
 // and its noise impact.
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -75,11 +74,10 @@ std::vector<double> parse_ratios(const std::string& text) {
         for (int i = 0; i < 10; ++i) r.push_back(0.99 * i / 9.0);
     else
         r = parse_list(text, "--ratios");
-    for (std::size_t i = 0; i < r.size(); ++i) {
-        if (!(r[i] >= 0.0 && r[i] < 1.0)) throw std::invalid_argument("--ratios: " + std::to_string(r[i]) + " is not in [0, 1)");
-        if (std::find(r.begin(), r.begin() + static_cast<std::ptrdiff_t>(i), r[i]) != r.begin() + static_cast<std::ptrdiff_t>(i))
-            throw std::invalid_argument("--ratios: " + std::to_string(r[i]) + " is listed twice (one curve per ratio)");
-    }
+    for (double v : r)
+        if (!(v >= 0.0 && v < 1.0)) throw std::invalid_argument("--ratios: " + std::to_string(v) + " is not in [0, 1)");
+    if (const double* v = first_repeat(r))
+        throw std::invalid_argument("--ratios: " + std::to_string(*v) + " is listed twice (one curve per ratio)");
     return r;
 }
 
@@ -123,13 +121,13 @@ figures_plan plan(const figures_cli_options& o) {
             throw std::invalid_argument("--noise " + text + ": " + e.what());
         }
     }
+    std::vector<std::string> overlay_names;
     for (const std::string& text : o.overlays) {
         p.overlays.push_back(parse_overlay(text));
-        for (std::size_t i = 0; i + 1 < p.overlays.size(); ++i)
-            if (p.overlays[i].first == p.overlays.back().first)
-                throw std::invalid_argument("--overlay: the name '" + p.overlays.back().first +
-                                            "' is given twice (it labels one curve of Figure 2)");
+        overlay_names.push_back(p.overlays.back().first);
     }
+    if (const std::string* name = first_repeat(overlay_names))
+        throw std::invalid_argument("--overlay: the name '" + *name + "' is given twice (it labels one curve of Figure 2)");
     p.datasets = prepare_datasets(o, needs, p.overlays);
     std::vector<std::string> dataset_names;
     for (const dataset_plan& ds : p.datasets) dataset_names.push_back(ds.name);

@@ -445,11 +445,11 @@ std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, st
         if (!whole_unsigned(part, v) || v < 1 || v > max_k)
             throw std::invalid_argument(std::string(what) + ": '" + part + "' is not an integer in [1, " +
                                         std::to_string(max_k) + "] (" + bound + " = " + std::to_string(max_k) + ")");
-        if (std::find(out.begin(), out.end(), static_cast<std::size_t>(v)) != out.end())
-            throw std::invalid_argument(std::string(what) + ": '" + part + "' is listed twice");
         out.push_back(static_cast<std::size_t>(v));
     }
     if (out.empty()) throw std::invalid_argument(std::string(what) + ": empty list");
+    if (const std::size_t* k = first_repeat(out))
+        throw std::invalid_argument(std::string(what) + ": '" + std::to_string(*k) + "' is listed twice");
     return out;
 }
 

@@ -85,6 +85,15 @@ std::vector<double> parse_list(const std::string& s, const char* what);
 // "H,W,C" or "H,W" (C = 1), positive integers whose product fits.
 std::vector<std::size_t> parse_shape(const std::string& s);
 // A comma-separated list of integers k in [1, max_k].
+// The first value of a list given on the command line that repeats an earlier one (null when
+// none): a curve or a file per value would be drawn twice or overwritten.
+template <class T>
+const T* first_repeat(const std::vector<T>& values) {
+    for (std::size_t i = 1; i < values.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (values[j] == values[i]) return &values[i];
+    return nullptr;
+}
 // `bound` names what max_k is in the refusal ("D", "the image's shorter side").
 std::vector<std::size_t> parse_k_list(const std::string& s, const char* what, std::size_t max_k, const char* bound = "D");
 centering pick_centering(const run_options& r, bool default_centered);
