@@ -40,9 +40,10 @@ long double krylov_run_memory(std::uint64_t dim, std::uint64_t classes, std::uin
 }
 
 long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
-                       long double extra, std::uint64_t krylov_blocks) {
+                       long double extra, std::uint64_t krylov_blocks, unsigned exact_matrices) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(classes);
-    long double words = method == "exact" ? 3.0L * d * d : 3.0L * 2.0L * static_cast<long double>(rank) * d;
+    long double words = method == "exact" ? static_cast<long double>(exact_matrices) * d * d
+                                          : 3.0L * 2.0L * static_cast<long double>(rank) * d;
     if (method == "fd") {  // 3 l x D blocks (the 2l-row buffer, the shrink's rotated rows); each shrink: the
                            // 2l x 2l Gram matrix and two scratch copies (l = frequent_directions_default_ell)
         const long double ell = static_cast<long double>(

@@ -186,7 +186,7 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
                                     " was made without them");
     check_route(parse_route(p.from->config.method), needs.analysis, p.from->config.classes != 0);
     // The state is loaded and analysed as a data run's is at its end: the same --memory check.
-    require_memory(p.from->config, 0, "--from " + r.from);
+    require_memory(p.from->config, 0, "--from " + r.from, needs.exact_matrices);
 }
 
 // Rows of the range [skip, skip + limit), from the headers. A --limit beyond the end of the
@@ -287,11 +287,11 @@ io::source_options resolve_data(const data_options& d, bool want_labels) {
 namespace {
 // Bytes a run of `c` holds at its largest, plus `extra` (recalign/align/verified_memory.hpp; a
 // block Krylov Nyström sketch, --passes > 1, at its widest basis: nystrom_route_options's sketch).
-long double memory_need(const run_config& c, std::uint64_t extra) {
+long double memory_need(const run_config& c, std::uint64_t extra, unsigned exact_matrices = 3) {
     // A checkpoint's write and load stream the state (state_io.hpp): only their buffers add to it.
     const long double checkpoints = c.checkpoints ? static_cast<long double>(checkpoint_buffer_bytes) : 0.0L;
     return run_memory(c.method, c.dim, c.classes, c.rank, static_cast<long double>(extra) + checkpoints,
-                      nystrom_route_options(c).blocks);
+                      nystrom_route_options(c).blocks, exact_matrices);
 }
 
 long double memory_budget(const run_config& c) {
@@ -299,8 +299,8 @@ long double memory_budget(const run_config& c) {
 }
 }  // namespace
 
-void require_memory(const run_config& c, std::uint64_t extra, const std::string& what) {
-    const long double need = memory_need(c, extra), phys = memory_budget(c);
+void require_memory(const run_config& c, std::uint64_t extra, const std::string& what, unsigned exact_matrices) {
+    const long double need = memory_need(c, extra, exact_matrices), phys = memory_budget(c);
     if (phys <= 0 || need <= phys) return;
     const long double d = static_cast<long double>(c.dim), k = static_cast<long double>(c.classes);
     std::string way_out = c.method == "exact"     ? ": use --method fd or --method nystrom with --rank K"
@@ -409,7 +409,16 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     const std::string command = needs.command;
     p.input.config.krylov = command == "align" || command == "spectrum" || command == "project";
     p.input.source = o;
-    require_memory(p.input.config, 0, o.describe());
+    // The exact route's batch while it streams: as read (at most 8 bytes a value) and widened to
+    // doubles with its targets (measured at D = 784, float64 rows, --batch 3000: 2.1 batches of
+    // D doubles beside the moments at the peak; u8 and float32 input widen 256 rows at a time,
+    // into a P x P float scatter that exact_matrices covers). Sketches convert in column blocks.
+    const std::uint64_t batch_bytes =
+        p.input.config.method == "exact"
+            ? checked_mul(checked_mul(std::min<std::uint64_t>(o.batch, p.input.rows), 2 * src.dim() + classes, "--batch x D"),
+                          8, "--batch x D bytes")
+            : 0;
+    require_memory(p.input.config, batch_bytes, o.describe(), needs.exact_matrices);
     if (needs.labels && !src.has_labels())
         throw std::invalid_argument(std::string(needs.command) + " needs labels: pass --labels FILE with --images");
     return p;

@@ -24,6 +24,7 @@ struct run_needs {
     bool default_centered = false;  // PCA commands
     bool default_raw_targets = false;  // --measure published: inputs centered, targets raw by default
     bool from_allowed = true;       // project re-reads images: no --from
+    unsigned exact_matrices = 3;    // D x D at the exact route's peak (run_memory): 2 for eigenvalues alone
     recalign::analysis analysis = recalign::analysis::spectrum;  // for check_route
 };
 
@@ -62,7 +63,8 @@ statistics finish_choices(statistics s, const prepared_run& p);
 // Bytes a run of `config` holds at its largest (accumulation, then the finished statistics
 // and the analyses), plus `extra`; user_error with the size and the way out when it exceeds
 // this machine's physical memory.
-void require_memory(const run_config& config, std::uint64_t extra, const std::string& what);
+// `exact_matrices`: the exact route's D x D matrices at its peak (run_memory; run_needs).
+void require_memory(const run_config& config, std::uint64_t extra, const std::string& what, unsigned exact_matrices = 3);
 // The memory an exact eigensolver of that run may add to what require_memory counts (dsyevr's
 // 3 D x D): this machine's physical memory less that estimate, the one budget both use. The
 // solvers take dsyevd (faster; its workspace is 2 D x D more: 5 at the peak, 4 when Sxx is

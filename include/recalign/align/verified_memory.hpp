@@ -21,8 +21,12 @@ namespace recalign {
 // krylov_blocks > 1 (method "nystrom"): the routes' block Krylov sketch over that many passes
 // (tools/recalign/route_state.cpp, recalign.verified: p = max(rank, 10), min(10, D) probes)
 // keeps every pass's block: at its widest basis (nystrom_peak_bytes) where that is more.
+// `exact_matrices`: the D x D float64 matrices the exact route holds at its peak, 3 for the
+// analyses above; the eigenvalues alone (`recalign spectrum`) need 2: the moments, in whose
+// storage they are found, and the P x P float scatter of a u8 or float32 batch (half a D x D)
+// while streaming (docs/benchmarks-log.md "The twenty-seventh session").
 long double run_memory(const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank,
-                       long double extra = 0.0L, std::uint64_t krylov_blocks = 1);
+                       long double extra = 0.0L, std::uint64_t krylov_blocks = 1, unsigned exact_matrices = 3);
 
 // The exact denoise's bytes beyond run_memory("exact", ...)'s 3 D x D (the CLI's --memory refusal,
 // tools/recalign/cmd_denoise.cpp, and recalign.AlignmentTracker's memory=): a Monte-Carlo noise
