@@ -401,7 +401,8 @@ def test_center_help_does_not_show_its_bare_value_as_the_default(exe):
 
 
 @pytest.mark.parametrize("option", [["--batch", 10], ["--classes", 3], ["--format", "npy"], ["--threads", 2],
-                                    ["--method", "fd"], ["--precision", "f32-kernels"]], ids=lambda o: o[0])
+                                    ["--method", "fd"], ["--precision", "f32-kernels"], ["--layout", "chw"],
+                                    ["--seed", 3]], ids=lambda o: o[0])
 def test_from_refuses_the_options_that_decide_how_data_is_read(exe, data, tmp_path, option):
     """--from analyses a saved state: an option that only shapes reading or accumulating is
     refused by name, not silently ignored."""
@@ -438,3 +439,63 @@ def test_memory_applies_to_from(exe, data, tmp_path):
     assert run(exe, ["align", "--images", images, "--labels", labels, "--checkpoint", ck, "--quiet"]).returncode == 0
     refused(run(exe, ["align", "--from", ck, "--memory", "1e-7"]), "--memory", "--from")
     assert run(exe, ["align", "--from", ck, "--memory", "1", "--quiet"]).returncode == 0
+
+
+# ---- The twenty-seventh session: options that did nothing, and spectrum's memory -------------
+
+def test_seed_is_refused_where_nothing_is_drawn(exe, data):
+    """--seed keys Nyström's test matrix, --jitter and Monte-Carlo noises; elsewhere it was
+    accepted and changed nothing. Refused before reading (the poisoned file is never read)."""
+    images, labels, poisoned, _ = data
+    for args in (["spectrum", "--images", poisoned], ["align", "--images", poisoned, "--labels", labels],
+                 ["align", "--images", poisoned, "--labels", labels, "--method", "fd", "--rank", 4],
+                 ["denoise", "--images", poisoned, "--labels", labels, "--image-shape", f"{H},{W},1",
+                  "--noise", "mask:patch=2x1,ratio=0.5"],
+                 ["denoise", "--images", poisoned, "--labels", labels, "--image-shape", f"{H},{W},1",
+                  "--noise", "dropout:ratio=0.5,draws=4,seed=7", "--no-center"]):
+        refused(run(exe, args + ["--seed", 3]), "--seed", "none of them")
+    for args in (["spectrum", "--method", "nystrom", "--rank", 4], ["align", "--labels", labels, "--jitter", "1e-3"],
+                 ["denoise", "--labels", labels, "--image-shape", f"{H},{W},1", "--noise", "dropout:ratio=0.5,draws=4",
+                  "--no-center"],
+                 ["denoise", "--labels", labels, "--image-shape", f"{H},{W},1", "--noise", "dropout:ratio=0.5",
+                  "--monte-carlo", 4, "--no-center"]):
+        p = run(exe, args[:1] + ["--images", images] + args[1:] + ["--seed", 3, "--quiet", "--json"])
+        assert p.returncode == 0, (args, p.stderr)
+
+
+def test_a_monte_carlo_spec_without_its_own_seed_draws_from_seed(exe, data):
+    """A spec's draws=S without seed= used seed 0 whatever --seed said; its own seed=N wins. A
+    spec's draws= that --monte-carlo contradicts is refused (it was overwritten)."""
+    images, labels, _, _ = data
+    base = ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1", "--no-center", "--json",
+            "--quiet"]
+    specs = lambda extra: [n["spec"] for n in json.loads(run(exe, base + extra).stdout)["noises"]]
+    assert specs(["--noise", "dropout:ratio=0.5,draws=4", "--seed", 5]) == ["dropout:ratio=0.5,draws=4,seed=5"]
+    assert specs(["--noise", "dropout:ratio=0.5,draws=4,seed=7", "--noise", "dropout:ratio=0.3,draws=4",
+                  "--seed", 5]) == ["dropout:ratio=0.5,draws=4,seed=7", "dropout:ratio=0.3,draws=4,seed=5"]
+    one = json.loads(run(exe, base + ["--noise", "dropout:ratio=0.5,draws=4", "--seed", 5]).stdout)["noises"][0]
+    two = json.loads(run(exe, base + ["--noise", "dropout:ratio=0.5,draws=4,seed=5"]).stdout)["noises"][0]
+    assert one == two, "draws=4 with --seed 5 is not seed=5's run"
+    refused(run(exe, base + ["--noise", "dropout:ratio=0.5,draws=4", "--monte-carlo", 6]), "draws=4", "--monte-carlo 6")
+
+
+def test_layout_is_refused_where_it_orders_nothing(exe, data):
+    """align/spectrum/tradeoff's --layout orders decoded images; for rows read as they are it did
+    nothing. denoise's own --layout orders the rows for the masks: accepted there."""
+    images, labels, poisoned, _ = data
+    for cmd in (["spectrum"], ["align", "--labels", labels], ["tradeoff", "--labels", labels, "--lambda", 1, "--k", 2]):
+        refused(run(exe, cmd[:1] + ["--images", poisoned] + cmd[1:] + ["--layout", "chw"]), "--layout", "npy")
+    p = run(exe, ["denoise", "--images", images, "--labels", labels, "--image-shape", f"{H},{W},1", "--layout", "chw",
+                  "--noise", "mask:patch=2x1,ratio=0.5", "--quiet", "--json"])
+    assert p.returncode == 0, p.stderr
+
+
+def test_figures_offers_no_sketch_options(exe):
+    """figures reads the exact D x D statistics only: its --help listed --method fd|nystrom,
+    --rank, --passes and --tolerance, which it then refused whatever their value."""
+    help_text = run(exe, ["figures", "--help"]).stdout
+    for option in ("--method", "--rank", "--passes", "--tolerance"):
+        assert f"  {option} " not in help_text, option
+        p = run(exe, ["figures", "--out", "never-written", option, "1"])
+        assert p.returncode == 2 and option in p.stderr, (option, p.stderr)
+    assert not os.path.exists("never-written")

@@ -41,6 +41,17 @@ image_shape parse_image(const denoise_cli_options& o, std::size_t dim) {
     return shape;
 }
 
+// A Monte-Carlo spec without its own seed= draws from --seed (parse_noises). A spec that does
+// not parse reads nothing here: parse_noises refuses it, naming it.
+bool reads_seed(const std::vector<std::string>& noises) {
+    for (const std::string& text : noises) try {
+            const noise_spec s = parse_noise_spec(text);
+            if (s.draws && !s.seed) return true;
+        } catch (const std::invalid_argument&) {
+        }
+    return false;
+}
+
 std::vector<noise_spec> parse_noises(const denoise_cli_options& o, const image_shape& shape) {
     std::vector<noise_spec> specs;
     for (const std::string& text : o.noises) {
@@ -48,9 +59,12 @@ std::vector<noise_spec> parse_noises(const denoise_cli_options& o, const image_s
         try {
             s = parse_noise_spec(text);
             if (o.monte_carlo) {
+                if (s.draws && s.draws != o.monte_carlo)
+                    throw std::invalid_argument("it says draws=" + std::to_string(s.draws) + " but --monte-carlo " +
+                                                std::to_string(o.monte_carlo) + " was given");
                 s.draws = o.monte_carlo;
-                if (!s.seed) s.seed = o.run.seed;
             }
+            if (s.draws && !s.seed) s.seed = o.run.seed;  // its own seed=N, else --seed
             validate(s);
             if (!s.shape.empty() && s.shape.dim() != shape.dim())
                 throw std::invalid_argument("its shape has " + std::to_string(s.shape.dim()) + " values but the rows have " +
@@ -101,6 +115,8 @@ denoise_plan plan(const denoise_cli_options& o) {
     data_options data = o.data;
     data.layout = o.layout;  // --layout orders decoded images too
     needs.default_raw_targets = o.measure == "published";
+    needs.own_layout = true;
+    needs.draws = o.monte_carlo > 0 || reads_seed(o.noises);
     p.run = prepare_run(data, o.run, needs);
     if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
         throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +

@@ -101,6 +101,7 @@ figures_plan plan(const figures_cli_options& o) {
     needs.labels = true;
     needs.analysis = analysis::denoising;  // the exact D x D statistics (MATH.md §3-4)
     needs.default_raw_targets = p.measure == alignment_measure::published;
+    needs.own_layout = true;
     data_options data = o.data;
     data.layout = o.layout;  // --layout orders decoded images too
     p.run = prepare_run(data, o.run, needs);

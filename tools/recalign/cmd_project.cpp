@@ -34,6 +34,7 @@ project_plan plan(const project_options& o) {
     needs.default_centered = true;
     needs.from_allowed = false;
     needs.analysis = analysis::projection;
+    needs.own_layout = true;
     data_options data = o.data;
     data.layout = o.layout;  // --layout orders decoded images too
     p.run = prepare_run(data, o.run, needs);

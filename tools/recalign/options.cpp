@@ -68,7 +68,7 @@ void add_data_options(CLI::App* s, data_options& d, bool layout = true) {
     s->footer(data_footer);
 }
 
-void add_method_options(CLI::App* s, run_options& r) {
+void add_sketch_options(CLI::App* s, run_options& r) {
     s->add_option("--method", r.method, "Route to the spectrum: exact moments, Frequent Directions or Nyström sketch")
         ->check(CLI::IsMember({"exact", "fd", "nystrom"}))->capture_default_str();
     s->add_option("--rank", r.rank, "Sketch rank K (fd: a sketch of ℓ = min(3K, D) rows, FD's guarantee with ε = 1/2: the top-K basis misses "
@@ -85,7 +85,11 @@ void add_method_options(CLI::App* s, run_options& r) {
                   "was met and after how many passes. The estimate includes the tail beyond rank K, which no pass "
                   "removes: a T below it runs all Q passes")
         ->check(CLI::Range(0.0, 1.0));
-    s->add_option("--seed", r.seed, "Seed of the randomized sketches and Monte-Carlo noises")->capture_default_str()
+}
+
+void add_common_method_options(CLI::App* s, run_options& r) {
+    s->add_option("--seed", r.seed, "Seed of what a run draws: --method nystrom's test matrix, --jitter's noise and the Monte-Carlo "
+                                    "noises without their own seed=N; refused by a run that draws none of them")->capture_default_str()
         ->check(non_negative);
     s->add_option("--precision", r.precision,
                   "Per-batch arithmetic for float32 input (.npy <f4, IDX f32, raw f4): f64 converts it to double; "
@@ -106,7 +110,15 @@ void add_method_options(CLI::App* s, run_options& r) {
         ->check(CLI::Range(0.0, 1e9));
 }
 
-void add_run_options(CLI::App* s, run_options& r, bool default_centered, const char* centering_targets) {
+// `sketches` false (figures: the exact D x D statistics only): no --method, --rank, --passes,
+// --tolerance, rather than options listed in --help and refused whatever their value.
+void add_method_options(CLI::App* s, run_options& r, bool sketches) {
+    if (sketches) add_sketch_options(s, r);
+    add_common_method_options(s, r);
+}
+
+void add_run_options(CLI::App* s, run_options& r, bool default_centered, const char* centering_targets,
+                     bool sketches = true) {
     auto* c = s->add_option("--center", r.center,
                             std::string("Centering: 'both' (bare --center) the covariance") + centering_targets +
                                 "; 'inputs' the inputs only, targets raw (the authors' published code); 'none' "
@@ -119,7 +131,7 @@ void add_run_options(CLI::App* s, run_options& r, bool default_centered, const c
                            std::string("Same as --center none") +
                                (default_centered ? "" : " (the default, except with --measure published: inputs)"));
     c->excludes(nc);
-    add_method_options(s, r);
+    add_method_options(s, r, sketches);
     auto* ck = s->add_option("--checkpoint", r.checkpoint, "Write the whole state to FILE (atomically) at the end, "
                                                            "every --checkpoint-every samples and on SIGINT/SIGTERM");
     s->add_option("--checkpoint-every", r.checkpoint_every, "Samples between checkpoints (0 = only at the end)")
@@ -268,7 +280,7 @@ void add_figures(CLI::App& app, command_line& c) {
                                               "Figure 9; CSV, PNG and SVG files and one report.html in --out DIR");
     figures_cli_options& o = c.figures_opts;
     add_data_options(c.figures, o.data, false);
-    add_run_options(c.figures, o.run, false, " (the one-hot targets are centered too)");
+    add_run_options(c.figures, o.run, false, " (the one-hot targets are centered too)", false);
     o.run.standardize = "global";  // the authors' pipeline (captured as the default by --help)
     add_preprocess_options(c.figures, o.run);
     c.figures->add_option("--out", o.run.out, "Directory for the CSV, PNG and SVG files and report.html")->required();

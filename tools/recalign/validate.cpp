@@ -96,7 +96,7 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
 // Options that only some runs read: given to a run that does not read them, they would be
 // silently ignored, so each is refused, before any data is read, by this one table. `given`:
 // not at its default; `refused`: why this run does not read it (null: it does).
-void check_route_options(const run_options& r) {
+void check_route_options(const run_options& r, const run_needs& needs) {
     const bool from = !r.from.empty(), sketch = r.method != "exact", nystrom = r.method == "nystrom";
     const std::string not_here = ", not to --method " + r.method;
     const std::string built = "decides what a run accumulates, and --from " + r.from + " analyses a state as it was built";
@@ -121,6 +121,11 @@ void check_route_options(const run_options& r) {
         {"--verify", r.verify, verification},
         {"--no-verify", r.no_verify, from ? "" : sketches},
         {"--refine", r.refine.has_value(), verification},
+        // --seed keys Nyström's test matrix, --jitter's noise and denoise's Monte-Carlo draws.
+        {"--seed", r.seed != 0, nystrom || r.jitter > 0.0 || needs.draws ? ""
+                                : from ? built
+                                       : "seeds --method nystrom's test matrix, --jitter and Monte-Carlo noises (--monte-carlo, "
+                                         "draws=); this " + std::string(needs.command) + " run has none of them"},
     };
     for (const route_option& o : table)
         if (o.given && !o.refused.empty()) throw std::invalid_argument(std::string(o.name) + " " + o.refused);
@@ -159,8 +164,8 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
         throw std::invalid_argument(std::string(needs.command) + " draws images from the data: it cannot run --from a "
                                     "checkpoint (use --checkpoint/--resume with the same DATA instead)");
     // Every DATA option decides how data is read: none applies to a state already accumulated
-    // (each named when given, rather than silently ignored). --layout is not here: figures reads
-    // it as the masks' image layout.
+    // (each named when given, rather than silently ignored). A command's own --layout (figures,
+    // denoise: the masks' image layout) is not a DATA option.
     const data_options unset;
     const std::pair<const char*, bool> data_given[] = {
         {"--images", !d.images.empty()}, {"--labels", !d.labels.empty()}, {"--scale", !d.scale.empty()},
@@ -170,7 +175,8 @@ void prepare_from(prepared_run& p, const data_options& d, const run_options& r, 
         {"--raw-shape", !d.raw_shape.empty()}, {"--raw-dtype", d.raw_dtype != unset.raw_dtype},
         {"--channels", d.channels != unset.channels}, {"--resize", d.resize != unset.resize},
         {"--crop", !d.crop.empty()}, {"--label-kind", d.label_kind != unset.label_kind},
-        {"--threads", d.threads != unset.threads}, {"--skip-unreadable", d.skip_unreadable}};
+        {"--threads", d.threads != unset.threads}, {"--skip-unreadable", d.skip_unreadable},
+        {"--layout", !needs.own_layout && d.layout != unset.layout}};
     for (const auto& [name, given] : data_given)
         if (given)
             throw std::invalid_argument("--from " + r.from + " analyses the state in the checkpoint: DATA options "
@@ -207,7 +213,8 @@ bool is_directory(const std::string& path) {
 
 // The image options apply to the formats that make rows from images; elsewhere they would
 // be silently ignored, so they are refused.
-void check_image_options(const data_options& d, io::data_format f) {
+// `own_layout`: the command's --layout orders raw rows as well (project, denoise, figures).
+void check_image_options(const data_options& d, io::data_format f, bool own_layout) {
     const bool images = io::is_image_format(f), cifar = io::is_cifar_format(f);
     auto refuse = [&](const char* option, const char* formats) {
         throw std::invalid_argument(std::string(option) + " applies to --format " + formats + ", not to the " +
@@ -217,6 +224,7 @@ void check_image_options(const data_options& d, io::data_format f) {
         if (d.channels != 3) refuse("--channels", "folder, list, cifar10 or cifar100");
         if (d.resize) refuse("--resize", "folder, list, cifar10 or cifar100");
         if (!d.crop.empty()) refuse("--crop", "folder, list, cifar10 or cifar100");
+        if (!own_layout && d.layout != "hwc") refuse("--layout", "folder, list, cifar10 or cifar100");
     }
     if (!images) {
         if (d.skip_unreadable) refuse("--skip-unreadable", "folder or list");
@@ -372,7 +380,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     p.drive.resume = r.resume;
     p.drive.quiet = r.quiet;
     p.drive.hooks.batch_delay_ms = r.test_batch_delay_ms;
-    check_route_options(r);
+    check_route_options(r, needs);
     // A checkpoint that could never be written is refused before any input is opened (the
     // driver checks again when it opens the checkpoint).
     if (!r.checkpoint.empty()) require_writable_parent("--checkpoint", r.checkpoint);
@@ -401,7 +409,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     // Headers only (and, for image files without --crop, the first image): D, the row
     // range, the labels' row count.
     const io::data_source src(o);
-    check_image_options(d, src.format());
+    check_image_options(d, src.format(), needs.own_layout);
     p.input.rows = range_rows(src);
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();

@@ -24,6 +24,8 @@ struct run_needs {
     bool default_centered = false;  // PCA commands
     bool default_raw_targets = false;  // --measure published: inputs centered, targets raw by default
     bool from_allowed = true;       // project re-reads images: no --from
+    bool own_layout = false;        // --layout is the command's own (project, denoise, figures): it orders raw rows too
+    bool draws = false;             // the command draws from --seed itself (denoise's Monte-Carlo noises)
     unsigned exact_matrices = 3;    // D x D at the exact route's peak (run_memory): 2 for eigenvalues alone
     recalign::analysis analysis = recalign::analysis::spectrum;  // for check_route
 };
