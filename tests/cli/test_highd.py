@@ -62,17 +62,20 @@ def compare_denoise(args, masks, what):
     assert all(i <= 1e-2 for _, i in worst.values()), f"{what}: impacts {worst}"
 
 
+@pytest.mark.accuracy
 def test_denoise_fashion(fashion_mnist):
     compare_denoise(["--limit", 20000, "--image-shape", "28,28,1"],
                     ["mask:patch=1x1,ratio=0.25", "mask:patch=2x2,ratio=0.5,scheme=fixed", "mask:patch=4x4,ratio=0.75",
                      "mask:patch=8x8,ratio=0.9"], "Fashion 20000")
 
 
+@pytest.mark.accuracy
 def test_denoise_synthetic(tmp):
     compare_denoise(make_synthetic(tmp, 8000, 24, 4), ["mask:patch=2x2,ratio=0.5", "mask:patch=8x8,ratio=0.75"],
                     "synthetic 24x24x3")
 
 
+@pytest.mark.accuracy
 @pytest.mark.parametrize("k", [20, 64])
 def test_tradeoff_fashion(fashion_mnist, k):
     args = ["tradeoff", "--limit", 20000, "--lambda", "0,1,10", "--k", k]

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -79,10 +80,9 @@ namespace {
 // output rows into row blocks (lib/core/blas.cpp by_row_blocks: OpenBLAS's buffers stay
 // small): the same bits (`bits`: run with one BLAS thread), else the same to rounding; inner
 // dimensions below and above OpenBLAS's GEMM_Q (384).
-void check_row_blocks(std::size_t m, std::size_t n, std::size_t k, bool bits) {
-    const auto a = testing::random_rows(m, k, 11 + k, 0.5), at = testing::random_rows(k, m, 12 + k, 0.5);
-    const auto b = testing::random_rows(k, n, 13 + k, 0.5), bt = testing::random_rows(n, k, 14 + k, 0.5);
-    const auto c0 = testing::random_rows(m, n, 15, 0.5);
+void check_products(std::size_t m, std::size_t n, std::size_t k, const std::vector<double>& a,
+                    const std::vector<double>& at, const std::vector<double>& b, const std::vector<double>& bt,
+                    const std::vector<double>& c0, bool bits) {
     const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
     auto same = [bits](const std::vector<double>& x, const std::vector<double>& y) {
         if (x.size() != y.size()) return false;
@@ -126,6 +126,33 @@ void check_row_blocks(std::size_t m, std::size_t n, std::size_t k, bool bits) {
     blas::trsm_right_upper(m, n, r.data(), got.data());
     CHECK(same(ref, got));
 }
+
+// Operands in [-1, 1) from splitmix64: any values serve a comparison of bits, and drawing Gaussian
+// rows (testing::random_rows) was most of this test's time (85 s under ASan).
+std::vector<double> filled(std::size_t rows, std::size_t cols, std::uint64_t seed) {
+    std::vector<double> x(rows * cols);
+    std::uint64_t state = seed * 0x9E3779B97F4A7C15ULL;
+    for (double& v : x) {
+        std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        v = static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-52 - 1.0;
+    }
+    return x;
+}
+
+// The operands are drawn once per shape and used for both thread counts.
+void check_row_blocks(std::size_t m, std::size_t n, std::size_t k) {
+    const auto a = filled(m, k, 11 + k), at = filled(k, m, 12 + k), b = filled(k, n, 13 + k), bt = filled(n, k, 14 + k);
+    const auto c0 = filled(m, n, 15);
+    const int threads = openblas_get_num_threads();
+    for (const bool bits : {true, false}) {
+        INFO("one BLAS thread: " << bits);
+        openblas_set_num_threads(bits ? 1 : std::max(threads, 2));
+        check_products(m, n, k, a, at, b, bt, c0, bits);
+    }
+    openblas_set_num_threads(threads);
+}
 }  // namespace
 
 TEST_CASE("products on many rows, cut into row blocks, give one call's bits with one BLAS thread", "[blas]") {
@@ -134,17 +161,10 @@ TEST_CASE("products on many rows, cut into row blocks, give one call's bits with
     // threads OpenBLAS splits the one call's rows itself, and whether that split gives the
     // blocks' bits depends on its kernels (Haswell's did at the image sizes below; SkylakeX's,
     // the default on AVX-512 machines, do not): to rounding.
-    const int threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    for (const bool bits : {true, false}) {
-        INFO("one BLAS thread: " << bits);
-        if (!bits) openblas_set_num_threads(std::max(threads, 2));
-        check_row_blocks(12288, 37, 50, bits);   // 64x64x3: 2 blocks of 6,144 rows
-        check_row_blocks(37632, 40, 300, bits);  // 112x112x3: 5 blocks of 7,552 (the last 7,424)
-        check_row_blocks(37632, 8, 500, bits);   // k past GEMM_Q: OpenBLAS splits k the same way in every block
-        check_row_blocks(20000, 37, 500, bits);
-        check_row_blocks(8193, 64, 64, bits);    // just past one block
-        check_row_blocks(8192, 5, 3, bits);      // one block: one call
-    }
-    openblas_set_num_threads(threads);
+    check_row_blocks(12288, 37, 50);   // 64x64x3: 2 blocks of 6,144 rows
+    check_row_blocks(37632, 40, 300);  // 112x112x3: 5 blocks of 7,552 (the last 7,424)
+    check_row_blocks(37632, 8, 500);   // k past GEMM_Q: OpenBLAS splits k the same way in every block
+    check_row_blocks(20000, 37, 500);
+    check_row_blocks(8193, 64, 64);    // just past one block
+    check_row_blocks(8192, 5, 3);      // one block: one call
 }
