@@ -165,7 +165,7 @@ ritz_denoising_result ritz_generalized(const restricted_statistics& s, const mat
     return out;
 }
 
-ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options) {
+ritz_pairs_result ritz_pairs(const restricted_statistics& s, double rel_tol) {
     const std::size_t d = s.dim(), k = s.k();
     if (s.in_coordinates()) throw std::invalid_argument("ritz_alignment: the residuals need the pass's own basis");
     matrix_t vv = s.gram;
@@ -174,11 +174,12 @@ ritz_alignment_result ritz_alignment(const restricted_statistics& s, const align
         blas::gemm_tn(k, k, d, 1.0, s.basis.data(), s.basis.data(), 0.0, vv.data());
     }
     generalized_options o;
-    o.rel_tol = options.rel_tol;
+    o.rel_tol = rel_tol;
     const generalized_result e = generalized_eigen(s.vsv, vv, o);
-    ritz_alignment_result out;
+    ritz_pairs_result out;
+    out.values = e.values;
+    out.vectors = e.vectors;
     out.refined = s.gram.size() ? s.coordinates(e.vectors) : s.rotated(e.vectors);
-    out.curve = basis_alignment(out.refined, options);
     // ‖(Sxx V) w_j − θ_j V w_j‖ from the pass's V and Sxx V, a block of rows at a time.
     const std::size_t r = e.vectors.shape(1);
     out.residuals = xt::zeros<double>({r});
@@ -196,6 +197,15 @@ ritz_alignment_result ritz_alignment(const restricted_statistics& s, const align
             }
     }
     for (std::size_t j = 0; j < r; ++j) out.residuals(j) = std::sqrt(out.residuals(j));
+    return out;
+}
+
+ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options) {
+    ritz_pairs_result p = ritz_pairs(s, options.rel_tol);
+    ritz_alignment_result out;
+    out.refined = std::move(p.refined);
+    out.curve = basis_alignment(out.refined, options);
+    out.residuals = std::move(p.residuals);
     return out;
 }
 

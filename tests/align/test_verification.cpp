@@ -128,6 +128,38 @@ TEST_CASE("basis_alignment of a sketch's subspace: exact for that subspace, what
     for (std::size_t i = 0; i < k; ++i) CHECK(verified.eigenvalues(i) >= sk.spec.eigenvalues(i) * (1 - 1e-12));
 }
 
+TEST_CASE("ritz_pairs: ritz_alignment's Ritz values and residuals without labels, below the true eigenvalues",
+          "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const data d = prepare(2000);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    frequent_directions_options fo;
+    fo.dim = d.f.dim;
+    fo.ell = 24;
+    fo.center = centering::uncentered;
+    frequent_directions fd(fo);
+    for (std::size_t r0 = 0; r0 < d.f.n; r0 += 250) fd.update(batch_view(d.f.row(r0), 250, d.f.dim), r0);
+    const statistics sk = finish(fd, nullptr, {20});
+    const restricted_statistics pass = verify(d, sk.spec.basis, centering::uncentered);
+    const ritz_pairs_result p = ritz_pairs(pass);
+    const ritz_alignment_result a = ritz_alignment(pass);
+    REQUIRE(p.values.size() == 20);
+    CHECK(max_abs_diff(p.values, a.curve.eigenvalues, 20) <= 1e-12 * p.values(0));  // its Rayleigh quotients
+    CHECK(same_bits(p.residuals, a.residuals));
+    // θ_j = y_jᵀ Sxx y_j for Y = V W, at most λ_j (Cauchy), some λ within the residual.
+    const std::size_t dim = d.f.dim, k = sk.spec.rank();
+    matrix_t y = xt::zeros<double>({dim, std::size_t(20)}), sy = xt::zeros<double>({dim, std::size_t(20)});
+    blas::gemm_nn(dim, 20, k, 1.0, sk.spec.basis.data(), p.vectors.data(), 0.0, y.data());
+    blas::gemm_nn(dim, 20, dim, 1.0, clean.second_moment.value().data(), y.data(), 0.0, sy.data());
+    for (std::size_t j = 0; j < 20; ++j) {
+        double quotient = 0.0;
+        for (std::size_t i = 0; i < dim; ++i) quotient += y(i, j) * sy(i, j);
+        CHECK(std::abs(quotient - p.values(j)) <= 1e-9 * p.values(0));
+        CHECK(p.values(j) <= clean.spec.eigenvalues(j) * (1 + 1e-12));
+        CHECK(xt::amin(xt::abs(clean.spec.eigenvalues - p.values(j)))() <= p.residuals(j) + 1e-9 * p.values(0));
+    }
+}
+
 TEST_CASE("ritz_denoising on span V: exact restricted problem, exact numbers for the result", "[align][verification]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(2000);

@@ -79,6 +79,67 @@ def test_nystrom_sigkill_in_the_second_pass_then_resume(tmp, data):
     assert rc == 0 and out == reference, f"nystrom resume in pass 2: exit {rc}, identical={out == reference} {err}"
 
 
+@pytest.mark.parametrize("method,rank", [("fd", 6), ("nystrom", 6), ("nystrom", D)], ids=["fd", "nystrom", "nystrom_D"])
+def test_spectrum_verified_prints_the_ritz_values_of_the_returned_directions(data, method, rank):
+    """spectrum on a sketch route verifies by default (as align): its eigenvalues are Ritz
+    values, exact second moments along the returned directions, so each is at most the true
+    eigenvalue of its rank (Cauchy interlacing), some true eigenvalue lies within its residual
+    (Krylov–Bogoliubov), and at rank D they are the exact eigenvalues. --no-verify keeps the
+    sketch's own estimates, labelled (exact_for null)."""
+    args = ["spectrum"] + data + ["--method", method, "--rank", rank] + SEED[method](4)
+    got = c.run_json(args)
+    v = got["sketch_error"]
+    assert got["exact_for"] == "returned subspace" and v["verified"] and v["verification_passes"] == 1, got
+    xc = X - X.mean(axis=0)
+    exact = np.linalg.eigvalsh(xc.T @ xc)[::-1]
+    theta, res = np.array(got["eigenvalues"]), np.array(v["residuals"])
+    assert np.array_equal(theta, np.array(v["ritz_values"]))
+    assert len(theta) == rank and np.all(theta <= exact[:rank] * (1 + 1e-10)), (theta, exact[:rank])
+    for t, r in zip(theta, res):
+        assert np.min(np.abs(exact - t)) <= r + 1e-9 * exact[0], (t, r)
+    c.assert_close(got["explained"], np.cumsum(theta) / got["total"], 1e-12, f"{method}: explained")
+    c.assert_close(got["total"], np.trace(xc.T @ xc), 1e-10, f"{method}: total")
+    if rank == D:
+        c.assert_close(theta, exact, 1e-9, "rank D: the exact eigenvalues")
+    text = c.run(args, check_rc=0)[1]
+    assert "verified by 1 more pass" in text and "ESTIMATES" not in text, text
+    unverified = c.run_json(args + ["--no-verify"])
+    assert unverified["exact_for"] is None and not unverified["sketch_error"]["verified"], unverified
+    assert "ESTIMATES" in c.run(args + ["--no-verify"], check_rc=0)[1]
+
+
+@pytest.mark.parametrize("method,rank", [("fd", 8), ("nystrom", 8), ("nystrom", D)], ids=["fd", "nystrom", "nystrom_D"])
+def test_project_verified_chooses_k_from_the_exact_ritz_values(tmp, data, method, rank):
+    """project's top subspace on a sketch route is the span of the top k Ritz vectors, k chosen
+    from their exact Ritz values: `explained` is exact for it, so at least --variance and at most
+    what the best k-subspace explains; at rank D it is the exact route's. --no-verify: the
+    sketch's estimates, exact_for null."""
+    base = ["project"] + data + ["--image-shape", "4,6,1", "--variance", 0.6, "--json", "--quiet"]
+    exact = c.run_json(base + ["--out", os.path.join(tmp, "p_exact.png")])
+    args = base + ["--method", method, "--rank", rank, "--out", os.path.join(tmp, f"p_{method}{rank}.png")] + SEED[method](4)
+    got = c.run_json(args)
+    assert got["exact_for"] == "returned subspace", got
+    xc = X - X.mean(axis=0)
+    lam = np.linalg.eigvalsh(xc.T @ xc)[::-1]
+    best = np.cumsum(lam) / lam.sum()
+    k = got["k"]
+    assert k >= exact["k"] and 0.6 <= got["explained"] <= best[k - 1] * (1 + 1e-12), (got, exact)
+    if rank == D:
+        assert k == exact["k"] and abs(got["explained"] - exact["explained"]) <= 1e-12, (got, exact)
+    assert c.run_json(args + ["--no-verify"])["exact_for"] is None
+
+
+def test_spectrum_killed_in_its_verification_pass_resumes_to_the_same_bytes(tmp, data):
+    args = ["spectrum"] + data + ["--method", "nystrom", "--rank", 6, "--seed", 9, "--json", "--quiet"]
+    rc, reference, err = c.run(args)
+    assert rc == 0, err
+    info, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "spectrum.ckpt"),
+                                            lambda s: s["pass"] == 1 and s["rows_done"] >= 1000, 500,
+                                            "in the verification pass", timeout=30, delay_ms=40)
+    assert not info["complete"] and info["verification_passes"] == 1, info
+    assert rc == 0 and out == reference, f"spectrum resume in its verification pass: exit {rc} {err}"
+
+
 @pytest.mark.parametrize("method", ["fd", "nystrom"])
 def test_merge_of_halves(tmp, data, method):
     """Merge of sketch checkpoints over two halves matches one pass."""

@@ -33,24 +33,16 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
 // A sketch route with the verification pass on the sketch's own top-r basis: the curve of
 // its Ritz vectors, exact for them (MATH.md §7 "Alignment curve from a sketch").
 align_result compute_verified(const prepared_run& p, alignment_options opt, const mpi_context& mpi) {
-    verify_plan plan;
-    plan.center = p.center;
-    plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics*) {
-        return s.spec.basis;
-    };
-    verified_state state(p.config(), plan);
+    own_basis_run v = verify_own_basis(p, mpi);
+    const ritz_alignment_result ritz = ritz_alignment(v.pass, opt);
     align_result r;
-    r.run = stream(state, p, mpi);
-    statistics s = state.sketch();
-    restricted_statistics pass = state.verified();
-    verified_choices(s, pass, p);
-    const ritz_alignment_result ritz = ritz_alignment(pass, opt);
+    r.run = std::move(v.run);
     r.curve = ritz.curve;
-    r.curve.method = s.method;
-    r.spec = s.spec;
-    r.sketch = describe_sketch(s, &ritz, pass.k(), 1);
-    note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
-    r.sketch->pass_seconds = state.pass_seconds();
+    r.curve.method = v.sketch.method;
+    r.spec = v.sketch.spec;
+    r.sketch = describe_sketch(v.sketch, &ritz, v.pass.k(), 1);
+    note_sketch_passes(*r.sketch, v.sketch, p.config(), v.sketch_passes);
+    r.sketch->pass_seconds = v.pass_seconds;
     note_sketch_run(*r.sketch, p.drive.quiet);
     return r;
 }

@@ -4,10 +4,12 @@
 
 #include "commands.hpp"
 #include "paths.hpp"
+#include "recalign/core/blas.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/spectral/subspace.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
+#include "sketch_route.hpp"
 #include "validate.hpp"
 
 namespace recalign::cli {
@@ -22,7 +24,7 @@ struct project_plan {
 };
 
 // Everything checked before reading: the shape against D, the grid's pixel size, the output.
-project_plan plan(const project_options& o) {
+project_plan plan(const project_options& o, const mpi_context& mpi) {
     project_plan p;
     p.shape = parse_shape(o.image_shape);
     if (p.shape[2] != 1 && p.shape[2] != 3) throw std::invalid_argument("--image-shape: C must be 1 (gray) or 3 (RGB)");
@@ -38,6 +40,7 @@ project_plan plan(const project_options& o) {
     data_options data = o.data;
     data.layout = o.layout;  // --layout orders decoded images too
     p.run = prepare_run(data, o.run, needs);
+    check_verification(o.run, p.run, mpi, alignment_verification(o.run.rank).columns, 0);
     const std::size_t values = checked_product(p.shape.begin(), p.shape.end(), "--image-shape H x W x C");
     if (values != p.run.dim())
         throw std::invalid_argument("--image-shape " + o.image_shape + " has " + std::to_string(values) +
@@ -90,11 +93,35 @@ image_grid draw(const project_plan& p, const subspace_projector& top, const subs
     return g;
 }
 
+// The finished statistics the projectors are built from: the exact route's; a sketch's own
+// (--no-verify: k and explained from its estimates); or, verified (the default of the sketch
+// routes), the Ritz vectors of the sketch's span with their exact Ritz values, so that k and
+// the explained fraction are exact for the subspace drawn (MATH.md §7, as align and spectrum).
+statistics project_statistics(const project_plan& p, const project_options& o, const mpi_context& mpi,
+                              project_result& r) {
+    if (!wants_verification(o.run)) {
+        route_state state(p.run.config());
+        r.run = stream(state, p.run, mpi);
+        return finish_statistics(state, p.run.center);
+    }
+    own_basis_run v = verify_own_basis(p.run, mpi);
+    r.run = std::move(v.run);
+    statistics s = std::move(v.sketch);
+    restricted_statistics& pass = v.pass;
+    const ritz_pairs_result ritz = ritz_pairs(pass);
+    const std::size_t d = pass.dim(), k = pass.k(), m = ritz.values.size();
+    matrix_t y = xt::zeros<double>({d, m});  // Y = V W
+    blas::gemm_nn(d, m, k, 1.0, pass.basis.data(), ritz.vectors.data(), 0.0, y.data());
+    s.spec.eigenvalues = ritz.values;
+    s.spec.basis = std::move(y);
+    s.spec.explained = explained_fractions(ritz.values, s.spec.total);
+    r.verified = true;
+    return s;
+}
+
 project_result compute(const project_plan& p, const project_options& o, const mpi_context& mpi) {
-    route_state state(p.run.config());
     project_result r;
-    r.run = stream(state, p.run, mpi);
-    const statistics s = finish_statistics(state, p.run.center);
+    const statistics s = project_statistics(p, o, mpi, r);
     // MATH.md §5: the projector centers the rows and adds the mean back for display.
     projector_options po;
     po.fraction = o.variance;
@@ -109,6 +136,13 @@ project_result compute(const project_plan& p, const project_options& o, const mp
             throw user_error("--variance " + std::to_string(o.variance) + ": " + why + " (--rank, --method exact)");
         }
     };
+    // Verified, the directions' variance is exact (the library's message speaks of estimates).
+    const double captured = s.spec.total > 0 ? xt::sum(s.spec.eigenvalues)() / s.spec.total : 1.0;
+    if (r.verified && captured < o.variance && s.spec.rank() < s.spec.dim)
+        throw user_error("--variance " + std::to_string(o.variance) + ": the " + std::to_string(s.spec.rank()) +
+                         " directions the " + std::string(route_name(s.method)) + " sketch returned explain " +
+                         std::to_string(captured) + " of the total (exact, from the verification pass), less than "
+                         "asked (--rank, --method exact)");
     const subspace_projector top = projector(subspace_part::top), bottom = projector(subspace_part::bottom);
     r.grid = draw(p, top, bottom, o);
     r.n = s.spec.n;
@@ -128,7 +162,7 @@ project_result compute(const project_plan& p, const project_options& o, const mp
 }  // namespace
 
 int cmd_project(const project_options& o, const mpi_context& mpi) {
-    const project_plan p = plan(o);
+    const project_plan p = plan(o, mpi);
     const project_result r = compute(p, o, mpi);
     write_png(r.png, r.grid);
     print_stdout(o.run.json ? render_json(r) : render_text(r));

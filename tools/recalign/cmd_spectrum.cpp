@@ -4,9 +4,53 @@
 #include "paths.hpp"
 #include "render.hpp"
 #include "route_state.hpp"
+#include "sketch_route.hpp"
 #include "validate.hpp"
 
 namespace recalign::cli {
+
+namespace {
+
+spectrum_result compute(const prepared_run& p, const mpi_context& mpi) {
+    route_state state(p.config());
+    spectrum_result r;
+    r.run = stream(state, p, mpi);
+    memory_mark("streamed");  // RECALIGN_MEMORY_TRACE: the next line's peak is the eigenvalues'
+    const bool sketch = state.config().method != "exact";
+    r.spec = finish_spectrum(std::move(state), p.center);
+    memory_mark("finished");
+    if (sketch) {  // estimates read off the sketch (--no-verify, --from): labelled as such
+        statistics s;  // what describe_sketch reads: the method, rank and error information
+        s.method = r.spec.method;
+        s.spec.eigenvalues = r.spec.eigenvalues;
+        s.spec.error_bound = r.spec.error_bound;
+        s.spec.error_estimate = r.spec.error_estimate;
+        r.sketch = describe_sketch(s, nullptr, 0, 0);
+    }
+    return r;
+}
+
+// A sketch route with the verification pass on the sketch's own top-r basis (as align's):
+// the Ritz values of the returned directions, each the exact second moment along its
+// direction and at most the true eigenvalue of its rank, with their residuals; the explained
+// fractions and direction counts are then exact for the returned subspaces.
+spectrum_result compute_verified(const prepared_run& p, const mpi_context& mpi) {
+    own_basis_run v = verify_own_basis(p, mpi);
+    const ritz_pairs_result ritz = ritz_pairs(v.pass);
+    spectrum_result r;
+    r.run = std::move(v.run);
+    v.sketch.spec.basis = matrix_t();  // the table reads values only
+    r.spec = v.sketch.spec;
+    r.spec.eigenvalues = ritz.values;
+    r.spec.explained = explained_fractions(ritz.values, r.spec.total);
+    r.sketch = describe_sketch(v.sketch, ritz.values, ritz.residuals, v.pass.k(), 1);
+    note_sketch_passes(*r.sketch, v.sketch, p.config(), v.sketch_passes);
+    r.sketch->pass_seconds = v.pass_seconds;
+    note_sketch_run(*r.sketch, p.drive.quiet);
+    return r;
+}
+
+}  // namespace
 
 int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
     if (!o.run.out.empty()) require_output_dir("--out", o.run.out, output_files("spectrum"));
@@ -14,14 +58,10 @@ int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
     needs.command = "spectrum";
     needs.default_centered = true;
     needs.analysis = analysis::spectrum;
-    needs.exact_matrices = 2;  // eigenvalues alone (finish_spectrum: in the moments' storage)
+    needs.exact_matrices = 2;  // eigenvalues alone (finish_spectrum: in the moments' own storage)
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    route_state state(p.config());
-    spectrum_result r;
-    r.run = stream(state, p, mpi);
-    memory_mark("streamed");  // RECALIGN_MEMORY_TRACE: the next line's peak is the eigenvalues'
-    r.spec = finish_spectrum(std::move(state), p.center);
-    memory_mark("finished");
+    check_verification(o.run, p, mpi, alignment_verification(o.run.rank).columns, 0);
+    const spectrum_result r = wants_verification(o.run) ? compute_verified(p, mpi) : compute(p, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

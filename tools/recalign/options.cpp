@@ -195,6 +195,7 @@ void add_spectrum(CLI::App& app, command_line& c) {
     add_data_options(c.spectrum, c.spectrum_opts.data);
     add_run_options(c.spectrum, c.spectrum_opts.run, true, "");
     c.spectrum->add_option("--out", c.spectrum_opts.run.out, "Directory for CSV files and PNG charts");
+    add_verify_options(c.spectrum, c.spectrum_opts.run);
 }
 
 void add_project(CLI::App& app, command_line& c) {
@@ -212,6 +213,7 @@ void add_project(CLI::App& app, command_line& c) {
     c.project->add_option("--count", o.count, "Images (columns) in the grid (at most the rows read)")
         ->capture_default_str()->check(non_negative);
     c.project->add_option("--zoom", o.zoom, "Pixel magnification")->capture_default_str()->check(CLI::Range(1, 16));
+    add_verify_options(c.project, o.run);
 }
 
 void add_tradeoff(CLI::App& app, command_line& c) {

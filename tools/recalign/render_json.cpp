@@ -124,7 +124,7 @@ std::string render_json(const spectrum_result& r) {
     j["total"] = s.total;
     j["error_bound"] = number_or_null(s.error_bound);
     j["error_estimate"] = number_or_null(s.error_estimate);
-    if (s.method != route::exact) j["exact_for"] = nullptr;  // the sketch's own estimates (README "JSON")
+    add_sketch(j, r.sketch, "returned subspace");  // null: the sketch's own estimates (README "JSON")
     j["scale"] = r.run.config.scale;
     j["input"] = input_json(r.run);
     return dump(j);
@@ -139,7 +139,8 @@ std::string render_json(const project_result& r) {
     j["variance"] = r.variance;
     j["k"] = r.k;
     j["explained"] = r.explained;
-    if (r.run.config.method != "exact") j["exact_for"] = nullptr;  // k and explained: from the sketch's estimates
+    // k and explained: of the subspace drawn (verified), or from the sketch's estimates (null)
+    if (r.run.config.method != "exact") j["exact_for"] = r.verified ? json("returned subspace") : json(nullptr);
     j["images"] = r.images;
     j["rows"] = r.rows;
     j["png"] = r.png;

@@ -143,7 +143,12 @@ std::string render_text(const spectrum_result& r) {
         const std::size_t k = k_for_fraction(sp.eigenvalues, sp.total, f);
         if (k < sp.rank() && sp.total > 0) appendf(s, "%4.0f%% of the total in the top %zu directions\n", f * 100, k);
     }
-    if (sp.method != route::exact) {
+    if (r.sketch && r.sketch->verified) {
+        sketch_note(s, r.sketch,
+                    "the eigenvalues are the exact second moments along the returned directions (Ritz values, each "
+                    "at most the true eigenvalue of its rank), the explained fractions and direction counts exact for "
+                    "the returned subspaces; the total is exact");
+    } else if (sp.method != route::exact) {
         // A sketch's eigenvalues are its own estimates (Frequent Directions': biased low): say so,
         // with the sketch's error in the units of the table; the total is tracked exactly.
         const double n = static_cast<double>(std::max<std::uint64_t>(sp.n, 1));
@@ -164,9 +169,12 @@ std::string render_text(const project_result& r) {
     appendf(s, "top subspace: k = %zu of %zu directions explain %.4f of the %s total (asked %.4f)%s\n", r.k, r.dim,
             r.explained, centering_name(r.center), r.variance,
             r.run.config.method == "exact" ? ""
-                                           : (" (ESTIMATED from the " + r.run.config.method +
-                                              " sketch's eigenvalues, which are its own estimates; k was chosen from them)")
-                                                 .c_str());
+            : r.verified ? (" (" + r.run.config.method + " sketch, verified by one more pass: exact for the subspace "
+                            "drawn, the span of its top k Ritz vectors; k was chosen from their exact Ritz values)")
+                               .c_str()
+                         : (" (ESTIMATED from the " + r.run.config.method +
+                            " sketch's eigenvalues, which are its own estimates; k was chosen from them)")
+                               .c_str());
     std::string rows = "originals";
     for (std::size_t i = 1; i < r.rows.size(); ++i) rows += ", " + r.rows[i];
     appendf(s, "wrote %s: %zu images; rows: %s\n", r.png.c_str(), r.images, rows.c_str());

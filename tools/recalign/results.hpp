@@ -68,7 +68,8 @@ struct align_result {
 
 struct spectrum_result {
     run_state run;
-    spectrum spec;
+    spectrum spec;  // verified: the Ritz values of the returned directions and their explained fractions
+    std::optional<sketch_verification> sketch;  // sketch routes
 };
 
 // An 8-bit image grid: rows x cols images, each height x width x channels (1 or 3) in
@@ -89,6 +90,7 @@ struct project_result {
     std::vector<std::string> rows;  // "original", "top", "bottom"
     std::string png;
     image_grid grid;
+    bool verified = false;  // a sketch route's k and explained from the verification pass's Ritz values
 };
 
 // tradeoff on a sketch route: the preconditioned CG passes towards Sxx⁻¹ Sxy (--refine).

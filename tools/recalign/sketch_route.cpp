@@ -5,6 +5,7 @@
 #include <string>
 
 #include "paths.hpp"
+#include "verified_state.hpp"
 
 namespace recalign::cli {
 
@@ -56,6 +57,23 @@ double verified_choices(statistics& sketch, restricted_statistics& pass, const p
     return a2;
 }
 
+own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi) {
+    verify_plan plan;
+    plan.center = p.center;
+    plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics*) {
+        return s.spec.basis;
+    };
+    verified_state state(p.config(), plan);
+    own_basis_run r;
+    r.run = stream(state, p, mpi);
+    r.sketch = state.sketch();
+    r.pass = state.verified();
+    verified_choices(r.sketch, r.pass, p);
+    r.sketch_passes = state.sketch_passes();
+    r.pass_seconds = state.pass_seconds();
+    return r;
+}
+
 sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
                                     std::size_t passes) {
     sketch_verification v;
@@ -64,11 +82,17 @@ sketch_verification describe_sketch(const statistics& sketch, const ritz_alignme
     v.error_bound = sketch.spec.error_bound;
     v.error_estimate = sketch.spec.error_estimate;
     if (!ritz) return v;
+    return describe_sketch(sketch, ritz->curve.eigenvalues, ritz->residuals, columns, passes);
+}
+
+sketch_verification describe_sketch(const statistics& sketch, const vector_t& ritz_values, const vector_t& residuals,
+                                    std::size_t columns, std::size_t passes) {
+    sketch_verification v = describe_sketch(sketch, nullptr, 0, 0);
     v.verified = true;
     v.columns = columns;
     v.extra_passes = passes;
-    v.residuals = ritz->residuals;
-    v.ritz_values = ritz->curve.eigenvalues;
+    v.residuals = residuals;
+    v.ritz_values = ritz_values;
     return v;
 }
 

@@ -34,10 +34,25 @@ double verified_choices(statistics& sketch, restricted_statistics& pass, const p
 // residuals (null: the numbers are estimates read off the sketch's eigenvalues).
 sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
                                     std::size_t passes);
+// The same from the Ritz values and residuals alone (spectrum: no labels, no curve).
+sketch_verification describe_sketch(const statistics& sketch, const vector_t& ritz_values, const vector_t& residuals,
+                                    std::size_t columns, std::size_t passes);
 
 // The sketch passes run (of --passes at most) and, with --tolerance, what it was compared with.
 void note_sketch_passes(sketch_verification& v, const statistics& sketch, const run_config& c,
                         std::uint64_t sketch_passes);
+
+// align, spectrum and project on a sketch route: the run streamed through a verification pass
+// on the sketch's own top-r basis (MATH.md §7 "Alignment curve from a sketch"), with the
+// run's finishing choices (verified_choices) applied to the sketch's statistics and the pass's.
+struct own_basis_run {
+    run_state run;
+    statistics sketch;
+    restricted_statistics pass;
+    std::uint64_t sketch_passes = 0;
+    std::vector<double> pass_seconds;
+};
+own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi);
 
 // denoise on a sketch route (denoise_sketch.cpp): the noises of `t` (closed forms) through
 // the sketch, the exact patch blocks and one verification pass.

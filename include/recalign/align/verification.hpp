@@ -64,6 +64,18 @@ struct ritz_alignment_result {
 };
 ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options = {});
 
+// The same Ritz pairs without labels (`recalign spectrum`): θ_j in descending order (each the
+// exact second moment along y_j, and at most the j-th eigenvalue of Sxx by Cauchy interlacing),
+// the statistics of Y and the residual norms. Directions of span V with a Gram eigenvalue at
+// most rel_tol times the largest (a basis that is numerically rank-deficient) are dropped.
+struct ritz_pairs_result {
+    vector_t values;
+    matrix_t vectors;  // W (K x r): the Ritz vectors are Y = V W
+    restricted_statistics refined;
+    vector_t residuals;
+};
+ritz_pairs_result ritz_pairs(const restricted_statistics& s, double rel_tol = alignment_options{}.rel_tol);
+
 // Noise impact between two returned representations (the label-free diagnostic of
 // noise_impact, on the subspaces actually returned): element K-1 = Σ sin² of the principal
 // angles between span(V_1..K) and span(U_1..K), computed as K − ‖Q_Uᵀ Q_V‖_F² from nested
