@@ -10,8 +10,9 @@
 # Environment: BUILD (build), COMMAND (align; spectrum: the label-free route, whose state is the
 # sketch alone, without align's exact C x D class sums), RANK (100), CLASSES (1000, like
 # ImageNet), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
-# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). align gets --no-verify: the
-# verification pass would read the pipe a second time (refused up front); spectrum has none.
+# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). Both get --no-verify: the
+# verification pass (align's, and spectrum's since b5ecd67) would read the pipe a second time
+# (refused up front).
 set -euo pipefail
 ROWS=${1:-1281167}
 N_FULL=1281167
@@ -34,7 +35,7 @@ for t in "$SYNTH" "$RECALIGN" /usr/bin/time; do [ -x "$t" ] || { echo "moonshot.
 mkdir -p "$TMP"
 LABELS=$TMP/labels_$ROWS.npy CKPT=$TMP/moonshot_${COMMAND}_$ROWS.ckpt OUT=$TMP/moonshot_${COMMAND}_$ROWS.json
 rm -f "$CKPT"
-ROUTE_ARGS=()
+ROUTE_ARGS=(--no-verify)
 [ "$COMMAND" = align ] && ROUTE_ARGS=(--labels "$LABELS" --no-verify)
 now() { date +%s.%N; }
 echo "machine: nproc $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u '+%F %T UTC'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
