@@ -77,6 +77,23 @@ vector_t full_alignment(const statistics& clean, const matrix_t& v) {
     s.informative = v.shape(1);
     return denoising_alignment(clean, s).curve;
 }
+// The top 20 of an uncentered Frequent Directions sketch (ℓ = 24) of d, with its class
+// statistics when `labels`.
+statistics fd_top20(const data& d, bool labels) {
+    frequent_directions_options fo;
+    fo.dim = d.f.dim;
+    fo.ell = 24;
+    fo.center = centering::uncentered;
+    frequent_directions fd(fo);
+    class_moments classes({d.f.dim, 10});
+    for (std::size_t r0 = 0; r0 < d.f.n; r0 += 250) {
+        fd.update(batch_view(d.f.row(r0), 250, d.f.dim), r0);
+        if (labels)
+            classes.update(batch_view(d.f.row(r0), 250, d.f.dim), target_view::class_ids(d.f.y.data() + r0, 250), r0);
+    }
+    return finish(fd, labels ? &classes : nullptr, {20});
+}
+
 }  // namespace
 
 TEST_CASE("basis_alignment of the exact eigenvectors is the exact curve", "[align][verification]") {
@@ -104,17 +121,7 @@ TEST_CASE("basis_alignment of a sketch's subspace: exact for that subspace, what
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(2000);
     const statistics clean = finish(d.acc, centering::uncentered);
-    frequent_directions_options fo;
-    fo.dim = d.f.dim;
-    fo.ell = 24;
-    fo.center = centering::uncentered;
-    frequent_directions fd(fo);
-    class_moments labels({d.f.dim, 10});
-    for (std::size_t r0 = 0; r0 < d.f.n; r0 += 250) {
-        fd.update(batch_view(d.f.row(r0), 250, d.f.dim), r0);
-        labels.update(batch_view(d.f.row(r0), 250, d.f.dim), target_view::class_ids(d.f.y.data() + r0, 250), r0);
-    }
-    const statistics sk = finish(fd, &labels, {20});
+    const statistics sk = fd_top20(d, true);
     const std::size_t k = sk.spec.rank();
     REQUIRE(k == 20);
     const alignment_result verified = basis_alignment(verify(d, sk.spec.basis, centering::uncentered));
@@ -133,13 +140,7 @@ TEST_CASE("ritz_pairs: ritz_alignment's Ritz values and residuals without labels
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const data d = prepare(2000);
     const statistics clean = finish(d.acc, centering::uncentered);
-    frequent_directions_options fo;
-    fo.dim = d.f.dim;
-    fo.ell = 24;
-    fo.center = centering::uncentered;
-    frequent_directions fd(fo);
-    for (std::size_t r0 = 0; r0 < d.f.n; r0 += 250) fd.update(batch_view(d.f.row(r0), 250, d.f.dim), r0);
-    const statistics sk = finish(fd, nullptr, {20});
+    const statistics sk = fd_top20(d, false);
     const restricted_statistics pass = verify(d, sk.spec.basis, centering::uncentered);
     const ritz_pairs_result p = ritz_pairs(pass);
     const ritz_alignment_result a = ritz_alignment(pass);

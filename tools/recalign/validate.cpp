@@ -423,7 +423,8 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     // into a P x P float scatter that exact_matrices covers). Sketches convert in column blocks.
     const std::uint64_t batch_bytes =
         p.input.config.method == "exact"
-            ? checked_mul(checked_mul(std::min<std::uint64_t>(o.batch, p.input.rows), 2 * src.dim() + classes, "--batch x D"),
+            ? checked_mul(checked_mul(std::min<std::uint64_t>(o.batch, p.input.rows),
+                                      checked_add(checked_mul(2, src.dim(), "2D"), classes, "2D + C"), "--batch x D"),
                           8, "--batch x D bytes")
             : 0;
     require_memory(p.input.config, batch_bytes, o.describe(), needs.exact_matrices);
