@@ -200,6 +200,38 @@ ritz_pairs_result ritz_pairs(const restricted_statistics& s, double rel_tol) {
     return out;
 }
 
+ritz_spectrum_result ritz_spectrum(const spectrum& sketch, const restricted_statistics& pass, bool with_basis,
+                                   double rel_tol) {
+    if (pass.dim() != sketch.dim || pass.n != sketch.n || pass.center != sketch.center)
+        throw std::invalid_argument("ritz_spectrum: the verification pass (D = " + std::to_string(pass.dim()) +
+                                    ", n = " + std::to_string(pass.n) + ", " + centering_name(pass.center) +
+                                    ") is not of the sketch's rows (D = " + std::to_string(sketch.dim) + ", n = " +
+                                    std::to_string(sketch.n) + ", " + centering_name(sketch.center) + ")");
+    ritz_pairs_result p = ritz_pairs(pass, rel_tol);
+    ritz_spectrum_result out;
+    spectrum& s = out.spec;
+    s.method = sketch.method;
+    s.center = sketch.center;
+    s.n = sketch.n;
+    s.dim = sketch.dim;
+    s.total = sketch.total;
+    s.error_bound = sketch.error_bound;
+    s.error_estimate = sketch.error_estimate;
+    s.status = sketch.status;
+    s.eigenvalues = std::move(p.values);
+    s.explained = explained_fractions(s.eigenvalues, s.total);
+    clip_negative_eigenvalues(s);  // Vᵀ Sxx V is PSD: a negative θ is rounding, recorded as finish() does
+    s.ritz = true;
+    const std::size_t d = pass.dim(), k = pass.k(), m = s.eigenvalues.size();
+    if (with_basis) {
+        s.basis = xt::zeros<double>({d, m});  // Y = V W
+        if (d && m && k) blas::gemm_nn(d, m, k, 1.0, pass.basis.data(), p.vectors.data(), 0.0, s.basis.data());
+        fix_signs(s.basis);  // Spectrum's convention; residuals and values do not depend on it
+    }
+    out.residuals = std::move(p.residuals);
+    return out;
+}
+
 ritz_alignment_result ritz_alignment(const restricted_statistics& s, const alignment_options& options) {
     ritz_pairs_result p = ritz_pairs(s, options.rel_tol);
     ritz_alignment_result out;

@@ -15,6 +15,7 @@
 #include <recalign/io/spill.hpp>
 #include <recalign/core/blas.hpp>
 #include <recalign/spectral/eigen.hpp>
+#include <recalign/spectral/subspace.hpp>
 #include <recalign/sketch/frequent_directions.hpp>
 #include <recalign/stats/class_moments.hpp>
 
@@ -159,6 +160,79 @@ TEST_CASE("ritz_pairs: ritz_alignment's Ritz values and residuals without labels
         CHECK(p.values(j) <= clean.spec.eigenvalues(j) * (1 + 1e-12));
         CHECK(xt::amin(xt::abs(clean.spec.eigenvalues - p.values(j)))() <= p.residuals(j) + 1e-9 * p.values(0));
     }
+}
+
+TEST_CASE("ritz_spectrum: the sketch's spectrum with its Ritz pairs, which the projector reads as exact",
+          "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const data d = prepare(2000);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    const statistics sk = fd_top20(d, false);
+    const restricted_statistics pass = verify(d, sk.spec.basis, centering::uncentered);
+    const ritz_pairs_result p = ritz_pairs(pass);
+    const ritz_spectrum_result r = ritz_spectrum(sk.spec, pass);
+    const spectrum& s = r.spec;
+    CHECK(s.ritz);
+    CHECK(s.values_exact());
+    CHECK_FALSE(sk.spec.values_exact());
+    CHECK(s.method == route::frequent_directions);
+    CHECK(s.n == sk.spec.n);
+    CHECK(s.total == sk.spec.total);
+    CHECK(same_bits(s.eigenvalues, p.values));  // no value of Vᵀ Sxx V is negative here: nothing clipped
+    CHECK(s.clipped == 0);
+    CHECK(same_bits(r.residuals, p.residuals));
+    CHECK(std::isnan(s.error_estimate));
+    CHECK(s.error_bound == sk.spec.error_bound);
+    const std::size_t dim = d.f.dim, m = s.rank();
+    REQUIRE(m == 20);
+    REQUIRE(s.basis.shape(0) == dim);
+    REQUIRE(s.basis.shape(1) == m);
+    // Y = V W: orthonormal, and θ_j = y_jᵀ Sxx y_j, at most λ_j.
+    matrix_t sy = xt::zeros<double>({dim, m});
+    blas::gemm_nn(dim, m, dim, 1.0, clean.second_moment.value().data(), s.basis.data(), 0.0, sy.data());
+    double acc = 0.0;
+    for (std::size_t j = 0; j < m; ++j) {
+        double quotient = 0.0;
+        for (std::size_t i = 0; i < dim; ++i) quotient += s.basis(i, j) * sy(i, j);
+        CHECK(std::abs(quotient - s.eigenvalues(j)) <= 1e-9 * s.eigenvalues(0));
+        CHECK(s.eigenvalues(j) <= clean.spec.eigenvalues(j) * (1 + 1e-12));
+        for (std::size_t l = 0; l < m; ++l) {
+            double dot = 0.0;
+            for (std::size_t i = 0; i < dim; ++i) dot += s.basis(i, j) * s.basis(i, l);
+            CHECK(std::abs(dot - (j == l ? 1.0 : 0.0)) <= 1e-10);
+        }
+        acc += s.eigenvalues(j);
+        CHECK(std::abs(s.explained(j) - acc / s.total) <= 1e-14);
+    }
+    // Without the basis: the same values.
+    const ritz_spectrum_result values_only = ritz_spectrum(sk.spec, pass, false);
+    CHECK(values_only.spec.basis.size() == 0);
+    CHECK(same_bits(values_only.spec.eigenvalues, s.eigenvalues));
+    // The projector chooses k from the exact values, and says so when they fall short.
+    projector_options o;
+    o.fraction = 0.5 * s.explained(m - 1);
+    const subspace_projector top = subspace_projector::from_spectrum(s, vector_t(), o);
+    CHECK(top.k == k_for_fraction(s.eigenvalues, s.total, o.fraction));
+    CHECK(top.explained >= o.fraction);
+    o.fraction = std::min(1.0, s.explained(m - 1) + 0.01);
+    const auto message = [&](const spectrum& sp) {
+        try {
+            (void)subspace_projector::from_spectrum(sp, vector_t(), o);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const std::string exact = message(s), estimated = message(sk.spec);
+    CHECK_THAT(exact, Catch::Contains("fd sketch returned 20 directions") && Catch::Contains("exact for them") &&
+                          !Catch::Contains("estimated"));
+    CHECK_THAT(estimated, Catch::Contains("an estimated") && !Catch::Contains("exact for them"));
+    // A pass over other rows (another n) or in another centering is not this sketch's.
+    const restricted_statistics centered = verify(d, sk.spec.basis, centering::centered);
+    CHECK_THROWS_WITH(ritz_spectrum(sk.spec, centered), Catch::Contains("not of the sketch's rows"));
+    spectrum other = sk.spec;
+    other.n += 1;
+    CHECK_THROWS_WITH(ritz_spectrum(other, pass), Catch::Contains("n = 2000"));
 }
 
 TEST_CASE("ritz_denoising on span V: exact restricted problem, exact numbers for the result", "[align][verification]") {

@@ -23,7 +23,7 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
     r.curve = alignment_curve(s, opt);
     memory_mark("analyses");
     if (s.method != route::exact) {
-        r.sketch = describe_sketch(s, nullptr, 0, 0);
+        r.sketch = describe_sketch(s.spec, nullptr, 0, 0);
         note_sketch_passes(*r.sketch, s, p.config(), passes);
     }
     r.spec = std::move(s.spec);  // not a copy: at high D the exact basis is D x D
@@ -40,7 +40,7 @@ align_result compute_verified(const prepared_run& p, alignment_options opt, cons
     r.curve = ritz.curve;
     r.curve.method = v.sketch.method;
     r.spec = v.sketch.spec;
-    r.sketch = describe_sketch(v.sketch, &ritz, v.pass.k(), 1);
+    r.sketch = describe_sketch(v.sketch.spec, &ritz, v.pass.k(), 1);
     note_sketch_passes(*r.sketch, v.sketch, p.config(), v.sketch_passes);
     r.sketch->pass_seconds = v.pass_seconds;
     note_sketch_run(*r.sketch, p.drive.quiet);

@@ -107,15 +107,7 @@ statistics project_statistics(const project_plan& p, const project_options& o, c
     own_basis_run v = verify_own_basis(p.run, mpi);
     r.run = std::move(v.run);
     statistics s = std::move(v.sketch);
-    restricted_statistics& pass = v.pass;
-    const ritz_pairs_result ritz = ritz_pairs(pass);
-    const std::size_t d = pass.dim(), k = pass.k(), m = ritz.values.size();
-    matrix_t y = xt::zeros<double>({d, m});  // Y = V W
-    blas::gemm_nn(d, m, k, 1.0, pass.basis.data(), ritz.vectors.data(), 0.0, y.data());
-    s.spec.eigenvalues = ritz.values;
-    s.spec.basis = std::move(y);
-    s.spec.explained = explained_fractions(ritz.values, s.spec.total);
-    r.verified = true;
+    s.spec = ritz_spectrum(s.spec, v.pass).spec;
     return s;
 }
 
@@ -136,15 +128,9 @@ project_result compute(const project_plan& p, const project_options& o, const mp
             throw user_error("--variance " + std::to_string(o.variance) + ": " + why + " (--rank, --method exact)");
         }
     };
-    // Verified, the directions' variance is exact (the library's message speaks of estimates).
-    const double captured = s.spec.total > 0 ? xt::sum(s.spec.eigenvalues)() / s.spec.total : 1.0;
-    if (r.verified && captured < o.variance && s.spec.rank() < s.spec.dim)
-        throw user_error("--variance " + std::to_string(o.variance) + ": the " + std::to_string(s.spec.rank()) +
-                         " directions the " + std::string(route_name(s.method)) + " sketch returned explain " +
-                         std::to_string(captured) + " of the total (exact, from the verification pass), less than "
-                         "asked (--rank, --method exact)");
     const subspace_projector top = projector(subspace_part::top), bottom = projector(subspace_part::bottom);
     r.grid = draw(p, top, bottom, o);
+    r.verified = s.spec.ritz;
     r.n = s.spec.n;
     r.dim = p.run.dim();
     r.k = top.k;

@@ -19,14 +19,7 @@ spectrum_result compute(const prepared_run& p, const mpi_context& mpi) {
     const bool sketch = state.config().method != "exact";
     r.spec = finish_spectrum(std::move(state), p.center);
     memory_mark("finished");
-    if (sketch) {  // estimates read off the sketch (--no-verify, --from): labelled as such
-        statistics s;  // what describe_sketch reads: the method, rank and error information
-        s.method = r.spec.method;
-        s.spec.eigenvalues = r.spec.eigenvalues;
-        s.spec.error_bound = r.spec.error_bound;
-        s.spec.error_estimate = r.spec.error_estimate;
-        r.sketch = describe_sketch(s, nullptr, 0, 0);
-    }
+    if (sketch) r.sketch = describe_sketch(r.spec, nullptr, 0, 0);  // estimates (--no-verify, --from): labelled
     return r;
 }
 
@@ -36,14 +29,11 @@ spectrum_result compute(const prepared_run& p, const mpi_context& mpi) {
 // fractions and direction counts are then exact for the returned subspaces.
 spectrum_result compute_verified(const prepared_run& p, const mpi_context& mpi) {
     own_basis_run v = verify_own_basis(p, mpi);
-    const ritz_pairs_result ritz = ritz_pairs(v.pass);
+    ritz_spectrum_result ritz = ritz_spectrum(v.sketch.spec, v.pass, false);  // the table reads values only
     spectrum_result r;
     r.run = std::move(v.run);
-    v.sketch.spec.basis = matrix_t();  // the table reads values only
-    r.spec = v.sketch.spec;
-    r.spec.eigenvalues = ritz.values;
-    r.spec.explained = explained_fractions(ritz.values, r.spec.total);
-    r.sketch = describe_sketch(v.sketch, ritz.values, ritz.residuals, v.pass.k(), 1);
+    r.spec = std::move(ritz.spec);
+    r.sketch = describe_sketch(v.sketch.spec, r.spec.eigenvalues, ritz.residuals, v.pass.k(), 1);
     note_sketch_passes(*r.sketch, v.sketch, p.config(), v.sketch_passes);
     r.sketch->pass_seconds = v.pass_seconds;
     note_sketch_run(*r.sketch, p.drive.quiet);

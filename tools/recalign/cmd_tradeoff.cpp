@@ -75,7 +75,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         verified_choices(s, pass, p);
         r.t = ritz_tradeoff(pass, s.spec.total, opt);
         const ritz_alignment_result ritz = ritz_alignment(pass);
-        r.sketch = describe_sketch(s, &ritz, pass.k(), cg.passes);
+        r.sketch = describe_sketch(s.spec, &ritz, pass.k(), cg.passes);
         note_sketch_passes(*r.sketch, s, p.config(), state.sketch_passes());
         r.sketch->pass_seconds = state.pass_seconds();
         note_sketch_run(*r.sketch, o.run.quiet);

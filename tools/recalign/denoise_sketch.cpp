@@ -236,7 +236,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         r.report.noises.push_back(std::move(nr));
     }
     const refinement_report refinement = state.refinement();
-    r.sketch = describe_sketch(s, &clean, pass.k(), plan.restart ? 1 + refinement.passes : plan.passes);
+    r.sketch = describe_sketch(s.spec, &clean, pass.k(), plan.restart ? 1 + refinement.passes : plan.passes);
     if (plan.restart) {
         r.sketch->refines = true;
         r.sketch->refine_budget = static_cast<std::size_t>(refinement.budget);

@@ -74,18 +74,18 @@ own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi) {
     return r;
 }
 
-sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
+sketch_verification describe_sketch(const spectrum& sketch, const ritz_alignment_result* ritz, std::size_t columns,
                                     std::size_t passes) {
     sketch_verification v;
     v.method = route_name(sketch.method);
-    v.rank = sketch.spec.rank();
-    v.error_bound = sketch.spec.error_bound;
-    v.error_estimate = sketch.spec.error_estimate;
+    v.rank = sketch.rank();
+    v.error_bound = sketch.error_bound;
+    v.error_estimate = sketch.error_estimate;
     if (!ritz) return v;
     return describe_sketch(sketch, ritz->curve.eigenvalues, ritz->residuals, columns, passes);
 }
 
-sketch_verification describe_sketch(const statistics& sketch, const vector_t& ritz_values, const vector_t& residuals,
+sketch_verification describe_sketch(const spectrum& sketch, const vector_t& ritz_values, const vector_t& residuals,
                                     std::size_t columns, std::size_t passes) {
     sketch_verification v = describe_sketch(sketch, nullptr, 0, 0);
     v.verified = true;

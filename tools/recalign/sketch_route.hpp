@@ -32,10 +32,10 @@ double verified_choices(statistics& sketch, restricted_statistics& pass, const p
 
 // The sketch's own error information; `ritz`: the verification pass's exact Ritz values and
 // residuals (null: the numbers are estimates read off the sketch's eigenvalues).
-sketch_verification describe_sketch(const statistics& sketch, const ritz_alignment_result* ritz, std::size_t columns,
+sketch_verification describe_sketch(const spectrum& sketch, const ritz_alignment_result* ritz, std::size_t columns,
                                     std::size_t passes);
 // The same from the Ritz values and residuals alone (spectrum: no labels, no curve).
-sketch_verification describe_sketch(const statistics& sketch, const vector_t& ritz_values, const vector_t& residuals,
+sketch_verification describe_sketch(const spectrum& sketch, const vector_t& ritz_values, const vector_t& residuals,
                                     std::size_t columns, std::size_t passes);
 
 // The sketch passes run (of --passes at most) and, with --tolerance, what it was compared with.

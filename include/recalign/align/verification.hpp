@@ -76,6 +76,22 @@ struct ritz_pairs_result {
 };
 ritz_pairs_result ritz_pairs(const restricted_statistics& s, double rel_tol = alignment_options{}.rel_tol);
 
+// A sketch's spectrum made exact for its own subspace (recalign spectrum and project): `pass`
+// read the same rows again on the sketch's basis V, and the result holds the Ritz pairs of
+// Sxx on span V (ritz_pairs) in place of the sketch's estimates: the values θ_j, each the exact
+// second moment along y_j and at most the j-th eigenvalue of Sxx; the basis Y = V W (0 x 0
+// without `with_basis`); the explained fractions of the exact trace; ritz = true, so that
+// SubspaceProjector and every reader know the values are exact for these directions. The
+// route, n, total and the sketch's own error information are kept; `residuals` holds
+// ‖Sxx y_j − θ_j y_j‖. Throws std::invalid_argument when the pass is not of the sketch's rows
+// (another D, n or centering).
+struct ritz_spectrum_result {
+    spectrum spec;
+    vector_t residuals;
+};
+ritz_spectrum_result ritz_spectrum(const spectrum& sketch, const restricted_statistics& pass, bool with_basis = true,
+                                   double rel_tol = alignment_options{}.rel_tol);
+
 // Noise impact between two returned representations (the label-free diagnostic of
 // noise_impact, on the subspaces actually returned): element K-1 = Σ sin² of the principal
 // angles between span(V_1..K) and span(U_1..K), computed as K − ‖Q_Uᵀ Q_V‖_F² from nested

@@ -51,7 +51,13 @@ struct spectrum {
     // value it saw (0 when none), so a user can tell a rounding zero from a clipped one.
     std::size_t clipped = 0;
     double most_negative = 0.0;
+    // A sketch's eigenvalues are its own estimates (which may be low), unless a verification
+    // pass replaced them by the Ritz values of the returned basis (ritz_spectrum,
+    // align/verification.hpp): each then the exact second moment along its direction.
+    bool ritz = false;
     std::size_t rank() const noexcept { return eigenvalues.size(); }
+    // True when every eigenvalue is exact for its basis direction: the exact route, or Ritz values.
+    bool values_exact() const noexcept { return method == route::exact || ritz; }
     // True when every eigenpair of the D x D matrix is here (the exact route).
     bool complete() const noexcept { return eigenvalues.size() == dim; }
 };

@@ -39,7 +39,9 @@ struct subspace_projector {
 
     // k = smallest with Σ_{i<=k} λ_i >= f · total. A sketch's spectrum holds only its top
     // directions: if they explain less than f, throws std::invalid_argument saying how much
-    // they do (the bottom subspace is still exact: it needs only U_k). `mean` is the data
+    // they do, measured (spectrum::ritz: a verification pass's Ritz values, ritz_spectrum) or
+    // estimated (the sketch's own eigenvalues). The bottom subspace is still exact: it needs
+    // only U_k. With Ritz values k and `explained` are exact for the directions drawn. `mean` is the data
     // mean for a centered spectrum and must be empty for an uncentered one.
     static subspace_projector from_spectrum(const spectrum& s, const vector_t& mean, const projector_options& options);
     // The same from finished statistics (their spectrum, and their mean when centered).
