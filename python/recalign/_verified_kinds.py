@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from . import _recalign
-from ._verified_results import VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, VerifiedTradeoffResult
+from ._verified_results import VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
+    VerifiedSpectrumResult, VerifiedTradeoffResult
 from .verified import _VerifiedRun, _file_error
 
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
@@ -93,8 +94,55 @@ class VerifiedAlignment(_VerifiedRun):
         """The VerifiedAlignmentResult (all passes done)."""
         passed = self.verified()
         ritz = _recalign.ritz_alignment(passed, self._measure)
-        return VerifiedAlignmentResult(method=self._config["method"], curve=ritz.curve, ritz=ritz,
-                                       sketch_error=self._sketch_error(self.sketch(), ritz, passed.k))
+        error = self._sketch_error(self.sketch(), ritz.curve.eigenvalues, ritz.residuals, passed.k)
+        return VerifiedAlignmentResult(method=self._config["method"], curve=ritz.curve, ritz=ritz, sketch_error=error)
+
+
+class VerifiedSpectrum(_VerifiedRun):
+    """`recalign spectrum --method fd|nystrom --rank K --passes P` (and the spectrum `recalign
+    project` draws from): the sketch passes, then one verification pass on the sketch's top-`rank`
+    basis; report() gives a VerifiedSpectrumResult whose spectrum holds the Ritz pairs of that
+    subspace (ritz_spectrum): each value the exact second moment along its direction and at most
+    the true eigenvalue of its rank, so SubspaceProjector(report().spectrum, mean, fraction)
+    chooses k, and reports what it explains, exactly for the directions it projects on. No labels.
+
+        state = VerifiedSpectrum(784, method="nystrom", rank=50)
+        recalign.track(loader, state)      # reads `loader` state.total_passes times
+        r = state.report()
+        r.projector(0.8, "bottom")     # SubspaceProjector(r.spectrum, r.mean, 0.8, "bottom")"""
+
+    _krylov = True  # the CLI's spectrum and project: block Krylov for passes >= 2
+    _labelled = False
+
+    def __init__(self, dim, *, method="nystrom", rank, passes=1, seed=0, center="centered", tolerance=None,
+                 memory=None, precision="f64"):
+        super().__init__(dim, 0, method=method, rank=rank, passes=passes, seed=seed, center=center,
+                         tolerance=tolerance, memory=memory, precision=precision)
+
+    def _verification(self):
+        return "alignment", {}
+
+    def _args(self):
+        c = self._config
+        return dict(dim=c["dim"], method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
+                    center=c["center"], tolerance=c.get("tolerance"))
+
+    def _basis(self, sketch, previous):
+        return sketch.spectrum.basis
+
+    def update(self, x, *, first_row=None):
+        """Add a batch (rows = samples, no labels) to the current pass; first_row (default n) only
+        numbers rows in error messages. A refused batch changes nothing."""
+        super().update(x, None, first_row)
+
+    def report(self):
+        """The VerifiedSpectrumResult (all passes done)."""
+        passed = self.verified()
+        sketch = self.sketch()
+        r = _recalign.ritz_spectrum(sketch.spectrum, passed)
+        return VerifiedSpectrumResult(method=self._config["method"], spectrum=r.spectrum, mean=sketch.mean,
+                                      sketch_error=self._sketch_error(sketch, r.spectrum.eigenvalues, r.residuals,
+                                                                      passed.k))
 
 
 class VerifiedDenoising(_VerifiedRun):
@@ -400,8 +448,8 @@ class VerifiedDenoising(_VerifiedRun):
             noises.append(VerifiedNoise(spec=str(n), denoising=v.denoising, noise_impact=v.impact,
                                         monte_carlo=_is_monte_carlo(n), basis=basis))
         c = self._config
-        error = dataclasses.replace(self._sketch_error(self.sketch(), clean, passed.k),
-                                    refinement=self._refinement_report())
+        error = self._sketch_error(self.sketch(), clean.curve.eigenvalues, clean.residuals, passed.k)
+        error = dataclasses.replace(error, refinement=self._refinement_report())
         return VerifiedDenoisingResult(n=passed.n, dim=c["dim"], classes=c["classes"], measure=self._measure,
                                        center=c["center"], method=c["method"], clean_result=clean.curve, noises=noises,
                                        sketch_error=error)
@@ -479,8 +527,9 @@ class VerifiedTradeoff(_VerifiedRun):
                       "residual": residual, "excess_estimate": estimate if math.isfinite(estimate) else None}
         t = _recalign.ritz_tradeoff(passed, sketch.spectrum.total, self._lambdas, self._k)
         ritz = _recalign.ritz_alignment(passed)
+        error = self._sketch_error(sketch, ritz.curve.eigenvalues, ritz.residuals, passed.k)
         return VerifiedTradeoffResult(method=self._config["method"], tradeoff=t, refinement=refinement,
-                                      sketch_error=self._sketch_error(sketch, ritz, passed.k))
+                                      sketch_error=error)
 
 
 def _is_monte_carlo(noise):
@@ -506,6 +555,17 @@ def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes
     image folder). track_options go to recalign.track (checkpoint=..., every=..., resume=...)."""
     state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
                               center=center, measure=measure, tolerance=tolerance, memory=memory, precision=precision)
+    return _run(state, batches, **track_options)
+
+
+def verified_spectrum(batches, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="centered", tolerance=None,
+                      memory=None, precision="f64", **track_options):
+    """`recalign spectrum --method fd|nystrom --rank K --passes P [--tolerance T]` over `batches`
+    (re-iterable batches of rows, or (images, labels, ...) tuples whose labels are left out): a
+    VerifiedSpectrumResult, whose projector(fraction, part) is `recalign project`'s on this route.
+    center: "centered" by default, as the CLI's spectrum; the other options as verified_align."""
+    state = VerifiedSpectrum(dim or _first_dim(batches), method=method, rank=rank, passes=passes, seed=seed,
+                             center=center, tolerance=tolerance, memory=memory, precision=precision)
     return _run(state, batches, **track_options)
 
 

@@ -100,6 +100,40 @@ class VerifiedAlignmentResult:
 
 
 @dataclass(frozen=True)
+class VerifiedSpectrumResult:
+    """`recalign spectrum --method fd|nystrom` with verification: spectrum is the sketch's Spectrum
+    with the Ritz pairs of its own subspace in place of its estimates (spectrum.ritz: each value
+    the exact second moment along its direction, at most the true eigenvalue of its rank; the
+    explained fractions of the exact trace), mean the rows' mean (exact). method: the sketch route
+    that found the subspace."""
+    method: str
+    spectrum: Any
+    mean: Any = field(repr=False)
+    sketch_error: SketchError = field(repr=False)
+    exact_for: str = "returned subspace"
+
+    @property
+    def eigenvalues(self):
+        """The Ritz values (descending): the CLI's "eigenvalues"."""
+        return self.spectrum.eigenvalues
+
+    def projector(self, fraction=0.75, part="top"):
+        """The SubspaceProjector of `recalign project` on this route: k the fewest Ritz vectors whose
+        exact values explain `fraction` of the total (ValueError, saying so, when all of them do not)."""
+        from . import _recalign
+        centered = self.spectrum.center == "centered"
+        return _recalign.SubspaceProjector(self.spectrum, self.mean if centered else None, fraction, part)
+
+    def to_dict(self):
+        """`recalign spectrum --json`'s document, but for the input description ("scale", "input")."""
+        s = self.spectrum
+        return {"n": s.n, "d": s.dim, "centered": s.center == "centered", "method": self.method,
+                "eigenvalues": _list(s.eigenvalues), "explained": _list(s.explained), "total": s.total,
+                "error_bound": _number(s.error_bound), "error_estimate": _number(s.error_estimate),
+                "exact_for": self.exact_for, "sketch_error": self.sketch_error.to_dict()}
+
+
+@dataclass(frozen=True)
 class VerifiedNoise:
     """One noise of a verified denoise: the CLI JSON's fields (alignment, relative, impact,
     impact_normalised, max_k, informative, monte_carlo) and the full DenoisingResult / NoiseImpact.

@@ -1,6 +1,7 @@
 """Sketch routes with a verification pass (MATH.md §7, issue 14), the Python side of
-``recalign align|denoise|tradeoff --method fd|nystrom --rank K [--passes P] [--tolerance T]``
-(denoise, tradeoff: ``[--refine N]``).
+``recalign align|denoise|tradeoff|spectrum --method fd|nystrom --rank K [--passes P] [--tolerance T]``
+(denoise, tradeoff: ``[--refine N]``; spectrum, also what ``recalign project`` draws from:
+VerifiedSpectrum, without labels).
 
 A sketch (Frequent Directions or Nyström, plus the exact class statistics and, for masking
 noises, the exact patch blocks) finds the subspaces; one more pass over the data (for denoise with
@@ -12,7 +13,7 @@ The states are accumulators read several times: ``total_passes`` reads of the sa
 same order, ``next_pass()`` between them, ``pass_index`` and ``n`` (rows of the current pass).
 ``recalign.track(batches, state)`` drives them over every pass (``batches`` re-iterable, or a
 callable returning a fresh iterable); ``verified_align`` / ``verified_denoise`` /
-``verified_tradeoff`` do both in one call. The same data in the same batches gives the CLI's
+``verified_tradeoff`` / ``verified_spectrum`` do both in one call. The same data in the same batches gives the CLI's
 numbers bit for bit (same configuration: Nyström oversampling and probes min(10, ...), FD
 ell = min(3 · rank, dim), ``_recalign.frequent_directions_default_ell``; a state begun with the
 earlier min(2 · rank, dim) resumes with it). What the CLI refuses before reading is refused by the constructors (ValueError,
@@ -29,11 +30,11 @@ import numpy as np
 from . import _recalign
 from ._order import _write_atomic
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
-    VerifiedTradeoffResult
+    VerifiedSpectrumResult, VerifiedTradeoffResult
 
-__all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedTradeoff", "verified_align",
-           "verified_denoise", "verified_tradeoff", "SketchError", "VerifiedAlignmentResult", "VerifiedDenoisingResult", "VerifiedNoise",
-           "VerifiedTradeoffResult"]
+__all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedSpectrum", "VerifiedTradeoff", "verified_align",
+           "verified_denoise", "verified_spectrum", "verified_tradeoff", "SketchError", "VerifiedAlignmentResult",
+           "VerifiedDenoisingResult", "VerifiedNoise", "VerifiedSpectrumResult", "VerifiedTradeoffResult"]
 
 _MAGIC = b"RAPYVERI"
 # 2: a trailing part with what a state carries between its passes (VerifiedDenoising's
@@ -56,6 +57,7 @@ class _VerifiedRun:
 
     verification_passes = 1
     _krylov = False  # VerifiedAlignment: block Krylov sketch passes, as the CLI's align
+    _labelled = True  # VerifiedSpectrum: no labels (classes = 0, no ClassMoments part)
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None,
                  memory=None, precision="f64"):
@@ -73,7 +75,7 @@ class _VerifiedRun:
             raise ValueError("passes applies to method='nystrom' only")
         if not 1 <= passes <= 100:
             raise ValueError(f"passes must lie in [1, 100], got {passes}")
-        if classes < 1:
+        if self._labelled and classes < 1:
             raise ValueError(f"classes must be >= 1 (the analyses read class labels), got {classes}")
         if center not in ("uncentered", "centered"):
             raise ValueError(f"center must be 'uncentered' or 'centered', got {center!r}")
@@ -107,7 +109,7 @@ class _VerifiedRun:
             self._sketch = _recalign.NystromSketch(dim, rank, oversampling=min(max(rank, 10) if krylov else 10, dim - rank),
                                                    probes=min(10, dim), seed=int(seed), center=center,
                                                    blocks=passes if krylov else 1, float32_kernels=kernels)
-        self._labels = _recalign.ClassMoments(dim, classes)
+        self._labels = _recalign.ClassMoments(dim, classes) if self._labelled else None
         self._blocks = [_recalign.PatchBlocks(shape, patch, layout) for shape, patch, layout in self._geometries()]
         # Monte-Carlo noises: a MonteCarloSketch each in the first pass (Ω random), and one on the
         # basis Q of every verification pass (the same corruptions drawn again).
@@ -204,7 +206,7 @@ class _VerifiedRun:
         mc = self._mc_basis if verifying else self._mc if self._pass == 0 else []
         prepared = [m.prepare(x, first_row) for m in mc]
         if not verifying:
-            if self._pass == 0:
+            if self._pass == 0 and self._labels is not None:
                 self._labels.update(x, labels, first_row)
             self._sketch.update(x, first_row)
             if self._pass == 0:
@@ -309,12 +311,12 @@ class _VerifiedRun:
                                ("; it is complete: next_pass(), whose refinement step may end the passes there)"
                                 if complete else ")"))
 
-    def _sketch_error(self, sketch, ritz, columns):
+    def _sketch_error(self, sketch, ritz_values, residuals, columns):
         spec, c = sketch.spectrum, self._config
         return SketchError(method=c["method"], rank=spec.rank, verified=True,
                            verification_passes=self._verification_passes_run(), verification_columns=columns,
                            error_bound=spec.error_bound, error_estimate=spec.error_estimate,
-                           ritz_values=ritz.curve.eigenvalues, residuals=ritz.residuals,
+                           ritz_values=ritz_values, residuals=residuals,
                            sketch_passes=self.sketch_passes, max_passes=c["passes"],
                            relative_estimate=spec.error_estimate / spec.total if spec.total > 0 else math.nan,
                            tolerance=c.get("tolerance", math.nan))
@@ -343,9 +345,10 @@ class _VerifiedRun:
                                                                   a.to_bytes() != b.to_bytes()):
                 raise ValueError(f"cannot merge: the {type(a).__name__} of earlier passes differs; shards of pass "
                                  f"{self._pass} must start from copies of one merged state")
-        parts = [p.copy() if i in active else p for i, p in enumerate(mine)]
+        parts = [p.copy() if i in active and p is not None else p for i, p in enumerate(mine)]
         for i in active:
-            parts[i].merge(theirs[i])
+            if parts[i] is not None:  # VerifiedSpectrum holds no class statistics
+                parts[i].merge(theirs[i])
         self._set_parts(parts)
 
     def _active(self):
@@ -436,7 +439,10 @@ class _VerifiedRun:
             offset, chunk = chunk_at(offset)
             length = len(chunk)
             part = None
-            if i < first or length:  # the verification pass's parts are empty before it
+            if i < first and fresh is None:  # a part the kind does not hold (VerifiedSpectrum's labels)
+                if length:
+                    raise _file_error(source, offset, f"part {i} holds bytes a {kind.__name__} does not have")
+            elif i < first or length:  # the verification pass's parts are empty before it
                 part = state._part_from_bytes(i, chunk)
                 like = fresh if fresh is not None else state._mc[i - first - 1] if i > first else part
                 if i == 0 and isinstance(part, _recalign.FrequentDirections) and \
@@ -568,7 +574,7 @@ def _from_bytes(data, corruptions=None):
     return _VerifiedRun.from_bytes(data, "<pickle>", corruptions)
 
 
-from ._verified_kinds import Corruption, VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff, verified_align, \
-    verified_denoise, verified_tradeoff  # noqa: E402,F401
+from ._verified_kinds import Corruption, VerifiedAlignment, VerifiedDenoising, VerifiedSpectrum, VerifiedTradeoff, \
+    verified_align, verified_denoise, verified_spectrum, verified_tradeoff  # noqa: E402,F401
 
-_KINDS = {k.__name__: k for k in (VerifiedAlignment, VerifiedDenoising, VerifiedTradeoff)}
+_KINDS = {k.__name__: k for k in (VerifiedAlignment, VerifiedDenoising, VerifiedSpectrum, VerifiedTradeoff)}

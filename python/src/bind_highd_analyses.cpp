@@ -69,6 +69,25 @@ void bind_highd_analyses(py::module_& m) {
           "Rayleigh–Ritz for Sxx on span V (the sketch's subspace): the Ritz vectors in descending θ, their\n"
           "alignment curve and residual norms, exact for the vectors returned.");
 
+    py::class_<ritz_spectrum_result>(m, "RitzSpectrum", "ritz_spectrum(): a sketch's spectrum with the Ritz pairs of its own subspace, exact for them.")
+        .def_readonly("spectrum", &ritz_spectrum_result::spec,
+                      "Spectrum (ritz=True): the Ritz values θ (descending, each the exact second moment along its "
+                      "vector, at most the true eigenvalue of its rank), the Ritz vectors Y = V W as basis, the explained "
+                      "fractions of the exact trace; the sketch's route, n, total and error information.")
+        .def_property_readonly("residuals", [](const ritz_spectrum_result& r) { return to_numpy(r.residuals); },
+                               "‖Sxx y_j − θ_j y_j‖ per Ritz vector: sin ∠(y_j, eigenvector j) <= residual_j / gap_j (Davis–Kahan).");
+    m.def("ritz_spectrum",
+          [](const spectrum& sketch, const restricted_statistics& s, bool basis, double rel_tol) {
+              py::gil_scoped_release nogil;
+              return ritz_spectrum(sketch, s, basis, rel_tol);
+          },
+          py::arg("spectrum"), py::arg("statistics"), py::arg("basis") = true, py::arg("rel_tol") = 1e-12,
+          "The sketch's Spectrum verified: statistics is the verification pass (RestrictedMoments on\n"
+          "spectrum.basis, over the same rows, finished in the spectrum's centering; ValueError otherwise).\n"
+          "The result's spectrum holds the Ritz pairs of Sxx on span V in place of the sketch's estimates\n"
+          "(basis=False: values only), so SubspaceProjector(result.spectrum, ...) chooses k from exact values,\n"
+          "as `recalign project` does on a sketch route (VerifiedSpectrum runs the passes).");
+
     py::class_<ritz_denoising_result>(m, "RitzDenoising", "ritz_denoising(): Theorem 3's problem restricted to span V.")
         .def_readonly("subspace", &ritz_denoising_result::subspace, "DenoisingSubspace V W (G-orthonormal on span V, descending).")
         .def_readonly("refined", &ritz_denoising_result::refined, "RestrictedStatistics of V W (exact).");

@@ -149,6 +149,14 @@ ValueError naming the row and leaves the state unchanged.)doc");
                       "How many negative eigenvalues (rounding: a second moment is PSD) finish() set to 0.")
         .def_readonly("most_negative", &spectrum::most_negative,
                       "The most negative eigenvalue finish() clipped (0.0 when none): the rounding's size.")
+        .def_readonly("ritz", &spectrum::ritz,
+                      "True for a verified sketch's spectrum (ritz_spectrum): its eigenvalues are the Ritz values of the "
+                      "returned basis, each the exact second moment along its direction; False for a sketch's own "
+                      "estimates and on the exact route.")
+        .def_property_readonly("values_exact", &spectrum::values_exact,
+                               "True when every eigenvalue is exact for its basis direction: the exact route, or "
+                               "Ritz values (ritz). SubspaceProjector's k and explained are then exact for the "
+                               "directions it projects on.")
         .def_property_readonly("rank", &spectrum::rank, "Eigenpairs held: D (exact, complete), the requested top k, or the sketch's rank.")
         .def_property_readonly("complete", &spectrum::complete, "True when all D eigenpairs are here (exact route).")
         .def("k_for_fraction", [](const spectrum& s, double f) { return k_for_fraction(s.eigenvalues, s.total, f); },

@@ -2,6 +2,7 @@
 test_verified.py and test_verified_cli.py, drawn in pytest's order (test_verified.py's tests, then
 test_verified_cli.py's), so each test sees the rows it saw when the two were one file; and
 recalign-synth's images for the CLI-parity tests."""
+import json
 import os
 import subprocess
 
@@ -33,3 +34,15 @@ def synth_images(tmp_path, rows, side, batch=100, name="s"):
     x = np.fromfile(images, dtype=np.uint8).reshape(rows, side * side * 3)
     y = np.load(labels)
     return images, labels, x, y, [(x[i:i + batch], y[i:i + batch]) for i in range(0, rows, batch)]
+
+
+CLI = os.environ.get("RECALIGN_CLI")
+
+
+def cli_json(*args):
+    """The CLI's --json document of `recalign ARGS --json --quiet` (skips without the CLI)."""
+    if not CLI or not os.path.exists(CLI):
+        pytest.skip("RECALIGN_CLI is not set (the python suite sets it when tools are built)")
+    out = subprocess.run([CLI] + [str(a) for a in args] + ["--json", "--quiet"], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout)

@@ -2,26 +2,14 @@
 bit, on the same data in the same batches (recalign-synth images at D = 3,072 and a
 Fashion-MNIST subset), the adaptive stops and refinement budgets as the CLI's, a torch
 DataLoader driving every pass, and FD states begun with an earlier ℓ."""
-import json
 import os
 import struct
-import subprocess
 
 import numpy as np
 import pytest
 
 import recalign
-from _verified_data import synth_images, synthetic_batches
-
-CLI = os.environ.get("RECALIGN_CLI")
-
-
-def cli_json(*args):
-    if not CLI or not os.path.exists(CLI):
-        pytest.skip("RECALIGN_CLI is not set (the python suite sets it when tools are built)")
-    out = subprocess.run([CLI] + [str(a) for a in args] + ["--json", "--quiet"], check=True, capture_output=True,
-                         text=True)
-    return json.loads(out.stdout)
+from _verified_data import cli_json, synth_images, synthetic_batches
 
 
 def same_document(cli, py, what):
