@@ -26,9 +26,14 @@ rounding. The covariance route squares the condition number: a component whose e
 lies below 1e-8 of the largest keeps only about eps * lambda_1 / lambda_j of relative
 precision in its singular value (none at all beyond 1e16). Such components are counted in
 imprecise_components_ and a PrecisionWarning is issued; a whitened transform divides by their
-square-rooted eigenvalues, so their scores are not to be trusted. The sketch routes' spectra
-are approximations with the error information of spectrum_ (error_bound for fd, a-posteriori
-error_estimate for nystrom).
+square-rooted eigenvalues, so their scores are not to be trusted. On the sketch routes, fit()
+reads X once more (verify=True, the default, as the CLI's --verify): the components are then the
+Ritz vectors of S on the sketch's subspace and every eigenvalue lambda_j above is replaced by its
+Ritz value y_j^T S y_j, the exact scatter along components_[j] (at most the true lambda_j), so
+explained_variance_, its ratio, singular_values_ and noise_variance_ are exact for the components
+returned (spectrum_.ritz is True; recalign.ritz_spectrum). After partial_fit, or with
+verify=False, they are the sketch's own estimates (spectrum_.ritz is False), with its error
+information in spectrum_ (error_bound for fd, a-posteriori error_estimate for nystrom).
 """
 import numbers
 import warnings
@@ -122,6 +127,11 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         passes; n_passes_ and tolerance_met_ say what happened.
     random_state : int, RandomState or None
         nystrom only: the seed of the counter-based Gaussian test matrix.
+    verify : bool
+        fd and nystrom: after the sketch's passes fit() reads X once more, accumulating the
+        exact V^T S V and S V of the sketch's basis V (verification_), and the attributes are
+        those of the Ritz pairs on span V: exact for the components returned (the module's
+        help). partial_fit cannot read the rows again: its attributes are the sketch's estimates.
 
     Attributes
     ----------
@@ -137,10 +147,12 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         PrecisionWarning is issued when it is > 0.
     state_ : the recalign state (MomentAccumulator, FrequentDirections or NystromSketch),
         mergeable and checkpointable with the states of other processes.
+    verification_ : recalign.RestrictedMoments of fit()'s verification pass (sketch routes with
+        verify=True; dropped by a later partial_fit, whose rows it has not seen).
     """
 
     def __init__(self, n_components=None, *, method="exact", whiten=False, batch_size=None, sketch_size=None,
-                 oversampling=10, passes=1, tolerance=None, random_state=0):
+                 oversampling=10, passes=1, tolerance=None, random_state=0, verify=True):
         self.n_components = n_components
         self.method = method
         self.whiten = whiten
@@ -150,6 +162,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.passes = passes
         self.tolerance = tolerance
         self.random_state = random_state
+        self.verify = verify
 
     # ---- fitting ------------------------------------------------------------------------
 
@@ -167,6 +180,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         passes = self.passes if self.method == "nystrom" else 1
         if not isinstance(passes, numbers.Integral) or passes < 1:
             raise ValueError(f"StreamingPCA: passes must be an integer >= 1, got {self.passes!r}")
+        if not isinstance(self.verify, (bool, np.bool_)):
+            raise ValueError(f"StreamingPCA: verify must be True or False, got {self.verify!r}")
         tol = self.tolerance
         if tol is not None and (self.method != "nystrom" or not isinstance(tol, numbers.Real) or not 0 < tol < 1):
             raise ValueError(f"StreamingPCA: tolerance applies to method='nystrom' and must lie in (0, 1), got {tol!r}")
@@ -183,6 +198,16 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self.tolerance_met_ = bool(self.state_.relative_error() <= tol)
                 if self.tolerance_met_:
                     break
+        basis = self.state_.finish().spectrum.basis if self.verify and self.method != "exact" else None
+        if basis is not None and basis.shape[1] > 0:  # a sketch of no direction (one row, centered): nothing to verify
+            # One more pass on the sketch's whole basis (its own k directions: a larger span
+            # than the top n_components gives Ritz values nearer the true eigenvalues).
+            check = _recalign.RestrictedMoments(basis)
+            for batch in gen_batches(n_samples, self.batch_size_):
+                x = X[batch]
+                check.update(x.toarray() if sparse.issparse(x) else x, first_row=batch.start)
+            self.verification_ = check
+            self._fitted = {}
         return self
 
     def partial_fit(self, X, y=None, check_input=True):
@@ -202,7 +227,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return self
 
     def _reset(self):
-        for name in ("state_", "_diag", "_fitted"):
+        for name in ("state_", "_diag", "_fitted", "verification_"):
             self.__dict__.pop(name, None)
 
     def _k_requested(self, n_features):
@@ -237,6 +262,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self._diag = _Diagonal(x.shape[1])
         self._k_requested(x.shape[1])  # refused before the state changes
         self.state_.update(x, first_row=first_row)
+        self.__dict__.pop("verification_", None)  # of fewer rows than the state now has
         if self.method != "exact":
             self._diag.update(x)
         # Filled on first access (_results): an update costs no eigendecomposition, and
@@ -264,6 +290,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             stats = state.finish(rank=k)
             var = self._diag.m2 / self._diag.n
         spec = stats.spectrum
+        if "verification_" in self.__dict__:  # exact for the components returned
+            spec = _recalign.ritz_spectrum(spec, self.verification_.finish("centered")).spectrum
         if spec.rank < k:
             raise ValueError(f"StreamingPCA: n_components={k} exceeds the {spec.rank} eigenpairs of the "
                              f"{self.method} sketch (sketch_size)")

@@ -15,7 +15,8 @@ from recalign.sklearn import AlignmentCurve, PrecisionWarning, StreamingPCA
 from test_analyses import alignment_sweep
 
 ESTIMATORS = [StreamingPCA(), StreamingPCA(whiten=True), StreamingPCA(n_components=1, method="fd"),
-              StreamingPCA(n_components=1, method="nystrom"), AlignmentCurve()]
+              StreamingPCA(n_components=1, method="nystrom"), StreamingPCA(n_components=1, method="fd", verify=False),
+              AlignmentCurve()]
 
 
 @parametrize_with_checks(ESTIMATORS)
@@ -81,6 +82,40 @@ def test_sketch_routes(pixels, method):
     assert np.all(got.singular_values_ ** 2 <= lam * (1 + 1e-12))  # both routes underestimate
     # the top components agree (up to sign, fixed by the same convention)
     assert np.abs(np.sum(got.components_[:3] * ref.components_[:3], axis=1)).min() > 0.99
+
+
+@pytest.mark.parametrize("method", ["fd", "nystrom"])
+def test_verified_sketch_attributes_are_exact_for_the_components(pixels, method):
+    """fit() on a sketch route reads X once more (verify=True): explained_variance_ is then the
+    exact sample variance along each returned component (NumPy's c^T S c / (n - 1)), never above
+    PCA's, and noise_variance_ the exact mean variance left outside them; verify=False and
+    partial_fit keep the sketch's own estimates, labelled by spectrum_.ritz."""
+    x, _ = pixels
+    k, n = 10, len(x)
+    kwargs = {"sketch_size": 30} if method == "fd" else {"oversampling": 5}
+    ref = PCA(n_components=k, svd_solver="full").fit(x)
+    got = StreamingPCA(k, method=method, batch_size=256, **kwargs).fit(x)
+    est = StreamingPCA(k, method=method, batch_size=256, verify=False, **kwargs).fit(x)
+    assert got.spectrum_.ritz and got.spectrum_.values_exact and isinstance(got.verification_, recalign.RestrictedMoments)
+    assert not est.spectrum_.ritz and "verification_" not in est.__dict__
+    xc = x - x.mean(axis=0)
+    along = np.sum((xc @ got.components_.T) ** 2, axis=0) / (n - 1)  # the variance along each component
+    np.testing.assert_allclose(got.explained_variance_, along, rtol=1e-9)
+    np.testing.assert_allclose(got.components_ @ got.components_.T, np.eye(k), atol=1e-10)
+    assert np.all(got.explained_variance_ <= ref.explained_variance_ * (1 + 1e-12))  # Cauchy interlacing
+    total = np.sum(xc ** 2) / (n - 1)
+    assert got.noise_variance_ == pytest.approx((total - along.sum()) / (min(n, x.shape[1]) - k), rel=1e-9)
+    np.testing.assert_allclose(got.explained_variance_ratio_, along / total, rtol=1e-9)
+    # The sketch's own estimates are further from PCA's; the verified values are nearer (not inflated).
+    err = lambda m: np.max(np.abs(m.explained_variance_ - ref.explained_variance_) / ref.explained_variance_)  # noqa: E731
+    assert err(got) < err(est)
+    if method == "fd":  # FD's estimates are biased low: the Ritz values are above them
+        assert np.all(got.explained_variance_ >= est.explained_variance_ * (1 - 1e-12))
+    # A later partial_fit has rows the verification pass did not read: estimates again.
+    more = pickle.loads(pickle.dumps(got)).partial_fit(x[:100])
+    assert not more.spectrum_.ritz and "verification_" not in more.__dict__ and more.n_samples_seen_ == n + 100
+    with pytest.raises(ValueError, match="verify"):
+        StreamingPCA(k, method=method, verify="yes", **kwargs).fit(x)
 
 
 def test_negative_eigenvalues_clipped_and_flagged():
