@@ -65,6 +65,8 @@ class _VerifiedRun:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
         dim, classes, rank, passes = int(dim), int(classes), int(rank), int(passes)
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1 (D, the row width), got {dim}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if method not in ("fd", "nystrom"):

@@ -166,6 +166,8 @@ def test_resume_pickle_merge_and_refusals(tmp_path):
     # refusals: before any row, and a refused batch changes nothing
     with pytest.raises(ValueError, match="rank"):
         recalign.VerifiedSpectrum(D, rank=D + 1)
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        recalign.VerifiedSpectrum(-4, rank=2)
     with pytest.raises(ValueError, match="method"):
         recalign.VerifiedSpectrum(D, method="exact", rank=5)
     with pytest.raises(TypeError):
