@@ -168,6 +168,8 @@ def test_resume_pickle_merge_and_refusals(tmp_path):
         recalign.VerifiedSpectrum(D, rank=D + 1)
     with pytest.raises(ValueError, match="dim must be >= 1"):
         recalign.VerifiedSpectrum(-4, rank=2)
+    with pytest.raises(ValueError, match="needs about 34 GiB"):  # the CLI's estimate, before any row
+        recalign.VerifiedSpectrum(150528, rank=5000, memory=1)
     with pytest.raises(ValueError, match="method"):
         recalign.VerifiedSpectrum(D, method="exact", rank=5)
     with pytest.raises(TypeError):
