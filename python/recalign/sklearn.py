@@ -115,12 +115,18 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         fd: the sketch's rows ell (default min(n_features, max(3 k, 2 k + 10)): FD's
         guarantee with eps = 1/2, as the CLI); nystrom: its rank
         (default k). Required for the sketch routes when n_components is None.
-    oversampling : int
+    oversampling : int or None
         nystrom only: extra random columns of the range sketch (capped at n_features - rank;
-        the sketch's a-posteriori error estimate uses min(10, n_features) more).
+        the sketch's a-posteriori error estimate uses min(10, n_features) more). None: the
+        CLI's, max(rank, 10) with block Krylov, else 10.
     passes : int
-        nystrom only: passes over the data in fit() (power iterations); partial_fit makes one.
-        With tolerance: the most passes to make.
+        nystrom only: passes over the data in fit(); partial_fit makes one. With tolerance: the
+        most passes to make.
+    krylov : bool
+        nystrom with passes >= 2: block Krylov over every pass (Musco & Musco 2015, the CLI's
+        default; each pass adds a block of rank + oversampling columns, all kept: memory grows
+        with the passes), far more accurate per pass than subspace iteration (False: one block,
+        a power iteration per pass).
     tolerance : float or None
         nystrom only: fit() stops after the first pass whose estimate of
         ||C - C_k||_F / tr(C) (NystromSketch.relative_error) is <= tolerance, at most `passes`
@@ -152,7 +158,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     """
 
     def __init__(self, n_components=None, *, method="exact", whiten=False, batch_size=None, sketch_size=None,
-                 oversampling=10, passes=1, tolerance=None, random_state=0, verify=True):
+                 oversampling=None, passes=1, krylov=True, tolerance=None, random_state=0, verify=True):
         self.n_components = n_components
         self.method = method
         self.whiten = whiten
@@ -160,6 +166,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.sketch_size = sketch_size
         self.oversampling = oversampling
         self.passes = passes
+        self.krylov = krylov
         self.tolerance = tolerance
         self.random_state = random_state
         self.verify = verify
@@ -180,12 +187,16 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         passes = self.passes if self.method == "nystrom" else 1
         if not isinstance(passes, numbers.Integral) or passes < 1:
             raise ValueError(f"StreamingPCA: passes must be an integer >= 1, got {self.passes!r}")
-        if not isinstance(self.verify, (bool, np.bool_)):
-            raise ValueError(f"StreamingPCA: verify must be True or False, got {self.verify!r}")
+        for name in ("verify", "krylov"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"StreamingPCA: {name} must be True or False, got {getattr(self, name)!r}")
         tol = self.tolerance
         if tol is not None and (self.method != "nystrom" or not isinstance(tol, numbers.Real) or not 0 < tol < 1):
             raise ValueError(f"StreamingPCA: tolerance applies to method='nystrom' and must lie in (0, 1), got {tol!r}")
         self.tolerance_met_ = None
+        self.state_ = self._new_state(n_features, passes)  # refusals of n_components come before any row
+        if self.method != "exact":
+            self._diag = _Diagonal(n_features)
         for p in range(passes):
             if p > 0:
                 self.state_.next_pass()
@@ -239,7 +250,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                              f"and n_features components")
         return int(k)
 
-    def _new_state(self, dim):
+    def _new_state(self, dim, passes=1):
         k = self._k_requested(dim)
         if self.method == "exact":
             return _recalign.MomentAccumulator(dim)
@@ -252,8 +263,10 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             default = max(_recalign.frequent_directions_default_ell(k, dim), min(dim, 2 * k + 10)) if size is None else 0
             return _recalign.FrequentDirections(dim, int(size) if size is not None else default)
         rank = int(size) if size is not None else k
-        return _recalign.NystromSketch(dim, rank, oversampling=max(0, min(int(self.oversampling), dim - rank)),
-                                       probes=min(10, dim), seed=_seed(self.random_state))
+        krylov = bool(self.krylov) and passes > 1
+        extra = int(self.oversampling) if self.oversampling is not None else max(rank, 10) if krylov else 10
+        return _recalign.NystromSketch(dim, rank, oversampling=max(0, min(extra, dim - rank)), probes=min(10, dim),
+                                       seed=_seed(self.random_state), blocks=passes if krylov else 1)
 
     def _update(self, x, first_row):
         if not hasattr(self, "state_"):

@@ -118,6 +118,25 @@ def test_verified_sketch_attributes_are_exact_for_the_components(pixels, method)
         StreamingPCA(k, method=method, verify="yes", **kwargs).fit(x)
 
 
+def test_nystrom_passes_default_to_block_krylov(pixels):
+    """passes >= 2 on nystrom: block Krylov by default (the CLI's; krylov=False: subspace
+    iteration). Its components capture more of the top-k variance (NumPy's c^T S c), at the
+    same seed and passes."""
+    x, _ = pixels
+    k = 10
+    xc = x - x.mean(axis=0)
+    s = xc.T @ xc / (len(x) - 1)
+    top = np.sum(np.linalg.eigvalsh(s)[::-1][:k])
+    short = {}
+    for krylov in (True, False):
+        m = StreamingPCA(k, method="nystrom", passes=2, batch_size=256, krylov=krylov).fit(x)
+        short[krylov] = (top - np.einsum("ij,jk,ik->", m.components_, s, m.components_)) / top
+        assert m.n_passes_ == 2 and short[krylov] >= -1e-12  # never above the true top-k sum
+    assert short[True] < 0.5 * short[False], short
+    with pytest.raises(ValueError, match="krylov"):
+        StreamingPCA(k, method="nystrom", passes=2, krylov=None).fit(x)
+
+
 def test_negative_eigenvalues_clipped_and_flagged():
     # 6 rows in 12 dimensions: the centered scatter has rank 5, its 7 zero eigenvalues come
     # out of LAPACK as +-1e-14-sized rounding of either sign (all 35 of five seeds >= 0 has
