@@ -31,8 +31,9 @@ reads X once more (verify=True, the default, as the CLI's --verify): the compone
 Ritz vectors of S on the sketch's subspace and every eigenvalue lambda_j above is replaced by its
 Ritz value y_j^T S y_j, the exact scatter along components_[j] (at most the true lambda_j), so
 explained_variance_, its ratio, singular_values_ and noise_variance_ are exact for the components
-returned (spectrum_.ritz is True; recalign.ritz_spectrum). After partial_fit, or with
-verify=False, they are the sketch's own estimates (spectrum_.ritz is False), with its error
+returned (spectrum_.ritz is True; recalign.ritz_spectrum). After partial_fit, verify_pass(batches)
+reads the same rows once more to the same effect; until then, or with verify=False, they are the
+sketch's own estimates (spectrum_.ritz is False), with its error
 information in spectrum_ (error_bound for fd, a-posteriori error_estimate for nystrom).
 """
 import numbers
@@ -137,7 +138,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         fd and nystrom: after the sketch's passes fit() reads X once more, accumulating the
         exact V^T S V and S V of the sketch's basis V (verification_), and the attributes are
         those of the Ritz pairs on span V: exact for the components returned (the module's
-        help). partial_fit cannot read the rows again: its attributes are the sketch's estimates.
+        help). partial_fit cannot read the rows again: its attributes are the sketch's estimates
+        until verify_pass(batches) reads them once more.
 
     Attributes
     ----------
@@ -153,8 +155,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         PrecisionWarning is issued when it is > 0.
     state_ : the recalign state (MomentAccumulator, FrequentDirections or NystromSketch),
         mergeable and checkpointable with the states of other processes.
-    verification_ : recalign.RestrictedMoments of fit()'s verification pass (sketch routes with
-        verify=True; dropped by a later partial_fit, whose rows it has not seen).
+    verification_ : recalign.RestrictedMoments of the verification pass (fit() with verify=True on
+        a sketch route, or verify_pass(); dropped by a later partial_fit, whose rows it has not seen).
     """
 
     def __init__(self, n_components=None, *, method="exact", whiten=False, batch_size=None, sketch_size=None,
@@ -211,15 +213,53 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     break
         basis = self.state_.finish().spectrum.basis if self.verify and self.method != "exact" else None
         if basis is not None and basis.shape[1] > 0:  # a sketch of no direction (one row, centered): nothing to verify
-            # One more pass on the sketch's whole basis (its own k directions: a larger span
-            # than the top n_components gives Ritz values nearer the true eigenvalues).
-            check = _recalign.RestrictedMoments(basis)
-            for batch in gen_batches(n_samples, self.batch_size_):
-                x = X[batch]
-                check.update(x.toarray() if sparse.issparse(x) else x, first_row=batch.start)
-            self.verification_ = check
-            self._fitted = {}
+            self._verification(basis, (X[b] for b in gen_batches(n_samples, self.batch_size_)), False)
         return self
+
+    def verify_pass(self, batches):
+        """After partial_fit on a sketch route: read the same rows once more (`batches`, an
+        iterable of arrays (n_i, n_features), or of (X, y, ...) tuples whose X is read; any
+        batching, the same rows) so that the attributes become exact for the components, as
+        fit() does with verify=True: components_ are then the Ritz vectors of S on the sketch's
+        subspace and explained_variance_ their exact variances. A later partial_fit drops it.
+        ValueError, with the attributes as they were, when the rows read are not as many as the
+        state has seen or their mean is not the state's (other rows). Nothing to do on
+        method="exact". Returns self."""
+        check_is_fitted(self, "state_")
+        if self.method == "exact":
+            return self
+        basis = self.state_.finish().spectrum.basis
+        if basis.shape[1] == 0:
+            return self
+        self._verification(basis, (b[0] if isinstance(b, (tuple, list)) else b for b in batches), True)
+        return self
+
+    def _verification(self, basis, batches, check_input):
+        """The verification pass on `basis` over `batches`; sets verification_ only once every row
+        is read and they are the state's (strong guarantee)."""
+        check, seen = _recalign.RestrictedMoments(basis), 0
+        for x in batches:
+            if sparse.issparse(x):
+                x = x.toarray()
+            if check_input:
+                x = self._validate_data(x, dtype=[np.float64, np.float32, np.uint8], reset=False)
+            check.update(x, first_row=seen)
+            seen += x.shape[0]
+        n = int(self.state_.n)
+        if seen != n:
+            raise ValueError(f"StreamingPCA.verify_pass: read {seen} rows, but the state has seen {n}: the verification "
+                             "pass must read the same rows")
+        if check_input:  # rows given again by the caller: the state's, as far as their mean tells
+            mine, theirs = check.mean(), self.state_.mean()
+            # Rounding moves a mean by about eps times the rows' size (their RMS norm, from the
+            # exact trace, and the mean's own size); other rows move it by far more.
+            total = self.state_.finish().spectrum.total
+            scale = float(np.max(np.abs(theirs), initial=0.0)) + np.sqrt(max(total, 0.0) / max(n, 1))
+            if np.max(np.abs(mine - theirs), initial=0.0) > 1e-9 * scale:
+                raise ValueError(f"StreamingPCA.verify_pass: the {seen} rows read are not those the state has seen "
+                                 f"(their mean differs by up to {np.max(np.abs(mine - theirs)):.3g})")
+        self.verification_ = check
+        self._fitted = {}
 
     def partial_fit(self, X, y=None, check_input=True):
         """Add the rows of X (n_samples, n_features) to the state; the attributes describe

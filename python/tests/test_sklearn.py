@@ -118,6 +118,33 @@ def test_verified_sketch_attributes_are_exact_for_the_components(pixels, method)
         StreamingPCA(k, method=method, verify="yes", **kwargs).fit(x)
 
 
+def test_verify_after_partial_fit(pixels):
+    """Streaming with partial_fit, then verify_pass(batches): the attributes fit() gives, exact for the
+    components; other rows (another count, or the same count with another mean) are refused and
+    change nothing."""
+    x, labels = pixels
+    k = 10
+    batches = [x[i:i + 250] for i in range(0, len(x), 250)]
+    whole = StreamingPCA(k, method="fd", batch_size=250).fit(x)
+    pca = StreamingPCA(k, method="fd")
+    for b in batches:
+        pca.partial_fit(b)
+    assert not pca.spectrum_.ritz
+    with pytest.raises(ValueError, match="read 1750 rows, but the state has seen 2000"):
+        pca.verify_pass(batches[1:])
+    with pytest.raises(ValueError, match="not those the state has seen"):
+        pca.verify_pass([x[::-1][i:i + 250] * 1.01 for i in range(0, len(x), 250)])
+    assert not pca.spectrum_.ritz and "verification_" not in pca.__dict__
+    before = pca.explained_variance_.copy()
+    assert pca.verify_pass([(b, labels[:len(b)]) for b in batches]) is pca  # (X, y) batches: X is read
+    assert pca.spectrum_.ritz
+    np.testing.assert_array_equal(pca.components_, whole.components_)
+    np.testing.assert_array_equal(pca.explained_variance_, whole.explained_variance_)
+    assert np.all(pca.explained_variance_ >= before * (1 - 1e-12))  # FD's estimates were low
+    exact = StreamingPCA(k).partial_fit(x)
+    assert exact.verify_pass(batches) is exact and not exact.spectrum_.ritz  # nothing to verify
+
+
 def test_nystrom_passes_default_to_block_krylov(pixels):
     """passes >= 2 on nystrom: block Krylov by default (the CLI's; krylov=False: subspace
     iteration). Its components capture more of the top-k variance (NumPy's c^T S c), at the
