@@ -6,7 +6,9 @@ StreamingPCA -- PCA with IncrementalPCA's interface (fit, partial_fit, transform
     (method="fd": Frequent Directions, method="nystrom": a randomized Nyström sketch; O(D x
     sketch_size) memory).
 AlignmentCurve -- fit(X, y) with class labels y: the alignment of the top-k principal
-    subspace with the labels for every k (curve_), the paper's measure.
+    subspace with the labels for every k (curve_), the paper's measure; exact, or at high D
+    from a sketch and a verification pass (method="fd"|"nystrom", rank=K: recalign align's
+    sketch routes), exact for the subspaces returned.
 
 Definitions (the same as sklearn.decomposition.PCA / IncrementalPCA), with n = n_samples_seen_
 and S = sum_i (x_i - mean)(x_i - mean)^T the centered scatter:
@@ -43,9 +45,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from . import _recalign
+from . import _recalign, hooks, verified
 
 __all__ = ["StreamingPCA", "AlignmentCurve", "PrecisionWarning"]
 
@@ -450,7 +453,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
 class AlignmentCurve(BaseEstimator):
     """How the top-k principal subspace aligns with class labels, for every k (the paper's
-    alignment curve), from one streaming pass.
+    alignment curve), from one streaming pass, or at high D from a sketch and a verification pass.
 
     Parameters
     ----------
@@ -460,6 +463,20 @@ class AlignmentCurve(BaseEstimator):
         The alignment measure (MATH.md §2); "paper" is Eq. 7.
     batch_size : int or None
         Rows per update in fit() (memory only). None: max(5 * n_features, 256).
+    method : {"exact", "fd", "nystrom"}
+        "exact": the D x D (+ classes) scatter, the whole curve. "fd", "nystrom": `recalign align
+        --method M --rank K --passes P` (recalign.VerifiedAlignment): fit() reads X `passes` times
+        for the sketch and once more on its top-`rank` basis, and the curve (up to rank) is that
+        of the Ritz vectors returned, exact for them (eigenvalues_ their exact Ritz values);
+        sketch_error_ says how far they may be from the true top subspaces. These routes read the
+        rows more than once: they have no partial_fit (stream with recalign.VerifiedAlignment and
+        recalign.track instead, which this fit() runs).
+    rank : int or None
+        The sketch routes' K (required there; refused on "exact").
+    passes : int
+        nystrom: sketch passes in fit() (block Krylov, the CLI's default).
+    random_state : int
+        nystrom: the seed of the test matrix.
 
     Attributes
     ----------
@@ -468,32 +485,61 @@ class AlignmentCurve(BaseEstimator):
     contributions_ : per-direction contributions; eigenvalues_ : descending eigenvalues
     max_k_, skipped_, normaliser_, complete_ : as recalign.AlignmentResult's max_k, skipped
         (directions left out as numerically null), normaliser and complete
-    state_ : the recalign.MomentAccumulator (exact, D + C wide scatter)
+    sketch_error_ : the sketch routes' recalign.SketchError (the CLI JSON's sketch_error: the
+        sketch's error information, the exact Ritz values and residuals); None on the exact route
+    state_ : the recalign.MomentAccumulator (exact, D + C wide scatter), or the
+        recalign.VerifiedAlignment of a sketch route
     n_samples_seen_, n_features_in_
     """
 
-    def __init__(self, *, center="uncentered", measure="paper", batch_size=None):
+    def __init__(self, *, center="uncentered", measure="paper", batch_size=None, method="exact", rank=None,
+                 passes=1, random_state=0):
         self.center = center
         self.measure = measure
         self.batch_size = batch_size
+        self.method = method
+        self.rank = rank
+        self.passes = passes
+        self.random_state = random_state
+
+    def _check_route(self, dim):
+        _check_method(self.method, "AlignmentCurve")
+        if self.method == "exact":
+            if self.rank is not None or self.passes != 1:
+                raise ValueError("AlignmentCurve: rank and passes apply to method='fd' or 'nystrom'")
+            return
+        r = self.rank
+        if r is None or isinstance(r, bool) or not isinstance(r, numbers.Integral) or not 1 <= r <= dim:
+            raise ValueError(f"AlignmentCurve: method={self.method!r} needs rank in [1, n_features = {dim}], got {r!r}")
 
     def fit(self, X, y):
         """Fit on X (n_samples, n_features) with labels y (n_samples,). Returns self."""
         X, y = self._validate_data(X, y, dtype=[np.float64, np.float32, np.uint8], reset=True)
+        self._check_route(X.shape[1])
         self.__dict__.pop("state_", None)
         self.classes_ = np.unique(y)
         self.batch_size_ = int(self.batch_size) if self.batch_size is not None else max(5 * X.shape[1], 256)
         codes = np.searchsorted(self.classes_, y)
+        if self.method != "exact":  # every refusal (options, memory) before the first row
+            state = verified.VerifiedAlignment(
+                X.shape[1], len(self.classes_), method=self.method, rank=int(self.rank), passes=self.passes,
+                seed=_seed(self.random_state), center=self.center, measure=self.measure)
+            batches = [(X[b], codes[b]) for b in gen_batches(X.shape[0], self.batch_size_)]
+            self.state_ = hooks.track(batches, state)
+            return self._finish()
         for batch in gen_batches(X.shape[0], self.batch_size_):
             self._update(X[batch], codes[batch], batch.start)
         return self._finish()
 
+    @available_if(lambda self: self.method == "exact")
     def partial_fit(self, X, y, classes=None):
         """Add rows X with labels y; `classes` (all the labels that will ever occur) is
-        required on the first call, as for sklearn's partial_fit classifiers. Returns self."""
+        required on the first call, as for sklearn's partial_fit classifiers. Returns self.
+        method="exact" only (the sketch routes read the rows more than once)."""
         first = not hasattr(self, "state_")
         X, y = self._validate_data(X, y, dtype=[np.float64, np.float32, np.uint8], reset=first)
         if first:
+            self._check_route(X.shape[1])
             if classes is None:
                 raise ValueError("AlignmentCurve.partial_fit: classes must be given on the first call")
             self.classes_ = np.unique(classes)
@@ -510,12 +556,17 @@ class AlignmentCurve(BaseEstimator):
         self.state_.update(x, codes, first_row=first_row)
 
     def _finish(self):
-        r = _recalign.alignment_curve(self.state_.finish(self.center), self.measure)
+        self.sketch_error_ = None
+        if self.method == "exact":
+            r = _recalign.alignment_curve(self.state_.finish(self.center), self.measure)
+        else:
+            report = self.state_.report()
+            r, self.sketch_error_ = report.curve, report.sketch_error
+        self.n_samples_seen_ = int(self.state_.n)
         self.curve_ = r.curve
         self.contributions_ = r.contributions
         self.eigenvalues_ = r.eigenvalues
         self.max_k_, self.skipped_, self.normaliser_, self.complete_ = r.max_k, r.skipped, r.normaliser, r.complete
-        self.n_samples_seen_ = int(self.state_.n)
         return self
 
     def _more_tags(self):

@@ -16,7 +16,7 @@ from test_analyses import alignment_sweep
 
 ESTIMATORS = [StreamingPCA(), StreamingPCA(whiten=True), StreamingPCA(n_components=1, method="fd"),
               StreamingPCA(n_components=1, method="nystrom"), StreamingPCA(n_components=1, method="fd", verify=False),
-              AlignmentCurve()]
+              AlignmentCurve(), AlignmentCurve(method="fd", rank=1), AlignmentCurve(method="nystrom", rank=1)]
 
 
 @parametrize_with_checks(ESTIMATORS)
@@ -214,6 +214,30 @@ def test_alignment_curve_is_the_papers(pixels, center):
     np.testing.assert_allclose(part.curve_[:rank], est.curve_[:rank], rtol=1e-10)
     with pytest.raises(ValueError, match="not in classes_"):
         part.partial_fit(x[:5], np.array(["hat"] * 5))
+
+
+@pytest.mark.parametrize("method", ["fd", "nystrom"])
+def test_alignment_curve_on_a_sketch_route_is_verified_align(pixels, method):
+    """AlignmentCurve(method=fd|nystrom, rank=K): fit() is recalign.verified_align on the same
+    batches (the CLI's align --method M --rank K), bit for bit, its curve near the exact one and
+    its eigenvalues (Ritz values) never above the exact ones; no partial_fit (several reads)."""
+    x, labels = pixels
+    x, labels = x[:1500], labels[:1500]
+    exact = AlignmentCurve().fit(x, labels)
+    got = AlignmentCurve(method=method, rank=30, batch_size=250).fit(x, labels)
+    want = recalign.verified_align([(x[i:i + 250], labels[i:i + 250]) for i in range(0, 1500, 250)], 10, method=method,
+                                   rank=30)
+    np.testing.assert_array_equal(got.curve_, want.curve.curve)
+    np.testing.assert_array_equal(got.eigenvalues_, want.curve.eigenvalues)
+    assert got.max_k_ == 30 and not got.complete_ and got.sketch_error_.method == method and got.sketch_error_.verified
+    assert exact.sketch_error_ is None
+    assert np.max(np.abs(got.curve_ - exact.curve_[:30])) < (1e-3 if method == "fd" else 3e-2)
+    assert np.all(got.eigenvalues_ <= exact.eigenvalues_[:30] * (1 + 1e-12))  # Ritz values: never inflated
+    assert not hasattr(got, "partial_fit") and hasattr(exact, "partial_fit")  # rows read more than once
+    with pytest.raises(ValueError, match="needs rank"):
+        AlignmentCurve(method=method).fit(x, labels)
+    with pytest.raises(ValueError, match="rank and passes apply"):
+        AlignmentCurve(rank=5).fit(x, labels)
 
 
 def test_refusals():
