@@ -42,17 +42,20 @@ subspace_projector subspace_projector::from_spectrum(const spectrum& s, const ve
     // k_for_fraction returns the rank when the fraction is never reached: exact when the
     // spectrum is complete, a silent truncation for a sketch — refuse that, saying whether the
     // shortfall is measured (Ritz values: exact for these directions) or estimated.
-    if (s.total > 0 && acc < options.fraction * s.total && s.rank() < s.dim)
-        throw std::invalid_argument(
-            std::string("subspace_projector: ") +
-            (s.method == route::exact ? "the exact route's top " + std::to_string(s.rank()) + " eigenvectors explain "
-                                      : std::string("the ") + route_name(s.method) + " sketch returned " +
-                                            std::to_string(s.rank()) + " directions, which explain ") +
-            (s.values_exact() ? std::to_string(p.explained) + " of the variance" +
-                                    (s.ritz ? " (exact for them: their Ritz values from a verification pass)" : "")
-                              : "an estimated " + std::to_string(p.explained) + " of the variance (by the sketch's " +
-                                    "own eigenvalues, which may be low)") +
-            ", less than " + std::to_string(options.fraction) + "; use a larger sketch or the exact route");
+    if (s.total > 0 && acc < options.fraction * s.total && s.rank() < s.dim) {
+        const std::string directions =
+            s.method == route::exact
+                ? "the exact route's top " + std::to_string(s.rank()) + " eigenvectors explain "
+                : std::string("the ") + route_name(s.method) + " sketch returned " + std::to_string(s.rank()) +
+                      " directions, which explain ";
+        std::string how_much = std::to_string(p.explained) + " of the variance";
+        if (!s.values_exact())
+            how_much = "an estimated " + how_much + " (by the sketch's own eigenvalues, which may be low)";
+        else if (s.ritz)
+            how_much += " (exact for them: their Ritz values from a verification pass)";
+        throw std::invalid_argument("subspace_projector: " + directions + how_much + ", less than " +
+                                    std::to_string(options.fraction) + "; use a larger sketch or the exact route");
+    }
     p.k = k;
     p.basis = xt::view(s.basis, xt::all(), xt::range(0, k));
     p.mean = s.center == centering::centered ? mean : vector_t(xt::zeros<double>({s.dim}));

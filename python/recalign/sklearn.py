@@ -214,9 +214,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self.tolerance_met_ = bool(self.state_.relative_error() <= tol)
                 if self.tolerance_met_:
                     break
-        basis = self.state_.finish().spectrum.basis if self.verify and self.method != "exact" else None
-        if basis is not None and basis.shape[1] > 0:  # a sketch of no direction (one row, centered): nothing to verify
-            self._verification(basis, (X[b] for b in gen_batches(n_samples, self.batch_size_)), False)
+        if self.verify and self.method != "exact":
+            self._verification((X[b] for b in gen_batches(n_samples, self.batch_size_)), False)
         return self
 
     def verify_pass(self, batches):
@@ -229,18 +228,20 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         state has seen or their mean is not the state's (other rows). Nothing to do on
         method="exact". Returns self."""
         check_is_fitted(self, "state_")
-        if self.method == "exact":
-            return self
-        basis = self.state_.finish().spectrum.basis
-        if basis.shape[1] == 0:
-            return self
-        self._verification(basis, (b[0] if isinstance(b, (tuple, list)) else b for b in batches), True)
+        if self.method != "exact":
+            self._verification((b[0] if isinstance(b, (tuple, list)) else b for b in batches), True)
         return self
 
-    def _verification(self, basis, batches, check_input):
-        """The verification pass on `basis` over `batches`; sets verification_ only once every row
-        is read and they are the state's (strong guarantee)."""
-        check, seen = _recalign.RestrictedMoments(basis), 0
+    def _verification(self, batches, check_input):
+        """The verification pass on the sketch's whole basis (its own k directions: a larger span
+        than the top n_components gives Ritz values nearer the true eigenvalues) over `batches`;
+        sets verification_ only once every row is read and they are the state's (strong
+        guarantee). check_input: rows given again by the caller (verify_pass), validated and
+        compared with the state's by their mean."""
+        spec = self.state_.finish().spectrum
+        if spec.basis.shape[1] == 0:  # a sketch of no direction (one row, centered): nothing to verify
+            return
+        check, seen = _recalign.RestrictedMoments(spec.basis), 0
         for x in batches:
             if sparse.issparse(x):
                 x = x.toarray()
@@ -252,12 +253,11 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if seen != n:
             raise ValueError(f"StreamingPCA.verify_pass: read {seen} rows, but the state has seen {n}: the verification "
                              "pass must read the same rows")
-        if check_input:  # rows given again by the caller: the state's, as far as their mean tells
+        if check_input:  # the state's rows, as far as their mean tells
             mine, theirs = check.mean(), self.state_.mean()
             # Rounding moves a mean by about eps times the rows' size (their RMS norm, from the
             # exact trace, and the mean's own size); other rows move it by far more.
-            total = self.state_.finish().spectrum.total
-            scale = float(np.max(np.abs(theirs), initial=0.0)) + np.sqrt(max(total, 0.0) / max(n, 1))
+            scale = float(np.max(np.abs(theirs), initial=0.0)) + np.sqrt(max(spec.total, 0.0) / max(n, 1))
             if np.max(np.abs(mine - theirs), initial=0.0) > 1e-9 * scale:
                 raise ValueError(f"StreamingPCA.verify_pass: the {seen} rows read are not those the state has seen "
                                  f"(their mean differs by up to {np.max(np.abs(mine - theirs)):.3g})")

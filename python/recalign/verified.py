@@ -576,7 +576,8 @@ def _from_bytes(data, corruptions=None):
     return _VerifiedRun.from_bytes(data, "<pickle>", corruptions)
 
 
-from ._verified_kinds import Corruption, VerifiedAlignment, VerifiedDenoising, VerifiedSpectrum, VerifiedTradeoff, \
-    verified_align, verified_denoise, verified_spectrum, verified_tradeoff  # noqa: E402,F401
+from ._verified_kinds import Corruption, VerifiedAlignment, VerifiedDenoising, VerifiedSpectrum, \
+    VerifiedTradeoff  # noqa: E402,F401
+from ._verified_calls import verified_align, verified_denoise, verified_spectrum, verified_tradeoff  # noqa: E402,F401
 
 _KINDS = {k.__name__: k for k in (VerifiedAlignment, VerifiedDenoising, VerifiedSpectrum, VerifiedTradeoff)}

@@ -95,6 +95,32 @@ statistics fd_top20(const data& d, bool labels) {
     return finish(fd, labels ? &classes : nullptr, {20});
 }
 
+// Fashion-MNIST's first 2,000 rows, their exact statistics, FD's top 20 (no labels) and the
+// verification pass on its basis: what the Ritz-pair tests share.
+struct fd_verified {
+    data d;
+    statistics clean, sk;
+    restricted_statistics pass;
+};
+fd_verified verify_fd_top20() {
+    fd_verified v{prepare(2000), {}, {}, {}};
+    v.clean = finish(v.d.acc, centering::uncentered);
+    v.sk = fd_top20(v.d, false);
+    v.pass = verify(v.d, v.sk.spec.basis, centering::uncentered);
+    return v;
+}
+
+// y_jᵀ S y_j for every column of Y (D x m).
+vector_t rayleigh_quotients(const matrix_t& s, const matrix_t& y) {
+    const std::size_t dim = y.shape(0), m = y.shape(1);
+    matrix_t sy = xt::zeros<double>({dim, m});
+    blas::gemm_nn(dim, m, dim, 1.0, s.data(), y.data(), 0.0, sy.data());
+    vector_t q = xt::zeros<double>({m});
+    for (std::size_t j = 0; j < m; ++j)
+        for (std::size_t i = 0; i < dim; ++i) q(j) += y(i, j) * sy(i, j);
+    return q;
+}
+
 }  // namespace
 
 TEST_CASE("basis_alignment of the exact eigenvectors is the exact curve", "[align][verification]") {
@@ -139,10 +165,10 @@ TEST_CASE("basis_alignment of a sketch's subspace: exact for that subspace, what
 TEST_CASE("ritz_pairs: ritz_alignment's Ritz values and residuals without labels, below the true eigenvalues",
           "[align][verification]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
-    const data d = prepare(2000);
-    const statistics clean = finish(d.acc, centering::uncentered);
-    const statistics sk = fd_top20(d, false);
-    const restricted_statistics pass = verify(d, sk.spec.basis, centering::uncentered);
+    const fd_verified v = verify_fd_top20();
+    const data& d = v.d;
+    const statistics &clean = v.clean, &sk = v.sk;
+    const restricted_statistics& pass = v.pass;
     const ritz_pairs_result p = ritz_pairs(pass);
     const ritz_alignment_result a = ritz_alignment(pass);
     REQUIRE(p.values.size() == 20);
@@ -150,13 +176,11 @@ TEST_CASE("ritz_pairs: ritz_alignment's Ritz values and residuals without labels
     CHECK(same_bits(p.residuals, a.residuals));
     // θ_j = y_jᵀ Sxx y_j for Y = V W, at most λ_j (Cauchy), some λ within the residual.
     const std::size_t dim = d.f.dim, k = sk.spec.rank();
-    matrix_t y = xt::zeros<double>({dim, std::size_t(20)}), sy = xt::zeros<double>({dim, std::size_t(20)});
+    matrix_t y = xt::zeros<double>({dim, std::size_t(20)});
     blas::gemm_nn(dim, 20, k, 1.0, sk.spec.basis.data(), p.vectors.data(), 0.0, y.data());
-    blas::gemm_nn(dim, 20, dim, 1.0, clean.second_moment.value().data(), y.data(), 0.0, sy.data());
+    const vector_t quotient = rayleigh_quotients(clean.second_moment.value(), y);
     for (std::size_t j = 0; j < 20; ++j) {
-        double quotient = 0.0;
-        for (std::size_t i = 0; i < dim; ++i) quotient += y(i, j) * sy(i, j);
-        CHECK(std::abs(quotient - p.values(j)) <= 1e-9 * p.values(0));
+        CHECK(std::abs(quotient(j) - p.values(j)) <= 1e-9 * p.values(0));
         CHECK(p.values(j) <= clean.spec.eigenvalues(j) * (1 + 1e-12));
         CHECK(xt::amin(xt::abs(clean.spec.eigenvalues - p.values(j)))() <= p.residuals(j) + 1e-9 * p.values(0));
     }
@@ -165,10 +189,10 @@ TEST_CASE("ritz_pairs: ritz_alignment's Ritz values and residuals without labels
 TEST_CASE("ritz_spectrum: the sketch's spectrum with its Ritz pairs, which the projector reads as exact",
           "[align][verification]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
-    const data d = prepare(2000);
-    const statistics clean = finish(d.acc, centering::uncentered);
-    const statistics sk = fd_top20(d, false);
-    const restricted_statistics pass = verify(d, sk.spec.basis, centering::uncentered);
+    const fd_verified v = verify_fd_top20();
+    const data& d = v.d;
+    const statistics &clean = v.clean, &sk = v.sk;
+    const restricted_statistics& pass = v.pass;
     const ritz_pairs_result p = ritz_pairs(pass);
     const ritz_spectrum_result r = ritz_spectrum(sk.spec, pass);
     const spectrum& s = r.spec;
@@ -188,13 +212,10 @@ TEST_CASE("ritz_spectrum: the sketch's spectrum with its Ritz pairs, which the p
     REQUIRE(s.basis.shape(0) == dim);
     REQUIRE(s.basis.shape(1) == m);
     // Y = V W: orthonormal, and θ_j = y_jᵀ Sxx y_j, at most λ_j.
-    matrix_t sy = xt::zeros<double>({dim, m});
-    blas::gemm_nn(dim, m, dim, 1.0, clean.second_moment.value().data(), s.basis.data(), 0.0, sy.data());
+    const vector_t quotient = rayleigh_quotients(clean.second_moment.value(), s.basis);
     double acc = 0.0;
     for (std::size_t j = 0; j < m; ++j) {
-        double quotient = 0.0;
-        for (std::size_t i = 0; i < dim; ++i) quotient += s.basis(i, j) * sy(i, j);
-        CHECK(std::abs(quotient - s.eigenvalues(j)) <= 1e-9 * s.eigenvalues(0));
+        CHECK(std::abs(quotient(j) - s.eigenvalues(j)) <= 1e-9 * s.eigenvalues(0));
         CHECK(s.eigenvalues(j) <= clean.spec.eigenvalues(j) * (1 + 1e-12));
         for (std::size_t l = 0; l < m; ++l) {
             double dot = 0.0;

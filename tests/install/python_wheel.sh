@@ -37,7 +37,7 @@ import re, sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 def has(pattern): return [n for n in names if re.search(pattern, n)]
 assert has(r'(^|/)recalign/_recalign\.cpython-[^/]*\.so$'), names
-for f in ('__init__.py', '_order.py', '_signatures.py', 'hooks.py', 'sklearn.py', 'verified.py', '_verified_kinds.py', '_verified_results.py', '_recalign.pyi', 'py.typed'):
+for f in ('__init__.py', '_order.py', '_signatures.py', 'hooks.py', 'sklearn.py', 'verified.py', '_verified_kinds.py', '_verified_calls.py', '_verified_results.py', '_recalign.pyi', 'py.typed'):
     assert has(r'(^|/)recalign/' + re.escape(f) + '$'), (f, names)
 bad = has(r'librecalign|\.pc$|\.hpp$|/scripts/|mesonpy\.libs')
 assert not bad, bad
