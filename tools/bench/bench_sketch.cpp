@@ -21,8 +21,10 @@
 //       stored), in float64 and float32, against nystrom_sketch::update on the raw batch (u8 or
 //       f32), float64 and --precision f32-kernels (the latter also with its second thread for
 //       the work between the GEMMs disallowed); then the finalisation (nystrom_spectrum).
-//       Round-robin over R repetitions of NB batches each (one in-memory batch, reused, so no
-//       I/O is timed); prints samples/s (median over repetitions) and the ratios as JSON.
+//       The sides alternate batch by batch over R x NB batches (one in-memory batch, reused, so
+//       no I/O is timed); prints samples/s (the median batch of each side), their ratios, and
+//       the paired ratios (each update batch against the ceiling batch timed beside it: median
+//       and quartiles) as JSON.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -345,37 +347,62 @@ int ceiling(const args& a) {
     // The float32 update again with its second thread disallowed (the element-wise work between
     // the GEMMs on one thread, as before it had one): what that thread buys, in the same run.
     nystrom_sketch s32one(o32);
+    // Seconds of each batch, per side. The sides alternate batch by batch (and which of a pair
+    // goes first alternates too), so each update's time has a ceiling's time measured within
+    // about a second of it: the ratios are paired, and a VM's drift over seconds to minutes
+    // (bare GEMMs ran 25-50 % apart between runs here) falls on both members of a pair.
     std::vector<double> gemm64, gemm32, up64, up32, up32one;
-    auto timed = [&](auto fn) {
+    auto secs = [](auto fn) {
         const auto t0 = clock_type::now();
-        for (std::size_t i = 0; i < nb; ++i) fn(i);
-        return static_cast<double>(nb * b) / std::chrono::duration<double>(clock_type::now() - t0).count();
+        fn();
+        return std::chrono::duration<double>(clock_type::now() - t0).count();
+    };
+    auto bare64 = [&] {
+        blas::gemm_nn(b, w, d, 1.0, xd.data(), td.data(), 0.0, zd.data());
+        blas::gemm_tn(d, w, b, 1.0, xd.data(), zd.data(), 1.0, yd.data());
+    };
+    auto bare32 = [&] {
+        blas::gemm_nn(b, w, d, 1.0f, xs.data(), ts.data(), 0.0f, zs.data());
+        blas::gemm_tn(d, w, b, 1.0f, xs.data(), zs.data(), 1.0f, ys.data());
     };
     std::uint64_t row = 0;
-    for (std::size_t rep = 0; rep < reps; ++rep) {
-        gemm64.push_back(timed([&](std::size_t) {
-            blas::gemm_nn(b, w, d, 1.0, xd.data(), td.data(), 0.0, zd.data());
-            blas::gemm_tn(d, w, b, 1.0, xd.data(), zd.data(), 1.0, yd.data());
-        }));
-        up64.push_back(timed([&](std::size_t) { s64.update(raw, row); row += b; }));
-        gemm32.push_back(timed([&](std::size_t) {
-            blas::gemm_nn(b, w, d, 1.0f, xs.data(), ts.data(), 0.0f, zs.data());
-            blas::gemm_tn(d, w, b, 1.0f, xs.data(), zs.data(), 1.0f, ys.data());
-        }));
-        up32.push_back(timed([&](std::size_t) { s32.update(raw, row); row += b; }));
+    auto pair = [&](auto bare, std::vector<double>& tb, auto update, std::vector<double>& tu, bool bare_first) {
+        if (bare_first) tb.push_back(secs(bare));
+        tu.push_back(secs(update));
+        if (!bare_first) tb.push_back(secs(bare));
+    };
+    for (std::size_t i = 0; i < reps * nb; ++i) {
+        const bool bare_first = i % 2 == 0;
+        pair(bare64, gemm64, [&] { s64.update(raw, row); row += b; }, up64, bare_first);
+        pair(bare32, gemm32, [&] { s32.update(raw, row); row += b; }, up32, bare_first);
         detail::second_thread::allow(false);
-        up32one.push_back(timed([&](std::size_t) { s32one.update(raw, row); row += b; }));
+        up32one.push_back(secs([&] { s32one.update(raw, row); row += b; }));
         detail::second_thread::allow(true);
     }
     const auto f0 = clock_type::now();
     const spectrum sp = nystrom_spectrum(s64);
     const double fin = std::chrono::duration<double>(clock_type::now() - f0).count();
-    const double g64 = median(gemm64), g32 = median(gemm32), u64 = median(up64), u32 = median(up32), u32one = median(up32one);
+    const double rows = static_cast<double>(b);
+    auto rate = [&](const std::vector<double>& t) { return rows / median(t); };
+    // Update throughput over its ceiling's, batch pair by batch pair: median and quartiles.
+    auto paired = [](const std::vector<double>& bare, const std::vector<double>& upd) {
+        std::vector<double> r(bare.size());
+        for (std::size_t i = 0; i < r.size(); ++i) r[i] = bare[i] / upd[i];
+        std::sort(r.begin(), r.end());
+        const auto at = [&](double q) { return r[static_cast<std::size_t>(q * static_cast<double>(r.size() - 1) + 0.5)]; };
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "{\"median\": %.3f, \"q1\": %.3f, \"q3\": %.3f}", median(r), at(0.25), at(0.75));
+        return std::string(buf);
+    };
+    const double g64 = rate(gemm64), g32 = rate(gemm32), u64 = rate(up64), u32 = rate(up32), u32one = rate(up32one);
     std::printf("{\"dim\": %zu, \"batch\": %zu, \"batches\": %zu, \"reps\": %zu, \"width\": %zu, \"input\": \"%s\", "
                 "\"samples_per_s\": {\"gemm_f64\": %.1f, \"update_f64\": %.1f, \"gemm_f32\": %.1f, \"update_f32_kernels\": %.1f, "
                 "\"update_f32_kernels_one_thread_between_gemms\": %.1f}, "
-                "\"ratio_f64\": %.3f, \"ratio_f32\": %.3f, \"ratio_f32_one_thread_between_gemms\": %.3f, \"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f}\n",
-                d, b, nb, reps, w, input.c_str(), g64, u64, g32, u32, u32one, u64 / g64, u32 / g32, u32one / g32, fin, sp.rank(),
+                "\"ratio_f64\": %.3f, \"ratio_f32\": %.3f, \"ratio_f32_one_thread_between_gemms\": %.3f, "
+                "\"paired_ratio_f64\": %s, \"paired_ratio_f32\": %s, "
+                "\"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f}\n",
+                d, b, nb, reps, w, input.c_str(), g64, u64, g32, u32, u32one, u64 / g64, u32 / g32, u32one / g32,
+                paired(gemm64, up64).c_str(), paired(gemm32, up32).c_str(), fin, sp.rank(),
                 static_cast<double>(peak_rss_kb()) / 1024.0);
     return 0;
 }
