@@ -317,6 +317,7 @@ int ceiling(const args& a) {
     const std::size_t d = a.num("dim"), b = a.num("batch", "1000"), nb = a.num("batches", "3"), reps = a.num("reps", "3");
     const std::size_t k = a.num("rank", "100"), p = a.num("oversampling", "10"), t = a.num("probes", "10");
     const std::string input = a.get("input", "u8");
+    if (reps == 0 || nb == 0) throw std::invalid_argument("ceiling: --reps and --batches must be >= 1");
     const std::size_t w = k + p + t;
     // One batch of pseudo-pixels: smooth rows plus noise (the values do not change the flops).
     std::vector<std::uint8_t> xu(b * d);
