@@ -367,15 +367,15 @@ int ceiling(const args& a) {
         blas::gemm_tn(d, w, b, 1.0f, xs.data(), zs.data(), 1.0f, ys.data());
     };
     std::uint64_t row = 0;
-    auto pair = [&](auto bare, std::vector<double>& tb, auto update, std::vector<double>& tu, bool bare_first) {
+    auto timed_pair = [&](auto bare, std::vector<double>& tb, auto update, std::vector<double>& tu, bool bare_first) {
         if (bare_first) tb.push_back(secs(bare));
         tu.push_back(secs(update));
         if (!bare_first) tb.push_back(secs(bare));
     };
     for (std::size_t i = 0; i < reps * nb; ++i) {
         const bool bare_first = i % 2 == 0;
-        pair(bare64, gemm64, [&] { s64.update(raw, row); row += b; }, up64, bare_first);
-        pair(bare32, gemm32, [&] { s32.update(raw, row); row += b; }, up32, bare_first);
+        timed_pair(bare64, gemm64, [&] { s64.update(raw, row); row += b; }, up64, bare_first);
+        timed_pair(bare32, gemm32, [&] { s32.update(raw, row); row += b; }, up32, bare_first);
         detail::second_thread::allow(false);
         up32one.push_back(secs([&] { s32one.update(raw, row); row += b; }));
         detail::second_thread::allow(true);
@@ -383,8 +383,7 @@ int ceiling(const args& a) {
     const auto f0 = clock_type::now();
     const spectrum sp = nystrom_spectrum(s64);
     const double fin = std::chrono::duration<double>(clock_type::now() - f0).count();
-    const double rows = static_cast<double>(b);
-    auto rate = [&](const std::vector<double>& t) { return rows / median(t); };
+    auto rate = [&](const std::vector<double>& t) { return static_cast<double>(b) / median(t); };
     // Update throughput over its ceiling's, batch pair by batch pair: median and quartiles.
     auto paired = [](const std::vector<double>& bare, const std::vector<double>& upd) {
         std::vector<double> r(bare.size());
