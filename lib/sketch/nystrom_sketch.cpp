@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "centered_block.hpp"
 #include "nystrom_basis.hpp"
 #include "second_thread.hpp"
 #include "recalign/core/blas.hpp"
@@ -20,20 +21,28 @@
 
 namespace recalign {
 
+using detail::centered_block;
+using detail::column_block;
 using detail::columns;
+using detail::half_of;
 using detail::reconstruct;
 using detail::reconstruction;
+using detail::rows_of;
 
 namespace {
-// Stream ids of the two Gaussian matrices (row i of each is stream (seed, id, i)).
-// Stream ids of the two random matrices (row i of each is stream (seed, id, i)): Gaussian
-// (states saved before signs existed) and signs.
+// Stream ids of the random matrices (row i of each is stream (seed, id, i)): Gaussian (states
+// saved before signs existed), signs, and the sparse sign Ω (whose probes are the signs').
 constexpr std::uint64_t omega_stream = 0, probe_stream = 1, sign_omega_stream = 2, sign_probe_stream = 3;
-// Columns per block of the sweeps: a block of the batch (rows x 1024: 8 MB of doubles at
-// 1000 rows) and of T (1024 x w) stay in the last-level cache, and 1024 is deep enough for
-// OpenBLAS to split each GEMM over both threads (measured, bench_sketch ceiling at D = 49,152:
-// 256 gave 0.89 / 0.77 of the bare GEMMs on one thread, 1024 gives 0.95 / 0.90).
-constexpr std::size_t column_block = 1024;
+constexpr std::uint64_t sparse_omega_stream = 4;
+
+const char* test_name(nystrom_test t) {
+    switch (t) {
+        case nystrom_test::gaussian: return "gaussian";
+        case nystrom_test::signs: return "signs";
+        case nystrom_test::sparse_signs: return "sparse signs";
+        default: return "automatic";
+    }
+}
 
 void check_options(const nystrom_options& o) {
     if (o.dim == 0) throw std::invalid_argument("nystrom_sketch: dimension must be at least 1");
@@ -48,6 +57,15 @@ void check_options(const nystrom_options& o) {
                                     std::to_string(o.dim));
     if (o.center != centering::centered && o.center != centering::uncentered)
         throw std::invalid_argument("nystrom_sketch: unknown centering");
+    if (o.test != nystrom_test::gaussian && o.test != nystrom_test::signs && o.test != nystrom_test::sparse_signs &&
+        o.test != nystrom_test::automatic)
+        throw std::invalid_argument("nystrom_sketch: unknown test matrix");
+    const std::size_t s = o.rank + o.oversampling;
+    if (o.test == nystrom_test::sparse_signs && o.dim * sparse_sign_nonzeros(s) < 32 * s)  // both below 2^36
+        throw std::invalid_argument("nystrom_sketch: the sparse sign test matrix needs D x " +
+                                    std::to_string(sparse_sign_nonzeros(s)) + " >= 32 x (rank + oversampling) = " +
+                                    std::to_string(32 * s) + " (D = " + std::to_string(o.dim) +
+                                    "): use signs at this size");
     if (o.blocks == 0 || o.blocks > UINT32_MAX)
         throw std::invalid_argument("nystrom_sketch: Krylov blocks = " + std::to_string(o.blocks) + " (must lie in [1, 2^32))");
     // Y and the test matrix are D x (k + p + probes): every later offset into them is below this.
@@ -127,13 +145,18 @@ long double nystrom_peak_bytes(const nystrom_options& o) {
     const long double w = s * static_cast<long double>(std::max<std::size_t>(1, std::min(o.blocks, fit)));
     // State: Y and its copy in range() (2 (s + t)), Q (s), K and C K (2 (W − s)), the mean;
     // the reconstruction: [C K | Y_s] + νΩ, and U (2 W); next_pass's new state (2 W + s + t).
-    return 8.0L * d * (2.0L * (s + t) + s + 2.0L * (w - s) + 1.0L + 2.0L * w + 2.0L * w + s + t);
+    // The sparse sign Ω's index of pass 0 (nystrom_sparse.cpp): 4 bytes a nonzero of [Ω | G].
+    const long double index = o.test == nystrom_test::sparse_signs
+                                  ? 4.0L * d * (static_cast<long double>(sparse_sign_nonzeros(o.rank + o.oversampling)) + t)
+                                  : 0.0L;
+    return 8.0L * d * (2.0L * (s + t) + s + 2.0L * (w - s) + 1.0L + 2.0L * w + 2.0L * w + s + t) + index;
 }
 
 template <class T>
 void nystrom_sketch::test_block(std::size_t first, std::size_t count, T* out) const {
     const std::size_t s = width(), t = options_.probes, w = s + t;
-    const bool signs = options_.test == nystrom_test::signs;
+    const bool sparse = options_.test == nystrom_test::sparse_signs;
+    const bool signs = options_.test == nystrom_test::signs || sparse;
     // One stream per row of the matrix and per part (Ω, G): a row is the same whatever block
     // it is generated in.
     auto fill = [&](std::uint64_t id, std::size_t i, T* row, std::size_t m) {
@@ -154,7 +177,15 @@ void nystrom_sketch::test_block(std::size_t first, std::size_t count, T* out) co
         const std::size_t i = first + r;
         T* row = out + r * w;
         if (pass_ == 0) {
-            fill(omega_id, i, row, s);
+            if (sparse) {
+                std::int32_t cols[8];
+                sparse_row(i, cols);
+                std::fill(row, row + s, T(0));
+                for (std::size_t k = 0; k < sparse_sign_nonzeros(s); ++k)
+                    row[static_cast<std::size_t>(std::abs(cols[k])) - 1] = cols[k] > 0 ? T(1) : T(-1);
+            } else {
+                fill(omega_id, i, row, s);
+            }
         } else {
             const double* q = q_.data() + i * s;
             for (std::size_t j = 0; j < s; ++j) row[j] = static_cast<T>(q[j]);
@@ -210,86 +241,6 @@ matrix_t nystrom_sketch::range() const {
     return y;
 }
 
-namespace {
-// Rows [first, first + count) of a batch, as a batch.
-batch_view rows_of(const batch_view& x, std::size_t first, std::size_t count) {
-    batch_view v = x;
-    if (x.data != nullptr) v.data = static_cast<const char*>(x.data) + first * x.cols * dtype_size(x.type);
-    v.rows = count;
-    return v;
-}
-
-// Columns [lo, hi) of out (rows x cb) = x[:, c0 : c0 + cb] * scale - shift[c0 : c0 + cb]; when
-// sums / ss are given, adds Σ_rows out and Σ_rows out² to sums[lo : hi] and ss[lo : hi] (one sum
-// per column: the loop vectorizes, the order is fixed, and a column's values do not depend on
-// how the block's columns are shared between threads).
-template <class In, class T>
-[[gnu::always_inline]] inline void centered_columns(const In* in, std::size_t rows, std::size_t d, double scale,
-                                                    const double* shift, std::size_t c0, std::size_t cb, std::size_t lo,
-                                                    std::size_t hi, T* out, double* sums, double* ss) {
-    const double* mu = shift + c0;
-    constexpr std::size_t ahead = 4, line = 64 / sizeof(In);
-    for (std::size_t r = 0; r < rows; ++r) {
-        const In* row = in + r * d + c0;
-        T* o = out + r * cb;
-        // Each row's part of the block lies on its own page: ask for the row a few ahead, so
-        // that the memory latency is not paid row after row.
-        if (r + ahead < rows)
-            for (std::size_t c = lo; c < hi; c += line) __builtin_prefetch(row + ahead * d + c);
-        if (ss) {
-            for (std::size_t c = lo; c < hi; ++c) {
-                const double v = static_cast<double>(row[c]) * scale - mu[c];
-                o[c] = static_cast<T>(v);
-                sums[c] += v;
-                ss[c] += v * v;
-            }
-        } else {
-            for (std::size_t c = lo; c < hi; ++c) o[c] = static_cast<T>(static_cast<double>(row[c]) * scale - mu[c]);
-        }
-    }
-}
-
-// The same loop compiled for AVX2 (4 doubles an instruction instead of SSE2's 2; without FMA,
-// which would round v * v + ss once instead of twice): the same operations in the same order
-// per element, so the same bits, chosen at run time where the CPU has it. perf, float32 update
-// at D = 150,528, batch 500 (loaded machine): the conversion took 15 % of the CPU time with
-// SSE2, 14 % with AVX2, 12 % with AVX2 and the rows prefetched.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define RECALIGN_AVX2_CONVERSION 1
-template <class In, class T>
-[[gnu::target("avx2")]] void centered_columns_avx2(const In* in, std::size_t rows, std::size_t d, double scale,
-                                                   const double* shift, std::size_t c0, std::size_t cb, std::size_t lo,
-                                                   std::size_t hi, T* out, double* sums, double* ss) {
-    centered_columns(in, rows, d, scale, shift, c0, cb, lo, hi, out, sums, ss);
-}
-#endif
-
-template <class In, class T>
-void centered_block(const In* in, std::size_t rows, std::size_t d, double scale, const double* shift,
-                    std::size_t c0, std::size_t cb, std::size_t lo, std::size_t hi, T* out, double* sums, double* ss) {
-#ifdef RECALIGN_AVX2_CONVERSION
-    static const bool avx2 = __builtin_cpu_supports("avx2");
-    if (avx2) return centered_columns_avx2(in, rows, d, scale, shift, c0, cb, lo, hi, out, sums, ss);
-#endif
-    centered_columns(in, rows, d, scale, shift, c0, cb, lo, hi, out, sums, ss);
-}
-
-template <class T>
-void centered_block(const batch_view& x, const double* shift, std::size_t c0, std::size_t cb, std::size_t lo,
-                    std::size_t hi, T* out, double* sums, double* ss) {
-    switch (x.type) {
-        case dtype::u8: return centered_block(static_cast<const std::uint8_t*>(x.data), x.rows, x.cols, x.scale, shift, c0, cb, lo, hi, out, sums, ss);
-        case dtype::f32: return centered_block(static_cast<const float*>(x.data), x.rows, x.cols, x.scale, shift, c0, cb, lo, hi, out, sums, ss);
-        default: return centered_block(static_cast<const double*>(x.data), x.rows, x.cols, x.scale, shift, c0, cb, lo, hi, out, sums, ss);
-    }
-}
-
-// Half `part` (0 or 1) of [0, n), the first half a multiple of 16 (whole cache lines of a row).
-std::pair<std::size_t, std::size_t> half_of(std::size_t n, int part) {
-    const std::size_t split = std::min(n, (n / 2 + 15) / 16 * 16);
-    return part == 0 ? std::pair<std::size_t, std::size_t>{0, split} : std::pair<std::size_t, std::size_t>{split, n};
-}
-}  // namespace
 
 // Sweep 1 over column blocks of the batch, shifted by s (X_s = X_b − 1 sᵀ): Z = X_s T, the
 // column sums c = 1ᵀ X_s, cᵀ T and Σ X_s², each block of X_s converted into cache-sized
@@ -414,7 +365,18 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     // pay for the hand-over (a block of at least 64 Ki elements) and for starting the thread
     // (a batch of at least 1 Mi elements).
     detail::second_thread two(rows * cbmax >= (std::size_t{1} << 16) && rows * d >= (std::size_t{1} << 20));
-    const double ss = single ? first_sweep<float>(x, shift, e, et, two) : first_sweep<double>(x, shift, e, et, two);
+    const bool sparse = pass_ == 0 && options_.test == nystrom_test::sparse_signs;
+    if (sparse) {
+        // Chunks of 256 bytes of rows (nystrom_sparse.cpp's layout), the last one padded.
+        const std::size_t s = width(), t = options_.probes, padded = (rows + 63) / 64 * 64;
+        if (single)
+            xtf_.resize(cbmax * padded), ztf_.resize((s + t) * padded);
+        else
+            xtb_.resize(cbmax * padded), ztb_.resize((s + t) * padded);
+    }
+    const double ss = sparse ? (single ? first_sweep_sparse<float>(x, shift, e, et, two)
+                                       : first_sweep_sparse<double>(x, shift, e, et, two))
+                             : (single ? first_sweep<float>(x, shift, e, et, two) : first_sweep<double>(x, shift, e, et, two));
     for (std::size_t c = 0; c < d; ++c) {
         if (!std::isfinite(e[c])) {
             // A NaN/Inf makes its column sum non-finite: find it row by row to name it.
@@ -462,7 +424,7 @@ void nystrom_sketch::merge(const nystrom_sketch& other) {
     if (a.seed != b.seed) refuse("seed", std::to_string(a.seed), std::to_string(b.seed));
     if (a.center != b.center) refuse("centering", centering_name(a.center), centering_name(b.center));
     if (a.test != b.test)
-        refuse("test matrix", a.test == nystrom_test::signs ? "signs" : "gaussian", b.test == nystrom_test::signs ? "signs" : "gaussian");
+        refuse("test matrix", test_name(a.test), test_name(b.test));
     if (a.blocks != b.blocks) refuse("Krylov blocks", std::to_string(a.blocks), std::to_string(b.blocks));
     if (pass_ != other.pass_) refuse("pass", std::to_string(pass_), std::to_string(other.pass_));
     // Same shape and bytes (an empty matrix has no data pointer: memcmp must not see it).
@@ -540,7 +502,7 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     // build cannot continue.
     if (blocks == 0 || blocks > UINT32_MAX || ((f32 & 4) != 0) != (blocks > 1))
         throw std::length_error("Krylov blocks " + std::to_string(blocks) + " out of range");
-    if (f32 > 7) throw std::length_error("unknown Nyström flags " + std::to_string(f32) + " (a newer format?)");
+    if (f32 > 15 || (f32 & 10) == 10) throw std::length_error("unknown Nyström flags " + std::to_string(f32) + " (a newer format?)");
     // The constructor allocates D x (s + probes) twice and the mean; the payload must hold
     // the state's own copy of Y, the mean and (after pass 0) Q before anything is allocated.
     const std::uint64_t words = b.left / 8, w = rank + over + probes;  // each <= dim <= 2^31
@@ -554,7 +516,7 @@ nystrom_options nystrom_sketch::validated_options(std::uint64_t dim, std::uint64
     o.seed = seed;
     o.center = static_cast<centering>(center);
     o.float32_kernels = (f32 & 1) != 0;
-    o.test = (f32 & 2) != 0 ? nystrom_test::signs : nystrom_test::gaussian;
+    o.test = (f32 & 8) != 0 ? nystrom_test::sparse_signs : (f32 & 2) != 0 ? nystrom_test::signs : nystrom_test::gaussian;
     o.blocks = static_cast<std::size_t>(blocks);
     check_options(o);
     return o;

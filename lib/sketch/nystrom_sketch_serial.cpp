@@ -10,7 +10,7 @@ void nystrom_sketch::save_payload(Archive& ar) const {
        static_cast<std::uint64_t>(options_.oversampling), static_cast<std::uint64_t>(options_.probes),
        options_.seed, static_cast<std::uint8_t>(options_.center),
        static_cast<std::uint8_t>((options_.float32_kernels ? 1 : 0) | (options_.test == nystrom_test::signs ? 2 : 0) |
-                                 (options_.blocks > 1 ? 4 : 0)),
+                                 (options_.blocks > 1 ? 4 : 0) | (options_.test == nystrom_test::sparse_signs ? 8 : 0)),
        pass_, n_, trace_);
     // Block Krylov (flag bit 2) after the fields every version has; subspace-iteration states
     // keep the earlier layout byte for byte.

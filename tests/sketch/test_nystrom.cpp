@@ -381,10 +381,12 @@ TEST_CASE("Nyström: the update's second thread changes no bit (u8, f32, f64 inp
     std::vector<std::uint8_t> xu(n * D);
     for (std::size_t i = 0; i < n * D; ++i) xu[i] = static_cast<std::uint8_t>(std::min(255.0, std::max(0.0, 128.0 + 20.0 * s.x[i])));
     for (int input = 0; input < 3; ++input) {
-        for (const bool f32 : {false, true}) {
+        for (const int kernels : {0, 1, 2}) {  // double, float32, float32 with the sparse sign Ω
+            const bool f32 = kernels > 0;
             auto stream = [&] {
                 nystrom_options o = opts(D, 10, 5, 3);
                 o.float32_kernels = f32;
+                if (kernels == 2) o.test = nystrom_test::sparse_signs;
                 nystrom_sketch sk(o);
                 for (int pass = 0; pass < 2; ++pass) {
                     if (pass == 1) sk.next_pass();
@@ -406,7 +408,7 @@ TEST_CASE("Nyström: the update's second thread changes no bit (u8, f32, f64 inp
             const std::string one = stream();
             second_thread::allow(true);
             CHECK(second_thread::started() == before + 4);
-            INFO("input " << input << ", float32 kernels " << f32);
+            INFO("input " << input << ", kernels " << kernels);
             CHECK(two == one);
         }
     }

@@ -1,5 +1,5 @@
-// Nyström's blocked update: the test matrix regenerated block by block (±1 signs, or the
-// Gaussian of states saved before signs existed), the batch converted one column block at a
+// Nyström's blocked update: the test matrix regenerated block by block (±1 signs, sparse signs,
+// or the Gaussian of states saved before signs existed), the batch converted one column block at a
 // time and shifted by the running mean. Checked against Y = M T written out from its
 // definition in long double (two-pass mean, then (X − 1μᵀ)ᵀ((X − 1μᵀ) T)), for u8 / f32 / f64
 // input far from the origin, over several batchings and widths that do not fill a block.
@@ -109,10 +109,10 @@ TEST_CASE("Nyström: Y = M T to rounding for u8 / f32 / f64 input far from the o
             xf[r * d + c] = static_cast<float>(xu[r * d + c]);
         }
     }
-    for (nystrom_test kind : {nystrom_test::signs, nystrom_test::gaussian}) {
+    for (nystrom_test kind : {nystrom_test::signs, nystrom_test::gaussian, nystrom_test::sparse_signs}) {
         const nystrom_options o = opts(d, 12, 6, 21, kind);
         for (std::size_t batch : {std::size_t(1), std::size_t(64), n}) {
-            INFO("test " << (kind == nystrom_test::signs ? "signs" : "gaussian") << ", batch " << batch);
+            INFO("test " << static_cast<int>(kind) << " (0 gaussian, 1 signs, 3 sparse signs), batch " << batch);
             nystrom_sketch s64(o), su8(o), sf32(o);
             nystrom_options o32 = o;
             o32.float32_kernels = true;

@@ -8,19 +8,22 @@
 //       from the counter-based Philox generator keyed by (seed, row).
 //   bench_sketch run --data FILE --dim D --rows N --method fd|nystrom|exact [--batch B]
 //                    [--rank K] [--ell L] [--oversampling P] [--passes Q] [--blocks B] [--probes T]
-//                    [--seed S] [--float32 0|1] [--robust 0|1] [--basis-out FILE]
+//                    [--seed S] [--float32 0|1] [--robust 0|1] [--test auto|signs|sparse|gaussian]
+//                    [--basis-out FILE]
 //       Streams the file (Q reads for Nyström), prints one JSON line: wall seconds, peak RSS,
 //       checkpoint bytes, top eigenvalues' sum, error information; writes the D x K basis
 //       (float64, row-major) for `eval`.
 //   bench_sketch eval --data FILE --dim D --rows N --rank K BASIS...
 //       Captured variance tr(V_Kᵀ M V_K) of each basis on the centered data (two reads).
 //   bench_sketch ceiling --dim D --batch B [--batches NB] [--reps R] [--rank K] [--oversampling P]
-//                        [--probes T] [--input u8|f32]
+//                        [--probes T] [--input u8|f32] [--test auto|signs|sparse|gaussian]
 //       Nyström's update against its ceiling, side by side in one process: the bare GEMMs on
 //       the same shapes (Z = X T, Y += Xᵀ Z on a batch already converted, centered and with T
 //       stored), in float64 and float32, against nystrom_sketch::update on the raw batch (u8 or
 //       f32), float64 and --precision f32-kernels (the latter also with its second thread for
 //       the work between the GEMMs disallowed); then the finalisation (nystrom_spectrum).
+//       With --test sparse the updates use the sparse sign Ω (X Ω without a GEMM) and the
+//       ceiling stays the dense test matrix's two GEMMs: the ratios then say how far past them.
 //       The sides alternate batch by batch over R x NB batches (one in-memory batch, reused, so
 //       no I/O is timed); prints samples/s (the median batch of each side), their ratios, and
 //       the paired ratios (each update batch against the ceiling batch timed beside it: median
@@ -49,6 +52,15 @@ using namespace recalign;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
+
+// --test signs|sparse|gaussian|auto: the Nyström test matrix (nystrom_test), refused if unknown.
+nystrom_test test_of(const std::string& t) {
+    if (t == "auto") return nystrom_test::automatic;
+    if (t == "signs") return nystrom_test::signs;
+    if (t == "sparse") return nystrom_test::sparse_signs;
+    if (t == "gaussian") return nystrom_test::gaussian;
+    throw std::invalid_argument("--test must be auto, signs, sparse or gaussian, not '" + t + "'");
+}
 
 double cpu_seconds() {
     rusage u{};
@@ -222,6 +234,7 @@ int run(const args& a) {
         o.seed = a.num("seed", "7");
         o.float32_kernels = a.get("float32", "0") == "1";
         o.blocks = a.num("blocks", "1");  // > 1: block Krylov
+        o.test = test_of(a.get("test", "auto"));
         const std::size_t passes = a.num("passes", "1");
         nystrom_sketch ny(o);
         for (std::size_t p = 0; p < passes; ++p) {
@@ -317,6 +330,7 @@ int ceiling(const args& a) {
     const std::size_t d = a.num("dim"), b = a.num("batch", "1000"), nb = a.num("batches", "3"), reps = a.num("reps", "3");
     const std::size_t k = a.num("rank", "100"), p = a.num("oversampling", "10"), t = a.num("probes", "10");
     const std::string input = a.get("input", "u8");
+    const nystrom_test test = test_of(a.get("test", "auto"));
     if (reps == 0 || nb == 0) throw std::invalid_argument("ceiling: --reps and --batches must be >= 1");
     const std::size_t w = k + p + t;
     // One batch of pseudo-pixels: smooth rows plus noise (the values do not change the flops).
@@ -342,6 +356,7 @@ int ceiling(const args& a) {
     o.rank = k;
     o.oversampling = p;
     o.probes = t;
+    o.test = test;
     nystrom_options o32 = o;
     o32.float32_kernels = true;
     nystrom_sketch s64(o), s32(o32);
@@ -400,10 +415,10 @@ int ceiling(const args& a) {
                 "\"update_f32_kernels_one_thread_between_gemms\": %.1f}, "
                 "\"ratio_f64\": %.3f, \"ratio_f32\": %.3f, \"ratio_f32_one_thread_between_gemms\": %.3f, "
                 "\"paired_ratio_f64\": %s, \"paired_ratio_f32\": %s, "
-                "\"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f}\n",
+                "\"finish_seconds\": %.3f, \"rank\": %zu, \"peak_rss_mb\": %.1f, \"test\": \"%s\"}\n",
                 d, b, nb, reps, w, input.c_str(), g64, u64, g32, u32, u32one, u64 / g64, u32 / g32, u32one / g32,
                 paired(gemm64, up64).c_str(), paired(gemm32, up32).c_str(), fin, sp.rank(),
-                static_cast<double>(peak_rss_kb()) / 1024.0);
+                static_cast<double>(peak_rss_kb()) / 1024.0, a.get("test", "auto").c_str());
     return 0;
 }
 

@@ -60,7 +60,17 @@ class second_thread;  // lib/sketch/second_thread.hpp
 // up to sign with probability 2^(1-D) per pair), while a small ±1 matrix is often singular (D = s = 5:
 // 5 of 20 seeds in tests/sketch), which breaks Nyström's Cholesky at every shift; Gaussian
 // columns are independent with probability 1 at any D. options().test says what was used.
-enum class nystrom_test : std::uint8_t { gaussian = 0, signs = 1, automatic = 2 };
+// sparse_signs (opt-in): each row of Ω holds ζ = min(8, s) entries ±1 in distinct random
+// columns and zeros elsewhere (the sparse sign matrix of Tropp, Yurtsever, Udell, Cevher 2019,
+// §3.3; Martinsson & Tropp 2020, §9.2), so X_b Ω costs ζ additions a value instead of s
+// multiply-adds and pass 0's update about half the flops of the dense test matrix (X_bᵀ Z
+// stays a GEMM); the probes stay dense signs, and later passes' Q is dense as always. It needs
+// D ζ >= 32 s (each column of Ω then holds 32 nonzeros on average, and one left empty, which
+// would make Ω rank-deficient, has probability below s e^-32); smaller D are refused.
+enum class nystrom_test : std::uint8_t { gaussian = 0, signs = 1, automatic = 2, sparse_signs = 3 };
+
+// Nonzeros a row of the sparse sign test matrix holds for a sketch of s columns.
+constexpr std::size_t sparse_sign_nonzeros(std::size_t s) noexcept { return s < 8 ? s : 8; }
 
 struct nystrom_options {
     std::size_t dim = 0;            // D
@@ -158,6 +168,13 @@ private:
     template <class T>
     // The element-wise work between their GEMMs is shared with a second thread (internal).
     double first_sweep(const batch_view& x, const double* shift, double* sums, double* sums_t, detail::second_thread& two);
+    // The first sweep of pass 0 with the sparse sign test matrix (lib/sketch/nystrom_sparse.cpp).
+    template <class T>
+    double first_sweep_sparse(const batch_view& x, const double* shift, double* sums, double* sums_t,
+                              detail::second_thread& two);
+    // Row i of the sparse sign Ω: its ζ signed columns, ±(column + 1), into out.
+    void sparse_row(std::size_t i, std::int32_t* out) const;
+    void build_sparse_index();
     template <class T>
     void second_sweep(const batch_view& x, const double* shift, double coef, const double* e, const double* et,
                       detail::second_thread& two);
@@ -173,6 +190,12 @@ private:
     // Scratch, never serialized: one column block of the batch and of the test matrix, X T.
     std::vector<double> xb_, tb_, zb_, chan_, ssc_;
     std::vector<float> xf_, tf_, zf_, yf_;
+    // The sparse first sweep's: the block transposed and Zᵀ; and [Ω | G] of pass 0 by column
+    // blocks, each block's nonzeros by column (4 D (ζ + probes) bytes, built at the first update).
+    std::vector<double> xtb_, ztb_;
+    std::vector<float> xtf_, ztf_;
+    std::vector<std::size_t> sparse_ptr_;
+    std::vector<std::int32_t> sparse_ent_;
 };
 
 struct nystrom_spectrum_options {
