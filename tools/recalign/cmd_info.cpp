@@ -89,6 +89,7 @@ void fill_run(info_result& r, const run_state& st) {
     r.scale = st.config.scale;
     r.rank = st.config.rank;
     r.passes = st.config.passes;
+    r.test_matrix = st.config.test_matrix;
     r.seed = st.config.seed;
     r.n = st.n;
     fill_progress(r, st);

@@ -17,9 +17,13 @@ spectrum_result compute(const prepared_run& p, const mpi_context& mpi) {
     r.run = stream(state, p, mpi);
     memory_mark("streamed");  // RECALIGN_MEMORY_TRACE: the next line's peak is the eigenvalues'
     const bool sketch = state.config().method != "exact";
+    const std::uint64_t passes = state.sketch_passes();  // the state is consumed by its finish
     r.spec = finish_spectrum(std::move(state), p.center);
     memory_mark("finished");
-    if (sketch) r.sketch = describe_sketch(r.spec, nullptr, 0, 0);  // estimates (--no-verify, --from): labelled
+    if (sketch) {  // estimates (--no-verify, --from): labelled
+        r.sketch = describe_sketch(r.spec, nullptr, 0, 0);
+        note_sketch_passes(*r.sketch, r.spec, p.config(), passes);
+    }
     return r;
 }
 

@@ -39,6 +39,7 @@ struct data_options {
 struct run_options {
     std::string method = "exact";
     std::string precision = "f64";  // --precision: f64 | f32-kernels
+    std::string test_matrix = "signs";  // --test-matrix (nystrom): signs | sparse
     double memory_gib = 0.0;        // --memory: the run's memory budget in GiB (0: physical memory)
     std::size_t rank = 0, passes = 1;
     double tolerance = 0.0;  // --tolerance T (nystrom): 0 = off, run all --passes

@@ -52,6 +52,7 @@ void add_sketch(json& j, const std::optional<sketch_verification>& v, const char
     j["exact_for"] = v->verified ? json(exact_for) : json(nullptr);
     json e;
     e["method"] = v->method;
+    e["test_matrix"] = v->test_matrix.empty() ? json(nullptr) : json(v->test_matrix);
     e["rank"] = v->rank;
     e["verified"] = v->verified;
     e["verification_passes"] = v->extra_passes;
@@ -232,6 +233,7 @@ std::string render_json(const info_result& r) {
             j["rank"] = r.rank;
             j["passes"] = r.passes;
             j["seed"] = r.seed;
+            j["test_matrix"] = r.method == "nystrom" ? json(r.test_matrix) : json(nullptr);
         }
     }
     j["n"] = r.n;

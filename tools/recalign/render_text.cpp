@@ -70,6 +70,7 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
                       v->max_passes, v->relative_estimate);
         err += b;
     }
+    const std::string kind = v->method + (v->test_matrix == "sparse" ? " (sparse sign test matrix)" : "");
     if (v->verified) {
         double worst = 0.0;
         for (std::size_t j = 0; j < v->residuals.size(); ++j)
@@ -77,7 +78,7 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
         appendf(s, "(%s sketch, rank %zu, verified by %zu more pass(es) on %zu directions: %s%s; largest residual "
                    "‖Sxx y − θ y‖ / θ_1 = %.3g: how far the returned directions are from eigenvectors; their angle to "
                    "the true top subspace is at most this over the eigenvalue gap, Davis–Kahan)\n",
-                v->method.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
+                kind.c_str(), v->rank, v->extra_passes, v->columns, what, err.c_str(), worst);
         if (v->refines)
             appendf(s, "(refinement: %zu of at most %zu pass(es) (--refine), %s; the largest change of the relative "
                        "differences and impacts / 5 (K <= 64) between the last two passes compared: %s; ESTIMATED "
@@ -96,7 +97,7 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
         }
     } else {
         appendf(s, "(%s sketch, rank %zu, NOT verified: estimates read off the sketch's eigenvalues%s; drop "
-                   "--no-verify for exact values)\n", v->method.c_str(), v->rank, err.c_str());
+                   "--no-verify for exact values)\n", kind.c_str(), v->rank, err.c_str());
     }
 }
 
@@ -157,9 +158,11 @@ std::string render_text(const spectrum_result& r) {
             err = "each below the true one by at most " + g4(sp.error_bound / n) + " per sample (the sketch's bound)";
         else if (!std::isnan(sp.error_estimate))
             err = "the sketch's error estimate ‖C − Ĉ‖_F ≈ " + g4(sp.error_estimate / n) + " per sample";
-        appendf(s, "(%s sketch, rank %zu: the eigenvalues, explained fractions and direction counts are ESTIMATES read "
+        const bool sparse = r.sketch && r.sketch->test_matrix == "sparse";
+        appendf(s, "(%s%s sketch, rank %zu: the eigenvalues, explained fractions and direction counts are ESTIMATES read "
                    "off the sketch%s%s; the total is exact; --method exact gives exact values)\n",
-                route_name(sp.method), sp.rank(), err.empty() ? "" : ", ", err.c_str());
+                route_name(sp.method), sparse ? " (sparse sign test matrix)" : "", sp.rank(), err.empty() ? "" : ", ",
+                err.c_str());
     }
     return s;
 }
@@ -245,6 +248,7 @@ std::string render_text(const info_result& r) {
     appendf(s, "  command       %s\n  method        %s\n  classes       %llu\n  scale         %.17g\n  complete      %s\n",
             r.command.c_str(), r.method.c_str(), (unsigned long long)r.classes, r.scale,
             r.complete ? "yes" : ("no: pending " + r.pending).c_str());
+    if (r.method == "nystrom") appendf(s, "  test matrix   %s\n", r.test_matrix.c_str());
     if (r.verified) {
         std::string rows;
         for (std::uint64_t v : r.rows_per_pass) rows += (rows.empty() ? "" : ", ") + std::to_string(v);

@@ -31,6 +31,7 @@ struct render_options {
 struct sketch_verification {
     bool verified = false;
     std::string method;                   // fd | nystrom
+    std::string test_matrix;              // nystrom: signs | sparse (--test-matrix); empty for fd
     std::size_t rank = 0;                 // eigenpairs of the sketch used
     std::size_t columns = 0;              // of the verification pass's basis
     std::size_t extra_passes = 0;         // verification passes over the data
@@ -138,7 +139,7 @@ struct info_result {
     std::uint32_t version = 0;
     std::uint64_t dim = 0, aux = 0, config_hash = 0, payload_bytes = 0, file_bytes = 0, n = 0;
     bool run = false;  // a CLI run checkpoint: the fields below are set
-    std::string command, method;
+    std::string command, method, test_matrix;  // test_matrix: nystrom runs only
     std::uint64_t classes = 0, rank = 0, passes = 0, seed = 0;
     bool has_classes = false;  // moment checkpoints report their classes too
     double scale = 1.0;

@@ -104,6 +104,7 @@ nystrom_options nystrom_route_options(const run_config& config) {
     o.seed = config.seed;
     o.center = static_cast<centering>(config.center);
     o.float32_kernels = config.float32_kernels;
+    o.test = config.test_matrix == "sparse" ? nystrom_test::sparse_signs : nystrom_test::automatic;
     return o;
 }
 

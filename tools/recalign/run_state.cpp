@@ -8,8 +8,8 @@
 namespace recalign::cli {
 
 std::uint64_t run_config::hash() const {
-    return fnv1a()
-        .add(std::string_view("recalign cli_run"))
+    fnv1a h;
+    h.add(std::string_view("recalign cli_run"))
         .add(std::string_view(method))
         .add(dim)
         .add(classes)
@@ -17,8 +17,9 @@ std::uint64_t run_config::hash() const {
         .add(rank)
         .add(passes)
         .add(seed)
-        .add(static_cast<std::uint64_t>(center))
-        .value();
+        .add(static_cast<std::uint64_t>(center));
+    if (test_matrix != "signs") h.add(std::string_view("test matrix")).add(std::string_view(test_matrix));
+    return h.value();
 }
 
 namespace {
@@ -41,6 +42,7 @@ std::string run_config::difference(const run_config& o, const std::string& mine,
     if (rank != o.rank) return diff("--rank", std::to_string(rank), std::to_string(o.rank));
     if (passes != o.passes) return diff("--passes", std::to_string(passes), std::to_string(o.passes));
     if (seed != o.seed) return diff("--seed", std::to_string(seed), std::to_string(o.seed));
+    if (test_matrix != o.test_matrix) return diff("--test-matrix", test_matrix, o.test_matrix);
     if (center != o.center) return diff("the centering", center == 1 ? "centered" : "uncentered",
                                         o.center == 1 ? "centered" : "uncentered");
     return {};

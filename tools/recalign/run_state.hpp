@@ -28,6 +28,10 @@ struct run_config {
     double scale = 1.0;
     std::uint64_t rank = 0, passes = 1, seed = 0;  // sketches only
     std::uint8_t center = 0;       // sketches only (centering), 0 for exact (both available)
+    // --test-matrix (nystrom): signs (dense; Gaussian where D < 64) or sparse. Saved only when
+    // sparse (the trailing section's version 4), so every other checkpoint keeps its bytes and
+    // loads in builds before it; hashed and compared likewise.
+    std::string test_matrix = "signs";
     // --precision f32-kernels: how a batch is computed, not what is accumulated (as in the
     // library, states with and without it merge), so neither saved, hashed nor compared.
     bool float32_kernels = false;
@@ -134,7 +138,9 @@ public:
         } else {
             save_string(ar, accumulator);
         }
-        ar(std::uint64_t{3});  // version of the trailing section (2: state_passes after it, 3: passes_read)
+        // Version of the trailing section (2: state_passes after it, 3: passes_read, 4: the test
+        // matrix, written only where it is not the default).
+        ar(std::uint64_t{config.test_matrix != "signs" ? 4u : 3u});
         for (const input_segment& s : segments) {
             ar(static_cast<std::uint64_t>(s.files.size()));
             for (const io::file_entry& f : s.files) {
@@ -152,6 +158,7 @@ public:
             }
         }
         ar(state_passes, passes_read);
+        if (config.test_matrix != "signs") save_string(ar, config.test_matrix);
     }
 
     template <class Archive>
@@ -200,7 +207,7 @@ public:
         if (b.left == 0) return r;  // written before the trailing section
         std::uint64_t version = 0;
         checkpoint::load_scalar(ar, version, b);
-        if (version < 1 || version > 3)
+        if (version < 1 || version > 4)
             throw std::length_error("unknown trailing section version " + std::to_string(version));
         for (input_segment& s : r.segments) {
             std::uint64_t n = 0;
@@ -228,6 +235,10 @@ public:
         }
         if (version >= 2) checkpoint::load_scalar(ar, r.state_passes, b);
         if (version >= 3) checkpoint::load_scalar(ar, r.passes_read, b);
+        if (version >= 4) {
+            load_string(ar, r.config.test_matrix, b);
+            if (r.config.test_matrix != "sparse") throw std::length_error("unknown test matrix '" + r.config.test_matrix + "'");
+        }
         return r;
     }
 

@@ -98,9 +98,14 @@ sketch_verification describe_sketch(const spectrum& sketch, const vector_t& ritz
 
 void note_sketch_passes(sketch_verification& v, const statistics& sketch, const run_config& c,
                         std::uint64_t sketch_passes) {
+    note_sketch_passes(v, sketch.spec, c, sketch_passes);
+}
+
+void note_sketch_passes(sketch_verification& v, const spectrum& sketch, const run_config& c, std::uint64_t sketch_passes) {
     v.sketch_passes = static_cast<std::size_t>(sketch_passes);
     v.max_passes = static_cast<std::size_t>(c.passes);
-    if (sketch.spec.total > 0.0) v.relative_estimate = sketch.spec.error_estimate / sketch.spec.total;
+    if (c.method == "nystrom") v.test_matrix = c.test_matrix;
+    if (sketch.total > 0.0) v.relative_estimate = sketch.error_estimate / sketch.total;
     if (c.tolerance > 0.0) v.tolerance = c.tolerance;
 }
 

@@ -41,6 +41,7 @@ sketch_verification describe_sketch(const spectrum& sketch, const vector_t& ritz
 // The sketch passes run (of --passes at most) and, with --tolerance, what it was compared with.
 void note_sketch_passes(sketch_verification& v, const statistics& sketch, const run_config& c,
                         std::uint64_t sketch_passes);
+void note_sketch_passes(sketch_verification& v, const spectrum& sketch, const run_config& c, std::uint64_t sketch_passes);
 
 // align, spectrum and project on a sketch route: the run streamed through a verification pass
 // on the sketch's own top-r basis (MATH.md §7 "Alignment curve from a sketch"), with the

@@ -86,6 +86,7 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
                                         "is below it");
     }
     cfg.tolerance = r.tolerance;
+    cfg.test_matrix = r.test_matrix;
     cfg.rank = r.rank;
     cfg.passes = r.passes;
     cfg.seed = r.seed;
@@ -118,6 +119,7 @@ void check_route_options(const run_options& r, const run_needs& needs) {
         {"--rank", r.rank != 0, from ? built : sketches},
         {"--passes", r.passes != 1, from ? built : nystrom_only},
         {"--tolerance", r.tolerance != 0.0, from ? built : nystrom_only},
+        {"--test-matrix", r.test_matrix != "signs", from ? built : nystrom_only},
         {"--verify", r.verify, verification},
         {"--no-verify", r.no_verify, from ? "" : sketches},
         {"--refine", r.refine.has_value(), verification},
