@@ -301,3 +301,29 @@ def test_monte_carlo_noise_with_a_python_corruption(subset):
     assert bare.n == 700
     with pytest.raises(ValueError):
         bare.merge(recalign.MonteCarloNoise(196, corrupt=_workers.python_dropout, draws=6, seed=9, name="other"))
+
+
+def test_sparse_sign_sketch_against_exact_spectrum(subset):
+    """test='sparse': the sparse sign Ω (8 entries ±1 a row). Two passes as accurate as the dense
+    signs' bound above; its test matrix really is sparse; it round-trips, and refuses to merge
+    with a dense one or to run where D is too small for it."""
+    x, _, acc = subset
+    exact = recalign.exact_spectrum(acc, "centered")
+    ny = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5, test="sparse")
+    for lo, hi in batches(x, 100):
+        ny.update(x[lo:hi])
+    assert ny.test == "sparse" and recalign.NystromSketch(784, rank=20).test == "signs"
+    t = ny.test_matrix()
+    assert np.all(np.count_nonzero(t[:, :30], axis=1) == 8) and set(np.unique(t[:, :30])) == {-1.0, 0.0, 1.0}
+    assert np.all(np.abs(t[:, 30:]) == 1.0)  # the probes stay dense signs
+    assert pickle.loads(pickle.dumps(ny)).to_bytes() == ny.to_bytes()
+    dense = recalign.NystromSketch(784, rank=20, oversampling=10, seed=5)
+    dense.update(x[:100])
+    with pytest.raises(ValueError, match="test matrix.*sparse signs.*signs"):
+        ny.merge(dense)
+    ny.next_pass()
+    for lo, hi in batches(x, 100):
+        ny.update(x[lo:hi])
+    np.testing.assert_allclose(ny.spectrum().eigenvalues[:5], exact.eigenvalues[:5], rtol=3e-3)
+    with pytest.raises(ValueError, match="sparse sign test matrix needs"):
+        recalign.NystromSketch(784, rank=700, oversampling=10, test="sparse")
