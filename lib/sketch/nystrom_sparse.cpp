@@ -53,15 +53,59 @@ template <class T>
 // stay in registers while the column's entries are added (a load a vector, no store); each
 // element's additions run in the order of its column's entries whatever the vector width, so
 // the clones below give the same bits; chosen at run time.
+// The dense probe columns [c0, c0 + G) of one chunk, G at a time: each row of X_sᵀ loaded once
+// for all G (4 G sums in registers), the rows in the order of the columns' entries (every row
+// of the block, in order), so each element gets the same additions in the same order as one
+// column at a time would give it.
+template <class T, std::size_t G>
+[[gnu::always_inline]] inline void add_dense_columns(const std::size_t* ptr, const std::int32_t* ent, std::size_t c0,
+                                                     const T* xq, std::size_t cb, T* zq) {
+    using V = typename vec64<T>::type;
+    constexpr std::size_t L = 64 / sizeof(T), R = chunk_rows<T>;
+    V a[G][4];
+    const std::int32_t* col[G];
+#pragma GCC unroll 8
+    for (std::size_t g = 0; g < G; ++g) {
+        col[g] = ent + ptr[c0 + g];
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < 4; ++v) a[g][v] = load64(zq + (c0 + g) * R + v * L);
+    }
+    for (std::size_t j = 0; j < cb; ++j) {
+        const T* xr = xq + j * R;
+        const V x0 = load64(xr), x1 = load64(xr + L), x2 = load64(xr + 2 * L), x3 = load64(xr + 3 * L);
+#pragma GCC unroll 8
+        for (std::size_t g = 0; g < G; ++g) {
+            const T sign = col[g][j] > 0 ? T(1) : T(-1);
+            a[g][0] += sign * x0;
+            a[g][1] += sign * x1;
+            a[g][2] += sign * x2;
+            a[g][3] += sign * x3;
+        }
+    }
+#pragma GCC unroll 8
+    for (std::size_t g = 0; g < G; ++g)
+#pragma GCC unroll 4
+        for (std::size_t v = 0; v < 4; ++v) std::memcpy(zq + (c0 + g) * R + v * L, &a[g][v], 64);
+}
+
+// Chunks [q0, q1) of Zᵀ (w rows) += Tᵀ[:, block] X_sᵀ[block, :], T's block given by column:
+// column c's nonzeros are ent[ptr[c] .. ptr[c + 1]), each ±(row in the block + 1) for an entry
+// ±1; xt is the block's X_sᵀ (cb rows), both in the chunked layout; columns [dense, w) hold an
+// entry in every row (the probes). A chunk's sums of a column stay in registers while the
+// column's entries are added (a load a vector, no store); the dense columns share their loads
+// (add_dense_columns). Each element's additions run in the order of its column's entries
+// whatever the vector width, so the clones below give the same bits; chosen at run time.
 template <class T>
 [[gnu::always_inline]] inline void add_chunks(const std::size_t* ptr, const std::int32_t* ent, std::size_t w,
-                                              const T* xt, std::size_t cb, std::size_t q0, std::size_t q1, T* zt) {
+                                              std::size_t dense, const T* xt, std::size_t cb, std::size_t q0,
+                                              std::size_t q1, T* zt) {
     using V = typename vec64<T>::type;
     constexpr std::size_t L = 64 / sizeof(T), R = chunk_rows<T>;
     for (std::size_t q = q0; q < q1; ++q) {
         const T* xq = xt + q * cb * R;
-        for (std::size_t c = 0; c < w; ++c) {
-            T* zc = zt + (q * w + c) * R;
+        T* zq = zt + q * w * R;
+        for (std::size_t c = 0; c < dense; ++c) {
+            T* zc = zq + c * R;
             V a0 = load64(zc), a1 = load64(zc + L), a2 = load64(zc + 2 * L), a3 = load64(zc + 3 * L);
             for (std::size_t e = ptr[c]; e < ptr[c + 1]; ++e) {
                 const std::int32_t p = ent[e];
@@ -77,6 +121,15 @@ template <class T>
             std::memcpy(zc + 2 * L, &a2, 64);
             std::memcpy(zc + 3 * L, &a3, 64);
         }
+        std::size_t c = dense;
+        for (; c + 5 <= w; c += 5) add_dense_columns<T, 5>(ptr, ent, c, xq, cb, zq);
+        switch (w - c) {
+            case 4: add_dense_columns<T, 4>(ptr, ent, c, xq, cb, zq); break;
+            case 3: add_dense_columns<T, 3>(ptr, ent, c, xq, cb, zq); break;
+            case 2: add_dense_columns<T, 2>(ptr, ent, c, xq, cb, zq); break;
+            case 1: add_dense_columns<T, 1>(ptr, ent, c, xq, cb, zq); break;
+            default: break;
+        }
     }
 }
 
@@ -84,25 +137,27 @@ template <class T>
 #define RECALIGN_SPARSE_CLONES 1
 template <class T>
 [[gnu::target("avx512f")]] void add_chunks_avx512(const std::size_t* ptr, const std::int32_t* ent, std::size_t w,
-                                                  const T* xt, std::size_t cb, std::size_t q0, std::size_t q1, T* zt) {
-    add_chunks(ptr, ent, w, xt, cb, q0, q1, zt);
+                                                  std::size_t dense, const T* xt, std::size_t cb, std::size_t q0,
+                                                  std::size_t q1, T* zt) {
+    add_chunks(ptr, ent, w, dense, xt, cb, q0, q1, zt);
 }
 template <class T>
 [[gnu::target("avx2")]] void add_chunks_avx2(const std::size_t* ptr, const std::int32_t* ent, std::size_t w,
-                                             const T* xt, std::size_t cb, std::size_t q0, std::size_t q1, T* zt) {
-    add_chunks(ptr, ent, w, xt, cb, q0, q1, zt);
+                                             std::size_t dense, const T* xt, std::size_t cb, std::size_t q0,
+                                             std::size_t q1, T* zt) {
+    add_chunks(ptr, ent, w, dense, xt, cb, q0, q1, zt);
 }
 #endif
 
 template <class T>
-void add_block(const std::size_t* ptr, const std::int32_t* ent, std::size_t w, const T* xt, std::size_t cb,
-               std::size_t q0, std::size_t q1, T* zt) {
+void add_block(const std::size_t* ptr, const std::int32_t* ent, std::size_t w, std::size_t dense, const T* xt,
+               std::size_t cb, std::size_t q0, std::size_t q1, T* zt) {
 #ifdef RECALIGN_SPARSE_CLONES
     static const bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2");
-    if (avx512) return add_chunks_avx512(ptr, ent, w, xt, cb, q0, q1, zt);
-    if (avx2) return add_chunks_avx2(ptr, ent, w, xt, cb, q0, q1, zt);
+    if (avx512) return add_chunks_avx512(ptr, ent, w, dense, xt, cb, q0, q1, zt);
+    if (avx2) return add_chunks_avx2(ptr, ent, w, dense, xt, cb, q0, q1, zt);
 #endif
-    add_chunks(ptr, ent, w, xt, cb, q0, q1, zt);
+    add_chunks(ptr, ent, w, dense, xt, cb, q0, q1, zt);
 }
 
 // Columns [lo, hi) of a (rows x cb, row-major) into X_sᵀ's chunked layout (above), in tiles of
@@ -193,7 +248,7 @@ template <class T>
 double nystrom_sketch::first_sweep_sparse(const batch_view& x, const double* shift, double* sums, double* sums_t,
                                           detail::second_thread& two) {
     constexpr bool single = std::is_same_v<T, float>;
-    const std::size_t d = options_.dim, rows = x.rows, w = width() + options_.probes;
+    const std::size_t d = options_.dim, rows = x.rows, s = width(), w = s + options_.probes;
     if (sparse_ptr_.empty()) build_sparse_index();
     std::vector<T>& xs = [this]() -> std::vector<T>& { if constexpr (single) return xf_; else return xb_; }();
     std::vector<T>& zs = [this]() -> std::vector<T>& { if constexpr (single) return zf_; else return zb_; }();
@@ -222,8 +277,8 @@ double nystrom_sketch::first_sweep_sparse(const batch_view& x, const double* shi
             }
         auto add = [&](int part) {
             const std::size_t half = (chunks + 1) / 2;
-            if (part == 0) add_block(ptr, sparse_ent_.data(), w, xt.data(), cb, 0, half, zt.data());
-            else add_block(ptr, sparse_ent_.data(), w, xt.data(), cb, half, chunks, zt.data());
+            if (part == 0) add_block(ptr, sparse_ent_.data(), w, s, xt.data(), cb, 0, half, zt.data());
+            else add_block(ptr, sparse_ent_.data(), w, s, xt.data(), cb, half, chunks, zt.data());
         };
         two.run(add);
     }
