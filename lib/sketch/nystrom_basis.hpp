@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -13,6 +14,11 @@
 #include "recalign/spectral/spectrum.hpp"
 
 namespace recalign::detail {
+
+// Stream ids of the random test matrices (row i of each is stream (seed, id, i)): Gaussian
+// (states saved before signs existed), signs, and the sparse sign Ω (whose probes are the signs').
+constexpr std::uint64_t omega_stream = 0, probe_stream = 1, sign_omega_stream = 2, sign_probe_stream = 3;
+constexpr std::uint64_t sparse_omega_stream = 4;
 
 // Rows of the test matrix regenerated at a time while finishing: a cache-sized block, as the
 // update's column blocks (which are tuned for their GEMMs on their own).

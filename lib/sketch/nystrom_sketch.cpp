@@ -29,11 +29,12 @@ using detail::reconstruct;
 using detail::reconstruction;
 using detail::rows_of;
 
+using detail::omega_stream;
+using detail::probe_stream;
+using detail::sign_omega_stream;
+using detail::sign_probe_stream;
+
 namespace {
-// Stream ids of the random matrices (row i of each is stream (seed, id, i)): Gaussian (states
-// saved before signs existed), signs, and the sparse sign Ω (whose probes are the signs').
-constexpr std::uint64_t omega_stream = 0, probe_stream = 1, sign_omega_stream = 2, sign_probe_stream = 3;
-constexpr std::uint64_t sparse_omega_stream = 4;
 
 const char* test_name(nystrom_test t) {
     switch (t) {
@@ -240,7 +241,6 @@ matrix_t nystrom_sketch::range() const {
     }
     return y;
 }
-
 
 // Sweep 1 over column blocks of the batch, shifted by s (X_s = X_b − 1 sᵀ): Z = X_s T, the
 // column sums c = 1ᵀ X_s, cᵀ T and Σ X_s², each block of X_s converted into cache-sized

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "centered_block.hpp"
+#include "nystrom_basis.hpp"
 #include "second_thread.hpp"
 #include "recalign/core/rng.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
@@ -18,11 +19,12 @@ namespace recalign {
 using detail::centered_block;
 using detail::column_block;
 using detail::half_of;
+using detail::sign_probe_stream;
+using detail::sparse_omega_stream;
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors passed in registers: internal, inlined
 
 namespace {
-constexpr std::uint64_t sparse_omega_stream = 4, sign_probe_stream = 3;  // as in nystrom_sketch.cpp
 
 // The layout of the sparse sweep's scratch: the batch's rows in chunks of chunk_rows<T> (four
 // 64-byte vectors), and within a chunk a matrix's rows (the block's columns for X_sᵀ, Z's
@@ -206,7 +208,7 @@ void nystrom_sketch::build_sparse_index() {
     const std::size_t d = options_.dim, s = width(), t = options_.probes, w = s + t, z = sparse_sign_nonzeros(s);
     const std::size_t blocks = (d + column_block - 1) / column_block;
     std::vector<std::size_t> ptr(blocks * (w + 1));
-    std::vector<std::int32_t> ent(d * (z + t)), row(z + t), count(w);
+    std::vector<std::int32_t> ent(d * (z + t)), count(w);
     std::vector<std::int32_t> rows_of_block(column_block * (z + t));
     for (std::size_t b = 0; b < blocks; ++b) {
         const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
@@ -241,9 +243,10 @@ void nystrom_sketch::build_sparse_index() {
 // Sweep 1 of pass 0 for the sparse sign Ω: the column sums and Σ X_s² exactly as the dense
 // sweep forms them (the same conversion, the same bits), and Z = X_s [Ω | G] by signed additions
 // of the block's rows transposed (X_sᵀ's rows, along the batch: vectorised), ζ a value for Ω and
-// one per probe for the dense sign probes G (a GEMM of their few columns per block cost more in
-// OpenBLAS's thread hand-overs than it computed). Both threads of `two` share the block's
-// conversion and transposition by columns, then its additions by rows of the batch.
+// one per probe for the dense sign probes G, five probes at a time (a GEMM of the probes' ten
+// columns per block was slower: OpenBLAS packs the whole block for them). Both threads of `two`
+// share the block's conversion and transposition by columns, then its additions by chunks of
+// the batch's rows.
 template <class T>
 double nystrom_sketch::first_sweep_sparse(const batch_view& x, const double* shift, double* sums, double* sums_t,
                                           detail::second_thread& two) {

@@ -3,7 +3,8 @@
 //
 // Pass 0 accumulates Y = M Ω for a random test matrix Ω (D x s, s = k + p) drawn from the
 // counter-based generator keyed by (seed, row): random signs ±1 (the default; one Philox
-// block gives 64 entries) or, for states saved before signs existed, standard normals. Ω is
+// block gives 64 entries), sparse signs (opt-in, nystrom_test below) or, for states saved
+// before signs existed, standard normals. Ω is
 // never stored: each update regenerates it one block of rows at a time (test_block()),
 // alongside the batch converted one block of columns at a time (never widened as a whole). Per batch Y += X_bᵀ (X_b Ω) on the batch-centered rows, plus Chan's term
 // (n_a n_b / n) δ (δᵀ Ω) (MATH.md §1), so Y is exactly linear in the data and merge = sum.
