@@ -31,8 +31,10 @@ class SketchError:
     error_bound: FD's guaranteed ‖C − Ĉ‖₂ bound (NaN for Nyström); error_estimate: Nyström's
     a-posteriori estimate (NaN for FD). The stopping rule (`tolerance`, the CLI's --tolerance,
     Nyström): sketch_passes run of at most max_passes, relative_estimate = error_estimate / tr(C)
-    and the tolerance T it was compared with (NaN: none given)."""
+    and the tolerance T it was compared with (NaN: none given). test_matrix: Nyström's first-pass
+    test matrix, "signs", "sparse" or "gaussian" (None for FD)."""
     method: str
+    test_matrix: Any
     rank: int
     verified: bool
     verification_passes: int
@@ -61,7 +63,7 @@ class SketchError:
 
     def to_dict(self):
         """The CLI's JSON "sketch_error" object (NaN as None, arrays as lists)."""
-        return {"method": self.method, "rank": self.rank, "verified": self.verified,
+        return {"method": self.method, "test_matrix": self.test_matrix, "rank": self.rank, "verified": self.verified,
                 "verification_passes": self.verification_passes, "verification_columns": self.verification_columns,
                 "error_bound": _number(self.error_bound), "error_estimate": _number(self.error_estimate),
                 "relative_estimate": _number(self.relative_estimate), "sketch_passes": self.sketch_passes,

@@ -315,7 +315,8 @@ class _VerifiedRun:
 
     def _sketch_error(self, sketch, ritz_values, residuals, columns):
         spec, c = sketch.spectrum, self._config
-        return SketchError(method=c["method"], rank=spec.rank, verified=True,
+        return SketchError(method=c["method"], test_matrix=getattr(self._sketch, "test", None), rank=spec.rank,
+                           verified=True,
                            verification_passes=self._verification_passes_run(), verification_columns=columns,
                            error_bound=spec.error_bound, error_estimate=spec.error_estimate,
                            ritz_values=ritz_values, residuals=residuals,

@@ -104,7 +104,8 @@ void note_sketch_passes(sketch_verification& v, const statistics& sketch, const 
 void note_sketch_passes(sketch_verification& v, const spectrum& sketch, const run_config& c, std::uint64_t sketch_passes) {
     v.sketch_passes = static_cast<std::size_t>(sketch_passes);
     v.max_passes = static_cast<std::size_t>(c.passes);
-    if (c.method == "nystrom") v.test_matrix = c.test_matrix;
+    // --test-matrix signs is the library's automatic choice: ±1 signs from D = 64, Gaussian below.
+    if (c.method == "nystrom") v.test_matrix = c.test_matrix == "signs" && c.dim < 64 ? "gaussian" : c.test_matrix;
     if (sketch.total > 0.0) v.relative_estimate = sketch.error_estimate / sketch.total;
     if (c.tolerance > 0.0) v.tolerance = c.tolerance;
 }
