@@ -88,10 +88,10 @@ void add_sketch_options(CLI::App* s, run_options& r) {
     s->add_option("--test-matrix", r.test_matrix,
                   "nystrom: the random test matrix Ω of the first pass. signs: dense ±1 (Gaussian where D < 64); "
                   "sparse: 8 entries ±1 a row in random columns (Tropp et al. 2019), so X Ω costs 8 additions a value "
-                  "instead of a GEMM of K + p columns: the first pass's updates about 1.2-1.5x faster at D = 150,528 "
-                  "(BENCHMARKS.md 17.1), equally accurate in the tests; needs D x 8 >= 32 (K + p). Later passes and "
-                  "the error probes are dense either way. Part of the run's configuration (a resume or merge must "
-                  "repeat it)")
+                  "instead of a GEMM of K + p columns: the first pass's updates 1.36x faster on one core and 1.2-2.6x on "
+                  "two at D = 150,528 (BENCHMARKS.md 17.1), as accurate as signs in the tests and benchmarks; needs "
+                  "D x 8 >= 32 (K + p). Later passes and the error probes are dense either way. Part of the run's "
+                  "configuration (a resume or merge must repeat it)")
         ->check(CLI::IsMember({"signs", "sparse"}))->capture_default_str();
 }
 
