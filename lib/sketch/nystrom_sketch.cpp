@@ -366,14 +366,6 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     // (a batch of at least 1 Mi elements).
     detail::second_thread two(rows * cbmax >= (std::size_t{1} << 16) && rows * d >= (std::size_t{1} << 20));
     const bool sparse = pass_ == 0 && options_.test == nystrom_test::sparse_signs;
-    if (sparse) {
-        // Chunks of 256 bytes of rows (nystrom_sparse.cpp's layout), the last one padded.
-        const std::size_t s = width(), t = options_.probes, padded = (rows + 63) / 64 * 64;
-        if (single)
-            xtf_.resize(cbmax * padded), ztf_.resize((s + t) * padded);
-        else
-            xtb_.resize(cbmax * padded), ztb_.resize((s + t) * padded);
-    }
     const double ss = sparse ? (single ? first_sweep_sparse<float>(x, shift, e, et, two)
                                        : first_sweep_sparse<double>(x, shift, e, et, two))
                              : (single ? first_sweep<float>(x, shift, e, et, two) : first_sweep<double>(x, shift, e, et, two));

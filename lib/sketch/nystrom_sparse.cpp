@@ -19,7 +19,6 @@ namespace recalign {
 using detail::centered_block;
 using detail::column_block;
 using detail::half_of;
-using detail::sign_probe_stream;
 using detail::sparse_omega_stream;
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // 64-byte vectors passed in registers: internal, inlined
@@ -202,39 +201,28 @@ void nystrom_sketch::sparse_row(std::size_t i, std::int32_t* out) const {
 }
 
 // [Ω | G] of pass 0 by column blocks, each block's nonzeros by column (built once per sketch,
-// never saved: a pure function of the seed): Ω's ζ a row from sparse_row(), G's dense signs as
-// test_block() makes them (bit k of word k / 64 of stream (seed, 3, row)).
+// never saved: a pure function of the seed), read off test_block(), the one definition of both.
 void nystrom_sketch::build_sparse_index() {
-    const std::size_t d = options_.dim, s = width(), t = options_.probes, w = s + t, z = sparse_sign_nonzeros(s);
+    const std::size_t d = options_.dim, s = width(), w = s + options_.probes;
+    const std::size_t z = sparse_sign_nonzeros(s) + options_.probes;  // nonzeros a row
     const std::size_t blocks = (d + column_block - 1) / column_block;
     std::vector<std::size_t> ptr(blocks * (w + 1));
-    std::vector<std::int32_t> ent(d * (z + t)), count(w);
-    std::vector<std::int32_t> rows_of_block(column_block * (z + t));
+    std::vector<std::int32_t> ent(d * z);
+    std::vector<double> t(std::min(d, column_block) * w);
     for (std::size_t b = 0; b < blocks; ++b) {
         const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
-        std::fill(count.begin(), count.end(), 0);
-        for (std::size_t j = 0; j < cb; ++j) {
-            std::int32_t* r = rows_of_block.data() + j * (z + t);
-            sparse_row(c0 + j, r);
-            const rng::stream st(options_.seed, sign_probe_stream, c0 + j);
-            std::uint64_t bits = 0;
-            for (std::size_t k = 0; k < t; ++k) {
-                if (k % 64 == 0) bits = st.bits(k / 64);
-                const std::int32_t col = static_cast<std::int32_t>(s + k) + 1;
-                r[z + k] = ((bits >> (k % 64)) & 1u) ? -col : col;
-            }
-            for (std::size_t k = 0; k < z + t; ++k) ++count[static_cast<std::size_t>(std::abs(r[k]) - 1)];
-        }
+        test_block(c0, cb, t.data());
         std::size_t* p = ptr.data() + b * (w + 1);
-        p[0] = c0 * (z + t);
-        for (std::size_t c = 0; c < w; ++c) p[c + 1] = p[c] + static_cast<std::size_t>(count[c]);
-        std::vector<std::size_t> next(p, p + w);
-        for (std::size_t j = 0; j < cb; ++j)  // by column, rows in increasing order
-            for (std::size_t k = 0; k < z + t; ++k) {
-                const std::int32_t e = rows_of_block[j * (z + t) + k];
+        p[0] = c0 * z;
+        for (std::size_t c = 0; c < w; ++c) {  // by column, rows in increasing order
+            std::size_t e = p[c];
+            for (std::size_t j = 0; j < cb; ++j) {
+                const double v = t[j * w + c];
                 const std::int32_t local = static_cast<std::int32_t>(j) + 1;
-                ent[next[static_cast<std::size_t>(std::abs(e) - 1)]++] = e > 0 ? local : -local;
+                if (v != 0.0) ent[e++] = v > 0.0 ? local : -local;
             }
+            p[c + 1] = e;
+        }
     }
     sparse_ptr_ = std::move(ptr);
     sparse_ent_ = std::move(ent);
@@ -258,8 +246,9 @@ double nystrom_sketch::first_sweep_sparse(const batch_view& x, const double* shi
     std::vector<T>& xt = [this]() -> std::vector<T>& { if constexpr (single) return xtf_; else return xtb_; }();
     std::vector<T>& zt = [this]() -> std::vector<T>& { if constexpr (single) return ztf_; else return ztb_; }();
     constexpr std::size_t R = chunk_rows<T>;
-    const std::size_t chunks = (rows + R - 1) / R;
-    std::fill(zt.begin(), zt.begin() + static_cast<std::ptrdiff_t>(chunks * w * R), T(0));
+    const std::size_t chunks = (rows + R - 1) / R;  // the last one padded
+    xt.resize(std::min(d, column_block) * chunks * R);
+    zt.assign(w * chunks * R, T(0));
     double ss = 0.0;
     for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
         const std::size_t cb = std::min(column_block, d - c0);
