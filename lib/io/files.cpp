@@ -55,6 +55,14 @@ std::size_t remove_stale_temporaries(const std::string& path) {
 }
 
 atomic_writer::atomic_writer(const std::string& path) : path_(path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        // A pipe or device (/dev/null, /dev/stdout, a FIFO): written in place. Renaming a
+        // temporary onto it would replace the device node itself with a regular file.
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd_ < 0) sys_fail("cannot open", path);
+        return;
+    }
     std::string tmp = path + ".tmp.XXXXXX";
     std::vector<char> name(tmp.begin(), tmp.end());
     name.push_back('\0');
@@ -65,17 +73,17 @@ atomic_writer::atomic_writer(const std::string& path) : path_(path) {
 
 atomic_writer::~atomic_writer() {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
+    if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
 void atomic_writer::fail(const char* what) {
     const int saved = errno;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
-    ::unlink(tmp_.c_str());
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
     committed_ = true;  // nothing left to remove
     errno = saved;
-    sys_fail(what, tmp_);
+    sys_fail(what, tmp_.empty() ? path_ : tmp_);
 }
 
 void atomic_writer::write(const void* data, std::size_t bytes) {
@@ -94,6 +102,10 @@ void atomic_writer::write(const void* data, std::size_t bytes) {
 
 void atomic_writer::write_at(std::uint64_t offset, const void* data, std::size_t bytes) {
     if (fd_ < 0) throw std::logic_error("atomic_writer: write after commit or failure for " + path_);
+    if (tmp_.empty()) {  // a pipe or device: what was written has gone
+        errno = ESPIPE;
+        fail("cannot write over earlier bytes (this file needs a regular file) of");
+    }
     const char* p = static_cast<const char*>(data);
     std::size_t done = 0;
     while (done < bytes) {
@@ -108,6 +120,13 @@ void atomic_writer::write_at(std::uint64_t offset, const void* data, std::size_t
 
 void atomic_writer::commit() {
     if (fd_ < 0) throw std::logic_error("atomic_writer: commit twice or after failure for " + path_);
+    if (tmp_.empty()) {  // a pipe or device: nothing to sync or rename
+        const int fd = fd_;
+        fd_ = -1;
+        committed_ = true;
+        if (::close(fd) != 0) sys_fail("close failed for", path_);
+        return;
+    }
     // A failed fsync is final for this file: the kernel may have dropped the dirty pages,
     // so retrying would report success for data that is not on disk.
     if (::fsync(fd_) != 0) fail("fsync failed for");

@@ -1,13 +1,17 @@
 #include <catch2/catch.hpp>
 #include <cereal/archives/portable_binary.hpp>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <recalign/align/tracker.hpp>
@@ -321,6 +325,48 @@ TEST_CASE("atomic file writes replace the old file and leave no temporary behind
     std::ofstream(dir + "/bad.ckpt", std::ios::binary) << "RECALIGN";
     CHECK_THROWS_WITH(checkpoint::load_file<moment_accumulator>(dir + "/bad.ckpt"), Catch::Contains(dir + "/bad.ckpt"));
     CHECK_THROWS_AS(checkpoint::load_file<moment_accumulator>(dir + "/nope.ckpt"), file_error);
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST_CASE("a pipe or device is written in place, never replaced by a renamed file", "[checkpoint][files]") {
+    // recalign-synth --output /dev/null, run as root, once renamed its temporary onto /dev/null:
+    // every later write to /dev/null on the machine went to a file in memory.
+    const std::string dir = temp_dir();
+    const std::string fifo = dir + "/out.fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    std::string got;
+    std::thread reader([&] {
+        std::ifstream in(fifo, std::ios::binary);
+        got.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    });
+    checkpoint::write_file_atomic(fifo, "through the pipe");
+    reader.join();
+    CHECK(got == "through the pipe");
+    struct stat st {};
+    REQUIRE(::stat(fifo.c_str(), &st) == 0);
+    CHECK(S_ISFIFO(st.st_mode));
+    CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 1").c_str()) == 0);  // no temporary
+    // A state's header is written last, over its start: refused (ESPIPE), naming the path.
+    std::thread drain([&] { std::ifstream in(fifo, std::ios::binary); in.ignore(1 << 30); });
+    try {
+        checkpoint::save_file_once(fifo, sample_state(30, 3, 2));
+        FAIL("a state was written to a pipe");
+    } catch (const std::system_error& e) {
+        CHECK(e.code().value() == ESPIPE);
+        CHECK_THAT(e.what(), Catch::Contains(fifo));
+    }
+    drain.join();
+    REQUIRE(::stat(fifo.c_str(), &st) == 0);
+    CHECK(S_ISFIFO(st.st_mode));
+    // A character device: a node of the null device of our own (root only), so that a
+    // regression replaces this node and not the machine's /dev/null.
+    const std::string null = dir + "/null";
+    if (::mknod(null.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        checkpoint::save_file(null, sample_state(30, 3, 2));
+        REQUIRE(::stat(null.c_str(), &st) == 0);
+        CHECK(S_ISCHR(st.st_mode));
+        CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 2").c_str()) == 0);
+    }
     std::system(("rm -rf " + dir).c_str());
 }
 

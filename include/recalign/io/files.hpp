@@ -20,6 +20,9 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 // The streaming form, for outputs too large to hold in memory: write() appends to a
 // temporary file beside `path`; commit() fsyncs it and renames it onto `path`. Destroyed
 // without commit() (an error, an exception), the temporary is removed and `path` is untouched.
+// An existing pipe, FIFO, socket or character device at `path` (/dev/null, /dev/stdout, a
+// consumer's FIFO) cannot be replaced atomically and must not be replaced at all: it is
+// written in place, and write_at() refuses (ESPIPE) since what was written has gone.
 class atomic_writer {
 public:
     explicit atomic_writer(const std::string& path);
