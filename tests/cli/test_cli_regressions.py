@@ -504,3 +504,33 @@ def test_figures_offers_no_sketch_options(exe):
         p = run(exe, ["figures", "--out", "never-written", option, "1"])
         assert p.returncode == 2 and option in p.stderr, (option, p.stderr)
     assert not os.path.exists("never-written")
+
+
+# ---- The thirty-first session: outputs that are pipes or devices -----------------------------
+
+def test_outputs_to_a_pipe_are_written_in_place_and_checkpoints_refuse_one(exe, data, tmp_path):
+    """An output named by an existing FIFO or device (/dev/stdout, a consumer's FIFO) was
+    replaced by a renamed temporary file (as root, /dev/null itself); it is written in place.
+    A checkpoint must be a regular file: refused before any input is read."""
+    import stat
+    import threading
+    images, labels, poisoned, _ = data
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    p = run(exe, ["project", "--images", images, "--image-shape", f"{H},{W},1", "--count", 16, "--out", fifo,
+                  "--quiet"], timeout=60)
+    reader.join(timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert got and got[0][:8] == b"\x89PNG\r\n\x1a\n"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["out.fifo"], "a temporary file was left"
+    refused(run(exe, ["align", "--images", poisoned, "--labels", labels, "--checkpoint", fifo]),
+            "--checkpoint", str(fifo), "pipe or device")
+    a = str(tmp_path / "a.ckpt")
+    assert run(exe, ["align", "--images", images, "--labels", labels, "--quiet", "--checkpoint", a]).returncode == 0
+    refused(run(exe, ["merge", a, a, "-o", fifo]), "-o", str(fifo), "pipe or device")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["a.ckpt", "out.fifo"]

@@ -184,7 +184,7 @@ merge_result merge_runs(const merge_options& o) {
 
 int cmd_merge(const merge_options& o) {
     if (o.inputs.size() < 2) throw std::invalid_argument("merge needs at least two checkpoints");
-    require_writable_parent("-o", o.output);
+    require_state_file("-o", o.output);
     const io::checkpoint_lock lock(o.output);  // no run may be writing the output meanwhile
     const bool replaces = file_exists(o.output);
     std::vector<checkpoint::header> headers;

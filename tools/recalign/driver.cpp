@@ -210,7 +210,7 @@ private:
     // Refuses a checkpoint that can never be written or belongs to another run; resumes one
     // of this run; removes the temporaries a killed write left.
     void open_checkpoint() {
-        require_writable_parent("--checkpoint", path_);
+        require_state_file("--checkpoint", path_);
         // One writer per checkpoint: a second run is refused, naming the first's pid. Held
         // until this run object ends, after its last save.
         lock_.emplace(path_);

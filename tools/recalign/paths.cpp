@@ -44,9 +44,21 @@ void require_input_file(const std::string& path) {
 
 void require_writable_parent(const char* option, const std::string& path) {
     if (is_directory(path)) throw user_error(std::string(option) + " " + path + ": is a directory, not a file");
+    if (path != "-" && is_pipe(path)) {  // written in place (checkpoint::atomic_writer), not beside
+        if (::access(path.c_str(), W_OK) != 0)
+            throw user_error(std::string(option) + " " + path + ": a pipe or device that cannot be written");
+        return;
+    }
     const std::string dir = parent_of(path);
     if (!writable_directory(dir))
         throw user_error(std::string(option) + " " + path + ": directory " + dir + " is not writable or does not exist");
+}
+
+void require_state_file(const char* option, const std::string& path) {
+    if (is_pipe(path))
+        throw user_error(std::string(option) + " " + path +
+                         ": is a pipe or device; a checkpoint is a regular file, written atomically and read back");
+    require_writable_parent(option, path);
 }
 
 void require_output_dir(const char* option, const std::string& dir, const std::vector<std::string>& files) {

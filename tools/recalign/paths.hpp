@@ -17,8 +17,13 @@ bool is_pipe(const std::string& path);
 void require_input_file(const std::string& path);
 
 // FILE can be written atomically: its directory exists and is writable, FILE is not a
-// directory. user_error naming `option` otherwise.
+// directory; or FILE is an existing pipe or device (/dev/stdout) that can be written, in place.
+// user_error naming `option` otherwise.
 void require_writable_parent(const char* option, const std::string& path);
+// The same for a state written to be read back (a checkpoint, merge's output), which must be a
+// regular file: "-", a pipe, FIFO or device is refused too (an output file is written to one in
+// place, checkpoint::atomic_writer; a state's header is written last, over its start).
+void require_state_file(const char* option, const std::string& path);
 
 // DIR is a writable directory or can be created (its nearest existing ancestor is a
 // writable directory), and none of the `files` the command will write in it is an existing

@@ -385,7 +385,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     check_route_options(r, needs);
     // A checkpoint that could never be written is refused before any input is opened (the
     // driver checks again when it opens the checkpoint).
-    if (!r.checkpoint.empty()) require_writable_parent("--checkpoint", r.checkpoint);
+    if (!r.checkpoint.empty()) require_state_file("--checkpoint", r.checkpoint);
     if (!r.from.empty()) {
         prepare_from(p, d, r, needs);
         return p;
