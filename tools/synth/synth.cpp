@@ -85,11 +85,14 @@ std::uint32_t generator::label(std::uint64_t row) const {
     return static_cast<std::uint32_t>(rng::stream(c_.seed, row_domain, row).bits(0) % c_.classes);
 }
 
-void generator::render(std::uint64_t row, unsigned char* out, std::vector<float>& work) const {
+// Compiled twice, chosen at load time: AVX2 where the CPU has it (twice SSE2's floats an
+// instruction; no FMA, which would round contrast · b + 128 once instead of twice: the same bytes).
+[[gnu::target_clones("avx2", "default")]] void generator::render(std::uint64_t row, unsigned char* out,
+                                                               std::vector<float>& work) const {
     const std::size_t h = c_.height, w = c_.width, ch = c_.channels, hw = h * w;
     const rng::stream r(c_.seed, row_domain, row);
-    const std::size_t dim = hw * ch, padded = (dim + 7) / 8 * 8;
-    work.resize(hw * (ch + 1) + 2 * padded);  // luminance, colours, then the last step's two rows
+    constexpr std::size_t group = 64;  // pixels of the last step at a time
+    work.resize(hw * (ch + 1) + group * ch);  // luminance, colours, then a group of the last step
     std::fill(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(hw * (ch + 1)), 0.0f);
     float* lum = work.data();
     // Adds weight x (texture `item` shifted cyclically by (dy, dx)) to dst: row by row, in
@@ -111,49 +114,57 @@ void generator::render(std::uint64_t row, unsigned char* out, std::vector<float>
         for (std::size_t k = 0; k < ch; ++k)
             add_shifted(work.data() + (k + 1) * hw, r.bits(32 + k),
                         static_cast<float>(c_.chroma * r.normal(96 + k)));
-    // The last step over contiguous rows of D values (it was one scalar loop with a bit
-    // extraction and two branches per value, most of a row's time at 224x224x3): the same
-    // operations in the same order, so the same bytes (tests/cli/test_synth.py pins them).
-    // lum + colour, channels last (one channel: lum itself, 128 + contrast · (±0) being 128 either way)
-    float* mixed = work.data() + hw * (ch + 1);
-    float* sign = mixed + padded;  // ±class_amplitude
-    for (std::size_t p = 0; ch > 1 && p < hw; ++p)
-        for (std::size_t k = 0; k < ch; ++k) mixed[p * ch + k] = lum[p] + work[(k + 1) * hw + p];
-    const float* base = ch > 1 ? mixed : lum;
+    // The last step, 64 pixels (64 ch values, channels last) at a time: lum + colour into a
+    // small buffer, then 128 + contrast · that + amplitude · (±1) clamped and rounded, four
+    // values a vector, the signs four bits of the class pattern at a time (four values never
+    // straddle a 64-bit word). The same operations in the same order as the scalar tail below,
+    // so the same bytes at any width (tests/cli/test_synth.py pins them). One channel: lum
+    // itself (128 + contrast · (±0) being 128 either way).
     const std::uint64_t* pattern = pattern_bits_.data() + static_cast<std::size_t>(label(row)) * pattern_words_;
     const float contrast = static_cast<float>(c_.contrast), amplitude = static_cast<float>(c_.class_amplitude);
-    static const std::vector<float> unit_signs = [] {  // byte -> its 8 bits as ±1, lowest first
-        std::vector<float> t(256 * 8);
-        for (unsigned v = 0; v < 256; ++v)
-            for (unsigned b = 0; b < 8; ++b) t[v * 8 + b] = ((v >> b) & 1u) ? 1.0f : -1.0f;
+    using f4 = float __attribute__((vector_size(16)));
+    using i4 = std::int32_t __attribute__((vector_size(16)));
+    using b4 = unsigned char __attribute__((vector_size(4)));
+    static const std::vector<f4> unit_signs = [] {  // 4 bits -> ±1 each, lowest first
+        std::vector<f4> t(16);
+        for (unsigned v = 0; v < 16; ++v)
+            for (unsigned b = 0; b < 4; ++b) t[v][b] = ((v >> b) & 1u) ? 1.0f : -1.0f;
         return t;
     }();
-    for (std::size_t e8 = 0; e8 < padded; e8 += 8) {  // bit e % 64 of word e / 64: a byte per 8 values
-        const std::size_t byte = static_cast<std::size_t>((pattern[e8 / 64] >> (e8 % 64)) & 0xffu);
-        std::copy(unit_signs.data() + byte * 8, unit_signs.data() + byte * 8 + 8, sign + e8);
-    }
     // amplitude · (±1) is ±amplitude exactly. The clamps are std::max(0, v) and std::min(255, v)
     // as element-wise selects (GCC's vector extension: the compiler does not if-convert the
     // scalar ones, floating-point comparisons being allowed to trap); v + 0.5 lies in
     // [0.5, 255.5], where the conversion through int truncates as the direct one does.
-    using f4 = float __attribute__((vector_size(16)));
-    using i4 = std::int32_t __attribute__((vector_size(16)));
     const f4 zero = {0.0f, 0.0f, 0.0f, 0.0f}, top = {255.0f, 255.0f, 255.0f, 255.0f};
-    std::size_t e = 0;
-    for (; e + 4 <= dim; e += 4) {
-        f4 b, s;
-        std::memcpy(&b, base + e, sizeof b);
-        std::memcpy(&s, sign + e, sizeof s);
-        f4 v = 128.0f + contrast * b + amplitude * s;
-        v = v > zero ? v : zero;
-        v = v < top ? v : top;
-        const i4 q = __builtin_convertvector(v + 0.5f, i4);
-        for (int l = 0; l < 4; ++l) out[e + static_cast<std::size_t>(l)] = static_cast<unsigned char>(q[l]);
+    auto value = [&](float b, std::size_t e) {
+        const float s = ((pattern[e / 64] >> (e % 64)) & 1u) ? amplitude : -amplitude;
+        const float v = 128.0f + contrast * b + s;
+        return static_cast<unsigned char>(std::min(255.0f, std::max(0.0f, v)) + 0.5f);
+    };
+    float* mixed = work.data() + hw * (ch + 1);
+    const float* colour = work.data() + hw;
+    std::size_t p = 0;
+    for (std::size_t n = 0; (n = std::min(group, hw - p) / 4 * 4) > 0; p += n) {
+        const float* b = lum + p;
+        if (ch > 1) {  // read back by the next loop a group later than written: no store-forwarding stall
+            for (std::size_t k = 0; k < ch; ++k)
+                for (std::size_t l = 0; l < n; ++l) mixed[l * ch + k] = lum[p + l] + colour[k * hw + p + l];
+            b = mixed;
+        }
+        for (std::size_t e = p * ch, i = 0; i < n * ch; e += 4, i += 4) {
+            f4 x;
+            std::memcpy(&x, b + i, sizeof x);
+            const f4 s = amplitude * unit_signs[(pattern[e / 64] >> (e % 64)) & 0xfu];
+            f4 v = 128.0f + contrast * x + s;
+            v = v > zero ? v : zero;
+            v = v < top ? v : top;
+            const b4 q = __builtin_convertvector(__builtin_convertvector(v + 0.5f, i4), b4);
+            std::memcpy(out + e, &q, sizeof q);
+        }
     }
-    for (; e < dim; ++e) {
-        const float v = 128.0f + contrast * base[e] + amplitude * sign[e];
-        out[e] = static_cast<unsigned char>(std::min(255.0f, std::max(0.0f, v)) + 0.5f);
-    }
+    for (; p < hw; ++p)
+        for (std::size_t k = 0; k < ch; ++k)
+            out[p * ch + k] = value(ch > 1 ? lum[p] + colour[k * hw + p] : lum[p], p * ch + k);
 }
 
 std::vector<box_downsampler::tap> box_downsampler::taps(std::size_t in, std::size_t out, double factor) {
