@@ -10,7 +10,9 @@
 # Environment: BUILD (build), COMMAND (align; spectrum: the label-free route, whose state is the
 # sketch alone, without align's exact C x D class sums), RANK (100), CLASSES (1000, like
 # ImageNet), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
-# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options). Both get --no-verify: the
+# TMP (/tmp/recalign_moonshot), EXTRA (more recalign options), OPENBLAS_THREAD_TIMEOUT (4: idle
+# OpenBLAS threads sleep after 2^4 cycles instead of spinning for 2^28 and taking the generator's
+# core; README, "Threads"). Both get --no-verify: the
 # verification pass (align's, and spectrum's since b5ecd67) would read the pipe a second time
 # (refused up front).
 set -euo pipefail
@@ -26,6 +28,7 @@ SEED=${SEED:-0}
 TMP=${TMP:-/tmp/recalign_moonshot}
 EXTRA=${EXTRA:-}
 COMMAND=${COMMAND:-align}
+export OPENBLAS_THREAD_TIMEOUT=${OPENBLAS_THREAD_TIMEOUT:-4}
 case "$COMMAND" in align | spectrum) ;; *) echo "moonshot.sh: COMMAND must be align or spectrum, not '$COMMAND'" >&2; exit 2 ;; esac
 H=224 W=224 CH=3
 D=$((H * W * CH))
@@ -39,7 +42,8 @@ ROUTE_ARGS=(--no-verify)
 [ "$COMMAND" = align ] && ROUTE_ARGS=(--labels "$LABELS" --no-verify)
 now() { date +%s.%N; }
 echo "machine: nproc $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u '+%F %T UTC'); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "recalign $COMMAND: rows $ROWS, D = $D, rank $RANK, classes $CLASSES, checkpoint every $EVERY, batch $BATCH, precision $PRECISION"
+echo "recalign $COMMAND: rows $ROWS, D = $D, rank $RANK, classes $CLASSES, checkpoint every $EVERY, batch $BATCH, precision $PRECISION, $EXTRA"
+echo "OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-unset} OPENBLAS_THREAD_TIMEOUT=$OPENBLAS_THREAD_TIMEOUT"
 
 # Labels depend only on (seed, row, classes), not on the image size: a 1x1 run writes the same
 # labels file in a fraction of a second, before the images stream (recalign opens it first).
