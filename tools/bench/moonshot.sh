@@ -12,7 +12,7 @@
 # ImageNet), EVERY (100000), BATCH (500), PRECISION (f32-kernels), SEED (0),
 # TMP (/tmp/recalign_moonshot), EXTRA (more recalign options), OPENBLAS_THREAD_TIMEOUT (4: idle
 # OpenBLAS threads sleep after 2^4 cycles instead of spinning for 2^28 and taking the generator's
-# core; README, "Threads"). Both get --no-verify: the
+# core; README, "Pipes"). Both get --no-verify: the
 # verification pass (align's, and spectrum's since b5ecd67) would read the pipe a second time
 # (refused up front).
 set -euo pipefail
