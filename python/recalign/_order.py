@@ -3,6 +3,7 @@ function of (n, seed, epoch)), what track() records of a torch DataLoader's samp
 checkpoint (PATH.order, written atomically) and the check a resume makes against it."""
 import hashlib
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -51,10 +52,20 @@ def _check_order(path, order):
 
 def _write_atomic(path, text):
     """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints);
-    `text` is a str (UTF-8) or bytes."""
+    `text` is a str (UTF-8) or bytes. An existing pipe, FIFO, socket or device (/dev/null, a
+    consumer's FIFO) is written in place, as the library's atomic_writer does: renaming onto it
+    would replace the device node itself."""
+    binary = isinstance(text, (bytes, bytearray))
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
+        with open(path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            f.write(text)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    binary = isinstance(text, (bytes, bytearray))
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             f.write(text)

@@ -476,3 +476,32 @@ def test_track_drives_nystrom_power_iterations():
             manual.update(xb)
     driven = recalign.track([xb for xb, _ in data], recalign.NystromSketch(192, 10, seed=2), passes=3)
     assert driven.pass_index == 2 and driven.to_bytes() == manual.to_bytes()
+
+
+def test_save_to_a_pipe_or_device_writes_in_place(tmp_path):
+    """save() to an existing FIFO or device (a consumer's FIFO, /dev/null) writes it in place:
+    renaming a temporary onto it, as before, replaced the node itself (as root, /dev/null)."""
+    import os
+    import stat
+    import threading
+    rng = np.random.default_rng(3)
+    state = recalign.VerifiedSpectrum(16, rank=2)
+    state.update(rng.normal(size=(40, 16)))
+    fifo = tmp_path / "state.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    state.save(fifo)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a regular file"
+    reader.join(timeout=60)
+    assert got == [state.to_bytes()]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["state.fifo"], "a temporary file was left"
+    null = tmp_path / "null"  # a null device node of our own: a regression replaces it, not /dev/null
+    try:
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        return
+    state.save(null)
+    assert stat.S_ISCHR(os.stat(null).st_mode)

@@ -518,12 +518,13 @@ def test_outputs_to_a_pipe_are_written_in_place_and_checkpoints_refuse_one(exe, 
     fifo = tmp_path / "out.fifo"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
     p = run(exe, ["project", "--images", images, "--image-shape", f"{H},{W},1", "--count", 16, "--out", fifo,
                   "--quiet"], timeout=60)
-    reader.join(timeout=60)
     assert p.returncode == 0, p.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a regular file"
+    reader.join(timeout=60)
     assert got and got[0][:8] == b"\x89PNG\r\n\x1a\n"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["out.fifo"], "a temporary file was left"
