@@ -74,10 +74,11 @@ class VerifiedAlignment(_VerifiedRun):
     _krylov = True  # the CLI's align: block Krylov for passes >= 2
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper",
-                 tolerance=None, memory=None, precision="f64"):
+                 tolerance=None, memory=None, precision="f64", test_matrix="signs"):
         self._measure = _measure(measure)
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory, precision=precision)
+                         tolerance=tolerance, memory=memory, precision=precision,
+                         test_matrix=test_matrix)
 
     def _verification(self):
         return "alignment", {}
@@ -85,7 +86,8 @@ class VerifiedAlignment(_VerifiedRun):
     def _args(self):
         c = self._config
         return dict(dim=c["dim"], classes=c["classes"], method=c["method"], rank=c["rank"], passes=c["passes"],
-                    seed=c["seed"], center=c["center"], measure=self._measure, tolerance=c.get("tolerance"))
+                    seed=c["seed"], center=c["center"], measure=self._measure, tolerance=c.get("tolerance"),
+                    **self._test_args())
 
     def _basis(self, sketch, previous):
         return sketch.spectrum.basis
@@ -115,9 +117,10 @@ class VerifiedSpectrum(_VerifiedRun):
     _labelled = False
 
     def __init__(self, dim, *, method="nystrom", rank, passes=1, seed=0, center="centered", tolerance=None,
-                 memory=None, precision="f64"):
+                 memory=None, precision="f64", test_matrix="signs"):
         super().__init__(dim, 0, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory, precision=precision)
+                         tolerance=tolerance, memory=memory, precision=precision,
+                         test_matrix=test_matrix)
 
     def _verification(self):
         return "alignment", {}
@@ -125,7 +128,7 @@ class VerifiedSpectrum(_VerifiedRun):
     def _args(self):
         c = self._config
         return dict(dim=c["dim"], method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
-                    center=c["center"], tolerance=c.get("tolerance"))
+                    center=c["center"], tolerance=c.get("tolerance"), **self._test_args())
 
     def _basis(self, sketch, previous):
         return sketch.spectrum.basis
@@ -176,7 +179,8 @@ class VerifiedDenoising(_VerifiedRun):
     --tolerance, as for every verified state."""
 
     def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
-                 center="uncentered", measure="paper", refine=None, tolerance=None, memory=None, precision="f64"):
+                 center="uncentered", measure="paper", refine=None, tolerance=None, memory=None, precision="f64",
+                 test_matrix="signs"):
         self._measure = _measure(measure)
         if refine is not None and (isinstance(refine, bool) or not isinstance(refine, (int, np.integer)) or
                                    not 0 <= refine <= 20):
@@ -221,7 +225,8 @@ class VerifiedDenoising(_VerifiedRun):
             raise ValueError(f"refine={refine} refines a masking noise's subspace, and no noise is one in closed form "
                              "(mask or dropout, without draws; not a Corruption): leave refine out")
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory, precision=precision)
+                         tolerance=tolerance, memory=memory, precision=precision,
+                         test_matrix=test_matrix)
         # Incremental refinement passes with the adaptive stop, as the CLI's (closed-form masking
         # noises only: Monte-Carlo noises need their products on the whole span in every pass, so
         # with one of them every refinement pass re-verifies the whole span, as the CLI's).
@@ -299,7 +304,7 @@ class VerifiedDenoising(_VerifiedRun):
         return dict(dim=c["dim"], classes=c["classes"], noises=noises, shape=self._shape,
                     layout=self._layout, method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
                     center=c["center"], measure=self._measure,
-                    refine=self._refine if self._geometry_list else None, tolerance=c.get("tolerance"))
+                    refine=self._refine if self._geometry_list else None, tolerance=c.get("tolerance"), **self._test_args())
 
     def _blocks_for(self, i):
         return None if self._block_of[i] is None else self._blocks[self._block_of[i]]
@@ -468,7 +473,7 @@ class VerifiedTradeoff(_VerifiedRun):
     returned, upper bounds on the optimum, and the refinement run (passes, residual, estimate)."""
 
     def __init__(self, dim, classes, lambdas, k, *, method="nystrom", rank, passes=1, seed=0, center="uncentered",
-                 refine=_TRADEOFF_REFINE, tolerance=None, memory=None, precision="f64"):
+                 refine=_TRADEOFF_REFINE, tolerance=None, memory=None, precision="f64", test_matrix="signs"):
         self._lambdas = [float(x) for x in lambdas]
         if not self._lambdas:
             raise ValueError("lambdas: empty list (give at least one lambda >= 0)")
@@ -484,7 +489,8 @@ class VerifiedTradeoff(_VerifiedRun):
         self._block = min(_recalign.TRADEOFF_PRECONDITIONER_BLOCK, int(dim))
         self._estimated = None  # (pass, rows, (relative residual, excess estimate)) of the last estimate
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
-                         tolerance=tolerance, memory=memory, precision=precision)
+                         tolerance=tolerance, memory=memory, precision=precision,
+                         test_matrix=test_matrix)
 
     @property
     def verification_passes(self):
@@ -501,7 +507,7 @@ class VerifiedTradeoff(_VerifiedRun):
         c = self._config
         return dict(dim=c["dim"], classes=c["classes"], lambdas=self._lambdas, k=self._k, method=c["method"],
                     rank=c["rank"], passes=c["passes"], seed=c["seed"], center=c["center"], refine=self._refine,
-                    tolerance=c.get("tolerance"))
+                    tolerance=c.get("tolerance"), **self._test_args())
 
     def _basis(self, sketch, previous):
         return _recalign.tradeoff_ritz_basis(sketch, previous, blocks=self._blocks[0])

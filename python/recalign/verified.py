@@ -60,7 +60,7 @@ class _VerifiedRun:
     _labelled = True  # VerifiedSpectrum: no labels (classes = 0, no ClassMoments part)
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None,
-                 memory=None, precision="f64"):
+                 memory=None, precision="f64", test_matrix="signs"):
         for name, value in (("dim", dim), ("classes", classes), ("rank", rank), ("passes", passes), ("seed", seed)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
@@ -96,11 +96,18 @@ class _VerifiedRun:
                 raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
             if passes < 2:
                 raise ValueError("tolerance needs passes >= 2: the most passes to run until the estimate meets it")
+        # The CLI's --test-matrix: Nyström's first-pass Ω, dense signs or sparse signs (8 a row).
+        if test_matrix not in ("signs", "sparse"):
+            raise ValueError(f"test_matrix must be 'signs' or 'sparse' (the CLI's --test-matrix), got {test_matrix!r}")
+        if test_matrix == "sparse" and method != "nystrom":
+            raise ValueError("test_matrix applies to method='nystrom' only")
         _require_memory(self, method, dim, classes, rank, passes, memory)
         self._config = {"kind": type(self).__name__, "dim": dim, "classes": classes, "method": method, "rank": rank,
                         "passes": passes, "seed": int(seed), "center": center}
         if tolerance is not None:  # only then: states saved before the option load as they were
             self._config["tolerance"] = tolerance
+        if test_matrix == "sparse":  # likewise (the CLI saves it only when sparse too)
+            self._config["test_matrix"] = test_matrix
         if method == "fd":
             self._sketch = _recalign.FrequentDirections(dim, _recalign.frequent_directions_default_ell(rank, dim),
                                                         center=center, float32_kernels=kernels)
@@ -110,7 +117,8 @@ class _VerifiedRun:
             krylov = self._krylov and passes > 1
             self._sketch = _recalign.NystromSketch(dim, rank, oversampling=min(max(rank, 10) if krylov else 10, dim - rank),
                                                    probes=min(10, dim), seed=int(seed), center=center,
-                                                   blocks=passes if krylov else 1, float32_kernels=kernels)
+                                                   blocks=passes if krylov else 1, float32_kernels=kernels,
+                                                   **({"test": "sparse"} if test_matrix == "sparse" else {}))
         self._labels = _recalign.ClassMoments(dim, classes) if self._labelled else None
         self._blocks = [_recalign.PatchBlocks(shape, patch, layout) for shape, patch, layout in self._geometries()]
         # Monte-Carlo noises: a MonteCarloSketch each in the first pass (Ω random), and one on the
@@ -120,6 +128,10 @@ class _VerifiedRun:
         self._verify = None  # RestrictedMoments of the current verification pass
         self._mc_basis = []  # MonteCarloSketch on the verification basis, one per Monte-Carlo noise
         self._pass = 0
+
+    def _test_args(self):
+        """The constructor's test_matrix as _args() saves it: only when sparse (older states' bytes)."""
+        return {"test_matrix": self._config["test_matrix"]} if "test_matrix" in self._config else {}
 
     # ---- what a subclass defines ------------------------------------------------------
     def _geometries(self):

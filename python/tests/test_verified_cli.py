@@ -234,3 +234,39 @@ def test_cli_parity_precision(tmp_path):
     assert cli != cli_json("align", *common)  # the last, f32-kernels, is not the default
     with pytest.raises(ValueError, match="precision must be"):
         recalign.verified_align(data, 10, rank=24, precision="f16")
+
+
+def test_cli_parity_test_matrix(tmp_path):
+    """test_matrix= is the CLI's --test-matrix: "sparse" gives the CLI's documents bit for bit
+    (align, spectrum and, with a second pass, align again), differs from the default "signs", is
+    saved and loaded with the state (states of the default keep their bytes) and refuses a merge
+    with the other; refusals before a batch is read (FD, an unknown value, D too small)."""
+    images, labels, x, y, data = synth_images(tmp_path, 300, 16)
+    common = ["--images", images, "--raw-shape", "300,768", "--labels", labels, "--classes", 10, "--batch", 100,
+              "--method", "nystrom", "--rank", 24, "--seed", 3]
+    cli = cli_json("align", *common, "--test-matrix", "sparse")
+    assert cli["sketch_error"]["test_matrix"] == "sparse"
+    same_document(cli, recalign.verified_align(data, 10, rank=24, seed=3, test_matrix="sparse"), "align sparse")
+    assert cli != cli_json("align", *common)
+    cli = cli_json("align", *common, "--passes", 2, "--test-matrix", "sparse")
+    same_document(cli, recalign.verified_align(data, 10, rank=24, passes=2, seed=3, test_matrix="sparse"),
+                  "align sparse, 2 passes")
+    rows = [(b[0],) for b in data]
+    cli = cli_json("spectrum", *[a for a in common if a not in ("--labels", labels, "--classes", 10)],
+                   "--test-matrix", "sparse")
+    same_document(cli, recalign.verified_spectrum(rows, rank=24, seed=3, test_matrix="sparse"), "spectrum sparse")
+    sparse = recalign.VerifiedAlignment(768, 10, rank=24, seed=3, test_matrix="sparse")
+    signs = recalign.VerifiedAlignment(768, 10, rank=24, seed=3)
+    for s in (sparse, signs):
+        s.update(*data[0])
+    assert b"test_matrix" in sparse.to_bytes() and b"test_matrix" not in signs.to_bytes()
+    again = recalign.VerifiedAlignment.from_bytes(sparse.to_bytes())
+    assert again.to_bytes() == sparse.to_bytes() and again._sketch.test == "sparse"
+    with pytest.raises(ValueError, match="configuration"):
+        sparse.merge(signs)
+    with pytest.raises(ValueError, match="nystrom"):
+        recalign.VerifiedAlignment(768, 10, rank=24, method="fd", test_matrix="sparse")
+    with pytest.raises(ValueError, match="test_matrix must be"):
+        recalign.verified_align(data, 10, rank=24, test_matrix="dense")
+    with pytest.raises(ValueError, match="sparse sign test matrix"):
+        recalign.VerifiedSpectrum(100, rank=24, test_matrix="sparse")
