@@ -136,7 +136,11 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ||C - C_k||_F / tr(C) (NystromSketch.relative_error) is <= tolerance, at most `passes`
         passes; n_passes_ and tolerance_met_ say what happened.
     random_state : int, RandomState or None
-        nystrom only: the seed of the counter-based Gaussian test matrix.
+        nystrom only: the seed of the counter-based random test matrix.
+    test_matrix : {"signs", "sparse"}
+        nystrom only: the first pass's test matrix, dense random signs (Gaussian below 64
+        features) or sparse signs, 8 a row (the CLI's --test-matrix sparse: that pass's X Omega
+        by additions, as accurate; needs n_features x 8 >= 32 x (rank + oversampling)).
     verify : bool
         fd and nystrom: after the sketch's passes fit() reads X once more, accumulating the
         exact V^T S V and S V of the sketch's basis V (verification_), and the attributes are
@@ -163,7 +167,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     """
 
     def __init__(self, n_components=None, *, method="exact", whiten=False, batch_size=None, sketch_size=None,
-                 oversampling=None, passes=1, krylov=True, tolerance=None, random_state=0, verify=True):
+                 oversampling=None, passes=1, krylov=True, tolerance=None, random_state=0, verify=True,
+                 test_matrix="signs"):
         self.n_components = n_components
         self.method = method
         self.whiten = whiten
@@ -175,6 +180,7 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.tolerance = tolerance
         self.random_state = random_state
         self.verify = verify
+        self.test_matrix = test_matrix
 
     # ---- fitting ------------------------------------------------------------------------
 
@@ -295,6 +301,9 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _new_state(self, dim, passes=1):
         k = self._k_requested(dim)
+        if self.test_matrix != "signs" and self.method != "nystrom":
+            raise ValueError(f"StreamingPCA: test_matrix applies to method='nystrom', got {self.test_matrix!r} "
+                             f"with method={self.method!r}")
         if self.method == "exact":
             return _recalign.MomentAccumulator(dim)
         size = self.sketch_size
@@ -306,10 +315,13 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             default = max(_recalign.frequent_directions_default_ell(k, dim), min(dim, 2 * k + 10)) if size is None else 0
             return _recalign.FrequentDirections(dim, int(size) if size is not None else default)
         rank = int(size) if size is not None else k
+        if self.test_matrix not in ("signs", "sparse"):
+            raise ValueError(f"StreamingPCA: test_matrix must be 'signs' or 'sparse', got {self.test_matrix!r}")
         krylov = bool(self.krylov) and passes > 1
         extra = int(self.oversampling) if self.oversampling is not None else max(rank, 10) if krylov else 10
         return _recalign.NystromSketch(dim, rank, oversampling=max(0, min(extra, dim - rank)), probes=min(10, dim),
-                                       seed=_seed(self.random_state), blocks=passes if krylov else 1)
+                                       seed=_seed(self.random_state), blocks=passes if krylov else 1,
+                                       **({"test": "sparse"} if self.test_matrix == "sparse" else {}))
 
     def _update(self, x, first_row):
         if not hasattr(self, "state_"):
