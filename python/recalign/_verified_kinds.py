@@ -304,7 +304,8 @@ class VerifiedDenoising(_VerifiedRun):
         return dict(dim=c["dim"], classes=c["classes"], noises=noises, shape=self._shape,
                     layout=self._layout, method=c["method"], rank=c["rank"], passes=c["passes"], seed=c["seed"],
                     center=c["center"], measure=self._measure,
-                    refine=self._refine if self._geometry_list else None, tolerance=c.get("tolerance"), **self._test_args())
+                    refine=self._refine if self._geometry_list else None, tolerance=c.get("tolerance"),
+                    **self._test_args())
 
     def _blocks_for(self, i):
         return None if self._block_of[i] is None else self._blocks[self._block_of[i]]
