@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <istream>
 #include <streambuf>
@@ -31,7 +32,18 @@ std::string dir_of(const std::string& path) {
 }
 }  // namespace
 
-std::size_t remove_stale_temporaries(const std::string& path) {
+std::string write_target(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
+    char* real = ::realpath(path.c_str(), nullptr);
+    if (real == nullptr) return path;
+    std::string out(real);
+    std::free(real);
+    return out;
+}
+
+std::size_t remove_stale_temporaries(const std::string& link) {
+    const std::string path = write_target(link);  // the temporaries lie beside the target
     const std::string dir = dir_of(path);
     const auto slash = path.find_last_of('/');
     const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
@@ -54,7 +66,7 @@ std::size_t remove_stale_temporaries(const std::string& path) {
     return removed;
 }
 
-atomic_writer::atomic_writer(const std::string& path) : path_(path) {
+atomic_writer::atomic_writer(const std::string& path) : path_(path), target_(write_target(path)) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
         // A pipe or device (/dev/null, /dev/stdout, a FIFO): written in place. Renaming a
@@ -63,7 +75,7 @@ atomic_writer::atomic_writer(const std::string& path) : path_(path) {
         if (fd_ < 0) sys_fail("cannot open", path);
         return;
     }
-    std::string tmp = path + ".tmp.XXXXXX";
+    std::string tmp = target_ + ".tmp.XXXXXX";
     std::vector<char> name(tmp.begin(), tmp.end());
     name.push_back('\0');
     fd_ = ::mkstemp(name.data());
@@ -140,7 +152,7 @@ void atomic_writer::commit() {
         errno = saved;
         sys_fail("close failed for", tmp_);
     }
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    if (::rename(tmp_.c_str(), target_.c_str()) != 0) {
         const int saved = errno;
         ::unlink(tmp_.c_str());
         committed_ = true;
@@ -148,7 +160,7 @@ void atomic_writer::commit() {
         sys_fail("cannot rename the temporary file onto", path_);
     }
     committed_ = true;
-    const int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY);
+    const int dfd = ::open(dir_of(target_).c_str(), O_RDONLY | O_DIRECTORY);
     if (dfd < 0) sys_fail("cannot open the directory of", path_);
     if (::fsync(dfd) != 0) {
         const int saved = errno;

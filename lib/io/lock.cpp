@@ -1,4 +1,5 @@
 #include "recalign/io/lock.hpp"
+#include "recalign/io/files.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -72,6 +73,10 @@ std::string in_use(const std::string& checkpoint, const std::string& lock_path, 
 }
 
 }  // namespace
+
+std::string checkpoint_lock::lock_path_of(const std::string& checkpoint_path) {
+    return checkpoint::write_target(checkpoint_path) + ".lock";
+}
 
 checkpoint_lock::checkpoint_lock(const std::string& checkpoint_path)
     : checkpoint_(checkpoint_path), lock_path_(lock_path_of(checkpoint_path)) {

@@ -54,7 +54,8 @@ def _write_atomic(path, text):
     """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints);
     `text` is a str (UTF-8) or bytes. An existing pipe, FIFO, socket or device (/dev/null, a
     consumer's FIFO) is written in place, as the library's atomic_writer does: renaming onto it
-    would replace the device node itself."""
+    would replace the device node itself. A symbolic link stays a link: the file it names is
+    replaced."""
     binary = isinstance(text, (bytes, bytearray))
     try:
         mode = os.stat(path).st_mode
@@ -64,6 +65,8 @@ def _write_atomic(path, text):
         with open(path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
             f.write(text)
         return
+    if os.path.islink(path) and os.path.exists(path):
+        path = os.path.realpath(path)  # a link stays a link: the file it names is replaced
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:

@@ -505,3 +505,21 @@ def test_save_to_a_pipe_or_device_writes_in_place(tmp_path):
         return
     state.save(null)
     assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_save_through_a_symbolic_link_keeps_the_link(tmp_path):
+    """save() to a symbolic link replaces the file it names (atomically, the temporary beside
+    that file) and leaves the link a link; it used to replace the link with a regular file."""
+    import os
+    rng = np.random.default_rng(4)
+    state = recalign.VerifiedSpectrum(16, rank=2)
+    state.update(rng.normal(size=(40, 16)))
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "s.ckpt").write_bytes(b"old")
+    link = tmp_path / "s.ckpt"
+    link.symlink_to("real/s.ckpt")
+    state.save(link)
+    assert link.is_symlink()
+    assert (tmp_path / "real" / "s.ckpt").read_bytes() == state.to_bytes()
+    assert recalign.VerifiedSpectrum.load(link).to_bytes() == state.to_bytes()
+    assert sorted(os.listdir(tmp_path / "real")) == ["s.ckpt"], "a temporary file was left"

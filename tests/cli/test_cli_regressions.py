@@ -535,3 +535,22 @@ def test_outputs_to_a_pipe_are_written_in_place_and_checkpoints_refuse_one(exe, 
     refused(run(exe, ["merge", a, a, "-o", fifo]), "-o", str(fifo), "pipe or device")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["a.ckpt", "out.fifo"]
+
+
+def test_a_checkpoint_through_a_symbolic_link_keeps_the_link(exe, data, tmp_path):
+    """merge -o LINK replaces the file the link names, atomically beside it, and leaves the link
+    a link; it used to replace the link with a regular file."""
+    images, labels, _, _ = data
+    (tmp_path / "real").mkdir()
+    a, b, real, link = tmp_path / "a.ckpt", tmp_path / "b.ckpt", tmp_path / "real" / "m.ckpt", tmp_path / "m.ckpt"
+    common = ["align", "--images", images, "--labels", labels, "--quiet", "--batch", 20]
+    assert run(exe, common + ["--limit", N // 2, "--checkpoint", a]).returncode == 0
+    assert run(exe, common + ["--skip", N // 2, "--checkpoint", b]).returncode == 0
+    real.write_bytes(a.read_bytes())
+    link.symlink_to("real/m.ckpt")
+    p = run(exe, ["merge", a, b, "-o", link])
+    assert p.returncode == 0, p.stderr
+    assert link.is_symlink()
+    assert real.read_bytes() != a.read_bytes()
+    assert run(exe, ["info", link, "--json"]).returncode == 0
+    assert os.listdir(tmp_path / "real") == ["m.ckpt"], "a temporary file was left"

@@ -373,6 +373,27 @@ TEST_CASE("a pipe or device is written in place, never replaced by a renamed fil
     std::system(("rm -rf " + dir).c_str());
 }
 
+TEST_CASE("a symbolic link stays a link: the file it names is replaced atomically", "[checkpoint][files]") {
+    const std::string dir = temp_dir();
+    REQUIRE(std::system(("mkdir -p " + dir + "/real").c_str()) == 0);
+    const std::string target = dir + "/real/state.ckpt", link = dir + "/state.ckpt";
+    std::ofstream(target, std::ios::binary) << "old";
+    REQUIRE(::symlink("real/state.ckpt", link.c_str()) == 0);
+    std::ofstream(target + ".tmp.abc123", std::ios::binary) << "left by a killed write";
+    CHECK(checkpoint::remove_stale_temporaries(link) == 1);  // beside the file the link names
+    const moment_accumulator a = sample_state(30, 3, 2);
+    checkpoint::save_file(link, a);
+    struct stat st {};
+    REQUIRE(::lstat(link.c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    CHECK(read_all(target) == testing::saved(a));
+    CHECK(checkpoint::load_file<moment_accumulator>(link).n() == 30);
+    CHECK(checkpoint::write_target(link) == checkpoint::write_target(target));
+    CHECK(std::system(("test $(ls -A " + dir + "/real | wc -l) -eq 1").c_str()) == 0);  // no temporary
+    CHECK(std::system(("test $(ls -A " + dir + " | wc -l) -eq 2").c_str()) == 0);
+    std::system(("rm -rf " + dir).c_str());
+}
+
 // The golden checkpoint pins the format: if this fails, the on-disk format changed, so bump
 // checkpoint::format_version deliberately (and regenerate with make_golden below).
 namespace {

@@ -157,6 +157,16 @@ TEST_CASE("a sidecar of garbage or of a dead pid does not block; a second lock i
     CHECK(l.held());
 }
 
+TEST_CASE("one checkpoint named through a symbolic link is one lock", "[lock]") {
+    temp_dir dir;
+    const std::string ck = dir.path + "/a.ckpt", link = dir.path + "/link.ckpt";
+    std::ofstream(ck) << "a checkpoint";
+    REQUIRE(::symlink("a.ckpt", link.c_str()) == 0);
+    checkpoint_lock l(link);
+    CHECK_THROWS_AS(checkpoint_lock(ck), lock_error);  // the sidecar lies beside a.ckpt itself
+    CHECK(exists(ck + ".lock"));
+}
+
 TEST_CASE("moving a lock moves the ownership; release is idempotent", "[lock]") {
     temp_dir dir;
     const std::string ck = dir.path + "/m.ckpt";

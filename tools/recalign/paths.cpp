@@ -49,7 +49,7 @@ void require_writable_parent(const char* option, const std::string& path) {
             throw user_error(std::string(option) + " " + path + ": a pipe or device that cannot be written");
         return;
     }
-    const std::string dir = parent_of(path);
+    const std::string dir = parent_of(checkpoint::write_target(path));  // a link's file is replaced
     if (!writable_directory(dir))
         throw user_error(std::string(option) + " " + path + ": directory " + dir + " is not writable or does not exist");
 }

@@ -22,7 +22,8 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 // without commit() (an error, an exception), the temporary is removed and `path` is untouched.
 // An existing pipe, FIFO, socket or character device at `path` (/dev/null, /dev/stdout, a
 // consumer's FIFO) cannot be replaced atomically and must not be replaced at all: it is
-// written in place, and write_at() refuses (ESPIPE) since what was written has gone.
+// written in place, and write_at() refuses (ESPIPE) since what was written has gone. A symbolic
+// link stays a link: the file it names is replaced (the temporary beside that file).
 class atomic_writer {
 public:
     explicit atomic_writer(const std::string& path);
@@ -37,11 +38,16 @@ public:
 
 private:
     [[noreturn]] void fail(const char* what);
-    std::string path_, tmp_;
+    std::string path_, target_, tmp_;  // target_: path_, or the file a symbolic link path_ names
     int fd_ = -1;
     bool committed_ = false;
 };
-// Removes the temporary files a killed write_file_atomic(path, ...) left beside `path`
+// Where a write of `path` lands: the file a symbolic link names (resolved to the end: the link
+// stays a link and that file is replaced, as writing through the link would replace its
+// contents), else `path` itself; a dangling link is `path` (the link is replaced by the file).
+std::string write_target(const std::string& path);
+// Removes the temporary files a killed write_file_atomic(path, ...) left beside `path` (or
+// beside the file a symbolic link `path` names)
 // (named path + ".tmp." + 6 characters; never read again) and returns how many. Call it
 // before the first write of a run, never while another process may be writing `path`.
 std::size_t remove_stale_temporaries(const std::string& path);

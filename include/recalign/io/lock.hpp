@@ -66,8 +66,9 @@ public:
     const std::string& checkpoint() const noexcept { return checkpoint_; }
     const std::string& lock_path() const noexcept { return lock_path_; }
 
-    // The sidecar of a checkpoint path.
-    static std::string lock_path_of(const std::string& checkpoint_path) { return checkpoint_path + ".lock"; }
+    // The sidecar of a checkpoint path: beside the file a symbolic link names (checkpoint::
+    // write_target), so that runs naming one checkpoint through different links exclude each other.
+    static std::string lock_path_of(const std::string& checkpoint_path);
 
 private:
     std::string checkpoint_, lock_path_;
