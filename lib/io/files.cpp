@@ -32,6 +32,11 @@ std::string dir_of(const std::string& path) {
 }
 }  // namespace
 
+bool is_pipe_or_device(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
 std::string write_target(const std::string& path) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return path;
@@ -67,8 +72,7 @@ std::size_t remove_stale_temporaries(const std::string& link) {
 }
 
 atomic_writer::atomic_writer(const std::string& path) : path_(path), target_(write_target(path)) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    if (is_pipe_or_device(path)) {
         // A pipe or device (/dev/null, /dev/stdout, a FIFO): written in place. Renaming a
         // temporary onto it would replace the device node itself with a regular file.
         fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);

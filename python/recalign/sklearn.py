@@ -301,6 +301,8 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _new_state(self, dim, passes=1):
         k = self._k_requested(dim)
+        if self.test_matrix not in ("signs", "sparse"):
+            raise ValueError(f"StreamingPCA: test_matrix must be 'signs' or 'sparse', got {self.test_matrix!r}")
         if self.test_matrix != "signs" and self.method != "nystrom":
             raise ValueError(f"StreamingPCA: test_matrix applies to method='nystrom', got {self.test_matrix!r} "
                              f"with method={self.method!r}")
@@ -315,8 +317,6 @@ class StreamingPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             default = max(_recalign.frequent_directions_default_ell(k, dim), min(dim, 2 * k + 10)) if size is None else 0
             return _recalign.FrequentDirections(dim, int(size) if size is not None else default)
         rank = int(size) if size is not None else k
-        if self.test_matrix not in ("signs", "sparse"):
-            raise ValueError(f"StreamingPCA: test_matrix must be 'signs' or 'sparse', got {self.test_matrix!r}")
         krylov = bool(self.krylov) and passes > 1
         extra = int(self.oversampling) if self.oversampling is not None else max(rank, 10) if krylov else 10
         return _recalign.NystromSketch(dim, rank, oversampling=max(0, min(extra, dim - rank)), probes=min(10, dim),

@@ -29,11 +29,7 @@ bool writable_directory(const std::string& dir) { return is_directory(dir) && ::
 
 bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
-bool is_pipe(const std::string& path) {
-    struct stat st {};
-    return path == "-" ||
-           (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode)));
-}
+bool is_pipe(const std::string& path) { return path == "-" || checkpoint::is_pipe_or_device(path); }
 
 void require_input_file(const std::string& path) {
     struct stat st {};
@@ -44,7 +40,7 @@ void require_input_file(const std::string& path) {
 
 void require_writable_parent(const char* option, const std::string& path) {
     if (is_directory(path)) throw user_error(std::string(option) + " " + path + ": is a directory, not a file");
-    if (path != "-" && is_pipe(path)) {  // written in place (checkpoint::atomic_writer), not beside
+    if (checkpoint::is_pipe_or_device(path)) {  // written in place (checkpoint::atomic_writer), not beside
         if (::access(path.c_str(), W_OK) != 0)
             throw user_error(std::string(option) + " " + path + ": a pipe or device that cannot be written");
         return;

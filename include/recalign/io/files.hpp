@@ -42,6 +42,9 @@ private:
     int fd_ = -1;
     bool committed_ = false;
 };
+// An existing pipe, FIFO, socket or character device (following links): written in place by
+// atomic_writer, read once by the readers.
+bool is_pipe_or_device(const std::string& path);
 // Where a write of `path` lands: the file a symbolic link names (resolved to the end: the link
 // stays a link and that file is replaced, as writing through the link would replace its
 // contents), else `path` itself; a dangling link is `path` (the link is replaced by the file).
