@@ -21,6 +21,9 @@ std::size_t frequent_directions_default_ell(std::size_t rank, std::size_t dim) {
 std::size_t frequent_directions_legacy_ell(std::size_t rank, std::size_t dim) { return std::min(2 * rank, dim); }
 
 namespace {
+// Doubles of the batch converted at once by update(): 512 KiB, a few rows at high D.
+constexpr std::size_t fd_chunk_values = std::size_t{1} << 16;
+
 void check_options(const frequent_directions_options& o) {
     if (o.dim == 0) throw std::invalid_argument("frequent_directions: dimension must be at least 1");
     if (o.ell == 0) throw std::invalid_argument("frequent_directions: ell (sketch rows) must be at least 1");
@@ -54,8 +57,8 @@ double frequent_directions::trace() const {
     return trace_in(options_.center, trace_, n_, mean_);
 }
 
-matrix_t frequent_directions::sketch() const {
-    matrix_t b = xt::zeros<double>({rows_, options_.dim});
+matrix_t frequent_directions::sketch(std::size_t extra_rows) const {
+    matrix_t b = xt::zeros<double>({rows_ + extra_rows, options_.dim});
     std::copy(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(rows_ * options_.dim), b.data());
     return b;
 }
@@ -155,29 +158,35 @@ void frequent_directions::shrink() {
     ++shrinks_;
 }
 
+// The batch is converted a chunk of rows at a time (fd_chunk_values doubles), twice: once to
+// check it and form its column means, once to center and append it. A rows x D double copy of
+// it would be 1.2 GB at D = 150,528 and the default 1,000 rows, more than the sketch itself.
+// The additions run in the order of one whole-batch conversion (rows in order, each row's
+// columns in order), so the results are the same bits.
 void frequent_directions::update(const batch_view& x, std::uint64_t first_row) {
     const std::size_t d = options_.dim, rows = x.rows;
-    // --- validation, conversion and allocation: the state does not change here ---
+    // --- validation and the batch's means: the state does not change here ---
     blas::to_blas_int(rows, "batch rows");
-    xb_.resize(checked_elements<double>({rows, d}, "frequent_directions: batch rows x D"));
-    to_double_checked(x, d, xb_.data(), first_row);
+    checked_product({rows, d}, "frequent_directions: batch rows x D");
+    batch_view shape_only = x;
+    shape_only.rows = 0;
+    to_double_checked(shape_only, d, nullptr, first_row);
     if (rows == 0) return;
-    reserve_buffer();
+    const std::size_t chunk = std::min(rows, std::max<std::size_t>(1, fd_chunk_values / d));
+    xb_.resize(chunk * d);
     chan_.resize(2 * d);
     double* mean_b = chan_.data();
     double* row = chan_.data() + d;
     std::fill(mean_b, mean_b + d, 0.0);
-    for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < d; ++c) mean_b[c] += xb_[r * d + c];
+    for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
+        const std::size_t k = std::min(chunk, rows - r0);
+        to_double_checked(batch_rows(x, r0, k), d, xb_.data(), first_row + r0);
+        for (std::size_t r = 0; r < k; ++r)
+            for (std::size_t c = 0; c < d; ++c) mean_b[c] += xb_[r * d + c];
+    }
     const double inv = 1.0 / static_cast<double>(rows);
     for (std::size_t c = 0; c < d; ++c) mean_b[c] *= inv;
-    double trace_b = 0.0;
-    for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < d; ++c) {
-            const double v = xb_[r * d + c] - mean_b[c];
-            xb_[r * d + c] = v;
-            trace_b += v * v;
-        }
+    reserve_buffer();
     // Chan's rule (MATH.md §1, §6): the cross term (n_a n_b / n) δδᵀ is the row √(n_a n_b / n) δᵀ.
     const std::uint64_t na = n_, n = na + rows;
     const double w = static_cast<double>(na) * static_cast<double>(rows) / static_cast<double>(n);
@@ -189,8 +198,19 @@ void frequent_directions::update(const batch_view& x, std::uint64_t first_row) {
         d2 += delta * delta;
     }
 
-    // --- the state changes from here on ---
-    append_rows(xb_.data(), rows);
+    // --- the state changes from here on (the conversions below were checked above) ---
+    double trace_b = 0.0;
+    for (std::size_t r0 = 0; r0 < rows; r0 += chunk) {
+        const std::size_t k = std::min(chunk, rows - r0);
+        to_double_checked(batch_rows(x, r0, k), d, xb_.data(), first_row + r0);
+        for (std::size_t r = 0; r < k; ++r)
+            for (std::size_t c = 0; c < d; ++c) {
+                const double v = xb_[r * d + c] - mean_b[c];
+                xb_[r * d + c] = v;
+                trace_b += v * v;
+            }
+        append_rows(xb_.data(), k);
+    }
     if (na > 0) append_rows(row, 1);
     const double f = static_cast<double>(rows) / static_cast<double>(n);
     for (std::size_t c = 0; c < d; ++c) mean_(c) += (mean_b[c] - mean_(c)) * f;
@@ -276,33 +296,32 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
     s.total = fd.trace();
     s.error_bound = options.robust_shift ? 0.5 * fd.shrinkage() : fd.shrinkage();
     // Rows of the matrix whose Gram approximates C: the sketch, plus √n μᵀ for S = M + n μμᵀ.
-    matrix_t b = fd.sketch();
-    std::size_t m = b.shape(0);
-    if (uncentered && fd.n() > 0) {
-        matrix_t bb = xt::zeros<double>({m + 1, d});
-        std::copy(b.begin(), b.end(), bb.begin());
+    const bool mean_row = uncentered && fd.n() > 0;
+    matrix_t b = fd.sketch(mean_row ? 1 : 0);
+    const std::size_t m = b.shape(0);
+    if (mean_row) {
         const double sn = std::sqrt(static_cast<double>(fd.n()));
-        for (std::size_t c = 0; c < d; ++c) bb(m, c) = sn * fd.mean()(c);
-        b = std::move(bb);
-        ++m;
+        for (std::size_t c = 0; c < d; ++c) b(m - 1, c) = sn * fd.mean()(c);
     }
     vector_t values;
-    matrix_t vectors;  // d x r, columns
+    matrix_t vectors;  // the eigenvectors: d x r columns, or (transposed) r x d rows
+    bool transposed = false;
     if (m == 0) {
         values = xt::zeros<double>({std::size_t(0)});
         vectors = xt::zeros<double>({d, std::size_t(0)});
     } else if (m <= d) {
-        // Thin SVD of Bᵀ (d x m): its left singular vectors are orthonormal to rounding,
-        // which the Gram route would not give for the small directions.
-        matrix_t bt = xt::zeros<double>({d, m});
-        for (std::size_t i = 0; i < m; ++i)
-            for (std::size_t c = 0; c < d; ++c) bt(c, i) = b(i, c);
+        // Thin SVD of Bᵀ (d x m): its left singular vectors are orthonormal to rounding, which
+        // the Gram route would not give for the small directions. Bᵀ column-major is B's
+        // row-major array, so LAPACK works in b itself and returns the vectors as the rows of
+        // an m x d array; LAPACKE's row-major call would copy both (two m x d arrays more, 1.4 GB
+        // at D = 150,528 and ℓ = 300), and a transposed copy of B was a third.
         vector_t sv = xt::zeros<double>({m});
-        matrix_t u = xt::zeros<double>({d, m});
+        matrix_t ut = xt::zeros<double>({m, d});
         matrix_t vt = xt::zeros<double>({m, m});
-        s.status = solver_status_of(blas::gesdd_thin(d, m, bt.data(), sv.data(), u.data(), vt.data()));
+        s.status = solver_status_of(blas::gesdd_thin_colmajor(d, m, b.data(), sv.data(), ut.data(), vt.data()));
         values = sv * sv;
-        vectors = std::move(u);
+        vectors = std::move(ut);
+        transposed = true;
     } else {
         matrix_t g = xt::zeros<double>({d, d});
         blas::syrk_tn(d, m, 1.0, b.data(), 0.0, g.data());
@@ -311,6 +330,7 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
         values = std::move(e.values);
         vectors = std::move(e.vectors);
     }
+    b = matrix_t();
     const std::size_t want = options.rank == 0 ? fd.options().ell : options.rank;
     std::size_t r = 0;
     const double cut = values.size() > 0 ? options.rel_tol * std::max(values(0), 0.0) : 0.0;
@@ -323,7 +343,7 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
     const double shift = options.robust_shift ? 0.5 * fd.shrinkage() : 0.0;
     for (std::size_t j = 0; j < r; ++j) s.eigenvalues(j) = values(j) + shift;
     for (std::size_t i = 0; i < d; ++i)
-        for (std::size_t j = 0; j < r; ++j) s.basis(i, j) = vectors(i, j);
+        for (std::size_t j = 0; j < r; ++j) s.basis(i, j) = transposed ? vectors(j, i) : vectors(i, j);
     fix_signs(s.basis);
     s.explained = explained_fractions(s.eigenvalues, s.total);
     return s;

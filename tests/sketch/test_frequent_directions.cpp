@@ -400,6 +400,44 @@ TEST_CASE("FD: bad batches leave the state exactly as it was", "[sketch][fd]") {
     CHECK(saved(fd) == saved(clean));
 }
 
+TEST_CASE("FD: a wide batch is converted a few rows at a time, and a bad value in a late chunk changes nothing", "[sketch][fd]") {
+    // D = 150,528 (224x224x3): 400 uint8 rows are 60 MB as read; widened to doubles as a whole
+    // they were 482 MB more (the update used to do that). The sketch itself (ℓ = 4) is 14 MB.
+    const std::size_t d = 150528, ell = 4, n = 400;
+    std::vector<std::uint8_t> x(n * d);
+    std::uint64_t h = 7;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = static_cast<std::uint8_t>((h >> 33) % 251);
+    }
+    frequent_directions fd = make(d, ell), same = make(d, ell);
+    fd.update(batch_view(x.data(), 3, d));  // the buffers allocated before the measurement
+    same.update(batch_view(x.data(), 3, d));
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
+    REQUIRE(before > 0);
+    fd.update(batch_view(x.data() + 3 * d, n - 3, d), 3);
+    INFO("peak RSS grew by " << testing::peak_rss_kb() - before << " kB");
+    CHECK(testing::peak_rss_kb() - before < 64 * 1024);
+    // The same rows as doubles (converted whole by the caller): the same sketch, bit for bit.
+    std::vector<double> xd(x.begin() + 3 * d, x.end());
+    same.update(batch_view(xd.data(), n - 3, d), 3);
+    CHECK(saved(fd) == saved(same));
+
+    // A NaN in the batch's last row, several chunks after the first: refused naming its row,
+    // before any row reaches the buffer (which the first chunk would have filled and shrunk).
+    const std::string before_bad = saved(fd);
+    std::vector<double> bad(xd.begin(), xd.begin() + 40 * d);
+    bad[39 * d + 17] = std::numeric_limits<double>::quiet_NaN();
+    try {
+        fd.update(batch_view(bad.data(), 40, d), 1000);
+        FAIL("a NaN was accepted");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()).find("1039") != std::string::npos);
+    }
+    CHECK(saved(fd) == before_bad);
+}
+
 TEST_CASE("FD: incompatible merges throw naming both values, before any change", "[sketch][fd]") {
     const std::vector<double> x = synthetic(decay::power_law, 50, 20, 5);
     frequent_directions a = make(20, 5);

@@ -102,6 +102,11 @@ int gesvd_right_in_place(std::size_t m, std::size_t n, double* a, double* s);
 // Thin SVD of a row-major (m x n) matrix, m >= n: a = U diag(s) Vᵀ. `u` is (m x n),
 // `vt` is (n x n). Returns LAPACK's info.
 int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt);
+// Thin SVD of a column-major m x n matrix A (the row-major n x m array `a`, overwritten):
+// the computation of gesdd_thin on the row-major m x n copy of A, to the bit, without LAPACKE's
+// transposed copies. U comes back column-major (min(m, n) columns of m: the rows of a row-major
+// min x m array), Vᵀ column-major (min x n).
+int gesdd_thin_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* ut, double* vt);
 // The same factorisation without LAPACKE's row-major copies: the row-major A is LAPACK's
 // column-major Aᵀ, whose right singular vectors are A's left ones, so for a tall A (m >> n)
 // no m x n transpose is made in or out (a Nyström reconstruction at D = 150,528).

@@ -81,8 +81,9 @@ public:
     double trace() const;
     // Rows currently held (at most 2ℓ − 1 between updates).
     std::size_t rows() const noexcept { return rows_; }
-    // The sketch B (rows() x D) of the *centered* scatter: BᵀB ≈ M.
-    matrix_t sketch() const;
+    // The sketch B (rows() x D) of the *centered* scatter: BᵀB ≈ M; with `extra_rows` zero rows
+    // after it (room for a row the caller adds, without a second copy).
+    matrix_t sketch(std::size_t extra_rows = 0) const;
 
     // The checkpoint payload (recalign/core/serial.hpp), defined in lib/sketch/frequent_directions_serial.cpp.
     template <class Archive>
