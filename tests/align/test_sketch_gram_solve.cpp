@@ -229,7 +229,7 @@ TEST_CASE("sketched_gram_solve: a cache of the blocks' factors gives the bits of
     const spectrum sk = top(p.clean.spec, 40);
     const noise_spec fixed = parse_noise_spec("mask:patch=4x4,ratio=0.75,scheme=fixed");
     const noise_spec bernoulli = parse_noise_spec("mask:patch=4x4,ratio=0.5");
-    for (const std::string dir : {std::string(), io::spill_directory()}) {
+    for (const std::string& dir : {std::string(), io::spill_directory()}) {
         CAPTURE(dir);
         gram_solve_cache cache;
         for (std::size_t cols : {6, 3, 9}) {
