@@ -30,6 +30,7 @@ struct data_source::reader {
     virtual std::uint64_t rows() const = 0;
     virtual std::size_t cols() const = 0;
     virtual std::string type_name() const = 0;
+    virtual dtype delivery() const = 0;  // the type of the rows read() delivers
     virtual void skip(std::uint64_t n) = 0;
     virtual std::size_t read(std::size_t n, row_block& out) = 0;
     virtual std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) = 0;
@@ -66,6 +67,7 @@ struct idx_impl final : data_source::reader {
     std::uint64_t rows() const override { return r.rows(); }
     std::size_t cols() const override { return r.cols(); }
     std::string type_name() const override { return idx_type_name(r.header().type); }
+    dtype delivery() const override { return r.delivery_type(); }
     void skip(std::uint64_t n) override { r.skip(n); }
     std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
     std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) override { return r.read_labels(n, out); }
@@ -77,6 +79,7 @@ struct npy_impl final : data_source::reader {
     std::uint64_t rows() const override { return r.rows(); }
     std::size_t cols() const override { return r.cols(); }
     std::string type_name() const override { return r.header().descr; }
+    dtype delivery() const override { return r.delivery_type(); }
     void skip(std::uint64_t n) override { r.skip(n); }
     std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
     std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) override { return r.read_labels(n, out); }
@@ -88,6 +91,7 @@ struct raw_impl final : data_source::reader {
     std::uint64_t rows() const override { return r.rows(); }
     std::size_t cols() const override { return r.cols(); }
     std::string type_name() const override { return dtype_name(r.delivery_type()); }
+    dtype delivery() const override { return r.delivery_type(); }
     void skip(std::uint64_t n) override { r.skip(n); }
     std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
     bool pipe() const override { return r.pipe(); }
@@ -130,6 +134,7 @@ struct cifar_impl final : data_source::reader {
     std::uint64_t rows() const override { return rows_; }
     std::size_t cols() const override { return cols_; }
     std::string type_name() const override { return "u8"; }
+    dtype delivery() const override { return dtype::u8; }
     void skip(std::uint64_t n) override { position += n; }
     std::size_t read(std::size_t n, row_block& out) override {
         n = static_cast<std::size_t>(std::min<std::uint64_t>(rows_ - position, n));
@@ -413,6 +418,13 @@ void data_source::open_images() {
 data_source::~data_source() = default;
 data_source::data_source(data_source&&) noexcept = default;
 data_source& data_source::operator=(data_source&&) noexcept = default;
+
+std::uint64_t data_source::batch_bytes() const {
+    const std::uint64_t rows = std::min<std::uint64_t>(options_.batch, total_);
+    const std::uint64_t value = images_ ? dtype_size(images_->parts.front()->delivery()) : 1;
+    return checked_mul(checked_mul(checked_mul(rows, cols_, "batch values"), value, "batch bytes"), ahead_ ? 2 : 1,
+                       "batch bytes");
+}
 
 std::string data_source::type_name() const {
     return images_ ? images_->parts.front()->type_name() : std::string("u8");

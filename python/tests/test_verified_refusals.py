@@ -119,9 +119,10 @@ D224 = 224 * 224 * 3
                                           memory=m), "the verification pass", 2.0),
     (lambda m: recalign.VerifiedDenoising(D224, 10, [recalign.Corruption(print, "py", draws=4)], rank=256,
                                           memory=m), "the verification pass", 2.0),
-    # FD's ℓ = 3 · 256 rows: 2.8 GB for the sketch alone, so the budget that only the verification
-    # pass exceeds is larger.
-    (lambda m: recalign.VerifiedAlignment(D224, 10, method="fd", rank=256, memory=m), "the verification pass", 3.0),
+    # FD's ℓ = 3 · 256 rows: 3.2 GB for the sketch's state and 3.7 GB for its finish (the up to
+    # 2ℓ + 1 rows copied for LAPACK and their singular vectors): 6.8 GiB in all, so the budget that
+    # only the verification pass exceeds is larger.
+    (lambda m: recalign.VerifiedAlignment(D224, 10, method="fd", rank=256, memory=m), "the verification pass", 7.0),
 ])
 def test_memory_refused_before_allocating(make, what, budget):
     """224x224x3 at rank 256: a budget below the estimate is refused with both numbers; the
@@ -188,8 +189,8 @@ def test_verification_memory_against_the_help_text():
     assert (columns, extra) == (k, 24 * d * k)
     columns, extra = recalign._recalign.verification_memory("tradeoff", d, c, k)
     # tradeoff_verification's defaults (one refinement pass, the diagonal): 2 C directions a pass,
-    # the diagonal and the preconditioner's 2 D (rank + C) temporaries.
-    assert (columns, extra) == (k + 4 * c, 24 * d * (k + 4 * c) + 8 * d + 16 * d * (k + c))
+    # the diagonal, the preconditioner's 2 D (rank + C) temporaries and the new basis beside the last.
+    assert (columns, extra) == (k + 4 * c, 24 * d * (k + 4 * c) + 8 * d + 16 * d * (k + c) + 8 * d * (k + 4 * c))
     specs = [recalign.NoiseSpec("mask:patch=4x4,ratio=0.5"), recalign.NoiseSpec("mask:patch=4x4,ratio=0.2"),
              recalign.NoiseSpec("dropout:ratio=0.5,draws=2"), recalign.NoiseSpec("gaussian:sigma=1")]
     columns, extra = recalign._recalign.verification_memory("denoising", d, c, k, specs, (16, 16, 3))

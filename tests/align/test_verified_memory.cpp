@@ -20,10 +20,13 @@ noise_spec spec(const char* text) { return parse_noise_spec(text); }
 TEST_CASE("run_memory: the D x D moments of the exact route, a few rank x D blocks of a sketch, the class statistics") {
     CHECK(run_memory("exact", 100, 0, 0) == 8.0L * 3 * 100 * 100);
     CHECK(run_memory("nystrom", 100, 0, 7) == 8.0L * 6 * 7 * 100);
-    // FD: 3 l x D blocks (buffer and rotated rows) and its shrink's 2l x 2l Gram matrix and two
-    // scratch copies, l = frequent_directions_default_ell = min(3 rank, D) = 21.
-    CHECK(run_memory("fd", 100, 4, 7, 5.0L) == 8.0L * (3 * 21 * 100 + 3 * 42 * 42 + 2 * 101 * 4 + 16) + 5.0L);
-    CHECK(run_memory("fd", 10, 0, 7) == 8.0L * (3 * 10 * 10 + 3 * 20 * 20));  // l capped at D
+    // FD, l = frequent_directions_default_ell = min(3 rank, D) = 21: the buffer and rotated rows
+    // with their float32 copies (3.5 l x D), the shrink's 2l x 2l Gram matrix and two scratch
+    // copies; the finish's copy of the up to 2l + 1 rows and their singular vectors (2 (2l + 1) D),
+    // the basis (rank x D).
+    CHECK(run_memory("fd", 100, 4, 7, 5.0L) ==
+          8.0L * (3.5L * 21 * 100 + 3 * 42 * 42 + 2 * 43 * 100 + 7 * 100 + 2 * 101 * 4 + 16) + 5.0L);
+    CHECK(run_memory("fd", 10, 0, 7) == 8.0L * (3.5L * 10 * 10 + 3 * 20 * 20 + 2 * 21 * 10 + 7 * 10));  // l capped at D
     // D = 2^40 on the exact route: 3 D^2 doubles is far beyond 2^64 bytes, and no wrap.
     CHECK(run_memory("exact", 1ULL << 40, 0, 0) > 1.8e19L);
 }
@@ -34,7 +37,7 @@ TEST_CASE("alignment and tradeoff verify the rank's directions (tradeoff: 2 per 
     CHECK(verification_memory(500, a.columns, a.extra) == 24.0L * 500 * 30);
     const verification_size t = tradeoff_verification(500, 10, 30);
     CHECK(t.columns == 70);
-    CHECK(t.extra == 8.0L * (500 + 2 * 500 * 40));
+    CHECK(t.extra == 8.0L * (500 + 2 * 500 * 40 + 500 * 70));  // + the new basis beside the last span
     // Blocks of 64 coordinates: at least what patch_blocks holds for them (an edge block of 52).
     patch_blocks_options o;
     o.shape = {500, 1, 1, image_layout::hwc};

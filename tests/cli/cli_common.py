@@ -39,15 +39,31 @@ def sanitized():
         return b"__asan_init" in f.read()
 
 
+# A child forked from this process (NumPy loaded: 200 MB or more) counts this process's pages in
+# its peak RSS until it execs, so peaks are measured from a fresh small interpreter (no site, no
+# NumPy) that forks the program and reads its own RUSAGE_CHILDREN; tests/limits/limits_cli.py too.
+_FRESH = """
+import os, resource, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status = os.waitpid(pid, 0)
+os.write(2, b"\\nRSS_KB %d\\n" % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_rss_run(exe, args):
+    """Runs EXE ARGS; returns (rc, stdout, stderr, peak RSS in KiB of that process alone)."""
+    p = subprocess.run([sys.executable, "-S", "-I", "-c", _FRESH, exe] + [str(a) for a in args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err, _, tail = p.stderr.decode("utf-8", "replace").rpartition("\nRSS_KB ")
+    return p.returncode, p.stdout.decode(), err, int(tail.split()[0])
+
+
 def run_rss(args):
     """Runs recalign and returns (rc, stdout, stderr, max RSS in KiB of that process)."""
-    p = subprocess.Popen([RECALIGN] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # The outputs are small: read them, then reap the child with wait4 for its own rusage.
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, out.decode(), err.decode(), usage.ru_maxrss
+    return peak_rss_run(RECALIGN, args)
 
 
 def kill_then_resume(args, ck, when, every, what, timeout=60, delay_ms=5):

@@ -282,11 +282,12 @@ def test_memory_budget_refuses_and_chooses_the_solver(tmp, labels):
     assert np.max(np.abs(ca - cb)) <= 1e-10
 
 
-# --- the exact route's peak stays within the 3 D x D its estimate counts: the accumulator's
-# per-batch scratch (for u8 rows a P x P float scatter, half a D x D) was still held while the
-# eigensolver ran. On these 1,500 rows: 3.06 D x D above `recalign --version` before, 2.52
-# since (dsyevd touches less of its workspace at this rank than at full rank: 3.58 and 3.06
-# with 3,000 rows; docs/benchmarks-log.md, the twenty-seventh session).
+# --- the exact route's peak stays within the 3 D x D its estimate counts (and the process's own
+# buffers): the accumulator's per-batch scratch (for u8 rows a P x P float scatter, half a D x D)
+# was still held while the eigensolver ran. On these 1,500 rows, measured by /usr/bin/time: 3.11
+# D x D above `recalign --version` (2026-12-05). The 2.52 this comment gave before was measured
+# through a fork of this NumPy-loaded process, whose pages inflated the `--version` baseline
+# (cli_common.peak_rss_run); by that measure the held scratch gave 3.06, i.e. about 3.65 now.
 def test_exact_align_peak_is_the_three_matrices_it_counts(tmp):
     if c.sanitized():
         pytest.skip("ASan's shadow memory scales with the process's own")
@@ -300,7 +301,7 @@ def test_exact_align_peak_is_the_three_matrices_it_counts(tmp):
     assert rc == 0, err
     matrices = (kb - base_kb) / (d * d * 8 / 1024)
     print(f"align, D = {d}, u8: peak {matrices:.2f} D x D above `recalign --version`")
-    assert matrices <= 2.8, f"peak {matrices:.2f} D x D"
+    assert matrices <= 3.3, f"peak {matrices:.2f} D x D"
 
 
 # --- spectrum finds the exact eigenvalues in the moments' own storage: 2 D x D (with a u8

@@ -26,18 +26,11 @@ failures = []
 # process starts with Python's resident pages counted in its high-water mark, so the
 # measuring parent must be small: /usr/bin/time (package `time`, scripts/setup.sh), or
 # else a fresh `python3 -S -I` per case that forks, execs recalign and reads
-# RUSAGE_CHILDREN (then the bound includes that interpreter's few MB: conservative).
+# RUSAGE_CHILDREN (tests/cli/cli_common.py's peak_rss_run; then the bound includes that
+# interpreter's few MB: conservative).
 TIME = "/usr/bin/time"
-FRESH = """
-import os, resource, sys
-pid = os.fork()
-if pid == 0:
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    os.execv(sys.argv[1], sys.argv[1:])
-_, status = os.waitpid(pid, 0)
-os.write(2, b"\\nRSS_KB %d\\n" % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from cli_common import peak_rss_run  # noqa: E402
 
 
 def run(args):
@@ -47,10 +40,8 @@ def run(args):
             p = subprocess.run([TIME, "-f", "%M", "-o", rss.name, exe] + args,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             return p.returncode, p.stderr.decode("utf-8", "replace"), int(rss.read().split()[-1])
-    p = subprocess.run([sys.executable, "-S", "-I", "-c", FRESH, exe] + args,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err, _, tail = p.stderr.decode("utf-8", "replace").rpartition("\nRSS_KB ")
-    return p.returncode, err, int(tail.split()[0])
+    rc, _, err, kb = peak_rss_run(exe, args)
+    return rc, err, kb
 
 
 with open(exe, "rb") as f:

@@ -64,7 +64,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         verified_state state(p.config(), plan);
         r.run = stream(state, p, mpi);
         statistics s = state.sketch();
-        restricted_statistics pass = state.verified();
+        restricted_statistics pass = state.take_verified();  // moved out: not a second copy at the peak
         // Before verified_choices rescales the pass.
         const tradeoff_excess excess = tradeoff_excess_estimate(s, state.blocks()[0], pass);
         cg.residual = excess.residual;

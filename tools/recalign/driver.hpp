@@ -39,6 +39,7 @@ struct drive_input {
     io::source_options source;
     std::uint64_t rows = 0;  // rows of the whole range (from the files' headers)
     run_config config;
+    std::uint64_t batch_bytes = 0;  // the batches held at once as read (io::data_source::batch_bytes)
 };
 
 // Streams the range through `state`, all its passes. Returns the run state describing the

@@ -14,7 +14,8 @@ const char* verify_help =
     "number printed is exact for what is returned (default; --no-verify skips the pass and prints estimates read off "
     "the sketch's eigenvalues, which can be inflated; tradeoff and denoise refuse it). Costs one more read of the data "
     "(tradeoff, and denoise with a masking noise: up to --refine more, at most 21 and 9 by default, fewer when they "
-    "stop early) and about 3 D doubles of memory per verified direction (the sketch's "
+    "stop early) and about 3 D doubles of memory per verified direction (tradeoff 4: each basis is built beside the "
+    "last; the directions: the sketch's "
     "rank, plus as many and 128 more per masking noise in denoise, which holds 2 D doubles per direction in a pass and, "
     "between passes, the previous pass with each masking noise's 64 corrections and one's temporaries; a "
     "Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "
@@ -33,8 +34,9 @@ void check_verification(const run_options& r, const prepared_run& p, const mpi_c
         if (is_pipe(f))
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
                              " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
-    // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy.
-    const long double bytes = verification_memory(p.dim(), columns, extra);
+    // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy; it
+    // reads the data batch by batch too.
+    const long double bytes = verification_memory(p.dim(), columns, extra + static_cast<long double>(p.input.batch_bytes));
     const long double cap = 18446744073709551615.0L;
     require_memory(p.config(), static_cast<std::uint64_t>(bytes < cap ? bytes : cap), "the verification pass");
 }
@@ -67,7 +69,7 @@ own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi) {
     own_basis_run r;
     r.run = stream(state, p, mpi);
     r.sketch = state.sketch();
-    r.pass = state.verified();
+    r.pass = state.take_verified();  // moved out: not a second copy beside the analyses
     verified_choices(r.sketch, r.pass, p);
     r.sketch_passes = state.sketch_passes();
     r.pass_seconds = state.pass_seconds();

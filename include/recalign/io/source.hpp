@@ -129,6 +129,10 @@ public:
     data_format format() const noexcept { return format_; }   // resolved
     data_format labels_format() const noexcept { return labels_format_; }
     std::string type_name() const;                             // element type as stored, e.g. "u8", "<f4"
+    // Bytes of the batches held at once as delivered (--batch rows, or the range's if fewer, of D
+    // values each in the type delivered; two with a pipe's read ahead): what a sketch route,
+    // which converts a batch a block at a time, adds to its state (tools/recalign/validate.cpp).
+    std::uint64_t batch_bytes() const;
     std::size_t dim() const noexcept { return cols_; }
     bool has_labels() const noexcept { return !options_.labels.empty() || is_image_format(format_) || is_cifar_format(format_); }
     // Class names by class id (folders, lists naming classes, CIFAR with its meta files).
