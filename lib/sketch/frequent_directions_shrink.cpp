@@ -45,7 +45,30 @@ void gram_impl(std::size_t m, std::size_t p, std::size_t d, const T* rows, const
     fd_kernels<T>::syrk(CblasRowMajor, CblasUpper, CblasNoTrans, qi, di, T(1), fresh, di, T(0), gram + p * m + p, mi);
 }
 
+template <class T>
+void rotate_impl(std::size_t kept, std::size_t m, std::size_t d, const T* t, T* rows, std::size_t block, T* scratch) {
+    if (kept == 0 || d == 0) return;
+    const int ki = blas::to_blas_int(kept, "rows kept"), mi = blas::to_blas_int(m, "rows"),
+              di = blas::to_blas_int(d, "dimension");
+    for (std::size_t c0 = 0; c0 < d; c0 += block) {
+        const std::size_t w = std::min(block, d - c0);
+        const int wi = static_cast<int>(w);
+        fd_kernels<T>::gemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ki, wi, mi, T(1), t, mi, rows + c0, di, T(0),
+                            scratch, wi);
+        for (std::size_t j = 0; j < kept; ++j) std::copy(scratch + j * w, scratch + (j + 1) * w, rows + j * d + c0);
+    }
+}
+
 }  // namespace
+
+void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const double* t, double* rows,
+                          std::size_t block, double* scratch) {
+    rotate_impl(kept, m, d, t, rows, block, scratch);
+}
+void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const float* t, float* rows,
+                          std::size_t block, float* scratch) {
+    rotate_impl(kept, m, d, t, rows, block, scratch);
+}
 
 void gram_of_rows(std::size_t m, std::size_t p, std::size_t d, const double* rows, const double* norms, double* gram) {
     gram_impl(m, p, d, rows, norms, gram);

@@ -15,4 +15,13 @@ namespace recalign::fd_detail {
 void gram_of_rows(std::size_t m, std::size_t p, std::size_t d, const double* rows, const double* norms, double* gram);
 void gram_of_rows(std::size_t m, std::size_t p, std::size_t d, const float* rows, const double* norms, float* gram);
 
+// The first `kept` rows of `rows` (m x d, row-major) become T R (T: kept x m, row-major, kept <= m)
+// in place, a block of `block` columns at a time through `scratch` (kept x block): each block of R
+// is read whole before its first kept rows are written. No second kept x d array; each element is
+// the same dot product over m as one GEMM of all d columns computes.
+void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const double* t, double* rows,
+                          std::size_t block, double* scratch);
+void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const float* t, float* rows,
+                          std::size_t block, float* scratch);
+
 }  // namespace recalign::fd_detail

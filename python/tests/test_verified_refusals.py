@@ -119,9 +119,9 @@ D224 = 224 * 224 * 3
                                           memory=m), "the verification pass", 2.0),
     (lambda m: recalign.VerifiedDenoising(D224, 10, [recalign.Corruption(print, "py", draws=4)], rank=256,
                                           memory=m), "the verification pass", 2.0),
-    # FD's ℓ = 3 · 256 rows: 3.2 GB for the sketch's state and 3.7 GB for its finish (the up to
-    # 2ℓ + 1 rows copied for LAPACK and their singular vectors): 6.8 GiB in all, so the budget that
-    # only the verification pass exceeds is larger.
+    # FD's ℓ = 3 · 256 rows: 2.8 GB for the sketch's buffer (with its float32 copy) and 3.7 GB for
+    # its finish (the up to 2ℓ + 1 rows copied for LAPACK and their singular vectors): 6.4 GiB in
+    # all, so the budget that only the verification pass exceeds is larger.
     (lambda m: recalign.VerifiedAlignment(D224, 10, method="fd", rank=256, memory=m), "the verification pass", 7.0),
 ])
 def test_memory_refused_before_allocating(make, what, budget):

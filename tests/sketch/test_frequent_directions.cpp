@@ -400,6 +400,20 @@ TEST_CASE("FD: bad batches leave the state exactly as it was", "[sketch][fd]") {
     CHECK(saved(fd) == saved(clean));
 }
 
+TEST_CASE("FD: the shrink rotates its kept rows in place, a block of columns at a time, as one GEMM would", "[sketch][fd]") {
+    // 5,000 columns in blocks of 2,048 (two whole blocks and a tail), 7 of 12 rows kept.
+    const std::size_t m = 12, kept = 7, d = 5000, block = 2048;
+    const std::vector<double> rows = synthetic(decay::power_law, m, d, 21), t = synthetic(decay::exponential, kept, m, 22);
+    std::vector<double> one(kept * d), in_place = rows, scratch(kept * block);
+    blas::gemm_nn(kept, d, m, 1.0, t.data(), rows.data(), 0.0, one.data());
+    fd_detail::rotate_rows_in_place(kept, m, d, t.data(), in_place.data(), block, scratch.data());
+    CHECK(std::equal(one.begin(), one.end(), in_place.begin()));
+    std::vector<float> rf(rows.begin(), rows.end()), tf(t.begin(), t.end()), onef(kept * d), sf(kept * block);
+    blas::gemm_nn(kept, d, m, 1.0f, tf.data(), rf.data(), 0.0f, onef.data());
+    fd_detail::rotate_rows_in_place(kept, m, d, tf.data(), rf.data(), block, sf.data());
+    CHECK(std::equal(onef.begin(), onef.end(), rf.begin()));
+}
+
 TEST_CASE("FD: a wide batch is converted a few rows at a time, and a bad value in a late chunk changes nothing", "[sketch][fd]") {
     // D = 150,528 (224x224x3): 400 uint8 rows are 60 MB as read; widened to doubles as a whole
     // they were 482 MB more (the update used to do that). The sketch itself (ℓ = 4) is 14 MB.
