@@ -323,6 +323,24 @@ int gesdd_thin_colmajor(std::size_t m, std::size_t n, double* a, double* s, doub
     return info;
 }
 
+int gesdd_overwrite_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* vt) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return 0;
+    if (m < n) throw std::invalid_argument("gesdd_overwrite_colmajor: needs m >= n");
+    // dgesdd's JOBZ = 'O' forms U = Q U_R in blocks of rows through its workspace: LAPACK's
+    // minimum for that path (2 n² + 3 n + its bidiagonal solver's 3 n² + 4 n) plus 4,096 rows of
+    // n, rather than the m x n its workspace query asks for (a second U).
+    const long double nn = static_cast<long double>(n);
+    const long double words = 5.0L * nn * nn + 7.0L * nn + 4096.0L * nn;
+    if (words > static_cast<long double>(INT32_MAX)) throw std::length_error("gesdd_overwrite_colmajor: workspace beyond the BLAS index limit");
+    std::vector<double> work(static_cast<std::size_t>(words));
+    std::vector<lapack_int> iwork(8 * n);
+    const int info = LAPACKE_dgesdd_work(LAPACK_COL_MAJOR, 'O', mi, ni, a, mi, s, nullptr, 1, vt, ni, work.data(),
+                                         static_cast<lapack_int>(work.size()), iwork.data());
+    check_info(info, "dgesdd");
+    return info;
+}
+
 int gesdd_thin_notrans(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
     if (mi == 0 || ni == 0) return 0;

@@ -314,15 +314,15 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
     } else if (m <= d) {
         // Thin SVD of Bᵀ (d x m): its left singular vectors are orthonormal to rounding, which
         // the Gram route would not give for the small directions. Bᵀ column-major is B's
-        // row-major array, so LAPACK works in b itself and returns the vectors as the rows of
-        // an m x d array; LAPACKE's row-major call would copy both (two m x d arrays more, 1.4 GB
-        // at D = 150,528 and ℓ = 300), and a transposed copy of B was a third.
+        // row-major array, so LAPACK works in b itself and writes the vectors over it (as its
+        // rows), forming them a block of rows at a time; LAPACKE's row-major call with a separate
+        // U held three m x d arrays more (2.2 GB at D = 150,528 and ℓ = 300), and a transposed
+        // copy of B a fourth.
         vector_t sv = xt::zeros<double>({m});
-        matrix_t ut = xt::zeros<double>({m, d});
         matrix_t vt = xt::zeros<double>({m, m});
-        s.status = solver_status_of(blas::gesdd_thin_colmajor(d, m, b.data(), sv.data(), ut.data(), vt.data()));
+        s.status = solver_status_of(blas::gesdd_overwrite_colmajor(d, m, b.data(), sv.data(), vt.data()));
         values = sv * sv;
-        vectors = std::move(ut);
+        vectors = std::move(b);  // U, written over B: its rows are Bᵀ's left singular vectors
         transposed = true;
     } else {
         matrix_t g = xt::zeros<double>({d, d});

@@ -107,6 +107,9 @@ int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, do
 // transposed copies. U comes back column-major (min(m, n) columns of m: the rows of a row-major
 // min x m array), Vᵀ column-major (min x n).
 int gesdd_thin_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* ut, double* vt);
+// The same with U written over A (m >= n): the first n columns of `a` become U, column-major;
+// Vᵀ (n x n) column-major. A workspace of about (5 n + 4,096) n doubles instead of a second m x n.
+int gesdd_overwrite_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* vt);
 // The same factorisation without LAPACKE's row-major copies: the row-major A is LAPACK's
 // column-major Aᵀ, whose right singular vectors are A's left ones, so for a tall A (m >> n)
 // no m x n transpose is made in or out (a Nyström reconstruction at D = 150,528).
