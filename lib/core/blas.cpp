@@ -312,17 +312,6 @@ int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, do
     return info;
 }
 
-int gesdd_thin_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* ut, double* vt) {
-    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
-    if (mi == 0 || ni == 0) return 0;
-    // The computation LAPACKE's row-major call runs on its column-major copy of A, without the
-    // copies: A column-major (m x n, ld m), U column-major (m x min, ld m), Vᵀ (min x n, ld min).
-    const int k = std::min(mi, ni);
-    const int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', mi, ni, a, mi, s, ut, mi, vt, k);
-    check_info(info, "dgesdd");
-    return info;
-}
-
 int gesdd_overwrite_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* vt) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
     if (mi == 0 || ni == 0) return 0;

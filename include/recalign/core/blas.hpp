@@ -102,12 +102,8 @@ int gesvd_right_in_place(std::size_t m, std::size_t n, double* a, double* s);
 // Thin SVD of a row-major (m x n) matrix, m >= n: a = U diag(s) Vᵀ. `u` is (m x n),
 // `vt` is (n x n). Returns LAPACK's info.
 int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt);
-// Thin SVD of a column-major m x n matrix A (the row-major n x m array `a`, overwritten):
-// the computation of gesdd_thin on the row-major m x n copy of A, to the bit, without LAPACKE's
-// transposed copies. U comes back column-major (min(m, n) columns of m: the rows of a row-major
-// min x m array), Vᵀ column-major (min x n).
-int gesdd_thin_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* ut, double* vt);
-// The same with U written over A (m >= n): the first n columns of `a` become U, column-major;
+// Thin SVD of a column-major m x n matrix A (the row-major n x m array `a`), m >= n, with U
+// written over A: the first n columns of `a` become U, column-major;
 // Vᵀ (n x n) column-major. A workspace of about (5 n + 4,096) n doubles instead of a second m x n.
 int gesdd_overwrite_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* vt);
 // The same factorisation without LAPACKE's row-major copies: the row-major A is LAPACK's
