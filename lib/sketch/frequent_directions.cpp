@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -14,6 +15,7 @@
 #include "recalign/spectral/eigen.hpp"
 
 #include "frequent_directions_shrink.hpp"
+#include "tall_svd.hpp"
 
 namespace recalign {
 
@@ -286,6 +288,78 @@ void frequent_directions::check_loaded() const {
     if (n_ == 0 && rows_ != 0) throw std::length_error("an empty sketch holds rows");
 }
 
+namespace {
+// The sketch's rows, plus √n μᵀ after them for the uncentered route: a copy.
+matrix_t copy_rows(const frequent_directions& fd, bool mean_row) {
+    matrix_t b = fd.sketch(mean_row ? 1 : 0);
+    if (mean_row) {
+        const double sn = std::sqrt(static_cast<double>(fd.n()));
+        const std::size_t last = b.shape(0) - 1;
+        for (std::size_t c = 0; c < fd.dim(); ++c) b(last, c) = sn * fd.mean()(c);
+    }
+    return b;
+}
+
+struct eigenpairs {
+    vector_t values;  // descending
+    matrix_t vectors; // d x r
+};
+
+// The top eigenpairs of BᵀB for B = [the sketch's rows; √n μᵀ] (m <= D rows), read in place:
+// the m x m Gram matrix B Bᵀ = U Λ Uᵀ gives the directions (its top r with λ > rel_tol λ₁),
+// then the thin SVD of E = Bᵀ U_r (D x r, Cholesky QR twice and an r x r SVD) their Ritz
+// values and orthonormal vectors: the singular values of U_rᵀ B, whose error is second order
+// in U_r's (rounding of the m x m eigenproblem, ε λ₁ / gap). Held beside the sketch: two D x r
+// arrays, no copy of B (the thin SVD of a copy held the rows twice: 722 MB more at
+// D = 150,528 and ℓ = 300). Nothing when a Cholesky factorisation fails (E numerically rank
+// deficient: rel_tol at rounding level), for the caller's SVD.
+std::optional<eigenpairs> gram_ritz(const frequent_directions& fd, bool mean_row, std::size_t want, double rel_tol) {
+    const std::size_t d = fd.dim(), m0 = fd.rows(), m = m0 + (mean_row ? 1 : 0);
+    const double* b = fd.sketch_rows();
+    const double sn = mean_row ? std::sqrt(static_cast<double>(fd.n())) : 0.0;
+    matrix_t g = xt::zeros<double>({m, m});
+    if (m0) {
+        matrix_t g0 = xt::zeros<double>({m0, m0});
+        blas::syrk_nt(m0, d, 1.0, b, 0.0, g0.data());
+        for (std::size_t i = 0; i < m0; ++i)
+            for (std::size_t j = i; j < m0; ++j) g(i, j) = g0(i, j);
+    }
+    if (mean_row) {
+        const vector_t& mu = fd.mean();
+        vector_t bmu = xt::zeros<double>({std::max<std::size_t>(m0, 1)});
+        if (m0) blas::gemm_nn(m0, 1, d, 1.0, b, mu.data(), 0.0, bmu.data());
+        double mm = 0.0;
+        for (std::size_t c = 0; c < d; ++c) mm += mu(c) * mu(c);
+        for (std::size_t i = 0; i < m0; ++i) g(i, m0) = sn * bmu(i);
+        g(m0, m0) = sn * sn * mm;
+    }
+    blas::symmetrize_from_upper(m, g.data());
+    const eigen_result e = sym_eigen_consuming(std::move(g), m);
+    if (e.info != 0) return std::nullopt;
+    const double cut = rel_tol * std::max(e.values(0), 0.0);
+    std::size_t r = 0;
+    while (r < m && r < want && e.values(r) > cut && e.values(r) > 0.0) ++r;
+    eigenpairs out;
+    if (r == 0) {
+        out.values = xt::zeros<double>({std::size_t(0)});
+        out.vectors = xt::zeros<double>({d, std::size_t(0)});
+        return out;
+    }
+    matrix_t ur = xt::view(e.vectors, xt::all(), xt::range(0, r));  // m x r
+    matrix_t em = xt::zeros<double>({d, r});                          // E = Bᵀ U_r
+    if (m0) blas::gemm_tn(d, r, m0, 1.0, b, ur.data(), 0.0, em.data());
+    if (mean_row) {
+        const vector_t& mu = fd.mean();
+        for (std::size_t c = 0; c < d; ++c)
+            for (std::size_t j = 0; j < r; ++j) em(c, j) += sn * mu(c) * ur(m0, j);
+    }
+    vector_t sv = xt::zeros<double>({r});
+    if (!detail::svd_cholqr2(em, out.vectors, sv)) return std::nullopt;
+    out.values = sv * sv;
+    return out;
+}
+}  // namespace
+
 spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequent_directions_spectrum_options& options) {
     if (!(options.rel_tol >= 0.0)) throw std::invalid_argument("frequent_directions_spectrum: rel_tol must be >= 0");
     const std::size_t d = fd.dim();
@@ -299,12 +373,8 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
     s.error_bound = options.robust_shift ? 0.5 * fd.shrinkage() : fd.shrinkage();
     // Rows of the matrix whose Gram approximates C: the sketch, plus √n μᵀ for S = M + n μμᵀ.
     const bool mean_row = uncentered && fd.n() > 0;
-    matrix_t b = fd.sketch(mean_row ? 1 : 0);
-    const std::size_t m = b.shape(0);
-    if (mean_row) {
-        const double sn = std::sqrt(static_cast<double>(fd.n()));
-        for (std::size_t c = 0; c < d; ++c) b(m - 1, c) = sn * fd.mean()(c);
-    }
+    const std::size_t want = options.rank == 0 ? fd.options().ell : options.rank;
+    const std::size_t m0 = fd.rows(), m = m0 + (mean_row ? 1 : 0);
     vector_t values;
     matrix_t vectors;  // the eigenvectors: d x r columns, or (transposed) r x d rows
     bool transposed = false;
@@ -312,40 +382,50 @@ spectrum frequent_directions_spectrum(const frequent_directions& fd, const frequ
         values = xt::zeros<double>({std::size_t(0)});
         vectors = xt::zeros<double>({d, std::size_t(0)});
     } else if (m <= d) {
-        // Thin SVD of Bᵀ (d x m): its left singular vectors are orthonormal to rounding, which
-        // the Gram route would not give for the small directions. Bᵀ column-major is B's
-        // row-major array, so LAPACK works in b itself and writes the vectors over it (as its
-        // rows), forming them a block of rows at a time; LAPACKE's row-major call with a separate
-        // U held three m x d arrays more (2.2 GB at D = 150,528 and ℓ = 300), and a transposed
-        // copy of B a fourth.
-        vector_t sv = xt::zeros<double>({m});
-        matrix_t vt = xt::zeros<double>({m, m});
-        s.status = solver_status_of(blas::gesdd_overwrite_colmajor(d, m, b.data(), sv.data(), vt.data()));
-        values = sv * sv;
-        vectors = std::move(b);  // U, written over B: its rows are Bᵀ's left singular vectors
-        transposed = true;
+        std::optional<eigenpairs> ritz = gram_ritz(fd, mean_row, want, options.rel_tol);
+        if (ritz) {
+            values = std::move(ritz->values);
+            vectors = std::move(ritz->vectors);
+        } else {
+            // A Cholesky factorisation in the Ritz step failed (directions at rounding level:
+            // rel_tol = 0): a thin SVD of a copy of the rows. Bᵀ column-major is B's
+            // row-major array, so LAPACK works in the copy and writes the vectors over it (as
+            // its rows), forming them a block of rows at a time.
+            matrix_t b = copy_rows(fd, mean_row);
+            vector_t sv = xt::zeros<double>({m});
+            matrix_t vt = xt::zeros<double>({m, m});
+            s.status = solver_status_of(blas::gesdd_overwrite_colmajor(d, m, b.data(), sv.data(), vt.data()));
+            values = sv * sv;
+            vectors = std::move(b);  // U, written over B: its rows are Bᵀ's left singular vectors
+            transposed = true;
+        }
     } else {
+        matrix_t b = copy_rows(fd, mean_row);
         matrix_t g = xt::zeros<double>({d, d});
         blas::syrk_tn(d, m, 1.0, b.data(), 0.0, g.data());
+        b = matrix_t();
         eigen_result e = sym_eigen(g);
         s.status = solver_status_of(e.info);
         values = std::move(e.values);
         vectors = std::move(e.vectors);
     }
-    b = matrix_t();
-    const std::size_t want = options.rank == 0 ? fd.options().ell : options.rank;
     std::size_t r = 0;
     const double cut = values.size() > 0 ? options.rel_tol * std::max(values(0), 0.0) : 0.0;
     while (r < values.size() && r < want && values(r) > cut) ++r;
     if (s.status != solver_status::converged) r = 0;
     s.eigenvalues = xt::zeros<double>({r});
-    s.basis = xt::zeros<double>({d, r});
     // Robust Frequent Directions (Luo, Chen, Zhang, Li, Zhang 2017): C ≈ BᵀB + (Δ/2) I, and
     // since 0 ⪯ C − BᵀB ⪯ Δ I, |λ_i(C) − (λ_i(BᵀB) + Δ/2)| ≤ Δ/2 for every i (Weyl).
     const double shift = options.robust_shift ? 0.5 * fd.shrinkage() : 0.0;
     for (std::size_t j = 0; j < r; ++j) s.eigenvalues(j) = values(j) + shift;
-    for (std::size_t i = 0; i < d; ++i)
-        for (std::size_t j = 0; j < r; ++j) s.basis(i, j) = transposed ? vectors(j, i) : vectors(i, j);
+    if (!transposed && vectors.shape(1) == r) {
+        s.basis = std::move(vectors);  // the Ritz vectors as they are: no second D x r array
+    } else {
+        s.basis = xt::zeros<double>({d, r});
+        for (std::size_t i = 0; i < d; ++i)
+            for (std::size_t j = 0; j < r; ++j) s.basis(i, j) = transposed ? vectors(j, i) : vectors(i, j);
+    }
+    vectors = matrix_t();
     fix_signs(s.basis);
     s.explained = explained_fractions(s.eigenvalues, s.total);
     return s;

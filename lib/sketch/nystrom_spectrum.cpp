@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nystrom_basis.hpp"
+#include "tall_svd.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/sketch/nystrom_sketch.hpp"
 #include "recalign/spectral/eigen.hpp"
@@ -30,38 +31,6 @@ matrix_t basis_range(const nystrom_sketch& sk, const matrix_t& y) {
     return out;
 }
 
-// Thin SVD of a tall E (D x s, overwritten) without a D x s SVD: Cholesky QR twice (E = Q C,
-// C = C₂C₁ from the Cholesky factors of EᵀE and of (E C₁⁻¹)ᵀ(E C₁⁻¹): the second pass makes Q
-// orthonormal to rounding), then the s x s SVD C = U_C Σ Vᵀ, U = Q U_C. It needs κ(E)² ε < 1,
-// which the Nyström shift provides (κ(E)² is about 1 / (√D ε) at worst); if a Cholesky
-// factorisation fails anyway, false, E is left as it was (to rounding) and the caller takes
-// LAPACK's SVD of it.
-bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv) {
-    const std::size_t d = e.shape(0), s = e.shape(1);
-    matrix_t c1 = xt::zeros<double>({s, s}), c2 = xt::zeros<double>({s, s});
-    blas::syrk_tn(s, d, 1.0, e.data(), 0.0, c1.data());
-    if (blas::potrf_upper(s, c1.data()) != 0) return false;
-    for (std::size_t i = 0; i < s; ++i)
-        for (std::size_t j = 0; j < i; ++j) c1(i, j) = 0.0;  // the factors are upper triangular
-    matrix_t& q = e;  // in place
-    blas::trsm_right_upper(d, s, c1.data(), q.data());
-    blas::syrk_tn(s, d, 1.0, q.data(), 0.0, c2.data());
-    if (blas::potrf_upper(s, c2.data()) != 0) {
-        matrix_t back = xt::zeros<double>({d, s});  // E = Q₁ C₁ again, for the caller's SVD
-        blas::gemm_nn(d, s, s, 1.0, q.data(), c1.data(), 0.0, back.data());
-        e = std::move(back);
-        return false;
-    }
-    blas::trsm_right_upper(d, s, c2.data(), q.data());
-    for (std::size_t i = 0; i < s; ++i)
-        for (std::size_t j = 0; j < i; ++j) c2(i, j) = 0.0;
-    matrix_t c = xt::zeros<double>({s, s}), uc = xt::zeros<double>({s, s}), vt = xt::zeros<double>({s, s});
-    blas::gemm_nn(s, s, s, 1.0, c2.data(), c1.data(), 0.0, c.data());
-    if (blas::gesdd_thin(s, s, c.data(), sv.data(), uc.data(), vt.data()) != 0) return false;
-    u = xt::zeros<double>({d, s});
-    blas::gemm_nn(d, s, s, 1.0, q.data(), uc.data(), 0.0, u.data());
-    return true;
-}
 }  // namespace
 
 // Tropp, Yurtsever, Udell, Cevher 2017, Algorithm 3 (stable Nyström for a PSD matrix from

@@ -22,13 +22,12 @@ TEST_CASE("run_memory: the D x D moments of the exact route, a few rank x D bloc
     CHECK(run_memory("nystrom", 100, 0, 7) == 8.0L * 6 * 7 * 100);
     // FD, l = frequent_directions_default_ell = min(3 rank, D) = 21: the buffer with its float32
     // copy (3 l x D), the shrink's 2l x 2l Gram matrix and two scratch copies, its rotation's
-    // l x min(D, 2,048) scratch; the finish's copy of the up to m = 2l + 1 rows, over which LAPACK
-    // writes their singular vectors (m D), its workspace ((5 m + 4,096) m), the basis (rank x D).
+    // l x min(D, 2,048) scratch; the finish's Gram matrix of the up to m = 2l + 1 rows with
+    // dsyevd's workspace (4 m²), E = Bᵀ U_r and its Ritz vectors (2 rank x D).
     CHECK(run_memory("fd", 100, 4, 7, 5.0L) ==
-          8.0L * (3 * 21 * 100 + 3 * 42 * 42 + 21 * 100 + 43 * 100 + (5 * 43 + 4096) * 43 + 7 * 100 + 2 * 101 * 4 + 16) +
-              5.0L);
+          8.0L * (3 * 21 * 100 + 3 * 42 * 42 + 21 * 100 + 4 * 43 * 43 + 2 * 7 * 100 + 2 * 101 * 4 + 16) + 5.0L);
     CHECK(run_memory("fd", 10, 0, 7) ==
-          8.0L * (3 * 10 * 10 + 3 * 20 * 20 + 10 * 10 + 21 * 10 + (5 * 21 + 4096) * 21 + 7 * 10));  // l capped at D
+          8.0L * (3 * 10 * 10 + 3 * 20 * 20 + 10 * 10 + 4 * 21 * 21 + 2 * 7 * 10));  // l capped at D
     // D = 2^40 on the exact route: 3 D^2 doubles is far beyond 2^64 bytes, and no wrap.
     CHECK(run_memory("exact", 1ULL << 40, 0, 0) > 1.8e19L);
 }

@@ -452,6 +452,73 @@ TEST_CASE("FD: a wide batch is converted a few rows at a time, and a bad value i
     CHECK(saved(fd) == before_bad);
 }
 
+TEST_CASE("FD: the finish reads the sketch in place and gives its exact eigenpairs", "[sketch][fd]") {
+    // Oracle: B = [the sketch; √n μᵀ (uncentered)] copied, BᵀB formed and decomposed whole (D x D).
+    const std::size_t d = 300, ell = 40, n = 700;
+    const std::vector<double> x = synthetic(decay::power_law, n, d, 31);
+    for (centering c : {centering::centered, centering::uncentered}) {
+        frequent_directions fd = make(d, ell, c);
+        feed(fd, x, d, 0, n, 90);
+        REQUIRE(fd.rows() > ell);  // a shrunk sketch plus new rows: its Gram block is not diagonal
+        matrix_t b = fd.sketch(c == centering::uncentered ? 1 : 0);
+        if (c == centering::uncentered)
+            for (std::size_t j = 0; j < d; ++j) b(b.shape(0) - 1, j) = std::sqrt(static_cast<double>(n)) * fd.mean()(j);
+        matrix_t btb = xt::zeros<double>({d, d});
+        blas::gemm_tn(d, d, b.shape(0), 1.0, b.data(), b.data(), 0.0, btb.data());
+        const vector_t ref = eigenvalues(btb);
+        const spectrum sp = frequent_directions_spectrum(fd, {ell, 1e-12});
+        REQUIRE(sp.rank() == ell);
+        CHECK(orthonormality_defect(sp.basis) < 1e-13);
+        const double lam1 = ref(0);
+        // BᵀB v = λ v for every pair returned, and λ as the dense decomposition gives it.
+        matrix_t r = xt::zeros<double>({d, ell});
+        blas::gemm_nn(d, ell, d, 1.0, btb.data(), sp.basis.data(), 0.0, r.data());
+        for (std::size_t j = 0; j < ell; ++j) {
+            double res = 0.0;
+            for (std::size_t i = 0; i < d; ++i) res = std::max(res, std::abs(r(i, j) - sp.eigenvalues(j) * sp.basis(i, j)));
+            INFO("pair " << j << ", λ / λ₁ = " << sp.eigenvalues(j) / lam1);
+            CHECK(res <= 1e-12 * lam1);
+            CHECK(std::abs(sp.eigenvalues(j) - ref(j)) <= 1e-13 * lam1 + 1e-12 * ref(j));
+        }
+    }
+    // Fewer rows than ℓ and every direction asked for (rel_tol 0): BᵀB reproduced whole.
+    frequent_directions few = make(d, ell);
+    feed(few, x, d, 0, 25, 25);
+    const spectrum all = frequent_directions_spectrum(few, {2 * ell + 1, 0.0});
+    matrix_t b = few.sketch(), diff = xt::zeros<double>({d, d});
+    blas::gemm_tn(d, d, b.shape(0), 1.0, b.data(), b.data(), 0.0, diff.data());
+    const double top = all.eigenvalues(0);
+    matrix_t ul = all.basis;
+    for (std::size_t i = 0; i < d; ++i)
+        for (std::size_t j = 0; j < all.rank(); ++j) ul(i, j) *= all.eigenvalues(j);
+    blas::gemm_nt(d, d, all.rank(), -1.0, ul.data(), all.basis.data(), 1.0, diff.data());
+    double worst = 0.0;
+    for (double v : diff) worst = std::max(worst, std::abs(v));
+    CHECK(worst <= 1e-12 * top);
+    CHECK(all.rank() <= 25);
+
+    // D = 150,528 (224x224x3): the finish holds the Gram matrix of the rows and two rank x D
+    // arrays beside the sketch (25 MB here); the thin SVD of a copy of the rows grew it by 63 MB.
+    const std::size_t wide = 150528, we = 40;
+    std::vector<double> rows(200 * wide);
+    std::uint64_t h = 9;
+    for (double& v : rows) {
+        h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+        v = static_cast<double>((h >> 33) % 251);
+    }
+    frequent_directions big = make(wide, we, centering::uncentered);
+    big.update(batch_view(rows.data(), 200, wide));
+    rows = std::vector<double>();
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
+    REQUIRE(before > 0);
+    const spectrum top10 = frequent_directions_spectrum(big, {10, 1e-12});
+    INFO("peak RSS grew by " << testing::peak_rss_kb() - before << " kB");
+    CHECK(testing::peak_rss_kb() - before < 48 * 1024);
+    CHECK(top10.rank() == 10);
+    CHECK(orthonormality_defect(top10.basis) < 1e-13);
+}
+
 TEST_CASE("FD: incompatible merges throw naming both values, before any change", "[sketch][fd]") {
     const std::vector<double> x = synthetic(decay::power_law, 50, 20, 5);
     frequent_directions a = make(20, 5);

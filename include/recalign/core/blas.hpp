@@ -105,8 +105,9 @@ int gesdd_thin(std::size_t m, std::size_t n, double* a, double* s, double* u, do
 // Thin SVD of a column-major m x n matrix A (the row-major n x m array `a`), m >= n, with U
 // written over A: the first n columns of `a` become U, column-major;
 // Vᵀ (n x n) column-major. A workspace of about (5 n + 4,096) n doubles instead of a second m x n.
+// (Frequent Directions' finish, when a sketch's directions reach rounding level.)
 int gesdd_overwrite_colmajor(std::size_t m, std::size_t n, double* a, double* s, double* vt);
-// The same factorisation without LAPACKE's row-major copies: the row-major A is LAPACK's
+// gesdd_thin's factorisation without LAPACKE's row-major copies: the row-major A is LAPACK's
 // column-major Aᵀ, whose right singular vectors are A's left ones, so for a tall A (m >> n)
 // no m x n transpose is made in or out (a Nyström reconstruction at D = 150,528).
 int gesdd_thin_notrans(std::size_t m, std::size_t n, double* a, double* s, double* u, double* vt);

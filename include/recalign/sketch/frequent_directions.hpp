@@ -84,6 +84,8 @@ public:
     // The sketch B (rows() x D) of the *centered* scatter: BᵀB ≈ M; with `extra_rows` zero rows
     // after it (room for a row the caller adds, without a second copy).
     matrix_t sketch(std::size_t extra_rows = 0) const;
+    // The same rows in place (rows() x D, row-major; valid until the state next changes).
+    const double* sketch_rows() const noexcept { return buffer_.data(); }
 
     // The checkpoint payload (recalign/core/serial.hpp), defined in lib/sketch/frequent_directions_serial.cpp.
     template <class Archive>
@@ -134,8 +136,9 @@ struct frequent_directions_spectrum_options {
     bool robust_shift = false;
 };
 
-// Top eigenpairs of BᵀB (plus √n μᵀ for the uncentered route), from a thin SVD of the
-// sketch: method "frequent_directions", `total` = the exact trace, error_bound = Δ
+// Top eigenpairs of BᵀB (plus √n μᵀ for the uncentered route), from the sketch's Gram matrix
+// and a Rayleigh–Ritz step on its top eigenvectors (as accurate as a thin SVD of the sketch for
+// every direction above rel_tol, without copying it): method "frequent_directions", `total` = the exact trace, error_bound = Δ
 // (‖C − BᵀB‖₂ ≤ Δ for the whole sketch, and 0 ≤ λ_i(C) − λ_i ≤ Δ for every returned λ_i);
 // with robust_shift, λ_i + Δ/2 and error_bound = Δ/2 (|λ_i(C) − λ_i| ≤ Δ/2).
 spectrum frequent_directions_spectrum(const frequent_directions& fd,
