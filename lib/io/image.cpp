@@ -59,15 +59,29 @@ void check_image_size(std::uint64_t height, std::uint64_t width, const std::stri
 }
 }  // namespace detail
 
-void decode_image(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name) {
-    if (channels != 1 && channels != 3)
-        throw std::invalid_argument("decode_image: channels must be 1 or 3, got " + std::to_string(channels));
+namespace {
+enum class codec { jpeg, png };
+// Which decoder reads `data` (by its magic bytes); file_error for anything else.
+codec codec_of(const std::uint8_t* data, std::size_t size, const std::string& name) {
     if (size == 0 || data == nullptr) throw file_error(name, 0, "empty file: not an image");
-    if (starts_with(data, size, "\xFF\xD8\xFF", 3)) return detail::decode_jpeg(data, size, channels, out, name);
-    if (starts_with(data, size, "\x89PNG\r\n\x1A\n", 8)) return detail::decode_png(data, size, channels, out, name);
+    if (starts_with(data, size, "\xFF\xD8\xFF", 3)) return codec::jpeg;
+    if (starts_with(data, size, "\x89PNG\r\n\x1A\n", 8)) return codec::png;
     if (const char* f = other_format(data, size))
         throw file_error(name, 0, std::string(f) + " image: recalign decodes only JPEG and PNG");
     throw file_error(name, 0, "not a JPEG or PNG image (unrecognised leading bytes)");
+}
+}  // namespace
+
+void decode_image(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name) {
+    if (channels != 1 && channels != 3)
+        throw std::invalid_argument("decode_image: channels must be 1 or 3, got " + std::to_string(channels));
+    if (codec_of(data, size, name) == codec::jpeg) return detail::decode_jpeg(data, size, channels, out, name);
+    return detail::decode_png(data, size, channels, out, name);
+}
+
+std::pair<std::size_t, std::size_t> image_size(const std::uint8_t* data, std::size_t size, const std::string& name) {
+    return codec_of(data, size, name) == codec::jpeg ? detail::jpeg_size(data, size, name)
+                                                     : detail::png_size(data, size, name);
 }
 
 std::pair<std::size_t, std::size_t> output_size(std::size_t h, std::size_t w, const image_geometry& g) {

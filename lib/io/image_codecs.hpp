@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "recalign/io/image.hpp"
 
@@ -13,6 +14,10 @@ namespace recalign::io::detail {
 // Both fill out.height/width/channels/pixels with `channels` (1 or 3) per pixel.
 void decode_jpeg(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name);
 void decode_png(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name);
+// Height and width from the header alone (checked as the decoders check them; file_error as
+// they throw it for a corrupt or oversized header); nothing of the image data is read.
+std::pair<std::size_t, std::size_t> jpeg_size(const std::uint8_t* data, std::size_t size, const std::string& name);
+std::pair<std::size_t, std::size_t> png_size(const std::uint8_t* data, std::size_t size, const std::string& name);
 
 // Refuses a header's sizes above max_image_side / max_image_pixels (file_error at `offset`,
 // the header field's position), before anything is allocated.

@@ -108,6 +108,14 @@ inline std::uint8_t cmyk_channel(unsigned c, unsigned nk) {
 
 }  // namespace
 
+std::pair<std::size_t, std::size_t> jpeg_size(const std::uint8_t* data, std::size_t size, const std::string& name) {
+    decompressor d;
+    if (!read_header(d.cinfo, d.err, data, size))
+        throw file_error(name, d.offset(size), std::string("corrupt JPEG: ") + d.err.message);
+    check_image_size(d.cinfo.image_height, d.cinfo.image_width, name, 0);
+    return {d.cinfo.image_height, d.cinfo.image_width};
+}
+
 void decode_jpeg(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name) {
     decompressor d;
     if (!read_header(d.cinfo, d.err, data, size))

@@ -174,6 +174,14 @@ bool rows_complete(png_structp png, bool interlaced, std::size_t height) {
     return interlaced ? png_get_current_pass_number(png) >= 7 : png_get_current_row_number(png) >= height;
 }
 
+std::pair<std::size_t, std::size_t> png_size(const std::uint8_t* data, std::size_t size, const std::string& name) {
+    png_reader r(data, size);
+    png_header h;
+    if (!read_header(r.png, r.info, h)) throw file_error(name, r.src.pos, std::string("corrupt PNG: ") + r.src.message);
+    check_image_size(h.height, h.width, name, 16);  // IHDR's width field
+    return {h.height, h.width};
+}
+
 void decode_png(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name) {
     png_reader r(data, size);
     png_header h;

@@ -227,10 +227,13 @@ void data_source::open_images() {
     file_rows_ = all->samples.size();
     const image_geometry& g = options_.geometry;
     std::pair<std::size_t, std::size_t> hw{g.crop_h, g.crop_w};
-    if (!g.crop_h) {
-        // The first image that decodes sets the size (skipped ones are skipped again, in
-        // their turn, when the stream reaches them).
-        image first, scratch_img;
+    std::uint64_t first_bytes = 0;  // per decoding thread, at the first image's size (batch_bytes)
+    {
+        // The first image whose header reads sets the size without a crop, and (crop or not)
+        // the decoders' scratch that batch_bytes counts; unreadable ones are skipped again, in
+        // their turn, when the stream reaches them. The header only: an image decoded here and
+        // freed would raise glibc's mmap threshold to its size, and the blocks below that size
+        // allocated later would stay in the heap (+53 MB of peak with 3000x2000 JPEGs).
         std::vector<std::uint8_t> bytes;
         for (std::size_t i = 0;; ++i) {
             if (i == all->samples.size())
@@ -248,8 +251,13 @@ void data_source::open_images() {
                     throw;
                 }
                 detail::close_fd(fd);
-                decode_image(bytes.data(), bytes.size(), g.channels, first, s.path);
-                hw = output_size(first.height, first.width, g);
+                const auto [h, w] = image_size(bytes.data(), bytes.size(), s.path);
+                if (!g.crop_h) hw = output_size(h, w, g);
+                // Per decoding thread: the file, the decoded image, transform_image's scratch (about
+                // the decoded image when it shrinks it; a few KB when it grows one) and the codec's
+                // own (libjpeg's coefficients of a progressive JPEG, 2 bytes a value; libpng's raw
+                // rows of an interlaced PNG): about 4 decoded images.
+                first_bytes = bytes.size() + 4 * static_cast<std::uint64_t>(h) * w * static_cast<std::uint64_t>(g.channels);
                 break;
             } catch (const std::exception& e) {
                 if (!options_.skip_unreadable)
@@ -262,6 +270,7 @@ void data_source::open_images() {
     std::size_t threads = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
     decoder_ = std::make_unique<detail::image_stream>(list_, g, hw.first, hw.second, threads, options_.skip_unreadable);
     cols_ = decoder_->cols();
+    decoding_bytes_ = checked_mul(threads, first_bytes, "decoding bytes");
 }
 
 data_source::~data_source() = default;
@@ -271,8 +280,8 @@ data_source& data_source::operator=(data_source&&) noexcept = default;
 std::uint64_t data_source::batch_bytes() const {
     const std::uint64_t rows = std::min<std::uint64_t>(options_.batch, total_);
     const std::uint64_t value = images_ ? dtype_size(images_->parts.front()->delivery()) : 1;
-    return checked_mul(checked_mul(checked_mul(rows, cols_, "batch values"), value, "batch bytes"), ahead_ ? 2 : 1,
-                       "batch bytes");
+    const std::uint64_t batch = checked_mul(checked_mul(rows, cols_, "batch values"), value, "batch bytes");
+    return checked_add(checked_mul(batch, ahead_ || decoder_ ? 2 : 1, "batch bytes"), decoding_bytes_, "batch bytes");
 }
 
 std::string data_source::type_name() const {

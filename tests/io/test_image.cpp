@@ -128,6 +128,22 @@ TEST_CASE("decode_file names the file: missing, empty, not an image, rows of ano
     CHECK(std::vector<std::uint8_t>(out.begin(), out.end()) == std::vector<std::uint8_t>(px.begin(), px.begin() + 72));
 }
 
+TEST_CASE("image_size reads the header alone, with decode_image's checks and errors", "[image]") {
+    const std::string png = png_bytes(5, 6, 3, ramp(90));
+    const auto* p = reinterpret_cast<const std::uint8_t*>(png.data());
+    CHECK(io::image_size(p, png.size(), "a.png") == std::pair<std::size_t, std::size_t>(5, 6));
+    // The image data cut short: the decoder refuses it, the header still gives the size.
+    const std::size_t cut = png.size() - 20;
+    io::image im;
+    CHECK_THROWS_AS(io::decode_image(p, cut, 3, im, "cut.png"), file_error);
+    CHECK(io::image_size(p, cut, "cut.png") == std::pair<std::size_t, std::size_t>(5, 6));
+    CHECK_THROWS_WITH(io::image_size(p, 20, "head.png"), Catch::Contains("head.png") && Catch::Contains("corrupt PNG"));
+    const std::string text = "hello, not a picture";
+    CHECK_THROWS_WITH(io::image_size(reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), "t.png"),
+                      Catch::Contains("t.png") && Catch::Contains("not a JPEG or PNG"));
+    CHECK_THROWS_WITH(io::image_size(p, 0, "e.png"), Catch::Contains("empty file"));
+}
+
 TEST_CASE("an oversized header is refused before anything is allocated", "[image]") {
     std::string png = png_bytes(1, 1, 1, {7});
     auto put32 = [&](std::size_t at, std::uint32_t v) {
@@ -145,6 +161,8 @@ TEST_CASE("an oversized header is refused before anything is allocated", "[image
         CHECK_THROWS_WITH(io::decode_image(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), 3, im, "big.png"),
                           Catch::Contains("big.png") && Catch::Contains(what));
         CHECK(im.pixels.capacity() == 0);
+        CHECK_THROWS_WITH(io::image_size(reinterpret_cast<const std::uint8_t*>(png.data()), png.size(), "big.png"),
+                          Catch::Contains("big.png") && Catch::Contains(what));
     }
 }
 

@@ -419,19 +419,21 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     const std::string command = needs.command;
     p.input.config.krylov = command == "align" || command == "spectrum" || command == "project";
     p.input.source = o;
-    // The exact route's batch while it streams: as read (at most 8 bytes a value) and widened to
-    // doubles with its targets (measured at D = 784, float64 rows, --batch 3000: 2.1 batches of
-    // D doubles beside the moments at the peak; u8 and float32 input widen 256 rows at a time,
-    // into a P x P float scatter that exact_matrices covers). Sketches convert in column blocks
-    // (Nyström) or a few rows at a time (FD): the batch as delivered (u8 at 224x224x3 and the
-    // default 1,000 rows: 150 MB; float64 1.2 GB), twice with a pipe's read ahead.
+    // The batches as delivered (u8 at 224x224x3 and the default 1,000 rows: 150 MB; float64
+    // 1.2 GB), twice with a pipe's read ahead or an image decoder, with the decoders' images
+    // (io::data_source::batch_bytes). Sketches convert in column blocks (Nyström) or a few rows
+    // at a time (FD). The exact route also widens the batch to doubles with its targets
+    // (measured at D = 784, float64 rows, --batch 3000: 2.1 batches of D doubles beside the
+    // moments at the peak; u8 and float32 input widen 256 rows at a time, into a P x P float
+    // scatter that exact_matrices covers).
+    p.input.batch_bytes = src.batch_bytes();
     const std::uint64_t batch_bytes =
         p.input.config.method == "exact"
-            ? checked_mul(checked_mul(std::min<std::uint64_t>(o.batch, p.input.rows),
-                                      checked_add(checked_mul(2, src.dim(), "2D"), classes, "2D + C"), "--batch x D"),
-                          8, "--batch x D bytes")
-            : src.batch_bytes();
-    p.input.batch_bytes = src.batch_bytes();
+            ? checked_add(checked_mul(checked_mul(std::min<std::uint64_t>(o.batch, p.input.rows),
+                                                  checked_add(src.dim(), classes, "D + C"), "--batch x D"),
+                                      8, "--batch x D bytes"),
+                          p.input.batch_bytes, "batch bytes")
+            : p.input.batch_bytes;
     require_memory(p.input.config, batch_bytes, o.describe(), needs.exact_matrices);
     if (needs.labels && !src.has_labels())
         throw std::invalid_argument(std::string(needs.command) + " needs labels: pass --labels FILE with --images");

@@ -78,6 +78,10 @@ struct image {
 // recalign's buffers (out.pixels, a per-thread row buffer for PNG) are reused.
 // Strong guarantee does not hold for `out` (its pixels may be overwritten on error).
 void decode_image(const std::uint8_t* data, std::size_t size, int channels, image& out, const std::string& name);
+// Height and width from a JPEG's or PNG's header alone, recognised and checked as decode_image
+// recognises and checks them (the same file_error for another format, a corrupt or an
+// oversized header); nothing of the image data is read or allocated.
+std::pair<std::size_t, std::size_t> image_size(const std::uint8_t* data, std::size_t size, const std::string& name);
 
 // Output height and width for an input of h x w after the geometry's resize then crop. Without
 // a crop the result can be large: Resize(S) of a 1 x N image is S x S*N, as in torchvision;

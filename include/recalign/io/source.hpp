@@ -130,8 +130,10 @@ public:
     data_format labels_format() const noexcept { return labels_format_; }
     std::string type_name() const;                             // element type as stored, e.g. "u8", "<f4"
     // Bytes of the batches held at once as delivered (--batch rows, or the range's if fewer, of D
-    // values each in the type delivered; two with a pipe's read ahead): what a sketch route,
-    // which converts a batch a block at a time, adds to its state (tools/recalign/validate.cpp).
+    // values each in the type delivered; two with a pipe's read ahead or an image decoder, which
+    // decodes the next batch meanwhile; plus, for images, each decoding thread's file, decoded
+    // image and resize scratch at the first image's size): what a sketch route, which converts a
+    // batch a block at a time, adds to its state (tools/recalign/validate.cpp).
     std::uint64_t batch_bytes() const;
     std::size_t dim() const noexcept { return cols_; }
     bool has_labels() const noexcept { return !options_.labels.empty() || is_image_format(format_) || is_cifar_format(format_); }
@@ -184,6 +186,7 @@ private:
     std::vector<std::string> class_names_;
     std::shared_ptr<const image_list> list_;               // folder, list
     std::unique_ptr<detail::image_stream> decoder_;          // folder, list
+    std::uint64_t decoding_bytes_ = 0;                       // the decoders' scratch (batch_bytes)
     std::unique_ptr<detail::batch_read_ahead> ahead_;        // array formats from a pipe
 };
 
