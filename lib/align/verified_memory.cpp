@@ -44,9 +44,10 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(classes);
     long double words = method == "exact" ? static_cast<long double>(exact_matrices) * d * d
                                           : 3.0L * 2.0L * static_cast<long double>(rank) * d;
-    if (method == "fd") {  // l = frequent_directions_default_ell. The state: the 2l-row buffer (2 l x D;
-                           // 3 with its float32 copy), each shrink's 2l x 2l Gram matrix and two
-                           // scratch copies and its rotation's l x 2,048 scratch. The finish
+    if (method == "fd") {  // l = frequent_directions_default_ell. The state: the 2l-row buffer (2 l x D),
+                           // each shrink's 2l x 2l Gram matrix and two scratch copies, its rotation's
+                           // l x 2,048 scratch and (f32 kernels) 2l x 8,192 and l x 8,192 float
+                           // blocks. The finish
                            // (frequent_directions_spectrum) reads the sketch's rows in place: the
                            // Gram matrix of its up to m = 2l + 1 rows and dsyevd's workspace
                            // (4 m²), then E = Bᵀ U_r and its Ritz vectors (2 rank x D). (Its
@@ -56,8 +57,8 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
         const long double ell = static_cast<long double>(
             frequent_directions_default_ell(static_cast<std::size_t>(rank), static_cast<std::size_t>(dim)));
         const long double m = 2.0L * ell + 1.0L;
-        words = 3.0L * ell * d + 3.0L * 4.0L * ell * ell + ell * std::min(d, 2048.0L) + 4.0L * m * m +
-                2.0L * static_cast<long double>(rank) * d;
+        words = 2.0L * ell * d + 3.0L * 4.0L * ell * ell + ell * std::min(d, 2048.0L) +
+                1.5L * ell * std::min(d, 8192.0L) + 4.0L * m * m + 2.0L * static_cast<long double>(rank) * d;
     }
     if (classes) words += 2.0L * (d + 1.0L) * k + k * k;
     const long double krylov = method == "nystrom" ? krylov_run_memory(dim, classes, rank, krylov_blocks, extra) : 0.0L;

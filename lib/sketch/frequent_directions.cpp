@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "recalign/core/blas.hpp"
 #include "recalign/core/checked.hpp"
@@ -28,6 +29,11 @@ constexpr std::size_t fd_chunk_values = std::size_t{1} << 16;
 // Columns a shrink rotates at a time in place (fd_detail::rotate_rows_in_place): its scratch is
 // ℓ x 2,048 instead of a second ℓ x D array (0.36 GB at D = 150,528 and ℓ = 300).
 constexpr std::size_t fd_rotate_block = 2048;
+// Columns the single-precision shrink converts at a time (its Gram matrix, then its rotation,
+// the last block first: for D <= 8,192 the rows are converted once, as a whole float copy of the
+// buffer did; above, a block is converted twice). 2ℓ x 8,192 floats: 20 MB at ℓ = 300, where the
+// float copy was 0.36 GB at D = 150,528.
+constexpr std::size_t fd_float_block = 8192;
 
 void check_options(const frequent_directions_options& o) {
     if (o.dim == 0) throw std::invalid_argument("frequent_directions: dimension must be at least 1");
@@ -72,12 +78,12 @@ void frequent_directions::reserve_buffer() {
     const std::size_t cap = 2 * options_.ell, d = options_.dim;
     if (buffer_.size() < cap * d) buffer_.resize(cap * d);
     if (options_.float32_kernels) {
-        bf_.resize(cap * d);
+        bf_.resize(cap * std::min(d, fd_float_block));  // a block of the buffer's columns, as floats
         gf_.resize(cap * cap);
         zf_.resize(cap * cap);
         ef_.resize(cap);
         tf_.resize(options_.ell * cap);
-        sf_.resize(options_.ell * std::min(d, fd_rotate_block));
+        sf_.resize(options_.ell * std::min(d, fd_float_block));
     } else {
         gram_.resize(cap * cap);
         z_.resize(cap * cap);
@@ -109,11 +115,16 @@ void frequent_directions::append_rows(const double* src, std::size_t count) {
 // off-diagonal products taken as 0: both O(ε λ_1), ε of the precision used), which is what Δ
 // accumulates.
 template <class T>
-std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& rows, std::vector<T>& gram,
-                                                             std::vector<T>& z, std::vector<T>& eig,
-                                                             std::vector<T>& transform, std::vector<T>& shrunk) {
+std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& gram, std::vector<T>& z,
+                                                             std::vector<T>& eig, std::vector<T>& transform,
+                                                             std::vector<T>& shrunk) {
     const std::size_t m = rows_, d = options_.dim, ell = options_.ell;
-    fd_detail::gram_of_rows(m, std::min(diag_rows_, m), d, rows.data(), norms_.data(), gram.data());
+    // Single precision reads and writes the double rows a block of columns at a time (bf_).
+    if constexpr (std::is_same_v<T, float>)
+        fd_detail::gram_of_rows(m, std::min(diag_rows_, m), d, buffer_.data(), norms_.data(), gram.data(),
+                                fd_float_block, bf_.data());
+    else
+        fd_detail::gram_of_rows(m, std::min(diag_rows_, m), d, buffer_.data(), norms_.data(), gram.data());
     // xSYEVD's algorithm (divide and conquer) back-transforming only the ℓ vectors kept. Measured
     // slower on these Gram matrices: dsyevr (MRRR) for the same subset (2x), and xSTEMR for the
     // top ℓ + 1 pairs alone after the same xSYTRD (3-6x xSTEDC's time on all of them; docs/benchmarks-log.md fd10).
@@ -133,7 +144,11 @@ std::pair<std::size_t, double> frequent_directions::shrink_in(std::vector<T>& ro
         for (std::size_t i = 0; i < m; ++i) transform[j * m + i] = c * z[src * m + i];
         ++kept;
     }
-    fd_detail::rotate_rows_in_place(kept, m, d, transform.data(), rows.data(), fd_rotate_block, shrunk.data());
+    if constexpr (std::is_same_v<T, float>)
+        fd_detail::rotate_rows_in_place(kept, m, d, transform.data(), buffer_.data(), fd_float_block, bf_.data(),
+                                        shrunk.data(), m > std::min(diag_rows_, m));  // the Gram's last block
+    else
+        fd_detail::rotate_rows_in_place(kept, m, d, transform.data(), buffer_.data(), fd_rotate_block, shrunk.data());
     return {kept, delta};
 }
 
@@ -149,13 +164,10 @@ void frequent_directions::shrink() {
         norms_[i] = s;
     }
     std::pair<std::size_t, double> r;
-    if (options_.float32_kernels) {
-        std::copy(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(rows_ * d), bf_.begin());
-        r = shrink_in(bf_, gf_, zf_, ef_, tf_, sf_);  // the kept rows rotated in bf_ itself
-        std::copy(bf_.begin(), bf_.begin() + static_cast<std::ptrdiff_t>(r.first * d), buffer_.begin());
-    } else {
-        r = shrink_in(buffer_, gram_, z_, eig_, transform_, shrunk_);  // in the buffer itself
-    }
+    if (options_.float32_kernels)
+        r = shrink_in(gf_, zf_, ef_, tf_, sf_);
+    else
+        r = shrink_in(gram_, z_, eig_, transform_, shrunk_);  // in the buffer itself
     rows_ = r.first;
     diag_rows_ = r.first;
     delta_ += r.second;

@@ -14,6 +14,12 @@ namespace recalign::fd_detail {
 // p = m / 2 this is 3/4 of the SYRK's flops.
 void gram_of_rows(std::size_t m, std::size_t p, std::size_t d, const double* rows, const double* norms, double* gram);
 void gram_of_rows(std::size_t m, std::size_t p, std::size_t d, const float* rows, const double* norms, float* gram);
+// The same in single precision from double rows, converted `block` columns at a time into
+// `scratch` (m x block floats) and summed block by block: no float copy of the whole buffer.
+// For d <= block, the very call the float overload makes on the rows converted. Leaves the last
+// block (columns from block·⌊(d − 1) / block⌋ on) converted in `scratch`.
+void gram_of_rows(std::size_t m, std::size_t p, std::size_t d, const double* rows, const double* norms, float* gram,
+                  std::size_t block, float* scratch);
 
 // The first `kept` rows of `rows` (m x d, row-major) become T R (T: kept x m, row-major, kept <= m)
 // in place, a block of `block` columns at a time through `scratch` (kept x block): each block of R
@@ -23,5 +29,12 @@ void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const 
                           std::size_t block, double* scratch);
 void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const float* t, float* rows,
                           std::size_t block, float* scratch);
+// The same in single precision on double rows: each block of R converted into `in` (m x block
+// floats), multiplied into `out` (kept x block) and written back as doubles, the last block
+// first: with `last_converted`, `in` already holds it (as gram_of_rows leaves it), so for
+// d <= block the rows are converted once per shrink. Each element is the float overload's on
+// the converted rows.
+void rotate_rows_in_place(std::size_t kept, std::size_t m, std::size_t d, const float* t, double* rows,
+                          std::size_t block, float* in, float* out, bool last_converted);
 
 }  // namespace recalign::fd_detail

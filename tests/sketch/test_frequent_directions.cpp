@@ -362,6 +362,19 @@ TEST_CASE("FD: the shrink's Gram matrix from the kept rows' norms agrees with a 
     fd_detail::gram_of_rows(m, p, d, xf.data(), norms.data(), gf.data());
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = i; j < m; ++j) CHECK(std::abs(gf[i * m + j] - full[i * m + j]) <= 1e-5 * lam1);
+    // From the double rows a block of columns at a time (the f32 kernels' path): in one block, the
+    // float call on the converted rows bit for bit; in blocks of 32 (three, the last of 16), the
+    // same to float rounding.
+    std::vector<float> scratch(m * d), gm(m * m);
+    fd_detail::gram_of_rows(m, p, d, x.data(), norms.data(), gm.data(), d, scratch.data());
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = i; j < m; ++j) REQUIRE(gm[i * m + j] == gf[i * m + j]);
+    fd_detail::gram_of_rows(m, p, d, x.data(), norms.data(), gm.data(), 32, scratch.data());
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = i; j < m; ++j) CHECK(std::abs(gm[i * m + j] - full[i * m + j]) <= 1e-5 * lam1);
+    // The last block (columns 64..80) is left converted, as the rotation then reads it.
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t c = 64; c < d; ++c) REQUIRE(scratch[i * 16 + c - 64] == static_cast<float>(x[i * d + c]));
 
 }
 
@@ -412,6 +425,20 @@ TEST_CASE("FD: the shrink rotates its kept rows in place, a block of columns at 
     blas::gemm_nn(kept, d, m, 1.0f, tf.data(), rf.data(), 0.0f, onef.data());
     fd_detail::rotate_rows_in_place(kept, m, d, tf.data(), rf.data(), block, sf.data());
     CHECK(std::equal(onef.begin(), onef.end(), rf.begin()));
+    // Single precision on double rows (the f32 kernels' path, no float copy of the buffer): the
+    // float rotation of the converted rows, bit for bit, written back as doubles; the rows not
+    // kept untouched.
+    for (bool last_converted : {false, true}) {
+        std::vector<double> mixed = rows;
+        std::vector<float> in(m * block, std::nanf("")), out(kept * block);
+        if (last_converted)  // as gram_of_rows leaves it: the tail block (columns 4,096..5,000)
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t c = 4096; c < d; ++c) in[i * (d - 4096) + c - 4096] = static_cast<float>(rows[i * d + c]);
+        fd_detail::rotate_rows_in_place(kept, m, d, tf.data(), mixed.data(), block, in.data(), out.data(), last_converted);
+        for (std::size_t i = 0; i < kept * d; ++i) REQUIRE(mixed[i] == static_cast<double>(onef[i]));
+        CHECK(std::equal(mixed.begin() + static_cast<std::ptrdiff_t>(kept * d), mixed.end(),
+                         rows.begin() + static_cast<std::ptrdiff_t>(kept * d)));
+    }
 }
 
 TEST_CASE("FD: a wide batch is converted a few rows at a time, and a bad value in a late chunk changes nothing", "[sketch][fd]") {

@@ -36,8 +36,8 @@ struct frequent_directions_options {
     std::size_t ell = 0;  // ℓ: rows kept after a shrink (memory: a 2ℓ x D buffer)
     centering center = centering::centered;
     // Opt-in: each shrink (the Gram matrix B Bᵀ, its top eigenpairs, the rotation) in
-    // single precision (SSYRK, SSYTRD/SSTEDC/SORMTR, SGEMM: about 2x faster); the rows kept, Δ, the mean and
-    // the trace stay in double. Δ then bounds the shrinks of exact arithmetic: each shrink
+    // single precision (SSYRK, SSYTRD/SSTEDC/SORMTR, SGEMM: about 2x faster), reading the
+    // double rows 2,048 columns at a time; the rows kept, Δ, the mean and the trace stay in double. Δ then bounds the shrinks of exact arithmetic: each shrink
     // also perturbs BᵀB by single-precision rounding, about 1e-7 of λ_max(B Bᵀ) (tests/sketch
     // compare both paths). Not part of the configuration (such sketches merge with double
     // ones) and not saved: a loaded sketch shrinks in double until set_float32_kernels(true).
@@ -105,8 +105,8 @@ private:
     // The shrink's arithmetic: reads rows_ rows of buffer_, writes the kept rows to its head,
     // returns (kept, δ). T = double, or float for the opt-in single-precision kernels.
     template <class T>
-    std::pair<std::size_t, double> shrink_in(std::vector<T>& rows, std::vector<T>& gram, std::vector<T>& z,
-                                             std::vector<T>& eig, std::vector<T>& transform, std::vector<T>& shrunk);
+    std::pair<std::size_t, double> shrink_in(std::vector<T>& gram, std::vector<T>& z, std::vector<T>& eig,
+                                             std::vector<T>& transform, std::vector<T>& shrunk);
 
     frequent_directions_options options_;
     std::uint64_t n_ = 0;
