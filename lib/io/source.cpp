@@ -18,10 +18,7 @@
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
 #include "recalign/core/hash.hpp"
-#include "recalign/io/idx.hpp"
 #include "recalign/io/image_list.hpp"
-#include "recalign/io/npy.hpp"
-#include "recalign/io/raw.hpp"
 
 namespace recalign::io {
 

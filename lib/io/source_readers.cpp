@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include "posix_file.hpp"
 #include "recalign/core/checked.hpp"
@@ -23,9 +24,21 @@ namespace {
 // checked against the file size by idx_reader itself).
 constexpr std::uint64_t max_deflate_ratio = 1032;
 
-struct idx_impl final : data_source::reader {
-    idx_reader r;
-    explicit idx_impl(const std::string& p) : r(p) {
+// A reader of one array file: its rows, width, delivered type, skipping and reading forwarded to R.
+template <class R>
+struct array_impl : data_source::reader {
+    R r;
+    template <class... A>
+    explicit array_impl(A&&... args) : r(std::forward<A>(args)...) {}
+    std::uint64_t rows() const override { return r.rows(); }
+    std::size_t cols() const override { return r.cols(); }
+    dtype delivery() const override { return r.delivery_type(); }
+    void skip(std::uint64_t n) override { r.skip(n); }
+    std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
+};
+
+struct idx_impl final : array_impl<idx_reader> {
+    explicit idx_impl(const std::string& p) : array_impl(p) {
         if (!r.compressed()) return;
         std::uint64_t size = 0;
         int fd = detail::open_read(p, size);
@@ -39,36 +52,19 @@ struct idx_impl final : data_source::reader {
                                        " uncompressed bytes, more than a gzip file of " + std::to_string(size) +
                                        " bytes can hold (truncated or corrupt)");
     }
-    std::uint64_t rows() const override { return r.rows(); }
-    std::size_t cols() const override { return r.cols(); }
     std::string type_name() const override { return idx_type_name(r.header().type); }
-    dtype delivery() const override { return r.delivery_type(); }
-    void skip(std::uint64_t n) override { r.skip(n); }
-    std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
     std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) override { return r.read_labels(n, out); }
 };
 
-struct npy_impl final : data_source::reader {
-    npy_reader r;
-    explicit npy_impl(const std::string& p) : r(p) {}
-    std::uint64_t rows() const override { return r.rows(); }
-    std::size_t cols() const override { return r.cols(); }
+struct npy_impl final : array_impl<npy_reader> {
+    using array_impl::array_impl;
     std::string type_name() const override { return r.header().descr; }
-    dtype delivery() const override { return r.delivery_type(); }
-    void skip(std::uint64_t n) override { r.skip(n); }
-    std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
     std::size_t read_labels(std::size_t n, std::vector<std::int64_t>& out) override { return r.read_labels(n, out); }
 };
 
-struct raw_impl final : data_source::reader {
-    raw_reader r;
-    raw_impl(const std::string& p, std::uint64_t n, std::uint64_t d, dtype t) : r(p, n, d, t) {}
-    std::uint64_t rows() const override { return r.rows(); }
-    std::size_t cols() const override { return r.cols(); }
+struct raw_impl final : array_impl<raw_reader> {
+    using array_impl::array_impl;
     std::string type_name() const override { return dtype_name(r.delivery_type()); }
-    dtype delivery() const override { return r.delivery_type(); }
-    void skip(std::uint64_t n) override { r.skip(n); }
-    std::size_t read(std::size_t n, row_block& out) override { return r.read(n, out); }
     bool pipe() const override { return r.pipe(); }
     std::size_t read_labels(std::size_t, std::vector<std::int64_t>&) override {
         throw std::invalid_argument("labels cannot be read from a raw file (use IDX or .npy)");

@@ -360,11 +360,7 @@ std::optional<eigenpairs> gram_ritz(const frequent_directions& fd, bool mean_row
     matrix_t ur = xt::view(e.vectors, xt::all(), xt::range(0, r));  // m x r
     matrix_t em = xt::zeros<double>({d, r});                          // E = Bᵀ U_r
     if (m0) blas::gemm_tn(d, r, m0, 1.0, b, ur.data(), 0.0, em.data());
-    if (mean_row) {
-        const vector_t& mu = fd.mean();
-        for (std::size_t c = 0; c < d; ++c)
-            for (std::size_t j = 0; j < r; ++j) em(c, j) += sn * mu(c) * ur(m0, j);
-    }
+    if (mean_row) blas::ger(d, r, sn, fd.mean().data(), ur.data() + m0 * r, em.data());  // + √n μ U_r[m0, :]
     vector_t sv = xt::zeros<double>({r});
     if (!detail::svd_cholqr2(em, out.vectors, sv)) return std::nullopt;
     out.values = sv * sv;

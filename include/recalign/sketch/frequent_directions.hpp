@@ -37,7 +37,8 @@ struct frequent_directions_options {
     centering center = centering::centered;
     // Opt-in: each shrink (the Gram matrix B Bᵀ, its top eigenpairs, the rotation) in
     // single precision (SSYRK, SSYTRD/SSTEDC/SORMTR, SGEMM: about 2x faster), reading the
-    // double rows 2,048 columns at a time; the rows kept, Δ, the mean and the trace stay in double. Δ then bounds the shrinks of exact arithmetic: each shrink
+    // double rows 8,192 columns at a time; the rows kept, Δ, the mean and the trace stay in
+    // double. Δ then bounds the shrinks of exact arithmetic: each shrink
     // also perturbs BᵀB by single-precision rounding, about 1e-7 of λ_max(B Bᵀ) (tests/sketch
     // compare both paths). Not part of the configuration (such sketches merge with double
     // ones) and not saved: a loaded sketch shrinks in double until set_float32_kernels(true).
