@@ -42,4 +42,6 @@ void memory_mark(const char* phase) {
     std::ofstream("/proc/self/clear_refs") << "5";
 }
 
+void release_free_memory() { malloc_trim(0); }
+
 }  // namespace recalign::cli

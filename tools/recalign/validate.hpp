@@ -11,6 +11,7 @@
 
 #include "driver.hpp"
 #include "jitter_state.hpp"
+#include "memory_trace.hpp"
 #include "options.hpp"
 #include "recalign/spectral/statistics.hpp"
 #include "recalign/stats/moments.hpp"
@@ -56,7 +57,9 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
 inline run_state stream(stream_state& state, const prepared_run& p, const mpi_context& mpi) {
     if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi, p.drive.command, p.from_file.get());
     std::unique_ptr<jitter_state> holder;
-    return drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
+    run_state r = drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
+    release_free_memory();  // the batches' buffers, before the analyses' D x D matrices
+    return r;
 }
 
 // The run's finishing choices on finished statistics: raw targets, global standardisation.
