@@ -53,7 +53,8 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
                            // (4 m²), then E = Bᵀ U_r and its Ritz vectors (2 rank x D). (Its
                            // fallback, a thin SVD of a copy, needs rel_tol at rounding level: never
                            // from the CLI.) Measured at D = 150,528, rank 100, 2,000 rows: the
-                           // finish 1.02 GB, the run's peak 1.30 GB in the verification pass.
+                           // finish 1.02 GB, the run's peak (the CLI parks the state through the
+                           // verification pass; 1.30 GB in that pass where it cannot).
         const long double ell = static_cast<long double>(
             frequent_directions_default_ell(static_cast<std::size_t>(rank), static_cast<std::size_t>(dim)));
         const long double m = 2.0L * ell + 1.0L;

@@ -129,11 +129,14 @@ def test_project_verified_chooses_k_from_the_exact_ritz_values(tmp, data, method
     assert c.run_json(args + ["--no-verify"])["exact_for"] is None
 
 
-def test_spectrum_killed_in_its_verification_pass_resumes_to_the_same_bytes(tmp, data):
-    args = ["spectrum"] + data + ["--method", "nystrom", "--rank", 6, "--seed", 9, "--json", "--quiet"]
+@pytest.mark.parametrize("method", ["fd", "nystrom"])
+def test_spectrum_killed_in_its_verification_pass_resumes_to_the_same_bytes(tmp, data, method):
+    """The finished sketch waits on disk through the verification pass (verify_plan::park): the
+    checkpoints written there read it back, and the resume parks it again."""
+    args = ["spectrum"] + data + ["--method", method, "--rank", 6] + SEED[method](9) + ["--json", "--quiet"]
     rc, reference, err = c.run(args)
     assert rc == 0, err
-    info, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, "spectrum.ckpt"),
+    info, rc, out, err = c.kill_then_resume(args, os.path.join(tmp, f"spectrum-{method}.ckpt"),
                                             lambda s: s["pass"] == 1 and s["rows_done"] >= 1000, 500,
                                             "in the verification pass", timeout=30, delay_ms=40)
     assert not info["complete"] and info["verification_passes"] == 1, info

@@ -32,8 +32,8 @@ align_result compute(const prepared_run& p, alignment_options opt, const mpi_con
 
 // A sketch route with the verification pass on the sketch's own top-r basis: the curve of
 // its Ritz vectors, exact for them (MATH.md §7 "Alignment curve from a sketch").
-align_result compute_verified(const prepared_run& p, alignment_options opt, const mpi_context& mpi) {
-    own_basis_run v = verify_own_basis(p, mpi);
+align_result compute_verified(const prepared_run& p, alignment_options opt, const mpi_context& mpi, bool park) {
+    own_basis_run v = verify_own_basis(p, mpi, park);
     const ritz_alignment_result ritz = ritz_alignment(v.pass, opt);
     align_result r;
     r.run = std::move(v.run);
@@ -59,8 +59,8 @@ int cmd_align(const align_options& o, const mpi_context& mpi) {
     needs.analysis = analysis::alignment;
     needs.default_raw_targets = opt.measure == alignment_measure::published;
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    check_verification(o.run, p, mpi, alignment_verification(o.run.rank).columns, 0);
-    const align_result r = wants_verification(o.run) ? compute_verified(p, opt, mpi) : compute(p, opt, mpi);
+    const bool park = check_verification(o.run, p, mpi, alignment_verification(o.run.rank).columns, 0, true);
+    const align_result r = wants_verification(o.run) ? compute_verified(p, opt, mpi, park) : compute(p, opt, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

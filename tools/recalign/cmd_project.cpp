@@ -21,6 +21,7 @@ struct project_plan {
     std::vector<std::size_t> shape;  // H, W, C
     std::size_t count = 0;           // images in the grid: --count, at most the rows read
     bool top = true, bottom = true, chw = false;
+    bool park = false;  // the sketch waits on disk through the verification pass (check_verification)
 };
 
 // Everything checked before reading: the shape against D, the grid's pixel size, the output.
@@ -40,7 +41,7 @@ project_plan plan(const project_options& o, const mpi_context& mpi) {
     data_options data = o.data;
     data.layout = o.layout;  // --layout orders decoded images too
     p.run = prepare_run(data, o.run, needs);
-    check_verification(o.run, p.run, mpi, alignment_verification(o.run.rank).columns, 0);
+    p.park = check_verification(o.run, p.run, mpi, alignment_verification(o.run.rank).columns, 0, true);
     const std::size_t values = checked_product(p.shape.begin(), p.shape.end(), "--image-shape H x W x C");
     if (values != p.run.dim())
         throw std::invalid_argument("--image-shape " + o.image_shape + " has " + std::to_string(values) +
@@ -104,7 +105,7 @@ statistics project_statistics(const project_plan& p, const project_options& o, c
         r.run = stream(state, p.run, mpi);
         return finish_statistics(state, p.run.center);
     }
-    own_basis_run v = verify_own_basis(p.run, mpi);
+    own_basis_run v = verify_own_basis(p.run, mpi, p.park);
     r.run = std::move(v.run);
     statistics s = std::move(v.sketch);
     s.spec = ritz_spectrum(s.spec, v.pass).spec;

@@ -31,8 +31,8 @@ spectrum_result compute(const prepared_run& p, const mpi_context& mpi) {
 // the Ritz values of the returned directions, each the exact second moment along its
 // direction and at most the true eigenvalue of its rank, with their residuals; the explained
 // fractions and direction counts are then exact for the returned subspaces.
-spectrum_result compute_verified(const prepared_run& p, const mpi_context& mpi) {
-    own_basis_run v = verify_own_basis(p, mpi);
+spectrum_result compute_verified(const prepared_run& p, const mpi_context& mpi, bool park) {
+    own_basis_run v = verify_own_basis(p, mpi, park);
     ritz_spectrum_result ritz = ritz_spectrum(v.sketch.spec, v.pass, false);  // the table reads values only
     spectrum_result r;
     r.run = std::move(v.run);
@@ -54,8 +54,8 @@ int cmd_spectrum(const spectrum_options& o, const mpi_context& mpi) {
     needs.analysis = analysis::spectrum;
     needs.exact_matrices = 2;  // eigenvalues alone (finish_spectrum: in the moments' own storage)
     const prepared_run p = prepare_run(o.data, o.run, needs);
-    check_verification(o.run, p, mpi, alignment_verification(o.run.rank).columns, 0);
-    const spectrum_result r = wants_verification(o.run) ? compute_verified(p, mpi) : compute(p, mpi);
+    const bool park = check_verification(o.run, p, mpi, alignment_verification(o.run.rank).columns, 0, true);
+    const spectrum_result r = wants_verification(o.run) ? compute_verified(p, mpi, park) : compute(p, mpi);
     emit(r, render_options{o.run.json, o.run.quiet, o.run.out});
     return 0;
 }

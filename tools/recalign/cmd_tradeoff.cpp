@@ -37,10 +37,8 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
     // (an image row's neighbouring pixels and channels; the last run may be shorter).
     const std::uint64_t block = std::min<std::uint64_t>(tradeoff_preconditioner_block, p.dim());
     const std::size_t refine = o.run.refine.value_or(default_tradeoff_refine);
-    {
-        const verification_size v = tradeoff_verification(p.dim(), classes, o.run.rank, refine, block);
-        check_verification(o.run, p, mpi, v.columns, v.extra);
-    }
+    const verification_size v = tradeoff_verification(p.dim(), classes, o.run.rank, refine, block);
+    const bool park = check_verification(o.run, p, mpi, v.columns, v.extra, true);
     if (verify) {
         // A first pass on span(U, Sxy, Ĝ⁻¹ Sxy), then up to --refine passes, each adding Sxx Sxy and
         // the preconditioned exact residual of the previous span's Galerkin solution (block PCG on
@@ -48,6 +46,7 @@ int cmd_tradeoff(const tradeoff_cli_options& o, const mpi_context& mpi) {
         verify_plan plan;
         plan.center = p.center;
         plan.passes = 1 + refine;
+        plan.park = park;  // each pass's basis reads U back (verified_state::sketch)
         patch_blocks_options diag;
         diag.shape = {p.dim(), 1, 1, image_layout::hwc};
         diag.patch_h = static_cast<std::size_t>(block);

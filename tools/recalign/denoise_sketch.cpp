@@ -105,7 +105,7 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     // beyond the pass's V and Sxx V): recalign/align/verified_memory.hpp.
     const verification_size size =
         denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0, true);
-    check_verification(o.run, run, mpi, size.columns, size.extra);
+    check_verification(o.run, run, mpi, size.columns, size.extra, false);  // parks by its own model (below)
     // With refinement passes the finished sketch's state and basis wait on disk too (plan.park),
     // with its class means (D x C).
     const long double spill = size.spill > 0 ? size.spill + 8.0L * t.dim * t.classes : 0.0L;

@@ -290,6 +290,26 @@ void route_state::reduce(const mpi_context& mpi) {
     if (bytes) load(*bytes, "the ranks' merged state");
 }
 
+parked_size parked_route_size(const run_config& config) {
+    const long double d = static_cast<long double>(config.dim), rank = static_cast<long double>(config.rank);
+    const long double classes = 8.0L * (d + 1.0L) * static_cast<long double>(config.classes);  // sums and counts
+    long double held = 0.0L, written = 0.0L;  // doubles of the sketch
+    if (config.method == "fd") {
+        held = 2.0L * static_cast<long double>(frequent_directions_default_ell(static_cast<std::size_t>(config.rank),
+                                                                              static_cast<std::size_t>(config.dim))) * d;
+        written = held + d;  // and the mean
+    } else if (config.method == "nystrom") {
+        const nystrom_options o = nystrom_route_options(config);
+        const long double s = static_cast<long double>(o.rank + o.oversampling);
+        held = d * (s + static_cast<long double>(o.probes));
+        written = held + d * (1.0L + s + 2.0L * static_cast<long double>(o.blocks) * s);  // mean, Q, the kept blocks
+    }
+    parked_size z;
+    z.freed = 8.0L * (held + d * rank) + classes;
+    z.written = 8.0L * (written + d * rank) + classes + 1048576.0L;  // + the framing, generously
+    return z;
+}
+
 namespace {
 constexpr std::size_t parked_block = std::size_t(1) << 17;  // doubles written or read at a time (1 MiB)
 }  // namespace

@@ -34,6 +34,17 @@ namespace recalign::cli {
 // iteration on K + 10. validate.cpp's memory estimate reads it too.
 nystrom_options nystrom_route_options(const run_config& config);
 
+// What a verified run of `config` moves to disk when it parks (route_state::park, and the
+// finished D x rank basis: verified_state): `written`, an upper bound of the files' bytes (the
+// state's largest save(): FD's 2l x D buffer, or Nyström's range sketch, test block and block
+// Krylov's kept blocks; the class means; the basis; framing); `freed`, a lower bound of the
+// memory they leave, as run_memory counts it (the buffer, or the D x (K + p + probes) range
+// sketch alone; the class means; the basis). validate.cpp's check_verification reads both.
+struct parked_size {
+    long double written = 0.0L, freed = 0.0L;
+};
+parked_size parked_route_size(const run_config& config);
+
 class route_state final : public stream_state {
 public:
     explicit route_state(const run_config& config);

@@ -1,10 +1,13 @@
 #include "sketch_route.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
 #include "paths.hpp"
+#include "recalign/io/spill.hpp"
+#include "route_state.hpp"
 #include "verified_state.hpp"
 
 namespace recalign::cli {
@@ -19,26 +22,34 @@ const char* verify_help =
     "rank, plus as many and 128 more per masking noise in denoise, which holds 2 D doubles per direction in a pass and, "
     "between passes, the previous pass with each masking noise's 64 corrections and one's temporaries; a "
     "Monte-Carlo noise adds 3 (rank + 10) directions, 2 D doubles per direction for its products "
-    "and 6 D (rank + 10) for its sketch). "
+    "and 6 D (rank + 10) for its sketch; meanwhile the finished sketch's state waits in $TMPDIR when it has room). "
     "Under mpirun each rank verifies its shard on rank 0's basis of the merged sketch; shards merged with `merge` "
     "are verified by resuming the merged checkpoint (--checkpoint M --resume) with the whole input, in one process or "
     "under mpirun";
 
 bool wants_verification(const run_options& r) { return r.method != "exact" && !r.no_verify && r.from.empty(); }
 
-void check_verification(const run_options& r, const prepared_run& p, const mpi_context&, std::uint64_t columns,
-                        long double extra) {
+bool check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
+                        long double extra, bool parkable) {
     // --verify with --from: refused with the other route options (validate.cpp).
-    if (!wants_verification(r)) return;
+    if (!wants_verification(r)) return false;
     for (const std::string& f : p.input.source.images)
         if (is_pipe(f))
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
                              " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
     // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy; it
     // reads the data batch by batch too.
-    const long double bytes = verification_memory(p.dim(), columns, extra + static_cast<long double>(p.input.batch_bytes));
+    long double bytes = verification_memory(p.dim(), columns, extra + static_cast<long double>(p.input.batch_bytes));
+    // Parked, the sketch's state and basis are on disk through the passes: what they free is
+    // not held beside the passes (the sketch passes and the finish, run_memory, still hold it).
+    // Under mpirun every rank keeps its own (only rank 0 would park: not worth a second model).
+    const parked_size parked = parked_route_size(p.config());
+    const bool park = parkable && !mpi.active() && io::spill_shortfall(io::spill_directory(),
+                                                                       static_cast<std::uint64_t>(parked.written)).empty();
+    if (park) bytes = std::max(bytes - parked.freed, 0.0L);
     const long double cap = 18446744073709551615.0L;
     require_memory(p.config(), static_cast<std::uint64_t>(bytes < cap ? bytes : cap), "the verification pass");
+    return park;
 }
 
 double verified_choices(statistics& sketch, restricted_statistics& pass, const prepared_run& p) {
@@ -59,9 +70,10 @@ double verified_choices(statistics& sketch, restricted_statistics& pass, const p
     return a2;
 }
 
-own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi) {
+own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi, bool park) {
     verify_plan plan;
     plan.center = p.center;
+    plan.park = park;
     plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics*) {
         return s.spec.basis;
     };

@@ -19,9 +19,14 @@ bool wants_verification(const run_options& r);
 
 // Refuses, before any data is read: the
 // memory of a verification pass on `columns` directions (plus `extra` bytes: patch blocks):
-// recalign/align/verified_memory.hpp gives both for each analysis.
-void check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
-                        long double extra);
+// recalign/align/verified_memory.hpp gives both for each analysis. Returns whether the
+// finished sketch's state and basis wait on disk through the verification passes
+// (verify_plan::park): for a `parkable` run (align, spectrum, project, tradeoff; denoise parks
+// by its own model) in one process, when $TMPDIR has room for them (parked_route_size;
+// otherwise they stay in memory, as counted then). The memory refused is that of the sketch
+// passes or of the verification passes, whichever is larger.
+bool check_verification(const run_options& r, const prepared_run& p, const mpi_context& mpi, std::uint64_t columns,
+                        long double extra, bool parkable);
 
 // The exact route's finish_choices (validate.hpp) on a verified run: `sketch` (the run's
 // sketch statistics) and `pass` (its verification pass) get the raw targets of --center
@@ -53,7 +58,8 @@ struct own_basis_run {
     std::uint64_t sketch_passes = 0;
     std::vector<double> pass_seconds;
 };
-own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi);
+// `park`: check_verification's answer.
+own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi, bool park);
 
 // denoise on a sketch route (denoise_sketch.cpp): the noises of `t` (closed forms) through
 // the sketch, the exact patch blocks and one verification pass.

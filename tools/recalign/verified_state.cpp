@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -22,6 +23,15 @@ namespace {
 // Distinguishes a verified state from a route state (which starts with a u64 length) in
 // checkpoints: `merge` and --from name it instead of misreading it.
 const char* const magic = verified_magic;
+// Parks `route` (verify_plan::park). A $TMPDIR that can no longer take it (the commands checked
+// for room before reading) keeps it in memory, said on stderr: the run goes on.
+void park_or_keep(route_state& route) {
+    try {
+        route.park(io::spill_directory());
+    } catch (const file_error& e) {
+        std::fprintf(stderr, "recalign: note: the finished sketch's state stays in memory: %s\n", e.what());
+    }
+}
 // v with x after its last element.
 vector_t appended(const vector_t& v, double x) {
     vector_t out = xt::zeros<double>({v.size() + 1});
@@ -106,7 +116,7 @@ void verified_state::next_pass(const mpi_context& mpi) {
         // Its basis, when parked, is read back below once the pass's Sxx V is on disk (sketch()).
         const statistics& s = finished();
         memory_mark("sketch finished");
-        if (plan_.park) route_.park(io::spill_directory());  // only a checkpoint reads it from now on
+        if (plan_.park) park_or_keep(route_);  // only a checkpoint reads it from now on
         std::optional<restricted_statistics> previous;
         if (pass_state_) {
             previous = std::move(*pass_state_).finish(plan_.center);
@@ -151,12 +161,18 @@ void verified_state::next_pass(const mpi_context& mpi) {
         if (plan_.park && finished_ && !basis_parked_) {  // U is read again at the next restart only
             if (!parked_basis_) {
                 const matrix_t& u = finished_->spec.basis;
-                auto file = std::make_shared<io::row_spill>(io::spill_directory(), u.shape(0), u.shape(1));
-                if (u.size()) file->write_rows(0, u.shape(0), u.data());
-                parked_basis_ = std::move(file);
+                try {
+                    auto file = std::make_shared<io::row_spill>(io::spill_directory(), u.shape(0), u.shape(1));
+                    if (u.size()) file->write_rows(0, u.shape(0), u.data());
+                    parked_basis_ = std::move(file);
+                } catch (const file_error& e) {  // as park_or_keep: U stays in memory
+                    std::fprintf(stderr, "recalign: note: the sketch's basis stays in memory: %s\n", e.what());
+                }
             }
-            finished_->spec.basis = matrix_t();
-            basis_parked_ = true;
+            if (parked_basis_) {
+                finished_->spec.basis = matrix_t();
+                basis_parked_ = true;
+            }
         }
     }
     if (mpi.active()) {
@@ -440,7 +456,7 @@ void verified_state::load_from(const state_source& src) {
     }
     if (r.left()) throw file_error(source, checkpoint::header_bytes, "unexpected bytes after the verified state");
     // Resumed in a verification pass: the sketch's state on disk, as the run that wrote it held it.
-    if (plan_.park && state && pass >= route.passes()) route.park(io::spill_directory());
+    if (plan_.park && state && pass >= route.passes()) park_or_keep(route);
     next_ = std::move(next);
     final_ = std::move(final_stats);
     planned_ = adopt_blocks_ ? planned : plan_.passes;
