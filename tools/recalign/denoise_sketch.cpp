@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "memory_trace.hpp"
 #include "monte_carlo_state.hpp"
+#include "route_state.hpp"
 #include "sketch_route.hpp"
 #include "verified_state.hpp"
 #include "recalign/align/sketch_denoising.hpp"
@@ -106,9 +107,12 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
     const verification_size size =
         denoising_verification(t.dim, run.config().rank, t.noises, t.shape, o.run.refine.value_or(default_refine) > 0, true);
     check_verification(o.run, run, mpi, size.columns, size.extra, false);  // parks by its own model (below)
-    // With refinement passes the finished sketch's state and basis wait on disk too (plan.park),
-    // with its class means (D x C).
-    const long double spill = size.spill > 0 ? size.spill + 8.0L * t.dim * t.classes : 0.0L;
+    // With refinement passes the finished sketch's state and basis wait on disk too (plan.park):
+    // parked_route_size's bound for this route (FD's buffer is 2l = 6K rows; the class means D x C)
+    // instead of the Nyström-sized figure in size.spill.
+    const long double spill =
+        size.spill > 0 ? size.spill - parked_sketch_bytes(t.dim, run.config().rank, 0) + parked_route_size(run.config()).written
+                       : 0.0L;
     if (spill > 0 && wants_verification(o.run)) {  // the refinement passes' spill files, before any data is read
         const std::string dir = io::spill_directory();
         const auto bytes = static_cast<std::uint64_t>(std::ceil(spill));

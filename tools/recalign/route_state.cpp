@@ -302,7 +302,9 @@ parked_size parked_route_size(const run_config& config) {
         const nystrom_options o = nystrom_route_options(config);
         const long double s = static_cast<long double>(o.rank + o.oversampling);
         held = d * (s + static_cast<long double>(o.probes));
-        written = held + d * (1.0L + s + 2.0L * static_cast<long double>(o.blocks) * s);  // mean, Q, the kept blocks
+        // The mean; after a first pass Q, and block Krylov's kept blocks (KQ, KY).
+        const long double q = config.passes > 1 ? s : 0.0L, kept = o.blocks > 1 ? 2.0L * static_cast<long double>(o.blocks) * s : 0.0L;
+        written = held + d * (1.0L + q + kept);
     }
     parked_size z;
     z.freed = 8.0L * (held + d * rank) + classes;
