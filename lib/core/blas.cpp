@@ -154,10 +154,10 @@ void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::siz
     cblas_dsyr(CblasRowMajor, CblasUpper, ni, alpha, x, 1, a, ld);
 }
 
-void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a) {
+void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a, std::size_t lda) {
     const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
     if (mi == 0 || ni == 0) return;
-    cblas_dger(CblasRowMajor, mi, ni, alpha, x, 1, y, 1, a, ni);
+    cblas_dger(CblasRowMajor, mi, ni, alpha, x, 1, y, 1, a, lda ? to_blas_int(lda, "row stride") : ni);
 }
 
 namespace {

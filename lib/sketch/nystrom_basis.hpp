@@ -68,6 +68,8 @@ struct reconstruction {
 
 // The stable Nyström reconstruction of the current pass from y (D x (s + probes)): its
 // eigenvectors and eigenvalues over the whole basis [K | T_s] (nystrom_spectrum.cpp).
-reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y);
+// `uncentering` (nystrom_sketch::uncentering, non-empty): y is the centered range and n μ
+// (uncentering)ᵀ is added to the columns taken from it.
+reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y, const std::vector<double>& uncentering = {});
 
 }  // namespace recalign::detail

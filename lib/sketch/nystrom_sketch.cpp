@@ -231,14 +231,15 @@ double nystrom_sketch::trace() const {
     return trace_in(options_.center, trace_, n_, mean_);
 }
 
+std::vector<double> nystrom_sketch::uncentering() const {
+    if (options_.center != centering::uncentered || n_ == 0) return {};
+    return project_test(mean_.data());
+}
+
 matrix_t nystrom_sketch::range() const {
     matrix_t y = y_;
-    if (options_.center == centering::uncentered && n_ > 0) {
-        // S T = M T + n μ (μᵀ T)  (MATH.md §1).
-        const std::size_t d = options_.dim, w = y_.shape(1);
-        const std::vector<double> mt = project_test(mean_.data());
-        blas::ger(d, w, static_cast<double>(n_), mean_.data(), mt.data(), y.data());
-    }
+    const std::vector<double> mt = uncentering();  // S T = M T + n μ (μᵀ T)  (MATH.md §1)
+    if (!mt.empty()) blas::ger(options_.dim, y_.shape(1), static_cast<double>(n_), mean_.data(), mt.data(), y.data());
     return y;
 }
 

@@ -20,14 +20,16 @@ namespace recalign {
 
 namespace detail {
 namespace {
-matrix_t basis_range(const nystrom_sketch& sk, const matrix_t& y) {
-    const matrix_t& ky = sk.krylov_range();
+matrix_t basis_range(const nystrom_sketch& sk, const matrix_t& y, const std::vector<double>& uncentering) {
+    const matrix_t& ky = sk.krylov_range();  // already in the chosen centering
     const std::size_t d = y.shape(0), ms = ky.shape(1), s = sk.width(), w = ms + s, yw = y.shape(1);
     matrix_t out = xt::zeros<double>({d, w});
     for (std::size_t i = 0; i < d; ++i) {
         if (ms) std::memcpy(out.data() + i * w, ky.data() + i * ms, ms * sizeof(double));
         std::memcpy(out.data() + i * w + ms, y.data() + i * yw, s * sizeof(double));
     }
+    if (!uncentering.empty())
+        blas::ger(d, s, static_cast<double>(sk.n()), sk.mean().data(), uncentering.data(), out.data() + ms, w);
     return out;
 }
 
@@ -38,10 +40,10 @@ matrix_t basis_range(const nystrom_sketch& sk, const matrix_t& y) {
 // Ωᵀ(Y + νΩ) away from rounding trouble; σ² − ν undoes it. If the Cholesky still fails the
 // shift grows (a few times). Ω is regenerated block by block; besides y, one D x s copy
 // (Y + νΩ, then E) and U are held.
-reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y) {
+reconstruction reconstruct(const nystrom_sketch& sk, const matrix_t& y, const std::vector<double>& uncentering) {
     const std::size_t d = y.shape(0), s = basis_width(sk);  // the whole basis [K | T_s] (block Krylov)
     reconstruction r;
-    matrix_t yn = basis_range(sk, y);
+    matrix_t yn = basis_range(sk, y, uncentering);
     double norm = 0.0;
     for (double v : yn) norm += v * v;
     norm = std::sqrt(norm);
@@ -100,10 +102,11 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
     if (want > s)
         throw std::invalid_argument("nystrom_spectrum: rank " + std::to_string(want) + " exceeds the sketch width " +
                                     std::to_string(s));
-    const bool uncentered = sk.options().center == centering::uncentered;
-    const matrix_t y_uncentered = uncentered ? sk.range() : matrix_t();
-    const matrix_t& y = uncentered ? y_uncentered : sk.centered_range();
-    reconstruction r = reconstruct(sk, y);
+    // The state's own range, centered: the uncentered sketch's term n μ (μᵀ T) is added to the
+    // columns copied from it (no D x (s + probes) copy of the whole range at the finish's peak).
+    const matrix_t& y = sk.centered_range();
+    const std::vector<double> mt = sk.uncentering();
+    reconstruction r = reconstruct(sk, y, mt);
     spectrum out;
     out.method = route::nystrom;
     out.center = sk.options().center;
@@ -122,6 +125,7 @@ spectrum nystrom_spectrum(const nystrom_sketch& sk, const nystrom_spectrum_optio
     if (t > 0 && r.status == solver_status::converged) {
         // Residual of the probes: C G − U_k Λ_k (U_kᵀ G).
         matrix_t res = columns(y, s, t);
+        if (!mt.empty()) blas::ger(d, t, static_cast<double>(sk.n()), sk.mean().data(), mt.data() + s, res.data());
         matrix_t ug = xt::zeros<double>({k, t});
         const std::size_t cbmax = std::min(d, regenerated_rows);
         std::vector<double> scratch(cbmax * (s + t)), g(cbmax * t);

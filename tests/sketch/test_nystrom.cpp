@@ -15,6 +15,7 @@
 #include <recalign/core/errors.hpp>
 #include <recalign/sketch/nystrom_sketch.hpp>
 
+#include "nystrom_basis.hpp"   // internal (lib/sketch): detail::reconstruct
 #include "second_thread.hpp"  // internal (lib/sketch): allow()
 #include "sketch_helpers.hpp"
 
@@ -143,6 +144,46 @@ TEST_CASE("Nyström: uncentered route against the exact uncentered top-k", "[ske
     INFO("uncentered captured-variance error 1-pass " << e1 << ", 2-pass " << e2);
     CHECK(e2 < 0.5 * e1);
     CHECK(e2 < 0.01);
+}
+
+TEST_CASE("Nyström: the uncentered finish adds n μ μᵀT to the columns it copies, not to a copy of the range",
+          "[sketch][nystrom]") {
+    // The same reconstruction as from the explicit range() (the route before), to rounding.
+    const data_set& s = data(decay::exponential);
+    nystrom_sketch sk(opts(D, K, 10, 7, centering::uncentered));
+    feed(sk, s.x, D, 0, N, 1000);
+    const detail::reconstruction ref = detail::reconstruct(sk, sk.range());
+    REQUIRE(ref.info == 0);
+    const spectrum got = nystrom_spectrum(sk);
+    REQUIRE(got.rank() == K);
+    for (std::size_t j = 0; j < K; ++j) {
+        CHECK(std::abs(got.eigenvalues(j) - ref.lambda(j)) <= 1e-12 * ref.lambda(0));
+        double dot = 0.0;
+        for (std::size_t i = 0; i < D; ++i) dot += got.basis(i, j) * ref.u(i, j);
+        if (ref.lambda(j) - (j + 1 < ref.lambda.size() ? ref.lambda(j + 1) : 0.0) > 1e-6 * ref.lambda(0))
+            CHECK(std::abs(std::abs(dot) - 1.0) <= 1e-9);
+    }
+    // At D = 150,528 (224x224x3), rank 40 (50 columns and 10 probes): the finish holds the basis
+    // block (D x 50), its U and the returned basis beside the state, 121 MB here; the copy of the
+    // whole uncentered range it made first (D x 60) took it to 193 MB.
+    const std::size_t wide = 150528;
+    nystrom_sketch big(opts(wide, 40, 10, 3, centering::uncentered));
+    {
+        std::vector<double> rows(60 * wide);
+        std::uint64_t h = 5;
+        for (double& v : rows) {
+            h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+            v = static_cast<double>((h >> 33) % 251);
+        }
+        big.update(batch_view(rows.data(), 60, wide));
+    }
+    testing::reset_peak_rss();
+    const long before = testing::peak_rss_kb();
+    REQUIRE(before > 0);
+    const spectrum top = nystrom_spectrum(big);
+    INFO("peak RSS grew by " << testing::peak_rss_kb() - before << " kB");
+    CHECK(testing::peak_rss_kb() - before < 150 * 1024);
+    CHECK(top.rank() == 40);
 }
 
 TEST_CASE("Nyström: merging shards equals one stream to rounding, in every pass", "[sketch][nystrom]") {

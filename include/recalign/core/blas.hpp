@@ -40,8 +40,8 @@ void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const do
 
 // A (n x n, upper triangle, row stride lda; 0: n) += alpha x xᵀ.
 void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::size_t lda = 0);
-// A (m x n) += alpha x yᵀ.
-void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a);
+// A (m x n, row stride lda; 0: n) += alpha x yᵀ.
+void ger(std::size_t m, std::size_t n, double alpha, const double* x, const double* y, double* a, std::size_t lda = 0);
 
 // Copies the upper triangle of a row-major n x n matrix onto its lower triangle.
 void symmetrize_from_upper(std::size_t n, double* a);

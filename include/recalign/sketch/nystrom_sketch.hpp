@@ -151,6 +151,10 @@ public:
     const matrix_t& krylov_range() const noexcept { return ky_; }
     // C [Ω or Q | G] for the chosen centering (adds n μ (μᵀ [Ω|G]) when uncentered).
     matrix_t range() const;
+    // μᵀ [Ω or Q | G] (s + probes values) when the chosen centering is uncentered and data were
+    // seen, else empty: range() = centered_range() + n μ (this)ᵀ. The finish adds that term to
+    // the columns it copies anyway instead of copying the whole range (nystrom_spectrum).
+    std::vector<double> uncentering() const;
 
     // The checkpoint payload (recalign/core/serial.hpp), defined in lib/sketch/nystrom_sketch_serial.cpp.
     template <class Archive>
