@@ -95,6 +95,7 @@ class VerifiedAlignment(_VerifiedRun):
     def report(self):
         """The VerifiedAlignmentResult (all passes done)."""
         passed = self.verified()
+        passed.products()  # the Ritz steps in the pass's coordinates, as the CLI (no rotated D x K copies)
         ritz = _recalign.ritz_alignment(passed, self._measure)
         error = self._sketch_error(self.sketch(), ritz.curve.eigenvalues, ritz.residuals, passed.k)
         return VerifiedAlignmentResult(method=self._config["method"], curve=ritz.curve, ritz=ritz, sketch_error=error)
@@ -141,6 +142,7 @@ class VerifiedSpectrum(_VerifiedRun):
     def report(self):
         """The VerifiedSpectrumResult (all passes done)."""
         passed = self.verified()
+        passed.products()  # as the CLI
         sketch = self.sketch()
         r = _recalign.ritz_spectrum(sketch.spectrum, passed)
         return VerifiedSpectrumResult(method=self._config["method"], spectrum=r.spectrum, mean=sketch.mean,

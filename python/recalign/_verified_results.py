@@ -80,7 +80,9 @@ class VerifiedAlignmentResult:
     """`recalign align --method fd|nystrom` with verification: the alignment curve of the Ritz
     vectors of Sxx on the sketch's subspace (curve: an AlignmentResult; ritz: the RitzAlignment
     with the refined statistics), exact for them. method: the sketch route that found the
-    subspace ('fd' or 'nystrom'; curve.method says 'exact': its numbers are)."""
+    subspace ('fd' or 'nystrom'; curve.method says 'exact': its numbers are). ritz.refined is in
+    the verification pass's coordinates, as the CLI computes it (no D x K copies: refined.basis is
+    empty; the Ritz vectors are recalign.leading_columns(ritz.refined, pass_, k) of the pass)."""
     method: str
     curve: Any
     ritz: Any = field(repr=False)

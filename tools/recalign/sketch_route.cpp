@@ -80,9 +80,14 @@ own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi, bo
     verified_state state(p.config(), plan);
     own_basis_run r;
     r.run = stream(state, p, mpi);
-    r.sketch = state.sketch();
+    // The analyses read the pass alone: the sketch's own basis (D x rank) is not read back (its
+    // eigenvalues and error estimates are), and with the pass's products the Ritz steps work in
+    // its coordinates, without rotated D x K copies of V and Sxx V (Nyström align at 224x224x3,
+    // rank 100: 767 -> MB at the peak, docs/benchmarks-log.md "The thirty-fourth session").
+    r.sketch = state.sketch_without_basis();
     r.pass = state.take_verified();  // moved out: not a second copy beside the analyses
     verified_choices(r.sketch, r.pass, p);
+    r.pass.products();  // after verified_choices' rescaling
     r.sketch_passes = state.sketch_passes();
     r.pass_seconds = state.pass_seconds();
     return r;

@@ -58,7 +58,8 @@ inline run_state stream(stream_state& state, const prepared_run& p, const mpi_co
     if (p.from) return drive_from(state, *p.from, p.from_path, p.drive.quiet, mpi, p.drive.command, p.from_file.get());
     std::unique_ptr<jitter_state> holder;
     run_state r = drive(with_jitter(state, p.jitter, p.jitter_seed, holder), p.input, p.drive, mpi);
-    release_free_memory();  // the batches' buffers, before the analyses' D x D matrices
+    memory_mark("stream ended");  // RECALIGN_MEMORY_TRACE: the last pass's peak
+    release_free_memory();        // the batches' buffers, before the analyses' D x D matrices
     return r;
 }
 
