@@ -50,16 +50,16 @@ long double run_memory(const std::string& method, std::uint64_t dim, std::uint64
                            // blocks. The finish
                            // (frequent_directions_spectrum) reads the sketch's rows in place: the
                            // Gram matrix of its up to m = 2l + 1 rows and dsyevd's workspace
-                           // (4 m²), then E = Bᵀ U_r and its Ritz vectors (2 rank x D). (Its
-                           // fallback, a thin SVD of a copy, needs rel_tol at rounding level: never
-                           // from the CLI.) Measured at D = 150,528, rank 100, 2,000 rows: the
-                           // finish 1.02 GB, the run's peak (the CLI parks the state through the
-                           // verification pass; 1.30 GB in that pass where it cannot).
+                           // (4 m²), then E = Bᵀ U_r, whose storage its Ritz vectors take (rank x
+                           // D; tall_svd.hpp). (Its fallback, a thin SVD of a copy, needs rel_tol at
+                           // rounding level: never from the CLI.) Measured at D = 150,528, rank 100,
+                           // 2,000 rows: the sketch pass and the finish 0.91 GB, the run's peak (the
+                           // CLI parks the state through the verification pass).
         const long double ell = static_cast<long double>(
             frequent_directions_default_ell(static_cast<std::size_t>(rank), static_cast<std::size_t>(dim)));
         const long double m = 2.0L * ell + 1.0L;
         words = 2.0L * ell * d + 3.0L * 4.0L * ell * ell + ell * std::min(d, 2048.0L) +
-                1.5L * ell * std::min(d, 8192.0L) + 4.0L * m * m + 2.0L * static_cast<long double>(rank) * d;
+                1.5L * ell * std::min(d, 8192.0L) + 4.0L * m * m + static_cast<long double>(rank) * d;
     }
     if (classes) words += 2.0L * (d + 1.0L) * k + k * k;
     const long double krylov = method == "nystrom" ? krylov_run_memory(dim, classes, rank, krylov_blocks, extra) : 0.0L;

@@ -1,6 +1,9 @@
 // Cholesky QR twice and a small SVD: the tall thin SVD of tall_svd.hpp.
 #include "tall_svd.hpp"
 
+#include <algorithm>
+#include <vector>
+
 #include "recalign/core/blas.hpp"
 
 namespace recalign::detail {
@@ -27,8 +30,17 @@ bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv) {
     matrix_t c = xt::zeros<double>({s, s}), uc = xt::zeros<double>({s, s}), vt = xt::zeros<double>({s, s});
     blas::gemm_nn(s, s, s, 1.0, c2.data(), c1.data(), 0.0, c.data());
     if (blas::gesdd_thin(s, s, c.data(), sv.data(), uc.data(), vt.data()) != 0) return false;
-    u = xt::zeros<double>({d, s});
-    blas::gemm_nn(d, s, s, 1.0, q.data(), uc.data(), 0.0, u.data());
+    // U = Q U_C in Q's own storage, a block of rows at a time (no second D x s array at the
+    // finish's peak): each block's product goes through a small scratch and back.
+    constexpr std::size_t rows = 2048;
+    std::vector<double> block(std::min(d, rows) * s);
+    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
+        const std::size_t rb = std::min(rows, d - r0);
+        blas::gemm_nn(rb, s, s, 1.0, q.data() + r0 * s, uc.data(), 0.0, block.data());
+        std::copy(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(rb * s), q.data() + r0 * s);
+    }
+    u = std::move(q);
+    e = matrix_t();
     return true;
 }
 

@@ -12,7 +12,7 @@ namespace recalign::detail {
 // which the Nyström shift provides (κ(E)² is about 1 / (√D ε) at worst) and FD's finish its
 // cut at rel_tol λ₁ (κ(E)² = λ₁ / λ_r); `sv` holds s values on entry. If a Cholesky
 // factorisation fails anyway, false, E is left as it was (to rounding) and the caller takes
-// LAPACK's SVD of it.
+// LAPACK's SVD of it. On success U is formed in E's storage and moved into `u` (e is left empty).
 bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv);
 
 }  // namespace recalign::detail

@@ -24,12 +24,12 @@ TEST_CASE("run_memory: the D x D moments of the exact route, a few rank x D bloc
     // shrink's 2l x 2l Gram matrix and two scratch copies, its rotation's l x min(D, 2,048)
     // scratch and the f32 kernels' 2l x and l x min(D, 8,192) float blocks (1.5 l min(D, 8,192)
     // words); the finish's Gram matrix of the up to m = 2l + 1 rows with dsyevd's workspace
-    // (4 m²), E = Bᵀ U_r and its Ritz vectors (2 rank x D).
+    // (4 m²), E = Bᵀ U_r, whose storage its Ritz vectors take (rank x D).
     CHECK(run_memory("fd", 100, 4, 7, 5.0L) ==
-          8.0L * (2 * 21 * 100 + 3 * 42 * 42 + 21 * 100 + 1.5 * 21 * 100 + 4 * 43 * 43 + 2 * 7 * 100 + 2 * 101 * 4 + 16) +
+          8.0L * (2 * 21 * 100 + 3 * 42 * 42 + 21 * 100 + 1.5 * 21 * 100 + 4 * 43 * 43 + 7 * 100 + 2 * 101 * 4 + 16) +
               5.0L);
     CHECK(run_memory("fd", 10, 0, 7) ==
-          8.0L * (2 * 10 * 10 + 3 * 20 * 20 + 10 * 10 + 1.5 * 10 * 10 + 4 * 21 * 21 + 2 * 7 * 10));  // l capped at D
+          8.0L * (2 * 10 * 10 + 3 * 20 * 20 + 10 * 10 + 1.5 * 10 * 10 + 4 * 21 * 21 + 7 * 10));  // l capped at D
     // D = 2^40 on the exact route: 3 D^2 doubles is far beyond 2^64 bytes, and no wrap.
     CHECK(run_memory("exact", 1ULL << 40, 0, 0) > 1.8e19L);
 }

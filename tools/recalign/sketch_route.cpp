@@ -83,7 +83,7 @@ own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi, bo
     // The analyses read the pass alone: the sketch's own basis (D x rank) is not read back (its
     // eigenvalues and error estimates are), and with the pass's products the Ritz steps work in
     // its coordinates, without rotated D x K copies of V and Sxx V (Nyström align at 224x224x3,
-    // rank 100: 767 -> MB at the peak, docs/benchmarks-log.md "The thirty-fourth session").
+    // rank 100: 767 -> 465 MB at the peak, docs/benchmarks-log.md "The thirty-fourth session").
     r.sketch = state.sketch_without_basis();
     r.pass = state.take_verified();  // moved out: not a second copy beside the analyses
     verified_choices(r.sketch, r.pass, p);
