@@ -1,9 +1,7 @@
 // Cholesky QR twice and a small SVD: the tall thin SVD of tall_svd.hpp.
 #include "tall_svd.hpp"
 
-#include <algorithm>
-#include <vector>
-
+#include "../align/nested.hpp"  // multiply_rows_in_place
 #include "recalign/core/blas.hpp"
 
 namespace recalign::detail {
@@ -30,15 +28,8 @@ bool svd_cholqr2(matrix_t& e, matrix_t& u, vector_t& sv) {
     matrix_t c = xt::zeros<double>({s, s}), uc = xt::zeros<double>({s, s}), vt = xt::zeros<double>({s, s});
     blas::gemm_nn(s, s, s, 1.0, c2.data(), c1.data(), 0.0, c.data());
     if (blas::gesdd_thin(s, s, c.data(), sv.data(), uc.data(), vt.data()) != 0) return false;
-    // U = Q U_C in Q's own storage, a block of rows at a time (no second D x s array at the
-    // finish's peak): each block's product goes through a small scratch and back.
-    constexpr std::size_t rows = 2048;
-    std::vector<double> block(std::min(d, rows) * s);
-    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
-        const std::size_t rb = std::min(rows, d - r0);
-        blas::gemm_nn(rb, s, s, 1.0, q.data() + r0 * s, uc.data(), 0.0, block.data());
-        std::copy(block.begin(), block.begin() + static_cast<std::ptrdiff_t>(rb * s), q.data() + r0 * s);
-    }
+    // U = Q U_C in Q's own storage (no second D x s array at the finish's peak).
+    multiply_rows_in_place(q, uc);
     u = std::move(q);
     e = matrix_t();
     return true;
