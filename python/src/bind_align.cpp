@@ -246,13 +246,13 @@ draws = 0 is the closed form; draws > 0 asks a tracker for a Monte-Carlo estimat
 Monte-Carlo estimate of a built-in noise model's expectations (Bs, G) with replicate standard
 errors. The noise of a sample depends only on (seed, its global row, draw): pass first_row
 when shards of one stream are merged. Picklable (the spec travels with the state).)doc");
-    mc.def(py::init([](std::size_t dim, std::optional<noise_spec> spec, py::object corrupt, std::optional<std::size_t> draws,
+    mc.def(py::init([](std::int64_t dim, std::optional<noise_spec> spec, py::object corrupt, std::optional<std::int64_t> draws,
                        std::optional<std::uint64_t> seed, std::string name, py::object shape, const std::string& layout,
-                       std::size_t replicates) {
+                       std::int64_t replicates) {
                const image_shape sh = make_shape(shape, layout);
                monte_carlo_options o;
-               o.dim = dim;
-               o.replicates = replicates;
+               o.dim = size_arg(dim, "dim");
+               o.replicates = size_arg(replicates, "replicates");
                corrupted_model model = model_of(spec, corrupt, draws, seed, name, "MonteCarloNoise");
                o.draws = model.draws;
                o.seed = model.seed;
@@ -368,18 +368,18 @@ denoising alignment and noise impact curves with their change since the previous
     t.update(images, labels)      # GIL released; first_row defaults to n (global row index)
     r = t.report(); r.clean.curve; r.noises[0].denoising.curve
     pickle.dumps(t); t.merge(other); t.save(path))doc");
-    tr.def(py::init([](std::size_t dim, std::size_t classes, py::object shape, const std::string& layout, py::iterable noises,
-                       const std::string& measure, const std::string& center, std::size_t replicates, double rel_tol,
+    tr.def(py::init([](std::int64_t dim, std::int64_t classes, py::object shape, const std::string& layout, py::iterable noises,
+                       const std::string& measure, const std::string& center, std::int64_t replicates, double rel_tol,
                        std::optional<double> memory) {
                tracker_options o;
-               o.dim = dim;
-               o.classes = classes;
+               o.dim = size_arg(dim, "dim");
+               o.classes = size_arg(classes, "classes");
                o.shape = make_shape(shape, layout);
                for (py::handle h : noises) o.noises.push_back(spec_of(h));
                o.measure = parse_measure(measure);
                o.raw_targets = center == "inputs";  // MATH.md §8: inputs centered, targets raw
                o.center = o.raw_targets ? centering::centered : parse_centering(center);
-               o.replicates = replicates;
+               o.replicates = size_arg(replicates, "replicates");
                o.rel_tol = rel_tol;
                require_exact_memory(o, memory);  // before the D x D moments are allocated
                return std::make_unique<tracker_g>(alignment_tracker(o));

@@ -33,10 +33,10 @@ of a sketch run.
 Batches as for MomentAccumulator (float32/float64/uint8 read in place, other dimensions
 flattened); labels are integer class ids, one per row. A bad batch (wrong width, NaN/Inf,
 label out of range, label count) raises ValueError naming the row and changes nothing.)doc");
-    cls.def(py::init([](std::size_t dim, std::size_t classes) {
+    cls.def(py::init([](std::int64_t dim, std::int64_t classes) {
                 class_moments_options o;
-                o.dim = dim;
-                o.classes = classes;
+                o.dim = size_arg(dim, "dim");
+                o.classes = size_arg(classes, "classes");
                 return std::make_unique<class_moments_g>(class_moments(o));
             }),
             py::arg("dim"), py::arg("classes"), "dim: D (row width). classes: C (labels lie in [0, C)).")

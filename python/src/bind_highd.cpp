@@ -41,14 +41,14 @@ update, merge, to_bytes/from_bytes, save/load, pickle; a rejected batch changes 
     pb = PatchBlocks((32, 32, 3), patch=(4, 4))
     pb.update(x)                                  # rows of H*W*C values
     pb.block(0, "uncentered"); pb.restrict_to(v)  # V^T Bd V)doc");
-    cls.def(py::init([](py::object shape, std::pair<std::size_t, std::size_t> patch, const std::string& layout) {
+    cls.def(py::init([](py::object shape, std::pair<std::int64_t, std::int64_t> patch, const std::string& layout) {
                 patch_blocks_options o;
                 o.shape = make_shape(shape, layout);
-                o.patch_h = patch.first;
-                o.patch_w = patch.second;
+                o.patch_h = size_arg(patch.first, "patch height");
+                o.patch_w = size_arg(patch.second, "patch width");
                 return std::make_unique<blocks_g>(patch_blocks(o));
             }),
-            py::arg("shape"), py::arg("patch") = std::make_pair<std::size_t, std::size_t>(1, 1), py::arg("layout") = "hwc",
+            py::arg("shape"), py::arg("patch") = std::make_pair<std::int64_t, std::int64_t>(1, 1), py::arg("layout") = "hwc",
             "shape: the image (H, W[, C]); patch: (height, width) in pixels (1x1: dropout); layout: 'hwc' or 'chw',\n"
             "the order of a flat row's values.")
         .def("update",
@@ -133,10 +133,10 @@ MomentAccumulator; V is part of the configuration (merging needs the same V, bit
 
     rm = RestrictedMoments(v, classes=10)
     rm.update(x, labels); s = rm.finish("uncentered"); ritz_alignment(s))doc");
-    cls.def(py::init([](py::handle basis, std::size_t classes) {
+    cls.def(py::init([](py::handle basis, std::int64_t classes) {
                 restricted_moments_options o;
                 o.basis = to_matrix(basis, "basis");
-                o.classes = classes;
+                o.classes = size_arg(classes, "classes");
                 return std::make_unique<restricted_g>(restricted_moments(std::move(o)));
             }),
             py::arg("basis"), py::arg("classes") = 0, "basis: V (D x K, full column rank, finite). classes: C (class ids with every batch; 0: none).")

@@ -53,7 +53,7 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
 
     mcs = MonteCarloSketch(gaussian_test_matrix(d, 60, 7), "mask:patch=4x4,ratio=0.75,draws=4,seed=7", shape=(28, 28))
     mcs.update(x); q = monte_carlo_ritz_basis(u, mcs.products()))doc");
-    cls.def(py::init([](py::handle test, py::object spec, py::object corrupt, std::optional<std::size_t> draws,
+    cls.def(py::init([](py::handle test, py::object spec, py::object corrupt, std::optional<std::int64_t> draws,
                         std::optional<std::uint64_t> seed,
                         std::string name, py::object shape, const std::string& layout, bool ranges) {
                 const image_shape sh = make_shape(shape, layout);

@@ -46,10 +46,10 @@ void bind_sketch(py::module_& m) {
 Frequent Directions sketch of the (centered or uncentered) second moment: an ell x D matrix B
 with 0 <= C − BᵀB and ‖C − BᵀB‖₂ <= shrinkage <= tail / (ell + 1 − k). Memory: 2·ell x D.
 Same verbs as MomentAccumulator: update, merge, to_bytes/from_bytes, save/load, pickle.)doc");
-    fd.def(py::init([](std::size_t dim, std::size_t ell, const std::string& center, bool float32_kernels) {
+    fd.def(py::init([](std::int64_t dim, std::int64_t ell, const std::string& center, bool float32_kernels) {
                frequent_directions_options o;
-               o.dim = dim;
-               o.ell = ell;
+               o.dim = size_arg(dim, "dim");
+               o.ell = size_arg(ell, "ell");
                o.center = parse_centering(center);
                o.float32_kernels = float32_kernels;
                return std::make_unique<fd_g>(frequent_directions(o));
@@ -94,17 +94,17 @@ with a counter-based random Ω of width rank + oversampling (±1 signs by defaul
 test="gaussian"; regenerated from `seed`, never stored) and `probes` extra columns for an a-posteriori error estimate. next_pass()
 starts a power iteration over another read of the data (blocks > 1: block Krylov, keeping up to
 `blocks` passes' blocks and their products). Same verbs as MomentAccumulator.)doc");
-    ny.def(py::init([](std::size_t dim, std::size_t rank, std::size_t oversampling, std::size_t probes, std::uint64_t seed,
-                       const std::string& center, bool float32_kernels, const std::string& test, std::size_t blocks) {
+    ny.def(py::init([](std::int64_t dim, std::int64_t rank, std::int64_t oversampling, std::int64_t probes, std::uint64_t seed,
+                       const std::string& center, bool float32_kernels, const std::string& test, std::int64_t blocks) {
                nystrom_options o;
-               o.dim = dim;
-               o.rank = rank;
-               o.oversampling = oversampling;
-               o.probes = probes;
+               o.dim = size_arg(dim, "dim");
+               o.rank = size_arg(rank, "rank");
+               o.oversampling = size_arg(oversampling, "oversampling");
+               o.probes = size_arg(probes, "probes");
                o.seed = seed;
                o.center = parse_centering(center);
                o.float32_kernels = float32_kernels;
-               o.blocks = blocks;
+               o.blocks = size_arg(blocks, "blocks");
                if (test != "auto" && test != "signs" && test != "gaussian" && test != "sparse")
                    throw std::invalid_argument("test must be 'auto', 'signs', 'sparse' or 'gaussian', not '" + test + "'");
                o.test = test == "signs"      ? nystrom_test::signs

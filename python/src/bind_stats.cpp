@@ -74,10 +74,10 @@ Batches: NumPy float32/float64/uint8 C-contiguous arrays (or CPU torch tensors) 
 in place; anything else is converted once. Rows = shape[0], the other dimensions are
 flattened. A bad batch (wrong width, NaN/Inf, label out of range, non-numeric) raises
 ValueError naming the row and leaves the state unchanged.)doc");
-    cls.def(py::init([](std::size_t dim, std::size_t classes, std::optional<std::string> targets, bool float32_kernels) {
+    cls.def(py::init([](std::int64_t dim, std::int64_t classes, std::optional<std::string> targets, bool float32_kernels) {
                 moment_options o;
-                o.dim = dim;
-                o.classes = classes;
+                o.dim = size_arg(dim, "dim");
+                o.classes = size_arg(classes, "classes");
                 o.targets = targets ? parse_targets(*targets) : (classes > 0 ? target_mode::class_ids : target_mode::none);
                 o.float32_kernels = float32_kernels;
                 return std::make_unique<moments_g>(moment_accumulator(o));

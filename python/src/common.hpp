@@ -55,6 +55,15 @@ matrix_t to_matrix(py::handle obj, const char* what);
 
 centering parse_centering(const std::string& s);
 
+// A size or count from Python (dim, classes, rank, ...): a negative one is refused by name
+// (ValueError: "dim must be >= 0, got -1"), where a std::size_t parameter would make pybind11
+// raise TypeError for the whole call (no matching signature). The constructors take such
+// parameters as std::int64_t and pass them through this.
+inline std::size_t size_arg(std::int64_t v, const char* name) {
+    if (v < 0) throw py::value_error(std::string(name) + " must be >= 0, got " + std::to_string(v));
+    return static_cast<std::size_t>(v);
+}
+
 // Image geometry from Python: shape (H, W[, C]) or None, layout 'hwc' / 'chw' (bind_align.cpp).
 image_shape make_shape(const py::object& shape, const std::string& layout);
 py::object shape_tuple(const image_shape& s);

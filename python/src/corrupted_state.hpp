@@ -42,9 +42,11 @@ struct corrupted_model {
     std::string name;
 };
 inline corrupted_model model_of(std::optional<noise_spec>& spec, const py::object& corrupt,
-                                std::optional<std::size_t> draws, std::optional<std::uint64_t> seed,
+                                std::optional<std::int64_t> draws_arg, std::optional<std::uint64_t> seed,
                                 const std::string& name, const char* what) {
     const std::string w(what);
+    const std::optional<std::size_t> draws =
+        draws_arg ? std::optional<std::size_t>(size_arg(*draws_arg, "draws")) : std::nullopt;
     if (spec) {
         if (!corrupt.is_none()) throw std::invalid_argument(w + ": give a spec or corrupt, not both");
         // draws= and seed= fill what the spec leaves unset; they may not contradict it.

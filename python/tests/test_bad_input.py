@@ -338,3 +338,24 @@ def test_merging_a_later_nystrom_pass():
 def test_merging_another_type_is_a_type_error():
     with pytest.raises(TypeError):
         make("moments").merge(make("frequent_directions"))
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: recalign.MomentAccumulator(-1), "dim"),
+    (lambda: recalign.MomentAccumulator(4, classes=-2), "classes"),
+    (lambda: recalign.FrequentDirections(-1, 5), "dim"),
+    (lambda: recalign.FrequentDirections(10, -5), "ell"),
+    (lambda: recalign.NystromSketch(10, -3), "rank"),
+    (lambda: recalign.NystromSketch(10, 3, oversampling=-1), "oversampling"),
+    (lambda: recalign.ClassMoments(-1, 3), "dim"),
+    (lambda: recalign.RestrictedMoments(np.eye(4)[:, :2], classes=-1), "classes"),
+    (lambda: recalign.AlignmentTracker(-4, 3), "dim"),
+    (lambda: recalign.AlignmentTracker(4, 3, replicates=-1), "replicates"),
+    (lambda: recalign.MonteCarloNoise(4, "dropout:ratio=0.5", draws=-2), "draws"),
+    (lambda: recalign.PatchBlocks((4, 4), (-1, 2)), "patch height"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_negative_sizes_are_value_errors_naming_the_argument(make, name):
+    """A negative size or count is a bad value, named as such (it was pybind11's TypeError of no
+    matching constructor, listing the signatures)."""
+    with pytest.raises(ValueError, match=f"^{name} must be >= 0, got -"):
+        make()
