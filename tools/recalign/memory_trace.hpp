@@ -14,7 +14,7 @@ void memory_mark(const char* phase);
 
 // Gives the pages malloc holds free back to the system (glibc's malloc_trim). A run's batch
 // buffers, once freed, stay resident in the heap where glibc's dynamic mmap threshold had put
-// them (36 MB at D = 4,096 with 1,000-row batches, docs/benchmarks-log.md "The thirty-fourth
+// them (35.9 MiB at D = 4,096 with 1,000-row batches, docs/benchmarks-log.md "The thirty-fourth
 // session"); the analyses after the stream would otherwise hold them beside their D x D matrices.
 void release_free_memory();
 

@@ -37,8 +37,9 @@ bool check_verification(const run_options& r, const prepared_run& p, const mpi_c
         if (is_pipe(f))
             throw user_error("--images " + f + " is a pipe, read once: the verification pass of --method " + r.method +
                              " would read it again; pass --no-verify (the sketch's estimate, labelled as such)");
-    // The pass holds Sxx V (D x K) and its finished copy, and the analyses a rotated copy; it
-    // reads the data batch by batch too.
+    // The pass holds Sxx V (D x K) and its finished copy, and the analyses a third D x K (align,
+    // spectrum and project work in the pass's coordinates now and hold none: the count stays
+    // conservative); it reads the data batch by batch too.
     long double bytes = verification_memory(p.dim(), columns, extra + static_cast<long double>(p.input.batch_bytes));
     // Parked, the sketch's state and basis are on disk through the passes: what they free is
     // not held beside the passes (the sketch passes and the finish, run_memory, still hold it).

@@ -23,14 +23,19 @@ namespace {
 // Distinguishes a verified state from a route state (which starts with a u64 length) in
 // checkpoints: `merge` and --from name it instead of misreading it.
 const char* const magic = verified_magic;
-// Parks `route` (verify_plan::park). A $TMPDIR that can no longer take it (the commands checked
-// for room before reading) keeps it in memory, said on stderr: the run goes on.
-void park_or_keep(route_state& route) {
+// Runs `park`, a move to disk of verify_plan::park. A $TMPDIR that can no longer take it (the
+// commands checked for room before reading) leaves `what` in memory, said on stderr: the run
+// goes on.
+template <class F>
+void park_or_keep(const char* what, F&& park) {
     try {
-        route.park(io::spill_directory());
+        park();
     } catch (const file_error& e) {
-        std::fprintf(stderr, "recalign: note: the finished sketch's state stays in memory: %s\n", e.what());
+        std::fprintf(stderr, "recalign: note: %s stays in memory: %s\n", what, e.what());
     }
+}
+void park_or_keep(route_state& route) {
+    park_or_keep("the finished sketch's state", [&route] { route.park(io::spill_directory()); });
 }
 // v with x after its last element.
 vector_t appended(const vector_t& v, double x) {
@@ -159,16 +164,13 @@ void verified_state::next_pass(const mpi_context& mpi) {
         }
         memory_mark("basis built");
         if (plan_.park && finished_ && !basis_parked_) {  // U is read again at the next restart only
-            if (!parked_basis_) {
-                const matrix_t& u = finished_->spec.basis;
-                try {
+            if (!parked_basis_)
+                park_or_keep("the sketch's basis", [this] {
+                    const matrix_t& u = finished_->spec.basis;
                     auto file = std::make_shared<io::row_spill>(io::spill_directory(), u.shape(0), u.shape(1));
                     if (u.size()) file->write_rows(0, u.shape(0), u.data());
                     parked_basis_ = std::move(file);
-                } catch (const file_error& e) {  // as park_or_keep: U stays in memory
-                    std::fprintf(stderr, "recalign: note: the sketch's basis stays in memory: %s\n", e.what());
-                }
-            }
+                });
             if (parked_basis_) {
                 finished_->spec.basis = matrix_t();
                 basis_parked_ = true;
