@@ -20,14 +20,15 @@ std::string parent_of(const std::string& path) {
     if (slash == std::string::npos) return ".";
     return slash == 0 ? "/" : path.substr(0, slash);
 }
-bool is_directory(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 bool writable_directory(const std::string& dir) { return is_directory(dir) && ::access(dir.c_str(), W_OK | X_OK) == 0; }
 }  // namespace
 
 bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+bool is_directory(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
 
 bool is_pipe(const std::string& path) { return path == "-" || checkpoint::is_pipe_or_device(path); }
 

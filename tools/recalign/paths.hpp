@@ -9,6 +9,8 @@
 namespace recalign::cli {
 
 bool file_exists(const std::string& path);
+// PATH names a directory (following symbolic links).
+bool is_directory(const std::string& path);
 // "-" (standard input), a pipe, FIFO or character device: data that can be read only once.
 bool is_pipe(const std::string& path);
 

@@ -3,6 +3,7 @@
 // succeeded (a refusal prints nothing on stdout).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,11 @@ void write_png(const std::string& path, const image_grid& g);
 std::vector<unsigned char> image_pixels(const double* v, const std::vector<std::size_t>& shape, bool chw);
 // Largest width or height this PNG writer accepts (libpng's default user limit).
 constexpr std::size_t max_png_side = 1000000;
+
+// A curve as the plain vector the CSV and JSON writers take.
+inline std::vector<double> to_vec(const vector_t& v) { return std::vector<double>(v.begin(), v.end()); }
+// A 64-bit hash as 0x and 16 hexadecimal digits (the text and the JSON print it alike).
+std::string hex(std::uint64_t v);
 
 // CSV text of equally long numeric columns (the first column an index counting from 1 when
 // `index_name` is non-empty); a value missing from a shorter column is an empty cell.

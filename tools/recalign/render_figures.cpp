@@ -11,8 +11,6 @@ namespace recalign::cli {
 
 namespace {
 
-std::vector<double> to_vec(const vector_t& v) { return std::vector<double>(v.begin(), v.end()); }
-
 std::string ratio_label(double r) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.4g", r);

@@ -6,8 +6,6 @@ namespace recalign::cli {
 
 namespace {
 
-std::vector<double> to_vec(const vector_t& v) { return std::vector<double>(v.begin(), v.end()); }
-
 void write_csv(const std::string& path, const std::vector<std::string>& names,
                const std::vector<std::vector<double>>& columns, const std::string& index_name = "k") {
     write_output_file(path, csv_text(names, columns, index_name));

@@ -13,7 +13,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-std::vector<double> to_vec(const vector_t& v) { return std::vector<double>(v.begin(), v.end()); }
 json number_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
 json input_json(const run_state& st) {
@@ -37,12 +36,6 @@ json input_json(const run_state& st) {
         a.push_back(o);
     }
     return a;
-}
-
-std::string hex(std::uint64_t v) {
-    char b[32];
-    std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
-    return b;
 }
 
 // "exact_for" and "sketch_error" of a sketch route (README "JSON"): what the numbers are exact

@@ -41,12 +41,6 @@ std::string g4(double x) {
     return b;
 }
 
-std::string hex(std::uint64_t v) {
-    char b[32];
-    std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
-    return b;
-}
-
 // The value at k, or "-" past the end of a curve.
 std::string at(const vector_t& v, std::size_t k, const char* fmt) {
     if (k > v.size()) return "-";
@@ -102,6 +96,12 @@ void sketch_note(std::string& s, const std::optional<sketch_verification>& v, co
 }
 
 }  // namespace
+
+std::string hex(std::uint64_t v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
+    return b;
+}
 
 void print_stdout(const std::string& text) {
     // A full disk or a closed pipe must not pass for success: the results never arrived.

@@ -1,6 +1,5 @@
 #include "validate.hpp"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -206,11 +205,6 @@ std::uint64_t range_rows(const io::data_source& src) {
                                     std::to_string(src.file_rows()) + ", --skip " + std::to_string(src.options().skip) +
                                     ")");
     return src.total();
-}
-
-bool is_directory(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 // The image options apply to the formats that make rows from images; elsewhere they would
