@@ -21,16 +21,14 @@
 namespace recalign {
 
 namespace {
-// x -= Q (Qᵀ x), twice (once is not enough in floating point).
-// x −= Q (Qᵀ x), twice, for Q the first m columns of a D-row matrix of row stride ldq.
+// x −= Q (Qᵀ x), once, for Q the first m columns of a D-row matrix of row stride ldq. Once is
+// not enough in floating point: extension_columns projects twice, renormalising in between.
 void project_out(const double* q, std::size_t ldq, std::size_t m, matrix_t& x) {
     const std::size_t d = x.shape(0), e = x.shape(1);
     if (m == 0 || e == 0) return;
     matrix_t c = xt::zeros<double>({m, e});
-    for (int round = 0; round < 2; ++round) {
-        blas::gemm_tn(m, e, d, 1.0, q, ldq, x.data(), e, 0.0, c.data(), e);
-        blas::gemm_nn(d, e, m, -1.0, q, ldq, c.data(), e, 1.0, x.data(), e);
-    }
+    blas::gemm_tn(m, e, d, 1.0, q, ldq, x.data(), e, 0.0, c.data(), e);
+    blas::gemm_nn(d, e, m, -1.0, q, ldq, c.data(), e, 1.0, x.data(), e);
 }
 // An orthonormal basis of span(x) from XᵀX = P D Pᵀ: X P D^{-1/2} over the eigenvalues above
 // `cut` (squared norms: directions below sqrt(cut) are dependent), in x itself when no
@@ -296,8 +294,13 @@ matrix_t leading_columns(const restricted_statistics& s, const restricted_statis
 
 namespace {
 // What `extra` (D x e, overwritten) adds to the orthonormal columns Q (the first m of a D-row
-// matrix of row stride ldq): block Gram–Schmidt with a Cholesky-QR-like step, done twice,
-// O(D (m + e) e) in BLAS-3 (a column at a time would be quadratic in copies at high D).
+// matrix of row stride ldq): block classical Gram–Schmidt with a Cholesky-QR-like step, done
+// twice (BCGS2, "twice is enough": the first projection leaves components along Q of about ε
+// times the column's norm before it, which the renormalisation can magnify to ε / (1e-10) at
+// the dependence cut; the second projection takes them back to ε, and its renormalisation cut
+// drops a column that lost more than half its norm to it). O(D (m + e) e) in BLAS-3 (a column
+// at a time would be quadratic in copies at high D). Two projections where there were four:
+// each is two D x m x e products, at the demo's restart m = 1,024, e = 192.
 void extension_columns(const double* q, std::size_t ldq, std::size_t m, matrix_t& y) {
     const std::size_t d = y.shape(0), e = y.shape(1);
     double largest = 0.0;
