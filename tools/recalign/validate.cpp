@@ -1,6 +1,5 @@
 #include "validate.hpp"
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
