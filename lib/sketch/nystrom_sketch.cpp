@@ -355,21 +355,31 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     else
         to_double_checked(rows_of(x, 0, 1), d, shift, first_row);  // also refuses a bad pointer, type or scale
     const std::size_t cbmax = std::min(d, column_block);
-    tb_.resize(cbmax * w);
-    ssc_.resize(cbmax);
-    if (single) {
-        xf_.resize(rows * cbmax), zf_.resize(rows * w), tf_.resize(cbmax * w), yf_.resize(cbmax * w);
-    } else {
-        xb_.resize(rows * cbmax), zb_.resize(rows * w);
-    }
     // A second thread for the work between the GEMMs where there is enough of it per block to
     // pay for the hand-over (a block of at least 64 Ki elements) and for starting the thread
     // (a batch of at least 1 Mi elements).
-    detail::second_thread two(rows * cbmax >= (std::size_t{1} << 16) && rows * d >= (std::size_t{1} << 20));
+    const bool shared = rows * cbmax >= (std::size_t{1} << 16) && rows * d >= (std::size_t{1} << 20);
+    detail::second_thread two(shared);
     const bool sparse = pass_ == 0 && options_.test == nystrom_test::sparse_signs;
-    const double ss = sparse ? (single ? first_sweep_sparse<float>(x, shift, e, et, two)
-                                       : first_sweep_sparse<double>(x, shift, e, et, two))
-                             : (single ? first_sweep<float>(x, shift, e, et, two) : first_sweep<double>(x, shift, e, et, two));
+    // Two column blocks or more: the dense sweeps split by blocks (nystrom_halves.cpp, with
+    // scratch of their own), each thread its own GEMMs; decided by the batch's shape alone, so
+    // the bits are the same on any machine (the halves' sums are added in the same order with or
+    // without the thread).
+    const bool halves = shared && d > column_block;
+    if (!halves || sparse) {
+        tb_.resize(cbmax * w);
+        ssc_.resize(cbmax);
+        if (single) {
+            xf_.resize(rows * cbmax), zf_.resize(rows * w), tf_.resize(cbmax * w), yf_.resize(cbmax * w);
+        } else {
+            xb_.resize(rows * cbmax), zb_.resize(rows * w);
+        }
+    }
+    const double ss = sparse   ? (single ? first_sweep_sparse<float>(x, shift, e, et, two)
+                                         : first_sweep_sparse<double>(x, shift, e, et, two))
+                      : halves ? (single ? first_sweep_halves<float>(x, shift, e, et, two)
+                                         : first_sweep_halves<double>(x, shift, e, et, two))
+                               : (single ? first_sweep<float>(x, shift, e, et, two) : first_sweep<double>(x, shift, e, et, two));
     for (std::size_t c = 0; c < d; ++c) {
         if (!std::isfinite(e[c])) {
             // A NaN/Inf makes its column sum non-finite: find it row by row to name it.
@@ -390,7 +400,9 @@ void nystrom_sketch::update(const batch_view& x, std::uint64_t first_row) {
     const double coef = cw - static_cast<double>(rows);
 
     // --- the state changes from here on; nothing below can fail ---
-    if (single)
+    if (halves && !sparse)
+        single ? second_sweep_halves<float>(x, shift, coef, e, et, two) : second_sweep_halves<double>(x, shift, coef, e, et, two);
+    else if (single)
         second_sweep<float>(x, shift, coef, e, et, two);
     else
         second_sweep<double>(x, shift, coef, e, et, two);

@@ -73,4 +73,12 @@ void second_thread::run_erased(void (*fn)(void*, int), void* context) {
         if (spins >= 256) std::this_thread::yield();
 }
 
+one_blas_thread::one_blas_thread() : before_(openblas_get_num_threads()) {
+    if (before_ != 1) openblas_set_num_threads(1);
+}
+
+one_blas_thread::~one_blas_thread() {
+    if (before_ != 1) openblas_set_num_threads(before_);
+}
+
 }  // namespace recalign::detail

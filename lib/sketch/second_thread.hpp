@@ -6,12 +6,17 @@
 // item 1). run() splits such a step in two halves, one per thread, and returns when both are
 // done: the steps stay in the same order as the GEMMs (nothing runs beside a GEMM, which would
 // only take a core from it), and each element is computed exactly as on one thread, so the
-// results are bit-identical with and without the second thread.
+// results are bit-identical with and without the second thread. Where a batch has two column
+// blocks or more, the halves are whole blocks with their GEMMs (block_half, one_blas_thread):
+// two single-threaded GEMMs side by side outrun one on two OpenBLAS threads at these shapes
+// (docs/benchmarks-log.md, the thirty-seventh session).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <mutex>
 #include <thread>
 
@@ -58,6 +63,29 @@ private:
     std::uint64_t posted_ = 0;          // under m_
     bool stop_ = false;                 // under m_
     std::atomic<std::uint64_t> done_{0};  // halves the second thread has finished
+};
+
+// The blocks of `block` columns (the last partial) of half `part` (0 or 1) of [0, d): [0, split)
+// and [split, blocks) with split = ⌈blocks / 2⌉, for work split by whole blocks between the two
+// threads (the Nyström update's and the verification pass's products).
+inline std::pair<std::size_t, std::size_t> block_half(std::size_t d, std::size_t block, int part) {
+    const std::size_t blocks = (d + block - 1) / block, split = (blocks + 1) / 2;
+    return part == 0 ? std::pair<std::size_t, std::size_t>{0, split} : std::pair<std::size_t, std::size_t>{split, blocks};
+}
+
+// OpenBLAS on one thread while it lives, its previous count restored after: for work split
+// between two threads of our own (detail::second_thread), each running one GEMM at a time. The
+// count is OpenBLAS's process-wide setting, so a BLAS call another thread of the process makes
+// meanwhile runs on one thread too.
+class one_blas_thread {
+public:
+    one_blas_thread();
+    ~one_blas_thread();
+    one_blas_thread(const one_blas_thread&) = delete;
+    one_blas_thread& operator=(const one_blas_thread&) = delete;
+
+private:
+    int before_;
 };
 
 }  // namespace recalign::detail

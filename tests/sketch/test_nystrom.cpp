@@ -407,11 +407,13 @@ TEST_CASE("Nyström: the default test matrix gives the top eigenpairs at every d
 
 TEST_CASE("Nyström: the update's second thread changes no bit (u8, f32, f64 input; both kernels; two passes)",
           "[sketch][nystrom]") {
-    // Batches of 1000 x 2000 (over the 2^20 elements where update() shares the conversion,
-    // the test matrix and the float32 additions to Y with a second thread; two column blocks,
-    // the second partial, split 512 + 512 and 496 + 480) against the same stream with the
-    // second thread disallowed (BLAS keeps its threads: OpenBLAS's own results change with
-    // their number). Without two cores and two BLAS threads there is nothing to compare.
+    // Batches of 1000 x 2000 (over the 2^20 elements where update() runs on two threads; two
+    // column blocks, 1024 and 976: each thread converts one, regenerates its block of the test
+    // matrix and runs its GEMMs with OpenBLAS on one thread; the sparse Ω's first sweep splits
+    // each block's conversion 512 + 512 and 496 + 480 instead) against the same stream with the
+    // second thread disallowed (the halves one after the other, OpenBLAS on one thread as well;
+    // the sparse sweep keeps the BLAS's threads). Without two cores and two BLAS threads there is
+    // nothing to compare.
     if (openblas_get_num_threads() < 2 || std::thread::hardware_concurrency() < 2) {
         WARN("one core or one BLAS thread: no second thread to compare against");
         return;
@@ -443,14 +445,45 @@ TEST_CASE("Nyström: the update's second thread changes no bit (u8, f32, f64 inp
             };
             using recalign::detail::second_thread;
             const std::uint64_t before = second_thread::started();
+            const int blas_threads = openblas_get_num_threads();
             const std::string two = stream();
             CHECK(second_thread::started() == before + 4);  // one per update
+            CHECK(openblas_get_num_threads() == blas_threads);  // restored after each update
             second_thread::allow(false);
             const std::string one = stream();
             second_thread::allow(true);
             CHECK(second_thread::started() == before + 4);
             INFO("input " << input << ", kernels " << kernels);
             CHECK(two == one);
+        }
+    }
+}
+
+TEST_CASE("Nyström: the update split by column blocks agrees with the unsplit one to rounding", "[sketch][nystrom]") {
+    // Batches of 1000 x 2000 take the block halves (each thread its own blocks and GEMMs, the
+    // halves' X T added after); batches of 100 (below 2^20 elements) the unsplit sweeps. The
+    // same rows, so the same C [Ω | G] up to the rounding of the two orders, in both passes.
+    const data_set& s = data(decay::power_law);
+    const std::size_t n = 2000;
+    for (const bool f32 : {false, true}) {
+        CAPTURE(f32);
+        auto stream = [&](std::size_t rows) {
+            nystrom_options o = opts(D, 10, 5, 3);
+            o.float32_kernels = f32;
+            nystrom_sketch sk(o);
+            std::vector<matrix_t> ranges;
+            for (int pass = 0; pass < 2; ++pass) {
+                if (pass == 1) sk.next_pass();
+                for (std::size_t r = 0; r < n; r += rows) sk.update(batch_view(s.x.data() + r * D, rows, D), r);
+                ranges.push_back(sk.range());
+            }
+            return ranges;
+        };
+        const std::vector<matrix_t> split = stream(1000), plain = stream(100);
+        for (int pass = 0; pass < 2; ++pass) {
+            CAPTURE(pass);
+            // float32 products: each order rounds its own single-precision GEMMs
+            CHECK(rel_diff(split[pass], plain[pass]) < (f32 ? 1e-5 : 1e-12));
         }
     }
 }

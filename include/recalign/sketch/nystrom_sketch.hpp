@@ -108,7 +108,10 @@ public:
     explicit nystrom_sketch(const nystrom_options& options);
 
     // Adds a batch to the current pass. Strong guarantee: a batch of the wrong width or
-    // holding NaN/Inf throws std::invalid_argument and leaves the state as it was.
+    // holding NaN/Inf throws std::invalid_argument and leaves the state as it was. A batch of
+    // more than 1,024 columns and at least 2^20 values runs on two threads of its own, each with
+    // OpenBLAS on one thread (a process-wide setting, restored when the update returns: BLAS
+    // calls other threads make meanwhile run on one thread too).
     void update(const batch_view& x, std::uint64_t first_row = 0);
 
     // Sum of two sketches of the same configuration, pass and (after pass 0) power-iteration
@@ -183,6 +186,15 @@ private:
     template <class T>
     void second_sweep(const batch_view& x, const double* shift, double coef, const double* e, const double* et,
                       detail::second_thread& two);
+    // The same two sweeps for a batch of at least two column blocks, split by blocks: each of the
+    // two threads of `two` converts its half of the blocks and runs their GEMMs itself, with
+    // OpenBLAS on one thread for the sweep (lib/sketch/nystrom_halves.cpp).
+    template <class T>
+    double first_sweep_halves(const batch_view& x, const double* shift, double* sums, double* sums_t,
+                              detail::second_thread& two);
+    template <class T>
+    void second_sweep_halves(const batch_view& x, const double* shift, double coef, const double* e, const double* et,
+                             detail::second_thread& two);
 
     nystrom_options options_;
     std::uint32_t pass_ = 0;
@@ -195,6 +207,14 @@ private:
     // Scratch, never serialized: one column block of the batch and of the test matrix, X T.
     std::vector<double> xb_, tb_, zb_, chan_, ssc_;
     std::vector<float> xf_, tf_, zf_, yf_;
+    // The same for each half of the column blocks (first_sweep_halves): its block of the batch and
+    // of the test matrix, its part of X T (half 0's then holds the sum), of cᵀ T and of Σ X_s².
+    struct half_scratch {
+        std::vector<double> xb, tb, zb, ssc, st;
+        std::vector<float> xf, tf, zf, yf;
+        double ss = 0.0;
+    };
+    half_scratch halves_[2];
     // The sparse first sweep's: the block transposed and Zᵀ; and [Ω | G] of pass 0 by column
     // blocks, each block's nonzeros by column (4 D (ζ + probes) bytes, built at the first update).
     std::vector<double> xtb_, ztb_;
