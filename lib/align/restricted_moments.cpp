@@ -73,8 +73,13 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     // The check and the conversions between the GEMMs on two threads (batch_halves.hpp), where a
     // block is big enough to pay for the hand-over and the batch for starting the thread (as
     // nystrom_sketch).
-    detail::second_thread two(rows * std::min(d, column_block) >= (std::size_t{1} << 16) &&
-                              rows * d >= (std::size_t{1} << 20));
+    const bool shared = rows * std::min(d, column_block) >= (std::size_t{1} << 16) && rows * d >= (std::size_t{1} << 20);
+    detail::second_thread two(shared);
+    // Two column blocks or more: the products split by blocks, each thread converting its own
+    // and running their GEMMs with OpenBLAS on one thread (as nystrom_sketch's update,
+    // lib/sketch/nystrom_halves.cpp); z̃ is half 0's part plus half 1's with or without the
+    // second thread, so the bits depend on the batch's shape alone.
+    const bool halves = shared && d > column_block;
     std::vector<double> sum(d, 0.0);
     detail::check_shifted_sums(two, x, d, shift.data(), sum.data(), xs_,
                                std::max<std::size_t>(1, (std::size_t(1) << 20) / d), first_row);
@@ -83,10 +88,30 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     // z̃ = (x − shift) V over blocks of columns of the batch, each converted on its own (no
     // rows x D copy of the batch at high D).
     xs_.resize(checked_mul(rows, std::min(d, column_block), "restricted_moments: batch rows x column block"));
-    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
-        const std::size_t cb = std::min(column_block, d - c0);
-        detail::gather_shifted(two, x, shift.data(), nullptr, c0, cb, xs_.data());
-        blas::gemm_nn(rows, k, cb, 1.0, xs_.data(), options_.basis.data() + c0 * k, c0 == 0 ? 0.0 : 1.0, zs_.data());
+    if (halves) {
+        xs1_.resize(xs_.size());
+        zs1_.resize(zs_.size());
+        auto half = [&](int part) {
+            std::vector<double>& xs = part ? xs1_ : xs_;
+            double* z = part ? zs1_.data() : zs_.data();
+            const auto [b0, b1] = detail::block_half(d, column_block, part);
+            for (std::size_t b = b0; b < b1; ++b) {
+                const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
+                gather_shifted(x, shift.data(), nullptr, c0, cb, xs.data());
+                blas::gemm_nn(rows, k, cb, 1.0, xs.data(), options_.basis.data() + c0 * k, b == b0 ? 0.0 : 1.0, z);
+            }
+        };
+        {
+            const detail::one_blas_thread one;
+            two.run(half);
+        }
+        for (std::size_t i = 0; i < rows * k; ++i) zs_[i] += zs1_[i];
+    } else {
+        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+            const std::size_t cb = std::min(column_block, d - c0);
+            detail::gather_shifted(two, x, shift.data(), nullptr, c0, cb, xs_.data());
+            blas::gemm_nn(rows, k, cb, 1.0, xs_.data(), options_.basis.data() + c0 * k, c0 == 0 ? 0.0 : 1.0, zs_.data());
+        }
     }
     std::vector<double> mz(k, 0.0);
     for (std::size_t r = 0; r < rows; ++r)
@@ -102,19 +127,33 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
             for (std::size_t j = 0; j < k; ++j) z[r * k + j] += vshift(j);
         labels_->update(batch_view(z.data(), rows, k), labels, first_row);
     }
-    commit(x, sum.data(), shift.data(), mz.data(), two);
+    commit(x, sum.data(), shift.data(), mz.data(), two, halves);
 }
 
 // The state changes here and nothing can fail: scatters about the shift, then to the batch mean
 // and Chan's term in one rank-one update of coefficient w − b (MATH.md §1; see moments.cpp).
 void restricted_moments::commit(const batch_view& x, const double* sum, const double* shift, const double* sz,
-                                detail::second_thread& two) {
+                                detail::second_thread& two, bool halves) {
     const std::size_t d = dim(), k = this->k(), rows = x.rows;
     blas::syrk_tn(k, rows, 1.0, zs_.data(), 1.0, mzz_.data());
-    for (std::size_t c0 = 0; c0 < d; c0 += column_block) {  // M V[block] += (x − shift)[:, block]ᵀ z̃
-        const std::size_t cb = std::min(column_block, d - c0);
-        detail::gather_shifted(two, x, shift, nullptr, c0, cb, xs_.data());
-        blas::gemm_tn(cb, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
+    if (halves) {  // each thread its own blocks of M V (disjoint), as update's halves
+        auto half = [&](int part) {
+            std::vector<double>& xs = part ? xs1_ : xs_;
+            const auto [b0, b1] = detail::block_half(d, column_block, part);
+            for (std::size_t b = b0; b < b1; ++b) {
+                const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
+                gather_shifted(x, shift, nullptr, c0, cb, xs.data());
+                blas::gemm_tn(cb, k, rows, 1.0, xs.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
+            }
+        };
+        const detail::one_blas_thread one;
+        two.run(half);
+    } else {
+        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {  // M V[block] += (x − shift)[:, block]ᵀ z̃
+            const std::size_t cb = std::min(column_block, d - c0);
+            detail::gather_shifted(two, x, shift, nullptr, c0, cb, xs_.data());
+            blas::gemm_tn(cb, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
+        }
     }
     const std::uint64_t na = n_, n = na + rows;
     const double b = static_cast<double>(rows);

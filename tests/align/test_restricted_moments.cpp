@@ -161,9 +161,10 @@ TEST_CASE("joined: the statistics of [V W, T] from a pass on V and a pass on T a
 }
 
 TEST_CASE("restricted moments: the update's second thread changes no bit (u8, f32, f64; a NaN)", "[align][restricted]") {
-    // Batches of 600 x 2000 (over the 2^20 elements where update() checks and converts the
-    // batch on two threads: two column blocks, 1024 and 976, each split in halves) against the
-    // same stream with the second thread disallowed (BLAS keeps its threads).
+    // Batches of 600 x 2000 (over the 2^20 elements where update() checks the batch on two
+    // threads, and with two column blocks, 1024 and 976, each converted and multiplied on a
+    // thread of its own with OpenBLAS on one thread) against the same stream with the second
+    // thread disallowed (the two halves then run one after the other, OpenBLAS on one thread too).
     if (openblas_get_num_threads() < 2 || std::thread::hardware_concurrency() < 2) {
         WARN("one core or one BLAS thread: no second thread to compare against");
         return;
@@ -196,12 +197,24 @@ TEST_CASE("restricted moments: the update's second thread changes no bit (u8, f3
             return checkpoint::to_bytes(r);
         };
         const std::uint64_t before = second_thread::started();
+        const int blas_threads = openblas_get_num_threads();
         const std::string two = stream();
         CHECK(second_thread::started() == before + 2);  // one per update
+        CHECK(openblas_get_num_threads() == blas_threads);  // restored after each update
         second_thread::allow(false);
         const std::string one = stream();
         second_thread::allow(true);
         CHECK(two == one);
+    }
+    // The block halves' statistics against the same rows in batches of 100 (below 2^20
+    // elements: one thread's blocks, the BLAS's own threads), to rounding.
+    restricted_moments split = make(basis), plain = make(basis);
+    for (std::size_t r0 = 0; r0 < n; r0 += rows) split.update(view(2, r0), target_view::class_ids(y.data() + r0, rows), r0);
+    for (std::size_t r0 = 0; r0 < n; r0 += 100)
+        plain.update(batch_view(x.data() + r0 * d, 100, d), target_view::class_ids(y.data() + r0, 100), r0);
+    for (const centering c : {centering::centered, centering::uncentered}) {
+        CHECK(testing::rel_diff(split.sv(c), plain.sv(c)) < 1e-12);
+        CHECK(testing::rel_diff(split.vsv(c), plain.vsv(c)) < 1e-12);
     }
     // A NaN is refused as on one thread, naming its row and column, and nothing changes.
     std::vector<double> bad(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(rows * d));

@@ -1,6 +1,6 @@
-// The verification pass's update at the 224 demo's width, with and without the second thread
-// that checks and converts the batch between the GEMMs (lib/align/batch_halves.hpp), side by
-// side in one process (alternating, so machine noise hits both sides alike): wall and CPU
+// The verification pass's update at the 224 demo's width, with and without its second thread
+// (each of two threads converting half of the column blocks and running their GEMMs, OpenBLAS
+// on one thread; without it the halves run one after the other), side by side in one process (alternating, so machine noise hits both sides alike): wall and CPU
 // seconds (user + system of the whole process, so BLAS threads spinning count) per batch of
 // uint8 rows, for restricted_moments (a refinement pass's T: K = 128; the first pass: K = 896),
 // and patch_blocks's update beside it for scale (the sketch pass's 16 x 16 blocks: one thread

@@ -162,7 +162,7 @@ public:
 
 private:
     void commit(const batch_view& x, const double* sum, const double* shift, const double* mz,
-                detail::second_thread& two);
+                detail::second_thread& two, bool halves);
     void check_loaded() const;
 
     restricted_moments_options options_;
@@ -173,6 +173,7 @@ private:
     std::optional<class_moments> labels_;  // per-class means of z (K x C)
     // Scratch, never serialized.
     std::vector<double> xs_, zs_;
+    std::vector<double> xs1_, zs1_;  // the second half's column block and part of z̃ (update's halves)
 };
 
 }  // namespace recalign
