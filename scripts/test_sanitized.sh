@@ -25,8 +25,10 @@ if [ ! -f "$dir/build.ninja" ]; then
     -Dcpp_args="-fno-sanitize-recover=undefined -g1" -Dcpp_link_args=-fno-sanitize-recover=undefined \
     -Dpython=disabled -Dexamples=false -Dmpi="$mpi" -Dunity=on
 elif [ "$(meson introspect "$dir" --buildoptions | /usr/bin/python3 -c \
-        'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"] == "mpi"][0])')" != "$mpi" ]; then
-  meson configure "$dir" -Dmpi="$mpi"
+        'import json,sys; o = {x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o["mpi"], o["unity"])')" != "$mpi on" ]; then
+  # A folder configured before (another MPI choice, or before unity builds): the same options
+  # as a fresh one, so it is built the way CI builds it.
+  meson configure "$dir" -Dmpi="$mpi" -Dunity=on
 fi
 out=$dir/meson-test-output.txt
 rm -f "$out"
