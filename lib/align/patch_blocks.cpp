@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "recalign/core/blas.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/hash.hpp"
+#include "../sketch/second_thread.hpp"
+#include "batch_halves.hpp"
 
 namespace recalign {
 
@@ -68,36 +71,64 @@ void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
     // exact scheme as moment_accumulator::update, without a rows x D copy of the batch.
     const std::vector<double> shift = scatter_shift(x, d, d, mean_.data(), n_ > 0, first_row);
     std::vector<double> sum(d, 0.0);
-    check_shifted_sums(x, d, shift.data(), sum.data(), shifted_, check_rows(d), first_row);
+    // Two blocks or more in a batch of >= 2^20 values: the column sums by column halves and the
+    // blocks by whole-block halves (detail::block_half), each gathered, multiplied and folded on
+    // a thread of its own with OpenBLAS on one thread (as the Nyström update,
+    // lib/sketch/nystrom_halves.cpp). OpenBLAS runs on one thread whenever the batch is split,
+    // with or without the second thread, so the bits depend on the batch's shape only.
+    const std::size_t blocks = index_.size();
+    const bool halves = blocks >= 2 && rows * d >= (std::size_t{1} << 20);
+    detail::second_thread two(halves);  // before one_blas_thread: it starts only where BLAS has two
+    if (halves) detail::check_shifted_sums(two, x, d, shift.data(), sum.data(), shifted_, check_rows(d), first_row);
+    else check_shifted_sums(x, d, shift.data(), sum.data(), shifted_, check_rows(d), first_row);
     if (rows == 0) return;
 
     std::size_t widest = 0;
     for (const auto& idx : index_) widest = std::max(widest, idx.size());
-    gathered_.resize(checked_mul(rows, widest, "patch_blocks: batch rows x patch values"));
-    full_.resize(checked_mul(widest, widest, "patch_blocks: one block"));
-    std::vector<double> m(d), mb(widest);
+    for (int part = 0; part < (halves ? 2 : 1); ++part) {
+        gathered_[part].resize(checked_mul(rows, widest, "patch_blocks: batch rows x patch values"));
+        full_[part].resize(checked_mul(widest, widest, "patch_blocks: one block"));
+        mb_[part].resize(widest);
+    }
+    std::vector<double> m(d);
+    std::optional<detail::one_blas_thread> one;
+    if (halves) one.emplace();
 
     // --- the state changes from here on; nothing below can fail ---
     const std::uint64_t na = n_, n = na + rows;
     const double b = static_cast<double>(rows);
     const double w = static_cast<double>(na) * b / static_cast<double>(n);
     for (std::size_t i = 0; i < d; ++i) m[i] = sum[i] / b;
-    for (std::size_t blk = 0; blk < index_.size(); ++blk) {
-        const std::vector<std::size_t>& idx = index_[blk];
-        const std::size_t s = idx.size();
-        gather_shifted(x, shift.data(), idx.data(), 0, s, gathered_.data());
-        // The batch's scatter in a full-storage scratch block (SYRK), then about the batch
-        // mean and Chan's term (MATH.md §1): as in moment_accumulator, one rank-one update with
-        // coefficient w − b; its upper triangle is added to the packed block.
-        blas::syrk_tn(s, rows, 1.0, gathered_.data(), 0.0, full_.data());
-        for (std::size_t j = 0; j < s; ++j) mb[j] = m[idx[j]];
-        blas::syr_upper(s, w - b, mb.data(), full_.data());
-        double* block = scatter_.data() + offset_[blk];
-        for (std::size_t i = 0; i < s; ++i) {
-            double* dst = block + packed_row(i, s) - i;
-            const double* src = full_.data() + i * s;
-            for (std::size_t j = i; j < s; ++j) dst[j] += src[j];
+    // Blocks [b0, b1): the batch's scatter in a full-storage scratch block (SYRK), then about the
+    // batch mean and Chan's term (MATH.md §1): as in moment_accumulator, one rank-one update with
+    // coefficient w − b; its upper triangle is added to the packed block.
+    auto sweep = [&](std::size_t b0, std::size_t b1, int part) {
+        double* gathered = gathered_[part].data();
+        double* full = full_[part].data();
+        double* mb = mb_[part].data();
+        for (std::size_t blk = b0; blk < b1; ++blk) {
+            const std::vector<std::size_t>& idx = index_[blk];
+            const std::size_t s = idx.size();
+            gather_shifted(x, shift.data(), idx.data(), 0, s, gathered);
+            blas::syrk_tn(s, rows, 1.0, gathered, 0.0, full);
+            for (std::size_t j = 0; j < s; ++j) mb[j] = m[idx[j]];
+            blas::syr_upper(s, w - b, mb, full);
+            double* block = scatter_.data() + offset_[blk];
+            for (std::size_t i = 0; i < s; ++i) {
+                double* dst = block + packed_row(i, s) - i;
+                const double* src = full + i * s;
+                for (std::size_t j = i; j < s; ++j) dst[j] += src[j];
+            }
         }
+    };
+    if (halves) {
+        auto half = [&](int part) {
+            const auto [b0, b1] = detail::block_half(blocks, 1, part);
+            sweep(b0, b1, part);
+        };
+        two.run(half);
+    } else {
+        sweep(0, blocks, 0);
     }
     const double f = b / static_cast<double>(n);
     for (std::size_t i = 0; i < d; ++i) mean_(i) += ((shift[i] - mean_(i)) + m[i]) * f;

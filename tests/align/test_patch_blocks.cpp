@@ -3,10 +3,13 @@
 // accumulator.
 #include <catch2/catch.hpp>
 
+#include <cblas.h>
+
 #include <recalign/align/patch_blocks.hpp>
 #include <recalign/core/errors.hpp>
 
 #include "../common/helpers.hpp"
+#include "second_thread.hpp"  // internal (lib/sketch): allow(), started()
 
 using namespace recalign;
 
@@ -299,4 +302,51 @@ TEST_CASE("patch blocks of uint8 batches: merges with the double path, refusals 
     inf.scale = std::numeric_limits<double>::infinity();
     CHECK_THROWS_WITH(one.update(inf, 900), Catch::Contains("not finite"));
     CHECK(testing::saved(one) == testing::saved(clean));
+}
+
+TEST_CASE("patch blocks: batches of 2^20 values or more split the blocks between two threads", "[align][patch_blocks][u8]") {
+    // 32 x 32 x 3 with 4 x 4 patches: 64 blocks; 350 rows a batch hold 1,075,200 values (split).
+    const geometry g{{32, 32, 3, image_layout::hwc}, 4, 4};
+    const std::size_t d = g.shape.dim(), n = 700, rows = 350;
+    const double scale = 1.0 / 255.0;
+    const std::vector<std::uint8_t> x = pixels(n, d, 7);
+    using recalign::detail::second_thread;
+    // The halves on two threads give the bits of the same halves one after the other (OpenBLAS
+    // on one thread either way), in both paths; OpenBLAS's thread count is restored after each.
+    for (int input = 0; input < 2; ++input) {  // uint8 (the exact integer path), float64
+        CAPTURE(input);
+        auto stream = [&] { return testing::saved(input == 0 ? feed_u8(g, x, n, rows, scale) : feed_f64(g, x, n, rows, scale)); };
+        const std::uint64_t before = second_thread::started();
+        const int blas_threads = openblas_get_num_threads();
+        const std::string two = stream();
+        CHECK(second_thread::started() == before + 2);  // one per update
+        CHECK(openblas_get_num_threads() == blas_threads);
+        second_thread::allow(false);
+        const std::string one = stream();
+        second_thread::allow(true);
+        CHECK(two == one);
+    }
+    // Every block of both halves against the exact oracle, and against batches of 50 (below
+    // 2^20 values: not split).
+    const patch_blocks fast = feed_u8(g, x, n, rows, scale), slow = feed_f64(g, x, n, rows, scale);
+    const patch_blocks plain = feed_f64(g, x, n, 50, scale);
+    CHECK(worst_block_error(fast, x, n, scale) < 1e-14);
+    CHECK(worst_block_error(slow, x, n, scale) < 1e-11);
+    CHECK(testing::rel_diff(slow.mean(), plain.mean()) < 1e-14);
+    for (std::size_t b = 0; b < slow.blocks(); ++b)
+        CHECK(testing::rel_diff(slow.block(b, centering::centered), plain.block(b, centering::centered)) < 1e-12);
+    // A NaN in a split float64 batch is refused naming its row and column; nothing changes.
+    std::vector<double> bad(rows * d);
+    for (std::size_t i = 0; i < bad.size(); ++i) bad[i] = x[i] * scale;
+    bad[217 * d + 1500] = std::numeric_limits<double>::quiet_NaN();
+    patch_blocks one = feed_f64(g, x, rows, rows, scale);
+    const std::string state = testing::saved(one);
+    std::string message;
+    try {
+        one.update(batch_view(bad.data(), rows, d), rows);
+    } catch (const input_error& e) {
+        message = e.what();
+    }
+    CHECK(message.find("row " + std::to_string(rows + 217) + ", column 1500") != std::string::npos);
+    CHECK(testing::saved(one) == state);
 }

@@ -3,9 +3,9 @@
 // on one thread; without it the halves run one after the other), side by side in one process (alternating, so machine noise hits both sides alike): wall and CPU
 // seconds (user + system of the whole process, so BLAS threads spinning count) per batch of
 // uint8 rows, for restricted_moments (a refinement pass's T: K = 128; the first pass: K = 896),
-// and patch_blocks's update beside it for scale (the sketch pass's 16 x 16 blocks: one thread
-// for its gathers on both sides; a second one measured no gain). Both sides give the same bits
-// (tests/align/test_restricted_moments.cpp); this measures only the time.
+// and patch_blocks's update (the sketch pass's 16 x 16 blocks, split by whole blocks the same
+// way). Both sides give the same bits (tests/align/test_restricted_moments.cpp,
+// test_patch_blocks.cpp); this measures only the time.
 //
 // Usage: bench_pass [K] [rows] [repeats]     (defaults 128 1000 3; D = 224 x 224 x 3)
 #include <sys/resource.h>

@@ -94,8 +94,8 @@ private:
     std::uint64_t n_ = 0;
     vector_t mean_;                // D
     std::vector<double, detail::matrix_allocator<double>> scatter_;  // per block, the upper triangle of |I_b| x |I_b|, packed row by row
-    // Scratch, never serialized.
-    std::vector<double> shifted_, gathered_, full_;
+    // Scratch, never serialized; gathered_, full_ and mb_ per half of the blocks (update's halves).
+    std::vector<double> shifted_, gathered_[2], full_[2], mb_[2];
 };
 
 }  // namespace recalign
