@@ -21,6 +21,37 @@ namespace {
 // Columns of a batch converted at a time (as in nystrom_sketch): cache-sized scratch.
 constexpr std::size_t column_block = 1024;
 
+// The batch's columns x − shift a block at a time, each converted into a scratch and handed to
+// product(c0, cb, xs, part, first): block [c0, c0 + cb) in `xs` (rows x cb), of half `part`,
+// `first` for the first block that half hands over. With `halves`, each thread takes its own
+// half of the blocks (detail::block_half) into its own scratch (scratch[part]), running its
+// products with OpenBLAS on one thread (as nystrom_sketch's update, lib/sketch/nystrom_halves.cpp);
+// otherwise one block after another (part 0), each converted on both threads and multiplied on
+// BLAS's own.
+template <class Product>
+void column_blocks(const batch_view& x, std::size_t d, const double* shift, detail::second_thread& two, bool halves,
+                   std::vector<double>* scratch[2], Product&& product) {
+    if (!halves) {
+        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
+            const std::size_t cb = std::min(column_block, d - c0);
+            detail::gather_shifted(two, x, shift, nullptr, c0, cb, scratch[0]->data());
+            product(c0, cb, scratch[0]->data(), 0, c0 == 0);
+        }
+        return;
+    }
+    auto half = [&](int part) {
+        double* xs = scratch[part]->data();
+        const auto [b0, b1] = detail::block_half(d, column_block, part);
+        for (std::size_t b = b0; b < b1; ++b) {
+            const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
+            gather_shifted(x, shift, nullptr, c0, cb, xs);
+            product(c0, cb, xs, part, b == b0);
+        }
+    };
+    const detail::one_blas_thread one;
+    two.run(half);
+}
+
 // μz = Vᵀ μ (K).
 vector_t project_mean(const matrix_t& v, const vector_t& mean) {
     const std::size_t d = v.shape(0), k = v.shape(1);
@@ -91,28 +122,15 @@ void restricted_moments::update(const batch_view& x, const target_view& labels, 
     if (halves) {
         xs1_.resize(xs_.size());
         zs1_.resize(zs_.size());
-        auto half = [&](int part) {
-            std::vector<double>& xs = part ? xs1_ : xs_;
-            double* z = part ? zs1_.data() : zs_.data();
-            const auto [b0, b1] = detail::block_half(d, column_block, part);
-            for (std::size_t b = b0; b < b1; ++b) {
-                const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
-                gather_shifted(x, shift.data(), nullptr, c0, cb, xs.data());
-                blas::gemm_nn(rows, k, cb, 1.0, xs.data(), options_.basis.data() + c0 * k, b == b0 ? 0.0 : 1.0, z);
-            }
-        };
-        {
-            const detail::one_blas_thread one;
-            two.run(half);
-        }
-        for (std::size_t i = 0; i < rows * k; ++i) zs_[i] += zs1_[i];
-    } else {
-        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {
-            const std::size_t cb = std::min(column_block, d - c0);
-            detail::gather_shifted(two, x, shift.data(), nullptr, c0, cb, xs_.data());
-            blas::gemm_nn(rows, k, cb, 1.0, xs_.data(), options_.basis.data() + c0 * k, c0 == 0 ? 0.0 : 1.0, zs_.data());
-        }
     }
+    std::vector<double>* scratch[2] = {&xs_, &xs1_};
+    column_blocks(x, d, shift.data(), two, halves, scratch,
+                  [&](std::size_t c0, std::size_t cb, const double* xs, int part, bool first) {
+                      blas::gemm_nn(rows, k, cb, 1.0, xs, options_.basis.data() + c0 * k, first ? 0.0 : 1.0,
+                                    part ? zs1_.data() : zs_.data());
+                  });
+    if (halves)
+        for (std::size_t i = 0; i < rows * k; ++i) zs_[i] += zs1_[i];
     std::vector<double> mz(k, 0.0);
     for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t j = 0; j < k; ++j) mz[j] += zs_[r * k + j];
@@ -136,25 +154,11 @@ void restricted_moments::commit(const batch_view& x, const double* sum, const do
                                 detail::second_thread& two, bool halves) {
     const std::size_t d = dim(), k = this->k(), rows = x.rows;
     blas::syrk_tn(k, rows, 1.0, zs_.data(), 1.0, mzz_.data());
-    if (halves) {  // each thread its own blocks of M V (disjoint), as update's halves
-        auto half = [&](int part) {
-            std::vector<double>& xs = part ? xs1_ : xs_;
-            const auto [b0, b1] = detail::block_half(d, column_block, part);
-            for (std::size_t b = b0; b < b1; ++b) {
-                const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
-                gather_shifted(x, shift, nullptr, c0, cb, xs.data());
-                blas::gemm_tn(cb, k, rows, 1.0, xs.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
-            }
-        };
-        const detail::one_blas_thread one;
-        two.run(half);
-    } else {
-        for (std::size_t c0 = 0; c0 < d; c0 += column_block) {  // M V[block] += (x − shift)[:, block]ᵀ z̃
-            const std::size_t cb = std::min(column_block, d - c0);
-            detail::gather_shifted(two, x, shift, nullptr, c0, cb, xs_.data());
-            blas::gemm_tn(cb, k, rows, 1.0, xs_.data(), zs_.data(), 1.0, mxz_.data() + c0 * k);
-        }
-    }
+    // M V[block] += (x − shift)[:, block]ᵀ z̃: each half its own blocks of M V (disjoint).
+    std::vector<double>* scratch[2] = {&xs_, &xs1_};
+    column_blocks(x, d, shift, two, halves, scratch, [&](std::size_t c0, std::size_t cb, const double* xs, int, bool) {
+        blas::gemm_tn(cb, k, rows, 1.0, xs, zs_.data(), 1.0, mxz_.data() + c0 * k);
+    });
     const std::uint64_t na = n_, n = na + rows;
     const double b = static_cast<double>(rows);
     const double w = static_cast<double>(na) * b / static_cast<double>(n);
