@@ -146,7 +146,8 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double kept = 8.0L * d * (2.0L * k + 20.0L) + 8.0L * std::min(225.0L * d, 384.0L * 8192.0L) + 67108864.0L;
     // With refinement passes (incremental_refinement.hpp, docs/benchmarks-log.md "mem224") the passes
     // after the first read only T (masks x 64 directions, with its Sxx T) while the carried
-    // [R, T] and [Sxx R, 0] wait on disk, and the restart and the analyses hold the basis Q
+    // [Sxx R, 0] waits on disk and [R, T] (D x columns) in memory (`refine` below: never more than
+    // the step, which holds it too), and the restart and the analyses hold the basis Q
     // (D x columns) in memory but read Sxx Q from disk a block of rows at a time: the largest
     // pass is then the first (U and the sketched subspaces), and the step holds Q, T's Sxx T
     // while the pass is completed, and the corrections' temporaries (4 x 64 D-long vectors at
@@ -160,6 +161,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double corrected = incremental ? masks + 1.0L : masks;
     const long double first_columns = std::min(k + masks * k + 3.0L * l * monte_carlo, d);
     const long double pass = 16.0L * d * (refines && !incremental ? columns : first_columns);
+    const long double refine = incremental ? 8.0L * d * (columns + 2.0L * corrected * std::min(refined, k)) : 0.0L;
     const long double first = 8.0L * d * (k + masks * k + k);
     const long double temporaries = 8.0L * d * (masks * 2.0L * std::min(refined, k) + 7.0L * std::min(refined, k) + k);
     const long double step =
@@ -169,7 +171,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // Vᵀ Bd V per set of blocks, m x m, kept through a restart and carried (a x a) into the next
     // pass (restricted_statistics::blocks_known): small beside D x m, counted all the same.
     const long double known = incremental ? 8.0L * columns * columns * static_cast<long double>(seen.size()) : 0.0L;
-    long double peak = kept + blocks + known + std::max({pass, first, step});
+    long double peak = kept + blocks + known + std::max({pass, first, step, refine});
     // Parked (docs/benchmarks-log.md "mem8"): the sketch's state (D x (rank + 20)) on disk from the first
     // basis construction on, its basis U (D x rank) during every pass: the passes hold neither,
     // the first construction and the restarts U; a restart's block solves form E⁺R in R's
@@ -180,10 +182,11 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     if (parked) {
         const long double r64 = std::min(refined, k), sketch = 8.0L * d * k;
         const long double parked_step = 8.0L * d * (columns + 2.0L * r64 + k) + sketch;
-        peak = kept - 8.0L * d * (2.0L * k + 20.0L) + blocks + known + std::max({pass, first + sketch, parked_step});
+        peak = kept - 8.0L * d * (2.0L * k + 20.0L) + blocks + known + std::max({pass, first + sketch, parked_step, refine});
     }
-    // On disk (io::row_spill): the carried [R, T] and [Sxx R, 0], and the joined Sxx [R, T]
-    // written beside them when the pass is completed (3 D doubles per direction at most); parked,
+    // On disk (io::row_spill): the carried [Sxx R, 0] and, in a pass resumed from a checkpoint,
+    // [R, T], and the joined Sxx [R, T] written beside them when the pass is completed (3 D
+    // doubles per direction at most); parked,
     // the sketch's state and basis too (its class means are not counted: parked_sketch_bytes).
     // And the restarts' preconditioner cache: one entry per masking noise, at most
     // gram_solve_cache_entries kept and one more while it is made (the largest ones counted).

@@ -151,10 +151,11 @@ void verified_state::next_pass(const mpi_context& mpi) {
                 final_->frame = std::make_shared<const matrix_t>(final_->gram);
             } else {
                 basis = step.next.fresh();
+                // [Sxx R, 0] waits on disk while the pass reads T (the restart wrote it there);
+                // [R, T] stays in memory: the pass beside it holds less than the restart just did
+                // (verified_memory.cpp), and writing it out and reading it back cost about 3.5 s a
+                // refinement pass at 224x224x3 (docs/benchmarks-log.md, the thirty-eighth session).
                 next_ = std::move(step.next);
-                // [R, T] and [Sxx R, 0] wait on disk while the pass reads T (io/spill.hpp):
-                // complete_pass reads them back.
-                next_->spill(io::spill_directory());
             }
         } else if (previous && plan_.done && (sketch(), plan_.done(s, blocks_, *previous))) {
             final_ = std::move(*previous);  // the plan's adaptive stop: this pass is the result

@@ -35,9 +35,9 @@ class row_spill;
 struct refinement_pass {
     restricted_statistics known;
     std::size_t carried = 0;
-    // While the pass reads T, known.basis waits on disk (spill(): io::row_spill, an unlinked
-    // file), and known.sv too (known.sv_stored): nothing reads them until complete_pass. Copies
-    // of a spilled pass share its files (read only).
+    // While the pass reads T, known.sv waits on disk (known.sv_stored), and known.basis may too
+    // (spill(): io::row_spill, an unlinked file; a resumed checkpoint's pass is read into one):
+    // nothing reads them until complete_pass. Copies of a spilled pass share its files (read only).
     std::shared_ptr<const io::row_spill> stored_basis;
     bool spilled() const noexcept { return stored_basis != nullptr; }
     std::size_t k() const noexcept;
