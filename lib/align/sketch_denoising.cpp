@@ -393,6 +393,40 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
     return sketched_gram_solve(s, noise, blocks, std::move(rhs), options, counts, nullptr);
 }
 
+namespace {
+// The cache's entry for these pieces, or null.
+std::shared_ptr<const gram_solve_cache::entry> cached_entry(const gram_solve_cache& cache,
+                                                            const gram_solve_cache::entry& key) {
+    for (const std::shared_ptr<const gram_solve_cache::entry>& en : cache.entries)
+        if (same_pieces(*en, key)) return en;
+    return nullptr;
+}
+
+// A key ready to record solve_blocks's factors, in unlinked files in `dir` when it is not empty.
+void prepare_entry(gram_solve_cache::entry& key, const patch_blocks& blocks, const std::string& dir) {
+    key.routes.resize(blocks.blocks());
+    if (dir.empty()) return;
+    std::size_t bound = 0;  // words: R packed, or P_+ and its values (at most sb (sb + 1))
+    for (std::size_t b = 0; b < blocks.blocks(); ++b) bound += blocks.indices(b).size() * (blocks.indices(b).size() + 1);
+    key.factors_file = std::make_shared<io::row_spill>(dir, std::max<std::size_t>(bound, 1), 1);
+    key.eu_file = std::make_shared<io::row_spill>(dir, key.dim, key.rank);
+}
+
+// The recorded key completed with E⁺U (written to its file, or moved in: `eu` is then empty)
+// and Woodbury's pieces, kept in the cache (the oldest entry dropped beyond the limit).
+void keep_entry(gram_solve_cache& cache, std::shared_ptr<gram_solve_cache::entry> key, const block_solve_counts& counts,
+                const woodbury& w, matrix_t& eu) {
+    key->counts = counts;
+    key->t = w.t;
+    key->l = w.l;
+    key->chol = w.chol;
+    if (key->eu_file) key->eu_file->write_rows(0, key->dim, eu.data());
+    else key->eu = std::move(eu);
+    cache.entries.push_back(std::move(key));
+    if (cache.entries.size() > gram_solve_cache_entries) cache.entries.erase(cache.entries.begin());
+}
+}  // namespace
+
 matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const patch_blocks& blocks, matrix_t rhs,
                              const sketch_denoising_options& options, block_solve_counts* counts,
                              gram_solve_cache* cache, const std::string& dir) {
@@ -400,12 +434,11 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
     if (noise.draws > 0 || noise.family == noise_family::gaussian)
         refuse("Ĝ from blocks is for closed-form masking noises only");
     check_pieces(s, &blocks, &rhs);
-    const std::size_t d = s.dim, r = s.rank(), e = rhs.shape(1);
+    const std::size_t r = s.rank(), e = rhs.shape(1);
     std::shared_ptr<gram_solve_cache::entry> key;
     if (cache && r > 0 && e > 0) {
         key = pieces_of(s, blocks, blocks.coefficients(noise), options);
-        for (const std::shared_ptr<const gram_solve_cache::entry>& en : cache->entries) {
-            if (!same_pieces(*en, *key)) continue;
+        if (const std::shared_ptr<const gram_solve_cache::entry> en = cached_entry(*cache, *key)) {
             if (counts) *counts = en->counts;
             matrix_t out = cached_blocks_solve(*en, blocks, std::move(rhs));
             woodbury w;
@@ -415,13 +448,7 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
             woodbury_correct(s, w, en->eu_file ? nullptr : &en->eu, en->eu_file.get(), out);
             return out;
         }
-        key->routes.resize(blocks.blocks());
-        if (!dir.empty()) {
-            std::size_t bound = 0;  // words: R packed, or P_+ and its values (at most sb (sb + 1))
-            for (std::size_t b = 0; b < blocks.blocks(); ++b) bound += blocks.indices(b).size() * (blocks.indices(b).size() + 1);
-            key->factors_file = std::make_shared<io::row_spill>(dir, std::max<std::size_t>(bound, 1), 1);
-            key->eu_file = std::make_shared<io::row_spill>(dir, d, r);
-        }
+        prepare_entry(*key, blocks, dir);
     }
     block_solve bs = solve_blocks(s, noise, &blocks, options, &rhs, key.get());
     if (counts) *counts = bs.counts;
@@ -430,26 +457,33 @@ matrix_t sketched_gram_solve(const spectrum& s, const noise_spec& noise, const p
     const woodbury w = make_woodbury(s, bs.eu, bs.keep.k_diff);
     if (!w.ok) throw std::runtime_error(std::string(who) + ": I + L T L is not positive definite (rounding)");
     woodbury_correct(s, w, &bs.eu, nullptr, out);
-    if (!key) return out;
-    key->counts = bs.counts;
-    key->t = w.t;
-    key->l = w.l;
-    key->chol = w.chol;
-    if (key->eu_file) key->eu_file->write_rows(0, d, bs.eu.data());
-    else key->eu = std::move(bs.eu);
-    cache->entries.push_back(std::move(key));
-    if (cache->entries.size() > gram_solve_cache_entries) cache->entries.erase(cache->entries.begin());
+    if (key) keep_entry(*cache, std::move(key), bs.counts, w, bs.eu);
     return out;
 }
 
 denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const noise_spec& noise,
                                                       const patch_blocks* blocks,
                                                       const sketch_denoising_options& options) {
+    return sketched_denoising_subspace(s, noise, blocks, options, nullptr);
+}
+
+denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const noise_spec& noise,
+                                                      const patch_blocks* blocks, const sketch_denoising_options& options,
+                                                      gram_solve_cache* cache, const std::string& dir) {
     if (!(options.rel_tol >= 0.0)) refuse("rel_tol must be >= 0");
     if (noise.draws > 0) refuse("a Monte-Carlo noise has no closed form: sketch the corrupted samples instead");
     if (noise.family == noise_family::gaussian) return gaussian(s, noise.sigma, options.rel_tol);
     const std::size_t d = s.dim, r = s.rank();
-    block_solve bs = solve_blocks(s, noise, blocks, options, nullptr);
+    check_pieces(s, blocks, nullptr);
+    // The factors recorded for sketched_gram_solve on the way (its entry for these pieces), unless
+    // the cache holds them already.
+    std::shared_ptr<gram_solve_cache::entry> key;
+    if (cache && r > 0) {
+        key = pieces_of(s, *blocks, blocks->coefficients(noise), options);
+        if (cached_entry(*cache, *key)) key.reset();
+        else prepare_entry(*key, *blocks, dir);
+    }
+    block_solve bs = solve_blocks(s, noise, blocks, options, nullptr, key.get());
     const double q = bs.keep.q, c1 = bs.keep.k_diff;
     matrix_t& x = bs.eu;  // E⁺ U
 
@@ -470,6 +504,11 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
         out.eigenvalues = xt::zeros<double>({std::size_t(0)});
         out.basis = xt::zeros<double>({d, std::size_t(0)});
         return out;
+    }
+    if (key) {  // E⁺U into the entry's file before V is formed in its storage (in memory: a copy)
+        const bool on_disk = key->eu_file != nullptr;
+        matrix_t copy = on_disk ? matrix_t() : matrix_t(x);
+        keep_entry(*cache, std::move(key), bs.counts, wb, on_disk ? x : copy);
     }
     const matrix_t& t = wb.t;
     const vector_t& l = wb.l;

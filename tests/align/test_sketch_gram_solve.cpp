@@ -217,18 +217,34 @@ TEST_CASE("sketched_gram_solve: a block with an eigenvalue below the cut, not ze
     }
 }
 
-TEST_CASE("sketched_gram_solve: a cache of the blocks' factors gives the bits of a solve without it",
-          "[align][sketch_denoising]") {
-    // The Cholesky and the eigen routes (the top-left patch never varies) both kept, in memory
-    // and on disk; each call with a right-hand side of other widths and values.
+namespace {
+// The cache's tests: the top-left patch never varies (so both routes are taken), the top 40 of
+// the spectrum, a fixed-count and a Bernoulli mask.
+struct cached_pieces {
+    prepared p;
+    spectrum sk;
+    noise_spec fixed, bernoulli;
+};
+cached_pieces cache_case() {
     std::vector<std::size_t> null;
     for (std::size_t h = 0; h < 4; ++h)
         for (std::size_t w = 0; w < 4; ++w)
             for (std::size_t c = 0; c < channels; ++c) null.push_back(flat(h, w, c));
-    const prepared p = prepare(null, centering::centered);
-    const spectrum sk = top(p.clean.spec, 40);
-    const noise_spec fixed = parse_noise_spec("mask:patch=4x4,ratio=0.75,scheme=fixed");
-    const noise_spec bernoulli = parse_noise_spec("mask:patch=4x4,ratio=0.5");
+    prepared p = prepare(null, centering::centered);
+    spectrum sk = top(p.clean.spec, 40);
+    return {std::move(p), std::move(sk), parse_noise_spec("mask:patch=4x4,ratio=0.75,scheme=fixed"),
+            parse_noise_spec("mask:patch=4x4,ratio=0.5")};
+}
+}  // namespace
+
+TEST_CASE("sketched_gram_solve: a cache of the blocks' factors gives the bits of a solve without it",
+          "[align][sketch_denoising]") {
+    // The Cholesky and the eigen routes (the top-left patch never varies) both kept, in memory
+    // and on disk; each call with a right-hand side of other widths and values.
+    const cached_pieces c = cache_case();
+    const prepared& p = c.p;
+    const spectrum& sk = c.sk;
+    const noise_spec &fixed = c.fixed, &bernoulli = c.bernoulli;
     for (const std::string& dir : {std::string(), io::spill_directory()}) {
         CAPTURE(dir);
         gram_solve_cache cache;
@@ -266,5 +282,45 @@ TEST_CASE("sketched_gram_solve: a cache of the blocks' factors gives the bits of
         CHECK(relative(sketched_gram_solve(moved, fixed, p.blocks, rhs, {}, nullptr, &cache, dir),
                        sketched_gram_solve(moved, fixed, p.blocks, rhs)) == 0.0);
         CHECK(cache.entries.size() == gram_solve_cache_entries);
+    }
+}
+
+TEST_CASE("sketched_denoising_subspace records sketched_gram_solve's cache entry: the same bits for both",
+          "[align][sketch_denoising]") {
+    // Both routes (the top-left patch never varies), in memory and on disk: the subspace is the
+    // bits of one found without a cache, and a solve that finds the entry the bits of one without.
+    const cached_pieces c = cache_case();
+    const patch_blocks& blocks = c.p.blocks;
+    for (const std::string& dir : {io::spill_directory(), std::string()}) {
+        CAPTURE(dir);
+        gram_solve_cache cache;  // on disk (as the CLI keeps it), then in memory
+        for (const noise_spec& noise : {c.fixed, c.bernoulli}) {
+            const denoising_subspace_result want = sketched_denoising_subspace(c.sk, noise, &blocks);
+            const denoising_subspace_result got = sketched_denoising_subspace(c.sk, noise, &blocks, {}, &cache, dir);
+            CHECK(relative(got.basis, want.basis) == 0.0);
+            CHECK(got.eigenvalues == want.eigenvalues);
+            CHECK(got.rank_g == want.rank_g);
+        }
+        REQUIRE(cache.entries.size() == 2);
+        const auto first = cache.entries[0];
+        // Found again, not formed again: the same entry.
+        sketched_denoising_subspace(c.sk, c.fixed, &blocks, {}, &cache, dir);
+        CHECK(cache.entries.size() == 2);
+        CHECK(cache.entries[0] == first);
+        for (const noise_spec& noise : {c.fixed, c.bernoulli}) {
+            const matrix_t rhs = random_rhs(5);
+            block_solve_counts plain, cached;
+            const matrix_t want = sketched_gram_solve(c.sk, noise, blocks, rhs, {}, &plain);
+            const matrix_t got = sketched_gram_solve(c.sk, noise, blocks, rhs, {}, &cached, &cache, dir);
+            CHECK(relative(got, want) == 0.0);
+            CHECK(cached.eigen == plain.eigen);
+            CHECK(cached.cholesky == plain.cholesky);
+            CHECK(plain.eigen > 0);  // both routes taken
+            CHECK(plain.cholesky > 0);
+        }
+        CHECK(cache.entries.size() == 2);  // every solve found its entry
+        // Gaussian noise needs no blocks and records nothing.
+        sketched_denoising_subspace(c.sk, parse_noise_spec("gaussian:sigma=0.1"), &blocks, {}, &cache, dir);
+        CHECK(cache.entries.size() == 2);
     }
 }

@@ -48,6 +48,17 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& sketch, co
                                                       const patch_blocks* blocks,
                                                       const sketch_denoising_options& options = {});
 
+struct gram_solve_cache;  // below
+// The same, recording on the way the entry of `cache` that sketched_gram_solve (below) forms at
+// its first call with these pieces (the blocks' factors, E⁺U, Woodbury's T and M's factor), in
+// unlinked files in `dir` when it is not empty (else in memory: a copy of E⁺U), unless the cache
+// holds it already: the refinement's first restart then solves with them (the bits of an
+// uncached call). `cache` may be null: none. Throws file_error when the files cannot be made or
+// written, the cache as it was.
+denoising_subspace_result sketched_denoising_subspace(const spectrum& sketch, const noise_spec& noise,
+                                                      const patch_blocks* blocks, const sketch_denoising_options& options,
+                                                      gram_solve_cache* cache, const std::string& dir = {});
+
 // Ĝ⁻¹ R for the masking model above (Ĝ = E + c1 U Λ Uᵀ, pseudo-inverse on the pixels that
 // vary), R: D x e. The preconditioner of the refinement step (denoising_refinement): the sketch's
 // top part and the exact blocks, so Ĝ⁻¹ G − I = −c1 Ĝ⁻¹ (the tail of Sxx off the blocks).
