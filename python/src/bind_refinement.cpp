@@ -433,7 +433,9 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                              out.final_ = std::move(step.next.known);
                              out.final_->frame = std::make_shared<const matrix_t>(out.final_->gram);
                          } else {
-                             // [R, T] and [Sxx R, 0] wait on disk while the pass reads T, as the CLI's (io/spill.hpp).
+                             // [R, T] and [Sxx R, 0] wait on disk while the pass reads T (io/spill.hpp): the
+                             // all-or-nothing copy of the pass above then shares their files (the CLI, which
+                             // moves it, keeps [R, T] in memory).
                              step.next.spill(io::spill_directory());
                              out.next = std::move(step.next);
                              ++out.passes;

@@ -65,8 +65,8 @@ TEST_CASE("denoising: blocks of each distinct geometry at least what patch_block
     // The sum the CLI refuses with is the run's largest phase (never below run_memory): through
     // the passes the sketch's state and its finished statistics (D x (2 rank + 20)) and the
     // blocks, then the largest of a pass (2 D x K; with refinement passes only the first, on U
-    // and the sketched subspaces: the later ones read T while the carried directions wait on
-    // disk), the first basis construction and a refinement step (the previous pass's basis, its
+    // and the sketched subspaces: the later ones read T beside the carried directions, whose Sxx
+    // products wait on disk), the first basis construction and a refinement step (the previous pass's basis, its
     // Sxx V on disk; T's Sxx T, 64 per mask, while the pass is completed; one correction's
     // 4 x 64 + rank temporaries). Here rank = 20 < 64: r' = 20.
     const long double run = run_memory("nystrom", d, 0, rank), dd = static_cast<long double>(d);

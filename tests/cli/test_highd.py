@@ -104,9 +104,10 @@ def test_kill_in_the_verification_pass_then_resume(tmp, synthetic):
 
 
 def test_kill_in_a_refinement_pass_then_resume(tmp, synthetic):
-    """During a refinement pass the carried directions wait on disk, in unlinked files in $TMPDIR
-    (io/spill.hpp): killed there, nothing is left in $TMPDIR, and the resume (which puts them on
-    disk again) gives the same bits. A $TMPDIR that cannot hold them is refused before reading."""
+    """During a refinement pass the carried directions' Sxx products wait on disk, in unlinked files
+    in $TMPDIR (io/spill.hpp): killed there, nothing is left in $TMPDIR, and the resume (which puts
+    them, and the carried directions, on disk again) gives the same bits. A $TMPDIR that cannot
+    hold them is refused before reading."""
     spill = os.path.join(tmp, "spill")
     os.makedirs(spill, exist_ok=True)
     args = ["denoise"] + synthetic + ["--noise", "mask:patch=4x4,ratio=0.75", "--method", "nystrom", "--rank", 32,

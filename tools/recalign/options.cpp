@@ -274,7 +274,7 @@ void add_denoise(CLI::App& app, command_line& c) {
                           "weighted by 1/5, their target being 5x looser), of how far they still are from where more passes would take them is below 5e-4; 0 keeps the "
                           "first pass's subspace; a resume must give the same N); refused where it has nothing to "
                           "refine (--method exact, --no-verify, --from, no masking noise in closed form). The carried "
-                          "directions wait on disk meanwhile, in unlinked files in $TMPDIR (default /tmp; up to 3 D "
+                          "directions' products with Sxx wait on disk meanwhile, in unlinked files in $TMPDIR (default /tmp; up to 3 D "
                           "doubles per verified direction, and the finished sketch: 2 rank + 20 more; refused before "
                           "reading when it has less room or no file can be made there)")
         ->check(CLI::Range(0, 20))->default_str(std::to_string(default_refine));
