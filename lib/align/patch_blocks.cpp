@@ -167,23 +167,33 @@ void patch_blocks::merge(const patch_blocks& other) {
     n_ = n;
 }
 
-matrix_t patch_blocks::block(std::size_t b, centering c) const {
+void patch_blocks::block_upper(std::size_t b, centering c, double* out) const {
     const std::vector<std::size_t>& idx = index_.at(b);
     const std::size_t s = idx.size();
     const double* src = scatter_.data() + offset_[b];
-    matrix_t out = matrix_t::from_shape({s, s});
-    if (s == 0) return out;
     const double nn = c == centering::uncentered ? static_cast<double>(n_) : 0.0;
-    // The upper triangle row by row (contiguous, as packed), then the lower one by tiles instead
-    // of a strided column write per element (768 x 768 at 224: 2.4 → 2.1 ms a block, loaded).
-    std::vector<double> m(s);
-    for (std::size_t i = 0; i < s; ++i) m[i] = mean_(idx[i]);
+    // Row by row (contiguous, as packed); uncentered: + n μ_i μ_j.
+    std::vector<double> m(nn != 0.0 ? s : 0);
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = mean_(idx[i]);
     for (std::size_t i = 0; i < s; ++i) {
         const double* row = src + packed_row(i, s) - i;
-        double* dst = &out(i, 0);
+        double* dst = out + i * s;
+        if (m.empty()) {
+            std::copy(row + i, row + s, dst + i);
+            continue;
+        }
         const double a = nn * m[i];
         for (std::size_t j = i; j < s; ++j) dst[j] = row[j] + a * m[j];
     }
+}
+
+matrix_t patch_blocks::block(std::size_t b, centering c) const {
+    const std::size_t s = index_.at(b).size();
+    matrix_t out = matrix_t::from_shape({s, s});
+    if (s == 0) return out;
+    // The upper triangle, then the lower one by tiles instead of a strided column write per
+    // element (768 x 768 at 224: 2.4 → 2.1 ms a block, loaded).
+    block_upper(b, c, out.data());
     blas::symmetrize_from_upper(s, out.data());
     return out;
 }
@@ -223,14 +233,17 @@ matrix_t patch_blocks::restrict_to(const matrix_t& v, centering c) const {
                                     std::to_string(dim_));
     const std::size_t k = v.shape(1);
     matrix_t out = xt::zeros<double>({k, k});
+    if (k == 0) return out;
+    std::vector<double> blk, vb, bv;  // one block's scratch, reused (upper triangle: no symmetrize)
     for (std::size_t b = 0; b < index_.size(); ++b) {
         const std::vector<std::size_t>& idx = index_[b];
         const std::size_t s = idx.size();
-        matrix_t vb = xt::zeros<double>({s, k}), bv = xt::zeros<double>({s, k});
-        for (std::size_t i = 0; i < s; ++i)
-            for (std::size_t j = 0; j < k; ++j) vb(i, j) = v(idx[i], j);
-        const matrix_t blk = block(b, c);
-        blas::gemm_nn(s, k, s, 1.0, blk.data(), vb.data(), 0.0, bv.data());
+        blk.resize(s * s);
+        vb.resize(s * k);
+        bv.resize(s * k);
+        for (std::size_t i = 0; i < s; ++i) std::copy(&v(idx[i], 0), &v(idx[i], 0) + k, vb.data() + i * k);
+        block_upper(b, c, blk.data());
+        blas::symm_left_upper(s, k, 1.0, blk.data(), vb.data(), 0.0, bv.data());
         // Only the upper triangle of V_bᵀ (Bd_b V_b), a panel of columns at a time (rows 0 .. j1
         // of columns j0 .. j1): about half the flops of the whole k x k product, the larger part
         // of the sweep at k >> s (docs/benchmarks-log.md "time9": a quarter of a restart at 224x224x3).

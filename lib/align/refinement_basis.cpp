@@ -56,20 +56,24 @@ void orthonormalize(matrix_t& x, double cut) {
 }  // namespace
 
 namespace {
-// Bd M, block by block (D x k).
+// Bd M, block by block (D x k): each block's upper triangle into one reused scratch and DSYMM
+// (a whole block made symmetric, allocated per block, was about half the time: 0.31 of 0.65 s a
+// sweep at 224x224x3, docs/benchmarks-log.md, the thirty-eighth session).
 matrix_t blockwise(const patch_blocks& blocks, centering c, const matrix_t& m) {
     const std::size_t d = m.shape(0), k = m.shape(1);
     matrix_t out = detail::fresh_zeros(d, k);
+    if (k == 0) return out;
+    std::vector<double> blk, mb, ob;
     for (std::size_t b = 0; b < blocks.blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks.indices(b);
         const std::size_t sb = idx.size();
-        matrix_t mb = xt::zeros<double>({sb, k}), ob = xt::zeros<double>({sb, k});
-        for (std::size_t i = 0; i < sb; ++i)
-            for (std::size_t j = 0; j < k; ++j) mb(i, j) = m(idx[i], j);
-        const matrix_t blk = blocks.block(b, c);
-        blas::gemm_nn(sb, k, sb, 1.0, blk.data(), mb.data(), 0.0, ob.data());
-        for (std::size_t i = 0; i < sb; ++i)
-            for (std::size_t j = 0; j < k; ++j) out(idx[i], j) = ob(i, j);
+        blk.resize(sb * sb);
+        mb.resize(sb * k);
+        ob.resize(sb * k);
+        for (std::size_t i = 0; i < sb; ++i) std::copy(&m(idx[i], 0), &m(idx[i], 0) + k, mb.data() + i * k);
+        blocks.block_upper(b, c, blk.data());
+        blas::symm_left_upper(sb, k, 1.0, blk.data(), mb.data(), 0.0, ob.data());
+        for (std::size_t i = 0; i < sb; ++i) std::copy(ob.data() + i * k, ob.data() + (i + 1) * k, &out(idx[i], 0));
     }
     return out;
 }

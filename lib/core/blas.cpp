@@ -148,6 +148,13 @@ void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const do
     gemm_rows(cblas_dgemm, false, true, m, n, k, alpha, a, k, b, k, beta, c, n);
 }
 
+void symm_left_upper(std::size_t m, std::size_t n, double alpha, const double* a, const double* b, double beta,
+                     double* c) {
+    const int mi = to_blas_int(m, "rows"), ni = to_blas_int(n, "columns");
+    if (mi == 0 || ni == 0) return;
+    cblas_dsymm(CblasRowMajor, CblasLeft, CblasUpper, mi, ni, alpha, a, mi, b, ni, beta, c, ni);
+}
+
 void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::size_t lda) {
     const int ni = to_blas_int(n, "dimension"), ld = to_blas_int(lda ? lda : n, "leading dimension");
     if (ni == 0) return;

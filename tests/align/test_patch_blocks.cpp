@@ -71,6 +71,18 @@ TEST_CASE("patch blocks equal the blocks of the exact second moment", "[align][p
         }
         CHECK(covered == d);
         CHECK(values == pb.values());
+        // block_upper: the same upper triangle, bit for bit, the strict lower one left alone.
+        for (centering c : {centering::centered, centering::uncentered})
+            for (std::size_t b = 0; b < pb.blocks(); ++b) {
+                const std::size_t s = pb.indices(b).size();
+                const matrix_t whole = pb.block(b, c);
+                std::vector<double> up(s * s, -7.0);
+                pb.block_upper(b, c, up.data());
+                bool same = true;
+                for (std::size_t i = 0; i < s; ++i)
+                    for (std::size_t j = 0; j < s; ++j) same = same && up[i * s + j] == (j >= i ? whole(i, j) : -7.0);
+                CHECK(same);
+            }
     }
 }
 

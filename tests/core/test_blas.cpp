@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include <recalign/core/blas.hpp>
@@ -167,4 +168,22 @@ TEST_CASE("products on many rows, cut into row blocks, give one call's bits with
     check_row_blocks(20000, 37, 500);
     check_row_blocks(8193, 64, 64);    // just past one block
     check_row_blocks(8192, 5, 3);      // one block: one call
+}
+
+TEST_CASE("symm_left_upper reads the upper triangle only: the product with the whole symmetric matrix", "[blas]") {
+    const std::size_t m = 37, n = 5;
+    const std::vector<double> x = testing::random_rows(m, m, 3, 0.0), y = testing::random_rows(m, n, 4, 0.0);
+    std::vector<double> full(m * m), upper(m * m, std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = i; j < m; ++j) full[i * m + j] = full[j * m + i] = upper[i * m + j] = x[i * m + j];
+    std::vector<double> want(m * n), got(m * n, 1.0);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(m),
+                2.0, full.data(), static_cast<int>(m), y.data(), static_cast<int>(n), 0.0, want.data(), static_cast<int>(n));
+    blas::symm_left_upper(m, n, 2.0, upper.data(), y.data(), 0.0, got.data());  // the NaNs below are not read
+    double worst = 0.0;
+    for (std::size_t i = 0; i < m * n; ++i) {
+        const double e = std::abs(got[i] - want[i]) / (1.0 + std::abs(want[i]));
+        if (!(e <= worst)) worst = e;  // a NaN (a lower element read) is kept
+    }
+    CHECK(worst < 1e-13);
 }

@@ -62,6 +62,9 @@ public:
     const std::vector<std::size_t>& indices(std::size_t b) const { return index_.at(b); }
     // Sxx[I_b, I_b] (|I_b| x |I_b|, symmetric) in centering c.
     matrix_t block(std::size_t b, centering c) const;
+    // Its upper triangle only, into `out` (|I_b| x |I_b| row-major; the strict lower triangle is
+    // left as it was): for products that read the upper triangle (blas::symm_left_upper).
+    void block_upper(std::size_t b, centering c, double* out) const;
     // The largest diagonal entry of the blocks, max_i Sxx_ii, in centering c (no block unpacked).
     double max_diagonal(centering c) const;
     vector_t mean() const { return mean_; }

@@ -38,6 +38,11 @@ void gemm_nn(std::size_t m, std::size_t n, std::size_t k, double alpha, const do
 void gemm_nt(std::size_t m, std::size_t n, std::size_t k, double alpha, const double* a,
              const double* b, double beta, double* c);
 
+// C (m x n) = alpha A B + beta C for A symmetric (m x m, only its upper triangle read), B m x n;
+// row-major, contiguous.
+void symm_left_upper(std::size_t m, std::size_t n, double alpha, const double* a, const double* b, double beta,
+                     double* c);
+
 // A (n x n, upper triangle, row stride lda; 0: n) += alpha x xᵀ.
 void syr_upper(std::size_t n, double alpha, const double* x, double* a, std::size_t lda = 0);
 // A (m x n, row stride lda; 0: n) += alpha x yᵀ.
