@@ -172,10 +172,8 @@ denoise_result denoise_on_sketch(const denoise_cli_options& o, const prepared_ru
         return in_place_basis(s.spec.basis, width, [&](matrix_t& q, std::size_t m) {
             for (std::size_t i = 0; i < noises.size(); ++i) {
                 if (!blocks_for(i, blocks)) continue;
-                denoising_subspace_result v =
-                    factors_cache ? sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks), {},
-                                                                factors_cache.get(), io::spill_directory())
-                                  : sketched_denoising_subspace(s.spec, noises[i], blocks_for(i, blocks));
+                denoising_subspace_result v = sketched_denoising_subspace(
+                    s.spec, noises[i], blocks_for(i, blocks), {}, factors_cache.get(), io::spill_directory());
                 memory_mark("a sketched denoising subspace");
                 if (v.informative < v.basis.shape(1)) v.basis = leading_columns_of(v.basis, v.informative);
                 m = orthonormal_extension(q, m, std::move(v.basis));
