@@ -146,8 +146,9 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double kept = 8.0L * d * (2.0L * k + 20.0L) + 8.0L * std::min(225.0L * d, 384.0L * 8192.0L) + 67108864.0L;
     // With refinement passes (incremental_refinement.hpp, docs/benchmarks-log.md "mem224") the passes
     // after the first read only T (masks x 64 directions, with its Sxx T) while the carried
-    // [Sxx R, 0] waits on disk and [R, T] (D x columns) in memory (`refine` below: never more than
-    // the step, which holds it too), and the restart and the analyses hold the basis Q
+    // [Sxx R, 0] waits on disk and [R, T] (D x columns) in memory (`refine` below: less than the
+    // step, which holds Q too, at ranks of 64 and more; at smaller ranks it can be the largest),
+    // and the restart and the analyses hold the basis Q
     // (D x columns) in memory but read Sxx Q from disk a block of rows at a time: the largest
     // pass is then the first (U and the sketched subspaces), and the step holds Q, T's Sxx T
     // while the pass is completed, and the corrections' temporaries (4 x 64 D-long vectors at
