@@ -121,15 +121,8 @@ void patch_blocks::update(const batch_view& x, std::uint64_t first_row) {
             }
         }
     };
-    if (halves) {
-        auto half = [&](int part) {
-            const auto [b0, b1] = detail::block_half(blocks, 1, part);
-            sweep(b0, b1, part);
-        };
-        two.run(half);
-    } else {
-        sweep(0, blocks, 0);
-    }
+    if (halves) detail::over_block_halves(two, blocks, 1, sweep);
+    else sweep(0, blocks, 0);
     const double f = b / static_cast<double>(n);
     for (std::size_t i = 0; i < d; ++i) mean_(i) += ((shift[i] - mean_(i)) + m[i]) * f;
     n_ = n;

@@ -75,7 +75,9 @@ void patch_blocks::update_u8_exact(const batch_view& x, std::uint64_t first_row)
         // Blocks [b0, b1) of the group: gathered as z = x − 128, SSYRK, then Chan's rule (MATH.md
         // §1) with the group's exact centered scatter:
         // M_ij += s² (g S_ij − Σz_i Σz_j) / g + w δ_i δ_j, δ = mean_g − mean_a.
-        auto sweep = [&](std::size_t b0, std::size_t b1, float* zp, float* sp) {
+        auto sweep = [&](std::size_t b0, std::size_t b1, int part) {
+            float* zp = z[part].data();
+            float* sp = s[part].data();
             for (std::size_t blk = b0; blk < b1; ++blk) {
                 const std::vector<std::size_t>& idx = index_[blk];
                 const std::size_t sb = idx.size();
@@ -105,15 +107,8 @@ void patch_blocks::update_u8_exact(const batch_view& x, std::uint64_t first_row)
             shifted_sums_columns(group, shift.data(), g, 0, d, sum.data());
         }
         for (std::size_t i = 0; i < d; ++i) delta[i] = x.scale * (block_pixel_shift + sum[i] / gd) - mean_(i);
-        if (halves) {
-            auto half = [&](int part) {
-                const auto [b0, b1] = detail::block_half(blocks, 1, part);
-                sweep(b0, b1, z[part].data(), s[part].data());
-            };
-            two.run(half);
-        } else {
-            sweep(0, blocks, z[0].data(), s[0].data());
-        }
+        if (halves) detail::over_block_halves(two, blocks, 1, sweep);
+        else sweep(0, blocks, 0);
         for (std::size_t i = 0; i < d; ++i) mean_(i) += delta[i] * f;
         n_ = n;
     }

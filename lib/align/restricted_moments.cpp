@@ -39,17 +39,15 @@ void column_blocks(const batch_view& x, std::size_t d, const double* shift, deta
         }
         return;
     }
-    auto half = [&](int part) {
+    const detail::one_blas_thread one;
+    detail::over_block_halves(two, d, column_block, [&](std::size_t b0, std::size_t b1, int part) {
         double* xs = scratch[part]->data();
-        const auto [b0, b1] = detail::block_half(d, column_block, part);
         for (std::size_t b = b0; b < b1; ++b) {
             const std::size_t c0 = b * column_block, cb = std::min(column_block, d - c0);
             gather_shifted(x, shift, nullptr, c0, cb, xs);
             product(c0, cb, xs, part, b == b0);
         }
-    };
-    const detail::one_blas_thread one;
-    two.run(half);
+    });
 }
 
 // μz = Vᵀ μ (K).

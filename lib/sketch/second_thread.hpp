@@ -73,6 +73,17 @@ inline std::pair<std::size_t, std::size_t> block_half(std::size_t d, std::size_t
     return part == 0 ? std::pair<std::size_t, std::size_t>{0, split} : std::pair<std::size_t, std::size_t>{split, blocks};
 }
 
+// f(b0, b1, part) for each half `part` of those blocks (block_half), half 0 on the second
+// thread and half 1 on this one (both here when there is no second thread).
+template <class F>
+void over_block_halves(second_thread& two, std::size_t d, std::size_t block, F&& f) {
+    auto half = [&](int part) {
+        const auto [b0, b1] = block_half(d, block, part);
+        f(b0, b1, part);
+    };
+    two.run(half);
+}
+
 // OpenBLAS on one thread while it lives, its previous count restored after: for work split
 // between two threads of our own (detail::second_thread), each running one GEMM at a time. The
 // count is OpenBLAS's process-wide setting, so a BLAS call another thread of the process makes
