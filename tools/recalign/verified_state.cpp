@@ -152,9 +152,10 @@ void verified_state::next_pass(const mpi_context& mpi) {
             } else {
                 basis = step.next.fresh();
                 // [Sxx R, 0] waits on disk while the pass reads T (the restart wrote it there);
-                // [R, T] stays in memory: the pass beside it holds less than the restart just did
-                // (verified_memory.cpp), and writing it out and reading it back cost about 3.5 s a
-                // refinement pass at 224x224x3 (docs/benchmarks-log.md, the thirty-eighth session).
+                // [R, T] stays in memory: the pass beside it holds about what the restart just did
+                // (2.60 GB against 2.53 at 224x224x3, counted by verified_memory.cpp), and writing it
+                // out and reading it back cost 3–3.5 s a refinement pass there
+                // (docs/benchmarks-log.md, the thirty-eighth session).
                 next_ = std::move(step.next);
             }
         } else if (previous && plan_.done && (sketch(), plan_.done(s, blocks_, *previous))) {
