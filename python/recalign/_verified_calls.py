@@ -45,14 +45,15 @@ def verified_spectrum(batches, *, dim=None, method="nystrom", rank, passes=1, se
     return _run(state, batches, **track_options)
 
 
-def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=1,
+def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=None,
                      seed=0, center="uncentered", measure="paper", refine=None, tolerance=None, memory=None,
                      precision="f64", test_matrix="signs", **track_options):
     """`recalign denoise --method fd|nystrom --rank K --passes P --refine N --noise ...` over
     `batches`: a VerifiedDenoisingResult (noises: specs, closed form or with draws=S, and
     recalign.Corruption objects; shape (H, W[, C]) for masks whose spec has none; refine: passes
     after the verification pass refining the masking noises' subspaces, default 8, 0 to skip
-    (refused without a masking noise in closed form, as the CLI's --refine);
+    (refused without a masking noise in closed form, as the CLI's --refine); passes: default
+    None, the CLI's default (2 for Nyström when a masking noise is refined, else 1);
     memory, precision, test_matrix: as verified_align)."""
     if dim is None:
         dim = int(np.prod(shape)) if shape is not None else _first_dim(batches)

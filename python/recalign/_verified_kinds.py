@@ -178,9 +178,11 @@ class VerifiedDenoising(_VerifiedRun):
     g_stderr_fro None).
     noises: specs (text or NoiseSpec) or Corruption objects; shape (H, W[, C]) / layout: the image
     geometry of masks whose spec has none. tolerance (Nyström, passes >= 2): the CLI's
-    --tolerance, as for every verified state."""
+    --tolerance, as for every verified state. passes: the CLI's --passes; by default, as the
+    CLI's, 2 for Nyström when a masking noise is refined (refine > 0; its refinement converges in
+    fewer passes from a two-pass basis), else 1."""
 
-    def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=1, seed=0,
+    def __init__(self, dim, classes, noises, *, shape=None, layout="hwc", method="nystrom", rank, passes=None, seed=0,
                  center="uncentered", measure="paper", refine=None, tolerance=None, memory=None, precision="f64",
                  test_matrix="signs"):
         self._measure = _measure(measure)
@@ -226,6 +228,8 @@ class VerifiedDenoising(_VerifiedRun):
         if refine is not None and not geometries:  # as the CLI's --refine (cmd_denoise.cpp)
             raise ValueError(f"refine={refine} refines a masking noise's subspace, and no noise is one in closed form "
                              "(mask or dropout, without draws; not a Corruption): leave refine out")
+        if passes is None:  # the CLI's default: two Nyström passes where a masking noise is refined
+            passes = 2 if method == "nystrom" and geometries and self._refine > 0 else 1
         super().__init__(dim, classes, method=method, rank=rank, passes=passes, seed=seed, center=center,
                          tolerance=tolerance, memory=memory, precision=precision,
                          test_matrix=test_matrix)

@@ -91,6 +91,13 @@ def test_verified_state_resume_pickle_merge_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="passes"):
         recalign.VerifiedAlignment(192, 5, rank=20, tolerance=0.5)
     assert recalign.VerifiedDenoising(192, 5, noises[2:], rank=20).total_passes == 2  # Gaussian: nothing to refine
+    # the CLI's default --passes: two Nyström sketch passes where a masking noise is refined, else one
+    mask, img = ["mask:patch=2x2,ratio=0.5"], (8, 8, 3)
+    assert recalign.VerifiedDenoising(192, 5, mask, shape=img, rank=20, refine=2).total_passes == 2 + 1 + 2
+    assert recalign.VerifiedDenoising(192, 5, mask, shape=img, rank=20, refine=0).total_passes == 1 + 1
+    assert recalign.VerifiedDenoising(192, 5, mask, shape=img, rank=20, refine=2, passes=1).total_passes == 1 + 1 + 2
+    assert recalign.VerifiedDenoising(192, 5, mask, shape=img, method="fd", rank=20, refine=2).total_passes == 1 + 1 + 2
+    assert recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5,draws=2"], shape=img, rank=20).total_passes == 2
     with pytest.raises(recalign.FileError):
         recalign.VerifiedDenoising.from_bytes(whole.to_bytes()[:-9])
     with pytest.raises(ValueError, match="published"):
@@ -124,7 +131,7 @@ def test_finished_is_a_pure_query():
     passes then run to the same bytes as without the read."""
     data = synthetic_batches()
     make = lambda: recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20,  # noqa: E731
-                                              refine=2)
+                                              passes=1, refine=2)
     plain, asked = make(), make()
     for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
         for st in (plain, asked):
@@ -238,7 +245,7 @@ def _in_first_refinement_pass():
     """Synthetic batches and a VerifiedDenoising (one 2x2 mask, --refine 2) that has read its
     first verification pass and stands at its first refinement pass: R carried, T to read."""
     data = synthetic_batches()
-    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, passes=1, refine=2)
     for p in range(2):
         if p:
             st.next_pass()
@@ -342,7 +349,7 @@ def test_refinement_close_refused_changes_nothing():
     V and Sxx V moved out, before the restart's own checks refused)."""
     data = synthetic_batches()
     noise = "mask:patch=2x2,ratio=0.5"
-    st = recalign.VerifiedDenoising(192, 5, [noise], shape=(8, 8, 3), rank=20, refine=2)
+    st = recalign.VerifiedDenoising(192, 5, [noise], shape=(8, 8, 3), rank=20, passes=1, refine=2)
     for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
         if p:
             st.next_pass()
@@ -384,7 +391,7 @@ def test_refinement_close_failing_disk_changes_nothing(tmp_path, monkeypatch):
     spill, missing = tmp_path / "spill", str(tmp_path / "no-such-dir")
     spill.mkdir()
     monkeypatch.setenv("TMPDIR", str(spill))
-    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, refine=2)
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, passes=1, refine=2)
     for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
         for xb, yb in data:
             st.update(xb, yb)

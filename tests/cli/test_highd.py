@@ -175,8 +175,9 @@ def numeric_leaves(doc, prefix=""):
 # refinement step repeats the same mechanism and only compounds the rounding).
 SHARDED = {
     "align": ["align"],
+    # --passes 1: shards merge within their first sketch pass (the refining default is 2)
     "denoise": ["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5", "--noise",
-                "gaussian:sigma=0.2", "--refine", 1],
+                "gaussian:sigma=0.2", "--refine", 1, "--passes", 1],
     "tradeoff": ["tradeoff", "--k", 10, "--lambda", "0,1,10", "--refine", 1],
 }
 

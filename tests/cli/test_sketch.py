@@ -182,7 +182,9 @@ DENOISE = ["denoise", "--image-shape", "4,6,1", "--noise", "mask:patch=2x2,ratio
     (["align", "--verify"], ["--verify", "--method exact"]),
     (["tradeoff", "--lambda", 1, "--k", 2, "--no-verify"], ["--no-verify", "--method exact"]),
     (["align", "--method", "fd", "--rank", 3, "--passes", 2], ["--passes", "nystrom only"]),
-], ids=["refine-exact", "refine-no-verify", "refine-gaussian", "verify-exact", "no-verify-exact", "passes-fd"])
+    (["align", "--method", "fd", "--rank", 3, "--passes", 1], ["--passes", "nystrom only"]),
+], ids=["refine-exact", "refine-no-verify", "refine-gaussian", "verify-exact", "no-verify-exact", "passes-fd",
+        "passes-1-fd"])
 def test_options_a_run_would_not_read_are_refused(tmp_path, data, argv, mentions):
     ck = str(tmp_path / "never.ckpt")
     rc, out, err = c.run(argv[:1] + data + argv[1:] + ["--checkpoint", ck])
@@ -221,6 +223,43 @@ def test_refine_is_a_budget_and_a_resume_keeps_it(tmp, data):
     c.run(args + ["--refine", 6, "--checkpoint", ck, "--quiet"], check_rc=0)
     rc, out, err = c.run(args + ["--refine", 3, "--checkpoint", ck, "--resume"])
     c.assert_one_line_error(rc, err, ["--refine 6", "--refine"], "resume with another --refine")
+
+
+def test_a_refining_denoise_takes_two_sketch_passes_by_default(tmp, data):
+    """Without --passes, a Nyström denoise run that refines a masking noise sketches in two passes
+    (its refinement converges from that basis in fewer passes: BENCHMARKS.md), exactly as
+    --passes 2; every other run in one. A checkpoint begun with one pass is refused by a resume
+    that does not say --passes 1, and shards past their first pass are refused by merge, each
+    naming the way out."""
+    args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1, "--refine", 2]
+    passes = lambda j: (j["sketch_error"]["sketch_passes"], j["sketch_error"]["max_passes"])  # noqa: E731
+    default = c.run(args + ["--json"], check_rc=0)[1]
+    assert passes(json.loads(default)) == (2, 2), json.loads(default)["sketch_error"]
+    assert c.run(args + ["--passes", 2, "--json"], check_rc=0)[1] == default, "the default is --passes 2's run"
+    assert passes(c.run_json(args + ["--passes", 1])) == (1, 1)
+    assert passes(c.run_json(args[:-2] + ["--refine", 0])) == (1, 1), "nothing refined: one pass"
+    gauss = ["denoise"] + data + ["--image-shape", "4,6,1", "--noise", "gaussian:sigma=0.1", "--method", "nystrom",
+                                  "--rank", 6, "--seed", 1]
+    assert passes(c.run_json(gauss)) == (1, 1), "a Gaussian noise is not refined: one pass"
+    mc = ["denoise"] + data + ["--image-shape", "4,6,1", "--noise", "mask:patch=2x2,ratio=0.5,draws=2", "--method",
+                               "nystrom", "--rank", 6, "--seed", 1]
+    assert passes(c.run_json(mc)) == (1, 1), "a Monte-Carlo mask is not refined: one pass"
+    # a checkpoint of one sketch pass (e.g. written before this default) resumes with --passes 1 only
+    ck = os.path.join(tmp, "one-pass.ckpt")
+    c.run(args + ["--passes", 1, "--checkpoint", ck, "--quiet"], check_rc=0)
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
+    c.assert_one_line_error(rc, err, ["--passes is 1 in the checkpoint but 2", "give --passes 1"],
+                            "resume of a one-pass checkpoint under the default")
+    # shards of the default's two passes: merge says to run them with --passes 1
+    a, b, m = (os.path.join(tmp, f"two-pass-{x}.ckpt") for x in "abm")
+    note = "run shards with --passes 1"  # said before reading, by a checkpointed run of a row range
+    assert note in c.run(args + ["--limit", N // 2, "--checkpoint", a], check_rc=0)[2]
+    assert note in c.run(args + ["--skip", N // 2, "--checkpoint", b], check_rc=0)[2]
+    assert note not in c.run(args + ["--skip", N // 2], check_rc=0)[2], "no checkpoint: no shard"
+    assert note not in c.run(args + ["--skip", N // 2, "--passes", 2, "--checkpoint", m + ".2"], check_rc=0)[2]
+    rc, out, err = c.run(["merge", a, b, "-o", m])
+    c.assert_one_line_error(rc, err, ["--passes 2", "--passes 1", "mpirun"], "merge of two-pass shards")
+    assert not os.path.exists(m), "a refused merge wrote its output"
 
 
 @pytest.mark.parametrize("method", ["fd", "nystrom"])
@@ -379,7 +418,9 @@ def test_no_pass_is_read_after_the_adaptive_stop(data, command):
     line = next(x for x in err.splitlines() if "wall seconds per pass" in x)
     times = line.split("): ", 1)[1].split(", ")
     assert f"then {e['verification_passes']} verification pass" in line, line
-    assert len(times) == 1 + e["verification_passes"], f"{command}: a pass read after the stop: {line}"
+    # denoise refines a mask here: two sketch passes by default, tradeoff one
+    assert e["sketch_passes"] == (2 if command == "denoise" else 1), e
+    assert len(times) == e["sketch_passes"] + e["verification_passes"], f"{command}: a pass read after the stop: {line}"
 
 
 @pytest.mark.parametrize("command", ["tradeoff", "denoise"])
@@ -390,8 +431,8 @@ def test_a_run_its_adaptive_stop_ended_is_complete(tmp, data, command):
     its rows are in the merge")."""
     if command == "tradeoff":
         argv = ["tradeoff"] + data + ["--method", "nystrom", "--rank", 4, "--lambda", "0,1", "--k", 3]
-    else:
-        argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
+    else:  # --passes 1: its shards below merge within their first sketch pass (the refining default is 2)
+        argv = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1, "--passes", 1]
 
     def run(extra, ck):
         rc, out, err = c.run(argv + extra + ["--json", "--quiet", "--checkpoint", ck])
@@ -453,7 +494,7 @@ def test_a_budget_spent_refinement_says_so_on_stderr(data):
     so with the estimate the JSON records (not with --quiet); a run the rule stopped does not."""
     args = DENOISE[:1] + data + DENOISE[1:] + ["--method", "nystrom", "--rank", 6, "--seed", 1]
     note = "ended the passes before its stop rule fired"
-    rc, out, err = c.run(args + ["--refine", 1, "--json"])
+    rc, out, err = c.run(args + ["--refine", 1, "--passes", 1, "--json"])
     f = json.loads(out)["sketch_error"]["refinement"]
     assert rc == 0 and f["stopped"] == "budget", f
     line = next((x for x in err.splitlines() if note in x), None)
@@ -461,10 +502,11 @@ def test_a_budget_spent_refinement_says_so_on_stderr(data):
     assert line and "--refine 1" in line and said in line, err
     assert not any(w in line for w in ("change inf", "change nan")), line  # "not judged" said in words
     assert "--passes 2" in line, err  # one Nyström sketch pass: a second one is the other remedy
-    rc, out, err = c.run(args + ["--refine", 1, "--passes", 2, "--json"])
-    assert rc == 0 and json.loads(out)["sketch_error"]["refinement"]["stopped"] == "budget", out
-    line = next((x for x in err.splitlines() if note in x), None)
-    assert line and "--passes 2" not in line, err
+    for two in (["--passes", 2], []):  # the refining default is two passes
+        rc, out, err = c.run(args + ["--refine", 1, "--json"] + two)
+        assert rc == 0 and json.loads(out)["sketch_error"]["refinement"]["stopped"] == "budget", out
+        line = next((x for x in err.splitlines() if note in x), None)
+        assert line and "--passes 2" not in line, err
     rc, out, err = c.run(args + ["--refine", 1, "--quiet"])
     assert rc == 0 and note not in err, err
     rc, out, err = c.run(args + ["--json"])

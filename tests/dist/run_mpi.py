@@ -372,8 +372,9 @@ def resume_merged_shards(mpirun, exe, tmp):
     same R, and `info` says the merge's verification passes are pending. A one-process run's
     checkpoint is refused under mpirun (its row position is not a rank's) instead of being
     silently restarted."""
+    # --passes 1: shards merge within their first sketch pass (a refining denoise's default is 2)
     argv = ["denoise", "--image-shape", "28,28,1", "--noise", "mask:patch=4x4,ratio=0.5", "--refine", "1",
-            "--method", "nystrom", "--rank", "16", "--batch", "250", "--json", "--quiet"]
+            "--method", "nystrom", "--rank", "16", "--passes", "1", "--batch", "250", "--json", "--quiet"]
     one = one_json(run([exe] + argv + ["--limit", "3000"], env=mpi_env()), "merged shards: one stream")
     shards = []
     for skip, limit in ((0, 1000), (1000, 2000)):

@@ -2,6 +2,7 @@
 // curve, and the label-free noise impact, through the alignment tracker: the noise
 // expectations (closed form or Monte Carlo) are accumulated in the same pass as the clean
 // statistics, and one eigendecomposition of the clean statistics serves every noise.
+#include <cstdio>
 #include <limits>
 #include <numeric>
 
@@ -47,6 +48,21 @@ bool reads_seed(const std::vector<std::string>& noises) {
     for (const std::string& text : noises) try {
             const noise_spec s = parse_noise_spec(text);
             if (s.draws && !s.seed) return true;
+        } catch (const std::invalid_argument&) {
+        }
+    return false;
+}
+
+// Whether a sketch route would refine a masking noise's subspace (a mask or dropout in closed
+// form, verified, --refine not 0): such a run's Nyström sketch takes two passes by default. A
+// spec that does not parse counts as none (parse_noises refuses it, naming it).
+bool refines_masking(const denoise_cli_options& o) {
+    if (o.run.method != "nystrom" || !wants_verification(o.run) || o.run.refine.value_or(default_refine) == 0 ||
+        o.monte_carlo > 0)
+        return false;
+    for (const std::string& text : o.noises) try {
+            const noise_spec s = parse_noise_spec(text);
+            if (s.family != noise_family::gaussian && s.draws == 0) return true;
         } catch (const std::invalid_argument&) {
         }
     return false;
@@ -117,7 +133,15 @@ denoise_plan plan(const denoise_cli_options& o) {
     needs.default_raw_targets = o.measure == "published";
     needs.own_layout = true;
     needs.draws = o.monte_carlo > 0 || reads_seed(o.noises);
+    needs.default_passes = refines_masking(o) ? 2 : 1;
     p.run = prepare_run(data, o.run, needs);
+    // A checkpointed run of a row range may be a shard for `merge`, which takes shards within their
+    // first sketch pass only: said before any data is read, where the default chose two.
+    if (needs.default_passes > 1 && !o.run.passes && !o.run.checkpoint.empty() && (o.data.skip || o.data.limit) &&
+        !o.run.quiet)
+        std::fprintf(stderr, "recalign: note: two Nyström sketch passes (a denoise run that refines a masking noise "
+                             "takes 2 by default): `merge` takes shards within their first pass only, so run shards "
+                             "with --passes 1 (or all the rows under mpirun)\n");
     if (p.run.from && p.run.from->command != "denoise" && p.run.from->command != "merge")
         throw std::invalid_argument("denoise --from needs a checkpoint written by denoise (" + p.run.from_path +
                                     " was written by " + p.run.from->command + ")");

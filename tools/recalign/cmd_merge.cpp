@@ -160,7 +160,15 @@ merge_result merge_runs(const merge_options& o) {
         try {
             acc->merge(*load_state(st, f, owned));
         } catch (const std::invalid_argument& e) {
-            throw std::invalid_argument("cannot merge " + f + " into " + o.inputs[0] + ": " + e.what());
+            // Nyström's later passes iterate each shard's own basis (the library names the two
+            // bases): say what merges instead.
+            const std::string later = out.config.method == "nystrom" && out.config.passes > 1
+                                          ? " (shards of a Nyström sketch of --passes " + std::to_string(out.config.passes) +
+                                                " merge only within their first pass: each later pass iterates its own "
+                                                "shard's basis; run the shards with --passes 1 (a denoise run that refines "
+                                                "a masking noise takes 2 by default), or all the rows under mpirun)"
+                                          : "";
+            throw std::invalid_argument("cannot merge " + f + " into " + o.inputs[0] + ": " + e.what() + later);
         }
         out.segments.insert(out.segments.end(), st.segments.begin(), st.segments.end());
     }

@@ -74,10 +74,13 @@ void add_sketch_options(CLI::App* s, run_options& r) {
     s->add_option("--rank", r.rank, "Sketch rank K (fd: a sketch of ℓ = min(3K, D) rows, FD's guarantee with ε = 1/2: the top-K basis misses "
                   "at most half the best rank-K residual beyond it; before this version ℓ = 2K, whose checkpoints resume "
                   "with it; nystrom)")->check(non_negative);
-    s->add_option("--passes", r.passes, "Passes over the data (nystrom; with --tolerance the most). align, spectrum, project with Q >= 2: "
+    s->add_option("--passes", r.passes, "Passes over the data (nystrom; with --tolerance the most). Default 1; 2 for a denoise "
+                  "run that refines a masking noise (--refine), whose refinement then converges in fewer passes than the "
+                  "second one costs (the 224x224x3 demo: 11:28 against 12:28, converged after 6 refinement passes instead "
+                  "of ending at the budget of 8; BENCHMARKS.md). align, spectrum, project with Q >= 2: "
                   "block Krylov over all Q passes, S = K + max(K, 10) columns per pass, memory at most about 8 D (6 Q S + 2 S + 31) "
                   "bytes (the basis restarts before exceeding D columns; refused early if it does not fit); denoise, tradeoff and one pass: K + 10 columns, "
-                  "power (subspace) iterations")->capture_default_str()
+                  "power (subspace) iterations")
         ->check(non_negative);
     s->add_option("--tolerance", r.tolerance,
                   "nystrom: after each pass, stop once the probes' estimate of ‖C − Ĉ_K‖_F / tr(C) is at most T "

@@ -41,7 +41,9 @@ struct run_options {
     std::string precision = "f64";  // --precision: f64 | f32-kernels
     std::string test_matrix = "signs";  // --test-matrix (nystrom): signs | sparse
     double memory_gib = 0.0;        // --memory: the run's memory budget in GiB (0: physical memory)
-    std::size_t rank = 0, passes = 1;
+    std::size_t rank = 0;
+    // --passes Q (nystrom); empty: not given, the command's default (run_needs::default_passes).
+    std::optional<std::size_t> passes;
     double tolerance = 0.0;  // --tolerance T (nystrom): 0 = off, run all --passes
     std::uint64_t seed = 0;
     std::string checkpoint, from;

@@ -40,7 +40,9 @@ std::string run_config::difference(const run_config& o, const std::string& mine,
     if (classes != o.classes) return diff("the number of classes", std::to_string(classes), std::to_string(o.classes));
     if (scale != o.scale) return diff("--scale", num(scale), num(o.scale));
     if (rank != o.rank) return diff("--rank", std::to_string(rank), std::to_string(o.rank));
-    if (passes != o.passes) return diff("--passes", std::to_string(passes), std::to_string(o.passes));
+    if (passes != o.passes)
+        return diff("--passes", std::to_string(passes), std::to_string(o.passes)) +
+               (o.default_passes ? " (its default: give --passes " + std::to_string(passes) + " to continue it)" : "");
     if (seed != o.seed) return diff("--seed", std::to_string(seed), std::to_string(o.seed));
     if (test_matrix != o.test_matrix) return diff("--test-matrix", test_matrix, o.test_matrix);
     if (center != o.center) return diff("the centering", center == 1 ? "centered" : "uncentered",

@@ -50,6 +50,10 @@ struct run_config {
     // exact, and the 224x224 demo's memory is tuned to that sketch). A checkpoint of either
     // loads (its state says which): neither saved, hashed nor compared.
     bool krylov = false;
+    // --passes was not given: `passes` is the command's default (run_needs::default_passes), which
+    // a resume's refusal names (a checkpoint from before denoise's default of 2 holds 1). Neither
+    // saved, hashed nor compared.
+    bool default_passes = false;
 
     std::uint64_t hash() const;
     // Empty string when equal, else "<option> is X in <mine> but Y in <theirs>" (a resume compares

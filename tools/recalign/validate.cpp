@@ -64,7 +64,8 @@ std::string gib(long double bytes) {
     return os.str();
 }
 
-run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t classes, double scale, centering c) {
+run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t classes, double scale, centering c,
+                       std::size_t default_passes) {
     run_config cfg;
     cfg.method = r.method;
     cfg.dim = dim;
@@ -76,17 +77,19 @@ run_config make_config(const run_options& r, std::uint64_t dim, std::uint64_t cl
     if (r.method == "exact") return cfg;  // no sketch option given (check_route_options)
     if (r.rank == 0 || r.rank > dim)
         throw std::invalid_argument("--method " + r.method + " needs --rank K with 1 <= K <= D = " + std::to_string(dim));
-    if (r.passes < 1 || r.passes > 100) throw std::invalid_argument("--passes must lie in [1, 100]");
+    const std::size_t passes = r.passes.value_or(r.method == "nystrom" ? default_passes : 1);
+    if (passes < 1 || passes > 100) throw std::invalid_argument("--passes must lie in [1, 100]");
     if (r.tolerance != 0.0) {
         if (!(r.tolerance > 0.0 && r.tolerance < 1.0)) throw std::invalid_argument("--tolerance must lie in (0, 1)");
-        if (r.passes < 2)
+        if (passes < 2)
             throw std::invalid_argument("--tolerance needs --passes Q >= 2: the most passes to run until the estimate "
                                         "is below it");
     }
     cfg.tolerance = r.tolerance;
     cfg.test_matrix = r.test_matrix;
     cfg.rank = r.rank;
-    cfg.passes = r.passes;
+    cfg.passes = passes;
+    cfg.default_passes = !r.passes;
     cfg.seed = r.seed;
     cfg.center = static_cast<std::uint8_t>(c);
     return cfg;
@@ -115,7 +118,7 @@ void check_route_options(const run_options& r, const run_needs& needs) {
         {"--precision", r.precision != "f64", from ? "decides how a run computes its batches, and --from " + r.from +
                                                          " reads none" : ""},
         {"--rank", r.rank != 0, from ? built : sketches},
-        {"--passes", r.passes != 1, from ? built : nystrom_only},
+        {"--passes", r.passes.has_value(), from ? built : nystrom_only},
         {"--tolerance", r.tolerance != 0.0, from ? built : nystrom_only},
         {"--test-matrix", r.test_matrix != "signs", from ? built : nystrom_only},
         {"--verify", r.verify, verification},
@@ -353,7 +356,8 @@ void require_one_pass(const io::source_options& o, const run_options& r) {
         throw std::invalid_argument(what + ": --resume would have to skip the rows already done in a new stream; "
                                     "write the stream to a file to resume, or restart the run (its --checkpoint "
                                     "files can still be analysed with --from or merged)");
-    if (r.passes > 1) throw std::invalid_argument(what + ": --passes " + std::to_string(r.passes) + " needs a file");
+    if (r.passes.value_or(1) > 1)
+        throw std::invalid_argument(what + ": --passes " + std::to_string(*r.passes) + " needs a file");
     // The verification pass of the sketch routes: refused in check_verification (sketch_route.cpp).
 }
 }  // namespace
@@ -408,7 +412,7 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
     p.input.rows = range_rows(src);
     std::uint64_t classes = 0;
     if (src.has_labels()) classes = d.classes ? d.classes : src.scan_classes();
-    p.input.config = make_config(r, src.dim(), classes, o.scale, p.center);
+    p.input.config = make_config(r, src.dim(), classes, o.scale, p.center, needs.default_passes);
     const std::string command = needs.command;
     p.input.config.krylov = command == "align" || command == "spectrum" || command == "project";
     p.input.source = o;

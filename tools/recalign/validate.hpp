@@ -28,6 +28,10 @@ struct run_needs {
     bool own_layout = false;        // --layout is the command's own (project, denoise, figures): it orders raw rows too
     bool draws = false;             // the command draws from --seed itself (denoise's Monte-Carlo noises)
     unsigned exact_matrices = 3;    // D x D at the exact route's peak (run_memory): 2 for eigenvalues alone
+    // Nyström's sketch passes when --passes is not given: 2 for a denoise run that refines a
+    // masking noise (its refinement converges from a two-pass basis in fewer passes than the
+    // extra pass costs: BENCHMARKS.md, issue 14), 1 for every other run.
+    std::size_t default_passes = 1;
     recalign::analysis analysis = recalign::analysis::spectrum;  // for check_route
 };
 
