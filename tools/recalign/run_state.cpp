@@ -42,7 +42,9 @@ std::string run_config::difference(const run_config& o, const std::string& mine,
     if (rank != o.rank) return diff("--rank", std::to_string(rank), std::to_string(o.rank));
     if (passes != o.passes)
         return diff("--passes", std::to_string(passes), std::to_string(o.passes)) +
-               (o.default_passes ? " (its default: give --passes " + std::to_string(passes) + " to continue it)" : "");
+               (o.default_passes ? " (this run's is its command's default: give --passes " + std::to_string(passes) +
+                                       " to continue it)"
+                                     : "");
     if (seed != o.seed) return diff("--seed", std::to_string(seed), std::to_string(o.seed));
     if (test_matrix != o.test_matrix) return diff("--test-matrix", test_matrix, o.test_matrix);
     if (center != o.center) return diff("the centering", center == 1 ? "centered" : "uncentered",
