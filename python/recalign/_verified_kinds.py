@@ -238,6 +238,10 @@ class VerifiedDenoising(_VerifiedRun):
         # with one of them every refinement pass re-verifies the whole span, as the CLI's).
         incremental = self._geometry_list and not any(_is_monte_carlo(n) for n in self._noises)
         self._refinement = _recalign.DenoisingRefinement() if incremental else None
+        # The masks' preconditioner factors, which the first basis forms anyway, kept (in $TMPDIR) for
+        # the first restart when there is one, as the CLI's (not saved: a loaded state forms them again,
+        # the same bits).
+        self._factors = None
         if memory is None or not math.isinf(memory):  # memory=math.inf (a loaded state): no check here
             self._require_room()
 
@@ -352,7 +356,9 @@ class VerifiedDenoising(_VerifiedRun):
         # they were (next_pass() may be called again); once it succeeds the accumulator is dropped.
         self._refinement.close(self.sketch().spectrum, self._verify, c["center"], self._noises,
                                [self._blocks_for(i) for i in range(len(self._noises))], c["rank"], self._measure,
-                               restart=self._pass < self.total_passes - 1, count=_REFINED)
+                               restart=self._pass < self.total_passes - 1, count=_REFINED,
+                               factors=getattr(self, "_factors", None))
+        self._factors = None  # the first restart's only
         self._verify = None
         self._mc_basis = []
 
@@ -421,11 +427,13 @@ class VerifiedDenoising(_VerifiedRun):
                 q = _recalign.orthonormal_extension(
                     q, _recalign.denoising_refinement(sketch.spectrum, previous, n, blocks, _REFINED))
             return q
+        factors = _recalign.GramSolveCache() if self._refinement is not None and self._refine > 0 else None
         for i, n in enumerate(self._noises):
             if _is_monte_carlo(n):  # their Ritz space: the Monte-Carlo sketches (next_pass)
                 continue
-            v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i))
+            v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i), cache=factors)
             q = _recalign.orthonormal_extension(q, v.basis[:, :v.informative])
+        self._factors = factors
         return q
 
     def report(self):

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "common.hpp"
+#include "gram_cache.hpp"
+#include "recalign/io/spill.hpp"
 #include "recalign/align/patch_blocks.hpp"
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/align/verification.hpp"
@@ -32,17 +34,36 @@ constexpr const char* blocks_doc = "blocks: the PatchBlocks of the noise's patch
 }  // namespace
 
 void bind_highd_analyses(py::module_& m) {
+    py::class_<gram_cache_g>(m, "GramSolveCache", R"doc(
+The masks' preconditioner factors (the patch blocks' Cholesky factors, E⁺U and Woodbury's small
+factors: sketched_gram_solve's cache), recorded by sketched_denoising_subspace(..., cache=) and
+used by DenoisingRefinement.close(..., factors=) at the first restart instead of being formed
+again (the same bits either way). Entries wait in unlinked files in $TMPDIR (about 0.77 GB
+written per masking noise at 224x224x3 with 16x16 patches and rank 256); at most 4, the oldest
+dropped first. Not serialised.)doc")
+        .def(py::init([] { return std::make_unique<gram_cache_g>(std::make_shared<gram_solve_cache>()); }))
+        .def("__len__", [](const gram_cache_g& g) { return locked(g, [](const auto& c) { return c->entries.size(); }); },
+             "Entries held (one per sketch, blocks and noise coefficients).");
+
     m.def("sketched_denoising_subspace",
-          [](const spectrum& sketch, py::handle noise, const blocks_g* blocks, double rel_tol) {
+          [](const spectrum& sketch, py::handle noise, const blocks_g* blocks, double rel_tol, gram_cache_g* cache) {
               const noise_spec s = spec_of(noise);
               sketch_denoising_options o;
               o.rel_tol = rel_tol;
-              return with_blocks(blocks, [&](const patch_blocks* b) { return sketched_denoising_subspace(sketch, s, b, o); });
+              const std::string dir = cache ? io::spill_directory() : std::string();
+              return with_blocks(blocks, [&](const patch_blocks* b) {
+                  if (!cache) return sketched_denoising_subspace(sketch, s, b, o);
+                  std::lock_guard<std::mutex> lock(cache->mu);
+                  return sketched_denoising_subspace(sketch, s, b, o, cache->obj.get(), dir);
+              });
           },
           py::arg("sketch"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("rel_tol") = 1e-12,
+          py::arg("cache") = py::none(),
           (std::string("Theorem 3's subspace from a sketch's top eigenpairs (Spectrum) and the exact patch blocks\n"
                        "(MATH.md §7: an r x r problem). At most r directions, G-orthonormal for the approximate G,\n"
-                       "descending. Approximate where the sketch is: measure it with a verification pass.\n") + blocks_doc).c_str());
+                       "descending. Approximate where the sketch is: measure it with a verification pass. cache: a\n"
+                       "GramSolveCache recording the blocks' factors on the way (in $TMPDIR) for the first restart;\n"
+                       "FileError when their files cannot be made, the cache as it was.\n") + blocks_doc).c_str());
 
     m.def("basis_alignment",
           [](const restricted_statistics& s, const std::string& measure, double rel_tol) {

@@ -17,6 +17,7 @@
 #include "recalign/align/incremental_refinement.hpp"
 #include "recalign/core/checked.hpp"
 #include "recalign/core/errors.hpp"
+#include "gram_cache.hpp"
 #include "recalign/io/spill.hpp"
 
 namespace recalign::python {
@@ -375,7 +376,7 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
              [](refinement_g& g, const spectrum& sketch, restricted_g& accumulator, const std::string& center,
                 const std::vector<noise_spec>& noises,
                 const std::vector<const blocks_g*>& blocks, std::size_t rank, const std::string& measure, bool restart,
-                std::size_t count) {
+                std::size_t count, gram_cache_g* factors) {
                  if (blocks.size() != noises.size())
                      throw std::invalid_argument("DenoisingRefinement.close: one blocks entry (or None) per noise");
                  refinement_options o;
@@ -385,6 +386,8 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                  const centering ce = parse_centering(center);
                  return with_all_blocks(blocks, [&](const std::vector<const patch_blocks*>& b) {
                      std::lock_guard<std::mutex> lock(g.mu), held(accumulator.mu);
+                     std::unique_lock<std::mutex> cached;
+                     if (factors) cached = std::unique_lock<std::mutex>(factors->mu);
                      refinement_state& s = g.obj;
                      restricted_moments& acc = accumulator.obj;
                      if (s.final_) throw std::invalid_argument("DenoisingRefinement.close: the passes have ended");
@@ -418,6 +421,9 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      } else {
                          previous.products();  // Sxx Q on disk through the restart, as the CLI's
                          previous.spill_sv(io::spill_directory());
+                         // The first restart solves with the factors its first basis recorded (the CLI's
+                         // factors_cache): the bits of its own.
+                         if (!s.next && factors) previous.gram_solves = factors->obj;
                          refinement_step step = denoising_restart(sketch, previous, noises, b, o,
                                                                   s.curves.size() ? &s.curves : nullptr, s.change);
                          out.change = step.change;
@@ -450,6 +456,7 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
              },
              py::arg("sketch"), py::arg("accumulator"), py::arg("center"), py::arg("noises"), py::arg("blocks"), py::arg("rank"),
              py::arg("measure") = "paper", py::arg("restart") = true, py::arg("count") = denoising_refined_vectors,
+             py::arg("factors") = py::none(),
              "After a complete verification pass (accumulator: its RestrictedMoments, finished in `center`, left as\n"
              "it was: drop it after; on the first pass's span Q, which starts with the sketch's U, or on\n"
              "fresh()): restart=False ends the passes\n"
@@ -458,7 +465,8 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
              "noise's PatchBlocks (None: Gaussian); rank: Ritz vectors kept per masking noise (the sketch's rank).\n"
              "All or nothing: a refused close (ValueError), or one the disk or memory fails midway (FileError on a\n"
              "spill file in $TMPDIR that cannot be made or read, MemoryError), leaves this state and the\n"
-             "accumulator as they were: close() may be called again.")
+             "accumulator as they were: close() may be called again. factors: the GramSolveCache the first\n"
+             "basis's sketched_denoising_subspace calls filled, for the first restart (later closes ignore it).")
         .def("fresh",
              [](const refinement_g& g) {
                  return to_numpy(locked(g, [](const refinement_state& s) {

@@ -124,6 +124,41 @@ def _with_header(data, version, edit):
     return data[:8] + struct.pack("<II", version, len(h)) + h + data[16 + size:]
 
 
+def test_the_first_restart_solves_with_the_first_basis_factors():
+    """As the CLI's denoise: the first basis records every masking noise's preconditioner factors
+    (GramSolveCache, in $TMPDIR), the first restart solves with them, and the state's bytes and
+    report are those of the same state loaded between the two (no cache: its first restart forms
+    them again). The cache is not saved, and is dropped after the first restart."""
+    data = synthetic_batches()
+    noises = ["mask:patch=2x2,ratio=0.5", "mask:patch=2x2,ratio=0.5,scheme=fixed", "gaussian:sigma=0.3"]
+    st = recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, refine=2)
+    assert st.total_passes == 2 + 1 + 2
+    for p in range(2):  # the two sketch passes
+        if p:
+            st.next_pass()
+        for xb, yb in data:
+            st.update(xb, yb)
+    st.next_pass()  # the first basis: span(U, V_1, V_2), the factors recorded on the way
+    assert len(st._factors) == 2, "one entry per masking noise"
+    loaded = recalign.VerifiedDenoising.from_bytes(st.to_bytes())
+    assert loaded._factors is None
+    for state in (st, loaded):
+        for xb, yb in data:
+            state.update(xb, yb)
+        state.next_pass()  # the first restart
+    assert st._factors is None, "the first restart's only"
+    assert st.to_bytes() == loaded.to_bytes()
+    for state in (st, loaded):
+        recalign.track(data, state)
+    assert st.to_bytes() == loaded.to_bytes()
+    assert json.dumps(st.report().to_dict()) == json.dumps(loaded.report().to_dict())
+    bare = recalign.VerifiedDenoising(192, 5, noises, shape=(8, 8, 3), rank=20, refine=0)
+    for xb, yb in data:
+        bare.update(xb, yb)
+    bare.next_pass()  # its basis: nothing to refine after the pass, no factors kept
+    assert bare._factors is None
+
+
 def test_finished_is_a_pure_query():
     """Reading `finished` changes nothing: on a complete verification pass that is not the last,
     the state's bytes before and after are equal (the restart, and its adaptive stop, are
