@@ -52,9 +52,9 @@ dropped first. Not serialised.)doc")
               o.rel_tol = rel_tol;
               const std::string dir = cache ? io::spill_directory() : std::string();
               return with_blocks(blocks, [&](const patch_blocks* b) {
-                  if (!cache) return sketched_denoising_subspace(sketch, s, b, o);
-                  std::lock_guard<std::mutex> lock(cache->mu);
-                  return sketched_denoising_subspace(sketch, s, b, o, cache->obj.get(), dir);
+                  std::unique_lock<std::mutex> lock;  // null cache: none (the library's own default)
+                  if (cache) lock = std::unique_lock<std::mutex>(cache->mu);
+                  return sketched_denoising_subspace(sketch, s, b, o, cache ? cache->obj.get() : nullptr, dir);
               });
           },
           py::arg("sketch"), py::arg("noise"), py::arg("blocks") = py::none(), py::arg("rel_tol") = 1e-12,

@@ -140,6 +140,7 @@ def test_the_first_restart_solves_with_the_first_basis_factors():
             st.update(xb, yb)
     st.next_pass()  # the first basis: span(U, V_1, V_2), the factors recorded on the way
     assert len(st._factors) == 2, "one entry per masking noise"
+    factors = st._factors
     loaded = recalign.VerifiedDenoising.from_bytes(st.to_bytes())
     assert loaded._factors is None
     for state in (st, loaded):
@@ -147,6 +148,7 @@ def test_the_first_restart_solves_with_the_first_basis_factors():
             state.update(xb, yb)
         state.next_pass()  # the first restart
     assert st._factors is None, "the first restart's only"
+    assert len(factors) == 2, "the restart found both entries (a miss forms and adds its own)"
     assert st.to_bytes() == loaded.to_bytes()
     for state in (st, loaded):
         recalign.track(data, state)

@@ -42,30 +42,28 @@ image_shape parse_image(const denoise_cli_options& o, std::size_t dim) {
     return shape;
 }
 
-// A Monte-Carlo spec without its own seed= draws from --seed (parse_noises). A spec that does
-// not parse reads nothing here: parse_noises refuses it, naming it.
-bool reads_seed(const std::vector<std::string>& noises) {
+// Whether any --noise spec satisfies `f`, before the image shape is known. A spec that does not
+// parse counts as none: parse_noises refuses it, naming it.
+template <class F>
+bool any_spec(const std::vector<std::string>& noises, F&& f) {
     for (const std::string& text : noises) try {
-            const noise_spec s = parse_noise_spec(text);
-            if (s.draws && !s.seed) return true;
+            if (f(parse_noise_spec(text))) return true;
         } catch (const std::invalid_argument&) {
         }
     return false;
 }
 
+// A Monte-Carlo spec without its own seed= draws from --seed (parse_noises).
+bool reads_seed(const std::vector<std::string>& noises) {
+    return any_spec(noises, [](const noise_spec& s) { return s.draws && !s.seed; });
+}
+
 // Whether a sketch route would refine a masking noise's subspace (a mask or dropout in closed
-// form, verified, --refine not 0): such a run's Nyström sketch takes two passes by default. A
-// spec that does not parse counts as none (parse_noises refuses it, naming it).
+// form, verified, --refine not 0): such a run's Nyström sketch takes two passes by default.
 bool refines_masking(const denoise_cli_options& o) {
-    if (o.run.method != "nystrom" || !wants_verification(o.run) || o.run.refine.value_or(default_refine) == 0 ||
-        o.monte_carlo > 0)
-        return false;
-    for (const std::string& text : o.noises) try {
-            const noise_spec s = parse_noise_spec(text);
-            if (s.family != noise_family::gaussian && s.draws == 0) return true;
-        } catch (const std::invalid_argument&) {
-        }
-    return false;
+    return o.run.method == "nystrom" && wants_verification(o.run) && o.run.refine.value_or(default_refine) > 0 &&
+           o.monte_carlo == 0 &&
+           any_spec(o.noises, [](const noise_spec& s) { return s.family != noise_family::gaussian && s.draws == 0; });
 }
 
 std::vector<noise_spec> parse_noises(const denoise_cli_options& o, const image_shape& shape) {
