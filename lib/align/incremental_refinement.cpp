@@ -77,6 +77,38 @@ std::size_t previous_tops(const std::vector<matrix_t>& ritz, std::size_t count) 
     return p;
 }
 
+// The statistics of the leading k Ritz vectors of `v` (in the pass's coordinates): the leading
+// blocks of its exact products, so what denoising_refinement reads of them is the same bits,
+// without holding every mask's whole K x K results while the stop is judged (about 30 MB a mask
+// at the demo's m = 1,216).
+ritz_denoising_result leading_ritz(const ritz_denoising_result& v, std::size_t k) {
+    const restricted_statistics& s = v.refined;
+    k = std::min({k, s.coords.shape(1), s.vsv.shape(0)});
+    const auto lead = [k](const matrix_t& x) {
+        return x.size() ? matrix_t(xt::view(x, xt::range(0, k), xt::range(0, k))) : matrix_t();
+    };
+    ritz_denoising_result out;
+    out.subspace.eigenvalues = xt::view(v.subspace.eigenvalues, xt::range(0, std::min(k, v.subspace.eigenvalues.size())));
+    out.subspace.rank_g = v.subspace.rank_g;
+    out.subspace.dropped = v.subspace.dropped;
+    out.subspace.informative = std::min(k, v.subspace.informative);
+    out.subspace.status = v.subspace.status;
+    restricted_statistics& r = out.refined;
+    r.center = s.center;
+    r.n = s.n;
+    r.frame = s.frame;
+    r.frame_dim = s.frame_dim;
+    r.coords = xt::view(s.coords, xt::all(), xt::range(0, k));
+    r.vsv = lead(s.vsv);
+    r.gram = lead(s.gram);
+    r.svsv = lead(s.svsv);
+    if (s.cross) {
+        r.cross = *s.cross;
+        r.cross->sxy = xt::view(s.cross->sxy, xt::range(0, k), xt::all());
+    }
+    return out;
+}
+
 // m x e coordinates as one matrix (the columns of each part in turn; e may be 0).
 matrix_t side_by_side(std::size_t m, const std::vector<matrix_t>& parts) {
     std::size_t e = 0;
@@ -253,16 +285,19 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         corrections_stored.push_back(std::move(f));
         corrections.back() = matrix_t();
     };
-    std::optional<refinement_factors> factors;  // the pass's own, for every mask (formed at the first)
+    // Each masking noise's Ritz step and stopping curves first: when the stop fires, no
+    // correction is formed (the corrections of a stopping restart were about 11 s of the demo's
+    // last restart, then dropped). The same steps in the same order otherwise: the same bits.
+    std::vector<std::size_t> refining;  // the noises refined, in order
+    std::vector<ritz_denoising_result> tops;  // their leading `count` Ritz vectors
     for (std::size_t i = 0; i < noises.size(); ++i) {
         const noise_spec& n = noises[i];
         if (!blocks[i] || n.draws > 0 || n.family == noise_family::gaussian) continue;
         const ritz_denoising_result v = ritz_denoising(pass, n, blocks[i], rel_tol);  // Vᵀ Bd V once per pass
         const std::size_t k = std::min(options.rank, v.subspace.informative);
         ritz.push_back(xt::view(v.refined.coords, xt::all(), xt::range(0, k)));
-        if (!factors) factors = refinement_factors_of(pass);
-        corrections.push_back(denoising_refinement(sk, pass, n, blocks[i], options.count, v, *factors, rel_tol));
-        store_last();
+        refining.push_back(i);
+        tops.push_back(leading_ritz(v, options.count));
         if (clean) {
             const verified_denoising_result vd = verified_denoising(*clean, v, options.alignment);
             const std::size_t kd = std::min(options.count, vd.denoising.relative_difference.size());
@@ -273,15 +308,6 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
             weights.insert(weights.end(), ki, refinement_impact_weight);
         }
     }
-    factors.reset();  // two m x m (23.7 MB at the demo's m = 1,216): not held through the rest
-    // The clean top `count` too (after the masks': restart_coordinates lays the tops out in this
-    // order every restart): their Ritz vectors kept, their exact residuals read.
-    {
-        const std::size_t kc = std::min(options.count, e.vectors.shape(1));
-        ritz.push_back(xt::view(e.vectors, xt::all(), xt::range(0, kc)));
-        corrections.push_back(clean_refinement(pass, ritz.back(), e.values));
-        store_last();  // beside the masks': corr below is allocated without it resident
-    }
     out.curves = xt::zeros<double>({curves.size()});
     std::copy(curves.begin(), curves.end(), out.curves.begin());
     vector_t w = xt::zeros<double>({weights.size()});
@@ -291,6 +317,24 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     if (out.estimate < refinement_stop) {
         out.stopped = true;
         return out;
+    }
+    if (!refining.empty()) {
+        const refinement_factors factors = refinement_factors_of(pass);  // the pass's own, for every mask
+        for (std::size_t j = 0; j < refining.size(); ++j) {
+            const std::size_t i = refining[j];
+            corrections.push_back(
+                denoising_refinement(sk, pass, noises[i], blocks[i], options.count, tops[j], factors, rel_tol));
+            store_last();
+        }
+    }  // the factors: two m x m (23.7 MB at the demo's m = 1,216), not held through the rest
+    tops.clear();
+    // The clean top `count` too (after the masks': restart_coordinates lays the tops out in this
+    // order every restart): their Ritz vectors kept, their exact residuals read.
+    {
+        const std::size_t kc = std::min(options.count, e.vectors.shape(1));
+        ritz.push_back(xt::view(e.vectors, xt::all(), xt::range(0, kc)));
+        corrections.push_back(clean_refinement(pass, ritz.back(), e.values));
+        store_last();  // beside the masks': corr below is allocated without it resident
     }
     // C: which directions of span Q the restart keeps (restart_coordinates), orthonormal in Q's
     // coordinates (Q is orthonormal to rounding), so R = Q C starts with U itself.
