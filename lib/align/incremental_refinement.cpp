@@ -20,6 +20,20 @@
 
 namespace recalign {
 
+namespace {
+// A D x e matrix to an unlinked file in `dir` (io::row_spill), and back.
+std::shared_ptr<const io::row_spill> stored(const std::string& dir, const matrix_t& x) {
+    auto f = std::make_shared<io::row_spill>(dir, x.shape(0), x.shape(1));
+    if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
+    return f;
+}
+matrix_t read_back(const io::row_spill& f) {
+    matrix_t x = detail::fresh_matrix(f.rows(), f.cols());
+    if (x.size()) f.read_rows(0, f.rows(), x.data());
+    return x;
+}
+}  // namespace
+
 std::size_t refinement_pass::k() const noexcept { return spilled() ? stored_basis->cols() : known.basis.shape(1); }
 
 std::size_t refinement_pass::dim() const noexcept { return spilled() ? stored_basis->rows() : known.basis.shape(0); }
@@ -44,13 +58,8 @@ matrix_t refinement_pass::fresh() const {
 
 void refinement_pass::spill(const std::string& dir) {
     if (spilled()) return;
-    auto put = [&dir](const matrix_t& x) {
-        auto f = std::make_shared<io::row_spill>(dir, x.shape(0), x.shape(1));
-        if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
-        return std::shared_ptr<const io::row_spill>(std::move(f));
-    };
-    std::shared_ptr<const io::row_spill> b = put(known.basis);  // may throw: nothing changed
-    std::shared_ptr<const io::row_spill> s = known.sv_stored ? known.sv_stored : put(known.sv);
+    std::shared_ptr<const io::row_spill> b = stored(dir, known.basis);  // may throw: nothing changed
+    std::shared_ptr<const io::row_spill> s = known.sv_stored ? known.sv_stored : stored(dir, known.sv);
     stored_basis = std::move(b);
     known.sv_stored = std::move(s);
     known.basis = matrix_t();
@@ -59,9 +68,7 @@ void refinement_pass::spill(const std::string& dir) {
 
 void refinement_pass::restore() {
     if (!spilled()) return;
-    matrix_t x = detail::fresh_matrix(stored_basis->rows(), stored_basis->cols());
-    if (x.size()) stored_basis->read_rows(0, stored_basis->rows(), x.data());  // may throw: nothing changed
-    known.basis = std::move(x);
+    known.basis = read_back(*stored_basis);  // may throw: nothing changed
     stored_basis.reset();
 }
 
@@ -279,10 +286,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
     const auto store_last = [&] {
         correction_cols += corrections.back().shape(1);
         if (!pass.sv_stored) return;
-        const matrix_t& x = corrections.back();
-        auto f = std::make_shared<io::row_spill>(pass.sv_stored->directory(), x.shape(0), x.shape(1));
-        if (x.size()) f->write_rows(0, x.shape(0), x.data());  // an empty matrix's data() may be null
-        corrections_stored.push_back(std::move(f));
+        corrections_stored.push_back(stored(pass.sv_stored->directory(), corrections.back()));
         corrections.back() = matrix_t();
     };
     // Each masking noise's Ritz step and stopping curves first: when the stop fires, no
@@ -318,13 +322,40 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         out.stopped = true;
         return out;
     }
+    // The masks of one set of blocks have their residuals formed together (refinement_residuals:
+    // one read of Sxx Q and one sweep of the blocks for all), then each solved with its Ĝ, in
+    // the order of the noises; where Sxx Q waits on disk, the residuals not being solved wait
+    // there too (as the corrections: store_last).
     if (!refining.empty()) {
         const refinement_factors factors = refinement_factors_of(pass);  // the pass's own, for every mask
+        std::vector<bool> done(refining.size(), false);
         for (std::size_t j = 0; j < refining.size(); ++j) {
-            const std::size_t i = refining[j];
-            corrections.push_back(
-                denoising_refinement(sk, pass, noises[i], blocks[i], options.count, tops[j], factors, rel_tol));
-            store_last();
+            if (done[j]) continue;
+            std::vector<std::size_t> group;  // indices into refining, of one set of blocks
+            std::vector<noise_spec> group_noises;
+            std::vector<const ritz_denoising_result*> group_ritz;
+            for (std::size_t g = j; g < refining.size(); ++g)
+                if (!done[g] && blocks[refining[g]] == blocks[refining[j]]) {
+                    done[g] = true;
+                    group.push_back(g);
+                    group_noises.push_back(noises[refining[g]]);
+                    group_ritz.push_back(&tops[g]);
+                }
+            std::vector<matrix_t> res =
+                refinement_residuals(pass, group_noises, *blocks[refining[j]], options.count, group_ritz, factors);
+            std::vector<std::shared_ptr<const io::row_spill>> waiting(res.size());
+            for (std::size_t g = 1; g < res.size() && pass.sv_stored; ++g) {
+                waiting[g] = stored(pass.sv_stored->directory(), res[g]);
+                res[g] = matrix_t();
+            }
+            for (std::size_t g = 0; g < group.size(); ++g) {
+                matrix_t r = waiting[g] ? read_back(*waiting[g]) : std::move(res[g]);
+                waiting[g].reset();
+                corrections.push_back(r.shape(1) ? refinement_direction(sk, pass, group_noises[g], *blocks[refining[j]],
+                                                                        std::move(r), rel_tol)
+                                                 : std::move(r));
+                store_last();
+            }
         }
     }  // the factors: two m x m (23.7 MB at the demo's m = 1,216), not held through the rest
     tops.clear();

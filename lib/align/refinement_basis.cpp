@@ -56,13 +56,14 @@ void orthonormalize(matrix_t& x, double cut) {
 }  // namespace
 
 namespace {
-// Bd M, block by block (D x k): each block's upper triangle into one reused scratch and DSYMM
-// (a whole block made symmetric, allocated per block, was about half the time: 0.31 of 0.65 s a
-// sweep at 224x224x3, docs/benchmarks-log.md, the thirty-eighth session).
-matrix_t blockwise(const patch_blocks& blocks, centering c, const matrix_t& m) {
-    const std::size_t d = m.shape(0), k = m.shape(1);
-    matrix_t out = detail::fresh_zeros(d, k);
-    if (k == 0) return out;
+// Bd M block by block: each block's rows of M gathered, its upper triangle into one reused
+// scratch and DSYMM (a whole block made symmetric, allocated per block, was about half the
+// time: 0.31 of 0.65 s a sweep at 224x224x3, docs/benchmarks-log.md, the thirty-eighth
+// session); `emit(b, idx, mb, ob)` gets block b's rows of M and of Bd M (sb x k, row-major).
+template <class Emit>
+void block_products(const patch_blocks& blocks, centering c, const matrix_t& m, Emit&& emit) {
+    const std::size_t k = m.shape(1);
+    if (k == 0) return;
     std::vector<double> blk, mb, ob;
     for (std::size_t b = 0; b < blocks.blocks(); ++b) {
         const std::vector<std::size_t>& idx = blocks.indices(b);
@@ -73,9 +74,8 @@ matrix_t blockwise(const patch_blocks& blocks, centering c, const matrix_t& m) {
         for (std::size_t i = 0; i < sb; ++i) std::copy(&m(idx[i], 0), &m(idx[i], 0) + k, mb.data() + i * k);
         blocks.block_upper(b, c, blk.data());
         blas::symm_left_upper(sb, k, 1.0, blk.data(), mb.data(), 0.0, ob.data());
-        for (std::size_t i = 0; i < sb; ++i) std::copy(ob.data() + i * k, ob.data() + (i + 1) * k, &out(idx[i], 0));
+        emit(b, idx, mb, ob);
     }
-    return out;
 }
 }  // namespace
 
@@ -98,37 +98,37 @@ matrix_t nystrom_inverse(const matrix_t& w) {
     return out;
 }
 
-// out −= blockdiag(N) P for N = (Sxx Q) W⁺ (Sxx Q)ᵀ (winv = W⁺), block by block, and
-// t = (Sxx Q)ᵀ P (m x k: the blocks partition the coordinates, so it is the sum of the blocks'
-// (Sxx Q)_bᵀ P_b). Each block's rows of Sxx Q are read from memory or disk (sv_rows, one read
-// per run of consecutive coordinates): one read of Sxx Q for both.
-void subtract_blockdiag_nystrom(const patch_blocks& blocks, const restricted_statistics& pass, const matrix_t& winv,
-                                const matrix_t& p, matrix_t& out, matrix_t& t) {
+// P := Bd P − blockdiag(N) P in P's own storage for N = (Sxx Q) W⁺ (Sxx Q)ᵀ (winv = W⁺), block by
+// block (the blocks partition the coordinates: block b's rows of the result read only block b's
+// rows of P), and t = (Sxx Q)ᵀ P (m x k, the sum of the blocks' (Sxx Q)_bᵀ P_b). Each block's
+// rows of Sxx Q are read from memory or disk (sv_rows, one read per run of consecutive
+// coordinates): one read of Sxx Q for both terms and every column of P.
+void block_terms_in_place(const patch_blocks& blocks, const restricted_statistics& pass, const matrix_t& winv,
+                          matrix_t& p, matrix_t& t) {
     const std::size_t k = p.shape(1), m = pass.k();
     t = xt::zeros<double>({m, k});
     matrix_t g = xt::zeros<double>({m, k}), h = xt::zeros<double>({m, k});
-    std::vector<double> sq, pb, ob;
-    for (std::size_t b = 0; b < blocks.blocks() && m && k; ++b) {
-        const std::vector<std::size_t>& idx = blocks.indices(b);
+    std::vector<double> sq, nb;
+    block_products(blocks, pass.center, p, [&](std::size_t, const std::vector<std::size_t>& idx,
+                                              const std::vector<double>& pb, std::vector<double>& ob) {
         const std::size_t sb = idx.size();
-        sq.resize(sb * m);
-        pb.resize(sb * k);
-        ob.assign(sb * k, 0.0);
-        for (std::size_t i = 0; i < sb;) {
-            std::size_t run = 1;
-            while (i + run < sb && idx[i + run] == idx[i] + run) ++run;
-            pass.sv_rows(idx[i], run, sq.data() + i * m);
-            i += run;
+        if (m && sb) {
+            sq.resize(sb * m);
+            nb.assign(sb * k, 0.0);
+            for (std::size_t i = 0; i < sb;) {
+                std::size_t run = 1;
+                while (i + run < sb && idx[i + run] == idx[i] + run) ++run;
+                pass.sv_rows(idx[i], run, sq.data() + i * m);
+                i += run;
+            }
+            blas::gemm_tn(m, k, sb, 1.0, sq.data(), pb.data(), 0.0, g.data());  // (Sxx Q)_bᵀ P_b
+            for (std::size_t i = 0; i < g.size(); ++i) t.data()[i] += g.data()[i];
+            blas::gemm_nn(m, k, m, 1.0, winv.data(), g.data(), 0.0, h.data());
+            blas::gemm_nn(sb, k, m, 1.0, sq.data(), h.data(), 0.0, nb.data());  // N_bb P_b
+            for (std::size_t i = 0; i < sb * k; ++i) ob[i] -= nb[i];
         }
-        for (std::size_t i = 0; i < sb; ++i) std::copy(&p(idx[i], 0), &p(idx[i], 0) + k, pb.data() + i * k);
-        if (sb == 0) continue;
-        blas::gemm_tn(m, k, sb, 1.0, sq.data(), pb.data(), 0.0, g.data());  // (Sxx Q)_bᵀ P_b
-        for (std::size_t i = 0; i < g.size(); ++i) t.data()[i] += g.data()[i];
-        blas::gemm_nn(m, k, m, 1.0, winv.data(), g.data(), 0.0, h.data());
-        blas::gemm_nn(sb, k, m, 1.0, sq.data(), h.data(), 0.0, ob.data());  // N_bb P_b
-        for (std::size_t i = 0; i < sb; ++i)
-            for (std::size_t j = 0; j < k; ++j) out(idx[i], j) -= ob[i * k + j];
-    }
+        for (std::size_t i = 0; i < sb; ++i) std::copy(ob.data() + i * k, ob.data() + (i + 1) * k, &p(idx[i], 0));
+    });
 }
 }  // namespace
 
@@ -197,17 +197,83 @@ refinement_factors refinement_factors_of(const restricted_statistics& pass) {
 matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
                               const refinement_factors& factors, double rel_tol) {
+    if (nothing_to_refine(sk, pass, noise, blocks)) return xt::zeros<double>({pass.dim(), std::size_t(0)});
+    std::vector<matrix_t> r = refinement_residuals(pass, {noise}, *blocks, count, {&ritz}, factors);
+    if (r[0].shape(1) == 0) return std::move(r[0]);
+    return refinement_direction(sk, pass, noise, *blocks, std::move(r[0]), rel_tol);
+}
+
+namespace {
+// Every noise's leading ks[i] Ritz vectors side by side (D x total): V W, or with `sxx` Sxx V W.
+// When all are in the pass's coordinates (the restarts': products() came first), one product on
+// Q (or one read of Sxx Q) serves them all; otherwise each is leading_columns' own.
+matrix_t leading_side_by_side(const std::vector<const ritz_denoising_result*>& ritz, const std::vector<std::size_t>& ks,
+                              std::size_t total, const restricted_statistics& pass, bool sxx) {
     const std::size_t d = pass.dim(), m = pass.k();
-    if (nothing_to_refine(sk, pass, noise, blocks)) return xt::zeros<double>({d, std::size_t(0)});
+    bool coordinates = !pass.in_coordinates();
+    for (std::size_t i = 0; i < ritz.size(); ++i) {
+        const restricted_statistics& s = ritz[i]->refined;
+        coordinates = coordinates && s.in_coordinates();
+        if (s.in_coordinates() && (pass.in_coordinates() || s.coords.shape(0) != m || s.dim() != d || ks[i] > s.coords.shape(1)))
+            throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
+    }
+    matrix_t out = detail::fresh_zeros(d, total);
+    if (coordinates) {
+        matrix_t w = xt::zeros<double>({m, total});
+        for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i)
+            for (std::size_t p = 0; p < m; ++p)
+                std::copy(&ritz[i]->refined.coords(p, 0), &ritz[i]->refined.coords(p, 0) + ks[i], &w(p, c0));
+        if (sxx) sxx_product(pass, w, 0.0, out);
+        else blas::gemm_nn(d, total, m, 1.0, pass.basis.data(), w.data(), 0.0, out.data());
+        return out;
+    }
+    for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i) {
+        if (ks[i] == 0) continue;
+        const matrix_t x = leading_columns(ritz[i]->refined, pass, ks[i], sxx);
+        for (std::size_t p = 0; p < d; ++p) std::copy(&x(p, 0), &x(p, 0) + ks[i], &out(p, c0));
+    }
+    return out;
+}
+}  // namespace
+
+std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, const std::vector<noise_spec>& noises,
+                                           const patch_blocks& blocks, std::size_t count,
+                                           const std::vector<const ritz_denoising_result*>& ritz,
+                                           const refinement_factors& factors) {
+    const std::size_t d = pass.dim(), m = pass.k();
+    if (ritz.size() != noises.size())
+        throw std::invalid_argument("refinement_residuals: one Ritz step per noise");
     if (factors.frame.values.size() != m || factors.nystrom.shape(0) != m || factors.nystrom.shape(1) != m)
         throw std::invalid_argument("denoising_refinement: the factors are not of this pass (refinement_factors_of)");
-    const keep_probabilities keep = blocks->coefficients(noise);
-    const std::size_t k = std::min(count, ritz.subspace.informative);
-    if (k == 0) return xt::zeros<double>({d, std::size_t(0)});
-    // Each D x k temporary is freed once read for the last time (docs/benchmarks-log.md "mem224": at the
-    // block solves only R is left, not six of them).
-    matrix_t v = leading_columns(ritz.refined, pass, k);
-    matrix_t sv = leading_columns(ritz.refined, pass, k, true);
+    // The blocks' terms are formed in the rows they partition (block_products, in place).
+    std::size_t covered = 0;
+    for (std::size_t b = 0; b < blocks.blocks(); ++b) covered += blocks.indices(b).size();
+    if (covered != d) throw std::invalid_argument("denoising_refinement: the patch blocks are not of this pass's dimension");
+    // Each noise's columns and, per column, its coefficients: A = q² Sxx², G = c1 Sxx + c2 Bd.
+    std::vector<std::size_t> ks;
+    std::vector<double> mu, c1, c2, q2;
+    for (std::size_t i = 0; i < noises.size(); ++i) {
+        if (noises[i].draws > 0 || noises[i].family == noise_family::gaussian || !ritz[i])
+            throw std::invalid_argument("refinement_residuals: only closed-form masking noises, each with its Ritz step");
+        const keep_probabilities keep = blocks.coefficients(noises[i]);
+        ks.push_back(std::min(count, ritz[i]->subspace.informative));
+        for (std::size_t j = 0; j < ks.back(); ++j) {
+            mu.push_back(ritz[i]->subspace.eigenvalues(j));
+            c1.push_back(keep.k_diff);
+            c2.push_back(keep.k_same - keep.k_diff);
+            q2.push_back(keep.q * keep.q);
+        }
+    }
+    const std::size_t k = mu.size();
+    std::vector<matrix_t> out;
+    if (k == 0) {
+        for (std::size_t i = 0; i < noises.size(); ++i) out.push_back(xt::zeros<double>({d, std::size_t(0)}));
+        return out;
+    }
+    // Two D x k matrices at most (the noises' columns side by side), each product formed in the
+    // storage of what it replaces (docs/benchmarks-log.md "mem224"; the fortieth session).
+    matrix_t v = leading_side_by_side(ritz, ks, k, pass, false);
+    matrix_t sv = leading_side_by_side(ritz, ks, k, pass, true);
     // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
     matrix_t qs = xt::zeros<double>({m, k});
     blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
@@ -218,35 +284,46 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < k; ++j) pc(i, j) = eq.values(i) > 1e-12 * top ? pc(i, j) / eq.values(i) : 0.0;
     blas::gemm_nn(m, k, m, 1.0, eq.vectors.data(), pc.data(), 0.0, coef.data());
-    matrix_t p = detail::fresh_matrix(d, k);  // a copy of sv
-    std::copy(sv.data(), sv.data() + sv.size(), p.data());
-    blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, p.data());
-    // Sxx s ≈ (Sxx Q) c + [N + blockdiag(Sxx − N)] p with N = (Sxx Q) W⁺ (Sxx Q)ᵀ, W = Qᵀ Sxx Q:
-    // the Nyström approximation of Sxx from span Q itself (rank m, exact on span Q, N ⪯ Sxx), so
-    // (Sxx Q) c + N p = (Sxx Q)(c + W⁺ (Sxx Q)ᵀ p), one product.
+    // μ_j G v_j = μ_j (c1 Sxx v_j + c2 Bd v_j), exact, in V's storage (V is read no more).
+    block_products(blocks, pass.center, v, [&](std::size_t, const std::vector<std::size_t>& idx,
+                                              const std::vector<double>&, const std::vector<double>& ob) {
+        for (std::size_t i = 0; i < idx.size(); ++i)
+            for (std::size_t j = 0; j < k; ++j)
+                v(idx[i], j) = mu[j] * (c1[j] * sv(idx[i], j) + c2[j] * ob[i * k + j]);
+    });
+    // P = S − Q c in S's storage. Sxx s ≈ (Sxx Q) c + [N + blockdiag(Sxx − N)] p with
+    // N = (Sxx Q) W⁺ (Sxx Q)ᵀ, W = Qᵀ Sxx Q: the Nyström approximation of Sxx from span Q itself
+    // (rank m, exact on span Q, N ⪯ Sxx), so (Sxx Q) c + N p = (Sxx Q)(c + W⁺ (Sxx Q)ᵀ p), one
+    // product; the block terms replace P in its storage.
+    blas::gemm_nn(d, k, m, -1.0, pass.basis.data(), coef.data(), 1.0, sv.data());
     matrix_t sqp;
     const matrix_t& winv = factors.nystrom;
-    matrix_t as = blockwise(*blocks, pass.center, p);
-    subtract_blockdiag_nystrom(*blocks, pass, winv, p, as, sqp);
+    block_terms_in_place(blocks, pass, winv, sv, sqp);
     blas::gemm_nn(m, k, m, 1.0, winv.data(), sqp.data(), 1.0, coef.data());
-    sxx_product(pass, coef, 1.0, as);
-    p = matrix_t();
-    // R = q² Sxx S − (c1 S + c2 Bd V) diag(μ), in the storage of Sxx S.
-    matrix_t bdv = blockwise(*blocks, pass.center, v);
-    v = matrix_t();
-    const double c1 = keep.k_diff, c2 = keep.k_same - keep.k_diff, q2 = keep.q * keep.q;
-    matrix_t res = std::move(as);
+    sxx_product(pass, coef, 1.0, sv);
+    // r_j = q² Sxx s_j − μ_j G v_j, in the storage of Sxx S.
     for (std::size_t i = 0; i < d; ++i)
-        for (std::size_t j = 0; j < k; ++j)
-            res(i, j) = q2 * res(i, j) - ritz.subspace.eigenvalues(j) * (c1 * sv(i, j) + c2 * bdv(i, j));
-    sv = matrix_t();
-    bdv = matrix_t();
+        for (std::size_t j = 0; j < k; ++j) sv(i, j) = q2[j] * sv(i, j) - v(i, j);
+    v = matrix_t();
+    for (std::size_t i = 0, c0 = 0; i < noises.size(); c0 += ks[i], ++i) {
+        matrix_t r = detail::fresh_zeros(d, ks[i]);
+        for (std::size_t p = 0; p < d && ks[i]; ++p) std::copy(&sv(p, c0), &sv(p, c0) + ks[i], &r(p, 0));
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+matrix_t refinement_direction(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks& blocks, matrix_t residuals, double rel_tol) {
+    const std::size_t d = pass.dim(), k = residuals.shape(1);
+    if (residuals.shape(0) != d)
+        throw std::invalid_argument("refinement_direction: the residuals are not of this pass's dimension");
     sketch_denoising_options so;
     so.rel_tol = rel_tol;
-    // Formed in res's storage; the blocks' factors kept in the pass's cache (made by
+    // Formed in the residuals' storage; the blocks' factors kept in the pass's cache (made by
     // denoising_restart), on disk beside Sxx Q when that is there.
     const std::string dir = pass.sv_stored ? pass.sv_stored->directory() : std::string();
-    matrix_t t = sketched_gram_solve(sk, noise, *blocks, std::move(res), so, nullptr, pass.gram_solves.get(), dir);
+    matrix_t t = sketched_gram_solve(sk, noise, blocks, std::move(residuals), so, nullptr, pass.gram_solves.get(), dir);
     for (std::size_t j = 0; j < k; ++j) {
         double sq = 0.0;
         for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);

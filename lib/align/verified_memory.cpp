@@ -96,7 +96,7 @@ verification_size tradeoff_verification(std::uint64_t dim, std::uint64_t classes
 verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, const std::vector<noise_spec>& noises,
                                          const image_shape& shape, bool refines, bool parks) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
-    std::vector<geometry> seen;
+    std::vector<geometry> seen, sharing;  // sharing: each mask's, with repeats
     long double blocks = 0.0L, columns = k, monte_carlo = 0.0L;
     std::size_t mask_noises = 0;  // closed-form noises with blocks (masks, dropout)
     std::vector<long double> cached;  // each such noise's gram_solve_cache entry on disk, bytes
@@ -111,6 +111,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
         const geometry g{static_cast<long double>(s.height), static_cast<long double>(s.width),
                          static_cast<long double>(s.channels), static_cast<long double>(s.layout),
                          mask ? static_cast<long double>(n.patch_h) : 1.0L, mask ? static_cast<long double>(n.patch_w) : 1.0L};
+        sharing.push_back(g);
         if (std::find(seen.begin(), seen.end(), g) == seen.end()) {
             seen.push_back(g);
             blocks += 4.0L * d * (g.patch_h * g.patch_w * g.channels + 1.0L);  // packed upper triangles
@@ -139,6 +140,13 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // negative: the finish's temporaries are gone by the verification passes (the sum is then
     // the larger of run_memory and this peak).
     const long double masks = static_cast<long double>(seen.empty() ? 0 : mask_noises);
+    // The most masks of one patch geometry: a restart forms their residuals side by side
+    // (refinement_residuals, two D x (64 each) matrices at most), then solves one at a time while
+    // the others wait (on disk when parked).
+    long double shared = 0.0L;
+    for (const geometry& g : seen)
+        shared = std::max(shared, static_cast<long double>(std::count(sharing.begin(), sharing.end(), g)));
+    const long double residuals = std::max(4.0L, 2.0L * shared);  // 64-column temporaries, unparked
     // + the process's own 64 MiB and OpenBLAS's buffers: 225 D doubles measured after the finish
     // (1.8 kB per pixel value at 224x224x3 and 64x64x3) while products on D rows touched all of
     // them; blas.cpp's products take at most 8,192 rows at a time, so at most GEMM_Q (384) x 8,192
@@ -151,8 +159,9 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // and the restart and the analyses hold the basis Q
     // (D x columns) in memory but read Sxx Q from disk a block of rows at a time: the largest
     // pass is then the first (U and the sketched subspaces), and the step holds Q, T's Sxx T
-    // while the pass is completed, and the corrections' temporaries (4 x 64 D-long vectors at
-    // most, or R and the block solves' E⁺U, D x rank).
+    // while the pass is completed, and the corrections' temporaries (4 x 64 D-long vectors, or
+    // 2 x 64 per mask of the geometry most masks share: `residuals`; or R and the block solves'
+    // E⁺U, D x rank).
     // Without refinement passes (or with incremental ones) the largest pass is the first, on U,
     // the sketched subspaces and the Monte-Carlo directions: no corrections, no previous tops.
     const bool incremental = refines && masks > 0 && monte_carlo == 0.0L;  // Monte-Carlo noises keep full passes
@@ -166,7 +175,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     const long double first = 8.0L * d * (k + masks * k + k);
     const long double temporaries = 8.0L * d * (masks * 2.0L * std::min(refined, k) + 7.0L * std::min(refined, k) + k);
     const long double step =
-        incremental ? 8.0L * d * (columns + corrected * std::min(refined, k) + 4.0L * std::min(refined, k) + k)
+        incremental ? 8.0L * d * (columns + corrected * std::min(refined, k) + residuals * std::min(refined, k) + k)
         : refines && masks > 0 ? 16.0L * d * columns + temporaries  // full passes: the previous one held whole
                                : 0.0L;
     // Vᵀ Bd V per set of blocks, m x m, kept through a restart and carried (a x a) into the next
@@ -176,13 +185,14 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // Parked (docs/benchmarks-log.md "mem8"): the sketch's state (D x (rank + 20)) on disk from the first
     // basis construction on, its basis U (D x rank) during every pass: the passes hold neither,
     // the first construction and the restarts U; a restart's block solves form E⁺R in R's
-    // storage and the other noises' corrections wait on disk: Q, U, E⁺U and two 64-column
-    // temporaries (measured at 224x224x3, --limit 1000 --refine 3: the first pass is the peak,
-    // this model 0.4 % below it).
+    // storage and the other noises' corrections and residuals wait on disk: Q, U, E⁺U and two
+    // 64-column temporaries, or Q, U and the residuals of one geometry's masks side by side
+    // (measured at 224x224x3, --limit 1000 --refine 3: the first pass is the peak, this model
+    // 0.4 % below it).
     const bool parked = parks && incremental;
     if (parked) {
         const long double r64 = std::min(refined, k), sketch = 8.0L * d * k;
-        const long double parked_step = 8.0L * d * (columns + 2.0L * r64 + k) + sketch;
+        const long double parked_step = 8.0L * d * (columns + std::max(2.0L * r64 + k, 2.0L * shared * r64)) + sketch;
         peak = kept - 8.0L * d * (2.0L * k + 20.0L) + blocks + known + std::max({pass, first + sketch, parked_step, refine});
     }
     // On disk (io::row_spill): the carried [Sxx R, 0] and, in a pass resumed from a checkpoint,

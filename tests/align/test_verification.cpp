@@ -611,6 +611,66 @@ TEST_CASE("Ritz steps in the pass's coordinates: the same exact numbers without 
     }
 }
 
+TEST_CASE("refinement_residuals: the masks of one geometry side by side, each as its own refinement step",
+          "[align][verification]") {
+    RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
+    const data d = prepare(2000);
+    const statistics clean = finish(d.acc, centering::uncentered);
+    const std::size_t r = 48, count = 16;
+    spectrum top = clean.spec;
+    top.eigenvalues = xt::view(clean.spec.eigenvalues, xt::range(0, r));
+    top.basis = columns(clean.spec.basis, r);
+    // Three masks of one geometry (2x2 patches), different coefficients: a column given another
+    // noise's coefficients, Ritz values or place would differ from that noise's own step.
+    const std::vector<noise_spec> masks{parse_noise_spec("mask:patch=2x2,ratio=0.75,scheme=fixed"),
+                                        parse_noise_spec("mask:patch=2x2,ratio=0.75"),
+                                        parse_noise_spec("mask:patch=2x2,ratio=0.5")};
+    matrix_t q = top.basis;
+    for (const noise_spec& n : masks) q = orthonormal_extension(q, sketched_denoising_subspace(top, n, &d.blocks).basis);
+    const restricted_statistics pass = verify(d, q, centering::uncentered);
+    restricted_statistics frame = pass;
+    frame.products();
+    const restricted_statistics& framed = frame;
+    for (const restricted_statistics* s : {&pass, &framed}) {  // the Ritz steps rotated, or in coordinates
+        INFO((s == &framed ? "in the pass's coordinates" : "rotated"));
+        const refinement_factors f = refinement_factors_of(*s);
+        std::vector<ritz_denoising_result> ritz;
+        for (const noise_spec& n : masks) ritz.push_back(ritz_denoising(*s, n, &d.blocks));
+        const std::vector<matrix_t> res =
+            refinement_residuals(*s, masks, d.blocks, count, {&ritz[0], &ritz[1], &ritz[2]}, f);
+        REQUIRE(res.size() == masks.size());
+        for (std::size_t i = 0; i < masks.size(); ++i) {
+            INFO(to_string(masks[i]));
+            REQUIRE(res[i].shape(0) == d.f.dim);
+            REQUIRE(res[i].shape(1) == std::min(count, ritz[i].subspace.informative));
+            const matrix_t alone = denoising_refinement(top, *s, masks[i], &d.blocks, count, ritz[i], f);
+            const matrix_t joint = refinement_direction(top, *s, masks[i], d.blocks, res[i]);
+            REQUIRE(joint.shape(1) == alone.shape(1));
+            CHECK(xt::amax(xt::abs(joint - alone))() < 1e-13);  // unit columns
+            // One noise alone through the same two parts: its own step.
+            const std::vector<matrix_t> one = refinement_residuals(*s, {masks[i]}, d.blocks, count, {&ritz[i]}, f);
+            CHECK(xt::amax(xt::abs(one[0] - res[i]))() <= 1e-13 * xt::amax(xt::abs(res[i]))());
+        }
+        // The noises' residuals differ (the check above would not see coefficients swapped otherwise).
+        CHECK(xt::amax(xt::abs(res[0] - res[1]))() > 1e-6 * xt::amax(xt::abs(res[0]))());
+        // Refused: a noise without residuals here, a missing Ritz step, one step for two noises,
+        // blocks of another dimension.
+        CHECK_THROWS_AS(refinement_residuals(*s, {parse_noise_spec("gaussian:sigma=0.1")}, d.blocks, count, {&ritz[0]}, f),
+                        std::invalid_argument);
+        CHECK_THROWS_AS(refinement_residuals(*s, {masks[0]}, d.blocks, count, {nullptr}, f), std::invalid_argument);
+        CHECK_THROWS_AS(refinement_residuals(*s, {masks[0], masks[1]}, d.blocks, count, {&ritz[0]}, f),
+                        std::invalid_argument);
+        patch_blocks_options po;
+        po.shape = {7, 7, 1, image_layout::hwc};
+        po.patch_h = po.patch_w = 1;
+        const patch_blocks small(po);
+        CHECK_THROWS_WITH(refinement_residuals(*s, {parse_noise_spec("dropout:ratio=0.5")}, small, count, {&ritz[0]}, f),
+                          Catch::Contains("dimension"));
+        CHECK_THROWS_WITH(refinement_direction(top, *s, masks[0], d.blocks, xt::zeros<double>({std::size_t(5), count})),
+                          Catch::Contains("dimension"));
+    }
+}
+
 namespace {
 // An orthonormal basis of the first k columns of x through the eigendecomposition of their Gram
 // matrix (X P D^{-1/2}): another route than basis_impact's nested Cholesky.

@@ -160,6 +160,23 @@ refinement_factors refinement_factors_of(const restricted_statistics& pass);
 matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks* blocks, std::size_t count, const ritz_denoising_result& ritz,
                               const refinement_factors& factors, double rel_tol = 1e-12);
+// The same step in two parts, the first for several closed-form masking noises of one pass and
+// one set of patch blocks at once (the masks of one patch size, e.g. the 224 demo's fixed-count
+// and Bernoulli masks): the residuals r_j = A v_j − μ_j G v_j of each noise's first `count` Ritz
+// vectors (ritz[i]: noise i's ritz_denoising on this pass; unscaled, D x min(count,
+// informative) each), whose products on Q, Sxx Q and the blocks do not depend on the noise
+// and run once for all of them side by side (one read of Sxx Q and one sweep of the blocks for
+// every noise; two D x (their columns) matrices at most); then refinement_direction solves one
+// noise's with its Ĝ and scales the columns to unit norm. denoising_refinement is the two for
+// one noise: the same bits where the wider products round each column alike (OpenBLAS's do
+// here). Throws std::invalid_argument for Gaussian or Monte-Carlo noises, a missing Ritz step,
+// factors of another pass, blocks of another dimension.
+std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, const std::vector<noise_spec>& noises,
+                                           const patch_blocks& blocks, std::size_t count,
+                                           const std::vector<const ritz_denoising_result*>& ritz,
+                                           const refinement_factors& factors);
+matrix_t refinement_direction(const spectrum& sketch, const restricted_statistics& pass, const noise_spec& noise,
+                              const patch_blocks& blocks, matrix_t residuals, double rel_tol = 1e-12);
 // The clean side of the same step: for Sxx's Ritz vectors v_j = Q w_j on span Q (values λ_j;
 // `coords` m x k, Q's coordinates, VᵀV = I), the residuals Sxx v_j − λ_j v_j, exact (Sxx Q is
 // the pass's), each scaled to unit norm (one below 1e-10 λ_1, rounding, is left 0). With them and the
