@@ -357,7 +357,7 @@ class VerifiedDenoising(_VerifiedRun):
         self._refinement.close(self.sketch().spectrum, self._verify, c["center"], self._noises,
                                [self._blocks_for(i) for i in range(len(self._noises))], c["rank"], self._measure,
                                restart=self._pass < self.total_passes - 1, count=_REFINED,
-                               factors=getattr(self, "_factors", None))
+                               factors=self._factors)
         self._factors = None  # the first restart's only
         self._verify = None
         self._mc_basis = []
