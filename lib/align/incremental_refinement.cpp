@@ -84,12 +84,13 @@ std::size_t previous_tops(const std::vector<matrix_t>& ritz, std::size_t count) 
     return p;
 }
 
-// The statistics of the leading k Ritz vectors of `v` (in the pass's coordinates): the leading
-// blocks of its exact products, so what denoising_refinement reads of them is the same bits,
-// without holding every mask's whole K x K results while the stop is judged (about 30 MB a mask
-// at the demo's m = 1,216).
+// The statistics of the leading k Ritz vectors of `v` (in the pass's coordinates: the restart
+// forms the pass's products first): the leading blocks of its exact products, so what
+// refinement_residuals reads of them is the same bits, without holding every mask's whole
+// K x K results while the stop is judged (about 30 MB a mask at the demo's m = 1,216).
 ritz_denoising_result leading_ritz(const ritz_denoising_result& v, std::size_t k) {
     const restricted_statistics& s = v.refined;
+    if (!s.in_coordinates()) throw std::logic_error("leading_ritz: a Ritz step not in the pass's coordinates");
     k = std::min({k, s.coords.shape(1), s.vsv.shape(0)});
     const auto lead = [k](const matrix_t& x) {
         return x.size() ? matrix_t(xt::view(x, xt::range(0, k), xt::range(0, k))) : matrix_t();

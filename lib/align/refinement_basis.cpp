@@ -241,6 +241,8 @@ std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, co
                                            const std::vector<const ritz_denoising_result*>& ritz,
                                            const refinement_factors& factors) {
     const std::size_t d = pass.dim(), m = pass.k();
+    if (pass.in_coordinates())
+        throw std::invalid_argument("refinement_residuals: the statistics are in another pass's coordinates");
     if (ritz.size() != noises.size())
         throw std::invalid_argument("refinement_residuals: one Ritz step per noise");
     if (factors.frame.values.size() != m || factors.nystrom.shape(0) != m || factors.nystrom.shape(1) != m)

@@ -668,6 +668,9 @@ TEST_CASE("refinement_residuals: the masks of one geometry side by side, each as
                           Catch::Contains("dimension"));
         CHECK_THROWS_WITH(refinement_direction(top, *s, masks[0], d.blocks, xt::zeros<double>({std::size_t(5), count})),
                           Catch::Contains("dimension"));
+        if (s == &framed)  // statistics in a pass's coordinates are no pass to form residuals on
+            CHECK_THROWS_WITH(refinement_residuals(ritz[0].refined, {masks[0]}, d.blocks, count, {&ritz[0]}, f),
+                              Catch::Contains("coordinates"));
     }
 }
 
