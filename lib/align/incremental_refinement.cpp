@@ -324,21 +324,19 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         return out;
     }
     // The masks of one set of blocks have their residuals formed together (refinement_residuals:
-    // one read of Sxx Q and one sweep of the blocks for all), then each solved with its Ĝ, in
-    // the order of the noises; where Sxx Q waits on disk, the residuals not being solved wait
-    // there too (as the corrections: store_last).
+    // each read of Sxx Q and each sweep of the blocks serves all of them), then each solved with
+    // its Ĝ, in the order of the noises; where Sxx Q waits on disk, the residuals not being
+    // solved wait there too (as the corrections: store_last).
     if (!refining.empty()) {
         const refinement_factors factors = refinement_factors_of(pass);  // the pass's own, for every mask
         std::vector<bool> done(refining.size(), false);
         for (std::size_t j = 0; j < refining.size(); ++j) {
             if (done[j]) continue;
-            std::vector<std::size_t> group;  // indices into refining, of one set of blocks
-            std::vector<noise_spec> group_noises;
+            std::vector<noise_spec> group_noises;  // those of refining[j]'s blocks
             std::vector<const ritz_denoising_result*> group_ritz;
             for (std::size_t g = j; g < refining.size(); ++g)
                 if (!done[g] && blocks[refining[g]] == blocks[refining[j]]) {
                     done[g] = true;
-                    group.push_back(g);
                     group_noises.push_back(noises[refining[g]]);
                     group_ritz.push_back(&tops[g]);
                 }
@@ -349,7 +347,7 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
                 waiting[g] = stored(pass.sv_stored->directory(), res[g]);
                 res[g] = matrix_t();
             }
-            for (std::size_t g = 0; g < group.size(); ++g) {
+            for (std::size_t g = 0; g < res.size(); ++g) {
                 matrix_t r = waiting[g] ? read_back(*waiting[g]) : std::move(res[g]);
                 waiting[g].reset();
                 corrections.push_back(r.shape(1) ? refinement_direction(sk, pass, group_noises[g], *blocks[refining[j]],

@@ -152,6 +152,19 @@ void sxx_product(const restricted_statistics& pass, const matrix_t& w, double be
 }  // namespace
 
 namespace {
+// Statistics in `pass`'s coordinates with at least k columns (leading_columns' condition).
+void check_coordinates(const restricted_statistics& s, const restricted_statistics& pass, std::size_t k) {
+    if (pass.in_coordinates() || s.coords.shape(0) != pass.k() || s.dim() != pass.dim() || k > s.coords.shape(1))
+        throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
+}
+// out = Q w, or with `sxx` (Sxx Q) w (from memory or disk), for coordinates w (m x k).
+void coordinate_product(const restricted_statistics& pass, const matrix_t& w, bool sxx, matrix_t& out) {
+    if (sxx) sxx_product(pass, w, 0.0, out);
+    else blas::gemm_nn(pass.dim(), w.shape(1), pass.k(), 1.0, pass.basis.data(), w.data(), 0.0, out.data());
+}
+}  // namespace
+
+namespace {
 // The checks every form of the refinement step makes first; true when the noise has nothing to
 // refine (Gaussian: V* = U).
 bool nothing_to_refine(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
@@ -210,12 +223,10 @@ namespace {
 matrix_t leading_side_by_side(const std::vector<const ritz_denoising_result*>& ritz, const std::vector<std::size_t>& ks,
                               std::size_t total, const restricted_statistics& pass, bool sxx) {
     const std::size_t d = pass.dim(), m = pass.k();
-    bool coordinates = !pass.in_coordinates();
+    bool coordinates = true;
     for (std::size_t i = 0; i < ritz.size(); ++i) {
-        const restricted_statistics& s = ritz[i]->refined;
-        coordinates = coordinates && s.in_coordinates();
-        if (s.in_coordinates() && (pass.in_coordinates() || s.coords.shape(0) != m || s.dim() != d || ks[i] > s.coords.shape(1)))
-            throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
+        coordinates = coordinates && ritz[i]->refined.in_coordinates();
+        if (ritz[i]->refined.in_coordinates()) check_coordinates(ritz[i]->refined, pass, ks[i]);
     }
     matrix_t out = detail::fresh_zeros(d, total);
     if (coordinates) {
@@ -223,8 +234,7 @@ matrix_t leading_side_by_side(const std::vector<const ritz_denoising_result*>& r
         for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i)
             for (std::size_t p = 0; p < m; ++p)
                 std::copy(&ritz[i]->refined.coords(p, 0), &ritz[i]->refined.coords(p, 0) + ks[i], &w(p, c0));
-        if (sxx) sxx_product(pass, w, 0.0, out);
-        else blas::gemm_nn(d, total, m, 1.0, pass.basis.data(), w.data(), 0.0, out.data());
+        coordinate_product(pass, w, sxx, out);
         return out;
     }
     for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i) {
@@ -248,9 +258,7 @@ std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, co
     if (factors.frame.values.size() != m || factors.nystrom.shape(0) != m || factors.nystrom.shape(1) != m)
         throw std::invalid_argument("denoising_refinement: the factors are not of this pass (refinement_factors_of)");
     // The blocks' terms are formed in the rows they partition (block_products, in place).
-    std::size_t covered = 0;
-    for (std::size_t b = 0; b < blocks.blocks(); ++b) covered += blocks.indices(b).size();
-    if (covered != d) throw std::invalid_argument("denoising_refinement: the patch blocks are not of this pass's dimension");
+    if (blocks.dim() != d) throw std::invalid_argument("denoising_refinement: the patch blocks are not of this pass's dimension");
     // Each noise's columns and, per column, its coefficients: A = q² Sxx², G = c1 Sxx + c2 Bd.
     std::vector<std::size_t> ks;
     std::vector<double> mu, c1, c2, q2;
@@ -364,14 +372,9 @@ matrix_t leading_columns(const restricted_statistics& s, const restricted_statis
         if (k > own.shape(1)) throw std::invalid_argument("leading_columns: more columns than the basis has");
         return xt::view(own, xt::all(), xt::range(0, k));
     }
-    const matrix_t& q = sxx ? pass.sv : pass.basis;
-    const std::size_t d = pass.dim(), m = pass.k();
-    if (pass.in_coordinates() || s.coords.shape(0) != m || s.dim() != d || k > s.coords.shape(1))
-        throw std::invalid_argument("leading_columns: the statistics are not in this pass's coordinates");
-    matrix_t w = xt::view(s.coords, xt::all(), xt::range(0, k));
-    matrix_t out = detail::fresh_zeros(d, k);
-    if (sxx && pass.sv_stored) sxx_product(pass, w, 0.0, out);
-    else blas::gemm_nn(d, k, m, 1.0, q.data(), w.data(), 0.0, out.data());
+    check_coordinates(s, pass, k);
+    matrix_t out = detail::fresh_zeros(pass.dim(), k);
+    coordinate_product(pass, xt::view(s.coords, xt::all(), xt::range(0, k)), sxx, out);
     return out;
 }
 

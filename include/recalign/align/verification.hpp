@@ -165,12 +165,13 @@ matrix_t denoising_refinement(const spectrum& sketch, const restricted_statistic
 // and Bernoulli masks): the residuals r_j = A v_j − μ_j G v_j of each noise's first `count` Ritz
 // vectors (ritz[i]: noise i's ritz_denoising on this pass; unscaled, D x min(count,
 // informative) each), whose products on Q, Sxx Q and the blocks do not depend on the noise
-// and run once for all of them side by side (one read of Sxx Q and one sweep of the blocks for
-// every noise; two D x (their columns) matrices at most); then refinement_direction solves one
-// noise's with its Ĝ and scales the columns to unit norm. denoising_refinement is the two for
-// one noise: the same bits where the wider products round each column alike (OpenBLAS's do
-// here). Throws std::invalid_argument for Gaussian or Monte-Carlo noises, a missing Ritz step,
-// factors of another pass, blocks of another dimension.
+// and run once for all of them side by side (each read of Sxx Q and each sweep of the blocks
+// serves every noise; two D x (their columns) matrices at most); then refinement_direction
+// solves one noise's with its Ĝ and scales the columns to unit norm. denoising_refinement is the
+// two for one noise: the same bits where the wider products round each column alike
+// (OpenBLAS's do here). Throws std::invalid_argument for a pass in another pass's coordinates,
+// Gaussian or Monte-Carlo noises, a missing Ritz step, factors of another pass, blocks of
+// another dimension.
 std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, const std::vector<noise_spec>& noises,
                                            const patch_blocks& blocks, std::size_t count,
                                            const std::vector<const ritz_denoising_result*>& ritz,
