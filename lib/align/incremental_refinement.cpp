@@ -139,65 +139,74 @@ std::size_t zero_leading_rows(const matrix_t& cn, std::size_t r) {
     return r;
 }
 
-// [Q C, 0] (D x width, width >= a = C's columns) from Q (D x m), in Q's own storage when width
-// == m (no second D x a: a block of rows at a time through a small scratch); otherwise Q's rows
-// are released as they are read, so Q and the wider result are not both resident. C's first r
-// columns are E_r (orthonormal_extension keeps them bit for bit): Q's first r columns, kept as
-// they are; only the other a − r are multiplied.
-matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_t width) {
-    const std::size_t d = q.shape(0), m = q.shape(1), a = c.shape(1), e = a - r;
+// How [Q C, 0] (D x width, width >= a = C's columns) is formed from Q (D x m), a block of rows
+// at a time: C's first r columns are E_r (orthonormal_extension keeps them bit for bit): Q's
+// first r columns, kept as they are; only the other a − r (cn) are multiplied, without the
+// leading rows of cn that are zero (z).
+struct rotation {
+    matrix_t cn;
+    std::size_t m = 0, r = 0, a = 0, z = 0, width = 0;
+};
+rotation rotation_of(const matrix_t& c, std::size_t m, std::size_t r, std::size_t width) {
+    const std::size_t a = c.shape(1), e = a - r;
     if (c.shape(0) != m || r > a || width < a)
         throw std::invalid_argument("denoising_restart: the rotation does not fit the pass's basis");
-    matrix_t cn = xt::zeros<double>({m, e});
-    for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &cn(p, 0));
-    const std::size_t z = zero_leading_rows(cn, r);
+    rotation rot;
+    rot.cn = xt::zeros<double>({m, e});
+    for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &rot.cn(p, 0));
+    rot.z = zero_leading_rows(rot.cn, r);
+    rot.m = m;
+    rot.r = r;
+    rot.a = a;
+    rot.width = width;
+    return rot;
+}
+// rb rows of [Q C, 0] (row stride width) from the same rows of Q (row stride m; `out` may be
+// `src` itself when width == m), through the scratch t.
+void rotate_rows(const rotation& rot, std::size_t rb, const double* src, double* out, std::vector<double>& t) {
+    const std::size_t m = rot.m, e = rot.a - rot.r, z = rot.z;
+    t.resize(rb * e);
+    if (e) blas::gemm_nn(rb, e, m - z, 1.0, src + z, m, rot.cn.data() + z * e, e, 0.0, t.data(), e);
+    for (std::size_t i = 0; i < rb; ++i) {
+        double* row = out + i * rot.width;
+        if (row != src + i * m && rot.r) std::copy(src + i * m, src + i * m + rot.r, row);
+        std::copy(t.data() + i * e, t.data() + (i + 1) * e, row + rot.r);
+        std::fill(row + rot.a, row + rot.width, 0.0);
+    }
+}
+
+// [Q C, 0] from Q in memory (consumed), in Q's own storage when width == m (no second D x a);
+// otherwise Q's rows are released as they are read, so Q and the wider result are not both
+// resident.
+matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_t width) {
+    const std::size_t d = q.shape(0), m = q.shape(1);
+    const rotation rot = rotation_of(c, m, r, width);
     const bool in_place = width == m;
     matrix_t out;
     if (in_place) out = std::move(q);
     else out = detail::fresh_matrix(d, width);  // every element written below: no page touched before its row
     const double* src = in_place ? out.data() : q.data();
     constexpr std::size_t rows = 256;
-    std::vector<double> t(std::min(d, rows) * e);
+    std::vector<double> t;
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);
-        if (e) blas::gemm_nn(rb, e, m - z, 1.0, src + r0 * m + z, m, cn.data() + z * e, e, 0.0, t.data(), e);
-        for (std::size_t i = 0; i < rb; ++i) {
-            double* row = out.data() + (r0 + i) * width;
-            if (!in_place && r) std::copy(src + (r0 + i) * m, src + (r0 + i) * m + r, row);
-            std::copy(t.data() + i * e, t.data() + (i + 1) * e, row + r);
-            std::fill(row + a, row + width, 0.0);
-        }
+        rotate_rows(rot, rb, src + r0 * m, out.data() + r0 * width, t);
         if (!in_place) detail::release_pages(q.data(), q.data() + (r0 + rb) * m);
     }
     q = matrix_t();
     return out;
 }
-// The same as rotated_rows for Q on disk (Sxx Q of a completed pass): the same blocks of rows
-// through the same products, read from `q` and written to a new file beside it.
-std::shared_ptr<const io::row_spill> rotated_rows(const io::row_spill& q, const matrix_t& c, std::size_t r,
-                                                  std::size_t width) {
-    const std::size_t d = q.rows(), m = q.cols(), a = c.shape(1), e = a - r;
-    if (c.shape(0) != m || r > a || width < a)
-        throw std::invalid_argument("denoising_restart: the rotation does not fit the pass's basis");
-    matrix_t cn = xt::zeros<double>({m, e});
-    for (std::size_t p = 0; p < m && e; ++p) std::copy(&c(p, 0) + r, &c(p, 0) + a, &cn(p, 0));
-    const std::size_t z = zero_leading_rows(cn, r);
-    auto out = std::make_shared<io::row_spill>(q.directory(), d, width);
-    constexpr std::size_t rows = 256;
-    std::vector<double> src(std::min(d, rows) * m), t(std::min(d, rows) * e), row(std::min(d, rows) * width);
-    for (std::size_t r0 = 0; r0 < d; r0 += rows) {
-        const std::size_t rb = std::min(rows, d - r0);
-        q.read_rows(r0, rb, src.data());
-        if (e) blas::gemm_nn(rb, e, m - z, 1.0, src.data() + z, m, cn.data() + z * e, e, 0.0, t.data(), e);
-        for (std::size_t i = 0; i < rb; ++i) {
-            double* o = row.data() + i * width;
-            std::copy(src.data() + i * m, src.data() + i * m + r, o);
-            std::copy(t.data() + i * e, t.data() + (i + 1) * e, o + r);
-            std::fill(o + a, o + width, 0.0);
-        }
-        out->write_rows(r0, rb, row.data());
-    }
-    return out;
+// The same for Q on disk (Sxx Q of a completed refinement pass): a view of Q's file whose rows
+// are rotated as they are read (io::row_spill's map; complete_pass reads it once), so Sxx R is
+// never written (1.2 GB a restart at 224x224x3, and read back) and the restart makes no file.
+std::shared_ptr<const io::row_spill> rotated_view(std::shared_ptr<const io::row_spill> q, const matrix_t& c,
+                                                  std::size_t r, std::size_t width) {
+    auto rot = std::make_shared<const rotation>(rotation_of(c, q->cols(), r, width));
+    return std::make_shared<const io::row_spill>(std::move(q), width,
+                                                 [rot](std::size_t n, const double* src, double* dst) {
+                                                     std::vector<double> t;
+                                                     rotate_rows(*rot, n, src, dst, t);
+                                                 });
 }
 
 // The first `cols` columns of q (consumed), its rows released as they are copied, so q and the
@@ -380,12 +389,13 @@ refinement_step denoising_restart(const spectrum& sk, restricted_statistics& pas
         carried_blocks.push_back({f.geometry, f.dim, f.n, detail::congruence(f.leading, c)});
     }
     const std::size_t width = a + correction_cols;
-    // Strong guarantee: everything that reads or makes a file (Sxx R from Sxx Q on disk, the
-    // corrections waiting there) and the corrections' D x e copy come before Q and Sxx Q are
-    // consumed, so a throw (a full disk, a failing read) leaves `pass` as it was: the caller may
-    // retry or checkpoint. After that only memory is allocated (Sxx R on disk is narrowed by a
-    // view, no I/O). Sxx R from Sxx Q on disk (a completed refinement pass) stays on disk.
-    std::shared_ptr<const io::row_spill> sv_file = pass.sv_stored ? rotated_rows(*pass.sv_stored, c, r, width) : nullptr;
+    // Strong guarantee: everything that reads or makes a file (the corrections waiting beside
+    // Sxx Q) and the corrections' D x e copy come before Q and Sxx Q are consumed, so a throw (a
+    // full disk, a failing read) leaves `pass` as it was: the caller may retry or checkpoint.
+    // After that only memory is allocated. Sxx R from Sxx Q on disk (a completed refinement
+    // pass) is a view of Sxx Q's file, rotated as complete_pass reads it (no I/O here; narrowed
+    // by another view below).
+    std::shared_ptr<const io::row_spill> sv_file = pass.sv_stored ? rotated_view(pass.sv_stored, c, r, width) : nullptr;
     matrix_t corr = detail::fresh_zeros(d, correction_cols);
     for (std::size_t c0 = 0, i = 0; i < corrections.size(); ++i) {
         // The corrections from disk where they wait there (all of them or none), a block of rows at

@@ -69,10 +69,23 @@ row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols)
     }
 }
 
-row_spill::row_spill(std::shared_ptr<const row_spill> wide, std::size_t cols)
-    : dir_(wide ? wide->directory() : std::string()), rows_(wide ? wide->rows() : 0), cols_(cols), wide_(std::move(wide)) {
-    if (!wide_ || cols > wide_->cols()) throw std::invalid_argument("row_spill: a view of more columns than its file has");
+row_spill::row_spill(std::shared_ptr<const row_spill> source, std::size_t cols, row_map map)
+    : dir_(source ? source->directory() : std::string()), rows_(source ? source->rows() : 0), cols_(cols),
+      source_(std::move(source)), map_(std::move(map)) {
+    if (!source_ || !map_) throw std::invalid_argument("row_spill: a view needs a file and a map of its rows");
 }
+
+namespace {
+// The first `cols` columns of `wide`'s rows.
+row_spill::row_map leading(const std::shared_ptr<const row_spill>& wide, std::size_t cols) {
+    if (!wide || cols > wide->cols()) throw std::invalid_argument("row_spill: a view of more columns than its file has");
+    return [w = wide->cols(), cols](std::size_t n, const double* src, double* dst) {
+        for (std::size_t i = 0; i < n; ++i) std::copy(src + i * w, src + i * w + cols, dst + i * cols);
+    };
+}
+}  // namespace
+
+row_spill::row_spill(std::shared_ptr<const row_spill> wide, std::size_t cols) : row_spill(wide, cols, leading(wide, cols)) {}
 
 row_spill::~row_spill() { detail::close_fd(fd_); }
 
@@ -81,7 +94,7 @@ void row_spill::check(std::size_t r0, std::size_t n) const {
 }
 
 void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
-    if (wide_) throw std::logic_error("row_spill: a view of a file's leading columns is read only");
+    if (source_) throw std::logic_error("row_spill: a view of a file is read only");
     check(r0, n);
     if (n == 0 || cols_ == 0) return;
     detail::pwrite_exact(fd_, src, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
@@ -92,16 +105,14 @@ void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
 void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
     check(r0, n);
     if (n == 0 || cols_ == 0) return;
-    if (wide_) {  // whole rows of the wide file, a block at a time, their leading columns kept
-        const std::size_t w = wide_->cols();
-        if (w == cols_) return wide_->read_rows(r0, n, dst);
+    if (source_) {  // whole rows of the source, a block at a time, mapped
+        const std::size_t w = source_->cols();
         constexpr std::size_t block = 256;
         std::vector<double> rows(std::min(n, block) * w);
         for (std::size_t i0 = 0; i0 < n; i0 += block) {
             const std::size_t b = std::min(block, n - i0);
-            wide_->read_rows(r0 + i0, b, rows.data());
-            for (std::size_t i = 0; i < b; ++i)
-                std::copy(rows.data() + i * w, rows.data() + i * w + cols_, dst + (i0 + i) * cols_);
+            source_->read_rows(r0 + i0, b, rows.data());
+            map_(b, rows.data(), dst + i0 * cols_);
         }
         return;
     }

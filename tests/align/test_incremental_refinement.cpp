@@ -367,7 +367,8 @@ TEST_CASE("clean_refinement: Sxx's Ritz residuals, exact; the restart refines th
     CHECK(errors.back() < 1e-2 * errors[0]);
 }
 
-TEST_CASE("denoising_restart: with Sxx Q on disk each noise's corrections wait there too, the same next pass",
+TEST_CASE("denoising_restart: with Sxx Q on disk each noise's corrections wait there too, the same next pass, "
+          "its Sxx R a rotating view of Sxx Q",
           "[align][refinement]") {
     RECALIGN_SKIP_WITHOUT_FASHION_MNIST();
     const testing::refinement_data data(1000);  // D = 784
@@ -401,4 +402,19 @@ TEST_CASE("denoising_restart: with Sxx Q on disk each noise's corrections wait t
     CHECK(testing::rel_diff(b.next.known.basis, a.next.known.basis) == 0.0);
     CHECK(testing::rel_diff(b.next.fresh(), a.next.fresh()) == 0.0);
     CHECK(testing::rel_diff(b.curves, a.curves) == 0.0);
+    // [Sxx R, 0] on disk is Sxx Q's file read through a rotating view (no file of its own): the
+    // bits of the rotation in memory; and the pass completed from it is the same pass.
+    REQUIRE(b.next.known.sv_stored);
+    CHECK(b.next.known.sv_stored->cols() == a.next.known.sv.shape(1));
+    restricted_statistics rotated = b.next.known;
+    rotated.load_sv();
+    CHECK(testing::rel_diff(rotated.sv, a.next.known.sv) == 0.0);
+    restricted_statistics fresh_a = verified(f, a.next.fresh()), fresh_b = verified(f, b.next.fresh());
+    const restricted_statistics ca = complete_pass(std::move(a.next), std::move(fresh_a));
+    restricted_statistics cb = complete_pass(std::move(b.next), std::move(fresh_b));
+    REQUIRE(cb.sv_stored);
+    CHECK(testing::rel_diff(cb.svsv, ca.svsv) == 0.0);
+    CHECK(testing::rel_diff(cb.vsv, ca.vsv) == 0.0);
+    cb.load_sv();
+    CHECK(testing::rel_diff(cb.sv, ca.sv) == 0.0);
 }

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -212,4 +213,47 @@ TEST_CASE("row_spill: a view of a file's leading columns reads their bits, write
     auto other = std::make_shared<const row_spill>(dir.path, 2, 3);
     CHECK_THROWS_AS(row_spill(other, 4), std::invalid_argument);
     CHECK_THROWS_AS(row_spill(std::shared_ptr<const row_spill>(), 0), std::invalid_argument);
+}
+
+TEST_CASE("row_spill: a view maps its file's rows as they are read, blocks of them, and nests", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-map");
+    constexpr std::size_t rows = 600, cols = 3;  // more rows than one block of the view's reads
+    std::vector<double> x(rows * cols);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::cos(static_cast<double>(i)) / static_cast<double>(i + 2);
+    auto file = std::make_shared<row_spill>(dir.path, rows, cols);
+    file->write_rows(0, rows, x.data());
+    // Each row (a, b, c) as (a + b, b * c, c, -a, 0): wider than the file.
+    std::size_t largest = 0;
+    auto map = [&largest](std::size_t n, const double* src, double* dst) {
+        largest = std::max(largest, n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const double* s = src + i * cols;
+            double* o = dst + i * 5;
+            o[0] = s[0] + s[1], o[1] = s[1] * s[2], o[2] = s[2], o[3] = -s[0], o[4] = 0.0;
+        }
+    };
+    auto view = std::make_shared<row_spill>(std::shared_ptr<const row_spill>(file), 5, map);
+    file.reset();  // the view keeps the file
+    CHECK((view->rows() == rows && view->cols() == 5 && view->directory() == dir.path));
+    CHECK(open_spills(dir.path) == 1);
+    std::vector<double> y(rows * 5, -1.0);
+    view->read_rows(0, rows, y.data());
+    CHECK(largest <= 256);  // the source is read a block of rows at a time
+    bool same = true;
+    for (std::size_t i = 0; i < rows; ++i) {
+        const double* s = &x[i * cols];
+        const double want[5] = {s[0] + s[1], s[1] * s[2], s[2], -s[0], 0.0};
+        same = same && std::memcmp(&y[i * 5], want, sizeof want) == 0;
+    }
+    CHECK(same);
+    // A view of the view's leading columns reads the same rows through it.
+    const row_spill lead(std::shared_ptr<const row_spill>(view), 2);
+    std::vector<double> part(4 * 2, -1.0);
+    lead.read_rows(254, 4, part.data());  // across a block boundary
+    for (std::size_t i = 0; i < 4; ++i)
+        CHECK((part[i * 2] == y[(254 + i) * 5] && part[i * 2 + 1] == y[(254 + i) * 5 + 1]));
+    CHECK_THROWS_AS(row_spill(std::shared_ptr<const row_spill>(view), 3, row_spill::row_map()), std::invalid_argument);
+    CHECK_THROWS_AS(row_spill(std::shared_ptr<const row_spill>(), 3, map), std::invalid_argument);
+    std::vector<double> one(5);
+    CHECK_THROWS_AS(view->write_rows(0, 1, one.data()), std::logic_error);
 }

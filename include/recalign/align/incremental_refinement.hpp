@@ -35,7 +35,8 @@ class row_spill;
 struct refinement_pass {
     restricted_statistics known;
     std::size_t carried = 0;
-    // While the pass reads T, known.sv waits on disk (known.sv_stored), and known.basis may too
+    // While the pass reads T, known.sv waits on disk (known.sv_stored: after a restart from a
+    // pass on disk, a view of the last pass's Sxx Q rotated as it is read), and known.basis may too
     // (spill(): io::row_spill, an unlinked file; a resumed checkpoint's pass is read into one):
     // nothing reads them until complete_pass. Copies of a spilled pass share its files (read only).
     std::shared_ptr<const io::row_spill> stored_basis;
@@ -87,7 +88,8 @@ matrix_t restart_coordinates(std::size_t m, std::size_t r, const std::vector<mat
 // Ritz vectors and their exact residuals (clean_refinement: the clean curve every relative
 // difference divides by is refined too); C = restart_coordinates (with `before`, the previous
 // pass's tops too). Unless stopped, `pass` is consumed (its D x m basis and Sxx Q
-// are freed as soon as R and Sxx R are formed). `blocks[i]`: noise i's patch blocks (null: no refinement,
+// are freed as soon as R and Sxx R are formed; Sxx Q on disk stays there, next.known.sv_stored
+// being a view of it that rotates its rows as they are read). `blocks[i]`: noise i's patch blocks (null: no refinement,
 // Gaussian). With `before` (the previous pass's curves), `previous_change` (the change the
 // previous restart measured; +inf or NaN: none) and an estimate below refinement_stop, nothing is
 // built: `stopped`, and `pass` is left as it was (with its products) for the analyses. Throws
@@ -103,7 +105,8 @@ refinement_step denoising_restart(const spectrum& sketch, restricted_statistics&
 // The statistics of [R, T] from the pass on T alone (restricted_moments on next.fresh(), over
 // the same rows and centering): the same numbers as joined(R's statistics, T's), with gram and
 // svsv (products()) filled in, without a second D x m copy. A spilled `next`'s basis is read
-// back; Sxx of [R, T] is then written to a new file beside its Sxx R (sv_stored): the restart
+// back; Sxx of [R, T] is then written to a new file beside its Sxx R (sv_stored; Sxx R read
+// through the restart's view of the last Sxx Q, so the rotation is computed here): the restart
 // (denoising_restart) and the analyses read it a block of rows at a time. Throws std::invalid_argument when
 // `fresh` is not a pass on next.fresh() or of other data.
 restricted_statistics complete_pass(refinement_pass&& next, restricted_statistics&& fresh);

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -38,10 +39,17 @@ public:
     // where the file system cannot, statvfs's free bytes are checked instead).
     // Throws file_error naming `dir` when it cannot be made or the space is not there.
     row_spill(const std::string& dir, std::size_t rows, std::size_t cols);
-    // The first `cols` columns of `wide` (cols <= wide->cols()), read through it: nothing is
-    // copied or written (a view: write_rows throws std::logic_error), `wide` kept alive. Throws
-    // std::invalid_argument for more columns than `wide` has (or none). No I/O, so it cannot
-    // fail on the disk: denoising_restart narrows Sxx R with it after Q is consumed.
+    // A view: the rows of `source` as `map` makes them, `cols` doubles each (map(n, src, dst):
+    // n <= 256 whole rows of `source`, row-major, into n rows of `cols`), computed whenever they
+    // are read; nothing is written (write_rows throws std::logic_error), `source` kept alive.
+    // Making one does no I/O, so it cannot fail on the disk. denoising_restart keeps Sxx R as a
+    // view of Sxx Q rotated by its C (no 1.2 GB written at the restart and read back by
+    // complete_pass at 224x224x3). Throws std::invalid_argument without a source or a map.
+    using row_map = std::function<void(std::size_t n, const double* src, double* dst)>;
+    row_spill(std::shared_ptr<const row_spill> source, std::size_t cols, row_map map);
+    // The first `cols` columns of `wide` (cols <= wide->cols()): a view as above. Throws
+    // std::invalid_argument for more columns than `wide` has (or none). denoising_restart narrows
+    // Sxx R with it after Q is consumed.
     row_spill(std::shared_ptr<const row_spill> wide, std::size_t cols);
     ~row_spill();
     row_spill(const row_spill&) = delete;
@@ -61,7 +69,8 @@ private:
     std::string dir_;
     std::size_t rows_ = 0, cols_ = 0;
     int fd_ = -1;
-    std::shared_ptr<const row_spill> wide_;  // a view's file (fd_ is then -1)
+    std::shared_ptr<const row_spill> source_;  // a view's (fd_ is then -1)
+    row_map map_;
 };
 
 // A whole matrix waiting on disk while a decomposition beside it does not read it (docs/benchmarks-log.md
