@@ -186,7 +186,10 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
     if (in_place) out = std::move(q);
     else out = detail::fresh_matrix(d, width);  // every element written below: no page touched before its row
     const double* src = in_place ? out.data() : q.data();
-    constexpr std::size_t rows = 256;
+    // 1,024 rows a product: C's part (5.9 MB at the demo's widths) is packed once per product,
+    // a tenth less time than 256 rows there (docs/benchmarks-log.md, the forty-first session);
+    // the same bits (each element sums over m alike).
+    constexpr std::size_t rows = 1024;
     std::vector<double> t;
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
         const std::size_t rb = std::min(rows, d - r0);

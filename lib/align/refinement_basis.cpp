@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.hpp"
 #include "fresh_matrix.hpp"
 #include "nested.hpp"
 #include "recalign/align/sketch_denoising.hpp"
@@ -325,7 +326,7 @@ std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, co
 
 matrix_t refinement_direction(const spectrum& sk, const restricted_statistics& pass, const noise_spec& noise,
                               const patch_blocks& blocks, matrix_t residuals, double rel_tol) {
-    const std::size_t d = pass.dim(), k = residuals.shape(1);
+    const std::size_t d = pass.dim();
     if (residuals.shape(0) != d)
         throw std::invalid_argument("refinement_direction: the residuals are not of this pass's dimension");
     sketch_denoising_options so;
@@ -334,12 +335,9 @@ matrix_t refinement_direction(const spectrum& sk, const restricted_statistics& p
     // denoising_restart), on disk beside Sxx Q when that is there.
     const std::string dir = pass.sv_stored ? pass.sv_stored->directory() : std::string();
     matrix_t t = sketched_gram_solve(sk, noise, blocks, std::move(residuals), so, nullptr, pass.gram_solves.get(), dir);
-    for (std::size_t j = 0; j < k; ++j) {
-        double sq = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sq += t(i, j) * t(i, j);
-        const double scale = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
-        for (std::size_t i = 0; i < d; ++i) t(i, j) *= scale;
-    }
+    std::vector<double> scale = detail::column_squares(t);
+    for (double& sq : scale) sq = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
+    detail::scale_columns(t, scale);
     return t;
 }
 
@@ -357,12 +355,9 @@ matrix_t clean_refinement(const restricted_statistics& pass, const matrix_t& coo
     // A residual at rounding level (v_j already an eigenvector, e.g. of an exact sketch) is no
     // direction: left 0, so orthonormal_extension drops it instead of reading rounding noise.
     const double floor = 1e-10 * std::max(values(0), 0.0);
-    for (std::size_t j = 0; j < k; ++j) {
-        double sq = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sq += out(i, j) * out(i, j);
-        const double scale = sq > floor * floor ? 1.0 / std::sqrt(sq) : 0.0;
-        for (std::size_t i = 0; i < d; ++i) out(i, j) *= scale;
-    }
+    std::vector<double> scale = detail::column_squares(out);
+    for (double& sq : scale) sq = sq > floor * floor ? 1.0 / std::sqrt(sq) : 0.0;
+    detail::scale_columns(out, scale);
     return out;
 }
 
@@ -388,13 +383,8 @@ namespace {
 // at a time would be quadratic in copies at high D). Two projections where there were four:
 // each is two D x m x e products, at the demo's restart m = 1,024, e = 192.
 void extension_columns(const double* q, std::size_t ldq, std::size_t m, matrix_t& y) {
-    const std::size_t d = y.shape(0), e = y.shape(1);
     double largest = 0.0;
-    for (std::size_t j = 0; j < e; ++j) {
-        double sq = 0.0;
-        for (std::size_t i = 0; i < d; ++i) sq += y(i, j) * y(i, j);
-        largest = std::max(largest, sq);
-    }
+    for (double sq : detail::column_squares(y)) largest = std::max(largest, sq);
     project_out(q, ldq, m, y);
     orthonormalize(y, 1e-20 * largest);
     project_out(q, ldq, m, y);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "columns.hpp"
 #include "nested.hpp"
 #include "recalign/core/blas.hpp"
 #include "recalign/core/errors.hpp"
@@ -550,10 +551,9 @@ denoising_subspace_result sketched_denoising_subspace(const spectrum& s, const n
         out.basis = xt::zeros<double>({d, k});
         blas::gemm_nn(d, k, r, 1.0, x.data(), z.data(), 0.0, out.basis.data());
     }
-    for (std::size_t j = 0; j < k; ++j) {
-        const double scale = 1.0 / std::sqrt(es.values(j));
-        for (std::size_t i = 0; i < d; ++i) out.basis(i, j) *= scale;
-    }
+    std::vector<double> scale(k);
+    for (std::size_t j = 0; j < k; ++j) scale[j] = 1.0 / std::sqrt(es.values(j));
+    detail::scale_columns(out.basis, scale);
     fix_signs(out.basis);
     return out;
 }
