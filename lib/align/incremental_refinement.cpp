@@ -201,7 +201,7 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
 }
 // The same for Q on disk (Sxx Q of a completed refinement pass): a view of Q's file whose rows
 // are rotated as they are read (io::row_spill's map; complete_pass reads it once), so Sxx R is
-// never written (1.2 GB a restart at 224x224x3, and read back) and the restart makes no file.
+// never written (1.5 GB a restart at 224x224x3, and read back) and the restart makes no file.
 std::shared_ptr<const io::row_spill> rotated_view(std::shared_ptr<const io::row_spill> q, const matrix_t& c,
                                                   std::size_t r, std::size_t width) {
     auto rot = std::make_shared<const rotation>(rotation_of(c, q->cols(), r, width));

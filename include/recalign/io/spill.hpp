@@ -43,7 +43,7 @@ public:
     // n <= 256 whole rows of `source`, row-major, into n rows of `cols`), computed whenever they
     // are read; nothing is written (write_rows throws std::logic_error), `source` kept alive.
     // Making one does no I/O, so it cannot fail on the disk. denoising_restart keeps Sxx R as a
-    // view of Sxx Q rotated by its C (no 1.2 GB written at the restart and read back by
+    // view of Sxx Q rotated by its C (no 1.5 GB written at the restart and read back by
     // complete_pass at 224x224x3). Throws std::invalid_argument without a source or a map.
     using row_map = std::function<void(std::size_t n, const double* src, double* dst)>;
     row_spill(std::shared_ptr<const row_spill> source, std::size_t cols, row_map map);
