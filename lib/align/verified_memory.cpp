@@ -135,7 +135,7 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
     // each, and the previous pass's 64 tops (the P block, part of the pass's columns), and one
     // correction's temporaries, 7 x 64 + rank D-long vectors; the Ritz vectors are coordinates,
     // R = Q C and Sxx R = (Sxx Q) C are formed in Q's storage or release Q's rows as they are
-    // read: incremental_refinement.cpp). run_memory (48 rank D: the sketch pass and its finish) and verification_memory
+    // read, Sxx R from Sxx Q on disk as a view of its file: incremental_refinement.cpp). run_memory (48 rank D: the sketch pass and its finish) and verification_memory
     // (3 D doubles per direction) are added to `extra`, so it is the difference, which may be
     // negative: the finish's temporaries are gone by the verification passes (the sum is then
     // the larger of run_memory and this peak).

@@ -151,7 +151,8 @@ void verified_state::next_pass(const mpi_context& mpi) {
                 final_->frame = std::make_shared<const matrix_t>(final_->gram);
             } else {
                 basis = step.next.fresh();
-                // [Sxx R, 0] waits on disk while the pass reads T (the restart wrote it there);
+                // [Sxx R, 0] waits on disk while the pass reads T (the last pass's Sxx Q file,
+                // rotated as complete_pass reads it);
                 // [R, T] stays in memory: the pass beside it holds about what the restart just did
                 // (2.60 GB against 2.53 at 224x224x3, counted by verified_memory.cpp), and writing it
                 // out and reading it back cost 3–3.5 s a refinement pass there
