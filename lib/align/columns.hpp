@@ -4,6 +4,7 @@
 // the same order (each column's from row 0 down), so the same bits. Not installed.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -29,6 +30,14 @@ inline void scale_columns(matrix_t& x, const std::vector<double>& scale) {
         double* row = x.data() + i * k;
         for (std::size_t j = 0; j < k; ++j) row[j] *= scale[j];
     }
+}
+
+// Every column scaled to unit length, a column whose sum of squares is not above `floor_sq` set
+// to 0 (no direction: orthonormal_extension then drops it).
+inline void unit_columns(matrix_t& x, double floor_sq) {
+    std::vector<double> scale = column_squares(x);
+    for (double& sq : scale) sq = sq > floor_sq ? 1.0 / std::sqrt(sq) : 0.0;
+    scale_columns(x, scale);
 }
 
 }  // namespace recalign::detail

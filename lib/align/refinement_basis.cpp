@@ -335,9 +335,7 @@ matrix_t refinement_direction(const spectrum& sk, const restricted_statistics& p
     // denoising_restart), on disk beside Sxx Q when that is there.
     const std::string dir = pass.sv_stored ? pass.sv_stored->directory() : std::string();
     matrix_t t = sketched_gram_solve(sk, noise, blocks, std::move(residuals), so, nullptr, pass.gram_solves.get(), dir);
-    std::vector<double> scale = detail::column_squares(t);
-    for (double& sq : scale) sq = sq > 0 ? 1.0 / std::sqrt(sq) : 0.0;
-    detail::scale_columns(t, scale);
+    detail::unit_columns(t, 0.0);
     return t;
 }
 
@@ -355,9 +353,7 @@ matrix_t clean_refinement(const restricted_statistics& pass, const matrix_t& coo
     // A residual at rounding level (v_j already an eigenvector, e.g. of an exact sketch) is no
     // direction: left 0, so orthonormal_extension drops it instead of reading rounding noise.
     const double floor = 1e-10 * std::max(values(0), 0.0);
-    std::vector<double> scale = detail::column_squares(out);
-    for (double& sq : scale) sq = sq > floor * floor ? 1.0 / std::sqrt(sq) : 0.0;
-    detail::scale_columns(out, scale);
+    detail::unit_columns(out, floor * floor);
     return out;
 }
 
