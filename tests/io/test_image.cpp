@@ -15,6 +15,8 @@
 #include <tuple>
 #include <vector>
 
+#include "../common/temp_dir.hpp"
+
 #include <recalign/core/errors.hpp>
 #include <recalign/io/image.hpp>
 
@@ -22,12 +24,10 @@ using namespace recalign;
 
 namespace {
 
+// One directory for the whole run, removed with its files when the run ends.
 std::string temp_path(const std::string& name) {
-    static const std::string dir = [] {
-        char t[] = "/tmp/recalign-image-XXXXXX";
-        return std::string(::mkdtemp(t));
-    }();
-    return dir + "/" + name;
+    static const testing::temp_dir dir("recalign-image");
+    return dir.path + "/" + name;
 }
 
 void write_bytes(const std::string& path, const std::string& bytes) {

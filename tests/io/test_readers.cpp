@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "../common/temp_dir.hpp"
+
 #include <recalign/core/errors.hpp>
 #include <recalign/io/npy.hpp>
 #include <recalign/io/raw.hpp>
@@ -27,12 +29,10 @@ using namespace recalign;
 
 namespace {
 
+// One directory for the whole run, removed with its files when the run ends.
 std::string temp_path(const std::string& name) {
-    static const std::string dir = [] {
-        char t[] = "/tmp/recalign-readers-XXXXXX";
-        return std::string(::mkdtemp(t));
-    }();
-    return dir + "/" + name;
+    static const testing::temp_dir dir("recalign-readers");
+    return dir.path + "/" + name;
 }
 
 void write_bytes(const std::string& path, const std::string& bytes) {
