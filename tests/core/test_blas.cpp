@@ -187,3 +187,31 @@ TEST_CASE("symm_left_upper reads the upper triangle only: the product with the w
     }
     CHECK(worst < 1e-13);
 }
+
+TEST_CASE("symmetrize and transpose in place move every off-diagonal pair, at any size against the tiles", "[blas]") {
+    // Sizes below, at and across the 32 x 32 tiles, and multiples of 256 (the patch blocks' 768).
+    for (std::size_t n : {0, 1, 2, 31, 32, 33, 64, 95, 257, 768}) {
+        std::vector<double> a(n * n);
+        for (std::size_t i = 0; i < n * n; ++i) a[i] = static_cast<double>(i) + 0.5;
+        std::vector<double> up = a, low = a, tr = a, want_up = a, want_low = a, want_tr = a;
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = i + 1; j < n; ++j) {
+                want_up[j * n + i] = a[i * n + j];
+                want_low[i * n + j] = a[j * n + i];
+                std::swap(want_tr[i * n + j], want_tr[j * n + i]);
+            }
+        blas::symmetrize_from_upper(n, up.data());
+        blas::symmetrize_from_lower(n, low.data());
+        blas::transpose_in_place(n, tr.data());
+        // Counts, not the vectors (Catch would print all n² elements of a failure).
+        auto differ = [](const std::vector<double>& x, const std::vector<double>& y) {
+            std::size_t k = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) k += x[i] != y[i];
+            return k;
+        };
+        INFO("n = " << n);
+        CHECK(differ(up, want_up) == 0);
+        CHECK(differ(low, want_low) == 0);
+        CHECK(differ(tr, want_tr) == 0);
+    }
+}

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include <recalign/spectral/eigen.hpp>
@@ -242,4 +244,36 @@ TEST_CASE("dsyevd and dsyevr: the same eigenvalues and invariant subspaces, chos
             if (keep) CHECK(xt::all(xt::equal(*sd.second_moment, a)));
         }
     }
+}
+
+TEST_CASE("fix_signs makes each column's first largest-magnitude entry positive, as a walk down the column finds it", "[eigen]") {
+    // Columns: largest entry negative (flipped), positive (kept), a tie of +2 and -2 (the first,
+    // at row 1, decides: kept), a tie of -3 then +3 (flipped), zeros, a NaN beside a negative peak.
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    matrix_t v = {{1.0, 0.5, 1.0, 0.0, 0.0, nan},
+                  {-4.0, 3.0, 2.0, -3.0, 0.0, -2.0},
+                  {2.0, -1.0, -2.0, 3.0, 0.0, 1.0}};
+    const matrix_t before = v;
+    fix_signs(v);
+    const double flip[6] = {-1.0, 1.0, 1.0, -1.0, 1.0, -1.0};
+    for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 6; ++j) {
+            INFO("row " << i << ", column " << j);
+            if (std::isnan(before(i, j))) CHECK(std::isnan(v(i, j)));
+            else CHECK(v(i, j) == flip[j] * before(i, j));
+        }
+    // A tall random basis: the same as the walk down each column.
+    matrix_t w = xt::zeros<double>({1000, 7});
+    const auto g = testing::random_rows(1000, 7, 11, 0.0);
+    std::copy(g.begin(), g.end(), w.begin());
+    matrix_t want = w;
+    for (std::size_t j = 0; j < 7; ++j) {
+        std::size_t best = 0;
+        for (std::size_t i = 1; i < 1000; ++i)
+            if (std::abs(want(i, j)) > std::abs(want(best, j))) best = i;
+        if (want(best, j) < 0)
+            for (std::size_t i = 0; i < 1000; ++i) want(i, j) = -want(i, j);
+    }
+    fix_signs(w);
+    CHECK(std::equal(w.begin(), w.end(), want.begin()));
 }
