@@ -61,20 +61,22 @@ std::uint64_t parse_uint(const std::string& text, const std::string& key, const 
 // "AxB" or "AxBxC" (or a single "A" when `single_ok`: a square patch).
 std::vector<std::size_t> parse_dims(const std::string& text, const std::string& key, const std::string& v,
                                     std::size_t min_parts, std::size_t max_parts) {
+    const std::string form = max_parts == 2 ? std::string("PHxPW (e.g. 2x2)") : std::string("HxW or HxWxC (e.g. 28x28x1)");
     std::vector<std::size_t> out;
     std::size_t start = 0;
     while (true) {
         const std::size_t x = v.find('x', start);
         const std::string part = v.substr(start, x == std::string::npos ? std::string::npos : x - start);
         if (part.empty() || part.find_first_not_of("0123456789") != std::string::npos || part.size() > 9)
-            bad_spec(text, "'" + key + "=" + v + "' is not of the form " +
-                               (max_parts == 2 ? std::string("PHxPW (e.g. 2x2)") : std::string("HxW or HxWxC (e.g. 28x28x1)")));
+            bad_spec(text, "'" + key + "=" + v + "' is not of the form " + form);
         out.push_back(static_cast<std::size_t>(std::stoul(part)));
         if (x == std::string::npos) break;
         start = x + 1;
     }
     if (out.size() < min_parts || out.size() > max_parts)
-        bad_spec(text, "'" + key + "=" + v + "' has " + std::to_string(out.size()) + " parts");
+        // "shape=28,28,1" reaches here as "shape=28": commas separate the spec's keys.
+        bad_spec(text, "'" + key + "=" + v + "' has " + std::to_string(out.size()) + (out.size() == 1 ? " part" : " parts") +
+                           ": write it " + form + ", its extents joined by 'x' (commas separate the spec's keys)");
     for (std::size_t d : out)
         if (d == 0) bad_spec(text, "'" + key + "=" + v + "' has a zero extent");
     return out;

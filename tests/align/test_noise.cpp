@@ -52,6 +52,10 @@ TEST_CASE("noise spec: parse, canonical text, clear errors", "[align][noise]") {
     CHECK_THAT(message("gaussian"), Catch::Contains("needs sigma"));
     CHECK_THAT(message("gaussian:sigma=-1"), Catch::Contains("sigma"));
     CHECK_THAT(message("mask:patch=2y2,ratio=0.5"), Catch::Contains("patch=2y2"));
+    // A shape written with commas is cut at the first by the spec's own separator: say how.
+    CHECK_THAT(message("mask:patch=4x4,ratio=0.5,shape=20,20,1"),
+               Catch::Contains("'shape=20' has 1 part: write it HxW or HxWxC") && Catch::Contains("joined by 'x'"));
+    CHECK_THAT(message("mask:patch=2x2x2,ratio=0.5"), Catch::Contains("has 3 parts: write it PHxPW"));
     CHECK_THAT(message("mask:patch=2x2,ratio=1.5"), Catch::Contains("ratio"));
     CHECK_THAT(message("mask:patch=2x2,ratio=0.5,scheme=random"), Catch::Contains("scheme=random"));
     CHECK_THAT(message("mask:ratio=0.5"), Catch::Contains("patch"));

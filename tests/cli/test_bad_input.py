@@ -101,7 +101,8 @@ def nested_state(run_blob):
 # ---- wrong width ----------------------------------------------------------------------------
 def test_resume_with_rows_of_another_width(good, labels, wide, ck):
     refused(["align", "--images", wide, "--labels", labels, "--checkpoint", ck, "--resume", "--quiet"],
-            [ck, "row width D is 10 in the checkpoint but 11 in this run"], "resume with rows of another width",
+            [ck, "row width D is 10 in the checkpoint but 11 in this run", "another --crop, --resize or --channels"],
+            "resume with rows of another width",
             untouched=[ck])
 
 

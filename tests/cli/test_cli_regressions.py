@@ -152,7 +152,7 @@ def test_class_count_beyond_memory_refused_up_front(exe, data, tmp_path):
                                           "--no-verify"], ["tradeoff", "fd", "drop --no-verify"]),
     ("denoise --method nystrom --no-verify", ["denoise", "LABELS", "--image-shape", f"{H},{W},1", "--noise",
                                               "gaussian:sigma=1", "--method", "nystrom", "--rank", 2, "--no-verify"],
-     ["nystrom", "drop --no-verify"]),
+     ["nystrom", "needs its verification pass (drop --no-verify); without it:"]),
     ("figures --patches beyond the image", ["figures", "LABELS", "--image-shape", f"{H},{W},1", "--patches", 4,
                                             "--out", "OUT/fig"], ["--patches", "'4'", "the image's shorter side = 3"]),
     ("--patches twice", ["figures", "LABELS", "--image-shape", f"{H},{W},1", "--patches", "2,2", "--out", "OUT/fig"],

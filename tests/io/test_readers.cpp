@@ -415,6 +415,10 @@ TEST_CASE("data_source: CIFAR records detected by their size, labels carried, la
     write_bytes(p100, r100);
     CHECK(io::detect_format(p10) == io::data_format::cifar10);
     CHECK(io::detect_format(p100) == io::data_format::cifar100);
+    // 3073 x 3074 bytes are whole records of both kinds: refused, asking which (not "neither").
+    const std::string both = temp_path("both.bin");
+    write_bytes(both, std::string(3073 * 3074, '\0'));
+    CHECK_THROWS_WITH(io::detect_format(both), Catch::Contains("whole records of both") && Catch::Contains("--format cifar10 or cifar100"));
     io::source_options o;
     o.images = {p10, p10};
     o.batch = 4;

@@ -36,7 +36,9 @@ std::string run_config::difference(const run_config& o, const std::string& mine,
         return what + " is " + a + " in " + mine + " but " + b + " in " + theirs;
     };
     if (method != o.method) return diff("--method", method, o.method);
-    if (dim != o.dim) return diff("the row width D", std::to_string(dim), std::to_string(o.dim));
+    if (dim != o.dim)  // decoded images: --crop, --resize and --channels decide D
+        return diff("the row width D", std::to_string(dim), std::to_string(o.dim)) +
+               " (other data, or for images another --crop, --resize or --channels)";
     if (classes != o.classes) return diff("the number of classes", std::to_string(classes), std::to_string(o.classes));
     if (scale != o.scale) return diff("--scale", num(scale), num(o.scale));
     if (rank != o.rank) return diff("--rank", std::to_string(rank), std::to_string(o.rank));

@@ -394,8 +394,9 @@ prepared_run prepare_run(const data_options& d, const run_options& r, const run_
         check_route(parse_route(r.method), needs.analysis, needs.labels || !d.labels.empty());
     } catch (const std::invalid_argument& e) {
         if (!r.no_verify) throw;
+        // The library's message is about a sketch alone, which is what --no-verify leaves.
         throw std::invalid_argument("--no-verify: " + std::string(needs.command) + " on --method " + r.method +
-                                    " has no numbers without its verification pass (drop --no-verify): " + e.what());
+                                    " needs its verification pass (drop --no-verify); without it: " + e.what());
     }
     io::source_options o = resolve_data(d, needs.labels);
     bool piped = false;
