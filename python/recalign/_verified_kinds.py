@@ -544,7 +544,8 @@ class VerifiedTradeoff(_VerifiedRun):
         sketch = self.sketch()
         residual, estimate = self._estimate()
         run = self._verification_passes_run()
-        refinement = {"passes": run, "max_passes": self.verification_passes, "stopped": run < self.verification_passes,
+        stopped = "converged" if run < self.verification_passes else "budget"  # as the CLI's JSON
+        refinement = {"passes": run, "max_passes": self.verification_passes, "stopped": stopped,
                       "residual": residual, "excess_estimate": estimate if math.isfinite(estimate) else None}
         t = _recalign.ritz_tradeoff(passed, sketch.spectrum.total, self._lambdas, self._k)
         ritz = _recalign.ritz_alignment(passed)

@@ -99,7 +99,7 @@ def test_tradeoff_adaptive_stop_as_the_cli(tmp_path):
                    "--batch", 100, "--method", "nystrom", "--rank", 40, "--seed", 3, "--lambda", "0,1", "--k", 5,
                    "--refine", 8)
     done = cli[0]["refinement"]
-    assert done["stopped"] and done["passes"] < done["max_passes"] == 9
+    assert done["stopped"] == "converged" and done["passes"] < done["max_passes"] == 9
     checkpoint = tmp_path / "state.ckpt"
     state = recalign.track(data, recalign.VerifiedTradeoff(768, 10, [0, 1], 5, rank=40, seed=3, refine=8),
                            checkpoint=checkpoint)

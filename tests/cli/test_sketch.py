@@ -390,7 +390,7 @@ def test_tradeoff_stopped_early_then_resumed_reports_the_passes_it_ran(tmp, data
                                   "--quiet"]
     rc, reference, err = c.run(args)
     f = json.loads(reference)[0]["refinement"]
-    assert rc == 0 and f["stopped"] and f["passes"] < f["max_passes"] - 1, f"the stop did not fire: {f} {err}"
+    assert rc == 0 and f["stopped"] == "converged" and f["passes"] < f["max_passes"] - 1, f"the stop did not fire: {f} {err}"
     ck = os.path.join(tmp, "tradeoff-stop.ckpt")
     c.run(args + ["--checkpoint", ck], check_rc=0)
     rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
@@ -413,7 +413,7 @@ def test_no_pass_is_read_after_the_adaptive_stop(data, command):
     rc, out, err = c.run(argv + ["--json"])
     j = json.loads(out)
     e = (j[0] if command == "tradeoff" else j)["sketch_error"]
-    stopped = j[0]["refinement"]["stopped"] if command == "tradeoff" else e["refinement"]["stopped"] == "converged"
+    stopped = (j[0] if command == "tradeoff" else e)["refinement"]["stopped"] == "converged"
     assert rc == 0 and stopped, f"{command}: the stop did not fire: {e}"
     line = next(x for x in err.splitlines() if "wall seconds per pass" in x)
     times = line.split("): ", 1)[1].split(", ")
@@ -438,8 +438,7 @@ def test_a_run_its_adaptive_stop_ended_is_complete(tmp, data, command):
         rc, out, err = c.run(argv + extra + ["--json", "--quiet", "--checkpoint", ck])
         j = json.loads(out) if rc == 0 else None
         e = (j[0] if command == "tradeoff" else j)["sketch_error"] if j else None
-        stopped = e and (j[0]["refinement"]["stopped"] if command == "tradeoff" else
-                         e["refinement"]["stopped"] == "converged")
+        stopped = e and (j[0] if command == "tradeoff" else e)["refinement"]["stopped"] == "converged"
         assert rc == 0 and stopped, f"{command}: the stop did not fire: {e} {err}"
         # The JSON's input rows are the rows read (denoise's were 0 once the stop had skipped a
         # pass); tradeoff's, an array of points, gives them with every point.
@@ -688,7 +687,7 @@ def test_resume_of_a_stopped_run_says_it_stopped(tmp, data):
     ck = os.path.join(tmp, "tradeoff-stopped-resume.ckpt")
     j = json.loads(c.run(args + ["--checkpoint", ck, "--quiet"], check_rc=0)[1])
     f = j[0]["refinement"]
-    assert f["stopped"], f"the stop did not fire: {f}"
+    assert f["stopped"] == "converged", f"the stop did not fire: {f}"
     rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])
     line = next(x for x in err.splitlines() if "resuming" in x)
     read = 1 + j[0]["sketch_error"]["verification_passes"]  # the sketch pass and the verification passes run

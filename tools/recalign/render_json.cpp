@@ -165,7 +165,7 @@ std::string render_json(const tradeoff_cli_result& r) {
             json c;
             c["passes"] = r.refinement->passes;
             c["max_passes"] = r.refinement->max_passes;
-            c["stopped"] = r.refinement->stopped;
+            c["stopped"] = r.refinement->stopped ? "converged" : "budget";  // as denoise's refinement says it
             c["residual"] = r.refinement->residual;
             c["excess_estimate"] = number_or_null(r.refinement->estimate);
             o["refinement"] = c;
