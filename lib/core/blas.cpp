@@ -173,8 +173,8 @@ namespace {
 // miss per element once n x 8 bytes exceeds the cache (seconds at D = 24,576). Within a tile
 // the lower side is walked by rows: its stores are contiguous, and only the upper side's loads
 // stride. Tiles of 32 x 32: where n is a multiple of 256 (patch blocks of 768, D = 4,096,
-// 12,288) a 64-row tile's rows fall into the same few cache sets, and symmetrizing took 1.86 s
-// at n = 12,288 instead of 0.22 (docs/benchmarks-log.md, the forty-second session).
+// 12,288) a 64-row tile's rows fall into the same few cache sets: symmetrizing took 1.3 s at
+// n = 12,288 instead of 0.2 (bench_layout; docs/benchmarks-log.md, the forty-second session).
 template <class F>
 void upper_lower_pairs(std::size_t n, double* a, F f) {
     constexpr std::size_t tile = 32;
