@@ -111,6 +111,46 @@ def test_quiet_without_gnuplot(tmp, data):
     assert rc == 0 and err == "", f"--quiet still printed {err!r}"
 
 
+def test_killed_during_gnuplot_leaves_no_script(tmp, data):
+    """The chart's gnuplot script is unlinked before gnuplot starts (gnuplot reads it through an
+    inherited descriptor): a run SIGKILLed while gnuplot draws leaves nothing in $TMPDIR. A stand-in
+    gnuplot says it has pngcairo, then notes that it started and sleeps until it is killed."""
+    import signal
+    import time
+    fake, scratch = os.path.join(tmp, "fakebin"), os.path.join(tmp, "chart_tmp")
+    os.makedirs(fake, exist_ok=True)
+    os.makedirs(scratch, exist_ok=True)
+    started = os.path.join(tmp, "gnuplot_started")
+    with open(os.path.join(fake, "gnuplot"), "w") as f:
+        f.write('#!/bin/sh\ncase "$1" in -e) exit 0;; esac\necho $$ > "$STARTED"\nexec sleep 60\n')
+    os.chmod(os.path.join(fake, "gnuplot"), 0o755)
+    env = dict(os.environ, PATH=fake + os.pathsep + os.environ["PATH"], TMPDIR=scratch, STARTED=started)
+    p = subprocess.Popen([c.RECALIGN, "spectrum"] + [str(a) for a in data] + ["--out", os.path.join(tmp, "killed_out")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(started) and os.path.getsize(started) > 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(started), "the stand-in gnuplot never started"
+        left = sorted(os.listdir(scratch))  # while gnuplot runs
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        left += sorted(os.listdir(scratch))  # and after the kill
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if os.path.exists(started):
+            with open(started) as f:
+                pid = f.read().strip()
+            if pid:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    assert not [n for n in left if n.startswith("recalign-chart")], f"the script was left in $TMPDIR: {left}"
+
+
 # --- project: pixels of the grid
 def test_project_variance_1(tmp, data):
     png = os.path.join(tmp, "grid1.png")

@@ -38,11 +38,6 @@ int run_quiet(const std::string& cmd) {
     const int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
     return rc == -1 ? -1 : (WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
 }
-std::string shell_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
 std::string gp_quote(const std::string& s) {
     std::string out = "'";
     for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
@@ -93,24 +88,26 @@ std::string gnuplot_script(const chart& c, int terminal, const std::string& outp
 
 // Runs gnuplot on `script` (which sets no output) and returns the chart's bytes, read from
 // gnuplot's standard output; empty when gnuplot failed. The script lies in a private temporary
-// file (TMPDIR, else /tmp), never beside the outputs.
+// file (TMPDIR, else /tmp), never beside the outputs, unlinked before gnuplot starts: gnuplot
+// reads it through the descriptor it inherits (/dev/fd/N), so a run killed meanwhile (SIGKILL)
+// leaves no file behind.
 std::string gnuplot_output(const std::string& script) {
     const char* dir = std::getenv("TMPDIR");
     std::string name = std::string(dir && *dir ? dir : "/tmp") + "/recalign-chart-XXXXXX.gp";
     const int fd = ::mkstemps(name.data(), 3);
     if (fd < 0) return {};
     const bool written = ::write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size());
-    ::close(fd);
+    ::unlink(name.c_str());
     std::string bytes;
     if (written) {
-        if (FILE* p = ::popen(("gnuplot " + shell_quote(name) + " 2>/dev/null").c_str(), "r")) {
+        if (FILE* p = ::popen(("gnuplot /dev/fd/" + std::to_string(fd) + " 2>/dev/null").c_str(), "r")) {
             char buf[1 << 16];
             for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, p)) > 0;) bytes.append(buf, got);
             const int rc = ::pclose(p);
             if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) bytes.clear();
         }
     }
-    ::unlink(name.c_str());
+    ::close(fd);
     return bytes;
 }
 
