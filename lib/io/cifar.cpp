@@ -13,9 +13,11 @@ std::size_t cifar_classes(cifar_kind k, cifar_label l) {
     return l == cifar_label::fine ? 100 : 20;
 }
 
+bool whole_cifar_records(std::uint64_t bytes, cifar_kind k) { return bytes > 0 && bytes % cifar_record_size(k) == 0; }
+
 cifar_kind detect_cifar(std::uint64_t bytes, const std::string& name) {
-    const bool ten = bytes > 0 && bytes % cifar_record_size(cifar_kind::cifar10) == 0;
-    const bool hundred = bytes > 0 && bytes % cifar_record_size(cifar_kind::cifar100) == 0;
+    const bool ten = whole_cifar_records(bytes, cifar_kind::cifar10);
+    const bool hundred = whole_cifar_records(bytes, cifar_kind::cifar100);
     if (ten && !hundred) return cifar_kind::cifar10;
     if (hundred && !ten) return cifar_kind::cifar100;
     throw file_error(name, 0, std::to_string(bytes) + " bytes are " +

@@ -77,8 +77,7 @@ data_format detect_format(const std::string& path) {
         return data_format::idx;
     // Whole records of one kind: that format; of both (a multiple of 3073 x 3074 bytes):
     // detect_cifar refuses, asking for --format cifar10 or cifar100.
-    const auto whole = [size](cifar_kind k) { return size > 0 && size % cifar_record_size(k) == 0; };
-    if (whole(cifar_kind::cifar10) || whole(cifar_kind::cifar100))
+    if (whole_cifar_records(size, cifar_kind::cifar10) || whole_cifar_records(size, cifar_kind::cifar100))
         return detect_cifar(size, path) == cifar_kind::cifar10 ? data_format::cifar10 : data_format::cifar100;
     throw file_error(path, 0, "cannot tell the format: neither IDX, gzip nor .npy magic, nor whole CIFAR records "
                               "(for headerless data pass --format raw --raw-shape N,D --raw-dtype T; for a list "

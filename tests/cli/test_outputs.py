@@ -7,8 +7,10 @@ import json
 import os
 import pty
 import shutil
+import signal
 import struct
 import subprocess
+import time
 import zlib
 
 import numpy as np
@@ -115,8 +117,6 @@ def test_killed_during_gnuplot_leaves_no_script(tmp, data):
     """The chart's gnuplot script is unlinked before gnuplot starts (gnuplot reads it through an
     inherited descriptor): a run SIGKILLed while gnuplot draws leaves nothing in $TMPDIR. A stand-in
     gnuplot says it has pngcairo, then notes that it started and sleeps until it is killed."""
-    import signal
-    import time
     fake, scratch = os.path.join(tmp, "fakebin"), os.path.join(tmp, "chart_tmp")
     os.makedirs(fake, exist_ok=True)
     os.makedirs(scratch, exist_ok=True)

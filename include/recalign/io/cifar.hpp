@@ -22,6 +22,8 @@ constexpr std::size_t cifar_pixels = 3 * cifar_side * cifar_side;  // 3072
 std::size_t cifar_record_size(cifar_kind k);                       // 3073 or 3074
 // Classes of the labels read: 10 (CIFAR-10), 100 fine or 20 coarse (CIFAR-100).
 std::size_t cifar_classes(cifar_kind k, cifar_label l);
+// Whether `bytes` are a whole (nonzero) number of records of kind k.
+bool whole_cifar_records(std::uint64_t bytes, cifar_kind k);
 // The kind a file of `bytes` bytes must be: a whole number of records of one kind only.
 // Throws file_error naming `name` when it is neither or both (then --format must say).
 cifar_kind detect_cifar(std::uint64_t bytes, const std::string& name);
