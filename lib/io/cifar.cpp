@@ -20,11 +20,11 @@ cifar_kind detect_cifar(std::uint64_t bytes, const std::string& name) {
     const bool hundred = whole_cifar_records(bytes, cifar_kind::cifar100);
     if (ten && !hundred) return cifar_kind::cifar10;
     if (hundred && !ten) return cifar_kind::cifar100;
-    throw file_error(name, 0, std::to_string(bytes) + " bytes are " +
-                                  (ten ? std::string("whole records of both CIFAR-10 (3073 bytes) and CIFAR-100 (3074): "
-                                                     "pass --format cifar10 or cifar100")
-                                       : std::string("not a whole number of CIFAR-10 (3073-byte) or CIFAR-100 "
-                                                     "(3074-byte) records")));
+    throw file_error(name, std::to_string(bytes) + " bytes are " +
+                               (ten ? std::string("whole records of both CIFAR-10 (3073 bytes) and CIFAR-100 (3074): "
+                                                  "pass --format cifar10 or cifar100")
+                                    : std::string("not a whole number of CIFAR-10 (3073-byte) or CIFAR-100 "
+                                                  "(3074-byte) records")));
 }
 
 std::int64_t decode_cifar_record(const std::uint8_t* rec, cifar_kind k, cifar_label l, int channels, image& out,

@@ -66,13 +66,13 @@ idx_reader::idx_reader(const std::string& path) : file_(std::make_unique<gz>()),
     unsigned char magic[4];
     {
         FILE* probe = std::fopen(path.c_str(), "rb");
-        if (!probe) throw file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));
+        if (!probe) throw file_error(path, std::string("cannot open: ") + std::strerror(errno));
         const std::size_t got = std::fread(magic, 1, 2, probe);
         std::fclose(probe);
         compressed_ = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
     }
     file_->f = gzopen(path.c_str(), "rb");
-    if (!file_->f) throw file_error(path, 0, "cannot open");
+    if (!file_->f) throw file_error(path, "cannot open");
     gzbuffer(file_->f, 1 << 17);
     read_exact(magic, 4);
     if (magic[0] != 0 || magic[1] != 0) throw file_error(path, 0, "not an IDX file (the first two bytes must be 0)");

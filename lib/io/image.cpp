@@ -63,7 +63,7 @@ namespace {
 enum class codec { jpeg, png };
 // Which decoder reads `data` (by its magic bytes); file_error for anything else.
 codec codec_of(const std::uint8_t* data, std::size_t size, const std::string& name) {
-    if (size == 0 || data == nullptr) throw file_error(name, 0, "empty file: not an image");
+    if (size == 0 || data == nullptr) throw file_error(name, "empty file: not an image");
     if (starts_with(data, size, "\xFF\xD8\xFF", 3)) return codec::jpeg;
     if (starts_with(data, size, "\x89PNG\r\n\x1A\n", 8)) return codec::png;
     if (const char* f = other_format(data, size))
@@ -133,11 +133,11 @@ void decode_file(const std::string& path, const image_geometry& g, std::vector<s
     const auto [h, w] = output_size(decoded.height, decoded.width, g);
     const std::uint64_t need = checked_product({h, w, static_cast<std::uint64_t>(g.channels)}, "image output");
     if (need != out_size)
-        throw file_error(path, 0, "image of " + std::to_string(decoded.height) + "x" + std::to_string(decoded.width) +
-                                      " pixels gives " + std::to_string(h) + "x" + std::to_string(w) + "x" +
-                                      std::to_string(g.channels) + " = " + std::to_string(need) + " values, the data set's rows have " +
-                                      std::to_string(out_size) + " (images of different sizes need a resize and/or crop: the CLI's --resize / --crop, Python's "
-                                      "resize= / crop=)");
+        throw file_error(path, "image of " + std::to_string(decoded.height) + "x" + std::to_string(decoded.width) +
+                                   " pixels gives " + std::to_string(h) + "x" + std::to_string(w) + "x" +
+                                   std::to_string(g.channels) + " = " + std::to_string(need) + " values, the data set's rows have " +
+                                   std::to_string(out_size) + " (images of different sizes need a resize and/or crop: the CLI's --resize / --crop, Python's "
+                                   "resize= / crop=)");
     transform_image(decoded, g, scratch, out, out_size);
 }
 

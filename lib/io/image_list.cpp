@@ -26,7 +26,7 @@ std::int64_t mtime_of(const struct stat& st) {
 // Entry names of a directory (without . and ..); file_error when it cannot be read.
 std::vector<std::string> list_dir(const std::string& dir) {
     DIR* d = ::opendir(dir.c_str());
-    if (!d) throw file_error(dir, 0, std::string("cannot read directory: ") + std::strerror(errno));
+    if (!d) throw file_error(dir, std::string("cannot read directory: ") + std::strerror(errno));
     std::vector<std::string> names;
     errno = 0;
     while (const dirent* e = ::readdir(d)) {
@@ -35,7 +35,7 @@ std::vector<std::string> list_dir(const std::string& dir) {
     }
     const int err = errno;
     ::closedir(d);
-    if (err) throw file_error(dir, 0, std::string("cannot read directory: ") + std::strerror(err));
+    if (err) throw file_error(dir, std::string("cannot read directory: ") + std::strerror(err));
     return names;
 }
 
@@ -56,7 +56,7 @@ void walk(const std::string& dir, std::vector<std::pair<dev_t, ino_t>>& ancestor
         if (stat_dir(full, st)) {
             const std::pair<dev_t, ino_t> id{st.st_dev, st.st_ino};
             if (std::find(ancestors.begin(), ancestors.end(), id) != ancestors.end())
-                throw file_error(full, 0, "symbolic link loop: this directory contains itself");
+                throw file_error(full, "symbolic link loop: this directory contains itself");
             subdirs.push_back(full);
         } else if (is_image_extension(name)) {
             here.files.push_back(std::move(name));
@@ -84,7 +84,7 @@ std::vector<std::string> folder_classes(const std::string& root) {
         if (stat_dir(root + "/" + name, st)) names.push_back(std::move(name));
     }
     if (names.empty())
-        throw file_error(root, 0, "no class folder: an image folder holds one sub-directory per class (ROOT/<class>/<image>)");
+        throw file_error(root, "no class folder: an image folder holds one sub-directory per class (ROOT/<class>/<image>)");
     std::sort(names.begin(), names.end());
     return names;
 }
@@ -92,7 +92,7 @@ std::vector<std::string> folder_classes(const std::string& root) {
 
 image_list scan_image_folder(const std::string& root) {
     struct stat rs {};
-    if (!stat_dir(root, rs)) throw file_error(root, 0, "not a directory");
+    if (!stat_dir(root, rs)) throw file_error(root, "not a directory");
     image_list list;
     list.class_names = folder_classes(root);
     std::vector<std::string> empty;
@@ -112,7 +112,7 @@ image_list scan_image_folder(const std::string& root) {
     if (!empty.empty()) {
         std::string names;
         for (const std::string& e : empty) names += (names.empty() ? "" : ", ") + e;
-        throw file_error(root, 0, "class folder(s) without an image file (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp): " + names);
+        throw file_error(root, "class folder(s) without an image file (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp): " + names);
     }
     stat_samples(list);
     return list;
@@ -185,7 +185,7 @@ image_list parse_image_list(const std::string& text, const std::string& name, co
         if (numbers && names) refuse("labels mix class ids and class names");
         list.samples.push_back(std::move(s));
     });
-    if (list.samples.empty()) throw file_error(name, 0, "the list names no image");
+    if (list.samples.empty()) throw file_error(name, "the list names no image");
     if (!classes.empty()) {
         list.class_names = classes;
     } else if (names) {
@@ -205,9 +205,9 @@ image_list read_image_list(const std::string& list_file, const std::string& root
                            const std::vector<std::string>& classes) {
     struct stat ls {};
     if (stat_dir(list_file, ls))
-        throw file_error(list_file, 0, "is a directory, not a list file (an image folder is --format folder)");
+        throw file_error(list_file, "is a directory, not a list file (an image folder is --format folder)");
     std::ifstream is(list_file, std::ios::binary);
-    if (!is) throw file_error(list_file, 0, std::string("cannot open: ") + std::strerror(errno));
+    if (!is) throw file_error(list_file, std::string("cannot open: ") + std::strerror(errno));
     std::ostringstream text;
     text << is.rdbuf();
     std::string dir = root;
@@ -216,7 +216,7 @@ image_list read_image_list(const std::string& list_file, const std::string& root
         dir = slash == std::string::npos ? "." : list_file.substr(0, slash);
     }
     struct stat st {};
-    if (!stat_dir(dir, st)) throw file_error(dir, 0, "--root is not a directory");
+    if (!stat_dir(dir, st)) throw file_error(dir, "--root is not a directory");
     image_list list = parse_image_list(text.str(), list_file, dir, classes);
     stat_samples(list);
     return list;
@@ -226,7 +226,7 @@ std::vector<std::string> read_class_names(const std::string& path) {
     struct stat st {};
     if (stat_dir(path, st)) return folder_classes(path);
     std::ifstream is(path, std::ios::binary);
-    if (!is) throw file_error(path, 0, std::string("--classes-from: cannot open: ") + std::strerror(errno));
+    if (!is) throw file_error(path, std::string("--classes-from: cannot open: ") + std::strerror(errno));
     std::vector<std::string> names;
     std::map<std::string, std::uint64_t> seen;
     for_each_line(is, [&](const std::string& line, std::uint64_t line_no, std::uint64_t at) {
@@ -240,7 +240,7 @@ std::vector<std::string> read_class_names(const std::string& path) {
             refuse("class '" + n + "' is named twice (first on line " + std::to_string(seen[n]) + ")");
         names.push_back(n);
     });
-    if (names.empty()) throw file_error(path, 0, "--classes-from names no class");
+    if (names.empty()) throw file_error(path, "--classes-from names no class");
     return names;
 }
 

@@ -82,7 +82,7 @@ void image_stream::decode_one(job& j, std::size_t i, scratch& s) {
         std::uint64_t size = 0;
         int fd = open_read(sample.path, size);
         try {
-            if (size > (std::uint64_t(1) << 31)) throw file_error(sample.path, 0, "larger than 2 GiB: not an image file");
+            if (size > (std::uint64_t(1) << 31)) throw file_error(sample.path, "larger than 2 GiB: not an image file");
             s.bytes.resize(static_cast<std::size_t>(size));
             pread_exact(fd, s.bytes.data(), s.bytes.size(), 0, sample.path);
         } catch (...) {

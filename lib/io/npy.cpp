@@ -302,7 +302,8 @@ std::size_t npy_reader::read_labels(std::size_t max_rows, std::vector<std::int64
     if (cols() != 1)
         throw file_error(path_, header_.data_offset,
                          "labels must be a 1-d .npy array (this one has rows of " + std::to_string(cols()) + " values)");
-    if (header_.kind == 'f') throw file_error(path_, 0, "labels must have an integer .npy dtype, not '" + header_.descr + "'");
+    if (header_.kind == 'f')
+        throw file_error(path_, header_.data_offset, "labels must have an integer .npy dtype, not '" + header_.descr + "'");
     const std::uint64_t left = rows() - position_;
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, max_rows));
     read_rows_raw(n, raw_);

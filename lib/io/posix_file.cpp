@@ -14,16 +14,16 @@ namespace recalign::io::detail {
 
 int open_read(const std::string& path, std::uint64_t& size_out) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    if (fd < 0) throw file_error(path, std::string("cannot open: ") + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         const int e = errno;
         ::close(fd);
-        throw file_error(path, 0, std::string("cannot stat: ") + std::strerror(e));
+        throw file_error(path, std::string("cannot stat: ") + std::strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw file_error(path, 0, "not a regular file");
+        throw file_error(path, "not a regular file");
     }
     size_out = static_cast<std::uint64_t>(st.st_size);
 #ifdef POSIX_FADV_SEQUENTIAL
@@ -39,11 +39,11 @@ int open_read_stream(const std::string& path, std::uint64_t& size_out, bool& pip
         if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return open_read(path, size_out);
     }
     const int fd = path == "-" ? ::fcntl(0, F_DUPFD_CLOEXEC, 0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));
+    if (fd < 0) throw file_error(path, std::string("cannot open: ") + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode))) {
         ::close(fd);
-        throw file_error(path, 0, "neither a regular file nor a pipe");
+        throw file_error(path, "neither a regular file nor a pipe");
     }
     size_out = 0;
     pipe = true;

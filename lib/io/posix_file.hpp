@@ -7,7 +7,7 @@
 
 namespace recalign::io::detail {
 
-// Opens read-only; throws file_error(path, 0, reason) on failure. Returns the descriptor.
+// Opens read-only; throws file_error(path, reason) on failure. Returns the descriptor.
 int open_read(const std::string& path, std::uint64_t& size_out);
 // Opens for one sequential read: a regular file as open_read does (`pipe` false), or a pipe,
 // FIFO or character device (`pipe` true, `size_out` 0); "-" is standard input.

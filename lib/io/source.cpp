@@ -64,11 +64,11 @@ struct data_source::chain {
             parts.push_back(open_reader(p, f, o));
             paths.push_back(p);
             if (parts.back()->cols() != parts.front()->cols())
-                throw file_error(p, 0, "rows of " + std::to_string(parts.back()->cols()) + " values, but " + files.front() +
-                                           " has rows of " + std::to_string(parts.front()->cols()));
+                throw file_error(p, "rows of " + std::to_string(parts.back()->cols()) + " values, but " + files.front() +
+                                        " has rows of " + std::to_string(parts.front()->cols()));
             if (parts.back()->type_name() != parts.front()->type_name())
-                throw file_error(p, 0, "element type " + parts.back()->type_name() + ", but " + files.front() + " holds " +
-                                           parts.front()->type_name());
+                throw file_error(p, "element type " + parts.back()->type_name() + ", but " + files.front() + " holds " +
+                                        parts.front()->type_name());
             rows += parts.back()->rows();
         }
     }
@@ -132,8 +132,8 @@ data_source::data_source(const source_options& options) : options_(options) {
         const data_format f = options_.format == data_format::auto_detect && !options_.raw_cols && options_.root.empty()
                                   ? detect_format(p) : format_;
         if (f != format_)
-            throw file_error(p, 0, std::string("is ") + format_name(f) + " but " + options_.images.front() + " is " +
-                                       format_name(format_) + " (several --images are read as one stream of one format)");
+            throw file_error(p, std::string("is ") + format_name(f) + " but " + options_.images.front() + " is " +
+                                    format_name(format_) + " (several --images are read as one stream of one format)");
     }
     if (!options_.classes_from.empty() && format_ != data_format::list)
         throw std::invalid_argument(std::string("--classes-from applies to list files (--format list), not to ") +
@@ -146,10 +146,10 @@ data_source::data_source(const source_options& options) : options_(options) {
                                         std::to_string(options_.images.size()) + " --images (one labels file per images file)");
         labels_format_ = detect_format(options_.labels.front());
         if (labels_format_ != data_format::idx && labels_format_ != data_format::npy)
-            throw file_error(options_.labels.front(), 0, "labels must be IDX or .npy");
+            throw file_error(options_.labels.front(), "labels must be IDX or .npy");
     }
     open_images();
-    if (cols_ == 0) throw file_error(options_.images.front(), 0, "rows of zero values: nothing to analyse");
+    if (cols_ == 0) throw file_error(options_.images.front(), "rows of zero values: nothing to analyse");
     if (options_.skip > file_rows_)
         throw std::invalid_argument("--skip " + std::to_string(options_.skip) + " is beyond the " +
                                     std::to_string(file_rows_) + " rows of " + options_.describe());
@@ -162,11 +162,11 @@ data_source::data_source(const source_options& options) : options_(options) {
         total_ = options_.limit;
     }
     if (labels_ && labels_->rows != file_rows_)
-        throw file_error(options_.labels.front(), 0, "has " + std::to_string(labels_->rows) + " labels but " +
-                                                         options_.describe() + " has " + std::to_string(file_rows_) + " rows");
+        throw file_error(options_.labels.front(), "has " + std::to_string(labels_->rows) + " labels but " +
+                                                      options_.describe() + " has " + std::to_string(file_rows_) + " rows");
     if (labels_ && labels_->cols() != 1)
-        throw file_error(options_.labels.front(), 0, "labels must be one integer per row (this file has rows of " +
-                                                         std::to_string(labels_->cols()) + " values)");
+        throw file_error(options_.labels.front(), "labels must be one integer per row (this file has rows of " +
+                                                      std::to_string(labels_->cols()) + " values)");
     open_at(0, false);
 }
 
@@ -196,12 +196,12 @@ void data_source::open_images() {
     for (const std::string& p : options_.images) {
         image_list one = format_ == data_format::folder ? scan_image_folder(p) : read_image_list(p, options_.root, given);
         if (format_ == data_format::folder && &p != &options_.images.front() && one.class_names != all->class_names)
-            throw file_error(p, 0, "its class folders differ from those of " + options_.images.front() +
-                                       " (several folders are read as one stream of the same classes)");
+            throw file_error(p, "its class folders differ from those of " + options_.images.front() +
+                                    " (several folders are read as one stream of the same classes)");
         if (format_ == data_format::list && &p != &options_.images.front() &&
             one.class_names.empty() != all->class_names.empty())
-            throw file_error(p, 0, "its labels are " + std::string(one.class_names.empty() ? "class ids" : "class names") +
-                                       ", those of " + options_.images.front() + " are not");
+            throw file_error(p, "its labels are " + std::string(one.class_names.empty() ? "class ids" : "class names") +
+                                    ", those of " + options_.images.front() + " are not");
         if (format_ == data_format::list && given.empty() && !one.class_names.empty() && &p != &options_.images.front()) {
             // Renumber over the union of the names, in sorted order.
             std::vector<std::string> names = all->class_names;
@@ -234,13 +234,13 @@ void data_source::open_images() {
         std::vector<std::uint8_t> bytes;
         for (std::size_t i = 0;; ++i) {
             if (i == all->samples.size())
-                throw file_error(options_.describe(), 0, "no image decodes (every file was unreadable)");
+                throw file_error(options_.describe(), "no image decodes (every file was unreadable)");
             const image_sample& s = all->samples[i];
             try {
                 std::uint64_t size = 0;
                 int fd = detail::open_read(s.path, size);
                 try {
-                    if (size > (std::uint64_t(1) << 31)) throw file_error(s.path, 0, "larger than 2 GiB: not an image file");
+                    if (size > (std::uint64_t(1) << 31)) throw file_error(s.path, "larger than 2 GiB: not an image file");
                     bytes.resize(static_cast<std::size_t>(size));
                     detail::pread_exact(fd, bytes.data(), bytes.size(), 0, s.path);
                 } catch (...) {
@@ -367,10 +367,10 @@ bool data_source::next(source_batch& out, std::size_t max_rows) {
 void data_source::read_arrays(chain& images, chain* labels, bool carried, std::size_t want, source_batch& out) {
     out.rows = 0;
     const std::size_t got = images.read(want, out.block, carried ? &out.labels : nullptr);
-    if (got != want) throw file_error(images.current_path(), 0, "fewer rows than the header announces");
+    if (got != want) throw file_error(images.current_path(), "fewer rows than the header announces");
     if (labels) {
         if (labels->read_labels(got, out.labels) != got)
-            throw file_error(labels->current_path(), 0, "fewer labels than the header announces");
+            throw file_error(labels->current_path(), "fewer labels than the header announces");
     } else if (!carried) {
         out.labels.clear();
     }

@@ -26,7 +26,7 @@ std::string spill_directory() {
 std::uint64_t free_bytes(const std::string& dir) {
     struct statvfs s {};
     if (::statvfs(dir.c_str(), &s) != 0)
-        throw file_error(dir, 0, std::string("cannot examine the directory for spill files: ") + std::strerror(errno));
+        throw file_error(dir, std::string("cannot examine the directory for spill files: ") + std::strerror(errno));
     return checked_mul(static_cast<std::uint64_t>(s.f_bavail), static_cast<std::uint64_t>(s.f_frsize), "free bytes");
 }
 
@@ -53,7 +53,7 @@ row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols)
         fd_ = ::mkostemp(name.data(), O_CLOEXEC);
         if (fd_ >= 0) ::unlink(name.data());
     }
-    if (fd_ < 0) throw file_error(dir, 0, std::string("cannot make a spill file: ") + std::strerror(errno));
+    if (fd_ < 0) throw file_error(dir, std::string("cannot make a spill file: ") + std::strerror(errno));
     if (bytes == 0) return;
     try {  // the destructor does not run for a constructor that throws: the descriptor is closed here
         // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
@@ -61,8 +61,8 @@ row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols)
         int e = ::fallocate(fd_, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
         if (e == EOPNOTSUPP) e = free_bytes(dir) >= bytes ? 0 : ENOSPC;
         if (e != 0)
-            throw file_error(dir, 0, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " +
-                                         std::strerror(e) + " (set TMPDIR to a directory with room)");
+            throw file_error(dir, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " +
+                                      std::strerror(e) + " (set TMPDIR to a directory with room)");
     } catch (...) {
         detail::close_fd(fd_);
         throw;

@@ -19,7 +19,8 @@ Errors:
     values that cannot convert); the message names the row, and the object is unchanged.
   * recalign.FileError (a subclass of OSError) -- a truncated, corrupt or foreign
     checkpoint file or byte string; the message names the file (``<bytes>`` or ``<pickle>``
-    for in-memory states) and the byte offset, also in ``.file`` and ``.offset``.
+    for in-memory states) and the byte offset, also in ``.file`` and ``.offset`` (None for
+    an error of the whole file, e.g. one that cannot be opened).
   * OSError -- a checkpoint could not be written (the previous file is intact).
   * recalign.LockError (a BlockingIOError) -- another run holds the checkpoint's lock
     (CheckpointLock, taken by ``track(..., checkpoint=...)``); the message names its pid,

@@ -19,7 +19,7 @@ Targets = Literal["none", "class_ids", "labels", "dense"]
 
 class FileError(OSError):
     file: str
-    offset: int
+    offset: Optional[int]  # None: an error of the whole file (cannot open, ...)
 
 class LockError(BlockingIOError):
     file: str

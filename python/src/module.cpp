@@ -20,13 +20,14 @@ PYBIND11_MODULE(_recalign, m) {
 
     static py::exception<recalign::file_error> file_error_type(m, "FileError", PyExc_OSError);
     file_error_type.doc() = "A checkpoint file or byte string is unreadable, truncated or corrupt. Subclass of OSError;\n"
-                            "str() names the file (or <bytes>/<pickle>) and the byte offset; .file and .offset hold them.";
+                            "str() names the file (or <bytes>/<pickle>) and, for an error at a byte of it, the byte offset;\n"
+                            ".file and .offset hold them (.offset is None for an error of the whole file, e.g. cannot open).";
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const recalign::file_error& e) {
             // .file, not .filename: OSError would reformat str()
-            recalign::python::set_error(file_error_type, e.what(), {{"file", py::str(e.file())}, {"offset", py::int_(e.offset())}});
+            recalign::python::set_error(file_error_type, e.what(), {{"file", py::str(e.file())}, {"offset", e.offset() ? py::object(py::int_(*e.offset())) : py::object(py::none())}});
         } catch (const std::system_error& e) {
             py::object exc = py::reinterpret_borrow<py::object>(PyExc_OSError)(e.code().value(), py::str(e.what()));
             PyErr_SetObject(PyExc_OSError, exc.ptr());

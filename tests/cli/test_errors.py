@@ -182,8 +182,11 @@ def test_bad_option(good, what):
 
 
 def test_missing_file(tmp):
-    expect_error(["spectrum", "--images", os.path.join(tmp, "missing.npy")], ["missing.npy", "cannot open"],
-                 "missing file")
+    p = os.path.join(tmp, "missing.npy")
+    expect_error(["spectrum", "--images", p], ["missing.npy", "cannot open"], "missing file")
+    # An error of the whole file names no byte offset (there is no byte of it to name).
+    rc, _, err = c.run(["spectrum", "--images", p])
+    assert rc == 2 and err.startswith(f"recalign: {p}: cannot open: "), err
 
 
 def test_project_shape_mismatch(tmp, good):

@@ -279,7 +279,7 @@ def test_not_images_named():
             continue
         with pytest.raises(recalign.FileError, match=f"x.{fmt.lower()}.*{word}.*only JPEG and PNG"):
             recalign.decode_image(buf.getvalue(), name=f"x.{fmt.lower()}")
-    with pytest.raises(recalign.FileError, match="empty.img: byte offset 0: empty file"):
+    with pytest.raises(recalign.FileError, match="^empty.img: empty file"):
         recalign.decode_image(b"", name="empty.img")
     with pytest.raises(recalign.FileError, match="noise.img.*not a JPEG or PNG"):
         recalign.decode_image(bytes(RNG.integers(0, 256, 300).astype(np.uint8)), name="noise.img")

@@ -118,7 +118,7 @@ info_result inspect(const std::string& f) {
     info_result r;
     {
         std::ifstream is(f, std::ios::binary);
-        if (!is) throw file_error(f, 0, "cannot open checkpoint for reading");
+        if (!is) throw file_error(f, "cannot open checkpoint for reading");
         h = checkpoint::read_header(is, f);
         is.seekg(0, std::ios::end);
         r.file_bytes = static_cast<std::uint64_t>(is.tellg());

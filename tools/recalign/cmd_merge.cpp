@@ -26,7 +26,7 @@ namespace {
 checkpoint::header read_header_of(const std::string& f) {
     require_input_file(f);
     std::ifstream is(f, std::ios::binary);
-    if (!is) throw file_error(f, 0, "cannot open checkpoint for reading");
+    if (!is) throw file_error(f, "cannot open checkpoint for reading");
     return checkpoint::read_header(is, f);
 }
 

@@ -34,9 +34,9 @@ bool is_pipe(const std::string& path) { return path == "-" || checkpoint::is_pip
 
 void require_input_file(const std::string& path) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw file_error(path, 0, std::string("cannot open: ") + std::strerror(errno));
-    if (S_ISDIR(st.st_mode)) throw file_error(path, 0, "is a directory, not a file");
-    if (S_ISREG(st.st_mode) && st.st_size == 0) throw file_error(path, 0, "empty file (0 bytes)");
+    if (::stat(path.c_str(), &st) != 0) throw file_error(path, std::string("cannot open: ") + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw file_error(path, "is a directory, not a file");
+    if (S_ISREG(st.st_mode) && st.st_size == 0) throw file_error(path, "empty file (0 bytes)");
 }
 
 void require_writable_parent(const char* option, const std::string& path) {

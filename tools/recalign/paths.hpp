@@ -15,7 +15,7 @@ bool is_directory(const std::string& path);
 bool is_pipe(const std::string& path);
 
 // An input file must exist, be a regular file (not a directory) and not be empty:
-// file_error naming it at byte offset 0 otherwise.
+// file_error naming it (no byte offset: an error of the whole file) otherwise.
 void require_input_file(const std::string& path);
 
 // FILE can be written atomically: its directory exists and is writable, FILE is not a

@@ -64,7 +64,7 @@ bool run_state::complete(std::uint64_t passes) const {
 
 run_state load_run_state(const std::string& path) {
     std::ifstream is(path, std::ios::binary);
-    if (!is) throw file_error(path, 0, "cannot open checkpoint for reading");
+    if (!is) throw file_error(path, "cannot open checkpoint for reading");
     return run_state::load(is, path);
 }
 

@@ -95,16 +95,16 @@ struct skipping {
 
 checkpoint_file::checkpoint_file(const std::string& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw file_error(path, 0, "cannot open checkpoint for reading");
+    if (fd_ < 0) throw file_error(path, "cannot open checkpoint for reading");
     try {
         struct stat sb {};
-        if (::fstat(fd_, &sb) != 0) throw file_error(path, 0, "cannot examine the checkpoint");
+        if (::fstat(fd_, &sb) != 0) throw file_error(path, "cannot examine the checkpoint");
         // Header, size against the file's and every byte's checksum (the accumulator's too, read
         // later by parts), by blocks, before any is believed.
         const checkpoint::header h = checkpoint::detail::check_range(fd_, 0, static_cast<std::uint64_t>(sb.st_size),
                                                                      run_state::kind, run_state::kind_label, path);
         std::ifstream in(path, std::ios::binary);
-        if (!in) throw file_error(path, 0, "cannot open checkpoint for reading");
+        if (!in) throw file_error(path, "cannot open checkpoint for reading");
         in.seekg(static_cast<std::streamoff>(checkpoint::header_bytes));
         skipping out;
         out.in = &in;

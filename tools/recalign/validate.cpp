@@ -140,7 +140,7 @@ run_state load_from(const std::string& path, std::shared_ptr<checkpoint_file>& f
     checkpoint::header h;
     {
         std::ifstream is(path, std::ios::binary);
-        if (!is) throw file_error(path, 0, "cannot open checkpoint for reading");
+        if (!is) throw file_error(path, "cannot open checkpoint for reading");
         h = checkpoint::read_header(is, path);
     }
     // Any kind but a library moment state is read as a run state (another kind is refused

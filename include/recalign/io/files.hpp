@@ -102,7 +102,7 @@ T load_range(int fd, std::uint64_t offset, std::uint64_t size, const std::string
 template <class T>
 T load_file(const std::string& path) {
     std::ifstream is(path, std::ios::binary);
-    if (!is) throw file_error(path, 0, "cannot open checkpoint for reading");
+    if (!is) throw file_error(path, "cannot open checkpoint for reading");
     return load_state<T>(is, path);
 }
 
