@@ -218,24 +218,33 @@ matrix_t denoising_refinement(const spectrum& sk, const restricted_statistics& p
 }
 
 namespace {
-// Every noise's leading ks[i] Ritz vectors side by side (D x total): V W, or with `sxx` Sxx V W.
-// When all are in the pass's coordinates (the restarts': products() came first), one product on
-// Q (or one read of Sxx Q) serves them all; otherwise each is leading_columns' own.
-matrix_t leading_side_by_side(const std::vector<const ritz_denoising_result*>& ritz, const std::vector<std::size_t>& ks,
-                              std::size_t total, const restricted_statistics& pass, bool sxx) {
-    const std::size_t d = pass.dim(), m = pass.k();
-    bool coordinates = true;
+// Every noise's leading ks[i] Ritz coordinates side by side (m x total) when all are in the pass's
+// coordinates (the restarts': products() came first); nothing otherwise.
+std::optional<matrix_t> coordinates_side_by_side(const std::vector<const ritz_denoising_result*>& ritz,
+                                                 const std::vector<std::size_t>& ks, std::size_t total,
+                                                 const restricted_statistics& pass) {
     for (std::size_t i = 0; i < ritz.size(); ++i) {
-        coordinates = coordinates && ritz[i]->refined.in_coordinates();
-        if (ritz[i]->refined.in_coordinates()) check_coordinates(ritz[i]->refined, pass, ks[i]);
+        if (!ritz[i]->refined.in_coordinates()) return std::nullopt;
+        check_coordinates(ritz[i]->refined, pass, ks[i]);
     }
+    const std::size_t m = pass.k();
+    matrix_t w = xt::zeros<double>({m, total});
+    for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i)
+        for (std::size_t p = 0; p < m; ++p)
+            std::copy(&ritz[i]->refined.coords(p, 0), &ritz[i]->refined.coords(p, 0) + ks[i], &w(p, c0));
+    return w;
+}
+
+// Those vectors side by side (D x total): V W, or with `sxx` Sxx V W. From their coordinates
+// `w` one product on Q (or one read of Sxx Q) serves them all; otherwise each is leading_columns'
+// own.
+matrix_t leading_side_by_side(const std::vector<const ritz_denoising_result*>& ritz, const std::vector<std::size_t>& ks,
+                              std::size_t total, const restricted_statistics& pass, const std::optional<matrix_t>& w,
+                              bool sxx) {
+    const std::size_t d = pass.dim();
     matrix_t out = detail::fresh_zeros(d, total);
-    if (coordinates) {
-        matrix_t w = xt::zeros<double>({m, total});
-        for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i)
-            for (std::size_t p = 0; p < m; ++p)
-                std::copy(&ritz[i]->refined.coords(p, 0), &ritz[i]->refined.coords(p, 0) + ks[i], &w(p, c0));
-        coordinate_product(pass, w, sxx, out);
+    if (w) {
+        coordinate_product(pass, *w, sxx, out);
         return out;
     }
     for (std::size_t i = 0, c0 = 0; i < ritz.size(); c0 += ks[i], ++i) {
@@ -283,11 +292,14 @@ std::vector<matrix_t> refinement_residuals(const restricted_statistics& pass, co
     }
     // Two D x k matrices at most (the noises' columns side by side), each product formed in the
     // storage of what it replaces (docs/benchmarks-log.md "mem224"; the fortieth session).
-    matrix_t v = leading_side_by_side(ritz, ks, k, pass, false);
-    matrix_t sv = leading_side_by_side(ritz, ks, k, pass, true);
-    // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s).
+    const std::optional<matrix_t> w = coordinates_side_by_side(ritz, ks, k, pass);
+    matrix_t v = leading_side_by_side(ritz, ks, k, pass, w, false);
+    matrix_t sv = leading_side_by_side(ritz, ks, k, pass, w, true);
+    // s_j = Q c_j + p_j with c = (QᵀQ)⁺ Qᵀ s (Q orthonormal in practice: then c = Qᵀ s). With
+    // coordinates, Qᵀ S = (Qᵀ Sxx Q) W = vsv W: m x m x k flops instead of D x m x k.
     matrix_t qs = xt::zeros<double>({m, k});
-    blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
+    if (w) blas::gemm_nn(m, k, m, 1.0, pass.vsv.data(), w->data(), 0.0, qs.data());
+    else blas::gemm_tn(m, k, d, 1.0, pass.basis.data(), sv.data(), 0.0, qs.data());
     const eigen_result& eq = factors.frame;
     const double top = m ? std::max(eq.values(0), 0.0) : 0.0;
     matrix_t pc = xt::zeros<double>({m, k}), coef = xt::zeros<double>({m, k});
