@@ -96,7 +96,9 @@ def track(batches, tracker, checkpoint=None, every=100, resume=False, report_eve
         raises: a second run on the same checkpoint, in this or another process, raises
         recalign.LockError naming the first's pid before touching anything.
     resume: if True and `checkpoint` exists, the state is loaded from it (replacing
-        `tracker`, whose type it must have) and the rows it has already seen are skipped,
+        `tracker`, whose type and configuration it must have: another configuration, e.g.
+        other classes or noises, is refused with ValueError before any batch is read) and
+        the rows it has already seen are skipped,
         so the iterable must yield the same batches in the same order as before. A batch
         straddling the checkpoint raises ValueError (the batching changed). For a torch
         DataLoader the order is checked before anything is read: a shuffling sampler
@@ -155,7 +157,9 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
             _check_order(order_file, order)
             # A verified state's Python corruptions are code, not state: the loaded one gets them again.
             corruptions = getattr(tracker, "corruptions", None)
-            tracker = type(tracker).load(os.fspath(checkpoint), *([corruptions] if corruptions else []))
+            loaded = type(tracker).load(os.fspath(checkpoint), *([corruptions] if corruptions else []))
+            _check_same_run(checkpoint, tracker, loaded)
+            tracker = loaded
             skip, first_pass = int(tracker.n), int(getattr(tracker, "pass_index", 0))
         elif order is not None:
             _write_atomic(order_file, order)
@@ -182,9 +186,36 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
     return tracker
 
 
+def _check_same_run(checkpoint, given, loaded):
+    """Resuming is exact or refused: the state given must be configured as the checkpoint's
+    (a resume that took the checkpoint's configuration instead would analyse something else
+    than asked, silently). Python's verified states compare their configuration; the
+    library's, the dimension, auxiliary size (e.g. classes) and configuration hash of their
+    checkpoint header (bytes 24..48), as a merge or the CLI's --resume would."""
+    mine, theirs = getattr(given, "_config", None), getattr(loaded, "_config", None)
+    if mine is not None or theirs is not None:
+        differ = [k for k in sorted(set(mine or {}) | set(theirs or {})) if (mine or {}).get(k) != (theirs or {}).get(k)]
+        if differ:
+            raise ValueError(f"track: resume=True: {os.fspath(checkpoint)} holds a run of another configuration "
+                             "than the state given (" + "; ".join(f"{k}: {theirs.get(k)!r} in the checkpoint, "
+                                                                  f"{mine.get(k)!r} given" for k in differ) +
+                             "): resume with the checkpoint's configuration, or start a new checkpoint")
+        return
+    with open(checkpoint, "rb") as f:
+        header = f.read(64)
+    if given.to_bytes()[24:48] != header[24:48]:
+        raise ValueError(f"track: resume=True: {os.fspath(checkpoint)} holds {loaded!r}, another configuration than "
+                         f"the state given, {given!r}: resume with the checkpoint's configuration, or start a new "
+                         "checkpoint")
+
+
 def _track_pass(batches, tracker, checkpoint, every, report_every, on_report, row_index, skip):
     index = 0  # batches so far, skipped ones included: reports and checkpoints fall on the
     seen_rows = 0  # same batches in a resumed run as in an uninterrupted one
+    # Rows are numbered in the stream (error messages, Monte-Carlo draws) unless the batches
+    # carry their index: from the rows the state held before this pass (its n, less the rows
+    # a resume skips again), so every state numbers them alike, whatever its update's default.
+    base = int(getattr(tracker, "n", 0)) - skip
     takes_labels = _takes_labels(tracker)
     for item in batches:
         images, labels, first_row = _split(item, row_index)
@@ -196,7 +227,7 @@ def _track_pass(batches, tracker, checkpoint, every, report_every, on_report, ro
                                  f"{seen_rows}..{seen_rows + rows - 1}: the batches differ from the first run")
             seen_rows += rows
             continue
-        kwargs = {} if first_row is None else {"first_row": int(first_row)}
+        kwargs = {"first_row": int(base + seen_rows if first_row is None else first_row)}
         if labels is None or not takes_labels:
             tracker.update(images, **kwargs)
         else:

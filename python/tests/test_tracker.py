@@ -117,6 +117,57 @@ def test_track_checkpoints_and_resumes_after_a_crash(data, tmp_path):
     assert seen == [(200, 2), (400, 4)]
 
 
+def test_track_resume_refuses_another_configuration_and_numbers_rows_in_the_stream(data, tmp_path):
+    """Resuming is exact or refused: track(..., resume=True) with a state configured otherwise
+    than the checkpoint's (classes, D, noises; a verified state's rank) raises ValueError naming
+    both, before any batch is read and with the checkpoint untouched; before, it went on with
+    the checkpoint's configuration and returned it silently. And every state's rows are numbered
+    in the stream (an accumulator's update numbers from 0 by default: track says where a batch
+    starts), also when the state held rows before."""
+    x, y = data
+    pairs = [(x[a:a + SIZE], y[a:a + SIZE]) for a in range(0, 400, SIZE)]
+    ckpt = str(tmp_path / "m.ckpt")
+    recalign.track(pairs, recalign.MomentAccumulator(196, classes=10), checkpoint=ckpt)
+    saved = open(ckpt, "rb").read()
+
+    def never():
+        raise AssertionError("a batch was read")
+        yield
+
+    for other, words in ((recalign.MomentAccumulator(196, classes=5), ["classes=5", "classes=10"]),
+                         (recalign.MomentAccumulator(195, classes=10), ["dim=195", "dim=196"]),
+                         (recalign.MomentAccumulator(196), ["another configuration"])):
+        with pytest.raises(ValueError, match="another configuration") as e:
+            recalign.track(never(), other, checkpoint=ckpt, resume=True)
+        assert all(w in str(e.value) for w in words), str(e.value)
+        assert open(ckpt, "rb").read() == saved
+    same = recalign.track(pairs, recalign.MomentAccumulator(196, classes=10), checkpoint=ckpt, resume=True)
+    assert same.n == 400
+    t = str(tmp_path / "t.ckpt")
+    recalign.track(pairs, make_tracker(), checkpoint=t)
+    other = recalign.AlignmentTracker(196, 10, shape=(14, 14), noises=NOISES[:1])
+    with pytest.raises(ValueError, match="another configuration"):
+        recalign.track(never(), other, checkpoint=t, resume=True)
+    v = str(tmp_path / "v.ckpt")
+    recalign.track(pairs, recalign.VerifiedAlignment(196, 10, rank=8), checkpoint=v, passes=1)
+    with pytest.raises(ValueError, match="rank: 8 in the checkpoint, 9 given"):
+        recalign.track(never(), recalign.VerifiedAlignment(196, 10, rank=9), checkpoint=v, resume=True)
+    # Rows in the stream: a bad label in the third batch is row 200 + 7, for an accumulator too,
+    # and a state that held 400 rows before numbers its next batches from 400.
+    bad = [(xb, yb.copy()) for xb, yb in pairs]
+    bad[2][1][7] = 10
+    for state in (recalign.MomentAccumulator(196, classes=10), recalign.ClassMoments(196, 10), make_tracker()):
+        with pytest.raises(ValueError, match="row 207: label 10"):
+            recalign.track(bad, state)
+    fd = recalign.FrequentDirections(196, 20)
+    recalign.track([p[0] for p in pairs], fd)
+    nan = x[:SIZE].copy()
+    nan[5, 3] = np.nan
+    with pytest.raises(ValueError, match="row 405, column 3"):
+        recalign.track([nan], fd)
+    assert fd.n == 400
+
+
 def test_tracker_bad_batches_name_global_rows_and_change_nothing(data):
     x, y = data
     t = run(make_tracker(), x, y, 0, 300)
