@@ -393,6 +393,8 @@ class VerifiedDenoising(_VerifiedRun):
         try:
             r = _recalign.DenoisingRefinement.from_bytes(chunk, source)
         except _recalign.FileError as e:  # its offset counted in the state's bytes
+            if e.offset is None:  # not of the bytes (a spill file it could not make): as it is
+                raise
             raise _file_error(source, offset + e.offset, str(e).split(": ", 2)[-1]) from None
         if self._pass < passes or self._verify is not None:
             ok = not r.ended and (r.reading == (self._pass > passes)) and r.passes == max(0, self._pass - passes)

@@ -279,6 +279,9 @@ def test_missing_checkpoint_file(tmp_path):
     # no byte of it to name: offset None, and the message does not invent one
     assert e.value.file.endswith("missing.ckpt") and e.value.offset is None, e.value.offset
     assert str(e.value) == f"{e.value.file}: cannot open checkpoint for reading", str(e.value)
+    with pytest.raises(recalign.FileError) as e:
+        recalign.MomentAccumulator.load(str(tmp_path))
+    assert e.value.offset is None and str(e.value) == f"{tmp_path}: is a directory, not a checkpoint file"
 
 
 @pytest.mark.parametrize("name", [n for n in STATES if n != "moments_dense"])

@@ -446,6 +446,12 @@ def test_refinement_close_failing_disk_changes_nothing(tmp_path, monkeypatch):
         assert st.to_bytes() == before, p
         st.next_pass()
         assert st._refinement.reading and st.to_bytes() == want.to_bytes(), p
+    # Loading a state whose pass is being read spills it too: without the directory that is an
+    # error of the directory, not of the bytes (no offset), raised as it is.
+    monkeypatch.setenv("TMPDIR", missing)
+    with pytest.raises(recalign.FileError, match="no-such-dir") as e:
+        recalign.VerifiedDenoising.from_bytes(st.to_bytes())
+    assert e.value.offset is None and "byte offset" not in str(e.value), str(e.value)
 
 
 def test_older_formats_load_or_are_refused_as_older():

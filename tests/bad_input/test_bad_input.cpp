@@ -543,6 +543,14 @@ TEST_CASE("checkpoint load_file: errors name the file; the file and the state ar
         CHECK_FALSE(e.offset().has_value());
         CHECK_THAT(std::string(e.what()), StartsWith(path + ".missing: cannot open"));
     }
+    // A directory opens as a stream whose reads fail: said as what it is, not as a truncated file.
+    try {
+        checkpoint::load_file<moment_accumulator>(tmpl);
+        FAIL("a directory loaded");
+    } catch (const file_error& e) {
+        CHECK_FALSE(e.offset().has_value());
+        CHECK(std::string(e.what()) == std::string(tmpl) + ": is a directory, not a checkpoint file");
+    }
     ::unlink(path.c_str());
     ::rmdir(tmpl);
 }

@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <system_error>
 
 #include "recalign/core/errors.hpp"
 #include "recalign/core/serial.hpp"
@@ -101,6 +103,8 @@ T load_range(int fd, std::uint64_t offset, std::uint64_t size, const std::string
 
 template <class T>
 T load_file(const std::string& path) {
+    std::error_code ec;  // an ifstream opens a directory, whose read then says "truncated"
+    if (std::filesystem::is_directory(path, ec)) throw file_error(path, "is a directory, not a checkpoint file");
     std::ifstream is(path, std::ios::binary);
     if (!is) throw file_error(path, "cannot open checkpoint for reading");
     return load_state<T>(is, path);
