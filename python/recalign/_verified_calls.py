@@ -6,8 +6,15 @@ from ._verified_kinds import _TRADEOFF_REFINE, VerifiedAlignment, VerifiedDenois
     VerifiedTradeoff
 
 
-def _run(state, batches, **track_options):
+def _run(name, state, batches, **track_options):
+    """track(batches, state, **track_options).report(); an option track does not take is the
+    caller's TypeError (a typo of one of its own keywords would otherwise be track()'s)."""
+    import inspect
     from .hooks import track
+    known = inspect.signature(track).parameters
+    for key in track_options:
+        if key not in known or key in ("batches", "tracker"):
+            raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
     return track(batches, state, **track_options).report()
 
 
@@ -30,7 +37,7 @@ def verified_align(batches, classes, *, dim=None, method="nystrom", rank, passes
     state = VerifiedAlignment(dim or _first_dim(batches), classes, method=method, rank=rank, passes=passes, seed=seed,
                               center=center, measure=measure, tolerance=tolerance, memory=memory,
                               precision=precision, test_matrix=test_matrix)
-    return _run(state, batches, **track_options)
+    return _run("verified_align", state, batches, **track_options)
 
 
 def verified_spectrum(batches, *, dim=None, method="nystrom", rank, passes=1, seed=0, center="centered", tolerance=None,
@@ -42,7 +49,7 @@ def verified_spectrum(batches, *, dim=None, method="nystrom", rank, passes=1, se
     state = VerifiedSpectrum(dim or _first_dim(batches), method=method, rank=rank, passes=passes, seed=seed,
                              center=center, tolerance=tolerance, memory=memory, precision=precision,
                              test_matrix=test_matrix)
-    return _run(state, batches, **track_options)
+    return _run("verified_spectrum", state, batches, **track_options)
 
 
 def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=None, method="nystrom", rank, passes=None,
@@ -60,7 +67,7 @@ def verified_denoise(batches, noises, classes, *, shape=None, layout="hwc", dim=
     state = VerifiedDenoising(dim, classes, noises, shape=shape, layout=layout, method=method, rank=rank, passes=passes,
                               seed=seed, center=center, measure=measure, refine=refine, tolerance=tolerance,
                               memory=memory, precision=precision, test_matrix=test_matrix)
-    return _run(state, batches, **track_options)
+    return _run("verified_denoise", state, batches, **track_options)
 
 
 def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom", rank, passes=1, seed=0,
@@ -73,7 +80,7 @@ def verified_tradeoff(batches, lambdas, k, classes, *, dim=None, method="nystrom
     state = VerifiedTradeoff(dim or _first_dim(batches), classes, lambdas, k, method=method, rank=rank, passes=passes,
                              seed=seed, center=center, refine=refine, tolerance=tolerance, memory=memory,
                              precision=precision, test_matrix=test_matrix)
-    return _run(state, batches, **track_options)
+    return _run("verified_tradeoff", state, batches, **track_options)
 
 
 def _first_dim(batches):

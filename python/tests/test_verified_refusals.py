@@ -94,6 +94,11 @@ def test_wrong_types_refused_before_reading():
     refused(lambda s: recalign.verified_align(s, 4, dim=48, rank=5.5), r"rank must be an integer, got 5.5", TypeError)
     refused(lambda s: recalign.verified_align(s, 4, dim=48, rank=5, memory="4"), r"memory must be .*got '4'")
     refused(lambda s: recalign.verified_align(s, 4, dim=48, rank=5, memory=0), r"memory must be .*got 0")
+    # a typo of a keyword is the function's own TypeError, not track()'s (which the rest go to)
+    for call, kwargs in ((recalign.verified_align, dict(classes=4)), (recalign.verified_spectrum, {}),
+                         (recalign.verified_tradeoff, dict(lambdas=[1.0], k=2, classes=4))):
+        refused(lambda s: call(s, dim=48, rank=5, methd="fd", **kwargs),
+                rf"^{call.__name__}\(\) got an unexpected keyword argument 'methd'$", TypeError)
 
 
 def test_dim_read_off_the_first_batch_only():
