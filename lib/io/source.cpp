@@ -259,7 +259,7 @@ void data_source::open_images() {
             } catch (const std::exception& e) {
                 if (!options_.skip_unreadable)
                     throw input_error("sample " + std::to_string(i) + ": " + e.what() +
-                                      " (--skip-unreadable skips such files)");
+                                      " (--skip-unreadable, in Python skip_unreadable=True, skips such files)");
             }
         }
     }
