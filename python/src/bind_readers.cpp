@@ -27,8 +27,10 @@ py::tuple next_batch(reader& r) {
         std::lock_guard<std::mutex> lock(r.m);
         py::gil_scoped_release nogil;  // decoding runs in C++ threads
         if (r.src->position() == 0) r.skipped.clear();
-        more = r.src->next(r.batch);
-        if (more) r.skipped.insert(r.skipped.end(), r.batch.skipped.begin(), r.batch.skipped.end());
+        do {  // a batch whose files skip_unreadable all left out is not one: its files are recorded
+            more = r.src->next(r.batch);
+            if (more) r.skipped.insert(r.skipped.end(), r.batch.skipped.begin(), r.batch.skipped.end());
+        } while (more && r.batch.rows == 0);
     }
     if (!more) throw py::stop_iteration();
     const io::source_batch& b = r.batch;

@@ -135,3 +135,10 @@ def test_unreadable_files(tmp_path):
     data = recalign.ImageFolder(root, skip_unreadable=True, batch=2)
     assert sum(len(x) for x, _ in data) == 3
     assert [(i, os.path.basename(p)) for i, p, _ in data.skipped_files] == [(2, "2.png")]
+    # A batch whose every file is skipped is not yielded as an empty one (its files recorded).
+    with open(os.path.join(root, "a", "3.png"), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    for batch in (1, 3):  # the last batch (3.png) or the middle one (2.png) is all skipped
+        data = recalign.ImageFolder(root, skip_unreadable=True, batch=batch)
+        assert [len(x) for x, _ in data] == ([1, 1] if batch == 1 else [2]), batch
+        assert [os.path.basename(p) for _, p, _ in data.skipped_files] == ["2.png", "3.png"], batch
