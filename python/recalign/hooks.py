@@ -189,12 +189,13 @@ def _track(batches, tracker, checkpoint, every, resume, report_every, on_report,
 def _check_same_run(checkpoint, given, loaded):
     """Resuming is exact or refused: the state given must be configured as the checkpoint's
     (a resume that took the checkpoint's configuration instead would analyse something else
-    than asked, silently). Python's verified states compare their configuration; the
-    library's, the dimension, auxiliary size (e.g. classes) and configuration hash of their
-    checkpoint header (bytes 24..48), as a merge or the CLI's --resume would."""
-    mine, theirs = getattr(given, "_config", None), getattr(loaded, "_config", None)
-    if mine is not None or theirs is not None:
-        differ = [k for k in sorted(set(mine or {}) | set(theirs or {})) if (mine or {}).get(k) != (theirs or {}).get(k)]
+    than asked, silently). Python's verified states compare the arguments their bytes
+    record (_args: what load rebuilds them from); the library's, the dimension, auxiliary size
+    (e.g. classes) and configuration hash of their checkpoint header (bytes 24..48), as a merge
+    or the CLI's --resume would. `loaded` is of given's type (load is type(given)'s)."""
+    if hasattr(given, "_args"):
+        mine, theirs = given._args(), loaded._args()
+        differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
         if differ:
             raise ValueError(f"track: resume=True: {os.fspath(checkpoint)} holds a run of another configuration "
                              "than the state given (" + "; ".join(f"{k}: {theirs.get(k)!r} in the checkpoint, "

@@ -152,6 +152,12 @@ def test_track_resume_refuses_another_configuration_and_numbers_rows_in_the_stre
     recalign.track(pairs, recalign.VerifiedAlignment(196, 10, rank=8), checkpoint=v, passes=1)
     with pytest.raises(ValueError, match="rank: 8 in the checkpoint, 9 given"):
         recalign.track(never(), recalign.VerifiedAlignment(196, 10, rank=9), checkpoint=v, resume=True)
+    vd = str(tmp_path / "vd.ckpt")
+    recalign.track(pairs, recalign.VerifiedDenoising(196, 10, ["mask:patch=2x2,ratio=0.5"], shape=(14, 14), rank=8),
+                   checkpoint=vd, passes=1)
+    with pytest.raises(ValueError, match="noises: .*ratio=0.5.* in the checkpoint, .*ratio=0.75.* given"):
+        recalign.track(never(), recalign.VerifiedDenoising(196, 10, ["mask:patch=2x2,ratio=0.75"], shape=(14, 14),
+                                                           rank=8), checkpoint=vd, resume=True)
     # Rows in the stream: a bad label in the third batch is row 200 + 7, for an accumulator too,
     # and a state that held 400 rows before numbers its next batches from 400.
     bad = [(xb, yb.copy()) for xb, yb in pairs]
