@@ -140,9 +140,12 @@ held_labels as_labels(py::handle obj, std::uint64_t first_row) {
         if (k == 'u' && a.itemsize() == 8) {
             // uint64 would wrap in int64: refuse values above its range, naming the row.
             py::object big = numpy().attr("flatnonzero")(a.attr("__gt__")(py::int_(INT64_MAX)));
-            if (py::len(big) > 0)
-                throw py::value_error("labels: row " + std::to_string(first_row + big[py::int_(0)].cast<std::uint64_t>()) +
-                                      ": class id out of range");
+            if (py::len(big) > 0) {
+                const auto at = big[py::int_(0)].cast<std::uint64_t>();
+                throw py::value_error("labels: row " + std::to_string(first_row + at) + ": class id " +
+                                      std::to_string(a.attr("__getitem__")(at).cast<std::uint64_t>()) +
+                                      " is out of range (class ids are at most 2^63 - 1)");
+            }
         }
         a = numpy().attr("ascontiguousarray")(a, py::arg("dtype") = "int64").cast<py::array>();
     }

@@ -161,7 +161,7 @@ def test_wrong_dtype(name, case):
 def test_label_out_of_range(name, label, dtype):
     y = Y[HALF:HALF + B].astype(dtype)
     y[6] = label
-    match = [f"row {HALF + 6}"] + ([f"label {label}"] if label < 2 ** 62 else [])
+    match = [f"row {HALF + 6}"] + ([f"label {label}"] if label < 2 ** 62 else [f"class id {label} is out of range"])
     refused_then_continues(name, lambda o: o.update(X[HALF:HALF + B], y, first_row=HALF), match)
 
 
