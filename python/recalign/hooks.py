@@ -190,9 +190,9 @@ def _check_same_run(checkpoint, given, loaded):
     """Resuming is exact or refused: the state given must be configured as the checkpoint's
     (a resume that took the checkpoint's configuration instead would analyse something else
     than asked, silently). Python's verified states compare the arguments their bytes
-    record (_args: what load rebuilds them from); the library's, the dimension, auxiliary size
-    (e.g. classes) and configuration hash of their checkpoint header (bytes 24..48), as a merge
-    or the CLI's --resume would. `loaded` is of given's type (load is type(given)'s)."""
+    record (_args: what load rebuilds them from); the library's, what their checkpoint header
+    records of it (_configuration: D, auxiliary size such as classes, configuration hash).
+    `loaded` is of given's type (load is type(given)'s)."""
     if hasattr(given, "_args"):
         mine, theirs = given._args(), loaded._args()
         differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
@@ -202,9 +202,7 @@ def _check_same_run(checkpoint, given, loaded):
                                                                   f"{mine.get(k)!r} given" for k in differ) +
                              "): resume with the checkpoint's configuration, or start a new checkpoint")
         return
-    with open(checkpoint, "rb") as f:
-        header = f.read(64)
-    if given.to_bytes()[24:48] != header[24:48]:
+    if given._configuration != loaded._configuration:
         raise ValueError(f"track: resume=True: {os.fspath(checkpoint)} holds {loaded!r}, another configuration than "
                          f"the state given, {given!r}: resume with the checkpoint's configuration, or start a new "
                          "checkpoint")

@@ -164,6 +164,15 @@ void add_state_methods(Cls& cls, const char* name) {
         .def_property_readonly("dim", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.dim()); }); },
                                "Dimension D of a row.")
         .def_property_readonly("empty", [](const G& g) { return locked(g, [](const T& o) { return o.empty(); }); }, "True before the first sample.")
+        .def_property_readonly("_configuration",
+                               [](const G& g) {  // a std::tuple: locked() runs without the GIL
+                                   return locked(g, [](const T& o) {
+                                       return std::make_tuple(std::uint64_t(o.dim()), std::uint64_t(o.aux_dim()),
+                                                              std::uint64_t(o.config_hash()));
+                                   });
+                               },
+                               "(D, auxiliary size, configuration hash): what a checkpoint's header records of the\n"
+                               "state's configuration (recalign.track compares it when resuming).")
         .def("__len__", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.n()); }); })
         .def("copy", [](const G& g) { return locked(g, [](const T& o) { return std::make_unique<G>(T(o)); }); },
              "An independent copy of the state.")
