@@ -52,18 +52,20 @@ def _check_order(path, order):
 
 def _write_atomic(path, text):
     """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints);
-    `text` is a str (UTF-8) or bytes. An existing pipe, FIFO, socket or device (/dev/null, a
+    `text` is a str (UTF-8), bytes, or a callable given the file's write (binary) to write with
+    (a state written as it makes its bytes: recalign.VerifiedAlignment & co.). An existing pipe, FIFO, socket or device (/dev/null, a
     consumer's FIFO) is written in place, as the library's atomic_writer does: renaming onto it
     would replace the device node itself. A symbolic link stays a link: the file it names is
     replaced."""
-    binary = isinstance(text, (bytes, bytearray))
+    binary = isinstance(text, (bytes, bytearray)) or callable(text)
+    fill = text if callable(text) else lambda write: write(text)
     try:
         mode = os.stat(path).st_mode
     except OSError:
         mode = 0
     if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode):
         with open(path, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            f.write(text)
+            fill(f.write)
         return
     if os.path.islink(path) and os.path.exists(path):
         path = os.path.realpath(path)  # a link stays a link: the file it names is replaced
@@ -71,7 +73,7 @@ def _write_atomic(path, text):
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            f.write(text)
+            fill(f.write)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -376,12 +376,12 @@ class VerifiedDenoising(_VerifiedRun):
         # A copy joined to the carried statistics: the state is unchanged (report() may be asked again).
         return self._refinement.verified(None if self._closed() else self._verify.finish(self._config["center"]))
 
-    def _carried_bytes(self):
-        return self._refinement.to_bytes() if self._refinement is not None else b""
+    def _carried(self):
+        return self._refinement
 
-    def _load_carried(self, chunk, offset, version, source):
+    def _load_carried(self, load, offset, size, version, source):
         if self._refinement is None:
-            return super()._load_carried(chunk, offset, version, source)
+            return super()._load_carried(load, offset, size, version, source)
         passes = self._config["passes"]
         if version < 2:
             if self._pass > passes:
@@ -390,12 +390,7 @@ class VerifiedDenoising(_VerifiedRun):
                                   "directions: run again from the start, or from a checkpoint taken before the "
                                   "first refinement pass")
             return
-        try:
-            r = _recalign.DenoisingRefinement.from_bytes(chunk, source)
-        except _recalign.FileError as e:  # its offset counted in the state's bytes
-            if e.offset is None:  # not of the bytes (a spill file it could not make): as it is
-                raise
-            raise _file_error(source, offset + e.offset, str(e).split(": ", 2)[-1]) from None
+        r = load(_recalign.DenoisingRefinement)  # its errors name the file offset
         if self._pass < passes or self._verify is not None:
             ok = not r.ended and (r.reading == (self._pass > passes)) and r.passes == max(0, self._pass - passes)
             if ok and r.reading:

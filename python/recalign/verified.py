@@ -23,12 +23,16 @@ recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical m
 import io
 import json
 import math
+import os
+import stat
 import struct
 
 import numpy as np
 
 from . import _recalign
 from ._order import _write_atomic
+from ._verified_io import _BytesSource, _FileSource, _MissingCorruption, _file_error, _signature, \
+    _with_corruptions
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedSpectrumResult, VerifiedTradeoffResult
 
@@ -44,12 +48,6 @@ _MAGIC = b"RAPYVERI"
 # says why) and a trade-off from before the CG passes (two passes on the diagonal of Sxx:
 # refused as of an older format); version-1 trade-offs written with `refine` load.
 _VERSION = 2
-
-
-def _file_error(source, offset, message):
-    e = _recalign.FileError(f"{source}: byte offset {offset}: {message}")
-    e.file, e.offset = source, offset
-    return e
 
 
 class _VerifiedRun:
@@ -270,13 +268,19 @@ class _VerifiedRun:
         accumulator gone): VerifiedDenoising's incremental refinement."""
         return False
 
-    def _carried_bytes(self):
-        """What the state carries between its passes beside its parts (to_bytes' last part)."""
-        return b""
+    def _carried(self):
+        """What the state carries between its passes beside its parts (to_bytes' last part: an
+        object with to_bytes, _write_to and _framed_size), or None."""
+        return None
 
-    def _load_carried(self, chunk, offset, version, source):
-        """Sets what _carried_bytes() saved (version 1 states have none; offset: where it starts)."""
-        if chunk:
+    def _carried_bytes(self):
+        c = self._carried()
+        return b"" if c is None else c.to_bytes()
+
+    def _load_carried(self, load, offset, size, version, source):
+        """Sets what _carried() saved: `size` bytes at `offset`, load(kind) reads them as a `kind`
+        (version 1 states have none)."""
+        if size:
             raise _file_error(source, offset, f"a {type(self).__name__} carries nothing between its passes")
 
     def _tolerance_met(self):
@@ -387,26 +391,41 @@ class _VerifiedRun:
         self._verify = parts[2 + nb + nm]
         self._mc_basis = parts[3 + nb + nm:] if self._verify is not None else []
 
-    def _part_from_bytes(self, i, chunk):
-        """Part i of _parts() from its bytes (Monte-Carlo sketches get their corruption again)."""
+    def _part_from(self, i, load, kind):
+        """Part i of _parts() read by load(kind, **options): `kind` is the fresh part's type (None:
+        the verification's RestrictedMoments); Monte-Carlo sketches get their corruption again."""
         nb, nm = len(self._blocks), len(self._mc)
         j = i - 2 - nb if i < 2 + nb + nm else i - 3 - nb - nm
         if 2 + nb <= i < 2 + nb + nm or i > 2 + nb + nm:
-            return _recalign.MonteCarloSketch.from_bytes(chunk, **self._monte_carlo()[j][2])
-        fresh = self._parts()[i]
-        return (type(fresh) if fresh is not None else _recalign.RestrictedMoments).from_bytes(chunk)
+            return load(_recalign.MonteCarloSketch, **self._monte_carlo()[j][2])
+        return load(kind if kind is not None else _recalign.RestrictedMoments)
+
+    def _write(self, write):
+        """to_bytes()'s bytes handed to write() as they are made: a header (magic, version,
+        configuration as JSON, pass), then each part's own checkpoint bytes after their u64 length
+        (validated on load), a part's large arrays straight from the state. save() writes a file so,
+        never holding a copy of the state in memory beside it."""
+        head = json.dumps({"config": self._config, "args": self._args(), "pass": self._pass}).encode()
+        write(_MAGIC + struct.pack("<II", _VERSION, len(head)) + head)
+        for p in self._parts() + [self._carried()]:
+            size = 0 if p is None else p._framed_size
+            write(struct.pack("<Q", size))
+            if p is not None:
+                written = [0]
+
+                def counted(piece):
+                    written[0] += len(piece)
+                    write(piece)
+                p._write_to(counted)
+                if written[0] != size:
+                    raise RuntimeError(f"a {type(p).__name__} changed size while it was written ({written[0]} bytes "
+                                       f"where {size} were counted)")
 
     def to_bytes(self):
         """The state as bytes: a header (magic, version, configuration as JSON, pass) and each
         part's own checkpoint bytes (validated on load)."""
-        head = json.dumps({"config": self._config, "args": self._args(), "pass": self._pass}).encode()
         out = io.BytesIO()
-        out.write(_MAGIC + struct.pack("<II", _VERSION, len(head)) + head)
-        for p in self._parts():
-            data = b"" if p is None else p.to_bytes()
-            out.write(struct.pack("<Q", len(data)) + data)
-        carried = self._carried_bytes()
-        out.write(struct.pack("<Q", len(carried)) + carried)
+        self._write(out.write)
         return out.getvalue()
 
     @classmethod
@@ -414,17 +433,22 @@ class _VerifiedRun:
         """Rebuild a state from to_bytes() output; bad bytes raise recalign.FileError.
         corruptions: the recalign.Corruption objects of a state with Python corruptions (matched
         by name, draws and seed; ValueError when one is missing)."""
-        data = bytes(data)
-        if data[:8] != _MAGIC:
+        return cls._read(_BytesSource(data, source), corruptions)
+
+    @classmethod
+    def _read(cls, src, corruptions):
+        source = src.source
+        magic = src.read(0, 16)
+        if magic[:8] != _MAGIC:
             raise _file_error(source, 0, "not a verified sketch state (bad magic)")
-        if len(data) < 16:
-            raise _file_error(source, len(data), "truncated header")
-        version, size = struct.unpack_from("<II", data, 8)
+        if len(magic) < 16:
+            raise _file_error(source, len(magic), "truncated header")
+        version, size = struct.unpack_from("<II", magic, 8)
         if version not in (1, _VERSION):
             raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads versions "
                                          f"1 and {_VERSION})")
         try:
-            head = json.loads(data[16:16 + size])
+            head = json.loads(src.read(16, min(size, src.size)))
             if version == 1 and head["config"]["kind"] == "VerifiedTradeoff" and "refine" not in head["args"]:
                 raise _file_error(source, 8, "a VerifiedTradeoff of the older format version 1 (two verification "
                                              "passes on the diagonal of Sxx, before the CG passes of version "
@@ -441,39 +465,46 @@ class _VerifiedRun:
         if state._config != head["config"]:
             raise _file_error(source, 16, "configuration disagrees with the header")
         offset, parts, first = 16 + size, [], 2 + len(state._blocks) + len(state._mc)
-        def chunk_at(offset):  # a u64 length, then that many bytes: (offset of the bytes, the bytes)
-            if offset + 8 > len(data):
-                raise _file_error(source, offset, "truncated")
-            (length,) = struct.unpack_from("<Q", data, offset)
-            offset += 8
-            if offset + length > len(data):
-                raise _file_error(source, offset, "truncated")
-            return offset, data[offset:offset + length]
 
-        for i, fresh in enumerate(state._parts()):
-            offset, chunk = chunk_at(offset)
-            length = len(chunk)
+        def length_at(offset):  # a u64 length, then that many bytes: (offset of the bytes, their length)
+            if offset + 8 > src.size:
+                raise _file_error(source, offset, "truncated")
+            (length,) = struct.unpack("<Q", src.read(offset, 8))
+            offset += 8
+            if offset + length > src.size:
+                raise _file_error(source, offset, "truncated")
+            return offset, length
+
+        # What each fresh part is, then the fresh parts let go: each saved part is read into a state
+        # that no longer holds its fresh twin (one state in memory, not two).
+        fresh = [None if p is None else (type(p), _signature(p, i > first)) for i, p in enumerate(state._parts())]
+        state._set_parts([None] * len(fresh))
+        mc = 2 + len(state._blocks)  # the first Monte-Carlo sketch's part
+        for i, like in enumerate(fresh):
+            offset, length = length_at(offset)
             part = None
-            if i < first and fresh is None:  # a part the kind does not hold (VerifiedSpectrum's labels)
+            if i < first and like is None:  # a part the kind does not hold (VerifiedSpectrum's labels)
                 if length:
                     raise _file_error(source, offset, f"part {i} holds bytes a {kind.__name__} does not have")
             elif i < first or length:  # the verification pass's parts are empty before it
-                part = state._part_from_bytes(i, chunk)
-                like = fresh if fresh is not None else state._mc[i - first - 1] if i > first else part
+                part = state._part_from(i, lambda k, **options: src.load(k, offset, length, **options),
+                                        like[0] if like else None)
+                if like is None:  # a Monte-Carlo sketch on the basis: as its noise's first-pass sketch
+                    like = (None, _signature(parts[mc + i - first - 1], True)) if i > first else \
+                        (None, _signature(part))
                 if i == 0 and isinstance(part, _recalign.FrequentDirections) and \
                         part.ell == _recalign.frequent_directions_legacy_ell(state._config["rank"], state.dim):
-                    like = _recalign.FrequentDirections(state.dim, part.ell)  # begun before the default ell
-                if _signature(part, i > first) != _signature(like, i > first) or part.dim != state.dim or \
+                    like = (None, _signature(_recalign.FrequentDirections(state.dim, part.ell)))  # begun before the default ell
+                if _signature(part, i > first) != like[1] or part.dim != state.dim or \
                         (i > first and part.ranges):
                     raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")
             parts.append(part)
             offset += length
-        carried = None
+        carried = (16, 0)
         if version >= 2:
-            offset, chunk = chunk_at(offset)
-            carried = (chunk, offset)
-            offset += len(chunk)
-        if offset != len(data):
+            carried = length_at(offset)
+            offset = sum(carried)
+        if offset != src.size:
             raise _file_error(source, offset, "unexpected bytes after the state")
         passes, pass_ = state._config["passes"], head.get("pass")
         verifying = [p is not None for p in parts[first:]]
@@ -490,7 +521,7 @@ class _VerifiedRun:
             raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         state._set_parts(parts)
         state._pass = pass_
-        state._load_carried(*(carried or (b"", 16)), version, source)
+        state._load_carried(lambda k: src.load(k, *carried), *carried, version, source)
         if state._pass >= passes and state._verify is None and not state._closed():
             raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         if not state.finished:  # it will read on: the disk its passes need, as a new state's
@@ -498,14 +529,18 @@ class _VerifiedRun:
         return state
 
     def save(self, path):
-        """Atomic checkpoint file (temporary file in the same directory, fsync, rename)."""
-        _write_atomic(path, self.to_bytes())
+        """Atomic checkpoint file (temporary file in the same directory, fsync, rename), written
+        part by part as the state makes its bytes: no copy of the state in memory beside it."""
+        _write_atomic(path, self._write)
 
     @classmethod
     def load(cls, path, corruptions=None):
-        """A state saved by save(); errors name the file and byte offset. corruptions: as from_bytes."""
+        """A state saved by save(); errors name the file and byte offset. corruptions: as from_bytes.
+        Each part is read where it lies in the file (a pipe is read whole first)."""
         with open(path, "rb") as f:
-            return cls.from_bytes(f.read(), str(path), corruptions)
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return cls.from_bytes(f.read(), str(path), corruptions)
+            return cls._read(_FileSource(f.fileno(), str(path)), corruptions)
 
     def copy(self):
         """An independent copy of the state."""
@@ -546,43 +581,6 @@ def _require_memory(state, method, dim, classes, rank, passes, memory):
             raise ValueError(f"{what}: method={method!r} needs about {_gib(need)} for D = {dim} and C = {classes} "
                              f"(rank {rank}, {columns} verified directions; {has} {_gib(budget)}): use a smaller rank" +
                              (" or fewer passes (block Krylov keeps every pass's block)" if blocks > 1 else ""))
-
-
-def _signature(part, on_basis=False):
-    """The configuration of a part, as far as its properties tell (its checkpoint header checks the
-    rest); on_basis: a Monte-Carlo sketch on the verification basis, compared with the noise's
-    first-pass sketch (its Ω is the basis, checked against the restricted moments' by the report)."""
-    names = {"FrequentDirections": ("dim", "ell"), "NystromSketch": ("dim", "rank", "width"),
-             "ClassMoments": ("dim", "classes"), "PatchBlocks": ("dim", "shape", "patch", "layout"),
-             "RestrictedMoments": ("dim", "has_labels"),
-             "MonteCarloSketch": ("dim", "name", "draws", "seed") + (() if on_basis else ("columns", "ranges"))}
-    return (type(part).__name__,) + tuple(getattr(part, a) for a in names[type(part).__name__])
-
-
-class _MissingCorruption(ValueError):
-    pass
-
-
-def _with_corruptions(args, corruptions):
-    """The constructor arguments of a state, with every Python corruption (saved as its name, draws
-    and seed) replaced by the matching recalign.Corruption of `corruptions`."""
-    if not any(isinstance(n, dict) for n in args.get("noises") or []):
-        return args
-    if corruptions is not None and not isinstance(corruptions, (list, tuple)):
-        corruptions = [corruptions]  # one Corruption given as itself
-    found = []
-    for n in args["noises"]:
-        if not isinstance(n, dict):
-            found.append(n)
-            continue
-        match = [c for c in corruptions or [] if (c.name, c.draws, c.seed) == (n["corruption"], n["draws"], n["seed"])]
-        if not match:
-            raise _MissingCorruption(
-                f"the state has the Python corruption '{n['corruption']}' (draws={n['draws']}, seed={n['seed']}), code "
-                "that is not saved with it: give it again, e.g. VerifiedDenoising.load(path, corruptions=[recalign."
-                f"Corruption(fn, '{n['corruption']}', draws={n['draws']}, seed={n['seed']})])")
-        found.append(match[0])
-    return dict(args, noises=found)
 
 
 def _from_bytes(data, corruptions=None):

@@ -19,6 +19,7 @@
 #include "recalign/core/errors.hpp"
 #include "gram_cache.hpp"
 #include "recalign/io/spill.hpp"
+#include "refinement_bytes.hpp"
 
 namespace recalign::python {
 
@@ -27,64 +28,7 @@ namespace {
 using blocks_g = guarded<patch_blocks>;
 using restricted_g = guarded<restricted_moments>;
 
-struct refinement_state {
-    std::optional<refinement_pass> next;          // the pass being read: R known, T read
-    std::optional<restricted_statistics> final_;  // the result, once the passes ended
-    vector_t curves;                              // the last restart's stopping curves
-    double change = std::numeric_limits<double>::quiet_NaN();
-    double estimate = std::numeric_limits<double>::quiet_NaN();  // the last restart's refinement_estimate
-    vector_t changes, estimates;  // every restart's change and estimate, in turn
-    std::uint64_t passes = 0;  // refinement passes started (each reads its new directions T)
-    bool stopped = false;      // the adaptive stop (or nothing new to read) ended the passes
-};
 using refinement_g = guarded<refinement_state>;
-
-// ---- bytes: [u64 version 3][u64 passes][u64 stopped][f64 change][curves][u64 has next]
-// [u64 carried][statistics][u64 has final][statistics][f64 estimate][known blocks of next]
-// [known blocks of final][every restart's change][their estimates]; statistics as the CLI's
-// checkpoint (verified_state.cpp): center, n, basis, sv, vsv, gram, svsv, cross (frame = gram on
-// load); known blocks (what the statistics know
-// of Vᵀ Bd V, restricted_statistics::blocks_known) as its put_known_blocks: [u64 count] then
-// [u64 geometry][u64 D][u64 n][matrix] each; the changes and estimates as vectors. Version 2 (no
-// known blocks, no history): loads with none known, as the CLI's RAVERIF4 (the next restart
-// sweeps the blocks in full), and NaN for each restart before. Version 1 (no estimate
-// either, the older rule's change): loads with both NaN, as the CLI's RAVERIF3.
-constexpr std::uint64_t bytes_version = 3;
-
-void put_u64(std::string& s, std::uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-void put_f64(std::string& s, double v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-void put_matrix(std::string& s, const matrix_t& m) {
-    put_u64(s, m.shape(0));
-    put_u64(s, m.shape(1));
-    if (m.size()) s.append(reinterpret_cast<const char*>(m.data()), m.size() * sizeof(double));
-}
-void put_vector(std::string& s, const vector_t& v) {
-    put_u64(s, v.size());
-    if (v.size()) s.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
-}
-void put_statistics(std::string& s, const restricted_statistics& r) {
-    put_u64(s, static_cast<std::uint64_t>(r.center));
-    put_u64(s, r.n);
-    for (const matrix_t* m : {&r.basis, &r.sv, &r.vsv, &r.gram, &r.svsv}) put_matrix(s, *m);
-    put_u64(s, r.cross ? 1 : 0);
-    if (r.cross) {
-        put_u64(s, static_cast<std::uint64_t>(r.cross->center));
-        put_u64(s, r.cross->n);
-        put_matrix(s, r.cross->sxy);
-        put_matrix(s, r.cross->syy);
-        put_vector(s, r.cross->class_counts);
-    }
-}
-
-void put_known_blocks(std::string& s, const restricted_statistics& r) {
-    put_u64(s, r.blocks_known.size());
-    for (const known_blocks& kb : r.blocks_known) {
-        put_u64(s, kb.geometry);
-        put_u64(s, kb.dim);
-        put_u64(s, kb.n);
-        put_matrix(s, kb.leading);
-    }
-}
 
 // v with x after its last element.
 vector_t appended(const vector_t& v, double x) {
@@ -92,200 +36,6 @@ vector_t appended(const vector_t& v, double x) {
     std::copy(v.begin(), v.end(), out.begin());
     out(v.size()) = x;
     return out;
-}
-
-struct refinement_reader {
-    const std::string& bytes;
-    std::string source;
-    std::size_t at = 0;
-    [[noreturn]] void fail(const std::string& what) const {
-        throw file_error(source, at, "DenoisingRefinement: " + what);
-    }
-    std::uint64_t u64() {
-        if (bytes.size() - at < 8) fail("truncated");
-        std::uint64_t v = 0;
-        std::memcpy(&v, bytes.data() + at, 8);
-        at += 8;
-        return v;
-    }
-    double f64() {
-        const std::uint64_t u = u64();
-        double v = 0;
-        std::memcpy(&v, &u, 8);
-        return v;
-    }
-    void doubles(double* out, std::uint64_t count) {
-        if (count > (bytes.size() - at) / 8) fail("truncated");
-        if (count) std::memcpy(out, bytes.data() + at, count * 8);  // an empty matrix's data() may be null
-        at += count * 8;
-    }
-    matrix_t matrix() {
-        const std::uint64_t rows = u64(), cols = u64();
-        const std::uint64_t count = checked_mul(rows, cols, "DenoisingRefinement matrix");
-        if (count > (bytes.size() - at) / 8) fail("truncated");
-        matrix_t m = xt::zeros<double>({static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
-        doubles(m.data(), count);
-        return m;
-    }
-    vector_t vector() {
-        const std::uint64_t n = u64();
-        if (n > (bytes.size() - at) / 8) fail("truncated");
-        vector_t v = xt::zeros<double>({static_cast<std::size_t>(n)});
-        doubles(v.data(), n);
-        return v;
-    }
-    centering center() {
-        const std::uint64_t c = u64();
-        if (c != static_cast<std::uint64_t>(centering::uncentered) && c != static_cast<std::uint64_t>(centering::centered))
-            fail("bad centering");
-        return static_cast<centering>(c);
-    }
-    // The matrix just read (it started at `where`) is rows x cols, or empty where `empty_ok`: the
-    // analyses and complete_pass index every part by the basis's D and K without checking.
-    void fits(const matrix_t& m, std::size_t where, std::size_t rows, std::size_t cols, bool empty_ok = false) {
-        if ((m.shape(0) == rows && m.shape(1) == cols) || (empty_ok && m.size() == 0)) return;
-        at = where;
-        fail("the statistics' matrices do not fit their basis (" + std::to_string(m.shape(0)) + " x " +
-             std::to_string(m.shape(1)) + " where " + std::to_string(rows) + " x " + std::to_string(cols) + ")");
-    }
-    // `carried`: a refinement pass's known statistics (D x K basis and Sxx V, the products only of
-    // its first `carried` columns, R); none: a whole pass's (K x K products).
-    restricted_statistics statistics(std::optional<std::uint64_t> carried = std::nullopt) {
-        restricted_statistics s;
-        s.center = center();
-        s.n = u64();
-        std::size_t where[5] = {};
-        std::size_t i = 0;
-        for (matrix_t* m : {&s.basis, &s.sv, &s.vsv, &s.gram, &s.svsv}) {
-            where[i++] = at;
-            *m = matrix();
-        }
-        const std::size_t d = s.basis.shape(0), m = s.basis.shape(1);
-        if (carried && *carried >= m) {  // a pass being read has new directions T (fresh(): D x (K − carried))
-            at = where[0];
-            fail("the carried statistics do not fit their basis (" + std::to_string(*carried) + " carried of " +
-                 std::to_string(m) + " columns: a pass being read has new directions)");
-        }
-        const std::size_t k = carried ? static_cast<std::size_t>(*carried) : m;
-        fits(s.sv, where[1], d, m);
-        fits(s.vsv, where[2], k, k);
-        fits(s.gram, where[3], k, k, true);  // before products(): none
-        fits(s.svsv, where[4], k, k, s.gram.size() == 0);
-        if (u64()) {
-            cross_moments c;
-            c.center = center();
-            c.n = u64();
-            const std::size_t sxy_at = at;
-            c.sxy = matrix();
-            fits(c.sxy, sxy_at, k, c.sxy.shape(1));
-            const std::size_t nc = c.sxy.shape(1), syy_at = at;
-            c.syy = matrix();
-            fits(c.syy, syy_at, nc, nc, true);  // class ids: Syy described by the class counts
-            const std::size_t counts_at = at;
-            c.class_counts = vector();
-            if (c.class_counts.size() != (c.syy.size() ? 0 : nc)) {
-                at = counts_at;
-                fail("the statistics' class counts do not fit their classes");
-            }
-            s.cross = std::move(c);
-        }
-        if (s.gram.size()) s.frame = std::make_shared<const matrix_t>(s.gram);
-        return s;
-    }
-    // What `s` (of dimension d) knows of Vᵀ Bd V: each square, at most k x k (the columns it may
-    // know: a pass being read's carried ones, a result's K), of s's D and n.
-    void known_blocks_of(restricted_statistics& s, std::size_t k, std::size_t d) {
-        const std::uint64_t count = u64();
-        if (count > (bytes.size() - at) / 32) fail("truncated");  // each entry holds at least 4 u64
-        std::vector<known_blocks> known;
-        for (std::uint64_t i = 0; i < count; ++i) {
-            known_blocks kb;
-            kb.geometry = u64();
-            kb.dim = u64();
-            kb.n = u64();
-            const std::size_t where = at;
-            kb.leading = matrix();
-            if (kb.leading.shape(0) != kb.leading.shape(1) || kb.leading.shape(0) > k || kb.dim != d || kb.n != s.n) {
-                at = where;
-                fail("the known patch blocks (" + std::to_string(kb.leading.shape(0)) + " x " +
-                     std::to_string(kb.leading.shape(1)) + ", D = " + std::to_string(kb.dim) + ", n = " +
-                     std::to_string(kb.n) + ") do not fit their statistics (" + std::to_string(k) +
-                     " known columns, D = " + std::to_string(d) + ", n = " + std::to_string(s.n) + ")");
-            }
-            known.push_back(std::move(kb));
-        }
-        s.blocks_known = std::move(known);
-    }
-};
-
-std::string to_bytes(const refinement_state& r) {
-    std::string s;
-    put_u64(s, bytes_version);
-    put_u64(s, r.passes);
-    put_u64(s, r.stopped ? 1 : 0);
-    put_f64(s, r.change);
-    put_vector(s, r.curves);
-    put_u64(s, r.next ? 1 : 0);
-    if (r.next) {
-        put_u64(s, r.next->carried);
-        refinement_pass whole = *r.next;  // read back from its spill files (a copy: the state stays spilled)
-        whole.restore();
-        whole.known.load_sv();
-        put_statistics(s, whole.known);
-    }
-    put_u64(s, r.final_ ? 1 : 0);
-    if (r.final_) put_statistics(s, *r.final_);
-    put_f64(s, r.estimate);
-    put_known_blocks(s, r.next ? r.next->known : restricted_statistics());
-    put_known_blocks(s, r.final_ ? *r.final_ : restricted_statistics());
-    put_vector(s, r.changes);
-    put_vector(s, r.estimates);
-    return s;
-}
-
-refinement_state from_bytes(const std::string& bytes, const std::string& source) {
-    refinement_reader in{bytes, source};
-    const std::uint64_t version = in.u64();
-    if (version < 1 || version > bytes_version) in.fail("unsupported version");
-    refinement_state r;
-    r.passes = in.u64();
-    r.stopped = in.u64() != 0;
-    r.change = in.f64();
-    r.curves = in.vector();
-    if (in.u64()) {
-        refinement_pass p;
-        const std::uint64_t carried = in.u64();
-        p.known = in.statistics(carried);  // checks carried <= K and every shape
-        p.carried = static_cast<std::size_t>(carried);
-        p.spill(io::spill_directory());  // as close() leaves a pass being read
-        r.next = std::move(p);
-    }
-    if (in.u64()) r.final_ = in.statistics();
-    if (version >= 2) r.estimate = in.f64();
-    else r.change = std::numeric_limits<double>::quiet_NaN();  // the older rule's: the new one needs two changes
-    if (version >= 3) {
-        restricted_statistics none;
-        in.known_blocks_of(r.next ? r.next->known : none, r.next ? r.next->carried : 0, r.next ? r.next->dim() : 0);
-        in.known_blocks_of(r.final_ ? *r.final_ : none, r.final_ ? r.final_->k() : 0, r.final_ ? r.final_->dim() : 0);
-        const std::size_t at = in.at;
-        r.changes = in.vector();
-        r.estimates = in.vector();
-        if (r.changes.size() != r.estimates.size() || r.changes.size() > r.passes + 1) {
-            in.at = at;
-            in.fail("the refinement history (" + std::to_string(r.changes.size()) + " changes, " +
-                    std::to_string(r.estimates.size()) + " estimates) does not fit its " + std::to_string(r.passes) +
-                    " refinement pass(es)");
-        }
-    } else {  // one restart per refinement pass started, and the one that stopped them: not known
-        const std::uint64_t restarts = std::min<std::uint64_t>(r.passes + (r.stopped ? 1 : 0), 1u << 20);
-        r.changes = xt::zeros<double>({static_cast<std::size_t>(restarts)});
-        r.changes.fill(std::numeric_limits<double>::quiet_NaN());
-        r.estimates = r.changes;
-    }
-    if (in.at != bytes.size()) in.fail("unexpected bytes after the state");
-    if (r.stopped && !r.final_) in.fail("stopped without its result");
-    if (r.next && r.final_) in.fail("both a pass being read and the result of the passes");
-    return r;
 }
 
 // What complete_pass and denoising_restart would refuse, checked before close() spends the
@@ -519,15 +269,39 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                                "Every restart's refinement_estimate, in turn (the last is `estimate`).")
         .def_property_readonly("curves", [](const refinement_g& g) { return to_numpy(locked(g, [](const refinement_state& s) { return s.curves; })); },
                                "The last restart's stopping curves.")
-        .def("to_bytes", [](const refinement_g& g) { return py::bytes(locked(g, [](const refinement_state& s) { return to_bytes(s); })); },
+        .def("to_bytes", [](const refinement_g& g) { return py::bytes(locked(g, [](const refinement_state& s) { return refinement_bytes(s); })); },
              "The state as bytes (the carried statistics and the result, bit for bit).")
+        .def("_write_to",
+             [](const refinement_g& g, const py::object& write) {
+                 locked(g, [&](const refinement_state& s) {
+                     write_to_python(write, [&s](const byte_sink& sink) { write_refinement(s, sink); });
+                 });
+             },
+             py::arg("write"),
+             "to_bytes()'s bytes handed to write(memoryview) in pieces, a pass being read's matrices copied from\n"
+             "their spill files by blocks (checkpoints in parts: never whole in memory).")
+        .def_property_readonly("_framed_size",
+                               [](const refinement_g& g) {
+                                   return locked(g, [](const refinement_state& s) { return write_refinement(s, byte_sink()); });
+                               },
+                               "len(to_bytes()), without the bytes.")
         .def_static("from_bytes",
-                    [](py::handle b, const std::string& source) {
-                        std::string bytes(bytes_like(b));
+                    [](py::handle b, const std::string& source, std::uint64_t at) {
+                        const py::bytes held = bytes_like(b);
+                        const std::string_view view = held;  // no copy: `held` (immutable) outlives the call
                         py::gil_scoped_release nogil;
-                        return std::make_unique<refinement_g>(from_bytes(bytes, source));
+                        return std::make_unique<refinement_g>(read_refinement({view, -1, at, view.size(), source}));
                     },
-                    py::arg("data"), py::arg("source") = "<bytes>", "The state from to_bytes(); bad bytes raise FileError.")
+                    py::arg("data"), py::arg("source") = "<bytes>", py::arg("at") = 0,
+                    "The state from to_bytes(); bad bytes raise FileError naming source at at + their offset in data.")
+        .def_static("_load_range",
+                    [](int fd, std::uint64_t offset, std::uint64_t size, const std::string& source) {
+                        py::gil_scoped_release nogil;
+                        return std::make_unique<refinement_g>(read_refinement({{}, fd, offset, size, source}));
+                    },
+                    py::arg("fd"), py::arg("offset"), py::arg("size"), py::arg("source"),
+                    "from_bytes() of bytes [offset, offset + size) of the open file fd, read where they lie (a pass\n"
+                    "being read's matrices straight into spill files); errors name source and the file offset.")
         .def("copy", [](const refinement_g& g) { return locked(g, [](const refinement_state& s) { return std::make_unique<refinement_g>(refinement_state(s)); }); },
              "An independent copy.");
     m.attr("REFINEMENT_STOP") = refinement_stop;

@@ -129,6 +129,18 @@ inline py::bytes bytes_like(py::handle h) {
     return py::reinterpret_steal<py::bytes>(b);
 }
 
+// A checkpoint written by Python in parts (recalign.VerifiedAlignment & co.) without a copy of
+// itself in memory: a state's bytes handed to the Python callable `write` (a file's write) in
+// pieces, each a memoryview of C++ memory (a large array in one piece, no copy), with the GIL
+// taken for each call. `each` gives write_to's sink to the caller's serializer.
+template <class F>
+void write_to_python(const py::object& write, F&& each) {
+    each([&write](const char* p, std::size_t n) {
+        py::gil_scoped_acquire gil;
+        write(py::memoryview::from_memory(p, static_cast<py::ssize_t>(n)));
+    });
+}
+
 template <class T>
 std::unique_ptr<guarded<T>> from_state_bytes(const py::bytes& b, const char* source = "<bytes>") {
     const std::string_view view = b;  // no copy: b (immutable) outlives the call
@@ -159,6 +171,25 @@ void add_state_methods(Cls& cls, const char* name) {
                         return std::make_unique<G>(checkpoint::load_file<T>(path));
                     },
                     py::arg("path"), "Load a checkpoint file written by save(); errors name the file and byte offset.")
+        .def("_write_to",
+             [](const G& g, const py::object& write) {
+                 locked(g, [&](const T& o) {
+                     write_to_python(write, [&o](const checkpoint::detail::sink_fn& sink) { checkpoint::write_to(o, sink); });
+                 });
+             },
+             py::arg("write"),
+             "to_bytes()'s bytes handed to write(memoryview) in pieces, never whole in memory (checkpoints in parts).")
+        .def_property_readonly("_framed_size",
+                               [](const G& g) { return locked(g, [](const T& o) { return checkpoint::framed_size(o); }); },
+                               "len(to_bytes()), without the bytes.")
+        .def_static("_load_range",
+                    [](int fd, std::uint64_t offset, std::uint64_t size, const std::string& source) {
+                        py::gil_scoped_release nogil;
+                        return std::make_unique<G>(checkpoint::load_range<T>(fd, offset, size, source));
+                    },
+                    py::arg("fd"), py::arg("offset"), py::arg("size"), py::arg("source"),
+                    "The state framed in bytes [offset, offset + size) of the open file fd, read where it lies;\n"
+                    "errors name `source` and the file offset.")
         .def_property_readonly("n", [](const G& g) { return locked(g, [](const T& o) { return std::uint64_t(o.n()); }); },
                                "Samples seen.")
         .def_property_readonly("dim", [](const G& g) { return locked(g, [](const T& o) { return std::size_t(o.dim()); }); },

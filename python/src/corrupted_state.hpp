@@ -149,6 +149,28 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
                     },
                     py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
                     py::arg("shape") = py::none(), py::arg("layout") = "hwc", bare.c_str())
+        .def("_write_to",
+             [](const g_t& g, const py::object& write) {
+                 locked(g, [&](const state& s) {
+                     write_to_python(write, [&s](const checkpoint::detail::sink_fn& sink) { checkpoint::write_to(s.acc, sink); });
+                 });
+             },
+             py::arg("write"), "to_bytes()'s bytes handed to write(memoryview) in pieces (checkpoints in parts).")
+        .def_property_readonly("_framed_size",
+                               [](const g_t& g) { return locked(g, [](const state& s) { return checkpoint::framed_size(s.acc); }); },
+                               "len(to_bytes()), without the bytes.")
+        .def_static("_load_range",
+                    [what](int fd, std::uint64_t offset, std::uint64_t size, const std::string& source, py::object spec,
+                           py::object corrupt, py::object shape, const std::string& layout) {
+                        Acc a = [&] {
+                            py::gil_scoped_release nogil;
+                            return checkpoint::load_range<Acc>(fd, offset, size, source);
+                        }();
+                        return make_corrupted(std::move(a), optional_spec(spec), make_shape(shape, layout), corrupt, what);
+                    },
+                    py::arg("fd"), py::arg("offset"), py::arg("size"), py::arg("source"), py::arg("spec") = py::none(),
+                    py::kw_only(), py::arg("corrupt") = py::none(), py::arg("shape") = py::none(),
+                    py::arg("layout") = "hwc", "from_bytes() of bytes [offset, offset + size) of the open file fd.")
         .def("save", [](const g_t& g, const std::string& path) { locked(g, [&](const state& s) { checkpoint::save_file(path, s.acc); }); },
              py::arg("path"), "Atomic checkpoint: written to a temporary file in the same directory, fsynced, renamed.")
         .def_static("load",
