@@ -426,7 +426,10 @@ class VerifiedDenoising(_VerifiedRun):
             return q
         factors = _recalign.GramSolveCache() if self._refinement is not None and self._refine > 0 else None
         for i, n in enumerate(self._noises):
-            if _is_monte_carlo(n):  # their Ritz space: the Monte-Carlo sketches (next_pass)
+            # Monte-Carlo noises: their Ritz space from their sketches (next_pass). Gaussian noise
+            # adds nothing (V* = U scaled, Corollary 3.1): left out, as the CLI does (the extension
+            # by U kept q as it was, after a D x r solve and 2 D x K of copies).
+            if self._blocks_for(i) is None:
                 continue
             v = _recalign.sketched_denoising_subspace(sketch.spectrum, n, self._blocks_for(i), cache=factors)
             q = _recalign.orthonormal_extension(q, v.basis[:, :v.informative])

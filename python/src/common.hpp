@@ -50,8 +50,12 @@ held_labels as_labels(py::handle obj, std::uint64_t first_row);
 // Results out: always a fresh NumPy array (the C++ result is a temporary).
 py::array_t<double> to_numpy(const vector_t& v);
 py::array_t<double> to_numpy(const matrix_t& m);
+// A matrix that is not needed any more (a temporary, std::move): the array owns it, no copy.
+py::array_t<double> to_numpy(matrix_t&& m);
 vector_t to_vector(py::handle obj, const char* what);
 matrix_t to_matrix(py::handle obj, const char* what);
+// The same with `room` zero columns after the array's (an in-place extension's capacity).
+matrix_t to_matrix(py::handle obj, const char* what, std::size_t room);
 
 centering parse_centering(const std::string& s);
 

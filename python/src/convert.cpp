@@ -172,6 +172,14 @@ py::array_t<double> to_numpy(const matrix_t& m) {
     return out;
 }
 
+py::array_t<double> to_numpy(matrix_t&& m) {
+    if (!m.size()) return to_numpy(static_cast<const matrix_t&>(m));  // an empty matrix's data() may be null
+    auto* held = new matrix_t(std::move(m));
+    py::capsule owner(held, [](void* p) { delete static_cast<matrix_t*>(p); });
+    return py::array_t<double>({static_cast<py::ssize_t>(held->shape(0)), static_cast<py::ssize_t>(held->shape(1))},
+                               held->data(), owner);
+}
+
 vector_t to_vector(py::handle obj, const char* what) {
     py::array a = as_array(obj, what);
     py::array_t<double, py::array::c_style | py::array::forcecast> d;
@@ -186,7 +194,9 @@ vector_t to_vector(py::handle obj, const char* what) {
     return v;
 }
 
-matrix_t to_matrix(py::handle obj, const char* what) {
+matrix_t to_matrix(py::handle obj, const char* what) { return to_matrix(obj, what, 0); }
+
+matrix_t to_matrix(py::handle obj, const char* what, std::size_t room) {
     py::array a = as_array(obj, what);
     py::array_t<double, py::array::c_style | py::array::forcecast> d;
     try {
@@ -195,8 +205,14 @@ matrix_t to_matrix(py::handle obj, const char* what) {
         throw py::value_error(std::string(what) + ": " + e.what());
     }
     if (d.ndim() != 2) throw py::value_error(std::string(what) + ": expected a 2-D array");
-    matrix_t m = matrix_t::from_shape({static_cast<std::size_t>(d.shape(0)), static_cast<std::size_t>(d.shape(1))});
-    if (m.size()) std::memcpy(m.data(), d.data(), m.size() * sizeof(double));
+    const std::size_t rows = static_cast<std::size_t>(d.shape(0)), cols = static_cast<std::size_t>(d.shape(1));
+    if (!room) {
+        matrix_t m = matrix_t::from_shape({rows, cols});
+        if (m.size()) std::memcpy(m.data(), d.data(), m.size() * sizeof(double));
+        return m;
+    }
+    matrix_t m = xt::zeros<double>({rows, checked_add(cols, room, what)});
+    for (std::size_t i = 0; i < rows && cols; ++i) std::memcpy(&m(i, 0), d.data() + i * cols, cols * sizeof(double));
     return m;
 }
 

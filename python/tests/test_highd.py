@@ -201,3 +201,30 @@ def test_checkpoints_and_strong_guarantee():
         rm.update(x[:5], np.array([0, 1, 2, 3, 0]))
     with pytest.raises(ValueError):
         pb.merge(recalign.PatchBlocks((4, 4, 3), patch=(1, 1)))
+
+
+def test_orthonormal_extension_against_numpy():
+    """orthonormal_extension (now in place, its result handed to NumPy without a copy): q's columns
+    unchanged, then orthonormal columns spanning what `extra` adds, dependent ones left out; the
+    array owns its memory (the inputs and a collection later it is unchanged)."""
+    import gc
+    rng = np.random.default_rng(8)
+    q, _ = np.linalg.qr(rng.normal(size=(300, 20)))
+    new = rng.normal(size=(300, 7))
+    extra = np.hstack([new[:, :3], q[:, :4] @ rng.normal(size=(4, 2)), new[:, 3:]])  # 2 dependent columns
+    out = recalign._recalign.orthonormal_extension(q, extra)
+    assert out.shape == (300, 27) and out.flags.c_contiguous and out.flags.writeable
+    assert np.array_equal(out[:, :20], q)
+    assert np.max(np.abs(out.T @ out - np.eye(27))) < 1e-12
+    both = np.hstack([q, new])  # the same span: the projector onto it
+    p = both @ np.linalg.pinv(both)
+    assert np.max(np.abs(p @ out - out)) < 1e-10 and np.linalg.matrix_rank(out) == 27
+    keep = out.copy()
+    del q, extra, new
+    gc.collect()
+    assert np.array_equal(out, keep)
+    same = recalign._recalign.orthonormal_extension(keep[:, :5], keep[:, 1:3])  # nothing new
+    assert np.array_equal(same, keep[:, :5])
+    assert np.array_equal(recalign._recalign.orthonormal_extension(keep, np.zeros((300, 0))), keep)
+    with pytest.raises(ValueError, match="different dimensions"):
+        recalign._recalign.orthonormal_extension(keep, np.ones((299, 2)))
