@@ -388,7 +388,8 @@ denoising alignment and noise impact curves with their change since the previous
            py::arg("noises") = py::tuple(), py::arg("measure") = "paper", py::arg("center") = "uncentered",
            py::arg("replicates") = 2, py::arg("rel_tol") = 1e-12, py::arg("memory") = py::none(), "dim: D. classes: C (labels in [0, C)). shape/layout: the image shape (H, W[, C]) and pixel order, needed by\nmask noises. noises: specs (text or NoiseSpec) tracked beside the clean curve. measure: 'paper', 'rank'\nor 'fit'. center: 'uncentered' (the paper's code) or 'centered'. replicates: Monte-Carlo replicate count\n(standard errors). rel_tol: directions under rel_tol · largest eigenvalue are numerically null. memory: the\nbudget in GiB (the CLI's --memory; None: this machine's physical memory; inf: no check): a tracker whose\nexact route (3 D x D, and a Monte-Carlo noise's replicate sums) would not fit is refused (ValueError) before\nanything is allocated, with the CLI's estimate (run_memory, exact_denoise_extra).")
         .def("update",
-             [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::uint64_t> first_row) {
+             [](tracker_g& g, py::handle images, py::handle labels, std::optional<std::int64_t> given) {
+                 const std::optional<std::uint64_t> first_row = row_arg(given);
                  // Rows in conversion errors count from n (read again under the lock for the update
                  // itself, so a concurrent update cannot make the Monte-Carlo keys stale).
                  const std::uint64_t first = first_row ? *first_row : locked(g, [](const alignment_tracker& t) { return t.n(); });

@@ -10,7 +10,8 @@ namespace {
 
 using class_moments_g = guarded<class_moments>;
 
-void update_class_moments(class_moments_g& g, py::handle x, py::handle labels, std::uint64_t first_row) {
+void update_class_moments(class_moments_g& g, py::handle x, py::handle labels, std::int64_t given) {
+    const std::uint64_t first_row = row_arg(given);
     held_batch b = as_batch(x, "batch", first_row);
     held_labels l = as_labels(labels, first_row);
     locked_mut(g, [&](class_moments& s) { s.update(b.view, l.view, first_row); });

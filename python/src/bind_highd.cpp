@@ -52,7 +52,8 @@ update, merge, to_bytes/from_bytes, save/load, pickle; a rejected batch changes 
             "shape: the image (H, W[, C]); patch: (height, width) in pixels (1x1: dropout); layout: 'hwc' or 'chw',\n"
             "the order of a flat row's values.")
         .def("update",
-             [](blocks_g& g, py::handle x, std::uint64_t first_row) {
+             [](blocks_g& g, py::handle x, std::int64_t given) {
+                 const std::uint64_t first_row = row_arg(given);
                  held_batch b = as_batch(x, "batch", first_row);
                  locked_mut(g, [&](patch_blocks& p) { p.update(b.view, first_row); });
              },
@@ -141,7 +142,8 @@ MomentAccumulator; V is part of the configuration (merging needs the same V, bit
             }),
             py::arg("basis"), py::arg("classes") = 0, "basis: V (D x K, full column rank, finite). classes: C (class ids with every batch; 0: none).")
         .def("update",
-             [](restricted_g& g, py::handle x, py::handle labels, std::uint64_t first_row) {
+             [](restricted_g& g, py::handle x, py::handle labels, std::int64_t given) {
+                 const std::uint64_t first_row = row_arg(given);
                  held_batch b = as_batch(x, "batch", first_row);
                  if (labels.is_none()) return locked_mut(g, [&](restricted_moments& r) { r.update(b.view, first_row); });
                  held_labels l = as_labels(labels, first_row);

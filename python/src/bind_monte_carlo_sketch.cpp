@@ -75,7 +75,8 @@ exactly for the draws made. Linear in the data: merge is a sum. Same verbs as Mo
             "takes them. shape/layout: the image geometry of masks whose spec has none. ranges: also G Ω and\n"
             "Bs Ω (the sketch pass); False keeps Ωᵀ G Ω and Bsᵀ Ω only (the verification pass).")
         .def("prepare",
-             [](const mcs_g& g, py::handle x, std::optional<std::uint64_t> first_row) {
+             [](const mcs_g& g, py::handle x, std::optional<std::int64_t> given) {
+                 const std::optional<std::uint64_t> first_row = row_arg(given);
                  const std::uint64_t first =
                      first_row ? *first_row : locked(g, [](const mcs_state& s) { return s.acc.n(); });
                  held_batch b = as_batch(x, "batch", first);

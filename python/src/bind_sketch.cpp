@@ -12,7 +12,8 @@ namespace recalign::python {
 
 namespace {
 template <class T>
-void update_sketch(guarded<T>& g, py::handle x, std::uint64_t first_row) {
+void update_sketch(guarded<T>& g, py::handle x, std::int64_t given) {
+    const std::uint64_t first_row = row_arg(given);
     held_batch b = as_batch(x, "batch", first_row);
     locked_mut(g, [&](T& s) { s.update(b.view, first_row); });
 }

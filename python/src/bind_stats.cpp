@@ -24,7 +24,8 @@ const char* targets_name(target_mode t) {
 
 using moments_g = guarded<moment_accumulator>;
 
-void update_moments(moments_g& g, py::handle x, py::handle y, std::uint64_t first_row) {
+void update_moments(moments_g& g, py::handle x, py::handle y, std::int64_t given) {
+    const std::uint64_t first_row = row_arg(given);
     held_batch b = as_batch(x, "batch", first_row);
     if (y.is_none()) {
         locked_mut(g, [&](moment_accumulator& m) { m.update(b.view, first_row); });

@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -66,6 +67,17 @@ centering parse_centering(const std::string& s);
 inline std::size_t size_arg(std::int64_t v, const char* name) {
     if (v < 0) throw py::value_error(std::string(name) + " must be >= 0, got " + std::to_string(v));
     return static_cast<std::size_t>(v);
+}
+
+// A batch's first row from Python (first_row): a negative one refused by name (ValueError), where a
+// std::uint64_t parameter made pybind11 raise TypeError listing the whole call, the array with it.
+inline std::uint64_t row_arg(std::int64_t v) {
+    if (v < 0) throw py::value_error("first_row must be >= 0 (the stream row of the batch's first row), got " + std::to_string(v));
+    return static_cast<std::uint64_t>(v);
+}
+inline std::optional<std::uint64_t> row_arg(std::optional<std::int64_t> v) {
+    if (!v) return std::nullopt;
+    return row_arg(*v);
 }
 
 // Image geometry from Python: shape (H, W[, C]) or None, layout 'hwc' / 'chw' (bind_align.cpp).

@@ -119,7 +119,8 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
     const std::string bare = std::string("The corruption is code, not state: give the same spec (and image shape) or "
                                          "corrupt function again.\n") + docs.without_corruption;
     cls.def("update",
-            [](g_t& g, py::handle x, std::optional<std::uint64_t> first_row) {
+            [](g_t& g, py::handle x, std::optional<std::int64_t> given) {
+                const std::optional<std::uint64_t> first_row = row_arg(given);
                 // Rows in conversion errors count from n, as the C++ update's own errors do.
                 const std::uint64_t first = first_row ? *first_row : locked(g, [](const state& s) { return s.acc.n(); });
                 held_batch b = as_batch(x, "batch", first);

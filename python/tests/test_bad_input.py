@@ -91,6 +91,15 @@ def update(obj, name, x, y=None, first_row=HALF):
 
 
 @pytest.mark.parametrize("name", list(STATES))
+def test_negative_first_row(name):
+    """first_row=-1 is a ValueError naming first_row and the value (it was pybind11's TypeError
+    listing the whole call, the batch's values with it)."""
+    x = X[HALF:HALF + B]
+    e = refused_then_continues(name, lambda o: update(o, name, x, first_row=-1), ["first_row must be >= 0", "got -1"])
+    assert "array" not in str(e) and len(str(e)) < 200
+
+
+@pytest.mark.parametrize("name", list(STATES))
 def test_wrong_width(name):
     x = np.ones((B, D + 1))
     refused_then_continues(name, lambda o: update(o, name, x), ["13 columns", "expected 12", f"row {HALF}"])
