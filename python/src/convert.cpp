@@ -100,6 +100,15 @@ held_batch as_batch(py::handle obj, const char* what, std::uint64_t first_row) {
                         (a.dtype().is(py::dtype::of<double>()) || a.dtype().is(py::dtype::of<float>()) ||
                          a.dtype().is(py::dtype::of<std::uint8_t>()) || a.dtype().equal(py::dtype::of<double>()) ||
                          a.dtype().equal(py::dtype::of<float>()) || a.dtype().equal(py::dtype::of<std::uint8_t>()));
+    if (k == 'O') {  // NumPy would make None a NaN, then named as "value nan"
+        const py::object at = numpy().attr("flatnonzero")(numpy().attr("equal")(a, py::none()));
+        if (py::len(at)) {
+            const std::size_t i = at.attr("__getitem__")(0).cast<std::size_t>();
+            const std::size_t cols = a.shape(0) ? static_cast<std::size_t>(a.size()) / static_cast<std::size_t>(a.shape(0)) : 1;
+            throw py::value_error("row " + std::to_string(first_row + i / cols) + ", column " + std::to_string(i % cols) +
+                                  ": value None is not a number");
+        }
+    }
     if (!direct) {
         // Converted once, to float64 (float32 for float32 in the wrong layout and for float16,
         // whose values float32 holds exactly).

@@ -100,6 +100,15 @@ def test_negative_first_row(name):
 
 
 @pytest.mark.parametrize("name", list(STATES))
+def test_none_in_an_object_batch(name):
+    """A None among the values is named as None at its row and column (NumPy's conversion made it a
+    NaN, reported as "value nan")."""
+    x = X[HALF:HALF + B].astype(object)
+    x[1, 3] = None
+    refused_then_continues(name, lambda o: update(o, name, x), [f"row {HALF + 1}, column 3", "value None"])
+
+
+@pytest.mark.parametrize("name", list(STATES))
 def test_wrong_width(name):
     x = np.ones((B, D + 1))
     refused_then_continues(name, lambda o: update(o, name, x), ["13 columns", "expected 12", f"row {HALF}"])
