@@ -21,8 +21,8 @@ class _BytesSource:
     def read(self, offset, n):
         return self.data[offset:offset + n]
 
-    def load(self, kind, offset, size, **options):  # a part: the kind's from_bytes
-        chunk = self.data[offset:offset + size]
+    def load(self, kind, offset, size, **options):  # a part: the kind's from_bytes, read in place
+        chunk = memoryview(self.data)[offset:offset + size]
         if kind is _recalign.DenoisingRefinement:
             return kind.from_bytes(chunk, self.source, offset)
         return kind.from_bytes(chunk, **options)

@@ -287,10 +287,9 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                                "len(to_bytes()), without the bytes.")
         .def_static("from_bytes",
                     [](py::handle b, const std::string& source, std::uint64_t at) {
-                        const py::bytes held = bytes_like(b);
-                        const std::string_view view = held;  // no copy: `held` (immutable) outlives the call
+                        const held_bytes held = readonly_bytes(b);  // no copy: it (immutable) outlives the call
                         py::gil_scoped_release nogil;
-                        return std::make_unique<refinement_g>(read_refinement({view, -1, at, view.size(), source}));
+                        return std::make_unique<refinement_g>(read_refinement({held.view, -1, at, held.view.size(), source}));
                     },
                     py::arg("data"), py::arg("source") = "<bytes>", py::arg("at") = 0,
                     "The state from to_bytes(); bad bytes raise FileError naming source at at + their offset in data.")

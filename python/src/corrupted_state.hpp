@@ -94,12 +94,13 @@ std::string corrupted_bytes(const corrupted_g<Acc>& g) {
 }
 
 template <class Acc>
-std::unique_ptr<corrupted_g<Acc>> corrupted_from_bytes(const std::string& bytes, std::optional<noise_spec> spec,
+std::unique_ptr<corrupted_g<Acc>> corrupted_from_bytes(py::handle data, std::optional<noise_spec> spec,
                                                        const image_shape& shape, py::object corrupt, const char* source,
                                                        const char* what) {
+    const held_bytes held = readonly_bytes(data);
     Acc a = [&] {
         py::gil_scoped_release nogil;
-        return checkpoint::from_bytes<Acc>(bytes, source);
+        return checkpoint::from_bytes<Acc>(held.view, source);
     }();
     return make_corrupted(std::move(a), std::move(spec), shape, std::move(corrupt), what);
 }
@@ -145,7 +146,7 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
              "The state as checkpoint bytes (the corruption itself is not included: give it again to from_bytes).")
         .def_static("from_bytes",
                     [what](py::handle b, py::object spec, py::object corrupt, py::object shape, const std::string& layout) {
-                        return corrupted_from_bytes<Acc>(std::string(bytes_like(b)), optional_spec(spec), make_shape(shape, layout),
+                        return corrupted_from_bytes<Acc>(b, optional_spec(spec), make_shape(shape, layout),
                                                          corrupt, "<bytes>", what);
                     },
                     py::arg("data"), py::arg("spec") = py::none(), py::kw_only(), py::arg("corrupt") = py::none(),
@@ -203,7 +204,7 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
                 sh.layout = t[5].cast<std::string>() == "chw" ? image_layout::chw : image_layout::hwc;
                 std::optional<noise_spec> spec;
                 if (!t[1].is_none()) spec = parse_noise_spec(t[1].cast<std::string>());
-                return corrupted_from_bytes<Acc>(t[0].cast<std::string>(), std::move(spec), sh, t[6], "<pickle>", what);
+                return corrupted_from_bytes<Acc>(t[0], std::move(spec), sh, t[6], "<pickle>", what);
             }));
 }
 
