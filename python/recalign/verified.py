@@ -20,6 +20,7 @@ earlier min(2 · rank, dim) resumes with it). What the CLI refuses before readin
 before any batch): the options, and a run whose memory estimate (the CLI's own,
 recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical memory).
 """
+import hashlib
 import io
 import json
 import math
@@ -273,9 +274,6 @@ class _VerifiedRun:
         object with to_bytes, _write_to and _framed_size), or None."""
         return None
 
-    def _carried_bytes(self):
-        c = self._carried()
-        return b"" if c is None else c.to_bytes()
 
     def _load_carried(self, load, offset, size, version, source):
         """Sets what _carried() saved: `size` bytes at `offset`, load(kind) reads them as a `kind`
@@ -354,14 +352,14 @@ class _VerifiedRun:
             raise ValueError(f"cannot merge: configuration or pass differ ({other!r} into {self!r})")
         if self._closed() or other._closed():
             raise ValueError(f"cannot merge: pass {self._pass} is complete (its refinement step is computed)")
-        if self._carried_bytes() != other._carried_bytes():
+        if _digest(self._carried()) != _digest(other._carried()):
             raise ValueError(f"cannot merge: what the states carry from earlier passes differs; shards of pass "
                              f"{self._pass} must start from copies of one merged state")
         mine, theirs = self._parts(), other._parts()
         active = self._active()
         for i, (a, b) in enumerate(zip(mine, theirs)):
             if i not in active and (a is None) != (b is None) or (i not in active and a is not None and
-                                                                  a.to_bytes() != b.to_bytes()):
+                                                                  _digest(a) != _digest(b)):
                 raise ValueError(f"cannot merge: the {type(a).__name__} of earlier passes differs; shards of pass "
                                  f"{self._pass} must start from copies of one merged state")
         parts = [p.copy() if i in active and p is not None else p for i, p in enumerate(mine)]
@@ -581,6 +579,15 @@ def _require_memory(state, method, dim, classes, rank, passes, memory):
             raise ValueError(f"{what}: method={method!r} needs about {_gib(need)} for D = {dim} and C = {classes} "
                              f"(rank {rank}, {columns} verified directions; {has} {_gib(budget)}): use a smaller rank" +
                              (" or fewer passes (block Krylov keeps every pass's block)" if blocks > 1 else ""))
+
+
+def _digest(part):
+    """A digest of part.to_bytes() (None: of no bytes), made as the part writes them: merge()
+    compares the parts of earlier passes without a copy of either state in memory."""
+    h = hashlib.blake2b(digest_size=32)
+    if part is not None:
+        part._write_to(h.update)
+    return h.digest()
 
 
 def _from_bytes(data, corruptions=None):

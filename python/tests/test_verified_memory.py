@@ -207,3 +207,27 @@ def test_the_verification_basis_is_built_without_copies():
     U again, added 6.7."""
     out = subprocess.run([sys.executable, "-c", _BASIS], check=True, capture_output=True, text=True)
     assert float(out.stdout) < 5.0, out.stdout
+
+
+def test_merge_compares_earlier_passes_by_digest():
+    """Shards of a later pass must start from one merged state: merge() compares the parts of the
+    earlier passes (and what the state carries) through a digest made as each part writes its
+    bytes, no longer through to_bytes() of both, and still refuses parts that differ."""
+    data, st = _in_refinement_pass()
+    twin = st.copy()
+    twin.merge(st.copy())  # the same earlier passes: merged
+    other = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.25"], shape=(8, 8, 3),
+                                       rank=20, passes=1, refine=2)
+    while other.pass_index < 2:  # other rows in the earlier passes
+        for xb, yb in data[::-1]:
+            other.update(xb[::-1], yb[::-1])
+        other.next_pass()
+    before = st.to_bytes()
+    with pytest.raises(ValueError, match="what the states carry from earlier passes differs"):
+        st.merge(other)
+    # the same carried state, another sketch
+    swapped = st.copy()
+    swapped._sketch = other._sketch.copy()
+    with pytest.raises(ValueError, match="the NystromSketch of earlier passes differs"):
+        st.merge(swapped)
+    assert st.to_bytes() == before
