@@ -231,3 +231,34 @@ def test_merge_compares_earlier_passes_by_digest():
     with pytest.raises(ValueError, match="the NystromSketch of earlier passes differs"):
         st.merge(swapped)
     assert st.to_bytes() == before
+
+
+_FINISHED = r"""
+import os, resource, sys, numpy as np, recalign
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+rng = np.random.default_rng(0)
+d = 64 * 64 * 3
+st = recalign.VerifiedDenoising(d, 5, ["mask:patch=8x8,ratio=0.5"], shape=(64, 64, 3), rank=300, passes=1, refine=1,
+                                memory=float("inf"))
+batches = [(rng.normal(size=(50, d)), rng.integers(0, 5, 50)) for _ in range(8)]
+while True:
+    for x, y in batches:
+        st.update(x, y)
+    if st.finished:
+        break
+    st.next_pass()
+st.report()  # the last pass joined: the refinement's result statistics (D x K) in memory
+before = peak()
+st.save(sys.argv[1])
+print(peak() - before, os.path.getsize(sys.argv[1]))
+"""
+
+
+def test_saving_a_finished_refinement_copies_nothing(tmp_path):
+    """The refinement's bytes named its statistics through `c ? stats : restricted_statistics()`,
+    which copied them (D x K matrices; 0.9 GB at 224x224x3) each time they were counted and
+    written; the CLI's checkpoint did the same."""
+    path = str(tmp_path / "finished.ckpt")
+    out = subprocess.run([sys.executable, "-c", _FINISHED, path], check=True, capture_output=True, text=True)
+    grew, size = map(int, out.stdout.split())
+    assert size > 100e6 and grew < 0.1 * size, (grew, size)
