@@ -53,10 +53,10 @@ def _check_order(path, order):
 def _write_atomic(path, text):
     """Written to a temporary file in the same directory, fsynced, renamed (as the checkpoints);
     `text` is a str (UTF-8), bytes, or a callable given the file's write (binary) to write with
-    (a state written as it makes its bytes: recalign.VerifiedAlignment & co.). An existing pipe, FIFO, socket or device (/dev/null, a
-    consumer's FIFO) is written in place, as the library's atomic_writer does: renaming onto it
-    would replace the device node itself. A symbolic link stays a link: the file it names is
-    replaced."""
+    (a state written as it makes its bytes: recalign.VerifiedAlignment & co.). An existing pipe,
+    FIFO, socket or device (/dev/null, a consumer's FIFO) is written in place, as the library's
+    atomic_writer does: renaming onto it would replace the device node itself. A symbolic link
+    stays a link: the file it names is replaced."""
     binary = isinstance(text, (bytes, bytearray)) or callable(text)
     fill = text if callable(text) else lambda write: write(text)
     try:

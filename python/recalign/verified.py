@@ -274,7 +274,6 @@ class _VerifiedRun:
         object with to_bytes, _write_to and _framed_size), or None."""
         return None
 
-
     def _load_carried(self, load, offset, size, version, source):
         """Sets what _carried() saved: `size` bytes at `offset`, load(kind) reads them as a `kind`
         (version 1 states have none)."""

@@ -101,7 +101,12 @@ held_batch as_batch(py::handle obj, const char* what, std::uint64_t first_row) {
                          a.dtype().is(py::dtype::of<std::uint8_t>()) || a.dtype().equal(py::dtype::of<double>()) ||
                          a.dtype().equal(py::dtype::of<float>()) || a.dtype().equal(py::dtype::of<std::uint8_t>()));
     if (k == 'O') {  // NumPy would make None a NaN, then named as "value nan"
-        const py::object at = numpy().attr("flatnonzero")(numpy().attr("equal")(a, py::none()));
+        py::object at;
+        try {
+            at = numpy().attr("flatnonzero")(numpy().attr("equal")(a, py::none()));
+        } catch (py::error_already_set&) {  // elements that cannot be compared: the conversion names them
+            at = py::list();
+        }
         if (py::len(at)) {
             const std::size_t i = at.attr("__getitem__")(0).cast<std::size_t>();
             const std::size_t cols = a.shape(0) ? static_cast<std::size_t>(a.size()) / static_cast<std::size_t>(a.shape(0)) : 1;
