@@ -132,9 +132,8 @@ void image_stream::read(std::uint64_t first, std::size_t count, std::size_t next
             }
             const std::string why = ahead_.messages[i];
             ahead_.started = false;
-            const bool unreadable = ahead_.outcomes[i] == outcome::unreadable;
             throw input_error("sample " + std::to_string(index) + ": " + why +
-                              (unreadable ? " (--skip-unreadable, in Python skip_unreadable=True, skips such files)" : ""));
+                              (ahead_.outcomes[i] == outcome::unreadable ? skip_unreadable_hint : ""));
         }
         if (kept != i) std::memmove(ahead_.rows.data() + kept * cols_, ahead_.rows.data() + i * cols_, cols_);
         if (out.labels.size() <= kept) out.labels.resize(kept + 1);

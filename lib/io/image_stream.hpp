@@ -21,6 +21,9 @@
 
 namespace recalign::io::detail {
 
+// What an unreadable image's error adds (source.cpp's opening pass and image_stream's reads).
+inline constexpr const char* skip_unreadable_hint = " (--skip-unreadable, in Python skip_unreadable=True, skips such files)";
+
 // A fixed set of threads running one task over the indices [0, count) at a time.
 class worker_pool {
 public:

@@ -258,8 +258,7 @@ void data_source::open_images() {
                 break;
             } catch (const std::exception& e) {
                 if (!options_.skip_unreadable)
-                    throw input_error("sample " + std::to_string(i) + ": " + e.what() +
-                                      " (--skip-unreadable, in Python skip_unreadable=True, skips such files)");
+                    throw input_error("sample " + std::to_string(i) + ": " + e.what() + detail::skip_unreadable_hint);
             }
         }
     }

@@ -122,6 +122,30 @@ void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
 }
 
 namespace {
+// Runs each block of `rows` rows of `cols` doubles through one buffer of at most `bytes`.
+void by_blocks(std::size_t rows, std::size_t cols, std::size_t bytes, const row_spill::block_fn& step) {
+    if (!rows || !cols) return;
+    const std::size_t block = std::max<std::size_t>(1, bytes / (cols * sizeof(double)));
+    std::vector<double> buffer(std::min(block, rows) * cols);
+    for (std::size_t r0 = 0; r0 < rows; r0 += block) step(r0, std::min(block, rows - r0), buffer.data());
+}
+}  // namespace
+
+void row_spill::read_blocks(std::size_t block_bytes, const block_fn& each) const {
+    by_blocks(rows_, cols_, block_bytes, [&](std::size_t r0, std::size_t n, double* rows) {
+        read_rows(r0, n, rows);
+        each(r0, n, rows);
+    });
+}
+
+void row_spill::write_blocks(std::size_t block_bytes, const block_fn& each) {
+    by_blocks(rows_, cols_, block_bytes, [&](std::size_t r0, std::size_t n, double* rows) {
+        each(r0, n, rows);
+        write_rows(r0, n, rows);
+    });
+}
+
+namespace {
 // Rows per block: about 32 MiB (one pwrite / pread each; the blocks are the matrix's own rows).
 std::size_t block_rows(std::size_t cols) { return std::max<std::size_t>(1, (std::size_t{32} << 20) / (8 * std::max<std::size_t>(cols, 1))); }
 }  // namespace

@@ -156,6 +156,11 @@ void write_to_python(const py::object& write, F&& each) {
         write(py::memoryview::from_memory(p, static_cast<py::ssize_t>(n)));
     });
 }
+// A library state's checkpoint::to_bytes so (checkpoint::write_to).
+template <class T>
+void write_state_to_python(const T& obj, const py::object& write) {
+    write_to_python(write, [&obj](const checkpoint::detail::sink_fn& sink) { checkpoint::write_to(obj, sink); });
+}
 
 // Checkpoint bytes read in place where they cannot change while the GIL is released: bytes, or a
 // contiguous memoryview of bytes (a part of a larger state: recalign.VerifiedDenoising.from_bytes
@@ -209,9 +214,7 @@ void add_state_methods(Cls& cls, const char* name) {
                     py::arg("path"), "Load a checkpoint file written by save(); errors name the file and byte offset.")
         .def("_write_to",
              [](const G& g, const py::object& write) {
-                 locked(g, [&](const T& o) {
-                     write_to_python(write, [&o](const checkpoint::detail::sink_fn& sink) { checkpoint::write_to(o, sink); });
-                 });
+                 locked(g, [&](const T& o) { write_state_to_python(o, write); });
              },
              py::arg("write"),
              "to_bytes()'s bytes handed to write(memoryview) in pieces, never whole in memory (checkpoints in parts).")

@@ -153,9 +153,7 @@ void bind_corrupted_verbs(py::class_<corrupted_g<Acc>>& cls, const char* what, c
                     py::arg("shape") = py::none(), py::arg("layout") = "hwc", bare.c_str())
         .def("_write_to",
              [](const g_t& g, const py::object& write) {
-                 locked(g, [&](const state& s) {
-                     write_to_python(write, [&s](const checkpoint::detail::sink_fn& sink) { checkpoint::write_to(s.acc, sink); });
-                 });
+                 locked(g, [&](const state& s) { write_state_to_python(s.acc, write); });
              },
              py::arg("write"), "to_bytes()'s bytes handed to write(memoryview) in pieces (checkpoints in parts).")
         .def_property_readonly("_framed_size",

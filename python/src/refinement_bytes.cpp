@@ -46,17 +46,11 @@ struct sink {
         u64(f.rows());
         u64(f.cols());
         const std::size_t row = f.cols() * sizeof(double);
-        if (!out || !row || !f.rows()) {
+        if (!out) {
             count += static_cast<std::uint64_t>(row) * f.rows();
             return;
         }
-        const std::size_t rows = std::max<std::size_t>(1, checkpoint::block_bytes / row);
-        std::vector<double> block(std::min(rows, f.rows()) * f.cols());
-        for (std::size_t r0 = 0; r0 < f.rows(); r0 += rows) {
-            const std::size_t n = std::min(rows, f.rows() - r0);
-            f.read_rows(r0, n, block.data());
-            put(block.data(), n * row);
-        }
+        f.read_blocks(checkpoint::block_bytes, [&](std::size_t, std::size_t n, double* rows) { put(rows, n * row); });
     }
     void vector(const vector_t& v) {
         u64(v.size());
@@ -134,14 +128,7 @@ struct refinement_reader {
     std::shared_ptr<const io::row_spill> spilled() {
         const auto [rows, cols] = shape();
         auto f = std::make_shared<io::row_spill>(io::spill_directory(), rows, cols);
-        if (!rows || !cols) return f;
-        const std::size_t block = std::max<std::size_t>(1, checkpoint::block_bytes / (cols * 8));
-        std::vector<double> buffer(std::min(block, rows) * cols);
-        for (std::size_t r0 = 0; r0 < rows; r0 += block) {
-            const std::size_t n = std::min(block, rows - r0);
-            read(buffer.data(), n * cols * 8);
-            f->write_rows(r0, n, buffer.data());
-        }
+        f->write_blocks(checkpoint::block_bytes, [&](std::size_t, std::size_t n, double* block) { read(block, n * cols * 8); });
         return f;
     }
     vector_t vector() {

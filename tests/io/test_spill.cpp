@@ -257,3 +257,29 @@ TEST_CASE("row_spill: a view maps its file's rows as they are read, blocks of th
     std::vector<double> one(5);
     CHECK_THROWS_AS(view->write_rows(0, 1, one.data()), std::logic_error);
 }
+
+TEST_CASE("row_spill: write_blocks and read_blocks pass every row once, a bounded block at a time", "[io][spill]") {
+    temp_dir dir;
+    row_spill f(dir.path, 10, 3);  // 24 bytes a row
+    std::vector<std::size_t> starts;
+    f.write_blocks(50, [&](std::size_t r0, std::size_t n, double* rows) {  // 2 rows a block
+        CHECK(n <= 2);
+        CHECK(r0 == starts.size() * 2);
+        starts.push_back(r0);
+        for (std::size_t i = 0; i < n * 3; ++i) rows[i] = static_cast<double>(r0 * 3 + i);
+    });
+    CHECK(starts.size() == 5);
+    std::vector<double> all(30, -1.0);
+    f.read_rows(0, 10, all.data());
+    for (std::size_t i = 0; i < 30; ++i) CHECK(all[i] == static_cast<double>(i));
+    std::size_t seen = 0;
+    f.read_blocks(8, [&](std::size_t r0, std::size_t n, double* rows) {  // less than a row: one row a block
+        CHECK(n == 1);
+        CHECK(r0 == seen);
+        for (std::size_t j = 0; j < 3; ++j) CHECK(rows[j] == static_cast<double>(r0 * 3 + j));
+        ++seen;
+    });
+    CHECK(seen == 10);
+    row_spill empty(dir.path, 0, 3);
+    empty.read_blocks(50, [](std::size_t, std::size_t, double*) { FAIL("a block of an empty file"); });
+}

@@ -22,14 +22,8 @@ void state_sink::spilled(const io::row_spill& f) {
         count_ += bytes;
         return;
     }
-    if (!bytes) return;
-    const std::size_t rows = static_cast<std::size_t>(std::max<std::uint64_t>(1, checkpoint::block_bytes / row));
-    std::vector<double> block(std::min(rows, f.rows()) * f.cols());
-    for (std::size_t r0 = 0; r0 < f.rows(); r0 += rows) {
-        const std::size_t n = std::min(rows, f.rows() - r0);
-        f.read_rows(r0, n, block.data());
-        put(block.data(), n * f.cols() * sizeof(double));
-    }
+    f.read_blocks(checkpoint::block_bytes,
+                  [&](std::size_t, std::size_t n, double* rows) { put(rows, static_cast<std::size_t>(n * row)); });
 }
 
 void state_source::read(std::uint64_t pos, void* dst, std::size_t n) const {

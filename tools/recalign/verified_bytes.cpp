@@ -101,15 +101,10 @@ matrix_t read_matrix(const state_source& src, const matrix_at& m) {
 // Or into an unlinked file in `dir` (io/spill.hpp), by blocks.
 std::shared_ptr<const io::row_spill> spill_matrix(const state_source& src, const matrix_at& m, const std::string& dir) {
     auto f = std::make_shared<io::row_spill>(dir, m.rows, m.cols);
-    if (!m.bytes()) return f;
     const std::size_t row = m.cols * sizeof(double);
-    const std::size_t rows = std::max<std::size_t>(1, checkpoint::block_bytes / row);
-    std::vector<double> block(std::min(rows, m.rows) * m.cols);
-    for (std::size_t r0 = 0; r0 < m.rows; r0 += rows) {
-        const std::size_t n = std::min(rows, m.rows - r0);
-        src.read(m.data + static_cast<std::uint64_t>(r0) * row, block.data(), n * row);
-        f->write_rows(r0, n, block.data());
-    }
+    f->write_blocks(checkpoint::block_bytes, [&](std::size_t r0, std::size_t n, double* rows) {
+        src.read(m.data + static_cast<std::uint64_t>(r0) * row, rows, n * row);
+    });
     return f;
 }
 }  // namespace

@@ -59,6 +59,13 @@ public:
     // std::out_of_range beyond rows(), file_error on an I/O error (naming the directory).
     void write_rows(std::size_t r0, std::size_t n, const double* src);
     void read_rows(std::size_t r0, std::size_t n, double* dst) const;
+    // Every row, a block at a time through one buffer of at most `block_bytes` (at least a row):
+    // read_blocks reads each block and hands it to each(r0, n, rows); write_blocks has
+    // each(r0, n, rows) fill the block, then writes it. The copies to and from checkpoints
+    // (never a whole matrix in memory). Errors as read_rows / write_rows, and each's own.
+    using block_fn = std::function<void(std::size_t r0, std::size_t n, double* rows)>;
+    void read_blocks(std::size_t block_bytes, const block_fn& each) const;
+    void write_blocks(std::size_t block_bytes, const block_fn& each);
 
     std::size_t rows() const noexcept { return rows_; }
     std::size_t cols() const noexcept { return cols_; }
