@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "recalign/align/sketch_denoising.hpp"
 #include "recalign/core/checked.hpp"
@@ -212,6 +213,16 @@ verification_size denoising_verification(std::uint64_t dim, std::uint64_t rank, 
 long double parked_sketch_bytes(std::uint64_t dim, std::uint64_t rank, std::uint64_t classes) {
     const long double d = static_cast<long double>(dim), k = static_cast<long double>(rank);
     return 8.0L * d * (2.0L * k + 21.0L + static_cast<long double>(classes)) + 1048576.0L;  // + the framing, generously
+}
+
+long double resident_memory() {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    if (!f) return 0.0L;
+    unsigned long long size = 0, resident = 0;
+    const bool read = std::fscanf(f, "%llu %llu", &size, &resident) == 2;
+    std::fclose(f);
+    const long page = ::sysconf(_SC_PAGE_SIZE);
+    return read && page > 0 ? static_cast<long double>(resident) * static_cast<long double>(page) : 0.0L;
 }
 
 long double physical_memory() {

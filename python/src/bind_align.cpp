@@ -108,8 +108,12 @@ void require_exact_memory(const tracker_options& o, std::optional<double> memory
         throw std::invalid_argument("AlignmentTracker: memory must be a number of GiB > 0 (the CLI's --memory)");
     if (memory && std::isinf(*memory)) return;
     const long double budget = memory ? static_cast<long double>(*memory) * 1073741824.0L : physical_memory();
+    // + what this process holds already (the interpreter, its modules, the caller's data): the model
+    // is of a recalign process.
+    const long double held = resident_memory();
     const long double need = run_memory("exact", o.dim, o.classes, 0,
-                                        static_cast<long double>(exact_denoise_extra(o.dim, o.noises, o.replicates)));
+                                        static_cast<long double>(exact_denoise_extra(o.dim, o.noises, o.replicates))) +
+                             held;
     if (budget <= 0 || need <= budget) return;
     auto gib = [](long double b) {
         char text[64];
@@ -118,7 +122,8 @@ void require_exact_memory(const tracker_options& o, std::optional<double> memory
         return std::string(text);
     };
     throw std::invalid_argument("AlignmentTracker: the exact route needs about " + gib(need) + " for D = " +
-                                std::to_string(o.dim) + " and C = " + std::to_string(o.classes) + " (" +
+                                std::to_string(o.dim) + " and C = " + std::to_string(o.classes) + " (" + gib(held) +
+                                " of it held by this process already; " +
                                 (memory ? "memory is " : "this machine has ") + gib(budget) +
                                 "): use a sketch route (recalign.VerifiedDenoising, VerifiedAlignment)");
 }

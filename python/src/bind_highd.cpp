@@ -186,6 +186,9 @@ void bind_memory(py::module_& m) {
     m.def("physical_memory", [] { return static_cast<double>(physical_memory()); },
           "This machine's physical memory in bytes (0 when unknown): the default budget of the CLI's --memory\n"
           "and of the verified states' memory=.");
+    m.def("resident_memory", [] { return static_cast<double>(resident_memory()); },
+          "This process's resident set now in bytes (0 when unknown): the verified states and the exact tracker\n"
+          "add it to the CLI's estimate (which models a recalign process) before they compare it with the budget.");
     m.def("run_memory",
           [](const std::string& method, std::uint64_t dim, std::uint64_t classes, std::uint64_t rank, double extra,
              std::uint64_t krylov_blocks) {

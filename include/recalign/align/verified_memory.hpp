@@ -92,4 +92,9 @@ long double parked_sketch_bytes(std::uint64_t dim, std::uint64_t rank, std::uint
 // This machine's physical memory in bytes (the default budget; 0 when unknown).
 long double physical_memory();
 
+// This process's resident set now, in bytes (/proc/self/statm; 0 when unknown). The estimates above
+// model a recalign process (the CLI's own 64 MiB among them); a run inside a process that already
+// holds more (an interpreter, its modules, the caller's data: Python's bindings) adds this.
+long double resident_memory();
+
 }  // namespace recalign
