@@ -126,6 +126,7 @@ class _VerifiedRun:
         self._mc = [_recalign.MonteCarloSketch(_recalign.gaussian_test_matrix(dim, min(rank + 10, dim), seed_), **make)
                     for seed_, make, _ in self._monte_carlo()]
         self._verify = None  # RestrictedMoments of the current verification pass
+        self._finished_sketch = None  # sketch() once the sketch passes end (it reads no more rows)
         self._mc_basis = []  # MonteCarloSketch on the verification basis, one per Monte-Carlo noise
         self._pass = 0
 
@@ -251,10 +252,18 @@ class _VerifiedRun:
         if nxt < self._config["passes"]:
             self._sketch.next_pass()
         else:
-            basis = self._next_basis()
-            self._verify = _recalign.RestrictedMoments(basis, self._config["classes"])
-            self._mc_basis = [_recalign.MonteCarloSketch(basis, ranges=False, **make)
-                              for _, make, _ in self._monte_carlo()]
+            entering = self._pass < self._config["passes"]  # the sketch reads no more rows: finished once
+            if entering:
+                self._finished_sketch = self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+            try:
+                basis = self._next_basis()
+                verify = _recalign.RestrictedMoments(basis, self._config["classes"])
+                mc = [_recalign.MonteCarloSketch(basis, ranges=False, **make) for _, make, _ in self._monte_carlo()]
+            except BaseException:
+                if entering:  # the sketch's last pass goes on: it may read more rows
+                    self._finished_sketch = None
+                raise
+            self._verify, self._mc_basis = verify, mc
         self._pass = nxt
 
     def _next_basis(self):
@@ -306,8 +315,14 @@ class _VerifiedRun:
         return getattr(self._sketch, "pass_index", 0) + 1
 
     def sketch(self):
-        """The sketch's finished Statistics (top `rank` eigenpairs, class statistics)."""
-        return self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+        """The sketch's finished Statistics (top `rank` eigenpairs, class statistics). Finished once
+        when the sketch passes have ended, as the CLI's: the restarts and the report share it."""
+        if self._finished_sketch is not None:
+            return self._finished_sketch
+        finished = self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+        if self._pass >= self._config["passes"]:  # not while the sketch may still read rows
+            self._finished_sketch = finished
+        return finished
 
     @property
     def blocks(self):
@@ -383,6 +398,8 @@ class _VerifiedRun:
 
     def _set_parts(self, parts):
         nb, nm = len(self._blocks), len(self._mc)
+        if parts[0] is not self._sketch or parts[1] is not self._labels:
+            self._finished_sketch = None
         self._sketch, self._labels = parts[0], parts[1]
         self._blocks = parts[2:2 + nb]
         self._mc = parts[2 + nb:2 + nb + nm]

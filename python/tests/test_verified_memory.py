@@ -262,3 +262,67 @@ def test_saving_a_finished_refinement_copies_nothing(tmp_path):
     out = subprocess.run([sys.executable, "-c", _FINISHED, path], check=True, capture_output=True, text=True)
     grew, size = map(int, out.stdout.split())
     assert size > 100e6 and grew < 0.1 * size, (grew, size)
+
+
+class _CountingSketch:
+    """A sketch part that counts its finish() calls and is otherwise the part itself."""
+
+    def __init__(self, part):
+        self._part, self.finished = part, 0
+
+    def finish(self, **options):
+        self.finished += 1
+        return self._part.finish(**options)
+
+    def __getattr__(self, name):
+        return getattr(self._part, name)
+
+
+def test_the_sketch_is_finished_once_when_its_passes_end():
+    """The restarts and the report share one finished sketch, as the CLI's (at 224x224x3 and rank
+    256 each finish took 2.5-3.3 s, and Python finished it again at every restart); while the
+    sketch passes go on, sketch() is finished as it stands (more rows change it)."""
+    data, _ = _in_refinement_pass()
+    reference = recalign.verified_denoise(data, ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.25"], 5,
+                                          shape=(8, 8, 3), rank=20, passes=2, refine=2)
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5", "dropout:ratio=0.25"], shape=(8, 8, 3),
+                                    rank=20, passes=2, refine=2)
+    counting = st._sketch = _CountingSketch(st._sketch)
+    for xb, yb in data[:2]:
+        st.update(xb, yb)
+    early = st.sketch().spectrum.eigenvalues
+    for xb, yb in data[2:]:
+        st.update(xb, yb)
+    assert not np.array_equal(st.sketch().spectrum.eigenvalues, early)  # not kept from before the rows
+    st.next_pass()
+    counting.finished = 0
+    while not st.finished:
+        for xb, yb in data:
+            st.update(xb, yb)
+        if not st.finished:
+            st.next_pass()
+    result = st.report()
+    assert st.pass_index >= 3 and counting.finished == 1  # the first basis; the restarts and report share it
+    assert result.to_dict() == reference.to_dict()
+
+
+def test_a_failed_start_of_the_verification_keeps_the_sketch_open():
+    """next_pass() into the verification finishes the sketch once; if the basis then fails, the
+    state stays in the sketch's last pass (strong guarantee) and sketch() follows later rows."""
+    data, _ = _in_refinement_pass()
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, passes=1)
+    for xb, yb in data[:3]:
+        st.update(xb, yb)
+
+    def fail(*args):
+        raise MemoryError("no room for the basis")
+    st._basis = fail
+    with pytest.raises(MemoryError):
+        st.next_pass()
+    del st._basis
+    assert st.pass_index == 0 and st._verify is None
+    before = st.sketch().spectrum.eigenvalues
+    st.update(*data[3])
+    assert not np.array_equal(st.sketch().spectrum.eigenvalues, before)
+    st.next_pass()
+    assert st.pass_index == 1
