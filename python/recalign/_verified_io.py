@@ -1,6 +1,9 @@
 """How a verified state (verified.py) reads its saved bytes: from memory or where they lie in a
 file, and what is checked of its parts and arguments."""
+import hashlib
+import math
 import os
+import tempfile
 
 from . import _recalign
 
@@ -84,3 +87,76 @@ def _with_corruptions(args, corruptions):
                 f"Corruption(fn, '{n['corruption']}', draws={n['draws']}, seed={n['seed']})])")
         found.append(match[0])
     return dict(args, noises=found)
+
+
+class _ParkedPart:
+    """A part no pass changes any more (the sketch, once the verification begins) kept in an
+    unlinked file in `directory` instead of in memory, as the CLI parks it (tools/recalign/
+    route_state.hpp): its to_bytes() bytes, handed on by _write_to, read back by finish() for as
+    long as that takes. It never changes, so copies share the file."""
+    _ATTRIBUTES = ("n", "dim", "pass_index", "test", "ell", "rank", "width")
+
+    def __init__(self, part, directory):
+        self.kind, self._framed_size = type(part), part._framed_size
+        self._attributes = {a: getattr(part, a) for a in self._ATTRIBUTES if hasattr(part, a)}
+        f = tempfile.TemporaryFile(dir=directory)
+        try:
+            part._write_to(f.write)
+            f.flush()
+            if f.tell() != self._framed_size:
+                raise OSError(f"a parked {self.kind.__name__} wrote {f.tell()} bytes of {self._framed_size}")
+        except BaseException:
+            f.close()
+            raise
+        self._file = f
+
+    def __getattr__(self, name):  # the part's properties, as they were when it was parked
+        try:
+            return self.__dict__["_attributes"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def _write_to(self, write):
+        offset = 0
+        while offset < self._framed_size:
+            block = os.pread(self._file.fileno(), min(1 << 22, self._framed_size - offset), offset)
+            if not block:
+                raise OSError(f"the parked {self.kind.__name__}'s file ended at byte {offset} of {self._framed_size}")
+            write(memoryview(block))
+            offset += len(block)
+
+    def to_bytes(self):
+        pieces = []
+        self._write_to(lambda piece: pieces.append(bytes(piece)))
+        return b"".join(pieces)
+
+    def finish(self, **options):
+        part = self.kind._load_range(self._file.fileno(), 0, self._framed_size, f"<parked {self.kind.__name__}>")
+        return part.finish(**options)
+
+    def copy(self):
+        return self
+
+
+def _parked(part, spill):
+    """`part` in an unlinked file in $TMPDIR (a _ParkedPart) when the directory has room for it
+    beside the `spill` bytes the passes left keep there; else, or when writing it fails, `part`
+    itself, in memory, as the CLI keeps it then (the memory estimates count it held)."""
+    if isinstance(part, _ParkedPart):
+        return part
+    directory = _recalign.spill_directory()
+    if _recalign.spill_shortfall(directory, part._framed_size + math.ceil(spill)):
+        return part
+    try:
+        return _ParkedPart(part, directory)
+    except OSError:
+        return part
+
+
+def _digest(part):
+    """A digest of part.to_bytes() (None: of no bytes), made as the part writes them: merge()
+    compares the parts of earlier passes without a copy of either state in memory."""
+    h = hashlib.blake2b(digest_size=32)
+    if part is not None:
+        part._write_to(h.update)
+    return h.digest()

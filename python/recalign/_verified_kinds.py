@@ -258,12 +258,15 @@ class VerifiedDenoising(_VerifiedRun):
                    not _is_monte_carlo(_recalign.NoiseSpec(str(n))) and _recalign.NoiseSpec(str(n)).family != "gaussian"]
         return args if masking else dict(args, refine=None)
 
+    def _spill(self):
+        _, options = self._verification()
+        return _recalign.denoising_spill(self.dim, self._config["rank"], **options)
+
     def _require_room(self):
         """The refinement passes keep their carried directions on disk, in unlinked files in $TMPDIR:
         refused before the first batch when no file can be made there or it has too little room, as
         the CLI's denoise --refine (the library's io::spill_shortfall)."""
-        _, options = self._verification()
-        spill = _recalign.denoising_spill(self.dim, self._config["rank"], **options)
+        spill = self._spill()
         if spill > 0:
             directory = _recalign.spill_directory()
             why = _recalign.spill_shortfall(directory, math.ceil(spill))

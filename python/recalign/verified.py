@@ -20,7 +20,6 @@ earlier min(2 · rank, dim) resumes with it). What the CLI refuses before readin
 before any batch): the options, and a run whose memory estimate (the CLI's own,
 recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical memory).
 """
-import hashlib
 import io
 import json
 import math
@@ -33,7 +32,7 @@ import numpy as np
 from . import _recalign
 from ._order import _write_atomic
 from ._verified_memory import _require_memory
-from ._verified_io import _BytesSource, _FileSource, _MissingCorruption, _file_error, _signature, \
+from ._verified_io import _BytesSource, _FileSource, _MissingCorruption, _digest, _file_error, _parked, _signature, \
     _with_corruptions
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedSpectrumResult, VerifiedTradeoffResult
@@ -162,6 +161,16 @@ class _VerifiedRun:
         $TMPDIR. Called by __init__ (but with memory=math.inf: no check) and by from_bytes for a
         state that has passes left to read."""
 
+    def _spill(self):
+        """Bytes the passes left keep in $TMPDIR (VerifiedDenoising's refinement passes; else none)."""
+        return 0
+
+    def _park(self):
+        """Once the verification begins the sketch reads no more rows: parked in $TMPDIR, as the CLI's,
+        when there is room beside what the passes left need there (_verified_io._parked)."""
+        if self._pass >= self._config["passes"]:
+            self._sketch = _parked(self._sketch, self._spill())
+
     def _stop(self):
         """The adaptive stop after a complete verification pass that is not the last (the CLI's
         verify_plan.done): True skips the passes left, this one is the result."""
@@ -265,6 +274,7 @@ class _VerifiedRun:
                 raise
             self._verify, self._mc_basis = verify, mc
         self._pass = nxt
+        self._park()
 
     def _next_basis(self):
         """The basis the next verification pass reads, from the sketch and the pass just read."""
@@ -375,7 +385,8 @@ class _VerifiedRun:
         for i, (a, b) in enumerate(zip(mine, theirs)):
             if i not in active and (a is None) != (b is None) or (i not in active and a is not None and
                                                                   _digest(a) != _digest(b)):
-                raise ValueError(f"cannot merge: the {type(a).__name__} of earlier passes differs; shards of pass "
+                kind = getattr(a, "kind", type(a)).__name__  # a parked part names what it holds
+                raise ValueError(f"cannot merge: the {kind} of earlier passes differs; shards of pass "
                                  f"{self._pass} must start from copies of one merged state")
         parts = [p.copy() if i in active and p is not None else p for i, p in enumerate(mine)]
         for i in active:
@@ -541,6 +552,7 @@ class _VerifiedRun:
             raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
         if not state.finished:  # it will read on: the disk its passes need, as a new state's
             state._require_room()
+        state._park()
         return state
 
     def save(self, path):
@@ -568,15 +580,6 @@ class _VerifiedRun:
         c = self._config
         return (f"{type(self).__name__}(dim={c['dim']}, classes={c['classes']}, method='{c['method']}', rank={c['rank']}, "
                 f"passes={c['passes']}, pass_index={self._pass}, n={self.n})")
-
-
-def _digest(part):
-    """A digest of part.to_bytes() (None: of no bytes), made as the part writes them: merge()
-    compares the parts of earlier passes without a copy of either state in memory."""
-    h = hashlib.blake2b(digest_size=32)
-    if part is not None:
-        part._write_to(h.update)
-    return h.digest()
 
 
 def _from_bytes(data, corruptions=None):

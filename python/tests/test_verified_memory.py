@@ -4,6 +4,7 @@ load() reads each part where it lies, so a checkpoint holds no copy of the state
 it (at 224x224x3 a save used to build the whole state as bytes three times over: 6.2 GB peak for a
 2.1 GB checkpoint). And the first verification basis is built in place, as the CLI's (3.6 GB
 peak at 224x224x3 before, 2.4 GB after, for the README's two noises)."""
+import math
 import os
 import struct
 import subprocess
@@ -119,11 +120,11 @@ def test_a_write_that_fails_midway_leaves_the_old_checkpoint_and_the_state(tmp_p
     ck.write_bytes(b"the old checkpoint")
     want = st.to_bytes()
     for part in [p for p in st._parts() + [st._carried()] if p is not None]:
-        calls = []
+        calls, size = [], part._framed_size  # (not asked inside write: _write_to holds the part's lock)
 
-        def failing(piece):
+        def failing(piece):  # at the second piece, or the last (a parked sketch: one 4 MiB block here)
             calls.append(len(piece))
-            if len(calls) == 2:
+            if len(calls) == 2 or sum(calls) == size:
                 raise OSError(28, "No space left on device")
         with pytest.raises(OSError, match="No space left"):
             part._write_to(failing)
@@ -326,3 +327,66 @@ def test_a_failed_start_of_the_verification_keeps_the_sketch_open():
     assert not np.array_equal(st.sketch().spectrum.eigenvalues, before)
     st.next_pass()
     assert st.pass_index == 1
+
+
+def _alignment_passes(st, data, upto):
+    while st.pass_index < upto:
+        for xb, yb in data:
+            st.update(xb, yb)
+        st.next_pass()
+
+
+def test_the_sketch_waits_on_disk_through_the_verification(tmp_path, monkeypatch):
+    """Once the verification begins the sketch reads no more rows: it is parked in an unlinked file
+    in $TMPDIR, as the CLI's (a D x (rank + p) state: 0.33 GB at 224x224x3 and rank 256), with room
+    for it there, and kept in memory without; the bytes, the copies, merges, checkpoints and the
+    report are the same either way."""
+    from recalign._verified_io import _ParkedPart
+    data, _ = _in_refinement_pass()
+    states = []
+    for tmpdir in (tmp_path, tmp_path / "not a directory"):
+        monkeypatch.setenv("TMPDIR", str(tmpdir))
+        st = recalign.VerifiedAlignment(192, 5, rank=20, passes=2)
+        _alignment_passes(st, data, 2)
+        states.append(st)
+    parked, kept = states
+    assert isinstance(parked._sketch, _ParkedPart) and not isinstance(kept._sketch, _ParkedPart)
+    assert parked.to_bytes() == kept.to_bytes() and parked.sketch_passes == kept.sketch_passes == 2
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    loaded = recalign.VerifiedAlignment.from_bytes(kept.to_bytes())
+    assert isinstance(loaded._sketch, _ParkedPart)  # a loaded state in its verification parks it again
+    assert loaded.sketch().spectrum.eigenvalues.tolist() == kept.sketch().spectrum.eigenvalues.tolist()
+    merged = []
+    for shards in ([parked.copy(), loaded.copy()], [kept.copy(), kept.copy()]):  # parked, then in memory
+        for shard, (xb, yb) in zip(shards * 2, data):
+            shard.update(xb, yb)
+        shards[0].merge(shards[1])
+        merged.append(shards[0])
+    assert merged[0].to_bytes() == merged[1].to_bytes()
+    for st in (parked, kept):
+        for xb, yb in data:
+            st.update(xb, yb)
+    assert parked.to_bytes() == kept.to_bytes()
+    assert parked.report().to_dict() == kept.report().to_dict()
+    assert merged[0].report().to_dict() == merged[1].report().to_dict()
+
+
+def test_parking_leaves_room_for_the_refinement(tmp_path, monkeypatch):
+    """The sketch is parked only beside what the refinement passes keep in $TMPDIR: a directory with
+    room for those alone keeps the sketch in memory."""
+    from recalign._verified_io import _ParkedPart
+    data, _ = _in_refinement_pass()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, passes=1,
+                                    refine=2)
+    spill, sketch = st._spill(), st._sketch._framed_size
+    for xb, yb in data:
+        st.update(xb, yb)
+    seen = []
+
+    def shortfall(directory, size):
+        seen.append(size)
+        return "too little room" if size > spill else ""
+    monkeypatch.setattr(_recalign, "spill_shortfall", shortfall)
+    st.next_pass()
+    assert seen[-1] == sketch + math.ceil(spill) and not isinstance(st._sketch, _ParkedPart)

@@ -252,9 +252,10 @@ def cli_or_skip():
 def test_memory_same_number_as_the_cli(tmp_path, args, make, memory):
     """The CLI's refusal (--memory, before reading: headers only) and Python's name the same GiB,
     Python's with what its process holds already added.
-    Python's states hold the finished sketch in memory through the verification pass; the CLI's
-    align and tradeoff park it in $TMPDIR when it has room (check_verification), and keep it, as
-    Python does, when it has none: that is the CLI run compared here."""
+    Python's estimate counts the finished sketch held in memory through the verification pass
+    (Python parks it when $TMPDIR has room, but does not count on that); the CLI's align and
+    tradeoff count it parked when $TMPDIR has room (check_verification), and held when it has
+    none: that is the CLI run compared here."""
     cli_or_skip()
     images, labels = tmp_path / "x.u8", tmp_path / "y.npy"
     np.zeros((10, D224), np.uint8).tofile(images)
