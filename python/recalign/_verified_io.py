@@ -142,8 +142,6 @@ def _parked(part, spill):
     """`part` in an unlinked file in $TMPDIR (a _ParkedPart) when the directory has room for it
     beside the `spill` bytes the passes left keep there; else, or when writing it fails, `part`
     itself, in memory, as the CLI keeps it then (the memory estimates count it held)."""
-    if isinstance(part, _ParkedPart):
-        return part
     directory = _recalign.spill_directory()
     if _recalign.spill_shortfall(directory, part._framed_size + math.ceil(spill)):
         return part

@@ -32,8 +32,8 @@ import numpy as np
 from . import _recalign
 from ._order import _write_atomic
 from ._verified_memory import _require_memory
-from ._verified_io import _BytesSource, _FileSource, _MissingCorruption, _digest, _file_error, _parked, _signature, \
-    _with_corruptions
+from ._verified_io import _BytesSource, _FileSource, _MissingCorruption, _ParkedPart, _digest, _file_error, _parked, \
+    _signature, _with_corruptions
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedSpectrumResult, VerifiedTradeoffResult
 
@@ -168,7 +168,7 @@ class _VerifiedRun:
     def _park(self):
         """Once the verification begins the sketch reads no more rows: parked in $TMPDIR, as the CLI's,
         when there is room beside what the passes left need there (_verified_io._parked)."""
-        if self._pass >= self._config["passes"]:
+        if self._pass >= self._config["passes"] and not isinstance(self._sketch, _ParkedPart):
             self._sketch = _parked(self._sketch, self._spill())
 
     def _stop(self):

@@ -117,6 +117,11 @@ def gib(message):
 D224 = 224 * 224 * 3
 
 
+def beside_held(budget):
+    """`budget` GiB beside what this process holds already (Python's refusals add its resident set)."""
+    return budget + recalign._recalign.resident_memory() / 2**30
+
+
 @pytest.mark.parametrize("make, what, budget", [
     (lambda m: recalign.VerifiedAlignment(D224, 10, rank=256, memory=m), "the verification pass", 2.0),
     (lambda m: recalign.VerifiedTradeoff(D224, 10, [1.0], 5, rank=256, memory=m), "the verification pass", 2.0),
@@ -137,10 +142,10 @@ def test_memory_refused_before_allocating(make, what, budget):
         make(0.5)
     assert "VerifiedAlignment" in str(e.value) or "VerifiedTradeoff" in str(e.value) or "VerifiedDenoising" in str(e.value)
     assert float(gib(str(e.value)).split()[0]) > 0.5
-    held = recalign._recalign.resident_memory() / 2**30  # the budget beside what this process holds already
+    budget = beside_held(budget)
     with pytest.raises(ValueError, match=what + r": method='(nystrom|fd)' needs about") as e:
-        make(budget + held)
-    assert float(gib(str(e.value)).split()[0]) > budget + held
+        make(budget)
+    assert float(gib(str(e.value)).split()[0]) > budget
 
 
 def test_krylov_memory_refused_early():
@@ -152,7 +157,7 @@ def test_krylov_memory_refused_early():
     _, extra = recalign._recalign.verification_memory("alignment", d, 4, rank)
     one = max(one, recalign._recalign.run_memory("nystrom", d, 4, rank, extra))
     assert three - one > 2**23
-    budget = (recalign._recalign.resident_memory() + (one + three) / 2) / 2**30
+    budget = beside_held((one + three) / 2 / 2**30)
     recalign.VerifiedAlignment(d, 4, rank=rank, passes=1, memory=budget)
     with pytest.raises(ValueError, match=r"VerifiedAlignment: method='nystrom' needs about .* fewer passes"):
         recalign.VerifiedAlignment(d, 4, rank=rank, passes=3, memory=budget)
@@ -168,7 +173,7 @@ def test_refine_zero_is_not_charged_the_refinement():
     for refine in (0, 8):
         with pytest.raises(ValueError, match="the verification pass") as e:
             recalign.VerifiedDenoising(D224, 10, ["mask:patch=16x16,ratio=0.75"], shape=(224, 224, 3), rank=256,
-                                       refine=refine, memory=2.0 + recalign._recalign.resident_memory() / 2**30)
+                                       refine=refine, memory=beside_held(2.0))
         need.append(float(gib(str(e.value)).split()[0]))
     assert need[1] - need[0] == pytest.approx(8 * D224 * ((640 + 3 * 64 + 2 * 64 + 4 * 64 + 256) - 2 * 512) / 2**30, abs=0.011)
 
@@ -269,7 +274,7 @@ def test_memory_same_number_as_the_cli(tmp_path, args, make, memory):
                          capture_output=True, text=True, timeout=60, env=env)  # refused: it reads no row
     assert out.returncode == 2 and "--memory is" in out.stderr, out.stderr
     with pytest.raises(ValueError) as e:  # the same budget beside what this process holds already
-        make(memory + recalign._recalign.resident_memory() / 2**30)
+        make(beside_held(memory))
     # Python's estimate is the CLI's plus what this process holds already (the CLI's models a
     # recalign process): all three rounded to 0.01 GiB.
     held = float(re.search(r"([0-9.]+) GiB of it held by this process already", str(e.value)).group(1))
