@@ -105,14 +105,27 @@ void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
 void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
     check(r0, n);
     if (n == 0 || cols_ == 0) return;
-    if (source_) {  // whole rows of the source, a block at a time, mapped
+    if (source_) {
+        // Whole rows of the source, mapped a block at a time, the blocks on one grid of view_block
+        // rows from row 0 whatever rows are asked for (a block only partly asked for is mapped
+        // whole and the rows asked for copied out): a map's rounding may depend on the rows it is
+        // given at once (OpenBLAS's GEMM rounds the rows past a multiple of its kernel's 8
+        // differently), and a row must have the same bits however its readers split their reads (a
+        // checkpoint reads 4 MiB blocks, complete_pass 512 rows: a resumed run rounds as one that
+        // did not stop).
         const std::size_t w = source_->cols();
-        constexpr std::size_t block = 256;
-        std::vector<double> rows(std::min(n, block) * w);
-        for (std::size_t i0 = 0; i0 < n; i0 += block) {
-            const std::size_t b = std::min(block, n - i0);
-            source_->read_rows(r0 + i0, b, rows.data());
-            map_(b, rows.data(), dst + i0 * cols_);
+        std::vector<double> rows(std::min(rows_, view_block) * w), part;
+        for (std::size_t g0 = r0 / view_block * view_block; g0 < r0 + n; g0 += view_block) {
+            const std::size_t b = std::min(view_block, rows_ - g0);
+            const std::size_t lo = std::max(g0, r0), hi = std::min(g0 + b, r0 + n);
+            source_->read_rows(g0, b, rows.data());
+            if (lo == g0 && hi == g0 + b) {
+                map_(b, rows.data(), dst + (g0 - r0) * cols_);
+                continue;
+            }
+            part.resize(b * cols_);
+            map_(b, rows.data(), part.data());
+            std::copy(part.data() + (lo - g0) * cols_, part.data() + (hi - g0) * cols_, dst + (lo - r0) * cols_);
         }
         return;
     }
@@ -122,24 +135,27 @@ void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
 }
 
 namespace {
-// Runs each block of `rows` rows of `cols` doubles through one buffer of at most `bytes`.
-void by_blocks(std::size_t rows, std::size_t cols, std::size_t bytes, const row_spill::block_fn& step) {
+// Runs each block of `rows` rows of `cols` doubles through one buffer of at most `bytes`, in
+// multiples of `grain` rows where it holds one (a view's grid: no block of it mapped twice).
+void by_blocks(std::size_t rows, std::size_t cols, std::size_t bytes, std::size_t grain,
+               const row_spill::block_fn& step) {
     if (!rows || !cols) return;
-    const std::size_t block = std::max<std::size_t>(1, bytes / (cols * sizeof(double)));
+    std::size_t block = std::max<std::size_t>(1, bytes / (cols * sizeof(double)));
+    if (block >= grain) block -= block % grain;
     std::vector<double> buffer(std::min(block, rows) * cols);
     for (std::size_t r0 = 0; r0 < rows; r0 += block) step(r0, std::min(block, rows - r0), buffer.data());
 }
 }  // namespace
 
 void row_spill::read_blocks(std::size_t block_bytes, const block_fn& each) const {
-    by_blocks(rows_, cols_, block_bytes, [&](std::size_t r0, std::size_t n, double* rows) {
+    by_blocks(rows_, cols_, block_bytes, source_ ? view_block : 1, [&](std::size_t r0, std::size_t n, double* rows) {
         read_rows(r0, n, rows);
         each(r0, n, rows);
     });
 }
 
 void row_spill::write_blocks(std::size_t block_bytes, const block_fn& each) {
-    by_blocks(rows_, cols_, block_bytes, [&](std::size_t r0, std::size_t n, double* rows) {
+    by_blocks(rows_, cols_, block_bytes, 1, [&](std::size_t r0, std::size_t n, double* rows) {
         each(r0, n, rows);
         write_rows(r0, n, rows);
     });

@@ -136,6 +136,27 @@ def test_kill_in_a_refinement_pass_then_resume(tmp, synthetic):
     assert not os.path.exists(refused), "refused, yet the checkpoint was written"
 
 
+def test_resume_rounds_as_a_run_that_did_not_stop(tmp):
+    """At D = 3,072 with rank 256 a checkpoint copies the carried Sxx R (a view of Sxx Q, rotated
+    as it is read) in 4 MiB blocks that are not whole blocks of the view's 256 rows, where the
+    pass's end reads 512 at a time; OpenBLAS rounds a product's rows past a multiple of 8
+    otherwise, so before io::row_spill mapped every read on one grid, the resumed runs printed
+    other last digits (the synthetic 768 above reads one block either way). Killed in the first
+    refinement pass, and a finished checkpoint resumed: the same bytes as one run."""
+    args = ["denoise"] + make_synthetic(tmp, 600, 32, 2) + [
+        "--noise", "mask:patch=8x8,ratio=0.75,scheme=fixed", "--noise", "mask:patch=8x8,ratio=0.75", "--method",
+        "nystrom", "--rank", 256, "--refine", 2, "--json", "--quiet", "--batch", 100]
+    rc, reference, err = c.run(args)
+    assert rc == 0, err
+    ck = os.path.join(tmp, "grid.ckpt")
+    # passes 0, 1: the sketch; 2: the first verification pass; 3: the first refinement pass.
+    info, rc, out, err = c.kill_then_resume(args, ck, lambda s: s["pass"] == 3 and s["rows_done"] >= 300, 300,
+                                            "in the first refinement pass", timeout=300)
+    assert rc == 0 and out == reference, f"resume in a refinement pass: exit {rc}, identical={out == reference} {err}"
+    rc, out, err = c.run(args + ["--checkpoint", ck, "--resume"])  # finished: printed without reading
+    assert rc == 0 and out == reference, f"a finished checkpoint resumed: exit {rc}, identical={out == reference} {err}"
+
+
 def test_spill_directory_refused_before_reading(tmp, synthetic):
     """$TMPDIR that is a regular file (statvfs answers for it, yet no file can be made in it) is
     refused before the first byte is read: the refinement passes could not put their carried

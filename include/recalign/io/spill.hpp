@@ -40,12 +40,15 @@ public:
     // Throws file_error naming `dir` when it cannot be made or the space is not there.
     row_spill(const std::string& dir, std::size_t rows, std::size_t cols);
     // A view: the rows of `source` as `map` makes them, `cols` doubles each (map(n, src, dst):
-    // n <= 256 whole rows of `source`, row-major, into n rows of `cols`), computed whenever they
-    // are read; nothing is written (write_rows throws std::logic_error), `source` kept alive.
+    // the n whole rows of `source` from a multiple of view_block, row-major, n = view_block but
+    // at the end, into n rows of `cols`), computed whenever they are read, from the same blocks
+    // whatever rows are asked for (a row's bits do not depend on the reads); nothing is written
+    // (write_rows throws std::logic_error), `source` kept alive.
     // Making one does no I/O, so it cannot fail on the disk. denoising_restart keeps Sxx R as a
     // view of Sxx Q rotated by its C (no 1.5 GB written at the restart and read back by
     // complete_pass at 224x224x3). Throws std::invalid_argument without a source or a map.
     using row_map = std::function<void(std::size_t n, const double* src, double* dst)>;
+    static constexpr std::size_t view_block = 256;
     row_spill(std::shared_ptr<const row_spill> source, std::size_t cols, row_map map);
     // The first `cols` columns of `wide` (cols <= wide->cols()): a view as above. Throws
     // std::invalid_argument for more columns than `wide` has (or none). denoising_restart narrows
