@@ -188,7 +188,9 @@ matrix_t rotated_rows(matrix_t&& q, const matrix_t& c, std::size_t r, std::size_
     const double* src = in_place ? out.data() : q.data();
     // 1,024 rows a product: C's part (5.9 MB at the demo's widths) is packed once per product,
     // a tenth less time than 256 rows there (docs/benchmarks-log.md, the forty-first session);
-    // the same bits (each element sums over m alike).
+    // the same bits as the 256-row grid of a view's reads (io/spill.hpp): each element sums over
+    // m alike, and OpenBLAS rounds otherwise only the rows past a multiple of 8 in a product,
+    // which on both grids are D's last D mod 8.
     constexpr std::size_t rows = 1024;
     std::vector<double> t;
     for (std::size_t r0 = 0; r0 < d; r0 += rows) {
