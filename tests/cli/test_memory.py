@@ -146,3 +146,19 @@ def test_a_checkpoint_adds_only_its_buffers_to_the_peak(tmp, data):
     rc, _, err, checkpointed = c.run_rss(args + ["--checkpoint", os.path.join(tmp, "refined.ckpt")])
     assert rc == 0, err
     assert (checkpointed - alone) * 1024 <= 12 * 2**20, f"{checkpointed} KiB with a checkpoint, {alone} KiB without"
+
+
+def test_a_resume_holds_no_more_than_the_run(tmp, data):
+    """A run resumed past its sketch passes finishes its sketch as it loads it, while that is the only
+    large part read, then parks it as the run that wrote the checkpoint did. Before, the finish came
+    at the next restart or at the analyses, on top of the verification pass's own state: a finished
+    5,000-row checkpoint of the 224 demo, resumed, peaked 278 MB above the run (2,327,124 KiB
+    against 2,048,988), and here 37 MB. A finished checkpoint, resumed, holds no more than the run
+    that wrote it (plus a checkpoint's buffers) and prints its bytes."""
+    args = CASES["denoise-mask"] + data["u8"] + ["--json", "--quiet"]
+    ck = os.path.join(tmp, "resumed.ckpt")
+    rc, out, err, run = c.run_rss(args + ["--checkpoint", ck])
+    assert rc == 0, err
+    rc, again, err, resumed = c.run_rss(args + ["--checkpoint", ck, "--resume"])
+    assert rc == 0 and again == out, f"exit {rc}, the same output: {again == out} {err}"
+    assert (resumed - run) * 1024 <= 12 * 2**20, f"{resumed} KiB resumed, {run} KiB for the run"
