@@ -152,8 +152,8 @@ def test_a_resume_holds_no_more_than_the_run(tmp, data):
     """A run resumed past its sketch passes finishes its sketch as it loads it, while that is the only
     large part read, then parks it as the run that wrote the checkpoint did. Before, the finish came
     at the next restart or at the analyses, on top of the verification pass's own state: a finished
-    5,000-row checkpoint of the 224 demo, resumed, peaked 278 MB above the run (2,327,124 KiB
-    against 2,048,988), and here 37 MB. A finished checkpoint, resumed, holds no more than the run
+    5,000-row checkpoint of the 224 demo, resumed, peaked 494 MB above the run (3,254,440 kB
+    against 2,759,964), and here 37 MB. A finished checkpoint, resumed, holds no more than the run
     that wrote it (plus a checkpoint's buffers) and prints its bytes."""
     args = CASES["denoise-mask"] + data["u8"] + ["--json", "--quiet"]
     ck = os.path.join(tmp, "resumed.ckpt")

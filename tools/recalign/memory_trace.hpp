@@ -4,7 +4,10 @@
 // of /proc/self/status) and a lower bound of the anonymous memory held outside malloc (RssAnon
 // minus the bytes mallinfo2 says malloc has mapped: OpenBLAS's buffers), then resets the peak
 // (/proc/self/clear_refs, "5"). Each line also gives the wall time since the program started
-// (the time split by phase, from the same run). Otherwise (unset,
+// (the time split by phase, from the same run). The reset lowers the peak the kernel hands
+// getrusage too: under the trace, /usr/bin/time's "Maximum resident set size" is only the peak
+// since the last mark (the forty-sixth session: 2,327,124 KiB for a run whose marks' peaks
+// reached 3,254,440 kB); the run's peak is the largest of the marks' and that. Otherwise (unset,
 // "" or "0") it does nothing.
 #pragma once
 

@@ -389,8 +389,9 @@ void verified_state::load_from(const state_source& src) {
     // sketch with its state and basis on disk (plan_.park): finished now, while the sketch's
     // state is the only large part read, then parked as that run held it. Finished at the next
     // restart or the analyses instead, the finish came on top of the verification pass's own
-    // state: a finished 5,000-row checkpoint of the 224 demo, resumed, peaked at 2,327,124 KiB
-    // against the run's 2,048,988 (now 2,025,588; /usr/bin/time, the forty-sixth session).
+    // state: a finished 5,000-row checkpoint of the 224 demo, resumed, peaked at 3,254,440 kB
+    // against the run's 2,759,964 (now 2,351,540; the memory trace's peaks, the forty-sixth
+    // session).
     std::optional<statistics> finished;
     std::shared_ptr<io::row_spill> finished_basis;
     if (plan_.park && pass >= route.passes()) {
