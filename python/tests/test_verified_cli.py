@@ -184,7 +184,7 @@ def test_denoise_adaptive_stop_as_the_cli(tmp_path):
         recalign.track(lambda: cut(data), make(), checkpoint=ck, every=1)
     inside = recalign.VerifiedDenoising.load(ck)
     assert (inside.pass_index, inside.n) == (4, 200)
-    resumed = recalign.track(lambda: iter(data), make(), checkpoint=ck, every=2, resume=True)
+    resumed = recalign.track(lambda: iter(data), make(), checkpoint=ck, every=1, resume=True)
     assert resumed.to_bytes() == whole.to_bytes()
     assert recalign.VerifiedDenoising.load(ck).report().to_dict() == whole.report().to_dict()
 
