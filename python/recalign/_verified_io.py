@@ -1,11 +1,22 @@
 """How a verified state (verified.py) reads its saved bytes: from memory or where they lie in a
 file, and what is checked of its parts and arguments."""
 import hashlib
+import json
 import math
 import os
+import struct
 import tempfile
 
 from . import _recalign
+
+_MAGIC = b"RAPYVERI"
+# 2: a trailing part with what a state carries between its passes (VerifiedDenoising's
+# incremental refinement, recalign._recalign.DenoisingRefinement), and VerifiedTradeoff with its
+# CG passes (`refine` in the header's args; diagonal blocks of min(384, D) coordinates).
+# Version 1 states load but for a VerifiedDenoising inside its refinement passes (_load_carried
+# says why) and a trade-off from before the CG passes (two passes on the diagonal of Sxx:
+# refused as of an older format); version-1 trade-offs written with `refine` load.
+_VERSION = 2
 
 
 def _file_error(source, offset, message):
@@ -158,3 +169,112 @@ def _digest(part):
     if part is not None:
         part._write_to(h.update)
     return h.digest()
+
+
+def _read_state(cls, src, corruptions, kinds, finished=None):
+    """A verified state of class `cls` (or a subclass: `kinds` by name) from its saved bytes in `src`
+    (_BytesSource, _FileSource): _VerifiedRun.from_bytes and load. Past its sketch passes its sketch
+    is finished as it is read, unless `finished` is that sketch finished (copy())."""
+    source = src.source
+    magic = src.read(0, 16)
+    if magic[:8] != _MAGIC:
+        raise _file_error(source, 0, "not a verified sketch state (bad magic)")
+    if len(magic) < 16:
+        raise _file_error(source, len(magic), "truncated header")
+    version, size = struct.unpack_from("<II", magic, 8)
+    if version not in (1, _VERSION):
+        raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads versions "
+                                     f"1 and {_VERSION})")
+    try:
+        head = json.loads(src.read(16, min(size, src.size)))
+        if version == 1 and head["config"]["kind"] == "VerifiedTradeoff" and "refine" not in head["args"]:
+            raise _file_error(source, 8, "a VerifiedTradeoff of the older format version 1 (two verification "
+                                         "passes on the diagonal of Sxx, before the CG passes of version "
+                                         f"{_VERSION}): this build cannot continue it exactly; run it again")
+        kind = kinds[head["config"]["kind"]]
+        if not issubclass(kind, cls):
+            raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
+        args = kind._loadable(_with_corruptions(head["args"], corruptions))
+        state = kind(**args, memory=math.inf)  # a saved state: no memory refusal on load
+    except _MissingCorruption:
+        raise
+    except (ValueError, KeyError, TypeError) as e:
+        raise _file_error(source, 16, f"bad header: {e}") from None
+    if state._config != head["config"]:
+        raise _file_error(source, 16, "configuration disagrees with the header")
+    offset, parts, first = 16 + size, [], 2 + len(state._blocks) + len(state._mc)
+
+    def length_at(offset):  # a u64 length, then that many bytes: (offset of the bytes, their length)
+        if offset + 8 > src.size:
+            raise _file_error(source, offset, "truncated")
+        (length,) = struct.unpack("<Q", src.read(offset, 8))
+        offset += 8
+        if offset + length > src.size:
+            raise _file_error(source, offset, "truncated")
+        return offset, length
+
+    # What each fresh part is, then the fresh parts let go: each saved part is read into a state
+    # that no longer holds its fresh twin (one state in memory, not two).
+    fresh = [None if p is None else (type(p), _signature(p, i > first)) for i, p in enumerate(state._parts())]
+    state._set_parts([None] * len(fresh))
+    mc = 2 + len(state._blocks)  # the first Monte-Carlo sketch's part
+    passes, pass_ = state._config["passes"], head.get("pass")
+    for i, like in enumerate(fresh):
+        offset, length = length_at(offset)
+        part = None
+        if i < first and like is None:  # a part the kind does not hold (VerifiedSpectrum's labels)
+            if length:
+                raise _file_error(source, offset, f"part {i} holds bytes a {kind.__name__} does not have")
+        elif i < first or length:  # the verification pass's parts are empty before it
+            part = state._part_from(i, lambda k, **options: src.load(k, offset, length, **options),
+                                    like[0] if like else None)
+            if like is None:  # a Monte-Carlo sketch on the basis: as its noise's first-pass sketch
+                like = (None, _signature(parts[mc + i - first - 1], True)) if i > first else \
+                    (None, _signature(part))
+            if i == 0 and isinstance(part, _recalign.FrequentDirections) and \
+                    part.ell == _recalign.frequent_directions_legacy_ell(state._config["rank"], state.dim):
+                # begun before the default ell
+                like = (None, _signature(_recalign.FrequentDirections(state.dim, part.ell)))
+            if _signature(part, i > first) != like[1] or part.dim != state.dim or \
+                    (i > first and part.ranges):
+                raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")
+        parts.append(part)
+        offset += length
+        if i == 1 and isinstance(pass_, int) and pass_ >= passes:
+            # Past its passes the sketch reads no more rows: finished now, while it and the class
+            # statistics are all that is read, and parked, as the run did when its verification
+            # began (and the CLI's load_from). Finished later, it was read back on top of the
+            # verification pass's state: 38 MB above the run at 112x112x3 and rank 64.
+            try:
+                if finished is None:
+                    finished = parts[0].finish(labels=parts[1], rank=state._config["rank"])
+            except ValueError as e:
+                raise _file_error(source, 16, f"pass {pass_}: the sketch cannot be finished: {e}") from None
+            parts[0] = _parked(parts[0], state._spill())
+    carried = (16, 0)
+    if version >= 2:
+        carried = length_at(offset)
+        offset = sum(carried)
+    if offset != src.size:
+        raise _file_error(source, offset, "unexpected bytes after the state")
+    verifying = [p is not None for p in parts[first:]]
+    # With a tolerance the verification may have started before the last sketch pass.
+    # A closed pass (VerifiedDenoising's refinement) holds no accumulators of its own.
+    ok = isinstance(pass_, int) and 0 <= pass_ < state.total_passes and \
+        (all(verifying) == (pass_ >= passes) or pass_ >= passes and not any(verifying)) and \
+        (all(verifying) or not any(verifying))
+    if ok:
+        sketch_pass = getattr(parts[0], "pass_index", min(pass_, passes - 1))
+        early = "tolerance" in state._config and pass_ >= passes
+        ok = sketch_pass <= passes - 1 if early else sketch_pass == min(pass_, passes - 1)
+    if not ok:
+        raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
+    state._set_parts(parts)
+    state._pass, state._finished_sketch = pass_, finished if pass_ >= passes else None
+    state._load_carried(lambda k: src.load(k, *carried), *carried, version, source)
+    if state._pass >= passes and state._verify is None and not state._closed():
+        raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
+    if not state.finished:  # it will read on: the disk its passes need, as a new state's
+        state._require_room()
+    state._park()
+    return state

@@ -32,23 +32,14 @@ import numpy as np
 from . import _recalign
 from ._order import _write_atomic
 from ._verified_memory import _require_memory
-from ._verified_io import _BytesSource, _FileSource, _MissingCorruption, _ParkedPart, _digest, _file_error, _parked, \
-    _signature, _with_corruptions
+from ._verified_io import _BytesSource, _FileSource, _MAGIC, _VERSION, _ParkedPart, _digest, _file_error, _parked, \
+    _read_state
 from ._verified_results import SketchError, VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedSpectrumResult, VerifiedTradeoffResult
 
 __all__ = ["Corruption", "VerifiedAlignment", "VerifiedDenoising", "VerifiedSpectrum", "VerifiedTradeoff", "verified_align",
            "verified_denoise", "verified_spectrum", "verified_tradeoff", "SketchError", "VerifiedAlignmentResult",
            "VerifiedDenoisingResult", "VerifiedNoise", "VerifiedSpectrumResult", "VerifiedTradeoffResult"]
-
-_MAGIC = b"RAPYVERI"
-# 2: a trailing part with what a state carries between its passes (VerifiedDenoising's
-# incremental refinement, recalign._recalign.DenoisingRefinement), and VerifiedTradeoff with its
-# CG passes (`refine` in the header's args; diagonal blocks of min(384, D) coordinates).
-# Version 1 states load but for a VerifiedDenoising inside its refinement passes (_load_carried
-# says why) and a trade-off from before the CG passes (two passes on the diagonal of Sxx:
-# refused as of an older format); version-1 trade-offs written with `refine` load.
-_VERSION = 2
 
 
 class _VerifiedRun:
@@ -462,98 +453,8 @@ class _VerifiedRun:
         return cls._read(_BytesSource(data, source), corruptions)
 
     @classmethod
-    def _read(cls, src, corruptions):
-        source = src.source
-        magic = src.read(0, 16)
-        if magic[:8] != _MAGIC:
-            raise _file_error(source, 0, "not a verified sketch state (bad magic)")
-        if len(magic) < 16:
-            raise _file_error(source, len(magic), "truncated header")
-        version, size = struct.unpack_from("<II", magic, 8)
-        if version not in (1, _VERSION):
-            raise _file_error(source, 8, f"verified state version {version} is not supported (this build reads versions "
-                                         f"1 and {_VERSION})")
-        try:
-            head = json.loads(src.read(16, min(size, src.size)))
-            if version == 1 and head["config"]["kind"] == "VerifiedTradeoff" and "refine" not in head["args"]:
-                raise _file_error(source, 8, "a VerifiedTradeoff of the older format version 1 (two verification "
-                                             "passes on the diagonal of Sxx, before the CG passes of version "
-                                             f"{_VERSION}): this build cannot continue it exactly; run it again")
-            kind = _KINDS[head["config"]["kind"]]
-            if not issubclass(kind, cls):
-                raise _file_error(source, 16, f"holds a {kind.__name__}, expected a {cls.__name__}")
-            args = kind._loadable(_with_corruptions(head["args"], corruptions))
-            state = kind(**args, memory=math.inf)  # a saved state: no memory refusal on load
-        except _MissingCorruption:
-            raise
-        except (ValueError, KeyError, TypeError) as e:
-            raise _file_error(source, 16, f"bad header: {e}") from None
-        if state._config != head["config"]:
-            raise _file_error(source, 16, "configuration disagrees with the header")
-        offset, parts, first = 16 + size, [], 2 + len(state._blocks) + len(state._mc)
-
-        def length_at(offset):  # a u64 length, then that many bytes: (offset of the bytes, their length)
-            if offset + 8 > src.size:
-                raise _file_error(source, offset, "truncated")
-            (length,) = struct.unpack("<Q", src.read(offset, 8))
-            offset += 8
-            if offset + length > src.size:
-                raise _file_error(source, offset, "truncated")
-            return offset, length
-
-        # What each fresh part is, then the fresh parts let go: each saved part is read into a state
-        # that no longer holds its fresh twin (one state in memory, not two).
-        fresh = [None if p is None else (type(p), _signature(p, i > first)) for i, p in enumerate(state._parts())]
-        state._set_parts([None] * len(fresh))
-        mc = 2 + len(state._blocks)  # the first Monte-Carlo sketch's part
-        for i, like in enumerate(fresh):
-            offset, length = length_at(offset)
-            part = None
-            if i < first and like is None:  # a part the kind does not hold (VerifiedSpectrum's labels)
-                if length:
-                    raise _file_error(source, offset, f"part {i} holds bytes a {kind.__name__} does not have")
-            elif i < first or length:  # the verification pass's parts are empty before it
-                part = state._part_from(i, lambda k, **options: src.load(k, offset, length, **options),
-                                        like[0] if like else None)
-                if like is None:  # a Monte-Carlo sketch on the basis: as its noise's first-pass sketch
-                    like = (None, _signature(parts[mc + i - first - 1], True)) if i > first else \
-                        (None, _signature(part))
-                if i == 0 and isinstance(part, _recalign.FrequentDirections) and \
-                        part.ell == _recalign.frequent_directions_legacy_ell(state._config["rank"], state.dim):
-                    like = (None, _signature(_recalign.FrequentDirections(state.dim, part.ell)))  # begun before the default ell
-                if _signature(part, i > first) != like[1] or part.dim != state.dim or \
-                        (i > first and part.ranges):
-                    raise _file_error(source, offset, f"part {i} ({type(part).__name__}) is of another configuration")
-            parts.append(part)
-            offset += length
-        carried = (16, 0)
-        if version >= 2:
-            carried = length_at(offset)
-            offset = sum(carried)
-        if offset != src.size:
-            raise _file_error(source, offset, "unexpected bytes after the state")
-        passes, pass_ = state._config["passes"], head.get("pass")
-        verifying = [p is not None for p in parts[first:]]
-        # With a tolerance the verification may have started before the last sketch pass.
-        # A closed pass (VerifiedDenoising's refinement) holds no accumulators of its own.
-        ok = isinstance(pass_, int) and 0 <= pass_ < state.total_passes and \
-            (all(verifying) == (pass_ >= passes) or pass_ >= passes and not any(verifying)) and \
-            (all(verifying) or not any(verifying))
-        if ok:
-            sketch_pass = getattr(parts[0], "pass_index", min(pass_, passes - 1))
-            early = "tolerance" in state._config and pass_ >= passes
-            ok = sketch_pass <= passes - 1 if early else sketch_pass == min(pass_, passes - 1)
-        if not ok:
-            raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
-        state._set_parts(parts)
-        state._pass = pass_
-        state._load_carried(lambda k: src.load(k, *carried), *carried, version, source)
-        if state._pass >= passes and state._verify is None and not state._closed():
-            raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
-        if not state.finished:  # it will read on: the disk its passes need, as a new state's
-            state._require_room()
-        state._park()
-        return state
+    def _read(cls, src, corruptions, finished=None):
+        return _read_state(cls, src, corruptions, _KINDS, finished)
 
     def save(self, path):
         """Atomic checkpoint file (temporary file in the same directory, fsync, rename), written
@@ -570,8 +471,8 @@ class _VerifiedRun:
             return cls._read(_FileSource(f.fileno(), str(path)), corruptions)
 
     def copy(self):
-        """An independent copy of the state."""
-        return type(self).from_bytes(self.to_bytes(), corruptions=self.corruptions)
+        """An independent copy of the state (sharing the finished sketch, which nothing changes)."""
+        return type(self)._read(_BytesSource(self.to_bytes(), "<bytes>"), self.corruptions, self._finished_sketch)
 
     def __reduce__(self):  # Python corruptions travel by reference
         return (_from_bytes, (self.to_bytes(), self.corruptions or None))
