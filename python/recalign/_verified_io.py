@@ -141,9 +141,12 @@ class _ParkedPart:
         self._write_to(lambda piece: pieces.append(bytes(piece)))
         return b"".join(pieces)
 
+    def load(self):
+        """The part, read back from its file (the same bits)."""
+        return self.kind._load_range(self._file.fileno(), 0, self._framed_size, f"<parked {self.kind.__name__}>")
+
     def finish(self, **options):
-        part = self.kind._load_range(self._file.fileno(), 0, self._framed_size, f"<parked {self.kind.__name__}>")
-        return part.finish(**options)
+        return self.load().finish(**options)
 
     def copy(self):
         return self

@@ -255,6 +255,8 @@ class _VerifiedRun:
             entering = self._pass < self._config["passes"]  # the sketch reads no more rows: finished once
             if entering:
                 self._finished_sketch = self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+                # Parked before the basis is built, as the CLI's: from here only a checkpoint reads it.
+                self._sketch = _parked(self._sketch, self._spill())
             try:
                 basis = self._next_basis()
                 verify = _recalign.RestrictedMoments(basis, self._config["classes"])
@@ -262,6 +264,8 @@ class _VerifiedRun:
             except BaseException:
                 if entering:  # the sketch's last pass goes on: it may read more rows
                     self._finished_sketch = None
+                    if isinstance(self._sketch, _ParkedPart):
+                        self._sketch = self._sketch.load()  # read back from its file: the same bits
                 raise
             self._verify, self._mc_basis = verify, mc
         self._pass = nxt
