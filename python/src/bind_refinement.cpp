@@ -126,7 +126,7 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
              [](refinement_g& g, const spectrum& sketch, restricted_g& accumulator, const std::string& center,
                 const std::vector<noise_spec>& noises,
                 const std::vector<const blocks_g*>& blocks, std::size_t rank, const std::string& measure, bool restart,
-                std::size_t count, gram_cache_g* factors) {
+                std::size_t count, gram_cache_g* factors, bool consume) {
                  if (blocks.size() != noises.size())
                      throw std::invalid_argument("DenoisingRefinement.close: one blocks entry (or None) per noise");
                  refinement_options o;
@@ -154,9 +154,11 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
                      // directions) while the step runs, and the carried [Sxx R, 0]'s file kept until
                      // the end (copies of a spilled pass share its files). The CLI moves both instead
                      // (verified_state::next_pass): a failure ends its run, which resumes from its
-                     // last checkpoint.
-                     restricted_statistics previous = s.next ? complete_pass(refinement_pass(*s.next), acc.finish(ce))
-                                                             : acc.finish(ce);
+                     // last checkpoint. With `consume`, the accumulator's V and Sxx V are moved in instead of
+                     // copied, as the CLI's, and the caller restores the accumulator if this throws.
+                     restricted_statistics finished = consume ? std::move(acc).finish(ce) : acc.finish(ce);
+                     restricted_statistics previous =
+                         s.next ? complete_pass(refinement_pass(*s.next), std::move(finished)) : std::move(finished);
                      refinement_state out;
                      out.passes = s.passes;
                      if (!restart) {  // the budget's last pass: its statistics are the result
@@ -206,7 +208,7 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
              },
              py::arg("sketch"), py::arg("accumulator"), py::arg("center"), py::arg("noises"), py::arg("blocks"), py::arg("rank"),
              py::arg("measure") = "paper", py::arg("restart") = true, py::arg("count") = denoising_refined_vectors,
-             py::arg("factors") = py::none(),
+             py::arg("factors") = py::none(), py::arg("consume") = false,
              "After a complete verification pass (accumulator: its RestrictedMoments, finished in `center`, left as\n"
              "it was: drop it after; on the first pass's span Q, which starts with the sketch's U, or on\n"
              "fresh()): restart=False ends the passes\n"
@@ -216,7 +218,10 @@ curves (relative differences and normalised impacts, K <= 64) below REFINEMENT_S
              "All or nothing: a refused close (ValueError), or one the disk or memory fails midway (FileError on a\n"
              "spill file in $TMPDIR that cannot be made or read, MemoryError), leaves this state and the\n"
              "accumulator as they were: close() may be called again. factors: the GramSolveCache the first\n"
-             "basis's sketched_denoising_subspace calls filled, for the first restart (later closes ignore it).")
+             "basis's sketched_denoising_subspace calls filled, for the first restart (later closes ignore it).\n"
+             "consume=True: the accumulator's V and Sxx V move into the step instead of being copied (2 D x b\n"
+             "doubles less beside the restart, b = the pass's columns); the accumulator is then spent, also when\n"
+             "close() fails past its checks: the caller restores it (VerifiedDenoising reads it back from $TMPDIR).")
         .def("fresh",
              [](const refinement_g& g) {
                  return to_numpy(locked(g, [](const refinement_state& s) {

@@ -460,3 +460,42 @@ def test_a_loaded_state_finishes_its_sketch_once_and_its_copies_share_it(monkeyp
     assert len(calls) == 1 and twin.sketch() is loaded.sketch()
     assert _to_the_end(loaded, data, 2) == _to_the_end(twin, data, 2) == reference
     assert len(calls) == 1
+
+
+def test_a_close_that_took_the_accumulator_and_fails_reads_it_back(tmp_path, monkeypatch):
+    """VerifiedDenoising's close() takes the pass accumulator's V and Sxx V instead of copying them
+    (as the CLI's) once the accumulator's bytes wait in $TMPDIR: a close that then fails midway
+    (here $TMPDIR goes missing right after the accumulator is parked: the restart's own spill file
+    cannot be made) reads the accumulator back from its file, so the state's bytes are as before
+    and next_pass() gives the state of a run that never failed, in both kinds of close."""
+    from recalign import _verified_kinds
+    data, _ = _in_refinement_pass()
+    spill, missing = tmp_path / "spill", str(tmp_path / "no-such-dir")
+    spill.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spill))
+    parked = _verified_kinds._parked
+
+    def park_then_lose_the_directory(part, size):
+        out = parked(part, size)
+        if isinstance(part, recalign._recalign.RestrictedMoments):
+            assert out is not part  # parked: close() takes the accumulator's matrices
+            monkeypatch.setenv("TMPDIR", missing)
+        return out
+    st = recalign.VerifiedDenoising(192, 5, ["mask:patch=2x2,ratio=0.5"], shape=(8, 8, 3), rank=20, passes=1, refine=2)
+    for p in range(3):  # the sketch pass, the verification pass, the first refinement pass
+        for xb, yb in data:
+            st.update(xb, yb)
+        if p == 0:
+            st.next_pass()
+            continue
+        want = st.copy()
+        want.next_pass()
+        before, accumulator = st.to_bytes(), st._verify
+        monkeypatch.setattr(_verified_kinds, "_parked", park_then_lose_the_directory)
+        with pytest.raises(recalign.FileError, match="no-such-dir"):
+            st.next_pass()
+        monkeypatch.setattr(_verified_kinds, "_parked", parked)
+        monkeypatch.setenv("TMPDIR", str(spill))
+        assert st._verify is not accumulator and st.to_bytes() == before, p  # read back, the same bytes
+        st.next_pass()
+        assert st.to_bytes() == want.to_bytes(), p
