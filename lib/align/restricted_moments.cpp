@@ -18,6 +18,13 @@
 namespace recalign {
 
 namespace {
+// An accumulator finished by moving its statistics out (finish() &&) has no columns left.
+void require_unspent(const matrix_t& basis, const char* who) {
+    if (basis.size() == 0)
+        throw std::logic_error(std::string("restricted_moments::") + who +
+                               ": the accumulator is spent (finished by moving its statistics out)");
+}
+
 // Columns of a batch converted at a time (as in nystrom_sketch): cache-sized scratch.
 constexpr std::size_t column_block = 1024;
 
@@ -90,6 +97,7 @@ void restricted_moments::update(const batch_view& x, std::uint64_t first_row) {
 }
 
 void restricted_moments::update(const batch_view& x, const target_view& labels, std::uint64_t first_row) {
+    require_unspent(options_.basis, "update");
     const std::size_t d = dim(), k = this->k(), rows = x.rows;
     if (labels_ && labels.form == target_view::kind::none)
         throw input_error("this accumulator collects class ids: every batch needs them");
@@ -171,6 +179,8 @@ void restricted_moments::commit(const batch_view& x, const double* sum, const do
 }
 
 void restricted_moments::merge(const restricted_moments& other) {
+    require_unspent(options_.basis, "merge");
+    require_unspent(other.options_.basis, "merge");
     const matrix_t &a = options_.basis, &o = other.options_.basis;
     if (a.shape() != o.shape() || std::memcmp(a.data(), o.data(), a.size() * sizeof(double)) != 0)
         throw std::invalid_argument("cannot merge restricted moments of different bases (" + std::to_string(a.shape(0)) +
@@ -224,6 +234,7 @@ cross_moments restricted_moments::cross(centering c) const {
 }
 
 restricted_statistics restricted_moments::finish(centering c) && {
+    require_unspent(options_.basis, "finish");
     restricted_statistics s;
     s.center = c;
     s.n = n_;
@@ -235,10 +246,15 @@ restricted_statistics restricted_moments::finish(centering c) && {
     if (labels_) s.cross = labels_->cross(c);
     s.sv = std::move(mxz_);
     s.basis = std::move(options_.basis);
+    // A moved-from xtensor keeps its shape without its data: reset, so that the spent accumulator
+    // has no columns (dim() and k() 0: a batch is refused) rather than a shape over no memory.
+    options_.basis = matrix_t();
+    mxz_ = matrix_t();
     return s;
 }
 
 restricted_statistics restricted_moments::finish(centering c) const& {
+    require_unspent(options_.basis, "finish");
     restricted_statistics s;
     s.center = c;
     s.n = n_;

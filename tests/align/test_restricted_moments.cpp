@@ -109,6 +109,21 @@ TEST_CASE("restricted moments: merge, checkpoints, refusals, strong guarantee", 
     feed(a, x, y, 150, 200, 50);
     feed(clean, x, y, 150, 200, 50);
     CHECK(testing::saved(a) == testing::saved(clean));
+    // Finished by moving V and Sxx V out: the same statistics as the copying finish; the spent
+    // accumulator has no columns and refuses a batch (it held a shape over no memory before).
+    restricted_moments spent = clean;
+    const restricted_statistics copied = clean.finish(centering::uncentered);
+    const restricted_statistics moved = std::move(spent).finish(centering::uncentered);
+    CHECK(moved.sv == copied.sv);
+    CHECK(moved.basis == copied.basis);
+    CHECK(moved.vsv == copied.vsv);
+    CHECK(spent.k() == 0);
+    CHECK(spent.dim() == 0);
+    CHECK_THROWS_WITH(spent.update(batch_view(x.data(), 10, D), target_view::class_ids(y.data(), 10), 0),
+                      Catch::Contains("spent"));
+    CHECK_THROWS_WITH(spent.merge(clean), Catch::Contains("spent"));
+    CHECK_THROWS_WITH(clean.merge(spent), Catch::Contains("spent"));
+    CHECK_THROWS_WITH(spent.finish(centering::centered), Catch::Contains("spent"));
     // Bases that cannot be one.
     restricted_moments_options o;
     CHECK_THROWS_AS(restricted_moments(o), std::invalid_argument);

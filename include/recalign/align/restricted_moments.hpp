@@ -152,7 +152,8 @@ public:
     bool has_labels() const noexcept { return labels_.has_value(); }
     restricted_statistics finish(centering c) const&;
     // The same, moving V and M V out of the accumulator instead of copying them (2 D x K
-    // doubles fewer at the peak); the accumulator is left empty of them (moved-from).
+    // doubles fewer at the peak); the accumulator is left spent: no columns (dim() and k() 0), so
+    // every batch is refused.
     restricted_statistics finish(centering c) &&;
 
     template <class Archive>
