@@ -95,7 +95,10 @@ class VerifiedAlignment(_VerifiedRun):
 
     def report(self):
         """The VerifiedAlignmentResult (all passes done)."""
-        passed = self.verified()
+        self._require_done()
+        return self._taken(self._report)
+
+    def _report(self, passed):
         passed.products()  # the Ritz steps in the pass's coordinates, as the CLI (no rotated D x K copies)
         ritz = _recalign.ritz_alignment(passed, self._measure)
         error = self._sketch_error(self.sketch(), ritz.curve.eigenvalues, ritz.residuals, passed.k)
@@ -142,7 +145,10 @@ class VerifiedSpectrum(_VerifiedRun):
 
     def report(self):
         """The VerifiedSpectrumResult (all passes done)."""
-        passed = self.verified()
+        self._require_done()
+        return self._taken(self._report)
+
+    def _report(self, passed):
         passed.products()  # as the CLI
         sketch = self.sketch()
         r = _recalign.ritz_spectrum(sketch.spectrum, passed)
@@ -457,9 +463,11 @@ class VerifiedDenoising(_VerifiedRun):
             # accumulator (the same result; the pass takes no more rows).
             self._require_done()
             self._close()
-            passed = self._refinement.result()
-        else:
-            passed = self.verified()
+            return self._report(self._refinement.result())
+        self._require_done()
+        return self._taken(self._report)
+
+    def _report(self, passed):
         passed.products()  # the analyses in the pass's coordinates, as the CLI
         clean = _recalign.ritz_alignment(passed, self._measure)
         noises, mc = [], iter(self._mc_basis)
@@ -544,8 +552,8 @@ class VerifiedTradeoff(_VerifiedRun):
         """(‖R‖_F / ‖Sxy‖_F, tr(Rᵀ Ĝ⁻¹ R) / λ=0 loss) of the current verification pass (the CLI's)."""
         key = (self._pass, self._verify.n)
         if self._estimated is None or self._estimated[0] != key:
-            passed = self._verify.finish(self._config["center"])
-            self._estimated = key, _recalign.tradeoff_excess_estimate(self.sketch(), self._blocks[0], passed)
+            self._estimated = key, self._taken(
+                lambda passed: _recalign.tradeoff_excess_estimate(self.sketch(), self._blocks[0], passed))
         return self._estimated[1]
 
     def _stop(self):
@@ -553,9 +561,12 @@ class VerifiedTradeoff(_VerifiedRun):
 
     def report(self):
         """The VerifiedTradeoffResult (all passes done, or `finished`)."""
-        passed = self.verified()
+        self._require_done()
+        residual, estimate = self._estimate()  # before the accumulator is taken
+        return self._taken(lambda passed: self._report(passed, residual, estimate))
+
+    def _report(self, passed, residual, estimate):
         sketch = self.sketch()
-        residual, estimate = self._estimate()
         run = self._verification_passes_run()
         stopped = "converged" if run < self.verification_passes else "budget"  # as the CLI's JSON
         refinement = {"passes": run, "max_passes": self.verification_passes, "stopped": stopped,

@@ -339,6 +339,19 @@ class _VerifiedRun:
         self._require_done()
         return self._verify.finish(self._config["center"])
 
+    def _taken(self, use):
+        """use(the last verification pass's statistics) for report(): the accumulator's V and Sxx V
+        moved into them instead of copied (as the CLI's take_verified; 2 D x K doubles less at the
+        analyses) while its bytes wait in $TMPDIR, read back after, so the state is unchanged
+        (report() may be asked again); without room there, a copy."""
+        saved = _parked(self._verify, self._spill())
+        if saved is self._verify:
+            return use(self._verify.finish(self._config["center"]))
+        try:
+            return use(self._verify.take(self._config["center"]))
+        finally:
+            self._verify = saved.load()
+
     def _require_done(self):
         if not self.finished:
             complete = self._verify is not None and self._verify.n == self._sketch.n

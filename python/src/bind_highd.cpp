@@ -172,6 +172,12 @@ MomentAccumulator; V is part of the configuration (merging needs the same V, bit
                  const centering ce = parse_centering(c);
                  return locked(g, [&](const restricted_moments& r) { return r.finish(ce); });
              }, py::arg("center") = "uncentered", "RestrictedStatistics in this centering.")
+        .def("take", [](restricted_g& g, const std::string& c) {
+                 const centering ce = parse_centering(c);
+                 return locked_mut(g, [&](restricted_moments& r) { return std::move(r).finish(ce); });
+             }, py::arg("center") = "uncentered",
+             "finish() with V and Sxx V moved into the result instead of copied (the same bits): the\n"
+             "accumulator is spent (no basis left); for a caller that keeps its bytes to restore it.")
         .def("__repr__", [](const restricted_g& g) {
             return locked(g, [](const restricted_moments& r) {
                 return "RestrictedMoments(dim=" + std::to_string(r.dim()) + ", k=" + std::to_string(r.k()) +
