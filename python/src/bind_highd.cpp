@@ -177,7 +177,8 @@ MomentAccumulator; V is part of the configuration (merging needs the same V, bit
                  return locked_mut(g, [&](restricted_moments& r) { return std::move(r).finish(ce); });
              }, py::arg("center") = "uncentered",
              "finish() with V and Sxx V moved into the result instead of copied (the same bits): the\n"
-             "accumulator is spent (no basis left); for a caller that keeps its bytes to restore it.")
+             "accumulator is spent (update, merge and finish then raise RuntimeError); for a caller that\n"
+             "keeps its bytes to restore it.")
         .def("__repr__", [](const restricted_g& g) {
             return locked(g, [](const restricted_moments& r) {
                 return "RestrictedMoments(dim=" + std::to_string(r.dim()) + ", k=" + std::to_string(r.k()) +
