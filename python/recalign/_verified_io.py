@@ -273,11 +273,10 @@ def _read_state(cls, src, corruptions, kinds, finished=None):
     if not ok:
         raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
     state._set_parts(parts)
-    state._pass, state._finished_sketch = pass_, finished if pass_ >= passes else None
+    state._pass, state._finished_sketch = pass_, finished
     state._load_carried(lambda k: src.load(k, *carried), *carried, version, source)
     if state._pass >= passes and state._verify is None and not state._closed():
         raise _file_error(source, 16, f"pass {pass_!r} disagrees with the parts the state holds")
     if not state.finished:  # it will read on: the disk its passes need, as a new state's
         state._require_room()
-    state._park()
     return state

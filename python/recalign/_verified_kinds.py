@@ -9,7 +9,6 @@ import numpy as np
 from . import _recalign
 from ._verified_results import VerifiedAlignmentResult, VerifiedDenoisingResult, VerifiedNoise, \
     VerifiedSpectrumResult, VerifiedTradeoffResult
-from ._verified_io import _parked
 from .verified import _VerifiedRun, _file_error
 
 # Ritz vectors of each masking noise a refinement pass corrects (the CLI's `refined`,
@@ -364,19 +363,13 @@ class VerifiedDenoising(_VerifiedRun):
         c = self._config
         # All or nothing: a close the disk or memory fails leaves the refinement and the accumulator as
         # they were (next_pass() may be called again); once it succeeds the accumulator is dropped.
-        # The accumulator's bytes wait in $TMPDIR (when it has room beside the refinement's files)
-        # while close() takes its V and Sxx V instead of copying them, as the CLI's; a close that
-        # fails reads it back.
-        saved = _parked(self._verify, self._spill())
-        try:
+        # close() takes the accumulator's V and Sxx V instead of copying them, as the CLI's, while its
+        # bytes wait in $TMPDIR; a close that fails reads it back (_lent).
+        with self._lent(back=False) as taken:
             self._refinement.close(self.sketch().spectrum, self._verify, c["center"], self._noises,
                                    [self._blocks_for(i) for i in range(len(self._noises))], c["rank"], self._measure,
                                    restart=self._pass < self.total_passes - 1, count=_REFINED,
-                                   factors=self._factors, consume=saved is not self._verify)
-        except BaseException:
-            if saved is not self._verify:
-                self._verify = saved.load()
-            raise
+                                   factors=self._factors, consume=taken)
         self._factors = None  # the first restart's only
         self._verify = None
         self._mc_basis = []

@@ -20,6 +20,7 @@ earlier min(2 · rank, dim) resumes with it). What the CLI refuses before readin
 before any batch): the options, and a run whose memory estimate (the CLI's own,
 recalign/align/verified_memory.hpp) exceeds ``memory=`` GiB (default: physical memory).
 """
+import contextlib
 import io
 import json
 import math
@@ -339,18 +340,30 @@ class _VerifiedRun:
         self._require_done()
         return self._verify.finish(self._config["center"])
 
+    @contextlib.contextmanager
+    def _lent(self, back):
+        """Lends the pass accumulator's V and Sxx V: yields True when they may be moved out (its bytes
+        wait in $TMPDIR, with room beside the passes' own files; else False: copy them), and reads
+        the accumulator back from there if the block fails, and after it when `back`."""
+        saved = _parked(self._verify, self._spill())
+        taken = saved is not self._verify
+        try:
+            yield taken
+        except BaseException:
+            if taken:
+                self._verify = saved.load()
+            raise
+        if taken and back:
+            self._verify = saved.load()
+
     def _taken(self, use):
         """use(the last verification pass's statistics) for report(): the accumulator's V and Sxx V
         moved into them instead of copied (as the CLI's take_verified; 2 D x K doubles less at the
-        analyses) while its bytes wait in $TMPDIR, read back after, so the state is unchanged
-        (report() may be asked again); without room there, a copy."""
-        saved = _parked(self._verify, self._spill())
-        if saved is self._verify:
-            return use(self._verify.finish(self._config["center"]))
-        try:
-            return use(self._verify.take(self._config["center"]))
-        finally:
-            self._verify = saved.load()
+        analyses), the accumulator read back after, so the state is unchanged (report() may be
+        asked again)."""
+        with self._lent(back=True) as taken:
+            center = self._config["center"]
+            return use(self._verify.take(center) if taken else self._verify.finish(center))
 
     def _require_done(self):
         if not self.finished:

@@ -468,12 +468,12 @@ def test_a_close_that_took_the_accumulator_and_fails_reads_it_back(tmp_path, mon
     (here $TMPDIR goes missing right after the accumulator is parked: the restart's own spill file
     cannot be made) reads the accumulator back from its file, so the state's bytes are as before
     and next_pass() gives the state of a run that never failed, in both kinds of close."""
-    from recalign import _verified_kinds
+    from recalign import verified as _verified  # where _lent parks the accumulator
     data, _ = _in_refinement_pass()
     spill, missing = tmp_path / "spill", str(tmp_path / "no-such-dir")
     spill.mkdir()
     monkeypatch.setenv("TMPDIR", str(spill))
-    parked = _verified_kinds._parked
+    parked = _verified._parked
 
     def park_then_lose_the_directory(part, size):
         out = parked(part, size)
@@ -491,10 +491,10 @@ def test_a_close_that_took_the_accumulator_and_fails_reads_it_back(tmp_path, mon
         want = st.copy()
         want.next_pass()
         before, accumulator = st.to_bytes(), st._verify
-        monkeypatch.setattr(_verified_kinds, "_parked", park_then_lose_the_directory)
+        monkeypatch.setattr(_verified, "_parked", park_then_lose_the_directory)
         with pytest.raises(recalign.FileError, match="no-such-dir"):
             st.next_pass()
-        monkeypatch.setattr(_verified_kinds, "_parked", parked)
+        monkeypatch.setattr(_verified, "_parked", parked)
         monkeypatch.setenv("TMPDIR", str(spill))
         assert st._verify is not accumulator and st.to_bytes() == before, p  # read back, the same bytes
         st.next_pass()
