@@ -203,10 +203,11 @@ print(grew / (d * st._verify.k * 8))
 
 def test_the_verification_basis_is_built_without_copies():
     """Peak RSS added by the next_pass() that starts the verification, in D x K matrices (K = 600
-    here): the basis, the accumulator's copy of it and its zeroed Sxx V are three, the extension
-    works in place and the sketch's own state is parked before the basis is built, as the CLI's
-    (3.16 measured). Parked after the accumulator was made, 3.74; extending out of place, with the
-    Gaussian noise's U extending U again, 6.7."""
+    here): the extension works in place and the sketch's own state is parked before the basis is
+    built, as the CLI's (3.16 and 3.21 measured). Parked after the accumulator was made, 3.74;
+    extending out of place, with the Gaussian noise's U extending U again, 6.7. An accumulator
+    whose Sxx V waited for its first batch measured the same 3.21 (the forty-eighth session): the
+    zeroed Sxx V is not what the peak holds."""
     out = subprocess.run([sys.executable, "-c", _BASIS], check=True, capture_output=True, text=True)
     assert float(out.stdout) < 3.45, out.stdout
 
