@@ -46,7 +46,9 @@ def demangle(names):
 
 
 def caller(chain):
-    """The first frame that is not the BLAS wrapper (recalign::blas::...) or a local stub."""
+    """The first named frame above the BLAS wrapper (recalign::blas::...): functions in anonymous
+    namespaces export no name, so their named caller stands for them ("?" when none of the four
+    frames logged has a name)."""
     frames = [re.sub(r"\+[0-9a-f]+$", "", f) for f in chain.split(";") if f and f != "-"]
     for f in frames:
         if f != "?" and "4blas" not in f:
