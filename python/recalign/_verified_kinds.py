@@ -450,14 +450,13 @@ class VerifiedDenoising(_VerifiedRun):
 
     def report(self):
         """The VerifiedDenoisingResult (all passes done)."""
+        self._require_done()
         if self._refinement is not None:
             # The last pass joined to the carried statistics in place, as the CLI's take_verified
             # (no D x m copy): the state's bytes then hold the joined statistics, not the pass's
             # accumulator (the same result; the pass takes no more rows).
-            self._require_done()
             self._close()
             return self._report(self._refinement.result())
-        self._require_done()
         return self._taken(self._report)
 
     def _report(self, passed):

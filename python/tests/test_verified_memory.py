@@ -204,7 +204,7 @@ print(grew / (d * st._verify.k * 8))
 def test_the_verification_basis_is_built_without_copies():
     """Peak RSS added by the next_pass() that starts the verification, in D x K matrices (K = 600
     here): the extension works in place and the sketch's own state is parked before the basis is
-    built, as the CLI's (3.16 and 3.21 measured). Parked after the accumulator was made, 3.74;
+    built, as the CLI's (3.16 and 3.22 measured). Parked after the accumulator was made, 3.74;
     extending out of place, with the Gaussian noise's U extending U again, 6.7. An accumulator
     whose Sxx V waited for its first batch measured the same 3.21 (the forty-eighth session): the
     zeroed Sxx V is not what the peak holds."""
@@ -532,3 +532,21 @@ def test_the_report_takes_the_pass_statistics_without_a_copy(tmp_path, monkeypat
         assert st.report().to_dict() == want, type(st).__name__
         assert st.to_bytes() == before and st.report().to_dict() == want, type(st).__name__
     monkeypatch.setattr(_recalign.RestrictedMoments, "finish", finish)
+
+
+def test_take_moves_the_statistics_out_and_leaves_the_accumulator_spent():
+    """RestrictedMoments.take(): finish()'s statistics to the bit, V and Sxx V moved instead of
+    copied; the accumulator is spent after, and update, merge and finish say so (RuntimeError)."""
+    rng = np.random.default_rng(11)
+    basis = np.linalg.qr(rng.normal(size=(30, 4)))[0]
+    acc = recalign.RestrictedMoments(basis, 3)
+    acc.update(rng.normal(size=(50, 30)), rng.integers(0, 3, 50))
+    want = acc.finish("centered")
+    got = acc.take("centered")
+    for name in ("basis", "sv", "vsv"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    fresh = recalign.RestrictedMoments(basis, 3)
+    for spend in (lambda: acc.update(rng.normal(size=(5, 30)), rng.integers(0, 3, 5)), lambda: acc.finish(),
+                  lambda: acc.take(), lambda: fresh.merge(acc), lambda: acc.merge(fresh)):
+        with pytest.raises(RuntimeError, match="spent"):
+            spend()

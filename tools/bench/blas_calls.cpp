@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,7 +34,10 @@ struct log_file {
     double t0 = now();
     log_file() {
         const char* path = std::getenv("BLAS_CALLS_LOG");
-        out = std::fopen(path ? path : "blas_calls.log", "w");
+        if (!path) path = "blas_calls.log";
+        out = std::fopen(path, "w");
+        if (!out)
+            std::fprintf(stderr, "blas_calls: cannot write %s: %s; no call is logged\n", path, std::strerror(errno));
     }
     ~log_file() {
         if (out) std::fclose(out);
