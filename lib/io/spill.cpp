@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -30,10 +33,100 @@ std::uint64_t free_bytes(const std::string& dir) {
     return checked_mul(static_cast<std::uint64_t>(s.f_bavail), static_cast<std::uint64_t>(s.f_frsize), "free bytes");
 }
 
+namespace {
+// The files of dropped spills kept open for the next ones (spill.hpp). Never destroyed: a spill
+// may die during static destruction.
+struct kept_file {
+    std::string dir;
+    int fd = -1;
+    std::uint64_t bytes = 0;
+};
+struct spill_pool {
+    std::mutex mutex;
+    std::vector<kept_file> kept;  // oldest first
+    std::size_t live = 0;         // files of row_spills alive
+};
+constexpr std::size_t kept_files = 4;
+spill_pool& pool() {
+    static spill_pool* p = new spill_pool;
+    return *p;
+}
+void close_kept(std::vector<kept_file>& kept) noexcept {
+    for (kept_file& k : kept) detail::close_fd(k.fd);
+    kept.clear();
+}
+// A kept file in `dir` for `bytes`: the smallest holding them in at most twice their size, else
+// the largest of at least half of them (to be extended); -1 when none suits.
+int take_kept(const std::string& dir, std::uint64_t bytes, std::uint64_t& capacity) {
+    spill_pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    std::size_t best = p.kept.size();
+    for (std::size_t i = 0; i < p.kept.size(); ++i) {
+        const std::uint64_t c = p.kept[i].bytes;
+        if (p.kept[i].dir != dir || c / 2 > bytes || c < bytes - bytes / 2) continue;
+        if (best == p.kept.size()) {
+            best = i;
+            continue;
+        }
+        const std::uint64_t b = p.kept[best].bytes;
+        if (c >= bytes ? (b < bytes || c < b) : (b < bytes && c > b)) best = i;
+    }
+    if (best == p.kept.size()) return -1;
+    const kept_file k = p.kept[best];
+    p.kept.erase(p.kept.begin() + static_cast<std::ptrdiff_t>(best));
+    capacity = k.bytes;
+    return k.fd;
+}
+// Closes every kept file (their room is needed); whether there was one.
+bool drop_kept() noexcept {
+    spill_pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    const bool any = !p.kept.empty();
+    close_kept(p.kept);
+    return any;
+}
+// The bytes of the files kept in `dir`.
+std::uint64_t kept_bytes(const std::string& dir) {
+    spill_pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    std::uint64_t n = 0;
+    for (const kept_file& k : p.kept)
+        if (k.dir == dir) n += k.bytes;
+    return n;
+}
+// Reserves bytes [0, bytes) of `fd` (errno, 0 when reserved): fallocate, or where the file
+// system cannot (EOPNOTSUPP), the free bytes beyond what it already holds.
+int reserve(const std::string& dir, int fd, std::uint64_t bytes, std::uint64_t held) {
+    // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
+    // emulation would write the whole file; then statvfs's free bytes are the check.
+    int e = ::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+    if (e == EOPNOTSUPP) e = held >= bytes || free_bytes(dir) >= bytes - held ? 0 : ENOSPC;
+    return e;
+}
+int new_file(const std::string& dir) {
+    int fd = -1;
+#ifdef O_TMPFILE
+    fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+    if (fd < 0) {  // no O_TMPFILE here: a named file, unlinked at once
+        std::string path = dir + "/recalign-spill.XXXXXX";
+        std::vector<char> name(path.begin(), path.end());
+        name.push_back('\0');
+        fd = ::mkostemp(name.data(), O_CLOEXEC);
+        if (fd >= 0) ::unlink(name.data());
+    }
+    if (fd < 0) throw file_error(dir, std::string("cannot make a spill file: ") + std::strerror(errno));
+    return fd;
+}
+}  // namespace
+
+void close_kept_spills() noexcept { drop_kept(); }
+
 std::string spill_shortfall(const std::string& dir, std::uint64_t bytes) {
     try {
         const row_spill probe(dir, 0, 0);
-        const std::uint64_t free = free_bytes(dir);
+        // A kept file's room is given back when a spill needs it.
+        const std::uint64_t free = free_bytes(dir) + kept_bytes(dir);
         if (free >= bytes) return {};
         return dir + " has " + std::to_string(free) + " bytes free, " + std::to_string(bytes) + " needed";
     } catch (const file_error& e) {
@@ -43,30 +136,45 @@ std::string spill_shortfall(const std::string& dir, std::uint64_t bytes) {
 
 row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols) : dir_(dir), rows_(rows), cols_(cols) {
     const std::uint64_t bytes = checked_mul(checked_mul(rows, cols, "spill file"), sizeof(double), "spill file");
-#ifdef O_TMPFILE
-    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-#endif
-    if (fd_ < 0) {  // no O_TMPFILE here: a named file, unlinked at once
-        std::string path = dir + "/recalign-spill.XXXXXX";
-        std::vector<char> name(path.begin(), path.end());
-        name.push_back('\0');
-        fd_ = ::mkostemp(name.data(), O_CLOEXEC);
-        if (fd_ >= 0) ::unlink(name.data());
+    if (bytes > 0) {
+        std::uint64_t held = 0;
+        int fd = take_kept(dir, bytes, held);
+        if (fd >= 0 && held < bytes) {
+            int e = 0;
+            try {
+                e = reserve(dir, fd, bytes, held);
+            } catch (...) {
+                e = EIO;
+            }
+            if (e == 0) {
+                held = bytes;
+            } else {  // no room to extend it: a new file, the kept ones' room given back first
+                detail::close_fd(fd);
+                drop_kept();
+            }
+        }
+        if (fd >= 0) {
+            fd_ = fd;
+            capacity_ = held;
+        }
     }
-    if (fd_ < 0) throw file_error(dir, std::string("cannot make a spill file: ") + std::strerror(errno));
-    if (bytes == 0) return;
-    try {  // the destructor does not run for a constructor that throws: the descriptor is closed here
-        // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
-        // emulation would write the whole file; then statvfs's free bytes are the check.
-        int e = ::fallocate(fd_, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
-        if (e == EOPNOTSUPP) e = free_bytes(dir) >= bytes ? 0 : ENOSPC;
-        if (e != 0)
-            throw file_error(dir, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " +
-                                      std::strerror(e) + " (set TMPDIR to a directory with room)");
-    } catch (...) {
-        detail::close_fd(fd_);
-        throw;
+    if (fd_ < 0) {
+        fd_ = new_file(dir);
+        capacity_ = bytes;
+        try {  // the destructor does not run for a constructor that throws: the descriptor is closed here
+            int e = bytes == 0 ? 0 : reserve(dir, fd_, bytes, 0);
+            if (e == ENOSPC && drop_kept()) e = reserve(dir, fd_, bytes, 0);  // the kept files' room may do
+            if (e != 0)
+                throw file_error(dir, "cannot reserve " + std::to_string(bytes) + " bytes for a spill file: " +
+                                          std::strerror(e) + " (set TMPDIR to a directory with room)");
+        } catch (...) {
+            detail::close_fd(fd_);
+            throw;
+        }
     }
+    spill_pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    ++p.live;
 }
 
 row_spill::row_spill(std::shared_ptr<const row_spill> source, std::size_t cols, row_map map)
@@ -87,7 +195,22 @@ row_spill::row_map leading(const std::shared_ptr<const row_spill>& wide, std::si
 
 row_spill::row_spill(std::shared_ptr<const row_spill> wide, std::size_t cols) : row_spill(wide, cols, leading(wide, cols)) {}
 
-row_spill::~row_spill() { detail::close_fd(fd_); }
+row_spill::~row_spill() {
+    if (fd_ < 0) return;  // a view
+    spill_pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (--p.live == 0 || capacity_ == 0) {  // the last file: nothing is kept
+        detail::close_fd(fd_);
+        if (p.live == 0) close_kept(p.kept);
+        return;
+    }
+    p.kept.push_back(kept_file{dir_, fd_, capacity_});
+    fd_ = -1;
+    if (p.kept.size() > kept_files) {
+        detail::close_fd(p.kept.front().fd);
+        p.kept.erase(p.kept.begin());
+    }
+}
 
 void row_spill::check(std::size_t r0, std::size_t n) const {
     if (r0 > rows_ || n > rows_ - r0) throw std::out_of_range("row_spill: rows beyond the file");
@@ -100,6 +223,21 @@ void row_spill::write_rows(std::size_t r0, std::size_t n, const double* src) {
     detail::pwrite_exact(fd_, src, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
                          checked_mul(checked_mul(r0, cols_, "spill offset"), sizeof(double), "spill offset"),
                          dir_ + " (spill file)");
+    // [r0, r0 + n) joined to the rows written (merged with those it meets or touches)
+    std::lock_guard<std::mutex> lock(written_mutex_);
+    std::size_t lo = r0, hi = r0 + n;
+    auto it = std::upper_bound(written_.begin(), written_.end(), std::make_pair(lo, hi));
+    if (it != written_.begin() && std::prev(it)->second >= lo) {
+        --it;
+        lo = it->first;
+        hi = std::max(hi, it->second);
+        it = written_.erase(it);
+    }
+    while (it != written_.end() && it->first <= hi) {
+        hi = std::max(hi, it->second);
+        it = written_.erase(it);
+    }
+    written_.insert(it, {lo, hi});
 }
 
 void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
@@ -128,6 +266,14 @@ void row_spill::read_rows(std::size_t r0, std::size_t n, double* dst) const {
             std::copy(part.data() + (lo - g0) * cols_, part.data() + (hi - g0) * cols_, dst + (lo - r0) * cols_);
         }
         return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(written_mutex_);
+        auto it = std::upper_bound(written_.begin(), written_.end(),
+                                   std::make_pair(r0, std::numeric_limits<std::size_t>::max()));
+        if (it == written_.begin() || std::prev(it)->second < r0 + n)
+            throw std::logic_error("row_spill: rows " + std::to_string(r0) + " .. " + std::to_string(r0 + n) +
+                                   " read before they were written");
     }
     detail::pread_exact(fd_, dst, checked_mul(checked_mul(n, cols_, "spill rows"), sizeof(double), "spill rows"),
                         checked_mul(checked_mul(r0, cols_, "spill offset"), sizeof(double), "spill offset"),

@@ -2,7 +2,8 @@
 // read back bit for bit; the file never has a name in its directory, so nothing is left
 // behind when the process ends normally, throws, or is killed (SIGKILL: no destructor); a
 // file larger than the free space is refused when it is made, before a byte is written, and
-// a missing directory is named.
+// a missing directory is named; a dropped file serves the next spill of about its size while
+// another file lives, and no row is read before it is written.
 #include <catch2/catch.hpp>
 
 #include "../common/temp_dir.hpp"
@@ -331,4 +332,87 @@ TEST_CASE("row_spill: a view's rows have the same bits however they are read", "
         if (bytes >= grid * 8) CHECK(given.size() == 3);
         if (bytes == 431 * 8) CHECK(blocks == 3);
     }
+}
+
+TEST_CASE("row_spill: a row is read only after it is written, however the writes fall", "[io][spill]") {
+    temp_dir dir;
+    constexpr std::size_t cols = 3;
+    row_spill f(dir.path, 20, cols);
+    std::vector<double> x(20 * cols), y(20 * cols);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i) + 0.5;
+    CHECK_THROWS_WITH(f.read_rows(0, 1, y.data()), Contains("rows 0 .. 1 read before they were written"));
+    f.write_rows(8, 4, &x[8 * cols]);   // rows 8 .. 12
+    f.write_rows(14, 2, &x[14 * cols]);  // 14 .. 16: a gap at 12 .. 14
+    f.read_rows(8, 4, y.data());
+    f.read_rows(14, 2, y.data());
+    f.read_rows(9, 2, y.data());
+    CHECK_THROWS_AS(f.read_rows(7, 2, y.data()), std::logic_error);
+    CHECK_THROWS_AS(f.read_rows(11, 2, y.data()), std::logic_error);
+    CHECK_THROWS_AS(f.read_rows(8, 8, y.data()), std::logic_error);
+    f.write_rows(12, 2, &x[12 * cols]);  // joins 8 .. 12 and 14 .. 16
+    f.write_rows(2, 6, &x[2 * cols]);    // touches 8 from below
+    f.write_rows(0, 3, &x[0]);           // overlaps 2 .. 8
+    f.read_rows(0, 16, y.data());
+    CHECK(std::memcmp(x.data(), y.data(), 16 * cols * sizeof(double)) == 0);
+    CHECK_THROWS_AS(f.read_rows(15, 2, y.data()), std::logic_error);
+    f.write_rows(16, 4, &x[16 * cols]);
+    f.read_rows(0, 20, y.data());
+    CHECK(x == y);
+    // A view reads its file's rows: unwritten ones are refused through it too.
+    auto g = std::make_shared<row_spill>(dir.path, 10, 2);
+    const row_spill view(g, 1);
+    std::vector<double> z(10 * 2, 1.0);
+    CHECK_THROWS_AS(view.read_rows(0, 1, z.data()), std::logic_error);
+    g->write_rows(0, 10, z.data());
+    view.read_rows(0, 10, z.data());
+}
+
+TEST_CASE("row_spill: a dropped file serves the next spill of about its size while another lives", "[io][spill]") {
+    temp_dir dir;
+    std::vector<double> x(1000 * 8, 7.0), y(1000 * 8);
+    {
+        row_spill keeper(dir.path, 4, 1);
+        auto a = std::make_unique<row_spill>(dir.path, 1000, 8);
+        a->write_rows(0, 1000, x.data());
+        a.reset();
+        CHECK(open_spills(dir.path) == 2);  // kept, not closed
+        {
+            row_spill small(dir.path, 100, 8);  // a tenth of the kept file: a new one
+            CHECK(open_spills(dir.path) == 3);
+        }
+        {
+            row_spill b(dir.path, 700, 8);  // fits the kept file: no new descriptor
+            CHECK(open_spills(dir.path) == 3);  // keeper, b (the 1000 x 8 file), the small one kept
+            // The file holds a's bytes, but none of b's rows is written yet: none is read.
+            CHECK_THROWS_AS(b.read_rows(0, 1, y.data()), std::logic_error);
+            b.write_rows(0, 700, x.data());
+            b.read_rows(0, 700, y.data());
+            CHECK(std::equal(x.begin(), x.begin() + 700 * 8, y.begin()));
+        }
+        {
+            row_spill c(dir.path, 1500, 8);  // more than the kept 1000 x 8: it is extended
+            CHECK(open_spills(dir.path) == 3);
+            std::vector<double> w(1500 * 8, -1.0), v(1500 * 8);
+            c.write_rows(0, 1500, w.data());
+            c.read_rows(0, 1500, v.data());
+            CHECK(w == v);
+        }
+        // At most four files are kept: the oldest closed beyond them.
+        {
+            std::vector<std::unique_ptr<row_spill>> six;
+            for (int i = 0; i < 6; ++i) six.push_back(std::make_unique<row_spill>(dir.path, 4000 + 600 * i, 8));
+            CHECK(open_spills(dir.path) == 9);  // keeper, the two kept, six new (none suits them)
+            six.clear();
+        }
+        CHECK(open_spills(dir.path) == 5);
+        // Another directory's files are never taken.
+        temp_dir other;
+        {
+            row_spill d(other.path, 1000, 8);
+            CHECK(open_spills(other.path) == 1);
+            CHECK(open_spills(dir.path) == 5);
+        }
+        CHECK(open_spills(other.path) == 1);  // kept, in its own directory
+    }
+    CHECK(open_spills(dir.path) == 0);  // the last file closed every kept one
 }

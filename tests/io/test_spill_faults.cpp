@@ -3,7 +3,8 @@
 // as every call of the process goes through them; open64's O_TMPFILE too): short writes and reads and EINTR are
 // completed, a write that makes no progress is an error that says so, and a file system
 // without fallocate (EOPNOTSUPP) falls back to statvfs's free bytes with no descriptor leaked
-// when that check fails too; one without O_TMPFILE to a named file unlinked at once.
+// when that check fails too; one without O_TMPFILE to a named file unlinked at once; a spill
+// that finds no room closes the files kept for reuse and tries again.
 #include <catch2/catch.hpp>
 
 #include "../common/temp_dir.hpp"
@@ -18,6 +19,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,8 @@ struct faults {
     bool stalled = false;       // pwrite64: 0 bytes written
     bool short_io = false;      // pwrite64 / pread64: at most 1000 bytes, EINTR every other call
     bool no_tmpfile = false;    // open64 with O_TMPFILE: EOPNOTSUPP (a file system without it)
+    unsigned full = 0;          // fallocate64: ENOSPC for this many calls (a full disk until files close)
+    unsigned long free = 0;     // statvfs64: this many bytes free (0: the file system's answer)
     unsigned calls = 0;
     unsigned tmpfile_refused = 0;
 } fault;
@@ -69,6 +73,11 @@ int fallocate64(int fd, int mode, off64_t offset, off64_t len) {
         errno = EOPNOTSUPP;
         return -1;
     }
+    if (fault.full > 0) {
+        --fault.full;
+        errno = ENOSPC;
+        return -1;
+    }
     return next<int (*)(int, int, off64_t, off64_t)>("fallocate64")(fd, mode, offset, len);
 }
 int statvfs64(const char* path, struct statvfs64* buf) {
@@ -76,7 +85,12 @@ int statvfs64(const char* path, struct statvfs64* buf) {
         errno = EIO;
         return -1;
     }
-    return next<int (*)(const char*, struct statvfs64*)>("statvfs64")(path, buf);
+    const int r = next<int (*)(const char*, struct statvfs64*)>("statvfs64")(path, buf);
+    if (r == 0 && fault.free) {
+        buf->f_bavail = fault.free;
+        buf->f_frsize = 1;
+    }
+    return r;
 }
 ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t offset) {
     if (fault.stalled) return 0;
@@ -171,4 +185,49 @@ TEST_CASE("row_spill without O_TMPFILE: a named file, unlinked at once", "[io][s
     fault = {};
     CHECK(open_spills(dir.path) == 0);
     CHECK(entries(dir.path) == 0);
+}
+
+TEST_CASE("row_spill: a spill that finds no room closes the kept files for theirs", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-faults");
+    fault = {};
+    row_spill keeper(dir.path, 4, 1);
+    std::make_unique<row_spill>(dir.path, 1000, 8).reset();  // kept
+    CHECK(open_spills(dir.path) == 2);
+    {
+        fault.full = 1;  // the kept file's room is what a new one of another size needs
+        row_spill f(dir.path, 100, 8);
+        const unsigned left = fault.full;
+        fault = {};
+        CHECK(left == 0);
+        CHECK(open_spills(dir.path) == 2);  // the kept one closed, the new one made
+    }
+    std::make_unique<row_spill>(dir.path, 1000, 8).reset();
+    CHECK(open_spills(dir.path) == 3);  // keeper, two kept (100 x 8 and 1000 x 8)
+    {
+        fault.full = 1;  // extending the kept 1000 x 8 fails: closed with the others, a new file made
+        row_spill f(dir.path, 1800, 8);
+        fault = {};
+        CHECK(open_spills(dir.path) == 2);
+    }
+    {
+        fault.full = 2;  // no room even then: refused, nothing left open but the keeper
+        CHECK_THROWS_WITH(row_spill(dir.path, 10000, 8), Contains("No space left") && Contains(dir.path));
+        const unsigned left = fault.full;
+        fault = {};
+        CHECK(left == 0);
+        CHECK(open_spills(dir.path) == 1);
+    }
+}
+
+TEST_CASE("spill_shortfall: the room of the files kept for reuse counts as free", "[io][spill]") {
+    testing::temp_dir dir("recalign-spill-faults");
+    fault = {};
+    row_spill keeper(dir.path, 4, 1);
+    std::make_unique<row_spill>(dir.path, 1000, 8).reset();  // kept: 64,000 bytes
+    fault.free = 1000000;
+    const std::string fits = recalign::io::spill_shortfall(dir.path, 1064000);
+    const std::string short_by_one = recalign::io::spill_shortfall(dir.path, 1064001);
+    fault = {};
+    CHECK(fits.empty());
+    CHECK_THAT(short_by_one, Contains(dir.path) && Contains("1064000 bytes free, 1064001 needed"));
 }

@@ -8,13 +8,25 @@
 // is reserved when it is made (fallocate): a full disk is an error then, never in the
 // middle of writing. The page cache may hold some of it; that memory is the system's to
 // reclaim, not the process's resident set.
+//
+// A dropped file is kept open for the next spill of about its size in the same directory
+// while another file of the process lives (at most four kept; every kept file is closed
+// when the last file dies, and when a new one finds no room): writing over a file's cached
+// pages was 5 to 14 times faster than writing new ones on the VM of BENCHMARKS.md, whose
+// balloon hands freed pages back to the host (tools/bench/bench_spill.cpp; docs/benchmarks-log.md,
+// "The forty-ninth session").
+// So a file may hold an earlier file's bytes: a row is read only after it is written
+// (read_rows throws std::logic_error otherwise, on a new file too).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "recalign/core/xt.hpp"
 
@@ -33,11 +45,15 @@ std::uint64_t free_bytes(const std::string& dir);
 // what the bytes are for and how to do without them.
 std::string spill_shortfall(const std::string& dir, std::uint64_t bytes);
 
+// Closes the files kept for reuse (above) now: their disk space is given back at once.
+void close_kept_spills() noexcept;
+
 class row_spill {
 public:
     // An unlinked file in `dir` of rows x cols doubles, row-major, all reserved (fallocate;
-    // where the file system cannot, statvfs's free bytes are checked instead).
-    // Throws file_error naming `dir` when it cannot be made or the space is not there.
+    // where the file system cannot, statvfs's free bytes are checked instead), or a kept one
+    // (above) with room for them. Throws file_error naming `dir` when it cannot be made or
+    // the space is not there.
     row_spill(const std::string& dir, std::size_t rows, std::size_t cols);
     // A view: the rows of `source` as `map` makes them, `cols` doubles each (map(n, src, dst):
     // the n whole rows of `source` from a multiple of view_block, row-major, n = view_block but
@@ -59,7 +75,9 @@ public:
     row_spill& operator=(const row_spill&) = delete;
 
     // Rows r0 .. r0 + n (each cols() doubles, contiguous in `src` / `dst`). Throws
-    // std::out_of_range beyond rows(), file_error on an I/O error (naming the directory).
+    // std::out_of_range beyond rows(), file_error on an I/O error (naming the directory),
+    // std::logic_error for reading a row of a file that was not written (a view's rows are
+    // its file's).
     void write_rows(std::size_t r0, std::size_t n, const double* src);
     void read_rows(std::size_t r0, std::size_t n, double* dst) const;
     // Every row, a block at a time through one buffer of at most `block_bytes` (at least a row):
@@ -79,6 +97,9 @@ private:
     std::string dir_;
     std::size_t rows_ = 0, cols_ = 0;
     int fd_ = -1;
+    std::uint64_t capacity_ = 0;  // the file's reserved bytes (a kept file's may exceed rows x cols)
+    mutable std::mutex written_mutex_;
+    std::vector<std::pair<std::size_t, std::size_t>> written_;  // rows written: [begin, end), disjoint, sorted
     std::shared_ptr<const row_spill> source_;  // a view's (fd_ is then -1)
     row_map map_;
 };
