@@ -100,8 +100,17 @@ int reserve(const std::string& dir, int fd, std::uint64_t bytes, std::uint64_t h
     // fallocate, not posix_fallocate: where the file system cannot reserve space, glibc's
     // emulation would write the whole file; then statvfs's free bytes are the check.
     int e = ::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
-    if (e == EOPNOTSUPP) e = held >= bytes || free_bytes(dir) >= bytes - held ? 0 : ENOSPC;
+    if (e == EOPNOTSUPP) e = free_bytes(dir) >= bytes - held ? 0 : ENOSPC;
     return e;
+}
+// Whether a kept file holding `held` bytes was extended to `bytes` (any error: it was not; a new
+// file then meets the error again and reports it).
+bool extended(const std::string& dir, int fd, std::uint64_t bytes, std::uint64_t held) {
+    try {
+        return reserve(dir, fd, bytes, held) == 0;
+    } catch (const file_error&) {
+        return false;
+    }
 }
 int new_file(const std::string& dir) {
     int fd = -1;
@@ -138,24 +147,11 @@ row_spill::row_spill(const std::string& dir, std::size_t rows, std::size_t cols)
     const std::uint64_t bytes = checked_mul(checked_mul(rows, cols, "spill file"), sizeof(double), "spill file");
     if (bytes > 0) {
         std::uint64_t held = 0;
-        int fd = take_kept(dir, bytes, held);
-        if (fd >= 0 && held < bytes) {
-            int e = 0;
-            try {
-                e = reserve(dir, fd, bytes, held);
-            } catch (...) {
-                e = EIO;
-            }
-            if (e == 0) {
-                held = bytes;
-            } else {  // no room to extend it: a new file, the kept ones' room given back first
-                detail::close_fd(fd);
-                drop_kept();
-            }
-        }
-        if (fd >= 0) {
-            fd_ = fd;
-            capacity_ = held;
+        fd_ = take_kept(dir, bytes, held);
+        capacity_ = std::max(held, bytes);
+        if (fd_ >= 0 && held < bytes && !extended(dir, fd_, bytes, held)) {
+            detail::close_fd(fd_);  // no room to extend it: a new file, the kept ones' room given back first
+            drop_kept();
         }
     }
     if (fd_ < 0) {
