@@ -12,6 +12,7 @@ session: 0.6-0.8 of the peak at 3000x2000). The build before this test failed si
 about a quarter of its peaks (it widened each batch to float64, rotated into a second array and
 copied its sketch three times to finish), and no sketch route counted its batch (BENCHMARKS.md,
 "Memory"). Skipped under AddressSanitizer (its shadow memory is in every RSS)."""
+import json
 import os
 import re
 import subprocess
@@ -162,3 +163,22 @@ def test_a_resume_holds_no_more_than_the_run(tmp, data):
     rc, again, err, resumed = c.run_rss(args + ["--checkpoint", ck, "--resume"])
     assert rc == 0 and again == out, f"exit {rc}, the same output: {again == out} {err}"
     assert (resumed - run) * 1024 <= 12 * 2**20, f"{resumed} KiB resumed, {run} KiB for the run"
+
+
+def test_a_verified_curve_finishes_its_sketch_without_sxy(tmp, data):
+    """A verified `align` reads its labels in the verification pass (Vᵀ Sxy): the sketch is
+    finished without the C x D Sxy, which was formed beside the C x D class sums before (600 rows
+    of 224x224x3 with 1,000 classes: 2,487,476 KiB at the peak against 1,368,904 now, the same
+    JSON; docs/benchmarks-log.md "The fiftieth session"). Here 1,000 classes at 112x112x3: each
+    C x D array is 301 MB. Measured at RECALIGN_MEMORY_TRACE's marks: the resident set where the
+    sketch passes end and where the sketch is finished."""
+    labels = os.path.join(tmp, "many.npy")
+    np.save(labels, np.arange(ROWS, dtype=np.int64) % 1000)
+    args = ["align", "--method", "nystrom", "--rank", 16] + data["u8"][:-1] + [labels, "--json"]
+    rc, out, err = c.run(args, env={"RECALIGN_MEMORY_TRACE": "1"})
+    assert rc == 0, err
+    assert json.loads(out)["classes"] == 1000
+    passes = int(re.search(r"memory: sketch passes: VmRSS (\d+) kB", err).group(1)) * 1024
+    finished = int(re.search(r"memory: sketch finished: VmRSS (\d+) kB", err).group(1)) * 1024
+    sxy = 8 * 1000 * D
+    assert finished - passes < 0.25 * sxy, f"finishing the sketch added {(finished - passes) >> 20} MiB: Sxy formed"

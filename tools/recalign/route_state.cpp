@@ -392,13 +392,22 @@ void refuse_other_centering(const run_config& config, centering c) {
 }  // namespace
 
 statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra) {
+    return route_state::finish_route(s, c, second_moment, extra, true);
+}
+
+statistics finish_without_labels(const route_state& s, centering c) {
+    return route_state::finish_route(s, c, true, 0, false);
+}
+
+statistics route_state::finish_route(const route_state& s, centering c, bool second_moment, std::uint64_t extra,
+                                     bool with_labels) {
     if (s.parked()) {  // finished from a copy read back (the state itself stays on disk)
         route_state whole(s.config_);
         whole.load(s.save(), "a parked sketch state");
-        return finish_statistics(whole, c, second_moment, extra);
+        return finish_route(whole, c, second_moment, extra, with_labels);
     }
     refuse_other_centering(s.config_, c);
-    const class_moments* labels = s.classes_ ? &*s.classes_ : nullptr;
+    const class_moments* labels = with_labels && s.classes_ ? &*s.classes_ : nullptr;
     sketch_finish_options o;
     o.rank = static_cast<std::size_t>(s.config_.rank);
     return std::visit(overloaded{[&](const moment_accumulator& m) {

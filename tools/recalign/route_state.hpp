@@ -82,6 +82,7 @@ public:
 
 private:
     friend statistics finish_statistics(const route_state& s, centering c, bool second_moment, std::uint64_t extra);
+    friend statistics finish_without_labels(const route_state& s, centering c);
     friend statistics finish_statistics(route_state&& s, centering c, std::uint64_t extra);
     friend spectrum finish_spectrum(route_state&& s, centering c);
     using sketch = std::variant<moment_accumulator, frequent_directions, nystrom_sketch>;
@@ -95,6 +96,9 @@ private:
     std::uint64_t parked_bytes_ = 0, parked_n_ = 0, parked_passes_ = 0;
     std::string parked_save() const;
     void parked_save_to(state_sink& sink) const;
+    // finish_statistics and finish_without_labels: `labels` false leaves the cross statistics out.
+    static statistics finish_route(const route_state& s, centering c, bool second_moment, std::uint64_t extra,
+                                   bool labels);
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the
@@ -104,6 +108,10 @@ private:
 // analyses that read only the eigenpairs). The exact eigensolver may spend what
 // solver_memory (validate.hpp) leaves beside the run's estimate plus `extra` bytes.
 statistics finish_statistics(const route_state& s, centering c, bool second_moment = true, std::uint64_t extra = 0);
+// The same without the cross statistics, for a run whose labels are read again by a
+// verification pass (verify_plan::basis_reads_labels false): Sxy (C x D) is not formed beside
+// the class sums (1.2 GB each for 1,000 classes at 224x224x3).
+statistics finish_without_labels(const route_state& s, centering c);
 // The same without the second moment, consuming the state at the end of a run: the exact
 // route forms Sxx in the accumulator's own storage (finish(moment_accumulator&&, ...)), so
 // with dsyevd the peak is the 3 D x D that require_memory estimates (4 without consuming).

@@ -78,6 +78,10 @@ own_basis_run verify_own_basis(const prepared_run& p, const mpi_context& mpi, bo
     plan.basis = [](const statistics& s, const std::vector<patch_blocks>&, const restricted_statistics*) {
         return s.spec.basis;
     };
+    // The curve's labels come from the pass (Vᵀ Sxy): the sketch is finished without Sxy, C x D
+    // beside the class sums (600 rows of 224x224x3, 1,000 classes: 2,487,476 KiB at the peak
+    // before, docs/benchmarks-log.md "The fiftieth session").
+    plan.basis_reads_labels = false;
     verified_state state(p.config(), plan);
     own_basis_run r;
     r.run = stream(state, p, mpi);

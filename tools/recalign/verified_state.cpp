@@ -241,8 +241,13 @@ std::uint64_t verified_state::passes_to_skip(std::uint64_t pass) {
     return skip;
 }
 
+statistics verified_state::finish_sketch(const route_state& route) const {
+    if (plan_.basis_reads_labels) return finish_statistics(route, plan_.center);
+    return finish_without_labels(route, plan_.center);
+}
+
 const statistics& verified_state::finished() const {
-    if (!finished_) finished_ = finish_statistics(route_, plan_.center);
+    if (!finished_) finished_ = finish_sketch(route_);
     return *finished_;
 }
 
@@ -395,7 +400,7 @@ void verified_state::load_from(const state_source& src) {
     std::optional<statistics> finished;
     std::shared_ptr<io::row_spill> finished_basis;
     if (plan_.park && pass >= route.passes()) {
-        finished = finish_statistics(route, plan_.center);
+        finished = finish_sketch(route);
         park_or_keep(route);
         finished_basis = parked_basis(finished->spec.basis);
         if (finished_basis) finished->spec.basis = matrix_t();

@@ -69,6 +69,10 @@ struct verify_plan {
     // basis wait in unlinked files in io::spill_directory() (route_state::park; docs/benchmarks-log.md
     // "mem8"): denoise with refinement passes, whose spill directory is checked before reading.
     bool park = false;
+    // Whether `basis`, `restart` or `done` read the finished sketch's cross statistics (Sxy:
+    // tradeoff's orth([U, Sxy])). False: the sketch is finished without them, and the labels
+    // reach the analyses through the verification pass alone (verify_own_basis: align's curve).
+    bool basis_reads_labels = true;
 };
 
 // How the refinement passes went (incremental refinement): passes run, why they stopped.
@@ -150,6 +154,7 @@ private:
     mutable std::shared_ptr<io::row_spill> parked_basis_;
     mutable bool basis_parked_ = false;
     const statistics& finished() const;  // finished_, made when missing, its basis wherever it is
+    statistics finish_sketch(const route_state& route) const;  // with or without Sxy, as the plan reads
     void forget_sketch();                // finished_ and its parked basis, of a state that changed
     std::uint64_t pass_ = 0;                        // the current pass
     std::size_t classes_ = 0;
