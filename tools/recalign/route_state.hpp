@@ -96,9 +96,9 @@ private:
     std::uint64_t parked_bytes_ = 0, parked_n_ = 0, parked_passes_ = 0;
     std::string parked_save() const;
     void parked_save_to(state_sink& sink) const;
-    // finish_statistics and finish_without_labels: `labels` false leaves the cross statistics out.
+    // finish_statistics and finish_without_labels: `with_labels` false leaves the cross statistics out.
     static statistics finish_route(const route_state& s, centering c, bool second_moment, std::uint64_t extra,
-                                   bool labels);
+                                   bool with_labels);
 };
 
 // The finished statistics every analysis reads: exact (one eigendecomposition), or the
