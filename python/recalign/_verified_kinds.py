@@ -72,6 +72,7 @@ class VerifiedAlignment(_VerifiedRun):
         state.report().alignment"""
 
     _krylov = True  # the CLI's align: block Krylov for passes >= 2
+    _basis_reads_labels = False  # the curve's labels come from the verification pass (Vᵀ Sxy)
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", measure="paper",
                  tolerance=None, memory=None, precision="f64", test_matrix="signs"):

@@ -49,6 +49,10 @@ class _VerifiedRun:
     verification_passes = 1
     _krylov = False  # VerifiedAlignment: block Krylov sketch passes, as the CLI's align
     _labelled = True  # VerifiedSpectrum: no labels (classes = 0, no ClassMoments part)
+    # Whether _basis reads the finished sketch's class statistics (VerifiedTradeoff's orth([U, Sxy])).
+    # VerifiedAlignment: its labels come from the verification pass alone (Vᵀ Sxy), so its sketch is
+    # finished without Sxy (C x D beside the class sums), as the CLI's (verify_plan::basis_reads_labels).
+    _basis_reads_labels = True
 
     def __init__(self, dim, classes, *, method="nystrom", rank, passes=1, seed=0, center="uncentered", tolerance=None,
                  memory=None, precision="f64", test_matrix="signs"):
@@ -255,7 +259,7 @@ class _VerifiedRun:
         else:
             entering = self._pass < self._config["passes"]  # the sketch reads no more rows: finished once
             if entering:
-                self._finished_sketch = self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+                self._finished_sketch = self._sketch.finish(labels=self._sketch_labels(), rank=self._config["rank"])
                 # Parked before the basis is built, as the CLI's: from here only a checkpoint reads it.
                 self._sketch = _parked(self._sketch, self._spill())
             try:
@@ -321,14 +325,20 @@ class _VerifiedRun:
         return getattr(self._sketch, "pass_index", 0) + 1
 
     def sketch(self):
-        """The sketch's finished Statistics (top `rank` eigenpairs, class statistics). Finished once
-        when the sketch passes have ended, as the CLI's: the restarts and the report share it."""
+        """The sketch's finished Statistics (top `rank` eigenpairs; class statistics where the
+        analysis's basis reads them: not VerifiedAlignment's, whose labels are read in its
+        verification pass). Finished once when the sketch passes have ended, as the CLI's: the
+        restarts and the report share it."""
         if self._finished_sketch is not None:
             return self._finished_sketch
-        finished = self._sketch.finish(labels=self._labels, rank=self._config["rank"])
+        finished = self._sketch.finish(labels=self._sketch_labels(), rank=self._config["rank"])
         if self._pass >= self._config["passes"]:  # not while the sketch may still read rows
             self._finished_sketch = finished
         return finished
+
+    def _sketch_labels(self):
+        """The class statistics the sketch is finished with: None where the basis does not read them."""
+        return self._labels if self._basis_reads_labels else None
 
     @property
     def blocks(self):

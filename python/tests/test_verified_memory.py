@@ -142,9 +142,17 @@ def test_a_write_that_fails_midway_leaves_the_old_checkpoint_and_the_state(tmp_p
     assert st.to_bytes() == want
 
 
-_MEASURE = r"""
-import os, resource, sys, numpy as np, recalign
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# Each measuring script's own peak RSS in bytes: VmHWM, whose count starts at the exec. ru_maxrss
+# starts at the parent's (Linux carries it across exec): from a pytest that has grown past the
+# script's own peak, every growth read 0 and a bound could not fail (the fiftieth session).
+_PEAK = r"""
+def peak():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) * 1024
+"""
+
+
+_MEASURE = _PEAK + r"""
+import os, sys, numpy as np, recalign
 path, what = sys.argv[1], sys.argv[2]
 if what == "save":
     rng = np.random.default_rng(0)
@@ -186,17 +194,17 @@ def test_save_and_load_hold_no_copy_of_the_state(tmp_path):
         assert grew < 1.3 * size, runs
 
 
-_BASIS = r"""
-import resource, numpy as np, recalign
+_BASIS = _PEAK + r"""
+import numpy as np, recalign
 rng = np.random.default_rng(0)
 d = 64 * 64 * 3
 st = recalign.VerifiedDenoising(d, 5, ["mask:patch=8x8,ratio=0.5", "gaussian:sigma=0.1"], shape=(64, 64, 3), rank=300,
                                 passes=1, refine=0, memory=float("inf"))
 for _ in range(8):
     st.update(rng.normal(size=(50, d)), rng.integers(0, 5, 50))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak()
 st.next_pass()  # the sketch's subspaces found, the verification basis built, its accumulator made
-grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+grew = peak() - before
 print(grew / (d * st._verify.k * 8))
 """
 
@@ -210,6 +218,34 @@ def test_the_verification_basis_is_built_without_copies():
     zeroed Sxx V is not what the peak holds."""
     out = subprocess.run([sys.executable, "-c", _BASIS], check=True, capture_output=True, text=True)
     assert float(out.stdout) < 3.45, out.stdout
+
+
+_FINISH = _PEAK + r"""
+import sys, numpy as np, recalign
+rng = np.random.default_rng(0)
+d, classes = 64 * 64 * 3, 500
+kind = getattr(recalign, sys.argv[1])
+extra = {"k": 4, "lambdas": [1.0]} if sys.argv[1] == "VerifiedTradeoff" else {}
+st = kind(d, classes, rank=8, passes=1, memory=float("inf"), **extra)
+for i in range(4):
+    st.update(rng.integers(0, 256, size=(250, d), dtype=np.uint8), np.arange(250 * i, 250 * (i + 1)) % classes)
+before = peak()
+st.next_pass()  # the sketch finished, the verification basis built
+print((peak() - before) / (8 * d * classes))
+"""
+
+
+def test_an_alignment_finishes_its_sketch_without_sxy():
+    """Peak RSS added by the next_pass() that finishes the sketch, in C x D matrices (500 classes at
+    64x64x3: 49 MB each). VerifiedAlignment reads its labels in the verification pass (Vᵀ Sxy), so
+    its sketch is finished without Sxy, as the CLI's (with 2,000 classes: 0.01 C x D against 2.18
+    before, Sxy and a copy). VerifiedTradeoff's basis orth([U, Sxy]) reads it and is C columns wider
+    than the rank: the control that the measurement sees such arrays (7.4 C x D)."""
+    grew = {}
+    for kind in ("VerifiedAlignment", "VerifiedTradeoff"):
+        out = subprocess.run([sys.executable, "-c", _FINISH, kind], check=True, capture_output=True, text=True)
+        grew[kind] = float(out.stdout)
+    assert grew["VerifiedAlignment"] < 0.25 and grew["VerifiedTradeoff"] > 0.75, grew
 
 
 def test_merge_compares_earlier_passes_by_digest():
@@ -236,9 +272,8 @@ def test_merge_compares_earlier_passes_by_digest():
     assert st.to_bytes() == before
 
 
-_FINISHED = r"""
-import os, resource, sys, numpy as np, recalign
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+_FINISHED = _PEAK + r"""
+import os, sys, numpy as np, recalign
 rng = np.random.default_rng(0)
 d = 64 * 64 * 3
 st = recalign.VerifiedDenoising(d, 5, ["mask:patch=8x8,ratio=0.5"], shape=(64, 64, 3), rank=300, passes=1, refine=1,
@@ -398,8 +433,8 @@ def test_parking_leaves_room_for_the_refinement(tmp_path, monkeypatch):
     assert seen[-1] == sketch + math.ceil(spill) and not isinstance(st._sketch, _ParkedPart)
 
 
-_RESUME = r"""
-import resource, sys, numpy as np, recalign
+_RESUME = _PEAK + r"""
+import sys, numpy as np, recalign
 path, what, d = sys.argv[1], sys.argv[2], 112 * 112 * 3
 if what == "run":
     st = recalign.VerifiedDenoising(d, 5, ["mask:patch=8x8,ratio=0.5"], shape=(112, 112, 3), rank=64, passes=1,
@@ -415,7 +450,7 @@ if what == "run":
 else:
     st = recalign.VerifiedDenoising.load(path)
 result = st.report().to_dict()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, repr(result))
+print(peak() // 1024, repr(result))
 """
 
 
@@ -425,7 +460,7 @@ def test_a_loaded_state_holds_no_more_than_the_run(tmp_path):
     began (and the CLI's resume). Before, the finish came at the next restart or at the report, on
     top of the verification pass's state: here a finished state, loaded and reported, peaked 38 MB
     above the run that saved it (304,632 against 266,400 KiB; 273,472 after). Peaks in processes of
-    their own (ru_maxrss, KiB); the same report either way."""
+    their own (VmHWM, KiB); the same report either way."""
     path = str(tmp_path / "finished.ckpt")
     runs = [subprocess.run([sys.executable, "-c", _RESUME, path, what], check=True, capture_output=True,
                            text=True).stdout.split(" ", 1) for what in ("run", "load")]
