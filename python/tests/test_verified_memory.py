@@ -248,6 +248,22 @@ def test_an_alignment_finishes_its_sketch_without_sxy():
     assert grew["VerifiedAlignment"] < 0.25 and grew["VerifiedTradeoff"] > 0.75, grew
 
 
+def test_a_loaded_alignment_finishes_its_sketch_as_the_run_did():
+    """A VerifiedAlignment loaded past its sketch passes finishes the sketch as it is read, without
+    Sxy as the run did (the load has its own finish: _verified_io); the report is the run's."""
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 256, size=(300, 192), dtype=np.uint8), rng.integers(0, 7, 300)
+    st = recalign.VerifiedAlignment(192, 7, rank=8, passes=1, memory=float("inf"))
+    st.update(x, y)
+    st.next_pass()
+    st.update(x[:100], y[:100])
+    loaded = recalign.VerifiedAlignment.from_bytes(st.to_bytes())
+    assert st.sketch().cross is None and loaded.sketch().cross is None
+    for s in (st, loaded):
+        s.update(x[100:], y[100:])
+    assert loaded.report().to_dict() == st.report().to_dict()
+
+
 def test_merge_compares_earlier_passes_by_digest():
     """Shards of a later pass must start from one merged state: merge() compares the parts of the
     earlier passes (and what the state carries) through a digest made as each part writes its
