@@ -250,8 +250,7 @@ def _read_state(cls, src, corruptions, kinds, finished=None):
             # verification pass's state: 38 MB above the run at 112x112x3 and rank 64.
             try:
                 if finished is None:
-                    labels = parts[1] if state._basis_reads_labels else None  # as _VerifiedRun._sketch_labels
-                    finished = parts[0].finish(labels=labels, rank=state._config["rank"])
+                    finished = state._finish_sketch(parts[0], parts[1])
             except ValueError as e:
                 raise _file_error(source, 16, f"pass {pass_}: the sketch cannot be finished: {e}") from None
             parts[0] = _parked(parts[0], state._spill())

@@ -259,7 +259,7 @@ class _VerifiedRun:
         else:
             entering = self._pass < self._config["passes"]  # the sketch reads no more rows: finished once
             if entering:
-                self._finished_sketch = self._sketch.finish(labels=self._sketch_labels(), rank=self._config["rank"])
+                self._finished_sketch = self._finish_sketch(self._sketch, self._labels)
                 # Parked before the basis is built, as the CLI's: from here only a checkpoint reads it.
                 self._sketch = _parked(self._sketch, self._spill())
             try:
@@ -331,14 +331,15 @@ class _VerifiedRun:
         restarts and the report share it."""
         if self._finished_sketch is not None:
             return self._finished_sketch
-        finished = self._sketch.finish(labels=self._sketch_labels(), rank=self._config["rank"])
+        finished = self._finish_sketch(self._sketch, self._labels)
         if self._pass >= self._config["passes"]:  # not while the sketch may still read rows
             self._finished_sketch = finished
         return finished
 
-    def _sketch_labels(self):
-        """The class statistics the sketch is finished with: None where the basis does not read them."""
-        return self._labels if self._basis_reads_labels else None
+    def _finish_sketch(self, sketch, labels):
+        """`sketch` finished at the run's rank, with the class statistics `labels` where the basis
+        reads them (the run's own and a loaded state's parts: _verified_io), as the CLI's."""
+        return sketch.finish(labels=labels if self._basis_reads_labels else None, rank=self._config["rank"])
 
     @property
     def blocks(self):

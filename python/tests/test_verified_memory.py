@@ -3,7 +3,8 @@ written and read in parts: save() hands each part's bytes to the file as the par
 load() reads each part where it lies, so a checkpoint holds no copy of the state in memory beside
 it (at 224x224x3 a save used to build the whole state as bytes three times over: 6.2 GB peak for a
 2.1 GB checkpoint). And the first verification basis is built in place, as the CLI's (3.6 GB
-peak at 224x224x3 before, 2.4 GB after, for the README's two noises)."""
+peak at 224x224x3 before, 2.4 GB after, for the README's two noises). And the sketch is finished
+once, with only what its analysis reads (VerifiedAlignment: no Sxy)."""
 import math
 import os
 import struct

@@ -174,7 +174,8 @@ def test_a_verified_curve_finishes_its_sketch_without_sxy(tmp, data):
     sketch passes end and where the sketch is finished."""
     labels = os.path.join(tmp, "many.npy")
     np.save(labels, np.arange(ROWS, dtype=np.int64) % 1000)
-    args = ["align", "--method", "nystrom", "--rank", 16] + data["u8"][:-1] + [labels, "--json"]
+    images = data["u8"][:data["u8"].index("--labels")]
+    args = ["align", "--method", "nystrom", "--rank", 16] + images + ["--labels", labels, "--json"]
     rc, out, err = c.run(args, env={"RECALIGN_MEMORY_TRACE": "1"})
     assert rc == 0, err
     assert json.loads(out)["classes"] == 1000
